@@ -1,0 +1,124 @@
+/* libmesh — mutual-TLS connections: dial, listen, accept, I/O. */
+#ifndef MESH_CONN_H
+#define MESH_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <mesh/export.h>
+#include <mesh/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mesh mesh_t;
+typedef struct mesh_conn mesh_conn_t;
+typedef struct mesh_listener mesh_listener_t;
+typedef struct mesh_dial_opts mesh_dial_opts_t;
+
+/* ---- dial options (opaque builder, typed setters: no varargs) --------- */
+
+MESH_EXTERN mesh_dial_opts_t *mesh_dial_opts_new(void);
+MESH_EXTERN void mesh_dial_opts_free(mesh_dial_opts_t *o);
+/** Overall connect + handshake budget, ms (default: config tls.*). */
+MESH_EXTERN int mesh_dial_opts_set_timeout(mesh_dial_opts_t *o, int timeout_ms);
+/** Add an accepted peer pattern (see mesh_spiffe_match()); replaces the
+ *  service's configured `peers` once any is added. Copied. */
+MESH_EXTERN int mesh_dial_opts_add_peer(mesh_dial_opts_t *o,
+                                        const char *pattern);
+/** Comma-separated ALPN protocol list, e.g. "h2,http/1.1". Copied. */
+MESH_EXTERN int mesh_dial_opts_set_alpn(mesh_dial_opts_t *o, const char *alpn);
+/** Return at once with MESH_ERR_WANT_READ/WRITE; finish the handshake with
+ *  mesh_conn_handshake() when mesh_conn_fd() is ready. */
+MESH_EXTERN int mesh_dial_opts_set_nonblocking(mesh_dial_opts_t *o, int on);
+/** Key for hash-based load balancing (ring_hash, maglev). Copied. */
+MESH_EXTERN int mesh_dial_opts_set_hash_key(mesh_dial_opts_t *o,
+                                            const char *key, size_t len);
+
+/** Dial a service by name from the config, or "host:port" / "[v6]:port".
+ *  Blocking unless opts say otherwise.  The peer must present an SVID that
+ *  verifies against the bundle of its trust domain and matches the peers
+ *  allowed for the target.  Thread-safe.
+ *  @param opts may be NULL (defaults).
+ *  @param out  receives the connection; also set with WANT_READ/WANT_WRITE.
+ *  @return MESH_OK, MESH_ERR_WANT_READ/WRITE (non-blocking), MESH_ERR_TIMEOUT,
+ *          MESH_ERR_CONNECT, MESH_ERR_CERT_*, MESH_ERR_PEER_ID,
+ *          MESH_ERR_TRUST_DOMAIN, MESH_ERR_NO_PEER_CERT, MESH_ERR_SVID,
+ *          MESH_ERR_PLAINTEXT_PEER, MESH_ERR_TLS, MESH_ERR_UNKNOWN_SERVICE,
+ *          MESH_ERR_NO_ENDPOINTS, MESH_ERR_CIRCUIT_OPEN, MESH_ERR_FD_LIMIT. */
+MESH_EXTERN int mesh_dial(mesh_t *m, const char *target,
+                          const mesh_dial_opts_t *opts, mesh_conn_t **out,
+                          mesh_status_t *st);
+
+/** Listen on "host:port" (NULL: config `inbound.listen`); port 0 picks one.
+ *  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_IO, MESH_ERR_CONFIG. */
+MESH_EXTERN int mesh_listen(mesh_t *m, const char *addr,
+                            mesh_listener_t **out, mesh_status_t *st);
+MESH_EXTERN int mesh_listener_port(const mesh_listener_t *l);
+MESH_EXTERN int mesh_listener_fd(const mesh_listener_t *l);
+/** Close the listening socket.  NULL is a no-op. */
+MESH_EXTERN void mesh_listener_close(mesh_listener_t *l);
+
+/** Accept one connection and complete its handshake (blocking, at most
+ *  timeout_ms; -1 waits forever).  A peer that fails the handshake or the
+ *  peer check is closed and its error returned with detail; call again for
+ *  the next peer.  In PERMISSIVE mode a plaintext peer is accepted as a
+ *  non-TLS connection (mesh_conn_is_tls() == 0).
+ *  @return MESH_OK, MESH_ERR_TIMEOUT, or a handshake error as mesh_dial. */
+MESH_EXTERN int mesh_accept(mesh_listener_t *l, int timeout_ms,
+                            mesh_conn_t **out, mesh_status_t *st);
+
+/** Non-blocking accept: takes one pending socket (MESH_ERR_WANT_READ when
+ *  none) and returns a connection whose handshake continues with
+ *  mesh_conn_handshake(). */
+MESH_EXTERN int mesh_accept_start(mesh_listener_t *l, mesh_conn_t **out,
+                                  mesh_status_t *st);
+
+/** Advance a non-blocking handshake.
+ *  @return MESH_OK when done, MESH_ERR_WANT_READ/WRITE, or an error. */
+MESH_EXTERN int mesh_conn_handshake(mesh_conn_t *c, mesh_status_t *st);
+
+/** Read up to len bytes.  @return bytes read (> 0), 0 at clean EOF
+ *  (close_notify or FIN), or a negative code: MESH_ERR_WANT_READ/WRITE
+ *  (non-blocking), MESH_ERR_TIMEOUT, MESH_ERR_RESET, MESH_ERR_TLS,
+ *  MESH_ERR_CLOSED. */
+MESH_EXTERN long mesh_conn_read(mesh_conn_t *c, void *buf, size_t len);
+/** Write up to len bytes.  @return bytes written (> 0) or a negative code. */
+MESH_EXTERN long mesh_conn_write(mesh_conn_t *c, const void *buf, size_t len);
+/** Write all of buf (blocking mode).  @return MESH_OK or a negative code. */
+MESH_EXTERN int mesh_conn_write_all(mesh_conn_t *c, const void *buf,
+                                    size_t len);
+/** I/O timeouts for blocking reads and writes (ms, -1 = none). */
+MESH_EXTERN int mesh_conn_set_timeouts(mesh_conn_t *c, int read_ms,
+                                       int write_ms);
+/** Send close_notify and shut down the write side. */
+MESH_EXTERN int mesh_conn_shutdown(mesh_conn_t *c);
+/** Close and free.  NULL is a no-op. */
+MESH_EXTERN void mesh_conn_close(mesh_conn_t *c);
+
+MESH_EXTERN int mesh_conn_fd(const mesh_conn_t *c);
+/** Peer SPIFFE ID; "" for a plaintext (PERMISSIVE) peer. Borrowed. */
+MESH_EXTERN const char *mesh_conn_peer_id(const mesh_conn_t *c);
+/** Negotiated cipher suite name ("" for plaintext). Borrowed. */
+MESH_EXTERN const char *mesh_conn_cipher(const mesh_conn_t *c);
+/** TLS version name, e.g. "TLSv1.2" ("" for plaintext). Borrowed. */
+MESH_EXTERN const char *mesh_conn_tls_version(const mesh_conn_t *c);
+/** Negotiated ALPN protocol or "". Borrowed. */
+MESH_EXTERN const char *mesh_conn_alpn(const mesh_conn_t *c);
+/** 1 if the TLS session was resumed, else 0. */
+MESH_EXTERN int mesh_conn_resumed(const mesh_conn_t *c);
+/** 1 for TLS, 0 for a plaintext peer accepted in PERMISSIVE mode. */
+MESH_EXTERN int mesh_conn_is_tls(const mesh_conn_t *c);
+/** "ip:port" of the peer. Borrowed. */
+MESH_EXTERN const char *mesh_conn_peer_addr(const mesh_conn_t *c);
+/** The peer's certificate chain as PEM into buf (NUL-terminated).
+ *  @return bytes written without the NUL, MESH_ERR_BUFFER, MESH_ERR_NOT_FOUND */
+MESH_EXTERN long mesh_conn_peer_chain_pem(const mesh_conn_t *c, char *buf,
+                                          size_t len);
+/** Detail of the last error on this connection (never NULL). Borrowed. */
+MESH_EXTERN const char *mesh_conn_errmsg(const mesh_conn_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MESH_CONN_H */

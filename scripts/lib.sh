@@ -1,0 +1,43 @@
+# Shared by scripts/demo and scripts/test: install what is missing, build.
+# Sourced, not run.
+
+# Debian packages the build and the tests use.  Keep this list the one
+# source of truth: CI runs on a fresh machine.
+MESH_BUILD_PKGS="build-essential autoconf automake libtool pkg-config \
+libmbedtls-dev libc-ares-dev libcjson-dev libcurl4-openssl-dev libcunit1-dev"
+MESH_TEST_PKGS="openssl curl haproxy dnsmasq-base etcd-server etcd-client \
+prometheus clang libclang-rt-14-dev valgrind golang-go python3 gnuplot \
+chromium procps iproute2"
+
+mesh_log() { printf '==> %s\n' "$*" >&2; }
+
+# ensure_pkgs PKG...: apt-get install the ones not yet installed.
+ensure_pkgs() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  mesh_log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq || true
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# build_tree DIR [configure args...]: out-of-tree build in DIR.
+build_tree() {
+  local dir=$1; shift
+  local top; top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  if [ ! -x "$top/configure" ] || [ "$top/configure.ac" -nt "$top/configure" ]; then
+    mesh_log "autoreconf"
+    (cd "$top" && autoreconf -fi >/dev/null 2>&1) || (cd "$top" && autoreconf -fi)
+  fi
+  mkdir -p "$dir"
+  if [ ! -f "$dir/Makefile" ] || [ "$top/configure" -nt "$dir/Makefile" ]; then
+    mesh_log "configure $*"
+    (cd "$dir" && "$top/configure" -q "$@")
+  fi
+  mesh_log "make ($dir)"
+  make -C "$dir" -j"$(nproc)" -s >/dev/null
+}

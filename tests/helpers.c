@@ -1,0 +1,274 @@
+/* Test helpers; see helpers.h. */
+#include "helpers.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mesh/mesh.h>
+
+#define MAX_CHILDREN 64
+static pid_t children[MAX_CHILDREN];
+static char tmpdir[256];
+static bool atexit_done;
+
+static void cleanup(void) {
+  th_stop_all();
+  if (tmpdir[0] && !getenv("TH_KEEP_TMP")) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) {
+      /* best effort */
+    }
+  }
+}
+
+static void on_signal(int sig) {
+  th_stop_all();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void ensure_atexit(void) {
+  if (atexit_done)
+    return;
+  atexit_done = true;
+  atexit(cleanup);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int th_run_suites(const char *name, void (*add)(void)) {
+  ensure_atexit();
+  srand((unsigned)(time(NULL) ^ getpid()));
+  if (CU_initialize_registry() != CUE_SUCCESS)
+    return 2;
+  add();
+  CU_basic_set_mode(CU_BRM_VERBOSE);
+  CU_basic_run_tests();
+  unsigned fails = CU_get_number_of_failures();
+  unsigned ran = CU_get_number_of_tests_run();
+  unsigned failed_tests = CU_get_number_of_tests_failed();
+  printf("\n%s: %u passed, %u failed\n", name, ran - failed_tests,
+         failed_tests);
+  CU_cleanup_registry();
+  (void)fails;
+  return failed_tests ? 1 : (ran == 0 ? 1 : 0);
+}
+
+int th_free_port(void) {
+  for (int tries = 0; tries < 50; tries++) {
+    int port = 20000 + rand() % 30000;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    if (ok)
+      return port;
+  }
+  return -1;
+}
+
+bool th_wait_port(int port, int timeout_ms) {
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    if (ok)
+      return true;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (el > timeout_ms)
+      return false;
+    usleep(20000);
+  }
+}
+
+const char *th_tmpdir(void) {
+  ensure_atexit();
+  if (!tmpdir[0]) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/meshtest.XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+      perror("mkdtemp");
+      abort();
+    }
+  }
+  return tmpdir;
+}
+
+const char *th_path(const char *name) {
+  static char ring[16][512];
+  static int k;
+  char *b = ring[k++ % 16];
+  snprintf(b, 512, "%s/%s", th_tmpdir(), name);
+  return b;
+}
+
+static void track(pid_t pid) {
+  for (int i = 0; i < MAX_CHILDREN; i++) {
+    if (children[i] == 0) {
+      children[i] = pid;
+      return;
+    }
+  }
+}
+
+static void untrack(pid_t pid) {
+  for (int i = 0; i < MAX_CHILDREN; i++)
+    if (children[i] == pid)
+      children[i] = 0;
+}
+
+static pid_t spawn(const char *const argv[], const char *logname, int *in_fd) {
+  ensure_atexit();
+  int pfd[2] = {-1, -1};
+  if (in_fd && pipe(pfd) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    setpgid(0, 0);
+    const char *log = th_path(logname ? logname : "child.log");
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    if (in_fd) {
+      dup2(pfd[0], 0);
+      close(pfd[0]);
+      close(pfd[1]);
+    } else {
+      int nul = open("/dev/null", O_RDONLY);
+      dup2(nul, 0);
+      close(nul);
+    }
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  if (in_fd) {
+    close(pfd[0]);
+    *in_fd = pfd[1];
+  }
+  track(pid);
+  return pid;
+}
+
+pid_t th_spawn(const char *const argv[], const char *logname) {
+  return spawn(argv, logname, NULL);
+}
+
+pid_t th_spawn_stdin(const char *const argv[], const char *logname,
+                     int *in_fd) {
+  return spawn(argv, logname, in_fd);
+}
+
+int th_stop(pid_t pid) {
+  if (pid <= 0)
+    return -1;
+  kill(-pid, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 200; i++) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      untrack(pid);
+      kill(-pid, SIGKILL); /* stragglers in the group */
+      return status;
+    }
+    usleep(10000);
+  }
+  kill(-pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  untrack(pid);
+  return status;
+}
+
+void th_kill(pid_t pid) {
+  if (pid <= 0)
+    return;
+  kill(-pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  untrack(pid);
+}
+
+void th_stop_all(void) {
+  for (int i = 0; i < MAX_CHILDREN; i++) {
+    if (children[i] > 0) {
+      kill(-children[i], SIGKILL);
+      waitpid(children[i], NULL, 0);
+      children[i] = 0;
+    }
+  }
+}
+
+bool th_have(const char *prog) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "command -v '%s' >/dev/null 2>&1", prog);
+  return system(cmd) == 0;
+}
+
+int th_sh(const char *cmd) {
+  char full[4096];
+  snprintf(full, sizeof full, "( %s ) >>'%s/sh.log' 2>&1", cmd, th_tmpdir());
+  int st = system(full);
+  if (st == -1 || !WIFEXITED(st))
+    return -1;
+  return WEXITSTATUS(st);
+}
+
+char *th_slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (buf) {
+    buf[n] = '\0';
+    if (len)
+      *len = (size_t)n;
+  }
+  return buf;
+}
+
+bool th_write(const char *path, const char *content) {
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.tmp%d", path, getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f)
+    return false;
+  size_t n = strlen(content);
+  bool ok = fwrite(content, 1, n, f) == n;
+  ok = fclose(f) == 0 && ok;
+  return ok && rename(tmp, path) == 0; /* atomic replace, like real tools */
+}
+

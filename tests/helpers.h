@@ -1,0 +1,58 @@
+/* Test helpers: real peers as child processes on loopback, free ports,
+ * temporary directories.  Every helper process started here is killed at
+ * exit (also when a test fails) through th_stop_all(), registered atexit. */
+#ifndef MESH_TESTS_HELPERS_H
+#define MESH_TESTS_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <CUnit/Basic.h>
+
+/* Run a CUnit registry built by `add` and return a process exit code:
+ * 0 all passed, 1 failures.  Prints CUnit's summary. */
+int th_run_suites(const char *name, void (*add)(void));
+
+/* A free TCP port on 127.0.0.1 (bound and released; race-tolerant enough
+ * for tests because ports are picked from the ephemeral range at random). */
+int th_free_port(void);
+/* Wait until something accepts on 127.0.0.1:port; false after timeout_ms. */
+bool th_wait_port(int port, int timeout_ms);
+
+/* A fresh temporary directory (removed at exit). Returned path is static
+ * storage owned by the helper; valid until exit. */
+const char *th_tmpdir(void);
+/* Path inside th_tmpdir() (static ring of buffers, valid for 16 calls). */
+const char *th_path(const char *name);
+
+/* Start argv[0] (searched in PATH) with argv, stdout/stderr to a log file in
+ * the temp dir; returns the pid (> 0) or -1.  The child gets its own process
+ * group and is killed by th_stop / at exit. */
+pid_t th_spawn(const char *const argv[], const char *logname);
+/* Same, with stdin connected to a pipe; *in_fd receives the write end. */
+pid_t th_spawn_stdin(const char *const argv[], const char *logname,
+                     int *in_fd);
+/* SIGTERM then SIGKILL after 2 s; reaps.  Returns the exit status or -1. */
+int th_stop(pid_t pid);
+/* SIGKILL at once; reaps. */
+void th_kill(pid_t pid);
+void th_stop_all(void);
+/* Is the program in PATH? */
+bool th_have(const char *prog);
+/* Run a shell command, return its exit status (or -1); output to a log. */
+int th_sh(const char *cmd);
+/* Read a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
+char *th_slurp(const char *path, size_t *len);
+/* Write a string to a file; true on success. */
+bool th_write(const char *path, const char *content);
+
+/* Development certificates through the library's own CA:
+ * th_ca(td) creates <tmp>/<td>-ca.{crt,key} once; th_svid() issues one. */
+const char *th_ca(const char *td);
+/* Issue an SVID for id into <tmp>/<name>.crt / .key, valid [nb, na] as
+ * offsets in seconds from now (0,0 = default), with MESH_CA_ISSUE_* flags. */
+bool th_svid(const char *td, const char *id, const char *name, long nb_off,
+             long na_off, unsigned flags);
+
+#endif
