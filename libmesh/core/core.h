@@ -200,6 +200,9 @@ typedef struct mesh__service {
   struct mesh__lb_svc *lb;
   struct mesh__res_svc *res;
   struct mesh__http_svc *http;
+  /* Set by lb/ at init: builds picker state for a snapshot before
+   * discovery publishes it (snap->lb).  NULL: no per-snapshot state. */
+  int (*prepare_snapshot)(struct mesh__service *svc, void *snap);
 } mesh__service_t;
 
 struct mesh__services {
