@@ -56,4 +56,10 @@ int mesh__creds_verify_peer(const mesh__creds_t *c,
 /** Map mbedTLS X.509 verify flags to a mesh code plus a message. */
 int mesh__x509_flags_to_code(uint32_t flags, mesh_status_t *st);
 
+/* ---- helpers shared inside identity/ (and usable by tls/) ------------- */
+
+/** Validate a trust domain name alone (SPIFFE-ID 2.1 and 2.3).
+ *  @return MESH_OK, MESH_ERR_SPIFFE_ID, MESH_ERR_INVALID_ARG (NULL). */
+int mesh__spiffe_td_validate(const char *td, mesh_status_t *st);
+
 #endif /* MESH_IDENTITY_IDENTITY_H */
