@@ -47,7 +47,9 @@ import "C"
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"os"
 	"runtime/cgo"
 	"sync"
 	"unsafe"
@@ -89,6 +91,8 @@ type Mesh struct {
 	ctx    context.Context // cancelled by Close: aborts dials in flight
 	cancel context.CancelFunc
 
+	services map[string]bool // configured service names (for DialContext)
+
 	childMu  sync.Mutex
 	children map[io.Closer]struct{}
 	closing  bool
@@ -105,7 +109,7 @@ func New(config string) (*Mesh, error) {
 	if rc := C.mesh_new(cs, &m, &st); rc != 0 {
 		return nil, newError("new", rc, &st)
 	}
-	return wrap(m), nil
+	return wrap(m, []byte(config)), nil
 }
 
 // NewFromFile creates a context from a JSON configuration file.
@@ -117,12 +121,21 @@ func NewFromFile(path string) (*Mesh, error) {
 	if rc := C.mesh_new_from_file(cs, &m, &st); rc != 0 {
 		return nil, newError("new", rc, &st)
 	}
-	return wrap(m), nil
+	text, _ := os.ReadFile(path) // the library read it already
+	return wrap(m, text), nil
 }
 
-func wrap(m *C.mesh_t) *Mesh {
+func wrap(m *C.mesh_t, config []byte) *Mesh {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Mesh{m: m, ctx: ctx, cancel: cancel,
+	var doc struct {
+		Services map[string]json.RawMessage `json:"services"`
+	}
+	json.Unmarshal(config, &doc) // valid: mesh_new accepted it
+	names := make(map[string]bool, len(doc.Services))
+	for name := range doc.Services {
+		names[name] = true
+	}
+	return &Mesh{m: m, ctx: ctx, cancel: cancel, services: names,
 		children: make(map[io.Closer]struct{})}
 }
 
