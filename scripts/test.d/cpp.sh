@@ -82,5 +82,18 @@ else
     if [ -n "${VERBOSE:-}" ]; then cat "$tmp/out"; fi
   done
 fi
+# docs/bindings.md: each C++ example is a file of the tree, verbatim, and
+# prints what the page says (the example ran above).
+n=$(python3 "$top/bindings/docblocks.py" "$top/docs/bindings.md" cpp "$tmp/doc")
+[ "${n:-0}" -ge 1 ] || ko "no tested C++ example in docs/bindings.md"
+for i in $(seq 1 "${n:-0}"); do
+  file=$(cat "$tmp/doc/$i.file" 2>/dev/null)
+  run "docs/bindings.md C++ example $i is $file" diff -u "$top/$file" "$tmp/doc/$i.code"
+  prog=$(basename "$file" .cpp)
+  if [ -x "$tmp/$prog" ]; then
+    run "docs/bindings.md C++ example $i output" sh -c \
+      "'$tmp/$prog' '$tmp/doc' | diff -u '$tmp/doc/$i.out' -"
+  fi
+done
 echo "cpp: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

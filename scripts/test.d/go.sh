@@ -44,5 +44,29 @@ if [ $rc -ne 0 ]; then
   [ "$f" -eq 0 ] && f=1  # build failure, race or timeout: still a failure
 fi
 if [ -n "${VERBOSE:-}" ]; then cat "$out"; fi
+
+# The Go examples of docs/bindings.md: built in a scratch module that
+# points at this one, run, and their output compared with the page.
+docrc=0
+n=$(python3 "$top/bindings/docblocks.py" "$top/docs/bindings.md" go "$tmp/doc")
+if [ "${n:-0}" -lt 1 ]; then
+  echo "FAIL: no tested Go example in docs/bindings.md"; f=$((f + 1)); docrc=1
+fi
+for i in $(seq 1 "${n:-0}"); do
+  ex="$tmp/example$i"
+  mkdir -p "$ex"
+  cp "$tmp/doc/$i.code" "$ex/main.go"
+  printf 'module example\n\ngo 1.19\n\nrequire libmesh.dev/mesh v0.0.0\n\nreplace libmesh.dev/mesh => %s\n' \
+    "$top/bindings/go" >"$ex/go.mod"
+  if (cd "$ex" && timeout -k 5 120 go run . >"$ex/stdout" 2>"$ex/stderr") &&
+     cmp -s "$ex/stdout" "$tmp/doc/$i.out"; then
+    p=$((p + 1))
+  else
+    echo "FAIL: docs/bindings.md Go example $i"
+    diff "$tmp/doc/$i.out" "$ex/stdout" | sed 's/^/    /' | head -20
+    sed 's/^/    /' "$ex/stderr" | head -20
+    f=$((f + 1)); docrc=1
+  fi
+done
 echo "go: $p passed, $f failed"
-[ $rc -eq 0 ] && [ $vet -eq 0 ]
+[ $rc -eq 0 ] && [ $vet -eq 0 ] && [ $docrc -eq 0 ]

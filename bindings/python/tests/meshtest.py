@@ -30,3 +30,73 @@ class TrustDomain:
     def cleanup(self):
         if self._own:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def config(td, name, spiffe_id=None, **extra):
+    """A Mesh config dict with an SVID for `name` issued by td, trusting
+    td's CA.  extra: more top-level keys (tls, inbound, services...)."""
+    crt, key = td.svid(name, spiffe_id)
+    cfg = {
+        "name": name,
+        "identity": {"cert": crt, "key": key, "bundle": td.ca_cert},
+    }
+    cfg.update(extra)
+    return cfg
+
+
+class EchoServer:
+    """A mesh listener on loopback answering each connection in a thread:
+    echoes what it reads until EOF.  Records accepted peer IDs and accept
+    errors."""
+
+    def __init__(self, mesh, handler=None):
+        import threading
+        self.mesh = mesh
+        self.listener = mesh.listen("127.0.0.1:0")
+        self.port = self.listener.port
+        self.addr = "127.0.0.1:%d" % self.port
+        self.peers = []
+        self.errors = []
+        self._handler = handler or self.echo
+        self._threads = []
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    @staticmethod
+    def echo(conn):
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            conn.sendall(data)
+
+    def _run(self):
+        import threading
+        while True:
+            try:
+                conn = self.listener.accept()
+            except libmesh.Closed:
+                return
+            except libmesh.MeshError as e:
+                if self.listener.closed:
+                    return
+                self.errors.append(e)
+                continue
+            self.peers.append(conn.peer_id)
+            t = threading.Thread(target=self._serve, args=(conn,),
+                                 daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, conn):
+        try:
+            with conn:
+                self._handler(conn)
+        except libmesh.MeshError:
+            pass
+
+    def close(self):
+        self.listener.close()
+        self._t.join(5)
+        for t in self._threads:
+            t.join(5)
