@@ -62,6 +62,11 @@ static const char *path_char_reason(char c) {
 static const char *td_reason(const char *td, size_t n) {
   if (n == 0)
     return "trust domain is missing";
+  /* "user:pw@host" would otherwise read as a port at the ':'; a '@' after
+   * a '?' or '#' belongs to the query or fragment. */
+  size_t auth = strcspn(td, "?#");
+  if (memchr(td, '@', auth < n ? auth : n))
+    return td_char_reason('@');
   for (size_t i = 0; i < n; i++)
     if (!td_char(td[i]))
       return td_char_reason(td[i]);
