@@ -134,9 +134,11 @@ func sockAddrs(fd int) (local, remote net.Addr) {
 // drive runs op (one non-blocking C call, made under c.mu) until it
 // returns something other than WANT_READ/WANT_WRITE, waiting for the
 // socket in the netpoller in between.  The call is made inside the
-// RawConn callback so no readiness edge is lost.
-func (c *Conn) drive(op func(cc *C.mesh_conn_t) C.long) (C.long, error) {
-	want := ErrWantRead
+// RawConn callback so no readiness edge is lost.  want is the side op
+// starts on (ErrWantRead for reads, ErrWantWrite for writes): RawConn
+// holds that side's lock, and a Read pending on the other side must not
+// block a Write.
+func (c *Conn) drive(want Code, op func(cc *C.mesh_conn_t) C.long) (C.long, error) {
 	for {
 		var r C.long
 		var gone bool
@@ -244,7 +246,7 @@ func (c *Conn) handshake(ctx context.Context) error {
 	}
 	defer stop()
 	var st C.mesh_status_t
-	r, err := c.drive(func(cc *C.mesh_conn_t) C.long {
+	r, err := c.drive(ErrWantRead, func(cc *C.mesh_conn_t) C.long {
 		return C.long(C.mesh_conn_handshake(cc, &st))
 	})
 	if err != nil {
@@ -344,7 +346,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		return 0, nil
 	}
 	p, n := unsafe.Pointer(&b[0]), C.size_t(len(b))
-	r, err := c.drive(func(cc *C.mesh_conn_t) C.long {
+	r, err := c.drive(ErrWantRead, func(cc *C.mesh_conn_t) C.long {
 		return C.mesh_conn_read(cc, p, n)
 	})
 	if err != nil {
@@ -368,7 +370,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	for done < len(b) {
 		rest := b[done:]
 		p, n := unsafe.Pointer(&rest[0]), C.size_t(len(rest))
-		r, err := c.drive(func(cc *C.mesh_conn_t) C.long {
+		r, err := c.drive(ErrWantWrite, func(cc *C.mesh_conn_t) C.long {
 			return C.mesh_conn_write(cc, p, n)
 		})
 		if err != nil {
@@ -388,7 +390,7 @@ func (c *Conn) CloseWrite() error {
 	if err := c.Handshake(); err != nil {
 		return err
 	}
-	r, err := c.drive(func(cc *C.mesh_conn_t) C.long {
+	r, err := c.drive(ErrWantWrite, func(cc *C.mesh_conn_t) C.long {
 		return C.long(C.mesh_conn_shutdown(cc))
 	})
 	if err != nil {

@@ -5,7 +5,8 @@
 # Prints "cpp: N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-lib="$top/build/libmesh/.libs"
+build=${MESH_BUILD:-$top/build}  # another build dir, e.g. build-asan
+lib="$build/libmesh/.libs"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mesh-cpp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 CXX=${CXX:-g++}

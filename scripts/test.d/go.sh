@@ -4,7 +4,8 @@
 # prints "go: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-lib="$top/build/libmesh/.libs"
+build=${MESH_BUILD:-$top/build}  # another build dir, e.g. build-asan
+lib="$build/libmesh/.libs"
 if [ ! -e "$lib/libmesh.so" ]; then
   echo "go.sh: $lib/libmesh.so missing: build first (make -C build)" >&2
   echo "go: 0 passed, 1 failed"
@@ -18,7 +19,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mesh-go.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local
-export GOCACHE="${MESH_GOCACHE:-$top/build/go-cache}"
+export GOCACHE="${MESH_GOCACHE:-$build/go-cache}"
 export GOPATH="$tmp/gopath"
 export CGO_ENABLED=1
 export CGO_CFLAGS="-I$top/include -O2 -g"

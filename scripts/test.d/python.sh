@@ -4,7 +4,8 @@
 # "python: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-lib="$top/build/libmesh/.libs"
+build=${MESH_BUILD:-$top/build}  # another build dir, e.g. build-asan
+lib="$build/libmesh/.libs"
 if [ ! -e "$lib/libmesh.so" ]; then
   echo "python.sh: $lib/libmesh.so missing: build first (make -C build)" >&2
   echo "python: 0 passed, 1 failed"
