@@ -43,6 +43,17 @@ type Conn struct {
 	f  *os.File // dup of the socket, registered with the netpoller
 	rc syscall.RawConn
 
+	// C never sees the caller's slices: cgo forbids passing memory that
+	// may hold Go pointers (a []byte field of a struct, as net/http uses).
+	// Reads and writes go through these pointer-free buffers, each used
+	// under its own lock, which also makes every Write atomic.
+	rmu, wmu   sync.Mutex
+	rbuf, wbuf []byte
+	// werr: a Write that timed out with a TLS record half sent leaves
+	// mbedTLS expecting the same bytes again; like crypto/tls, later
+	// Writes fail with the same error instead of corrupting the stream.
+	werr error
+
 	hsMu   sync.Mutex // one handshake at a time
 	hsDone bool
 	hsErr  error
@@ -337,6 +348,9 @@ func earliest(a, b time.Time) time.Time {
 
 // ---- net.Conn --------------------------------------------------------------
 
+// ioChunk is the most one C call moves: one TLS record's payload.
+const ioChunk = 16384
+
 // Read reads decrypted data; io.EOF once the peer has closed its side.
 func (c *Conn) Read(b []byte) (int, error) {
 	if err := c.Handshake(); err != nil {
@@ -345,7 +359,16 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	p, n := unsafe.Pointer(&b[0]), C.size_t(len(b))
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, ioChunk)
+	}
+	want := len(b)
+	if want > len(c.rbuf) {
+		want = len(c.rbuf)
+	}
+	p, n := unsafe.Pointer(&c.rbuf[0]), C.size_t(want)
 	r, err := c.drive(ErrWantRead, func(cc *C.mesh_conn_t) C.long {
 		return C.mesh_conn_read(cc, p, n)
 	})
@@ -354,7 +377,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	switch {
 	case r > 0:
-		return int(r), nil
+		return copy(b, c.rbuf[:r]), nil
 	case r == 0 || Code(r) == ErrPeerClosed:
 		return 0, io.EOF
 	}
@@ -366,15 +389,32 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, err
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if c.wbuf == nil {
+		c.wbuf = make([]byte, ioChunk)
+	}
 	done := 0
 	for done < len(b) {
-		rest := b[done:]
-		p, n := unsafe.Pointer(&rest[0]), C.size_t(len(rest))
+		// A retry after WANT_WRITE passes the same bytes, as mbedTLS
+		// requires: wbuf is refilled only after C took the chunk.
+		k := copy(c.wbuf, b[done:])
+		p, n := unsafe.Pointer(&c.wbuf[0]), C.size_t(k)
+		pending := false
 		r, err := c.drive(ErrWantWrite, func(cc *C.mesh_conn_t) C.long {
-			return C.mesh_conn_write(cc, p, n)
+			r := C.mesh_conn_write(cc, p, n)
+			pending = Code(r) == ErrWantWrite || Code(r) == ErrWantRead
+			return r
 		})
 		if err != nil {
-			return done, c.opErr("write", err)
+			err = c.opErr("write", err)
+			if pending {
+				c.werr = err
+			}
+			return done, err
 		}
 		if r < 0 {
 			return done, c.opErr("write", c.cErr("write", r))
