@@ -38,6 +38,7 @@ def config(td, name, spiffe_id=None, **extra):
     crt, key = td.svid(name, spiffe_id)
     cfg = {
         "name": name,
+        "log": {"level": "error"},  # tests that want lines set_log()
         "identity": {"cert": crt, "key": key, "bundle": td.ca_cert},
     }
     cfg.update(extra)
