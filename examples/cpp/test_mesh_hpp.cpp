@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -101,12 +102,86 @@ static void test_error_value() {
   CHECK(std::strlen(g.detail()) == sizeof(mesh_status_t::message) - 1);
 }
 
-int main() {
+// ---- connections: needs the dev CA and a writable directory -------------
+
+static std::string svid_config(const std::string &dir, const std::string &name) {
+  std::string crt = dir + "/" + name + ".crt", key = dir + "/" + name + ".key";
+  libmesh::ca::issue(dir + "/ca.crt", dir + "/ca.key",
+                     "spiffe://example.org/" + name, crt, key);
+  return R"({"name":")" + name + R"(","log":{"level":"error"},)" +
+         R"("identity":{"cert":")" + crt + R"(","key":")" + key +
+         R"(","bundle":")" + dir + R"(/ca.crt"}})";
+}
+
+static void test_conn_echo_and_moves(const std::string &dir) {
+  libmesh::Mesh server(svid_config(dir, "server"));
+  libmesh::Mesh client(svid_config(dir, "client"));
+  CHECK(client.self_id() == "spiffe://example.org/client");
+  libmesh::Listener ln = server.listen("127.0.0.1:0");
+  CHECK(ln.port() > 0);
+  std::string target = "127.0.0.1:" + std::to_string(ln.port());
+  std::string seen;
+  std::thread srv([&] {
+    try {
+      std::vector<libmesh::Conn> conns;
+      for (int i = 0; i < 2; i++)
+        conns.push_back(ln.accept(5000));  // Conn moves into the vector
+      seen = conns[0].peer_id();
+      for (auto &c : conns) {
+        std::string got = c.read_some();
+        c.write_all(got);
+      }
+    } catch (const libmesh::Error &e) {
+      std::fprintf(stderr, "server: %s\n", e.what());
+    }
+  });
+  libmesh::Conn a = client.dial(target, libmesh::DialOptions().timeout_ms(5000));
+  libmesh::Conn b = client.dial(target);
+  libmesh::Conn moved(std::move(b));
+  CHECK(!b && moved);
+  a.write_all("one");
+  moved.write_all("two");
+  CHECK(a.read_some() == "one");
+  CHECK(moved.read_some() == "two");
+  srv.join();
+  CHECK(seen == "spiffe://example.org/client");
+  CHECK(a.peer_id() == "spiffe://example.org/server");
+  CHECK(a.is_tls() && !a.cipher().empty());
+  CHECK(a.tls_version().rfind("TLS", 0) == 0);
+  CHECK(a.read_some().empty());  // the server closed: EOF, not an error
+  mesh_conn_t *raw = moved.release();
+  CHECK(raw != nullptr && !moved);
+  mesh_conn_close(raw);
+
+  // The wrong peer: the exception carries the library's code and detail.
+  expect_error(
+      [&] {
+        client.dial(target, libmesh::DialOptions().timeout_ms(5000).peer(
+                                "spiffe://example.org/other"));
+      },
+      MESH_ERR_PEER_ID, "spiffe://example.org/server");
+  expect_error([&] { ln.accept(50); }, MESH_ERR_TIMEOUT, "within 50 ms");
+}
+
+int main(int argc, char **argv) {
   test_config_errors();
   test_config_check();
   test_mesh_move();
   test_closed_handles_throw();
   test_error_value();
+  if (argc > 1) {
+    std::string dir = argv[1];
+    try {
+      libmesh::ca::init("example.org", 3600, dir + "/ca.crt", dir + "/ca.key");
+      test_conn_echo_and_moves(dir);
+    } catch (const libmesh::Error &e) {
+      failed++;
+      std::fprintf(stderr, "unexpected: %s\n", e.what());
+    }
+  } else {
+    failed++;
+    std::fprintf(stderr, "usage: test_mesh_hpp DIR (for certificates)\n");
+  }
   std::printf("test_mesh_hpp: %d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
