@@ -154,12 +154,23 @@ static void test_conn_echo_and_moves(const std::string &dir) {
   mesh_conn_close(raw);
 
   // The wrong peer: the exception carries the library's code and detail.
+  // The server side of that handshake fails too (the client aborts it).
+  int server_code = 0;
+  std::thread refuse([&] {
+    try {
+      ln.accept(5000);
+    } catch (const libmesh::Error &e) {
+      server_code = e.code();
+    }
+  });
   expect_error(
       [&] {
         client.dial(target, libmesh::DialOptions().timeout_ms(5000).peer(
                                 "spiffe://example.org/other"));
       },
       MESH_ERR_PEER_ID, "spiffe://example.org/server");
+  refuse.join();
+  CHECK(server_code < 0);
   expect_error([&] { ln.accept(50); }, MESH_ERR_TIMEOUT, "within 50 ms");
 }
 
