@@ -154,13 +154,12 @@ static void test_conn_echo_and_moves(const std::string &dir) {
   mesh_conn_close(raw);
 
   // The wrong peer: the exception carries the library's code and detail.
-  // The server side of that handshake fails too (the client aborts it).
-  int server_code = 0;
+  // (The server's side may succeed: a resumed session shows no
+  // certificate, and the client checks the saved one afterwards.)
   std::thread refuse([&] {
     try {
       ln.accept(5000);
-    } catch (const libmesh::Error &e) {
-      server_code = e.code();
+    } catch (const libmesh::Error &) {
     }
   });
   expect_error(
@@ -170,7 +169,6 @@ static void test_conn_echo_and_moves(const std::string &dir) {
       },
       MESH_ERR_PEER_ID, "spiffe://example.org/server");
   refuse.join();
-  CHECK(server_code < 0);
   expect_error([&] { ln.accept(50); }, MESH_ERR_TIMEOUT, "within 50 ms");
 }
 
