@@ -447,3 +447,31 @@ func TestLogger(t *testing.T) {
 		t.Errorf("no listen line in %q", lines)
 	}
 }
+
+func TestSelfIDExpiryReload(t *testing.T) {
+	td := newTrustDomain(t, "example.org")
+	m := td.mesh("self")
+	if id := m.SelfID(); id != "spiffe://example.org/self" {
+		t.Errorf("SelfID = %q", id)
+	}
+	d, ok := m.SVIDExpiresIn()
+	if !ok || d <= 50*time.Minute || d > time.Hour+time.Minute {
+		t.Errorf("SVIDExpiresIn = %v %v (issued for 1 h)", d, ok)
+	}
+	if err := m.ReloadIdentity(); err != nil {
+		t.Errorf("reload of unchanged files: %v", err)
+	}
+	// A broken file: the reload fails with the reason, the old ID stays.
+	os.WriteFile(filepath.Join(td.dir, "self.crt"), []byte("not PEM"), 0o600)
+	if err := m.ReloadIdentity(); err == nil {
+		t.Error("reload of a broken certificate succeeded")
+	}
+	if id := m.SelfID(); id != "spiffe://example.org/self" {
+		t.Errorf("after failed reload SelfID = %q", id)
+	}
+	plain, _ := New(`{}`)
+	defer plain.Close()
+	if _, ok := plain.SVIDExpiresIn(); ok || plain.SelfID() != "" {
+		t.Error("context without identity reports one")
+	}
+}

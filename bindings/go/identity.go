@@ -6,7 +6,11 @@ package mesh
 */
 import "C"
 
-import "unsafe"
+import (
+	"math"
+	"time"
+	"unsafe"
+)
 
 // Flags for CAIssue; all but IssueDefault break the X.509-SVID rules on
 // purpose, for negative tests.
@@ -86,4 +90,48 @@ func MatchSpiffeID(pattern, id string) bool {
 	defer C.free(unsafe.Pointer(cp))
 	defer C.free(unsafe.Pointer(ci))
 	return C.mesh_spiffe_match(cp, ci) == 1
+}
+
+// SelfID is this context's SPIFFE ID ("" with no SVID loaded).
+func (m *Mesh) SelfID() string {
+	cm, ok := m.use()
+	if !ok {
+		return ""
+	}
+	defer m.done()
+	var buf [C.MESH_SPIFFE_ID_MAX + 1]C.char
+	if C.mesh_self_id(cm, &buf[0], C.size_t(len(buf))) != 0 {
+		return ""
+	}
+	return C.GoString(&buf[0])
+}
+
+// SVIDExpiresIn is the time until this context's SVID expires (negative
+// once expired); ok is false with no SVID loaded.
+func (m *Mesh) SVIDExpiresIn() (d time.Duration, ok bool) {
+	cm, live := m.use()
+	if !live {
+		return 0, false
+	}
+	defer m.done()
+	s := int64(C.mesh_svid_expires_in(cm))
+	if s == math.MinInt64 {
+		return 0, false
+	}
+	return time.Duration(s) * time.Second, true
+}
+
+// ReloadIdentity re-reads the SVID and bundle files now (the library also
+// does so when they change).  On failure the old identity stays in use.
+func (m *Mesh) ReloadIdentity() error {
+	cm, ok := m.use()
+	if !ok {
+		return closedErr("reload identity")
+	}
+	defer m.done()
+	var st C.mesh_status_t
+	if rc := C.mesh_identity_reload(cm, &st); rc != 0 {
+		return newError("reload identity", rc, &st)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 """mTLS connections through the binding: a server thread in-process on
 loopback, certificates minted with the binding's dev CA."""
 
+import os
 import socket
 import threading
 import time
@@ -255,3 +256,24 @@ class TestLog(ConnTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestSelfIdentity(unittest.TestCase):
+    def test_self_id_expiry_reload(self):
+        td = TrustDomain("example.org")
+        try:
+            with libmesh.Mesh(meshtest.config(td, "self")) as m:
+                self.assertEqual(m.self_id, "spiffe://example.org/self")
+                left = m.svid_expires_in()
+                self.assertTrue(3000 < left <= 3660, left)
+                m.reload_identity()  # unchanged files: fine
+                with open(os.path.join(td.dir, "self.crt"), "w") as f:
+                    f.write("not PEM")
+                with self.assertRaises(libmesh.MeshError):
+                    m.reload_identity()
+                self.assertEqual(m.self_id, "spiffe://example.org/self")
+            with libmesh.Mesh() as plain:
+                self.assertIsNone(plain.self_id)
+                self.assertIsNone(plain.svid_expires_in())
+        finally:
+            td.cleanup()
