@@ -2,7 +2,7 @@
  *
  *   echo_server CONFIG.json [HOST:PORT] [COUNT]
  *
- * Listens on HOST:PORT (default: the config's inbound.listen), accepts
+ * Listens on HOST:PORT (default or "": the config's inbound.listen), accepts
  * peers that present an SVID allowed by the config's "inbound" section,
  * prints each peer's SPIFFE ID, and echoes back what it reads.  Serves
  * COUNT connections, then exits (default: until Ctrl-C). */
@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s CONFIG.json [HOST:PORT] [COUNT]\n", argv[0]);
     return 2;
   }
-  const char *addr = argc > 2 ? argv[2] : NULL;
+  const char *addr = argc > 2 && argv[2][0] ? argv[2] : NULL;
   long count = argc > 3 ? strtol(argv[3], NULL, 10) : -1;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
