@@ -4,10 +4,15 @@
 
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
+  &mesh__register_part,
   NULL,
 };
 
 /* Per-service keys ("peers" is core's own). */
 const mesh__svc_part_t *const mesh__svc_parts[] = {
+  /* discovery publishes static endpoints at init: keep it after lb so that
+   * svc->prepare_snapshot is already set (it also re-prepares on the first
+   * loop turn if not). */
+  &mesh__disc_part,
   NULL,
 };
