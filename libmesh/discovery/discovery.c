@@ -79,9 +79,12 @@ void mesh__disc_quote(char *out, size_t size, const char *s) {
     return;
   }
   out[o++] = '"';
-  for (; s && *s && o + 3 < size; s++) {
+  /* Room is kept for the closing quote and the NUL. */
+  for (; s && *s && o + 2 < size; s++) {
     unsigned char ch = (unsigned char)*s;
     if (ch == '"' || ch == '\\') {
+      if (o + 3 >= size)
+        break;
       out[o++] = '\\';
       out[o++] = (char)ch;
     } else {

@@ -213,7 +213,7 @@ static bool token_rejected(const cJSON *err) {
 
 static bool on_stream_msg(const char *msg, size_t len, void *user) {
   mesh__etcd_req_t *r = user;
-  cJSON *v = cJSON_ParseWithLength(msg, len);
+  cJSON *v = mesh__json_parse_exact(msg, len, NULL);
   if (!v) {
     r->parse_err = true;
     return false;
@@ -395,7 +395,7 @@ static bool conn_error(CURLcode cc) {
 /* "HTTP 400: <message>" from the gateway's error body. */
 static void http_error(mesh__etcd_req_t *r, long status, char *out,
                        size_t len) {
-  cJSON *v = r->resp ? cJSON_ParseWithLength(r->resp, r->rlen) : NULL;
+  cJSON *v = r->resp ? mesh__json_parse_exact(r->resp, r->rlen, NULL) : NULL;
   const cJSON *ev = cJSON_GetObjectItemCaseSensitive(v, "error");
   const cJSON *err = cJSON_IsObject(ev) ? ev : v;
   const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
@@ -446,7 +446,7 @@ static void finish(mesh__etcd_t *e, mesh__etcd_req_t *r, CURLcode cc) {
     complete(e, r, MESH_OK, NULL, err);
     return;
   }
-  cJSON *v = r->resp ? cJSON_ParseWithLength(r->resp, r->rlen) : NULL;
+  cJSON *v = r->resp ? mesh__json_parse_exact(r->resp, r->rlen, NULL) : NULL;
   if (!cJSON_IsObject(v)) {
     snprintf(err, sizeof err, "etcd %s%s: malformed JSON answer",
              e->urls[r->url_index], r->api);
@@ -551,7 +551,7 @@ static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
       http_error(&r, status, err, errlen);
       rc = MESH_ERR_DISCOVERY;
     } else {
-      *resp = r.resp ? cJSON_ParseWithLength(r.resp, r.rlen) : NULL;
+      *resp = r.resp ? mesh__json_parse_exact(r.resp, r.rlen, NULL) : NULL;
       rc = *resp ? MESH_OK : MESH_ERR_PARSE;
       if (!*resp)
         snprintf(err, errlen, "etcd %s%s: malformed JSON answer",

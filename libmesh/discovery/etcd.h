@@ -69,6 +69,11 @@ int mesh__b64_decode(const char *s, char **out, size_t *len);
  *  number.  @return true with *out set, false when absent or malformed. */
 bool mesh__etcd_int(const cJSON *obj, const char *key, int64_t *out);
 
+/** Parse exactly len bytes as one JSON value (trailing whitespace only;
+ *  a NUL byte inside is an error).  NULL on error, with the byte offset
+ *  where parsing stopped in *err_off (optional). */
+cJSON *mesh__json_parse_exact(const char *buf, size_t len, size_t *err_off);
+
 /* Splits a byte stream into top-level JSON values (objects), whatever the
  * separators between them. */
 typedef struct mesh__jsplit {

@@ -90,7 +90,7 @@ int mesh__etcd_parse_endpoint(const char *val, size_t len, cJSON **doc,
     snprintf(err, errlen, "value larger than %u bytes", ETCD_MAX_VALUE);
     return MESH_ERR_PARSE;
   }
-  cJSON *v = cJSON_ParseWithLength(val, len);
+  cJSON *v = mesh__json_parse_exact(val, len, NULL);
   if (!cJSON_IsObject(v)) {
     snprintf(err, errlen, "value is not a JSON object");
     cJSON_Delete(v);

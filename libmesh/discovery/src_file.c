@@ -2,6 +2,7 @@
  * loop and reloaded when its identity, size or mtime changes.  A file that
  * is missing, unreadable or malformed keeps the last good set. */
 #include "discovery/discovery.h"
+#include "discovery/etcd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,10 +110,9 @@ static void load(file_src_t *f) {
     mesh__disc_error(f->d, "%s: %s", f->path, err);
     return;
   }
-  const char *end = NULL;
-  cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 1);
+  size_t off = 0;
+  cJSON *doc = mesh__json_parse_exact(text, len, &off);
   if (!doc) {
-    size_t off = end ? (size_t)(end - text) : 0;
     free(text);
     mesh__disc_error(f->d, "%s: JSON syntax error at byte %zu", f->path, off);
     return;
