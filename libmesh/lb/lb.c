@@ -672,21 +672,21 @@ static choice_t decide(const mesh__lb_state_t *st, mesh__lb_set_t *s,
   }
 }
 
-/* When the chosen pool has nothing acceptable: the whole level, then every
- * level in priority order, then (panic allowed) any host at all. */
-static mesh__host_t *fallback(const mesh__lb_state_t *st, mesh__lb_set_t *s,
-                              const choice_t *ch, uint64_t hash,
-                              const mesh__lb_ctx_t *ctx, int64_t now,
-                              bool fresh) {
-  mesh__host_t *h = NULL;
+/* One attempt under the given filters: the chosen pool, its whole level,
+ * then every level in priority order.  A level in panic takes unusable
+ * hosts too (Envoy uses all hosts of a panicking level). */
+static mesh__host_t *attempt(const mesh__lb_state_t *st, mesh__lb_set_t *s,
+                             const choice_t *ch, uint64_t hash,
+                             const mesh__lb_ctx_t *ctx, int64_t now,
+                             bool usable, bool fresh) {
+  bool u = usable && !ch->panic;
+  mesh__host_t *h = pick_in(st, ch->pool, hash, ctx, now, u, fresh);
   mesh__lb_pool_t *lvp = &s->lv[ch->level].pool;
-  if (ch->pool != lvp)
-    h = pick_in(st, lvp, hash, ctx, now, !ch->panic, fresh);
+  if (!h && ch->pool != lvp)
+    h = pick_in(st, lvp, hash, ctx, now, u, fresh);
   for (uint32_t l = 0; !h && l < s->nlevel; l++)
-    if (l != ch->level || ch->panic)
-      h = pick_in(st, &s->lv[l].pool, hash, ctx, now, true, fresh);
-  for (uint32_t l = 0; !h && st->panic > 0 && l < s->nlevel; l++)
-    h = pick_in(st, &s->lv[l].pool, hash, ctx, now, false, fresh);
+    if (l != ch->level || u != usable)
+      h = pick_in(st, &s->lv[l].pool, hash, ctx, now, usable, fresh);
   return h;
 }
 
@@ -732,15 +732,18 @@ int mesh__lb_pick(mesh__service_t *svc, const mesh__snapshot_t *snap,
                       ? mesh__xxh64(ctx->hash_key, ctx->hash_key_len, 0)
                       : mesh__lb_rand();
   choice_t ch = decide(st, s, hash);
-  mesh__host_t *h = NULL;
-  /* A retry prefers a host not tried yet; only when none is left may it
-   * go back to one. */
-  for (int pass = ctx->navoid ? 0 : 1; !h && pass < 2; pass++) {
-    bool fresh = pass == 0;
-    h = pick_in(st, ch.pool, hash, ctx, now, !ch.panic, fresh);
-    if (!h)
-      h = fallback(st, s, &ch, hash, ctx, now, fresh);
-  }
+  /* Preference order: usable and untried; usable (a retry may go back to
+   * a tried host rather than to a known-bad one); then, unless panic is
+   * disabled, any host (Envoy's panic: with nothing healthy, use all). */
+  bool retry = ctx->navoid > 0;
+  mesh__host_t *h = retry ? attempt(st, s, &ch, hash, ctx, now, true, true)
+                          : NULL;
+  if (!h)
+    h = attempt(st, s, &ch, hash, ctx, now, true, false);
+  if (!h && st->panic > 0 && retry)
+    h = attempt(st, s, &ch, hash, ctx, now, false, true);
+  if (!h && st->panic > 0)
+    h = attempt(st, s, &ch, hash, ctx, now, false, false);
   *out = h;
   return h ? MESH_OK : MESH_ERR_NO_ENDPOINTS;
 }
