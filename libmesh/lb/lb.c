@@ -658,7 +658,9 @@ static choice_t decide(const mesh__lb_state_t *st, mesh__lb_set_t *s,
     uint32_t seq, buf = mesh__lb_view_begin(s, &seq);
     /* Envoy chooses the priority from the request hash for the hashing
      * policies (same key, same level) and from a random draw otherwise. */
-    ch.level = mesh__lb_choose_level(s, buf, hashing ? hash : mesh__lb_rand());
+    ch.level = s->nlevel == 1 ? 0
+               : mesh__lb_choose_level(s, buf,
+                                       hashing ? hash : mesh__lb_rand());
     mesh__lb_level_t *lv = &s->lv[ch.level];
     ch.panic = mesh__lb_slot(s, buf, lv->slot + 1) != 0;
     ch.pool = &lv->pool;
@@ -728,9 +730,10 @@ int mesh__lb_pick(mesh__service_t *svc, const mesh__snapshot_t *snap,
   if (s->nhosts == 0)
     return MESH_ERR_NO_ENDPOINTS;
   mesh__lb_view_maybe_refresh(st, s, now);
-  uint64_t hash = ctx->hash_key
-                      ? mesh__xxh64(ctx->hash_key, ctx->hash_key_len, 0)
-                      : mesh__lb_rand();
+  uint64_t hash = 0;
+  if (hash_policy(st->policy))
+    hash = ctx->hash_key ? mesh__xxh64(ctx->hash_key, ctx->hash_key_len, 0)
+                         : mesh__lb_rand();
   choice_t ch = decide(st, s, hash);
   /* Preference order: usable and untried; usable (a retry may go back to
    * a tried host rather than to a known-bad one); then, unless panic is
