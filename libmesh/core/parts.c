@@ -4,6 +4,9 @@
 
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
+  &mesh__identity_part,
+  &mesh__tls_part,
+  &mesh__inbound_part,
   &mesh__locality_part,
   NULL,
 };
