@@ -6,10 +6,14 @@ package mesh
 
 /*
 #include <stdint.h>
+#include <mesh/discovery.h>
 */
 import "C"
 
-import "runtime/cgo"
+import (
+	"runtime/cgo"
+	"unsafe"
+)
 
 //export meshGoLog
 func meshGoLog(level C.int, line *C.char, user C.uintptr_t) {
@@ -27,4 +31,13 @@ func meshGoConfigError(text *C.char, user C.uintptr_t) {
 		return
 	}
 	*p = append(*p, C.GoString(text))
+}
+
+//export meshGoEndpoints
+func meshGoEndpoints(service *C.char, eps unsafe.Pointer, user C.uintptr_t) {
+	w, ok := cgo.Handle(user).Value().(*watch)
+	if !ok {
+		return
+	}
+	w.fn(C.GoString(service), convertEndpoints((*C.mesh_endpoints_t)(eps)))
 }

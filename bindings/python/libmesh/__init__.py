@@ -17,6 +17,7 @@ from .errors import (MeshError, ConfigError, InvalidArgument, MeshTimeout,
                      WouldBlock, strerror, code_name)
 from .mesh import Mesh, config_check, version, version_num, LOG_LEVELS
 from .conn import Conn, Listener
+from .discovery import Endpoint, Endpoints
 from .identity import (ca_init, ca_issue, spiffe_id_validate,
                        spiffe_id_parse, spiffe_match, ISSUE_DEFAULT,
                        ISSUE_AS_CA, ISSUE_NO_URI, ISSUE_TWO_URIS,
@@ -31,5 +32,5 @@ __all__ = [
     "CredentialError", "Denied", "Unavailable", "Unsupported", "WouldBlock",
     "strerror", "code_name", "ca_init", "ca_issue", "spiffe_id_validate",
     "spiffe_id_parse", "spiffe_match", "errors", "http", "has_function",
-    "library_path",
+    "library_path", "Endpoint", "Endpoints",
 ]

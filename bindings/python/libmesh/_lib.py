@@ -44,6 +44,7 @@ Handle = c_void_p
 HandleP = ctypes.POINTER(c_void_p)
 
 CONFIG_ERROR_FN = ctypes.CFUNCTYPE(None, c_char_p, c_void_p)
+ENDPOINTS_FN = ctypes.CFUNCTYPE(None, c_char_p, c_void_p, c_void_p)
 LOG_FN = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 
 # name: (restype, argtypes), straight from include/mesh/*.h.
@@ -106,6 +107,29 @@ PROTOTYPES = {
     "mesh_conn_peer_addr": (c_char_p, [Handle]),
     "mesh_conn_peer_chain_pem": (c_long, [Handle, c_char_p, c_size_t]),
     "mesh_conn_errmsg": (c_char_p, [Handle]),
+    # discovery.h
+    "mesh_endpoints_get": (c_int, [Handle, c_char_p, HandleP, StatusP]),
+    "mesh_endpoints_dup": (Handle, [Handle]),
+    "mesh_endpoints_free": (None, [Handle]),
+    "mesh_endpoints_count": (c_size_t, [Handle]),
+    "mesh_endpoints_version": (ctypes.c_uint64, [Handle]),
+    "mesh_endpoint_address": (c_char_p, [Handle, c_size_t]),
+    "mesh_endpoint_port": (c_int, [Handle, c_size_t]),
+    "mesh_endpoint_weight": (ctypes.c_uint32, [Handle, c_size_t]),
+    "mesh_endpoint_priority": (ctypes.c_uint32, [Handle, c_size_t]),
+    "mesh_endpoint_health": (c_int, [Handle, c_size_t]),
+    "mesh_endpoint_region": (c_char_p, [Handle, c_size_t]),
+    "mesh_endpoint_zone": (c_char_p, [Handle, c_size_t]),
+    "mesh_endpoint_subzone": (c_char_p, [Handle, c_size_t]),
+    "mesh_endpoint_label_count": (c_size_t, [Handle, c_size_t]),
+    "mesh_endpoint_label_at": (c_int, [Handle, c_size_t, c_size_t,
+                                       ctypes.POINTER(c_char_p),
+                                       ctypes.POINTER(c_char_p)]),
+    "mesh_endpoint_label": (c_char_p, [Handle, c_size_t, c_char_p]),
+    "mesh_discovery_wait": (c_int, [Handle, c_char_p, c_int, StatusP]),
+    "mesh_discovery_watch": (c_int, [Handle, c_char_p, ENDPOINTS_FN,
+                                     c_void_p, StatusP]),
+    "mesh_discovery_unwatch": (c_int, [Handle, c_int]),
 }
 
 _lock = threading.Lock()

@@ -74,6 +74,7 @@ class Mesh:
         self._life = Life("mesh")
         self._children = weakref.WeakSet()
         self._log_cbs = []  # every callback ever set: the worker may be in one
+        self._watches = {}  # watch id -> callback, alive until mesh_free
         st = _lib.Status()
         out = _lib.Handle()
         if _file is not None:
@@ -124,6 +125,7 @@ class Mesh:
         _lib.fn("mesh_free")(self._h)
         self._h = None
         self._log_cbs = []  # only now: the worker has stopped
+        self._watches = {}
 
     def _enter(self):
         self._life.enter()
@@ -240,6 +242,77 @@ class Mesh:
             self._leave()
         _lib.check(rc, st)
         return Listener(out, self)
+
+    # -- discovery -------------------------------------------------------------
+
+    def endpoints(self, service):
+        """The current endpoints of a configured service (an Endpoints
+        list with .version).  Never blocks on discovery."""
+        from .discovery import convert
+        st = _lib.Status()
+        out = _lib.Handle()
+        h = self._enter()
+        try:
+            rc = _lib.fn("mesh_endpoints_get")(h, _lib.enc(service),
+                                               ctypes.byref(out),
+                                               ctypes.byref(st))
+        finally:
+            self._leave()
+        _lib.check(rc, st)
+        try:
+            return convert(out)
+        finally:
+            _lib.fn("mesh_endpoints_free")(out)
+
+    def wait_discovery(self, service, timeout=5.0):
+        """Wait (at most timeout seconds) for the service's first discovery
+        answer.  Raises MeshTimeout, or Unavailable (MESH_ERR_DISCOVERY)
+        when that answer was an error."""
+        ms = -1 if timeout is None else max(0, int(round(timeout * 1000)))
+        st = _lib.Status()
+        h = self._enter()
+        try:
+            rc = _lib.fn("mesh_discovery_wait")(h, _lib.enc(service), ms,
+                                                ctypes.byref(st))
+        finally:
+            self._leave()
+        _lib.check(rc, st)
+
+    def watch(self, service, fn):
+        """Call fn(service, endpoints) after each change of the service's
+        endpoints (and once now if it has a set), from the library's worker
+        thread.  Returns an id for unwatch().  Exceptions in fn are
+        swallowed."""
+        from .discovery import convert
+
+        def on_change(name, eps, _user):
+            try:
+                fn(_lib.dec(name), convert(eps))
+            except Exception:
+                pass
+
+        cb = _lib.ENDPOINTS_FN(on_change)
+        st = _lib.Status()
+        h = self._enter()
+        try:
+            wid = _lib.fn("mesh_discovery_watch")(h, _lib.enc(service), cb,
+                                                  None, ctypes.byref(st))
+        finally:
+            self._leave()
+        _lib.check(wid, st)
+        self._watches[wid] = cb
+        return wid
+
+    def unwatch(self, wid):
+        """Remove a watch; when this returns its callback is not running."""
+        h = self._enter()
+        try:
+            rc = _lib.fn("mesh_discovery_unwatch")(h, wid)
+        finally:
+            self._leave()
+        _lib.check(rc)
+        # The callback object stays alive until close(): unwatch() may be
+        # called from inside it, while it still runs.
 
     # -- external event loop ----------------------------------------------
 
