@@ -186,12 +186,15 @@ class Conn:
             self._leave()
 
     def settimeout(self, timeout):
-        """Seconds for each blocking read or write (None: wait forever)."""
+        """Seconds for each blocking read or write (None: wait forever).
+        0 does not make the connection non-blocking: it is the shortest
+        timeout (1 ms), so calls fail fast with MeshTimeout."""
         if timeout is not None:
             timeout = float(timeout)
             if timeout < 0:
                 raise ValueError("Timeout value out of range")
-        ms = -1 if timeout is None else int(round(timeout * 1000))
+        # The C API reads 0 as "no timeout": never pass it.
+        ms = -1 if timeout is None else max(1, int(round(timeout * 1000)))
         h = self._enter()
         try:
             _lib.check(_lib.fn("mesh_conn_set_timeouts")(h, ms, ms))

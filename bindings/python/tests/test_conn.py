@@ -185,6 +185,14 @@ class TestTimeoutsAndClose(ConnTestCase):
             c.sendall(b"ok")
             self.assertEqual(c.recv(2), b"ok")
 
+    def test_zero_timeout_fails_fast(self):
+        with self.client_mesh.dial(self.server.addr, timeout=5) as c:
+            c.settimeout(0)
+            t0 = time.monotonic()
+            with self.assertRaises(TimeoutError):
+                c.recv(1)
+            self.assertLess(time.monotonic() - t0, 1)
+
     def test_accept_timeout(self):
         with self.server_mesh.listen("127.0.0.1:0") as ln:
             t0 = time.monotonic()
