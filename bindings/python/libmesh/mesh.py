@@ -120,7 +120,8 @@ class Mesh:
         if not first or self._h is None:
             return
         for child in list(self._children):
-            child.close()
+            # Really close, even a Conn whose makefile() files are open.
+            getattr(child, "_real_close", child.close)()
         self._life.wait_idle()
         _lib.fn("mesh_free")(self._h)
         self._h = None

@@ -242,9 +242,12 @@ class TestTimeoutsAndClose(ConnTestCase):
     def test_mesh_close_closes_children(self):
         m = libmesh.Mesh(meshtest.config(self.td, "client2"))
         c = m.dial(self.server.addr, timeout=5)
+        f = c.makefile("rb")  # would defer a plain close()
         ln = m.listen("127.0.0.1:0")
         m.close()
-        self.assertTrue(c.closed)
+        self.assertTrue(c._life.closed)
+        with self.assertRaises(libmesh.Closed):
+            f.read(1)
         self.assertTrue(ln.closed)
         with self.assertRaises(libmesh.Closed):
             m.dial(self.server.addr)
