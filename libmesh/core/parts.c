@@ -4,6 +4,7 @@
 
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
+  &mesh__authz_part,
   NULL,
 };
 
