@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "authz/authz.h"
 #include "core/core.h"
@@ -773,6 +774,11 @@ static void test_mesh_authz_reload_concurrent(void) {
   pthread_t t[2];
   for (int i = 0; i < 2; i++)
     pthread_create(&t[i], NULL, hammer_main, &h);
+  /* let the readers get going first (bounded: 2 s) */
+  for (int i = 0; i < 2000 && atomic_load(&h.allowed) == 0; i++) {
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, NULL);
+  }
   for (int i = 0; i < 200; i++) {
     const char *p = i % 2 ? "{\"policies\":[{\"name\":\"allow-nothing\"}]}"
                           : "{\"policies\":[{\"name\":\"all\",\"rules\":[{}]}]}";
