@@ -6,6 +6,7 @@
 const mesh__part_t *const mesh__parts[] = {
   &mesh__identity_part,
   &mesh__tls_part,
+  &mesh__authz_part,
   &mesh__inbound_part,
   &mesh__locality_part,
   &mesh__register_part,
