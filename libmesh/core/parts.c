@@ -4,6 +4,8 @@
 
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
+  /* first, so that its fini (which frees the registry) runs last */
+  &mesh__part_metrics,
   NULL,
 };
 

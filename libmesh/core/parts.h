@@ -9,5 +9,6 @@ extern const mesh__part_t *const mesh__parts[];
 extern const mesh__svc_part_t *const mesh__svc_parts[];
 
 /* Each part defines its descriptor; declared here for parts.c. */
+extern const mesh__part_t mesh__part_metrics;
 
 #endif /* MESH_CORE_PARTS_H */
