@@ -6,6 +6,7 @@
 const mesh__part_t *const mesh__parts[] = {
   /* first, so that its fini (which frees the registry) runs last */
   &mesh__part_metrics,
+  &mesh__part_tracing,
   NULL,
 };
 

@@ -10,5 +10,6 @@ extern const mesh__svc_part_t *const mesh__svc_parts[];
 
 /* Each part defines its descriptor; declared here for parts.c. */
 extern const mesh__part_t mesh__part_metrics;
+extern const mesh__part_t mesh__part_tracing;
 
 #endif /* MESH_CORE_PARTS_H */

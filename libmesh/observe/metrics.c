@@ -326,7 +326,8 @@ static bool family_matches(const struct mesh__family *f, int type,
   return f->nbounds == nb && memcmp(f->bounds, b, nb * sizeof *b) == 0;
 }
 
-static mesh__metric_t *series_get(struct mesh__family *f, char *labels,
+static mesh__metric_t *series_get(mesh__metrics_t *r, struct mesh__family *f,
+                                  char *labels,
                                   mesh__gauge_fn fn, void *user) {
   mesh__metric_t *last = NULL;
   for (mesh__metric_t *s = f->series; s; s = s->next) {
@@ -343,6 +344,7 @@ static mesh__metric_t *series_get(struct mesh__family *f, char *labels,
     return NULL;
   }
   s->fam = f;
+  s->registry = r;
   s->labels = labels;
   s->fn = fn;
   s->user = user;
@@ -397,7 +399,7 @@ static mesh__metric_t *reg(mesh_t *m, int type, const char *name,
   else if (!family_matches(f, type, keys, b, nb))
     f = NULL;
   if (f)
-    s = series_get(f, labels, fn, user);
+    s = series_get(r, f, labels, fn, user);
   else
     free(labels);
   pthread_mutex_unlock(&r->mu);
@@ -428,6 +430,22 @@ mesh__metric_t *mesh__gauge_func(mesh_t *m, const char *name,
   if (!fn)
     return NULL;
   return reg(m, MESH__METRIC_GAUGE, name, help, labels_kv, NULL, 0, fn, user);
+}
+
+static double detached(void *user) {
+  (void)user;
+  return NAN;
+}
+
+void mesh__gauge_func_detach(mesh__metric_t *g) {
+  if (!g || !g->fn)
+    return;
+  /* Renders read fn under the registry lock: swap it under the same. */
+  mesh__metrics_t *r = g->registry;
+  pthread_mutex_lock(&r->mu);
+  g->fn = detached;
+  g->user = NULL;
+  pthread_mutex_unlock(&r->mu);
 }
 
 mesh__metric_t *mesh__histogram(mesh_t *m, const char *name, const char *help,

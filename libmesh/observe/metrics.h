@@ -70,6 +70,10 @@ mesh__metric_t *mesh__gauge_func(mesh_t *m, const char *name,
                                  const char *help, const char *labels_kv,
                                  mesh__gauge_fn fn, void *user);
 
+/** Make a computed gauge read NaN from now on: call before freeing the
+ *  object its fn reads.  NULL is a no-op. */
+void mesh__gauge_func_detach(mesh__metric_t *g);
+
 /** A histogram series with fixed upper bounds (strictly increasing, finite,
  *  at most MESH__HIST_MAX_BUCKETS; +Inf is implicit).  NULL bounds means
  *  the latency buckets: "metrics.latency_buckets" from the config, else

@@ -17,6 +17,7 @@ struct mesh__family {
 
 struct mesh__metric {
   struct mesh__family *fam;
+  struct mesh__metrics *registry;
   struct mesh__metric *next;
   char *labels;              /* rendered `k="v",k2="v2"` or "" */
   _Atomic uint64_t u;        /* counter value, gauge bits, histogram count */
