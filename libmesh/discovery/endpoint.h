@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/core.h"
 
 /* Health as reported by the source (and by active checks). Same values as
@@ -98,5 +100,35 @@ mesh__snapshot_t *mesh__snap_acquire(mesh__snapref_t *r);
 void mesh__snap_release(mesh__snapshot_t *s);
 /** Publish s (takes over the caller's reference). */
 void mesh__snap_publish(mesh__snapref_t *r, mesh__snapshot_t *s);
+
+/** A snapshot with room for n hosts (s->n = 0), refs = 1; NULL on OOM. */
+mesh__snapshot_t *mesh__snap_new(size_t n);
+/** Take one more reference to a snapshot the caller already holds. */
+void mesh__snap_ref(mesh__snapshot_t *s);
+
+/* ---- building snapshots from a source's answer ---------------------------
+ * An endpoint as a source reports it: strings borrowed from the caller, all
+ * fields already validated (see mesh__ep_parse). */
+typedef struct mesh__ep {
+  const char *address;   /* IP literal or hostname */
+  uint16_t port;         /* 1..65535 */
+  uint32_t weight;       /* >= 1 */
+  uint32_t priority;
+  const char *region, *zone, *subzone; /* NULL = none */
+  const cJSON *labels;   /* object of string values, or NULL */
+  int health;            /* enum mesh__health */
+} mesh__ep_t;
+
+/** Build the snapshot that follows prev (may be NULL) for eps[0..n).
+ *  A host of prev with the same address, port and attributes is reused, so
+ *  its live state (active requests, EWMA, ejection, pools) carries over; a
+ *  host whose attributes changed is new but inherits the health verdict,
+ *  ejection and EWMA.  A repeated address:port keeps its first entry.
+ *  Hosts are ordered by address, then port.  O(n) expected (hash index).
+ *  @param out      receives the new snapshot (version 0, lb NULL), or NULL
+ *                  when the set is identical to prev's.
+ *  @return MESH_OK or MESH_ERR_NOMEM (nothing allocated remains). */
+int mesh__snap_build(const mesh__snapshot_t *prev, const mesh__ep_t *eps,
+                     size_t n, mesh__snapshot_t **out);
 
 #endif /* MESH_DISCOVERY_ENDPOINT_H */

@@ -1,0 +1,4 @@
+# Each libFuzzer harness for a short, bounded time (corpus replay already
+# runs in make check).  FUZZ_SECONDS overrides the per-harness time.
+set -uo pipefail
+bash scripts/fuzz "${FUZZ_SECONDS:-10}"
