@@ -7,10 +7,15 @@ const mesh__part_t *const mesh__parts[] = {
   /* first, so that its fini (which frees the registry) runs last */
   &mesh__part_metrics,
   &mesh__part_tracing,
+  &mesh__register_part,
   NULL,
 };
 
 /* Per-service keys ("peers" is core's own). */
 const mesh__svc_part_t *const mesh__svc_parts[] = {
+  /* discovery publishes static endpoints at init: keep it after lb so that
+   * svc->prepare_snapshot is already set (it also re-prepares on the first
+   * loop turn if not). */
+  &mesh__disc_part,
   NULL,
 };
