@@ -1,4 +1,4 @@
-/* libmesh — metrics: read the Prometheus exposition of a context. */
+/* libmesh — metrics (Prometheus exposition) and the admin endpoint. */
 #ifndef MESH_METRICS_H
 #define MESH_METRICS_H
 
@@ -23,6 +23,12 @@ typedef struct mesh mesh_t;
  *          MESH_ERR_NOMEM. */
 MESH_EXTERN int mesh_metrics_text(mesh_t *m, char *buf, size_t len,
                                   size_t *need);
+
+/** The TCP port the admin endpoint listens on (useful with
+ *  `"admin": {"listen": "127.0.0.1:0"}`).  Thread-safe.
+ *  @return the port, or MESH_ERR_NOT_FOUND when the admin endpoint is not
+ *          configured (it is off unless the "admin" section is present). */
+MESH_EXTERN int mesh_admin_port(mesh_t *m);
 
 #ifdef __cplusplus
 }

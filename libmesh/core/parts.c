@@ -8,6 +8,8 @@ const mesh__part_t *const mesh__parts[] = {
   &mesh__part_metrics,
   &mesh__part_tracing,
   &mesh__register_part,
+  /* last: serves what every other part has set up */
+  &mesh__part_admin,
   NULL,
 };
 

@@ -11,6 +11,7 @@ extern const mesh__svc_part_t *const mesh__svc_parts[];
 /* Each part defines its descriptor; declared here for parts.c. */
 extern const mesh__part_t mesh__part_metrics;
 extern const mesh__part_t mesh__part_tracing;
+extern const mesh__part_t mesh__part_admin;
 extern const mesh__part_t mesh__register_part;  /* discovery/register.c */
 extern const mesh__svc_part_t mesh__disc_part;  /* discovery/discovery.c */
 
