@@ -66,39 +66,40 @@ int mesh_b3_parse(const char *s, size_t len, mesh_trace_ctx_t *ctx) {
   mesh__trim_ows(&s, &len);
   mesh_trace_ctx_t c;
   memset(&c, 0, offsetof(mesh_trace_ctx_t, tracestate));
-  c.tracestate[0] = '\0';
   int sampling = parse_sampling_single(s, len);
   if (sampling >= 0) { /* "b3: 0" and friends: a decision without ids */
     set_flags(&c, sampling);
-    memcpy(ctx, &c, offsetof(mesh_trace_ctx_t, tracestate) + 1);
+    memcpy(ctx, &c, offsetof(mesh_trace_ctx_t, tracestate));
+    ctx->tracestate[0] = '\0';
     return MESH_OK;
   }
-  /* Split on '-' into at most 4 fields. */
-  const char *f[4];
-  size_t fl[4], nf = 0, start = 0;
-  for (size_t i = 0; i <= len; i++) {
-    if (i < len && s[i] != '-')
-      continue;
-    if (nf == 4)
-      return MESH_ERR_PARSE;
-    f[nf] = s + start;
-    fl[nf++] = i - start;
-    start = i + 1;
-  }
-  if (nf < 2 || !parse_trace_id(f[0], fl[0], &c) ||
-      !parse_span_id(f[1], fl[1], c.span_id))
+  /* {TraceId:16|32}-{SpanId:16}[-{Sampling:1}[-{ParentSpanId:16}]] */
+  const char *dash = memchr(s, '-', len);
+  size_t tl = dash ? (size_t)(dash - s) : 0;
+  if ((tl != 16 && tl != 32) || !parse_trace_id(s, tl, &c))
     return MESH_ERR_PARSE;
+  size_t p = tl + 1;
+  if (len < p + 16 || !parse_span_id(s + p, 16, c.span_id))
+    return MESH_ERR_PARSE;
+  p += 16;
   sampling = MESH_SAMPLING_DEFERRED;
-  if (nf >= 3) {
-    sampling = parse_sampling_single(f[2], fl[2]);
+  if (p < len) {
+    if (s[p] != '-' || len < p + 2)
+      return MESH_ERR_PARSE;
+    sampling = parse_sampling_single(s + p + 1, 1);
     if (sampling < 0)
       return MESH_ERR_PARSE;
+    p += 2;
+    if (p < len) {
+      if (s[p] != '-' || len != p + 17 ||
+          !parse_span_id(s + p + 1, 16, c.parent_span_id))
+        return MESH_ERR_PARSE;
+    }
   }
-  if (nf == 4 && !parse_span_id(f[3], fl[3], c.parent_span_id))
-    return MESH_ERR_PARSE;
   set_flags(&c, sampling);
   c.has_ids = 1;
-  memcpy(ctx, &c, offsetof(mesh_trace_ctx_t, tracestate) + 1);
+  memcpy(ctx, &c, offsetof(mesh_trace_ctx_t, tracestate));
+  ctx->tracestate[0] = '\0';
   return MESH_OK;
 }
 
