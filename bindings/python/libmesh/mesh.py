@@ -315,6 +315,46 @@ class Mesh:
         # The callback object stays alive until close(): unwatch() may be
         # called from inside it, while it still runs.
 
+    # -- observability ---------------------------------------------------------
+
+    def trace_formats(self):
+        """Propagation formats configured in tracing.propagation (a mask of
+        libmesh.trace.TRACECONTEXT | B3 | B3_MULTI)."""
+        from . import trace  # noqa: F401  (declares the prototypes)
+        h = self._enter()
+        try:
+            return _lib.fn("mesh_trace_formats")(h)
+        finally:
+            self._leave()
+
+    def metrics_text(self):
+        """Every metric of this context in the Prometheus text format."""
+        need = ctypes.c_size_t(0)
+        size = 65536
+        for _ in range(8):  # the set can grow between calls: bounded
+            buf = ctypes.create_string_buffer(size)
+            h = self._enter()
+            try:
+                rc = _lib.fn("mesh_metrics_text")(h, buf, size,
+                                                  ctypes.byref(need))
+            finally:
+                self._leave()
+            if rc != errors.ERR_BUFFER:
+                _lib.check(rc, prefix="metrics")
+                return buf.raw[:rc].decode("utf-8", "replace")
+            size = max(need.value, size * 2)
+        raise errors.error_for(errors.ERR_BUFFER, "metrics text keeps growing")
+
+    @property
+    def admin_port(self):
+        """Port of the admin endpoint; None when it is not configured."""
+        h = self._enter()
+        try:
+            rc = _lib.fn("mesh_admin_port")(h)
+        finally:
+            self._leave()
+        return None if rc == errors.ERR_NOT_FOUND else _lib.check(rc)
+
     # -- external event loop ----------------------------------------------
 
     def backend_fd(self):
