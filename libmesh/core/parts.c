@@ -4,10 +4,14 @@
 
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
+  &mesh__locality_part,
   NULL,
 };
 
 /* Per-service keys ("peers" is core's own). */
 const mesh__svc_part_t *const mesh__svc_parts[] = {
+  &mesh__lb_svc_part,
+  &mesh__subsets_svc_part,
+  &mesh__split_svc_part,
   NULL,
 };

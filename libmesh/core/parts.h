@@ -9,5 +9,9 @@ extern const mesh__part_t *const mesh__parts[];
 extern const mesh__svc_part_t *const mesh__svc_parts[];
 
 /* Each part defines its descriptor; declared here for parts.c. */
+extern const mesh__part_t mesh__locality_part;        /* lb/locality.c */
+extern const mesh__svc_part_t mesh__lb_svc_part;      /* lb/lb.c */
+extern const mesh__svc_part_t mesh__subsets_svc_part; /* lb/subset.c */
+extern const mesh__svc_part_t mesh__split_svc_part;   /* lb/subset.c */
 
 #endif /* MESH_CORE_PARTS_H */
