@@ -18,15 +18,17 @@ typedef struct fake {
 static _Atomic int closed;
 
 static int fake_fd(void *c) { return ((fake_t *)c)->fd; }
-static void fake_close(void *c) {
+static void fake_close(void *c, void *user) {
   fake_t *f = c;
+  if (user)
+    atomic_fetch_add((_Atomic int *)user, 1);
   close(f->fd);
   if (f->peer >= 0)
     close(f->peer);
   free(f);
   atomic_fetch_add(&closed, 1);
 }
-static const mesh__pool_ops_t ops = {fake_fd, fake_close};
+static const mesh__pool_ops_t ops = {fake_fd, NULL, fake_close};
 
 static fake_t *fake_new(void) {
   int sv[2];
@@ -40,7 +42,7 @@ static fake_t *fake_new(void) {
 
 static void test_mesh__pool_take(void) {
   atomic_store(&closed, 0);
-  mesh__pool_t *p = mesh__pool_new(&ops);
+  mesh__pool_t *p = mesh__pool_new(&ops, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   CU_ASSERT_PTR_NULL(mesh__pool_take(p, 0, 1000));
   fake_t *a = fake_new(), *b = fake_new();
@@ -52,14 +54,14 @@ static void test_mesh__pool_take(void) {
   CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 300, 1000), a);
   CU_ASSERT_PTR_NULL(mesh__pool_take(p, 300, 1000));
   CU_ASSERT_EQUAL(atomic_load(&closed), 0);
-  fake_close(a);
-  fake_close(b);
+  fake_close(a, NULL);
+  fake_close(b, NULL);
   mesh__pool_free(p);
 }
 
 static void test_mesh__pool_put(void) {
   atomic_store(&closed, 0);
-  mesh__pool_t *p = mesh__pool_new(&ops);
+  mesh__pool_t *p = mesh__pool_new(&ops, NULL);
   for (int i = 0; i < 3; i++)
     CU_ASSERT_TRUE(mesh__pool_put(p, fake_new(), 0, 3));
   /* the 4th is over max_idle: closed at once, not parked */
@@ -72,12 +74,12 @@ static void test_mesh__pool_put(void) {
   mesh__pool_free(p); /* closes the 3 parked ones */
   CU_ASSERT_EQUAL(atomic_load(&closed), 5);
   mesh__pool_free(NULL);
-  CU_ASSERT_PTR_NULL(mesh__pool_new(NULL));
+  CU_ASSERT_PTR_NULL(mesh__pool_new(NULL, NULL));
 }
 
 static void test_mesh__pool_take_dead(void) {
   atomic_store(&closed, 0);
-  mesh__pool_t *p = mesh__pool_new(&ops);
+  mesh__pool_t *p = mesh__pool_new(&ops, NULL);
   fake_t *ok = fake_new(), *eof = fake_new(), *stray = fake_new(),
          *rst = fake_new();
   mesh__pool_put(p, ok, 0, 8);
@@ -93,13 +95,13 @@ static void test_mesh__pool_take_dead(void) {
   CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 1, 1000), ok);
   CU_ASSERT_EQUAL(atomic_load(&closed), 3);
   CU_ASSERT_EQUAL(mesh__pool_idle(p), 0);
-  fake_close(ok);
+  fake_close(ok, NULL);
   mesh__pool_free(p);
 }
 
 static void test_mesh__pool_sweep(void) {
   atomic_store(&closed, 0);
-  mesh__pool_t *p = mesh__pool_new(&ops);
+  mesh__pool_t *p = mesh__pool_new(&ops, NULL);
   fake_t *old = fake_new(), *young = fake_new(), *dead = fake_new();
   mesh__pool_put(p, old, 1000, 8);
   mesh__pool_put(p, dead, 1500, 8);
@@ -146,7 +148,7 @@ static void *churn(void *arg) {
 
 static void test_mesh__pool_threads(void) {
   atomic_store(&closed, 0);
-  mesh__pool_t *p = mesh__pool_new(&ops);
+  mesh__pool_t *p = mesh__pool_new(&ops, NULL);
   pthread_t t[4];
   for (int i = 0; i < 4; i++)
     pthread_create(&t[i], NULL, churn, p);

@@ -4,7 +4,9 @@
  * go to host->hc_health after healthy/unhealthy thresholds; the first check
  * of a new host decides at once, so a dead endpoint is out within one
  * timeout of start-up. */
+#include "lb/lb.h"
 #include "resilience/resilience.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +66,11 @@ static void verdict(mesh__res_svc_t *rs, mesh__host_t *h, bool ok,
   atomic_store(&h->hc_health, next);
   if (next == MESH__HEALTH_UNHEALTHY)
     mesh__pool_clear(mesh__res_pool_peek(h));
+  /* Pickers see the change at once, not after their view refresh. */
+  mesh__snapshot_t *snap = mesh__res_snapshot(rs->svc);
+  if (snap)
+    mesh__lb_refresh(snap, mesh__now_ms());
+  mesh__snap_release(snap);
   mesh__log(rs->m, next == MESH__HEALTH_HEALTHY ? MESH_LOG_INFO : MESH_LOG_WARN,
             "health_check", "service=%s host=%s health=%s reason=\"%s\"",
             rs->name, h->key,
@@ -258,24 +265,17 @@ static void start_tcp(hc_check_t *k) {
 
 static void start_tls(hc_check_t *k) {
   mesh__res_svc_t *rs = k->rs;
-  mesh_dial_opts_t *o = mesh_dial_opts_new();
-  if (!o) {
-    check_done(k, false, "out of memory");
-    return;
-  }
-  mesh_dial_opts_set_nonblocking(o, 1);
-  mesh_dial_opts_set_timeout(o, (int)rs->cfg.hc.timeout_ms);
-  const cJSON *peers = rs->svc ? rs->svc->peers : NULL, *p;
-  cJSON_ArrayForEach(p, peers) {
-    if (cJSON_IsString(p))
-      mesh_dial_opts_add_peer(o, p->valuestring);
-  }
+  mesh_dial_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.nonblocking = true;
+  o.timeout_ms = (int)rs->cfg.hc.timeout_ms;
   if (rs->cfg.hc.type == MESH__HC_HTTP)
-    mesh_dial_opts_set_alpn(o, "http/1.1");
+    o.alpn = "http/1.1";
   mesh_status_t st;
   mesh_conn_t *c = NULL;
-  int rc = mesh_dial(rs->m, k->h->key, o, &c, &st);
-  mesh_dial_opts_free(o);
+  int rc = mesh__tls_dial_addr(rs->m, (const struct sockaddr *)&k->h->sa,
+                               k->h->salen, rs->svc ? rs->svc->peers : NULL,
+                               &o, &c, &st);
   k->phase = PH_HANDSHAKE;
   if (c) {
     k->conn = c;

@@ -2,6 +2,7 @@
  * success-rate and failure-percentage detectors, the ejection cap and the
  * ejection time backoff).  The live part that applies them to hosts is in
  * outlier_run.c. */
+#include "lb/lb.h"
 #include "resilience/resilience.h"
 
 #include <math.h>
@@ -205,6 +206,8 @@ static bool eject_locked(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
   /* Idle connections to an ejected host would be handed out again when it
    * returns, long after the peer timed them out. */
   mesh__pool_clear(mesh__res_pool_peek(h));
+  if (snap)
+    mesh__lb_refresh(snap, now); /* pickers stop using it at once */
   mesh__log(rs->m, MESH_LOG_WARN, "outlier_eject",
             "service=%s host=%s type=%s ejections=%u duration_ms=%lld",
             rs->name, h->key, od_type_names[type], rh->num_ejections,
@@ -290,6 +293,7 @@ void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
       free(flags);
     return;
   }
+  bool changed = false;
   pthread_mutex_lock(&rs->od_mu);
   for (size_t i = 0; i < n; i++) {
     mesh__host_t *h = snap->hosts[i];
@@ -298,8 +302,10 @@ void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
     if (!rh)
       continue;
     int64_t until = atomic_load(&h->ejected_until_ms);
-    if (until != 0 && until <= now)
+    if (until != 0 && until <= now) {
       uneject_locked(rs, h, rh, now, "time");
+      changed = true;
+    }
     else if (until != 0)
       rh->ejected = true; /* inherited by a host that changed attributes */
     /* Rotate: clear the idle bucket, then direct writers to it; the one
@@ -332,6 +338,8 @@ void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
       rh->backoff--;
   }
   pthread_mutex_unlock(&rs->od_mu);
+  if (changed)
+    mesh__lb_refresh(snap, now);
   if (s != s_stack)
     free(s);
   if (flags != f_stack)
@@ -348,7 +356,12 @@ void mesh__od_hc_passed(mesh__res_svc_t *rs, mesh__host_t *h, int64_t now) {
   if (!rh)
     return;
   pthread_mutex_lock(&rs->od_mu);
-  if (mesh__od_ejected(h, now))
+  bool back = mesh__od_ejected(h, now);
+  if (back)
     uneject_locked(rs, h, rh, now, "health_check");
   pthread_mutex_unlock(&rs->od_mu);
+  mesh__snapshot_t *snap = back ? mesh__res_snapshot(rs->svc) : NULL;
+  if (snap)
+    mesh__lb_refresh(snap, now);
+  mesh__snap_release(snap);
 }

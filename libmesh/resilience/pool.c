@@ -17,6 +17,7 @@ typedef struct idle {
 struct mesh__pool {
   pthread_mutex_t mu;
   mesh__pool_ops_t ops;
+  void *user;
   idle_t *v;    /* v[0] oldest .. v[n-1] newest */
   size_t n, cap;
 };
@@ -33,7 +34,11 @@ bool mesh__pool_fd_alive(int fd) {
   return r == 0;
 }
 
-mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops) {
+static bool alive(mesh__pool_t *p, void *c) {
+  return p->ops.alive ? p->ops.alive(c) : mesh__pool_fd_alive(p->ops.fd(c));
+}
+
+mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user) {
   if (!ops || !ops->fd || !ops->close)
     return NULL;
   mesh__pool_t *p = calloc(1, sizeof *p);
@@ -41,6 +46,7 @@ mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops) {
     return NULL;
   pthread_mutex_init(&p->mu, NULL);
   p->ops = *ops;
+  p->user = user;
   return p;
 }
 
@@ -77,7 +83,7 @@ bool mesh__pool_put(mesh__pool_t *p, void *conn, int64_t now_ms,
   }
   pthread_mutex_unlock(&p->mu);
   if (!parked)
-    p->ops.close(conn);
+    p->ops.close(conn, p->user);
   return parked;
 }
 
@@ -98,9 +104,9 @@ void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms,
     pthread_mutex_unlock(&p->mu);
     if (!c)
       return NULL;
-    if (!expired && mesh__pool_fd_alive(p->ops.fd(c)))
+    if (!expired && alive(p, c))
       return c;
-    p->ops.close(c);
+    p->ops.close(c, p->user);
   }
 }
 
@@ -116,7 +122,7 @@ size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
     idle_t it = p->v[i];
     bool expired =
         idle_timeout_ms > 0 && now_ms - it.since_ms >= idle_timeout_ms;
-    if (nd < 64 && (expired || !mesh__pool_fd_alive(p->ops.fd(it.conn))))
+    if (nd < 64 && (expired || !alive(p, it.conn)))
       dead[nd++] = it.conn;
     else
       p->v[keep++] = it;
@@ -124,7 +130,7 @@ size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
   p->n = keep;
   pthread_mutex_unlock(&p->mu);
   for (size_t i = 0; i < nd; i++)
-    p->ops.close(dead[i]);
+    p->ops.close(dead[i], p->user);
   return nd;
 }
 
@@ -138,7 +144,7 @@ size_t mesh__pool_clear(mesh__pool_t *p) {
   p->n = p->cap = 0;
   pthread_mutex_unlock(&p->mu);
   for (size_t i = 0; i < n; i++)
-    p->ops.close(v[i].conn);
+    p->ops.close(v[i].conn, p->user);
   free(v);
   return n;
 }

@@ -332,12 +332,15 @@ mesh__res_host_t *mesh__res_host(mesh__host_t *h);
 
 typedef struct mesh__pool_ops {
   int (*fd)(void *conn);
-  void (*close)(void *conn);
+  /* optional: replaces the fd check (TLS also holds buffered records) */
+  bool (*alive)(void *conn);
+  void (*close)(void *conn, void *user);
 } mesh__pool_ops_t;
 
 typedef struct mesh__pool mesh__pool_t;
 
-mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops);
+/** user is passed to ops->close (the call layer counts connections). */
+mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user);
 /** Close every idle connection and free.  NULL is a no-op. */
 void mesh__pool_free(mesh__pool_t *p);
 /** Park conn as idle.  When max_idle are already parked the conn is closed
@@ -355,8 +358,10 @@ size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
 size_t mesh__pool_clear(mesh__pool_t *p);
 size_t mesh__pool_idle(mesh__pool_t *p);
 /** The idle pool of mesh_conn_t of host h, created on first use (NULL on
- *  OOM).  Lives and dies with the host. */
-mesh__pool_t *mesh__res_pool(mesh__host_t *h);
+ *  OOM).  Lives and dies with the host; closing a pooled connection gives
+ *  back rs's max_connections slot, so the service's fini clears the pools
+ *  of its hosts while rs is alive. */
+mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h);
 /** The pool of h if one exists (never creates). */
 mesh__pool_t *mesh__res_pool_peek(mesh__host_t *h);
 

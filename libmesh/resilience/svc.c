@@ -97,6 +97,12 @@ void mesh__res_svc_fini(mesh_t *m, mesh__service_t *svc) {
   /* The worker is stopped before services are torn down, so cancelling
    * here cannot race a firing timer. */
   stop_timers(rs);
+  /* Closing a pooled connection gives back a slot in rs: close them now,
+   * while rs lives, rather than when discovery drops the hosts. */
+  mesh__snapshot_t *snap = mesh__res_snapshot(svc);
+  for (size_t i = 0; snap && i < snap->n; i++)
+    mesh__pool_clear(mesh__res_pool_peek(snap->hosts[i]));
+  mesh__snap_release(snap);
   mesh__res_svc_free(rs);
   svc->res = NULL;
 }
