@@ -5,6 +5,7 @@
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
   &mesh__locality_part,
+  &mesh__register_part,
   NULL,
 };
 
@@ -13,5 +14,9 @@ const mesh__svc_part_t *const mesh__svc_parts[] = {
   &mesh__lb_svc_part,
   &mesh__subsets_svc_part,
   &mesh__split_svc_part,
+  /* discovery publishes static endpoints at init: keep it after lb so that
+   * svc->prepare_snapshot is already set (it also re-prepares on the first
+   * loop turn if not). */
+  &mesh__disc_part,
   NULL,
 };

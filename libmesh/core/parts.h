@@ -13,5 +13,7 @@ extern const mesh__part_t mesh__locality_part;        /* lb/locality.c */
 extern const mesh__svc_part_t mesh__lb_svc_part;      /* lb/lb.c */
 extern const mesh__svc_part_t mesh__subsets_svc_part; /* lb/subset.c */
 extern const mesh__svc_part_t mesh__split_svc_part;   /* lb/subset.c */
+extern const mesh__part_t mesh__register_part;  /* discovery/register.c */
+extern const mesh__svc_part_t mesh__disc_part;  /* discovery/discovery.c */
 
 #endif /* MESH_CORE_PARTS_H */
