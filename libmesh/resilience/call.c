@@ -4,6 +4,7 @@
  * The retry helpers (retry_do.c) and mesh_dial() of a service build on the
  * same acquisition path. */
 #include "resilience/call.h"
+#include "discovery/discovery.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -285,6 +286,16 @@ static void try_release(mesh_call_t *c) {
 
 static int pick(mesh_call_t *c, mesh_status_t *st) {
   mesh__callx_t *x = c->x;
+  /* A source that has not answered yet (DNS, etcd at start-up): wait for
+   * it within the connect budget rather than fail on an empty set. */
+  int64_t wait = x->connect_ms, left = mesh__callx_left(x, mesh__now_ms());
+  if (left >= 0 && left < wait)
+    wait = left;
+  int wr = mesh__disc_wait_ready(x->svc, (int)wait);
+  if (wr == MESH_ERR_DISCOVERY)
+    return mesh__fail(st, MESH_ERR_DISCOVERY,
+                      "service \"%s\": discovery failed and no endpoint set "
+                      "is known", x->svc->name);
   c->snap = mesh__res_snapshot(x->svc);
   if (!c->snap || c->snap->n == 0)
     return mesh__fail(st, MESH_ERR_NO_ENDPOINTS,

@@ -1,6 +1,7 @@
 /* The per-service resilience state: built from the config at mesh_new(),
  * its worker-loop timers (outlier sweep, pool sweep, health checks), and the
  * per-host state created on first use. */
+#include "discovery/discovery.h"
 #include "resilience/resilience.h"
 
 #include <stdlib.h>
@@ -62,6 +63,5 @@ void mesh__res_svc_free(mesh__res_svc_t *rs) {
 
 
 mesh__snapshot_t *mesh__res_snapshot(mesh__service_t *svc) {
-  (void)svc; /* discovery's per-service publication point: not merged yet */
-  return NULL;
+  return svc ? mesh__snap_acquire(mesh__disc_snapref(svc)) : NULL;
 }
