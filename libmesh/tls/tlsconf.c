@@ -180,12 +180,23 @@ int mesh__tlsgen_acquire(mesh_t *m, mesh__tlsgen_t **out, mesh_status_t *st) {
   *out = NULL;
   if (!m->tls)
     return mesh__fail(st, MESH_ERR_INTERNAL, "the tls part is not set up");
+  mesh__tls_t *t = m->tls;
+  /* Fast path: one atomic read tells whether the current generation is
+   * still the identity's. */
+  uint64_t want = mesh__identity_generation(m);
+  pthread_mutex_lock(&t->mu);
+  if (t->gen && want && t->gen->generation == want) {
+    atomic_fetch_add(&t->gen->refs, 1);
+    *out = t->gen;
+    pthread_mutex_unlock(&t->mu);
+    return MESH_OK;
+  }
+  pthread_mutex_unlock(&t->mu);
   mesh__creds_t *creds = mesh__creds_acquire(m);
   if (!creds)
     return mesh__fail(st, MESH_ERR_SVID,
                       "no SVID loaded: mTLS needs the identity section "
                       "(SVID and trust bundle)");
-  mesh__tls_t *t = m->tls;
   pthread_mutex_lock(&t->mu);
   mesh__tlsgen_t *g = t->gen;
   if (g && g->generation == creds->generation) {

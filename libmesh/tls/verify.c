@@ -9,6 +9,7 @@
 #include "tls/tls.h"
 
 #include <mbedtls/x509.h>
+#include <string.h>
 
 bool mesh__peers_allow(const char *const *pats, size_t n, const char *id) {
   if (n == 0)
@@ -87,9 +88,14 @@ int mesh__verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
   char id[MESH_SPIFFE_ID_MAX + 1];
   int rc = mesh__creds_verify_peer(c->gen->creds, crt, id, sizeof id, &st);
   if (rc != MESH_OK) {
-    /* Name the peer: identity's message names the check. */
+    /* identity's message names the check; put the peer's address in. */
     char msg[sizeof st.message];
-    mesh__strlcpy(msg, st.message, sizeof msg);
+    const char *m = st.message;
+    if (strncmp(m, "peer: ", 6) == 0)
+      m += 6;
+    else if (strncmp(m, "peer ", 5) == 0)
+      m += 5;
+    mesh__strlcpy(msg, m, sizeof msg);
     mesh__fail(&st, rc, "peer %s: %s", c->peer_addr, msg);
   } else {
     rc = authorize(c, id, &st);
