@@ -522,9 +522,10 @@ static int set_hosts(const mesh__lb_conf_t *conf, const mesh__snapshot_t *snap,
 }
 
 static int copy_splits(mesh__lb_state_t *st, const mesh__lb_conf_t *conf) {
-  st->nsubsets = conf->nsubsets;
   st->subset_names = calloc(conf->nsubsets ? conf->nsubsets : 1,
                             sizeof *st->subset_names);
+  if (st->subset_names)
+    st->nsubsets = conf->nsubsets; /* state_free walks the names */
   st->split_set = calloc(conf->nsplits ? conf->nsplits : 1,
                          sizeof *st->split_set);
   st->split_cum = calloc(conf->nsplits ? conf->nsplits : 1,
