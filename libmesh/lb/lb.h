@@ -114,7 +114,7 @@ typedef struct mesh__lb_pool {
   /* round_robin: EDF order of indices (NULL when equal) */
   uint32_t *sched;
   uint32_t nsched;
-  _Atomic uint64_t cursor;
+  _Atomic uint64_t *cursor;   /* shared turn counter, own cache line */
   /* random, least_request, peak_ewma: Vose alias table (NULL when equal) */
   uint32_t *alias_prob;
   uint32_t *alias;
