@@ -315,6 +315,31 @@ class Mesh:
         # The callback object stays alive until close(): unwatch() may be
         # called from inside it, while it still runs.
 
+    # -- the call API ----------------------------------------------------------
+
+    def call(self, service, **opts):
+        """Begin one try of a call to a configured service (a Call, use it
+        as a context manager).  opts: deadline, per_try_timeout,
+        connect_timeout (seconds), max_retries, hedging, hash_key, alpn."""
+        from . import call
+        return call.begin(self, service, call.CallOptions(**opts))
+
+    def call_do(self, service, fn, **opts):
+        """Run fn(conn) -> (outcome, status) under the service's retry
+        policy (see libmesh.call).  Raises MeshError (Unavailable for
+        MESH_ERR_UPSTREAM after retries) on failure."""
+        from . import call
+        call.do(self, service, fn, call.CallOptions(**opts))
+
+    def request(self, service, req, frame, max_response=1 << 20, **opts):
+        """Send req and read the response framed by frame(data) -> (n,
+        status), with retries and hedging.  Returns (response, status);
+        a final error status raises Unavailable (MESH_ERR_UPSTREAM) with
+        .response and .status."""
+        from . import call
+        return call.request(self, service, req, frame,
+                            call.CallOptions(**opts), max_response)
+
     # -- observability ---------------------------------------------------------
 
     def trace_formats(self):
