@@ -11,7 +11,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 typedef struct mesh_conn mesh_conn_t;
 typedef struct mesh_listener mesh_listener_t;
 typedef struct mesh_dial_opts mesh_dial_opts_t;
