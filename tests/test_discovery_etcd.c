@@ -185,7 +185,12 @@ static void test_etcd_list_watch(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
   CU_ASSERT_EQUAL(mesh_discovery_wait(m2, "pay", 3000, NULL), MESH_OK);
   CU_ASSERT(wait_desc(m2, "pay", "10.0.0.2:80/7", 0) >= 0);
+  /* the report follows the publish on the worker: poll (bounded) */
   stats_of(m2, "pay", &ds);
+  for (int i = 0; i < 100 && ds.errors == 0; i++) {
+    usleep(5000);
+    stats_of(m2, "pay", &ds);
+  }
   CU_ASSERT_EQUAL(ds.errors, 1); /* one report for the three bad values */
   CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "3 malformed values"));
   mesh_free(m2);
