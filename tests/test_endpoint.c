@@ -51,6 +51,19 @@ static void test_mesh__host_new(void) {
     mesh__host_unref(h);
     mesh__host_unref(h);
   }
+  /* a long hostname: the key is cut, but keeps its port */
+  char longname[200];
+  memset(longname, 'h', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  mesh__host_t *h = mesh__host_new(longname, 65535);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+  CU_ASSERT_EQUAL(strlen(h->key), sizeof h->key - 1);
+  CU_ASSERT_STRING_EQUAL(h->key + strlen(h->key) - 6, ":65535");
+  CU_ASSERT_STRING_EQUAL(h->address, longname);
+  mesh__host_unref(h);
+  h = mesh__host_new("2001:db8:1111:2222:3333:4444:5555:6666", 8);
+  CU_ASSERT_STRING_EQUAL(h->key, "[2001:db8:1111:2222:3333:4444:5555:6666]:8");
+  mesh__host_unref(h);
   CU_ASSERT_PTR_NULL(mesh__host_new(NULL, 1));
   mesh__host_unref(NULL);
 }
