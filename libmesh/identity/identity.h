@@ -1,5 +1,21 @@
 /* libmesh internal: identity state used by tls/ and others.
- * Owned by identity/.  The contract below is what tls/ relies on. */
+ * Owned by identity/.  The contract below is what tls/ relies on.
+ *
+ * How tls/ uses it, per handshake:
+ *   mesh__creds_t *c = mesh__creds_acquire(m);   // NULL: no identity
+ *   mbedtls_ssl_conf_own_cert(conf, &c->chain, &c->key);
+ *   mbedtls_ssl_conf_ca_chain(conf, &c->all_roots, NULL);  // or verify
+ *   ... handshake; then, with authmode OPTIONAL or a verify callback that
+ *   clears the flags, decide with:
+ *   mesh__creds_verify_peer(c, mbedtls_ssl_get_peer_cert(ssl), id, len, st);
+ *   ... keep c until the connection no longer needs the chain/key, then
+ *   mesh__creds_release(c).
+ * A conf built for one creds can be cached and reused while
+ * mesh__identity_generation(m) == c->generation.
+ *
+ * Threads: published creds are immutable and safe to use from many threads
+ * at once (the EC comb tables mbedTLS caches lazily in each key's group are
+ * computed before publication, see creds.c). */
 #ifndef MESH_IDENTITY_IDENTITY_H
 #define MESH_IDENTITY_IDENTITY_H
 
@@ -29,10 +45,13 @@ typedef struct mesh__creds {
   mbedtls_x509_crt all_roots; /* union of every bundle (mbedTLS ca_chain) */
 } mesh__creds_t;
 
-/** Current credentials with a reference taken (NULL if none loaded).
- *  Any thread. */
+/** Current credentials with a reference taken (NULL if none loaded, or m
+ *  is NULL).  Any thread; one mutex-protected pointer read. */
 mesh__creds_t *mesh__creds_acquire(mesh_t *m);
+/** Drop a reference; the last one frees.  NULL is a no-op.  Any thread. */
 void mesh__creds_release(mesh__creds_t *c);
+/** Take one more reference on c (returns c; NULL is a no-op). */
+mesh__creds_t *mesh__creds_ref(mesh__creds_t *c);
 
 /** Bundle of a trust domain or NULL. */
 const mesh__bundle_t *mesh__creds_bundle(const mesh__creds_t *c,
@@ -48,12 +67,90 @@ int mesh__svid_leaf_check(const mbedtls_x509_crt *leaf, char *id, size_t len,
  *  chain against the bundle of the leaf's trust domain only, with validity
  *  dates.  Copies the SPIFFE ID.  @return MESH_OK, MESH_ERR_SVID,
  *  MESH_ERR_SPIFFE_ID, MESH_ERR_TRUST_DOMAIN, MESH_ERR_CERT_UNTRUSTED,
- *  MESH_ERR_CERT_EXPIRED, MESH_ERR_CERT_NOT_YET_VALID. */
+ *  MESH_ERR_CERT_EXPIRED, MESH_ERR_CERT_NOT_YET_VALID,
+ *  MESH_ERR_NO_PEER_CERT (peer NULL), MESH_ERR_INVALID_ARG (c NULL),
+ *  MESH_ERR_BUFFER.  Messages start with "peer <id>". */
 int mesh__creds_verify_peer(const mesh__creds_t *c,
                             const mbedtls_x509_crt *peer, char *id,
                             size_t len, mesh_status_t *st);
 
-/** Map mbedTLS X.509 verify flags to a mesh code plus a message. */
+/** Map mbedTLS X.509 verify flags to a mesh code plus a message.
+ *  Precedence: NOT_TRUSTED -> MESH_ERR_CERT_UNTRUSTED, EXPIRED ->
+ *  MESH_ERR_CERT_EXPIRED, FUTURE -> MESH_ERR_CERT_NOT_YET_VALID, anything
+ *  else -> MESH_ERR_CERT_UNTRUSTED; 0 -> MESH_OK. */
 int mesh__x509_flags_to_code(uint32_t flags, mesh_status_t *st);
+
+/* ---- identity part: generation and change notification -----------------
+ * Two ways for another part to learn of a rotation:
+ *  - poll: mesh__identity_generation(m) is an atomic read; compare it with
+ *    the generation a cached object was built from (cheap, any thread);
+ *  - push: register a callback at init time (from a part's init, before
+ *    the worker starts); it runs after every successful (re)load, on the
+ *    thread that reloaded (the worker for file changes, the caller of
+ *    mesh_identity_reload), with the identity's reload lock held: keep it
+ *    short and do not call mesh_identity_reload from it.  c is borrowed
+ *    for the call; take mesh__creds_ref() to keep it. */
+
+/** Generation of the published creds (0: none).  Any thread. */
+uint64_t mesh__identity_generation(mesh_t *m);
+
+typedef void (*mesh__identity_change_fn)(mesh_t *m, mesh__creds_t *c,
+                                         void *user);
+/** @return MESH_OK, MESH_ERR_NOT_FOUND (no identity section),
+ *          MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG. */
+int mesh__identity_on_change(mesh_t *m, mesh__identity_change_fn fn,
+                             void *user);
+
+/* ---- building creds without a context (tests, tools) ------------------ */
+
+typedef struct mesh__creds_src {
+  const char *cert;   /* PEM chain, leaf first */
+  const char *key;    /* PEM or DER private key, unencrypted */
+  const char *bundle; /* bundle of the SVID's own trust domain, or NULL */
+  const char *const *bundle_tds;   /* federation: trust domain names... */
+  const char *const *bundle_paths; /* ...and their PEM bundle files */
+  size_t nbundles;
+  bool allow_expired; /* accept an own SVID outside its validity dates */
+} mesh__creds_src_t;
+
+/** Load and check everything: SVID rules on the chain, key matches leaf,
+ *  bundles parse and hold CA certificates, the chain verifies against the
+ *  bundle of its own trust domain.  Messages start with the file name.
+ *  The result has one reference.
+ *  @return MESH_OK, MESH_ERR_IO, MESH_ERR_PEM, MESH_ERR_SVID,
+ *          MESH_ERR_SPIFFE_ID, MESH_ERR_KEY_MISMATCH, MESH_ERR_TRUST_DOMAIN,
+ *          MESH_ERR_CERT_UNTRUSTED, MESH_ERR_CERT_EXPIRED,
+ *          MESH_ERR_CERT_NOT_YET_VALID, MESH_ERR_CONFIG (own trust domain
+ *          given twice), MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG, MESH_ERR_TLS. */
+int mesh__creds_load(const mesh__creds_src_t *src, uint64_t generation,
+                     mesh__creds_t **out, mesh_status_t *st);
+
+/* ---- helpers shared inside identity/ (and usable by tls/) ------------- */
+
+/** Validate a trust domain name alone (SPIFFE-ID 2.1 and 2.3).
+ *  @return MESH_OK, MESH_ERR_SPIFFE_ID, MESH_ERR_INVALID_ARG (NULL). */
+int mesh__spiffe_td_validate(const char *td, mesh_status_t *st);
+
+/** Number of URI SANs of crt; *first (if non-NULL) gets the first one. */
+size_t mesh__x509_uri_sans(const mbedtls_x509_crt *crt,
+                           const mbedtls_x509_buf **first);
+
+/** X.509-SVID rules for a signing (CA) certificate: CA:TRUE, keyCertSign
+ *  if keyUsage is present, at most one URI SAN whose ID has no path.
+ *  @return MESH_OK or MESH_ERR_SVID. */
+int mesh__svid_signing_check(const mbedtls_x509_crt *crt, mesh_status_t *st);
+
+/** Leaf check plus signing check of every further certificate.
+ *  @return as mesh__svid_leaf_check / mesh__svid_signing_check. */
+int mesh__svid_chain_check(const mbedtls_x509_crt *chain, char *id,
+                           size_t len, mesh_status_t *st);
+
+/** Verify chain against one bundle; `ignore` masks mbedTLS verify flags
+ *  (e.g. dates when loading an expired own SVID).  id is for messages.
+ *  @return MESH_OK, MESH_ERR_CERT_UNTRUSTED, MESH_ERR_CERT_EXPIRED,
+ *          MESH_ERR_CERT_NOT_YET_VALID. */
+int mesh__svid_verify(const mbedtls_x509_crt *chain,
+                      const mesh__bundle_t *bundle, const char *id,
+                      uint32_t ignore, mesh_status_t *st);
 
 #endif /* MESH_IDENTITY_IDENTITY_H */

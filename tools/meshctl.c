@@ -1,0 +1,142 @@
+/* meshctl: command-line companion of libmesh.  Dispatches to the
+ * subcommands listed in the table below. */
+#include "meshctl.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One line per subcommand, implemented in tools/meshctl_<name>.c. */
+static const meshctl_cmd_t commands[] = {
+  {"ca", "development CA: mint a CA and X.509-SVIDs (init, issue)",
+   meshctl_ca},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: meshctl <command> [options]\n"
+             "       meshctl <command> --help\n\ncommands:\n");
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nlibmesh %s\n", mesh_version());
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return MESHCTL_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    usage(stdout);
+    return MESHCTL_OK;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("meshctl (libmesh) %s\n", mesh_version());
+    return MESHCTL_OK;
+  }
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (!strcmp(cmd, commands[i].name))
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "meshctl: unknown command \"%s\" (try meshctl --help)\n",
+          cmd);
+  return MESHCTL_USAGE;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static const meshctl_opt_t *find_opt(const meshctl_opt_t *opts,
+                                     const char *name, size_t len) {
+  for (; opts->name; opts++)
+    if (strlen(opts->name) == len && !strncmp(opts->name, name, len))
+      return opts;
+  return NULL;
+}
+
+bool meshctl_parse_opts(int argc, char **argv, int first,
+                        const meshctl_opt_t *opts, bool *help) {
+  *help = false;
+  for (int i = first; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      *help = true;
+      continue;
+    }
+    if (strncmp(a, "--", 2) != 0) {
+      fprintf(stderr, "meshctl: unexpected argument \"%s\"\n", a);
+      return false;
+    }
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const meshctl_opt_t *o = find_opt(opts, name, len);
+    if (!o) {
+      fprintf(stderr, "meshctl: unknown option \"--%.*s\"\n", (int)len, name);
+      return false;
+    }
+    if (o->flag) {
+      if (eq) {
+        fprintf(stderr, "meshctl: option --%s takes no value\n", o->name);
+        return false;
+      }
+      *o->flag = true;
+      continue;
+    }
+    if (eq) {
+      *o->value = eq + 1;
+    } else if (i + 1 < argc) {
+      *o->value = argv[++i];
+    } else {
+      fprintf(stderr, "meshctl: option --%s needs a value\n", o->name);
+      return false;
+    }
+  }
+  return true;
+}
+
+static int64_t unit_seconds(char u) {
+  switch (u) {
+  case 's':
+    return 1;
+  case 'm':
+    return 60;
+  case 'h':
+    return 3600;
+  case 'd':
+    return 86400;
+  default:
+    return 0;
+  }
+}
+
+bool meshctl_parse_duration(const char *s, int64_t *out) {
+  if (!s || !*s)
+    return false;
+  int64_t total = 0;
+  const int64_t cap = (int64_t)1 << 40; /* ~35,000 years: plenty */
+  while (*s) {
+    if (*s < '0' || *s > '9')
+      return false;
+    errno = 0;
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (errno || n < 0 || n > cap)
+      return false;
+    int64_t mult = *end ? unit_seconds(*end) : 1;
+    if (mult == 0 || (*end == '\0' && total != 0))
+      return false; /* unknown unit, or "1h30" without a unit at the end */
+    total += (int64_t)n * mult;
+    if (total > cap)
+      return false;
+    s = *end ? end + 1 : end;
+  }
+  *out = total;
+  return true;
+}
+
+int meshctl_report(int rc, const mesh_status_t *st) {
+  fprintf(stderr, "meshctl: %s: %s\n", mesh_code_name(rc),
+          st && st->message[0] ? st->message : mesh_strerror(rc));
+  return MESHCTL_FAIL;
+}

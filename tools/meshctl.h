@@ -1,0 +1,50 @@
+/* meshctl: the command table and helpers shared by subcommands.
+ * A subcommand is one function `int meshctl_<name>(int argc, char **argv)`
+ * in tools/meshctl_<name>.c (argv[0] is the subcommand name), declared
+ * here and listed in the table in tools/meshctl.c.  It returns the process
+ * exit code: 0 success, 1 failure, 2 usage error. */
+#ifndef MESH_TOOLS_MESHCTL_H
+#define MESH_TOOLS_MESHCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <mesh/mesh.h>
+
+#define MESHCTL_OK 0
+#define MESHCTL_FAIL 1
+#define MESHCTL_USAGE 2
+
+typedef struct meshctl_cmd {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+} meshctl_cmd_t;
+
+/* ---- subcommands -------------------------------------------------------- */
+int meshctl_ca(int argc, char **argv);
+
+/* ---- helpers (tools/meshctl.c) ------------------------------------------- */
+
+/* One option of a subcommand: "--name value", "--name=value", or a flag. */
+typedef struct meshctl_opt {
+  const char *name;  /* without the leading "--" */
+  const char **value; /* receives the value (string options) */
+  bool *flag;         /* set for flags (value == NULL) */
+} meshctl_opt_t;
+
+/** Parse argv[first..argc) against opts (NULL-name terminated).  "--help"
+ *  and "-h" set *help.  Prints the problem to stderr.
+ *  @return true on success. */
+bool meshctl_parse_opts(int argc, char **argv, int first,
+                        const meshctl_opt_t *opts, bool *help);
+
+/** Parse a duration: "90", "90s", "15m", "24h", "7d", "1h30m".  Plain
+ *  numbers are seconds.  @return true and seconds in *out when valid. */
+bool meshctl_parse_duration(const char *s, int64_t *out);
+
+/** Print "meshctl: CODE_NAME: message" to stderr; returns MESHCTL_FAIL. */
+int meshctl_report(int rc, const mesh_status_t *st);
+
+#endif /* MESH_TOOLS_MESHCTL_H */
