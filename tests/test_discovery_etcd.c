@@ -259,9 +259,15 @@ static void test_etcd_register(void) {
   usleep(2500000);
   CU_ASSERT(wait_desc(watcher, "reg", "10.5.5.5:7000/4", 0) >= 0);
 
-  /* a second registrant, then deregistration on mesh_free */
+  /* a second registrant whose first etcd endpoint is dead (it fails
+   * over), then deregistration on mesh_free */
   char rj2[1024];
-  reg_cfg(rj2, sizeof rj2, "reg", "[fd00::5]:7001", 5, NULL);
+  snprintf(rj2, sizeof rj2,
+           "{\"log\":{\"level\":\"error\"},\"register\":{\"etcd\":{"
+           "\"endpoints\":[\"http://127.0.0.1:%d\",\"http://127.0.0.1:%d\"],"
+           "\"timeout_ms\":1000},\"service\":\"reg\","
+           "\"address\":\"[fd00::5]:7001\",\"ttl_s\":5}}",
+           th_free_port(), cport);
   mesh_t *r2 = new_mesh(rj2);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r2);
   CU_ASSERT(wait_desc(watcher, "reg", "10.5.5.5:7000/4,fd00::5:7001/1", 2000) >=
