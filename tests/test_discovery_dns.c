@@ -99,7 +99,7 @@ static int count_queries(const char *needle) {
   size_t len;
   char *log = th_slurp(th_path(logname), &len);
   int n = 0;
-  for (char *p = log; p && (p = strstr(p, needle)) != NULL; p++)
+  for (char *p = log ? strstr(log, needle) : NULL; p; p = strstr(p + 1, needle))
     n++;
   free(log);
   return n;

@@ -459,9 +459,9 @@ static void finish(mesh__etcd_t *e, mesh__etcd_req_t *r, CURLcode cc) {
 }
 
 static void process_done(mesh__etcd_t *e) {
-  CURLMsg *msg;
   int left;
-  while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+  for (CURLMsg *msg = curl_multi_info_read(e->multi, &left); msg;
+       msg = curl_multi_info_read(e->multi, &left)) {
     if (msg->msg != CURLMSG_DONE)
       continue;
     mesh__etcd_req_t *r = NULL;
