@@ -517,7 +517,7 @@ static mesh_t *tls_mesh(bool ca, bool client) {
   snprintf(json, sizeof json,
            "{\"log\":{\"level\":\"error\"},\"services\":{\"tls\":{"
            "\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
-           "[\"https://127.0.0.1:%d\"],\"timeout_ms\":1000%s%s}}}}",
+           "[\"https://127.0.0.1:%d\"],\"timeout_ms\":5000%s%s}}}}",
            tport, cak, clik);
   return new_mesh(json);
 }
@@ -526,7 +526,8 @@ static void test_etcd_tls(void) {
   mesh_t *m = tls_mesh(true, true);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   mesh_status_t st0;
-  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "tls", 3000, &st0), MESH_OK);
+  /* generous: TLS set-up is slow under valgrind */
+  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "tls", 10000, &st0), MESH_OK);
   mesh__disc_stats_t ds0;
   stats_of(m, "tls", &ds0);
   if (ds0.errors)
@@ -536,10 +537,12 @@ static void test_etcd_tls(void) {
   /* no client certificate: etcd refuses; no CA: we refuse etcd */
   mesh_status_t st;
   m = tls_mesh(true, false);
-  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "tls", 3000, &st), MESH_ERR_DISCOVERY);
+  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "tls", 10000, &st),
+                  MESH_ERR_DISCOVERY);
   mesh_free(m);
   m = tls_mesh(false, true);
-  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "tls", 3000, &st), MESH_ERR_DISCOVERY);
+  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "tls", 10000, &st),
+                  MESH_ERR_DISCOVERY);
   CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "certificate"));
   mesh_free(m);
 }
