@@ -84,6 +84,14 @@ mesh_t *tp_mesh(const char *svid, const char *tds, const char *extra) {
   return m;
 }
 
+bool tp_contains(const char *hay, const char *needle) {
+  if (hay && needle && strstr(hay, needle))
+    return true;
+  fprintf(stderr, "\n  missing \"%s\" in \"%s\"\n", needle ? needle : "(null)",
+          hay ? hay : "(null)");
+  return false;
+}
+
 const char *tp_addr(int port) {
   static char ring[8][32];
   static int k;

@@ -71,6 +71,9 @@ bool tp_server_wait(tp_server_t *s, int n, int ms);
 /* Copy of result i (under the lock). */
 tp_result_t tp_server_result(tp_server_t *s, int i);
 
+/* Does hay contain needle?  Prints both when not (for CONTAINS). */
+bool tp_contains(const char *hay, const char *needle);
+
 /* "127.0.0.1:<port>" in a static ring of buffers. */
 const char *tp_addr(int port);
 
