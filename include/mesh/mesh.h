@@ -101,5 +101,8 @@ MESH_EXTERN int mesh_process(mesh_t *m);
 
 #include <mesh/identity.h>
 #include <mesh/conn.h>
+#include <mesh/authz.h>
+#include <mesh/metrics.h>
+#include <mesh/trace.h>
 
 #endif /* MESH_MESH_H */

@@ -4,13 +4,28 @@
 
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
+  /* first, so that its fini (which frees the registry) runs last */
+  &mesh__part_metrics,
+  &mesh__part_tracing,
   &mesh__identity_part,
   &mesh__tls_part,
+  &mesh__authz_part,
   &mesh__inbound_part,
+  &mesh__locality_part,
+  &mesh__register_part,
+  /* last: serves what every other part has set up */
+  &mesh__part_admin,
   NULL,
 };
 
 /* Per-service keys ("peers" is core's own). */
 const mesh__svc_part_t *const mesh__svc_parts[] = {
+  &mesh__lb_svc_part,
+  &mesh__subsets_svc_part,
+  &mesh__split_svc_part,
+  /* discovery publishes static endpoints at init: keep it after lb so that
+   * svc->prepare_snapshot is already set (it also re-prepares on the first
+   * loop turn if not). */
+  &mesh__disc_part,
   NULL,
 };
