@@ -5,6 +5,8 @@
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
   &mesh__identity_part,
+  &mesh__tls_part,
+  &mesh__inbound_part,
   NULL,
 };
 

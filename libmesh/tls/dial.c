@@ -1,0 +1,144 @@
+/* Client side: mesh_dial() for addresses, and the entry point the call
+ * layer uses for a picked endpoint (mesh__tls_dial_addr). */
+#include "tls/tls.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int copy_peers(mesh_conn_t *c, const mesh_dial_opts_t *opts,
+                      const cJSON *svc_peers) {
+  size_t n = 0;
+  if (opts && opts->npeers)
+    n = opts->npeers;
+  else if (cJSON_IsArray(svc_peers))
+    n = (size_t)cJSON_GetArraySize(svc_peers);
+  if (n == 0)
+    return MESH_OK;
+  c->peers = calloc(n, sizeof *c->peers);
+  if (!c->peers)
+    return MESH_ERR_NOMEM;
+  if (opts && opts->npeers) {
+    for (size_t i = 0; i < n; i++) {
+      c->peers[i] = strdup(opts->peers[i]);
+      if (!c->peers[i])
+        return MESH_ERR_NOMEM;
+      c->npeers++;
+    }
+    return MESH_OK;
+  }
+  const cJSON *it;
+  cJSON_ArrayForEach(it, svc_peers) {
+    if (!cJSON_IsString(it))
+      continue;
+    c->peers[c->npeers] = strdup(it->valuestring);
+    if (!c->peers[c->npeers])
+      return MESH_ERR_NOMEM;
+    c->npeers++;
+  }
+  return MESH_OK;
+}
+
+/* A per-dial ALPN list needs its own mbedtls_ssl_config (ALPN lives in the
+ * config in mbedTLS); building one is cheap: no crypto, no seeding. */
+static int own_alpn(mesh_conn_t *c, const char *alpn, mesh_status_t *st) {
+  c->alpn_buf = strdup(alpn);
+  if (!c->alpn_buf)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  size_t n = 0;
+  char *p = c->alpn_buf;
+  while (p && n < MESH__ALPN_MAX) {
+    c->alpn_list[n++] = p;
+    p = strchr(p, ',');
+    if (p)
+      *p++ = '\0';
+  }
+  c->alpn_list[n] = NULL;
+  mbedtls_ssl_config_init(&c->own_conf);
+  c->own_conf_ready = true;
+  int ret = mesh__tlsgen_setup_client(c->m->tls, c->gen, &c->own_conf,
+                                      c->alpn_list);
+  if (ret != 0)
+    return mesh__fail(st, MESH_ERR_TLS, "ALPN \"%s\": TLS setup failed "
+                      "(-0x%04x)", alpn, (unsigned)-ret);
+  return MESH_OK;
+}
+
+static void set_budget(mesh_conn_t *c, const mesh_dial_opts_t *opts) {
+  const mesh__tls_settings_t *s = &c->m->tls->set;
+  if (opts && opts->timeout_ms > 0) {
+    /* One budget for connect and handshake together. */
+    c->phase_ms = opts->timeout_ms;
+    c->hs_timeout_ms = 0;
+  } else {
+    c->phase_ms = s->connect_timeout_ms;
+    c->hs_timeout_ms = s->handshake_timeout_ms;
+  }
+  c->deadline_ms = mesh__now_ms() + c->phase_ms;
+}
+
+int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
+                        const cJSON *svc_peers, const mesh_dial_opts_t *opts,
+                        mesh_conn_t **out, mesh_status_t *st) {
+  *out = NULL;
+  mesh__tlsgen_t *gen;
+  int rc = mesh__tlsgen_acquire(m, &gen, st);
+  if (rc != MESH_OK)
+    return rc;
+  int fd;
+  bool in_progress;
+  rc = mesh__sock_connect(sa, len, &fd, &in_progress, st);
+  if (rc != MESH_OK) {
+    mesh__tlsgen_release(gen);
+    return rc;
+  }
+  bool nb = opts && opts->nonblocking;
+  mesh_conn_t *c = mesh__conn_new(m, fd, false, nb);
+  if (!c) {
+    mesh__tlsgen_release(gen);
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
+  c->gen = gen;
+  mesh__sock_format(sa, c->peer_addr, sizeof c->peer_addr);
+  mesh__strlcpy(c->target, c->peer_addr, sizeof c->target);
+  c->state = MESH__CONN_CONNECTING;
+  set_budget(c, opts);
+  rc = copy_peers(c, opts, svc_peers);
+  if (rc != MESH_OK)
+    mesh__fail(st, rc, "out of memory");
+  if (rc == MESH_OK && opts && opts->alpn)
+    rc = own_alpn(c, opts->alpn, st);
+  if (rc == MESH_OK)
+    rc = nb ? mesh__conn_step(c, st) : mesh__conn_finish(c, st);
+  if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
+    *out = c;
+    return rc;
+  }
+  mesh_conn_close(c);
+  return rc;
+}
+
+int mesh_dial(mesh_t *m, const char *target, const mesh_dial_opts_t *opts,
+              mesh_conn_t **out, mesh_status_t *st) {
+  mesh__ok(st);
+  if (out)
+    *out = NULL;
+  if (!m || !target || !out)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "mesh_dial: m, target and out must not be NULL");
+  if (!strchr(target, ':')) {
+    mesh__service_t *svc = mesh__service_find(m, target);
+    if (!svc)
+      return mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
+                        "\"%s\" is neither a configured service nor "
+                        "\"host:port\"",
+                        target);
+    return mesh__dial_service(m, svc, opts, out, st);
+  }
+  struct sockaddr_storage ss;
+  socklen_t len;
+  int rc = mesh__sock_resolve(target, false, &ss, &len, st);
+  if (rc != MESH_OK)
+    return rc;
+  return mesh__tls_dial_addr(m, (struct sockaddr *)&ss, len, NULL, opts, out,
+                             st);
+}

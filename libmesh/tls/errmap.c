@@ -1,0 +1,174 @@
+/* mbedTLS results to mesh codes, with messages that name the peer and the
+ * check that failed.  Pure functions over the connection's recorded state. */
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/x509.h>
+#include <string.h>
+
+const char *mesh__tls_alert_name(int desc) {
+  static const struct {
+    int d;
+    const char *name;
+  } names[] = {
+      {0, "close_notify"},
+      {10, "unexpected_message"},
+      {20, "bad_record_mac"},
+      {22, "record_overflow"},
+      {40, "handshake_failure"},
+      {42, "bad_certificate"},
+      {43, "unsupported_certificate"},
+      {44, "certificate_revoked"},
+      {45, "certificate_expired"},
+      {46, "certificate_unknown"},
+      {47, "illegal_parameter"},
+      {48, "unknown_ca"},
+      {49, "access_denied"},
+      {50, "decode_error"},
+      {51, "decrypt_error"},
+      {70, "protocol_version"},
+      {71, "insufficient_security"},
+      {80, "internal_error"},
+      {86, "inappropriate_fallback"},
+      {90, "user_canceled"},
+      {100, "no_renegotiation"},
+      {109, "missing_extension"},
+      {110, "unsupported_extension"},
+      {112, "unrecognized_name"},
+      {116, "certificate_required"},
+      {120, "no_application_protocol"},
+  };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (names[i].d == desc)
+      return names[i].name;
+  return "alert";
+}
+
+bool mesh__tls_record_start(const unsigned char *b, size_t n) {
+  if (n == 0)
+    return true; /* nothing seen: cannot tell */
+  /* content types change_cipher_spec..application_data, then major 3 */
+  if (b[0] < 0x14 || b[0] > 0x17)
+    return false;
+  return n < 2 || b[1] == 0x03;
+}
+
+/* Printable excerpt of the first bytes, for "answered non-TLS bytes". */
+static void excerpt(const unsigned char *b, size_t n, char *out, size_t len) {
+  size_t o = 0;
+  for (size_t i = 0; i < n && o + 5 < len; i++) {
+    unsigned char ch = b[i];
+    if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+      out[o++] = (char)ch;
+    } else {
+      int k = snprintf(out + o, len - o, "\\x%02x", ch);
+      if (k < 0)
+        break;
+      o += (size_t)k;
+    }
+  }
+  out[o < len ? o : len - 1] = '\0';
+}
+
+static int alert_error(mesh_conn_t *c, mesh_status_t *st) {
+  int desc = c->ssl.MESH__MBEDTLS_FIELD(in_msg)[1];
+  const char *name = mesh__tls_alert_name(desc);
+  bool about_us = desc == 42 || desc == 43 || desc == 44 || desc == 45 ||
+                  desc == 46 || desc == 48 || desc == 49 || desc == 116;
+  if (about_us)
+    return mesh__fail(st, MESH_ERR_TLS,
+                      "peer %s rejected our certificate (%s alert %s, %d)",
+                      c->peer_addr, c->gen ? c->gen->creds->id : "?", name,
+                      desc);
+  return mesh__fail(st, MESH_ERR_TLS,
+                    "peer %s aborted the TLS handshake (alert %s, %d)",
+                    c->peer_addr, name, desc);
+}
+
+static int verify_error(mesh_conn_t *c, mesh_status_t *st) {
+  if (c->verify_code != MESH_OK)
+    return mesh__fail(st, c->verify_code, "%s", c->errmsg);
+  /* mbedTLS refused before or after our callback (profile, key usage) */
+  uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+  mesh_status_t s2;
+  int rc = mesh__x509_flags_to_code(flags, &s2);
+  if (rc == MESH_OK)
+    rc = MESH_ERR_CERT_UNTRUSTED;
+  return mesh__fail(st, rc, "peer %s: %s", c->peer_addr, s2.message);
+}
+
+int mesh__tls_handshake_error(mesh_conn_t *c, int ret, mesh_status_t *st) {
+  char first[48];
+  if (!mesh__tls_record_start(c->first, c->nfirst)) {
+    excerpt(c->first, c->nfirst, first, sizeof first);
+    return mesh__fail(st, MESH_ERR_PLAINTEXT_PEER,
+                      "peer %s answered non-TLS bytes \"%s\" (a plaintext "
+                      "service?)",
+                      c->peer_addr, first);
+  }
+  switch (ret) {
+  case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+    return verify_error(c, st);
+  case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+  case MBEDTLS_ERR_SSL_CERTIFICATE_REQUIRED:
+    return mesh__fail(st, MESH_ERR_NO_PEER_CERT,
+                      "peer %s sent no client certificate (mutual TLS "
+                      "required)",
+                      c->peer_addr);
+  case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+    return alert_error(c, st);
+  case MBEDTLS_ERR_NET_CONN_RESET:
+    return mesh__fail(st, MESH_ERR_RESET,
+                      "peer %s reset the connection during the TLS "
+                      "handshake",
+                      c->peer_addr);
+  case MBEDTLS_ERR_SSL_CONN_EOF:
+    return mesh__fail(st, MESH_ERR_TLS,
+                      "peer %s closed the connection during the TLS "
+                      "handshake%s",
+                      c->peer_addr,
+                      c->nfirst ? "" : " (before sending anything)");
+  case MBEDTLS_ERR_NET_RECV_FAILED:
+  case MBEDTLS_ERR_NET_SEND_FAILED:
+    return mesh__fail(st, MESH_ERR_IO, "peer %s: socket error: %s",
+                      c->peer_addr, strerror(c->sys_errno));
+  case MBEDTLS_ERR_SSL_ALLOC_FAILED:
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory in TLS handshake");
+  default:
+    break;
+  }
+  if (c->verify_code != MESH_OK)
+    return mesh__fail(st, c->verify_code, "%s", c->errmsg);
+  uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+  if (c->verified && (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE |
+                               MBEDTLS_X509_BADCERT_EXT_KEY_USAGE)))
+    return mesh__fail(st, MESH_ERR_SVID,
+                      "peer %s: certificate key usage does not allow TLS "
+                      "%s authentication",
+                      c->peer_addr, c->server ? "client" : "server");
+  char err[120];
+  mbedtls_strerror(ret, err, sizeof err);
+  return mesh__fail(st, MESH_ERR_TLS,
+                    "TLS handshake with %s failed: %s (-0x%04x)",
+                    c->peer_addr, err, (unsigned)-ret);
+}
+
+int mesh__tls_io_error(int ret) {
+  switch (ret) {
+  case MBEDTLS_ERR_SSL_WANT_READ:
+    return MESH_ERR_WANT_READ;
+  case MBEDTLS_ERR_SSL_WANT_WRITE:
+    return MESH_ERR_WANT_WRITE;
+  case MBEDTLS_ERR_NET_CONN_RESET:
+    return MESH_ERR_RESET;
+  case MBEDTLS_ERR_NET_RECV_FAILED:
+  case MBEDTLS_ERR_NET_SEND_FAILED:
+    return MESH_ERR_IO;
+  case MBEDTLS_ERR_SSL_ALLOC_FAILED:
+    return MESH_ERR_NOMEM;
+  default:
+    return MESH_ERR_TLS;
+  }
+}

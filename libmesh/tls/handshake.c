@@ -1,0 +1,232 @@
+/* The connection state machine: TCP connect → (server, PERMISSIVE: sniff
+ * the first byte) → TLS handshake → open.  One non-blocking step function
+ * serves both modes; the blocking mode waits with poll between steps until
+ * the phase's deadline. */
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <mbedtls/net_sockets.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static const char *phase_name(const mesh_conn_t *c) {
+  switch (c->state) {
+  case MESH__CONN_CONNECTING:
+    return "connect";
+  case MESH__CONN_SNIFF:
+    return "first byte";
+  default:
+    return "TLS handshake";
+  }
+}
+
+static int timeout_fail(mesh_conn_t *c, mesh_status_t *st) {
+  if (c->state == MESH__CONN_CONNECTING)
+    return mesh__conn_fail(c, st, MESH_ERR_TIMEOUT,
+                           "connect to %s timed out after %lld ms",
+                           c->peer_addr, (long long)c->phase_ms);
+  if (c->state == MESH__CONN_SNIFF)
+    return mesh__conn_fail(c, st, MESH_ERR_TIMEOUT,
+                           "peer %s sent nothing within %lld ms",
+                           c->peer_addr, (long long)c->phase_ms);
+  return mesh__conn_fail(c, st, MESH_ERR_TIMEOUT,
+                         "TLS handshake with %s timed out after %lld ms (peer "
+                         "stalled%s)",
+                         c->peer_addr, (long long)c->phase_ms,
+                         c->nfirst ? " mid-handshake" : ", sent nothing");
+}
+
+static void log_failure(mesh_conn_t *c, int code) {
+  /* A refused inbound peer is news for the operator; a failed dial is
+   * returned to the caller, who decides. */
+  int level = c->server ? MESH_LOG_WARN : MESH_LOG_DEBUG;
+  if (!mesh__log_on(c->m, level))
+    return;
+  mesh__log(c->m, level, c->server ? "tls_accept_failed" : "tls_dial_failed",
+            "peer=%s code=%s reason=\"%s\"", c->peer_addr,
+            mesh_code_name(code), c->errmsg);
+}
+
+static int start_tls(mesh_conn_t *c, mesh_status_t *st) {
+  int rc = mesh__conn_tls_setup(c, st);
+  if (rc != MESH_OK)
+    return rc;
+  if (!c->server && c->m->tls->set.resumption)
+    c->offered_session = mesh__sesscache_load(&c->m->tls->cache, c->target,
+                                              c->gen->generation, &c->ssl);
+  c->state = MESH__CONN_HANDSHAKE;
+  return MESH_OK;
+}
+
+static int on_connected(mesh_conn_t *c, mesh_status_t *st) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    err = errno;
+  if (err != 0)
+    return mesh__conn_fail(c, st, MESH_ERR_CONNECT, "connect to %s: %s",
+                           c->peer_addr, strerror(err));
+  if (c->hs_timeout_ms > 0) {
+    c->deadline_ms = mesh__now_ms() + c->hs_timeout_ms;
+    c->phase_ms = c->hs_timeout_ms;
+  }
+  return start_tls(c, st);
+}
+
+static int step_connect(mesh_conn_t *c, mesh_status_t *st) {
+  struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+  int r = poll(&p, 1, 0);
+  if (r == 0 || (r < 0 && errno == EINTR))
+    return MESH_ERR_WANT_WRITE;
+  if (r < 0)
+    return mesh__conn_fail(c, st, MESH_ERR_IO, "poll: %s", strerror(errno));
+  return on_connected(c, st);
+}
+
+static int step_sniff(mesh_conn_t *c, mesh_status_t *st) {
+  unsigned char b;
+  ssize_t n;
+  do {
+    n = recv(c->fd, &b, 1, MSG_PEEK);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return MESH_ERR_WANT_READ;
+  if (n < 0)
+    return mesh__conn_fail(c, st,
+                           errno == ECONNRESET ? MESH_ERR_RESET : MESH_ERR_IO,
+                           "peer %s: %s", c->peer_addr, strerror(errno));
+  if (n == 0)
+    return mesh__conn_fail(c, st, MESH_ERR_PEER_CLOSED,
+                           "peer %s closed the connection before sending "
+                           "anything",
+                           c->peer_addr);
+  if (b == 0x16) /* TLS handshake record */
+    return start_tls(c, st);
+  c->tls = false;
+  c->state = MESH__CONN_OPEN;
+  mesh__log(c->m, MESH_LOG_DEBUG, "inbound_plaintext", "peer=%s",
+            c->peer_addr);
+  return MESH_OK;
+}
+
+static void send_alert(mesh_conn_t *c, int code) {
+  unsigned char desc = code == MESH_ERR_CERT_EXPIRED
+                           ? MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED
+                           : MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED;
+  mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                 desc);
+}
+
+static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
+  c->resumed = !c->verified;
+  if (c->resumed) {
+    mesh_status_t s2;
+    int rc = mesh__verify_resumed(c, &s2);
+    if (rc != MESH_OK) {
+      send_alert(c, rc);
+      if (!c->server)
+        mesh__sesscache_drop(&c->m->tls->cache, c->target);
+      return mesh__conn_fail(c, st, rc, "%s", s2.message);
+    }
+  } else if (c->verify_code != MESH_OK || !c->peer_id[0]) {
+    /* Fail closed: a full handshake must have passed our check. */
+    return mesh__conn_fail(c, st, MESH_ERR_NO_PEER_CERT,
+                           "peer %s: no verified certificate", c->peer_addr);
+  }
+  if (!c->server && c->m->tls->set.resumption)
+    mesh__sesscache_save(&c->m->tls->cache, c->target, c->gen->generation,
+                         &c->ssl);
+  c->state = MESH__CONN_OPEN;
+  c->deadline_ms = 0;
+  if (mesh__log_on(c->m, MESH_LOG_DEBUG))
+    mesh__log(c->m, MESH_LOG_DEBUG, "tls_handshake",
+              "side=%s peer=%s id=%s version=%s cipher=%s resumed=%d",
+              c->server ? "server" : "client", c->peer_addr, c->peer_id,
+              mbedtls_ssl_get_version(&c->ssl),
+              mbedtls_ssl_get_ciphersuite(&c->ssl), c->resumed);
+  return MESH_OK;
+}
+
+static int step_handshake(mesh_conn_t *c, mesh_status_t *st) {
+  int ret = mbedtls_ssl_handshake(&c->ssl);
+  if (ret == MBEDTLS_ERR_SSL_WANT_READ)
+    return MESH_ERR_WANT_READ;
+  if (ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+    return MESH_ERR_WANT_WRITE;
+  if (ret != 0) {
+    if (c->offered_session)
+      mesh__sesscache_drop(&c->m->tls->cache, c->target);
+    mesh_status_t s2;
+    int code = mesh__tls_handshake_error(c, ret, &s2);
+    return mesh__conn_fail(c, st, code, "%s", s2.message);
+  }
+  return after_handshake(c, st);
+}
+
+static int step(mesh_conn_t *c, mesh_status_t *st) {
+  switch (c->state) {
+  case MESH__CONN_CONNECTING: {
+    int rc = step_connect(c, st);
+    if (rc != MESH_OK)
+      return rc;
+    return step_handshake(c, st);
+  }
+  case MESH__CONN_SNIFF: {
+    int rc = step_sniff(c, st);
+    if (rc != MESH_OK || c->state == MESH__CONN_OPEN)
+      return rc;
+    return step_handshake(c, st);
+  }
+  case MESH__CONN_HANDSHAKE:
+    return step_handshake(c, st);
+  case MESH__CONN_OPEN:
+    return MESH_OK;
+  default:
+    return mesh__fail(st, c->last_err ? c->last_err : MESH_ERR_CLOSED, "%s",
+                      c->errmsg);
+  }
+}
+
+int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st) {
+  if (c->state == MESH__CONN_OPEN)
+    return MESH_OK;
+  if (c->state != MESH__CONN_FAILED && c->deadline_ms &&
+      mesh__now_ms() >= c->deadline_ms) {
+    timeout_fail(c, st);
+    log_failure(c, MESH_ERR_TIMEOUT);
+    return MESH_ERR_TIMEOUT;
+  }
+  bool was_failed = c->state == MESH__CONN_FAILED;
+  int rc = step(c, st);
+  if (!was_failed && c->state == MESH__CONN_FAILED)
+    log_failure(c, rc);
+  return rc;
+}
+
+int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st) {
+  for (;;) {
+    int rc = mesh__conn_step(c, st);
+    if (rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
+      return rc;
+    short ev = rc == MESH_ERR_WANT_READ ? POLLIN : POLLOUT;
+    int w = mesh__sock_wait(c->fd, ev, c->deadline_ms);
+    if (w == 0) {
+      timeout_fail(c, st);
+      log_failure(c, MESH_ERR_TIMEOUT);
+      return MESH_ERR_TIMEOUT;
+    }
+    if (w < 0)
+      return mesh__conn_fail(c, st, MESH_ERR_IO, "poll on %s (%s): %s",
+                             c->peer_addr, phase_name(c), strerror(errno));
+  }
+}
+
+int mesh_conn_handshake(mesh_conn_t *c, mesh_status_t *st) {
+  mesh__ok(st);
+  if (!c)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "connection is NULL");
+  if (c->nonblocking)
+    return mesh__conn_step(c, st);
+  return mesh__conn_finish(c, st);
+}

@@ -1,0 +1,212 @@
+/* Reading, writing and shutting down an open connection, TLS or plaintext
+ * (PERMISSIVE).  Blocking mode waits with poll up to the connection's I/O
+ * timeouts; non-blocking mode returns MESH_ERR_WANT_READ/WRITE. */
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <mbedtls/net_sockets.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define IO_CHUNK (1u << 30) /* keep lengths within int for mbedTLS */
+
+/* Before I/O: finish a pending handshake, refuse failed or closed conns. */
+static int ready(mesh_conn_t *c) {
+  if (c->state == MESH__CONN_OPEN)
+    return MESH_OK;
+  if (c->state == MESH__CONN_FAILED)
+    return c->last_err ? c->last_err : MESH_ERR_CLOSED;
+  return mesh_conn_handshake(c, NULL);
+}
+
+static int io_fail(mesh_conn_t *c, int code, const char *what) {
+  const char *why = code == MESH_ERR_RESET ? "connection reset by peer"
+                                           : mesh_strerror(code);
+  mesh__conn_fail(c, NULL, code, "%s %s: %s", what, c->peer_addr, why);
+  return code;
+}
+
+/* Wait for ev until deadline; MESH_OK, MESH_ERR_TIMEOUT or MESH_ERR_IO. */
+static int wait_io(mesh_conn_t *c, short ev, int64_t deadline,
+                   const char *what) {
+  int w = mesh__sock_wait(c->fd, ev, deadline);
+  if (w > 0)
+    return MESH_OK;
+  if (w == 0) {
+    /* Not sticky: the caller may retry after a timeout. */
+    snprintf(c->errmsg, sizeof c->errmsg, "%s %s timed out", what,
+             c->peer_addr);
+    return MESH_ERR_TIMEOUT;
+  }
+  return io_fail(c, MESH_ERR_IO, what);
+}
+
+static long plain_read(mesh_conn_t *c, void *buf, size_t len,
+                       int64_t deadline) {
+  for (;;) {
+    ssize_t n = recv(c->fd, buf, len, 0);
+    if (n > 0)
+      return n;
+    if (n == 0) {
+      c->eof = true;
+      return 0;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return io_fail(c, errno == ECONNRESET ? MESH_ERR_RESET : MESH_ERR_IO,
+                     "read from");
+    if (c->nonblocking)
+      return MESH_ERR_WANT_READ;
+    int rc = wait_io(c, POLLIN, deadline, "read from");
+    if (rc != MESH_OK)
+      return rc;
+  }
+}
+
+static long tls_read(mesh_conn_t *c, void *buf, size_t len, int64_t deadline) {
+  for (;;) {
+    int ret = mbedtls_ssl_read(&c->ssl, buf, len);
+    if (ret > 0)
+      return ret;
+    if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
+        ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+      c->eof = true;
+      return 0;
+    }
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+      continue; /* TLS 1.3 post-handshake message, no data */
+#endif
+    if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE)
+      return io_fail(c, mesh__tls_io_error(ret), "read from");
+    if (c->nonblocking)
+      return mesh__tls_io_error(ret);
+    short ev = ret == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+    int rc = wait_io(c, ev, deadline, "read from");
+    if (rc != MESH_OK)
+      return rc;
+  }
+}
+
+long mesh_conn_read(mesh_conn_t *c, void *buf, size_t len) {
+  if (!c || !buf || len == 0)
+    return MESH_ERR_INVALID_ARG;
+  int rc = ready(c);
+  if (rc != MESH_OK)
+    return rc;
+  if (c->eof)
+    return 0;
+  if (len > IO_CHUNK)
+    len = IO_CHUNK;
+  int64_t deadline = c->read_ms > 0 ? mesh__now_ms() + c->read_ms : 0;
+  return c->tls ? tls_read(c, buf, len, deadline)
+                : plain_read(c, buf, len, deadline);
+}
+
+static long plain_write(mesh_conn_t *c, const void *buf, size_t len,
+                        int64_t deadline) {
+  for (;;) {
+    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0)
+      return n;
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return io_fail(c,
+                     errno == ECONNRESET || errno == EPIPE ? MESH_ERR_RESET
+                                                           : MESH_ERR_IO,
+                     "write to");
+    if (c->nonblocking)
+      return MESH_ERR_WANT_WRITE;
+    int rc = wait_io(c, POLLOUT, deadline, "write to");
+    if (rc != MESH_OK)
+      return rc;
+  }
+}
+
+static long tls_write(mesh_conn_t *c, const void *buf, size_t len,
+                      int64_t deadline) {
+  for (;;) {
+    int ret = mbedtls_ssl_write(&c->ssl, buf, len);
+    if (ret >= 0)
+      return ret;
+    if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE)
+      return io_fail(c, mesh__tls_io_error(ret), "write to");
+    if (c->nonblocking)
+      return mesh__tls_io_error(ret);
+    short ev = ret == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+    int rc = wait_io(c, ev, deadline, "write to");
+    if (rc != MESH_OK)
+      return rc;
+  }
+}
+
+long mesh_conn_write(mesh_conn_t *c, const void *buf, size_t len) {
+  if (!c || !buf || len == 0)
+    return MESH_ERR_INVALID_ARG;
+  int rc = ready(c);
+  if (rc != MESH_OK)
+    return rc;
+  if (c->shut)
+    return MESH_ERR_CLOSED;
+  if (len > IO_CHUNK)
+    len = IO_CHUNK;
+  int64_t deadline = c->write_ms > 0 ? mesh__now_ms() + c->write_ms : 0;
+  return c->tls ? tls_write(c, buf, len, deadline)
+                : plain_write(c, buf, len, deadline);
+}
+
+int mesh_conn_write_all(mesh_conn_t *c, const void *buf, size_t len) {
+  if (!c || (!buf && len))
+    return MESH_ERR_INVALID_ARG;
+  if (c->nonblocking)
+    return MESH_ERR_INVALID_ARG; /* partial progress cannot be reported */
+  const unsigned char *p = buf;
+  while (len > 0) {
+    long n = mesh_conn_write(c, p, len);
+    if (n < 0)
+      return (int)n;
+    p += n;
+    len -= (size_t)n;
+  }
+  return MESH_OK;
+}
+
+int mesh_conn_set_timeouts(mesh_conn_t *c, int read_ms, int write_ms) {
+  if (!c || read_ms < -1 || write_ms < -1)
+    return MESH_ERR_INVALID_ARG;
+  c->read_ms = read_ms;
+  c->write_ms = write_ms;
+  return MESH_OK;
+}
+
+int mesh_conn_shutdown(mesh_conn_t *c) {
+  if (!c)
+    return MESH_ERR_INVALID_ARG;
+  if (c->state != MESH__CONN_OPEN)
+    return c->state == MESH__CONN_FAILED ? MESH_ERR_CLOSED
+                                         : MESH_ERR_INVALID_ARG;
+  if (c->shut)
+    return MESH_OK;
+  if (c->tls) {
+    int64_t deadline = c->write_ms > 0 ? mesh__now_ms() + c->write_ms : 0;
+    for (;;) {
+      int ret = mbedtls_ssl_close_notify(&c->ssl);
+      if (ret == 0)
+        break;
+      if (ret != MBEDTLS_ERR_SSL_WANT_WRITE && ret != MBEDTLS_ERR_SSL_WANT_READ)
+        return io_fail(c, mesh__tls_io_error(ret), "close_notify to");
+      if (c->nonblocking)
+        return mesh__tls_io_error(ret);
+      int rc = wait_io(c, POLLOUT, deadline, "close_notify to");
+      if (rc != MESH_OK)
+        return rc;
+    }
+  }
+  c->shut = true;
+  shutdown(c->fd, SHUT_WR);
+  return MESH_OK;
+}

@@ -1,0 +1,265 @@
+/* libmesh internal: mutual TLS (mbedTLS) — settings, per-generation TLS
+ * configurations, the client session cache, and the connection object.
+ *
+ * Shape:
+ *   - struct mesh__tls (m->tls) holds the "tls" and "inbound" settings, the
+ *     entropy source, the current generation and the client session cache.
+ *   - A generation (mesh__tlsgen_t) is built from one identity snapshot
+ *     (mesh__creds_t): a CTR-DRBG seeded once, a client and a server
+ *     mbedtls_ssl_config, and the server's session-ticket keys.  It is
+ *     refcounted: a rotation publishes a new generation for new handshakes
+ *     while connections in flight keep theirs.
+ *   - A connection (struct mesh_conn) is a socket plus an optional TLS
+ *     context, driven by one state machine for blocking and non-blocking use.
+ */
+#ifndef MESH_TLS_TLS_H
+#define MESH_TLS_TLS_H
+
+#include <sys/socket.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/version.h>
+
+#include "core/core.h"
+#include "identity/identity.h"
+
+/* mbedTLS 3.x hides struct fields behind MBEDTLS_PRIVATE(). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define MESH__MBEDTLS_FIELD(f) MBEDTLS_PRIVATE(f)
+#else
+#define MESH__MBEDTLS_FIELD(f) f
+#endif
+
+/* ---- settings ("tls" and "inbound" sections, tls/part.c) --------------- */
+
+#define MESH__TLS_V12 12
+#define MESH__TLS_V13 13
+
+#define MESH__INBOUND_STRICT 0
+#define MESH__INBOUND_PERMISSIVE 1
+
+/* Upper bound of ALPN protocols in a list (config or dial option). */
+#define MESH__ALPN_MAX 8
+
+typedef struct mesh__tls_settings {
+  int min_version;               /* MESH__TLS_V12 or _V13 */
+  char *alpn[MESH__ALPN_MAX + 1]; /* NULL-terminated, owned (mbedTLS keeps
+                                     a pointer to this array) */
+  size_t nalpn;
+  bool resumption;
+  int ticket_lifetime_s;
+  int session_cache_size;
+  int connect_timeout_ms;
+  int handshake_timeout_ms;
+  int read_timeout_ms;           /* -1: none */
+  int write_timeout_ms;          /* -1: none */
+} mesh__tls_settings_t;
+
+typedef struct mesh__inbound {
+  char *listen;                  /* "host:port" */
+  int mode;                      /* MESH__INBOUND_* */
+  char **peers;                  /* patterns, owned */
+  size_t npeers;
+} mesh__inbound_t;
+
+/* ---- client session cache (tls/sesscache.c) ----------------------------- */
+
+typedef struct mesh__sess_entry {
+  char key[64];                  /* normalised "ip:port" of the target */
+  uint64_t generation;           /* creds generation it was made with */
+  int64_t saved_ms;              /* monotonic */
+  uint64_t lru;
+  bool used;
+  mbedtls_ssl_session sess;
+} mesh__sess_entry_t;
+
+typedef struct mesh__sesscache {
+  bool ready;
+  pthread_mutex_t mu;
+  mesh__sess_entry_t *v;
+  size_t n;
+  uint64_t tick;
+  int64_t max_age_ms;
+} mesh__sesscache_t;
+
+int mesh__sesscache_init(mesh__sesscache_t *sc, size_t n, int64_t max_age_ms);
+void mesh__sesscache_fini(mesh__sesscache_t *sc);
+/** Load a saved session for key+generation into ssl.  @return true if one
+ *  was set (the handshake will try to resume it). */
+bool mesh__sesscache_load(mesh__sesscache_t *sc, const char *key,
+                          uint64_t generation, mbedtls_ssl_context *ssl);
+/** Save the session of a finished client handshake. */
+void mesh__sesscache_save(mesh__sesscache_t *sc, const char *key,
+                          uint64_t generation, const mbedtls_ssl_context *ssl);
+/** Forget the session for key (after a failed resumption). */
+void mesh__sesscache_drop(mesh__sesscache_t *sc, const char *key);
+
+/* ---- generations (tls/tlsconf.c) ----------------------------------------- */
+
+typedef struct mesh__tlsgen {
+  _Atomic uint32_t refs;
+  mesh__creds_t *creds;          /* reference held */
+  uint64_t generation;
+  mbedtls_ctr_drbg_context drbg; /* seeded once; mutex inside (THREADING_C) */
+  mbedtls_ssl_config client;
+  mbedtls_ssl_config server;
+  mbedtls_ssl_ticket_context ticket; /* server session tickets */
+} mesh__tlsgen_t;
+
+typedef struct mesh__tls {
+  mesh__tls_settings_t set;
+  mesh__inbound_t in;
+  mbedtls_entropy_context entropy; /* thread-safe (THREADING_C) */
+  pthread_mutex_t mu;            /* guards gen */
+  mesh__tlsgen_t *gen;
+  mesh__sesscache_t cache;
+} mesh__tls_t;
+
+/** The generation for the current credentials, with a reference taken;
+ *  builds a new one when the identity's generation changed.
+ *  @return MESH_OK, MESH_ERR_SVID (no identity loaded), MESH_ERR_TLS,
+ *          MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG (no tls part). */
+int mesh__tlsgen_acquire(mesh_t *m, mesh__tlsgen_t **out, mesh_status_t *st);
+void mesh__tlsgen_release(mesh__tlsgen_t *g);
+/** Apply the library's TLS policy (versions, suites, RNG, renegotiation
+ *  off, creds, ALPN) to a fresh client config.  Used for the generation's
+ *  own config and for a per-dial ALPN override.  alpn: NULL-terminated or
+ *  NULL for none; must outlive conf. */
+int mesh__tlsgen_setup_client(const mesh__tls_t *t, mesh__tlsgen_t *g,
+                              mbedtls_ssl_config *conf,
+                              const char *const *alpn);
+
+/* ---- connection (tls/conn.c, handshake.c, io.c) ------------------------- */
+
+typedef enum mesh__conn_state {
+  MESH__CONN_CONNECTING,  /* TCP connect in progress */
+  MESH__CONN_SNIFF,       /* server, PERMISSIVE: waiting for the 1st byte */
+  MESH__CONN_HANDSHAKE,   /* TLS handshake in progress */
+  MESH__CONN_OPEN,
+  MESH__CONN_FAILED,      /* sticky error in last_err */
+} mesh__conn_state_t;
+
+#define MESH__ADDR_MAX 64  /* "[v6addr]:port" */
+
+struct mesh_conn {
+  mesh_t *m;
+  int fd;
+  mesh__conn_state_t state;
+  bool server;
+  bool tls;               /* false: plaintext peer (PERMISSIVE) */
+  bool nonblocking;
+  bool ssl_ready;         /* ssl initialised (needs mbedtls_ssl_free) */
+  bool own_conf_ready;    /* own_conf initialised */
+  bool verified;          /* the verify callback ran (full handshake) */
+  bool resumed;
+  bool offered_session;  /* client offered a cached session */
+  bool shut;              /* close_notify / FIN sent */
+  bool eof;               /* peer closed its side */
+  int last_err;           /* sticky code once FAILED */
+  int verify_code;        /* result of our peer check in the callback */
+  int sys_errno;          /* last socket errno seen by the BIO */
+  int read_ms, write_ms;  /* blocking I/O timeouts, -1 none */
+  int64_t deadline_ms;    /* end of the current phase, monotonic; 0 none */
+  int64_t phase_ms;       /* length of the current phase (for messages) */
+  int64_t hs_timeout_ms;  /* > 0: handshake phase length once connected;
+                             0: the handshake shares the connect budget */
+  mesh__tlsgen_t *gen;    /* reference held while the conn lives */
+  mbedtls_ssl_context ssl;
+  mbedtls_ssl_config own_conf; /* per-dial ALPN override only */
+  char *alpn_buf;         /* storage for alpn_list strings */
+  const char *alpn_list[MESH__ALPN_MAX + 1];
+  char **peers;           /* client: expected patterns, owned */
+  size_t npeers;
+  const char *const *peers_ref; /* server: borrowed from m->tls->in */
+  size_t npeers_ref;
+  unsigned char first[8]; /* first bytes from the peer: TLS or not? */
+  size_t nfirst;
+  char target[MESH__ADDR_MAX]; /* session-cache key ("ip:port") */
+  char peer_addr[MESH__ADDR_MAX];
+  char peer_id[MESH_SPIFFE_ID_MAX + 1];
+  char errmsg[sizeof(((mesh_status_t *)0)->message)];
+};
+
+/** Allocate a connection around fd (taken over: closed by conn_close).
+ *  @return NULL when out of memory (fd is closed then). */
+mesh_conn_t *mesh__conn_new(mesh_t *m, int fd, bool server, bool nonblocking);
+/** Set up the TLS context of c from its generation (and own_conf).
+ *  @return MESH_OK, MESH_ERR_NOMEM, MESH_ERR_TLS. */
+int mesh__conn_tls_setup(mesh_conn_t *c, mesh_status_t *st);
+/** Record a failure on c (sticky), copy it into st.  Returns code. */
+int mesh__conn_fail(mesh_conn_t *c, mesh_status_t *st, int code,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/** One non-blocking step of connect/sniff/handshake.
+ *  @return MESH_OK (open), MESH_ERR_WANT_READ/WRITE, or an error. */
+int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
+/** Drive the handshake to the end, waiting with poll until the deadline. */
+int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st);
+/** Is a pooled idle connection still usable (no EOF/RST/unread bytes)? */
+bool mesh__conn_idle_ok(mesh_conn_t *c);
+
+/* ---- peer verification (tls/verify.c) ---------------------------------- */
+
+/** mbedTLS verify callback (per connection, p = the conn). */
+int mesh__verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
+                    uint32_t *flags);
+/** After a resumed handshake (no certificate exchanged): check the saved
+ *  peer leaf against the allowed peers and its validity dates. */
+int mesh__verify_resumed(mesh_conn_t *c, mesh_status_t *st);
+/** Is id allowed by the patterns (none = any verified ID)? */
+bool mesh__peers_allow(const char *const *pats, size_t n, const char *id);
+
+/* ---- error mapping (tls/errmap.c) ------------------------------------ */
+
+/** Name of a TLS alert description ("unknown_ca"), or "alert". */
+const char *mesh__tls_alert_name(int desc);
+/** Turn a failed mbedtls_ssl_handshake() result into a mesh code with a
+ *  message naming the peer and the check. */
+int mesh__tls_handshake_error(mesh_conn_t *c, int ret, mesh_status_t *st);
+/** Map an mbedTLS I/O result (read/write) to a mesh code. */
+int mesh__tls_io_error(int ret);
+/** Does this look like the start of a TLS record? (for plaintext peers) */
+bool mesh__tls_record_start(const unsigned char *b, size_t n);
+
+/* ---- sockets (tls/sock.c) ----------------------------------------------- */
+
+/** Parse "host:port" or "[v6]:port" (numeric or resolvable host).
+ *  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_CONNECT (no such host). */
+int mesh__sock_resolve(const char *target, bool passive,
+                       struct sockaddr_storage *ss, socklen_t *len,
+                       mesh_status_t *st);
+/** Syntax check only (config validation, no I/O). */
+bool mesh__sock_addr_syntax(const char *target);
+/** "ip:port" / "[ip]:port" of an address. */
+void mesh__sock_format(const struct sockaddr *sa, char *buf, size_t len);
+/** Non-blocking, close-on-exec TCP socket with TCP_NODELAY, connect
+ *  started.  *fd_out set on MESH_OK even if connect is in progress
+ *  (*in_progress = true).  @return MESH_OK, MESH_ERR_CONNECT,
+ *  MESH_ERR_FD_LIMIT, MESH_ERR_IO. */
+int mesh__sock_connect(const struct sockaddr *sa, socklen_t len, int *fd_out,
+                       bool *in_progress, mesh_status_t *st);
+/** Map errno of socket()/accept() to MESH_ERR_FD_LIMIT or err. */
+int mesh__sock_errno_code(int e, int fallback);
+/** Wait for events on fd until deadline (monotonic ms, 0 = forever).
+ *  @return 1 ready, 0 timed out, MESH_ERR_IO on poll failure. */
+int mesh__sock_wait(int fd, short events, int64_t deadline_ms);
+/** Deadline for a timeout in ms (<0: none → 0). */
+int64_t mesh__deadline(int64_t timeout_ms);
+
+/* ---- dialing (tls/dial.c), for the call layer --------------------------- */
+
+/** Dial one resolved address with mTLS.  Expected peers: opts peers if any
+ *  were added, else svc_peers (a cJSON array of patterns, may be NULL),
+ *  else any ID that verifies against a bundle we hold.
+ *  @return as mesh_dial(). */
+int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
+                        const cJSON *svc_peers, const mesh_dial_opts_t *opts,
+                        mesh_conn_t **out, mesh_status_t *st);
+
+/* Parts registered in core/parts.c. */
+extern const mesh__part_t mesh__tls_part;
+extern const mesh__part_t mesh__inbound_part;
+
+#endif /* MESH_TLS_TLS_H */

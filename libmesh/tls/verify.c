@@ -1,0 +1,138 @@
+/* Peer verification.  mbedTLS calls mesh__verify_cb for every certificate
+ * of the peer's chain (root first, leaf last).  We make the decision once,
+ * at the leaf, with identity's own check (SVID rules, chain against the
+ * bundle of the peer's trust domain only, validity dates) plus the
+ * authorizer patterns, and turn a refusal into verify flags so that mbedTLS
+ * aborts the handshake with the matching alert (unknown_ca,
+ * certificate_expired, access_denied, ...).  The precise code and message
+ * stay on the connection for the caller. */
+#include "tls/tls.h"
+
+#include <mbedtls/x509.h>
+#include <string.h>
+
+bool mesh__peers_allow(const char *const *pats, size_t n, const char *id) {
+  if (n == 0)
+    return true; /* any ID that verified against a bundle we hold */
+  for (size_t i = 0; i < n; i++)
+    if (mesh_spiffe_match(pats[i], id))
+      return true;
+  return false;
+}
+
+static void peers_of(const mesh_conn_t *c, const char *const **pats,
+                     size_t *n) {
+  if (c->server) {
+    *pats = c->peers_ref;
+    *n = c->npeers_ref;
+  } else {
+    *pats = (const char *const *)c->peers;
+    *n = c->npeers;
+  }
+}
+
+/* "a, b, c" (truncated) for messages. */
+static void list_peers(const char *const *pats, size_t n, char *buf,
+                       size_t len) {
+  size_t off = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < n && off + 1 < len; i++) {
+    int k = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", pats[i]);
+    if (k < 0)
+      return;
+    off += (size_t)k;
+  }
+}
+
+static int authorize(mesh_conn_t *c, const char *id, mesh_status_t *st) {
+  const char *const *pats;
+  size_t n;
+  peers_of(c, &pats, &n);
+  if (mesh__peers_allow(pats, n, id))
+    return MESH_OK;
+  char list[160];
+  list_peers(pats, n, list, sizeof list);
+  return mesh__fail(st, MESH_ERR_PEER_ID,
+                    "peer %s presented %s, which matches none of the "
+                    "allowed peers (%s)",
+                    c->peer_addr, id, list);
+}
+
+/* Verify flags whose alert tells the peer why (see ssl_tls.c). */
+static uint32_t flags_for(int code) {
+  switch (code) {
+  case MESH_ERR_CERT_EXPIRED:
+    return MBEDTLS_X509_BADCERT_EXPIRED; /* certificate_expired */
+  case MESH_ERR_CERT_NOT_YET_VALID:
+    return MBEDTLS_X509_BADCERT_FUTURE; /* certificate_unknown */
+  case MESH_ERR_CERT_UNTRUSTED:
+  case MESH_ERR_TRUST_DOMAIN:
+    return MBEDTLS_X509_BADCERT_NOT_TRUSTED; /* unknown_ca */
+  case MESH_ERR_PEER_ID:
+    return MBEDTLS_X509_BADCERT_OTHER; /* access_denied */
+  default:
+    return MBEDTLS_X509_BADCERT_CN_MISMATCH; /* bad_certificate */
+  }
+}
+
+int mesh__verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
+                    uint32_t *flags) {
+  mesh_conn_t *c = p;
+  c->verified = true;
+  if (depth > 0) {
+    /* Intermediates and roots are judged by the full check at depth 0. */
+    *flags = 0;
+    return 0;
+  }
+  mesh_status_t st;
+  char id[MESH_SPIFFE_ID_MAX + 1];
+  int rc = mesh__creds_verify_peer(c->gen->creds, crt, id, sizeof id, &st);
+  if (rc != MESH_OK) {
+    /* identity's message names the check; put the peer's address in. */
+    char msg[sizeof st.message];
+    const char *m = st.message;
+    if (strncmp(m, "peer: ", 6) == 0)
+      m += 6;
+    else if (strncmp(m, "peer ", 5) == 0)
+      m += 5;
+    mesh__strlcpy(msg, m, sizeof msg);
+    mesh__fail(&st, rc, "peer %s: %s", c->peer_addr, msg);
+  } else {
+    rc = authorize(c, id, &st);
+  }
+  c->verify_code = rc;
+  if (rc != MESH_OK) {
+    mesh__strlcpy(c->errmsg, st.message, sizeof c->errmsg);
+    *flags = flags_for(rc);
+    return 0;
+  }
+  mesh__strlcpy(c->peer_id, id, sizeof c->peer_id);
+  *flags = 0;
+  return 0;
+}
+
+int mesh__verify_resumed(mesh_conn_t *c, mesh_status_t *st) {
+  /* A resumed session carries only the peer's leaf (the chain was verified
+   * when the session was made, under the same creds generation).  Re-check
+   * what can change since: the authorizer and the leaf's validity. */
+  const mbedtls_x509_crt *leaf = mbedtls_ssl_get_peer_cert(&c->ssl);
+  if (!leaf || !leaf->raw.p)
+    return mesh__fail(st, MESH_ERR_NO_PEER_CERT,
+                      "peer %s: resumed session has no peer certificate",
+                      c->peer_addr);
+  char id[MESH_SPIFFE_ID_MAX + 1];
+  mesh_status_t s2;
+  int rc = mesh__svid_leaf_check(leaf, id, sizeof id, &s2);
+  if (rc != MESH_OK)
+    return mesh__fail(st, rc, "peer %s: %s", c->peer_addr, s2.message);
+  if (mbedtls_x509_time_is_past(&leaf->valid_to))
+    return mesh__fail(st, MESH_ERR_CERT_EXPIRED,
+                      "peer %s: certificate for %s has expired (resumed "
+                      "session)",
+                      c->peer_addr, id);
+  rc = authorize(c, id, st);
+  if (rc != MESH_OK)
+    return rc;
+  mesh__strlcpy(c->peer_id, id, sizeof c->peer_id);
+  return MESH_OK;
+}
