@@ -40,6 +40,8 @@ static void bad_certs(void) {
   CU_ASSERT_FATAL(th_svid(TD, SERVER_ID, "future", 3600, 7200, 0));
   CU_ASSERT_FATAL(th_svid(TD, CLIENT_ID, "two-uris", 0, 0,
                           MESH_CA_ISSUE_TWO_URIS));
+  /* Claims example.org but is signed by other.org's CA. */
+  CU_ASSERT_FATAL(th_svid(TD2, SERVER_ID, "cross-td", 0, 0, 0));
 }
 
 static pid_t openssl_server(int port, const char *svid) {
@@ -84,6 +86,10 @@ static const dial_case_t dial_cases[] = {
      MESH_ERR_CERT_EXPIRED, "expired at", "127.0.0.1:", 0, NULL},
     {"not-yet-valid SVID", PEER_OPENSSL, "future", NULL, NULL, TD, NULL,
      MESH_ERR_CERT_NOT_YET_VALID, "not valid before", "127.0.0.1:", 0, NULL},
+    /* With both bundles held, mbedTLS alone would accept this chain. */
+    {"SVID signed by another trust domain's CA", PEER_OPENSSL, "cross-td",
+     NULL, NULL, TD "," TD2, NULL, MESH_ERR_CERT_UNTRUSTED, SERVER_ID,
+     "127.0.0.1:", 0, NULL},
     {"wrong SPIFFE ID", PEER_MESH, "server", TD, NULL, TD,
      "spiffe://example.org/ns/default/sa/payments", MESH_ERR_PEER_ID,
      "presented " SERVER_ID,
