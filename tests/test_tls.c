@@ -608,6 +608,7 @@ typedef struct rot_client {
   mesh_t *m;
   const char *target;
   atomic_bool stop;
+  pthread_mutex_t mu; /* guards everything below */
   int ok, failed;
   char first_fail[512];
   char first_pem[4096], last_pem[4096];
@@ -621,15 +622,17 @@ static void *rot_main(void *arg) {
     char msg[32];
     snprintf(msg, sizeof msg, "call %d", i);
     int r = tp_echo_once(rc->m, rc->target, msg, &st, pem, sizeof pem, NULL);
+    pthread_mutex_lock(&rc->mu);
     if (r != MESH_OK) {
       if (!rc->failed++)
         snprintf(rc->first_fail, sizeof rc->first_fail, "%s: %s",
                  mesh_code_name(r), st.message);
-      continue;
+    } else {
+      if (!rc->ok++)
+        memcpy(rc->first_pem, pem, sizeof pem);
+      memcpy(rc->last_pem, pem, sizeof pem);
     }
-    if (!rc->ok++)
-      memcpy(rc->first_pem, pem, sizeof pem);
-    memcpy(rc->last_pem, pem, sizeof pem);
+    pthread_mutex_unlock(&rc->mu);
   }
   return NULL;
 }
@@ -662,9 +665,30 @@ static bool same_leaf(const char *pem, const char *path) {
   return same;
 }
 
+static int rot_ok(rot_client_t *rc) {
+  pthread_mutex_lock(&rc->mu);
+  int n = rc->ok;
+  pthread_mutex_unlock(&rc->mu);
+  return n;
+}
+
+/* Wait until `more` further calls succeeded (bounded). */
+static bool rot_wait_ok(rot_client_t *rc, int more, int ms) {
+  int want = rot_ok(rc) + more;
+  for (int w = 0; w < ms; w += 10) {
+    if (rot_ok(rc) >= want)
+      return true;
+    usleep(10000);
+  }
+  return false;
+}
+
 static bool wait_pem_change(rot_client_t *rc, const char *old, int ms) {
   for (int w = 0; w < ms; w += 20) {
-    if (rc->ok > 0 && strcmp(rc->last_pem, old) != 0)
+    pthread_mutex_lock(&rc->mu);
+    bool changed = rc->ok > 0 && strcmp(rc->last_pem, old) != 0;
+    pthread_mutex_unlock(&rc->mu);
+    if (changed)
       return true;
     usleep(20000);
   }
@@ -691,38 +715,41 @@ static void test_rotation_under_load(void) {
   tp_server_t srv;
   CU_ASSERT_FATAL(tp_server_start(&srv, sm, NULL, TP_ECHO));
 
-  rot_client_t rc = {.m = cm, .target = tp_addr(srv.port)};
+  static rot_client_t rc; /* large: not on the stack */
+  memset(&rc, 0, sizeof rc);
+  rc.m = cm;
+  rc.target = tp_addr(srv.port);
+  pthread_mutex_init(&rc.mu, NULL);
   pthread_t th;
   CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, rot_main, &rc), 0);
-  for (int i = 0; i < 100 && rc.ok < 5; i++)
-    usleep(10000);
+  CU_ASSERT(rot_wait_ok(&rc, 5, 2000));
   char before[4096];
+  pthread_mutex_lock(&rc.mu);
   memcpy(before, rc.last_pem, sizeof before);
+  pthread_mutex_unlock(&rc.mu);
 
   /* 1. A broken file: the old identity keeps serving. */
   CU_ASSERT(th_write(th_path("rot-server.crt"), "-----BEGIN CERTIFICATE-----\n"
                                                 "garbage\n"));
   usleep(300000);
   CU_ASSERT_NOT_EQUAL(mesh_identity_reload(sm, &st), MESH_OK);
-  int ok_before = rc.ok;
-  for (int i = 0; i < 100 && rc.ok < ok_before + 5; i++)
-    usleep(10000);
-  CU_ASSERT(rc.ok >= ok_before + 5);
+  CU_ASSERT(rot_wait_ok(&rc, 5, 2000));
+  pthread_mutex_lock(&rc.mu);
   CU_ASSERT_STRING_EQUAL(rc.last_pem, before);
+  pthread_mutex_unlock(&rc.mu);
 
   /* 2. A new SVID replaces the files: new handshakes present it. */
   replace_svid("rot-next", "rot-server");
   CU_ASSERT(wait_pem_change(&rc, before, 5000));
-  int ok_after = rc.ok;
-  for (int i = 0; i < 100 && rc.ok < ok_after + 5; i++)
-    usleep(10000);
+  CU_ASSERT(rot_wait_ok(&rc, 5, 2000));
   atomic_store(&rc.stop, true);
   pthread_join(th, NULL);
+  pthread_mutex_destroy(&rc.mu);
 
   if (rc.failed)
     fprintf(stderr, "\n  first failure: %s\n", rc.first_fail);
   CU_ASSERT_EQUAL(rc.failed, 0);
-  CU_ASSERT(rc.ok >= ok_after + 5);
+  CU_ASSERT(rc.ok >= 15);
   /* The last handshakes presented exactly the new certificate. */
   CU_ASSERT(same_leaf(rc.last_pem, th_path("rot-next.crt")));
   CU_ASSERT(!same_leaf(rc.first_pem, th_path("rot-next.crt")));
