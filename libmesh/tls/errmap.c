@@ -129,7 +129,9 @@ int mesh__tls_handshake_error(mesh_conn_t *c, int ret, mesh_status_t *st) {
   case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
     return verify_error(c, st);
   case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+#if defined(MBEDTLS_ERR_SSL_CERTIFICATE_REQUIRED)
   case MBEDTLS_ERR_SSL_CERTIFICATE_REQUIRED:
+#endif
     return mesh__fail(st, MESH_ERR_NO_PEER_CERT,
                       "peer %s sent no client certificate (mutual TLS "
                       "required)",
