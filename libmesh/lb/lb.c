@@ -323,7 +323,12 @@ static int pool_structure(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
                           const double *norm) {
   switch (conf->policy) {
   case MESH__LB_ROUND_ROBIN:
-    atomic_init(&p->cursor, p->n ? mesh__lb_rand() % p->n : 0);
+    /* Its own cache line: every pick writes it, while the rest of the pool
+     * is read by every thread. */
+    p->cursor = aligned_alloc(64, 64);
+    if (!p->cursor)
+      return MESH_ERR_NOMEM;
+    atomic_init(p->cursor, p->n ? mesh__lb_rand() % p->n : 0);
     return mesh__rr_build(p);
   case MESH__LB_RANDOM:
   case MESH__LB_LEAST_REQUEST:
@@ -358,7 +363,6 @@ int mesh__lb_pool_init_norm(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
                             mesh__host_t **hosts, const uint32_t *weight,
                             uint32_t n, const double *norm) {
   memset(p, 0, sizeof *p);
-  atomic_init(&p->cursor, 0);
   p->hosts = malloc(sizeof *p->hosts * (n ? n : 1));
   p->weight = malloc(sizeof *p->weight * (n ? n : 1));
   if (!p->hosts || !p->weight)
@@ -385,6 +389,7 @@ void mesh__lb_pool_fini(mesh__lb_pool_t *p) {
   free(p->alias);
   free(p->ring);
   free(p->table);
+  free((void *)p->cursor);
   memset(p, 0, sizeof *p);
 }
 
@@ -522,9 +527,10 @@ static int set_hosts(const mesh__lb_conf_t *conf, const mesh__snapshot_t *snap,
 }
 
 static int copy_splits(mesh__lb_state_t *st, const mesh__lb_conf_t *conf) {
-  st->nsubsets = conf->nsubsets;
   st->subset_names = calloc(conf->nsubsets ? conf->nsubsets : 1,
                             sizeof *st->subset_names);
+  if (st->subset_names)
+    st->nsubsets = conf->nsubsets; /* state_free walks the names */
   st->split_set = calloc(conf->nsplits ? conf->nsplits : 1,
                          sizeof *st->split_set);
   st->split_cum = calloc(conf->nsplits ? conf->nsplits : 1,
