@@ -268,13 +268,8 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
 
 /* ---- one try: breakers, pick, connection ------------------------------------------ */
 
-static void try_release(mesh_call_t *c) {
-  mesh__res_svc_t *rs = c->x->rs;
-  if (c->holds_request)
-    mesh__breaker_give(&rs->br.requests);
-  if (c->holds_retry)
-    mesh__breaker_give(&rs->br.retries);
-  c->holds_request = c->holds_retry = false;
+/* Drop the endpoint picked for a try (and the snapshot it came from). */
+static void pick_release(mesh_call_t *c) {
   if (c->host) {
     mesh__lb_end(c->host);
     mesh__host_unref(c->host);
@@ -282,6 +277,16 @@ static void try_release(mesh_call_t *c) {
   }
   mesh__snap_release(c->snap);
   c->snap = NULL;
+}
+
+static void try_release(mesh_call_t *c) {
+  mesh__res_svc_t *rs = c->x->rs;
+  if (c->holds_request)
+    mesh__breaker_give(&rs->br.requests);
+  if (c->holds_retry)
+    mesh__breaker_give(&rs->br.retries);
+  c->holds_request = c->holds_retry = false;
+  pick_release(c);
 }
 
 static int pick(mesh_call_t *c, mesh_status_t *st) {
@@ -389,16 +394,16 @@ static bool usable(const mesh__host_t *h) {
   return mesh__host_usable(h, mesh__now_ms());
 }
 
-/* Pick and connect once (no retry).  On failure c holds nothing. */
+/* Pick and connect once (no retry).  On failure c still holds the pick
+ * (c->host, if one was made, for the caller to avoid on a retry; release
+ * it with pick_release) and its breakers, but no connection. */
 static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
                         mesh_status_t *st) {
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
   int rc = pick(c, st);
-  if (rc != MESH_OK) {
-    try_release(c);
+  if (rc != MESH_OK)
     return rc;
-  }
   bool may_pool = rs->cfg.pool.max_idle > 0 && !x->alpn &&
                   !(dopts && (dopts->alpn || dopts->nonblocking));
   if (may_pool) {
@@ -411,10 +416,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
       return MESH_OK;
     }
   }
-  rc = dial(c, dopts, st);
-  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
-    try_release(c);
-  return rc;
+  return dial(c, dopts, st);
 }
 
 /* Acquire a connection for a new try of x: the requests breaker, then pick
@@ -447,13 +449,16 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
       return rc;
     }
     mesh__callx_remember(x, rc, st->message);
+    /* The endpoint that failed is avoided by the retry; the requests
+     * breaker slot stays with the call until it ends or gives up. */
+    if (c->host)
+      mesh__callx_avoid(x, c->host);
+    pick_release(c);
     if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
         !mesh__retry_wanted(&rs->cfg.retry, MESH__OUT_CONNECT_FAILURE, 0)) {
       x->tries--; /* x->tries counts tries that got going */
       break;
     }
-    if (c->host)
-      mesh__callx_avoid(x, c->host);
     bool slot;
     rc = mesh__callx_may_retry(x, &slot, st);
     if (rc == MESH_OK)
