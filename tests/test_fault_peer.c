@@ -1,7 +1,10 @@
 /* Shared helpers of the fault and soak tests; see test_fault_peer.h. */
 #include "test_fault_peer.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +185,28 @@ int64_t fp_wall_ms(void) {
 void fp_sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
+}
+
+/* ---- sockets ---------------------------------------------------------------- */
+
+const char *fp_addr(int port) {
+  static char ring[8][32];
+  static _Atomic int k;
+  char *b = ring[atomic_fetch_add(&k, 1) % 8];
+  snprintf(b, 32, "127.0.0.1:%d", port);
+  return b;
+}
+
+int fp_raw_connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+    return fd;
+  if (fd >= 0)
+    close(fd);
+  return -1;
 }
 
 /* ---- identities ------------------------------------------------------------- */

@@ -79,6 +79,13 @@ long fp_rss_kb(void);
 int64_t fp_wall_ms(void);
 void fp_sleep_ms(int ms);
 
+/* ---- sockets ------------------------------------------------------------ */
+
+/* "127.0.0.1:<port>" in a static ring of buffers. */
+const char *fp_addr(int port);
+/* A blocking TCP client connected to 127.0.0.1:port, or -1. */
+int fp_raw_connect(int port);
+
 /* ---- identities ---------------------------------------------------------- */
 
 /* Mint the dev CA of FP_TD and SVIDs "fserver" and "fclient" (once). */
