@@ -54,10 +54,11 @@ static void *accept_main(void *arg) {
     if (rc == MESH_ERR_TIMEOUT)
       continue;
     if (rc != MESH_OK) {
-      atomic_fetch_add(&s->refused, 1);
+      /* the message first: a reader that sees the count sees it too */
       pthread_mutex_lock(&s->mu);
       snprintf(s->last_error, sizeof s->last_error, "%s", st.message);
       pthread_mutex_unlock(&s->mu);
+      atomic_fetch_add(&s->refused, 1);
       if (rc == MESH_ERR_FD_LIMIT)
         fp_sleep_ms(5); /* the pending socket stays queued: do not spin */
       continue;

@@ -327,7 +327,9 @@ static void test_svid_expires_without_rotation(void) {
   for (int i = 0; i < 200 && atomic_load(&other.refused) == 0; i++)
     fp_sleep_ms(10);
   CU_ASSERT_EQUAL(atomic_load(&other.refused), 1);
+  pthread_mutex_lock(&other.mu);
   CU_ASSERT_PTR_NOT_NULL(strstr(other.last_error, "expired"));
+  pthread_mutex_unlock(&other.mu);
   fp_server_stop(&other);
 
   mesh_free(cm);
