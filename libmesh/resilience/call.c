@@ -268,17 +268,6 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
 
 /* ---- one try: breakers, pick, connection ------------------------------------------ */
 
-/* Drop the endpoint picked for a try (and the snapshot it came from). */
-static void pick_release(mesh_call_t *c) {
-  if (c->host) {
-    mesh__lb_end(c->host);
-    mesh__host_unref(c->host);
-    c->host = NULL;
-  }
-  mesh__snap_release(c->snap);
-  c->snap = NULL;
-}
-
 static void try_release(mesh_call_t *c) {
   mesh__res_svc_t *rs = c->x->rs;
   if (c->holds_request)
@@ -286,7 +275,13 @@ static void try_release(mesh_call_t *c) {
   if (c->holds_retry)
     mesh__breaker_give(&rs->br.retries);
   c->holds_request = c->holds_retry = false;
-  pick_release(c);
+  if (c->host) {
+    mesh__lb_end(c->host);
+    mesh__host_unref(c->host);
+    c->host = NULL;
+  }
+  mesh__snap_release(c->snap);
+  c->snap = NULL;
 }
 
 static int pick(mesh_call_t *c, mesh_status_t *st) {
@@ -395,8 +390,8 @@ static bool usable(const mesh__host_t *h) {
 }
 
 /* Pick and connect once (no retry).  On failure c still holds the pick
- * (c->host, if one was made, for the caller to avoid on a retry; release
- * it with pick_release) and its breakers, but no connection. */
+ * (c->host, if one was made, for the caller to avoid on a retry) and its
+ * breakers, but no connection: the caller releases them (try_release). */
 static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
                         mesh_status_t *st) {
   mesh__callx_t *x = c->x;
@@ -449,11 +444,12 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
       return rc;
     }
     mesh__callx_remember(x, rc, st->message);
-    /* The endpoint that failed is avoided by the retry; the requests
-     * breaker slot stays with the call until it ends or gives up. */
+    /* The endpoint that failed is avoided by the retry; then the try is
+     * released, breakers included (a connect retry runs without a
+     * requests slot, as it always has: see docs/reliability.md). */
     if (c->host)
       mesh__callx_avoid(x, c->host);
-    pick_release(c);
+    try_release(c);
     if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
         !mesh__retry_wanted(&rs->cfg.retry, MESH__OUT_CONNECT_FAILURE, 0)) {
       x->tries--; /* x->tries counts tries that got going */
