@@ -75,6 +75,10 @@ int fp_log_find(fp_log_t *l, const char *a, const char *b, char *out,
 int fp_count_fds(void);
 /* Resident set size in KiB from /proc/self/statm (-1 on error). */
 long fp_rss_kb(void);
+/* How much slower than native this process runs: 20 under valgrind
+ * (detected by its preload library), 3 under a sanitizer, else 1.  Time
+ * bounds of the tests scale with it. */
+int fp_slow(void);
 /* Wall clock in ms. */
 int64_t fp_wall_ms(void);
 void fp_sleep_ms(int ms);
