@@ -5,10 +5,13 @@
  * timeouts, mesh_dial() of a service. */
 #include "helpers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -291,6 +294,13 @@ static void test_breaker_trips_and_recovers(void) {
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->br.connections), 0);
   CU_ASSERT_EQUAL(call(m, &r, &st), MESH_OK);
   mesh_free(m);
+
+  /* max_pending_requests 0: no call may wait for a new connection */
+  m = client(ports, 1, ",\"circuit_breakers\":{\"max_pending_requests\":0}");
+  CU_ASSERT_EQUAL(call(m, &r, &st), MESH_ERR_CIRCUIT_OPEN);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "max_pending_requests"));
+  CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->br.ov_pending), 1);
+  mesh_free(m);
   tcb_stop(&a);
 }
 
@@ -478,7 +488,7 @@ static void test_pool_peer_closed(void) {
 
 static void test_deadline(void) {
   tcb_t a;
-  CU_ASSERT_FATAL(tcb_start(&a, "a", "slow:600", 0));
+  CU_ASSERT_FATAL(tcb_start(&a, "a", "slow:1000", 0));
   int ports[] = {a.port};
   mesh_t *m = client(ports, 1, ",\"timeouts\":{\"overall_ms\":150}");
   tcb_reply_t r;
@@ -486,7 +496,7 @@ static void test_deadline(void) {
   int64_t t0 = mesh__now_ms();
   CU_ASSERT_EQUAL(call(m, &r, &st), MESH_ERR_DEADLINE);
   int64_t el = mesh__now_ms() - t0;
-  CU_ASSERT(el >= 140 && el < 450);
+  CU_ASSERT(el >= 140 && el < 800);
   char buf[64];
   size_t len;
   int status;
@@ -495,10 +505,10 @@ static void test_deadline(void) {
                                     buf, sizeof buf, &len, &status, &st),
                   MESH_ERR_DEADLINE);
   el = mesh__now_ms() - t0;
-  CU_ASSERT(el >= 140 && el < 450);
+  CU_ASSERT(el >= 140 && el < 800);
   /* a per-call deadline replaces the config's */
   mesh_call_opts_t *o = mesh_call_opts_new();
-  mesh_call_opts_set_deadline(o, 1500);
+  mesh_call_opts_set_deadline(o, 3000);
   CU_ASSERT_EQUAL(mesh_call_request(m, SVC, o, "PING\n", 5, tcb_frame, NULL,
                                     buf, sizeof buf, &len, &status, &st),
                   MESH_OK);
@@ -527,7 +537,7 @@ static void test_per_try_timeout_retry(void) {
       fprintf(stderr, "per-try %d: %s\n", i, st.message);
     CU_ASSERT_EQUAL(rc, MESH_OK);
     CU_ASSERT_STRING_EQUAL(r.name, "fast");
-    CU_ASSERT(mesh__now_ms() - t0 < 400);
+    CU_ASSERT(mesh__now_ms() - t0 < 700); /* the slow one answers at 800 */
   }
   assert_idle_breakers(m);
   mesh_free(m);
@@ -537,7 +547,7 @@ static void test_per_try_timeout_retry(void) {
 
 static void test_mesh_call_request_hedge(void) {
   tcb_t a, b;
-  CU_ASSERT_FATAL(tcb_start(&a, "slow", "slow:500", 0));
+  CU_ASSERT_FATAL(tcb_start(&a, "slow", "slow:1000", 0));
   CU_ASSERT_FATAL(tcb_start(&b, "fast", "good", 0));
   int ports[] = {a.port, b.port};
   /* consecutive_5xx 1: any try counted as a failure would eject at once;
@@ -560,7 +570,8 @@ static void test_mesh_call_request_hedge(void) {
     tcb_reply_t r;
     CU_ASSERT(tcb_parse(buf, len - 1, &r));
     CU_ASSERT_STRING_EQUAL(r.name, "fast");
-    CU_ASSERT(mesh__now_ms() - t0 < 300);
+    /* well before the slow answer, even with a new handshake under ASan */
+    CU_ASSERT(mesh__now_ms() - t0 < 700);
   }
   mesh__res_svc_t *rs = rs_of(m);
   CU_ASSERT(atomic_load(&rs->hedges) >= 2);
@@ -615,6 +626,100 @@ static void test_mesh_call_request_errors(void) {
   tcb_stop(&a);
 }
 
+static void test_connect_timeout(void) {
+  tcb_t b;
+  CU_ASSERT_FATAL(tcb_start(&b, "b", "good", 0));
+  /* a plain TCP listener that never speaks TLS: the connect succeeds, the
+   * handshake never ends, timeouts.connect_ms bounds both */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  CU_ASSERT_EQUAL_FATAL(listen(fd, 8), 0);
+  socklen_t len = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &len);
+  int ports[] = {ntohs(sa.sin_port), b.port};
+  mesh_t *m = client(ports, 1, ",\"timeouts\":{\"connect_ms\":300}");
+  tcb_reply_t r;
+  mesh_status_t st;
+  int64_t t0 = mesh__now_ms();
+  mesh_call_opts_t *o = mesh_call_opts_new();
+  mesh_call_opts_set_max_retries(o, 0);
+  CU_ASSERT_EQUAL(mesh_call_do(m, SVC, o, tcb_try, &r, &st), MESH_ERR_TIMEOUT);
+  int64_t el = mesh__now_ms() - t0;
+  CU_ASSERT(el >= 290 && el < 1000);
+  /* a per-call connect timeout replaces the config's */
+  mesh_call_opts_set_connect_timeout(o, 50);
+  t0 = mesh__now_ms();
+  CU_ASSERT_EQUAL(mesh_call_do(m, SVC, o, tcb_try, &r, &st), MESH_ERR_TIMEOUT);
+  CU_ASSERT(mesh__now_ms() - t0 < 290);
+  mesh_call_opts_free(o);
+  mesh_free(m);
+  /* with a good endpoint next to it, the timed-out connect is retried there
+   * (the budget leaves room for b's own first handshake on a busy machine) */
+  m = client(ports, 2, ",\"timeouts\":{\"connect_ms\":500}");
+  for (int i = 0; i < 2; i++) {
+    int rc = call(m, &r, &st);
+    if (rc != MESH_OK)
+      fprintf(stderr, "connect timeout %d: %s\n", i, st.message);
+    CU_ASSERT_EQUAL(rc, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(r.name, "b");
+  }
+  CU_ASSERT(atomic_load(&rs_of(m)->retries) >= 1);
+  assert_idle_breakers(m);
+  mesh_free(m);
+  close(fd);
+  tcb_stop(&b);
+}
+
+struct worker {
+  mesh_t *m;
+  int ok, n;
+};
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  for (int i = 0; i < w->n; i++) {
+    tcb_reply_t r;
+    w->ok += call(w->m, &r, NULL) == MESH_OK;
+  }
+  return NULL;
+}
+
+static void test_mesh_call_do_threads(void) {
+  /* many threads through pick, pool, breakers and outlier counters at once
+   * (the ThreadSanitizer run covers this test) */
+  tcb_t a, b;
+  CU_ASSERT_FATAL(tcb_start(&a, "a", "good", 0));
+  CU_ASSERT_FATAL(tcb_start(&b, "b", "good", 0));
+  int ports[] = {a.port, b.port};
+  mesh_t *m = client(ports, 2,
+                     ",\"outlier_detection\":{\"interval_ms\":50},"
+                     "\"pool\":{\"max_idle\":4}");
+  enum { T = 6 };
+  struct worker w[T];
+  pthread_t t[T];
+  for (int i = 0; i < T; i++) {
+    w[i] = (struct worker){m, 0, 30};
+    pthread_create(&t[i], NULL, worker_main, &w[i]);
+  }
+  int ok = 0;
+  for (int i = 0; i < T; i++) {
+    pthread_join(t[i], NULL);
+    ok += w[i].ok;
+  }
+  CU_ASSERT_EQUAL(ok, T * 30);
+  assert_idle_breakers(m);
+  mesh__res_svc_t *rs = rs_of(m);
+  size_t idle = mesh__pool_idle(mesh__res_pool_peek(host_of(m, a.port))) +
+                mesh__pool_idle(mesh__res_pool_peek(host_of(m, b.port)));
+  CU_ASSERT(idle <= 8);
+  CU_ASSERT_EQUAL((size_t)atomic_load(&rs->br.connections), idle);
+  mesh_free(m);
+  tcb_stop(&a);
+  tcb_stop(&b);
+}
+
 /* ---- mesh_dial() of a service ----------------------------------------------------------------- */
 
 static void test_mesh_dial_service(void) {
@@ -657,6 +762,8 @@ static void add(void) {
   CU_add_test(s, "per_try_timeout_retry", test_per_try_timeout_retry);
   CU_add_test(s, "mesh_call_request_hedge", test_mesh_call_request_hedge);
   CU_add_test(s, "mesh_call_request_errors", test_mesh_call_request_errors);
+  CU_add_test(s, "connect_timeout", test_connect_timeout);
+  CU_add_test(s, "mesh_call_do_threads", test_mesh_call_do_threads);
   CU_add_test(s, "mesh_dial_service", test_mesh_dial_service);
 }
 
