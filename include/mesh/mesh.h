@@ -101,6 +101,9 @@ MESH_EXTERN int mesh_process(mesh_t *m);
 
 #include <mesh/identity.h>
 #include <mesh/conn.h>
+#include <mesh/authz.h>
+#include <mesh/metrics.h>
+#include <mesh/trace.h>
 #include <mesh/call.h>
 
 #endif /* MESH_MESH_H */

@@ -1,0 +1,369 @@
+/* The authz part: the "authz" config section, the current policy set
+ * (published without a reader lock, swapped by reloads), the enforcement
+ * hooks used at accept and per request, CUSTOM providers (callback, OPA),
+ * counters and decision logs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz/authz.h"
+
+enum counter {
+  C_ALLOW = 0,
+  C_DENY,
+  C_CONN_DENY,
+  C_DRY_RUN_DENY,
+  C_CUSTOM_DENY,
+  C_OPA_ERROR,
+  C_OPA_CACHE_HIT,
+  C_AUDIT,
+  C_RELOAD,
+  C_RELOAD_ERROR,
+  C_COUNT
+};
+
+static const char *const counter_names[C_COUNT] = {
+    "allow",      "deny",          "conn_deny", "dry_run_deny",
+    "custom_deny", "opa_error",    "opa_cache_hit", "audit",
+    "reload",     "reload_error"};
+
+struct mesh__authz {
+  /* Readers announce themselves in the current epoch's slot, load the
+   * pointer and take a reference; a reload swaps the pointer, flips the
+   * epoch and waits for the old slot to drain before dropping its own
+   * reference.  No reader ever waits on a lock. */
+  _Atomic(mesh__authz_set_t *) cur;
+  _Atomic uint32_t epoch;
+  _Atomic uint32_t readers[2];
+  pthread_mutex_t wmu; /* reloads only */
+  uint64_t generation;
+
+  pthread_mutex_t cbmu;
+  mesh_authz_fn cb;
+  void *cb_user;
+
+  mesh__opa_t *opa;
+  _Atomic uint64_t counters[C_COUNT];
+};
+
+/* ---- publication ------------------------------------------------------------ */
+
+static mesh__authz_set_t *set_acquire(struct mesh__authz *a) {
+  for (;;) {
+    uint32_t e = atomic_load(&a->epoch);
+    atomic_fetch_add(&a->readers[e & 1], 1);
+    if (atomic_load(&a->epoch) != e) {
+      atomic_fetch_sub(&a->readers[e & 1], 1);
+      continue;
+    }
+    mesh__authz_set_t *s = atomic_load(&a->cur);
+    mesh__authz_set_ref(s);
+    atomic_fetch_sub(&a->readers[e & 1], 1);
+    return s;
+  }
+}
+
+static uint64_t set_publish(struct mesh__authz *a, mesh__authz_set_t *s) {
+  pthread_mutex_lock(&a->wmu);
+  uint64_t gen = s->generation = ++a->generation;
+  mesh__authz_set_t *old = atomic_exchange(&a->cur, s);
+  uint32_t e = atomic_fetch_add(&a->epoch, 1);
+  for (unsigned spins = 0; atomic_load(&a->readers[e & 1]) != 0; spins++)
+    if (spins > 64)
+      sched_yield();
+  pthread_mutex_unlock(&a->wmu);
+  mesh__authz_set_unref(old);
+  return gen;
+}
+
+static void count(struct mesh__authz *a, int c) {
+  atomic_fetch_add_explicit(&a->counters[c], 1, memory_order_relaxed);
+}
+
+/* ---- the part ---------------------------------------------------------------- */
+
+static void authz_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
+  mesh__authz_set_build(c, cfg, path, NULL);
+}
+
+static void authz_fini(mesh_t *m) {
+  struct mesh__authz *a = m->authz;
+  if (!a)
+    return;
+  mesh__authz_set_unref(atomic_exchange(&a->cur, NULL));
+  mesh__opa_free(a->opa);
+  pthread_mutex_destroy(&a->wmu);
+  pthread_mutex_destroy(&a->cbmu);
+  free(a);
+  m->authz = NULL;
+}
+
+static int authz_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
+  struct mesh__authz *a = calloc(1, sizeof *a);
+  if (!a)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  pthread_mutex_init(&a->wmu, NULL);
+  pthread_mutex_init(&a->cbmu, NULL);
+  m->authz = a;
+  int rc = mesh__opa_new(&a->opa);
+  if (rc != MESH_OK)
+    return mesh__fail(st, rc, "authz: cannot initialize libcurl");
+  mesh__cfg_t c = {.first = st};
+  mesh__authz_set_t *s = NULL;
+  rc = mesh__authz_set_build(&c, cfg, "authz", &s);
+  if (rc != MESH_OK)
+    return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory") : rc;
+  if (s) {
+    set_publish(a, s);
+    mesh__log(m, MESH_LOG_INFO, "authz_loaded",
+              "policies=%zu allow=%zu deny=%zu custom=%zu dry_run=%s", s->n,
+              s->nallow, s->ndeny, s->ncustom, s->dry_run ? "true" : "false");
+  }
+  return MESH_OK;
+}
+
+const mesh__part_t mesh__authz_part = {
+    .key = "authz",
+    .check = authz_check,
+    .init = authz_init,
+    .fini = authz_fini,
+};
+
+/* ---- decisions ------------------------------------------------------------------ */
+
+/* Wire-supplied text in a log line: printable ASCII only, no quotes, capped,
+ * so a request cannot forge log fields. */
+static void log_safe(const char *in, char *out, size_t len) {
+  size_t w = 0;
+  for (; in && *in && w + 1 < len; in++) {
+    unsigned char c = (unsigned char)*in;
+    out[w++] = (c < 0x21 || c > 0x7e || c == '"' || c == '\\') ? '?' : (char)c;
+  }
+  out[w] = '\0';
+}
+
+static void log_decision(mesh_t *m, const mesh_authz_request_t *r,
+                         const char *stage, bool allow, bool dry,
+                         const char *policy, const char *reason) {
+  int level = dry && !allow ? MESH_LOG_INFO : MESH_LOG_DEBUG;
+  if (!mesh__log_on(m, level))
+    return;
+  char principal[160], path[160], method[24], ip[64];
+  log_safe(r->principal, principal, sizeof principal);
+  log_safe(r->path, path, sizeof path);
+  log_safe(r->method, method, sizeof method);
+  mesh__ip_format(r->src.ss_family ? (const struct sockaddr *)&r->src : NULL,
+                  ip, sizeof ip);
+  mesh__log(m, level, dry && !allow ? "authz_dry_run_deny" : "authz_decision",
+            "stage=%s decision=%s policy=\"%s\" reason=\"%s\" principal=\"%s\" "
+            "source_ip=%s port=%d method=\"%s\" path=\"%s\"",
+            stage, allow ? "allow" : "deny", policy, reason, principal,
+            ip[0] ? ip : "-", r->port, method, path);
+}
+
+/* This workload's own SPIFFE ID for the OPA input (destination.principal);
+ * "" until the identity part provides mesh_self_id(). */
+static const char *self_id(mesh_t *m, char *buf, size_t len) {
+  (void)m;
+  (void)len;
+  buf[0] = '\0';
+  return buf;
+}
+
+/* Ask one CUSTOM provider.  @return true to allow. */
+static bool ask_provider(mesh_t *m, struct mesh__authz *a,
+                         const mesh__authz_set_t *s,
+                         const mesh__az_policy_t *p,
+                         const mesh_authz_request_t *r, const char **why) {
+  if (p->provider == MESH__AZ_PROVIDER_CALLBACK) {
+    pthread_mutex_lock(&a->cbmu);
+    mesh_authz_fn fn = a->cb;
+    void *user = a->cb_user;
+    pthread_mutex_unlock(&a->cbmu);
+    if (!fn) {
+      *why = "no callback authorizer installed";
+      return false;
+    }
+    *why = "denied by the callback authorizer";
+    return fn(r, p->name, user) == MESH_AUTHZ_ALLOW;
+  }
+  char self[MESH_SPIFFE_ID_MAX + 1];
+  bool cached = false;
+  mesh_status_t err = {0};
+  int out = mesh__opa_check(a->opa, &s->opa, s->generation, r,
+                            self_id(m, self, sizeof self), &cached, &err);
+  if (cached)
+    count(a, C_OPA_CACHE_HIT);
+  if (out == MESH__OPA_ERROR) {
+    count(a, C_OPA_ERROR);
+    mesh__log(m, MESH_LOG_WARN, "authz_opa_error",
+              "policy=\"%s\" fail_open=%s error=\"%s\"", p->name,
+              s->opa.fail_open ? "true" : "false", err.message);
+    *why = s->opa.fail_open ? "OPA unavailable (fail open)"
+                            : "OPA unavailable (fail closed)";
+    return s->opa.fail_open;
+  }
+  *why = "denied by OPA";
+  return out == MESH__OPA_ALLOW;
+}
+
+/* Turn an evaluation into the enforced outcome: CUSTOM providers first
+ * (Istio's order), then the native decision; count, log, apply dry-run. */
+static int finish(mesh_t *m, struct mesh__authz *a, const mesh__authz_set_t *s,
+                  const mesh_authz_request_t *r, const mesh__authz_result_t *res,
+                  const char *stage, mesh_status_t *st) {
+  bool allow = res->decision == MESH__AZ_DECIDE_ALLOW;
+  const char *policy = res->policy, *reason = res->reason;
+  for (int i = 0; i < 2; i++) {
+    const mesh__az_policy_t *p = res->custom[i];
+    const char *why = "";
+    if (p && !ask_provider(m, a, s, p, r, &why)) {
+      count(a, C_CUSTOM_DENY);
+      allow = false;
+      policy = p->name;
+      reason = why;
+      break;
+    }
+  }
+  if (res->audit) {
+    count(a, C_AUDIT);
+    mesh__log(m, MESH_LOG_INFO, "authz_audit", "policy=\"%s\" stage=%s",
+              res->audit, stage);
+  }
+  bool dry = s && s->dry_run;
+  log_decision(m, r, stage, allow, dry, policy, reason);
+  if (allow) {
+    count(a, C_ALLOW);
+    return MESH_OK;
+  }
+  if (dry) {
+    count(a, C_DRY_RUN_DENY);
+    return MESH_OK;
+  }
+  count(a, C_DENY);
+  if (strcmp(stage, "conn") == 0)
+    count(a, C_CONN_DENY);
+  if (policy[0])
+    return mesh__fail(st, MESH_ERR_DENIED, "denied by policy \"%s\": %s",
+                      policy, reason);
+  return mesh__fail(st, MESH_ERR_DENIED, "denied: %s", reason);
+}
+
+static int check(mesh_t *m, const mesh_authz_request_t *r, int stage,
+                 const char *label, mesh_status_t *st) {
+  mesh__ok(st);
+  struct mesh__authz *a = m ? m->authz : NULL;
+  if (!a)
+    return MESH_OK;
+  mesh__authz_set_t *s = set_acquire(a);
+  if (!s) {
+    count(a, C_ALLOW);
+    return MESH_OK;
+  }
+  if (stage == MESH__AZ_STAGE_CONN && s->protocol == MESH__AZ_PROTO_TCP)
+    stage = MESH__AZ_STAGE_TCP;
+  mesh__authz_result_t res;
+  mesh__authz_eval(s, r, stage, &res);
+  int rc = finish(m, a, s, r, &res, label, st);
+  mesh__authz_set_unref(s);
+  return rc;
+}
+
+int mesh__authz_check_conn(mesh_t *m, const char *peer_id,
+                           const struct sockaddr *peer, int local_port,
+                           mesh_status_t *st) {
+  mesh_authz_request_t r;
+  mesh__az_req_init(&r);
+  mesh__az_req_set_principal(&r, peer_id ? peer_id : "");
+  if (peer && peer->sa_family == AF_INET)
+    memcpy(&r.src, peer, sizeof(struct sockaddr_in));
+  else if (peer && peer->sa_family == AF_INET6)
+    memcpy(&r.src, peer, sizeof(struct sockaddr_in6));
+  r.port = local_port;
+  return check(m, &r, MESH__AZ_STAGE_CONN, "conn", st);
+}
+
+int mesh__authz_check_request(mesh_t *m, const mesh_authz_request_t *r,
+                              mesh_status_t *st) {
+  if (!r)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "request is NULL");
+  return check(m, r, MESH__AZ_STAGE_REQUEST, "request", st);
+}
+
+bool mesh__authz_active(mesh_t *m) {
+  struct mesh__authz *a = m ? m->authz : NULL;
+  if (!a)
+    return false;
+  mesh__authz_set_t *s = set_acquire(a);
+  bool on = s && s->n > 0;
+  mesh__authz_set_unref(s);
+  return on;
+}
+
+/* ---- public API -------------------------------------------------------------------- */
+
+int mesh_authz_check(mesh_t *m, const mesh_authz_request_t *req,
+                     mesh_status_t *st) {
+  if (!m || !req)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "mesh_authz_check: m and req must not be NULL");
+  return check(m, req, MESH__AZ_STAGE_REQUEST, "request", st);
+}
+
+int mesh_authz_set_callback(mesh_t *m, mesh_authz_fn fn, void *user) {
+  if (!m || !m->authz)
+    return MESH_ERR_INVALID_ARG;
+  pthread_mutex_lock(&m->authz->cbmu);
+  m->authz->cb = fn;
+  m->authz->cb_user = fn ? user : NULL;
+  pthread_mutex_unlock(&m->authz->cbmu);
+  return MESH_OK;
+}
+
+int mesh_authz_reload(mesh_t *m, const char *json, mesh_status_t *st) {
+  mesh__ok(st);
+  if (!m || !m->authz || !json)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "mesh_authz_reload: m and json must not be NULL");
+  struct mesh__authz *a = m->authz;
+  cJSON *root = cJSON_Parse(json);
+  if (!root) {
+    count(a, C_RELOAD_ERROR);
+    return mesh__fail(st, MESH_ERR_CONFIG, "authz: JSON syntax error");
+  }
+  mesh__cfg_t c = {.first = st};
+  mesh__authz_set_t *s = NULL;
+  int rc = mesh__authz_set_build(&c, root, "authz", &s);
+  cJSON_Delete(root);
+  if (rc != MESH_OK) {
+    count(a, C_RELOAD_ERROR);
+    if (st && c.nerr > 1) {
+      size_t len = strlen(st->message);
+      snprintf(st->message + len, sizeof st->message - len,
+               " (and %d more error%s)", c.nerr - 1, c.nerr > 2 ? "s" : "");
+    }
+    mesh__log(m, MESH_LOG_WARN, "authz_reload_failed",
+              "errors=%d kept=previous", c.nerr);
+    return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory") : rc;
+  }
+  if (!s) /* cannot happen: root is non-NULL */
+    return mesh__fail(st, MESH_ERR_INTERNAL, "authz: no set built");
+  size_t n = s->n;
+  uint64_t gen = set_publish(a, s);
+  mesh__opa_flush(a->opa);
+  count(a, C_RELOAD);
+  mesh__log(m, MESH_LOG_INFO, "authz_reloaded", "policies=%zu generation=%llu",
+            n, (unsigned long long)gen);
+  return MESH_OK;
+}
+
+int mesh_authz_counter(mesh_t *m, const char *name, uint64_t *out) {
+  if (!m || !m->authz || !name || !out)
+    return MESH_ERR_INVALID_ARG;
+  for (int i = 0; i < C_COUNT; i++)
+    if (strcmp(counter_names[i], name) == 0) {
+      *out = atomic_load(&m->authz->counters[i]);
+      return MESH_OK;
+    }
+  return MESH_ERR_NOT_FOUND;
+}

@@ -1,0 +1,313 @@
+/* libmesh internal: authorization.
+ *
+ *   cidr.c    IP blocks (v4/v6) parse and match
+ *   policy.c  the policy model and its JSON parser (immutable, refcounted sets)
+ *   eval.c    pure evaluation: attributes in, decision and policy name out
+ *   opa.c     the external authorizer: OPA Data API over libcurl, TTL cache
+ *   authz.c   the part: config, reload, counters, callback, enforcement hooks
+ *
+ * Semantics are Istio's AuthorizationPolicy (security/v1beta1): CUSTOM
+ * first, then DENY, then ALLOW; no ALLOW policy means allow; with any ALLOW
+ * policy a request matching none is denied.  A rule matches when at least one
+ * `from`, one `to` and all `when` entries match; absent lists match all; a
+ * policy without rules never matches. */
+#ifndef MESH_AUTHZ_AUTHZ_H
+#define MESH_AUTHZ_AUTHZ_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/core.h"
+
+/* ---- IP blocks (cidr.c) --------------------------------------------------- */
+
+typedef struct mesh__cidr {
+  uint8_t family; /* 4 or 6 */
+  uint8_t bits;   /* prefix length */
+  uint8_t addr[16];
+} mesh__cidr_t;
+
+/** Parse "203.0.113.4", "203.0.113.0/24", "2001:db8::/32" (a single address
+ *  is a /32 or /128).  Host bits beyond the prefix are ignored, as Envoy does.
+ *  @return MESH_OK or MESH_ERR_PARSE. */
+int mesh__cidr_parse(const char *s, mesh__cidr_t *out);
+/** Does the address fall in the block?  IPv4-mapped IPv6 addresses
+ *  (::ffff:a.b.c.d, from dual-stack sockets) match IPv4 blocks. */
+bool mesh__cidr_match(const mesh__cidr_t *c, const struct sockaddr *sa);
+/** Parse an IP literal into a sockaddr (port 0).  @return MESH_OK or
+ *  MESH_ERR_PARSE. */
+int mesh__ip_parse(const char *s, struct sockaddr_storage *out);
+/** Format the address of sa (no port) into buf.  "" when unknown. */
+void mesh__ip_format(const struct sockaddr *sa, char *buf, size_t len);
+
+/* ---- request attributes ---------------------------------------------------
+ * What a decision is made from.  Every string is NUL-terminated and borrowed
+ * (from the HTTP layer's buffer, or owned copies for the public builder).
+ * The public mesh_authz_request_t is this struct. */
+
+typedef struct mesh__az_hdr {
+  const char *name;
+  const char *value;
+} mesh__az_hdr_t;
+
+#define MESH__AZ_NS_MAX 256
+
+struct mesh_authz_request {
+  const char *principal;        /* peer SPIFFE ID, "" without mTLS */
+  char ns[MESH__AZ_NS_MAX];     /* namespace from /ns/<ns>/..., "" if none */
+  struct sockaddr_storage src;  /* peer address (family 0: unknown) */
+  int port;                     /* destination (local) port, -1 unknown */
+  bool http;                    /* the HTTP attributes below are present */
+  const char *method;
+  const char *path;             /* normalized, without query */
+  const char *target;           /* as sent (with query), for external checks */
+  const char *host;
+  const mesh__az_hdr_t *hdrs;
+  size_t nhdrs;
+  /* storage of the public builder (mesh_authz_request_new) */
+  char *own[6];
+  mesh__az_hdr_t *own_hdrs;
+  size_t own_cap;
+};
+
+/** Reset r to "nothing known" (port -1). */
+void mesh__az_req_init(mesh_authz_request_t *r);
+/** Set the principal (borrowed) and derive the namespace from it. */
+void mesh__az_req_set_principal(mesh_authz_request_t *r, const char *id);
+/** First value of a header (case-insensitive name), or NULL. */
+const char *mesh__az_req_header(const mesh_authz_request_t *r,
+                                const char *name);
+
+/* ---- the policy model (policy.c) ------------------------------------------ */
+
+enum mesh__az_match_kind {
+  MESH__AZ_EXACT = 0,
+  MESH__AZ_PREFIX,   /* "abc*" */
+  MESH__AZ_SUFFIX,   /* "*abc" */
+  MESH__AZ_PRESENCE, /* "*": any non-empty value */
+};
+
+typedef struct mesh__az_str {
+  uint8_t kind;
+  bool icase; /* hosts match case-insensitively */
+  char *s;    /* without the '*' */
+  size_t n;
+} mesh__az_str_t;
+
+typedef struct mesh__az_strs {
+  mesh__az_str_t *v;
+  size_t n;
+} mesh__az_strs_t;
+
+typedef struct mesh__az_cidrs {
+  mesh__cidr_t *v;
+  size_t n;
+} mesh__az_cidrs_t;
+
+typedef struct mesh__az_ports {
+  int *v;
+  size_t n;
+} mesh__az_ports_t;
+
+/* An absent list (n == 0) places no constraint. */
+typedef struct mesh__az_source {
+  mesh__az_strs_t principals, not_principals;
+  mesh__az_strs_t namespaces, not_namespaces;
+  mesh__az_cidrs_t ip_blocks, not_ip_blocks;
+} mesh__az_source_t;
+
+typedef struct mesh__az_operation {
+  mesh__az_strs_t hosts, not_hosts;
+  mesh__az_strs_t methods, not_methods;
+  mesh__az_strs_t paths, not_paths;
+  mesh__az_ports_t ports, not_ports;
+} mesh__az_operation_t;
+
+enum mesh__az_cond_key {
+  MESH__AZ_K_HEADER = 0,   /* request.headers[Name] (HTTP only) */
+  MESH__AZ_K_SOURCE_IP,    /* source.ip */
+  MESH__AZ_K_REMOTE_IP,    /* remote.ip: the peer address (no XFF trust) */
+  MESH__AZ_K_SOURCE_NS,    /* source.namespace */
+  MESH__AZ_K_SOURCE_PRINCIPAL, /* source.principal */
+  MESH__AZ_K_DEST_PORT,    /* destination.port */
+};
+
+typedef struct mesh__az_cond {
+  int key;
+  char *header; /* MESH__AZ_K_HEADER */
+  mesh__az_strs_t values, not_values;
+  mesh__az_cidrs_t ips, not_ips;
+  mesh__az_ports_t ports, not_ports;
+} mesh__az_cond_t;
+
+typedef struct mesh__az_rule {
+  mesh__az_source_t *from;
+  size_t nfrom;
+  mesh__az_operation_t *to;
+  size_t nto;
+  mesh__az_cond_t *when;
+  size_t nwhen;
+} mesh__az_rule_t;
+
+enum mesh__az_action {
+  MESH__AZ_ALLOW = 0,
+  MESH__AZ_DENY,
+  MESH__AZ_AUDIT,
+  MESH__AZ_CUSTOM,
+};
+
+enum mesh__az_provider {
+  MESH__AZ_PROVIDER_OPA = 0,
+  MESH__AZ_PROVIDER_CALLBACK,
+};
+
+typedef struct mesh__az_policy {
+  char *name;
+  int action;
+  int provider; /* CUSTOM only */
+  mesh__az_rule_t *rules;
+  size_t nrules;
+} mesh__az_policy_t;
+
+/* Where the connection-level check may not decide yet. */
+enum mesh__az_protocol {
+  MESH__AZ_PROTO_HTTP = 0, /* HTTP follows: HTTP parts checked per request */
+  MESH__AZ_PROTO_TCP,      /* no HTTP: Istio's TCP semantics at accept */
+};
+
+typedef struct mesh__az_opa_cfg {
+  char *url;
+  int64_t timeout_ms;
+  int64_t cache_ttl_ms;
+  int64_t cache_size;
+  bool fail_open;
+} mesh__az_opa_cfg_t;
+
+/* An immutable set of policies: built once, read by any thread, freed when
+ * the last reference goes. */
+typedef struct mesh__authz_set {
+  _Atomic uint32_t refs;
+  uint64_t generation;
+  mesh__az_policy_t *policies;
+  size_t n;
+  size_t nallow, ndeny, ncustom, naudit;
+  bool dry_run;
+  int protocol;
+  bool have_opa;
+  mesh__az_opa_cfg_t opa;
+} mesh__authz_set_t;
+
+/** Validate an "authz" section (path is its JSON path) and, when out is
+ *  non-NULL and there was no error, build the set (refs = 1).  Errors go to
+ *  c with their JSON paths; all of them are reported.
+ *  @return MESH_OK, MESH_ERR_CONFIG or MESH_ERR_NOMEM. */
+int mesh__authz_set_build(mesh__cfg_t *c, const cJSON *cfg, const char *path,
+                          mesh__authz_set_t **out);
+void mesh__authz_set_ref(mesh__authz_set_t *s);
+void mesh__authz_set_unref(mesh__authz_set_t *s);
+
+/* ---- evaluation (eval.c) -------------------------------------------------- */
+
+enum mesh__az_stage {
+  /* At accept, HTTP will follow: rules that depend on HTTP attributes are
+   * left to the request check (a DENY needing them does not deny yet; an
+   * ALLOW needing them keeps the connection open).  CUSTOM waits too. */
+  MESH__AZ_STAGE_CONN = 0,
+  /* A full request: every attribute known. */
+  MESH__AZ_STAGE_REQUEST,
+  /* Istio's TCP semantics (no HTTP at all): in DENY and CUSTOM rules an
+   * HTTP-only field counts as matched, in ALLOW rules as not matched. */
+  MESH__AZ_STAGE_TCP,
+};
+
+enum mesh__az_decision {
+  MESH__AZ_DECIDE_ALLOW = 0,
+  MESH__AZ_DECIDE_DENY,
+};
+
+typedef struct mesh__authz_result {
+  int decision;
+  const char *policy;  /* deciding policy name, "" when none (borrowed) */
+  const char *reason;  /* static text */
+  /* CUSTOM policies that matched, first per provider (NULL: none).  The
+   * caller asks the provider; a deny from it wins over `decision`. */
+  const mesh__az_policy_t *custom[2];
+  const char *audit;   /* first matching AUDIT policy or NULL */
+} mesh__authz_result_t;
+
+/** Decide.  Pure: no I/O, no allocation, no locks.  s may be NULL (no
+ *  policies: allow). */
+void mesh__authz_eval(const mesh__authz_set_t *s,
+                      const mesh_authz_request_t *r, int stage,
+                      mesh__authz_result_t *out);
+
+/** String match with Istio's forms (exact, "abc*", "*abc", "*"). */
+bool mesh__az_str_match(const mesh__az_str_t *m, const char *v);
+/** Principal match: both pattern and value may carry "spiffe://". */
+bool mesh__az_principal_match(const mesh__az_str_t *m, const char *id);
+/** Remove dot segments and merge slashes of a URL path, dropping the query
+ *  (Istio's default path normalization, BASE + MERGE_SLASHES).
+ *  @return MESH_OK, MESH_ERR_BUFFER, MESH_ERR_HTTP_PARSE (not a path). */
+int mesh__az_path_normalize(const char *target, size_t n, char *out,
+                            size_t len);
+
+/* ---- external authorizer (opa.c) ------------------------------------------ */
+
+typedef struct mesh__opa mesh__opa_t;
+
+int mesh__opa_new(mesh__opa_t **out);
+void mesh__opa_free(mesh__opa_t *o);
+/** Drop every cached decision (on reload). */
+void mesh__opa_flush(mesh__opa_t *o);
+/** Serialize the request as an OPA input document {"input": {...}}.
+ *  @return a malloc'd string or NULL (out of memory). */
+char *mesh__opa_input(const mesh_authz_request_t *r, const char *self_id);
+/** Interpret a Data API response body: {"result": true} or
+ *  {"result": {"allow": true}} allow; false, undefined (no "result") or any
+ *  other shape deny.  @return 1 allow, 0 deny, MESH_ERR_PARSE. */
+int mesh__opa_parse_result(const char *body, size_t len);
+
+/* Outcome of one external check. */
+enum mesh__opa_outcome {
+  MESH__OPA_ALLOW = 0,
+  MESH__OPA_DENY,
+  MESH__OPA_ERROR, /* unreachable, timeout, bad status or body */
+};
+
+/** Ask OPA (through the cache).  Blocking, at most cfg->timeout_ms.
+ *  *cached is set when the answer came from the cache; err (may be NULL)
+ *  receives the reason of an error. */
+int mesh__opa_check(mesh__opa_t *o, const mesh__az_opa_cfg_t *cfg,
+                    uint64_t generation, const mesh_authz_request_t *r,
+                    const char *self_id, bool *cached, mesh_status_t *err);
+
+/* ---- the part (authz.c) --------------------------------------------------- */
+
+extern const mesh__part_t mesh__authz_part;
+
+/** Connection-level check, called by the accept path after the handshake:
+ *  principal, peer IP and local port against the current policies.  With
+ *  "protocol": "http" (the default) rules needing HTTP attributes are left
+ *  to the per-request check; with "tcp" this is the whole decision.
+ *  Counts and logs the decision.  Any thread; no lock on the fast path.
+ *  @param peer_id   the verified SPIFFE ID, "" or NULL for a plaintext peer
+ *  @param peer      the peer address (NULL: unknown)
+ *  @param local_port the port the connection was accepted on (-1 unknown)
+ *  @return MESH_OK (go on) or MESH_ERR_DENIED (close it; detail in st). */
+int mesh__authz_check_conn(mesh_t *m, const char *peer_id,
+                           const struct sockaddr *peer, int local_port,
+                           mesh_status_t *st);
+
+/** Request-level check (the HTTP server calls it for each request): the
+ *  full evaluation, then the CUSTOM providers.  Counts and logs.
+ *  @return MESH_OK or MESH_ERR_DENIED (policy name in st). */
+int mesh__authz_check_request(mesh_t *m, const mesh_authz_request_t *r,
+                              mesh_status_t *st);
+
+/** Is authorization configured at all (a set with policies)? */
+bool mesh__authz_active(mesh_t *m);
+
+#endif /* MESH_AUTHZ_AUTHZ_H */

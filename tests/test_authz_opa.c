@@ -1,0 +1,343 @@
+/* authz/opa: the external authorizer against an OPA-shaped Data API on
+ * loopback (a small Python stdlib server started here): decisions, the
+ * input document, the TTL cache, and the fail mode when the server is
+ * slow, down or broken. */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "authz/authz.h"
+#include "core/core.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Modes: ok (decide from the input), object ({"result": {"allow": ..}}),
+ * slow (answer after 1.5 s), error (HTTP 500), garbage (200, not JSON),
+ * undefined ({} : no result).  Every request body is appended to LOG. */
+static const char stub_py[] =
+    "import json, sys, time\n"
+    "from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n"
+    "mode, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+    "class H(BaseHTTPRequestHandler):\n"
+    "    protocol_version = 'HTTP/1.1'\n"
+    "    def log_message(self, *a):\n"
+    "        pass\n"
+    "    def reply(self, code, body):\n"
+    "        b = body.encode()\n"
+    "        self.send_response(code)\n"
+    "        self.send_header('Content-Type', 'application/json')\n"
+    "        self.send_header('Content-Length', str(len(b)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(b)\n"
+    "    def do_POST(self):\n"
+    "        n = int(self.headers.get('Content-Length', '0'))\n"
+    "        body = self.rfile.read(n).decode()\n"
+    "        with open(log, 'a') as f:\n"
+    "            f.write(self.path + ' ' + body + '\\n')\n"
+    "        if mode == 'slow':\n"
+    "            time.sleep(1.5)\n"
+    "        if mode == 'error':\n"
+    "            return self.reply(500, '{\"code\":\"internal_error\"}')\n"
+    "        if mode == 'garbage':\n"
+    "            return self.reply(200, 'not json')\n"
+    "        if mode == 'undefined':\n"
+    "            return self.reply(200, '{}')\n"
+    "        a = json.loads(body)['input']['attributes']\n"
+    "        user = a.get('request', {}).get('http', {}).get('headers', {})"
+    ".get('x-user')\n"
+    "        ok = user == 'alice' or a['source']['principal'].endswith("
+    "'/sa/good')\n"
+    "        res = {'allow': ok} if mode == 'object' else ok\n"
+    "        self.reply(200, json.dumps({'result': res}))\n"
+    "ThreadingHTTPServer.daemon_threads = True\n"
+    "ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()\n";
+
+struct stub {
+  pid_t pid;
+  int port;
+  char log[256];
+};
+
+static bool stub_start(struct stub *s, const char *mode) {
+  const char *script = th_path("opa_stub.py");
+  if (!th_write(script, stub_py))
+    return false;
+  s->port = th_free_port();
+  snprintf(s->log, sizeof s->log, "%s", th_path(mode));
+  th_write(s->log, "");
+  char port[16];
+  snprintf(port, sizeof port, "%d", s->port);
+  const char *argv[] = {"python3", script, mode, port, s->log, NULL};
+  s->pid = th_spawn(argv, "opa_stub.log");
+  return s->pid > 0 && th_wait_port(s->port, 5000);
+}
+
+/* Requests the stub has seen. */
+static int stub_hits(const struct stub *s) {
+  size_t len = 0;
+  char *txt = th_slurp(s->log, &len);
+  int n = 0;
+  for (size_t i = 0; txt && i < len; i++)
+    n += txt[i] == '\n';
+  free(txt);
+  return n;
+}
+
+static mesh_t *mesh_with_opa(int port, const char *extra) {
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"log\":{\"level\":\"error\"},\"authz\":{\"opa\":{\"url\":"
+           "\"http://127.0.0.1:%d/v1/data/mesh/allow\"%s},\"policies\":[{"
+           "\"name\":\"ext\",\"action\":\"CUSTOM\",\"rules\":[{\"to\":[{"
+           "\"paths\":[\"/api/*\"]}]}]}]}}",
+           port, extra);
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  int rc = mesh_new(json, &m, &st);
+  if (rc != MESH_OK)
+    fprintf(stderr, "mesh_new: %s\n", st.message);
+  CU_ASSERT_EQUAL(rc, MESH_OK);
+  return m;
+}
+
+static int ask(mesh_t *m, const char *principal, const char *user,
+               const char *path, mesh_status_t *st) {
+  mesh_authz_request_t *r = mesh_authz_request_new();
+  mesh_authz_request_set_principal(r, principal);
+  mesh_authz_request_set_source_ip(r, "127.0.0.1");
+  mesh_authz_request_set_port(r, 8443);
+  mesh_authz_request_set_http(r, "GET", path, "svc.local");
+  if (user)
+    mesh_authz_request_add_header(r, "X-User", user);
+  mesh_authz_request_add_header(r, "traceparent",
+                                "00-0af7651916cd43dd8448eb211c80319c-"
+                                "b7ad6b7169203331-01");
+  int rc = mesh_authz_check(m, r, st);
+  mesh_authz_request_free(r);
+  return rc;
+}
+
+static uint64_t counter(mesh_t *m, const char *name) {
+  uint64_t v = 0;
+  CU_ASSERT_EQUAL(mesh_authz_counter(m, name, &v), MESH_OK);
+  return v;
+}
+
+static int64_t elapsed_ms(int64_t t0) { return mesh__now_ms() - t0; }
+
+#define BOB "spiffe://example.org/ns/shop/sa/bob"
+#define GOOD "spiffe://example.org/ns/shop/sa/good"
+
+static void test_mesh__opa_check_decisions(void) {
+  struct stub s;
+  CU_ASSERT_FATAL(stub_start(&s, "ok"));
+  mesh_t *m = mesh_with_opa(s.port, "");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(ask(m, BOB, "alice", "/api/x", &st), MESH_OK);
+  CU_ASSERT_EQUAL(ask(m, BOB, "mallory", "/api/x", &st), MESH_ERR_DENIED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "\"ext\": denied by OPA"));
+  CU_ASSERT_EQUAL(ask(m, GOOD, NULL, "/api/y?q=1", &st), MESH_OK);
+  /* outside the CUSTOM rule OPA is not asked */
+  CU_ASSERT_EQUAL(ask(m, BOB, "mallory", "/public", &st), MESH_OK);
+  CU_ASSERT_EQUAL(stub_hits(&s), 3);
+
+  /* the input document OPA saw (last line: the /api/y request) */
+  char *txt = th_slurp(s.log, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(txt);
+  CU_ASSERT_PTR_NOT_NULL(strstr(txt, "/v1/data/mesh/allow {"));
+  char *last = strrchr(txt, '\n');
+  *last = '\0';
+  char *line = strrchr(txt, '\n');
+  cJSON *doc = cJSON_Parse(strchr(line ? line : txt, '{'));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+  const cJSON *a = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "input"),
+                                       "attributes");
+  const cJSON *src = cJSON_GetObjectItem(a, "source");
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(src, "principal")->valuestring,
+                         GOOD);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(src, "namespace")->valuestring,
+                         "shop");
+  CU_ASSERT_STRING_EQUAL(
+      cJSON_GetObjectItem(
+          cJSON_GetObjectItem(cJSON_GetObjectItem(src, "address"),
+                              "socketAddress"),
+          "address")
+          ->valuestring,
+      "127.0.0.1");
+  const cJSON *http = cJSON_GetObjectItem(
+      cJSON_GetObjectItem(a, "request"), "http");
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(http, "method")->valuestring,
+                         "GET");
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(http, "path")->valuestring,
+                         "/api/y?q=1");
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(http, "host")->valuestring,
+                         "svc.local");
+  /* per-request trace headers are left out of the input */
+  CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(cJSON_GetObjectItem(http, "headers"),
+                                         "traceparent"));
+  cJSON_Delete(doc);
+  free(txt);
+  CU_ASSERT_EQUAL(counter(m, "custom_deny"), 1);
+  mesh_free(m);
+  th_stop(s.pid);
+}
+
+static void test_mesh__opa_check_cache(void) {
+  struct stub s;
+  CU_ASSERT_FATAL(stub_start(&s, "ok"));
+  mesh_t *m = mesh_with_opa(s.port, ",\"cache_ttl_ms\":300");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  mesh_status_t st;
+  for (int i = 0; i < 5; i++) {
+    CU_ASSERT_EQUAL(ask(m, BOB, "alice", "/api/x", &st), MESH_OK);
+    CU_ASSERT_EQUAL(ask(m, BOB, "eve", "/api/x", &st), MESH_ERR_DENIED);
+  }
+  CU_ASSERT_EQUAL(stub_hits(&s), 2);
+  CU_ASSERT_EQUAL(counter(m, "opa_cache_hit"), 8);
+  /* after the TTL the server is asked again */
+  struct timespec ts = {0, 400 * 1000000L};
+  nanosleep(&ts, NULL);
+  CU_ASSERT_EQUAL(ask(m, BOB, "alice", "/api/x", &st), MESH_OK);
+  CU_ASSERT_EQUAL(stub_hits(&s), 3);
+  /* a reload drops the cache */
+  CU_ASSERT_EQUAL(ask(m, BOB, "alice", "/api/x", &st), MESH_OK);
+  CU_ASSERT_EQUAL(stub_hits(&s), 3);
+  char json[512];
+  snprintf(json, sizeof json,
+           "{\"opa\":{\"url\":\"http://127.0.0.1:%d/v1/data/mesh/allow\"},"
+           "\"policies\":[{\"name\":\"ext\",\"action\":\"CUSTOM\",\"rules\":"
+           "[{}]}]}",
+           s.port);
+  CU_ASSERT_EQUAL(mesh_authz_reload(m, json, &st), MESH_OK);
+  CU_ASSERT_EQUAL(ask(m, BOB, "alice", "/api/x", &st), MESH_OK);
+  CU_ASSERT_EQUAL(stub_hits(&s), 4);
+  mesh_free(m);
+  /* cache off */
+  m = mesh_with_opa(s.port, ",\"cache_ttl_ms\":0");
+  for (int i = 0; i < 3; i++)
+    CU_ASSERT_EQUAL(ask(m, BOB, "alice", "/api/x", &st), MESH_OK);
+  CU_ASSERT_EQUAL(stub_hits(&s), 7);
+  mesh_free(m);
+  th_stop(s.pid);
+}
+
+struct fail_case {
+  const char *mode; /* NULL: nothing listening */
+  bool fail_open;
+  int want;
+  const char *why;
+};
+
+static void test_mesh__opa_check_fail_modes(void) {
+  static const struct fail_case cases[] = {
+    {"slow", false, MESH_ERR_DENIED, "OPA unavailable (fail closed)"},
+    {"slow", true, MESH_OK, ""},
+    {NULL, false, MESH_ERR_DENIED, "OPA unavailable (fail closed)"},
+    {NULL, true, MESH_OK, ""},
+    {"error", false, MESH_ERR_DENIED, "OPA unavailable (fail closed)"},
+    {"garbage", false, MESH_ERR_DENIED, "OPA unavailable (fail closed)"},
+    {"garbage", true, MESH_OK, ""},
+    {"undefined", true, MESH_ERR_DENIED, "denied by OPA"},
+  };
+  for (size_t i = 0; i < N(cases); i++) {
+    const struct fail_case *tc = &cases[i];
+    struct stub s = {.pid = -1, .port = th_free_port()};
+    if (tc->mode)
+      CU_ASSERT_FATAL(stub_start(&s, tc->mode));
+    char extra[128];
+    snprintf(extra, sizeof extra, ",\"timeout_ms\":200,\"fail_open\":%s",
+             tc->fail_open ? "true" : "false");
+    mesh_t *m = mesh_with_opa(s.port, extra);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    mesh_status_t st = {0};
+    int64_t t0 = mesh__now_ms();
+    int rc = ask(m, GOOD, "alice", "/api/x", &st);
+    int64_t el = elapsed_ms(t0);
+    if (rc != tc->want || !strstr(st.message, tc->why))
+      fprintf(stderr, "fail case %zu: rc=%d msg=%s\n", i, rc, st.message);
+    CU_ASSERT_EQUAL(rc, tc->want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st.message, tc->why));
+    /* bounded by the 200 ms timeout, not by the 1.5 s server */
+    CU_ASSERT(el < 1000);
+    bool errs = tc->mode == NULL || strcmp(tc->mode, "undefined") != 0;
+    CU_ASSERT_EQUAL(counter(m, "opa_error"), errs ? 1u : 0u);
+    mesh_free(m);
+    if (s.pid > 0)
+      th_kill(s.pid);
+  }
+}
+
+static void test_mesh__opa_check_object_result(void) {
+  struct stub s;
+  CU_ASSERT_FATAL(stub_start(&s, "object"));
+  mesh_t *m = mesh_with_opa(s.port, "");
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(ask(m, BOB, "alice", "/api/x", &st), MESH_OK);
+  CU_ASSERT_EQUAL(ask(m, BOB, "bob", "/api/x", &st), MESH_ERR_DENIED);
+  mesh_free(m);
+  th_stop(s.pid);
+}
+
+static void test_mesh__opa_parse_result(void) {
+  struct {
+    const char *body;
+    int want;
+  } cases[] = {
+    {"{\"result\":true}", 1},
+    {"{\"result\":false}", 0},
+    {"{}", 0},
+    {"{\"result\":{\"allow\":true,\"reason\":\"x\"}}", 1},
+    {"{\"result\":{\"allow\":false}}", 0},
+    {"{\"result\":{}}", 0},
+    {"{\"result\":{\"allow\":\"yes\"}}", MESH_ERR_PARSE},
+    {"{\"result\":\"yes\"}", MESH_ERR_PARSE},
+    {"{\"result\":1}", MESH_ERR_PARSE},
+    {"[true]", MESH_ERR_PARSE},
+    {"", MESH_ERR_PARSE},
+    {"{\"result\":true", MESH_ERR_PARSE},
+  };
+  for (size_t i = 0; i < N(cases); i++)
+    CU_ASSERT_EQUAL(mesh__opa_parse_result(cases[i].body,
+                                           strlen(cases[i].body)),
+                    cases[i].want);
+}
+
+static void test_mesh__opa_input(void) {
+  mesh_authz_request_t *r = mesh_authz_request_new();
+  mesh_authz_request_set_principal(r, BOB);
+  mesh_authz_request_set_port(r, 9000);
+  char *doc = mesh__opa_input(r, "spiffe://example.org/ns/shop/sa/api");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+  /* no HTTP part for a connection-level request */
+  CU_ASSERT_PTR_NULL(strstr(doc, "\"request\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"portValue\":9000"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(doc, "\"principal\":\"spiffe://example.org/ns/shop/sa/api\""));
+  free(doc);
+  mesh_authz_request_set_http(r, "POST", "/a", "h");
+  mesh_authz_request_add_header(r, "X-A", "1");
+  mesh_authz_request_add_header(r, "x-a", "2");
+  doc = mesh__opa_input(r, NULL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"x-a\":\"1, 2\""));
+  free(doc);
+  mesh_authz_request_free(r);
+}
+
+static void add(void) {
+  CU_pSuite s = CU_add_suite("authz_opa", NULL, NULL);
+  CU_add_test(s, "mesh__opa_parse_result", test_mesh__opa_parse_result);
+  CU_add_test(s, "mesh__opa_input", test_mesh__opa_input);
+  CU_add_test(s, "mesh__opa_check_decisions",
+              test_mesh__opa_check_decisions);
+  CU_add_test(s, "mesh__opa_check_cache", test_mesh__opa_check_cache);
+  CU_add_test(s, "mesh__opa_check_fail_modes",
+              test_mesh__opa_check_fail_modes);
+  CU_add_test(s, "mesh__opa_check_object_result",
+              test_mesh__opa_check_object_result);
+}
+
+int main(void) { return th_run_suites("test_authz_opa", add); }
