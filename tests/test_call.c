@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mesh/metrics.h>
+
 #include "resilience/resilience.h"
 #include "test_call_backend.h"
 
@@ -70,6 +72,19 @@ static int call(mesh_t *m, tcb_reply_t *r, mesh_status_t *st) {
   return mesh_call_do(m, SVC, NULL, tcb_try, r, st);
 }
 
+/* Does the metrics text hold this exact line? */
+static bool has_metric(mesh_t *m, const char *line) {
+  static char buf[1 << 16];
+  if (mesh_metrics_text(m, buf, sizeof buf, NULL) < 0)
+    return false;
+  char want[512];
+  snprintf(want, sizeof want, "%s\n", line);
+  bool ok = strstr(buf, want) != NULL;
+  if (!ok)
+    fprintf(stderr, "metric line not found: %s\n", line);
+  return ok;
+}
+
 static void assert_idle_breakers(mesh_t *m) {
   mesh__res_svc_t *rs = rs_of(m);
   CU_ASSERT_EQUAL(atomic_load(&rs->br.requests), 0);
@@ -106,6 +121,15 @@ static void test_mesh_call_do(void) {
    * number connections from 1; the waits for the port count one each) */
   CU_ASSERT_EQUAL(seen_a, 10);
   CU_ASSERT_EQUAL(seen_b, 10);
+  char line[256];
+  snprintf(line, sizeof line,
+           "mesh_calls_total{service=\"echo\",endpoint=\"127.0.0.1:%d\","
+           "outcome=\"ok\"} 10", a.port);
+  CU_ASSERT_TRUE(has_metric(m, line));
+  CU_ASSERT_TRUE(has_metric(m, "mesh_call_duration_seconds_count{service="
+                               "\"echo\"} 20"));
+  CU_ASSERT_TRUE(has_metric(m, "mesh_call_try_duration_seconds_count{service="
+                               "\"echo\"} 20"));
   CU_ASSERT(max_conn_a <= 2);
   CU_ASSERT(max_conn_b <= 2);
   assert_idle_breakers(m);
@@ -194,6 +218,14 @@ static void test_outlier_error_backend(void) {
   CU_ASSERT_TRUE(mesh__od_ejected(bad, mesh__now_ms()));
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->od_enforced[MESH__OD_CONSECUTIVE_5XX]),
                   1);
+  CU_ASSERT_TRUE(has_metric(m, "mesh_outlier_ejections_total{service=\"echo\","
+                               "reason=\"consecutive_5xx\"} 1"));
+  CU_ASSERT_TRUE(has_metric(m, "mesh_endpoints_ejected{service=\"echo\"} 1"));
+  char line[256];
+  snprintf(line, sizeof line,
+           "mesh_calls_total{service=\"echo\",endpoint=\"127.0.0.1:%d\","
+           "outcome=\"error\"} 3", b[0].port);
+  CU_ASSERT_TRUE(has_metric(m, line));
   int64_t until = atomic_load(&bad->ejected_until_ms);
   CU_ASSERT_TRUE_FATAL(tcb_mode(m, &b[0], "good"));
   /* while ejected it gets nothing */
@@ -270,6 +302,10 @@ static void test_breaker_trips_and_recovers(void) {
   tcb_reply_t r;
   CU_ASSERT_EQUAL(call(m, &r, &st), MESH_ERR_CIRCUIT_OPEN);
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->br.ov_requests), 2);
+  CU_ASSERT_TRUE(has_metric(m, "mesh_circuit_breaker_overflows_total{service="
+                               "\"echo\",limit=\"requests\"} 2"));
+  CU_ASSERT_TRUE(has_metric(m, "mesh_calls_total{service=\"echo\",endpoint="
+                               "\"\",outcome=\"circuit_open\"} 2"));
   /* one ends: the breaker closes again */
   mesh_call_end(c1, MESH_CALL_CANCELLED, 0);
   CU_ASSERT_EQUAL(mesh_call_begin(m, SVC, NULL, &c3, &st), MESH_OK);
@@ -383,6 +419,10 @@ static void test_total_failure_budget(void) {
   CU_ASSERT(w.max <= 3);
   mesh__res_svc_t *rs = rs_of(m);
   CU_ASSERT_EQUAL(atomic_load(&rs->retry_overflow), (uint64_t)budget);
+  char line[256];
+  snprintf(line, sizeof line,
+           "mesh_retry_budget_exhausted_total{service=\"echo\"} %d", budget);
+  CU_ASSERT_TRUE(has_metric(m, line));
   /* the budget, not num_retries, bounded the work: fewer than 2 retries
    * per call on average */
   CU_ASSERT(atomic_load(&rs->retries) < 2 * N + 2);

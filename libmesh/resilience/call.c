@@ -5,6 +5,7 @@
  * same acquisition path. */
 #include "resilience/call.h"
 #include "discovery/discovery.h"
+#include "observe/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -150,6 +151,7 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
   x->rs = svc->res;
   const mesh__res_cfg_t *c = &x->rs->cfg;
   x->start_ms = mesh__now_ms();
+  x->start_ns = mesh__now_ns();
   int64_t overall = o && o->deadline_ms >= 0 ? o->deadline_ms : c->to.overall_ms;
   x->deadline_ms = overall > 0 ? x->start_ms + overall : 0;
   x->per_try_ms = o && o->per_try_ms >= 0 ? o->per_try_ms : c->to.per_try_ms;
@@ -170,6 +172,13 @@ void mesh__callx_fini(mesh__callx_t *x) {
   for (size_t i = 0; i < x->navoid; i++)
     mesh__host_unref(x->avoid[i]);
   x->navoid = 0;
+  mesh__host_unref(x->last);
+  x->last = NULL;
+}
+
+void mesh__callx_done(mesh__callx_t *x, int rc) {
+  if (x->rs)
+    mesh__res_count_call(x->rs, x->last, rc, x->start_ns);
 }
 
 void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h) {
@@ -255,6 +264,8 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &rs->cfg.cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
+    mesh__counter_add(rs->mx.budget, 1);
+    mesh__counter_add(rs->mx.overflow[3], 1);
     return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
                       "service \"%s\": retry refused by the retry budget "
                       "(%lld retries in flight; last error: %s)",
@@ -262,6 +273,7 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
                       x->last_msg);
   }
   atomic_fetch_add(&rs->retries, 1);
+  mesh__counter_add(rs->mx.retries, 1);
   *slot = true;
   return MESH_OK;
 }
@@ -276,6 +288,9 @@ static void try_release(mesh_call_t *c) {
     mesh__breaker_give(&rs->br.retries);
   c->holds_request = c->holds_retry = false;
   if (c->host) {
+    mesh__host_ref(c->host); /* the call's latest endpoint, for metrics */
+    mesh__host_unref(c->x->last);
+    c->x->last = c->host;
     mesh__lb_end(c->host);
     mesh__host_unref(c->host);
     c->host = NULL;
@@ -327,13 +342,16 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__breaker_take(&rs->br.pending, rs->cfg.cb.max_pending_requests,
-                          &rs->br.ov_pending))
+                          &rs->br.ov_pending)) {
+    mesh__counter_add(rs->mx.overflow[1], 1);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld calls "
                       "waiting for a connection (max_pending_requests)",
                       x->svc->name, (long long)rs->cfg.cb.max_pending_requests);
+  }
   if (!mesh__breaker_take(&rs->br.connections, rs->cfg.cb.max_connections,
                           &rs->br.ov_connections)) {
+    mesh__counter_add(rs->mx.overflow[0], 1);
     mesh__breaker_give(&rs->br.pending);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld "
@@ -428,6 +446,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   c->holds_retry = retry_slot;
   if (!mesh__breaker_take(&rs->br.requests, rs->cfg.cb.max_requests,
                           &rs->br.ov_requests)) {
+    mesh__counter_add(rs->mx.overflow[2], 1);
     if (c->holds_retry)
       mesh__breaker_give(&rs->br.retries);
     c->holds_retry = false;
@@ -493,6 +512,9 @@ void mesh__call_arm(mesh_call_t *c) {
 void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
+  if (c->try_start_ns)
+    mesh__histogram_observe(rs->mx.try_s,
+                            (double)(mesh__now_ns() - c->try_start_ns) / 1e9);
   if (c->host && outcome != MESH__OUT_CANCELLED) {
     int code = mesh__outcome_status(outcome, status);
     bool ok = code > 0 && (code < 500 || code > 599);
@@ -537,6 +559,7 @@ int mesh_call_begin(mesh_t *m, const char *service,
   if (rc == MESH_OK)
     rc = mesh__call_acquire(c, false, NULL, st);
   if (rc != MESH_OK) {
+    mesh__callx_done(c->x, rc);
     mesh__callx_fini(c->x);
     free(c);
     return rc;
@@ -574,6 +597,14 @@ int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
     rc = MESH_ERR_INVALID_ARG;
   }
   mesh__call_finish(call, outcome, status_code);
+  int res = MESH_OK;
+  if (outcome == MESH__OUT_OK || outcome == MESH__OUT_OK_CLOSE) {
+    if (mesh__status_is_error(&call->x->rs->cfg.retry, status_code))
+      res = MESH_ERR_UPSTREAM;
+  } else {
+    res = mesh__call_try_error(call->x, "", outcome, status_code, NULL);
+  }
+  mesh__callx_done(call->x, res);
   mesh__callx_fini(call->x);
   free(call);
   return rc;

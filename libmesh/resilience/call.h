@@ -28,6 +28,7 @@ typedef struct mesh__callx {
   mesh__service_t *svc;
   mesh__res_svc_t *rs;
   int64_t start_ms;
+  int64_t start_ns;           /* for the duration histogram */
   int64_t deadline_ms;        /* overall, monotonic; 0 none */
   int64_t per_try_ms;         /* 0 none */
   int64_t connect_ms;
@@ -40,6 +41,7 @@ typedef struct mesh__callx {
   uint32_t retries;           /* retries (and hedges) started */
   mesh__host_t *avoid[MESH__CALL_AVOID_MAX]; /* references held */
   size_t navoid;
+  mesh__host_t *last;         /* endpoint of the latest try (reference) */
   int last_rc;
   char last_msg[sizeof(((mesh_status_t *)0)->message)];
 } mesh__callx_t;
@@ -88,6 +90,8 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status);
 bool mesh__call_host_fault(int rc);
 /** Record the error of the try that just ended, for the final message. */
 void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg);
+/** Count the finished call in the metrics (result rc). */
+void mesh__callx_done(mesh__callx_t *x, int rc);
 /** Add h to the endpoints later tries avoid. */
 void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h);
 
