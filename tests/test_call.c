@@ -787,6 +787,100 @@ static void test_mesh_dial_service(void) {
   tcb_stop(&a);
 }
 
+/* ---- spans ------------------------------------------------------------------------------------ */
+
+struct spans {
+  pthread_mutex_t mu;
+  int n;
+  char name[16][16];
+  mesh_trace_ctx_t ctx[16];
+  int status[16];
+  char endpoint[16][32];
+};
+
+static void on_end(const mesh_span_t *sp, void *user) {
+  struct spans *c = user;
+  pthread_mutex_lock(&c->mu);
+  if (c->n < 16) {
+    snprintf(c->name[c->n], sizeof c->name[0], "%s", mesh_span_name(sp));
+    mesh_span_context(sp, &c->ctx[c->n]);
+    c->status[c->n] = mesh_span_status(sp, NULL);
+    c->endpoint[c->n][0] = '\0';
+    mesh_span_attr_text(sp, "network.peer.address", c->endpoint[c->n],
+                        sizeof c->endpoint[0]);
+    c->n++;
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+static void test_mesh_call_trace_context(void) {
+  tcb_t b;
+  CU_ASSERT_FATAL(tcb_start(&b, "b", "good", 0));
+  /* first endpoint down: the call is a failed try, then a good one */
+  int ports[] = {th_free_port(), b.port};
+  mesh_t *m = client(ports, 2, "");
+  struct spans cap = {.n = 0};
+  pthread_mutex_init(&cap.mu, NULL);
+  CU_ASSERT_EQUAL(mesh_set_span_hooks(m, NULL, on_end, &cap), MESH_OK);
+  mesh_trace_ctx_t parent;
+  memset(&parent, 0, sizeof parent);
+  for (int i = 0; i < 16; i++)
+    parent.trace_id[i] = (uint8_t)(i + 1);
+  for (int i = 0; i < 8; i++)
+    parent.span_id[i] = (uint8_t)(0xa0 + i);
+  parent.flags = MESH_TRACE_FLAG_SAMPLED;
+  parent.sampling = MESH_SAMPLING_ACCEPT;
+  parent.has_ids = 1;
+  mesh_call_opts_t *o = mesh_call_opts_new();
+  CU_ASSERT_EQUAL(mesh_call_opts_set_trace_parent(o, &parent), MESH_OK);
+  /* two calls: round robin makes one of them start on the dead endpoint */
+  for (int i = 0; i < 2; i++) {
+    mesh_call_t *c;
+    mesh_status_t st;
+    CU_ASSERT_EQUAL_FATAL(mesh_call_begin(m, SVC, o, &c, &st), MESH_OK);
+    mesh_trace_ctx_t tc;
+    CU_ASSERT_EQUAL(mesh_call_trace_context(c, &tc), MESH_OK);
+    CU_ASSERT_EQUAL(memcmp(tc.trace_id, parent.trace_id, 16), 0);
+    tcb_reply_t r;
+    int status;
+    CU_ASSERT_EQUAL(tcb_try(c, mesh_call_conn(c), &status, &r), MESH_CALL_OK);
+    mesh_call_end(c, MESH_CALL_OK, status);
+  }
+  mesh_set_span_hooks(m, NULL, NULL, NULL);
+  /* 2 calls, 3 tries (one refused, two good) */
+  int calls = 0, tries = 0, failed = 0;
+  for (int i = 0; i < cap.n; i++) {
+    CU_ASSERT_EQUAL(memcmp(cap.ctx[i].trace_id, parent.trace_id, 16), 0);
+    if (strcmp(cap.name[i], "mesh.call") == 0) {
+      calls++;
+      CU_ASSERT_EQUAL(memcmp(cap.ctx[i].parent_span_id, parent.span_id, 8), 0);
+      CU_ASSERT_NOT_EQUAL(cap.status[i], MESH_SPAN_STATUS_ERROR);
+    } else if (strcmp(cap.name[i], "mesh.try") == 0) {
+      tries++;
+      failed += cap.status[i] == MESH_SPAN_STATUS_ERROR;
+      CU_ASSERT(cap.endpoint[i][0] != '\0');
+    }
+  }
+  CU_ASSERT_EQUAL(calls, 2);
+  CU_ASSERT_EQUAL(tries, 3);
+  CU_ASSERT_EQUAL(failed, 1);
+  /* each try is a child of a call of the same trace */
+  for (int i = 0; i < cap.n; i++) {
+    if (strcmp(cap.name[i], "mesh.try") != 0)
+      continue;
+    bool found = false;
+    for (int j = 0; j < cap.n; j++)
+      if (strcmp(cap.name[j], "mesh.call") == 0 &&
+          memcmp(cap.ctx[i].parent_span_id, cap.ctx[j].span_id, 8) == 0)
+        found = true;
+    CU_ASSERT_TRUE(found);
+  }
+  mesh_call_opts_free(o);
+  pthread_mutex_destroy(&cap.mu);
+  mesh_free(m);
+  tcb_stop(&b);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("call", NULL, NULL);
   CU_add_test(s, "mesh_call_do", test_mesh_call_do);
@@ -805,6 +899,7 @@ static void add(void) {
   CU_add_test(s, "connect_timeout", test_connect_timeout);
   CU_add_test(s, "mesh_call_do_threads", test_mesh_call_do_threads);
   CU_add_test(s, "mesh_dial_service", test_mesh_dial_service);
+  CU_add_test(s, "mesh_call_trace_context", test_mesh_call_trace_context);
 }
 
 int main(int argc, char **argv) {

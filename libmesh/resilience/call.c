@@ -118,6 +118,16 @@ int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on) {
   return MESH_OK;
 }
 
+int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
+                                    const mesh_trace_ctx_t *ctx) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  o->has_parent = ctx != NULL;
+  if (ctx)
+    o->parent = *ctx;
+  return MESH_OK;
+}
+
 int mesh_call_opts_set_alpn(mesh_call_opts_t *o, const char *alpn) {
   if (!o || !alpn || !*alpn || strlen(alpn) > 255)
     return MESH_ERR_INVALID_ARG;
@@ -165,6 +175,11 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->alpn = o->alpn;
   }
   x->last_rc = MESH_OK;
+  if (o && o->has_parent)
+    x->parent = o->parent;
+  mesh__span_start(m, &x->span, "mesh.call", MESH_SPAN_CLIENT, NULL,
+                   o && o->has_parent ? &x->parent : NULL);
+  mesh__span_attr_str(&x->span, MESH__ATTR_SERVICE, svc->name);
   return MESH_OK;
 }
 
@@ -179,6 +194,9 @@ void mesh__callx_fini(mesh__callx_t *x) {
 void mesh__callx_done(mesh__callx_t *x, int rc) {
   if (x->rs)
     mesh__res_count_call(x->rs, x->last, rc, x->start_ns);
+  if (rc != MESH_OK)
+    mesh__span_fail(&x->span, rc, x->last_msg[0] ? x->last_msg : NULL);
+  mesh__span_end(&x->span);
 }
 
 void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h) {
@@ -280,6 +298,20 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
 
 /* ---- one try: breakers, pick, connection ------------------------------------------ */
 
+/* The try's span, started once a host is picked. */
+static void try_span_start(mesh_call_t *c) {
+  mesh__span_start(c->x->m, &c->span, "mesh.try", MESH_SPAN_CLIENT,
+                   &c->x->span, NULL);
+  if (!mesh__span_recording(&c->span))
+    return;
+  mesh__span_attr_int(&c->span, MESH__ATTR_TRY, c->attempt);
+  if (c->host) {
+    mesh__span_attr_str(&c->span, MESH__ATTR_SERVER_ADDRESS, c->host->address);
+    mesh__span_attr_int(&c->span, MESH__ATTR_SERVER_PORT, c->host->port);
+    mesh__span_attr_str(&c->span, MESH__ATTR_PEER_ADDRESS, c->host->key);
+  }
+}
+
 static void try_release(mesh_call_t *c) {
   mesh__res_svc_t *rs = c->x->rs;
   if (c->holds_request)
@@ -332,6 +364,7 @@ static int pick(mesh_call_t *c, mesh_status_t *st) {
   c->host = h;
   /* Counted from the pick, so concurrent least-request picks see it. */
   mesh__lb_begin(h);
+  try_span_start(c);
   return MESH_OK;
 }
 
@@ -403,6 +436,10 @@ static void restore_timeouts(mesh_t *m, mesh_conn_t *c) {
   mesh_conn_set_timeouts(c, s->read_timeout_ms, s->write_timeout_ms);
 }
 
+static const char *const outcome_names[MESH__OUT_MAX_] = {
+    "ok", "ok_close", "connect_failure", "reset", "timeout", "protocol_error",
+    "cancelled"};
+
 static bool usable(const mesh__host_t *h) {
   return mesh__host_usable(h, mesh__now_ms());
 }
@@ -466,6 +503,8 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
       return rc;
     }
     mesh__callx_remember(x, rc, st->message);
+    mesh__span_fail(&c->span, rc, st->message);
+    mesh__span_end(&c->span); /* no-op when no host was picked */
     if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
         !mesh__retry_wanted(&rs->cfg.retry, MESH__OUT_CONNECT_FAILURE, 0)) {
       x->tries--; /* x->tries counts tries that got going */
@@ -515,9 +554,16 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
   if (c->try_start_ns)
     mesh__histogram_observe(rs->mx.try_s,
                             (double)(mesh__now_ns() - c->try_start_ns) / 1e9);
-  if (c->host && outcome != MESH__OUT_CANCELLED) {
+  if (outcome == MESH__OUT_CANCELLED) {
+    mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR, "cancelled");
+  } else if (c->host) {
     int code = mesh__outcome_status(outcome, status);
     bool ok = code > 0 && (code < 500 || code > 599);
+    if (status > 0)
+      mesh__span_attr_int(&c->span, "mesh.status_code", status);
+    if (!ok)
+      mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR,
+                        outcome_names[outcome < MESH__OUT_MAX_ ? outcome : 0]);
     mesh__lb_report(c->host, mesh__now_ns() - c->try_start_ns, ok);
     mesh__od_report(rs, c->snap, c->host, outcome, status);
   }
@@ -537,6 +583,7 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     c->holds_conn = false;
   }
   try_release(c);
+  mesh__span_end(&c->span);
 }
 
 /* ---- the public single try ------------------------------------------------------- */
@@ -582,6 +629,13 @@ int mesh_call_remaining_ms(const mesh_call_t *call) {
 
 const char *mesh_call_endpoint(const mesh_call_t *call) {
   return call && call->host ? call->host->key : "";
+}
+
+int mesh_call_trace_context(const mesh_call_t *call, mesh_trace_ctx_t *out) {
+  if (!call || !out)
+    return MESH_ERR_INVALID_ARG;
+  mesh__span_context(&call->span, out);
+  return MESH_OK;
 }
 
 int mesh_call_attempt(const mesh_call_t *call) {
@@ -649,6 +703,10 @@ int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
 
   }
   try_release(&c);
+  mesh__span_end(&c.span);
+  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
+    mesh__span_fail(&c.x->span, rc, st->message);
+  mesh__span_end(&c.x->span);
   mesh__callx_fini(c.x);
   return rc;
 }

@@ -5,6 +5,7 @@
 #define MESH_RESILIENCE_CALL_H
 
 #include "lb/lb.h"
+#include "observe/span.h"
 #include "resilience/resilience.h"
 #include "tls/tls.h"
 
@@ -17,6 +18,8 @@ struct mesh_call_opts {
   int max_retries;    /* -1: config */
   int hedging;        /* 0 turns the service's hedging off */
   char *alpn;
+  bool has_parent;
+  mesh_trace_ctx_t parent;
 };
 
 #define MESH__CALL_AVOID_MAX 16
@@ -44,6 +47,8 @@ typedef struct mesh__callx {
   mesh__host_t *last;         /* endpoint of the latest try (reference) */
   int last_rc;
   char last_msg[sizeof(((mesh_status_t *)0)->message)];
+  mesh__span_t span;          /* "mesh.call" */
+  mesh_trace_ctx_t parent;    /* copy of the options' parent */
 } mesh__callx_t;
 
 /* One try. */
@@ -57,6 +62,7 @@ struct mesh_call {
   bool poolable;              /* negotiated the config's ALPN */
   bool reused;                /* came from the pool */
   int attempt;
+  mesh__span_t span;          /* "mesh.try" */
   int64_t try_start_ns;
   int64_t try_deadline_ms;    /* 0 none */
 };
