@@ -8,10 +8,28 @@ const mesh__part_t *const mesh__parts[] = {
   &mesh__tls_part,
   &mesh__authz_part,
   &mesh__inbound_part,
+  &mesh__locality_part,
+  &mesh__register_part,
   NULL,
 };
 
 /* Per-service keys ("peers" is core's own). */
 const mesh__svc_part_t *const mesh__svc_parts[] = {
+  &mesh__lb_svc_part,
+  &mesh__subsets_svc_part,
+  &mesh__split_svc_part,
+  /* discovery publishes static endpoints at init: keep it after lb so that
+   * svc->prepare_snapshot is already set (it also re-prepares on the first
+   * loop turn if not). */
+  &mesh__disc_part,
+  /* resilience after discovery and lb: its fini runs first and still sees
+   * the endpoints (it closes their pooled connections). */
+  &mesh__res_part_outlier,
+  &mesh__res_part_health,
+  &mesh__res_part_breakers,
+  &mesh__res_part_retry,
+  &mesh__res_part_timeouts,
+  &mesh__res_part_hedge,
+  &mesh__res_part_pool,
   NULL,
 };

@@ -1,14 +1,616 @@
-/* The call layer: dialing a configured service.  Placeholder until the
- * resilience part lands: service-name dials are not available yet. */
-#include "core/core.h"
+/* The call layer: a call to a configured service is pick (lb), a pooled or
+ * new mTLS connection (tls), breakers, and at the end the outcome reported
+ * to the picker (active requests, EWMA), outlier detection and breakers.
+ * The retry helpers (retry_do.c) and mesh_dial() of a service build on the
+ * same acquisition path. */
+#include "resilience/call.h"
+#include "discovery/discovery.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- pools of mesh_conn_t per host ---------------------------------------- */
+
+static int conn_fd(void *c) { return mesh_conn_fd(c); }
+static bool conn_alive(void *c) { return mesh__conn_idle_ok(c); }
+static void conn_close(void *c, void *user) {
+  mesh__res_svc_t *rs = user;
+  mesh_conn_close(c);
+  if (rs)
+    mesh__breaker_give(&rs->br.connections);
+}
+static const mesh__pool_ops_t conn_ops = {conn_fd, conn_alive, conn_close};
+
+static void pool_free_cb(void *p) { mesh__pool_free(p); }
+
+mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
+  if (!h)
+    return NULL;
+  mesh__pool_t *p = mesh__res_pool_peek(h);
+  if (p)
+    return p;
+  p = mesh__pool_new(&conn_ops, rs);
+  if (!p)
+    return NULL;
+  __atomic_store_n(&h->pool_free, pool_free_cb, __ATOMIC_RELEASE);
+  void *expected = NULL;
+  if (__atomic_compare_exchange_n(&h->pool, &expected, p, false,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return p;
+  mesh__pool_free(p);
+  return expected;
+}
+
+/* ---- options ------------------------------------------------------------------- */
+
+mesh_call_opts_t *mesh_call_opts_new(void) {
+  mesh_call_opts_t *o = calloc(1, sizeof *o);
+  if (!o)
+    return NULL;
+  o->deadline_ms = -1;
+  o->per_try_ms = -1;
+  o->connect_ms = -1;
+  o->max_retries = -1;
+  o->hedging = 1;
+  return o;
+}
+
+void mesh_call_opts_free(mesh_call_opts_t *o) {
+  if (!o)
+    return;
+  free(o->hash_key);
+  free(o->alpn);
+  free(o);
+}
+
+int mesh_call_opts_set_hash_key(mesh_call_opts_t *o, const void *key,
+                                size_t len) {
+  if (!o || (!key && len) || len > 1024)
+    return MESH_ERR_INVALID_ARG;
+  void *k = NULL;
+  if (len) {
+    k = malloc(len);
+    if (!k)
+      return MESH_ERR_NOMEM;
+    memcpy(k, key, len);
+  }
+  free(o->hash_key);
+  o->hash_key = k;
+  o->hash_key_len = len;
+  return MESH_OK;
+}
+
+int mesh_call_opts_set_deadline(mesh_call_opts_t *o, int timeout_ms) {
+  if (!o || timeout_ms < 0)
+    return MESH_ERR_INVALID_ARG;
+  o->deadline_ms = timeout_ms;
+  return MESH_OK;
+}
+
+int mesh_call_opts_set_per_try_timeout(mesh_call_opts_t *o, int timeout_ms) {
+  if (!o || timeout_ms < 0)
+    return MESH_ERR_INVALID_ARG;
+  o->per_try_ms = timeout_ms;
+  return MESH_OK;
+}
+
+int mesh_call_opts_set_connect_timeout(mesh_call_opts_t *o, int timeout_ms) {
+  if (!o || timeout_ms <= 0)
+    return MESH_ERR_INVALID_ARG;
+  o->connect_ms = timeout_ms;
+  return MESH_OK;
+}
+
+int mesh_call_opts_set_max_retries(mesh_call_opts_t *o, int retries) {
+  if (!o || retries < 0 || retries > 100)
+    return MESH_ERR_INVALID_ARG;
+  o->max_retries = retries;
+  return MESH_OK;
+}
+
+int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  o->hedging = on ? 1 : 0;
+  return MESH_OK;
+}
+
+int mesh_call_opts_set_alpn(mesh_call_opts_t *o, const char *alpn) {
+  if (!o || !alpn || !*alpn || strlen(alpn) > 255)
+    return MESH_ERR_INVALID_ARG;
+  char *a = strdup(alpn);
+  if (!a)
+    return MESH_ERR_NOMEM;
+  free(o->alpn);
+  o->alpn = a;
+  return MESH_OK;
+}
+
+/* ---- the logical call ---------------------------------------------------------- */
+
+int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
+                     const mesh_call_opts_t *o, mesh_status_t *st) {
+  memset(x, 0, sizeof *x);
+  if (!m || !service)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "m and service must not be NULL");
+  if (atomic_load(&m->closing))
+    return mesh__fail(st, MESH_ERR_CLOSED, "the mesh context is closing");
+  mesh__service_t *svc = mesh__service_find(m, service);
+  if (!svc)
+    return mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
+                      "\"%s\" is not a configured service", service);
+  if (!svc->res)
+    return mesh__fail(st, MESH_ERR_INTERNAL,
+                      "service \"%s\" has no resilience state", service);
+  x->m = m;
+  x->svc = svc;
+  x->rs = svc->res;
+  const mesh__res_cfg_t *c = &x->rs->cfg;
+  x->start_ms = mesh__now_ms();
+  int64_t overall = o && o->deadline_ms >= 0 ? o->deadline_ms : c->to.overall_ms;
+  x->deadline_ms = overall > 0 ? x->start_ms + overall : 0;
+  x->per_try_ms = o && o->per_try_ms >= 0 ? o->per_try_ms : c->to.per_try_ms;
+  x->connect_ms = o && o->connect_ms > 0 ? o->connect_ms : c->to.connect_ms;
+  x->max_retries = o && o->max_retries >= 0 ? (uint32_t)o->max_retries
+                                            : c->retry.num_retries;
+  x->hedge = c->hedge.enabled && (!o || o->hedging);
+  if (o) {
+    x->hash_key = o->hash_key;
+    x->hash_key_len = o->hash_key_len;
+    x->alpn = o->alpn;
+  }
+  x->last_rc = MESH_OK;
+  return MESH_OK;
+}
+
+void mesh__callx_fini(mesh__callx_t *x) {
+  for (size_t i = 0; i < x->navoid; i++)
+    mesh__host_unref(x->avoid[i]);
+  x->navoid = 0;
+}
+
+void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h) {
+  for (size_t i = 0; i < x->navoid; i++)
+    if (x->avoid[i] == h)
+      return;
+  if (x->navoid == MESH__CALL_AVOID_MAX)
+    return; /* the oldest tries are still avoided; enough to spread */
+  mesh__host_ref(h);
+  x->avoid[x->navoid++] = h;
+}
+
+int64_t mesh__callx_left(const mesh__callx_t *x, int64_t now) {
+  if (!x->deadline_ms)
+    return -1;
+  int64_t left = x->deadline_ms - now;
+  return left > 0 ? left : 0;
+}
+
+/* MESH_ERR_SVID is left out: it mostly means our own SVID is not loaded,
+ * which must not eject every endpoint. */
+bool mesh__call_host_fault(int rc) {
+  switch (rc) {
+  case MESH_ERR_CONNECT:
+  case MESH_ERR_TIMEOUT:
+  case MESH_ERR_TLS:
+  case MESH_ERR_PLAINTEXT_PEER:
+  case MESH_ERR_CERT_UNTRUSTED:
+  case MESH_ERR_CERT_EXPIRED:
+  case MESH_ERR_CERT_NOT_YET_VALID:
+  case MESH_ERR_PEER_ID:
+  case MESH_ERR_TRUST_DOMAIN:
+  case MESH_ERR_NO_PEER_CERT:
+  case MESH_ERR_RESET:
+  case MESH_ERR_PEER_CLOSED:
+  case MESH_ERR_IO:
+    return true;
+  default:
+    return false;
+  }
+}
+
+void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg) {
+  x->last_rc = rc;
+  mesh__strlcpy(x->last_msg, msg ? msg : mesh_strerror(rc), sizeof x->last_msg);
+}
+
+/* Sleep the backoff before retry number x->retries (0-based), unless it
+ * would end past the deadline.  @return MESH_OK or MESH_ERR_DEADLINE. */
+int mesh__callx_backoff(mesh__callx_t *x, mesh_status_t *st) {
+  const mesh__retry_cfg_t *rc = &x->rs->cfg.retry;
+  int64_t ms = mesh__backoff_ms(rc->base_interval_ms, rc->max_interval_ms,
+                                x->retries, mesh__res_rand());
+  int64_t left = mesh__callx_left(x, mesh__now_ms());
+  if (left >= 0 && ms >= left)
+    return mesh__fail(st, MESH_ERR_DEADLINE,
+                      "service \"%s\": deadline of %lld ms exceeded before "
+                      "retry %u (last error: %s)",
+                      x->svc->name, (long long)(x->deadline_ms - x->start_ms),
+                      x->retries + 1, x->last_msg);
+  if (ms > 0) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+  return MESH_OK;
+}
+
+/* May try number x->tries be a retry?  Takes the retry slot into *slot.
+ * @return MESH_OK, or the error that ends the call. */
+int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
+  *slot = false;
+  if (x->retries >= x->max_retries)
+    return mesh__fail(st, x->last_rc, "service \"%s\": %s (after %u tr%s)",
+                      x->svc->name, x->last_msg, x->tries,
+                      x->tries == 1 ? "y" : "ies");
+  if (x->deadline_ms && mesh__now_ms() >= x->deadline_ms)
+    return mesh__fail(st, MESH_ERR_DEADLINE,
+                      "service \"%s\": deadline of %lld ms exceeded after %u "
+                      "tr%s (last error: %s)",
+                      x->svc->name, (long long)(x->deadline_ms - x->start_ms),
+                      x->tries, x->tries == 1 ? "y" : "ies", x->last_msg);
+  mesh__res_svc_t *rs = x->rs;
+  if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &rs->cfg.cb)) {
+    atomic_fetch_add(&rs->retry_overflow, 1);
+    return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
+                      "service \"%s\": retry refused by the retry budget "
+                      "(%lld retries in flight; last error: %s)",
+                      x->svc->name, (long long)atomic_load(&rs->br.retries),
+                      x->last_msg);
+  }
+  atomic_fetch_add(&rs->retries, 1);
+  *slot = true;
+  return MESH_OK;
+}
+
+/* ---- one try: breakers, pick, connection ------------------------------------------ */
+
+static void try_release(mesh_call_t *c) {
+  mesh__res_svc_t *rs = c->x->rs;
+  if (c->holds_request)
+    mesh__breaker_give(&rs->br.requests);
+  if (c->holds_retry)
+    mesh__breaker_give(&rs->br.retries);
+  c->holds_request = c->holds_retry = false;
+  if (c->host) {
+    mesh__lb_end(c->host);
+    mesh__host_unref(c->host);
+    c->host = NULL;
+  }
+  mesh__snap_release(c->snap);
+  c->snap = NULL;
+}
+
+static int pick(mesh_call_t *c, mesh_status_t *st) {
+  mesh__callx_t *x = c->x;
+  /* A source that has not answered yet (DNS, etcd at start-up): wait for
+   * it within the connect budget rather than fail on an empty set. */
+  int64_t wait = x->connect_ms, left = mesh__callx_left(x, mesh__now_ms());
+  if (left >= 0 && left < wait)
+    wait = left;
+  int wr = mesh__disc_wait_ready(x->svc, (int)wait);
+  if (wr == MESH_ERR_DISCOVERY)
+    return mesh__fail(st, MESH_ERR_DISCOVERY,
+                      "service \"%s\": discovery failed and no endpoint set "
+                      "is known", x->svc->name);
+  c->snap = mesh__res_snapshot(x->svc);
+  if (!c->snap || c->snap->n == 0)
+    return mesh__fail(st, MESH_ERR_NO_ENDPOINTS,
+                      "service \"%s\" has no endpoints", x->svc->name);
+  mesh__lb_ctx_t ctx = {
+      .hash_key = x->hash_key,
+      .hash_key_len = x->hash_key_len,
+      .avoid = x->avoid,
+      .navoid = x->navoid,
+  };
+  mesh__host_t *h = NULL;
+  int rc = mesh__lb_pick(x->svc, c->snap, &ctx, &h);
+  if (rc != MESH_OK || !h)
+    return mesh__fail(st, MESH_ERR_NO_ENDPOINTS,
+                      "service \"%s\": no usable endpoint among %zu "
+                      "(ejected, unhealthy or draining)",
+                      x->svc->name, c->snap->n);
+  mesh__host_ref(h);
+  c->host = h;
+  /* Counted from the pick, so concurrent least-request picks see it. */
+  mesh__lb_begin(h);
+  return MESH_OK;
+}
+
+/* A new connection to c->host.  Breakers: pending while dialing, and a
+ * connection slot kept for the life of the connection. */
+static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
+                mesh_status_t *st) {
+  mesh__callx_t *x = c->x;
+  mesh__res_svc_t *rs = x->rs;
+  if (!mesh__breaker_take(&rs->br.pending, rs->cfg.cb.max_pending_requests,
+                          &rs->br.ov_pending))
+    return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
+                      "service \"%s\": circuit breaker open: %lld calls "
+                      "waiting for a connection (max_pending_requests)",
+                      x->svc->name, (long long)rs->cfg.cb.max_pending_requests);
+  if (!mesh__breaker_take(&rs->br.connections, rs->cfg.cb.max_connections,
+                          &rs->br.ov_connections)) {
+    mesh__breaker_give(&rs->br.pending);
+    return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
+                      "service \"%s\": circuit breaker open: %lld "
+                      "connections (max_connections)",
+                      x->svc->name, (long long)rs->cfg.cb.max_connections);
+  }
+  mesh_dial_opts_t o;
+  if (user_opts)
+    o = *user_opts;
+  else
+    memset(&o, 0, sizeof o);
+  int64_t budget = x->connect_ms;
+  int64_t left = mesh__callx_left(x, mesh__now_ms());
+  if (left >= 0 && left < budget)
+    budget = left > 0 ? left : 1;
+  if (!user_opts || user_opts->timeout_ms <= 0)
+    o.timeout_ms = (int)budget;
+  if (!user_opts || !user_opts->alpn)
+    o.alpn = (char *)x->alpn;
+  const mesh__host_t *h = c->host;
+  int64_t t0 = mesh__now_ns();
+  int rc;
+  if (!h->resolved)
+    rc = mesh__fail(st, MESH_ERR_CONNECT,
+                    "endpoint %s of \"%s\" has no resolved address", h->key,
+                    x->svc->name);
+  else
+    rc = mesh__tls_dial_addr(x->m, (const struct sockaddr *)&h->sa, h->salen,
+                             x->svc->peers, &o, &c->conn, st);
+  mesh__breaker_give(&rs->br.pending);
+  if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
+    c->holds_conn = true;
+    c->poolable = !o.alpn;
+    return rc;
+  }
+  mesh__breaker_give(&rs->br.connections);
+  c->conn = NULL;
+  /* The try never started: tell the picker and outlier detection, unless
+   * the failure is ours (no credentials, out of descriptors). */
+  if (mesh__call_host_fault(rc)) {
+    mesh__lb_report(c->host, mesh__now_ns() - t0, false);
+    mesh__od_report(rs, c->snap, c->host, MESH__OUT_CONNECT_FAILURE, 0);
+  }
+  return rc;
+}
+
+static void restore_timeouts(mesh_t *m, mesh_conn_t *c) {
+  const mesh__tls_settings_t *s = &m->tls->set;
+  mesh_conn_set_timeouts(c, s->read_timeout_ms, s->write_timeout_ms);
+}
+
+static bool usable(const mesh__host_t *h) {
+  return mesh__host_usable(h, mesh__now_ms());
+}
+
+/* Pick and connect once (no retry).  On failure c holds nothing. */
+static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
+                        mesh_status_t *st) {
+  mesh__callx_t *x = c->x;
+  mesh__res_svc_t *rs = x->rs;
+  int rc = pick(c, st);
+  if (rc != MESH_OK) {
+    try_release(c);
+    return rc;
+  }
+  bool may_pool = rs->cfg.pool.max_idle > 0 && !x->alpn &&
+                  !(dopts && (dopts->alpn || dopts->nonblocking));
+  if (may_pool) {
+    mesh__pool_t *p = mesh__res_pool_peek(c->host);
+    c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg.pool.idle_timeout_ms);
+    if (c->conn) {
+      c->holds_conn = true;
+      c->poolable = true;
+      c->reused = true;
+      return MESH_OK;
+    }
+  }
+  rc = dial(c, dopts, st);
+  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
+    try_release(c);
+  return rc;
+}
+
+/* Acquire a connection for a new try of x: the requests breaker, then pick
+ * and connect, retrying connect failures on other endpoints as the policy
+ * allows (nothing was sent).  c->x must be set.  On failure the call holds
+ * nothing and x->last_* describe the error. */
+int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
+                       const mesh_dial_opts_t *dopts, mesh_status_t *st) {
+  mesh__callx_t *x = c->x;
+  mesh__res_svc_t *rs = x->rs;
+  c->holds_retry = retry_slot;
+  if (!mesh__breaker_take(&rs->br.requests, rs->cfg.cb.max_requests,
+                          &rs->br.ov_requests)) {
+    if (c->holds_retry)
+      mesh__breaker_give(&rs->br.retries);
+    c->holds_retry = false;
+    return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
+                      "service \"%s\": circuit breaker open: %lld calls in "
+                      "flight (max_requests)",
+                      x->svc->name, (long long)rs->cfg.cb.max_requests);
+  }
+  c->holds_request = true;
+  for (;;) {
+    c->attempt = (int)x->tries;
+    x->tries++;
+    int rc = acquire_once(c, dopts, st);
+    if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
+      c->try_start_ns = mesh__now_ns();
+      return rc;
+    }
+    mesh__callx_remember(x, rc, st ? st->message : NULL);
+    if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
+        !mesh__retry_wanted(&rs->cfg.retry, MESH__OUT_CONNECT_FAILURE, 0)) {
+      x->tries--; /* x->tries counts tries that got going */
+      break;
+    }
+    if (c->host)
+      mesh__callx_avoid(x, c->host);
+    bool slot;
+    rc = mesh__callx_may_retry(x, &slot, st);
+    if (rc == MESH_OK)
+      rc = mesh__callx_backoff(x, st);
+    if (rc != MESH_OK) {
+      if (slot)
+        mesh__breaker_give(&rs->br.retries);
+      break;
+    }
+    x->retries++;
+    /* The slot of a connect retry replaces any earlier one. */
+    if (c->holds_retry)
+      mesh__breaker_give(&rs->br.retries);
+    c->holds_retry = slot;
+  }
+  if (c->holds_request)
+    mesh__breaker_give(&rs->br.requests);
+  if (c->holds_retry)
+    mesh__breaker_give(&rs->br.retries);
+  c->holds_request = c->holds_retry = false;
+  return st ? st->code : x->last_rc;
+}
+
+/* Bound blocking I/O on the connection by what is left of the try. */
+void mesh__call_arm(mesh_call_t *c) {
+  mesh__callx_t *x = c->x;
+  int64_t now = mesh__now_ms();
+  int64_t end = x->deadline_ms;
+  if (x->per_try_ms > 0 && (end == 0 || now + x->per_try_ms < end))
+    end = now + x->per_try_ms;
+  c->try_deadline_ms = end;
+  int ms = end ? (int)(end > now ? end - now : 1) : -1;
+  mesh_conn_set_timeouts(c->conn, ms, ms);
+}
+
+/* End a try: report, release breakers, pool or close.  c stays allocated. */
+void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
+  mesh__callx_t *x = c->x;
+  mesh__res_svc_t *rs = x->rs;
+  if (c->host && outcome != MESH__OUT_CANCELLED) {
+    int code = mesh__outcome_status(outcome, status);
+    bool ok = code > 0 && (code < 500 || code > 599);
+    mesh__lb_report(c->host, mesh__now_ns() - c->try_start_ns, ok);
+    mesh__od_report(rs, c->snap, c->host, outcome, status);
+  }
+  if (c->conn) {
+    mesh__pool_t *p = NULL;
+    if (outcome == MESH__OUT_OK && c->poolable && rs->cfg.pool.max_idle > 0 &&
+        c->host && usable(c->host))
+      p = mesh__res_pool(rs, c->host);
+    if (p) {
+      /* Back to the configured I/O timeouts for whoever reuses it. */
+      restore_timeouts(x->m, c->conn);
+      mesh__pool_put(p, c->conn, mesh__now_ms(), rs->cfg.pool.max_idle);
+    } else {
+      conn_close(c->conn, c->holds_conn ? rs : NULL);
+    }
+    c->conn = NULL;
+    c->holds_conn = false;
+  }
+  try_release(c);
+}
+
+/* ---- the public single try ------------------------------------------------------- */
+
+int mesh_call_begin(mesh_t *m, const char *service,
+                    const mesh_call_opts_t *opts, mesh_call_t **out,
+                    mesh_status_t *st) {
+  mesh__ok(st);
+  if (!out)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "out must not be NULL");
+  *out = NULL;
+  mesh_call_t *c = calloc(1, sizeof *c);
+  if (!c)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  c->x = &c->own;
+  int rc = mesh__callx_init(c->x, m, service, opts, st);
+  if (rc == MESH_OK)
+    rc = mesh__call_acquire(c, false, NULL, st);
+  if (rc != MESH_OK) {
+    mesh__callx_fini(c->x);
+    free(c);
+    return rc;
+  }
+  mesh__call_arm(c);
+  *out = c;
+  return MESH_OK;
+}
+
+mesh_conn_t *mesh_call_conn(mesh_call_t *call) {
+  return call ? call->conn : NULL;
+}
+
+int mesh_call_remaining_ms(const mesh_call_t *call) {
+  if (!call || !call->try_deadline_ms)
+    return -1;
+  int64_t left = call->try_deadline_ms - mesh__now_ms();
+  return left > 0 ? (int)left : 0;
+}
+
+const char *mesh_call_endpoint(const mesh_call_t *call) {
+  return call && call->host ? call->host->key : "";
+}
+
+int mesh_call_attempt(const mesh_call_t *call) {
+  return call ? call->attempt : -1;
+}
+
+int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
+  if (!call)
+    return MESH_OK;
+  int rc = MESH_OK;
+  if (outcome < 0 || outcome >= MESH__OUT_MAX_) {
+    outcome = MESH__OUT_PROTOCOL_ERROR;
+    rc = MESH_ERR_INVALID_ARG;
+  }
+  mesh__call_finish(call, outcome, status_code);
+  mesh__callx_fini(call->x);
+  free(call);
+  return rc;
+}
+
+/* ---- mesh_dial() of a service ------------------------------------------------------ */
 
 int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
                        const mesh_dial_opts_t *opts, mesh_conn_t **out,
                        mesh_status_t *st) {
-  (void)m;
-  (void)opts;
-  (void)out;
-  return mesh__fail(st, MESH_ERR_UNSUPPORTED,
-                    "dialing service \"%s\" by name needs the call layer",
-                    svc ? svc->name : "?");
+  mesh__ok(st);
+  if (!out)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "out must not be NULL");
+  *out = NULL;
+  mesh_call_t c;
+  memset(&c, 0, sizeof c);
+  c.x = &c.own;
+  int rc = mesh__callx_init(c.x, m, svc ? svc->name : NULL, NULL, st);
+  if (rc != MESH_OK)
+    return rc;
+  if (opts && opts->hash_key) {
+    c.x->hash_key = opts->hash_key;
+    c.x->hash_key_len = opts->hash_key_len;
+  }
+  if (opts && opts->timeout_ms > 0) {
+    /* The dial timeout bounds the whole dial, connect retries included. */
+    c.x->deadline_ms = c.x->start_ms + opts->timeout_ms;
+    c.x->connect_ms = opts->timeout_ms;
+  }
+  rc = mesh__call_acquire(&c, false, opts, st);
+  if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
+    /* Ownership passes to the application: the connection leaves the
+     * breaker's count and the try ends here (no outcome to report). */
+    *out = c.conn;
+    c.conn = NULL;
+    if (c.holds_conn)
+      mesh__breaker_give(&c.x->rs->br.connections);
+    c.holds_conn = false;
+
+  }
+  try_release(&c);
+  mesh__callx_fini(c.x);
+  return rc;
 }

@@ -1,0 +1,638 @@
+/* Per-service discovery: the "discovery" config key, the state behind
+ * mesh__service_t.disc, publishing endpoint sets, fail-static error
+ * accounting, readiness for the first dial, and change watchers. */
+#include "discovery/discovery.h"
+
+#include <mesh/discovery.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+_Static_assert(MESH_HEALTH_UNKNOWN == MESH__HEALTH_UNKNOWN &&
+                   MESH_HEALTH_HEALTHY == MESH__HEALTH_HEALTHY &&
+                   MESH_HEALTH_UNHEALTHY == MESH__HEALTH_UNHEALTHY &&
+                   MESH_HEALTH_DRAINING == MESH__HEALTH_DRAINING,
+               "public and internal health values must match");
+
+static const char *const type_names[] = {"static", "file", "dns", "etcd",
+                                         NULL};
+
+struct mesh__disc_watch {
+  int id;
+  mesh_endpoints_fn fn;
+  void *user;
+  bool removed;
+  struct mesh__disc_watch *next;
+};
+
+struct mesh_endpoints {
+  mesh__snapshot_t *s; /* NULL: no answer yet */
+};
+
+static _Atomic int next_watch_id = 1;
+
+/* ---- config ---------------------------------------------------------------- */
+
+static void disc_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
+  if (!v)
+    return;
+  if (!cJSON_IsObject(v)) {
+    mesh__cfg_error(c, path, "expected an object with a \"type\"");
+    return;
+  }
+  int type;
+  if (!mesh__cfg_enum(c, v, path, "type", type_names, -1, &type)) {
+    if (!cJSON_GetObjectItemCaseSensitive(v, "type")) {
+      char p[MESH__PATH_MAX];
+      mesh__cfg_path(p, path, "type");
+      mesh__cfg_error(c, p,
+                      "required (\"static\", \"file\", \"dns\" or \"etcd\")");
+    }
+    return;
+  }
+  switch (type) {
+  case MESH__DISC_STATIC:
+    mesh__disc_check_static(c, v, path);
+    break;
+  case MESH__DISC_FILE:
+    mesh__disc_check_file(c, v, path);
+    break;
+  case MESH__DISC_DNS:
+    mesh__disc_check_dns(c, v, path);
+    break;
+  default:
+    mesh__disc_check_etcd(c, v, path);
+    break;
+  }
+}
+
+/* ---- helpers for sources ----------------------------------------------------- */
+
+void mesh__disc_quote(char *out, size_t size, const char *s) {
+  size_t o = 0;
+  if (size < 3) {
+    if (size)
+      out[0] = '\0';
+    return;
+  }
+  out[o++] = '"';
+  /* Room is kept for the closing quote and the NUL. */
+  for (; s && *s && o + 2 < size; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') {
+      if (o + 3 >= size)
+        break;
+      out[o++] = '\\';
+      out[o++] = (char)ch;
+    } else {
+      out[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+  }
+  out[o++] = '"';
+  out[o] = '\0';
+}
+
+int64_t mesh__disc_backoff(int64_t base_ms, int64_t max_ms, unsigned attempt) {
+  int64_t d = base_ms > 0 ? base_ms : 1;
+  for (unsigned i = 0; i < attempt && d < max_ms; i++)
+    d *= 2;
+  if (d > max_ms)
+    d = max_ms;
+  /* +-20% jitter (gRPC connection backoff) so that many clients that lost
+   * the same registry do not come back in lockstep. */
+  uint64_t x = (uint64_t)mesh__now_ns();
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  int64_t span = d / 5;
+  if (span > 0)
+    d += (int64_t)(x % (uint64_t)(2 * span + 1)) - span;
+  return d > 0 ? d : 1;
+}
+
+static void set_ready(mesh__disc_svc_t *d, int rc) {
+  if (atomic_load(&d->ready))
+    return;
+  pthread_mutex_lock(&d->mu);
+  if (!atomic_load(&d->ready)) {
+    d->first_rc = rc;
+    atomic_store(&d->ready, true);
+    pthread_cond_broadcast(&d->cv);
+  }
+  pthread_mutex_unlock(&d->mu);
+}
+
+static const char *source_name(const mesh__disc_svc_t *d) {
+  return d->source ? d->source->name : "none";
+}
+
+void mesh__disc_error(mesh__disc_svc_t *d, const char *fmt, ...) {
+  char msg[256], q[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  atomic_fetch_add(&d->n_errors, 1);
+  atomic_store(&d->last_error_ms, mesh__now_ms());
+  atomic_store(&d->stale, true);
+  pthread_mutex_lock(&d->mu);
+  mesh__strlcpy(d->last_error, msg, sizeof d->last_error);
+  pthread_mutex_unlock(&d->mu);
+  mesh__disc_quote(q, sizeof q, msg);
+  mesh__log(d->m, MESH_LOG_WARN, "discovery_error",
+            "service=%s source=%s endpoints=%zu err=%s", d->svc->name,
+            source_name(d), d->last ? d->last->n : (size_t)0, q);
+  set_ready(d, MESH_ERR_DISCOVERY);
+}
+
+void mesh__disc_ok(mesh__disc_svc_t *d) {
+  atomic_store(&d->stale, false);
+  set_ready(d, MESH_OK);
+}
+
+static void sweep_watches(mesh__disc_svc_t *d) {
+  for (struct mesh__disc_watch **pp = &d->watches; *pp;) {
+    struct mesh__disc_watch *w = *pp;
+    if (w->removed) {
+      *pp = w->next;
+      free(w);
+    } else {
+      pp = &w->next;
+    }
+  }
+}
+
+/* Call every watcher.  A callback may add or remove watches: removal only
+ * marks during the round, the sweep after it frees. */
+static void call_watches(mesh__disc_svc_t *d, struct mesh__disc_watch *only) {
+  struct mesh_endpoints view = {.s = d->last};
+  bool outer = !d->notifying;
+  d->notifying = true;
+  for (struct mesh__disc_watch *w = d->watches; w; w = w->next)
+    if (!w->removed && (!only || w == only))
+      w->fn(d->svc->name, &view, w->user);
+  if (outer) {
+    d->notifying = false;
+    sweep_watches(d);
+  }
+}
+
+static void notify(mesh__disc_svc_t *d) { call_watches(d, NULL); }
+
+static int publish(mesh__disc_svc_t *d, mesh__snapshot_t *s) {
+  s->version = d->version + 1;
+  if (d->svc->prepare_snapshot) {
+    int rc = d->svc->prepare_snapshot(d->svc, s);
+    if (rc != MESH_OK) {
+      mesh__snap_release(s);
+      mesh__disc_error(d, "load balancer could not prepare %zu endpoints: %s",
+                       s->n, mesh_strerror(rc));
+      return rc;
+    }
+  }
+  d->version = s->version;
+  mesh__snap_ref(s);
+  mesh__snap_publish(&d->ref, s);
+  mesh__snap_release(d->last);
+  d->last = s;
+  atomic_fetch_add(&d->n_updates, 1);
+  atomic_store(&d->last_update_ms, mesh__now_ms());
+  mesh__log(d->m, MESH_LOG_INFO, "discovery_update",
+            "service=%s source=%s endpoints=%zu version=%llu", d->svc->name,
+            source_name(d), s->n, (unsigned long long)s->version);
+  mesh__disc_ok(d);
+  notify(d);
+  return MESH_OK;
+}
+
+int mesh__disc_apply(mesh__disc_svc_t *d, const mesh__ep_t *eps, size_t n) {
+  mesh__snapshot_t *s = NULL;
+  int rc = mesh__snap_build(d->last, eps, n, &s);
+  if (rc != MESH_OK) {
+    mesh__disc_error(d, "cannot build the endpoint set: %s",
+                     mesh_strerror(rc));
+    return rc;
+  }
+  if (!s) {
+    mesh__disc_ok(d);
+    return MESH_OK;
+  }
+  return publish(d, s);
+}
+
+/* If lb's per-service init ran after ours, the set published at init has
+ * no picker state: publish it again, prepared, on the first loop round. */
+static void reprepare(mesh__disc_svc_t *d) {
+  if (!d->last || d->last->lb || !d->svc->prepare_snapshot)
+    return;
+  mesh__snapshot_t *s = mesh__snap_new(d->last->n);
+  if (!s) {
+    mesh__disc_error(d, "out of memory");
+    return;
+  }
+  for (size_t i = 0; i < d->last->n; i++) {
+    mesh__host_ref(d->last->hosts[i]);
+    s->hosts[s->n++] = d->last->hosts[i];
+  }
+  publish(d, s);
+}
+
+/* ---- static source ------------------------------------------------------------- */
+
+void mesh__disc_check_static(mesh__cfg_t *c, const cJSON *v, const char *path) {
+  static const char *const keys[] = {"type", "endpoints", NULL};
+  mesh__cfg_object(c, v, path, keys);
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(v, "endpoints");
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "endpoints");
+  if (!arr) {
+    mesh__cfg_error(c, p, "required for type \"static\"");
+    return;
+  }
+  mesh__ep_t *eps;
+  size_t n;
+  mesh__ep_parse_list(c, arr, p, &eps, &n);
+  free(eps);
+}
+
+static int static_start(mesh__disc_svc_t *d, mesh_status_t *st) {
+  mesh__cfg_t c = {.first = st};
+  mesh__ep_t *eps;
+  size_t n;
+  int rc = mesh__ep_parse_list(
+      &c, cJSON_GetObjectItemCaseSensitive(d->cfg, "endpoints"), "endpoints",
+      &eps, &n);
+  if (rc != MESH_OK)
+    return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory")
+                                : MESH_ERR_CONFIG;
+  rc = mesh__disc_apply(d, eps, n);
+  free(eps);
+  if (rc != MESH_OK)
+    return mesh__fail(st, rc, "services.%s.discovery: %s", d->svc->name,
+                      mesh_strerror(rc));
+  return MESH_OK;
+}
+
+const mesh__disc_source_t mesh__disc_static = {"static", static_start, NULL};
+
+/* ---- lifecycle ----------------------------------------------------------------- */
+
+static void disc_free(mesh__disc_svc_t *d) {
+  while (d->watches) {
+    struct mesh__disc_watch *w = d->watches;
+    d->watches = w->next;
+    free(w);
+  }
+  mesh__snap_release(d->last);
+  mesh__snapref_fini(&d->ref);
+  pthread_cond_destroy(&d->cv);
+  pthread_mutex_destroy(&d->mu);
+  free(d);
+}
+
+static void disc_fini(mesh_t *m, mesh__service_t *svc) {
+  (void)m;
+  mesh__disc_svc_t *d = svc->disc;
+  if (!d)
+    return;
+  if (d->source && d->source->stop)
+    d->source->stop(d);
+  if (d->reprepare_timer > 0)
+    mesh__loop_timer_cancel(m->loop, d->reprepare_timer);
+  disc_free(d);
+  svc->disc = NULL;
+}
+
+static void reprepare_cb(void *user) {
+  mesh__disc_svc_t *d = user;
+  d->reprepare_timer = 0;
+  reprepare(d);
+}
+
+static int disc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
+                     mesh_status_t *st) {
+  mesh__disc_svc_t *d = calloc(1, sizeof *d);
+  if (!d)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  d->m = m;
+  d->svc = svc;
+  d->cfg = v;
+  d->type = MESH__DISC_NONE;
+  mesh__snapref_init(&d->ref);
+  pthread_mutex_init(&d->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&d->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  svc->disc = d;
+  if (!v) {
+    /* No discovery: the service has no endpoints (dials say so at once). */
+    mesh__disc_apply(d, NULL, 0);
+    return MESH_OK;
+  }
+  mesh__cfg_t c = {0};
+  mesh__cfg_enum(&c, v, "", "type", type_names, 0, &d->type);
+  static const mesh__disc_source_t *const sources[] = {
+      &mesh__disc_static, &mesh__disc_file, &mesh__disc_dns,
+      &mesh__disc_etcd};
+  d->source = sources[d->type];
+  int rc = d->source->start(d, st);
+  if (rc != MESH_OK)
+    return rc; /* mesh_new calls fini for every service */
+  int64_t t = mesh__loop_timer(m->loop, 0, reprepare_cb, d);
+  d->reprepare_timer = t > 0 ? t : 0;
+  return MESH_OK;
+}
+
+const mesh__svc_part_t mesh__disc_part = {"discovery", disc_check, disc_init,
+                                          disc_fini};
+
+/* ---- internal API ---------------------------------------------------------------- */
+
+mesh__snapref_t *mesh__disc_snapref(mesh__service_t *svc) {
+  return svc && svc->disc ? &svc->disc->ref : NULL;
+}
+
+static int ready_result(mesh__disc_svc_t *d) {
+  mesh__snapshot_t *s = mesh__snap_acquire(&d->ref);
+  int rc = s ? MESH_OK : MESH_ERR_DISCOVERY;
+  mesh__snap_release(s);
+  return rc;
+}
+
+int mesh__disc_wait_ready(mesh__service_t *svc, int timeout_ms) {
+  if (!svc || !svc->disc)
+    return MESH_ERR_INVALID_ARG;
+  mesh__disc_svc_t *d = svc->disc;
+  if (atomic_load(&d->ready))
+    return ready_result(d);
+  if (d->m->external_loop || timeout_ms <= 0 ||
+      mesh__loop_on_thread(d->m->loop))
+    return MESH_ERR_TIMEOUT;
+  struct timespec dl;
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  dl.tv_sec += timeout_ms / 1000;
+  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&d->mu);
+  int err = 0;
+  while (!atomic_load(&d->ready) && err != ETIMEDOUT)
+    err = pthread_cond_timedwait(&d->cv, &d->mu, &dl);
+  pthread_mutex_unlock(&d->mu);
+  if (!atomic_load(&d->ready))
+    return MESH_ERR_TIMEOUT;
+  return ready_result(d);
+}
+
+int mesh__disc_stats(mesh__service_t *svc, mesh__disc_stats_t *out) {
+  if (!svc || !svc->disc || !out)
+    return MESH_ERR_INVALID_ARG;
+  mesh__disc_svc_t *d = svc->disc;
+  memset(out, 0, sizeof *out);
+  out->updates = atomic_load(&d->n_updates);
+  out->errors = atomic_load(&d->n_errors);
+  out->stale = atomic_load(&d->stale);
+  out->last_update_ms = atomic_load(&d->last_update_ms);
+  out->last_error_ms = atomic_load(&d->last_error_ms);
+  out->source = source_name(d);
+  mesh__snapshot_t *s = mesh__snap_acquire(&d->ref);
+  if (s) {
+    out->version = s->version;
+    out->endpoints = s->n;
+  }
+  mesh__snap_release(s);
+  pthread_mutex_lock(&d->mu);
+  mesh__strlcpy(out->last_error, d->last_error, sizeof out->last_error);
+  pthread_mutex_unlock(&d->mu);
+  return MESH_OK;
+}
+
+/* ---- public API -------------------------------------------------------------------- */
+
+static mesh__disc_svc_t *find_disc(mesh_t *m, const char *service,
+                                   mesh_status_t *st, int *rc) {
+  *rc = MESH_OK;
+  if (!m || !service) {
+    *rc = mesh__fail(st, MESH_ERR_INVALID_ARG,
+                     "mesh and service must not be NULL");
+    return NULL;
+  }
+  mesh__service_t *svc = mesh__service_find(m, service);
+  if (!svc || !svc->disc) {
+    *rc = mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
+                     "service \"%s\" is not configured", service);
+    return NULL;
+  }
+  return svc->disc;
+}
+
+int mesh_endpoints_get(mesh_t *m, const char *service, mesh_endpoints_t **out,
+                       mesh_status_t *st) {
+  mesh__ok(st);
+  if (out)
+    *out = NULL;
+  int rc;
+  mesh__disc_svc_t *d = find_disc(m, service, st, &rc);
+  if (!d)
+    return rc;
+  if (!out)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "out must not be NULL");
+  mesh_endpoints_t *e = calloc(1, sizeof *e);
+  if (!e)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  e->s = mesh__snap_acquire(&d->ref);
+  *out = e;
+  return MESH_OK;
+}
+
+mesh_endpoints_t *mesh_endpoints_dup(const mesh_endpoints_t *e) {
+  if (!e)
+    return NULL;
+  mesh_endpoints_t *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  c->s = e->s;
+  mesh__snap_ref(c->s);
+  return c;
+}
+
+void mesh_endpoints_free(mesh_endpoints_t *e) {
+  if (!e)
+    return;
+  mesh__snap_release(e->s);
+  free(e);
+}
+
+size_t mesh_endpoints_count(const mesh_endpoints_t *e) {
+  return e && e->s ? e->s->n : 0;
+}
+
+uint64_t mesh_endpoints_version(const mesh_endpoints_t *e) {
+  return e && e->s ? e->s->version : 0;
+}
+
+static const mesh__host_t *host_at(const mesh_endpoints_t *e, size_t i) {
+  return e && e->s && i < e->s->n ? e->s->hosts[i] : NULL;
+}
+
+const char *mesh_endpoint_address(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? h->address : NULL;
+}
+
+int mesh_endpoint_port(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? h->port : 0;
+}
+
+uint32_t mesh_endpoint_weight(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? h->weight : 0;
+}
+
+uint32_t mesh_endpoint_priority(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? h->priority : 0;
+}
+
+int mesh_endpoint_health(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  if (!h)
+    return -1;
+  if (h->source_health == MESH__HEALTH_DRAINING)
+    return MESH_HEALTH_DRAINING;
+  int hc = atomic_load(&h->hc_health);
+  return hc != MESH__HEALTH_UNKNOWN ? hc : h->source_health;
+}
+
+static const char *or_empty(const char *s) { return s ? s : ""; }
+
+const char *mesh_endpoint_region(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? or_empty(h->region) : NULL;
+}
+
+const char *mesh_endpoint_zone(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? or_empty(h->zone) : NULL;
+}
+
+const char *mesh_endpoint_subzone(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? or_empty(h->subzone) : NULL;
+}
+
+size_t mesh_endpoint_label_count(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? h->nlabels : 0;
+}
+
+int mesh_endpoint_label_at(const mesh_endpoints_t *e, size_t i, size_t j,
+                           const char **key, const char **value) {
+  const mesh__host_t *h = host_at(e, i);
+  if (!h || j >= h->nlabels)
+    return MESH_ERR_INVALID_ARG;
+  if (key)
+    *key = h->labels[j].key;
+  if (value)
+    *value = h->labels[j].value;
+  return MESH_OK;
+}
+
+const char *mesh_endpoint_label(const mesh_endpoints_t *e, size_t i,
+                                const char *key) {
+  return mesh__host_label(host_at(e, i), key);
+}
+
+int mesh_discovery_wait(mesh_t *m, const char *service, int timeout_ms,
+                        mesh_status_t *st) {
+  mesh__ok(st);
+  int rc;
+  mesh__disc_svc_t *d = find_disc(m, service, st, &rc);
+  if (!d)
+    return rc;
+  rc = mesh__disc_wait_ready(d->svc, timeout_ms);
+  if (rc == MESH_ERR_TIMEOUT)
+    return mesh__fail(st, rc, "service \"%s\": no answer from %s discovery "
+                              "within %d ms",
+                      service, source_name(d), timeout_ms);
+  if (rc == MESH_ERR_DISCOVERY) {
+    pthread_mutex_lock(&d->mu);
+    mesh__fail(st, rc, "service \"%s\": %s", service, d->last_error);
+    pthread_mutex_unlock(&d->mu);
+  }
+  return rc;
+}
+
+struct watch_op {
+  mesh_t *m;
+  mesh__disc_svc_t *d;
+  struct mesh__disc_watch *w;
+  int id;
+  int rc;
+};
+
+static void watch_add_on_loop(void *user) {
+  struct watch_op *op = user;
+  mesh__disc_svc_t *d = op->d;
+  op->w->next = d->watches;
+  d->watches = op->w;
+  if (d->last)
+    call_watches(d, op->w);
+}
+
+int mesh_discovery_watch(mesh_t *m, const char *service, mesh_endpoints_fn fn,
+                         void *user, mesh_status_t *st) {
+  mesh__ok(st);
+  int rc;
+  mesh__disc_svc_t *d = find_disc(m, service, st, &rc);
+  if (!d)
+    return rc;
+  if (!fn)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "fn must not be NULL");
+  struct mesh__disc_watch *w = calloc(1, sizeof *w);
+  if (!w)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  w->id = atomic_fetch_add(&next_watch_id, 1);
+  w->fn = fn;
+  w->user = user;
+  struct watch_op op = {.m = m, .d = d, .w = w};
+  int id = w->id; /* the first call may unwatch (and free) w */
+  rc = mesh__loop_call(m->loop, watch_add_on_loop, &op);
+  if (rc != MESH_OK) {
+    free(w);
+    return mesh__fail(st, rc, "cannot reach the worker loop");
+  }
+  return id;
+}
+
+static void watch_del_on_loop(void *user) {
+  struct watch_op *op = user;
+  op->rc = MESH_ERR_NOT_FOUND;
+  for (size_t i = 0; i < op->m->services->n; i++) {
+    mesh__disc_svc_t *d = op->m->services->v[i]->disc;
+    for (struct mesh__disc_watch *w = d ? d->watches : NULL; w; w = w->next) {
+      if (w->id == op->id && !w->removed) {
+        w->removed = true;
+        op->rc = MESH_OK;
+      }
+    }
+    if (d && !d->notifying)
+      sweep_watches(d);
+  }
+}
+
+int mesh_discovery_unwatch(mesh_t *m, int id) {
+  if (!m || !m->services || id <= 0)
+    return MESH_ERR_INVALID_ARG;
+  struct watch_op op = {.m = m, .id = id};
+  int rc = mesh__loop_call(m->loop, watch_del_on_loop, &op);
+  return rc != MESH_OK ? rc : op.rc;
+}

@@ -1,0 +1,172 @@
+/* libmesh internal: per-service discovery state, the sources behind it
+ * (static, file, DNS, etcd) and service registration.
+ *
+ * Threads: every source runs on the worker loop (m->loop).  Publishing a
+ * new endpoint set happens there too (or in init, before the loop starts);
+ * readers on any thread take the current snapshot lock-free through
+ * mesh__disc_snapref().  Counters are atomics; the last error text is
+ * guarded by the state's mutex. */
+#ifndef MESH_DISCOVERY_DISCOVERY_H
+#define MESH_DISCOVERY_DISCOVERY_H
+
+#include <cjson/cJSON.h>
+
+#include "core/core.h"
+#include "discovery/endpoint.h"
+
+/* ---- limits on untrusted input (files, etcd values, DNS answers) ---------*/
+#define MESH__DISC_MAX_ENDPOINTS 100000 /* per service */
+#define MESH__DISC_MAX_LABELS 64        /* per endpoint */
+#define MESH__DISC_MAX_LABEL_KEY 128
+#define MESH__DISC_MAX_LABEL_VALUE 256
+#define MESH__DISC_MAX_LOCALITY 128     /* region, zone, subzone */
+#define MESH__DISC_MAX_WEIGHT 1000000
+#define MESH__DISC_MAX_PRIORITY 65535
+#define MESH__DISC_MAX_FILE (64u << 20) /* bytes */
+#define MESH__DISC_MAX_HOSTNAME 253
+
+enum mesh__disc_type {
+  MESH__DISC_NONE = -1,
+  MESH__DISC_STATIC = 0,
+  MESH__DISC_FILE = 1,
+  MESH__DISC_DNS = 2,
+  MESH__DISC_ETCD = 3,
+};
+
+struct mesh__disc_watch;
+
+/* One source implementation: start on init, stop at fini (the loop is no
+ * longer running then). */
+typedef struct mesh__disc_source {
+  const char *name; /* "static", "file", "dns", "etcd" (for logs) */
+  int (*start)(struct mesh__disc_svc *d, mesh_status_t *st);
+  void (*stop)(struct mesh__disc_svc *d);
+} mesh__disc_source_t;
+
+/** Counters and state of one service's discovery (a copy). */
+typedef struct mesh__disc_stats {
+  uint64_t updates;       /* endpoint sets published (changes only) */
+  uint64_t errors;        /* failed refreshes: the last good set was kept */
+  uint64_t version;       /* version of the current snapshot (0: none) */
+  size_t endpoints;       /* hosts in the current snapshot */
+  bool stale;             /* the latest refresh failed */
+  int64_t last_update_ms; /* monotonic ms of the last publish, 0: never */
+  int64_t last_error_ms;  /* monotonic ms of the last error, 0: never */
+  char last_error[256];   /* text of the last error ("" if none) */
+  const char *source;     /* static string: source type name */
+} mesh__disc_stats_t;
+
+typedef struct mesh__disc_svc {
+  mesh_t *m;
+  mesh__service_t *svc;
+  const cJSON *cfg;                  /* the "discovery" object, borrowed */
+  int type;                          /* enum mesh__disc_type */
+  const mesh__disc_source_t *source; /* NULL for MESH__DISC_NONE */
+  void *src;                         /* the source's own state */
+
+  mesh__snapref_t ref;
+  mesh__snapshot_t *last; /* writer's reference to the published snapshot */
+  uint64_t version;
+
+  /* readiness: set after the first answer, good or bad */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  _Atomic bool ready;
+  int first_rc;
+
+  _Atomic uint64_t n_updates, n_errors;
+  _Atomic int64_t last_update_ms, last_error_ms;
+  _Atomic bool stale;
+  char last_error[256]; /* guarded by mu */
+
+  struct mesh__disc_watch *watches; /* loop thread only */
+  bool notifying;                   /* inside a callback round */
+  int64_t reprepare_timer;
+} mesh__disc_svc_t;
+
+/* ---- the per-service "discovery" key (registered in core/parts.c) ------- */
+extern const mesh__svc_part_t mesh__disc_part;
+/* ---- the top-level "register" key -------------------------------------- */
+extern const mesh__part_t mesh__register_part;
+
+/** Registration state of m (for metrics): false when m registers nothing. */
+bool mesh__register_state(mesh_t *m, bool *registered, uint64_t *errors);
+
+/** Wait until the service's discovery has given its first answer.
+ *  Returns at once when it has (or in external-loop mode, where waiting
+ *  on the caller's thread would starve the loop it drives).
+ *  @return MESH_OK (a snapshot is published, possibly empty),
+ *          MESH_ERR_DISCOVERY (the first answer was an error and no set
+ *          exists), MESH_ERR_TIMEOUT, MESH_ERR_INVALID_ARG. */
+int mesh__disc_wait_ready(mesh__service_t *svc, int timeout_ms);
+/** The publication point pickers read (NULL if svc has no state). */
+mesh__snapref_t *mesh__disc_snapref(mesh__service_t *svc);
+/** Copy the counters; MESH_ERR_INVALID_ARG if svc has no state. */
+int mesh__disc_stats(mesh__service_t *svc, mesh__disc_stats_t *out);
+
+/* ---- for sources (loop thread) ------------------------------------------ */
+
+/** Publish eps as the service's endpoint set (unless unchanged): builds the
+ *  snapshot, lets lb prepare it, publishes, notifies watchers, marks ready.
+ *  On failure the last good set stays and the error is counted. */
+int mesh__disc_apply(mesh__disc_svc_t *d, const mesh__ep_t *eps, size_t n);
+/** Record a failed refresh: log event=discovery_error, count, keep the set,
+ *  and mark the first answer given (dials stop waiting). */
+void mesh__disc_error(mesh__disc_svc_t *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** Record a successful refresh that did not change the set. */
+void mesh__disc_ok(mesh__disc_svc_t *d);
+/** Exponential backoff with +-20% jitter: base * 2^attempt capped at max. */
+int64_t mesh__disc_backoff(int64_t base_ms, int64_t max_ms, unsigned attempt);
+/** Quote a value for a log line (k="v" with \" and \\ escaped, control
+ *  bytes as '?'); always NUL-terminates out. */
+void mesh__disc_quote(char *out, size_t size, const char *s);
+
+/* ---- endpoint JSON (epjson.c): validation of untrusted input ------------ */
+
+/** Is s an IPv4/IPv6 literal or an RFC 1123 hostname (<= 253 bytes)? */
+bool mesh__disc_valid_address(const char *s);
+/** Split "host:port", "[v6]:port" (or a bare v6 literal with a port after
+ *  the last colon is NOT accepted: use brackets) into host and port.
+ *  @return MESH_OK or MESH_ERR_PARSE with a reason in err. */
+int mesh__disc_split_hostport(const char *s, char *host, size_t hostlen,
+                              uint16_t *port, char *err, size_t errlen);
+/** Validate one endpoint object {"address","port","weight","priority",
+ *  "locality","labels","health"}; fills *e borrowing strings from v.
+ *  Errors go to c with JSON paths under path.  @return true when valid. */
+bool mesh__ep_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
+                    mesh__ep_t *e);
+/** Validate the attribute keys of an endpoint (weight, priority, locality,
+ *  labels, health) found in obj, leniently: other keys are ignored (used
+ *  for etcd Metadata written by other clients).  Fills those fields of e. */
+bool mesh__ep_parse_attrs(mesh__cfg_t *c, const cJSON *obj, const char *path,
+                          mesh__ep_t *e);
+/** Validate an array of endpoint objects (at most
+ *  MESH__DISC_MAX_ENDPOINTS); *out is malloc'd (caller frees), borrowing
+ *  from arr.  @return MESH_OK, MESH_ERR_PARSE (errors reported to c),
+ *  MESH_ERR_NOMEM. */
+int mesh__ep_parse_list(mesh__cfg_t *c, const cJSON *arr, const char *path,
+                        mesh__ep_t **out, size_t *n);
+
+/** Validate one etcd value in the naming package's layout
+ *  {"Op":0|1,"Addr":"host:port","Metadata":...}.  On success *doc owns the
+ *  parsed value, ep borrows from it and from host; *deleted is true for
+ *  Op 1.  Metadata, when an object, may carry weight, priority, locality,
+ *  labels and health (other keys are ignored).
+ *  @return MESH_OK or MESH_ERR_PARSE with the reason in err. */
+int mesh__etcd_parse_endpoint(const char *val, size_t len, cJSON **doc,
+                              mesh__ep_t *ep, char *host, size_t hostlen,
+                              bool *deleted, char *err, size_t errlen);
+
+/* ---- sources ---------------------------------------------------------- */
+extern const mesh__disc_source_t mesh__disc_static;
+extern const mesh__disc_source_t mesh__disc_file;
+extern const mesh__disc_source_t mesh__disc_dns;
+extern const mesh__disc_source_t mesh__disc_etcd;
+
+void mesh__disc_check_static(mesh__cfg_t *c, const cJSON *v, const char *path);
+void mesh__disc_check_file(mesh__cfg_t *c, const cJSON *v, const char *path);
+void mesh__disc_check_dns(mesh__cfg_t *c, const cJSON *v, const char *path);
+void mesh__disc_check_etcd(mesh__cfg_t *c, const cJSON *v, const char *path);
+
+#endif /* MESH_DISCOVERY_DISCOVERY_H */

@@ -1,0 +1,681 @@
+/* etcd v3 client over the HTTP/JSON gateway.  One libcurl multi handle per
+ * client, driven by the worker loop through libcurl's socket and timer
+ * callbacks (curl_multi_socket_action): no thread of its own, nothing
+ * blocks the loop.  Requests fail over to the next endpoint after a
+ * connection-level error.  With a username the client fetches a token from
+ * /v3/auth/authenticate before its first request and again after etcd
+ * rejects the token. */
+#include "discovery/etcd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+struct mesh__etcd_req {
+  mesh__etcd_t *e;
+  CURL *h;
+  struct curl_slist *hdrs;
+  char *api, *body;
+  size_t url_index;
+  bool stream, internal_auth, waiting_auth;
+  mesh__etcd_msg_fn msg;
+  mesh__etcd_done_fn done;
+  void *user;
+  char *resp; /* unary body, or a failed stream's error body */
+  size_t rlen, rcap;
+  bool too_big, stopped_by_msg, parse_err;
+  mesh__jsplit_t split;
+  char errbuf[CURL_ERROR_SIZE];
+  struct mesh__etcd_req *next;
+};
+
+struct mesh__etcd {
+  mesh_t *m;
+  CURLM *multi;
+  int64_t timer;
+  char **urls;
+  size_t nurls, cur;
+  char *ca, *cert, *key, *username, *password;
+  int64_t timeout_ms;
+  char *token;
+  mesh__etcd_req_t *auth_req;
+  mesh__etcd_req_t *reqs; /* every live request */
+};
+
+/* ---- config ------------------------------------------------------------------ */
+
+void mesh__etcd_check(mesh__cfg_t *c, const cJSON *obj, const char *path) {
+  char p[MESH__PATH_MAX];
+  const cJSON *eps;
+  mesh__cfg_path(p, path, "endpoints");
+  if (!mesh__cfg_strings(c, obj, path, "endpoints", &eps)) {
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "endpoints"))
+      mesh__cfg_error(c, p, "required: etcd client URLs "
+                            "(\"http://127.0.0.1:2379\")");
+  } else {
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, eps) {
+      char ip[MESH__PATH_MAX + 16];
+      snprintf(ip, sizeof ip, "%s[%d]", p, i++);
+      const char *u = it->valuestring;
+      if (!u)
+        continue;
+      if ((strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
+          strlen(u) > 512 || strlen(u) < 9)
+        mesh__cfg_error(c, ip, "expected an http:// or https:// URL");
+    }
+    if (i == 0)
+      mesh__cfg_error(c, p, "must list at least one URL");
+  }
+  const char *ca, *cert, *key, *user, *pass;
+  mesh__cfg_string(c, obj, path, "ca", NULL, &ca);
+  mesh__cfg_string(c, obj, path, "cert", NULL, &cert);
+  mesh__cfg_string(c, obj, path, "key", NULL, &key);
+  mesh__cfg_string(c, obj, path, "username", NULL, &user);
+  mesh__cfg_string(c, obj, path, "password", NULL, &pass);
+  if (!cert != !key) {
+    mesh__cfg_path(p, path, cert ? "key" : "cert");
+    mesh__cfg_error(c, p, "\"cert\" and \"key\" go together");
+  }
+  if (!user != !pass) {
+    mesh__cfg_path(p, path, user ? "password" : "username");
+    mesh__cfg_error(c, p, "\"username\" and \"password\" go together");
+  }
+  int64_t to;
+  mesh__cfg_int(c, obj, path, "timeout_ms", 10, 600000,
+                MESH__ETCD_TIMEOUT_DEFAULT_MS, &to);
+}
+
+/* ---- loop integration ---------------------------------------------------------- */
+
+static void process_done(mesh__etcd_t *e);
+
+static void on_timer(void *user) {
+  mesh__etcd_t *e = user;
+  e->timer = 0;
+  int running;
+  curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  process_done(e);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *user) {
+  (void)multi;
+  mesh__etcd_t *e = user;
+  if (e->timer > 0)
+    mesh__loop_timer_cancel(e->m->loop, e->timer);
+  e->timer = 0;
+  if (timeout_ms < 0)
+    return 0;
+  int64_t t = mesh__loop_timer(e->m->loop, timeout_ms, on_timer, e);
+  e->timer = t > 0 ? t : 0;
+  return t > 0 ? 0 : -1;
+}
+
+static void on_io(int fd, unsigned ev, void *user) {
+  mesh__etcd_t *e = user;
+  int flags = 0, running;
+  if (ev & MESH__IO_READ)
+    flags |= CURL_CSELECT_IN;
+  if (ev & MESH__IO_WRITE)
+    flags |= CURL_CSELECT_OUT;
+  if (ev & MESH__IO_ERROR)
+    flags |= CURL_CSELECT_ERR;
+  curl_multi_socket_action(e->multi, fd, flags, &running);
+  process_done(e);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *user,
+                     void *sockp) {
+  (void)easy;
+  (void)sockp;
+  mesh__etcd_t *e = user;
+  if (what == CURL_POLL_REMOVE) {
+    mesh__loop_unwatch(e->m->loop, s);
+    return 0;
+  }
+  unsigned ev = 0;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+    ev |= MESH__IO_READ;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+    ev |= MESH__IO_WRITE;
+  return mesh__loop_watch(e->m->loop, s, ev, on_io, e) == MESH_OK ? 0 : -1;
+}
+
+/* ---- requests --------------------------------------------------------------------- */
+
+static void unlink_req(mesh__etcd_t *e, mesh__etcd_req_t *r) {
+  for (mesh__etcd_req_t **pp = &e->reqs; *pp; pp = &(*pp)->next) {
+    if (*pp == r) {
+      *pp = r->next;
+      return;
+    }
+  }
+}
+
+static void free_req(mesh__etcd_t *e, mesh__etcd_req_t *r) {
+  unlink_req(e, r);
+  if (r->h) {
+    curl_multi_remove_handle(e->multi, r->h);
+    curl_easy_cleanup(r->h);
+  }
+  if (e->auth_req == r)
+    e->auth_req = NULL;
+  curl_slist_free_all(r->hdrs);
+  mesh__jsplit_free(&r->split);
+  free(r->resp);
+  free(r->api);
+  free(r->body);
+  free(r);
+}
+
+/* Run r's done callback once, then free r. */
+static void complete(mesh__etcd_t *e, mesh__etcd_req_t *r, int rc,
+                     const cJSON *body, const char *err) {
+  unlink_req(e, r);
+  if (r->done)
+    r->done(rc, body, err, r->user);
+  free_req(e, r);
+}
+
+static bool keep_resp(mesh__etcd_req_t *r, const char *data, size_t n,
+                      size_t max) {
+  if (r->rlen + n > max) {
+    r->too_big = true;
+    return false;
+  }
+  if (r->rlen + n + 1 > r->rcap) {
+    size_t cap = r->rcap ? r->rcap : 4096;
+    while (cap < r->rlen + n + 1)
+      cap *= 2;
+    char *b = realloc(r->resp, cap);
+    if (!b)
+      return false;
+    r->resp = b;
+    r->rcap = cap;
+  }
+  memcpy(r->resp + r->rlen, data, n);
+  r->rlen += n;
+  r->resp[r->rlen] = '\0';
+  return true;
+}
+
+static bool token_rejected(const cJSON *err) {
+  int64_t code = 0, http = 0;
+  mesh__etcd_int(err, "code", &code);
+  if (!code)
+    mesh__etcd_int(err, "grpc_code", &code);
+  mesh__etcd_int(err, "http_code", &http);
+  return code == 16 || http == 401;
+}
+
+static bool on_stream_msg(const char *msg, size_t len, void *user) {
+  mesh__etcd_req_t *r = user;
+  cJSON *v = mesh__json_parse_exact(msg, len, NULL);
+  if (!v) {
+    r->parse_err = true;
+    return false;
+  }
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(v, "error");
+  if (err && token_rejected(err)) {
+    free(r->e->token);
+    r->e->token = NULL;
+  }
+  bool go = r->msg(v, r->user);
+  cJSON_Delete(v);
+  if (!go)
+    r->stopped_by_msg = true;
+  return go;
+}
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *user) {
+  mesh__etcd_req_t *r = user;
+  size_t n = size * nmemb;
+  long status = 0;
+  curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &status);
+  if (!r->stream || status != 200)
+    return keep_resp(r, data, n, MESH__ETCD_MAX_BODY) ? n : 0;
+  int rc = mesh__jsplit_feed(&r->split, data, n, on_stream_msg, r);
+  if (rc == MESH_ERR_PARSE || rc == MESH_ERR_NOMEM)
+    r->parse_err = true;
+  return rc == MESH_OK ? n : 0;
+}
+
+static void dispatch(mesh__etcd_t *e, mesh__etcd_req_t *r);
+
+static void auth_done(int rc, const cJSON *body, const char *err, void *user) {
+  mesh__etcd_t *e = user;
+  e->auth_req = NULL; /* finished: a new one may start from here on */
+  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(body, "token");
+  char msg[300];
+  if (rc == MESH_OK && cJSON_IsString(tok) && tok->valuestring[0]) {
+    free(e->token);
+    e->token = strdup(tok->valuestring);
+  }
+  if (!e->token)
+    snprintf(msg, sizeof msg, "etcd authentication failed: %s",
+             rc == MESH_OK ? "no token in the answer" : err);
+  /* Release the requests that waited for the token. Completing one may
+   * add new requests to the list, so restart the scan each time. */
+  for (;;) {
+    mesh__etcd_req_t *w = NULL;
+    for (mesh__etcd_req_t *it = e->reqs; it; it = it->next)
+      if (it->waiting_auth)
+        w = it;
+    if (!w)
+      break;
+    w->waiting_auth = false;
+    if (e->token)
+      dispatch(e, w);
+    else
+      complete(e, w, MESH_ERR_DISCOVERY, NULL, msg);
+    if (e->token == NULL && e->auth_req)
+      break; /* a completion started a new authentication */
+  }
+}
+
+static mesh__etcd_req_t *new_req(mesh__etcd_t *e, const char *api,
+                                 const char *body) {
+  mesh__etcd_req_t *r = calloc(1, sizeof *r);
+  if (!r)
+    return NULL;
+  r->e = e;
+  r->api = strdup(api);
+  r->body = strdup(body ? body : "{}");
+  if (!r->api || !r->body) {
+    free(r->api);
+    free(r->body);
+    free(r);
+    return NULL;
+  }
+  mesh__jsplit_init(&r->split, MESH__ETCD_MAX_MESSAGE);
+  r->next = e->reqs;
+  e->reqs = r;
+  return r;
+}
+
+static void start_auth(mesh__etcd_t *e) {
+  cJSON *b = cJSON_CreateObject();
+  cJSON_AddStringToObject(b, "name", e->username);
+  cJSON_AddStringToObject(b, "password", e->password);
+  char *body = cJSON_PrintUnformatted(b);
+  cJSON_Delete(b);
+  mesh__etcd_req_t *r = body ? new_req(e, "/v3/auth/authenticate", body) : NULL;
+  free(body);
+  if (!r)
+    return; /* the waiting requests time out through their owners */
+  r->internal_auth = true;
+  r->done = auth_done;
+  r->user = e;
+  e->auth_req = r;
+  dispatch(e, r);
+}
+
+/* Apply the options shared by loop and blocking requests. */
+static int setup_easy(mesh__etcd_t *e, CURL *h, mesh__etcd_req_t *r,
+                      const char *api, const char *body, bool stream,
+                      struct curl_slist **hdrs, char *errbuf) {
+  char url[1024], auth[2048];
+  snprintf(url, sizeof url, "%s%s", e->urls[e->cur], api);
+  *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+  *hdrs = curl_slist_append(*hdrs, "Expect:");
+  if (e->token && !(r && r->internal_auth)) {
+    snprintf(auth, sizeof auth, "Authorization: %s", e->token);
+    *hdrs = curl_slist_append(*hdrs, auth);
+  }
+  if (!*hdrs)
+    return MESH_ERR_NOMEM;
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+  curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->timeout_ms);
+  if (stream) {
+    /* A watch is silent while nothing changes: keepalives notice a peer
+     * that vanished without closing the connection. */
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 10L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 5L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
+  }
+  if (e->ca)
+    curl_easy_setopt(h, CURLOPT_CAINFO, e->ca);
+  if (e->cert) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert);
+    curl_easy_setopt(h, CURLOPT_SSLKEY, e->key);
+  }
+  return MESH_OK;
+}
+
+static void dispatch(mesh__etcd_t *e, mesh__etcd_req_t *r) {
+  if (e->username && !e->token && !r->internal_auth) {
+    r->waiting_auth = true;
+    if (!e->auth_req)
+      start_auth(e);
+    return;
+  }
+  r->h = curl_easy_init();
+  r->url_index = e->cur;
+  if (!r->h || setup_easy(e, r->h, r, r->api, r->body, r->stream, &r->hdrs,
+                          r->errbuf) != MESH_OK) {
+    complete(e, r, MESH_ERR_NOMEM, NULL, "out of memory");
+    return;
+  }
+  curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(r->h, CURLOPT_PRIVATE, r);
+  if (curl_multi_add_handle(e->multi, r->h) != CURLM_OK) {
+    curl_easy_cleanup(r->h);
+    r->h = NULL;
+    complete(e, r, MESH_ERR_NOMEM, NULL, "cannot add a transfer");
+  }
+}
+
+static bool conn_error(CURLcode cc) {
+  switch (cc) {
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_OPERATION_TIMEDOUT:
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* "HTTP 400: <message>" from the gateway's error body. */
+static void http_error(mesh__etcd_req_t *r, long status, char *out,
+                       size_t len) {
+  cJSON *v = r->resp ? mesh__json_parse_exact(r->resp, r->rlen, NULL) : NULL;
+  const cJSON *ev = cJSON_GetObjectItemCaseSensitive(v, "error");
+  const cJSON *err = cJSON_IsObject(ev) ? ev : v;
+  const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+  if (!cJSON_IsString(msg))
+    msg = cJSON_IsString(ev) ? ev : NULL;
+  snprintf(out, len, "etcd %s%s: HTTP %ld%s%.200s", r->e->urls[r->url_index],
+           r->api, status, msg ? ": " : "", msg ? msg->valuestring : "");
+  if (status == 401 || token_rejected(err)) {
+    free(r->e->token);
+    r->e->token = NULL;
+  }
+  cJSON_Delete(v);
+}
+
+static void finish(mesh__etcd_t *e, mesh__etcd_req_t *r, CURLcode cc) {
+  char err[512];
+  long status = 0;
+  curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &status);
+  if (r->stream && r->stopped_by_msg) {
+    complete(e, r, MESH_ERR_CLOSED, NULL, "stream ended by the client");
+    return;
+  }
+  if (r->parse_err) {
+    snprintf(err, sizeof err, "etcd %s%s: malformed JSON message",
+             e->urls[r->url_index], r->api);
+    complete(e, r, MESH_ERR_PARSE, NULL, err);
+    return;
+  }
+  if (cc != CURLE_OK) {
+    if (conn_error(cc) && r->url_index == e->cur)
+      e->cur = (e->cur + 1) % e->nurls;
+    snprintf(err, sizeof err, "etcd %s%s: %s", e->urls[r->url_index], r->api,
+             r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+    complete(e, r,
+             cc == CURLE_OPERATION_TIMEDOUT ? MESH_ERR_TIMEOUT
+                                            : MESH_ERR_DISCOVERY,
+             NULL, err);
+    return;
+  }
+  if (status != 200) {
+    http_error(r, status, err, sizeof err);
+    complete(e, r, MESH_ERR_DISCOVERY, NULL, err);
+    return;
+  }
+  if (r->stream) {
+    snprintf(err, sizeof err, "etcd %s%s: stream closed by the server",
+             e->urls[r->url_index], r->api);
+    complete(e, r, MESH_OK, NULL, err);
+    return;
+  }
+  cJSON *v = r->resp ? mesh__json_parse_exact(r->resp, r->rlen, NULL) : NULL;
+  if (!cJSON_IsObject(v)) {
+    snprintf(err, sizeof err, "etcd %s%s: malformed JSON answer",
+             e->urls[r->url_index], r->api);
+    cJSON_Delete(v);
+    complete(e, r, MESH_ERR_PARSE, NULL, err);
+    return;
+  }
+  complete(e, r, MESH_OK, v, NULL);
+  cJSON_Delete(v);
+}
+
+static void process_done(mesh__etcd_t *e) {
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    mesh__etcd_req_t *r = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+    CURLcode cc = msg->data.result;
+    if (r)
+      finish(e, r, cc);
+  }
+}
+
+static int submit(mesh__etcd_t *e, const char *api, const char *body,
+                  bool stream, mesh__etcd_msg_fn msg, mesh__etcd_done_fn done,
+                  void *user, mesh__etcd_req_t **out) {
+  if (out)
+    *out = NULL;
+  mesh__etcd_req_t *r = new_req(e, api, body);
+  if (!r)
+    return MESH_ERR_NOMEM;
+  r->stream = stream;
+  r->msg = msg;
+  r->done = done;
+  r->user = user;
+  if (out)
+    *out = r;
+  dispatch(e, r);
+  return MESH_OK;
+}
+
+int mesh__etcd_call(mesh__etcd_t *e, const char *api, const char *body,
+                    mesh__etcd_done_fn done, void *user,
+                    mesh__etcd_req_t **out) {
+  return submit(e, api, body, false, NULL, done, user, out);
+}
+
+int mesh__etcd_stream(mesh__etcd_t *e, const char *api, const char *body,
+                      mesh__etcd_msg_fn msg, mesh__etcd_done_fn done,
+                      void *user, mesh__etcd_req_t **out) {
+  return submit(e, api, body, true, msg, done, user, out);
+}
+
+void mesh__etcd_cancel(mesh__etcd_t *e, mesh__etcd_req_t *r) {
+  if (!e || !r)
+    return;
+  for (mesh__etcd_req_t *it = e->reqs; it; it = it->next) {
+    if (it == r) {
+      free_req(e, r);
+      return;
+    }
+  }
+}
+
+const char *mesh__etcd_current(const mesh__etcd_t *e) {
+  return e && e->nurls ? e->urls[e->cur] : "";
+}
+
+/* ---- blocking (teardown) ---------------------------------------------------------- */
+
+static size_t sync_write(char *data, size_t size, size_t nmemb, void *user) {
+  mesh__etcd_req_t *r = user;
+  size_t n = size * nmemb;
+  return keep_resp(r, data, n, MESH__ETCD_MAX_BODY) ? n : 0;
+}
+
+static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
+                        int timeout_ms, bool is_auth, cJSON **resp, char *err,
+                        size_t errlen) {
+  mesh__etcd_req_t r = {.e = e, .internal_auth = is_auth, .url_index = e->cur};
+  CURL *h = curl_easy_init();
+  struct curl_slist *hdrs = NULL;
+  int rc = MESH_ERR_NOMEM;
+  *resp = NULL;
+  if (h && setup_easy(e, h, &r, api, body, false, &hdrs, r.errbuf) == MESH_OK) {
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sync_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+    CURLcode cc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK) {
+      snprintf(err, errlen, "etcd %s%s: %s", e->urls[e->cur], api,
+               r.errbuf[0] ? r.errbuf : curl_easy_strerror(cc));
+      rc = cc == CURLE_OPERATION_TIMEDOUT ? MESH_ERR_TIMEOUT
+                                          : MESH_ERR_DISCOVERY;
+    } else if (status != 200) {
+      r.api = (char *)api;
+      http_error(&r, status, err, errlen);
+      rc = MESH_ERR_DISCOVERY;
+    } else {
+      *resp = r.resp ? mesh__json_parse_exact(r.resp, r.rlen, NULL) : NULL;
+      rc = *resp ? MESH_OK : MESH_ERR_PARSE;
+      if (!*resp)
+        snprintf(err, errlen, "etcd %s%s: malformed JSON answer",
+                 e->urls[e->cur], api);
+    }
+  }
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  free(r.resp);
+  return rc;
+}
+
+int mesh__etcd_call_sync(mesh__etcd_t *e, const char *api, const char *body,
+                         int timeout_ms, cJSON **resp, char *err,
+                         size_t errlen) {
+  if (e->username && !e->token) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "name", e->username);
+    cJSON_AddStringToObject(b, "password", e->password);
+    char *ab = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    cJSON *ar = NULL;
+    int rc = ab ? perform_sync(e, "/v3/auth/authenticate", ab, timeout_ms,
+                               true, &ar, err, errlen)
+                : MESH_ERR_NOMEM;
+    free(ab);
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(ar, "token");
+    if (rc == MESH_OK && cJSON_IsString(tok))
+      e->token = strdup(tok->valuestring);
+    cJSON_Delete(ar);
+    if (rc != MESH_OK)
+      return rc;
+  }
+  return perform_sync(e, api, body, timeout_ms, false, resp, err, errlen);
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void curl_global(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static char *dup_cfg(const cJSON *obj, const char *key, bool *oom) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!cJSON_IsString(v))
+    return NULL;
+  char *s = strdup(v->valuestring);
+  if (!s)
+    *oom = true;
+  return s;
+}
+
+int mesh__etcd_new(mesh_t *m, const cJSON *obj, mesh__etcd_t **out,
+                   mesh_status_t *st) {
+  *out = NULL;
+  pthread_once(&curl_once, curl_global);
+  if (curl_init_rc != CURLE_OK)
+    return mesh__fail(st, MESH_ERR_DISCOVERY, "libcurl: %s",
+                      curl_easy_strerror(curl_init_rc));
+  mesh__etcd_t *e = calloc(1, sizeof *e);
+  if (!e)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  e->m = m;
+  bool oom = false;
+  const cJSON *eps = cJSON_GetObjectItemCaseSensitive(obj, "endpoints");
+  size_t n = (size_t)cJSON_GetArraySize(eps);
+  e->urls = calloc(n ? n : 1, sizeof *e->urls);
+  oom = !e->urls;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, eps) {
+    if (oom || !cJSON_IsString(it))
+      continue;
+    size_t l = strlen(it->valuestring);
+    char *u = strdup(it->valuestring);
+    /* "http://h:2379/" and "http://h:2379" name the same base. */
+    if (u && l > 0 && u[l - 1] == '/')
+      u[l - 1] = '\0';
+    if (!u)
+      oom = true;
+    else
+      e->urls[e->nurls++] = u;
+  }
+  e->ca = dup_cfg(obj, "ca", &oom);
+  e->cert = dup_cfg(obj, "cert", &oom);
+  e->key = dup_cfg(obj, "key", &oom);
+  e->username = dup_cfg(obj, "username", &oom);
+  e->password = dup_cfg(obj, "password", &oom);
+  mesh__cfg_t c = {0};
+  mesh__cfg_int(&c, obj, "", "timeout_ms", 10, 600000,
+                MESH__ETCD_TIMEOUT_DEFAULT_MS, &e->timeout_ms);
+  e->multi = curl_multi_init();
+  if (oom || !e->multi || e->nurls == 0) {
+    mesh__etcd_free(e);
+    return mesh__fail(st, MESH_ERR_NOMEM, "cannot create the etcd client");
+  }
+  curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+  curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+  *out = e;
+  return MESH_OK;
+}
+
+void mesh__etcd_free(mesh__etcd_t *e) {
+  if (!e)
+    return;
+  while (e->reqs)
+    free_req(e, e->reqs);
+  if (e->timer > 0)
+    mesh__loop_timer_cancel(e->m->loop, e->timer);
+  if (e->multi)
+    curl_multi_cleanup(e->multi);
+  for (size_t i = 0; i < e->nurls; i++)
+    free(e->urls[i]);
+  free(e->urls);
+  free(e->ca);
+  free(e->cert);
+  free(e->key);
+  free(e->username);
+  if (e->password)
+    memset(e->password, 0, strlen(e->password));
+  free(e->password);
+  if (e->token)
+    memset(e->token, 0, strlen(e->token));
+  free(e->token);
+  free(e);
+}

@@ -1,0 +1,182 @@
+/* Pure helpers of the etcd client: base64 for keys and values, int64s as
+ * the gateway encodes them, and the splitter for streamed JSON messages.
+ * No I/O: the fuzzer feeds them directly. */
+#include "discovery/etcd.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/base64.h>
+
+char *mesh__b64_encode(const void *data, size_t len) {
+  size_t need = 0;
+  mbedtls_base64_encode(NULL, 0, &need, data, len);
+  char *out = malloc(need + 1);
+  if (!out)
+    return NULL;
+  size_t olen = 0;
+  if (mbedtls_base64_encode((unsigned char *)out, need + 1, &olen, data,
+                            len) != 0) {
+    free(out);
+    return NULL;
+  }
+  out[olen] = '\0';
+  return out;
+}
+
+int mesh__b64_decode(const char *s, char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  if (!s)
+    return MESH_ERR_PARSE;
+  size_t slen = strlen(s), need = 0;
+  int r = mbedtls_base64_decode(NULL, 0, &need, (const unsigned char *)s, slen);
+  if (r == MBEDTLS_ERR_BASE64_INVALID_CHARACTER)
+    return MESH_ERR_PARSE;
+  char *buf = malloc(need + 1);
+  if (!buf)
+    return MESH_ERR_NOMEM;
+  size_t olen = 0;
+  if (mbedtls_base64_decode((unsigned char *)buf, need + 1, &olen,
+                            (const unsigned char *)s, slen) != 0) {
+    free(buf);
+    return MESH_ERR_PARSE;
+  }
+  buf[olen] = '\0';
+  *out = buf;
+  *len = olen;
+  return MESH_OK;
+}
+
+bool mesh__etcd_int(const cJSON *obj, const char *key, int64_t *out) {
+  const cJSON *v = cJSON_IsObject(obj)
+                       ? cJSON_GetObjectItemCaseSensitive(obj, key)
+                       : NULL;
+  if (cJSON_IsNumber(v)) {
+    if (v->valuedouble < -9.2e18 || v->valuedouble > 9.2e18)
+      return false;
+    *out = (int64_t)v->valuedouble;
+    return true;
+  }
+  if (!cJSON_IsString(v) || !v->valuestring || !*v->valuestring)
+    return false;
+  const char *s = v->valuestring;
+  if (strlen(s) > 19)
+    return false;
+  char *end = NULL;
+  errno = 0;
+  long long x = strtoll(s, &end, 10);
+  if (errno || !end || *end)
+    return false;
+  *out = x;
+  return true;
+}
+
+cJSON *mesh__json_parse_exact(const char *buf, size_t len, size_t *err_off) {
+  const char *end = NULL;
+  if (err_off)
+    *err_off = 0;
+  if (!buf)
+    return NULL;
+  cJSON *v = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+  if (!v) {
+    if (err_off && end && end >= buf)
+      *err_off = (size_t)(end - buf);
+    return NULL;
+  }
+  for (const char *p = end; p < buf + len; p++) {
+    if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
+      if (err_off)
+        *err_off = (size_t)(p - buf);
+      cJSON_Delete(v);
+      return NULL;
+    }
+  }
+  return v;
+}
+
+/* ---- streamed JSON splitter ------------------------------------------------- */
+
+void mesh__jsplit_init(mesh__jsplit_t *j, size_t max) {
+  memset(j, 0, sizeof *j);
+  j->max = max;
+}
+
+void mesh__jsplit_free(mesh__jsplit_t *j) {
+  free(j->buf);
+  memset(j, 0, sizeof *j);
+}
+
+static bool is_ws(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static int append(mesh__jsplit_t *j, const char *data, size_t n) {
+  if (j->len + n > j->cap) {
+    size_t cap = j->cap ? j->cap : 4096;
+    while (cap < j->len + n)
+      cap *= 2;
+    char *b = realloc(j->buf, cap);
+    if (!b)
+      return MESH_ERR_NOMEM;
+    j->buf = b;
+    j->cap = cap;
+  }
+  memcpy(j->buf + j->len, data, n);
+  j->len += n;
+  return MESH_OK;
+}
+
+/* Drop the consumed bytes before `start`. */
+static void compact(mesh__jsplit_t *j, size_t start, size_t i) {
+  memmove(j->buf, j->buf + start, j->len - start);
+  j->len -= start;
+  j->scan = i - start;
+}
+
+int mesh__jsplit_feed(mesh__jsplit_t *j, const char *data, size_t n,
+                      mesh__jsplit_fn fn, void *user) {
+  if (n && append(j, data, n) != MESH_OK)
+    return MESH_ERR_NOMEM;
+  size_t i = j->scan, start = 0;
+  while (i < j->len) {
+    char ch = j->buf[i];
+    if (j->depth == 0) {
+      if (is_ws(ch)) {
+        start = ++i;
+        continue;
+      }
+      if (ch != '{' && ch != '[')
+        return MESH_ERR_PARSE;
+      start = i++;
+      j->depth = 1;
+      continue;
+    }
+    i++;
+    if (j->in_str) {
+      if (j->esc)
+        j->esc = false;
+      else if (ch == '\\')
+        j->esc = true;
+      else if (ch == '"')
+        j->in_str = false;
+      continue;
+    }
+    if (ch == '"') {
+      j->in_str = true;
+    } else if (ch == '{' || ch == '[') {
+      if (++j->depth > 512)
+        return MESH_ERR_PARSE;
+    } else if ((ch == '}' || ch == ']') && --j->depth == 0) {
+      bool go = fn(j->buf + start, i - start, user);
+      start = i;
+      if (!go) {
+        compact(j, start, i);
+        return MESH_ERR_CLOSED;
+      }
+    }
+  }
+  compact(j, start, i);
+  return j->len > j->max ? MESH_ERR_PARSE : MESH_OK;
+}

@@ -1,0 +1,764 @@
+/* Load balancing: the per-service config, the per-snapshot state built
+ * before publication, and the lock-free pick that dispatches to the policy.
+ * See lb.h for the split between build and pick. */
+#include "lb/lb.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the pickers' RNG -------------------------------------------------------
+ * xoshiro256** per thread: no shared state on the hot path.  Seeded lazily
+ * from the clock and a global counter, or explicitly by tests. */
+
+static _Thread_local uint64_t rng[4];
+static _Thread_local bool rng_ready;
+static _Atomic uint64_t rng_salt;
+
+static uint64_t splitmix(uint64_t *x) {
+  uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+void mesh__lb_seed(uint64_t seed) {
+  for (int i = 0; i < 4; i++)
+    rng[i] = splitmix(&seed);
+  rng_ready = true;
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t mesh__lb_rand(void) {
+  if (!rng_ready)
+    mesh__lb_seed((uint64_t)mesh__now_ns() ^
+                  atomic_fetch_add(&rng_salt, 0x9E3779B97F4A7C15ULL) ^
+                  (uint64_t)(uintptr_t)&rng_ready);
+  uint64_t r = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
+  rng[2] ^= rng[0];
+  rng[3] ^= rng[1];
+  rng[1] ^= rng[2];
+  rng[0] ^= rng[3];
+  rng[2] ^= t;
+  rng[3] = rotl(rng[3], 45);
+  return r;
+}
+
+/* ---- config ------------------------------------------------------------------ */
+
+static const char *const policies[] = {"round_robin", "random",
+                                       "least_request", "peak_ewma",
+                                       "ring_hash", "maglev", NULL};
+static const char *const fallbacks[] = {"none", "any", NULL};
+
+static bool is_prime(uint64_t n) {
+  if (n < 2)
+    return false;
+  for (uint64_t d = 2; d * d <= n; d++)
+    if (n % d == 0)
+      return false;
+  return true;
+}
+
+static void check_ring(mesh__cfg_t *c, const cJSON *lb, const char *path) {
+  static const char *const keys[] = {"minimum_ring_size", "maximum_ring_size",
+                                     NULL};
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(lb, "ring_hash");
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "ring_hash");
+  if (!v || !mesh__cfg_object(c, v, p, keys))
+    return;
+  int64_t lo, hi;
+  bool a = mesh__cfg_int(c, v, p, "minimum_ring_size", 1, MESH__LB_RING_MAX,
+                         MESH__LB_RING_MIN, &lo);
+  bool b = mesh__cfg_int(c, v, p, "maximum_ring_size", 1, MESH__LB_RING_MAX,
+                         MESH__LB_RING_MAX, &hi);
+  if ((a || b) && lo > hi)
+    mesh__cfg_error(c, p, "minimum_ring_size (%lld) > maximum_ring_size (%lld)",
+                    (long long)lo, (long long)hi);
+}
+
+static void check_maglev(mesh__cfg_t *c, const cJSON *lb, const char *path) {
+  static const char *const keys[] = {"table_size", NULL};
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(lb, "maglev");
+  char p[MESH__PATH_MAX], q[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "maglev");
+  if (!v || !mesh__cfg_object(c, v, p, keys))
+    return;
+  int64_t size;
+  if (mesh__cfg_int(c, v, p, "table_size", 2, MESH__LB_MAGLEV_MAX,
+                    MESH__LB_MAGLEV_SIZE, &size) &&
+      !is_prime((uint64_t)size)) {
+    mesh__cfg_path(q, p, "table_size");
+    mesh__cfg_error(c, q, "%lld is not a prime number", (long long)size);
+  }
+}
+
+static void check_zone(mesh__cfg_t *c, const cJSON *lb, const char *path) {
+  static const char *const keys[] = {"enabled", "min_cluster_size", NULL};
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(lb, "zone_aware");
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "zone_aware");
+  if (!v || !mesh__cfg_object(c, v, p, keys))
+    return;
+  bool b;
+  int64_t n;
+  mesh__cfg_bool(c, v, p, "enabled", true, &b);
+  mesh__cfg_int(c, v, p, "min_cluster_size", 0, 1000000,
+                MESH__LB_ZONE_MIN_CLUSTER, &n);
+}
+
+static void lb_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
+  static const char *const keys[] = {
+      "policy", "choice_count", "ring_hash", "maglev", "locality_weighted",
+      "locality_weights", "zone_aware", "overprovisioning_factor",
+      "panic_threshold", "subset_fallback", NULL};
+  if (!v || !mesh__cfg_object(c, v, path, keys))
+    return;
+  int e;
+  int64_t n;
+  bool b;
+  mesh__cfg_enum(c, v, path, "policy", policies, MESH__LB_ROUND_ROBIN, &e);
+  mesh__cfg_int(c, v, path, "choice_count", 2, 64, MESH__LB_CHOICE_COUNT, &n);
+  check_ring(c, v, path);
+  check_maglev(c, v, path);
+  mesh__cfg_bool(c, v, path, "locality_weighted", false, &b);
+  const cJSON *lw = cJSON_GetObjectItemCaseSensitive(v, "locality_weights");
+  if (lw) {
+    char p[MESH__PATH_MAX];
+    mesh__cfg_path(p, path, "locality_weights");
+    mesh__locality_weights_check(c, lw, p);
+  }
+  check_zone(c, v, path);
+  mesh__cfg_int(c, v, path, "overprovisioning_factor", 1, 100000,
+                MESH__LB_OVERPROVISIONING, &n);
+  mesh__cfg_int(c, v, path, "panic_threshold", 0, 100, MESH__LB_PANIC, &n);
+  mesh__cfg_enum(c, v, path, "subset_fallback", fallbacks,
+                 MESH__LB_FALLBACK_NONE, &e);
+}
+
+void mesh__lb_conf_default(mesh__lb_conf_t *conf) {
+  memset(conf, 0, sizeof *conf);
+  conf->policy = MESH__LB_ROUND_ROBIN;
+  conf->choice_count = MESH__LB_CHOICE_COUNT;
+  conf->ring_min = MESH__LB_RING_MIN;
+  conf->ring_max = MESH__LB_RING_MAX;
+  conf->maglev_size = MESH__LB_MAGLEV_SIZE;
+  conf->zone_aware = true;
+  conf->zone_min_cluster = MESH__LB_ZONE_MIN_CLUSTER;
+  conf->overprovisioning = MESH__LB_OVERPROVISIONING;
+  conf->panic = MESH__LB_PANIC;
+  conf->fallback = MESH__LB_FALLBACK_NONE;
+}
+
+void mesh__lb_conf_free(mesh__lb_conf_t *conf) {
+  if (!conf)
+    return;
+  free(conf->local_region);
+  free(conf->local_zone);
+  free(conf->local_subzone);
+  for (size_t i = 0; i < conf->nlocw; i++) {
+    free(conf->locw[i].region);
+    free(conf->locw[i].zone);
+    free(conf->locw[i].subzone);
+  }
+  free(conf->locw);
+  for (size_t i = 0; i < conf->nsubsets; i++) {
+    mesh__lb_subset_t *s = &conf->subsets[i];
+    for (size_t j = 0; j < s->nlabels; j++) {
+      free(s->keys[j]);
+      free(s->values[j]);
+    }
+    free(s->keys);
+    free(s->values);
+    free(s->name);
+  }
+  free(conf->subsets);
+  free(conf->splits);
+  memset(conf, 0, sizeof *conf);
+}
+
+/* Values were validated by check(); a silent default covers the rest. */
+static void parse_lb(mesh__lb_conf_t *conf, const cJSON *v) {
+  mesh__cfg_t c = {0};
+  int e;
+  int64_t n;
+  if (mesh__cfg_enum(&c, v, "lb", "policy", policies, MESH__LB_ROUND_ROBIN, &e))
+    conf->policy = e;
+  if (mesh__cfg_int(&c, v, "lb", "choice_count", 2, 64, 2, &n))
+    conf->choice_count = (uint32_t)n;
+  const cJSON *r = cJSON_GetObjectItemCaseSensitive(v, "ring_hash");
+  if (mesh__cfg_int(&c, r, "", "minimum_ring_size", 1, MESH__LB_RING_MAX,
+                    MESH__LB_RING_MIN, &n))
+    conf->ring_min = (uint64_t)n;
+  if (mesh__cfg_int(&c, r, "", "maximum_ring_size", 1, MESH__LB_RING_MAX,
+                    MESH__LB_RING_MAX, &n))
+    conf->ring_max = (uint64_t)n;
+  const cJSON *mg = cJSON_GetObjectItemCaseSensitive(v, "maglev");
+  if (mesh__cfg_int(&c, mg, "", "table_size", 2, MESH__LB_MAGLEV_MAX,
+                    MESH__LB_MAGLEV_SIZE, &n) &&
+      is_prime((uint64_t)n))
+    conf->maglev_size = (uint32_t)n;
+  mesh__cfg_bool(&c, v, "", "locality_weighted", false,
+                 &conf->locality_weighted);
+  const cJSON *z = cJSON_GetObjectItemCaseSensitive(v, "zone_aware");
+  mesh__cfg_bool(&c, z, "", "enabled", true, &conf->zone_aware);
+  if (mesh__cfg_int(&c, z, "", "min_cluster_size", 0, 1000000,
+                    MESH__LB_ZONE_MIN_CLUSTER, &n))
+    conf->zone_min_cluster = (uint32_t)n;
+  if (mesh__cfg_int(&c, v, "", "overprovisioning_factor", 1, 100000,
+                    MESH__LB_OVERPROVISIONING, &n))
+    conf->overprovisioning = (uint32_t)n;
+  if (mesh__cfg_int(&c, v, "", "panic_threshold", 0, 100, MESH__LB_PANIC, &n))
+    conf->panic = (uint32_t)n;
+  if (mesh__cfg_enum(&c, v, "", "subset_fallback", fallbacks,
+                     MESH__LB_FALLBACK_NONE, &e))
+    conf->fallback = e;
+}
+
+static int parse_local(mesh__lb_conf_t *conf, const cJSON *loc) {
+  const char *names[] = {"region", "zone", "subzone"};
+  char **dst[] = {&conf->local_region, &conf->local_zone,
+                  &conf->local_subzone};
+  for (int i = 0; i < 3; i++) {
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(loc, names[i]);
+    if (!cJSON_IsString(s) || !s->valuestring[0])
+      continue;
+    *dst[i] = strdup(s->valuestring);
+    if (!*dst[i])
+      return MESH_ERR_NOMEM;
+  }
+  return MESH_OK;
+}
+
+int mesh__lb_conf_parse(mesh__lb_conf_t *conf, const cJSON *svc_cfg,
+                        const cJSON *locality, mesh_status_t *st) {
+  mesh__lb_conf_default(conf);
+  const cJSON *lb = cJSON_GetObjectItemCaseSensitive(svc_cfg, "lb");
+  if (cJSON_IsObject(lb))
+    parse_lb(conf, lb);
+  int rc = parse_local(conf, locality);
+  if (rc == MESH_OK && cJSON_IsObject(lb))
+    rc = mesh__locality_weights_parse(
+        conf, cJSON_GetObjectItemCaseSensitive(lb, "locality_weights"));
+  if (rc == MESH_OK)
+    rc = mesh__subsets_parse(conf, svc_cfg, st);
+  if (rc == MESH_ERR_NOMEM)
+    mesh__fail(st, rc, "out of memory");
+  if (rc != MESH_OK)
+    mesh__lb_conf_free(conf);
+  return rc;
+}
+
+static int lb_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
+                   mesh_status_t *st) {
+  (void)v;
+  struct mesh__lb_svc *lb = calloc(1, sizeof *lb);
+  if (!lb)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  const cJSON *loc =
+      m ? cJSON_GetObjectItemCaseSensitive(m->config, "locality") : NULL;
+  int rc = mesh__lb_conf_parse(&lb->conf, svc->cfg, loc, st);
+  if (rc == MESH_ERR_CONFIG) {
+    /* Only a split naming an unknown subset gets here (check() cannot see
+     * the sibling "subsets" key). */
+    char msg[sizeof st->message];
+    mesh__strlcpy(msg, st ? st->message : "", sizeof msg);
+    mesh__fail(st, rc, "services.%s.%s", svc->name, msg);
+  }
+  if (rc != MESH_OK) {
+    free(lb);
+    return rc;
+  }
+  svc->lb = lb;
+  svc->prepare_snapshot = mesh__lb_prepare;
+  return MESH_OK;
+}
+
+static void lb_fini(mesh_t *m, mesh__service_t *svc) {
+  (void)m;
+  if (!svc->lb)
+    return;
+  mesh__lb_conf_free(&svc->lb->conf);
+  free(svc->lb);
+  svc->lb = NULL;
+  svc->prepare_snapshot = NULL;
+}
+
+const mesh__svc_part_t mesh__lb_svc_part = {
+    .key = "lb", .check = lb_check, .init = lb_init, .fini = lb_fini};
+
+/* ---- pools ----------------------------------------------------------------------- */
+
+bool mesh__lb_acceptable(const mesh__host_t *h, const mesh__lb_ctx_t *ctx,
+                         int64_t now_ms, bool need_usable, bool need_fresh) {
+  if (need_usable && !mesh__host_usable(h, now_ms))
+    return false;
+  if (need_fresh)
+    for (size_t i = 0; i < ctx->navoid; i++)
+      if (ctx->avoid[i] == h)
+        return false;
+  return true;
+}
+
+mesh__host_t *mesh__lb_scan(const mesh__lb_pool_t *p, const mesh__lb_ctx_t *ctx,
+                            int64_t now_ms, bool need_usable, bool need_fresh) {
+  if (p->n == 0)
+    return NULL;
+  uint32_t start = mesh__lb_below(mesh__lb_rand(), p->n);
+  for (uint32_t k = 0; k < p->n; k++) {
+    mesh__host_t *h = p->hosts[(start + k) % p->n];
+    if (mesh__lb_acceptable(h, ctx, now_ms, need_usable, need_fresh))
+      return h;
+  }
+  return NULL;
+}
+
+static bool hash_policy(int policy) {
+  return policy == MESH__LB_RING_HASH || policy == MESH__LB_MAGLEV;
+}
+
+/* norm: normalized weights for the hash policies (NULL: weight / total). */
+static int pool_structure(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
+                          const double *norm) {
+  switch (conf->policy) {
+  case MESH__LB_ROUND_ROBIN:
+    atomic_init(&p->cursor, p->n ? mesh__lb_rand() % p->n : 0);
+    return mesh__rr_build(p);
+  case MESH__LB_RANDOM:
+  case MESH__LB_LEAST_REQUEST:
+  case MESH__LB_PEAK_EWMA:
+    return mesh__random_build(p);
+  default:
+    break;
+  }
+  double *own = NULL;
+  if (!norm) {
+    own = malloc(sizeof *own * (p->n ? p->n : 1));
+    if (!own)
+      return MESH_ERR_NOMEM;
+    for (uint32_t i = 0; i < p->n; i++)
+      own[i] = (double)p->weight[i] / (double)p->total;
+    norm = own;
+  }
+  int rc = conf->policy == MESH__LB_RING_HASH
+               ? mesh__ring_build(p, norm, conf->ring_min, conf->ring_max)
+               : mesh__maglev_build(p, norm, conf->maglev_size);
+  free(own);
+  return rc;
+}
+
+int mesh__lb_pool_init(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
+                       mesh__host_t **hosts, const uint32_t *weight,
+                       uint32_t n) {
+  return mesh__lb_pool_init_norm(p, conf, hosts, weight, n, NULL);
+}
+
+int mesh__lb_pool_init_norm(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
+                            mesh__host_t **hosts, const uint32_t *weight,
+                            uint32_t n, const double *norm) {
+  memset(p, 0, sizeof *p);
+  atomic_init(&p->cursor, 0);
+  p->hosts = malloc(sizeof *p->hosts * (n ? n : 1));
+  p->weight = malloc(sizeof *p->weight * (n ? n : 1));
+  if (!p->hosts || !p->weight)
+    return MESH_ERR_NOMEM;
+  p->n = n;
+  p->equal = true;
+  for (uint32_t i = 0; i < n; i++) {
+    p->hosts[i] = hosts[i];
+    p->weight[i] = weight ? weight[i] : hosts[i]->weight;
+    if (p->weight[i] == 0)
+      p->weight[i] = 1;
+    p->total += p->weight[i];
+    if (p->weight[i] != p->weight[0])
+      p->equal = false;
+  }
+  return pool_structure(p, conf, norm);
+}
+
+void mesh__lb_pool_fini(mesh__lb_pool_t *p) {
+  free(p->hosts);
+  free(p->weight);
+  free(p->sched);
+  free(p->alias_prob);
+  free(p->alias);
+  free(p->ring);
+  free(p->table);
+  memset(p, 0, sizeof *p);
+}
+
+/* ---- building the state -------------------------------------------------------- */
+
+static void level_free(mesh__lb_level_t *lv) {
+  mesh__lb_pool_fini(&lv->pool);
+  for (uint32_t j = 0; j < lv->nloc; j++)
+    mesh__lb_pool_fini(&lv->loc[j].pool);
+  free(lv->loc);
+  mesh__lb_pool_fini(&lv->local);
+}
+
+static void state_free(void *p) {
+  mesh__lb_state_t *st = p;
+  if (!st)
+    return;
+  for (uint32_t i = 0; i < st->nset; i++) {
+    mesh__lb_set_t *s = &st->sets[i];
+    for (uint32_t l = 0; l < s->nlevel; l++)
+      level_free(&s->lv[l]);
+    free(s->lv);
+    free((void *)s->view[0]);
+    free((void *)s->view[1]);
+    free(s->scratch);
+  }
+  free(st->sets);
+  free(st->split_set);
+  free(st->split_cum);
+  for (size_t i = 0; i < st->nsubsets; i++)
+    free(st->subset_names[i]);
+  free(st->subset_names);
+  free(st);
+}
+
+/* Hosts ordered by priority, snapshot order kept inside a level. */
+typedef struct prio_idx {
+  uint32_t priority, idx;
+} prio_idx_t;
+
+static int cmp_prio_idx(const void *a, const void *b) {
+  const prio_idx_t *x = a, *y = b;
+  if (x->priority != y->priority)
+    return x->priority < y->priority ? -1 : 1;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int sort_by_priority(mesh__host_t **hosts, uint32_t n) {
+  prio_idx_t *k = malloc(sizeof *k * n);
+  mesh__host_t **copy = malloc(sizeof *copy * n);
+  if (!k || !copy) {
+    free(k);
+    free(copy);
+    return MESH_ERR_NOMEM;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    k[i] = (prio_idx_t){hosts[i]->priority, i};
+    copy[i] = hosts[i];
+  }
+  qsort(k, n, sizeof *k, cmp_prio_idx);
+  for (uint32_t i = 0; i < n; i++)
+    hosts[i] = copy[k[i].idx];
+  free(k);
+  free(copy);
+  return MESH_OK;
+}
+
+static int level_build(const mesh__lb_conf_t *conf, mesh__lb_level_t *lv,
+                       mesh__host_t **hosts, uint32_t n, bool first) {
+  lv->priority = hosts[0]->priority;
+  double *norm = NULL;
+  if (hash_policy(conf->policy) && conf->locality_weighted) {
+    norm = malloc(sizeof *norm * n);
+    if (!norm)
+      return MESH_ERR_NOMEM;
+    int rc = mesh__lb_locality_norm(conf, hosts, n, norm);
+    if (rc != MESH_OK) {
+      free(norm);
+      return rc;
+    }
+  }
+  int rc = mesh__lb_pool_init_norm(&lv->pool, conf, hosts, NULL, n, norm);
+  free(norm);
+  if (rc != MESH_OK || hash_policy(conf->policy))
+    return rc;
+  bool zone = first && conf->zone_aware &&
+              (conf->local_region || conf->local_zone || conf->local_subzone);
+  if (conf->locality_weighted || zone)
+    return mesh__lb_level_localities(conf, lv, zone);
+  return MESH_OK;
+}
+
+/* Hosts of one set, grouped into levels by priority (stable). */
+static int set_build(const mesh__lb_conf_t *conf, mesh__lb_set_t *s,
+                     mesh__host_t **hosts, uint32_t n) {
+  s->nhosts = n;
+  if (n > 0) {
+    int rc = sort_by_priority(hosts, n);
+    if (rc != MESH_OK)
+      return rc;
+    uint32_t nl = 1;
+    for (uint32_t i = 1; i < n; i++)
+      nl += hosts[i]->priority != hosts[i - 1]->priority;
+    s->lv = calloc(nl, sizeof *s->lv);
+    if (!s->lv)
+      return MESH_ERR_NOMEM;
+    uint32_t start = 0;
+    for (uint32_t i = 1; i <= n; i++) {
+      if (i < n && hosts[i]->priority == hosts[start]->priority)
+        continue;
+      rc = level_build(conf, &s->lv[s->nlevel], hosts + start, i - start,
+                       s->nlevel == 0);
+      s->nlevel++;
+      if (rc != MESH_OK)
+        return rc;
+      start = i;
+    }
+  }
+  return mesh__lb_view_alloc(s);
+}
+
+/* Hosts of subset si (-1: all) into a fresh array. */
+static int set_hosts(const mesh__lb_conf_t *conf, const mesh__snapshot_t *snap,
+                     int32_t si, mesh__host_t ***out, uint32_t *n) {
+  mesh__host_t **v = malloc(sizeof *v * (snap->n ? snap->n : 1));
+  if (!v)
+    return MESH_ERR_NOMEM;
+  uint32_t k = 0;
+  for (size_t i = 0; i < snap->n; i++)
+    if (si < 0 || mesh__subset_match(&conf->subsets[si], snap->hosts[i]))
+      v[k++] = snap->hosts[i];
+  *out = v;
+  *n = k;
+  return MESH_OK;
+}
+
+static int copy_splits(mesh__lb_state_t *st, const mesh__lb_conf_t *conf) {
+  st->nsubsets = conf->nsubsets;
+  st->subset_names = calloc(conf->nsubsets ? conf->nsubsets : 1,
+                            sizeof *st->subset_names);
+  st->split_set = calloc(conf->nsplits ? conf->nsplits : 1,
+                         sizeof *st->split_set);
+  st->split_cum = calloc(conf->nsplits ? conf->nsplits : 1,
+                         sizeof *st->split_cum);
+  if (!st->subset_names || !st->split_set || !st->split_cum)
+    return MESH_ERR_NOMEM;
+  for (size_t i = 0; i < conf->nsubsets; i++) {
+    if (!conf->subsets[i].name)
+      continue;
+    st->subset_names[i] = strdup(conf->subsets[i].name);
+    if (!st->subset_names[i])
+      return MESH_ERR_NOMEM;
+  }
+  uint64_t cum = 0;
+  for (size_t i = 0; i < conf->nsplits; i++) {
+    cum += conf->splits[i].weight;
+    st->split_set[i] = (uint32_t)conf->splits[i].subset + 1;
+    st->split_cum[i] = cum;
+  }
+  st->nsplit = (uint32_t)conf->nsplits;
+  return MESH_OK;
+}
+
+static int state_build(const mesh__lb_conf_t *conf, const mesh__snapshot_t *snap,
+                       mesh__lb_state_t **out) {
+  mesh__lb_state_t *st = calloc(1, sizeof *st);
+  if (!st)
+    return MESH_ERR_NOMEM;
+  st->policy = conf->policy;
+  st->choice_count = conf->choice_count;
+  st->overprovisioning = conf->overprovisioning;
+  st->panic = conf->panic;
+  st->zone_min_cluster = conf->zone_min_cluster;
+  st->locality_weighted = conf->locality_weighted;
+  st->zone_aware = conf->zone_aware;
+  st->fallback = conf->fallback;
+  st->sets = calloc(1 + conf->nsubsets, sizeof *st->sets);
+  int rc = st->sets ? copy_splits(st, conf) : MESH_ERR_NOMEM;
+  int64_t now = mesh__now_ms();
+  for (size_t i = 0; rc == MESH_OK && i <= conf->nsubsets; i++) {
+    mesh__lb_set_t *s = &st->sets[i];
+    s->subset = (int32_t)i - 1;
+    st->nset++;
+    mesh__host_t **hosts = NULL;
+    uint32_t n = 0;
+    rc = set_hosts(conf, snap, s->subset, &hosts, &n);
+    if (rc == MESH_OK)
+      rc = set_build(conf, s, hosts, n);
+    free(hosts);
+    if (rc == MESH_OK)
+      mesh__lb_view_compute(st, s, now);
+  }
+  if (rc != MESH_OK) {
+    state_free(st);
+    return rc;
+  }
+  *out = st;
+  return MESH_OK;
+}
+
+int mesh__lb_prepare(mesh__service_t *svc, void *vsnap) {
+  mesh__snapshot_t *snap = vsnap;
+  if (!snap)
+    return MESH_ERR_INVALID_ARG;
+  mesh__lb_conf_t def;
+  const mesh__lb_conf_t *conf = &def;
+  if (svc && svc->lb)
+    conf = &svc->lb->conf;
+  else
+    mesh__lb_conf_default(&def);
+  mesh__lb_state_t *st = NULL;
+  int rc = state_build(conf, snap, &st);
+  if (rc != MESH_OK)
+    return rc;
+  if (snap->lb && snap->lb_free)
+    snap->lb_free(snap->lb);
+  snap->lb = st;
+  snap->lb_free = state_free;
+  return MESH_OK;
+}
+
+void mesh__lb_refresh(const mesh__snapshot_t *snap, int64_t now_ms) {
+  if (!snap || !snap->lb || snap->lb_free != state_free)
+    return;
+  mesh__lb_state_t *st = snap->lb;
+  for (uint32_t i = 0; i < st->nset; i++) {
+    mesh__lb_set_t *s = &st->sets[i];
+    /* Spin only against another refresher, which finishes in O(n). */
+    while (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire))
+      ;
+    mesh__lb_view_compute(st, s, now_ms);
+    atomic_flag_clear_explicit(&s->busy, memory_order_release);
+  }
+}
+
+/* ---- the pick ---------------------------------------------------------------------- */
+
+static mesh__host_t *pick_in(const mesh__lb_state_t *st, mesh__lb_pool_t *p,
+                             uint64_t hash, const mesh__lb_ctx_t *ctx,
+                             int64_t now, bool usable, bool fresh) {
+  switch (st->policy) {
+  case MESH__LB_ROUND_ROBIN:
+    return mesh__rr_pick(p, ctx, now, usable, fresh);
+  case MESH__LB_RANDOM:
+    return mesh__random_pick(p, ctx, now, usable, fresh);
+  case MESH__LB_LEAST_REQUEST:
+    return mesh__lr_pick(p, st->choice_count, ctx, now, usable, fresh);
+  case MESH__LB_PEAK_EWMA:
+    return mesh__ewma_pick(p, st->choice_count, ctx, now, usable, fresh);
+  case MESH__LB_RING_HASH:
+    return mesh__ring_pick(p, hash, ctx, now, usable, fresh);
+  case MESH__LB_MAGLEV:
+    return mesh__maglev_pick(p, hash, ctx, now, usable, fresh);
+  default:
+    return NULL;
+  }
+}
+
+/* The decision the health view drives: level, panic, pool. */
+typedef struct choice {
+  uint32_t level;
+  bool panic;
+  mesh__lb_pool_t *pool;
+} choice_t;
+
+static choice_t decide(const mesh__lb_state_t *st, mesh__lb_set_t *s,
+                       uint64_t hash) {
+  choice_t ch = {0};
+  bool hashing = hash_policy(st->policy);
+  for (int t = 0;; t++) {
+    uint32_t seq, buf = mesh__lb_view_begin(s, &seq);
+    /* Envoy chooses the priority from the request hash for the hashing
+     * policies (same key, same level) and from a random draw otherwise. */
+    ch.level = mesh__lb_choose_level(s, buf, hashing ? hash : mesh__lb_rand());
+    mesh__lb_level_t *lv = &s->lv[ch.level];
+    ch.panic = mesh__lb_slot(s, buf, lv->slot + 1) != 0;
+    ch.pool = &lv->pool;
+    if (!ch.panic && !hashing) {
+      const mesh__lb_pool_t *lp = mesh__lb_choose_locality(st, s, buf, lv);
+      if (lp)
+        ch.pool = (mesh__lb_pool_t *)lp;
+    }
+    if (mesh__lb_view_valid(s, buf, seq) || t == 3)
+      return ch;
+  }
+}
+
+/* When the chosen pool has nothing acceptable: the whole level, then every
+ * level in priority order, then (panic allowed) any host at all. */
+static mesh__host_t *fallback(const mesh__lb_state_t *st, mesh__lb_set_t *s,
+                              const choice_t *ch, uint64_t hash,
+                              const mesh__lb_ctx_t *ctx, int64_t now,
+                              bool fresh) {
+  mesh__host_t *h = NULL;
+  mesh__lb_pool_t *lvp = &s->lv[ch->level].pool;
+  if (ch->pool != lvp)
+    h = pick_in(st, lvp, hash, ctx, now, !ch->panic, fresh);
+  for (uint32_t l = 0; !h && l < s->nlevel; l++)
+    if (l != ch->level || ch->panic)
+      h = pick_in(st, &s->lv[l].pool, hash, ctx, now, true, fresh);
+  for (uint32_t l = 0; !h && st->panic > 0 && l < s->nlevel; l++)
+    h = pick_in(st, &s->lv[l].pool, hash, ctx, now, false, fresh);
+  return h;
+}
+
+/* No lb state (prepare failed): any usable host, else any host. */
+static int pick_plain(const mesh__snapshot_t *snap, const mesh__lb_ctx_t *ctx,
+                      int64_t now, mesh__host_t **out) {
+  mesh__lb_pool_t p = {.n = (uint32_t)snap->n, .hosts = snap->hosts};
+  mesh__host_t *h = mesh__lb_scan(&p, ctx, now, true, true);
+  if (!h)
+    h = mesh__lb_scan(&p, ctx, now, false, false);
+  *out = h;
+  return h ? MESH_OK : MESH_ERR_NO_ENDPOINTS;
+}
+
+static const mesh__lb_ctx_t no_ctx;
+
+int mesh__lb_pick(mesh__service_t *svc, const mesh__snapshot_t *snap,
+                  const mesh__lb_ctx_t *ctx, mesh__host_t **out) {
+  (void)svc;
+  if (!out)
+    return MESH_ERR_INVALID_ARG;
+  *out = NULL;
+  if (!ctx)
+    ctx = &no_ctx;
+  if (!snap || snap->n == 0)
+    return MESH_ERR_NO_ENDPOINTS;
+  int64_t now = ctx->now_ms ? ctx->now_ms : mesh__now_ms();
+  mesh__lb_state_t *st = snap->lb_free == state_free ? snap->lb : NULL;
+  if (!st)
+    return pick_plain(snap, ctx, now, out);
+  uint32_t si = 0;
+  int rc = mesh__lb_choose_set(st, ctx, &si);
+  if (rc != MESH_OK)
+    return rc;
+  if (st->sets[si].nhosts == 0 && si != 0 &&
+      st->fallback == MESH__LB_FALLBACK_ANY)
+    si = 0;
+  mesh__lb_set_t *s = &st->sets[si];
+  if (s->nhosts == 0)
+    return MESH_ERR_NO_ENDPOINTS;
+  mesh__lb_view_maybe_refresh(st, s, now);
+  uint64_t hash = ctx->hash_key
+                      ? mesh__xxh64(ctx->hash_key, ctx->hash_key_len, 0)
+                      : mesh__lb_rand();
+  choice_t ch = decide(st, s, hash);
+  mesh__host_t *h = NULL;
+  /* A retry prefers a host not tried yet; only when none is left may it
+   * go back to one. */
+  for (int pass = ctx->navoid ? 0 : 1; !h && pass < 2; pass++) {
+    bool fresh = pass == 0;
+    h = pick_in(st, ch.pool, hash, ctx, now, !ch.panic, fresh);
+    if (!h)
+      h = fallback(st, s, &ch, hash, ctx, now, fresh);
+  }
+  *out = h;
+  return h ? MESH_OK : MESH_ERR_NO_ENDPOINTS;
+}
+
+/* ---- request accounting ---------------------------------------------------------- */
+
+void mesh__lb_begin(mesh__host_t *h) {
+  if (h)
+    atomic_fetch_add_explicit(&h->active_rq, 1, memory_order_relaxed);
+}
+
+void mesh__lb_end(mesh__host_t *h) {
+  if (!h)
+    return;
+  /* Never wrap below zero, even on an unpaired end. */
+  uint32_t v = atomic_load_explicit(&h->active_rq, memory_order_relaxed);
+  while (v > 0 && !atomic_compare_exchange_weak_explicit(
+                      &h->active_rq, &v, v - 1, memory_order_relaxed,
+                      memory_order_relaxed))
+    ;
+}

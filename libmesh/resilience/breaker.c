@@ -1,0 +1,31 @@
+/* Circuit breakers: per-service atomic counters with exact limits.
+ *
+ * Envoy checks a limit and increments in two steps, so racing workers can
+ * overshoot by one each; a compare-and-swap loop costs the same here and
+ * never lets a counter pass its limit. */
+#include "resilience/resilience.h"
+
+bool mesh__breaker_take(_Atomic int64_t *ctr, int64_t max,
+                        _Atomic uint64_t *ov) {
+  int64_t cur = atomic_load_explicit(ctr, memory_order_relaxed);
+  for (;;) {
+    if (cur >= max) {
+      if (ov)
+        atomic_fetch_add_explicit(ov, 1, memory_order_relaxed);
+      return false;
+    }
+    if (atomic_compare_exchange_weak_explicit(ctr, &cur, cur + 1,
+                                              memory_order_acq_rel,
+                                              memory_order_relaxed))
+      return true;
+  }
+}
+
+void mesh__breaker_give(_Atomic int64_t *ctr) {
+  int64_t cur = atomic_load_explicit(ctr, memory_order_relaxed);
+  while (cur > 0 &&
+         !atomic_compare_exchange_weak_explicit(ctr, &cur, cur - 1,
+                                                memory_order_acq_rel,
+                                                memory_order_relaxed)) {
+  }
+}

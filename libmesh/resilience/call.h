@@ -1,0 +1,98 @@
+/* libmesh internal: the call layer's structures, shared by call.c (one try,
+ * mesh_dial of a service), calldo.c (mesh_call_do) and hedge.c
+ * (mesh_call_request). */
+#ifndef MESH_RESILIENCE_CALL_H
+#define MESH_RESILIENCE_CALL_H
+
+#include "lb/lb.h"
+#include "resilience/resilience.h"
+#include "tls/tls.h"
+
+struct mesh_call_opts {
+  void *hash_key;
+  size_t hash_key_len;
+  int deadline_ms;    /* -1: config */
+  int per_try_ms;     /* -1: config */
+  int connect_ms;     /* -1: config */
+  int max_retries;    /* -1: config */
+  int hedging;        /* 0 turns the service's hedging off */
+  char *alpn;
+};
+
+#define MESH__CALL_AVOID_MAX 16
+
+/* One logical call: the policy in effect and what happened so far.  Lives
+ * on the caller's stack (helpers) or inside a mesh_call_t (begin/end). */
+typedef struct mesh__callx {
+  mesh_t *m;
+  mesh__service_t *svc;
+  mesh__res_svc_t *rs;
+  int64_t start_ms;
+  int64_t deadline_ms;        /* overall, monotonic; 0 none */
+  int64_t per_try_ms;         /* 0 none */
+  int64_t connect_ms;
+  uint32_t max_retries;
+  bool hedge;
+  const void *hash_key;       /* borrowed from the options */
+  size_t hash_key_len;
+  const char *alpn;           /* borrowed; NULL: config's */
+  uint32_t tries;             /* tries that got a connection */
+  uint32_t retries;           /* retries (and hedges) started */
+  mesh__host_t *avoid[MESH__CALL_AVOID_MAX]; /* references held */
+  size_t navoid;
+  int last_rc;
+  char last_msg[sizeof(((mesh_status_t *)0)->message)];
+} mesh__callx_t;
+
+/* One try. */
+struct mesh_call {
+  mesh__callx_t *x;
+  mesh__callx_t own;          /* x == &own for mesh_call_begin() */
+  mesh__snapshot_t *snap;     /* the snapshot picked from (reference) */
+  mesh__host_t *host;         /* reference; lb_begin() done */
+  mesh_conn_t *conn;
+  bool holds_request, holds_retry, holds_conn;
+  bool poolable;              /* negotiated the config's ALPN */
+  bool reused;                /* came from the pool */
+  int attempt;
+  int64_t try_start_ns;
+  int64_t try_deadline_ms;    /* 0 none */
+};
+
+int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
+                     const mesh_call_opts_t *o, mesh_status_t *st);
+void mesh__callx_fini(mesh__callx_t *x);
+/** ms left before the overall deadline (0 when past), -1 without one. */
+int64_t mesh__callx_left(const mesh__callx_t *x, int64_t now);
+/** Check max retries, deadline and budget for one more try; on MESH_OK the
+ *  budget slot is taken (*slot true) and the caller owns it. */
+int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st);
+/** Sleep the jittered backoff of retry x->retries, or MESH_ERR_DEADLINE. */
+int mesh__callx_backoff(mesh__callx_t *x, mesh_status_t *st);
+/** Start a try on c (c->x set): requests breaker, pick, pooled or new
+ *  connection, connect failures retried per policy.  retry_slot: the caller
+ *  passes a budget slot it took (kept until the try ends).
+ *  @return MESH_OK (or WANT_* for a non-blocking dial); on error c holds
+ *          nothing. */
+int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
+                       const mesh_dial_opts_t *dopts, mesh_status_t *st);
+/** Set c's try deadline and the connection's I/O timeouts from it. */
+void mesh__call_arm(mesh_call_t *c);
+/** End the try: report the outcome, pool or close, release everything. */
+void mesh__call_finish(mesh_call_t *c, int outcome, int status);
+/** Does this error say something about the endpoint (so it is reported to
+ *  outlier detection and worth a connect retry elsewhere)? */
+bool mesh__call_host_fault(int rc);
+/** Record the error of the try that just ended, for the final message. */
+void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg);
+/** Add h to the endpoints later tries avoid. */
+void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h);
+
+/** Map a try function's return to an outcome; MESH_OK, or the code that
+ *  stops the call (MESH_ERR_INVALID_ARG for an unknown outcome value). */
+int mesh__call_map_try(int r, int *outcome);
+/** The error code a failed try stands for; its message goes to x. */
+int mesh__call_try_error(mesh__callx_t *x, const char *endpoint, int outcome,
+                         int status, const char *detail);
+
+#endif /* MESH_RESILIENCE_CALL_H */

@@ -1,0 +1,148 @@
+/* mesh_call_do(): run the application's one-try function under the
+ * service's retry policy, backoff, retry budget and deadlines. */
+#include "resilience/call.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* What a try function's return means: an outcome, or a connection error
+ * standing for one, or a code that stops the call (returned as is). */
+int mesh__call_map_try(int r, int *outcome) {
+  if (r >= 0 && r < MESH__OUT_MAX_) {
+    *outcome = r;
+    return MESH_OK;
+  }
+  if (r >= MESH__OUT_MAX_) {
+    *outcome = MESH__OUT_PROTOCOL_ERROR;
+    return MESH_ERR_INVALID_ARG;
+  }
+  switch (r) {
+  case MESH_ERR_RESET:
+  case MESH_ERR_PEER_CLOSED:
+  case MESH_ERR_CLOSED:
+  case MESH_ERR_TLS:
+  case MESH_ERR_IO:
+    *outcome = MESH__OUT_RESET;
+    return MESH_OK;
+  case MESH_ERR_TIMEOUT:
+    *outcome = MESH__OUT_TIMEOUT;
+    return MESH_OK;
+  default:
+    *outcome = MESH__OUT_CANCELLED;
+    return r;
+  }
+}
+
+/* The error a failed try stands for, with its message in x. */
+int mesh__call_try_error(mesh__callx_t *x, const char *endpoint, int outcome,
+                         int status, const char *detail) {
+  int rc;
+  char msg[sizeof x->last_msg];
+  const char *d = detail && *detail ? detail : "";
+  switch (outcome) {
+  case MESH__OUT_OK:
+  case MESH__OUT_OK_CLOSE:
+    rc = MESH_ERR_UPSTREAM;
+    snprintf(msg, sizeof msg, "endpoint %s answered status %d", endpoint,
+             status);
+    break;
+  case MESH__OUT_CONNECT_FAILURE:
+    rc = MESH_ERR_CONNECT;
+    snprintf(msg, sizeof msg, "no connection to %s%s%s", endpoint,
+             *d ? ": " : "", d);
+    break;
+  case MESH__OUT_TIMEOUT:
+    if (x->deadline_ms && mesh__now_ms() >= x->deadline_ms) {
+      rc = MESH_ERR_DEADLINE;
+      snprintf(msg, sizeof msg,
+               "deadline of %lld ms exceeded waiting for %s",
+               (long long)(x->deadline_ms - x->start_ms), endpoint);
+    } else {
+      rc = MESH_ERR_TIMEOUT;
+      snprintf(msg, sizeof msg, "no response from %s within the per-try "
+               "timeout (%lld ms)", endpoint, (long long)x->per_try_ms);
+    }
+    break;
+  case MESH__OUT_PROTOCOL_ERROR:
+    rc = MESH_ERR_PARSE;
+    snprintf(msg, sizeof msg, "malformed response from %s%s%s", endpoint,
+             *d ? ": " : "", d);
+    break;
+  default:
+    rc = MESH_ERR_RESET;
+    snprintf(msg, sizeof msg,
+             "connection to %s reset or closed before the response ended%s%s",
+             endpoint, *d ? ": " : "", d);
+    break;
+  }
+  mesh__callx_remember(x, rc, msg);
+  return rc;
+}
+
+static bool try_succeeded(const mesh__callx_t *x, int outcome, int status) {
+  return (outcome == MESH__OUT_OK || outcome == MESH__OUT_OK_CLOSE) &&
+         !mesh__status_is_error(&x->rs->cfg.retry, status);
+}
+
+int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
+                 mesh_call_try_fn fn, void *user, mesh_status_t *st) {
+  mesh__ok(st);
+  if (!fn)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "fn must not be NULL");
+  mesh__callx_t x;
+  int rc = mesh__callx_init(&x, m, service, opts, st);
+  if (rc != MESH_OK)
+    return rc;
+  bool slot = false;
+  for (;;) {
+    mesh_call_t c;
+    memset(&c, 0, sizeof c);
+    c.x = &x;
+    rc = mesh__call_acquire(&c, slot, NULL, st);
+    slot = false;
+    if (rc != MESH_OK)
+      break;
+    mesh__call_arm(&c);
+    int status = 0, outcome;
+    int r = fn(&c, c.conn, &status, user);
+    int stop = mesh__call_map_try(r, &outcome);
+    char endpoint[sizeof c.host->key];
+    mesh__strlcpy(endpoint, c.host->key, sizeof endpoint);
+    char detail[128];
+    mesh__strlcpy(detail, mesh_conn_errmsg(c.conn), sizeof detail);
+    mesh__callx_avoid(&x, c.host);
+    mesh__call_finish(&c, outcome, status);
+    if (stop == MESH_ERR_INVALID_ARG && r >= 0) {
+      rc = mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "service \"%s\": the try function returned %d, not a "
+                      "mesh_call_outcome_t", x.svc->name, r);
+      break;
+    }
+    if (stop != MESH_OK) {
+      rc = mesh__fail(st, stop, "service \"%s\": the try function stopped "
+                      "the call with %s", x.svc->name, mesh_code_name(stop));
+      break;
+    }
+    if (try_succeeded(&x, outcome, status)) {
+      rc = MESH_OK;
+      break;
+    }
+    rc = mesh__call_try_error(&x, endpoint, outcome, status, detail);
+    if (rc == MESH_ERR_DEADLINE ||
+        !mesh__retry_wanted(&x.rs->cfg.retry, outcome, status)) {
+      rc = mesh__fail(st, rc, "service \"%s\": %s", x.svc->name, x.last_msg);
+      break;
+    }
+    rc = mesh__callx_may_retry(&x, &slot, st);
+    if (rc == MESH_OK)
+      rc = mesh__callx_backoff(&x, st);
+    if (rc != MESH_OK) {
+      if (slot)
+        mesh__breaker_give(&x.rs->br.retries);
+      break;
+    }
+    x.retries++;
+  }
+  mesh__callx_fini(&x);
+  return rc;
+}

@@ -1,0 +1,164 @@
+/* The idle connection pool of one endpoint.
+ *
+ * A short per-endpoint mutex guards a LIFO stack: the most recently used
+ * connection is the warmest and the least likely to have been closed by the
+ * peer's idle timer.  Connections are closed outside the lock, because a
+ * TLS close may write a close_notify. */
+#include "resilience/resilience.h"
+
+#include <poll.h>
+#include <stdlib.h>
+
+typedef struct idle {
+  void *conn;
+  int64_t since_ms;
+} idle_t;
+
+struct mesh__pool {
+  pthread_mutex_t mu;
+  mesh__pool_ops_t ops;
+  void *user;
+  idle_t *v;    /* v[0] oldest .. v[n-1] newest */
+  size_t n, cap;
+};
+
+bool mesh__pool_fd_alive(int fd) {
+  if (fd < 0)
+    return false;
+  struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+  int r = poll(&p, 1, 0);
+  if (r < 0)
+    return false;
+  /* Idle means silent: readable is EOF, a reset, or bytes nobody asked
+   * for (a late response, a TLS alert) -- none of them is safe to reuse. */
+  return r == 0;
+}
+
+static bool alive(mesh__pool_t *p, void *c) {
+  return p->ops.alive ? p->ops.alive(c) : mesh__pool_fd_alive(p->ops.fd(c));
+}
+
+mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user) {
+  if (!ops || !ops->fd || !ops->close)
+    return NULL;
+  mesh__pool_t *p = calloc(1, sizeof *p);
+  if (!p)
+    return NULL;
+  pthread_mutex_init(&p->mu, NULL);
+  p->ops = *ops;
+  p->user = user;
+  return p;
+}
+
+void mesh__pool_free(mesh__pool_t *p) {
+  if (!p)
+    return;
+  mesh__pool_clear(p);
+  free(p->v);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+bool mesh__pool_put(mesh__pool_t *p, void *conn, int64_t now_ms,
+                    uint32_t max_idle) {
+  if (!p || !conn)
+    return false;
+  bool parked = false;
+  pthread_mutex_lock(&p->mu);
+  if (p->n < max_idle) {
+    if (p->n == p->cap) {
+      size_t cap = p->cap ? p->cap * 2 : 4;
+      idle_t *v = realloc(p->v, cap * sizeof *v);
+      if (v) {
+        p->v = v;
+        p->cap = cap;
+      }
+    }
+    if (p->n < p->cap) {
+      p->v[p->n].conn = conn;
+      p->v[p->n].since_ms = now_ms;
+      p->n++;
+      parked = true;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (!parked)
+    p->ops.close(conn, p->user);
+  return parked;
+}
+
+void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms,
+                      int64_t idle_timeout_ms) {
+  if (!p)
+    return NULL;
+  /* Bounded: at most every parked connection is looked at once. */
+  for (;;) {
+    void *c = NULL;
+    bool expired = false;
+    pthread_mutex_lock(&p->mu);
+    if (p->n > 0) {
+      idle_t it = p->v[--p->n];
+      c = it.conn;
+      expired = idle_timeout_ms > 0 && now_ms - it.since_ms >= idle_timeout_ms;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!c)
+      return NULL;
+    if (!expired && alive(p, c))
+      return c;
+    p->ops.close(c, p->user);
+  }
+}
+
+size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
+                        int64_t idle_timeout_ms) {
+  if (!p)
+    return 0;
+  void *dead[64];
+  size_t nd = 0;
+  pthread_mutex_lock(&p->mu);
+  size_t keep = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    idle_t it = p->v[i];
+    bool expired =
+        idle_timeout_ms > 0 && now_ms - it.since_ms >= idle_timeout_ms;
+    if (nd < 64 && (expired || !alive(p, it.conn)))
+      dead[nd++] = it.conn;
+    else
+      p->v[keep++] = it;
+  }
+  p->n = keep;
+  pthread_mutex_unlock(&p->mu);
+  for (size_t i = 0; i < nd; i++)
+    p->ops.close(dead[i], p->user);
+  return nd;
+}
+
+size_t mesh__pool_clear(mesh__pool_t *p) {
+  if (!p)
+    return 0;
+  pthread_mutex_lock(&p->mu);
+  idle_t *v = p->v;
+  size_t n = p->n;
+  p->v = NULL;
+  p->n = p->cap = 0;
+  pthread_mutex_unlock(&p->mu);
+  for (size_t i = 0; i < n; i++)
+    p->ops.close(v[i].conn, p->user);
+  free(v);
+  return n;
+}
+
+size_t mesh__pool_idle(mesh__pool_t *p) {
+  if (!p)
+    return 0;
+  pthread_mutex_lock(&p->mu);
+  size_t n = p->n;
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}
+
+mesh__pool_t *mesh__res_pool_peek(mesh__host_t *h) {
+  /* host->pool is published by a CAS in mesh__res_pool(). */
+  return h ? __atomic_load_n(&h->pool, __ATOMIC_ACQUIRE) : NULL;
+}

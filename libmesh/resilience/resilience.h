@@ -1,0 +1,372 @@
+/* libmesh internal: the resilience part — outlier detection, active health
+ * checks, circuit breakers, retries (backoff and budget), deadlines and
+ * hedging, the idle connection pool, and the call layer built on them.
+ *
+ * Split between pure logic and glue: the functions marked "pure" take plain
+ * numbers and return decisions (no I/O, no clocks, no globals) so tests drive
+ * them from tables; the glue applies them to live hosts on the calling
+ * thread (counters, breakers) or on the worker loop (sweeps, checks). */
+#ifndef MESH_RESILIENCE_RESILIENCE_H
+#define MESH_RESILIENCE_RESILIENCE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "discovery/endpoint.h"
+
+/* ---- configuration (resilience/config.c) -------------------------------- */
+
+/* Outlier detection: Envoy's OutlierDetection fields and defaults. */
+typedef struct mesh__od_cfg {
+  bool enabled;                 /* key present */
+  uint32_t consecutive_5xx;     /* 5; 0 disables */
+  uint32_t consecutive_gateway_failure; /* 5; 0 disables */
+  int64_t interval_ms;          /* 10000 */
+  int64_t base_ejection_time_ms; /* 30000 */
+  int64_t max_ejection_time_ms; /* max(300000, base) */
+  int64_t max_ejection_time_jitter_ms; /* 0 */
+  uint32_t max_ejection_percent; /* 10 */
+  bool always_eject_one_host;   /* true (Envoy: false; see the docs) */
+  uint32_t success_rate_minimum_hosts;  /* 5 */
+  uint32_t success_rate_request_volume; /* 100 */
+  uint32_t success_rate_stdev_factor;   /* 1900 (= 1.9) */
+  uint32_t failure_percentage_threshold; /* 85 */
+  uint32_t failure_percentage_minimum_hosts;  /* 5 */
+  uint32_t failure_percentage_request_volume; /* 50 */
+  uint32_t enforcing_consecutive_5xx;   /* 100 */
+  uint32_t enforcing_consecutive_gateway_failure; /* 0 */
+  uint32_t enforcing_success_rate;      /* 100 */
+  uint32_t enforcing_failure_percentage; /* 0 */
+  bool successful_active_health_check_uneject_host; /* true */
+} mesh__od_cfg_t;
+
+enum mesh__hc_type { MESH__HC_TCP = 0, MESH__HC_TLS = 1, MESH__HC_HTTP = 2 };
+
+typedef struct mesh__hc_cfg {
+  bool enabled;
+  int type;                     /* enum mesh__hc_type; default tcp */
+  char path[256];               /* http: "/healthz" */
+  int64_t interval_ms;          /* 10000 */
+  int64_t timeout_ms;           /* 1000 */
+  uint32_t healthy_threshold;   /* 1 */
+  uint32_t unhealthy_threshold; /* 3 */
+} mesh__hc_cfg_t;
+
+typedef struct mesh__cb_cfg {
+  int64_t max_connections;      /* 1024 */
+  int64_t max_pending_requests; /* 1024 */
+  int64_t max_requests;         /* 1024 */
+  int64_t max_retries;          /* 3 */
+} mesh__cb_cfg_t;
+
+/* retry_on bits */
+#define MESH__RETRY_CONNECT_FAILURE 0x01u
+#define MESH__RETRY_RESET 0x02u
+#define MESH__RETRY_5XX 0x04u
+#define MESH__RETRY_GATEWAY_ERROR 0x08u
+#define MESH__RETRY_STATUS_CODES 0x10u
+
+#define MESH__MAX_RETRY_CODES 32
+
+typedef struct mesh__retry_cfg {
+  unsigned retry_on;            /* default: connect-failure */
+  int codes[MESH__MAX_RETRY_CODES];
+  size_t ncodes;
+  uint32_t num_retries;         /* 1 */
+  int64_t base_interval_ms;     /* 25 */
+  int64_t max_interval_ms;      /* 10 x base = 250 */
+  bool budget;                  /* true: budget replaces max_retries */
+  double budget_percent;        /* 20.0 */
+  uint32_t min_retry_concurrency; /* 3 */
+} mesh__retry_cfg_t;
+
+typedef struct mesh__timeout_cfg {
+  int64_t connect_ms;           /* 5000 */
+  int64_t per_try_ms;           /* 0: none */
+  int64_t overall_ms;           /* 15000; 0: none */
+} mesh__timeout_cfg_t;
+
+typedef struct mesh__hedge_cfg {
+  bool enabled;
+  int64_t delay_ms;             /* 0 */
+  uint32_t max_attempts;        /* 2 (1..5) */
+} mesh__hedge_cfg_t;
+
+typedef struct mesh__pool_cfg {
+  uint32_t max_idle;            /* 16 per endpoint; 0 disables pooling */
+  int64_t idle_timeout_ms;      /* 3600000 */
+} mesh__pool_cfg_t;
+
+typedef struct mesh__res_cfg {
+  mesh__od_cfg_t od;
+  mesh__hc_cfg_t hc;
+  mesh__cb_cfg_t cb;
+  mesh__retry_cfg_t retry;
+  mesh__timeout_cfg_t to;
+  mesh__hedge_cfg_t hedge;
+  mesh__pool_cfg_t pool;
+} mesh__res_cfg_t;
+
+/** Parse every resilience key of one service (svc is the service object).
+ *  Errors go to c; out always receives defaults for what is absent/bad. */
+void mesh__res_cfg_parse(mesh__cfg_t *c, const cJSON *svc, const char *path,
+                         mesh__res_cfg_t *out);
+/** Validate one key's value (v may be NULL: absent) for the part table. */
+void mesh__res_cfg_check_key(mesh__cfg_t *c, const char *key, const cJSON *v,
+                             const char *path);
+/** Defaults only (for services without config and for tests). */
+void mesh__res_cfg_defaults(mesh__res_cfg_t *out);
+
+/* ---- randomness (resilience/retry.c) ------------------------------------ */
+
+/** Fast per-thread PRNG (xorshift64*), seeded from the clock and the thread;
+ *  for jitter and enforcement percentages, never for secrets. */
+uint64_t mesh__res_rand(void);
+
+/* ---- outcomes ------------------------------------------------------------ */
+
+/* How a try ended, as the call layer reports it (same values as the public
+ * mesh_call_outcome_t). */
+enum mesh__outcome {
+  MESH__OUT_OK = 0,           /* response complete, connection reusable */
+  MESH__OUT_OK_CLOSE = 1,     /* response complete, connection not reusable */
+  MESH__OUT_CONNECT_FAILURE = 2,
+  MESH__OUT_RESET = 3,        /* reset or closed before the response ended */
+  MESH__OUT_TIMEOUT = 4,      /* per-try timeout waiting for the response */
+  MESH__OUT_PROTOCOL_ERROR = 5, /* malformed response */
+  MESH__OUT_CANCELLED = 6,    /* abandoned by the caller: no verdict */
+  MESH__OUT_MAX_ = 7,
+};
+
+/** The HTTP-like status the outcome counts as for outlier detection (pure):
+ *  Envoy's mapping without split_external_local_origin_errors: connect
+ *  failure and reset 503, timeout 504, protocol error 500, OK -> status
+ *  (200 when status is 0).  Returns 0 for CANCELLED (not counted). */
+int mesh__outcome_status(int outcome, int status);
+
+/* ---- circuit breakers (resilience/breaker.c) ---------------------------- */
+
+typedef struct mesh__breakers {
+  _Atomic int64_t connections;  /* open upstream connections we track */
+  _Atomic int64_t pending;      /* calls waiting for a connection */
+  _Atomic int64_t requests;     /* calls in flight */
+  _Atomic int64_t retries;      /* retries (and hedges) in flight */
+  /* overflow counters, for metrics */
+  _Atomic uint64_t ov_connections, ov_pending, ov_requests, ov_retries;
+} mesh__breakers_t;
+
+/** Take one unit of *ctr if it stays <= max; exact under contention (CAS).
+ *  Counts an overflow in *ov on refusal.  @return true if taken. */
+bool mesh__breaker_take(_Atomic int64_t *ctr, int64_t max,
+                        _Atomic uint64_t *ov);
+/** Give back one unit (never below zero). */
+void mesh__breaker_give(_Atomic int64_t *ctr);
+
+/* ---- retries (resilience/retry.c) --------------------------------------- */
+
+/** Pure: the backoff before retry number `retry` (0 = first retry): uniform
+ *  in [0, min(base * 2^retry, max)) using rnd (full jitter, as Envoy's
+ *  JitteredExponentialBackOffStrategy).  Returns 0 when base is 0. */
+int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
+                         uint64_t rnd);
+
+/** Pure: does policy ask to retry a try that ended so? */
+bool mesh__retry_wanted(const mesh__retry_cfg_t *rc, int outcome, int status);
+
+/** Pure: is the final status an error to report (5xx or a listed code)? */
+bool mesh__status_is_error(const mesh__retry_cfg_t *rc, int status);
+
+/** Pure: how many retries may be in flight: with a budget, max(min_conc,
+ *  percent% of (active + pending)); without, max_retries. */
+int64_t mesh__retry_limit(const mesh__retry_cfg_t *rc, const mesh__cb_cfg_t *cb,
+                          int64_t active, int64_t pending);
+
+/** Admission of one retry (or hedge) against the budget / max_retries. */
+bool mesh__retry_admit(mesh__breakers_t *b, const mesh__retry_cfg_t *rc,
+                       const mesh__cb_cfg_t *cb);
+
+/* ---- outlier detection: pure algorithms (resilience/outlier.c) ---------- */
+
+enum mesh__od_type {
+  MESH__OD_CONSECUTIVE_5XX = 0,
+  MESH__OD_CONSECUTIVE_GATEWAY = 1,
+  MESH__OD_SUCCESS_RATE = 2,
+  MESH__OD_FAILURE_PERCENTAGE = 3,
+};
+
+/** One host's last-interval counts as the statistical algorithms see them. */
+typedef struct mesh__od_sample {
+  uint64_t success;
+  uint64_t total;
+  bool ejected;                 /* already ejected: not evaluated */
+} mesh__od_sample_t;
+
+#define MESH__OD_FLAG_SR 1u     /* success-rate outlier */
+#define MESH__OD_FLAG_FP 2u     /* failure-percentage outlier */
+
+/** Pure: which hosts each statistical algorithm flags (Envoy's
+ *  processSuccessRateEjections).  flags[i] receives MESH__OD_FLAG_*.
+ *  *sr_mean / *sr_threshold receive -1 when success rate did not run. */
+void mesh__od_detect(const mesh__od_cfg_t *cfg, const mesh__od_sample_t *s,
+                     size_t n, unsigned *flags, double *sr_mean,
+                     double *sr_threshold);
+
+/** Pure: may one more host be ejected when `ejected` of `total` already
+ *  are?  Envoy's rule: 100 * (ejected + 1) / total <= max_percent; with
+ *  always_one, the first ejection is always allowed (unless max_percent
+ *  is 0, which disables ejection). */
+bool mesh__od_may_eject(size_t total, size_t ejected, uint32_t max_percent,
+                        bool always_one);
+
+/** Pure: the ejection time multiplier after one more ejection (Envoy grows
+ *  it while multiplier * base < max + base, so it stops just past the cap). */
+uint32_t mesh__od_backoff_next(const mesh__od_cfg_t *cfg, uint32_t backoff);
+
+/** Pure: how long an ejection with this multiplier lasts:
+ *  min(base * multiplier, max) + jitter. */
+int64_t mesh__od_ejection_ms(const mesh__od_cfg_t *cfg, uint32_t multiplier,
+                             int64_t jitter_ms);
+
+/* ---- per-host state (outlier.c, health.c) -------------------------------- */
+
+typedef struct mesh__od_bucket {
+  _Atomic uint64_t success;
+  _Atomic uint64_t total;
+} mesh__od_bucket_t;
+
+typedef struct mesh__res_host {
+  /* written by calls on any thread */
+  _Atomic uint32_t cons_5xx;
+  _Atomic uint32_t cons_gateway;
+  mesh__od_bucket_t bucket[2];
+  _Atomic uint32_t active_bucket;
+  /* outlier bookkeeping: under the service's od mutex */
+  uint32_t backoff;             /* ejection time multiplier */
+  uint32_t num_ejections;
+  int64_t last_ejection_ms;
+  int64_t last_unejection_ms;   /* 0: never */
+  bool ejected;                 /* mirrors ejected_until_ms != 0 */
+  double success_rate;          /* last interval, -1 if not computed */
+  /* active health checks: worker thread only */
+  uint32_t hc_ok_streak, hc_fail_streak;
+  void *hc_inflight;            /* the running check, or NULL */
+} mesh__res_host_t;
+
+/* ---- the per-service state (resilience/state.c) ------------------------- */
+
+struct mesh__hc_run; /* health.c */
+
+typedef struct mesh__res_svc {
+  mesh_t *m;                    /* may be NULL in unit tests */
+  mesh__service_t *svc;         /* may be NULL in unit tests */
+  const char *name;             /* for logs */
+  mesh__res_cfg_t cfg;
+  mesh__breakers_t br;
+  pthread_mutex_t od_mu;        /* ejection decisions and sweeps */
+  double sr_mean, sr_threshold; /* last sweep, under od_mu */
+  int64_t od_timer, pool_timer, hc_timer; /* worker loop timer ids, 0 none */
+  struct mesh__hc_run *hc;      /* running checks (worker thread) */
+  /* counters for metrics: by enum mesh__od_type */
+  _Atomic uint64_t od_detected[4], od_enforced[4];
+  _Atomic uint64_t od_overflow;
+  _Atomic uint64_t retries, retry_overflow, hedges;
+} mesh__res_svc_t;
+
+/** Build the state of one service from its config (already validated).
+ *  m and svc may be NULL (unit tests: no timers). */
+int mesh__res_svc_new(mesh_t *m, mesh__service_t *svc, const char *name,
+                      const mesh__res_cfg_t *cfg, mesh__res_svc_t **out);
+void mesh__res_svc_free(mesh__res_svc_t *rs);
+
+/* Registered per-service parts (core/parts.c), defined in svc.c: the
+ * "outlier_detection" entry's init/fini build and free the whole state (it
+ * runs for every service, key present or not); the others only validate. */
+extern const mesh__svc_part_t mesh__res_part_outlier, mesh__res_part_health,
+    mesh__res_part_breakers, mesh__res_part_retry, mesh__res_part_timeouts,
+    mesh__res_part_hedge, mesh__res_part_pool;
+
+int mesh__res_svc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
+                       mesh_status_t *st);
+void mesh__res_svc_fini(mesh_t *m, mesh__service_t *svc);
+
+/** The current endpoint snapshot of a service (a reference the caller
+ *  releases), or NULL when discovery has published none. */
+mesh__snapshot_t *mesh__res_snapshot(mesh__service_t *svc);
+
+/* ---- active health checks (resilience/health.c) ----------------------- */
+
+/** Start the periodic checks of rs (no-op without health_check config or a
+ *  loop).  Called before the worker starts or on the worker. */
+void mesh__hc_start(mesh__res_svc_t *rs);
+/** Cancel the timer and abort checks in flight (worker stopped or on it). */
+void mesh__hc_stop(mesh__res_svc_t *rs);
+
+/* ---- outlier detection: live (resilience/outlier.c) --------------------- */
+
+/** Record how a try on h ended; on reaching a consecutive-error threshold,
+ *  eject h (subject to the cap), counting ejections among snap's hosts.
+ *  Any thread.  snap may be NULL (then the cap counts h alone). */
+void mesh__od_report(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
+                     mesh__host_t *h, int outcome, int status);
+/** One interval sweep over snap: return hosts whose time is up, rotate the
+ *  counters, run success rate and failure percentage, decay multipliers. */
+void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
+                    int64_t now_ms);
+/** An active health check passed: return h if outlier detection ejected it
+ *  (Envoy's successful_active_health_check_uneject_host). */
+void mesh__od_hc_passed(mesh__res_svc_t *rs, mesh__host_t *h, int64_t now_ms);
+/** Is h ejected at now_ms? */
+bool mesh__od_ejected(const mesh__host_t *h, int64_t now_ms);
+
+/* ---- per-host resources ------------------------------------------------- */
+
+/** The resilience state of a host, created on first use (any thread, lock-
+ *  free: the loser of a race frees its copy).  NULL only when out of memory. */
+mesh__res_host_t *mesh__res_host(mesh__host_t *h);
+
+/* ---- the idle connection pool (resilience/pool.c) -----------------------
+ * Generic over the connection type so it is testable with plain sockets:
+ * ops give the fd (for the liveness check) and how to close. */
+
+typedef struct mesh__pool_ops {
+  int (*fd)(void *conn);
+  /* optional: replaces the fd check (TLS also holds buffered records) */
+  bool (*alive)(void *conn);
+  void (*close)(void *conn, void *user);
+} mesh__pool_ops_t;
+
+typedef struct mesh__pool mesh__pool_t;
+
+/** user is passed to ops->close (the call layer counts connections). */
+mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user);
+/** Close every idle connection and free.  NULL is a no-op. */
+void mesh__pool_free(mesh__pool_t *p);
+/** Park conn as idle.  When max_idle are already parked the conn is closed
+ *  instead.  @return true if parked. */
+bool mesh__pool_put(mesh__pool_t *p, void *conn, int64_t now_ms,
+                    uint32_t max_idle);
+/** Take the most recently parked live connection, or NULL.  Expired ones
+ *  (idle >= idle_timeout_ms) and ones whose peer closed or sent unexpected
+ *  bytes (readable while idle) are closed on the way. */
+void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms, int64_t idle_timeout_ms);
+/** Close expired and dead idle connections.  @return how many. */
+size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
+                        int64_t idle_timeout_ms);
+/** Close all idle connections (host ejected or removed).  @return how many. */
+size_t mesh__pool_clear(mesh__pool_t *p);
+size_t mesh__pool_idle(mesh__pool_t *p);
+/** The idle pool of mesh_conn_t of host h, created on first use (NULL on
+ *  OOM).  Lives and dies with the host; closing a pooled connection gives
+ *  back rs's max_connections slot, so the service's fini clears the pools
+ *  of its hosts while rs is alive. */
+mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h);
+/** The pool of h if one exists (never creates). */
+mesh__pool_t *mesh__res_pool_peek(mesh__host_t *h);
+
+/** Is an idle socket still usable: not readable (no EOF, RST or stray
+ *  bytes) and without error?  Pure syscall check, no reads. */
+bool mesh__pool_fd_alive(int fd);
+
+#endif /* MESH_RESILIENCE_RESILIENCE_H */

@@ -1,0 +1,103 @@
+/* Retry policy: which outcomes to retry, the jittered exponential backoff,
+ * and the retry budget (Envoy's semantics and defaults). */
+#include "resilience/resilience.h"
+
+#include <pthread.h>
+
+static _Thread_local uint64_t rng_state;
+
+uint64_t mesh__res_rand(void) {
+  uint64_t x = rng_state;
+  if (x == 0) {
+    /* Seed per thread: clock and the address of the thread's own state,
+     * so threads started together still diverge. */
+    x = (uint64_t)mesh__now_ns() ^ (uint64_t)(uintptr_t)&rng_state ^
+        0x9e3779b97f4a7c15ull;
+    if (x == 0)
+      x = 1;
+  }
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rng_state = x;
+  return x * 0x2545f4914f6cdd1dull;
+}
+
+int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
+                         uint64_t rnd) {
+  if (base_ms <= 0)
+    return 0;
+  if (max_ms < base_ms)
+    max_ms = base_ms;
+  int64_t bound = base_ms;
+  for (uint32_t i = 0; i < retry && bound < max_ms; i++)
+    bound *= 2;
+  if (bound > max_ms)
+    bound = max_ms;
+  return (int64_t)(rnd % (uint64_t)bound);
+}
+
+static bool code_listed(const mesh__retry_cfg_t *rc, int status) {
+  for (size_t i = 0; i < rc->ncodes; i++)
+    if (rc->codes[i] == status)
+      return true;
+  return false;
+}
+
+bool mesh__retry_wanted(const mesh__retry_cfg_t *rc, int outcome, int status) {
+  unsigned on = rc->retry_on;
+  switch (outcome) {
+  case MESH__OUT_CONNECT_FAILURE:
+    /* Envoy: 5xx, gateway-error and reset all include connect failures. */
+    return (on & (MESH__RETRY_CONNECT_FAILURE | MESH__RETRY_RESET |
+                  MESH__RETRY_5XX | MESH__RETRY_GATEWAY_ERROR)) != 0;
+  case MESH__OUT_RESET:
+  case MESH__OUT_TIMEOUT:
+    /* A reset or a per-try timeout becomes a 503/504 in Envoy's router. */
+    return (on & (MESH__RETRY_RESET | MESH__RETRY_5XX |
+                  MESH__RETRY_GATEWAY_ERROR)) != 0;
+  case MESH__OUT_PROTOCOL_ERROR:
+    return (on & MESH__RETRY_5XX) != 0;
+  case MESH__OUT_OK:
+  case MESH__OUT_OK_CLOSE:
+    if ((on & MESH__RETRY_5XX) && status >= 500 && status <= 599)
+      return true;
+    if ((on & MESH__RETRY_GATEWAY_ERROR) && status >= 502 && status <= 504)
+      return true;
+    if ((on & MESH__RETRY_STATUS_CODES) && status > 0 && code_listed(rc, status))
+      return true;
+    return false;
+  default:
+    return false;
+  }
+}
+
+bool mesh__status_is_error(const mesh__retry_cfg_t *rc, int status) {
+  if (status >= 500 && status <= 599)
+    return true;
+  return (rc->retry_on & MESH__RETRY_STATUS_CODES) && status > 0 &&
+         code_listed(rc, status);
+}
+
+int64_t mesh__retry_limit(const mesh__retry_cfg_t *rc, const mesh__cb_cfg_t *cb,
+                          int64_t active, int64_t pending) {
+  if (!rc->budget)
+    return cb->max_retries;
+  if (active < 0)
+    active = 0;
+  if (pending < 0)
+    pending = 0;
+  /* Envoy: budget_percent of the active and pending requests, and never
+   * fewer than min_retry_concurrency. */
+  int64_t lim = (int64_t)(rc->budget_percent / 100.0 * (double)(active + pending));
+  if (lim < (int64_t)rc->min_retry_concurrency)
+    lim = rc->min_retry_concurrency;
+  return lim;
+}
+
+bool mesh__retry_admit(mesh__breakers_t *b, const mesh__retry_cfg_t *rc,
+                       const mesh__cb_cfg_t *cb) {
+  int64_t lim = mesh__retry_limit(rc, cb, atomic_load(&b->requests),
+                                  atomic_load(&b->pending));
+  return mesh__breaker_take(&b->retries, lim, &b->ov_retries);
+}

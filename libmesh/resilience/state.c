@@ -1,0 +1,67 @@
+/* The per-service resilience state: built from the config at mesh_new(),
+ * its worker-loop timers (outlier sweep, pool sweep, health checks), and the
+ * per-host state created on first use. */
+#include "discovery/discovery.h"
+#include "resilience/resilience.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- per-host state ---------------------------------------------------------
+ * host->res is a plain pointer in the shared endpoint model; it is created
+ * lazily by whichever thread first reports on the host, so it is read and
+ * published with the __atomic builtins (a CAS; the loser frees its copy). */
+
+static void res_host_free(void *p) { free(p); }
+
+mesh__res_host_t *mesh__res_host(mesh__host_t *h) {
+  if (!h)
+    return NULL;
+  mesh__res_host_t *r = __atomic_load_n(&h->res, __ATOMIC_ACQUIRE);
+  if (r)
+    return r;
+  r = calloc(1, sizeof *r);
+  if (!r)
+    return NULL;
+  r->success_rate = -1;
+  /* The free function first: host_free() only calls it with res set, and
+   * every racer stores the same value. */
+  __atomic_store_n(&h->res_free, res_host_free, __ATOMIC_RELEASE);
+  void *expected = NULL;
+  if (__atomic_compare_exchange_n(&h->res, &expected, r, false,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return r;
+  free(r);
+  return expected;
+}
+
+/* ---- service state ----------------------------------------------------------- */
+
+int mesh__res_svc_new(mesh_t *m, mesh__service_t *svc, const char *name,
+                      const mesh__res_cfg_t *cfg, mesh__res_svc_t **out) {
+  if (!cfg || !out)
+    return MESH_ERR_INVALID_ARG;
+  mesh__res_svc_t *rs = calloc(1, sizeof *rs);
+  if (!rs)
+    return MESH_ERR_NOMEM;
+  rs->m = m;
+  rs->svc = svc;
+  rs->name = name ? name : "?";
+  rs->cfg = *cfg;
+  rs->sr_mean = rs->sr_threshold = -1;
+  pthread_mutex_init(&rs->od_mu, NULL);
+  *out = rs;
+  return MESH_OK;
+}
+
+void mesh__res_svc_free(mesh__res_svc_t *rs) {
+  if (!rs)
+    return;
+  pthread_mutex_destroy(&rs->od_mu);
+  free(rs);
+}
+
+
+mesh__snapshot_t *mesh__res_snapshot(mesh__service_t *svc) {
+  return svc ? mesh__snap_acquire(mesh__disc_snapref(svc)) : NULL;
+}
