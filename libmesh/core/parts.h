@@ -19,6 +19,8 @@ extern const mesh__part_t mesh__identity_part;
 extern const mesh__part_t mesh__tls_part;
 extern const mesh__part_t mesh__inbound_part;
 extern const mesh__part_t mesh__authz_part;
+extern const mesh__part_t mesh__http_part;
+extern const mesh__svc_part_t mesh__routes_svc_part;
 
 extern const mesh__svc_part_t mesh__res_part_outlier; /* resilience/svc.c */
 extern const mesh__svc_part_t mesh__res_part_health;

@@ -94,6 +94,111 @@ void mesh__http_settings_default(mesh__http_settings_t *s);
 /** The context's settings (defaults when m is NULL or has no section). */
 const mesh__http_settings_t *mesh__http_settings(mesh_t *m);
 
+/* ---- faults (fault.c) ------------------------------------------------------ */
+
+typedef struct mesh__fault {
+  bool delay;
+  int64_t delay_ms;
+  double delay_pct;   /* 0..100 */
+  bool abort;
+  int abort_status;
+  double abort_pct;   /* 0..100 */
+} mesh__fault_t;
+
+/** Validate / read a route's "fault" object. */
+void mesh__fault_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
+                       mesh__fault_t *out);
+/** Decide for one request from two uniform draws in [0, 1).  Pure.
+ *  @param delay_ms receives the delay to apply (0: none)
+ *  @param status   receives the abort status (0: no abort) */
+void mesh__fault_decide(const mesh__fault_t *f, double u_delay,
+                        double u_abort, int64_t *delay_ms, int *status);
+
+/* ---- routes (route.c) -------------------------------------------------------- */
+
+enum mesh__rt_hdr_kind {
+  MESH__RT_EXACT = 0,
+  MESH__RT_PREFIX,
+  MESH__RT_PRESENT,
+  MESH__RT_ABSENT,
+};
+
+typedef struct mesh__rt_hdr {
+  char *name;
+  int kind;
+  char *value; /* EXACT / PREFIX */
+} mesh__rt_hdr_t;
+
+typedef struct mesh__rt_dest {
+  char *service; /* never NULL once built */
+  char *subset;  /* NULL: all endpoints */
+  uint32_t weight;
+} mesh__rt_dest_t;
+
+enum mesh__rt_path_kind {
+  MESH__RT_PATH_ANY = 0,
+  MESH__RT_PATH_EXACT,
+  MESH__RT_PATH_PREFIX,
+};
+
+typedef struct mesh__route {
+  char *name;
+  char **hosts;       /* top-level routes: the names they apply to */
+  size_t nhosts;      /* 0: every call */
+  int path_kind;
+  char *path;
+  char **methods;
+  size_t nmethods;
+  mesh__rt_hdr_t *hdrs;
+  size_t nhdrs;
+  mesh__rt_dest_t *dests;
+  size_t ndests;
+  uint64_t total_weight;
+  int64_t timeout_ms; /* 0: none */
+  int retries;        /* -1: the service's policy */
+  bool has_fault;
+  mesh__fault_t fault;
+} mesh__route_t;
+
+typedef struct mesh__routes {
+  mesh__route_t *v;
+  size_t n;
+} mesh__routes_t;
+
+/* What a route matches on. */
+typedef struct mesh__rt_input {
+  const char *host;   /* the name passed to mesh_http_call() */
+  const char *method;
+  const char *path; /* normalized, no query */
+  const mesh__az_hdr_t *hdrs;
+  size_t nhdrs;
+} mesh__rt_input_t;
+
+/** Parse a "routes" array.  owner: the service a per-service list belongs
+ *  to (the default destination), NULL for the top-level list (then each
+ *  route must name its service).  out may be NULL to validate only. */
+void mesh__routes_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
+                        const char *owner, mesh__routes_t *out);
+void mesh__routes_free(mesh__routes_t *r);
+/** First route that matches (NULL: none).  Pure, no allocation. */
+const mesh__route_t *mesh__routes_match(const mesh__routes_t *t,
+                                        const mesh__rt_input_t *in);
+/** Choose a destination by weight from a uniform draw u in [0, 1). */
+const mesh__rt_dest_t *mesh__route_pick(const mesh__route_t *r, double u);
+
+struct mesh__http_svc {
+  mesh__routes_t routes;
+};
+
+struct mesh__http {
+  mesh__http_settings_t set;
+  mesh__routes_t routes;
+  _Atomic uint64_t faults_delayed, faults_aborted;
+};
+
+extern const mesh__part_t mesh__http_part;
+extern const mesh__svc_part_t mesh__routes_svc_part;
+
 /* ---- client (client.c) ------------------------------------------------------ */
 
 /** Write req (with Host and any extra fields) and read the response.
