@@ -162,11 +162,10 @@ static void log_decision(mesh_t *m, const mesh_authz_request_t *r,
 }
 
 /* This workload's own SPIFFE ID for the OPA input (destination.principal);
- * "" until the identity part provides mesh_self_id(). */
+ * "" without an SVID. */
 static const char *self_id(mesh_t *m, char *buf, size_t len) {
-  (void)m;
-  (void)len;
-  buf[0] = '\0';
+  if (!m->identity || mesh_self_id(m, buf, len) != MESH_OK)
+    buf[0] = '\0';
   return buf;
 }
 
