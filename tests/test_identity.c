@@ -654,6 +654,76 @@ static void test_mesh_identity_expiry_warning(void) {
   }
 }
 
+/* No line of a key's PEM body appears in s. */
+static bool free_of_key(const char *s, const char *keypem) {
+  char line[128];
+  for (const char *p = keypem; *p;) {
+    size_t n = strcspn(p, "\n");
+    if (n >= 16 && n < sizeof line && strncmp(p, "-----", 5) != 0) {
+      memcpy(line, p, n);
+      line[n] = '\0';
+      if (strstr(s, line))
+        return false;
+      /* a fragment of it, too (a message cut to a prefix) */
+      line[16] = '\0';
+      if (strstr(s, line))
+        return false;
+    }
+    p += n;
+    if (*p)
+      p++;
+  }
+  return strstr(s, "PRIVATE KEY") == NULL;
+}
+
+static void test_no_key_material_in_logs(void) {
+  CU_ASSERT_FATAL(th_svid(TD, WEB, "sec", 0, 0, 0));
+  char *keyp = p_dup("sec.key"), *crtp = p_dup("sec.crt");
+  char *key = th_slurp(keyp, NULL), *crt = th_slurp(crtp, NULL);
+  char *other = th_slurp(th_path("db.key"), NULL);
+  CU_ASSERT_FATAL(key && crt && other);
+  char *j = identity_json("sec.crt", "sec.key", TD "-ca.crt",
+                          ",\"reload_interval_ms\":0");
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(j, &m, &st), MESH_OK);
+  free(j);
+  logs_clear();
+  mesh_set_log(m, MESH_LOG_TRACE, log_fn, &logs);
+  char msgs[4096] = "";
+  CU_ASSERT_EQUAL(mesh_identity_reload(m, &st), MESH_OK);
+  /* 1. a key with one corrupted base64 character */
+  char *bad = strdup(key);
+  bad[strlen(bad) / 2] = '!';
+  CU_ASSERT_FATAL(th_write(keyp, bad));
+  CU_ASSERT_EQUAL(mesh_identity_reload(m, &st), MESH_ERR_PEM);
+  strncat(msgs, st.message, sizeof msgs - strlen(msgs) - 1);
+  /* 2. the key file given where the certificate belongs */
+  CU_ASSERT_FATAL(th_write(keyp, key) && th_write(crtp, key));
+  CU_ASSERT_EQUAL(mesh_identity_reload(m, &st), MESH_ERR_PEM);
+  strncat(msgs, st.message, sizeof msgs - strlen(msgs) - 1);
+  /* 3. a key that does not match */
+  CU_ASSERT_FATAL(th_write(crtp, crt) && th_write(keyp, other));
+  CU_ASSERT_EQUAL(mesh_identity_reload(m, &st), MESH_ERR_KEY_MISMATCH);
+  strncat(msgs, st.message, sizeof msgs - strlen(msgs) - 1);
+  CU_ASSERT(logs_have("svid_reload_failed"));
+  pthread_mutex_lock(&logs.mu);
+  CU_ASSERT(free_of_key(logs.buf, key));
+  CU_ASSERT(free_of_key(logs.buf, other));
+  pthread_mutex_unlock(&logs.mu);
+  CU_ASSERT(free_of_key(msgs, key));
+  CU_ASSERT(free_of_key(msgs, other));
+  /* the check itself can fail: a key line is found when present */
+  CU_ASSERT_FALSE(free_of_key(key, key));
+  mesh_free(m);
+  free(bad);
+  free(key);
+  free(crt);
+  free(other);
+  free(keyp);
+  free(crtp);
+}
+
 static void replace_files(const char *from, const char *to) {
   char a[600], b[600];
   /* key first, then certificate: each rename is atomic */
@@ -804,6 +874,7 @@ static void add(void) {
   CU_add_test(s, "mesh_identity_reload", test_mesh_identity_reload);
   CU_add_test(s, "mesh_identity_expiry_warning",
               test_mesh_identity_expiry_warning);
+  CU_add_test(s, "no_key_material_in_logs", test_no_key_material_in_logs);
   CU_add_test(s, "rotation_worker", test_rotation_worker);
   CU_add_test(s, "mesh__creds_acquire_concurrent",
               test_mesh__creds_acquire_concurrent);

@@ -220,6 +220,77 @@ static void test_mesh__svid_leaf_check_openssl(void) {
   }
 }
 
+/* An intermediate CA (openssl) between our root and the leaf. */
+static bool openssl_intermediate(const char *int_ext, const char *name) {
+  char cmd[4000];
+  th_write(th_path("int.ext"), int_ext);
+  th_write(th_path("il.ext"), "subjectAltName=URI:spiffe://example.org/inter\n"
+                              KU_DS EKU_BOTH);
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && "
+           "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+           "-nodes -keyout int.key -subj '/O=SPIFFE/CN=intermediate' "
+           "-out int.csr && "
+           "openssl x509 -req -in int.csr -CA " TD "-ca.crt -CAkey " TD
+           "-ca.key -set_serial 8 -days 1 -extfile int.ext -out int.crt && "
+           "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+           "-nodes -keyout %s.key -subj /O=SPIFFE -out il.csr && "
+           "openssl x509 -req -in il.csr -CA int.crt -CAkey int.key "
+           "-set_serial 9 -days 1 -extfile il.ext -out %s-leaf.crt && "
+           "cat %s-leaf.crt int.crt > %s.crt",
+           th_tmpdir(), name, name, name, name);
+  return th_sh(cmd) == 0;
+}
+
+static void test_mesh__creds_load_intermediate(void) {
+  CU_ASSERT_FATAL(th_have("openssl"));
+  CU_ASSERT_FATAL(openssl_intermediate(
+      "basicConstraints=critical,CA:TRUE\n"
+      "keyUsage=critical,keyCertSign,cRLSign\n"
+      "subjectAltName=URI:spiffe://example.org\n",
+      "il"));
+  char cert[512], key[512], b[512];
+  snprintf(cert, sizeof cert, "%s", th_path("il.crt"));
+  snprintf(key, sizeof key, "%s", th_path("il.key"));
+  snprintf(b, sizeof b, "%s", th_path(TD "-ca.crt"));
+  mesh__creds_src_t src = {.cert = cert, .key = key, .bundle = b};
+  mesh__creds_t *c = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh__creds_load(&src, 1, &c, &st), MESH_OK);
+  CU_ASSERT_STRING_EQUAL(c->id, "spiffe://example.org/inter");
+  CU_ASSERT_PTR_NOT_NULL(c->chain.next);
+  /* as a peer: the chain verifies, the leaf alone does not */
+  mbedtls_x509_crt *full = crt_file(cert);
+  mbedtls_x509_crt *alone = crt_file(th_path("il-leaf.crt"));
+  CU_ASSERT_EQUAL(mesh__creds_verify_peer(c, full, NULL, 0, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh__creds_verify_peer(c, alone, NULL, 0, &st),
+                  MESH_ERR_CERT_UNTRUSTED);
+  crt_free(full);
+  crt_free(alone);
+  mesh__creds_release(c);
+  /* an intermediate whose SPIFFE ID has a path breaks X.509-SVID 3.2 */
+  CU_ASSERT_FATAL(openssl_intermediate(
+      "basicConstraints=critical,CA:TRUE\n"
+      "keyUsage=critical,keyCertSign\n"
+      "subjectAltName=URI:spiffe://example.org/ca\n",
+      "il2"));
+  snprintf(cert, sizeof cert, "%s", th_path("il2.crt"));
+  snprintf(key, sizeof key, "%s", th_path("il2.key"));
+  CU_ASSERT_EQUAL(mesh__creds_load(&src, 1, &c, &st), MESH_ERR_SVID);
+  CU_ASSERT_PTR_NOT_NULL(strstr(
+      st.message, "il2.crt: chain certificate #1: signing certificate "
+                  "SPIFFE ID spiffe://example.org/ca must not have a path"));
+  /* an intermediate without keyCertSign */
+  CU_ASSERT_FATAL(openssl_intermediate(
+      "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,cRLSign\n",
+      "il3"));
+  snprintf(cert, sizeof cert, "%s", th_path("il3.crt"));
+  snprintf(key, sizeof key, "%s", th_path("il3.key"));
+  CU_ASSERT_EQUAL(mesh__creds_load(&src, 1, &c, &st), MESH_ERR_SVID);
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(st.message, "signing certificate keyUsage lacks keyCertSign"));
+}
+
 /* ---- mesh__x509_flags_to_code -------------------------------------------------- */
 
 struct flags_case {
@@ -512,6 +583,8 @@ static void add(void) {
   CU_add_test(s, "mesh__x509_flags_to_code", test_mesh__x509_flags_to_code);
   CU_add_test(s, "mesh__creds_load", test_mesh__creds_load);
   CU_add_test(s, "mesh__creds_load_fields", test_mesh__creds_load_fields);
+  CU_add_test(s, "mesh__creds_load_intermediate",
+              test_mesh__creds_load_intermediate);
   CU_add_test(s, "mesh__creds_verify_peer", test_mesh__creds_verify_peer);
 }
 

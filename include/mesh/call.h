@@ -153,11 +153,14 @@ MESH_EXTERN int mesh_call_end(mesh_call_t *call, int outcome,
 /** One try of your request over conn.  Write the request, read the
  *  response, set *status_code if your protocol has one (leave 0 otherwise).
  *  @return a mesh_call_outcome_t (>= 0), or a negative mesh code: the
- *          connection codes MESH_ERR_RESET, MESH_ERR_PEER_CLOSED,
+ *          connection errors MESH_ERR_RESET, MESH_ERR_PEER_CLOSED,
  *          MESH_ERR_CLOSED, MESH_ERR_TLS, MESH_ERR_IO count as
- *          MESH_CALL_RESET and MESH_ERR_TIMEOUT as MESH_CALL_TIMEOUT (so you
- *          may return what mesh_conn_read() returned); any other negative
- *          code stops the call with that code, without retry. */
+ *          MESH_CALL_RESET and MESH_ERR_TIMEOUT as MESH_CALL_TIMEOUT, so a
+ *          negative result of mesh_conn_read()/mesh_conn_write() may be
+ *          returned as is; any other negative code stops the call with that
+ *          code, without retry.  Careful: a read's 0 (EOF) is not
+ *          MESH_CALL_OK (also 0) -- an EOF before the response ended is
+ *          MESH_CALL_RESET. */
 typedef int (*mesh_call_try_fn)(mesh_call_t *call, mesh_conn_t *conn,
                                 int *status_code, void *user);
 

@@ -101,8 +101,10 @@ MESH_EXTERN int mesh_process(mesh_t *m);
 
 #include <mesh/identity.h>
 #include <mesh/conn.h>
-#include <mesh/call.h>
 #include <mesh/authz.h>
+#include <mesh/metrics.h>
+#include <mesh/trace.h>
+#include <mesh/call.h>
 #include <mesh/http.h>
 
 #endif /* MESH_MESH_H */

@@ -4,12 +4,17 @@
 
 /* Top-level parts: init in this order, fini in reverse. */
 const mesh__part_t *const mesh__parts[] = {
+  /* first, so that its fini (which frees the registry) runs last */
+  &mesh__part_metrics,
+  &mesh__part_tracing,
   &mesh__identity_part,
   &mesh__tls_part,
   &mesh__authz_part,
   &mesh__http_part,
   &mesh__inbound_part,
   &mesh__locality_part,
+  /* last: serves what every other part has set up */
+  &mesh__part_admin,
   &mesh__register_part,
   NULL,
 };

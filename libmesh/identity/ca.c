@@ -71,34 +71,43 @@ static int random_serial(mbedtls_x509write_cert *w, mesh__rng_t *r) {
   return e;
 }
 
-/* One GeneralName [tag] IMPLICIT IA5String, written backwards at *p. */
-static int write_general_name(unsigned char **p, unsigned char *start,
-                              int tag, const char *s) {
-  size_t n = strlen(s);
-  int len = 0, r;
-  if ((r = mbedtls_asn1_write_raw_buffer(p, start, (const unsigned char *)s,
-                                         n)) < 0)
-    return r;
-  len += r;
-  if ((r = mbedtls_asn1_write_len(p, start, n)) < 0)
-    return r;
-  len += r;
-  if ((r = mbedtls_asn1_write_tag(
-           p, start, (unsigned char)(MBEDTLS_ASN1_CONTEXT_SPECIFIC | tag))) <
-      0)
-    return r;
-  return len + r;
+/* DER writers return a length or a negative error; chain them without
+ * assignments in conditions: *len accumulates while *err stays 0. */
+static void der_add(int *len, int *err, int r) {
+  if (*err)
+    return;
+  if (r < 0)
+    *err = r;
+  else
+    *len += r;
 }
 
-/* Wrap `len` bytes already written at *p in a SEQUENCE. */
-static int wrap_sequence(unsigned char **p, unsigned char *start, int len) {
-  int r = mbedtls_asn1_write_len(p, start, (size_t)len);
-  if (r < 0)
-    return r;
-  len += r;
-  r = mbedtls_asn1_write_tag(p, start,
-                             MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE);
-  return r < 0 ? r : len + r;
+/* One GeneralName [tag] IMPLICIT IA5String, written backwards at *p. */
+static void write_general_name(unsigned char **p, unsigned char *start,
+                               int tag, const char *s, int *len, int *err) {
+  size_t n = strlen(s);
+  der_add(len, err,
+          mbedtls_asn1_write_raw_buffer(p, start, (const unsigned char *)s, n));
+  if (!*err)
+    der_add(len, err, mbedtls_asn1_write_len(p, start, n));
+  if (!*err)
+    der_add(len, err,
+            mbedtls_asn1_write_tag(
+                p, start,
+                (unsigned char)(MBEDTLS_ASN1_CONTEXT_SPECIFIC | tag)));
+}
+
+/* Wrap the *len bytes already written at *p in a SEQUENCE. */
+static void wrap_sequence(unsigned char **p, unsigned char *start, int *len,
+                          int *err) {
+  if (*err)
+    return;
+  der_add(len, err, mbedtls_asn1_write_len(p, start, (size_t)*len));
+  if (!*err)
+    der_add(len, err,
+            mbedtls_asn1_write_tag(p, start,
+                                   MBEDTLS_ASN1_CONSTRUCTED |
+                                       MBEDTLS_ASN1_SEQUENCE));
 }
 
 /* subjectAltName: mbedTLS 2.28 has no writer for it, so the DER is built
@@ -107,19 +116,14 @@ static int set_san(mbedtls_x509write_cert *w, const char *const uris[],
                    size_t nuris, const char *dns) {
   unsigned char buf[2 * MESH_SPIFFE_ID_MAX + 512];
   unsigned char *p = buf + sizeof buf;
-  int len = 0, r;
-  for (size_t i = nuris; i-- > 0;) {
-    if ((r = write_general_name(&p, buf, 6, uris[i])) < 0)
-      return r;
-    len += r;
-  }
-  if (dns) {
-    if ((r = write_general_name(&p, buf, 2, dns)) < 0)
-      return r;
-    len += r;
-  }
-  if ((len = wrap_sequence(&p, buf, len)) < 0)
-    return len;
+  int len = 0, err = 0;
+  for (size_t i = nuris; i-- > 0;)
+    write_general_name(&p, buf, 6, uris[i], &len, &err);
+  if (dns)
+    write_general_name(&p, buf, 2, dns, &len, &err);
+  wrap_sequence(&p, buf, &len, &err);
+  if (err)
+    return err;
   return mbedtls_x509write_crt_set_extension(
       w, MBEDTLS_OID_SUBJECT_ALT_NAME,
       MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, p, (size_t)len);
@@ -129,19 +133,17 @@ static int set_san(mbedtls_x509write_cert *w, const char *const uris[],
 static int set_eku(mbedtls_x509write_cert *w) {
   unsigned char buf[64];
   unsigned char *p = buf + sizeof buf;
-  int len = 0, r;
-  if ((r = mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_CLIENT_AUTH,
-                                  MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH))) <
-      0)
-    return r;
-  len += r;
-  if ((r = mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_SERVER_AUTH,
-                                  MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH))) <
-      0)
-    return r;
-  len += r;
-  if ((len = wrap_sequence(&p, buf, len)) < 0)
-    return len;
+  int len = 0, err = 0;
+  der_add(&len, &err,
+          mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_CLIENT_AUTH,
+                                 MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)));
+  if (!err)
+    der_add(&len, &err,
+            mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_SERVER_AUTH,
+                                   MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)));
+  wrap_sequence(&p, buf, &len, &err);
+  if (err)
+    return err;
   return mbedtls_x509write_crt_set_extension(
       w, MBEDTLS_OID_EXTENDED_KEY_USAGE,
       MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0, p, (size_t)len);

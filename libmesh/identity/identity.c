@@ -234,15 +234,15 @@ static void key_permissions(mesh_t *m, struct mesh__identity *id) {
 
 static void expiry_check(mesh_t *m, struct mesh__identity *id) {
   mesh__creds_t *c = mesh__creds_acquire(m);
-  if (!c || id->warn_s <= 0) {
-    mesh__creds_release(c);
+  if (!c)
     return;
-  }
   int64_t left = c->not_after - mesh__wall_s();
   int64_t now = mesh__now_ms();
   bool due = c->generation != id->warned_gen ||
              now - id->last_warn_ms >= WARN_EVERY_MS;
-  if (left <= id->warn_s && due) {
+  /* Expired is always reported; "expiring soon" only when asked for. */
+  bool report = left <= 0 || (id->warn_s > 0 && left <= id->warn_s);
+  if (report && due) {
     char na[32], v[512];
     fmt_utc(c->not_after, na);
     log_value(v, sizeof v, c->id);

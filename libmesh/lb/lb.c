@@ -323,7 +323,12 @@ static int pool_structure(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
                           const double *norm) {
   switch (conf->policy) {
   case MESH__LB_ROUND_ROBIN:
-    atomic_init(&p->cursor, p->n ? mesh__lb_rand() % p->n : 0);
+    /* Its own cache line: every pick writes it, while the rest of the pool
+     * is read by every thread. */
+    p->cursor = aligned_alloc(64, 64);
+    if (!p->cursor)
+      return MESH_ERR_NOMEM;
+    atomic_init(p->cursor, p->n ? mesh__lb_rand() % p->n : 0);
     return mesh__rr_build(p);
   case MESH__LB_RANDOM:
   case MESH__LB_LEAST_REQUEST:
@@ -358,7 +363,6 @@ int mesh__lb_pool_init_norm(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
                             mesh__host_t **hosts, const uint32_t *weight,
                             uint32_t n, const double *norm) {
   memset(p, 0, sizeof *p);
-  atomic_init(&p->cursor, 0);
   p->hosts = malloc(sizeof *p->hosts * (n ? n : 1));
   p->weight = malloc(sizeof *p->weight * (n ? n : 1));
   if (!p->hosts || !p->weight)
@@ -385,6 +389,7 @@ void mesh__lb_pool_fini(mesh__lb_pool_t *p) {
   free(p->alias);
   free(p->ring);
   free(p->table);
+  free((void *)p->cursor);
   memset(p, 0, sizeof *p);
 }
 
@@ -522,9 +527,10 @@ static int set_hosts(const mesh__lb_conf_t *conf, const mesh__snapshot_t *snap,
 }
 
 static int copy_splits(mesh__lb_state_t *st, const mesh__lb_conf_t *conf) {
-  st->nsubsets = conf->nsubsets;
   st->subset_names = calloc(conf->nsubsets ? conf->nsubsets : 1,
                             sizeof *st->subset_names);
+  if (st->subset_names)
+    st->nsubsets = conf->nsubsets; /* state_free walks the names */
   st->split_set = calloc(conf->nsplits ? conf->nsplits : 1,
                          sizeof *st->split_set);
   st->split_cum = calloc(conf->nsplits ? conf->nsplits : 1,
@@ -658,7 +664,9 @@ static choice_t decide(const mesh__lb_state_t *st, mesh__lb_set_t *s,
     uint32_t seq, buf = mesh__lb_view_begin(s, &seq);
     /* Envoy chooses the priority from the request hash for the hashing
      * policies (same key, same level) and from a random draw otherwise. */
-    ch.level = mesh__lb_choose_level(s, buf, hashing ? hash : mesh__lb_rand());
+    ch.level = s->nlevel == 1 ? 0
+               : mesh__lb_choose_level(s, buf,
+                                       hashing ? hash : mesh__lb_rand());
     mesh__lb_level_t *lv = &s->lv[ch.level];
     ch.panic = mesh__lb_slot(s, buf, lv->slot + 1) != 0;
     ch.pool = &lv->pool;
@@ -672,21 +680,21 @@ static choice_t decide(const mesh__lb_state_t *st, mesh__lb_set_t *s,
   }
 }
 
-/* When the chosen pool has nothing acceptable: the whole level, then every
- * level in priority order, then (panic allowed) any host at all. */
-static mesh__host_t *fallback(const mesh__lb_state_t *st, mesh__lb_set_t *s,
-                              const choice_t *ch, uint64_t hash,
-                              const mesh__lb_ctx_t *ctx, int64_t now,
-                              bool fresh) {
-  mesh__host_t *h = NULL;
+/* One attempt under the given filters: the chosen pool, its whole level,
+ * then every level in priority order.  A level in panic takes unusable
+ * hosts too (Envoy uses all hosts of a panicking level). */
+static mesh__host_t *attempt(const mesh__lb_state_t *st, mesh__lb_set_t *s,
+                             const choice_t *ch, uint64_t hash,
+                             const mesh__lb_ctx_t *ctx, int64_t now,
+                             bool usable, bool fresh) {
+  bool u = usable && !ch->panic;
+  mesh__host_t *h = pick_in(st, ch->pool, hash, ctx, now, u, fresh);
   mesh__lb_pool_t *lvp = &s->lv[ch->level].pool;
-  if (ch->pool != lvp)
-    h = pick_in(st, lvp, hash, ctx, now, !ch->panic, fresh);
+  if (!h && ch->pool != lvp)
+    h = pick_in(st, lvp, hash, ctx, now, u, fresh);
   for (uint32_t l = 0; !h && l < s->nlevel; l++)
-    if (l != ch->level || ch->panic)
-      h = pick_in(st, &s->lv[l].pool, hash, ctx, now, true, fresh);
-  for (uint32_t l = 0; !h && st->panic > 0 && l < s->nlevel; l++)
-    h = pick_in(st, &s->lv[l].pool, hash, ctx, now, false, fresh);
+    if (l != ch->level || u != usable)
+      h = pick_in(st, &s->lv[l].pool, hash, ctx, now, usable, fresh);
   return h;
 }
 
@@ -728,19 +736,23 @@ int mesh__lb_pick(mesh__service_t *svc, const mesh__snapshot_t *snap,
   if (s->nhosts == 0)
     return MESH_ERR_NO_ENDPOINTS;
   mesh__lb_view_maybe_refresh(st, s, now);
-  uint64_t hash = ctx->hash_key
-                      ? mesh__xxh64(ctx->hash_key, ctx->hash_key_len, 0)
-                      : mesh__lb_rand();
+  uint64_t hash = 0;
+  if (hash_policy(st->policy))
+    hash = ctx->hash_key ? mesh__xxh64(ctx->hash_key, ctx->hash_key_len, 0)
+                         : mesh__lb_rand();
   choice_t ch = decide(st, s, hash);
-  mesh__host_t *h = NULL;
-  /* A retry prefers a host not tried yet; only when none is left may it
-   * go back to one. */
-  for (int pass = ctx->navoid ? 0 : 1; !h && pass < 2; pass++) {
-    bool fresh = pass == 0;
-    h = pick_in(st, ch.pool, hash, ctx, now, !ch.panic, fresh);
-    if (!h)
-      h = fallback(st, s, &ch, hash, ctx, now, fresh);
-  }
+  /* Preference order: usable and untried; usable (a retry may go back to
+   * a tried host rather than to a known-bad one); then, unless panic is
+   * disabled, any host (Envoy's panic: with nothing healthy, use all). */
+  bool retry = ctx->navoid > 0;
+  mesh__host_t *h = retry ? attempt(st, s, &ch, hash, ctx, now, true, true)
+                          : NULL;
+  if (!h)
+    h = attempt(st, s, &ch, hash, ctx, now, true, false);
+  if (!h && st->panic > 0 && retry)
+    h = attempt(st, s, &ch, hash, ctx, now, false, true);
+  if (!h && st->panic > 0)
+    h = attempt(st, s, &ch, hash, ctx, now, false, false);
   *out = h;
   return h ? MESH_OK : MESH_ERR_NO_ENDPOINTS;
 }

@@ -114,7 +114,7 @@ typedef struct mesh__lb_pool {
   /* round_robin: EDF order of indices (NULL when equal) */
   uint32_t *sched;
   uint32_t nsched;
-  _Atomic uint64_t cursor;
+  _Atomic uint64_t *cursor;   /* shared turn counter, own cache line */
   /* random, least_request, peak_ewma: Vose alias table (NULL when equal) */
   uint32_t *alias_prob;
   uint32_t *alias;
@@ -195,7 +195,8 @@ typedef struct mesh__lb_ctx {
 /** Choose a host for one request.  Lock-free, allocation-free, any thread.
  *  The host is borrowed from snap: the caller takes its own reference
  *  (mesh__host_ref) before releasing the snapshot.
- *  @param svc   the service (config used only when snap has no lb state)
+ *  @param svc   the service (unused today: everything the pick needs is in
+ *               snap->lb; kept so a policy may read live service state)
  *  @param snap  the snapshot the caller acquired; NULL = no endpoints
  *  @param ctx   per-call inputs, may be NULL
  *  @return MESH_OK, MESH_ERR_NO_ENDPOINTS (empty set, or no usable host and
@@ -205,7 +206,8 @@ typedef struct mesh__lb_ctx {
 int mesh__lb_pick(mesh__service_t *svc, const mesh__snapshot_t *snap,
                   const mesh__lb_ctx_t *ctx, mesh__host_t **out);
 
-/** Account a request started on h (least_request, peak_ewma). */
+/** Account a request started on h (least_request, peak_ewma): the call
+ *  layer brackets every attempt with begin/end, on any thread. */
 void mesh__lb_begin(mesh__host_t *h);
 /** Account a request finished on h (pairs with mesh__lb_begin). */
 void mesh__lb_end(mesh__host_t *h);

@@ -84,8 +84,10 @@ void mesh__locality_weights_check(mesh__cfg_t *c, const cJSON *v,
     if (split_key(it->string, NULL) != MESH_OK)
       mesh__cfg_error(c, p, "expected \"region\", \"region/zone\" or "
                             "\"region/zone/subzone\"");
-    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int64_t)it->valuedouble ||
-        it->valuedouble < 0 || it->valuedouble > 1000000)
+    /* range first: casting an out-of-range double is undefined */
+    if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0) ||
+        it->valuedouble > 1000000 ||
+        it->valuedouble != (double)(int64_t)it->valuedouble)
       mesh__cfg_error(c, p, "expected an integer weight in [0, 1000000]");
   }
 }

@@ -11,8 +11,11 @@
  * can pair a new estimate with the previous stamp, which only makes the
  * decay a few microseconds longer or shorter.  Picks never write.
  *
- * Weights: candidates are drawn in proportion to weight and the lower
- * cost / weight wins, like least_request (ties to the first draw). */
+ * Weights: candidates are drawn in proportion to weight and the lower cost
+ * wins (ties to the first draw), so hosts of equal cost — an idle service
+ * with no observations yet — split exactly by weight, and latency decides
+ * otherwise.  Dividing the cost by the weight as well would count the
+ * weight twice. */
 #include "lb/lb.h"
 
 #include <math.h>
@@ -74,12 +77,12 @@ mesh__host_t *mesh__ewma_pick(const mesh__lb_pool_t *p, uint32_t choices,
   if (p->n == 1)
     return p->hosts[best];
   int64_t now_ns = mesh__now_ns();
-  double best_cost = mesh__ewma_cost(p->hosts[best], now_ns) / p->weight[best];
+  double best_cost = mesh__ewma_cost(p->hosts[best], now_ns);
   for (uint32_t c = 1; c < choices; c++) {
     uint32_t k;
     if (!mesh__random_draw(p, ctx, now_ms, need_usable, need_fresh, &k))
       continue;
-    double cost = mesh__ewma_cost(p->hosts[k], now_ns) / p->weight[k];
+    double cost = mesh__ewma_cost(p->hosts[k], now_ns);
     if (cost < best_cost) {
       best = k;
       best_cost = cost;

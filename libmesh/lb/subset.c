@@ -52,12 +52,13 @@ void mesh__subsets_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
   }
 }
 
-static void check_entry(mesh__cfg_t *c, const cJSON *e, const char *p,
+/* Returns false when the weight is missing or invalid. */
+static bool check_entry(mesh__cfg_t *c, const cJSON *e, const char *p,
                         int64_t *weight) {
   static const char *const keys[] = {"subset", "weight", NULL};
   *weight = 0;
   if (!mesh__cfg_object(c, e, p, keys))
-    return;
+    return false;
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "subset");
   char q[MESH__PATH_MAX];
   mesh__cfg_path(q, p, "subset");
@@ -70,9 +71,9 @@ static void check_entry(mesh__cfg_t *c, const cJSON *e, const char *p,
   if (!cJSON_GetObjectItemCaseSensitive(e, "weight")) {
     mesh__cfg_path(q, p, "weight");
     mesh__cfg_error(c, q, "required: an integer in [0, 1000000]");
-    return;
+    return false;
   }
-  mesh__cfg_int(c, e, p, "weight", 0, 1000000, 0, weight);
+  return mesh__cfg_int(c, e, p, "weight", 0, 1000000, 0, weight);
 }
 
 static void split_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
@@ -84,15 +85,16 @@ static void split_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
   }
   int64_t total = 0;
   int i = 0;
+  bool valid = true;
   const cJSON *e;
   cJSON_ArrayForEach(e, v) {
     char p[MESH__PATH_MAX + 16];
     snprintf(p, sizeof p, "%s[%d]", path, i++);
     int64_t w;
-    check_entry(c, e, p, &w);
+    valid = check_entry(c, e, p, &w) && valid;
     total += w;
   }
-  if (i > 0 && total == 0)
+  if (valid && i > 0 && total == 0)
     mesh__cfg_error(c, path, "the weights must not all be 0");
 }
 

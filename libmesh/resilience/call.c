@@ -437,15 +437,16 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
                       x->svc->name, (long long)rs->cfg.cb.max_requests);
   }
   c->holds_request = true;
+  int rc;
   for (;;) {
     c->attempt = (int)x->tries;
     x->tries++;
-    int rc = acquire_once(c, dopts, st);
+    rc = acquire_once(c, dopts, st);
     if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
       c->try_start_ns = mesh__now_ns();
       return rc;
     }
-    mesh__callx_remember(x, rc, st ? st->message : NULL);
+    mesh__callx_remember(x, rc, st->message);
     if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
         !mesh__retry_wanted(&rs->cfg.retry, MESH__OUT_CONNECT_FAILURE, 0)) {
       x->tries--; /* x->tries counts tries that got going */
@@ -473,7 +474,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   if (c->holds_retry)
     mesh__breaker_give(&rs->br.retries);
   c->holds_request = c->holds_retry = false;
-  return st ? st->code : x->last_rc;
+  return rc;
 }
 
 /* Bound blocking I/O on the connection by what is left of the try. */
@@ -521,6 +522,9 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
 int mesh_call_begin(mesh_t *m, const char *service,
                     const mesh_call_opts_t *opts, mesh_call_t **out,
                     mesh_status_t *st) {
+  mesh_status_t local; /* the machinery keeps the last message */
+  if (!st)
+    st = &local;
   mesh__ok(st);
   if (!out)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "out must not be NULL");
@@ -580,6 +584,9 @@ int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
 int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
                        const mesh_dial_opts_t *opts, mesh_conn_t **out,
                        mesh_status_t *st) {
+  mesh_status_t local;
+  if (!st)
+    st = &local;
   mesh__ok(st);
   if (!out)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "out must not be NULL");

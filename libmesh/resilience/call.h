@@ -69,6 +69,9 @@ int64_t mesh__callx_left(const mesh__callx_t *x, int64_t now);
 int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st);
 /** Sleep the jittered backoff of retry x->retries, or MESH_ERR_DEADLINE. */
 int mesh__callx_backoff(mesh__callx_t *x, mesh_status_t *st);
+/* Every function below needs a non-NULL st (the public entry points
+ * substitute a local one): messages of failed tries are kept in x. */
+
 /** Start a try on c (c->x set): requests breaker, pick, pooled or new
  *  connection, connect failures retried per policy.  retry_slot: the caller
  *  passes a budget slot it took (kept until the try ends).

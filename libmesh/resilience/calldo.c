@@ -86,6 +86,9 @@ static bool try_succeeded(const mesh__callx_t *x, int outcome, int status) {
 
 int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
                  mesh_call_try_fn fn, void *user, mesh_status_t *st) {
+  mesh_status_t local; /* the machinery keeps the last message */
+  if (!st)
+    st = &local;
   mesh__ok(st);
   if (!fn)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "fn must not be NULL");

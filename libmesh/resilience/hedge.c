@@ -371,6 +371,9 @@ int mesh_call_request(mesh_t *m, const char *service,
                       size_t req_len, mesh_call_frame_fn frame, void *user,
                       void *resp, size_t resp_cap, size_t *resp_len,
                       int *status_code, mesh_status_t *st) {
+  mesh_status_t local; /* the machinery keeps the last message */
+  if (!st)
+    st = &local;
   mesh__ok(st);
   if (resp_len)
     *resp_len = 0;

@@ -1,0 +1,3 @@
+module libmesh.dev/mesh
+
+go 1.19

@@ -1,0 +1,109 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// net/http runs over the mesh unchanged: http.Server.Serve on a mesh
+// Listener, http.Transport with the mesh's DialContext.
+func TestHTTPOverMesh(t *testing.T) {
+	td := newTrustDomain(t, "example.org")
+	api, web := td.mesh("api"), td.mesh("web")
+	ln, err := api.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		ConnContext: ConnContext,
+		ReadTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, ok := ConnFromContext(r.Context())
+			if !ok {
+				http.Error(w, "no mesh conn", 500)
+				return
+			}
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s %d", c.PeerID(), r.URL.Path, len(body))
+		}),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+
+	tr := &http.Transport{DialContext: web.DialContext, MaxIdleConnsPerHost: 4}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	base := fmt.Sprintf("http://127.0.0.1:%d", ln.Port())
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				body := strings.Repeat("x", g*1000+i)
+				resp, err := client.Post(fmt.Sprintf("%s/g%d/%d", base, g, i),
+					"text/plain", strings.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				want := fmt.Sprintf("spiffe://example.org/web /g%d/%d %d", g, i, len(body))
+				if resp.StatusCode != 200 || string(got) != want {
+					errs <- fmt.Errorf("got %d %q, want %q", resp.StatusCode, got, want)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != http.ErrServerClosed {
+		t.Fatalf("Serve returned %v", err)
+	}
+}
+
+// A client that the server's identity check refuses gets a dial error from
+// the transport, not a hang.
+func TestHTTPWrongServerIdentity(t *testing.T) {
+	td := newTrustDomain(t, "example.org")
+	api, web := td.mesh("api"), td.mesh("web")
+	ln, err := api.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler()}
+	go srv.Serve(ln)
+	defer srv.Close()
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := web.DialWithOptions(ctx, addr,
+			&DialOptions{Peers: []string{"spiffe://example.org/not-api"}})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}}
+	_, err = (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(
+		fmt.Sprintf("http://127.0.0.1:%d/", ln.Port()))
+	if err == nil || !strings.Contains(err.Error(), "MESH_ERR_PEER_ID") {
+		t.Fatalf("got %v", err)
+	}
+}

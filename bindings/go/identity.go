@@ -1,0 +1,137 @@
+package mesh
+
+/*
+#include <stdlib.h>
+#include <mesh/mesh.h>
+*/
+import "C"
+
+import (
+	"math"
+	"time"
+	"unsafe"
+)
+
+// Flags for CAIssue; all but IssueDefault break the X.509-SVID rules on
+// purpose, for negative tests.
+const (
+	IssueDefault = uint(C.MESH_CA_ISSUE_DEFAULT)
+	IssueAsCA    = uint(C.MESH_CA_ISSUE_AS_CA)
+	IssueNoURI   = uint(C.MESH_CA_ISSUE_NO_URI)
+	IssueTwoURIs = uint(C.MESH_CA_ISSUE_TWO_URIS)
+	IssueChain   = uint(C.MESH_CA_ISSUE_CHAIN)
+)
+
+// CAInit creates a development CA (ECDSA P-256) for trustDomain, valid for
+// lifetimeS seconds from now, written as PEM (key file mode 0600).
+func CAInit(trustDomain string, lifetimeS int64, certPath, keyPath string) error {
+	td, cp, kp := C.CString(trustDomain), C.CString(certPath), C.CString(keyPath)
+	defer C.free(unsafe.Pointer(td))
+	defer C.free(unsafe.Pointer(cp))
+	defer C.free(unsafe.Pointer(kp))
+	var st C.mesh_status_t
+	if rc := C.mesh_ca_init(td, C.int64_t(lifetimeS), cp, kp, &st); rc != 0 {
+		return newError("ca init", rc, &st)
+	}
+	return nil
+}
+
+// CAIssue issues an X.509-SVID for spiffeID signed by the CA, valid from
+// notBefore to notAfter (Unix seconds; 0, 0: a minute ago to an hour from
+// now), and writes the chain and a fresh P-256 key as PEM.
+func CAIssue(caCert, caKey, spiffeID string, notBefore, notAfter int64,
+	flags uint, certPath, keyPath string) error {
+	cc, ck, id := C.CString(caCert), C.CString(caKey), C.CString(spiffeID)
+	cp, kp := C.CString(certPath), C.CString(keyPath)
+	for _, p := range []*C.char{cc, ck, id, cp, kp} {
+		defer C.free(unsafe.Pointer(p))
+	}
+	var st C.mesh_status_t
+	rc := C.mesh_ca_issue(cc, ck, id, C.int64_t(notBefore), C.int64_t(notAfter),
+		C.uint(flags), cp, kp, &st)
+	if rc != 0 {
+		return newError("ca issue", rc, &st)
+	}
+	return nil
+}
+
+// ValidateSpiffeID checks id against the SPIFFE ID specification; the
+// error (ErrSpiffeID) says what is wrong.
+func ValidateSpiffeID(id string) error {
+	cs := C.CString(id)
+	defer C.free(unsafe.Pointer(cs))
+	var st C.mesh_status_t
+	if rc := C.mesh_spiffe_id_validate(cs, &st); rc != 0 {
+		return newError("spiffe id", rc, &st)
+	}
+	return nil
+}
+
+// ParseSpiffeID splits a valid SPIFFE ID into trust domain and path ("" or
+// "/a/b").
+func ParseSpiffeID(id string) (trustDomain, path string, err error) {
+	cs := C.CString(id)
+	defer C.free(unsafe.Pointer(cs))
+	var td [C.MESH_TRUST_DOMAIN_MAX + 1]C.char
+	var p [C.MESH_SPIFFE_ID_MAX + 1]C.char
+	var st C.mesh_status_t
+	rc := C.mesh_spiffe_id_parse(cs, &td[0], C.size_t(len(td)), &p[0],
+		C.size_t(len(p)), &st)
+	if rc != 0 {
+		return "", "", newError("spiffe id", rc, &st)
+	}
+	return C.GoString(&td[0]), C.GoString(&p[0]), nil
+}
+
+// MatchSpiffeID reports whether id matches pattern: "*", an exact ID,
+// "td/prefix*" (Istio principal style) or "spiffe://td" (any ID of td).
+func MatchSpiffeID(pattern, id string) bool {
+	cp, ci := C.CString(pattern), C.CString(id)
+	defer C.free(unsafe.Pointer(cp))
+	defer C.free(unsafe.Pointer(ci))
+	return C.mesh_spiffe_match(cp, ci) == 1
+}
+
+// SelfID is this context's SPIFFE ID ("" with no SVID loaded).
+func (m *Mesh) SelfID() string {
+	cm, ok := m.use()
+	if !ok {
+		return ""
+	}
+	defer m.done()
+	var buf [C.MESH_SPIFFE_ID_MAX + 1]C.char
+	if C.mesh_self_id(cm, &buf[0], C.size_t(len(buf))) != 0 {
+		return ""
+	}
+	return C.GoString(&buf[0])
+}
+
+// SVIDExpiresIn is the time until this context's SVID expires (negative
+// once expired); ok is false with no SVID loaded.
+func (m *Mesh) SVIDExpiresIn() (d time.Duration, ok bool) {
+	cm, live := m.use()
+	if !live {
+		return 0, false
+	}
+	defer m.done()
+	s := int64(C.mesh_svid_expires_in(cm))
+	if s == math.MinInt64 {
+		return 0, false
+	}
+	return time.Duration(s) * time.Second, true
+}
+
+// ReloadIdentity re-reads the SVID and bundle files now (the library also
+// does so when they change).  On failure the old identity stays in use.
+func (m *Mesh) ReloadIdentity() error {
+	cm, ok := m.use()
+	if !ok {
+		return closedErr("reload identity")
+	}
+	defer m.done()
+	var st C.mesh_status_t
+	if rc := C.mesh_identity_reload(cm, &st); rc != 0 {
+		return newError("reload identity", rc, &st)
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+"""libmesh for Python: a proxyless service mesh (mutual TLS with SPIFFE
+identities, discovery, load balancing) through ctypes.
+
+    import libmesh
+    with libmesh.Mesh(config) as mesh:
+        with mesh.dial("payments", timeout=5) as conn:
+            conn.sendall(b"ping")
+            print(conn.recv(100), conn.peer_id)
+
+The shared library is taken from $LIBMESH_PATH (file or directory) or the
+standard search path.  Errors are MeshError subclasses (see errors.py).
+"""
+
+from .errors import (MeshError, ConfigError, InvalidArgument, MeshTimeout,
+                     ConnectError, ConnectionReset, Closed, IdentityError,
+                     CredentialError, Denied, Unavailable, Unsupported,
+                     WouldBlock, strerror, code_name)
+from .mesh import Mesh, config_check, version, version_num, LOG_LEVELS
+from .conn import Conn, Listener
+from .discovery import Endpoint, Endpoints
+from .identity import (ca_init, ca_issue, spiffe_id_validate,
+                       spiffe_id_parse, spiffe_match, ISSUE_DEFAULT,
+                       ISSUE_AS_CA, ISSUE_NO_URI, ISSUE_TWO_URIS,
+                       ISSUE_CHAIN)
+from . import errors, http
+from ._lib import has as has_function, path as library_path
+
+__all__ = [
+    "Mesh", "Conn", "Listener", "config_check", "version", "version_num",
+    "MeshError", "ConfigError", "InvalidArgument", "MeshTimeout",
+    "ConnectError", "ConnectionReset", "Closed", "IdentityError",
+    "CredentialError", "Denied", "Unavailable", "Unsupported", "WouldBlock",
+    "strerror", "code_name", "ca_init", "ca_issue", "spiffe_id_validate",
+    "spiffe_id_parse", "spiffe_match", "errors", "http", "has_function",
+    "library_path", "Endpoint", "Endpoints",
+]

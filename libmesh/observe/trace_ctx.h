@@ -1,0 +1,27 @@
+/* libmesh internal: helpers shared by the trace-context codecs
+ * (traceparent.c, b3.c, propagation.c) and spans. */
+#ifndef MESH_OBSERVE_TRACE_CTX_H
+#define MESH_OBSERVE_TRACE_CTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mesh/trace.h>
+
+#include "core/core.h"
+
+/** Decode n lower-case hex digits (n even) into n/2 bytes; false on any
+ *  other character (out may be partly written). */
+bool mesh__hex_decode(const char *s, size_t n, uint8_t *out);
+/** Encode n bytes as 2n lower-case hex digits (no NUL). */
+void mesh__hex_encode(const uint8_t *in, size_t n, char *out);
+bool mesh__is_zero(const uint8_t *p, size_t n);
+/** Strip HTTP optional whitespace (SP, HTAB) at both ends. */
+void mesh__trim_ows(const char **s, size_t *len);
+/** Is the context's decision "sampled" (accept or debug, else the flag)? */
+bool mesh__ctx_sampled(const mesh_trace_ctx_t *ctx);
+bool mesh__tracestate_key_ok(const char *k, size_t n);
+bool mesh__tracestate_value_ok(const char *v, size_t n);
+
+#endif /* MESH_OBSERVE_TRACE_CTX_H */

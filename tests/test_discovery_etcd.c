@@ -1,0 +1,442 @@
+/* etcd source and registration against a real etcd on loopback: list and
+ * watch, registration and deregistration, a SIGKILLed registrant expiring
+ * with its lease, etcd restarted without losing updates, malformed values,
+ * an unreachable cluster, authentication. */
+#include "helpers.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mesh/discovery.h>
+
+#include "discovery/discovery.h"
+
+static int cport, pport;
+static pid_t etcd_pid;
+static int etcd_gen;
+static char self_exe[512];
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static mesh_t *new_mesh(const char *json) {
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  if (mesh_new(json, &m, &st) != MESH_OK)
+    fprintf(stderr, "mesh_new: %s\n", st.message);
+  return m;
+}
+
+static int etcdctl(const char *args) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:%d "
+           "--command-timeout=5s %s",
+           cport, args);
+  return th_sh(cmd);
+}
+
+static bool start_etcd(void) {
+  char data[600], lc[80], ac[80], lp[80], ap[80], ic[100], logname[32];
+  snprintf(data, sizeof data, "--data-dir=%s", th_path("etcd-data"));
+  snprintf(lc, sizeof lc, "--listen-client-urls=http://127.0.0.1:%d", cport);
+  snprintf(ac, sizeof ac, "--advertise-client-urls=http://127.0.0.1:%d",
+           cport);
+  snprintf(lp, sizeof lp, "--listen-peer-urls=http://127.0.0.1:%d", pport);
+  snprintf(ap, sizeof ap, "--initial-advertise-peer-urls=http://127.0.0.1:%d",
+           pport);
+  snprintf(ic, sizeof ic, "--initial-cluster=default=http://127.0.0.1:%d",
+           pport);
+  snprintf(logname, sizeof logname, "etcd-%d.log", ++etcd_gen);
+  /* Fast elections also lower etcd's minimum lease TTL (1.5 heartbeats x
+   * election ticks), so 1 s leases are honoured. */
+  const char *argv[] = {"etcd", "--name=default", data, lc, ac, lp, ap, ic,
+                        "--heartbeat-interval=10", "--election-timeout=100",
+                        NULL};
+  etcd_pid = th_spawn(argv, logname);
+  if (etcd_pid <= 0 || !th_wait_port(cport, 10000))
+    return false;
+  for (int i = 0; i < 50; i++) {
+    if (etcdctl("endpoint health") == 0)
+      return true;
+    usleep(100000);
+  }
+  return false;
+}
+
+static int suite_init(void) {
+  if (!th_have("etcd") || !th_have("etcdctl")) {
+    fprintf(stderr, "etcd/etcdctl not installed: the etcd suite fails\n");
+    return 1;
+  }
+  cport = th_free_port();
+  do
+    pport = th_free_port();
+  while (pport == cport);
+  return start_etcd() ? 0 : 1;
+}
+
+static int suite_clean(void) {
+  th_stop(etcd_pid);
+  return 0;
+}
+
+static void disc_cfg(char *out, size_t len, const char *svc,
+                     const char *extra) {
+  snprintf(out, len,
+           "{\"log\":{\"level\":\"error\"},\"services\":{\"%s\":{"
+           "\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+           "[\"http://127.0.0.1:%d\"],\"timeout_ms\":1000,"
+           "\"backoff_base_ms\":50,\"backoff_max_ms\":300%s}}}}",
+           svc, cport, extra ? extra : "");
+}
+
+static void describe(mesh_t *m, const char *svc, char *out, size_t len) {
+  mesh_endpoints_t *e = NULL;
+  out[0] = '\0';
+  if (mesh_endpoints_get(m, svc, &e, NULL) != MESH_OK)
+    return;
+  size_t off = 0;
+  for (size_t i = 0; i < mesh_endpoints_count(e) && off < len; i++)
+    off += (size_t)snprintf(out + off, len - off, "%s%s:%d/%u", i ? "," : "",
+                            mesh_endpoint_address(e, i),
+                            mesh_endpoint_port(e, i),
+                            mesh_endpoint_weight(e, i));
+  mesh_endpoints_free(e);
+}
+
+/* Wait until the set reads `want`; returns the ms it took, or -1. */
+static int64_t wait_desc(mesh_t *m, const char *svc, const char *want,
+                         int ms) {
+  char got[2048];
+  int64_t t0 = mesh__now_ms();
+  for (int i = 0; i <= ms / 5; i++) {
+    describe(m, svc, got, sizeof got);
+    if (strcmp(got, want) == 0)
+      return mesh__now_ms() - t0;
+    usleep(5000);
+  }
+  fprintf(stderr, "%s: want \"%s\", have \"%s\"\n", svc, want, got);
+  return -1;
+}
+
+static void stats_of(mesh_t *m, const char *svc, mesh__disc_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  mesh__disc_stats(mesh__service_find(m, svc), out);
+}
+
+/* ---- list and watch ---------------------------------------------------------- */
+
+static void test_etcd_list_watch(void) {
+  CU_ASSERT_EQUAL(etcdctl("put pay/10.0.0.1:80 "
+                          "'{\"Op\":0,\"Addr\":\"10.0.0.1:80\","
+                          "\"Metadata\":null}'"),
+                  0);
+  CU_ASSERT_EQUAL(etcdctl("put pay/10.0.0.2:80 '{\"Addr\":\"10.0.0.2:80\","
+                          "\"Metadata\":{\"weight\":7}}'"),
+                  0);
+  /* other prefixes are not ours: "payx/" and "pay" itself */
+  CU_ASSERT_EQUAL(etcdctl("put payx/10.9.9.9:80 '{\"Addr\":\"10.9.9.9:80\"}'"),
+                  0);
+  CU_ASSERT_EQUAL(etcdctl("put pay '{\"Addr\":\"10.9.9.8:80\"}'"), 0);
+  char json[1024];
+  disc_cfg(json, sizeof json, "pay", NULL);
+  mesh_t *m = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "pay", 3000, NULL), MESH_OK);
+  CU_ASSERT(wait_desc(m, "pay", "10.0.0.1:80/1,10.0.0.2:80/7", 0) >= 0);
+
+  /* the watch sees a change within one second */
+  CU_ASSERT_EQUAL(etcdctl("put pay/10.0.0.3:81 '{\"Addr\":\"10.0.0.3:81\"}'"),
+                  0);
+  int64_t dt = wait_desc(m, "pay", "10.0.0.1:80/1,10.0.0.2:80/7,10.0.0.3:81/1",
+                         1000);
+  CU_ASSERT(dt >= 0 && dt < 1000);
+  CU_ASSERT_EQUAL(etcdctl("del pay/10.0.0.1:80"), 0);
+  dt = wait_desc(m, "pay", "10.0.0.2:80/7,10.0.0.3:81/1", 1000);
+  CU_ASSERT(dt >= 0 && dt < 1000);
+  /* an update of attributes */
+  CU_ASSERT_EQUAL(etcdctl("put pay/10.0.0.3:81 '{\"Addr\":\"10.0.0.3:81\","
+                          "\"Metadata\":{\"weight\":2}}'"),
+                  0);
+  CU_ASSERT(wait_desc(m, "pay", "10.0.0.2:80/7,10.0.0.3:81/2", 1000) >= 0);
+
+  /* malformed values: the key keeps its last good endpoint, new bad keys
+   * are ignored, each is counted */
+  mesh__disc_stats_t ds;
+  stats_of(m, "pay", &ds);
+  uint64_t e0 = ds.errors;
+  CU_ASSERT_EQUAL(etcdctl("put pay/10.0.0.3:81 'not json'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put pay/bad '{\"Addr\":\"10.0.0.4\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put pay/bad2 '{\"Addr\":\"10.0.0.5:80\","
+                          "\"Metadata\":{\"weight\":0}}'"),
+                  0);
+  for (int i = 0; i < 200 && ds.errors < e0 + 3; i++) {
+    usleep(5000);
+    stats_of(m, "pay", &ds);
+  }
+  CU_ASSERT_EQUAL(ds.errors, e0 + 3);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "pay/bad2"));
+  CU_ASSERT(wait_desc(m, "pay", "10.0.0.2:80/7,10.0.0.3:81/2", 0) >= 0);
+  /* a full re-list (new context) keeps the same view of the bad keys */
+  mesh_t *m2 = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
+  CU_ASSERT_EQUAL(mesh_discovery_wait(m2, "pay", 3000, NULL), MESH_OK);
+  CU_ASSERT(wait_desc(m2, "pay", "10.0.0.2:80/7", 0) >= 0);
+  stats_of(m2, "pay", &ds);
+  CU_ASSERT_EQUAL(ds.errors, 1); /* one report for the three bad values */
+  CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "3 malformed values"));
+  mesh_free(m2);
+  /* repaired */
+  CU_ASSERT_EQUAL(etcdctl("put pay/10.0.0.3:81 '{\"Addr\":\"10.0.0.3:81\"}'"),
+                  0);
+  CU_ASSERT(wait_desc(m, "pay", "10.0.0.2:80/7,10.0.0.3:81/1", 1000) >= 0);
+  /* Op 1 (the old naming API's delete) removes the endpoint */
+  CU_ASSERT_EQUAL(etcdctl("put pay/10.0.0.2:80 '{\"Op\":1,"
+                          "\"Addr\":\"10.0.0.2:80\"}'"),
+                  0);
+  CU_ASSERT(wait_desc(m, "pay", "10.0.0.3:81/1", 1000) >= 0);
+  mesh_free(m);
+  etcdctl("del --prefix pay");
+}
+
+/* ---- registration -------------------------------------------------------------- */
+
+static void reg_cfg(char *out, size_t len, const char *svc, const char *addr,
+                    int ttl, const char *metadata) {
+  snprintf(out, len,
+           "{\"log\":{\"level\":\"error\"},\"register\":{\"etcd\":{"
+           "\"endpoints\":[\"http://127.0.0.1:%d\"],\"timeout_ms\":1000},"
+           "\"service\":\"%s\",\"address\":\"%s\",\"ttl_s\":%d%s%s}}",
+           cport, svc, addr, ttl, metadata ? ",\"metadata\":" : "",
+           metadata ? metadata : "");
+}
+
+static void test_etcd_register(void) {
+  char json[1024];
+  disc_cfg(json, sizeof json, "reg", NULL);
+  mesh_t *watcher = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(watcher);
+  CU_ASSERT_EQUAL(mesh_discovery_wait(watcher, "reg", 3000, NULL), MESH_OK);
+  CU_ASSERT(wait_desc(watcher, "reg", "", 0) >= 0);
+
+  char rj[1024];
+  reg_cfg(rj, sizeof rj, "reg", "10.5.5.5:7000", 1,
+          "{\"weight\":4,\"team\":\"payments\"}");
+  mesh_t *r = new_mesh(rj);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  CU_ASSERT(wait_desc(watcher, "reg", "10.5.5.5:7000/4", 2000) >= 0);
+  bool registered = false;
+  uint64_t errors = 99;
+  CU_ASSERT_TRUE(mesh__register_state(r, &registered, &errors));
+  CU_ASSERT_TRUE(registered);
+  CU_ASSERT_EQUAL(errors, 0);
+  /* the value is what etcd's Go naming package writes */
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "get --print-value-only reg/10.5.5.5:7000 > %s",
+           th_path("regval"));
+  CU_ASSERT_EQUAL(etcdctl(cmd), 0);
+  char *val = th_slurp(th_path("regval"), NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(val);
+  CU_ASSERT_STRING_EQUAL(val, "{\"Op\":0,\"Addr\":\"10.5.5.5:7000\","
+                              "\"Metadata\":{\"weight\":4,"
+                              "\"team\":\"payments\"}}\n");
+  free(val);
+
+  /* keepalives hold the 1 s lease well past its TTL */
+  usleep(2500000);
+  CU_ASSERT(wait_desc(watcher, "reg", "10.5.5.5:7000/4", 0) >= 0);
+
+  /* a second registrant, then deregistration on mesh_free */
+  char rj2[1024];
+  reg_cfg(rj2, sizeof rj2, "reg", "[fd00::5]:7001", 5, NULL);
+  mesh_t *r2 = new_mesh(rj2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r2);
+  CU_ASSERT(wait_desc(watcher, "reg", "10.5.5.5:7000/4,fd00::5:7001/1", 2000) >=
+            0);
+  mesh_free(r2);
+  int64_t dt = wait_desc(watcher, "reg", "10.5.5.5:7000/4", 1000);
+  CU_ASSERT(dt >= 0 && dt < 1000); /* revoked, not expired (TTL 5 s) */
+  mesh_free(r);
+  CU_ASSERT(wait_desc(watcher, "reg", "", 1000) >= 0);
+  mesh_free(watcher);
+}
+
+/* A registrant killed with SIGKILL cannot revoke: its endpoint goes when
+ * the lease expires. */
+static void test_etcd_register_sigkill(void) {
+  char json[1024];
+  disc_cfg(json, sizeof json, "kid", NULL);
+  mesh_t *watcher = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(watcher);
+  char rj[1024];
+  reg_cfg(rj, sizeof rj, "kid", "10.6.6.6:6000", 1, NULL);
+  const char *argv[] = {self_exe, "--register", rj, NULL};
+  pid_t child = th_spawn(argv, "registrant.log");
+  CU_ASSERT_TRUE_FATAL(child > 0);
+  CU_ASSERT(wait_desc(watcher, "kid", "10.6.6.6:6000/1", 5000) >= 0);
+  usleep(1500000); /* alive past its TTL: it keeps the lease */
+  CU_ASSERT(wait_desc(watcher, "kid", "10.6.6.6:6000/1", 0) >= 0);
+  th_kill(child);
+  int64_t t0 = mesh__now_ms();
+  CU_ASSERT(wait_desc(watcher, "kid", "", 4000) >= 0);
+  int64_t dt = mesh__now_ms() - t0;
+  CU_ASSERT(dt >= 300); /* expired, not revoked */
+  printf("\n  SIGKILLed registrant (TTL 1 s) gone after %lld ms\n",
+         (long long)dt);
+  mesh_free(watcher);
+}
+
+/* ---- faults ------------------------------------------------------------------------ */
+
+/* etcd restarted: the set stays while it is down, and every change made
+ * around the restart arrives. */
+static void test_etcd_restart(void) {
+  CU_ASSERT_EQUAL(etcdctl("put rs/a '{\"Addr\":\"10.8.0.1:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put rs/b '{\"Addr\":\"10.8.0.2:80\"}'"), 0);
+  char json[1024];
+  disc_cfg(json, sizeof json, "rs", NULL);
+  mesh_t *m = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT(wait_desc(m, "rs", "10.8.0.1:80/1,10.8.0.2:80/1", 3000) >= 0);
+  th_stop(etcd_pid);
+  mesh__disc_stats_t ds;
+  for (int i = 0; i < 300; i++) {
+    stats_of(m, "rs", &ds);
+    if (ds.errors >= 2)
+      break;
+    usleep(10000);
+  }
+  CU_ASSERT(ds.errors >= 2);
+  CU_ASSERT_TRUE(ds.stale);
+  CU_ASSERT(wait_desc(m, "rs", "10.8.0.1:80/1,10.8.0.2:80/1", 0) >= 0);
+  CU_ASSERT_TRUE_FATAL(start_etcd());
+  /* changed as soon as etcd is back, racing our reconnect */
+  CU_ASSERT_EQUAL(etcdctl("put rs/c '{\"Addr\":\"10.8.0.3:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("del rs/a"), 0);
+  CU_ASSERT(wait_desc(m, "rs", "10.8.0.2:80/1,10.8.0.3:80/1", 5000) >= 0);
+  /* and the watch is live again */
+  CU_ASSERT_EQUAL(etcdctl("put rs/d '{\"Addr\":\"10.8.0.4:80\"}'"), 0);
+  int64_t dt = wait_desc(m, "rs", "10.8.0.2:80/1,10.8.0.3:80/1,10.8.0.4:80/1",
+                         1000);
+  CU_ASSERT(dt >= 0 && dt < 1000);
+  stats_of(m, "rs", &ds);
+  CU_ASSERT_FALSE(ds.stale);
+  mesh_free(m);
+  etcdctl("del --prefix rs/");
+}
+
+static void test_etcd_unreachable(void) {
+  int dead = th_free_port();
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"log\":{\"level\":\"error\"},\"services\":{\"u\":{"
+           "\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+           "[\"http://127.0.0.1:%d\",\"http://127.0.0.1:%d\"],"
+           "\"timeout_ms\":300,\"backoff_base_ms\":20,\"backoff_max_ms\":50}}}}",
+           dead, dead);
+  mesh_t *m = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "u", 2000, &st), MESH_ERR_DISCOVERY);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "127.0.0.1"));
+  mesh__disc_stats_t ds = {0};
+  for (int i = 0; i < 100 && ds.errors < 3; i++) {
+    usleep(10000);
+    stats_of(m, "u", &ds);
+  }
+  CU_ASSERT(ds.errors >= 3); /* retried with backoff */
+  int64_t t0 = mesh__now_ms();
+  mesh_free(m);
+  CU_ASSERT(mesh__now_ms() - t0 < 500);
+}
+
+/* A registrant whose etcd is unreachable does not hold up mesh_free beyond
+ * the bounded revoke. */
+static void test_etcd_register_unreachable(void) {
+  int dead = th_free_port();
+  char rj[1024];
+  snprintf(rj, sizeof rj,
+           "{\"log\":{\"level\":\"error\"},\"register\":{\"etcd\":{"
+           "\"endpoints\":[\"http://127.0.0.1:%d\"],\"timeout_ms\":200},"
+           "\"service\":\"z\",\"address\":\"10.0.0.1:1\"}}",
+           dead);
+  mesh_t *r = new_mesh(rj);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  usleep(300000);
+  bool registered = true;
+  uint64_t errors = 0;
+  CU_ASSERT_TRUE(mesh__register_state(r, &registered, &errors));
+  CU_ASSERT_FALSE(registered);
+  CU_ASSERT(errors >= 1);
+  int64_t t0 = mesh__now_ms();
+  mesh_free(r);
+  CU_ASSERT(mesh__now_ms() - t0 < 1000);
+}
+
+static void test_etcd_auth(void) {
+  CU_ASSERT_EQUAL(etcdctl("put au/x '{\"Addr\":\"10.3.3.3:3\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("user add root:rootpw"), 0);
+  CU_ASSERT_EQUAL(etcdctl("auth enable"), 0);
+  char json[1024];
+  disc_cfg(json, sizeof json, "au",
+           ",\"username\":\"root\",\"password\":\"rootpw\"");
+  mesh_t *m = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "au", 3000, NULL), MESH_OK);
+  CU_ASSERT(wait_desc(m, "au", "10.3.3.3:3/1", 0) >= 0);
+  CU_ASSERT_EQUAL(etcdctl("--user root:rootpw put au/y "
+                          "'{\"Addr\":\"10.3.3.4:3\"}'"),
+                  0);
+  CU_ASSERT(wait_desc(m, "au", "10.3.3.3:3/1,10.3.3.4:3/1", 1000) >= 0);
+  /* wrong password, and no credentials: errors, no endpoints */
+  char bad[1024];
+  disc_cfg(bad, sizeof bad, "au",
+           ",\"username\":\"root\",\"password\":\"wrong\"");
+  mesh_t *b = new_mesh(bad);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh_discovery_wait(b, "au", 3000, &st), MESH_ERR_DISCOVERY);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "authentication failed"));
+  mesh_free(b);
+  char none[1024];
+  disc_cfg(none, sizeof none, "au", NULL);
+  b = new_mesh(none);
+  CU_ASSERT_EQUAL(mesh_discovery_wait(b, "au", 3000, &st), MESH_ERR_DISCOVERY);
+  mesh_free(b);
+  mesh_free(m);
+  CU_ASSERT_EQUAL(etcdctl("--user root:rootpw auth disable"), 0);
+  etcdctl("del --prefix au/");
+}
+
+static void add(void) {
+  CU_pSuite s = CU_add_suite("discovery_etcd", suite_init, suite_clean);
+  CU_add_test(s, "etcd_list_watch", test_etcd_list_watch);
+  CU_add_test(s, "etcd_register", test_etcd_register);
+  CU_add_test(s, "etcd_register_sigkill", test_etcd_register_sigkill);
+  CU_add_test(s, "etcd_restart", test_etcd_restart);
+  CU_add_test(s, "etcd_unreachable", test_etcd_unreachable);
+  CU_add_test(s, "etcd_register_unreachable", test_etcd_register_unreachable);
+  CU_add_test(s, "etcd_auth", test_etcd_auth);
+}
+
+/* Child mode: register from a config and wait to be killed (bounded). */
+static int run_registrant(const char *json) {
+  mesh_t *m = new_mesh(json);
+  if (!m)
+    return 2;
+  for (int i = 0; i < 300; i++)
+    usleep(100000);
+  mesh_free(m);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--register") == 0)
+    return run_registrant(argv[2]);
+  ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+  if (n > 0)
+    self_exe[n] = '\0';
+  return th_run_suites("test_discovery_etcd", add);
+}

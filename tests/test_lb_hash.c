@@ -1,0 +1,370 @@
+/* Hash pickers: xxHash64, Envoy-compatible ring_hash and maglev placement
+ * (vectors from Envoy's own ring_hash_lb_test.cc and maglev_lb_test.cc),
+ * key stability when a host leaves, and skipping of unusable hosts. */
+#include "test_lb_util.h"
+
+/* ---- xxHash64 ---------------------------------------------------------------- */
+
+struct xxh_case {
+  const char *in;
+  uint64_t seed;
+  uint64_t want;
+};
+
+/* Reference values of XXH64 (xxHash's own sanity list and python-xxhash). */
+static const struct xxh_case xxh_cases[] = {
+  {"", 0, 0xEF46DB3751D8E999ULL},
+  {"a", 0, 0xD24EC4F1A98C6E5BULL},
+  {"abc", 0, 0x44BC2CF5AD770999ULL},
+  {"Nobody inspects the spammish repetition", 0, 0xFBCEA83C8A378BF1ULL},
+};
+
+static void test_mesh__xxh64(void) {
+  for (size_t i = 0; i < sizeof xxh_cases / sizeof xxh_cases[0]; i++) {
+    const struct xxh_case *tc = &xxh_cases[i];
+    uint64_t got = mesh__xxh64(tc->in, strlen(tc->in), tc->seed);
+    if (got != tc->want)
+      fprintf(stderr, "xxh64(\"%s\") = %016llx, want %016llx\n", tc->in,
+              (unsigned long long)got, (unsigned long long)tc->want);
+    CU_ASSERT_EQUAL(got, tc->want);
+  }
+  CU_ASSERT_EQUAL(mesh__xxh64(NULL, 0, 0), 0xEF46DB3751D8E999ULL);
+  /* seed changes the value; every length 0..64 hashes differently */
+  CU_ASSERT_NOT_EQUAL(mesh__xxh64("a", 1, 0), mesh__xxh64("a", 1, 1));
+  char buf[64];
+  memset(buf, 'x', sizeof buf);
+  for (size_t n = 1; n < sizeof buf; n++)
+    CU_ASSERT_NOT_EQUAL(mesh__xxh64(buf, n, 0), mesh__xxh64(buf, n - 1, 0));
+}
+
+/* ---- Envoy vectors ------------------------------------------------------------- */
+
+static const tlb_ep_t six[] = {
+  {"127.0.0.1", 90}, {"127.0.0.1", 91}, {"127.0.0.1", 92},
+  {"127.0.0.1", 93}, {"127.0.0.1", 94}, {"127.0.0.1", 95},
+};
+
+static const mesh__lb_pool_t *level0(const mesh__snapshot_t *s) {
+  const mesh__lb_state_t *st = s->lb;
+  return &st->sets[0].lv[0].pool;
+}
+
+static void test_mesh__ring_build(void) {
+  /* Envoy RingHashLoadBalancerTest.Basic: minimum_ring_size 12. */
+  static const struct {
+    uint16_t port;
+    uint64_t hash;
+  } want[] = {
+    {94, 833437586790550860ULL},   {92, 928266305478181108ULL},
+    {90, 1033482794131418490ULL},  {95, 3551244743356806947ULL},
+    {93, 3851675632748031481ULL},  {91, 5583722120771150861ULL},
+    {91, 6311230543546372928ULL},  {93, 7700377290971790572ULL},
+    {95, 13144177310400110813ULL}, {92, 13444792449719432967ULL},
+    {94, 15516499411664133160ULL}, {90, 16117243373044804889ULL},
+  };
+  tlb_svc_t *t = tlb_svc("{\"lb\":{\"policy\":\"ring_hash\","
+                         "\"ring_hash\":{\"minimum_ring_size\":12}}}",
+                         NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+  mesh__snapshot_t *s = tlb_snap(six, 6);
+  CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
+  const mesh__lb_pool_t *p = level0(s);
+  CU_ASSERT_EQUAL_FATAL(p->nring, 12);
+  for (size_t i = 0; i < 12; i++) {
+    CU_ASSERT_EQUAL(p->ring[i].hash, want[i].hash);
+    CU_ASSERT_EQUAL(p->hosts[p->ring[i].idx]->port, want[i].port);
+  }
+  /* Envoy's lookups: 0 and UINT64_MAX wrap to the first entry (:94); an
+   * exact position is that entry, one more is the next. */
+  CU_ASSERT_EQUAL(p->hosts[p->ring[mesh__ring_find(p, 0)].idx]->port, 94);
+  CU_ASSERT_EQUAL(p->hosts[p->ring[mesh__ring_find(p, UINT64_MAX)].idx]->port,
+                  94);
+  CU_ASSERT_EQUAL(
+      p->hosts[p->ring[mesh__ring_find(p, 3551244743356806947ULL)].idx]->port,
+      95);
+  CU_ASSERT_EQUAL(
+      p->hosts[p->ring[mesh__ring_find(p, 3551244743356806948ULL)].idx]->port,
+      93);
+  mesh__snap_release(s);
+  tlb_svc_free(t);
+}
+
+static void test_mesh__ring_build_sizes(void) {
+  /* Defaults: 1024 minimum; weights scale entries (Envoy arithmetic). */
+  tlb_svc_t *t = tlb_svc("{\"lb\":{\"policy\":\"ring_hash\"}}", NULL);
+  tlb_ep_t eps[] = {{"10.0.0.1", 80, 1}, {"10.0.0.2", 80, 3}};
+  mesh__snapshot_t *s = tlb_snap(eps, 2);
+  CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
+  const mesh__lb_pool_t *p = level0(s);
+  size_t per[2] = {0, 0};
+  for (size_t i = 0; i < p->nring; i++)
+    per[p->hosts[p->ring[i].idx]->weight == 3]++;
+  /* the ring is 1024 entries in all, shared 1:3 */
+  CU_ASSERT_EQUAL(per[0], 256);
+  CU_ASSERT_EQUAL(per[1], 768);
+  CU_ASSERT_EQUAL(p->nring, 1024);
+  mesh__snap_release(s);
+  tlb_svc_free(t);
+  /* maximum_ring_size caps the ring */
+  t = tlb_svc("{\"lb\":{\"policy\":\"ring_hash\",\"ring_hash\":"
+              "{\"minimum_ring_size\":64,\"maximum_ring_size\":100}}}",
+              NULL);
+  s = tlb_snap_n(200);
+  CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
+  CU_ASSERT(level0(s)->nring >= 100 && level0(s)->nring <= 101);
+  mesh__snap_release(s);
+  tlb_svc_free(t);
+}
+
+static void check_table(const char *svc_json, const tlb_ep_t *eps, size_t n,
+                        const uint16_t *ports, size_t m) {
+  tlb_svc_t *t = tlb_svc(svc_json, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+  mesh__snapshot_t *s = tlb_snap(eps, n);
+  CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
+  const mesh__lb_pool_t *p = level0(s);
+  CU_ASSERT_EQUAL_FATAL(p->table_size, m);
+  for (size_t i = 0; i < m; i++) {
+    if (p->hosts[p->table[i]]->port != ports[i])
+      fprintf(stderr, "maglev slot %zu: %u, want %u\n", i,
+              p->hosts[p->table[i]]->port, ports[i]);
+    CU_ASSERT_EQUAL(p->hosts[p->table[i]]->port, ports[i]);
+  }
+  mesh__snap_release(s);
+  tlb_svc_free(t);
+}
+
+static void test_mesh__maglev_build(void) {
+  /* Envoy MaglevLoadBalancerTest.Basic (table 7). */
+  static const uint16_t basic[] = {92, 94, 90, 91, 95, 90, 93};
+  check_table("{\"lb\":{\"policy\":\"maglev\",\"maglev\":{\"table_size\":7}}}",
+              six, 6, basic, 7);
+  /* .Weighted: :90 weight 1, :91 weight 2, table 17. */
+  static const uint16_t weighted[] = {91, 90, 90, 91, 90, 91, 91, 90, 91,
+                                      91, 91, 91, 91, 90, 91, 90, 91};
+  tlb_ep_t w[] = {{"127.0.0.1", 90, 1}, {"127.0.0.1", 91, 2}};
+  check_table("{\"lb\":{\"policy\":\"maglev\",\"maglev\":{\"table_size\":17}}}",
+              w, 2, weighted, 17);
+  /* .LocalityWeightedSameLocalityWeights: zones A and B weigh 1 each, so
+   * the host weights (1, 2) no longer matter. */
+  static const uint16_t same[] = {91, 90, 90, 91, 90, 91, 91, 90, 90,
+                                  91, 90, 91, 90, 90, 91, 90, 91};
+  tlb_ep_t lw[] = {{"127.0.0.1", 90, 1, 0, NULL, "A"},
+                   {"127.0.0.1", 91, 2, 0, NULL, "B"}};
+  check_table("{\"lb\":{\"policy\":\"maglev\",\"maglev\":{\"table_size\":17},"
+              "\"locality_weighted\":true,"
+              "\"locality_weights\":{\"/A\":1,\"/B\":1}}}",
+              lw, 2, same, 17);
+  /* .LocalityWeightedDifferentLocalityWeights: A=8, B=0 (excluded), C=2. */
+  static const uint16_t diff[] = {91, 90, 90, 90, 90, 90, 91, 90, 90,
+                                  91, 90, 91, 90, 90, 90, 90, 90};
+  tlb_ep_t ld[] = {{"127.0.0.1", 90, 1, 0, NULL, "A"},
+                   {"127.0.0.1", 91, 2, 0, NULL, "C"},
+                   {"127.0.0.1", 92, 3, 0, NULL, "B"}};
+  check_table("{\"lb\":{\"policy\":\"maglev\",\"maglev\":{\"table_size\":17},"
+              "\"locality_weighted\":true,"
+              "\"locality_weights\":{\"/A\":8,\"/B\":0,\"/C\":2}}}",
+              ld, 3, diff, 17);
+}
+
+static void test_mesh__lb_host_key(void) {
+  tlb_ep_t eps[] = {{"10.1.2.3", 8080}, {"2001:db8:0:0::1", 443},
+                    {"payments.internal", 9000}};
+  mesh__snapshot_t *s = tlb_snap(eps, 3);
+  char buf[128];
+  const char *want[] = {"10.1.2.3:8080", "[2001:db8::1]:443",
+                        "payments.internal:9000"};
+  for (size_t i = 0; i < 3; i++) {
+    mesh__host_t *h = tlb_find(s, eps[i].address, eps[i].port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT(mesh__lb_host_key(h, buf, sizeof buf) > 0);
+    CU_ASSERT_STRING_EQUAL(buf, want[i]);
+  }
+  CU_ASSERT_EQUAL(mesh__lb_host_key(s->hosts[0], buf, 4), 0); /* too small */
+  mesh__snap_release(s);
+}
+
+/* ---- key movement ---------------------------------------------------------------- */
+
+#define NKEYS 20000
+#define NHOSTS 10
+
+/* Host (by address) of every key through the full pick path. */
+static void map_keys(tlb_svc_t *t, mesh__snapshot_t *s, const char **out) {
+  for (int k = 0; k < NKEYS; k++) {
+    char key[32];
+    int len = snprintf(key, sizeof key, "user-%d", k);
+    mesh__lb_ctx_t ctx = {.hash_key = key, .hash_key_len = (size_t)len};
+    mesh__host_t *h = NULL;
+    CU_ASSERT_EQUAL(mesh__lb_pick(&t->svc, s, &ctx, &h), MESH_OK);
+    out[k] = h ? h->key : "";
+  }
+}
+
+static void key_movement(const char *policy, double max_moved_rebuild) {
+  char json[128];
+  snprintf(json, sizeof json, "{\"lb\":{\"policy\":\"%s\"}}", policy);
+  tlb_svc_t *t = tlb_svc(json, NULL);
+  mesh__snapshot_t *s = tlb_snap_n(NHOSTS);
+  CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
+  static const char *before[NKEYS], *after[NKEYS];
+  map_keys(t, s, before);
+  /* Same keys, same hosts: deterministic. */
+  map_keys(t, s, after);
+  for (int k = 0; k < NKEYS; k++)
+    CU_ASSERT_PTR_EQUAL(before[k], after[k]);
+
+  /* (a) one host becomes unusable (ejected): only its keys move, to the
+   * next entries; every other key stays. */
+  mesh__host_t *gone = s->hosts[3];
+  int64_t now = mesh__now_ms();
+  atomic_store(&gone->ejected_until_ms, now + 60000);
+  mesh__lb_refresh(s, now);
+  map_keys(t, s, after);
+  int moved = 0, on_gone = 0, wrong = 0;
+  for (int k = 0; k < NKEYS; k++) {
+    on_gone += before[k] == gone->key;
+    moved += before[k] != after[k];
+    wrong += before[k] != after[k] && before[k] != gone->key;
+    CU_ASSERT(after[k] != gone->key);
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+  CU_ASSERT_EQUAL(moved, on_gone);
+  /* about 1/N of the keys lived there: within 0.6/N .. 1.4/N */
+  CU_ASSERT(moved > NKEYS * 0.6 / NHOSTS && moved < NKEYS * 1.4 / NHOSTS);
+  printf("\n  %s: ejecting 1 of %d hosts moved %.2f%% of keys", policy,
+         NHOSTS, 100.0 * moved / NKEYS);
+
+  /* (b) the host leaves the snapshot: the structure is rebuilt over N-1
+   * hosts, as Envoy does.  Its keys move; others mostly stay. */
+  tlb_ep_t eps[NHOSTS - 1];
+  char addr[NHOSTS][32];
+  size_t k2 = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->hosts[i] == gone)
+      continue;
+    mesh__strlcpy(addr[k2], s->hosts[i]->address, sizeof addr[k2]);
+    eps[k2] = (tlb_ep_t){.address = addr[k2], .port = s->hosts[i]->port};
+    k2++;
+  }
+  mesh__snapshot_t *s2 = tlb_snap(eps, NHOSTS - 1);
+  CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s2), MESH_OK);
+  static const char *rebuilt[NKEYS];
+  for (int k = 0; k < NKEYS; k++) {
+    char key[32];
+    int len = snprintf(key, sizeof key, "user-%d", k);
+    mesh__lb_ctx_t ctx = {.hash_key = key, .hash_key_len = (size_t)len};
+    mesh__host_t *h = NULL;
+    CU_ASSERT_EQUAL(mesh__lb_pick(&t->svc, s2, &ctx, &h), MESH_OK);
+    rebuilt[k] = h ? h->key : "";
+  }
+  moved = 0;
+  for (int k = 0; k < NKEYS; k++)
+    moved += strcmp(before[k], rebuilt[k]) != 0;
+  printf("; removing it moved %.2f%%", 100.0 * moved / NKEYS);
+  CU_ASSERT(moved >= on_gone);
+  CU_ASSERT(moved < NKEYS * max_moved_rebuild);
+  mesh__snap_release(s2);
+  mesh__snap_release(s);
+  tlb_svc_free(t);
+}
+
+/* Tolerances for (b): ring_hash re-scales Envoy's ring for N-1 hosts (each
+ * remaining host gains entries, which take keys from neighbours), so up to
+ * 2/N moves; maglev's table refill disturbs a little more than 1/N. */
+static void test_ring_hash_key_movement(void) {
+  key_movement("ring_hash", 2.0 / NHOSTS);
+}
+
+static void test_maglev_key_movement(void) {
+  key_movement("maglev", 1.5 / NHOSTS);
+}
+
+/* ---- distribution and retries ------------------------------------------------- */
+
+static void hash_distribution(const char *policy) {
+  char json[128];
+  snprintf(json, sizeof json, "{\"lb\":{\"policy\":\"%s\"}}", policy);
+  tlb_svc_t *t = tlb_svc(json, NULL);
+  tlb_ep_t eps[] = {{"10.0.0.1", 80, 1}, {"10.0.0.2", 80, 2},
+                    {"10.0.0.3", 80, 3}, {"10.0.0.4", 80, 4}};
+  mesh__snapshot_t *s = tlb_snap(eps, 4);
+  CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
+  unsigned counts[4] = {0};
+  for (int k = 0; k < 40000; k++) {
+    char key[32];
+    int len = snprintf(key, sizeof key, "session-%d", k);
+    mesh__lb_ctx_t ctx = {.hash_key = key, .hash_key_len = (size_t)len};
+    mesh__host_t *h = NULL;
+    CU_ASSERT_EQUAL(mesh__lb_pick(&t->svc, s, &ctx, &h), MESH_OK);
+    counts[tlb_index(s, h)]++;
+  }
+  /* Hash placement is not sampling: the shares of a 1024-entry ring are
+   * within a few percent of the weights, not chi-square tight.  State the
+   * tolerance: each host within 20% (relative) of its weight share. */
+  double wsum = 0;
+  for (int i = 0; i < 4; i++)
+    wsum += s->hosts[i]->weight;
+  for (int i = 0; i < 4; i++) {
+    double want = 40000.0 * s->hosts[i]->weight / wsum;
+    CU_ASSERT(fabs(counts[i] - want) < 0.2 * want);
+  }
+  /* No key: a random point of the ring or table, same shares. */
+  mesh__lb_seed(TLB_SEED);
+  CU_ASSERT_EQUAL(tlb_count(t, s, NULL, 40000, counts), 0);
+  for (int i = 0; i < 4; i++) {
+    double want = 40000.0 * s->hosts[i]->weight / wsum;
+    CU_ASSERT(fabs(counts[i] - want) < 0.2 * want);
+  }
+  mesh__snap_release(s);
+  tlb_svc_free(t);
+}
+
+static void test_ring_hash_distribution(void) { hash_distribution("ring_hash"); }
+static void test_maglev_distribution(void) { hash_distribution("maglev"); }
+
+static void hash_avoid(const char *policy) {
+  char json[128];
+  snprintf(json, sizeof json, "{\"lb\":{\"policy\":\"%s\"}}", policy);
+  tlb_svc_t *t = tlb_svc(json, NULL);
+  mesh__snapshot_t *s = tlb_snap_n(5);
+  CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
+  mesh__lb_ctx_t ctx = {.hash_key = "k", .hash_key_len = 1};
+  mesh__host_t *first = NULL, *second = NULL, *again = NULL;
+  CU_ASSERT_EQUAL(mesh__lb_pick(&t->svc, s, &ctx, &first), MESH_OK);
+  /* a retry avoiding the first host gets another one, deterministically */
+  ctx.avoid = &first;
+  ctx.navoid = 1;
+  CU_ASSERT_EQUAL(mesh__lb_pick(&t->svc, s, &ctx, &second), MESH_OK);
+  CU_ASSERT_PTR_NOT_NULL(second);
+  CU_ASSERT_PTR_NOT_EQUAL(first, second);
+  CU_ASSERT_EQUAL(mesh__lb_pick(&t->svc, s, &ctx, &again), MESH_OK);
+  CU_ASSERT_PTR_EQUAL(second, again);
+  /* every host avoided: a tried host is better than none */
+  ctx.avoid = s->hosts;
+  ctx.navoid = s->n;
+  CU_ASSERT_EQUAL(mesh__lb_pick(&t->svc, s, &ctx, &again), MESH_OK);
+  CU_ASSERT_PTR_NOT_NULL(again);
+  mesh__snap_release(s);
+  tlb_svc_free(t);
+}
+
+static void test_ring_hash_avoid(void) { hash_avoid("ring_hash"); }
+static void test_maglev_avoid(void) { hash_avoid("maglev"); }
+
+static void add(void) {
+  CU_pSuite s = CU_add_suite("lb_hash", NULL, NULL);
+  CU_add_test(s, "mesh__xxh64", test_mesh__xxh64);
+  CU_add_test(s, "mesh__lb_host_key", test_mesh__lb_host_key);
+  CU_add_test(s, "mesh__ring_build (Envoy vectors)", test_mesh__ring_build);
+  CU_add_test(s, "mesh__ring_build sizes", test_mesh__ring_build_sizes);
+  CU_add_test(s, "mesh__maglev_build (Envoy vectors)", test_mesh__maglev_build);
+  CU_add_test(s, "ring_hash key movement", test_ring_hash_key_movement);
+  CU_add_test(s, "maglev key movement", test_maglev_key_movement);
+  CU_add_test(s, "ring_hash distribution", test_ring_hash_distribution);
+  CU_add_test(s, "maglev distribution", test_maglev_distribution);
+  CU_add_test(s, "ring_hash avoid", test_ring_hash_avoid);
+  CU_add_test(s, "maglev avoid", test_maglev_avoid);
+}
+
+int main(void) { return th_run_suites("test_lb_hash", add); }
