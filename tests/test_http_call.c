@@ -17,6 +17,7 @@
 
 #include "core/core.h"
 #include "http/http.h"
+#include "observe/metrics.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_CONNS 64
@@ -52,6 +53,11 @@ static int backend_handler(const mesh_http_request_t *req,
   atomic_fetch_add(&b->requests, 1);
   if (b->fn)
     return b->fn(b, req, resp);
+  if (strcmp(mesh_http_request_target(req), "/trace") == 0) {
+    const char *tp = mesh_http_request_header(req, "traceparent");
+    return mesh_http_response_set_body(resp, tp ? tp : "-",
+                                       strlen(tp ? tp : "-"));
+  }
   if (atomic_load(&b->fail_first) > 0) {
     atomic_fetch_sub(&b->fail_first, 1);
     mesh_http_response_set_status(resp, 503);
@@ -417,6 +423,42 @@ static void test_mesh_http_call_keepalive(void) {
   CU_ASSERT(atomic_load(&bb.nconns) - before <= 1);
 }
 
+/* The trace continues through the call: the backend sees the caller's
+ * trace id with a new parent (our CLIENT span, then its SERVER span). */
+static void test_mesh_http_call_trace(void) {
+  static const char app[] =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  char body[256];
+  CU_ASSERT_EQUAL(get("a", "/trace", "traceparent", app, body, sizeof body,
+                      NULL),
+                  200);
+  CU_ASSERT_EQUAL(strlen(body), strlen(app));
+  CU_ASSERT_EQUAL(strncmp(body, app, 36), 0); /* version and trace id */
+  CU_ASSERT_NOT_EQUAL(strncmp(body + 36, app + 36, 16), 0);
+  /* without one, a new trace starts and is still propagated */
+  CU_ASSERT_EQUAL(get("a", "/trace", NULL, NULL, body, sizeof body, NULL),
+                  200);
+  CU_ASSERT_EQUAL(strlen(body), strlen(app));
+  CU_ASSERT_NOT_EQUAL(strncmp(body, app, 36), 0);
+}
+
+/* Outcomes are counted per service and status on both sides. */
+static void test_mesh_http_call_metrics(void) {
+  char *text = NULL;
+  size_t len;
+  CU_ASSERT_EQUAL_FATAL(mesh__metrics_render(client, &text, &len), MESH_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "mesh_http_requests_total{service="
+                                      "\"a\",code=\"503\"} 6"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "mesh_http_requests_total{service="
+                                      "\"flaky\",code=\"200\"} 1"));
+  free(text);
+  CU_ASSERT_EQUAL_FATAL(mesh__metrics_render(server_mesh, &text, &len),
+                        MESH_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "mesh_http_requests_total{service="
+                                      "\"inbound\",code=\"200\"}"));
+  free(text);
+}
+
 static void test_mesh_http_call_args(void) {
   mesh_http_request_t *req = mesh_http_request_new("GET", "/");
   mesh_http_response_t *resp = NULL;
@@ -441,6 +483,8 @@ static void add(void) {
   CU_add_test(s, "mesh_http_call_plain_backend",
               test_mesh_http_call_plain_backend);
   CU_add_test(s, "mesh_http_call_keepalive", test_mesh_http_call_keepalive);
+  CU_add_test(s, "mesh_http_call_trace", test_mesh_http_call_trace);
+  CU_add_test(s, "mesh_http_call_metrics", test_mesh_http_call_metrics);
   CU_add_test(s, "mesh_http_call_args", test_mesh_http_call_args);
 }
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "http/http.h"
+#include "observe/span.h"
 
 /* ---- randomness for splits and faults --------------------------------------- */
 
@@ -31,8 +32,38 @@ static double uniform(void) {
 
 /* ---- one try ------------------------------------------------------------------- */
 
+/* Trace headers injected into the request (replacing the caller's). */
+#define INJECT_MAX 8
+typedef struct inject {
+  mesh__az_hdr_t h[INJECT_MAX];
+  char key[INJECT_MAX][32];
+  char val[INJECT_MAX][MESH_TRACESTATE_MAX + 1];
+  size_t n;
+} inject_t;
+
+static int inject_set(const char *key, const char *value, void *user) {
+  inject_t *in = user;
+  if (in->n == INJECT_MAX)
+    return 1;
+  if (mesh__strlcpy(in->key[in->n], key, sizeof in->key[0]) >=
+          sizeof in->key[0] ||
+      mesh__strlcpy(in->val[in->n], value, sizeof in->val[0]) >=
+          sizeof in->val[0])
+    return 1;
+  in->h[in->n].name = in->key[in->n];
+  in->h[in->n].value = in->val[in->n];
+  in->n++;
+  return 0;
+}
+
+static const char *req_get(const char *key, void *user) {
+  const mesh_http_request_t *req = user;
+  return mesh__http_hdrs_get(req->hdrs, req->nhdrs, key);
+}
+
 typedef struct try_ctx {
   const mesh_http_request_t *req;
+  const inject_t *inj;
   const char *host;
   const mesh__http_limits_t *lim;
   mesh_http_response_t *resp; /* the latest complete response */
@@ -51,8 +82,9 @@ static int try_once(mesh_call_t *call, mesh_conn_t *conn, int *status,
   mesh__http_io_t io;
   mesh__http_io_conn(&io, conn);
   bool reusable = false;
-  int rc = mesh__http_exchange_io(&io, t->host, t->req, NULL, 0, t->lim,
-                                  deadline, &t->resp, &reusable, &t->err);
+  int rc = mesh__http_exchange_io(&io, t->host, t->req, t->inj->h, t->inj->n,
+                                  t->lim, deadline, &t->resp, &reusable,
+                                  &t->err);
   if (rc == MESH_OK) {
     *status = t->resp->status;
     return reusable ? MESH_CALL_OK : MESH_CALL_OK_CLOSE;
@@ -135,8 +167,8 @@ static const mesh__route_t *route_for(mesh_t *m, mesh__service_t *svc,
 
 static int call_dest(mesh_t *m, const mesh__route_t *r,
                      const mesh__rt_dest_t *d, const mesh_http_request_t *req,
-                     int64_t timeout_ms, mesh_http_response_t **out,
-                     mesh_status_t *st) {
+                     const inject_t *inj, int64_t timeout_ms,
+                     mesh_http_response_t **out, mesh_status_t *st) {
   if (d->subset)
     return mesh__fail(st, MESH_ERR_UNSUPPORTED,
                       "route to subset \"%s\" of \"%s\": the call layer does "
@@ -151,7 +183,7 @@ static int call_dest(mesh_t *m, const mesh__route_t *r,
     mesh_call_opts_set_max_retries(o, r->retries);
   if (!idempotent(req->method))
     mesh_call_opts_set_hedging(o, 0);
-  try_ctx_t t = {.req = req, .host = d->service,
+  try_ctx_t t = {.req = req, .inj = inj, .host = d->service,
                  .lim = &mesh__http_settings(m)->lim};
   int rc = mesh_call_do(m, d->service, o, try_once, &t, st);
   mesh_call_opts_free(o);
@@ -192,16 +224,40 @@ int mesh_http_call(mesh_t *m, const char *service,
   int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms
                     : r                 ? r->timeout_ms
                                         : 0;
+  /* A CLIENT span, child of the trace the caller put in the request (if
+   * any); its context replaces the caller's trace headers. */
+  mesh_trace_ctx_t remote;
+  unsigned fmts = mesh_trace_formats(m);
+  bool have = mesh_trace_extract(fmts, req_get, (void *)req, &remote) ==
+              MESH_OK;
+  mesh__span_t sp = {0};
+  mesh__span_start(m, &sp, "mesh.request", MESH_SPAN_CLIENT, NULL,
+                   have ? &remote : NULL);
+  mesh__span_attr_str(&sp, MESH__ATTR_HTTP_METHOD, req->method);
+  mesh__span_attr_str(&sp, MESH__ATTR_SERVICE, d->service);
+  inject_t inj = {0};
+  mesh__span_inject(&sp, inject_set, &inj);
+  int rc = MESH_ERR_NOT_FOUND;
   if (r && r->has_fault) {
     int64_t t0 = mesh__now_ms();
-    int rc = inject(m, r, timeout, out, st);
-    if (rc != MESH_ERR_NOT_FOUND)
-      return rc;
-    if (timeout > 0) {
+    rc = inject(m, r, timeout, out, st);
+    if (rc == MESH_ERR_NOT_FOUND && timeout > 0) {
       timeout -= mesh__now_ms() - t0;
       if (timeout <= 0)
-        return mesh__fail(st, MESH_ERR_DEADLINE, "timeout spent in delay");
+        rc = mesh__fail(st, MESH_ERR_DEADLINE, "timeout spent in delay");
     }
   }
-  return call_dest(m, r, d, req, timeout, out, st);
+  if (rc == MESH_ERR_NOT_FOUND)
+    rc = call_dest(m, r, d, req, &inj, timeout, out, st);
+  int status = rc == MESH_OK ? (*out)->status : 0;
+  mesh__http_count(m, mesh__service_find(m, d->service), status);
+  if (rc == MESH_OK) {
+    mesh__span_attr_int(&sp, MESH__ATTR_HTTP_STATUS, status);
+    if (status >= 500)
+      mesh__span_status(&sp, MESH_SPAN_STATUS_ERROR, mesh__http_reason(status));
+  } else {
+    mesh__span_fail(&sp, rc, st ? st->message : NULL);
+  }
+  mesh__span_end(&sp);
+  return rc;
 }

@@ -33,6 +33,9 @@ static int write_request(const mesh__http_io_t *io, const char *host,
   for (size_t i = 0; i < req->nhdrs + nextra; i++) {
     const mesh__az_hdr_t *h =
         i < req->nhdrs ? &req->hdrs[i] : &extra[i - req->nhdrs];
+    /* a field the library sets (trace context) replaces the caller's */
+    if (i < req->nhdrs && mesh__http_hdrs_get(extra, nextra, h->name))
+      continue;
     mesh__hbuf_str(&b, h->name);
     mesh__hbuf_str(&b, ": ");
     mesh__hbuf_str(&b, h->value);

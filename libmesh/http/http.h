@@ -18,6 +18,7 @@
 #include "authz/authz.h"
 #include "core/core.h"
 #include "http/parse.h"
+#include "observe/metrics.h"
 
 /* ---- transports (io.c) ---------------------------------------------------- */
 
@@ -186,15 +187,26 @@ const mesh__route_t *mesh__routes_match(const mesh__routes_t *t,
 /** Choose a destination by weight from a uniform draw u in [0, 1). */
 const mesh__rt_dest_t *mesh__route_pick(const mesh__route_t *r, double u);
 
+/* mesh_http_requests_total{service,code} series, registered on first use
+ * of each code ([0]: "error", a request that got no response). */
+#define MESH__HTTP_CODES 600
+
 struct mesh__http_svc {
   mesh__routes_t routes;
+  _Atomic(mesh__metric_t *) by_code[MESH__HTTP_CODES];
 };
 
 struct mesh__http {
   mesh__http_settings_t set;
   mesh__routes_t routes;
   _Atomic uint64_t faults_delayed, faults_aborted;
+  _Atomic(mesh__metric_t *) inbound[MESH__HTTP_CODES];
 };
+
+/** Count one request of service (NULL: served inbound) that ended with
+ *  code (an HTTP status; 0 or out of range: "error").  Lock-free once the
+ *  series exists. */
+void mesh__http_count(mesh_t *m, mesh__service_t *svc, int code);
 
 extern const mesh__part_t mesh__http_part;
 extern const mesh__svc_part_t mesh__routes_svc_part;

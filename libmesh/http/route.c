@@ -422,6 +422,30 @@ const mesh__rt_dest_t *mesh__route_pick(const mesh__route_t *r, double u) {
   return &r->dests[r->ndests - 1];
 }
 
+/* ---- metrics ---------------------------------------------------------------------- */
+
+void mesh__http_count(mesh_t *m, mesh__service_t *svc, int code) {
+  if (!m || !m->http || (svc && !svc->http))
+    return;
+  int idx = code >= 100 && code < MESH__HTTP_CODES ? code : 0;
+  _Atomic(mesh__metric_t *) *slot =
+      svc ? &svc->http->by_code[idx] : &m->http->inbound[idx];
+  mesh__metric_t *c = atomic_load_explicit(slot, memory_order_acquire);
+  if (!c) {
+    /* Registration is idempotent: a race registers the same series. */
+    char labels[200], num[8];
+    snprintf(num, sizeof num, "%d", idx);
+    snprintf(labels, sizeof labels, "service=%s,code=%s",
+             svc ? svc->name : "inbound", idx ? num : "error");
+    c = mesh__counter(m, "mesh_http_requests_total",
+                      "HTTP requests through the L7 layer, by service "
+                      "(\"inbound\" for requests served) and status code.",
+                      labels);
+    atomic_store_explicit(slot, c, memory_order_release);
+  }
+  mesh__counter_add(c, 1);
+}
+
 /* ---- the parts ------------------------------------------------------------------- */
 
 /* Services and subsets named by routes must exist: looked up in the
@@ -524,14 +548,15 @@ static void routes_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
     mesh__routes_parse(c, v, path, "self", NULL);
 }
 
+/* Every service gets its state (metrics), with or without routes. */
 static int routes_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
                        mesh_status_t *st) {
-  if (!v)
-    return MESH_OK;
   struct mesh__http_svc *hs = calloc(1, sizeof *hs);
   if (!hs)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   svc->http = hs;
+  if (!v)
+    return MESH_OK;
   char path[MESH__PATH_MAX];
   snprintf(path, sizeof path, "services.%s.routes", svc->name);
   mesh__cfg_t c = {.first = st};

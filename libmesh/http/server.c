@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "http/http.h"
+#include "observe/span.h"
 #include "tls/tls.h"
 
 #define BODY_CHUNK 16384u
@@ -26,6 +27,7 @@ typedef struct srv {
   char *path;      /* normalized path for authorization */
   char *body;
   size_t body_cap;
+  char traceparent[MESH_TRACEPARENT_LEN + 1];
 } srv_t;
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -75,6 +77,7 @@ static int write_response(srv_t *s, const mesh_http_response_t *resp,
 
 /* A response the library makes itself (errors, denials). */
 static int write_simple(srv_t *s, int status, const char *body, bool close) {
+  mesh__http_count(s->m, NULL, status);
   mesh_http_response_t r = {.status = status,
                             .body = (char *)body,
                             .body_len = strlen(body)};
@@ -212,6 +215,58 @@ static void terminate(srv_t *s, const mesh__http_msg_t *msg,
   req->peer_id = s->peer->peer_id;
 }
 
+/* ---- tracing --------------------------------------------------------------------- */
+
+static const char *get_header(const char *key, void *user) {
+  const mesh_http_request_t *req = user;
+  return mesh__http_hdrs_get(req->hdrs, req->nhdrs, key);
+}
+
+/* Continue the caller's trace (traceparent / b3 in the request) with a
+ * SERVER span around the request. */
+static void span_begin(srv_t *s, const mesh_http_request_t *req,
+                       mesh__span_t *sp) {
+  mesh_trace_ctx_t remote;
+  bool have = mesh_trace_extract(mesh_trace_formats(s->m), get_header,
+                                 (void *)req, &remote) == MESH_OK;
+  mesh__span_start(s->m, sp, "mesh.request", MESH_SPAN_SERVER, NULL,
+                   have ? &remote : NULL);
+  if (!mesh__span_recording(sp))
+    return;
+  mesh__span_attr_str(sp, MESH__ATTR_HTTP_METHOD, req->method);
+  mesh__span_attr_str(sp, MESH__ATTR_URL_PATH, s->path);
+  if (s->peer->peer_id[0])
+    mesh__span_attr_str(sp, MESH__ATTR_PEER_SPIFFE_ID, s->peer->peer_id);
+}
+
+/* The handler sees our span as the parent to propagate: an application
+ * that copies "traceparent" into its outgoing requests continues the trace
+ * below this request rather than beside it. */
+static void span_expose(srv_t *s, const mesh__span_t *sp,
+                        mesh_http_request_t *req) {
+  mesh_trace_ctx_t ctx;
+  mesh__span_context(sp, &ctx);
+  if (mesh_traceparent_format(&ctx, s->traceparent, sizeof s->traceparent) < 0)
+    return;
+  for (size_t i = 0; i < req->nhdrs; i++)
+    if (strcasecmp(req->hdrs[i].name, "traceparent") == 0) {
+      req->hdrs[i].value = s->traceparent;
+      return;
+    }
+  if (req->nhdrs < s->set->lim.max_headers) {
+    s->hdrs[req->nhdrs].name = "traceparent";
+    s->hdrs[req->nhdrs].value = s->traceparent;
+    req->nhdrs++;
+  }
+}
+
+static void span_finish(mesh__span_t *sp, int status) {
+  mesh__span_attr_int(sp, MESH__ATTR_HTTP_STATUS, status);
+  if (status >= 500)
+    mesh__span_status(sp, MESH_SPAN_STATUS_ERROR, mesh__http_reason(status));
+  mesh__span_end(sp);
+}
+
 /* ---- one request ---------------------------------------------------------------- */
 
 static int authorize(srv_t *s, const mesh_http_request_t *req,
@@ -246,8 +301,12 @@ static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
   bool has_body = msg->framing != MESH__HTTP_BODY_NONE &&
                   !(msg->framing == MESH__HTTP_BODY_LENGTH &&
                     msg->content_length == 0);
+  mesh__span_t sp = {0};
+  span_begin(s, &req, &sp);
   mesh_status_t ast = {0};
   if (authorize(s, &req, host, &ast) != MESH_OK) {
+    mesh__span_event(&sp, "authz.deny");
+    span_finish(&sp, 403);
     /* An unread body cannot be skipped safely: close after answering. */
     *next = has_body || !msg->keep_alive ? NEXT_CLOSE : NEXT_CONTINUE;
     int rc = write_simple(s, 403, "RBAC: access denied", *next == NEXT_CLOSE);
@@ -269,20 +328,30 @@ static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
   }
   size_t blen = 0, pos = msg->head_len;
   int rc = read_body(s, msg, &blen, &pos, st);
-  if (rc != MESH_OK)
+  if (rc != MESH_OK) {
+    mesh__span_fail(&sp, rc, st ? st->message : NULL);
+    mesh__span_end(&sp);
     return rc;
+  }
+  span_expose(s, &sp, &req);
   req.body = s->body ? s->body : "";
   req.body_len = blen;
   mesh_http_response_t *resp = mesh_http_response_new();
-  if (!resp)
+  if (!resp) {
+    mesh__span_end(&sp);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
   if (fn(&req, resp, user) != 0) {
     mesh_http_response_free(resp);
     resp = mesh_http_response_new();
-    if (!resp)
+    if (!resp) {
+      mesh__span_end(&sp);
       return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+    }
     resp->status = 500;
   }
+  mesh__http_count(s->m, NULL, resp->status);
+  span_finish(&sp, resp->status);
   *next = msg->keep_alive ? NEXT_CONTINUE : NEXT_CLOSE;
   rc = write_response(s, resp, strcmp(req.method, "HEAD") == 0,
                       *next == NEXT_CLOSE);
