@@ -41,7 +41,10 @@ static const char resolve_help[] =
     "  --timeout DURATION  how long to wait (default 5s)\n"
     "  --json              print JSON instead of a table\n"
     "  --verbose           keep the config's log level (default: warnings\n"
-    "                      and errors only, on standard error)\n";
+    "                      and errors only, on standard error)\n"
+    "\n"
+    "Exit status: 0 with the answer, 1 when discovery failed or the service\n"
+    "or the admin endpoint cannot be read, 2 on a usage error.\n";
 
 #define DEFAULT_TIMEOUT_S 5
 #define HTTP_MAX (16u << 20)
@@ -172,6 +175,7 @@ typedef struct input {
   char source[32];
   double version;
   bool live;        /* from a running process: LB state is real */
+  bool failed;      /* discovery's first answer was an error */
 } input_t;
 
 static int from_config(const char *path, const char *service,
@@ -198,8 +202,10 @@ static int from_config(const char *path, const char *service,
     cJSON_Delete(cfg);
     return MESHCTL_FAIL;
   }
-  if (rc == MESH_ERR_DISCOVERY)
+  if (rc == MESH_ERR_DISCOVERY) {
     fprintf(stderr, "meshctl resolve: discovery failed: %s\n", st.message);
+    in->failed = true;
+  }
   const cJSON *svc = cJSON_GetObjectItemCaseSensitive(
       cJSON_GetObjectItemCaseSensitive(cfg, "services"), service);
   if (cJSON_GetObjectItemCaseSensitive(svc, "health_check"))
@@ -651,7 +657,7 @@ int meshctl_resolve(int argc, char **argv) {
     fprintf(stderr, "meshctl resolve: invalid --timeout \"%s\"\n", timeout);
     return MESHCTL_USAGE;
   }
-  input_t in = {NULL, NULL, "none", 0, false};
+  input_t in = {NULL, NULL, "none", 0, false, false};
   int rc = config ? from_config(config, service, secs, verbose, &in)
                   : from_admin(admin, service, secs, &in);
   cJSON *warnings = cJSON_CreateArray();
@@ -666,5 +672,5 @@ int meshctl_resolve(int argc, char **argv) {
   cJSON_Delete(in.endpoints);
   cJSON_Delete(in.svc_cfg);
   fflush(stdout);
-  return rc;
+  return rc == MESHCTL_OK && in.failed ? MESHCTL_FAIL : rc;
 }
