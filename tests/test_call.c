@@ -847,7 +847,8 @@ static void test_mesh_call_trace_context(void) {
     mesh_call_end(c, MESH_CALL_OK, status);
   }
   mesh_set_span_hooks(m, NULL, NULL, NULL);
-  /* 2 calls, 3 tries (one refused, two good) */
+  /* 2 calls; each try on the dead endpoint failed and was retried on b
+   * (where the round robin starts decides whether that is 1 or 2 tries) */
   int calls = 0, tries = 0, failed = 0;
   for (int i = 0; i < cap.n; i++) {
     CU_ASSERT_EQUAL(memcmp(cap.ctx[i].trace_id, parent.trace_id, 16), 0);
@@ -862,8 +863,8 @@ static void test_mesh_call_trace_context(void) {
     }
   }
   CU_ASSERT_EQUAL(calls, 2);
-  CU_ASSERT_EQUAL(tries, 3);
-  CU_ASSERT_EQUAL(failed, 1);
+  CU_ASSERT(failed >= 1 && failed <= 2);
+  CU_ASSERT_EQUAL(tries, calls + failed);
   /* each try is a child of a call of the same trace */
   for (int i = 0; i < cap.n; i++) {
     if (strcmp(cap.name[i], "mesh.try") != 0)
