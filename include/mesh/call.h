@@ -40,7 +40,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 typedef struct mesh_conn mesh_conn_t;
 typedef struct mesh_call mesh_call_t;
 typedef struct mesh_call_opts mesh_call_opts_t;

@@ -154,8 +154,9 @@ struct mesh__services;   /* discovery + lb + resilience, per service */
 struct mesh__observe;    /* observe/ */
 struct mesh__authz;      /* authz/ */
 struct mesh__admin;      /* observe/admin */
+struct mesh__http;       /* http/ */
 
-struct mesh {
+struct mesh_ctx {
   cJSON *config;          /* the parsed configuration, owned */
   char *self_name;        /* "name": this service's own name, may be NULL */
   mesh__logger_t log;
@@ -169,6 +170,7 @@ struct mesh {
   struct mesh__observe *observe;
   struct mesh__authz *authz;
   struct mesh__admin *admin;
+  struct mesh__http *http;     /* http/ (settings, top-level routes) */
 };
 
 /* A part of the library: parse (validate config, no side effects), init
