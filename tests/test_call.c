@@ -547,6 +547,7 @@ static void test_deadline(void) {
   el = mesh__now_ms() - t0;
   CU_ASSERT(el >= 140 && el < 800);
   /* a per-call deadline replaces the config's */
+  CU_ASSERT_TRUE(tcb_mode(m, &a, "slow:200"));
   mesh_call_opts_t *o = mesh_call_opts_new();
   mesh_call_opts_set_deadline(o, 3000);
   CU_ASSERT_EQUAL(mesh_call_request(m, SVC, o, "PING\n", 5, tcb_frame, NULL,
@@ -617,6 +618,7 @@ static void test_mesh_call_request_hedge(void) {
   CU_ASSERT(atomic_load(&rs->hedges) >= 2);
   CU_ASSERT_FALSE(mesh__od_ejected(host_of(m, a.port), mesh__now_ms()));
   /* hedging off for one call: it waits for the slow one when picked */
+  CU_ASSERT_TRUE(tcb_mode(m, &a, "slow:200"));
   mesh_call_opts_t *o = mesh_call_opts_new();
   mesh_call_opts_set_hedging(o, 0);
   uint64_t before = atomic_load(&rs->hedges);
