@@ -120,6 +120,8 @@ MESH_EXTERN int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
  *  @param out      receives the call; end it with mesh_call_end().
  *  @param st       optional detail on failure.
  *  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_UNKNOWN_SERVICE,
+ *          MESH_ERR_CLOSED (mesh_free() has begun), MESH_ERR_DISCOVERY (the
+ *          source failed and no endpoint set is known),
  *          MESH_ERR_NO_ENDPOINTS, MESH_ERR_CIRCUIT_OPEN (max_requests,
  *          max_pending_requests or max_connections reached),
  *          MESH_ERR_RETRY_BUDGET, MESH_ERR_DEADLINE, or the last dial

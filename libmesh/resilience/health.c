@@ -6,6 +6,7 @@
  * timeout of start-up. */
 #include "lb/lb.h"
 #include "observe/metrics.h"
+#include "resilience/call.h"
 #include "resilience/resilience.h"
 #include "tls/tls.h"
 
@@ -285,6 +286,17 @@ static void start_tls(hc_check_t *k) {
   }
   if (rc == MESH_OK) {
     step_handshake(k);
+    return;
+  }
+  if (rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE && !c &&
+      !mesh__call_host_fault(rc)) {
+    /* Our side failed (no SVID loaded, out of descriptors): that says
+     * nothing about the endpoint, so no verdict. */
+    mesh__log(rs->m, MESH_LOG_WARN, "health_check_skipped",
+              "service=%s host=%s reason=\"%s\"", rs->name, k->h->key,
+              st.message);
+    unlink_check(k);
+    check_free(k);
     return;
   }
   if ((rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE) || !c) {
