@@ -55,6 +55,8 @@ typedef struct demo_ep {
 /* Everything the run shares between threads. */
 typedef struct demo {
   char out[DEMO_OUT_MAX];       /* output directory, absolute */
+  char show[DEMO_OUT_MAX];      /* the same as shown: relative when below
+                                   the working directory */
   char spans_path[DEMO_PATH_MAX];
   double seconds;               /* length of the load phase */
   double t_intruder, t_kill;    /* when the intruder calls, the kill */

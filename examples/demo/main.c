@@ -539,6 +539,10 @@ static int parse_args(demo_t *d, int argc, char **argv, bool *no_color) {
     return 1;
   }
   snprintf(d->out, sizeof d->out, "%s", abs);
+  char cwd[PATH_MAX];
+  size_t n = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;
+  bool below = n > 1 && strncmp(abs, cwd, n) == 0 && abs[n] == '/';
+  snprintf(d->show, sizeof d->show, "%s", below ? abs + n + 1 : abs);
   return -1; /* go on */
 }
 

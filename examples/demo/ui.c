@@ -49,7 +49,7 @@ void ui_banner(const demo_t *d, int admin_port) {
   printf("\n%slibmesh demo%s: a proxyless service mesh on loopback\n\n",
          BOLD(d), RESET(d));
   printf("  %-14s %s  %s(development CA: %s/ca.crt)%s\n", "trust domain",
-         DEMO_TD, DIM(d), d->out, RESET(d));
+         DEMO_TD, DIM(d), d->show, RESET(d));
   for (size_t i = 0; i < d->neps; i++) {
     const demo_ep_t *e = &d->eps[i];
     printf("  %-14s %s%-5s%s %-16s pid %d\n",
@@ -211,9 +211,8 @@ bool ui_report(demo_t *d, unsigned long backend_denials,
          "denied", d->intruder_denied, DEMO_ID_INTRUDER,
          d->intruder_reason[0] ? d->intruder_reason : "-", DIM(d),
          backend_denials, RESET(d));
-  printf("  %-10s %s: %lu spans from %d processes, %lu traces\n\n",
-         "traces", d->spans_path, spans->lines, spans->processes,
-         spans->traces);
+  printf("  %-10s %s/spans.jsonl: %lu spans from %d processes, %lu traces\n\n",
+         "traces", d->show, spans->lines, spans->processes, spans->traces);
 
   unsigned long calls = atomic_load(&d->calls);
   unsigned long failed = atomic_load(&d->failed);
@@ -240,8 +239,8 @@ bool ui_report(demo_t *d, unsigned long backend_denials,
   all &= verdict(d, denied, "the wrong identity was denied %d of %d times",
                  d->intruder_denied, d->intruder_attempts);
   all &= verdict(d, spans->lines > 0 && spans->bad == 0,
-                 "%lu spans written to %s%s", spans->lines, d->spans_path,
-                 spans->bad ? " (with malformed lines)" : "");
+                 "%lu spans written to %s/spans.jsonl%s", spans->lines,
+                 d->show, spans->bad ? " (with malformed lines)" : "");
   printf("\n");
   fflush(stdout);
   return all;
