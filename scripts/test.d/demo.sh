@@ -51,8 +51,10 @@ check "the report has a row per endpoint" sh -c \
    grep -Eq '^ +v1-a +v1 +127\.0\.0\.1:[0-9]+ +[1-9][0-9]* +0 +[0-9.]+ms +[0-9.]+ms +0 +up' '$tmp/stdout' &&
    grep -Eq '^ +v1-b +v1 +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+ .* 1 +killed at [0-9.]+s, ejected at' '$tmp/stdout' &&
    grep -Eq '^ +v2 +v2 +127\.0\.0\.1:[0-9]+ +[1-9][0-9]* +0 +[0-9.]+ms +[0-9.]+ms +0 +up' '$tmp/stdout'"
+# 403 from the per-request check; a refusal right after the handshake once
+# the accept path enforces the policy too.
 check "the report shows the denied calls" grep_out \
-  '^ +denied +5 calls from spiffe://demo\.mesh/ns/demo/sa/reports: 403 RBAC: access denied'
+  '^ +denied +5 calls from spiffe://demo\.mesh/ns/demo/sa/reports: (403 RBAC: access denied|connection refused after the handshake)'
 check "every verdict holds" sh -c \
   "[ \$(grep -c '^  ok ' '$tmp/stdout') -eq 4 ] && ! grep -q '^  FAIL ' '$tmp/stdout'"
 
@@ -66,7 +68,7 @@ def need(cond, msg):
     if not cond:
         print(msg); print(json.dumps(s, indent=1)); sys.exit(1)
 if what == "calls":
-    need(s["ok"] and s["calls"] > 500 and s["failed"] == 0, "calls failed")
+    need(s["ok"] and s["calls"] > 100 and s["failed"] == 0, "calls failed")
     need(sum(e["calls"] for e in eps.values()) == s["calls"],
          "answered tries != calls")
 elif what == "ejection":
@@ -104,16 +106,20 @@ elif what == "spans":
     need(n == s["spans"]["lines"] and n > 0, "span count")
     need(procs == {"frontend", "reports", "v1-a", "v1-b", "v2"},
          "spans from %s" % sorted(procs))
-    # a trace: client call -> try -> the backend's request span
-    joined = 0
+    # traces: every backend request span is the child of a client's try
+    served, joined = 0, 0
     for spans in traces.values():
         by_id = {x["span_id"]: x for x in spans}
         for x in spans:
+            if x["name"] != "mesh.request" or x["kind"] != "server":
+                continue
+            served += 1
             p = by_id.get(x.get("parent_span_id"))
-            if (x["name"] == "mesh.request" and x["kind"] == "server" and p
-                    and p["name"] == "mesh.try" and p["process"] == "frontend"):
+            if p and p["name"] == "mesh.try" and p["process"] in (
+                    "frontend", "reports"):
                 joined += 1
-    need(joined > 500, "only %d backend spans joined their client try" % joined)
+    need(served > 100 and joined == served,
+         "%d of %d backend spans joined their client's try" % (joined, served))
     need(s["spans"]["traces"] == s["calls"], "one trace per call")
 PY
 for what in calls ejection split denied spans; do
