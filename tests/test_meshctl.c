@@ -24,7 +24,7 @@
 #define MESHCTL TEST_BUILDDIR "/tools/meshctl"
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- helpers ---------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static char *out_text, *err_text;
 
@@ -78,7 +78,7 @@ static void write_cfg(const char *name, const char *text) {
   CU_ASSERT_FATAL(th_write(th_path(name), text));
 }
 
-/* ---- check-config ---------------------------------------------------------------- */
+/* ---- check-config -------------------------------------------------------- */
 
 typedef struct errlist {
   char lines[32][400];
@@ -207,7 +207,7 @@ static void test_check_config_usage(void) {
   CU_ASSERT_EQUAL(count_lines(out_text, "  resolve "), 1);
 }
 
-/* ---- resolve: from a config -------------------------------------------------------- */
+/* ---- resolve: from a config ---------------------------------------------- */
 
 /* v1: a (weight 1) and b (weight 3); v2: c (priority 0, unhealthy) and d
  * (priority 1).  Expected shares: v1's 90% by weight, 22.5 / 67.5; v2's
@@ -257,16 +257,16 @@ static void test_resolve_static(void) {
                                "v1 90, version=v2 10\n"));
   /* subsets are listed in the config's order */
   const char *rows[] = {
-      "\nENDPOINT        HEALTH     STATE     WEIGHT  PRIO  LOCALITY            "
-      "SUBSETS  SHARE  LABELS\n",
-      "\n10.0.0.1:8001   unknown    usable    1       0     eu-west/eu-west-1a  "
-      "v1,eu    22.5%  region=eu version=v1\n",
-      "\n10.0.0.2:8002   unknown    usable    3       0     -                   "
-      "v1       67.5%  version=v1\n",
-      "\n10.0.0.3:8003   unhealthy  unusable  1       0     -                   "
-      "v2       0.0%   version=v2\n",
-      "\n[fd00::4]:8004  unknown    usable    1       1     -                   "
-      "v2       10.0%  version=v2\n"};
+      "\nENDPOINT        HEALTH     STATE     WEIGHT  PRIO  "
+      "LOCALITY            SUBSETS  SHARE  LABELS\n",
+      "\n10.0.0.1:8001   unknown    usable    1       0     "
+      "eu-west/eu-west-1a  v1,eu    22.5%  region=eu version=v1\n",
+      "\n10.0.0.2:8002   unknown    usable    3       0     "
+      "-                   v1       67.5%  version=v1\n",
+      "\n10.0.0.3:8003   unhealthy  unusable  1       0     "
+      "-                   v2       0.0%   version=v2\n",
+      "\n[fd00::4]:8004  unknown    usable    1       1     "
+      "-                   v2       10.0%  version=v2\n"};
   for (size_t i = 0; i < N(rows); i++)
     CU_ASSERT_TRUE(has(out_text, rows[i]));
   CU_ASSERT_PTR_NULL(strstr(out_text, "warning"));
@@ -379,7 +379,7 @@ static void test_resolve_errors(void) {
   CU_ASSERT_TRUE(has(out_text, "usage: meshctl resolve SERVICE --config"));
 }
 
-/* ---- resolve: sources that answer later ---------------------------------------------- */
+/* ---- resolve: sources that answer later ---------------------------------- */
 
 static int listen_tcp(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -463,7 +463,7 @@ static void test_resolve_dns(void) {
   CU_ASSERT_TRUE(has(out_text, "work: 0 endpoints"));
 }
 
-/* ---- resolve: the live state of a running process ---------------------------------- */
+/* ---- resolve: the live state of a running process ------------------------ */
 
 static void eject(mesh_t *m, const char *svc_name, const char *address) {
   mesh__service_t *svc = mesh__service_find(m, svc_name);

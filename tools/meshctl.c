@@ -188,7 +188,7 @@ bool meshctl_parse_args(int argc, char **argv, int first,
   return ok;
 }
 
-/* ---- reading files ---------------------------------------------------------- */
+/* ---- reading files ------------------------------------------------------- */
 
 /* Read a whole stream; NULL with errno set on failure (EFBIG: too large). */
 static char *read_stream(FILE *f, size_t *len) {

@@ -33,8 +33,8 @@ static const char resolve_help[] =
     "  --config FILE       resolve with this config: waits for discovery's\n"
     "                      first answer (and for the first active health\n"
     "                      check when the service has one); the config's\n"
-    "                      \"register\", \"admin\" and \"tracing\" sections are\n"
-    "                      ignored, so nothing is registered or exported\n"
+    "                      \"register\", \"admin\" and \"tracing\" sections\n"
+    "                      are ignored: nothing is registered or exported\n"
     "  --admin HOST:PORT   ask a running process's admin endpoint instead:\n"
     "                      adds the live state (ejections, requests in\n"
     "                      flight, latency EWMA)\n"
@@ -49,7 +49,7 @@ static const char resolve_help[] =
 #define DEFAULT_TIMEOUT_S 5
 #define HTTP_MAX (16u << 20)
 
-/* ---- small JSON readers (input from a config or the network) -------------- */
+/* ---- small JSON readers (input from a config or the network) ------------- */
 
 static const char *jstr(const cJSON *o, const char *key, const char *def) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -231,7 +231,7 @@ static int from_config(const char *path, const char *service,
   return in->endpoints ? MESHCTL_OK : MESHCTL_FAIL;
 }
 
-/* ---- input 2: a running process's admin endpoint --------------------------- */
+/* ---- input 2: a running process's admin endpoint ------------------------- */
 
 typedef struct body {
   char *p;
@@ -444,7 +444,7 @@ static void lb_view(cJSON *eps, const cJSON *svc, cJSON *warnings) {
   }
 }
 
-/* ---- output --------------------------------------------------------------------- */
+/* ---- output -------------------------------------------------------------- */
 
 static void lb_summary(const cJSON *svc, char *out, size_t len) {
   const cJSON *lb = cJSON_GetObjectItemCaseSensitive(svc, "lb");
@@ -623,7 +623,7 @@ static void print_json(const char *service, input_t *in, cJSON *warnings) {
   cJSON_Delete(doc);
 }
 
-/* ---- the command ------------------------------------------------------------ */
+/* ---- the command --------------------------------------------------------- */
 
 int meshctl_resolve(int argc, char **argv) {
   const char *config = NULL, *admin = NULL, *timeout = NULL;

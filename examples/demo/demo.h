@@ -80,19 +80,19 @@ typedef struct demo {
   char intruder_reason[512];
 } demo_t;
 
-/* ---- main.c ---------------------------------------------------------------- */
+/* ---- main.c -------------------------------------------------------------- */
 double demo_now(void);
 /** Queue a line for the main thread to print (any thread). */
 void demo_event(demo_t *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 demo_ep_t *demo_ep_by_key(demo_t *d, const char *key);
 
-/* ---- backend.c ------------------------------------------------------------- */
+/* ---- backend.c ----------------------------------------------------------- */
 /** `mesh_demo backend CONFIG NAME WORK_US SPANS STATS READY_FD`; returns
  *  the exit code. */
 int demo_backend_main(int argc, char **argv);
 
-/* ---- spans.c --------------------------------------------------------------- */
+/* ---- spans.c ------------------------------------------------------------- */
 /** Append every sampled span of m to path as one JSON object per line
  *  (O_APPEND: several processes share the file).  d may be NULL (backend);
  *  with d, "mesh.try" spans also feed d's per-endpoint stats.
@@ -111,13 +111,13 @@ typedef struct span_stats {
 /** Read the file back for the report.  @return false if unreadable. */
 bool demo_spans_scan(const char *path, span_stats_t *out);
 
-/* ---- client.c -------------------------------------------------------------- */
+/* ---- client.c ------------------------------------------------------------ */
 /** Start the load: d->workers threads calling the service until d->stop. */
 int demo_client_start(demo_t *d, mesh_t *m, pthread_t *threads);
 /** Make `n` calls with the intruder's context and record the outcome. */
 void demo_intruder(demo_t *d, mesh_t *m, int n);
 
-/* ---- ui.c ------------------------------------------------------------------ */
+/* ---- ui.c ---------------------------------------------------------------- */
 void ui_init(demo_t *d, bool no_color);
 void ui_banner(const demo_t *d, int admin_port);
 void ui_progress(demo_t *d, double t, unsigned long *prev_ok);

@@ -94,7 +94,7 @@ demo_ep_t *demo_ep_by_key(demo_t *d, const char *key) {
   return NULL;
 }
 
-/* ---- files --------------------------------------------------------------------- */
+/* ---- files --------------------------------------------------------------- */
 
 static void path_in(const demo_t *d, char *out, const char *name,
                     const char *ext) {
@@ -123,7 +123,7 @@ static bool make_dirs(const char *path) {
   return mkdir(p, 0755) == 0 || errno == EEXIST;
 }
 
-/* ---- identities ------------------------------------------------------------------ */
+/* ---- identities ---------------------------------------------------------- */
 
 static bool issue(demo_t *d, const char *name, const char *id) {
   char ca[DEMO_PATH_MAX], cakey[DEMO_PATH_MAX], crt[DEMO_PATH_MAX],
@@ -158,7 +158,7 @@ static bool mint(demo_t *d) {
          issue(d, "reports", DEMO_ID_INTRUDER);
 }
 
-/* ---- configs ---------------------------------------------------------------------- */
+/* ---- configs ------------------------------------------------------------- */
 
 static int identity_json(const demo_t *d, const char *name, char *out,
                          size_t len) {
@@ -245,13 +245,13 @@ static bool client_config(const demo_t *d, const char *name, bool intruder) {
            "    %s\n"
            "  }\n"
            "}\n",
-           name, id, intruder ? "" : "\"admin\": {\"listen\": \"127.0.0.1:0\"},\n",
-           svc);
+           name, id,
+           intruder ? "" : "\"admin\": {\"listen\": \"127.0.0.1:0\"},\n", svc);
   path_in(d, path, name, ".json");
   return write_file(path, text);
 }
 
-/* ---- backends -------------------------------------------------------------------- */
+/* ---- backends ------------------------------------------------------------ */
 
 static bool read_port(int fd, int *port) {
   char buf[32];
@@ -359,7 +359,7 @@ static unsigned long read_stats(demo_t *d) {
   return denials;
 }
 
-/* ---- the client's library log: ejections ------------------------------------ */
+/* ---- the client's library log: ejections --------------------------------- */
 
 static FILE *client_log;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -400,7 +400,7 @@ static void on_log(int level, const char *line, void *user) {
     on_ejection(the_demo, line);
 }
 
-/* ---- the run ------------------------------------------------------------------------ */
+/* ---- the run ------------------------------------------------------------- */
 
 static mesh_t *new_mesh(const demo_t *d, const char *name) {
   char path[DEMO_PATH_MAX];
@@ -499,7 +499,7 @@ static void write_summary(demo_t *d, unsigned long denials,
   fclose(f);
 }
 
-/* ---- options and setup -------------------------------------------------------------- */
+/* ---- options and setup --------------------------------------------------- */
 
 static int parse_args(demo_t *d, int argc, char **argv, bool *no_color) {
   const char *out = "mesh-demo";

@@ -24,7 +24,7 @@ static int spans_fd = -1;
 static hook_ctx_t hooks[MAX_HOOKS];
 static atomic_int nhooks;
 
-/* ---- a bounded JSON line builder -------------------------------------------------- */
+/* ---- a bounded JSON line builder ----------------------------------------- */
 
 typedef struct line {
   char buf[LINE_MAX_BYTES];
@@ -158,7 +158,7 @@ static void write_span(const hook_ctx_t *h, const mesh_span_t *s) {
   free(l);
 }
 
-/* ---- per-endpoint numbers from the client's tries ------------------------------- */
+/* ---- per-endpoint numbers from the client's tries ------------------------ */
 
 static void record_try(demo_t *d, const mesh_span_t *s) {
   char peer[64];
@@ -220,7 +220,7 @@ void demo_spans_close(void) {
   spans_fd = -1;
 }
 
-/* ---- reading the file back ------------------------------------------------------- */
+/* ---- reading the file back ----------------------------------------------- */
 
 static bool one_object(const char *line, size_t len) {
   return len >= 2 && line[0] == '{' && line[len - 1] == '}';

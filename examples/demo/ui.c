@@ -108,7 +108,7 @@ void ui_event(const demo_t *d, double t, const char *line) {
   fflush(stdout);
 }
 
-/* ---- the report ------------------------------------------------------------------- */
+/* ---- the report ---------------------------------------------------------- */
 
 static int cmp_u32(const void *a, const void *b) {
   uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
