@@ -530,6 +530,37 @@ static void test_mesh_http_call_metrics(void) {
   free(text);
 }
 
+/* The authz request of a real connection: peer ID, namespace, address. */
+static void test_mesh_authz_request_set_conn(void) {
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", mesh_listener_port(bb.l));
+  mesh_conn_t *c = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_dial(client, target, NULL, &c, &st), MESH_OK);
+  mesh_authz_request_t *r = mesh_authz_request_new();
+  CU_ASSERT_EQUAL(mesh_authz_request_set_conn(r, c), MESH_OK);
+  CU_ASSERT_STRING_EQUAL(mesh_authz_request_principal(r),
+                         "spiffe://example.org/ns/shop/sa/backend");
+  CU_ASSERT_STRING_EQUAL(mesh_authz_request_namespace(r), "shop");
+  char ip[64];
+  mesh_authz_request_source_ip(r, ip, sizeof ip);
+  CU_ASSERT_STRING_EQUAL(ip, "127.0.0.1");
+  CU_ASSERT(mesh_authz_request_port(r) > 0);
+  CU_ASSERT_EQUAL(mesh_authz_request_set_conn(r, NULL), MESH_ERR_INVALID_ARG);
+  mesh_authz_request_free(r);
+  /* and one HTTP exchange over the held connection */
+  mesh_http_request_t *req = mesh_http_request_new("GET", "/");
+  mesh_http_response_t *resp = NULL;
+  int ka = 0;
+  CU_ASSERT_EQUAL(mesh_http_exchange(c, "b", req, &resp, &ka, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_http_response_status(resp), 200);
+  CU_ASSERT_STRING_EQUAL(mesh_http_response_body(resp, NULL), "b");
+  CU_ASSERT_EQUAL(ka, 1);
+  mesh_http_response_free(resp);
+  mesh_http_request_free(req);
+  mesh_conn_close(c);
+}
+
 static void test_mesh_http_call_args(void) {
   mesh_http_request_t *req = mesh_http_request_new("GET", "/");
   mesh_http_response_t *resp = NULL;
@@ -560,6 +591,8 @@ static void add(void) {
   CU_add_test(s, "mesh_http_call_keepalive", test_mesh_http_call_keepalive);
   CU_add_test(s, "mesh_http_call_trace", test_mesh_http_call_trace);
   CU_add_test(s, "mesh_http_call_metrics", test_mesh_http_call_metrics);
+  CU_add_test(s, "mesh_authz_request_set_conn",
+              test_mesh_authz_request_set_conn);
   CU_add_test(s, "mesh_http_call_args", test_mesh_http_call_args);
 }
 
