@@ -99,7 +99,7 @@ static int count_queries(const char *needle) {
   size_t len;
   char *log = th_slurp(th_path(logname), &len);
   int n = 0;
-  for (char *p = log; p && (p = strstr(p, needle)) != NULL; p++)
+  for (char *p = log ? strstr(log, needle) : NULL; p; p = strstr(p + 1, needle))
     n++;
   free(log);
   return n;
@@ -421,9 +421,25 @@ static void test_dns_wait_bounded(void) {
   fake_stop(&f);
 }
 
+/* Server lists in every accepted form reach c-ares. */
+static void test_dns_servers(void) {
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"log\":{\"level\":\"error\"},\"services\":{\"a\":{"
+           "\"discovery\":{\"type\":\"dns\",\"name\":\"a.test\",\"port\":1,"
+           "\"record\":\"A\",\"servers\":[\"127.0.0.1:%d\",\"[::1]:%d\","
+           "\"::1\",\"127.0.0.2\"],\"timeout_ms\":600}}}}",
+           dns_port, dns_port);
+  mesh_t *m = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_TRUE(wait_desc(m, "a", "10.0.0.1:1/0/1", 3000));
+  mesh_free(m);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("discovery_dns", suite_init, suite_clean);
   CU_add_test(s, "dns_records", test_dns_records);
+  CU_add_test(s, "dns_servers", test_dns_servers);
   CU_add_test(s, "dns_ttl_change", test_dns_ttl_change);
   CU_add_test(s, "dns_outage", test_dns_outage);
   CU_add_test(s, "dns_bad_answers", test_dns_bad_answers);

@@ -518,6 +518,107 @@ static void test_file_external_loop(void) {
   mesh_free(m);
 }
 
+/* ---- the load balancer's hook ------------------------------------------------------ */
+
+static _Atomic int prepared, lb_freed;
+static _Atomic bool fail_prepare;
+
+static void free_lb(void *p) {
+  free(p);
+  atomic_fetch_add(&lb_freed, 1);
+}
+
+static int prepare(mesh__service_t *svc, void *snap) {
+  (void)svc;
+  mesh__snapshot_t *s = snap;
+  if (atomic_load(&fail_prepare))
+    return MESH_ERR_NOMEM;
+  size_t *n = malloc(sizeof *n);
+  *n = s->n;
+  s->lb = n;
+  s->lb_free = free_lb;
+  atomic_fetch_add(&prepared, 1);
+  return MESH_OK;
+}
+
+static void test_prepare_snapshot(void) {
+  const char *path = th_path("lb.json");
+  write_endpoints(path, 2, 80);
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"log\":{\"level\":\"error\"},\"worker\":{\"mode\":\"external\"},"
+           "\"services\":{\"f\":{\"discovery\":{\"type\":\"file\","
+           "\"path\":\"%s\",\"poll_interval_ms\":10}}}}",
+           path);
+  mesh_t *m = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  mesh__service_t *svc = mesh__service_find(m, "f");
+  mesh__snapref_t *ref = mesh__disc_snapref(svc);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+  /* lb's per-service init runs before discovery's (core/parts.c): the set
+   * published inside mesh_new() already carries picker state */
+  mesh__snapshot_t *s0 = mesh__snap_acquire(ref);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s0);
+  CU_ASSERT_PTR_NOT_NULL(svc->prepare_snapshot);
+  CU_ASSERT_PTR_NOT_NULL(s0->lb);
+  mesh__snap_release(s0);
+  /* stand in for the load balancer's hook from here on */
+  svc->prepare_snapshot = prepare;
+  atomic_store(&prepared, 0);
+  atomic_store(&lb_freed, 0);
+  mesh_process(m);
+  mesh__snapshot_t *s1 = mesh__snap_acquire(ref);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s1);
+
+  /* every publish is prepared before readers can see it */
+  write_endpoints(path, 3, 80);
+  for (int i = 0; i < 200 && atomic_load(&prepared) < 1; i++) {
+    usleep(5000);
+    mesh_process(m);
+  }
+  CU_ASSERT_EQUAL(atomic_load(&prepared), 1);
+  mesh__snapshot_t *s2 = mesh__snap_acquire(ref);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s2->lb);
+  CU_ASSERT_EQUAL(*(size_t *)s2->lb, 3);
+  CU_ASSERT_EQUAL(s2->version, s1->version + 1);
+  mesh__snap_release(s1);
+  /* this snapshot's picker state lives as long as its holders */
+  CU_ASSERT_EQUAL(atomic_load(&lb_freed), 0);
+  write_endpoints(path, 2, 80);
+  for (int i = 0; i < 200 && atomic_load(&prepared) < 2; i++) {
+    usleep(5000);
+    mesh_process(m);
+  }
+  CU_ASSERT_EQUAL(atomic_load(&lb_freed), 0);
+  mesh__snap_release(s2);
+  CU_ASSERT_EQUAL(atomic_load(&lb_freed), 1);
+  s2 = mesh__snap_acquire(ref);
+
+  /* a failing prepare keeps the last good set and counts an error */
+  atomic_store(&fail_prepare, true);
+  write_endpoints(path, 4, 80);
+  mesh__disc_stats_t ds;
+  stats_of(m, "f", &ds);
+  for (int i = 0; i < 200 && ds.errors == 0; i++) {
+    usleep(5000);
+    mesh_process(m);
+    stats_of(m, "f", &ds);
+  }
+  CU_ASSERT_EQUAL(ds.errors, 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "load balancer"));
+  CU_ASSERT_EQUAL(count_of(m, "f", NULL), 2);
+  /* and retries on its own once the picker accepts again */
+  atomic_store(&fail_prepare, false);
+  for (int i = 0; i < 200 && count_of(m, "f", NULL) != 4; i++) {
+    usleep(5000);
+    mesh_process(m);
+  }
+  CU_ASSERT_EQUAL(count_of(m, "f", NULL), 4);
+  mesh__snap_release(s2);
+  mesh_free(m);
+  CU_ASSERT_EQUAL(atomic_load(&lb_freed), 3);
+}
+
 /* ---- scale -------------------------------------------------------------------------- */
 
 static void test_file_10k(void) {
@@ -571,6 +672,7 @@ static void add(void) {
   CU_add_test(s, "file_reload", test_file_reload);
   CU_add_test(s, "file_missing_at_start", test_file_missing_at_start);
   CU_add_test(s, "file_external_loop", test_file_external_loop);
+  CU_add_test(s, "prepare_snapshot", test_prepare_snapshot);
   CU_add_test(s, "file_10k", test_file_10k);
 }
 

@@ -51,6 +51,19 @@ static void test_mesh__host_new(void) {
     mesh__host_unref(h);
     mesh__host_unref(h);
   }
+  /* a long hostname: the key is cut, but keeps its port */
+  char longname[200];
+  memset(longname, 'h', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  mesh__host_t *h = mesh__host_new(longname, 65535);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+  CU_ASSERT_EQUAL(strlen(h->key), sizeof h->key - 1);
+  CU_ASSERT_STRING_EQUAL(h->key + strlen(h->key) - 6, ":65535");
+  CU_ASSERT_STRING_EQUAL(h->address, longname);
+  mesh__host_unref(h);
+  h = mesh__host_new("2001:db8:1111:2222:3333:4444:5555:6666", 8);
+  CU_ASSERT_STRING_EQUAL(h->key, "[2001:db8:1111:2222:3333:4444:5555:6666]:8");
+  mesh__host_unref(h);
   CU_ASSERT_PTR_NULL(mesh__host_new(NULL, 1));
   mesh__host_unref(NULL);
 }
@@ -247,6 +260,32 @@ static void test_mesh__snap_build_10k(void) {
   CU_ASSERT_EQUAL(mesh__snap_build(s2, eps, N, &s3), MESH_OK);
   int64_t t4 = mesh__now_ns();
   CU_ASSERT_PTR_NULL(s3);
+  /* drop one, add two that sort in the middle and at the ends: the
+   * merge keeps the whole array ordered */
+  mesh__ep_t *eps2 = calloc(N + 2, sizeof *eps2);
+  memcpy(eps2, eps, N * sizeof *eps);
+  eps2[500] = eps2[N - 1];
+  eps2[N - 1] = ep("10.0.19.5", 1, 1);
+  eps2[N] = ep("0.0.0.1", 80, 1);
+  eps2[N + 1] = ep("9.9.9.9", 80, 1);
+  mesh__snapshot_t *s4 = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh__snap_build(s2, eps2, N + 2, &s4), MESH_OK);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(s4);
+  CU_ASSERT_EQUAL(s4->n, N + 2);
+  CU_ASSERT_STRING_EQUAL(s4->hosts[0]->address, "0.0.0.1");
+  CU_ASSERT_STRING_EQUAL(s4->hosts[N + 1]->address, "9.9.9.9");
+  CU_ASSERT_PTR_NULL(find_host(s4, "10.0.1.244", 8080)); /* #500, dropped */
+  size_t bad_order = 0;
+  for (size_t i = 1; i < s4->n; i++) {
+    int c = strcmp(s4->hosts[i - 1]->address, s4->hosts[i]->address);
+    if (c > 0 || (c == 0 && s4->hosts[i - 1]->port >= s4->hosts[i]->port))
+      bad_order++;
+  }
+  CU_ASSERT_EQUAL(bad_order, 0);
+  CU_ASSERT_PTR_NOT_NULL(find_host(s4, "10.0.19.5", 1));
+  CU_ASSERT_PTR_NOT_NULL(find_host(s4, "10.0.19.5", 8080));
+  mesh__snap_release(s4);
+  free(eps2);
   printf("\n  10k build: first %.2f ms, one change %.2f ms, no change %.2f ms\n",
          (t1 - t0) / 1e6, (t3 - t2) / 1e6, (t4 - t3) / 1e6);
   mesh__snap_release(s1);

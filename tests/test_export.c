@@ -14,7 +14,6 @@
 #include "observe/span.h"
 #include "observe/tracer.h"
 
-#define OTLP_PROTO_PKG "@opentelemetry/otlp-grpc-exporter-base@0.36.1"
 
 static const char *collector_py(void) {
   return TEST_SRCDIR "/tests/test_export_collector.py";
@@ -144,30 +143,15 @@ static char *metrics(mesh_t *m) {
   return text ? text : strdup("");
 }
 
-/* ---- the official protos, fetched once from npm and cached ---------------- */
+/* ---- the official protos (tests/data/otlp-proto, see its README) --------- */
 
 static const char *otlp_protos(void) {
   static char dir[600];
   if (dir[0])
     return dir;
   const char *env = getenv("MESH_OTLP_PROTO_DIR");
-  if (env) {
-    snprintf(dir, sizeof dir, "%s", env);
-    return dir;
-  }
-  char cache[512];
-  snprintf(cache, sizeof cache, "%s/tests/otlp-proto", TEST_BUILDDIR);
-  snprintf(dir, sizeof dir, "%s/build/protos", cache);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd,
-           "test -f '%s/opentelemetry/proto/trace/v1/trace.proto' || "
-           "(mkdir -p '%s' && cd '%s' && npm pack --silent '" OTLP_PROTO_PKG
-           "' >/dev/null && tar xzf opentelemetry-otlp-grpc-exporter-base-"
-           "*.tgz --strip-components=1 && rm -f *.tgz)",
-           dir, cache, cache);
-  if (th_sh(cmd) != 0)
-    fprintf(stderr, "cannot fetch the OTLP protos (%s) with npm\n",
-            OTLP_PROTO_PKG);
+  snprintf(dir, sizeof dir, "%s",
+           env ? env : TEST_SRCDIR "/tests/data/otlp-proto");
   return dir;
 }
 

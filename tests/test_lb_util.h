@@ -71,7 +71,7 @@ static inline mesh__snapshot_t *tlb_snap_n(size_t n) {
  * top-level "locality" object; validated with the part's own check. */
 typedef struct tlb_svc {
   mesh__service_t svc;
-  struct mesh m;
+  struct mesh_ctx m;
   cJSON *cfg, *root;
 } tlb_svc_t;
 

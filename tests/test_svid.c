@@ -557,6 +557,17 @@ static void test_mesh__creds_verify_peer(void) {
     crt_free(p);
   }
   mesh_status_t st;
+  /* why the bundle of the peer's own trust domain matters: plain mbedTLS
+   * verification against the union of bundles accepts the impostor */
+  mbedtls_x509_crt *imp = crt_file(th_path("impostor.crt"));
+  uint32_t flags = 1;
+  CU_ASSERT_EQUAL(mbedtls_x509_crt_verify(imp, &c->all_roots, NULL, NULL,
+                                          &flags, NULL, NULL),
+                  0);
+  CU_ASSERT_EQUAL(flags, 0);
+  CU_ASSERT_EQUAL(mesh__creds_verify_peer(c, imp, NULL, 0, &st),
+                  MESH_ERR_CERT_UNTRUSTED);
+  crt_free(imp);
   CU_ASSERT_EQUAL(mesh__creds_verify_peer(c, NULL, NULL, 0, &st),
                   MESH_ERR_NO_PEER_CERT);
   mbedtls_x509_crt empty;

@@ -11,6 +11,8 @@
 static const meshctl_cmd_t commands[] = {
   {"ca", "development CA: mint a CA and X.509-SVIDs (init, issue)",
    meshctl_ca},
+  {"dial", "open an mTLS connection and show who answered", meshctl_dial},
+  {"serve", "accept mTLS connections, show peers, echo", meshctl_serve},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

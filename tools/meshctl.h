@@ -24,6 +24,8 @@ typedef struct meshctl_cmd {
 
 /* ---- subcommands -------------------------------------------------------- */
 int meshctl_ca(int argc, char **argv);
+int meshctl_dial(int argc, char **argv);
+int meshctl_serve(int argc, char **argv);
 
 /* ---- helpers (tools/meshctl.c) ------------------------------------------- */
 

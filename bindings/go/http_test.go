@@ -107,3 +107,44 @@ func TestHTTPWrongServerIdentity(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A configured service by name: http://api/ goes to the endpoints that
+// discovery gives for "api" (static here), through the call layer's dial.
+func TestHTTPToServiceByName(t *testing.T) {
+	td := newTrustDomain(t, "example.org")
+	api := td.mesh("api")
+	ln, err := api.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ConnContext: ConnContext, Handler: http.HandlerFunc(
+		func(w http.ResponseWriter, r *http.Request) {
+			c, _ := ConnFromContext(r.Context())
+			fmt.Fprintf(w, "%s via %s", c.PeerID(), r.Host)
+		})}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	base := td.config("web")
+	cfg := base[:len(base)-1] + fmt.Sprintf(`,"services":{"api":{`+
+		`"peers":["spiffe://example.org/api"],"discovery":{"type":"static",`+
+		`"endpoints":[{"address":"127.0.0.1","port":%d}]}}}}`, ln.Port())
+	web, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	client := &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: web.DialContext}}
+	for i := 0; i < 3; i++ {
+		resp, err := client.Get("http://api/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "spiffe://example.org/web via api" {
+			t.Fatalf("got %q", body)
+		}
+	}
+}

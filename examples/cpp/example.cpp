@@ -9,7 +9,7 @@
 
 static std::string config(const std::string &dir, const std::string &name) {
   std::string crt = dir + "/" + name + ".crt", key = dir + "/" + name + ".key";
-  libmesh::ca::issue(dir + "/ca.crt", dir + "/ca.key",
+  mesh::ca::issue(dir + "/ca.crt", dir + "/ca.key",
                      "spiffe://example.org/" + name, crt, key);
   return R"({"name":")" + name + R"(","identity":{"cert":")" + crt +
          R"(","key":")" + key + R"(","bundle":")" + dir + R"(/ca.crt"}})";
@@ -18,16 +18,16 @@ static std::string config(const std::string &dir, const std::string &name) {
 int main(int argc, char **argv) {
   std::string dir = argc > 1 ? argv[1] : "/tmp";
   try {
-    libmesh::ca::init("example.org", 3600, dir + "/ca.crt", dir + "/ca.key");
-    libmesh::Mesh server(config(dir, "server"));
-    libmesh::Mesh client(config(dir, "client"));
+    mesh::ca::init("example.org", 3600, dir + "/ca.crt", dir + "/ca.key");
+    mesh::Mesh server(config(dir, "server"));
+    mesh::Mesh client(config(dir, "client"));
 
-    libmesh::Listener listener = server.listen("127.0.0.1:0");
+    mesh::Listener listener = server.listen("127.0.0.1:0");
     std::thread echo([&listener] {
       try {
-        libmesh::Conn c = listener.accept(5000);
+        mesh::Conn c = listener.accept(5000);
         c.write_all("hello " + c.peer_id());
-      } catch (const libmesh::Error &e) {
+      } catch (const mesh::Error &e) {
         std::cerr << "server: " << e.what() << "\n";
       }
     });
@@ -36,15 +36,15 @@ int main(int argc, char **argv) {
       ~Join() { t.join(); }
     } join{echo};
 
-    libmesh::Conn conn = client.dial(
+    mesh::Conn conn = client.dial(
         "127.0.0.1:" + std::to_string(listener.port()),
-        libmesh::DialOptions().timeout_ms(5000).peer(
+        mesh::DialOptions().timeout_ms(5000).peer(
             "spiffe://example.org/server"));
     std::string reply = conn.read_some();
     std::cout << reply << " from " << conn.peer_id() << " ("
               << conn.cipher() << ")\n";
     return reply == "hello spiffe://example.org/client" ? 0 : 1;
-  } catch (const libmesh::Error &e) {
+  } catch (const mesh::Error &e) {
     std::cerr << "example: " << e.what() << "\n";  // e.code(), e.detail()
     return 1;
   }

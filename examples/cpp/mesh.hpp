@@ -1,7 +1,7 @@
 // mesh.hpp — a small header-only C++17 RAII wrapper over the libmesh C API.
 //
-//   libmesh::Mesh m(config_json);                 // throws libmesh::Error
-//   libmesh::Conn c = m.dial("payments", libmesh::DialOptions().timeout_ms(2000));
+//   mesh::Mesh m(config_json);                 // throws mesh::Error
+//   mesh::Conn c = m.dial("payments", mesh::DialOptions().timeout_ms(2000));
 //   c.write_all("ping");
 //   std::string reply = c.read_some(4096);     // "" at end of stream
 //   std::cout << c.peer_id() << "\n";
@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-namespace libmesh {
+namespace mesh {
 
 /// A failed call: the mesh_status_t (code and the library's detail).
 class Error : public std::runtime_error {
@@ -335,6 +335,6 @@ inline void issue(const std::string &ca_cert, const std::string &ca_key,
 }
 }  // namespace ca
 
-}  // namespace libmesh
+}  // namespace mesh
 
 #endif  // MESH_HPP

@@ -23,14 +23,14 @@ static int passed, failed;
     }                                                                    \
   } while (0)
 
-// Run fn, expecting a libmesh::Error with `code` whose detail has `want`.
+// Run fn, expecting a mesh::Error with `code` whose detail has `want`.
 template <typename F>
 static void expect_error(F fn, int code, const char *want) {
   try {
     fn();
     failed++;
     std::fprintf(stderr, "expected %s, nothing thrown\n", mesh_code_name(code));
-  } catch (const libmesh::Error &e) {
+  } catch (const mesh::Error &e) {
     CHECK(e.code() == code);
     CHECK(std::strcmp(e.name(), mesh_code_name(code)) == 0);
     CHECK(std::strstr(e.detail(), want) != nullptr);
@@ -40,65 +40,65 @@ static void expect_error(F fn, int code, const char *want) {
   }
 }
 
-static_assert(!std::is_copy_constructible_v<libmesh::Mesh>, "Mesh is move-only");
-static_assert(!std::is_copy_constructible_v<libmesh::Conn>, "Conn is move-only");
-static_assert(!std::is_copy_assignable_v<libmesh::Listener>, "Listener move-only");
-static_assert(std::is_nothrow_move_constructible_v<libmesh::Conn>, "noexcept move");
-static_assert(std::is_nothrow_move_assignable_v<libmesh::Mesh>, "noexcept move");
+static_assert(!std::is_copy_constructible_v<mesh::Mesh>, "Mesh is move-only");
+static_assert(!std::is_copy_constructible_v<mesh::Conn>, "Conn is move-only");
+static_assert(!std::is_copy_assignable_v<mesh::Listener>, "Listener move-only");
+static_assert(std::is_nothrow_move_constructible_v<mesh::Conn>, "noexcept move");
+static_assert(std::is_nothrow_move_assignable_v<mesh::Mesh>, "noexcept move");
 
 static void test_config_errors() {
-  expect_error([] { libmesh::Mesh m(R"({"nmae": "x"})"); }, MESH_ERR_CONFIG,
+  expect_error([] { mesh::Mesh m(R"({"nmae": "x"})"); }, MESH_ERR_CONFIG,
                "nmae: unknown key");
-  expect_error([] { libmesh::Mesh m(R"({"log": {"level": "loud"}})"); },
+  expect_error([] { mesh::Mesh m(R"({"log": {"level": "loud"}})"); },
                MESH_ERR_CONFIG, "log.level: unknown value");
-  expect_error([] { libmesh::Mesh::from_file("/nonexistent/mesh.json"); },
+  expect_error([] { mesh::Mesh::from_file("/nonexistent/mesh.json"); },
                MESH_ERR_IO, "/nonexistent/mesh.json");
 }
 
 static void test_config_check() {
-  auto errs = libmesh::config_check(R"({"name":"a","nmae":1,"log":{"lvl":1}})");
+  auto errs = mesh::config_check(R"({"name":"a","nmae":1,"log":{"lvl":1}})");
   CHECK(errs.size() == 2);
-  CHECK(libmesh::config_check(R"({"name":"ok"})").empty());
+  CHECK(mesh::config_check(R"({"name":"ok"})").empty());
 }
 
 static void test_mesh_move() {
-  libmesh::Mesh a(R"({"name":"a"})");
+  mesh::Mesh a(R"({"name":"a"})");
   mesh_t *raw = a.get();
   CHECK(raw != nullptr);
-  libmesh::Mesh b(std::move(a));
+  mesh::Mesh b(std::move(a));
   CHECK(a.get() == nullptr);  // NOLINT: moved-from is documented empty
   CHECK(b.get() == raw);
-  libmesh::Mesh c(R"({"name":"c"})");
+  mesh::Mesh c(R"({"name":"c"})");
   c = std::move(b);  // frees c's old context, takes b's
   CHECK(c.get() == raw);
-  std::vector<libmesh::Mesh> v;
+  std::vector<mesh::Mesh> v;
   v.push_back(std::move(c));
   v.emplace_back(R"({"name":"d"})");
   CHECK(v.size() == 2 && v[0].get() == raw);
 }
 
 static void test_closed_handles_throw() {
-  libmesh::Conn c;
+  mesh::Conn c;
   CHECK(!c);
   expect_error([&] { c.read_some(); }, MESH_ERR_CLOSED, "closed");
   expect_error([&] { c.write_all("x"); }, MESH_ERR_CLOSED, "closed");
   expect_error([&] { (void)c.peer_id(); }, MESH_ERR_CLOSED, "closed");
   c.close();  // idempotent on an empty handle
-  libmesh::Listener l;
+  mesh::Listener l;
   CHECK(!l);
   expect_error([&] { l.accept(0); }, MESH_ERR_CLOSED, "closed");
-  libmesh::Conn d(std::move(c));
+  mesh::Conn d(std::move(c));
   CHECK(!d);
 }
 
 static void test_error_value() {
-  libmesh::Error e(MESH_ERR_TIMEOUT, "after 5 ms");
+  mesh::Error e(MESH_ERR_TIMEOUT, "after 5 ms");
   CHECK(e.code() == MESH_ERR_TIMEOUT);
   CHECK(std::string(e.what()) == "MESH_ERR_TIMEOUT: after 5 ms");
-  libmesh::Error f(MESH_ERR_TIMEOUT, "");
+  mesh::Error f(MESH_ERR_TIMEOUT, "");
   CHECK(std::string(f.what()) == "MESH_ERR_TIMEOUT: timed out");
   std::string longer(1000, 'x');
-  libmesh::Error g(MESH_ERR_PARSE, longer);
+  mesh::Error g(MESH_ERR_PARSE, longer);
   CHECK(std::strlen(g.detail()) == sizeof(mesh_status_t::message) - 1);
 }
 
@@ -106,7 +106,7 @@ static void test_error_value() {
 
 static std::string svid_config(const std::string &dir, const std::string &name) {
   std::string crt = dir + "/" + name + ".crt", key = dir + "/" + name + ".key";
-  libmesh::ca::issue(dir + "/ca.crt", dir + "/ca.key",
+  mesh::ca::issue(dir + "/ca.crt", dir + "/ca.key",
                      "spiffe://example.org/" + name, crt, key);
   return R"({"name":")" + name + R"(","log":{"level":"error"},)" +
          R"("identity":{"cert":")" + crt + R"(","key":")" + key +
@@ -114,16 +114,16 @@ static std::string svid_config(const std::string &dir, const std::string &name) 
 }
 
 static void test_conn_echo_and_moves(const std::string &dir) {
-  libmesh::Mesh server(svid_config(dir, "server"));
-  libmesh::Mesh client(svid_config(dir, "client"));
+  mesh::Mesh server(svid_config(dir, "server"));
+  mesh::Mesh client(svid_config(dir, "client"));
   CHECK(client.self_id() == "spiffe://example.org/client");
-  libmesh::Listener ln = server.listen("127.0.0.1:0");
+  mesh::Listener ln = server.listen("127.0.0.1:0");
   CHECK(ln.port() > 0);
   std::string target = "127.0.0.1:" + std::to_string(ln.port());
   std::string seen;
   std::thread srv([&] {
     try {
-      std::vector<libmesh::Conn> conns;
+      std::vector<mesh::Conn> conns;
       for (int i = 0; i < 2; i++)
         conns.push_back(ln.accept(5000));  // Conn moves into the vector
       seen = conns[0].peer_id();
@@ -131,13 +131,13 @@ static void test_conn_echo_and_moves(const std::string &dir) {
         std::string got = c.read_some();
         c.write_all(got);
       }
-    } catch (const libmesh::Error &e) {
+    } catch (const mesh::Error &e) {
       std::fprintf(stderr, "server: %s\n", e.what());
     }
   });
-  libmesh::Conn a = client.dial(target, libmesh::DialOptions().timeout_ms(5000));
-  libmesh::Conn b = client.dial(target);
-  libmesh::Conn moved(std::move(b));
+  mesh::Conn a = client.dial(target, mesh::DialOptions().timeout_ms(5000));
+  mesh::Conn b = client.dial(target);
+  mesh::Conn moved(std::move(b));
   CHECK(!b && moved);
   a.write_all("one");
   moved.write_all("two");
@@ -159,12 +159,12 @@ static void test_conn_echo_and_moves(const std::string &dir) {
   std::thread refuse([&] {
     try {
       ln.accept(5000);
-    } catch (const libmesh::Error &) {
+    } catch (const mesh::Error &) {
     }
   });
   expect_error(
       [&] {
-        client.dial(target, libmesh::DialOptions().timeout_ms(5000).peer(
+        client.dial(target, mesh::DialOptions().timeout_ms(5000).peer(
                                 "spiffe://example.org/other"));
       },
       MESH_ERR_PEER_ID, "spiffe://example.org/server");
@@ -181,9 +181,9 @@ int main(int argc, char **argv) {
   if (argc > 1) {
     std::string dir = argv[1];
     try {
-      libmesh::ca::init("example.org", 3600, dir + "/ca.crt", dir + "/ca.key");
+      mesh::ca::init("example.org", 3600, dir + "/ca.crt", dir + "/ca.key");
       test_conn_echo_and_moves(dir);
-    } catch (const libmesh::Error &e) {
+    } catch (const mesh::Error &e) {
       failed++;
       std::fprintf(stderr, "unexpected: %s\n", e.what());
     }

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 typedef struct mesh_conn mesh_conn_t;
 
 /** The attributes of one request.  Opaque; built by the application with

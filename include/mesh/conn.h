@@ -11,7 +11,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 typedef struct mesh_conn mesh_conn_t;
 typedef struct mesh_listener mesh_listener_t;
 typedef struct mesh_dial_opts mesh_dial_opts_t;
@@ -50,11 +50,17 @@ MESH_EXTERN int mesh_dial_opts_set_hash_key(mesh_dial_opts_t *o,
  *  allowed for the target.  Thread-safe.
  *  @param opts may be NULL (defaults).
  *  @param out  receives the connection; also set with WANT_READ/WANT_WRITE.
+ *  On failure the connection is closed, *out is NULL and st says which
+ *  peer failed which check.
  *  @return MESH_OK, MESH_ERR_WANT_READ/WRITE (non-blocking), MESH_ERR_TIMEOUT,
  *          MESH_ERR_CONNECT, MESH_ERR_CERT_*, MESH_ERR_PEER_ID,
- *          MESH_ERR_TRUST_DOMAIN, MESH_ERR_NO_PEER_CERT, MESH_ERR_SVID,
- *          MESH_ERR_PLAINTEXT_PEER, MESH_ERR_TLS, MESH_ERR_UNKNOWN_SERVICE,
- *          MESH_ERR_NO_ENDPOINTS, MESH_ERR_CIRCUIT_OPEN, MESH_ERR_FD_LIMIT. */
+ *          MESH_ERR_TRUST_DOMAIN, MESH_ERR_NO_PEER_CERT, MESH_ERR_SVID
+ *          (peer breaks the X.509-SVID rules, or we have no SVID),
+ *          MESH_ERR_PLAINTEXT_PEER, MESH_ERR_RESET, MESH_ERR_TLS (also: the
+ *          peer refused our certificate; the message names its alert),
+ *          MESH_ERR_INVALID_ARG (malformed target), MESH_ERR_UNKNOWN_SERVICE,
+ *          MESH_ERR_NO_ENDPOINTS, MESH_ERR_CIRCUIT_OPEN, MESH_ERR_FD_LIMIT,
+ *          MESH_ERR_IO, MESH_ERR_NOMEM. */
 MESH_EXTERN int mesh_dial(mesh_t *m, const char *target,
                           const mesh_dial_opts_t *opts, mesh_conn_t **out,
                           mesh_status_t *st);

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 
 /* Health of an endpoint (Envoy's HealthStatus subset).  UNKNOWN endpoints
  * are used like HEALTHY ones; UNHEALTHY and DRAINING ones are not picked. */

@@ -31,7 +31,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 typedef struct mesh_conn mesh_conn_t;
 typedef struct mesh_http_request mesh_http_request_t;
 typedef struct mesh_http_response mesh_http_response_t;

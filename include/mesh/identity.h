@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 
 /* Limits from the SPIFFE ID specification. */
 #define MESH_SPIFFE_ID_MAX 2048      /* whole URI, bytes */

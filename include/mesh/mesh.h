@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 
 /** Runtime version string, e.g. "0.1.0". */
 MESH_EXTERN const char *mesh_version(void);
@@ -105,6 +105,7 @@ MESH_EXTERN int mesh_process(mesh_t *m);
 #include <mesh/metrics.h>
 #include <mesh/trace.h>
 #include <mesh/call.h>
+#include <mesh/discovery.h>
 #include <mesh/http.h>
 
 #endif /* MESH_MESH_H */

@@ -10,7 +10,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 
 /** Render every metric of the context in the Prometheus text exposition
  *  format 0.0.4 (what the admin endpoint serves at /metrics).

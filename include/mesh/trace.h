@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-typedef struct mesh mesh_t;
+typedef struct mesh_ctx mesh_t;
 
 /** Length of a version-00 traceparent value. */
 #define MESH_TRACEPARENT_LEN 55

@@ -156,7 +156,7 @@ struct mesh__authz;      /* authz/ */
 struct mesh__admin;      /* observe/admin */
 struct mesh__http;       /* http/ */
 
-struct mesh {
+struct mesh_ctx {
   cJSON *config;          /* the parsed configuration, owned */
   char *self_name;        /* "name": this service's own name, may be NULL */
   mesh__logger_t log;

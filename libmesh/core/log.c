@@ -1,5 +1,6 @@
 /* Structured logging: one `level=... event=... k=v` line per event. */
 #include "core/core.h"
+#include "observe/observe.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,8 @@ void mesh__log(mesh_t *m, int level, const char *event, const char *fmt, ...) {
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
   }
+  /* Defence in depth: whatever a caller formatted, secrets do not leave. */
+  mesh__log_redact(line, sizeof line);
   mesh_log_fn fn = NULL;
   void *user = NULL;
   if (m) {

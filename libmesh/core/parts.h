@@ -3,11 +3,9 @@
 #define MESH_CORE_PARTS_H
 
 #include "core/core.h"
-
 /* NULL-terminated tables. */
 extern const mesh__part_t *const mesh__parts[];
 extern const mesh__svc_part_t *const mesh__svc_parts[];
-
 /* Each part defines its descriptor; declared here for parts.c. */
 extern const mesh__part_t mesh__identity_part;
 extern const mesh__part_t mesh__tls_part;
@@ -22,11 +20,6 @@ extern const mesh__svc_part_t mesh__lb_svc_part;      /* lb/lb.c */
 extern const mesh__svc_part_t mesh__subsets_svc_part; /* lb/subset.c */
 extern const mesh__svc_part_t mesh__split_svc_part;   /* lb/subset.c */
 extern const mesh__part_t mesh__authz_part;
-extern const mesh__part_t mesh__register_part;  /* discovery/register.c */
-extern const mesh__svc_part_t mesh__disc_part;  /* discovery/discovery.c */
-extern const mesh__part_t mesh__identity_part;
-extern const mesh__part_t mesh__tls_part;
-extern const mesh__part_t mesh__inbound_part;
 extern const mesh__part_t mesh__http_part;
 extern const mesh__svc_part_t mesh__routes_svc_part;
 
@@ -37,5 +30,4 @@ extern const mesh__svc_part_t mesh__res_part_retry;
 extern const mesh__svc_part_t mesh__res_part_timeouts;
 extern const mesh__svc_part_t mesh__res_part_hedge;
 extern const mesh__svc_part_t mesh__res_part_pool;
-
 #endif /* MESH_CORE_PARTS_H */

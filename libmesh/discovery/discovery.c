@@ -187,9 +187,10 @@ static int publish(mesh__disc_svc_t *d, mesh__snapshot_t *s) {
   if (d->svc->prepare_snapshot) {
     int rc = d->svc->prepare_snapshot(d->svc, s);
     if (rc != MESH_OK) {
+      size_t n = s->n;
       mesh__snap_release(s);
       mesh__disc_error(d, "load balancer could not prepare %zu endpoints: %s",
-                       s->n, mesh_strerror(rc));
+                       n, mesh_strerror(rc));
       return rc;
     }
   }

@@ -459,9 +459,9 @@ static void finish(mesh__etcd_t *e, mesh__etcd_req_t *r, CURLcode cc) {
 }
 
 static void process_done(mesh__etcd_t *e) {
-  CURLMsg *msg;
   int left;
-  while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+  for (CURLMsg *msg = curl_multi_info_read(e->multi, &left); msg;
+       msg = curl_multi_info_read(e->multi, &left)) {
     if (msg->msg != CURLMSG_DONE)
       continue;
     mesh__etcd_req_t *r = NULL;
@@ -527,7 +527,7 @@ static size_t sync_write(char *data, size_t size, size_t nmemb, void *user) {
 
 static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
                         int timeout_ms, bool is_auth, cJSON **resp, char *err,
-                        size_t errlen) {
+                        size_t errlen, bool *conn) {
   mesh__etcd_req_t r = {.e = e, .internal_auth = is_auth, .url_index = e->cur};
   CURL *h = curl_easy_init();
   struct curl_slist *hdrs = NULL;
@@ -542,6 +542,7 @@ static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
+      *conn = conn_error(cc);
       snprintf(err, errlen, "etcd %s%s: %s", e->urls[e->cur], api,
                r.errbuf[0] ? r.errbuf : curl_easy_strerror(cc));
       rc = cc == CURLE_OPERATION_TIMEDOUT ? MESH_ERR_TIMEOUT
@@ -564,9 +565,11 @@ static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
   return rc;
 }
 
-int mesh__etcd_call_sync(mesh__etcd_t *e, const char *api, const char *body,
-                         int timeout_ms, cJSON **resp, char *err,
-                         size_t errlen) {
+/* Authenticate (if configured) and call, on the current endpoint. */
+static int sync_once(mesh__etcd_t *e, const char *api, const char *body,
+                     int timeout_ms, cJSON **resp, char *err, size_t errlen,
+                     bool *conn) {
+  *conn = false;
   if (e->username && !e->token) {
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "name", e->username);
@@ -575,7 +578,7 @@ int mesh__etcd_call_sync(mesh__etcd_t *e, const char *api, const char *body,
     cJSON_Delete(b);
     cJSON *ar = NULL;
     int rc = ab ? perform_sync(e, "/v3/auth/authenticate", ab, timeout_ms,
-                               true, &ar, err, errlen)
+                               true, &ar, err, errlen, conn)
                 : MESH_ERR_NOMEM;
     free(ab);
     const cJSON *tok = cJSON_GetObjectItemCaseSensitive(ar, "token");
@@ -585,7 +588,29 @@ int mesh__etcd_call_sync(mesh__etcd_t *e, const char *api, const char *body,
     if (rc != MESH_OK)
       return rc;
   }
-  return perform_sync(e, api, body, timeout_ms, false, resp, err, errlen);
+  return perform_sync(e, api, body, timeout_ms, false, resp, err, errlen,
+                      conn);
+}
+
+int mesh__etcd_call_sync(mesh__etcd_t *e, const char *api, const char *body,
+                         int timeout_ms, cJSON **resp, char *err,
+                         size_t errlen) {
+  /* Each endpoint in turn while connections fail, within the budget. */
+  int64_t deadline = mesh__now_ms() + timeout_ms;
+  int rc = MESH_ERR_TIMEOUT;
+  *resp = NULL;
+  snprintf(err, errlen, "etcd: no time left");
+  for (size_t i = 0; i < e->nurls; i++) {
+    int64_t left = deadline - mesh__now_ms();
+    if (left <= 0)
+      break;
+    bool conn;
+    rc = sync_once(e, api, body, (int)left, resp, err, errlen, &conn);
+    if (!conn)
+      return rc;
+    e->cur = (e->cur + 1) % e->nurls;
+  }
+  return rc;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */

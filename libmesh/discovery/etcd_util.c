@@ -130,7 +130,8 @@ static int append(mesh__jsplit_t *j, const char *data, size_t n) {
 
 /* Drop the consumed bytes before `start`. */
 static void compact(mesh__jsplit_t *j, size_t start, size_t i) {
-  memmove(j->buf, j->buf + start, j->len - start);
+  if (start > 0)
+    memmove(j->buf, j->buf + start, j->len - start);
   j->len -= start;
   j->scan = i - start;
 }

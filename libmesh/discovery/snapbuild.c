@@ -138,19 +138,58 @@ static void host_inherit(mesh__host_t *h, const mesh__host_t *old) {
   atomic_store(&h->ewma_stamp_ns, atomic_load(&old->ewma_stamp_ns));
 }
 
-static int cmp_host(const void *a, const void *b) {
-  const mesh__host_t *x = *(mesh__host_t *const *)a;
-  const mesh__host_t *y = *(mesh__host_t *const *)b;
+/* Sort key: the first 8 bytes of the address, big-endian and zero-padded,
+ * compare like strcmp on those bytes without touching the host.  Ties
+ * (common: "10.0.12.x") fall back to the full comparison. */
+typedef struct skey {
+  uint64_t pre;
+  mesh__host_t *h;
+} skey_t;
+
+static uint64_t prefix8(const char *s) {
+  uint64_t x = 0;
+  int i = 0;
+  for (; i < 8 && s[i]; i++)
+    x = (x << 8) | (unsigned char)s[i];
+  return x << (8 * (8 - i));
+}
+
+static int cmp_host(const mesh__host_t *x, const mesh__host_t *y) {
   int r = strcmp(x->address, y->address);
   if (r)
     return r;
   return (x->port > y->port) - (x->port < y->port);
 }
 
+static int cmp_skey(const void *a, const void *b) {
+  const skey_t *x = a, *y = b;
+  if (x->pre != y->pre)
+    return x->pre < y->pre ? -1 : 1;
+  return cmp_host(x->h, y->h);
+}
+
+/* Sort hosts[0..n) by address, then port. */
+static int sort_hosts(mesh__host_t **hosts, size_t n) {
+  if (n < 2)
+    return MESH_OK;
+  skey_t *k = malloc(n * sizeof *k);
+  if (!k)
+    return MESH_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    k[i].pre = prefix8(hosts[i]->address);
+    k[i].h = hosts[i];
+  }
+  qsort(k, n, sizeof *k, cmp_skey);
+  for (size_t i = 0; i < n; i++)
+    hosts[i] = k[i].h;
+  free(k);
+  return MESH_OK;
+}
+
 /* Add one endpoint to s (unless its address:port is already there).
- * *reused counts hosts taken unchanged from prev. */
+ * Hosts not taken from prev are also listed in fresh[]. */
 static int add_ep(mesh__snapshot_t *s, index_t *seen, const index_t *old,
-                  const mesh__ep_t *e, size_t *reused) {
+                  const mesh__ep_t *e, mesh__host_t **fresh, size_t *nfresh) {
   uint64_t hash = hash_key(e->address, e->port);
   slot_t *dup = index_find(seen, hash, e->address, e->port);
   if (dup->hash)
@@ -164,18 +203,44 @@ static int add_ep(mesh__snapshot_t *s, index_t *seen, const index_t *old,
   if (prev && attrs_eq(prev, e)) {
     h = prev;
     mesh__host_ref(h);
-    (*reused)++;
   } else {
     h = host_from_ep(e);
     if (!h)
       return MESH_ERR_NOMEM;
     if (prev)
       host_inherit(h, prev);
+    fresh[(*nfresh)++] = h;
   }
   dup->hash = hash;
   dup->h = h;
   s->hosts[s->n++] = h;
   return MESH_OK;
+}
+
+/* Order s->hosts.  The hosts kept from prev are already in order (prev is
+ * sorted): only the fresh ones are sorted, then the two runs are merged,
+ * so a small change to a large set costs O(n + k log k). */
+static int order_hosts(mesh__snapshot_t *s, const mesh__snapshot_t *prev,
+                       const index_t *seen, const uint64_t *prev_hash,
+                       mesh__host_t **fresh, size_t nfresh) {
+  if (!prev || nfresh * 4 > s->n)
+    return sort_hosts(s->hosts, s->n);
+  int rc = sort_hosts(fresh, nfresh);
+  if (rc != MESH_OK)
+    return rc;
+  size_t o = 0, f = 0;
+  for (size_t i = 0; i < prev->n; i++) {
+    mesh__host_t *p = prev->hosts[i];
+    slot_t *sl = index_find(seen, prev_hash[i], p->address, p->port);
+    if (!sl->hash || sl->h != p)
+      continue; /* dropped or replaced */
+    while (f < nfresh && cmp_host(fresh[f], p) < 0)
+      s->hosts[o++] = fresh[f++];
+    s->hosts[o++] = p;
+  }
+  while (f < nfresh)
+    s->hosts[o++] = fresh[f++];
+  return o == s->n ? MESH_OK : MESH_ERR_INTERNAL;
 }
 
 int mesh__snap_build(const mesh__snapshot_t *prev, const mesh__ep_t *eps,
@@ -184,36 +249,37 @@ int mesh__snap_build(const mesh__snapshot_t *prev, const mesh__ep_t *eps,
   if (n > 0 && !eps)
     return MESH_ERR_INVALID_ARG;
   index_t old = {0}, seen = {0};
+  size_t prev_n = prev ? prev->n : 0, nfresh = 0;
   int rc = MESH_OK;
   mesh__snapshot_t *s = mesh__snap_new(n);
-  if (!s || index_init(&seen, n) != MESH_OK)
+  mesh__host_t **fresh = malloc((n ? n : 1) * sizeof *fresh);
+  uint64_t *prev_hash = malloc((prev_n ? prev_n : 1) * sizeof *prev_hash);
+  if (!s || !fresh || !prev_hash || index_init(&seen, n) != MESH_OK)
     rc = MESH_ERR_NOMEM;
-  if (rc == MESH_OK && prev && prev->n > 0) {
-    rc = index_init(&old, prev->n);
-    for (size_t i = 0; rc == MESH_OK && i < prev->n; i++) {
+  if (rc == MESH_OK && prev_n > 0) {
+    rc = index_init(&old, prev_n);
+    for (size_t i = 0; rc == MESH_OK && i < prev_n; i++) {
       mesh__host_t *h = prev->hosts[i];
-      uint64_t hash = hash_key(h->address, h->port);
-      slot_t *sl = index_find(&old, hash, h->address, h->port);
-      sl->hash = hash;
+      prev_hash[i] = hash_key(h->address, h->port);
+      slot_t *sl = index_find(&old, prev_hash[i], h->address, h->port);
+      sl->hash = prev_hash[i];
       sl->h = h;
     }
   }
-  size_t reused = 0;
   for (size_t i = 0; rc == MESH_OK && i < n; i++)
-    rc = add_ep(s, &seen, &old, &eps[i], &reused);
+    rc = add_ep(s, &seen, &old, &eps[i], fresh, &nfresh);
+  bool same = rc == MESH_OK && prev && nfresh == 0 && s->n == prev_n;
+  if (rc == MESH_OK && !same)
+    rc = order_hosts(s, prev, &seen, prev_hash, fresh, nfresh);
   free(old.v);
   free(seen.v);
-  if (rc != MESH_OK) {
+  free(fresh);
+  free(prev_hash);
+  if (rc != MESH_OK || same) {
+    /* Same hosts with the same attributes: nothing to publish. */
     mesh__snap_release(s);
     return rc;
   }
-  size_t prev_n = prev ? prev->n : 0;
-  if (prev && reused == s->n && s->n == prev_n) {
-    /* Same hosts, same attributes: nothing to publish. */
-    mesh__snap_release(s);
-    return MESH_OK;
-  }
-  qsort(s->hosts, s->n, sizeof *s->hosts, cmp_host);
   *out = s;
   return MESH_OK;
 }

@@ -123,9 +123,12 @@ static void load(file_src_t *f) {
   mesh__ep_t *eps = NULL;
   size_t n = 0;
   int rc = mesh__ep_parse_list(&c, endpoints_of(doc), "endpoints", &eps, &n);
-  if (rc == MESH_OK)
-    mesh__disc_apply(f->d, eps, n);
-  else if (rc == MESH_ERR_NOMEM)
+  /* If the set could not be published (out of memory, the picker refused
+   * it), forget the file's identity so the next poll tries again. */
+  if (rc == MESH_OK) {
+    if (mesh__disc_apply(f->d, eps, n) != MESH_OK)
+      f->have_stat = false;
+  } else if (rc == MESH_ERR_NOMEM)
     mesh__disc_error(f->d, "%s: out of memory", f->path);
   else
     mesh__disc_error(f->d, "%s: %s%s", f->path, st.message,

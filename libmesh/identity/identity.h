@@ -13,6 +13,13 @@
  * A conf built for one creds can be cached and reused while
  * mesh__identity_generation(m) == c->generation.
  *
+ * mbedTLS's own verification against all_roots is NOT enough: it accepts a
+ * peer of trust domain A whose chain ends at the root of trust domain B.
+ * Always decide with mesh__creds_verify_peer(), which verifies only against
+ * the bundle of the peer's own trust domain and returns precise codes
+ * (MBEDTLS_SSL_VERIFY_OPTIONAL, or REQUIRED with a verify callback that
+ * clears the flags, then mesh__creds_verify_peer after the handshake). 
+ *
  * Threads: published creds are immutable and safe to use from many threads
  * at once (the EC comb tables mbedTLS caches lazily in each key's group are
  * computed before publication, see creds.c). */

@@ -111,6 +111,21 @@ int mesh__conn_tls_setup(mesh_conn_t *c, mesh_status_t *st) {
   return MESH_OK;
 }
 
+/* Closing a socket with unread input makes the kernel send RST, and an RST
+ * can overtake our last bytes: the peer would see "connection reset"
+ * instead of the alert that says why we refused it.  So send FIN first and
+ * discard what has already arrived (bounded, never blocking). */
+static void lingering_close(int fd) {
+  char buf[4096];
+  shutdown(fd, SHUT_WR);
+  for (int i = 0; i < 16; i++) {
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0)
+      break;
+  }
+  close(fd);
+}
+
 void mesh_conn_close(mesh_conn_t *c) {
   if (!c)
     return;
@@ -118,7 +133,7 @@ void mesh_conn_close(mesh_conn_t *c) {
   if (c->tls && c->state == MESH__CONN_OPEN && !c->shut && !c->eof)
     mbedtls_ssl_close_notify(&c->ssl);
   if (c->fd >= 0)
-    close(c->fd);
+    lingering_close(c->fd);
   if (c->ssl_ready)
     mbedtls_ssl_free(&c->ssl);
   if (c->own_conf_ready)

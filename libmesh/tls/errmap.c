@@ -7,6 +7,7 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/x509.h>
 #include <string.h>
+#include <sys/socket.h>
 
 const char *mesh__tls_alert_name(int desc) {
   static const struct {
@@ -72,8 +73,7 @@ static void excerpt(const unsigned char *b, size_t n, char *out, size_t len) {
   out[o < len ? o : len - 1] = '\0';
 }
 
-static int alert_error(mesh_conn_t *c, mesh_status_t *st) {
-  int desc = c->ssl.MESH__MBEDTLS_FIELD(in_msg)[1];
+static int alert_error(mesh_conn_t *c, int desc, mesh_status_t *st) {
   const char *name = mesh__tls_alert_name(desc);
   bool about_us = desc == 42 || desc == 43 || desc == 44 || desc == 45 ||
                   desc == 46 || desc == 48 || desc == 49 || desc == 116;
@@ -85,6 +85,23 @@ static int alert_error(mesh_conn_t *c, mesh_status_t *st) {
   return mesh__fail(st, MESH_ERR_TLS,
                     "peer %s aborted the TLS handshake (alert %s, %d)",
                     c->peer_addr, name, desc);
+}
+
+/* A peer that refuses us sends an alert and closes; if we were still
+ * writing our flight, our next write fails with a reset before mbedTLS
+ * reads the alert.  Look for a plaintext alert record among the bytes
+ * already received so the caller learns why.  @return its description or
+ * -1.  (Alerts after ChangeCipherSpec are encrypted: not found.) */
+static int unread_alert(int fd) {
+  unsigned char b[1024];
+  ssize_t n = recv(fd, b, sizeof b, MSG_DONTWAIT);
+  for (ssize_t i = 0; n > 0 && i + 5 <= n;) {
+    size_t len = (size_t)b[i + 3] << 8 | b[i + 4];
+    if (b[i] == 0x15 && len == 2 && i + 7 <= n)
+      return b[i + 6];
+    i += 5 + (ssize_t)len;
+  }
+  return -1;
 }
 
 static int verify_error(mesh_conn_t *c, mesh_status_t *st) {
@@ -112,18 +129,24 @@ int mesh__tls_handshake_error(mesh_conn_t *c, int ret, mesh_status_t *st) {
   case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
     return verify_error(c, st);
   case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+#if defined(MBEDTLS_ERR_SSL_CERTIFICATE_REQUIRED)
   case MBEDTLS_ERR_SSL_CERTIFICATE_REQUIRED:
+#endif
     return mesh__fail(st, MESH_ERR_NO_PEER_CERT,
                       "peer %s sent no client certificate (mutual TLS "
                       "required)",
                       c->peer_addr);
   case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
-    return alert_error(c, st);
-  case MBEDTLS_ERR_NET_CONN_RESET:
+    return alert_error(c, c->ssl.MESH__MBEDTLS_FIELD(in_msg)[1], st);
+  case MBEDTLS_ERR_NET_CONN_RESET: {
+    int desc = unread_alert(c->fd);
+    if (desc >= 0)
+      return alert_error(c, desc, st);
     return mesh__fail(st, MESH_ERR_RESET,
                       "peer %s reset the connection during the TLS "
                       "handshake",
                       c->peer_addr);
+  }
   case MBEDTLS_ERR_SSL_CONN_EOF:
     return mesh__fail(st, MESH_ERR_TLS,
                       "peer %s closed the connection during the TLS "

@@ -37,10 +37,30 @@ static int timeout_fail(mesh_conn_t *c, mesh_status_t *st) {
                          c->nfirst ? " mid-handshake" : ", sent nothing");
 }
 
+/* Identity failures of inbound peers are news for the operator.  Probes
+ * that connect and leave (health checks, port scans), resets and timeouts
+ * are not worth a warning each; failed dials go back to the caller. */
+static int failure_level(const mesh_conn_t *c, int code) {
+  if (!c->server)
+    return MESH_LOG_DEBUG;
+  switch (code) {
+  case MESH_ERR_CERT_UNTRUSTED:
+  case MESH_ERR_CERT_EXPIRED:
+  case MESH_ERR_CERT_NOT_YET_VALID:
+  case MESH_ERR_PEER_ID:
+  case MESH_ERR_TRUST_DOMAIN:
+  case MESH_ERR_NO_PEER_CERT:
+  case MESH_ERR_SVID:
+  case MESH_ERR_SPIFFE_ID:
+  case MESH_ERR_PLAINTEXT_PEER:
+    return MESH_LOG_WARN;
+  default:
+    return MESH_LOG_DEBUG;
+  }
+}
+
 static void log_failure(mesh_conn_t *c, int code) {
-  /* A refused inbound peer is news for the operator; a failed dial is
-   * returned to the caller, who decides. */
-  int level = c->server ? MESH_LOG_WARN : MESH_LOG_DEBUG;
+  int level = failure_level(c, code);
   if (!mesh__log_on(c->m, level))
     return;
   mesh__log(c->m, level, c->server ? "tls_accept_failed" : "tls_dial_failed",

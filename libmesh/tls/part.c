@@ -4,6 +4,9 @@
 #include "tls/tls.h"
 
 #include <stdlib.h>
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#include <psa/crypto.h>
+#endif
 #include <string.h>
 
 /* Defaults (see docs/config/tls.md). */
@@ -146,6 +149,14 @@ static int tls_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   t->set.nalpn = 0;
   pthread_mutex_init(&t->mu, NULL);
   mbedtls_entropy_init(&t->entropy);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 &&                                    \
+    (defined(MBEDTLS_USE_PSA_CRYPTO) || defined(MBEDTLS_SSL_PROTO_TLS1_3))
+  /* TLS 1.3 in mbedTLS 3.x runs on PSA; idempotent. */
+  if (psa_crypto_init() != PSA_SUCCESS) {
+    m->tls = t;
+    return mesh__fail(st, MESH_ERR_TLS, "psa_crypto_init failed");
+  }
+#endif
   m->tls = t;
   for (size_t i = 0; i < p.set.nalpn; i++) {
     t->set.alpn[i] = strdup(p.alpn[i]);

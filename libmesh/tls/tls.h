@@ -160,6 +160,8 @@ struct mesh_conn {
   bool eof;               /* peer closed its side */
   int last_err;           /* sticky code once FAILED */
   int verify_code;        /* result of our peer check in the callback */
+  uint32_t vflags;        /* mbedTLS's verify flags over the whole chain */
+  const mbedtls_x509_crt *vtop; /* top of the chain mbedTLS built */
   int sys_errno;          /* last socket errno seen by the BIO */
   int read_ms, write_ms;  /* blocking I/O timeouts, -1 none */
   int64_t deadline_ms;    /* end of the current phase, monotonic; 0 none */

@@ -33,8 +33,9 @@ static const int suites12[] = {
     0,
 };
 
+/* mbedTLS 3.2 introduced the tls_version setters (and TLS 1.3 servers). */
 static void set_versions(const mesh__tls_t *t, mbedtls_ssl_config *conf) {
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000
   mbedtls_ssl_conf_min_tls_version(conf, t->set.min_version == MESH__TLS_V13
                                              ? MBEDTLS_SSL_VERSION_TLS1_3
                                              : MBEDTLS_SSL_VERSION_TLS1_2);

@@ -107,6 +107,10 @@ PROTOTYPES = {
     "mesh_conn_peer_addr": (c_char_p, [Handle]),
     "mesh_conn_peer_chain_pem": (c_long, [Handle, c_char_p, c_size_t]),
     "mesh_conn_errmsg": (c_char_p, [Handle]),
+    # metrics.h
+    "mesh_metrics_text": (c_int, [Handle, c_char_p, c_size_t,
+                                  ctypes.POINTER(c_size_t)]),
+    "mesh_admin_port": (c_int, [Handle]),
     # discovery.h
     "mesh_endpoints_get": (c_int, [Handle, c_char_p, HandleP, StatusP]),
     "mesh_endpoints_dup": (Handle, [Handle]),

@@ -77,10 +77,10 @@ class HTTPServer:
                 continue
             t = threading.Thread(target=self._handle, args=(conn,),
                                  daemon=True)
+            t.start()  # before shutdown() can see it: join needs a start
             with self._lock:
                 self._threads = [x for x in self._threads if x.is_alive()]
                 self._threads.append(t)
-            t.start()
 
     def _handle(self, conn):
         try:

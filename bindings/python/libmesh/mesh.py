@@ -315,6 +315,71 @@ class Mesh:
         # The callback object stays alive until close(): unwatch() may be
         # called from inside it, while it still runs.
 
+    # -- the call API ----------------------------------------------------------
+
+    def call(self, service, **opts):
+        """Begin one try of a call to a configured service (a Call, use it
+        as a context manager).  opts: deadline, per_try_timeout,
+        connect_timeout (seconds), max_retries, hedging, hash_key, alpn."""
+        from . import call
+        return call.begin(self, service, call.CallOptions(**opts))
+
+    def call_do(self, service, fn, **opts):
+        """Run fn(conn) -> (outcome, status) under the service's retry
+        policy (see libmesh.call).  Raises MeshError (Unavailable for
+        MESH_ERR_UPSTREAM after retries) on failure."""
+        from . import call
+        call.do(self, service, fn, call.CallOptions(**opts))
+
+    def request(self, service, req, frame, max_response=1 << 20, **opts):
+        """Send req and read the response framed by frame(data) -> (n,
+        status), with retries and hedging.  Returns (response, status);
+        a final error status raises Unavailable (MESH_ERR_UPSTREAM) with
+        .response and .status."""
+        from . import call
+        return call.request(self, service, req, frame,
+                            call.CallOptions(**opts), max_response)
+
+    # -- observability ---------------------------------------------------------
+
+    def trace_formats(self):
+        """Propagation formats configured in tracing.propagation (a mask of
+        libmesh.trace.TRACECONTEXT | B3 | B3_MULTI)."""
+        from . import trace  # noqa: F401  (declares the prototypes)
+        h = self._enter()
+        try:
+            return _lib.fn("mesh_trace_formats")(h)
+        finally:
+            self._leave()
+
+    def metrics_text(self):
+        """Every metric of this context in the Prometheus text format."""
+        need = ctypes.c_size_t(0)
+        size = 65536
+        for _ in range(8):  # the set can grow between calls: bounded
+            buf = ctypes.create_string_buffer(size)
+            h = self._enter()
+            try:
+                rc = _lib.fn("mesh_metrics_text")(h, buf, size,
+                                                  ctypes.byref(need))
+            finally:
+                self._leave()
+            if rc != errors.ERR_BUFFER:
+                _lib.check(rc, prefix="metrics")
+                return buf.raw[:rc].decode("utf-8", "replace")
+            size = max(need.value, size * 2)
+        raise errors.error_for(errors.ERR_BUFFER, "metrics text keeps growing")
+
+    @property
+    def admin_port(self):
+        """Port of the admin endpoint; None when it is not configured."""
+        h = self._enter()
+        try:
+            rc = _lib.fn("mesh_admin_port")(h)
+        finally:
+            self._leave()
+        return None if rc == errors.ERR_NOT_FOUND else _lib.check(rc)
+
     # -- external event loop ----------------------------------------------
 
     def backend_fd(self):

@@ -86,8 +86,8 @@ class EchoServer:
             self.peers.append(conn.peer_id)
             t = threading.Thread(target=self._serve, args=(conn,),
                                  daemon=True)
-            self._threads.append(t)
             t.start()
+            self._threads.append(t)
 
     def _serve(self, conn):
         try:
