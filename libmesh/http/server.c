@@ -341,7 +341,8 @@ static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
     mesh__span_end(&sp);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
-  if (fn(&req, resp, user) != 0) {
+  /* a 1xx is never a final response: treat it as the handler's failure */
+  if (fn(&req, resp, user) != 0 || resp->status < 200) {
     mesh_http_response_free(resp);
     resp = mesh_http_response_new();
     if (!resp) {
