@@ -268,6 +268,10 @@ static int setup(void) {
       SVC("flaky", bflaky, ",\"retry\":{\"retry_on\":[\"5xx\"],"
                            "\"num_retries\":3,\"base_interval_ms\":5}") ","
       SVC("gw", bgw, "") ","
+      "\"ab\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
+      "{\"address\":\"127.0.0.1\",\"port\":%d,\"labels\":{\"version\":\"v1\"}},"
+      "{\"address\":\"127.0.0.1\",\"port\":%d,\"labels\":{\"version\":\"v2\"}}]},"
+      "\"subsets\":{\"v1\":{\"version\":\"v1\"},\"v2\":{\"version\":\"v2\"}}},"
       SVC("rst", brst, ",\"retry\":{\"retry_on\":[\"reset\"],"
                        "\"num_retries\":3,\"base_interval_ms\":5}") ","
       "\"od\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
@@ -276,6 +280,11 @@ static int setup(void) {
       "\"outlier_detection\":{\"consecutive_5xx\":3,"
       "\"max_ejection_percent\":50}}},"
       "\"http\":{\"routes\":["
+      "{\"name\":\"to-v2\",\"hosts\":[\"ab\"],\"match\":{\"headers\":[{"
+      "\"name\":\"x-version\",\"exact\":\"v2\"}]},\"service\":\"ab\","
+      "\"subset\":\"v2\"},"
+      "{\"name\":\"to-v1\",\"hosts\":[\"ab\"],\"service\":\"ab\","
+      "\"subset\":\"v1\"},"
       "{\"name\":\"canary\",\"hosts\":[\"a\"],\"match\":{\"headers\":[{"
       "\"name\":\"x-canary\",\"exact\":\"1\"}]},\"service\":\"b\"},"
       "{\"name\":\"to-b\",\"hosts\":[\"a\"],\"match\":{\"path\":{\"prefix\":"
@@ -294,6 +303,7 @@ static int setup(void) {
       "]}}",
       identity_json("web"), mesh_listener_port(ba.l), mesh_listener_port(bb.l),
       mesh_listener_port(bflaky.l), mesh_listener_port(bgw.l),
+      mesh_listener_port(ba.l), mesh_listener_port(bb.l),
       mesh_listener_port(brst.l), mesh_listener_port(bbad.l),
       mesh_listener_port(ba.l));
   if (mesh_new(json, &client, &st) != MESH_OK) {
@@ -363,6 +373,28 @@ static void test_mesh_http_call_routing(void) {
   int rc;
   get("nowhere", "/", NULL, NULL, NULL, 0, &rc);
   CU_ASSERT_EQUAL(rc, MESH_ERR_UNKNOWN_SERVICE);
+}
+
+/* A route to a named subset reaches only that subset's hosts. */
+static void test_mesh_http_call_subset(void) {
+  char body[256];
+  for (int i = 0; i < 10; i++) {
+    CU_ASSERT_EQUAL(get("ab", "/x", "x-version", "v2", body, sizeof body, NULL),
+                    200);
+    CU_ASSERT_STRING_EQUAL(body, "b");
+    CU_ASSERT_EQUAL(get("ab", "/x", NULL, NULL, body, sizeof body, NULL), 200);
+    CU_ASSERT_STRING_EQUAL(body, "a");
+  }
+  /* the call layer itself: an unknown subset is a clear error */
+  mesh_call_opts_t *o = mesh_call_opts_new();
+  CU_ASSERT_EQUAL(mesh_call_opts_set_subset(o, "v3"), MESH_OK);
+  mesh_call_t *c = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh_call_begin(client, "ab", o, &c, &st),
+                  MESH_ERR_NOT_FOUND);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "no subset \"v3\""));
+  CU_ASSERT_EQUAL(mesh_call_opts_set_subset(NULL, "v1"), MESH_ERR_INVALID_ARG);
+  mesh_call_opts_free(o);
 }
 
 /* 90/10 by weight: with n = 2000 calls, b's share has mean 200 and standard
@@ -580,6 +612,7 @@ static void add(void) {
   CU_pSuite s = CU_add_suite("http_call", setup, teardown);
   CU_add_test(s, "mesh_http_call_routing", test_mesh_http_call_routing);
   CU_add_test(s, "mesh_http_call_split", test_mesh_http_call_split);
+  CU_add_test(s, "mesh_http_call_subset", test_mesh_http_call_subset);
   CU_add_test(s, "mesh_http_call_retries", test_mesh_http_call_retries);
   CU_add_test(s, "mesh_http_call_reset_retry",
               test_mesh_http_call_reset_retry);

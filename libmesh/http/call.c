@@ -180,14 +180,11 @@ static int call_dest(mesh_t *m, const mesh__route_t *r,
                      const mesh__span_t *sp, const inject_t *inj,
                      int64_t timeout_ms, mesh_http_response_t **out,
                      mesh_status_t *st) {
-  if (d->subset)
-    return mesh__fail(st, MESH_ERR_UNSUPPORTED,
-                      "route to subset \"%s\" of \"%s\": the call layer does "
-                      "not take a subset yet",
-                      d->subset, d->service);
   mesh_call_opts_t *o = mesh_call_opts_new();
-  if (!o)
+  if (!o || (d->subset && mesh_call_opts_set_subset(o, d->subset) != MESH_OK)) {
+    mesh_call_opts_free(o);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
   if (timeout_ms > 0)
     mesh_call_opts_set_deadline(o, (int)timeout_ms);
   if (r && r->retries >= 0)
