@@ -134,6 +134,7 @@ static const struct raw_case raw_cases[] = {
    MESH_OK},
   {"GET /status/204 HTTP/1.1\r\n" H "\r\n", "HTTP/1.1 204 No Content", 1, 1,
    MESH_OK},
+  {"GET /status/101 HTTP/1.1\r\n" H "\r\n", "HTTP/1.1 500", 1, 1, MESH_OK},
   {"POST /e HTTP/1.1\r\n" H "Content-Length: 5\r\nExpect: 100-continue\r\n"
    "\r\nhello",
    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 2, 1, MESH_OK},

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -39,6 +40,8 @@ struct backend {
   atomic_bool stop;
   atomic_int requests;
   atomic_int fail_first; /* answer 503 to this many requests first */
+  atomic_int drop_first; /* close this many new connections unanswered */
+  atomic_int dropped;
   int plain_port;        /* gateway: the plain HTTP backend */
 };
 
@@ -53,6 +56,10 @@ static int backend_handler(const mesh_http_request_t *req,
   atomic_fetch_add(&b->requests, 1);
   if (b->fn)
     return b->fn(b, req, resp);
+  if (strcmp(mesh_http_request_target(req), "/sleep") == 0) {
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+  }
   if (strcmp(mesh_http_request_target(req), "/trace") == 0) {
     const char *tp = mesh_http_request_header(req, "traceparent");
     return mesh_http_response_set_body(resp, tp ? tp : "-",
@@ -69,6 +76,17 @@ static int backend_handler(const mesh_http_request_t *req,
 static void *conn_main(void *arg) {
   struct conn_arg *a = arg;
   mesh_status_t st;
+  if (atomic_load(&a->b->drop_first) > 0) {
+    /* read the request, then hang up without a word: a reset */
+    atomic_fetch_sub(&a->b->drop_first, 1);
+    char buf[512];
+    mesh_conn_set_timeouts(a->c, 2000, 2000);
+    mesh_conn_read(a->c, buf, sizeof buf);
+    atomic_fetch_add(&a->b->dropped, 1);
+    mesh_conn_close(a->c);
+    free(a);
+    return NULL;
+  }
   mesh_http_serve(a->b->m, a->c, backend_handler, a->b, &st);
   mesh_conn_close(a->c);
   free(a);
@@ -204,7 +222,7 @@ static int gateway(struct backend *b, const mesh_http_request_t *in,
 
 /* ---- the fixture -------------------------------------------------------------- */
 
-static struct backend ba, bb, bflaky, bgw;
+static struct backend ba, bb, bflaky, bgw, brst, bbad;
 static mesh_t *client;
 static pid_t py;
 
@@ -227,8 +245,10 @@ static int setup(void) {
   }
   if (backend_start(&ba, "a", NULL) || backend_start(&bb, "b", NULL) ||
       backend_start(&bflaky, "flaky", NULL) ||
-      backend_start(&bgw, "gw", gateway))
+      backend_start(&bgw, "gw", gateway) || backend_start(&brst, "rst", NULL) ||
+      backend_start(&bbad, "bad", NULL))
     return 1;
+  atomic_store(&bbad.fail_first, 1000000);
   bgw.plain_port = th_free_port();
   const char *script = th_path("plain.py");
   th_write(script, plain_py);
@@ -247,8 +267,24 @@ static int setup(void) {
       SVC("b", bb, "") ","
       SVC("flaky", bflaky, ",\"retry\":{\"retry_on\":[\"5xx\"],"
                            "\"num_retries\":3,\"base_interval_ms\":5}") ","
-      SVC("gw", bgw, "") "},"
+      SVC("gw", bgw, "") ","
+      "\"ab\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
+      "{\"address\":\"127.0.0.1\",\"port\":%d,\"labels\":{\"version\":\"v1\"}},"
+      "{\"address\":\"127.0.0.1\",\"port\":%d,\"labels\":{\"version\":\"v2\"}}]},"
+      "\"subsets\":{\"v1\":{\"version\":\"v1\"},\"v2\":{\"version\":\"v2\"}}},"
+      SVC("rst", brst, ",\"retry\":{\"retry_on\":[\"reset\"],"
+                       "\"num_retries\":3,\"base_interval_ms\":5}") ","
+      "\"od\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
+      "{\"address\":\"127.0.0.1\",\"port\":%d},"
+      "{\"address\":\"127.0.0.1\",\"port\":%d}]},"
+      "\"outlier_detection\":{\"consecutive_5xx\":3,"
+      "\"max_ejection_percent\":50}}},"
       "\"http\":{\"routes\":["
+      "{\"name\":\"to-v2\",\"hosts\":[\"ab\"],\"match\":{\"headers\":[{"
+      "\"name\":\"x-version\",\"exact\":\"v2\"}]},\"service\":\"ab\","
+      "\"subset\":\"v2\"},"
+      "{\"name\":\"to-v1\",\"hosts\":[\"ab\"],\"service\":\"ab\","
+      "\"subset\":\"v1\"},"
       "{\"name\":\"canary\",\"hosts\":[\"a\"],\"match\":{\"headers\":[{"
       "\"name\":\"x-canary\",\"exact\":\"1\"}]},\"service\":\"b\"},"
       "{\"name\":\"to-b\",\"hosts\":[\"a\"],\"match\":{\"path\":{\"prefix\":"
@@ -263,10 +299,13 @@ static int setup(void) {
       "\"fixed_delay_ms\":150}}},"
       "{\"name\":\"too-slow\",\"hosts\":[\"a\"],\"match\":{\"path\":{"
       "\"exact\":\"/too-slow\"}},\"service\":\"a\",\"timeout_ms\":50,"
-      "\"fault\":{\"delay\":{\"fixed_delay_ms\":400}}}"
+      "\"fault\":{\"delay\":{\"fixed_delay_ms\":2000}}}"
       "]}}",
       identity_json("web"), mesh_listener_port(ba.l), mesh_listener_port(bb.l),
-      mesh_listener_port(bflaky.l), mesh_listener_port(bgw.l));
+      mesh_listener_port(bflaky.l), mesh_listener_port(bgw.l),
+      mesh_listener_port(ba.l), mesh_listener_port(bb.l),
+      mesh_listener_port(brst.l), mesh_listener_port(bbad.l),
+      mesh_listener_port(ba.l));
   if (mesh_new(json, &client, &st) != MESH_OK) {
     fprintf(stderr, "client mesh: %s\n", st.message);
     return 1;
@@ -276,7 +315,7 @@ static int setup(void) {
 
 static int teardown(void) {
   mesh_free(client); /* closes pooled connections: backends see EOF */
-  struct backend *all[] = {&ba, &bb, &bflaky, &bgw};
+  struct backend *all[] = {&ba, &bb, &bflaky, &bgw, &brst, &bbad};
   for (size_t i = 0; i < N(all); i++)
     if (all[i]->l)
       backend_stop(all[i]);
@@ -336,6 +375,28 @@ static void test_mesh_http_call_routing(void) {
   CU_ASSERT_EQUAL(rc, MESH_ERR_UNKNOWN_SERVICE);
 }
 
+/* A route to a named subset reaches only that subset's hosts. */
+static void test_mesh_http_call_subset(void) {
+  char body[256];
+  for (int i = 0; i < 10; i++) {
+    CU_ASSERT_EQUAL(get("ab", "/x", "x-version", "v2", body, sizeof body, NULL),
+                    200);
+    CU_ASSERT_STRING_EQUAL(body, "b");
+    CU_ASSERT_EQUAL(get("ab", "/x", NULL, NULL, body, sizeof body, NULL), 200);
+    CU_ASSERT_STRING_EQUAL(body, "a");
+  }
+  /* the call layer itself: an unknown subset is a clear error */
+  mesh_call_opts_t *o = mesh_call_opts_new();
+  CU_ASSERT_EQUAL(mesh_call_opts_set_subset(o, "v3"), MESH_OK);
+  mesh_call_t *c = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh_call_begin(client, "ab", o, &c, &st),
+                  MESH_ERR_NOT_FOUND);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "no subset \"v3\""));
+  CU_ASSERT_EQUAL(mesh_call_opts_set_subset(NULL, "v1"), MESH_ERR_INVALID_ARG);
+  mesh_call_opts_free(o);
+}
+
 /* 90/10 by weight: with n = 2000 calls, b's share has mean 200 and standard
  * deviation sqrt(2000 * 0.1 * 0.9) = 13.4; accept within 4.5 sd. */
 static void test_mesh_http_call_split(void) {
@@ -377,6 +438,48 @@ static void test_mesh_http_call_retries(void) {
   CU_ASSERT_EQUAL(atomic_load(&ba.requests), 1);
 }
 
+/* A backend that hangs up twice before answering: the resets are retried
+ * (retry_on reset) on new connections and the third try answers. */
+static void test_mesh_http_call_reset_retry(void) {
+  char body[64];
+  atomic_store(&brst.drop_first, 2);
+  CU_ASSERT_EQUAL(get("rst", "/", NULL, NULL, body, sizeof body, NULL), 200);
+  CU_ASSERT_STRING_EQUAL(body, "rst");
+  CU_ASSERT_EQUAL(atomic_load(&brst.dropped), 2);
+  CU_ASSERT_EQUAL(atomic_load(&brst.requests), 1);
+}
+
+/* A per-request timeout shorter than the backend's answer. */
+static void test_mesh_http_call_timeout(void) {
+  mesh_http_request_t *req = mesh_http_request_new("GET", "/sleep");
+  mesh_http_request_set_timeout(req, 100);
+  mesh_http_response_t *resp = NULL;
+  mesh_status_t st;
+  int64_t t0 = mesh__now_ms();
+  int rc = mesh_http_call(client, "a", req, &resp, &st);
+  int64_t el = mesh__now_ms() - t0;
+  CU_ASSERT(rc == MESH_ERR_TIMEOUT || rc == MESH_ERR_DEADLINE);
+  CU_ASSERT_PTR_NULL(resp);
+  CU_ASSERT(el >= 90 && el < 900); /* not the backend's 1 s */
+  mesh_http_request_free(req);
+}
+
+/* Statuses reach outlier detection: an endpoint answering 503 is ejected
+ * after 3 in a row and the service keeps answering from the other. */
+static void test_mesh_http_call_outlier(void) {
+  char body[64];
+  int bad = 0;
+  for (int i = 0; i < 12; i++)
+    bad += get("od", "/", NULL, NULL, body, sizeof body, NULL) == 503;
+  CU_ASSERT(bad >= 3);
+  int before = atomic_load(&bbad.requests);
+  for (int i = 0; i < 20; i++) {
+    CU_ASSERT_EQUAL(get("od", "/", NULL, NULL, body, sizeof body, NULL), 200);
+    CU_ASSERT_STRING_EQUAL(body, "a");
+  }
+  CU_ASSERT_EQUAL(atomic_load(&bbad.requests), before);
+}
+
 static void test_mesh_http_call_faults(void) {
   char body[64];
   int before = atomic_load(&ba.requests);
@@ -398,7 +501,7 @@ static void test_mesh_http_call_faults(void) {
   get("a", "/too-slow", NULL, NULL, NULL, 0, &rc);
   int64_t el = mesh__now_ms() - t0;
   CU_ASSERT_EQUAL(rc, MESH_ERR_DEADLINE);
-  CU_ASSERT(el >= 50 && el < 350);
+  CU_ASSERT(el >= 50 && el < 1500); /* not the 2 s delay */
 }
 
 static void test_mesh_http_call_plain_backend(void) {
@@ -459,6 +562,37 @@ static void test_mesh_http_call_metrics(void) {
   free(text);
 }
 
+/* The authz request of a real connection: peer ID, namespace, address. */
+static void test_mesh_authz_request_set_conn(void) {
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", mesh_listener_port(bb.l));
+  mesh_conn_t *c = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_dial(client, target, NULL, &c, &st), MESH_OK);
+  mesh_authz_request_t *r = mesh_authz_request_new();
+  CU_ASSERT_EQUAL(mesh_authz_request_set_conn(r, c), MESH_OK);
+  CU_ASSERT_STRING_EQUAL(mesh_authz_request_principal(r),
+                         "spiffe://example.org/ns/shop/sa/backend");
+  CU_ASSERT_STRING_EQUAL(mesh_authz_request_namespace(r), "shop");
+  char ip[64];
+  mesh_authz_request_source_ip(r, ip, sizeof ip);
+  CU_ASSERT_STRING_EQUAL(ip, "127.0.0.1");
+  CU_ASSERT(mesh_authz_request_port(r) > 0);
+  CU_ASSERT_EQUAL(mesh_authz_request_set_conn(r, NULL), MESH_ERR_INVALID_ARG);
+  mesh_authz_request_free(r);
+  /* and one HTTP exchange over the held connection */
+  mesh_http_request_t *req = mesh_http_request_new("GET", "/");
+  mesh_http_response_t *resp = NULL;
+  int ka = 0;
+  CU_ASSERT_EQUAL(mesh_http_exchange(c, "b", req, &resp, &ka, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_http_response_status(resp), 200);
+  CU_ASSERT_STRING_EQUAL(mesh_http_response_body(resp, NULL), "b");
+  CU_ASSERT_EQUAL(ka, 1);
+  mesh_http_response_free(resp);
+  mesh_http_request_free(req);
+  mesh_conn_close(c);
+}
+
 static void test_mesh_http_call_args(void) {
   mesh_http_request_t *req = mesh_http_request_new("GET", "/");
   mesh_http_response_t *resp = NULL;
@@ -478,13 +612,20 @@ static void add(void) {
   CU_pSuite s = CU_add_suite("http_call", setup, teardown);
   CU_add_test(s, "mesh_http_call_routing", test_mesh_http_call_routing);
   CU_add_test(s, "mesh_http_call_split", test_mesh_http_call_split);
+  CU_add_test(s, "mesh_http_call_subset", test_mesh_http_call_subset);
   CU_add_test(s, "mesh_http_call_retries", test_mesh_http_call_retries);
+  CU_add_test(s, "mesh_http_call_reset_retry",
+              test_mesh_http_call_reset_retry);
+  CU_add_test(s, "mesh_http_call_timeout", test_mesh_http_call_timeout);
+  CU_add_test(s, "mesh_http_call_outlier", test_mesh_http_call_outlier);
   CU_add_test(s, "mesh_http_call_faults", test_mesh_http_call_faults);
   CU_add_test(s, "mesh_http_call_plain_backend",
               test_mesh_http_call_plain_backend);
   CU_add_test(s, "mesh_http_call_keepalive", test_mesh_http_call_keepalive);
   CU_add_test(s, "mesh_http_call_trace", test_mesh_http_call_trace);
   CU_add_test(s, "mesh_http_call_metrics", test_mesh_http_call_metrics);
+  CU_add_test(s, "mesh_authz_request_set_conn",
+              test_mesh_authz_request_set_conn);
   CU_add_test(s, "mesh_http_call_args", test_mesh_http_call_args);
 }
 

@@ -78,6 +78,12 @@ MESH_EXTERN void mesh_call_opts_free(mesh_call_opts_t *o);
  *  1024 bytes.  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_NOMEM. */
 MESH_EXTERN int mesh_call_opts_set_hash_key(mesh_call_opts_t *o,
                                             const void *key, size_t len);
+/** Route the call to a named subset of the service (its `subsets` config),
+ *  bypassing the weighted split; NULL clears.  Copied.
+ *  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_NOMEM.  A name that is
+ *  not configured fails the call with MESH_ERR_NOT_FOUND. */
+MESH_EXTERN int mesh_call_opts_set_subset(mesh_call_opts_t *o,
+                                          const char *subset);
 /** Overall deadline of the call from its start, retries included (ms > 0;
  *  0 = none; replaces `timeouts.overall_ms`).
  *  @return MESH_OK or MESH_ERR_INVALID_ARG (negative). */

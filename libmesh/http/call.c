@@ -62,8 +62,9 @@ static const char *req_get(const char *key, void *user) {
 }
 
 typedef struct try_ctx {
+  mesh_t *m;
   const mesh_http_request_t *req;
-  const inject_t *inj;
+  const inject_t *inj; /* the mesh.request span's context (fallback) */
   const char *host;
   const mesh__http_limits_t *lim;
   mesh_http_response_t *resp; /* the latest complete response */
@@ -81,8 +82,17 @@ static int try_once(mesh_call_t *call, mesh_conn_t *conn, int *status,
   int64_t deadline = left > 0 ? mesh__now_ms() + left : 0;
   mesh__http_io_t io;
   mesh__http_io_conn(&io, conn);
+  /* The server's span becomes a child of this try's span when the call
+   * layer has one; else of the request's. */
+  inject_t per_try = {0};
+  mesh_trace_ctx_t tc;
+  const inject_t *inj = t->inj;
+  if (mesh_call_trace_context(call, &tc) == MESH_OK &&
+      mesh_trace_inject(&tc, mesh_trace_formats(t->m), inject_set,
+                        &per_try) == MESH_OK)
+    inj = &per_try;
   bool reusable = false;
-  int rc = mesh__http_exchange_io(&io, t->host, t->req, t->inj->h, t->inj->n,
+  int rc = mesh__http_exchange_io(&io, t->host, t->req, inj->h, inj->n,
                                   t->lim, deadline, &t->resp, &reusable,
                                   &t->err);
   if (rc == MESH_OK) {
@@ -167,23 +177,24 @@ static const mesh__route_t *route_for(mesh_t *m, mesh__service_t *svc,
 
 static int call_dest(mesh_t *m, const mesh__route_t *r,
                      const mesh__rt_dest_t *d, const mesh_http_request_t *req,
-                     const inject_t *inj, int64_t timeout_ms,
-                     mesh_http_response_t **out, mesh_status_t *st) {
-  if (d->subset)
-    return mesh__fail(st, MESH_ERR_UNSUPPORTED,
-                      "route to subset \"%s\" of \"%s\": the call layer does "
-                      "not take a subset yet",
-                      d->subset, d->service);
+                     const mesh__span_t *sp, const inject_t *inj,
+                     int64_t timeout_ms, mesh_http_response_t **out,
+                     mesh_status_t *st) {
   mesh_call_opts_t *o = mesh_call_opts_new();
-  if (!o)
+  if (!o || (d->subset && mesh_call_opts_set_subset(o, d->subset) != MESH_OK)) {
+    mesh_call_opts_free(o);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
   if (timeout_ms > 0)
     mesh_call_opts_set_deadline(o, (int)timeout_ms);
   if (r && r->retries >= 0)
     mesh_call_opts_set_max_retries(o, r->retries);
   if (!idempotent(req->method))
     mesh_call_opts_set_hedging(o, 0);
-  try_ctx_t t = {.req = req, .inj = inj, .host = d->service,
+  mesh_trace_ctx_t parent;
+  mesh__span_context(sp, &parent);
+  mesh_call_opts_set_trace_parent(o, &parent);
+  try_ctx_t t = {.m = m, .req = req, .inj = inj, .host = d->service,
                  .lim = &mesh__http_settings(m)->lim};
   int rc = mesh_call_do(m, d->service, o, try_once, &t, st);
   mesh_call_opts_free(o);
@@ -248,7 +259,7 @@ int mesh_http_call(mesh_t *m, const char *service,
     }
   }
   if (rc == MESH_ERR_NOT_FOUND)
-    rc = call_dest(m, r, d, req, &inj, timeout, out, st);
+    rc = call_dest(m, r, d, req, &sp, &inj, timeout, out, st);
   int status = rc == MESH_OK ? (*out)->status : 0;
   mesh__http_count(m, mesh__service_find(m, d->service), status);
   if (rc == MESH_OK) {

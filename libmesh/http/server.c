@@ -28,6 +28,7 @@ typedef struct srv {
   char *body;
   size_t body_cap;
   char traceparent[MESH_TRACEPARENT_LEN + 1];
+  mesh_trace_ctx_t remote; /* the caller's context: spans borrow it */
 } srv_t;
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -226,11 +227,10 @@ static const char *get_header(const char *key, void *user) {
  * SERVER span around the request. */
 static void span_begin(srv_t *s, const mesh_http_request_t *req,
                        mesh__span_t *sp) {
-  mesh_trace_ctx_t remote;
   bool have = mesh_trace_extract(mesh_trace_formats(s->m), get_header,
-                                 (void *)req, &remote) == MESH_OK;
+                                 (void *)req, &s->remote) == MESH_OK;
   mesh__span_start(s->m, sp, "mesh.request", MESH_SPAN_SERVER, NULL,
-                   have ? &remote : NULL);
+                   have ? &s->remote : NULL);
   if (!mesh__span_recording(sp))
     return;
   mesh__span_attr_str(sp, MESH__ATTR_HTTP_METHOD, req->method);
@@ -341,7 +341,8 @@ static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
     mesh__span_end(&sp);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
-  if (fn(&req, resp, user) != 0) {
+  /* a 1xx is never a final response: treat it as the handler's failure */
+  if (fn(&req, resp, user) != 0 || resp->status < 200) {
     mesh_http_response_free(resp);
     resp = mesh_http_response_new();
     if (!resp) {

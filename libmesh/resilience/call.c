@@ -63,7 +63,22 @@ void mesh_call_opts_free(mesh_call_opts_t *o) {
     return;
   free(o->hash_key);
   free(o->alpn);
+  free(o->subset);
   free(o);
+}
+
+int mesh_call_opts_set_subset(mesh_call_opts_t *o, const char *subset) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  char *s = NULL;
+  if (subset) {
+    s = strdup(subset);
+    if (!s)
+      return MESH_ERR_NOMEM;
+  }
+  free(o->subset);
+  o->subset = s;
+  return MESH_OK;
 }
 
 int mesh_call_opts_set_hash_key(mesh_call_opts_t *o, const void *key,
@@ -173,6 +188,7 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->hash_key = o->hash_key;
     x->hash_key_len = o->hash_key_len;
     x->alpn = o->alpn;
+    x->subset = o->subset;
   }
   x->last_rc = MESH_OK;
   if (o && o->has_parent)
@@ -352,9 +368,14 @@ static int pick(mesh_call_t *c, mesh_status_t *st) {
       .hash_key_len = x->hash_key_len,
       .avoid = x->avoid,
       .navoid = x->navoid,
+      .subset = x->subset,
   };
   mesh__host_t *h = NULL;
   int rc = mesh__lb_pick(x->svc, c->snap, &ctx, &h);
+  if (rc == MESH_ERR_NOT_FOUND)
+    return mesh__fail(st, MESH_ERR_NOT_FOUND,
+                      "service \"%s\" has no subset \"%s\"", x->svc->name,
+                      x->subset ? x->subset : "");
   if (rc != MESH_OK || !h)
     return mesh__fail(st, MESH_ERR_NO_ENDPOINTS,
                       "service \"%s\": no usable endpoint among %zu "

@@ -18,6 +18,7 @@ struct mesh_call_opts {
   int max_retries;    /* -1: config */
   int hedging;        /* 0 turns the service's hedging off */
   char *alpn;
+  char *subset;       /* named subset, or NULL for the split */
   bool has_parent;
   mesh_trace_ctx_t parent;
 };
@@ -37,6 +38,7 @@ typedef struct mesh__callx {
   int64_t connect_ms;
   uint32_t max_retries;
   bool hedge;
+  const char *subset;         /* borrowed from the options */
   const void *hash_key;       /* borrowed from the options */
   size_t hash_key_len;
   const char *alpn;           /* borrowed; NULL: config's */
