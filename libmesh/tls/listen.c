@@ -129,6 +129,9 @@ static int take(mesh_listener_t *l, bool nonblocking, mesh_conn_t **out,
   }
   c->gen = gen;
   mesh__sock_format((struct sockaddr *)&ss, c->peer_addr, sizeof c->peer_addr);
+  memcpy(&c->peer_sa, &ss, sizeof c->peer_sa);
+  c->local_port = l->port;
+  mesh__conn_obs_accept(c);
   c->peers_ref = (const char *const *)l->m->tls->in.peers;
   c->npeers_ref = l->m->tls->in.npeers;
   c->phase_ms = l->m->tls->set.handshake_timeout_ms;

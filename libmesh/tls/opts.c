@@ -95,3 +95,17 @@ int mesh_dial_opts_set_hash_key(mesh_dial_opts_t *o, const char *key,
   o->hash_key_len = len;
   return MESH_OK;
 }
+
+int mesh_dial_opts_set_trace_parent(mesh_dial_opts_t *o,
+                                    const mesh_trace_ctx_t *ctx) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  if (!ctx) {
+    o->has_parent = false;
+    return MESH_OK;
+  }
+  o->parent = *ctx;
+  o->parent.tracestate[sizeof o->parent.tracestate - 1] = '\0';
+  o->has_parent = true;
+  return MESH_OK;
+}
