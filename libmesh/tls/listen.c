@@ -145,6 +145,7 @@ static int take(mesh_listener_t *l, bool nonblocking, mesh_conn_t **out,
       return rc;
     }
     c->state = MESH__CONN_HANDSHAKE;
+    mesh__conn_obs_tls_start(c);
   }
   *out = c;
   return MESH_OK;
