@@ -194,6 +194,29 @@ static mesh_trace_ctx_t parent_ctx(bool sampled) {
   return p;
 }
 
+/* ---- the reason label --------------------------------------------------------- */
+
+static void test_mesh__tls_reason(void) {
+  static const struct {
+    int code;
+    const char *want;
+  } cases[] = {
+      {MESH_ERR_CERT_EXPIRED, "cert_expired"},
+      {MESH_ERR_DENIED, "denied"},
+      {MESH_ERR_TIMEOUT, "timeout"},
+      {MESH_ERR_PLAINTEXT_PEER, "plaintext_peer"},
+      {-9999, "unknown"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char buf[48];
+    mesh__tls_reason(cases[i].code, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, cases[i].want);
+  }
+  char tiny[4];
+  mesh__tls_reason(MESH_ERR_CERT_EXPIRED, tiny, sizeof tiny);
+  CU_ASSERT_STRING_EQUAL(tiny, "cer");
+}
+
 /* ---- metrics after full, resumed and failing handshakes --------------------- */
 
 static void test_mesh_handshakes_total(void) {
@@ -727,6 +750,7 @@ static void test_mesh_svid_reloads_total(void) {
 
 static void add(void) {
   CU_pSuite s = CU_add_suite("tls_observe", NULL, NULL);
+  CU_add_test(s, "mesh__tls_reason", test_mesh__tls_reason);
   CU_add_test(s, "mesh_handshakes_total", test_mesh_handshakes_total);
   CU_add_test(s, "mesh_handshake_failures_total on connect",
               test_mesh_handshake_failures_connect);

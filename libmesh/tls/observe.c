@@ -117,6 +117,9 @@ static mesh__metric_t *active_gauge(mesh_t *m, const char *service) {
   _Atomic(mesh__metric_t *) *slot = service_slot(m, service);
   if (!slot)
     return cached(&o->active_direct, m, true, "service=");
+  mesh__metric_t *g = atomic_load_explicit(slot, memory_order_acquire);
+  if (g) /* the usual case: no label to format */
+    return g;
   char l[160];
   snprintf(l, sizeof l, "service=%s", service);
   return cached(slot, m, true, l);
@@ -280,11 +283,17 @@ void mesh__conn_obs_fail(mesh_conn_t *c, int code) {
   if (c->server || c->hs_start_ns) {
     int d = c->server ? 1 : 0;
     int slot = code < 0 && -code < MESH__TLS_FAIL_SLOTS ? -code : 0;
-    char reason[48], l[80];
-    mesh__tls_reason(code, reason, sizeof reason);
-    snprintf(l, sizeof l, "direction=%s,reason=%s", dir_names[d], reason);
-    mesh__counter_add(cached(&c->m->tls->obs.fail[d][slot], c->m, false, l),
-                      1);
+    _Atomic(mesh__metric_t *) *p = &c->m->tls->obs.fail[d][slot];
+    mesh__metric_t *x = atomic_load_explicit(p, memory_order_acquire);
+    if (!x) {
+      /* codes beyond the table share slot 0, so they share its label */
+      char reason[48] = "unknown", l[80];
+      if (slot)
+        mesh__tls_reason(code, reason, sizeof reason);
+      snprintf(l, sizeof l, "direction=%s,reason=%s", dir_names[d], reason);
+      x = cached(p, c->m, false, l);
+    }
+    mesh__counter_add(x, 1);
   }
   mesh__span_fail(&c->hs_span, code, c->errmsg);
   mesh__span_end(&c->hs_span);
