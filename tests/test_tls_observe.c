@@ -429,6 +429,23 @@ static void test_mesh_dial_opts_set_trace_parent(void) {
   mesh_conn_close(c);
   CU_ASSERT_EQUAL(count(&cs), before);
 
+  /* ids all zero: "none", the sampling decision alone is kept */
+  mesh_trace_ctx_t z;
+  memset(&z, 0, sizeof z);
+  z.has_ids = 1;
+  z.sampling = MESH_SAMPLING_ACCEPT;
+  z.flags = MESH_TRACE_FLAG_SAMPLED;
+  CU_ASSERT_EQUAL(mesh_dial_opts_set_trace_parent(o, &z), MESH_OK);
+  CU_ASSERT_EQUAL_FATAL(mesh_dial(cm, tp_addr(srv.port), o, &c, &st), MESH_OK);
+  mesh_conn_close(c);
+  d = find(&cs, "mesh.dial");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  CU_ASSERT_EQUAL(count(&cs), before + 2);
+  static const uint8_t zero16[16];
+  CU_ASSERT_NOT_EQUAL(memcmp(d->ctx.trace_id, zero16, 16), 0);
+  CU_ASSERT_EQUAL(memcmp(d->ctx.parent_span_id, zero16, 8), 0);
+  before = count(&cs);
+
   /* cleared: a dial to host:port is a new trace (root span) */
   CU_ASSERT_EQUAL(mesh_dial_opts_set_trace_parent(o, NULL), MESH_OK);
   CU_ASSERT_EQUAL_FATAL(mesh_dial(cm, tp_addr(srv.port), o, &c, &st), MESH_OK);
