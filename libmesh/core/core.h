@@ -238,6 +238,15 @@ struct mesh_dial_opts {
   bool nonblocking;
   char *hash_key;
   size_t hash_key_len;
+  /* Trace parent of the dial's span (mesh_dial_opts_set_trace_parent; the
+   * call layer sets its try's context here).  Internal dials
+   * (mesh__tls_dial_addr) open spans only under a parent, so that health
+   * checks start no traces. */
+  bool has_parent;
+  mesh_trace_ctx_t parent;
+  /* Internal: the configured service being dialed (borrowed; NULL for a
+   * "host:port" dial), the `service` label of the connection metrics. */
+  const char *service;
 };
 
 /** Dial a configured service by name: pick, pool, breakers, then TLS.
