@@ -2,10 +2,10 @@
  *
  *   mesh_demo backend CONFIG NAME WORK_US SPANS STATS READY_FD
  *
- * Listens with mutual TLS (identity and inbound policy from CONFIG),
- * serves HTTP/1.1 with mesh_http_serve() (which enforces the authz
- * policies per request: a caller that no ALLOW policy matches gets 403),
- * one thread per connection.  Each request takes WORK_US ("min-max",
+ * Listens with mutual TLS (identity, inbound peers and authz policy from
+ * CONFIG: a caller that no ALLOW policy can match is refused in the
+ * handshake) and serves HTTP/1.1 with mesh_http_serve() (which checks the
+ * policies again per request), one thread per connection.  Each request takes WORK_US ("min-max",
  * microseconds) of simulated work and answers with the instance's name.
  * The bound port goes to READY_FD; at SIGTERM the instance stops, writes
  * its counters to STATS and exits. */
