@@ -45,8 +45,10 @@ typedef struct demo_ep {
   pthread_mutex_t mu;  /* guards lat_us */
   uint32_t *lat_us;    /* latency of each successful try, microseconds */
   size_t nlat, caplat;
-  /* timeline */
-  double killed_at, ejected_at; /* seconds since start, < 0: never */
+  /* timeline, seconds since the start (< 0: never); ejected_at is set by
+   * the thread whose call triggered the ejection */
+  double killed_at;
+  _Atomic double ejected_at;
   /* from the backend's own stats file at exit */
   bool have_stats;
   unsigned long served, denied;

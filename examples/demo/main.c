@@ -66,8 +66,6 @@ double demo_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static demo_t *the_demo; /* for the log callback */
-
 void demo_event(demo_t *d, const char *fmt, ...) {
   pthread_mutex_lock(&d->ev_mu);
   if (d->nevents < sizeof d->events / sizeof d->events[0]) {
@@ -332,9 +330,13 @@ static void stop_backends(demo_t *d) {
     if (e->pid <= 0)
       continue;
     double end = demo_now() + STOP_WAIT_MS / 1000.0;
-    while (waitpid(e->pid, NULL, WNOHANG) == 0 && demo_now() < end)
-      nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
-    if (kill(e->pid, 0) == 0) {
+    bool reaped = false;
+    while (!reaped && demo_now() < end) {
+      reaped = waitpid(e->pid, NULL, WNOHANG) == e->pid;
+      if (!reaped)
+        nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
+    }
+    if (!reaped) {
       kill(e->pid, SIGKILL);
       waitpid(e->pid, NULL, 0);
     }
@@ -375,9 +377,8 @@ static void on_ejection(demo_t *d, const char *line) {
   if (!e)
     return;
   atomic_fetch_add(&e->ejections, 1);
-  double t = demo_now() - d->t0;
-  if (e->ejected_at < 0)
-    e->ejected_at = t;
+  double never = -1;
+  atomic_compare_exchange_strong(&e->ejected_at, &never, demo_now() - d->t0);
   const char *type = strstr(line, " type=");
   char why[64] = "";
   if (type)
@@ -389,7 +390,6 @@ static void on_ejection(demo_t *d, const char *line) {
 /* Runs on whichever thread logged: keep it short. */
 static void on_log(int level, const char *line, void *user) {
   (void)level;
-  (void)user;
   pthread_mutex_lock(&log_mu);
   if (client_log) {
     fprintf(client_log, "%s\n", line);
@@ -397,7 +397,7 @@ static void on_log(int level, const char *line, void *user) {
   }
   pthread_mutex_unlock(&log_mu);
   if (strstr(line, "event=outlier_eject "))
-    on_ejection(the_demo, line);
+    on_ejection(user, line);
 }
 
 /* ---- the run ------------------------------------------------------------- */
@@ -554,7 +554,8 @@ static void init_eps(demo_t *d) {
     snprintf(e->name, sizeof e->name, "%s", names[i]);
     snprintf(e->subset, sizeof e->subset, "%.2s", names[i]);
     pthread_mutex_init(&e->mu, NULL);
-    e->killed_at = e->ejected_at = -1;
+    e->killed_at = -1;
+    e->ejected_at = -1;
   }
   d->victim = 1; /* v1-b */
 }
@@ -632,7 +633,6 @@ int main(int argc, char **argv) {
   d->workers = 4;
   pthread_mutex_init(&d->err_mu, NULL);
   pthread_mutex_init(&d->ev_mu, NULL);
-  the_demo = d;
   bool no_color = false;
   int rc = parse_args(d, argc, argv, &no_color);
   if (rc >= 0) {
