@@ -426,29 +426,37 @@ static void kill_victim(demo_t *d) {
   ui_event(d, e->killed_at, line);
 }
 
-static void run_intruder(demo_t *d, mesh_t *intruder) {
-  demo_intruder(d, intruder, INTRUDER_CALLS);
-  char line[1024];
-  snprintf(line, sizeof line, "intruder %s called %s %d times: %d denied (%s)",
-           DEMO_ID_INTRUDER, DEMO_SERVICE, d->intruder_attempts,
-           d->intruder_denied, d->intruder_reason);
-  ui_event(d, demo_now() - d->t0, line);
+typedef struct intruder_arg {
+  demo_t *d;
+  mesh_t *m;
+} intruder_arg_t;
+
+/* On its own thread, so that a slow handshake does not hold up the
+ * timeline (progress lines, the kill). */
+static void *intruder_main(void *arg) {
+  intruder_arg_t *a = arg;
+  demo_t *d = a->d;
+  demo_intruder(d, a->m, INTRUDER_CALLS);
+  demo_event(d, "intruder %s called %s %d times: %d denied (%.200s)",
+             DEMO_ID_INTRUDER, DEMO_SERVICE, d->intruder_attempts,
+             d->intruder_denied, d->intruder_reason);
+  return NULL;
 }
 
 /* The timeline, on the main thread: a progress line every second, the
  * intruder and the kill at their time, events as they come. */
 static void timeline(demo_t *d, mesh_t *intruder) {
   unsigned long prev[DEMO_MAX_EPS + 1] = {0};
+  intruder_arg_t arg = {d, intruder};
+  pthread_t it;
   bool intruded = false;
   int next_tick = 1;
   while (!interrupted) {
     double t = demo_now() - d->t0;
     if (t >= d->seconds)
       break;
-    if (!intruded && t >= d->t_intruder) {
-      run_intruder(d, intruder);
-      intruded = true;
-    }
+    if (!intruded && t >= d->t_intruder)
+      intruded = pthread_create(&it, NULL, intruder_main, &arg) == 0;
     if (d->eps[d->victim].killed_at < 0 && t >= d->t_kill)
       kill_victim(d);
     flush_events(d);
@@ -458,6 +466,8 @@ static void timeline(demo_t *d, mesh_t *intruder) {
     }
     nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
   }
+  if (intruded)
+    pthread_join(it, NULL);
 }
 
 static void write_summary(demo_t *d, unsigned long denials,
