@@ -136,6 +136,8 @@ static void test_mesh_call_do(void) {
   mesh__res_svc_t *rs = rs_of(m);
   CU_ASSERT_EQUAL(atomic_load(&rs->br.connections), 2);
   CU_ASSERT_EQUAL(mesh__pool_idle(mesh__res_pool_peek(host_of(m, a.port))), 1);
+  /* one idle connection to each backend */
+  CU_ASSERT_TRUE(has_metric(m, "mesh_connections_pooled{service=\"echo\"} 2"));
   mesh_free(m);
   tcb_stop(&a);
   tcb_stop(&b);
@@ -922,6 +924,20 @@ static void test_mesh_call_trace_context(void) {
         found = true;
     CU_ASSERT_TRUE(found);
   }
+  /* a new connection's dial span is a child of the try that made it */
+  int dials = 0;
+  for (int i = 0; i < cap.n; i++) {
+    if (strcmp(cap.name[i], "mesh.dial") != 0)
+      continue;
+    dials++;
+    bool found = false;
+    for (int j = 0; j < cap.n; j++)
+      if (strcmp(cap.name[j], "mesh.try") == 0 &&
+          memcmp(cap.ctx[i].parent_span_id, cap.ctx[j].span_id, 8) == 0)
+        found = true;
+    CU_ASSERT_TRUE(found);
+  }
+  CU_ASSERT(dials >= 1);
   mesh_call_opts_free(o);
   pthread_mutex_destroy(&cap.mu);
   mesh_free(m);

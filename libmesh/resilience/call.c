@@ -46,15 +46,21 @@ mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
 
 /* ---- options ------------------------------------------------------------------- */
 
-mesh_call_opts_t *mesh_call_opts_new(void) {
-  mesh_call_opts_t *o = calloc(1, sizeof *o);
-  if (!o)
-    return NULL;
+/* Everything from the service's config. */
+static void opts_defaults(mesh_call_opts_t *o) {
+  memset(o, 0, sizeof *o);
   o->deadline_ms = -1;
   o->per_try_ms = -1;
   o->connect_ms = -1;
   o->max_retries = -1;
   o->hedging = 1;
+}
+
+mesh_call_opts_t *mesh_call_opts_new(void) {
+  mesh_call_opts_t *o = malloc(sizeof *o);
+  if (!o)
+    return NULL;
+  opts_defaults(o);
   return o;
 }
 
@@ -425,6 +431,13 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
     o.timeout_ms = (int)budget;
   if (!user_opts || !user_opts->alpn)
     o.alpn = (char *)x->alpn;
+  /* Connection metrics carry the service; the dial and handshake spans are
+   * children of this try. */
+  o.service = x->svc->name;
+  if (c->span.started) {
+    mesh__span_context(&c->span, &o.parent);
+    o.has_parent = true;
+  }
   const mesh__host_t *h = c->host;
   int64_t t0 = mesh__now_ns();
   int rc;
@@ -700,7 +713,15 @@ int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
   mesh_call_t c;
   memset(&c, 0, sizeof c);
   c.x = &c.own;
-  int rc = mesh__callx_init(c.x, m, svc ? svc->name : NULL, NULL, st);
+  /* The application's trace parent (mesh_dial_opts_set_trace_parent) is
+   * the parent of the call span, which parents the dial below. */
+  mesh_call_opts_t co;
+  opts_defaults(&co);
+  if (opts && opts->has_parent) {
+    co.has_parent = true;
+    co.parent = opts->parent;
+  }
+  int rc = mesh__callx_init(c.x, m, svc ? svc->name : NULL, &co, st);
   if (rc != MESH_OK)
     return rc;
   if (opts && opts->hash_key) {

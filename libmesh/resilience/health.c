@@ -272,6 +272,7 @@ static void start_tls(hc_check_t *k) {
   memset(&o, 0, sizeof o);
   o.nonblocking = true;
   o.timeout_ms = (int)rs->cfg.hc.timeout_ms;
+  o.service = rs->svc ? rs->svc->name : NULL;
   if (rs->cfg.hc.type == MESH__HC_HTTP)
     o.alpn = "http/1.1";
   mesh_status_t st;

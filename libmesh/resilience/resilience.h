@@ -167,7 +167,7 @@ enum mesh__res_result {
 };
 
 typedef struct mesh__res_stats {
-  struct mesh__metric *retries, *budget, *call_s, *try_s, *ejected;
+  struct mesh__metric *retries, *budget, *call_s, *try_s, *ejected, *pooled;
   struct mesh__metric *overflow[4];  /* connections, pending, requests, retries */
   struct mesh__metric *ejections[4]; /* by enum mesh__od_type */
   struct mesh__metric *hc[2];        /* success, failure */

@@ -69,6 +69,18 @@ static double ejected_now(void *user) {
   return n;
 }
 
+/* Idle pooled connections of the service, summed over its current
+ * endpoints at scrape time (nothing to keep in step on put/take). */
+static double pooled_now(void *user) {
+  mesh__res_svc_t *rs = user;
+  mesh__snapshot_t *s = mesh__res_snapshot(rs->svc);
+  double n = 0;
+  for (size_t i = 0; s && i < s->n; i++)
+    n += (double)mesh__pool_idle(mesh__res_pool_peek(s->hosts[i]));
+  mesh__snap_release(s);
+  return n;
+}
+
 void mesh__res_stats_init(mesh__res_svc_t *rs) {
   mesh_t *m = rs->m;
   mesh__res_stats_t *x = &rs->mx;
@@ -85,6 +97,8 @@ void mesh__res_stats_init(mesh__res_svc_t *rs) {
                              "Latency of one try.", l, NULL, 0);
   x->ejected = mesh__gauge_func(m, "mesh_endpoints_ejected",
                                 "Endpoints ejected now.", l, ejected_now, rs);
+  x->pooled = mesh__gauge_func(m, "mesh_connections_pooled",
+                               "Idle pooled connections.", l, pooled_now, rs);
   for (int i = 0; i < 4; i++) {
     snprintf(l, sizeof l, "service=%s,limit=%s", rs->name, limits[i]);
     x->overflow[i] = mesh__counter(m, "mesh_circuit_breaker_overflows_total",
@@ -105,6 +119,8 @@ void mesh__res_stats_fini(mesh__res_svc_t *rs) {
   /* the gauge reads rs at scrape time: stop it before rs goes */
   mesh__gauge_func_detach(rs->mx.ejected);
   rs->mx.ejected = NULL;
+  mesh__gauge_func_detach(rs->mx.pooled);
+  rs->mx.pooled = NULL;
 }
 
 /* The calls counter of (endpoint, result), registered on first use; the
