@@ -489,6 +489,77 @@ static void test_file_missing_at_start(void) {
   mesh_free(m);
 }
 
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static double metric(mesh_t *m, const char *key) {
+  char buf[16384];
+  if (mesh_metrics_text(m, buf, sizeof buf, NULL) < 0)
+    return -1;
+  size_t n = strlen(key);
+  for (const char *p = buf; p && *p;) {
+    if (strncmp(p, key, n) == 0 && p[n] == ' ')
+      return strtod(p + n + 1, NULL);
+    const char *eol = strchr(p, '\n');
+    p = eol ? eol + 1 : NULL;
+  }
+  return -1; /* absent */
+}
+
+static bool metric_becomes(mesh_t *m, const char *key, double want, int ms) {
+  for (int i = 0; i < ms / 5 && metric(m, key) != want; i++)
+    usleep(5000);
+  if (metric(m, key) == want)
+    return true;
+  fprintf(stderr, "\n  %s = %g, want %g\n", key, metric(m, key), want);
+  return false;
+}
+
+#define UPDATES "mesh_discovery_updates_total{service=\"f\",source=\"file\"}"
+#define ERRORS "mesh_discovery_errors_total{service=\"f\",source=\"file\"}"
+#define EPS(h) "mesh_endpoints{service=\"f\",health=\"" h "\"}"
+
+/* mesh_discovery_updates_total / _errors_total / mesh_endpoints follow the
+ * source: a missing file, a good one, a broken one (last set kept). */
+static void test_mesh_discovery_metrics(void) {
+  const char *path = th_path("metrics.json");
+  unlink(path);
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"log\":{\"level\":\"error\"},\"services\":{\"f\":{\"discovery\":"
+           "{\"type\":\"file\",\"path\":\"%s\",\"poll_interval_ms\":10}},"
+           "\"s\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
+           "{\"address\":\"10.0.0.1\",\"port\":80}]}},\"none\":{}}}",
+           path);
+  mesh_t *m = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT(metric_becomes(m, ERRORS, 1, 2000));
+  CU_ASSERT_EQUAL(metric(m, UPDATES), 0);
+  CU_ASSERT_EQUAL(metric(m, EPS("unknown")), 0);
+  CU_ASSERT_EQUAL(metric(m, "mesh_discovery_updates_total{service=\"s\","
+                            "source=\"static\"}"),
+                  1);
+  CU_ASSERT_EQUAL(metric(m, "mesh_endpoints{service=\"s\",health=\"unknown\"}"),
+                  1);
+  /* a service without discovery has no series */
+  CU_ASSERT_EQUAL(metric(m, "mesh_endpoints{service=\"none\",health=\"unknown\"}"),
+                  -1);
+  write_atomic(path, "[{\"address\":\"10.0.0.1\",\"port\":80,\"health\":"
+                     "\"healthy\"},{\"address\":\"10.0.0.2\",\"port\":80,"
+                     "\"health\":\"healthy\"},{\"address\":\"10.0.0.3\","
+                     "\"port\":80,\"health\":\"draining\"},{\"address\":"
+                     "\"10.0.0.4\",\"port\":80}]");
+  CU_ASSERT(metric_becomes(m, UPDATES, 1, 3000));
+  CU_ASSERT_EQUAL(metric(m, EPS("healthy")), 2);
+  CU_ASSERT_EQUAL(metric(m, EPS("draining")), 1);
+  CU_ASSERT_EQUAL(metric(m, EPS("unknown")), 1);
+  CU_ASSERT_EQUAL(metric(m, EPS("unhealthy")), 0);
+  write_atomic(path, "[{\"address\":");
+  CU_ASSERT(metric_becomes(m, ERRORS, 2, 3000));
+  CU_ASSERT_EQUAL(metric(m, UPDATES), 1);
+  CU_ASSERT_EQUAL(metric(m, EPS("healthy")), 2); /* fail static */
+  mesh_free(m);
+}
+
 /* External-loop mode: nothing happens until the application drives it. */
 static void test_file_external_loop(void) {
   const char *path = th_path("ext.json");
@@ -672,6 +743,7 @@ static void add(void) {
   CU_add_test(s, "file_reload", test_file_reload);
   CU_add_test(s, "file_missing_at_start", test_file_missing_at_start);
   CU_add_test(s, "file_external_loop", test_file_external_loop);
+  CU_add_test(s, "mesh_discovery_metrics", test_mesh_discovery_metrics);
   CU_add_test(s, "prepare_snapshot", test_prepare_snapshot);
   CU_add_test(s, "file_10k", test_file_10k);
 }

@@ -143,6 +143,20 @@ static void test_health_tls(void) {
   CU_ASSERT(wait_health(host_of(m, good.port), MESH__HEALTH_UNHEALTHY, 2000) >=
             0);
   mesh_free(m);
+
+  /* without an SVID of our own the check cannot run: no verdict at all,
+   * rather than every endpoint marked unhealthy */
+  snprintf(json, sizeof json,
+           "{\"log\":{\"level\":\"error\"},\"services\":{\"" SVC "\":{"
+           "\"discovery\":{\"type\":\"static\",\"endpoints\":[{\"address\":"
+           "\"127.0.0.1\",\"port\":%d}]},\"health_check\":{\"type\":\"tls\","
+           "\"interval_ms\":50}}}}",
+           good.port);
+  CU_ASSERT_EQUAL_FATAL(mesh_new(json, &m, NULL), MESH_OK);
+  sleep_ms(300);
+  CU_ASSERT_EQUAL(atomic_load(&host_of(m, good.port)->hc_health),
+                  MESH__HEALTH_UNKNOWN);
+  mesh_free(m);
   tcb_stop(&good);
 }
 

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <mesh/export.h>
 #include <mesh/error.h>
+#include <mesh/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,6 +78,12 @@ MESH_EXTERN void mesh_call_opts_free(mesh_call_opts_t *o);
  *  1024 bytes.  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_NOMEM. */
 MESH_EXTERN int mesh_call_opts_set_hash_key(mesh_call_opts_t *o,
                                             const void *key, size_t len);
+/** Route the call to a named subset of the service (its `subsets` config),
+ *  bypassing the weighted split; NULL clears.  Copied.
+ *  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_NOMEM.  A name that is
+ *  not configured fails the call with MESH_ERR_NOT_FOUND. */
+MESH_EXTERN int mesh_call_opts_set_subset(mesh_call_opts_t *o,
+                                          const char *subset);
 /** Overall deadline of the call from its start, retries included (ms > 0;
  *  0 = none; replaces `timeouts.overall_ms`).
  *  @return MESH_OK or MESH_ERR_INVALID_ARG (negative). */
@@ -102,6 +109,12 @@ MESH_EXTERN int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on);
 MESH_EXTERN int mesh_call_opts_set_alpn(mesh_call_opts_t *o,
                                         const char *alpn);
 
+/** The parent of the call's span (e.g. extracted from the request being
+ *  served with mesh_trace_extract()); copied.  Without one the call starts
+ *  a new trace, subject to sampling.  NULL clears it. */
+MESH_EXTERN int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
+                                                const mesh_trace_ctx_t *ctx);
+
 /* ---- one try ------------------------------------------------------------------ */
 
 /** Begin a call: pick an endpoint of `service` and get a connection to it
@@ -113,6 +126,8 @@ MESH_EXTERN int mesh_call_opts_set_alpn(mesh_call_opts_t *o,
  *  @param out      receives the call; end it with mesh_call_end().
  *  @param st       optional detail on failure.
  *  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_UNKNOWN_SERVICE,
+ *          MESH_ERR_CLOSED (mesh_free() has begun), MESH_ERR_DISCOVERY (the
+ *          source failed and no endpoint set is known),
  *          MESH_ERR_NO_ENDPOINTS, MESH_ERR_CIRCUIT_OPEN (max_requests,
  *          max_pending_requests or max_connections reached),
  *          MESH_ERR_RETRY_BUDGET, MESH_ERR_DEADLINE, or the last dial
@@ -134,6 +149,12 @@ MESH_EXTERN int mesh_call_remaining_ms(const mesh_call_t *call);
 /** "ip:port" of the endpoint this try went to.  Borrowed, valid until the
  *  call ends. */
 MESH_EXTERN const char *mesh_call_endpoint(const mesh_call_t *call);
+
+/** The trace context of this try's span ("mesh.try", a child of the
+ *  call's "mesh.call"), to send along with the request
+ *  (mesh_trace_inject()).  @return MESH_OK or MESH_ERR_INVALID_ARG. */
+MESH_EXTERN int mesh_call_trace_context(const mesh_call_t *call,
+                                        mesh_trace_ctx_t *out);
 
 /** 0 for the first try, then 1, 2, ... for retries and hedges. */
 MESH_EXTERN int mesh_call_attempt(const mesh_call_t *call);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <mesh/export.h>
 #include <mesh/error.h>
+#include <mesh/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +44,17 @@ MESH_EXTERN int mesh_dial_opts_set_nonblocking(mesh_dial_opts_t *o, int on);
 /** Key for hash-based load balancing (ring_hash, maglev). Copied. */
 MESH_EXTERN int mesh_dial_opts_set_hash_key(mesh_dial_opts_t *o,
                                             const char *key, size_t len);
+
+/** Parent of the dial's spans, e.g. a context extracted with
+ *  mesh_trace_extract() from the request being served, so the library's
+ *  spans join the application's trace (as mesh_call_opts_set_trace_parent()
+ *  does for calls).  A dial to "host:port" opens "mesh.dial" under it (and
+ *  "mesh.handshake" under that); without one it starts a new trace,
+ *  subject to sampling.  A sampling-only context (ids all zero, e.g. from
+ *  "b3: 0") passes its decision on.  ctx is copied; NULL clears it.
+ *  @return MESH_OK or MESH_ERR_INVALID_ARG (o NULL). */
+MESH_EXTERN int mesh_dial_opts_set_trace_parent(mesh_dial_opts_t *o,
+                                                const mesh_trace_ctx_t *ctx);
 
 /** Dial a service by name from the config, or "host:port" / "[v6]:port".
  *  Blocking unless opts say otherwise.  The peer must present an SVID that

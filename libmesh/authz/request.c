@@ -1,5 +1,6 @@
 /* Request attributes: the internal setters the HTTP layer uses without
  * allocating, and the public builder / accessors (mesh_authz_request_*). */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -83,6 +84,26 @@ int mesh_authz_request_set_principal(mesh_authz_request_t *r,
   if (rc == MESH_OK)
     mesh__az_req_set_principal(r, p);
   return rc;
+}
+
+/* The peer of a connection as the request's source; the connection's local
+ * port as its destination port. */
+int mesh_authz_request_set_conn(mesh_authz_request_t *r, const mesh_conn_t *c) {
+  if (!r || !c || mesh_conn_fd(c) < 0)
+    return MESH_ERR_INVALID_ARG;
+  int rc = mesh_authz_request_set_principal(r, mesh_conn_peer_id(c));
+  if (rc != MESH_OK)
+    return rc;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(mesh_conn_fd(c), (struct sockaddr *)&ss, &len) == 0)
+    r->src = ss;
+  len = sizeof ss;
+  if (getsockname(mesh_conn_fd(c), (struct sockaddr *)&ss, &len) == 0)
+    r->port = ss.ss_family == AF_INET6
+                  ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  return MESH_OK;
 }
 
 int mesh_authz_request_set_source_ip(mesh_authz_request_t *r, const char *ip) {

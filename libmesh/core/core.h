@@ -154,6 +154,7 @@ struct mesh__services;   /* discovery + lb + resilience, per service */
 struct mesh__observe;    /* observe/ */
 struct mesh__authz;      /* authz/ */
 struct mesh__admin;      /* observe/admin */
+struct mesh__http;       /* http/ */
 
 struct mesh_ctx {
   cJSON *config;          /* the parsed configuration, owned */
@@ -169,6 +170,7 @@ struct mesh_ctx {
   struct mesh__observe *observe;
   struct mesh__authz *authz;
   struct mesh__admin *admin;
+  struct mesh__http *http;     /* http/ (settings, top-level routes) */
 };
 
 /* A part of the library: parse (validate config, no side effects), init
@@ -236,6 +238,15 @@ struct mesh_dial_opts {
   bool nonblocking;
   char *hash_key;
   size_t hash_key_len;
+  /* Trace parent of the dial's span (mesh_dial_opts_set_trace_parent; the
+   * call layer sets its try's context here).  Internal dials
+   * (mesh__tls_dial_addr) open spans only under a parent, so that health
+   * checks start no traces. */
+  bool has_parent;
+  mesh_trace_ctx_t parent;
+  /* Internal: the configured service being dialed (borrowed; NULL for a
+   * "host:port" dial), the `service` label of the connection metrics. */
+  const char *service;
 };
 
 /** Dial a configured service by name: pick, pool, breakers, then TLS.

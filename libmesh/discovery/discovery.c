@@ -136,6 +136,7 @@ void mesh__disc_error(mesh__disc_svc_t *d, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   atomic_fetch_add(&d->n_errors, 1);
+  mesh__counter_add(d->m_errors, 1);
   atomic_store(&d->last_error_ms, mesh__now_ms());
   atomic_store(&d->stale, true);
   pthread_mutex_lock(&d->mu);
@@ -200,6 +201,7 @@ static int publish(mesh__disc_svc_t *d, mesh__snapshot_t *s) {
   mesh__snap_release(d->last);
   d->last = s;
   atomic_fetch_add(&d->n_updates, 1);
+  mesh__counter_add(d->m_updates, 1);
   atomic_store(&d->last_update_ms, mesh__now_ms());
   mesh__log(d->m, MESH_LOG_INFO, "discovery_update",
             "service=%s source=%s endpoints=%zu version=%llu", d->svc->name,
@@ -279,6 +281,54 @@ static int static_start(mesh__disc_svc_t *d, mesh_status_t *st) {
 
 const mesh__disc_source_t mesh__disc_static = {"static", static_start, NULL};
 
+/* ---- metrics ------------------------------------------------------------------- */
+
+/* The health an endpoint counts under: as mesh_endpoint_health(). */
+static int effective_health(const mesh__host_t *h) {
+  if (h->source_health == MESH__HEALTH_DRAINING)
+    return MESH__HEALTH_DRAINING;
+  int hc = atomic_load(&h->hc_health);
+  int v = hc != MESH__HEALTH_UNKNOWN ? hc : h->source_health;
+  return v >= MESH__HEALTH_UNKNOWN && v <= MESH__HEALTH_DRAINING
+             ? v
+             : MESH__HEALTH_UNKNOWN;
+}
+
+/* One computed gauge per health value: the scrape reads the current
+ * snapshot (lock-free), so active health checks show without a publish. */
+static double endpoints_by_health(void *user) {
+  const mesh__disc_gauge_t *g = user;
+  mesh__snapshot_t *s = mesh__snap_acquire(&g->d->ref);
+  double n = 0;
+  for (size_t i = 0; s && i < s->n; i++)
+    n += effective_health(s->hosts[i]) == g->health;
+  mesh__snap_release(s);
+  return n;
+}
+
+static void metrics_init(mesh__disc_svc_t *d) {
+  static const char *const health_names[4] = {"unknown", "healthy",
+                                              "unhealthy", "draining"};
+  char l[256];
+  snprintf(l, sizeof l, "service=%s,source=%s", d->svc->name,
+           source_name(d));
+  d->m_updates = mesh__counter(d->m, "mesh_discovery_updates_total",
+                               "Endpoint sets published (changes only).", l);
+  d->m_errors = mesh__counter(
+      d->m, "mesh_discovery_errors_total",
+      "Failed resolutions or watches (the last good set was kept).", l);
+  for (int i = 0; i < 4; i++) {
+    d->gauges[i].d = d;
+    d->gauges[i].health = i;
+    snprintf(l, sizeof l, "service=%s,health=%s", d->svc->name,
+             health_names[i]);
+    d->m_endpoints[i] = mesh__gauge_func(
+        d->m, "mesh_endpoints",
+        "Endpoints of the service by health (source or active check).", l,
+        endpoints_by_health, &d->gauges[i]);
+  }
+}
+
 /* ---- lifecycle ----------------------------------------------------------------- */
 
 static void disc_free(mesh__disc_svc_t *d) {
@@ -299,6 +349,9 @@ static void disc_fini(mesh_t *m, mesh__service_t *svc) {
   mesh__disc_svc_t *d = svc->disc;
   if (!d)
     return;
+  /* The registry outlives us: its gauges must stop reading d. */
+  for (int i = 0; i < 4; i++)
+    mesh__gauge_func_detach(d->m_endpoints[i]);
   if (d->source && d->source->stop)
     d->source->stop(d);
   if (d->reprepare_timer > 0)
@@ -341,6 +394,7 @@ static int disc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
       &mesh__disc_static, &mesh__disc_file, &mesh__disc_dns,
       &mesh__disc_etcd};
   d->source = sources[d->type];
+  metrics_init(d); /* before the first publish, which it counts */
   int rc = d->source->start(d, st);
   if (rc != MESH_OK)
     return rc; /* mesh_new calls fini for every service */

@@ -13,6 +13,7 @@
 
 #include "core/core.h"
 #include "discovery/endpoint.h"
+#include "observe/metrics.h"
 
 /* ---- limits on untrusted input (files, etcd values, DNS answers) ---------*/
 #define MESH__DISC_MAX_ENDPOINTS 100000 /* per service */
@@ -56,6 +57,12 @@ typedef struct mesh__disc_stats {
   const char *source;     /* static string: source type name */
 } mesh__disc_stats_t;
 
+/* What one computed mesh_endpoints{health} gauge reads. */
+typedef struct mesh__disc_gauge {
+  struct mesh__disc_svc *d;
+  int health; /* enum mesh__health */
+} mesh__disc_gauge_t;
+
 typedef struct mesh__disc_svc {
   mesh_t *m;
   mesh__service_t *svc;
@@ -78,6 +85,12 @@ typedef struct mesh__disc_svc {
   _Atomic int64_t last_update_ms, last_error_ms;
   _Atomic bool stale;
   char last_error[256]; /* guarded by mu */
+
+  /* mesh_discovery_updates_total, mesh_discovery_errors_total and
+   * mesh_endpoints{health} of this service (NULL: no discovery source) */
+  mesh__metric_t *m_updates, *m_errors;
+  mesh__metric_t *m_endpoints[4]; /* by enum mesh__health */
+  mesh__disc_gauge_t gauges[4];   /* what those computed gauges read */
 
   struct mesh__disc_watch *watches; /* loop thread only */
   bool notifying;                   /* inside a callback round */

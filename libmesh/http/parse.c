@@ -15,12 +15,27 @@ void mesh__http_limits_default(mesh__http_limits_t *l) {
 
 /* ---- character classes ----------------------------------------------------- */
 
-bool mesh__http_is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-      (c >= '0' && c <= '9'))
-    return true;
-  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+/* tchar (RFC 9110 5.6.2) as a table: the parser asks for every byte of
+ * every field name. */
+static const unsigned char tchar_tab[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+bool mesh__http_is_tchar(unsigned char c) { return tchar_tab[c] != 0; }
 
 /* field-vchar / SP / HTAB (RFC 9110 5.5): no CTLs, obs-text allowed. */
 static bool is_value_char(unsigned char c) {
@@ -118,33 +133,30 @@ static int bad(mesh__http_msg_t *msg, int code, const char *why) {
  * Returns the head length, 0 when incomplete, or a negative code. */
 static int scan_head(mesh__http_msg_t *msg, const char *buf, size_t len,
                      bool request) {
-  size_t i = msg->scanned;
   size_t line = msg->scanned;
-  while (i < len) {
-    unsigned char c = (unsigned char)buf[i];
-    if (c == '\n')
+  while (line < len) {
+    /* memchr finds the line end; the bytes before it must hold no LF or
+     * NUL (a bare LF, or a NUL that could truncate a C-string view). */
+    const char *cr = memchr(buf + line, '\r', len - line);
+    size_t end = cr ? (size_t)(cr - buf) : len;
+    if (memchr(buf + line, '\n', end - line))
       return bad(msg, MESH_ERR_HTTP_PARSE, "bare LF (lines must end in CRLF)");
-    if (c == '\0')
+    if (memchr(buf + line, '\0', end - line))
       return bad(msg, MESH_ERR_HTTP_PARSE, "NUL byte in head");
-    if (c != '\r') {
-      i++;
-      continue;
-    }
-    if (i + 1 >= len)
+    if (!cr || end + 1 >= len)
       break;
-    if (buf[i + 1] != '\n')
+    if (buf[end + 1] != '\n')
       return bad(msg, MESH_ERR_HTTP_PARSE, "bare CR in head");
-    if (i == line) {
+    if (end == line) {
       if (msg->started)
-        return (int)(i + 2);
+        return (int)(end + 2);
       if (!request)
         return bad(msg, MESH_ERR_HTTP_PARSE, "empty line before status line");
     } else if (!msg->started) {
       msg->started = true;
       msg->start = line;
     }
-    i += 2;
-    line = i;
+    line = end + 2;
   }
   msg->scanned = line;
   return 0;
@@ -377,15 +389,16 @@ static int scan_fields(mesh__http_msg_t *msg, framing_state_t *f,
   for (size_t i = 0; i < msg->nhdrs; i++) {
     mesh__http_str_t n = msg->hdrs[i].name, v = msg->hdrs[i].value;
     int rc = MESH_OK;
-    if (mesh__http_str_ieq(n, "content-length"))
+    /* by length first: most fields are none of these */
+    if (n.n == 14 && mesh__http_str_ieq(n, "content-length"))
       rc = take_content_length(msg, f, v);
-    else if (mesh__http_str_ieq(n, "transfer-encoding"))
+    else if (n.n == 17 && mesh__http_str_ieq(n, "transfer-encoding"))
       rc = take_transfer_encoding(msg, f, v);
-    else if (request && mesh__http_str_ieq(n, "host"))
+    else if (request && n.n == 4 && mesh__http_str_ieq(n, "host"))
       rc = take_host(msg, f, v);
-    else if (mesh__http_str_ieq(n, "connection"))
+    else if (n.n == 10 && mesh__http_str_ieq(n, "connection"))
       take_connection(f, v);
-    else if (request && mesh__http_str_ieq(n, "expect"))
+    else if (request && n.n == 6 && mesh__http_str_ieq(n, "expect"))
       msg->expect_continue = mesh__http_str_ieq(v, "100-continue");
     if (rc != MESH_OK)
       return rc;

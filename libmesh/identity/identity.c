@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/parts.h"
+#include "observe/metrics.h"
 
 #define RELOAD_INTERVAL_MS_DEF 1000
 #define EXPIRY_WARNING_S_DEF 3600
@@ -54,6 +55,8 @@ struct mesh__identity {
   size_t nwatchers;
 
   int64_t timer; /* loop thread only */
+  /* mesh_svid_reloads_total{outcome="ok"|"error"} */
+  mesh__metric_t *m_reload_ok, *m_reload_error;
 };
 
 /* ---- config --------------------------------------------------------------- */
@@ -280,9 +283,11 @@ static void publish(mesh_t *m, struct mesh__identity *id, mesh__creds_t *c) {
 
 static void reload_failed(mesh_t *m, struct mesh__identity *id, int rc,
                           const mesh_status_t *st) {
-  /* A failure that repeats (retried each poll) is logged once. */
+  /* A failure that repeats (retried each poll) is logged and counted
+   * once. */
   if (id->retry && strcmp(id->last_err, st->message) == 0)
     return;
+  mesh__counter_add(id->m_reload_error, 1);
   mesh__strlcpy(id->last_err, st->message, sizeof id->last_err);
   char v[400];
   log_value(v, sizeof v, st->message);
@@ -322,6 +327,8 @@ static int reload_locked(mesh_t *m, struct mesh__identity *id, bool initial,
   id->last_err[0] = '\0';
   key_permissions(m, id);
   publish(m, id, c);
+  if (!initial)
+    mesh__counter_add(id->m_reload_ok, 1);
   expiry_check(m, id);
   return MESH_OK;
 }
@@ -459,6 +466,12 @@ static int identity_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     identity_free(id);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
+  static const char help[] = "SVID rotations (reloads after the first "
+                              "load) by outcome.";
+  id->m_reload_ok =
+      mesh__counter(m, "mesh_svid_reloads_total", help, "outcome=ok");
+  id->m_reload_error =
+      mesh__counter(m, "mesh_svid_reloads_total", help, "outcome=error");
   m->identity = id;
   pthread_mutex_lock(&id->reload_mu);
   int rc = reload_locked(m, id, true, st);

@@ -5,6 +5,7 @@
  * same acquisition path. */
 #include "resilience/call.h"
 #include "discovery/discovery.h"
+#include "observe/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -45,15 +46,21 @@ mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
 
 /* ---- options ------------------------------------------------------------------- */
 
-mesh_call_opts_t *mesh_call_opts_new(void) {
-  mesh_call_opts_t *o = calloc(1, sizeof *o);
-  if (!o)
-    return NULL;
+/* Everything from the service's config. */
+static void opts_defaults(mesh_call_opts_t *o) {
+  memset(o, 0, sizeof *o);
   o->deadline_ms = -1;
   o->per_try_ms = -1;
   o->connect_ms = -1;
   o->max_retries = -1;
   o->hedging = 1;
+}
+
+mesh_call_opts_t *mesh_call_opts_new(void) {
+  mesh_call_opts_t *o = malloc(sizeof *o);
+  if (!o)
+    return NULL;
+  opts_defaults(o);
   return o;
 }
 
@@ -62,7 +69,22 @@ void mesh_call_opts_free(mesh_call_opts_t *o) {
     return;
   free(o->hash_key);
   free(o->alpn);
+  free(o->subset);
   free(o);
+}
+
+int mesh_call_opts_set_subset(mesh_call_opts_t *o, const char *subset) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  char *s = NULL;
+  if (subset) {
+    s = strdup(subset);
+    if (!s)
+      return MESH_ERR_NOMEM;
+  }
+  free(o->subset);
+  o->subset = s;
+  return MESH_OK;
 }
 
 int mesh_call_opts_set_hash_key(mesh_call_opts_t *o, const void *key,
@@ -117,6 +139,16 @@ int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on) {
   return MESH_OK;
 }
 
+int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
+                                    const mesh_trace_ctx_t *ctx) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  o->has_parent = ctx != NULL;
+  if (ctx)
+    o->parent = *ctx;
+  return MESH_OK;
+}
+
 int mesh_call_opts_set_alpn(mesh_call_opts_t *o, const char *alpn) {
   if (!o || !alpn || !*alpn || strlen(alpn) > 255)
     return MESH_ERR_INVALID_ARG;
@@ -150,6 +182,7 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
   x->rs = svc->res;
   const mesh__res_cfg_t *c = &x->rs->cfg;
   x->start_ms = mesh__now_ms();
+  x->start_ns = mesh__now_ns();
   int64_t overall = o && o->deadline_ms >= 0 ? o->deadline_ms : c->to.overall_ms;
   x->deadline_ms = overall > 0 ? x->start_ms + overall : 0;
   x->per_try_ms = o && o->per_try_ms >= 0 ? o->per_try_ms : c->to.per_try_ms;
@@ -161,8 +194,14 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->hash_key = o->hash_key;
     x->hash_key_len = o->hash_key_len;
     x->alpn = o->alpn;
+    x->subset = o->subset;
   }
   x->last_rc = MESH_OK;
+  if (o && o->has_parent)
+    x->parent = o->parent;
+  mesh__span_start(m, &x->span, "mesh.call", MESH_SPAN_CLIENT, NULL,
+                   o && o->has_parent ? &x->parent : NULL);
+  mesh__span_attr_str(&x->span, MESH__ATTR_SERVICE, svc->name);
   return MESH_OK;
 }
 
@@ -170,6 +209,16 @@ void mesh__callx_fini(mesh__callx_t *x) {
   for (size_t i = 0; i < x->navoid; i++)
     mesh__host_unref(x->avoid[i]);
   x->navoid = 0;
+  mesh__host_unref(x->last);
+  x->last = NULL;
+}
+
+void mesh__callx_done(mesh__callx_t *x, int rc) {
+  if (x->rs)
+    mesh__res_count_call(x->rs, x->last, rc, x->start_ns);
+  if (rc != MESH_OK)
+    mesh__span_fail(&x->span, rc, x->last_msg[0] ? x->last_msg : NULL);
+  mesh__span_end(&x->span);
 }
 
 void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h) {
@@ -255,6 +304,8 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &rs->cfg.cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
+    mesh__counter_add(rs->mx.budget, 1);
+    mesh__counter_add(rs->mx.overflow[3], 1);
     return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
                       "service \"%s\": retry refused by the retry budget "
                       "(%lld retries in flight; last error: %s)",
@@ -262,11 +313,26 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
                       x->last_msg);
   }
   atomic_fetch_add(&rs->retries, 1);
+  mesh__counter_add(rs->mx.retries, 1);
   *slot = true;
   return MESH_OK;
 }
 
 /* ---- one try: breakers, pick, connection ------------------------------------------ */
+
+/* The try's span, started once a host is picked. */
+static void try_span_start(mesh_call_t *c) {
+  mesh__span_start(c->x->m, &c->span, "mesh.try", MESH_SPAN_CLIENT,
+                   &c->x->span, NULL);
+  if (!mesh__span_recording(&c->span))
+    return;
+  mesh__span_attr_int(&c->span, MESH__ATTR_TRY, c->attempt);
+  if (c->host) {
+    mesh__span_attr_str(&c->span, MESH__ATTR_SERVER_ADDRESS, c->host->address);
+    mesh__span_attr_int(&c->span, MESH__ATTR_SERVER_PORT, c->host->port);
+    mesh__span_attr_str(&c->span, MESH__ATTR_PEER_ADDRESS, c->host->key);
+  }
+}
 
 static void try_release(mesh_call_t *c) {
   mesh__res_svc_t *rs = c->x->rs;
@@ -276,6 +342,9 @@ static void try_release(mesh_call_t *c) {
     mesh__breaker_give(&rs->br.retries);
   c->holds_request = c->holds_retry = false;
   if (c->host) {
+    mesh__host_ref(c->host); /* the call's latest endpoint, for metrics */
+    mesh__host_unref(c->x->last);
+    c->x->last = c->host;
     mesh__lb_end(c->host);
     mesh__host_unref(c->host);
     c->host = NULL;
@@ -305,9 +374,14 @@ static int pick(mesh_call_t *c, mesh_status_t *st) {
       .hash_key_len = x->hash_key_len,
       .avoid = x->avoid,
       .navoid = x->navoid,
+      .subset = x->subset,
   };
   mesh__host_t *h = NULL;
   int rc = mesh__lb_pick(x->svc, c->snap, &ctx, &h);
+  if (rc == MESH_ERR_NOT_FOUND)
+    return mesh__fail(st, MESH_ERR_NOT_FOUND,
+                      "service \"%s\" has no subset \"%s\"", x->svc->name,
+                      x->subset ? x->subset : "");
   if (rc != MESH_OK || !h)
     return mesh__fail(st, MESH_ERR_NO_ENDPOINTS,
                       "service \"%s\": no usable endpoint among %zu "
@@ -317,6 +391,7 @@ static int pick(mesh_call_t *c, mesh_status_t *st) {
   c->host = h;
   /* Counted from the pick, so concurrent least-request picks see it. */
   mesh__lb_begin(h);
+  try_span_start(c);
   return MESH_OK;
 }
 
@@ -327,13 +402,16 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__breaker_take(&rs->br.pending, rs->cfg.cb.max_pending_requests,
-                          &rs->br.ov_pending))
+                          &rs->br.ov_pending)) {
+    mesh__counter_add(rs->mx.overflow[1], 1);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld calls "
                       "waiting for a connection (max_pending_requests)",
                       x->svc->name, (long long)rs->cfg.cb.max_pending_requests);
+  }
   if (!mesh__breaker_take(&rs->br.connections, rs->cfg.cb.max_connections,
                           &rs->br.ov_connections)) {
+    mesh__counter_add(rs->mx.overflow[0], 1);
     mesh__breaker_give(&rs->br.pending);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld "
@@ -353,6 +431,13 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
     o.timeout_ms = (int)budget;
   if (!user_opts || !user_opts->alpn)
     o.alpn = (char *)x->alpn;
+  /* Connection metrics carry the service; the dial and handshake spans are
+   * children of this try. */
+  o.service = x->svc->name;
+  if (c->span.started) {
+    mesh__span_context(&c->span, &o.parent);
+    o.has_parent = true;
+  }
   const mesh__host_t *h = c->host;
   int64_t t0 = mesh__now_ns();
   int rc;
@@ -385,20 +470,24 @@ static void restore_timeouts(mesh_t *m, mesh_conn_t *c) {
   mesh_conn_set_timeouts(c, s->read_timeout_ms, s->write_timeout_ms);
 }
 
+static const char *const outcome_names[MESH__OUT_MAX_] = {
+    "ok", "ok_close", "connect_failure", "reset", "timeout", "protocol_error",
+    "cancelled"};
+
 static bool usable(const mesh__host_t *h) {
   return mesh__host_usable(h, mesh__now_ms());
 }
 
-/* Pick and connect once (no retry).  On failure c still holds the pick
- * (c->host, if one was made, for the caller to avoid on a retry) and its
- * breakers, but no connection: the caller releases them (try_release). */
+/* Pick and connect once (no retry).  On failure c holds nothing. */
 static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
                         mesh_status_t *st) {
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
   int rc = pick(c, st);
-  if (rc != MESH_OK)
+  if (rc != MESH_OK) {
+    try_release(c);
     return rc;
+  }
   bool may_pool = rs->cfg.pool.max_idle > 0 && !x->alpn &&
                   !(dopts && (dopts->alpn || dopts->nonblocking));
   if (may_pool) {
@@ -411,7 +500,10 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
       return MESH_OK;
     }
   }
-  return dial(c, dopts, st);
+  rc = dial(c, dopts, st);
+  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
+    try_release(c);
+  return rc;
 }
 
 /* Acquire a connection for a new try of x: the requests breaker, then pick
@@ -425,6 +517,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   c->holds_retry = retry_slot;
   if (!mesh__breaker_take(&rs->br.requests, rs->cfg.cb.max_requests,
                           &rs->br.ov_requests)) {
+    mesh__counter_add(rs->mx.overflow[2], 1);
     if (c->holds_retry)
       mesh__breaker_give(&rs->br.retries);
     c->holds_retry = false;
@@ -444,17 +537,15 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
       return rc;
     }
     mesh__callx_remember(x, rc, st->message);
-    /* The endpoint that failed is avoided by the retry; then the try is
-     * released, breakers included (a connect retry runs without a
-     * requests slot, as it always has: see docs/reliability.md). */
-    if (c->host)
-      mesh__callx_avoid(x, c->host);
-    try_release(c);
+    mesh__span_fail(&c->span, rc, st->message);
+    mesh__span_end(&c->span); /* no-op when no host was picked */
     if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
         !mesh__retry_wanted(&rs->cfg.retry, MESH__OUT_CONNECT_FAILURE, 0)) {
       x->tries--; /* x->tries counts tries that got going */
       break;
     }
+    if (c->host)
+      mesh__callx_avoid(x, c->host);
     bool slot;
     rc = mesh__callx_may_retry(x, &slot, st);
     if (rc == MESH_OK)
@@ -494,9 +585,19 @@ void mesh__call_arm(mesh_call_t *c) {
 void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
-  if (c->host && outcome != MESH__OUT_CANCELLED) {
+  if (c->try_start_ns)
+    mesh__histogram_observe(rs->mx.try_s,
+                            (double)(mesh__now_ns() - c->try_start_ns) / 1e9);
+  if (outcome == MESH__OUT_CANCELLED) {
+    mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR, "cancelled");
+  } else if (c->host) {
     int code = mesh__outcome_status(outcome, status);
     bool ok = code > 0 && (code < 500 || code > 599);
+    if (status > 0)
+      mesh__span_attr_int(&c->span, "mesh.status_code", status);
+    if (!ok)
+      mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR,
+                        outcome_names[outcome < MESH__OUT_MAX_ ? outcome : 0]);
     mesh__lb_report(c->host, mesh__now_ns() - c->try_start_ns, ok);
     mesh__od_report(rs, c->snap, c->host, outcome, status);
   }
@@ -516,6 +617,7 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     c->holds_conn = false;
   }
   try_release(c);
+  mesh__span_end(&c->span);
 }
 
 /* ---- the public single try ------------------------------------------------------- */
@@ -538,6 +640,7 @@ int mesh_call_begin(mesh_t *m, const char *service,
   if (rc == MESH_OK)
     rc = mesh__call_acquire(c, false, NULL, st);
   if (rc != MESH_OK) {
+    mesh__callx_done(c->x, rc);
     mesh__callx_fini(c->x);
     free(c);
     return rc;
@@ -562,6 +665,13 @@ const char *mesh_call_endpoint(const mesh_call_t *call) {
   return call && call->host ? call->host->key : "";
 }
 
+int mesh_call_trace_context(const mesh_call_t *call, mesh_trace_ctx_t *out) {
+  if (!call || !out)
+    return MESH_ERR_INVALID_ARG;
+  mesh__span_context(&call->span, out);
+  return MESH_OK;
+}
+
 int mesh_call_attempt(const mesh_call_t *call) {
   return call ? call->attempt : -1;
 }
@@ -575,6 +685,14 @@ int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
     rc = MESH_ERR_INVALID_ARG;
   }
   mesh__call_finish(call, outcome, status_code);
+  int res = MESH_OK;
+  if (outcome == MESH__OUT_OK || outcome == MESH__OUT_OK_CLOSE) {
+    if (mesh__status_is_error(&call->x->rs->cfg.retry, status_code))
+      res = MESH_ERR_UPSTREAM;
+  } else {
+    res = mesh__call_try_error(call->x, "", outcome, status_code, NULL);
+  }
+  mesh__callx_done(call->x, res);
   mesh__callx_fini(call->x);
   free(call);
   return rc;
@@ -595,7 +713,15 @@ int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
   mesh_call_t c;
   memset(&c, 0, sizeof c);
   c.x = &c.own;
-  int rc = mesh__callx_init(c.x, m, svc ? svc->name : NULL, NULL, st);
+  /* The application's trace parent (mesh_dial_opts_set_trace_parent) is
+   * the parent of the call span, which parents the dial below. */
+  mesh_call_opts_t co;
+  opts_defaults(&co);
+  if (opts && opts->has_parent) {
+    co.has_parent = true;
+    co.parent = opts->parent;
+  }
+  int rc = mesh__callx_init(c.x, m, svc ? svc->name : NULL, &co, st);
   if (rc != MESH_OK)
     return rc;
   if (opts && opts->hash_key) {
@@ -619,6 +745,10 @@ int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
 
   }
   try_release(&c);
+  mesh__span_end(&c.span);
+  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
+    mesh__span_fail(&c.x->span, rc, st->message);
+  mesh__span_end(&c.x->span);
   mesh__callx_fini(c.x);
   return rc;
 }

@@ -5,6 +5,8 @@
  * of a new host decides at once, so a dead endpoint is out within one
  * timeout of start-up. */
 #include "lb/lb.h"
+#include "observe/metrics.h"
+#include "resilience/call.h"
 #include "resilience/resilience.h"
 #include "tls/tls.h"
 
@@ -40,6 +42,7 @@ static void check_done(hc_check_t *k, bool ok, const char *why);
 
 static void verdict(mesh__res_svc_t *rs, mesh__host_t *h, bool ok,
                     const char *why) {
+  mesh__counter_add(rs->mx.hc[ok ? 0 : 1], 1);
   mesh__res_host_t *rh = mesh__res_host(h);
   if (!rh)
     return;
@@ -269,6 +272,7 @@ static void start_tls(hc_check_t *k) {
   memset(&o, 0, sizeof o);
   o.nonblocking = true;
   o.timeout_ms = (int)rs->cfg.hc.timeout_ms;
+  o.service = rs->svc ? rs->svc->name : NULL;
   if (rs->cfg.hc.type == MESH__HC_HTTP)
     o.alpn = "http/1.1";
   mesh_status_t st;
@@ -283,6 +287,17 @@ static void start_tls(hc_check_t *k) {
   }
   if (rc == MESH_OK) {
     step_handshake(k);
+    return;
+  }
+  if (rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE && !c &&
+      !mesh__call_host_fault(rc)) {
+    /* Our side failed (no SVID loaded, out of descriptors): that says
+     * nothing about the endpoint, so no verdict. */
+    mesh__log(rs->m, MESH_LOG_WARN, "health_check_skipped",
+              "service=%s host=%s reason=\"%s\"", rs->name, k->h->key,
+              st.message);
+    unlink_check(k);
+    check_free(k);
     return;
   }
   if ((rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE) || !c) {

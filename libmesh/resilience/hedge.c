@@ -277,92 +277,113 @@ static int64_t next_wake(const req_t *r, int64_t next_hedge) {
   return t;
 }
 
+/* Drive every live attempt as far as it goes without blocking.
+ * @return 1 when the call is decided (*rc set), else 0. */
+static int progress(req_t *r, int *rc, mesh_status_t *st) {
+  for (uint32_t i = 0; i < MAX_ATT; i++) {
+    att_t *a = &r->a[i];
+    if (!a->live)
+      continue;
+    step_t s = step(a, r);
+    if (s.kind == STEP_DONE) {
+      int w = on_done(r, a, s, st);
+      if (w == 0)
+        continue;
+      *rc = w < 0 ? w : MESH_OK;
+      if (w == 1 && mesh__status_is_error(&r->x.rs->cfg.retry, s.status))
+        *rc = mesh__fail(st, MESH_ERR_UPSTREAM,
+                         "service \"%s\": endpoint answered status %d",
+                         r->x.svc->name, s.status);
+      return 1;
+    }
+    if (s.kind == STEP_FAIL) {
+      *rc = on_failure(r, a, s, st);
+      if (*rc != MESH_OK)
+        return 1;
+    }
+  }
+  return 0;
+}
+
+/* The overall deadline and each attempt's per-try timeout.
+ * @return 1 when the call is decided (*rc set), else 0. */
+static int expire(req_t *r, int64_t now, int *rc, mesh_status_t *st) {
+  if (r->x.deadline_ms && now >= r->x.deadline_ms) {
+    cancel_all(r, MESH__OUT_TIMEOUT);
+    *rc = mesh__fail(st, MESH_ERR_DEADLINE,
+                     "service \"%s\": deadline of %lld ms exceeded (%u "
+                     "attempt%s)",
+                     r->x.svc->name,
+                     (long long)(r->x.deadline_ms - r->x.start_ms), r->started,
+                     r->started == 1 ? "" : "s");
+    return 1;
+  }
+  for (uint32_t i = 0; i < MAX_ATT; i++) {
+    att_t *a = &r->a[i];
+    if (!a->live || !a->c.try_deadline_ms || now < a->c.try_deadline_ms)
+      continue;
+    *rc = on_failure(r, a, fail_step(MESH__OUT_TIMEOUT), st);
+    if (*rc != MESH_OK)
+      return 1;
+  }
+  return 0;
+}
+
+/* The hedge timer fired: one more attempt if allowed.  Returns the next
+ * time to hedge, 0 for never again. */
+static int64_t hedge(req_t *r, int64_t now) {
+  if (r->started >= r->max_att)
+    return 0;
+  mesh_status_t tmp; /* a refused hedge is no error: the others carry on */
+  if (another(r, false, &tmp) != MESH_OK)
+    return 0;
+  atomic_fetch_add(&r->x.rs->hedges, 1);
+  return r->started < r->max_att ? now + r->x.rs->cfg.hedge.delay_ms : 0;
+}
+
+/* Sleep until an attempt has I/O, a timer is due, or at most a second. */
+static void wait_io(req_t *r, int64_t next_hedge) {
+  struct pollfd pfd[MAX_ATT];
+  nfds_t n = 0;
+  for (uint32_t i = 0; i < MAX_ATT; i++) {
+    if (!r->a[i].live)
+      continue;
+    pfd[n].fd = mesh_conn_fd(r->a[i].c.conn);
+    pfd[n].events = r->a[i].want;
+    pfd[n].revents = 0;
+    n++;
+  }
+  int64_t wake = next_wake(r, next_hedge);
+  int ms = 1000;
+  if (wake) {
+    int64_t d = wake - mesh__now_ms();
+    ms = d <= 0 ? 0 : (d < 1000 ? (int)d : 1000);
+  }
+  poll(pfd, n, ms);
+}
+
 static int run(req_t *r, mesh_status_t *st) {
-  const mesh__hedge_cfg_t *h = &r->x.rs->cfg.hedge;
   int rc = launch(r, false, st);
   if (rc != MESH_OK)
     return rc;
-  int64_t next_hedge =
-      r->x.hedge && r->max_att > 1 ? mesh__now_ms() + h->delay_ms : 0;
+  int64_t delay = r->x.rs->cfg.hedge.delay_ms;
+  int64_t next_hedge = r->x.hedge && r->max_att > 1 ? mesh__now_ms() + delay
+                                                    : 0;
   for (;;) {
-    /* progress every live attempt */
-    for (uint32_t i = 0; i < MAX_ATT; i++) {
-      att_t *a = &r->a[i];
-      if (!a->live)
-        continue;
-      step_t s = step(a, r);
-      if (s.kind == STEP_DONE) {
-        int w = on_done(r, a, s, st);
-        if (w == 1)
-          return mesh__status_is_error(&r->x.rs->cfg.retry, s.status)
-                     ? mesh__fail(st, MESH_ERR_UPSTREAM,
-                                  "service \"%s\": endpoint answered status "
-                                  "%d", r->x.svc->name, s.status)
-                     : MESH_OK;
-        if (w < 0)
-          return w;
-      } else if (s.kind == STEP_FAIL) {
-        rc = on_failure(r, a, s, st);
-        if (rc != MESH_OK)
-          return rc;
-      }
-    }
+    if (progress(r, &rc, st))
+      return rc;
     int64_t now = mesh__now_ms();
-    /* timeouts */
-    if (r->x.deadline_ms && now >= r->x.deadline_ms) {
-      cancel_all(r, MESH__OUT_TIMEOUT);
-      return mesh__fail(st, MESH_ERR_DEADLINE,
-                        "service \"%s\": deadline of %lld ms exceeded (%u "
-                        "attempt%s)",
-                        r->x.svc->name,
-                        (long long)(r->x.deadline_ms - r->x.start_ms),
-                        r->started, r->started == 1 ? "" : "s");
-    }
-    for (uint32_t i = 0; i < MAX_ATT; i++) {
-      att_t *a = &r->a[i];
-      if (a->live && a->c.try_deadline_ms && now >= a->c.try_deadline_ms) {
-        rc = on_failure(r, a, fail_step(MESH__OUT_TIMEOUT), st);
-        if (rc != MESH_OK)
-          return rc;
-      }
-    }
-    /* the hedge timer */
+    if (expire(r, now, &rc, st))
+      return rc;
     if (next_hedge && now >= next_hedge) {
-      if (r->started < r->max_att) {
-        mesh_status_t tmp;
-        if (another(r, false, &tmp) != MESH_OK) {
-          next_hedge = 0; /* budget or deadline: no more hedges */
-        } else {
-          atomic_fetch_add(&r->x.rs->hedges, 1);
-          next_hedge = r->started < r->max_att ? now + h->delay_ms : 0;
-        }
-      } else {
-        next_hedge = 0;
-      }
-      if (next_hedge && h->delay_ms == 0)
+      next_hedge = hedge(r, now);
+      if (next_hedge && delay == 0)
         continue; /* all at once */
     }
     if (live_count(r) == 0) /* defensive: on_failure ends the call first */
       return mesh__fail(st, r->x.last_rc ? r->x.last_rc : MESH_ERR_INTERNAL,
                         "service \"%s\": %s", r->x.svc->name, r->x.last_msg);
-    /* wait */
-    struct pollfd pfd[MAX_ATT];
-    nfds_t n = 0;
-    for (uint32_t i = 0; i < MAX_ATT; i++) {
-      if (!r->a[i].live)
-        continue;
-      pfd[n].fd = mesh_conn_fd(r->a[i].c.conn);
-      pfd[n].events = r->a[i].want;
-      pfd[n].revents = 0;
-      n++;
-    }
-    int64_t wake = next_wake(r, next_hedge);
-    int ms = 1000;
-    if (wake) {
-      int64_t d = wake - mesh__now_ms();
-      ms = d <= 0 ? 0 : (d < 1000 ? (int)d : 1000);
-    }
-    poll(pfd, n, ms);
+    wait_io(r, next_hedge);
   }
 }
 
@@ -408,6 +429,7 @@ int mesh_call_request(mesh_t *m, const char *service,
   }
   rc = run(r, st);
   cancel_all(r, MESH__OUT_CANCELLED);
+  mesh__callx_done(&r->x, rc);
   if (rc != MESH_OK && rc != MESH_ERR_UPSTREAM) {
     /* a response kept from a retried error is not the answer */
     if (resp_len)

@@ -129,6 +129,7 @@ static void lingering_close(int fd) {
 void mesh_conn_close(mesh_conn_t *c) {
   if (!c)
     return;
+  mesh__conn_obs_close(c);
   /* Best effort close_notify; never block here. */
   if (c->tls && c->state == MESH__CONN_OPEN && !c->shut && !c->eof)
     mbedtls_ssl_close_notify(&c->ssl);

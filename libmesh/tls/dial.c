@@ -76,19 +76,25 @@ static void set_budget(mesh_conn_t *c, const mesh_dial_opts_t *opts) {
   c->deadline_ms = mesh__now_ms() + c->phase_ms;
 }
 
-int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
-                        const cJSON *svc_peers, const mesh_dial_opts_t *opts,
-                        mesh_conn_t **out, mesh_status_t *st) {
+static int dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
+                     const cJSON *svc_peers, const mesh_dial_opts_t *opts,
+                     bool root_ok, mesh_conn_t **out, mesh_status_t *st) {
   *out = NULL;
+  mesh_status_t local;
+  if (!st)
+    st = &local; /* the failed span wants the message */
   mesh__tlsgen_t *gen;
   int rc = mesh__tlsgen_acquire(m, &gen, st);
-  if (rc != MESH_OK)
+  if (rc != MESH_OK) {
+    mesh__tls_obs_dial_failed(m, sa, len, opts, root_ok, rc, st->message);
     return rc;
+  }
   int fd;
   bool in_progress;
   rc = mesh__sock_connect(sa, len, &fd, &in_progress, st);
   if (rc != MESH_OK) {
     mesh__tlsgen_release(gen);
+    mesh__tls_obs_dial_failed(m, sa, len, opts, root_ok, rc, st->message);
     return rc;
   }
   bool nb = opts && opts->nonblocking;
@@ -100,8 +106,11 @@ int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
   c->gen = gen;
   mesh__sock_format(sa, c->peer_addr, sizeof c->peer_addr);
   mesh__strlcpy(c->target, c->peer_addr, sizeof c->target);
+  memcpy(&c->peer_sa, sa,
+         len < sizeof c->peer_sa ? (size_t)len : sizeof c->peer_sa);
   c->state = MESH__CONN_CONNECTING;
   set_budget(c, opts);
+  mesh__conn_obs_dial(c, opts, root_ok);
   rc = copy_peers(c, opts, svc_peers);
   if (rc != MESH_OK)
     mesh__fail(st, rc, "out of memory");
@@ -113,8 +122,16 @@ int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
     *out = c;
     return rc;
   }
+  if (c->state != MESH__CONN_FAILED) /* options failed before the dial */
+    mesh__conn_fail(c, NULL, rc, "%s", st->message);
   mesh_conn_close(c);
   return rc;
+}
+
+int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
+                        const cJSON *svc_peers, const mesh_dial_opts_t *opts,
+                        mesh_conn_t **out, mesh_status_t *st) {
+  return dial_addr(m, sa, len, svc_peers, opts, false, out, st);
 }
 
 int mesh_dial(mesh_t *m, const char *target, const mesh_dial_opts_t *opts,
@@ -132,13 +149,20 @@ int mesh_dial(mesh_t *m, const char *target, const mesh_dial_opts_t *opts,
                         "\"%s\" is neither a configured service nor "
                         "\"host:port\"",
                         target);
-    return mesh__dial_service(m, svc, opts, out, st);
+    /* The service's name labels the connection metrics; a zeroed copy
+     * means the same as no options to the call layer. */
+    mesh_dial_opts_t o;
+    if (opts)
+      o = *opts;
+    else
+      memset(&o, 0, sizeof o);
+    o.service = svc->name;
+    return mesh__dial_service(m, svc, &o, out, st);
   }
   struct sockaddr_storage ss;
   socklen_t len;
   int rc = mesh__sock_resolve(target, false, &ss, &len, st);
   if (rc != MESH_OK)
     return rc;
-  return mesh__tls_dial_addr(m, (struct sockaddr *)&ss, len, NULL, opts, out,
-                             st);
+  return dial_addr(m, (struct sockaddr *)&ss, len, NULL, opts, true, out, st);
 }

@@ -3,6 +3,7 @@
  * serves both modes; the blocking mode waits with poll between steps until
  * the phase's deadline. */
 #include "tls/tls.h"
+#include "authz/authz.h"
 
 #include <errno.h>
 #include <mbedtls/net_sockets.h>
@@ -59,7 +60,9 @@ static int failure_level(const mesh_conn_t *c, int code) {
   }
 }
 
-static void log_failure(mesh_conn_t *c, int code) {
+/* Every setup failure passes here once: log, count, end the spans. */
+static void on_failure(mesh_conn_t *c, int code) {
+  mesh__conn_obs_fail(c, code);
   int level = failure_level(c, code);
   if (!mesh__log_on(c->m, level))
     return;
@@ -76,6 +79,7 @@ static int start_tls(mesh_conn_t *c, mesh_status_t *st) {
     c->offered_session = mesh__sesscache_load(&c->m->tls->cache, c->target,
                                               c->gen->generation, &c->ssl);
   c->state = MESH__CONN_HANDSHAKE;
+  mesh__conn_obs_tls_start(c);
   return MESH_OK;
 }
 
@@ -124,9 +128,16 @@ static int step_sniff(mesh_conn_t *c, mesh_status_t *st) {
   if (b == 0x16) /* TLS handshake record */
     return start_tls(c, st);
   c->tls = false;
+  /* No certificate: connection-level policies see an empty principal. */
+  mesh_status_t az;
+  if (mesh__authz_check_conn(c->m, "", (const struct sockaddr *)&c->peer_sa,
+                             c->local_port, &az) != MESH_OK)
+    return mesh__conn_fail(c, st, MESH_ERR_DENIED,
+                           "plaintext peer %s: %s", c->peer_addr, az.message);
   c->state = MESH__CONN_OPEN;
   mesh__log(c->m, MESH_LOG_DEBUG, "inbound_plaintext", "peer=%s",
             c->peer_addr);
+  mesh__conn_obs_open(c);
   return MESH_OK;
 }
 
@@ -159,6 +170,7 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
                          &c->ssl);
   c->state = MESH__CONN_OPEN;
   c->deadline_ms = 0;
+  mesh__conn_obs_open(c);
   if (mesh__log_on(c->m, MESH_LOG_DEBUG))
     mesh__log(c->m, MESH_LOG_DEBUG, "tls_handshake",
               "side=%s peer=%s id=%s version=%s cipher=%s resumed=%d",
@@ -214,13 +226,13 @@ int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st) {
   if (c->state != MESH__CONN_FAILED && c->deadline_ms &&
       mesh__now_ms() >= c->deadline_ms) {
     timeout_fail(c, st);
-    log_failure(c, MESH_ERR_TIMEOUT);
+    on_failure(c, MESH_ERR_TIMEOUT);
     return MESH_ERR_TIMEOUT;
   }
   bool was_failed = c->state == MESH__CONN_FAILED;
   int rc = step(c, st);
   if (!was_failed && c->state == MESH__CONN_FAILED)
-    log_failure(c, rc);
+    on_failure(c, rc);
   return rc;
 }
 
@@ -233,12 +245,15 @@ int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st) {
     int w = mesh__sock_wait(c->fd, ev, c->deadline_ms);
     if (w == 0) {
       timeout_fail(c, st);
-      log_failure(c, MESH_ERR_TIMEOUT);
+      on_failure(c, MESH_ERR_TIMEOUT);
       return MESH_ERR_TIMEOUT;
     }
-    if (w < 0)
-      return mesh__conn_fail(c, st, MESH_ERR_IO, "poll on %s (%s): %s",
-                             c->peer_addr, phase_name(c), strerror(errno));
+    if (w < 0) {
+      mesh__conn_fail(c, st, MESH_ERR_IO, "poll on %s (%s): %s", c->peer_addr,
+                      phase_name(c), strerror(errno));
+      on_failure(c, MESH_ERR_IO);
+      return MESH_ERR_IO;
+    }
   }
 }
 

@@ -129,6 +129,9 @@ static int take(mesh_listener_t *l, bool nonblocking, mesh_conn_t **out,
   }
   c->gen = gen;
   mesh__sock_format((struct sockaddr *)&ss, c->peer_addr, sizeof c->peer_addr);
+  memcpy(&c->peer_sa, &ss, sizeof c->peer_sa);
+  c->local_port = l->port;
+  mesh__conn_obs_accept(c);
   c->peers_ref = (const char *const *)l->m->tls->in.peers;
   c->npeers_ref = l->m->tls->in.npeers;
   c->phase_ms = l->m->tls->set.handshake_timeout_ms;
@@ -142,6 +145,7 @@ static int take(mesh_listener_t *l, bool nonblocking, mesh_conn_t **out,
       return rc;
     }
     c->state = MESH__CONN_HANDSHAKE;
+    mesh__conn_obs_tls_start(c);
   }
   *out = c;
   return MESH_OK;

@@ -95,3 +95,23 @@ int mesh_dial_opts_set_hash_key(mesh_dial_opts_t *o, const char *key,
   o->hash_key_len = len;
   return MESH_OK;
 }
+
+int mesh_dial_opts_set_trace_parent(mesh_dial_opts_t *o,
+                                    const mesh_trace_ctx_t *ctx) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  if (!ctx) {
+    o->has_parent = false;
+    return MESH_OK;
+  }
+  o->parent = *ctx;
+  o->parent.tracestate[sizeof o->parent.tracestate - 1] = '\0';
+  /* All-zero ids are "none" (trace.h): keep only the sampling decision,
+   * never a span in an all-zero trace. */
+  static const uint8_t zero[16];
+  if (memcmp(ctx->trace_id, zero, 16) == 0 ||
+      memcmp(ctx->span_id, zero, 8) == 0)
+    o->parent.has_ids = 0;
+  o->has_parent = true;
+  return MESH_OK;
+}

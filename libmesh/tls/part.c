@@ -124,6 +124,7 @@ static void tls_fini(mesh_t *m) {
     return;
   mesh__tlsgen_release(t->gen);
   mesh__sesscache_fini(&t->cache);
+  mesh__tls_obs_fini(t);
   mbedtls_entropy_free(&t->entropy);
   pthread_mutex_destroy(&t->mu);
   for (size_t i = 0; i < t->set.nalpn; i++)
@@ -169,6 +170,8 @@ static int tls_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
                                 (int64_t)t->set.ticket_lifetime_s * 1000);
   if (rc != MESH_OK)
     return mesh__fail(st, rc, "out of memory");
+  if (mesh__tls_obs_init(m, t) != MESH_OK)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   /* inbound defaults, replaced by the inbound part when configured */
   t->in.mode = MESH__INBOUND_STRICT;
   t->in.listen = strdup(DEF_LISTEN);

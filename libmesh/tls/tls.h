@@ -25,6 +25,8 @@
 
 #include "core/core.h"
 #include "identity/identity.h"
+#include "observe/metrics.h"
+#include "observe/span.h"
 
 /* mbedTLS 3.x hides struct fields behind MBEDTLS_PRIVATE(). */
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
@@ -109,6 +111,24 @@ typedef struct mesh__tlsgen {
   mbedtls_ssl_ticket_context ticket; /* server session tickets */
 } mesh__tlsgen_t;
 
+/* ---- metrics (tls/observe.c) ----------------------------------------------
+ * Series registered at init or, for failure reasons and services, on first
+ * use; handles cached here so that the hot path only does atomic adds. */
+
+/* Failure reasons are indexed by -code; codes beyond share slot 0. */
+#define MESH__TLS_FAIL_SLOTS 64
+
+typedef struct mesh__tls_obs {
+  mesh__metric_t *handshakes[2][2];   /* [server][resumed] */
+  mesh__metric_t *hs_seconds[2];      /* [server] */
+  _Atomic(mesh__metric_t *) active_inbound; /* service="inbound" */
+  _Atomic(mesh__metric_t *) active_direct;  /* service="" (host:port) */
+  _Atomic(mesh__metric_t *) fail[2][MESH__TLS_FAIL_SLOTS];
+  _Atomic(mesh__metric_t *) *active_svc; /* per configured service, by
+                                            index in m->services->v */
+  size_t nsvc;
+} mesh__tls_obs_t;
+
 typedef struct mesh__tls {
   mesh__tls_settings_t set;
   mesh__inbound_t in;
@@ -116,6 +136,7 @@ typedef struct mesh__tls {
   pthread_mutex_t mu;            /* guards gen */
   mesh__tlsgen_t *gen;
   mesh__sesscache_t cache;
+  mesh__tls_obs_t obs;
 } mesh__tls_t;
 
 /** The generation for the current credentials, with a reference taken;
@@ -183,6 +204,17 @@ struct mesh_conn {
   char peer_addr[MESH__ADDR_MAX];
   char peer_id[MESH_SPIFFE_ID_MAX + 1];
   char errmsg[sizeof(((mesh_status_t *)0)->message)];
+  /* server: what connection-level authorization looks at */
+  struct sockaddr_storage peer_sa;
+  int local_port;
+  /* observability (tls/observe.c) */
+  mesh__span_t span;      /* "mesh.dial" (client) / "mesh.accept" (server) */
+  mesh__span_t hs_span;   /* "mesh.handshake", child of span */
+  char *tracestate;       /* owned copy the spans borrow, or NULL */
+  int64_t hs_start_ns;    /* TLS handshake start (monotonic), 0 before */
+  mesh__metric_t *active; /* mesh_connections_active series to count in */
+  bool obs_done;          /* outcome counted, spans of the setup ended */
+  bool obs_counted;       /* +1 on `active` (undone at close) */
 };
 
 /** Allocate a connection around fd (taken over: closed by conn_close).
@@ -201,6 +233,36 @@ int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
 int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st);
 /** Is a pooled idle connection still usable (no EOF/RST/unread bytes)? */
 bool mesh__conn_idle_ok(mesh_conn_t *c);
+
+/* ---- instrumentation (tls/observe.c) ------------------------------------ */
+
+/** Register the part's series (tls init); failures leave NULL handles,
+ *  which every update accepts. */
+int mesh__tls_obs_init(mesh_t *m, mesh__tls_t *t);
+void mesh__tls_obs_fini(mesh__tls_t *t);
+/** Client: choose the connection gauge of opts->service and open the
+ *  "mesh.dial" span under opts' parent; without one only if root_ok (a
+ *  public mesh_dial to "host:port"). */
+void mesh__conn_obs_dial(mesh_conn_t *c, const mesh_dial_opts_t *opts,
+                         bool root_ok);
+/** Client: a dial that failed before it had a connection (no
+ *  credentials, socket or immediate connect error): a failed span. */
+void mesh__tls_obs_dial_failed(mesh_t *m, const struct sockaddr *sa,
+                               socklen_t len, const mesh_dial_opts_t *opts,
+                               bool root_ok, int code, const char *msg);
+/** Server: open the "mesh.accept" span. */
+void mesh__conn_obs_accept(mesh_conn_t *c);
+/** The TLS handshake starts: timer and "mesh.handshake" span. */
+void mesh__conn_obs_tls_start(mesh_conn_t *c);
+/** The connection is open: count it, end the setup spans. */
+void mesh__conn_obs_open(mesh_conn_t *c);
+/** Setup failed with code: count it (once TCP was up), end the spans.
+ *  Idempotent. */
+void mesh__conn_obs_fail(mesh_conn_t *c, int code);
+/** At close: leave the gauge, end spans of an unfinished setup. */
+void mesh__conn_obs_close(mesh_conn_t *c);
+/** "cert_expired" for MESH_ERR_CERT_EXPIRED: the reason label. */
+void mesh__tls_reason(int code, char *buf, size_t len);
 
 /* ---- peer verification (tls/verify.c) ---------------------------------- */
 
@@ -254,7 +316,9 @@ int64_t mesh__deadline(int64_t timeout_ms);
 
 /** Dial one resolved address with mTLS.  Expected peers: opts peers if any
  *  were added, else svc_peers (a cJSON array of patterns, may be NULL),
- *  else any ID that verifies against a bundle we hold.
+ *  else any ID that verifies against a bundle we hold.  Spans are opened
+ *  only when opts carry a trace parent (the call layer passes its try's);
+ *  opts->service labels the connection metrics.
  *  @return as mesh_dial(). */
 int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
                         const cJSON *svc_peers, const mesh_dial_opts_t *opts,

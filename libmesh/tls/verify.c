@@ -7,6 +7,7 @@
  * certificate_expired, access_denied, ...).  The precise code and message
  * stay on the connection for the caller. */
 #include "tls/tls.h"
+#include "authz/authz.h"
 
 #include <mbedtls/x509.h>
 #include <string.h>
@@ -44,12 +45,28 @@ static void list_peers(const char *const *pats, size_t n, char *buf,
   }
 }
 
+/* Inbound: the connection-level authorization policies (principal, peer
+ * IP, local port), once the peer's SPIFFE ID is verified.  Deciding here,
+ * inside the handshake, lets a denied peer learn why from the alert
+ * (access_denied) instead of a reset on its first read. */
+static int authorize_conn(mesh_conn_t *c, const char *id, mesh_status_t *st) {
+  mesh_status_t az;
+  if (mesh__authz_check_conn(c->m, id, (const struct sockaddr *)&c->peer_sa,
+                             c->local_port, &az) == MESH_OK)
+    return MESH_OK;
+  /* The accept span names whom it refused (the ID is not kept on a failed
+   * connection). */
+  mesh__span_attr_str(&c->span, MESH__ATTR_PEER_SPIFFE_ID, id);
+  return mesh__fail(st, MESH_ERR_DENIED, "peer %s (%s): %s", c->peer_addr, id,
+                    az.message);
+}
+
 static int authorize(mesh_conn_t *c, const char *id, mesh_status_t *st) {
   const char *const *pats;
   size_t n;
   peers_of(c, &pats, &n);
   if (mesh__peers_allow(pats, n, id))
-    return MESH_OK;
+    return c->server ? authorize_conn(c, id, st) : MESH_OK;
   char list[160];
   list_peers(pats, n, list, sizeof list);
   return mesh__fail(st, MESH_ERR_PEER_ID,
@@ -69,6 +86,7 @@ static uint32_t flags_for(int code) {
   case MESH_ERR_TRUST_DOMAIN:
     return MBEDTLS_X509_BADCERT_NOT_TRUSTED; /* unknown_ca */
   case MESH_ERR_PEER_ID:
+  case MESH_ERR_DENIED:
     return MBEDTLS_X509_BADCERT_OTHER; /* access_denied */
   default:
     return MBEDTLS_X509_BADCERT_CN_MISMATCH; /* bad_certificate */
