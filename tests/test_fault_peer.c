@@ -159,8 +159,7 @@ int fp_count_fds(void) {
   if (!d)
     return -1;
   int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
+  for (struct dirent *e = readdir(d); e; e = readdir(d))
     if (e->d_name[0] != '.')
       n++;
   closedir(d);
