@@ -22,7 +22,7 @@ from .identity import (ca_init, ca_issue, spiffe_id_validate,
                        spiffe_id_parse, spiffe_match, ISSUE_DEFAULT,
                        ISSUE_AS_CA, ISSUE_NO_URI, ISSUE_TWO_URIS,
                        ISSUE_CHAIN)
-from . import call, errors, http, trace
+from . import authz, call, errors, http, trace
 from ._lib import has as has_function, path as library_path
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ConnectError", "ConnectionReset", "Closed", "IdentityError",
     "CredentialError", "Denied", "Unavailable", "Unsupported", "WouldBlock",
     "strerror", "code_name", "ca_init", "ca_issue", "spiffe_id_validate",
-    "spiffe_id_parse", "spiffe_match", "call", "errors", "http", "trace", "has_function",
+    "spiffe_id_parse", "spiffe_match", "authz", "call", "errors", "http",
+    "trace", "has_function",
     "library_path", "Endpoint", "Endpoints",
 ]
