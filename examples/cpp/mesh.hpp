@@ -23,6 +23,7 @@
 #include <mesh/mesh.h>
 
 #include <cctype>
+#include <climits>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -409,6 +410,20 @@ class ConnRef {
   bool resumed() const { return mesh_conn_resumed(live()) == 1; }
   bool is_tls() const { return mesh_conn_is_tls(live()) == 1; }
   int fd() const { return mesh_conn_fd(live()); }
+  /// The peer's certificate chain as PEM, leaf first (only the leaf
+  /// after a resumed handshake).
+  std::string peer_chain_pem() const {
+    for (size_t size = 16384; size <= (1u << 20); size *= 4) {
+      std::string s(size, '\0');
+      long n = mesh_conn_peer_chain_pem(live(), s.data(), s.size());
+      if (n == MESH_ERR_BUFFER)
+        continue;
+      detail::check(static_cast<int>(n), "peer chain");
+      s.resize(static_cast<size_t>(n));
+      return s;
+    }
+    throw Error(MESH_ERR_BUFFER, "peer chain larger than 1 MiB");
+  }
 
  protected:
   mesh_conn_t *live() const {
@@ -872,6 +887,46 @@ class Mesh {
     s.resize(s.find('\0'));
     return s;
   }
+  /// Seconds until this context's SVID expires (negative once expired);
+  /// empty with no SVID loaded.
+  std::optional<int64_t> svid_expires_in() const {
+    int64_t v = mesh_svid_expires_in(live());
+    if (v == INT64_MIN)
+      return std::nullopt;
+    return v;
+  }
+  /// Re-read the SVID, key and bundle files now; on failure the old
+  /// identity stays and the error (with the file name) is thrown.
+  void reload_identity() {
+    mesh_status_t st{};
+    detail::check(mesh_identity_reload(live(), &st), st);
+  }
+  /// Route log lines at or below level (MESH_LOG_*) to fn (empty:
+  /// stderr), called from any thread; exceptions are swallowed.
+  void set_log(int level, std::function<void(int, std::string_view)> fn) {
+    if (!fn) {
+      mesh_set_log(live(), level, nullptr, nullptr);
+      return;
+    }
+    using LogFn = std::function<void(int, std::string_view)>;
+    LogFn *f = keep_->add(std::move(fn));
+    mesh_set_log(
+        live(), level,
+        [](int lv, const char *line, void *user) {
+          try {
+            (*static_cast<LogFn *>(user))(lv, line);
+          } catch (...) {
+          }
+        },
+        f);
+  }
+  /// The admin endpoint's port; empty when it is not configured.
+  std::optional<int> admin_port() const {
+    int p = mesh_admin_port(live());
+    if (p == MESH_ERR_NOT_FOUND)
+      return std::nullopt;
+    return detail::check(p, "admin port");
+  }
 
   // -- discovery --
 
@@ -1153,6 +1208,34 @@ inline std::vector<std::string> config_check(const std::string &json) {
   detail::check(rc, "config_check");
   return found;
 }
+
+/// Runtime library version, e.g. "0.1.0".
+inline std::string version() { return mesh_version(); }
+
+/// SPIFFE IDs (no I/O).
+namespace spiffe {
+/// Throws MESH_ERR_SPIFFE_ID with the reason when id is not valid.
+inline void validate(const std::string &id) {
+  mesh_status_t st{};
+  detail::check(mesh_spiffe_id_validate(id.c_str(), &st), st);
+}
+/// Trust domain and path ("" or "/a/b") of a valid ID.
+inline std::pair<std::string, std::string> parse(const std::string &id) {
+  std::string td(MESH_TRUST_DOMAIN_MAX + 1, '\0'),
+      path(MESH_SPIFFE_ID_MAX + 1, '\0');
+  mesh_status_t st{};
+  detail::check(mesh_spiffe_id_parse(id.c_str(), td.data(), td.size(),
+                                     path.data(), path.size(), &st),
+                st);
+  td.resize(td.find('\0'));
+  path.resize(path.find('\0'));
+  return {td, path};
+}
+/// Does id match pattern ("*", exact, "td/prefix*", "spiffe://td", ...)?
+inline bool match(const std::string &pattern, const std::string &id) {
+  return mesh_spiffe_match(pattern.c_str(), id.c_str()) == 1;
+}
+}  // namespace spiffe
 
 /// The development CA (ECDSA P-256), for demos and tests.
 namespace ca {

@@ -65,6 +65,36 @@ static void test_config_errors() {
                MESH_ERR_IO, "/nonexistent/mesh.json");
 }
 
+static void test_spiffe_and_version() {
+  mesh::spiffe::validate("spiffe://example.org/ns/a/sa/b");
+  expect_error([] { mesh::spiffe::validate("spiffe://Example.org/x"); },
+               MESH_ERR_SPIFFE_ID, "Example.org");
+  auto [td, path] = mesh::spiffe::parse("spiffe://example.org/ns/a");
+  CHECK(td == "example.org" && path == "/ns/a");
+  CHECK(mesh::spiffe::match("example.org/ns/*", "spiffe://example.org/ns/a"));
+  CHECK(!mesh::spiffe::match("example.org/x", "spiffe://example.org/y"));
+  CHECK(mesh::version() == mesh_version() && !mesh::version().empty());
+  mesh::Mesh m(R"({"log":{"level":"error"},"admin":{"listen":"127.0.0.1:0"}})");
+  CHECK(m.admin_port() && *m.admin_port() > 0);
+  CHECK(m.metrics_text().find("# TYPE mesh_") != std::string::npos);
+  CHECK(!m.svid_expires_in());
+  expect_error([&] { m.reload_identity(); }, MESH_ERR_NOT_FOUND, "");
+  CHECK(!mesh::Mesh("{}").admin_port());
+  std::vector<std::string> lines;
+  std::mutex mu;
+  m.set_log(MESH_LOG_DEBUG, [&](int, std::string_view line) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.emplace_back(line);
+  });
+  m.listen("127.0.0.1:0");  // logs event=listen at info
+  m.set_log(MESH_LOG_ERROR, nullptr);
+  std::lock_guard<std::mutex> lock(mu);
+  bool listened = false;
+  for (const auto &l : lines)
+    listened |= l.find("event=listen ") != std::string::npos;
+  CHECK(listened);
+}
+
 static void test_config_check() {
   auto errs = mesh::config_check(R"({"name":"a","nmae":1,"log":{"lvl":1}})");
   CHECK(errs.size() == 2);
@@ -158,6 +188,9 @@ static void test_conn_echo_and_moves(const std::string &dir) {
   CHECK(a.peer_id() == "spiffe://example.org/server");
   CHECK(a.is_tls() && !a.cipher().empty());
   CHECK(a.tls_version().rfind("TLS", 0) == 0);
+  CHECK(a.peer_chain_pem().rfind("-----BEGIN CERTIFICATE-----", 0) == 0);
+  CHECK(client.svid_expires_in() && *client.svid_expires_in() > 0);
+  client.reload_identity();
   CHECK(a.read_some().empty());  // the server closed: EOF, not an error
   mesh_conn_t *raw = moved.release();
   CHECK(raw != nullptr && !moved);
@@ -581,6 +614,7 @@ static void test_spans(const std::string &dir) {
 int main(int argc, char **argv) {
   test_config_errors();
   test_config_check();
+  test_spiffe_and_version();
   test_mesh_move();
   test_closed_handles_throw();
   test_error_value();
