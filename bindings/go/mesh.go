@@ -12,6 +12,17 @@
 //	ln, _ := m.Listen("127.0.0.1:0")
 //	go srv.Serve(ln)
 //
+// Call runs a request to a configured service under the library's retry
+// policy, over a pooled connection to an endpoint it picked:
+//
+//	err := m.Call(ctx, "api", func(c *mesh.CallConn) (mesh.Outcome, int, error) {
+//		// speak the protocol over c (a net.Conn); report how it went
+//		return mesh.OutcomeOK, 200, nil
+//	})
+//
+// SetSpanHooks sees the library's spans; AuthzCheck, AuthzReload and
+// SetAuthorizer use its authorization policies.
+//
 // Build against a build tree with CGO_CFLAGS=-I<top>/include and
 // CGO_LDFLAGS="-L<top>/build/libmesh/.libs -Wl,-rpath,<top>/build/libmesh/.libs";
 // against an installed libmesh nothing needs setting.

@@ -7,6 +7,12 @@ identities, discovery, load balancing) through ctypes.
             conn.sendall(b"ping")
             print(conn.recv(100), conn.peer_id)
 
+Beyond connections: ``mesh.call_do()`` / ``mesh.call()`` / ``mesh.request()``
+(the call API, libmesh.call), ``mesh.http_call()`` and
+``libmesh.http.Server`` (the library's HTTP layer), ``mesh.authz_check()``
+and ``mesh.set_authorizer()`` (libmesh.authz), ``mesh.set_span_hooks()`` and
+trace propagation (libmesh.trace), ``mesh.endpoints()`` / ``mesh.watch()``.
+
 The shared library is taken from $LIBMESH_PATH (file or directory) or the
 standard search path.  Errors are MeshError subclasses (see errors.py).
 """
