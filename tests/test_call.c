@@ -944,6 +944,50 @@ static void test_mesh_call_trace_context(void) {
   tcb_stop(&b);
 }
 
+/* A connect failure is retried on another host too, even when the hash key
+ * pins the dead one (the demo found the retry going back to it). */
+static void test_connect_retry_prefers_another_host(void) {
+  tcb_t good;
+  CU_ASSERT_FATAL(tcb_start(&good, "good", "good", 0));
+  int dead = th_free_port();
+  mesh_t *m = NULL;
+  char json[4096];
+  snprintf(json, sizeof json,
+           "{\"log\":{\"level\":\"error\"},%s,\"services\":{\"" SVC "\":{"
+           "\"peers\":[\"" TCB_BACKEND_ID "\"],\"discovery\":{\"type\":"
+           "\"static\",\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":%d},"
+           "{\"address\":\"127.0.0.1\",\"port\":%d}]},\"lb\":{\"policy\":"
+           "\"ring_hash\"},\"retry\":{\"retry_on\":[\"connect-failure\"],"
+           "\"num_retries\":2,\"base_interval_ms\":1}}}}",
+           tcb_client_identity(), dead, good.port);
+  CU_ASSERT_EQUAL_FATAL(mesh_new(json, &m, NULL), MESH_OK);
+  mesh_call_opts_t *o = mesh_call_opts_new();
+  char key[16];
+  bool found = false;
+  for (int k = 0; k < 64 && !found; k++) {
+    snprintf(key, sizeof key, "k%d", k);
+    mesh_call_opts_set_hash_key(o, key, strlen(key));
+    mesh_call_opts_set_max_retries(o, 0);
+    mesh_call_t *c = NULL;
+    int rc = mesh_call_begin(m, SVC, o, &c, NULL);
+    if (rc == MESH_OK)
+      mesh_call_end(c, MESH_CALL_CANCELLED, 0);
+    found = rc == MESH_ERR_CONNECT;
+  }
+  CU_ASSERT_TRUE_FATAL(found);
+  mesh_call_opts_set_max_retries(o, 2);
+  for (int i = 0; i < 3; i++) {
+    tcb_reply_t r;
+    mesh_status_t st;
+    CU_ASSERT_EQUAL(mesh_call_do(m, SVC, o, tcb_try, &r, &st), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(r.name, "good");
+  }
+  mesh_call_opts_free(o);
+  assert_idle_breakers(m);
+  mesh_free(m);
+  tcb_stop(&good);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("call", NULL, NULL);
   CU_add_test(s, "mesh_call_do", test_mesh_call_do);
@@ -963,6 +1007,8 @@ static void add(void) {
   CU_add_test(s, "mesh_call_do_threads", test_mesh_call_do_threads);
   CU_add_test(s, "retry_prefers_another_host",
               test_retry_prefers_another_host);
+  CU_add_test(s, "connect_retry_prefers_another_host",
+              test_connect_retry_prefers_another_host);
   CU_add_test(s, "mesh_dial_service", test_mesh_dial_service);
   CU_add_test(s, "mesh_call_trace_context", test_mesh_call_trace_context);
 }

@@ -13,6 +13,10 @@ static const meshctl_cmd_t commands[] = {
    meshctl_ca},
   {"dial", "open an mTLS connection and show who answered", meshctl_dial},
   {"serve", "accept mTLS connections, show peers, echo", meshctl_serve},
+  {"check-config", "validate config files, list every error with its path",
+   meshctl_check_config},
+  {"resolve", "show a service's endpoints: health, weight, labels, LB state",
+   meshctl_resolve},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -141,4 +145,90 @@ int meshctl_report(int rc, const mesh_status_t *st) {
   fprintf(stderr, "meshctl: %s: %s\n", mesh_code_name(rc),
           st && st->message[0] ? st->message : mesh_strerror(rc));
   return MESHCTL_FAIL;
+}
+
+/* Is argv[i] the value of the option before it ("--name value")? */
+static bool is_option_value(char **argv, int i, int first,
+                            const meshctl_opt_t *opts) {
+  if (i <= first)
+    return false;
+  const char *prev = argv[i - 1];
+  if (strncmp(prev, "--", 2) != 0 || strchr(prev, '='))
+    return false;
+  const meshctl_opt_t *o = find_opt(opts, prev + 2, strlen(prev + 2));
+  return o && !o->flag;
+}
+
+bool meshctl_parse_args(int argc, char **argv, int first,
+                        const meshctl_opt_t *opts, bool *help,
+                        const char **pos, size_t npos, size_t *got) {
+  *got = 0;
+  char **rest = calloc((size_t)argc + 1, sizeof *rest);
+  if (!rest) {
+    fprintf(stderr, "meshctl: out of memory\n");
+    return false;
+  }
+  int n = 0;
+  bool ok = true;
+  for (int i = first; i < argc; i++) {
+    const char *a = argv[i];
+    bool positional = strncmp(a, "--", 2) != 0 && strcmp(a, "-h") != 0 &&
+                      !is_option_value(argv, i, first, opts);
+    if (!positional) {
+      rest[n++] = argv[i];
+    } else if (*got < npos) {
+      pos[(*got)++] = a;
+    } else {
+      fprintf(stderr, "meshctl: unexpected argument \"%s\"\n", a);
+      ok = false;
+    }
+  }
+  ok = ok && meshctl_parse_opts(n, rest, 0, opts, help);
+  free(rest);
+  return ok;
+}
+
+/* ---- reading files ------------------------------------------------------- */
+
+/* Read a whole stream; NULL with errno set on failure (EFBIG: too large). */
+static char *read_stream(FILE *f, size_t *len) {
+  size_t cap = 8192, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    n += fread(buf + n, 1, cap - n - 1, f);
+    if (ferror(f)) {
+      free(buf);
+      return NULL;
+    }
+    if (feof(f)) {
+      buf[n] = '\0';
+      *len = n;
+      return buf;
+    }
+    if (cap >= MESHCTL_FILE_MAX) {
+      free(buf);
+      errno = EFBIG;
+      return NULL;
+    }
+    cap *= 2;
+    char *nb = realloc(buf, cap);
+    if (!nb)
+      free(buf);
+    buf = nb;
+  }
+  errno = ENOMEM;
+  return NULL;
+}
+
+char *meshctl_read_file(const char *path, size_t *len) {
+  if (!strcmp(path, "-"))
+    return read_stream(stdin, len);
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  char *text = read_stream(f, len);
+  int saved = errno;
+  fclose(f);
+  errno = saved;
+  return text;
 }

@@ -26,6 +26,8 @@ typedef struct meshctl_cmd {
 int meshctl_ca(int argc, char **argv);
 int meshctl_dial(int argc, char **argv);
 int meshctl_serve(int argc, char **argv);
+int meshctl_check_config(int argc, char **argv);
+int meshctl_resolve(int argc, char **argv);
 
 /* ---- helpers (tools/meshctl.c) ------------------------------------------- */
 
@@ -42,9 +44,23 @@ typedef struct meshctl_opt {
 bool meshctl_parse_opts(int argc, char **argv, int first,
                         const meshctl_opt_t *opts, bool *help);
 
+/** As meshctl_parse_opts(), and collect up to npos positional arguments
+ *  (those that are neither options nor option values) into pos[0..*got).
+ *  More positionals than npos is an error.  @return true on success. */
+bool meshctl_parse_args(int argc, char **argv, int first,
+                        const meshctl_opt_t *opts, bool *help,
+                        const char **pos, size_t npos, size_t *got);
+
 /** Parse a duration: "90", "90s", "15m", "24h", "7d", "1h30m".  Plain
  *  numbers are seconds.  @return true and seconds in *out when valid. */
 bool meshctl_parse_duration(const char *s, int64_t *out);
+
+/** Read a whole file ("-": standard input) into a malloc'd NUL-terminated
+ *  buffer, at most MESHCTL_FILE_MAX bytes (the cap of mesh_new_from_file).
+ *  @return the buffer (length in *len), or NULL with errno set (EFBIG when
+ *          too large). */
+#define MESHCTL_FILE_MAX (64u << 20)
+char *meshctl_read_file(const char *path, size_t *len);
 
 /** Print "meshctl: CODE_NAME: message" to stderr; returns MESHCTL_FAIL. */
 int meshctl_report(int rc, const mesh_status_t *st);

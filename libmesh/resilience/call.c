@@ -501,8 +501,13 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
     }
   }
   rc = dial(c, dopts, st);
-  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
+  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE) {
+    /* Remember the host before letting go of it: a connect retry prefers
+     * another one. */
+    if (mesh__call_host_fault(rc))
+      mesh__callx_avoid(x, c->host);
     try_release(c);
+  }
   return rc;
 }
 
@@ -544,8 +549,6 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
       x->tries--; /* x->tries counts tries that got going */
       break;
     }
-    if (c->host)
-      mesh__callx_avoid(x, c->host);
     bool slot;
     rc = mesh__callx_may_retry(x, &slot, st);
     if (rc == MESH_OK)
