@@ -126,6 +126,8 @@ class Response(_Headers):
     def __init__(self, status=200, headers=None, body=b""):
         self.status = int(status)
         self.headers = list(_items(headers))
+        if body is None:
+            body = b""
         self.body = body.encode() if isinstance(body, str) else bytes(body)
 
     def __repr__(self):
