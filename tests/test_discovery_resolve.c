@@ -6,7 +6,6 @@
 #include "helpers.h"
 
 #include <arpa/inet.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include "discovery/discovery.h"
 #include "test_call_backend.h"
+#include "test_dnsmasq.h"
 
 static int dns_port;
 static pid_t dns_pid;
@@ -28,23 +28,15 @@ static tcb_t backend;
 
 static const char *hosts_file(void) { return th_path("resolve-hosts"); }
 
-/* dnsmasq answering for *.test: fixed records plus the addn-hosts file
- * (reloaded on SIGHUP), TTL 1 s everywhere. */
+/* dnsmasq with one fixed record plus the addn-hosts file (SIGHUP
+ * reloads). */
 static bool start_dnsmasq(void) {
-  char port[32], addn[600], logname[32], user[80];
-  snprintf(port, sizeof port, "--port=%d", dns_port);
-  snprintf(addn, sizeof addn, "--addn-hosts=%s", hosts_file());
-  snprintf(logname, sizeof logname, "dnsmasq-%d.log", ++dns_gen);
-  struct passwd *pw = getpwuid(getuid());
-  snprintf(user, sizeof user, "--user=%s", pw ? pw->pw_name : "root");
-  const char *argv[] = {
-      "dnsmasq", "-d", "-k", port, "--listen-address=127.0.0.1",
-      "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-      "--local=/test/", "--local-ttl=1", "--log-queries", "--log-facility=-",
-      "--pid-file=", user, addn,
+  static const char *const records[] = {
       "--host-record=backend.test,127.0.0.1", NULL};
-  dns_pid = th_spawn(argv, logname);
-  return dns_pid > 0 && th_wait_port(dns_port, 5000);
+  char logname[32];
+  snprintf(logname, sizeof logname, "dnsmasq-%d.log", ++dns_gen);
+  dns_pid = tdns_start(dns_port, hosts_file(), records, logname);
+  return dns_pid > 0;
 }
 
 static const char *initial_hosts = "10.2.0.1 multi.test\n"
@@ -144,10 +136,32 @@ static int ping(mesh_t *m, mesh_status_t *st) {
   return rc;
 }
 
+/* Up to `tries` calls until one succeeds: a set may hold an address
+ * nothing listens on (::1 from the hosts file, the record before a
+ * change). */
+static int ping_until_ok(mesh_t *m, int tries) {
+  mesh_status_t st;
+  int rc = MESH_ERR_INTERNAL;
+  for (int i = 0; i < tries && rc != MESH_OK; i++)
+    rc = ping(m, &st);
+  if (rc != MESH_OK)
+    fprintf(stderr, "call: %s\n", st.message);
+  return rc;
+}
+
 static void static_disc(char *out, size_t len, const char *eps,
                         const char *res) {
   snprintf(out, len, "{\"type\":\"static\",\"endpoints\":[%s]%s%s}", eps,
            res ? "," : "", res ? res : "");
+}
+
+/* A client whose one static endpoint is name:<the backend's port>. */
+static mesh_t *client_named(const char *name, const char *res) {
+  char eps[128], disc[512];
+  snprintf(eps, sizeof eps, "{\"address\":\"%s\",\"port\":%d}", name,
+           backend.port);
+  static_disc(disc, sizeof disc, eps, res);
+  return client(disc);
 }
 
 /* ---- tests ----------------------------------------------------------------- */
@@ -155,11 +169,7 @@ static void static_disc(char *out, size_t len, const char *eps,
 /* A static endpoint given as a name: resolved through the service's DNS
  * server, then dialed by the call layer. */
 static void test_mesh__resolver_update_dial(void) {
-  char eps[128], disc[512];
-  snprintf(eps, sizeof eps, "{\"address\":\"backend.test\",\"port\":%d}",
-           backend.port);
-  static_disc(disc, sizeof disc, eps, resolver(600));
-  mesh_t *m = client(disc);
+  mesh_t *m = client_named("backend.test", resolver(600));
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   mesh_status_t st;
   CU_ASSERT_EQUAL(mesh_discovery_wait(m, "echo", 3000, &st), MESH_OK);
@@ -216,11 +226,7 @@ static void test_mesh__resolver_update_many(void) {
 /* A changed record is followed after its TTL (1 s): the endpoint moves
  * from an address nothing listens on to the backend's. */
 static void test_mesh__resolver_ttl_change(void) {
-  char eps[128], disc[512];
-  snprintf(eps, sizeof eps, "{\"address\":\"moving.test\",\"port\":%d}",
-           backend.port);
-  static_disc(disc, sizeof disc, eps, resolver(600));
-  mesh_t *m = client(disc);
+  mesh_t *m = client_named("moving.test", resolver(600));
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   char want[128];
   snprintf(want, sizeof want, "::1:%d/moving.test/1", backend.port);
@@ -236,15 +242,13 @@ static void test_mesh__resolver_ttl_change(void) {
   reload_hosts(hosts);
   int64_t t0 = mesh__now_ms();
   snprintf(want, sizeof want, "127.0.0.1:%d/moving.test/1", backend.port);
-  CU_ASSERT_TRUE(wait_desc(m, want, 3000));
-  CU_ASSERT(mesh__now_ms() - t0 <= 2500); /* TTL 1 s + a round trip */
-  int rc = MESH_ERR_INTERNAL;
-  /* the failed call may have ejected nothing but the old host; bounded */
-  for (int i = 0; i < 3 && rc != MESH_OK; i++)
-    rc = ping(m, &st);
-  if (rc != MESH_OK)
-    fprintf(stderr, "call after the change: %s\n", st.message);
-  CU_ASSERT_EQUAL(rc, MESH_OK);
+  CU_ASSERT_TRUE(wait_desc(m, want, 4000));
+  /* TTL 1 s + a round trip, with slack for a loaded (sanitized) run */
+  int64_t dt = mesh__now_ms() - t0;
+  if (dt > 3000)
+    fprintf(stderr, "change seen after %lld ms\n", (long long)dt);
+  CU_ASSERT(dt <= 3000);
+  CU_ASSERT_EQUAL(ping_until_ok(m, 3), MESH_OK);
   mesh__disc_stats_t ds;
   stats_of(m, &ds);
   CU_ASSERT_EQUAL(ds.errors, 0);
@@ -255,11 +259,7 @@ static void test_mesh__resolver_ttl_change(void) {
 
 /* "localhost" through the system resolver: c-ares reads /etc/hosts. */
 static void test_mesh__resolver_localhost(void) {
-  char eps[128], disc[512];
-  snprintf(eps, sizeof eps, "{\"address\":\"localhost\",\"port\":%d}",
-           backend.port);
-  static_disc(disc, sizeof disc, eps, NULL);
-  mesh_t *m = client(disc);
+  mesh_t *m = client_named("localhost", NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   mesh_status_t st;
   CU_ASSERT_EQUAL(mesh_discovery_wait(m, "echo", 3000, &st), MESH_OK);
@@ -279,12 +279,7 @@ static void test_mesh__resolver_localhost(void) {
   mesh_endpoints_free(e);
   CU_ASSERT_TRUE(v4);
   CU_ASSERT_FALSE(other);
-  int rc = MESH_ERR_INTERNAL;
-  for (int i = 0; i < 3 && rc != MESH_OK; i++)
-    rc = ping(m, &st);
-  if (rc != MESH_OK)
-    fprintf(stderr, "call: %s\n", st.message);
-  CU_ASSERT_EQUAL(rc, MESH_OK);
+  CU_ASSERT_EQUAL(ping_until_ok(m, 3), MESH_OK);
   mesh_free(m);
 }
 
