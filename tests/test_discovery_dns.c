@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <mesh/discovery.h>
 
 #include "discovery/discovery.h"
+#include "test_dnsmasq.h"
 
 static int dns_port;
 static pid_t dns_pid;
@@ -68,29 +68,19 @@ static void stats_of(mesh_t *m, const char *svc, mesh__disc_stats_t *out) {
 
 static const char *hosts_file(void) { return th_path("dns-hosts"); }
 
-/* Start dnsmasq answering for *.test with fixed records plus the
- * addn-hosts file (reloaded on SIGHUP).  TTL 1 s everywhere. */
+/* dnsmasq with fixed records plus the addn-hosts file (SIGHUP reloads). */
 static bool start_dnsmasq(void) {
-  char port[32], addn[600], logname[32], user[80];
-  snprintf(port, sizeof port, "--port=%d", dns_port);
-  snprintf(addn, sizeof addn, "--addn-hosts=%s", hosts_file());
-  snprintf(logname, sizeof logname, "dnsmasq-%d.log", ++dns_gen);
-  /* as root dnsmasq would drop to "nobody", which cannot read our files */
-  struct passwd *pw = getpwuid(getuid());
-  snprintf(user, sizeof user, "--user=%s", pw ? pw->pw_name : "root");
-  const char *argv[] = {
-      "dnsmasq", "-d", "-k", port, "--listen-address=127.0.0.1",
-      "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-      "--local=/test/", "--local-ttl=1", "--log-queries", "--log-facility=-",
-      "--pid-file=", user, addn,
+  static const char *const records[] = {
       "--host-record=a.test,10.0.0.1,fd00::1",
       "--host-record=b.test,10.0.0.2",
       "--host-record=six.test,fd00::6",
       "--srv-host=_http._tcp.svc.test,a.test,8080,1,10",
       "--srv-host=_http._tcp.svc.test,b.test,9090,0,0",
       "--srv-host=_http._tcp.empty.test,.,0,0,0", NULL};
-  dns_pid = th_spawn(argv, logname);
-  return dns_pid > 0 && th_wait_port(dns_port, 5000);
+  char logname[32];
+  snprintf(logname, sizeof logname, "dnsmasq-%d.log", ++dns_gen);
+  dns_pid = tdns_start(dns_port, hosts_file(), records, logname);
+  return dns_pid > 0;
 }
 
 static int count_queries(const char *needle) {
