@@ -50,6 +50,7 @@ struct mesh__identity {
   char last_err[sizeof(((mesh_status_t *)0)->message)];
   int64_t last_warn_ms;
   uint64_t warned_gen;
+  bool warned_expired; /* the last report was svid_expired, not _expiring */
   watcher_t watchers[MAX_WATCHERS];
   size_t nwatchers;
 
@@ -241,7 +242,10 @@ static void expiry_check(mesh_t *m, struct mesh__identity *id) {
     return;
   int64_t left = c->not_after - mesh__wall_s();
   int64_t now = mesh__now_ms();
+  /* The moment it expires is reported at once, even right after an
+   * "expiring" warning: the repeat interval applies to one kind only. */
   bool due = c->generation != id->warned_gen ||
+             (left <= 0) != id->warned_expired ||
              now - id->last_warn_ms >= WARN_EVERY_MS;
   /* Expired is always reported; "expiring soon" only when asked for. */
   bool report = left <= 0 || (id->warn_s > 0 && left <= id->warn_s);
@@ -254,6 +258,7 @@ static void expiry_check(mesh_t *m, struct mesh__identity *id) {
               "id=\"%s\" not_after=%s expires_in_s=%lld generation=%llu", v,
               na, (long long)left, (unsigned long long)c->generation);
     id->warned_gen = c->generation;
+    id->warned_expired = left <= 0;
     id->last_warn_ms = now;
   }
   mesh__creds_release(c);

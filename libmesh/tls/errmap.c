@@ -148,6 +148,14 @@ int mesh__tls_handshake_error(mesh_conn_t *c, int ret, mesh_status_t *st) {
                       c->peer_addr);
   }
   case MBEDTLS_ERR_SSL_CONN_EOF:
+    /* An inbound peer gone before its first byte (a probe, a port scan)
+     * is MESH_ERR_PEER_CLOSED, as mesh_accept() documents and as in
+     * PERMISSIVE mode; after bytes it is a failed handshake. */
+    if (c->server && !c->nfirst)
+      return mesh__fail(st, MESH_ERR_PEER_CLOSED,
+                        "peer %s closed the connection before sending "
+                        "anything",
+                        c->peer_addr);
     return mesh__fail(st, MESH_ERR_TLS,
                       "peer %s closed the connection during the TLS "
                       "handshake%s",

@@ -71,6 +71,18 @@ static long tls_read(mesh_conn_t *c, void *buf, size_t len, int64_t deadline) {
     int ret = mbedtls_ssl_read(&c->ssl, buf, len);
     if (ret > 0)
       return ret;
+    /* A FIN inside a record (part of it read) is a truncation, never a
+     * clean end: report it, do not let it pass for end of stream.
+     * (mbedtls_ssl_read() reports any EOF as 0; in_left says whether
+     * bytes of an unfinished record were pending.) */
+    if ((ret == 0 || ret == MBEDTLS_ERR_SSL_CONN_EOF) &&
+        c->ssl.MESH__MBEDTLS_FIELD(in_left) > 0) {
+      mesh__conn_fail(c, NULL, MESH_ERR_TLS,
+                      "read from %s: connection closed in the middle of a "
+                      "TLS record (truncated)",
+                      c->peer_addr);
+      return MESH_ERR_TLS;
+    }
     if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
         ret == MBEDTLS_ERR_SSL_CONN_EOF) {
       c->eof = true;

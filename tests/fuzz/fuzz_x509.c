@@ -1,0 +1,129 @@
+/* Fuzz certificate input as the identity part reads it: a PEM or DER file
+ * of certificates (mesh__pem_load_crts), the X.509-SVID rules
+ * (mesh__svid_leaf_check, mesh__svid_chain_check), peer verification
+ * against a fixed trust bundle (mesh__creds_verify_peer), private keys
+ * (mesh__pem_load_key), and the whole load of an identity whose SVID,
+ * or whose trust bundle, is the input (mesh__creds_load).
+ * Input: the bytes of a certificate, chain, bundle or key file.
+ * The fixed identity (tests/fuzz/data: a dev CA for example.org valid for
+ * 50 years, an SVID and its key) was made with mesh_ca_init/mesh_ca_issue.
+ * Properties: a verified peer passed the SVID rules, has a valid SPIFFE
+ * ID of the bundle's trust domain, and the chain check agrees on the ID. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <mesh/mesh.h>
+
+#include "fuzz.h"
+#include "identity/identity.h"
+#include "identity/pemfile.h"
+
+#define DATA TEST_SRCDIR "/tests/fuzz/data/"
+
+static mesh__creds_t *creds; /* the fixed identity, loaded once */
+static int fd = -1;          /* memfd holding the current input */
+static char path[64];        /* its name, for the file-based loaders */
+
+static void setup(void) {
+  if (fd >= 0)
+    return;
+  fd = memfd_create("fuzz-x509", 0);
+  FUZZ_ASSERT(fd >= 0);
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  mesh__creds_src_t src = {.cert = DATA "svid.crt",
+                           .key = DATA "svid.key",
+                           .bundle = DATA "ca.crt",
+                           .allow_expired = true};
+  mesh_status_t st;
+  if (mesh__creds_load(&src, 1, &creds, &st) != MESH_OK) {
+    fprintf(stderr, "fuzz_x509: fixed identity: %s\n", st.message);
+    abort();
+  }
+}
+
+static void set_input(const uint8_t *data, size_t size) {
+  FUZZ_ASSERT(ftruncate(fd, 0) == 0);
+  size_t off = 0;
+  while (off < size) {
+    ssize_t w = pwrite(fd, data + off, size - off, (off_t)off);
+    FUZZ_ASSERT(w > 0);
+    off += (size_t)w;
+  }
+}
+
+static void check_chain(const mbedtls_x509_crt *crt) {
+  char leaf_id[MESH_SPIFFE_ID_MAX + 1], chain_id[MESH_SPIFFE_ID_MAX + 1];
+  char peer_id[MESH_SPIFFE_ID_MAX + 1];
+  mesh_status_t st;
+  int leaf = mesh__svid_leaf_check(crt, leaf_id, sizeof leaf_id, &st);
+  FUZZ_ASSERT(leaf == MESH_OK || leaf == MESH_ERR_SVID ||
+              leaf == MESH_ERR_SPIFFE_ID);
+  if (leaf == MESH_OK)
+    FUZZ_ASSERT(mesh_spiffe_id_validate(leaf_id, NULL) == MESH_OK);
+  int chain = mesh__svid_chain_check(crt, chain_id, sizeof chain_id, &st);
+  if (chain == MESH_OK) {
+    FUZZ_ASSERT(leaf == MESH_OK && strcmp(leaf_id, chain_id) == 0);
+    for (const mbedtls_x509_crt *c = crt->next; c && c->raw.len; c = c->next)
+      FUZZ_ASSERT(mesh__svid_signing_check(c, NULL) == MESH_OK);
+  }
+  int peer = mesh__creds_verify_peer(creds, crt, peer_id, sizeof peer_id, &st);
+  if (peer == MESH_OK) {
+    FUZZ_ASSERT(leaf == MESH_OK && strcmp(leaf_id, peer_id) == 0);
+    char td[MESH_TRUST_DOMAIN_MAX + 1];
+    FUZZ_ASSERT(mesh_spiffe_id_parse(peer_id, td, sizeof td, NULL, 0,
+                                     NULL) == MESH_OK);
+    FUZZ_ASSERT(mesh__creds_bundle(creds, td) != NULL);
+  } else {
+    FUZZ_ASSERT(peer < 0 && st.code == peer && st.message[0]);
+  }
+  /* a short ID buffer must not be overrun */
+  char small[16];
+  (void)mesh__svid_leaf_check(crt, small, sizeof small, NULL);
+}
+
+/* The whole identity load with the input in one role. */
+static void check_load(bool input_is_cert) {
+  mesh__creds_src_t src = {.cert = input_is_cert ? path : DATA "svid.crt",
+                           .key = DATA "svid.key",
+                           .bundle = input_is_cert ? DATA "ca.crt" : path,
+                           .allow_expired = true};
+  mesh__creds_t *c = NULL;
+  mesh_status_t st;
+  int rc = mesh__creds_load(&src, 2, &c, &st);
+  FUZZ_ASSERT((rc == MESH_OK) == (c != NULL));
+  if (rc == MESH_OK)
+    FUZZ_ASSERT(mesh_spiffe_id_validate(c->id, NULL) == MESH_OK);
+  else
+    FUZZ_ASSERT(st.message[0]);
+  mesh__creds_release(c);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  setup();
+  set_input(data, size);
+  mesh_status_t st;
+  mbedtls_x509_crt crt;
+  mbedtls_x509_crt_init(&crt);
+  int rc = mesh__pem_load_crts(&crt, path, &st);
+  FUZZ_ASSERT(rc == MESH_OK || rc == MESH_ERR_PEM || rc == MESH_ERR_NOMEM);
+  if (rc == MESH_OK)
+    check_chain(&crt);
+  mbedtls_x509_crt_free(&crt);
+  /* The full load checks the fixed key (slow: EC arithmetic): only for
+   * inputs that get past the certificate parser. */
+  if (rc == MESH_OK) {
+    check_load(true);
+    check_load(false);
+  }
+
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  rc = mesh__pem_load_key(&pk, path, &st);
+  FUZZ_ASSERT(rc == MESH_OK || rc == MESH_ERR_PEM || rc == MESH_ERR_NOMEM);
+  mbedtls_pk_free(&pk);
+  return 0;
+}
