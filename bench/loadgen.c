@@ -2,12 +2,15 @@
  *   loadgen --mode tcp|tls|mesh --target HOST:PORT|SERVICE [--conns 16]
  *           [--size 1024] [--rate 1000 | --rate 0 (closed loop)]
  *           [--duration 5] [--warmup 1] [--ca --cert --key] [--config F]
- *           [--label NAME]
+ *           [--label NAME] [--metrics-out FILE]
  * Constant rate: each connection sends on a fixed schedule and latency is
  * measured from the scheduled send time, so a stall is not hidden
  * (no coordinated omission).  Prints one CSV line:
  *   label,mode,conns,rate,achieved_rps,p50_us,p90_us,p99_us,p999_us,errors,
- *   cpu_s,requests */
+ *   cpu_s,requests,calls,reused
+ * (calls/reused: mesh mode, calls made and how many got a pooled
+ * connection; --metrics-out writes the context's Prometheus text at the
+ * end, for the handshake and span export counters). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -18,6 +21,8 @@
 #include <time.h>
 
 #include "transport.h"
+
+#include <mesh/mesh.h>
 
 struct worker {
   bt_ctx_t *ctx;
@@ -74,6 +79,18 @@ out:
   return NULL;
 }
 
+static void dump_metrics(mesh_t *m, const char *path) {
+  size_t need = 0;
+  mesh_metrics_text(m, NULL, 0, &need);
+  char *buf = malloc(need ? need : 1);
+  FILE *f = fopen(path, "w");
+  if (buf && f && mesh_metrics_text(m, buf, need, NULL) >= 0)
+    fputs(buf, f);
+  if (f)
+    fclose(f);
+  free(buf);
+}
+
 static int cmp64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return (x > y) - (x < y);
@@ -91,7 +108,7 @@ int main(int argc, char **argv) {
   int conns = 16;
   size_t size = 1024;
   double rate = 1000, duration = 5, warmup = 1;
-  const char *label = "run";
+  const char *label = "run", *metrics_out = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
     if (!strcmp(k, "--mode")) o.mode = v;
@@ -106,6 +123,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--key")) o.key = v;
     else if (!strcmp(k, "--config")) o.config = v;
     else if (!strcmp(k, "--label")) label = v;
+    else if (!strcmp(k, "--metrics-out")) metrics_out = v;
     else { fprintf(stderr, "unknown option %s\n", k); return 2; }
   }
   if (conns < 1 || conns > 1024 || duration <= 0 || duration > 600) {
@@ -156,10 +174,14 @@ int main(int argc, char **argv) {
                (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
                (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
-  printf("%s,%s,%d,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%ld,%.3f,%ld\n", label,
-         o.mode, conns, rate, (double)total / duration, pct(all, total, 0.50),
-         pct(all, total, 0.90), pct(all, total, 0.99), pct(all, total, 0.999),
-         errors, cpu, reqs);
+  long calls = 0, reused = 0;
+  bt_calls(ctx, &calls, &reused);
+  printf("%s,%s,%d,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%ld,%.3f,%ld,%ld,%ld\n",
+         label, o.mode, conns, rate, (double)total / duration,
+         pct(all, total, 0.50), pct(all, total, 0.90), pct(all, total, 0.99),
+         pct(all, total, 0.999), errors, cpu, reqs, calls, reused);
+  if (metrics_out && bt_mesh(ctx))
+    dump_metrics(bt_mesh(ctx), metrics_out);
   free(all);
   free(w);
   free(th);
