@@ -11,11 +11,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "authz/authz.h"
 #include "core/core.h"
+#include "observe/metrics.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -668,6 +670,15 @@ static void test_mesh_authz_check_counts_and_logs(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(lc.buf, "source_ip=192.0.2.9"));
   CU_ASSERT_PTR_NOT_NULL(strstr(lc.buf, "decision=allow "
                                         "policy=\"allow-path-ip\""));
+  /* the same decisions in the metrics registry */
+  char *text = NULL;
+  size_t tlen = 0;
+  CU_ASSERT_EQUAL_FATAL(mesh__metrics_render(m, &text, &tlen), MESH_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "mesh_authz_decisions_total{action="
+                                      "\"deny\",policy=\"deny-method-get\"} 2"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "mesh_authz_decisions_total{action="
+                                      "\"allow\",policy=\"allow-path-ip\"} 1"));
+  free(text);
   /* connection-level hook: a DENY needing HTTP waits; namespace dev denied
    * at once after a reload */
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(5000)};

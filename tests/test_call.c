@@ -5,12 +5,17 @@
  * timeouts, mesh_dial() of a service. */
 #include "helpers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <mesh/metrics.h>
 
 #include "resilience/resilience.h"
 #include "test_call_backend.h"
@@ -67,6 +72,19 @@ static int call(mesh_t *m, tcb_reply_t *r, mesh_status_t *st) {
   return mesh_call_do(m, SVC, NULL, tcb_try, r, st);
 }
 
+/* Does the metrics text hold this exact line? */
+static bool has_metric(mesh_t *m, const char *line) {
+  static char buf[1 << 16];
+  if (mesh_metrics_text(m, buf, sizeof buf, NULL) < 0)
+    return false;
+  char want[512];
+  snprintf(want, sizeof want, "%s\n", line);
+  bool ok = strstr(buf, want) != NULL;
+  if (!ok)
+    fprintf(stderr, "metric line not found: %s\n", line);
+  return ok;
+}
+
 static void assert_idle_breakers(mesh_t *m) {
   mesh__res_svc_t *rs = rs_of(m);
   CU_ASSERT_EQUAL(atomic_load(&rs->br.requests), 0);
@@ -103,6 +121,15 @@ static void test_mesh_call_do(void) {
    * number connections from 1; the waits for the port count one each) */
   CU_ASSERT_EQUAL(seen_a, 10);
   CU_ASSERT_EQUAL(seen_b, 10);
+  char line[256];
+  snprintf(line, sizeof line,
+           "mesh_calls_total{service=\"echo\",endpoint=\"127.0.0.1:%d\","
+           "outcome=\"ok\"} 10", a.port);
+  CU_ASSERT_TRUE(has_metric(m, line));
+  CU_ASSERT_TRUE(has_metric(m, "mesh_call_duration_seconds_count{service="
+                               "\"echo\"} 20"));
+  CU_ASSERT_TRUE(has_metric(m, "mesh_call_try_duration_seconds_count{service="
+                               "\"echo\"} 20"));
   CU_ASSERT(max_conn_a <= 2);
   CU_ASSERT(max_conn_b <= 2);
   assert_idle_breakers(m);
@@ -191,6 +218,14 @@ static void test_outlier_error_backend(void) {
   CU_ASSERT_TRUE(mesh__od_ejected(bad, mesh__now_ms()));
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->od_enforced[MESH__OD_CONSECUTIVE_5XX]),
                   1);
+  CU_ASSERT_TRUE(has_metric(m, "mesh_outlier_ejections_total{service=\"echo\","
+                               "reason=\"consecutive_5xx\"} 1"));
+  CU_ASSERT_TRUE(has_metric(m, "mesh_endpoints_ejected{service=\"echo\"} 1"));
+  char line[256];
+  snprintf(line, sizeof line,
+           "mesh_calls_total{service=\"echo\",endpoint=\"127.0.0.1:%d\","
+           "outcome=\"error\"} 3", b[0].port);
+  CU_ASSERT_TRUE(has_metric(m, line));
   int64_t until = atomic_load(&bad->ejected_until_ms);
   CU_ASSERT_TRUE_FATAL(tcb_mode(m, &b[0], "good"));
   /* while ejected it gets nothing */
@@ -267,6 +302,10 @@ static void test_breaker_trips_and_recovers(void) {
   tcb_reply_t r;
   CU_ASSERT_EQUAL(call(m, &r, &st), MESH_ERR_CIRCUIT_OPEN);
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->br.ov_requests), 2);
+  CU_ASSERT_TRUE(has_metric(m, "mesh_circuit_breaker_overflows_total{service="
+                               "\"echo\",limit=\"requests\"} 2"));
+  CU_ASSERT_TRUE(has_metric(m, "mesh_calls_total{service=\"echo\",endpoint="
+                               "\"\",outcome=\"circuit_open\"} 2"));
   /* one ends: the breaker closes again */
   mesh_call_end(c1, MESH_CALL_CANCELLED, 0);
   CU_ASSERT_EQUAL(mesh_call_begin(m, SVC, NULL, &c3, &st), MESH_OK);
@@ -290,6 +329,13 @@ static void test_breaker_trips_and_recovers(void) {
   mesh_call_end(c2, MESH_CALL_RESET, 0); /* closed: its slot is free */
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->br.connections), 0);
   CU_ASSERT_EQUAL(call(m, &r, &st), MESH_OK);
+  mesh_free(m);
+
+  /* max_pending_requests 0: no call may wait for a new connection */
+  m = client(ports, 1, ",\"circuit_breakers\":{\"max_pending_requests\":0}");
+  CU_ASSERT_EQUAL(call(m, &r, &st), MESH_ERR_CIRCUIT_OPEN);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "max_pending_requests"));
+  CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->br.ov_pending), 1);
   mesh_free(m);
   tcb_stop(&a);
 }
@@ -373,6 +419,10 @@ static void test_total_failure_budget(void) {
   CU_ASSERT(w.max <= 3);
   mesh__res_svc_t *rs = rs_of(m);
   CU_ASSERT_EQUAL(atomic_load(&rs->retry_overflow), (uint64_t)budget);
+  char line[256];
+  snprintf(line, sizeof line,
+           "mesh_retry_budget_exhausted_total{service=\"echo\"} %d", budget);
+  CU_ASSERT_TRUE(has_metric(m, line));
   /* the budget, not num_retries, bounded the work: fewer than 2 retries
    * per call on average */
   CU_ASSERT(atomic_load(&rs->retries) < 2 * N + 2);
@@ -478,7 +528,7 @@ static void test_pool_peer_closed(void) {
 
 static void test_deadline(void) {
   tcb_t a;
-  CU_ASSERT_FATAL(tcb_start(&a, "a", "slow:600", 0));
+  CU_ASSERT_FATAL(tcb_start(&a, "a", "slow:1000", 0));
   int ports[] = {a.port};
   mesh_t *m = client(ports, 1, ",\"timeouts\":{\"overall_ms\":150}");
   tcb_reply_t r;
@@ -486,7 +536,7 @@ static void test_deadline(void) {
   int64_t t0 = mesh__now_ms();
   CU_ASSERT_EQUAL(call(m, &r, &st), MESH_ERR_DEADLINE);
   int64_t el = mesh__now_ms() - t0;
-  CU_ASSERT(el >= 140 && el < 450);
+  CU_ASSERT(el >= 140 && el < 800);
   char buf[64];
   size_t len;
   int status;
@@ -495,10 +545,10 @@ static void test_deadline(void) {
                                     buf, sizeof buf, &len, &status, &st),
                   MESH_ERR_DEADLINE);
   el = mesh__now_ms() - t0;
-  CU_ASSERT(el >= 140 && el < 450);
+  CU_ASSERT(el >= 140 && el < 800);
   /* a per-call deadline replaces the config's */
   mesh_call_opts_t *o = mesh_call_opts_new();
-  mesh_call_opts_set_deadline(o, 1500);
+  mesh_call_opts_set_deadline(o, 3000);
   CU_ASSERT_EQUAL(mesh_call_request(m, SVC, o, "PING\n", 5, tcb_frame, NULL,
                                     buf, sizeof buf, &len, &status, &st),
                   MESH_OK);
@@ -527,7 +577,7 @@ static void test_per_try_timeout_retry(void) {
       fprintf(stderr, "per-try %d: %s\n", i, st.message);
     CU_ASSERT_EQUAL(rc, MESH_OK);
     CU_ASSERT_STRING_EQUAL(r.name, "fast");
-    CU_ASSERT(mesh__now_ms() - t0 < 400);
+    CU_ASSERT(mesh__now_ms() - t0 < 700); /* the slow one answers at 800 */
   }
   assert_idle_breakers(m);
   mesh_free(m);
@@ -537,7 +587,7 @@ static void test_per_try_timeout_retry(void) {
 
 static void test_mesh_call_request_hedge(void) {
   tcb_t a, b;
-  CU_ASSERT_FATAL(tcb_start(&a, "slow", "slow:500", 0));
+  CU_ASSERT_FATAL(tcb_start(&a, "slow", "slow:1000", 0));
   CU_ASSERT_FATAL(tcb_start(&b, "fast", "good", 0));
   int ports[] = {a.port, b.port};
   /* consecutive_5xx 1: any try counted as a failure would eject at once;
@@ -560,7 +610,8 @@ static void test_mesh_call_request_hedge(void) {
     tcb_reply_t r;
     CU_ASSERT(tcb_parse(buf, len - 1, &r));
     CU_ASSERT_STRING_EQUAL(r.name, "fast");
-    CU_ASSERT(mesh__now_ms() - t0 < 300);
+    /* well before the slow answer, even with a new handshake under ASan */
+    CU_ASSERT(mesh__now_ms() - t0 < 700);
   }
   mesh__res_svc_t *rs = rs_of(m);
   CU_ASSERT(atomic_load(&rs->hedges) >= 2);
@@ -615,6 +666,100 @@ static void test_mesh_call_request_errors(void) {
   tcb_stop(&a);
 }
 
+static void test_connect_timeout(void) {
+  tcb_t b;
+  CU_ASSERT_FATAL(tcb_start(&b, "b", "good", 0));
+  /* a plain TCP listener that never speaks TLS: the connect succeeds, the
+   * handshake never ends, timeouts.connect_ms bounds both */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  CU_ASSERT_EQUAL_FATAL(listen(fd, 8), 0);
+  socklen_t len = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &len);
+  int ports[] = {ntohs(sa.sin_port), b.port};
+  mesh_t *m = client(ports, 1, ",\"timeouts\":{\"connect_ms\":300}");
+  tcb_reply_t r;
+  mesh_status_t st;
+  int64_t t0 = mesh__now_ms();
+  mesh_call_opts_t *o = mesh_call_opts_new();
+  mesh_call_opts_set_max_retries(o, 0);
+  CU_ASSERT_EQUAL(mesh_call_do(m, SVC, o, tcb_try, &r, &st), MESH_ERR_TIMEOUT);
+  int64_t el = mesh__now_ms() - t0;
+  CU_ASSERT(el >= 290 && el < 1000);
+  /* a per-call connect timeout replaces the config's */
+  mesh_call_opts_set_connect_timeout(o, 50);
+  t0 = mesh__now_ms();
+  CU_ASSERT_EQUAL(mesh_call_do(m, SVC, o, tcb_try, &r, &st), MESH_ERR_TIMEOUT);
+  CU_ASSERT(mesh__now_ms() - t0 < 290);
+  mesh_call_opts_free(o);
+  mesh_free(m);
+  /* with a good endpoint next to it, the timed-out connect is retried there
+   * (the budget leaves room for b's own first handshake on a busy machine) */
+  m = client(ports, 2, ",\"timeouts\":{\"connect_ms\":500}");
+  for (int i = 0; i < 2; i++) {
+    int rc = call(m, &r, &st);
+    if (rc != MESH_OK)
+      fprintf(stderr, "connect timeout %d: %s\n", i, st.message);
+    CU_ASSERT_EQUAL(rc, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(r.name, "b");
+  }
+  CU_ASSERT(atomic_load(&rs_of(m)->retries) >= 1);
+  assert_idle_breakers(m);
+  mesh_free(m);
+  close(fd);
+  tcb_stop(&b);
+}
+
+struct worker {
+  mesh_t *m;
+  int ok, n;
+};
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  for (int i = 0; i < w->n; i++) {
+    tcb_reply_t r;
+    w->ok += call(w->m, &r, NULL) == MESH_OK;
+  }
+  return NULL;
+}
+
+static void test_mesh_call_do_threads(void) {
+  /* many threads through pick, pool, breakers and outlier counters at once
+   * (the ThreadSanitizer run covers this test) */
+  tcb_t a, b;
+  CU_ASSERT_FATAL(tcb_start(&a, "a", "good", 0));
+  CU_ASSERT_FATAL(tcb_start(&b, "b", "good", 0));
+  int ports[] = {a.port, b.port};
+  mesh_t *m = client(ports, 2,
+                     ",\"outlier_detection\":{\"interval_ms\":50},"
+                     "\"pool\":{\"max_idle\":4}");
+  enum { T = 6 };
+  struct worker w[T];
+  pthread_t t[T];
+  for (int i = 0; i < T; i++) {
+    w[i] = (struct worker){m, 0, 30};
+    pthread_create(&t[i], NULL, worker_main, &w[i]);
+  }
+  int ok = 0;
+  for (int i = 0; i < T; i++) {
+    pthread_join(t[i], NULL);
+    ok += w[i].ok;
+  }
+  CU_ASSERT_EQUAL(ok, T * 30);
+  assert_idle_breakers(m);
+  mesh__res_svc_t *rs = rs_of(m);
+  size_t idle = mesh__pool_idle(mesh__res_pool_peek(host_of(m, a.port))) +
+                mesh__pool_idle(mesh__res_pool_peek(host_of(m, b.port)));
+  CU_ASSERT(idle <= 8);
+  CU_ASSERT_EQUAL((size_t)atomic_load(&rs->br.connections), idle);
+  mesh_free(m);
+  tcb_stop(&a);
+  tcb_stop(&b);
+}
+
 /* ---- mesh_dial() of a service ----------------------------------------------------------------- */
 
 static void test_mesh_dial_service(void) {
@@ -642,6 +787,100 @@ static void test_mesh_dial_service(void) {
   tcb_stop(&a);
 }
 
+/* ---- spans ------------------------------------------------------------------------------------ */
+
+struct spans {
+  pthread_mutex_t mu;
+  int n;
+  char name[16][16];
+  mesh_trace_ctx_t ctx[16];
+  int status[16];
+  char endpoint[16][32];
+};
+
+static void on_end(const mesh_span_t *sp, void *user) {
+  struct spans *c = user;
+  pthread_mutex_lock(&c->mu);
+  if (c->n < 16) {
+    snprintf(c->name[c->n], sizeof c->name[0], "%s", mesh_span_name(sp));
+    mesh_span_context(sp, &c->ctx[c->n]);
+    c->status[c->n] = mesh_span_status(sp, NULL);
+    c->endpoint[c->n][0] = '\0';
+    mesh_span_attr_text(sp, "network.peer.address", c->endpoint[c->n],
+                        sizeof c->endpoint[0]);
+    c->n++;
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+static void test_mesh_call_trace_context(void) {
+  tcb_t b;
+  CU_ASSERT_FATAL(tcb_start(&b, "b", "good", 0));
+  /* first endpoint down: the call is a failed try, then a good one */
+  int ports[] = {th_free_port(), b.port};
+  mesh_t *m = client(ports, 2, "");
+  struct spans cap = {.n = 0};
+  pthread_mutex_init(&cap.mu, NULL);
+  CU_ASSERT_EQUAL(mesh_set_span_hooks(m, NULL, on_end, &cap), MESH_OK);
+  mesh_trace_ctx_t parent;
+  memset(&parent, 0, sizeof parent);
+  for (int i = 0; i < 16; i++)
+    parent.trace_id[i] = (uint8_t)(i + 1);
+  for (int i = 0; i < 8; i++)
+    parent.span_id[i] = (uint8_t)(0xa0 + i);
+  parent.flags = MESH_TRACE_FLAG_SAMPLED;
+  parent.sampling = MESH_SAMPLING_ACCEPT;
+  parent.has_ids = 1;
+  mesh_call_opts_t *o = mesh_call_opts_new();
+  CU_ASSERT_EQUAL(mesh_call_opts_set_trace_parent(o, &parent), MESH_OK);
+  /* two calls: round robin makes one of them start on the dead endpoint */
+  for (int i = 0; i < 2; i++) {
+    mesh_call_t *c;
+    mesh_status_t st;
+    CU_ASSERT_EQUAL_FATAL(mesh_call_begin(m, SVC, o, &c, &st), MESH_OK);
+    mesh_trace_ctx_t tc;
+    CU_ASSERT_EQUAL(mesh_call_trace_context(c, &tc), MESH_OK);
+    CU_ASSERT_EQUAL(memcmp(tc.trace_id, parent.trace_id, 16), 0);
+    tcb_reply_t r;
+    int status;
+    CU_ASSERT_EQUAL(tcb_try(c, mesh_call_conn(c), &status, &r), MESH_CALL_OK);
+    mesh_call_end(c, MESH_CALL_OK, status);
+  }
+  mesh_set_span_hooks(m, NULL, NULL, NULL);
+  /* 2 calls, 3 tries (one refused, two good) */
+  int calls = 0, tries = 0, failed = 0;
+  for (int i = 0; i < cap.n; i++) {
+    CU_ASSERT_EQUAL(memcmp(cap.ctx[i].trace_id, parent.trace_id, 16), 0);
+    if (strcmp(cap.name[i], "mesh.call") == 0) {
+      calls++;
+      CU_ASSERT_EQUAL(memcmp(cap.ctx[i].parent_span_id, parent.span_id, 8), 0);
+      CU_ASSERT_NOT_EQUAL(cap.status[i], MESH_SPAN_STATUS_ERROR);
+    } else if (strcmp(cap.name[i], "mesh.try") == 0) {
+      tries++;
+      failed += cap.status[i] == MESH_SPAN_STATUS_ERROR;
+      CU_ASSERT(cap.endpoint[i][0] != '\0');
+    }
+  }
+  CU_ASSERT_EQUAL(calls, 2);
+  CU_ASSERT_EQUAL(tries, 3);
+  CU_ASSERT_EQUAL(failed, 1);
+  /* each try is a child of a call of the same trace */
+  for (int i = 0; i < cap.n; i++) {
+    if (strcmp(cap.name[i], "mesh.try") != 0)
+      continue;
+    bool found = false;
+    for (int j = 0; j < cap.n; j++)
+      if (strcmp(cap.name[j], "mesh.call") == 0 &&
+          memcmp(cap.ctx[i].parent_span_id, cap.ctx[j].span_id, 8) == 0)
+        found = true;
+    CU_ASSERT_TRUE(found);
+  }
+  mesh_call_opts_free(o);
+  pthread_mutex_destroy(&cap.mu);
+  mesh_free(m);
+  tcb_stop(&b);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("call", NULL, NULL);
   CU_add_test(s, "mesh_call_do", test_mesh_call_do);
@@ -657,7 +896,10 @@ static void add(void) {
   CU_add_test(s, "per_try_timeout_retry", test_per_try_timeout_retry);
   CU_add_test(s, "mesh_call_request_hedge", test_mesh_call_request_hedge);
   CU_add_test(s, "mesh_call_request_errors", test_mesh_call_request_errors);
+  CU_add_test(s, "connect_timeout", test_connect_timeout);
+  CU_add_test(s, "mesh_call_do_threads", test_mesh_call_do_threads);
   CU_add_test(s, "mesh_dial_service", test_mesh_dial_service);
+  CU_add_test(s, "mesh_call_trace_context", test_mesh_call_trace_context);
 }
 
 int main(int argc, char **argv) {

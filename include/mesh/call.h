@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <mesh/export.h>
 #include <mesh/error.h>
+#include <mesh/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -102,6 +103,12 @@ MESH_EXTERN int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on);
 MESH_EXTERN int mesh_call_opts_set_alpn(mesh_call_opts_t *o,
                                         const char *alpn);
 
+/** The parent of the call's span (e.g. extracted from the request being
+ *  served with mesh_trace_extract()); copied.  Without one the call starts
+ *  a new trace, subject to sampling.  NULL clears it. */
+MESH_EXTERN int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
+                                                const mesh_trace_ctx_t *ctx);
+
 /* ---- one try ------------------------------------------------------------------ */
 
 /** Begin a call: pick an endpoint of `service` and get a connection to it
@@ -134,6 +141,12 @@ MESH_EXTERN int mesh_call_remaining_ms(const mesh_call_t *call);
 /** "ip:port" of the endpoint this try went to.  Borrowed, valid until the
  *  call ends. */
 MESH_EXTERN const char *mesh_call_endpoint(const mesh_call_t *call);
+
+/** The trace context of this try's span ("mesh.try", a child of the
+ *  call's "mesh.call"), to send along with the request
+ *  (mesh_trace_inject()).  @return MESH_OK or MESH_ERR_INVALID_ARG. */
+MESH_EXTERN int mesh_call_trace_context(const mesh_call_t *call,
+                                        mesh_trace_ctx_t *out);
 
 /** 0 for the first try, then 1, 2, ... for retries and hedges. */
 MESH_EXTERN int mesh_call_attempt(const mesh_call_t *call);

@@ -106,5 +106,6 @@ MESH_EXTERN int mesh_process(mesh_t *m);
 #include <mesh/trace.h>
 #include <mesh/call.h>
 #include <mesh/discovery.h>
+#include <mesh/http.h>
 
 #endif /* MESH_MESH_H */

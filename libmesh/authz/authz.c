@@ -80,6 +80,32 @@ static void count(struct mesh__authz *a, int c) {
   atomic_fetch_add_explicit(&a->counters[c], 1, memory_order_relaxed);
 }
 
+/* ---- metrics ------------------------------------------------------------------- */
+
+static void register_series(mesh_t *m, const char *policy, mesh__metric_t **allow,
+                            mesh__metric_t **deny, mesh__metric_t **dry) {
+  static const char help[] =
+      "Authorization decisions by outcome and deciding policy.";
+  char labels[200];
+  snprintf(labels, sizeof labels, "action=allow,policy=%s", policy);
+  *allow = mesh__counter(m, "mesh_authz_decisions_total", help, labels);
+  snprintf(labels, sizeof labels, "action=deny,policy=%s", policy);
+  *deny = mesh__counter(m, "mesh_authz_decisions_total", help, labels);
+  snprintf(labels, sizeof labels, "action=dry_run_deny,policy=%s", policy);
+  *dry = mesh__counter(m, "mesh_authz_decisions_total", help, labels);
+}
+
+/* Series are registered once per policy name, before the set is published
+ * (registration locks and allocates; counting later does neither). */
+static void register_metrics(mesh_t *m, mesh__authz_set_t *s) {
+  register_series(m, "", &s->m_allow, &s->m_deny, &s->m_dry_run);
+  for (size_t i = 0; i < s->n; i++) {
+    mesh__az_policy_t *p = &s->policies[i];
+    if (p->action != MESH__AZ_AUDIT)
+      register_series(m, p->name, &p->m_allow, &p->m_deny, &p->m_dry_run);
+  }
+}
+
 /* ---- the part ---------------------------------------------------------------- */
 
 static void authz_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
@@ -114,6 +140,7 @@ static int authz_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   if (rc != MESH_OK)
     return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory") : rc;
   if (s) {
+    register_metrics(m, s);
     set_publish(a, s);
     mesh__log(m, MESH_LOG_INFO, "authz_loaded",
               "policies=%zu allow=%zu deny=%zu custom=%zu dry_run=%s", s->n,
@@ -162,11 +189,10 @@ static void log_decision(mesh_t *m, const mesh_authz_request_t *r,
 }
 
 /* This workload's own SPIFFE ID for the OPA input (destination.principal);
- * "" until the identity part provides mesh_self_id(). */
+ * "" without an SVID. */
 static const char *self_id(mesh_t *m, char *buf, size_t len) {
-  (void)m;
-  (void)len;
-  buf[0] = '\0';
+  if (!m->identity || mesh_self_id(m, buf, len) != MESH_OK)
+    buf[0] = '\0';
   return buf;
 }
 
@@ -213,6 +239,7 @@ static int finish(mesh_t *m, struct mesh__authz *a, const mesh__authz_set_t *s,
                   const mesh_authz_request_t *r, const mesh__authz_result_t *res,
                   const char *stage, mesh_status_t *st) {
   bool allow = res->decision == MESH__AZ_DECIDE_ALLOW;
+  const mesh__az_policy_t *decider = res->decider;
   const char *policy = res->policy, *reason = res->reason;
   for (int i = 0; i < 2; i++) {
     const mesh__az_policy_t *p = res->custom[i];
@@ -220,6 +247,7 @@ static int finish(mesh_t *m, struct mesh__authz *a, const mesh__authz_set_t *s,
     if (p && !ask_provider(m, a, s, p, r, &why)) {
       count(a, C_CUSTOM_DENY);
       allow = false;
+      decider = p;
       policy = p->name;
       reason = why;
       break;
@@ -234,13 +262,16 @@ static int finish(mesh_t *m, struct mesh__authz *a, const mesh__authz_set_t *s,
   log_decision(m, r, stage, allow, dry, policy, reason);
   if (allow) {
     count(a, C_ALLOW);
+    mesh__counter_add(decider ? decider->m_allow : s->m_allow, 1);
     return MESH_OK;
   }
   if (dry) {
     count(a, C_DRY_RUN_DENY);
+    mesh__counter_add(decider ? decider->m_dry_run : s->m_dry_run, 1);
     return MESH_OK;
   }
   count(a, C_DENY);
+  mesh__counter_add(decider ? decider->m_deny : s->m_deny, 1);
   if (strcmp(stage, "conn") == 0)
     count(a, C_CONN_DENY);
   if (policy[0])
@@ -349,6 +380,7 @@ int mesh_authz_reload(mesh_t *m, const char *json, mesh_status_t *st) {
   if (!s) /* cannot happen: root is non-NULL */
     return mesh__fail(st, MESH_ERR_INTERNAL, "authz: no set built");
   size_t n = s->n;
+  register_metrics(m, s);
   uint64_t gen = set_publish(a, s);
   mesh__opa_flush(a->opa);
   count(a, C_RELOAD);

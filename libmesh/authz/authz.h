@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "core/core.h"
+#include "observe/metrics.h"
 
 /* ---- IP blocks (cidr.c) --------------------------------------------------- */
 
@@ -170,6 +171,9 @@ typedef struct mesh__az_policy {
   int provider; /* CUSTOM only */
   mesh__az_rule_t *rules;
   size_t nrules;
+  /* mesh_authz_decisions_total{action,policy} series, registered by the
+   * part before the set is published (NULL in sets built for checks) */
+  mesh__metric_t *m_allow, *m_deny, *m_dry_run;
 } mesh__az_policy_t;
 
 /* Where the connection-level check may not decide yet. */
@@ -198,6 +202,8 @@ typedef struct mesh__authz_set {
   int protocol;
   bool have_opa;
   mesh__az_opa_cfg_t opa;
+  /* decisions no policy made (policy="") */
+  mesh__metric_t *m_allow, *m_deny, *m_dry_run;
 } mesh__authz_set_t;
 
 /** Validate an "authz" section (path is its JSON path) and, when out is
@@ -230,6 +236,7 @@ enum mesh__az_decision {
 
 typedef struct mesh__authz_result {
   int decision;
+  const mesh__az_policy_t *decider; /* NULL: a default decision */
   const char *policy;  /* deciding policy name, "" when none (borrowed) */
   const char *reason;  /* static text */
   /* CUSTOM policies that matched, first per provider (NULL: none).  The

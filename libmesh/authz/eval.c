@@ -283,10 +283,11 @@ static bool resolve(tri_t m, int action, int stage) {
 
 /* ---- the decision ---------------------------------------------------------- */
 
-static void decide(mesh__authz_result_t *out, int d, const char *policy,
-                   const char *reason) {
+static void decide(mesh__authz_result_t *out, int d,
+                   const mesh__az_policy_t *p, const char *reason) {
   out->decision = d;
-  out->policy = policy ? policy : "";
+  out->decider = p;
+  out->policy = p ? p->name : "";
   out->reason = reason;
 }
 
@@ -294,7 +295,7 @@ void mesh__authz_eval(const mesh__authz_set_t *s,
                       const mesh_authz_request_t *r, int stage,
                       mesh__authz_result_t *out) {
   memset(out, 0, sizeof *out);
-  decide(out, MESH__AZ_DECIDE_ALLOW, "", "no policies");
+  decide(out, MESH__AZ_DECIDE_ALLOW, NULL, "no policies");
   if (!s || !r)
     return;
   if (stage == MESH__AZ_STAGE_REQUEST && !r->http)
@@ -313,23 +314,23 @@ void mesh__authz_eval(const mesh__authz_set_t *s,
     const mesh__az_policy_t *p = &s->policies[i];
     if (p->action == MESH__AZ_DENY &&
         resolve(policy_match(p, r), p->action, stage)) {
-      decide(out, MESH__AZ_DECIDE_DENY, p->name, "matched a DENY policy");
+      decide(out, MESH__AZ_DECIDE_DENY, p, "matched a DENY policy");
       return;
     }
   }
   if (s->nallow == 0) {
-    decide(out, MESH__AZ_DECIDE_ALLOW, "", "no ALLOW policy");
+    decide(out, MESH__AZ_DECIDE_ALLOW, NULL, "no ALLOW policy");
     return;
   }
   for (size_t i = 0; i < s->n; i++) {
     const mesh__az_policy_t *p = &s->policies[i];
     if (p->action == MESH__AZ_ALLOW &&
         resolve(policy_match(p, r), p->action, stage)) {
-      decide(out, MESH__AZ_DECIDE_ALLOW, p->name, "matched an ALLOW policy");
+      decide(out, MESH__AZ_DECIDE_ALLOW, p, "matched an ALLOW policy");
       return;
     }
   }
-  decide(out, MESH__AZ_DECIDE_DENY, "", "no ALLOW policy matched");
+  decide(out, MESH__AZ_DECIDE_DENY, NULL, "no ALLOW policy matched");
 }
 
 /* ---- path normalization ---------------------------------------------------- */

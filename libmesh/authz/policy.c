@@ -33,11 +33,15 @@ static char *dupn(bctx_t *b, const char *s, size_t n) {
   return p;
 }
 
+/* "base.key[i]" (or "base[i]"), truncated quietly like every config path. */
 static void idx_path(char *out, const char *base, const char *key, int i) {
   if (key)
-    snprintf(out, MESH__PATH_MAX, "%s.%s[%d]", base, key, i);
+    mesh__cfg_path(out, base, key);
   else
-    snprintf(out, MESH__PATH_MAX, "%s[%d]", base, i);
+    mesh__strlcpy(out, base, MESH__PATH_MAX);
+  size_t len = strlen(out);
+  if (len + 16 < MESH__PATH_MAX)
+    snprintf(out + len, MESH__PATH_MAX - len, "[%d]", i);
 }
 
 /* ---- string matchers ------------------------------------------------------ */

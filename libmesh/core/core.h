@@ -154,6 +154,7 @@ struct mesh__services;   /* discovery + lb + resilience, per service */
 struct mesh__observe;    /* observe/ */
 struct mesh__authz;      /* authz/ */
 struct mesh__admin;      /* observe/admin */
+struct mesh__http;       /* http/ */
 
 struct mesh_ctx {
   cJSON *config;          /* the parsed configuration, owned */
@@ -169,6 +170,7 @@ struct mesh_ctx {
   struct mesh__observe *observe;
   struct mesh__authz *authz;
   struct mesh__admin *admin;
+  struct mesh__http *http;     /* http/ (settings, top-level routes) */
 };
 
 /* A part of the library: parse (validate config, no side effects), init

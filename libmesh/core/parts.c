@@ -10,6 +10,7 @@ const mesh__part_t *const mesh__parts[] = {
   &mesh__identity_part,
   &mesh__tls_part,
   &mesh__authz_part,
+  &mesh__http_part,
   &mesh__inbound_part,
   &mesh__locality_part,
   /* last: serves what every other part has set up */
@@ -36,5 +37,6 @@ const mesh__svc_part_t *const mesh__svc_parts[] = {
   &mesh__res_part_timeouts,
   &mesh__res_part_hedge,
   &mesh__res_part_pool,
+  &mesh__routes_svc_part,
   NULL,
 };

@@ -5,6 +5,7 @@
  * same acquisition path. */
 #include "resilience/call.h"
 #include "discovery/discovery.h"
+#include "observe/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -117,6 +118,16 @@ int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on) {
   return MESH_OK;
 }
 
+int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
+                                    const mesh_trace_ctx_t *ctx) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  o->has_parent = ctx != NULL;
+  if (ctx)
+    o->parent = *ctx;
+  return MESH_OK;
+}
+
 int mesh_call_opts_set_alpn(mesh_call_opts_t *o, const char *alpn) {
   if (!o || !alpn || !*alpn || strlen(alpn) > 255)
     return MESH_ERR_INVALID_ARG;
@@ -150,6 +161,7 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
   x->rs = svc->res;
   const mesh__res_cfg_t *c = &x->rs->cfg;
   x->start_ms = mesh__now_ms();
+  x->start_ns = mesh__now_ns();
   int64_t overall = o && o->deadline_ms >= 0 ? o->deadline_ms : c->to.overall_ms;
   x->deadline_ms = overall > 0 ? x->start_ms + overall : 0;
   x->per_try_ms = o && o->per_try_ms >= 0 ? o->per_try_ms : c->to.per_try_ms;
@@ -163,6 +175,11 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->alpn = o->alpn;
   }
   x->last_rc = MESH_OK;
+  if (o && o->has_parent)
+    x->parent = o->parent;
+  mesh__span_start(m, &x->span, "mesh.call", MESH_SPAN_CLIENT, NULL,
+                   o && o->has_parent ? &x->parent : NULL);
+  mesh__span_attr_str(&x->span, MESH__ATTR_SERVICE, svc->name);
   return MESH_OK;
 }
 
@@ -170,6 +187,16 @@ void mesh__callx_fini(mesh__callx_t *x) {
   for (size_t i = 0; i < x->navoid; i++)
     mesh__host_unref(x->avoid[i]);
   x->navoid = 0;
+  mesh__host_unref(x->last);
+  x->last = NULL;
+}
+
+void mesh__callx_done(mesh__callx_t *x, int rc) {
+  if (x->rs)
+    mesh__res_count_call(x->rs, x->last, rc, x->start_ns);
+  if (rc != MESH_OK)
+    mesh__span_fail(&x->span, rc, x->last_msg[0] ? x->last_msg : NULL);
+  mesh__span_end(&x->span);
 }
 
 void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h) {
@@ -255,6 +282,8 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &rs->cfg.cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
+    mesh__counter_add(rs->mx.budget, 1);
+    mesh__counter_add(rs->mx.overflow[3], 1);
     return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
                       "service \"%s\": retry refused by the retry budget "
                       "(%lld retries in flight; last error: %s)",
@@ -262,11 +291,26 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
                       x->last_msg);
   }
   atomic_fetch_add(&rs->retries, 1);
+  mesh__counter_add(rs->mx.retries, 1);
   *slot = true;
   return MESH_OK;
 }
 
 /* ---- one try: breakers, pick, connection ------------------------------------------ */
+
+/* The try's span, started once a host is picked. */
+static void try_span_start(mesh_call_t *c) {
+  mesh__span_start(c->x->m, &c->span, "mesh.try", MESH_SPAN_CLIENT,
+                   &c->x->span, NULL);
+  if (!mesh__span_recording(&c->span))
+    return;
+  mesh__span_attr_int(&c->span, MESH__ATTR_TRY, c->attempt);
+  if (c->host) {
+    mesh__span_attr_str(&c->span, MESH__ATTR_SERVER_ADDRESS, c->host->address);
+    mesh__span_attr_int(&c->span, MESH__ATTR_SERVER_PORT, c->host->port);
+    mesh__span_attr_str(&c->span, MESH__ATTR_PEER_ADDRESS, c->host->key);
+  }
+}
 
 static void try_release(mesh_call_t *c) {
   mesh__res_svc_t *rs = c->x->rs;
@@ -276,6 +320,9 @@ static void try_release(mesh_call_t *c) {
     mesh__breaker_give(&rs->br.retries);
   c->holds_request = c->holds_retry = false;
   if (c->host) {
+    mesh__host_ref(c->host); /* the call's latest endpoint, for metrics */
+    mesh__host_unref(c->x->last);
+    c->x->last = c->host;
     mesh__lb_end(c->host);
     mesh__host_unref(c->host);
     c->host = NULL;
@@ -317,6 +364,7 @@ static int pick(mesh_call_t *c, mesh_status_t *st) {
   c->host = h;
   /* Counted from the pick, so concurrent least-request picks see it. */
   mesh__lb_begin(h);
+  try_span_start(c);
   return MESH_OK;
 }
 
@@ -327,13 +375,16 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__breaker_take(&rs->br.pending, rs->cfg.cb.max_pending_requests,
-                          &rs->br.ov_pending))
+                          &rs->br.ov_pending)) {
+    mesh__counter_add(rs->mx.overflow[1], 1);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld calls "
                       "waiting for a connection (max_pending_requests)",
                       x->svc->name, (long long)rs->cfg.cb.max_pending_requests);
+  }
   if (!mesh__breaker_take(&rs->br.connections, rs->cfg.cb.max_connections,
                           &rs->br.ov_connections)) {
+    mesh__counter_add(rs->mx.overflow[0], 1);
     mesh__breaker_give(&rs->br.pending);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld "
@@ -385,6 +436,10 @@ static void restore_timeouts(mesh_t *m, mesh_conn_t *c) {
   mesh_conn_set_timeouts(c, s->read_timeout_ms, s->write_timeout_ms);
 }
 
+static const char *const outcome_names[MESH__OUT_MAX_] = {
+    "ok", "ok_close", "connect_failure", "reset", "timeout", "protocol_error",
+    "cancelled"};
+
 static bool usable(const mesh__host_t *h) {
   return mesh__host_usable(h, mesh__now_ms());
 }
@@ -428,6 +483,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   c->holds_retry = retry_slot;
   if (!mesh__breaker_take(&rs->br.requests, rs->cfg.cb.max_requests,
                           &rs->br.ov_requests)) {
+    mesh__counter_add(rs->mx.overflow[2], 1);
     if (c->holds_retry)
       mesh__breaker_give(&rs->br.retries);
     c->holds_retry = false;
@@ -447,6 +503,8 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
       return rc;
     }
     mesh__callx_remember(x, rc, st->message);
+    mesh__span_fail(&c->span, rc, st->message);
+    mesh__span_end(&c->span); /* no-op when no host was picked */
     if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
         !mesh__retry_wanted(&rs->cfg.retry, MESH__OUT_CONNECT_FAILURE, 0)) {
       x->tries--; /* x->tries counts tries that got going */
@@ -493,9 +551,19 @@ void mesh__call_arm(mesh_call_t *c) {
 void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
-  if (c->host && outcome != MESH__OUT_CANCELLED) {
+  if (c->try_start_ns)
+    mesh__histogram_observe(rs->mx.try_s,
+                            (double)(mesh__now_ns() - c->try_start_ns) / 1e9);
+  if (outcome == MESH__OUT_CANCELLED) {
+    mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR, "cancelled");
+  } else if (c->host) {
     int code = mesh__outcome_status(outcome, status);
     bool ok = code > 0 && (code < 500 || code > 599);
+    if (status > 0)
+      mesh__span_attr_int(&c->span, "mesh.status_code", status);
+    if (!ok)
+      mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR,
+                        outcome_names[outcome < MESH__OUT_MAX_ ? outcome : 0]);
     mesh__lb_report(c->host, mesh__now_ns() - c->try_start_ns, ok);
     mesh__od_report(rs, c->snap, c->host, outcome, status);
   }
@@ -515,6 +583,7 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     c->holds_conn = false;
   }
   try_release(c);
+  mesh__span_end(&c->span);
 }
 
 /* ---- the public single try ------------------------------------------------------- */
@@ -537,6 +606,7 @@ int mesh_call_begin(mesh_t *m, const char *service,
   if (rc == MESH_OK)
     rc = mesh__call_acquire(c, false, NULL, st);
   if (rc != MESH_OK) {
+    mesh__callx_done(c->x, rc);
     mesh__callx_fini(c->x);
     free(c);
     return rc;
@@ -561,6 +631,13 @@ const char *mesh_call_endpoint(const mesh_call_t *call) {
   return call && call->host ? call->host->key : "";
 }
 
+int mesh_call_trace_context(const mesh_call_t *call, mesh_trace_ctx_t *out) {
+  if (!call || !out)
+    return MESH_ERR_INVALID_ARG;
+  mesh__span_context(&call->span, out);
+  return MESH_OK;
+}
+
 int mesh_call_attempt(const mesh_call_t *call) {
   return call ? call->attempt : -1;
 }
@@ -574,6 +651,14 @@ int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
     rc = MESH_ERR_INVALID_ARG;
   }
   mesh__call_finish(call, outcome, status_code);
+  int res = MESH_OK;
+  if (outcome == MESH__OUT_OK || outcome == MESH__OUT_OK_CLOSE) {
+    if (mesh__status_is_error(&call->x->rs->cfg.retry, status_code))
+      res = MESH_ERR_UPSTREAM;
+  } else {
+    res = mesh__call_try_error(call->x, "", outcome, status_code, NULL);
+  }
+  mesh__callx_done(call->x, res);
   mesh__callx_fini(call->x);
   free(call);
   return rc;
@@ -618,6 +703,10 @@ int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
 
   }
   try_release(&c);
+  mesh__span_end(&c.span);
+  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
+    mesh__span_fail(&c.x->span, rc, st->message);
+  mesh__span_end(&c.x->span);
   mesh__callx_fini(c.x);
   return rc;
 }

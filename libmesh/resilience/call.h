@@ -5,6 +5,7 @@
 #define MESH_RESILIENCE_CALL_H
 
 #include "lb/lb.h"
+#include "observe/span.h"
 #include "resilience/resilience.h"
 #include "tls/tls.h"
 
@@ -17,6 +18,8 @@ struct mesh_call_opts {
   int max_retries;    /* -1: config */
   int hedging;        /* 0 turns the service's hedging off */
   char *alpn;
+  bool has_parent;
+  mesh_trace_ctx_t parent;
 };
 
 #define MESH__CALL_AVOID_MAX 16
@@ -28,6 +31,7 @@ typedef struct mesh__callx {
   mesh__service_t *svc;
   mesh__res_svc_t *rs;
   int64_t start_ms;
+  int64_t start_ns;           /* for the duration histogram */
   int64_t deadline_ms;        /* overall, monotonic; 0 none */
   int64_t per_try_ms;         /* 0 none */
   int64_t connect_ms;
@@ -40,8 +44,11 @@ typedef struct mesh__callx {
   uint32_t retries;           /* retries (and hedges) started */
   mesh__host_t *avoid[MESH__CALL_AVOID_MAX]; /* references held */
   size_t navoid;
+  mesh__host_t *last;         /* endpoint of the latest try (reference) */
   int last_rc;
   char last_msg[sizeof(((mesh_status_t *)0)->message)];
+  mesh__span_t span;          /* "mesh.call" */
+  mesh_trace_ctx_t parent;    /* copy of the options' parent */
 } mesh__callx_t;
 
 /* One try. */
@@ -55,6 +62,7 @@ struct mesh_call {
   bool poolable;              /* negotiated the config's ALPN */
   bool reused;                /* came from the pool */
   int attempt;
+  mesh__span_t span;          /* "mesh.try" */
   int64_t try_start_ns;
   int64_t try_deadline_ms;    /* 0 none */
 };
@@ -88,6 +96,8 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status);
 bool mesh__call_host_fault(int rc);
 /** Record the error of the try that just ended, for the final message. */
 void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg);
+/** Count the finished call in the metrics (result rc). */
+void mesh__callx_done(mesh__callx_t *x, int rc);
 /** Add h to the endpoints later tries avoid. */
 void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h);
 

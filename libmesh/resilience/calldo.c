@@ -146,6 +146,7 @@ int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
     }
     x.retries++;
   }
+  mesh__callx_done(&x, rc);
   mesh__callx_fini(&x);
   return rc;
 }

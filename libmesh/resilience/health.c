@@ -5,6 +5,7 @@
  * of a new host decides at once, so a dead endpoint is out within one
  * timeout of start-up. */
 #include "lb/lb.h"
+#include "observe/metrics.h"
 #include "resilience/resilience.h"
 #include "tls/tls.h"
 
@@ -40,6 +41,7 @@ static void check_done(hc_check_t *k, bool ok, const char *why);
 
 static void verdict(mesh__res_svc_t *rs, mesh__host_t *h, bool ok,
                     const char *why) {
+  mesh__counter_add(rs->mx.hc[ok ? 0 : 1], 1);
   mesh__res_host_t *rh = mesh__res_host(h);
   if (!rh)
     return;

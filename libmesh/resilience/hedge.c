@@ -408,6 +408,7 @@ int mesh_call_request(mesh_t *m, const char *service,
   }
   rc = run(r, st);
   cancel_all(r, MESH__OUT_CANCELLED);
+  mesh__callx_done(&r->x, rc);
   if (rc != MESH_OK && rc != MESH_ERR_UPSTREAM) {
     /* a response kept from a retried error is not the answer */
     if (resp_len)

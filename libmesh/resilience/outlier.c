@@ -3,6 +3,7 @@
  * ejection time backoff).  The live part that applies them to hosts is in
  * outlier_run.c. */
 #include "lb/lb.h"
+#include "observe/metrics.h"
 #include "resilience/resilience.h"
 
 #include <math.h>
@@ -203,6 +204,7 @@ static bool eject_locked(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
   int64_t dur = mesh__od_ejection_ms(c, rh->backoff, jitter);
   atomic_store(&h->ejected_until_ms, now + (dur > 0 ? dur : 1));
   atomic_fetch_add(&rs->od_enforced[type], 1);
+  mesh__counter_add(rs->mx.ejections[type], 1);
   /* Idle connections to an ejected host would be handed out again when it
    * returns, long after the peer timed them out. */
   mesh__pool_clear(mesh__res_pool_peek(h));

@@ -146,6 +146,34 @@ enum mesh__outcome {
  *  (200 when status is 0).  Returns 0 for CANCELLED (not counted). */
 int mesh__outcome_status(int outcome, int status);
 
+/* ---- metrics (resilience/stats.c) ---------------------------------------- */
+
+struct mesh__metric; /* observe/metrics.h */
+
+/* Result labels of mesh_calls_total. */
+enum mesh__res_result {
+  MESH__RES_OK = 0,
+  MESH__RES_ERROR,        /* an error status (MESH_ERR_UPSTREAM) */
+  MESH__RES_CONNECT,
+  MESH__RES_RESET,
+  MESH__RES_TIMEOUT,
+  MESH__RES_DEADLINE,
+  MESH__RES_PROTOCOL,
+  MESH__RES_NO_ENDPOINTS,
+  MESH__RES_CIRCUIT_OPEN,
+  MESH__RES_RETRY_BUDGET,
+  MESH__RES_OTHER,
+  MESH__RES_MAX_
+};
+
+typedef struct mesh__res_stats {
+  struct mesh__metric *retries, *budget, *call_s, *try_s, *ejected;
+  struct mesh__metric *overflow[4];  /* connections, pending, requests, retries */
+  struct mesh__metric *ejections[4]; /* by enum mesh__od_type */
+  struct mesh__metric *hc[2];        /* success, failure */
+  _Atomic(struct mesh__metric *) calls_none[MESH__RES_MAX_]; /* no endpoint */
+} mesh__res_stats_t;
+
 /* ---- circuit breakers (resilience/breaker.c) ---------------------------- */
 
 typedef struct mesh__breakers {
@@ -252,6 +280,8 @@ typedef struct mesh__res_host {
   /* active health checks: worker thread only */
   uint32_t hc_ok_streak, hc_fail_streak;
   void *hc_inflight;            /* the running check, or NULL */
+  /* mesh_calls_total handles for this endpoint, by enum mesh__res_result */
+  _Atomic(struct mesh__metric *) calls[MESH__RES_MAX_];
 } mesh__res_host_t;
 
 /* ---- the per-service state (resilience/state.c) ------------------------- */
@@ -272,7 +302,19 @@ typedef struct mesh__res_svc {
   _Atomic uint64_t od_detected[4], od_enforced[4];
   _Atomic uint64_t od_overflow;
   _Atomic uint64_t retries, retry_overflow, hedges;
+  mesh__res_stats_t mx;         /* metric handles (NULL without a context) */
 } mesh__res_svc_t;
+
+/** Register rs's metrics (no-op without a context). */
+void mesh__res_stats_init(mesh__res_svc_t *rs);
+/** Detach the computed gauges before rs is freed. */
+void mesh__res_stats_fini(mesh__res_svc_t *rs);
+/** The mesh_calls_total result label of a call's return code. */
+int mesh__res_result_of(int rc);
+/** Count one finished logical call (last: the endpoint of its last try,
+ *  NULL if none) and observe its duration. */
+void mesh__res_count_call(mesh__res_svc_t *rs, mesh__host_t *last, int rc,
+                          int64_t start_ns);
 
 /** Build the state of one service from its config (already validated).
  *  m and svc may be NULL (unit tests: no timers). */

@@ -97,7 +97,12 @@ int64_t mesh__retry_limit(const mesh__retry_cfg_t *rc, const mesh__cb_cfg_t *cb,
 
 bool mesh__retry_admit(mesh__breakers_t *b, const mesh__retry_cfg_t *rc,
                        const mesh__cb_cfg_t *cb) {
-  int64_t lim = mesh__retry_limit(rc, cb, atomic_load(&b->requests),
-                                  atomic_load(&b->pending));
+  /* Every try holds a request slot, also while it waits for a connection
+   * (and is then counted in pending as well): Envoy's active + pending is
+   * our requests. */
+  int64_t req = atomic_load(&b->requests), pend = atomic_load(&b->pending);
+  if (pend > req)
+    pend = req;
+  int64_t lim = mesh__retry_limit(rc, cb, req - pend, pend);
   return mesh__breaker_take(&b->retries, lim, &b->ov_retries);
 }

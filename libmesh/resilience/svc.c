@@ -85,6 +85,7 @@ int mesh__res_svc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
     return mesh__fail(st, rc, "services.%s: cannot set up resilience: %s",
                       svc->name, mesh_strerror(rc));
   svc->res = (struct mesh__res_svc *)rs;
+  mesh__res_stats_init(rs);
   start_timers(rs);
   return MESH_OK;
 }
@@ -103,6 +104,7 @@ void mesh__res_svc_fini(mesh_t *m, mesh__service_t *svc) {
   for (size_t i = 0; snap && i < snap->n; i++)
     mesh__pool_clear(mesh__res_pool_peek(snap->hosts[i]));
   mesh__snap_release(snap);
+  mesh__res_stats_fini(rs);
   mesh__res_svc_free(rs);
   svc->res = NULL;
 }

@@ -1,0 +1,263 @@
+/* mesh_http_call: one HTTP request to a service by name.
+ *
+ *   routes (service's own, then top-level)  -> destination service/subset
+ *   fault injection                          -> delay, or a synthetic abort
+ *   call layer (resilience/)                 -> endpoint, pool, retries on
+ *                                               5xx/resets, deadlines, and
+ *                                               outcomes to outlier detection
+ *   client exchange over the call's connection */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/http.h"
+#include "observe/span.h"
+
+/* ---- randomness for splits and faults --------------------------------------- */
+
+/* xorshift64*, one state per thread: splits and fault percentages need
+ * uniform draws, not secrecy, and must not contend on a lock. */
+static _Thread_local uint64_t rng_state;
+
+static double uniform(void) {
+  if (rng_state == 0)
+    rng_state = (uint64_t)mesh__now_ns() ^ (uint64_t)(uintptr_t)&rng_state ^
+                0x9e3779b97f4a7c15ull;
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  uint64_t x = rng_state * 2685821657736338717ull;
+  return (double)(x >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ---- one try ------------------------------------------------------------------- */
+
+/* Trace headers injected into the request (replacing the caller's). */
+#define INJECT_MAX 8
+typedef struct inject {
+  mesh__az_hdr_t h[INJECT_MAX];
+  char key[INJECT_MAX][32];
+  char val[INJECT_MAX][MESH_TRACESTATE_MAX + 1];
+  size_t n;
+} inject_t;
+
+static int inject_set(const char *key, const char *value, void *user) {
+  inject_t *in = user;
+  if (in->n == INJECT_MAX)
+    return 1;
+  if (mesh__strlcpy(in->key[in->n], key, sizeof in->key[0]) >=
+          sizeof in->key[0] ||
+      mesh__strlcpy(in->val[in->n], value, sizeof in->val[0]) >=
+          sizeof in->val[0])
+    return 1;
+  in->h[in->n].name = in->key[in->n];
+  in->h[in->n].value = in->val[in->n];
+  in->n++;
+  return 0;
+}
+
+static const char *req_get(const char *key, void *user) {
+  const mesh_http_request_t *req = user;
+  return mesh__http_hdrs_get(req->hdrs, req->nhdrs, key);
+}
+
+typedef struct try_ctx {
+  const mesh_http_request_t *req;
+  const inject_t *inj;
+  const char *host;
+  const mesh__http_limits_t *lim;
+  mesh_http_response_t *resp; /* the latest complete response */
+  mesh_status_t err;
+} try_ctx_t;
+
+static int try_once(mesh_call_t *call, mesh_conn_t *conn, int *status,
+                    void *user) {
+  try_ctx_t *t = user;
+  mesh_http_response_free(t->resp);
+  t->resp = NULL;
+  int left = mesh_call_remaining_ms(call);
+  if (left == 0)
+    return MESH_CALL_TIMEOUT;
+  int64_t deadline = left > 0 ? mesh__now_ms() + left : 0;
+  mesh__http_io_t io;
+  mesh__http_io_conn(&io, conn);
+  bool reusable = false;
+  int rc = mesh__http_exchange_io(&io, t->host, t->req, t->inj->h, t->inj->n,
+                                  t->lim, deadline, &t->resp, &reusable,
+                                  &t->err);
+  if (rc == MESH_OK) {
+    *status = t->resp->status;
+    return reusable ? MESH_CALL_OK : MESH_CALL_OK_CLOSE;
+  }
+  if (rc == MESH_ERR_HTTP_PARSE || rc == MESH_ERR_HTTP_TOO_LARGE)
+    return MESH_CALL_PROTOCOL_ERROR;
+  if (rc == MESH_ERR_PEER_CLOSED)
+    return MESH_CALL_RESET;
+  return rc; /* the call layer maps resets, timeouts and TLS errors */
+}
+
+/* ---- faults --------------------------------------------------------------------- */
+
+static void sleep_ms(int64_t ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0)
+    ;
+}
+
+/* Apply the route's fault.  @return MESH_OK with *out set for an abort,
+ * MESH_ERR_NOT_FOUND to go on with the request, or an error. */
+static int inject(mesh_t *m, const mesh__route_t *r, int64_t timeout_ms,
+                  mesh_http_response_t **out, mesh_status_t *st) {
+  int64_t delay;
+  int status;
+  mesh__fault_decide(&r->fault, uniform(), uniform(), &delay, &status);
+  if (delay > 0) {
+    atomic_fetch_add(&m->http->faults_delayed, 1);
+    if (timeout_ms > 0 && delay >= timeout_ms) {
+      sleep_ms(timeout_ms);
+      return mesh__fail(st, MESH_ERR_DEADLINE,
+                        "fault delay of %lld ms exceeds the %lld ms timeout",
+                        (long long)delay, (long long)timeout_ms);
+    }
+    sleep_ms(delay);
+  }
+  if (!status)
+    return MESH_ERR_NOT_FOUND;
+  atomic_fetch_add(&m->http->faults_aborted, 1);
+  mesh_http_response_t *resp = mesh_http_response_new();
+  static const char body[] = "fault filter abort"; /* Envoy's text */
+  if (!resp || mesh_http_response_set_body(resp, body, sizeof body - 1)) {
+    mesh_http_response_free(resp);
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
+  resp->status = status;
+  mesh__log(m, MESH_LOG_DEBUG, "http_fault_abort", "route=\"%s\" status=%d",
+            r->name ? r->name : "", status);
+  *out = resp;
+  return MESH_OK;
+}
+
+/* ---- the call ------------------------------------------------------------------- */
+
+static bool idempotent(const char *method) {
+  static const char *const m[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE",
+                                  "TRACE", NULL};
+  for (size_t i = 0; m[i]; i++)
+    if (strcmp(method, m[i]) == 0)
+      return true;
+  return false;
+}
+
+static const mesh__route_t *route_for(mesh_t *m, mesh__service_t *svc,
+                                      const char *host,
+                                      const mesh_http_request_t *req,
+                                      const char *path) {
+  mesh__rt_input_t in = {.host = host,
+                         .method = req->method,
+                         .path = path,
+                         .hdrs = req->hdrs,
+                         .nhdrs = req->nhdrs};
+  const mesh__route_t *r = NULL;
+  if (svc && svc->http)
+    r = mesh__routes_match(&svc->http->routes, &in);
+  if (!r && m->http)
+    r = mesh__routes_match(&m->http->routes, &in);
+  return r;
+}
+
+static int call_dest(mesh_t *m, const mesh__route_t *r,
+                     const mesh__rt_dest_t *d, const mesh_http_request_t *req,
+                     const inject_t *inj, int64_t timeout_ms,
+                     mesh_http_response_t **out, mesh_status_t *st) {
+  if (d->subset)
+    return mesh__fail(st, MESH_ERR_UNSUPPORTED,
+                      "route to subset \"%s\" of \"%s\": the call layer does "
+                      "not take a subset yet",
+                      d->subset, d->service);
+  mesh_call_opts_t *o = mesh_call_opts_new();
+  if (!o)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  if (timeout_ms > 0)
+    mesh_call_opts_set_deadline(o, (int)timeout_ms);
+  if (r && r->retries >= 0)
+    mesh_call_opts_set_max_retries(o, r->retries);
+  if (!idempotent(req->method))
+    mesh_call_opts_set_hedging(o, 0);
+  try_ctx_t t = {.req = req, .inj = inj, .host = d->service,
+                 .lim = &mesh__http_settings(m)->lim};
+  int rc = mesh_call_do(m, d->service, o, try_once, &t, st);
+  mesh_call_opts_free(o);
+  /* An error status after retries is still the answer to return. */
+  if ((rc == MESH_OK || rc == MESH_ERR_UPSTREAM) && t.resp) {
+    *out = t.resp;
+    mesh__ok(st);
+    return MESH_OK;
+  }
+  mesh_http_response_free(t.resp);
+  return rc;
+}
+
+int mesh_http_call(mesh_t *m, const char *service,
+                   const mesh_http_request_t *req, mesh_http_response_t **out,
+                   mesh_status_t *st) {
+  mesh__ok(st);
+  if (!m || !service || !req || !out || req->borrowed)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "mesh_http_call: m, service, req and out are required");
+  *out = NULL;
+  size_t tn = strlen(req->target);
+  char *path = malloc(tn + 2);
+  if (!path)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  if (mesh__az_path_normalize(req->target, tn, path, tn + 2) != MESH_OK) {
+    free(path);
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "invalid request target");
+  }
+  mesh__service_t *svc = mesh__service_find(m, service);
+  const mesh__route_t *r = route_for(m, svc, service, req, path);
+  free(path);
+  mesh__rt_dest_t direct = {.service = (char *)service, .weight = 1};
+  const mesh__rt_dest_t *d = r ? mesh__route_pick(r, uniform()) : &direct;
+  if (!r && !svc)
+    return mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
+                      "no service or route for \"%s\"", service);
+  int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms
+                    : r                 ? r->timeout_ms
+                                        : 0;
+  /* A CLIENT span, child of the trace the caller put in the request (if
+   * any); its context replaces the caller's trace headers. */
+  mesh_trace_ctx_t remote;
+  unsigned fmts = mesh_trace_formats(m);
+  bool have = mesh_trace_extract(fmts, req_get, (void *)req, &remote) ==
+              MESH_OK;
+  mesh__span_t sp = {0};
+  mesh__span_start(m, &sp, "mesh.request", MESH_SPAN_CLIENT, NULL,
+                   have ? &remote : NULL);
+  mesh__span_attr_str(&sp, MESH__ATTR_HTTP_METHOD, req->method);
+  mesh__span_attr_str(&sp, MESH__ATTR_SERVICE, d->service);
+  inject_t inj = {0};
+  mesh__span_inject(&sp, inject_set, &inj);
+  int rc = MESH_ERR_NOT_FOUND;
+  if (r && r->has_fault) {
+    int64_t t0 = mesh__now_ms();
+    rc = inject(m, r, timeout, out, st);
+    if (rc == MESH_ERR_NOT_FOUND && timeout > 0) {
+      timeout -= mesh__now_ms() - t0;
+      if (timeout <= 0)
+        rc = mesh__fail(st, MESH_ERR_DEADLINE, "timeout spent in delay");
+    }
+  }
+  if (rc == MESH_ERR_NOT_FOUND)
+    rc = call_dest(m, r, d, req, &inj, timeout, out, st);
+  int status = rc == MESH_OK ? (*out)->status : 0;
+  mesh__http_count(m, mesh__service_find(m, d->service), status);
+  if (rc == MESH_OK) {
+    mesh__span_attr_int(&sp, MESH__ATTR_HTTP_STATUS, status);
+    if (status >= 500)
+      mesh__span_status(&sp, MESH_SPAN_STATUS_ERROR, mesh__http_reason(status));
+  } else {
+    mesh__span_fail(&sp, rc, st ? st->message : NULL);
+  }
+  mesh__span_end(&sp);
+  return rc;
+}

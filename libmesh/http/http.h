@@ -1,0 +1,240 @@
+/* libmesh internal: the HTTP/1.1 layer.
+ *
+ *   parse.c    strict parser (no I/O, no allocation): parse.h
+ *   message.c  request/response objects and their serialization
+ *   io.c       byte transports: a mesh connection, or a plain socket
+ *   client.c   one exchange: write a request, read a response
+ *   server.c   the serving loop with per-request authorization
+ *   route.c    the "http" section and per-service "routes": match, pick
+ *   fault.c    fault injection decisions (pure)
+ *   call.c     mesh_http_call: route, fault, call layer, trace headers
+ */
+#ifndef MESH_HTTP_HTTP_H
+#define MESH_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "authz/authz.h"
+#include "core/core.h"
+#include "http/parse.h"
+#include "observe/metrics.h"
+
+/* ---- transports (io.c) ---------------------------------------------------- */
+
+/* Blocking byte I/O bounded by an absolute deadline (mesh__now_ms() clock;
+ * 0: the transport's own timeouts).  read: bytes (> 0), 0 at EOF, or a
+ * negative mesh code.  write: all bytes or a negative mesh code. */
+typedef struct mesh__http_io {
+  long (*read)(void *ctx, void *buf, size_t n, int64_t deadline_ms);
+  int (*write)(void *ctx, const void *buf, size_t n, int64_t deadline_ms);
+  void *ctx;
+} mesh__http_io_t;
+
+void mesh__http_io_conn(mesh__http_io_t *io, mesh_conn_t *c);
+/** A plain TCP socket (blocking or not); fd is borrowed.  Used by tests
+ *  and by applications bridging to plain HTTP backends. */
+void mesh__http_io_fd(mesh__http_io_t *io, int *fd);
+
+/* ---- messages (message.c) -------------------------------------------------- */
+
+struct mesh_http_request {
+  const char *method;
+  const char *target;
+  mesh__az_hdr_t *hdrs;
+  size_t nhdrs, cap;
+  const char *body;
+  size_t body_len;
+  int timeout_ms;
+  bool borrowed;       /* server view: strings point into its buffer */
+  const char *peer_id; /* server side */
+};
+
+struct mesh_http_response {
+  int status;
+  mesh__az_hdr_t *hdrs; /* owned strings */
+  size_t nhdrs, cap;
+  char *body;           /* owned, NUL-terminated */
+  size_t body_len;
+};
+
+/** Append a header to an owned list (copies).  Checks token / value. */
+int mesh__http_hdrs_add(mesh__az_hdr_t **v, size_t *n, size_t *cap,
+                        const char *name, size_t nlen, const char *value,
+                        size_t vlen);
+void mesh__http_hdrs_free(mesh__az_hdr_t *v, size_t n);
+const char *mesh__http_hdrs_get(const mesh__az_hdr_t *v, size_t n,
+                                const char *name);
+/** Fields the library writes itself (framing, connection management). */
+bool mesh__http_reserved_header(const char *name);
+/** Standard reason phrase ("" when unknown). */
+const char *mesh__http_reason(int status);
+
+/* A growable byte buffer for serializing heads. */
+typedef struct mesh__hbuf {
+  char *p;
+  size_t n, cap;
+  bool oom;
+} mesh__hbuf_t;
+
+void mesh__hbuf_add(mesh__hbuf_t *b, const void *s, size_t n);
+void mesh__hbuf_str(mesh__hbuf_t *b, const char *s);
+void mesh__hbuf_fmt(mesh__hbuf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mesh__hbuf_free(mesh__hbuf_t *b);
+
+/* ---- settings (the "http" section, route.c) -------------------------------- */
+
+typedef struct mesh__http_settings {
+  mesh__http_limits_t lim;
+  int64_t idle_timeout_ms;    /* server: wait for the next request */
+  int64_t request_timeout_ms; /* server: a whole request once begun */
+} mesh__http_settings_t;
+
+void mesh__http_settings_default(mesh__http_settings_t *s);
+/** The context's settings (defaults when m is NULL or has no section). */
+const mesh__http_settings_t *mesh__http_settings(mesh_t *m);
+
+/* ---- faults (fault.c) ------------------------------------------------------ */
+
+typedef struct mesh__fault {
+  bool delay;
+  int64_t delay_ms;
+  double delay_pct;   /* 0..100 */
+  bool abort;
+  int abort_status;
+  double abort_pct;   /* 0..100 */
+} mesh__fault_t;
+
+/** Validate / read a route's "fault" object. */
+void mesh__fault_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
+                       mesh__fault_t *out);
+/** Decide for one request from two uniform draws in [0, 1).  Pure.
+ *  @param delay_ms receives the delay to apply (0: none)
+ *  @param status   receives the abort status (0: no abort) */
+void mesh__fault_decide(const mesh__fault_t *f, double u_delay,
+                        double u_abort, int64_t *delay_ms, int *status);
+
+/* ---- routes (route.c) -------------------------------------------------------- */
+
+enum mesh__rt_hdr_kind {
+  MESH__RT_EXACT = 0,
+  MESH__RT_PREFIX,
+  MESH__RT_PRESENT,
+  MESH__RT_ABSENT,
+};
+
+typedef struct mesh__rt_hdr {
+  char *name;
+  int kind;
+  char *value; /* EXACT / PREFIX */
+} mesh__rt_hdr_t;
+
+typedef struct mesh__rt_dest {
+  char *service; /* never NULL once built */
+  char *subset;  /* NULL: all endpoints */
+  uint32_t weight;
+} mesh__rt_dest_t;
+
+enum mesh__rt_path_kind {
+  MESH__RT_PATH_ANY = 0,
+  MESH__RT_PATH_EXACT,
+  MESH__RT_PATH_PREFIX,
+};
+
+typedef struct mesh__route {
+  char *name;
+  char **hosts;       /* top-level routes: the names they apply to */
+  size_t nhosts;      /* 0: every call */
+  int path_kind;
+  char *path;
+  char **methods;
+  size_t nmethods;
+  mesh__rt_hdr_t *hdrs;
+  size_t nhdrs;
+  mesh__rt_dest_t *dests;
+  size_t ndests;
+  uint64_t total_weight;
+  int64_t timeout_ms; /* 0: none */
+  int retries;        /* -1: the service's policy */
+  bool has_fault;
+  mesh__fault_t fault;
+} mesh__route_t;
+
+typedef struct mesh__routes {
+  mesh__route_t *v;
+  size_t n;
+} mesh__routes_t;
+
+/* What a route matches on. */
+typedef struct mesh__rt_input {
+  const char *host;   /* the name passed to mesh_http_call() */
+  const char *method;
+  const char *path; /* normalized, no query */
+  const mesh__az_hdr_t *hdrs;
+  size_t nhdrs;
+} mesh__rt_input_t;
+
+/** Parse a "routes" array.  owner: the service a per-service list belongs
+ *  to (the default destination), NULL for the top-level list (then each
+ *  route must name its service).  out may be NULL to validate only. */
+void mesh__routes_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
+                        const char *owner, mesh__routes_t *out);
+void mesh__routes_free(mesh__routes_t *r);
+/** First route that matches (NULL: none).  Pure, no allocation. */
+const mesh__route_t *mesh__routes_match(const mesh__routes_t *t,
+                                        const mesh__rt_input_t *in);
+/** Choose a destination by weight from a uniform draw u in [0, 1). */
+const mesh__rt_dest_t *mesh__route_pick(const mesh__route_t *r, double u);
+
+/* mesh_http_requests_total{service,code} series, registered on first use
+ * of each code ([0]: "error", a request that got no response). */
+#define MESH__HTTP_CODES 600
+
+struct mesh__http_svc {
+  mesh__routes_t routes;
+  _Atomic(mesh__metric_t *) by_code[MESH__HTTP_CODES];
+};
+
+struct mesh__http {
+  mesh__http_settings_t set;
+  mesh__routes_t routes;
+  _Atomic uint64_t faults_delayed, faults_aborted;
+  _Atomic(mesh__metric_t *) inbound[MESH__HTTP_CODES];
+};
+
+/** Count one request of service (NULL: served inbound) that ended with
+ *  code (an HTTP status; 0 or out of range: "error").  Lock-free once the
+ *  series exists. */
+void mesh__http_count(mesh_t *m, mesh__service_t *svc, int code);
+
+extern const mesh__part_t mesh__http_part;
+extern const mesh__svc_part_t mesh__routes_svc_part;
+
+/* ---- client (client.c) ------------------------------------------------------ */
+
+/** Write req (with Host and any extra fields) and read the response.
+ *  @param reusable  set when the connection may carry another request.
+ *  @return as mesh_http_exchange(). */
+int mesh__http_exchange_io(const mesh__http_io_t *io, const char *host,
+                           const mesh_http_request_t *req,
+                           const mesh__az_hdr_t *extra, size_t nextra,
+                           const mesh__http_limits_t *lim,
+                           int64_t deadline_ms, mesh_http_response_t **out,
+                           bool *reusable, mesh_status_t *st);
+
+/* ---- server (server.c) ------------------------------------------------------ */
+
+/* Who is on the other end, for authorization and the handler. */
+typedef struct mesh__http_peer {
+  const char *peer_id;          /* "" for plaintext */
+  struct sockaddr_storage addr; /* family 0: unknown */
+  int local_port;               /* -1 unknown */
+} mesh__http_peer_t;
+
+int mesh__http_serve_io(mesh_t *m, const mesh__http_io_t *io,
+                        const mesh__http_peer_t *peer,
+                        mesh_http_handler_fn handler, void *user,
+                        mesh_status_t *st);
+
+#endif /* MESH_HTTP_HTTP_H */

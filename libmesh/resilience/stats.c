@@ -1,0 +1,138 @@
+/* Metrics of the resilience part (names reserved in docs/config/observe.md):
+ * handles registered once per service at init, per endpoint on first use,
+ * and updated lock-free on the hot path.  With no context (unit tests)
+ * every handle is NULL and updates do nothing. */
+#include "observe/metrics.h"
+#include "resilience/resilience.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const call_results[MESH__RES_MAX_] = {
+    "ok",      "error",    "connect_failure", "reset",        "timeout",
+    "deadline", "protocol_error", "no_endpoints", "circuit_open",
+    "retry_budget", "other"};
+
+static const char *const od_reasons[4] = {
+    "consecutive_5xx", "consecutive_gateway_failure", "success_rate",
+    "failure_percentage"};
+
+static const char *const limits[4] = {"connections", "pending", "requests",
+                                      "retries"};
+
+int mesh__res_result_of(int rc) {
+  switch (rc) {
+  case MESH_OK:
+    return MESH__RES_OK;
+  case MESH_ERR_UPSTREAM:
+    return MESH__RES_ERROR;
+  case MESH_ERR_RESET:
+  case MESH_ERR_PEER_CLOSED:
+    return MESH__RES_RESET;
+  case MESH_ERR_TIMEOUT:
+    return MESH__RES_TIMEOUT;
+  case MESH_ERR_DEADLINE:
+    return MESH__RES_DEADLINE;
+  case MESH_ERR_PARSE:
+  case MESH_ERR_BUFFER:
+    return MESH__RES_PROTOCOL;
+  case MESH_ERR_NO_ENDPOINTS:
+  case MESH_ERR_DISCOVERY:
+    return MESH__RES_NO_ENDPOINTS;
+  case MESH_ERR_CIRCUIT_OPEN:
+    return MESH__RES_CIRCUIT_OPEN;
+  case MESH_ERR_RETRY_BUDGET:
+    return MESH__RES_RETRY_BUDGET;
+  case MESH_ERR_CONNECT:
+  case MESH_ERR_TLS:
+  case MESH_ERR_PLAINTEXT_PEER:
+  case MESH_ERR_CERT_UNTRUSTED:
+  case MESH_ERR_CERT_EXPIRED:
+  case MESH_ERR_CERT_NOT_YET_VALID:
+  case MESH_ERR_PEER_ID:
+  case MESH_ERR_TRUST_DOMAIN:
+  case MESH_ERR_NO_PEER_CERT:
+    return MESH__RES_CONNECT;
+  default:
+    return MESH__RES_OTHER;
+  }
+}
+
+static double ejected_now(void *user) {
+  mesh__res_svc_t *rs = user;
+  mesh__snapshot_t *s = mesh__res_snapshot(rs->svc);
+  int64_t now = mesh__now_ms();
+  double n = 0;
+  for (size_t i = 0; s && i < s->n; i++)
+    n += mesh__od_ejected(s->hosts[i], now);
+  mesh__snap_release(s);
+  return n;
+}
+
+void mesh__res_stats_init(mesh__res_svc_t *rs) {
+  mesh_t *m = rs->m;
+  mesh__res_stats_t *x = &rs->mx;
+  if (!m)
+    return;
+  char l[256];
+  snprintf(l, sizeof l, "service=%s", rs->name);
+  x->retries = mesh__counter(m, "mesh_retries_total", "Retries made.", l);
+  x->budget = mesh__counter(m, "mesh_retry_budget_exhausted_total",
+                            "Retries refused by the budget or max retries.", l);
+  x->call_s = mesh__histogram(m, "mesh_call_duration_seconds",
+                              "Call latency, all tries.", l, NULL, 0);
+  x->try_s = mesh__histogram(m, "mesh_call_try_duration_seconds",
+                             "Latency of one try.", l, NULL, 0);
+  x->ejected = mesh__gauge_func(m, "mesh_endpoints_ejected",
+                                "Endpoints ejected now.", l, ejected_now, rs);
+  for (int i = 0; i < 4; i++) {
+    snprintf(l, sizeof l, "service=%s,limit=%s", rs->name, limits[i]);
+    x->overflow[i] = mesh__counter(m, "mesh_circuit_breaker_overflows_total",
+                                   "Calls refused by a breaker.", l);
+    snprintf(l, sizeof l, "service=%s,reason=%s", rs->name, od_reasons[i]);
+    x->ejections[i] = mesh__counter(m, "mesh_outlier_ejections_total",
+                                    "Ejections.", l);
+  }
+  for (int i = 0; i < 2; i++) {
+    snprintf(l, sizeof l, "service=%s,result=%s", rs->name,
+             i ? "failure" : "success");
+    x->hc[i] = mesh__counter(m, "mesh_health_checks_total",
+                             "Active health checks.", l);
+  }
+}
+
+void mesh__res_stats_fini(mesh__res_svc_t *rs) {
+  /* the gauge reads rs at scrape time: stop it before rs goes */
+  mesh__gauge_func_detach(rs->mx.ejected);
+  rs->mx.ejected = NULL;
+}
+
+/* The calls counter of (endpoint, result), registered on first use; the
+ * registry hands every racer the same handle. */
+static mesh__metric_t *calls_handle(mesh__res_svc_t *rs, mesh__host_t *h,
+                                    int res) {
+  _Atomic(mesh__metric_t *) *slot;
+  mesh__res_host_t *rh = h ? mesh__res_host(h) : NULL;
+  if (rh)
+    slot = &rh->calls[res];
+  else
+    slot = &rs->mx.calls_none[res];
+  mesh__metric_t *c = atomic_load_explicit(slot, memory_order_acquire);
+  if (c || !rs->m)
+    return c;
+  char l[256];
+  snprintf(l, sizeof l, "service=%s,endpoint=%s,outcome=%s", rs->name,
+           rh ? h->key : "", call_results[res]);
+  c = mesh__counter(rs->m, "mesh_calls_total", "Calls.", l);
+  atomic_store_explicit(slot, c, memory_order_release);
+  return c;
+}
+
+void mesh__res_count_call(mesh__res_svc_t *rs, mesh__host_t *last, int rc,
+                          int64_t start_ns) {
+  if (!rs || !rs->m)
+    return;
+  mesh__counter_add(calls_handle(rs, last, mesh__res_result_of(rc)), 1);
+  mesh__histogram_observe(rs->mx.call_s,
+                          (double)(mesh__now_ns() - start_ns) / 1e9);
+}
