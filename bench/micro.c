@@ -5,7 +5,10 @@
  *
  *   micro --ca F --server-cert F --server-key F --client-cert F
  *         --client-key F [--runs 5] [--smoke] [--dns HOST:PORT]
- *         [--dns-name NAME] [--otlp URL] [--only SECTION]
+ *         [--dns-name NAME] [--otlp URL] [--only SECTION,...]
+ *
+ * Sections: memory, handshakes, picks, maglev, discovery, dns, tracing,
+ * call, export, gcm (all by default).
  *
  * Linked statically against the library, so it times internal functions
  * (pickers, snapshot builds, spans) directly.  This program replaces
@@ -590,9 +593,15 @@ static void bench_picks(void) {
   emit("pick_begin_end_ns_least_request_1000", median(v, runs));
   mesh__snap_release(s);
 
-  /* maglev table (65537) for 1,000 hosts: the whole prepare, and the
-   * table build alone */
-  svc = mesh__service_find(m, "maglev");
+  mesh_free(m);
+}
+
+/* maglev table (65537) for 1,000 hosts: the whole prepare, and the table
+ * build alone. */
+static void bench_maglev(void) {
+  mesh_t *m = pick_ctx();
+  mesh__service_t *svc = mesh__service_find(m, "maglev");
+  int runs = opt.runs > 16 ? 16 : opt.runs;
   epset_t e = epset(1000, 8080);
   double prep[16], build[16];
   for (int r = 0; r < runs; r++) {
@@ -985,9 +994,11 @@ static double metric_total(mesh_t *m, const char *name) {
  * the sink; what the process spends beyond the calling thread's CPU, until
  * the collector has every span, is the exporter's (JSON, libcurl, socket)
  * on the worker thread. */
-static void bench_export(const char *disc) {
+static void bench_export(void) {
   if (!opt.otlp)
     return;
+  server_t *srv = server_start(true);
+  char *disc = static_discovery(srv->port);
   sbuf_t t = {0};
   sb_add(&t, "\"tracing\": {\"sampler\": \"always_on\", \"otlp\": "
              "{\"endpoint\": \"%s\"}, \"batch\": {\"queue_size\": 1048576}}",
@@ -1015,6 +1026,8 @@ static void bench_export(const char *disc) {
   emit("export_cpu_ns_per_span",
        spans > 0 ? (double)((p1 - p0) - (t1 - t0)) / spans : 0);
   mesh_free(m);
+  free(disc);
+  server_stop(srv);
 }
 
 static void bench_call(void) {
@@ -1038,7 +1051,6 @@ static void bench_call(void) {
   emit("call_begin_end_traced_ns", median(b, runs));
   mesh_free(plain);
   mesh_free(traced);
-  bench_export(disc);
   free(disc);
   server_stop(s);
 }
@@ -1129,6 +1141,8 @@ int main(int argc, char **argv) {
     bench_handshakes();
   if (want("picks"))
     bench_picks();
+  if (want("maglev"))
+    bench_maglev();
   if (want("discovery"))
     bench_discovery();
   if (want("dns"))
@@ -1137,6 +1151,8 @@ int main(int argc, char **argv) {
     bench_tracing();
   if (want("call"))
     bench_call();
+  if (want("export"))
+    bench_export();
   if (want("gcm"))
     bench_gcm();
   note("done");

@@ -160,7 +160,7 @@ set xtics (10, 100, 1000, 10000)
 set xrange [7:14000]
 set xlabel 'endpoints'
 set ylabel 'ns per pick'
-set yrange [0:*]
+set yrange [0:{max([100.0] + [micro.get(f'pick_ns_{p}_{n}_1', 0) for p in POLICIES for n in SIZES]) * 1.15:.0f}]
 set key top left
 set grid
 plot {lines}, 50 with lines dt 2 lc rgb '#888888' title 'target rr, lr (50 ns)', \\
@@ -177,7 +177,12 @@ def link(png):
     return os.path.join(LINK_BASE[0], os.path.basename(png))
 
 
-def yes(ok):
+SUMMARY = []  # (part, target, measured, met) for the table at the top
+
+
+def yes(ok, part=None, target=None, measured=None):
+    if part:
+        SUMMARY.append((part, target, measured, ok))
     if ok is None or ok != ok:
         return "–"
     return "**yes**" if ok else "**no**"
@@ -262,19 +267,19 @@ def section_targets(L, rows, micro):
         a_, c_, d_ = m("A", p), m("C", p), m("D", p)
         r = (c_ - a_) / (d_ - a_) if d_ != a_ else float("nan")
         L.append(f"| (C−A)/(D−A) at {p[:-3]} ≤ 0.1 | C−A {c_ - a_:.1f} µs, "
-                 f"D−A {d_ - a_:.1f} µs: **{r:.2f}** | {yes(r <= 0.1)} |")
+                 f"D−A {d_ - a_:.1f} µs: **{r:.2f}** | {yes(r <= 0.1, '1', f'(C−A)/(D−A) ≤ 0.1 at {p[:-3]}', f'{r:.2f}')} |")
     cb = m("C", "p50_us") - m("B", "p50_us")
     cnb = m("Cn", "p50_us") - m("B", "p50_us")
-    L.append(f"| C−B ≤ 3 µs at p50 | **{cb:.1f} µs** (tracing off, Cn−B: {cnb:.1f} µs) | {yes(cb <= 3)} |")
+    L.append(f"| C−B ≤ 3 µs at p50 | **{cb:.1f} µs** (tracing off, Cn−B: {cnb:.1f} µs) | {yes(cb <= 3, '1', 'C−B ≤ 3 µs at p50', f'{cb:.1f} µs')} |")
     cc, cd, ca = (m(x, "cpu_us_per_req") for x in ("C", "D", "A"))
     L.append(f"| CPU per request ≤ D's / 10 | C {cc:.1f} µs, D {cd:.1f} µs: "
-             f"**{cc / cd:.2f}×** | {yes(cc <= cd / 10)} |")
+             f"**{cc / cd:.2f}×** | {yes(cc <= cd / 10, '1', 'CPU per request ≤ D/10', f'{cc / cd:.2f}× D (added to A: {(cc - ca) / (cd - ca):.2f}×)')} |")
     L.append(f"| … counting only what each adds to plain TCP | C−A {cc - ca:.1f} µs, "
              f"D−A {cd - ca:.1f} µs: **{(cc - ca) / (cd - ca):.2f}×** | "
              f"{yes(cc - ca <= (cd - ca) / 10)} |")
     ra = m("A", "p99_us") / m("A", "p50_us")
     rc = m("C", "p99_us") / m("C", "p50_us")
-    L.append(f"| C's p99/p50 ≤ 1.1 × A's | C {rc:.2f}, A {ra:.2f}: **{rc / ra:.2f}×** | {yes(rc <= 1.1 * ra)} |")
+    L.append(f"| C's p99/p50 ≤ 1.1 × A's | C {rc:.2f}, A {ra:.2f}: **{rc / ra:.2f}×** | {yes(rc <= 1.1 * ra, '1', 'p99/p50 of C ≤ 1.1 × A', f'{rc / ra:.2f}×')} |")
     calls = total(rows, ("C", "Cn"), "calls_window")
     pooled = total(rows, ("C", "Cn"), "pooled_window")
     share = 100 * pooled / calls if calls else float("nan")
@@ -284,14 +289,18 @@ def section_targets(L, rows, micro):
              f"({pooled:,.0f} of {calls:,.0f} calls in the measured windows "
              f"of every C and Cn run; counting the first call of each "
              f"connection too: {100 * pooled_all / calls_all:.3f}%, "
-             f"{calls_all - pooled_all:,.0f} dials in all) | {yes(share >= 99.9)} |")
+             f"{calls_all - pooled_all:,.0f} dials in all) | {yes(share >= 99.9, '2', '≥ 99.9% of calls on pooled connections', f'{share:.3f}%')} |")
     ct, cn = m("C", "cpu_client_us_per_req"), m("Cn", "cpu_client_us_per_req")
     tt = m("C", "cpu_us_per_req")
-    exported = total(rows, ("C",), "spans_exported")
-    dropped = total(rows, ("C",), "spans_dropped")
+    exported = sum(float(r["spans_exported"]) for r in rows[k("C")])
+    dropped = sum(float(r["spans_dropped"]) for r in rows[k("C")])
+    cl_exp = sum(float(r["spans_exported"]) for r in rows.get(("C", "closed"), []))
+    cl_drop = sum(float(r["spans_dropped"]) for r in rows.get(("C", "closed"), []))
     L.append(f"| tracing at 100% with export ≤ 2% of CPU | C−Cn (client) {ct - cn:.2f} µs of "
              f"{tt:.1f} µs per request: **{100 * (ct - cn) / tt:.1f}%** "
-             f"({exported:,.0f} spans exported, {dropped:,.0f} dropped) | "
+             f"({exported:,.0f} spans exported, {dropped:,.0f} dropped at "
+             f"constant rate; at closed loop the single export thread fell "
+             f"behind: {cl_exp:,.0f} exported, {cl_drop:,.0f} dropped) | "
              f"{yes((ct - cn) / tt <= 0.02)} |")
     per_span = micro.get("export_cpu_ns_per_span")
     if per_span:
@@ -300,7 +309,7 @@ def section_targets(L, rows, micro):
         L.append(f"| … the same from `micro` (precise CPU clocks): 2 spans × "
                  f"{per_span / 1000:.2f} µs export + {rec / 1000:.2f} µs recording "
                  f"per call | **{cost:.1f} µs = {100 * cost / tt:.1f}%** of C's "
-                 f"CPU per request | {yes(cost / tt <= 0.02)} |")
+                 f"CPU per request | {yes(cost / tt <= 0.02, '6', 'export at 100% sampling ≤ 2% of CPU', f'{100 * cost / tt:.1f}%')} |")
     L.append("")
 
 
@@ -328,7 +337,7 @@ def section_micro(L, micro, out):
     L.append("|---|---|---|")
     L.append(f"| resumed ≥ 8 × full (per CPU s) | **{r / f:.1f}×** "
              f"({100 * g('handshakes_resumed_share', nan):.1f}% of the "
-             f"\"resumed\" dials resumed) | {yes(r >= 8 * f)} |")
+             f"\"resumed\" dials resumed) | {yes(r >= 8 * f, '2', 'resumed handshakes ≥ 8 × full', f'{r / f:.0f}×')} |")
     L.append("| ≥ 99.9% of calls on pooled connections | see part 1 | |")
     L.append("")
 
@@ -348,7 +357,7 @@ def section_micro(L, micro, out):
         one = [g(f"pick_ns_{p}_{n}_1", nan) for n in SIZES]
         two = [g(f"pick_ns_{p}_{n}_2", nan) for n in SIZES]
         tgt = PICK_TARGET.get(p)
-        met = "" if tgt is None else ("≤ %d ns: %s" % (tgt, yes(max(one + two) <= tgt)))
+        met = "" if tgt is None else ("≤ %d ns: %s" % (tgt, yes(max(one + two) <= tgt, '3', f'{p} ≤ {tgt} ns per pick', f'{min(one):.0f}–{max(one + two):.0f} ns')))
         L.append(f"| {p} | " + " | ".join(fmt(v) for v in one) + " | " +
                  " | ".join(fmt(v) for v in two) +
                  f" | {fmt(g(f'pick_noclock_ns_{p}_1000_1', nan))} | {met} | "
@@ -365,11 +374,11 @@ def section_micro(L, micro, out):
     L.append("|---|---|---|")
     L.append(f"| maglev table (65,537) rebuild ≤ 1 ms at 1,000 hosts | "
              f"**{mb:.2f} ms** (`mesh__maglev_build`); whole `mesh__lb_prepare` "
-             f"of the snapshot {g('maglev_prepare_ms_1000', nan):.2f} ms | {yes(mb <= 1.0)} |")
+             f"of the snapshot {g('maglev_prepare_ms_1000', nan):.2f} ms | {yes(mb <= 1.0, '3', 'maglev rebuild ≤ 1 ms at 1,000 hosts', f'{mb:.2f} ms')} |")
     L.append(f"| no allocation on the pick path | "
              f"{sum(g(f'pick_allocs_{p}', 0) for p in POLICIES):.0f} allocations "
              f"in all single-thread pick loops | "
-             f"{yes(sum(g(f'pick_allocs_{p}', 1) for p in POLICIES) == 0)} |")
+             f"{yes(sum(g(f'pick_allocs_{p}', 1) for p in POLICIES) == 0, '3', 'no allocation on the pick path', '0' if sum(g(f'pick_allocs_{p}', 1) for p in POLICIES) == 0 else 'some')} |")
     L.append("")
 
     L.append("## 4. Memory\n")
@@ -400,7 +409,7 @@ def section_micro(L, micro, out):
          f"{fmt(g('haproxy_pair_rss_kb', nan))} KiB", "", None),
     ]
     for name, val, tgt, ok in rows:
-        L.append(f"| {name} | {val} | {tgt} | {'' if ok is None else yes(ok)} |")
+        L.append(f"| {name} | {val} | {tgt} | {'' if ok is None else yes(ok, '4', name.split(':')[0] + ' ' + tgt, val.split(' (')[0])} |")
     L.append("")
 
     L.append("## 5. Discovery\n")
@@ -412,16 +421,17 @@ def section_micro(L, micro, out):
     L.append("| | measured | target | met |")
     L.append("|---|--:|---|---|")
     du = g("discovery_update_ms_10000", nan)
-    L.append(f"| apply 10,000 new endpoints | {du:.2f} ms = {1000 * du / 1e4:.2f} µs per endpoint | ≤ 3 ms (0.3 µs/ep) | {yes(du <= 3)} |")
+    L.append(f"| apply 10,000 new endpoints | {du:.2f} ms = {1000 * du / 1e4:.2f} µs per endpoint | ≤ 3 ms (0.3 µs/ep) | {yes(du <= 3, '5', '10,000-endpoint update ≤ 3 ms', f'{du:.2f} ms')} |")
     L.append(f"| same, round_robin | {g('discovery_update_rr_ms_10000', nan):.2f} ms | | |")
     L.append(f"| apply 10,000 with one endpoint changed | {g('discovery_update_one_changed_ms_10000', nan):.2f} ms | | |")
     L.append(f"| apply 10,000 unchanged (no publish) | {g('discovery_update_unchanged_ms_10000', nan):.2f} ms | | |")
     L.append(f"| file source's share: parse + validate 10,000 endpoints of JSON | {g('discovery_parse_ms_10000', nan):.2f} ms | | |")
     if "dns_calls" in micro:
+        dns_text = "%.0f lookups in %s calls" % (g("dns_lookups_on_call_path", nan), f"{g('dns_calls', 0):,.0f}")
         L.append(f"| DNS resolutions on the call path, {g('dns_calls', 0):,.0f} calls to a DNS-discovered service (dnsmasq, TTL 1 s) | "
                  f"**{g('dns_lookups_on_call_path', nan):.0f}** (the worker sent "
                  f"{g('dns_queries_by_worker', nan):.0f} queries meanwhile) | 0 | "
-                 f"{yes(g('dns_lookups_on_call_path', 1) == 0 and g('dns_queries_by_worker', 0) > 0)} |")
+                 f"{yes(g('dns_lookups_on_call_path', 1) == 0 and g('dns_queries_by_worker', 0) > 0, '5', 'DNS never resolved on the call path', dns_text)} |")
     L.append("")
     L.append("The DNS check counts calls of `ares_query`, `ares_search`, "
              "`ares_gethostbyname`, `gethostbyname` and non-numeric "
@@ -433,10 +443,10 @@ def section_micro(L, micro, out):
     L.append("| | measured | target | met |")
     L.append("|---|--:|---|---|")
     su, sa = g("span_unsampled_ns", nan), g("span_unsampled_allocs", nan)
-    L.append(f"| span start + end, not sampled | {su:.1f} ns, {sa:g} allocations | ≤ 100 ns, none | {yes(su <= 100 and sa == 0)} |")
+    L.append(f"| span start + end, not sampled | {su:.1f} ns, {sa:g} allocations | ≤ 100 ns, none | {yes(su <= 100 and sa == 0, '6', 'unsampled span ≤ 100 ns, no allocation', f'{su:.0f} ns, {sa:g} allocations')} |")
     L.append(f"| span start + end, sampled and recorded (a span hook set) | {g('span_sampled_recorded_ns', nan):.0f} ns, {g('span_sampled_allocs', nan):g} allocations | | |")
     tp = g("traceparent_parse_ns", nan)
-    L.append(f"| `mesh_traceparent_parse` | {tp:.1f} ns | ≤ 30 ns | {yes(tp <= 30)} |")
+    L.append(f"| `mesh_traceparent_parse` | {tp:.1f} ns | ≤ 30 ns | {yes(tp <= 30, '6', 'traceparent parse ≤ 30 ns', f'{tp:.1f} ns')} |")
     L.append("| export at 100% sampling, share of CPU in part 1 | see the targets of part 1 | ≤ 2% | |")
     L.append("")
     L.append("## The call path and the cipher, alone\n")
@@ -494,9 +504,20 @@ def main():
              "not wall clock |")
     L.append(f"| libraries | mbedTLS {mc['mbedtls']} (libmesh, B), {mc['openssl']} (D, s_time), {mc['haproxy']} |")
     L.append("")
-    pngs = section_rr(L, rows, a, a.out)
-    section_targets(L, rows, micro)
-    section_micro(L, micro, a.out)
+    body = []
+    pngs = section_rr(body, rows, a, a.out)
+    section_targets(body, rows, micro)
+    section_micro(body, micro, a.out)
+    met = sum(1 for x in SUMMARY if x[3])
+    L.append(f"## Summary: {met} of {len(SUMMARY)} targets met\n")
+    L.append("Each target of the issue, where it is measured below, and what the "
+             "last section says about the ones not met.\n")
+    L.append("| part | target | measured | met |")
+    L.append("|---|---|---|---|")
+    for part, target, measured, ok in sorted(SUMMARY, key=lambda x: x[0]):
+        L.append(f"| {part} | {target} | {measured} | {yes(ok)} |")
+    L.append("")
+    L.extend(body)
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         with open(os.path.join(here, "analysis.md")) as f:
