@@ -228,6 +228,14 @@ def section_rr(L, rows, a, out):
              "client (loadgen with the library, `getrusage`), the server and, "
              "for D, both proxies (`/proc/PID/stat`, 10 ms ticks). The trace "
              "collector of C is not counted.\n")
+    rn = [float(r["runnable_before"]) for v in rows.values() for r in v
+          if r.get("runnable_before") not in (None, "")]
+    if rn:
+        L.append("Before each measurement `bench/run` waits (at most 20 s, 10 "
+                 "minutes in all) until at most one other task is runnable on "
+                 "the machine; runnable tasks just before the measurements: "
+                 f"median {median(rn):.1f}, max {max(rn):.1f} (1 = only the "
+                 "sampling shell).\n")
     pngs = []
     for load, title in (("rate", f"constant {a.rate} rps"),
                         ("closed", "closed loop (maximum throughput)")):
