@@ -325,7 +325,9 @@ static void test_etcd_register_sigkill(void) {
   int64_t t0 = mesh__now_ms();
   CU_ASSERT(wait_desc(watcher, "kid", "", 4000) >= 0);
   int64_t dt = mesh__now_ms() - t0;
-  CU_ASSERT(dt >= 300); /* expired, not revoked */
+  /* expired, not revoked: a revoke shows in a few ms; the lease had between
+   * TTL-renewal (>= 667 ms) and, on a starved machine, somewhat less left */
+  CU_ASSERT(dt >= 100);
   printf("\n  SIGKILLed registrant (TTL 1 s) gone after %lld ms\n",
          (long long)dt);
   mesh_free(watcher);
