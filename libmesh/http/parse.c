@@ -457,7 +457,12 @@ static int parse_head(mesh__http_msg_t *msg, const char *buf, size_t len,
   if (!msg || (!buf && len))
     return MESH_ERR_INVALID_ARG;
   msg->why = "";
-  int end = scan_head(msg, buf, len, request);
+  /* Never look past the limit: what lies beyond it cannot change the
+   * answer (too large), so a buffer read in one piece and the same bytes
+   * read in many get the same error, and the work is bounded by max_head,
+   * not by the caller's buffer. */
+  size_t scan = len < lim->max_head ? len : lim->max_head;
+  int end = scan_head(msg, buf, scan, request);
   if (end < 0)
     return end;
   if (end == 0)
