@@ -2,6 +2,7 @@
 #include "transport.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -17,6 +18,10 @@
 #include "baretls.h"
 #include <mesh/mesh.h>
 
+/* The call's `reused` flag (did it get a pooled connection?) is internal;
+ * the benchmark reads it to count pooled calls exactly. */
+#include "resilience/call.h"
+
 enum { M_TCP, M_TLS, M_MESH };
 
 struct bt_ctx {
@@ -25,6 +30,7 @@ struct bt_ctx {
   baretls_conf_t cli, srv; /* tls mode */
   int have_cli, have_srv;
   mesh_t *mesh;            /* mesh mode */
+  _Atomic long calls, reused; /* mesh mode client: calls, pooled ones */
   pthread_mutex_t mu;
   mbedtls_ssl_session session; /* tls mode: resumption across connects */
 };
@@ -138,13 +144,8 @@ int bt_connect(bt_ctx_t *c, bt_conn_t **out) {
   k->c = c;
   k->fd = -1;
   if (c->mode == M_MESH) {
-    mesh_status_t st;
-    if (mesh_dial(c->mesh, c->o.target, NULL, &k->mc, &st) != MESH_OK) {
-      fprintf(stderr, "mesh_dial %s: %s\n", c->o.target, st.message);
-      free(k);
-      return -1;
-    }
-    k->resumed = mesh_conn_resumed(k->mc);
+    /* Nothing to open: every request is a call that picks an endpoint and
+     * takes a pooled connection (or dials one). */
     *out = k;
     return 0;
   }
@@ -227,11 +228,43 @@ int bt_read(bt_conn_t *k, void *buf, size_t len) {
   }
 }
 
+/* One call through the mesh: pick (least_request over the service's
+ * discovered endpoints), pooled connection, spans and metrics around it,
+ * outcome reported back to the balancer and outlier detection. */
+static int mesh_request(bt_conn_t *k, const void *req, void *resp,
+                        size_t len) {
+  bt_ctx_t *c = k->c;
+  mesh_call_t *call;
+  mesh_status_t st;
+  int rc = mesh_call_begin(c->mesh, c->o.target, NULL, &call, &st);
+  if (rc != MESH_OK) {
+    fprintf(stderr, "mesh_call_begin %s: %s\n", c->o.target, st.message);
+    return -1;
+  }
+  atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
+  if (call->reused)
+    atomic_fetch_add_explicit(&c->reused, 1, memory_order_relaxed);
+  k->mc = mesh_call_conn(call);
+  rc = bt_write(k, req, len) == 0 && bt_read(k, resp, len) == 0 ? 0 : -1;
+  k->mc = NULL;
+  mesh_call_end(call, rc == 0 ? MESH_CALL_OK : MESH_CALL_RESET, 0);
+  return rc;
+}
+
 int bt_request(bt_conn_t *k, const void *req, void *resp, size_t len) {
+  if (k->c->mode == M_MESH)
+    return mesh_request(k, req, resp, len);
   if (bt_write(k, req, len) != 0)
     return -1;
   return bt_read(k, resp, len);
 }
+
+void bt_calls(bt_ctx_t *c, long *calls, long *reused) {
+  *calls = atomic_load(&c->calls);
+  *reused = atomic_load(&c->reused);
+}
+
+mesh_t *bt_mesh(bt_ctx_t *c) { return c->mesh; }
 
 int bt_resumed(bt_conn_t *k) { return k->resumed; }
 
@@ -239,7 +272,7 @@ void bt_close(bt_conn_t *k) {
   if (!k)
     return;
   if (k->c->mode == M_MESH)
-    mesh_conn_close(k->mc);
+    mesh_conn_close(k->mc); /* NULL for clients: calls own theirs */
   else if (k->c->mode == M_TLS)
     baretls_close(&k->tls);
   else

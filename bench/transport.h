@@ -29,6 +29,10 @@ int bt_request(bt_conn_t *k, const void *req, void *resp, size_t len);
 void bt_close(bt_conn_t *k);
 /* 1 if the connection's session was resumed (tls/mesh), else 0. */
 int bt_resumed(bt_conn_t *k);
+/* Mesh mode: calls made and how many got a pooled connection. */
+void bt_calls(bt_ctx_t *c, long *calls, long *reused);
+/* Mesh mode: the context (NULL otherwise). */
+struct mesh_ctx *bt_mesh(bt_ctx_t *c);
 
 /* Server side: accept loop, one thread per connection, echoing fixed-size
  * messages. Returns only on error. */

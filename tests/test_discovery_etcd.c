@@ -207,6 +207,32 @@ static void test_etcd_list_watch(void) {
   etcdctl("del --prefix pay");
 }
 
+/* A hostname in Addr is resolved (here from the hosts file) and the
+ * endpoint follows the key. */
+static void test_etcd_hostname(void) {
+  CU_ASSERT_EQUAL(etcdctl("put hn/localhost:7000 "
+                          "'{\"Addr\":\"localhost:7000\","
+                          "\"Metadata\":{\"weight\":4}}'"),
+                  0);
+  char json[1024];
+  disc_cfg(json, sizeof json, "hn", NULL);
+  mesh_t *m = new_mesh(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_EQUAL(mesh_discovery_wait(m, "hn", 3000, NULL), MESH_OK);
+  mesh_endpoints_t *e = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_endpoints_get(m, "hn", &e, NULL), MESH_OK);
+  /* 127.0.0.1 first (ordered by address), ::1 too where /etc/hosts says */
+  CU_ASSERT_FATAL(mesh_endpoints_count(e) >= 1);
+  CU_ASSERT_STRING_EQUAL(mesh_endpoint_address(e, 0), "127.0.0.1");
+  CU_ASSERT_STRING_EQUAL(mesh_endpoint_hostname(e, 0), "localhost");
+  CU_ASSERT_EQUAL(mesh_endpoint_port(e, 0), 7000);
+  CU_ASSERT_EQUAL(mesh_endpoint_weight(e, 0), 4);
+  mesh_endpoints_free(e);
+  CU_ASSERT_EQUAL(etcdctl("del hn/localhost:7000"), 0);
+  CU_ASSERT(wait_desc(m, "hn", "", 1000) >= 0);
+  mesh_free(m);
+}
+
 /* ---- registration -------------------------------------------------------------- */
 
 static void reg_cfg(char *out, size_t len, const char *svc, const char *addr,
@@ -299,7 +325,9 @@ static void test_etcd_register_sigkill(void) {
   int64_t t0 = mesh__now_ms();
   CU_ASSERT(wait_desc(watcher, "kid", "", 4000) >= 0);
   int64_t dt = mesh__now_ms() - t0;
-  CU_ASSERT(dt >= 300); /* expired, not revoked */
+  /* expired, not revoked: a revoke shows in a few ms; the lease had between
+   * TTL-renewal (>= 667 ms) and, on a starved machine, somewhat less left */
+  CU_ASSERT(dt >= 100);
   printf("\n  SIGKILLed registrant (TTL 1 s) gone after %lld ms\n",
          (long long)dt);
   mesh_free(watcher);
@@ -550,6 +578,7 @@ static void test_etcd_tls(void) {
 static void add(void) {
   CU_pSuite s = CU_add_suite("discovery_etcd", suite_init, suite_clean);
   CU_add_test(s, "etcd_list_watch", test_etcd_list_watch);
+  CU_add_test(s, "etcd_hostname", test_etcd_hostname);
   CU_add_test(s, "etcd_register", test_etcd_register);
   CU_add_test(s, "etcd_register_sigkill", test_etcd_register_sigkill);
   CU_add_test(s, "etcd_restart", test_etcd_restart);

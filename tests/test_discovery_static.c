@@ -125,6 +125,28 @@ static const struct cfg_case cfg_cases[] = {
   {"{\"type\":\"etcd\",\"endpoints\":[\"http://127.0.0.1:2379\"],"
    "\"prefix\":\"\"}",
    "services.s.discovery.prefix: must be 1-512 bytes"},
+  /* "resolver": the DNS settings for hostnames in endpoints */
+  {"{\"type\":\"static\",\"endpoints\":[],\"resolver\":{\"servers\":"
+   "[\"127.0.0.1:5353\",\"::1\"],\"min_ttl_ms\":100,\"max_ttl_ms\":1000,"
+   "\"timeout_ms\":500}}",
+   NULL},
+  {"{\"type\":\"static\",\"endpoints\":[],\"resolver\":[]}",
+   "services.s.discovery.resolver: expected an object"},
+  {"{\"type\":\"static\",\"endpoints\":[],\"resolver\":{\"port\":1}}",
+   "services.s.discovery.resolver.port: unknown key"},
+  {"{\"type\":\"file\",\"path\":\"/x\",\"resolver\":{\"servers\":"
+   "[\"dns.google\"]}}",
+   "services.s.discovery.resolver.servers[0]: expected an IP address"},
+  {"{\"type\":\"file\",\"path\":\"/x\",\"resolver\":{\"servers\":[]}}",
+   "services.s.discovery.resolver.servers: must list at least one"},
+  {"{\"type\":\"etcd\",\"endpoints\":[\"http://127.0.0.1:2379\"],"
+   "\"resolver\":{\"min_ttl_ms\":5000,\"max_ttl_ms\":1000}}",
+   "services.s.discovery.resolver.min_ttl_ms: greater than max_ttl_ms"},
+  {"{\"type\":\"etcd\",\"endpoints\":[\"http://127.0.0.1:2379\"],"
+   "\"resolver\":{\"timeout_ms\":1}}",
+   "services.s.discovery.resolver.timeout_ms: 1 is out of range"},
+  {"{\"type\":\"dns\",\"name\":\"a.test\",\"port\":1,\"resolver\":{}}",
+   "services.s.discovery.resolver: unknown key"},
 };
 
 static void test_disc_check(void) {
@@ -205,7 +227,7 @@ static const char *static_cfg =
     "   \"labels\":{\"version\":\"v2\",\"canary\":\"yes\"},"
     "   \"health\":\"healthy\"},"
     "  {\"address\":\"::1\",\"port\":9090,\"health\":\"draining\"},"
-    "  {\"address\":\"pay.internal\",\"port\":80}]}},"
+    "  {\"address\":\"::2\",\"port\":80}]}},"
     " \"none\":{}}}";
 
 static void test_mesh_endpoints_get(void) {
@@ -216,8 +238,9 @@ static void test_mesh_endpoints_get(void) {
   CU_ASSERT_EQUAL_FATAL(mesh_endpoints_get(m, "pay", &e, NULL), MESH_OK);
   CU_ASSERT_EQUAL(mesh_endpoints_count(e), 3);
   CU_ASSERT_EQUAL(mesh_endpoints_version(e), 1);
-  /* ordered by address: "10.0.0.2" < "::1" < "pay.internal" */
+  /* ordered by address: "10.0.0.2" < "::1" < "::2" */
   CU_ASSERT_STRING_EQUAL(mesh_endpoint_address(e, 0), "10.0.0.2");
+  CU_ASSERT_STRING_EQUAL(mesh_endpoint_hostname(e, 0), ""); /* a literal */
   CU_ASSERT_EQUAL(mesh_endpoint_port(e, 0), 8080);
   CU_ASSERT_EQUAL(mesh_endpoint_weight(e, 0), 3);
   CU_ASSERT_EQUAL(mesh_endpoint_priority(e, 0), 1);
@@ -240,6 +263,7 @@ static void test_mesh_endpoints_get(void) {
   CU_ASSERT_EQUAL(mesh_endpoint_weight(e, 2), 1);
   /* out of range */
   CU_ASSERT_PTR_NULL(mesh_endpoint_address(e, 3));
+  CU_ASSERT_PTR_NULL(mesh_endpoint_hostname(e, 3));
   CU_ASSERT_EQUAL(mesh_endpoint_port(e, 3), 0);
   CU_ASSERT_EQUAL(mesh_endpoint_health(e, 3), -1);
   CU_ASSERT_PTR_NULL(mesh_endpoint_zone(e, 99));
@@ -272,7 +296,7 @@ static void test_mesh_endpoints_get(void) {
                   MESH_ERR_UNKNOWN_SERVICE);
   mesh_free(m);
   CU_ASSERT_EQUAL(mesh_endpoints_count(d), 3);
-  CU_ASSERT_STRING_EQUAL(mesh_endpoint_address(d, 2), "pay.internal");
+  CU_ASSERT_STRING_EQUAL(mesh_endpoint_address(d, 2), "::2");
   mesh_endpoints_free(d);
   mesh_endpoints_free(NULL);
   CU_ASSERT_EQUAL(mesh_endpoints_count(NULL), 0);

@@ -39,6 +39,9 @@ type Conn struct {
 	// ignored the non-blocking option); I/O then runs with 1 ms C timeouts
 	// and waits in Go.
 	blockingC bool
+	// borrowed: the C connection belongs to a call (CallConn); Close
+	// detaches from it without closing it.
+	borrowed bool
 
 	f  *os.File // dup of the socket, registered with the netpoller
 	rc syscall.RawConn
@@ -63,6 +66,9 @@ type Conn struct {
 
 	dlMu     sync.Mutex // guards the user's deadlines
 	rdl, wdl time.Time
+	// limit caps every deadline (zero: none): a call's try timeout, or a
+	// time in the past once the call's context is cancelled.
+	limit time.Time
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -332,8 +338,8 @@ func (c *Conn) bound(ctx context.Context) (stop func(), err error) {
 		close(done)
 		wg.Wait()
 		c.dlMu.Lock()
-		c.f.SetReadDeadline(c.rdl)
-		c.f.SetWriteDeadline(c.wdl)
+		c.f.SetReadDeadline(earliest(c.rdl, c.limit))
+		c.f.SetWriteDeadline(earliest(c.wdl, c.limit))
 		c.dlMu.Unlock()
 	}, nil
 }
@@ -451,10 +457,14 @@ func (c *Conn) Close() error {
 		close(c.closed)
 		c.f.Close() // wakes waiters; returns once none is inside RawConn
 		c.mu.Lock()
-		C.mesh_conn_close(c.c)
+		if !c.borrowed {
+			C.mesh_conn_close(c.c)
+		}
 		c.c = nil
 		c.mu.Unlock()
-		c.mesh.disown(c)
+		if !c.borrowed {
+			c.mesh.disown(c)
+		}
 	})
 	if !first {
 		return c.opErr("close", net.ErrClosed)
@@ -473,7 +483,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.rdl, c.wdl = t, t
-	return c.f.SetDeadline(t)
+	return c.f.SetDeadline(earliest(t, c.limit))
 }
 
 // SetReadDeadline bounds pending and future Reads (zero: none).  A
@@ -482,7 +492,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.rdl = t
-	return c.f.SetReadDeadline(t)
+	return c.f.SetReadDeadline(earliest(t, c.limit))
 }
 
 // SetWriteDeadline bounds pending and future Writes (zero: none).
@@ -490,7 +500,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.wdl = t
-	return c.f.SetWriteDeadline(t)
+	return c.f.SetWriteDeadline(earliest(t, c.limit))
 }
 
 // ---- identity and TLS attributes -------------------------------------------

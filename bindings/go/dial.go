@@ -32,6 +32,10 @@ type DialOptions struct {
 	// Timeout for connect and handshake together.  Zero: the context's
 	// deadline if any, else the configuration's tls timeouts.
 	Timeout time.Duration
+	// TraceParent is the parent of the dial's spans ("mesh.dial" and its
+	// "mesh.handshake"), e.g. from ExtractTrace of the request being
+	// served; nil starts a new trace, subject to sampling.
+	TraceParent *TraceContext
 }
 
 // Dial connects to a configured service by name, or to "host:port" /
@@ -177,6 +181,11 @@ func cDialOpts(ctx context.Context, o *DialOptions) (*C.mesh_dial_opts_t, error)
 		C.free(unsafe.Pointer(ca))
 		if rc != 0 {
 			return nil, fail("alpn", rc)
+		}
+	}
+	if o.TraceParent != nil {
+		if rc := C.mesh_dial_opts_set_trace_parent(opts, &o.TraceParent.c); rc != 0 {
+			return nil, fail("trace parent", rc)
 		}
 	}
 	if len(o.HashKey) > 0 {

@@ -12,6 +12,17 @@
 //	ln, _ := m.Listen("127.0.0.1:0")
 //	go srv.Serve(ln)
 //
+// Call runs a request to a configured service under the library's retry
+// policy, over a pooled connection to an endpoint it picked:
+//
+//	err := m.Call(ctx, "api", func(c *mesh.CallConn) (mesh.Outcome, int, error) {
+//		// speak the protocol over c (a net.Conn); report how it went
+//		return mesh.OutcomeOK, 200, nil
+//	})
+//
+// SetSpanHooks sees the library's spans; AuthzCheck, AuthzReload and
+// SetAuthorizer use its authorization policies.
+//
 // Build against a build tree with CGO_CFLAGS=-I<top>/include and
 // CGO_LDFLAGS="-L<top>/build/libmesh/.libs -Wl,-rpath,<top>/build/libmesh/.libs";
 // against an installed libmesh nothing needs setting.
@@ -96,7 +107,15 @@ type Mesh struct {
 	childMu  sync.Mutex
 	children map[io.Closer]struct{}
 	closing  bool
-	logs     []cgo.Handle // every logger set; deleted after mesh_free
+	// handles: every callback handle given to C (loggers, span hooks,
+	// the authorizer), replaced ones too, since C may still be running
+	// them; deleted after mesh_free.
+	handles []cgo.Handle
+
+	// inflight counts long C calls that call back into Go (Call, Request,
+	// BeginCall's dial).  They run without holding mu, so a callback may
+	// use the Mesh; Close waits for them after cancelling ctx.
+	inflight sync.WaitGroup
 }
 
 // New creates a context from a JSON configuration (see docs/config.md).
@@ -159,15 +178,40 @@ func (m *Mesh) Close() error {
 	for _, c := range kids {
 		c.Close()
 	}
+	m.inflight.Wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	C.mesh_free(m.m)
 	m.m = nil
-	for _, h := range m.logs {
+	m.childMu.Lock()
+	hs := m.handles
+	m.handles = nil
+	m.childMu.Unlock()
+	for _, h := range hs {
 		h.Delete()
 	}
-	m.logs = nil
 	return nil
+}
+
+// enter registers a long call that may call back into Go (see inflight);
+// ok is false once Close has begun.  Pair with exit.
+func (m *Mesh) enter() (*C.mesh_t, bool) {
+	m.childMu.Lock()
+	defer m.childMu.Unlock()
+	if m.closing {
+		return nil, false
+	}
+	m.inflight.Add(1)
+	return m.m, true // Close frees m.m only after inflight drains
+}
+
+func (m *Mesh) exit() { m.inflight.Done() }
+
+// keep records a handle to delete after mesh_free.
+func (m *Mesh) keep(h cgo.Handle) {
+	m.childMu.Lock()
+	m.handles = append(m.handles, h)
+	m.childMu.Unlock()
 }
 
 // use takes the shared lock; ok is false once the context is closed.
@@ -217,9 +261,7 @@ func (m *Mesh) SetLogger(level int, fn func(level int, line string)) error {
 	var h cgo.Handle
 	if fn != nil {
 		h = cgo.NewHandle(fn)
-		m.childMu.Lock()
-		m.logs = append(m.logs, h)
-		m.childMu.Unlock()
+		m.keep(h)
 	}
 	C.mesh_go_set_log(cm, C.int(level), C.uintptr_t(h))
 	return nil

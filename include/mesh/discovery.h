@@ -57,9 +57,16 @@ MESH_EXTERN uint64_t mesh_endpoints_version(const mesh_endpoints_t *e);
 /* Accessors of endpoint i (0 <= i < count).  Endpoints are ordered by
  * address, then port.  An index out of range returns NULL / 0 / -1. */
 
-/** Address as the source gave it: IPv4/IPv6 literal or hostname. */
+/** IPv4/IPv6 literal of the endpoint.  A hostname in a static, file or
+ *  etcd endpoint is resolved by the library: each of its addresses is an
+ *  endpoint of its own (see mesh_endpoint_hostname). */
 MESH_EXTERN const char *mesh_endpoint_address(const mesh_endpoints_t *e,
                                               size_t i);
+/** The hostname the endpoint's address was resolved from, as the source
+ *  gave it; "" when the source gave an IP literal (or a DNS source's
+ *  answer); NULL if i is out of range.  Borrowed from e. */
+MESH_EXTERN const char *mesh_endpoint_hostname(const mesh_endpoints_t *e,
+                                               size_t i);
 /** Port (1-65535), 0 if out of range. */
 MESH_EXTERN int mesh_endpoint_port(const mesh_endpoints_t *e, size_t i);
 /** Load-balancing weight (>= 1), 0 if out of range. */

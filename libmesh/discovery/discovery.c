@@ -183,7 +183,7 @@ static void call_watches(mesh__disc_svc_t *d, struct mesh__disc_watch *only) {
 
 static void notify(mesh__disc_svc_t *d) { call_watches(d, NULL); }
 
-static int publish(mesh__disc_svc_t *d, mesh__snapshot_t *s) {
+static int publish(mesh__disc_svc_t *d, mesh__snapshot_t *s, bool settle) {
   s->version = d->version + 1;
   if (d->svc->prepare_snapshot) {
     int rc = d->svc->prepare_snapshot(d->svc, s);
@@ -206,12 +206,16 @@ static int publish(mesh__disc_svc_t *d, mesh__snapshot_t *s) {
   mesh__log(d->m, MESH_LOG_INFO, "discovery_update",
             "service=%s source=%s endpoints=%zu version=%llu", d->svc->name,
             source_name(d), s->n, (unsigned long long)s->version);
-  mesh__disc_ok(d);
+  if (settle)
+    mesh__disc_ok(d);
+  else
+    set_ready(d, MESH_OK);
   notify(d);
   return MESH_OK;
 }
 
-int mesh__disc_apply(mesh__disc_svc_t *d, const mesh__ep_t *eps, size_t n) {
+int mesh__disc_publish_set(mesh__disc_svc_t *d, const mesh__ep_t *eps,
+                           size_t n, bool settle) {
   mesh__snapshot_t *s = NULL;
   int rc = mesh__snap_build(d->last, eps, n, &s);
   if (rc != MESH_OK) {
@@ -220,10 +224,21 @@ int mesh__disc_apply(mesh__disc_svc_t *d, const mesh__ep_t *eps, size_t n) {
     return rc;
   }
   if (!s) {
-    mesh__disc_ok(d);
+    if (settle)
+      mesh__disc_ok(d);
+    else
+      set_ready(d, MESH_OK);
     return MESH_OK;
   }
-  return publish(d, s);
+  return publish(d, s, settle);
+}
+
+int mesh__disc_apply(mesh__disc_svc_t *d, const mesh__ep_t *eps, size_t n) {
+  /* DNS answers are addresses already; other sources may name hosts. */
+  if (d->type != MESH__DISC_DNS && mesh__disc_has_hostname(eps, n))
+    return mesh__resolver_update(d, eps, n);
+  mesh__resolver_release(d);
+  return mesh__disc_publish_set(d, eps, n, true);
 }
 
 /* If lb's per-service init ran after ours, the set published at init has
@@ -240,14 +255,15 @@ static void reprepare(mesh__disc_svc_t *d) {
     mesh__host_ref(d->last->hosts[i]);
     s->hosts[s->n++] = d->last->hosts[i];
   }
-  publish(d, s);
+  publish(d, s, !atomic_load(&d->stale));
 }
 
 /* ---- static source ------------------------------------------------------------- */
 
 void mesh__disc_check_static(mesh__cfg_t *c, const cJSON *v, const char *path) {
-  static const char *const keys[] = {"type", "endpoints", NULL};
+  static const char *const keys[] = {"type", "endpoints", "resolver", NULL};
   mesh__cfg_object(c, v, path, keys);
+  mesh__disc_check_resolver(c, v, path);
   const cJSON *arr = cJSON_GetObjectItemCaseSensitive(v, "endpoints");
   char p[MESH__PATH_MAX];
   mesh__cfg_path(p, path, "endpoints");
@@ -354,6 +370,7 @@ static void disc_fini(mesh_t *m, mesh__service_t *svc) {
     mesh__gauge_func_detach(d->m_endpoints[i]);
   if (d->source && d->source->stop)
     d->source->stop(d);
+  mesh__resolver_free(d);
   if (d->reprepare_timer > 0)
     mesh__loop_timer_cancel(m->loop, d->reprepare_timer);
   disc_free(d);
@@ -540,6 +557,11 @@ static const mesh__host_t *host_at(const mesh_endpoints_t *e, size_t i) {
 const char *mesh_endpoint_address(const mesh_endpoints_t *e, size_t i) {
   const mesh__host_t *h = host_at(e, i);
   return h ? h->address : NULL;
+}
+
+const char *mesh_endpoint_hostname(const mesh_endpoints_t *e, size_t i) {
+  const mesh__host_t *h = host_at(e, i);
+  return h ? (h->hostname ? h->hostname : "") : NULL;
 }
 
 int mesh_endpoint_port(const mesh_endpoints_t *e, size_t i) {

@@ -35,6 +35,7 @@ enum mesh__disc_type {
 };
 
 struct mesh__disc_watch;
+typedef struct mesh__disc_resolver mesh__disc_resolver_t;
 
 /* One source implementation: start on init, stop at fini (the loop is no
  * longer running then). */
@@ -92,6 +93,10 @@ typedef struct mesh__disc_svc {
   mesh__metric_t *m_endpoints[4]; /* by enum mesh__health */
   mesh__disc_gauge_t gauges[4];   /* what those computed gauges read */
 
+  /* hostnames in static, file and etcd endpoints (resolve.c); NULL until
+   * a set holds one.  Loop thread only. */
+  mesh__disc_resolver_t *resolver;
+
   struct mesh__disc_watch *watches; /* loop thread only */
   bool notifying;                   /* inside a callback round */
   int64_t reprepare_timer;
@@ -119,10 +124,20 @@ int mesh__disc_stats(mesh__service_t *svc, mesh__disc_stats_t *out);
 
 /* ---- for sources (loop thread) ------------------------------------------ */
 
-/** Publish eps as the service's endpoint set (unless unchanged): builds the
- *  snapshot, lets lb prepare it, publishes, notifies watchers, marks ready.
- *  On failure the last good set stays and the error is counted. */
+/** Take eps (borrowed for the call) as the source's answer.  Hostnames in
+ *  it are resolved first (resolve.c): the set is published once each has
+ *  an answer, and again as their addresses change.  A set of IP literals
+ *  is published at once (mesh__disc_publish_set).
+ *  @return MESH_OK (published, unchanged or waiting for names),
+ *          MESH_ERR_NOMEM (reported; the last good set stays). */
 int mesh__disc_apply(mesh__disc_svc_t *d, const mesh__ep_t *eps, size_t n);
+/** Publish eps, whose addresses are IP literals, as the service's endpoint
+ *  set (unless unchanged): builds the snapshot, lets lb prepare it,
+ *  publishes, notifies watchers, marks ready.  settle: this answer ends a
+ *  failure (clears the stale flag).  On failure the last good set stays
+ *  and the error is counted. */
+int mesh__disc_publish_set(mesh__disc_svc_t *d, const mesh__ep_t *eps,
+                           size_t n, bool settle);
 /** Record a failed refresh: log event=discovery_error, count, keep the set,
  *  and mark the first answer given (dials stop waiting). */
 void mesh__disc_error(mesh__disc_svc_t *d, const char *fmt, ...)
@@ -170,6 +185,24 @@ int mesh__ep_parse_list(mesh__cfg_t *c, const cJSON *arr, const char *path,
 int mesh__etcd_parse_endpoint(const char *val, size_t len, cJSON **doc,
                               mesh__ep_t *ep, char *host, size_t hostlen,
                               bool *deleted, char *err, size_t errlen);
+
+/* ---- hostnames in static, file and etcd endpoints (resolve.c) ---------- */
+
+/** Does eps hold an address that is not an IP literal? */
+bool mesh__disc_has_hostname(const mesh__ep_t *eps, size_t n);
+/** Take eps (copied) as the source's set and resolve its hostnames with
+ *  the service's "resolver" settings.  @return MESH_OK or MESH_ERR_NOMEM
+ *  (reported; the last good set stays). */
+int mesh__resolver_update(mesh__disc_svc_t *d, const mesh__ep_t *eps,
+                          size_t n);
+/** The source's set holds no hostname any more: stop resolving. */
+void mesh__resolver_release(mesh__disc_svc_t *d);
+/** Stop and free (fini; lookups in flight are cancelled). */
+void mesh__resolver_free(mesh__disc_svc_t *d);
+/** Validate the optional "resolver" key of a static/file/etcd discovery
+ *  object v: {"servers","min_ttl_ms","max_ttl_ms","timeout_ms"}. */
+void mesh__disc_check_resolver(mesh__cfg_t *c, const cJSON *v,
+                               const char *path);
 
 /* ---- sources ---------------------------------------------------------- */
 extern const mesh__disc_source_t mesh__disc_static;

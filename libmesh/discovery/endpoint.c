@@ -99,6 +99,7 @@ static void host_free(mesh__host_t *h) {
   free(h->region);
   free(h->zone);
   free(h->subzone);
+  free(h->hostname);
   free(h->address);
   free(h);
 }

@@ -36,7 +36,7 @@ typedef struct mesh__label {
 typedef struct mesh__host {
   _Atomic uint32_t refs;
   /* identity of the host: immutable after creation */
-  char *address;          /* IPv4/IPv6 literal or hostname, as given */
+  char *address;          /* IPv4/IPv6 literal (hostname if unresolved) */
   uint16_t port;
   struct sockaddr_storage sa; /* resolved address when `resolved` */
   socklen_t salen;
@@ -44,6 +44,7 @@ typedef struct mesh__host {
   char key[64];           /* "addr:port" / "[v6]:port", for maps and logs */
 
   /* attributes from the source: immutable (a change makes a new host) */
+  char *hostname;         /* the name `address` was resolved from, or NULL */
   uint32_t weight;        /* >= 1, default 1 */
   uint32_t priority;      /* 0 = highest */
   char *region, *zone, *subzone;
@@ -111,6 +112,7 @@ void mesh__snap_ref(mesh__snapshot_t *s);
  * fields already validated (see mesh__ep_parse). */
 typedef struct mesh__ep {
   const char *address;   /* IP literal or hostname */
+  const char *hostname;  /* the name address was resolved from, or NULL */
   uint16_t port;         /* 1..65535 */
   uint32_t weight;       /* >= 1 */
   uint32_t priority;

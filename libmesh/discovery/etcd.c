@@ -1,11 +1,11 @@
 /* etcd v3 client over the HTTP/JSON gateway.  One libcurl multi handle per
- * client, driven by the worker loop through libcurl's socket and timer
- * callbacks (curl_multi_socket_action): no thread of its own, nothing
- * blocks the loop.  Requests fail over to the next endpoint after a
+ * client, driven by the worker loop (core/curl_loop.c): no thread of its
+ * own, nothing blocks the loop.  Requests fail over to the next endpoint after a
  * connection-level error.  With a username the client fetches a token from
  * /v3/auth/authenticate before its first request and again after etcd
  * rejects the token. */
 #include "discovery/etcd.h"
+#include "core/curl_loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +33,7 @@ struct mesh__etcd_req {
 
 struct mesh__etcd {
   mesh_t *m;
-  CURLM *multi;
-  int64_t timer;
+  mesh__curlm_t *cm;
   char **urls;
   size_t nurls, cur;
   char *ca, *cert, *key, *username, *password;
@@ -89,61 +88,6 @@ void mesh__etcd_check(mesh__cfg_t *c, const cJSON *obj, const char *path) {
                 MESH__ETCD_TIMEOUT_DEFAULT_MS, &to);
 }
 
-/* ---- loop integration ---------------------------------------------------------- */
-
-static void process_done(mesh__etcd_t *e);
-
-static void on_timer(void *user) {
-  mesh__etcd_t *e = user;
-  e->timer = 0;
-  int running;
-  curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  process_done(e);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *user) {
-  (void)multi;
-  mesh__etcd_t *e = user;
-  if (e->timer > 0)
-    mesh__loop_timer_cancel(e->m->loop, e->timer);
-  e->timer = 0;
-  if (timeout_ms < 0)
-    return 0;
-  int64_t t = mesh__loop_timer(e->m->loop, timeout_ms, on_timer, e);
-  e->timer = t > 0 ? t : 0;
-  return t > 0 ? 0 : -1;
-}
-
-static void on_io(int fd, unsigned ev, void *user) {
-  mesh__etcd_t *e = user;
-  int flags = 0, running;
-  if (ev & MESH__IO_READ)
-    flags |= CURL_CSELECT_IN;
-  if (ev & MESH__IO_WRITE)
-    flags |= CURL_CSELECT_OUT;
-  if (ev & MESH__IO_ERROR)
-    flags |= CURL_CSELECT_ERR;
-  curl_multi_socket_action(e->multi, fd, flags, &running);
-  process_done(e);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *user,
-                     void *sockp) {
-  (void)easy;
-  (void)sockp;
-  mesh__etcd_t *e = user;
-  if (what == CURL_POLL_REMOVE) {
-    mesh__loop_unwatch(e->m->loop, s);
-    return 0;
-  }
-  unsigned ev = 0;
-  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-    ev |= MESH__IO_READ;
-  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-    ev |= MESH__IO_WRITE;
-  return mesh__loop_watch(e->m->loop, s, ev, on_io, e) == MESH_OK ? 0 : -1;
-}
-
 /* ---- requests --------------------------------------------------------------------- */
 
 static void unlink_req(mesh__etcd_t *e, mesh__etcd_req_t *r) {
@@ -158,7 +102,7 @@ static void unlink_req(mesh__etcd_t *e, mesh__etcd_req_t *r) {
 static void free_req(mesh__etcd_t *e, mesh__etcd_req_t *r) {
   unlink_req(e, r);
   if (r->h) {
-    curl_multi_remove_handle(e->multi, r->h);
+    mesh__curlm_remove(e->cm, r->h);
     curl_easy_cleanup(r->h);
   }
   if (e->auth_req == r)
@@ -244,6 +188,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *user) {
 }
 
 static void dispatch(mesh__etcd_t *e, mesh__etcd_req_t *r);
+static void on_done(CURL *easy, CURLcode cc, void *user);
 
 static void auth_done(int rc, const cJSON *body, const char *err, void *user) {
   mesh__etcd_t *e = user;
@@ -368,8 +313,7 @@ static void dispatch(mesh__etcd_t *e, mesh__etcd_req_t *r) {
   }
   curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(r->h, CURLOPT_PRIVATE, r);
-  if (curl_multi_add_handle(e->multi, r->h) != CURLM_OK) {
+  if (mesh__curlm_add(e->cm, r->h, on_done, r) != MESH_OK) {
     curl_easy_cleanup(r->h);
     r->h = NULL;
     complete(e, r, MESH_ERR_NOMEM, NULL, "cannot add a transfer");
@@ -458,18 +402,10 @@ static void finish(mesh__etcd_t *e, mesh__etcd_req_t *r, CURLcode cc) {
   cJSON_Delete(v);
 }
 
-static void process_done(mesh__etcd_t *e) {
-  int left;
-  for (CURLMsg *msg = curl_multi_info_read(e->multi, &left); msg;
-       msg = curl_multi_info_read(e->multi, &left)) {
-    if (msg->msg != CURLMSG_DONE)
-      continue;
-    mesh__etcd_req_t *r = NULL;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-    CURLcode cc = msg->data.result;
-    if (r)
-      finish(e, r, cc);
-  }
+static void on_done(CURL *easy, CURLcode cc, void *user) {
+  (void)easy; /* r->h */
+  mesh__etcd_req_t *r = user;
+  finish(r->e, r, cc);
 }
 
 static int submit(mesh__etcd_t *e, const char *api, const char *body,
@@ -615,10 +551,6 @@ int mesh__etcd_call_sync(mesh__etcd_t *e, const char *api, const char *body,
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-static void curl_global(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 static char *dup_cfg(const cJSON *obj, const char *key, bool *oom) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   if (!cJSON_IsString(v))
@@ -632,10 +564,6 @@ static char *dup_cfg(const cJSON *obj, const char *key, bool *oom) {
 int mesh__etcd_new(mesh_t *m, const cJSON *obj, mesh__etcd_t **out,
                    mesh_status_t *st) {
   *out = NULL;
-  pthread_once(&curl_once, curl_global);
-  if (curl_init_rc != CURLE_OK)
-    return mesh__fail(st, MESH_ERR_DISCOVERY, "libcurl: %s",
-                      curl_easy_strerror(curl_init_rc));
   mesh__etcd_t *e = calloc(1, sizeof *e);
   if (!e)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
@@ -667,15 +595,13 @@ int mesh__etcd_new(mesh_t *m, const cJSON *obj, mesh__etcd_t **out,
   mesh__cfg_t c = {0};
   mesh__cfg_int(&c, obj, "", "timeout_ms", 10, 600000,
                 MESH__ETCD_TIMEOUT_DEFAULT_MS, &e->timeout_ms);
-  e->multi = curl_multi_init();
-  if (oom || !e->multi || e->nurls == 0) {
+  /* Also holds libcurl's global state, which the blocking teardown calls
+   * (mesh__etcd_call_sync) need too. */
+  e->cm = mesh__curlm_new(m);
+  if (oom || !e->cm || e->nurls == 0) {
     mesh__etcd_free(e);
     return mesh__fail(st, MESH_ERR_NOMEM, "cannot create the etcd client");
   }
-  curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-  curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
-  curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-  curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
   *out = e;
   return MESH_OK;
 }
@@ -685,10 +611,7 @@ void mesh__etcd_free(mesh__etcd_t *e) {
     return;
   while (e->reqs)
     free_req(e, e->reqs);
-  if (e->timer > 0)
-    mesh__loop_timer_cancel(e->m->loop, e->timer);
-  if (e->multi)
-    curl_multi_cleanup(e->multi);
+  mesh__curlm_free(e->cm);
   for (size_t i = 0; i < e->nurls; i++)
     free(e->urls[i]);
   free(e->urls);

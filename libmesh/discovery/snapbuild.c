@@ -70,7 +70,8 @@ static bool labels_eq(const mesh__host_t *h, const cJSON *labels) {
 
 static bool attrs_eq(const mesh__host_t *h, const mesh__ep_t *e) {
   return h->weight == e->weight && h->priority == e->priority &&
-         h->source_health == e->health && str_eq(h->region, e->region) &&
+         h->source_health == e->health && str_eq(h->hostname, e->hostname) &&
+         str_eq(h->region, e->region) &&
          str_eq(h->zone, e->zone) && str_eq(h->subzone, e->subzone) &&
          labels_eq(h, e->labels);
 }
@@ -119,6 +120,7 @@ static mesh__host_t *host_from_ep(const mesh__ep_t *e) {
   h->weight = e->weight ? e->weight : 1;
   h->priority = e->priority;
   h->source_health = e->health;
+  h->hostname = dup_opt(e->hostname, &oom);
   h->region = dup_opt(e->region, &oom);
   h->zone = dup_opt(e->zone, &oom);
   h->subzone = dup_opt(e->subzone, &oom);

@@ -1,5 +1,4 @@
-/* DNS source through c-ares, driven by the worker loop (socket-state
- * callback + ares_timeout, c-ares's second integration tier).
+/* DNS source through c-ares, driven by the worker loop (ares_loop.c).
  *
  * A round queries A and/or AAAA for the name, or SRV and then A and AAAA
  * for each target.  When every query has answered, the addresses become
@@ -8,6 +7,7 @@
  * (no endpoints), as in Envoy; SERVFAIL, REFUSED, timeouts, unreachable
  * servers and malformed responses fail the whole round: the last good set
  * stays and the round is retried with backoff. */
+#include "discovery/ares_loop.h"
 #include "discovery/discovery.h"
 #include "discovery/dnsmsg.h"
 
@@ -18,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DNS_MIN_TTL_DEFAULT_MS 5000
-#define DNS_MAX_TTL_DEFAULT_MS 300000
-#define DNS_TIMEOUT_DEFAULT_MS 5000
 #define DNS_MAX_TARGETS 256
 #define DNS_MAX_ADDRS 4096
 
@@ -35,14 +32,13 @@ typedef struct dns_addr {
 
 typedef struct dns_src {
   mesh__disc_svc_t *d;
-  ares_channel ch;
-  bool have_ch;
+  mesh__ares_t *ares;
   bool stopping;
   const char *name;
   uint16_t port;
   int record;
-  int64_t min_ttl_ms, max_ttl_ms, timeout_ms;
-  int64_t ares_timer, round_timer;
+  mesh__dns_cfg_t cfg;
+  int64_t round_timer;
 
   /* the round in progress */
   int pending;
@@ -64,19 +60,6 @@ typedef struct qctx {
 } qctx_t;
 
 /* ---- config ----------------------------------------------------------------- */
-
-static bool valid_server(const char *s) {
-  char host[64], err[100];
-  uint16_t port;
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
-    return true;
-  if (mesh__disc_split_hostport(s, host, sizeof host, &port, err,
-                                sizeof err) != MESH_OK)
-    return false;
-  return inet_pton(AF_INET, host, buf) == 1 ||
-         inet_pton(AF_INET6, host, buf) == 1;
-}
 
 void mesh__disc_check_dns(mesh__cfg_t *c, const cJSON *v, const char *path) {
   static const char *const keys[] = {"type",       "name",       "port",
@@ -105,82 +88,7 @@ void mesh__disc_check_dns(mesh__cfg_t *c, const cJSON *v, const char *path) {
   else if (record != REC_SRV && !has_port &&
            !cJSON_GetObjectItemCaseSensitive(v, "port"))
     mesh__cfg_error(c, p, "required for A/AAAA records");
-  const cJSON *servers;
-  if (mesh__cfg_strings(c, v, path, "servers", &servers) && servers) {
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, servers) {
-      char sp[MESH__PATH_MAX];
-      snprintf(sp, sizeof sp, "%s.servers[%d]", path, i++);
-      if (cJSON_IsString(it) && !valid_server(it->valuestring))
-        mesh__cfg_error(c, sp, "expected an IP address with an optional "
-                               "port (\"127.0.0.1:5353\", \"[::1]:53\")");
-    }
-    if (i == 0) {
-      mesh__cfg_path(p, path, "servers");
-      mesh__cfg_error(c, p, "must list at least one server (or be omitted "
-                            "for the system's resolv.conf)");
-    }
-  }
-  int64_t lo, hi, to;
-  mesh__cfg_int(c, v, path, "min_ttl_ms", 10, 86400000, DNS_MIN_TTL_DEFAULT_MS,
-                &lo);
-  mesh__cfg_int(c, v, path, "max_ttl_ms", 10, 86400000, DNS_MAX_TTL_DEFAULT_MS,
-                &hi);
-  mesh__cfg_int(c, v, path, "timeout_ms", 30, 600000, DNS_TIMEOUT_DEFAULT_MS,
-                &to);
-  if (lo > hi) {
-    mesh__cfg_path(p, path, "min_ttl_ms");
-    mesh__cfg_error(c, p, "greater than max_ttl_ms (%lld)", (long long)hi);
-  }
-}
-
-/* ---- loop integration --------------------------------------------------------- */
-
-static void ares_timer_cb(void *user);
-
-static void rearm(dns_src_t *s) {
-  if (s->ares_timer > 0)
-    mesh__loop_timer_cancel(s->d->m->loop, s->ares_timer);
-  s->ares_timer = 0;
-  if (s->stopping)
-    return;
-  struct timeval tv;
-  if (!ares_timeout(s->ch, NULL, &tv))
-    return;
-  int64_t ms = (int64_t)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
-  int64_t t = mesh__loop_timer(s->d->m->loop, ms, ares_timer_cb, s);
-  s->ares_timer = t > 0 ? t : 0;
-}
-
-static void ares_timer_cb(void *user) {
-  dns_src_t *s = user;
-  s->ares_timer = 0;
-  ares_process_fd(s->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-  rearm(s);
-}
-
-static void on_io(int fd, unsigned ev, void *user) {
-  dns_src_t *s = user;
-  ares_socket_t r = (ev & (MESH__IO_READ | MESH__IO_ERROR)) ? fd
-                                                             : ARES_SOCKET_BAD;
-  ares_socket_t w = (ev & MESH__IO_WRITE) ? fd : ARES_SOCKET_BAD;
-  ares_process_fd(s->ch, r, w);
-  rearm(s);
-}
-
-static void sock_state_cb(void *data, ares_socket_t fd, int readable,
-                          int writable) {
-  dns_src_t *s = data;
-  if (!readable && !writable) {
-    mesh__loop_unwatch(s->d->m->loop, fd);
-    return;
-  }
-  unsigned ev = (readable ? MESH__IO_READ : 0) | (writable ? MESH__IO_WRITE : 0);
-  if (mesh__loop_watch(s->d->m->loop, fd, ev, on_io, s) != MESH_OK)
-    mesh__log(s->d->m, MESH_LOG_ERROR, "discovery_error",
-              "service=%s source=dns err=\"cannot watch a DNS socket\"",
-              s->d->svc->name);
+  mesh__dns_cfg_check(c, v, path);
 }
 
 /* ---- a resolution round ------------------------------------------------------- */
@@ -311,10 +219,7 @@ static void finish_round(dns_src_t *s) {
   if (s->failed) {
     s->failures++;
     mesh__disc_error(d, "%s", s->err);
-    int64_t cap = s->min_ttl_ms * 10;
-    if (cap > s->max_ttl_ms)
-      cap = s->max_ttl_ms;
-    next = mesh__disc_backoff(s->min_ttl_ms, cap, s->failures - 1);
+    next = mesh__dns_retry_ms(&s->cfg, s->failures);
   } else {
     s->failures = 0;
     mesh__ep_t *eps = calloc(s->nres ? s->nres : 1, sizeof *eps);
@@ -331,11 +236,7 @@ static void finish_round(dns_src_t *s) {
       mesh__disc_apply(d, eps, s->nres);
       free(eps);
     }
-    next = s->ttl == UINT32_MAX ? s->min_ttl_ms : (int64_t)s->ttl * 1000;
-    if (next < s->min_ttl_ms)
-      next = s->min_ttl_ms;
-    if (next > s->max_ttl_ms)
-      next = s->max_ttl_ms;
+    next = mesh__dns_refresh_ms(&s->cfg, s->ttl);
   }
   int64_t t = mesh__loop_timer(d->m->loop, next, round_timer_cb, s);
   s->round_timer = t > 0 ? t : 0;
@@ -386,7 +287,7 @@ static void query(dns_src_t *s, const char *name, int qtype, uint16_t port,
   s->pending++;
   /* The callback may run inside ares_query (e.g. no servers): pending is
    * already counted, so the round cannot finish early. */
-  ares_query(s->ch, q->name, ns_c_in, qtype, on_answer, q);
+  ares_query(mesh__ares_channel(s->ares), q->name, ns_c_in, qtype, on_answer, q);
 }
 
 static void start_round(dns_src_t *s) {
@@ -406,7 +307,7 @@ static void start_round(dns_src_t *s) {
     query(s, s->name, ns_t_srv, 0, 0, 1);
   if (--s->pending == 0)
     finish_round(s);
-  rearm(s);
+  mesh__ares_kick(s->ares);
 }
 
 static void round_timer_cb(void *user) {
@@ -417,37 +318,7 @@ static void round_timer_cb(void *user) {
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
-static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
-static int ares_init_rc;
-static void ares_global(void) { ares_init_rc = ares_library_init(ARES_LIB_INIT_ALL); }
-
-/* "a,b" for ares_set_servers_ports_csv; bare addresses get port 53. */
-static int servers_csv(const cJSON *servers, char *out, size_t len) {
-  size_t off = 0;
-  out[0] = '\0';
-  const cJSON *it;
-  cJSON_ArrayForEach(it, servers) {
-    const char *sv = it->valuestring;
-    unsigned char buf[16];
-    int n;
-    if (inet_pton(AF_INET6, sv, buf) == 1)
-      n = snprintf(out + off, len - off, "%s[%s]:53", off ? "," : "", sv);
-    else if (inet_pton(AF_INET, sv, buf) == 1)
-      n = snprintf(out + off, len - off, "%s%s:53", off ? "," : "", sv);
-    else
-      n = snprintf(out + off, len - off, "%s%s", off ? "," : "", sv);
-    if (n < 0 || (size_t)n >= len - off)
-      return MESH_ERR_CONFIG;
-    off += (size_t)n;
-  }
-  return MESH_OK;
-}
-
 static int dns_start(mesh__disc_svc_t *d, mesh_status_t *st) {
-  pthread_once(&ares_once, ares_global);
-  if (ares_init_rc != ARES_SUCCESS)
-    return mesh__fail(st, MESH_ERR_DISCOVERY, "c-ares: %s",
-                      ares_strerror(ares_init_rc));
   dns_src_t *s = calloc(1, sizeof *s);
   if (!s)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
@@ -459,42 +330,13 @@ static int dns_start(mesh__disc_svc_t *d, mesh_status_t *st) {
   mesh__cfg_int(&c, d->cfg, "", "port", 1, 65535, 0, &port);
   s->port = (uint16_t)port;
   mesh__cfg_enum(&c, d->cfg, "", "record", record_names, REC_BOTH, &s->record);
-  mesh__cfg_int(&c, d->cfg, "", "min_ttl_ms", 10, 86400000,
-                DNS_MIN_TTL_DEFAULT_MS, &s->min_ttl_ms);
-  mesh__cfg_int(&c, d->cfg, "", "max_ttl_ms", 10, 86400000,
-                DNS_MAX_TTL_DEFAULT_MS, &s->max_ttl_ms);
-  mesh__cfg_int(&c, d->cfg, "", "timeout_ms", 30, 600000,
-                DNS_TIMEOUT_DEFAULT_MS, &s->timeout_ms);
-
-  struct ares_options o;
-  memset(&o, 0, sizeof o);
-  o.sock_state_cb = sock_state_cb;
-  o.sock_state_cb_data = s;
-  /* Two tries; c-ares doubles the per-try timeout on the second, so the
-   * round's total is about timeout_ms. */
-  o.timeout = (int)(s->timeout_ms / 3 > 10 ? s->timeout_ms / 3 : 10);
-  o.tries = 2;
-  o.flags = ARES_FLAG_EDNS;
-  o.ednspsz = 1232;
-  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-             ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ;
-  int rc = ares_init_options(&s->ch, &o, mask);
-  if (rc != ARES_SUCCESS)
-    return mesh__fail(st, MESH_ERR_DISCOVERY, "c-ares: %s", ares_strerror(rc));
-  s->have_ch = true;
-  const cJSON *servers = cJSON_GetObjectItemCaseSensitive(d->cfg, "servers");
-  if (servers) {
-    char csv[2048];
-    if (servers_csv(servers, csv, sizeof csv) != MESH_OK)
-      return mesh__fail(st, MESH_ERR_CONFIG, "services.%s.discovery.servers: "
-                                             "too many servers",
-                        d->svc->name);
-    rc = ares_set_servers_ports_csv(s->ch, csv);
-    if (rc != ARES_SUCCESS)
-      return mesh__fail(st, MESH_ERR_CONFIG,
-                        "services.%s.discovery.servers: %s", d->svc->name,
-                        ares_strerror(rc));
-  }
+  mesh__dns_cfg_read(d->cfg, &s->cfg);
+  char what[MESH__PATH_MAX];
+  snprintf(what, sizeof what, "services.%s.discovery", d->svc->name);
+  int rc = mesh__ares_new(d->m, &s->cfg, d->svc->name, "dns", what, &s->ares,
+                          st);
+  if (rc != MESH_OK)
+    return rc;
   /* First round on the loop's first turn: nothing blocks mesh_new(). */
   int64_t t = mesh__loop_timer(d->m->loop, 0, round_timer_cb, s);
   if (t < 0)
@@ -510,10 +352,7 @@ static void dns_stop(mesh__disc_svc_t *d) {
   s->stopping = true;
   if (s->round_timer > 0)
     mesh__loop_timer_cancel(d->m->loop, s->round_timer);
-  if (s->ares_timer > 0)
-    mesh__loop_timer_cancel(d->m->loop, s->ares_timer);
-  if (s->have_ch)
-    ares_destroy(s->ch); /* callbacks see ARES_EDESTRUCTION */
+  mesh__ares_free(s->ares); /* callbacks see ARES_EDESTRUCTION */
   free(s->res);
   free(s);
   d->src = NULL;

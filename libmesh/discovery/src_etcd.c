@@ -54,8 +54,9 @@ void mesh__disc_check_etcd(mesh__cfg_t *c, const cJSON *v, const char *path) {
   static const char *const keys[] = {
       "type",     "endpoints", "prefix",          "ca",
       "cert",     "key",       "username",        "password",
-      "timeout_ms", "backoff_base_ms", "backoff_max_ms", NULL};
+      "timeout_ms", "backoff_base_ms", "backoff_max_ms", "resolver", NULL};
   mesh__cfg_object(c, v, path, keys);
+  mesh__disc_check_resolver(c, v, path);
   mesh__etcd_check(c, v, path);
   const char *prefix;
   if (mesh__cfg_string(c, v, path, "prefix", NULL, &prefix)) {

@@ -28,8 +28,10 @@ typedef struct file_src {
 } file_src_t;
 
 void mesh__disc_check_file(mesh__cfg_t *c, const cJSON *v, const char *path) {
-  static const char *const keys[] = {"type", "path", "poll_interval_ms", NULL};
+  static const char *const keys[] = {"type", "path", "poll_interval_ms",
+                                     "resolver", NULL};
   mesh__cfg_object(c, v, path, keys);
+  mesh__disc_check_resolver(c, v, path);
   const char *p;
   if (!mesh__cfg_string(c, v, path, "path", NULL, &p) &&
       !cJSON_GetObjectItemCaseSensitive(v, "path")) {

@@ -8,75 +8,108 @@
  *    (Envoy's exact arithmetic, in doubles);
  *  - a request hash h reads table[h % M].
  * An unusable host is skipped by reading the next slots, (h + k) % M; Envoy
- * rebuilds the table without it. */
+ * rebuilds the table without it.
+ * Build cost: about M ln M slot probes, see fill(). */
 #include "lb/lb.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* Hot state of one host while the table fills: 24 bytes, so the 1,000 or
+ * so hosts of a large pool stay in L1/L2 (the keys, up to 320 bytes each,
+ * are only needed to hash and sort). */
 typedef struct entry {
-  char key[320];
   uint32_t idx;
-  uint64_t offset, skip, next, count;
+  uint32_t skip;   /* < m */
+  uint32_t pos;    /* (offset + skip * next) % m, advanced incrementally */
   double weight, target;
 } entry_t;
 
-static int cmp_key(const void *a, const void *b) {
-  const entry_t *x = a, *y = b;
-  int c = strcmp(x->key, y->key);
+typedef char host_key_t[320];
+
+static int cmp_key(const void *a, const void *b, void *arg) {
+  const host_key_t *keys = arg;
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  int c = strcmp(keys[x], keys[y]);
   if (c)
     return c;
-  return x->idx < y->idx ? -1 : x->idx > y->idx;
+  return x < y ? -1 : x > y;
 }
 
 /* Hosts with a positive weight, sorted by key, with their permutations. */
 static entry_t *entries(const mesh__lb_pool_t *p, const double *norm,
                         uint32_t m, uint32_t *ne, double *max_w) {
-  entry_t *e = calloc(p->n ? p->n : 1, sizeof *e);
-  if (!e)
-    return NULL;
+  size_t n = p->n ? p->n : 1;
+  entry_t *e = calloc(n, sizeof *e);
+  host_key_t *keys = malloc(n * sizeof *keys);
+  uint32_t *order = malloc(n * sizeof *order);
+  uint64_t *offset = malloc(n * sizeof *offset);
+  uint64_t *skip = malloc(n * sizeof *skip);
+  if (!e || !keys || !order || !offset || !skip) {
+    free(e);
+    e = NULL;
+    goto out;
+  }
   uint32_t k = 0;
   *max_w = 0.0;
   for (uint32_t i = 0; i < p->n; i++) {
     if (norm[i] <= 0)
       continue;
-    size_t len = mesh__lb_host_key(p->hosts[i], e[k].key, sizeof e[k].key);
+    size_t len = mesh__lb_host_key(p->hosts[i], keys[i], sizeof keys[i]);
     if (len == 0)
       continue;
-    e[k].idx = i;
-    e[k].offset = mesh__xxh64(e[k].key, len, 0) % m;
-    e[k].skip = mesh__xxh64(e[k].key, len, 1) % (m - 1) + 1;
-    e[k].weight = norm[i];
+    offset[i] = mesh__xxh64(keys[i], len, 0) % m;
+    skip[i] = mesh__xxh64(keys[i], len, 1) % (m - 1) + 1;
+    order[k++] = i;
     if (norm[i] > *max_w)
       *max_w = norm[i];
-    k++;
   }
-  qsort(e, k, sizeof *e, cmp_key);
+  qsort_r(order, k, sizeof *order, cmp_key, keys);
+  for (uint32_t j = 0; j < k; j++) {
+    uint32_t i = order[j];
+    e[j] = (entry_t){.idx = i, .skip = (uint32_t)skip[i],
+                     .pos = (uint32_t)offset[i], .weight = norm[i]};
+  }
   *ne = k;
+out:
+  free(keys);
+  free(order);
+  free(offset);
+  free(skip);
   return e;
 }
 
-static void fill(uint32_t *table, uint32_t m, entry_t *e, uint32_t ne,
-                 double max_w) {
-  for (uint32_t i = 0; i < m; i++)
-    table[i] = UINT32_MAX;
+/* Each host walks its permutation (offset + skip * j) % m to its next
+ * free slot.  The walk is the whole cost (about m ln m probes), so the
+ * position advances by one addition and the "taken" test reads a bitmap
+ * of m bits that fits in L1 instead of the 4m-byte table. */
+static int fill(uint32_t *table, uint32_t m, entry_t *e, uint32_t ne,
+                double max_w) {
+  uint64_t *taken = calloc((m + 63) / 64, sizeof *taken);
+  if (!taken)
+    return MESH_ERR_NOMEM;
   uint64_t filled = 0;
   for (uint64_t round = 1; filled < m; round++) {
     for (uint32_t i = 0; i < ne && filled < m; i++) {
-      if ((double)round * e[i].weight < e[i].target)
+      entry_t *x = &e[i];
+      if ((double)round * x->weight < x->target)
         continue;
-      e[i].target += max_w;
-      uint64_t c = (e[i].offset + e[i].skip * e[i].next) % m;
-      while (table[c] != UINT32_MAX) {
-        e[i].next++;
-        c = (e[i].offset + e[i].skip * e[i].next) % m;
+      x->target += max_w;
+      uint32_t c = x->pos;
+      while (taken[c >> 6] & (1ull << (c & 63))) {
+        c += x->skip;
+        if (c >= m)
+          c -= m;
       }
-      table[c] = e[i].idx;
-      e[i].next++;
-      e[i].count++;
+      taken[c >> 6] |= 1ull << (c & 63);
+      table[c] = x->idx;
+      c += x->skip;
+      x->pos = c >= m ? c - m : c;
       filled++;
     }
   }
+  free(taken);
+  return MESH_OK;
 }
 
 int mesh__maglev_build(mesh__lb_pool_t *p, const double *norm,
@@ -93,11 +126,12 @@ int mesh__maglev_build(mesh__lb_pool_t *p, const double *norm,
     return MESH_OK;
   }
   p->table = malloc(sizeof *p->table * table_size);
-  if (!p->table) {
+  if (!p->table || fill(p->table, table_size, e, ne, max_w) != MESH_OK) {
+    free(p->table);
+    p->table = NULL;
     free(e);
     return MESH_ERR_NOMEM;
   }
-  fill(p->table, table_size, e, ne, max_w);
   p->table_size = table_size;
   free(e);
   return MESH_OK;

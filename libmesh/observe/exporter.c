@@ -1,8 +1,9 @@
 /* Span export: a bounded queue filled by any thread, drained in batches on
- * the worker loop by libcurl's multi interface (socket callbacks wired to
- * the loop's watches and timers, so nothing ever blocks the caller or the
+ * the worker loop by libcurl's multi interface (core/curl_loop.c: libcurl's
+ * sockets and timers on the loop, so nothing ever blocks the caller or the
  * loop).  Retries 429 and 5xx (and transport errors) with exponential
  * backoff, honouring Retry-After; counts every dropped span. */
+#include "core/curl_loop.h"
 #include "observe/observe.h"
 #include "observe/tracer.h"
 
@@ -12,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_FDS 8
 #define SHUTDOWN_CAP_MS 5000
 
 enum drop_reason { DROP_QUEUE_FULL, DROP_RETRIES, DROP_REJECTED, DROP_SHUTDOWN,
@@ -29,7 +29,7 @@ struct mesh__exporter {
   int64_t backoff_initial_ms, backoff_max_ms, max_attempts;
   mesh__encode_fn encode;
   struct curl_slist *headers;
-  CURLM *multi;
+  mesh__curlm_t *cm;
 
   /* the queue: any thread */
   pthread_mutex_t mu;
@@ -46,9 +46,7 @@ struct mesh__exporter {
   int64_t attempt;
   int64_t retry_after_ms;
   bool waiting_retry;
-  int64_t curl_timer, delay_timer, retry_timer;
-  int fds[MAX_FDS];
-  size_t nfds;
+  int64_t delay_timer, retry_timer;
   bool shutting_down;
   char errbuf[CURL_ERROR_SIZE];
 
@@ -144,82 +142,7 @@ static void drop_batch(mesh__exporter_t *e, int reason) {
   e->body = NULL;
 }
 
-/* ---- libcurl <-> worker loop ------------------------------------------------ */
-
-static void check_done(mesh__exporter_t *e);
-
-static void on_io(int fd, unsigned ev, void *user) {
-  mesh__exporter_t *e = user;
-  int flags = 0;
-  if (ev & MESH__IO_READ)
-    flags |= CURL_CSELECT_IN;
-  if (ev & MESH__IO_WRITE)
-    flags |= CURL_CSELECT_OUT;
-  if (ev & MESH__IO_ERROR)
-    flags |= CURL_CSELECT_ERR;
-  int running;
-  curl_multi_socket_action(e->multi, fd, flags, &running);
-  check_done(e);
-}
-
-static void fd_forget(mesh__exporter_t *e, int fd) {
-  for (size_t i = 0; i < e->nfds; i++) {
-    if (e->fds[i] == fd) {
-      e->fds[i] = e->fds[--e->nfds];
-      return;
-    }
-  }
-}
-
-static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp,
-                     void *socketp) {
-  (void)easy;
-  (void)socketp;
-  mesh__exporter_t *e = userp;
-  if (e->shutting_down)
-    return 0; /* the loop is stopped: curl_multi_wait drives I/O */
-  if (what == CURL_POLL_REMOVE) {
-    mesh__loop_unwatch(e->m->loop, s);
-    fd_forget(e, s);
-    return 0;
-  }
-  unsigned ev = 0;
-  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-    ev |= MESH__IO_READ;
-  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-    ev |= MESH__IO_WRITE;
-  if (mesh__loop_watch(e->m->loop, s, ev, on_io, e) == MESH_OK) {
-    fd_forget(e, s);
-    if (e->nfds < MAX_FDS)
-      e->fds[e->nfds++] = s;
-  }
-  return 0;
-}
-
-static void on_curl_timeout(void *user) {
-  mesh__exporter_t *e = user;
-  e->curl_timer = 0;
-  int running;
-  curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  check_done(e);
-}
-
-static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
-  (void)multi;
-  mesh__exporter_t *e = userp;
-  if (e->shutting_down)
-    return 0;
-  if (e->curl_timer > 0)
-    mesh__loop_timer_cancel(e->m->loop, e->curl_timer);
-  e->curl_timer = 0;
-  if (timeout_ms >= 0) {
-    int64_t id = mesh__loop_timer(e->m->loop, timeout_ms, on_curl_timeout, e);
-    if (id < 0)
-      return -1;
-    e->curl_timer = id;
-  }
-  return 0;
-}
+static void on_done(CURL *c, CURLcode res, void *user);
 
 /* ---- one request ------------------------------------------------------------ */
 
@@ -259,9 +182,10 @@ static int send_batch(mesh__exporter_t *e, int64_t timeout_ms) {
   curl_easy_setopt(c, CURLOPT_HEADERDATA, e);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, e->errbuf);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
+  int rc = mesh__curlm_add(e->cm, c, on_done, e);
+  if (rc != MESH_OK) {
     curl_easy_cleanup(c);
-    return MESH_ERR_INTERNAL;
+    return rc;
   }
   e->easy = c;
   return MESH_OK;
@@ -339,23 +263,15 @@ static void finished(mesh__exporter_t *e, CURLcode res, long code) {
   e->waiting_retry = true;
 }
 
-static void check_done(mesh__exporter_t *e) {
-  int left;
-  CURLMsg *msg;
-  while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
-    if (msg->msg != CURLMSG_DONE)
-      continue;
-    CURL *c = msg->easy_handle;
-    CURLcode res = msg->data.result;
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_multi_remove_handle(e->multi, c);
-    curl_easy_cleanup(c);
-    if (c == e->easy) {
-      e->easy = NULL;
-      finished(e, res, code);
-    }
-  }
+static void on_done(CURL *c, CURLcode res, void *user) {
+  mesh__exporter_t *e = user;
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(c);
+  if (c != e->easy)
+    return; /* not ours: only one request is ever in flight */
+  e->easy = NULL;
+  finished(e, res, code);
   /* A full batch waiting: send it now rather than at the next tick. */
   if (!e->easy && !e->waiting_retry && !e->shutting_down) {
     pthread_mutex_lock(&e->mu);
@@ -414,14 +330,9 @@ static struct curl_slist *build_headers(const mesh__export_cfg_t *cfg) {
 int mesh__exporter_new(mesh_t *m, struct mesh__tracer *t,
                        const mesh__export_cfg_t *cfg, mesh__exporter_t **out,
                        mesh_status_t *st) {
-  /* Reference-counted and thread-safe in libcurl >= 7.84. */
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return mesh__fail(st, MESH_ERR_INTERNAL, "curl_global_init failed");
   mesh__exporter_t *e = calloc(1, sizeof *e);
-  if (!e) {
-    curl_global_cleanup();
+  if (!e)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  }
   e->m = m;
   e->t = t;
   e->name = strdup(cfg->name);
@@ -438,16 +349,11 @@ int mesh__exporter_new(mesh_t *m, struct mesh__tracer *t,
   e->q = calloc((size_t)e->qcap, sizeof *e->q);
   e->batch = calloc((size_t)e->max_batch, sizeof *e->batch);
   e->headers = build_headers(cfg);
-  e->multi = curl_multi_init();
-  if (!e->name || !e->url || !e->q || !e->batch || !e->headers ||
-      !e->multi) {
+  e->cm = mesh__curlm_new(m); /* holds libcurl's global state too */
+  if (!e->name || !e->url || !e->q || !e->batch || !e->headers || !e->cm) {
     mesh__exporter_free(e);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
-  curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
-  curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-  curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
   register_metrics(e);
   /* init runs before the worker starts: arming a timer is allowed. */
   int64_t id = mesh__loop_timer(m->loop, e->max_delay_ms, on_delay, e);
@@ -460,34 +366,17 @@ int mesh__exporter_new(mesh_t *m, struct mesh__tracer *t,
   return MESH_OK;
 }
 
-/* Run the transfer in flight to its end without the loop (shutdown). */
-static void drive(mesh__exporter_t *e, int64_t deadline) {
-  while (e->easy && mesh__now_ms() < deadline) {
-    int running;
-    curl_multi_perform(e->multi, &running);
-    check_done(e);
-    if (!e->easy)
-      break;
-    int64_t left = deadline - mesh__now_ms();
-    curl_multi_wait(e->multi, NULL, 0, (int)(left < 50 ? (left > 0 ? left : 1) : 50),
-                    NULL);
-  }
-}
-
 void mesh__exporter_free(mesh__exporter_t *e) {
   if (!e)
     return;
-  if (e->multi) {
+  if (e->cm) {
     pthread_mutex_lock(&e->mu);
     e->shutting_down = true;
     pthread_mutex_unlock(&e->mu);
-    /* The worker is stopped: nobody else touches the loop now. */
+    /* The worker is stopped: nobody else touches the loop now, and the
+     * transfers below run on this thread (mesh__curlm_drive). */
     mesh__loop_timer_cancel(e->m->loop, e->delay_timer);
-    mesh__loop_timer_cancel(e->m->loop, e->curl_timer);
     mesh__loop_timer_cancel(e->m->loop, e->retry_timer);
-    for (size_t i = 0; i < e->nfds; i++)
-      mesh__loop_unwatch(e->m->loop, e->fds[i]);
-    e->nfds = 0;
     int64_t budget = e->timeout_ms < SHUTDOWN_CAP_MS ? e->timeout_ms
                                                      : SHUTDOWN_CAP_MS;
     int64_t deadline = mesh__now_ms() + budget;
@@ -496,20 +385,20 @@ void mesh__exporter_free(mesh__exporter_t *e) {
       if (send_batch(e, budget) != MESH_OK)
         drop_batch(e, DROP_SHUTDOWN);
     }
-    drive(e, deadline);
+    mesh__curlm_drive(e->cm, deadline);
     while (!e->easy && mesh__now_ms() < deadline) {
       start_batch(e, deadline - mesh__now_ms());
       if (!e->easy)
         break;
-      drive(e, deadline);
+      mesh__curlm_drive(e->cm, deadline);
     }
     if (e->easy) {
-      curl_multi_remove_handle(e->multi, e->easy);
+      mesh__curlm_remove(e->cm, e->easy);
       curl_easy_cleanup(e->easy);
       e->easy = NULL;
     }
     drop_batch(e, DROP_SHUTDOWN);
-    curl_multi_cleanup(e->multi);
+    mesh__curlm_free(e->cm);
   }
   if (e->q) {
     size_t left = 0;
@@ -530,5 +419,4 @@ void mesh__exporter_free(mesh__exporter_t *e) {
   free(e->name);
   free(e->url);
   free(e);
-  curl_global_cleanup();
 }

@@ -144,6 +144,7 @@ void mesh_conn_close(mesh_conn_t *c) {
     free(c->peers[i]);
   free(c->peers);
   free(c->alpn_buf);
+  free(c->peer_id);
   free(c);
 }
 
@@ -164,7 +165,7 @@ bool mesh__conn_idle_ok(mesh_conn_t *c) {
 int mesh_conn_fd(const mesh_conn_t *c) { return c ? c->fd : -1; }
 
 const char *mesh_conn_peer_id(const mesh_conn_t *c) {
-  return c ? c->peer_id : "";
+  return c && c->peer_id ? c->peer_id : "";
 }
 
 static bool tls_open(const mesh_conn_t *c) {

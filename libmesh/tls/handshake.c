@@ -160,7 +160,7 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
         mesh__sesscache_drop(&c->m->tls->cache, c->target);
       return mesh__conn_fail(c, st, rc, "%s", s2.message);
     }
-  } else if (c->verify_code != MESH_OK || !c->peer_id[0]) {
+  } else if (c->verify_code != MESH_OK || !c->peer_id || !c->peer_id[0]) {
     /* Fail closed: a full handshake must have passed our check. */
     return mesh__conn_fail(c, st, MESH_ERR_NO_PEER_CERT,
                            "peer %s: no verified certificate", c->peer_addr);

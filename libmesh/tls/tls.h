@@ -202,7 +202,8 @@ struct mesh_conn {
   size_t nfirst;
   char target[MESH__ADDR_MAX]; /* session-cache key ("ip:port") */
   char peer_addr[MESH__ADDR_MAX];
-  char peer_id[MESH_SPIFFE_ID_MAX + 1];
+  char *peer_id;          /* verified SPIFFE ID, heap (IDs may reach 2 KiB,
+                             an idle pooled conn should not); NULL before */
   char errmsg[sizeof(((mesh_status_t *)0)->message)];
   /* server: what connection-level authorization looks at */
   struct sockaddr_storage peer_sa;

@@ -10,6 +10,7 @@
 #include "authz/authz.h"
 
 #include <mbedtls/x509.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool mesh__peers_allow(const char *const *pats, size_t n, const char *id) {
@@ -169,7 +170,8 @@ int mesh__verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
     *flags = flags_for(rc);
     return 0;
   }
-  mesh__strlcpy(c->peer_id, id, sizeof c->peer_id);
+  free(c->peer_id);
+  c->peer_id = strdup(id); /* NULL on OOM: the handshake then fails closed */
   *flags = 0;
   return 0;
 }
@@ -196,6 +198,9 @@ int mesh__verify_resumed(mesh_conn_t *c, mesh_status_t *st) {
   rc = authorize(c, id, st);
   if (rc != MESH_OK)
     return rc;
-  mesh__strlcpy(c->peer_id, id, sizeof c->peer_id);
+  free(c->peer_id);
+  c->peer_id = strdup(id);
+  if (!c->peer_id)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   return MESH_OK;
 }

@@ -65,7 +65,7 @@ if [ ! -e "$lib/libmesh.so" ]; then
 else
   CXXFLAGS="-std=c++17 $CXXWARN -I$top/include -I$top/examples/cpp -pthread"
   LDFLAGS="-L$lib -Wl,-rpath,$lib -lmesh"
-  for prog in test_mesh_hpp example; do
+  for prog in test_mesh_hpp example call_example; do
     if ! $CXX $CXXFLAGS -o "$tmp/$prog" "$top/examples/cpp/$prog.cpp" $LDFLAGS >"$tmp/out" 2>&1; then
       ko "build examples/cpp/$prog.cpp"; continue
     fi

@@ -7,6 +7,12 @@ identities, discovery, load balancing) through ctypes.
             conn.sendall(b"ping")
             print(conn.recv(100), conn.peer_id)
 
+Beyond connections: ``mesh.call_do()`` / ``mesh.call()`` / ``mesh.request()``
+(the call API, libmesh.call), ``mesh.http_call()`` and
+``libmesh.http.Server`` (the library's HTTP layer), ``mesh.authz_check()``
+and ``mesh.set_authorizer()`` (libmesh.authz), ``mesh.set_span_hooks()`` and
+trace propagation (libmesh.trace), ``mesh.endpoints()`` / ``mesh.watch()``.
+
 The shared library is taken from $LIBMESH_PATH (file or directory) or the
 standard search path.  Errors are MeshError subclasses (see errors.py).
 """
@@ -22,7 +28,7 @@ from .identity import (ca_init, ca_issue, spiffe_id_validate,
                        spiffe_id_parse, spiffe_match, ISSUE_DEFAULT,
                        ISSUE_AS_CA, ISSUE_NO_URI, ISSUE_TWO_URIS,
                        ISSUE_CHAIN)
-from . import call, errors, http, trace
+from . import authz, call, errors, http, trace
 from ._lib import has as has_function, path as library_path
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "ConnectError", "ConnectionReset", "Closed", "IdentityError",
     "CredentialError", "Denied", "Unavailable", "Unsupported", "WouldBlock",
     "strerror", "code_name", "ca_init", "ca_issue", "spiffe_id_validate",
-    "spiffe_id_parse", "spiffe_match", "call", "errors", "http", "trace", "has_function",
+    "spiffe_id_parse", "spiffe_match", "authz", "call", "errors", "http",
+    "trace", "has_function",
     "library_path", "Endpoint", "Endpoints",
 ]

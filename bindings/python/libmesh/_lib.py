@@ -46,6 +46,7 @@ HandleP = ctypes.POINTER(c_void_p)
 CONFIG_ERROR_FN = ctypes.CFUNCTYPE(None, c_char_p, c_void_p)
 ENDPOINTS_FN = ctypes.CFUNCTYPE(None, c_char_p, c_void_p, c_void_p)
 LOG_FN = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_void_p)
+SPAN_HOOK_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p)
 
 # name: (restype, argtypes), straight from include/mesh/*.h.
 PROTOTYPES = {

@@ -13,7 +13,7 @@ hedging done by the library.
 
 import ctypes
 
-from . import _lib, errors
+from . import _lib, errors, trace
 from .conn import Conn
 
 # mesh_call_outcome_t
@@ -41,6 +41,7 @@ _lib.PROTOTYPES.update({
     "mesh_call_opts_set_max_retries": (ctypes.c_int, [_H, ctypes.c_int]),
     "mesh_call_opts_set_hedging": (ctypes.c_int, [_H, ctypes.c_int]),
     "mesh_call_opts_set_alpn": (ctypes.c_int, [_H, ctypes.c_char_p]),
+    "mesh_call_opts_set_subset": (ctypes.c_int, [_H, ctypes.c_char_p]),
     "mesh_call_begin": (ctypes.c_int, [_H, ctypes.c_char_p, _H, _lib.HandleP,
                                        _lib.StatusP]),
     "mesh_call_conn": (_H, [_H]),
@@ -64,14 +65,16 @@ def _ms(seconds):
 
 class CallOptions:
     """mesh_call_opts_t for one call (None when all default).  Durations in
-    seconds."""
+    seconds.  subset: a configured subset of the service (bypasses the
+    split); trace_parent: the TraceContext the call's span is opened
+    under."""
 
     def __init__(self, deadline=None, per_try_timeout=None,
                  connect_timeout=None, max_retries=None, hedging=None,
-                 hash_key=None, alpn=None):
+                 hash_key=None, alpn=None, subset=None, trace_parent=None):
         self.h = None
         args = (deadline, per_try_timeout, connect_timeout, max_retries,
-                hedging, hash_key, alpn)
+                hedging, hash_key, alpn, subset, trace_parent)
         if all(a is None for a in args):
             return
         f = _lib.fn
@@ -100,6 +103,14 @@ class CallOptions:
                 _lib.check(f("mesh_call_opts_set_alpn")(self.h,
                                                         _lib.enc(alpn)),
                            prefix="alpn")
+            if subset is not None:
+                _lib.check(f("mesh_call_opts_set_subset")(self.h,
+                                                          _lib.enc(subset)),
+                           prefix="subset")
+            if trace_parent is not None:
+                _lib.check(f("mesh_call_opts_set_trace_parent")(
+                    self.h, trace.ctx_ptr(trace_parent)),
+                    prefix="trace_parent")
         except BaseException:
             self.free()
             raise
@@ -112,9 +123,11 @@ class CallOptions:
 
 class _BorrowedConn(Conn):
     """The connection of a call: usable like a Conn until the call ends;
-    closing it is the call's business (close() here does nothing)."""
+    closing it is the call's business (close() here does nothing).  Also
+    says where the try went: endpoint ("ip:port"), attempt (0 for the
+    first try) and trace_context() (the try's span, to send along)."""
 
-    def __init__(self, handle, mesh):  # noqa: super() adopts; do not
+    def __init__(self, handle, mesh, call=None):  # noqa: no adoption
         self._h = handle
         self._mesh = mesh
         from ._life import Life
@@ -122,6 +135,16 @@ class _BorrowedConn(Conn):
         self._timeout = None
         self._io_refs = 0
         self._closing = False
+        self._call = call
+        self.endpoint = _lib.dec(_lib.fn("mesh_call_endpoint")(call)) \
+            if call else ""
+        self.attempt = _lib.fn("mesh_call_attempt")(call) if call else 0
+
+    def trace_context(self):
+        """The TraceContext of this try's span (mesh.try)."""
+        if not self._call or self._life.closed:
+            raise errors.error_for(errors.ERR_CLOSED, "the try has ended")
+        return _trace_context(self._call)
 
     def close(self):
         pass
@@ -130,13 +153,21 @@ class _BorrowedConn(Conn):
         pass
 
     def _detach(self):
-        first, busy = self._life.begin_close()
+        self._life.begin_close()
         self._closing = True
         self._life.wait_idle()
         self._h = None
+        self._call = None
 
     def __del__(self):
         pass
+
+
+def _trace_context(call_handle):
+    c = trace._Ctx()
+    _lib.check(_lib.fn("mesh_call_trace_context")(call_handle, c),
+               prefix="call trace context")
+    return trace.TraceContext(c)
 
 
 class Call:
@@ -146,9 +177,17 @@ class Call:
 
     def __init__(self, handle, mesh):
         self._h = handle
-        self.conn = _BorrowedConn(_lib.fn("mesh_call_conn")(handle), mesh)
-        self.endpoint = _lib.dec(_lib.fn("mesh_call_endpoint")(handle))
-        self.attempt = _lib.fn("mesh_call_attempt")(handle)
+        self.conn = _BorrowedConn(_lib.fn("mesh_call_conn")(handle), mesh,
+                                  handle)
+        self.endpoint = self.conn.endpoint
+        self.attempt = self.conn.attempt
+
+    def trace_context(self):
+        """The TraceContext of this try's span (mesh.try), to send with the
+        request (trace.inject(call.trace_context(), headers))."""
+        if not self._h:
+            raise errors.error_for(errors.ERR_CLOSED, "call has ended")
+        return _trace_context(self._h)
 
     def remaining(self):
         """Seconds left in this try (None: no timeout)."""
@@ -201,13 +240,14 @@ def begin(mesh, service, opts):
 
 def do(mesh, service, fn, opts):
     """mesh_call_do with a Python try function fn(conn) -> (outcome,
-    status).  A MeshError from the connection is handed to the library as
+    status); conn also has .endpoint, .attempt and .trace_context().  A
+    MeshError from the connection is handed to the library as
     its code (resets and timeouts are retried per policy); any other
     exception stops the call and is raised."""
     raised = []
 
     def one_try(call, conn, status_p, _user):
-        c = _BorrowedConn(conn, mesh)
+        c = _BorrowedConn(conn, mesh, call)
         try:
             outcome, status = fn(c)
             status_p[0] = int(status)

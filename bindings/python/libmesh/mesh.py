@@ -75,6 +75,9 @@ class Mesh:
         self._children = weakref.WeakSet()
         self._log_cbs = []  # every callback ever set: the worker may be in one
         self._watches = {}  # watch id -> callback, alive until mesh_free
+        # Callbacks C may still be running (span hooks, the authorizer):
+        # replaced ones too, kept until mesh_free.
+        self._keep = []
         st = _lib.Status()
         out = _lib.Handle()
         if _file is not None:
@@ -127,6 +130,7 @@ class Mesh:
         self._h = None
         self._log_cbs = []  # only now: the worker has stopped
         self._watches = {}
+        self._keep = []
 
     def _enter(self):
         self._life.enter()
@@ -200,7 +204,7 @@ class Mesh:
     # -- connections -------------------------------------------------------
 
     def dial(self, target, timeout=None, peers=None, alpn=None,
-             hash_key=None):
+             hash_key=None, trace_parent=None):
         """Dial a configured service by name, or "host:port" / "[v6]:port",
         over mutual TLS.  Returns a Conn (socket-like).
 
@@ -209,9 +213,11 @@ class Mesh:
         socket.create_connection().  peers: SPIFFE ID patterns the server
         must match (replaces the service's configured peers).  alpn: list of
         protocols or a comma-separated string.  hash_key: bytes/str for
-        ring_hash / maglev balancing."""
+        ring_hash / maglev balancing.  trace_parent: a
+        libmesh.trace.TraceContext (e.g. from trace.extract() of the request
+        being served) under which the dial's spans are opened."""
         from .conn import Conn
-        opts = _DialOpts(timeout, peers, alpn, hash_key)
+        opts = _DialOpts(timeout, peers, alpn, hash_key, trace_parent)
         st = _lib.Status()
         out = _lib.Handle()
         h = self._enter()
@@ -320,7 +326,8 @@ class Mesh:
     def call(self, service, **opts):
         """Begin one try of a call to a configured service (a Call, use it
         as a context manager).  opts: deadline, per_try_timeout,
-        connect_timeout (seconds), max_retries, hedging, hash_key, alpn."""
+        connect_timeout (seconds), max_retries, hedging, hash_key, alpn,
+        subset (a configured subset name), trace_parent (a TraceContext)."""
         from . import call
         return call.begin(self, service, call.CallOptions(**opts))
 
@@ -351,6 +358,79 @@ class Mesh:
             return _lib.fn("mesh_trace_formats")(h)
         finally:
             self._leave()
+
+    def set_span_hooks(self, on_start=None, on_end=None):
+        """Call on_start(span) / on_end(span) (libmesh.trace.Span, a copy)
+        when a sampled span starts / ends, on the thread that starts or ends
+        it (the caller's or the library's worker).  Either may be None;
+        set_span_hooks() with neither removes the hooks.  Exceptions raised
+        by a hook are swallowed.  Spans already running may still report to
+        the hooks this call replaces."""
+        from . import trace
+        start, end = trace.span_hook(on_start), trace.span_hook(on_end)
+        h = self._enter()
+        try:
+            self._keep.extend((start, end))
+            _lib.check(_lib.fn("mesh_set_span_hooks")(h, start, end, None),
+                       prefix="span hooks")
+        finally:
+            self._leave()
+
+    # -- authorization ---------------------------------------------------------
+
+    def authz_check(self, request=None, **attrs):
+        """Check a request against the current policies (CUSTOM providers
+        included).  request: a libmesh.authz.Request, or build one from
+        attrs (conn, principal, source_ip, port, method, path, host,
+        headers).  Returns None when allowed (or dry-run); raises Denied
+        naming the policy otherwise."""
+        from . import authz
+        return authz.check(self, request, attrs)
+
+    def authz_reload(self, config):
+        """Replace the policies without a restart: config is an "authz"
+        section (dict or JSON text).  Validated in full first: on any error
+        (ConfigError naming its JSON path) nothing changes."""
+        from . import authz
+        authz.reload(self, _config_text(config))
+
+    def set_authorizer(self, fn):
+        """Install fn(request, policy) -> bool as the decider of CUSTOM
+        policies with "provider": "callback" (None removes it: such
+        policies then deny).  request is a libmesh.authz.RequestView valid
+        during the call; fn runs on the checking thread, possibly several at
+        once.  An exception or a non-True result denies."""
+        from . import authz
+        authz.set_callback(self, fn)
+
+    def authz_counter(self, name):
+        """A decision counter: "allow", "deny", "conn_deny", "dry_run_deny",
+        "custom_deny", "opa_error", "opa_cache_hit", "audit", "reload",
+        "reload_error"."""
+        from . import authz
+        return authz.counter(self, name)
+
+    # -- HTTP ------------------------------------------------------------------
+
+    def http_call(self, service, method="GET", target="/", headers=None,
+                  body=None, timeout=None):
+        """Send an HTTP/1.1 request to a service by name through the
+        library (routes, faults, the call layer's retries and pooling,
+        trace headers).  Returns a libmesh.http.Response whatever its
+        status (a 5xx after retries is a response too)."""
+        from . import http
+        return http.call(self, service, method, target, headers, body,
+                         timeout)
+
+    def http_serve(self, conn, handler):
+        """Serve HTTP/1.1 requests on an accepted Conn until the peer is
+        done, with the authorization policies enforced per request (403
+        without calling handler when denied).  handler(request) returns a
+        libmesh.http.Response or (status, headers, body) / (status, body).
+        The connection is not closed.  A handler exception is answered 500
+        and the first one re-raised when serving ends."""
+        from . import http
+        http.serve(self, conn, handler)
 
     def metrics_text(self):
         """Every metric of this context in the Prometheus text format."""
@@ -411,15 +491,21 @@ class Mesh:
 class _DialOpts:
     """mesh_dial_opts_t for one dial (NULL when everything is default)."""
 
-    def __init__(self, timeout, peers, alpn, hash_key):
+    def __init__(self, timeout, peers, alpn, hash_key, trace_parent=None):
         self.h = None
-        if timeout is None and not peers and alpn is None and hash_key is None:
+        if (timeout is None and not peers and alpn is None and
+                hash_key is None and trace_parent is None):
             return
         self.h = _lib.fn("mesh_dial_opts_new")()
         if not self.h:
             raise MemoryError("mesh_dial_opts_new")
         try:
             self._set(timeout, peers, alpn, hash_key)
+            if trace_parent is not None:
+                from . import trace
+                _lib.check(_lib.fn("mesh_dial_opts_set_trace_parent")(
+                    self.h, trace.ctx_ptr(trace_parent)),
+                    prefix="trace_parent")
         except BaseException:
             self.free()
             raise

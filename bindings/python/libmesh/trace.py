@@ -46,6 +46,26 @@ _lib.PROTOTYPES.update({
     "mesh_trace_inject": (ctypes.c_int, [_P, ctypes.c_uint, _SETTER,
                                          ctypes.c_void_p]),
     "mesh_trace_formats": (ctypes.c_uint, [_lib.Handle]),
+    # parents given to dials and calls
+    "mesh_dial_opts_set_trace_parent": (ctypes.c_int, [_lib.Handle, _P]),
+    "mesh_call_opts_set_trace_parent": (ctypes.c_int, [_lib.Handle, _P]),
+    "mesh_call_trace_context": (ctypes.c_int, [_lib.Handle, _P]),
+    # spans
+    "mesh_set_span_hooks": (ctypes.c_int, [_lib.Handle, _lib.SPAN_HOOK_FN,
+                                           _lib.SPAN_HOOK_FN,
+                                           ctypes.c_void_p]),
+    "mesh_span_name": (ctypes.c_char_p, [ctypes.c_void_p]),
+    "mesh_span_kind": (ctypes.c_int, [ctypes.c_void_p]),
+    "mesh_span_context": (None, [ctypes.c_void_p, _P]),
+    "mesh_span_start_ns": (ctypes.c_uint64, [ctypes.c_void_p]),
+    "mesh_span_end_ns": (ctypes.c_uint64, [ctypes.c_void_p]),
+    "mesh_span_status": (ctypes.c_int, [ctypes.c_void_p,
+                                        ctypes.POINTER(ctypes.c_char_p)]),
+    "mesh_span_attr_count": (ctypes.c_size_t, [ctypes.c_void_p]),
+    "mesh_span_attr": (ctypes.c_int, [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p),
+        ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_int64),
+        ctypes.POINTER(ctypes.c_double)]),
 })
 
 
@@ -171,3 +191,103 @@ def inject(ctx, headers, formats=ALL):
     _lib.check(_lib.fn("mesh_trace_inject")(ctx._c, formats, _SETTER(put),
                                             None), prefix="trace inject")
     return headers
+
+
+# ---- spans -------------------------------------------------------------------
+
+SPAN_KINDS = {1: "internal", 2: "server", 3: "client"}
+SPAN_STATUSES = ("unset", "ok", "error")
+_ATTR_STRING, _ATTR_INT, _ATTR_BOOL, _ATTR_DOUBLE = 1, 2, 3, 4
+
+
+class Span:
+    """A span the library started or ended, copied out of the hook call
+    (the C span is only borrowed for its duration): name, kind
+    ("internal", "server", "client"), context (a TraceContext: trace_id,
+    span_id and, in parent_span_id, the parent's span id, "" for a root),
+    start_ns / end_ns (Unix nanoseconds; end_ns is 0 while running),
+    status ("unset", "ok", "error"), status_message and attributes (a dict
+    of str, int, bool or float values)."""
+
+    __slots__ = ("name", "kind", "context", "start_ns", "end_ns", "status",
+                 "status_message", "attributes")
+
+    def __init__(self, sp):
+        f = _lib.fn
+        self.name = _lib.dec(f("mesh_span_name")(sp))
+        self.kind = SPAN_KINDS.get(f("mesh_span_kind")(sp), "internal")
+        c = _Ctx()
+        f("mesh_span_context")(sp, c)
+        self.context = TraceContext(c)
+        self.start_ns = f("mesh_span_start_ns")(sp)
+        self.end_ns = f("mesh_span_end_ns")(sp)
+        msg = ctypes.c_char_p()
+        st = f("mesh_span_status")(sp, ctypes.byref(msg))
+        self.status = SPAN_STATUSES[st] if 0 <= st < 3 else "unset"
+        self.status_message = _lib.dec(msg.value)
+        self.attributes = {}
+        key, sv = ctypes.c_char_p(), ctypes.c_char_p()
+        num, dbl = ctypes.c_int64(), ctypes.c_double()
+        for i in range(f("mesh_span_attr_count")(sp)):
+            t = f("mesh_span_attr")(sp, i, ctypes.byref(key),
+                                    ctypes.byref(sv), ctypes.byref(num),
+                                    ctypes.byref(dbl))
+            if t == _ATTR_STRING:
+                v = _lib.dec(sv.value)
+            elif t == _ATTR_INT:
+                v = num.value
+            elif t == _ATTR_BOOL:
+                v = bool(num.value)
+            elif t == _ATTR_DOUBLE:
+                v = dbl.value
+            else:
+                continue
+            self.attributes[_lib.dec(key.value)] = v
+
+    @property
+    def trace_id(self):
+        return self.context.trace_id
+
+    @property
+    def span_id(self):
+        return self.context.span_id
+
+    @property
+    def parent_span_id(self):
+        return self.context.parent_span_id
+
+    @property
+    def duration(self):
+        """Seconds from start to end (None while running)."""
+        if not self.end_ns:
+            return None
+        return (self.end_ns - self.start_ns) / 1e9
+
+    def __repr__(self):
+        return "<Span %s %s trace=%s span=%s parent=%s %s>" % (
+            self.name, self.kind, self.trace_id, self.span_id,
+            self.parent_span_id or "-", self.status)
+
+
+def span_hook(fn):
+    """A C span hook calling fn(Span); exceptions in fn are swallowed
+    (a hook must never unwind into C).  None gives a NULL hook."""
+    if fn is None:
+        return _lib.SPAN_HOOK_FN()
+
+    def hook(sp, _user):
+        try:
+            fn(Span(sp))
+        except Exception:
+            pass
+    return _lib.SPAN_HOOK_FN(hook)
+
+
+def ctx_ptr(ctx):
+    """The mesh_trace_ctx_t of a TraceContext for a C call (None: NULL)."""
+    if ctx is None:
+        return None
+    if not isinstance(ctx, TraceContext):
+        raise TypeError("trace_parent must be a libmesh.trace.TraceContext, "
+                        "not %s" % type(ctx).__name__)
+    return ctypes.byref(ctx._c)

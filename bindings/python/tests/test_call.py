@@ -93,5 +93,42 @@ class TestCall(unittest.TestCase):
         self.assertEqual(cm.exception.code, errors.ERR_UNKNOWN_SERVICE)
 
 
+class TestSubset(unittest.TestCase):
+    """mesh_call_opts_set_subset: a named subset bypasses the split."""
+
+    def test_subset_bypasses_split(self):
+        td = TrustDomain("example.org")
+        self.addCleanup(td.cleanup)
+        servers = {}
+        for v in ("v1", "v2"):
+            m = libmesh.Mesh(meshtest.config(td, "api-" + v))
+            self.addCleanup(m.close)
+            srv = EchoServer(m)
+            self.addCleanup(srv.close)
+            servers[v] = srv
+        client = libmesh.Mesh(meshtest.config(td, "web", services={
+            "api": {"peers": ["spiffe://example.org/api-*"],
+                    "subsets": {"v1": {"version": "v1"},
+                                "v2": {"version": "v2"}},
+                    "split": [{"subset": "v1", "weight": 100},
+                              {"subset": "v2", "weight": 0}],
+                    "discovery": {"type": "static", "endpoints": [
+                        {"address": "127.0.0.1", "port": servers[v].port,
+                         "labels": {"version": v}} for v in servers]}}}))
+        self.addCleanup(client.close)
+        client.wait_discovery("api", 5)
+
+        def who(**opts):
+            with client.call("api", deadline=5, **opts) as c:
+                return c.conn.peer_id
+
+        for _ in range(3):
+            self.assertEqual(who(), "spiffe://example.org/api-v1")
+            self.assertEqual(who(subset="v2"), "spiffe://example.org/api-v2")
+        with self.assertRaises(libmesh.MeshError) as cm:
+            who(subset="v3")
+        self.assertEqual(cm.exception.code, errors.ERR_NOT_FOUND)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,1178 @@
+/* Micro benchmarks 2-6 of docs/benchmarks.md: handshakes, picks, memory,
+ * discovery, tracing (plus the AES-GCM and call-path costs that explain
+ * part 1).  Prints one "name,value" line per figure, each the median of
+ * --runs runs; lines starting with '#' are comments.
+ *
+ *   micro --ca F --server-cert F --server-key F --client-cert F
+ *         --client-key F [--runs 5] [--smoke] [--dns HOST:PORT]
+ *         [--dns-name NAME] [--otlp URL] [--only SECTION,...]
+ *
+ * Sections: memory, handshakes, picks, maglev, discovery, dns, tracing,
+ * call, export, gcm (all by default).
+ *
+ * Linked statically against the library, so it times internal functions
+ * (pickers, snapshot builds, spans) directly.  This program replaces
+ * malloc and friends to count allocations and live heap bytes (usable
+ * size as malloc_usable_size() reports it); memory figures are taken in
+ * forked children so each starts from a quiet heap. */
+#include <dlfcn.h>
+#include <malloc.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ares.h>
+#include <mbedtls/chachapoly.h>
+#include <mbedtls/gcm.h>
+#include <mesh/mesh.h>
+
+#include "core/core.h"
+#include "discovery/discovery.h"
+#include "discovery/endpoint.h"
+#include "lb/lb.h"
+#include "observe/span.h"
+#include "resilience/call.h"
+
+/* ---- counting allocator ---------------------------------------------------- *
+ * Not under a sanitizer: ASan, TSan and MSan own malloc, and replacing it
+ * here would hand their memory to glibc.  Sanitized builds compile micro
+ * (it is part of `make`) but report no allocation or heap figures. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MICRO_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define MICRO_SANITIZED 1
+#endif
+#endif
+
+#ifdef MICRO_SANITIZED
+static _Thread_local long n_allocs = -1;
+static bool heap_accounting;
+static _Atomic long live_bytes;
+#else
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t m);
+extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
+extern void __libc_free(void *p);
+
+/* Allocations are counted per thread (cheap: the timed loops run with the
+ * wrapper in place); live bytes only when `heap_accounting` is on, which
+ * the memory children turn on first thing (a block freed must have been
+ * counted when it was allocated). */
+static _Thread_local long n_allocs;
+static bool heap_accounting;
+static _Atomic long live_bytes; /* usable bytes currently allocated */
+
+static void *counted(void *p) {
+  if (p) {
+    n_allocs++;
+    if (heap_accounting)
+      atomic_fetch_add_explicit(&live_bytes, (long)malloc_usable_size(p),
+                                memory_order_relaxed);
+  }
+  return p;
+}
+
+void *malloc(size_t n) { return counted(__libc_malloc(n)); }
+void *calloc(size_t n, size_t m) { return counted(__libc_calloc(n, m)); }
+void *memalign(size_t a, size_t n) { return counted(__libc_memalign(a, n)); }
+void *aligned_alloc(size_t a, size_t n) { return memalign(a, n); }
+
+int posix_memalign(void **out, size_t a, size_t n) {
+  void *p = memalign(a, n);
+  if (!p)
+    return 12; /* ENOMEM */
+  *out = p;
+  return 0;
+}
+
+void free(void *p) {
+  if (p && heap_accounting)
+    atomic_fetch_sub_explicit(&live_bytes, (long)malloc_usable_size(p),
+                              memory_order_relaxed);
+  __libc_free(p);
+}
+
+void *realloc(void *p, size_t n) {
+  long old = p && heap_accounting ? (long)malloc_usable_size(p) : 0;
+  void *q = __libc_realloc(p, n);
+  if (!q && n > 0)
+    return NULL; /* p untouched */
+  n_allocs++;
+  if (heap_accounting)
+    atomic_fetch_add_explicit(&live_bytes,
+                              (q ? (long)malloc_usable_size(q) : 0) - old,
+                              memory_order_relaxed);
+  return q;
+}
+
+#endif /* MICRO_SANITIZED */
+
+/* Allocations made so far by the calling thread. */
+static long allocs(void) { return n_allocs; }
+static long live(void) { return atomic_load(&live_bytes); }
+
+/* ---- resolver calls, by thread ------------------------------------------------ *
+ * Every way the library could resolve a name: c-ares queries (the DNS
+ * source) and getaddrinfo without AI_NUMERICHOST (a hostname dialed
+ * directly).  Calls on a thread marked as "the caller's" count as
+ * resolutions on the call path. */
+
+static _Thread_local bool on_call_path;
+static _Atomic long dns_call_path, dns_elsewhere;
+
+static void count_dns(void) {
+  atomic_fetch_add(on_call_path ? &dns_call_path : &dns_elsewhere, 1);
+}
+
+typedef void (*query_fn)(ares_channel, const char *, int, int, ares_callback,
+                         void *);
+typedef void (*host_fn)(ares_channel, const char *, int, ares_host_callback,
+                        void *);
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *,
+                      struct addrinfo **);
+typedef struct hostent *(*ghbn_fn)(const char *);
+
+void ares_query(ares_channel ch, const char *name, int dnsclass, int type,
+                ares_callback cb, void *arg) {
+  count_dns();
+  ((query_fn)dlsym(RTLD_NEXT, "ares_query"))(ch, name, dnsclass, type, cb,
+                                             arg);
+}
+
+void ares_search(ares_channel ch, const char *name, int dnsclass, int type,
+                 ares_callback cb, void *arg) {
+  count_dns();
+  ((query_fn)dlsym(RTLD_NEXT, "ares_search"))(ch, name, dnsclass, type, cb,
+                                              arg);
+}
+
+void ares_gethostbyname(ares_channel ch, const char *name, int family,
+                        ares_host_callback cb, void *arg) {
+  count_dns();
+  ((host_fn)dlsym(RTLD_NEXT, "ares_gethostbyname"))(ch, name, family, cb,
+                                                    arg);
+}
+
+int getaddrinfo(const char *node, const char *service,
+                const struct addrinfo *hints, struct addrinfo **res) {
+  if (node && !(hints && (hints->ai_flags & AI_NUMERICHOST)))
+    count_dns();
+  return ((gai_fn)dlsym(RTLD_NEXT, "getaddrinfo"))(node, service, hints, res);
+}
+
+struct hostent *gethostbyname(const char *name) {
+  count_dns();
+  return ((ghbn_fn)dlsym(RTLD_NEXT, "gethostbyname"))(name);
+}
+
+/* ---- options and output -------------------------------------------------------- */
+
+static struct {
+  const char *ca, *srv_cert, *srv_key, *cli_cert, *cli_key;
+  const char *dns, *dns_name, *otlp, *only;
+  int runs;
+  bool smoke;
+} opt = {.runs = 5, .dns_name = "echo.bench"};
+
+#define SERVER_ID "spiffe://bench.local/ns/bench/sa/server"
+#define CLIENT_ID "spiffe://bench.local/ns/bench/sa/client"
+
+static bool want(const char *section) {
+  return !opt.only || strstr(opt.only, section) != NULL;
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: the machine is shared, and time spent
+ * preempted by other processes must not count as the cost of the code. */
+static int64_t thread_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  if (n <= 0)
+    return 0;
+  qsort(v, (size_t)n, sizeof *v, cmp_d);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void emit(const char *name, double v) {
+  printf("%s,%.6g\n", name, v);
+  fflush(stdout);
+}
+
+static void note(const char *s) {
+  printf("# %s\n", s);
+  fflush(stdout);
+}
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kb;
+}
+
+/* Dynamic text buffer for generated configs. */
+typedef struct sbuf {
+  char *p;
+  size_t len, cap;
+} sbuf_t;
+
+static void sb_add(sbuf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void sb_add(sbuf_t *b, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0,
+                      fmt, ap);
+    va_end(ap);
+    if (n < 0)
+      return;
+    if (b->p && b->len + (size_t)n < b->cap) {
+      b->len += (size_t)n;
+      return;
+    }
+    size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+    char *q = realloc(b->p, cap);
+    if (!q)
+      abort();
+    b->p = q;
+    b->cap = cap;
+  }
+}
+
+static void sb_identity(sbuf_t *b, bool server) {
+  sb_add(b, "\"identity\": {\"cert\": \"%s\", \"key\": \"%s\", "
+            "\"bundle\": \"%s\", \"reload_interval_ms\": 0}",
+         server ? opt.srv_cert : opt.cli_cert,
+         server ? opt.srv_key : opt.cli_key, opt.ca);
+}
+
+static mesh_t *ctx_new(const char *json) {
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  if (mesh_new(json, &m, &st) != MESH_OK) {
+    fprintf(stderr, "micro: mesh_new: %s\n", st.message);
+    exit(1);
+  }
+  return m;
+}
+
+/* ---- an in-process mesh server ------------------------------------------------- *
+ * Accepts mTLS connections on one thread.  hold = false closes each one
+ * after its handshake (handshake rate); hold = true keeps them open and
+ * silent, like an idle upstream (pooled connections). */
+
+typedef struct server {
+  mesh_t *m;
+  mesh_listener_t *l;
+  int port;
+  bool hold;
+  _Atomic bool stop;
+  pthread_t th;
+  mesh_conn_t *held[1024];
+  size_t nheld;
+} server_t;
+
+static void *server_main(void *arg) {
+  server_t *s = arg;
+  while (!atomic_load(&s->stop)) {
+    mesh_conn_t *c = NULL;
+    mesh_status_t st;
+    if (mesh_accept(s->l, 100, &c, &st) != MESH_OK)
+      continue;
+    if (s->hold && s->nheld < sizeof s->held / sizeof s->held[0])
+      s->held[s->nheld++] = c;
+    else
+      mesh_conn_close(c);
+  }
+  return NULL;
+}
+
+static server_t *server_start(bool hold) {
+  server_t *s = calloc(1, sizeof *s);
+  sbuf_t b = {0};
+  sb_add(&b, "{\"log\": {\"level\": \"warn\"}, \"name\": \"bench-server\", ");
+  sb_identity(&b, true);
+  sb_add(&b, ", \"inbound\": {\"mode\": \"STRICT\", \"peers\": [\"%s\"]}}",
+         CLIENT_ID);
+  s->m = ctx_new(b.p);
+  free(b.p);
+  mesh_status_t st;
+  if (mesh_listen(s->m, "127.0.0.1:0", &s->l, &st) != MESH_OK) {
+    fprintf(stderr, "micro: mesh_listen: %s\n", st.message);
+    exit(1);
+  }
+  s->port = mesh_listener_port(s->l);
+  s->hold = hold;
+  pthread_create(&s->th, NULL, server_main, s);
+  return s;
+}
+
+static void server_stop(server_t *s) {
+  atomic_store(&s->stop, true);
+  pthread_join(s->th, NULL);
+  for (size_t i = 0; i < s->nheld; i++)
+    mesh_conn_close(s->held[i]);
+  mesh_listener_close(s->l);
+  mesh_free(s->m);
+  free(s);
+}
+
+/* A client context: tracing as given ("" for none), one service "echo"
+ * with the given discovery JSON (NULL: no service). */
+static mesh_t *client_new(const char *extra, const char *discovery) {
+  sbuf_t b = {0};
+  sb_add(&b, "{\"log\": {\"level\": \"warn\"}, \"name\": \"bench-client\", ");
+  sb_identity(&b, false);
+  if (extra && *extra)
+    sb_add(&b, ", %s", extra);
+  if (discovery)
+    sb_add(&b,
+           ", \"services\": {\"echo\": {\"peers\": [\"%s\"], "
+           "\"discovery\": %s, \"lb\": {\"policy\": \"least_request\"}, "
+           "\"pool\": {\"max_idle\": 1024}}}",
+           SERVER_ID, discovery);
+  sb_add(&b, "}");
+  mesh_t *m = ctx_new(b.p);
+  free(b.p);
+  return m;
+}
+
+static char *static_discovery(int port) {
+  sbuf_t b = {0};
+  sb_add(&b, "{\"type\": \"static\", \"endpoints\": [{\"address\": "
+             "\"127.0.0.1\", \"port\": %d}]}", port);
+  return b.p;
+}
+
+/* ---- 2. handshakes ------------------------------------------------------------- */
+
+/* Dial the server over and over for dur seconds.  Returns handshakes per
+ * wall second; *per_cpu gets handshakes per CPU second of the whole
+ * process (client and server sides: what one core does per second);
+ * *resumed the share that resumed. */
+static double handshakes(mesh_t *cli, int port, double dur, double *per_cpu,
+                         double *resumed) {
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", port);
+  mesh_dial_opts_t *o = mesh_dial_opts_new();
+  mesh_dial_opts_add_peer(o, SERVER_ID);
+  long n = 0, nres = 0;
+  int64_t t0 = now_ns(), c0 = cpu_ns(), end = t0 + (int64_t)(dur * 1e9);
+  while (now_ns() < end && n < 1000000) {
+    mesh_conn_t *c = NULL;
+    mesh_status_t st;
+    if (mesh_dial(cli, target, o, &c, &st) != MESH_OK) {
+      fprintf(stderr, "micro: dial: %s\n", st.message);
+      break;
+    }
+    nres += mesh_conn_resumed(c);
+    n++;
+    mesh_conn_close(c);
+  }
+  int64_t t1 = now_ns(), c1 = cpu_ns();
+  mesh_dial_opts_free(o);
+  *per_cpu = c1 > c0 ? (double)n * 1e9 / (double)(c1 - c0) : 0;
+  *resumed = n ? (double)nres / (double)n : 0;
+  return (double)n * 1e9 / (double)(t1 - t0);
+}
+
+static void bench_handshakes(void) {
+  server_t *s = server_start(false);
+  mesh_t *full = client_new("\"tls\": {\"session_cache_size\": 0}", NULL);
+  mesh_t *res = client_new("", NULL);
+  double dur = opt.smoke ? 0.2 : 1.5;
+  double f[16], fc[16], r[16], rc[16], share = 0, x;
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  for (int i = 0; i < runs; i++) {
+    f[i] = handshakes(full, s->port, dur, &fc[i], &x);
+    r[i] = handshakes(res, s->port, dur, &rc[i], &share);
+  }
+  emit("handshakes_full_per_s", median(f, runs));
+  emit("handshakes_full_per_cpu_s", median(fc, runs));
+  emit("handshakes_resumed_per_s", median(r, runs));
+  emit("handshakes_resumed_per_cpu_s", median(rc, runs));
+  emit("handshakes_resumed_share", share);
+  mesh_free(full);
+  mesh_free(res);
+  server_stop(s);
+}
+
+/* ---- 3. picks -------------------------------------------------------------------- */
+
+static const char *const policies[] = {"round_robin", "random",
+                                       "least_request", "peak_ewma",
+                                       "ring_hash", "maglev"};
+#define NPOL 6
+
+/* One service per policy, in an external-loop context (no worker). */
+static mesh_t *pick_ctx(void) {
+  sbuf_t b = {0};
+  sb_add(&b, "{\"log\": {\"level\": \"warn\"}, \"name\": \"picks\", \"worker\": {\"mode\": \"external\"}, "
+             "\"services\": {");
+  for (int i = 0; i < NPOL; i++)
+    sb_add(&b,
+           "%s\"%s\": {\"discovery\": {\"type\": \"static\", \"endpoints\": "
+           "[{\"address\": \"10.0.0.1\", \"port\": 80}]}, "
+           "\"lb\": {\"policy\": \"%s\"}}",
+           i ? ", " : "", policies[i], policies[i]);
+  sb_add(&b, "}}");
+  mesh_t *m = ctx_new(b.p);
+  free(b.p);
+  return m;
+}
+
+/* n endpoints 10.a.b.c:port as a source would report them. */
+typedef struct epset {
+  mesh__ep_t *eps;
+  char (*addr)[20];
+  size_t n;
+} epset_t;
+
+static epset_t epset(size_t n, uint16_t port) {
+  epset_t e = {calloc(n, sizeof *e.eps), calloc(n, sizeof *e.addr), n};
+  for (size_t i = 0; i < n; i++) {
+    snprintf(e.addr[i], sizeof e.addr[i], "10.%zu.%zu.%zu", i / 62500 % 250,
+             i / 250 % 250, i % 250 + 1);
+    e.eps[i] = (mesh__ep_t){.address = e.addr[i], .port = port, .weight = 1,
+                            .health = MESH__HEALTH_HEALTHY};
+  }
+  return e;
+}
+
+static void epset_free(epset_t *e) {
+  free(e->eps);
+  free(e->addr);
+}
+
+static mesh__snapshot_t *snap_for(mesh__service_t *svc, size_t n) {
+  epset_t e = epset(n, 8080);
+  mesh__snapshot_t *s = NULL;
+  if (mesh__snap_build(NULL, e.eps, n, &s) != MESH_OK ||
+      mesh__lb_prepare(svc, s) != MESH_OK) {
+    fprintf(stderr, "micro: snapshot of %zu failed\n", n);
+    exit(1);
+  }
+  epset_free(&e);
+  return s;
+}
+
+typedef struct pick_job {
+  mesh__service_t *svc;
+  mesh__snapshot_t *snap;
+  long iters;
+  bool hash, clock; /* hash key per pick; clock: as the call layer does */
+  pthread_barrier_t *bar;
+  int64_t ns;
+  long fails;
+  uintptr_t sink;
+} pick_job_t;
+
+static void *pick_main(void *arg) {
+  pick_job_t *j = arg;
+  char keys[256][12];
+  for (int i = 0; i < 256; i++)
+    snprintf(keys[i], sizeof keys[i], "k%06d", i * 7919 % 1000000);
+  mesh__lb_rand(); /* lazy per-thread seeding stays out of the window */
+  int64_t fixed = mesh__now_ms();
+  if (j->bar)
+    pthread_barrier_wait(j->bar);
+  int64_t t0 = thread_ns();
+  for (long i = 0; i < j->iters; i++) {
+    mesh__lb_ctx_t ctx = {.now_ms = j->clock ? 0 : fixed};
+    if (j->hash) {
+      ctx.hash_key = keys[i & 255];
+      ctx.hash_key_len = 7;
+    }
+    mesh__host_t *h = NULL;
+    if (mesh__lb_pick(j->svc, j->snap, &ctx, &h) != MESH_OK)
+      j->fails++;
+    j->sink ^= (uintptr_t)h;
+  }
+  j->ns = thread_ns() - t0;
+  return NULL;
+}
+
+/* ns per pick on each of `threads` threads picking at once. */
+static double pick_ns(mesh__service_t *svc, mesh__snapshot_t *s, bool hash,
+                      bool clock, int threads, long iters, long *nalloc) {
+  pick_job_t j[2];
+  pthread_t th[2];
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, (unsigned)threads);
+  for (int t = 0; t < threads; t++)
+    j[t] = (pick_job_t){svc, s, iters, hash, clock,
+                        threads > 1 ? &bar : NULL, 0, 0, 0};
+  long a0 = allocs();
+  if (threads == 1) {
+    pick_main(&j[0]);
+  } else {
+    for (int t = 0; t < threads; t++)
+      pthread_create(&th[t], NULL, pick_main, &j[t]);
+    for (int t = 0; t < threads; t++)
+      pthread_join(th[t], NULL);
+  }
+  /* thread creation allocates its own bookkeeping: count picks only when
+   * single-threaded (the two-thread runs reuse the same code path). */
+  if (threads == 1)
+    *nalloc += allocs() - a0;
+  pthread_barrier_destroy(&bar);
+  double ns = 0;
+  for (int t = 0; t < threads; t++) {
+    if (j[t].fails)
+      fprintf(stderr, "micro: %ld failed picks\n", j[t].fails);
+    ns += (double)j[t].ns / (double)iters;
+  }
+  return ns / threads;
+}
+
+static void bench_picks(void) {
+  mesh_t *m = pick_ctx();
+  static const size_t sizes[] = {10, 100, 1000, 10000};
+  long iters = opt.smoke ? 20000 : 400000;
+  for (int p = 0; p < NPOL; p++) {
+    mesh__service_t *svc = mesh__service_find(m, policies[p]);
+    bool hash = p >= 4;
+    long nalloc = 0;
+    for (size_t k = 0; k < 4; k++) {
+      mesh__snapshot_t *s = snap_for(svc, sizes[k]);
+      for (int threads = 1; threads <= 2; threads++) {
+        double v[16], w[16];
+        int runs = opt.runs > 16 ? 16 : opt.runs;
+        for (int r = 0; r < runs; r++) {
+          v[r] = pick_ns(svc, s, hash, true, threads, iters, &nalloc);
+          w[r] = pick_ns(svc, s, hash, false, threads, iters, &nalloc);
+        }
+        char name[96];
+        snprintf(name, sizeof name, "pick_ns_%s_%zu_%d", policies[p],
+                 sizes[k], threads);
+        emit(name, median(v, runs));
+        snprintf(name, sizeof name, "pick_noclock_ns_%s_%zu_%d", policies[p],
+                 sizes[k], threads);
+        emit(name, median(w, runs));
+      }
+      mesh__snap_release(s);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "pick_allocs_%s", policies[p]);
+    emit(name, (double)nalloc);
+  }
+  /* least request as the call layer brackets it: pick, begin, end */
+  mesh__service_t *svc = mesh__service_find(m, "least_request");
+  mesh__snapshot_t *s = snap_for(svc, 1000);
+  double v[16];
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  for (int r = 0; r < runs; r++) {
+    int64_t t0 = thread_ns();
+    for (long i = 0; i < iters; i++) {
+      mesh__host_t *h = NULL;
+      mesh__lb_pick(svc, s, NULL, &h);
+      mesh__lb_begin(h);
+      mesh__lb_end(h);
+    }
+    v[r] = (double)(thread_ns() - t0) / (double)iters;
+  }
+  emit("pick_begin_end_ns_least_request_1000", median(v, runs));
+  mesh__snap_release(s);
+
+  mesh_free(m);
+}
+
+/* maglev table (65537) for 1,000 hosts: the whole prepare, and the table
+ * build alone. */
+static void bench_maglev(void) {
+  mesh_t *m = pick_ctx();
+  mesh__service_t *svc = mesh__service_find(m, "maglev");
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  epset_t e = epset(1000, 8080);
+  double prep[16], build[16];
+  for (int r = 0; r < runs; r++) {
+    mesh__snapshot_t *ms = NULL;
+    mesh__snap_build(NULL, e.eps, e.n, &ms);
+    int64_t t0 = thread_ns();
+    mesh__lb_prepare(svc, ms);
+    prep[r] = (double)(thread_ns() - t0) / 1e6;
+    mesh__lb_pool_t pool = {.n = (uint32_t)ms->n, .hosts = ms->hosts};
+    double *norm = malloc(ms->n * sizeof *norm);
+    for (size_t i = 0; i < ms->n; i++)
+      norm[i] = 1.0 / (double)ms->n;
+    t0 = thread_ns();
+    mesh__maglev_build(&pool, norm, MESH__LB_MAGLEV_SIZE);
+    build[r] = (double)(thread_ns() - t0) / 1e6;
+    free(pool.table);
+    free(norm);
+    mesh__snap_release(ms);
+  }
+  emit("maglev_build_ms_1000", median(build, runs));
+  emit("maglev_prepare_ms_1000", median(prep, runs));
+  epset_free(&e);
+  mesh_free(m);
+}
+
+/* ---- 4. memory (each figure in a forked child) ----------------------------------- */
+
+typedef void (*child_fn)(int fd);
+
+/* Run fn in a child; it writes "name,value\n" lines to fd, relayed here. */
+static void in_child(child_fn fn) {
+  int pfd[2];
+  if (pipe(pfd) != 0)
+    return;
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pfd[0]);
+    /* only deltas are used, taken around work that frees nothing the
+     * parent allocated */
+    heap_accounting = true;
+    fn(pfd[1]);
+    close(pfd[1]);
+    _exit(0);
+  }
+  close(pfd[1]);
+  FILE *f = fdopen(pfd[0], "r");
+  char line[256];
+  while (f && fgets(line, sizeof line, f)) {
+    fputs(line, stdout);
+    fflush(stdout);
+  }
+  if (f)
+    fclose(f);
+  int status;
+  waitpid(pid, &status, 0);
+}
+
+static void put(int fd, const char *name, double v) {
+  dprintf(fd, "%s,%.6g\n", name, v);
+}
+
+/* Context with one service of n static endpoints (least_request). */
+static char *endpoints_config(size_t n, size_t nsvc) {
+  sbuf_t b = {0};
+  sb_add(&b, "{\"log\": {\"level\": \"warn\"}, \"name\": \"mem\", ");
+  sb_identity(&b, false);
+  sb_add(&b, ", \"services\": {");
+  for (size_t s = 0; s < nsvc; s++) {
+    sb_add(&b, "%s\"svc%zu\": {\"peers\": [\"%s\"], \"discovery\": "
+               "{\"type\": \"static\", \"endpoints\": [",
+           s ? ", " : "", s, SERVER_ID);
+    for (size_t i = 0; i < n; i++)
+      sb_add(&b, "%s{\"address\": \"10.%zu.%zu.%zu\", \"port\": 8080}",
+             i ? ", " : "", i / 62500 % 250, i / 250 % 250, i % 250 + 1);
+    sb_add(&b, "]}, \"lb\": {\"policy\": \"least_request\"}}");
+  }
+  sb_add(&b, "}}");
+  return b.p;
+}
+
+/* Heap bytes and RSS (KiB) a context of that config holds, with its
+ * discovery settled; the config text is freed before measuring. */
+static void ctx_cost(size_t n, size_t nsvc, long *heap, long *rss) {
+  char *json = endpoints_config(n, nsvc);
+  long h0 = live(), r0 = rss_kib();
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  if (mesh_new(json, &m, &st) != MESH_OK) {
+    fprintf(stderr, "micro: mesh_new: %s\n", st.message);
+    exit(1);
+  }
+  free(json);
+  mesh_discovery_wait(m, "svc0", 5000, NULL);
+  usleep(50000);
+  *heap = live() - h0;
+  *rss = rss_kib() - r0;
+  mesh_free(m);
+}
+
+static void child_base(int fd) {
+  /* warm-up: the libraries' one-time allocations (PSA, c-ares, curl) */
+  long h, r;
+  ctx_cost(1, 1, &h, &r);
+  long rss0 = rss_kib();
+  long h1, r1, h2, r2;
+  ctx_cost(1000, 1, &h1, &r1);
+  put(fd, "rss_base_kib", (double)r1);
+  put(fd, "heap_base_kib", (double)h1 / 1024.0);
+  put(fd, "rss_process_kib", (double)(rss0 + r1));
+  ctx_cost(2000, 1, &h2, &r2);
+  put(fd, "bytes_per_endpoint_static", (double)(h2 - h1) / 1000.0);
+  ctx_cost(1, 1, &h1, &r1);
+  ctx_cost(1, 101, &h2, &r2);
+  put(fd, "bytes_per_service", (double)(h2 - h1) / 100.0);
+}
+
+/* Hosts, snapshot and picker state per endpoint, as a discovery update
+ * leaves them (no config text involved). */
+static void child_endpoints(int fd) {
+  mesh_t *m = pick_ctx();
+  mesh__service_t *svc = mesh__service_find(m, "least_request");
+  epset_t one = epset(1, 9000), big = epset(10000, 8080);
+  mesh__disc_apply(svc->disc, one.eps, one.n);
+  long h0 = live();
+  mesh__disc_apply(svc->disc, big.eps, big.n);
+  long h1 = live();
+  put(fd, "bytes_per_endpoint", (double)(h1 - h0) / 9999.0);
+  put(fd, "sizeof_host", (double)sizeof(mesh__host_t));
+  epset_free(&one);
+  epset_free(&big);
+  mesh_free(m);
+}
+
+/* Idle pooled mTLS connections: the server runs in another process so
+ * only the client's side is counted. */
+static void child_conns(int fd) {
+  int pfd[2];
+  if (pipe(pfd) != 0)
+    return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    server_t *s = server_start(true);
+    dprintf(pfd[1], "%d\n", s->port);
+    for (int i = 0; i < 600; i++) /* bounded: 60 s; killed before that */
+      usleep(100000);
+    _exit(0);
+  }
+  char buf[32] = "";
+  ssize_t r = read(pfd[0], buf, sizeof buf - 1);
+  int port = r > 0 ? atoi(buf) : 0;
+  char *disc = static_discovery(port);
+  mesh_t *m = client_new("", disc);
+  free(disc);
+  enum { K = 64 };
+  mesh_call_t *calls[K + 1];
+  mesh_status_t st;
+  /* one call first: TLS config, pools and metric series exist */
+  if (mesh_call_begin(m, "echo", NULL, &calls[0], &st) != MESH_OK) {
+    fprintf(stderr, "micro: call: %s\n", st.message);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return;
+  }
+  mesh_call_end(calls[0], MESH_CALL_OK, 0);
+  usleep(50000);
+  long h0 = live(), r0 = rss_kib();
+  int got = 0;
+  for (int i = 0; i <= K; i++) {
+    if (mesh_call_begin(m, "echo", NULL, &calls[i], &st) != MESH_OK)
+      break;
+    got++;
+  }
+  for (int i = 0; i < got; i++)
+    mesh_call_end(calls[i], MESH_CALL_OK, 0);
+  long h1 = live(), r1 = rss_kib();
+  if (got == K + 1) {
+    put(fd, "bytes_per_idle_conn", (double)(h1 - h0) / K);
+    put(fd, "rss_per_idle_conn_kib", (double)(r1 - r0) / K);
+  }
+  mesh_free(m);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+static void bench_memory(void) {
+  in_child(child_base);
+  in_child(child_endpoints);
+  in_child(child_conns);
+}
+
+/* ---- 5. discovery --------------------------------------------------------------- */
+
+static double apply_ms(mesh__disc_svc_t *d, const epset_t *e) {
+  int64_t t0 = thread_ns();
+  if (mesh__disc_apply(d, e->eps, e->n) != MESH_OK)
+    fprintf(stderr, "micro: apply failed\n");
+  return (double)(thread_ns() - t0) / 1e6;
+}
+
+static void bench_discovery(void) {
+  mesh_t *m = pick_ctx();
+  mesh__service_t *svc = mesh__service_find(m, "least_request");
+  mesh__service_t *rr = mesh__service_find(m, "round_robin");
+  epset_t a = epset(10000, 8080), b = epset(10000, 8081),
+          a1 = epset(10000, 8080);
+  a1.eps[5000].weight = 2; /* one endpoint changed */
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  double full[16], incr[16], same[16], rrfull[16];
+  for (int r = 0; r < runs; r++) {
+    apply_ms(svc->disc, &b);
+    full[r] = apply_ms(svc->disc, &a);   /* every endpoint new */
+    incr[r] = apply_ms(svc->disc, &a1);  /* one of 10,000 changed */
+    same[r] = apply_ms(svc->disc, &a1);  /* nothing changed */
+    apply_ms(rr->disc, &b);
+    rrfull[r] = apply_ms(rr->disc, &a);
+  }
+  emit("discovery_update_ms_10000", median(full, runs));
+  emit("discovery_update_us_per_endpoint", median(full, runs) * 1000 / 1e4);
+  emit("discovery_update_one_changed_ms_10000", median(incr, runs));
+  emit("discovery_update_unchanged_ms_10000", median(same, runs));
+  emit("discovery_update_rr_ms_10000", median(rrfull, runs));
+
+  /* the file source's share: parse and validate 10,000 endpoints */
+  sbuf_t j = {0};
+  sb_add(&j, "[");
+  for (size_t i = 0; i < 10000; i++)
+    sb_add(&j, "%s{\"address\": \"%s\", \"port\": 8080}", i ? ", " : "",
+           a.addr[i]);
+  sb_add(&j, "]");
+  double parse[16];
+  for (int r = 0; r < runs; r++) {
+    int64_t t0 = thread_ns();
+    cJSON *arr = cJSON_Parse(j.p);
+    mesh__cfg_t c = {0};
+    mesh__ep_t *eps = NULL;
+    size_t n = 0;
+    mesh__ep_parse_list(&c, arr, "endpoints", &eps, &n);
+    parse[r] = (double)(thread_ns() - t0) / 1e6;
+    free(eps);
+    cJSON_Delete(arr);
+  }
+  emit("discovery_parse_ms_10000", median(parse, runs));
+  free(j.p);
+  epset_free(&a);
+  epset_free(&b);
+  epset_free(&a1);
+  mesh_free(m);
+}
+
+/* DNS is resolved by the worker, never by a call: calls to a DNS-discovered
+ * service while the worker re-resolves; resolver calls are counted by
+ * thread. */
+static void bench_dns(void) {
+  if (!opt.dns)
+    return;
+  server_t *s = server_start(true);
+  sbuf_t b = {0};
+  sb_add(&b, "{\"type\": \"dns\", \"name\": \"%s\", \"port\": %d, "
+             "\"servers\": [\"%s\"], \"min_ttl_ms\": 100}",
+         opt.dns_name, s->port, opt.dns);
+  mesh_t *m = client_new("", b.p);
+  free(b.p);
+  mesh_status_t st;
+  if (mesh_discovery_wait(m, "echo", 5000, &st) != MESH_OK) {
+    fprintf(stderr, "micro: DNS discovery: %s\n", st.message);
+    mesh_free(m);
+    server_stop(s);
+    return;
+  }
+  long bg0 = atomic_load(&dns_elsewhere);
+  on_call_path = true;
+  long calls = 0, failed = 0;
+  int64_t end = now_ns() + (opt.smoke ? 1500000000LL : 3000000000LL);
+  while (now_ns() < end && calls < 100000000) {
+    mesh_call_t *c;
+    if (mesh_call_begin(m, "echo", NULL, &c, &st) != MESH_OK) {
+      failed++;
+      continue;
+    }
+    mesh_call_end(c, MESH_CALL_OK, 0);
+    calls++;
+  }
+  on_call_path = false;
+  emit("dns_calls", (double)calls);
+  emit("dns_failed_calls", (double)failed);
+  emit("dns_lookups_on_call_path", (double)atomic_load(&dns_call_path));
+  emit("dns_queries_by_worker", (double)(atomic_load(&dns_elsewhere) - bg0));
+  mesh_free(m);
+  server_stop(s);
+}
+
+/* ---- 6. tracing -------------------------------------------------------------------- */
+
+static void noop_hook(const mesh_span_t *s, void *user) {
+  (void)s;
+  (void)user;
+}
+
+static double spans(mesh_t *m, long iters, long *nalloc) {
+  long a0 = allocs();
+  int64_t t0 = thread_ns();
+  for (long i = 0; i < iters; i++) {
+    mesh__span_t sp;
+    mesh__span_start(m, &sp, "mesh.call", MESH_SPAN_CLIENT, NULL, NULL);
+    mesh__span_end(&sp);
+  }
+  double ns = (double)(thread_ns() - t0) / (double)iters;
+  *nalloc = allocs() - a0;
+  return ns;
+}
+
+static void bench_tracing(void) {
+  mesh_t *off = ctx_new("{\"log\": {\"level\": \"warn\"}, \"name\": \"t\", \"tracing\": "
+                        "{\"sampler\": \"always_off\"}}");
+  mesh_t *on = ctx_new("{\"log\": {\"level\": \"warn\"}, \"name\": \"t\", \"tracing\": "
+                       "{\"sampler\": \"always_on\"}}");
+  mesh_set_span_hooks(on, NULL, noop_hook, NULL);
+  long iters = opt.smoke ? 100000 : 2000000;
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  double u[16], s[16], p[16];
+  long ua = 0, sa = 0;
+  spans(off, 1000, &ua); /* per-thread RNG seeding */
+  for (int r = 0; r < runs; r++) {
+    u[r] = spans(off, iters, &ua);
+    s[r] = spans(on, iters / 10, &sa);
+  }
+  emit("span_unsampled_ns", median(u, runs));
+  emit("span_unsampled_allocs", (double)ua / (double)iters);
+  emit("span_sampled_recorded_ns", median(s, runs));
+  emit("span_sampled_allocs", (double)sa / (double)(iters / 10));
+  static const char tp[] =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  mesh_trace_ctx_t ctx;
+  long fails = 0;
+  for (int r = 0; r < runs; r++) {
+    int64_t t0 = thread_ns();
+    for (long i = 0; i < iters; i++)
+      fails += mesh_traceparent_parse(tp, sizeof tp - 1, &ctx) != MESH_OK;
+    p[r] = (double)(thread_ns() - t0) / (double)iters;
+  }
+  if (fails)
+    fprintf(stderr, "micro: traceparent parse failed\n");
+  emit("traceparent_parse_ns", median(p, runs));
+  mesh_free(off);
+  mesh_free(on);
+}
+
+/* ---- the call path without I/O, and AES-GCM per byte --------------------------------- */
+
+/* begin + end of a call on a pooled connection, no bytes moved. */
+static double call_ns(mesh_t *m, long iters) {
+  mesh_status_t st;
+  int64_t t0 = thread_ns();
+  for (long i = 0; i < iters; i++) {
+    mesh_call_t *c;
+    if (mesh_call_begin(m, "echo", NULL, &c, &st) != MESH_OK) {
+      fprintf(stderr, "micro: call: %s\n", st.message);
+      return 0;
+    }
+    mesh_call_end(c, MESH_CALL_OK, 0);
+  }
+  return (double)(thread_ns() - t0) / (double)iters;
+}
+
+/* A counter's total over all its series in the context's metrics text. */
+static double metric_total(mesh_t *m, const char *name) {
+  size_t need = 0;
+  mesh_metrics_text(m, NULL, 0, &need);
+  char *buf = malloc(need + 1);
+  double sum = 0;
+  size_t nl = strlen(name);
+  if (buf && mesh_metrics_text(m, buf, need + 1, NULL) >= 0) {
+    for (char *line = buf; line && *line;) {
+      char *next = strchr(line, '\n');
+      if (strncmp(line, name, nl) == 0 && (line[nl] == '{' || line[nl] == ' ')) {
+        char *sp = next ? next : line + strlen(line);
+        while (sp > line && sp[-1] != ' ')
+          sp--;
+        sum += strtod(sp, NULL);
+      }
+      line = next ? next + 1 : NULL;
+    }
+  }
+  free(buf);
+  return sum;
+}
+
+/* The export's own CPU: calls with every span exported over OTLP/HTTP to
+ * the sink; what the process spends beyond the calling thread's CPU, until
+ * the collector has every span, is the exporter's (JSON, libcurl, socket)
+ * on the worker thread. */
+static void bench_export(void) {
+  if (!opt.otlp)
+    return;
+  server_t *srv = server_start(true);
+  char *disc = static_discovery(srv->port);
+  sbuf_t t = {0};
+  sb_add(&t, "\"tracing\": {\"sampler\": \"always_on\", \"otlp\": "
+             "{\"endpoint\": \"%s\"}, \"batch\": {\"queue_size\": 1048576}}",
+         opt.otlp);
+  mesh_t *m = client_new(t.p, disc);
+  free(t.p);
+  long calls = opt.smoke ? 2000 : 20000;
+  call_ns(m, 100); /* connection up, metric series made */
+  double base = metric_total(m, "mesh_trace_export_spans_total");
+  int64_t p0 = cpu_ns(), t0 = thread_ns();
+  double per_call = call_ns(m, calls);
+  int64_t t1 = thread_ns();
+  double want = base + 2.0 * (double)calls, got = base;
+  for (int i = 0; i < 1000 && got < want; i++) { /* bounded: 10 s */
+    usleep(10000);
+    got = metric_total(m, "mesh_trace_export_spans_total");
+  }
+  int64_t p1 = cpu_ns();
+  double spans = got - base;
+  emit("call_begin_end_exported_ns", per_call);
+  emit("export_spans", spans);
+  emit("export_dropped_spans",
+       metric_total(m, "mesh_trace_export_dropped_spans_total"));
+  /* 100 polls of the metrics text cost a little too: left in, small */
+  emit("export_cpu_ns_per_span",
+       spans > 0 ? (double)((p1 - p0) - (t1 - t0)) / spans : 0);
+  mesh_free(m);
+  free(disc);
+  server_stop(srv);
+}
+
+static void bench_call(void) {
+  server_t *s = server_start(true);
+  char *disc = static_discovery(s->port);
+  mesh_t *plain = client_new("\"tracing\": {\"sampler\": \"always_off\"}",
+                             disc);
+  mesh_t *traced = client_new("\"tracing\": {\"sampler\": \"always_on\"}",
+                              disc);
+  mesh_set_span_hooks(traced, NULL, noop_hook, NULL);
+  long iters = opt.smoke ? 2000 : 50000;
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  double a[16], b[16];
+  call_ns(plain, 100);
+  call_ns(traced, 100);
+  for (int r = 0; r < runs; r++) {
+    a[r] = call_ns(plain, iters);
+    b[r] = call_ns(traced, iters);
+  }
+  emit("call_begin_end_ns", median(a, runs));
+  emit("call_begin_end_traced_ns", median(b, runs));
+  mesh_free(plain);
+  mesh_free(traced);
+  free(disc);
+  server_stop(s);
+}
+
+static void bench_gcm(void) {
+  mbedtls_gcm_context g;
+  mbedtls_gcm_init(&g);
+  unsigned char key[16] = {1}, iv[12] = {2}, tag[16];
+  static unsigned char in[16384], out[16384];
+  mbedtls_gcm_setkey(&g, MBEDTLS_CIPHER_ID_AES, key, 128);
+  static const size_t lens[] = {1024, 16384};
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  for (int k = 0; k < 2; k++) {
+    double v[16];
+    long iters = (opt.smoke ? 2000000L : 40000000L) / (long)lens[k];
+    for (int r = 0; r < runs; r++) {
+      int64_t t0 = thread_ns();
+      for (long i = 0; i < iters; i++)
+        mbedtls_gcm_crypt_and_tag(&g, MBEDTLS_GCM_ENCRYPT, lens[k], iv,
+                                  sizeof iv, NULL, 0, in, out, sizeof tag,
+                                  tag);
+      double s = (double)(thread_ns() - t0) / 1e9;
+      v[r] = (double)lens[k] * (double)iters / s / 1e6;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "mbedtls_aes128gcm_mb_per_s_%zu", lens[k]);
+    emit(name, median(v, runs));
+  }
+  mbedtls_gcm_free(&g);
+  /* the third suite libmesh offers, for comparison */
+  mbedtls_chachapoly_context cp;
+  mbedtls_chachapoly_init(&cp);
+  unsigned char key32[32] = {1};
+  mbedtls_chachapoly_setkey(&cp, key32);
+  double v[16];
+  long iters = (opt.smoke ? 2000000L : 40000000L) / 1024;
+  for (int r = 0; r < runs; r++) {
+    int64_t t0 = thread_ns();
+    for (long i = 0; i < iters; i++)
+      mbedtls_chachapoly_encrypt_and_tag(&cp, 1024, iv, NULL, 0, in, out, tag);
+    double s = (double)(thread_ns() - t0) / 1e9;
+    v[r] = 1024.0 * (double)iters / s / 1e6;
+  }
+  emit("mbedtls_chachapoly_mb_per_s_1024", median(v, runs));
+  mbedtls_chachapoly_free(&cp);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(k, "--smoke")) {
+      opt.smoke = true;
+      continue;
+    }
+    if (!v) {
+      fprintf(stderr, "micro: %s needs a value\n", k);
+      return 2;
+    }
+    i++;
+    if (!strcmp(k, "--ca")) opt.ca = v;
+    else if (!strcmp(k, "--server-cert")) opt.srv_cert = v;
+    else if (!strcmp(k, "--server-key")) opt.srv_key = v;
+    else if (!strcmp(k, "--client-cert")) opt.cli_cert = v;
+    else if (!strcmp(k, "--client-key")) opt.cli_key = v;
+    else if (!strcmp(k, "--runs")) opt.runs = atoi(v);
+    else if (!strcmp(k, "--dns")) opt.dns = v;
+    else if (!strcmp(k, "--dns-name")) opt.dns_name = v;
+    else if (!strcmp(k, "--otlp")) opt.otlp = v;
+    else if (!strcmp(k, "--only")) opt.only = v;
+    else {
+      fprintf(stderr, "micro: unknown option %s\n", k);
+      return 2;
+    }
+  }
+  if (!opt.ca || !opt.srv_cert || !opt.srv_key || !opt.cli_cert ||
+      !opt.cli_key || opt.runs < 1) {
+    fprintf(stderr, "micro: --ca, --server-cert, --server-key, "
+                    "--client-cert and --client-key are required\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  /* memory first: children fork from a process with no threads yet */
+  if (want("memory"))
+    bench_memory();
+  if (want("handshakes"))
+    bench_handshakes();
+  if (want("picks"))
+    bench_picks();
+  if (want("maglev"))
+    bench_maglev();
+  if (want("discovery"))
+    bench_discovery();
+  if (want("dns"))
+    bench_dns();
+  if (want("tracing"))
+    bench_tracing();
+  if (want("call"))
+    bench_call();
+  if (want("export"))
+    bench_export();
+  if (want("gcm"))
+    bench_gcm();
+  note("done");
+  return 0;
+}
