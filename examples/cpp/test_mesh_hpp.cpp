@@ -320,11 +320,11 @@ static void test_authz() {
       },
       MESH_ERR_DENIED, "deny-dev-post");
   mesh::AuthzRequest r;
-  r.principal(dev).source_ip("10.0.0.7").port(8443).http("GET",
+  r.principal(dev).source_ip("127.0.0.7").port(8443).http("GET",
                                                           "/t//x/../y?q", "h");
   r.header("X-Tenant", "acme");
   CHECK(r.principal() == dev && r.ns() == "dev");
-  CHECK(r.source_ip() == "10.0.0.7" && r.port() == 8443);
+  CHECK(r.source_ip() == "127.0.0.7" && r.port() == 8443);
   CHECK(r.path() == std::optional<std::string>("/t/y"));
   CHECK(r.header("x-tenant") == std::optional<std::string>("acme"));
   CHECK(!mesh::AuthzRequest().method());
