@@ -32,11 +32,14 @@ int baretls_conf_init(baretls_conf_t *c, int server, const char *ca,
                                  (const unsigned char *)"bench", 5);
   if (rc)
     return fail("drbg", rc);
-  if ((rc = mbedtls_x509_crt_parse_file(&c->ca, ca)) != 0)
+  rc = mbedtls_x509_crt_parse_file(&c->ca, ca);
+  if (rc != 0)
     return fail(ca, rc);
-  if ((rc = mbedtls_x509_crt_parse_file(&c->crt, crt)) != 0)
+  rc = mbedtls_x509_crt_parse_file(&c->crt, crt);
+  if (rc != 0)
     return fail(crt, rc);
-  if ((rc = mbedtls_pk_parse_keyfile(&c->key, key, NULL)) != 0)
+  rc = mbedtls_pk_parse_keyfile(&c->key, key, NULL);
+  if (rc != 0)
     return fail(key, rc);
   rc = mbedtls_ssl_config_defaults(
       &c->conf, server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
@@ -49,7 +52,8 @@ int baretls_conf_init(baretls_conf_t *c, int server, const char *ca,
   mbedtls_ssl_conf_ciphersuites(&c->conf, suites);
   mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                MBEDTLS_SSL_MINOR_VERSION_3);
-  if ((rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->crt, &c->key)) != 0)
+  rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->crt, &c->key);
+  if (rc != 0)
     return fail("own cert", rc);
   if (server) {
     rc = mbedtls_ssl_ticket_setup(&c->ticket, mbedtls_ctr_drbg_random,
@@ -83,7 +87,8 @@ int baretls_open(baretls_t *t, baretls_conf_t *c, int fd,
                       NULL);
   if (saved && saved->ciphersuite)
     mbedtls_ssl_set_session(&t->ssl, saved);
-  while ((rc = mbedtls_ssl_handshake(&t->ssl)) != 0) {
+  for (rc = mbedtls_ssl_handshake(&t->ssl); rc != 0;
+       rc = mbedtls_ssl_handshake(&t->ssl)) {
     if (rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE)
       return fail("handshake", rc);
   }

@@ -227,7 +227,13 @@ def section_rr(L, rows, a, out):
              "CPU per request sums every process of the configuration: the "
              "client (loadgen with the library, `getrusage`), the server and, "
              "for D, both proxies (`/proc/PID/stat`, 10 ms ticks). The trace "
-             "collector of C is not counted.\n")
+             "collector of C is not counted. The load generator runs with a "
+             "1 ns timer slack (the default 50 µs would be added to every "
+             "scheduled send), and while part 1 runs, one `SCHED_IDLE` "
+             "spinner per core keeps the cores out of idle: on this VM a "
+             "wake-up from idle costs tens of µs, more than the "
+             "configurations differ by, and how often it happens would "
+             "depend on what else runs on the machine.\n")
     rn = [float(r["runnable_before"]) for v in rows.values() for r in v
           if r.get("runnable_before") not in (None, "")]
     if rn:
