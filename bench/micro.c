@@ -449,7 +449,7 @@ static mesh_t *pick_ctx(void) {
   for (int i = 0; i < NPOL; i++)
     sb_add(&b,
            "%s\"%s\": {\"discovery\": {\"type\": \"static\", \"endpoints\": "
-           "[{\"address\": \"10.0.0.1\", \"port\": 80}]}, "
+           "[{\"address\": \"127.0.1.1\", \"port\": 80}]}, "
            "\"lb\": {\"policy\": \"%s\"}}",
            i ? ", " : "", policies[i], policies[i]);
   sb_add(&b, "}}");
