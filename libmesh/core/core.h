@@ -249,10 +249,22 @@ struct mesh_dial_opts {
   const char *service;
 };
 
-/** Dial a configured service by name: pick, pool, breakers, then TLS.
- *  Implemented by the call layer (resilience/). */
-int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
-                       const mesh_dial_opts_t *opts, mesh_conn_t **out,
-                       mesh_status_t *st);
+/* The one set of validators behind mesh_dial_opts_* and mesh_call_opts_*
+ * (core/opts.c): same input, same verdict.  Each returns MESH_OK,
+ * MESH_ERR_INVALID_ARG (o NULL or the value out of its rule) or
+ * MESH_ERR_NOMEM; on error o is unchanged. */
+#define MESH__ALPN_MAX 8       /* names in one ALPN list */
+#define MESH__HASH_KEY_MAX 1024 /* bytes of a hash-balancing key */
+/** alpn: 1..MESH__ALPN_MAX comma-separated names of 1..255 bytes; NULL
+ *  resets to the config's list.  Copied. */
+int mesh__opts_set_alpn(mesh_dial_opts_t *o, const char *alpn);
+/** key: 0..MESH__HASH_KEY_MAX bytes (NULL only with len 0).  Copied. */
+int mesh__opts_set_hash_key(mesh_dial_opts_t *o, const void *key,
+                            size_t len);
+/** ctx copied (all-zero ids keep only the sampling decision); NULL clears. */
+int mesh__opts_set_trace_parent(mesh_dial_opts_t *o,
+                                const mesh_trace_ctx_t *ctx);
+/** Free what o owns (peers, alpn, hash key), not o itself. */
+void mesh__opts_fini(mesh_dial_opts_t *o);
 
 #endif /* MESH_CORE_CORE_H */

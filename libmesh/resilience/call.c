@@ -1,8 +1,8 @@
 /* The call layer: a call to a configured service is pick (lb), a pooled or
  * new mTLS connection (tls), breakers, and at the end the outcome reported
  * to the picker (active requests, EWMA), outlier detection and breakers.
- * The retry helpers (retry_do.c) and mesh_dial() of a service build on the
- * same acquisition path. */
+ * The retry helpers (calldo.c, hedge.c) and mesh_dial() of a service
+ * (dial.c) build on the same acquisition path. */
 #include "resilience/call.h"
 #include "discovery/discovery.h"
 #include "observe/metrics.h"
@@ -44,122 +44,6 @@ mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
   return expected;
 }
 
-/* ---- options ------------------------------------------------------------------- */
-
-/* Everything from the service's config. */
-static void opts_defaults(mesh_call_opts_t *o) {
-  memset(o, 0, sizeof *o);
-  o->deadline_ms = -1;
-  o->per_try_ms = -1;
-  o->connect_ms = -1;
-  o->max_retries = -1;
-  o->hedging = 1;
-}
-
-mesh_call_opts_t *mesh_call_opts_new(void) {
-  mesh_call_opts_t *o = malloc(sizeof *o);
-  if (!o)
-    return NULL;
-  opts_defaults(o);
-  return o;
-}
-
-void mesh_call_opts_free(mesh_call_opts_t *o) {
-  if (!o)
-    return;
-  free(o->hash_key);
-  free(o->alpn);
-  free(o->subset);
-  free(o);
-}
-
-int mesh_call_opts_set_subset(mesh_call_opts_t *o, const char *subset) {
-  if (!o)
-    return MESH_ERR_INVALID_ARG;
-  char *s = NULL;
-  if (subset) {
-    s = strdup(subset);
-    if (!s)
-      return MESH_ERR_NOMEM;
-  }
-  free(o->subset);
-  o->subset = s;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_hash_key(mesh_call_opts_t *o, const void *key,
-                                size_t len) {
-  if (!o || (!key && len) || len > 1024)
-    return MESH_ERR_INVALID_ARG;
-  void *k = NULL;
-  if (len) {
-    k = malloc(len);
-    if (!k)
-      return MESH_ERR_NOMEM;
-    memcpy(k, key, len);
-  }
-  free(o->hash_key);
-  o->hash_key = k;
-  o->hash_key_len = len;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_deadline(mesh_call_opts_t *o, int timeout_ms) {
-  if (!o || timeout_ms < 0)
-    return MESH_ERR_INVALID_ARG;
-  o->deadline_ms = timeout_ms;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_per_try_timeout(mesh_call_opts_t *o, int timeout_ms) {
-  if (!o || timeout_ms < 0)
-    return MESH_ERR_INVALID_ARG;
-  o->per_try_ms = timeout_ms;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_connect_timeout(mesh_call_opts_t *o, int timeout_ms) {
-  if (!o || timeout_ms <= 0)
-    return MESH_ERR_INVALID_ARG;
-  o->connect_ms = timeout_ms;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_max_retries(mesh_call_opts_t *o, int retries) {
-  if (!o || retries < 0 || retries > 100)
-    return MESH_ERR_INVALID_ARG;
-  o->max_retries = retries;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on) {
-  if (!o)
-    return MESH_ERR_INVALID_ARG;
-  o->hedging = on ? 1 : 0;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
-                                    const mesh_trace_ctx_t *ctx) {
-  if (!o)
-    return MESH_ERR_INVALID_ARG;
-  o->has_parent = ctx != NULL;
-  if (ctx)
-    o->parent = *ctx;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_alpn(mesh_call_opts_t *o, const char *alpn) {
-  if (!o || !alpn || !*alpn || strlen(alpn) > 255)
-    return MESH_ERR_INVALID_ARG;
-  char *a = strdup(alpn);
-  if (!a)
-    return MESH_ERR_NOMEM;
-  free(o->alpn);
-  o->alpn = a;
-  return MESH_OK;
-}
-
 /* ---- the logical call ---------------------------------------------------------- */
 
 int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
@@ -191,16 +75,16 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
                                             : c->retry.num_retries;
   x->hedge = c->hedge.enabled && (!o || o->hedging);
   if (o) {
-    x->hash_key = o->hash_key;
-    x->hash_key_len = o->hash_key_len;
-    x->alpn = o->alpn;
+    x->hash_key = o->conn.hash_key;
+    x->hash_key_len = o->conn.hash_key_len;
+    x->alpn = o->conn.alpn;
     x->subset = o->subset;
   }
   x->last_rc = MESH_OK;
-  if (o && o->has_parent)
-    x->parent = o->parent;
+  if (o && o->conn.has_parent)
+    x->parent = o->conn.parent;
   mesh__span_start(m, &x->span, "mesh.call", MESH_SPAN_CLIENT, NULL,
-                   o && o->has_parent ? &x->parent : NULL);
+                   o && o->conn.has_parent ? &x->parent : NULL);
   mesh__span_attr_str(&x->span, MESH__ATTR_SERVICE, svc->name);
   return MESH_OK;
 }
@@ -334,7 +218,7 @@ static void try_span_start(mesh_call_t *c) {
   }
 }
 
-static void try_release(mesh_call_t *c) {
+void mesh__call_release(mesh_call_t *c) {
   mesh__res_svc_t *rs = c->x->rs;
   if (c->holds_request)
     mesh__breaker_give(&rs->br.requests);
@@ -485,7 +369,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
   mesh__res_svc_t *rs = x->rs;
   int rc = pick(c, st);
   if (rc != MESH_OK) {
-    try_release(c);
+    mesh__call_release(c);
     return rc;
   }
   bool may_pool = rs->cfg.pool.max_idle > 0 && !x->alpn &&
@@ -506,7 +390,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
      * another one. */
     if (mesh__call_host_fault(rc))
       mesh__callx_avoid(x, c->host);
-    try_release(c);
+    mesh__call_release(c);
   }
   return rc;
 }
@@ -619,7 +503,7 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     c->conn = NULL;
     c->holds_conn = false;
   }
-  try_release(c);
+  mesh__call_release(c);
   mesh__span_end(&c->span);
 }
 
@@ -698,60 +582,5 @@ int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
   mesh__callx_done(call->x, res);
   mesh__callx_fini(call->x);
   free(call);
-  return rc;
-}
-
-/* ---- mesh_dial() of a service ------------------------------------------------------ */
-
-int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
-                       const mesh_dial_opts_t *opts, mesh_conn_t **out,
-                       mesh_status_t *st) {
-  mesh_status_t local;
-  if (!st)
-    st = &local;
-  mesh__ok(st);
-  if (!out)
-    return mesh__fail(st, MESH_ERR_INVALID_ARG, "out must not be NULL");
-  *out = NULL;
-  mesh_call_t c;
-  memset(&c, 0, sizeof c);
-  c.x = &c.own;
-  /* The application's trace parent (mesh_dial_opts_set_trace_parent) is
-   * the parent of the call span, which parents the dial below. */
-  mesh_call_opts_t co;
-  opts_defaults(&co);
-  if (opts && opts->has_parent) {
-    co.has_parent = true;
-    co.parent = opts->parent;
-  }
-  int rc = mesh__callx_init(c.x, m, svc ? svc->name : NULL, &co, st);
-  if (rc != MESH_OK)
-    return rc;
-  if (opts && opts->hash_key) {
-    c.x->hash_key = opts->hash_key;
-    c.x->hash_key_len = opts->hash_key_len;
-  }
-  if (opts && opts->timeout_ms > 0) {
-    /* The dial timeout bounds the whole dial, connect retries included. */
-    c.x->deadline_ms = c.x->start_ms + opts->timeout_ms;
-    c.x->connect_ms = opts->timeout_ms;
-  }
-  rc = mesh__call_acquire(&c, false, opts, st);
-  if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
-    /* Ownership passes to the application: the connection leaves the
-     * breaker's count and the try ends here (no outcome to report). */
-    *out = c.conn;
-    c.conn = NULL;
-    if (c.holds_conn)
-      mesh__breaker_give(&c.x->rs->br.connections);
-    c.holds_conn = false;
-
-  }
-  try_release(&c);
-  mesh__span_end(&c.span);
-  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
-    mesh__span_fail(&c.x->span, rc, st->message);
-  mesh__span_end(&c.x->span);
-  mesh__callx_fini(c.x);
   return rc;
 }

@@ -324,6 +324,11 @@ int64_t mesh__deadline(int64_t timeout_ms);
 int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
                         const cJSON *svc_peers, const mesh_dial_opts_t *opts,
                         mesh_conn_t **out, mesh_status_t *st);
+/** Dial "host:port" (resolved here) as a root dial: its spans start a trace
+ *  when the options carry no parent.  @return as mesh_dial(). */
+int mesh__tls_dial_host(mesh_t *m, const char *target,
+                        const mesh_dial_opts_t *opts, mesh_conn_t **out,
+                        mesh_status_t *st);
 
 /* Parts registered in core/parts.c. */
 extern const mesh__part_t mesh__tls_part;
