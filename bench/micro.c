@@ -38,7 +38,7 @@
 #include "discovery/discovery.h"
 #include "discovery/endpoint.h"
 #include "lb/lb.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 #include "resilience/call.h"
 
 /* ---- counting allocator ---------------------------------------------------- *

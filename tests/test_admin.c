@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "observe/observe.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 
 #define SECRET "s3cr3t-t0ken-9f8e7d"
 

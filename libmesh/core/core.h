@@ -249,6 +249,12 @@ struct mesh_dial_opts {
   const char *service;
 };
 
+/* ---- text helpers (core/text.c) ------------------------------------------ */
+
+/** Shortest round-tripping decimal for v; NaN, +Inf, -Inf spelled as
+ *  Prometheus wants them.  buf >= 32 bytes. */
+void mesh__fmt_double(char *buf, size_t len, double v);
+
 /* The one set of validators behind mesh_dial_opts_* and mesh_call_opts_*
  * (core/opts.c): same input, same verdict.  Each returns MESH_OK,
  * MESH_ERR_INVALID_ARG (o NULL or the value out of its rule) or

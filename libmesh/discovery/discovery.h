@@ -13,7 +13,7 @@
 
 #include "core/core.h"
 #include "discovery/endpoint.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 
 /* ---- limits on untrusted input (files, etcd values, DNS answers) ---------*/
 #define MESH__DISC_MAX_ENDPOINTS 100000 /* per service */

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "http/http.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 
 /* ---- randomness for splits and faults --------------------------------------- */
 

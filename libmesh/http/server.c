@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "http/http.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 #include "tls/tls.h"
 
 #define BODY_CHUNK 16384u

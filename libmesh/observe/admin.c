@@ -13,7 +13,8 @@
  *   /healthz     "ok" (503 "closing" during shutdown)
  */
 #include "observe/observe.h"
-#include "observe/tracer.h"
+#include "telemetry/telemetry.h"
+#include "telemetry/tracer.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

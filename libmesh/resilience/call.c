@@ -5,7 +5,7 @@
  * (dial.c) build on the same acquisition path. */
 #include "resilience/call.h"
 #include "discovery/discovery.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 
 #include <errno.h>
 #include <stdlib.h>

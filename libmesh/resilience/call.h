@@ -5,7 +5,7 @@
 #define MESH_RESILIENCE_CALL_H
 
 #include "lb/lb.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 #include "resilience/resilience.h"
 #include "tls/tls.h"
 

@@ -3,7 +3,7 @@
  * ejection time backoff).  The live part that applies them to hosts is in
  * outlier_run.c. */
 #include "lb/lb.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 #include "resilience/resilience.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * handles registered once per service at init, per endpoint on first use,
  * and updated lock-free on the hot path.  With no context (unit tests)
  * every handle is NULL and updates do nothing. */
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 #include "resilience/resilience.h"
 
 #include <stdio.h>

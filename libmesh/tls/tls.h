@@ -25,8 +25,7 @@
 
 #include "core/core.h"
 #include "identity/identity.h"
-#include "observe/metrics.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 
 /* mbedTLS 3.x hides struct fields behind MBEDTLS_PRIVATE(). */
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000

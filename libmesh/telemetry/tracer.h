@@ -1,13 +1,13 @@
 /* libmesh internal: the tracer's state, shared by span.c (spans), sampler.c,
- * exporter.c (batches), export_*.c (encoders), admin.c (recent spans) and
- * observe.c (config).  Other parts use span.h only. */
-#ifndef MESH_OBSERVE_TRACER_H
-#define MESH_OBSERVE_TRACER_H
+ * and the read-only high part: observe/exporter.c (batches), export_*.c
+ * (encoders), admin.c (recent spans) and observe.c (config).  Other parts
+ * use telemetry.h only. */
+#ifndef MESH_TELEMETRY_TRACER_H
+#define MESH_TELEMETRY_TRACER_H
 
 #include <cjson/cJSON.h>
 
-#include "observe/metrics.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 
 /* ---- samplers (OpenTelemetry semantics) --------------------------------- */
 
@@ -90,49 +90,22 @@ typedef struct mesh__recent {
   uint64_t start_ns, dur_ns;
 } mesh__recent_t;
 
-/* ---- exporters (observe/exporter.c) ------------------------------------- */
+/* ---- sinks: where recorded spans go ---------------------------------------
+ * The exporters (observe/exporter.c, the high part) plug in here when the
+ * "tracing" section is set up; the tracer never calls them by name. */
 
-typedef struct mesh__exporter mesh__exporter_t;
-struct mesh__tracer;
-
-/** Encode a batch into a request body (malloc'd).  @return MESH_OK or
- *  MESH_ERR_NOMEM. */
-typedef int (*mesh__encode_fn)(const struct mesh__tracer *t,
-                               struct mesh_span *const *spans, size_t n,
-                               char **body, size_t *len);
-
-typedef struct mesh__export_cfg {
-  const char *name;         /* "otlp", "zipkin": metric label */
-  const char *url;          /* full URL to POST to */
-  const char *content_type;
-  const cJSON *headers;     /* object of extra headers, or NULL */
-  int64_t timeout_ms;
-  int64_t max_batch, max_delay_ms, queue_size;
-  int64_t backoff_initial_ms, backoff_max_ms, max_attempts;
-  mesh__encode_fn encode;
-} mesh__export_cfg_t;
-
-int mesh__exporter_new(mesh_t *m, struct mesh__tracer *t,
-                       const mesh__export_cfg_t *cfg, mesh__exporter_t **out,
-                       mesh_status_t *st);
-/** Queue a finished span (takes a reference).  Any thread, never blocks
- *  on I/O; a full queue drops the span and counts it. */
-void mesh__exporter_push(mesh__exporter_t *e, struct mesh_span *r);
-/** Flush what is queued and wait (at most the export timeout, capped at
- *  5 s) for it to be delivered; then free.  Called after the worker has
- *  stopped.  NULL is a no-op. */
-void mesh__exporter_free(mesh__exporter_t *e);
-
-int mesh__otlp_encode(const struct mesh__tracer *t,
-                      struct mesh_span *const *spans, size_t n, char **body,
-                      size_t *len);
-int mesh__zipkin_encode(const struct mesh__tracer *t,
-                        struct mesh_span *const *spans, size_t n, char **body,
-                        size_t *len);
+typedef struct mesh__span_sink {
+  /** Queue a finished span (takes a reference).  Any thread, never blocks
+   *  on I/O. */
+  void (*push)(void *ctx, struct mesh_span *r);
+  /** Flush and free, after the worker has stopped. */
+  void (*free)(void *ctx);
+  void *ctx;
+} mesh__span_sink_t;
 
 /* ---- the tracer ---------------------------------------------------------- */
 
-#define MESH__MAX_EXPORTERS 2
+#define MESH__MAX_EXPORTERS 2 /* sinks */
 
 struct mesh__tracer {
   mesh_t *m;
@@ -146,7 +119,7 @@ struct mesh__tracer {
   void *hook_user;
   bool hooks_counted;
 
-  mesh__exporter_t *exp[MESH__MAX_EXPORTERS];
+  mesh__span_sink_t exp[MESH__MAX_EXPORTERS];
   size_t nexp;
 
   pthread_mutex_t recent_mu;
@@ -166,4 +139,4 @@ void mesh__tracer_free(struct mesh__tracer *t);
 size_t mesh__tracer_recent(struct mesh__tracer *t, mesh__recent_t *out,
                            size_t max);
 
-#endif /* MESH_OBSERVE_TRACER_H */
+#endif /* MESH_TELEMETRY_TRACER_H */

@@ -1,6 +1,6 @@
 /* B3 propagation (openzipkin/b3-propagation): the single `b3` header and
  * the X-B3-* multi headers.  Bytes in, struct out: no I/O, no allocation. */
-#include "observe/trace_ctx.h"
+#include "telemetry/trace_ctx.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* Extract and inject trace context through getter/setter callbacks, so any
  * protocol (HTTP headers, gRPC metadata, a custom framing) can carry it. */
-#include "observe/trace_ctx.h"
+#include "telemetry/trace_ctx.h"
 
 #include <string.h>
 

@@ -3,7 +3,7 @@
 #ifndef MESH_OBSERVE_METRICS_IMPL_H
 #define MESH_OBSERVE_METRICS_IMPL_H
 
-#include "observe/metrics.h"
+#include "telemetry/metrics.h"
 
 struct mesh__family {
   struct mesh__family *next;

@@ -1,7 +1,7 @@
 /* Samplers with OpenTelemetry semantics: always_on, always_off,
  * traceidratio, and parentbased_* (follow a parent's decision, use the
  * named sampler for roots).  Pure functions: no I/O, no allocation. */
-#include "observe/tracer.h"
+#include "telemetry/tracer.h"
 
 #include <math.h>
 

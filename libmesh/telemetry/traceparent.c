@@ -1,6 +1,6 @@
 /* W3C Trace Context: the traceparent and tracestate header values.
  * Bytes in, struct out: no I/O, no allocation. */
-#include "observe/trace_ctx.h"
+#include "telemetry/trace_ctx.h"
 
 #include <string.h>
 

@@ -1,9 +1,9 @@
 /* The metrics registry: families (name, help, type, buckets) holding series
  * (one label set each).  Registration is locked and rare; updates are plain
  * atomics on a pre-resolved series handle. */
-#include "observe/metrics.h"
-#include "observe/metrics_impl.h"
-#include "observe/observe.h"
+#include "telemetry/metrics.h"
+#include "telemetry/metrics_impl.h"
+#include "telemetry/telemetry.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* Spans: start/end in caller storage, sampling, recording of sampled spans,
- * hooks, the recent-spans list, hand-off to the exporters. */
-#include "observe/observe.h"
-#include "observe/trace_ctx.h"
-#include "observe/tracer.h"
+ * hooks, the recent-spans list, hand-off to the sinks (exporters). */
+#include "telemetry/telemetry.h"
+#include "telemetry/trace_ctx.h"
+#include "telemetry/tracer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +80,7 @@ void mesh__tracer_free(struct mesh__tracer *t) {
   if (!t)
     return;
   for (size_t i = 0; i < t->nexp; i++)
-    mesh__exporter_free(t->exp[i]);
+    t->exp[i].free(t->exp[i].ctx);
   pthread_mutex_destroy(&t->hook_mu);
   pthread_mutex_destroy(&t->recent_mu);
   free(t->service_name);
@@ -303,7 +303,7 @@ void mesh__span_end(mesh__span_t *sp) {
     call_hook(t, false, r);
     remember(t, r);
     for (size_t i = 0; i < t->nexp; i++)
-      mesh__exporter_push(t->exp[i], r);
+      t->exp[i].push(t->exp[i].ctx, r);
   }
   mesh__span_rec_unref(r);
 }
