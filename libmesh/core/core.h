@@ -185,7 +185,7 @@ typedef struct mesh__part {
   void (*fini)(mesh_t *m);
 } mesh__part_t;
 
-/* ---- services (core/service.c) ----------------------------------------
+/* ---- services (core/mesh.c) ----------------------------------------
  * The `services` section: one entry per named upstream.  Each part keeps
  * its per-service state behind its own pointer. */
 

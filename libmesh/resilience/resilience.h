@@ -148,7 +148,7 @@ int mesh__outcome_status(int outcome, int status);
 
 /* ---- metrics (resilience/stats.c) ---------------------------------------- */
 
-struct mesh__metric; /* observe/metrics.h */
+struct mesh__metric; /* telemetry/metrics.h */
 
 /* Result labels of mesh_calls_total. */
 enum mesh__res_result {

@@ -26,8 +26,8 @@
  *       "Calls by service and outcome.", "service=payments,outcome=ok");
  *   mesh__counter_add(ok, 1);
  */
-#ifndef MESH_OBSERVE_METRICS_H
-#define MESH_OBSERVE_METRICS_H
+#ifndef MESH_TELEMETRY_METRICS_H
+#define MESH_TELEMETRY_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -98,7 +98,7 @@ double mesh__metric_value(mesh__metric_t *x);
 /** Histogram sum of observations (0 for others). */
 double mesh__histogram_sum(mesh__metric_t *h);
 
-/* ---- registry lifecycle (observe/metrics.c) ------------------------------ */
+/* ---- registry lifecycle (telemetry/metrics.c) ------------------------------ */
 
 /** The context's registry, created on first use (any part may register
  *  before the observe parts run their init).  NULL only on OOM / m NULL. */
@@ -112,4 +112,4 @@ void mesh__metrics_free(mesh__metrics_t *r);
  *  @return MESH_OK or MESH_ERR_NOMEM. */
 int mesh__metrics_render(mesh_t *m, char **out, size_t *len);
 
-#endif /* MESH_OBSERVE_METRICS_H */
+#endif /* MESH_TELEMETRY_METRICS_H */

@@ -1,7 +1,7 @@
 /* libmesh internal: the registry's data, shared by metrics.c (registration,
  * updates) and prometheus.c (rendering).  Nobody else includes this. */
-#ifndef MESH_OBSERVE_METRICS_IMPL_H
-#define MESH_OBSERVE_METRICS_IMPL_H
+#ifndef MESH_TELEMETRY_METRICS_IMPL_H
+#define MESH_TELEMETRY_METRICS_IMPL_H
 
 #include "telemetry/metrics.h"
 
@@ -39,4 +39,4 @@ bool mesh__metric_name_ok(const char *name, int type);
  *  @return MESH_OK, MESH_ERR_PARSE, MESH_ERR_NOMEM. */
 int mesh__labels_parse(const char *kv, char **rendered, char **keys);
 
-#endif /* MESH_OBSERVE_METRICS_IMPL_H */
+#endif /* MESH_TELEMETRY_METRICS_IMPL_H */

@@ -49,8 +49,8 @@
  * ended exactly once; ending a span that was never started (zeroed) is a
  * no-op, so `mesh__span_t s = {0};` then an early-return path is safe.
  */
-#ifndef MESH_OBSERVE_SPAN_H
-#define MESH_OBSERVE_SPAN_H
+#ifndef MESH_TELEMETRY_SPAN_H
+#define MESH_TELEMETRY_SPAN_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -137,10 +137,10 @@ void mesh__span_context(const mesh__span_t *sp, mesh_trace_ctx_t *out);
 int mesh__span_inject(const mesh__span_t *sp, mesh_trace_setter set,
                       void *user);
 
-/* ---- the tracer (observe/span.c), set up by the "tracing" part --------- */
+/* ---- the tracer (telemetry/span.c), set up by the "tracing" part --------- */
 
 /** Random non-zero ids from a per-thread generator (no lock, no syscall
  *  after the first call on a thread). */
 void mesh__random_id(uint8_t *out, size_t n);
 
-#endif /* MESH_OBSERVE_SPAN_H */
+#endif /* MESH_TELEMETRY_SPAN_H */

@@ -1,7 +1,7 @@
 /* libmesh internal: helpers shared by the trace-context codecs
  * (traceparent.c, b3.c, propagation.c) and spans. */
-#ifndef MESH_OBSERVE_TRACE_CTX_H
-#define MESH_OBSERVE_TRACE_CTX_H
+#ifndef MESH_TELEMETRY_TRACE_CTX_H
+#define MESH_TELEMETRY_TRACE_CTX_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,4 +24,4 @@ bool mesh__ctx_sampled(const mesh_trace_ctx_t *ctx);
 bool mesh__tracestate_key_ok(const char *k, size_t n);
 bool mesh__tracestate_value_ok(const char *v, size_t n);
 
-#endif /* MESH_OBSERVE_TRACE_CTX_H */
+#endif /* MESH_TELEMETRY_TRACE_CTX_H */
