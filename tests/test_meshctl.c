@@ -19,7 +19,7 @@
 
 #include "core/core.h"
 #include "discovery/discovery.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 #define MESHCTL TEST_BUILDDIR "/tools/meshctl"
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -12,7 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/core.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 #include "telemetry/telemetry.h"
 
 /* ---- limits on untrusted input (files, etcd values, DNS answers) ---------*/

@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 /* ---- policies and defaults (Envoy / Linkerd) ----------------------------- */
 

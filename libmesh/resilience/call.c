@@ -24,8 +24,6 @@ static void conn_close(void *c, void *user) {
 }
 static const mesh__pool_ops_t conn_ops = {conn_fd, conn_alive, conn_close};
 
-static void pool_free_cb(void *p) { mesh__pool_free(p); }
-
 mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
   if (!h)
     return NULL;
@@ -35,8 +33,8 @@ mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
   p = mesh__pool_new(&conn_ops, rs);
   if (!p)
     return NULL;
-  __atomic_store_n(&h->pool_free, pool_free_cb, __ATOMIC_RELEASE);
-  void *expected = NULL;
+  mesh__res_host_ops_register(); /* before the pool can be seen */
+  mesh__pool_t *expected = NULL;
   if (__atomic_compare_exchange_n(&h->pool, &expected, p, false,
                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
     return p;

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 /* ---- configuration (resilience/config.c) -------------------------------- */
 
@@ -367,6 +367,9 @@ bool mesh__od_ejected(const mesh__host_t *h, int64_t now_ms);
 /** The resilience state of a host, created on first use (any thread, lock-
  *  free: the loser of a race frees its copy).  NULL only when out of memory. */
 mesh__res_host_t *mesh__res_host(mesh__host_t *h);
+/** Register with the endpoint model how hosts free resilience's per-host
+ *  state and pools (idempotent; state.c). */
+void mesh__res_host_ops_register(void);
 
 /* ---- the idle connection pool (resilience/pool.c) -----------------------
  * Generic over the connection type so it is testable with plain sockets:

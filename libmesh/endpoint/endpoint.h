@@ -1,12 +1,14 @@
-/* libmesh internal: the endpoint model shared by discovery, lb, resilience.
+/* libmesh internal: the endpoint part (DESIGN.md layer "endpoint", below
+ * discovery, lb and resilience): the endpoint model they share.  This
+ * header is the part's whole surface.
  *
  * A host (one address:port of a service) lives as long as any snapshot or
  * in-flight call holds it; its mutable state (active requests, latency EWMA,
  * ejection) is atomic and survives updates that keep the same address:port.
  * A snapshot is an immutable array of hosts published by discovery; readers
  * take it without any lock (see mesh__snap_acquire). */
-#ifndef MESH_DISCOVERY_ENDPOINT_H
-#define MESH_DISCOVERY_ENDPOINT_H
+#ifndef MESH_ENDPOINT_ENDPOINT_H
+#define MESH_ENDPOINT_ENDPOINT_H
 
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -58,18 +60,33 @@ typedef struct mesh__host {
   _Atomic uint32_t active_rq;     /* in-flight requests (least request) */
   _Atomic uint64_t ewma_ns;       /* peak EWMA latency, ns (0 = none) */
   _Atomic int64_t ewma_stamp_ns;  /* last EWMA update */
-  void *res;                      /* resilience per-host state, owned */
-  void (*res_free)(void *res);
-  void *pool;                     /* idle connection pool, owned */
-  void (*pool_free)(void *pool);
+  /* per-part state, typed, created lazily by its part (published with a
+   * CAS) and freed with the host through the part's registered ops */
+  struct mesh__res_host *res;     /* resilience per-host state, owned */
+  struct mesh__pool *pool;        /* idle connection pool, owned */
 } mesh__host_t;
+
+/* How the host frees the state other parts attach to it.  The owning part
+ * (resilience) registers its ops once, before it attaches any state; the
+ * endpoint model never calls up into that part by name.  Each function is
+ * given a non-NULL state. */
+typedef struct mesh__host_state_ops {
+  void (*res_free)(struct mesh__res_host *res);
+  void (*pool_free)(struct mesh__pool *pool);
+} mesh__host_state_ops_t;
+
+/** Register the per-host state ops (a static object; process-wide, the
+ *  same for every context; registering the same ops again is a no-op). */
+void mesh__host_state_ops_set(const mesh__host_state_ops_t *ops);
 
 typedef struct mesh__snapshot {
   _Atomic uint32_t refs;
   uint64_t version;       /* increases with each publish */
   size_t n;
   mesh__host_t **hosts;   /* n hosts, each holding one reference */
-  void *lb;               /* picker state built for this snapshot */
+  /* Picker state built for this snapshot by svc->prepare_snapshot (lb's,
+   * or a stand-in's in tests/test_discovery_static.c), freed by lb_free. */
+  void *lb;
   void (*lb_free)(void *lb);
 } mesh__snapshot_t;
 
@@ -133,4 +150,4 @@ typedef struct mesh__ep {
 int mesh__snap_build(const mesh__snapshot_t *prev, const mesh__ep_t *eps,
                      size_t n, mesh__snapshot_t **out);
 
-#endif /* MESH_DISCOVERY_ENDPOINT_H */
+#endif /* MESH_ENDPOINT_ENDPOINT_H */

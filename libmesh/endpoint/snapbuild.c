@@ -1,7 +1,7 @@
 /* Building the next snapshot from a source's answer.  Hosts are matched to
  * the previous snapshot through a hash index keyed by address and port, so
  * an update of n endpoints costs O(n) and unchanged hosts keep their state. */
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* The endpoint model: reference-counted hosts, immutable snapshots, and the
  * lock-free publication point that pickers read on the hot path. */
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 #include <arpa/inet.h>
 #include <sched.h>
@@ -86,11 +86,20 @@ void mesh__host_ref(mesh__host_t *h) {
     atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
 }
 
+static _Atomic(const mesh__host_state_ops_t *) state_ops;
+
+void mesh__host_state_ops_set(const mesh__host_state_ops_t *ops) {
+  atomic_store_explicit(&state_ops, ops, memory_order_release);
+}
+
 static void host_free(mesh__host_t *h) {
-  if (h->res_free && h->res)
-    h->res_free(h->res);
-  if (h->pool_free && h->pool)
-    h->pool_free(h->pool);
+  /* State is only ever attached after its part registered the ops. */
+  const mesh__host_state_ops_t *ops =
+      atomic_load_explicit(&state_ops, memory_order_acquire);
+  if (ops && h->res)
+    ops->res_free(h->res);
+  if (ops && h->pool)
+    ops->pool_free(h->pool);
   for (size_t i = 0; i < h->nlabels; i++) {
     free(h->labels[i].key);
     free(h->labels[i].value);
