@@ -249,6 +249,32 @@ struct mesh_dial_opts {
   const char *service;
 };
 
+/* ---- randomness and backoff (core/rand.c) --------------------------------- */
+
+/** A pseudo-random stream (xoshiro256**); zero-initialized it seeds itself
+ *  from the kernel on first use.  Not for secrets. */
+typedef struct mesh__prng {
+  uint64_t s[4];
+  bool ready;
+} mesh__prng_t;
+/** Seed p reproducibly (tests). */
+void mesh__prng_seed(mesh__prng_t *p, uint64_t seed);
+uint64_t mesh__prng_next(mesh__prng_t *p);
+/** Next value of the calling thread's own stream (lock-free). */
+uint64_t mesh__rand64(void);
+
+/** base * 2^attempt, capped at max (no jitter). */
+int64_t mesh__backoff_cap(int64_t base_ms, int64_t max_ms, uint32_t attempt);
+/** Pure: the backoff before retry number `retry` (0 = first retry): uniform
+ *  in [0, min(base * 2^retry, max)) using rnd (full jitter, as Envoy's
+ *  JitteredExponentialBackOffStrategy).  Returns 0 when base is 0. */
+int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
+                         uint64_t rnd);
+/** Pure: base * 2^attempt capped at max, then +-pct% jitter from rnd (gRPC
+ *  connection backoff); at least 1 (base <= 0 counts as 1). */
+int64_t mesh__backoff_jitter(int64_t base_ms, int64_t max_ms, uint32_t attempt,
+                             int pct, uint64_t rnd);
+
 /* ---- text helpers (core/text.c) ------------------------------------------ */
 
 /** Shortest round-tripping decimal for v; NaN, +Inf, -Inf spelled as

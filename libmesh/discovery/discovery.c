@@ -96,21 +96,9 @@ void mesh__disc_quote(char *out, size_t size, const char *s) {
 }
 
 int64_t mesh__disc_backoff(int64_t base_ms, int64_t max_ms, unsigned attempt) {
-  int64_t d = base_ms > 0 ? base_ms : 1;
-  for (unsigned i = 0; i < attempt && d < max_ms; i++)
-    d *= 2;
-  if (d > max_ms)
-    d = max_ms;
   /* +-20% jitter (gRPC connection backoff) so that many clients that lost
    * the same registry do not come back in lockstep. */
-  uint64_t x = (uint64_t)mesh__now_ns();
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  int64_t span = d / 5;
-  if (span > 0)
-    d += (int64_t)(x % (uint64_t)(2 * span + 1)) - span;
-  return d > 0 ? d : 1;
+  return mesh__backoff_jitter(base_ms, max_ms, attempt, 20, mesh__rand64());
 }
 
 static void set_ready(mesh__disc_svc_t *d, int rc) {

@@ -7,42 +7,14 @@
 #include <string.h>
 
 /* ---- the pickers' RNG -------------------------------------------------------
- * xoshiro256** per thread: no shared state on the hot path.  Seeded lazily
- * from the clock and a global counter, or explicitly by tests. */
+ * The core generator (core/rand.c) on a per-thread stream of lb's own, so
+ * tests can seed the picks without touching anyone else's randomness. */
 
-static _Thread_local uint64_t rng[4];
-static _Thread_local bool rng_ready;
-static _Atomic uint64_t rng_salt;
+static _Thread_local mesh__prng_t rng;
 
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+void mesh__lb_seed(uint64_t seed) { mesh__prng_seed(&rng, seed); }
 
-void mesh__lb_seed(uint64_t seed) {
-  for (int i = 0; i < 4; i++)
-    rng[i] = splitmix(&seed);
-  rng_ready = true;
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t mesh__lb_rand(void) {
-  if (!rng_ready)
-    mesh__lb_seed((uint64_t)mesh__now_ns() ^
-                  atomic_fetch_add(&rng_salt, 0x9E3779B97F4A7C15ULL) ^
-                  (uint64_t)(uintptr_t)&rng_ready);
-  uint64_t r = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
-  rng[2] ^= rng[0];
-  rng[3] ^= rng[1];
-  rng[1] ^= rng[2];
-  rng[0] ^= rng[3];
-  rng[2] ^= t;
-  rng[3] = rotl(rng[3], 45);
-  return r;
-}
+uint64_t mesh__lb_rand(void) { return mesh__prng_next(&rng); }
 
 /* ---- config ------------------------------------------------------------------ */
 

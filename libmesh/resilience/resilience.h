@@ -119,11 +119,11 @@ void mesh__res_cfg_check_key(mesh__cfg_t *c, const char *key, const cJSON *v,
 /** Defaults only (for services without config and for tests). */
 void mesh__res_cfg_defaults(mesh__res_cfg_t *out);
 
-/* ---- randomness (resilience/retry.c) ------------------------------------ */
+/* ---- randomness (core/rand.c) ------------------------------------------- */
 
-/** Fast per-thread PRNG (xorshift64*), seeded from the clock and the thread;
- *  for jitter and enforcement percentages, never for secrets. */
-uint64_t mesh__res_rand(void);
+/** The calling thread's stream of the core generator (core/rand.c); for
+ *  jitter and enforcement percentages, never for secrets. */
+static inline uint64_t mesh__res_rand(void) { return mesh__rand64(); }
 
 /* ---- outcomes ------------------------------------------------------------ */
 
@@ -194,11 +194,7 @@ void mesh__breaker_give(_Atomic int64_t *ctr);
 
 /* ---- retries (resilience/retry.c) --------------------------------------- */
 
-/** Pure: the backoff before retry number `retry` (0 = first retry): uniform
- *  in [0, min(base * 2^retry, max)) using rnd (full jitter, as Envoy's
- *  JitteredExponentialBackOffStrategy).  Returns 0 when base is 0. */
-int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
-                         uint64_t rnd);
+/* mesh__backoff_ms(): core/core.h (core/rand.c). */
 
 /** Pure: does policy ask to retry a try that ended so? */
 bool mesh__retry_wanted(const mesh__retry_cfg_t *rc, int outcome, int status);

@@ -7,30 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 /* ---- ids -------------------------------------------------------------------- */
 
-static _Thread_local uint64_t rng_state;
-
-static uint64_t splitmix64(void) {
-  if (!rng_state) {
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-      seed = (uint64_t)mesh__now_ns() ^ (uint64_t)(uintptr_t)&seed;
-    rng_state = seed | 1;
-  }
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 void mesh__random_id(uint8_t *out, size_t n) {
   do {
     for (size_t i = 0; i < n; i += 8) {
-      uint64_t r = splitmix64();
+      uint64_t r = mesh__rand64();
       size_t k = n - i < 8 ? n - i : 8;
       memcpy(out + i, &r, k);
     }
