@@ -299,4 +299,8 @@ int mesh__opts_set_trace_parent(mesh_dial_opts_t *o,
 /** Free what o owns (peers, alpn, hash key), not o itself. */
 void mesh__opts_fini(mesh_dial_opts_t *o);
 
+/* The libcurl multi loop on the worker (etcd, OPA, exporters): one more
+ * section of core's surface, kept in its own header for its curl types. */
+#include "core/curl_loop.h"
+
 #endif /* MESH_CORE_CORE_H */

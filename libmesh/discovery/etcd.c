@@ -5,7 +5,7 @@
  * /v3/auth/authenticate before its first request and again after etcd
  * rejects the token. */
 #include "discovery/etcd.h"
-#include "core/curl_loop.h"
+#include "core/core.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "core/parts.h"
 #include "telemetry/telemetry.h"
 
 #define RELOAD_INTERVAL_MS_DEF 1000

@@ -14,7 +14,6 @@
  */
 #include "observe/observe.h"
 #include "telemetry/telemetry.h"
-#include "telemetry/tracer.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,7 +28,7 @@
 #include <unistd.h>
 
 #include "discovery/discovery.h"
-#include "http/parse.h"
+#include "http/http.h"
 #include "identity/identity.h"
 
 /* identity/ is not merged into every branch yet: without it /identity

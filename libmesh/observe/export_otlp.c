@@ -3,7 +3,7 @@
  * as hex strings (not base64), enums as integers, 64-bit integers as
  * decimal strings. */
 #include "observe/observe.h"
-#include "telemetry/trace_ctx.h"
+#include "telemetry/telemetry.h"
 #include "observe/exporter.h"
 
 #include <inttypes.h>

@@ -2,7 +2,7 @@
  * spans with microsecond timestamps, string tags, local and remote
  * endpoints. */
 #include "observe/observe.h"
-#include "telemetry/trace_ctx.h"
+#include "telemetry/telemetry.h"
 #include "observe/exporter.h"
 
 #include <inttypes.h>

@@ -3,7 +3,7 @@
  * sockets and timers on the loop, so nothing ever blocks the caller or the
  * loop).  Retries 429 and 5xx (and transport errors) with exponential
  * backoff, honouring Retry-After; counts every dropped span. */
-#include "core/curl_loop.h"
+#include "core/core.h"
 #include "observe/observe.h"
 #include "observe/exporter.h"
 

@@ -6,7 +6,7 @@
 #ifndef MESH_OBSERVE_EXPORTER_H
 #define MESH_OBSERVE_EXPORTER_H
 
-#include "telemetry/tracer.h"
+#include "telemetry/telemetry.h"
 
 /* ---- exporters (observe/exporter.c) ------------------------------------- */
 

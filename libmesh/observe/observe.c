@@ -1,7 +1,7 @@
 /* The "tracing" config section: sampler and propagation of the tracer
  * (telemetry/), and the exporters (this part) plugged in as its sinks. */
 #include "observe/observe.h"
-#include "telemetry/metrics_impl.h"
+#include "telemetry/telemetry.h"
 #include "observe/exporter.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * help and label values, cumulative histogram buckets with le="+Inf",
  * _sum and _count. */
 #include "observe/observe.h"
-#include "telemetry/metrics_impl.h"
+#include "telemetry/telemetry.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -4,9 +4,10 @@
  * ids, sampling and propagation (span.h), and the registration API through
  * which each part contributes its own gauges (mesh__gauge_func) and admin
  * views (mesh__view_register).  This header is the part's whole surface to
- * the other parts; tracer.h, trace_ctx.h and metrics_impl.h are for the
- * telemetry files themselves and for the read-only high part (observe/:
- * admin endpoint, exporters, Prometheus text), which nothing calls. */
+ * the other parts.  Its last sections (tracer.h, trace_ctx.h,
+ * metrics_impl.h, included at the end) are meant for the read-only high part
+ * (observe/: admin endpoint, exporters, Prometheus text), which nothing
+ * calls; the other parts use the API above them. */
 #ifndef MESH_TELEMETRY_TELEMETRY_H
 #define MESH_TELEMETRY_TELEMETRY_H
 
@@ -62,5 +63,10 @@ void mesh__view_unregister(mesh_t *m, const char *name);
 cJSON *mesh__view_render(mesh_t *m, const char *name);
 /** Internal to telemetry/: free o's views (at the context's end). */
 void mesh__views_free(struct mesh__observe *o);
+
+/* For the readers (observe/): the tracer's and the registry's internals. */
+#include "telemetry/metrics_impl.h"
+#include "telemetry/trace_ctx.h"
+#include "telemetry/tracer.h"
 
 #endif /* MESH_TELEMETRY_TELEMETRY_H */
