@@ -215,4 +215,9 @@ void mesh__disc_check_file(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_dns(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_etcd(mesh__cfg_t *c, const cJSON *v, const char *path);
 
+/* What a public mesh_endpoints_t holds (discovery.c, endpoints.c). */
+struct mesh_endpoints {
+  mesh__snapshot_t *s; /* NULL: no answer yet */
+};
+
 #endif /* MESH_DISCOVERY_DISCOVERY_H */
