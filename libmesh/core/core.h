@@ -275,6 +275,23 @@ int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
 int64_t mesh__backoff_jitter(int64_t base_ms, int64_t max_ms, uint32_t attempt,
                              int pct, uint64_t rnd);
 
+/* ---- addresses (core/addr.c) ---------------------------------------------- */
+
+/* Verdicts of mesh__hostport_split (the caller words the message). */
+enum mesh__hostport_verdict {
+  MESH__HP_OK = 0,
+  MESH__HP_EMPTY,    /* NULL or "" */
+  MESH__HP_BRACKETS, /* "[" without "]:" */
+  MESH__HP_NO_PORT,  /* no ":port", or an IPv6 address without brackets */
+  MESH__HP_HOST_LEN, /* host empty or not shorter than hostlen */
+  MESH__HP_PORT,     /* port not 1..5 digits in [min_port, 65535] */
+};
+/** Split "host:port" or "[v6]:port" into host (NUL-terminated, brackets
+ *  removed) and port.  Pure syntax: the host is not validated.
+ *  @return a mesh__hostport_verdict; host and port are set only on OK. */
+int mesh__hostport_split(const char *s, char *host, size_t hostlen,
+                         long min_port, uint16_t *port);
+
 /* ---- text helpers (core/text.c) ------------------------------------------ */
 
 /** Shortest round-tripping decimal for v; NaN, +Inf, -Inf spelled as
