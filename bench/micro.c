@@ -36,7 +36,7 @@
 
 #include "core/core.h"
 #include "discovery/discovery.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 #include "lb/lb.h"
 #include "telemetry/telemetry.h"
 #include "resilience/call.h"

@@ -275,6 +275,18 @@ int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
 int64_t mesh__backoff_jitter(int64_t base_ms, int64_t max_ms, uint32_t attempt,
                              int pct, uint64_t rnd);
 
+/* ---- error classes (core/errclass.c) -------------------------------------- */
+
+enum mesh__err_flag {
+  MESH__EF_HOST_FAULT = 1u << 0, /* says something about the endpoint */
+  MESH__EF_IDENTITY = 1u << 1,   /* a peer or own identity failure */
+  MESH__EF_BROKEN = 1u << 2,     /* the connection broke: a try's "reset" */
+  MESH__EF_RESET = 1u << 3,      /* reset or closed by the peer */
+  MESH__EF_SETUP = 1u << 4,      /* connection setup failed (connect, TLS) */
+};
+/** The MESH__EF_* flags of an error code (0 for codes of no class). */
+unsigned mesh__err_class(int code);
+
 /* ---- addresses (core/addr.c) ---------------------------------------------- */
 
 /* Verdicts of mesh__hostport_split (the caller words the message). */

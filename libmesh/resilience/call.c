@@ -120,27 +120,9 @@ int64_t mesh__callx_left(const mesh__callx_t *x, int64_t now) {
   return left > 0 ? left : 0;
 }
 
-/* MESH_ERR_SVID is left out: it mostly means our own SVID is not loaded,
- * which must not eject every endpoint. */
+/* The classes are core's table (core/errclass.c). */
 bool mesh__call_host_fault(int rc) {
-  switch (rc) {
-  case MESH_ERR_CONNECT:
-  case MESH_ERR_TIMEOUT:
-  case MESH_ERR_TLS:
-  case MESH_ERR_PLAINTEXT_PEER:
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_CERT_EXPIRED:
-  case MESH_ERR_CERT_NOT_YET_VALID:
-  case MESH_ERR_PEER_ID:
-  case MESH_ERR_TRUST_DOMAIN:
-  case MESH_ERR_NO_PEER_CERT:
-  case MESH_ERR_RESET:
-  case MESH_ERR_PEER_CLOSED:
-  case MESH_ERR_IO:
-    return true;
-  default:
-    return false;
-  }
+  return (mesh__err_class(rc) & MESH__EF_HOST_FAULT) != 0;
 }
 
 void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg) {

@@ -20,42 +20,33 @@ static const char *const od_reasons[4] = {
 static const char *const limits[4] = {"connections", "pending", "requests",
                                       "retries"};
 
+/* Codes with a result label of their own; the groups come from core's
+ * classes (core/errclass.c). */
+static const struct {
+  int code, result;
+} results[] = {
+    {MESH_OK, MESH__RES_OK},
+    {MESH_ERR_UPSTREAM, MESH__RES_ERROR},
+    {MESH_ERR_TIMEOUT, MESH__RES_TIMEOUT},
+    {MESH_ERR_DEADLINE, MESH__RES_DEADLINE},
+    {MESH_ERR_PARSE, MESH__RES_PROTOCOL},
+    {MESH_ERR_BUFFER, MESH__RES_PROTOCOL},
+    {MESH_ERR_NO_ENDPOINTS, MESH__RES_NO_ENDPOINTS},
+    {MESH_ERR_DISCOVERY, MESH__RES_NO_ENDPOINTS},
+    {MESH_ERR_CIRCUIT_OPEN, MESH__RES_CIRCUIT_OPEN},
+    {MESH_ERR_RETRY_BUDGET, MESH__RES_RETRY_BUDGET},
+};
+
 int mesh__res_result_of(int rc) {
-  switch (rc) {
-  case MESH_OK:
-    return MESH__RES_OK;
-  case MESH_ERR_UPSTREAM:
-    return MESH__RES_ERROR;
-  case MESH_ERR_RESET:
-  case MESH_ERR_PEER_CLOSED:
+  for (size_t i = 0; i < sizeof results / sizeof results[0]; i++)
+    if (results[i].code == rc)
+      return results[i].result;
+  unsigned cls = mesh__err_class(rc);
+  if (cls & MESH__EF_RESET)
     return MESH__RES_RESET;
-  case MESH_ERR_TIMEOUT:
-    return MESH__RES_TIMEOUT;
-  case MESH_ERR_DEADLINE:
-    return MESH__RES_DEADLINE;
-  case MESH_ERR_PARSE:
-  case MESH_ERR_BUFFER:
-    return MESH__RES_PROTOCOL;
-  case MESH_ERR_NO_ENDPOINTS:
-  case MESH_ERR_DISCOVERY:
-    return MESH__RES_NO_ENDPOINTS;
-  case MESH_ERR_CIRCUIT_OPEN:
-    return MESH__RES_CIRCUIT_OPEN;
-  case MESH_ERR_RETRY_BUDGET:
-    return MESH__RES_RETRY_BUDGET;
-  case MESH_ERR_CONNECT:
-  case MESH_ERR_TLS:
-  case MESH_ERR_PLAINTEXT_PEER:
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_CERT_EXPIRED:
-  case MESH_ERR_CERT_NOT_YET_VALID:
-  case MESH_ERR_PEER_ID:
-  case MESH_ERR_TRUST_DOMAIN:
-  case MESH_ERR_NO_PEER_CERT:
+  if (cls & MESH__EF_SETUP)
     return MESH__RES_CONNECT;
-  default:
-    return MESH__RES_OTHER;
-  }
+  return MESH__RES_OTHER;
 }
 
 static double ejected_now(void *user) {
