@@ -309,6 +309,15 @@ int mesh__hostport_split(const char *s, char *host, size_t hostlen,
 /** Shortest round-tripping decimal for v; NaN, +Inf, -Inf spelled as
  *  Prometheus wants them.  buf >= 32 bytes. */
 void mesh__fmt_double(char *buf, size_t len, double v);
+/** Decode n lower-case hex digits (n even) into n/2 bytes; false on any
+ *  other character (out may be partly written). */
+bool mesh__hex_decode(const char *s, size_t n, uint8_t *out);
+/** Encode n bytes as 2n lower-case hex digits (no NUL). */
+void mesh__hex_encode(const uint8_t *in, size_t n, char *out);
+/** Are the n bytes at p all zero? */
+bool mesh__is_zero(const uint8_t *p, size_t n);
+/** A name of the config (service, policy, route): 1..128 of [A-Za-z0-9._-]. */
+bool mesh__name_valid(const char *s);
 
 /* The one set of validators behind mesh_dial_opts_* and mesh_call_opts_*
  * (core/opts.c): same input, same verdict.  Each returns MESH_OK,

@@ -59,17 +59,7 @@ static void check_service(mesh__cfg_t *c, const cJSON *svc, const char *path) {
   }
 }
 
-static bool valid_service_name(const char *s) {
-  if (!*s || strlen(s) > 128)
-    return false;
-  for (; *s; s++) {
-    char ch = *s;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
-      return false;
-  }
-  return true;
-}
+static bool valid_service_name(const char *s) { return mesh__name_valid(s); }
 
 static void check_services(mesh__cfg_t *c, const cJSON *v) {
   if (!v)

@@ -11,12 +11,7 @@
 
 #include "core/core.h"
 
-/** Decode n lower-case hex digits (n even) into n/2 bytes; false on any
- *  other character (out may be partly written). */
-bool mesh__hex_decode(const char *s, size_t n, uint8_t *out);
-/** Encode n bytes as 2n lower-case hex digits (no NUL). */
-void mesh__hex_encode(const uint8_t *in, size_t n, char *out);
-bool mesh__is_zero(const uint8_t *p, size_t n);
+/* mesh__hex_decode/_encode, mesh__is_zero: core/core.h (core/text.c). */
 /** Strip HTTP optional whitespace (SP, HTAB) at both ends. */
 void mesh__trim_ows(const char **s, size_t *len);
 /** Is the context's decision "sampled" (accept or debug, else the flag)? */
