@@ -396,7 +396,7 @@ static choice_t decide(const mesh__lb_state_t *st, mesh__lb_set_t *s,
                : mesh__lb_choose_level(s, buf,
                                        hashing ? hash : mesh__lb_rand());
     mesh__lb_level_t *lv = &s->lv[ch.level];
-    ch.panic = mesh__lb_slot(s, buf, lv->slot + 1) != 0;
+    ch.panic = mesh__lb_slot(s, buf, lv->slot + MESH__LB_SLOT_PANIC) != 0;
     ch.pool = &lv->pool;
     if (!ch.panic && !hashing) {
       const mesh__lb_pool_t *lp = mesh__lb_choose_locality(st, s, buf, lv);

@@ -169,7 +169,7 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
   if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &rs->cfg.cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
     mesh__counter_add(rs->mx.budget, 1);
-    mesh__counter_add(rs->mx.overflow[3], 1);
+    mesh__counter_add(rs->mx.overflow[MESH__BR_RETRIES], 1);
     return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
                       "service \"%s\": retry refused by the retry budget "
                       "(%lld retries in flight; last error: %s)",
@@ -267,7 +267,7 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__breaker_take(&rs->br.pending, rs->cfg.cb.max_pending_requests,
                           &rs->br.ov_pending)) {
-    mesh__counter_add(rs->mx.overflow[1], 1);
+    mesh__counter_add(rs->mx.overflow[MESH__BR_PENDING], 1);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld calls "
                       "waiting for a connection (max_pending_requests)",
@@ -275,7 +275,7 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   }
   if (!mesh__breaker_take(&rs->br.connections, rs->cfg.cb.max_connections,
                           &rs->br.ov_connections)) {
-    mesh__counter_add(rs->mx.overflow[0], 1);
+    mesh__counter_add(rs->mx.overflow[MESH__BR_CONNECTIONS], 1);
     mesh__breaker_give(&rs->br.pending);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld "
@@ -386,7 +386,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   c->holds_retry = retry_slot;
   if (!mesh__breaker_take(&rs->br.requests, rs->cfg.cb.max_requests,
                           &rs->br.ov_requests)) {
-    mesh__counter_add(rs->mx.overflow[2], 1);
+    mesh__counter_add(rs->mx.overflow[MESH__BR_REQUESTS], 1);
     if (c->holds_retry)
       mesh__breaker_give(&rs->br.retries);
     c->holds_retry = false;

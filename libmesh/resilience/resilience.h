@@ -166,11 +166,29 @@ enum mesh__res_result {
   MESH__RES_MAX_
 };
 
+/* Outlier detectors (ejection reasons), in metric-label order. */
+enum mesh__od_type {
+  MESH__OD_CONSECUTIVE_5XX = 0,
+  MESH__OD_CONSECUTIVE_GATEWAY = 1,
+  MESH__OD_SUCCESS_RATE = 2,
+  MESH__OD_FAILURE_PERCENTAGE = 3,
+  MESH__OD_TYPES_ /* count */
+};
+
+/* The circuit breaker limits, in metric-label order. */
+enum mesh__br_limit {
+  MESH__BR_CONNECTIONS = 0,
+  MESH__BR_PENDING = 1,
+  MESH__BR_REQUESTS = 2,
+  MESH__BR_RETRIES = 3,
+  MESH__BR_LIMITS_ /* count */
+};
+
 typedef struct mesh__res_stats {
   struct mesh__metric *retries, *budget, *call_s, *try_s, *ejected, *pooled;
-  struct mesh__metric *overflow[4];  /* connections, pending, requests, retries */
-  struct mesh__metric *ejections[4]; /* by enum mesh__od_type */
-  struct mesh__metric *hc[2];        /* success, failure */
+  struct mesh__metric *overflow[MESH__BR_LIMITS_]; /* by enum mesh__br_limit */
+  struct mesh__metric *ejections[MESH__OD_TYPES_]; /* by enum mesh__od_type */
+  struct mesh__metric *hc[2];        /* [0] success, [1] failure */
   _Atomic(struct mesh__metric *) calls_none[MESH__RES_MAX_]; /* no endpoint */
 } mesh__res_stats_t;
 
@@ -213,12 +231,6 @@ bool mesh__retry_admit(mesh__breakers_t *b, const mesh__retry_cfg_t *rc,
 
 /* ---- outlier detection: pure algorithms (resilience/outlier.c) ---------- */
 
-enum mesh__od_type {
-  MESH__OD_CONSECUTIVE_5XX = 0,
-  MESH__OD_CONSECUTIVE_GATEWAY = 1,
-  MESH__OD_SUCCESS_RATE = 2,
-  MESH__OD_FAILURE_PERCENTAGE = 3,
-};
 
 /** One host's last-interval counts as the statistical algorithms see them. */
 typedef struct mesh__od_sample {
@@ -295,7 +307,7 @@ typedef struct mesh__res_svc {
   int64_t od_timer, pool_timer, hc_timer; /* worker loop timer ids, 0 none */
   struct mesh__hc_run *hc;      /* running checks (worker thread) */
   /* counters for metrics: by enum mesh__od_type */
-  _Atomic uint64_t od_detected[4], od_enforced[4];
+  _Atomic uint64_t od_detected[MESH__OD_TYPES_], od_enforced[MESH__OD_TYPES_];
   _Atomic uint64_t od_overflow;
   _Atomic uint64_t retries, retry_overflow, hedges;
   mesh__res_stats_t mx;         /* metric handles (NULL without a context) */

@@ -13,12 +13,12 @@ static const char *const call_results[MESH__RES_MAX_] = {
     "deadline", "protocol_error", "no_endpoints", "circuit_open",
     "retry_budget", "other"};
 
-static const char *const od_reasons[4] = {
+static const char *const od_reasons[MESH__OD_TYPES_] = {
     "consecutive_5xx", "consecutive_gateway_failure", "success_rate",
     "failure_percentage"};
 
-static const char *const limits[4] = {"connections", "pending", "requests",
-                                      "retries"};
+static const char *const limits[MESH__BR_LIMITS_] = {
+    "connections", "pending", "requests", "retries"};
 
 /* Codes with a result label of their own; the groups come from core's
  * classes (core/errclass.c). */
@@ -90,7 +90,9 @@ void mesh__res_stats_init(mesh__res_svc_t *rs) {
                                 "Endpoints ejected now.", l, ejected_now, rs);
   x->pooled = mesh__gauge_func(m, "mesh_connections_pooled",
                                "Idle pooled connections.", l, pooled_now, rs);
-  for (int i = 0; i < 4; i++) {
+  _Static_assert((int)MESH__BR_LIMITS_ == (int)MESH__OD_TYPES_,
+                 "one loop registers both");
+  for (int i = 0; i < MESH__BR_LIMITS_; i++) {
     snprintf(l, sizeof l, "service=%s,limit=%s", rs->name, limits[i]);
     x->overflow[i] = mesh__counter(m, "mesh_circuit_breaker_overflows_total",
                                    "Calls refused by a breaker.", l);
