@@ -167,7 +167,7 @@ struct mesh_ctx {
   struct mesh__identity *identity;
   struct mesh__tls *tls;
   struct mesh__services *services;
-  struct mesh__observe *observe;
+  _Atomic(struct mesh__observe *) observe;
   struct mesh__authz *authz;
   struct mesh__admin *admin;
   struct mesh__http *http;     /* http/ (settings, top-level routes) */

@@ -62,8 +62,8 @@ typedef struct mesh__host {
   _Atomic int64_t ewma_stamp_ns;  /* last EWMA update */
   /* per-part state, typed, created lazily by its part (published with a
    * CAS) and freed with the host through the part's registered ops */
-  struct mesh__res_host *res;     /* resilience per-host state, owned */
-  struct mesh__pool *pool;        /* idle connection pool, owned */
+  _Atomic(struct mesh__res_host *) res; /* resilience per-host state, owned */
+  _Atomic(struct mesh__pool *) pool;    /* idle connection pool, owned */
 } mesh__host_t;
 
 /* How the host frees the state other parts attach to it.  The owning part

@@ -240,7 +240,7 @@ static int tracing_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     mesh__tracer_free(t);
     return rc;
   }
-  __atomic_store_n(&o->tracer, t, __ATOMIC_RELEASE);
+  atomic_store_explicit(&o->tracer, t, memory_order_release);
   return MESH_OK;
 }
 
@@ -251,7 +251,7 @@ static void tracing_fini(mesh_t *m) {
   struct mesh__tracer *t = o->tracer;
   /* Spans ended from now on are not recorded; the queued ones are
    * flushed (bounded) by the exporters. */
-  __atomic_store_n(&o->tracer, NULL, __ATOMIC_RELEASE);
+  atomic_store_explicit(&o->tracer, NULL, memory_order_release);
   mesh__tracer_free(t);
 }
 

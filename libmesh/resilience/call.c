@@ -35,8 +35,8 @@ mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
     return NULL;
   mesh__res_host_ops_register(); /* before the pool can be seen */
   mesh__pool_t *expected = NULL;
-  if (__atomic_compare_exchange_n(&h->pool, &expected, p, false,
-                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+  if (atomic_compare_exchange_strong_explicit(
+          &h->pool, &expected, p, memory_order_acq_rel, memory_order_acquire))
     return p;
   mesh__pool_free(p);
   return expected;

@@ -8,9 +8,9 @@
 #include <string.h>
 
 /* ---- per-host state ---------------------------------------------------------
- * host->res is a plain pointer in the shared endpoint model; it is created
+ * host->res is a typed atomic pointer of the endpoint model; it is created
  * lazily by whichever thread first reports on the host, so it is read and
- * published with the __atomic builtins (a CAS; the loser frees its copy). */
+ * published with C11 atomics (a CAS; the loser frees its copy). */
 
 static void res_host_free(struct mesh__res_host *p) { free(p); }
 static void pool_free(struct mesh__pool *p) { mesh__pool_free(p); }
@@ -23,7 +23,7 @@ void mesh__res_host_ops_register(void) { mesh__host_state_ops_set(&host_ops); }
 mesh__res_host_t *mesh__res_host(mesh__host_t *h) {
   if (!h)
     return NULL;
-  mesh__res_host_t *r = __atomic_load_n(&h->res, __ATOMIC_ACQUIRE);
+  mesh__res_host_t *r = atomic_load_explicit(&h->res, memory_order_acquire);
   if (r)
     return r;
   r = calloc(1, sizeof *r);
@@ -34,8 +34,8 @@ mesh__res_host_t *mesh__res_host(mesh__host_t *h) {
    * racer stores the same value. */
   mesh__res_host_ops_register();
   mesh__res_host_t *expected = NULL;
-  if (__atomic_compare_exchange_n(&h->res, &expected, r, false,
-                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+  if (atomic_compare_exchange_strong_explicit(
+          &h->res, &expected, r, memory_order_acq_rel, memory_order_acquire))
     return r;
   free(r);
   return expected;

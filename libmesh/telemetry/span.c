@@ -32,7 +32,7 @@ static uint64_t wall_ns(void) {
 struct mesh__tracer *mesh__tracer_get(mesh_t *m) {
   if (!m)
     return NULL;
-  struct mesh__observe *o = __atomic_load_n(&m->observe, __ATOMIC_ACQUIRE);
+  struct mesh__observe *o = atomic_load_explicit(&m->observe, memory_order_acquire);
   return o ? o->tracer : NULL;
 }
 

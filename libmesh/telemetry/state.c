@@ -12,7 +12,7 @@
 struct mesh__observe *mesh__observe_get(mesh_t *m) {
   if (!m)
     return NULL;
-  struct mesh__observe *o = __atomic_load_n(&m->observe, __ATOMIC_ACQUIRE);
+  struct mesh__observe *o = atomic_load_explicit(&m->observe, memory_order_acquire);
   if (o)
     return o;
   struct mesh__observe *n = calloc(1, sizeof *n);
@@ -25,8 +25,8 @@ struct mesh__observe *mesh__observe_get(mesh_t *m) {
   }
   pthread_mutex_init(&n->views_mu, NULL);
   struct mesh__observe *expected = NULL;
-  if (__atomic_compare_exchange_n(&m->observe, &expected, n, false,
-                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+  if (atomic_compare_exchange_strong_explicit(
+          &m->observe, &expected, n, memory_order_acq_rel, memory_order_acquire))
     return n;
   mesh__metrics_free(n->metrics); /* another thread won the race */
   pthread_mutex_destroy(&n->views_mu);

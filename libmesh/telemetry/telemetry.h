@@ -29,7 +29,7 @@ typedef struct mesh__observe_metrics {
 
 struct mesh__observe {
   mesh__metrics_t *metrics;           /* created on first use */
-  struct mesh__tracer *tracer;        /* NULL until the tracing part init */
+  _Atomic(struct mesh__tracer *) tracer; /* NULL until the tracing part init */
   mesh__observe_metrics_t std;
   /* "metrics.latency_buckets": used when a histogram passes NULL bounds */
   double latency_bounds[MESH__HIST_MAX_BUCKETS];
