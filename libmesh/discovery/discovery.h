@@ -215,6 +215,10 @@ void mesh__disc_check_file(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_dns(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_etcd(mesh__cfg_t *c, const cJSON *v, const char *path);
 
+/** Register discovery's views with telemetry ("endpoints"; views.c);
+ *  called from the "register" part's init, which runs for every context. */
+void mesh__disc_register_views(mesh_t *m);
+
 /* What a public mesh_endpoints_t holds (discovery.c, endpoints.c). */
 struct mesh_endpoints {
   mesh__snapshot_t *s; /* NULL: no answer yet */

@@ -253,6 +253,7 @@ static char *make_value(const char *addr, const cJSON *md) {
 }
 
 static int reg_init(mesh_t *m, const cJSON *v, mesh_status_t *st) {
+  mesh__disc_register_views(m);
   if (!v)
     return MESH_OK;
   mesh__cfg_t c = {0};
