@@ -122,24 +122,29 @@ static int check_all(mesh__cfg_t *c, const cJSON *root, int *log_level,
   return c->nerr;
 }
 
+static void on_dup(const char *path, const char *key, void *user) {
+  (void)key;
+  mesh__cfg_error(user, path,
+                  "duplicate key (JSON readers disagree on which one counts)");
+}
+
+/* The size cap first (nothing is parsed past it), then the one JSON entry
+ * point: syntax, trailing garbage, every duplicate key. */
 static cJSON *parse_json(const char *json, mesh__cfg_t *c) {
-  const char *end = NULL;
-  cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
-  if (root)
-    return root;
-  /* Report line and column of the syntax error. */
-  int line = 1, col = 1;
-  const char *stop = end ? end : json;
-  for (const char *p = json; p < stop && *p; p++) {
-    if (*p == '\n') {
-      line++;
-      col = 1;
-    } else {
-      col++;
-    }
+  size_t max = mesh__config_max_bytes();
+  size_t len = strnlen(json, max + 1);
+  char msg[sizeof(((mesh_status_t *)0)->message)];
+  if (mesh__config_size_error(len, msg, sizeof msg)) {
+    mesh__cfg_error(c, "", "%s", msg);
+    return NULL;
   }
-  mesh__cfg_error(c, "", "JSON syntax error at line %d, column %d", line, col);
-  return NULL;
+  mesh__json_err_t e;
+  cJSON *root = mesh__json_parse_dups(json, len, &e, on_dup, c);
+  if (!root && e.kind == MESH__JSON_SYNTAX)
+    mesh__cfg_error(c, "", "%s", e.message);
+  else if (!root && e.kind == MESH__JSON_NOMEM)
+    mesh__cfg_error(c, "", "out of memory");
+  return root;
 }
 
 int mesh_config_check(const char *json, mesh_config_error_fn fn, void *user) {
@@ -336,16 +341,19 @@ int mesh_new_from_file(const char *path, mesh_t **out, mesh_status_t *st) {
   FILE *f = fopen(path, "rb");
   if (!f)
     return mesh__fail(st, MESH_ERR_IO, "%s: %s", path, strerror(errno));
+  /* The size cap holds before anything is read: a file one byte over it
+   * is refused after reading at most cap + 1 bytes. */
+  size_t max = mesh__config_max_bytes();
+  char msg[sizeof(((mesh_status_t *)0)->message)];
   char *buf = NULL;
   size_t len = 0, cap = 0;
   for (;;) {
+    if (len > max && mesh__config_size_error(len, msg, sizeof msg)) {
+      fclose(f);
+      free(buf);
+      return mesh__fail(st, MESH_ERR_CONFIG, "%s: %s", path, msg);
+    }
     if (len + 4096 + 1 > cap) {
-      if (cap > (64u << 20)) {
-        fclose(f);
-        free(buf);
-        return mesh__fail(st, MESH_ERR_CONFIG, "%s: larger than 64 MiB",
-                          path);
-      }
       cap = cap ? cap * 2 : 8192;
       char *nb = realloc(buf, cap);
       if (!nb) {
@@ -355,9 +363,12 @@ int mesh_new_from_file(const char *path, mesh_t **out, mesh_status_t *st) {
       }
       buf = nb;
     }
-    size_t r = fread(buf + len, 1, cap - len - 1, f);
+    size_t want = cap - len - 1;
+    if (want > max + 1 - len)
+      want = max + 1 - len;
+    size_t r = fread(buf + len, 1, want, f);
     len += r;
-    if (r == 0)
+    if (r == 0 && len <= max)
       break;
   }
   int err = ferror(f);

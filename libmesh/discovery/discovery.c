@@ -420,8 +420,10 @@ static int disc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
   return MESH_OK;
 }
 
+/* the etcd source's credentials sit in the section itself */
+static const char *const disc_secrets[] = {"password", NULL};
 const mesh__svc_part_t mesh__disc_part = {"discovery", disc_check, disc_init,
-                                          disc_fini};
+                                          disc_fini, disc_secrets};
 
 /* ---- internal API ---------------------------------------------------------------- */
 

@@ -352,8 +352,9 @@ static void reg_fini(mesh_t *m) {
   reg_free(r);
 }
 
+static const char *const reg_secrets[] = {"etcd.password", NULL};
 const mesh__part_t mesh__register_part = {"register", reg_check, reg_init,
-                                          reg_fini};
+                                          reg_fini, reg_secrets};
 
 bool mesh__register_state(mesh_t *m, bool *registered, uint64_t *errors) {
   bool found = false;

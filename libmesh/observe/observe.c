@@ -364,9 +364,14 @@ static void tracing_fini(mesh_t *m) {
   mesh__tracer_free(t);
 }
 
+/* Exporter headers carry API keys and tokens under any name: every value. */
+static const char *const tracing_secrets[] = {"otlp.headers.*",
+                                              "zipkin.headers.*", NULL};
+
 const mesh__part_t mesh__part_tracing = {
     .key = "tracing",
     .check = tracing_check,
     .init = tracing_init,
     .fini = tracing_fini,
+    .secrets = tracing_secrets,
 };
