@@ -67,6 +67,8 @@ MESH_EXTERN int mesh_config_check(const char *json, mesh_config_error_fn fn,
  *  MESH_CONFIG_MAX_BYTES_DEFAULT.
  *  @return the cap in force before the call. */
 MESH_EXTERN size_t mesh_config_set_max_bytes(size_t max);
+/** The cap in force (see mesh_config_set_max_bytes()). */
+MESH_EXTERN size_t mesh_config_max_bytes(void);
 
 /* ---- logging ---------------------------------------------------------- */
 

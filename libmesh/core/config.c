@@ -42,6 +42,18 @@ void mesh__cfg_error(mesh__cfg_t *c, const char *path, const char *fmt, ...) {
     c->fn(msg, c->user);
 }
 
+bool mesh__valid_service_name(const char *s) {
+  if (!s || !*s || strlen(s) > 128)
+    return false;
+  for (; *s; s++) {
+    char ch = *s;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+      return false;
+  }
+  return true;
+}
+
 void mesh__cfg_path(char *out, const char *base, const char *key) {
   if (!base || !*base)
     snprintf(out, MESH__PATH_MAX, "%s", key);

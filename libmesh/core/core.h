@@ -133,12 +133,22 @@ typedef struct mesh__cfg {
   mesh_status_t *first; /* receives the first error */
   mesh_config_error_fn fn; /* optional: every error */
   void *user;
+  /* Cross-references (a route's service, a split's subset, the name a
+   * registration uses) are checked by check(), like everything else, so
+   * that mesh_new() runs exactly mesh_config_check()'s validation before
+   * it builds anything: */
+  const cJSON *root; /* the whole document while checking it, else NULL */
+  const cJSON *svc;  /* per-service check(): the service's object */
+  const char *svc_name; /* per-service check(): its name */
 } mesh__cfg_t;
 
 #define MESH__PATH_MAX 256
 
 void mesh__cfg_error(mesh__cfg_t *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/** A service name: 1-128 of A-Z a-z 0-9 - _ . (the names of "services",
+ *  the top-level "name", register.service). */
+bool mesh__valid_service_name(const char *s);
 /** out = base + "." + key (or key alone when base is ""). */
 void mesh__cfg_path(char *out, const char *base, const char *key);
 /** node must be an object whose keys are all in allowed (NULL-terminated).

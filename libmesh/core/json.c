@@ -45,6 +45,8 @@ size_t mesh__config_max_bytes(void) {
   return MESH_CONFIG_MAX_BYTES_DEFAULT;
 }
 
+size_t mesh_config_max_bytes(void) { return mesh__config_max_bytes(); }
+
 int mesh__config_size_error(size_t len, char *msg, size_t cap) {
   size_t max = mesh__config_max_bytes();
   if (len <= max)

@@ -49,6 +49,8 @@ static void check_service(mesh__cfg_t *c, const cJSON *svc, const char *path) {
   if (!mesh__cfg_object(c, svc, path, keys))
     return;
   check_peers(c, svc, path);
+  c->svc = svc;
+  c->svc_name = svc->string;
   for (size_t i = 0; mesh__svc_parts[i]; i++) {
     const cJSON *v =
         cJSON_GetObjectItemCaseSensitive(svc, mesh__svc_parts[i]->key);
@@ -57,18 +59,8 @@ static void check_service(mesh__cfg_t *c, const cJSON *svc, const char *path) {
     if (mesh__svc_parts[i]->check)
       mesh__svc_parts[i]->check(c, v, p);
   }
-}
-
-static bool valid_service_name(const char *s) {
-  if (!*s || strlen(s) > 128)
-    return false;
-  for (; *s; s++) {
-    char ch = *s;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
-      return false;
-  }
-  return true;
+  c->svc = NULL;
+  c->svc_name = NULL;
 }
 
 static void check_services(mesh__cfg_t *c, const cJSON *v) {
@@ -82,7 +74,7 @@ static void check_services(mesh__cfg_t *c, const cJSON *v) {
   cJSON_ArrayForEach(svc, v) {
     char p[MESH__PATH_MAX];
     mesh__cfg_path(p, "services", svc->string);
-    if (!valid_service_name(svc->string)) {
+    if (!mesh__valid_service_name(svc->string)) {
       mesh__cfg_error(c, p,
                       "invalid service name (1-128 of A-Z a-z 0-9 - _ .)");
       continue;
@@ -106,8 +98,12 @@ static int check_all(mesh__cfg_t *c, const cJSON *root, int *log_level,
   keys[k] = NULL;
   if (!mesh__cfg_object(c, root, "", keys))
     return c->nerr;
+  c->root = root;
   const char *name;
-  mesh__cfg_string(c, root, "", "name", NULL, &name);
+  if (mesh__cfg_string(c, root, "", "name", NULL, &name) &&
+      !mesh__valid_service_name(name))
+    mesh__cfg_error(c, "name",
+                    "invalid service name (1-128 of A-Z a-z 0-9 - _ .)");
   check_log(c, cJSON_GetObjectItemCaseSensitive(root, "log"), log_level);
   check_worker(c, cJSON_GetObjectItemCaseSensitive(root, "worker"),
                worker_mode);
@@ -119,6 +115,7 @@ static int check_all(mesh__cfg_t *c, const cJSON *root, int *log_level,
                          : NULL,
                p->key ? p->key : "");
   }
+  c->root = NULL;
   return c->nerr;
 }
 

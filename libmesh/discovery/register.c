@@ -62,11 +62,18 @@ static void reg_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
     mesh__cfg_error(c, p, "required: the etcd cluster to register in");
   else if (mesh__cfg_object(c, etcd, p, etcd_keys))
     mesh__etcd_check(c, etcd, p);
+  /* The key is "<service>/<address>": the name, register.service or
+   * else the top-level "name", is a service name like any other. */
   const char *svc, *addr;
+  mesh__cfg_path(p, path, "service");
   if (mesh__cfg_string(c, v, path, "service", NULL, &svc)) {
-    mesh__cfg_path(p, path, "service");
-    if (!*svc || strlen(svc) > 512)
-      mesh__cfg_error(c, p, "must be 1-512 bytes");
+    if (!mesh__valid_service_name(svc))
+      mesh__cfg_error(c, p, "invalid service name (1-128 of A-Z a-z 0-9 - _ "
+                            ".)");
+  } else if (!cJSON_GetObjectItemCaseSensitive(v, "service") && c->root &&
+             !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c->root,
+                                                              "name"))) {
+    mesh__cfg_error(c, p, "required when the top-level \"name\" is not set");
   }
   mesh__cfg_path(p, path, "address");
   if (!mesh__cfg_string(c, v, path, "address", NULL, &addr)) {
@@ -259,7 +266,7 @@ static int reg_init(mesh_t *m, const cJSON *v, mesh_status_t *st) {
   const char *svc, *addr;
   mesh__cfg_string(&c, v, "", "service", m->self_name, &svc);
   mesh__cfg_string(&c, v, "", "address", "", &addr);
-  if (!svc)
+  if (!svc) /* unreachable: check() requires one of the two */
     return mesh__fail(st, MESH_ERR_CONFIG,
                       "register.service: required when the top-level "
                       "\"name\" is not set");
