@@ -135,6 +135,8 @@ void mesh__disc_error(mesh__disc_svc_t *d, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* kept for /endpoints and logged: never a URL's userinfo */
+  mesh__redact_userinfo(msg, sizeof msg);
   atomic_fetch_add(&d->n_errors, 1);
   mesh__counter_add(d->m_errors, 1);
   atomic_store(&d->last_error_ms, mesh__now_ms());

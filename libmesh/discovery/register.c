@@ -62,19 +62,7 @@ static void reg_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
     mesh__cfg_error(c, p, "required: the etcd cluster to register in");
   else if (mesh__cfg_object(c, etcd, p, etcd_keys))
     mesh__etcd_check(c, etcd, p);
-  /* The key is "<service>/<address>": the name, register.service or
-   * else the top-level "name", is a service name like any other. */
-  const char *svc, *addr;
-  mesh__cfg_path(p, path, "service");
-  if (mesh__cfg_string(c, v, path, "service", NULL, &svc)) {
-    if (!mesh__valid_service_name(svc))
-      mesh__cfg_error(c, p, "invalid service name (1-128 of A-Z a-z 0-9 - _ "
-                            ".)");
-  } else if (!cJSON_GetObjectItemCaseSensitive(v, "service") && c->root &&
-             !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c->root,
-                                                              "name"))) {
-    mesh__cfg_error(c, p, "required when the top-level \"name\" is not set");
-  }
+  const char *addr;
   mesh__cfg_path(p, path, "address");
   if (!mesh__cfg_string(c, v, path, "address", NULL, &addr)) {
     if (!cJSON_GetObjectItemCaseSensitive(v, "address"))
@@ -98,6 +86,19 @@ static void reg_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
     if (txt && strlen(txt) > REG_MAX_METADATA)
       mesh__cfg_error(c, p, "larger than %d bytes", REG_MAX_METADATA);
     free(txt);
+  }
+  /* The key is "<service>/<address>": the name, register.service or
+   * else the top-level "name", is a service name like any other. */
+  const char *svc;
+  mesh__cfg_path(p, path, "service");
+  if (mesh__cfg_string(c, v, path, "service", NULL, &svc)) {
+    if (!mesh__valid_service_name(svc))
+      mesh__cfg_error(c, p, "invalid service name (1-128 of A-Z a-z 0-9 - _ "
+                            ".)");
+  } else if (!cJSON_GetObjectItemCaseSensitive(v, "service") && c->root &&
+             !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c->root,
+                                                              "name"))) {
+    mesh__cfg_error(c, p, "required when the top-level \"name\" is not set");
   }
 }
 
