@@ -64,6 +64,9 @@ bool mesh__log_on(mesh_t *m, int level);
 /** Replace the userinfo of every URL in s ("scheme://user:pass@host" ->
  *  "scheme://[REDACTED]@host"), in place within cap.  @return how many. */
 int mesh__redact_userinfo(char *s, size_t cap);
+/** A malloc'd copy of s with mesh__redact_userinfo() applied (NULL: out of
+ *  memory); for URLs kept to be shown. */
+char *mesh__redact_userinfo_dup(const char *s);
 /** A log line: URL userinfo, values of credential-only fields (`k=v`,
  *  `k: v`, whole names such as password, token, authorization, cookie;
  *  not `key`), the word after "Bearer "/"Basic ", PEM private-key blocks.

@@ -25,7 +25,7 @@
 
 /* Field names (whole, any case) that only ever carry credentials. */
 static const char *const secret_fields[] = {
-    "password",   "passwd",        "pass",          "secret",
+    "password",   "passwd",        "secret",
     "token",      "access_token",  "refresh_token", "id_token",
     "api_key",    "apikey",        "x-api-key",     "authorization",
     "proxy-authorization", "cookie", "set-cookie",  "credentials",
@@ -84,6 +84,16 @@ int mesh__redact_userinfo(char *s, size_t cap) {
       break;
   }
   return n;
+}
+
+char *mesh__redact_userinfo_dup(const char *s) {
+  size_t cap = strlen(s) + sizeof REDACTED;
+  char *out = malloc(cap);
+  if (out) {
+    mesh__strlcpy(out, s, cap);
+    mesh__redact_userinfo(out, cap);
+  }
+  return out;
 }
 
 /* ---- log lines ----------------------------------------------------------------- */
@@ -227,14 +237,11 @@ static void redact_strings(cJSON *node) {
         cJSON_SetValuestring(it, REDACTED);
       else if (strstr(it->valuestring, "://") &&
                strchr(it->valuestring, '@')) {
-        size_t cap = strlen(it->valuestring) + sizeof REDACTED;
-        char *s = malloc(cap);
+        char *s = mesh__redact_userinfo_dup(it->valuestring);
         if (!s) {
           cJSON_SetValuestring(it, REDACTED);
           continue;
         }
-        mesh__strlcpy(s, it->valuestring, cap);
-        mesh__redact_userinfo(s, cap);
         cJSON_SetValuestring(it, s);
         free(s);
       }

@@ -584,16 +584,13 @@ int mesh__etcd_new(mesh_t *m, const cJSON *obj, mesh__etcd_t **out,
     /* "http://h:2379/" and "http://h:2379" name the same base. */
     if (u && l > 0 && u[l - 1] == '/')
       u[l - 1] = '\0';
-    size_t sl = (u ? strlen(u) : 0) + sizeof "[REDACTED]";
-    char *shown = u ? malloc(sl) : NULL;
-    if (!u || !shown) {
+    char *shown = u ? mesh__redact_userinfo_dup(u) : NULL;
+    oom = oom || !u || !shown;
+    if (oom) {
       free(u);
       free(shown);
-      oom = true;
       continue;
     }
-    mesh__strlcpy(shown, u, sl);
-    mesh__redact_userinfo(shown, sl);
     e->shown[e->nurls] = shown;
     e->urls[e->nurls++] = u;
   }
