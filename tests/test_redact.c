@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include <mesh/authz.h>
 
 #define CANARY "c4n4ry-Zq7x"
 
@@ -278,8 +279,9 @@ static void test_secrets_canary(void) {
       " \"zipkin\":{\"endpoint\":\"http://zu:" CANARY
       "@127.0.0.1:%d/api/v2/spans\",\"headers\":{\"X-Z\":\"" CANARY "\"}},"
       " \"batch\":{\"max_delay_ms\":50},\"retry\":{\"max_attempts\":1}},"
-      "\"authz\":{\"opa\":{\"url\":\"http://pu:" CANARY
-      "@127.0.0.1:%d/v1/data/mesh/allow\"}},"
+      "\"authz\":{\"policies\":[{\"name\":\"ext\",\"action\":\"CUSTOM\","
+      "\"provider\":\"opa\",\"rules\":[{}]}],\"opa\":{\"url\":\"http://pu:"
+      CANARY "@127.0.0.1:%d/v1/data/mesh/allow\",\"timeout_ms\":300}},"
       "\"register\":{\"etcd\":{\"endpoints\":[\"http://ru:" CANARY
       "@127.0.0.1:%d\"],\"username\":\"reg\",\"password\":\"" CANARY "\","
       " \"timeout_ms\":200},\"address\":\"127.0.0.1:8080\",\"ttl_s\":3},"
@@ -305,6 +307,17 @@ static void test_secrets_canary(void) {
     CU_ASSERT_NOT_EQUAL(mesh_dial(m, "pay", NULL, &c, &dst), MESH_OK);
     no_canary("mesh_dial error", dst.message);
   }
+  /* OPA unreachable: fails closed, and says so without the URL's secret */
+  mesh_authz_request_t *ar = mesh_authz_request_new();
+  CU_ASSERT_EQUAL(mesh_authz_request_set_principal(
+                      ar, "spiffe://example.org/ns/default/sa/web"),
+                  MESH_OK);
+  CU_ASSERT_EQUAL(mesh_authz_request_set_http(ar, "GET", "/x", "svc"),
+                  MESH_OK);
+  mesh_status_t ast;
+  CU_ASSERT_EQUAL(mesh_authz_check(m, ar, &ast), MESH_ERR_DENIED);
+  no_canary("mesh_authz_check error", ast.message);
+  mesh_authz_request_free(ar);
   /* Wait (bounded) until etcd discovery and registration failed and were
    * logged, and both collectors received spans. */
   char *ot = NULL, *zt = NULL;
@@ -352,6 +365,8 @@ static void test_secrets_canary(void) {
   mesh_free(m);
   pthread_mutex_lock(&logmu);
   no_canary("log lines", logbuf);
+  if (getenv("TEST_REDACT_SHOW_LOG"))
+    fputs(logbuf, stderr);
   /* the failing URLs are named, without their userinfo */
   CU_ASSERT_PTR_NOT_NULL(strstr(logbuf, "etcd http://[REDACTED]@127.0.0.1:"));
   /* not over-redacted: the etcd key registered under stays readable */
