@@ -118,6 +118,27 @@ static void test_mesh_config_check_same_verdict(void) {
       CU_ASSERT_EQUAL(n, 0);
     }
   }
+  /* What init used to refuse after the check passed: a collector URL too
+   * long for the exporter, more DNS servers than c-ares is given. */
+  char *big = malloc(4096);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+  int o = snprintf(big, 4096, "{\"tracing\":{\"otlp\":{\"endpoint\":"
+                              "\"http://127.0.0.1:1/%01100d\"}}}", 0);
+  CU_ASSERT(o > 0 && o < 4096);
+  char f2[512];
+  CU_ASSERT_EQUAL(verdicts(big, f2, sizeof f2), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(f2, "tracing.otlp.endpoint: expected an "
+                                    "http:// or https:// URL of at most"));
+  o = snprintf(big, 4096, "{\"services\":{\"d\":{\"discovery\":{"
+                          "\"type\":\"dns\",\"name\":\"d.test\","
+                          "\"port\":80,\"servers\":[");
+  for (int i = 0; i < 33; i++)
+    o += snprintf(big + o, 4096 - (size_t)o, "%s\"[fd00:1:2:3:4:5:6:%x]:"
+                  "65535\"", i ? "," : "", i);
+  snprintf(big + o, 4096 - (size_t)o, "]}}}}");
+  CU_ASSERT_EQUAL(verdicts(big, f2, sizeof f2), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(f2, "servers: at most 32 servers"));
+  free(big);
   /* A 600-byte registration name: refused by both. */
   char json[1024], first[512];
   snprintf(json, sizeof json,
