@@ -417,6 +417,24 @@ static void test_mesh__cfg_error_whole_tokens(void) {
       CU_ASSERT_PTR_NOT_NULL(strstr(st.message, " more)"));
     }
   }
+  /* mesh_new's "(and N more errors)" tail: whole, after a whole word */
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"services\":{\"%0128d\":{\"outlier_detection\":{\"%0100d\":"
+           "1,\"x%0100d\":1}}}}",
+           0, 0, 0);
+  mesh_t *m = NULL;
+  mesh_status_t nst;
+  CU_ASSERT_EQUAL(mesh_new(json, &m, &nst), MESH_ERR_CONFIG);
+  size_t nl = strlen(nst.message);
+  CU_ASSERT(nl > 19 &&
+            strcmp(nst.message + nl - 19, " (and 1 more error)") == 0);
+  if (nl <= 19 || strcmp(nst.message + nl - 19, " (and 1 more error)") != 0)
+    fprintf(stderr, "tail: %s\n", nst.message);
+  int quotes = 0;
+  for (const char *q = nst.message; *q; q++)
+    quotes += *q == '"';
+  CU_ASSERT_EQUAL(quotes % 2, 0);
   /* Any message that does not fit ends at a whole token, marked. */
   mesh_status_t st = {0};
   mesh__cfg_t c = {.first = &st};

@@ -279,9 +279,24 @@ int mesh_new(const char *json, mesh_t **out, mesh_status_t *st) {
   if (check_all(&c, root, &log_level, &worker_mode) > 0) {
     cJSON_Delete(root);
     if (st && c.nerr > 1) {
-      size_t len = strlen(st->message);
-      snprintf(st->message + len, sizeof st->message - len,
-               " (and %d more error%s)", c.nerr - 1, c.nerr > 2 ? "s" : "");
+      char more[48];
+      int k = snprintf(more, sizeof more, " (and %d more error%s)",
+                       c.nerr - 1, c.nerr > 2 ? "s" : "");
+      size_t len = strlen(st->message), cap = sizeof st->message;
+      if (k > 0 && len + (size_t)k >= cap) {
+        /* make room after a whole word, as mesh__cfg_error() cuts */
+        len = cap - (size_t)k - sizeof " [...]";
+        while (len > 0 && st->message[len - 1] != ' ' &&
+               st->message[len - 1] != ',')
+          len--;
+        while (len > 0 && (st->message[len - 1] == ' ' ||
+                           st->message[len - 1] == ','))
+          len--;
+        memcpy(st->message + len, " [...]", 6);
+        len += 6;
+      }
+      if (k > 0)
+        memcpy(st->message + len, more, (size_t)k + 1);
     }
     return MESH_ERR_CONFIG;
   }
