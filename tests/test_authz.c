@@ -530,47 +530,6 @@ static void test_mesh__cidr_match(void) {
   CU_ASSERT(!mesh__cidr_match(&c, NULL));
 }
 
-static void test_mesh__az_path_normalize(void) {
-  struct {
-    const char *in, *want;
-    int rc;
-  } cases[] = {
-    {"/", "/", MESH_OK},
-    {"/a/b?c=d", "/a/b", MESH_OK},
-    {"/a/./b", "/a/b", MESH_OK},
-    {"/a/../b", "/b", MESH_OK},
-    {"/../../a", "/a", MESH_OK},
-    {"/a/b/..", "/a/", MESH_OK},
-    {"/a/b/.", "/a/b/", MESH_OK},
-    {"//a///b//", "/a/b/", MESH_OK},
-    {"/%61dmin", "/admin", MESH_OK},
-    {"/%2e%2e/admin", "/admin", MESH_OK},
-    {"/a%2fb", "/a%2Fb", MESH_OK},
-    {"/a%zz", NULL, MESH_ERR_HTTP_PARSE},
-    {"/a%2", NULL, MESH_ERR_HTTP_PARSE},
-    {"http://h.example/x/../y?q", "/y", MESH_OK},
-    {"http://h.example", "/", MESH_OK},
-    {"*", "*", MESH_OK},
-    {"nothing", NULL, MESH_ERR_HTTP_PARSE},
-    {"/a/..b/c", "/a/..b/c", MESH_OK},
-    {"/.well-known/x", "/.well-known/x", MESH_OK},
-  };
-  for (size_t i = 0; i < N(cases); i++) {
-    char out[64];
-    int rc = mesh__az_path_normalize(cases[i].in, strlen(cases[i].in), out,
-                                     sizeof out);
-    if (rc != cases[i].rc || (rc == MESH_OK && strcmp(out, cases[i].want)))
-      fprintf(stderr, "path case %zu: rc=%d out=%s\n", i, rc,
-              rc == MESH_OK ? out : "");
-    CU_ASSERT_EQUAL(rc, cases[i].rc);
-    if (rc == MESH_OK)
-      CU_ASSERT_STRING_EQUAL(out, cases[i].want);
-  }
-  char small[4];
-  CU_ASSERT_EQUAL(mesh__az_path_normalize("/abcdef", 7, small, sizeof small),
-                  MESH_ERR_BUFFER);
-}
-
 static void test_mesh_authz_request_accessors(void) {
   mesh_authz_request_t *r = mesh_authz_request_new();
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
@@ -861,7 +820,6 @@ static void add(void) {
               test_mesh__authz_set_build_errors);
   CU_add_test(s, "mesh_config_check_authz", test_mesh_config_check_authz);
   CU_add_test(s, "mesh__cidr_match", test_mesh__cidr_match);
-  CU_add_test(s, "mesh__az_path_normalize", test_mesh__az_path_normalize);
   CU_add_test(s, "mesh_authz_request_accessors",
               test_mesh_authz_request_accessors);
   CU_add_test(s, "mesh_authz_check_counts_and_logs",

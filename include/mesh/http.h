@@ -63,13 +63,42 @@ MESH_EXTERN int mesh_http_request_set_timeout(mesh_http_request_t *r,
                                               int timeout_ms);
 
 /* Reading a request: in a server handler (borrowed, valid during the
- * call) or one you built.  Strings are NUL-terminated. */
+ * call) or one you built.  Strings are NUL-terminated.
+ *
+ * A served request is seen by the handler exactly as the authorization
+ * policies saw it: one normalized path (authz.path_normalization,
+ * docs/config/authz.md), the authority of an absolute-form target as its
+ * Host, and repeated header fields joined with ",". */
 MESH_EXTERN const char *mesh_http_request_method(const mesh_http_request_t *r);
-/** The request target as sent ("/a/b?c=d"). */
+/** Served: the normalized path followed by the query as sent
+ *  ("/a/b?c=d" for "/x/../a//b?c=d"), what an Envoy sidecar forwards.
+ *  Built: the target given to mesh_http_request_new(). */
 MESH_EXTERN const char *mesh_http_request_target(const mesh_http_request_t *r);
-/** First value of a header (case-insensitive name), NULL when absent. */
+/** The request target exactly as the client sent it (absolute-form
+ *  included).  For a built request, the target given. */
+MESH_EXTERN const char *mesh_http_request_original_target(
+    const mesh_http_request_t *r);
+/** The normalized path without the query: what policies and routes
+ *  matched ("/a/b").  A built request's path is normalized with
+ *  MERGE_SLASHES (mesh_http_call() matches routes with the context's
+ *  mode). */
+MESH_EXTERN const char *mesh_http_request_path(const mesh_http_request_t *r);
+/** Value of a header (case-insensitive name), NULL when absent.  A field
+ *  sent more than once gives all its values joined with "," in the order
+ *  received ("mallory,bob"; an empty copy counts: "mallory,"), as Envoy's
+ *  header matchers and authorization policies see it.  Borrowed: valid
+ *  while r is (for a built request, until the next add_header). */
 MESH_EXTERN const char *mesh_http_request_header(const mesh_http_request_t *r,
                                                  const char *name);
+/** Every value of a header, one per field line, in the order received.
+ *  Fills values[0..cap) with borrowed pointers (valid as for
+ *  mesh_http_request_header()) and returns the total number of values,
+ *  which may exceed cap: call again with a larger array.  values may be
+ *  NULL with cap 0 to count.  Same thread rule as the request.
+ *  @return the number of fields named `name` (0: absent, or r/name NULL). */
+MESH_EXTERN size_t mesh_http_request_header_values(
+    const mesh_http_request_t *r, const char *name, const char **values,
+    size_t cap);
 MESH_EXTERN size_t mesh_http_request_header_count(
     const mesh_http_request_t *r);
 /** Header i (0-based).  @return MESH_OK or MESH_ERR_NOT_FOUND. */

@@ -64,12 +64,14 @@ struct mesh_authz_request {
   bool http;                    /* the HTTP attributes below are present */
   const char *method;
   const char *path;             /* normalized, without query */
-  const char *target;           /* as sent (with query), for external checks */
+  const char *target;           /* as sent (with query): OPA's original_path
+                                   and the query of its path */
   const char *host;
   const mesh__az_hdr_t *hdrs;
   size_t nhdrs;
   /* storage of the public builder (mesh_authz_request_new) */
   char *own[6];
+  int path_norm;                /* builder: the mode r->path was made with */
   mesh__az_hdr_t *own_hdrs;
   size_t own_cap;
 };
@@ -81,6 +83,12 @@ void mesh__az_req_set_principal(mesh_authz_request_t *r, const char *id);
 /** First value of a header (case-insensitive name), or NULL. */
 const char *mesh__az_req_header(const mesh_authz_request_t *r,
                                 const char *name);
+/** The normalized path of target with mode, malloc'd (caller frees); ""
+ *  when target is not a path (%00, bad %XX, authority-form); NULL when out
+ *  of memory. */
+char *mesh__az_req_normalize(const char *target, int mode);
+/** Was r made by the public builder (its path normalized by it)? */
+bool mesh__az_req_built(const mesh_authz_request_t *r);
 
 /* ---- the policy model (policy.c) ------------------------------------------ */
 
@@ -202,6 +210,8 @@ typedef struct mesh__authz_set {
   int protocol;
   bool have_opa;
   mesh__az_opa_cfg_t opa;
+  int path_norm;        /* enum mesh__path_norm */
+  bool path_norm_given; /* the section named it (a reload must agree) */
   /* decisions no policy made (policy="") */
   mesh__metric_t *m_allow, *m_deny, *m_dry_run;
 } mesh__authz_set_t;
@@ -255,11 +265,11 @@ void mesh__authz_eval(const mesh__authz_set_t *s,
 bool mesh__az_str_match(const mesh__az_str_t *m, const char *v);
 /** Principal match: both pattern and value may carry "spiffe://". */
 bool mesh__az_principal_match(const mesh__az_str_t *m, const char *id);
-/** Remove dot segments and merge slashes of a URL path, dropping the query
- *  (Istio's default path normalization, BASE + MERGE_SLASHES).
- *  @return MESH_OK, MESH_ERR_BUFFER, MESH_ERR_HTTP_PARSE (not a path). */
-int mesh__az_path_normalize(const char *target, size_t n, char *out,
-                            size_t len);
+/** Istio's source.namespace / namespaces match: the regular expression
+ *  ANY "/ns/" NS "/" ANY (ANY is ".*"; each "*" of the pattern is ".*"
+ *  too) over the whole principal, so every "/ns/" segment of the SPIFFE
+ *  ID counts, not only the first. */
+bool mesh__az_ns_match(const mesh__az_str_t *m, const char *principal);
 
 /* ---- external authorizer (opa.c) ------------------------------------------ */
 
@@ -316,5 +326,11 @@ int mesh__authz_check_request(mesh_t *m, const mesh_authz_request_t *r,
 
 /** Is authorization configured at all (a set with policies)? */
 bool mesh__authz_active(mesh_t *m);
+
+/** The path normalization every protocol part applies to a request before
+ *  authorization, routing and the handler (authz.path_normalization, fixed
+ *  for the life of the context; the default without an authz part).  Any
+ *  thread, lock-free. */
+int mesh__authz_path_norm(mesh_t *m);
 
 #endif /* MESH_AUTHZ_AUTHZ_H */

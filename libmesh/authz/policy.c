@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "authz/authz.h"
-#include "http/parse.h"
 
 typedef struct bctx {
   mesh__cfg_t *c;
@@ -90,7 +89,7 @@ static bool str_parse(bctx_t *b, const char *p, const char *s, int ctx,
     return false;
   }
   if (ctx == S_METHOD && out->kind == MESH__AZ_EXACT &&
-      !mesh__http_valid_token(s, n)) {
+      !mesh__token_valid(s, n)) {
     mesh__cfg_error(b->c, p, "\"%s\" is not an HTTP method token", s);
     return false;
   }
@@ -313,7 +312,7 @@ static int cond_key(bctx_t *b, const char *k, char **header) {
       k[n - 1] == ']') {
     const char *name = k + sizeof pre - 1;
     size_t nn = n - sizeof pre;
-    if (!mesh__http_valid_token(name, nn))
+    if (!mesh__token_valid(name, nn))
       return -1;
     *header = dupn(b, name, nn);
     return MESH__AZ_K_HEADER;
@@ -594,8 +593,9 @@ static const char *const protocols[] = {"http", "tcp", NULL};
 
 int mesh__authz_set_build(mesh__cfg_t *c, const cJSON *cfg, const char *path,
                           mesh__authz_set_t **out) {
-  static const char *const keys[] = {"policies", "dry_run", "protocol", "opa",
-                                     NULL};
+  static const char *const keys[] = {"policies", "dry_run",
+                                     "protocol", "opa",
+                                     "path_normalization", NULL};
   if (out)
     *out = NULL;
   if (!cfg)
@@ -611,6 +611,10 @@ int mesh__authz_set_build(mesh__cfg_t *c, const cJSON *cfg, const char *path,
   mesh__cfg_bool(c, cfg, path, "dry_run", false, &s->dry_run);
   mesh__cfg_enum(c, cfg, path, "protocol", protocols, MESH__AZ_PROTO_HTTP,
                  &s->protocol);
+  s->path_norm_given =
+      mesh__cfg_enum(c, cfg, path, "path_normalization",
+                     mesh__path_norm_names(), MESH__PATH_NORM_DEFAULT,
+                     &s->path_norm);
   const cJSON *opa = cJSON_GetObjectItemCaseSensitive(cfg, "opa");
   if (opa) {
     char p[MESH__PATH_MAX];

@@ -13,6 +13,7 @@ void mesh__az_req_init(mesh_authz_request_t *r) {
   memset(r, 0, sizeof *r);
   r->principal = "";
   r->port = -1;
+  r->path_norm = MESH__PATH_NORM_DEFAULT;
 }
 
 /* Istio's source.namespace: the segment after "/ns/" when the SPIFFE ID's
@@ -40,6 +41,19 @@ const char *mesh__az_req_header(const mesh_authz_request_t *r,
     if (strcasecmp(r->hdrs[i].name, name) == 0)
       return r->hdrs[i].value;
   return NULL;
+}
+
+char *mesh__az_req_normalize(const char *target, int mode) {
+  size_t n = strlen(target);
+  char *path = malloc(n + 2);
+  if (path && mesh__path_normalize(target, n, mode, path, n + 2, NULL) !=
+                  MESH_OK)
+    path[0] = '\0';
+  return path;
+}
+
+bool mesh__az_req_built(const mesh_authz_request_t *r) {
+  return r && r->own[OWN_TARGET] != NULL;
 }
 
 /* ---- builder ------------------------------------------------------------------ */
@@ -127,19 +141,18 @@ int mesh_authz_request_set_http(mesh_authz_request_t *r, const char *method,
                                 const char *target, const char *host) {
   if (!r || !method || !target || !*method)
     return MESH_ERR_INVALID_ARG;
-  size_t n = strlen(target);
-  char *path = malloc(n + 2);
+  char *path = mesh__az_req_normalize(target, MESH__PATH_NORM_DEFAULT);
   if (!path)
     return MESH_ERR_NOMEM;
-  int rc = mesh__az_path_normalize(target, n, path, n + 2);
-  if (rc != MESH_OK) {
+  if (!path[0]) {
     free(path);
-    return rc == MESH_ERR_BUFFER ? MESH_ERR_INTERNAL : rc;
+    return MESH_ERR_HTTP_PARSE;
   }
   free(r->own[OWN_PATH]);
   r->own[OWN_PATH] = path;
   r->path = path;
-  rc = own(r, OWN_METHOD, method, &r->method);
+  r->path_norm = MESH__PATH_NORM_DEFAULT;
+  int rc = own(r, OWN_METHOD, method, &r->method);
   if (rc == MESH_OK)
     rc = own(r, OWN_TARGET, target, &r->target);
   if (rc == MESH_OK)

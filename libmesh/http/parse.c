@@ -78,6 +78,13 @@ bool mesh__http_valid_token(const char *s, size_t n) {
   return true;
 }
 
+bool mesh__http_valid_host(const char *s, size_t n) {
+  for (size_t i = 0; s && i < n; i++)
+    if (!is_host_char((unsigned char)s[i]))
+      return false;
+  return s != NULL;
+}
+
 bool mesh__http_valid_value(const char *s, size_t n) {
   if (!s)
     return false;
@@ -367,9 +374,8 @@ static int take_host(mesh__http_msg_t *msg, framing_state_t *f,
                      mesh__http_str_t v) {
   if (++f->nhost > 1)
     return bad(msg, MESH_ERR_HTTP_PARSE, "more than one Host header");
-  for (size_t i = 0; i < v.n; i++)
-    if (!is_host_char((unsigned char)v.p[i]))
-      return bad(msg, MESH_ERR_HTTP_PARSE, "invalid Host");
+  if (!mesh__http_valid_host(v.p, v.n))
+    return bad(msg, MESH_ERR_HTTP_PARSE, "invalid Host");
   msg->host = v;
   return MESH_OK;
 }

@@ -141,6 +141,9 @@ bool mesh__http_is_tchar(unsigned char c);
 bool mesh__http_valid_value(const char *s, size_t n);
 /** Is s a non-empty token? */
 bool mesh__http_valid_token(const char *s, size_t n);
+/** Is s a valid Host value / target authority (uri-host [":" port],
+ *  loosely: the characters of reg-name, IP-literal and IPv4)? */
+bool mesh__http_valid_host(const char *s, size_t n);
 
 /* ---- body framing -------------------------------------------------------- */
 
