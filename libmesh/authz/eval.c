@@ -95,6 +95,23 @@ bool mesh__az_ns_match(const mesh__az_str_t *m, const char *principal) {
   return false;
 }
 
+/* Istio matches hosts with (?i)<host>(:[0-9]+)? (HostMatcherWithRegex):
+ * "h:8080" is host "h", whichever way the client spelled the port. */
+static bool host_match(const mesh__az_str_t *m, const char *host) {
+  if (mesh__az_str_match(m, host))
+    return true;
+  const char *colon = strrchr(host, ':');
+  if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+    return false;
+  char bare[256];
+  size_t n = (size_t)(colon - host);
+  if (n >= sizeof bare)
+    return false;
+  memcpy(bare, host, n);
+  bare[n] = '\0';
+  return mesh__az_str_match(m, bare);
+}
+
 typedef bool (*str_fn)(const mesh__az_str_t *m, const char *v);
 
 /* An absent list (n == 0) matches anything; otherwise any entry. */
@@ -252,7 +269,7 @@ static tri_t operation_match(const mesh__az_operation_t *o,
   const char *host = r->host ? r->host : "";
   const char *method = r->method ? r->method : "";
   const char *path = r->path ? r->path : "";
-  bool ok = strs_ok(&o->hosts, &o->not_hosts, host, mesh__az_str_match) &&
+  bool ok = strs_ok(&o->hosts, &o->not_hosts, host, host_match) &&
             strs_ok(&o->methods, &o->not_methods, method, mesh__az_str_match) &&
             strs_ok(&o->paths, &o->not_paths, path, mesh__az_str_match);
   return tri(ok);

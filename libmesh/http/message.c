@@ -139,10 +139,10 @@ static int join_update(mesh_http_request_t *r, const char *name) {
   char *val = malloc(len + 1);
   if (!val)
     return MESH_ERR_NOMEM;
-  size_t w = 0;
+  size_t w = 0, k = 0;
   for (size_t i = 0; i < r->nhdrs; i++)
     if (strcasecmp(r->hdrs[i].name, name) == 0) {
-      if (w)
+      if (k++)
         val[w++] = ',';
       size_t vn = strlen(r->hdrs[i].value);
       memcpy(val + w, r->hdrs[i].value, vn);

@@ -270,11 +270,13 @@ static void join_fields(srv_t *s, mesh_http_request_t *req) {
     if (seen || !again)
       continue;
     char *val = s->jbuf + w;
+    bool first = true;
     for (size_t k = i; k < req->nhdrs; k++) {
       if (strcasecmp(req->hdrs[k].name, name) != 0)
         continue;
-      if (val != s->jbuf + w)
+      if (!first)
         s->jbuf[w++] = ',';
+      first = false;
       size_t vn = strlen(req->hdrs[k].value);
       memcpy(s->jbuf + w, req->hdrs[k].value, vn);
       w += vn;
