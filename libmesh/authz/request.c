@@ -228,3 +228,17 @@ const char *mesh_authz_request_header(const mesh_authz_request_t *r,
                                       const char *name) {
   return mesh__az_req_header(r, name);
 }
+
+size_t mesh_authz_request_header_values(const mesh_authz_request_t *r,
+                                        const char *name, const char **values,
+                                        size_t cap) {
+  size_t count = 0;
+  for (size_t i = 0; r && name && i < r->nhdrs; i++) {
+    if (strcasecmp(r->hdrs[i].name, name) != 0)
+      continue;
+    if (values && count < cap)
+      values[count] = r->hdrs[i].value;
+    count++;
+  }
+  return count;
+}
