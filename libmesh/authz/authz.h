@@ -2,6 +2,7 @@
  *
  *   cidr.c    IP blocks (v4/v6) parse and match
  *   policy.c  the policy model and its JSON parser (immutable, refcounted sets)
+ *   fields.c  building its fields: strings, IP blocks, ports
  *   eval.c    pure evaluation: attributes in, decision and policy name out
  *   opa.c     the external authorizer: OPA Data API over libcurl, TTL cache
  *   authz.c   the part: config, reload, counters, callback, enforcement hooks
@@ -215,6 +216,45 @@ typedef struct mesh__authz_set {
   /* decisions no policy made (policy="") */
   mesh__metric_t *m_allow, *m_deny, *m_dry_run;
 } mesh__authz_set_t;
+
+/* ---- building fields (fields.c, used by policy.c) --------------------------- */
+
+typedef struct mesh__az_bctx {
+  mesh__cfg_t *c;
+  bool oom; /* an allocation failed: the build reports MESH_ERR_NOMEM */
+} mesh__az_bctx_t;
+
+/* What a string list holds: decides its checks and case rules. */
+enum mesh__az_str_ctx {
+  MESH__AZS_PLAIN = 0,
+  MESH__AZS_PRINCIPAL, /* "spiffe://" stripped */
+  MESH__AZS_PATH,      /* must start with "/" (or be a suffix / "*") */
+  MESH__AZS_METHOD,    /* an HTTP token */
+  MESH__AZS_HOST,      /* case-insensitive */
+  MESH__AZS_NAMESPACE, /* no "/" */
+};
+
+/** calloc (at least one element) / copy of s[0..n); NULL and b->oom set
+ *  when out of memory. */
+void *mesh__az_zalloc(mesh__az_bctx_t *b, size_t n, size_t size);
+char *mesh__az_dupn(mesh__az_bctx_t *b, const char *s, size_t n);
+/** out = "base.key[i]" (or "base[i]" when key is NULL), truncated quietly
+ *  at MESH__PATH_MAX like every config path. */
+void mesh__az_idx_path(char *out, const char *base, const char *key, int i);
+/** Read obj[key] (an array of strings; absent: empty list) into out with
+ *  the checks of ctx; each bad entry is reported with its path. */
+void mesh__az_strs_build(mesh__az_bctx_t *b, const cJSON *obj,
+                         const char *path, const char *key, int ctx,
+                         mesh__az_strs_t *out);
+void mesh__az_strs_free(mesh__az_strs_t *s);
+/** Read obj[key] (IPs or CIDR blocks) into out. */
+void mesh__az_cidrs_build(mesh__az_bctx_t *b, const cJSON *obj,
+                          const char *path, const char *key,
+                          mesh__az_cidrs_t *out);
+/** Read obj[key] (ports as numbers or strings) into out. */
+void mesh__az_ports_build(mesh__az_bctx_t *b, const cJSON *obj,
+                          const char *path, const char *key,
+                          mesh__az_ports_t *out);
 
 /** Validate an "authz" section (path is its JSON path) and, when out is
  *  non-NULL and there was no error, build the set (refs = 1).  Errors go to

@@ -92,6 +92,8 @@ int mesh__target_split(const char *t, size_t n, mesh__target_t *out);
 int mesh__path_normalize(const char *target, size_t n, int mode, char *out,
                          size_t len, size_t *out_n);
 
+/** Value of a hex digit (either case), -1 for anything else. */
+int mesh__hexval(unsigned char c);
 /** Is c a tchar (RFC 9110 5.6.2)? */
 bool mesh__is_tchar(unsigned char c);
 /** Is s[0..n) a non-empty token? */

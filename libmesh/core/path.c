@@ -19,8 +19,8 @@
 
 #include "core/core.h"
 
-static const char *const norm_names[] = {
-    "NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES", NULL};
+static const char *const norm_names[] = {"NONE", "BASE", "MERGE_SLASHES",
+                                         "DECODE_AND_MERGE_SLASHES", NULL};
 
 const char *const *mesh__path_norm_names(void) { return norm_names; }
 
@@ -30,7 +30,8 @@ const char *mesh__path_norm_name(int mode) {
   return norm_names[mode];
 }
 
-/* ---- request targets (RFC 9112 3.2) ----------------------------------------- */
+/* ---- request targets (RFC 9112 3.2) -----------------------------------------
+ */
 
 static bool is_alpha(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -102,9 +103,10 @@ int mesh__target_split(const char *t, size_t n, mesh__target_t *out) {
   return MESH_OK;
 }
 
-/* ---- normalization ------------------------------------------------------------ */
+/* ---- normalization
+ * ------------------------------------------------------------ */
 
-static int hexv(unsigned char c) {
+int mesh__hexval(unsigned char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
   if (c >= 'a' && c <= 'f')
@@ -143,8 +145,8 @@ static int decode(const char *p, size_t n, int mode, wbuf_t *w) {
         return MESH_ERR_BUFFER;
       continue;
     }
-    int hi = i + 2 < n ? hexv((unsigned char)p[i + 1]) : -1;
-    int lo = i + 2 < n ? hexv((unsigned char)p[i + 2]) : -1;
+    int hi = i + 2 < n ? mesh__hexval((unsigned char)p[i + 1]) : -1;
+    int lo = i + 2 < n ? mesh__hexval((unsigned char)p[i + 2]) : -1;
     if (hi < 0 || lo < 0)
       return MESH_ERR_HTTP_PARSE;
     unsigned char d = (unsigned char)(hi * 16 + lo);
@@ -238,7 +240,8 @@ int mesh__path_normalize(const char *target, size_t n, int mode, char *out,
   return MESH_OK;
 }
 
-/* ---- tokens (RFC 9110 5.6.2) ---------------------------------------------------- */
+/* ---- tokens (RFC 9110 5.6.2)
+ * ---------------------------------------------------- */
 
 bool mesh__is_tchar(unsigned char c) {
   if (is_alpha(c) || (c >= '0' && c <= '9'))

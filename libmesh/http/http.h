@@ -1,6 +1,7 @@
 /* libmesh internal: the HTTP/1.1 layer.
  *
- *   parse.c    strict parser (no I/O, no allocation): parse.h
+ *   parse.c    strict parser of heads (no I/O, no allocation): parse.h
+ *   body.c     body framing (Content-Length, chunked, EOF): parse.h
  *   message.c  request/response objects and their serialization
  *   io.c       byte transports: a mesh connection, or a plain socket
  *   client.c   one exchange: write a request, read a response
