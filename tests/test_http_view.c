@@ -139,10 +139,11 @@ static void run_cases(mesh_t *m, const struct view_case *c, size_t n,
   }
 }
 
-/* ---- item 3: Istio's modes, MERGE_SLASHES by default ------------------------------ */
+/* ---- item 3: Istio's modes, MERGE_SLASHES by default
+ * ------------------------------ */
 
-#define DENY_ADMIN                                                          \
-  "\"policies\":[{\"name\":\"no-admin\",\"action\":\"DENY\",\"rules\":[{" \
+#define DENY_ADMIN                                                             \
+  "\"policies\":[{\"name\":\"no-admin\",\"action\":\"DENY\",\"rules\":[{"      \
   "\"to\":[{\"operation\":{\"paths\":[\"/admin/*\"]}}]}]}]"
 
 static void test_mesh__http_serve_io_path_default(void) {
@@ -180,8 +181,8 @@ static void test_mesh__http_serve_io_path_modes(void) {
   };
   run_cases(m, base, N(base), "BASE");
   mesh_free(m);
-  m = mesh_with("{\"path_normalization\":\"DECODE_AND_MERGE_SLASHES\","
-                DENY_ADMIN "}");
+  m = mesh_with(
+      "{\"path_normalization\":\"DECODE_AND_MERGE_SLASHES\"," DENY_ADMIN "}");
   static const struct view_case dec[] = {
       {"GET /admin%2fx HTTP/1.1\r\n" H "\r\n", "403", 0},
       {"GET /admin%5Cx HTTP/1.1\r\n" H "\r\n", "403", 0},
@@ -237,6 +238,21 @@ static void test_mesh_config_check_path_normalization(void) {
       mesh_authz_reload(m, "{\"path_normalization\":\"NONE\"}", &st),
       MESH_ERR_CONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "path_normalization"));
+  /* the public normalizer follows the context's mode */
+  char buf[64];
+  CU_ASSERT_EQUAL(mesh_http_path_normalize(m, "//a/./b?q", buf, sizeof buf),
+                  MESH_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "//a/b");
+  CU_ASSERT_EQUAL(mesh_http_path_normalize(NULL, "//a/./b?q", buf,
+                                           sizeof buf),
+                  MESH_OK);
+  CU_ASSERT_STRING_EQUAL(buf, "/a/b");
+  CU_ASSERT_EQUAL(mesh_http_path_normalize(m, "/a%00", buf, sizeof buf),
+                  MESH_ERR_HTTP_PARSE);
+  CU_ASSERT_EQUAL(mesh_http_path_normalize(m, "/abcdef", buf, 4),
+                  MESH_ERR_BUFFER);
+  CU_ASSERT_EQUAL(mesh_http_path_normalize(m, NULL, buf, 4),
+                  MESH_ERR_INVALID_ARG);
   /* the builder's requests are judged with the context's mode too */
   CU_ASSERT_EQUAL(mesh_authz_reload(m, "{" DENY_ADMIN "}", &st), MESH_OK);
   mesh_authz_request_t *r = mesh_authz_request_new();
@@ -248,7 +264,8 @@ static void test_mesh_config_check_path_normalization(void) {
   mesh_free(m);
 }
 
-/* ---- item 4: a repeated header is one joined value for everyone --------------------- */
+/* ---- item 4: a repeated header is one joined value for everyone
+ * --------------------- */
 
 static void test_mesh__http_serve_io_repeated_header(void) {
   mesh_t *m = mesh_with(
@@ -333,7 +350,8 @@ static void test_mesh_http_request_header_values(void) {
   mesh_http_request_free(r);
 }
 
-/* ---- item 9: the authority of an absolute-form target is the host ------------------ */
+/* ---- item 9: the authority of an absolute-form target is the host
+ * ------------------ */
 
 static void test_mesh__http_serve_io_absolute_form(void) {
   mesh_t *m = mesh_with(
@@ -348,8 +366,7 @@ static void test_mesh__http_serve_io_absolute_form(void) {
       /* hosts match case-insensitively, with any port (Istio's regex) */
       {"GET http://INTERNAL.example.com:80/x HTTP/1.1\r\nHost: a\r\n\r\n",
        "403", 0},
-      {"GET /x HTTP/1.1\r\nHost: internal.example.com:8080\r\n\r\n", "403",
-       0},
+      {"GET /x HTTP/1.1\r\nHost: internal.example.com:8080\r\n\r\n", "403", 0},
       /* the handler sees the authority as Host too, and an origin path */
       {"GET http://other.example/x?y HTTP/1.1\r\nHost: a\r\n\r\n",
        "target=/x?y host=other.example ", 1},
@@ -362,8 +379,8 @@ static void test_mesh__http_serve_io_absolute_form(void) {
       {"GET http://other.example?/x HTTP/1.1\r\nHost: a\r\n\r\n",
        "target=/?/x host=other.example ", 1},
       /* userinfo or an empty authority: 400 */
-      {"GET http://a@internal.example.com/ HTTP/1.1\r\nHost: a\r\n\r\n",
-       "400", 0},
+      {"GET http://a@internal.example.com/ HTTP/1.1\r\nHost: a\r\n\r\n", "400",
+       0},
       {"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", "400", 0},
       /* the Host header alone still counts for origin-form */
       {"GET /x HTTP/1.1\r\nHost: internal.example.com\r\n\r\n", "403", 0},
@@ -372,7 +389,8 @@ static void test_mesh__http_serve_io_absolute_form(void) {
   mesh_free(m);
 }
 
-/* ---- item 10: a pipelined head gets request_timeout_ms ------------------------------- */
+/* ---- item 10: a pipelined head gets request_timeout_ms
+ * ------------------------------- */
 
 static void test_mesh__http_serve_io_pipelined_timeout(void) {
   mesh_t *m = NULL;

@@ -11,9 +11,12 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-enum { NONE = MESH__PATH_NONE, BASE = MESH__PATH_BASE,
-       MERGE = MESH__PATH_MERGE_SLASHES,
-       DECODE = MESH__PATH_DECODE_AND_MERGE_SLASHES };
+enum {
+  NONE = MESH__PATH_NONE,
+  BASE = MESH__PATH_BASE,
+  MERGE = MESH__PATH_MERGE_SLASHES,
+  DECODE = MESH__PATH_DECODE_AND_MERGE_SLASHES
+};
 
 #define ERR NULL /* MESH_ERR_HTTP_PARSE */
 
@@ -40,14 +43,14 @@ static const struct {
     {"/%2D%5f%7E", {"/%2D%5f%7E", "/-_~", "/-_~", "/-_~"}},
     {"/a%2fb", {"/a%2fb", "/a%2Fb", "/a%2Fb", "/a/b"}},
     {"/a%5cb", {"/a%5cb", "/a%5Cb", "/a%5Cb", "/a/b"}},
-    {"/a%2f%2f..%2fb", {"/a%2f%2f..%2fb", "/a%2F%2F..%2Fb", "/a%2F%2F..%2Fb",
-                        "/a/b"}},
+    {"/a%2f%2f..%2fb",
+     {"/a%2f%2f..%2fb", "/a%2F%2F..%2Fb", "/a%2F%2F..%2Fb", "/a/b"}},
     {"/admin\\x", {"/admin\\x", "/admin/x", "/admin/x", "/admin/x"}},
-    {"/foo\\..\\admin\\x", {"/foo\\..\\admin\\x", "/admin/x", "/admin/x",
-                            "/admin/x"}},
+    {"/foo\\..\\admin\\x",
+     {"/foo\\..\\admin\\x", "/admin/x", "/admin/x", "/admin/x"}},
     {"/a\\\\b", {"/a\\\\b", "/a//b", "/a/b", "/a/b"}},
-    {"/%252e%252e/x", {"/%252e%252e/x", "/%252e%252e/x", "/%252e%252e/x",
-                       "/%252e%252e/x"}},
+    {"/%252e%252e/x",
+     {"/%252e%252e/x", "/%252e%252e/x", "/%252e%252e/x", "/%252e%252e/x"}},
     {"/a%00b", {ERR, ERR, ERR, ERR}},
     {"/a%zz", {ERR, ERR, ERR, ERR}},
     {"/a%2", {ERR, ERR, ERR, ERR}},
@@ -60,8 +63,8 @@ static const struct {
     {"*", {"*", "*", "*", "*"}},
     {"nothing:80", {ERR, ERR, ERR, ERR}},
     {"/a/..b/c", {"/a/..b/c", "/a/..b/c", "/a/..b/c", "/a/..b/c"}},
-    {"/.well-known/x", {"/.well-known/x", "/.well-known/x", "/.well-known/x",
-                        "/.well-known/x"}},
+    {"/.well-known/x",
+     {"/.well-known/x", "/.well-known/x", "/.well-known/x", "/.well-known/x"}},
 };
 
 static void test_mesh__path_normalize(void) {
@@ -70,26 +73,25 @@ static void test_mesh__path_normalize(void) {
       const char *in = cases[i].in, *want = cases[i].want[mode];
       char out[128];
       size_t on = 99;
-      int rc = mesh__path_normalize(in, strlen(in), mode, out, sizeof out,
-                                    &on);
-      bool ok = want ? rc == MESH_OK && strcmp(out, want) == 0 &&
-                           on == strlen(want)
-                     : rc == MESH_ERR_HTTP_PARSE;
+      int rc = mesh__path_normalize(in, strlen(in), mode, out, sizeof out, &on);
+      bool ok =
+          want ? rc == MESH_OK && strcmp(out, want) == 0 && on == strlen(want)
+               : rc == MESH_ERR_HTTP_PARSE;
       if (!ok)
-        fprintf(stderr, "case %zu (%s) mode %s: rc=%d out=%s want=%s\n", i,
-                in, mesh__path_norm_name(mode), rc, rc ? "" : out,
+        fprintf(stderr, "case %zu (%s) mode %s: rc=%d out=%s want=%s\n", i, in,
+                mesh__path_norm_name(mode), rc, rc ? "" : out,
                 want ? want : "error");
       CU_ASSERT(ok);
     }
   char small[4];
-  CU_ASSERT_EQUAL(mesh__path_normalize("/abcdef", 7, MERGE, small,
-                                       sizeof small, NULL),
-                  MESH_ERR_BUFFER);
+  CU_ASSERT_EQUAL(
+      mesh__path_normalize("/abcdef", 7, MERGE, small, sizeof small, NULL),
+      MESH_ERR_BUFFER);
   CU_ASSERT_EQUAL(mesh__path_normalize("/a", 2, 7, small, sizeof small, NULL),
                   MESH_ERR_INVALID_ARG);
-  CU_ASSERT_EQUAL(mesh__path_normalize(NULL, 0, MERGE, small, sizeof small,
-                                       NULL),
-                  MESH_ERR_INVALID_ARG);
+  CU_ASSERT_EQUAL(
+      mesh__path_normalize(NULL, 0, MERGE, small, sizeof small, NULL),
+      MESH_ERR_INVALID_ARG);
 }
 
 /* Every output is a fixed point, and has none of the forms a policy
@@ -102,8 +104,7 @@ static void test_mesh__path_normalize_properties(void) {
       if (mesh__path_normalize(in, strlen(in), mode, a, sizeof a, NULL))
         continue;
       CU_ASSERT_EQUAL(
-          mesh__path_normalize(a, strlen(a), mode, b, sizeof b, NULL),
-          MESH_OK);
+          mesh__path_normalize(a, strlen(a), mode, b, sizeof b, NULL), MESH_OK);
       CU_ASSERT_STRING_EQUAL(a, b);
       CU_ASSERT_PTR_NULL(strstr(a, "/./"));
       CU_ASSERT_PTR_NULL(strstr(a, "/../"));
@@ -120,8 +121,8 @@ static void test_mesh__target_split(void) {
   CU_ASSERT_EQUAL(mesh__target_split(abs, strlen(abs), &t), MESH_OK);
   CU_ASSERT_EQUAL(t.form, MESH__TARGET_ABSOLUTE);
   CU_ASSERT_EQUAL(t.authority_n, strlen("internal.example.com:8080"));
-  CU_ASSERT_EQUAL(memcmp(t.authority, "internal.example.com:8080",
-                         t.authority_n), 0);
+  CU_ASSERT_EQUAL(
+      memcmp(t.authority, "internal.example.com:8080", t.authority_n), 0);
   CU_ASSERT_EQUAL(t.path_n, 4);
   CU_ASSERT_EQUAL(memcmp(t.path, "/x/y", 4), 0);
   CU_ASSERT_EQUAL(t.query_n, 3);

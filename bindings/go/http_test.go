@@ -178,6 +178,10 @@ func TestAuthorizeRepeatedHeader(t *testing.T) {
 	}
 	srv := &http.Server{ReadTimeout: 5 * time.Second, Handler: m.Authorize(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/" && r.URL.Path != "/cb" {
+				fmt.Fprintf(w, "path=%s raw=%s", r.URL.Path, r.URL.EscapedPath())
+				return
+			}
 			fmt.Fprintf(w, "x-user=%s n=%d", r.Header.Get("X-User"),
 				len(r.Header.Values("X-User")))
 		}))}
@@ -204,6 +208,16 @@ func TestAuthorizeRepeatedHeader(t *testing.T) {
 	}
 	if code, body := get("/", "mallory", ""); code != 200 || body != "x-user=mallory, n=1" {
 		t.Errorf("mallory+empty: %d %q", code, body)
+	}
+	// the handler sees the path the policy judged
+	if code, body := get("/a/./b/../c%2Fd"); code != 200 || body != "path=/a/c/d raw=/a/c%2Fd" {
+		t.Errorf("normalized path: %d %q", code, body)
+	}
+	if code, _ := get("/a%00b"); code != 400 {
+		t.Errorf("%%00: %d, want 400", code)
+	}
+	if p, err := m.NormalizePath("//x/%61/..?q"); err != nil || p != "/x/" {
+		t.Errorf("NormalizePath: %q %v", p, err)
 	}
 	if code, _ := get("/cb", "a", "b"); code != 200 {
 		t.Errorf("callback: %d", code)

@@ -112,6 +112,20 @@ MESH_EXTERN const void *mesh_http_request_body(const mesh_http_request_t *r,
 MESH_EXTERN const char *mesh_http_request_peer_id(
     const mesh_http_request_t *r);
 
+/** Normalize the path of a request target exactly as mesh_http_serve()
+ *  does for m before its policies, routes and handler see it
+ *  (authz.path_normalization; MERGE_SLASHES when m is NULL): for servers
+ *  that do not use mesh_http_serve() (net/http in Go, http.server in
+ *  Python) and want their handler to see the path the policy judged.  The
+ *  query is dropped.  Thread-safe, no allocation.
+ *  @param buf  receives the NUL-terminated path; len >= strlen(target) + 2
+ *              always suffices.
+ *  @return MESH_OK; MESH_ERR_HTTP_PARSE (%00, a "%" without two hex
+ *          digits, not a path: answer 400); MESH_ERR_BUFFER;
+ *          MESH_ERR_INVALID_ARG. */
+MESH_EXTERN int mesh_http_path_normalize(mesh_t *m, const char *target,
+                                         char *buf, size_t len);
+
 /* ---- responses --------------------------------------------------------- */
 
 /** A response with status 200 and no body (handlers receive one ready). */

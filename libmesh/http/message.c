@@ -280,6 +280,14 @@ const char *mesh_http_request_target(const mesh_http_request_t *r) {
   return r ? r->target : NULL;
 }
 
+int mesh_http_path_normalize(mesh_t *m, const char *target, char *buf,
+                             size_t len) {
+  if (!target || !buf)
+    return MESH_ERR_INVALID_ARG;
+  int mode = m ? mesh__authz_path_norm(m) : MESH__PATH_NORM_DEFAULT;
+  return mesh__path_normalize(target, strlen(target), mode, buf, len, NULL);
+}
+
 const char *mesh_http_request_original_target(const mesh_http_request_t *r) {
   if (!r)
     return NULL;

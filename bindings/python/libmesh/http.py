@@ -54,6 +54,8 @@ _lib.PROTOTYPES.update({
     "mesh_http_request_original_target": (_c.c_char_p, [_H]),
     "mesh_http_request_path": (_c.c_char_p, [_H]),
     "mesh_http_request_header": (_c.c_char_p, [_H, _c.c_char_p]),
+    "mesh_http_path_normalize": (_c.c_int, [_H, _c.c_char_p, _c.c_char_p,
+                                            _c.c_size_t]),
     "mesh_http_request_header_values": (_c.c_size_t, [
         _H, _c.c_char_p, _c.POINTER(_c.c_char_p), _c.c_size_t]),
     "mesh_http_request_header_count": (_c.c_size_t, [_H]),
@@ -216,6 +218,24 @@ class Request(_Headers):
     def __repr__(self):
         return "<libmesh.http.Request %s %s from %s>" % (
             self.method, self.target, self.peer_id or "-")
+
+
+def normalize_path(mesh, target):
+    """The path of a request target normalized as the mesh's own HTTP
+    server does before its policies see it (authz.path_normalization; with
+    mesh None, MERGE_SLASHES): for http.server handlers that want the path
+    the policy judged.  The query is dropped.  Raises libmesh.MeshError
+    (ERR_HTTP_PARSE: answer 400) for %00, a bad escape or a non-path."""
+    t = _lib.enc(target)
+    buf = ctypes.create_string_buffer(len(t) + 2)
+    h = mesh._enter() if mesh is not None else None
+    try:
+        _lib.check(_lib.fn("mesh_http_path_normalize")(h, t, buf, len(buf)),
+                   prefix="normalize %r" % (target,))
+    finally:
+        if mesh is not None:
+            mesh._leave()
+    return _lib.dec(buf.value)
 
 
 def _new_request(method, target, headers, body, timeout):

@@ -219,6 +219,14 @@ class TestMeshHTTP(unittest.TestCase):
         doc = json.loads(resp.body)
         self.assertEqual(doc["x-user"], "mallory,")
         self.assertEqual(doc["x-user-all"], ["mallory", ""])
+        # the same normalizer for http.server handlers
+        self.assertEqual(
+            libmesh.http.normalize_path(self.server_mesh, "//a/./b\\c?q"),
+            "/a/b/c")
+        self.assertEqual(libmesh.http.normalize_path(None, "/%61/../b"), "/b")
+        with self.assertRaises(libmesh.MeshError) as cm:
+            libmesh.http.normalize_path(None, "/a%00")
+        self.assertEqual(cm.exception.code, libmesh.errors.ERR_HTTP_PARSE)
 
     def test_handler_exception_is_500(self):
         resp = self.client.http_call("api", "GET", "/boom", timeout=5)
