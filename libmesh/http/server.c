@@ -401,6 +401,24 @@ static int authorize(srv_t *s, const mesh_http_request_t *req,
 
 typedef enum { NEXT_CONTINUE = 0, NEXT_CLOSE = 1 } next_t;
 
+/* Answer a denied request with 403; the handler is never called. */
+static int deny(srv_t *s, const mesh__http_msg_t *msg, mesh__span_t *sp,
+                bool has_body, next_t *next, mesh_status_t *st) {
+  mesh__span_event(sp, "authz.deny");
+  span_finish(sp, 403);
+  /* An unread body cannot be skipped safely: close after answering. */
+  *next = has_body || !msg->keep_alive ? NEXT_CLOSE : NEXT_CONTINUE;
+  int rc = write_simple(s, 403, "RBAC: access denied", *next == NEXT_CLOSE);
+  if (rc != MESH_OK)
+    return mesh__fail(st, rc, "writing 403: %s", mesh_strerror(rc));
+  s->len = *next == NEXT_CLOSE ? 0 : s->len;
+  if (*next == NEXT_CONTINUE) {
+    memmove(s->buf, s->buf + msg->head_len, s->len - msg->head_len);
+    s->len -= msg->head_len;
+  }
+  return MESH_OK;
+}
+
 static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
                   void *user, next_t *next, mesh_status_t *st) {
   mesh_http_request_t req = {0};
@@ -414,21 +432,8 @@ static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
   mesh__span_t sp = {0};
   span_begin(s, &req, &sp);
   mesh_status_t ast = {0};
-  if (authorize(s, &req, host, &ast) != MESH_OK) {
-    mesh__span_event(&sp, "authz.deny");
-    span_finish(&sp, 403);
-    /* An unread body cannot be skipped safely: close after answering. */
-    *next = has_body || !msg->keep_alive ? NEXT_CLOSE : NEXT_CONTINUE;
-    int rc = write_simple(s, 403, "RBAC: access denied", *next == NEXT_CLOSE);
-    if (rc != MESH_OK)
-      return mesh__fail(st, rc, "writing 403: %s", mesh_strerror(rc));
-    s->len = *next == NEXT_CLOSE ? 0 : s->len;
-    if (*next == NEXT_CONTINUE) {
-      memmove(s->buf, s->buf + msg->head_len, s->len - msg->head_len);
-      s->len -= msg->head_len;
-    }
-    return MESH_OK;
-  }
+  if (authorize(s, &req, host, &ast) != MESH_OK)
+    return deny(s, msg, &sp, has_body, next, st);
   if (msg->expect_continue && has_body) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     int rc = s->io->write(s->io->ctx, cont, sizeof cont - 1,
