@@ -386,6 +386,18 @@ static void test_mesh__http_serve_io_absolute_form(void) {
       {"GET /x HTTP/1.1\r\nHost: internal.example.com\r\n\r\n", "403", 0},
   };
   run_cases(m, c, N(c), "absolute-form");
+  /* the same for a request described with the public builder */
+  mesh_authz_request_t *r = mesh_authz_request_new();
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh_authz_request_set_http(
+                      r, "GET", "http://internal.example.com/x", "a"),
+                  MESH_OK);
+  CU_ASSERT_STRING_EQUAL(mesh_authz_request_host(r), "internal.example.com");
+  CU_ASSERT_EQUAL(mesh_authz_check(m, r, &st), MESH_ERR_DENIED);
+  CU_ASSERT_EQUAL(mesh_authz_request_set_http(r, "GET", "/x", "a"), MESH_OK);
+  CU_ASSERT_STRING_EQUAL(mesh_authz_request_host(r), "a");
+  CU_ASSERT_EQUAL(mesh_authz_check(m, r, &st), MESH_OK);
+  mesh_authz_request_free(r);
   mesh_free(m);
 }
 

@@ -51,7 +51,9 @@ MESH_EXTERN int mesh_authz_request_set_source_ip(mesh_authz_request_t *r,
 MESH_EXTERN int mesh_authz_request_set_port(mesh_authz_request_t *r,
                                             int port);
 /** Mark the request as HTTP with its method, request target (path and
- *  query; it is normalized for matching) and host.  Copied.
+ *  query; it is normalized for matching) and host.  Copied.  For an
+ *  absolute-form target ("http://h/x") the target's authority is the host
+ *  and `host` is ignored (RFC 9112 3.2.2), as in mesh_http_serve().
  *  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_HTTP_PARSE (target is
  *          not a path), MESH_ERR_NOMEM. */
 MESH_EXTERN int mesh_authz_request_set_http(mesh_authz_request_t *r,

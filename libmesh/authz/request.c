@@ -137,6 +137,23 @@ int mesh_authz_request_set_port(mesh_authz_request_t *r, int port) {
   return MESH_OK;
 }
 
+/* RFC 9112 3.2.2: the authority of an absolute-form target is the host,
+ * whatever Host says, as the HTTP server has it. */
+static int set_host(mesh_authz_request_t *r, const char *target,
+                    const char *host) {
+  mesh__target_t t;
+  if (mesh__target_split(target, strlen(target), &t) != MESH_OK ||
+      t.form != MESH__TARGET_ABSOLUTE)
+    return own(r, OWN_HOST, host ? host : "", &r->host);
+  char *a = strndup(t.authority, t.authority_n);
+  if (!a)
+    return MESH_ERR_NOMEM;
+  free(r->own[OWN_HOST]);
+  r->own[OWN_HOST] = a;
+  r->host = a;
+  return MESH_OK;
+}
+
 int mesh_authz_request_set_http(mesh_authz_request_t *r, const char *method,
                                 const char *target, const char *host) {
   if (!r || !method || !target || !*method)
@@ -156,7 +173,7 @@ int mesh_authz_request_set_http(mesh_authz_request_t *r, const char *method,
   if (rc == MESH_OK)
     rc = own(r, OWN_TARGET, target, &r->target);
   if (rc == MESH_OK)
-    rc = own(r, OWN_HOST, host ? host : "", &r->host);
+    rc = set_host(r, target, host);
   if (rc == MESH_OK)
     r->http = true;
   return rc;
