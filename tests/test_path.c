@@ -61,6 +61,10 @@ static const struct {
     {"http://u@h/x", {ERR, ERR, ERR, ERR}},
     {"http:///x", {ERR, ERR, ERR, ERR}},
     {"*", {"*", "*", "*", "*"}},
+    /* a fragment (only a built target can carry one) is dropped */
+    {"U://ks\":#\"93/x", {"/", "/", "/", "/"}},
+    {"/a/b#/../../c", {"/a/b", "/a/b", "/a/b", "/a/b"}},
+    {"#x", {ERR, ERR, ERR, ERR}},
     {"nothing:80", {ERR, ERR, ERR, ERR}},
     {"/a/..b/c", {"/a/..b/c", "/a/..b/c", "/a/..b/c", "/a/..b/c"}},
     {"/.well-known/x",

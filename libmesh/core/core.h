@@ -76,7 +76,8 @@ typedef struct mesh__target {
 } mesh__target_t;
 
 /** Split a request target (RFC 9112 3.2).  In absolute-form the authority
- *  ends at the first "/", "?" or "#"; userinfo ("@") or an empty authority
+ *  ends at the first "/" or "?", after any fragment ("#...") is dropped;
+ *  userinfo ("@") or an empty authority
  *  is refused.  @return MESH_OK, MESH_ERR_HTTP_PARSE, MESH_ERR_INVALID_ARG. */
 int mesh__target_split(const char *t, size_t n, mesh__target_t *out);
 

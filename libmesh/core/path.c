@@ -52,7 +52,8 @@ static void split_query(const char *p, size_t n, mesh__target_t *out) {
 }
 
 /* absolute-form: scheme "://" authority [path-abempty] ["?" query].  The
- * authority ends at the first "/", "?" or "#" (RFC 3986 3.2), so
+ * authority ends at the first "/" or "?" ("#" is gone already; RFC 3986
+ * 3.2), so
  * "http://h?/x" has authority "h", path "" (that is "/") and query "/x". */
 static int split_absolute(const char *t, size_t n, mesh__target_t *out) {
   size_t i = 0;
@@ -63,7 +64,7 @@ static int split_absolute(const char *t, size_t n, mesh__target_t *out) {
     return MESH_ERR_HTTP_PARSE;
   const char *a = t + i + 3;
   size_t rest = n - i - 3, an = 0;
-  while (an < rest && a[an] != '/' && a[an] != '?' && a[an] != '#')
+  while (an < rest && a[an] != '/' && a[an] != '?')
     an++;
   /* an http(s) URI has a host; userinfo is deprecated (RFC 9110 4.2.4) and
    * would let "a@b" name two hosts to two readers */
@@ -80,6 +81,11 @@ int mesh__target_split(const char *t, size_t n, mesh__target_t *out) {
   if (!t || !out)
     return MESH_ERR_INVALID_ARG;
   memset(out, 0, sizeof *out);
+  /* a fragment is never part of what is requested (RFC 3986 3.5; the
+   * parser refuses "#", a caller-built target may carry one) */
+  const char *frag = n ? memchr(t, '#', n) : NULL;
+  if (frag)
+    n = (size_t)(frag - t);
   if (n == 0)
     return MESH_ERR_HTTP_PARSE;
   if (t[0] == '/') {
