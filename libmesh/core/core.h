@@ -75,10 +75,10 @@ typedef struct mesh__target {
   size_t query_n;
 } mesh__target_t;
 
-/** Split a request target (RFC 9112 3.2).  In absolute-form the authority
- *  ends at the first "/" or "?", after any fragment ("#...") is dropped;
- *  userinfo ("@") or an empty authority
- *  is refused.  @return MESH_OK, MESH_ERR_HTTP_PARSE, MESH_ERR_INVALID_ARG. */
+/** Split a request target (RFC 9112 3.2).  A fragment ("#...") is dropped
+ *  first; in absolute-form the authority ends at the first "/" or "?", and
+ *  userinfo ("@") or an empty authority is refused.
+ *  @return MESH_OK, MESH_ERR_HTTP_PARSE, MESH_ERR_INVALID_ARG. */
 int mesh__target_split(const char *t, size_t n, mesh__target_t *out);
 
 /** Normalize the path of a request target (query dropped) with mode into
