@@ -39,6 +39,67 @@ int mesh__snprintf(char *dst, size_t size, const char *fmt, ...)
 /** strdup that returns NULL for NULL. */
 char *mesh__strdup(const char *s);
 
+/* ---- request targets and paths (path.c) ---------------------------------
+ * Pure functions shared by every protocol part (HTTP/1.1, HTTP/2, routes)
+ * and by authz, so that all of them see one path per request. */
+
+/* Istio's MeshConfig.pathNormalization, in its order (docs/config/authz.md). */
+enum mesh__path_norm {
+  MESH__PATH_NONE = 0,          /* as sent (query removed); %00 still refused */
+  MESH__PATH_BASE,              /* RFC 3986 dot segments, unreserved %XX, "\" */
+  MESH__PATH_MERGE_SLASHES,     /* BASE, then "//" merged: libmesh's default */
+  MESH__PATH_DECODE_AND_MERGE_SLASHES, /* %2F %5C decoded first */
+};
+#define MESH__PATH_NORM_DEFAULT MESH__PATH_MERGE_SLASHES
+
+/** The mode names, NULL-terminated, indexed by mode (for mesh__cfg_enum). */
+const char *const *mesh__path_norm_names(void);
+/** Name of a mode ("" when out of range). */
+const char *mesh__path_norm_name(int mode);
+
+enum mesh__target_form {
+  MESH__TARGET_ORIGIN = 0, /* "/p?q" */
+  MESH__TARGET_ABSOLUTE,   /* "http://host/p?q" */
+  MESH__TARGET_AUTHORITY,  /* "host:port" (CONNECT) */
+  MESH__TARGET_ASTERISK,   /* "*" (OPTIONS) */
+};
+
+/* Pieces of a request target, borrowed from it (not NUL-terminated). */
+typedef struct mesh__target {
+  int form;
+  const char *authority; /* ABSOLUTE, AUTHORITY; NULL otherwise */
+  size_t authority_n;
+  const char *path;      /* up to "?"; n == 0 in "http://h" and "http://h?q" */
+  size_t path_n;
+  const char *query;     /* after "?", NULL when there is none */
+  size_t query_n;
+} mesh__target_t;
+
+/** Split a request target (RFC 9112 3.2).  A fragment ("#...") is dropped
+ *  first; in absolute-form the authority ends at the first "/" or "?", and
+ *  userinfo ("@") or an empty authority is refused.
+ *  @return MESH_OK, MESH_ERR_HTTP_PARSE, MESH_ERR_INVALID_ARG. */
+int mesh__target_split(const char *t, size_t n, mesh__target_t *out);
+
+/** Normalize the path of a request target (query dropped) with mode into
+ *  out[len] (NUL-terminated; len >= n + 2 always suffices).  "*" stays
+ *  "*"; an absolute-form target without a path is "/".  Idempotent; with a
+ *  mode other than NONE the result has no "\\", no "/./" or "/../"
+ *  segment, no "%00" and no unreserved %XX; with MERGE modes no "//".
+ *  Thread-safe, no allocation.
+ *  @param out_n   receives the length (may be NULL)
+ *  @return MESH_OK; MESH_ERR_HTTP_PARSE (%00, a bad %XX, not a path: the
+ *          server answers 400); MESH_ERR_BUFFER; MESH_ERR_INVALID_ARG. */
+int mesh__path_normalize(const char *target, size_t n, int mode, char *out,
+                         size_t len, size_t *out_n);
+
+/** Value of a hex digit (either case), -1 for anything else. */
+int mesh__hexval(unsigned char c);
+/** Is c a tchar (RFC 9110 5.6.2)? */
+bool mesh__is_tchar(unsigned char c);
+/** Is s[0..n) a non-empty token? */
+bool mesh__token_valid(const char *s, size_t n);
+
 /* ---- logging ------------------------------------------------------------ *
  * One line per event: `level=info event=NAME key=value ...`.  Callers pass
  * the key=value tail already formatted; values with spaces are quoted by the
