@@ -56,6 +56,30 @@ void mesh__log(mesh_t *m, int level, const char *event, const char *fmt, ...)
 /** Will a line at `level` be emitted?  Cheap; check before costly formatting. */
 bool mesh__log_on(mesh_t *m, int level);
 
+/* ---- redaction (core/redact.c) ------------------------------------------
+ * Exact: secrets are named (each part's config paths in .secrets, the
+ * userinfo of URLs, a list of credential-only field names), not guessed
+ * from the spelling of a key. */
+
+/** Replace the userinfo of every URL in s ("scheme://user:pass@host" ->
+ *  "scheme://[REDACTED]@host"), in place within cap.  @return how many. */
+int mesh__redact_userinfo(char *s, size_t cap);
+/** A malloc'd copy of s with mesh__redact_userinfo() applied (NULL: out of
+ *  memory); for URLs kept to be shown. */
+char *mesh__redact_userinfo_dup(const char *s);
+/** A log line: URL userinfo, values of credential-only fields (`k=v`,
+ *  `k: v`, whole names such as password, token, authorization, cookie;
+ *  not `key`), the word after "Bearer "/"Basic ", PEM private-key blocks.
+ *  In place; NUL-terminated within cap (the tail cut if it must grow).
+ *  @return the number of values redacted. */
+int mesh__log_redact(char *line, size_t cap);
+/** Redact a copy of the configuration in place (the admin /config view):
+ *  every path the parts name as secret, URL userinfo and private keys in
+ *  every string. */
+void mesh__json_redact(cJSON *root);
+/** Is this (whole) field name one that only carries credentials? */
+bool mesh__secret_key(const char *key, size_t len);
+
 /* ---- worker loop --------------------------------------------------------
  * A single-threaded event loop (epoll + timers + cross-thread posts).  All
  * callbacks run on the loop's thread: the worker, or the application's
@@ -112,6 +136,13 @@ typedef struct mesh__cfg {
   mesh_status_t *first; /* receives the first error */
   mesh_config_error_fn fn; /* optional: every error */
   void *user;
+  /* Cross-references (a route's service, a split's subset, the name a
+   * registration uses) are checked by check(), like everything else, so
+   * that mesh_new() runs exactly mesh_config_check()'s validation before
+   * it builds anything: */
+  const cJSON *root; /* the whole document while checking it, else NULL */
+  const cJSON *svc;  /* per-service check(): the service's object */
+  const char *svc_name; /* per-service check(): its name */
 } mesh__cfg_t;
 
 #define MESH__PATH_MAX 256
@@ -143,6 +174,46 @@ bool mesh__cfg_enum(mesh__cfg_t *c, const cJSON *obj, const char *path,
 /** Array of strings; *out points into the cJSON tree (borrowed). */
 bool mesh__cfg_strings(mesh__cfg_t *c, const cJSON *obj, const char *path,
                        const char *key, const cJSON **out);
+
+/* ---- JSON (core/json.c) --------------------------------------------------
+ * Every cJSON parse in the library goes through mesh__json_parse(): trailing
+ * garbage and duplicate object keys are errors (cJSON would keep the first
+ * of two equal keys where other readers keep the last). */
+
+enum { MESH__JSON_OK, MESH__JSON_SYNTAX, MESH__JSON_DUPLICATE,
+       MESH__JSON_NOMEM };
+
+typedef struct mesh__json_err {
+  int kind;              /* MESH__JSON_* */
+  size_t offset;         /* SYNTAX: byte offset of the error */
+  int line, column;      /* SYNTAX: 1-based position */
+  char path[MESH__PATH_MAX]; /* DUPLICATE: JSON path of the key */
+  char message[MESH__PATH_MAX + 96]; /* "path: duplicate key ..." etc. */
+} mesh__json_err_t;
+
+typedef void (*mesh__json_dup_fn)(const char *path, const char *key,
+                                  void *user);
+
+/** Parse exactly buf[0, len) (white space may follow the value).
+ *  @return the tree (caller frees with cJSON_Delete) or NULL with *err set
+ *  (err may be NULL). */
+cJSON *mesh__json_parse(const char *buf, size_t len, mesh__json_err_t *err);
+
+/** Call fn(path, key) once per key that appears twice (or more) in one
+ *  object of the tree.  @return how many, or MESH_ERR_NOMEM. */
+int mesh__json_dups(const cJSON *root, mesh__json_dup_fn fn, void *user);
+
+/** As mesh__json_parse(), calling fn (may be NULL) for every duplicated
+ *  key, not only the first (err holds the first). */
+cJSON *mesh__json_parse_dups(const char *buf, size_t len,
+                             mesh__json_err_t *err, mesh__json_dup_fn fn,
+                             void *user);
+
+/** The size cap of configuration text: mesh_config_set_max_bytes(), else
+ *  $MESH_CONFIG_MAX_BYTES, else MESH_CONFIG_MAX_BYTES_DEFAULT. */
+size_t mesh__config_max_bytes(void);
+/** len over the cap: write the error into msg and return 1; else 0. */
+int mesh__config_size_error(size_t len, char *msg, size_t cap);
 
 /* ---- the context --------------------------------------------------------
  * Each part owns its state behind a pointer; parts are set up in order by
@@ -183,6 +254,10 @@ typedef struct mesh__part {
   void (*check)(mesh__cfg_t *c, const cJSON *cfg, const char *path);
   int (*init)(mesh_t *m, const cJSON *cfg, mesh_status_t *st);
   void (*fini)(mesh_t *m);
+  /* NULL-terminated JSON paths under the section whose values are secrets
+   * ("*" matches any member or element), redacted wherever the config is
+   * shown (core/redact.c).  NULL: none. */
+  const char *const *secrets;
 } mesh__part_t;
 
 /* ---- services (core/mesh.c) ----------------------------------------
@@ -225,6 +300,7 @@ typedef struct mesh__svc_part {
   int (*init)(mesh_t *m, mesh__service_t *svc, const cJSON *v,
               mesh_status_t *st);
   void (*fini)(mesh_t *m, mesh__service_t *svc);
+  const char *const *secrets; /* as mesh__part_t.secrets, under the key */
 } mesh__svc_part_t;
 
 /* ---- dial options (the public mesh_dial_opts_t) -------------------------*/

@@ -119,6 +119,8 @@ void mesh__disc_error(mesh__disc_svc_t *d, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* kept for /endpoints and logged: never a URL's userinfo */
+  mesh__redact_userinfo(msg, sizeof msg);
   atomic_fetch_add(&d->n_errors, 1);
   mesh__counter_add(d->m_errors, 1);
   atomic_store(&d->last_error_ms, mesh__now_ms());
@@ -365,8 +367,10 @@ static int disc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
   return MESH_OK;
 }
 
+/* the etcd source's credentials sit in the section itself */
+static const char *const disc_secrets[] = {"password", NULL};
 const mesh__svc_part_t mesh__disc_part = {"discovery", disc_check, disc_init,
-                                          disc_fini};
+                                          disc_fini, disc_secrets};
 
 /* ---- internal API ---------------------------------------------------------------- */
 

@@ -223,8 +223,8 @@ static int lb_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
       m ? cJSON_GetObjectItemCaseSensitive(m->config, "locality") : NULL;
   int rc = mesh__lb_conf_parse(&lb->conf, svc->cfg, loc, st);
   if (rc == MESH_ERR_CONFIG) {
-    /* Only a split naming an unknown subset gets here (check() cannot see
-     * the sibling "subsets" key). */
+    /* Unreachable once check() passed (it sees the sibling "subsets" key
+     * through c->svc); kept so that a gap shows its path. */
     char msg[sizeof st->message];
     mesh__strlcpy(msg, st ? st->message : "", sizeof msg);
     mesh__fail(st, rc, "services.%s.%s", svc->name, msg);

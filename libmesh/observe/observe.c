@@ -57,11 +57,14 @@ static void check_exporter(mesh__cfg_t *c, const cJSON *v, const char *path,
       mesh__cfg_error(c, q, "required (e.g. \"http://127.0.0.1:%s\")",
                       strcmp(key, "otlp") == 0 ? "4318"
                                                : "9411/api/v2/spans");
-  } else if (strncmp(ep, "http://", 7) != 0 &&
-             strncmp(ep, "https://", 8) != 0) {
+  } else if ((strncmp(ep, "http://", 7) != 0 &&
+              strncmp(ep, "https://", 8) != 0) ||
+             strlen(ep) > 1000) {
+    /* 1000: the exporter's URL buffer, with "/v1/traces" appended */
     char q[MESH__PATH_MAX];
     mesh__cfg_path(q, p, "endpoint");
-    mesh__cfg_error(c, q, "expected an http:// or https:// URL");
+    mesh__cfg_error(c, q, "expected an http:// or https:// URL of at most "
+                          "1000 bytes");
   }
   int64_t t;
   mesh__cfg_int(c, v, p, "timeout_ms", 1, 600000, DEF_TIMEOUT_MS, &t);
@@ -255,9 +258,14 @@ static void tracing_fini(mesh_t *m) {
   mesh__tracer_free(t);
 }
 
+/* Exporter headers carry API keys and tokens under any name: every value. */
+static const char *const tracing_secrets[] = {"otlp.headers.*",
+                                              "zipkin.headers.*", NULL};
+
 const mesh__part_t mesh__part_tracing = {
     .key = "tracing",
     .check = tracing_check,
     .init = tracing_init,
     .fini = tracing_fini,
+    .secrets = tracing_secrets,
 };
