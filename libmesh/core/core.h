@@ -396,7 +396,24 @@ typedef struct mesh__prng {
 } mesh__prng_t;
 /** Seed p reproducibly (tests). */
 void mesh__prng_seed(mesh__prng_t *p, uint64_t seed);
-uint64_t mesh__prng_next(mesh__prng_t *p);
+/** Seed p from the kernel (clock and address when it does not answer). */
+void mesh__prng_seed_auto(mesh__prng_t *p);
+/** Next value of p (xoshiro256**).  Inline: it sits on the pick and span
+ *  paths, which call it from other translation units. */
+static inline uint64_t mesh__prng_next(mesh__prng_t *p) {
+  if (__builtin_expect(!p->ready, 0))
+    mesh__prng_seed_auto(p);
+  uint64_t *s = p->s;
+  uint64_t x = s[1] * 5;
+  uint64_t r = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = (s[3] << 45) | (s[3] >> 19);
+  return r;
+}
 /** Next value of the calling thread's own stream (lock-free). */
 uint64_t mesh__rand64(void);
 
@@ -446,13 +463,33 @@ int mesh__hostport_split(const char *s, char *host, size_t hostlen,
 /** Shortest round-tripping decimal for v; NaN, +Inf, -Inf spelled as
  *  Prometheus wants them.  buf >= 32 bytes. */
 void mesh__fmt_double(char *buf, size_t len, double v);
+/* Lower-case hex only (HEXDIGLC), stored as value + 1 so that the
+ * zero-initialized rest means "not hex" (0 - 1 = 0xff after the cast). */
+extern const uint8_t mesh__hexval[256];
 /** Decode n lower-case hex digits (n even) into n/2 bytes; false on any
- *  other character (out may be partly written). */
-bool mesh__hex_decode(const char *s, size_t n, uint8_t *out);
+ *  other character (out may be partly written).  Inline: trace-context
+ *  parsing runs it on every request. */
+static inline bool mesh__hex_decode(const char *s, size_t n, uint8_t *out) {
+  const unsigned char *u = (const unsigned char *)s;
+  uint8_t bad = 0;
+  /* One check for the whole run: invalid digits set the high bits. */
+  for (size_t i = 0; i < n / 2; i++) {
+    uint8_t hi = (uint8_t)(mesh__hexval[u[2 * i]] - 1);
+    uint8_t lo = (uint8_t)(mesh__hexval[u[2 * i + 1]] - 1);
+    bad |= hi | lo;
+    out[i] = (uint8_t)((hi << 4) | (lo & 0x0f));
+  }
+  return (bad & 0xf0) == 0;
+}
 /** Encode n bytes as 2n lower-case hex digits (no NUL). */
 void mesh__hex_encode(const uint8_t *in, size_t n, char *out);
 /** Are the n bytes at p all zero? */
-bool mesh__is_zero(const uint8_t *p, size_t n);
+static inline bool mesh__is_zero(const uint8_t *p, size_t n) {
+  uint8_t acc = 0;
+  for (size_t i = 0; i < n; i++)
+    acc |= p[i];
+  return acc == 0;
+}
 /** A name of the config (service, policy, route): 1..128 of [A-Za-z0-9._-]. */
 bool mesh__name_valid(const char *s);
 

@@ -11,10 +11,14 @@
 
 /* ---- ids -------------------------------------------------------------------- */
 
+/* Ids come from a stream of core's generator of their own per thread (the
+ * inline step keeps an id at a few ns). */
+static _Thread_local mesh__prng_t id_prng;
+
 void mesh__random_id(uint8_t *out, size_t n) {
   do {
     for (size_t i = 0; i < n; i += 8) {
-      uint64_t r = mesh__rand64();
+      uint64_t r = mesh__prng_next(&id_prng);
       size_t k = n - i < 8 ? n - i : 8;
       memcpy(out + i, &r, k);
     }
