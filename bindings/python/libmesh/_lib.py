@@ -3,7 +3,9 @@
 The shared library is found, in order, at:
   1. $LIBMESH_PATH: the .so file itself, or a directory holding libmesh.so
      (a build tree's ``build/libmesh/.libs`` works);
-  2. the standard search path (``libmesh.so.0``, then ``ctypes.util``).
+  2. the libdir of ``pkg-config mesh`` (PKG_CONFIG_PATH applies);
+  3. the libdir recorded by ``make install`` when it installed this package;
+  4. the loader's search path (``libmesh.so.0``, then ``ctypes.util``).
 
 Functions are bound on first use, not at import: a library built without
 some part (say, no call layer yet) still serves everything else, and using a
@@ -16,6 +18,7 @@ in one thread does not stall the others.
 import ctypes
 import ctypes.util
 import os
+import subprocess
 import threading
 
 from . import errors
@@ -143,6 +146,26 @@ _path = None
 _bound = {}
 
 
+def _pkgconfig_libdir():
+    """`pkg-config --variable=libdir mesh`, or None."""
+    try:
+        out = subprocess.run(["pkg-config", "--variable=libdir", "mesh"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    d = out.stdout.strip()
+    return d if out.returncode == 0 and d else None
+
+
+def _installed_libdir():
+    """The libdir written by `make install` next to this file, or None."""
+    try:
+        from . import _install
+    except ImportError:
+        return None
+    return getattr(_install, "LIBDIR", None)
+
+
 def _candidates():
     env = os.environ.get("LIBMESH_PATH")
     if env:
@@ -153,7 +176,12 @@ def _candidates():
                     return [p]
             return [os.path.join(env, "libmesh.so")]
         return [env]
-    names = ["libmesh.so.0"]
+    names = []
+    for d in (_pkgconfig_libdir(), _installed_libdir()):
+        p = os.path.join(d, "libmesh.so.0") if d else None
+        if p and os.path.exists(p) and p not in names:
+            names.append(p)
+    names.append("libmesh.so.0")
     found = ctypes.util.find_library("mesh")
     if found:
         names.append(found)
