@@ -220,13 +220,23 @@ class Mesh:
         opts = _DialOpts(timeout, peers, alpn, hash_key, trace_parent)
         st = _lib.Status()
         out = _lib.Handle()
-        h = self._enter()
-        try:
-            rc = _lib.fn("mesh_dial")(h, _lib.enc(target), opts.h,
-                                      ctypes.byref(out), ctypes.byref(st))
-        finally:
-            self._leave()
-            opts.free()
+
+        def work():  # on a helper thread when called from the main one
+            try:
+                h = self._enter()
+                try:
+                    return _lib.fn("mesh_dial")(h, _lib.enc(target), opts.h,
+                                                ctypes.byref(out),
+                                                ctypes.byref(st))
+                finally:
+                    self._leave()
+            finally:
+                opts.free()
+
+        def late(rc):  # Ctrl-C came first: nobody will use this connection
+            if out:
+                _lib.fn("mesh_conn_close")(out)
+        rc = _lib.interruptible(work, late=late)
         if rc < 0 and out:
             _lib.fn("mesh_conn_close")(out)
         _lib.check(rc, st)
