@@ -40,6 +40,9 @@ typedef struct mesh__admin mesh__admin_t;
 
 #define ADMIN_MAX_CONNS 64
 #define ADMIN_IN_MAX 8192
+/* A connection must send its whole request head within this time (slow or
+ * idle clients cannot hold a slot), and be done within the second. */
+#define ADMIN_HEAD_TIMEOUT_MS 2000
 #define ADMIN_TIMEOUT_MS 5000
 
 extern const char mesh__admin_page[];
@@ -400,6 +403,7 @@ static void conn_close(admin_conn_t *c) {
 }
 
 static void conn_flush(admin_conn_t *c);
+static void on_conn_timeout(void *user);
 
 static void on_conn_write(int fd, unsigned ev, void *user) {
   (void)fd;
@@ -461,6 +465,13 @@ static void conn_respond(admin_conn_t *c, resp_t *r, bool head,
   c->outlen = (size_t)n + blen;
   free(r->body);
   mesh__loop_unwatch(c->a->m->loop, c->fd);
+  /* The head is in: the rest of ADMIN_TIMEOUT_MS to write the answer. */
+  if (c->timer > 0)
+    mesh__loop_timer_cancel(c->a->m->loop, c->timer);
+  int64_t t = mesh__loop_timer(c->a->m->loop,
+                               ADMIN_TIMEOUT_MS - ADMIN_HEAD_TIMEOUT_MS,
+                               on_conn_timeout, c);
+  c->timer = t > 0 ? t : 0;
   conn_flush(c);
 }
 
@@ -533,6 +544,25 @@ static void on_conn_timeout(void *user) {
   conn_close(c);
 }
 
+/* All slots taken: the oldest connection still waiting for its request
+ * head (no response under way) gives way, so that idle sockets can never
+ * lock the endpoint out.  @return true if one was closed. */
+static bool evict_idle(mesh__admin_t *a) {
+  admin_conn_t *oldest = NULL;
+  for (admin_conn_t *c = a->conns; c; c = c->next)
+    if (!c->out)
+      oldest = c; /* new connections are pushed at the head */
+  if (!oldest)
+    return false;
+  mesh__counter_add(mesh__counter(a->m, "mesh_admin_evicted_total",
+                                  "Idle admin connections closed to make "
+                                  "room for a new one.",
+                                  NULL),
+                    1);
+  conn_close(oldest);
+  return true;
+}
+
 static void on_accept(int fd, unsigned ev, void *user) {
   (void)ev;
   mesh__admin_t *a = user;
@@ -540,7 +570,7 @@ static void on_accept(int fd, unsigned ev, void *user) {
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0)
       return; /* EAGAIN, or a transient error: the next event retries */
-    if (a->nconns >= ADMIN_MAX_CONNS) {
+    if (a->nconns >= ADMIN_MAX_CONNS && !evict_idle(a)) {
       close(cfd);
       continue;
     }
@@ -557,7 +587,7 @@ static void on_accept(int fd, unsigned ev, void *user) {
       a->conns->prev = c;
     a->conns = c;
     a->nconns++;
-    int64_t t = mesh__loop_timer(a->m->loop, ADMIN_TIMEOUT_MS,
+    int64_t t = mesh__loop_timer(a->m->loop, ADMIN_HEAD_TIMEOUT_MS,
                                  on_conn_timeout, c);
     c->timer = t > 0 ? t : 0;
     if (mesh__loop_watch(a->m->loop, cfd, MESH__IO_READ, on_conn_read, c) !=
