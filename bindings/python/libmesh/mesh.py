@@ -65,10 +65,11 @@ class Mesh:
 
     ``log``: optional callable(level: int, line: str), called from the
     library's worker thread or the calling thread; exceptions it raises are
-    swallowed.  ``log_level``: "error".."trace" or 0..4.
+    swallowed.  ``log_level``: "error".."trace" or 0..4 (default "warn",
+    the library's own default).
     """
 
-    def __init__(self, config=None, *, log=None, log_level="info",
+    def __init__(self, config=None, *, log=None, log_level="warn",
                  _file=None):
         self._h = None
         self._life = Life("mesh")
@@ -144,7 +145,7 @@ class Mesh:
 
     # -- logging ---------------------------------------------------------
 
-    def set_log(self, fn, level="info"):
+    def set_log(self, fn, level="warn"):
         """Route log lines at or below `level` to fn(level, line); fn=None
         restores stderr."""
         lv = _level(level)
