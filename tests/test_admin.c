@@ -408,6 +408,40 @@ static void test_admin_idle_connections(void) {
   mesh_free(m);
 }
 
+/* POST /log?level=NAME changes the level at run time: loopback only, with
+ * the X-Mesh-Admin header (a cross-origin form cannot send it). */
+static void test_admin_log_level(void) {
+  int port;
+  mesh_t *m = admin_mesh(&port);
+  reply_t r = http(port, "GET", "/log", NULL);
+  CU_ASSERT_STRING_EQUAL(r.body, "trace\n"); /* admin_mesh's config */
+  free(r.body);
+  static const struct {
+    const char *req;
+    int code;
+  } cases[] = {
+      {"POST /log?level=debug HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+       "X-Mesh-Admin: 1\r\nContent-Length: 0\r\n\r\n", 200},
+      {"POST /log?level=error HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 403},
+      {"POST /log?level=loud HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+       "X-Mesh-Admin: 1\r\n\r\n", 400},
+      {"POST /log?level=error HTTP/1.1\r\nHost: evil.example\r\n"
+       "X-Mesh-Admin: 1\r\n\r\n", 403},
+      {"POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int code = raw(port, cases[i].req);
+    if (code != cases[i].code)
+      fprintf(stderr, "log level case %zu: %d, expected %d\n", i, code,
+              cases[i].code);
+    CU_ASSERT_EQUAL(code, cases[i].code);
+  }
+  r = http(port, "GET", "/log", NULL);
+  CU_ASSERT_STRING_EQUAL(r.body, "debug\n"); /* only the allowed one took */
+  free(r.body);
+  mesh_free(m);
+}
+
 /* A client that sends part of a head and stalls is cut at the head
  * deadline (2 s), not the old 5 s. */
 static void test_admin_head_deadline(void) {
@@ -504,11 +538,59 @@ static void test_admin_prometheus_scrape(void) {
 
 /* ---- the page in a real browser --------------------------------------------- */
 
+/* The sum of a series family's samples in Prometheus text whose line
+ * starts with prefix (name and leading labels). */
+static double prom_sum(const char *text, const char *prefix) {
+  double s = 0;
+  size_t n = strlen(prefix);
+  for (const char *p = text; p && *p;) {
+    if (strncmp(p, prefix, n) == 0) {
+      const char *v = strchr(p, ' ');
+      if (v)
+        s += strtod(v + 1, NULL);
+    }
+    p = strchr(p, '\n');
+    if (p)
+      p++;
+  }
+  return s;
+}
+
+/* The DOM holds `needle` followed, after the end of its tag, by `want`. */
+static bool dom_value(const char *html, const char *needle, const char *want) {
+  const char *p = strstr(html, needle);
+  if (!p)
+    return false;
+  const char *gt = strchr(p, '>');
+  return gt && strncmp(gt + 1, want, strlen(want)) == 0;
+}
+
 static void test_admin_page_chromium(void) {
   if (!th_require("chromium", "chromium"))
     return;
   int port;
   mesh_t *m = admin_mesh(&port);
+  /* Calls, latencies and authorization decisions the page must show. */
+  mesh__counter_add(mesh__counter(m, "mesh_calls_total", "Calls.",
+                                  "service=payments,endpoint=10.0.0.1:8443,"
+                                  "outcome=ok"),
+                    7);
+  mesh__counter_add(mesh__counter(m, "mesh_calls_total", "Calls.",
+                                  "service=payments,endpoint=10.0.0.1:8443,"
+                                  "outcome=error"),
+                    3);
+  mesh__metric_t *lat = mesh__histogram(m, "mesh_call_duration_seconds",
+                                        "Call latency.", "service=payments",
+                                        NULL, 0); /* the library's buckets */
+  CU_ASSERT_PTR_NOT_NULL(lat);
+  for (int i = 0; i < 10; i++)
+    mesh__histogram_observe(lat, i < 9 ? 0.003 : 0.07);
+  mesh__counter_add(mesh__counter(m, "mesh_authz_decisions_total", "Authz.",
+                                  "action=allow,policy=frontend-only"),
+                    5);
+  mesh__counter_add(mesh__counter(m, "mesh_authz_decisions_total", "Authz.",
+                                  "action=deny,policy=frontend-only"),
+                    2);
   char url[64], shot[512], prof[512], arg_shot[600], arg_prof[600];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
   snprintf(shot, sizeof shot, "%s", th_path("admin.png"));
@@ -543,12 +625,54 @@ static void test_admin_page_chromium(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(html);
   CU_ASSERT_PTR_NOT_NULL(strstr(html, "data-service=\"payments\""));
   CU_ASSERT_PTR_NOT_NULL(strstr(html, "data-service=\"search\""));
-  CU_ASSERT_PTR_NOT_NULL(strstr(html, "1/3 healthy"));
   CU_ASSERT_PTR_NOT_NULL(strstr(html, "[fd00::3]:8443"));
   CU_ASSERT_PTR_NOT_NULL(strstr(html, "eu-west/eu-west-1a"));
   CU_ASSERT_PTR_NOT_NULL(strstr(html, "mesh.try"));
   CU_ASSERT_PTR_NOT_NULL(strstr(html, "MESH_ERR_CONNECT"));
-  CU_ASSERT_PTR_NULL(strstr(html, "loading\xe2\x80\xa6</div>"));
+  CU_ASSERT_PTR_NULL(strstr(html, ">loading</div>"));
+  /* States as /endpoints says them: search's endpoint has no health
+   * (unknown), payments has one healthy, one unhealthy, one draining. */
+  CU_ASSERT_TRUE(dom_value(html, "data-state=\"unknown\"", "unknown<"));
+  CU_ASSERT_TRUE(dom_value(html, "data-state=\"draining\"", "draining<"));
+  CU_ASSERT_PTR_NULL(strstr(html, "data-state=\"healthy\">unknown"));
+  /* The numbers match /metrics. */
+  reply_t mr = http(port, "GET", "/metrics", NULL);
+  if (getenv("ADMIN_DEBUG"))
+    fputs(mr.body, stderr);
+  double total = prom_sum(mr.body, "mesh_calls_total{service=\"payments\"");
+  double ok = prom_sum(mr.body, "mesh_calls_total{service=\"payments\","
+                                "endpoint=\"10.0.0.1:8443\",outcome=\"ok\"");
+  double allow = prom_sum(mr.body, "mesh_authz_decisions_total{action=\"allow\","
+                                   "policy=\"frontend-only\"");
+  double deny = prom_sum(mr.body, "mesh_authz_decisions_total{action=\"deny\","
+                                  "policy=\"frontend-only\"");
+  free(mr.body);
+  CU_ASSERT_EQUAL(total, 10);
+  char want[64];
+  snprintf(want, sizeof want, "%.0f<", total);
+  CU_ASSERT_TRUE(dom_value(html, "data-stat=\"calls\"", want));
+  snprintf(want, sizeof want, "%.1f%%<", 100 * ok / total);
+  CU_ASSERT_TRUE(dom_value(html, "data-stat=\"success\"", want));
+  /* 9 of 10 calls in (2.5 ms, 5 ms]: p50 interpolates to 2.5 + 2.5 * 5/9
+   * = 3.89 ms; the slowest in (50 ms, 100 ms]: p99 = 50 + 50 * 0.9 = 95 ms
+   * (Prometheus' histogram_quantile) */
+  CU_ASSERT_TRUE(dom_value(html, "data-stat=\"p50\"", "3.89 ms<"));
+  CU_ASSERT_TRUE(dom_value(html, "data-stat=\"p99\"", "95.00 ms<"));
+  const char *row = strstr(html, "data-policy=\"frontend-only\"");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(row);
+  snprintf(want, sizeof want, "%.0f<", allow);
+  CU_ASSERT_TRUE(dom_value(row, "data-action=\"allow\"", want));
+  snprintf(want, sizeof want, "%.0f<", deny);
+  CU_ASSERT_TRUE(dom_value(row, "data-action=\"deny\"", want));
+  /* Spans: the status, and trace ids whole (32 hex digits). */
+  const char *tr = strstr(html, "data-trace=\"");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(tr);
+  tr += strlen("data-trace=\"");
+  CU_ASSERT_EQUAL(strspn(tr, "0123456789abcdef"), 32);
+  CU_ASSERT_TRUE(dom_value(tr, "", ""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(html, "data-status=\"error\""));
+  /* The identity card and the log level selector. */
+  CU_ASSERT_PTR_NOT_NULL(strstr(html, "id=\"loglevel\""));
   free(html);
   mesh_free(m);
 }
@@ -618,6 +742,7 @@ static void add(void) {
   CU_add_test(s, "admin_page_chromium", test_admin_page_chromium);
   CU_add_test(s, "admin_idle_connections", test_admin_idle_connections);
   CU_add_test(s, "admin_head_deadline", test_admin_head_deadline);
+  CU_add_test(s, "admin_log_level", test_admin_log_level);
   CU_add_test(s, "mesh__log_redact", test_mesh__log_redact);
   CU_add_test(s, "mesh__json_redact", test_mesh__json_redact);
 }

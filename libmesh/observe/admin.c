@@ -11,6 +11,8 @@
  *   /identity    SPIFFE ID, certificate chain summary, expiry
  *   /spans       recent sampled spans
  *   /healthz     "ok" (503 "closing" during shutdown)
+ *   /log         the log level; POST /log?level=NAME changes it (loopback
+ *                peers only, with the header "X-Mesh-Admin: 1")
  */
 #include "observe/admin.h"
 #include "observe/observe.h"
@@ -178,11 +180,48 @@ static void conn_error(admin_conn_t *c, int status, const char *text) {
   conn_respond(c, &r, false, "other");
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss);
+
+/* POST /log?level=NAME changes the log level at run time.  Only from a
+ * loopback peer (the endpoint may listen elsewhere), and only with the
+ * header "X-Mesh-Admin: 1", which a page of another origin cannot send
+ * without a CORS preflight this endpoint never answers. */
+static bool log_post_allowed(admin_conn_t *c, const char **why) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0 ||
+      !is_loopback(&ss)) {
+    *why = "the log level changes only from a loopback address\n";
+    return false;
+  }
+  for (size_t i = 0; i < c->msg.nhdrs; i++) {
+    const mesh__http_hdr_t *h = &c->msg.hdrs[i];
+    if (h->name.n == 12 && strncasecmp(h->name.p, "X-Mesh-Admin", 12) == 0 &&
+        h->value.n == 1 && h->value.p[0] == '1')
+      return true;
+  }
+  *why = "header X-Mesh-Admin: 1 required\n";
+  return false;
+}
+
 static void conn_request(admin_conn_t *c) {
   mesh__http_msg_t *msg = &c->msg;
   bool head = mesh__http_str_eq(msg->method, "HEAD");
+  bool post = mesh__http_str_eq(msg->method, "POST");
+  if (post && msg->target.n >= 4 && memcmp(msg->target.p, "/log", 4) == 0 &&
+      (msg->target.n == 4 || msg->target.p[4] == '?')) {
+    const char *why = NULL;
+    if (!host_ok(msg->host) || !log_post_allowed(c, &why)) {
+      conn_error(c, 403, why ? why : "Host must be an IP address or localhost\n");
+      return;
+    }
+    resp_t r = {0};
+    mesh__admin_set_log(c->a, msg->target, &r);
+    conn_respond(c, &r, false, "/log");
+    return;
+  }
   if (!head && !mesh__http_str_eq(msg->method, "GET")) {
-    conn_error(c, 405, "only GET and HEAD\n");
+    conn_error(c, 405, "only GET and HEAD (and POST /log)\n");
     return;
   }
   if (msg->framing != MESH__HTTP_BODY_NONE &&

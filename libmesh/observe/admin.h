@@ -41,4 +41,7 @@ void mesh__admin_resp_text(resp_t *r, int status, const char *text);
 const char *mesh__admin_route(mesh__admin_t *a, mesh__http_str_t target,
                               resp_t *r);
 
+/* POST /log?level=NAME: set the context's log level; r says the result. */
+void mesh__admin_set_log(mesh__admin_t *a, mesh__http_str_t target, resp_t *r);
+
 #endif

@@ -201,6 +201,22 @@ static void route_identity(mesh__admin_t *a, resp_t *r) {
   cJSON *bundles = cJSON_AddArrayToObject(doc, "bundles");
   for (size_t i = 0; bundles && i < c->nbundles; i++)
     cJSON_AddItemToArray(bundles, cJSON_CreateString(c->bundles[i].td));
+  /* Each bundle's roots with their validity (the page shows expiry). */
+  cJSON *roots = cJSON_AddArrayToObject(doc, "bundle_roots");
+  for (size_t i = 0; roots && i < c->nbundles; i++) {
+    for (const mbedtls_x509_crt *crt = &c->bundles[i].roots;
+         crt && crt->raw.p; crt = crt->next) {
+      cJSON *e = cJSON_CreateObject();
+      if (!e)
+        break;
+      char buf[512];
+      cJSON_AddStringToObject(e, "trust_domain", c->bundles[i].td);
+      if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->subject) >= 0)
+        cJSON_AddStringToObject(e, "subject", buf);
+      add_time(e, "not_after", &crt->valid_to);
+      cJSON_AddItemToArray(roots, e);
+    }
+  }
   mesh__creds_release(c);
   resp_json(r, doc);
 }
@@ -263,6 +279,41 @@ static void route_metrics(mesh__admin_t *a, resp_t *r) {
   r->len = len;
 }
 
+/* ---- /log ---------------------------------------------------------------------- */
+
+static const char *const log_names[] = {"error", "warn", "info", "debug",
+                                        "trace"};
+
+static void route_log(mesh__admin_t *a, resp_t *r) {
+  int lv = atomic_load(&a->m->log.level);
+  char buf[32];
+  snprintf(buf, sizeof buf, "%s\n",
+           lv >= 0 && lv <= 4 ? log_names[lv] : "unknown");
+  mesh__admin_resp_text(r, 200, buf);
+}
+
+void mesh__admin_set_log(mesh__admin_t *a, mesh__http_str_t target,
+                         resp_t *r) {
+  const char *q = memchr(target.p, '?', target.n);
+  size_t qn = q ? target.n - (size_t)(q + 1 - target.p) : 0;
+  if (q && qn > 6 && memcmp(q + 1, "level=", 6) == 0) {
+    const char *v = q + 7;
+    size_t vn = qn - 6;
+    for (int i = 0; i < 5; i++) {
+      if (strlen(log_names[i]) == vn && memcmp(v, log_names[i], vn) == 0) {
+        int old = atomic_exchange(&a->m->log.level, i);
+        mesh__log(a->m, MESH_LOG_WARN, "log_level_changed",
+                  "from=%s to=%s via=admin",
+                  old >= 0 && old <= 4 ? log_names[old] : "unknown",
+                  log_names[i]);
+        route_log(a, r);
+        return;
+      }
+    }
+  }
+  mesh__admin_resp_text(r, 400, "expected ?level=error|warn|info|debug|trace\n");
+}
+
 const char *mesh__admin_route(mesh__admin_t *a, mesh__http_str_t target,
                               resp_t *r) {
   size_t n = 0;
@@ -284,7 +335,7 @@ const char *mesh__admin_route(mesh__admin_t *a, mesh__http_str_t target,
   } routes[] = {
       {"/metrics", route_metrics}, {"/endpoints", route_endpoints},
       {"/config", route_config},   {"/identity", route_identity},
-      {"/spans", route_spans},
+      {"/spans", route_spans},     {"/log", route_log},
   };
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     if (mesh__http_str_eq(path, routes[i].path)) {
