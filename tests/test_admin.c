@@ -565,6 +565,9 @@ static bool dom_value(const char *html, const char *needle, const char *want) {
   return gt && strncmp(gt + 1, want, strlen(want)) == 0;
 }
 
+/* Over 60 lines on purpose: one browser run (seconds each) renders the
+ * page once, and every fact of that one DOM is checked here against the
+ * series set above and against /metrics. */
 static void test_admin_page_chromium(void) {
   if (!th_require("chromium", "chromium"))
     return;
