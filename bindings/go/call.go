@@ -660,6 +660,9 @@ func (m *Mesh) Request(ctx context.Context, service string, o *CallOptions, req 
 		return nil, 0, err
 	}
 	defer C.mesh_call_opts_free(opts)
+	if stop := cancelOnDone(ctx, opts); stop != nil {
+		defer stop()
+	}
 	max := 1 << 20
 	if o != nil && o.MaxResponse > 0 {
 		max = o.MaxResponse
@@ -686,6 +689,9 @@ func (m *Mesh) Request(ctx context.Context, service string, o *CallOptions, req 
 	}
 	out := C.GoBytes(resp, C.int(n))
 	if rc != 0 {
+		if rc == C.MESH_ERR_CLOSED && ctx.Err() != nil {
+			return out, int(status), ctx.Err() // cancelled in a backoff
+		}
 		return out, int(status), newError("request", rc, &st)
 	}
 	return out, int(status), nil
