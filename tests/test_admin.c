@@ -391,9 +391,12 @@ static void test_admin_idle_connections(void) {
     free(r.body);
   }
   int64_t took = mesh__now_ms() - t0;
-  /* Far under the head deadline; generous for valgrind.  The answer
-   * itself (200 above) is what fails without eviction. */
-  CU_ASSERT_TRUE(took < 1800);
+  /* The answer itself (200 above) is what fails without eviction (the new
+   * connection was closed at once); the time is only a loud cap. */
+  if (took > 1000)
+    fprintf(stderr, "admin_idle_connections: 3 answers took %lld ms\n",
+            (long long)took);
+  CU_ASSERT_TRUE(took < 10000);
   reply_t mr = http(port, "GET", "/metrics", NULL);
   CU_ASSERT_PTR_NOT_NULL(strstr(mr.body, "mesh_admin_evicted_total "));
   free(mr.body);
