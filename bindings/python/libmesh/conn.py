@@ -41,6 +41,8 @@ class Conn:
     # Blocking reads in the main thread wait in slices (Ctrl-C); a call's
     # borrowed connection keeps the per-try timeout the library set instead.
     _sliced = True
+    # settimeout() was called (None then means "forever", not the config's)
+    _timeout_set = False
 
     def __init__(self, handle, mesh):
         self._h = handle
@@ -161,6 +163,8 @@ class Conn:
         deadline = None
         if self._timeout is not None:
             deadline = time.monotonic() + self._timeout
+        elif self._read_ms() > 0:  # the config's tls.read_timeout_ms
+            deadline = time.monotonic() + self._read_ms() / 1000.0
         slice_ms = max(1, int(_lib.SLICE * 1000))
         try:
             while True:
@@ -178,11 +182,19 @@ class Conn:
             f("mesh_conn_set_timeouts")(h, self._read_ms(), self._write_ms())
 
     def _read_ms(self):
-        # What settimeout() gave C (None: -1, no timeout).
+        # What settimeout() gave C; without one, the config's timeout.
         t = self._timeout
-        return -1 if t is None else max(1, int(round(t * 1000)))
+        if t is None:
+            return -1 if self._timeout_set else \
+                getattr(self._mesh, "_io_ms", (-1, -1))[0]
+        return max(1, int(round(t * 1000)))
 
-    _write_ms = _read_ms
+    def _write_ms(self):
+        t = self._timeout
+        if t is None:
+            return -1 if self._timeout_set else \
+                getattr(self._mesh, "_io_ms", (-1, -1))[1]
+        return max(1, int(round(t * 1000)))
 
     def send(self, data, flags=0):
         """Write some of data; returns how many bytes were written."""
@@ -241,6 +253,7 @@ class Conn:
         finally:
             self._leave()
         self._timeout = timeout
+        self._timeout_set = True
 
     def gettimeout(self):
         return self._timeout

@@ -30,6 +30,22 @@ def _config_text(config):
                     % type(config).__name__)
 
 
+def _io_timeouts(config, path):
+    """(read_ms, write_ms) of the config's `tls` section; -1 when unset or
+    unreadable (mesh_new reports a bad config itself)."""
+    try:
+        if path is not None:
+            with open(path, "rb") as f:
+                config = f.read()
+        doc = json.loads(config) if isinstance(config, (str, bytes)) \
+            else (config or {})
+        tls = doc.get("tls") or {}
+        return (int(tls.get("read_timeout_ms", -1)),
+                int(tls.get("write_timeout_ms", -1)))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return (-1, -1)
+
+
 def config_check(config):
     """Validate a configuration (dict or JSON text) without creating a
     context.  Returns every error as "json.path: reason"; [] when valid."""
@@ -81,6 +97,9 @@ class Mesh:
         self._keep = []
         st = _lib.Status()
         out = _lib.Handle()
+        # The config's tls read/write timeouts (ms, <= 0: none): a Conn
+        # without settimeout() keeps them when its reads wait in slices.
+        self._io_ms = _io_timeouts(config, _file)
         if _file is not None:
             rc = _lib.fn("mesh_new_from_file")(_lib.enc(_file),
                                                ctypes.byref(out),

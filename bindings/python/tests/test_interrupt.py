@@ -79,5 +79,36 @@ class TestShutdown(unittest.TestCase):
             td.cleanup()
 
 
+class TestConfigReadTimeout(unittest.TestCase):
+    """A main-thread read waits in slices, yet still ends at the config's
+    tls.read_timeout_ms when settimeout() was never called."""
+
+    def test_config_read_timeout_applies(self):
+        import threading
+        import libmesh
+        import meshtest
+        td = meshtest.TrustDomain("example.org")
+        try:
+            with libmesh.Mesh(meshtest.config(td, "api")) as s, \
+                    libmesh.Mesh(meshtest.config(
+                        td, "web", tls={"read_timeout_ms": 300})) as c:
+                ln = s.listen("127.0.0.1:0")
+                held = []
+                t = threading.Thread(target=lambda: held.append(ln.accept()))
+                t.start()
+                conn = c.dial("127.0.0.1:%d" % ln.port)
+                t.join()
+                t0 = time.monotonic()
+                with self.assertRaises(libmesh.MeshTimeout):
+                    conn.recv(1)  # the server never writes
+                self.assertLess(time.monotonic() - t0, BOUND)
+                conn.settimeout(None)  # explicit: forever, not the config's
+                self.assertEqual(conn._read_ms(), -1)
+                conn.close()
+                held[0].close()
+        finally:
+            td.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()
