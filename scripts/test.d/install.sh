@@ -19,7 +19,9 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bdir=${MESH_INSTALL_BUILD:-$top/build-install}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mesh-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-P="$tmp/prefix"
+# A fixed prefix inside the build dir: configured once, emptied each run
+# (a fresh prefix each time would mean a full rebuild).
+P="$bdir/prefix"
 p=0; f=0
 ok() { p=$((p + 1)); [ -n "${VERBOSE:-}" ] && echo "ok: $1"; return 0; }
 ko() { echo "FAIL: $1"; [ -f "$tmp/out" ] && sed 's/^/    /' "$tmp/out" | tail -30; f=$((f + 1)); return 0; }
@@ -31,8 +33,12 @@ py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
 
 mkdir -p "$bdir"
-if ! (cd "$bdir" && "$top/configure" -q --prefix="$P" &&
-      make -j"$(nproc)" -s install) >"$tmp/build.log" 2>&1; then
+rm -rf "$P"
+if [ ! -f "$bdir/Makefile" ] || [ "$top/configure" -nt "$bdir/Makefile" ] ||
+   ! grep -qx "prefix = $P" "$bdir/Makefile"; then
+  (cd "$bdir" && "$top/configure" -q --prefix="$P") >"$tmp/build.log" 2>&1
+fi
+if ! (cd "$bdir" && make -j"$(nproc)" -s install) >>"$tmp/build.log" 2>&1; then
   echo "FAIL: configure && make install"; tail -40 "$tmp/build.log"
   echo "install: 0 passed, 1 failed"; exit 1
 fi
