@@ -22,6 +22,7 @@
 static pid_t children[MAX_CHILDREN];
 static char tmpdir[256];
 static bool atexit_done;
+static unsigned missing_peers;
 
 static void cleanup(void) {
   th_stop_all();
@@ -65,7 +66,14 @@ int th_run_suites(const char *name, void (*add)(void)) {
          failed_tests);
   CU_cleanup_registry();
   (void)fails;
-  return failed_tests ? 1 : (ran == 0 ? 1 : 0);
+  if (failed_tests)
+    return 1;
+  if (missing_peers) {
+    printf("%s: SKIP: %u check(s) need a program that is not installed "
+           "(see the SKIP lines above)\n", name, missing_peers);
+    return 77;
+  }
+  return ran == 0 ? 1 : 0;
 }
 
 int th_free_port(void) {
@@ -228,6 +236,15 @@ bool th_have(const char *prog) {
   char cmd[256];
   snprintf(cmd, sizeof cmd, "command -v '%s' >/dev/null 2>&1", prog);
   return system(cmd) == 0;
+}
+
+bool th_require(const char *prog, const char *pkg) {
+  if (th_have(prog))
+    return true;
+  missing_peers++;
+  fprintf(stderr, "\nSKIP: %s not installed (apt-get install %s)\n", prog,
+          pkg);
+  return false;
 }
 
 int th_sh(const char *cmd) {

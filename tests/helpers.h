@@ -11,7 +11,9 @@
 #include <CUnit/Basic.h>
 
 /* Run a CUnit registry built by `add` and return a process exit code:
- * 0 all passed, 1 failures.  Prints CUnit's summary. */
+ * 0 all passed, 1 failures, 77 (automake's SKIP) when nothing failed but
+ * a test was left out because th_require() found its peer missing.
+ * Prints CUnit's summary. */
 int th_run_suites(const char *name, void (*add)(void));
 
 /* A free TCP port on 127.0.0.1 (bound and released; race-tolerant enough
@@ -40,6 +42,12 @@ void th_kill(pid_t pid);
 void th_stop_all(void);
 /* Is the program in PATH? */
 bool th_have(const char *prog);
+/* An outside peer a test needs: true if `prog` is in PATH; else prints
+ * "SKIP: <prog> not installed (apt-get install <pkg>)", remembers it (the
+ * run then exits 77 unless something failed) and returns false: the test
+ * returns without asserting.  scripts/test installs every peer and fails
+ * on any skip, so a skip never passes CI. */
+bool th_require(const char *prog, const char *pkg);
 /* Run a shell command, return its exit status (or -1); output to a log. */
 int th_sh(const char *cmd);
 /* Read a whole file into a malloc'd NUL-terminated buffer (NULL on error). */

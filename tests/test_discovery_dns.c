@@ -96,10 +96,8 @@ static int count_queries(const char *needle) {
 }
 
 static int suite_init(void) {
-  if (!th_have("dnsmasq")) {
-    fprintf(stderr, "dnsmasq is not installed: the DNS suite fails\n");
+  if (!th_require("dnsmasq", "dnsmasq-base"))
     return 1;
-  }
   dns_port = th_free_port();
   if (!th_write(hosts_file(), "10.1.0.1 web.test\n"))
     return 1;

@@ -67,10 +67,9 @@ static bool start_etcd(void) {
 }
 
 static int suite_init(void) {
-  if (!th_have("etcd") || !th_have("etcdctl")) {
-    fprintf(stderr, "etcd/etcdctl not installed: the etcd suite fails\n");
+  if (!th_require("etcd", "etcd-server") ||
+      !th_require("etcdctl", "etcd-client"))
     return 1;
-  }
   cport = th_free_port();
   do
     pport = th_free_port();
@@ -481,7 +480,7 @@ static bool mint(const char *name, const char *cn, const char *eku) {
 }
 
 static int tls_init(void) {
-  if (!th_have("openssl"))
+  if (!th_require("openssl", "openssl"))
     return 1;
   char cmd[1024];
   snprintf(cmd, sizeof cmd,

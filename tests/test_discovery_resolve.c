@@ -45,10 +45,8 @@ static const char *initial_hosts = "10.2.0.1 multi.test\n"
                                    "::1 moving.test\n";
 
 static int suite_init(void) {
-  if (!th_have("dnsmasq")) {
-    fprintf(stderr, "dnsmasq is not installed: the suite fails\n");
+  if (!th_require("dnsmasq", "dnsmasq-base"))
     return 1;
-  }
   if (!tcb_start(&backend, "r", "good", 0))
     return 1;
   dns_port = th_free_port();

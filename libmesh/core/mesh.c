@@ -15,10 +15,10 @@ static const char *const worker_modes[] = {"thread", "external", NULL};
 
 static void check_log(mesh__cfg_t *c, const cJSON *v, int *level) {
   static const char *const keys[] = {"level", NULL};
-  *level = MESH_LOG_INFO;
+  *level = MESH_LOG_WARN; /* quiet when embedded: say what needs attention */
   if (!v || !mesh__cfg_object(c, v, "log", keys))
     return;
-  mesh__cfg_enum(c, v, "log", "level", log_levels, MESH_LOG_INFO, level);
+  mesh__cfg_enum(c, v, "log", "level", log_levels, MESH_LOG_WARN, level);
 }
 
 static void check_worker(mesh__cfg_t *c, const cJSON *v, int *mode) {
@@ -275,7 +275,7 @@ int mesh_new(const char *json, mesh_t **out, mesh_status_t *st) {
   cJSON *root = parse_json(json, &c);
   if (!root)
     return MESH_ERR_CONFIG;
-  int log_level = MESH_LOG_INFO, worker_mode = 0;
+  int log_level = MESH_LOG_WARN, worker_mode = 0;
   if (check_all(&c, root, &log_level, &worker_mode) > 0) {
     cJSON_Delete(root);
     if (st && c.nerr > 1) {

@@ -274,16 +274,23 @@ def call(mesh, service, method, target, headers, body, timeout):
     req = _new_request(method, target, headers, body, timeout)
     st = _lib.Status()
     out = _lib.Handle()
-    try:
-        h = mesh._enter()
+
+    def work():
         try:
-            rc = _lib.fn("mesh_http_call")(h, _lib.enc(service), req,
-                                           ctypes.byref(out),
-                                           ctypes.byref(st))
+            h = mesh._enter()
+            try:
+                return _lib.fn("mesh_http_call")(h, _lib.enc(service), req,
+                                                 ctypes.byref(out),
+                                                 ctypes.byref(st))
+            finally:
+                mesh._leave()
         finally:
-            mesh._leave()
-    finally:
-        _lib.fn("mesh_http_request_free")(req)
+            _lib.fn("mesh_http_request_free")(req)
+
+    def late(rc):  # interrupted: free the response nobody reads
+        if rc >= 0 and out:
+            _lib.fn("mesh_http_response_free")(out)
+    rc = _lib.interruptible(work, late=late)
     _lib.check(rc, st)
     return _take_response(out)
 
