@@ -39,6 +39,18 @@ int mesh__snprintf(char *dst, size_t size, const char *fmt, ...)
 /** strdup that returns NULL for NULL. */
 char *mesh__strdup(const char *s);
 
+/* ---- files the library reads (core/file.c) ----------------------------- */
+
+/** Open path for reading, refusing anything but a regular file (a FIFO, a
+ *  device, a socket, a directory) without blocking on it.  *fd_out is a
+ *  blocking, close-on-exec descriptor on MESH_OK, -1 otherwise.
+ *  @return MESH_OK, MESH_ERR_IO (cannot open, not a regular file; the
+ *          message names path and why), MESH_ERR_INVALID_ARG (empty path). */
+int mesh__file_open(const char *path, int *fd_out, mesh_status_t *st);
+/** mesh__file_open() and close: may this path be handed to a reader that
+ *  opens it itself (libcurl's CA and client certificate files)? */
+int mesh__file_check(const char *path, mesh_status_t *st);
+
 /* ---- logging ------------------------------------------------------------ *
  * One line per event: `level=info event=NAME key=value ...`.  Callers pass
  * the key=value tail already formatted; values with spaces are quoted by the
