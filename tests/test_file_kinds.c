@@ -238,7 +238,7 @@ static int silent_listener(int *port) {
 
 static outcome_t read_etcd_ca(const char *bad) {
   char json[2048];
-  int port;
+  int port = 0;
   int lfd = silent_listener(&port);
   CU_ASSERT_FATAL(lfd >= 0);
   snprintf(json, sizeof json,
