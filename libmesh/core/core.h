@@ -51,6 +51,20 @@ int mesh__file_open(const char *path, int *fd_out, mesh_status_t *st);
  *  opens it itself (libcurl's CA and client certificate files)? */
 int mesh__file_check(const char *path, mesh_status_t *st);
 
+/* ---- localhost names (core/localhost.c) --------------------------------- */
+
+/** Is name "localhost" or "<label>.localhost" (any case, optional final
+ *  dot)?  RFC 6761 §6.3: such names are always loopback, never asked of
+ *  DNS. */
+bool mesh__is_localhost(const char *name);
+struct sockaddr_storage;
+/** The addresses a localhost name resolves to, with port: 127.0.0.1
+ *  (family AF_UNSPEC or AF_INET), then ::1 (AF_UNSPEC or AF_INET6) when
+ *  this host has IPv6 loopback.  Writes at most max entries of out.
+ *  @return how many were written. */
+size_t mesh__localhost_addrs(int family, int port,
+                             struct sockaddr_storage *out, size_t max);
+
 /* ---- logging ------------------------------------------------------------ *
  * One line per event: `level=info event=NAME key=value ...`.  Callers pass
  * the key=value tail already formatted; values with spaces are quoted by the

@@ -294,7 +294,7 @@ static int setup_easy(mesh__etcd_t *e, CURL *h, mesh__etcd_req_t *r,
   for (size_t i = 0; i < 3; i++) {
     mesh_status_t fst;
     if (files[i] && mesh__file_check(files[i], &fst) != MESH_OK) {
-      snprintf(errbuf, CURL_ERROR_SIZE, "%s", fst.message);
+      mesh__strlcpy(errbuf, fst.message, CURL_ERROR_SIZE);
       return MESH_ERR_IO;
     }
   }

@@ -60,7 +60,7 @@ static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
     size_t pl = strlen(path);
     if (strncmp(msg, path, pl) == 0 && msg[pl] == ':' && msg[pl + 1] == ' ')
       msg += pl + 2;
-    snprintf(err, errlen, "%s", msg);
+    mesh__strlcpy(err, msg, errlen);
     return NULL;
   }
   size_t cap = 8192, n = 0;
