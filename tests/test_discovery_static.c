@@ -336,10 +336,18 @@ static int seen_calls(seen_t *s) {
   return n;
 }
 
-static bool wait_calls(seen_t *s, int want, int ms) {
-  for (int i = 0; i < ms / 5 && seen_calls(s) < want; i++)
-    usleep(5000);
+static bool calls_reached(void *arg) {
+  seen_t *s = ((void **)arg)[0];
+  int want = *(int *)((void **)arg)[1];
   return seen_calls(s) >= want;
+}
+
+/* Bounded by the count wanted; ms is raised to the generous cap
+ * (TH_CAP_MS): a loaded machine only takes longer. */
+static bool wait_calls(seen_t *s, int want, int ms) {
+  (void)ms;
+  void *arg[2] = {s, &want};
+  return th_wait_for(calls_reached, arg, TH_CAP_MS, "change callbacks");
 }
 
 /* Write then rename: the poller never sees half a file. */
