@@ -543,30 +543,8 @@ int mesh__etcd_new(mesh_t *m, const cJSON *obj, mesh__etcd_t **out,
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   e->m = m;
   bool oom = false;
-  const cJSON *eps = cJSON_GetObjectItemCaseSensitive(obj, "endpoints");
-  size_t n = (size_t)cJSON_GetArraySize(eps);
-  e->urls = calloc(n ? n : 1, sizeof *e->urls);
-  e->shown = calloc(n ? n : 1, sizeof *e->shown);
-  oom = !e->urls || !e->shown;
-  const cJSON *it;
-  cJSON_ArrayForEach(it, eps) {
-    if (oom || !cJSON_IsString(it))
-      continue;
-    size_t l = strlen(it->valuestring);
-    char *u = strdup(it->valuestring);
-    /* "http://h:2379/" and "http://h:2379" name the same base. */
-    if (u && l > 0 && u[l - 1] == '/')
-      u[l - 1] = '\0';
-    char *shown = u ? mesh__redact_userinfo_dup(u) : NULL;
-    oom = oom || !u || !shown;
-    if (oom) {
-      free(u);
-      free(shown);
-      continue;
-    }
-    e->shown[e->nurls] = shown;
-    e->urls[e->nurls++] = u;
-  }
+  oom = !mesh__etcd_urls(cJSON_GetObjectItemCaseSensitive(obj, "endpoints"),
+                         &e->urls, &e->shown, &e->nurls);
   e->ca = dup_cfg(obj, "ca", &oom);
   e->cert = dup_cfg(obj, "cert", &oom);
   e->key = dup_cfg(obj, "key", &oom);
