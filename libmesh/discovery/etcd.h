@@ -30,7 +30,7 @@ typedef bool (*mesh__etcd_msg_fn)(const cJSON *msg, void *user);
  *  business (mesh__cfg_object with its full list). */
 /** Copy the "endpoints" URLs (a final "/" dropped) into *urls, and each
  *  without its userinfo into *shown (for messages); *n counts both.
- *  @return false when out of memory (what was copied is in *urls/*shown). */
+ *  @return false when out of memory (what was copied is in urls/shown). */
 bool mesh__etcd_urls(const cJSON *eps, char ***urls, char ***shown,
                      size_t *n);
 void mesh__etcd_check(mesh__cfg_t *c, const cJSON *obj, const char *path);
