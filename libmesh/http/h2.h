@@ -72,6 +72,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mesh/http.h>
+
 #include "core/core.h"
 
 typedef struct mesh__h2_session mesh__h2_session_t;
@@ -337,13 +339,21 @@ struct mesh__http_peer;
  *  becomes a mesh_http_request_t (authorization, tracing, metrics as for
  *  HTTP/1.1) handed to handler; its response goes back on the stream.
  *  Streams run one after another on the calling thread.  Returns when the
- *  peer is done (GOAWAY/EOF) or the session failed.  Frees the session.
+ *  peer is done (GOAWAY/EOF), after http.idle_timeout_ms without a new
+ *  stream (then drains), or when the session failed.  Frees the session.
  *  @return MESH_OK (peer done) or the session's error. */
 int mesh__h2_serve_http(mesh_t *m, mesh__h2_session_t *s,
                         const struct mesh__http_peer *peer,
-                        int (*handler)(const struct mesh_http_request *req,
-                                       struct mesh_http_response *resp,
-                                       void *user),
-                        void *user, mesh_status_t *st);
+                        mesh_http_handler_fn handler, void *user,
+                        mesh_status_t *st);
+
+/** mesh_http_serve()'s protocol choice: ALPN "h2"/"istio-h2", or a
+ *  plaintext peer whose first bytes are the h2c preface, is served with
+ *  mesh__h2_serve_http(); anything else by the HTTP/1.1 loop (sniffed bytes
+ *  replayed).  c stays the caller's (not closed). */
+int mesh__h2_http_serve_conn(mesh_t *m, mesh_conn_t *c,
+                             const struct mesh__http_peer *peer,
+                             mesh_http_handler_fn handler, void *user,
+                             mesh_status_t *st);
 
 #endif /* MESH_HTTP_H2_H */
