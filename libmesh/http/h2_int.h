@@ -93,7 +93,7 @@ struct mesh__h2_session {
   int fd;
 };
 
-/* ---- h2_session.c ------------------------------------------------------ */
+/* ---- h2_session.c, h2_drive.c ------------------------------------------- */
 
 /** Mark the session dead with code (first cause wins), wake everyone. */
 void mesh__h2_die(mesh__h2_session_t *s, int code, const char *fmt, ...)
@@ -108,6 +108,8 @@ int mesh__h2_wait(mesh__h2_session_t *s, bool (*done)(void *arg), void *arg,
 /** Wake a driver that polls, after queueing output from another thread. */
 void mesh__h2_kick(mesh__h2_session_t *s);
 void mesh__h2_ref(mesh__h2_session_t *s);
+/** Close the transport once (locked, or no other thread left). */
+void mesh__h2_close_io(mesh__h2_session_t *s);
 void mesh__h2_unref(mesh__h2_session_t *s);
 
 /* ---- h2_io.c ------------------------------------------------------------ */
