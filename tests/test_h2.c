@@ -52,8 +52,6 @@ static void *job_main(void *arg) {
   struct job *j = arg;
   const mesh__h2_hdr_t *h;
   size_t n;
-  if (getenv("H2DBG"))
-    fprintf(stderr, "job start at %lld\n", (long long)mesh__now_ms());
   mesh__h2_stream_headers(j->x, DL(5000), &h, &n, NULL);
   const char *path = hget(h, n, ":path");
   path = path ? path : "";
@@ -77,8 +75,6 @@ static void *job_main(void *arg) {
       if (len == cap)
         b = realloc(b, cap *= 2);
     }
-    if (getenv("H2DBG"))
-      fprintf(stderr, "job %d: body read %zu at %lld\n", mesh__h2_stream_id(j->x), len, (long long)mesh__now_ms());
     const char *x = hget(h, n, "x-id");
     mesh__h2_hdr_t r[] = {{":status", strcmp(path, "/hold") ? "200" : "204"},
                           {"x-id", x ? x : "-"}};
@@ -341,7 +337,6 @@ static void test_mesh__h2_stream_reset(void) {
   mesh_status_t st;
   CU_ASSERT_EQUAL(mesh__h2_stream_headers(x, DL(5000), &rh, &rn, &st),
                   MESH_ERR_RESET);
-  fprintf(stderr, "reset: %s\n", st.message);
   CU_ASSERT_EQUAL(mesh__h2_stream_error(x), MESH__H2_INTERNAL_ERROR);
   CU_ASSERT_FALSE(mesh__h2_stream_refused(x));
   CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "reset by the peer"));

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: HTTP/2 sessions and streams on nghttp2.
  *
- *   h2_session.c  the session: nghttp2 callbacks, limits, the I/O driver
+ *   h2_session.c  the session: nghttp2 set-up and callbacks, limits, drain
+ *   h2_drive.c    the caller-driven I/O: flush, read, keepalive, wait
  *   h2_stream.c   streams: open, write (flow control), read, headers,
  *                 trailers, reset; server accept
  *   h2_io.c       transports: a mesh connection, a plain fd (h2c over TCP

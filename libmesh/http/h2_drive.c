@@ -139,11 +139,7 @@ static int64_t keepalive(mesh__h2_session_t *s, int64_t now) {
   int64_t due = s->last_rx_ms + s->set.keepalive_ms;
   if (now < due)
     return due - now;
-  uint8_t data[8];
-  uint64_t seq = ++s->ping_seq;
-  memcpy(data, &seq, sizeof data);
-  if (nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, data) == 0)
-    s->ping_sent_ms = now;
+  mesh__h2_submit_ping(s);
   return s->set.keepalive_timeout_ms;
 }
 
@@ -262,16 +258,9 @@ long mesh__h2_session_ping(mesh__h2_session_t *s, int64_t deadline_ms) {
   pthread_mutex_lock(&s->mu);
   int rc = s->dead_rc;
   if (!rc && !s->ping_sent_ms) {
-    uint8_t data[8];
-    uint64_t seq = ++s->ping_seq;
-    memcpy(data, &seq, sizeof data);
-    rc = nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, data) == 0
-             ? MESH_OK
-             : MESH_ERR_NOMEM;
-    if (rc == MESH_OK) {
-      s->ping_sent_ms = mesh__now_ms();
+    rc = mesh__h2_submit_ping(s);
+    if (rc == MESH_OK)
       mesh__h2_flush(s);
-    }
   }
   if (rc == MESH_OK)
     rc = mesh__h2_wait(s, ping_back, s, deadline_ms);

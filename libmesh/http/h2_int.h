@@ -73,6 +73,7 @@ struct mesh__h2_session {
   char dead_msg[200];
   uint32_t goaway_code;
   bool goaway_recv, goaway_sent, draining;
+  bool final_goaway;        /* drain: the last GOAWAY waits for a PING ack */
   /* output nghttp2 produced that the transport did not take yet */
   mesh__h2_buf_t out;
   /* streams */
@@ -98,6 +99,8 @@ struct mesh__h2_session {
 /** Mark the session dead with code (first cause wins), wake everyone. */
 void mesh__h2_die(mesh__h2_session_t *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/** Queue a PING and note when (locked).  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__h2_submit_ping(mesh__h2_session_t *s);
 /** Hand queued frames to the transport without blocking.  Locked. */
 int mesh__h2_flush(mesh__h2_session_t *s);
 /** Wait (locked) until done(arg) is true, driving the session when no

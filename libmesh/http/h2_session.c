@@ -56,6 +56,16 @@ static int calm(mesh__h2_session_t *s, uint32_t code, const char *why) {
   return NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
+int mesh__h2_submit_ping(mesh__h2_session_t *s) {
+  uint8_t data[8];
+  uint64_t seq = ++s->ping_seq;
+  memcpy(data, &seq, sizeof data);
+  if (nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, data) != 0)
+    return MESH_ERR_NOMEM;
+  s->ping_sent_ms = mesh__now_ms();
+  return MESH_OK;
+}
+
 /* ---- nghttp2 callbacks ---------------------------------------------------- */
 
 static mesh__h2_stream_t *stream_of(mesh__h2_session_t *s, int32_t id) {
@@ -142,10 +152,6 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
   mesh__h2_session_t *s = user;
   mesh__h2_stream_t *x = f->hd.stream_id ? stream_of(s, f->hd.stream_id)
                                          : NULL;
-  if (getenv("H2DBG"))
-    fprintf(stderr, "[%s] recv type=%d sid=%d flags=%x len=%zu x=%p\n",
-            s->server ? "srv" : "cli", f->hd.type, f->hd.stream_id,
-            f->hd.flags, f->hd.length, (void *)x);
   switch (f->hd.type) {
   case NGHTTP2_HEADERS:
     if (x)
@@ -168,6 +174,12 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
       if (s->ping_sent_ms) {
         s->ping_rtt_ms = mesh__now_ms() - s->ping_sent_ms;
         s->ping_sent_ms = 0;
+      }
+      if (s->final_goaway) {
+        s->final_goaway = false;
+        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(s->ng),
+                              NGHTTP2_NO_ERROR, NULL, 0);
       }
       break;
     }
@@ -247,10 +259,6 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f,
                          void *user) {
   (void)ng;
   mesh__h2_session_t *s = user;
-  if (getenv("H2DBG"))
-    fprintf(stderr, "[%s] send type=%d sid=%d flags=%x len=%zu\n",
-            s->server ? "srv" : "cli", f->hd.type, f->hd.stream_id,
-            f->hd.flags, f->hd.length);
   if (f->hd.type == NGHTTP2_GOAWAY) {
     s->goaway_sent = true;
     if (!s->goaway_code)
@@ -443,17 +451,18 @@ int mesh__h2_session_drain(mesh__h2_session_t *s) {
   int rc = s->dead_rc;
   if (!rc && !s->draining) {
     s->draining = true;
-    /* server: the shutdown notice (last id 2^31-1) first; nghttp2 sends the
-     * final GOAWAY after a PING round trip on its own */
-    if (s->server)
-      rc = nghttp2_submit_shutdown_notice(s->ng) == 0 ? MESH_OK
-                                                       : MESH_ERR_INTERNAL;
-    if (rc == MESH_OK)
-      rc = nghttp2_session_terminate_session2(
-               s->ng, nghttp2_session_get_last_proc_stream_id(s->ng),
-               NGHTTP2_NO_ERROR) == 0
-               ? MESH_OK
-               : MESH_ERR_INTERNAL;
+    /* server: the shutdown notice (last id 2^31-1) and a PING; the final
+     * GOAWAY with the last stream we took goes out when the PING comes
+     * back (on_frame_recv), so requests already in flight are not lost */
+    if (s->server && nghttp2_submit_shutdown_notice(s->ng) == 0 &&
+        !s->ping_sent_ms && mesh__h2_submit_ping(s) == MESH_OK) {
+      s->final_goaway = true;
+    } else if (nghttp2_submit_goaway(
+                   s->ng, NGHTTP2_FLAG_NONE,
+                   nghttp2_session_get_last_proc_stream_id(s->ng),
+                   NGHTTP2_NO_ERROR, NULL, 0) != 0) {
+      rc = MESH_ERR_INTERNAL;
+    }
     if (rc == MESH_OK)
       rc = mesh__h2_flush(s);
     mesh__h2_kick(s);

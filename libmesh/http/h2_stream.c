@@ -562,8 +562,10 @@ void mesh__h2_stream_free(mesh__h2_stream_t *x) {
   mesh__h2_session_t *s = x->s;
   pthread_mutex_lock(&s->mu);
   if (!x->closed && !s->dead_rc) {
-    /* a server that never answered, or anyone not done both ways */
-    if (!x->local_closed || !x->remote_closed)
+    /* a server that never answered, or anyone not done both ways; a
+     * stream whose peer is done and whose end we queued finishes sending
+     * on its own (the DATA still queued goes out as the window opens) */
+    if (!(x->eos_queued || x->local_closed) || !x->remote_closed)
       reset_locked(x, NGHTTP2_CANCEL);
     x->released = true; /* on_stream_close destroys it */
   } else {
