@@ -92,6 +92,7 @@ struct mesh__h2_session {
   /* transport facts (immutable after new) */
   char peer_id[2048];
   int fd;
+  bool tls;                 /* the transport is TLS (":scheme" https) */
 };
 
 /* ---- h2_session.c, h2_drive.c ------------------------------------------- */
