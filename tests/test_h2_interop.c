@@ -164,7 +164,7 @@ static void test_mesh_http_serve_h2_clients(void) {
   out = run(cmd, &rc);
   CU_ASSERT_EQUAL(rc, 0);
   if (!strstr(out, "2000 succeeded"))
-    fprintf(stderr, "h2load: %s\n", out);
+    fprintf(stderr, "h2load: %s\n", out ? out : "");
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "2000 succeeded, 0 failed, 0 errored"));
   CU_ASSERT_EQUAL(atomic_load(&handled), 2000);
   free(out);

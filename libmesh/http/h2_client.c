@@ -22,9 +22,11 @@ static uint32_t mux_capacity(void *sess) {
   mesh__h2_session_t *s = sess;
   pthread_mutex_lock(&s->mu);
   uint32_t n = 0;
+  /* one call until the peer said how many it takes */
   if (!s->dead_rc && !s->goaway_recv && !s->goaway_sent && !s->draining)
-    n = nghttp2_session_get_remote_settings(
-        s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    n = s->settings_seen ? nghttp2_session_get_remote_settings(
+                               s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+                         : 1;
   pthread_mutex_unlock(&s->mu);
   return n;
 }
@@ -176,7 +178,7 @@ int mesh__h2_http_exchange(mesh__h2_session_t *s, const char *host, bool tls,
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   mesh__h2_stream_t *x = NULL;
   bool body = req->body_len > 0;
-  int rc = mesh__h2_stream_open(s, h, n, !body, &x, st);
+  int rc = mesh__h2_stream_open_q(s, h, n, !body, true, &x, st);
   free_names(names, req->nhdrs + nextra);
   free(h);
   if (rc == MESH_OK && body)

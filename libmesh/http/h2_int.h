@@ -93,6 +93,7 @@ struct mesh__h2_session {
   char peer_id[2048];
   int fd;
   bool tls;                 /* the transport is TLS (":scheme" https) */
+  bool settings_seen;       /* the peer's first SETTINGS arrived */
 };
 
 /* ---- h2_session.c, h2_drive.c ------------------------------------------- */
@@ -128,6 +129,11 @@ void mesh__h2_io_conn(mesh__h2_io_t *io, mesh_conn_t *c, bool take);
 mesh__h2_stream_t *mesh__h2_stream_new(mesh__h2_session_t *s, int32_t id);
 /** Unlink and free (locked).  Consumes what was unread. */
 void mesh__h2_stream_destroy(mesh__h2_stream_t *x);
+/** mesh__h2_stream_open(); with queue, a full session queues the stream
+ *  instead of refusing it (MESH_ERR_CIRCUIT_OPEN). */
+int mesh__h2_stream_open_q(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
+                           size_t n, bool end_stream, bool queue,
+                           mesh__h2_stream_t **out, mesh_status_t *st);
 /** nghttp2 data source read callback for our DATA. */
 ssize_t mesh__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
                            size_t len, uint32_t *flags,

@@ -166,8 +166,10 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
     }
     break;
   case NGHTTP2_SETTINGS:
-    if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+    if (!(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+      s->settings_seen = true;
       return count_control(s);
+    }
     break;
   case NGHTTP2_PING:
     if (f->hd.flags & NGHTTP2_FLAG_ACK) {
