@@ -12,6 +12,7 @@
 #include "http/h2_int.h"
 
 #define READ_CHUNK 16384u
+#define OUT_BATCH 16384u  /* bytes gathered before a write (one record) */
 #define READS_PER_TURN 64 /* then let the others in; more input may wait */
 
 void mesh__h2_kick(mesh__h2_session_t *s) {
@@ -28,7 +29,9 @@ int mesh__h2_flush(mesh__h2_session_t *s) {
   if (!s->io_open)
     return MESH_ERR_CLOSED;
   for (;;) {
-    if (s->out.len == 0) {
+    /* gather the frames nghttp2 has (one per mem_send) into one write: a
+     * request's HEADERS and DATA leave as one TLS record */
+    while (s->out.len < OUT_BATCH) {
       const uint8_t *p;
       ssize_t n = nghttp2_session_mem_send(s->ng, &p);
       if (n < 0) {
@@ -37,12 +40,14 @@ int mesh__h2_flush(mesh__h2_session_t *s) {
         return MESH_ERR_INTERNAL;
       }
       if (n == 0)
-        return MESH_OK;
+        break;
       if (mesh__h2_buf_add(&s->out, p, (size_t)n) != MESH_OK) {
         mesh__h2_die(s, MESH_ERR_NOMEM, "out of memory");
         return MESH_ERR_NOMEM;
       }
     }
+    if (s->out.len == 0)
+      return MESH_OK;
     long w = s->io.write(s->io.ctx, s->out.p + s->out.off, s->out.len);
     if (w == MESH_ERR_WANT_WRITE || w == MESH_ERR_WANT_READ)
       return MESH_OK;

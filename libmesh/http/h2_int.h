@@ -134,6 +134,12 @@ void mesh__h2_stream_destroy(mesh__h2_stream_t *x);
 int mesh__h2_stream_open_q(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
                            size_t n, bool end_stream, bool queue,
                            mesh__h2_stream_t **out, mesh_status_t *st);
+/** mesh__h2_stream_respond(); lazy: without END_STREAM the head waits for
+ *  the body's write (the HTTP server writes it at once). */
+int mesh__h2_stream_respond_lazy(mesh__h2_stream_t *x,
+                                 const mesh__h2_hdr_t *hdrs, size_t n,
+                                 bool end_stream, bool lazy,
+                                 mesh_status_t *st);
 /** nghttp2 data source read callback for our DATA. */
 ssize_t mesh__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
                            size_t len, uint32_t *flags,

@@ -355,8 +355,11 @@ int mesh__h2_stream_open_q(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
       x->owned = true;
       s->nopen_local++;
       mesh__h2_ref(s);
-      mesh__h2_flush(s);
-      mesh__h2_kick(s);
+      /* the HTTP client writes the body next: HEADERS go out with it */
+      if (end_stream || !queue) {
+        mesh__h2_flush(s);
+        mesh__h2_kick(s);
+      }
       *out = x;
     }
   }
@@ -367,6 +370,13 @@ int mesh__h2_stream_open_q(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
 
 int mesh__h2_stream_respond(mesh__h2_stream_t *x, const mesh__h2_hdr_t *hdrs,
                             size_t n, bool end_stream, mesh_status_t *st) {
+  return mesh__h2_stream_respond_lazy(x, hdrs, n, end_stream, false, st);
+}
+
+int mesh__h2_stream_respond_lazy(mesh__h2_stream_t *x,
+                                 const mesh__h2_hdr_t *hdrs, size_t n,
+                                 bool end_stream, bool lazy,
+                                 mesh_status_t *st) {
   mesh__ok(st);
   if (!x || !hdrs || !n || !valid_list(hdrs, n) ||
       strcmp(hdrs[0].name, ":status") != 0)
@@ -390,8 +400,10 @@ int mesh__h2_stream_respond(mesh__h2_stream_t *x, const mesh__h2_hdr_t *hdrs,
   }
   if (rc == MESH_OK) {
     x->responded = true;
-    mesh__h2_flush(s);
-    mesh__h2_kick(s);
+    if (end_stream || !lazy) {
+      mesh__h2_flush(s);
+      mesh__h2_kick(s);
+    }
   } else {
     fail_stream(x, rc, st, "respond");
   }
