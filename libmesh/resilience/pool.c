@@ -181,7 +181,7 @@ size_t mesh__pool_idle(mesh__pool_t *p) {
 
 mesh__pool_t *mesh__res_pool_peek(mesh__host_t *h) {
   /* host->pool is published by a CAS in mesh__res_pool(). */
-  return h ? __atomic_load_n(&h->pool, __ATOMIC_ACQUIRE) : NULL;
+  return h ? atomic_load_explicit(&h->pool, memory_order_acquire) : NULL;
 }
 
 /* ---- shared (multiplexed) connections ------------------------------------
