@@ -58,6 +58,19 @@ static void *job_main(void *arg) {
   path = path ? path : "";
   if (strcmp(path, "/reset") == 0) {
     mesh__h2_stream_reset(j->x, MESH__H2_INTERNAL_ERROR);
+  } else if (strcmp(path, "/early") == 0) {
+    /* answer before the request ended, then let go at once */
+    mesh__h2_hdr_t r[] = {{":status", "200"}};
+    mesh__h2_stream_respond(j->x, r, 1, false, NULL);
+    static char big[200000];
+    memset(big, 'e', sizeof big);
+    mesh__h2_stream_write(j->x, big, sizeof big, false, DL(10000), NULL);
+    mesh__h2_hdr_t t[] = {{"grpc-status", "0"}};
+    mesh__h2_stream_send_trailers(j->x, t, 1, DL(10000), NULL);
+    atomic_fetch_add(&j->srv->handlers_done, 1);
+    mesh__h2_stream_free(j->x);
+    free(j);
+    return NULL;
   } else if (strncmp(path, "/big/", 5) == 0) {
     size_t len = (size_t)atol(path + 5);
     char *b = malloc(len);
@@ -362,6 +375,46 @@ static void test_mesh__h2_stream_reset(void) {
   CU_ASSERT_EQUAL(r.rc, MESH_OK);
   CU_ASSERT(r.body_ok);
   CU_ASSERT(mesh__h2_session_alive(c));
+  mesh__h2_session_free(c);
+  srv_stop(&srv);
+}
+
+/* A server that answers before the request ended and frees its stream at
+ * once: the whole response and its trailers still arrive (the queued DATA
+ * is not cut by a reset), then RST_STREAM NO_ERROR stops the client. */
+static void test_mesh__h2_stream_early_response(void) {
+  struct h2srv srv;
+  mesh__h2_session_t *c = pair(&srv, NULL);
+  mesh__h2_hdr_t h[] = {{":method", "POST"}, {":scheme", "http"},
+                        {":path", "/early"}, {":authority", "t"}};
+  mesh__h2_stream_t *x;
+  CU_ASSERT_EQUAL_FATAL(mesh__h2_stream_open(c, h, 4, false, &x, NULL),
+                        MESH_OK);
+  CU_ASSERT_EQUAL(mesh__h2_stream_write(x, "part", 4, false, DL(5000), NULL),
+                  MESH_OK);
+  const mesh__h2_hdr_t *rh;
+  size_t rn;
+  CU_ASSERT_EQUAL(mesh__h2_stream_headers(x, DL(5000), &rh, &rn, NULL),
+                  MESH_OK);
+  size_t got = 0;
+  char buf[65536];
+  for (;;) {
+    long k = mesh__h2_stream_read(x, buf, sizeof buf, DL(5000), NULL);
+    if (k <= 0)
+      break;
+    got += (size_t)k;
+  }
+  CU_ASSERT_EQUAL(got, 200000);
+  CU_ASSERT_EQUAL(mesh__h2_stream_trailers(x, DL(5000), &rh, &rn, NULL),
+                  MESH_OK);
+  CU_ASSERT_EQUAL(rn, 1);
+  if (rn == 1)
+    CU_ASSERT_STRING_EQUAL(rh[0].value, "0");
+  mesh__h2_stream_free(x);
+  /* the session is fine afterwards */
+  struct result r;
+  exchange(c, "/echo", "after", 10, &r);
+  CU_ASSERT_EQUAL(r.rc, MESH_OK);
   mesh__h2_session_free(c);
   srv_stop(&srv);
 }
@@ -713,6 +766,8 @@ static void add(void) {
   CU_add_test(s, "mesh__h2_stream_open_limit",
               test_mesh__h2_stream_open_limit);
   CU_add_test(s, "mesh__h2_stream_reset", test_mesh__h2_stream_reset);
+  CU_add_test(s, "mesh__h2_stream_early_response",
+              test_mesh__h2_stream_early_response);
   CU_add_test(s, "mesh__h2_stream_read_timeout",
               test_mesh__h2_stream_read_timeout);
   CU_add_test(s, "mesh__h2_session_drain", test_mesh__h2_session_drain);

@@ -585,10 +585,12 @@ void mesh__h2_stream_free(mesh__h2_stream_t *x) {
   mesh__h2_session_t *s = x->s;
   pthread_mutex_lock(&s->mu);
   if (!x->closed && !s->dead_rc) {
-    /* a server that never answered, or anyone not done both ways; a
-     * stream whose peer is done and whose end we queued finishes sending
-     * on its own (the DATA still queued goes out as the window opens) */
-    if (!(x->eos_queued || x->local_closed) || !x->remote_closed)
+    /* a stream whose end we queued finishes sending on its own (the DATA
+     * still queued goes out as the window opens; if the peer is still
+     * sending, RST_STREAM NO_ERROR follows our END_STREAM: on_frame_send);
+     * anything else (a server that never answered, a client cancelling)
+     * is reset now */
+    if (!(x->eos_queued || x->local_closed))
       reset_locked(x, NGHTTP2_CANCEL);
     x->released = true; /* on_stream_close destroys it */
   } else {
