@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 static pid_t children[MAX_CHILDREN];
 static char tmpdir[256];
 static bool atexit_done;
+static unsigned missing_peers;
 
 static void cleanup(void) {
   th_stop_all();
@@ -65,7 +67,14 @@ int th_run_suites(const char *name, void (*add)(void)) {
          failed_tests);
   CU_cleanup_registry();
   (void)fails;
-  return failed_tests ? 1 : (ran == 0 ? 1 : 0);
+  if (failed_tests)
+    return 1;
+  if (missing_peers) {
+    printf("%s: SKIP: %u check(s) need a program that is not installed "
+           "(see the SKIP lines above)\n", name, missing_peers);
+    return 77;
+  }
+  return ran == 0 ? 1 : 0;
 }
 
 int th_free_port(void) {
@@ -81,6 +90,55 @@ int th_free_port(void) {
       return port;
   }
   return -1;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int64_t th_now_ms(void) { return mono_ms(); }
+
+void th_cap_report(const char *what) {
+  fprintf(stderr, "\n  TIME CAP: %s: not reached after %d ms\n",
+          what ? what : "condition", TH_CAP_MS);
+}
+
+bool th_wait_for(bool (*done)(void *arg), void *arg, int cap_ms,
+                 const char *what) {
+  int64_t end = mono_ms() + cap_ms;
+  for (;;) {
+    if (done(arg))
+      return true;
+    if (mono_ms() >= end)
+      break;
+    usleep(5000);
+  }
+  if (done(arg))
+    return true;
+  fprintf(stderr, "\n  TIME CAP: %s: not reached after %d ms\n",
+          what ? what : "condition", cap_ms);
+  return false;
+}
+
+struct count_arg {
+  const _Atomic int *counter;
+  int want;
+};
+
+static bool count_done(void *arg) {
+  const struct count_arg *a = arg;
+  return atomic_load(a->counter) >= a->want;
+}
+
+bool th_wait_count(const _Atomic int *counter, int want, int cap_ms,
+                   const char *what) {
+  struct count_arg a = {counter, want};
+  if (th_wait_for(count_done, &a, cap_ms, what))
+    return true;
+  fprintf(stderr, "  (%d of %d)\n", atomic_load(counter), want);
+  return false;
 }
 
 bool th_wait_port(int port, int timeout_ms) {
@@ -228,6 +286,15 @@ bool th_have(const char *prog) {
   char cmd[256];
   snprintf(cmd, sizeof cmd, "command -v '%s' >/dev/null 2>&1", prog);
   return system(cmd) == 0;
+}
+
+bool th_require(const char *prog, const char *pkg) {
+  if (th_have(prog))
+    return true;
+  missing_peers++;
+  fprintf(stderr, "\nSKIP: %s not installed (apt-get install %s)\n", prog,
+          pkg);
+  return false;
 }
 
 int th_sh(const char *cmd) {

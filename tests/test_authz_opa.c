@@ -9,8 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "authz/authz.h"
 #include "core/core.h"
+#include "http/http.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -46,6 +51,10 @@ static const char stub_py[] =
     "        if mode == 'undefined':\n"
     "            return self.reply(200, '{}')\n"
     "        a = json.loads(body)['input']['attributes']\n"
+    "        if mode == 'path':\n"
+    "            p = a['request']['http']['path'].split('?')[0]\n"
+    "            ok = not p.startswith('/admin')\n"
+    "            return self.reply(200, json.dumps({'result': ok}))\n"
     "        user = a.get('request', {}).get('http', {}).get('headers', {})"
     ".get('x-user')\n"
     "        ok = user == 'alice' or a['source']['principal'].endswith("
@@ -326,15 +335,119 @@ static void test_mesh__opa_input(void) {
   mesh_authz_request_add_header(r, "X-A", "1");
   mesh_authz_request_add_header(r, "x-a", "2");
   doc = mesh__opa_input(r, NULL);
-  CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"x-a\":\"1, 2\""));
+  /* joined with "," as RBAC's header conditions and Envoy see them */
+  CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"x-a\":\"1,2\""));
   free(doc);
   mesh_authz_request_free(r);
+}
+
+/* ---- the served path is the one OPA judges ------------------------------------- */
+
+static int ok_handler(const mesh_http_request_t *req,
+                      mesh_http_response_t *resp, void *user) {
+  (void)req;
+  (void)user;
+  mesh_http_response_set_body(resp, "served", 6);
+  return 0;
+}
+
+struct srv {
+  pthread_t t;
+  int fd;
+  mesh_t *m;
+  mesh__http_peer_t peer;
+};
+
+static void *srv_main(void *arg) {
+  struct srv *s = arg;
+  mesh__http_io_t io;
+  mesh__http_io_fd(&io, &s->fd);
+  mesh__http_serve_io(s->m, &io, &s->peer, ok_handler, NULL, NULL);
+  close(s->fd);
+  return NULL;
+}
+
+/* One request through mesh__http_serve_io; the reply (malloc'd). */
+static char *serve_one(mesh_t *m, const char *target) {
+  int sv[2];
+  CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  struct srv s = {.fd = sv[1], .m = m};
+  s.peer.peer_id = BOB;
+  s.peer.local_port = 8443;
+  pthread_create(&s.t, NULL, srv_main, &s);
+  char req[512];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: svc\r\n\r\n",
+                   target);
+  CU_ASSERT_EQUAL(write(sv[0], req, (size_t)n), n);
+  shutdown(sv[0], SHUT_WR);
+  size_t cap = 8192, len = 0;
+  char *out = malloc(cap + 1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+  mesh__http_io_t io;
+  mesh__http_io_fd(&io, &sv[0]);
+  int64_t deadline = mesh__now_ms() + 10000;
+  for (long r; len < cap &&
+               (r = io.read(io.ctx, out + len, cap - len, deadline)) > 0;)
+    len += (size_t)r;
+  out[len] = '\0';
+  pthread_join(s.t, NULL);
+  close(sv[0]);
+  return out;
+}
+
+/* A CUSTOM policy that sends every request to OPA, whose policy denies
+ * /admin: each spelling of /admin is denied, because OPA's
+ * attributes.request.http.path is the path RBAC matched (normalized, with
+ * the query as sent), as in Envoy's CheckRequest; the target as sent is in
+ * original_path. */
+static void test_mesh__opa_input_served_path(void) {
+  struct stub s;
+  CU_ASSERT_FATAL(stub_start(&s, "path"));
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"log\":{\"level\":\"error\"},\"authz\":{\"opa\":{\"url\":"
+           "\"http://127.0.0.1:%d/v1/data/mesh/allow\",\"cache_ttl_ms\":0},"
+           "\"policies\":[{\"name\":\"ext\",\"action\":\"CUSTOM\","
+           "\"rules\":[{\"to\":[{\"paths\":[\"*\"]}]}]}]}}",
+           s.port);
+  mesh_t *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(json, &m, NULL), MESH_OK);
+  static const char *const denied[] = {
+      "/admin/x",  "//admin/x",     "/%61dmin/x",      "/x/../admin/x",
+      "/./admin/x", "/admin\\x", "/foo\\..\\admin\\x", "/%2e%2e/admin/x",
+      "http://svc/admin/x",
+  };
+  for (size_t i = 0; i < N(denied); i++) {
+    char *out = serve_one(m, denied[i]);
+    bool refused = strstr(out, "HTTP/1.1 403") != NULL;
+    if (!refused)
+      fprintf(stderr, "OPA let %s through (%zu bytes): %.200s\n", denied[i],
+              strlen(out), out);
+    CU_ASSERT(refused);
+    free(out);
+  }
+  char *out = serve_one(m, "/public/./a?x=/admin");
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "HTTP/1.1 200"));
+  free(out);
+  CU_ASSERT_EQUAL(stub_hits(&s), (int)N(denied) + 1);
+  /* the input documents: normalized path + query, original_path as sent */
+  char *txt = th_slurp(s.log, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(txt);
+  CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"path\":\"/admin/x\","
+                                     "\"original_path\":\"//admin/x\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"path\":\"/public/a?x=/admin\","
+                                     "\"original_path\":\"/public/./a?x=/admin\""));
+  free(txt);
+  mesh_free(m);
+  th_stop(s.pid);
 }
 
 static void add(void) {
   CU_pSuite s = CU_add_suite("authz_opa", NULL, NULL);
   CU_add_test(s, "mesh__opa_parse_result", test_mesh__opa_parse_result);
   CU_add_test(s, "mesh__opa_input", test_mesh__opa_input);
+  CU_add_test(s, "mesh__opa_input_served_path",
+              test_mesh__opa_input_served_path);
   CU_add_test(s, "mesh__opa_check_decisions",
               test_mesh__opa_check_decisions);
   CU_add_test(s, "mesh__opa_check_cache", test_mesh__opa_check_cache);

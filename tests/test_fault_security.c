@@ -323,4 +323,8 @@ static void add(void) {
   CU_add_test(s, "admin_default_loopback", test_admin_default_loopback);
 }
 
-int main(void) { return th_run_suites("test_fault_security", add); }
+int main(void) {
+  if (!th_require("openssl", "openssl"))
+    return 77; /* SKIP; scripts/test fails on any skip */
+  return th_run_suites("test_fault_security", add);
+}

@@ -673,26 +673,36 @@ static int rot_ok(rot_client_t *rc) {
 }
 
 /* Wait until `more` further calls succeeded (bounded). */
-static bool rot_wait_ok(rot_client_t *rc, int more, int ms) {
-  int want = rot_ok(rc) + more;
-  for (int w = 0; w < ms; w += 10) {
-    if (rot_ok(rc) >= want)
-      return true;
-    usleep(10000);
-  }
-  return false;
+/* Waits are bounded by what must happen (handshakes, a new leaf), not
+ * by a time window: valgrind makes a handshake 20-50x slower.  The cap
+ * (TH_CAP_MS) only stops a broken run, loudly. */
+struct rot_wait {
+  rot_client_t *rc;
+  int want;
+  const char *old;
+};
+
+static bool rot_ok_reached(void *arg) {
+  struct rot_wait *w = arg;
+  return rot_ok(w->rc) >= w->want;
 }
 
-static bool wait_pem_change(rot_client_t *rc, const char *old, int ms) {
-  for (int w = 0; w < ms; w += 20) {
-    pthread_mutex_lock(&rc->mu);
-    bool changed = rc->ok > 0 && strcmp(rc->last_pem, old) != 0;
-    pthread_mutex_unlock(&rc->mu);
-    if (changed)
-      return true;
-    usleep(20000);
-  }
-  return false;
+static bool rot_wait_ok(rot_client_t *rc, int more) {
+  struct rot_wait w = {rc, rot_ok(rc) + more, NULL};
+  return th_wait_for(rot_ok_reached, &w, TH_CAP_MS, "rotation: handshakes");
+}
+
+static bool pem_changed(void *arg) {
+  struct rot_wait *w = arg;
+  pthread_mutex_lock(&w->rc->mu);
+  bool changed = w->rc->ok > 0 && strcmp(w->rc->last_pem, w->old) != 0;
+  pthread_mutex_unlock(&w->rc->mu);
+  return changed;
+}
+
+static bool wait_pem_change(rot_client_t *rc, const char *old) {
+  struct rot_wait w = {rc, 0, old};
+  return th_wait_for(pem_changed, &w, TH_CAP_MS, "rotation: the new leaf");
 }
 
 static void test_rotation_under_load(void) {
@@ -722,7 +732,7 @@ static void test_rotation_under_load(void) {
   pthread_mutex_init(&rc.mu, NULL);
   pthread_t th;
   CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, rot_main, &rc), 0);
-  CU_ASSERT(rot_wait_ok(&rc, 5, 2000));
+  CU_ASSERT(rot_wait_ok(&rc, 5));
   char before[4096];
   pthread_mutex_lock(&rc.mu);
   memcpy(before, rc.last_pem, sizeof before);
@@ -733,15 +743,15 @@ static void test_rotation_under_load(void) {
                                                 "garbage\n"));
   usleep(300000);
   CU_ASSERT_NOT_EQUAL(mesh_identity_reload(sm, &st), MESH_OK);
-  CU_ASSERT(rot_wait_ok(&rc, 5, 2000));
+  CU_ASSERT(rot_wait_ok(&rc, 5));
   pthread_mutex_lock(&rc.mu);
   CU_ASSERT_STRING_EQUAL(rc.last_pem, before);
   pthread_mutex_unlock(&rc.mu);
 
   /* 2. A new SVID replaces the files: new handshakes present it. */
   replace_svid("rot-next", "rot-server");
-  CU_ASSERT(wait_pem_change(&rc, before, 5000));
-  CU_ASSERT(rot_wait_ok(&rc, 5, 2000));
+  CU_ASSERT(wait_pem_change(&rc, before));
+  CU_ASSERT(rot_wait_ok(&rc, 5));
   atomic_store(&rc.stop, true);
   pthread_join(th, NULL);
   pthread_mutex_destroy(&rc.mu);

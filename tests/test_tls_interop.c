@@ -164,10 +164,8 @@ static pid_t start_haproxy(int port) {
 
 static void test_mesh_dial_haproxy(void) {
   tp_certs();
-  if (!th_have("haproxy")) {
-    CU_FAIL("haproxy not installed");
+  if (!th_require("haproxy", "haproxy"))
     return;
-  }
   int port = th_free_port();
   pid_t pid = start_haproxy(port);
   CU_ASSERT_FATAL(pid > 0);
@@ -252,10 +250,8 @@ static void test_mesh_accept_openssl_s_client(void) {
 
 static void test_mesh_accept_curl(void) {
   tp_certs();
-  if (!th_have("curl")) {
-    CU_FAIL("curl not installed");
+  if (!th_require("curl", "curl"))
     return;
-  }
   mesh_t *sm = tp_mesh("server", TD, NULL);
   CU_ASSERT_FATAL(sm != NULL);
   tp_server_t srv;
@@ -407,10 +403,8 @@ static void add(void) {
 }
 
 int main(void) {
-  if (!th_have("openssl")) {
-    fprintf(stderr, "test_tls_interop: openssl not installed\n");
-    return 1; /* a missing peer is a failure, not a pass */
-  }
+  if (!th_require("openssl", "openssl"))
+    return 77; /* SKIP; scripts/test fails on any skip */
   curl_global_init(CURL_GLOBAL_DEFAULT);
   int rc = th_run_suites("test_tls_interop", add);
   curl_global_cleanup();

@@ -66,7 +66,8 @@ bool tp_server_start(tp_server_t *s, mesh_t *m, const char *addr,
                      tp_mode_t mode);
 /* Stop the thread, close the listener (the mesh_t stays the caller's). */
 void tp_server_stop(tp_server_t *s);
-/* Wait until at least n accept results exist (bounded by ms). */
+/* Wait until at least n accept results exist (cap: ms, at least
+ * TH_CAP_MS; reported loudly). */
 bool tp_server_wait(tp_server_t *s, int n, int ms);
 /* Copy of result i (under the lock). */
 tp_result_t tp_server_result(tp_server_t *s, int i);

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CA_TTL_DEFAULT "87600h" /* 10 years */
+#define CA_TTL_DEFAULT "87600h" /* 10 years: MESH_CA_LIFETIME_DEFAULT_S */
 #define SVID_TTL_DEFAULT "24h"  /* Istio's workload certificate TTL */
 
 static const char ca_help[] =

@@ -245,6 +245,32 @@ func (v *AuthzView) Header(name string) (string, bool) {
 	return v.str(func(r *C.mesh_authz_request_t) *C.char { return C.mesh_authz_request_header(r, cs) })
 }
 
+// HeaderValues is every value of a request header (any case of name),
+// one per field line, in order; nil when absent.  Policies match a
+// repeated field joined with "," (strings.Join(v, ",")).
+func (v *AuthzView) HeaderValues(name string) []string {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.r == nil {
+		return nil
+	}
+	n := C.mesh_authz_request_header_values(v.r, cs, nil, 0)
+	if n == 0 {
+		return nil
+	}
+	arr := (**C.char)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+	defer C.free(unsafe.Pointer(arr))
+	n = C.mesh_authz_request_header_values(v.r, cs, arr, n)
+	ptrs := unsafe.Slice(arr, int(n))
+	out := make([]string, len(ptrs))
+	for i, p := range ptrs {
+		out[i] = C.GoString(p)
+	}
+	return out
+}
+
 type authorizer struct {
 	fn func(r *AuthzView, policy string) bool
 }

@@ -352,7 +352,8 @@ type callRun struct {
 // retries), ErrRetryBudget, ErrDeadline, ErrNoEndpoints, ErrCircuitOpen,
 // the last connection error, ...  ctx's deadline becomes the call's
 // deadline; its cancellation ends the current try (Call returns
-// ctx.Err()), though a backoff sleep in progress is not cut short.  try
+// ctx.Err()), and a backoff sleep in progress is cut short (in C, through
+// a cancel token: see include/mesh/cancel.h).  try
 // must not call m.Close.
 func (m *Mesh) Call(ctx context.Context, service string, try func(c *CallConn) (Outcome, int, error)) error {
 	return m.CallWithOptions(ctx, service, nil, try)
@@ -378,6 +379,9 @@ func (m *Mesh) CallWithOptions(ctx context.Context, service string, o *CallOptio
 		return err
 	}
 	defer C.mesh_call_opts_free(opts)
+	if stop := cancelOnDone(ctx, opts); stop != nil {
+		defer stop()
+	}
 	cs := C.CString(service)
 	defer C.free(unsafe.Pointer(cs))
 	run := &callRun{m: m, ctx: ctx, try: try}
@@ -398,6 +402,34 @@ func (m *Mesh) CallWithOptions(ctx context.Context, service string, o *CallOptio
 		return newError("call", rc, &st)
 	}
 	return nil
+}
+
+// cancelOnDone gives opts a C cancel token fired when ctx is done, so that
+// a retry backoff sleeping in C ends at once.  stop (nil when ctx can
+// never be done) ends the watcher and frees the token after the call.
+func cancelOnDone(ctx context.Context, opts *C.mesh_call_opts_t) (stop func()) {
+	if ctx.Done() == nil {
+		return nil
+	}
+	var tok *C.mesh_cancel_t
+	if C.mesh_cancel_new(&tok) != 0 {
+		return nil // no token: the backoff still ends at the deadline
+	}
+	C.mesh_call_opts_set_cancel(opts, tok)
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-ctx.Done():
+			C.mesh_cancel_fire(tok)
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		C.mesh_cancel_free(tok)
+	}
 }
 
 // bindContext derives a context also cancelled by Close.
@@ -628,6 +660,9 @@ func (m *Mesh) Request(ctx context.Context, service string, o *CallOptions, req 
 		return nil, 0, err
 	}
 	defer C.mesh_call_opts_free(opts)
+	if stop := cancelOnDone(ctx, opts); stop != nil {
+		defer stop()
+	}
 	max := 1 << 20
 	if o != nil && o.MaxResponse > 0 {
 		max = o.MaxResponse
@@ -654,6 +689,9 @@ func (m *Mesh) Request(ctx context.Context, service string, o *CallOptions, req 
 	}
 	out := C.GoBytes(resp, C.int(n))
 	if rc != 0 {
+		if rc == C.MESH_ERR_CLOSED && ctx.Err() != nil {
+			return out, int(status), ctx.Err() // cancelled in a backoff
+		}
 		return out, int(status), newError("request", rc, &st)
 	}
 	return out, int(status), nil

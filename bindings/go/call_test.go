@@ -464,3 +464,39 @@ func TestCallSubset(t *testing.T) {
 		}
 	}
 }
+
+// A context cancelled during a long retry backoff (10 s) ends the call at
+// once: the backoff sleeps in C and observes the context through a cancel
+// token.
+func TestCallContextCutsBackoff(t *testing.T) {
+	td := newTrustDomain(t, "example.org")
+	ln, _ := echoServer(t, td.mesh("api"))
+	web := apiClient(t, td, `"retry":{"retry_on":["5xx"],"num_retries":3,"base_interval_ms":10000,"max_interval_ms":10000},"timeouts":{"overall_ms":60000},`, ln)
+	ctx, cancel := context.WithCancel(context.Background())
+	var tries int32
+	go func() {
+		for atomic.LoadInt32(&tries) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // inside the backoff now
+		cancel()
+	}()
+	t0 := time.Now()
+	err := web.Call(ctx, "api", func(c *CallConn) (Outcome, int, error) {
+		atomic.AddInt32(&tries, 1)
+		if _, _, err := pingTry("x")(c); err != nil {
+			return 0, 0, err
+		}
+		return OutcomeOK, 503, nil
+	})
+	took := time.Since(t0)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v, want context.Canceled", err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("the call took %v: the 10 s backoff was not cut short", took)
+	}
+	if n := atomic.LoadInt32(&tries); n != 1 {
+		t.Errorf("%d tries, want 1", n)
+	}
+}

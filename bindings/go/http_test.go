@@ -148,3 +148,83 @@ func TestHTTPToServiceByName(t *testing.T) {
 		}
 	}
 }
+
+// Authorize: the handler sees a repeated header as the policy saw it (one
+// value, joined with ","), never only the copy a DENY was aimed at; every
+// value stays visible to an authorizer through HeaderValues.
+func TestAuthorizeRepeatedHeader(t *testing.T) {
+	m, err := New(`{"log":{"level":"error"},"authz":{"policies":[
+	 {"name":"no-mallory","action":"DENY","rules":[{"when":[
+	   {"key":"request.headers[x-user]","values":["mallory"]}]}]},
+	 {"name":"ext","action":"CUSTOM","provider":"callback","rules":[{"to":[
+	   {"operation":{"paths":["/cb"]}}]}]}]}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var seen []string
+	var mu sync.Mutex
+	if err := m.SetAuthorizer(func(r *AuthzView, policy string) bool {
+		mu.Lock()
+		seen = r.HeaderValues("X-USER")
+		mu.Unlock()
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadTimeout: 5 * time.Second, Handler: m.Authorize(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/" && r.URL.Path != "/cb" {
+				fmt.Fprintf(w, "path=%s raw=%s", r.URL.Path, r.URL.EscapedPath())
+				return
+			}
+			fmt.Fprintf(w, "x-user=%s n=%d", r.Header.Get("X-User"),
+				len(r.Header.Values("X-User")))
+		}))}
+	go srv.Serve(ln)
+	defer srv.Close()
+	get := func(path string, users ...string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+path, nil)
+		for _, u := range users {
+			req.Header.Add("X-User", u)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/", "mallory"); code != 403 {
+		t.Errorf("mallory alone: %d, want 403", code)
+	}
+	if code, body := get("/", "mallory", "bob"); code != 200 || body != "x-user=mallory,bob n=1" {
+		t.Errorf("mallory+bob: %d %q", code, body)
+	}
+	if code, body := get("/", "mallory", ""); code != 200 || body != "x-user=mallory, n=1" {
+		t.Errorf("mallory+empty: %d %q", code, body)
+	}
+	// the handler sees the path the policy judged
+	if code, body := get("/a/./b/../c%2Fd"); code != 200 || body != "path=/a/c/d raw=/a/c%2Fd" {
+		t.Errorf("normalized path: %d %q", code, body)
+	}
+	if code, _ := get("/a%00b"); code != 400 {
+		t.Errorf("%%00: %d, want 400", code)
+	}
+	if p, err := m.NormalizePath("//x/%61/..?q"); err != nil || p != "/x/" {
+		t.Errorf("NormalizePath: %q %v", p, err)
+	}
+	if code, _ := get("/cb", "a", "b"); code != 200 {
+		t.Errorf("callback: %d", code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, "|") != "a|b" {
+		t.Errorf("HeaderValues: %q", seen)
+	}
+}

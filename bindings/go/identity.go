@@ -22,6 +22,10 @@ const (
 	IssueChain   = uint(C.MESH_CA_ISSUE_CHAIN)
 )
 
+// DefaultCALifetimeS is the CA lifetime meshctl and the Python binding use
+// when none is given (MESH_CA_LIFETIME_DEFAULT_S: 10 years).
+const DefaultCALifetimeS int64 = C.MESH_CA_LIFETIME_DEFAULT_S
+
 // CAInit creates a development CA (ECDSA P-256) for trustDomain, valid for
 // lifetimeS seconds from now, written as PEM (key file mode 0600).
 func CAInit(trustDomain string, lifetimeS int64, certPath, keyPath string) error {

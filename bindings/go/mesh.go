@@ -33,7 +33,7 @@
 package mesh
 
 /*
-#cgo LDFLAGS: -lmesh
+#cgo pkg-config: mesh
 #include <stdint.h>
 #include <stdlib.h>
 #include <mesh/mesh.h>

@@ -51,7 +51,9 @@ MESH_EXTERN int mesh_authz_request_set_source_ip(mesh_authz_request_t *r,
 MESH_EXTERN int mesh_authz_request_set_port(mesh_authz_request_t *r,
                                             int port);
 /** Mark the request as HTTP with its method, request target (path and
- *  query; it is normalized for matching) and host.  Copied.
+ *  query; it is normalized for matching) and host.  Copied.  For an
+ *  absolute-form target ("http://h/x") the target's authority is the host
+ *  and `host` is ignored (RFC 9112 3.2.2), as in mesh_http_serve().
  *  @return MESH_OK, MESH_ERR_INVALID_ARG, MESH_ERR_HTTP_PARSE (target is
  *          not a path), MESH_ERR_NOMEM. */
 MESH_EXTERN int mesh_authz_request_set_http(mesh_authz_request_t *r,
@@ -82,9 +84,19 @@ MESH_EXTERN const char *mesh_authz_request_method(
     const mesh_authz_request_t *r);
 MESH_EXTERN const char *mesh_authz_request_path(const mesh_authz_request_t *r);
 MESH_EXTERN const char *mesh_authz_request_host(const mesh_authz_request_t *r);
-/** First value of a header (name case-insensitive), NULL when absent. */
+/** First value of a header (name case-insensitive), NULL when absent.
+ *  Policies match a repeated field with all its values joined by ","
+ *  (Envoy's rule); mesh_authz_request_header_values() gives each one. */
 MESH_EXTERN const char *mesh_authz_request_header(
     const mesh_authz_request_t *r, const char *name);
+/** Every value of a header, one per field, in order: fills
+ *  values[0..cap) with borrowed pointers (valid while r is, and in a
+ *  callback only during the call) and returns how many there are (may
+ *  exceed cap; values may be NULL with cap 0 to count).  Same thread rule
+ *  as r.  @return the number of values (0: absent, or r/name NULL). */
+MESH_EXTERN size_t mesh_authz_request_header_values(
+    const mesh_authz_request_t *r, const char *name, const char **values,
+    size_t cap);
 
 /* ---- deciding ---------------------------------------------------------- */
 

@@ -35,6 +35,7 @@
 #include <mesh/export.h>
 #include <mesh/error.h>
 #include <mesh/trace.h>
+#include <mesh/cancel.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -116,6 +117,15 @@ MESH_EXTERN int mesh_call_opts_set_alpn(mesh_call_opts_t *o,
  *  a new trace, subject to sampling.  NULL clears it. */
 MESH_EXTERN int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
                                                 const mesh_trace_ctx_t *ctx);
+
+/** A cancel token (include/mesh/cancel.h) the call observes: once fired,
+ *  a retry backoff in progress ends at once and the call returns
+ *  MESH_ERR_CLOSED ("cancelled") instead of trying again.  Borrowed: it
+ *  must outlive every call made with these options; NULL clears.  This is
+ *  how the Go binding's context and Python's Ctrl-C stop a call.
+ *  @return MESH_OK or MESH_ERR_INVALID_ARG (o NULL). */
+MESH_EXTERN int mesh_call_opts_set_cancel(mesh_call_opts_t *o,
+                                          mesh_cancel_t *cancel);
 
 /* ---- one try ------------------------------------------------------------------ */
 

@@ -63,13 +63,42 @@ MESH_EXTERN int mesh_http_request_set_timeout(mesh_http_request_t *r,
                                               int timeout_ms);
 
 /* Reading a request: in a server handler (borrowed, valid during the
- * call) or one you built.  Strings are NUL-terminated. */
+ * call) or one you built.  Strings are NUL-terminated.
+ *
+ * A served request is seen by the handler exactly as the authorization
+ * policies saw it: one normalized path (authz.path_normalization,
+ * docs/config/authz.md), the authority of an absolute-form target as its
+ * Host, and repeated header fields joined with ",". */
 MESH_EXTERN const char *mesh_http_request_method(const mesh_http_request_t *r);
-/** The request target as sent ("/a/b?c=d"). */
+/** Served: the normalized path followed by the query as sent
+ *  ("/a/b?c=d" for "/x/../a//b?c=d"), what an Envoy sidecar forwards.
+ *  Built: the target given to mesh_http_request_new(). */
 MESH_EXTERN const char *mesh_http_request_target(const mesh_http_request_t *r);
-/** First value of a header (case-insensitive name), NULL when absent. */
+/** The request target exactly as the client sent it (absolute-form
+ *  included).  For a built request, the target given. */
+MESH_EXTERN const char *mesh_http_request_original_target(
+    const mesh_http_request_t *r);
+/** The normalized path without the query: what policies and routes
+ *  matched ("/a/b").  A built request's path is normalized with
+ *  MERGE_SLASHES (mesh_http_call() matches routes with the context's
+ *  mode). */
+MESH_EXTERN const char *mesh_http_request_path(const mesh_http_request_t *r);
+/** Value of a header (case-insensitive name), NULL when absent.  A field
+ *  sent more than once gives all its values joined with "," in the order
+ *  received ("mallory,bob"; an empty copy counts: "mallory,"), as Envoy's
+ *  header matchers and authorization policies see it.  Borrowed: valid
+ *  while r is (for a built request, until the next add_header). */
 MESH_EXTERN const char *mesh_http_request_header(const mesh_http_request_t *r,
                                                  const char *name);
+/** Every value of a header, one per field line, in the order received.
+ *  Fills values[0..cap) with borrowed pointers (valid as for
+ *  mesh_http_request_header()) and returns the total number of values,
+ *  which may exceed cap: call again with a larger array.  values may be
+ *  NULL with cap 0 to count.  Same thread rule as the request.
+ *  @return the number of fields named `name` (0: absent, or r/name NULL). */
+MESH_EXTERN size_t mesh_http_request_header_values(
+    const mesh_http_request_t *r, const char *name, const char **values,
+    size_t cap);
 MESH_EXTERN size_t mesh_http_request_header_count(
     const mesh_http_request_t *r);
 /** Header i (0-based).  @return MESH_OK or MESH_ERR_NOT_FOUND. */
@@ -82,6 +111,20 @@ MESH_EXTERN const void *mesh_http_request_body(const mesh_http_request_t *r,
 /** Server side: the peer's SPIFFE ID ("" for a plaintext peer). */
 MESH_EXTERN const char *mesh_http_request_peer_id(
     const mesh_http_request_t *r);
+
+/** Normalize the path of a request target exactly as mesh_http_serve()
+ *  does for m before its policies, routes and handler see it
+ *  (authz.path_normalization; MERGE_SLASHES when m is NULL): for servers
+ *  that do not use mesh_http_serve() (net/http in Go, http.server in
+ *  Python) and want their handler to see the path the policy judged.  The
+ *  query is dropped.  Thread-safe, no allocation.
+ *  @param buf  receives the NUL-terminated path; len >= strlen(target) + 2
+ *              always suffices.
+ *  @return MESH_OK; MESH_ERR_HTTP_PARSE (%00, a "%" without two hex
+ *          digits, not a path: answer 400); MESH_ERR_BUFFER;
+ *          MESH_ERR_INVALID_ARG. */
+MESH_EXTERN int mesh_http_path_normalize(mesh_t *m, const char *target,
+                                         char *buf, size_t len);
 
 /* ---- responses --------------------------------------------------------- */
 

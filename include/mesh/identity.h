@@ -78,6 +78,10 @@ MESH_EXTERN int mesh_identity_reload(mesh_t *m, mesh_status_t *st);
 
 /* ---- development CA (ECDSA P-256), for demos and tests ---------------- */
 
+/** The CA lifetime `meshctl ca init` and the bindings use when none is
+ *  given: 10 years (87600 h).  Since 0.1. */
+#define MESH_CA_LIFETIME_DEFAULT_S 315360000
+
 /** Create a self-signed CA for `trust_domain` (e.g. "example.org"), valid
  *  from one minute ago for `lifetime_s` seconds: basicConstraints CA:TRUE,
  *  keyUsage keyCertSign + cRLSign, URI SAN "spiffe://<trust_domain>".

@@ -44,6 +44,7 @@ struct mesh__authz {
 
   mesh__opa_t *opa;
   _Atomic uint64_t counters[C_COUNT];
+  int path_norm; /* set at init, never changed (reloads must agree) */
 };
 
 /* ---- publication ------------------------------------------------------------ */
@@ -131,6 +132,7 @@ static int authz_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   pthread_mutex_init(&a->wmu, NULL);
   pthread_mutex_init(&a->cbmu, NULL);
   m->authz = a;
+  a->path_norm = MESH__PATH_NORM_DEFAULT;
   int rc = mesh__opa_new(&a->opa);
   if (rc != MESH_OK)
     return mesh__fail(st, rc, "authz: cannot initialize libcurl");
@@ -140,6 +142,7 @@ static int authz_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   if (rc != MESH_OK)
     return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory") : rc;
   if (s) {
+    a->path_norm = s->path_norm;
     register_metrics(m, s);
     set_publish(a, s);
     mesh__log(m, MESH_LOG_INFO, "authz_loaded",
@@ -321,6 +324,10 @@ int mesh__authz_check_request(mesh_t *m, const mesh_authz_request_t *r,
   return check(m, r, MESH__AZ_STAGE_REQUEST, "request", st);
 }
 
+int mesh__authz_path_norm(mesh_t *m) {
+  return m && m->authz ? m->authz->path_norm : MESH__PATH_NORM_DEFAULT;
+}
+
 bool mesh__authz_active(mesh_t *m) {
   struct mesh__authz *a = m ? m->authz : NULL;
   if (!a)
@@ -338,7 +345,20 @@ int mesh_authz_check(mesh_t *m, const mesh_authz_request_t *req,
   if (!m || !req)
     return mesh__fail(st, MESH_ERR_INVALID_ARG,
                       "mesh_authz_check: m and req must not be NULL");
-  return check(m, req, MESH__AZ_STAGE_REQUEST, "request", st);
+  int mode = mesh__authz_path_norm(m);
+  if (!req->http || !mesh__az_req_built(req) || req->path_norm == mode)
+    return check(m, req, MESH__AZ_STAGE_REQUEST, "request", st);
+  /* The builder normalized with the default mode: judge the path the
+   * configured mode makes, as the HTTP server would. */
+  mesh_authz_request_t r = *req;
+  char *path = mesh__az_req_normalize(req->target, mode);
+  if (!path)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  r.path = path;
+  r.path_norm = mode;
+  int rc = check(m, &r, MESH__AZ_STAGE_REQUEST, "request", st);
+  free(path);
+  return rc;
 }
 
 int mesh_authz_set_callback(mesh_t *m, mesh_authz_fn fn, void *user) {
@@ -380,6 +400,16 @@ int mesh_authz_reload(mesh_t *m, const char *json, mesh_status_t *st) {
   }
   if (!s) /* cannot happen: root is non-NULL */
     return mesh__fail(st, MESH_ERR_INTERNAL, "authz: no set built");
+  if (s->path_norm_given && s->path_norm != a->path_norm) {
+    count(a, C_RELOAD_ERROR);
+    mesh__fail(st, MESH_ERR_CONFIG,
+               "authz.path_normalization: fixed at startup (\"%s\"); a "
+               "reload cannot change it",
+               mesh__path_norm_name(a->path_norm));
+    mesh__authz_set_unref(s);
+    return MESH_ERR_CONFIG;
+  }
+  s->path_norm = a->path_norm;
   size_t n = s->n;
   register_metrics(m, s);
   uint64_t gen = set_publish(a, s);

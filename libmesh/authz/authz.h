@@ -2,6 +2,7 @@
  *
  *   cidr.c    IP blocks (v4/v6) parse and match
  *   policy.c  the policy model and its JSON parser (immutable, refcounted sets)
+ *   fields.c  building its fields: strings, IP blocks, ports
  *   eval.c    pure evaluation: attributes in, decision and policy name out
  *   opa.c     the external authorizer: OPA Data API over libcurl, TTL cache
  *   authz.c   the part: config, reload, counters, callback, enforcement hooks
@@ -64,12 +65,14 @@ struct mesh_authz_request {
   bool http;                    /* the HTTP attributes below are present */
   const char *method;
   const char *path;             /* normalized, without query */
-  const char *target;           /* as sent (with query), for external checks */
+  const char *target;           /* as sent (with query): OPA's original_path
+                                   and the query of its path */
   const char *host;
   const mesh__az_hdr_t *hdrs;
   size_t nhdrs;
   /* storage of the public builder (mesh_authz_request_new) */
   char *own[6];
+  int path_norm;                /* builder: the mode r->path was made with */
   mesh__az_hdr_t *own_hdrs;
   size_t own_cap;
 };
@@ -81,6 +84,12 @@ void mesh__az_req_set_principal(mesh_authz_request_t *r, const char *id);
 /** First value of a header (case-insensitive name), or NULL. */
 const char *mesh__az_req_header(const mesh_authz_request_t *r,
                                 const char *name);
+/** The normalized path of target with mode, malloc'd (caller frees); ""
+ *  when target is not a path (%00, bad %XX, authority-form); NULL when out
+ *  of memory. */
+char *mesh__az_req_normalize(const char *target, int mode);
+/** Was r made by the public builder (its path normalized by it)? */
+bool mesh__az_req_built(const mesh_authz_request_t *r);
 
 /* ---- the policy model (policy.c) ------------------------------------------ */
 
@@ -202,9 +211,50 @@ typedef struct mesh__authz_set {
   int protocol;
   bool have_opa;
   mesh__az_opa_cfg_t opa;
+  int path_norm;        /* enum mesh__path_norm */
+  bool path_norm_given; /* the section named it (a reload must agree) */
   /* decisions no policy made (policy="") */
   mesh__metric_t *m_allow, *m_deny, *m_dry_run;
 } mesh__authz_set_t;
+
+/* ---- building fields (fields.c, used by policy.c) --------------------------- */
+
+typedef struct mesh__az_bctx {
+  mesh__cfg_t *c;
+  bool oom; /* an allocation failed: the build reports MESH_ERR_NOMEM */
+} mesh__az_bctx_t;
+
+/* What a string list holds: decides its checks and case rules. */
+enum mesh__az_str_ctx {
+  MESH__AZS_PLAIN = 0,
+  MESH__AZS_PRINCIPAL, /* "spiffe://" stripped */
+  MESH__AZS_PATH,      /* must start with "/" (or be a suffix / "*") */
+  MESH__AZS_METHOD,    /* an HTTP token */
+  MESH__AZS_HOST,      /* case-insensitive */
+  MESH__AZS_NAMESPACE, /* no "/" */
+};
+
+/** calloc (at least one element) / copy of s[0..n); NULL and b->oom set
+ *  when out of memory. */
+void *mesh__az_zalloc(mesh__az_bctx_t *b, size_t n, size_t size);
+char *mesh__az_dupn(mesh__az_bctx_t *b, const char *s, size_t n);
+/** out = "base.key[i]" (or "base[i]" when key is NULL), truncated quietly
+ *  at MESH__PATH_MAX like every config path. */
+void mesh__az_idx_path(char *out, const char *base, const char *key, int i);
+/** Read obj[key] (an array of strings; absent: empty list) into out with
+ *  the checks of ctx; each bad entry is reported with its path. */
+void mesh__az_strs_build(mesh__az_bctx_t *b, const cJSON *obj,
+                         const char *path, const char *key, int ctx,
+                         mesh__az_strs_t *out);
+void mesh__az_strs_free(mesh__az_strs_t *s);
+/** Read obj[key] (IPs or CIDR blocks) into out. */
+void mesh__az_cidrs_build(mesh__az_bctx_t *b, const cJSON *obj,
+                          const char *path, const char *key,
+                          mesh__az_cidrs_t *out);
+/** Read obj[key] (ports as numbers or strings) into out. */
+void mesh__az_ports_build(mesh__az_bctx_t *b, const cJSON *obj,
+                          const char *path, const char *key,
+                          mesh__az_ports_t *out);
 
 /** Validate an "authz" section (path is its JSON path) and, when out is
  *  non-NULL and there was no error, build the set (refs = 1).  Errors go to
@@ -255,11 +305,11 @@ void mesh__authz_eval(const mesh__authz_set_t *s,
 bool mesh__az_str_match(const mesh__az_str_t *m, const char *v);
 /** Principal match: both pattern and value may carry "spiffe://". */
 bool mesh__az_principal_match(const mesh__az_str_t *m, const char *id);
-/** Remove dot segments and merge slashes of a URL path, dropping the query
- *  (Istio's default path normalization, BASE + MERGE_SLASHES).
- *  @return MESH_OK, MESH_ERR_BUFFER, MESH_ERR_HTTP_PARSE (not a path). */
-int mesh__az_path_normalize(const char *target, size_t n, char *out,
-                            size_t len);
+/** Istio's source.namespace / namespaces match: the regular expression
+ *  ANY "/ns/" NS "/" ANY (ANY is ".*"; each "*" of the pattern is ".*"
+ *  too) over the whole principal, so every "/ns/" segment of the SPIFFE
+ *  ID counts, not only the first. */
+bool mesh__az_ns_match(const mesh__az_str_t *m, const char *principal);
 
 /* ---- external authorizer (opa.c) ------------------------------------------ */
 
@@ -316,5 +366,11 @@ int mesh__authz_check_request(mesh_t *m, const mesh_authz_request_t *r,
 
 /** Is authorization configured at all (a set with policies)? */
 bool mesh__authz_active(mesh_t *m);
+
+/** The path normalization every protocol part applies to a request before
+ *  authorization, routing and the handler (authz.path_normalization, fixed
+ *  for the life of the context; the default without an authz part).  Any
+ *  thread, lock-free. */
+int mesh__authz_path_norm(mesh_t *m);
 
 #endif /* MESH_AUTHZ_AUTHZ_H */

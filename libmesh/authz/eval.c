@@ -56,6 +56,62 @@ bool mesh__az_principal_match(const mesh__az_str_t *m, const char *id) {
   return mesh__az_str_match(m, id);
 }
 
+/* Does p hold needle[0..n) followed, at once or later, by a "/"?  `later`
+ * lets the "/" come anywhere after it (a ".*" in between). */
+static bool at_then_slash(const char *p, const char *needle, size_t n,
+                          bool later) {
+  if (strncmp(p, needle, n) != 0)
+    return false;
+  return later ? strchr(p + n, '/') != NULL : p[n] == '/';
+}
+
+/* Istio builds ".*" "/ns/" + ns + "/" ".*" with every "*" of ns as ".*"
+ * (its srcNamespaceGenerator) and matches the whole principal: any "/ns/"
+ * segment of the ID counts, and a "*" may span segments. */
+bool mesh__az_ns_match(const mesh__az_str_t *m, const char *principal) {
+  if (!m || !principal)
+    return false;
+  for (const char *p = strstr(principal, "/ns/"); p;
+       p = strstr(p + 1, "/ns/")) {
+    const char *ns = p + 4;
+    switch (m->kind) {
+    case MESH__AZ_EXACT:
+      if (at_then_slash(ns, m->s, m->n, false))
+        return true;
+      break;
+    case MESH__AZ_PREFIX:
+      if (at_then_slash(ns, m->s, m->n, true))
+        return true;
+      break;
+    case MESH__AZ_PRESENCE:
+      return strchr(ns, '/') != NULL;
+    default: /* SUFFIX: ".*" then the text and "/" anywhere after */
+      for (const char *q = ns; *q; q++)
+        if (at_then_slash(q, m->s, m->n, false))
+          return true;
+      return false; /* later "/ns/" starts lie inside what was searched */
+    }
+  }
+  return false;
+}
+
+/* Istio matches hosts with (?i)<host>(:[0-9]+)? (HostMatcherWithRegex):
+ * "h:8080" is host "h", whichever way the client spelled the port. */
+static bool host_match(const mesh__az_str_t *m, const char *host) {
+  if (mesh__az_str_match(m, host))
+    return true;
+  const char *colon = strrchr(host, ':');
+  if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+    return false;
+  char bare[256];
+  size_t n = (size_t)(colon - host);
+  if (n >= sizeof bare)
+    return false;
+  memcpy(bare, host, n);
+  bare[n] = '\0';
+  return mesh__az_str_match(m, bare);
+}
+
 typedef bool (*str_fn)(const mesh__az_str_t *m, const char *v);
 
 /* An absent list (n == 0) matches anything; otherwise any entry. */
@@ -191,7 +247,8 @@ static tri_t source_match(const mesh__az_source_t *s,
   if (!strs_ok(&s->principals, &s->not_principals, principal,
                mesh__az_principal_match))
     return T_NO;
-  if (!strs_ok(&s->namespaces, &s->not_namespaces, r->ns, mesh__az_str_match))
+  if (!strs_ok(&s->namespaces, &s->not_namespaces, principal,
+               mesh__az_ns_match))
     return T_NO;
   return tri(cidrs_ok(&s->ip_blocks, &s->not_ip_blocks, r));
 }
@@ -212,7 +269,7 @@ static tri_t operation_match(const mesh__az_operation_t *o,
   const char *host = r->host ? r->host : "";
   const char *method = r->method ? r->method : "";
   const char *path = r->path ? r->path : "";
-  bool ok = strs_ok(&o->hosts, &o->not_hosts, host, mesh__az_str_match) &&
+  bool ok = strs_ok(&o->hosts, &o->not_hosts, host, host_match) &&
             strs_ok(&o->methods, &o->not_methods, method, mesh__az_str_match) &&
             strs_ok(&o->paths, &o->not_paths, path, mesh__az_str_match);
   return tri(ok);
@@ -232,7 +289,8 @@ static tri_t cond_match(const mesh__az_cond_t *w,
   case MESH__AZ_K_REMOTE_IP:
     return tri(cidrs_ok(&w->ips, &w->not_ips, r));
   case MESH__AZ_K_SOURCE_NS:
-    return tri(strs_ok(&w->values, &w->not_values, r->ns, mesh__az_str_match));
+    return tri(strs_ok(&w->values, &w->not_values, principal,
+                       mesh__az_ns_match));
   case MESH__AZ_K_SOURCE_PRINCIPAL:
     return tri(strs_ok(&w->values, &w->not_values, principal,
                        mesh__az_principal_match));
@@ -331,125 +389,4 @@ void mesh__authz_eval(const mesh__authz_set_t *s,
     }
   }
   decide(out, MESH__AZ_DECIDE_DENY, NULL, "no ALLOW policy matched");
-}
-
-/* ---- path normalization ---------------------------------------------------- */
-
-static int hexv(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-static bool unreserved(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-         c == '~';
-}
-
-/* Copy [p, p+n) decoding %XX of unreserved characters (RFC 3986 6.2.2.2)
- * and upper-casing the hex of the others, so "/%61dmin" is "/admin" and
- * "%2e%2e" is a dot segment.  "%2F" stays encoded, as Istio's default. */
-static int copy_decoded(const char *p, size_t n, char *out, size_t len,
-                        size_t *w) {
-  for (size_t i = 0; i < n; i++) {
-    char c = p[i];
-    if (c == '%') {
-      if (i + 2 >= n)
-        return MESH_ERR_HTTP_PARSE;
-      int hi = hexv(p[i + 1]), lo = hexv(p[i + 2]);
-      if (hi < 0 || lo < 0)
-        return MESH_ERR_HTTP_PARSE;
-      unsigned char d = (unsigned char)(hi * 16 + lo);
-      if (unreserved(d)) {
-        c = (char)d;
-        i += 2;
-      } else {
-        if (*w + 3 >= len)
-          return MESH_ERR_BUFFER;
-        out[(*w)++] = '%';
-        out[(*w)++] = "0123456789ABCDEF"[hi];
-        out[(*w)++] = "0123456789ABCDEF"[lo];
-        i += 2;
-        continue;
-      }
-    }
-    if (*w + 1 >= len)
-      return MESH_ERR_BUFFER;
-    out[(*w)++] = c;
-  }
-  return MESH_OK;
-}
-
-/* Remove dot segments (RFC 3986 5.2.4) and merge repeated slashes, in
- * place; buf starts with '/'.  Returns the new length. */
-static size_t remove_dots(char *buf, size_t n) {
-  size_t r = 0, w = 0;
-  while (r < n) {
-    while (r + 1 < n && buf[r + 1] == '/')
-      r++;
-    size_t s = r + 1, e = s;
-    while (e < n && buf[e] != '/')
-      e++;
-    size_t seg = e - s;
-    if ((seg == 1 && buf[s] == '.') ||
-        (seg == 2 && buf[s] == '.' && buf[s + 1] == '.')) {
-      if (seg == 2)
-        while (w > 0 && buf[--w] != '/')
-          ;
-      if (e == n)
-        buf[w++] = '/';
-      r = e;
-      continue;
-    }
-    buf[w++] = '/';
-    memmove(buf + w, buf + s, seg);
-    w += seg;
-    r = e;
-  }
-  if (w == 0)
-    buf[w++] = '/';
-  return w;
-}
-
-int mesh__az_path_normalize(const char *target, size_t n, char *out,
-                            size_t len) {
-  if (!target || !out || len < 2)
-    return MESH_ERR_BUFFER;
-  const char *p = target;
-  if (n == 1 && p[0] == '*') {
-    out[0] = '*';
-    out[1] = '\0';
-    return MESH_OK;
-  }
-  if (n == 0 || p[0] != '/') {
-    /* absolute-form: the path starts after scheme://authority */
-    const char *sep = n >= 3 ? memmem(p, n, "://", 3) : NULL;
-    if (!sep)
-      return MESH_ERR_HTTP_PARSE;
-    const char *auth = sep + 3;
-    size_t rest = n - (size_t)(auth - p);
-    const char *slash = memchr(auth, '/', rest);
-    if (!slash) {
-      out[0] = '/';
-      out[1] = '\0';
-      return MESH_OK;
-    }
-    n -= (size_t)(slash - p);
-    p = slash;
-  }
-  const char *q = memchr(p, '?', n);
-  if (q)
-    n = (size_t)(q - p);
-  size_t w = 0;
-  int rc = copy_decoded(p, n, out, len, &w);
-  if (rc != MESH_OK)
-    return rc;
-  w = remove_dots(out, w);
-  out[w] = '\0';
-  return MESH_OK;
 }

@@ -9,6 +9,7 @@
  * fail_open) is the caller's: this file reports ALLOW, DENY or ERROR. */
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -111,12 +112,13 @@ static bool add_headers(cJSON *http, const mesh_authz_request_t *r) {
         return false;
       continue;
     }
-    /* repeated fields join with ", " as RFC 9110 5.3 allows */
-    size_t len = strlen(prev->valuestring) + strlen(r->hdrs[i].value) + 3;
+    /* repeated fields join with "," as Envoy's CheckRequest and the
+     * policy's header conditions join them: OPA sees what RBAC saw */
+    size_t len = strlen(prev->valuestring) + strlen(r->hdrs[i].value) + 2;
     char *joined = malloc(len);
     if (!joined)
       return false;
-    snprintf(joined, len, "%s, %s", prev->valuestring, r->hdrs[i].value);
+    snprintf(joined, len, "%s,%s", prev->valuestring, r->hdrs[i].value);
     cJSON *nv = cJSON_CreateString(joined);
     free(joined);
     if (!nv || !cJSON_ReplaceItemInObjectCaseSensitive(h, name, nv)) {
@@ -125,6 +127,24 @@ static bool add_headers(cJSON *http, const mesh_authz_request_t *r) {
     }
   }
   return true;
+}
+
+/* "path" is what Envoy's CheckRequest carries: the normalized path (the
+ * one RBAC matched) and the query as sent.  "original_path" is the target
+ * exactly as sent. */
+static bool add_path(cJSON *http, const mesh_authz_request_t *r) {
+  const char *path = r->path ? r->path : "";
+  const char *q = r->target ? strchr(r->target, '?') : NULL;
+  if (!q)
+    return cJSON_AddStringToObject(http, "path", path) != NULL;
+  size_t len = strlen(path) + strlen(q) + 1;
+  char *full = malloc(len);
+  if (!full)
+    return false;
+  snprintf(full, len, "%s%s", path, q);
+  bool ok = cJSON_AddStringToObject(http, "path", full) != NULL;
+  free(full);
+  return ok;
 }
 
 static bool build_input(cJSON *attrs, const mesh_authz_request_t *r,
@@ -153,9 +173,9 @@ static bool build_input(cJSON *attrs, const mesh_authz_request_t *r,
       cJSON_AddObjectToObject(attrs, "request"), "http");
   return http &&
          cJSON_AddStringToObject(http, "method", r->method ? r->method : "") &&
-         cJSON_AddStringToObject(http, "path",
-                                 r->target ? r->target
-                                           : (r->path ? r->path : "")) &&
+         add_path(http, r) &&
+         cJSON_AddStringToObject(http, "original_path",
+                                 r->target ? r->target : "") &&
          cJSON_AddStringToObject(http, "host", r->host ? r->host : "") &&
          add_headers(http, r);
 }

@@ -8,208 +8,11 @@
 #include <string.h>
 
 #include "authz/authz.h"
-#include "http/parse.h"
-
-typedef struct bctx {
-  mesh__cfg_t *c;
-  bool oom;
-} bctx_t;
-
-static void *zalloc(bctx_t *b, size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p)
-    b->oom = true;
-  return p;
-}
-
-static char *dupn(bctx_t *b, const char *s, size_t n) {
-  char *p = malloc(n + 1);
-  if (!p) {
-    b->oom = true;
-    return NULL;
-  }
-  memcpy(p, s, n);
-  p[n] = '\0';
-  return p;
-}
-
-/* "base.key[i]" (or "base[i]"), truncated quietly like every config path. */
-static void idx_path(char *out, const char *base, const char *key, int i) {
-  if (key)
-    mesh__cfg_path(out, base, key);
-  else
-    mesh__strlcpy(out, base, MESH__PATH_MAX);
-  size_t len = strlen(out);
-  if (len + 16 < MESH__PATH_MAX)
-    snprintf(out + len, MESH__PATH_MAX - len, "[%d]", i);
-}
-
-/* ---- string matchers ------------------------------------------------------ */
-
-enum str_ctx { S_PLAIN, S_PRINCIPAL, S_PATH, S_METHOD, S_HOST, S_NAMESPACE };
-
-static void strip_spiffe(const char **s, size_t *n) {
-  if (*n >= 9 && strncmp(*s, "spiffe://", 9) == 0) {
-    *s += 9;
-    *n -= 9;
-  }
-}
-
-/* Istio allows a single '*' at the start or the end (or alone). */
-static bool str_parse(bctx_t *b, const char *p, const char *s, int ctx,
-                      mesh__az_str_t *out) {
-  size_t n = strlen(s);
-  if (n == 0) {
-    mesh__cfg_error(b->c, p, "empty value");
-    return false;
-  }
-  out->icase = ctx == S_HOST;
-  if (n == 1 && s[0] == '*') {
-    out->kind = MESH__AZ_PRESENCE;
-  } else if (s[n - 1] == '*') {
-    out->kind = MESH__AZ_PREFIX;
-    n--;
-  } else if (s[0] == '*') {
-    out->kind = MESH__AZ_SUFFIX;
-    s++;
-    n--;
-  } else {
-    out->kind = MESH__AZ_EXACT;
-  }
-  if (out->kind != MESH__AZ_PRESENCE && memchr(s, '*', n)) {
-    mesh__cfg_error(b->c, p,
-                    "\"*\" is allowed only at the start or the end of \"%s\"",
-                    s);
-    return false;
-  }
-  if (ctx == S_PRINCIPAL && out->kind != MESH__AZ_SUFFIX)
-    strip_spiffe(&s, &n);
-  if (ctx == S_PATH && out->kind != MESH__AZ_SUFFIX &&
-      out->kind != MESH__AZ_PRESENCE && s[0] != '/') {
-    mesh__cfg_error(b->c, p, "a path must start with \"/\" or \"*\"");
-    return false;
-  }
-  if (ctx == S_METHOD && out->kind == MESH__AZ_EXACT &&
-      !mesh__http_valid_token(s, n)) {
-    mesh__cfg_error(b->c, p, "\"%s\" is not an HTTP method token", s);
-    return false;
-  }
-  if (ctx == S_NAMESPACE && memchr(s, '/', n)) {
-    mesh__cfg_error(b->c, p, "a namespace cannot contain \"/\"");
-    return false;
-  }
-  out->s = dupn(b, s, n);
-  out->n = n;
-  return out->s != NULL;
-}
-
-static void strs_build(bctx_t *b, const cJSON *obj, const char *path,
-                       const char *key, int ctx, mesh__az_strs_t *out) {
-  const cJSON *arr;
-  if (!mesh__cfg_strings(b->c, obj, path, key, &arr) || !arr)
-    return;
-  int n = cJSON_GetArraySize(arr);
-  if (n == 0)
-    return;
-  out->v = zalloc(b, (size_t)n, sizeof *out->v);
-  if (!out->v)
-    return;
-  const cJSON *it;
-  int i = 0;
-  cJSON_ArrayForEach(it, arr) {
-    char p[MESH__PATH_MAX];
-    idx_path(p, path, key, i++);
-    if (str_parse(b, p, it->valuestring, ctx, &out->v[out->n]))
-      out->n++;
-  }
-}
-
-static void strs_free(mesh__az_strs_t *s) {
-  for (size_t i = 0; i < s->n; i++)
-    free(s->v[i].s);
-  free(s->v);
-}
-
-/* ---- IP blocks and ports --------------------------------------------------- */
-
-static void cidrs_build(bctx_t *b, const cJSON *obj, const char *path,
-                        const char *key, mesh__az_cidrs_t *out) {
-  const cJSON *arr;
-  if (!mesh__cfg_strings(b->c, obj, path, key, &arr) || !arr)
-    return;
-  int n = cJSON_GetArraySize(arr);
-  if (n == 0)
-    return;
-  mesh__cidr_t *v = zalloc(b, (size_t)n, sizeof *v);
-  if (!v)
-    return;
-  out->v = v;
-  const cJSON *it;
-  int i = 0;
-  cJSON_ArrayForEach(it, arr) {
-    char p[MESH__PATH_MAX];
-    idx_path(p, path, key, i++);
-    if (mesh__cidr_parse(it->valuestring, &v[out->n]) == MESH_OK)
-      out->n++;
-    else
-      mesh__cfg_error(b->c, p,
-                      "\"%s\" is not an IP address or CIDR block "
-                      "(e.g. \"10.0.0.0/8\", \"2001:db8::/32\")",
-                      it->valuestring);
-  }
-}
-
-/* A port as Istio spells it ("8080") or as a JSON number. */
-static int port_value(const cJSON *it) {
-  if (cJSON_IsNumber(it)) {
-    double d = it->valuedouble;
-    return (d >= 0 && d <= 65535 && d == (double)(int)d) ? (int)d : -1;
-  }
-  if (!cJSON_IsString(it) || !it->valuestring[0] ||
-      strlen(it->valuestring) > 5)
-    return -1;
-  int v = 0;
-  for (const char *s = it->valuestring; *s; s++) {
-    if (*s < '0' || *s > '9')
-      return -1;
-    v = v * 10 + (*s - '0');
-  }
-  return v <= 65535 ? v : -1;
-}
-
-static void ports_build(bctx_t *b, const cJSON *obj, const char *path,
-                        const char *key, mesh__az_ports_t *out) {
-  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!arr)
-    return;
-  char p[MESH__PATH_MAX];
-  mesh__cfg_path(p, path, key);
-  if (!cJSON_IsArray(arr)) {
-    mesh__cfg_error(b->c, p, "expected an array of ports");
-    return;
-  }
-  int n = cJSON_GetArraySize(arr);
-  if (n == 0)
-    return;
-  out->v = zalloc(b, (size_t)n, sizeof *out->v);
-  if (!out->v)
-    return;
-  const cJSON *it;
-  int i = 0;
-  cJSON_ArrayForEach(it, arr) {
-    idx_path(p, path, key, i++);
-    int v = port_value(it);
-    if (v < 0)
-      mesh__cfg_error(b->c, p, "expected a port number 0-65535");
-    else
-      out->v[out->n++] = v;
-  }
-}
 
 /* ---- from / to / when --------------------------------------------------------- */
 
 /* Accept {"source": {...}} (Istio) or the source object itself. */
-static const cJSON *unwrap(bctx_t *b, const cJSON *it, const char *p,
+static const cJSON *unwrap(mesh__az_bctx_t *b, const cJSON *it, const char *p,
                            const char *wrapper, char *inner) {
   if (!cJSON_IsObject(it)) {
     mesh__cfg_error(b->c, p, "expected an object");
@@ -224,20 +27,24 @@ static const cJSON *unwrap(bctx_t *b, const cJSON *it, const char *p,
   return it;
 }
 
-static void source_build(bctx_t *b, const cJSON *it, const char *p0,
+static void source_build(mesh__az_bctx_t *b, const cJSON *it, const char *p0,
                          mesh__az_source_t *s) {
   static const char *const keys[] = {
-      "principals",     "notPrincipals",     "namespaces", "notNamespaces",
-      "ipBlocks",       "notIpBlocks",       "remoteIpBlocks",
-      "notRemoteIpBlocks", NULL};
+      "principals",     "notPrincipals",     "namespaces",
+      "notNamespaces",  "ipBlocks",          "notIpBlocks",
+      "remoteIpBlocks", "notRemoteIpBlocks", NULL};
   char p[MESH__PATH_MAX];
   const cJSON *o = unwrap(b, it, p0, "source", p);
   if (!o || !mesh__cfg_object(b->c, o, p, keys))
     return;
-  strs_build(b, o, p, "principals", S_PRINCIPAL, &s->principals);
-  strs_build(b, o, p, "notPrincipals", S_PRINCIPAL, &s->not_principals);
-  strs_build(b, o, p, "namespaces", S_NAMESPACE, &s->namespaces);
-  strs_build(b, o, p, "notNamespaces", S_NAMESPACE, &s->not_namespaces);
+  mesh__az_strs_build(b, o, p, "principals", MESH__AZS_PRINCIPAL,
+                      &s->principals);
+  mesh__az_strs_build(b, o, p, "notPrincipals", MESH__AZS_PRINCIPAL,
+                      &s->not_principals);
+  mesh__az_strs_build(b, o, p, "namespaces", MESH__AZS_NAMESPACE,
+                      &s->namespaces);
+  mesh__az_strs_build(b, o, p, "notNamespaces", MESH__AZS_NAMESPACE,
+                      &s->not_namespaces);
   /* Without a trusted proxy in front, the remote address is the peer's:
    * remoteIpBlocks may be given only instead of ipBlocks, not with it. */
   bool remote = cJSON_GetObjectItemCaseSensitive(o, "remoteIpBlocks") ||
@@ -250,21 +57,22 @@ static void source_build(bctx_t *b, const cJSON *it, const char *p0,
                     "trusted proxy both mean the peer address)");
     return;
   }
-  cidrs_build(b, o, p, remote ? "remoteIpBlocks" : "ipBlocks", &s->ip_blocks);
-  cidrs_build(b, o, p, remote ? "notRemoteIpBlocks" : "notIpBlocks",
-              &s->not_ip_blocks);
+  mesh__az_cidrs_build(b, o, p, remote ? "remoteIpBlocks" : "ipBlocks",
+                       &s->ip_blocks);
+  mesh__az_cidrs_build(b, o, p, remote ? "notRemoteIpBlocks" : "notIpBlocks",
+                       &s->not_ip_blocks);
 }
 
 static void source_free(mesh__az_source_t *s) {
-  strs_free(&s->principals);
-  strs_free(&s->not_principals);
-  strs_free(&s->namespaces);
-  strs_free(&s->not_namespaces);
+  mesh__az_strs_free(&s->principals);
+  mesh__az_strs_free(&s->not_principals);
+  mesh__az_strs_free(&s->namespaces);
+  mesh__az_strs_free(&s->not_namespaces);
   free(s->ip_blocks.v);
   free(s->not_ip_blocks.v);
 }
 
-static void operation_build(bctx_t *b, const cJSON *it, const char *p0,
+static void operation_build(mesh__az_bctx_t *b, const cJSON *it, const char *p0,
                             mesh__az_operation_t *o) {
   static const char *const keys[] = {"hosts",   "notHosts", "methods",
                                      "notMethods", "paths", "notPaths",
@@ -273,23 +81,23 @@ static void operation_build(bctx_t *b, const cJSON *it, const char *p0,
   const cJSON *v = unwrap(b, it, p0, "operation", p);
   if (!v || !mesh__cfg_object(b->c, v, p, keys))
     return;
-  strs_build(b, v, p, "hosts", S_HOST, &o->hosts);
-  strs_build(b, v, p, "notHosts", S_HOST, &o->not_hosts);
-  strs_build(b, v, p, "methods", S_METHOD, &o->methods);
-  strs_build(b, v, p, "notMethods", S_METHOD, &o->not_methods);
-  strs_build(b, v, p, "paths", S_PATH, &o->paths);
-  strs_build(b, v, p, "notPaths", S_PATH, &o->not_paths);
-  ports_build(b, v, p, "ports", &o->ports);
-  ports_build(b, v, p, "notPorts", &o->not_ports);
+  mesh__az_strs_build(b, v, p, "hosts", MESH__AZS_HOST, &o->hosts);
+  mesh__az_strs_build(b, v, p, "notHosts", MESH__AZS_HOST, &o->not_hosts);
+  mesh__az_strs_build(b, v, p, "methods", MESH__AZS_METHOD, &o->methods);
+  mesh__az_strs_build(b, v, p, "notMethods", MESH__AZS_METHOD, &o->not_methods);
+  mesh__az_strs_build(b, v, p, "paths", MESH__AZS_PATH, &o->paths);
+  mesh__az_strs_build(b, v, p, "notPaths", MESH__AZS_PATH, &o->not_paths);
+  mesh__az_ports_build(b, v, p, "ports", &o->ports);
+  mesh__az_ports_build(b, v, p, "notPorts", &o->not_ports);
 }
 
 static void operation_free(mesh__az_operation_t *o) {
-  strs_free(&o->hosts);
-  strs_free(&o->not_hosts);
-  strs_free(&o->methods);
-  strs_free(&o->not_methods);
-  strs_free(&o->paths);
-  strs_free(&o->not_paths);
+  mesh__az_strs_free(&o->hosts);
+  mesh__az_strs_free(&o->not_hosts);
+  mesh__az_strs_free(&o->methods);
+  mesh__az_strs_free(&o->not_methods);
+  mesh__az_strs_free(&o->paths);
+  mesh__az_strs_free(&o->not_paths);
   free(o->ports.v);
   free(o->not_ports.v);
 }
@@ -306,16 +114,16 @@ static const struct {
 };
 
 /* Parse "request.headers[Name]" or a fixed key; -1 if unsupported. */
-static int cond_key(bctx_t *b, const char *k, char **header) {
+static int cond_key(mesh__az_bctx_t *b, const char *k, char **header) {
   static const char pre[] = "request.headers[";
   size_t n = strlen(k);
   if (strncmp(k, pre, sizeof pre - 1) == 0 && n > sizeof pre &&
       k[n - 1] == ']') {
     const char *name = k + sizeof pre - 1;
     size_t nn = n - sizeof pre;
-    if (!mesh__http_valid_token(name, nn))
+    if (!mesh__token_valid(name, nn))
       return -1;
-    *header = dupn(b, name, nn);
+    *header = mesh__az_dupn(b, name, nn);
     return MESH__AZ_K_HEADER;
   }
   for (size_t i = 0; i < sizeof cond_keys / sizeof cond_keys[0]; i++)
@@ -324,7 +132,7 @@ static int cond_key(bctx_t *b, const char *k, char **header) {
   return -1;
 }
 
-static void cond_build(bctx_t *b, const cJSON *it, const char *p,
+static void cond_build(mesh__az_bctx_t *b, const cJSON *it, const char *p,
                        mesh__az_cond_t *w) {
   static const char *const keys[] = {"key", "values", "notValues", NULL};
   if (!mesh__cfg_object(b->c, it, p, keys))
@@ -354,39 +162,41 @@ static void cond_build(bctx_t *b, const cJSON *it, const char *p,
   switch (w->key) {
   case MESH__AZ_K_SOURCE_IP:
   case MESH__AZ_K_REMOTE_IP:
-    cidrs_build(b, it, p, "values", &w->ips);
-    cidrs_build(b, it, p, "notValues", &w->not_ips);
+    mesh__az_cidrs_build(b, it, p, "values", &w->ips);
+    mesh__az_cidrs_build(b, it, p, "notValues", &w->not_ips);
     break;
   case MESH__AZ_K_DEST_PORT:
-    ports_build(b, it, p, "values", &w->ports);
-    ports_build(b, it, p, "notValues", &w->not_ports);
+    mesh__az_ports_build(b, it, p, "values", &w->ports);
+    mesh__az_ports_build(b, it, p, "notValues", &w->not_ports);
     break;
   default: {
-    int ctx = w->key == MESH__AZ_K_SOURCE_PRINCIPAL ? S_PRINCIPAL
-              : w->key == MESH__AZ_K_SOURCE_NS      ? S_NAMESPACE
-                                                    : S_PLAIN;
-    strs_build(b, it, p, "values", ctx, &w->values);
-    strs_build(b, it, p, "notValues", ctx, &w->not_values);
+    int ctx = w->key == MESH__AZ_K_SOURCE_PRINCIPAL ? MESH__AZS_PRINCIPAL
+              : w->key == MESH__AZ_K_SOURCE_NS      ? MESH__AZS_NAMESPACE
+                                                    : MESH__AZS_PLAIN;
+    mesh__az_strs_build(b, it, p, "values", ctx, &w->values);
+    mesh__az_strs_build(b, it, p, "notValues", ctx, &w->not_values);
   }
   }
 }
 
 static void cond_free(mesh__az_cond_t *w) {
   free(w->header);
-  strs_free(&w->values);
-  strs_free(&w->not_values);
+  mesh__az_strs_free(&w->values);
+  mesh__az_strs_free(&w->not_values);
   free(w->ips.v);
   free(w->not_ips.v);
   free(w->ports.v);
   free(w->not_ports.v);
 }
 
-/* ---- rules and policies ---------------------------------------------------- */
+/* ---- rules and policies ----------------------------------------------------
+ */
 
 /* Build an array-of-objects field: allocate n items, call fn on each. */
-typedef void (*item_fn)(bctx_t *b, const cJSON *it, const char *p, void *out);
+typedef void (*item_fn)(mesh__az_bctx_t *b, const cJSON *it, const char *p,
+                        void *out);
 
-static void *items_build(bctx_t *b, const cJSON *obj, const char *path,
+static void *items_build(mesh__az_bctx_t *b, const cJSON *obj, const char *path,
                          const char *key, size_t size, item_fn fn,
                          size_t *count) {
   *count = 0;
@@ -402,40 +212,43 @@ static void *items_build(bctx_t *b, const cJSON *obj, const char *path,
   int n = cJSON_GetArraySize(arr);
   if (n == 0)
     return NULL;
-  char *v = zalloc(b, (size_t)n, size);
+  char *v = mesh__az_zalloc(b, (size_t)n, size);
   if (!v)
     return NULL;
   const cJSON *it;
   int i = 0;
   cJSON_ArrayForEach(it, arr) {
-    idx_path(p, path, key, i++);
+    mesh__az_idx_path(p, path, key, i++);
     fn(b, it, p, v + *count * size);
     (*count)++;
   }
   return v;
 }
 
-static void source_item(bctx_t *b, const cJSON *it, const char *p, void *o) {
+static void source_item(mesh__az_bctx_t *b, const cJSON *it, const char *p,
+                        void *o) {
   source_build(b, it, p, o);
 }
-static void operation_item(bctx_t *b, const cJSON *it, const char *p,
+static void operation_item(mesh__az_bctx_t *b, const cJSON *it, const char *p,
                            void *o) {
   operation_build(b, it, p, o);
 }
-static void cond_item(bctx_t *b, const cJSON *it, const char *p, void *o) {
+static void cond_item(mesh__az_bctx_t *b, const cJSON *it, const char *p,
+                      void *o) {
   cond_build(b, it, p, o);
 }
 
-static void rule_item(bctx_t *b, const cJSON *it, const char *p, void *o) {
+static void rule_item(mesh__az_bctx_t *b, const cJSON *it, const char *p,
+                      void *o) {
   static const char *const keys[] = {"from", "to", "when", NULL};
   mesh__az_rule_t *r = o;
   if (!mesh__cfg_object(b->c, it, p, keys))
     return;
-  r->from = items_build(b, it, p, "from", sizeof *r->from, source_item,
-                        &r->nfrom);
+  r->from =
+      items_build(b, it, p, "from", sizeof *r->from, source_item, &r->nfrom);
   r->to = items_build(b, it, p, "to", sizeof *r->to, operation_item, &r->nto);
-  r->when = items_build(b, it, p, "when", sizeof *r->when, cond_item,
-                        &r->nwhen);
+  r->when =
+      items_build(b, it, p, "when", sizeof *r->when, cond_item, &r->nwhen);
 }
 
 static void rule_free(mesh__az_rule_t *r) {
@@ -467,7 +280,7 @@ static const char *const actions[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM", NULL};
 static const char *const providers[] = {"opa", "callback", NULL};
 
 typedef struct pctx {
-  bctx_t *b;
+  mesh__az_bctx_t *b;
   bool have_opa;
 } pctx_t;
 
@@ -475,7 +288,7 @@ static void policy_build(pctx_t *pc, const cJSON *it, const char *p,
                          mesh__az_policy_t *pol) {
   static const char *const keys[] = {"name", "action", "provider", "rules",
                                      NULL};
-  bctx_t *b = pc->b;
+  mesh__az_bctx_t *b = pc->b;
   if (!mesh__cfg_object(b->c, it, p, keys))
     return;
   const char *name;
@@ -485,9 +298,10 @@ static void policy_build(pctx_t *pc, const cJSON *it, const char *p,
     if (!cJSON_GetObjectItemCaseSensitive(it, "name"))
       mesh__cfg_error(b->c, np, "required");
   } else if (!valid_name(name)) {
-    mesh__cfg_error(b->c, np, "invalid policy name (1-128 of A-Z a-z 0-9 - _ .)");
+    mesh__cfg_error(b->c, np,
+                    "invalid policy name (1-128 of A-Z a-z 0-9 - _ .)");
   } else {
-    pol->name = dupn(b, name, strlen(name));
+    pol->name = mesh__az_dupn(b, name, strlen(name));
   }
   mesh__cfg_enum(b->c, it, p, "action", actions, MESH__AZ_ALLOW, &pol->action);
   int def = pc->have_opa ? MESH__AZ_PROVIDER_OPA : MESH__AZ_PROVIDER_CALLBACK;
@@ -504,7 +318,7 @@ static void policy_build(pctx_t *pc, const cJSON *it, const char *p,
                            &pol->nrules);
 }
 
-static void opa_build(bctx_t *b, const cJSON *o, const char *path,
+static void opa_build(mesh__az_bctx_t *b, const cJSON *o, const char *path,
                       mesh__az_opa_cfg_t *cfg) {
   static const char *const keys[] = {"url", "timeout_ms", "cache_ttl_ms",
                                      "cache_size", "fail_open", NULL};
@@ -524,7 +338,7 @@ static void opa_build(bctx_t *b, const cJSON *o, const char *path,
                     "expected the Data API path, e.g. "
                     "http://127.0.0.1:8181/v1/data/mesh/allow");
   } else {
-    cfg->url = dupn(b, url, strlen(url));
+    cfg->url = mesh__az_dupn(b, url, strlen(url));
   }
   mesh__cfg_int(b->c, o, path, "timeout_ms", 1, 60000, 200, &cfg->timeout_ms);
   mesh__cfg_int(b->c, o, path, "cache_ttl_ms", 0, 86400000, 5000,
@@ -549,7 +363,7 @@ static void set_free(mesh__authz_set_t *s) {
   free(s);
 }
 
-static void check_unique_names(bctx_t *b, const mesh__authz_set_t *s,
+static void check_unique_names(mesh__az_bctx_t *b, const mesh__authz_set_t *s,
                                const char *path) {
   for (size_t i = 0; i < s->n; i++)
     for (size_t j = 0; j < i; j++)
@@ -564,7 +378,7 @@ static void check_unique_names(bctx_t *b, const mesh__authz_set_t *s,
 
 static void policies_build(pctx_t *pc, const cJSON *cfg, const char *path,
                            mesh__authz_set_t *s) {
-  bctx_t *b = pc->b;
+  mesh__az_bctx_t *b = pc->b;
   const cJSON *arr = cJSON_GetObjectItemCaseSensitive(cfg, "policies");
   if (!arr)
     return;
@@ -575,13 +389,13 @@ static void policies_build(pctx_t *pc, const cJSON *cfg, const char *path,
     return;
   }
   int n = cJSON_GetArraySize(arr);
-  s->policies = zalloc(b, (size_t)n, sizeof *s->policies);
+  s->policies = mesh__az_zalloc(b, (size_t)n, sizeof *s->policies);
   if (!s->policies)
     return;
   const cJSON *it;
   cJSON_ArrayForEach(it, arr) {
     char ip[MESH__PATH_MAX];
-    idx_path(ip, path, "policies", (int)s->n);
+    mesh__az_idx_path(ip, path, "policies", (int)s->n);
     mesh__az_policy_t *pol = &s->policies[s->n++];
     policy_build(pc, it, ip, pol);
     size_t *count[] = {&s->nallow, &s->ndeny, &s->naudit, &s->ncustom};
@@ -594,8 +408,9 @@ static const char *const protocols[] = {"http", "tcp", NULL};
 
 int mesh__authz_set_build(mesh__cfg_t *c, const cJSON *cfg, const char *path,
                           mesh__authz_set_t **out) {
-  static const char *const keys[] = {"policies", "dry_run", "protocol", "opa",
-                                     NULL};
+  static const char *const keys[] = {"policies", "dry_run",
+                                     "protocol", "opa",
+                                     "path_normalization", NULL};
   if (out)
     *out = NULL;
   if (!cfg)
@@ -603,14 +418,18 @@ int mesh__authz_set_build(mesh__cfg_t *c, const cJSON *cfg, const char *path,
   int nerr0 = c->nerr;
   if (!mesh__cfg_object(c, cfg, path, keys))
     return MESH_ERR_CONFIG;
-  bctx_t b = {.c = c};
-  mesh__authz_set_t *s = zalloc(&b, 1, sizeof *s);
+  mesh__az_bctx_t b = {.c = c};
+  mesh__authz_set_t *s = mesh__az_zalloc(&b, 1, sizeof *s);
   if (!s)
     return MESH_ERR_NOMEM;
   atomic_init(&s->refs, 1);
   mesh__cfg_bool(c, cfg, path, "dry_run", false, &s->dry_run);
   mesh__cfg_enum(c, cfg, path, "protocol", protocols, MESH__AZ_PROTO_HTTP,
                  &s->protocol);
+  s->path_norm_given =
+      mesh__cfg_enum(c, cfg, path, "path_normalization",
+                     mesh__path_norm_names(), MESH__PATH_NORM_DEFAULT,
+                     &s->path_norm);
   const cJSON *opa = cJSON_GetObjectItemCaseSensitive(cfg, "opa");
   if (opa) {
     char p[MESH__PATH_MAX];

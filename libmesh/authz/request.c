@@ -13,6 +13,7 @@ void mesh__az_req_init(mesh_authz_request_t *r) {
   memset(r, 0, sizeof *r);
   r->principal = "";
   r->port = -1;
+  r->path_norm = MESH__PATH_NORM_DEFAULT;
 }
 
 /* Istio's source.namespace: the segment after "/ns/" when the SPIFFE ID's
@@ -40,6 +41,19 @@ const char *mesh__az_req_header(const mesh_authz_request_t *r,
     if (strcasecmp(r->hdrs[i].name, name) == 0)
       return r->hdrs[i].value;
   return NULL;
+}
+
+char *mesh__az_req_normalize(const char *target, int mode) {
+  size_t n = strlen(target);
+  char *path = malloc(n + 2);
+  if (path && mesh__path_normalize(target, n, mode, path, n + 2, NULL) !=
+                  MESH_OK)
+    path[0] = '\0';
+  return path;
+}
+
+bool mesh__az_req_built(const mesh_authz_request_t *r) {
+  return r && r->own[OWN_TARGET] != NULL;
 }
 
 /* ---- builder ------------------------------------------------------------------ */
@@ -123,27 +137,43 @@ int mesh_authz_request_set_port(mesh_authz_request_t *r, int port) {
   return MESH_OK;
 }
 
+/* RFC 9112 3.2.2: the authority of an absolute-form target is the host,
+ * whatever Host says, as the HTTP server has it. */
+static int set_host(mesh_authz_request_t *r, const char *target,
+                    const char *host) {
+  mesh__target_t t;
+  if (mesh__target_split(target, strlen(target), &t) != MESH_OK ||
+      t.form != MESH__TARGET_ABSOLUTE)
+    return own(r, OWN_HOST, host ? host : "", &r->host);
+  char *a = strndup(t.authority, t.authority_n);
+  if (!a)
+    return MESH_ERR_NOMEM;
+  free(r->own[OWN_HOST]);
+  r->own[OWN_HOST] = a;
+  r->host = a;
+  return MESH_OK;
+}
+
 int mesh_authz_request_set_http(mesh_authz_request_t *r, const char *method,
                                 const char *target, const char *host) {
   if (!r || !method || !target || !*method)
     return MESH_ERR_INVALID_ARG;
-  size_t n = strlen(target);
-  char *path = malloc(n + 2);
+  char *path = mesh__az_req_normalize(target, MESH__PATH_NORM_DEFAULT);
   if (!path)
     return MESH_ERR_NOMEM;
-  int rc = mesh__az_path_normalize(target, n, path, n + 2);
-  if (rc != MESH_OK) {
+  if (!path[0]) {
     free(path);
-    return rc == MESH_ERR_BUFFER ? MESH_ERR_INTERNAL : rc;
+    return MESH_ERR_HTTP_PARSE;
   }
   free(r->own[OWN_PATH]);
   r->own[OWN_PATH] = path;
   r->path = path;
-  rc = own(r, OWN_METHOD, method, &r->method);
+  r->path_norm = MESH__PATH_NORM_DEFAULT;
+  int rc = own(r, OWN_METHOD, method, &r->method);
   if (rc == MESH_OK)
     rc = own(r, OWN_TARGET, target, &r->target);
   if (rc == MESH_OK)
-    rc = own(r, OWN_HOST, host ? host : "", &r->host);
+    rc = set_host(r, target, host);
   if (rc == MESH_OK)
     r->http = true;
   return rc;
@@ -214,4 +244,18 @@ const char *mesh_authz_request_host(const mesh_authz_request_t *r) {
 const char *mesh_authz_request_header(const mesh_authz_request_t *r,
                                       const char *name) {
   return mesh__az_req_header(r, name);
+}
+
+size_t mesh_authz_request_header_values(const mesh_authz_request_t *r,
+                                        const char *name, const char **values,
+                                        size_t cap) {
+  size_t count = 0;
+  for (size_t i = 0; r && name && i < r->nhdrs; i++) {
+    if (strcasecmp(r->hdrs[i].name, name) != 0)
+      continue;
+    if (values && count < cap)
+      values[count] = r->hdrs[i].value;
+    count++;
+  }
+  return count;
 }

@@ -39,6 +39,90 @@ int mesh__snprintf(char *dst, size_t size, const char *fmt, ...)
 /** strdup that returns NULL for NULL. */
 char *mesh__strdup(const char *s);
 
+/* ---- request targets and paths (path.c) ---------------------------------
+ * Pure functions shared by every protocol part (HTTP/1.1, HTTP/2, routes)
+ * and by authz, so that all of them see one path per request. */
+
+/* Istio's MeshConfig.pathNormalization, in its order (docs/config/authz.md). */
+enum mesh__path_norm {
+  MESH__PATH_NONE = 0,          /* as sent (query removed); %00 still refused */
+  MESH__PATH_BASE,              /* RFC 3986 dot segments, unreserved %XX, "\" */
+  MESH__PATH_MERGE_SLASHES,     /* BASE, then "//" merged: libmesh's default */
+  MESH__PATH_DECODE_AND_MERGE_SLASHES, /* %2F %5C decoded first */
+};
+#define MESH__PATH_NORM_DEFAULT MESH__PATH_MERGE_SLASHES
+
+/** The mode names, NULL-terminated, indexed by mode (for mesh__cfg_enum). */
+const char *const *mesh__path_norm_names(void);
+/** Name of a mode ("" when out of range). */
+const char *mesh__path_norm_name(int mode);
+
+enum mesh__target_form {
+  MESH__TARGET_ORIGIN = 0, /* "/p?q" */
+  MESH__TARGET_ABSOLUTE,   /* "http://host/p?q" */
+  MESH__TARGET_AUTHORITY,  /* "host:port" (CONNECT) */
+  MESH__TARGET_ASTERISK,   /* "*" (OPTIONS) */
+};
+
+/* Pieces of a request target, borrowed from it (not NUL-terminated). */
+typedef struct mesh__target {
+  int form;
+  const char *authority; /* ABSOLUTE, AUTHORITY; NULL otherwise */
+  size_t authority_n;
+  const char *path;      /* up to "?"; n == 0 in "http://h" and "http://h?q" */
+  size_t path_n;
+  const char *query;     /* after "?", NULL when there is none */
+  size_t query_n;
+} mesh__target_t;
+
+/** Split a request target (RFC 9112 3.2).  A fragment ("#...") is dropped
+ *  first; in absolute-form the authority ends at the first "/" or "?", and
+ *  userinfo ("@") or an empty authority is refused.
+ *  @return MESH_OK, MESH_ERR_HTTP_PARSE, MESH_ERR_INVALID_ARG. */
+int mesh__target_split(const char *t, size_t n, mesh__target_t *out);
+
+/** Normalize the path of a request target (query dropped) with mode into
+ *  out[len] (NUL-terminated; len >= n + 2 always suffices).  "*" stays
+ *  "*"; an absolute-form target without a path is "/".  Idempotent; with a
+ *  mode other than NONE the result has no "\\", no "/./" or "/../"
+ *  segment, no "%00" and no unreserved %XX; with MERGE modes no "//".
+ *  Thread-safe, no allocation.
+ *  @param out_n   receives the length (may be NULL)
+ *  @return MESH_OK; MESH_ERR_HTTP_PARSE (%00, a bad %XX, not a path: the
+ *          server answers 400); MESH_ERR_BUFFER; MESH_ERR_INVALID_ARG. */
+int mesh__path_normalize(const char *target, size_t n, int mode, char *out,
+                         size_t len, size_t *out_n);
+
+/** Is c a tchar (RFC 9110 5.6.2)? */
+bool mesh__is_tchar(unsigned char c);
+/** Is s[0..n) a non-empty token? */
+bool mesh__token_valid(const char *s, size_t n);
+/* ---- files the library reads (core/file.c) ----------------------------- */
+
+/** Open path for reading, refusing anything but a regular file (a FIFO, a
+ *  device, a socket, a directory) without blocking on it.  *fd_out is a
+ *  blocking, close-on-exec descriptor on MESH_OK, -1 otherwise.
+ *  @return MESH_OK, MESH_ERR_IO (cannot open, not a regular file; the
+ *          message names path and why), MESH_ERR_INVALID_ARG (empty path). */
+int mesh__file_open(const char *path, int *fd_out, mesh_status_t *st);
+/** mesh__file_open() and close: may this path be handed to a reader that
+ *  opens it itself (libcurl's CA and client certificate files)? */
+int mesh__file_check(const char *path, mesh_status_t *st);
+
+/* ---- localhost names (core/localhost.c) --------------------------------- */
+
+/** Is name "localhost" or "<label>.localhost" (any case, optional final
+ *  dot)?  RFC 6761 §6.3: such names are always loopback, never asked of
+ *  DNS. */
+bool mesh__is_localhost(const char *name);
+struct sockaddr_storage;
+/** The addresses a localhost name resolves to, with port: 127.0.0.1
+ *  (family AF_UNSPEC or AF_INET), then ::1 (AF_UNSPEC or AF_INET6) when
+ *  this host has IPv6 loopback.  Writes at most max entries of out.
+ *  @return how many were written. */
+size_t mesh__localhost_addrs(int family, int port,
+                             struct sockaddr_storage *out, size_t max);
+
 /* ---- logging ------------------------------------------------------------ *
  * One line per event: `level=info event=NAME key=value ...`.  Callers pass
  * the key=value tail already formatted; values with spaces are quoted by the
@@ -335,7 +419,24 @@ typedef struct mesh__prng {
 } mesh__prng_t;
 /** Seed p reproducibly (tests). */
 void mesh__prng_seed(mesh__prng_t *p, uint64_t seed);
-uint64_t mesh__prng_next(mesh__prng_t *p);
+/** Seed p from the kernel (clock and address when it does not answer). */
+void mesh__prng_seed_auto(mesh__prng_t *p);
+/** Next value of p (xoshiro256**).  Inline: it sits on the pick and span
+ *  paths, which call it from other translation units. */
+static inline uint64_t mesh__prng_next(mesh__prng_t *p) {
+  if (__builtin_expect(!p->ready, 0))
+    mesh__prng_seed_auto(p);
+  uint64_t *s = p->s;
+  uint64_t x = s[1] * 5;
+  uint64_t r = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = (s[3] << 45) | (s[3] >> 19);
+  return r;
+}
 /** Next value of the calling thread's own stream (lock-free). */
 uint64_t mesh__rand64(void);
 
@@ -385,13 +486,39 @@ int mesh__hostport_split(const char *s, char *host, size_t hostlen,
 /** Shortest round-tripping decimal for v; NaN, +Inf, -Inf spelled as
  *  Prometheus wants them.  buf >= 32 bytes. */
 void mesh__fmt_double(char *buf, size_t len, double v);
+/* Lower-case hex only (HEXDIGLC), stored as value + 1 so that the
+ * zero-initialized rest means "not hex" (0 - 1 = 0xff after the cast). */
+extern const uint8_t mesh__hexval[256];
+/** Value of a hex digit (either case), -1 for anything else. */
+static inline int mesh__hex_digit(unsigned char c) {
+  if (c >= 'A' && c <= 'F')
+    c = (unsigned char)(c - 'A' + 'a');
+  return (int)mesh__hexval[c] - 1;
+}
 /** Decode n lower-case hex digits (n even) into n/2 bytes; false on any
- *  other character (out may be partly written). */
-bool mesh__hex_decode(const char *s, size_t n, uint8_t *out);
+ *  other character (out may be partly written).  Inline: trace-context
+ *  parsing runs it on every request. */
+static inline bool mesh__hex_decode(const char *s, size_t n, uint8_t *out) {
+  const unsigned char *u = (const unsigned char *)s;
+  uint8_t bad = 0;
+  /* One check for the whole run: invalid digits set the high bits. */
+  for (size_t i = 0; i < n / 2; i++) {
+    uint8_t hi = (uint8_t)(mesh__hexval[u[2 * i]] - 1);
+    uint8_t lo = (uint8_t)(mesh__hexval[u[2 * i + 1]] - 1);
+    bad |= hi | lo;
+    out[i] = (uint8_t)((hi << 4) | (lo & 0x0f));
+  }
+  return (bad & 0xf0) == 0;
+}
 /** Encode n bytes as 2n lower-case hex digits (no NUL). */
 void mesh__hex_encode(const uint8_t *in, size_t n, char *out);
 /** Are the n bytes at p all zero? */
-bool mesh__is_zero(const uint8_t *p, size_t n);
+static inline bool mesh__is_zero(const uint8_t *p, size_t n) {
+  uint8_t acc = 0;
+  for (size_t i = 0; i < n; i++)
+    acc |= p[i];
+  return acc == 0;
+}
 /** A name of the config (service, policy, route): 1..128 of [A-Za-z0-9._-]. */
 bool mesh__name_valid(const char *s);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug",
                                          "trace", NULL};
@@ -15,10 +16,10 @@ static const char *const worker_modes[] = {"thread", "external", NULL};
 
 static void check_log(mesh__cfg_t *c, const cJSON *v, int *level) {
   static const char *const keys[] = {"level", NULL};
-  *level = MESH_LOG_INFO;
+  *level = MESH_LOG_WARN; /* quiet when embedded: say what needs attention */
   if (!v || !mesh__cfg_object(c, v, "log", keys))
     return;
-  mesh__cfg_enum(c, v, "log", "level", log_levels, MESH_LOG_INFO, level);
+  mesh__cfg_enum(c, v, "log", "level", log_levels, MESH_LOG_WARN, level);
 }
 
 static void check_worker(mesh__cfg_t *c, const cJSON *v, int *mode) {
@@ -275,7 +276,7 @@ int mesh_new(const char *json, mesh_t **out, mesh_status_t *st) {
   cJSON *root = parse_json(json, &c);
   if (!root)
     return MESH_ERR_CONFIG;
-  int log_level = MESH_LOG_INFO, worker_mode = 0;
+  int log_level = MESH_LOG_WARN, worker_mode = 0;
   if (check_all(&c, root, &log_level, &worker_mode) > 0) {
     cJSON_Delete(root);
     if (st && c.nerr > 1) {
@@ -350,9 +351,16 @@ int mesh_new_from_file(const char *path, mesh_t **out, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_INVALID_ARG,
                       "mesh_new_from_file: path and out must not be NULL");
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return mesh__fail(st, MESH_ERR_IO, "%s: %s", path, strerror(errno));
+  /* Regular files only, refused without blocking (a FIFO would hang). */
+  int fd;
+  int orc = mesh__file_open(path, &fd, st);
+  if (orc != MESH_OK)
+    return orc;
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return mesh__fail(st, MESH_ERR_NOMEM, "%s: %s", path, strerror(errno));
+  }
   /* The size cap holds before anything is read: a file one byte over it
    * is refused after reading at most cap + 1 bytes. */
   size_t max = mesh__config_max_bytes();

@@ -22,28 +22,15 @@ void mesh__prng_seed(mesh__prng_t *p, uint64_t seed) {
 
 static _Atomic uint64_t seed_salt;
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t mesh__prng_next(mesh__prng_t *p) {
-  if (!p->ready) {
-    /* The kernel's entropy when it answers; else the clock, a process-wide
-     * counter and the state's address, so that threads started together
-     * still diverge. */
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
-      seed = (uint64_t)mesh__now_ns() ^ (uint64_t)(uintptr_t)p;
-    seed ^= atomic_fetch_add(&seed_salt, 0x9E3779B97F4A7C15ULL);
-    mesh__prng_seed(p, seed);
-  }
-  uint64_t *s = p->s;
-  uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return r;
+void mesh__prng_seed_auto(mesh__prng_t *p) {
+  /* The kernel's entropy when it answers; else the clock, a process-wide
+   * counter and the state's address, so that threads started together
+   * still diverge. */
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+    seed = (uint64_t)mesh__now_ns() ^ (uint64_t)(uintptr_t)p;
+  seed ^= atomic_fetch_add(&seed_salt, 0x9E3779B97F4A7C15ULL);
+  mesh__prng_seed(p, seed);
 }
 
 static _Thread_local mesh__prng_t thread_prng;

@@ -244,6 +244,16 @@ static int setup_easy(mesh__etcd_t *e, CURL *h, mesh__etcd_req_t *r,
   } else {
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
   }
+  /* libcurl opens these itself, blocking: a FIFO would hang the worker
+   * thread.  Regular files only (core/file.c). */
+  const char *const files[] = {e->ca, e->cert, e->key};
+  for (size_t i = 0; i < 3; i++) {
+    mesh_status_t fst;
+    if (files[i] && mesh__file_check(files[i], &fst) != MESH_OK) {
+      mesh__strlcpy(errbuf, fst.message, CURL_ERROR_SIZE);
+      return MESH_ERR_IO;
+    }
+  }
   if (e->ca)
     curl_easy_setopt(h, CURLOPT_CAINFO, e->ca);
   if (e->cert) {
@@ -262,9 +272,11 @@ static void dispatch(mesh__etcd_t *e, mesh__etcd_req_t *r) {
   }
   r->h = curl_easy_init();
   r->url_index = e->cur;
-  if (!r->h || setup_easy(e, r->h, r, r->api, r->body, r->stream, &r->hdrs,
-                          r->errbuf) != MESH_OK) {
-    complete(e, r, MESH_ERR_NOMEM, NULL, "out of memory");
+  int rc = r->h ? setup_easy(e, r->h, r, r->api, r->body, r->stream,
+                             &r->hdrs, r->errbuf)
+                : MESH_ERR_NOMEM;
+  if (rc != MESH_OK) {
+    complete(e, r, rc, NULL, rc == MESH_ERR_IO ? r->errbuf : "out of memory");
     return;
   }
   curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, write_cb);
@@ -425,7 +437,13 @@ static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
   struct curl_slist *hdrs = NULL;
   int rc = MESH_ERR_NOMEM;
   *resp = NULL;
-  if (h && setup_easy(e, h, &r, api, body, false, &hdrs, r.errbuf) == MESH_OK) {
+  int src = h ? setup_easy(e, h, &r, api, body, false, &hdrs, r.errbuf)
+              : MESH_ERR_NOMEM;
+  if (src == MESH_ERR_IO) {
+    snprintf(err, errlen, "etcd: %s", r.errbuf);
+    rc = MESH_ERR_IO;
+    *conn = false;
+  } else if (src == MESH_OK) {
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sync_write);

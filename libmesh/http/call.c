@@ -173,7 +173,9 @@ static const mesh__route_t *route_for(mesh_t *m, mesh__service_t *svc,
                          .method = req->method,
                          .path = path,
                          .hdrs = req->hdrs,
-                         .nhdrs = req->nhdrs};
+                         .nhdrs = req->nhdrs,
+                         .joined = req->joined,
+                         .njoined = req->njoined};
   const mesh__route_t *r = NULL;
   if (svc && svc->http)
     r = mesh__routes_match(&svc->http->routes, &in);
@@ -228,7 +230,10 @@ int mesh_http_call(mesh_t *m, const char *service,
   char *path = malloc(tn + 2);
   if (!path)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  if (mesh__az_path_normalize(req->target, tn, path, tn + 2) != MESH_OK) {
+  /* routes match the path the context's mode makes, as a server's
+   * policies would */
+  if (mesh__path_normalize(req->target, tn, mesh__authz_path_norm(m), path,
+                           tn + 2, NULL) != MESH_OK) {
     free(path);
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "invalid request target");
   }

@@ -36,6 +36,7 @@ typedef struct h2req {
   mesh_http_request_t req;
   const char *host;
   char *path;
+  char *ntarget; /* normalized path + query: the handler's target */
   char *body;
   size_t blen;
   char traceparent[MESH_TRACEPARENT_LEN + 1];
@@ -122,13 +123,31 @@ static int take_head(h2req_t *r, const mesh__h2_hdr_t *h, size_t n) {
   r->req.peer_id = r->peer->peer_id;
   if (!r->req.method || !r->req.target || r->req.target[0] != '/')
     return MESH_ERR_HTTP_PARSE;
-  size_t tn = strlen(r->req.target);
+  /* the same view as HTTP/1.1 (server.c prepare): the handler's target is
+   * the normalized path plus the query as sent */
+  const char *orig = r->req.target;
+  size_t tn = strlen(orig), pn = 0;
+  mesh__target_t t;
   r->path = malloc(tn + 2);
-  if (!r->path)
+  r->ntarget = malloc(2 * tn + 4);
+  if (!r->path || !r->ntarget)
     return MESH_ERR_NOMEM;
-  return mesh__az_path_normalize(r->req.target, tn, r->path, tn + 2) == MESH_OK
-             ? MESH_OK
-             : MESH_ERR_HTTP_PARSE;
+  if (mesh__target_split(orig, tn, &t) != MESH_OK ||
+      mesh__path_normalize(orig, tn, mesh__authz_path_norm(r->m), r->path,
+                           tn + 2, &pn) != MESH_OK)
+    return MESH_ERR_HTTP_PARSE;
+  memcpy(r->ntarget, r->path, pn);
+  size_t w = pn;
+  if (t.query) {
+    r->ntarget[w++] = '?';
+    memcpy(r->ntarget + w, t.query, t.query_n);
+    w += t.query_n;
+  }
+  r->ntarget[w] = '\0';
+  r->req.orig_target = orig;
+  r->req.target = r->ntarget;
+  r->req.path = r->path;
+  return MESH_OK;
 }
 
 static int read_body(h2req_t *r) {
@@ -172,7 +191,7 @@ static bool authorized(h2req_t *r) {
   ar.port = r->peer->local_port;
   ar.http = true;
   ar.method = r->req.method;
-  ar.target = r->req.target;
+  ar.target = r->req.orig_target;
   ar.path = r->path;
   ar.host = r->host ? r->host : "";
   ar.hdrs = r->req.hdrs;
@@ -276,6 +295,7 @@ int mesh__h2_serve_http(mesh_t *m, mesh__h2_session_t *s,
     serve_stream(&r, handler, user);
     free(r.hdrs);
     free(r.path);
+    free(r.ntarget);
     free(r.body);
     mesh__h2_stream_free(x);
   }

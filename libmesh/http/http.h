@@ -1,6 +1,7 @@
 /* libmesh internal: the HTTP/1.1 layer.
  *
- *   parse.c    strict parser (no I/O, no allocation): parse.h
+ *   parse.c    strict parser of heads (no I/O, no allocation): parse.h
+ *   body.c     body framing (Content-Length, chunked, EOF): parse.h
  *   message.c  request/response objects and their serialization
  *   io.c       byte transports: a mesh connection, or a plain socket
  *   client.c   one exchange: write a request, read a response
@@ -40,9 +41,15 @@ void mesh__http_io_fd(mesh__http_io_t *io, int *fd);
 
 struct mesh_http_request {
   const char *method;
-  const char *target;
+  const char *target;      /* server: normalized path + "?" + query as sent */
+  const char *orig_target; /* server: as sent; built: NULL (target is) */
+  const char *path;        /* normalized path, no query */
   mesh__az_hdr_t *hdrs;
   size_t nhdrs, cap;
+  /* Fields sent more than once, each with its values joined by "," (what
+   * policies and routes match): one entry per such name. */
+  mesh__az_hdr_t *joined;
+  size_t njoined, jcap;
   const char *body;
   size_t body_len;
   int timeout_ms;
@@ -65,6 +72,11 @@ int mesh__http_hdrs_add(mesh__az_hdr_t **v, size_t *n, size_t *cap,
 void mesh__http_hdrs_free(mesh__az_hdr_t *v, size_t n);
 const char *mesh__http_hdrs_get(const mesh__az_hdr_t *v, size_t n,
                                 const char *name);
+/** The value a policy or a route sees for `name`: the joined entry when the
+ *  field was repeated, else the only value (NULL when absent). */
+const char *mesh__http_hdr_value(const mesh__az_hdr_t *v, size_t n,
+                                 const mesh__az_hdr_t *joined, size_t nj,
+                                 const char *name);
 /** Fields the library writes itself (framing, connection management). */
 bool mesh__http_reserved_header(const char *name);
 /** Standard reason phrase ("" when unknown). */
@@ -173,6 +185,8 @@ typedef struct mesh__rt_input {
   const char *path; /* normalized, no query */
   const mesh__az_hdr_t *hdrs;
   size_t nhdrs;
+  const mesh__az_hdr_t *joined; /* repeated fields, joined with "," */
+  size_t njoined;
 } mesh__rt_input_t;
 
 /** Parse a "routes" array.  owner: the service a per-service list belongs

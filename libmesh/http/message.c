@@ -118,6 +118,54 @@ const char *mesh__http_hdrs_get(const mesh__az_hdr_t *v, size_t n,
   return NULL;
 }
 
+const char *mesh__http_hdr_value(const mesh__az_hdr_t *v, size_t n,
+                                 const mesh__az_hdr_t *joined, size_t nj,
+                                 const char *name) {
+  const char *j = mesh__http_hdrs_get(joined, nj, name);
+  return j ? j : mesh__http_hdrs_get(v, n, name);
+}
+
+/* Keep the joined entry of `name` current in a built request: every value
+ * in order, separated by "," (Envoy's rule for repeated fields). */
+static int join_update(mesh_http_request_t *r, const char *name) {
+  size_t count = 0, len = 0;
+  for (size_t i = 0; i < r->nhdrs; i++)
+    if (strcasecmp(r->hdrs[i].name, name) == 0) {
+      len += strlen(r->hdrs[i].value) + (count ? 1 : 0);
+      count++;
+    }
+  if (count < 2)
+    return MESH_OK;
+  char *val = malloc(len + 1);
+  if (!val)
+    return MESH_ERR_NOMEM;
+  size_t w = 0, k = 0;
+  for (size_t i = 0; i < r->nhdrs; i++)
+    if (strcasecmp(r->hdrs[i].name, name) == 0) {
+      if (k++)
+        val[w++] = ',';
+      size_t vn = strlen(r->hdrs[i].value);
+      memcpy(val + w, r->hdrs[i].value, vn);
+      w += vn;
+    }
+  val[w] = '\0';
+  for (size_t i = 0; i < r->njoined; i++)
+    if (strcasecmp(r->joined[i].name, name) == 0) {
+      free((char *)r->joined[i].value);
+      r->joined[i].value = val;
+      return MESH_OK;
+    }
+  int rc = mesh__http_hdrs_add(&r->joined, &r->njoined, &r->jcap, name,
+                               strlen(name), "", 0);
+  if (rc != MESH_OK) {
+    free(val);
+    return rc;
+  }
+  free((char *)r->joined[r->njoined - 1].value);
+  r->joined[r->njoined - 1].value = val;
+  return MESH_OK;
+}
+
 const char *mesh__http_reason(int status) {
   static const struct {
     int code;
@@ -161,7 +209,11 @@ mesh_http_request_t *mesh_http_request_new(const char *method,
     return NULL;
   r->method = strdup(method);
   r->target = strdup(target);
-  if (!r->method || !r->target) {
+  char *path = malloc(tn + 2);
+  r->path = path;
+  if (!r->method || !r->target || !path ||
+      mesh__path_normalize(target, tn, MESH__PATH_NORM_DEFAULT, path, tn + 2,
+                           NULL) != MESH_OK) {
     mesh_http_request_free(r);
     return NULL;
   }
@@ -173,7 +225,9 @@ void mesh_http_request_free(mesh_http_request_t *r) {
     return;
   free((char *)r->method);
   free((char *)r->target);
+  free((char *)r->path);
   mesh__http_hdrs_free(r->hdrs, r->nhdrs);
+  mesh__http_hdrs_free(r->joined, r->njoined);
   free((char *)r->body);
   free(r);
 }
@@ -183,8 +237,16 @@ int mesh_http_request_add_header(mesh_http_request_t *r, const char *name,
   if (!r || r->borrowed || !name || !value ||
       mesh__http_reserved_header(name))
     return MESH_ERR_INVALID_ARG;
-  return mesh__http_hdrs_add(&r->hdrs, &r->nhdrs, &r->cap, name, strlen(name),
-                             value, strlen(value));
+  int rc = mesh__http_hdrs_add(&r->hdrs, &r->nhdrs, &r->cap, name,
+                               strlen(name), value, strlen(value));
+  if (rc == MESH_OK && join_update(r, name) != MESH_OK) {
+    /* all or nothing: the field goes with its joined view */
+    r->nhdrs--;
+    free((char *)r->hdrs[r->nhdrs].name);
+    free((char *)r->hdrs[r->nhdrs].value);
+    rc = MESH_ERR_NOMEM;
+  }
+  return rc;
 }
 
 int mesh_http_request_set_body(mesh_http_request_t *r, const void *body,
@@ -218,9 +280,43 @@ const char *mesh_http_request_target(const mesh_http_request_t *r) {
   return r ? r->target : NULL;
 }
 
+int mesh_http_path_normalize(mesh_t *m, const char *target, char *buf,
+                             size_t len) {
+  if (!target || !buf)
+    return MESH_ERR_INVALID_ARG;
+  int mode = m ? mesh__authz_path_norm(m) : MESH__PATH_NORM_DEFAULT;
+  return mesh__path_normalize(target, strlen(target), mode, buf, len, NULL);
+}
+
+const char *mesh_http_request_original_target(const mesh_http_request_t *r) {
+  if (!r)
+    return NULL;
+  return r->orig_target ? r->orig_target : r->target;
+}
+
+const char *mesh_http_request_path(const mesh_http_request_t *r) {
+  return r ? r->path : NULL;
+}
+
 const char *mesh_http_request_header(const mesh_http_request_t *r,
                                      const char *name) {
-  return r ? mesh__http_hdrs_get(r->hdrs, r->nhdrs, name) : NULL;
+  if (!r || !name)
+    return NULL;
+  return mesh__http_hdr_value(r->hdrs, r->nhdrs, r->joined, r->njoined, name);
+}
+
+size_t mesh_http_request_header_values(const mesh_http_request_t *r,
+                                       const char *name, const char **values,
+                                       size_t cap) {
+  size_t count = 0;
+  for (size_t i = 0; r && name && i < r->nhdrs; i++) {
+    if (strcasecmp(r->hdrs[i].name, name) != 0)
+      continue;
+    if (values && count < cap)
+      values[count] = r->hdrs[i].value;
+    count++;
+  }
+  return count;
 }
 
 size_t mesh_http_request_header_count(const mesh_http_request_t *r) {

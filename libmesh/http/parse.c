@@ -38,7 +38,7 @@ static const unsigned char tchar_tab[256] = {
 bool mesh__http_is_tchar(unsigned char c) { return tchar_tab[c] != 0; }
 
 /* field-vchar / SP / HTAB (RFC 9110 5.5): no CTLs, obs-text allowed. */
-static bool is_value_char(unsigned char c) {
+bool mesh__http_is_value_char(unsigned char c) {
   return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
 }
 
@@ -55,16 +55,6 @@ static bool is_host_char(unsigned char c) {
   return c != '\0' && strchr("-._~!$&'()*+,;=:[]%", c) != NULL;
 }
 
-static int hexval(unsigned char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 static unsigned char lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
@@ -78,6 +68,13 @@ bool mesh__http_valid_token(const char *s, size_t n) {
   return true;
 }
 
+bool mesh__http_valid_host(const char *s, size_t n) {
+  for (size_t i = 0; s && i < n; i++)
+    if (!is_host_char((unsigned char)s[i]))
+      return false;
+  return s != NULL;
+}
+
 bool mesh__http_valid_value(const char *s, size_t n) {
   if (!s)
     return false;
@@ -85,7 +82,7 @@ bool mesh__http_valid_value(const char *s, size_t n) {
             s[n - 1] == '\t'))
     return false;
   for (size_t i = 0; i < n; i++)
-    if (!is_value_char((unsigned char)s[i]))
+    if (!mesh__http_is_value_char((unsigned char)s[i]))
       return false;
   return true;
 }
@@ -238,7 +235,7 @@ static int parse_status_line(mesh__http_msg_t *msg, mesh__http_str_t l) {
     return bad(msg, MESH_ERR_HTTP_PARSE, "malformed status line");
   msg->reason = (mesh__http_str_t){l.p + 13, l.n - 13};
   for (size_t i = 0; i < msg->reason.n; i++)
-    if (!is_value_char((unsigned char)msg->reason.p[i]))
+    if (!mesh__http_is_value_char((unsigned char)msg->reason.p[i]))
       return bad(msg, MESH_ERR_HTTP_PARSE, "invalid reason phrase");
   return MESH_OK;
 }
@@ -264,7 +261,7 @@ static int parse_field(mesh__http_msg_t *msg, mesh__http_str_t l,
   while (e > b && (l.p[e - 1] == ' ' || l.p[e - 1] == '\t'))
     e--;
   for (size_t k = b; k < e; k++)
-    if (!is_value_char((unsigned char)l.p[k]))
+    if (!mesh__http_is_value_char((unsigned char)l.p[k]))
       return bad(msg, MESH_ERR_HTTP_PARSE,
                  "control character in header field value");
   h->value = (mesh__http_str_t){l.p + b, e - b};
@@ -367,9 +364,8 @@ static int take_host(mesh__http_msg_t *msg, framing_state_t *f,
                      mesh__http_str_t v) {
   if (++f->nhost > 1)
     return bad(msg, MESH_ERR_HTTP_PARSE, "more than one Host header");
-  for (size_t i = 0; i < v.n; i++)
-    if (!is_host_char((unsigned char)v.p[i]))
-      return bad(msg, MESH_ERR_HTTP_PARSE, "invalid Host");
+  if (!mesh__http_valid_host(v.p, v.n))
+    return bad(msg, MESH_ERR_HTTP_PARSE, "invalid Host");
   msg->host = v;
   return MESH_OK;
 }
@@ -512,224 +508,4 @@ int mesh__http_parse_response(mesh__http_msg_t *msg, const char *buf,
                               size_t len, bool head_request,
                               const mesh__http_limits_t *lim) {
   return parse_head(msg, buf, len, false, head_request, lim);
-}
-
-/* ---- body ---------------------------------------------------------------- */
-
-enum chunk_state {
-  CS_SIZE = 0, /* hex digits of the chunk size */
-  CS_EXT,      /* after ';': chunk extensions, ignored */
-  CS_SIZE_LF,  /* CR of the size line seen */
-  CS_DATA,
-  CS_DATA_CR,
-  CS_DATA_LF,
-  CS_TR_START, /* start of a trailer line, or the final CRLF */
-  CS_TR_NAME,
-  CS_TR_VALUE,
-  CS_TR_LF,
-  CS_FINAL_LF,
-};
-
-void mesh__http_body_init(mesh__http_body_t *b, const mesh__http_msg_t *msg,
-                          const mesh__http_limits_t *lim) {
-  mesh__http_limits_t dl;
-  if (!lim) {
-    mesh__http_limits_default(&dl);
-    lim = &dl;
-  }
-  memset(b, 0, sizeof *b);
-  b->why = "";
-  b->framing = msg->framing;
-  b->max = lim->max_body;
-  b->max_trailer = lim->max_head;
-  b->state = CS_SIZE;
-  if (b->framing == MESH__HTTP_BODY_LENGTH)
-    b->remaining = msg->content_length;
-  b->done = b->framing == MESH__HTTP_BODY_NONE ||
-            (b->framing == MESH__HTTP_BODY_LENGTH && b->remaining == 0);
-}
-
-static int body_bad(mesh__http_body_t *b, int code, const char *why) {
-  b->why = why;
-  return code;
-}
-
-static int chunk_size_byte(mesh__http_body_t *b, unsigned char c) {
-  int v = hexval(c);
-  if (v >= 0) {
-    if (b->digits == 16)
-      return body_bad(b, MESH_ERR_HTTP_PARSE, "chunk size too long");
-    b->remaining = b->remaining * 16 + (uint64_t)v;
-    b->digits++;
-    b->line++;
-    return MESH_OK;
-  }
-  if (b->digits == 0)
-    return body_bad(b, MESH_ERR_HTTP_PARSE, "missing chunk size");
-  if (c == ';') {
-    b->state = CS_EXT;
-    b->line++;
-    return MESH_OK;
-  }
-  if (c == '\r') {
-    b->state = CS_SIZE_LF;
-    return MESH_OK;
-  }
-  return body_bad(b, MESH_ERR_HTTP_PARSE, "invalid character in chunk size");
-}
-
-static int chunk_ext_byte(mesh__http_body_t *b, unsigned char c) {
-  if (c == '\r') {
-    b->state = CS_SIZE_LF;
-    return MESH_OK;
-  }
-  if ((c < 0x20 && c != '\t') || c == 0x7f)
-    return body_bad(b, MESH_ERR_HTTP_PARSE,
-                    "control character in chunk extension");
-  if (++b->line > MESH__HTTP_MAX_CHUNK_LINE)
-    return body_bad(b, MESH_ERR_HTTP_TOO_LARGE, "chunk size line too long");
-  return MESH_OK;
-}
-
-static int chunk_size_lf(mesh__http_body_t *b, unsigned char c) {
-  if (c != '\n')
-    return body_bad(b, MESH_ERR_HTTP_PARSE, "bare CR in chunk size line");
-  b->line = 0;
-  b->digits = 0;
-  if (b->remaining == 0) {
-    b->state = CS_TR_START;
-    return MESH_OK;
-  }
-  if (b->remaining > b->max - b->total)
-    return body_bad(b, MESH_ERR_HTTP_TOO_LARGE, "body over the size limit");
-  b->state = CS_DATA;
-  return MESH_OK;
-}
-
-/* Trailer fields are checked for syntax and dropped: none of them may
- * change framing, and the application does not see them. */
-static int trailer_byte(mesh__http_body_t *b, unsigned char c) {
-  if (++b->trailer > b->max_trailer)
-    return body_bad(b, MESH_ERR_HTTP_TOO_LARGE, "trailers over the limit");
-  switch (b->state) {
-  case CS_TR_START:
-    if (c == '\r') {
-      b->state = CS_FINAL_LF;
-      return MESH_OK;
-    }
-    if (!mesh__http_is_tchar(c))
-      return body_bad(b, MESH_ERR_HTTP_PARSE, "malformed trailer field");
-    b->state = CS_TR_NAME;
-    return MESH_OK;
-  case CS_TR_NAME:
-    if (c == ':')
-      b->state = CS_TR_VALUE;
-    else if (!mesh__http_is_tchar(c))
-      return body_bad(b, MESH_ERR_HTTP_PARSE, "malformed trailer field");
-    return MESH_OK;
-  case CS_TR_VALUE:
-    if (c == '\r')
-      b->state = CS_TR_LF;
-    else if (!is_value_char(c))
-      return body_bad(b, MESH_ERR_HTTP_PARSE, "control character in trailer");
-    return MESH_OK;
-  case CS_TR_LF:
-    if (c != '\n')
-      return body_bad(b, MESH_ERR_HTTP_PARSE, "bare CR in trailer");
-    b->state = CS_TR_START;
-    return MESH_OK;
-  default: /* CS_FINAL_LF */
-    if (c != '\n')
-      return body_bad(b, MESH_ERR_HTTP_PARSE, "bare CR after last chunk");
-    b->done = true;
-    return MESH_OK;
-  }
-}
-
-static int chunked(mesh__http_body_t *b, const char *in, size_t len,
-                   size_t *used, mesh__http_str_t *data) {
-  size_t i = 0;
-  while (i < len && !b->done) {
-    unsigned char c = (unsigned char)in[i];
-    int rc = MESH_OK;
-    switch (b->state) {
-    case CS_SIZE:
-      rc = chunk_size_byte(b, c);
-      break;
-    case CS_EXT:
-      rc = chunk_ext_byte(b, c);
-      break;
-    case CS_SIZE_LF:
-      rc = chunk_size_lf(b, c);
-      break;
-    case CS_DATA: {
-      size_t n = len - i;
-      if ((uint64_t)n > b->remaining)
-        n = (size_t)b->remaining;
-      data->p = in + i;
-      data->n = n;
-      b->remaining -= n;
-      b->total += n;
-      if (b->remaining == 0)
-        b->state = CS_DATA_CR;
-      *used = i + n;
-      return MESH_OK;
-    }
-    case CS_DATA_CR:
-      if (c != '\r')
-        rc = body_bad(b, MESH_ERR_HTTP_PARSE, "chunk data not followed by CRLF");
-      b->state = CS_DATA_LF;
-      break;
-    case CS_DATA_LF:
-      if (c != '\n')
-        rc = body_bad(b, MESH_ERR_HTTP_PARSE, "chunk data not followed by CRLF");
-      b->state = CS_SIZE;
-      b->remaining = 0;
-      break;
-    default:
-      rc = trailer_byte(b, c);
-      break;
-    }
-    if (rc != MESH_OK)
-      return rc;
-    i++;
-  }
-  *used = i;
-  return b->done ? MESH_OK : MESH_ERR_WANT_READ;
-}
-
-int mesh__http_body_parse(mesh__http_body_t *b, const char *in, size_t len,
-                          size_t *used, mesh__http_str_t *data) {
-  *used = 0;
-  data->p = in;
-  data->n = 0;
-  if (b->done)
-    return MESH_OK;
-  if (b->framing == MESH__HTTP_BODY_CHUNKED)
-    return chunked(b, in, len, used, data);
-  if (len == 0)
-    return MESH_ERR_WANT_READ;
-  size_t n = len;
-  if (b->framing == MESH__HTTP_BODY_LENGTH) {
-    if ((uint64_t)n > b->remaining)
-      n = (size_t)b->remaining;
-    b->remaining -= n;
-    b->done = b->remaining == 0;
-  } else if ((uint64_t)n > b->max - b->total) {
-    return body_bad(b, MESH_ERR_HTTP_TOO_LARGE, "body over the size limit");
-  }
-  b->total += n;
-  data->n = n;
-  *used = n;
-  return MESH_OK;
-}
-
-int mesh__http_body_eof(mesh__http_body_t *b) {
-  if (b->done)
-    return MESH_OK;
-  if (b->framing == MESH__HTTP_BODY_EOF) {
-    b->done = true;
-    return MESH_OK;
-  }
-  return body_bad(b, MESH_ERR_HTTP_PARSE, "connection closed inside the body");
 }

@@ -136,11 +136,16 @@ bool mesh__http_str_ieq(mesh__http_str_t s, const char *z);
 bool mesh__http_str_eq(mesh__http_str_t s, const char *z);
 /** Is c a tchar (RFC 9110 token character)? */
 bool mesh__http_is_tchar(unsigned char c);
+/** Is c allowed in a field value (field-vchar, SP, HTAB; RFC 9110 5.5)? */
+bool mesh__http_is_value_char(unsigned char c);
 /** Is s a valid field value (VCHAR / obs-text / SP / HTAB, no leading or
  *  trailing whitespace)?  Used before writing caller-supplied headers. */
 bool mesh__http_valid_value(const char *s, size_t n);
 /** Is s a non-empty token? */
 bool mesh__http_valid_token(const char *s, size_t n);
+/** Is s a valid Host value / target authority (uri-host [":" port],
+ *  loosely: the characters of reg-name, IP-literal and IPv4)? */
+bool mesh__http_valid_host(const char *s, size_t n);
 
 /* ---- body framing -------------------------------------------------------- */
 

@@ -356,7 +356,9 @@ void mesh__routes_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
 /* ---- matching (pure) -------------------------------------------------------------- */
 
 static bool header_ok(const mesh__rt_hdr_t *h, const mesh__rt_input_t *in) {
-  const char *v = mesh__http_hdrs_get(in->hdrs, in->nhdrs, h->name);
+  /* a repeated field is matched joined with ",", as Envoy does */
+  const char *v = mesh__http_hdr_value(in->hdrs, in->nhdrs, in->joined,
+                                       in->njoined, h->name);
   switch (h->kind) {
   case MESH__RT_PRESENT:
     return v != NULL;

@@ -25,7 +25,14 @@ typedef struct srv {
   size_t len, cap;
   mesh__http_hdr_t *spans;
   mesh__az_hdr_t *hdrs;
-  char *path;      /* normalized path for authorization */
+  /* One view of the request for policy, OPA, spans and the handler:
+   * computed once per request by prepare(). */
+  char *path;      /* normalized path (no query) */
+  char *ntarget;   /* path + "?" + query as sent: the handler's target */
+  char *host;      /* authority of an absolute-form target, NUL-terminated */
+  mesh__az_hdr_t *joined; /* repeated fields, values joined with "," */
+  size_t njoined;
+  char *jbuf;      /* storage of the joined values */
   char *body;
   size_t body_cap;
   char traceparent[MESH_TRACEPARENT_LEN + 1];
@@ -112,8 +119,11 @@ static int fail_request(srv_t *s, int rc, const char *why, mesh_status_t *st) {
  * peer closed cleanly before a new request, or a negative code. */
 static int read_head(srv_t *s, mesh__http_msg_t *msg, mesh_status_t *st) {
   mesh__http_msg_init(msg, s->spans, s->set->lim.max_headers);
-  int64_t deadline = mesh__now_ms() + s->set->idle_timeout_ms;
+  /* Bytes already buffered (a pipelined request) have begun a request:
+   * its head gets the request timeout, not the idle one. */
   bool begun = s->len > 0;
+  int64_t deadline = mesh__now_ms() + (begun ? s->set->request_timeout_ms
+                                             : s->set->idle_timeout_ms);
   for (;;) {
     if (s->len) {
       int rc = mesh__http_parse_request(msg, s->buf, s->len, &s->set->lim);
@@ -211,10 +221,104 @@ static void terminate(srv_t *s, const mesh__http_msg_t *msg,
   }
   req->method = msg->method.p;
   req->target = msg->target.p;
+  req->orig_target = msg->target.p;
   req->hdrs = s->hdrs;
   req->nhdrs = msg->nhdrs;
   req->borrowed = true;
   req->peer_id = s->peer->peer_id;
+}
+
+/* ---- one view of the request ---------------------------------------------------- */
+
+/* RFC 9112 3.2.2: the authority of an absolute-form target wins over Host,
+ * for every consumer (policy, OPA, handler): the Host field is replaced,
+ * or added for an HTTP/1.0 request without one. */
+static int take_authority(srv_t *s, const mesh__target_t *t,
+                          mesh_http_request_t *req, const char **host) {
+  if (t->form != MESH__TARGET_ABSOLUTE)
+    return MESH_OK;
+  if (!mesh__http_valid_host(t->authority, t->authority_n))
+    return MESH_ERR_HTTP_PARSE;
+  memcpy(s->host, t->authority, t->authority_n);
+  s->host[t->authority_n] = '\0';
+  *host = s->host;
+  for (size_t i = 0; i < req->nhdrs; i++)
+    if (strcasecmp(req->hdrs[i].name, "host") == 0) {
+      req->hdrs[i].value = s->host;
+      return MESH_OK;
+    }
+  if (req->nhdrs < s->set->lim.max_headers) {
+    s->hdrs[req->nhdrs].name = "Host";
+    s->hdrs[req->nhdrs].value = s->host;
+    req->nhdrs++;
+  }
+  return MESH_OK;
+}
+
+/* Join the values of every repeated field into s->jbuf (their total never
+ * exceeds the head they came from).  Quadratic in the field count, which
+ * max_headers bounds. */
+static void join_fields(srv_t *s, mesh_http_request_t *req) {
+  size_t w = 0;
+  s->njoined = 0;
+  for (size_t i = 0; i < req->nhdrs; i++) {
+    const char *name = req->hdrs[i].name;
+    bool seen = false, again = false;
+    for (size_t k = 0; k < i && !seen; k++)
+      seen = strcasecmp(req->hdrs[k].name, name) == 0;
+    for (size_t k = i + 1; k < req->nhdrs && !again && !seen; k++)
+      again = strcasecmp(req->hdrs[k].name, name) == 0;
+    if (seen || !again)
+      continue;
+    char *val = s->jbuf + w;
+    bool first = true;
+    for (size_t k = i; k < req->nhdrs; k++) {
+      if (strcasecmp(req->hdrs[k].name, name) != 0)
+        continue;
+      if (!first)
+        s->jbuf[w++] = ',';
+      first = false;
+      size_t vn = strlen(req->hdrs[k].value);
+      memcpy(s->jbuf + w, req->hdrs[k].value, vn);
+      w += vn;
+    }
+    s->jbuf[w++] = '\0';
+    s->joined[s->njoined].name = name;
+    s->joined[s->njoined].value = val;
+    s->njoined++;
+  }
+  req->joined = s->joined;
+  req->njoined = s->njoined;
+}
+
+/* Compute the request's one view: host, normalized path, the handler's
+ * target, joined fields.  @return MESH_OK or MESH_ERR_HTTP_PARSE (answer
+ * 400: %00, a bad %XX, a target that is not a path, a bad authority). */
+static int prepare(srv_t *s, const mesh__http_msg_t *msg,
+                   mesh_http_request_t *req, const char **host) {
+  mesh__target_t t;
+  size_t pn = 0;
+  int rc = mesh__target_split(req->orig_target, msg->target.n, &t);
+  if (rc == MESH_OK)
+    rc = take_authority(s, &t, req, host);
+  if (rc == MESH_OK)
+    rc = mesh__path_normalize(req->orig_target, msg->target.n,
+                              mesh__authz_path_norm(s->m), s->path,
+                              s->set->lim.max_head + 2, &pn);
+  if (rc != MESH_OK)
+    return MESH_ERR_HTTP_PARSE;
+  memcpy(s->ntarget, s->path, pn);
+  size_t w = pn;
+  if (t.query) {
+    s->ntarget[w++] = '?';
+    memcpy(s->ntarget + w, t.query, t.query_n);
+    w += t.query_n;
+  }
+  s->ntarget[w] = '\0';
+  req->target = s->ntarget;
+  req->path = s->path;
+  join_fields(s, req);
+  return MESH_OK;
 }
 
 /* ---- tracing --------------------------------------------------------------------- */
@@ -249,11 +353,18 @@ static void span_expose(srv_t *s, const mesh__span_t *sp,
   mesh__span_context(sp, &ctx);
   if (mesh_traceparent_format(&ctx, s->traceparent, sizeof s->traceparent) < 0)
     return;
+  /* a repeated traceparent's joined view goes with the replaced fields */
+  for (size_t i = 0; i < req->njoined; i++)
+    if (strcasecmp(s->joined[i].name, "traceparent") == 0)
+      s->joined[i].value = s->traceparent;
+  bool found = false;
   for (size_t i = 0; i < req->nhdrs; i++)
     if (strcasecmp(req->hdrs[i].name, "traceparent") == 0) {
       req->hdrs[i].value = s->traceparent;
-      return;
+      found = true;
     }
+  if (found)
+    return;
   if (req->nhdrs < s->set->lim.max_headers) {
     s->hdrs[req->nhdrs].name = "traceparent";
     s->hdrs[req->nhdrs].value = s->traceparent;
@@ -281,7 +392,7 @@ static int authorize(srv_t *s, const mesh_http_request_t *req,
   ar.port = s->peer->local_port;
   ar.http = true;
   ar.method = req->method;
-  ar.target = req->target;
+  ar.target = req->orig_target;
   ar.path = s->path;
   ar.host = host;
   ar.hdrs = req->hdrs;
@@ -291,35 +402,39 @@ static int authorize(srv_t *s, const mesh_http_request_t *req,
 
 typedef enum { NEXT_CONTINUE = 0, NEXT_CLOSE = 1 } next_t;
 
+/* Answer a denied request with 403; the handler is never called. */
+static int deny(srv_t *s, const mesh__http_msg_t *msg, mesh__span_t *sp,
+                bool has_body, next_t *next, mesh_status_t *st) {
+  mesh__span_event(sp, "authz.deny");
+  span_finish(sp, 403);
+  /* An unread body cannot be skipped safely: close after answering. */
+  *next = has_body || !msg->keep_alive ? NEXT_CLOSE : NEXT_CONTINUE;
+  int rc = write_simple(s, 403, "RBAC: access denied", *next == NEXT_CLOSE);
+  if (rc != MESH_OK)
+    return mesh__fail(st, rc, "writing 403: %s", mesh_strerror(rc));
+  s->len = *next == NEXT_CLOSE ? 0 : s->len;
+  if (*next == NEXT_CONTINUE) {
+    memmove(s->buf, s->buf + msg->head_len, s->len - msg->head_len);
+    s->len -= msg->head_len;
+  }
+  return MESH_OK;
+}
+
 static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
                   void *user, next_t *next, mesh_status_t *st) {
   mesh_http_request_t req = {0};
   terminate(s, msg, &req);
   const char *host = msg->host.p ? msg->host.p : "";
-  if (mesh__az_path_normalize(req.target, msg->target.n, s->path,
-                              s->set->lim.max_head + 2) != MESH_OK)
-    return fail_request(s, MESH_ERR_HTTP_PARSE, "invalid request path", st);
+  if (prepare(s, msg, &req, &host) != MESH_OK)
+    return fail_request(s, MESH_ERR_HTTP_PARSE, "invalid request target", st);
   bool has_body = msg->framing != MESH__HTTP_BODY_NONE &&
                   !(msg->framing == MESH__HTTP_BODY_LENGTH &&
                     msg->content_length == 0);
   mesh__span_t sp = {0};
   span_begin(s, &req, &sp);
   mesh_status_t ast = {0};
-  if (authorize(s, &req, host, &ast) != MESH_OK) {
-    mesh__span_event(&sp, "authz.deny");
-    span_finish(&sp, 403);
-    /* An unread body cannot be skipped safely: close after answering. */
-    *next = has_body || !msg->keep_alive ? NEXT_CLOSE : NEXT_CONTINUE;
-    int rc = write_simple(s, 403, "RBAC: access denied", *next == NEXT_CLOSE);
-    if (rc != MESH_OK)
-      return mesh__fail(st, rc, "writing 403: %s", mesh_strerror(rc));
-    s->len = *next == NEXT_CLOSE ? 0 : s->len;
-    if (*next == NEXT_CONTINUE) {
-      memmove(s->buf, s->buf + msg->head_len, s->len - msg->head_len);
-      s->len -= msg->head_len;
-    }
-    return MESH_OK;
-  }
+  if (authorize(s, &req, host, &ast) != MESH_OK)
+    return deny(s, msg, &sp, has_body, next, st);
   if (msg->expect_continue && has_body) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     int rc = s->io->write(s->io->ctx, cont, sizeof cont - 1,
@@ -371,6 +486,10 @@ static void srv_free(srv_t *s) {
   free(s->spans);
   free(s->hdrs);
   free(s->path);
+  free(s->ntarget);
+  free(s->host);
+  free(s->joined);
+  free(s->jbuf);
   free(s->body);
 }
 
@@ -385,7 +504,12 @@ int mesh__http_serve_io(mesh_t *m, const mesh__http_io_t *io,
   s.spans = calloc(s.set->lim.max_headers, sizeof *s.spans);
   s.hdrs = calloc(s.set->lim.max_headers, sizeof *s.hdrs);
   s.path = malloc(s.set->lim.max_head + 2);
-  if (!s.buf || !s.spans || !s.hdrs || !s.path) {
+  s.ntarget = malloc(s.set->lim.max_head + 4);
+  s.host = malloc(s.set->lim.max_head + 1);
+  s.joined = calloc(s.set->lim.max_headers, sizeof *s.joined);
+  s.jbuf = malloc(s.set->lim.max_head + 1);
+  if (!s.buf || !s.spans || !s.hdrs || !s.path || !s.ntarget || !s.host ||
+      !s.joined || !s.jbuf) {
     srv_free(&s);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }

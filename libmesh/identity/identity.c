@@ -12,7 +12,9 @@
 #include "telemetry/telemetry.h"
 
 #define RELOAD_INTERVAL_MS_DEF 1000
-#define EXPIRY_WARNING_S_DEF 3600
+/* Unset: warn in the last third of the SVID's own lifetime (SPIRE rotates
+ * at half), so that a freshly issued SVID of any lifetime never warns. */
+#define EXPIRY_WARNING_S_DEF (-1)
 #define WARN_EVERY_MS 300000 /* repeat expiry warnings at most every 5 min */
 #define MAX_WATCHERS 16
 
@@ -247,7 +249,9 @@ static void expiry_check(mesh_t *m, struct mesh__identity *id) {
              (left <= 0) != id->warned_expired ||
              now - id->last_warn_ms >= WARN_EVERY_MS;
   /* Expired is always reported; "expiring soon" only when asked for. */
-  bool report = left <= 0 || (id->warn_s > 0 && left <= id->warn_s);
+  int64_t window = id->warn_s >= 0 ? id->warn_s
+                                   : (c->not_after - c->not_before) / 3;
+  bool report = left <= 0 || (window > 0 && left <= window);
   if (report && due) {
     char na[32], v[512];
     fmt_utc(c->not_after, na);

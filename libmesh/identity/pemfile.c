@@ -44,17 +44,15 @@ int mesh__pem_read(const char *path, unsigned char **out, size_t *len,
                    mesh_status_t *st) {
   *out = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return io_fail(st, path, "cannot open");
+  /* Regular files only, refused without blocking (a FIFO would hang). */
+  int fd;
+  int rc = mesh__file_open(path, &fd, st);
+  if (rc != MESH_OK)
+    return rc;
   struct stat sb;
   if (fstat(fd, &sb) != 0) {
     close(fd);
     return io_fail(st, path, "stat");
-  }
-  if (!S_ISREG(sb.st_mode)) {
-    close(fd);
-    return mesh__fail(st, MESH_ERR_IO, "%s: not a regular file", path);
   }
   if ((uint64_t)sb.st_size > MESH__PEM_MAX) {
     close(fd);

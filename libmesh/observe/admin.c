@@ -11,14 +11,16 @@
  *   /identity    SPIFFE ID, certificate chain summary, expiry
  *   /spans       recent sampled spans
  *   /healthz     "ok" (503 "closing" during shutdown)
+ *   /log         the log level; POST /log?level=NAME changes it (loopback
+ *                peers only, with the header "X-Mesh-Admin: 1")
  */
+#include "observe/admin.h"
 #include "observe/observe.h"
 #include "telemetry/telemetry.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <mbedtls/x509_crt.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -30,19 +32,16 @@
 #include "discovery/discovery.h"
 #include "http/http.h"
 #include "identity/identity.h"
+#include "http/parse.h"
 
-/* identity/ is not merged into every branch yet: without it /identity
- * says "no SVID loaded". */
-#pragma weak mesh__creds_acquire
-#pragma weak mesh__creds_release
-
-typedef struct mesh__admin mesh__admin_t;
 
 #define ADMIN_MAX_CONNS 64
 #define ADMIN_IN_MAX 8192
+/* A connection must send its whole request head within this time (slow or
+ * idle clients cannot hold a slot), and be done within the second. */
+#define ADMIN_HEAD_TIMEOUT_MS 2000
 #define ADMIN_TIMEOUT_MS 5000
 
-extern const char mesh__admin_page[];
 
 typedef struct admin_conn {
   struct mesh__admin *a;
@@ -57,301 +56,6 @@ typedef struct admin_conn {
   size_t outlen, outoff;
 } admin_conn_t;
 
-struct mesh__admin {
-  mesh_t *m;
-  int fd;
-  int port;
-  admin_conn_t *conns;
-  size_t nconns;
-};
-
-/* ---- responses --------------------------------------------------------------- */
-
-typedef struct resp {
-  int status;
-  const char *ctype;
-  char *body; /* malloc'd */
-  size_t len;
-  const char *extra; /* extra header lines, CRLF-terminated, or NULL */
-} resp_t;
-
-static const char *reason(int status) {
-  switch (status) {
-  case 200: return "OK";
-  case 400: return "Bad Request";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
-  default: return "Error";
-  }
-}
-
-static void resp_text(resp_t *r, int status, const char *text) {
-  r->status = status;
-  r->ctype = "text/plain; charset=utf-8";
-  r->body = strdup(text);
-  r->len = r->body ? strlen(r->body) : 0;
-}
-
-static void resp_json(resp_t *r, cJSON *doc) {
-  char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
-  cJSON_Delete(doc);
-  if (!text) {
-    resp_text(r, 500, "out of memory\n");
-    return;
-  }
-  r->status = 200;
-  r->ctype = "application/json";
-  r->body = text;
-  r->len = strlen(text);
-}
-
-/* ---- /endpoints ------------------------------------------------------------ */
-
-static const char *health_name(int h) {
-  switch (h) {
-  case MESH__HEALTH_HEALTHY: return "healthy";
-  case MESH__HEALTH_UNHEALTHY: return "unhealthy";
-  case MESH__HEALTH_DRAINING: return "draining";
-  default: return "unknown";
-  }
-}
-
-static cJSON *host_json(const mesh__host_t *h, int64_t now_ms) {
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    return NULL;
-  cJSON_AddStringToObject(o, "address", h->address ? h->address : "");
-  cJSON_AddNumberToObject(o, "port", h->port);
-  cJSON_AddNumberToObject(o, "weight", h->weight);
-  cJSON_AddNumberToObject(o, "priority", h->priority);
-  cJSON *loc = cJSON_AddObjectToObject(o, "locality");
-  if (loc) {
-    cJSON_AddStringToObject(loc, "region", h->region ? h->region : "");
-    cJSON_AddStringToObject(loc, "zone", h->zone ? h->zone : "");
-    cJSON_AddStringToObject(loc, "subzone", h->subzone ? h->subzone : "");
-  }
-  cJSON *labels = cJSON_AddObjectToObject(o, "labels");
-  for (size_t i = 0; labels && i < h->nlabels; i++)
-    cJSON_AddStringToObject(labels, h->labels[i].key, h->labels[i].value);
-  int hc = atomic_load(&h->hc_health);
-  int health = hc != MESH__HEALTH_UNKNOWN ? hc : h->source_health;
-  cJSON_AddStringToObject(o, "health", health_name(health));
-  cJSON_AddStringToObject(o, "source_health", health_name(h->source_health));
-  cJSON_AddStringToObject(o, "check_health", health_name(hc));
-  int64_t until = atomic_load(&h->ejected_until_ms);
-  bool ejected = until > now_ms;
-  cJSON_AddBoolToObject(o, "ejected", ejected);
-  cJSON_AddNumberToObject(o, "ejected_for_ms",
-                          ejected ? (double)(until - now_ms) : 0);
-  cJSON_AddBoolToObject(o, "usable", mesh__host_usable(h, now_ms));
-  cJSON *lb = cJSON_AddObjectToObject(o, "lb");
-  if (lb) {
-    cJSON_AddNumberToObject(lb, "active_requests", atomic_load(&h->active_rq));
-    cJSON_AddNumberToObject(lb, "ewma_ms",
-                            (double)atomic_load(&h->ewma_ns) / 1e6);
-  }
-  return o;
-}
-
-static cJSON *service_json(mesh__service_t *svc, int64_t now_ms) {
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    return NULL;
-  cJSON_AddStringToObject(o, "name", svc->name);
-  cJSON *eps = cJSON_AddArrayToObject(o, "endpoints");
-  mesh__disc_stats_t st;
-  if (mesh__disc_stats(svc, &st) == MESH_OK) {
-    cJSON_AddStringToObject(o, "source", st.source ? st.source : "none");
-    cJSON_AddBoolToObject(o, "stale", st.stale);
-    cJSON_AddNumberToObject(o, "version", (double)st.version);
-    cJSON_AddNumberToObject(o, "updates", (double)st.updates);
-    cJSON_AddNumberToObject(o, "errors", (double)st.errors);
-    cJSON_AddStringToObject(o, "last_error", st.last_error);
-  } else {
-    cJSON_AddStringToObject(o, "source", "none");
-  }
-  mesh__snapref_t *ref = mesh__disc_snapref(svc);
-  mesh__snapshot_t *snap = ref ? mesh__snap_acquire(ref) : NULL;
-  size_t healthy = 0;
-  for (size_t i = 0; snap && eps && i < snap->n; i++) {
-    cJSON *h = host_json(snap->hosts[i], now_ms);
-    if (h)
-      cJSON_AddItemToArray(eps, h);
-    if (mesh__host_usable(snap->hosts[i], now_ms))
-      healthy++;
-  }
-  cJSON_AddNumberToObject(o, "usable", (double)healthy);
-  if (snap)
-    mesh__snap_release(snap);
-  return o;
-}
-
-static void route_endpoints(mesh__admin_t *a, resp_t *r) {
-  cJSON *doc = cJSON_CreateObject();
-  cJSON *arr = doc ? cJSON_AddArrayToObject(doc, "services") : NULL;
-  int64_t now = mesh__now_ms();
-  struct mesh__services *ss = a->m->services;
-  for (size_t i = 0; arr && ss && i < ss->n; i++) {
-    cJSON *s = service_json(ss->v[i], now);
-    if (s)
-      cJSON_AddItemToArray(arr, s);
-  }
-  resp_json(r, doc);
-}
-
-/* ---- /identity ---------------------------------------------------------------- */
-
-static void add_time(cJSON *o, const char *key, const mbedtls_x509_time *t) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", t->year, t->mon,
-           t->day, t->hour, t->min, t->sec);
-  cJSON_AddStringToObject(o, key, buf);
-}
-
-static void route_identity(mesh__admin_t *a, resp_t *r) {
-  cJSON *doc = cJSON_CreateObject();
-  if (!doc) {
-    resp_text(r, 500, "out of memory\n");
-    return;
-  }
-  mesh__creds_t *c = mesh__creds_acquire ? mesh__creds_acquire(a->m) : NULL;
-  if (!c) {
-    cJSON_AddNullToObject(doc, "spiffe_id");
-    cJSON_AddStringToObject(doc, "status", "no SVID loaded");
-    resp_json(r, doc);
-    return;
-  }
-  cJSON_AddStringToObject(doc, "spiffe_id", c->id);
-  cJSON_AddStringToObject(doc, "trust_domain", c->td);
-  cJSON_AddNumberToObject(doc, "not_before", (double)c->not_before);
-  cJSON_AddNumberToObject(doc, "not_after", (double)c->not_after);
-  cJSON_AddNumberToObject(doc, "expires_in_s",
-                          (double)(c->not_after - mesh__wall_s()));
-  cJSON_AddNumberToObject(doc, "generation", (double)c->generation);
-  cJSON *chain = cJSON_AddArrayToObject(doc, "chain");
-  for (const mbedtls_x509_crt *crt = &c->chain; chain && crt && crt->raw.p;
-       crt = crt->next) {
-    cJSON *e = cJSON_CreateObject();
-    if (!e)
-      break;
-    char buf[512];
-    if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->subject) >= 0)
-      cJSON_AddStringToObject(e, "subject", buf);
-    if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->issuer) >= 0)
-      cJSON_AddStringToObject(e, "issuer", buf);
-    if (mbedtls_x509_serial_gets(buf, sizeof buf, &crt->serial) >= 0)
-      cJSON_AddStringToObject(e, "serial", buf);
-    add_time(e, "not_before", &crt->valid_from);
-    add_time(e, "not_after", &crt->valid_to);
-    cJSON_AddItemToArray(chain, e);
-  }
-  cJSON *bundles = cJSON_AddArrayToObject(doc, "bundles");
-  for (size_t i = 0; bundles && i < c->nbundles; i++)
-    cJSON_AddItemToArray(bundles, cJSON_CreateString(c->bundles[i].td));
-  mesh__creds_release(c);
-  resp_json(r, doc);
-}
-
-/* ---- /spans, /config ------------------------------------------------------------ */
-
-static const char *kind_name(int k) {
-  return k == MESH_SPAN_SERVER ? "server"
-         : k == MESH_SPAN_CLIENT ? "client"
-                                 : "internal";
-}
-
-static void route_spans(mesh__admin_t *a, resp_t *r) {
-  mesh__recent_t *rec = calloc(MESH__RECENT_SPANS, sizeof *rec);
-  size_t n = rec ? mesh__tracer_recent(mesh__tracer_get(a->m), rec,
-                                       MESH__RECENT_SPANS)
-                 : 0;
-  cJSON *doc = cJSON_CreateObject();
-  cJSON *arr = doc ? cJSON_AddArrayToObject(doc, "spans") : NULL;
-  for (size_t i = 0; arr && i < n; i++) {
-    cJSON *s = cJSON_CreateObject();
-    if (!s)
-      break;
-    cJSON_AddStringToObject(s, "trace_id", rec[i].trace_id);
-    cJSON_AddStringToObject(s, "span_id", rec[i].span_id);
-    cJSON_AddStringToObject(s, "parent_id", rec[i].parent_id);
-    cJSON_AddStringToObject(s, "name", rec[i].name);
-    cJSON_AddStringToObject(s, "kind", kind_name(rec[i].kind));
-    cJSON_AddStringToObject(s, "target", rec[i].target);
-    cJSON_AddStringToObject(s, "peer_id", rec[i].peer_id);
-    cJSON_AddStringToObject(s, "status",
-                            rec[i].status == MESH_SPAN_STATUS_ERROR ? "error"
-                            : rec[i].status == MESH_SPAN_STATUS_OK  ? "ok"
-                                                                    : "unset");
-    cJSON_AddStringToObject(s, "error", rec[i].error);
-    cJSON_AddNumberToObject(s, "start_ms", (double)(rec[i].start_ns / 1000000));
-    cJSON_AddNumberToObject(s, "duration_us", (double)rec[i].dur_ns / 1e3);
-    cJSON_AddItemToArray(arr, s);
-  }
-  free(rec);
-  resp_json(r, doc);
-}
-
-static void route_config(mesh__admin_t *a, resp_t *r) {
-  cJSON *copy = cJSON_Duplicate(a->m->config, 1);
-  mesh__json_redact(copy);
-  resp_json(r, copy);
-}
-
-static void route_metrics(mesh__admin_t *a, resp_t *r) {
-  char *text;
-  size_t len;
-  if (mesh__metrics_render(a->m, &text, &len) != MESH_OK) {
-    resp_text(r, 500, "out of memory\n");
-    return;
-  }
-  r->status = 200;
-  r->ctype = "text/plain; version=0.0.4; charset=utf-8";
-  r->body = text;
-  r->len = len;
-}
-
-static const char *route(mesh__admin_t *a, mesh__http_str_t target,
-                         resp_t *r) {
-  size_t n = 0;
-  while (n < target.n && target.p[n] != '?')
-    n++;
-  mesh__http_str_t path = {target.p, n};
-  if (mesh__http_str_eq(path, "/")) {
-    r->status = 200;
-    r->ctype = "text/html; charset=utf-8";
-    r->body = strdup(mesh__admin_page);
-    r->len = r->body ? strlen(r->body) : 0;
-    r->extra = "Content-Security-Policy: default-src 'self'; "
-               "script-src 'unsafe-inline'; style-src 'unsafe-inline'\r\n";
-    return "/";
-  }
-  static const struct {
-    const char *path;
-    void (*fn)(mesh__admin_t *, resp_t *);
-  } routes[] = {
-      {"/metrics", route_metrics}, {"/endpoints", route_endpoints},
-      {"/config", route_config},   {"/identity", route_identity},
-      {"/spans", route_spans},
-  };
-  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-    if (mesh__http_str_eq(path, routes[i].path)) {
-      routes[i].fn(a, r);
-      return routes[i].path;
-    }
-  }
-  if (mesh__http_str_eq(path, "/healthz")) {
-    bool closing = atomic_load(&a->m->closing);
-    resp_text(r, closing ? 503 : 200, closing ? "closing\n" : "ok\n");
-    return "/healthz";
-  }
-  resp_text(r, 404, "not found\n");
-  return "other";
-}
 
 /* The Host must be an IP literal or localhost: a page on another origin
  * that rebinds its DNS name to 127.0.0.1 cannot read the admin data. */
@@ -400,6 +104,7 @@ static void conn_close(admin_conn_t *c) {
 }
 
 static void conn_flush(admin_conn_t *c);
+static void on_conn_timeout(void *user);
 
 static void on_conn_write(int fd, unsigned ev, void *user) {
   (void)fd;
@@ -445,7 +150,7 @@ static void conn_respond(admin_conn_t *c, resp_t *r, bool head,
                    "Content-Length: %zu\r\nConnection: close\r\n"
                    "Cache-Control: no-store\r\n"
                    "X-Content-Type-Options: nosniff\r\n%s%s\r\n",
-                   r->status, reason(r->status), r->ctype, r->len,
+                   r->status, mesh__admin_reason(r->status), r->ctype, r->len,
                    r->status == 405 ? "Allow: GET, HEAD\r\n" : "",
                    r->extra ? r->extra : "");
   size_t blen = head ? 0 : r->len;
@@ -461,20 +166,64 @@ static void conn_respond(admin_conn_t *c, resp_t *r, bool head,
   c->outlen = (size_t)n + blen;
   free(r->body);
   mesh__loop_unwatch(c->a->m->loop, c->fd);
+  /* The head is in: the rest of ADMIN_TIMEOUT_MS to write the answer. */
+  if (c->timer > 0)
+    mesh__loop_timer_cancel(c->a->m->loop, c->timer);
+  int64_t t = mesh__loop_timer(c->a->m->loop,
+                               ADMIN_TIMEOUT_MS - ADMIN_HEAD_TIMEOUT_MS,
+                               on_conn_timeout, c);
+  c->timer = t > 0 ? t : 0;
   conn_flush(c);
 }
 
 static void conn_error(admin_conn_t *c, int status, const char *text) {
   resp_t r = {0};
-  resp_text(&r, status, text);
+  mesh__admin_resp_text(&r, status, text);
   conn_respond(c, &r, false, "other");
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss);
+
+/* POST /log?level=NAME changes the log level at run time.  Only from a
+ * loopback peer (the endpoint may listen elsewhere), and only with the
+ * header "X-Mesh-Admin: 1", which a page of another origin cannot send
+ * without a CORS preflight this endpoint never answers. */
+static bool log_post_allowed(admin_conn_t *c, const char **why) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0 ||
+      !is_loopback(&ss)) {
+    *why = "the log level changes only from a loopback address\n";
+    return false;
+  }
+  for (size_t i = 0; i < c->msg.nhdrs; i++) {
+    const mesh__http_hdr_t *h = &c->msg.hdrs[i];
+    if (h->name.n == 12 && strncasecmp(h->name.p, "X-Mesh-Admin", 12) == 0 &&
+        h->value.n == 1 && h->value.p[0] == '1')
+      return true;
+  }
+  *why = "header X-Mesh-Admin: 1 required\n";
+  return false;
 }
 
 static void conn_request(admin_conn_t *c) {
   mesh__http_msg_t *msg = &c->msg;
   bool head = mesh__http_str_eq(msg->method, "HEAD");
+  bool post = mesh__http_str_eq(msg->method, "POST");
+  if (post && msg->target.n >= 4 && memcmp(msg->target.p, "/log", 4) == 0 &&
+      (msg->target.n == 4 || msg->target.p[4] == '?')) {
+    const char *why = NULL;
+    if (!host_ok(msg->host) || !log_post_allowed(c, &why)) {
+      conn_error(c, 403, why ? why : "Host must be an IP address or localhost\n");
+      return;
+    }
+    resp_t r = {0};
+    mesh__admin_set_log(c->a, msg->target, &r);
+    conn_respond(c, &r, false, "/log");
+    return;
+  }
   if (!head && !mesh__http_str_eq(msg->method, "GET")) {
-    conn_error(c, 405, "only GET and HEAD\n");
+    conn_error(c, 405, "only GET and HEAD (and POST /log)\n");
     return;
   }
   if (msg->framing != MESH__HTTP_BODY_NONE &&
@@ -491,7 +240,7 @@ static void conn_request(admin_conn_t *c) {
     return;
   }
   resp_t r = {0};
-  const char *path = route(c->a, msg->target, &r);
+  const char *path = mesh__admin_route(c->a, msg->target, &r);
   if (!r.body && r.len == 0 && r.status == 200) {
     conn_error(c, 500, "out of memory\n");
     return;
@@ -533,6 +282,25 @@ static void on_conn_timeout(void *user) {
   conn_close(c);
 }
 
+/* All slots taken: the oldest connection still waiting for its request
+ * head (no response under way) gives way, so that idle sockets can never
+ * lock the endpoint out.  @return true if one was closed. */
+static bool evict_idle(mesh__admin_t *a) {
+  admin_conn_t *oldest = NULL;
+  for (admin_conn_t *c = a->conns; c; c = c->next)
+    if (!c->out)
+      oldest = c; /* new connections are pushed at the head */
+  if (!oldest)
+    return false;
+  mesh__counter_add(mesh__counter(a->m, "mesh_admin_evicted_total",
+                                  "Idle admin connections closed to make "
+                                  "room for a new one.",
+                                  NULL),
+                    1);
+  conn_close(oldest);
+  return true;
+}
+
 static void on_accept(int fd, unsigned ev, void *user) {
   (void)ev;
   mesh__admin_t *a = user;
@@ -540,7 +308,7 @@ static void on_accept(int fd, unsigned ev, void *user) {
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0)
       return; /* EAGAIN, or a transient error: the next event retries */
-    if (a->nconns >= ADMIN_MAX_CONNS) {
+    if (a->nconns >= ADMIN_MAX_CONNS && !evict_idle(a)) {
       close(cfd);
       continue;
     }
@@ -557,7 +325,7 @@ static void on_accept(int fd, unsigned ev, void *user) {
       a->conns->prev = c;
     a->conns = c;
     a->nconns++;
-    int64_t t = mesh__loop_timer(a->m->loop, ADMIN_TIMEOUT_MS,
+    int64_t t = mesh__loop_timer(a->m->loop, ADMIN_HEAD_TIMEOUT_MS,
                                  on_conn_timeout, c);
     c->timer = t > 0 ? t : 0;
     if (mesh__loop_watch(a->m->loop, cfd, MESH__IO_READ, on_conn_read, c) !=

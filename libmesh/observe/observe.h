@@ -1,13 +1,12 @@
 /* libmesh internal: the observe part, the high read-only layer (exporters,
- * Prometheus text, the admin endpoint).  No other part includes this: they
- * count things and open spans through "telemetry/telemetry.h". */
+ * Prometheus text, the "tracing" section, the admin endpoint).  No other
+ * part includes this or calls into observe: they count things, open spans
+ * and register views through "telemetry/telemetry.h", and observe reads
+ * them.  Its files share observe/exporter.h among themselves. */
 #ifndef MESH_OBSERVE_OBSERVE_H
 #define MESH_OBSERVE_OBSERVE_H
 
 #include "core/core.h"
-#include <cjson/cJSON.h>
-#include <stdbool.h>
-#include <stddef.h>
-
+#include "telemetry/telemetry.h"
 
 #endif /* MESH_OBSERVE_OBSERVE_H */

@@ -4,6 +4,7 @@
  * The retry helpers (calldo.c, hedge.c) and mesh_dial() of a service
  * (dial.c) build on the same acquisition path. */
 #include "resilience/call.h"
+#include "core/cancel_int.h"
 #include "discovery/discovery.h"
 #include "telemetry/telemetry.h"
 
@@ -78,6 +79,7 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->alpn = o->conn.alpn;
     x->mux = o->mux;
     x->subset = o->subset;
+    x->cancel = o->cancel;
   }
   x->last_rc = MESH_OK;
   if (o && o->conn.has_parent)
@@ -132,7 +134,8 @@ void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg) {
 }
 
 /* Sleep the backoff before retry number x->retries (0-based), unless it
- * would end past the deadline.  @return MESH_OK or MESH_ERR_DEADLINE. */
+ * would end past the deadline; the call's cancel token cuts it short.
+ * @return MESH_OK, MESH_ERR_DEADLINE or MESH_ERR_CLOSED (cancelled). */
 int mesh__callx_backoff(mesh__callx_t *x, mesh_status_t *st) {
   const mesh__retry_cfg_t *rc = &x->rs->cfg.retry;
   int64_t ms = mesh__backoff_ms(rc->base_interval_ms, rc->max_interval_ms,
@@ -144,11 +147,11 @@ int mesh__callx_backoff(mesh__callx_t *x, mesh_status_t *st) {
                       "retry %u (last error: %s)",
                       x->svc->name, (long long)(x->deadline_ms - x->start_ms),
                       x->retries + 1, x->last_msg);
-  if (ms > 0) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-  }
+  if (mesh__cancel_sleep(x->cancel, ms > 0 ? ms : 0))
+    return mesh__fail(st, MESH_ERR_CLOSED,
+                      "service \"%s\": call cancelled before retry %u (last "
+                      "error: %s)",
+                      x->svc->name, x->retries + 1, x->last_msg);
   return MESH_OK;
 }
 

@@ -20,6 +20,7 @@ struct mesh_call_opts {
   int max_retries;    /* -1: config */
   int hedging;        /* 0 turns the service's hedging off */
   char *subset;       /* named subset, or NULL for the split */
+  mesh_cancel_t *cancel; /* borrowed; NULL none */
   bool mux;           /* internal: the caller speaks through shared sessions
                          (HTTP/2) when the pool has one (mesh__call_mux) */
 };
@@ -35,6 +36,7 @@ typedef struct mesh__callx {
   int64_t start_ms;
   int64_t start_ns;           /* for the duration histogram */
   int64_t deadline_ms;        /* overall, monotonic; 0 none */
+  const mesh_cancel_t *cancel; /* borrowed from the options; NULL none */
   int64_t per_try_ms;         /* 0 none */
   int64_t connect_ms;
   uint32_t max_retries;

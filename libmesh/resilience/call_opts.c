@@ -94,3 +94,10 @@ int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
 int mesh_call_opts_set_alpn(mesh_call_opts_t *o, const char *alpn) {
   return mesh__opts_set_alpn(o ? &o->conn : NULL, alpn);
 }
+
+int mesh_call_opts_set_cancel(mesh_call_opts_t *o, mesh_cancel_t *cancel) {
+  if (!o)
+    return MESH_ERR_INVALID_ARG;
+  o->cancel = cancel;
+  return MESH_OK;
+}

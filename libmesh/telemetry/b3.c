@@ -170,15 +170,16 @@ int mesh__b3_multi_extract(mesh_trace_getter get, void *user,
   c.tracestate[0] = '\0';
   int sampling = MESH_SAMPLING_DEFERRED;
   bool any = false;
+  /* X-B3-Flags: "1" is debug; the spec defines no other value, so any
+   * other is ignored rather than voiding the context. */
   const char *v = get("x-b3-flags", user);
   if (v) {
-    any = true;
     size_t n = strlen(v);
     mesh__trim_ows(&v, &n);
-    if (streq_n(v, n, "1"))
+    if (streq_n(v, n, "1")) {
+      any = true;
       sampling = MESH_SAMPLING_DEBUG;
-    else if (!streq_n(v, n, "0"))
-      return MESH_ERR_PARSE;
+    }
   }
   v = get("x-b3-sampled", user);
   if (v) {

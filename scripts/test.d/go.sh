@@ -24,6 +24,9 @@ export GOPATH="$tmp/gopath"
 export CGO_ENABLED=1
 export CGO_CFLAGS="-I$top/include -O2 -g"
 export CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib"
+# mesh.go says `#cgo pkg-config: mesh`: the build tree's mesh.pc answers it
+# (its -I/-L name the prefix; the flags above find the tree first).
+export PKG_CONFIG_PATH="$build${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export MESH_TOP="$top"
 cd "$top/bindings/go" || exit 1
 out="$tmp/go-test.out"

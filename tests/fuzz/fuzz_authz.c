@@ -8,7 +8,8 @@
  * Properties: evaluation is deterministic and total (allow or deny, a
  * reason, a policy name); no policies allow everything; a connection-level
  * denial is never lifted by the request-level check; path normalization
- * is idempotent. */
+ * is idempotent in every mode and leaves no "//" (merge modes), "/./",
+ * "/../", backslash or %00; the OPA input carries the path RBAC matched. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,17 +20,57 @@
 #include "authz/authz.h"
 #include "fuzz.h"
 
+/* Every mode: a fixed point, never longer than the target, and (except
+ * NONE) free of the forms a policy could be dodged with. */
 static void check_path(const char *t) {
   size_t n = strlen(t);
   char *a = malloc(n + 2), *b = malloc(n + 2);
-  if (a && b && mesh__az_path_normalize(t, n, a, n + 2) == MESH_OK) {
-    size_t an = strlen(a);
-    FUZZ_ASSERT(an <= n + 1);
-    FUZZ_ASSERT(mesh__az_path_normalize(a, an, b, n + 2) == MESH_OK);
+  for (int mode = MESH__PATH_NONE;
+       a && b && mode <= MESH__PATH_DECODE_AND_MERGE_SLASHES; mode++) {
+    size_t an;
+    if (mesh__path_normalize(t, n, mode, a, n + 2, &an) != MESH_OK)
+      continue;
+    FUZZ_ASSERT(an == strlen(a) && an <= n + 1);
+    FUZZ_ASSERT(mesh__path_normalize(a, an, mode, b, n + 2, NULL) == MESH_OK);
     FUZZ_ASSERT(strcmp(a, b) == 0);
+    FUZZ_ASSERT(!strstr(a, "%00"));
+    if (mode == MESH__PATH_NONE || strcmp(a, "*") == 0)
+      continue;
+    FUZZ_ASSERT(a[0] == '/');
+    FUZZ_ASSERT(!strstr(a, "/./") && !strstr(a, "/../") && !strchr(a, '\\'));
+    FUZZ_ASSERT(!(an >= 2 && strcmp(a + an - 2, "/.") == 0));
+    FUZZ_ASSERT(!(an >= 3 && strcmp(a + an - 3, "/..") == 0));
+    if (mode >= MESH__PATH_MERGE_SLASHES)
+      FUZZ_ASSERT(!strstr(a, "//"));
   }
   free(a);
   free(b);
+}
+
+/* OPA's input carries the path RBAC matched (and the query as sent), and
+ * the target as sent in original_path. */
+static void check_opa_path(const mesh_authz_request_t *r) {
+  if (!r->http)
+    return;
+  char *doc = mesh__opa_input(r, "");
+  cJSON *root = doc ? cJSON_Parse(doc) : NULL;
+  const cJSON *http = cJSON_GetObjectItem(
+      cJSON_GetObjectItem(
+          cJSON_GetObjectItem(cJSON_GetObjectItem(root, "input"),
+                              "attributes"),
+          "request"),
+      "http");
+  const cJSON *p = cJSON_GetObjectItem(http, "path");
+  const cJSON *o = cJSON_GetObjectItem(http, "original_path");
+  if (doc) {
+    FUZZ_ASSERT(cJSON_IsString(p) && cJSON_IsString(o));
+    size_t pn = strcspn(p->valuestring, "?");
+    FUZZ_ASSERT(pn == strlen(r->path) &&
+                memcmp(p->valuestring, r->path, pn) == 0);
+    FUZZ_ASSERT(strcmp(o->valuestring, r->target) == 0);
+  }
+  cJSON_Delete(root);
+  free(doc);
 }
 
 static void eval(const mesh__authz_set_t *s, const mesh_authz_request_t *r,
@@ -55,6 +96,7 @@ static void eval(const mesh__authz_set_t *s, const mesh_authz_request_t *r,
 static void check_request(const mesh__authz_set_t *s,
                           const mesh_authz_request_t *r) {
   mesh__authz_result_t conn, req, tcp;
+  check_opa_path(r);
   eval(s, r, MESH__AZ_STAGE_CONN, &conn);
   eval(s, r, MESH__AZ_STAGE_TCP, &tcp);
   if (!r->http)

@@ -47,6 +47,52 @@ static void body(const mesh__http_msg_t *msg, const char *p, size_t n) {
   mesh__http_body_eof(&b);
 }
 
+/* The path every consumer of a parsed request sees, in each mode: policy
+ * evaluation (r.path) and the OPA input carry the same one, the
+ * normalization is a fixed point, and outside NONE it holds no "/./",
+ * "/../", backslash or %00 (no "//" in the merge modes). */
+static void paths(const mesh__http_msg_t *m) {
+  char t[4200], out[4200], again[4200];
+  if (m->target.n >= sizeof t)
+    return;
+  memcpy(t, m->target.p, m->target.n);
+  t[m->target.n] = '\0';
+  for (int mode = 0; mode <= MESH__PATH_DECODE_AND_MERGE_SLASHES; mode++) {
+    size_t n;
+    if (mesh__path_normalize(t, m->target.n, mode, out, sizeof out, &n))
+      continue;
+    if (mesh__path_normalize(out, n, mode, again, sizeof again, NULL) ||
+        strcmp(out, again) != 0 || strstr(out, "%00"))
+      abort();
+    if (mode != MESH__PATH_NONE && strcmp(out, "*") != 0 &&
+        (strstr(out, "/./") || strstr(out, "/../") || strchr(out, '\\') ||
+         (mode >= MESH__PATH_MERGE_SLASHES && strstr(out, "//"))))
+      abort();
+    mesh_authz_request_t r;
+    mesh__az_req_init(&r);
+    r.http = true;
+    r.method = "GET";
+    r.target = t;
+    r.path = out;
+    char *doc = mesh__opa_input(&r, "");
+    cJSON *root = doc ? cJSON_Parse(doc) : NULL;
+    const cJSON *p = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(
+            cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(root, "input"),
+                                    "attributes"),
+                "request"),
+            "http"),
+        "path");
+    if (doc && (!cJSON_IsString(p) ||
+                strncmp(p->valuestring, out, n) != 0 ||
+                (p->valuestring[n] != '\0' && p->valuestring[n] != '?')))
+      abort();
+    cJSON_Delete(root);
+    free(doc);
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)
     return 0;
@@ -64,9 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   if (a > 0)
     body(&m1, p + a, n - (size_t)a);
-  if (a > 0 && request) {
-    char out[4200];
-    mesh__az_path_normalize(m1.target.p, m1.target.n, out, sizeof out);
-  }
+  if (a > 0 && request)
+    paths(&m1);
   return 0;
 }

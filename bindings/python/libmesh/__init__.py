@@ -13,9 +13,12 @@ Beyond connections: ``mesh.call_do()`` / ``mesh.call()`` / ``mesh.request()``
 and ``mesh.set_authorizer()`` (libmesh.authz), ``mesh.set_span_hooks()`` and
 trace propagation (libmesh.trace), ``mesh.endpoints()`` / ``mesh.watch()``.
 
-The shared library is taken from $LIBMESH_PATH (file or directory) or the
-standard search path.  Errors are MeshError subclasses (see errors.py).
+The shared library is taken from $LIBMESH_PATH (file or directory), the
+libdir of ``pkg-config mesh``, the libdir ``make install`` recorded, or the
+loader's search path (see _lib.py).  Errors are MeshError subclasses (see errors.py).
 """
+
+__version__ = "0.1.0"  # the C library's version (configure.ac AC_INIT)
 
 from .errors import (MeshError, ConfigError, InvalidArgument, MeshTimeout,
                      ConnectError, ConnectionReset, Closed, IdentityError,
@@ -39,5 +42,5 @@ __all__ = [
     "strerror", "code_name", "ca_init", "ca_issue", "spiffe_id_validate",
     "spiffe_id_parse", "spiffe_match", "authz", "call", "errors", "http",
     "trace", "has_function",
-    "library_path", "Endpoint", "Endpoints",
+    "library_path", "Endpoint", "Endpoints", "__version__",
 ]

@@ -3,7 +3,9 @@
 The shared library is found, in order, at:
   1. $LIBMESH_PATH: the .so file itself, or a directory holding libmesh.so
      (a build tree's ``build/libmesh/.libs`` works);
-  2. the standard search path (``libmesh.so.0``, then ``ctypes.util``).
+  2. the libdir of ``pkg-config mesh`` (PKG_CONFIG_PATH applies);
+  3. the libdir recorded by ``make install`` when it installed this package;
+  4. the loader's search path (``libmesh.so.0``, then ``ctypes.util``).
 
 Functions are bound on first use, not at import: a library built without
 some part (say, no call layer yet) still serves everything else, and using a
@@ -16,6 +18,7 @@ in one thread does not stall the others.
 import ctypes
 import ctypes.util
 import os
+import subprocess
 import threading
 
 from . import errors
@@ -78,6 +81,13 @@ PROTOTYPES = {
     "mesh_ca_init": (c_int, [c_char_p, c_int64, c_char_p, c_char_p, StatusP]),
     "mesh_ca_issue": (c_int, [c_char_p, c_char_p, c_char_p, c_int64, c_int64,
                               c_uint, c_char_p, c_char_p, StatusP]),
+    # cancel.h
+    "mesh_cancel_new": (c_int, [HandleP]),
+    "mesh_cancel_free": (None, [Handle]),
+    "mesh_cancel_fire": (c_int, [Handle]),
+    "mesh_cancel_fired": (c_int, [Handle]),
+    "mesh_cancel_fd": (c_int, [Handle]),
+    "mesh_cancel_wakeup_fd": (c_int, [Handle]),
     # conn.h
     "mesh_dial_opts_new": (Handle, []),
     "mesh_dial_opts_free": (None, [Handle]),
@@ -145,6 +155,26 @@ _path = None
 _bound = {}
 
 
+def _pkgconfig_libdir():
+    """`pkg-config --variable=libdir mesh`, or None."""
+    try:
+        out = subprocess.run(["pkg-config", "--variable=libdir", "mesh"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    d = out.stdout.strip()
+    return d if out.returncode == 0 and d else None
+
+
+def _installed_libdir():
+    """The libdir written by `make install` next to this file, or None."""
+    try:
+        from . import _install
+    except ImportError:
+        return None
+    return getattr(_install, "LIBDIR", None)
+
+
 def _candidates():
     env = os.environ.get("LIBMESH_PATH")
     if env:
@@ -155,7 +185,12 @@ def _candidates():
                     return [p]
             return [os.path.join(env, "libmesh.so")]
         return [env]
-    names = ["libmesh.so.0"]
+    names = []
+    for d in (_pkgconfig_libdir(), _installed_libdir()):
+        p = os.path.join(d, "libmesh.so.0") if d else None
+        if p and os.path.exists(p) and p not in names:
+            names.append(p)
+    names.append("libmesh.so.0")
     found = ctypes.util.find_library("mesh")
     if found:
         names.append(found)
@@ -240,3 +275,65 @@ def check(rc, st=None, prefix=None):
     if prefix:
         msg = "%s: %s" % (prefix, msg) if msg else prefix
     raise errors.error_for(rc, msg)
+
+
+# ---- Ctrl-C -----------------------------------------------------------------
+# Python runs signal handlers (KeyboardInterrupt) only in the main thread
+# and only between bytecodes, never while a ctypes call is blocked in C.
+# So in the main thread a blocking call either waits in C in short slices
+# (accept, recv: the C call returns MESH_ERR_TIMEOUT after SLICE and is
+# called again) or runs on a helper thread while the main thread waits in
+# slices (dial, the call API, http_call): on KeyboardInterrupt the helper
+# finishes (or is cancelled) in the background and its result is released.
+
+SLICE = 0.05  # seconds C may block before the main thread checks signals
+
+
+def in_main_thread():
+    return threading.current_thread() is threading.main_thread()
+
+
+def interruptible(work, late=None, cancel=None):
+    """work() -- a blocking call into C -- in a way Ctrl-C interrupts.
+
+    Off the main thread: work() itself.  In the main thread: work() runs on
+    a helper thread and this thread waits in SLICE steps, so a signal's
+    exception (KeyboardInterrupt) is raised within ~SLICE.  Then cancel()
+    is called (e.g. to fire a C cancel token) and, when work() finishes
+    later, late(result) releases what it returned (e.g. closes a
+    connection nobody will use)."""
+    if not in_main_thread():
+        return work()
+    lock = threading.Lock()
+    done = threading.Event()
+    box = {}
+
+    def run():
+        try:
+            res, ok = work(), True
+        except BaseException as e:  # re-raised in the waiting thread
+            res, ok = e, False
+        with lock:
+            box["res"], box["ok"] = res, ok
+            abandoned = box.get("abandoned", False)
+        done.set()
+        if abandoned and ok and late is not None:
+            late(res)
+
+    t = threading.Thread(target=run, name="libmesh-blocking", daemon=True)
+    t.start()
+    try:
+        while not done.wait(SLICE):
+            pass
+    except BaseException:
+        with lock:
+            box["abandoned"] = True
+            finished = "ok" in box
+        if cancel is not None:
+            cancel()
+        if finished and box["ok"] and late is not None:
+            late(box["res"])
+        raise
+    if not box["ok"]:
+        raise box["res"]
+    return box["res"]

@@ -9,9 +9,16 @@ hedging done by the library.
 
     mesh.call_do("api", try_fn)                       # retries around try_fn
     reply, status = mesh.request("api", req, frame)   # the library does I/O
+
+Ctrl-C: made from the main thread, these calls run in C on a helper
+thread (call_do's try function too) while the main thread waits in short
+slices, so KeyboardInterrupt is raised within ~50 ms; a cancel token then
+stops the library's retries and ends a backoff at once, and the helper
+releases what the interrupted call leaves behind.
 """
 
 import ctypes
+import threading
 
 from . import _lib, errors, trace
 from .conn import Conn
@@ -42,6 +49,7 @@ _lib.PROTOTYPES.update({
     "mesh_call_opts_set_hedging": (ctypes.c_int, [_H, ctypes.c_int]),
     "mesh_call_opts_set_alpn": (ctypes.c_int, [_H, ctypes.c_char_p]),
     "mesh_call_opts_set_subset": (ctypes.c_int, [_H, ctypes.c_char_p]),
+    "mesh_call_opts_set_cancel": (ctypes.c_int, [_H, _H]),
     "mesh_call_begin": (ctypes.c_int, [_H, ctypes.c_char_p, _H, _lib.HandleP,
                                        _lib.StatusP]),
     "mesh_call_conn": (_H, [_H]),
@@ -126,6 +134,8 @@ class _BorrowedConn(Conn):
     closing it is the call's business (close() here does nothing).  Also
     says where the try went: endpoint ("ip:port"), attempt (0 for the
     first try) and trace_context() (the try's span, to send along)."""
+
+    _sliced = False  # reads keep the per-try timeout the library set
 
     def __init__(self, handle, mesh, call=None):  # noqa: no adoption
         self._h = handle
@@ -224,16 +234,71 @@ class Call:
                 pass
 
 
+class _Token:
+    """A C cancel token (include/mesh/cancel.h) set on a call's options
+    when the call is made from the main thread: Ctrl-C fires it, which ends
+    a retry backoff sleeping in C at once.  fire() and free() may race (the
+    call finishes on a helper thread), hence the lock."""
+
+    def __init__(self, opts, use=True):
+        self.h = None
+        self._lock = threading.Lock()
+        if not use or not _lib.in_main_thread() or \
+                not _lib.has("mesh_cancel_new"):
+            return
+        out = _lib.Handle()
+        if _lib.fn("mesh_cancel_new")(ctypes.byref(out)) != 0:
+            return
+        if not opts.h:
+            opts.h = _lib.fn("mesh_call_opts_new")()
+            if not opts.h:
+                _lib.fn("mesh_cancel_free")(out)
+                raise MemoryError("mesh_call_opts_new")
+        self.h = out
+        _lib.fn("mesh_call_opts_set_cancel")(opts.h, self.h)
+
+    def fire(self):
+        with self._lock:
+            if self.h:
+                _lib.fn("mesh_cancel_fire")(self.h)
+
+    def free(self):
+        with self._lock:
+            if self.h:
+                _lib.fn("mesh_cancel_free")(self.h)
+                self.h = None
+
+
+def _run(mesh, opts, c_call, token=True):
+    """c_call(mesh handle) under the mesh's lifetime, interruptible by
+    Ctrl-C (see _lib.interruptible); frees opts and the token after.  No
+    token for mesh_call_begin: its call outlives the C function."""
+    tok = _Token(opts, token)
+
+    def work():
+        try:
+            h = mesh._enter()
+            try:
+                return c_call(h)
+            finally:
+                mesh._leave()
+        finally:
+            opts.free()
+            tok.free()
+    return work, tok
+
+
 def begin(mesh, service, opts):
     st = _lib.Status()
     out = _lib.Handle()
-    h = mesh._enter()
-    try:
-        rc = _lib.fn("mesh_call_begin")(h, _lib.enc(service), opts.h,
-                                        ctypes.byref(out), ctypes.byref(st))
-    finally:
-        mesh._leave()
-        opts.free()
+    work, tok = _run(mesh, opts, lambda h: _lib.fn("mesh_call_begin")(
+        h, _lib.enc(service), opts.h, ctypes.byref(out), ctypes.byref(st)),
+        token=False)
+
+    def late(rc):  # interrupted: nobody will end this call
+        if rc >= 0 and out:
+            _lib.fn("mesh_call_end")(out, CANCELLED, 0)
+    rc = _lib.interruptible(work, late=late, cancel=tok.fire)
     _lib.check(rc, st)
     return Call(out, mesh)
 
@@ -262,13 +327,9 @@ def do(mesh, service, fn, opts):
 
     cb = _TRY_FN(one_try)
     st = _lib.Status()
-    h = mesh._enter()
-    try:
-        rc = _lib.fn("mesh_call_do")(h, _lib.enc(service), opts.h, cb, None,
-                                     ctypes.byref(st))
-    finally:
-        mesh._leave()
-        opts.free()
+    work, tok = _run(mesh, opts, lambda h: _lib.fn("mesh_call_do")(
+        h, _lib.enc(service), opts.h, cb, None, ctypes.byref(st)))
+    rc = _lib.interruptible(work, cancel=tok.fire)
     if raised:
         raise raised[0]
     _lib.check(rc, st)
@@ -293,15 +354,11 @@ def request(mesh, service, req, frame, opts, max_response):
     resp_len = ctypes.c_size_t(0)
     status = ctypes.c_int(0)
     st = _lib.Status()
-    h = mesh._enter()
-    try:
-        rc = _lib.fn("mesh_call_request")(
-            h, _lib.enc(service), opts.h, req, len(req), cb, None, resp,
-            max_response, ctypes.byref(resp_len), ctypes.byref(status),
-            ctypes.byref(st))
-    finally:
-        mesh._leave()
-        opts.free()
+    work, tok = _run(mesh, opts, lambda h: _lib.fn("mesh_call_request")(
+        h, _lib.enc(service), opts.h, req, len(req), cb, None, resp,
+        max_response, ctypes.byref(resp_len), ctypes.byref(status),
+        ctypes.byref(st)))
+    rc = _lib.interruptible(work, cancel=tok.fire)
     if rc == errors.ERR_UPSTREAM:
         e = errors.error_for(rc, st.text())
         e.response, e.status = resp.raw[:resp_len.value], status.value

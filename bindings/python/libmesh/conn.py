@@ -11,6 +11,7 @@ import ctypes
 import io
 import os
 import socket
+import time
 
 from . import _lib, errors
 from ._life import Life
@@ -36,6 +37,12 @@ def _wake(fd, how=socket.SHUT_RDWR):
 class Conn:
     """A mesh connection (see module doc).  Attributes: peer_id, cipher,
     tls_version, alpn, resumed, is_tls, peer_addr."""
+
+    # Blocking reads in the main thread wait in slices (Ctrl-C); a call's
+    # borrowed connection keeps the per-try timeout the library set instead.
+    _sliced = True
+    # settimeout() was called (None then means "forever", not the config's)
+    _timeout_set = False
 
     def __init__(self, handle, mesh):
         self._h = handle
@@ -135,7 +142,10 @@ class Conn:
             return 0
         h = self._enter()
         try:
-            r = _lib.fn("mesh_conn_read")(h, cbuf, n)
+            if self._sliced and _lib.in_main_thread():
+                r = self._read_sliced(h, cbuf, n)
+            else:
+                r = _lib.fn("mesh_conn_read")(h, cbuf, n)
             if r == errors.ERR_PEER_CLOSED:
                 return 0  # EOF without close_notify: still EOF to callers
             if r < 0:
@@ -143,6 +153,48 @@ class Conn:
             return r
         finally:
             self._leave()
+
+    def _read_sliced(self, h, cbuf, n):
+        """A blocking read in the main thread: C waits at most _lib.SLICE at
+        a time (a read timeout is not sticky), so Ctrl-C is seen between
+        slices; the Python timeout (settimeout) still bounds the whole.
+        The C read timeout is put back afterwards."""
+        f = _lib.fn
+        deadline = None
+        if self._timeout is not None:
+            deadline = time.monotonic() + self._timeout
+        elif self._read_ms() > 0:  # the config's tls.read_timeout_ms
+            deadline = time.monotonic() + self._read_ms() / 1000.0
+        slice_ms = max(1, int(_lib.SLICE * 1000))
+        try:
+            while True:
+                ms = slice_ms
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    ms = max(1, min(slice_ms, int(left * 1000)))
+                f("mesh_conn_set_timeouts")(h, ms, self._write_ms())
+                r = f("mesh_conn_read")(h, cbuf, n)
+                if r != errors.ERR_TIMEOUT or self._closing:
+                    return r
+                if deadline is not None and time.monotonic() >= deadline:
+                    return r
+        finally:
+            f("mesh_conn_set_timeouts")(h, self._read_ms(), self._write_ms())
+
+    def _read_ms(self):
+        # What settimeout() gave C; without one, the config's timeout.
+        t = self._timeout
+        if t is None:
+            return -1 if self._timeout_set else \
+                getattr(self._mesh, "_io_ms", (-1, -1))[0]
+        return max(1, int(round(t * 1000)))
+
+    def _write_ms(self):
+        t = self._timeout
+        if t is None:
+            return -1 if self._timeout_set else \
+                getattr(self._mesh, "_io_ms", (-1, -1))[1]
+        return max(1, int(round(t * 1000)))
 
     def send(self, data, flags=0):
         """Write some of data; returns how many bytes were written."""
@@ -201,6 +253,7 @@ class Conn:
         finally:
             self._leave()
         self._timeout = timeout
+        self._timeout_set = True
 
     def gettimeout(self):
         return self._timeout
@@ -406,6 +459,24 @@ class Listener:
         finally:
             self._life.leave()
 
+    def _accept_sliced(self, ms, out, st):
+        """mesh_accept in the main thread: wait for a peer at most
+        _lib.SLICE at a time so Ctrl-C is seen between slices (a handshake
+        under way still has tls.handshake_timeout_ms)."""
+        slice_ms = max(1, int(_lib.SLICE * 1000))
+        end = None if ms < 0 else time.monotonic() + ms / 1000.0
+        while True:
+            wait = slice_ms
+            if end is not None:
+                wait = max(0, min(slice_ms,
+                                  int((end - time.monotonic()) * 1000)))
+            rc = _lib.fn("mesh_accept")(self._h, wait, ctypes.byref(out),
+                                        ctypes.byref(st))
+            if rc != errors.ERR_TIMEOUT or self._life.closed:
+                return rc
+            if end is not None and time.monotonic() >= end:
+                return rc
+
     def accept(self, timeout=None):
         """Accept one peer and complete its handshake within timeout seconds
         (None: wait).  A peer that fails the handshake or the peer check
@@ -415,8 +486,11 @@ class Listener:
         out = _lib.Handle()
         self._life.enter()
         try:
-            rc = _lib.fn("mesh_accept")(self._h, ms, ctypes.byref(out),
-                                        ctypes.byref(st))
+            if _lib.in_main_thread():
+                rc = self._accept_sliced(ms, out, st)
+            else:
+                rc = _lib.fn("mesh_accept")(self._h, ms, ctypes.byref(out),
+                                            ctypes.byref(st))
         finally:
             self._life.leave()
         if self._life.closed:

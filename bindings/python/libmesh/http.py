@@ -51,6 +51,13 @@ _lib.PROTOTYPES.update({
     "mesh_http_request_set_timeout": (_c.c_int, [_H, _c.c_int]),
     "mesh_http_request_method": (_c.c_char_p, [_H]),
     "mesh_http_request_target": (_c.c_char_p, [_H]),
+    "mesh_http_request_original_target": (_c.c_char_p, [_H]),
+    "mesh_http_request_path": (_c.c_char_p, [_H]),
+    "mesh_http_request_header": (_c.c_char_p, [_H, _c.c_char_p]),
+    "mesh_http_path_normalize": (_c.c_int, [_H, _c.c_char_p, _c.c_char_p,
+                                            _c.c_size_t]),
+    "mesh_http_request_header_values": (_c.c_size_t, [
+        _H, _c.c_char_p, _c.POINTER(_c.c_char_p), _c.c_size_t]),
     "mesh_http_request_header_count": (_c.c_size_t, [_H]),
     "mesh_http_request_header_at": (_c.c_int, [
         _H, _c.c_size_t, _c.POINTER(_c.c_char_p), _c.POINTER(_c.c_char_p)]),
@@ -155,31 +162,80 @@ class Response(_Headers):
                        prefix="body")
 
 
-class Request(_Headers):
-    """A request a handler received: method, target ("/path?query"), path
-    (target without the query), headers (list of (name, value)), body
-    (bytes), peer_id (the caller's SPIFFE ID, "" for a plaintext peer).
-    A "traceparent" header carries the server span of this request: copy
-    it into outgoing requests to continue the trace."""
+def _header_values(h, name):
+    """Every value of a header through mesh_http_request_header_values."""
+    fn = _lib.fn("mesh_http_request_header_values")
+    n = fn(h, name, None, 0)
+    if not n:
+        return []
+    arr = (ctypes.c_char_p * n)()
+    fn(h, name, arr, n)
+    return [_lib.dec(v) for v in arr]
 
-    __slots__ = ("method", "target", "headers", "body", "peer_id")
+
+class Request(_Headers):
+    """A request a handler received, as the authorization policies saw it:
+    method; target (the normalized path and the query as sent, what an
+    Envoy sidecar forwards); path (the normalized path: what policies and
+    routes matched); original_target (exactly as sent); headers (list of
+    (name, value) in order); body (bytes); peer_id (the caller's SPIFFE
+    ID, "" for a plaintext peer).  header() gives the value a policy saw:
+    a repeated field's values joined with ","; header_values() every
+    value.  A "traceparent" header carries the server span of this
+    request: copy it into outgoing requests to continue the trace."""
+
+    __slots__ = ("method", "target", "original_target", "path", "headers",
+                 "body", "peer_id", "_joined", "_values")
 
     def __init__(self, h):
+        # Everything is copied now: h is valid only during the handler.
         f = _lib.fn
         self.method = _lib.dec(f("mesh_http_request_method")(h))
         self.target = _lib.dec(f("mesh_http_request_target")(h))
+        self.original_target = _lib.dec(
+            f("mesh_http_request_original_target")(h))
+        self.path = _lib.dec(f("mesh_http_request_path")(h))
         self.headers = _read_headers("mesh_http_request_header_count",
                                      "mesh_http_request_header_at", h)
         self.body = _read_body("mesh_http_request_body", h)
         self.peer_id = _lib.dec(f("mesh_http_request_peer_id")(h))
+        self._joined, self._values = {}, {}
+        for k in {k.lower() for k, _ in self.headers}:
+            e = _lib.enc(k)
+            self._joined[k] = _lib.dec(f("mesh_http_request_header")(h, e))
+            self._values[k] = _header_values(h, e)
 
-    @property
-    def path(self):
-        return self.target.split("?", 1)[0]
+    def header(self, name, default=None):
+        """The value of a header field (any case of name) as policies and
+        routes matched it: several copies joined with "," in order."""
+        v = self._joined.get(name.lower())
+        return default if v is None else v
+
+    def header_values(self, name):
+        """Every value of a header field, one per field line, in order."""
+        return list(self._values.get(name.lower(), ()))
 
     def __repr__(self):
         return "<libmesh.http.Request %s %s from %s>" % (
             self.method, self.target, self.peer_id or "-")
+
+
+def normalize_path(mesh, target):
+    """The path of a request target normalized as the mesh's own HTTP
+    server does before its policies see it (authz.path_normalization; with
+    mesh None, MERGE_SLASHES): for http.server handlers that want the path
+    the policy judged.  The query is dropped.  Raises libmesh.MeshError
+    (ERR_HTTP_PARSE: answer 400) for %00, a bad escape or a non-path."""
+    t = _lib.enc(target)
+    buf = ctypes.create_string_buffer(len(t) + 2)
+    h = mesh._enter() if mesh is not None else None
+    try:
+        _lib.check(_lib.fn("mesh_http_path_normalize")(h, t, buf, len(buf)),
+                   prefix="normalize %r" % (target,))
+    finally:
+        if mesh is not None:
+            mesh._leave()
+    return _lib.dec(buf.value)
 
 
 def _new_request(method, target, headers, body, timeout):
@@ -218,16 +274,23 @@ def call(mesh, service, method, target, headers, body, timeout):
     req = _new_request(method, target, headers, body, timeout)
     st = _lib.Status()
     out = _lib.Handle()
-    try:
-        h = mesh._enter()
+
+    def work():
         try:
-            rc = _lib.fn("mesh_http_call")(h, _lib.enc(service), req,
-                                           ctypes.byref(out),
-                                           ctypes.byref(st))
+            h = mesh._enter()
+            try:
+                return _lib.fn("mesh_http_call")(h, _lib.enc(service), req,
+                                                 ctypes.byref(out),
+                                                 ctypes.byref(st))
+            finally:
+                mesh._leave()
         finally:
-            mesh._leave()
-    finally:
-        _lib.fn("mesh_http_request_free")(req)
+            _lib.fn("mesh_http_request_free")(req)
+
+    def late(rc):  # interrupted: free the response nobody reads
+        if rc >= 0 and out:
+            _lib.fn("mesh_http_response_free")(out)
+    rc = _lib.interruptible(work, late=late)
     _lib.check(rc, st)
     return _take_response(out)
 

@@ -18,7 +18,12 @@ def _path(p):
     return _lib.enc(os.fspath(p))
 
 
-def ca_init(trust_domain, cert_path, key_path, lifetime=86400):
+# MESH_CA_LIFETIME_DEFAULT_S: 10 years, as `meshctl ca init` and Go.
+CA_LIFETIME_DEFAULT = 315360000
+
+
+def ca_init(trust_domain, cert_path, key_path,
+            lifetime=CA_LIFETIME_DEFAULT):
     """Create a self-signed ECDSA P-256 CA for trust_domain, valid for
     `lifetime` seconds from now, written as PEM (key mode 0600)."""
     st = _lib.Status()

@@ -30,6 +30,22 @@ def _config_text(config):
                     % type(config).__name__)
 
 
+def _io_timeouts(config, path):
+    """(read_ms, write_ms) of the config's `tls` section; -1 when unset or
+    unreadable (mesh_new reports a bad config itself)."""
+    try:
+        if path is not None:
+            with open(path, "rb") as f:
+                config = f.read()
+        doc = json.loads(config) if isinstance(config, (str, bytes)) \
+            else (config or {})
+        tls = doc.get("tls") or {}
+        return (int(tls.get("read_timeout_ms", -1)),
+                int(tls.get("write_timeout_ms", -1)))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return (-1, -1)
+
+
 def config_check(config):
     """Validate a configuration (dict or JSON text) without creating a
     context.  Returns every error as "json.path: reason"; [] when valid."""
@@ -65,10 +81,11 @@ class Mesh:
 
     ``log``: optional callable(level: int, line: str), called from the
     library's worker thread or the calling thread; exceptions it raises are
-    swallowed.  ``log_level``: "error".."trace" or 0..4.
+    swallowed.  ``log_level``: "error".."trace" or 0..4 (default "warn",
+    the library's own default).
     """
 
-    def __init__(self, config=None, *, log=None, log_level="info",
+    def __init__(self, config=None, *, log=None, log_level="warn",
                  _file=None):
         self._h = None
         self._life = Life("mesh")
@@ -80,6 +97,9 @@ class Mesh:
         self._keep = []
         st = _lib.Status()
         out = _lib.Handle()
+        # The config's tls read/write timeouts (ms, <= 0: none): a Conn
+        # without settimeout() keeps them when its reads wait in slices.
+        self._io_ms = _io_timeouts(config, _file)
         if _file is not None:
             rc = _lib.fn("mesh_new_from_file")(_lib.enc(_file),
                                                ctypes.byref(out),
@@ -144,7 +164,7 @@ class Mesh:
 
     # -- logging ---------------------------------------------------------
 
-    def set_log(self, fn, level="info"):
+    def set_log(self, fn, level="warn"):
         """Route log lines at or below `level` to fn(level, line); fn=None
         restores stderr."""
         lv = _level(level)
@@ -220,13 +240,23 @@ class Mesh:
         opts = _DialOpts(timeout, peers, alpn, hash_key, trace_parent)
         st = _lib.Status()
         out = _lib.Handle()
-        h = self._enter()
-        try:
-            rc = _lib.fn("mesh_dial")(h, _lib.enc(target), opts.h,
-                                      ctypes.byref(out), ctypes.byref(st))
-        finally:
-            self._leave()
-            opts.free()
+
+        def work():  # on a helper thread when called from the main one
+            try:
+                h = self._enter()
+                try:
+                    return _lib.fn("mesh_dial")(h, _lib.enc(target), opts.h,
+                                                ctypes.byref(out),
+                                                ctypes.byref(st))
+                finally:
+                    self._leave()
+            finally:
+                opts.free()
+
+        def late(rc):  # Ctrl-C came first: nobody will use this connection
+            if out:
+                _lib.fn("mesh_conn_close")(out)
+        rc = _lib.interruptible(work, late=late)
         if rc < 0 and out:
             _lib.fn("mesh_conn_close")(out)
         _lib.check(rc, st)

@@ -108,7 +108,10 @@ class TestMeshHTTP(unittest.TestCase):
         cls.server_mesh = libmesh.Mesh(meshtest.config(
             cls.td, "api", authz={"policies": [
                 {"name": "no-admin", "action": "DENY", "rules": [
-                    {"to": [{"operation": {"paths": ["/admin*"]}}]}]}]}))
+                    {"to": [{"operation": {"paths": ["/admin*"]}}]}]},
+                {"name": "no-mallory", "action": "DENY", "rules": [
+                    {"when": [{"key": "request.headers[x-user]",
+                               "values": ["mallory"]}]}]}]}))
         cls.srv = libmesh.http.Server(
             cls.server_mesh, cls.server_mesh.listen("127.0.0.1:0"),
             cls.handle)
@@ -149,6 +152,9 @@ class TestMeshHTTP(unittest.TestCase):
         if req.path == "/tuple2":
             return 201, "created"
         doc = {"method": req.method, "target": req.target,
+               "path": req.path, "original": req.original_target,
+               "x-user": req.header("X-User"),
+               "x-user-all": req.header_values("x-user"),
                "caller": req.peer_id, "x-a": req.header_values("x-a"),
                "body": req.body.decode(),
                "traceparent": req.header("TraceParent")}
@@ -171,7 +177,8 @@ class TestMeshHTTP(unittest.TestCase):
         self.assertEqual(doc["x-a"], ["1", "2"])
         self.assertEqual(doc["body"], "payload")
         # The server handler sees its own span as traceparent.
-        self.assertRegex(doc["traceparent"], r"^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$")
+        # flags: sampled (0x01) and, on traces the library starts, random (0x02)
+        self.assertRegex(doc["traceparent"], r"^00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]$")
         r2 = self.client.http_call("api", "GET", "/tuple2", timeout=5)
         self.assertEqual((r2.status, r2.body), (201, b"created"))
 
@@ -184,6 +191,43 @@ class TestMeshHTTP(unittest.TestCase):
         with self.lock:
             self.assertNotIn(("GET", "/admin/users"), self.hits[before:])
         self.assertGreaterEqual(self.server_mesh.authz_counter("deny"), 1)
+
+    def test_handler_sees_what_the_policy_saw(self):
+        # one normalized path: every spelling of /admin is denied
+        for t in ("//admin/users", "/x/../admin/users", "/%61dmin/users",
+                  "/./admin/users"):
+            resp = self.client.http_call("api", "GET", t, timeout=5)
+            self.assertEqual(resp.status, 403, t)
+        resp = self.client.http_call("api", "GET", "/a/./b//c?q=/../x",
+                                     timeout=5)
+        doc = json.loads(resp.body)
+        self.assertEqual(doc["path"], "/a/b/c")
+        self.assertEqual(doc["target"], "/a/b/c?q=/../x")
+        self.assertEqual(doc["original"], "/a/./b//c?q=/../x")
+        # a repeated header is one joined value for the policy and handler
+        resp = self.client.http_call(
+            "api", "GET", "/u", timeout=5, headers=[("X-User", "mallory")])
+        self.assertEqual(resp.status, 403)
+        resp = self.client.http_call(
+            "api", "GET", "/u", timeout=5,
+            headers=[("X-User", "mallory"), ("x-user", "bob")])
+        doc = json.loads(resp.body)
+        self.assertEqual(doc["x-user"], "mallory,bob")
+        self.assertEqual(doc["x-user-all"], ["mallory", "bob"])
+        resp = self.client.http_call(
+            "api", "GET", "/u", timeout=5,
+            headers=[("X-User", "mallory"), ("x-user", "")])
+        doc = json.loads(resp.body)
+        self.assertEqual(doc["x-user"], "mallory,")
+        self.assertEqual(doc["x-user-all"], ["mallory", ""])
+        # the same normalizer for http.server handlers
+        self.assertEqual(
+            libmesh.http.normalize_path(self.server_mesh, "//a/./b\\c?q"),
+            "/a/b/c")
+        self.assertEqual(libmesh.http.normalize_path(None, "/%61/../b"), "/b")
+        with self.assertRaises(libmesh.MeshError) as cm:
+            libmesh.http.normalize_path(None, "/a%00")
+        self.assertEqual(cm.exception.code, libmesh.errors.ERR_HTTP_PARSE)
 
     def test_handler_exception_is_500(self):
         resp = self.client.http_call("api", "GET", "/boom", timeout=5)
