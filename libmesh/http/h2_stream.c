@@ -189,9 +189,7 @@ ssize_t mesh__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
 }
 
 static nghttp2_data_provider provider(mesh__h2_stream_t *x) {
-  nghttp2_data_provider p = {.source.ptr = x,
-                             .read_callback = mesh__h2_data_read};
-  return p;
+  return (nghttp2_data_provider){{.ptr = x}, mesh__h2_data_read};
 }
 
 /* The error a stream call returns when the stream cannot go on. */
@@ -566,7 +564,6 @@ void mesh__h2_stream_reset(mesh__h2_stream_t *x, uint32_t code) {
 uint32_t mesh__h2_stream_error(const mesh__h2_stream_t *x) {
   return x ? x->rst_code : 0;
 }
-
 bool mesh__h2_stream_refused(const mesh__h2_stream_t *x) {
   return x && x->refused;
 }
