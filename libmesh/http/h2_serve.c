@@ -99,6 +99,36 @@ static int respond_simple(h2req_t *r, int status, const char *body) {
   return respond(r, &resp, false);
 }
 
+/* Fields sent more than once, their values joined by "," (what routes and
+ * policies match), as server.c does for HTTP/1.1 (e.g. split cookies). */
+static int join_fields(h2req_t *r) {
+  mesh_http_request_t *q = &r->req;
+  for (size_t i = 0; i < q->nhdrs; i++) {
+    const char *name = q->hdrs[i].name;
+    bool seen = false, again = false;
+    for (size_t k = 0; k < i && !seen; k++)
+      seen = strcasecmp(q->hdrs[k].name, name) == 0;
+    for (size_t k = i + 1; k < q->nhdrs && !again; k++)
+      again = strcasecmp(q->hdrs[k].name, name) == 0;
+    if (seen || !again)
+      continue;
+    mesh__hbuf_t b = {0};
+    for (size_t k = i; k < q->nhdrs; k++)
+      if (strcasecmp(q->hdrs[k].name, name) == 0) {
+        if (b.n)
+          mesh__hbuf_str(&b, ",");
+        mesh__hbuf_str(&b, q->hdrs[k].value);
+      }
+    int rc = b.oom ? MESH_ERR_NOMEM
+                   : mesh__http_hdrs_add(&q->joined, &q->njoined, &q->jcap,
+                                         name, strlen(name), b.p, b.n);
+    mesh__hbuf_free(&b);
+    if (rc != MESH_OK)
+      return rc;
+  }
+  return MESH_OK;
+}
+
 /* Request head -> r->req (pseudo-headers to method / target / host). */
 static int take_head(h2req_t *r, const mesh__h2_hdr_t *h, size_t n) {
   r->hdrs = calloc(n + 1, sizeof *r->hdrs);
@@ -147,7 +177,7 @@ static int take_head(h2req_t *r, const mesh__h2_hdr_t *h, size_t n) {
   r->req.orig_target = orig;
   r->req.target = r->ntarget;
   r->req.path = r->path;
-  return MESH_OK;
+  return join_fields(r);
 }
 
 static int read_body(h2req_t *r) {
@@ -296,6 +326,7 @@ int mesh__h2_serve_http(mesh_t *m, mesh__h2_session_t *s,
     free(r.hdrs);
     free(r.path);
     free(r.ntarget);
+    mesh__http_hdrs_free(r.req.joined, r.req.njoined);
     free(r.body);
     mesh__h2_stream_free(x);
   }
