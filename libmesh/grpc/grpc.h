@@ -21,9 +21,11 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
+#include <mesh/grpc.h>
 #include <mesh/mesh.h>
 
 #include "core/core.h"
+#include "http/h2.h"
 
 /* ---- status codes (status.c) --------------------------------------------- */
 
@@ -280,5 +282,60 @@ int64_t mesh__grpc_backoff_ms(const mesh__grpc_retry_t *r, uint32_t n,
  *  listed codes; never OK.  (Attempts, budget, deadline and commitment
  *  are the caller's.) */
 bool mesh__grpc_retryable(const mesh__grpc_retry_t *r, int code);
+
+/* ---- metadata lists and header lists (md.c) -------------------------------- */
+
+typedef struct mesh__grpc_md_ent {
+  char *key;
+  uint8_t *val;   /* decoded bytes, NUL-terminated too */
+  size_t len;
+} mesh__grpc_md_ent_t;
+
+struct mesh_grpc_metadata {
+  mesh__grpc_md_ent_t *v;
+  size_t n, cap;
+};
+
+/** Append without checks (keys and values already valid).
+ *  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__grpc_md_push(mesh_grpc_metadata_t *md, const char *key,
+                       const void *val, size_t len);
+/** Copy src (NULL: an empty list).  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__grpc_md_copy(const mesh_grpc_metadata_t *src,
+                       mesh_grpc_metadata_t **out);
+/** Append src's entries to dst.  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__grpc_md_append(mesh_grpc_metadata_t *dst,
+                         const mesh_grpc_metadata_t *src);
+/** The application's view of a received header list: transport headers
+ *  left out, -bin values decoded (an undecodable one is dropped, as gRPC
+ *  core drops it).  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__grpc_md_from_h2(const mesh__h2_hdr_t *h, size_t n,
+                          mesh_grpc_metadata_t **out);
+/** First value of name in a header list, NULL when absent. */
+const char *mesh__grpc_h2_get(const mesh__h2_hdr_t *h, size_t n,
+                              const char *name);
+
+/* A header list being built for the HTTP/2 layer; owns what it copied. */
+typedef struct mesh__grpc_hl {
+  mesh__h2_hdr_t *h;
+  size_t n, cap;
+  char **own;
+  size_t nown, owncap;
+} mesh__grpc_hl_t;
+
+/** Append name: value; copy says whether to copy value (names are
+ *  static or outlive the list).  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__grpc_hl_add(mesh__grpc_hl_t *l, const char *name, const char *value,
+                      bool copy);
+/** Append metadata entries (-bin values base64-encoded).
+ *  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__grpc_hl_add_md(mesh__grpc_hl_t *l, const mesh_grpc_metadata_t *md);
+void mesh__grpc_hl_free(mesh__grpc_hl_t *l);
+
+/** The gRPC status an HTTP/2 RST_STREAM code stands for (gRPC's table):
+ *  REFUSED_STREAM UNAVAILABLE, CANCEL CANCELLED, ENHANCE_YOUR_CALM
+ *  RESOURCE_EXHAUSTED, INADEQUATE_SECURITY PERMISSION_DENIED, others
+ *  INTERNAL. */
+int mesh__grpc_code_from_h2_error(uint32_t h2_code);
 
 #endif /* MESH_GRPC_GRPC_H */
