@@ -327,6 +327,9 @@ typedef struct mesh__grpc_hl {
  *  static or outlive the list).  @return MESH_OK, MESH_ERR_NOMEM. */
 int mesh__grpc_hl_add(mesh__grpc_hl_t *l, const char *name, const char *value,
                       bool copy);
+/** Append name: value, both copied.  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__grpc_hl_add_copy(mesh__grpc_hl_t *l, const char *name,
+                           const char *value);
 /** Append metadata entries (-bin values base64-encoded).
  *  @return MESH_OK, MESH_ERR_NOMEM. */
 int mesh__grpc_hl_add_md(mesh__grpc_hl_t *l, const mesh_grpc_metadata_t *md);

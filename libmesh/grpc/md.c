@@ -210,6 +210,16 @@ int mesh__grpc_hl_add(mesh__grpc_hl_t *l, const char *name, const char *value,
   return MESH_OK;
 }
 
+int mesh__grpc_hl_add_copy(mesh__grpc_hl_t *l, const char *name,
+                           const char *value) {
+  char *n = strdup(name);
+  if (!n || own(l, n) != MESH_OK) {
+    free(n);
+    return MESH_ERR_NOMEM;
+  }
+  return mesh__grpc_hl_add(l, n, value, true);
+}
+
 int mesh__grpc_hl_add_md(mesh__grpc_hl_t *l, const mesh_grpc_metadata_t *md) {
   for (size_t i = 0; md && i < md->n; i++) {
     const mesh__grpc_md_ent_t *e = &md->v[i];

@@ -384,3 +384,14 @@ int64_t mesh__grpc_backoff_ms(const mesh__grpc_retry_t *r, uint32_t n,
 bool mesh__grpc_retryable(const mesh__grpc_retry_t *r, int code) {
   return code > 0 && code < MESH__GRPC_NCODES && (r->codes & (1u << code));
 }
+
+/* The per-service "grpc" key: validated here; calls parse it as they go. */
+static void svc_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
+  if (v)
+    mesh__grpc_svc_cfg_parse(c, v, path, NULL);
+}
+
+const mesh__svc_part_t mesh__grpc_svc_part = {
+    .key = "grpc",
+    .check = svc_check,
+};
