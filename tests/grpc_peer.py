@@ -20,7 +20,9 @@ step), over mutual TLS with the test's development CA.
     x-echo-* key comes back as initial metadata, and the trailers carry
     x-peer-id (the client's SPIFFE ID) and x-trailer-bin (bytes 0 1 2 255).
     --mode unavailable answers every call UNAVAILABLE (a broken backend).
-    --events FILE appends "cancelled METHOD" / "done METHOD" lines.
+    --events FILE appends "start METHOD", "cancelled METHOD" and
+    "done METHOD" lines.  SIGUSR1 stops it gracefully (GOAWAY, calls in
+    flight get --grace seconds), SIGTERM at once.
     Prints "listening PORT" on stdout when ready.
 
   grpc_peer.py client --target HOST:PORT --cert C --key K --ca CA
@@ -80,6 +82,7 @@ def peer_id(ctx):
 def steer(ctx, ev, method):
     """Apply the x-* request metadata; returns False when the call ended."""
     md = ctx.invocation_metadata()
+    ev.add("start " + method)
     ctx.add_callback(lambda: ev.add("done " + method))
     echo = [(k, v) for k, v in md if k.startswith("x-echo-")]
     if echo:
@@ -111,6 +114,7 @@ def _code(n):
 
 def make_handler(mode, ev):
     def unavailable(req, ctx):
+        ev.add("start Echo")
         ctx.abort(grpc.StatusCode.UNAVAILABLE, "backend unavailable")
 
     def echo(req, ctx):
@@ -132,14 +136,18 @@ def make_handler(mode, ev):
     def expand(req, ctx):
         steer(ctx, ev, "Expand")
         n = int(md_get(ctx.invocation_metadata(), "x-count") or 3)
-        for i in range(n):
-            if not ctx.is_active():
-                ev.add("cancelled Expand")
-                return
-            yield req
-            gap = md_get(ctx.invocation_metadata(), "x-gap-ms")
-            if gap:
-                time.sleep(int(gap) / 1000.0)
+        try:
+            for i in range(n):
+                if not ctx.is_active():
+                    ev.add("cancelled Expand")
+                    return
+                yield req
+                gap = md_get(ctx.invocation_metadata(), "x-gap-ms")
+                if gap:
+                    time.sleep(int(gap) / 1000.0)
+        except GeneratorExit:  # grpcio stops the generator on cancel
+            ev.add("cancelled Expand")
+            raise
 
     if mode == "unavailable":
         table = {"Echo": grpc.unary_unary_rpc_method_handler(unavailable)}

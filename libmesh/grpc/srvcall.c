@@ -102,8 +102,14 @@ static void send_status(mesh_grpc_server_call_t *c, int code) {
   if (rc == MESH_OK)
     rc = mesh__grpc_hl_add_md(&l, c->trailers);
   mesh_status_t st;
-  if (rc == MESH_OK && !c->headers_sent)
-    mesh__h2_stream_respond(c->x, l.h, l.n, true, &st);
+  if (rc == MESH_OK && !c->headers_sent) {
+    /* Answered before the request ended (too large, denied, unknown):
+     * RST_STREAM NO_ERROR after the HEADERS (RFC 9113 8.1), not the
+     * CANCEL that freeing a half-open stream sends. */
+    if (mesh__h2_stream_respond(c->x, l.h, l.n, true, &st) == MESH_OK &&
+        !c->eos)
+      mesh__h2_stream_reset(c->x, MESH__H2_NO_ERROR);
+  }
   else if (rc == MESH_OK)
     mesh__h2_stream_send_trailers(c->x, l.h, l.n, c->deadline_ms, &st);
   else
