@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "grpc/grpc.h"
 
 bool tg_svid(const char *name) {
   const char *ca = th_ca("example.org");
@@ -142,6 +143,9 @@ static int steer(tg_server_t *s, mesh_grpc_server_call_t *c) {
     mesh_grpc_server_call_send_headers(c, h, NULL);
   mesh_grpc_metadata_add(t, "x-peer-id", mesh_grpc_server_call_peer_id(c), NULL);
   mesh_grpc_metadata_add_bin(t, "x-trailer-bin", "\x00\x01\x02\xff", 4, NULL);
+  const char *pb = md_str(c, "x-pushback");
+  if (pb) /* a reserved key: the library's own list, unchecked */
+    mesh__grpc_md_push(t, "grpc-retry-pushback-ms", pb, strlen(pb));
   mesh_grpc_server_call_add_trailers(c, t, NULL);
   mesh_grpc_metadata_free(h);
   mesh_grpc_metadata_free(t);
