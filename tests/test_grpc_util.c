@@ -102,7 +102,15 @@ int tg_py_client(int port, const char *scenarios) {
            "--key '%s' --ca '%s' --scenario %s",
            TG_PY, TG_PEER, port, th_path("pycli.crt"), th_path("pycli.key"),
            th_ca("example.org"), scenarios);
-  return th_sh(cmd);
+  int rc = th_sh(cmd);
+  if (rc != 0) { /* show grpcio's verdicts (FAIL lines) */
+    size_t len = 0;
+    char *log = th_slurp(th_path("sh.log"), &len);
+    fprintf(stderr, "\n--- sh.log (end) ---\n%s\n",
+            log ? log + (len > 3000 ? len - 3000 : 0) : "");
+    free(log);
+  }
+  return rc;
 }
 
 /* ---- the C echo server with the steering of grpc_peer.py ----------------- */
