@@ -290,7 +290,7 @@ static void test_mesh_grpc_server_stream(void) {
   mesh_grpc_call_free(c);
 }
 
-static void test_mesh_grpc_bidi(void) {
+static void bidi(void) {
   mesh_grpc_call_t *c = start("/mesh.v1.Echo/Stream", NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(c);
   for (int i = 0; i < 20; i++) { /* ping-pong: each answer before the next */
@@ -306,6 +306,18 @@ static void test_mesh_grpc_bidi(void) {
   CU_ASSERT_EQUAL(mesh_grpc_call_close_send(c, NULL), MESH_OK);
   CU_ASSERT_EQUAL(mesh_grpc_call_finish(c, NULL), MESH_OK);
   mesh_grpc_call_free(c);
+}
+
+static void test_mesh_grpc_bidi(void) { bidi(); }
+
+/* libmesh on both ends: ping-pong on one stream. */
+static void test_mesh_grpc_bidi_mesh_server(void) {
+  char saved[64];
+  memcpy(saved, target, sizeof saved);
+  snprintf(target, sizeof target, "127.0.0.1:%d", server.port);
+  for (int i = 0; i < 5; i++)
+    bidi();
+  memcpy(target, saved, sizeof saved);
 }
 
 static void test_mesh_grpc_errors(void) {
@@ -346,6 +358,8 @@ static void add(void) {
   CU_add_test(s, "mesh_grpc_client_stream", test_mesh_grpc_client_stream);
   CU_add_test(s, "mesh_grpc_server_stream", test_mesh_grpc_server_stream);
   CU_add_test(s, "mesh_grpc_bidi", test_mesh_grpc_bidi);
+  CU_add_test(s, "mesh_grpc_bidi (libmesh server)",
+              test_mesh_grpc_bidi_mesh_server);
   CU_add_test(s, "mesh_grpc_errors", test_mesh_grpc_errors);
 }
 

@@ -224,8 +224,11 @@ static int echo(mesh_grpc_server_call_t *call, void *user) {
     int r = mesh_grpc_server_call_recv(call, &msg, &len, &st);
     if (r == 0)
       return MESH_GRPC_OK;
-    if (r < 0)
+    if (r < 0) {
+      fprintf(stderr, "call %s: %s\n", mesh_grpc_server_call_method(call),
+              st.message);
       return r == MESH_ERR_CANCELLED ? MESH_GRPC_CANCELLED : MESH_GRPC_INTERNAL;
+    }
     r = mesh_grpc_server_call_send(call, msg, len, &st);
     mesh_grpc_free(msg);
     if (r != MESH_OK)
