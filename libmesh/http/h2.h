@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: HTTP/2 sessions and streams on nghttp2.
  *
- *   h2_session.c  the session: nghttp2 callbacks, limits, the I/O driver
+ *   h2_session.c  the session: nghttp2 set-up and callbacks, limits, drain
+ *   h2_drive.c    the caller-driven I/O: flush, read, keepalive, wait
  *   h2_stream.c   streams: open, write (flow control), read, headers,
  *                 trailers, reset; server accept
  *   h2_io.c       transports: a mesh connection, a plain fd (h2c over TCP
  *                 or a unix socket), memory (tests, fuzzing)
  *   h2_serve.c    HTTP/2 requests through the HTTP layer's handler API
+ *   h2_client.c   mesh_http_call over HTTP/2, sessions shared in the pool
  *
  * A session is one HTTP/2 connection, client or server, over a transport.
  * nghttp2 does the framing (bytes in, bytes out); this layer does the I/O,
@@ -72,6 +74,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mesh/call.h>
 #include <mesh/http.h>
 
 #include "core/core.h"
@@ -355,5 +358,33 @@ int mesh__h2_http_serve_conn(mesh_t *m, mesh_conn_t *c,
                              const struct mesh__http_peer *peer,
                              mesh_http_handler_fn handler, void *user,
                              mesh_status_t *st);
+
+/* ---- mesh_http_call over HTTP/2 (h2_client.c) ------------------------------ */
+
+struct mesh__az_hdr;
+struct mesh__http_limits;
+/** One request as one stream of s (client): headers from req (names
+ *  lower-cased, connection-specific fields dropped) and extra (trace
+ *  context, replacing the caller's fields of the same name), the body, the
+ *  whole response (body bounded by lim->max_body).
+ *  @return MESH_OK with *out, or a stream error (see ERRORS). */
+int mesh__h2_http_exchange(mesh__h2_session_t *s, const char *host, bool tls,
+                           const mesh_http_request_t *req,
+                           const struct mesh__az_hdr *extra, size_t nextra,
+                           const struct mesh__http_limits *lim,
+                           int64_t deadline, mesh_http_response_t **out,
+                           mesh_status_t *st);
+
+/** mesh_http_call's try over HTTP/2, when the call layer gave the try a
+ *  shared session or a connection that negotiated "h2" (which then
+ *  becomes a session shared through the host's pool).
+ *  @return MESH_ERR_NOT_FOUND when the try is HTTP/1.1 (not ours), else a
+ *          mesh_call_outcome_t (with *status and *out) or an error. */
+int mesh__h2_http_try(mesh_call_t *call, mesh_conn_t *conn, const char *host,
+                      const mesh_http_request_t *req,
+                      const struct mesh__az_hdr *extra, size_t nextra,
+                      const struct mesh__http_limits *lim, int64_t deadline,
+                      mesh_http_response_t **out, int *status,
+                      mesh_status_t *st);
 
 #endif /* MESH_HTTP_H2_H */

@@ -73,6 +73,7 @@ struct mesh__h2_session {
   char dead_msg[200];
   uint32_t goaway_code;
   bool goaway_recv, goaway_sent, draining;
+  bool final_goaway;        /* drain: the last GOAWAY waits for a PING ack */
   /* output nghttp2 produced that the transport did not take yet */
   mesh__h2_buf_t out;
   /* streams */
@@ -91,13 +92,17 @@ struct mesh__h2_session {
   /* transport facts (immutable after new) */
   char peer_id[2048];
   int fd;
+  bool tls;                 /* the transport is TLS (":scheme" https) */
+  bool settings_seen;       /* the peer's first SETTINGS arrived */
 };
 
-/* ---- h2_session.c ------------------------------------------------------ */
+/* ---- h2_session.c, h2_drive.c ------------------------------------------- */
 
 /** Mark the session dead with code (first cause wins), wake everyone. */
 void mesh__h2_die(mesh__h2_session_t *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/** Queue a PING and note when (locked).  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__h2_submit_ping(mesh__h2_session_t *s);
 /** Hand queued frames to the transport without blocking.  Locked. */
 int mesh__h2_flush(mesh__h2_session_t *s);
 /** Wait (locked) until done(arg) is true, driving the session when no
@@ -108,6 +113,8 @@ int mesh__h2_wait(mesh__h2_session_t *s, bool (*done)(void *arg), void *arg,
 /** Wake a driver that polls, after queueing output from another thread. */
 void mesh__h2_kick(mesh__h2_session_t *s);
 void mesh__h2_ref(mesh__h2_session_t *s);
+/** Close the transport once (locked, or no other thread left). */
+void mesh__h2_close_io(mesh__h2_session_t *s);
 void mesh__h2_unref(mesh__h2_session_t *s);
 
 /* ---- h2_io.c ------------------------------------------------------------ */
@@ -122,6 +129,17 @@ void mesh__h2_io_conn(mesh__h2_io_t *io, mesh_conn_t *c, bool take);
 mesh__h2_stream_t *mesh__h2_stream_new(mesh__h2_session_t *s, int32_t id);
 /** Unlink and free (locked).  Consumes what was unread. */
 void mesh__h2_stream_destroy(mesh__h2_stream_t *x);
+/** mesh__h2_stream_open(); with queue, a full session queues the stream
+ *  instead of refusing it (MESH_ERR_CIRCUIT_OPEN). */
+int mesh__h2_stream_open_q(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
+                           size_t n, bool end_stream, bool queue,
+                           mesh__h2_stream_t **out, mesh_status_t *st);
+/** mesh__h2_stream_respond(); lazy: without END_STREAM the head waits for
+ *  the body's write (the HTTP server writes it at once). */
+int mesh__h2_stream_respond_lazy(mesh__h2_stream_t *x,
+                                 const mesh__h2_hdr_t *hdrs, size_t n,
+                                 bool end_stream, bool lazy,
+                                 mesh_status_t *st);
 /** nghttp2 data source read callback for our DATA. */
 ssize_t mesh__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
                            size_t len, uint32_t *flags,

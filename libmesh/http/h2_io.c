@@ -50,9 +50,11 @@ int mesh__h2_session_new_conn(mesh_t *m, mesh_conn_t *c, bool server,
   mesh__h2_io_t io;
   mesh__h2_io_conn(&io, c, true);
   int rc = mesh__h2_session_new_io(m ? m : c->m, &io, server, set, out, st);
-  if (rc == MESH_OK)
+  if (rc == MESH_OK) {
+    (*out)->tls = mesh_conn_is_tls(c);
     mesh__strlcpy((*out)->peer_id, mesh_conn_peer_id(c),
                   sizeof (*out)->peer_id);
+  }
   return rc;
 }
 

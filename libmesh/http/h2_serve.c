@@ -76,7 +76,7 @@ static int respond(h2req_t *r, const mesh_http_response_t *resp,
   bool body = resp->body_len && !head_req;
   if (resp->status != 204 && resp->status != 304)
     h[n++] = (mesh__h2_hdr_t){"content-length", clen};
-  int rc = names ? mesh__h2_stream_respond(r->x, h, n, !body, NULL)
+  int rc = names ? mesh__h2_stream_respond_lazy(r->x, h, n, !body, true, NULL)
                  : MESH_ERR_NOMEM;
   if (rc == MESH_OK && body)
     rc = mesh__h2_stream_write(r->x, resp->body, resp->body_len, true,

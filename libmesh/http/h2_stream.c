@@ -43,6 +43,8 @@ void mesh__h2_buf_free(mesh__h2_buf_t *b) {
 static size_t buf_take(mesh__h2_buf_t *b, void *dst, size_t n) {
   if (n > b->len)
     n = b->len;
+  if (!n)
+    return 0;
   memcpy(dst, b->p + b->off, n);
   b->off += n;
   b->len -= n;
@@ -304,6 +306,15 @@ int mesh__h2_stream_send_trailers(mesh__h2_stream_t *x,
 int mesh__h2_stream_open(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
                          size_t n, bool end_stream, mesh__h2_stream_t **out,
                          mesh_status_t *st) {
+  return mesh__h2_stream_open_q(s, hdrs, n, end_stream, false, out, st);
+}
+
+/* queue: over the peer's limit, let nghttp2 hold the HEADERS until a
+ * stream ends (the pool over-subscribed a session whose SETTINGS lowered
+ * the limit after it was handed out). */
+int mesh__h2_stream_open_q(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
+                           size_t n, bool end_stream, bool queue,
+                           mesh__h2_stream_t **out, mesh_status_t *st) {
   mesh__ok(st);
   if (out)
     *out = NULL;
@@ -321,7 +332,7 @@ int mesh__h2_stream_open(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
   if (s->dead_rc || s->goaway_recv || s->goaway_sent || s->draining)
     rc = mesh__fail(st, MESH_ERR_PEER_CLOSED, "h2 open: session is %s",
                     s->dead_rc ? "closed" : "going away");
-  else if (s->nopen_local >= max)
+  else if (s->nopen_local >= max && !queue)
     rc = mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                     "h2 open: the peer allows %u concurrent streams", max);
   mesh__h2_stream_t *x = rc == MESH_OK ? mesh__h2_stream_new(s, 0) : NULL;
@@ -344,8 +355,11 @@ int mesh__h2_stream_open(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
       x->owned = true;
       s->nopen_local++;
       mesh__h2_ref(s);
-      mesh__h2_flush(s);
-      mesh__h2_kick(s);
+      /* the HTTP client writes the body next: HEADERS go out with it */
+      if (end_stream || !queue) {
+        mesh__h2_flush(s);
+        mesh__h2_kick(s);
+      }
       *out = x;
     }
   }
@@ -356,6 +370,13 @@ int mesh__h2_stream_open(mesh__h2_session_t *s, const mesh__h2_hdr_t *hdrs,
 
 int mesh__h2_stream_respond(mesh__h2_stream_t *x, const mesh__h2_hdr_t *hdrs,
                             size_t n, bool end_stream, mesh_status_t *st) {
+  return mesh__h2_stream_respond_lazy(x, hdrs, n, end_stream, false, st);
+}
+
+int mesh__h2_stream_respond_lazy(mesh__h2_stream_t *x,
+                                 const mesh__h2_hdr_t *hdrs, size_t n,
+                                 bool end_stream, bool lazy,
+                                 mesh_status_t *st) {
   mesh__ok(st);
   if (!x || !hdrs || !n || !valid_list(hdrs, n) ||
       strcmp(hdrs[0].name, ":status") != 0)
@@ -379,8 +400,10 @@ int mesh__h2_stream_respond(mesh__h2_stream_t *x, const mesh__h2_hdr_t *hdrs,
   }
   if (rc == MESH_OK) {
     x->responded = true;
-    mesh__h2_flush(s);
-    mesh__h2_kick(s);
+    if (end_stream || !lazy) {
+      mesh__h2_flush(s);
+      mesh__h2_kick(s);
+    }
   } else {
     fail_stream(x, rc, st, "respond");
   }
@@ -562,8 +585,10 @@ void mesh__h2_stream_free(mesh__h2_stream_t *x) {
   mesh__h2_session_t *s = x->s;
   pthread_mutex_lock(&s->mu);
   if (!x->closed && !s->dead_rc) {
-    /* a server that never answered, or anyone not done both ways */
-    if (!x->local_closed || !x->remote_closed)
+    /* a server that never answered, or anyone not done both ways; a
+     * stream whose peer is done and whose end we queued finishes sending
+     * on its own (the DATA still queued goes out as the window opens) */
+    if (!(x->eos_queued || x->local_closed) || !x->remote_closed)
       reset_locked(x, NGHTTP2_CANCEL);
     x->released = true; /* on_stream_close destroys it */
   } else {
