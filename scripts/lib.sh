@@ -8,7 +8,8 @@ libmbedtls-dev libc-ares-dev libcjson-dev libcurl4-openssl-dev libcunit1-dev \
 libnghttp2-dev"
 MESH_TEST_PKGS="openssl curl haproxy dnsmasq-base etcd-server etcd-client \
 prometheus clang libclang-rt-14-dev valgrind golang-go python3 gnuplot \
-chromium procps iproute2 protobuf-compiler python3-protobuf nghttp2-client nghttp2-server"
+chromium procps iproute2 protobuf-compiler python3-protobuf nghttp2-client nghttp2-server \
+python3-grpcio"
 
 mesh_log() { printf '==> %s\n' "$*" >&2; }
 
