@@ -8,6 +8,7 @@
 #include "meshctl.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,10 +207,14 @@ static int grpc_call(int argc, char **argv) {
 
 static mesh_grpc_server_t *server;
 
-static void on_signal(int sig) {
-  (void)sig;
-  mesh_grpc_server_shutdown(server); /* sets a flag and drains: no locks
-                                        held by the interrupted thread */
+/* SIGINT/SIGTERM are blocked in every thread and taken here with sigwait,
+ * so the shutdown (which takes locks) never runs in a signal handler. */
+static void *signal_thread(void *arg) {
+  sigset_t *set = arg;
+  int sig;
+  if (sigwait(set, &sig) == 0)
+    mesh_grpc_server_shutdown(server);
+  return NULL;
 }
 
 /* Echo and Stream are the same loop: every message back as it came. */
@@ -304,12 +309,22 @@ static int grpc_serve(int argc, char **argv) {
   if (rc == MESH_OK)
     rc = mesh_grpc_server_add_method(server, "/mesh.v1.Echo/Stream", echo,
                                      NULL, &st);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_t sig_t;
+  bool sig_started = false;
   if (rc == MESH_OK) {
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread */
+    sig_started = pthread_create(&sig_t, NULL, signal_thread, &set) == 0;
     printf("listening on %d\n", mesh_listener_port(l));
     fflush(stdout);
     rc = mesh_grpc_server_serve(server, l, &st);
+  }
+  if (sig_started) {
+    pthread_kill(sig_t, SIGTERM); /* no-op if it already took one */
+    pthread_join(sig_t, NULL);
   }
   mesh_grpc_server_free(server);
   mesh_listener_close(l);
