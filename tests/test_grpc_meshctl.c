@@ -198,6 +198,35 @@ static void test_meshctl_grpc_serve(void) {
   CU_ASSERT_EQUAL(meshctl(th_path("hello.bin"), args), 12);
   CU_ASSERT(has(err_text, "status: UNIMPLEMENTED: unknown method "
                           "/mesh.v1.Echo/Collect"));
+  /* curl's HTTP/2 (an independent client): a framed message back, and a
+   * trailers-only UNIMPLEMENTED */
+  write_file("frame.bin", "\0\0\0\0\5hello", 10);
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && curl -sS --http2 --cacert '%s' --cert cli.crt --key "
+           "cli.key --resolve localhost:%d:127.0.0.1 -H 'content-type: "
+           "application/grpc' -H 'te: trailers' --data-binary @frame.bin "
+           "https://localhost:%d/mesh.v1.Echo/Echo -o curl.out && curl -sS "
+           "--http2 --cacert '%s' --cert cli.crt --key cli.key --resolve "
+           "localhost:%d:127.0.0.1 -H 'content-type: application/grpc' "
+           "--data-binary @frame.bin https://localhost:%d/mesh.v1.Echo/Nope "
+           "-D curl.head -o /dev/null",
+           th_tmpdir(), th_ca("example.org"), port, port, th_ca("example.org"),
+           port, port);
+  int crc = th_sh(cmd);
+  if (crc != 0) {
+    char *log = th_slurp(th_path("sh.log"), NULL);
+    fprintf(stderr, "\ncurl: %d\n%s\n", crc, log ? log : "");
+    free(log);
+  }
+  CU_ASSERT_EQUAL(crc, 0);
+  size_t cl = 0;
+  char *co = th_slurp(th_path("curl.out"), &cl);
+  CU_ASSERT(cl == 10 && co && !memcmp(co, "\0\0\0\0\5hello", 10));
+  free(co);
+  char *head = th_slurp(th_path("curl.head"), NULL);
+  CU_ASSERT(has(head, "grpc-status: 12"));
+  free(head);
   th_stop(srv);
   char *log = th_slurp(th_path("serve.log"), NULL);
   CU_ASSERT(has(log, "listening on"));

@@ -368,10 +368,16 @@ void mesh__grpc_srv_handle(mesh_t *m, mesh__h2_stream_t *x,
       mesh_grpc_server_call_set_message(
           c, "request message larger than the server's limit");
   }
-  if (!c->cancelled)
+  /* Past the client's deadline any failure is DEADLINE_EXCEEDED (a handler
+   * that gave up as "cancelled" must not race the client's own timer with
+   * a CANCELLED status). */
+  bool expired = c->deadline_ms && mesh__now_ms() >= c->deadline_ms;
+  if (expired && code != MESH__GRPC_OK) {
+    code = MESH__GRPC_DEADLINE_EXCEEDED;
+    mesh_grpc_server_call_set_message(c, "deadline exceeded");
+  }
+  if (!c->dead && (!c->cancelled || expired))
     send_status(c, code);
-  else if (!c->dead && c->forced == MESH__GRPC_DEADLINE_EXCEEDED)
-    mesh__h2_stream_reset(x, MESH__H2_CANCEL);
   mesh__grpc_dec_free(&c->dec);
   mesh_grpc_metadata_free(c->md);
   mesh_grpc_metadata_free(c->trailers);
