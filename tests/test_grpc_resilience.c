@@ -303,6 +303,49 @@ static void test_spans(void) {
   tg_server_stop(&s);
 }
 
+/* ---- message limits of the method config --------------------------------------- */
+
+static void test_message_limits(void) {
+  tg_server_t s;
+  CU_ASSERT_FATAL(tg_server_start(&s, NULL));
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "\"services\": {\"lim\": {\"discovery\": {\"type\": \"static\","
+           " \"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d}]},"
+           " \"grpc\": {\"methodConfig\": [{\"name\": [{}],"
+           " \"maxRequestMessageBytes\": 4, \"maxResponseMessageBytes\": 3}]}}}",
+           s.port);
+  mesh_t *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(tg_config("cli", extra), &m, NULL), MESH_OK);
+  int before = atomic_load(&s.calls);
+  static const struct {
+    const char *req;
+    int code;
+  } cases[] = {
+      {"12345", MESH_GRPC_RESOURCE_EXHAUSTED}, /* request over 4: not sent */
+      {"1234", MESH_GRPC_RESOURCE_EXHAUSTED},  /* response over 3 */
+      {"123", MESH_GRPC_OK},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    void *resp = NULL;
+    size_t rl;
+    mesh_grpc_call_t *c = NULL;
+    int64_t t0 = now_ms();
+    mesh_grpc_unary(m, "lim", "/mesh.v1.Echo/Echo", NULL, cases[i].req,
+                    strlen(cases[i].req), &resp, &rl, &c, NULL);
+    CU_ASSERT_EQUAL(mesh_grpc_call_status(c), cases[i].code);
+    CU_ASSERT_EQUAL(mesh_grpc_call_attempts(c), 1);
+    CU_ASSERT(now_ms() - t0 < 5000);
+    mesh_grpc_free(resp);
+    mesh_grpc_call_free(c);
+  }
+  /* the last two ran a handler (the first may, if its HEADERS won the race
+   * with the RST_STREAM, but it never got a message) */
+  CU_ASSERT(atomic_load(&s.calls) - before >= 2);
+  mesh_free(m);
+  tg_server_stop(&s);
+}
+
 /* ---- config errors ---------------------------------------------------------------------- */
 
 static void test_grpc_config_errors(void) {
@@ -316,6 +359,15 @@ static void test_grpc_config_errors(void) {
   CU_ASSERT_PTR_NULL(m);
   CU_ASSERT(strstr(st.message, "services.echo.grpc.methodConfig[0]."
                                "retryPolicy") != NULL);
+  /* valid gRPC, not executed here: refused, never silently ignored */
+  const char *hedge = "\"services\": {\"echo\": {\"discovery\": {\"type\":"
+                      " \"static\", \"endpoints\": [{\"address\":"
+                      " \"127.0.0.1\", \"port\": 1}]}, \"grpc\":"
+                      " {\"methodConfig\": [{\"name\": [{}], \"hedgingPolicy\":"
+                      " {\"maxAttempts\": 2}}]}}}";
+  CU_ASSERT_EQUAL(mesh_new(tg_config("cli", hedge), &m, &st), MESH_ERR_CONFIG);
+  CU_ASSERT(strstr(st.message, "services.echo.grpc.methodConfig[0]."
+                               "hedgingPolicy: not supported") != NULL);
 }
 
 static void add(void) {
@@ -327,6 +379,7 @@ static void add(void) {
   CU_add_test(s, "pushback and retry switch", test_pushback);
   CU_add_test(s, "authz on /pkg.Service/Method", test_authz_method_paths);
   CU_add_test(s, "rpc.* span attributes", test_spans);
+  CU_add_test(s, "method message limits", test_message_limits);
   CU_add_test(s, "grpc config errors", test_grpc_config_errors);
 }
 

@@ -391,8 +391,13 @@ int mesh__grpc_write_msg(mesh_grpc_call_t *c, const void *msg, size_t len,
     return mesh__fail(st, MESH_ERR_CANCELLED, "the call was cancelled");
   if (c->sent_end || c->done || !c->stream)
     return mesh__fail(st, MESH_ERR_CLOSED, "the call is half-closed or done");
-  if (len > UINT32_MAX)
-    return mesh__fail(st, MESH_ERR_MSG_TOO_LARGE, "message over 4 GiB");
+  size_t max = c->mcfg && c->mcfg->max_req ? c->mcfg->max_req : UINT32_MAX;
+  if (len > max) { /* gRPC: RESOURCE_EXHAUSTED, nothing sent */
+    set_status(c, MESH__GRPC_RESOURCE_EXHAUSTED,
+               "request message larger than maxRequestMessageBytes");
+    return mesh__fail(st, MESH_ERR_MSG_TOO_LARGE,
+                      "message of %zu bytes over the limit of %zu", len, max);
+  }
   uint8_t *buf = msg ? malloc(len + MESH__GRPC_PREFIX) : NULL;
   if (msg && !buf)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");

@@ -69,10 +69,16 @@ static int unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
   if (rc != MESH_OK)
     return rc; /* no connection: the call layer already retried */
   rc = mesh__grpc_write_msg(c, req ? req : "", len, true, st);
+  if (rc == MESH_ERR_MSG_TOO_LARGE) { /* ours, before sending: no verdict */
+    mesh__h2_stream_reset(c->stream, MESH__H2_CANCEL);
+    c->outcome = MESH__OUT_CANCELLED;
+    c->done = true;
+  }
   void *m = NULL;
   size_t ml = 0;
-  int r = rc == MESH_OK || c->stream ? mesh_grpc_call_recv(c, &m, &ml, st)
-                                     : rc;
+  int r = !c->done && (rc == MESH_OK || c->stream)
+              ? mesh_grpc_call_recv(c, &m, &ml, st)
+              : rc;
   if (r == 1) {
     void *extra = NULL;
     size_t el;
@@ -107,7 +113,8 @@ static int unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
 static bool want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
   *delay_ms = -1; /* the service's own backoff */
   if (c->status == MESH__GRPC_OK || !c->via_service ||
-      c->x.max_retries == 0 || c->status == MESH__GRPC_CANCELLED)
+      c->x.max_retries == 0 || c->status == MESH__GRPC_CANCELLED ||
+      c->outcome == MESH__OUT_CANCELLED)
     return false;
   if (c->refused && c->attempts == 1) {
     *delay_ms = 0; /* transparent: the server never saw it */
