@@ -36,9 +36,9 @@
 
 #include "core/core.h"
 #include "discovery/discovery.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 #include "lb/lb.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 #include "resilience/call.h"
 
 /* ---- counting allocator ---------------------------------------------------- *

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "observe/observe.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 
 #define SECRET "s3cr3t-t0ken-9f8e7d"
 
@@ -469,61 +469,7 @@ static void test_admin_page_chromium(void) {
   mesh_free(m);
 }
 
-/* ---- redaction --------------------------------------------------------------- */
-
-static void test_mesh__log_redact(void) {
-  static const struct {
-    const char *in, *out;
-    int n;
-  } cases[] = {
-      {"level=info event=x token=abc123 peer=a", "level=info event=x token=[REDACTED] peer=a", 1},
-      {"password=\"p w\" x=1", "password=[REDACTED] x=1", 1},
-      {"private_key=/etc/k.pem", "private_key=[REDACTED]", 1},
-      {"hdr=\"Authorization: Bearer abc.def\"", "hdr=\"Authorization: Bearer [REDACTED]\"", 1},
-      {"sent Bearer eyJhbGciOi", "sent Bearer [REDACTED]", 1},
-      {"X-Api-Key: k1, other: v", "X-Api-Key: [REDACTED], other: v", 1},
-      {"client_secret=s&user=u", "client_secret=[REDACTED]&user=u", 1},
-      {"keepalive=1 monkeys=2 path=/a", "keepalive=1 monkeys=2 path=/a", 0},
-      {"pem=\"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\" ok=1",
-       "pem=\"[REDACTED PRIVATE KEY]\" ok=1", 1},
-      {"cert=\"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\"",
-       "cert=\"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\"", 0},
-      {"token=[REDACTED]", "token=[REDACTED]", 0},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char line[512];
-    mesh__strlcpy(line, cases[i].in, sizeof line);
-    int n = mesh__log_redact(line, sizeof line);
-    if (strcmp(line, cases[i].out) != 0)
-      fprintf(stderr, "case %zu: %s\n", i, line);
-    CU_ASSERT_STRING_EQUAL(line, cases[i].out);
-    CU_ASSERT_EQUAL(n, cases[i].n);
-  }
-  /* Growth past the buffer cuts the tail, never overflows. */
-  char small[16];
-  mesh__strlcpy(small, "token=a b=cdef", sizeof small);
-  mesh__log_redact(small, sizeof small);
-  CU_ASSERT_EQUAL(strlen(small), sizeof small - 1);
-  CU_ASSERT_EQUAL(strncmp(small, "token=[REDACTED", 15), 0);
-  CU_ASSERT_EQUAL(mesh__log_redact(NULL, 5), 0);
-}
-
-static void test_mesh__json_redact(void) {
-  cJSON *j = cJSON_Parse(
-      "{\"tls\":{\"key\":\"/k.pem\",\"cert\":\"/c.pem\"},\"etcd\":{\"password\":"
-      "\"pw\",\"username\":\"u\",\"token\":5},\"list\":[{\"Secret\":\"s\"}],"
-      "\"inline\":\"-----BEGIN PRIVATE KEY-----\\nAAA\\n-----END PRIVATE KEY-----\","
-      "\"keys\":{\"a\":1},\"api_key\":null}");
-  mesh__json_redact(j);
-  char *out = cJSON_PrintUnformatted(j);
-  CU_ASSERT_STRING_EQUAL(
-      out, "{\"tls\":{\"key\":\"[REDACTED]\",\"cert\":\"/c.pem\"},\"etcd\":{"
-           "\"password\":\"[REDACTED]\",\"username\":\"u\",\"token\":"
-           "\"[REDACTED]\"},\"list\":[{\"Secret\":\"[REDACTED]\"}],\"inline\":"
-           "\"[REDACTED]\",\"keys\":{\"a\":1},\"api_key\":null}");
-  free(out);
-  cJSON_Delete(j);
-}
+/* Redaction itself is tested in tests/test_redact.c (core/redact.c). */
 
 static void add(void) {
   CU_pSuite s = CU_add_suite("admin", NULL, NULL);
@@ -532,8 +478,6 @@ static void add(void) {
   CU_add_test(s, "admin_promtool", test_admin_promtool);
   CU_add_test(s, "admin_prometheus_scrape", test_admin_prometheus_scrape);
   CU_add_test(s, "admin_page_chromium", test_admin_page_chromium);
-  CU_add_test(s, "mesh__log_redact", test_mesh__log_redact);
-  CU_add_test(s, "mesh__json_redact", test_mesh__json_redact);
 }
 
 int main(void) { return th_run_suites("admin", add); }

@@ -17,7 +17,7 @@
 
 #include "authz/authz.h"
 #include "core/core.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 /* ---- hosts ---------------------------------------------------------------- */
 
@@ -69,26 +69,33 @@ static void test_mesh__host_new(void) {
 }
 
 static int freed_res;
-static void count_res_free(void *p) {
+static void count_res_free(struct mesh__res_host *p) {
   (void)p;
   freed_res++;
 }
+static void count_pool_free(struct mesh__pool *p) {
+  (void)p;
+  freed_res++;
+}
+static const mesh__host_state_ops_t count_ops = {count_res_free,
+                                                 count_pool_free};
 
 static void test_mesh__host_unref(void) {
-  /* Owned per-host state of other parts is freed with the host. */
+  /* Owned per-host state of other parts is freed with the host, through
+   * the ops its part registered. */
+  mesh__host_state_ops_set(&count_ops);
   mesh__host_t *h = mesh__host_new("10.0.0.1", 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(h);
   static int dummy;
-  h->res = &dummy;
-  h->res_free = count_res_free;
-  h->pool = &dummy;
-  h->pool_free = count_res_free;
+  h->res = (struct mesh__res_host *)&dummy;
+  h->pool = (struct mesh__pool *)&dummy;
   freed_res = 0;
   mesh__host_ref(h);
   mesh__host_unref(h);
   CU_ASSERT_EQUAL(freed_res, 0);
   mesh__host_unref(h);
   CU_ASSERT_EQUAL(freed_res, 2);
+  mesh__host_state_ops_set(NULL);
 }
 
 struct usable_case {

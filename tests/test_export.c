@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "observe/span.h"
-#include "observe/tracer.h"
+#include "telemetry/telemetry.h"
+#include "telemetry/tracer.h"
 
 
 static const char *collector_py(void) {

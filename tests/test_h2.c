@@ -18,6 +18,7 @@
 
 #include "core/core.h"
 #include "http/h2.h"
+#include "http/h2_int.h"
 #include "http/http.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -68,12 +69,15 @@ static void *job_main(void *arg) {
   } else {
     size_t cap = 1 << 16, len = 0;
     char *b = malloc(cap);
-    long k;
-    while ((k = mesh__h2_stream_read(j->x, b + len, cap - len, DL(10000),
-                                     NULL)) > 0) {
+    for (;;) {
+      long k = mesh__h2_stream_read(j->x, b + len, cap - len, DL(10000), NULL);
+      if (k <= 0)
+        break;
       len += (size_t)k;
-      if (len == cap)
-        b = realloc(b, cap *= 2);
+      if (len == cap) {
+        cap *= 2;
+        b = realloc(b, cap);
+      }
     }
     const char *x = hget(h, n, "x-id");
     mesh__h2_hdr_t r[] = {{":status", strcmp(path, "/hold") ? "200" : "204"},
@@ -187,9 +191,12 @@ static void exchange(mesh__h2_session_t *c, const char *path, const char *id,
     snprintf(r->xid, sizeof r->xid, "%s", v ? v : "");
     char *got = malloc(body + 65536);
     long k;
-    while ((k = mesh__h2_stream_read(x, got + r->blen, 65536, DL(10000),
-                                     &st)) > 0)
+    for (;;) {
+      k = mesh__h2_stream_read(x, got + r->blen, 65536, DL(10000), &st);
+      if (k <= 0)
+        break;
       r->blen += (size_t)k;
+    }
     r->body_ok = r->blen == body && memcmp(got, b, body) == 0;
     free(got);
     if (k < 0)
@@ -446,6 +453,45 @@ static void test_mesh__h2_session_peer_gone(void) {
   mesh__h2_session_free(c);
 }
 
+/* PING keepalive: against a live peer the session stays up and measures a
+ * round trip; against a peer that never answers it dies with
+ * MESH_ERR_TIMEOUT after keepalive_ms + keepalive_timeout_ms. */
+static void test_mesh__h2_session_keepalive(void) {
+  mesh__h2_settings_t set;
+  mesh__h2_settings_default(&set);
+  set.keepalive_ms = 50;
+  set.keepalive_timeout_ms = 300;
+  int sv[2];
+  CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  struct h2srv srv;
+  srv_start_fd(&srv, sv[1], NULL);
+  mesh__h2_session_t *c = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      mesh__h2_session_new_fd(NULL, sv[0], false, &set, &c, NULL), MESH_OK);
+  for (int i = 0; i < 10; i++)
+    CU_ASSERT_EQUAL(mesh__h2_session_poll(c, 50), MESH_OK);
+  CU_ASSERT(c->ping_rtt_ms >= 0); /* at least one PING went and came back */
+  CU_ASSERT(mesh__h2_session_alive(c));
+  mesh__h2_session_free(c);
+  srv_stop(&srv);
+  /* a silent peer: reads (the socket stays writable), never answers */
+  CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CU_ASSERT_EQUAL_FATAL(
+      mesh__h2_session_new_fd(NULL, sv[0], false, &set, &c, NULL), MESH_OK);
+  int64_t t0 = mesh__now_ms();
+  int rc = MESH_OK;
+  for (int i = 0; i < 100 && rc == MESH_OK; i++)
+    rc = mesh__h2_session_poll(c, 50);
+  int64_t took = mesh__now_ms() - t0;
+  CU_ASSERT_EQUAL(rc, MESH_ERR_TIMEOUT);
+  CU_ASSERT(took >= 300 && took < 4000);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh__h2_session_status(c, NULL, &st), MESH_ERR_TIMEOUT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "keepalive PING unanswered"));
+  mesh__h2_session_free(c);
+  close(sv[1]);
+}
+
 /* ---- plaintext dial: unix socket and TCP ---------------------------------------- */
 
 struct lsn {
@@ -590,6 +636,8 @@ static void *httpsrv_main(void *arg) {
   return NULL;
 }
 
+/* One scenario end to end (config, listener, three h2c requests, then
+ * HTTP/1.1 on the same port): longer than 60 lines, read top to bottom. */
 static void test_mesh_http_serve_h2c(void) {
   const char *ca = th_ca("example.org");
   CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
@@ -629,10 +677,14 @@ static void test_mesh_http_serve_h2c(void) {
     CU_ASSERT_STRING_EQUAL(rh[0].value, "200");
     CU_ASSERT_STRING_EQUAL(hget(rh, rn, "x-served"), "yes");
     char buf[600] = "";
-    long k, n = 0;
-    while ((k = mesh__h2_stream_read(x, buf + n, sizeof buf - 1 - (size_t)n,
-                                     DL(5000), &st)) > 0)
+    long n = 0;
+    for (;;) {
+      long k = mesh__h2_stream_read(x, buf + n, sizeof buf - 1 - (size_t)n,
+                                    DL(5000), &st);
+      if (k <= 0)
+        break;
       n += k;
+    }
     buf[n > 0 ? n : 0] = '\0';
     CU_ASSERT_STRING_EQUAL(buf, "POST /x/y?q=1 body=hello tp=1");
     mesh__h2_stream_free(x);
@@ -666,6 +718,8 @@ static void add(void) {
   CU_add_test(s, "mesh__h2_session_drain", test_mesh__h2_session_drain);
   CU_add_test(s, "mesh__h2_session_peer_gone",
               test_mesh__h2_session_peer_gone);
+  CU_add_test(s, "mesh__h2_session_keepalive",
+              test_mesh__h2_session_keepalive);
   CU_add_test(s, "mesh__h2_dial_plain", test_mesh__h2_dial_plain);
   CU_add_test(s, "mesh__h2_stream_open_invalid",
               test_mesh__h2_stream_open_invalid);

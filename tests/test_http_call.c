@@ -18,7 +18,7 @@
 
 #include "core/core.h"
 #include "http/http.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_CONNS 64

@@ -19,7 +19,7 @@
 
 #include "core/core.h"
 #include "discovery/discovery.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 #define MESHCTL TEST_BUILDDIR "/tools/meshctl"
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -138,6 +138,14 @@ static const struct bad_case bad_cases[] = {
   {"", 1, {"(root): JSON syntax error at line 1, column 1"}},
   {"{\"log\": {\"level\": \"loud\"}, \"worker\": {\"mode\": 3}}", 2,
    {"log.level: unknown value \"loud\"", "worker.mode: "}},
+  /* duplicate keys, each named by its path */
+  {"{\"inbound\": {\"mode\": \"PERMISSIVE\", \"mode\": \"STRICT\"},\n"
+   " \"log\": {}, \"log\": {}}", 2,
+   {"inbound.mode: duplicate key", "log: duplicate key"}},
+  /* what mesh_new refuses, check-config refuses (docs/config/http.md) */
+  {"{\"http\": {\"routes\": [{\"hosts\": [\"web\"], \"service\": "
+   "\"web-next\"}]}}", 1,
+   {"http.routes[0]: unknown service \"web-next\""}},
 };
 
 static void test_check_config_errors(void) {
@@ -194,6 +202,35 @@ static void test_check_config_files(void) {
   CU_ASSERT_TRUE(has(out_text, "nul.json: NUL byte at offset 2"));
 }
 
+/* The size cap: checked before parsing, raised with --max-bytes. */
+static void test_check_config_max_bytes(void) {
+  size_t big = (size_t)5 << 20;
+  char *text = malloc(big + 1);
+  CU_ASSERT_FATAL(text != NULL);
+  memset(text, ' ', big);
+  memcpy(text, "{}", 2);
+  text[big] = '\0';
+  write_cfg("big.json", text);
+  free(text);
+  CU_ASSERT_EQUAL(meshctl("check-config big.json"), 1);
+  CU_ASSERT_TRUE(has(out_text, "big.json: larger than the limit of 4194304 "
+                               "bytes (raise it with --max-bytes"));
+  CU_ASSERT_EQUAL(meshctl("check-config --max-bytes 8388608 big.json"), 0);
+  CU_ASSERT_TRUE(has(out_text, "big.json: OK"));
+  write_cfg("small.json", "{\"name\": \"abcdefgh\"}");
+  CU_ASSERT_EQUAL(meshctl("check-config --max-bytes 10 small.json"), 1);
+  CU_ASSERT_TRUE(has(out_text, "larger than the limit of 10 bytes"));
+  CU_ASSERT_EQUAL(meshctl("check-config --max-bytes 0 small.json"), 2);
+  CU_ASSERT_EQUAL(meshctl("check-config --max-bytes 1k small.json"), 2);
+  CU_ASSERT_TRUE(has(err_text, "--max-bytes: expected a positive number"));
+  /* resolve reads configs under the same cap and the same JSON rules */
+  CU_ASSERT_EQUAL(meshctl("resolve work --config big.json"), 1);
+  CU_ASSERT_TRUE(has(err_text, "larger than the configuration size limit"));
+  write_cfg("dup.json", "{\"services\": {\"work\": {}, \"work\": {}}}");
+  CU_ASSERT_EQUAL(meshctl("resolve work --config dup.json"), 1);
+  CU_ASSERT_TRUE(has(err_text, "services.work: duplicate key"));
+}
+
 static void test_check_config_usage(void) {
   CU_ASSERT_EQUAL(meshctl("check-config"), 2);
   CU_ASSERT_TRUE(has(err_text, "no FILE given"));
@@ -201,7 +238,7 @@ static void test_check_config_usage(void) {
   CU_ASSERT_TRUE(has(err_text, "unknown option \"--bogus\""));
   CU_ASSERT_EQUAL(meshctl("check-config --quiet=1 x.json"), 2);
   CU_ASSERT_EQUAL(meshctl("check-config --help"), 0);
-  CU_ASSERT_TRUE(has(out_text, "usage: meshctl check-config [--quiet] FILE"));
+  CU_ASSERT_TRUE(has(out_text, "usage: meshctl check-config [--quiet] [--max-bytes N] FILE"));
   CU_ASSERT_EQUAL(meshctl("--help"), 0);
   CU_ASSERT_EQUAL(count_lines(out_text, "  check-config "), 1);
   CU_ASSERT_EQUAL(count_lines(out_text, "  resolve "), 1);
@@ -543,6 +580,8 @@ static void add(void) {
   CU_add_test(s, "meshctl_check_config_errors", test_check_config_errors);
   CU_add_test(s, "meshctl_check_config_files", test_check_config_files);
   CU_add_test(s, "meshctl_check_config_usage", test_check_config_usage);
+  CU_add_test(s, "meshctl_check_config_max_bytes",
+              test_check_config_max_bytes);
   CU_add_test(s, "meshctl_resolve_static", test_resolve_static);
   CU_add_test(s, "meshctl_resolve_shares", test_resolve_shares);
   CU_add_test(s, "meshctl_resolve_errors", test_resolve_errors);

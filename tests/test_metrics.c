@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 #include "observe/observe.h"
 
 static mesh_t *new_mesh(const char *json) {

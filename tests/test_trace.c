@@ -7,9 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "observe/span.h"
-#include "observe/trace_ctx.h"
-#include "observe/tracer.h"
+#include "telemetry/telemetry.h"
+#include "telemetry/trace_ctx.h"
+#include "telemetry/tracer.h"
 
 #define TID "4bf92f3577b34da6a3ce929d0e0e4736"
 #define SID "00f067aa0ba902b7"

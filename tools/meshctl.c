@@ -193,11 +193,19 @@ bool meshctl_parse_args(int argc, char **argv, int first,
 /* ---- reading files ------------------------------------------------------- */
 
 /* Read a whole stream; NULL with errno set on failure (EFBIG: too large). */
-static char *read_stream(FILE *f, size_t *len) {
+static char *read_stream(FILE *f, size_t *len, size_t max) {
   size_t cap = 8192, n = 0;
   char *buf = malloc(cap);
   while (buf) {
-    n += fread(buf + n, 1, cap - n - 1, f);
+    size_t want = cap - n - 1;
+    if (want > max + 1 - n)
+      want = max + 1 - n; /* never read more than one byte past max */
+    n += fread(buf + n, 1, want, f);
+    if (n > max) {
+      free(buf);
+      errno = EFBIG;
+      return NULL;
+    }
     if (ferror(f)) {
       free(buf);
       return NULL;
@@ -206,11 +214,6 @@ static char *read_stream(FILE *f, size_t *len) {
       buf[n] = '\0';
       *len = n;
       return buf;
-    }
-    if (cap >= MESHCTL_FILE_MAX) {
-      free(buf);
-      errno = EFBIG;
-      return NULL;
     }
     cap *= 2;
     char *nb = realloc(buf, cap);
@@ -222,15 +225,23 @@ static char *read_stream(FILE *f, size_t *len) {
   return NULL;
 }
 
-char *meshctl_read_file(const char *path, size_t *len) {
+static char *read_limited(const char *path, size_t *len, size_t max) {
   if (!strcmp(path, "-"))
-    return read_stream(stdin, len);
+    return read_stream(stdin, len, max);
   FILE *f = fopen(path, "rb");
   if (!f)
     return NULL;
-  char *text = read_stream(f, len);
+  char *text = read_stream(f, len, max);
   int saved = errno;
   fclose(f);
   errno = saved;
   return text;
+}
+
+char *meshctl_read_file(const char *path, size_t *len) {
+  return read_limited(path, len, MESHCTL_FILE_MAX);
+}
+
+char *meshctl_read_config(const char *path, size_t *len) {
+  return read_limited(path, len, mesh_config_max_bytes());
 }

@@ -56,8 +56,13 @@ bool meshctl_parse_args(int argc, char **argv, int first,
  *  numbers are seconds.  @return true and seconds in *out when valid. */
 bool meshctl_parse_duration(const char *s, int64_t *out);
 
+/** As meshctl_read_file(), for configuration text: at most
+ *  mesh_config_max_bytes() bytes (EFBIG past it, after reading at most one
+ *  byte more). */
+char *meshctl_read_config(const char *path, size_t *len);
+
 /** Read a whole file ("-": standard input) into a malloc'd NUL-terminated
- *  buffer, at most MESHCTL_FILE_MAX bytes (the cap of mesh_new_from_file).
+ *  buffer, at most MESHCTL_FILE_MAX bytes.
  *  @return the buffer (length in *len), or NULL with errno set (EFBIG when
  *          too large). */
 #define MESHCTL_FILE_MAX (64u << 20)

@@ -10,9 +10,11 @@
  * split.  Both are turned into the admin endpoint's JSON shape first, so
  * the rest of the command has one input. */
 #include "meshctl.h"
+#include "core/core.h" /* mesh__json_parse: the library's JSON rules */
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,13 +145,21 @@ static void list_services(const cJSON *cfg) {
  * warnings would bury the answer unless asked for. */
 static cJSON *load_config(const char *path, bool verbose) {
   size_t len;
-  char *text = meshctl_read_file(path, &len);
+  char *text = meshctl_read_config(path, &len);
   if (!text) {
-    fprintf(stderr, "meshctl resolve: %s: cannot read\n", path);
+    fprintf(stderr, "meshctl resolve: %s: cannot read%s\n", path,
+            errno == EFBIG ? ": larger than the configuration size limit "
+                             "(MESH_CONFIG_MAX_BYTES)"
+                           : "");
     return NULL;
   }
-  cJSON *cfg = cJSON_Parse(text);
+  mesh__json_err_t je;
+  cJSON *cfg = mesh__json_parse(text, len, &je);
   free(text);
+  if (!cfg && je.kind == MESH__JSON_DUPLICATE) {
+    fprintf(stderr, "meshctl resolve: %s: %s\n", path, je.message);
+    return NULL;
+  }
   if (!cJSON_IsObject(cfg)) {
     fprintf(stderr,
             "meshctl resolve: %s: not a JSON object (meshctl check-config "
@@ -279,7 +289,7 @@ static cJSON *admin_get(const char *addr, const char *path,
     fprintf(stderr, "meshctl resolve: %s: %s\n", url, curl_easy_strerror(rc));
   else if (code != 200)
     fprintf(stderr, "meshctl resolve: %s: HTTP %ld\n", url, code);
-  else if (!(doc = b.p ? cJSON_Parse(b.p) : NULL))
+  else if (!(doc = b.p ? mesh__json_parse(b.p, strlen(b.p), NULL) : NULL))
     fprintf(stderr, "meshctl resolve: %s: not JSON\n", url);
   free(b.p);
   return doc;

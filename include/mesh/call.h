@@ -103,7 +103,9 @@ MESH_EXTERN int mesh_call_opts_set_max_retries(mesh_call_opts_t *o,
 /** 0 turns the service's hedging off for this call (non-idempotent
  *  requests); 1 keeps the config.  Default 1. */
 MESH_EXTERN int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on);
-/** Comma-separated ALPN list ("h2,http/1.1"); copied.  A call with its own
+/** Comma-separated ALPN list ("h2,http/1.1": at most 8 names of 1-255
+ *  bytes, the rule of mesh_dial_opts_set_alpn()); NULL resets to the
+ *  config's `tls.alpn`; copied.  A call with its own
  *  ALPN always gets a new connection, closed at the end (never pooled, as
  *  pooled ones negotiated the config's ALPN). */
 MESH_EXTERN int mesh_call_opts_set_alpn(mesh_call_opts_t *o,

@@ -41,7 +41,8 @@ MESH_EXTERN int mesh_dial_opts_set_alpn(mesh_dial_opts_t *o, const char *alpn);
 /** Return at once with MESH_ERR_WANT_READ/WRITE; finish the handshake with
  *  mesh_conn_handshake() when mesh_conn_fd() is ready. */
 MESH_EXTERN int mesh_dial_opts_set_nonblocking(mesh_dial_opts_t *o, int on);
-/** Key for hash-based load balancing (ring_hash, maglev). Copied. */
+/** Key for hash-based load balancing (ring_hash, maglev); copied, at most
+ *  1024 bytes (the rule of mesh_call_opts_set_hash_key()). */
 MESH_EXTERN int mesh_dial_opts_set_hash_key(mesh_dial_opts_t *o,
                                             const char *key, size_t len);
 

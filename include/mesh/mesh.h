@@ -57,6 +57,19 @@ typedef void (*mesh_config_error_fn)(const char *path_and_reason, void *user);
 MESH_EXTERN int mesh_config_check(const char *json, mesh_config_error_fn fn,
                                   void *user);
 
+/** Default cap on the size of configuration text (4 MiB). */
+#define MESH_CONFIG_MAX_BYTES_DEFAULT ((size_t)4 << 20)
+
+/** Set the largest configuration text that mesh_new(), mesh_new_from_file()
+ *  and mesh_config_check() accept (process-wide; any thread).  Larger text
+ *  is refused with MESH_ERR_CONFIG before it is parsed.  0 restores the
+ *  default: $MESH_CONFIG_MAX_BYTES when set to a positive number, else
+ *  MESH_CONFIG_MAX_BYTES_DEFAULT.
+ *  @return the cap in force before the call. */
+MESH_EXTERN size_t mesh_config_set_max_bytes(size_t max);
+/** The cap in force (see mesh_config_set_max_bytes()). */
+MESH_EXTERN size_t mesh_config_max_bytes(void);
+
 /* ---- logging ---------------------------------------------------------- */
 
 typedef enum mesh_log_level {

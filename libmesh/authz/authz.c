@@ -357,10 +357,11 @@ int mesh_authz_reload(mesh_t *m, const char *json, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_INVALID_ARG,
                       "mesh_authz_reload: m and json must not be NULL");
   struct mesh__authz *a = m->authz;
-  cJSON *root = cJSON_Parse(json);
+  mesh__json_err_t je;
+  cJSON *root = mesh__json_parse(json, strlen(json), &je);
   if (!root) {
     count(a, C_RELOAD_ERROR);
-    return mesh__fail(st, MESH_ERR_CONFIG, "authz: JSON syntax error");
+    return mesh__fail(st, MESH_ERR_CONFIG, "authz: %s", je.message);
   }
   mesh__cfg_t c = {.first = st};
   mesh__authz_set_t *s = NULL;

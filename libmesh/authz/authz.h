@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 
 #include "core/core.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 
 /* ---- IP blocks (cidr.c) --------------------------------------------------- */
 

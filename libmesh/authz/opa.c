@@ -172,7 +172,7 @@ char *mesh__opa_input(const mesh_authz_request_t *r, const char *self_id) {
 }
 
 int mesh__opa_parse_result(const char *body, size_t len) {
-  cJSON *root = cJSON_ParseWithLength(body, len);
+  cJSON *root = mesh__json_parse(body, len, NULL);
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
     return MESH_ERR_PARSE;

@@ -6,6 +6,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A message that did not fit: cut it after the last whole token (at a
+ * space or comma) and mark the cut, rather than end mid-word. */
+static void cut_at_token(char *msg, size_t cap) {
+  static const char mark[] = " [...]";
+  size_t end = strlen(msg);
+  if (end + sizeof mark > cap)
+    end = cap - sizeof mark;
+  while (end > 0 && msg[end - 1] != ' ' && msg[end - 1] != ',')
+    end--;
+  while (end > 0 && (msg[end - 1] == ' ' || msg[end - 1] == ','))
+    end--;
+  memcpy(msg + end, mark, sizeof mark);
+}
+
 void mesh__cfg_error(mesh__cfg_t *c, const char *path, const char *fmt, ...) {
   char msg[sizeof(((mesh_status_t *)0)->message)];
   int n = snprintf(msg, sizeof msg, "%s: ", path && *path ? path : "(root)");
@@ -13,8 +27,12 @@ void mesh__cfg_error(mesh__cfg_t *c, const char *path, const char *fmt, ...) {
     n = 0;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+  int r = vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
   va_end(ap);
+  if (r > 0 && (size_t)n + (size_t)r >= sizeof msg)
+    cut_at_token(msg, sizeof msg);
+  /* values quoted in reasons may be URLs: never their userinfo */
+  mesh__redact_userinfo(msg, sizeof msg);
   if (c->nerr == 0 && c->first) {
     c->first->code = MESH_ERR_CONFIG;
     mesh__strlcpy(c->first->message, msg, sizeof c->first->message);
@@ -47,15 +65,33 @@ static const char *type_name(const cJSON *v) {
   return "invalid";
 }
 
+/* `"a", "b", "c"` within len bytes, whole names only: when the list does
+ * not fit, it ends with `, ... (N more)` instead of a name cut in two. */
 static void list_expected(char *buf, size_t len, const char *const vals[]) {
-  size_t off = 0;
+  size_t off = 0, total = 0;
   buf[0] = '\0';
-  for (size_t i = 0; vals[i]; i++) {
-    int n = snprintf(buf + off, len - off, "%s\"%s\"", i ? ", " : "", vals[i]);
-    if (n < 0 || (size_t)n >= len - off)
+  while (vals && vals[total])
+    total++;
+  for (size_t i = 0; i < total; i++) {
+    size_t need = (i ? 2 : 0) + strlen(vals[i]) + 2;
+    /* room for this name, and for the "more" tail unless it is the last */
+    size_t tail = i + 1 < total ? sizeof ", ... (99999 more)" : 0;
+    if (off + need + tail + 1 > len) {
+      snprintf(buf + off, len - off, "%s... (%zu more)", i ? ", " : "",
+               total - i);
       return;
-    off += (size_t)n;
+    }
+    off += (size_t)snprintf(buf + off, len - off, "%s\"%s\"", i ? ", " : "",
+                            vals[i]);
   }
+}
+
+/* Room left for a list of expected values after "path: " and a reason of
+ * about 40 bytes, within one status message. */
+static size_t list_room(const char *path) {
+  size_t room = sizeof(((mesh_status_t *)0)->message);
+  size_t used = strlen(path) + 48;
+  return used + 64 < room ? room - used : 64;
 }
 
 bool mesh__cfg_object(mesh__cfg_t *c, const cJSON *node, const char *path,
@@ -71,9 +107,9 @@ bool mesh__cfg_object(mesh__cfg_t *c, const cJSON *node, const char *path,
       if (strcmp(allowed[i], it->string) == 0)
         ok = true;
     if (!ok) {
-      char p[MESH__PATH_MAX], exp[200];
+      char p[MESH__PATH_MAX], exp[sizeof(((mesh_status_t *)0)->message)];
       mesh__cfg_path(p, path, it->string);
-      list_expected(exp, sizeof exp, allowed);
+      list_expected(exp, list_room(p), allowed);
       mesh__cfg_error(c, p, "unknown key (expected one of %s)", exp);
     }
   }
@@ -179,9 +215,11 @@ bool mesh__cfg_enum(mesh__cfg_t *c, const cJSON *obj, const char *path,
       return true;
     }
   }
-  char p[MESH__PATH_MAX], exp[200];
+  char p[MESH__PATH_MAX], exp[sizeof(((mesh_status_t *)0)->message)];
   mesh__cfg_path(p, path, key);
-  list_expected(exp, sizeof exp, values);
+  list_expected(exp, list_room(p) > 64 + strlen(s) ? list_room(p) - strlen(s)
+                                                   : 64,
+                values);
   mesh__cfg_error(c, p, "unknown value \"%s\" (expected one of %s)", s, exp);
   return false;
 }

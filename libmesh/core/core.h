@@ -56,6 +56,30 @@ void mesh__log(mesh_t *m, int level, const char *event, const char *fmt, ...)
 /** Will a line at `level` be emitted?  Cheap; check before costly formatting. */
 bool mesh__log_on(mesh_t *m, int level);
 
+/* ---- redaction (core/redact.c) ------------------------------------------
+ * Exact: secrets are named (each part's config paths in .secrets, the
+ * userinfo of URLs, a list of credential-only field names), not guessed
+ * from the spelling of a key. */
+
+/** Replace the userinfo of every URL in s ("scheme://user:pass@host" ->
+ *  "scheme://[REDACTED]@host"), in place within cap.  @return how many. */
+int mesh__redact_userinfo(char *s, size_t cap);
+/** A malloc'd copy of s with mesh__redact_userinfo() applied (NULL: out of
+ *  memory); for URLs kept to be shown. */
+char *mesh__redact_userinfo_dup(const char *s);
+/** A log line: URL userinfo, values of credential-only fields (`k=v`,
+ *  `k: v`, whole names such as password, token, authorization, cookie;
+ *  not `key`), the word after "Bearer "/"Basic ", PEM private-key blocks.
+ *  In place; NUL-terminated within cap (the tail cut if it must grow).
+ *  @return the number of values redacted. */
+int mesh__log_redact(char *line, size_t cap);
+/** Redact a copy of the configuration in place (the admin /config view):
+ *  every path the parts name as secret, URL userinfo and private keys in
+ *  every string. */
+void mesh__json_redact(cJSON *root);
+/** Is this (whole) field name one that only carries credentials? */
+bool mesh__secret_key(const char *key, size_t len);
+
 /* ---- worker loop --------------------------------------------------------
  * A single-threaded event loop (epoll + timers + cross-thread posts).  All
  * callbacks run on the loop's thread: the worker, or the application's
@@ -112,6 +136,13 @@ typedef struct mesh__cfg {
   mesh_status_t *first; /* receives the first error */
   mesh_config_error_fn fn; /* optional: every error */
   void *user;
+  /* Cross-references (a route's service, a split's subset, the name a
+   * registration uses) are checked by check(), like everything else, so
+   * that mesh_new() runs exactly mesh_config_check()'s validation before
+   * it builds anything: */
+  const cJSON *root; /* the whole document while checking it, else NULL */
+  const cJSON *svc;  /* per-service check(): the service's object */
+  const char *svc_name; /* per-service check(): its name */
 } mesh__cfg_t;
 
 #define MESH__PATH_MAX 256
@@ -144,6 +175,46 @@ bool mesh__cfg_enum(mesh__cfg_t *c, const cJSON *obj, const char *path,
 bool mesh__cfg_strings(mesh__cfg_t *c, const cJSON *obj, const char *path,
                        const char *key, const cJSON **out);
 
+/* ---- JSON (core/json.c) --------------------------------------------------
+ * Every cJSON parse in the library goes through mesh__json_parse(): trailing
+ * garbage and duplicate object keys are errors (cJSON would keep the first
+ * of two equal keys where other readers keep the last). */
+
+enum { MESH__JSON_OK, MESH__JSON_SYNTAX, MESH__JSON_DUPLICATE,
+       MESH__JSON_NOMEM };
+
+typedef struct mesh__json_err {
+  int kind;              /* MESH__JSON_* */
+  size_t offset;         /* SYNTAX: byte offset of the error */
+  int line, column;      /* SYNTAX: 1-based position */
+  char path[MESH__PATH_MAX]; /* DUPLICATE: JSON path of the key */
+  char message[MESH__PATH_MAX + 96]; /* "path: duplicate key ..." etc. */
+} mesh__json_err_t;
+
+typedef void (*mesh__json_dup_fn)(const char *path, const char *key,
+                                  void *user);
+
+/** Parse exactly buf[0, len) (white space may follow the value).
+ *  @return the tree (caller frees with cJSON_Delete) or NULL with *err set
+ *  (err may be NULL). */
+cJSON *mesh__json_parse(const char *buf, size_t len, mesh__json_err_t *err);
+
+/** Call fn(path, key) once per key that appears twice (or more) in one
+ *  object of the tree.  @return how many, or MESH_ERR_NOMEM. */
+int mesh__json_dups(const cJSON *root, mesh__json_dup_fn fn, void *user);
+
+/** As mesh__json_parse(), calling fn (may be NULL) for every duplicated
+ *  key, not only the first (err holds the first). */
+cJSON *mesh__json_parse_dups(const char *buf, size_t len,
+                             mesh__json_err_t *err, mesh__json_dup_fn fn,
+                             void *user);
+
+/** The size cap of configuration text: mesh_config_set_max_bytes(), else
+ *  $MESH_CONFIG_MAX_BYTES, else MESH_CONFIG_MAX_BYTES_DEFAULT. */
+size_t mesh__config_max_bytes(void);
+/** len over the cap: write the error into msg and return 1; else 0. */
+int mesh__config_size_error(size_t len, char *msg, size_t cap);
+
 /* ---- the context --------------------------------------------------------
  * Each part owns its state behind a pointer; parts are set up in order by
  * mesh_new() and torn down in reverse by mesh_free(). */
@@ -167,7 +238,7 @@ struct mesh_ctx {
   struct mesh__identity *identity;
   struct mesh__tls *tls;
   struct mesh__services *services;
-  struct mesh__observe *observe;
+  _Atomic(struct mesh__observe *) observe;
   struct mesh__authz *authz;
   struct mesh__admin *admin;
   struct mesh__http *http;     /* http/ (settings, top-level routes) */
@@ -183,9 +254,13 @@ typedef struct mesh__part {
   void (*check)(mesh__cfg_t *c, const cJSON *cfg, const char *path);
   int (*init)(mesh_t *m, const cJSON *cfg, mesh_status_t *st);
   void (*fini)(mesh_t *m);
+  /* NULL-terminated JSON paths under the section whose values are secrets
+   * ("*" matches any member or element), redacted wherever the config is
+   * shown (core/redact.c).  NULL: none. */
+  const char *const *secrets;
 } mesh__part_t;
 
-/* ---- services (core/service.c) ----------------------------------------
+/* ---- services (core/mesh.c) ----------------------------------------
  * The `services` section: one entry per named upstream.  Each part keeps
  * its per-service state behind its own pointer. */
 
@@ -225,6 +300,7 @@ typedef struct mesh__svc_part {
   int (*init)(mesh_t *m, mesh__service_t *svc, const cJSON *v,
               mesh_status_t *st);
   void (*fini)(mesh_t *m, mesh__service_t *svc);
+  const char *const *secrets; /* as mesh__part_t.secrets, under the key */
 } mesh__svc_part_t;
 
 /* ---- dial options (the public mesh_dial_opts_t) -------------------------*/
@@ -249,10 +325,96 @@ struct mesh_dial_opts {
   const char *service;
 };
 
-/** Dial a configured service by name: pick, pool, breakers, then TLS.
- *  Implemented by the call layer (resilience/). */
-int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
-                       const mesh_dial_opts_t *opts, mesh_conn_t **out,
-                       mesh_status_t *st);
+/* ---- randomness and backoff (core/rand.c) --------------------------------- */
+
+/** A pseudo-random stream (xoshiro256**); zero-initialized it seeds itself
+ *  from the kernel on first use.  Not for secrets. */
+typedef struct mesh__prng {
+  uint64_t s[4];
+  bool ready;
+} mesh__prng_t;
+/** Seed p reproducibly (tests). */
+void mesh__prng_seed(mesh__prng_t *p, uint64_t seed);
+uint64_t mesh__prng_next(mesh__prng_t *p);
+/** Next value of the calling thread's own stream (lock-free). */
+uint64_t mesh__rand64(void);
+
+/** base * 2^attempt, capped at max (no jitter). */
+int64_t mesh__backoff_cap(int64_t base_ms, int64_t max_ms, uint32_t attempt);
+/** Pure: the backoff before retry number `retry` (0 = first retry): uniform
+ *  in [0, min(base * 2^retry, max)) using rnd (full jitter, as Envoy's
+ *  JitteredExponentialBackOffStrategy).  Returns 0 when base is 0. */
+int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
+                         uint64_t rnd);
+/** Pure: base * 2^attempt capped at max, then +-pct% jitter from rnd (gRPC
+ *  connection backoff); at least 1 (base <= 0 counts as 1). */
+int64_t mesh__backoff_jitter(int64_t base_ms, int64_t max_ms, uint32_t attempt,
+                             int pct, uint64_t rnd);
+
+/* ---- error classes (core/errclass.c) -------------------------------------- */
+
+enum mesh__err_flag {
+  MESH__EF_HOST_FAULT = 1u << 0, /* says something about the endpoint */
+  MESH__EF_IDENTITY = 1u << 1,   /* a peer or own identity failure */
+  MESH__EF_BROKEN = 1u << 2,     /* the connection broke: a try's "reset" */
+  MESH__EF_RESET = 1u << 3,      /* reset or closed by the peer */
+  MESH__EF_SETUP = 1u << 4,      /* connection setup failed (connect, TLS) */
+};
+/** The MESH__EF_* flags of an error code (0 for codes of no class). */
+unsigned mesh__err_class(int code);
+
+/* ---- addresses (core/addr.c) ---------------------------------------------- */
+
+/* Verdicts of mesh__hostport_split (the caller words the message). */
+enum mesh__hostport_verdict {
+  MESH__HP_OK = 0,
+  MESH__HP_EMPTY,    /* NULL or "" */
+  MESH__HP_BRACKETS, /* "[" without "]:" */
+  MESH__HP_NO_PORT,  /* no ":port", or an IPv6 address without brackets */
+  MESH__HP_HOST_LEN, /* host empty or not shorter than hostlen */
+  MESH__HP_PORT,     /* port not 1..5 digits in [min_port, 65535] */
+};
+/** Split "host:port" or "[v6]:port" into host (NUL-terminated, brackets
+ *  removed) and port.  Pure syntax: the host is not validated.
+ *  @return a mesh__hostport_verdict; host and port are set only on OK. */
+int mesh__hostport_split(const char *s, char *host, size_t hostlen,
+                         long min_port, uint16_t *port);
+
+/* ---- text helpers (core/text.c) ------------------------------------------ */
+
+/** Shortest round-tripping decimal for v; NaN, +Inf, -Inf spelled as
+ *  Prometheus wants them.  buf >= 32 bytes. */
+void mesh__fmt_double(char *buf, size_t len, double v);
+/** Decode n lower-case hex digits (n even) into n/2 bytes; false on any
+ *  other character (out may be partly written). */
+bool mesh__hex_decode(const char *s, size_t n, uint8_t *out);
+/** Encode n bytes as 2n lower-case hex digits (no NUL). */
+void mesh__hex_encode(const uint8_t *in, size_t n, char *out);
+/** Are the n bytes at p all zero? */
+bool mesh__is_zero(const uint8_t *p, size_t n);
+/** A name of the config (service, policy, route): 1..128 of [A-Za-z0-9._-]. */
+bool mesh__name_valid(const char *s);
+
+/* The one set of validators behind mesh_dial_opts_* and mesh_call_opts_*
+ * (core/opts.c): same input, same verdict.  Each returns MESH_OK,
+ * MESH_ERR_INVALID_ARG (o NULL or the value out of its rule) or
+ * MESH_ERR_NOMEM; on error o is unchanged. */
+#define MESH__ALPN_MAX 8       /* names in one ALPN list */
+#define MESH__HASH_KEY_MAX 1024 /* bytes of a hash-balancing key */
+/** alpn: 1..MESH__ALPN_MAX comma-separated names of 1..255 bytes; NULL
+ *  resets to the config's list.  Copied. */
+int mesh__opts_set_alpn(mesh_dial_opts_t *o, const char *alpn);
+/** key: 0..MESH__HASH_KEY_MAX bytes (NULL only with len 0).  Copied. */
+int mesh__opts_set_hash_key(mesh_dial_opts_t *o, const void *key,
+                            size_t len);
+/** ctx copied (all-zero ids keep only the sampling decision); NULL clears. */
+int mesh__opts_set_trace_parent(mesh_dial_opts_t *o,
+                                const mesh_trace_ctx_t *ctx);
+/** Free what o owns (peers, alpn, hash key), not o itself. */
+void mesh__opts_fini(mesh_dial_opts_t *o);
+
+/* The libcurl multi loop on the worker (etcd, OPA, exporters): one more
+ * section of core's surface, kept in its own header for its curl types. */
+#include "core/curl_loop.h"
 
 #endif /* MESH_CORE_CORE_H */

@@ -81,6 +81,8 @@ int mesh__fail(mesh_status_t *st, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(st->message, sizeof st->message, fmt, ap);
   va_end(ap);
+  /* messages quote URLs (etcd, OPA, collectors): never their userinfo */
+  mesh__redact_userinfo(st->message, sizeof st->message);
   return code;
 }
 

@@ -1,6 +1,5 @@
 /* Structured logging: one `level=... event=... k=v` line per event. */
 #include "core/core.h"
-#include "observe/observe.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -49,6 +49,8 @@ static void check_service(mesh__cfg_t *c, const cJSON *svc, const char *path) {
   if (!mesh__cfg_object(c, svc, path, keys))
     return;
   check_peers(c, svc, path);
+  c->svc = svc;
+  c->svc_name = svc->string;
   for (size_t i = 0; mesh__svc_parts[i]; i++) {
     const cJSON *v =
         cJSON_GetObjectItemCaseSensitive(svc, mesh__svc_parts[i]->key);
@@ -57,18 +59,8 @@ static void check_service(mesh__cfg_t *c, const cJSON *svc, const char *path) {
     if (mesh__svc_parts[i]->check)
       mesh__svc_parts[i]->check(c, v, p);
   }
-}
-
-static bool valid_service_name(const char *s) {
-  if (!*s || strlen(s) > 128)
-    return false;
-  for (; *s; s++) {
-    char ch = *s;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
-      return false;
-  }
-  return true;
+  c->svc = NULL;
+  c->svc_name = NULL;
 }
 
 static void check_services(mesh__cfg_t *c, const cJSON *v) {
@@ -82,7 +74,7 @@ static void check_services(mesh__cfg_t *c, const cJSON *v) {
   cJSON_ArrayForEach(svc, v) {
     char p[MESH__PATH_MAX];
     mesh__cfg_path(p, "services", svc->string);
-    if (!valid_service_name(svc->string)) {
+    if (!mesh__name_valid(svc->string)) {
       mesh__cfg_error(c, p,
                       "invalid service name (1-128 of A-Z a-z 0-9 - _ .)");
       continue;
@@ -106,8 +98,12 @@ static int check_all(mesh__cfg_t *c, const cJSON *root, int *log_level,
   keys[k] = NULL;
   if (!mesh__cfg_object(c, root, "", keys))
     return c->nerr;
+  c->root = root;
   const char *name;
-  mesh__cfg_string(c, root, "", "name", NULL, &name);
+  if (mesh__cfg_string(c, root, "", "name", NULL, &name) &&
+      !mesh__name_valid(name))
+    mesh__cfg_error(c, "name",
+                    "invalid service name (1-128 of A-Z a-z 0-9 - _ .)");
   check_log(c, cJSON_GetObjectItemCaseSensitive(root, "log"), log_level);
   check_worker(c, cJSON_GetObjectItemCaseSensitive(root, "worker"),
                worker_mode);
@@ -119,27 +115,33 @@ static int check_all(mesh__cfg_t *c, const cJSON *root, int *log_level,
                          : NULL,
                p->key ? p->key : "");
   }
+  c->root = NULL;
   return c->nerr;
 }
 
+static void on_dup(const char *path, const char *key, void *user) {
+  (void)key;
+  mesh__cfg_error(user, path,
+                  "duplicate key (JSON readers disagree on which one counts)");
+}
+
+/* The size cap first (nothing is parsed past it), then the one JSON entry
+ * point: syntax, trailing garbage, every duplicate key. */
 static cJSON *parse_json(const char *json, mesh__cfg_t *c) {
-  const char *end = NULL;
-  cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
-  if (root)
-    return root;
-  /* Report line and column of the syntax error. */
-  int line = 1, col = 1;
-  const char *stop = end ? end : json;
-  for (const char *p = json; p < stop && *p; p++) {
-    if (*p == '\n') {
-      line++;
-      col = 1;
-    } else {
-      col++;
-    }
+  size_t max = mesh__config_max_bytes();
+  size_t len = strnlen(json, max + 1);
+  char msg[sizeof(((mesh_status_t *)0)->message)];
+  if (mesh__config_size_error(len, msg, sizeof msg)) {
+    mesh__cfg_error(c, "", "%s", msg);
+    return NULL;
   }
-  mesh__cfg_error(c, "", "JSON syntax error at line %d, column %d", line, col);
-  return NULL;
+  mesh__json_err_t e;
+  cJSON *root = mesh__json_parse_dups(json, len, &e, on_dup, c);
+  if (!root && e.kind == MESH__JSON_SYNTAX)
+    mesh__cfg_error(c, "", "%s", e.message);
+  else if (!root && e.kind == MESH__JSON_NOMEM)
+    mesh__cfg_error(c, "", "out of memory");
+  return root;
 }
 
 int mesh_config_check(const char *json, mesh_config_error_fn fn, void *user) {
@@ -277,9 +279,24 @@ int mesh_new(const char *json, mesh_t **out, mesh_status_t *st) {
   if (check_all(&c, root, &log_level, &worker_mode) > 0) {
     cJSON_Delete(root);
     if (st && c.nerr > 1) {
-      size_t len = strlen(st->message);
-      snprintf(st->message + len, sizeof st->message - len,
-               " (and %d more error%s)", c.nerr - 1, c.nerr > 2 ? "s" : "");
+      char more[48];
+      int k = snprintf(more, sizeof more, " (and %d more error%s)",
+                       c.nerr - 1, c.nerr > 2 ? "s" : "");
+      size_t len = strlen(st->message), cap = sizeof st->message;
+      if (k > 0 && len + (size_t)k >= cap) {
+        /* make room after a whole word, as mesh__cfg_error() cuts */
+        len = cap - (size_t)k - sizeof " [...]";
+        while (len > 0 && st->message[len - 1] != ' ' &&
+               st->message[len - 1] != ',')
+          len--;
+        while (len > 0 && (st->message[len - 1] == ' ' ||
+                           st->message[len - 1] == ','))
+          len--;
+        memcpy(st->message + len, " [...]", 6);
+        len += 6;
+      }
+      if (k > 0)
+        memcpy(st->message + len, more, (size_t)k + 1);
     }
     return MESH_ERR_CONFIG;
   }
@@ -336,16 +353,19 @@ int mesh_new_from_file(const char *path, mesh_t **out, mesh_status_t *st) {
   FILE *f = fopen(path, "rb");
   if (!f)
     return mesh__fail(st, MESH_ERR_IO, "%s: %s", path, strerror(errno));
+  /* The size cap holds before anything is read: a file one byte over it
+   * is refused after reading at most cap + 1 bytes. */
+  size_t max = mesh__config_max_bytes();
+  char msg[sizeof(((mesh_status_t *)0)->message)];
   char *buf = NULL;
   size_t len = 0, cap = 0;
   for (;;) {
+    if (len > max && mesh__config_size_error(len, msg, sizeof msg)) {
+      fclose(f);
+      free(buf);
+      return mesh__fail(st, MESH_ERR_CONFIG, "%s: %s", path, msg);
+    }
     if (len + 4096 + 1 > cap) {
-      if (cap > (64u << 20)) {
-        fclose(f);
-        free(buf);
-        return mesh__fail(st, MESH_ERR_CONFIG, "%s: larger than 64 MiB",
-                          path);
-      }
       cap = cap ? cap * 2 : 8192;
       char *nb = realloc(buf, cap);
       if (!nb) {
@@ -355,9 +375,12 @@ int mesh_new_from_file(const char *path, mesh_t **out, mesh_status_t *st) {
       }
       buf = nb;
     }
-    size_t r = fread(buf + len, 1, cap - len - 1, f);
+    size_t want = cap - len - 1;
+    if (want > max + 1 - len)
+      want = max + 1 - len;
+    size_t r = fread(buf + len, 1, want, f);
     len += r;
-    if (r == 0)
+    if (r == 0 && len <= max)
       break;
   }
   int err = ferror(f);

@@ -47,12 +47,15 @@ static void check_servers(mesh__cfg_t *c, const cJSON *obj, const char *path) {
       mesh__cfg_error(c, sp, "expected an IP address with an optional "
                              "port (\"127.0.0.1:5353\", \"[::1]:53\")");
   }
-  if (i == 0) {
-    char p[MESH__PATH_MAX];
-    mesh__cfg_path(p, path, "servers");
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "servers");
+  if (i == 0)
     mesh__cfg_error(c, p, "must list at least one server (or be omitted "
                           "for the system's resolv.conf)");
-  }
+  /* what set_servers() can pass to c-ares (a 2 KiB list): refused here so
+   * that mesh_new never finds a problem the check did not */
+  if (i > 32)
+    mesh__cfg_error(c, p, "at most 32 servers");
 }
 
 void mesh__dns_cfg_check(mesh__cfg_t *c, const cJSON *obj, const char *path) {

@@ -28,10 +28,6 @@ struct mesh__disc_watch {
   struct mesh__disc_watch *next;
 };
 
-struct mesh_endpoints {
-  mesh__snapshot_t *s; /* NULL: no answer yet */
-};
-
 static _Atomic int next_watch_id = 1;
 
 /* ---- config ---------------------------------------------------------------- */
@@ -96,21 +92,9 @@ void mesh__disc_quote(char *out, size_t size, const char *s) {
 }
 
 int64_t mesh__disc_backoff(int64_t base_ms, int64_t max_ms, unsigned attempt) {
-  int64_t d = base_ms > 0 ? base_ms : 1;
-  for (unsigned i = 0; i < attempt && d < max_ms; i++)
-    d *= 2;
-  if (d > max_ms)
-    d = max_ms;
   /* +-20% jitter (gRPC connection backoff) so that many clients that lost
    * the same registry do not come back in lockstep. */
-  uint64_t x = (uint64_t)mesh__now_ns();
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  int64_t span = d / 5;
-  if (span > 0)
-    d += (int64_t)(x % (uint64_t)(2 * span + 1)) - span;
-  return d > 0 ? d : 1;
+  return mesh__backoff_jitter(base_ms, max_ms, attempt, 20, mesh__rand64());
 }
 
 static void set_ready(mesh__disc_svc_t *d, int rc) {
@@ -135,6 +119,8 @@ void mesh__disc_error(mesh__disc_svc_t *d, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* kept for /endpoints and logged: never a URL's userinfo */
+  mesh__redact_userinfo(msg, sizeof msg);
   atomic_fetch_add(&d->n_errors, 1);
   mesh__counter_add(d->m_errors, 1);
   atomic_store(&d->last_error_ms, mesh__now_ms());
@@ -257,45 +243,6 @@ static void reprepare(mesh__disc_svc_t *d) {
   }
   publish(d, s, !atomic_load(&d->stale));
 }
-
-/* ---- static source ------------------------------------------------------------- */
-
-void mesh__disc_check_static(mesh__cfg_t *c, const cJSON *v, const char *path) {
-  static const char *const keys[] = {"type", "endpoints", "resolver", NULL};
-  mesh__cfg_object(c, v, path, keys);
-  mesh__disc_check_resolver(c, v, path);
-  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(v, "endpoints");
-  char p[MESH__PATH_MAX];
-  mesh__cfg_path(p, path, "endpoints");
-  if (!arr) {
-    mesh__cfg_error(c, p, "required for type \"static\"");
-    return;
-  }
-  mesh__ep_t *eps;
-  size_t n;
-  mesh__ep_parse_list(c, arr, p, &eps, &n);
-  free(eps);
-}
-
-static int static_start(mesh__disc_svc_t *d, mesh_status_t *st) {
-  mesh__cfg_t c = {.first = st};
-  mesh__ep_t *eps;
-  size_t n;
-  int rc = mesh__ep_parse_list(
-      &c, cJSON_GetObjectItemCaseSensitive(d->cfg, "endpoints"), "endpoints",
-      &eps, &n);
-  if (rc != MESH_OK)
-    return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory")
-                                : MESH_ERR_CONFIG;
-  rc = mesh__disc_apply(d, eps, n);
-  free(eps);
-  if (rc != MESH_OK)
-    return mesh__fail(st, rc, "services.%s.discovery: %s", d->svc->name,
-                      mesh_strerror(rc));
-  return MESH_OK;
-}
-
-const mesh__disc_source_t mesh__disc_static = {"static", static_start, NULL};
 
 /* ---- metrics ------------------------------------------------------------------- */
 
@@ -420,8 +367,10 @@ static int disc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
   return MESH_OK;
 }
 
+/* the etcd source's credentials sit in the section itself */
+static const char *const disc_secrets[] = {"password", NULL};
 const mesh__svc_part_t mesh__disc_part = {"discovery", disc_check, disc_init,
-                                          disc_fini};
+                                          disc_fini, disc_secrets};
 
 /* ---- internal API ---------------------------------------------------------------- */
 
@@ -522,110 +471,6 @@ int mesh_endpoints_get(mesh_t *m, const char *service, mesh_endpoints_t **out,
   e->s = mesh__snap_acquire(&d->ref);
   *out = e;
   return MESH_OK;
-}
-
-mesh_endpoints_t *mesh_endpoints_dup(const mesh_endpoints_t *e) {
-  if (!e)
-    return NULL;
-  mesh_endpoints_t *c = calloc(1, sizeof *c);
-  if (!c)
-    return NULL;
-  c->s = e->s;
-  mesh__snap_ref(c->s);
-  return c;
-}
-
-void mesh_endpoints_free(mesh_endpoints_t *e) {
-  if (!e)
-    return;
-  mesh__snap_release(e->s);
-  free(e);
-}
-
-size_t mesh_endpoints_count(const mesh_endpoints_t *e) {
-  return e && e->s ? e->s->n : 0;
-}
-
-uint64_t mesh_endpoints_version(const mesh_endpoints_t *e) {
-  return e && e->s ? e->s->version : 0;
-}
-
-static const mesh__host_t *host_at(const mesh_endpoints_t *e, size_t i) {
-  return e && e->s && i < e->s->n ? e->s->hosts[i] : NULL;
-}
-
-const char *mesh_endpoint_address(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? h->address : NULL;
-}
-
-const char *mesh_endpoint_hostname(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? (h->hostname ? h->hostname : "") : NULL;
-}
-
-int mesh_endpoint_port(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? h->port : 0;
-}
-
-uint32_t mesh_endpoint_weight(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? h->weight : 0;
-}
-
-uint32_t mesh_endpoint_priority(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? h->priority : 0;
-}
-
-int mesh_endpoint_health(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  if (!h)
-    return -1;
-  if (h->source_health == MESH__HEALTH_DRAINING)
-    return MESH_HEALTH_DRAINING;
-  int hc = atomic_load(&h->hc_health);
-  return hc != MESH__HEALTH_UNKNOWN ? hc : h->source_health;
-}
-
-static const char *or_empty(const char *s) { return s ? s : ""; }
-
-const char *mesh_endpoint_region(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? or_empty(h->region) : NULL;
-}
-
-const char *mesh_endpoint_zone(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? or_empty(h->zone) : NULL;
-}
-
-const char *mesh_endpoint_subzone(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? or_empty(h->subzone) : NULL;
-}
-
-size_t mesh_endpoint_label_count(const mesh_endpoints_t *e, size_t i) {
-  const mesh__host_t *h = host_at(e, i);
-  return h ? h->nlabels : 0;
-}
-
-int mesh_endpoint_label_at(const mesh_endpoints_t *e, size_t i, size_t j,
-                           const char **key, const char **value) {
-  const mesh__host_t *h = host_at(e, i);
-  if (!h || j >= h->nlabels)
-    return MESH_ERR_INVALID_ARG;
-  if (key)
-    *key = h->labels[j].key;
-  if (value)
-    *value = h->labels[j].value;
-  return MESH_OK;
-}
-
-const char *mesh_endpoint_label(const mesh_endpoints_t *e, size_t i,
-                                const char *key) {
-  return mesh__host_label(host_at(e, i), key);
 }
 
 int mesh_discovery_wait(mesh_t *m, const char *service, int timeout_ms,

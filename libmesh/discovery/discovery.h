@@ -12,8 +12,8 @@
 #include <cjson/cJSON.h>
 
 #include "core/core.h"
-#include "discovery/endpoint.h"
-#include "observe/metrics.h"
+#include "endpoint/endpoint.h"
+#include "telemetry/telemetry.h"
 
 /* ---- limits on untrusted input (files, etcd values, DNS answers) ---------*/
 #define MESH__DISC_MAX_ENDPOINTS 100000 /* per service */
@@ -214,5 +214,14 @@ void mesh__disc_check_static(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_file(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_dns(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_etcd(mesh__cfg_t *c, const cJSON *v, const char *path);
+
+/** Register discovery's views with telemetry ("endpoints"; views.c);
+ *  called from the "register" part's init, which runs for every context. */
+void mesh__disc_register_views(mesh_t *m);
+
+/* What a public mesh_endpoints_t holds (discovery.c, endpoints.c). */
+struct mesh_endpoints {
+  mesh__snapshot_t *s; /* NULL: no answer yet */
+};
 
 #endif /* MESH_DISCOVERY_DISCOVERY_H */

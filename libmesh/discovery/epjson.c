@@ -46,54 +46,26 @@ bool mesh__disc_valid_address(const char *s) {
   return !digits_dots && valid_hostname(s);
 }
 
-static int parse_port(const char *s, uint16_t *port) {
-  if (!*s || strlen(s) > 5)
-    return MESH_ERR_PARSE;
-  unsigned v = 0;
-  for (const char *p = s; *p; p++) {
-    if (*p < '0' || *p > '9')
-      return MESH_ERR_PARSE;
-    v = v * 10 + (unsigned)(*p - '0');
-  }
-  if (v < 1 || v > 65535)
-    return MESH_ERR_PARSE;
-  *port = (uint16_t)v;
-  return MESH_OK;
-}
-
 int mesh__disc_split_hostport(const char *s, char *host, size_t hostlen,
                               uint16_t *port, char *err, size_t errlen) {
   if (!s || !*s) {
     snprintf(err, errlen, "empty address");
     return MESH_ERR_PARSE;
   }
-  const char *colon, *hs = s;
-  size_t hl;
-  if (*s == '[') {
-    const char *close = strchr(s, ']');
-    if (!close || close[1] != ':') {
-      snprintf(err, errlen, "expected [ipv6]:port");
-      return MESH_ERR_PARSE;
-    }
-    hs = s + 1;
-    hl = (size_t)(close - hs);
-    colon = close + 1;
-  } else {
-    colon = strrchr(s, ':');
-    if (!colon || strchr(s, ':') != colon) {
-      snprintf(err, errlen, "expected host:port (IPv6 in brackets)");
-      return MESH_ERR_PARSE;
-    }
-    hl = (size_t)(colon - s);
-  }
-  if (hl == 0 || hl >= hostlen) {
+  switch (mesh__hostport_split(s, host, hostlen, 1, port)) {
+  case MESH__HP_OK:
+    break;
+  case MESH__HP_BRACKETS:
+    snprintf(err, errlen, "expected [ipv6]:port");
+    return MESH_ERR_PARSE;
+  case MESH__HP_NO_PORT:
+    snprintf(err, errlen, "expected host:port (IPv6 in brackets)");
+    return MESH_ERR_PARSE;
+  case MESH__HP_HOST_LEN:
     snprintf(err, errlen, "host empty or longer than %zu bytes",
              hostlen ? hostlen - 1 : 0);
     return MESH_ERR_PARSE;
-  }
-  memcpy(host, hs, hl);
-  host[hl] = '\0';
-  if (parse_port(colon + 1, port) != MESH_OK) {
+  default:
     snprintf(err, errlen, "port must be 1-65535");
     return MESH_ERR_PARSE;
   }

@@ -5,7 +5,7 @@
  * /v3/auth/authenticate before its first request and again after etcd
  * rejects the token. */
 #include "discovery/etcd.h"
-#include "core/curl_loop.h"
+#include "core/core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +35,7 @@ struct mesh__etcd {
   mesh_t *m;
   mesh__curlm_t *cm;
   char **urls;
+  char **shown; /* urls[i] without userinfo: for messages, logs, views */
   size_t nurls, cur;
   char *ca, *cert, *key, *username, *password;
   int64_t timeout_ms;
@@ -42,51 +43,6 @@ struct mesh__etcd {
   mesh__etcd_req_t *auth_req;
   mesh__etcd_req_t *reqs; /* every live request */
 };
-
-/* ---- config ------------------------------------------------------------------ */
-
-void mesh__etcd_check(mesh__cfg_t *c, const cJSON *obj, const char *path) {
-  char p[MESH__PATH_MAX];
-  const cJSON *eps;
-  mesh__cfg_path(p, path, "endpoints");
-  if (!mesh__cfg_strings(c, obj, path, "endpoints", &eps)) {
-    if (!cJSON_GetObjectItemCaseSensitive(obj, "endpoints"))
-      mesh__cfg_error(c, p, "required: etcd client URLs "
-                            "(\"http://127.0.0.1:2379\")");
-  } else {
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, eps) {
-      char ip[MESH__PATH_MAX + 16];
-      snprintf(ip, sizeof ip, "%s[%d]", p, i++);
-      const char *u = it->valuestring;
-      if (!u)
-        continue;
-      if ((strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
-          strlen(u) > 512 || strlen(u) < 9)
-        mesh__cfg_error(c, ip, "expected an http:// or https:// URL");
-    }
-    if (i == 0)
-      mesh__cfg_error(c, p, "must list at least one URL");
-  }
-  const char *ca, *cert, *key, *user, *pass;
-  mesh__cfg_string(c, obj, path, "ca", NULL, &ca);
-  mesh__cfg_string(c, obj, path, "cert", NULL, &cert);
-  mesh__cfg_string(c, obj, path, "key", NULL, &key);
-  mesh__cfg_string(c, obj, path, "username", NULL, &user);
-  mesh__cfg_string(c, obj, path, "password", NULL, &pass);
-  if (!cert != !key) {
-    mesh__cfg_path(p, path, cert ? "key" : "cert");
-    mesh__cfg_error(c, p, "\"cert\" and \"key\" go together");
-  }
-  if (!user != !pass) {
-    mesh__cfg_path(p, path, user ? "password" : "username");
-    mesh__cfg_error(c, p, "\"username\" and \"password\" go together");
-  }
-  int64_t to;
-  mesh__cfg_int(c, obj, path, "timeout_ms", 10, 600000,
-                MESH__ETCD_TIMEOUT_DEFAULT_MS, &to);
-}
 
 /* ---- requests --------------------------------------------------------------------- */
 
@@ -345,7 +301,7 @@ static void http_error(mesh__etcd_req_t *r, long status, char *out,
   const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
   if (!cJSON_IsString(msg))
     msg = cJSON_IsString(ev) ? ev : NULL;
-  snprintf(out, len, "etcd %s%s: HTTP %ld%s%.200s", r->e->urls[r->url_index],
+  snprintf(out, len, "etcd %s%s: HTTP %ld%s%.200s", r->e->shown[r->url_index],
            r->api, status, msg ? ": " : "", msg ? msg->valuestring : "");
   if (status == 401 || token_rejected(err)) {
     free(r->e->token);
@@ -364,14 +320,14 @@ static void finish(mesh__etcd_t *e, mesh__etcd_req_t *r, CURLcode cc) {
   }
   if (r->parse_err) {
     snprintf(err, sizeof err, "etcd %s%s: malformed JSON message",
-             e->urls[r->url_index], r->api);
+             e->shown[r->url_index], r->api);
     complete(e, r, MESH_ERR_PARSE, NULL, err);
     return;
   }
   if (cc != CURLE_OK) {
     if (conn_error(cc) && r->url_index == e->cur)
       e->cur = (e->cur + 1) % e->nurls;
-    snprintf(err, sizeof err, "etcd %s%s: %s", e->urls[r->url_index], r->api,
+    snprintf(err, sizeof err, "etcd %s%s: %s", e->shown[r->url_index], r->api,
              r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
     complete(e, r,
              cc == CURLE_OPERATION_TIMEDOUT ? MESH_ERR_TIMEOUT
@@ -386,14 +342,14 @@ static void finish(mesh__etcd_t *e, mesh__etcd_req_t *r, CURLcode cc) {
   }
   if (r->stream) {
     snprintf(err, sizeof err, "etcd %s%s: stream closed by the server",
-             e->urls[r->url_index], r->api);
+             e->shown[r->url_index], r->api);
     complete(e, r, MESH_OK, NULL, err);
     return;
   }
   cJSON *v = r->resp ? mesh__json_parse_exact(r->resp, r->rlen, NULL) : NULL;
   if (!cJSON_IsObject(v)) {
     snprintf(err, sizeof err, "etcd %s%s: malformed JSON answer",
-             e->urls[r->url_index], r->api);
+             e->shown[r->url_index], r->api);
     cJSON_Delete(v);
     complete(e, r, MESH_ERR_PARSE, NULL, err);
     return;
@@ -450,7 +406,7 @@ void mesh__etcd_cancel(mesh__etcd_t *e, mesh__etcd_req_t *r) {
 }
 
 const char *mesh__etcd_current(const mesh__etcd_t *e) {
-  return e && e->nurls ? e->urls[e->cur] : "";
+  return e && e->nurls ? e->shown[e->cur] : "";
 }
 
 /* ---- blocking (teardown) ---------------------------------------------------------- */
@@ -479,7 +435,7 @@ static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
       *conn = conn_error(cc);
-      snprintf(err, errlen, "etcd %s%s: %s", e->urls[e->cur], api,
+      snprintf(err, errlen, "etcd %s%s: %s", e->shown[e->cur], api,
                r.errbuf[0] ? r.errbuf : curl_easy_strerror(cc));
       rc = cc == CURLE_OPERATION_TIMEDOUT ? MESH_ERR_TIMEOUT
                                           : MESH_ERR_DISCOVERY;
@@ -492,7 +448,7 @@ static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
       rc = *resp ? MESH_OK : MESH_ERR_PARSE;
       if (!*resp)
         snprintf(err, errlen, "etcd %s%s: malformed JSON answer",
-                 e->urls[e->cur], api);
+                 e->shown[e->cur], api);
     }
   }
   curl_slist_free_all(hdrs);
@@ -572,7 +528,8 @@ int mesh__etcd_new(mesh_t *m, const cJSON *obj, mesh__etcd_t **out,
   const cJSON *eps = cJSON_GetObjectItemCaseSensitive(obj, "endpoints");
   size_t n = (size_t)cJSON_GetArraySize(eps);
   e->urls = calloc(n ? n : 1, sizeof *e->urls);
-  oom = !e->urls;
+  e->shown = calloc(n ? n : 1, sizeof *e->shown);
+  oom = !e->urls || !e->shown;
   const cJSON *it;
   cJSON_ArrayForEach(it, eps) {
     if (oom || !cJSON_IsString(it))
@@ -582,10 +539,15 @@ int mesh__etcd_new(mesh_t *m, const cJSON *obj, mesh__etcd_t **out,
     /* "http://h:2379/" and "http://h:2379" name the same base. */
     if (u && l > 0 && u[l - 1] == '/')
       u[l - 1] = '\0';
-    if (!u)
-      oom = true;
-    else
-      e->urls[e->nurls++] = u;
+    char *shown = u ? mesh__redact_userinfo_dup(u) : NULL;
+    oom = oom || !u || !shown;
+    if (oom) {
+      free(u);
+      free(shown);
+      continue;
+    }
+    e->shown[e->nurls] = shown;
+    e->urls[e->nurls++] = u;
   }
   e->ca = dup_cfg(obj, "ca", &oom);
   e->cert = dup_cfg(obj, "cert", &oom);
@@ -612,9 +574,12 @@ void mesh__etcd_free(mesh__etcd_t *e) {
   while (e->reqs)
     free_req(e, e->reqs);
   mesh__curlm_free(e->cm);
-  for (size_t i = 0; i < e->nurls; i++)
+  for (size_t i = 0; i < e->nurls; i++) {
     free(e->urls[i]);
+    free(e->shown[i]);
+  }
   free(e->urls);
+  free(e->shown);
   free(e->ca);
   free(e->cert);
   free(e->key);

@@ -73,26 +73,13 @@ bool mesh__etcd_int(const cJSON *obj, const char *key, int64_t *out) {
   return true;
 }
 
+/* core's one JSON entry point (duplicate keys refused); kept for the
+ * callers that want only the offset of a syntax error. */
 cJSON *mesh__json_parse_exact(const char *buf, size_t len, size_t *err_off) {
-  const char *end = NULL;
+  mesh__json_err_t e;
+  cJSON *v = mesh__json_parse(buf, len, &e);
   if (err_off)
-    *err_off = 0;
-  if (!buf)
-    return NULL;
-  cJSON *v = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-  if (!v) {
-    if (err_off && end && end >= buf)
-      *err_off = (size_t)(end - buf);
-    return NULL;
-  }
-  for (const char *p = end; p < buf + len; p++) {
-    if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
-      if (err_off)
-        *err_off = (size_t)(p - buf);
-      cJSON_Delete(v);
-      return NULL;
-    }
-  }
+    *err_off = v ? 0 : e.offset;
   return v;
 }
 

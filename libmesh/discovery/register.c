@@ -62,12 +62,7 @@ static void reg_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
     mesh__cfg_error(c, p, "required: the etcd cluster to register in");
   else if (mesh__cfg_object(c, etcd, p, etcd_keys))
     mesh__etcd_check(c, etcd, p);
-  const char *svc, *addr;
-  if (mesh__cfg_string(c, v, path, "service", NULL, &svc)) {
-    mesh__cfg_path(p, path, "service");
-    if (!*svc || strlen(svc) > 512)
-      mesh__cfg_error(c, p, "must be 1-512 bytes");
-  }
+  const char *addr;
   mesh__cfg_path(p, path, "address");
   if (!mesh__cfg_string(c, v, path, "address", NULL, &addr)) {
     if (!cJSON_GetObjectItemCaseSensitive(v, "address"))
@@ -91,6 +86,19 @@ static void reg_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
     if (txt && strlen(txt) > REG_MAX_METADATA)
       mesh__cfg_error(c, p, "larger than %d bytes", REG_MAX_METADATA);
     free(txt);
+  }
+  /* The key is "<service>/<address>": the name, register.service or
+   * else the top-level "name", is a service name like any other. */
+  const char *svc;
+  mesh__cfg_path(p, path, "service");
+  if (mesh__cfg_string(c, v, path, "service", NULL, &svc)) {
+    if (!mesh__name_valid(svc))
+      mesh__cfg_error(c, p, "invalid service name (1-128 of A-Z a-z 0-9 - _ "
+                            ".)");
+  } else if (!cJSON_GetObjectItemCaseSensitive(v, "service") && c->root &&
+             !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c->root,
+                                                              "name"))) {
+    mesh__cfg_error(c, p, "required when the top-level \"name\" is not set");
   }
 }
 
@@ -253,13 +261,14 @@ static char *make_value(const char *addr, const cJSON *md) {
 }
 
 static int reg_init(mesh_t *m, const cJSON *v, mesh_status_t *st) {
+  mesh__disc_register_views(m);
   if (!v)
     return MESH_OK;
   mesh__cfg_t c = {0};
   const char *svc, *addr;
   mesh__cfg_string(&c, v, "", "service", m->self_name, &svc);
   mesh__cfg_string(&c, v, "", "address", "", &addr);
-  if (!svc)
+  if (!svc) /* unreachable: check() requires one of the two */
     return mesh__fail(st, MESH_ERR_CONFIG,
                       "register.service: required when the top-level "
                       "\"name\" is not set");
@@ -352,8 +361,9 @@ static void reg_fini(mesh_t *m) {
   reg_free(r);
 }
 
+static const char *const reg_secrets[] = {"etcd.password", NULL};
 const mesh__part_t mesh__register_part = {"register", reg_check, reg_init,
-                                          reg_fini};
+                                          reg_fini, reg_secrets};
 
 bool mesh__register_state(mesh_t *m, bool *registered, uint64_t *errors) {
   bool found = false;

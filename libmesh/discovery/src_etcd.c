@@ -91,7 +91,12 @@ int mesh__etcd_parse_endpoint(const char *val, size_t len, cJSON **doc,
     snprintf(err, errlen, "value larger than %u bytes", ETCD_MAX_VALUE);
     return MESH_ERR_PARSE;
   }
-  cJSON *v = mesh__json_parse_exact(val, len, NULL);
+  mesh__json_err_t je;
+  cJSON *v = mesh__json_parse(val, len, &je);
+  if (!v && je.kind == MESH__JSON_DUPLICATE) {
+    snprintf(err, errlen, "value: %s", je.message);
+    return MESH_ERR_PARSE;
+  }
   if (!cJSON_IsObject(v)) {
     snprintf(err, errlen, "value is not a JSON object");
     cJSON_Delete(v);

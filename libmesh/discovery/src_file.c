@@ -112,11 +112,15 @@ static void load(file_src_t *f) {
     mesh__disc_error(f->d, "%s: %s", f->path, err);
     return;
   }
-  size_t off = 0;
-  cJSON *doc = mesh__json_parse_exact(text, len, &off);
+  mesh__json_err_t je;
+  cJSON *doc = mesh__json_parse(text, len, &je);
   if (!doc) {
     free(text);
-    mesh__disc_error(f->d, "%s: JSON syntax error at byte %zu", f->path, off);
+    if (je.kind == MESH__JSON_SYNTAX)
+      mesh__disc_error(f->d, "%s: JSON syntax error at byte %zu", f->path,
+                       je.offset);
+    else
+      mesh__disc_error(f->d, "%s: %s", f->path, je.message);
     return;
   }
   free(text);

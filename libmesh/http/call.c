@@ -12,7 +12,7 @@
 
 #include "http/h2.h"
 #include "http/http.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 #include "resilience/call.h"
 
 /* ---- randomness for splits and faults --------------------------------------- */

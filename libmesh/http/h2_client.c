@@ -22,11 +22,12 @@ static uint32_t mux_capacity(void *sess) {
   mesh__h2_session_t *s = sess;
   pthread_mutex_lock(&s->mu);
   uint32_t n = 0;
-  /* one call until the peer said how many it takes */
+  /* before the peer's SETTINGS arrive nghttp2 assumes 100 (RFC 9113: no
+   * limit until told); streams beyond a lower limit the peer announces
+   * then wait in nghttp2's queue (mesh__h2_stream_open_q) */
   if (!s->dead_rc && !s->goaway_recv && !s->goaway_sent && !s->draining)
-    n = s->settings_seen ? nghttp2_session_get_remote_settings(
-                               s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
-                         : 1;
+    n = nghttp2_session_get_remote_settings(
+        s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   pthread_mutex_unlock(&s->mu);
   return n;
 }

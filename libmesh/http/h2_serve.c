@@ -14,7 +14,7 @@
 
 #include "http/h2_int.h"
 #include "http/http.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 #include "tls/tls.h"
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -18,7 +18,7 @@
 #include "authz/authz.h"
 #include "core/core.h"
 #include "http/parse.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 
 /* ---- transports (io.c) ---------------------------------------------------- */
 

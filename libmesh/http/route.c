@@ -449,25 +449,28 @@ void mesh__http_count(mesh_t *m, mesh__service_t *svc, int code) {
 /* ---- the parts ------------------------------------------------------------------- */
 
 /* Services and subsets named by routes must exist: looked up in the
- * config itself, because services are built after the top-level parts. */
-static int check_refs(mesh_t *m, const mesh__routes_t *t, const char *path,
-                      mesh_status_t *st) {
-  const cJSON *svcs = cJSON_GetObjectItemCaseSensitive(m->config, "services");
-  for (size_t i = 0; i < t->n; i++)
-    for (size_t j = 0; j < t->v[i].ndests; j++) {
-      const mesh__rt_dest_t *d = &t->v[i].dests[j];
+ * document being checked (c->root), by check(), so that mesh_config_check
+ * and mesh_new agree. */
+static void check_refs(mesh__cfg_t *c, const cJSON *v, const char *path,
+                       const char *owner) {
+  mesh__routes_t t = {0};
+  int nerr = c->nerr;
+  mesh__routes_parse(c, v, path, owner, &t);
+  const cJSON *svcs = cJSON_GetObjectItemCaseSensitive(c->root, "services");
+  for (size_t i = 0; c->root && c->nerr == nerr && i < t.n; i++)
+    for (size_t j = 0; j < t.v[i].ndests; j++) {
+      const mesh__rt_dest_t *d = &t.v[i].dests[j];
       const cJSON *s = cJSON_GetObjectItemCaseSensitive(svcs, d->service);
-      if (!s)
-        return mesh__fail(st, MESH_ERR_CONFIG,
-                          "%s[%zu]: unknown service \"%s\"", path, i,
-                          d->service);
+      char p[MESH__PATH_MAX];
+      snprintf(p, sizeof p, "%s[%zu]", path, i);
       const cJSON *subs = cJSON_GetObjectItemCaseSensitive(s, "subsets");
-      if (d->subset && !cJSON_GetObjectItemCaseSensitive(subs, d->subset))
-        return mesh__fail(st, MESH_ERR_CONFIG,
-                          "%s[%zu]: service \"%s\" has no subset \"%s\"", path,
-                          i, d->service, d->subset);
+      if (!s)
+        mesh__cfg_error(c, p, "unknown service \"%s\"", d->service);
+      else if (d->subset && !cJSON_GetObjectItemCaseSensitive(subs, d->subset))
+        mesh__cfg_error(c, p, "service \"%s\" has no subset \"%s\"",
+                        d->service, d->subset);
     }
-  return MESH_OK;
+  mesh__routes_free(&t);
 }
 
 static void settings_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
@@ -503,7 +506,7 @@ static void http_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
   if (r) {
     char p[MESH__PATH_MAX];
     mesh__cfg_path(p, path, "routes");
-    mesh__routes_parse(c, r, p, NULL, NULL);
+    check_refs(c, r, p, NULL);
   }
 }
 
@@ -529,9 +532,7 @@ static int http_init(mesh_t *m, const cJSON *v, mesh_status_t *st) {
   const cJSON *r = cJSON_GetObjectItemCaseSensitive(v, "routes");
   if (r)
     mesh__routes_parse(&c, r, "http.routes", NULL, &h->routes);
-  if (c.nerr)
-    return MESH_ERR_CONFIG;
-  return check_refs(m, &h->routes, "http.routes", st);
+  return c.nerr ? MESH_ERR_CONFIG : MESH_OK;
 }
 
 const mesh__part_t mesh__http_part = {
@@ -541,11 +542,9 @@ const mesh__part_t mesh__http_part = {
     .fini = http_fini,
 };
 
-/* The owner's name is not known to check(): any name stands in, the
- * destination is then always present. */
 static void routes_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
   if (v)
-    mesh__routes_parse(c, v, path, "self", NULL);
+    check_refs(c, v, path, c->svc_name ? c->svc_name : "self");
 }
 
 /* Every service gets its state (metrics), with or without routes. */
@@ -561,9 +560,7 @@ static int routes_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
   snprintf(path, sizeof path, "services.%s.routes", svc->name);
   mesh__cfg_t c = {.first = st};
   mesh__routes_parse(&c, v, path, svc->name, &hs->routes);
-  if (c.nerr)
-    return MESH_ERR_CONFIG;
-  return check_refs(m, &hs->routes, path, st);
+  return c.nerr ? MESH_ERR_CONFIG : MESH_OK;
 }
 
 static void routes_fini(mesh_t *m, mesh__service_t *svc) {

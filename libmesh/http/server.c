@@ -9,7 +9,7 @@
 
 #include "http/h2.h"
 #include "http/http.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 #include "tls/tls.h"
 
 #define BODY_CHUNK 16384u

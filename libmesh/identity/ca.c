@@ -242,9 +242,9 @@ static int ca_subject(mesh__rng_t *r, const char *td, char *out, size_t len) {
   int e = mbedtls_ctr_drbg_random(&r->drbg, b, sizeof b);
   if (e)
     return e;
-  char hex[17];
-  for (size_t i = 0; i < sizeof b; i++)
-    snprintf(hex + 2 * i, 3, "%02x", b[i]);
+  char hex[2 * sizeof b + 1];
+  mesh__hex_encode(b, sizeof b, hex);
+  hex[2 * sizeof b] = '\0';
   /* CN is bounded to 64 characters (RFC 5280 ub-common-name); the random
    * serialNumber keeps two CAs of one trust domain apart by name. */
   snprintf(out, len, "O=SPIFFE,OU=libmesh development CA,CN=%s,serialNumber=%s",

@@ -9,8 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "core/parts.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 
 #define RELOAD_INTERVAL_MS_DEF 1000
 #define EXPIRY_WARNING_S_DEF 3600
@@ -455,6 +454,7 @@ static int identity_build(struct mesh__identity *id, const cJSON *cfg) {
 }
 
 static int identity_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
+  mesh__identity_register_gauges(m); /* "no SVID" reads NaN */
   if (!cfg)
     return MESH_OK; /* no identity: plaintext-only or client-less uses */
   struct mesh__identity *id = calloc(1, sizeof *id);

@@ -160,4 +160,9 @@ int mesh__svid_verify(const mbedtls_x509_crt *chain,
                       const mesh__bundle_t *bundle, const char *id,
                       uint32_t ignore, mesh_status_t *st);
 
+/** Register what identity shows the readers with telemetry: the gauge
+ *  mesh_svid_expires_in_seconds and the "identity" view; called from the
+ *  identity part's init (views.c). */
+void mesh__identity_register_gauges(mesh_t *m);
+
 #endif /* MESH_IDENTITY_IDENTITY_H */

@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 /* ---- policies and defaults (Envoy / Linkerd) ----------------------------- */
 
@@ -146,6 +146,12 @@ typedef struct mesh__lb_level {
  *   slot + 0: load percent (0..100)   slot + 1: panic (0/1)
  *   slot + 2: local share in basis points, or MESH__LB_NO_ZONE
  *   slot + 3 + j: cumulative effective weight of localities 0..j */
+/* The named slots of a level (offsets from its first slot). */
+enum mesh__lb_level_slot {
+  MESH__LB_SLOT_LOAD = 0,  /* load percent */
+  MESH__LB_SLOT_PANIC = 1, /* panic flag */
+  MESH__LB_SLOT_SHARE = 2, /* local share, basis points */
+};
 #define MESH__LB_LEVEL_SLOTS 3u
 #define MESH__LB_NO_ZONE UINT64_MAX
 

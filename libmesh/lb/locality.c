@@ -291,7 +291,7 @@ void mesh__lb_view_localities(const mesh__lb_state_t *st,
     if (share > 10000)
       share = 10000;
   }
-  atomic_store_explicit(&v[2], share, memory_order_relaxed);
+  atomic_store_explicit(&v[MESH__LB_SLOT_SHARE], share, memory_order_relaxed);
 }
 
 static const mesh__lb_pool_t *by_weight(const mesh__lb_set_t *s, uint32_t buf,
@@ -320,7 +320,7 @@ const mesh__lb_pool_t *mesh__lb_choose_locality(const mesh__lb_state_t *st,
     return NULL;
   if (st->locality_weighted)
     return by_weight(s, buf, lv);
-  uint64_t share = mesh__lb_slot(s, buf, lv->slot + 2);
+  uint64_t share = mesh__lb_slot(s, buf, lv->slot + MESH__LB_SLOT_SHARE);
   if (share == MESH__LB_NO_ZONE)
     return NULL;
   if (mesh__lb_rand() % 10000 < share)

@@ -59,10 +59,11 @@ static void loads_total_panic(const mesh__lb_set_t *s, _Atomic uint64_t *v) {
   uint64_t left = 100;
   for (uint32_t l = 0; l < s->nlevel; l++) {
     uint64_t load = 100ull * s->lv[l].pool.n / s->nhosts;
-    put(v, s->lv[l].slot, load);
+    put(v, s->lv[l].slot + MESH__LB_SLOT_LOAD, load);
     left -= load;
   }
-  put(v, s->lv[0].slot, atomic_load(&v[s->lv[0].slot]) + left);
+  put(v, s->lv[0].slot + MESH__LB_SLOT_LOAD,
+      atomic_load(&v[s->lv[0].slot + MESH__LB_SLOT_LOAD]) + left);
 }
 
 /* Loads by health (Envoy's distributeLoad, healthy hosts only: libmesh has
@@ -77,7 +78,7 @@ static void loads_by_health(const mesh__lb_set_t *s, _Atomic uint64_t *v,
     uint64_t load = (uint64_t)health[l] * 100 / total;
     if (load > left)
       load = left;
-    put(v, s->lv[l].slot, load);
+    put(v, s->lv[l].slot + MESH__LB_SLOT_LOAD, load);
     left -= load;
   }
   if (left && first >= 0) {
@@ -105,7 +106,7 @@ static void compute(const mesh__lb_state_t *st, mesh__lb_set_t *s,
   for (uint32_t l = 0; l < s->nlevel; l++) {
     const mesh__lb_pool_t *p = &s->lv[l].pool;
     bool panic = total < 100 && 100.0 * healthy[l] / p->n < (double)st->panic;
-    put(v, s->lv[l].slot + 1, panic);
+    put(v, s->lv[l].slot + MESH__LB_SLOT_PANIC, panic);
     all_panic = all_panic && panic;
     mesh__lb_view_localities(st, &s->lv[l], v + s->lv[l].slot, l == 0, panic,
                              healthy[l], now_ms);
@@ -116,7 +117,7 @@ static void compute(const mesh__lb_state_t *st, mesh__lb_set_t *s,
     loads_total_panic(s, v);
   else if (total == 0) /* panic disabled, nothing healthy: Envoy sends to P=0 */
     for (uint32_t l = 0; l < s->nlevel; l++)
-      put(v, s->lv[l].slot, l == 0 ? 100 : 0);
+      put(v, s->lv[l].slot + MESH__LB_SLOT_LOAD, l == 0 ? 100 : 0);
   else
     loads_by_health(s, v, health, total);
 }
@@ -165,7 +166,7 @@ uint32_t mesh__lb_choose_level(const mesh__lb_set_t *s, uint32_t buf,
                                uint64_t h) {
   uint64_t x = h % 100 + 1, cum = 0;
   for (uint32_t l = 0; l < s->nlevel; l++) {
-    cum += mesh__lb_slot(s, buf, s->lv[l].slot);
+    cum += mesh__lb_slot(s, buf, s->lv[l].slot + MESH__LB_SLOT_LOAD);
     if (x <= cum)
       return l;
   }

@@ -68,6 +68,11 @@ static bool check_entry(mesh__cfg_t *c, const cJSON *e, const char *p,
     check_labels(c, s, q);
   else if (!cJSON_IsString(s))
     mesh__cfg_error(c, q, "expected a subset name or {label: value}");
+  else if (c->svc && !cJSON_GetObjectItemCaseSensitive(
+                         cJSON_GetObjectItemCaseSensitive(c->svc, "subsets"),
+                         s->valuestring))
+    mesh__cfg_error(c, q, "unknown subset \"%s\" (not in \"subsets\")",
+                    s->valuestring);
   if (!cJSON_GetObjectItemCaseSensitive(e, "weight")) {
     mesh__cfg_path(q, p, "weight");
     mesh__cfg_error(c, q, "required: an integer in [0, 1000000]");

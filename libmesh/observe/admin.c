@@ -13,7 +13,7 @@
  *   /healthz     "ok" (503 "closing" during shutdown)
  */
 #include "observe/observe.h"
-#include "observe/tracer.h"
+#include "telemetry/telemetry.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "discovery/discovery.h"
-#include "http/parse.h"
+#include "http/http.h"
 #include "identity/identity.h"
 
 /* identity/ is not merged into every branch yet: without it /identity

@@ -3,8 +3,8 @@
  * as hex strings (not base64), enums as integers, 64-bit integers as
  * decimal strings. */
 #include "observe/observe.h"
-#include "observe/trace_ctx.h"
-#include "observe/tracer.h"
+#include "telemetry/telemetry.h"
+#include "observe/exporter.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * spans with microsecond timestamps, string tags, local and remote
  * endpoints. */
 #include "observe/observe.h"
-#include "observe/trace_ctx.h"
-#include "observe/tracer.h"
+#include "telemetry/telemetry.h"
+#include "observe/exporter.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -3,9 +3,9 @@
  * sockets and timers on the loop, so nothing ever blocks the caller or the
  * loop).  Retries 429 and 5xx (and transport errors) with exponential
  * backoff, honouring Retry-After; counts every dropped span. */
-#include "core/curl_loop.h"
+#include "core/core.h"
 #include "observe/observe.h"
-#include "observe/tracer.h"
+#include "observe/exporter.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -419,4 +419,14 @@ void mesh__exporter_free(mesh__exporter_t *e) {
   free(e->name);
   free(e->url);
   free(e);
+}
+
+static void sink_push(void *ctx, struct mesh_span *r) {
+  mesh__exporter_push(ctx, r);
+}
+static void sink_free(void *ctx) { mesh__exporter_free(ctx); }
+
+mesh__span_sink_t mesh__exporter_sink(mesh__exporter_t *e) {
+  mesh__span_sink_t s = {sink_push, sink_free, e};
+  return s;
 }

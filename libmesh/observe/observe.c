@@ -1,123 +1,13 @@
-/* The observe part's state and its "metrics" config section.  The registry
- * is created lazily so that any part may register series from its own
- * init, whatever the order of the part table. */
+/* The "tracing" config section: sampler and propagation of the tracer
+ * (telemetry/), and the exporters (this part) plugged in as its sinks. */
 #include "observe/observe.h"
-#include "observe/metrics_impl.h"
-#include "observe/tracer.h"
+#include "telemetry/telemetry.h"
+#include "observe/exporter.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "identity/identity.h"
-
-/* identity/ may not be linked in every build of this branch; the SVID
- * gauge then reads "no SVID". */
-#pragma weak mesh__creds_acquire
-#pragma weak mesh__creds_release
-
-struct mesh__observe *mesh__observe_get(mesh_t *m) {
-  if (!m)
-    return NULL;
-  struct mesh__observe *o = __atomic_load_n(&m->observe, __ATOMIC_ACQUIRE);
-  if (o)
-    return o;
-  struct mesh__observe *n = calloc(1, sizeof *n);
-  if (!n)
-    return NULL;
-  n->metrics = mesh__metrics_new();
-  if (!n->metrics) {
-    free(n);
-    return NULL;
-  }
-  struct mesh__observe *expected = NULL;
-  if (__atomic_compare_exchange_n(&m->observe, &expected, n, false,
-                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-    return n;
-  mesh__metrics_free(n->metrics); /* another thread won the race */
-  free(n);
-  return expected;
-}
-
-/* ---- the SVID expiry gauge -------------------------------------------- */
-
-static double svid_expires_in(void *user) {
-  mesh_t *m = user;
-  if (!mesh__creds_acquire)
-    return NAN;
-  mesh__creds_t *c = mesh__creds_acquire(m);
-  if (!c)
-    return NAN;
-  double left = (double)(c->not_after - mesh__wall_s());
-  mesh__creds_release(c);
-  return left;
-}
-
-/* ---- "metrics" section ------------------------------------------------- */
-
-static const char *const metrics_keys[] = {"latency_buckets", NULL};
-
-static void metrics_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
-  if (!cfg || !mesh__cfg_object(c, cfg, path, metrics_keys))
-    return;
-  const cJSON *b = cJSON_GetObjectItemCaseSensitive(cfg, "latency_buckets");
-  if (!b)
-    return;
-  char p[MESH__PATH_MAX];
-  mesh__cfg_path(p, path, "latency_buckets");
-  int n = cJSON_GetArraySize(b);
-  if (!cJSON_IsArray(b) || n < 1 || n > MESH__HIST_MAX_BUCKETS) {
-    mesh__cfg_error(c, p, "expected an array of 1 to %d increasing numbers "
-                    "(seconds)", MESH__HIST_MAX_BUCKETS);
-    return;
-  }
-  double prev = -INFINITY;
-  const cJSON *it;
-  cJSON_ArrayForEach(it, b) {
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) ||
-        !(it->valuedouble > prev)) {
-      mesh__cfg_error(c, p, "bounds must be finite and strictly increasing");
-      return;
-    }
-    prev = it->valuedouble;
-  }
-}
-
-static int metrics_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
-  struct mesh__observe *o = mesh__observe_get(m);
-  if (!o)
-    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  const cJSON *b =
-      cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "latency_buckets") : NULL;
-  if (b) {
-    size_t i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, b) o->latency_bounds[i++] = it->valuedouble;
-    o->nlatency = i;
-  }
-  o->std.svid_expires_in = mesh__gauge_func(
-      m, "mesh_svid_expires_in_seconds",
-      "Seconds until this workload's X.509-SVID expires (NaN: none loaded).",
-      NULL, svid_expires_in, m);
-  return MESH_OK;
-}
-
-static void metrics_fini(mesh_t *m) {
-  struct mesh__observe *o = m->observe;
-  if (!o)
-    return;
-  mesh__metrics_free(o->metrics);
-  free(o);
-  m->observe = NULL;
-}
-
-const mesh__part_t mesh__part_metrics = {
-    .key = "metrics",
-    .check = metrics_check,
-    .init = metrics_init,
-    .fini = metrics_fini,
-};
 
 /* ---- "tracing" section ------------------------------------------------- */
 
@@ -167,11 +57,14 @@ static void check_exporter(mesh__cfg_t *c, const cJSON *v, const char *path,
       mesh__cfg_error(c, q, "required (e.g. \"http://127.0.0.1:%s\")",
                       strcmp(key, "otlp") == 0 ? "4318"
                                                : "9411/api/v2/spans");
-  } else if (strncmp(ep, "http://", 7) != 0 &&
-             strncmp(ep, "https://", 8) != 0) {
+  } else if ((strncmp(ep, "http://", 7) != 0 &&
+              strncmp(ep, "https://", 8) != 0) ||
+             strlen(ep) > 1000) {
+    /* 1000: the exporter's URL buffer, with "/v1/traces" appended */
     char q[MESH__PATH_MAX];
     mesh__cfg_path(q, p, "endpoint");
-    mesh__cfg_error(c, q, "expected an http:// or https:// URL");
+    mesh__cfg_error(c, q, "expected an http:// or https:// URL of at most "
+                          "1000 bytes");
   }
   int64_t t;
   mesh__cfg_int(c, v, p, "timeout_ms", 1, 600000, DEF_TIMEOUT_MS, &t);
@@ -309,10 +202,11 @@ static int add_exporter(mesh_t *m, struct mesh__tracer *t,
       .max_attempts = tc->max_attempts,
       .encode = otlp ? mesh__otlp_encode : mesh__zipkin_encode,
   };
-  int rc = mesh__exporter_new(m, t, &ec, &t->exp[t->nexp], st);
+  mesh__exporter_t *e;
+  int rc = mesh__exporter_new(m, t, &ec, &e, st);
   if (rc != MESH_OK)
     return rc;
-  t->nexp++;
+  t->exp[t->nexp++] = mesh__exporter_sink(e);
   atomic_fetch_add(&t->consumers, 1);
   return MESH_OK;
 }
@@ -349,7 +243,7 @@ static int tracing_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     mesh__tracer_free(t);
     return rc;
   }
-  __atomic_store_n(&o->tracer, t, __ATOMIC_RELEASE);
+  atomic_store_explicit(&o->tracer, t, memory_order_release);
   return MESH_OK;
 }
 
@@ -360,13 +254,18 @@ static void tracing_fini(mesh_t *m) {
   struct mesh__tracer *t = o->tracer;
   /* Spans ended from now on are not recorded; the queued ones are
    * flushed (bounded) by the exporters. */
-  __atomic_store_n(&o->tracer, NULL, __ATOMIC_RELEASE);
+  atomic_store_explicit(&o->tracer, NULL, memory_order_release);
   mesh__tracer_free(t);
 }
+
+/* Exporter headers carry API keys and tokens under any name: every value. */
+static const char *const tracing_secrets[] = {"otlp.headers.*",
+                                              "zipkin.headers.*", NULL};
 
 const mesh__part_t mesh__part_tracing = {
     .key = "tracing",
     .check = tracing_check,
     .init = tracing_init,
     .fini = tracing_fini,
+    .secrets = tracing_secrets,
 };

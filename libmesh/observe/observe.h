@@ -1,55 +1,13 @@
-/* libmesh internal: the observe part (metrics, tracing, admin).
- *
- * Other parts include "observe/metrics.h" to count things and
- * "observe/span.h" to open spans; this header holds the part's own state. */
+/* libmesh internal: the observe part, the high read-only layer (exporters,
+ * Prometheus text, the admin endpoint).  No other part includes this: they
+ * count things and open spans through "telemetry/telemetry.h". */
 #ifndef MESH_OBSERVE_OBSERVE_H
 #define MESH_OBSERVE_OBSERVE_H
 
 #include "core/core.h"
-#include "observe/metrics.h"
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
 
-struct mesh__tracer;   /* observe/span.c */
-struct mesh__exporter; /* observe/exporter.c */
-
-/* Well-known series the observe part owns (see docs/config/observe.md). */
-typedef struct mesh__observe_metrics {
-  mesh__metric_t *svid_expires_in;    /* gauge func */
-  mesh__metric_t *spans_started;      /* counter, sampled spans */
-  mesh__metric_t *spans_unsampled;    /* counter */
-  mesh__metric_t *admin_requests;     /* counter */
-} mesh__observe_metrics_t;
-
-struct mesh__observe {
-  mesh__metrics_t *metrics;           /* created on first use */
-  struct mesh__tracer *tracer;        /* NULL until the tracing part init */
-  mesh__observe_metrics_t std;
-  /* "metrics.latency_buckets": used when a histogram passes NULL bounds */
-  double latency_bounds[MESH__HIST_MAX_BUCKETS];
-  size_t nlatency; /* 0: mesh__latency_buckets */
-};
-
-/** The context's observe state, created on first use by any thread
- *  (lock-free publication).  NULL only when m is NULL or on OOM. */
-struct mesh__observe *mesh__observe_get(mesh_t *m);
-
-/** Shortest round-tripping decimal for v; NaN, +Inf, -Inf spelled as
- *  Prometheus wants them.  buf >= 32 bytes. */
-void mesh__fmt_double(char *buf, size_t len, double v);
-
-/** Replace, in place, the values of secret-looking keys (`k=v` or
- *  `k: v`; keys that are or end in password, passwd, token, key, secret,
- *  authorization, credential(s), cookie, any case) with "[REDACTED]", the
- *  word after "Bearer "/"Basic ", and PEM private-key blocks.  The line
- *  stays NUL-terminated within cap (cut at the end if it must grow past
- *  it).  Meant for mesh__log() (core/log.c) before a line leaves the
- *  library.  @return the number of values redacted. */
-int mesh__log_redact(char *line, size_t cap);
-
-/** Redact a JSON tree in place (the admin /config view): values of secret
- *  keys, strings holding a private key or a bearer token. */
-void mesh__json_redact(cJSON *node);
-
-/** Does a JSON object key name a secret (same rule as mesh__log_redact)? */
-bool mesh__secret_key(const char *key, size_t len);
 
 #endif /* MESH_OBSERVE_OBSERVE_H */

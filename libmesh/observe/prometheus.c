@@ -1,7 +1,8 @@
 /* Prometheus text exposition format 0.0.4: HELP/TYPE per family, escaped
  * help and label values, cumulative histogram buckets with le="+Inf",
  * _sum and _count. */
-#include "observe/metrics_impl.h"
+#include "observe/observe.h"
+#include "telemetry/telemetry.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -36,24 +37,6 @@ static void put(out_t *o, const char *s, size_t n) {
 }
 
 static void puts_(out_t *o, const char *s) { put(o, s, strlen(s)); }
-
-/* Shortest decimal that reads back as the same double; the special values
- * spelled as the format wants them. */
-void mesh__fmt_double(char *buf, size_t len, double v) {
-  if (isnan(v)) {
-    mesh__strlcpy(buf, "NaN", len);
-    return;
-  }
-  if (isinf(v)) {
-    mesh__strlcpy(buf, v > 0 ? "+Inf" : "-Inf", len);
-    return;
-  }
-  for (int prec = 1; prec <= 17; prec++) {
-    snprintf(buf, len, "%.*g", prec, v);
-    if (strtod(buf, NULL) == v)
-      return;
-  }
-}
 
 static void put_help(out_t *o, const char *help) {
   for (const char *p = help; *p; p++) {

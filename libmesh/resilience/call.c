@@ -1,11 +1,11 @@
 /* The call layer: a call to a configured service is pick (lb), a pooled or
  * new mTLS connection (tls), breakers, and at the end the outcome reported
  * to the picker (active requests, EWMA), outlier detection and breakers.
- * The retry helpers (retry_do.c) and mesh_dial() of a service build on the
- * same acquisition path. */
+ * The retry helpers (calldo.c, hedge.c) and mesh_dial() of a service
+ * (dial.c) build on the same acquisition path. */
 #include "resilience/call.h"
 #include "discovery/discovery.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,8 +24,6 @@ static void conn_close(void *c, void *user) {
 }
 static const mesh__pool_ops_t conn_ops = {conn_fd, conn_alive, conn_close};
 
-static void pool_free_cb(void *p) { mesh__pool_free(p); }
-
 mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
   if (!h)
     return NULL;
@@ -35,129 +33,13 @@ mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
   p = mesh__pool_new(&conn_ops, rs);
   if (!p)
     return NULL;
-  __atomic_store_n(&h->pool_free, pool_free_cb, __ATOMIC_RELEASE);
-  void *expected = NULL;
-  if (__atomic_compare_exchange_n(&h->pool, &expected, p, false,
-                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+  mesh__res_host_ops_register(); /* before the pool can be seen */
+  mesh__pool_t *expected = NULL;
+  if (atomic_compare_exchange_strong_explicit(
+          &h->pool, &expected, p, memory_order_acq_rel, memory_order_acquire))
     return p;
   mesh__pool_free(p);
   return expected;
-}
-
-/* ---- options ------------------------------------------------------------------- */
-
-/* Everything from the service's config. */
-static void opts_defaults(mesh_call_opts_t *o) {
-  memset(o, 0, sizeof *o);
-  o->deadline_ms = -1;
-  o->per_try_ms = -1;
-  o->connect_ms = -1;
-  o->max_retries = -1;
-  o->hedging = 1;
-}
-
-mesh_call_opts_t *mesh_call_opts_new(void) {
-  mesh_call_opts_t *o = malloc(sizeof *o);
-  if (!o)
-    return NULL;
-  opts_defaults(o);
-  return o;
-}
-
-void mesh_call_opts_free(mesh_call_opts_t *o) {
-  if (!o)
-    return;
-  free(o->hash_key);
-  free(o->alpn);
-  free(o->subset);
-  free(o);
-}
-
-int mesh_call_opts_set_subset(mesh_call_opts_t *o, const char *subset) {
-  if (!o)
-    return MESH_ERR_INVALID_ARG;
-  char *s = NULL;
-  if (subset) {
-    s = strdup(subset);
-    if (!s)
-      return MESH_ERR_NOMEM;
-  }
-  free(o->subset);
-  o->subset = s;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_hash_key(mesh_call_opts_t *o, const void *key,
-                                size_t len) {
-  if (!o || (!key && len) || len > 1024)
-    return MESH_ERR_INVALID_ARG;
-  void *k = NULL;
-  if (len) {
-    k = malloc(len);
-    if (!k)
-      return MESH_ERR_NOMEM;
-    memcpy(k, key, len);
-  }
-  free(o->hash_key);
-  o->hash_key = k;
-  o->hash_key_len = len;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_deadline(mesh_call_opts_t *o, int timeout_ms) {
-  if (!o || timeout_ms < 0)
-    return MESH_ERR_INVALID_ARG;
-  o->deadline_ms = timeout_ms;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_per_try_timeout(mesh_call_opts_t *o, int timeout_ms) {
-  if (!o || timeout_ms < 0)
-    return MESH_ERR_INVALID_ARG;
-  o->per_try_ms = timeout_ms;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_connect_timeout(mesh_call_opts_t *o, int timeout_ms) {
-  if (!o || timeout_ms <= 0)
-    return MESH_ERR_INVALID_ARG;
-  o->connect_ms = timeout_ms;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_max_retries(mesh_call_opts_t *o, int retries) {
-  if (!o || retries < 0 || retries > 100)
-    return MESH_ERR_INVALID_ARG;
-  o->max_retries = retries;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_hedging(mesh_call_opts_t *o, int on) {
-  if (!o)
-    return MESH_ERR_INVALID_ARG;
-  o->hedging = on ? 1 : 0;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_trace_parent(mesh_call_opts_t *o,
-                                    const mesh_trace_ctx_t *ctx) {
-  if (!o)
-    return MESH_ERR_INVALID_ARG;
-  o->has_parent = ctx != NULL;
-  if (ctx)
-    o->parent = *ctx;
-  return MESH_OK;
-}
-
-int mesh_call_opts_set_alpn(mesh_call_opts_t *o, const char *alpn) {
-  if (!o || !alpn || !*alpn || strlen(alpn) > 255)
-    return MESH_ERR_INVALID_ARG;
-  char *a = strdup(alpn);
-  if (!a)
-    return MESH_ERR_NOMEM;
-  free(o->alpn);
-  o->alpn = a;
-  return MESH_OK;
 }
 
 /* ---- the logical call ---------------------------------------------------------- */
@@ -191,17 +73,17 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
                                             : c->retry.num_retries;
   x->hedge = c->hedge.enabled && (!o || o->hedging);
   if (o) {
-    x->hash_key = o->hash_key;
-    x->hash_key_len = o->hash_key_len;
-    x->alpn = o->alpn;
+    x->hash_key = o->conn.hash_key;
+    x->hash_key_len = o->conn.hash_key_len;
+    x->alpn = o->conn.alpn;
     x->mux = o->mux;
     x->subset = o->subset;
   }
   x->last_rc = MESH_OK;
-  if (o && o->has_parent)
-    x->parent = o->parent;
+  if (o && o->conn.has_parent)
+    x->parent = o->conn.parent;
   mesh__span_start(m, &x->span, "mesh.call", MESH_SPAN_CLIENT, NULL,
-                   o && o->has_parent ? &x->parent : NULL);
+                   o && o->conn.has_parent ? &x->parent : NULL);
   mesh__span_attr_str(&x->span, MESH__ATTR_SERVICE, svc->name);
   return MESH_OK;
 }
@@ -239,27 +121,9 @@ int64_t mesh__callx_left(const mesh__callx_t *x, int64_t now) {
   return left > 0 ? left : 0;
 }
 
-/* MESH_ERR_SVID is left out: it mostly means our own SVID is not loaded,
- * which must not eject every endpoint. */
+/* The classes are core's table (core/errclass.c). */
 bool mesh__call_host_fault(int rc) {
-  switch (rc) {
-  case MESH_ERR_CONNECT:
-  case MESH_ERR_TIMEOUT:
-  case MESH_ERR_TLS:
-  case MESH_ERR_PLAINTEXT_PEER:
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_CERT_EXPIRED:
-  case MESH_ERR_CERT_NOT_YET_VALID:
-  case MESH_ERR_PEER_ID:
-  case MESH_ERR_TRUST_DOMAIN:
-  case MESH_ERR_NO_PEER_CERT:
-  case MESH_ERR_RESET:
-  case MESH_ERR_PEER_CLOSED:
-  case MESH_ERR_IO:
-    return true;
-  default:
-    return false;
-  }
+  return (mesh__err_class(rc) & MESH__EF_HOST_FAULT) != 0;
 }
 
 void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg) {
@@ -306,7 +170,7 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
   if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &rs->cfg.cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
     mesh__counter_add(rs->mx.budget, 1);
-    mesh__counter_add(rs->mx.overflow[3], 1);
+    mesh__counter_add(rs->mx.overflow[MESH__BR_RETRIES], 1);
     return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
                       "service \"%s\": retry refused by the retry budget "
                       "(%lld retries in flight; last error: %s)",
@@ -335,7 +199,7 @@ static void try_span_start(mesh_call_t *c) {
   }
 }
 
-static void try_release(mesh_call_t *c) {
+void mesh__call_release(mesh_call_t *c) {
   mesh__res_svc_t *rs = c->x->rs;
   if (c->holds_request)
     mesh__breaker_give(&rs->br.requests);
@@ -404,7 +268,7 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__breaker_take(&rs->br.pending, rs->cfg.cb.max_pending_requests,
                           &rs->br.ov_pending)) {
-    mesh__counter_add(rs->mx.overflow[1], 1);
+    mesh__counter_add(rs->mx.overflow[MESH__BR_PENDING], 1);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld calls "
                       "waiting for a connection (max_pending_requests)",
@@ -412,7 +276,7 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   }
   if (!mesh__breaker_take(&rs->br.connections, rs->cfg.cb.max_connections,
                           &rs->br.ov_connections)) {
-    mesh__counter_add(rs->mx.overflow[0], 1);
+    mesh__counter_add(rs->mx.overflow[MESH__BR_CONNECTIONS], 1);
     mesh__breaker_give(&rs->br.pending);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld "
@@ -486,7 +350,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
   mesh__res_svc_t *rs = x->rs;
   int rc = pick(c, st);
   if (rc != MESH_OK) {
-    try_release(c);
+    mesh__call_release(c);
     return rc;
   }
   bool may_pool = rs->cfg.pool.max_idle > 0 && !x->alpn &&
@@ -516,7 +380,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
      * another one. */
     if (mesh__call_host_fault(rc))
       mesh__callx_avoid(x, c->host);
-    try_release(c);
+    mesh__call_release(c);
   }
   return rc;
 }
@@ -532,7 +396,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   c->holds_retry = retry_slot;
   if (!mesh__breaker_take(&rs->br.requests, rs->cfg.cb.max_requests,
                           &rs->br.ov_requests)) {
-    mesh__counter_add(rs->mx.overflow[2], 1);
+    mesh__counter_add(rs->mx.overflow[MESH__BR_REQUESTS], 1);
     if (c->holds_retry)
       mesh__breaker_give(&rs->br.retries);
     c->holds_retry = false;
@@ -636,7 +500,7 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
       c->mux_ops->close(c->mux, rs);
     c->mux = NULL;
   }
-  try_release(c);
+  mesh__call_release(c);
   mesh__span_end(&c->span);
 }
 
@@ -715,60 +579,5 @@ int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
   mesh__callx_done(call->x, res);
   mesh__callx_fini(call->x);
   free(call);
-  return rc;
-}
-
-/* ---- mesh_dial() of a service ------------------------------------------------------ */
-
-int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
-                       const mesh_dial_opts_t *opts, mesh_conn_t **out,
-                       mesh_status_t *st) {
-  mesh_status_t local;
-  if (!st)
-    st = &local;
-  mesh__ok(st);
-  if (!out)
-    return mesh__fail(st, MESH_ERR_INVALID_ARG, "out must not be NULL");
-  *out = NULL;
-  mesh_call_t c;
-  memset(&c, 0, sizeof c);
-  c.x = &c.own;
-  /* The application's trace parent (mesh_dial_opts_set_trace_parent) is
-   * the parent of the call span, which parents the dial below. */
-  mesh_call_opts_t co;
-  opts_defaults(&co);
-  if (opts && opts->has_parent) {
-    co.has_parent = true;
-    co.parent = opts->parent;
-  }
-  int rc = mesh__callx_init(c.x, m, svc ? svc->name : NULL, &co, st);
-  if (rc != MESH_OK)
-    return rc;
-  if (opts && opts->hash_key) {
-    c.x->hash_key = opts->hash_key;
-    c.x->hash_key_len = opts->hash_key_len;
-  }
-  if (opts && opts->timeout_ms > 0) {
-    /* The dial timeout bounds the whole dial, connect retries included. */
-    c.x->deadline_ms = c.x->start_ms + opts->timeout_ms;
-    c.x->connect_ms = opts->timeout_ms;
-  }
-  rc = mesh__call_acquire(&c, false, opts, st);
-  if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
-    /* Ownership passes to the application: the connection leaves the
-     * breaker's count and the try ends here (no outcome to report). */
-    *out = c.conn;
-    c.conn = NULL;
-    if (c.holds_conn)
-      mesh__breaker_give(&c.x->rs->br.connections);
-    c.holds_conn = false;
-
-  }
-  try_release(&c);
-  mesh__span_end(&c.span);
-  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE)
-    mesh__span_fail(&c.x->span, rc, st->message);
-  mesh__span_end(&c.x->span);
-  mesh__callx_fini(c.x);
   return rc;
 }

@@ -1,26 +1,25 @@
 /* libmesh internal: the call layer's structures, shared by call.c (one try,
- * mesh_dial of a service), calldo.c (mesh_call_do) and hedge.c
- * (mesh_call_request). */
+ * the call API), call_opts.c (mesh_call_opts_*), dial.c (mesh_dial),
+ * calldo.c (mesh_call_do) and hedge.c (mesh_call_request). */
 #ifndef MESH_RESILIENCE_CALL_H
 #define MESH_RESILIENCE_CALL_H
 
 #include "lb/lb.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 #include "resilience/resilience.h"
 #include "tls/tls.h"
 
+/* The call's own settings over the one connection options struct (core.h:
+ * struct mesh_dial_opts) that holds what both builders share, validated by
+ * the same core/opts.c setters: hash key, ALPN, trace parent. */
 struct mesh_call_opts {
-  void *hash_key;
-  size_t hash_key_len;
+  mesh_dial_opts_t conn; /* hash key, alpn, trace parent (owned) */
   int deadline_ms;    /* -1: config */
   int per_try_ms;     /* -1: config */
   int connect_ms;     /* -1: config */
   int max_retries;    /* -1: config */
   int hedging;        /* 0 turns the service's hedging off */
-  char *alpn;
   char *subset;       /* named subset, or NULL for the split */
-  bool has_parent;
-  mesh_trace_ctx_t parent;
   bool mux;           /* internal: the caller speaks through shared sessions
                          (HTTP/2) when the pool has one (mesh__call_mux) */
 };
@@ -75,6 +74,9 @@ struct mesh_call {
   int64_t try_deadline_ms;    /* 0 none */
 };
 
+/** Everything from the service's config (call_opts.c). */
+void mesh__call_opts_defaults(mesh_call_opts_t *o);
+
 int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
                      const mesh_call_opts_t *o, mesh_status_t *st);
 void mesh__callx_fini(mesh__callx_t *x);
@@ -95,6 +97,9 @@ int mesh__callx_backoff(mesh__callx_t *x, mesh_status_t *st);
  *          nothing. */
 int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
                        const mesh_dial_opts_t *dopts, mesh_status_t *st);
+/** Release what a try holds except its connection: breaker slots, the
+ *  picked endpoint (kept in x->last) and the snapshot. */
+void mesh__call_release(mesh_call_t *c);
 /** Set c's try deadline and the connection's I/O timeouts from it. */
 void mesh__call_arm(mesh_call_t *c);
 /** End the try: report the outcome, pool or close, release everything. */
@@ -127,5 +132,11 @@ int mesh__call_map_try(int r, int *outcome);
 /** The error code a failed try stands for; its message goes to x. */
 int mesh__call_try_error(mesh__callx_t *x, const char *endpoint, int outcome,
                          int status, const char *detail);
+
+/** Dial a configured service by name: pick, pool, breakers, then TLS
+ *  (dial.c; mesh_dial() of a name).  opts->service labels the metrics. */
+int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
+                       const mesh_dial_opts_t *opts, mesh_conn_t **out,
+                       mesh_status_t *st);
 
 #endif /* MESH_RESILIENCE_CALL_H */

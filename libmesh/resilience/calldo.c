@@ -16,21 +16,16 @@ int mesh__call_map_try(int r, int *outcome) {
     *outcome = MESH__OUT_PROTOCOL_ERROR;
     return MESH_ERR_INVALID_ARG;
   }
-  switch (r) {
-  case MESH_ERR_RESET:
-  case MESH_ERR_PEER_CLOSED:
-  case MESH_ERR_CLOSED:
-  case MESH_ERR_TLS:
-  case MESH_ERR_IO:
-    *outcome = MESH__OUT_RESET;
-    return MESH_OK;
-  case MESH_ERR_TIMEOUT:
+  if (r == MESH_ERR_TIMEOUT) {
     *outcome = MESH__OUT_TIMEOUT;
     return MESH_OK;
-  default:
-    *outcome = MESH__OUT_CANCELLED;
-    return r;
   }
+  if (mesh__err_class(r) & MESH__EF_BROKEN) {
+    *outcome = MESH__OUT_RESET;
+    return MESH_OK;
+  }
+  *outcome = MESH__OUT_CANCELLED;
+  return r;
 }
 
 /* The error a failed try stands for, with its message in x. */

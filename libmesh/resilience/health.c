@@ -5,7 +5,7 @@
  * of a new host decides at once, so a dead endpoint is out within one
  * timeout of start-up. */
 #include "lb/lb.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 #include "resilience/call.h"
 #include "resilience/resilience.h"
 #include "tls/tls.h"

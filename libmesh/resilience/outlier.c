@@ -1,9 +1,9 @@
 /* Outlier detection: the pure algorithms (Envoy's consecutive-error,
  * success-rate and failure-percentage detectors, the ejection cap and the
- * ejection time backoff).  The live part that applies them to hosts is in
- * outlier_run.c. */
+ * ejection time backoff), and further down the live part that applies
+ * them to hosts (mesh__od_report and the periodic sweep). */
 #include "lb/lb.h"
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 #include "resilience/resilience.h"
 
 #include <math.h>

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
-#include "discovery/endpoint.h"
+#include "endpoint/endpoint.h"
 
 /* ---- configuration (resilience/config.c) -------------------------------- */
 
@@ -119,11 +119,11 @@ void mesh__res_cfg_check_key(mesh__cfg_t *c, const char *key, const cJSON *v,
 /** Defaults only (for services without config and for tests). */
 void mesh__res_cfg_defaults(mesh__res_cfg_t *out);
 
-/* ---- randomness (resilience/retry.c) ------------------------------------ */
+/* ---- randomness (core/rand.c) ------------------------------------------- */
 
-/** Fast per-thread PRNG (xorshift64*), seeded from the clock and the thread;
- *  for jitter and enforcement percentages, never for secrets. */
-uint64_t mesh__res_rand(void);
+/** The calling thread's stream of the core generator (core/rand.c); for
+ *  jitter and enforcement percentages, never for secrets. */
+static inline uint64_t mesh__res_rand(void) { return mesh__rand64(); }
 
 /* ---- outcomes ------------------------------------------------------------ */
 
@@ -148,7 +148,7 @@ int mesh__outcome_status(int outcome, int status);
 
 /* ---- metrics (resilience/stats.c) ---------------------------------------- */
 
-struct mesh__metric; /* observe/metrics.h */
+struct mesh__metric; /* telemetry/metrics.h */
 
 /* Result labels of mesh_calls_total. */
 enum mesh__res_result {
@@ -166,11 +166,29 @@ enum mesh__res_result {
   MESH__RES_MAX_
 };
 
+/* Outlier detectors (ejection reasons), in metric-label order. */
+enum mesh__od_type {
+  MESH__OD_CONSECUTIVE_5XX = 0,
+  MESH__OD_CONSECUTIVE_GATEWAY = 1,
+  MESH__OD_SUCCESS_RATE = 2,
+  MESH__OD_FAILURE_PERCENTAGE = 3,
+  MESH__OD_TYPES_ /* count */
+};
+
+/* The circuit breaker limits, in metric-label order. */
+enum mesh__br_limit {
+  MESH__BR_CONNECTIONS = 0,
+  MESH__BR_PENDING = 1,
+  MESH__BR_REQUESTS = 2,
+  MESH__BR_RETRIES = 3,
+  MESH__BR_LIMITS_ /* count */
+};
+
 typedef struct mesh__res_stats {
   struct mesh__metric *retries, *budget, *call_s, *try_s, *ejected, *pooled;
-  struct mesh__metric *overflow[4];  /* connections, pending, requests, retries */
-  struct mesh__metric *ejections[4]; /* by enum mesh__od_type */
-  struct mesh__metric *hc[2];        /* success, failure */
+  struct mesh__metric *overflow[MESH__BR_LIMITS_]; /* by enum mesh__br_limit */
+  struct mesh__metric *ejections[MESH__OD_TYPES_]; /* by enum mesh__od_type */
+  struct mesh__metric *hc[2];        /* [0] success, [1] failure */
   _Atomic(struct mesh__metric *) calls_none[MESH__RES_MAX_]; /* no endpoint */
 } mesh__res_stats_t;
 
@@ -194,11 +212,7 @@ void mesh__breaker_give(_Atomic int64_t *ctr);
 
 /* ---- retries (resilience/retry.c) --------------------------------------- */
 
-/** Pure: the backoff before retry number `retry` (0 = first retry): uniform
- *  in [0, min(base * 2^retry, max)) using rnd (full jitter, as Envoy's
- *  JitteredExponentialBackOffStrategy).  Returns 0 when base is 0. */
-int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
-                         uint64_t rnd);
+/* mesh__backoff_ms(): core/core.h (core/rand.c). */
 
 /** Pure: does policy ask to retry a try that ended so? */
 bool mesh__retry_wanted(const mesh__retry_cfg_t *rc, int outcome, int status);
@@ -217,12 +231,6 @@ bool mesh__retry_admit(mesh__breakers_t *b, const mesh__retry_cfg_t *rc,
 
 /* ---- outlier detection: pure algorithms (resilience/outlier.c) ---------- */
 
-enum mesh__od_type {
-  MESH__OD_CONSECUTIVE_5XX = 0,
-  MESH__OD_CONSECUTIVE_GATEWAY = 1,
-  MESH__OD_SUCCESS_RATE = 2,
-  MESH__OD_FAILURE_PERCENTAGE = 3,
-};
 
 /** One host's last-interval counts as the statistical algorithms see them. */
 typedef struct mesh__od_sample {
@@ -299,7 +307,7 @@ typedef struct mesh__res_svc {
   int64_t od_timer, pool_timer, hc_timer; /* worker loop timer ids, 0 none */
   struct mesh__hc_run *hc;      /* running checks (worker thread) */
   /* counters for metrics: by enum mesh__od_type */
-  _Atomic uint64_t od_detected[4], od_enforced[4];
+  _Atomic uint64_t od_detected[MESH__OD_TYPES_], od_enforced[MESH__OD_TYPES_];
   _Atomic uint64_t od_overflow;
   _Atomic uint64_t retries, retry_overflow, hedges;
   mesh__res_stats_t mx;         /* metric handles (NULL without a context) */
@@ -367,6 +375,9 @@ bool mesh__od_ejected(const mesh__host_t *h, int64_t now_ms);
 /** The resilience state of a host, created on first use (any thread, lock-
  *  free: the loser of a race frees its copy).  NULL only when out of memory. */
 mesh__res_host_t *mesh__res_host(mesh__host_t *h);
+/** Register with the endpoint model how hosts free resilience's per-host
+ *  state and pools (idempotent; state.c). */
+void mesh__res_host_ops_register(void);
 
 /* ---- the idle connection pool (resilience/pool.c) -----------------------
  * Generic over the connection type so it is testable with plain sockets:

@@ -1,41 +1,8 @@
-/* Retry policy: which outcomes to retry, the jittered exponential backoff,
+/* Retry policy: which outcomes to retry (the jittered backoff is core/rand.c),
  * and the retry budget (Envoy's semantics and defaults). */
 #include "resilience/resilience.h"
 
 #include <pthread.h>
-
-static _Thread_local uint64_t rng_state;
-
-uint64_t mesh__res_rand(void) {
-  uint64_t x = rng_state;
-  if (x == 0) {
-    /* Seed per thread: clock and the address of the thread's own state,
-     * so threads started together still diverge. */
-    x = (uint64_t)mesh__now_ns() ^ (uint64_t)(uintptr_t)&rng_state ^
-        0x9e3779b97f4a7c15ull;
-    if (x == 0)
-      x = 1;
-  }
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  rng_state = x;
-  return x * 0x2545f4914f6cdd1dull;
-}
-
-int64_t mesh__backoff_ms(int64_t base_ms, int64_t max_ms, uint32_t retry,
-                         uint64_t rnd) {
-  if (base_ms <= 0)
-    return 0;
-  if (max_ms < base_ms)
-    max_ms = base_ms;
-  int64_t bound = base_ms;
-  for (uint32_t i = 0; i < retry && bound < max_ms; i++)
-    bound *= 2;
-  if (bound > max_ms)
-    bound = max_ms;
-  return (int64_t)(rnd % (uint64_t)bound);
-}
 
 static bool code_listed(const mesh__retry_cfg_t *rc, int status) {
   for (size_t i = 0; i < rc->ncodes; i++)

@@ -8,28 +8,34 @@
 #include <string.h>
 
 /* ---- per-host state ---------------------------------------------------------
- * host->res is a plain pointer in the shared endpoint model; it is created
+ * host->res is a typed atomic pointer of the endpoint model; it is created
  * lazily by whichever thread first reports on the host, so it is read and
- * published with the __atomic builtins (a CAS; the loser frees its copy). */
+ * published with C11 atomics (a CAS; the loser frees its copy). */
 
-static void res_host_free(void *p) { free(p); }
+static void res_host_free(struct mesh__res_host *p) { free(p); }
+static void pool_free(struct mesh__pool *p) { mesh__pool_free(p); }
+
+/* How hosts free what resilience attaches to them (endpoint/endpoint.h). */
+static const mesh__host_state_ops_t host_ops = {res_host_free, pool_free};
+
+void mesh__res_host_ops_register(void) { mesh__host_state_ops_set(&host_ops); }
 
 mesh__res_host_t *mesh__res_host(mesh__host_t *h) {
   if (!h)
     return NULL;
-  mesh__res_host_t *r = __atomic_load_n(&h->res, __ATOMIC_ACQUIRE);
+  mesh__res_host_t *r = atomic_load_explicit(&h->res, memory_order_acquire);
   if (r)
     return r;
   r = calloc(1, sizeof *r);
   if (!r)
     return NULL;
   r->success_rate = -1;
-  /* The free function first: host_free() only calls it with res set, and
-   * every racer stores the same value. */
-  __atomic_store_n(&h->res_free, res_host_free, __ATOMIC_RELEASE);
-  void *expected = NULL;
-  if (__atomic_compare_exchange_n(&h->res, &expected, r, false,
-                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+  /* The ops first: host_free() only uses them with res set, and every
+   * racer stores the same value. */
+  mesh__res_host_ops_register();
+  mesh__res_host_t *expected = NULL;
+  if (atomic_compare_exchange_strong_explicit(
+          &h->res, &expected, r, memory_order_acq_rel, memory_order_acquire))
     return r;
   free(r);
   return expected;

@@ -2,7 +2,7 @@
  * handles registered once per service at init, per endpoint on first use,
  * and updated lock-free on the hot path.  With no context (unit tests)
  * every handle is NULL and updates do nothing. */
-#include "observe/metrics.h"
+#include "telemetry/telemetry.h"
 #include "resilience/resilience.h"
 
 #include <stdio.h>
@@ -13,49 +13,40 @@ static const char *const call_results[MESH__RES_MAX_] = {
     "deadline", "protocol_error", "no_endpoints", "circuit_open",
     "retry_budget", "other"};
 
-static const char *const od_reasons[4] = {
+static const char *const od_reasons[MESH__OD_TYPES_] = {
     "consecutive_5xx", "consecutive_gateway_failure", "success_rate",
     "failure_percentage"};
 
-static const char *const limits[4] = {"connections", "pending", "requests",
-                                      "retries"};
+static const char *const limits[MESH__BR_LIMITS_] = {
+    "connections", "pending", "requests", "retries"};
+
+/* Codes with a result label of their own; the groups come from core's
+ * classes (core/errclass.c). */
+static const struct {
+  int code, result;
+} results[] = {
+    {MESH_OK, MESH__RES_OK},
+    {MESH_ERR_UPSTREAM, MESH__RES_ERROR},
+    {MESH_ERR_TIMEOUT, MESH__RES_TIMEOUT},
+    {MESH_ERR_DEADLINE, MESH__RES_DEADLINE},
+    {MESH_ERR_PARSE, MESH__RES_PROTOCOL},
+    {MESH_ERR_BUFFER, MESH__RES_PROTOCOL},
+    {MESH_ERR_NO_ENDPOINTS, MESH__RES_NO_ENDPOINTS},
+    {MESH_ERR_DISCOVERY, MESH__RES_NO_ENDPOINTS},
+    {MESH_ERR_CIRCUIT_OPEN, MESH__RES_CIRCUIT_OPEN},
+    {MESH_ERR_RETRY_BUDGET, MESH__RES_RETRY_BUDGET},
+};
 
 int mesh__res_result_of(int rc) {
-  switch (rc) {
-  case MESH_OK:
-    return MESH__RES_OK;
-  case MESH_ERR_UPSTREAM:
-    return MESH__RES_ERROR;
-  case MESH_ERR_RESET:
-  case MESH_ERR_PEER_CLOSED:
+  for (size_t i = 0; i < sizeof results / sizeof results[0]; i++)
+    if (results[i].code == rc)
+      return results[i].result;
+  unsigned cls = mesh__err_class(rc);
+  if (cls & MESH__EF_RESET)
     return MESH__RES_RESET;
-  case MESH_ERR_TIMEOUT:
-    return MESH__RES_TIMEOUT;
-  case MESH_ERR_DEADLINE:
-    return MESH__RES_DEADLINE;
-  case MESH_ERR_PARSE:
-  case MESH_ERR_BUFFER:
-    return MESH__RES_PROTOCOL;
-  case MESH_ERR_NO_ENDPOINTS:
-  case MESH_ERR_DISCOVERY:
-    return MESH__RES_NO_ENDPOINTS;
-  case MESH_ERR_CIRCUIT_OPEN:
-    return MESH__RES_CIRCUIT_OPEN;
-  case MESH_ERR_RETRY_BUDGET:
-    return MESH__RES_RETRY_BUDGET;
-  case MESH_ERR_CONNECT:
-  case MESH_ERR_TLS:
-  case MESH_ERR_PLAINTEXT_PEER:
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_CERT_EXPIRED:
-  case MESH_ERR_CERT_NOT_YET_VALID:
-  case MESH_ERR_PEER_ID:
-  case MESH_ERR_TRUST_DOMAIN:
-  case MESH_ERR_NO_PEER_CERT:
+  if (cls & MESH__EF_SETUP)
     return MESH__RES_CONNECT;
-  default:
-    return MESH__RES_OTHER;
-  }
+  return MESH__RES_OTHER;
 }
 
 static double ejected_now(void *user) {
@@ -99,7 +90,9 @@ void mesh__res_stats_init(mesh__res_svc_t *rs) {
                                 "Endpoints ejected now.", l, ejected_now, rs);
   x->pooled = mesh__gauge_func(m, "mesh_connections_pooled",
                                "Idle pooled connections.", l, pooled_now, rs);
-  for (int i = 0; i < 4; i++) {
+  _Static_assert((int)MESH__BR_LIMITS_ == (int)MESH__OD_TYPES_,
+                 "one loop registers both");
+  for (int i = 0; i < MESH__BR_LIMITS_; i++) {
     snprintf(l, sizeof l, "service=%s,limit=%s", rs->name, limits[i]);
     x->overflow[i] = mesh__counter(m, "mesh_circuit_breaker_overflows_total",
                                    "Calls refused by a breaker.", l);

@@ -1,5 +1,6 @@
-/* Client side: mesh_dial() for addresses, and the entry point the call
- * layer uses for a picked endpoint (mesh__tls_dial_addr). */
+/* Client side: tls dials an address and handshakes, nothing more.  The
+ * call layer (resilience/dial.c, mesh_dial()) calls mesh__tls_dial_host for
+ * "host:port" and mesh__tls_dial_addr for a picked endpoint. */
 #include "tls/tls.h"
 
 #include <stdlib.h>
@@ -134,31 +135,9 @@ int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
   return dial_addr(m, sa, len, svc_peers, opts, false, out, st);
 }
 
-int mesh_dial(mesh_t *m, const char *target, const mesh_dial_opts_t *opts,
-              mesh_conn_t **out, mesh_status_t *st) {
-  mesh__ok(st);
-  if (out)
-    *out = NULL;
-  if (!m || !target || !out)
-    return mesh__fail(st, MESH_ERR_INVALID_ARG,
-                      "mesh_dial: m, target and out must not be NULL");
-  if (!strchr(target, ':')) {
-    mesh__service_t *svc = mesh__service_find(m, target);
-    if (!svc)
-      return mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
-                        "\"%s\" is neither a configured service nor "
-                        "\"host:port\"",
-                        target);
-    /* The service's name labels the connection metrics; a zeroed copy
-     * means the same as no options to the call layer. */
-    mesh_dial_opts_t o;
-    if (opts)
-      o = *opts;
-    else
-      memset(&o, 0, sizeof o);
-    o.service = svc->name;
-    return mesh__dial_service(m, svc, &o, out, st);
-  }
+int mesh__tls_dial_host(mesh_t *m, const char *target,
+                        const mesh_dial_opts_t *opts, mesh_conn_t **out,
+                        mesh_status_t *st) {
   struct sockaddr_storage ss;
   socklen_t len;
   int rc = mesh__sock_resolve(target, false, &ss, &len, st);

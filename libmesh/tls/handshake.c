@@ -44,20 +44,9 @@ static int timeout_fail(mesh_conn_t *c, mesh_status_t *st) {
 static int failure_level(const mesh_conn_t *c, int code) {
   if (!c->server)
     return MESH_LOG_DEBUG;
-  switch (code) {
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_CERT_EXPIRED:
-  case MESH_ERR_CERT_NOT_YET_VALID:
-  case MESH_ERR_PEER_ID:
-  case MESH_ERR_TRUST_DOMAIN:
-  case MESH_ERR_NO_PEER_CERT:
-  case MESH_ERR_SVID:
-  case MESH_ERR_SPIFFE_ID:
-  case MESH_ERR_PLAINTEXT_PEER:
-    return MESH_LOG_WARN;
-  default:
-    return MESH_LOG_DEBUG;
-  }
+  /* identity failures: core's classes (core/errclass.c) */
+  return (mesh__err_class(code) & MESH__EF_IDENTITY) ? MESH_LOG_WARN
+                                                     : MESH_LOG_DEBUG;
 }
 
 /* Every setup failure passes here once: log, count, end the spans. */

@@ -1,6 +1,6 @@
 /* Instrumentation of connection setup: the reserved tls metrics
  * (docs/config/observe.md) and the "mesh.dial" / "mesh.accept" /
- * "mesh.handshake" spans (observe/span.h).
+ * "mesh.handshake" spans (telemetry/span.h).
  *
  * Cost: series are registered once (handshake counters and histograms at
  * init; a connection gauge per service and a failure counter per reason on

@@ -13,37 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Split "host:port" / "[v6]:port" into host and port; no I/O. */
+/* Split "host:port" / "[v6]:port" into host and port (0 allowed: listen on
+ * any port); no I/O.  The syntax is core's (core/addr.c). */
 static bool split(const char *target, char *host, size_t hlen, long *port) {
-  const char *colon;
-  const char *h = target;
-  size_t n;
-  if (!target || !*target)
+  uint16_t p;
+  if (mesh__hostport_split(target, host, hlen, 0, &p) != MESH__HP_OK)
     return false;
-  if (*target == '[') {
-    const char *close = strchr(target, ']');
-    if (!close || close[1] != ':')
-      return false;
-    h = target + 1;
-    n = (size_t)(close - h);
-    colon = close + 1;
-  } else {
-    colon = strrchr(target, ':');
-    if (!colon || memchr(target, ':', (size_t)(colon - target)))
-      return false; /* no port, or a bare v6 address without brackets */
-    n = (size_t)(colon - target);
-  }
-  if (n == 0 || n >= hlen)
-    return false;
-  memcpy(host, h, n);
-  host[n] = '\0';
-  const char *ps = colon + 1;
-  if (!*ps || strlen(ps) > 5)
-    return false;
-  char *end;
-  *port = strtol(ps, &end, 10);
-  return *end == '\0' && *ps >= '0' && *ps <= '9' && *port >= 0 &&
-         *port <= 65535;
+  *port = p;
+  return true;
 }
 
 bool mesh__sock_addr_syntax(const char *target) {

@@ -25,8 +25,7 @@
 
 #include "core/core.h"
 #include "identity/identity.h"
-#include "observe/metrics.h"
-#include "observe/span.h"
+#include "telemetry/telemetry.h"
 
 /* mbedTLS 3.x hides struct fields behind MBEDTLS_PRIVATE(). */
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
@@ -324,6 +323,11 @@ int64_t mesh__deadline(int64_t timeout_ms);
 int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
                         const cJSON *svc_peers, const mesh_dial_opts_t *opts,
                         mesh_conn_t **out, mesh_status_t *st);
+/** Dial "host:port" (resolved here) as a root dial: its spans start a trace
+ *  when the options carry no parent.  @return as mesh_dial(). */
+int mesh__tls_dial_host(mesh_t *m, const char *target,
+                        const mesh_dial_opts_t *opts, mesh_conn_t **out,
+                        mesh_status_t *st);
 
 /* Parts registered in core/parts.c. */
 extern const mesh__part_t mesh__tls_part;

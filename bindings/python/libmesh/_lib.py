@@ -60,6 +60,8 @@ PROTOTYPES = {
     "mesh_new_from_file": (c_int, [c_char_p, HandleP, StatusP]),
     "mesh_free": (None, [Handle]),
     "mesh_config_check": (c_int, [c_char_p, CONFIG_ERROR_FN, c_void_p]),
+    "mesh_config_set_max_bytes": (c_size_t, [c_size_t]),
+    "mesh_config_max_bytes": (c_size_t, []),
     "mesh_set_log": (None, [Handle, c_int, LOG_FN, c_void_p]),
     "mesh_log_level_name": (c_char_p, [c_int]),
     "mesh_backend_fd": (c_int, [Handle]),

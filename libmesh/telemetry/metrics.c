@@ -1,0 +1,456 @@
+/* The metrics registry: families (name, help, type, buckets) holding series
+ * (one label set each).  Registration is locked and rare; updates are plain
+ * atomics on a pre-resolved series handle. */
+#include "telemetry/metrics.h"
+#include "telemetry/metrics_impl.h"
+#include "telemetry/telemetry.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double mesh__latency_buckets[MESH__LATENCY_NBUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+/* ---- doubles in atomics ---------------------------------------------------- */
+
+static uint64_t dbits(double v) {
+  uint64_t u;
+  memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+static double bitsd(uint64_t u) {
+  double v;
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+static void atomic_add_double(_Atomic uint64_t *p, double d) {
+  uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
+  for (;;) {
+    uint64_t nw = dbits(bitsd(old) + d);
+    if (atomic_compare_exchange_weak_explicit(p, &old, nw,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+/* ---- hot path ---------------------------------------------------------------- */
+
+void mesh__counter_add(mesh__metric_t *c, uint64_t n) {
+  if (!c || c->fam->type != MESH__METRIC_COUNTER)
+    return;
+  atomic_fetch_add_explicit(&c->u, n, memory_order_relaxed);
+}
+
+void mesh__gauge_set(mesh__metric_t *g, double v) {
+  if (!g || g->fam->type != MESH__METRIC_GAUGE || g->fn)
+    return;
+  atomic_store_explicit(&g->u, dbits(v), memory_order_relaxed);
+}
+
+void mesh__gauge_add(mesh__metric_t *g, double delta) {
+  if (!g || g->fam->type != MESH__METRIC_GAUGE || g->fn)
+    return;
+  atomic_add_double(&g->u, delta);
+}
+
+void mesh__histogram_observe(mesh__metric_t *h, double v) {
+  if (!h || h->fam->type != MESH__METRIC_HISTOGRAM || isnan(v))
+    return;
+  const struct mesh__family *f = h->fam;
+  size_t i = 0;
+  while (i < f->nbounds && v > f->bounds[i])
+    i++;
+  atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->u, 1, memory_order_relaxed);
+  atomic_add_double(&h->sum_bits, v);
+}
+
+double mesh__metric_value(mesh__metric_t *x) {
+  if (!x)
+    return 0;
+  switch (x->fam->type) {
+  case MESH__METRIC_COUNTER:
+  case MESH__METRIC_HISTOGRAM:
+    return (double)atomic_load_explicit(&x->u, memory_order_relaxed);
+  default:
+    if (x->fn)
+      return x->fn(x->user);
+    return bitsd(atomic_load_explicit(&x->u, memory_order_relaxed));
+  }
+}
+
+double mesh__histogram_sum(mesh__metric_t *h) {
+  if (!h || h->fam->type != MESH__METRIC_HISTOGRAM)
+    return 0;
+  return bitsd(atomic_load_explicit(&h->sum_bits, memory_order_relaxed));
+}
+
+/* ---- names and labels ----------------------------------------------------- */
+
+static bool name_char(char c, bool first) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+      c == ':')
+    return true;
+  return !first && c >= '0' && c <= '9';
+}
+
+bool mesh__metric_name_ok(const char *name, int type) {
+  if (!name || strncmp(name, "mesh_", 5) != 0)
+    return false;
+  size_t n = strlen(name);
+  if (n > 200)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!name_char(name[i], i == 0))
+      return false;
+  if (type == MESH__METRIC_COUNTER)
+    return n > 6 && strcmp(name + n - 6, "_total") == 0;
+  return true;
+}
+
+static bool label_key_ok(const char *k, size_t n) {
+  if (n == 0 || n > 64 || (n >= 2 && k[0] == '_' && k[1] == '_'))
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = k[i];
+    if (c == ':' || !name_char(c, i == 0))
+      return false;
+  }
+  return !(n == 2 && k[0] == 'l' && k[1] == 'e'); /* reserved by histograms */
+}
+
+/* Growable output for label rendering. */
+typedef struct sbuf {
+  char *p;
+  size_t len, cap;
+  bool oom;
+} sbuf_t;
+
+static void sb_putc(sbuf_t *b, char c) {
+  if (b->oom)
+    return;
+  if (b->len + 2 > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    char *np = realloc(b->p, cap);
+    if (!np) {
+      b->oom = true;
+      return;
+    }
+    b->p = np;
+    b->cap = cap;
+  }
+  b->p[b->len++] = c;
+  b->p[b->len] = '\0';
+}
+
+static void sb_puts(sbuf_t *b, const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    sb_putc(b, s[i]);
+}
+
+/* Parse "k=v,k2=v2" into the rendered form `k="v",k2="v2"` (values
+ * escaped for the exposition format) and the key list "k,k2".
+ * @return MESH_OK, MESH_ERR_PARSE, MESH_ERR_NOMEM. */
+int mesh__labels_parse(const char *kv, char **rendered, char **keys) {
+  sbuf_t r = {0}, k = {0};
+  sb_putc(&r, '\0');
+  r.len = 0;
+  sb_putc(&k, '\0');
+  k.len = 0;
+  const char *p = kv ? kv : "";
+  int rc = MESH_OK;
+  size_t nlabels = 0;
+  while (*p && rc == MESH_OK) {
+    const char *eq = strchr(p, '=');
+    if (!eq || !label_key_ok(p, (size_t)(eq - p)) || ++nlabels > 16) {
+      rc = MESH_ERR_PARSE;
+      break;
+    }
+    /* duplicate key? */
+    size_t klen = (size_t)(eq - p);
+    if (k.len) {
+      const char *s = k.p;
+      while (s && *s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == klen && memcmp(s, p, n) == 0)
+          rc = MESH_ERR_PARSE;
+        s = e ? e + 1 : NULL;
+      }
+      sb_putc(&k, ',');
+      sb_putc(&r, ',');
+    }
+    sb_puts(&k, p, klen);
+    sb_puts(&r, p, klen);
+    sb_puts(&r, "=\"", 2);
+    const char *v = eq + 1;
+    while (*v && *v != ',') {
+      char c = *v;
+      if (c == '\\' && (v[1] == ',' || v[1] == '\\')) {
+        c = v[1];
+        v++;
+      }
+      if (c == '\\' || c == '"') {
+        sb_putc(&r, '\\');
+        sb_putc(&r, c);
+      } else if (c == '\n') {
+        sb_puts(&r, "\\n", 2);
+      } else {
+        sb_putc(&r, c);
+      }
+      v++;
+    }
+    sb_putc(&r, '"');
+    p = *v == ',' ? v + 1 : v;
+    if (*v == ',' && !*p)
+      rc = MESH_ERR_PARSE; /* trailing comma */
+  }
+  if (r.oom || k.oom)
+    rc = MESH_ERR_NOMEM;
+  if (rc != MESH_OK) {
+    free(r.p);
+    free(k.p);
+    return rc;
+  }
+  *rendered = r.p;
+  *keys = k.p;
+  return MESH_OK;
+}
+
+/* ---- registry ------------------------------------------------------------- */
+
+mesh__metrics_t *mesh__metrics_get(mesh_t *m) {
+  struct mesh__observe *o = mesh__observe_get(m);
+  return o ? o->metrics : NULL;
+}
+
+mesh__metrics_t *mesh__metrics_new(void) {
+  mesh__metrics_t *r = calloc(1, sizeof *r);
+  if (!r)
+    return NULL;
+  pthread_mutex_init(&r->mu, NULL);
+  return r;
+}
+
+static void series_free(mesh__metric_t *s) {
+  free(s->labels);
+  free(s->buckets);
+  free(s);
+}
+
+void mesh__metrics_free(mesh__metrics_t *r) {
+  if (!r)
+    return;
+  struct mesh__family *f = r->head;
+  while (f) {
+    struct mesh__family *nf = f->next;
+    mesh__metric_t *s = f->series;
+    while (s) {
+      mesh__metric_t *ns = s->next;
+      series_free(s);
+      s = ns;
+    }
+    free(f->name);
+    free(f->help);
+    free(f->keys);
+    free(f->bounds);
+    free(f);
+    f = nf;
+  }
+  pthread_mutex_destroy(&r->mu);
+  free(r);
+}
+
+static bool bounds_ok(const double *b, size_t n) {
+  if (n == 0 || n > MESH__HIST_MAX_BUCKETS)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(b[i]) || (i > 0 && !(b[i] > b[i - 1])))
+      return false;
+  }
+  return true;
+}
+
+static struct mesh__family *family_find(mesh__metrics_t *r, const char *name) {
+  for (struct mesh__family *f = r->head; f; f = f->next)
+    if (strcmp(f->name, name) == 0)
+      return f;
+  return NULL;
+}
+
+static struct mesh__family *family_new(mesh__metrics_t *r, const char *name,
+                                       const char *help, int type,
+                                       const char *keys, const double *b,
+                                       size_t nb) {
+  struct mesh__family *f = calloc(1, sizeof *f);
+  if (!f)
+    return NULL;
+  f->name = strdup(name);
+  f->help = strdup(help ? help : "");
+  f->keys = strdup(keys);
+  f->type = type;
+  if (type == MESH__METRIC_HISTOGRAM) {
+    f->bounds = malloc(nb * sizeof *b);
+    if (f->bounds)
+      memcpy(f->bounds, b, nb * sizeof *b);
+    f->nbounds = nb;
+  }
+  if (!f->name || !f->help || !f->keys ||
+      (type == MESH__METRIC_HISTOGRAM && !f->bounds)) {
+    free(f->name);
+    free(f->help);
+    free(f->keys);
+    free(f->bounds);
+    free(f);
+    return NULL;
+  }
+  if (r->tail)
+    r->tail->next = f;
+  else
+    r->head = f;
+  r->tail = f;
+  return f;
+}
+
+static bool family_matches(const struct mesh__family *f, int type,
+                           const char *keys, const double *b, size_t nb) {
+  if (f->type != type || strcmp(f->keys, keys) != 0)
+    return false;
+  if (type != MESH__METRIC_HISTOGRAM)
+    return true;
+  return f->nbounds == nb && memcmp(f->bounds, b, nb * sizeof *b) == 0;
+}
+
+static mesh__metric_t *series_get(mesh__metrics_t *r, struct mesh__family *f,
+                                  char *labels,
+                                  mesh__gauge_fn fn, void *user) {
+  mesh__metric_t *last = NULL;
+  for (mesh__metric_t *s = f->series; s; s = s->next) {
+    if (strcmp(s->labels, labels) == 0) {
+      free(labels);
+      /* A computed gauge and a stored one cannot share a series. */
+      return (s->fn == NULL) == (fn == NULL) ? s : NULL;
+    }
+    last = s;
+  }
+  mesh__metric_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    free(labels);
+    return NULL;
+  }
+  s->fam = f;
+  s->registry = r;
+  s->labels = labels;
+  s->fn = fn;
+  s->user = user;
+  if (f->type == MESH__METRIC_HISTOGRAM) {
+    s->buckets = calloc(f->nbounds + 1, sizeof *s->buckets);
+    if (!s->buckets) {
+      series_free(s);
+      return NULL;
+    }
+  }
+  if (last)
+    last->next = s;
+  else
+    f->series = s;
+  return s;
+}
+
+static mesh__metric_t *reg(mesh_t *m, int type, const char *name,
+                           const char *help, const char *labels_kv,
+                           const double *b, size_t nb, mesh__gauge_fn fn,
+                           void *user) {
+  mesh__metrics_t *r = mesh__metrics_get(m);
+  if (!r)
+    return NULL;
+  if (!mesh__metric_name_ok(name, type)) {
+    mesh__log(m, MESH_LOG_ERROR, "metric_invalid", "name=%s reason=%s",
+              name ? name : "(null)",
+              "name must match mesh_[a-zA-Z0-9_:]* (counters end in _total)");
+    return NULL;
+  }
+  if (type == MESH__METRIC_HISTOGRAM && !b) {
+    struct mesh__observe *o = mesh__observe_get(m);
+    b = o->nlatency ? o->latency_bounds : mesh__latency_buckets;
+    nb = o->nlatency ? o->nlatency : MESH__LATENCY_NBUCKETS;
+  }
+  if (type == MESH__METRIC_HISTOGRAM && !bounds_ok(b, nb)) {
+    mesh__log(m, MESH_LOG_ERROR, "metric_invalid",
+              "name=%s reason=\"bad histogram bounds\"", name);
+    return NULL;
+  }
+  char *labels, *keys;
+  if (mesh__labels_parse(labels_kv, &labels, &keys) != MESH_OK) {
+    mesh__log(m, MESH_LOG_ERROR, "metric_invalid",
+              "name=%s reason=\"bad labels\"", name);
+    return NULL;
+  }
+  pthread_mutex_lock(&r->mu);
+  mesh__metric_t *s = NULL;
+  struct mesh__family *f = family_find(r, name);
+  if (!f)
+    f = family_new(r, name, help, type, keys, b, nb);
+  else if (!family_matches(f, type, keys, b, nb))
+    f = NULL;
+  if (f)
+    s = series_get(r, f, labels, fn, user);
+  else
+    free(labels);
+  pthread_mutex_unlock(&r->mu);
+  free(keys);
+  if (!s)
+    mesh__log(m, MESH_LOG_ERROR, "metric_invalid",
+              "name=%s reason=\"type, label keys or buckets differ from "
+              "an earlier registration, or out of memory\"",
+              name);
+  return s;
+}
+
+mesh__metric_t *mesh__counter(mesh_t *m, const char *name, const char *help,
+                              const char *labels_kv) {
+  return reg(m, MESH__METRIC_COUNTER, name, help, labels_kv, NULL, 0, NULL,
+             NULL);
+}
+
+mesh__metric_t *mesh__gauge(mesh_t *m, const char *name, const char *help,
+                            const char *labels_kv) {
+  return reg(m, MESH__METRIC_GAUGE, name, help, labels_kv, NULL, 0, NULL,
+             NULL);
+}
+
+mesh__metric_t *mesh__gauge_func(mesh_t *m, const char *name,
+                                 const char *help, const char *labels_kv,
+                                 mesh__gauge_fn fn, void *user) {
+  if (!fn)
+    return NULL;
+  return reg(m, MESH__METRIC_GAUGE, name, help, labels_kv, NULL, 0, fn, user);
+}
+
+static double detached(void *user) {
+  (void)user;
+  return NAN;
+}
+
+void mesh__gauge_func_detach(mesh__metric_t *g) {
+  if (!g || !g->fn)
+    return;
+  /* Renders read fn under the registry lock: swap it under the same. */
+  mesh__metrics_t *r = g->registry;
+  pthread_mutex_lock(&r->mu);
+  g->fn = detached;
+  g->user = NULL;
+  pthread_mutex_unlock(&r->mu);
+}
+
+mesh__metric_t *mesh__histogram(mesh_t *m, const char *name, const char *help,
+                                const char *labels_kv, const double *bounds,
+                                size_t nbounds) {
+  return reg(m, MESH__METRIC_HISTOGRAM, name, help, labels_kv, bounds,
+             nbounds, NULL, NULL);
+}
