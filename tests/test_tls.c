@@ -773,7 +773,7 @@ static void test_tls_config(void) {
        "\"write_timeout_ms\":5}}",
        NULL},
       {"{\"tls\":{\"min_version\":\"1.3\"}}",
-       "tls.min_version: \"1.3\" needs mbedTLS 3.x"},
+       "tls.min_version: \"1.3\" needs a TLS backend with TLS 1.3"},
       {"{\"tls\":{\"min_version\":\"1.1\"}}",
        "tls.min_version: unknown value \"1.1\""},
       {"{\"tls\":{\"alpn\":[\"\"]}}", "tls.alpn[0]: protocol name must be"},

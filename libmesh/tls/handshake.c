@@ -6,7 +6,6 @@
 #include "authz/authz.h"
 
 #include <errno.h>
-#include <mbedtls/net_sockets.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -76,8 +75,7 @@ static int start_tls(mesh_conn_t *c, mesh_status_t *st) {
   if (rc != MESH_OK)
     return rc;
   if (!c->server && c->m->tls->set.resumption)
-    c->offered_session = mesh__sesscache_load(&c->m->tls->cache, c->target,
-                                              c->gen->generation, &c->ssl);
+    c->offered_session = mesh__sesscache_load(&c->m->tls->cache, c);
   c->state = MESH__CONN_HANDSHAKE;
   mesh__conn_obs_tls_start(c);
   return MESH_OK;
@@ -142,15 +140,12 @@ static int step_sniff(mesh_conn_t *c, mesh_status_t *st) {
 }
 
 static void send_alert(mesh_conn_t *c, int code) {
-  unsigned char desc = code == MESH_ERR_CERT_EXPIRED
-                           ? MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED
-                           : MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED;
-  mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
-                                 desc);
+  /* certificate_expired (45) or access_denied (49) */
+  mesh__tls_be.send_alert(c, code == MESH_ERR_CERT_EXPIRED ? 45 : 49);
 }
 
 static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
-  c->resumed = !c->verified;
+  c->resumed = mesh__tls_be.resumed(c);
   if (c->resumed) {
     mesh_status_t s2;
     int rc = mesh__verify_resumed(c, &s2);
@@ -166,8 +161,7 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
                            "peer %s: no verified certificate", c->peer_addr);
   }
   if (!c->server && c->m->tls->set.resumption)
-    mesh__sesscache_save(&c->m->tls->cache, c->target, c->gen->generation,
-                         &c->ssl);
+    mesh__sesscache_save(&c->m->tls->cache, c);
   c->state = MESH__CONN_OPEN;
   c->deadline_ms = 0;
   mesh__conn_obs_open(c);
@@ -175,22 +169,20 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
     mesh__log(c->m, MESH_LOG_DEBUG, "tls_handshake",
               "side=%s peer=%s id=%s version=%s cipher=%s resumed=%d",
               c->server ? "server" : "client", c->peer_addr, c->peer_id,
-              mbedtls_ssl_get_version(&c->ssl),
-              mbedtls_ssl_get_ciphersuite(&c->ssl), c->resumed);
+              mesh__tls_be.version(c), mesh__tls_be.cipher(c), c->resumed);
   return MESH_OK;
 }
 
 static int step_handshake(mesh_conn_t *c, mesh_status_t *st) {
-  int ret = mbedtls_ssl_handshake(&c->ssl);
-  if (ret == MBEDTLS_ERR_SSL_WANT_READ)
-    return MESH_ERR_WANT_READ;
-  if (ret == MBEDTLS_ERR_SSL_WANT_WRITE)
-    return MESH_ERR_WANT_WRITE;
-  if (ret != 0) {
+  mesh__hsf_t f;
+  int ret = mesh__tls_be.handshake(c, &f);
+  if (ret == MESH_ERR_WANT_READ || ret == MESH_ERR_WANT_WRITE)
+    return ret;
+  if (ret != MESH_OK) {
     if (c->offered_session)
       mesh__sesscache_drop(&c->m->tls->cache, c->target);
     mesh_status_t s2;
-    int code = mesh__tls_handshake_error(c, ret, &s2);
+    int code = mesh__tls_handshake_error(c, &f, &s2);
     return mesh__conn_fail(c, st, code, "%s", s2.message);
   }
   return after_handshake(c, st);

@@ -4,9 +4,6 @@
 #include "tls/tls.h"
 
 #include <stdlib.h>
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#include <psa/crypto.h>
-#endif
 #include <string.h>
 
 /* Defaults (see docs/config/tls.md). */
@@ -57,17 +54,15 @@ static void parse_version(mesh__cfg_t *c, const cJSON *cfg, const char *path,
   int v = 0;
   if (!mesh__cfg_enum(c, cfg, path, "min_version", versions, 0, &v))
     return;
-#if MBEDTLS_VERSION_NUMBER < 0x03000000 || !defined(MBEDTLS_SSL_PROTO_TLS1_3)
-  if (v == 1) {
+  if (v == 1 && !mesh__tls_be.has_tls13()) {
     char q[MESH__PATH_MAX];
     mesh__cfg_path(q, path, "min_version");
     mesh__cfg_error(c, q,
-                    "\"1.3\" needs mbedTLS 3.x with TLS 1.3 (this build has "
-                    "mbedTLS %s, TLS 1.2 only)",
-                    MBEDTLS_VERSION_STRING);
+                    "\"1.3\" needs a TLS backend with TLS 1.3 (mbedTLS 3.6 "
+                    "or OpenSSL 3; this build has %s, TLS 1.2 only)",
+                    mesh__tls_be.lib_version());
     v = 0;
   }
-#endif
   p->set.min_version = v == 1 ? MESH__TLS_V13 : MESH__TLS_V12;
 }
 
@@ -125,7 +120,7 @@ static void tls_fini(mesh_t *m) {
   mesh__tlsgen_release(t->gen);
   mesh__sesscache_fini(&t->cache);
   mesh__tls_obs_fini(t);
-  mbedtls_entropy_free(&t->entropy);
+  mesh__tls_be.fini(t);
   pthread_mutex_destroy(&t->mu);
   for (size_t i = 0; i < t->set.nalpn; i++)
     free(t->set.alpn[i]);
@@ -149,16 +144,10 @@ static int tls_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   t->set = p.set;
   t->set.nalpn = 0;
   pthread_mutex_init(&t->mu, NULL);
-  mbedtls_entropy_init(&t->entropy);
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000 &&                                    \
-    (defined(MBEDTLS_USE_PSA_CRYPTO) || defined(MBEDTLS_SSL_PROTO_TLS1_3))
-  /* TLS 1.3 in mbedTLS 3.x runs on PSA; idempotent. */
-  if (psa_crypto_init() != PSA_SUCCESS) {
-    m->tls = t;
-    return mesh__fail(st, MESH_ERR_TLS, "psa_crypto_init failed");
-  }
-#endif
   m->tls = t;
+  int brc = mesh__tls_be.init(t, st);
+  if (brc != MESH_OK)
+    return brc;
   for (size_t i = 0; i < p.set.nalpn; i++) {
     t->set.alpn[i] = strdup(p.alpn[i]);
     if (!t->set.alpn[i])
