@@ -261,6 +261,8 @@ static long be_read(mesh_conn_t *c, void *buf, size_t len) {
     if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
       continue; /* TLS 1.3 post-handshake message, no data */
 #endif
+    if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE)
+      c->rx_alert = b->ssl.MESH__MBEDTLS_FIELD(in_msg)[1];
     return io_code(ret);
   }
 }

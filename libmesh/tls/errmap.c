@@ -71,7 +71,7 @@ static void excerpt(const unsigned char *b, size_t n, char *out, size_t len) {
   out[o < len ? o : len - 1] = '\0';
 }
 
-static int alert_error(mesh_conn_t *c, int desc, mesh_status_t *st) {
+int mesh__tls_alert_error(mesh_conn_t *c, int desc, mesh_status_t *st) {
   const char *name = mesh__tls_alert_name(desc);
   bool about_us = desc == 42 || desc == 43 || desc == 44 || desc == 45 ||
                   desc == 46 || desc == 48 || desc == 49 || desc == 116;
@@ -131,11 +131,11 @@ int mesh__tls_handshake_error(mesh_conn_t *c, const mesh__hsf_t *f,
                       "required)",
                       c->peer_addr);
   case MESH__HSF_ALERT:
-    return alert_error(c, f->alert, st);
+    return mesh__tls_alert_error(c, f->alert, st);
   case MESH__HSF_RESET: {
     int desc = unread_alert(c->fd);
     if (desc >= 0)
-      return alert_error(c, desc, st);
+      return mesh__tls_alert_error(c, desc, st);
     return mesh__fail(st, MESH_ERR_RESET,
                       "peer %s reset the connection during the TLS "
                       "handshake",

@@ -21,6 +21,14 @@ static int ready(mesh_conn_t *c) {
 }
 
 static int io_fail(mesh_conn_t *c, int code, const char *what) {
+  if (c->rx_alert > 0 && code == MESH_ERR_TLS) {
+    /* The peer said why: the same words as in a failed handshake. */
+    mesh_status_t s2;
+    mesh__tls_alert_error(c, c->rx_alert, &s2);
+    mesh__conn_fail(c, NULL, code, "%s %s: %s", what, c->peer_addr,
+                    s2.message);
+    return code;
+  }
   const char *why = code == MESH_ERR_RESET ? "connection reset by peer"
                                            : mesh_strerror(code);
   mesh__conn_fail(c, NULL, code, "%s %s: %s", what, c->peer_addr, why);

@@ -155,6 +155,9 @@ struct mesh_conn {
   bool nonblocking;
   bool own_alpn;          /* alpn_list overrides the generation's */
   bool truncated;         /* read: FIN inside a TLS record */
+  int rx_alert;           /* fatal alert received after the handshake (in
+                             TLS 1.3 a refused client certificate is
+                             reported at the first read), 0 none */
   bool verified;          /* our peer check ran (full handshake) */
   bool resumed;
   bool offered_session;  /* client offered a cached session */
@@ -259,6 +262,9 @@ const char *mesh__tls_alert_name(int desc);
  *  with a message naming the peer and the check. */
 int mesh__tls_handshake_error(mesh_conn_t *c, const mesh__hsf_t *f,
                               mesh_status_t *st);
+/** "peer X rejected our certificate (... alert name, N)" or "peer X
+ *  aborted ...": a fatal alert received, in words. */
+int mesh__tls_alert_error(mesh_conn_t *c, int desc, mesh_status_t *st);
 /** Keep the first bytes from the peer (they tell a plaintext peer apart);
  *  backends call it from their socket reads. */
 void mesh__conn_note_first(mesh_conn_t *c, const unsigned char *b,
