@@ -40,6 +40,8 @@ typedef enum mesh__hsf_kind {
   MESH__HSF_SYSCALL,   /* socket error in c->sys_errno */
   MESH__HSF_NOMEM,
   MESH__HSF_KEY_USAGE, /* certificate key usage forbids this role */
+  MESH__HSF_NO_CIPHER, /* no cipher suite in common */
+  MESH__HSF_VERSION,   /* no protocol version in common */
   MESH__HSF_OTHER,     /* anything else: detail says what */
 } mesh__hsf_kind_t;
 

@@ -76,7 +76,9 @@ static void set_versions(const mesh__tls_t *t, mbedtls_ssl_config *conf) {
                                              ? MBEDTLS_SSL_VERSION_TLS1_3
                                              : MBEDTLS_SSL_VERSION_TLS1_2);
 #if defined(MBEDTLS_SSL_PROTO_TLS1_3)
-  mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
+  mbedtls_ssl_conf_max_tls_version(conf, t->set.max_version == MESH__TLS_V13
+                                             ? MBEDTLS_SSL_VERSION_TLS1_3
+                                             : MBEDTLS_SSL_VERSION_TLS1_2);
 #else
   mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
 #endif

@@ -190,6 +190,12 @@ static void classify(mesh_conn_t *c, int ret, mesh__hsf_t *f) {
   case MBEDTLS_ERR_SSL_ALLOC_FAILED:
     f->kind = MESH__HSF_NOMEM;
     return;
+  case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
+    f->kind = MESH__HSF_NO_CIPHER;
+    return;
+  case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
+    f->kind = MESH__HSF_VERSION;
+    return;
   default:
     break;
   }

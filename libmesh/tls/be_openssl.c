@@ -298,8 +298,10 @@ static SSL_CTX *ctx_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
     return NULL;
   int minv = t->set.min_version == MESH__TLS_V13 ? TLS1_3_VERSION
                                                  : TLS1_2_VERSION;
+  int maxv = t->set.max_version == MESH__TLS_V12 ? TLS1_2_VERSION
+                                                 : TLS1_3_VERSION;
   if (SSL_CTX_set_min_proto_version(ctx, minv) != 1 ||
-      SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, maxv) != 1 ||
       SSL_CTX_set_cipher_list(ctx, SUITES12) != 1 ||
       use_creds(ctx, g->creds) != 0) {
     SSL_CTX_free(ctx);

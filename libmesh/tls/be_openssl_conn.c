@@ -95,6 +95,12 @@ static void classify_ssl(mesh_conn_t *c, mesh__hsf_t *f) {
                    SSL_get_verify_result(((obe_conn_t *)c->be)->ssl)));
     } else if (r == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
       f->kind = MESH__HSF_NO_CERT;
+    } else if (r == SSL_R_NO_SHARED_CIPHER) {
+      f->kind = MESH__HSF_NO_CIPHER;
+    } else if (r == SSL_R_UNSUPPORTED_PROTOCOL ||
+               r == SSL_R_WRONG_VERSION_NUMBER ||
+               r == SSL_R_VERSION_TOO_LOW) {
+      f->kind = MESH__HSF_VERSION;
     } else if (r == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
       f->kind = sock_reset(c) ? MESH__HSF_RESET : MESH__HSF_EOF;
     } else {

@@ -165,6 +165,17 @@ int mesh__tls_handshake_error(mesh_conn_t *c, const mesh__hsf_t *f,
   }
   if (c->verify_code != MESH_OK)
     return mesh__fail(st, c->verify_code, "%s", c->errmsg);
+  if (f->kind == MESH__HSF_NO_CIPHER)
+    return mesh__fail(st, MESH_ERR_TLS,
+                      "TLS handshake with %s failed: no ciphersuites in "
+                      "common (libmesh offers ECDHE with AEAD only)",
+                      c->peer_addr);
+  if (f->kind == MESH__HSF_VERSION)
+    return mesh__fail(st, MESH_ERR_TLS,
+                      "TLS handshake with %s failed: no TLS version in "
+                      "common (libmesh speaks TLS 1.2%s)",
+                      c->peer_addr,
+                      mesh__tls_be.has_tls13() ? " and 1.3" : " only");
   if (f->kind == MESH__HSF_KEY_USAGE)
     return mesh__fail(st, MESH_ERR_SVID,
                       "peer %s: certificate key usage does not allow TLS "

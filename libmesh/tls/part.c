@@ -49,33 +49,50 @@ static void parse_alpn(mesh__cfg_t *c, const cJSON *cfg, const char *path,
   }
 }
 
-static void parse_version(mesh__cfg_t *c, const cJSON *cfg, const char *path,
-                          tls_parsed_t *p) {
-  int v = 0;
-  if (!mesh__cfg_enum(c, cfg, path, "min_version", versions, 0, &v))
-    return;
+/* "min_version" / "max_version": "1.3" needs a backend with TLS 1.3. */
+static int parse_one_version(mesh__cfg_t *c, const cJSON *cfg,
+                             const char *path, const char *key, int def) {
+  int v = def;
+  if (!mesh__cfg_enum(c, cfg, path, key, versions, def, &v))
+    return def;
   if (v == 1 && !mesh__tls_be.has_tls13()) {
     char q[MESH__PATH_MAX];
-    mesh__cfg_path(q, path, "min_version");
+    mesh__cfg_path(q, path, key);
     mesh__cfg_error(c, q,
                     "\"1.3\" needs a TLS backend with TLS 1.3 (mbedTLS 3.6 "
                     "or OpenSSL 3; this build has %s, TLS 1.2 only)",
                     mesh__tls_be.lib_version());
-    v = 0;
+    return def;
   }
-  p->set.min_version = v == 1 ? MESH__TLS_V13 : MESH__TLS_V12;
+  return v;
+}
+
+static void parse_version(mesh__cfg_t *c, const cJSON *cfg, const char *path,
+                          tls_parsed_t *p) {
+  int top = mesh__tls_be.has_tls13() ? 1 : 0;
+  int lo = parse_one_version(c, cfg, path, "min_version", 0);
+  int hi = parse_one_version(c, cfg, path, "max_version", top);
+  if (lo > hi) {
+    char q[MESH__PATH_MAX];
+    mesh__cfg_path(q, path, "max_version");
+    mesh__cfg_error(c, q, "is below min_version");
+    hi = lo;
+  }
+  p->set.min_version = lo == 1 ? MESH__TLS_V13 : MESH__TLS_V12;
+  p->set.max_version = hi == 1 ? MESH__TLS_V13 : MESH__TLS_V12;
 }
 
 static void parse_tls(mesh__cfg_t *c, const cJSON *cfg, const char *path,
                       tls_parsed_t *p) {
   static const char *const keys[] = {
-      "min_version",        "alpn",
+      "min_version",        "max_version",        "alpn",
       "session_resumption", "ticket_lifetime_s",
       "session_cache_size", "connect_timeout_ms",
       "handshake_timeout_ms", "read_timeout_ms",
       "write_timeout_ms",   NULL};
   memset(p, 0, sizeof *p);
   p->set.min_version = MESH__TLS_V12;
+  p->set.max_version = mesh__tls_be.has_tls13() ? MESH__TLS_V13 : MESH__TLS_V12;
   p->set.resumption = true;
   p->set.ticket_lifetime_s = DEF_TICKET_LIFETIME_S;
   p->set.session_cache_size = DEF_SESSION_CACHE;

@@ -37,6 +37,7 @@
 
 typedef struct mesh__tls_settings {
   int min_version;               /* MESH__TLS_V12 or _V13 */
+  int max_version;               /* default: the backend's highest */
   char *alpn[MESH__ALPN_MAX + 1]; /* NULL-terminated, owned (a backend
                                      may keep a pointer to this array) */
   size_t nalpn;
