@@ -91,8 +91,12 @@ MESH_EXTERN int mesh_listener_fd(const mesh_listener_t *l);
 MESH_EXTERN void mesh_listener_close(mesh_listener_t *l);
 
 /** Accept one connection and complete its handshake (blocking).  Waits at
- *  most timeout_ms for a peer to connect (-1: forever); the handshake then
- *  has `tls.handshake_timeout_ms`.  The peer must present an SVID that
+ *  most timeout_ms (-1: forever) for a connection to complete (or fail)
+ *  its handshake; each handshake has `tls.handshake_timeout_ms`.  Many
+ *  handshakes progress at once (up to 64 pending, 16 per peer address;
+ *  the oldest gives way past either bound) and the first to finish is
+ *  returned, so idle or slow peers delay nobody; handshakes still in
+ *  progress when timeout_ms elapses stay pending for the next call.  The peer must present an SVID that
  *  verifies against the bundle of its trust domain and matches
  *  `inbound.peers`.  A peer that fails the handshake or the peer check is
  *  closed and its error returned with detail; call again for the next

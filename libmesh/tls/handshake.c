@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -181,6 +183,13 @@ static int step_handshake(mesh_conn_t *c, mesh_status_t *st) {
   if (ret != MESH_OK) {
     if (c->offered_session)
       mesh__sesscache_drop(&c->m->tls->cache, c->target);
+    if (f.kind == MESH__HSF_NO_CERT && c->server) {
+      /* Say why before closing (RFC 8446 4.4.2.4: certificate_required;
+       * RFC 5246 7.4.6: handshake_failure).  Backends that already sent
+       * it ignore this. */
+      const char *v = mesh__tls_be.version(c);
+      mesh__tls_be.send_alert(c, v && strcmp(v, "TLSv1.3") == 0 ? 116 : 40);
+    }
     mesh_status_t s2;
     int code = mesh__tls_handshake_error(c, &f, &s2);
     return mesh__conn_fail(c, st, code, "%s", s2.message);
@@ -210,6 +219,18 @@ static int step(mesh_conn_t *c, mesh_status_t *st) {
     return mesh__fail(st, c->last_err ? c->last_err : MESH_ERR_CLOSED, "%s",
                       c->errmsg);
   }
+}
+
+void mesh__conn_abort(mesh_conn_t *c, int code, const char *fmt, ...) {
+  if (c->state == MESH__CONN_FAILED || c->state == MESH__CONN_OPEN)
+    return;
+  char msg[sizeof c->errmsg];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  mesh__conn_fail(c, NULL, code, "%s", msg);
+  on_failure(c, code);
 }
 
 int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st) {

@@ -209,6 +209,10 @@ int mesh__conn_tls_setup(mesh_conn_t *c, mesh_status_t *st);
 /** Record a failure on c (sticky), copy it into st.  Returns code. */
 int mesh__conn_fail(mesh_conn_t *c, mesh_status_t *st, int code,
                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/** Give up a connection still in setup (logged and counted once, as any
+ *  setup failure); no-op once open or failed. */
+void mesh__conn_abort(mesh_conn_t *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /** One non-blocking step of connect/sniff/handshake.
  *  @return MESH_OK (open), MESH_ERR_WANT_READ/WRITE, or an error. */
 int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
