@@ -3,7 +3,6 @@
  * serves both modes; the blocking mode waits with poll between steps until
  * the phase's deadline. */
 #include "tls/tls.h"
-#include "authz/authz.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -130,8 +129,7 @@ static int step_sniff(mesh_conn_t *c, mesh_status_t *st) {
   c->tls = false;
   /* No certificate: connection-level policies see an empty principal. */
   mesh_status_t az;
-  if (mesh__authz_check_conn(c->m, "", (const struct sockaddr *)&c->peer_sa,
-                             c->local_port, &az) != MESH_OK)
+  if (mesh__tls_conn_authz(c, "", &az) != MESH_OK)
     return mesh__conn_fail(c, st, MESH_ERR_DENIED,
                            "plaintext peer %s: %s", c->peer_addr, az.message);
   c->state = MESH__CONN_OPEN;

@@ -118,8 +118,16 @@ typedef struct mesh__tls_obs {
   size_t nsvc;
 } mesh__tls_obs_t;
 
+/* Connection-level authorization of inbound peers, plugged in at init by
+ * the part above (authz/ sets it; tls/ never calls authz/ itself).  Same
+ * contract as mesh__authz_check_conn: MESH_OK or MESH_ERR_DENIED. */
+typedef int (*mesh__tls_conn_authz_fn)(mesh_t *m, const char *peer_id,
+                                       const struct sockaddr *peer,
+                                       int local_port, mesh_status_t *st);
+
 typedef struct mesh__tls {
   mesh__tls_settings_t set;
+  mesh__tls_conn_authz_fn conn_authz; /* NULL: no authorization part */
   mesh__inbound_t in;
   void *be;                      /* backend's process state */
   pthread_mutex_t mu;            /* guards gen */
@@ -252,6 +260,13 @@ void mesh__conn_obs_close(mesh_conn_t *c);
 void mesh__tls_reason(int code, char *buf, size_t len);
 
 /* ---- peer verification (tls/verify.c) ---------------------------------- */
+
+/** Install the inbound connection-level authorizer (from a part's init,
+ *  after the tls part's, before any accept). */
+void mesh__tls_set_conn_authz(mesh_t *m, mesh__tls_conn_authz_fn fn);
+/** Run it for c's peer (id "" for a plaintext peer).  @return MESH_OK
+ *  when allowed or none is installed, else MESH_ERR_DENIED with st. */
+int mesh__tls_conn_authz(mesh_conn_t *c, const char *id, mesh_status_t *st);
 
 /** After a resumed handshake (no certificate exchanged): check the saved
  *  peer leaf against the allowed peers and its validity dates. */

@@ -6,11 +6,25 @@
  * certificate_expired, access_denied, ...).  The precise code and message
  * stay on the connection for the caller. */
 #include "tls/tls.h"
-#include "authz/authz.h"
 
 #include <mbedtls/x509.h>
 #include <stdlib.h>
 #include <string.h>
+
+void mesh__tls_set_conn_authz(mesh_t *m, mesh__tls_conn_authz_fn fn) {
+  if (m && m->tls)
+    m->tls->conn_authz = fn;
+}
+
+int mesh__tls_conn_authz(mesh_conn_t *c, const char *id, mesh_status_t *st) {
+  mesh__tls_conn_authz_fn fn = c->m->tls ? c->m->tls->conn_authz : NULL;
+  if (!fn) {
+    mesh__ok(st);
+    return MESH_OK;
+  }
+  return fn(c->m, id, (const struct sockaddr *)&c->peer_sa, c->local_port,
+            st);
+}
 
 bool mesh__peers_allow(const char *const *pats, size_t n, const char *id) {
   if (n == 0)
@@ -51,8 +65,7 @@ static void list_peers(const char *const *pats, size_t n, char *buf,
  * (access_denied) instead of a reset on its first read. */
 static int authorize_conn(mesh_conn_t *c, const char *id, mesh_status_t *st) {
   mesh_status_t az;
-  if (mesh__authz_check_conn(c->m, id, (const struct sockaddr *)&c->peer_sa,
-                             c->local_port, &az) == MESH_OK)
+  if (mesh__tls_conn_authz(c, id, &az) == MESH_OK)
     return MESH_OK;
   /* The accept span names whom it refused (the ID is not kept on a failed
    * connection). */
