@@ -91,6 +91,61 @@ static void set_versions(const mesh__tls_t *t, mbedtls_ssl_config *conf) {
 #endif
 }
 
+/* ---- SSLKEYLOGFILE ------------------------------------------------------- */
+
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+/* 3.x: one call per secret, per connection (mbedtls_ssl_set_export_keys_cb
+ * in be_mbedtls_conn.c). */
+int mbe_export_keys(void *p, mbedtls_ssl_key_export_type type,
+                    const unsigned char *secret, size_t slen,
+                    const unsigned char client_random[32],
+                    const unsigned char server_random[32],
+                    mbedtls_tls_prf_types prf) {
+  (void)server_random;
+  (void)prf;
+  const char *label = NULL;
+  switch (type) {
+  case MBEDTLS_SSL_KEY_EXPORT_TLS12_MASTER_SECRET:
+    label = "CLIENT_RANDOM";
+    break;
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+  case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_CLIENT_HANDSHAKE_TRAFFIC_SECRET:
+    label = "CLIENT_HANDSHAKE_TRAFFIC_SECRET";
+    break;
+  case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_SERVER_HANDSHAKE_TRAFFIC_SECRET:
+    label = "SERVER_HANDSHAKE_TRAFFIC_SECRET";
+    break;
+  case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_CLIENT_APPLICATION_TRAFFIC_SECRET:
+    label = "CLIENT_TRAFFIC_SECRET_0";
+    break;
+  case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_SERVER_APPLICATION_TRAFFIC_SECRET:
+    label = "SERVER_TRAFFIC_SECRET_0";
+    break;
+#endif
+  default:
+    return 0;
+  }
+  mesh__tls_keylog(p, label, client_random, 32, secret, slen);
+  return 0;
+}
+#elif defined(MBEDTLS_SSL_EXPORT_KEYS)
+/* 2.28: the TLS 1.2 master secret, once per handshake. */
+static int export_keys(void *p, const unsigned char *ms,
+                       const unsigned char *kb, size_t maclen, size_t keylen,
+                       size_t ivlen, const unsigned char client_random[32],
+                       const unsigned char server_random[32],
+                       mbedtls_tls_prf_types prf) {
+  (void)kb;
+  (void)maclen;
+  (void)keylen;
+  (void)ivlen;
+  (void)server_random;
+  (void)prf;
+  mesh__tls_keylog(p, "CLIENT_RANDOM", client_random, 32, ms, 48);
+  return 0;
+}
+#endif
+
 /* Policy shared by both ends. */
 static int setup_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
                         mbedtls_ssl_config *conf, int endpoint,
@@ -113,6 +168,10 @@ static int setup_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
   ret = mbedtls_ssl_conf_own_cert(conf, &g->creds->chain, &g->creds->key);
   if (ret != 0)
     return ret;
+#if MBEDTLS_VERSION_NUMBER < 0x03000000 && defined(MBEDTLS_SSL_EXPORT_KEYS)
+  if (t->keylog_fd >= 0)
+    mbedtls_ssl_conf_export_keys_ext_cb(conf, export_keys, (void *)t);
+#endif
   if (alpn && alpn[0])
     ret = mbedtls_ssl_conf_alpn_protocols(conf, (const char **)alpn);
   return ret;

@@ -134,6 +134,10 @@ static int conn_setup(mesh_conn_t *c, const char *const *alpn,
 #endif
   mbedtls_ssl_set_bio(&b->ssl, c, bio_send, bio_recv, NULL);
   mbedtls_ssl_set_verify(&b->ssl, verify_cb, c);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+  if (c->m->tls->keylog_fd >= 0)
+    mbedtls_ssl_set_export_keys_cb(&b->ssl, mbe_export_keys, c->m->tls);
+#endif
   return MESH_OK;
 }
 

@@ -253,6 +253,13 @@ size_t obe_alpn_wire(const char *const *alpn, unsigned char *out,
   return off;
 }
 
+/* SSLKEYLOGFILE: OpenSSL formats the NSS key log lines itself. */
+static void keylog_cb(const SSL *ssl, const char *line) {
+  mesh_conn_t *c = SSL_get_app_data(ssl);
+  if (c)
+    mesh__tls_keylog_line(c->m->tls, line);
+}
+
 /* ---- per-generation contexts --------------------------------------------- */
 
 /* The own SVID chain and key, converted from identity's objects. */
@@ -316,6 +323,8 @@ static SSL_CTX *ctx_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                      NULL);
   SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
+  if (t->keylog_fd >= 0)
+    SSL_CTX_set_keylog_callback(ctx, keylog_cb);
   return ctx;
 }
 

@@ -3,8 +3,11 @@
  * docs/config/tls.md lists each with its reason. */
 #include "tls/tls.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Defaults (see docs/config/tls.md). */
 #define DEF_CONNECT_TIMEOUT_MS 5000    /* Envoy cluster connect_timeout */
@@ -130,10 +133,63 @@ static void tls_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
   parse_tls(c, cfg, path, &p);
 }
 
+/* SSLKEYLOGFILE: off unless the environment names a file; loud when on,
+ * since whoever reads the file can decrypt every connection. */
+static void keylog_open(mesh_t *m, mesh__tls_t *t) {
+  t->keylog_fd = -1;
+  pthread_mutex_init(&t->keylog_mu, NULL);
+  const char *path = getenv("SSLKEYLOGFILE");
+  if (!path || !*path)
+    return;
+  t->keylog_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (t->keylog_fd < 0) {
+    mesh__log(m, MESH_LOG_WARN, "tls_keylog_failed",
+              "SSLKEYLOGFILE=%s cannot be opened: %s", path, strerror(errno));
+    return;
+  }
+  mesh__log(m, MESH_LOG_WARN, "tls_keylog",
+            "SSLKEYLOGFILE=%s: TLS session secrets of every connection are "
+            "written there; anyone who can read it can decrypt this "
+            "process's traffic (debugging only)",
+            path);
+}
+
+void mesh__tls_keylog_line(mesh__tls_t *t, const char *line) {
+  if (!t || t->keylog_fd < 0)
+    return;
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "%s\n", line);
+  if (n <= 0 || (size_t)n >= sizeof buf)
+    return;
+  pthread_mutex_lock(&t->keylog_mu);
+  if (write(t->keylog_fd, buf, (size_t)n) != n) {
+    /* best effort: a debugging aid */
+  }
+  pthread_mutex_unlock(&t->keylog_mu);
+}
+
+void mesh__tls_keylog(mesh__tls_t *t, const char *label,
+                      const unsigned char *client_random, size_t crlen,
+                      const unsigned char *secret, size_t slen) {
+  char line[400];
+  size_t o = (size_t)snprintf(line, sizeof line, "%s ", label);
+  for (size_t i = 0; i < crlen && o + 3 < sizeof line; i++)
+    o += (size_t)snprintf(line + o, sizeof line - o, "%02x", client_random[i]);
+  if (o + 2 < sizeof line)
+    line[o++] = ' ';
+  for (size_t i = 0; i < slen && o + 3 < sizeof line; i++)
+    o += (size_t)snprintf(line + o, sizeof line - o, "%02x", secret[i]);
+  line[o < sizeof line ? o : sizeof line - 1] = '\0';
+  mesh__tls_keylog_line(t, line);
+}
+
 static void tls_fini(mesh_t *m) {
   mesh__tls_t *t = m->tls;
   if (!t)
     return;
+  if (t->keylog_fd >= 0)
+    close(t->keylog_fd);
+  pthread_mutex_destroy(&t->keylog_mu);
   mesh__tlsgen_release(t->gen);
   mesh__sesscache_fini(&t->cache);
   mesh__tls_obs_fini(t);
@@ -162,6 +218,7 @@ static int tls_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   t->set.nalpn = 0;
   pthread_mutex_init(&t->mu, NULL);
   m->tls = t;
+  keylog_open(m, t);
   int brc = mesh__tls_be.init(t, st);
   if (brc != MESH_OK)
     return brc;

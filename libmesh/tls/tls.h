@@ -128,6 +128,8 @@ typedef int (*mesh__tls_conn_authz_fn)(mesh_t *m, const char *peer_id,
 typedef struct mesh__tls {
   mesh__tls_settings_t set;
   mesh__tls_conn_authz_fn conn_authz; /* NULL: no authorization part */
+  int keylog_fd;                 /* SSLKEYLOGFILE, -1: off */
+  pthread_mutex_t keylog_mu;
   mesh__inbound_t in;
   void *be;                      /* backend's process state */
   pthread_mutex_t mu;            /* guards gen */
@@ -135,6 +137,15 @@ typedef struct mesh__tls {
   mesh__sesscache_t cache;
   mesh__tls_obs_t obs;
 } mesh__tls_t;
+
+/** SSLKEYLOGFILE (NSS key log format, for Wireshark): append one line
+ *  ("CLIENT_RANDOM <hex> <hex>", or a TLS 1.3 secret label); backends call
+ *  it from their key export hooks when t->keylog_fd >= 0. */
+void mesh__tls_keylog(mesh__tls_t *t, const char *label,
+                      const unsigned char *client_random, size_t crlen,
+                      const unsigned char *secret, size_t slen);
+/** The same for a ready-made line (OpenSSL formats its own). */
+void mesh__tls_keylog_line(mesh__tls_t *t, const char *line);
 
 /** The generation for the current credentials, with a reference taken;
  *  builds a new one when the identity's generation changed.
