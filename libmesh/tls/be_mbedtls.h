@@ -39,6 +39,11 @@ typedef struct mbe_conn {
   bool vstarted;                 /* the verify callback ran */
   uint32_t vflags;               /* mbedTLS's verify flags over the chain */
   const mbedtls_x509_crt *vtop;  /* top of the chain mbedTLS built */
+  /* Read-ahead: one recv takes whatever has arrived (several records);
+   * mbedTLS then reads header and body from here.  Allocated while it
+   * holds bytes only, so an idle connection keeps none. */
+  unsigned char *ra;
+  size_t ra_off, ra_len;
 } mbe_conn_t;
 
 struct mesh__be_sess {

@@ -30,12 +30,22 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len) {
   }
 }
 
-static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
-  mesh_conn_t *c = ctx;
+#define RA_SIZE (16 * 1024 + 512) /* a full record and then some */
+
+/* One recv into the read-ahead buffer.  @return bytes, 0 at EOF, or an
+ * mbedTLS error. */
+static int fill(mesh_conn_t *c, mbe_conn_t *b) {
+  if (!b->ra) {
+    b->ra = malloc(RA_SIZE);
+    if (!b->ra)
+      return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+  }
   for (;;) {
-    ssize_t n = recv(c->fd, buf, len, 0);
+    ssize_t n = recv(c->fd, b->ra, RA_SIZE, 0);
     if (n > 0) {
-      mesh__conn_note_first(c, buf, (size_t)n);
+      mesh__conn_note_first(c, b->ra, (size_t)n);
+      b->ra_off = 0;
+      b->ra_len = (size_t)n;
       return (int)n;
     }
     if (n == 0) {
@@ -51,6 +61,31 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
       return MBEDTLS_ERR_NET_CONN_RESET;
     return MBEDTLS_ERR_NET_RECV_FAILED;
   }
+}
+
+static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
+  mesh_conn_t *c = ctx;
+  mbe_conn_t *b = c->be;
+  if (b->ra_off == b->ra_len) {
+    int r = fill(c, b);
+    if (r <= 0) {
+      free(b->ra);
+      b->ra = NULL;
+      b->ra_off = b->ra_len = 0;
+      return r;
+    }
+  }
+  size_t k = b->ra_len - b->ra_off;
+  if (k > len)
+    k = len;
+  memcpy(buf, b->ra + b->ra_off, k);
+  b->ra_off += k;
+  if (b->ra_off == b->ra_len) {
+    free(b->ra); /* drained: an idle connection holds no buffer */
+    b->ra = NULL;
+    b->ra_off = b->ra_len = 0;
+  }
+  return (int)k;
 }
 
 /* ---- verification glue ------------------------------------------------- */
@@ -146,6 +181,7 @@ static void conn_free(mesh_conn_t *c) {
   if (!b)
     return;
   mbedtls_ssl_free(&b->ssl);
+  free(b->ra);
   if (b->own_conf_ready)
     mbedtls_ssl_config_free(&b->own_conf);
   free(b);
@@ -297,7 +333,8 @@ static void send_alert(mesh_conn_t *c, int desc) {
 
 static size_t pending(const mesh_conn_t *c) {
   const mbe_conn_t *b = c->be;
-  return b ? mbedtls_ssl_get_bytes_avail(&b->ssl) : 0;
+  return b ? mbedtls_ssl_get_bytes_avail(&b->ssl) + (b->ra_len - b->ra_off)
+           : 0;
 }
 
 static const char *cipher(const mesh_conn_t *c) {

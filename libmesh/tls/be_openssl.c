@@ -316,6 +316,8 @@ static SSL_CTX *ctx_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                (t->set.resumption ? 0 : SSL_OP_NO_TICKET));
+  /* one read per batch of arrived records */
+  SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);

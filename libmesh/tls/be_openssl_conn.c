@@ -246,8 +246,11 @@ static int alert_for(int code) {
 
 static size_t pending(const mesh_conn_t *c) {
   const obe_conn_t *b = c->be;
-  int n = b ? SSL_pending(b->ssl) : 0;
-  return n > 0 ? (size_t)n : 0;
+  if (!b)
+    return 0;
+  int n = SSL_pending(b->ssl);
+  /* read-ahead bytes not yet decrypted count as unread too */
+  return n > 0 ? (size_t)n : SSL_has_pending(b->ssl) ? 1 : 0;
 }
 
 /* IANA name with dashes, as mbedTLS names its suites

@@ -116,7 +116,8 @@ int mesh__tls_handshake_error(mesh_conn_t *c, const mesh__hsf_t *f,
                               mesh_status_t *st) {
   char first[48];
   if (!mesh__tls_record_start(c->first, c->nfirst)) {
-    excerpt(c->first, c->nfirst, first, sizeof first);
+    /* a record header's worth, whatever the backend read at once */
+    excerpt(c->first, c->nfirst < 5 ? c->nfirst : 5, first, sizeof first);
     return mesh__fail(st, MESH_ERR_PLAINTEXT_PEER,
                       "peer %s answered non-TLS bytes \"%s\" (a plaintext "
                       "service?)",

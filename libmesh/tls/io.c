@@ -74,6 +74,13 @@ static long plain_read(mesh_conn_t *c, void *buf, size_t len,
 }
 
 static long tls_read(mesh_conn_t *c, void *buf, size_t len, int64_t deadline) {
+  /* Blocking and nothing buffered: the reply is rarely there yet, so wait
+   * for it first instead of a read that would only say EAGAIN. */
+  if (!c->nonblocking && mesh__tls_be.pending(c) == 0) {
+    int rc = wait_io(c, POLLIN, deadline, "read from");
+    if (rc != MESH_OK)
+      return rc;
+  }
   for (;;) {
     long n = mesh__tls_be.read(c, buf, len);
     if (n > 0)
