@@ -96,11 +96,11 @@ static void set_versions(const mesh__tls_t *t, mbedtls_ssl_config *conf) {
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 /* 3.x: one call per secret, per connection (mbedtls_ssl_set_export_keys_cb
  * in be_mbedtls_conn.c). */
-int mbe_export_keys(void *p, mbedtls_ssl_key_export_type type,
-                    const unsigned char *secret, size_t slen,
-                    const unsigned char client_random[32],
-                    const unsigned char server_random[32],
-                    mbedtls_tls_prf_types prf) {
+void mbe_export_keys(void *p, mbedtls_ssl_key_export_type type,
+                     const unsigned char *secret, size_t slen,
+                     const unsigned char client_random[32],
+                     const unsigned char server_random[32],
+                     mbedtls_tls_prf_types prf) {
   (void)server_random;
   (void)prf;
   const char *label = NULL;
@@ -123,10 +123,9 @@ int mbe_export_keys(void *p, mbedtls_ssl_key_export_type type,
     break;
 #endif
   default:
-    return 0;
+    return;
   }
   mesh__tls_keylog(p, label, client_random, 32, secret, slen);
-  return 0;
 }
 #elif defined(MBEDTLS_SSL_EXPORT_KEYS)
 /* 2.28: the TLS 1.2 master secret, once per handshake. */

@@ -66,11 +66,11 @@ bool mbe_sess_set(mesh_conn_t *c, mesh__be_sess_t *s);
 void mbe_sess_free(mesh__be_sess_t *s);
 int mbe_alert_for(int code);
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
-int mbe_export_keys(void *p, mbedtls_ssl_key_export_type type,
-                    const unsigned char *secret, size_t slen,
-                    const unsigned char client_random[32],
-                    const unsigned char server_random[32],
-                    mbedtls_tls_prf_types prf);
+void mbe_export_keys(void *p, mbedtls_ssl_key_export_type type,
+                     const unsigned char *secret, size_t slen,
+                     const unsigned char client_random[32],
+                     const unsigned char server_random[32],
+                     mbedtls_tls_prf_types prf);
 #endif
 
 #endif /* MESH_TLS_BE_MBEDTLS_H */

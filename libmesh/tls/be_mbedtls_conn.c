@@ -230,10 +230,16 @@ static void classify(mesh_conn_t *c, int ret, mesh__hsf_t *f) {
   case MBEDTLS_ERR_SSL_ALLOC_FAILED:
     f->kind = MESH__HSF_NOMEM;
     return;
+#if defined(MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN) /* 2.28 */
   case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
     f->kind = MESH__HSF_NO_CIPHER;
     return;
+#endif
+#if defined(MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION) /* 2.28 */
   case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
+#else /* 3.x */
+  case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
+#endif
     f->kind = MESH__HSF_VERSION;
     return;
   default:

@@ -160,10 +160,6 @@ static int add_der(mbedtls_x509_crt *chain, X509 *x) {
   return ret;
 }
 
-/* The peer's chain as presented, leaf first, into identity's objects.
- * untrusted may or may not start with the leaf itself. */
-int obe_chain_to_mbedtls(X509 *leaf, STACK_OF(X509) *untrusted,
-                         mbedtls_x509_crt *out);
 int obe_chain_to_mbedtls(X509 *leaf, STACK_OF(X509) *untrusted,
                          mbedtls_x509_crt *out) {
   if (!leaf || add_der(out, leaf) != 0)

@@ -11,9 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int obe_chain_to_mbedtls(X509 *leaf, STACK_OF(X509) *untrusted,
-                         mbedtls_x509_crt *out);
-
 static const char *lib_version(void) { return OpenSSL_version(OPENSSL_VERSION); }
 
 static bool has_tls13(void) { return true; }
