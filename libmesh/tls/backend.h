@@ -87,6 +87,10 @@ typedef struct mesh__tls_backend {
   long (*write)(mesh_conn_t *c, const void *buf, size_t len);
   /** MESH_OK, MESH_ERR_WANT_READ/WRITE or an error. */
   int (*close_notify)(mesh_conn_t *c);
+  /** Before a client closes: process what already arrived without
+   *  waiting (TLS 1.3 session tickets come after the handshake; a client
+   *  that never read would otherwise never resume). */
+  void (*drain)(mesh_conn_t *c);
   /** Send a fatal alert now (best effort). */
   void (*send_alert)(mesh_conn_t *c, int desc);
   /** The alert this backend sends when our check refuses the peer with

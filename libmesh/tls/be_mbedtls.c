@@ -184,6 +184,13 @@ int mbe_setup_client(const mesh__tls_t *t, mesh__tlsgen_t *g,
   mbedtls_ssl_conf_session_tickets(conf, t->set.resumption
                                              ? MBEDTLS_SSL_SESSION_TICKETS_ENABLED
                                              : MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#if defined(MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED)
+  /* 3.6.1+: TLS 1.3 tickets are ignored unless signalled (be_read keeps
+   * them in the session cache) */
+  if (t->set.resumption)
+    mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+        conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
+#endif
   return 0;
 }
 

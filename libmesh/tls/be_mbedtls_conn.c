@@ -310,8 +310,14 @@ static long be_read(mesh_conn_t *c, void *buf, size_t len) {
         ret == MBEDTLS_ERR_SSL_CONN_EOF)
       return 0;
 #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
-    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
-      continue; /* TLS 1.3 post-handshake message, no data */
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+      /* TLS 1.3 post-handshake ticket, no data: keep the session now */
+      if (!c->server && c->m->tls->set.resumption) {
+        mesh__sesscache_save(&c->m->tls->cache, c);
+        c->got_ticket = true;
+      }
+      continue;
+    }
 #endif
     if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE)
       c->rx_alert = b->ssl.MESH__MBEDTLS_FIELD(in_msg)[1];
@@ -329,6 +335,11 @@ static int close_notify(mesh_conn_t *c) {
   mbe_conn_t *b = c->be;
   int ret = mbedtls_ssl_close_notify(&b->ssl);
   return ret == 0 ? MESH_OK : io_code(ret);
+}
+
+static void drain(mesh_conn_t *c) {
+  unsigned char buf[256];
+  be_read(c, buf, sizeof buf); /* non-blocking socket: never waits */
 }
 
 static void send_alert(mesh_conn_t *c, int desc) {
@@ -384,6 +395,7 @@ const mesh__tls_backend_t mesh__tls_be = {
     .read = be_read,
     .write = be_write,
     .close_notify = close_notify,
+    .drain = drain,
     .send_alert = send_alert,
     .alert_for = mbe_alert_for,
     .pending = pending,

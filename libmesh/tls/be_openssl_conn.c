@@ -221,6 +221,14 @@ static int close_notify(mesh_conn_t *c) {
   return rc == 1 || rc == 0 ? MESH_OK : (int)rc;
 }
 
+static void drain(mesh_conn_t *c) {
+  obe_conn_t *b = c->be;
+  char buf[256];
+  ERR_clear_error();
+  if (SSL_read(b->ssl, buf, sizeof buf) <= 0) /* non-blocking: never waits */
+    ERR_clear_error();
+}
+
 /* OpenSSL has no call to send an alert on demand: the connection is
  * closed without one (the peer sees the close). */
 static void send_alert(mesh_conn_t *c, int desc) {
@@ -324,6 +332,7 @@ const mesh__tls_backend_t mesh__tls_be = {
     .read = be_read,
     .write = be_write,
     .close_notify = close_notify,
+    .drain = drain,
     .send_alert = send_alert,
     .alert_for = alert_for,
     .pending = pending,

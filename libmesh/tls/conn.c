@@ -73,6 +73,10 @@ void mesh_conn_close(mesh_conn_t *c) {
     return;
   mesh__conn_obs_close(c);
   /* Best effort close_notify; never block here. */
+  if (c->be && c->tls && c->state == MESH__CONN_OPEN && !c->server &&
+      !c->eof && !c->got_ticket && c->m->tls->set.resumption &&
+      strcmp(mesh__tls_be.version(c), "TLSv1.3") == 0)
+    mesh__tls_be.drain(c);
   if (c->be && c->tls && c->state == MESH__CONN_OPEN && !c->shut && !c->eof)
     mesh__tls_be.close_notify(c);
   if (c->fd >= 0)

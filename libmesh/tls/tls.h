@@ -181,6 +181,8 @@ struct mesh_conn {
   bool verified;          /* our peer check ran (full handshake) */
   bool resumed;
   bool offered_session;  /* client offered a cached session */
+  bool got_ticket;        /* client: a session was saved after the
+                             handshake (TLS 1.3 ticket) */
   bool shut;              /* close_notify / FIN sent */
   bool eof;               /* peer closed its side */
   int last_err;           /* sticky code once FAILED */
