@@ -174,6 +174,16 @@ int obe_chain_to_mbedtls(X509 *leaf, STACK_OF(X509) *untrusted,
   return MESH_OK;
 }
 
+/* The root of the chain X509_verify_cert built, parsed for the shared
+ * check.  @return 0 or -1. */
+static int top_of(X509_STORE_CTX *ctx, mbedtls_x509_crt *top) {
+  STACK_OF(X509) *built = X509_STORE_CTX_get0_chain(ctx);
+  int n = built ? sk_X509_num(built) : 0;
+  if (n < 2)
+    return -1; /* a leaf alone is never its own trust anchor here */
+  return add_der(top, sk_X509_value(built, n - 1)) == 0 ? 0 : -1;
+}
+
 static int cert_verify_cb(X509_STORE_CTX *ctx, void *arg) {
   (void)arg;
   SSL *ssl = X509_STORE_CTX_get_ex_data(ctx,
@@ -183,12 +193,18 @@ static int cert_verify_cb(X509_STORE_CTX *ctx, void *arg) {
     X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
   }
-  mbedtls_x509_crt chain;
+  mbedtls_x509_crt chain, top;
   mbedtls_x509_crt_init(&chain);
+  mbedtls_x509_crt_init(&top);
   int rc = obe_chain_to_mbedtls(X509_STORE_CTX_get0_cert(ctx),
                                 X509_STORE_CTX_get0_untrusted(ctx), &chain);
   if (rc == MESH_OK) {
-    rc = mesh__verify_chain(c, &chain, false, NULL);
+    /* Fast path, as with mbedTLS: OpenSSL verifies the chain against the
+     * union of the bundles (the context's store); when the root it reached
+     * is of the peer's own trust domain, the shared check only applies
+     * the SVID rules.  Otherwise it decides (and words) in full. */
+    bool fast = X509_verify_cert(ctx) == 1 && top_of(ctx, &top) == 0;
+    rc = mesh__verify_chain(c, &chain, fast, fast ? &top : NULL);
   } else {
     c->verified = true;
     c->verify_code = MESH_ERR_SVID;
@@ -197,6 +213,7 @@ static int cert_verify_cb(X509_STORE_CTX *ctx, void *arg) {
     rc = MESH_ERR_SVID;
   }
   mbedtls_x509_crt_free(&chain);
+  mbedtls_x509_crt_free(&top);
   if (rc == MESH_OK) {
     X509_STORE_CTX_set_error(ctx, X509_V_OK);
     return 1;
@@ -289,6 +306,24 @@ static int use_creds(SSL_CTX *ctx, const mesh__creds_t *cr) {
   return ok == 1 && SSL_CTX_check_private_key(ctx) == 1 ? 0 : -1;
 }
 
+/* Every bundle's roots into the context's store: only for the fast path
+ * of cert_verify_cb (the decision is always the shared one). */
+static int add_roots(SSL_CTX *ctx, const mesh__creds_t *cr) {
+  X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+  for (const mbedtls_x509_crt *r = &cr->all_roots; r && r->raw.p;
+       r = r->next) {
+    const unsigned char *p = r->raw.p;
+    X509 *x = d2i_X509(NULL, &p, (long)r->raw.len);
+    if (!x)
+      return -1;
+    int ok = X509_STORE_add_cert(st, x);
+    X509_free(x);
+    if (ok != 1)
+      return -1;
+  }
+  return 0;
+}
+
 /* TLS 1.2: ECDHE with AEAD only, ECDSA first (as the mbedTLS backend);
  * TLS 1.3: OpenSSL's default suites (all AEAD). */
 #define SUITES12                                                              \
@@ -323,6 +358,10 @@ static SSL_CTX *ctx_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                      NULL);
   SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
+  if (add_roots(ctx, g->creds) != 0) {
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
   if (t->keylog_fd >= 0)
     SSL_CTX_set_keylog_callback(ctx, keylog_cb);
   return ctx;
