@@ -69,7 +69,10 @@ MESH_EXTERN int mesh_dial_opts_set_trace_parent(mesh_dial_opts_t *o,
  *          MESH_ERR_TRUST_DOMAIN, MESH_ERR_NO_PEER_CERT, MESH_ERR_SVID
  *          (peer breaks the X.509-SVID rules, or we have no SVID),
  *          MESH_ERR_PLAINTEXT_PEER, MESH_ERR_RESET, MESH_ERR_TLS (also: the
- *          peer refused our certificate; the message names its alert),
+ *          peer refused our certificate; the message names its alert.  In
+ *          TLS 1.3 a server checks our certificate after our handshake is
+ *          done: its refusal then comes from the first mesh_conn_read, as
+ *          MESH_ERR_TLS with the same words),
  *          MESH_ERR_INVALID_ARG (malformed target), MESH_ERR_UNKNOWN_SERVICE,
  *          MESH_ERR_NO_ENDPOINTS, MESH_ERR_CIRCUIT_OPEN, MESH_ERR_FD_LIMIT,
  *          MESH_ERR_IO, MESH_ERR_NOMEM. */
