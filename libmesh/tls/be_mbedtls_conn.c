@@ -350,8 +350,11 @@ static void send_alert(mesh_conn_t *c, int desc) {
 
 static size_t pending(const mesh_conn_t *c) {
   const mbe_conn_t *b = c->be;
-  return b ? mbedtls_ssl_get_bytes_avail(&b->ssl) + (b->ra_len - b->ra_off)
-           : 0;
+  if (!b)
+    return 0;
+  /* decrypted bytes, read-ahead bytes, and any record mbedTLS holds */
+  size_t n = mbedtls_ssl_get_bytes_avail(&b->ssl) + (b->ra_len - b->ra_off);
+  return n ? n : (size_t)mbedtls_ssl_check_pending(&b->ssl);
 }
 
 static const char *cipher(const mesh_conn_t *c) {
