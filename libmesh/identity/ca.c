@@ -62,6 +62,9 @@ static int random_serial(mbedtls_x509write_cert *w, mesh__rng_t *r) {
   if (e)
     return e;
   b[0] = (unsigned char)((b[0] & 0x7f) | 0x01);
+#if MBEDTLS_VERSION_NUMBER >= 0x03040000
+  return mbedtls_x509write_crt_set_serial_raw(w, b, sizeof b);
+#else
   mbedtls_mpi s;
   mbedtls_mpi_init(&s);
   e = mbedtls_mpi_read_binary(&s, b, sizeof b);
@@ -69,6 +72,7 @@ static int random_serial(mbedtls_x509write_cert *w, mesh__rng_t *r) {
     e = mbedtls_x509write_crt_set_serial(w, &s);
   mbedtls_mpi_free(&s);
   return e;
+#endif
 }
 
 /* DER writers return a length or a negative error; chain them without
