@@ -328,6 +328,16 @@ static void test_svid_expires_without_rotation(void) {
   mesh_conn_t *c = NULL;
   rc = mesh_dial(sm, target, o, &c, &st);
   mesh_dial_opts_free(o);
+  if (rc == MESH_OK && strcmp(mesh_conn_tls_version(c), "TLSv1.3") == 0) {
+    /* TLS 1.3: the client finishes before the server checks its
+     * certificate; the refusal (an alert) comes at the first read. */
+    mesh_conn_set_timeouts(c, 2000, 2000);
+    char b;
+    long n = mesh_conn_read(c, &b, 1);
+    rc = n < 0 ? (int)n : MESH_OK;
+    mesh_conn_close(c);
+    c = NULL;
+  }
   CU_ASSERT_NOT_EQUAL(rc, MESH_OK);
   CU_ASSERT_PTR_NULL(c);
   if (rc == MESH_OK)

@@ -72,6 +72,22 @@ bool tp_server_wait(tp_server_t *s, int n, int ms);
 /* Copy of result i (under the lock). */
 tp_result_t tp_server_result(tp_server_t *s, int i);
 
+/* ---- what differs by TLS backend (tls/backend.h) ------------------------ */
+
+/* Name of the alert this build's backend sends when its peer check refuses
+ * a peer with the mesh code (mbedTLS: access_denied for MESH_ERR_PEER_ID;
+ * OpenSSL: bad_certificate). */
+const char *tp_alert(int code);
+/* Version a libmesh pair negotiates by default: "TLSv1.3" where the backend
+ * has it, else "TLSv1.2". */
+const char *tp_tls_version(void);
+/* A dial the peer is expected to refuse.  In TLS 1.3 the client finishes
+ * its handshake before the server checks the client certificate, so the
+ * refusal (the server's alert) arrives at the first read: then that read's
+ * error is returned, with the same code and words.  *out stays NULL. */
+int tp_dial_refused(mesh_t *m, const char *target,
+                    const mesh_dial_opts_t *o, mesh_status_t *st);
+
 /* Does hay contain needle?  Prints both when not (for CONTAINS). */
 bool tp_contains(const char *hay, const char *needle);
 

@@ -121,7 +121,8 @@ int mesh__pem_load_key(mbedtls_pk_context *pk, const char *path,
   if (rc != MESH_OK)
     return rc;
   bool pem = is_pem(buf);
-  int r = mbedtls_pk_parse_key(pk, buf, pem ? len : len - 1, NULL, 0);
+  int r = mbedtls_pk_parse_key(pk, buf, pem ? len : len - 1, NULL,
+                               0 MESH__MBX_RNG);
   mbedtls_platform_zeroize(buf, len);
   free(buf);
   if (r == 0)
@@ -192,3 +193,14 @@ void mesh__rng_free(mesh__rng_t *r) {
   mbedtls_ctr_drbg_free(&r->drbg);
   mbedtls_entropy_free(&r->entropy);
 }
+
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#include <psa/crypto.h>
+
+int mesh__mbx_rng(void *p, unsigned char *out, size_t len) {
+  (void)p;
+  if (psa_crypto_init() != PSA_SUCCESS)
+    return -1;
+  return psa_generate_random(out, len) == PSA_SUCCESS ? 0 : -1;
+}
+#endif
