@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bare mbedTLS mTLS baseline; see baretls.h. */
 #include "baretls.h"
 

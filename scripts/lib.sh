@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by scripts/demo and scripts/test: install what is missing, build.
 # Sourced, not run.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test helpers: real peers as child processes on loopback, free ports,
  * temporary directories.  Every helper process started here is killed at
  * exit (also when a test fails) through th_stop_all(), registered atexit. */

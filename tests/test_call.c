@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The call layer against real misbehaving backends (child processes running
  * libmesh's own mTLS listener on 127.0.0.1): pooling, outlier ejection and
  * return, resets, breakers tripping and recovering, total failure under the

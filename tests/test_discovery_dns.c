@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* DNS source against a real dnsmasq on a loopback high port (A, AAAA, SRV,
  * TTL-driven re-resolution, outage and recovery), and against a fake
  * server in this process for faults dnsmasq will not produce (SERVFAIL,

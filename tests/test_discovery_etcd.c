@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* etcd source and registration against a real etcd on loopback: list and
  * watch, registration and deregistration, a SIGKILLed registrant expiring
  * with its lease, etcd restarted without losing updates, malformed values,

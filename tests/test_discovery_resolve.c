@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hostnames in static and file endpoints, resolved on the worker loop
  * (resolve.c): against a real dnsmasq on a loopback high port (the
  * service's "resolver" servers) and through the system resolver's hosts

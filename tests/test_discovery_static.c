@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Discovery through mesh_new(): config validation, the static and file
  * sources, the public endpoints API, change callbacks, fail-static on bad
  * files, 10,000 endpoints. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Endpoint model: hosts, snapshot building with host reuse, and the
  * lock-free publication point under concurrent readers. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Span exporters: OTLP/HTTP JSON and Zipkin v2 to a loopback collector
  * (tests/test_export_collector.py), batching, backoff on 429/5xx, drops,
  * flush at shutdown; OTLP bodies checked against the official

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Faults, with real processes and sockets on 127.0.0.1: a backend killed
  * while calls run, all backends dead or hung, a peer stalled mid-handshake
  * (either side), running out of file descriptors, and malformed bytes on

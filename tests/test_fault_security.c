@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hostile peers against the security defaults of SECURITY.md, each with
  * the setting left at its default: TLS downgrades offered by OpenSSL
  * clients and servers (TLS 1.0/1.1, CBC and NULL suites) are refused while

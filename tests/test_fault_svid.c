@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Faults of identity: the server's SVID rotated ten times under load (two
  * threads calling: no call may fail, and every rotation is seen by new
  * handshakes), and an SVID that expires with nothing to replace it

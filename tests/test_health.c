@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Active health checks on the worker loop against real endpoints: TCP
  * connect, mTLS handshake (a plain TCP listener fails it), HTTP GET over
  * mTLS expecting 2xx; thresholds in both directions; picks avoid unhealthy

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The identity part: dev CA (API and meshctl, checked with openssl), the
  * "identity" config section, public accessors, reload and rotation on the
  * worker thread. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Many threads picking while a writer publishes new snapshots and flips
  * host health: every pick returns a host of the snapshot it read, no pick
  * fails, and (in the TSan build, ../configure --enable-sanitizers=thread)

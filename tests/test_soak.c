@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A bounded soak: continuous calls for MESH_SOAK_SECONDS (default 5; the
  * CI stage scripts/test.d/soak.sh runs 60) while the endpoint set churns
  * (file discovery rewritten every 400 ms over four servers) and SVIDs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* X.509-SVID rules, trust bundles and peer verification: certificates from
  * the library's dev CA (with deliberate defects from MESH_CA_ISSUE_*) and
  * from the openssl command line (an independent issuer). */

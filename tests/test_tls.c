@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tls: the library's client against the library's server on loopback —
  * echo, peer identity, resumption, ALPN, PERMISSIVE, non-blocking use,
  * IPv6, EOF/RST, fd limits, rotation, and the "tls"/"inbound" config. */

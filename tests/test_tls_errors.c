@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tls: every way a peer can fail mTLS, each with its own code and a
  * message naming the peer and the check, and nothing leaked (memory under
  * ASan; file descriptors counted here).  Misbehaving peers are the

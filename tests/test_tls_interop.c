@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tls interop with independent TLS stacks, all started here on loopback:
  *   - the library's client against `openssl s_server -Verify` and against
  *     HAProxy with `verify required`;

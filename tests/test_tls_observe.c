@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tls instrumentation and accept-time authorization, through the public
  * API against the library's own server on loopback:
  *   - the reserved metrics (handshakes full/resumed, failures by reason,

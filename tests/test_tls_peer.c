@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared helpers of the tls tests; see test_tls_peer.h. */
 #include "test_tls_peer.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the tls tests: certificates and configs, an in-process server
  * thread on the library's listener, and raw TCP peers. */
 #ifndef MESH_TESTS_TEST_TLS_PEER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Trace context (W3C traceparent/tracestate, B3 single and multi),
  * extract/inject, samplers, spans and hooks. */
 #include "helpers.h"

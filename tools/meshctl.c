@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl: command-line companion of libmesh.  Dispatches to the
  * subcommands listed in the table below. */
 #include "meshctl.h"

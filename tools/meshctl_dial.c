@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl dial: open an mTLS connection with a config's identity, print
  * who answered (SPIFFE ID, TLS version, cipher), then send standard input
  * (or --send TEXT) and print the reply until the peer closes.  A debugging

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mesh.hpp — a small header-only C++17 RAII wrapper over the libmesh C API.
 //
 //   mesh::Mesh m(config_json);                 // throws mesh::Error

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the header-only wrapper mesh.hpp (run by scripts/test.d/cpp.sh).
 // Prints one line per failed check and a closing count.
 #include "mesh.hpp"

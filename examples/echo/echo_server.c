@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* echo_server: an mTLS echo server on libmesh.
  *
  *   echo_server CONFIG.json [HOST:PORT] [COUNT]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — mutual-TLS connections: dial, listen, accept, I/O. */
 #ifndef MESH_CONN_H
 #define MESH_CONN_H

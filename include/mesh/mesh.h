@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — a proxyless service mesh in a C library.
  *
  * Threading rule: a mesh_t is safe to share between threads for every call

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — distributed tracing: trace context propagation (W3C Trace
  * Context, B3) and span hooks.
  *

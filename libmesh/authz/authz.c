@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The authz part: the "authz" config section, the current policy set
  * (published without a reader lock, swapped by reloads), the enforcement
  * hooks used at accept and per request, CUSTOM providers (callback, OPA),

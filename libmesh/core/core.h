@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the context, config helpers, logging, the worker loop.
  * Cross-file internal names start with mesh__; nothing here is exported. */
 #ifndef MESH_CORE_CORE_H

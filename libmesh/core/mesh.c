@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The context: parse and validate the config, set up every part in order,
  * run the worker, tear down in reverse. */
 #include "core/parts.h"

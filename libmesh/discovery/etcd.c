@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* etcd v3 client over the HTTP/JSON gateway.  One libcurl multi handle per
  * client, driven by the worker loop (core/curl_loop.c): no thread of its
  * own, nothing blocks the loop.  Requests fail over to the next endpoint after a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: a small etcd v3 client over the HTTP/JSON gateway
  * (libcurl multi driven by the worker loop), and the pure helpers it needs
  * (base64, a splitter for streamed JSON messages). */

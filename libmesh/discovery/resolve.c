@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hostnames in static, file and etcd endpoints, resolved on the worker
  * loop through c-ares (ares_getaddrinfo: the hosts file, then DNS; A and
  * AAAA), with the service's "resolver" settings or the system's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* DNS source through c-ares, driven by the worker loop (ares_loop.c).
  *
  * A round queries A and/or AAAA for the name, or SRV and then A and AAAA

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* File source: a JSON file of endpoints, polled with stat() on the worker
  * loop and reloaded when its identity, size or mtime changes.  A file that
  * is missing, unreadable or malformed keeps the last good set. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The development CA: mint an ECDSA P-256 CA and X.509-SVIDs with mbedTLS,
  * so demos and tests need no outside CA.  Certificates follow the
  * X.509-SVID profile (one URI SAN, CA:TRUE/keyCertSign for the CA,

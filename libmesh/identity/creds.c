@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loading one set of credentials (SVID chain, key, trust bundles) from PEM
  * files into an immutable, refcounted mesh__creds_t. */
 #include "identity/pemfile.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: identity state used by tls/ and others.
  * Owned by identity/.  The contract below is what tls/ relies on.
  *

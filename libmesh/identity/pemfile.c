@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* PEM files in and out, and the RNG used to make keys and signatures. */
 #include "identity/pemfile.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* X.509-SVID rules (X509-SVID.md sections 2 to 5) and peer verification
  * against the bundle of the peer's own trust domain.  No I/O: certificates
  * in, a code and a precise reason out. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The idle connection pool of one endpoint.
  *
  * A short per-endpoint mutex guards a LIFO stack: the most recently used

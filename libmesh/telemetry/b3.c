@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* B3 propagation (openzipkin/b3-propagation): the single `b3` header and
  * the X-B3-* multi headers.  Bytes in, struct out: no I/O, no allocation. */
 #include "telemetry/trace_ctx.h"

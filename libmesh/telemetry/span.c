@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Spans: start/end in caller storage, sampling, recording of sampled spans,
  * hooks, the recent-spans list, hand-off to the sinks (exporters). */
 #include "telemetry/telemetry.h"

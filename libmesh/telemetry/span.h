@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: spans, for every part to instrument its work.
  *
  * A span lives in caller storage (usually the stack, or inside the object

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* W3C Trace Context: the traceparent and tracestate header values.
  * Bytes in, struct out: no I/O, no allocation. */
 #include "telemetry/trace_ctx.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The connection object: lifetime, accessors (the TLS library's part is
  * behind mesh__tls_be). */
 #include "tls/tls.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Client side: tls dials an address and handshakes, nothing more.  The
  * call layer (resilience/dial.c, mesh_dial()) calls mesh__tls_dial_host for
  * "host:port" and mesh__tls_dial_addr for a picked endpoint. */

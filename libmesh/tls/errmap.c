@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Handshake failures (as a backend reports them) to mesh codes, with
  * messages that name the peer and the check that failed.  Pure functions
  * over the connection's recorded state; the same for every backend. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The connection state machine: TCP connect → (server, PERMISSIVE: sniff
  * the first byte) → TLS handshake → open.  One non-blocking step function
  * serves both modes; the blocking mode waits with poll between steps until

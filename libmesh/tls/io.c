@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reading, writing and shutting down an open connection, TLS or plaintext
  * (PERMISSIVE).  Blocking mode waits with poll up to the connection's I/O
  * timeouts; non-blocking mode returns MESH_ERR_WANT_READ/WRITE. */

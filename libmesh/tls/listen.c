@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Server side: the listener, blocking and non-blocking accept.  STRICT
  * requires mTLS from every peer; PERMISSIVE peeks at the first byte and
  * hands plaintext peers over as non-TLS connections (a TLS ClientHello

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Instrumentation of connection setup: the reserved tls metrics
  * (docs/config/observe.md) and the "mesh.dial" / "mesh.accept" /
  * "mesh.handshake" spans (telemetry/span.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The "tls" and "inbound" config sections: validation, defaults, and the
  * tls part's state (m->tls).  Defaults follow Envoy where it defines one;
  * docs/config/tls.md lists each with its reason. */

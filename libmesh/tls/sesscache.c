@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Client-side saved TLS sessions, one per target address, so that a second
  * dial to the same peer resumes (one round trip less, no certificate
  * exchange).  Entries are bound to the creds generation they were made

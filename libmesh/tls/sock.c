@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Sockets: address parsing and formatting, non-blocking connect, waiting
  * with deadlines, errno mapping. */
 #include "tls/tls.h"

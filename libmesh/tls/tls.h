@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: mutual TLS — settings, per-generation TLS
  * configurations, the client session cache, and the connection object.
  * The TLS library sits behind tls/backend.h (mbedTLS or OpenSSL).

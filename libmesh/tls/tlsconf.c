@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* TLS configurations, one generation per identity snapshot.
  *
  * Building a backend's contexts is costly (seeding, key warm-up), so it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Peer verification, the same for every backend.  The backend hands the
  * peer's chain to mesh__verify_chain() during the handshake; we decide with
  * identity's own check (SVID rules, chain against the bundle of the peer's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz trace context propagation: traceparent, tracestate, B3 single and
  * multi headers, extraction through a carrier and injection back.
  * Input: newline-separated header values, in this order: traceparent,

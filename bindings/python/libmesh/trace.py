@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Trace context propagation (include/mesh/trace.h): W3C traceparent /
 tracestate and B3, parsed and formatted by the library, injected into and
 extracted from any header mapping."""

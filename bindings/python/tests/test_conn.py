@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mTLS connections through the binding: a server thread in-process on
 loopback, certificates minted with the binding's dev CA."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """http.client and http.server over the mesh, unchanged but for the
 transport."""
 

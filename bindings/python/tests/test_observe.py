@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Trace context propagation and metrics through the binding."""
 
 import http.client
