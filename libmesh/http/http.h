@@ -252,4 +252,7 @@ int mesh__http_serve_io(mesh_t *m, const mesh__http_io_t *io,
                         mesh_http_handler_fn handler, void *user,
                         mesh_status_t *st);
 
+/* HTTP/2 sessions and streams (h2*.c): part of the surface (grpc). */
+#include "http/h2.h"
+
 #endif /* MESH_HTTP_HTTP_H */
