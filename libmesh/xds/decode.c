@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Helpers shared by the xDS decoders: type URLs, durations, fractions, and
+ * the check of a decoded service config by the parts that own its keys. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/parts.h"
+#include "xds/proto/base.pb-c.h"
+#include "xds/xds.h"
+#include "xds/xds_int.h"
+
+static const char *const type_urls[MESH__XDS_T_N_] = {
+    MESH__XDS_LDS, MESH__XDS_RDS, MESH__XDS_CDS, MESH__XDS_EDS};
+
+const char *mesh__xds_type_url(mesh__xds_type_t t) {
+  return (unsigned)t < MESH__XDS_T_N_ ? type_urls[t] : NULL;
+}
+
+int mesh__xds_type_of(const char *url) {
+  for (int i = 0; url && i < MESH__XDS_T_N_; i++)
+    if (strcmp(url, type_urls[i]) == 0)
+      return i;
+  return -1;
+}
+
+int mesh__xds_duration_ms(const void *duration, int64_t *ms) {
+  const Meshxds__Duration *d = duration;
+  *ms = 0;
+  if (!d)
+    return MESH_OK;
+  if (d->seconds < 0 || d->nanos < 0 || d->nanos > 999999999 ||
+      d->seconds > INT32_MAX / 1000)
+    return MESH_ERR_CONFIG;
+  int64_t v = d->seconds * 1000 + (d->nanos + 999999) / 1000000;
+  if (v > INT32_MAX)
+    return MESH_ERR_CONFIG;
+  *ms = v;
+  return MESH_OK;
+}
+
+uint32_t mesh__xds_fraction_ppm(const void *fractional_percent) {
+  const Meshxds__FractionalPercent *f = fractional_percent;
+  if (!f)
+    return 0;
+  uint64_t mul;
+  switch (f->denominator) {
+  case MESHXDS__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__HUNDRED: mul = 10000; break;
+  case MESHXDS__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__TEN_THOUSAND: mul = 100; break;
+  default: mul = 1; break;
+  }
+  uint64_t v = (uint64_t)f->numerator * mul;
+  return v > 1000000 ? 1000000 : (uint32_t)v; /* Envoy caps at 100% */
+}
+
+struct first_err {
+  mesh_status_t *st;
+  const char *what;
+  bool seen;
+};
+
+static void on_err(const char *msg, void *user) {
+  struct first_err *f = user;
+  if (f->seen)
+    return;
+  f->seen = true;
+  mesh__fail(f->st, MESH_ERR_CONFIG, "%s: %s", f->what, msg);
+}
+
+int mesh__xds_check_svc(const cJSON *svc, const char *what, mesh_status_t *st) {
+  mesh_status_t first;
+  struct first_err f = {st, what, false};
+  mesh__cfg_t c = {.first = &first, .fn = on_err, .user = &f, .svc = svc,
+                   .svc_name = what};
+  const cJSON *it;
+  cJSON_ArrayForEach(it, svc) {
+    for (size_t i = 0; mesh__svc_parts[i]; i++)
+      if (strcmp(mesh__svc_parts[i]->key, it->string) == 0 &&
+          mesh__svc_parts[i]->check)
+        mesh__svc_parts[i]->check(&c, it, it->string);
+  }
+  if (c.nerr && !f.seen)
+    return mesh__fail(st, MESH_ERR_CONFIG, "%s: %s", what, first.message);
+  return c.nerr ? MESH_ERR_CONFIG : MESH_OK;
+}
+
+int mesh__xds_refuse(char *buf, size_t cap, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, cap, fmt, ap);
+  va_end(ap);
+  return code;
+}

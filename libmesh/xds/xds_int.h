@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libmesh internal, xds part only: what its decoders share. */
+#ifndef MESH_XDS_XDS_INT_H
+#define MESH_XDS_XDS_INT_H
+
+#include <stdio.h>
+
+/* The reason a resource is refused, built field path first. */
+typedef struct why {
+  char msg[300];
+} why_t;
+
+/* Format the reason into buf[cap] (cut if longer) and return code. */
+int mesh__xds_refuse(char *buf, size_t cap, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define REFUSE(w, code, ...) \
+  mesh__xds_refuse((w)->msg, sizeof (w)->msg, (code), __VA_ARGS__)
+
+/* A29: the certificate provider instances of a CommonTlsContext (lds.c). */
+int mesh__xds_tls_instances(const void *common, char **cert, char **ca,
+                            why_t *w);
+/* The fault filter's config (gRFC A33) to {"delay_ms", ...} (rds.c). */
+int mesh__xds_fault(const uint8_t *buf, size_t len, cJSON **out, why_t *w);
+/* Decode a RouteConfiguration already unpacked (rds.c). */
+int mesh__xds_route_config(const void *rc, cJSON **out, why_t *w);
+
+#define FAULT_URL \
+  "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+#define FAULT_FILTER "envoy.filters.http.fault"
+
+#endif /* MESH_XDS_XDS_INT_H */
