@@ -137,9 +137,14 @@ static int lb(const Meshxds__Cluster *m, cJSON *svc, why_t *w) {
                   "zone_aware_lb_config is not supported");
   if (cl && cl->locality_weighted_lb_config)
     cJSON_AddBoolToObject(o, "locality_weighted", 1);
-  if (cl && cl->healthy_panic_threshold)
-    cJSON_AddNumberToObject(o, "panic_threshold",
-                            mesh__xds_fraction_ppm(cl->healthy_panic_threshold) / 10000);
+  if (cl && cl->healthy_panic_threshold) {
+    double v = cl->healthy_panic_threshold->value;
+    if (!(v >= 0 && v <= 100) || v != (double)(int)v)
+      return REFUSE(w, MESH_ERR_UNSUPPORTED, "common_lb_config."
+                    "healthy_panic_threshold %g: libmesh takes a whole "
+                    "percent 0..100", v);
+    cJSON_AddNumberToObject(o, "panic_threshold", v);
+  }
   return 0;
 }
 

@@ -3,9 +3,10 @@
  * the check of a decoded service config by the parts that own its keys. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "core/parts.h"
+#include "mesh/mesh.h"
 #include "xds/proto/base.pb-c.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
@@ -55,7 +56,7 @@ uint32_t mesh__xds_fraction_ppm(const void *fractional_percent) {
 
 struct first_err {
   mesh_status_t *st;
-  const char *what;
+  const char *what, *strip;
   bool seen;
 };
 
@@ -64,24 +65,37 @@ static void on_err(const char *msg, void *user) {
   if (f->seen)
     return;
   f->seen = true;
+  size_t n = strlen(f->strip);
+  if (strncmp(msg, f->strip, n) == 0)
+    msg += n;
   mesh__fail(f->st, MESH_ERR_CONFIG, "%s: %s", f->what, msg);
 }
 
+/* The public checker, the one mesh_new() runs, over a synthetic document:
+ * what it refuses is refused here, in its words. */
+int mesh__xds_check_doc(const cJSON *doc, const char *strip, const char *what,
+                        mesh_status_t *st) {
+  char *text = cJSON_PrintUnformatted(doc);
+  if (!text)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  struct first_err f = {st, what, strip, false};
+  int n = mesh_config_check(text, on_err, &f);
+  free(text);
+  if (n < 0)
+    return mesh__fail(st, n, "%s: cannot check: %s", what, mesh_strerror(n));
+  return n ? MESH_ERR_CONFIG : MESH_OK;
+}
+
 int mesh__xds_check_svc(const cJSON *svc, const char *what, mesh_status_t *st) {
-  mesh_status_t first;
-  struct first_err f = {st, what, false};
-  mesh__cfg_t c = {.first = &first, .fn = on_err, .user = &f, .svc = svc,
-                   .svc_name = what};
-  const cJSON *it;
-  cJSON_ArrayForEach(it, svc) {
-    for (size_t i = 0; mesh__svc_parts[i]; i++)
-      if (strcmp(mesh__svc_parts[i]->key, it->string) == 0 &&
-          mesh__svc_parts[i]->check)
-        mesh__svc_parts[i]->check(&c, it, it->string);
+  cJSON *doc = cJSON_CreateObject();
+  cJSON *svcs = cJSON_AddObjectToObject(doc, "services");
+  if (!svcs || !cJSON_AddItemReferenceToObject(svcs, "x", (cJSON *)svc)) {
+    cJSON_Delete(doc);
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
-  if (c.nerr && !f.seen)
-    return mesh__fail(st, MESH_ERR_CONFIG, "%s: %s", what, first.message);
-  return c.nerr ? MESH_ERR_CONFIG : MESH_OK;
+  int rc = mesh__xds_check_doc(doc, "services.x.", what, st);
+  cJSON_Delete(doc);
+  return rc;
 }
 
 int mesh__xds_refuse(char *buf, size_t cap, int code, const char *fmt, ...) {

@@ -46,6 +46,14 @@ static void add(cJSON *o, const char *key, const char *s) {
   cJSON_AddItemToArray(a, cJSON_CreateString(s));
 }
 
+/* Move from's only member into to, under the same key. */
+static void move_first(cJSON *from, cJSON *to) {
+  char key[32];
+  snprintf(key, sizeof key, "%s", from->child->string);
+  cJSON *it = cJSON_DetachItemViaPointer(from, from->child);
+  cJSON_AddItemToObject(to, key, it);
+}
+
 static int perm_leaf(const Meshxds__Permission *p, cJSON *op, bool neg,
                      why_t *w) {
   char v[300];
@@ -100,8 +108,7 @@ static int permission(const Meshxds__Permission *p, cJSON *op, why_t *w) {
         rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "permission and_rules with two "
                     "%s sets is not supported", probe->child->string);
       if (!rc)
-        cJSON_AddItemToObject(op, probe->child->string,
-                              cJSON_DetachItemViaPointer(probe, probe->child));
+        move_first(probe, op);
       cJSON_Delete(probe);
       if (rc)
         return rc;
@@ -178,8 +185,7 @@ static int principal(const Meshxds__Principal *p, cJSON *src, why_t *w) {
         rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "principal and_ids with two %s "
                     "sets is not supported", probe->child->string);
       if (!rc)
-        cJSON_AddItemToObject(src, probe->child->string,
-                              cJSON_DetachItemViaPointer(probe, probe->child));
+        move_first(probe, src);
       cJSON_Delete(probe);
     } else if (q->identifier_case == MESHXDS__PRINCIPAL__IDENTIFIER_NOT_ID) {
       rc = princ_leaf(q->not_id, src, true, w);
@@ -199,7 +205,15 @@ static int policy(const char *name, const Meshxds__Policy *p, const char *action
                   "are not supported", name);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddItemToArray(pols, o);
-  cJSON_AddStringToObject(o, "name", name);
+  /* authz names are 1-128 of [A-Za-z0-9-_.]; Istio's RBAC names carry
+   * brackets ("ns[default]-policy[x]-rule[0]"): others become '_' */
+  char nm[129];
+  snprintf(nm, sizeof nm, "%s", *name ? name : "_");
+  for (char *q = nm; *q; q++)
+    if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+          (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' || *q == '.'))
+      *q = '_';
+  cJSON_AddStringToObject(o, "name", nm);
   cJSON_AddStringToObject(o, "action", action);
   cJSON *rule = cJSON_CreateObject();
   cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "rules"), rule);
@@ -256,6 +270,16 @@ int mesh__xds_rbac(const uint8_t *buf, size_t len, cJSON **out, why_t *w) {
     rc = policy(rules->policies[i]->key, rules->policies[i]->value, action,
                 pols, w);
   meshxds__rbac__free_unpacked(r, NULL);
+  if (!rc) {
+    /* the authz part's own check: what it would refuse is a NACK */
+    mesh_status_t st = {0};
+    cJSON *wrap = cJSON_CreateObject();
+    if (!wrap || !cJSON_AddItemReferenceToObject(wrap, "authz", doc))
+      rc = REFUSE(w, MESH_ERR_NOMEM, "out of memory");
+    else if (mesh__xds_check_doc(wrap, "authz.", "RBAC as authz", &st))
+      rc = REFUSE(w, MESH_ERR_CONFIG, "%s", st.message);
+    cJSON_Delete(wrap);
+  }
   if (rc)
     cJSON_Delete(doc);
   else

@@ -24,6 +24,11 @@ int mesh__xds_fault(const uint8_t *buf, size_t len, cJSON **out, why_t *w);
 /* Decode a RouteConfiguration already unpacked (rds.c). */
 int mesh__xds_route_config(const void *rc, cJSON **out, why_t *w);
 
+/* Check doc with mesh_config_check(); the first error (its prefix strip
+ * removed) becomes st as "what: error" (MESH_ERR_CONFIG). */
+int mesh__xds_check_doc(const cJSON *doc, const char *strip, const char *what,
+                        mesh_status_t *st);
+
 #define FAULT_URL \
   "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 #define FAULT_FILTER "envoy.filters.http.fault"
