@@ -66,12 +66,28 @@ static const vec_t eds_vecs[] = {
      MESH_ERR_UNSUPPORTED, "endpoint_stale_after"},
 };
 
+/* XDS_WRITE_CORPUS=DIR: also write each vector as a fuzz seed,
+ * DIR/<type>-<index> (how tests/fuzz/corpus/xds_* were made). */
+static void save_seed(const char *type, size_t i, const uint8_t *b, size_t n) {
+  const char *dir = getenv("XDS_WRITE_CORPUS");
+  if (!dir)
+    return;
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s-%02zu", dir, type, i);
+  FILE *f = fopen(path, "wb");
+  if (f) {
+    fwrite(b, 1, n, f);
+    fclose(f);
+  }
+}
+
 static void run_vecs(const char *type, const vec_t *v, size_t n,
                      int (*dec)(const uint8_t *, size_t, mesh_status_t *)) {
   for (size_t i = 0; i < n; i++) {
     uint8_t *b;
     size_t len;
     CU_ASSERT_EQUAL_FATAL(xv_encode(type, v[i].text, &b, &len), 0);
+    save_seed(type, i, b, len);
     mesh_status_t st = {0};
     int rc = dec(b, len, &st);
     if (rc != v[i].rc || (v[i].msg && !strstr(st.message, v[i].msg)))
@@ -473,6 +489,8 @@ static int lds_of(const char *hcm, bool server, const char *chain,
   *out = NULL;
   if (xv_encode("Listener", text, &b, &n))
     return -1000;
+  static size_t seq;
+  save_seed("Listener", seq++, b, n);
   int rc = mesh__xds_decode_lds(b, n, out, st);
   free(b);
   return rc;
