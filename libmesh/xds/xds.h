@@ -171,3 +171,65 @@ uint32_t mesh__xds_fraction_ppm(const void *fractional_percent);
 int mesh__xds_check_svc(const cJSON *svc, const char *what, mesh_status_t *st);
 
 #endif /* MESH_XDS_XDS_H */
+
+/* ---- ADS state of the world: the protocol core, no I/O ------------------
+ * One object per xDS server stream.  It holds the subscriptions (the roots
+ * the application asked for, and the names their resources lead to: LDS ->
+ * RDS -> CDS -> aggregate children -> EDS), the cache of the last good
+ * resource of every name (fail static: nothing changes while the stream is
+ * down), and per type the version and nonce to ACK or NACK.  The transport
+ * (the gRPC bidi stream StreamAggregatedResources) feeds it response bytes
+ * and sends the request bytes it produces; it does no I/O itself, so it is
+ * unit-tested and fuzzed like the decoders.  Not thread-safe: one driver. */
+typedef struct mesh__xds_ads mesh__xds_ads_t;
+
+typedef enum mesh__xds_status {
+  MESH__XDS_REQUESTED = 0,  /* subscribed, nothing received yet */
+  MESH__XDS_ACKED,          /* the cached resource is the last one received */
+  MESH__XDS_NACKED,         /* the last one received was refused: the cached
+                               one (if any) stays in force */
+  MESH__XDS_DOES_NOT_EXIST, /* LDS/CDS: absent from a full state response */
+} mesh__xds_status_t;
+
+/* What an accepted update publishes (called from mesh__xds_ads_on_response,
+ * on the driver's thread; the objects are borrowed for the call).  Any
+ * member may be NULL.  removed: a resource is gone (does not exist). */
+typedef struct mesh__xds_sink {
+  void (*lds)(void *user, const char *name, const mesh__xds_lds_t *l);
+  void (*rds)(void *user, const char *name, const cJSON *routes);
+  void (*cds)(void *user, const char *name, const mesh__xds_cds_t *c);
+  void (*eds)(void *user, const char *name, const mesh__xds_eds_t *e);
+  void (*removed)(void *user, mesh__xds_type_t t, const char *name);
+  void *user;
+} mesh__xds_sink_t;
+
+/** A session for bootstrap b's node (copied).  NULL on OOM. */
+mesh__xds_ads_t *mesh__xds_ads_new(const mesh__xds_bootstrap_t *b,
+                                   const mesh__xds_sink_t *sink);
+void mesh__xds_ads_free(mesh__xds_ads_t *a);
+/** Subscribe a root (a listener for LDS, a cluster for CDS).  Idempotent.
+ *  @return MESH_OK, MESH_ERR_INVALID_ARG (empty name, other type), NOMEM. */
+int mesh__xds_ads_watch(mesh__xds_ads_t *a, mesh__xds_type_t t,
+                        const char *name);
+/** The next DiscoveryRequest to send (malloc'd bytes), or MESH_ERR_NOT_FOUND
+ *  when nothing is due.  Call until NOT_FOUND after every watch, response
+ *  and reconnect: subscriptions first in LDS, RDS, CDS, EDS order. */
+int mesh__xds_ads_next_request(mesh__xds_ads_t *a, uint8_t **buf, size_t *len);
+/** Feed one DiscoveryResponse.  Valid resources are accepted and published
+ *  even when others of the same response are refused (gRFC A46); the
+ *  response is then NACKed with every refusal in error_detail.
+ *  @return MESH_OK (ACK due), MESH_ERR_CONFIG/UNSUPPORTED (NACK due, st
+ *  has the error_detail), MESH_ERR_PARSE (not a DiscoveryResponse, or a
+ *  type never subscribed: NACK due when the type is known). */
+int mesh__xds_ads_on_response(mesh__xds_ads_t *a, const uint8_t *buf,
+                              size_t len, mesh_status_t *st);
+/** A new stream: every subscribed type is requested again with the last
+ *  ACKed version and no nonce (the cache stays). */
+void mesh__xds_ads_on_reconnect(mesh__xds_ads_t *a);
+/** The cache as the admin view shows it: {"types": {"<type url>":
+ *  {"version", "nonce", "resources": {name: {"status", "version",
+ *  "last_update_ms", "error"}}}}, "updates", "nacks"}. */
+cJSON *mesh__xds_ads_view(const mesh__xds_ads_t *a);
+/** Counters: accepted updates and NACKed responses. */
+void mesh__xds_ads_counts(const mesh__xds_ads_t *a, uint64_t *updates,
+                          uint64_t *nacks);
