@@ -111,6 +111,17 @@ static int respond(mesh__xds_ads_t *a, const char *url, const char *version,
   uint8_t *b;
   size_t len;
   CU_ASSERT_EQUAL_FATAL(xv_encode("DiscoveryResponse", text, &b, &len), 0);
+  const char *dir = getenv("XDS_WRITE_CORPUS"); /* fuzz seeds, xds_ads */
+  static int seq;
+  char path[512];
+  snprintf(path, sizeof path, "%s/ads-%02d", dir ? dir : ".", seq++);
+  FILE *f = dir && len < 65536 ? fopen(path, "wb") : NULL;
+  if (f) {
+    uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    fwrite(hdr, 1, 2, f);
+    fwrite(b, 1, len, f);
+    fclose(f);
+  }
   int rc = mesh__xds_ads_on_response(a, b, len, st);
   free(b);
   return rc;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz one xDS decoder (libmesh/xds), chosen at build time by FUZZ_XDS:
- * 1 EDS, 2 CDS, 3 RDS, 4 LDS.  Input: the resource's bytes.
+ * 1 EDS, 2 CDS, 3 RDS, 4 LDS (input: the resource's bytes), 5 the ADS
+ * session (input: DiscoveryResponses, each after a 2-byte length; after each the
+ * due requests are drained: they decode, and run out).
  * Properties: the verdict is OK or one of the documented codes; a refusal
  * has a message and no result; a result holds what the model promises
  * (EDS: ports 1..65535, weights >= 1, priorities below npriorities, and a
@@ -20,7 +22,7 @@
 #define FUZZ_XDS 1
 #endif
 
-static void check_eds(const mesh__xds_eds_t *e) {
+__attribute__((unused)) static void check_eds(const mesh__xds_eds_t *e) {
   FUZZ_ASSERT(e->name && *e->name);
   for (size_t i = 0; i < e->n; i++) {
     FUZZ_ASSERT(e->eps[i].port >= 1 && e->eps[i].weight >= 1);
@@ -33,7 +35,7 @@ static void check_eds(const mesh__xds_eds_t *e) {
     mesh__snap_release(s);
 }
 
-static void check_cds(const mesh__xds_cds_t *c) {
+__attribute__((unused)) static void check_cds(const mesh__xds_cds_t *c) {
   FUZZ_ASSERT(c->name && *c->name && cJSON_IsObject(c->svc));
   if (c->kind == MESH__XDS_CLUSTER_EDS)
     FUZZ_ASSERT(c->eds_name && !c->nchildren);
@@ -41,7 +43,7 @@ static void check_cds(const mesh__xds_cds_t *c) {
     FUZZ_ASSERT(!c->eds_name && c->nchildren > 0);
 }
 
-static void check_rds(const cJSON *d) {
+__attribute__((unused)) static void check_rds(const cJSON *d) {
   const cJSON *vh, *r, *c;
   cJSON_ArrayForEach(vh, cJSON_GetObjectItem(d, "virtual_hosts")) {
     FUZZ_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(vh, "domains")) > 0);
@@ -54,7 +56,7 @@ static void check_rds(const cJSON *d) {
   }
 }
 
-static int decode(const uint8_t *data, size_t size, mesh_status_t *st) {
+__attribute__((unused)) static int decode(const uint8_t *data, size_t size, mesh_status_t *st) {
   int rc;
 #if FUZZ_XDS == 1
   mesh__xds_eds_t *e;
@@ -90,6 +92,49 @@ static int decode(const uint8_t *data, size_t size, mesh_status_t *st) {
   return rc;
 }
 
+#if FUZZ_XDS == 5
+#include "xds/proto/base.pb-c.h"
+
+static void drain(mesh__xds_ads_t *a) {
+  uint8_t *b;
+  size_t n;
+  int k = 0;
+  while (mesh__xds_ads_next_request(a, &b, &n) == MESH_OK) {
+    Meshxds__DiscoveryRequest *r = meshxds__discovery_request__unpack(NULL, n, b);
+    FUZZ_ASSERT(r != NULL);
+    meshxds__discovery_request__free_unpacked(r, NULL);
+    free(b);
+    FUZZ_ASSERT(++k <= MESH__XDS_T_N_);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  mesh__xds_ads_t *a = mesh__xds_ads_new(NULL, NULL);
+  FUZZ_ASSERT(a != NULL);
+  mesh__xds_ads_watch(a, MESH__XDS_T_LDS, "api");
+  mesh__xds_ads_watch(a, MESH__XDS_T_CDS, "web");
+  drain(a);
+  for (int i = 0; i < 16 && size > 0; i++) {
+    /* a 2-byte big-endian length, then that many bytes (or the rest) */
+    size_t n = size >= 2 ? ((size_t)data[0] << 8 | data[1]) : 0;
+    data += size >= 2 ? 2 : size;
+    size -= size >= 2 ? 2 : size;
+    n = n < size ? n : size;
+    const uint8_t *f = data;
+    data += n;
+    size -= n;
+    mesh_status_t st = {0};
+    int rc = mesh__xds_ads_on_response(a, f, n, &st);
+    FUZZ_ASSERT(rc == MESH_OK || st.message[0] != '\0');
+    drain(a);
+    if (i == 7)
+      mesh__xds_ads_on_reconnect(a);
+  }
+  cJSON_Delete(mesh__xds_ads_view(a));
+  mesh__xds_ads_free(a);
+  return 0;
+}
+#else
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mesh_status_t a = {0}, b = {0};
   int rc = decode(data, size, &a);
@@ -102,3 +147,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_ASSERT(strcmp(a.message, b.message) == 0);
   return 0;
 }
+#endif
