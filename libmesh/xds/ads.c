@@ -344,7 +344,8 @@ static void publish(mesh__xds_ads_t *a, mesh__xds_type_t t, res_t *r) {
 static void nack_add(tstate_t *ts, const char *msg) {
   size_t n = strlen(ts->nack);
   if (n + 3 < sizeof ts->nack)
-    snprintf(ts->nack + n, sizeof ts->nack - n, "%s%s", n ? "; " : "", msg);
+    mesh__xds_refuse(ts->nack + n, sizeof ts->nack - n, 0, "%s%s",
+                     n ? "; " : "", msg);
 }
 
 /* One resource of a response: accept (cache, publish) or refuse (keep

@@ -218,8 +218,8 @@ int mesh__xds_ads_next_request(mesh__xds_ads_t *a, uint8_t **buf, size_t *len);
 /** Feed one DiscoveryResponse.  Valid resources are accepted and published
  *  even when others of the same response are refused (gRFC A46); the
  *  response is then NACKed with every refusal in error_detail.
- *  @return MESH_OK (ACK due), MESH_ERR_CONFIG/UNSUPPORTED (NACK due, st
- *  has the error_detail), MESH_ERR_PARSE (not a DiscoveryResponse, or a
+ *  @return MESH_OK (ACK due), MESH_ERR_CONFIG (NACK due, st has the
+ *  error_detail), MESH_ERR_PARSE (not a DiscoveryResponse, or a
  *  type never subscribed: NACK due when the type is known). */
 int mesh__xds_ads_on_response(mesh__xds_ads_t *a, const uint8_t *buf,
                               size_t len, mesh_status_t *st);
@@ -233,3 +233,17 @@ cJSON *mesh__xds_ads_view(const mesh__xds_ads_t *a);
 /** Counters: accepted updates and NACKed responses. */
 void mesh__xds_ads_counts(const mesh__xds_ads_t *a, uint64_t *updates,
                           uint64_t *nacks);
+
+/* ---- the context's session (part.c) -------------------------------------*/
+typedef struct mesh__xds mesh__xds_t;
+/** The "xds" top-level part (registered in core/parts.c). */
+extern const mesh__part_t mesh__xds_part;
+/** Feed one DiscoveryResponse to the context's session, on its loop thread
+ *  (the transport's receive path; tests call it directly).  Accepted EDS
+ *  updates are published into discovery before it returns.
+ *  @return as mesh__xds_ads_on_response, or MESH_ERR_INVALID_ARG when xds
+ *  is not configured. */
+int mesh__xds_feed(mesh_t *m, const uint8_t *buf, size_t len,
+                   mesh_status_t *st);
+/** The next request the session wants sent (mesh__xds_ads_next_request). */
+int mesh__xds_next_request(mesh_t *m, uint8_t **buf, size_t *len);
