@@ -105,3 +105,67 @@ int mesh__xds_refuse(char *buf, size_t cap, int code, const char *fmt, ...) {
   va_end(ap);
   return code;
 }
+
+/* ---- arena: protobuf-c unpacks into one bump allocator -------------------
+ * An EDS resource of 10,000 endpoints is ~60,000 small allocations when
+ * protobuf-c unpacks it with malloc, and as many frees: most of the time
+ * of an update.  An arena makes them a few large blocks freed at once. */
+typedef struct arena_block {
+  struct arena_block *next;
+  size_t used, cap;
+  _Alignas(16) unsigned char data[];
+} arena_block_t;
+
+struct mesh__xds_arena {
+  ProtobufCAllocator pa;
+  arena_block_t *head;
+};
+
+static void *arena_alloc(void *ud, size_t size) {
+  mesh__xds_arena_t *a = ud;
+  size = (size + 15) & ~(size_t)15;
+  arena_block_t *b = a->head;
+  if (!b || b->cap - b->used < size) {
+    size_t cap = size > 65536 ? size : 65536;
+    b = malloc(sizeof *b + cap);
+    if (!b)
+      return NULL;
+    b->cap = cap;
+    b->used = 0;
+    b->next = a->head;
+    a->head = b;
+  }
+  void *p = b->data + b->used;
+  b->used += size;
+  return p;
+}
+
+static void arena_free_one(void *ud, void *p) {
+  (void)ud;
+  (void)p; /* released with the arena */
+}
+
+mesh__xds_arena_t *mesh__xds_arena_new(void) {
+  mesh__xds_arena_t *a = calloc(1, sizeof *a);
+  if (a) {
+    a->pa.alloc = arena_alloc;
+    a->pa.free = arena_free_one;
+    a->pa.allocator_data = a;
+  }
+  return a;
+}
+
+ProtobufCAllocator *mesh__xds_arena_allocator(mesh__xds_arena_t *a) {
+  return &a->pa;
+}
+
+void mesh__xds_arena_free(mesh__xds_arena_t *a) {
+  if (!a)
+    return;
+  while (a->head) {
+    arena_block_t *n = a->head->next;
+    free(a->head);
+    a->head = n;
+  }
+  free(a);
+}

@@ -19,8 +19,7 @@ void mesh__xds_eds_free(mesh__xds_eds_t *e) {
   free(e->eps);
   cJSON_Delete(e->locality_weights);
   cJSON_Delete(e->labels_);
-  if (e->msg_)
-    meshxds__cluster_load_assignment__free_unpacked(e->msg_, NULL);
+  mesh__xds_arena_free(e->arena_); /* the message lives in it */
   free(e);
 }
 
@@ -207,17 +206,23 @@ static int localities(const Meshxds__ClusterLoadAssignment *m,
 int mesh__xds_decode_eds(const uint8_t *buf, size_t len, mesh__xds_eds_t **out,
                          mesh_status_t *st) {
   *out = NULL;
+  mesh__xds_arena_t *arena = mesh__xds_arena_new();
   Meshxds__ClusterLoadAssignment *m =
-      meshxds__cluster_load_assignment__unpack(NULL, len, buf);
-  if (!m)
+      arena ? meshxds__cluster_load_assignment__unpack(
+                  mesh__xds_arena_allocator(arena), len, buf)
+            : NULL;
+  if (!m) {
+    mesh__xds_arena_free(arena);
     return mesh__fail(st, MESH_ERR_PARSE, "ClusterLoadAssignment: malformed "
                       "protobuf");
+  }
   mesh__xds_eds_t *e = calloc(1, sizeof *e);
   if (!e) {
-    meshxds__cluster_load_assignment__free_unpacked(m, NULL);
+    mesh__xds_arena_free(arena);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
   e->msg_ = m;
+  e->arena_ = arena;
   size_t total = 0;
   for (size_t i = 0; i < m->n_endpoints; i++)
     total += m->endpoints[i]->n_lb_endpoints;

@@ -200,6 +200,9 @@ static int principal(const Meshxds__Principal *p, cJSON *src, why_t *w) {
 
 static int policy(const char *name, const Meshxds__Policy *p, const char *action,
                   cJSON *pols, why_t *w) {
+  static const Meshxds__Policy empty = MESHXDS__POLICY__INIT;
+  if (!p)
+    p = &empty; /* a map entry without a value: a policy matching nothing */
   if (p->condition || p->checked_condition)
     return REFUSE(w, MESH_ERR_UNSUPPORTED, "policies[%s]: conditions (CEL) "
                   "are not supported", name);

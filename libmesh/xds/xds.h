@@ -57,7 +57,8 @@ typedef struct mesh__xds_eds {
   cJSON *locality_weights;
   uint32_t overprovisioning;  /* percent; 140 when not stated */
   uint32_t npriorities;       /* highest priority + 1 */
-  void *msg_;              /* the unpacked message (owned) */
+  void *msg_;              /* the unpacked message, in arena_ (owned) */
+  struct mesh__xds_arena *arena_;
   cJSON *labels_;          /* endpoint labels (owned), eps[i].labels */
 } mesh__xds_eds_t;
 

@@ -29,6 +29,12 @@ int mesh__xds_route_config(const void *rc, cJSON **out, why_t *w);
 int mesh__xds_check_doc(const cJSON *doc, const char *strip, const char *what,
                         mesh_status_t *st);
 
+/* A bump allocator for protobuf-c unpacking (decode.c). */
+typedef struct mesh__xds_arena mesh__xds_arena_t;
+mesh__xds_arena_t *mesh__xds_arena_new(void);
+struct ProtobufCAllocator *mesh__xds_arena_allocator(mesh__xds_arena_t *a);
+void mesh__xds_arena_free(mesh__xds_arena_t *a);
+
 #define FAULT_URL \
   "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 #define FAULT_FILTER "envoy.filters.http.fault"
