@@ -12,6 +12,7 @@
 
 #include "helpers.h"
 #include "mesh/mesh.h"
+#include "mesh/metrics.h"
 #include "telemetry/telemetry.h"
 #include "xds/proto/base.pb-c.h"
 #include "xds/xds.h"
@@ -116,6 +117,11 @@ static void test_xds_part_publish(void) {
   CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(res, "version")->valuestring, "1");
   CU_ASSERT_EQUAL(cJSON_GetObjectItem(v, "nacks")->valueint, 1);
   cJSON_Delete(v);
+  /* and the metrics */
+  static char text[1 << 17];
+  CU_ASSERT(mesh_metrics_text(m, text, sizeof text, NULL) > 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "mesh_xds_nacks_total 1"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "mesh_xds_updates_total 2"));
   /* an update moves the set; a deleted cluster empties it */
   CU_ASSERT_EQUAL(feed(m, EDS_T, "3", "d", "ClusterLoadAssignment",
                        "cluster_name: \"web\" endpoints { " EP("127.0.0.3", 8003) " }", &st),

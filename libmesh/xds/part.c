@@ -24,6 +24,8 @@ struct mesh__xds {
   mesh__xds_ads_t *ads;
   xsvc_t *svcs;
   size_t nsvcs;
+  /* mesh_xds_updates_total, mesh_xds_nacks_total */
+  mesh__metric_t *m_updates, *m_nacks;
 };
 
 /* Does any service of root take its endpoints from xDS? */
@@ -156,6 +158,10 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   m->xds = x;
   mesh__xds_sink_t sink = {NULL, NULL, on_cds, on_eds, on_removed, x};
   x->ads = mesh__xds_ads_new(b, &sink);
+  x->m_updates = mesh__counter(m, "mesh_xds_updates_total",
+                               "xDS resources accepted (ACKed).", NULL);
+  x->m_nacks = mesh__counter(m, "mesh_xds_nacks_total",
+                             "xDS responses refused (NACKed).", NULL);
   int rc = x->ads ? subscribe(x, m->config) : MESH_ERR_NOMEM;
   if (rc == MESH_OK)
     rc = mesh__view_register(m, "xds", view, x);
@@ -176,9 +182,14 @@ struct feed {
 
 static void feed_cb(void *user) {
   struct feed *f = user;
+  uint64_t u0, n0, u1, n1;
   pthread_mutex_lock(&f->x->mu);
+  mesh__xds_ads_counts(f->x->ads, &u0, &n0);
   f->rc = mesh__xds_ads_on_response(f->x->ads, f->buf, f->len, f->st);
+  mesh__xds_ads_counts(f->x->ads, &u1, &n1);
   pthread_mutex_unlock(&f->x->mu);
+  mesh__counter_add(f->x->m_updates, u1 - u0);
+  mesh__counter_add(f->x->m_nacks, n1 - n0);
 }
 
 int mesh__xds_feed(mesh_t *m, const uint8_t *buf, size_t len,
