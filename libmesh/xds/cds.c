@@ -79,7 +79,9 @@ static int discovery(const Meshxds__Cluster *m, mesh__xds_cds_t *c, why_t *w) {
   return c->eds_name ? 0 : MESH_ERR_NOMEM;
 }
 
-/* lb_policy and its configs -> "lb" */
+/* lb_policy and its configs -> "lb".  Over 60 lines: one switch arm per
+ * policy, each with its own config message; split up it would only move
+ * the arms apart from the switch that chooses them. */
 static int lb(const Meshxds__Cluster *m, cJSON *svc, why_t *w) {
   cJSON *o = cJSON_AddObjectToObject(svc, "lb");
   if (!o)

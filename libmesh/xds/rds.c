@@ -184,11 +184,15 @@ static int retry(const Meshxds__RetryPolicy *r, cJSON *route, why_t *w) {
     snprintf(tok, sizeof tok, "%.*s", (int)(n < 63 ? n : 63), p);
     bool known = strcmp(tok, "refused-stream") == 0;
     for (size_t i = 0; !known && http[i]; i++)
-      if (strcmp(tok, http[i]) == 0)
-        known = true, cJSON_AddItemToArray(on, cJSON_CreateString(tok));
-    for (size_t i = 0; !known && grpc[i]; i++)
-      if (strcmp(tok, grpc[i]) == 0)
-        known = true, cJSON_AddItemToArray(gon, cJSON_CreateString(tok));
+      known = strcmp(tok, http[i]) == 0;
+    if (known && strcmp(tok, "refused-stream") != 0)
+      cJSON_AddItemToArray(on, cJSON_CreateString(tok));
+    bool is_grpc = false;
+    for (size_t i = 0; !known && !is_grpc && grpc[i]; i++)
+      is_grpc = strcmp(tok, grpc[i]) == 0;
+    known = known || is_grpc;
+    if (is_grpc)
+      cJSON_AddItemToArray(gon, cJSON_CreateString(tok));
     if (!known)
       return REFUSE(w, MESH_ERR_UNSUPPORTED, "retry_policy.retry_on: \"%s\" "
                     "is not supported", tok);
