@@ -5,10 +5,10 @@
 # source of truth: CI runs on a fresh machine.
 MESH_BUILD_PKGS="build-essential autoconf automake libtool pkg-config \
 libmbedtls-dev libc-ares-dev libcjson-dev libcurl4-openssl-dev libcunit1-dev \
-libprotobuf-c-dev protobuf-c-compiler"
+libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler"
 MESH_TEST_PKGS="openssl curl haproxy dnsmasq-base etcd-server etcd-client \
 prometheus clang libclang-rt-14-dev valgrind golang-go python3 gnuplot \
-chromium procps iproute2 protobuf-compiler python3-protobuf \
+chromium procps iproute2 protobuf-compiler python3-protobuf nghttp2-client nghttp2-server \
 python3-grpcio protobuf-compiler-grpc"
 
 mesh_log() { printf '==> %s\n' "$*" >&2; }

@@ -23,6 +23,7 @@ extern const mesh__part_t mesh__authz_part;
 extern const mesh__part_t mesh__http_part;
 extern const mesh__part_t mesh__xds_part;          /* xds/part.c */
 extern const mesh__svc_part_t mesh__routes_svc_part;
+extern const mesh__svc_part_t mesh__grpc_svc_part;     /* grpc/svcconfig.c */
 
 extern const mesh__svc_part_t mesh__res_part_outlier; /* resilience/svc.c */
 extern const mesh__svc_part_t mesh__res_part_health;
