@@ -5,12 +5,15 @@
  * at mesh_new, accepted EDS updates published into discovery, and the
  * admin view "xds".  The session is driven on the loop thread (feed). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "discovery/discovery.h"
 #include "telemetry/telemetry.h"
 #include "xds/xds.h"
+#include "xds/xds_int.h"
 
 /* A service fed by xDS: its cluster, and the EDS name the cluster names. */
 typedef struct xsvc {
@@ -24,6 +27,7 @@ struct mesh__xds {
   mesh__xds_ads_t *ads;
   xsvc_t *svcs;
   size_t nsvcs;
+  mesh__xds_stream_t *stream; /* the transport, NULL until started */
   /* mesh_xds_updates_total, mesh_xds_nacks_total */
   mesh__metric_t *m_updates, *m_nacks;
 };
@@ -101,6 +105,7 @@ static void xds_fini(mesh_t *m) {
   mesh__xds_t *x = m->xds;
   if (!x)
     return;
+  mesh__xds_stream_stop(x->stream); /* before the session it feeds */
   mesh__view_unregister(m, "xds");
   mesh__xds_ads_free(x->ads);
   mesh__xds_bootstrap_free(x->boot);
@@ -165,7 +170,13 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   int rc = x->ads ? subscribe(x, m->config) : MESH_ERR_NOMEM;
   if (rc == MESH_OK)
     rc = mesh__view_register(m, "xds", view, x);
-  return rc ? mesh__fail(st, rc, "xds: %s", mesh_strerror(rc)) : MESH_OK;
+  if (rc)
+    return mesh__fail(st, rc, "xds: %s", mesh_strerror(rc));
+  if (b->servers[0].tls)
+    return mesh__fail(st, MESH_ERR_UNSUPPORTED, "xds.bootstrap.xds_servers[0]."
+                      "channel_creds: \"tls\" is not supported by the ADS "
+                      "transport yet (use \"insecure\")");
+  return mesh__xds_stream_start(m, b->servers[0].uri, &x->stream, st);
 }
 
 const mesh__part_t mesh__xds_part = {"xds", xds_check, xds_init, xds_fini,
@@ -183,6 +194,11 @@ struct feed {
 static void feed_cb(void *user) {
   struct feed *f = user;
   uint64_t u0, n0, u1, n1;
+  if (atomic_load(&f->x->m->closing)) {
+    /* mesh_free has begun: services may be gone; publish nothing */
+    f->rc = mesh__fail(f->st, MESH_ERR_CLOSED, "closing");
+    return;
+  }
   pthread_mutex_lock(&f->x->mu);
   mesh__xds_ads_counts(f->x->ads, &u0, &n0);
   f->rc = mesh__xds_ads_on_response(f->x->ads, f->buf, f->len, f->st);
@@ -201,6 +217,12 @@ int mesh__xds_feed(mesh_t *m, const uint8_t *buf, size_t len,
   return rc ? rc : f.rc;
 }
 
+void mesh__xds_reconnected(mesh_t *m) {
+  pthread_mutex_lock(&m->xds->mu);
+  mesh__xds_ads_on_reconnect(m->xds->ads);
+  pthread_mutex_unlock(&m->xds->mu);
+}
+
 int mesh__xds_next_request(mesh_t *m, uint8_t **buf, size_t *len) {
   if (!m || !m->xds)
     return MESH_ERR_INVALID_ARG;
@@ -208,4 +230,76 @@ int mesh__xds_next_request(mesh_t *m, uint8_t **buf, size_t *len) {
   int rc = mesh__xds_ads_next_request(m->xds->ads, buf, len);
   pthread_mutex_unlock(&m->xds->mu);
   return rc;
+}
+
+/* The stream thread's feed: the bytes go to the loop thread; the caller
+ * waits for them to be processed, but never past stop (mesh_free stops
+ * the loop before the parts: a job it never runs is run, and freed, by
+ * mesh__loop_free, and then publishes nothing because the context is
+ * closing).  Two references: the waiter's and the job's. */
+struct job {
+  mesh_t *m;
+  uint8_t *buf;
+  size_t len;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  int refs;
+};
+
+static void job_unref(struct job *j) {
+  pthread_mutex_lock(&j->mu);
+  int left = --j->refs;
+  pthread_mutex_unlock(&j->mu);
+  if (left)
+    return;
+  free(j->buf);
+  pthread_cond_destroy(&j->cv);
+  pthread_mutex_destroy(&j->mu);
+  free(j);
+}
+
+static void job_run(void *user) {
+  struct job *j = user;
+  mesh_status_t st;
+  if (j->m->xds) {
+    struct feed f = {j->m->xds, j->buf, j->len, &st, MESH_OK};
+    feed_cb(&f);
+  }
+  pthread_mutex_lock(&j->mu);
+  j->done = true;
+  pthread_cond_broadcast(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+  job_unref(j);
+}
+
+int mesh__xds_feed_async(mesh_t *m, uint8_t *buf, size_t len,
+                         _Atomic bool *stop) {
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) {
+    free(buf);
+    return MESH_ERR_NOMEM;
+  }
+  *j = (struct job){.m = m, .buf = buf, .len = len, .refs = 2};
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_cond_init(&j->cv, NULL);
+  if (mesh__loop_post(m->loop, job_run, j) != MESH_OK) {
+    j->refs = 1;
+    job_unref(j);
+    return MESH_ERR_CLOSED;
+  }
+  pthread_mutex_lock(&j->mu);
+  while (!j->done && !atomic_load(stop)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+  }
+  pthread_mutex_unlock(&j->mu);
+  job_unref(j);
+  return MESH_OK;
 }

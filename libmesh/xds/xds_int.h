@@ -3,6 +3,8 @@
 #ifndef MESH_XDS_XDS_INT_H
 #define MESH_XDS_XDS_INT_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* The reason a resource is refused, built field path first. */
@@ -34,6 +36,20 @@ typedef struct mesh__xds_arena mesh__xds_arena_t;
 mesh__xds_arena_t *mesh__xds_arena_new(void);
 struct ProtobufCAllocator *mesh__xds_arena_allocator(mesh__xds_arena_t *a);
 void mesh__xds_arena_free(mesh__xds_arena_t *a);
+
+/* The ADS transport thread (stream.c). */
+typedef struct mesh__xds_stream mesh__xds_stream_t;
+int mesh__xds_stream_start(mesh_t *m, const char *uri, mesh__xds_stream_t **out,
+                           mesh_status_t *st);
+void mesh__xds_stream_stop(mesh__xds_stream_t *x);
+/** gRPC target URI -> mesh__h2_dial_plain target. */
+int mesh__xds_target(const char *uri, char *out, size_t cap);
+/** Feed a response (buf taken) on the loop thread; waits for it, or for
+ *  *stop (part.c). */
+int mesh__xds_feed_async(mesh_t *m, uint8_t *buf, size_t len,
+                         _Atomic bool *stop);
+/** A new stream is open: the session resubscribes (part.c). */
+void mesh__xds_reconnected(mesh_t *m);
 
 #define FAULT_URL \
   "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
