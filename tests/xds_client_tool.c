@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* tests/xds_client_tool BOOTSTRAP SECONDS: a libmesh context with one
+/* tests/xds_client_tool BOOTSTRAP SECONDS [ADMIN_PORT]: a libmesh context with one
  * service "web" taking its endpoints from xDS (cluster "web-cluster",
  * through the real ADS stream to the bootstrap's server); prints a JSON
  * line {"version": V, "ports": [...]} each time the endpoint set changes,
@@ -14,12 +14,15 @@
 #include "mesh/mesh.h"
 
 int main(int argc, char **argv) {
-  if (argc != 3)
+  if (argc != 3 && argc != 4)
     return 2;
-  char cfg[1024];
-  snprintf(cfg, sizeof cfg, "{\"log\": {\"level\": \"error\"}, \"xds\": {\"bootstrap\": \"%s\"}, "
+  char cfg[1024], admin[128] = "";
+  if (argc == 4) /* the admin endpoint, for meshctl xds */
+    snprintf(admin, sizeof admin, "\"admin\": {\"listen\": \"127.0.0.1:%d\"}, ",
+             atoi(argv[3]));
+  snprintf(cfg, sizeof cfg, "{%s\"log\": {\"level\": \"error\"}, \"xds\": {\"bootstrap\": \"%s\"}, "
            "\"services\": {\"web\": {\"discovery\": {\"type\": \"xds\", \"cluster\": "
-           "\"web-cluster\"}}}}", argv[1]);
+           "\"web-cluster\"}}}}", admin, argv[1]);
   mesh_t *m;
   mesh_status_t st;
   if (mesh_new(cfg, &m, &st)) {

@@ -265,6 +265,16 @@ static const char *kind_name(int k) {
                                  : "internal";
 }
 
+/* ---- /xds: the xds part's view (per type and resource: version, status,
+ * error), as it registers it */
+static void route_xds(mesh__admin_t *a, resp_t *r) {
+  cJSON *v = mesh__view_render(a->m, "xds");
+  if (!v)
+    resp_text(r, 404, "xds is not configured\n");
+  else
+    resp_json(r, v);
+}
+
 static void route_spans(mesh__admin_t *a, resp_t *r) {
   mesh__recent_t *rec = calloc(MESH__RECENT_SPANS, sizeof *rec);
   size_t n = rec ? mesh__tracer_recent(mesh__tracer_get(a->m), rec,
@@ -336,7 +346,7 @@ static const char *route(mesh__admin_t *a, mesh__http_str_t target,
   } routes[] = {
       {"/metrics", route_metrics}, {"/endpoints", route_endpoints},
       {"/config", route_config},   {"/identity", route_identity},
-      {"/spans", route_spans},
+      {"/spans", route_spans},     {"/xds", route_xds},
   };
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     if (mesh__http_str_eq(path, routes[i].path)) {

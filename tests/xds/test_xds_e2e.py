@@ -28,9 +28,18 @@ def check(name, ok):
     sys.stdout.flush()
 
 
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
 class Tool:
-    def __init__(self, boot):
-        self.p = subprocess.Popen([os.path.join(BUILD, 'tests', 'xds_client_tool'), boot, '120'],
+    def __init__(self, boot, admin):
+        self.p = subprocess.Popen([os.path.join(BUILD, 'tests', 'xds_client_tool'), boot, '120', str(admin)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.q = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -80,7 +89,8 @@ def main():
                    'node': {'id': 'libmesh-e2e', 'metadata': {'GENERATOR': 'grpc'}}}, f)
     plane.set(cp.CDS, cp.cluster('web-cluster'))
     plane.set(cp.EDS, cp.cla('web-cluster', [('a', 0, 1, [('127.0.0.1', 9001), ('127.0.0.1', 9002)])]))
-    tool = Tool(boot)
+    admin = free_port()
+    tool = Tool(boot, admin)
     plane2 = None
     try:
         check('first endpoints arrive', tool.wait_ports([9001, 9002]))
@@ -103,6 +113,13 @@ def main():
               nacks[-1].version_info == str(plane.version - 1))
         check('NACKed update leaves the last good endpoints', tool.quiet(0.5) and
               sorted(tool.last['ports']) == [9001, 9002, 9003])
+        out = subprocess.run([os.path.join(BUILD, 'tools', 'meshctl'), 'xds', '--admin',
+                              '127.0.0.1:%d' % admin], capture_output=True, text=True, timeout=20)
+        print(out.stdout + out.stderr)
+        line = [l for l in out.stdout.splitlines() if l.startswith('ClusterLoadAssignment')]
+        check('meshctl xds shows the NACK and its error',
+              out.returncode == 0 and len(line) == 1 and 'NACK: ' in line[0] and 'DEGRADED' in line[0]
+              and ' %d ' % (plane.version - 1) in line[0])
         plane.stop()
         check('control plane down: endpoints unchanged (fail static)', tool.quiet(2.0))
         plane2 = cp.ControlPlane()
