@@ -13,6 +13,8 @@
 #include "helpers.h"
 #include "mesh/mesh.h"
 #include "mesh/metrics.h"
+#include "discovery/discovery.h"
+#include "lb/lb.h"
 #include "telemetry/telemetry.h"
 #include "xds/proto/base.pb-c.h"
 #include "xds/xds.h"
@@ -133,6 +135,53 @@ static void test_xds_part_publish(void) {
   mesh_free(m);
 }
 
+/* picks of 200 calls: how many went to priority 0 (-1 if any pick failed
+ * or went elsewhere than priorities 0 and 1) */
+static int picks_p0(mesh_t *m, const char *name) {
+  mesh__service_t *svc = mesh__service_find(m, name);
+  mesh__snapshot_t *snap = mesh__snap_acquire(mesh__disc_snapref(svc));
+  int p0 = 0;
+  for (int i = 0; i < 200; i++) {
+    mesh__host_t *h = NULL;
+    if (mesh__lb_pick(svc, snap, NULL, &h) != MESH_OK || h->priority > 1)
+      p0 = -1000;
+    else if (h->priority == 0)
+      p0++;
+  }
+  p0 = p0 < 0 ? -1 : p0;
+  mesh__snap_release(snap);
+  return p0;
+}
+
+/* Multi-cluster as EDS expresses it: cluster east's endpoints at priority
+ * 0, west's at priority 1.  east unhealthy -> every pick fails over to
+ * west; east back -> back to east.  Nothing is configured but the type. */
+static void test_xds_part_failover(void) {
+  mesh_t *m;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_new("{\"xds\": {\"bootstrap\": " BOOT "}, \"services\": "
+                                 "{\"web\": {\"discovery\": {\"type\": \"xds\"}}}}", &m, &st),
+                        MESH_OK);
+  CU_ASSERT_EQUAL(feed(m, CDS_T, "1", "a", "Cluster", "name: \"web\" type: EDS", &st), MESH_OK);
+#define TWO(h)                                                                  \
+  "cluster_name: \"web\" endpoints { locality { zone: \"east\" } "                \
+  "lb_endpoints { health_status: " h " endpoint { address { socket_address { "     \
+  "address: \"127.0.0.1\" port_value: 8101 } } } } "                              \
+  "lb_endpoints { health_status: " h " endpoint { address { socket_address { "     \
+  "address: \"127.0.0.1\" port_value: 8102 } } } } } "                            \
+  "endpoints { priority: 1 locality { zone: \"west\" } " EP("127.0.0.2", 8201) " }"
+  CU_ASSERT_EQUAL(feed(m, EDS_T, "1", "b", "ClusterLoadAssignment", TWO("HEALTHY"), &st), MESH_OK);
+  CU_ASSERT_EQUAL(endpoints(m, "web", NULL), 3);
+  CU_ASSERT_EQUAL(picks_p0(m, "web"), 200);
+  CU_ASSERT_EQUAL(feed(m, EDS_T, "2", "c", "ClusterLoadAssignment", TWO("UNHEALTHY"), &st),
+                  MESH_OK);
+  CU_ASSERT_EQUAL(picks_p0(m, "web"), 0);
+  CU_ASSERT_EQUAL(feed(m, EDS_T, "3", "d", "ClusterLoadAssignment", TWO("HEALTHY"), &st), MESH_OK);
+  CU_ASSERT_EQUAL(picks_p0(m, "web"), 200);
+#undef TWO
+  mesh_free(m);
+}
+
 static void collect(const char *msg, void *user) {
   char *buf = user;
   if (!*buf)
@@ -183,6 +232,7 @@ static void add(void) {
   CU_pSuite s = CU_add_suite("xds_part", NULL, NULL);
   CU_add_test(s, "xds_part_publish", test_xds_part_publish);
   CU_add_test(s, "xds_part_config", test_xds_part_config);
+  CU_add_test(s, "xds_part_failover", test_xds_part_failover);
 }
 
 int main(void) { return th_run_suites("test_xds_part", add); }
