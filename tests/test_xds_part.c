@@ -18,6 +18,7 @@
 #include "telemetry/telemetry.h"
 #include "xds/proto/base.pb-c.h"
 #include "xds/xds.h"
+#include "xds/xds_int.h"
 #include "xds_vec.h"
 
 #define CDS_T "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -228,11 +229,31 @@ static void test_xds_part_config(void) {
   mesh_free(m);
 }
 
+static void test_mesh__xds_target(void) {
+  static const struct { const char *uri, *want; } v[] = {
+      {"127.0.0.1:15010", "127.0.0.1:15010"},
+      {"dns:///istiod.istio-system.svc:15012", "istiod.istio-system.svc:15012"},
+      {"unix:///etc/istio/proxy/XDS", "unix:/etc/istio/proxy/XDS"},
+      {"unix:/run/xds.sock", "unix:/run/xds.sock"},
+      {"[::1]:15010", "[::1]:15010"},
+      {"unix://host/x", NULL},
+      {"unix:relative", NULL},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+    char out[256];
+    int rc = mesh__xds_target(v[i].uri, out, sizeof out);
+    CU_ASSERT_EQUAL(rc, v[i].want ? MESH_OK : MESH_ERR_INVALID_ARG);
+    if (v[i].want && rc == MESH_OK)
+      CU_ASSERT_STRING_EQUAL(out, v[i].want);
+  }
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("xds_part", NULL, NULL);
   CU_add_test(s, "xds_part_publish", test_xds_part_publish);
   CU_add_test(s, "xds_part_config", test_xds_part_config);
   CU_add_test(s, "xds_part_failover", test_xds_part_failover);
+  CU_add_test(s, "mesh__xds_target", test_mesh__xds_target);
 }
 
 int main(void) { return th_run_suites("test_xds_part", add); }

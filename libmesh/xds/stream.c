@@ -40,7 +40,7 @@ struct mesh__xds_stream {
 int mesh__xds_target(const char *uri, char *out, size_t cap) {
   const char *p = uri;
   if (strncmp(p, "unix://", 7) == 0)
-    p += 6; /* keep one '/' of the path */
+    p += 7; /* unix:///abs/path: the path starts at the third '/' */
   else if (strncmp(p, "unix:", 5) == 0)
     p += 5;
   else if (strncmp(p, "dns:///", 7) == 0)

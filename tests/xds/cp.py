@@ -152,7 +152,7 @@ class ControlPlane:
             with self.lock:
                 self.streams.remove(entry)
 
-    def start(self, port=0):
+    def start(self, port=0, unix=None):
         from concurrent import futures
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         h = grpc.method_handlers_generic_handler(
@@ -161,7 +161,7 @@ class ControlPlane:
                 self._stream, request_deserializer=base_pb2.DiscoveryRequest.FromString,
                 response_serializer=base_pb2.DiscoveryResponse.SerializeToString)})
         self.server.add_generic_rpc_handlers((h,))
-        self.port = self.server.add_insecure_port('127.0.0.1:%d' % port)
+        self.port = self.server.add_insecure_port('unix:' + unix if unix else '127.0.0.1:%d' % port)
         self.server.start()
         return self.port
 

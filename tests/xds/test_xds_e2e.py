@@ -135,6 +135,23 @@ def main():
         plane.stop()
         if plane2:
             plane2.stop()
+    # Istio's agent socket: the same over a unix socket (unix:///path)
+    sock = os.path.join(tmp, 'xds.sock')
+    plane3 = cp.ControlPlane()
+    plane3.set(cp.CDS, cp.cluster('web-cluster'))
+    plane3.set(cp.EDS, cp.cla('web-cluster', [('a', 0, 1, [('127.0.0.1', 9101)])]))
+    plane3.start(unix=sock)
+    boot2 = os.path.join(tmp, 'bootstrap-unix.json')
+    with open(boot2, 'w') as f:
+        json.dump({'xds_servers': [{'server_uri': 'unix://' + sock,
+                                    'channel_creds': [{'type': 'insecure'}]}],
+                   'node': {'id': 'libmesh-unix'}}, f)
+    tool2 = Tool(boot2, free_port())
+    try:
+        check('unix:/// server: endpoints arrive', tool2.wait_ports([9101]))
+    finally:
+        tool2.stop()
+        plane3.stop()
     failed = checks.count(False)
     print('xds e2e: %d passed, %d failed' % (len(checks) - failed, failed))
     return 1 if failed else 0
