@@ -21,6 +21,7 @@ static const meshctl_cmd_t commands[] = {
    meshctl_resolve},
   {"grpc", "call a gRPC method with raw bytes, or serve the echo service",
    meshctl_grpc},
+  {"xds", "the xDS client's resources: version, ACK/NACK, errors", meshctl_xds},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

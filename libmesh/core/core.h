@@ -311,6 +311,7 @@ struct mesh__observe;    /* observe/ */
 struct mesh__authz;      /* authz/ */
 struct mesh__admin;      /* observe/admin */
 struct mesh__http;       /* http/ */
+struct mesh__xds;        /* xds/ */
 
 struct mesh_ctx {
   cJSON *config;          /* the parsed configuration, owned */
@@ -327,6 +328,7 @@ struct mesh_ctx {
   struct mesh__authz *authz;
   struct mesh__admin *admin;
   struct mesh__http *http;     /* http/ (settings, top-level routes) */
+  struct mesh__xds *xds;       /* xds/ (ADS session), NULL when unused */
 };
 
 /* A part of the library: parse (validate config, no side effects), init

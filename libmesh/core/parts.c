@@ -14,6 +14,7 @@ const mesh__part_t *const mesh__parts[] = {
   &mesh__http_part,
   &mesh__inbound_part,
   &mesh__locality_part,
+  &mesh__xds_part,
   /* last: serves what every other part has set up */
   &mesh__part_admin,
   &mesh__register_part,

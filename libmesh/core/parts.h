@@ -22,6 +22,7 @@ extern const mesh__svc_part_t mesh__subsets_svc_part; /* lb/subset.c */
 extern const mesh__svc_part_t mesh__split_svc_part;   /* lb/subset.c */
 extern const mesh__part_t mesh__authz_part;
 extern const mesh__part_t mesh__http_part;
+extern const mesh__part_t mesh__xds_part;          /* xds/part.c */
 extern const mesh__svc_part_t mesh__routes_svc_part;
 extern const mesh__svc_part_t mesh__grpc_svc_part;     /* grpc/svcconfig.c */
 

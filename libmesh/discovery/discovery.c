@@ -19,7 +19,7 @@ _Static_assert(MESH_HEALTH_UNKNOWN == MESH__HEALTH_UNKNOWN &&
                "public and internal health values must match");
 
 static const char *const type_names[] = {"static", "file", "dns", "etcd",
-                                         NULL};
+                                         "xds", NULL};
 
 struct mesh__disc_watch {
   int id;
@@ -45,8 +45,8 @@ static void disc_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
     if (!cJSON_GetObjectItemCaseSensitive(v, "type")) {
       char p[MESH__PATH_MAX];
       mesh__cfg_path(p, path, "type");
-      mesh__cfg_error(c, p,
-                      "required (\"static\", \"file\", \"dns\" or \"etcd\")");
+      mesh__cfg_error(c, p, "required (\"static\", \"file\", \"dns\", "
+                      "\"etcd\" or \"xds\")");
     }
     return;
   }
@@ -59,6 +59,9 @@ static void disc_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
     break;
   case MESH__DISC_DNS:
     mesh__disc_check_dns(c, v, path);
+    break;
+  case MESH__DISC_XDS:
+    mesh__disc_check_xds(c, v, path);
     break;
   default:
     mesh__disc_check_etcd(c, v, path);
@@ -357,7 +360,7 @@ static int disc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
   mesh__cfg_enum(&c, v, "", "type", type_names, 0, &d->type);
   static const mesh__disc_source_t *const sources[] = {
       &mesh__disc_static, &mesh__disc_file, &mesh__disc_dns,
-      &mesh__disc_etcd};
+      &mesh__disc_etcd, &mesh__disc_xds};
   d->source = sources[d->type];
   metrics_init(d); /* before the first publish, which it counts */
   int rc = d->source->start(d, st);

@@ -33,6 +33,7 @@ enum mesh__disc_type {
   MESH__DISC_FILE = 1,
   MESH__DISC_DNS = 2,
   MESH__DISC_ETCD = 3,
+  MESH__DISC_XDS = 4, /* endpoints pushed by the xds part (src_xds.c) */
 };
 
 struct mesh__disc_watch;
@@ -210,11 +211,16 @@ extern const mesh__disc_source_t mesh__disc_static;
 extern const mesh__disc_source_t mesh__disc_file;
 extern const mesh__disc_source_t mesh__disc_dns;
 extern const mesh__disc_source_t mesh__disc_etcd;
+extern const mesh__disc_source_t mesh__disc_xds;
 
 void mesh__disc_check_static(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_file(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_dns(mesh__cfg_t *c, const cJSON *v, const char *path);
 void mesh__disc_check_etcd(mesh__cfg_t *c, const cJSON *v, const char *path);
+void mesh__disc_check_xds(mesh__cfg_t *c, const cJSON *v, const char *path);
+/** The xDS cluster a service of type "xds" takes its endpoints from: its
+ *  "cluster" key, else the service's name. */
+const char *mesh__disc_xds_cluster(const mesh__service_t *svc);
 
 /** Register discovery's views with telemetry ("endpoints"; views.c);
  *  called from the "register" part's init, which runs for every context. */

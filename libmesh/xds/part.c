@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The "xds" config section and the context's ADS session: the bootstrap
+ * (section, or the GRPC_XDS_BOOTSTRAP* environment), the services that
+ * take their endpoints from xDS ("discovery": {"type": "xds"}) subscribed
+ * at mesh_new, accepted EDS updates published into discovery, and the
+ * admin view "xds".  The session is driven on the loop thread (feed). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "discovery/discovery.h"
+#include "telemetry/telemetry.h"
+#include "xds/xds.h"
+#include "xds/xds_int.h"
+
+/* A service fed by xDS: its cluster, and the EDS name the cluster names. */
+typedef struct xsvc {
+  char *name, *cluster, *eds;
+} xsvc_t;
+
+struct mesh__xds {
+  mesh_t *m;
+  pthread_mutex_t mu; /* the session: fed on the loop, read by the view */
+  mesh__xds_bootstrap_t *boot;
+  mesh__xds_ads_t *ads;
+  xsvc_t *svcs;
+  size_t nsvcs;
+  mesh__xds_stream_t *stream; /* the transport, NULL until started */
+  /* mesh_xds_updates_total, mesh_xds_nacks_total */
+  mesh__metric_t *m_updates, *m_nacks;
+};
+
+/* Does any service of root take its endpoints from xDS? */
+static bool any_xds_service(const cJSON *root) {
+  const cJSON *s;
+  cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(root, "services")) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(s, "discovery"), "type");
+    if (cJSON_IsString(t) && strcmp(t->valuestring, "xds") == 0)
+      return true;
+  }
+  return false;
+}
+
+static void xds_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
+  static const char *const keys[] = {"bootstrap", NULL};
+  if (cfg && !mesh__cfg_object(c, cfg, path, keys))
+    return;
+  if (!cfg && !any_xds_service(c->root))
+    return;
+  mesh__xds_bootstrap_free(mesh__xds_bootstrap_load(c, cfg, path));
+}
+
+static void publish(mesh__xds_t *x, const xsvc_t *s, const mesh__ep_t *eps,
+                    size_t n) {
+  mesh__service_t *svc = mesh__service_find(x->m, s->name);
+  if (svc && svc->disc)
+    mesh__disc_apply(svc->disc, eps, n);
+}
+
+static void on_cds(void *user, const char *name, const mesh__xds_cds_t *c) {
+  mesh__xds_t *x = user;
+  for (size_t i = 0; i < x->nsvcs; i++) {
+    xsvc_t *s = &x->svcs[i];
+    if (strcmp(s->cluster, name) != 0)
+      continue;
+    free(s->eds);
+    s->eds = c->eds_name ? mesh__strdup(c->eds_name) : NULL;
+    mesh__service_t *svc = mesh__service_find(x->m, s->name);
+    if (c->kind == MESH__XDS_CLUSTER_AGGREGATE && svc && svc->disc)
+      mesh__disc_error(svc->disc, "xds cluster %s is an aggregate: its "
+                       "children's endpoints are not published yet", name);
+  }
+}
+
+static void on_eds(void *user, const char *name, const mesh__xds_eds_t *e) {
+  mesh__xds_t *x = user;
+  for (size_t i = 0; i < x->nsvcs; i++)
+    if (x->svcs[i].eds && strcmp(x->svcs[i].eds, name) == 0)
+      publish(x, &x->svcs[i], e->eps, e->n);
+}
+
+/* A cluster the control plane deleted: its services have no endpoints. */
+static void on_removed(void *user, mesh__xds_type_t t, const char *name) {
+  mesh__xds_t *x = user;
+  for (size_t i = 0; t == MESH__XDS_T_CDS && i < x->nsvcs; i++)
+    if (strcmp(x->svcs[i].cluster, name) == 0)
+      publish(x, &x->svcs[i], NULL, 0);
+}
+
+static cJSON *view(mesh_t *m, void *user) {
+  mesh__xds_t *x = user;
+  pthread_mutex_lock(&x->mu);
+  cJSON *v = mesh__xds_ads_view(x->ads);
+  pthread_mutex_unlock(&x->mu);
+  cJSON *srv = cJSON_AddArrayToObject(v, "servers");
+  for (size_t i = 0; i < x->boot->nservers; i++)
+    cJSON_AddItemToArray(srv, cJSON_CreateString(x->boot->servers[i].uri));
+  return v;
+}
+
+static void xds_fini(mesh_t *m) {
+  mesh__xds_t *x = m->xds;
+  if (!x)
+    return;
+  mesh__xds_stream_stop(x->stream); /* before the session it feeds */
+  mesh__view_unregister(m, "xds");
+  mesh__xds_ads_free(x->ads);
+  mesh__xds_bootstrap_free(x->boot);
+  for (size_t i = 0; i < x->nsvcs; i++) {
+    free(x->svcs[i].name);
+    free(x->svcs[i].cluster);
+    free(x->svcs[i].eds);
+  }
+  free(x->svcs);
+  pthread_mutex_destroy(&x->mu);
+  free(x);
+  m->xds = NULL;
+}
+
+/* Subscribe every xds service's cluster (a root CDS watch). */
+static int subscribe(mesh__xds_t *x, const cJSON *root) {
+  const cJSON *s;
+  size_t n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "services"));
+  x->svcs = calloc(n + 1, sizeof *x->svcs);
+  if (!x->svcs)
+    return MESH_ERR_NOMEM;
+  cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(root, "services")) {
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(s, "discovery");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(d, "type");
+    if (!cJSON_IsString(t) || strcmp(t->valuestring, "xds") != 0)
+      continue;
+    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(d, "cluster");
+    xsvc_t *v = &x->svcs[x->nsvcs++];
+    v->name = mesh__strdup(s->string);
+    v->cluster = mesh__strdup(cJSON_IsString(cl) ? cl->valuestring : s->string);
+    if (!v->name || !v->cluster)
+      return MESH_ERR_NOMEM;
+    int rc = mesh__xds_ads_watch(x->ads, MESH__XDS_T_CDS, v->cluster);
+    if (rc)
+      return rc;
+  }
+  return MESH_OK;
+}
+
+static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
+  if (!cfg && !any_xds_service(m->config))
+    return MESH_OK;
+  mesh__cfg_t c = {.first = st};
+  mesh__xds_bootstrap_t *b = mesh__xds_bootstrap_load(&c, cfg, "xds");
+  if (!b)
+    return MESH_ERR_CONFIG;
+  mesh__xds_t *x = calloc(1, sizeof *x);
+  if (!x) {
+    mesh__xds_bootstrap_free(b);
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
+  x->m = m;
+  x->boot = b;
+  pthread_mutex_init(&x->mu, NULL);
+  m->xds = x;
+  mesh__xds_sink_t sink = {NULL, NULL, on_cds, on_eds, on_removed, x};
+  x->ads = mesh__xds_ads_new(b, &sink);
+  x->m_updates = mesh__counter(m, "mesh_xds_updates_total",
+                               "xDS resources accepted (ACKed).", NULL);
+  x->m_nacks = mesh__counter(m, "mesh_xds_nacks_total",
+                             "xDS responses refused (NACKed).", NULL);
+  int rc = x->ads ? subscribe(x, m->config) : MESH_ERR_NOMEM;
+  if (rc == MESH_OK)
+    rc = mesh__view_register(m, "xds", view, x);
+  if (rc)
+    return mesh__fail(st, rc, "xds: %s", mesh_strerror(rc));
+  if (b->servers[0].tls)
+    return mesh__fail(st, MESH_ERR_UNSUPPORTED, "xds.bootstrap.xds_servers[0]."
+                      "channel_creds: \"tls\" is not supported by the ADS "
+                      "transport yet (use \"insecure\")");
+  return mesh__xds_stream_start(m, b->servers[0].uri, &x->stream, st);
+}
+
+const mesh__part_t mesh__xds_part = {"xds", xds_check, xds_init, xds_fini,
+                                     NULL};
+
+/* ---- the transport's entry points (loop thread) --------------------------*/
+struct feed {
+  mesh__xds_t *x;
+  const uint8_t *buf;
+  size_t len;
+  mesh_status_t *st;
+  int rc;
+};
+
+static void feed_cb(void *user) {
+  struct feed *f = user;
+  uint64_t u0, n0, u1, n1;
+  if (atomic_load(&f->x->m->closing)) {
+    /* mesh_free has begun: services may be gone; publish nothing */
+    f->rc = mesh__fail(f->st, MESH_ERR_CLOSED, "closing");
+    return;
+  }
+  pthread_mutex_lock(&f->x->mu);
+  mesh__xds_ads_counts(f->x->ads, &u0, &n0);
+  f->rc = mesh__xds_ads_on_response(f->x->ads, f->buf, f->len, f->st);
+  mesh__xds_ads_counts(f->x->ads, &u1, &n1);
+  pthread_mutex_unlock(&f->x->mu);
+  mesh__counter_add(f->x->m_updates, u1 - u0);
+  mesh__counter_add(f->x->m_nacks, n1 - n0);
+}
+
+int mesh__xds_feed(mesh_t *m, const uint8_t *buf, size_t len,
+                   mesh_status_t *st) {
+  if (!m || !m->xds)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "xds is not configured");
+  struct feed f = {m->xds, buf, len, st, MESH_OK};
+  int rc = mesh__loop_call(m->loop, feed_cb, &f);
+  return rc ? rc : f.rc;
+}
+
+void mesh__xds_reconnected(mesh_t *m) {
+  pthread_mutex_lock(&m->xds->mu);
+  mesh__xds_ads_on_reconnect(m->xds->ads);
+  pthread_mutex_unlock(&m->xds->mu);
+}
+
+int mesh__xds_next_request(mesh_t *m, uint8_t **buf, size_t *len) {
+  if (!m || !m->xds)
+    return MESH_ERR_INVALID_ARG;
+  pthread_mutex_lock(&m->xds->mu);
+  int rc = mesh__xds_ads_next_request(m->xds->ads, buf, len);
+  pthread_mutex_unlock(&m->xds->mu);
+  return rc;
+}
+
+/* The stream thread's feed: the bytes go to the loop thread; the caller
+ * waits for them to be processed, but never past stop (mesh_free stops
+ * the loop before the parts: a job it never runs is run, and freed, by
+ * mesh__loop_free, and then publishes nothing because the context is
+ * closing).  Two references: the waiter's and the job's. */
+struct job {
+  mesh_t *m;
+  uint8_t *buf;
+  size_t len;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  int refs;
+};
+
+static void job_unref(struct job *j) {
+  pthread_mutex_lock(&j->mu);
+  int left = --j->refs;
+  pthread_mutex_unlock(&j->mu);
+  if (left)
+    return;
+  free(j->buf);
+  pthread_cond_destroy(&j->cv);
+  pthread_mutex_destroy(&j->mu);
+  free(j);
+}
+
+static void job_run(void *user) {
+  struct job *j = user;
+  mesh_status_t st;
+  if (j->m->xds) {
+    struct feed f = {j->m->xds, j->buf, j->len, &st, MESH_OK};
+    feed_cb(&f);
+  }
+  pthread_mutex_lock(&j->mu);
+  j->done = true;
+  pthread_cond_broadcast(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+  job_unref(j);
+}
+
+int mesh__xds_feed_async(mesh_t *m, uint8_t *buf, size_t len,
+                         _Atomic bool *stop) {
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) {
+    free(buf);
+    return MESH_ERR_NOMEM;
+  }
+  *j = (struct job){.m = m, .buf = buf, .len = len, .refs = 2};
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_cond_init(&j->cv, NULL);
+  if (mesh__loop_post(m->loop, job_run, j) != MESH_OK) {
+    j->refs = 1;
+    job_unref(j);
+    return MESH_ERR_CLOSED;
+  }
+  pthread_mutex_lock(&j->mu);
+  while (!j->done && !atomic_load(stop)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+  }
+  pthread_mutex_unlock(&j->mu);
+  job_unref(j);
+  return MESH_OK;
+}

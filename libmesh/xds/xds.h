@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libmesh internal: the xds part (protocols layer, above grpc): libmesh as
+ * an xDS client (ADS, state of the world, v3), as proxyless gRPC is (gRFC
+ * A27 and later).  This header is the part's whole surface.
+ *
+ * Decoding is pure: bytes of one resource in, libmesh structures out, no
+ * I/O, no global state, so every decoder is unit-tested from vectors and
+ * fuzzed.  A resource that says anything libmesh cannot honour is refused
+ * (the caller NACKs it with the message): nothing is silently ignored.
+ * The message names the resource and the field path, e.g.
+ *   cluster "web": lb_policy: CLUSTER_PROVIDED is not supported
+ *
+ * Every decoder returns MESH_OK, MESH_ERR_PARSE (bytes are not the
+ * message), MESH_ERR_UNSUPPORTED (a field libmesh cannot honour),
+ * MESH_ERR_CONFIG (a value out of its rule) or MESH_ERR_NOMEM, with the
+ * message in st. */
+#ifndef MESH_XDS_XDS_H
+#define MESH_XDS_XDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/core.h"
+#include "endpoint/endpoint.h"
+
+#define MESH__XDS_TYPE_PREFIX "type.googleapis.com/"
+#define MESH__XDS_LDS "type.googleapis.com/envoy.config.listener.v3.Listener"
+#define MESH__XDS_RDS \
+  "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+#define MESH__XDS_CDS "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+#define MESH__XDS_EDS \
+  "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+
+/* Resource types, in the order a client subscribes to them. */
+typedef enum mesh__xds_type {
+  MESH__XDS_T_LDS = 0,
+  MESH__XDS_T_RDS,
+  MESH__XDS_T_CDS,
+  MESH__XDS_T_EDS,
+  MESH__XDS_T_N_
+} mesh__xds_type_t;
+
+/** Type URL of t; NULL when out of range. */
+const char *mesh__xds_type_url(mesh__xds_type_t t);
+/** The type of a v3 type URL, or -1 (v2 and unknown URLs). */
+int mesh__xds_type_of(const char *url);
+
+/* ---- EDS: ClusterLoadAssignment -> endpoints ----------------------------*/
+typedef struct mesh__xds_eds {
+  char *name;              /* cluster_name: the EDS resource name */
+  size_t n;
+  mesh__ep_t *eps;         /* strings borrow from this object */
+  /* "region/zone/subzone" -> weight when any locality states a weight
+   * (lb.locality_weights), else NULL */
+  cJSON *locality_weights;
+  uint32_t overprovisioning;  /* percent; 140 when not stated */
+  uint32_t npriorities;       /* highest priority + 1 */
+  void *msg_;              /* the unpacked message, in arena_ (owned) */
+  struct mesh__xds_arena *arena_;
+  cJSON *labels_;          /* endpoint labels (owned), eps[i].labels */
+} mesh__xds_eds_t;
+
+int mesh__xds_decode_eds(const uint8_t *buf, size_t len, mesh__xds_eds_t **out,
+                         mesh_status_t *st);
+void mesh__xds_eds_free(mesh__xds_eds_t *e);
+
+/* ---- CDS: Cluster -> service config -------------------------------------*/
+typedef enum mesh__xds_cluster_kind {
+  MESH__XDS_CLUSTER_EDS = 0,
+  MESH__XDS_CLUSTER_AGGREGATE = 1,
+} mesh__xds_cluster_kind_t;
+
+typedef struct mesh__xds_cds {
+  char *name;
+  int kind;                /* mesh__xds_cluster_kind_t */
+  char *eds_name;          /* EDS resource to watch (EDS kind) */
+  char **children;         /* aggregate: clusters in priority order */
+  size_t nchildren;
+  /* The service's libmesh config as the "services.NAME" object would hold
+   * it: "lb", "outlier_detection", "circuit_breakers", "timeouts"; already
+   * checked by the parts that own those keys. */
+  cJSON *svc;
+  /* A29: certificate provider instances of the upstream TLS context, or
+   * NULL (plaintext) */
+  char *tls_cert_instance, *tls_ca_instance;
+} mesh__xds_cds_t;
+
+int mesh__xds_decode_cds(const uint8_t *buf, size_t len, mesh__xds_cds_t **out,
+                         mesh_status_t *st);
+void mesh__xds_cds_free(mesh__xds_cds_t *c);
+
+/* ---- RDS: RouteConfiguration -> routes ----------------------------------
+ * A JSON document:
+ * {"name": N, "virtual_hosts": [{"name", "domains": [..], "routes": [
+ *   {"match": {"prefix"|"path"|"regex": S, "case_sensitive": B,
+ *              "headers": [{"name", "exact"|"prefix"|"suffix"|"contains"|
+ *                           "regex"|"present": V, "invert": B}],
+ *              "fraction_ppm": N},
+ *    "clusters": [{"name", "weight"}],       (one entry: no split)
+ *    "timeout_ms": N, "retry": {...libmesh retry keys...,
+ *                               "grpc_retry_on": [..]},
+ *    "hash_policy": [{"header": H} | {"channel_id": true}, "terminal": B],
+ *    "fault": {"delay_ms", "delay_ppm", "abort_http", "abort_grpc",
+ *              "abort_ppm"}}]}]} */
+int mesh__xds_decode_rds(const uint8_t *buf, size_t len, cJSON **out,
+                         mesh_status_t *st);
+
+/* ---- LDS: Listener ------------------------------------------------------*/
+typedef struct mesh__xds_lds {
+  char *name;
+  bool server;             /* an inbound listener (no api_listener) */
+  char *rds_name;          /* HCM.rds.route_config_name, or NULL */
+  cJSON *route_config;     /* inline HCM.route_config (decoded), or NULL */
+  cJSON *fault;            /* the HCM's fault filter config, or NULL */
+  cJSON *rbac;             /* server: the authz policy model, or NULL */
+  char *tls_cert_instance, *tls_ca_instance; /* server: A29 */
+  bool require_client_cert;
+} mesh__xds_lds_t;
+
+int mesh__xds_decode_lds(const uint8_t *buf, size_t len, mesh__xds_lds_t **out,
+                         mesh_status_t *st);
+void mesh__xds_lds_free(mesh__xds_lds_t *l);
+
+/* ---- bootstrap (gRPC's format) ------------------------------------------*/
+typedef struct mesh__xds_server {
+  char *uri;               /* server_uri */
+  bool tls;                /* channel_creds: first supported of the list */
+  bool ignore_resource_deletion; /* server_features */
+} mesh__xds_server_t;
+
+typedef struct mesh__xds_certprov {
+  char *name;
+  char *cert_file, *key_file, *ca_file;
+  int64_t refresh_ms;
+} mesh__xds_certprov_t;
+
+typedef struct mesh__xds_bootstrap {
+  mesh__xds_server_t *servers;
+  size_t nservers;
+  char *node_id, *node_cluster;
+  char *region, *zone, *subzone;
+  cJSON *node_metadata;    /* Struct as JSON, or NULL */
+  mesh__xds_certprov_t *providers;
+  size_t nproviders;
+  char *server_listener_template; /* or NULL */
+} mesh__xds_bootstrap_t;
+
+/** Parse a bootstrap JSON document.  Errors go through c with paths under
+ *  `path` ("xds.bootstrap.xds_servers[0].server_uri"); returns NULL when
+ *  any was reported. */
+mesh__xds_bootstrap_t *mesh__xds_bootstrap_parse(mesh__cfg_t *c,
+                                                 const cJSON *doc,
+                                                 const char *path);
+/** Load the bootstrap: the `xds` section's "bootstrap" (a file name or an
+ *  inline object), else $GRPC_XDS_BOOTSTRAP (file), else
+ *  $GRPC_XDS_BOOTSTRAP_CONFIG (JSON text).  NULL with the error in c. */
+mesh__xds_bootstrap_t *mesh__xds_bootstrap_load(mesh__cfg_t *c,
+                                                const cJSON *section,
+                                                const char *path);
+void mesh__xds_bootstrap_free(mesh__xds_bootstrap_t *b);
+
+/* ---- helpers shared by the decoders (decode.c) --------------------------*/
+/** Duration to ms (rounded up); MESH_ERR_CONFIG when negative or over
+ *  INT32_MAX ms. */
+int mesh__xds_duration_ms(const void *duration, int64_t *ms);
+/** FractionalPercent to parts per million. */
+uint32_t mesh__xds_fraction_ppm(const void *fractional_percent);
+/** Run the per-service parts' checks over svc (a "services.NAME" object);
+ *  the first error becomes st (MESH_ERR_CONFIG). */
+int mesh__xds_check_svc(const cJSON *svc, const char *what, mesh_status_t *st);
+
+#endif /* MESH_XDS_XDS_H */
+
+/* ---- ADS state of the world: the protocol core, no I/O ------------------
+ * One object per xDS server stream.  It holds the subscriptions (the roots
+ * the application asked for, and the names their resources lead to: LDS ->
+ * RDS -> CDS -> aggregate children -> EDS), the cache of the last good
+ * resource of every name (fail static: nothing changes while the stream is
+ * down), and per type the version and nonce to ACK or NACK.  The transport
+ * (the gRPC bidi stream StreamAggregatedResources) feeds it response bytes
+ * and sends the request bytes it produces; it does no I/O itself, so it is
+ * unit-tested and fuzzed like the decoders.  Not thread-safe: one driver. */
+typedef struct mesh__xds_ads mesh__xds_ads_t;
+
+typedef enum mesh__xds_status {
+  MESH__XDS_REQUESTED = 0,  /* subscribed, nothing received yet */
+  MESH__XDS_ACKED,          /* the cached resource is the last one received */
+  MESH__XDS_NACKED,         /* the last one received was refused: the cached
+                               one (if any) stays in force */
+  MESH__XDS_DOES_NOT_EXIST, /* LDS/CDS: absent from a full state response */
+} mesh__xds_status_t;
+
+/* What an accepted update publishes (called from mesh__xds_ads_on_response,
+ * on the driver's thread; the objects are borrowed for the call).  Any
+ * member may be NULL.  removed: a resource is gone (does not exist). */
+typedef struct mesh__xds_sink {
+  void (*lds)(void *user, const char *name, const mesh__xds_lds_t *l);
+  void (*rds)(void *user, const char *name, const cJSON *routes);
+  void (*cds)(void *user, const char *name, const mesh__xds_cds_t *c);
+  void (*eds)(void *user, const char *name, const mesh__xds_eds_t *e);
+  void (*removed)(void *user, mesh__xds_type_t t, const char *name);
+  void *user;
+} mesh__xds_sink_t;
+
+/** A session for bootstrap b's node (copied).  NULL on OOM. */
+mesh__xds_ads_t *mesh__xds_ads_new(const mesh__xds_bootstrap_t *b,
+                                   const mesh__xds_sink_t *sink);
+void mesh__xds_ads_free(mesh__xds_ads_t *a);
+/** Subscribe a root (a listener for LDS, a cluster for CDS).  Idempotent.
+ *  @return MESH_OK, MESH_ERR_INVALID_ARG (empty name, other type), NOMEM. */
+int mesh__xds_ads_watch(mesh__xds_ads_t *a, mesh__xds_type_t t,
+                        const char *name);
+/** The next DiscoveryRequest to send (malloc'd bytes), or MESH_ERR_NOT_FOUND
+ *  when nothing is due.  Call until NOT_FOUND after every watch, response
+ *  and reconnect: subscriptions first in LDS, RDS, CDS, EDS order. */
+int mesh__xds_ads_next_request(mesh__xds_ads_t *a, uint8_t **buf, size_t *len);
+/** Feed one DiscoveryResponse.  Valid resources are accepted and published
+ *  even when others of the same response are refused (gRFC A46); the
+ *  response is then NACKed with every refusal in error_detail.
+ *  @return MESH_OK (ACK due), MESH_ERR_CONFIG (NACK due, st has the
+ *  error_detail), MESH_ERR_PARSE (not a DiscoveryResponse, or a
+ *  type never subscribed: NACK due when the type is known). */
+int mesh__xds_ads_on_response(mesh__xds_ads_t *a, const uint8_t *buf,
+                              size_t len, mesh_status_t *st);
+/** A new stream: every subscribed type is requested again with the last
+ *  ACKed version and no nonce (the cache stays). */
+void mesh__xds_ads_on_reconnect(mesh__xds_ads_t *a);
+/** The cache as the admin view shows it: {"types": {"<type url>":
+ *  {"version", "nonce", "resources": {name: {"status", "version",
+ *  "last_update_ms", "error"}}}}, "updates", "nacks"}. */
+cJSON *mesh__xds_ads_view(const mesh__xds_ads_t *a);
+/** Counters: accepted updates and NACKed responses. */
+void mesh__xds_ads_counts(const mesh__xds_ads_t *a, uint64_t *updates,
+                          uint64_t *nacks);
+
+/* ---- the context's session (part.c) -------------------------------------*/
+typedef struct mesh__xds mesh__xds_t;
+/** The "xds" top-level part (registered in core/parts.c). */
+extern const mesh__part_t mesh__xds_part;
+/** Feed one DiscoveryResponse to the context's session, on its loop thread
+ *  (the transport's receive path; tests call it directly).  Accepted EDS
+ *  updates are published into discovery before it returns.
+ *  @return as mesh__xds_ads_on_response, or MESH_ERR_INVALID_ARG when xds
+ *  is not configured. */
+int mesh__xds_feed(mesh_t *m, const uint8_t *buf, size_t len,
+                   mesh_status_t *st);
+/** The next request the session wants sent (mesh__xds_ads_next_request). */
+int mesh__xds_next_request(mesh_t *m, uint8_t **buf, size_t *len);

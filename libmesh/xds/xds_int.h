@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libmesh internal, xds part only: what its decoders share. */
+#ifndef MESH_XDS_XDS_INT_H
+#define MESH_XDS_XDS_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* The reason a resource is refused, built field path first. */
+typedef struct why {
+  char msg[300];
+} why_t;
+
+/* Format the reason into buf[cap] (cut if longer) and return code. */
+int mesh__xds_refuse(char *buf, size_t cap, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define REFUSE(w, code, ...) \
+  mesh__xds_refuse((w)->msg, sizeof (w)->msg, (code), __VA_ARGS__)
+
+/* A29: the certificate provider instances of a CommonTlsContext (lds.c). */
+int mesh__xds_tls_instances(const void *common, char **cert, char **ca,
+                            why_t *w);
+/* The fault filter's config (gRFC A33) to {"delay_ms", ...} (rds.c). */
+int mesh__xds_fault(const uint8_t *buf, size_t len, cJSON **out, why_t *w);
+/* Decode a RouteConfiguration already unpacked (rds.c). */
+int mesh__xds_route_config(const void *rc, cJSON **out, why_t *w);
+
+/* Check doc with mesh_config_check(); the first error (its prefix strip
+ * removed) becomes st as "what: error" (MESH_ERR_CONFIG). */
+int mesh__xds_check_doc(const cJSON *doc, const char *strip, const char *what,
+                        mesh_status_t *st);
+
+/* A bump allocator for protobuf-c unpacking (decode.c). */
+typedef struct mesh__xds_arena mesh__xds_arena_t;
+mesh__xds_arena_t *mesh__xds_arena_new(void);
+struct ProtobufCAllocator *mesh__xds_arena_allocator(mesh__xds_arena_t *a);
+void mesh__xds_arena_free(mesh__xds_arena_t *a);
+
+/* The ADS transport thread (stream.c). */
+typedef struct mesh__xds_stream mesh__xds_stream_t;
+int mesh__xds_stream_start(mesh_t *m, const char *uri, mesh__xds_stream_t **out,
+                           mesh_status_t *st);
+void mesh__xds_stream_stop(mesh__xds_stream_t *x);
+/** gRPC target URI -> mesh__h2_dial_plain target. */
+int mesh__xds_target(const char *uri, char *out, size_t cap);
+/** Feed a response (buf taken) on the loop thread; waits for it, or for
+ *  *stop (part.c). */
+int mesh__xds_feed_async(mesh_t *m, uint8_t *buf, size_t len,
+                         _Atomic bool *stop);
+/** A new stream is open: the session resubscribes (part.c). */
+void mesh__xds_reconnected(mesh_t *m);
+
+#define FAULT_URL \
+  "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+#define FAULT_FILTER "envoy.filters.http.fault"
+
+#endif /* MESH_XDS_XDS_INT_H */

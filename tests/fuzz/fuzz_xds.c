@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Fuzz one xDS decoder (libmesh/xds), chosen at build time by FUZZ_XDS:
+ * 1 EDS, 2 CDS, 3 RDS, 4 LDS (input: the resource's bytes), 5 the ADS
+ * session (input: DiscoveryResponses, each after a 2-byte length; after each the
+ * due requests are drained: they decode, and run out).
+ * Properties: the verdict is OK or one of the documented codes; a refusal
+ * has a message and no result; a result holds what the model promises
+ * (EDS: ports 1..65535, weights >= 1, priorities below npriorities, and a
+ * snapshot builds from it; CDS: an EDS name exactly for EDS clusters,
+ * children exactly for aggregates, a service config object; RDS: every
+ * route has clusters with a positive total weight; LDS: a client names
+ * routes one way); decoding the same bytes again gives the same verdict
+ * and message (no hidden state). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "xds/xds.h"
+
+#ifndef FUZZ_XDS
+#define FUZZ_XDS 1
+#endif
+
+__attribute__((unused)) static void check_eds(const mesh__xds_eds_t *e) {
+  FUZZ_ASSERT(e->name && *e->name);
+  for (size_t i = 0; i < e->n; i++) {
+    FUZZ_ASSERT(e->eps[i].port >= 1 && e->eps[i].weight >= 1);
+    FUZZ_ASSERT(e->eps[i].priority < e->npriorities);
+    FUZZ_ASSERT(e->eps[i].address && *e->eps[i].address);
+  }
+  mesh__snapshot_t *s = NULL;
+  FUZZ_ASSERT(mesh__snap_build(NULL, e->eps, e->n, &s) == MESH_OK);
+  if (s)
+    mesh__snap_release(s);
+}
+
+__attribute__((unused)) static void check_cds(const mesh__xds_cds_t *c) {
+  FUZZ_ASSERT(c->name && *c->name && cJSON_IsObject(c->svc));
+  if (c->kind == MESH__XDS_CLUSTER_EDS)
+    FUZZ_ASSERT(c->eds_name && !c->nchildren);
+  else
+    FUZZ_ASSERT(!c->eds_name && c->nchildren > 0);
+}
+
+__attribute__((unused)) static void check_rds(const cJSON *d) {
+  const cJSON *vh, *r, *c;
+  cJSON_ArrayForEach(vh, cJSON_GetObjectItem(d, "virtual_hosts")) {
+    FUZZ_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(vh, "domains")) > 0);
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(vh, "routes")) {
+      double sum = 0;
+      cJSON_ArrayForEach(c, cJSON_GetObjectItem(r, "clusters"))
+        sum += cJSON_GetObjectItem(c, "weight")->valuedouble;
+      FUZZ_ASSERT(sum > 0);
+    }
+  }
+}
+
+__attribute__((unused)) static int decode(const uint8_t *data, size_t size, mesh_status_t *st) {
+  int rc;
+#if FUZZ_XDS == 1
+  mesh__xds_eds_t *e;
+  rc = mesh__xds_decode_eds(data, size, &e, st);
+  FUZZ_ASSERT(!rc == !!e);
+  if (e)
+    check_eds(e);
+  mesh__xds_eds_free(e);
+#elif FUZZ_XDS == 2
+  mesh__xds_cds_t *c;
+  rc = mesh__xds_decode_cds(data, size, &c, st);
+  FUZZ_ASSERT(!rc == !!c);
+  if (c)
+    check_cds(c);
+  mesh__xds_cds_free(c);
+#elif FUZZ_XDS == 3
+  cJSON *d;
+  rc = mesh__xds_decode_rds(data, size, &d, st);
+  FUZZ_ASSERT(!rc == !!d);
+  if (d)
+    check_rds(d);
+  cJSON_Delete(d);
+#else
+  mesh__xds_lds_t *l;
+  rc = mesh__xds_decode_lds(data, size, &l, st);
+  FUZZ_ASSERT(!rc == !!l);
+  if (l && !l->server)
+    FUZZ_ASSERT(!l->rds_name != !l->route_config);
+  if (l && l->route_config)
+    check_rds(l->route_config);
+  mesh__xds_lds_free(l);
+#endif
+  return rc;
+}
+
+#if FUZZ_XDS == 5
+#include "xds/proto/base.pb-c.h"
+
+static void drain(mesh__xds_ads_t *a) {
+  uint8_t *b;
+  size_t n;
+  int k = 0;
+  while (mesh__xds_ads_next_request(a, &b, &n) == MESH_OK) {
+    Meshxds__DiscoveryRequest *r = meshxds__discovery_request__unpack(NULL, n, b);
+    FUZZ_ASSERT(r != NULL);
+    meshxds__discovery_request__free_unpacked(r, NULL);
+    free(b);
+    FUZZ_ASSERT(++k <= MESH__XDS_T_N_);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  mesh__xds_ads_t *a = mesh__xds_ads_new(NULL, NULL);
+  FUZZ_ASSERT(a != NULL);
+  mesh__xds_ads_watch(a, MESH__XDS_T_LDS, "api");
+  mesh__xds_ads_watch(a, MESH__XDS_T_CDS, "web");
+  drain(a);
+  for (int i = 0; i < 16 && size > 0; i++) {
+    /* a 2-byte big-endian length, then that many bytes (or the rest) */
+    size_t n = size >= 2 ? ((size_t)data[0] << 8 | data[1]) : 0;
+    data += size >= 2 ? 2 : size;
+    size -= size >= 2 ? 2 : size;
+    n = n < size ? n : size;
+    const uint8_t *f = data;
+    data += n;
+    size -= n;
+    mesh_status_t st = {0};
+    int rc = mesh__xds_ads_on_response(a, f, n, &st);
+    FUZZ_ASSERT(rc == MESH_OK || st.message[0] != '\0');
+    drain(a);
+    if (i == 7)
+      mesh__xds_ads_on_reconnect(a);
+  }
+  cJSON_Delete(mesh__xds_ads_view(a));
+  mesh__xds_ads_free(a);
+  return 0;
+}
+#else
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  mesh_status_t a = {0}, b = {0};
+  int rc = decode(data, size, &a);
+  FUZZ_ASSERT(rc == MESH_OK || rc == MESH_ERR_PARSE ||
+              rc == MESH_ERR_UNSUPPORTED || rc == MESH_ERR_CONFIG ||
+              rc == MESH_ERR_NOMEM);
+  if (rc)
+    FUZZ_ASSERT(a.message[0] != '\0');
+  FUZZ_ASSERT(decode(data, size, &b) == rc);
+  FUZZ_ASSERT(strcmp(a.message, b.message) == 0);
+  return 0;
+}
+#endif

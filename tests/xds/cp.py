@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A scripted xDS management server (ADS, state of the world, v3) for the
+tests, on Debian's python3-grpcio with generic handlers and python3-protobuf
+classes that protoc generates from libmesh/xds/proto (the same field
+numbers libmesh decodes with).  Imported by the interop test; run alone it
+serves one listener/cluster/endpoint set and prints its port."""
+import atexit
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+import grpc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROTO = os.path.join(HERE, '..', '..', 'libmesh', 'xds', 'proto')
+_gen = tempfile.mkdtemp(prefix='xds_py_')
+atexit.register(shutil.rmtree, _gen, True)
+subprocess.check_call(['protoc', '-I', PROTO, '--python_out', _gen] +
+                      [f for f in sorted(os.listdir(PROTO)) if f.endswith('.proto')])
+sys.path.insert(0, _gen)
+import base_pb2  # noqa: E402
+import cluster_pb2  # noqa: E402
+import endpoint_pb2  # noqa: E402
+import filters_pb2  # noqa: E402
+import listener_pb2  # noqa: E402
+import route_pb2  # noqa: E402
+
+P = 'type.googleapis.com/'
+LDS = P + 'envoy.config.listener.v3.Listener'
+RDS = P + 'envoy.config.route.v3.RouteConfiguration'
+CDS = P + 'envoy.config.cluster.v3.Cluster'
+EDS = P + 'envoy.config.endpoint.v3.ClusterLoadAssignment'
+HCM = P + 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'
+ROUTER = P + 'envoy.extensions.filters.http.router.v3.Router'
+METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources'
+
+
+def any_of(url, msg):
+    return base_pb2.Any(type_url=url, value=msg.SerializeToString())
+
+
+def listener(name, route_name):
+    h = listener_pb2.HttpConnectionManager()
+    h.rds.config_source.ads.SetInParent()
+    h.rds.route_config_name = route_name
+    h.http_filters.add(name='router', typed_config=any_of(ROUTER, filters_pb2.Router()))
+    l = listener_pb2.Listener(name=name)
+    l.api_listener.api_listener.CopyFrom(any_of(HCM, h))
+    return l
+
+
+def routes(name, split):
+    """split: [(cluster, weight)]"""
+    rc = route_pb2.RouteConfiguration(name=name)
+    vh = rc.virtual_hosts.add(name='vh', domains=['*'])
+    r = vh.routes.add()
+    r.match.prefix = ''
+    if len(split) == 1:
+        r.route.cluster = split[0][0]
+    else:
+        for c, w in split:
+            cw = r.route.weighted_clusters.clusters.add(name=c)
+            cw.weight.value = w
+        # gRPC before 1.57 wants total_weight (default 100) to match
+        r.route.weighted_clusters.total_weight.value = sum(w for _, w in split)
+    return rc
+
+
+def cluster(name):
+    c = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS)
+    c.eds_cluster_config.eds_config.ads.SetInParent()
+    return c
+
+
+def cla(name, localities):
+    """localities: [(zone, priority, weight, [(ip, port), ...])]"""
+    a = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
+    for zone, prio, weight, eps in localities:
+        l = a.endpoints.add(priority=prio)
+        l.locality.region = 'r'
+        l.locality.zone = zone
+        l.load_balancing_weight.value = weight
+        for ip, port in eps:
+            e = l.lb_endpoints.add()
+            e.endpoint.address.socket_address.address = ip
+            e.endpoint.address.socket_address.port_value = port
+            e.health_status = endpoint_pb2.HEALTHY
+    return a
+
+
+class ControlPlane:
+    """Serves the current state (type url -> {name: message}) to every
+    stream; push() replaces resources and sends them to open streams."""
+
+    def __init__(self):
+        self.state = {LDS: {}, RDS: {}, CDS: {}, EDS: {}}
+        self.version = 0
+        self.lock = threading.Lock()
+        self.streams = []
+        self.requests = []   # every DiscoveryRequest received (for checks)
+        self.server = None
+
+    def set(self, url, msg):
+        with self.lock:
+            self.state[url][msg.name if hasattr(msg, 'name') and url != EDS else msg.cluster_name] = msg
+
+    def response(self, url, names):
+        r = base_pb2.DiscoveryResponse(version_info=str(self.version), type_url=url,
+                                       nonce='%s-%d' % (url[-8:], self.version))
+        for n, m in sorted(self.state[url].items()):
+            if url in (LDS, CDS) or n in names:
+                r.resources.add().CopyFrom(any_of(url, m))
+        return r
+
+    def push(self):
+        with self.lock:
+            self.version += 1
+            for q, subs in self.streams:
+                for url, names in subs.items():
+                    q.put(self.response(url, names))
+
+    def _stream(self, request_iterator, context):
+        q = queue.Queue()
+        subs = {}
+        entry = (q, subs)
+        with self.lock:
+            self.streams.append(entry)
+
+        def reader():
+            try:
+                for rq in request_iterator:
+                    with self.lock:
+                        self.requests.append(rq)
+                        if rq.response_nonce == '' or set(rq.resource_names) != subs.get(rq.type_url):
+                            subs[rq.type_url] = set(rq.resource_names)
+                            q.put(self.response(rq.type_url, subs[rq.type_url]))
+            except grpc.RpcError:
+                pass  # the client went away
+            q.put(None)
+        threading.Thread(target=reader, daemon=True).start()
+        try:
+            while True:
+                r = q.get()
+                if r is None:
+                    return
+                yield r
+        finally:
+            with self.lock:
+                self.streams.remove(entry)
+
+    def start(self, port=0, unix=None):
+        from concurrent import futures
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        h = grpc.method_handlers_generic_handler(
+            'envoy.service.discovery.v3.AggregatedDiscoveryService',
+            {'StreamAggregatedResources': grpc.stream_stream_rpc_method_handler(
+                self._stream, request_deserializer=base_pb2.DiscoveryRequest.FromString,
+                response_serializer=base_pb2.DiscoveryResponse.SerializeToString)})
+        self.server.add_generic_rpc_handlers((h,))
+        self.port = self.server.add_insecure_port('unix:' + unix if unix else '127.0.0.1:%d' % port)
+        self.server.start()
+        return self.port
+
+    def stop(self):
+        if self.server:
+            self.server.stop(0)

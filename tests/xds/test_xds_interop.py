@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Reference consumer: gRPC's own xDS client (Debian python3-grpcio, xds:///
+target with GRPC_XDS_BOOTSTRAP) against tests/xds/cp.py serving resources
+built from libmesh/xds/proto.  Checks that gRPC accepts libmesh's .proto
+field numbers (it ACKs every type and reaches the endpoints), follows a
+push, and that libmesh's decoders (tests/xds_decode_tool) read the same
+bytes as the same endpoints.  Exit 0 = pass."""
+import atexit
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent import futures
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cp  # noqa: E402
+
+BUILD = os.environ.get('TEST_BUILDDIR', '.')
+
+
+def backend(tag):
+    s = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    h = grpc.method_handlers_generic_handler('test.Echo', {
+        'Who': grpc.unary_unary_rpc_method_handler(lambda req, ctx: tag.encode())})
+    s.add_generic_rpc_handlers((h,))
+    port = s.add_insecure_port('127.0.0.1:0')
+    s.start()
+    return s, port
+
+
+def calls(n):
+    seen = {}
+    with grpc.insecure_channel('xds:///web') as ch:
+        who = ch.unary_unary('/test.Echo/Who')
+        for _ in range(n):
+            r = who(b'', timeout=10).decode()
+            seen[r] = seen.get(r, 0) + 1
+    return seen
+
+
+def libmesh_endpoints(url, msg):  # any resource type: the decoder's model
+    with tempfile.NamedTemporaryFile(suffix='.pb', delete=False) as f:
+        f.write(msg.SerializeToString())
+    out = subprocess.run([os.path.join(BUILD, 'tests', 'xds_decode_tool'), url.rsplit('.', 1)[-1], f.name],
+                         capture_output=True, text=True)
+    os.unlink(f.name)
+    if out.returncode != 0:
+        raise SystemExit('libmesh decode failed: ' + out.stdout + out.stderr)
+    return json.loads(out.stdout)
+
+
+def main():
+    servers = []
+    failures = 0
+    try:
+        b1, p1 = backend('b1')
+        b2, p2 = backend('b2')
+        b3, p3 = backend('b3')
+        servers += [b1, b2, b3]
+        plane = cp.ControlPlane()
+        port = plane.start()
+        tmp = tempfile.mkdtemp()
+        atexit.register(shutil.rmtree, tmp, True)
+        boot = os.path.join(tmp, 'bootstrap.json')
+        with open(boot, 'w') as f:
+            json.dump({'xds_servers': [{'server_uri': '127.0.0.1:%d' % port,
+                                        'channel_creds': [{'type': 'insecure'}],
+                                        'server_features': ['xds_v3']}],
+                       'node': {'id': 'interop', 'metadata': {'GENERATOR': 'grpc'}}}, f)
+        os.environ['GRPC_XDS_BOOTSTRAP'] = boot
+        plane.set(cp.LDS, cp.listener('web', 'web-routes'))
+        plane.set(cp.RDS, cp.routes('web-routes', [('web-cluster', 1)]))
+        plane.set(cp.CDS, cp.cluster('web-cluster'))
+        eds = cp.cla('web-cluster', [('a', 0, 1, [('127.0.0.1', p1), ('127.0.0.1', p2)])])
+        plane.set(cp.EDS, eds)
+        seen = calls(40)
+        print('grpc (p0: b1,b2):', seen)
+        if set(seen) != {'b1', 'b2'}:
+            failures += 1
+        lm = libmesh_endpoints(cp.EDS, eds)
+        print('libmesh decode:', lm)
+        if sorted(e['port'] for e in lm['endpoints']) != sorted([p1, p2]):
+            failures += 1
+        # push: priority 0 is b3 alone, b1/b2 become priority 1 (failover set)
+        eds = cp.cla('web-cluster', [('a', 0, 1, [('127.0.0.1', p3)]),
+                                      ('b', 1, 1, [('127.0.0.1', p1), ('127.0.0.1', p2)])])
+        plane.set(cp.EDS, eds)
+        plane.push()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            seen = calls(10)
+            if set(seen) == {'b3'}:
+                break
+            time.sleep(0.2)
+        print('grpc after push (p0: b3):', seen)
+        if set(seen) != {'b3'}:
+            failures += 1
+        lm = libmesh_endpoints(cp.EDS, eds)
+        p0 = [e['port'] for e in lm['endpoints'] if e['priority'] == 0]
+        print('libmesh decode after push:', lm)
+        if p0 != [p3] or len(lm['endpoints']) != 3:
+            failures += 1
+        # weighted split (A28): web-cluster (b3) 1 : canary (b1) 3
+        plane.set(cp.CDS, cp.cluster('canary'))
+        plane.set(cp.EDS, cp.cla('canary', [('a', 0, 1, [('127.0.0.1', p1)])]))
+        rds = cp.routes('web-routes', [('web-cluster', 1), ('canary', 3)])
+        plane.set(cp.RDS, rds)
+        plane.push()
+        deadline = time.time() + 20
+        while time.time() < deadline and 'b1' not in calls(10):
+            time.sleep(0.2)
+        seen = calls(400)
+        share = seen.get('b1', 0) / 400.0
+        print('grpc split web-cluster:canary = 1:3 ->', seen, 'canary share %.2f' % share)
+        if not 0.6 <= share <= 0.9 or set(seen) != {'b1', 'b3'}:
+            failures += 1
+        lm = libmesh_endpoints(cp.RDS, rds)
+        cl = lm['virtual_hosts'][0]['routes'][0]['clusters']
+        print('libmesh decode of the split:', cl)
+        if [(c['name'], c['weight']) for c in cl] != [('web-cluster', 1), ('canary', 3)]:
+            failures += 1
+        acked = {rq.type_url for rq in plane.requests if rq.response_nonce and not rq.HasField('error_detail')}
+        nacked = [rq.error_detail.message for rq in plane.requests if rq.HasField('error_detail')]
+        print('grpc ACKed types:', sorted(acked), 'NACKs:', nacked)
+        if nacked or acked != {cp.LDS, cp.RDS, cp.CDS, cp.EDS}:
+            failures += 1
+        plane.stop()
+    finally:
+        for s in servers:
+            s.stop(0)
+    print('xds interop: %d passed, %d failed' % (7 - failures, failures))
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
