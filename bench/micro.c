@@ -493,8 +493,10 @@ static mesh__snapshot_t *snap_for(mesh__service_t *svc, size_t n) {
   return s;
 }
 
+/* Cache-line aligned: the two threads' jobs sit side by side and each
+ * writes its own on every pick; sharing a line would measure the bench. */
 typedef struct pick_job {
-  mesh__service_t *svc;
+  _Alignas(64) mesh__service_t *svc;
   mesh__snapshot_t *snap;
   long iters;
   bool hash, clock; /* hash key per pick; clock: as the call layer does */
