@@ -101,7 +101,14 @@ int mesh__lb_pool_init_norm(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
     if (p->weight[i] != p->weight[0])
       p->equal = false;
   }
-  return pool_structure(p, conf, norm);
+  int rc = pool_structure(p, conf, norm);
+  if (rc == MESH_OK && p->equal) {
+    /* equal weights: no picker reads the array (total / n is the weight),
+     * and 4 B per endpoint per pool is worth giving back */
+    free(p->weight);
+    p->weight = NULL;
+  }
+  return rc;
 }
 
 void mesh__lb_pool_fini(mesh__lb_pool_t *p) {

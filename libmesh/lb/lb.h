@@ -109,7 +109,8 @@ typedef struct mesh__lb_ring_entry {
 typedef struct mesh__lb_pool {
   uint32_t n;
   mesh__host_t **hosts;       /* borrowed: the snapshot holds the refs */
-  uint32_t *weight;           /* host weights as used by this pool */
+  uint32_t *weight;           /* host weights as used by this pool; NULL
+                                 once built when all are equal */
   uint64_t total;             /* sum of weight */
   bool equal;                 /* all weights equal: uniform picks */
   /* round_robin: EDF order of indices (NULL when equal) */
