@@ -751,8 +751,17 @@ static void child_endpoints(int fd) {
   long h1 = live();
   put(fd, "bytes_per_endpoint", (double)(h1 - h0) / 9999.0);
   put(fd, "sizeof_host", (double)sizeof(mesh__host_t));
-  epset_free(&one);
   epset_free(&big);
+  if (!opt.smoke) { /* the same at 100,000 endpoints: flat, not growing */
+    big = epset(100000, 8080);
+    mesh__disc_apply(svc->disc, one.eps, one.n);
+    h0 = live();
+    mesh__disc_apply(svc->disc, big.eps, big.n);
+    h1 = live();
+    put(fd, "bytes_per_endpoint_100k", (double)(h1 - h0) / 99999.0);
+    epset_free(&big);
+  }
+  epset_free(&one);
   mesh_free(m);
 }
 
