@@ -1019,6 +1019,51 @@ static double metric_total(mesh_t *m, const char *name) {
   return sum;
 }
 
+/* Export throughput with the default queue (2,048 spans) and batch (512):
+ * one caller thread paced at a fixed span rate for 0.4 s per rate, then
+ * spans delivered and dropped.  The highest rate with no drop is the
+ * exporter's sustained throughput on this machine (the collector is
+ * bench/sink; one request in flight at a time).  max_delay_ms is 100 so a
+ * partial batch does not wait 5 s. */
+static void export_rate(server_t *srv, const char *disc) {
+  (void)srv;
+  static const double rates[] = {25000, 50000, 100000, 200000, 400000};
+  sbuf_t t = {0};
+  sb_add(&t, "\"tracing\": {\"sampler\": \"always_on\", \"otlp\": "
+             "{\"endpoint\": \"%s\"}, \"batch\": {\"max_delay_ms\": 100}}",
+         opt.otlp);
+  mesh_t *m = client_new(t.p, disc);
+  free(t.p);
+  call_ns(m, 100);
+  double secs = opt.smoke ? 0.05 : 0.4;
+  for (size_t k = 0; k < sizeof rates / sizeof rates[0]; k++) {
+    double base = metric_total(m, "mesh_trace_export_spans_total");
+    double drop0 = metric_total(m, "mesh_trace_export_dropped_spans_total");
+    long calls = (long)(rates[k] / 2 * secs);
+    int64_t gap = (int64_t)(2e9 / rates[k]), w0 = now_ns();
+    for (long i = 0; i < calls; i++) {
+      while (now_ns() < w0 + i * gap)
+        ;
+      call_ns(m, 1);
+    }
+    double offered = (double)(2 * calls) / ((double)(now_ns() - w0) / 1e9);
+    double got = 0, dropped = 0;
+    for (int i = 0; i < 400; i++) { /* bounded: 4 s */
+      got = metric_total(m, "mesh_trace_export_spans_total") - base;
+      dropped = metric_total(m, "mesh_trace_export_dropped_spans_total") - drop0;
+      if (got + dropped >= 2.0 * (double)calls)
+        break;
+      usleep(10000);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "export_offered_spans_per_s_%.0f", rates[k]);
+    emit(name, offered);
+    snprintf(name, sizeof name, "export_dropped_at_%.0f", rates[k]);
+    emit(name, dropped);
+  }
+  mesh_free(m);
+}
+
 /* The export's own CPU: calls with every span exported over OTLP/HTTP to
  * the sink; what the process spends beyond the calling thread's CPU, until
  * the collector has every span, is the exporter's (JSON, libcurl, socket)
@@ -1059,6 +1104,7 @@ static void bench_export(void) {
   emit("export_cpu_ns_per_span",
        spans > 0 ? (double)((p1 - p0) - (t1 - t0)) / spans : 0);
   mesh_free(m);
+  export_rate(srv, disc);
   free(disc);
   server_stop(srv);
 }
