@@ -1109,6 +1109,54 @@ static void bench_export(void) {
   server_stop(srv);
 }
 
+/* Cold start: mesh_new to the first successful call (discovery settled,
+ * mTLS connection dialed, call begun and ended), with static discovery and
+ * with DNS (dnsmasq), wall time, median of the runs. */
+static double cold_start_ms(const char *disc) {
+  int64_t t0 = now_ns();
+  mesh_t *m = client_new("", disc);
+  int64_t t1 = now_ns();
+  mesh_status_t st;
+  mesh_call_t *c = NULL;
+  int rc = mesh_discovery_wait(m, "echo", 5000, &st);
+  int64_t t2 = now_ns();
+  if (rc == MESH_OK)
+    rc = mesh_call_begin(m, "echo", NULL, &c, &st);
+  if (rc == MESH_OK)
+    mesh_call_end(c, MESH_CALL_OK, 0);
+  double ms = (double)(now_ns() - t0) / 1e6;
+  if (getenv("MICRO_PHASES"))
+    fprintf(stderr, "cold start: new %.2f ms, discovery %.2f ms, call %.2f ms\n",
+            (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
+            ms - (double)(t2 - t0) / 1e6);
+  if (rc != MESH_OK)
+    fprintf(stderr, "micro: cold start: %s\n", st.message);
+  mesh_free(m);
+  return rc == MESH_OK ? ms : -1;
+}
+
+static void bench_coldstart(void) {
+  server_t *s = server_start(true);
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  double v[16];
+  char *disc = static_discovery(s->port);
+  for (int r = 0; r < runs; r++)
+    v[r] = cold_start_ms(disc);
+  free(disc);
+  emit("coldstart_static_ms", median(v, runs));
+  if (opt.dns) {
+    sbuf_t b = {0};
+    sb_add(&b, "{\"type\": \"dns\", \"name\": \"%s\", \"port\": %d, "
+               "\"servers\": [\"%s\"], \"min_ttl_ms\": 100}",
+           opt.dns_name, s->port, opt.dns);
+    for (int r = 0; r < runs; r++)
+      v[r] = cold_start_ms(b.p);
+    free(b.p);
+    emit("coldstart_dns_ms", median(v, runs));
+  }
+  server_stop(s);
+}
+
 static void bench_call(void) {
   server_t *s = server_start(true);
   char *disc = static_discovery(s->port);
@@ -1230,6 +1278,8 @@ int main(int argc, char **argv) {
     bench_tracing();
   if (want("call"))
     bench_call();
+  if (want("coldstart"))
+    bench_coldstart();
   if (want("export"))
     bench_export();
   if (want("gcm"))

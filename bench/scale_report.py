@@ -130,6 +130,21 @@ def main():
             "objects per pick, which are cache misses past ~10,000 "
             "endpoints (a compact per-snapshot array of the hot fields "
             "would flatten them).", ""]
+    cold = data.get("coldstart", {}).get(1)
+    if cold:
+        text += ["### Cold start", "",
+                 "`mesh_new` to the first successful call (discovery "
+                 "settled, mTLS connection dialed, call begun and ended; "
+                 "bench/micro's coldstart section, wall time, median of the "
+                 "runs; the first call includes a full mTLS P-256 handshake with "
+                 "both sides in one process, so on a shared machine this "
+                 "figure moves by 2x between runs). etcd: not measured yet.",
+                 "",
+                 "| discovery | ms |", "|---|---|"]
+        for k in ("static", "dns"):
+            if k + "_ms" in cold:
+                text.append("| %s | %s |" % (k, fmt(cold[k + "_ms"])))
+        text.append("")
     md = open(a.md).read() if os.path.exists(a.md) else ""
     at = md.find(SECTION)
     if at >= 0:
