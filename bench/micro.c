@@ -1109,6 +1109,92 @@ static void bench_export(void) {
   server_stop(srv);
 }
 
+/* Caller threads 1..16 on one context: each thread begins and ends calls
+ * to one service over pooled mTLS connections (no I/O per call: the mesh
+ * logic alone: pick, pool, breaker, stats, span off).  Throughput in calls
+ * per wall second over all threads, and p99 of one call's wall time. */
+typedef struct call_job {
+  _Alignas(64) mesh_t *m;
+  long iters;
+  pthread_barrier_t *bar;
+  double *lat; /* iters samples, ns */
+  long fails;
+} call_job_t;
+
+static void *call_main(void *arg) {
+  call_job_t *j = arg;
+  mesh_status_t st;
+  pthread_barrier_wait(j->bar);
+  for (long i = 0; i < j->iters; i++) {
+    mesh_call_t *c;
+    int64_t t0 = now_ns();
+    if (mesh_call_begin(j->m, "echo", NULL, &c, &st) != MESH_OK) {
+      j->fails++;
+      continue;
+    }
+    mesh_call_end(c, MESH_CALL_OK, 0);
+    j->lat[i] = (double)(now_ns() - t0);
+  }
+  return NULL;
+}
+
+/* One round with n threads: calls per second, *p99 in ns. */
+static double threads_round(mesh_t *m, int n, long iters, double *p99) {
+  call_job_t *j = calloc((size_t)n, sizeof *j);
+  pthread_t *th = calloc((size_t)n, sizeof *th);
+  double *all = calloc((size_t)n * (size_t)iters, sizeof *all);
+  if (!j || !th || !all) {
+    fprintf(stderr, "micro: out of memory\n");
+    exit(1);
+  }
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, (unsigned)n + 1);
+  for (int t = 0; t < n; t++) {
+    j[t] = (call_job_t){m, iters, &bar, all + (size_t)t * (size_t)iters, 0};
+    pthread_create(&th[t], NULL, call_main, &j[t]);
+  }
+  pthread_barrier_wait(&bar);
+  int64_t t0 = now_ns();
+  long fails = 0;
+  for (int t = 0; t < n; t++) {
+    pthread_join(th[t], NULL);
+    fails += j[t].fails;
+  }
+  double secs = (double)(now_ns() - t0) / 1e9;
+  size_t total = (size_t)n * (size_t)iters;
+  qsort(all, total, sizeof *all, cmp_d);
+  *p99 = all[total * 99 / 100];
+  if (fails)
+    fprintf(stderr, "micro: %ld failed calls with %d threads\n", fails, n);
+  pthread_barrier_destroy(&bar);
+  free(all);
+  free(th);
+  free(j);
+  return (double)(total - (size_t)fails) / secs;
+}
+
+static void bench_threads(void) {
+  server_t *s = server_start(true);
+  char *disc = static_discovery(s->port);
+  mesh_t *m = client_new("\"tracing\": {\"sampler\": \"always_off\"}", disc);
+  static const int counts[] = {1, 2, 4, 8, 16};
+  long iters = opt.smoke ? 2000 : 20000;
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+    double tput[16], p99[16];
+    for (int r = 0; r < runs; r++)
+      tput[r] = threads_round(m, counts[k], iters, &p99[r]);
+    char name[64];
+    snprintf(name, sizeof name, "threads_%d_calls_per_s", counts[k]);
+    emit(name, median(tput, runs));
+    snprintf(name, sizeof name, "threads_%d_p99_ns", counts[k]);
+    emit(name, median(p99, runs));
+  }
+  mesh_free(m);
+  free(disc);
+  server_stop(s);
+}
+
 /* Cold start: mesh_new to the first successful call (discovery settled,
  * mTLS connection dialed, call begun and ended), with static discovery and
  * with DNS (dnsmasq), wall time, median of the runs. */
@@ -1280,6 +1366,8 @@ int main(int argc, char **argv) {
     bench_call();
   if (want("coldstart"))
     bench_coldstart();
+  if (want("threads"))
+    bench_threads();
   if (want("export"))
     bench_export();
   if (want("gcm"))

@@ -52,7 +52,8 @@ def table(rows, xs, cols, head):
     return "\n".join(out)
 
 
-def plot(png, title, ylabel, xs, series, rows):
+def plot(png, title, ylabel, xs, series, rows,
+         xlabel="endpoints per service"):
     """series: [(metric, label)]; log-log, one line per series."""
     dat = png + ".dat"
     with open(dat, "w") as f:
@@ -64,8 +65,9 @@ def plot(png, title, ylabel, xs, series, rows):
                       enumerate(series))
     script = ("set terminal png noenhanced size 800,500; set output '%s'; "
               "set logscale xy; set grid; set key left top; "
-              "set title '%s'; set xlabel 'endpoints per service'; "
-              "set ylabel '%s'; plot %s\n" % (png, title, ylabel, plots))
+              "set title '%s'; set xlabel '%s'; "
+              "set ylabel '%s'; plot %s\n" % (png, title, xlabel, ylabel,
+                                              plots))
     subprocess.run(["gnuplot"], input=script.encode(), check=True)
     os.unlink(dat)
 
@@ -130,6 +132,23 @@ def main():
             "objects per pick, which are cache misses past ~10,000 "
             "endpoints (a compact per-snapshot array of the hot fields "
             "would flatten them).", ""]
+    th = data.get("threads")
+    if th:
+        txs = sorted(th)
+        plot(os.path.join(a.out, "scale_threads.png"),
+             "caller threads on one context (2 cores)", "calls/s, ns", txs,
+             [("calls_per_s", "calls per second"), ("p99_ns", "p99 ns")], th,
+             "caller threads")
+        text += ["### Caller threads", "",
+                 "Threads begin and end calls to one service over pooled "
+                 "mTLS connections, no I/O per call (the mesh logic alone; "
+                 "tracing off); bench/micro's threads section. Calls per "
+                 "wall second over all threads and p99 of one call's wall "
+                 "time. The machine has 2 cores, shared: past 2 threads the "
+                 "figure measures time slicing.", "",
+                 table(th, txs, ["calls_per_s", "p99_ns"],
+                       ["threads", "calls per second", "p99 (ns)"]), "",
+                 "![threads](%s/scale_threads.png)" % rel, ""]
     cold = data.get("coldstart", {}).get(1)
     if cold:
         text += ["### Cold start", "",
