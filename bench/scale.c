@@ -180,20 +180,37 @@ static void picks(mesh_t *m, size_t n, int runs, long iters) {
 int main(int argc, char **argv) {
   bool smoke = false;
   int runs = 5;
+  const char *sizes_arg = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--smoke")) {
       smoke = true;
     } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
       runs = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+      sizes_arg = argv[++i]; /* comma-separated, 10..1,000,000 */
     } else {
-      fprintf(stderr, "usage: scale [--smoke] [--runs N]\n");
+      fprintf(stderr, "usage: scale [--smoke] [--runs N] [--sizes N,N,...]\n");
       return 2;
     }
   }
   if (runs < 1 || runs > 16)
     runs = runs < 1 ? 1 : 16;
-  static const size_t sizes[] = {10, 100, 1000, 10000, 100000};
+  size_t sizes[16] = {10, 100, 1000, 10000, 100000};
   size_t nsizes = smoke ? 3 : 5;
+  if (sizes_arg) {
+    nsizes = 0;
+    for (const char *p = sizes_arg; *p && nsizes < 16;) {
+      char *end;
+      unsigned long v = strtoul(p, &end, 10);
+      if (end == p || v < 10 || v > 1000000 || (*end && *end != ',')) {
+        fprintf(stderr, "scale: --sizes: expected numbers 10..1000000 "
+                        "separated by commas, got \"%s\"\n", sizes_arg);
+        return 2;
+      }
+      sizes[nsizes++] = v;
+      p = *end ? end + 1 : end;
+    }
+  }
   mesh_t *m = ctx();
   for (size_t k = 0; k < nsizes; k++) {
     updates(m, sizes[k], runs);
