@@ -494,8 +494,10 @@ static mesh__snapshot_t *snap_for(mesh__service_t *svc, size_t n) {
   return s;
 }
 
+/* Cache-line aligned: the two threads' jobs sit side by side and each
+ * writes its own on every pick; sharing a line would measure the bench. */
 typedef struct pick_job {
-  mesh__service_t *svc;
+  _Alignas(64) mesh__service_t *svc;
   mesh__snapshot_t *snap;
   long iters;
   bool hash, clock; /* hash key per pick; clock: as the call layer does */
@@ -750,8 +752,17 @@ static void child_endpoints(int fd) {
   long h1 = live();
   put(fd, "bytes_per_endpoint", (double)(h1 - h0) / 9999.0);
   put(fd, "sizeof_host", (double)sizeof(mesh__host_t));
-  epset_free(&one);
   epset_free(&big);
+  if (!opt.smoke) { /* the same at 100,000 endpoints: flat, not growing */
+    big = epset(100000, 8080);
+    mesh__disc_apply(svc->disc, one.eps, one.n);
+    h0 = live();
+    mesh__disc_apply(svc->disc, big.eps, big.n);
+    h1 = live();
+    put(fd, "bytes_per_endpoint_100k", (double)(h1 - h0) / 99999.0);
+    epset_free(&big);
+  }
+  epset_free(&one);
   mesh_free(m);
 }
 
@@ -1009,6 +1020,51 @@ static double metric_total(mesh_t *m, const char *name) {
   return sum;
 }
 
+/* Export throughput with the default queue (2,048 spans) and batch (512):
+ * one caller thread paced at a fixed span rate for 0.4 s per rate, then
+ * spans delivered and dropped.  The highest rate with no drop is the
+ * exporter's sustained throughput on this machine (the collector is
+ * bench/sink; one request in flight at a time).  max_delay_ms is 100 so a
+ * partial batch does not wait 5 s. */
+static void export_rate(server_t *srv, const char *disc) {
+  (void)srv;
+  static const double rates[] = {25000, 50000, 100000, 200000, 400000};
+  sbuf_t t = {0};
+  sb_add(&t, "\"tracing\": {\"sampler\": \"always_on\", \"otlp\": "
+             "{\"endpoint\": \"%s\"}, \"batch\": {\"max_delay_ms\": 100}}",
+         opt.otlp);
+  mesh_t *m = client_new(t.p, disc);
+  free(t.p);
+  call_ns(m, 100);
+  double secs = opt.smoke ? 0.05 : 0.4;
+  for (size_t k = 0; k < sizeof rates / sizeof rates[0]; k++) {
+    double base = metric_total(m, "mesh_trace_export_spans_total");
+    double drop0 = metric_total(m, "mesh_trace_export_dropped_spans_total");
+    long calls = (long)(rates[k] / 2 * secs);
+    int64_t gap = (int64_t)(2e9 / rates[k]), w0 = now_ns();
+    for (long i = 0; i < calls; i++) {
+      while (now_ns() < w0 + i * gap)
+        ;
+      call_ns(m, 1);
+    }
+    double offered = (double)(2 * calls) / ((double)(now_ns() - w0) / 1e9);
+    double got = 0, dropped = 0;
+    for (int i = 0; i < 400; i++) { /* bounded: 4 s */
+      got = metric_total(m, "mesh_trace_export_spans_total") - base;
+      dropped = metric_total(m, "mesh_trace_export_dropped_spans_total") - drop0;
+      if (got + dropped >= 2.0 * (double)calls)
+        break;
+      usleep(10000);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "export_offered_spans_per_s_%.0f", rates[k]);
+    emit(name, offered);
+    snprintf(name, sizeof name, "export_dropped_at_%.0f", rates[k]);
+    emit(name, dropped);
+  }
+  mesh_free(m);
+}
+
 /* The export's own CPU: calls with every span exported over OTLP/HTTP to
  * the sink; what the process spends beyond the calling thread's CPU, until
  * the collector has every span, is the exporter's (JSON, libcurl, socket)
@@ -1031,22 +1087,161 @@ static void bench_export(void) {
   double per_call = call_ns(m, calls);
   int64_t t1 = thread_ns();
   double want = base + 2.0 * (double)calls, got = base;
+  int64_t polls = 0; /* this thread's CPU rendering and parsing metrics */
   for (int i = 0; i < 1000 && got < want; i++) { /* bounded: 10 s */
     usleep(10000);
+    int64_t q0 = thread_ns();
     got = metric_total(m, "mesh_trace_export_spans_total");
+    polls += thread_ns() - q0;
   }
-  int64_t p1 = cpu_ns();
+  int64_t p1 = cpu_ns() - polls;
   double spans = got - base;
   emit("call_begin_end_exported_ns", per_call);
   emit("export_spans", spans);
   emit("export_dropped_spans",
        metric_total(m, "mesh_trace_export_dropped_spans_total"));
-  /* 100 polls of the metrics text cost a little too: left in, small */
+  /* the polls above ran on this thread after t1: taken out of p1 (they
+   * were about a tenth of the figure) */
   emit("export_cpu_ns_per_span",
        spans > 0 ? (double)((p1 - p0) - (t1 - t0)) / spans : 0);
   mesh_free(m);
+  export_rate(srv, disc);
   free(disc);
   server_stop(srv);
+}
+
+/* Caller threads 1..16 on one context: each thread begins and ends calls
+ * to one service over pooled mTLS connections (no I/O per call: the mesh
+ * logic alone: pick, pool, breaker, stats, span off).  Throughput in calls
+ * per wall second over all threads, and p99 of one call's wall time. */
+typedef struct call_job {
+  _Alignas(64) mesh_t *m;
+  long iters;
+  pthread_barrier_t *bar;
+  double *lat; /* iters samples, ns */
+  long fails;
+} call_job_t;
+
+static void *call_main(void *arg) {
+  call_job_t *j = arg;
+  mesh_status_t st;
+  pthread_barrier_wait(j->bar);
+  for (long i = 0; i < j->iters; i++) {
+    mesh_call_t *c;
+    int64_t t0 = now_ns();
+    if (mesh_call_begin(j->m, "echo", NULL, &c, &st) != MESH_OK) {
+      j->fails++;
+      continue;
+    }
+    mesh_call_end(c, MESH_CALL_OK, 0);
+    j->lat[i] = (double)(now_ns() - t0);
+  }
+  return NULL;
+}
+
+/* One round with n threads: calls per second, *p99 in ns. */
+static double threads_round(mesh_t *m, int n, long iters, double *p99) {
+  call_job_t *j = calloc((size_t)n, sizeof *j);
+  pthread_t *th = calloc((size_t)n, sizeof *th);
+  double *all = calloc((size_t)n * (size_t)iters, sizeof *all);
+  if (!j || !th || !all) {
+    fprintf(stderr, "micro: out of memory\n");
+    exit(1);
+  }
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, (unsigned)n + 1);
+  for (int t = 0; t < n; t++) {
+    j[t] = (call_job_t){m, iters, &bar, all + (size_t)t * (size_t)iters, 0};
+    pthread_create(&th[t], NULL, call_main, &j[t]);
+  }
+  pthread_barrier_wait(&bar);
+  int64_t t0 = now_ns();
+  long fails = 0;
+  for (int t = 0; t < n; t++) {
+    pthread_join(th[t], NULL);
+    fails += j[t].fails;
+  }
+  double secs = (double)(now_ns() - t0) / 1e9;
+  size_t total = (size_t)n * (size_t)iters;
+  qsort(all, total, sizeof *all, cmp_d);
+  *p99 = all[total * 99 / 100];
+  if (fails)
+    fprintf(stderr, "micro: %ld failed calls with %d threads\n", fails, n);
+  pthread_barrier_destroy(&bar);
+  free(all);
+  free(th);
+  free(j);
+  return (double)(total - (size_t)fails) / secs;
+}
+
+static void bench_threads(void) {
+  server_t *s = server_start(true);
+  char *disc = static_discovery(s->port);
+  mesh_t *m = client_new("\"tracing\": {\"sampler\": \"always_off\"}", disc);
+  static const int counts[] = {1, 2, 4, 8, 16};
+  long iters = opt.smoke ? 2000 : 20000;
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+    double tput[16], p99[16];
+    for (int r = 0; r < runs; r++)
+      tput[r] = threads_round(m, counts[k], iters, &p99[r]);
+    char name[64];
+    snprintf(name, sizeof name, "threads_%d_calls_per_s", counts[k]);
+    emit(name, median(tput, runs));
+    snprintf(name, sizeof name, "threads_%d_p99_ns", counts[k]);
+    emit(name, median(p99, runs));
+  }
+  mesh_free(m);
+  free(disc);
+  server_stop(s);
+}
+
+/* Cold start: mesh_new to the first successful call (discovery settled,
+ * mTLS connection dialed, call begun and ended), with static discovery and
+ * with DNS (dnsmasq), wall time, median of the runs. */
+static double cold_start_ms(const char *disc) {
+  int64_t t0 = now_ns();
+  mesh_t *m = client_new("", disc);
+  int64_t t1 = now_ns();
+  mesh_status_t st;
+  mesh_call_t *c = NULL;
+  int rc = mesh_discovery_wait(m, "echo", 5000, &st);
+  int64_t t2 = now_ns();
+  if (rc == MESH_OK)
+    rc = mesh_call_begin(m, "echo", NULL, &c, &st);
+  if (rc == MESH_OK)
+    mesh_call_end(c, MESH_CALL_OK, 0);
+  double ms = (double)(now_ns() - t0) / 1e6;
+  if (getenv("MICRO_PHASES"))
+    fprintf(stderr, "cold start: new %.2f ms, discovery %.2f ms, call %.2f ms\n",
+            (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
+            ms - (double)(t2 - t0) / 1e6);
+  if (rc != MESH_OK)
+    fprintf(stderr, "micro: cold start: %s\n", st.message);
+  mesh_free(m);
+  return rc == MESH_OK ? ms : -1;
+}
+
+static void bench_coldstart(void) {
+  server_t *s = server_start(true);
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  double v[16];
+  char *disc = static_discovery(s->port);
+  for (int r = 0; r < runs; r++)
+    v[r] = cold_start_ms(disc);
+  free(disc);
+  emit("coldstart_static_ms", median(v, runs));
+  if (opt.dns) {
+    sbuf_t b = {0};
+    sb_add(&b, "{\"type\": \"dns\", \"name\": \"%s\", \"port\": %d, "
+               "\"servers\": [\"%s\"], \"min_ttl_ms\": 100}",
+           opt.dns_name, s->port, opt.dns);
+    for (int r = 0; r < runs; r++)
+      v[r] = cold_start_ms(b.p);
+    free(b.p);
+    emit("coldstart_dns_ms", median(v, runs));
+  }
+  server_stop(s);
 }
 
 static void bench_call(void) {
@@ -1170,6 +1365,10 @@ int main(int argc, char **argv) {
     bench_tracing();
   if (want("call"))
     bench_call();
+  if (want("coldstart"))
+    bench_coldstart();
+  if (want("threads"))
+    bench_threads();
   if (want("export"))
     bench_export();
   if (want("gcm"))

@@ -58,7 +58,7 @@ static void test_mesh__host_new(void) {
   longname[sizeof longname - 1] = '\0';
   mesh__host_t *h = mesh__host_new(longname, 65535);
   CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-  CU_ASSERT_EQUAL(strlen(h->key), sizeof h->key - 1);
+  CU_ASSERT_EQUAL(strlen(h->key), MESH__HOST_KEY_MAX - 1);
   CU_ASSERT_STRING_EQUAL(h->key + strlen(h->key) - 6, ":65535");
   CU_ASSERT_STRING_EQUAL(h->address, longname);
   mesh__host_unref(h);

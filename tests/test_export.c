@@ -14,6 +14,7 @@
 
 #include "telemetry/telemetry.h"
 #include "telemetry/tracer.h"
+#include "observe/exporter.h"
 
 
 static const char *collector_py(void) {
@@ -530,9 +531,72 @@ static void test_export_flush_on_free(void) {
   th_stop(c.pid);
 }
 
+/* The OTLP JSON encoder writes text by hand: every string must come back
+ * from a JSON parser as it went in, whatever the length (the encoder copies
+ * eight bytes at a time) and wherever a character that needs escaping sits;
+ * 64-bit values must survive as decimal strings. */
+static void test_otlp_encode_strings(void) {
+  static const char specials[] = {'"', '\\', '\n', '\t', '\x01', '\x1f', 'x'};
+  struct mesh__tracer t;
+  memset(&t, 0, sizeof t);
+  t.service_name = "svc \"quoted\"";
+  static struct mesh_span sp;
+  struct mesh_span *p = &sp;
+  int bad = 0;
+  for (size_t len = 1; len <= 40; len++)
+    for (size_t at = 0; at < len; at++)
+      for (size_t k = 0; k < sizeof specials; k++) {
+        char name[48];
+        for (size_t i = 0; i < len; i++)
+          name[i] = (char)('a' + i % 26);
+        name[at] = specials[k];
+        name[len] = '\0';
+        memset(&sp, 0, sizeof sp);
+        sp.name = name;
+        sp.start_ns = UINT64_MAX;
+        sp.attrs[0] = (mesh__attr_t){"i", MESH_ATTR_INT, NULL, INT64_MIN, 0};
+        sp.attrs[1] = (mesh__attr_t){"s", MESH_ATTR_STRING, name, 0, 0};
+        sp.nattrs = 2;
+        char *body = NULL;
+        size_t blen = 0;
+        CU_ASSERT_EQUAL_FATAL(mesh__otlp_encode(&t, &p, 1, &body, &blen),
+                              MESH_OK);
+        CU_ASSERT_EQUAL(strlen(body), blen);
+        cJSON *doc = cJSON_Parse(body);
+        const cJSON *s = cJSON_GetArrayItem(
+            cJSON_GetObjectItem(
+                cJSON_GetArrayItem(
+                    cJSON_GetObjectItem(
+                        cJSON_GetArrayItem(
+                            cJSON_GetObjectItem(doc, "resourceSpans"), 0),
+                        "scopeSpans"),
+                    0),
+                "spans"),
+            0);
+        const cJSON *attrs = cJSON_GetObjectItem(s, "attributes");
+        const char *got = cJSON_GetStringValue(cJSON_GetObjectItem(s, "name"));
+        const char *got2 = cJSON_GetStringValue(cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetArrayItem(attrs, 1), "value"),
+            "stringValue"));
+        const char *i64 = cJSON_GetStringValue(cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetArrayItem(attrs, 0), "value"),
+            "intValue"));
+        const char *u64 = cJSON_GetStringValue(
+            cJSON_GetObjectItem(s, "startTimeUnixNano"));
+        if (!got || strcmp(got, name) || !got2 || strcmp(got2, name) ||
+            !i64 || strcmp(i64, "-9223372036854775808") || !u64 ||
+            strcmp(u64, "18446744073709551615"))
+          bad++;
+        cJSON_Delete(doc);
+        free(body);
+      }
+  CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("export", NULL, NULL);
   CU_add_test(s, "otlp_export", test_otlp_export);
+  CU_add_test(s, "otlp_encode_strings", test_otlp_encode_strings);
   CU_add_test(s, "zipkin_export", test_zipkin_export);
   CU_add_test(s, "export_backoff_5xx", test_export_backoff_5xx);
   CU_add_test(s, "export_backoff_429_retry_after",

@@ -2,6 +2,8 @@
 /* Pickers: distributions with weights (chi-square at p = 0.001, RNG seeded
  * with TLB_SEED), round-robin smoothness, least-request and peak-EWMA
  * preferences, skipping of unusable and already-tried hosts, edge cases. */
+#include <pthread.h>
+
 #include "test_lb_util.h"
 
 static const tlb_ep_t weighted4[] = {{"10.0.0.1", 80, 1},
@@ -90,6 +92,52 @@ static void test_round_robin_skips_unusable(void) {
   CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "10.0.0.1", 80))], 100);
   CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "10.0.0.3", 80))], 300);
   CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "10.0.0.4", 80))], 400);
+  teardown(&f);
+}
+
+/* Each thread walks the schedule with its own cursor: whole cycles per
+ * thread are exact, so the sum over threads is exact too, and a thread
+ * that has one pool's cursor keeps it while it picks from another pool. */
+typedef struct rr_job {
+  fixture_t *f;
+  fixture_t *g;
+  unsigned c[4];
+  int fails;
+} rr_job_t;
+
+static void *rr_thread(void *arg) {
+  rr_job_t *j = arg;
+  for (int i = 0; i < 1000; i++) { /* 1000 cycles of 10 turns */
+    unsigned one[4];
+    j->fails += tlb_count(j->f->t, j->f->s, NULL, 10, one);
+    for (int k = 0; k < 4; k++)
+      j->c[k] += one[k];
+    mesh__host_t *h = NULL; /* interleave a second pool: no effect */
+    if (mesh__lb_pick(&j->g->t->svc, j->g->s, NULL, &h) != MESH_OK)
+      j->fails++;
+  }
+  return NULL;
+}
+
+static void test_round_robin_threads_exact(void) {
+  fixture_t f = setup("{}", weighted4, 4);
+  fixture_t g = setup("{}", weighted4, 4);
+  rr_job_t j[3] = {{&f, &g, {0}, 0}, {&f, &g, {0}, 0}, {&f, &g, {0}, 0}};
+  pthread_t th[3];
+  for (int t = 0; t < 3; t++)
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th[t], NULL, rr_thread, &j[t]), 0);
+  for (int t = 0; t < 3; t++)
+    pthread_join(th[t], NULL);
+  for (int k = 0; k < 4; k++) {
+    unsigned sum = 0;
+    for (int t = 0; t < 3; t++) {
+      CU_ASSERT_EQUAL(j[t].fails, 0);
+      CU_ASSERT_EQUAL(j[t].c[k], 1000 * (unsigned)f.w[k]);
+      sum += j[t].c[k];
+    }
+    CU_ASSERT_EQUAL(sum, 3000 * (unsigned)f.w[k]);
+  }
+  teardown(&g);
   teardown(&f);
 }
 
@@ -344,6 +392,7 @@ static void add(void) {
   CU_add_test(s, "round_robin weights", test_round_robin_weights);
   CU_add_test(s, "round_robin equal", test_round_robin_equal);
   CU_add_test(s, "round_robin skips unusable", test_round_robin_skips_unusable);
+  CU_add_test(s, "round_robin threads exact", test_round_robin_threads_exact);
   CU_add_test(s, "random weights", test_random_weights);
   CU_add_test(s, "random equal", test_random_equal);
   CU_add_test(s, "least_request idle weights", test_least_request_idle_weights);

@@ -11,35 +11,34 @@
 
 /* ---- hosts -------------------------------------------------------------- */
 
-/* Fill h->sa when the address is an IP literal; hostnames stay unresolved. */
-static void host_resolve_literal(mesh__host_t *h) {
-  struct sockaddr_in *s4 = (struct sockaddr_in *)&h->sa;
-  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&h->sa;
-  if (inet_pton(AF_INET, h->address, &s4->sin_addr) == 1) {
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons(h->port);
-    h->salen = sizeof *s4;
-    h->resolved = true;
-  } else if (inet_pton(AF_INET6, h->address, &s6->sin6_addr) == 1) {
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons(h->port);
-    h->salen = sizeof *s6;
-    h->resolved = true;
+/* Fill *sa when the address is an IP literal (returns its length); 0 for a
+ * hostname, which stays unresolved. */
+static socklen_t resolve_literal(const char *address, uint16_t port,
+                                 mesh__sockaddr_t *sa) {
+  if (inet_pton(AF_INET, address, &sa->in4.sin_addr) == 1) {
+    sa->in4.sin_family = AF_INET;
+    sa->in4.sin_port = htons(port);
+    return sizeof sa->in4;
   }
+  if (inet_pton(AF_INET6, address, &sa->in6.sin6_addr) == 1) {
+    sa->in6.sin6_family = AF_INET6;
+    sa->in6.sin6_port = htons(port);
+    return sizeof sa->in6;
+  }
+  return 0;
 }
 
-/* "addr:port" or "[v6]:port".  Built by hand: snprintf was a fifth of
- * the cost of building a 10,000-host snapshot.  Truncation only shortens
- * very long hostnames in logs and other parts' map keys; discovery itself
- * keys hosts by the full address. */
-static void host_set_key(mesh__host_t *h) {
-  char *k = h->key;
-  size_t cap = sizeof h->key, o = 0;
-  bool v6 = h->sa.ss_family == AF_INET6;
-  char port[6];
+/* "addr:port" or "[v6]:port" into k (MESH__HOST_KEY_MAX bytes); returns
+ * its size with the NUL.  Built by hand: snprintf was a fifth of the cost
+ * of building a 10,000-host snapshot.  Truncation only shortens very long
+ * hostnames in logs and other parts' map keys; discovery itself keys hosts
+ * by the full address. */
+static size_t make_key(char *k, const char *address, uint16_t port, bool v6) {
+  size_t cap = MESH__HOST_KEY_MAX, o = 0;
+  char digits[6];
   size_t pl = 0;
-  for (unsigned p = h->port;; p /= 10) {
-    port[pl++] = (char)('0' + p % 10);
+  for (unsigned p = port;; p /= 10) {
+    digits[pl++] = (char)('0' + p % 10);
     if (p < 10)
       break;
   }
@@ -47,29 +46,38 @@ static void host_set_key(mesh__host_t *h) {
   size_t room = cap - 1 - pl - 1 - (v6 ? 2 : 0);
   if (v6)
     k[o++] = '[';
-  for (const char *a = h->address; *a && o < room + (v6 ? 1 : 0); a++)
+  for (const char *a = address; *a && o < room + (v6 ? 1 : 0); a++)
     k[o++] = *a;
   if (v6)
     k[o++] = ']';
   k[o++] = ':';
   while (pl > 0)
-    k[o++] = port[--pl];
+    k[o++] = digits[--pl];
   k[o] = '\0';
+  return o + 1;
 }
 
 mesh__host_t *mesh__host_new(const char *address, uint16_t port) {
   if (!address)
     return NULL;
-  mesh__host_t *h = calloc(1, sizeof *h);
+  mesh__sockaddr_t sa;
+  memset(&sa, 0, sizeof sa);
+  socklen_t salen = resolve_literal(address, port, &sa);
+  char key[MESH__HOST_KEY_MAX];
+  size_t klen = make_key(key, address, port, salen && sa.ss_family == AF_INET6);
+  size_t alen = strlen(address) + 1;
+  /* one allocation: the struct, then the key, then the address text */
+  mesh__host_t *h = calloc(1, sizeof *h + klen + alen);
   if (!h)
     return NULL;
-  h->address = strdup(address);
-  if (!h->address) {
-    free(h);
-    return NULL;
-  }
   atomic_init(&h->refs, 1);
   h->port = port;
+  h->sa = sa;
+  h->salen = salen;
+  h->resolved = salen != 0;
+  memcpy(h->key, key, klen);
+  h->address = h->key + klen;
+  memcpy(h->address, address, alen);
   h->weight = 1;
   h->source_health = MESH__HEALTH_UNKNOWN;
   atomic_init(&h->hc_health, MESH__HEALTH_UNKNOWN);
@@ -77,8 +85,6 @@ mesh__host_t *mesh__host_new(const char *address, uint16_t port) {
   atomic_init(&h->active_rq, 0);
   atomic_init(&h->ewma_ns, 0);
   atomic_init(&h->ewma_stamp_ns, 0);
-  host_resolve_literal(h);
-  host_set_key(h);
   return h;
 }
 
@@ -110,7 +116,6 @@ static void host_free(mesh__host_t *h) {
   free(h->zone);
   free(h->subzone);
   free(h->hostname);
-  free(h->address);
   free(h);
 }
 

@@ -36,35 +36,53 @@ typedef struct mesh__label {
   char *value;
 } mesh__label_t;
 
+/* An endpoint's socket address: big enough for IPv4 and IPv6 (28 B, not
+ * sockaddr_storage's 128).  `ss_family` overlays the family field of both,
+ * so h->sa.ss_family reads as on a sockaddr_storage. */
+typedef union mesh__sockaddr {
+  sa_family_t ss_family;
+  struct sockaddr sa;
+  struct sockaddr_in in4;
+  struct sockaddr_in6 in6;
+} mesh__sockaddr_t;
+
+/* Longest host key kept, with its NUL: a longer hostname is cut (the port
+ * stays), as logs and other parts' map keys need no more. */
+#define MESH__HOST_KEY_MAX 64
+
+/* One allocation per host (about 180 B for an IPv4 endpoint): the fixed
+ * part, then the key and the address text in its tail.  Fields are ordered
+ * by size so the struct has no holes. */
 typedef struct mesh__host {
   _Atomic uint32_t refs;
   /* identity of the host: immutable after creation */
-  char *address;          /* IPv4/IPv6 literal (hostname if unresolved) */
   uint16_t port;
-  struct sockaddr_storage sa; /* resolved address when `resolved` */
-  socklen_t salen;
   bool resolved;
-  char key[64];           /* "addr:port" / "[v6]:port", for maps and logs */
-
   /* attributes from the source: immutable (a change makes a new host) */
-  char *hostname;         /* the name `address` was resolved from, or NULL */
+  int8_t source_health;   /* enum mesh__health */
   uint32_t weight;        /* >= 1, default 1 */
   uint32_t priority;      /* 0 = highest */
+  socklen_t salen;
+  mesh__sockaddr_t sa;    /* resolved address when `resolved` */
+  uint32_t nlabels;
+  /* mutable state: atomics, written by calls and the worker */
+  _Atomic uint32_t active_rq;     /* in-flight requests (least request) */
+  _Atomic int hc_health;          /* active health check verdict */
+  char *address;          /* IPv4/IPv6 literal (hostname if unresolved);
+                             points into the tail, not freed on its own */
+  char *hostname;         /* the name `address` was resolved from, or NULL */
   char *region, *zone, *subzone;
   mesh__label_t *labels;
-  size_t nlabels;
-  int source_health;      /* enum mesh__health */
-
-  /* mutable state: atomics, written by calls and the worker */
-  _Atomic int hc_health;          /* active health check verdict */
   _Atomic int64_t ejected_until_ms; /* outlier detection; 0 = not ejected */
-  _Atomic uint32_t active_rq;     /* in-flight requests (least request) */
   _Atomic uint64_t ewma_ns;       /* peak EWMA latency, ns (0 = none) */
   _Atomic int64_t ewma_stamp_ns;  /* last EWMA update */
   /* per-part state, typed, created lazily by its part (published with a
    * CAS) and freed with the host through the part's registered ops */
   _Atomic(struct mesh__res_host *) res; /* resilience per-host state, owned */
   _Atomic(struct mesh__pool *) pool;    /* idle connection pool, owned */
+  /* "addr:port" / "[v6]:port", for maps and logs (< MESH__HOST_KEY_MAX),
+   * followed in the same allocation by the address text */
+  char key[];
 } mesh__host_t;
 
 /* How the host frees the state other parts attach to it.  The owning part

@@ -52,12 +52,7 @@ static int pool_structure(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
                           const double *norm) {
   switch (conf->policy) {
   case MESH__LB_ROUND_ROBIN:
-    /* Its own cache line: every pick writes it, while the rest of the pool
-     * is read by every thread. */
-    p->cursor = aligned_alloc(64, 64);
-    if (!p->cursor)
-      return MESH_ERR_NOMEM;
-    atomic_init(p->cursor, p->n ? mesh__lb_rand() % p->n : 0);
+    p->rr_id = mesh__rr_new_id();
     return mesh__rr_build(p);
   case MESH__LB_RANDOM:
   case MESH__LB_LEAST_REQUEST:
@@ -107,7 +102,14 @@ int mesh__lb_pool_init_norm(mesh__lb_pool_t *p, const mesh__lb_conf_t *conf,
     if (p->weight[i] != p->weight[0])
       p->equal = false;
   }
-  return pool_structure(p, conf, norm);
+  int rc = pool_structure(p, conf, norm);
+  if (rc == MESH_OK && p->equal) {
+    /* equal weights: no picker reads the array (total / n is the weight),
+     * and 4 B per endpoint per pool is worth giving back */
+    free(p->weight);
+    p->weight = NULL;
+  }
+  return rc;
 }
 
 void mesh__lb_pool_fini(mesh__lb_pool_t *p) {
@@ -118,7 +120,6 @@ void mesh__lb_pool_fini(mesh__lb_pool_t *p) {
   free(p->alias);
   free(p->ring);
   free(p->table);
-  free((void *)p->cursor);
   memset(p, 0, sizeof *p);
 }
 

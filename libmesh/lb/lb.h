@@ -9,8 +9,9 @@
  *    (snap->lb): host sets per subset, priority levels, localities, and the
  *    policy's structure (EDF schedule, alias table, ring, maglev table).
  *  - pick (any thread, hot path): mesh__lb_pick() reads that state with no
- *    lock and no heap allocation.  The only shared writes are the round-robin
- *    cursors and the health view (see below), both atomics.
+ *    lock and no heap allocation.  A pick writes no shared memory: round
+ *    robin keeps one cursor per thread (rr.c); the only shared write is the
+ *    health view's refresh (see below), at most once per refresh period.
  *
  * Health is live: a host's ejection or health-check verdict changes without
  * a new snapshot.  Pickers check mesh__host_usable() on every candidate and
@@ -109,13 +110,14 @@ typedef struct mesh__lb_ring_entry {
 typedef struct mesh__lb_pool {
   uint32_t n;
   mesh__host_t **hosts;       /* borrowed: the snapshot holds the refs */
-  uint32_t *weight;           /* host weights as used by this pool */
+  uint32_t *weight;           /* host weights as used by this pool; NULL
+                                 once built when all are equal */
   uint64_t total;             /* sum of weight */
   bool equal;                 /* all weights equal: uniform picks */
   /* round_robin: EDF order of indices (NULL when equal) */
   uint32_t *sched;
   uint32_t nsched;
-  _Atomic uint64_t *cursor;   /* shared turn counter, own cache line */
+  uint64_t rr_id;             /* round_robin: key of each thread's cursor */
   /* random, least_request, peak_ewma: Vose alias table (NULL when equal) */
   uint32_t *alias_prob;
   uint32_t *alias;
@@ -289,6 +291,8 @@ mesh__host_t *mesh__lb_scan(const mesh__lb_pool_t *p, const mesh__lb_ctx_t *ctx,
 
 /* rr.c */
 int mesh__rr_build(mesh__lb_pool_t *p);
+/* A fresh key for a pool's per-thread cursors (never 0, never reused). */
+uint64_t mesh__rr_new_id(void);
 mesh__host_t *mesh__rr_pick(mesh__lb_pool_t *p, const mesh__lb_ctx_t *ctx,
                             int64_t now_ms, bool need_usable, bool need_fresh);
 /* random.c */

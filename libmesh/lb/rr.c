@@ -2,12 +2,23 @@
 /* Weighted round robin, smooth: the order Envoy's EDF scheduler produces
  * (host i's k-th turn has deadline k / w_i, earliest deadline first, ties
  * in host order), precomputed once per snapshot as one full cycle of
- * sum(w) / gcd(w) turns.  Picking is one atomic increment of a shared
- * cursor, so many threads share one smooth sequence without a lock.
+ * sum(w) / gcd(w) turns.
+ *
+ * Each thread walks the schedule with its own cursor, starting at a random
+ * turn: a pick writes only thread-local memory, so threads picking from one
+ * snapshot share no written cache line.  This is Envoy's model (one round
+ * robin per worker, each starting at a random offset): every thread's picks
+ * are smooth and exact over each cycle it walks, so the sum over threads is
+ * exact over whole cycles; what is not kept is one sequence interleaved
+ * across threads (two threads may pick the same host back to back).
+ * The cursors live in a small per-thread table keyed by the pool's id
+ * (unique per pool, never reused, so a freed pool's cursor is never taken
+ * for a new one's); two pools that collide in a slot restart each other at
+ * a random turn, which keeps the weights in expectation (weighted random).
  *
  * An unusable host does not pass its turn to its neighbour: the picker takes
- * the next turn of the shared sequence instead, so the remaining hosts keep
- * their weight ratios (a neighbour would otherwise get double share).
+ * the thread's next turn instead, so the remaining hosts keep their weight
+ * ratios (a neighbour would otherwise get double share).
  * Equal weights skip the schedule: turn t is host t mod n. */
 #include "lb/lb.h"
 
@@ -105,11 +116,33 @@ int mesh__rr_build(mesh__lb_pool_t *p) {
   return MESH_OK;
 }
 
-static mesh__host_t *turn(mesh__lb_pool_t *p) {
+uint64_t mesh__rr_new_id(void) {
+  static _Atomic uint64_t next;
+  return atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1;
+}
+
+/* This thread's cursors: 256 x 16 B, direct-mapped by pool id (the pools
+ * of one snapshot get consecutive ids, so they do not collide). */
+#define RR_SLOTS 256u
+typedef struct rr_slot {
+  uint64_t id;
+  uint32_t t;
+} rr_slot_t;
+static _Thread_local rr_slot_t rr_slots[RR_SLOTS];
+
+static rr_slot_t *cursor(const mesh__lb_pool_t *p) {
+  rr_slot_t *c = &rr_slots[p->rr_id & (RR_SLOTS - 1)];
+  if (c->id != p->rr_id) {
+    c->id = p->rr_id;
+    c->t = (uint32_t)mesh__lb_rand();
+  }
+  return c;
+}
+
+static mesh__host_t *turn(const mesh__lb_pool_t *p, rr_slot_t *c) {
   /* 32-bit arithmetic: a 64-bit division costs more than the rest of the
    * turn; the wrap every 2^32 picks shifts the sequence once. */
-  uint32_t t = (uint32_t)atomic_fetch_add_explicit(p->cursor, 1,
-                                                   memory_order_relaxed);
+  uint32_t t = c->t++;
   if (!p->sched)
     return p->hosts[t % p->n];
   return p->hosts[p->sched[t % p->nsched]];
@@ -123,8 +156,9 @@ mesh__host_t *mesh__rr_pick(mesh__lb_pool_t *p, const mesh__lb_ctx_t *ctx,
    * most hosts are out, and the scan settles it. */
   uint32_t len = p->sched ? p->nsched : p->n;
   uint32_t tries = len < 64 ? len : 64;
+  rr_slot_t *c = cursor(p);
   for (uint32_t i = 0; i < tries; i++) {
-    mesh__host_t *h = turn(p);
+    mesh__host_t *h = turn(p, c);
     if (mesh__lb_acceptable(h, ctx, now_ms, need_usable, need_fresh))
       return h;
   }

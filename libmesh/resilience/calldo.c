@@ -105,7 +105,7 @@ int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
     int status = 0, outcome;
     int r = fn(&c, c.conn, &status, user);
     int stop = mesh__call_map_try(r, &outcome);
-    char endpoint[sizeof c.host->key];
+    char endpoint[MESH__HOST_KEY_MAX];
     mesh__strlcpy(endpoint, c.host->key, sizeof endpoint);
     char detail[128];
     mesh__strlcpy(detail, mesh_conn_errmsg(c.conn), sizeof detail);

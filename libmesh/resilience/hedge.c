@@ -223,7 +223,7 @@ static int another(req_t *r, bool backoff, mesh_status_t *st) {
 /* A failed attempt: record it, end it, decide whether to go on.
  * @return MESH_OK to keep going, else the code that ends the call. */
 static int on_failure(req_t *r, att_t *a, step_t s, mesh_status_t *st) {
-  char endpoint[sizeof a->c.host->key];
+  char endpoint[MESH__HOST_KEY_MAX];
   mesh__strlcpy(endpoint, a->c.host->key, sizeof endpoint);
   char detail[128];
   mesh__strlcpy(detail, s.code == MESH_ERR_BUFFER

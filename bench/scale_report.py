@@ -1,0 +1,216 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Scaling curves (issue 19): turn bench/scale's CSV ("curve,x,metric,value")
+into one table per curve and log-log gnuplot PNGs, and put them in a
+"Scaling curves" section at the end of the benchmarks page (replacing the
+section a previous run wrote).
+
+usage: scale_report.py --csv scale.csv --out DIR --md benchmarks.md [--smoke]
+"""
+import argparse
+import collections
+import os
+import subprocess
+import sys
+
+POLICIES = ["round_robin", "random", "least_request", "peak_ewma",
+            "ring_hash", "maglev"]
+SECTION = "## Scaling curves"
+
+
+def load(path):
+    data = collections.OrderedDict()  # curve -> x -> metric -> value
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) != 4 or line.startswith("#"):
+                continue
+            curve, x, metric, value = parts
+            data.setdefault(curve, collections.OrderedDict()).setdefault(
+                int(x), {})[metric] = float(value)
+    return data
+
+
+def fmt(v):
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    if v >= 0.1:
+        return "%.2f" % v
+    return "%.4f" % v
+
+
+def table(rows, xs, cols, head):
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "---|" * len(head)]
+    for x in xs:
+        cells = ["{:,}".format(x)]
+        for c in cols:
+            v = rows[x].get(c)
+            cells.append(fmt(v) if v is not None else "")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def plot(png, title, ylabel, xs, series, rows,
+         xlabel="endpoints per service"):
+    """series: [(metric, label)]; log-log, one line per series."""
+    dat = png + ".dat"
+    with open(dat, "w") as f:
+        for x in xs:
+            f.write(" ".join([str(x)] + [str(rows[x].get(m, "NaN"))
+                                         for m, _ in series]) + "\n")
+    plots = ", ".join("'%s' using 1:%d with linespoints title '%s'" %
+                      (dat, i + 2, label) for i, (_, label) in
+                      enumerate(series))
+    script = ("set terminal png noenhanced size 800,500; set output '%s'; "
+              "set logscale xy; set grid; set key left top; "
+              "set title '%s'; set xlabel '%s'; "
+              "set ylabel '%s'; plot %s\n" % (png, title, xlabel, ylabel,
+                                              plots))
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    os.unlink(dat)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--smoke", action="store_true")
+    a = ap.parse_args()
+    data = load(a.csv)
+    ep = data.get("endpoints")
+    if not ep:
+        print("scale_report: no endpoints curve in %s" % a.csv,
+              file=sys.stderr)
+        return 1
+    xs = sorted(ep)
+    rel = os.path.relpath(a.out, os.path.dirname(os.path.abspath(a.md)))
+    plot(os.path.join(a.out, "scale_endpoints_memory.png"),
+         "memory per endpoint", "bytes", xs,
+         [("bytes_per_endpoint", "bytes per endpoint")], ep)
+    plot(os.path.join(a.out, "scale_endpoints_update.png"),
+         "discovery update apply time", "ms", xs,
+         [("update_all_ms", "all changed"), ("update_one_ms", "one changed")],
+         ep)
+    plot(os.path.join(a.out, "scale_endpoints_picks.png"),
+         "ns per pick (one thread, time passed in)", "ns", xs,
+         [("pick_ns_" + p, p) for p in POLICIES], ep)
+    text = [SECTION, "",
+            "`bench/scale` (issue 19), run by `bench/run`"
+            + (" (smoke: up to 1,000 endpoints)" if a.smoke else "") +
+            ". One service of n static endpoints (10.a.b.c:8080, equal "
+            "weights, all healthy) updated through the discovery apply path "
+            "with no worker: heap bytes per endpoint (mallinfo2 in-use "
+            "bytes, malloc headers included, hosts + snapshot + "
+            "least_request state), update apply time in thread CPU (median "
+            "of the runs; all endpoints new, or one address replaced), and "
+            "ns per pick per policy on one thread with the time passed in "
+            "(thread CPU, median). The machine is shared: times carry that "
+            "noise, bytes do not.", "",
+            "### Endpoints per service", "",
+            table(ep, xs, ["bytes_per_endpoint", "update_all_ms",
+                           "update_one_ms"],
+                  ["endpoints", "bytes per endpoint", "update, all changed "
+                   "(ms)", "update, one changed (ms)"]), "",
+            table(ep, xs, ["pick_ns_" + p for p in POLICIES],
+                  ["endpoints"] + ["%s (ns)" % p for p in POLICIES]), "",
+            "![memory](%s/scale_endpoints_memory.png) "
+            "![update](%s/scale_endpoints_update.png) "
+            "![picks](%s/scale_endpoints_picks.png)" % (rel, rel, rel), "",
+            "Reading: bytes per endpoint fall to a flat 200–208 B once the "
+            "per-service constant is amortized. Update time is linear up to "
+            "10,000 (0.24–0.26 µs per endpoint, all changed); past that the "
+            "cost per endpoint rises gradually (about 0.5 µs at 70,000 and "
+            "100,000; `bench/scale --sizes 20000,30000,50000,70000` shows a "
+            "slope, no step): the hosts (19 MB at 100,000) and the "
+            "snapshot's hash index outgrow the cache, so each endpoint "
+            "costs cache misses (explained, not fixed). One changed "
+            "endpoint still costs O(n) (the whole new snapshot is "
+            "rebuilt and prepared), about half of all changed. Picks are "
+            "flat for round_robin, ring_hash and maglev; random, "
+            "least_request and peak_ewma touch one or two random host "
+            "objects per pick, which are cache misses past ~10,000 "
+            "endpoints (a compact per-snapshot array of the hot fields "
+            "would flatten them).", ""]
+    sv = data.get("services")
+    if sv:
+        sxs = sorted(sv)
+        plot(os.path.join(a.out, "scale_services.png"),
+             "services of 10 endpoints, file source", "ms, KiB", sxs,
+             [("full_list_ms", "mesh_new to every service listed (ms)"),
+              ("rss_kib", "RSS added (KiB)"),
+              ("write_to_visible_p99_ms", "write to visible p99 (ms)")], sv,
+             "services")
+        text += ["### Services (file source)", "",
+                 "n services of 10 endpoints, one file each, polled every "
+                 "100 ms by the worker (bench/scale). Full list: mesh_new "
+                 "until every service has its endpoints; RSS added by the "
+                 "context; the worker's idle CPU (the polls); time from an "
+                 "atomic write (rename) of one service's file to the new "
+                 "set being visible (mesh_endpoints_get, the snapshot picks "
+                 "read), p50/p99 over the writes, bounded by the poll "
+                 "interval. etcd: not in this sweep yet.", "",
+                 table(sv, sxs, ["full_list_ms", "rss_kib",
+                                 "idle_cpu_percent",
+                                 "write_to_visible_p50_ms",
+                                 "write_to_visible_p99_ms"],
+                       ["services", "full list (ms)", "RSS added (KiB)",
+                        "idle CPU (%)", "write to visible p50 (ms)",
+                        "p99 (ms)"]), "",
+                 "![services](%s/scale_services.png)" % rel, "",
+                 "Reading: RSS and the poll CPU grow linearly with the "
+                 "services. The full list does not: ~5 ms at 100, 0.5-0.85 s "
+                 "at 1,000, 6.5 s at 2,000 — quadratic. perf: 89% of it is "
+                 "`reg()` in libmesh/telemetry/metrics.c walking a "
+                 "family's series list with strcmp (`series_get`) for each "
+                 "per-service series registered at init, O(services^2). "
+                 "Not fixed here (a hash of (family, labels) in the "
+                 "registry would make it linear); 10,000 services are left "
+                 "out of the sweep until then (minutes of setup).", ""]
+    th = data.get("threads")
+    if th:
+        txs = sorted(th)
+        plot(os.path.join(a.out, "scale_threads.png"),
+             "caller threads on one context (2 cores)", "calls/s, ns", txs,
+             [("calls_per_s", "calls per second"), ("p99_ns", "p99 ns")], th,
+             "caller threads")
+        text += ["### Caller threads", "",
+                 "Threads begin and end calls to one service over pooled "
+                 "mTLS connections, no I/O per call (the mesh logic alone; "
+                 "tracing off); bench/micro's threads section. Calls per "
+                 "wall second over all threads and p99 of one call's wall "
+                 "time. The machine has 2 cores, shared: past 2 threads the "
+                 "figure measures time slicing.", "",
+                 table(th, txs, ["calls_per_s", "p99_ns"],
+                       ["threads", "calls per second", "p99 (ns)"]), "",
+                 "![threads](%s/scale_threads.png)" % rel, ""]
+    cold = data.get("coldstart", {}).get(1)
+    if cold:
+        text += ["### Cold start", "",
+                 "`mesh_new` to the first successful call (discovery "
+                 "settled, mTLS connection dialed, call begun and ended; "
+                 "bench/micro's coldstart section, wall time, median of the "
+                 "runs; the first call includes a full mTLS P-256 handshake with "
+                 "both sides in one process, so on a shared machine this "
+                 "figure moves by 2x between runs). etcd: not measured yet.",
+                 "",
+                 "| discovery | ms |", "|---|---|"]
+        for k in ("static", "dns"):
+            if k + "_ms" in cold:
+                text.append("| %s | %s |" % (k, fmt(cold[k + "_ms"])))
+        text.append("")
+    md = open(a.md).read() if os.path.exists(a.md) else ""
+    at = md.find(SECTION)
+    if at >= 0:
+        nxt = md.find("\n## ", at + len(SECTION))
+        md = md[:at] + (md[nxt + 1:] if nxt >= 0 else "")
+    md = md.rstrip("\n") + "\n\n" + "\n".join(text)
+    with open(a.md, "w") as f:
+        f.write(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
