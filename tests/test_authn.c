@@ -53,6 +53,15 @@ static char *minted_file(const char *name, size_t *len) {
   return th_slurp(p, len);
 }
 
+static const char *token_named(const cJSON *rows, const char *name) {
+  const cJSON *row;
+  cJSON_ArrayForEach(row, rows) {
+    if (strcmp(cJSON_GetObjectItem(row, "name")->valuestring, name) == 0)
+      return cJSON_GetObjectItem(row, "token")->valuestring;
+  }
+  return NULL;
+}
+
 /* ---- base64url -------------------------------------------------------------------- */
 
 static void test_mesh__b64url_decode(void) {
@@ -384,6 +393,47 @@ static void test_mesh_config_check_authn(void) {
   }
 }
 
+/* JWT bundles (the Workload API's FetchJWTBundles) as a key source: none
+ * yet -> 401 (fail closed); pushed -> verified; removed -> 401 again. */
+static void test_mesh__authn_set_jwt_bundle(void) {
+  size_t len;
+  char *doc = minted_file("tokens.json", &len), *jwks = minted_file("jwks.json", NULL);
+  cJSON *rows = mesh__json_parse(doc, len, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(rows);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(jwks);
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(
+      mesh_new("{\"log\":{\"level\":\"error\"},\"authn\":{\"jwt_rules\":"
+               "[{\"issuer\":\"" ISS "\",\"spiffe_bundle\":\"example.org\"}]}}",
+               &m, &st),
+      MESH_OK);
+  char bearer[4096];
+  snprintf(bearer, sizeof bearer, "Bearer %s", token_named(rows, "es256"));
+  hdrs1_t h = {"Authorization", bearer};
+  mesh__authn_input_t in = {.header = get1, .ctx = &h};
+  mesh__authn_result_t res;
+  CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_ERR_DENIED);
+  CU_ASSERT_STRING_EQUAL(mesh__jwt_err_name(res.err), "no_keys");
+  CU_ASSERT_EQUAL(mesh__authn_set_jwt_bundle(m, "other.org", jwks, strlen(jwks)),
+                  MESH_OK);
+  CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_ERR_DENIED);
+  CU_ASSERT_EQUAL(mesh__authn_set_jwt_bundle(m, "example.org", "{}", 2),
+                  MESH_ERR_PARSE); /* a bad bundle is refused, nothing kept */
+  CU_ASSERT_EQUAL(mesh__authn_set_jwt_bundle(m, "example.org", jwks, strlen(jwks)),
+                  MESH_OK);
+  CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_OK);
+  CU_ASSERT(res.authenticated);
+  CU_ASSERT_STRING_EQUAL(res.principal, ISS "/alice");
+  mesh__authn_result_free(&res);
+  CU_ASSERT_EQUAL(mesh__authn_set_jwt_bundle(m, "example.org", NULL, 0), MESH_OK);
+  CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_ERR_DENIED);
+  mesh_free(m);
+  cJSON_Delete(rows);
+  free(doc);
+  free(jwks);
+}
+
 /* ---- authz over authn's result (pure evaluation, every stage) ----------------- */
 
 static int decide(const mesh__authz_set_t *set, const char *rp,
@@ -529,14 +579,6 @@ static int curl_get(int port, const char *path, const char *auth) {
   return st;
 }
 
-static const char *token_named(const cJSON *rows, const char *name) {
-  const cJSON *row;
-  cJSON_ArrayForEach(row, rows) {
-    if (strcmp(cJSON_GetObjectItem(row, "name")->valuestring, name) == 0)
-      return cJSON_GetObjectItem(row, "token")->valuestring;
-  }
-  return NULL;
-}
 
 static const char policy_json[] =
     "\"authz\":{\"policies\":[{\"name\":\"jwt\",\"rules\":["
@@ -736,6 +778,7 @@ static void add(void) {
               test_mesh__authn_decide_pyjwt_table);
   CU_add_test(s, "mesh__jwt_altered_signature", test_mesh__jwt_altered_signature);
   CU_add_test(s, "mesh_config_check_authn", test_mesh_config_check_authn);
+  CU_add_test(s, "mesh__authn_set_jwt_bundle", test_mesh__authn_set_jwt_bundle);
   CU_add_test(s, "mesh__authz_eval_request_auth",
               test_mesh__authz_eval_request_auth);
   CU_add_test(s, "authn_http_curl_jwks", test_authn_http_curl_jwks);

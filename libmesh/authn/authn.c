@@ -19,6 +19,9 @@
 #include <time.h>
 
 #include "authn/authn.h"
+#ifdef MESH__AUTHN_WLAPI
+#include "identity/identity.h"
+#endif
 
 #define BODY_CAP MESH__JWKS_MAX_BYTES
 #define HELD_MAX 16
@@ -54,6 +57,7 @@ struct mesh__authn {
   pthread_mutex_t bmu; /* bundles */
   bundle_t bundles[BUNDLES_MAX];
   size_t nbundles;
+  uint64_t pulled_gen; /* generation of the last bundle set pulled */
   _Atomic uint64_t refused[MESH__JWT_ERR_COUNT];
 };
 
@@ -173,9 +177,43 @@ static const mesh__jwks_t *hold(lookup_t *l, mesh__jwks_t *k) {
   return k;
 }
 
+#ifdef MESH__AUTHN_WLAPI
+/* Pull the Workload API's JWT bundles (identity, branch wlapi:
+ * mesh__identity_jwt_bundles) into the table when their generation moved:
+ * every trust domain of the new set is (re)parsed, the ones missing from it
+ * are gone.  Enabled by defining MESH__AUTHN_WLAPI once that API is on the
+ * branch; until then the workload part pushes with
+ * mesh__authn_set_jwt_bundle(). */
+static void bundles_pull(struct mesh__authn *a) {
+  mesh__jwt_bundles_t *b = mesh__identity_jwt_bundles(a->m);
+  if (!b)
+    return;
+  pthread_mutex_lock(&a->bmu);
+  bool same = a->pulled_gen == b->generation;
+  a->pulled_gen = b->generation;
+  pthread_mutex_unlock(&a->bmu);
+  for (size_t i = 0; !same && i < b->n; i++)
+    mesh__authn_set_jwt_bundle(a->m, b->v[i].td, b->v[i].jwks,
+                               b->v[i].jwks_len);
+  for (size_t i = 0; !same && i < a->nbundles; i++) {
+    pthread_mutex_lock(&a->bmu);
+    char td[256];
+    mesh__strlcpy(td, i < a->nbundles ? a->bundles[i].td : "", sizeof td);
+    pthread_mutex_unlock(&a->bmu);
+    if (td[0] && !mesh__jwt_bundles_find(b, td) &&
+        mesh__authn_set_jwt_bundle(a->m, td, NULL, 0) == MESH_OK)
+      i--; /* the table moved its last entry here */
+  }
+  mesh__jwt_bundles_release(b);
+}
+#endif
+
 static const mesh__jwks_t *bundle_keys(lookup_t *l, const char *td) {
   struct mesh__authn *a = l->a;
   mesh__jwks_t *k = NULL;
+#ifdef MESH__AUTHN_WLAPI
+  bundles_pull(a);
+#endif
   pthread_mutex_lock(&a->bmu);
   for (size_t i = 0; i < a->nbundles && !k; i++)
     if (strcmp(a->bundles[i].td, td) == 0) {
