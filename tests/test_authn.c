@@ -21,6 +21,7 @@
 #include "authz/authz.h"
 #include "core/core.h"
 #include "http/http.h"
+#include "mesh/metrics.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define ISS "https://issuer.example"
@@ -745,6 +746,14 @@ static void test_authn_jwks_down_fails_closed(void) {
   CU_ASSERT_EQUAL(curl_get(s.port, "/public", NULL), 200);
   CU_ASSERT_EQUAL(curl_get(s.port, "/secure", NULL), 403);
   tcp_stop(&s);
+  static char text[1 << 17];
+  CU_ASSERT(mesh_metrics_text(m, text, sizeof text, NULL) > 0);
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(text, "mesh_authn_requests_total{result=\"no_keys\"} 2\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(text, "mesh_authn_requests_total{result=\"no_token\"} 2\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(text, "mesh_authn_requests_total{result=\"ok\"} 0\n"));
   mesh_free(m);
   cJSON_Delete(rows);
   free(doc);

@@ -14,11 +14,13 @@
  * jwks_fetch_timeout_ms) only when the issuer has no keys yet or a refetch
  * it asked for is running. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "authn/authn.h"
+#include "telemetry/telemetry.h"
 #ifdef MESH__AUTHN_WLAPI
 #include "identity/identity.h"
 #endif
@@ -58,7 +60,9 @@ struct mesh__authn {
   bundle_t bundles[BUNDLES_MAX];
   size_t nbundles;
   uint64_t pulled_gen; /* generation of the last bundle set pulled */
-  _Atomic uint64_t refused[MESH__JWT_ERR_COUNT];
+  /* mesh_authn_requests_total{result}: index MESH__JWT_* for refusals
+   * (0, "ok", is a verified token), then "no_token" */
+  mesh__metric_t *m_result[MESH__JWT_ERR_COUNT + 1];
 };
 
 /* ---- fetching (loop thread) --------------------------------------------------- */
@@ -291,8 +295,11 @@ int mesh__authn_check_request(mesh_t *m, const mesh__authn_input_t *in,
                               out);
   for (size_t i = 0; i < l.nheld; i++)
     mesh__jwks_unref(l.held[i]);
+  mesh__counter_add(a->m_result[rc != MESH_OK          ? out->err
+                                : out->authenticated ? MESH__JWT_OK
+                                                     : MESH__JWT_ERR_COUNT],
+                    1);
   if (rc != MESH_OK) {
-    atomic_fetch_add_explicit(&a->refused[out->err], 1, memory_order_relaxed);
     mesh__log(m, MESH_LOG_DEBUG, "authn_refused", "reason=%s",
               mesh__jwt_err_name(out->err));
     return mesh__fail(st, MESH_ERR_DENIED, "Jwt verification fails: %s",
@@ -397,6 +404,16 @@ static int authn_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory") : rc;
   if (!a->cfg)
     return MESH_OK;
+  for (int i = 0; i <= MESH__JWT_ERR_COUNT; i++) {
+    char labels[64];
+    snprintf(labels, sizeof labels, "result=%s",
+             i == MESH__JWT_ERR_COUNT ? "no_token" : mesh__jwt_err_name(i));
+    a->m_result[i] = mesh__counter(m, "mesh_authn_requests_total",
+                                   "Requests by request-authentication outcome "
+                                   "(a verified token, none, or why one was "
+                                   "refused).",
+                                   labels);
+  }
   a->slots = calloc(a->cfg->n ? a->cfg->n : 1, sizeof *a->slots);
   a->cm = mesh__curlm_new(m);
   if (!a->slots || !a->cm)
