@@ -596,6 +596,10 @@ static const char policy_json[] =
     "\"request.auth.audiences\",\"values\":[\"" AUD "\"]}]},"
     "{\"to\":[{\"operation\":{\"paths\":[\"/web\"]}}],\"when\":[{\"key\":"
     "\"request.auth.presenter\",\"values\":[\"web\"]}]},"
+    "{\"to\":[{\"operation\":{\"paths\":[\"/hdr\"]}}],\"when\":[{\"key\":"
+    "\"request.headers[x-jwt-role]\",\"values\":[\"ops\"]}]},"
+    "{\"to\":[{\"operation\":{\"paths\":[\"/tokhdr\"]}}],\"when\":[{\"key\":"
+    "\"request.headers[authorization]\",\"values\":[\"*\"]}]},"
     "{\"to\":[{\"operation\":{\"paths\":[\"/anon\"]}}],\"from\":[{\"source\":"
     "{\"notRequestPrincipals\":[\"*\"]}}]}]}]}";
 
@@ -672,6 +676,11 @@ static void test_authn_http_curl_jwks(void) {
       {"/ops", NULL, 403, NULL},
       {"/aud", "aud_list", 200, NULL},
       {"/web", "es256", 200, NULL},
+      /* authz sees what Envoy's RBAC sees after jwt_authn: the claim
+       * header set, the token header gone */
+      {"/hdr", "rs256", 200, NULL},
+      {"/hdr", NULL, 403, NULL},
+      {"/tokhdr", "rs256", 403, NULL},
       /* an invalid token is 401 even where no token is needed */
       {"/public", "expired", 401, "Jwt verification fails"},
       {"/public", "nbf_future", 401, NULL},

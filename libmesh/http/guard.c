@@ -3,9 +3,10 @@
  * the HTTP/1.1 loop (server.c) and HTTP/2 (h2_serve.c): request
  * authentication (a token that is present and fails: 401), then
  * authorization over the same request view plus the verified JWT (403).
- * Then the handler's view of the headers follows RequestAuthentication:
- * the token header is removed unless forward_original_token, and
- * output_claim_to_headers are set. */
+ * Between the two, the header view follows RequestAuthentication (the
+ * token header removed unless forward_original_token, output_claim_to_headers
+ * set), so authorization and the handler see what Envoy's RBAC filter and
+ * the upstream would. */
 #include <string.h>
 #include <strings.h>
 
@@ -15,8 +16,9 @@ static const char *ar_header(const char *name, void *ctx) {
   return mesh__az_req_header(ctx, name);
 }
 
-int mesh__http_guard(mesh_t *m, mesh_authz_request_t *ar,
-                     mesh__authn_result_t *an, mesh_status_t *st) {
+int mesh__http_guard(mesh_t *m, mesh_authz_request_t *ar, mesh__az_hdr_t *hdrs,
+                     size_t *nhdrs, size_t cap, mesh__authn_result_t *an,
+                     mesh_status_t *st) {
   mesh__authn_result_free(an);
   if (mesh__authn_active(m)) {
     const char *q = ar->target ? strchr(ar->target, '?') : NULL;
@@ -28,6 +30,11 @@ int mesh__http_guard(mesh_t *m, mesh_authz_request_t *ar,
       return 401;
     ar->req_principal = an->principal;
     ar->jwt_claims = an->claims;
+    /* as Envoy's jwt_authn before RBAC: policies see the headers the
+     * handler will (token removed, claims added) */
+    *nhdrs = mesh__http_authn_headers(an, hdrs, *nhdrs, cap);
+    ar->hdrs = hdrs;
+    ar->nhdrs = *nhdrs;
   }
   if (mesh__authz_active(m) && mesh__authz_check_request(m, ar, st) != MESH_OK)
     return 403;

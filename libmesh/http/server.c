@@ -383,8 +383,9 @@ static void span_finish(mesh__span_t *sp, int status) {
 
 /* ---- one request ---------------------------------------------------------------- */
 
-/* Authenticate and authorize (guard.c): 0, 401 or 403. */
-static int authorize(srv_t *s, const mesh_http_request_t *req,
+/* Authenticate and authorize (guard.c): 0, 401 or 403.  A verified token
+ * edits req's header view (token removed, claims added). */
+static int authorize(srv_t *s, mesh_http_request_t *req,
                      const char *host, mesh_status_t *st) {
   mesh__authn_result_free(&s->an);
   if (!mesh__authz_active(s->m) && !mesh__authn_active(s->m))
@@ -401,7 +402,8 @@ static int authorize(srv_t *s, const mesh_http_request_t *req,
   ar.host = host;
   ar.hdrs = req->hdrs;
   ar.nhdrs = req->nhdrs;
-  return mesh__http_guard(s->m, &ar, &s->an, st);
+  return mesh__http_guard(s->m, &ar, s->hdrs, &req->nhdrs,
+                          s->set->lim.max_headers, &s->an, st);
 }
 
 typedef enum { NEXT_CONTINUE = 0, NEXT_CLOSE = 1 } next_t;
@@ -428,10 +430,9 @@ static int deny(srv_t *s, const mesh__http_msg_t *msg, mesh__span_t *sp,
   return MESH_OK;
 }
 
-/* The handler's headers after authentication (token removed, claims set). */
+/* The joined view after authentication (the token and replaced fields
+ * gone; req's own fields were edited by the guard). */
 static void authn_view(srv_t *s, mesh_http_request_t *req) {
-  req->nhdrs = mesh__http_authn_headers(&s->an, s->hdrs, req->nhdrs,
-                                        s->set->lim.max_headers);
   req->njoined = mesh__http_authn_headers(&s->an, s->joined, req->njoined, 0);
 }
 
