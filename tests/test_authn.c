@@ -768,6 +768,33 @@ static void test_authn_jwks_down_fails_closed(void) {
   free(doc);
 }
 
+/* A JWKS with bad keys over HTTP: the good key verifies, the skipped ones
+ * verify nothing (their tokens are 401). */
+static void test_authn_jwks_bad_keys(void) {
+  if (!th_require("curl", "curl"))
+    return;
+  size_t len;
+  char *doc = minted_file("tokens.json", &len);
+  cJSON *rows = mesh__json_parse(doc, len, NULL);
+  int hp;
+  pid_t http = jwks_server(&hp);
+  CU_ASSERT_FATAL(http > 0);
+  char uri[128];
+  snprintf(uri, sizeof uri, "http://127.0.0.1:%d/jwks_bad.json", hp);
+  mesh_t *m = new_mesh(uri, 3600, 5000);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  tcp_srv_t s;
+  CU_ASSERT_FATAL(tcp_start(&s, m));
+  char bearer[32768];
+  CU_ASSERT_EQUAL(curl_get(s.port, "/secure", BEARER("rs256")), 200);
+  CU_ASSERT_EQUAL(curl_get(s.port, "/secure", BEARER("es256")), 401);
+  tcp_stop(&s);
+  mesh_free(m);
+  th_stop(http);
+  cJSON_Delete(rows);
+  free(doc);
+}
+
 /* A token header over the HTTP layer's head limit never reaches authn: the
  * server answers 431. */
 static void test_authn_oversized_header(void) {
@@ -802,6 +829,7 @@ static void add(void) {
   CU_add_test(s, "authn_http_curl_jwks", test_authn_http_curl_jwks);
   CU_add_test(s, "authn_jwks_down_fails_closed",
               test_authn_jwks_down_fails_closed);
+  CU_add_test(s, "authn_jwks_bad_keys", test_authn_jwks_bad_keys);
   CU_add_test(s, "authn_oversized_header", test_authn_oversized_header);
 }
 
