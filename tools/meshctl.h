@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl: the command table and helpers shared by subcommands.
  * A subcommand is one function `int meshctl_<name>(int argc, char **argv)`
  * in tools/meshctl_<name>.c (argv[0] is the subcommand name), declared
@@ -28,6 +29,7 @@ int meshctl_dial(int argc, char **argv);
 int meshctl_serve(int argc, char **argv);
 int meshctl_check_config(int argc, char **argv);
 int meshctl_resolve(int argc, char **argv);
+int meshctl_grpc(int argc, char **argv);
 
 /* ---- helpers (tools/meshctl.c) ------------------------------------------- */
 

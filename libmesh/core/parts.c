@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The parts of the library, in set-up order.  Each part registers its
  * top-level config section and its per-service keys here, and nowhere else. */
 #include "core/parts.h"
@@ -39,5 +40,6 @@ const mesh__svc_part_t *const mesh__svc_parts[] = {
   &mesh__res_part_hedge,
   &mesh__res_part_pool,
   &mesh__routes_svc_part,
+  &mesh__grpc_svc_part,
   NULL,
 };

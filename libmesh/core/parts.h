@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the registry of parts (core/parts.c). */
 #ifndef MESH_CORE_PARTS_H
 #define MESH_CORE_PARTS_H
@@ -23,6 +24,7 @@ extern const mesh__part_t mesh__authz_part;
 extern const mesh__part_t mesh__authn_part;
 extern const mesh__part_t mesh__http_part;
 extern const mesh__svc_part_t mesh__routes_svc_part;
+extern const mesh__svc_part_t mesh__grpc_svc_part;     /* grpc/svcconfig.c */
 
 extern const mesh__svc_part_t mesh__res_part_outlier; /* resilience/svc.c */
 extern const mesh__svc_part_t mesh__res_part_health;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Error codes of include/mesh/error.h as Python exceptions.
 
 Every failure raises a MeshError carrying the library's code (``.code``,
@@ -48,6 +49,10 @@ ERR_PARSE = -36
 ERR_FD_LIMIT = -37
 ERR_BUFFER = -38
 ERR_UPSTREAM = -39
+ERR_GRPC_STATUS = -40
+ERR_MSG_TOO_LARGE = -41
+ERR_CANCELLED = -42
+ERR_GRPC_PROTOCOL = -43
 
 
 class MeshError(Exception):
