@@ -603,16 +603,16 @@ static const char policy_json[] =
     "{\"to\":[{\"operation\":{\"paths\":[\"/anon\"]}}],\"from\":[{\"source\":"
     "{\"notRequestPrincipals\":[\"*\"]}}]}]}]}";
 
-static mesh_t *new_mesh(const char *jwks_uri, int refetch_min_s,
-                        int timeout_ms) {
-  char cfg[4096];
+static mesh_t *new_mesh_with(const char *extra, const char *jwks_uri,
+                             int refetch_min_s, int timeout_ms) {
+  char cfg[8192];
   snprintf(cfg, sizeof cfg,
-           "{\"log\":{\"level\":\"error\"},\"authn\":{\"jwks_fetch_timeout_ms\":"
+           "{%s\"log\":{\"level\":\"error\"},\"authn\":{\"jwks_fetch_timeout_ms\":"
            "%d,\"jwks_refetch_min_s\":%d,\"jwt_rules\":[{\"issuer\":\"" ISS
            "\",\"audiences\":[\"" AUD "\"],\"jwks_uri\":\"%s\","
            "\"output_claim_to_headers\":[{\"header\":\"x-jwt-role\",\"claim\":"
            "\"nested.role\"}]}]},%s}",
-           timeout_ms, refetch_min_s, jwks_uri, policy_json);
+           extra, timeout_ms, refetch_min_s, jwks_uri, policy_json);
   mesh_t *m = NULL;
   mesh_status_t st;
   if (mesh_new(cfg, &m, &st) != MESH_OK) {
@@ -620,6 +620,11 @@ static mesh_t *new_mesh(const char *jwks_uri, int refetch_min_s,
     return NULL;
   }
   return m;
+}
+
+static mesh_t *new_mesh(const char *jwks_uri, int refetch_min_s,
+                        int timeout_ms) {
+  return new_mesh_with("", jwks_uri, refetch_min_s, timeout_ms);
 }
 
 static pid_t jwks_server(int *port) {
@@ -768,6 +773,97 @@ static void test_authn_jwks_down_fails_closed(void) {
   free(doc);
 }
 
+/* HTTP/2 (h2c prior knowledge, curl) through mesh_http_serve(): the same
+ * guard as HTTP/1.1 (401 before 403, claim header, token removed). */
+typedef struct h2srv {
+  pthread_t t;
+  mesh_t *m;
+  mesh_listener_t *l;
+  atomic_bool stop;
+} h2srv_t;
+
+static void *h2srv_main(void *arg) {
+  h2srv_t *h = arg;
+  while (!atomic_load(&h->stop)) {
+    mesh_conn_t *c = NULL;
+    if (mesh_accept(h->l, 200, &c, NULL) != MESH_OK)
+      continue;
+    mesh_conn_set_timeouts(c, 5000, 5000);
+    mesh_http_serve(h->m, c, jwt_echo, NULL, NULL);
+    mesh_conn_close(c);
+  }
+  return NULL;
+}
+
+static int curl_h2(int port, const char *path, const char *auth) {
+  char cmd[40000], hdr[600];
+  snprintf(hdr, sizeof hdr, "%s", th_path("authn_h2.hdr"));
+  FILE *f = fopen(hdr, "w");
+  if (!f)
+    return -1;
+  if (auth)
+    fprintf(f, "Authorization: %s\n", auth);
+  fclose(f);
+  const char *out = th_path("authn_h2.out"), *code = th_path("authn_h2.code");
+  snprintf(cmd, sizeof cmd,
+           "curl -sS --http2-prior-knowledge --max-time 20 -H @'%s' -o '%s' "
+           "-w '%%{http_version} %%{http_code}' 'http://127.0.0.1:%d%s' > '%s'",
+           hdr, out, port, path, code);
+  th_sh(cmd);
+  char *c = th_slurp(code, NULL), *b = th_slurp(out, NULL);
+  int st = c && strncmp(c, "2 ", 2) == 0 ? atoi(c + 2) : -1; /* HTTP/2 only */
+  snprintf(body_out, sizeof body_out, "%s", b ? b : "");
+  free(c);
+  free(b);
+  return st;
+}
+
+static void test_authn_http2_curl(void) {
+  if (!th_require("curl", "curl"))
+    return;
+  const char *ca = th_ca("example.org");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
+  CU_ASSERT_FATAL(th_svid("example.org", "spiffe://example.org/ns/a/sa/srv",
+                          "authn_srv", 0, 0, 0));
+  size_t len;
+  char *doc = minted_file("tokens.json", &len);
+  cJSON *rows = mesh__json_parse(doc, len, NULL);
+  int hp;
+  pid_t http = jwks_server(&hp);
+  CU_ASSERT_FATAL(http > 0);
+  char uri[128], extra[1024];
+  snprintf(uri, sizeof uri, "http://127.0.0.1:%d/jwks.json", hp);
+  snprintf(extra, sizeof extra,
+           "\"identity\":{\"cert\":\"%s\",\"key\":\"%s\",\"bundle\":\"%s\"},"
+           "\"inbound\":{\"listen\":\"127.0.0.1:0\",\"mode\":\"PERMISSIVE\"},",
+           th_path("authn_srv.crt"), th_path("authn_srv.key"), ca);
+  h2srv_t h = {0};
+  h.m = new_mesh_with(extra, uri, 3600, 5000);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(h.m);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(h.m, NULL, &h.l, &st), MESH_OK);
+  int port = mesh_listener_port(h.l);
+  pthread_create(&h.t, NULL, h2srv_main, &h);
+  char bearer[32768];
+  CU_ASSERT_EQUAL(curl_h2(port, "/public", NULL), 200);
+  CU_ASSERT_EQUAL(curl_h2(port, "/secure", NULL), 403);
+  CU_ASSERT_EQUAL(curl_h2(port, "/secure", BEARER("rs256")), 200);
+  CU_ASSERT_PTR_NOT_NULL(strstr(body_out, "role=ops authorization=-"));
+  CU_ASSERT_EQUAL(curl_h2(port, "/hdr", BEARER("es256")), 200);
+  CU_ASSERT_EQUAL(curl_h2(port, "/admin", BEARER("ps256")), 200);
+  CU_ASSERT_EQUAL(curl_h2(port, "/public", BEARER("expired")), 401);
+  CU_ASSERT_PTR_NOT_NULL(strstr(body_out, "Jwt verification fails"));
+  CU_ASSERT_EQUAL(curl_h2(port, "/public", BEARER("alg_none")), 401);
+  CU_ASSERT_EQUAL(curl_h2(port, "/public", BEARER("hs256_rsa_public_key")), 401);
+  atomic_store(&h.stop, true);
+  pthread_join(h.t, NULL);
+  mesh_listener_close(h.l);
+  mesh_free(h.m);
+  th_stop(http);
+  cJSON_Delete(rows);
+  free(doc);
+}
+
 /* A JWKS with bad keys over HTTP: the good key verifies, the skipped ones
  * verify nothing (their tokens are 401). */
 static void test_authn_jwks_bad_keys(void) {
@@ -830,6 +926,7 @@ static void add(void) {
   CU_add_test(s, "authn_jwks_down_fails_closed",
               test_authn_jwks_down_fails_closed);
   CU_add_test(s, "authn_jwks_bad_keys", test_authn_jwks_bad_keys);
+  CU_add_test(s, "authn_http2_curl", test_authn_http2_curl);
   CU_add_test(s, "authn_oversized_header", test_authn_oversized_header);
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The security steps of every inbound request, in Istio's order, shared by
- * the HTTP/1.1 loop (server.c) and HTTP/2 (branch h2-grpc): request
+ * the HTTP/1.1 loop (server.c) and HTTP/2 (h2_serve.c): request
  * authentication (a token that is present and fails: 401), then
  * authorization over the same request view plus the verified JWT (403).
  * Between the two, the header view follows RequestAuthentication (the
