@@ -547,4 +547,7 @@ void mesh__opts_fini(mesh_dial_opts_t *o);
  * section of core's surface, kept in its own header for its curl types. */
 #include "core/curl_loop.h"
 
+/* Cancel tokens (core/cancel.c) in their own header, part of the surface. */
+#include "core/cancel_int.h"
+
 #endif /* MESH_CORE_CORE_H */

@@ -25,7 +25,7 @@
 #include <mesh/mesh.h>
 
 #include "core/core.h"
-#include "http/h2.h"
+#include "http/http.h"
 
 /* ---- status codes (status.c) --------------------------------------------- */
 

@@ -5,7 +5,7 @@
 #define MESH_GRPC_GRPC_CLI_H
 
 #include "grpc/grpc.h"
-#include "resilience/call.h"
+#include "resilience/resilience.h"
 
 #define MESH__GRPC_RBUF 16384
 

@@ -14,7 +14,7 @@
 #include "http/h2.h"
 #include "http/http.h"
 #include "telemetry/telemetry.h"
-#include "resilience/call.h"
+#include "resilience/resilience.h"
 
 /* ---- randomness for splits and faults --------------------------------------- */
 

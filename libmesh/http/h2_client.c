@@ -14,7 +14,7 @@
 
 #include "http/h2_int.h"
 #include "http/http.h"
-#include "resilience/call.h"
+#include "resilience/resilience.h"
 
 /* ---- the pool's view of a session ------------------------------------------ */
 

@@ -274,4 +274,7 @@ int mesh__http_guard(mesh_t *m, mesh_authz_request_t *ar, mesh__az_hdr_t *hdrs,
 size_t mesh__http_authn_headers(const mesh__authn_result_t *an,
                                 mesh__az_hdr_t *v, size_t n, size_t cap);
 
+/* HTTP/2 sessions and streams (h2*.c): part of the surface (grpc). */
+#include "http/h2.h"
+
 #endif /* MESH_HTTP_HTTP_H */

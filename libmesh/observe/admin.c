@@ -33,7 +33,7 @@
 #include "discovery/discovery.h"
 #include "http/http.h"
 #include "identity/identity.h"
-#include "http/parse.h"
+#include "http/http.h"
 
 
 #define ADMIN_MAX_CONNS 64

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "core/core.h"
-#include "http/parse.h"
+#include "http/http.h"
 
 typedef struct mesh__admin mesh__admin_t;
 

@@ -4,7 +4,7 @@
  * through the parts' own accessors and never blocks. */
 #include "observe/admin.h"
 #include "observe/observe.h"
-#include "telemetry/tracer.h"
+#include "telemetry/telemetry.h"
 
 #include <arpa/inet.h>
 #include <mbedtls/x509_crt.h>

@@ -5,7 +5,7 @@
  * The retry helpers (calldo.c, hedge.c) and mesh_dial() of a service
  * (dial.c) build on the same acquisition path. */
 #include "resilience/call.h"
-#include "core/cancel_int.h"
+#include "core/core.h"
 #include "discovery/discovery.h"
 #include "telemetry/telemetry.h"
 

@@ -451,4 +451,8 @@ mesh__pool_t *mesh__res_pool_peek(mesh__host_t *h);
  *  bytes) and without error?  Pure syscall check, no reads. */
 bool mesh__pool_fd_alive(int fd);
 
+/* The call layer (call.c, dial.c, calldo.c): part of the surface, in its
+ * own header because it needs tls and lb types. */
+#include "resilience/call.h"
+
 #endif /* MESH_RESILIENCE_RESILIENCE_H */
