@@ -468,8 +468,8 @@ static const struct cfg_err cfg_errs[] = {
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"to\":[{\"ports\":"
    "[65536]}]}]}]}", "to[0].ports[0]: expected a port number"},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"when\":[{\"key\":"
-   "\"request.auth.claims[iss]\",\"values\":[\"x\"]}]}]}]}",
-   "when[0].key: unsupported condition \"request.auth.claims[iss]\""},
+   "\"request.auth.claims[]\",\"values\":[\"x\"]}]}]}]}",
+   "when[0].key: unsupported condition \"request.auth.claims[]\""},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"when\":[{\"key\":"
    "\"source.ip\"}]}]}]}", "when[0]: at least one of values or notValues"},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"when\":[{\"values\":"

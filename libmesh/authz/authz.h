@@ -71,6 +71,10 @@ struct mesh_authz_request {
   const char *host;
   const mesh__az_hdr_t *hdrs;
   size_t nhdrs;
+  /* request authentication (authn's verified JWT, set by the HTTP layer):
+   * "iss/sub" or NULL/"" without a token, and the token's claims */
+  const char *req_principal;
+  const cJSON *jwt_claims;
   /* storage of the public builder (mesh_authz_request_new) */
   char *own[6];
   int path_norm;                /* builder: the mode r->path was made with */
@@ -128,6 +132,7 @@ typedef struct mesh__az_source {
   mesh__az_strs_t principals, not_principals;
   mesh__az_strs_t namespaces, not_namespaces;
   mesh__az_cidrs_t ip_blocks, not_ip_blocks;
+  mesh__az_strs_t request_principals, not_request_principals; /* HTTP only */
 } mesh__az_source_t;
 
 typedef struct mesh__az_operation {
@@ -144,11 +149,19 @@ enum mesh__az_cond_key {
   MESH__AZ_K_SOURCE_NS,    /* source.namespace */
   MESH__AZ_K_SOURCE_PRINCIPAL, /* source.principal */
   MESH__AZ_K_DEST_PORT,    /* destination.port */
+  MESH__AZ_K_REQ_PRINCIPAL, /* request.auth.principal (HTTP only) */
+  MESH__AZ_K_REQ_AUDIENCES, /* request.auth.audiences */
+  MESH__AZ_K_REQ_PRESENTER, /* request.auth.presenter */
+  MESH__AZ_K_REQ_CLAIMS,    /* request.auth.claims[a][b]... */
 };
+
+#define MESH__AZ_CLAIM_DEPTH 8
 
 typedef struct mesh__az_cond {
   int key;
   char *header; /* MESH__AZ_K_HEADER */
+  char *claim[MESH__AZ_CLAIM_DEPTH]; /* MESH__AZ_K_REQ_CLAIMS: the path */
+  size_t nclaim;
   mesh__az_strs_t values, not_values;
   mesh__az_cidrs_t ips, not_ips;
   mesh__az_ports_t ports, not_ports;
@@ -265,6 +278,19 @@ int mesh__authz_set_build(mesh__cfg_t *c, const cJSON *cfg, const char *path,
                           mesh__authz_set_t **out);
 void mesh__authz_set_ref(mesh__authz_set_t *s);
 void mesh__authz_set_unref(mesh__authz_set_t *s);
+
+/* ---- request authentication attributes (reqauth.c) ------------------------ */
+
+/** Parse a "request.auth.*" condition key into w (key, claim path).
+ *  @return the MESH__AZ_K_REQ_* key, or -1 (not such a key, or a bad claim
+ *  path: empty, unbalanced brackets, deeper than MESH__AZ_CLAIM_DEPTH). */
+int mesh__az_reqauth_key(mesh__az_bctx_t *b, const char *k,
+                         mesh__az_cond_t *w);
+/** Does a request.auth.* condition hold?  As Istio: a claim that is a
+ *  string matches a value, a list of strings when any element does; other
+ *  claim types and absent claims match no value (so notValues hold). */
+bool mesh__az_reqauth_match(const mesh__az_cond_t *w,
+                            const mesh_authz_request_t *r);
 
 /* ---- evaluation (eval.c) -------------------------------------------------- */
 

@@ -251,7 +251,15 @@ static tri_t source_match(const mesh__az_source_t *s,
   if (!strs_ok(&s->namespaces, &s->not_namespaces, principal,
                mesh__az_ns_match))
     return T_NO;
-  return tri(cidrs_ok(&s->ip_blocks, &s->not_ip_blocks, r));
+  if (!cidrs_ok(&s->ip_blocks, &s->not_ip_blocks, r))
+    return T_NO;
+  if (!s->request_principals.n && !s->not_request_principals.n)
+    return T_YES;
+  if (!r->http) /* a request principal exists only with an HTTP request */
+    return T_UNK;
+  const char *rp = r->req_principal ? r->req_principal : "";
+  return tri(strs_ok(&s->request_principals, &s->not_request_principals, rp,
+                     mesh__az_str_match));
 }
 
 static bool has_http_fields(const mesh__az_operation_t *o) {
@@ -297,6 +305,11 @@ static tri_t cond_match(const mesh__az_cond_t *w,
                        mesh__az_principal_match));
   case MESH__AZ_K_DEST_PORT:
     return tri(ports_ok(&w->ports, &w->not_ports, r->port));
+  case MESH__AZ_K_REQ_PRINCIPAL:
+  case MESH__AZ_K_REQ_AUDIENCES:
+  case MESH__AZ_K_REQ_PRESENTER:
+  case MESH__AZ_K_REQ_CLAIMS:
+    return r->http ? tri(mesh__az_reqauth_match(w, r)) : T_UNK;
   default:
     return T_NO;
   }

@@ -33,7 +33,8 @@ static void source_build(mesh__az_bctx_t *b, const cJSON *it, const char *p0,
   static const char *const keys[] = {
       "principals",     "notPrincipals",     "namespaces",
       "notNamespaces",  "ipBlocks",          "notIpBlocks",
-      "remoteIpBlocks", "notRemoteIpBlocks", NULL};
+      "remoteIpBlocks", "notRemoteIpBlocks", "requestPrincipals",
+      "notRequestPrincipals", NULL};
   char p[MESH__PATH_MAX];
   const cJSON *o = unwrap(b, it, p0, "source", p);
   if (!o || !mesh__cfg_object(b->c, o, p, keys))
@@ -46,6 +47,10 @@ static void source_build(mesh__az_bctx_t *b, const cJSON *it, const char *p0,
                       &s->namespaces);
   mesh__az_strs_build(b, o, p, "notNamespaces", MESH__AZS_NAMESPACE,
                       &s->not_namespaces);
+  mesh__az_strs_build(b, o, p, "requestPrincipals", MESH__AZS_PLAIN,
+                      &s->request_principals);
+  mesh__az_strs_build(b, o, p, "notRequestPrincipals", MESH__AZS_PLAIN,
+                      &s->not_request_principals);
   /* Without a trusted proxy in front, the remote address is the peer's:
    * remoteIpBlocks may be given only instead of ipBlocks, not with it. */
   bool remote = cJSON_GetObjectItemCaseSensitive(o, "remoteIpBlocks") ||
@@ -69,6 +74,8 @@ static void source_free(mesh__az_source_t *s) {
   mesh__az_strs_free(&s->not_principals);
   mesh__az_strs_free(&s->namespaces);
   mesh__az_strs_free(&s->not_namespaces);
+  mesh__az_strs_free(&s->request_principals);
+  mesh__az_strs_free(&s->not_request_principals);
   free(s->ip_blocks.v);
   free(s->not_ip_blocks.v);
 }
@@ -114,9 +121,12 @@ static const struct {
     {"destination.port", MESH__AZ_K_DEST_PORT},
 };
 
-/* Parse "request.headers[Name]" or a fixed key; -1 if unsupported. */
-static int cond_key(mesh__az_bctx_t *b, const char *k, char **header) {
+/* Parse "request.headers[Name]", "request.auth.*" or a fixed key; -1 if
+ * unsupported. */
+static int cond_key(mesh__az_bctx_t *b, const char *k, mesh__az_cond_t *w) {
   static const char pre[] = "request.headers[";
+  if (strncmp(k, "request.auth.", 13) == 0)
+    return mesh__az_reqauth_key(b, k, w);
   size_t n = strlen(k);
   if (strncmp(k, pre, sizeof pre - 1) == 0 && n > sizeof pre &&
       k[n - 1] == ']') {
@@ -124,7 +134,7 @@ static int cond_key(mesh__az_bctx_t *b, const char *k, char **header) {
     size_t nn = n - sizeof pre;
     if (!mesh__token_valid(name, nn))
       return -1;
-    *header = mesh__az_dupn(b, name, nn);
+    w->header = mesh__az_dupn(b, name, nn);
     return MESH__AZ_K_HEADER;
   }
   for (size_t i = 0; i < sizeof cond_keys / sizeof cond_keys[0]; i++)
@@ -146,12 +156,14 @@ static void cond_build(mesh__az_bctx_t *b, const cJSON *it, const char *p,
       mesh__cfg_error(b->c, kp, "required");
     return;
   }
-  w->key = cond_key(b, k, &w->header);
+  w->key = cond_key(b, k, w);
   if (w->key < 0) {
     mesh__cfg_error(b->c, kp,
                     "unsupported condition \"%s\" (supported: "
                     "request.headers[NAME], source.ip, remote.ip, "
-                    "source.namespace, source.principal, destination.port)",
+                    "source.namespace, source.principal, destination.port, "
+                    "request.auth.principal, request.auth.audiences, "
+                    "request.auth.presenter, request.auth.claims[NAME]...)",
                     k);
     return;
   }
@@ -182,6 +194,8 @@ static void cond_build(mesh__az_bctx_t *b, const cJSON *it, const char *p,
 
 static void cond_free(mesh__az_cond_t *w) {
   free(w->header);
+  for (size_t i = 0; i < w->nclaim; i++)
+    free(w->claim[i]);
   mesh__az_strs_free(&w->values);
   mesh__az_strs_free(&w->not_values);
   free(w->ips.v);

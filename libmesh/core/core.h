@@ -309,6 +309,7 @@ struct mesh__tls;        /* tls/tls.h */
 struct mesh__services;   /* discovery + lb + resilience, per service */
 struct mesh__observe;    /* observe/ */
 struct mesh__authz;      /* authz/ */
+struct mesh__authn;      /* authn/ */
 struct mesh__admin;      /* observe/admin */
 struct mesh__http;       /* http/ */
 struct mesh__xds;        /* xds/ */
@@ -326,6 +327,7 @@ struct mesh_ctx {
   struct mesh__services *services;
   _Atomic(struct mesh__observe *) observe;
   struct mesh__authz *authz;
+  struct mesh__authn *authn;    /* authn/ (request authentication) */
   struct mesh__admin *admin;
   struct mesh__http *http;     /* http/ (settings, top-level routes) */
   struct mesh__xds *xds;       /* xds/ (ADS session), NULL when unused */

@@ -10,6 +10,7 @@ const mesh__part_t *const mesh__parts[] = {
   &mesh__part_tracing,
   &mesh__identity_part,
   &mesh__tls_part,
+  &mesh__authn_part,
   &mesh__authz_part,
   &mesh__http_part,
   &mesh__inbound_part,

@@ -21,6 +21,7 @@ extern const mesh__svc_part_t mesh__lb_svc_part;      /* lb/lb.c */
 extern const mesh__svc_part_t mesh__subsets_svc_part; /* lb/subset.c */
 extern const mesh__svc_part_t mesh__split_svc_part;   /* lb/subset.c */
 extern const mesh__part_t mesh__authz_part;
+extern const mesh__part_t mesh__authn_part;
 extern const mesh__part_t mesh__http_part;
 extern const mesh__part_t mesh__xds_part;          /* xds/part.c */
 extern const mesh__svc_part_t mesh__routes_svc_part;

@@ -41,7 +41,10 @@ typedef struct h2req {
   size_t blen;
   char traceparent[MESH_TRACEPARENT_LEN + 1];
   mesh_trace_ctx_t remote;
-  mesh__az_hdr_t *hdrs; /* regular fields + room for traceparent */
+  mesh__az_hdr_t *hdrs; /* regular fields + room for claim headers
+                          (authn) and traceparent */
+  size_t hcap;          /* what the guard may fill: all but traceparent's */
+  mesh__authn_result_t an; /* the stream's JWT verdict */
 } h2req_t;
 
 static int respond(h2req_t *r, const mesh_http_response_t *resp,
@@ -90,10 +93,13 @@ static int respond(h2req_t *r, const mesh_http_response_t *resp,
   return rc;
 }
 
+/* A 401 carries Envoy's jwt_authn challenge, as server.c's. */
 static int respond_simple(h2req_t *r, int status, const char *body) {
   mesh__http_count(r->m, NULL, status);
-  mesh__az_hdr_t ct = {"content-type", "text/plain"};
-  mesh_http_response_t resp = {.status = status, .hdrs = &ct, .nhdrs = 1,
+  mesh__az_hdr_t ct[2] = {{"content-type", "text/plain"},
+                          {"www-authenticate", "Bearer error=\"invalid_token\""}};
+  mesh_http_response_t resp = {.status = status, .hdrs = ct,
+                               .nhdrs = status == 401 ? 2 : 1,
                                .body = (char *)body,
                                .body_len = strlen(body)};
   return respond(r, &resp, false);
@@ -131,9 +137,10 @@ static int join_fields(h2req_t *r) {
 
 /* Request head -> r->req (pseudo-headers to method / target / host). */
 static int take_head(h2req_t *r, const mesh__h2_hdr_t *h, size_t n) {
-  r->hdrs = calloc(n + 1, sizeof *r->hdrs);
+  r->hdrs = calloc(n + MESH__AUTHN_OUT_MAX + 1, sizeof *r->hdrs);
   if (!r->hdrs)
     return MESH_ERR_NOMEM;
+  r->hcap = n + MESH__AUTHN_OUT_MAX;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     if (strcmp(h[i].name, ":method") == 0)
@@ -211,9 +218,11 @@ static const char *get_header(const char *key, void *user) {
   return mesh__http_hdrs_get(req->hdrs, req->nhdrs, key);
 }
 
-static bool authorized(h2req_t *r) {
-  if (!mesh__authz_active(r->m))
-    return true;
+/* Authenticate then authorize (guard.c), as server.c: 0, 401 or 403.  A
+ * verified token edits the header view; the joined fields are rebuilt. */
+static int authorized(h2req_t *r) {
+  if (!mesh__authz_active(r->m) && !mesh__authn_active(r->m))
+    return 0;
   mesh_authz_request_t ar;
   mesh__az_req_init(&ar);
   mesh__az_req_set_principal(&ar, r->peer->peer_id);
@@ -226,7 +235,16 @@ static bool authorized(h2req_t *r) {
   ar.host = r->host ? r->host : "";
   ar.hdrs = r->req.hdrs;
   ar.nhdrs = r->req.nhdrs;
-  return mesh__authz_check_request(r->m, &ar, NULL) == MESH_OK;
+  int v = mesh__http_guard(r->m, &ar, r->hdrs, &r->req.nhdrs, r->hcap, &r->an,
+                           NULL);
+  if (v == 0 && r->an.authenticated) {
+    mesh__http_hdrs_free(r->req.joined, r->req.njoined);
+    r->req.joined = NULL;
+    r->req.njoined = r->req.jcap = 0;
+    if (join_fields(r) != MESH_OK) /* out of memory: no joined view */
+      return 403;
+  }
+  return v;
 }
 
 /* The handler sees our span as the parent to propagate (as server.c). */
@@ -291,11 +309,13 @@ static void serve_stream(h2req_t *r, mesh_http_handler_fn fn, void *user) {
   mesh__span_attr_str(&sp, MESH__ATTR_URL_PATH, r->path);
   if (r->peer->peer_id[0])
     mesh__span_attr_str(&sp, MESH__ATTR_PEER_SPIFFE_ID, r->peer->peer_id);
-  if (!authorized(r)) {
-    mesh__span_event(&sp, "authz.deny");
-    mesh__span_attr_int(&sp, MESH__ATTR_HTTP_STATUS, 403);
+  int verdict = authorized(r);
+  if (verdict != 0) {
+    mesh__span_event(&sp, verdict == 401 ? "authn.deny" : "authz.deny");
+    mesh__span_attr_int(&sp, MESH__ATTR_HTTP_STATUS, verdict);
     mesh__span_end(&sp);
-    respond_simple(r, 403, "RBAC: access denied");
+    respond_simple(r, verdict, verdict == 401 ? "Jwt verification fails"
+                                              : "RBAC: access denied");
     return;
   }
   rc = read_body(r);
@@ -323,6 +343,7 @@ int mesh__h2_serve_http(mesh_t *m, mesh__h2_session_t *s,
       break;
     h2req_t r = {.m = m, .peer = peer, .set = set, .x = x};
     serve_stream(&r, handler, user);
+    mesh__authn_result_free(&r.an);
     free(r.hdrs);
     free(r.path);
     free(r.ntarget);

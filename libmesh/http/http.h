@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "authn/authn.h"
 #include "authz/authz.h"
 #include "core/core.h"
 #include "http/parse.h"
@@ -251,6 +252,27 @@ int mesh__http_serve_io(mesh_t *m, const mesh__http_io_t *io,
                         const mesh__http_peer_t *peer,
                         mesh_http_handler_fn handler, void *user,
                         mesh_status_t *st);
+
+/* ---- inbound security (guard.c) -------------------------------------------- */
+
+/** Authenticate (authn) then authorize (authz) one request; ar is the
+ *  request view both protocols build once per request (its req_principal
+ *  and jwt_claims are filled here, borrowed from an).  hdrs[0..*nhdrs)
+ *  (capacity cap) are the request's header fields: after a verified token
+ *  they are edited in place by mesh__http_authn_headers() before authz
+ *  runs, and ar->hdrs/nhdrs follow.  an is reset first and keeps the
+ *  verdict (free it with mesh__authn_result_free when the request is
+ *  done).  @return 0 (go on), 401 (token refused) or 403 (denied by
+ *  policy); st gets the reason. */
+int mesh__http_guard(mesh_t *m, mesh_authz_request_t *ar, mesh__az_hdr_t *hdrs,
+                     size_t *nhdrs, size_t cap, mesh__authn_result_t *an,
+                     mesh_status_t *st);
+/** The handler's header view after authentication: drops the token header
+ *  (forward_original_token false) and fields replaced by
+ *  output_claim_to_headers, then appends those (while n < cap).
+ *  @return the new count. */
+size_t mesh__http_authn_headers(const mesh__authn_result_t *an,
+                                mesh__az_hdr_t *v, size_t n, size_t cap);
 
 /* HTTP/2 sessions and streams (h2*.c): part of the surface (grpc). */
 #include "http/h2.h"

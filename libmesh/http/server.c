@@ -38,6 +38,7 @@ typedef struct srv {
   size_t body_cap;
   char traceparent[MESH_TRACEPARENT_LEN + 1];
   mesh_trace_ctx_t remote; /* the caller's context: spans borrow it */
+  mesh__authn_result_t an; /* the current request's JWT verdict */
 } srv_t;
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -85,15 +86,17 @@ static int write_response(srv_t *s, const mesh_http_response_t *resp,
   return rc;
 }
 
-/* A response the library makes itself (errors, denials). */
+/* A response the library makes itself (errors, denials).  A 401 carries
+ * Envoy's jwt_authn challenge. */
 static int write_simple(srv_t *s, int status, const char *body, bool close) {
   mesh__http_count(s->m, NULL, status);
   mesh_http_response_t r = {.status = status,
                             .body = (char *)body,
                             .body_len = strlen(body)};
-  mesh__az_hdr_t ct = {"Content-Type", "text/plain"};
-  r.hdrs = &ct;
-  r.nhdrs = 1;
+  mesh__az_hdr_t h[2] = {{"Content-Type", "text/plain"},
+                         {"WWW-Authenticate", "Bearer error=\"invalid_token\""}};
+  r.hdrs = h;
+  r.nhdrs = status == 401 ? 2 : 1;
   return write_response(s, &r, false, close);
 }
 
@@ -382,10 +385,13 @@ static void span_finish(mesh__span_t *sp, int status) {
 
 /* ---- one request ---------------------------------------------------------------- */
 
-static int authorize(srv_t *s, const mesh_http_request_t *req,
+/* Authenticate and authorize (guard.c): 0, 401 or 403.  A verified token
+ * edits req's header view (token removed, claims added). */
+static int authorize(srv_t *s, mesh_http_request_t *req,
                      const char *host, mesh_status_t *st) {
-  if (!mesh__authz_active(s->m))
-    return MESH_OK;
+  mesh__authn_result_free(&s->an);
+  if (!mesh__authz_active(s->m) && !mesh__authn_active(s->m))
+    return 0;
   mesh_authz_request_t ar;
   mesh__az_req_init(&ar);
   mesh__az_req_set_principal(&ar, s->peer->peer_id);
@@ -398,21 +404,26 @@ static int authorize(srv_t *s, const mesh_http_request_t *req,
   ar.host = host;
   ar.hdrs = req->hdrs;
   ar.nhdrs = req->nhdrs;
-  return mesh__authz_check_request(s->m, &ar, st);
+  return mesh__http_guard(s->m, &ar, s->hdrs, &req->nhdrs,
+                          s->set->lim.max_headers, &s->an, st);
 }
 
 typedef enum { NEXT_CONTINUE = 0, NEXT_CLOSE = 1 } next_t;
 
-/* Answer a denied request with 403; the handler is never called. */
+/* Answer a refused request with 401 (token) or 403 (policy), as Envoy
+ * words them; the handler is never called. */
 static int deny(srv_t *s, const mesh__http_msg_t *msg, mesh__span_t *sp,
-                bool has_body, next_t *next, mesh_status_t *st) {
-  mesh__span_event(sp, "authz.deny");
-  span_finish(sp, 403);
+                int status, bool has_body, next_t *next, mesh_status_t *st) {
+  mesh__span_event(sp, status == 401 ? "authn.deny" : "authz.deny");
+  span_finish(sp, status);
   /* An unread body cannot be skipped safely: close after answering. */
   *next = has_body || !msg->keep_alive ? NEXT_CLOSE : NEXT_CONTINUE;
-  int rc = write_simple(s, 403, "RBAC: access denied", *next == NEXT_CLOSE);
+  int rc = write_simple(s, status,
+                        status == 401 ? "Jwt verification fails"
+                                      : "RBAC: access denied",
+                        *next == NEXT_CLOSE);
   if (rc != MESH_OK)
-    return mesh__fail(st, rc, "writing 403: %s", mesh_strerror(rc));
+    return mesh__fail(st, rc, "writing %d: %s", status, mesh_strerror(rc));
   s->len = *next == NEXT_CLOSE ? 0 : s->len;
   if (*next == NEXT_CONTINUE) {
     memmove(s->buf, s->buf + msg->head_len, s->len - msg->head_len);
@@ -421,6 +432,15 @@ static int deny(srv_t *s, const mesh__http_msg_t *msg, mesh__span_t *sp,
   return MESH_OK;
 }
 
+/* The joined view after authentication (the token and replaced fields
+ * gone; req's own fields were edited by the guard). */
+static void authn_view(srv_t *s, mesh_http_request_t *req) {
+  req->njoined = mesh__http_authn_headers(&s->an, s->joined, req->njoined, 0);
+}
+
+/* One request, its steps in order (view, span, authn + authz, 100-continue,
+ * body, handler, response): over 60 lines because splitting it would
+ * scatter the span's and the connection's error paths. */
 static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
                   void *user, next_t *next, mesh_status_t *st) {
   mesh_http_request_t req = {0};
@@ -434,8 +454,10 @@ static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
   mesh__span_t sp = {0};
   span_begin(s, &req, &sp);
   mesh_status_t ast = {0};
-  if (authorize(s, &req, host, &ast) != MESH_OK)
-    return deny(s, msg, &sp, has_body, next, st);
+  int verdict = authorize(s, &req, host, &ast);
+  if (verdict != 0)
+    return deny(s, msg, &sp, verdict, has_body, next, st);
+  authn_view(s, &req);
   if (msg->expect_continue && has_body) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     int rc = s->io->write(s->io->ctx, cont, sizeof cont - 1,
@@ -483,6 +505,7 @@ static int handle(srv_t *s, mesh__http_msg_t *msg, mesh_http_handler_fn fn,
 }
 
 static void srv_free(srv_t *s) {
+  mesh__authn_result_free(&s->an);
   free(s->buf);
   free(s->spans);
   free(s->hdrs);

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The authn part: the "authn" section, the key sources of its rules and the
+ * per-request check.
+ *
+ * Keys: inline sets are built with the config; a jwks_uri is fetched with
+ * libcurl on the worker loop (core/curl_loop.c) at start, every
+ * jwks_refresh_s, and once more (at most every jwks_refetch_min_s) when a
+ * token names a kid the set lacks.  A failed fetch keeps the last good set;
+ * with none, tokens of that issuer are refused (fail closed: 401).  JWT
+ * bundles from the Workload API arrive through mesh__authn_set_jwt_bundle().
+ *
+ * A request thread reads a rule's current set under the rule's small mutex
+ * (a pointer copy and a reference); it waits (bounded by
+ * jwks_fetch_timeout_ms) only when the issuer has no keys yet or a refetch
+ * it asked for is running. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "authn/authn.h"
+#include "telemetry/telemetry.h"
+#ifdef MESH__AUTHN_WLAPI
+#include "identity/identity.h"
+#endif
+
+#define BODY_CAP MESH__JWKS_MAX_BYTES
+#define HELD_MAX 16
+#define BUNDLES_MAX 64
+
+typedef struct slot {
+  struct mesh__authn *a;
+  const mesh__authn_rule_t *rule;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  mesh__jwks_t *cur;      /* last good set, NULL: none yet */
+  uint64_t done_gen;      /* fetches finished */
+  bool fetching;
+  int64_t last_start_ms;  /* of the last fetch (rate limit of refetches) */
+  /* loop thread only: */
+  CURL *easy;
+  char *body;
+  size_t blen;
+  bool too_big;
+  int64_t timer;
+} slot_t;
+
+typedef struct bundle {
+  char *td;
+  mesh__jwks_t *keys;
+} bundle_t;
+
+struct mesh__authn {
+  mesh_t *m;
+  mesh__authn_cfg_t *cfg;
+  slot_t *slots; /* one per rule */
+  mesh__curlm_t *cm;
+  pthread_mutex_t bmu; /* bundles */
+  bundle_t bundles[BUNDLES_MAX];
+  size_t nbundles;
+  uint64_t pulled_gen; /* generation of the last bundle set pulled */
+  /* mesh_authn_requests_total{result}: index MESH__JWT_* for refusals
+   * (0, "ok", is a verified token), then "no_token" */
+  mesh__metric_t *m_result[MESH__JWT_ERR_COUNT + 1];
+};
+
+/* ---- fetching (loop thread) --------------------------------------------------- */
+
+static void fetch_start(void *user);
+
+static size_t on_body(char *p, size_t sz, size_t n, void *user) {
+  slot_t *s = user;
+  size_t add = sz * n;
+  if (s->blen + add > BODY_CAP) {
+    s->too_big = true;
+    return 0;
+  }
+  char *nb = realloc(s->body, s->blen + add + 1);
+  if (!nb)
+    return 0;
+  memcpy(nb + s->blen, p, add);
+  s->body = nb;
+  s->blen += add;
+  return add;
+}
+
+static void log_skip(size_t i, const char *why, void *user) {
+  slot_t *s = user;
+  mesh__log(s->a->m, MESH_LOG_WARN, "authn_jwks_key_skipped",
+            "issuer=\"%s\" index=%zu reason=\"%s\"", s->rule->issuer, i, why);
+}
+
+static void arm(slot_t *s, int64_t delay) {
+  int64_t id = mesh__loop_timer(s->a->m->loop, delay, fetch_start, s);
+  s->timer = id > 0 ? id : 0;
+}
+
+static void on_done(CURL *easy, CURLcode res, void *user) {
+  slot_t *s = user;
+  long code = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+  mesh__jwks_t *ks = NULL;
+  const char *why = s->too_big ? "JWKS larger than 1 MiB" : curl_easy_strerror(res);
+  if (res == CURLE_OK && code != 200)
+    why = "HTTP status other than 200";
+  else if (res == CURLE_OK &&
+           mesh__jwks_parse(s->body ? s->body : "", s->blen, &ks, log_skip, s,
+                            &why) == MESH_OK)
+    why = NULL;
+  curl_easy_cleanup(easy);
+  s->easy = NULL;
+  free(s->body);
+  s->body = NULL;
+  s->blen = 0;
+  if (why)
+    mesh__log(s->a->m, MESH_LOG_WARN, "authn_jwks_fetch_failed",
+              "issuer=\"%s\" uri=\"%s\" status=%ld reason=\"%s\"",
+              s->rule->issuer, s->rule->jwks_uri, code, why);
+  pthread_mutex_lock(&s->mu);
+  mesh__jwks_t *old = ks ? s->cur : NULL;
+  if (ks)
+    s->cur = ks;
+  s->fetching = false;
+  s->done_gen++;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  mesh__jwks_unref(old);
+  if (ks)
+    mesh__log(s->a->m, MESH_LOG_INFO, "authn_jwks_loaded",
+              "issuer=\"%s\" keys=%zu", s->rule->issuer, ks->n);
+  /* failures retry sooner than the refresh period */
+  int64_t next = s->a->cfg->refresh_ms;
+  arm(s, why && next > 5000 ? 5000 : next);
+}
+
+/* Start a fetch unless one runs.  Loop thread. */
+static void fetch_start(void *user) {
+  slot_t *s = user;
+  if (s->timer) {
+    mesh__loop_timer_cancel(s->a->m->loop, s->timer);
+    s->timer = 0;
+  }
+  if (s->easy)
+    return;
+  CURL *c = curl_easy_init();
+  pthread_mutex_lock(&s->mu);
+  s->fetching = c != NULL;
+  s->last_start_ms = mesh__now_ms();
+  pthread_mutex_unlock(&s->mu);
+  if (!c)
+    return arm(s, 1000);
+  s->too_big = false;
+  curl_easy_setopt(c, CURLOPT_URL, s->rule->jwks_uri);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)s->a->cfg->fetch_timeout_ms);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  s->easy = c;
+  if (mesh__curlm_add(s->a->cm, c, on_done, s) != MESH_OK)
+    on_done(c, CURLE_FAILED_INIT, s);
+}
+
+/* ---- key lookup (request threads) --------------------------------------------- */
+
+typedef struct lookup {
+  struct mesh__authn *a;
+  mesh__jwks_t *held[HELD_MAX];
+  size_t nheld;
+} lookup_t;
+
+static const mesh__jwks_t *hold(lookup_t *l, mesh__jwks_t *k) {
+  if (!k)
+    return NULL;
+  if (l->nheld == HELD_MAX) {
+    mesh__jwks_unref(k);
+    return NULL;
+  }
+  l->held[l->nheld++] = k;
+  return k;
+}
+
+#ifdef MESH__AUTHN_WLAPI
+/* Pull the Workload API's JWT bundles (identity, branch wlapi:
+ * mesh__identity_jwt_bundles) into the table when their generation moved:
+ * every trust domain of the new set is (re)parsed, the ones missing from it
+ * are gone.  Enabled by defining MESH__AUTHN_WLAPI once that API is on the
+ * branch; until then the workload part pushes with
+ * mesh__authn_set_jwt_bundle(). */
+static void bundles_pull(struct mesh__authn *a) {
+  mesh__jwt_bundles_t *b = mesh__identity_jwt_bundles(a->m);
+  if (!b)
+    return;
+  pthread_mutex_lock(&a->bmu);
+  bool same = a->pulled_gen == b->generation;
+  a->pulled_gen = b->generation;
+  pthread_mutex_unlock(&a->bmu);
+  for (size_t i = 0; !same && i < b->n; i++)
+    mesh__authn_set_jwt_bundle(a->m, b->v[i].td, b->v[i].jwks,
+                               b->v[i].jwks_len);
+  for (size_t i = 0; !same && i < a->nbundles; i++) {
+    pthread_mutex_lock(&a->bmu);
+    char td[256];
+    mesh__strlcpy(td, i < a->nbundles ? a->bundles[i].td : "", sizeof td);
+    pthread_mutex_unlock(&a->bmu);
+    if (td[0] && !mesh__jwt_bundles_find(b, td) &&
+        mesh__authn_set_jwt_bundle(a->m, td, NULL, 0) == MESH_OK)
+      i--; /* the table moved its last entry here */
+  }
+  mesh__jwt_bundles_release(b);
+}
+#endif
+
+static const mesh__jwks_t *bundle_keys(lookup_t *l, const char *td) {
+  struct mesh__authn *a = l->a;
+  mesh__jwks_t *k = NULL;
+#ifdef MESH__AUTHN_WLAPI
+  bundles_pull(a);
+#endif
+  pthread_mutex_lock(&a->bmu);
+  for (size_t i = 0; i < a->nbundles && !k; i++)
+    if (strcmp(a->bundles[i].td, td) == 0) {
+      k = a->bundles[i].keys;
+      mesh__jwks_ref(k);
+    }
+  pthread_mutex_unlock(&a->bmu);
+  return hold(l, k);
+}
+
+static void timed_wait(slot_t *s, int64_t deadline_ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t left = deadline_ms - mesh__now_ms();
+  if (left <= 0)
+    return;
+  ts.tv_sec += left / 1000;
+  ts.tv_nsec += (left % 1000) * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+static const mesh__jwks_t *uri_keys(lookup_t *l, slot_t *s, bool refetch) {
+  const mesh__authn_cfg_t *cfg = l->a->cfg;
+  int64_t now = mesh__now_ms(), deadline = now + cfg->fetch_timeout_ms + 500;
+  pthread_mutex_lock(&s->mu);
+  bool want = (refetch && now - s->last_start_ms >= cfg->refetch_min_ms) ||
+              (!s->cur && !s->fetching && s->done_gen == 0);
+  if (want && !s->fetching) {
+    s->fetching = true;
+    s->last_start_ms = now;
+    mesh__loop_post(l->a->m->loop, fetch_start, s);
+  }
+  uint64_t gen = s->done_gen;
+  /* wait for the fetch we asked for, or for the first one */
+  while ((want || !s->cur) && s->fetching && s->done_gen == gen &&
+         mesh__now_ms() < deadline)
+    timed_wait(s, deadline);
+  mesh__jwks_t *k = s->cur;
+  mesh__jwks_ref(k);
+  pthread_mutex_unlock(&s->mu);
+  return hold(l, k);
+}
+
+static const mesh__jwks_t *keys_for(const mesh__authn_rule_t *r, bool refetch,
+                                    void *user) {
+  lookup_t *l = user;
+  switch (r->keysrc) {
+  case MESH__AUTHN_KEYS_INLINE:
+    return refetch ? NULL : r->inline_keys;
+  case MESH__AUTHN_KEYS_SPIFFE:
+    return bundle_keys(l, r->trust_domain);
+  default:
+    return uri_keys(l, &l->a->slots[r - l->a->cfg->rules], refetch);
+  }
+}
+
+/* ---- the request check ------------------------------------------------------ */
+
+bool mesh__authn_active(mesh_t *m) {
+  return m && m->authn && m->authn->cfg && m->authn->cfg->n > 0;
+}
+
+int mesh__authn_check_request(mesh_t *m, const mesh__authn_input_t *in,
+                              mesh__authn_result_t *out, mesh_status_t *st) {
+  memset(out, 0, sizeof *out);
+  if (!mesh__authn_active(m))
+    return MESH_OK;
+  struct mesh__authn *a = m->authn;
+  lookup_t l = {.a = a};
+  int rc = mesh__authn_decide(a->cfg, in, (int64_t)time(NULL), keys_for, &l,
+                              out);
+  for (size_t i = 0; i < l.nheld; i++)
+    mesh__jwks_unref(l.held[i]);
+  mesh__counter_add(a->m_result[rc != MESH_OK          ? out->err
+                                : out->authenticated ? MESH__JWT_OK
+                                                     : MESH__JWT_ERR_COUNT],
+                    1);
+  if (rc != MESH_OK) {
+    mesh__log(m, MESH_LOG_DEBUG, "authn_refused", "reason=%s",
+              mesh__jwt_err_name(out->err));
+    return mesh__fail(st, MESH_ERR_DENIED, "Jwt verification fails: %s",
+                      mesh__jwt_err_name(out->err));
+  }
+  return MESH_OK;
+}
+
+/* ---- JWT bundles (the Workload API seam) -------------------------------------- */
+
+int mesh__authn_set_jwt_bundle(mesh_t *m, const char *td, const char *jwks,
+                               size_t len) {
+  if (!m || !td)
+    return MESH_ERR_INVALID_ARG;
+  if (!m->authn)
+    return MESH_OK; /* no authn section: nothing verifies with bundles */
+  struct mesh__authn *a = m->authn;
+  mesh__jwks_t *k = NULL;
+  const char *why = NULL;
+  if (jwks) {
+    int rc = mesh__jwks_parse(jwks, len, &k, NULL, NULL, &why);
+    if (rc != MESH_OK) {
+      mesh__log(m, MESH_LOG_WARN, "authn_bundle_refused",
+                "trust_domain=\"%s\" reason=\"%s\"", td, why ? why : "");
+      return rc;
+    }
+  }
+  pthread_mutex_lock(&a->bmu);
+  size_t i = 0;
+  while (i < a->nbundles && strcmp(a->bundles[i].td, td) != 0)
+    i++;
+  mesh__jwks_t *old = i < a->nbundles ? a->bundles[i].keys : NULL;
+  int rc = MESH_OK;
+  if (i < a->nbundles && k) {
+    a->bundles[i].keys = k;
+  } else if (i < a->nbundles) { /* removed */
+    free(a->bundles[i].td);
+    a->bundles[i] = a->bundles[--a->nbundles];
+  } else if (k && a->nbundles < BUNDLES_MAX) {
+    a->bundles[i].td = strdup(td);
+    a->bundles[i].keys = k;
+    if (a->bundles[i].td)
+      a->nbundles++;
+    else
+      rc = MESH_ERR_NOMEM;
+  } else if (k) {
+    rc = MESH_ERR_NOMEM;
+  }
+  pthread_mutex_unlock(&a->bmu);
+  mesh__jwks_unref(old);
+  if (rc != MESH_OK)
+    mesh__jwks_unref(k);
+  return rc;
+}
+
+/* ---- the part ------------------------------------------------------------------- */
+
+static void authn_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
+  mesh__authn_cfg_build(c, cfg, path, NULL);
+}
+
+static void authn_fini(mesh_t *m) {
+  struct mesh__authn *a = m->authn;
+  if (!a)
+    return;
+  /* the loop has stopped: its timers and transfers are ours to drop */
+  for (size_t i = 0; a->slots && i < a->cfg->n; i++) {
+    slot_t *s = &a->slots[i];
+    if (s->timer)
+      mesh__loop_timer_cancel(m->loop, s->timer);
+    if (s->easy) {
+      mesh__curlm_remove(a->cm, s->easy);
+      curl_easy_cleanup(s->easy);
+    }
+    free(s->body);
+    mesh__jwks_unref(s->cur);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+  }
+  mesh__curlm_free(a->cm);
+  free(a->slots);
+  for (size_t i = 0; i < a->nbundles; i++) {
+    free(a->bundles[i].td);
+    mesh__jwks_unref(a->bundles[i].keys);
+  }
+  pthread_mutex_destroy(&a->bmu);
+  mesh__authn_cfg_free(a->cfg);
+  free(a);
+  m->authn = NULL;
+}
+
+static int authn_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
+  struct mesh__authn *a = calloc(1, sizeof *a);
+  if (!a)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  a->m = m;
+  pthread_mutex_init(&a->bmu, NULL);
+  m->authn = a;
+  mesh__cfg_t c = {.first = st};
+  int rc = mesh__authn_cfg_build(&c, cfg, "authn", &a->cfg);
+  if (rc != MESH_OK)
+    return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory") : rc;
+  if (!a->cfg)
+    return MESH_OK;
+  for (int i = 0; i <= MESH__JWT_ERR_COUNT; i++) {
+    char labels[64];
+    snprintf(labels, sizeof labels, "result=%s",
+             i == MESH__JWT_ERR_COUNT ? "no_token" : mesh__jwt_err_name(i));
+    a->m_result[i] = mesh__counter(m, "mesh_authn_requests_total",
+                                   "Requests by request-authentication outcome "
+                                   "(a verified token, none, or why one was "
+                                   "refused).",
+                                   labels);
+  }
+  a->slots = calloc(a->cfg->n ? a->cfg->n : 1, sizeof *a->slots);
+  a->cm = mesh__curlm_new(m);
+  if (!a->slots || !a->cm)
+    return mesh__fail(st, MESH_ERR_NOMEM, "authn: out of memory");
+  for (size_t i = 0; i < a->cfg->n; i++) {
+    slot_t *s = &a->slots[i];
+    s->a = a;
+    s->rule = &a->cfg->rules[i];
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    /* init runs before the worker starts: arming a timer is allowed */
+    if (s->rule->keysrc == MESH__AUTHN_KEYS_URI) {
+      s->fetching = true;
+      s->last_start_ms = mesh__now_ms();
+      arm(s, 0);
+    }
+  }
+  mesh__log(m, MESH_LOG_INFO, "authn_loaded", "jwt_rules=%zu", a->cfg->n);
+  return MESH_OK;
+}
+
+const mesh__part_t mesh__authn_part = {
+    .key = "authn",
+    .check = authn_check,
+    .init = authn_init,
+    .fini = authn_fini,
+};

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The crypto seam of request authentication, over Mbed TLS (pk, rsa,
+ * ecdsa, md).  Nothing else in authn/ includes a crypto header: an OpenSSL
+ * version is this file again with EVP_PKEY (RSA_PKCS1_PSS_PADDING with
+ * salt length = digest length, ECDSA_SIG_set0 from r||s), chosen by the
+ * build like tls/'s backends. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/bignum.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/rsa.h>
+
+#include "authn/authn.h"
+
+struct mesh__jwk_key {
+  int kind;
+  mbedtls_pk_context pk;     /* RSA */
+  mbedtls_ecp_keypair ec;    /* EC */
+};
+
+int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
+                      size_t elen, mesh__jwk_key_t **out, const char **why) {
+  *out = NULL;
+  mesh__jwk_key_t *k = calloc(1, sizeof *k);
+  if (!k)
+    return MESH_ERR_NOMEM;
+  k->kind = MESH__JWK_RSA;
+  mbedtls_pk_init(&k->pk);
+  mbedtls_ecp_keypair_init(&k->ec);
+  const char *bad = NULL;
+  if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)))
+    bad = "cannot set up an RSA key";
+  mbedtls_rsa_context *rsa = bad ? NULL : mbedtls_pk_rsa(k->pk);
+  if (!bad && (mbedtls_rsa_import_raw(rsa, n, nlen, NULL, 0, NULL, 0, NULL, 0,
+                                      e, elen) ||
+               mbedtls_rsa_complete(rsa) || mbedtls_rsa_check_pubkey(rsa)))
+    bad = "not a valid RSA public key (n, e)";
+  if (!bad && mbedtls_pk_get_bitlen(&k->pk) < MESH__JWK_RSA_MIN_BITS)
+    bad = "RSA modulus shorter than 2048 bits";
+  if (bad) {
+    mesh__jwk_key_free(k);
+    if (why)
+      *why = bad;
+    return MESH_ERR_PARSE;
+  }
+  *out = k;
+  return MESH_OK;
+}
+
+int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
+                     const uint8_t *y, size_t ylen, mesh__jwk_key_t **out,
+                     const char **why) {
+  *out = NULL;
+  size_t cs = kind == MESH__JWK_EC256 ? 32 : 48;
+  if (xlen != cs || ylen != cs) {
+    if (why)
+      *why = "EC coordinate of the wrong length for the curve";
+    return MESH_ERR_PARSE;
+  }
+  mesh__jwk_key_t *k = calloc(1, sizeof *k);
+  if (!k)
+    return MESH_ERR_NOMEM;
+  k->kind = kind;
+  mbedtls_pk_init(&k->pk);
+  mbedtls_ecp_keypair_init(&k->ec);
+  mbedtls_ecp_group_id gid =
+      kind == MESH__JWK_EC256 ? MBEDTLS_ECP_DP_SECP256R1 : MBEDTLS_ECP_DP_SECP384R1;
+  if (mbedtls_ecp_group_load(&k->ec.grp, gid) ||
+      mbedtls_mpi_read_binary(&k->ec.Q.X, x, xlen) ||
+      mbedtls_mpi_read_binary(&k->ec.Q.Y, y, ylen) ||
+      mbedtls_mpi_lset(&k->ec.Q.Z, 1) ||
+      mbedtls_ecp_check_pubkey(&k->ec.grp, &k->ec.Q)) {
+    mesh__jwk_key_free(k);
+    if (why)
+      *why = "EC point not on the curve";
+    return MESH_ERR_PARSE;
+  }
+  *out = k;
+  return MESH_OK;
+}
+
+void mesh__jwk_key_free(mesh__jwk_key_t *k) {
+  if (!k)
+    return;
+  mbedtls_pk_free(&k->pk);
+  mbedtls_ecp_keypair_free(&k->ec);
+  free(k);
+}
+
+static int ec_verify(const mesh__jwk_key_t *k, const uint8_t *h, size_t hlen,
+                     const uint8_t *sig, size_t siglen) {
+  size_t cs = k->kind == MESH__JWK_EC256 ? 32 : 48;
+  if (siglen != 2 * cs)
+    return MESH_ERR_DENIED;
+  mbedtls_mpi r, s;
+  mbedtls_mpi_init(&r);
+  mbedtls_mpi_init(&s);
+  int rc = MESH_ERR_DENIED;
+  /* mbedtls_ecdsa_verify takes a non-const group (it may cache tables) */
+  mbedtls_ecp_keypair *ec = (mbedtls_ecp_keypair *)&k->ec;
+  if (!mbedtls_mpi_read_binary(&r, sig, cs) &&
+      !mbedtls_mpi_read_binary(&s, sig + cs, cs) &&
+      !mbedtls_ecdsa_verify(&ec->grp, h, hlen, &ec->Q, &r, &s))
+    rc = MESH_OK;
+  mbedtls_mpi_free(&r);
+  mbedtls_mpi_free(&s);
+  return rc;
+}
+
+int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
+                     const uint8_t *msg, size_t msglen, const uint8_t *sig,
+                     size_t siglen) {
+  if (!key || key->kind != kind)
+    return MESH_ERR_DENIED;
+  int want = alg == MESH__JWS_ES256   ? MESH__JWK_EC256
+             : alg == MESH__JWS_ES384 ? MESH__JWK_EC384
+             : alg == MESH__JWS_RS256 || alg == MESH__JWS_PS256 ? MESH__JWK_RSA
+                                                                 : 0;
+  if (want == 0 || want != kind)
+    return MESH_ERR_DENIED;
+  mbedtls_md_type_t md = alg == MESH__JWS_ES384 ? MBEDTLS_MD_SHA384 : MBEDTLS_MD_SHA256;
+  const mbedtls_md_info_t *mi = mbedtls_md_info_from_type(md);
+  uint8_t h[64];
+  if (!mi || mbedtls_md(mi, msg, msglen, h))
+    return MESH_ERR_DENIED;
+  size_t hlen = mbedtls_md_get_size(mi);
+  if (kind != MESH__JWK_RSA)
+    return ec_verify(key, h, hlen, sig, siglen);
+  mbedtls_pk_context *pk = (mbedtls_pk_context *)&key->pk;
+  if (siglen != mbedtls_pk_get_len(pk))
+    return MESH_ERR_DENIED;
+  if (alg == MESH__JWS_RS256)
+    return mbedtls_pk_verify(pk, md, h, hlen, sig, siglen) ? MESH_ERR_DENIED
+                                                           : MESH_OK;
+  /* RFC 7518 3.5: MGF1 with the same hash, salt as long as the hash */
+  mbedtls_pk_rsassa_pss_options o = {.mgf1_hash_id = md,
+                                     .expected_salt_len = (int)hlen};
+  return mbedtls_pk_verify_ext(MBEDTLS_PK_RSASSA_PSS, &o, pk, md, h, hlen,
+                               sig, siglen)
+             ? MESH_ERR_DENIED
+             : MESH_OK;
+}
