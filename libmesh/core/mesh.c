@@ -267,6 +267,31 @@ void mesh_free(mesh_t *m) {
   free(m);
 }
 
+/* The first error's message, with " (and N more errors)" appended; when
+ * that does not fit, room is made after a whole word, as mesh__cfg_error()
+ * cuts. */
+static void append_more_errors(mesh_status_t *st, int nerr) {
+  if (!st || nerr <= 1)
+    return;
+  char more[48];
+  int k = snprintf(more, sizeof more, " (and %d more error%s)", nerr - 1,
+                   nerr > 2 ? "s" : "");
+  size_t len = strlen(st->message), cap = sizeof st->message;
+  if (k > 0 && len + (size_t)k >= cap) {
+    len = cap - (size_t)k - sizeof " [...]";
+    while (len > 0 && st->message[len - 1] != ' ' &&
+           st->message[len - 1] != ',')
+      len--;
+    while (len > 0 &&
+           (st->message[len - 1] == ' ' || st->message[len - 1] == ','))
+      len--;
+    memcpy(st->message + len, " [...]", 6);
+    len += 6;
+  }
+  if (k > 0)
+    memcpy(st->message + len, more, (size_t)k + 1);
+}
+
 int mesh_new(const char *json, mesh_t **out, mesh_status_t *st) {
   mesh__ok(st);
   if (!json || !out)
@@ -280,26 +305,7 @@ int mesh_new(const char *json, mesh_t **out, mesh_status_t *st) {
   int log_level = MESH_LOG_WARN, worker_mode = 0;
   if (check_all(&c, root, &log_level, &worker_mode) > 0) {
     cJSON_Delete(root);
-    if (st && c.nerr > 1) {
-      char more[48];
-      int k = snprintf(more, sizeof more, " (and %d more error%s)",
-                       c.nerr - 1, c.nerr > 2 ? "s" : "");
-      size_t len = strlen(st->message), cap = sizeof st->message;
-      if (k > 0 && len + (size_t)k >= cap) {
-        /* make room after a whole word, as mesh__cfg_error() cuts */
-        len = cap - (size_t)k - sizeof " [...]";
-        while (len > 0 && st->message[len - 1] != ' ' &&
-               st->message[len - 1] != ',')
-          len--;
-        while (len > 0 && (st->message[len - 1] == ' ' ||
-                           st->message[len - 1] == ','))
-          len--;
-        memcpy(st->message + len, " [...]", 6);
-        len += 6;
-      }
-      if (k > 0)
-        memcpy(st->message + len, more, (size_t)k + 1);
-    }
+    append_more_errors(st, c.nerr);
     return MESH_ERR_CONFIG;
   }
   mesh_t *m = calloc(1, sizeof *m);

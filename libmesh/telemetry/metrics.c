@@ -155,7 +155,9 @@ static void sb_puts(sbuf_t *b, const char *s, size_t n) {
 }
 
 /* Parse "k=v,k2=v2" into the rendered form `k="v",k2="v2"` (values
- * escaped for the exposition format) and the key list "k,k2".
+ * escaped for the exposition format) and the key list "k,k2".  One pass
+ * that writes both outputs as it reads (65 lines): split, the escaping
+ * rules would be spread over helpers that share the two buffers.
  * @return MESH_OK, MESH_ERR_PARSE, MESH_ERR_NOMEM. */
 int mesh__labels_parse(const char *kv, char **rendered, char **keys) {
   sbuf_t r = {0}, k = {0};
