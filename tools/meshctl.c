@@ -17,6 +17,8 @@ static const meshctl_cmd_t commands[] = {
    meshctl_check_config},
   {"resolve", "show a service's endpoints: health, weight, labels, LB state",
    meshctl_resolve},
+  {"grpc", "call a gRPC method with raw bytes, or serve the echo service",
+   meshctl_grpc},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

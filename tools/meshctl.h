@@ -28,6 +28,7 @@ int meshctl_dial(int argc, char **argv);
 int meshctl_serve(int argc, char **argv);
 int meshctl_check_config(int argc, char **argv);
 int meshctl_resolve(int argc, char **argv);
+int meshctl_grpc(int argc, char **argv);
 
 /* ---- helpers (tools/meshctl.c) ------------------------------------------- */
 

@@ -39,7 +39,7 @@ static const char issue_help[] =
     "usage: meshctl ca issue --id SPIFFE_ID --out-cert FILE --out-key FILE\n"
     "                        [--ca-cert FILE] [--ca-key FILE] "
     "[--ttl DURATION]\n"
-    "                        [--chain] [--force]\n"
+    "                        [--dns NAME]... [--chain] [--force]\n"
     "\n"
     "Issue an X.509-SVID: exactly one URI SAN (the SPIFFE ID), CA:FALSE,\n"
     "keyUsage digitalSignature, extendedKeyUsage serverAuth + clientAuth,\n"
@@ -53,6 +53,9 @@ static const char issue_help[] =
     "  --ca-key FILE     CA private key (default ca.key)\n"
     "  --ttl DURATION    lifetime, e.g. 24h, 90m, 7d (default "
     SVID_TTL_DEFAULT ")\n"
+    "  --dns NAME        add a DNS SAN beside the URI SAN (repeatable, at most\n"
+    "                    16): for gRPC and HTTPS clients that check a host\n"
+    "                    name, e.g. --dns localhost\n"
     "  --chain           append the CA certificate to --out-cert\n"
     "  --force           overwrite an existing key file\n";
 
@@ -117,6 +120,32 @@ static int ca_init(int argc, char **argv) {
   return MESHCTL_OK;
 }
 
+/* Take every "--dns NAME" / "--dns=NAME" out of argv (the option parser
+ * keeps one value per option).  @return the new argc, or -1 when a --dns
+ * lacks its value or there are too many. */
+static int take_dns(int argc, char **argv, const char **dns, size_t *ndns) {
+  int out = 0;
+  *ndns = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *v = NULL;
+    if (!strcmp(argv[i], "--dns")) {
+      if (i + 1 >= argc)
+        return -1;
+      v = argv[++i];
+    } else if (!strncmp(argv[i], "--dns=", 6)) {
+      v = argv[i] + 6;
+    }
+    if (!v) {
+      argv[out++] = argv[i];
+      continue;
+    }
+    if (*ndns >= MESH_CA_DNS_MAX)
+      return -1;
+    dns[(*ndns)++] = v;
+  }
+  return out;
+}
+
 static int ca_issue(int argc, char **argv) {
   const char *id = NULL, *cert = NULL, *key = NULL;
   const char *ca_cert = "ca.crt", *ca_key = "ca.key", *ttl = SVID_TTL_DEFAULT;
@@ -128,6 +157,12 @@ static int ca_issue(int argc, char **argv) {
       {"chain", NULL, &chain},     {"force", NULL, &force},
       {NULL, NULL, NULL},
   };
+  const char *dns[MESH_CA_DNS_MAX];
+  size_t ndns = 0;
+  argc = take_dns(argc, argv, dns, &ndns);
+  if (argc < 0)
+    return usage_error("--dns needs a value (at most 16 of them)",
+                       issue_help);
   if (!meshctl_parse_opts(argc, argv, 1, opts, &help))
     return usage_error("invalid arguments", issue_help);
   if (help) {
@@ -147,14 +182,16 @@ static int ca_issue(int argc, char **argv) {
   }
   int64_t now = (int64_t)time(NULL);
   mesh_status_t st;
-  int rc = mesh_ca_issue(ca_cert, ca_key, id, now - 60, now + life,
-                         chain ? MESH_CA_ISSUE_CHAIN : MESH_CA_ISSUE_DEFAULT,
-                         cert, key, &st);
+  int rc = mesh_ca_issue_dns(
+      ca_cert, ca_key, id, dns, ndns, now - 60, now + life,
+      chain ? MESH_CA_ISSUE_CHAIN : MESH_CA_ISSUE_DEFAULT, cert, key, &st);
   if (rc != MESH_OK)
     return meshctl_report(rc, &st);
   char na[32];
   utc(now + life, na);
   printf("SVID %s valid until %s: %s, %s\n", id, na, cert, key);
+  for (size_t i = 0; i < ndns; i++)
+    printf("  DNS SAN %s\n", dns[i]);
   return MESHCTL_OK;
 }
 

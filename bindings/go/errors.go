@@ -57,7 +57,11 @@ const (
 	ErrFDLimit         Code = -37
 	ErrBuffer          Code = -38
 	ErrUpstream        Code = -39
-	lastCode                = ErrUpstream
+	ErrGRPCStatus      Code = -40 // a gRPC call ended with a non-OK status
+	ErrMsgTooLarge     Code = -41
+	ErrCancelled       Code = -42
+	ErrGRPCProtocol    Code = -43
+	lastCode                = ErrGRPCProtocol
 )
 
 // Name is the symbolic name, e.g. "MESH_ERR_TIMEOUT".

@@ -29,7 +29,11 @@ func TestCodeNames(t *testing.T) {
 		ErrReset: "MESH_ERR_RESET", ErrUnknownService: "MESH_ERR_UNKNOWN_SERVICE",
 		ErrDenied: "MESH_ERR_DENIED", ErrUnsupported: "MESH_ERR_UNSUPPORTED",
 		ErrFDLimit: "MESH_ERR_FD_LIMIT", ErrBuffer: "MESH_ERR_BUFFER",
-		ErrUpstream: "MESH_ERR_UPSTREAM",
+		ErrUpstream:     "MESH_ERR_UPSTREAM",
+		ErrGRPCStatus:   "MESH_ERR_GRPC_STATUS",
+		ErrMsgTooLarge:  "MESH_ERR_MSG_TOO_LARGE",
+		ErrCancelled:    "MESH_ERR_CANCELLED",
+		ErrGRPCProtocol: "MESH_ERR_GRPC_PROTOCOL",
 	}
 	for c, want := range names {
 		if got := c.Name(); got != want {

@@ -56,6 +56,11 @@ typedef enum mesh_code {
   MESH_ERR_FD_LIMIT = -37,     /* 0.1: out of file descriptors */
   MESH_ERR_BUFFER = -38,       /* 0.1: caller's buffer too small */
   MESH_ERR_UPSTREAM = -39,     /* 0.1: upstream answered an error status */
+  MESH_ERR_GRPC_STATUS = -40,  /* 0.2: gRPC call ended with a non-OK status
+                                  (the code: mesh_grpc_call_status()) */
+  MESH_ERR_MSG_TOO_LARGE = -41, /* 0.2: gRPC message over the size limit */
+  MESH_ERR_CANCELLED = -42,    /* 0.2: the call was cancelled */
+  MESH_ERR_GRPC_PROTOCOL = -43, /* 0.2: peer broke the gRPC protocol */
 } mesh_code_t;
 
 /* Detail of a failure.  Plain data, fixed size: it will not grow.

@@ -120,6 +120,26 @@ MESH_EXTERN int mesh_ca_issue(const char *ca_cert_path, const char *ca_key_path,
                               const char *cert_path, const char *key_path,
                               mesh_status_t *st);
 
+#define MESH_CA_DNS_MAX 16        /* DNS names per certificate */
+#define MESH_CA_DNS_NAME_MAX 253  /* bytes per DNS name */
+
+/** As mesh_ca_issue(), plus DNS SANs beside the SPIFFE URI SAN (the
+ *  X.509-SVID spec allows other SAN types; gRPC clients in other languages
+ *  check a host name and ignore URI SANs).  Added in 0.2.
+ *  @param dns_names  ndns host names ("localhost", "svc.example.org",
+ *                    "*.example.org"); read, not kept.  NULL when ndns is 0.
+ *  @param ndns       0..MESH_CA_DNS_MAX.
+ *  @return as mesh_ca_issue(); MESH_ERR_INVALID_ARG also for a malformed
+ *          DNS name (LDH labels of 1-63 bytes, at most 253 bytes, an
+ *          optional leading "*.") or too many.  Thread-safe. */
+MESH_EXTERN int mesh_ca_issue_dns(const char *ca_cert_path,
+                                  const char *ca_key_path,
+                                  const char *spiffe_id,
+                                  const char *const *dns_names, size_t ndns,
+                                  int64_t not_before, int64_t not_after,
+                                  unsigned flags, const char *cert_path,
+                                  const char *key_path, mesh_status_t *st);
+
 #ifdef __cplusplus
 }
 #endif

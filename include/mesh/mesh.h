@@ -120,5 +120,6 @@ MESH_EXTERN int mesh_process(mesh_t *m);
 #include <mesh/call.h>
 #include <mesh/discovery.h>
 #include <mesh/http.h>
+#include <mesh/grpc.h>
 
 #endif /* MESH_MESH_H */

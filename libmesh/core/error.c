@@ -51,6 +51,10 @@ static const struct code_info codes[] = {
   {MESH_ERR_FD_LIMIT, "MESH_ERR_FD_LIMIT", "out of file descriptors"},
   {MESH_ERR_BUFFER, "MESH_ERR_BUFFER", "buffer too small"},
   {MESH_ERR_UPSTREAM, "MESH_ERR_UPSTREAM", "upstream returned an error"},
+  {MESH_ERR_GRPC_STATUS, "MESH_ERR_GRPC_STATUS", "gRPC call ended with an error status"},
+  {MESH_ERR_MSG_TOO_LARGE, "MESH_ERR_MSG_TOO_LARGE", "message larger than the limit"},
+  {MESH_ERR_CANCELLED, "MESH_ERR_CANCELLED", "call cancelled"},
+  {MESH_ERR_GRPC_PROTOCOL, "MESH_ERR_GRPC_PROTOCOL", "gRPC protocol violation"},
 };
 
 static const struct code_info *find(int code) {

@@ -38,5 +38,6 @@ const mesh__svc_part_t *const mesh__svc_parts[] = {
   &mesh__res_part_hedge,
   &mesh__res_part_pool,
   &mesh__routes_svc_part,
+  &mesh__grpc_svc_part,
   NULL,
 };

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "http/h2.h"
 #include "http/http.h"
+#include "resilience/call.h"
 #include "telemetry/telemetry.h"
 
 /* ---- randomness for splits and faults --------------------------------------- */
@@ -91,6 +93,11 @@ static int try_once(mesh_call_t *call, mesh_conn_t *conn, int *status,
       mesh_trace_inject(&tc, mesh_trace_formats(t->m), inject_set,
                         &per_try) == MESH_OK)
     inj = &per_try;
+  /* HTTP/2 when the connection negotiated it or the pool shares a session */
+  int h2 = mesh__h2_http_try(call, conn, t->host, t->req, inj->h, inj->n,
+                             t->lim, deadline, &t->resp, status, &t->err);
+  if (h2 != MESH_ERR_NOT_FOUND)
+    return h2;
   bool reusable = false;
   int rc = mesh__http_exchange_io(&io, t->host, t->req, inj->h, inj->n,
                                   t->lim, deadline, &t->resp, &reusable,
@@ -193,6 +200,7 @@ static int call_dest(mesh_t *m, const mesh__route_t *r,
     mesh_call_opts_set_max_retries(o, r->retries);
   if (!idempotent(req->method))
     mesh_call_opts_set_hedging(o, 0);
+  mesh__call_opts_set_mux(o, true);
   mesh_trace_ctx_t parent;
   mesh__span_context(sp, &parent);
   mesh_call_opts_set_trace_parent(o, &parent);

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "http/h2.h"
 #include "http/http.h"
 #include "telemetry/telemetry.h"
 #include "tls/tls.h"
@@ -548,7 +549,6 @@ int mesh_http_serve(mesh_t *m, mesh_conn_t *c, mesh_http_handler_fn handler,
     peer.local_port = local.ss_family == AF_INET6
                           ? ntohs(((struct sockaddr_in6 *)&local)->sin6_port)
                           : ntohs(((struct sockaddr_in *)&local)->sin_port);
-  mesh__http_io_t io;
-  mesh__http_io_conn(&io, c);
-  return mesh__http_serve_io(m, &io, &peer, handler, user, st);
+  /* HTTP/2 (ALPN or h2c preface) or HTTP/1.1: h2_serve.c decides */
+  return mesh__h2_http_serve_conn(m, c, &peer, handler, user, st);
 }

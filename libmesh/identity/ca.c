@@ -5,6 +5,7 @@
  * MESH_CA_ISSUE_* flag asks for a deliberately broken one. */
 #include "identity/pemfile.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -113,14 +114,15 @@ static void wrap_sequence(unsigned char **p, unsigned char *start, int *len,
 /* subjectAltName: mbedTLS 2.28 has no writer for it, so the DER is built
  * here: SEQUENCE OF GeneralName, URI = [6], dNSName = [2]. */
 static int set_san(mbedtls_x509write_cert *w, const char *const uris[],
-                   size_t nuris, const char *dns) {
-  unsigned char buf[2 * MESH_SPIFFE_ID_MAX + 512];
+                   size_t nuris, const char *const dns[], size_t ndns) {
+  unsigned char buf[2 * MESH_SPIFFE_ID_MAX +
+                    MESH_CA_DNS_MAX * (MESH_CA_DNS_NAME_MAX + 8) + 512];
   unsigned char *p = buf + sizeof buf;
   int len = 0, err = 0;
+  for (size_t i = ndns; i-- > 0;)
+    write_general_name(&p, buf, 2, dns[i], &len, &err);
   for (size_t i = nuris; i-- > 0;)
     write_general_name(&p, buf, 6, uris[i], &len, &err);
-  if (dns)
-    write_general_name(&p, buf, 2, dns, &len, &err);
   wrap_sequence(&p, buf, &len, &err);
   if (err)
     return err;
@@ -275,7 +277,7 @@ static int ca_build(mesh__rng_t *r, const char *td, int64_t lifetime_s,
     e = mbedtls_x509write_crt_set_key_usage(
         &w, MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN);
   if (e == 0)
-    e = set_san(&w, uris, 1, NULL);
+    e = set_san(&w, uris, 1, NULL, 0);
   if (e == 0)
     e = sign_der(&w, r, der, crt, crt_len);
   mbedtls_x509write_crt_free(&w);
@@ -357,7 +359,8 @@ static int load_ca(issue_ctx_t *c, const char *cert, const char *key,
 
 /* Extensions of a leaf, with the deliberate defects the flags ask for. */
 static int leaf_extensions(mbedtls_x509write_cert *w, const char *id,
-                           unsigned flags) {
+                           unsigned flags, const char *const dns[],
+                           size_t ndns) {
   int e = mbedtls_x509write_crt_set_basic_constraints(
       w, (flags & MESH_CA_ISSUE_AS_CA) ? 1 : 0, -1);
   if (e == 0)
@@ -367,18 +370,22 @@ static int leaf_extensions(mbedtls_x509write_cert *w, const char *id,
     e = set_eku(w);
   if (e)
     return e;
-  if (flags & MESH_CA_ISSUE_NO_URI)
-    return set_san(w, NULL, 0, "localhost");
+  if (flags & MESH_CA_ISSUE_NO_URI) {
+    const char *const localhost[] = {"localhost"};
+    return set_san(w, NULL, 0, ndns ? dns : localhost, ndns ? ndns : 1);
+  }
   char second[MESH_TRUST_DOMAIN_MAX + 32];
   char td[MESH_TRUST_DOMAIN_MAX + 1];
   mesh_spiffe_id_parse(id, td, sizeof td, NULL, 0, NULL);
   snprintf(second, sizeof second, "spiffe://%s/second", td);
   const char *uris[] = {id, second};
-  return set_san(w, uris, (flags & MESH_CA_ISSUE_TWO_URIS) ? 2 : 1, NULL);
+  return set_san(w, uris, (flags & MESH_CA_ISSUE_TWO_URIS) ? 2 : 1, dns,
+                 ndns);
 }
 
 static int leaf_build(issue_ctx_t *c, const char *id, int64_t nb, int64_t na,
-                      unsigned flags, size_t *pem_len, mesh_status_t *st) {
+                      unsigned flags, const char *const dns[], size_t ndns,
+                      size_t *pem_len, mesh_status_t *st) {
   mbedtls_x509write_cert w;
   mbedtls_x509write_crt_init(&w);
   int rc = copy_issuer(&w, &c->ca.subject, st);
@@ -392,7 +399,7 @@ static int leaf_build(issue_ctx_t *c, const char *id, int64_t nb, int64_t na,
   if (e == 0)
     e = set_common(&w, &c->rng, &c->key, &c->ca_key, nb, na);
   if (e == 0)
-    e = leaf_extensions(&w, id, flags);
+    e = leaf_extensions(&w, id, flags, dns, ndns);
   if (e == 0)
     e = sign_der(&w, &c->rng, c->der, &crt, &len);
   mbedtls_x509write_crt_free(&w);
@@ -427,11 +434,41 @@ static int issue_args(const char *ca_cert, const char *ca_key, const char *id,
   return mesh_spiffe_id_validate(id, st);
 }
 
-int mesh_ca_issue(const char *ca_cert_path, const char *ca_key_path,
-                  const char *spiffe_id, int64_t not_before, int64_t not_after,
-                  unsigned flags, const char *cert_path, const char *key_path,
-                  mesh_status_t *st) {
-  mesh__ok(st);
+/* A DNS name as X.509 dNSName wants it (RFC 5280 4.2.1.6, RFC 1034 LDH
+ * labels; a leading "*." wildcard label allowed, as web PKI does). */
+static int dns_check(const char *name, mesh_status_t *st) {
+  size_t n = name ? strlen(name) : 0;
+  if (n == 0 || n > MESH_CA_DNS_NAME_MAX)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "DNS name \"%.64s\": empty or longer than %d bytes",
+                      name ? name : "", MESH_CA_DNS_NAME_MAX);
+  const char *p = name;
+  if (strncmp(p, "*.", 2) == 0)
+    p += 2;
+  for (;;) {
+    size_t label = strcspn(p, ".");
+    bool ok = label >= 1 && label <= 63 && p[0] != '-' && p[label - 1] != '-';
+    for (size_t i = 0; ok && i < label; i++) {
+      char c = p[i];
+      ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '-';
+    }
+    if (!ok)
+      return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                        "DNS name \"%.64s\": labels are 1-63 letters, digits "
+                        "or inner hyphens, separated by dots",
+                        name);
+    if (!p[label])
+      return MESH_OK;
+    p += label + 1;
+  }
+}
+
+static int issue(const char *ca_cert_path, const char *ca_key_path,
+                 const char *spiffe_id, const char *const dns[], size_t ndns,
+                 int64_t not_before, int64_t not_after, unsigned flags,
+                 const char *cert_path, const char *key_path,
+                 mesh_status_t *st) {
   int rc = issue_args(ca_cert_path, ca_key_path, spiffe_id, &not_before,
                       &not_after, flags, cert_path, key_path, st);
   if (rc != MESH_OK)
@@ -452,7 +489,8 @@ int mesh_ca_issue(const char *ca_cert_path, const char *ca_key_path,
     rc = gen_key(&c.key, &c.rng, st);
   size_t pem_len = 0;
   if (rc == MESH_OK)
-    rc = leaf_build(&c, spiffe_id, not_before, not_after, flags, &pem_len, st);
+    rc = leaf_build(&c, spiffe_id, not_before, not_after, flags, dns, ndns,
+                    &pem_len, st);
   if (rc == MESH_OK)
     rc = write_key(&c.key, key_path, st);
   if (rc == MESH_OK)
@@ -464,4 +502,32 @@ int mesh_ca_issue(const char *ca_cert_path, const char *ca_key_path,
   mbedtls_x509_crt_free(&c.ca);
   mesh__rng_free(&c.rng);
   return rc;
+}
+
+int mesh_ca_issue(const char *ca_cert_path, const char *ca_key_path,
+                  const char *spiffe_id, int64_t not_before, int64_t not_after,
+                  unsigned flags, const char *cert_path, const char *key_path,
+                  mesh_status_t *st) {
+  mesh__ok(st);
+  return issue(ca_cert_path, ca_key_path, spiffe_id, NULL, 0, not_before,
+               not_after, flags, cert_path, key_path, st);
+}
+
+int mesh_ca_issue_dns(const char *ca_cert_path, const char *ca_key_path,
+                      const char *spiffe_id, const char *const *dns_names,
+                      size_t ndns, int64_t not_before, int64_t not_after,
+                      unsigned flags, const char *cert_path,
+                      const char *key_path, mesh_status_t *st) {
+  mesh__ok(st);
+  if (ndns > MESH_CA_DNS_MAX || (ndns && !dns_names))
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "mesh_ca_issue_dns: at most %d DNS names (got %zu)",
+                      MESH_CA_DNS_MAX, ndns);
+  for (size_t i = 0; i < ndns; i++) {
+    int rc = dns_check(dns_names[i], st);
+    if (rc != MESH_OK)
+      return rc;
+  }
+  return issue(ca_cert_path, ca_key_path, spiffe_id, dns_names, ndns,
+               not_before, not_after, flags, cert_path, key_path, st);
 }

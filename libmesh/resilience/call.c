@@ -77,6 +77,7 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->hash_key = o->conn.hash_key;
     x->hash_key_len = o->conn.hash_key_len;
     x->alpn = o->conn.alpn;
+    x->mux = o->mux;
     x->subset = o->subset;
     x->cancel = o->cancel;
   }
@@ -357,6 +358,15 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
   }
   bool may_pool = rs->cfg.pool.max_idle > 0 && !x->alpn &&
                   !(dopts && (dopts->alpn || dopts->nonblocking));
+  if (may_pool && x->mux) {
+    mesh__pool_t *p = mesh__res_pool_peek(c->host);
+    c->mux = mesh__pool_mux_get(p, mesh__now_ms(),
+                                rs->cfg.pool.idle_timeout_ms);
+    if (c->mux) {
+      c->mux_pooled = c->reused = true;
+      return MESH_OK;
+    }
+  }
   if (may_pool) {
     mesh__pool_t *p = mesh__res_pool_peek(c->host);
     c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg.pool.idle_timeout_ms);
@@ -485,6 +495,13 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     }
     c->conn = NULL;
     c->holds_conn = false;
+  }
+  if (c->mux) {
+    if (c->mux_pooled)
+      mesh__pool_mux_put(mesh__res_pool_peek(c->host), c->mux, mesh__now_ms());
+    else
+      c->mux_ops->close(c->mux, rs);
+    c->mux = NULL;
   }
   mesh__call_release(c);
   mesh__span_end(&c->span);

@@ -21,6 +21,8 @@ struct mesh_call_opts {
   int hedging;        /* 0 turns the service's hedging off */
   char *subset;       /* named subset, or NULL for the split */
   mesh_cancel_t *cancel; /* borrowed; NULL none */
+  bool mux;           /* internal: the caller speaks through shared sessions
+                         (HTTP/2) when the pool has one (mesh__call_mux) */
 };
 
 #define MESH__CALL_AVOID_MAX 16
@@ -43,6 +45,7 @@ typedef struct mesh__callx {
   const void *hash_key;       /* borrowed from the options */
   size_t hash_key_len;
   const char *alpn;           /* borrowed; NULL: config's */
+  bool mux;                   /* shared sessions wanted (options' mux) */
   uint32_t tries;             /* tries that got a connection */
   uint32_t retries;           /* retries (and hedges) started */
   mesh__host_t *avoid[MESH__CALL_AVOID_MAX]; /* references held */
@@ -64,6 +67,9 @@ struct mesh_call {
   bool holds_request, holds_retry, holds_conn;
   bool poolable;              /* negotiated the config's ALPN */
   bool reused;                /* came from the pool */
+  void *mux;                  /* a shared session instead of conn */
+  const mesh__mux_ops_t *mux_ops;
+  bool mux_pooled;            /* mux is counted in the host's pool */
   int attempt;
   mesh__span_t span;          /* "mesh.try" */
   int64_t try_start_ns;
@@ -109,6 +115,18 @@ void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg);
 void mesh__callx_done(mesh__callx_t *x, int rc);
 /** Add h to the endpoints later tries avoid. */
 void mesh__callx_avoid(mesh__callx_t *x, mesh__host_t *h);
+
+/** The shared session of the try (NULL: use the connection). */
+void *mesh__call_mux(mesh_call_t *c);
+/** The try's fresh connection became a shared session (which now owns the
+ *  connection and its unit of the connections breaker): offer it to the
+ *  host's pool for later calls; the try uses it from now on (c->conn is
+ *  NULL).  The session is released or closed when the try ends. */
+void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
+                          const mesh__mux_ops_t *ops);
+
+/** Let the calls made with o use shared sessions (the HTTP layer). */
+void mesh__call_opts_set_mux(mesh_call_opts_t *o, bool on);
 
 /** Map a try function's return to an outcome; MESH_OK, or the code that
  *  stops the call (MESH_ERR_INVALID_ARG for an unknown outcome value). */

@@ -145,3 +145,34 @@ int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
   mesh__callx_fini(&x);
   return rc;
 }
+
+/* ---- shared sessions (HTTP/2), for the protocol layer ------------------- */
+
+void *mesh__call_mux(mesh_call_t *c) {
+  return c ? c->mux : NULL;
+}
+
+void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
+                          const mesh__mux_ops_t *ops) {
+  mesh__res_svc_t *rs = c->x->rs;
+  if (!sess) { /* the conversion failed and took the connection with it */
+    if (c->holds_conn)
+      mesh__breaker_give(&rs->br.connections);
+    c->conn = NULL;
+    c->holds_conn = false;
+    return;
+  }
+  c->conn = NULL; /* the session owns it now */
+  c->holds_conn = false;
+  c->mux = sess;
+  c->mux_ops = ops;
+  mesh__pool_t *p = rs->cfg.pool.max_idle > 0 && c->host
+                        ? mesh__res_pool(rs, c->host)
+                        : NULL;
+  c->mux_pooled = mesh__pool_mux_add(p, sess, ops, mesh__now_ms());
+}
+
+void mesh__call_opts_set_mux(mesh_call_opts_t *o, bool on) {
+  if (o)
+    o->mux = on;
+}

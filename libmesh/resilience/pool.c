@@ -14,12 +14,25 @@ typedef struct idle {
   int64_t since_ms;
 } idle_t;
 
+typedef struct mux {
+  void *sess;
+  const mesh__mux_ops_t *ops;
+  uint32_t inflight;
+  int64_t idle_since_ms;
+} mux_t;
+
+#define MUX_MAX 64 /* sessions per endpoint */
+
+static void mux_clear(mesh__pool_t *p, bool all);
+
 struct mesh__pool {
   pthread_mutex_t mu;
   mesh__pool_ops_t ops;
   void *user;
   idle_t *v;    /* v[0] oldest .. v[n-1] newest */
   size_t n, cap;
+  struct mux *mux; /* shared sessions (HTTP/2), MUX_MAX */
+  size_t nmux;
 };
 
 bool mesh__pool_fd_alive(int fd) {
@@ -44,6 +57,11 @@ mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user) {
   mesh__pool_t *p = calloc(1, sizeof *p);
   if (!p)
     return NULL;
+  p->mux = calloc(MUX_MAX, sizeof *p->mux);
+  if (!p->mux) {
+    free(p);
+    return NULL;
+  }
   pthread_mutex_init(&p->mu, NULL);
   p->ops = *ops;
   p->user = user;
@@ -54,6 +72,8 @@ void mesh__pool_free(mesh__pool_t *p) {
   if (!p)
     return;
   mesh__pool_clear(p);
+  mux_clear(p, true);
+  free(p->mux);
   free(p->v);
   pthread_mutex_destroy(&p->mu);
   free(p);
@@ -146,6 +166,7 @@ size_t mesh__pool_clear(mesh__pool_t *p) {
   for (size_t i = 0; i < n; i++)
     p->ops.close(v[i].conn, p->user);
   free(v);
+  mux_clear(p, false);
   return n;
 }
 
@@ -161,4 +182,111 @@ size_t mesh__pool_idle(mesh__pool_t *p) {
 mesh__pool_t *mesh__res_pool_peek(mesh__host_t *h) {
   /* host->pool is published by a CAS in mesh__res_pool(). */
   return h ? atomic_load_explicit(&h->pool, memory_order_acquire) : NULL;
+}
+
+/* ---- shared (multiplexed) connections ------------------------------------
+ * An HTTP/2 session carries many calls at once: it stays in the pool while
+ * in use, each call counting in `inflight`, and is handed out while that is
+ * below the peer's concurrency limit.  A session that can take no new
+ * stream (GOAWAY, dead) is closed once its last call is done. */
+
+
+static bool mux_dead(const mux_t *e) {
+  return !e->ops->alive(e->sess);
+}
+
+/* Remove entry i (locked); its session goes to *closing. */
+static void mux_drop(mesh__pool_t *p, size_t i, mux_t *closing) {
+  *closing = p->mux[i];
+  p->mux[i] = p->mux[--p->nmux];
+}
+
+void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
+                         int64_t idle_timeout_ms) {
+  if (!p)
+    return NULL;
+  mux_t dead[MUX_MAX];
+  size_t nd = 0;
+  void *out = NULL;
+  pthread_mutex_lock(&p->mu);
+  for (size_t i = 0; i < p->nmux;) {
+    mux_t *e = &p->mux[i];
+    bool expired = e->inflight == 0 && idle_timeout_ms > 0 &&
+                   now_ms - e->idle_since_ms >= idle_timeout_ms;
+    if (e->inflight == 0 && (expired || mux_dead(e))) {
+      mux_drop(p, i, &dead[nd++]);
+      continue;
+    }
+    if (!out && e->inflight < e->ops->capacity(e->sess)) {
+      e->inflight++;
+      out = e->sess;
+    }
+    i++;
+  }
+  pthread_mutex_unlock(&p->mu);
+  for (size_t i = 0; i < nd; i++)
+    dead[i].ops->close(dead[i].sess, p->user);
+  return out;
+}
+
+bool mesh__pool_mux_add(mesh__pool_t *p, void *sess,
+                        const mesh__mux_ops_t *ops, int64_t now_ms) {
+  if (!p || !sess || !ops)
+    return false;
+  bool ok = false;
+  pthread_mutex_lock(&p->mu);
+  if (p->nmux < MUX_MAX) {
+    p->mux[p->nmux++] =
+        (mux_t){.sess = sess, .ops = ops, .inflight = 1,
+                .idle_since_ms = now_ms};
+    ok = true;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return ok;
+}
+
+void mesh__pool_mux_put(mesh__pool_t *p, void *sess, int64_t now_ms) {
+  if (!p || !sess)
+    return;
+  mux_t closing = {0};
+  pthread_mutex_lock(&p->mu);
+  for (size_t i = 0; i < p->nmux; i++) {
+    mux_t *e = &p->mux[i];
+    if (e->sess != sess)
+      continue;
+    if (e->inflight)
+      e->inflight--;
+    e->idle_since_ms = now_ms;
+    if (e->inflight == 0 && mux_dead(e))
+      mux_drop(p, i, &closing);
+    break;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (closing.sess)
+    closing.ops->close(closing.sess, p->user);
+}
+
+size_t mesh__pool_mux_count(mesh__pool_t *p) {
+  if (!p)
+    return 0;
+  pthread_mutex_lock(&p->mu);
+  size_t n = p->nmux;
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}
+
+/* Close the sessions no call uses (pool_clear / pool_free). */
+static void mux_clear(mesh__pool_t *p, bool all) {
+  mux_t closing[MUX_MAX];
+  size_t nc = 0;
+  pthread_mutex_lock(&p->mu);
+  for (size_t i = 0; i < p->nmux;) {
+    if (all || p->mux[i].inflight == 0)
+      mux_drop(p, i, &closing[nc++]);
+    else
+      i++;
+  }
+  pthread_mutex_unlock(&p->mu);
+  for (size_t i = 0; i < nc; i++)
+    closing[i].ops->close(closing[i].sess, p->user);
 }

@@ -407,8 +407,36 @@ void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms, int64_t idle_timeout_ms);
 /** Close expired and dead idle connections.  @return how many. */
 size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
                         int64_t idle_timeout_ms);
-/** Close all idle connections (host ejected or removed).  @return how many. */
+/** Close all idle connections (host ejected or removed), and the shared
+ *  sessions no call uses.  @return how many idle connections. */
 size_t mesh__pool_clear(mesh__pool_t *p);
+
+/* Shared (multiplexed) connections, e.g. HTTP/2 sessions: many calls use
+ * one at a time.  The protocol layer above supplies the ops. */
+typedef struct mesh__mux_ops {
+  /* how many calls it may carry at once now (the peer's
+   * MAX_CONCURRENT_STREAMS; 0 once it can take no new call) */
+  uint32_t (*capacity)(void *sess);
+  /* false: GOAWAY or dead, closed once its calls are done */
+  bool (*alive)(void *sess);
+  /* close the session and its connection (user: the pool's) */
+  void (*close)(void *sess, void *user);
+} mesh__mux_ops_t;
+
+/** A shared session with room for one more call, counted as in use; NULL
+ *  when none (dial a new connection).  Dead and expired idle ones are
+ *  closed on the way. */
+void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
+                         int64_t idle_timeout_ms);
+/** Add a new session, in use by the caller's call (counted once).
+ *  @return false when the endpoint has MUX_MAX (64) already: the caller
+ *          keeps it for its call and closes it. */
+bool mesh__pool_mux_add(mesh__pool_t *p, void *sess,
+                        const mesh__mux_ops_t *ops, int64_t now_ms);
+/** A call is done with sess. */
+void mesh__pool_mux_put(mesh__pool_t *p, void *sess, int64_t now_ms);
+/** Shared sessions held (for tests and metrics). */
+size_t mesh__pool_mux_count(mesh__pool_t *p);
 size_t mesh__pool_idle(mesh__pool_t *p);
 /** The idle pool of mesh_conn_t of host h, created on first use (NULL on
  *  OOM).  Lives and dies with the host; closing a pooled connection gives

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libmesh internal: a client call and its tries (client.c), shared with
+ * the unary retry loop (unary.c). */
+#ifndef MESH_GRPC_GRPC_CLI_H
+#define MESH_GRPC_GRPC_CLI_H
+
+#include "grpc/grpc.h"
+#include "resilience/call.h"
+
+#define MESH__GRPC_RBUF 16384
+
+struct mesh_grpc_call_opts {
+  int timeout_ms;              /* 0: configured */
+  mesh_grpc_metadata_t *md;
+  size_t max_recv;             /* 0: 4 MiB */
+  bool retry;
+};
+
+struct mesh_grpc_call {
+  mesh_t *m;
+  char *path;                  /* "/pkg.Svc/Method" */
+  char *authority;
+  mesh_grpc_metadata_t *md;    /* request metadata (copied) */
+  size_t max_recv;
+  int64_t deadline_ms;         /* absolute, 0 none */
+  /* service calls: the call layer */
+  bool via_service;
+  mesh_call_opts_t *copts;     /* x borrows its alpn */
+  mesh__callx_t x;
+  bool have_x;
+  mesh_call_t try_;
+  bool have_try;
+  mesh__grpc_svc_cfg_t cfg;    /* the service's "grpc" config, parsed */
+  const mesh__grpc_method_cfg_t *mcfg; /* entry for path, or NULL */
+  /* the current try */
+  mesh_conn_t *conn;           /* borrowed from the try (service) */
+  mesh__h2_session_t *sess;
+  mesh__h2_stream_t *stream;
+  bool plaintext;
+  int64_t try_deadline_ms;     /* absolute, 0 none */
+  mesh__grpc_dec_t dec;
+  uint8_t rbuf[MESH__GRPC_RBUF];
+  size_t rlen, roff;
+  bool sent_end, got_headers, eos, done;
+  int outcome;                 /* enum mesh__outcome of the try */
+  bool refused;                /* the server never processed the try */
+  int pushback;                /* 1 delay in pushback_ms, 0 none, -1 stop */
+  int64_t pushback_ms;
+  _Atomic bool cancelled;
+  /* results */
+  int status;                  /* -1 until known */
+  char *message;
+  mesh_grpc_metadata_t *headers, *trailers;
+  char peer_id[MESH_SPIFFE_ID_MAX + 1];
+  int attempts;
+  bool reported;               /* the try went back to the call layer */
+};
+
+/** Allocate a call and resolve target (a service, or host:port) and the
+ *  deadline.  @return MESH_OK or an error (nothing allocated). */
+int mesh__grpc_call_new(mesh_t *m, const char *target, const char *method,
+                        const mesh_grpc_call_opts_t *o, mesh_grpc_call_t **out,
+                        mesh_status_t *st);
+/** Start one try: connection (call layer or dial), session, stream and
+ *  request headers.  retry_slot: a budget slot the caller took.
+ *  @return MESH_OK, or the error of getting a connection. */
+int mesh__grpc_try_start(mesh_grpc_call_t *c, bool retry_slot,
+                         mesh_status_t *st);
+/** End the try: status from the error if none, outcome to the call layer,
+ *  free stream and session.  Idempotent. */
+void mesh__grpc_try_end(mesh_grpc_call_t *c);
+/** Reset the per-try state for the next try. */
+void mesh__grpc_try_reset(mesh_grpc_call_t *c);
+/** Write one framed message; end ends our side.  @return as send. */
+int mesh__grpc_write_msg(mesh_grpc_call_t *c, const void *msg, size_t len,
+                         bool end, mesh_status_t *st);
+
+#endif /* MESH_GRPC_GRPC_CLI_H */
