@@ -93,8 +93,6 @@ int mesh__target_split(const char *t, size_t n, mesh__target_t *out);
 int mesh__path_normalize(const char *target, size_t n, int mode, char *out,
                          size_t len, size_t *out_n);
 
-/** Value of a hex digit (either case), -1 for anything else. */
-int mesh__hexval(unsigned char c);
 /** Is c a tchar (RFC 9110 5.6.2)? */
 bool mesh__is_tchar(unsigned char c);
 /** Is s[0..n) a non-empty token? */
@@ -466,6 +464,12 @@ void mesh__fmt_double(char *buf, size_t len, double v);
 /* Lower-case hex only (HEXDIGLC), stored as value + 1 so that the
  * zero-initialized rest means "not hex" (0 - 1 = 0xff after the cast). */
 extern const uint8_t mesh__hexval[256];
+/** Value of a hex digit (either case), -1 for anything else. */
+static inline int mesh__hex_digit(unsigned char c) {
+  if (c >= 'A' && c <= 'F')
+    c = (unsigned char)(c - 'A' + 'a');
+  return (int)mesh__hexval[c] - 1;
+}
 /** Decode n lower-case hex digits (n even) into n/2 bytes; false on any
  *  other character (out may be partly written).  Inline: trace-context
  *  parsing runs it on every request. */

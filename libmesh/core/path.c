@@ -112,16 +112,6 @@ int mesh__target_split(const char *t, size_t n, mesh__target_t *out) {
 /* ---- normalization
  * ------------------------------------------------------------ */
 
-int mesh__hexval(unsigned char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 static bool unreserved(unsigned char c) {
   return is_alpha(c) || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
          c == '_' || c == '~';
@@ -151,8 +141,8 @@ static int decode(const char *p, size_t n, int mode, wbuf_t *w) {
         return MESH_ERR_BUFFER;
       continue;
     }
-    int hi = i + 2 < n ? mesh__hexval((unsigned char)p[i + 1]) : -1;
-    int lo = i + 2 < n ? mesh__hexval((unsigned char)p[i + 2]) : -1;
+    int hi = i + 2 < n ? mesh__hex_digit((unsigned char)p[i + 1]) : -1;
+    int lo = i + 2 < n ? mesh__hex_digit((unsigned char)p[i + 2]) : -1;
     if (hi < 0 || lo < 0)
       return MESH_ERR_HTTP_PARSE;
     unsigned char d = (unsigned char)(hi * 16 + lo);

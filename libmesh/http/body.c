@@ -48,7 +48,7 @@ static int body_bad(mesh__http_body_t *b, int code, const char *why) {
 }
 
 static int chunk_size_byte(mesh__http_body_t *b, unsigned char c) {
-  int v = mesh__hexval(c);
+  int v = mesh__hex_digit(c);
   if (v >= 0) {
     if (b->digits == 16)
       return body_bad(b, MESH_ERR_HTTP_PARSE, "chunk size too long");

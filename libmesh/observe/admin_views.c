@@ -4,7 +4,7 @@
  * through the parts' own accessors and never blocks. */
 #include "observe/admin.h"
 #include "observe/observe.h"
-#include "observe/tracer.h"
+#include "telemetry/tracer.h"
 
 #include <arpa/inet.h>
 #include <mbedtls/x509_crt.h>
@@ -162,7 +162,7 @@ static void route_identity(mesh__admin_t *a, resp_t *r) {
     mesh__admin_resp_text(r, 500, "out of memory\n");
     return;
   }
-  mesh__creds_t *c = mesh__creds_acquire ? mesh__creds_acquire(a->m) : NULL;
+  mesh__creds_t *c = mesh__creds_acquire(a->m);
   if (!c) {
     cJSON_AddNullToObject(doc, "spiffe_id");
     cJSON_AddStringToObject(doc, "status", "no SVID loaded");
