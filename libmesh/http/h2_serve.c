@@ -126,7 +126,8 @@ static int take_head(h2req_t *r, const mesh__h2_hdr_t *h, size_t n) {
   r->path = malloc(tn + 2);
   if (!r->path)
     return MESH_ERR_NOMEM;
-  return mesh__az_path_normalize(r->req.target, tn, r->path, tn + 2) == MESH_OK
+  return mesh__path_normalize(r->req.target, tn, mesh__authz_path_norm(r->m),
+                              r->path, tn + 2, NULL) == MESH_OK
              ? MESH_OK
              : MESH_ERR_HTTP_PARSE;
 }
