@@ -4,7 +4,6 @@
  * Endpoint is plaintext (a unix socket, or TCP on loopback). */
 #include "workload/workload.h"
 
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +33,11 @@ int mesh__wl_call_start(mesh__wl_call_t *c, mesh__h2_session_t *s,
                         const char *method, const void *req, size_t len,
                         bool send_header, int64_t deadline_ms,
                         mesh_status_t *st) {
-  memset(c, 0, offsetof(mesh__wl_call_t, buf));
+  c->x = NULL;
   c->len = c->off = 0;
+  c->got_headers = c->eos = false;
   c->status = -1;
+  c->message[0] = '\0';
   mesh__grpc_dec_init(&c->dec, 0);
   char path[128];
   snprintf(path, sizeof path, MESH__WL_SVC "%s", method);
@@ -102,6 +103,15 @@ static int read_headers(mesh__wl_call_t *c, int64_t deadline_ms,
     return failed(c, rc, st);
   c->got_headers = true;
   const char *hs = mesh__grpc_h2_get(h, n, ":status");
+  if (!hs) {
+    /* A trailers-only response (one HEADERS frame with END_STREAM): the
+     * h2 layer hands that block out as the trailers. */
+    rc = mesh__h2_stream_trailers(c->x, deadline_ms, &h, &n, st);
+    if (rc != MESH_OK)
+      return failed(c, rc, st);
+    status_from(c, h, n);
+    return MESH_OK;
+  }
   if (!hs || strcmp(hs, "200") || mesh__grpc_h2_get(h, n, "grpc-status"))
     status_from(c, h, n); /* trailers-only, or not gRPC at all */
   return MESH_OK;
