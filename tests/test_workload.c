@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <mesh/mesh.h>
@@ -190,7 +191,7 @@ static void test_security_header(void) {
   mesh_t *m = NULL;
   mesh_status_t st;
   CU_ASSERT_EQUAL_FATAL(mesh_new("{}", &m, &st), MESH_OK);
-  char ep[600];
+  char ep[800];
   snprintf(ep, sizeof ep, "unix://%s", sock);
   for (int with = 0; with < 2; with++) {
     mesh__h2_session_t *s = NULL;
@@ -371,6 +372,191 @@ static void test_jwt_svid(void) {
   agent_stop();
 }
 
+#define MESHCTL TEST_BUILDDIR "/tools/meshctl"
+
+static const char *wl_config_file(const char *name, const char *extra) {
+  char cfg[2048];
+  snprintf(cfg, sizeof cfg,
+           "{\"identity\": {\"source\": \"workload_api\", "
+           "\"endpoint\": \"unix://%s\"%s%s}}",
+           sock, extra ? ", " : "", extra ? extra : "");
+  const char *p = th_path(name);
+  CU_ASSERT_FATAL(th_write(p, cfg));
+  return p;
+}
+
+/* Output of a shell command (static), its exit status in *rc. */
+static const char *run(const char *cmd, int *rc) {
+  static char out[8192];
+  out[0] = '\0';
+  FILE *f = popen(cmd, "r");
+  if (!f) {
+    *rc = -1;
+    return out;
+  }
+  size_t n = fread(out, 1, sizeof out - 1, f);
+  out[n] = '\0';
+  int s = pclose(f);
+  *rc = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+  return out;
+}
+
+/* meshctl identity / jwt, with and without an agent. */
+static void test_meshctl(void) {
+  control("{\"ids\": [[\"" ID_A "\", \"\"]]}");
+  CU_ASSERT_FATAL(agent_start("3600"));
+  const char *cfg = wl_config_file("wl_a.json", NULL);
+  char cmd[8192];
+  int rc;
+  snprintf(cmd, sizeof cmd, "%s identity --config %s 2>&1", MESHCTL, cfg);
+  const char *out = run(cmd, &rc);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "spiffe_id:  " ID_A));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "source:     workload_api"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "bundles:    example.org"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "serial:     "));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "not_after:  20"));
+  /* The serial is the one the agent sent. */
+  const char *ser = strstr(out, "serial:     ");
+  if (ser) {
+    char hex[80];
+    sscanf(ser + 12, "%79s", hex);
+    const char *h = hex;
+    while (*h == '0')
+      h++; /* python prints without leading zeros */
+    char want[128];
+    snprintf(want, sizeof want, "sent FetchX509SVID %s", h);
+    CU_ASSERT(agent_events(want) >= 1);
+  }
+  snprintf(cmd, sizeof cmd,
+           "%s jwt --config %s --audience spiffe://example.org/db 2>&1",
+           MESHCTL, cfg);
+  out = run(cmd, &rc);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT(strncmp(out, "eyJ", 3) == 0 && strchr(out, '.'));
+  /* PyJWT, an independent implementation, checks signature and audience
+   * against the agent's JWKS (the JWT bundle libmesh received). */
+  char tok[4096];
+  snprintf(tok, sizeof tok, "%s", out);
+  tok[strcspn(tok, "\n")] = '\0';
+  snprintf(cmd, sizeof cmd,
+           PY " -c \"import jwt,sys; from cryptography.hazmat.primitives "
+           "import serialization as s; k=s.load_pem_private_key(open('%s/"
+           "jwt.key','rb').read(),None).public_key(); print(jwt.decode('%s',"
+           "k,algorithms=['ES256'],audience='spiffe://example.org/db')"
+           "['sub'])\" 2>&1",
+           dir, tok);
+  out = run(cmd, &rc);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, ID_A));
+  agent_stop();
+  /* No agent: fails within the timeout, naming the socket. */
+  snprintf(cmd, sizeof cmd, "%s identity --config %s --timeout 2s 2>&1",
+           MESHCTL, cfg);
+  int64_t t0 = mesh__now_ms();
+  out = run(cmd, &rc);
+  int64_t took = mesh__now_ms() - t0;
+  CU_ASSERT_EQUAL(rc, 1);
+  CU_ASSERT(took >= 1900 && took < 8000);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, sock));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "MESH_ERR_TIMEOUT"));
+  snprintf(cmd, sizeof cmd, "%s identity --config %s 2>&1", MESHCTL, cfg);
+  t0 = mesh__now_ms();
+  out = run(cmd, &rc);
+  took = mesh__now_ms() - t0;
+  CU_ASSERT_EQUAL(rc, 1);
+  CU_ASSERT(took < 12000); /* default timeout 10 s */
+  snprintf(cmd, sizeof cmd, "%s jwt --config %s --audience x --timeout 2s "
+           "2>&1", MESHCTL, cfg);
+  out = run(cmd, &rc);
+  CU_ASSERT_EQUAL(rc, 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, sock));
+}
+
+/* Serial (hex, lower case, no leading zeros) of the certificate
+ * `openssl s_client` sees at port. */
+static bool s_client_serial(int port, char *out, size_t len) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd,
+           "echo | timeout 10 openssl s_client -connect 127.0.0.1:%d "
+           "-cert %s/client.crt -key %s/client.key -CAfile %s/ca.crt "
+           "-verify_return_error 2>/dev/null | openssl x509 -noout -serial",
+           port, dir, dir, dir);
+  int rc;
+  const char *o = run(cmd, &rc);
+  const char *p = strstr(o, "serial=");
+  if (rc != 0 || !p)
+    return false;
+  p += 7;
+  while (*p == '0' && p[1] != '\n')
+    p++;
+  snprintf(out, len, "%s", p);
+  out[strcspn(out, "\n")] = '\0';
+  for (char *q = out; *q; q++)
+    if (*q >= 'A' && *q <= 'F')
+      *q = (char)(*q - 'A' + 'a');
+  return true;
+}
+
+/* Interop: `meshctl serve` (process 1, ID a) and this process (ID b), both
+ * identified only through the Workload API, call each other over mTLS
+ * while the agent rotates every second: no call fails; openssl s_client
+ * with the agent's CA sees the server's certificate change. */
+static void test_interop_rotation(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  control("{\"ids\": [[\"" ID_A "\", \"a\"], [\"" ID_B "\", \"b\"]]}");
+  CU_ASSERT_FATAL(agent_start("1"));
+  const char *cfg = wl_config_file("wl_srv.json", "\"svid_hint\": \"a\", "
+                                                  "\"wait_ms\": 15000");
+  int port = th_free_port();
+  char lp[64];
+  snprintf(lp, sizeof lp, "127.0.0.1:%d", port);
+  const char *argv[] = {MESHCTL, "serve", "--config", cfg, "--listen", lp,
+                        NULL};
+  pid_t srv = th_spawn(argv, "wl_serve.log");
+  CU_ASSERT_FATAL(srv > 0 && th_wait_port(port, 20000));
+  mesh_status_t st;
+  mesh_t *m = wl_mesh("\"svid_hint\": \"b\", \"wait_ms\": 15000", &st);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  char s1[80] = "", s2[80] = "";
+  CU_ASSERT(s_client_serial(port, s1, sizeof s1));
+  uint64_t g0 = mesh__identity_generation(m);
+  int ok = 0, fail = 0;
+  int64_t end = mesh__now_ms() + 60000; /* cap; the loop is count-bound */
+  for (int i = 0; i < 150 && mesh__now_ms() < end; i++) {
+    mesh_conn_t *c = NULL;
+    char b = 0;
+    int rc = mesh_dial(m, lp, NULL, &c, &st);
+    if (rc == MESH_OK && mesh_conn_write_all(c, "x", 1) == MESH_OK &&
+        mesh_conn_read(c, &b, 1) == 1 && b == 'x' &&
+        !strcmp(mesh_conn_peer_id(c), ID_A)) {
+      ok++;
+    } else {
+      fail++;
+      fprintf(stderr, "call %d failed: %s %s\n", i, mesh_code_name(rc),
+              st.message);
+    }
+    mesh_conn_close(c);
+    usleep(20000);
+  }
+  uint64_t g1 = mesh__identity_generation(m);
+  CU_ASSERT_EQUAL(fail, 0);
+  CU_ASSERT_EQUAL(ok, 150);
+  CU_ASSERT(g1 >= g0 + 2); /* our own SVID rotated during the calls */
+  CU_ASSERT(s_client_serial(port, s2, sizeof s2));
+  CU_ASSERT(s1[0] && s2[0] && strcmp(s1, s2) != 0);
+  char want[128];
+  snprintf(want, sizeof want, "sent FetchX509SVID %s", s2);
+  CU_ASSERT(agent_events(want) >= 1); /* the rotated one the agent sent */
+  fprintf(stderr, "interop: %d calls ok, own generation %llu -> %llu, "
+                  "server serial %s -> %s\n", ok, (unsigned long long)g0,
+          (unsigned long long)g1, s1, s2);
+  mesh_free(m);
+  th_stop(srv);
+  agent_stop();
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("workload_api", NULL, NULL);
   CU_add_test(s, "config", test_config);
@@ -380,6 +566,8 @@ static void add(void) {
   CU_add_test(s, "agent_failures", test_agent_failures);
   CU_add_test(s, "hint_and_removal", test_hint_and_removal);
   CU_add_test(s, "jwt_svid", test_jwt_svid);
+  CU_add_test(s, "meshctl", test_meshctl);
+  CU_add_test(s, "interop_rotation", test_interop_rotation);
 }
 
 int main(void) { return th_run_suites("test_workload", add); }

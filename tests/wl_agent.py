@@ -8,7 +8,9 @@ python3-cryptography and JWT-SVIDs with python3-jwt (PyJWT).
 
   wl_agent.py --socket PATH --dir DIR [--rotate-s N] [--ttl-s N]
 
-DIR keeps the CA across restarts (ca.crt/ca.key; also jwt.key) and holds
+DIR keeps the CA across restarts (ca.crt/ca.key; also jwt.key), gets a
+client SVID for openssl (client.crt/client.key, spiffe://example.org/client)
+and holds
 `control.json`, re-read every 100 ms:
   {"ids": [["spiffe://example.org/a", "hint"], ...],   # the SVID set
    "mode": "ok" | "unavailable" | "denied" | "invalid", # status of fetches
@@ -250,6 +252,15 @@ def main():
     ap.add_argument('--ttl-s', type=int, default=3600)
     a = ap.parse_args()
     agent = Agent(a)
+    # A client SVID from the same CA for openssl s_client (PEM in DIR).
+    crt, key, _ = mint(agent.ca_key, agent.ca_crt, 'spiffe://example.org/client', 3600)
+    der = lambda b: x509.load_der_x509_certificate(b)
+    open(os.path.join(a.dir, 'client.crt'), 'wb').write(
+        der(crt).public_bytes(serialization.Encoding.PEM))
+    open(os.path.join(a.dir, 'client.key'), 'wb').write(
+        serialization.load_der_private_key(key, None).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
     agent.reload_control()
     agent.remint()
     U = lambda f, req, resp: grpc.unary_unary_rpc_method_handler(
