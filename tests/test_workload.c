@@ -366,6 +366,26 @@ static void test_jwt_svid(void) {
   CU_ASSERT_EQUAL(agent_events("sent FetchJWTSVID aud=spiffe://example.org/db"),
                   1);
   CU_ASSERT_EQUAL(mesh__wl_jwt_svid(m, "", &t2, &st), MESH_ERR_INVALID_ARG);
+  char buf[4096], small[8];
+  CU_ASSERT_EQUAL(mesh_jwt_svid(m, "spiffe://example.org/db", buf,
+                                sizeof buf, &st),
+                  MESH_OK);
+  CU_ASSERT_STRING_EQUAL(buf, t1);
+  CU_ASSERT_EQUAL(mesh_jwt_svid(m, "spiffe://example.org/db", small,
+                                sizeof small, &st),
+                  MESH_ERR_BUFFER);
+  CU_ASSERT_EQUAL(agent_events("sent FetchJWTSVID"), 1); /* still cached */
+  /* A second audience is a second token. */
+  CU_ASSERT_EQUAL(mesh_jwt_svid(m, "spiffe://example.org/web", buf,
+                                sizeof buf, &st),
+                  MESH_OK);
+  CU_ASSERT_EQUAL(agent_events("sent FetchJWTSVID"), 2);
+  /* Without a Workload API source. */
+  mesh_t *plain = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_new("{}", &plain, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_jwt_svid(plain, "x", buf, sizeof buf, &st),
+                  MESH_ERR_NOT_FOUND);
+  mesh_free(plain);
   free(t1);
   free(t2);
   mesh_free(m);

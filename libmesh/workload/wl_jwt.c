@@ -157,3 +157,24 @@ void mesh__wl_jwt_cache_free(mesh_t *m) {
   free(jc);
   *slot = NULL;
 }
+
+int mesh_jwt_svid(mesh_t *m, const char *audience, char *buf, size_t len,
+                  mesh_status_t *st) {
+  mesh__ok(st);
+  if (!m || !buf || len == 0)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "mesh_jwt_svid: NULL");
+  buf[0] = '\0';
+  char *tok = NULL;
+  int rc = mesh__wl_jwt_svid(m, audience, &tok, st);
+  if (rc != MESH_OK)
+    return rc;
+  size_t n = strlen(tok);
+  if (n >= len) {
+    free(tok);
+    return mesh__fail(st, MESH_ERR_BUFFER,
+                      "JWT-SVID of %zu bytes does not fit in %zu", n, len);
+  }
+  memcpy(buf, tok, n + 1);
+  free(tok);
+  return MESH_OK;
+}
