@@ -52,12 +52,14 @@ static int agent_events(const char *prefix) {
   return n;
 }
 
+static const char *agent_ttl = "3600";
+
 static bool agent_start(const char *rotate_s) {
   snprintf(dir, sizeof dir, "%s", th_path("agent"));
   mkdir(dir, 0700);
   snprintf(sock, sizeof sock, "%s/agent.sock", dir);
   const char *argv[] = {PY, AGENT, "--socket", sock, "--dir", dir,
-                        "--rotate-s", rotate_s, "--ttl-s", "3600", NULL};
+                        "--rotate-s", rotate_s, "--ttl-s", agent_ttl, NULL};
   int before = agent_events("ready");
   agent_pid = th_spawn(argv, "wl_agent.log");
   for (int i = 0; i < 300 && agent_pid > 0; i++) {
@@ -312,6 +314,27 @@ static void test_agent_failures(void) {
   CU_ASSERT_EQUAL(agent_events("call FetchX509SVID"), calls); /* no retry */
   mesh_free(m);
   agent_stop();
+}
+
+/* The agent goes away: the last SVID is kept while valid, then withdrawn. */
+static void test_expiry_without_agent(void) {
+  control("{\"ids\": [[\"" ID_A "\", \"\"]]}");
+  agent_ttl = "3"; /* not_before is 30 s back: lifetime 33 s, 3 s left */
+  bool up = agent_start("3600");
+  agent_ttl = "3600";
+  CU_ASSERT_FATAL(up);
+  mesh_status_t st;
+  mesh_t *m = wl_mesh("\"wait_ms\": 15000", &st);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  agent_stop();
+  char id[256];
+  CU_ASSERT_EQUAL(mesh_self_id(m, id, sizeof id), MESH_OK);
+  int i = 0;
+  while (i++ < 200 && mesh_self_id(m, id, sizeof id) == MESH_OK)
+    usleep(50000);
+  CU_ASSERT_EQUAL(mesh_self_id(m, id, sizeof id), MESH_ERR_NOT_FOUND);
+  CU_ASSERT(i > 20); /* kept for a while first (about 3 s) */
+  mesh_free(m);
 }
 
 /* Several SVIDs: the hint selects; one removed from the set is gone. */
@@ -585,6 +608,7 @@ static void add(void) {
   CU_add_test(s, "startup_no_agent", test_startup_no_agent);
   CU_add_test(s, "agent_failures", test_agent_failures);
   CU_add_test(s, "hint_and_removal", test_hint_and_removal);
+  CU_add_test(s, "expiry_without_agent", test_expiry_without_agent);
   CU_add_test(s, "jwt_svid", test_jwt_svid);
   CU_add_test(s, "meshctl", test_meshctl);
   CU_add_test(s, "interop_rotation", test_interop_rotation);

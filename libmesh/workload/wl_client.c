@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mesh/identity.h>
+
 #include "telemetry/telemetry.h"
 
 #define BACKOFF_STEP_MS 1000  /* go-spiffe: InitialDelay 1 s, linear */
@@ -200,6 +202,26 @@ static int run_once(wl_stream_t *s, bool *progress, char *why, size_t wlen) {
   return status;
 }
 
+/* Wait d ms before the next try.  The last SVID stays published while it
+ * is valid, no longer: once it expires it is withdrawn (a handshake with it
+ * would fail at the peer anyway, and the error is clearer here).
+ * @return true when stopping. */
+static bool backoff(wl_stream_t *s, int64_t d) {
+  int64_t end = mesh__now_ms() + d;
+  for (;;) {
+    if (s->kind == ST_X509 && mesh__identity_generation(s->wl->m) &&
+        mesh_svid_expires_in(s->wl->m) != INT64_MIN &&
+        mesh_svid_expires_in(s->wl->m) <= 0)
+      mesh__identity_clear(s->wl->m, "expired while the Workload API is "
+                                     "unavailable");
+    int64_t left = end - mesh__now_ms();
+    if (left <= 0)
+      return false;
+    if (nap(s->wl, left < 1000 ? left : 1000))
+      return true;
+  }
+}
+
 static void *stream_main(void *arg) {
   wl_stream_t *s = arg;
   int attempt = 0;
@@ -226,7 +248,7 @@ static void *stream_main(void *arg) {
       d = BACKOFF_MAX_MS;
     set_state(s, MESH_LOG_WARN, "retrying in %lld ms: %s %s", (long long)d,
               mesh__grpc_code_name(status), why);
-    if (nap(s->wl, d))
+    if (backoff(s, d))
       break;
   }
   return NULL;

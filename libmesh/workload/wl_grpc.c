@@ -104,8 +104,8 @@ static int read_headers(mesh__wl_call_t *c, int64_t deadline_ms,
   c->got_headers = true;
   const char *hs = mesh__grpc_h2_get(h, n, ":status");
   if (!hs) {
-    /* A trailers-only response (one HEADERS frame with END_STREAM): the
-     * h2 layer hands that block out as the trailers. */
+    /* Defensive: a header block without ":status" is not a response
+     * head; take the status from the block that ends the stream. */
     rc = mesh__h2_stream_trailers(c->x, deadline_ms, &h, &n, st);
     if (rc != MESH_OK)
       return failed(c, rc, st);
