@@ -47,6 +47,26 @@ static cJSON *chain_json(const mesh__creds_t *c) {
   return chain;
 }
 
+/* Each bundle's roots with their validity (as the admin page shows). */
+static cJSON *roots_json(const mesh__creds_t *c) {
+  cJSON *roots = cJSON_CreateArray();
+  for (size_t i = 0; roots && i < c->nbundles; i++) {
+    for (const mbedtls_x509_crt *crt = &c->bundles[i].roots;
+         crt && crt->raw.p; crt = crt->next) {
+      cJSON *e = cJSON_CreateObject();
+      if (!e)
+        break;
+      char buf[512];
+      cJSON_AddStringToObject(e, "trust_domain", c->bundles[i].td);
+      if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->subject) >= 0)
+        cJSON_AddStringToObject(e, "subject", buf);
+      add_time(e, "not_after", &crt->valid_to);
+      cJSON_AddItemToArray(roots, e);
+    }
+  }
+  return roots;
+}
+
 /* The document of the admin endpoint's /identity. */
 static cJSON *identity_view(mesh_t *m, void *user) {
   (void)user;
@@ -77,6 +97,9 @@ static cJSON *identity_view(mesh_t *m, void *user) {
   cJSON *bundles = cJSON_AddArrayToObject(doc, "bundles");
   for (size_t i = 0; bundles && i < c->nbundles; i++)
     cJSON_AddItemToArray(bundles, cJSON_CreateString(c->bundles[i].td));
+  cJSON *roots = roots_json(c);
+  if (roots)
+    cJSON_AddItemToObject(doc, "bundle_roots", roots);
   mesh__creds_release(c);
   return doc;
 }

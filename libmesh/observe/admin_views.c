@@ -162,6 +162,13 @@ static void route_identity(mesh__admin_t *a, resp_t *r) {
     mesh__admin_resp_text(r, 500, "out of memory\n");
     return;
   }
+  /* Where the SVID comes from, and what that source last said (the
+   * identity view carries the same two keys). */
+  char state[300];
+  cJSON_AddStringToObject(doc, "source", mesh__identity_source(a->m));
+  mesh__identity_source_state(a->m, state, sizeof state);
+  if (state[0])
+    cJSON_AddStringToObject(doc, "source_state", state);
   mesh__creds_t *c = mesh__creds_acquire(a->m);
   if (!c) {
     cJSON_AddNullToObject(doc, "spiffe_id");
