@@ -12,7 +12,7 @@ chromium procps iproute2 protobuf-compiler python3-protobuf \
 python3-venv python3-pip python3-setuptools python3-wheel mandoc man-db \
 librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev libzstd-dev \
 nghttp2-client nghttp2-server python3-grpcio protobuf-compiler-grpc \
-python3-cryptography"
+python3-cryptography python3-jwt"
 # (python3-venv ... python3-wheel: the install stage's offline pip install;
 # mandoc, man-db: man page lint and lookup; the -dev packages after them:
 # libcurl's private static dependencies, for `pkg-config --static --libs
