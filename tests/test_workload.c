@@ -2,6 +2,7 @@
 /* The SPIFFE Workload API source against a real agent: tests/wl_agent.py
  * (python3-grpcio serving libmesh's workload.proto, SVIDs minted with
  * python3-cryptography, JWT-SVIDs with python3-jwt) on a unix socket. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -543,10 +544,45 @@ static bool s_client_serial(int port, char *out, size_t len) {
   return true;
 }
 
+#define LOAD_THREADS 3
+#define LOAD_CALLS 60
+
+typedef struct load {
+  mesh_t *m;
+  const char *to;
+  int ok, fail;
+} load_t;
+
+/* LOAD_CALLS echo calls, each a new mTLS connection (a new handshake with
+ * whatever SVID is current), within a generous time cap. */
+static void *load_main(void *arg) {
+  load_t *w = arg;
+  int64_t end = mesh__now_ms() + 90000;
+  for (int i = 0; i < LOAD_CALLS && mesh__now_ms() < end; i++) {
+    mesh_conn_t *c = NULL;
+    mesh_status_t st;
+    char b = 0;
+    int rc = mesh_dial(w->m, w->to, NULL, &c, &st);
+    if (rc == MESH_OK && mesh_conn_write_all(c, "x", 1) == MESH_OK &&
+        mesh_conn_read(c, &b, 1) == 1 && b == 'x' &&
+        !strcmp(mesh_conn_peer_id(c), ID_A)) {
+      w->ok++;
+    } else {
+      w->fail++;
+      fprintf(stderr, "call %d failed: %s %s\n", i, mesh_code_name(rc),
+              st.message);
+    }
+    mesh_conn_close(c);
+    usleep(20000);
+  }
+  return NULL;
+}
+
 /* Interop: `meshctl serve` (process 1, ID a) and this process (ID b), both
  * identified only through the Workload API, call each other over mTLS
- * while the agent rotates every second: no call fails; openssl s_client
- * with the agent's CA sees the server's certificate change. */
+ * from 3 threads while the agent rotates every second: no call fails;
+ * openssl s_client with the agent's CA sees the server's certificate
+ * change. */
 static void test_interop_rotation(void) {
   if (!th_require("openssl", "openssl"))
     return;
@@ -567,27 +603,21 @@ static void test_interop_rotation(void) {
   char s1[80] = "", s2[80] = "";
   CU_ASSERT(s_client_serial(port, s1, sizeof s1));
   uint64_t g0 = mesh__identity_generation(m);
+  load_t w[LOAD_THREADS];
+  pthread_t th[LOAD_THREADS];
+  for (int k = 0; k < LOAD_THREADS; k++) {
+    w[k] = (load_t){m, lp, 0, 0};
+    CU_ASSERT_FATAL(pthread_create(&th[k], NULL, load_main, &w[k]) == 0);
+  }
   int ok = 0, fail = 0;
-  int64_t end = mesh__now_ms() + 60000; /* cap; the loop is count-bound */
-  for (int i = 0; i < 150 && mesh__now_ms() < end; i++) {
-    mesh_conn_t *c = NULL;
-    char b = 0;
-    int rc = mesh_dial(m, lp, NULL, &c, &st);
-    if (rc == MESH_OK && mesh_conn_write_all(c, "x", 1) == MESH_OK &&
-        mesh_conn_read(c, &b, 1) == 1 && b == 'x' &&
-        !strcmp(mesh_conn_peer_id(c), ID_A)) {
-      ok++;
-    } else {
-      fail++;
-      fprintf(stderr, "call %d failed: %s %s\n", i, mesh_code_name(rc),
-              st.message);
-    }
-    mesh_conn_close(c);
-    usleep(20000);
+  for (int k = 0; k < LOAD_THREADS; k++) {
+    pthread_join(th[k], NULL);
+    ok += w[k].ok;
+    fail += w[k].fail;
   }
   uint64_t g1 = mesh__identity_generation(m);
   CU_ASSERT_EQUAL(fail, 0);
-  CU_ASSERT_EQUAL(ok, 150);
+  CU_ASSERT_EQUAL(ok, LOAD_THREADS * LOAD_CALLS);
   CU_ASSERT(g1 >= g0 + 2); /* our own SVID rotated during the calls */
   CU_ASSERT(s_client_serial(port, s2, sizeof s2));
   CU_ASSERT(s1[0] && s2[0] && strcmp(s1, s2) != 0);
