@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bare mbedTLS mTLS baseline; see baretls.h. */
 #include "baretls.h"
 
@@ -38,7 +39,12 @@ int baretls_conf_init(baretls_conf_t *c, int server, const char *ca,
   rc = mbedtls_x509_crt_parse_file(&c->crt, crt);
   if (rc != 0)
     return fail(crt, rc);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+  rc = mbedtls_pk_parse_keyfile(&c->key, key, NULL, mbedtls_ctr_drbg_random,
+                                &c->drbg);
+#else
   rc = mbedtls_pk_parse_keyfile(&c->key, key, NULL);
+#endif
   if (rc != 0)
     return fail(key, rc);
   rc = mbedtls_ssl_config_defaults(
@@ -50,8 +56,13 @@ int baretls_conf_init(baretls_conf_t *c, int server, const char *ca,
   mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
   mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
   mbedtls_ssl_conf_ciphersuites(&c->conf, suites);
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000
+  mbedtls_ssl_conf_min_tls_version(&c->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+  mbedtls_ssl_conf_max_tls_version(&c->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#else
   mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
   rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->crt, &c->key);
   if (rc != 0)
     return fail("own cert", rc);
@@ -85,7 +96,11 @@ int baretls_open(baretls_t *t, baretls_conf_t *c, int fd,
     return fail("setup", rc);
   mbedtls_ssl_set_bio(&t->ssl, &t->fd, mbedtls_net_send, mbedtls_net_recv,
                       NULL);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+  if (saved && saved->MBEDTLS_PRIVATE(ciphersuite))
+#else
   if (saved && saved->ciphersuite)
+#endif
     mbedtls_ssl_set_session(&t->ssl, saved);
   for (rc = mbedtls_ssl_handshake(&t->ssl); rc != 0;
        rc = mbedtls_ssl_handshake(&t->ssl)) {

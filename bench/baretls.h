@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bare mbedTLS mTLS (no mesh logic): baseline B of the benchmarks.  The same
  * suites libmesh uses (ECDHE-ECDSA AES-128-GCM, TLS 1.2, P-256), with no
  * discovery, balancing, SPIFFE checks, metrics or tracing. */

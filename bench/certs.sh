@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by bench/run and bench/profile: mint_all DIR writes an
 # independent CA (openssl, P-256) and two X.509-SVIDs into DIR:
 # ca.crt, server.{crt,key,pem} (spiffe://bench.local/ns/bench/sa/server),

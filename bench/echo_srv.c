@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Benchmark echo server: fixed-size request in, same-size response out.
  *   echo_srv --mode tcp|tls|mesh --listen 127.0.0.1:PORT [--size 1024]
  *            [--ca F --cert F --key F] [--config mesh.json] */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Request/response load generator.
  *   loadgen --mode tcp|tls|mesh --target HOST:PORT|SERVICE [--conns 16]
  *           [--size 1024] [--rate 1000 | --rate 0 (closed loop)]

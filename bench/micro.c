@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Micro benchmarks 2-6 of docs/benchmarks.md: handshakes, picks, memory,
  * discovery, tracing (plus the AES-GCM and call-path costs that explain
  * part 1).  Prints one "name,value" line per figure, each the median of

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Turn bench/run's raw CSV into docs/benchmarks.md and gnuplot PNGs.
 
 Medians of the runs are reported, with ratios against the baselines measured

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A trace collector that throws spans away: answers every HTTP/1.1 POST
  * with 200 "{}" (what an OTLP/HTTP collector answers), keep-alive, on
  * loopback.  Config C of the benchmarks exports every span to it, so the

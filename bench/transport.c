@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Benchmark transports; see transport.h. */
 #include "transport.h"
 

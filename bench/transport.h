@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Benchmark transports: the same request/response loop over plain TCP (A),
  * bare mbedTLS mTLS (B), libmesh (C), or plain TCP into a local HAProxy
  * sidecar (D: the client side of D is plain TCP to the sidecar). */

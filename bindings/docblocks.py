@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Extract the tested examples of docs/bindings.md.
 
 A code block preceded by "<!-- test: LANG [FILE] -->" is an example; the

@@ -1,18 +1,18 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by scripts/demo and scripts/test: install what is missing, build.
 # Sourced, not run.
 
 # Debian packages the build and the tests use.  Keep this list the one
 # source of truth: CI runs on a fresh machine.
 MESH_BUILD_PKGS="build-essential autoconf automake libtool pkg-config \
-libmbedtls-dev libc-ares-dev libcjson-dev libcurl4-openssl-dev libcunit1-dev \
-libnghttp2-dev python3 libprotobuf-c-dev protobuf-c-compiler"
+libmbedtls-dev libssl-dev libc-ares-dev libcjson-dev libcurl4-openssl-dev libcunit1-dev \
+python3 libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler"
 MESH_TEST_PKGS="openssl curl haproxy dnsmasq-base etcd-server etcd-client \
 prometheus clang libclang-rt-14-dev valgrind golang-go python3 gnuplot \
-chromium procps iproute2 protobuf-compiler python3-protobuf \
+chromium procps iproute2 protobuf-compiler python3-protobuf nghttp2-client nghttp2-server \
 python3-venv python3-pip python3-setuptools python3-wheel mandoc man-db \
-librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev libzstd-dev \
-nghttp2-client nghttp2-server python3-grpcio protobuf-compiler-grpc \
-python3-cryptography python3-jwt"
+librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev libzstd-dev python3-grpcio \
+protobuf-compiler-grpc python3-cryptography python3-jwt"
 # (python3-venv ... python3-wheel: the install stage's offline pip install;
 # mandoc, man-db: man page lint and lookup; the -dev packages after them:
 # libcurl's private static dependencies, for `pkg-config --static --libs

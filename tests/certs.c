@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test certificates minted with the library's development CA. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test helpers; see helpers.h. */
 #include "helpers.h"
 
@@ -7,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,55 @@ int th_free_port(void) {
       return port;
   }
   return -1;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int64_t th_now_ms(void) { return mono_ms(); }
+
+void th_cap_report(const char *what) {
+  fprintf(stderr, "\n  TIME CAP: %s: not reached after %d ms\n",
+          what ? what : "condition", TH_CAP_MS);
+}
+
+bool th_wait_for(bool (*done)(void *arg), void *arg, int cap_ms,
+                 const char *what) {
+  int64_t end = mono_ms() + cap_ms;
+  for (;;) {
+    if (done(arg))
+      return true;
+    if (mono_ms() >= end)
+      break;
+    usleep(5000);
+  }
+  if (done(arg))
+    return true;
+  fprintf(stderr, "\n  TIME CAP: %s: not reached after %d ms\n",
+          what ? what : "condition", cap_ms);
+  return false;
+}
+
+struct count_arg {
+  const _Atomic int *counter;
+  int want;
+};
+
+static bool count_done(void *arg) {
+  const struct count_arg *a = arg;
+  return atomic_load(a->counter) >= a->want;
+}
+
+bool th_wait_count(const _Atomic int *counter, int want, int cap_ms,
+                   const char *what) {
+  struct count_arg a = {counter, want};
+  if (th_wait_for(count_done, &a, cap_ms, what))
+    return true;
+  fprintf(stderr, "  (%d of %d)\n", atomic_load(counter), want);
+  return false;
 }
 
 bool th_wait_port(int port, int timeout_ms) {

@@ -1,11 +1,15 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test helpers: real peers as child processes on loopback, free ports,
  * temporary directories.  Every helper process started here is killed at
  * exit (also when a test fails) through th_stop_all(), registered atexit. */
 #ifndef MESH_TESTS_HELPERS_H
 #define MESH_TESTS_HELPERS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
 #include <sys/types.h>
 
 #include <CUnit/Basic.h>
@@ -21,6 +25,39 @@ int th_run_suites(const char *name, void (*add)(void));
 int th_free_port(void);
 /* Wait until something accepts on 127.0.0.1:port; false after timeout_ms. */
 bool th_wait_port(int port, int timeout_ms);
+
+/* Loops that need some number of events are bounded by that count, never
+ * by a time window (a slow or loaded machine, or valgrind's 20-50x, makes
+ * fewer events per second, not a broken library).  The time cap only
+ * stops a broken run: generous, and loud when reached. */
+#define TH_CAP_MS 120000
+/* Poll done(arg) every 5 ms until it is true or cap_ms passed.  On the
+ * cap, prints "<what>: not reached after <cap> ms" to stderr and returns
+ * false (assert it). */
+bool th_wait_for(bool (*done)(void *arg), void *arg, int cap_ms,
+                 const char *what);
+/* th_wait_for(*counter >= want): prints the count reached on the cap. */
+bool th_wait_count(const _Atomic int *counter, int want, int cap_ms,
+                   const char *what);
+/* Monotonic milliseconds. */
+int64_t th_now_ms(void);
+/* "TIME CAP: <what>: not reached after TH_CAP_MS ms" to stderr. */
+void th_cap_report(const char *what);
+/* Evaluate cond every 5 ms until it is true or TH_CAP_MS passed; ok (a
+ * bool lvalue) gets its last value, and the cap is reported loudly.  cond
+ * may refresh what it reads: (stats_of(m, &ds), ds.errors >= 2). */
+#define TH_WAIT_UNTIL(ok, cond, what)                                         \
+  do {                                                                        \
+    int64_t th_end_ = th_now_ms() + TH_CAP_MS;                                \
+    for (;;) {                                                                \
+      (ok) = (cond);                                                          \
+      if ((ok) || th_now_ms() >= th_end_)                                     \
+        break;                                                                \
+      usleep(5000);                                                           \
+    }                                                                         \
+    if (!(ok))                                                                \
+      th_cap_report(what);                                                    \
+  } while (0)
 
 /* A fresh temporary directory (removed at exit). Returned path is static
  * storage owned by the helper; valid until exit. */

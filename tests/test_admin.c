@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The admin endpoint over real HTTP (libcurl as the client): every route,
  * strict request handling, /metrics accepted by promtool and scraped by a
  * real Prometheus, the page rendered by headless Chromium; secrets never in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* authz: Istio AuthorizationPolicy semantics (pure evaluation), the config
  * parser, path normalization, CIDR matching, and the part itself (counters,
  * dry-run, logs, reload under load, the callback authorizer).

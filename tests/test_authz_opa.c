@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* authz/opa: the external authorizer against an OPA-shaped Data API on
  * loopback (a small Python stdlib server started here): decisions, the
  * input document, the TTL cache, and the fail mode when the server is

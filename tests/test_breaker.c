@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Circuit breakers: exact limits, never below zero, overflow counting, and
  * the limit holding under contention (also run under ThreadSanitizer). */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Misbehaving mTLS backends for the call-layer tests; see the header. */
 #include "test_call_backend.h"
 

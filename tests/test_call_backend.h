@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Misbehaving backends for the call-layer tests: child processes (this same
  * test binary re-executed with --backend) that serve mTLS on 127.0.0.1
  * with libmesh's own listener and answer a line protocol:

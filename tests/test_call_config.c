@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The resilience config keys: every error with its JSON path (table), and
  * the values and Envoy defaults that reach the per-service state. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The idle connection pool, over plain socket pairs: LIFO reuse, max_idle,
  * idle timeout, and detection before reuse of a peer that closed, reset or
  * sent stray bytes.  Also run under ThreadSanitizer (concurrent put/take). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Core: config validation with JSON paths, errors, logging, worker loop. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core/curl_loop.c: libcurl transfers driven by the worker loop, against
  * a small HTTP server in this process on 127.0.0.1.  The context runs in
  * external-loop mode so the test turns the loop itself (bounded). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* etcd source and registration against a real etcd on loopback: list and
  * watch, registration and deregistration, a SIGKILLed registrant expiring
  * with its lease, etcd restarted without losing updates, malformed values,
@@ -172,10 +173,9 @@ static void test_etcd_list_watch(void) {
   CU_ASSERT_EQUAL(etcdctl("put pay/bad2 '{\"Addr\":\"10.0.0.5:80\","
                           "\"Metadata\":{\"weight\":0}}'"),
                   0);
-  for (int i = 0; i < 200 && ds.errors < e0 + 3; i++) {
-    usleep(5000);
-    stats_of(m, "pay", &ds);
-  }
+  bool ok;
+  TH_WAIT_UNTIL(ok, (stats_of(m, "pay", &ds), ds.errors >= e0 + 3),
+                "etcd: 3 bad values reported");
   CU_ASSERT_EQUAL(ds.errors, e0 + 3);
   CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "pay/bad2"));
   CU_ASSERT(wait_desc(m, "pay", "10.0.0.2:80/7,10.0.0.3:81/2", 0) >= 0);
@@ -185,11 +185,8 @@ static void test_etcd_list_watch(void) {
   CU_ASSERT_EQUAL(mesh_discovery_wait(m2, "pay", 3000, NULL), MESH_OK);
   CU_ASSERT(wait_desc(m2, "pay", "10.0.0.2:80/7", 0) >= 0);
   /* the report follows the publish on the worker: poll (bounded) */
-  stats_of(m2, "pay", &ds);
-  for (int i = 0; i < 100 && ds.errors == 0; i++) {
-    usleep(5000);
-    stats_of(m2, "pay", &ds);
-  }
+  TH_WAIT_UNTIL(ok, (stats_of(m2, "pay", &ds), ds.errors >= 1),
+                "etcd: the re-list's report");
   CU_ASSERT_EQUAL(ds.errors, 1); /* one report for the three bad values */
   CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "3 malformed values"));
   mesh_free(m2);
@@ -346,13 +343,10 @@ static void test_etcd_restart(void) {
   CU_ASSERT(wait_desc(m, "rs", "10.8.0.1:80/1,10.8.0.2:80/1", 3000) >= 0);
   th_stop(etcd_pid);
   mesh__disc_stats_t ds;
-  for (int i = 0; i < 300; i++) {
-    stats_of(m, "rs", &ds);
-    if (ds.errors >= 2)
-      break;
-    usleep(10000);
-  }
-  CU_ASSERT(ds.errors >= 2);
+  bool ok;
+  TH_WAIT_UNTIL(ok, (stats_of(m, "rs", &ds), ds.errors >= 2),
+                "etcd restart: 2 errors");
+  CU_ASSERT(ok);
   CU_ASSERT_TRUE(ds.stale);
   CU_ASSERT(wait_desc(m, "rs", "10.8.0.1:80/1,10.8.0.2:80/1", 0) >= 0);
   CU_ASSERT_TRUE_FATAL(start_etcd());
@@ -386,11 +380,10 @@ static void test_etcd_unreachable(void) {
   CU_ASSERT_EQUAL(mesh_discovery_wait(m, "u", 2000, &st), MESH_ERR_DISCOVERY);
   CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "127.0.0.1"));
   mesh__disc_stats_t ds = {0};
-  for (int i = 0; i < 100 && ds.errors < 3; i++) {
-    usleep(10000);
-    stats_of(m, "u", &ds);
-  }
-  CU_ASSERT(ds.errors >= 3); /* retried with backoff */
+  bool ok;
+  TH_WAIT_UNTIL(ok, (stats_of(m, "u", &ds), ds.errors >= 3),
+                "etcd unreachable: 3 errors");
+  CU_ASSERT(ok); /* retried with backoff */
   int64_t t0 = mesh__now_ms();
   mesh_free(m);
   CU_ASSERT(mesh__now_ms() - t0 < 500);
@@ -408,9 +401,12 @@ static void test_etcd_register_unreachable(void) {
            dead);
   mesh_t *r = new_mesh(rj);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-  usleep(300000);
-  bool registered = true;
+  /* until the first failed attempt, not for a fixed 300 ms */
+  bool registered = true, ok;
   uint64_t errors = 0;
+  TH_WAIT_UNTIL(ok, (mesh__register_state(r, &registered, &errors),
+                     errors >= 1),
+                "register unreachable: a failed attempt");
   CU_ASSERT_TRUE(mesh__register_state(r, &registered, &errors));
   CU_ASSERT_FALSE(registered);
   CU_ASSERT(errors >= 1);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Discovery parsers (no I/O): addresses, endpoint JSON, DNS answer TTLs,
  * etcd values, base64, the streamed-JSON splitter, backoff. */
 #include "helpers.h"

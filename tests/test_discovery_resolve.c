@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hostnames in static and file endpoints, resolved on the worker loop
  * (resolve.c): against a real dnsmasq on a loopback high port (the
  * service's "resolver" servers) and through the system resolver's hosts
@@ -328,13 +329,10 @@ static void test_mesh__resolver_fail_static(void) {
   th_stop(dns_pid);
   dns_pid = 0;
   mesh__disc_stats_t ds;
-  for (int i = 0; i < 500; i++) {
-    stats_of(m, &ds);
-    if (ds.errors >= 2)
-      break;
-    usleep(10000);
-  }
-  CU_ASSERT(ds.errors >= 2);
+  bool ok;
+  TH_WAIT_UNTIL(ok, (stats_of(m, &ds), ds.errors >= 2),
+                "resolver outage: 2 errors");
+  CU_ASSERT(ok);
   CU_ASSERT_TRUE(ds.stale);
   CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "resolve backend.test: "));
   CU_ASSERT_TRUE(wait_desc(m, want, 0));

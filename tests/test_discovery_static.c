@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Discovery through mesh_new(): config validation, the static and file
  * sources, the public endpoints API, change callbacks, fail-static on bad
  * files, 10,000 endpoints. */
@@ -336,10 +337,18 @@ static int seen_calls(seen_t *s) {
   return n;
 }
 
-static bool wait_calls(seen_t *s, int want, int ms) {
-  for (int i = 0; i < ms / 5 && seen_calls(s) < want; i++)
-    usleep(5000);
+static bool calls_reached(void *arg) {
+  seen_t *s = ((void **)arg)[0];
+  int want = *(int *)((void **)arg)[1];
   return seen_calls(s) >= want;
+}
+
+/* Bounded by the count wanted; ms is raised to the generous cap
+ * (TH_CAP_MS): a loaded machine only takes longer. */
+static bool wait_calls(seen_t *s, int want, int ms) {
+  (void)ms;
+  void *arg[2] = {s, &want};
+  return th_wait_for(calls_reached, arg, TH_CAP_MS, "change callbacks");
 }
 
 /* Write then rename: the poller never sees half a file. */
@@ -457,8 +466,8 @@ static void test_file_reload(void) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int before = cap_errors(&cap);
     write_atomic(path, bad[i]);
-    for (int t = 0; t < 600 && cap_errors(&cap) == before; t++)
-      usleep(5000);
+    bool ok;
+    TH_WAIT_UNTIL(ok, cap_errors(&cap) > before, "file source: the error");
     CU_ASSERT_EQUAL(cap_errors(&cap), before + 1);
     CU_ASSERT_EQUAL(count_of(m, "f", NULL), 3);
     stats_of(m, "f", &ds);
@@ -475,8 +484,8 @@ static void test_file_reload(void) {
 
   int before = cap_errors(&cap);
   CU_ASSERT_EQUAL(unlink(path), 0);
-  for (int t = 0; t < 600 && cap_errors(&cap) == before; t++)
-    usleep(5000);
+  bool gone;
+  TH_WAIT_UNTIL(gone, cap_errors(&cap) > before, "file source: missing");
   usleep(100000); /* several polls: a missing file is reported once */
   CU_ASSERT_EQUAL(cap_errors(&cap), before + 1);
   CU_ASSERT_EQUAL(count_of(m, "f", NULL), 3);
@@ -694,7 +703,8 @@ static void test_prepare_snapshot(void) {
   write_endpoints(path, 4, 80);
   mesh__disc_stats_t ds;
   stats_of(m, "f", &ds);
-  for (int i = 0; i < 200 && ds.errors == 0; i++) {
+  for (int64_t end = th_now_ms() + TH_CAP_MS;
+       ds.errors == 0 && th_now_ms() < end;) {
     usleep(5000);
     mesh_process(m);
     stats_of(m, "f", &ds);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* dnsmasq for the DNS tests (see test_dnsmasq.h). */
 #include "test_dnsmasq.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* dnsmasq for the DNS tests, on 127.0.0.1:port: authoritative for *.test
  * (nothing is forwarded), TTL 1 s, queries logged, records from the
  * caller's --host-record/--srv-host options plus an addn-hosts file that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Endpoint model: hosts, snapshot building with host reuse, and the
  * lock-free publication point under concurrent readers. */
 #include "helpers.h"
@@ -312,6 +313,7 @@ static void count_lb_free(void *p) {
 struct reader_arg {
   mesh__snapref_t *ref;
   _Atomic bool *stop;
+  _Atomic uint64_t *total; /* reads of all readers, or NULL */
   uint64_t reads;
   bool monotonic;
   bool consistent;
@@ -332,6 +334,8 @@ static void *reader(void *p) {
     if (s->n != s->version || (s->n && s->hosts[0]->port != s->version))
       a->consistent = false;
     a->reads++;
+    if (a->total)
+      atomic_fetch_add(a->total, 1);
     mesh__snap_release(s);
   }
   return NULL;
@@ -352,32 +356,43 @@ static void test_mesh__snap_publish(void) {
   mesh__snapref_init(&ref);
   CU_ASSERT_PTR_NULL(mesh__snap_acquire(&ref));
   _Atomic bool stop = false;
-  enum { READERS = 3, PUBLISHES = 2000 };
+  _Atomic uint64_t total = 0;
+  enum { READERS = 3, PUBLISHES = 2000, MIN_READS = 1000 };
   struct reader_arg args[READERS];
   pthread_t th[READERS];
   atomic_store(&lb_freed, 0);
   for (int i = 0; i < READERS; i++) {
-    args[i] = (struct reader_arg){.ref = &ref, .stop = &stop};
+    args[i] = (struct reader_arg){.ref = &ref, .stop = &stop, .total = &total};
     pthread_create(&th[i], NULL, reader, &args[i]);
   }
-  for (uint64_t v = 1; v <= PUBLISHES; v++)
-    mesh__snap_publish(&ref, numbered_snap(v % 50 + 1));
+  /* At least PUBLISHES, and on until the readers made MIN_READS reads
+   * meanwhile: bounded by counts (on a loaded machine the readers may not
+   * even start while 2000 publishes run), the cap only stops a broken
+   * run. */
+  uint64_t published = 0;
+  int64_t cap = th_now_ms() + TH_CAP_MS;
+  while (published < PUBLISHES ||
+         (atomic_load(&total) < MIN_READS && th_now_ms() < cap)) {
+    published++;
+    mesh__snap_publish(&ref, numbered_snap(published % 50 + 1));
+  }
+  uint64_t during = atomic_load(&total);
+  if (during < MIN_READS)
+    th_cap_report("snapshot reads while publishing");
   atomic_store(&stop, true);
-  uint64_t reads = 0;
   for (int i = 0; i < READERS; i++) {
     pthread_join(th[i], NULL);
-    reads += args[i].reads;
     CU_ASSERT(args[i].consistent);
   }
-  CU_ASSERT(reads > 0);
+  CU_ASSERT(during >= MIN_READS);
   /* every replaced snapshot was freed exactly once */
-  CU_ASSERT_EQUAL(atomic_load(&lb_freed), PUBLISHES - 1);
+  CU_ASSERT_EQUAL((uint64_t)atomic_load(&lb_freed), published - 1);
   mesh__snapshot_t *cur = mesh__snap_acquire(&ref);
   CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
   CU_ASSERT_EQUAL(atomic_load(&cur->refs), 2);
   mesh__snap_release(cur);
   mesh__snapref_fini(&ref);
-  CU_ASSERT_EQUAL(atomic_load(&lb_freed), PUBLISHES);
+  CU_ASSERT_EQUAL((uint64_t)atomic_load(&lb_freed), published);
 }
 
 /* Versions seen by one reader never go backwards. */

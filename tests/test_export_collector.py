@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Loopback trace collector for tests/test_export.c (standard library only).
 
 Accepts POSTs on any path, stores each body as DIR/<n>-<path>.json and

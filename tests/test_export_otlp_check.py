@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Validate OTLP/HTTP JSON bodies against the official OpenTelemetry
 protocol definitions, with tools this project did not write:
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared helpers of the fault and soak tests; see test_fault_peer.h. */
 #include "test_fault_peer.h"
 

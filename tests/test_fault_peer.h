@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the fault and soak tests: an in-process mTLS echo server with a
  * thread per connection (so slow or stalled peers never block the others),
  * a log capture, and counters of open file descriptors and memory. */

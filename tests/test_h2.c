@@ -18,6 +18,7 @@
 
 #include "core/core.h"
 #include "http/h2.h"
+#include "http/h2_int.h"
 #include "http/http.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -57,6 +58,19 @@ static void *job_main(void *arg) {
   path = path ? path : "";
   if (strcmp(path, "/reset") == 0) {
     mesh__h2_stream_reset(j->x, MESH__H2_INTERNAL_ERROR);
+  } else if (strcmp(path, "/early") == 0) {
+    /* answer before the request ended, then let go at once */
+    mesh__h2_hdr_t r[] = {{":status", "200"}};
+    mesh__h2_stream_respond(j->x, r, 1, false, NULL);
+    static char big[200000];
+    memset(big, 'e', sizeof big);
+    mesh__h2_stream_write(j->x, big, sizeof big, false, DL(10000), NULL);
+    mesh__h2_hdr_t t[] = {{"grpc-status", "0"}};
+    mesh__h2_stream_send_trailers(j->x, t, 1, DL(10000), NULL);
+    atomic_fetch_add(&j->srv->handlers_done, 1);
+    mesh__h2_stream_free(j->x);
+    free(j);
+    return NULL;
   } else if (strncmp(path, "/big/", 5) == 0) {
     size_t len = (size_t)atol(path + 5);
     char *b = malloc(len);
@@ -68,12 +82,15 @@ static void *job_main(void *arg) {
   } else {
     size_t cap = 1 << 16, len = 0;
     char *b = malloc(cap);
-    long k;
-    while ((k = mesh__h2_stream_read(j->x, b + len, cap - len, DL(10000),
-                                     NULL)) > 0) {
+    for (;;) {
+      long k = mesh__h2_stream_read(j->x, b + len, cap - len, DL(10000), NULL);
+      if (k <= 0)
+        break;
       len += (size_t)k;
-      if (len == cap)
-        b = realloc(b, cap *= 2);
+      if (len == cap) {
+        cap *= 2;
+        b = realloc(b, cap);
+      }
     }
     const char *x = hget(h, n, "x-id");
     mesh__h2_hdr_t r[] = {{":status", strcmp(path, "/hold") ? "200" : "204"},
@@ -187,9 +204,12 @@ static void exchange(mesh__h2_session_t *c, const char *path, const char *id,
     snprintf(r->xid, sizeof r->xid, "%s", v ? v : "");
     char *got = malloc(body + 65536);
     long k;
-    while ((k = mesh__h2_stream_read(x, got + r->blen, 65536, DL(10000),
-                                     &st)) > 0)
+    for (;;) {
+      k = mesh__h2_stream_read(x, got + r->blen, 65536, DL(10000), &st);
+      if (k <= 0)
+        break;
       r->blen += (size_t)k;
+    }
     r->body_ok = r->blen == body && memcmp(got, b, body) == 0;
     free(got);
     if (k < 0)
@@ -359,6 +379,46 @@ static void test_mesh__h2_stream_reset(void) {
   srv_stop(&srv);
 }
 
+/* A server that answers before the request ended and frees its stream at
+ * once: the whole response and its trailers still arrive (the queued DATA
+ * is not cut by a reset), then RST_STREAM NO_ERROR stops the client. */
+static void test_mesh__h2_stream_early_response(void) {
+  struct h2srv srv;
+  mesh__h2_session_t *c = pair(&srv, NULL);
+  mesh__h2_hdr_t h[] = {{":method", "POST"}, {":scheme", "http"},
+                        {":path", "/early"}, {":authority", "t"}};
+  mesh__h2_stream_t *x;
+  CU_ASSERT_EQUAL_FATAL(mesh__h2_stream_open(c, h, 4, false, &x, NULL),
+                        MESH_OK);
+  CU_ASSERT_EQUAL(mesh__h2_stream_write(x, "part", 4, false, DL(5000), NULL),
+                  MESH_OK);
+  const mesh__h2_hdr_t *rh;
+  size_t rn;
+  CU_ASSERT_EQUAL(mesh__h2_stream_headers(x, DL(5000), &rh, &rn, NULL),
+                  MESH_OK);
+  size_t got = 0;
+  char buf[65536];
+  for (;;) {
+    long k = mesh__h2_stream_read(x, buf, sizeof buf, DL(5000), NULL);
+    if (k <= 0)
+      break;
+    got += (size_t)k;
+  }
+  CU_ASSERT_EQUAL(got, 200000);
+  CU_ASSERT_EQUAL(mesh__h2_stream_trailers(x, DL(5000), &rh, &rn, NULL),
+                  MESH_OK);
+  CU_ASSERT_EQUAL(rn, 1);
+  if (rn == 1)
+    CU_ASSERT_STRING_EQUAL(rh[0].value, "0");
+  mesh__h2_stream_free(x);
+  /* the session is fine afterwards */
+  struct result r;
+  exchange(c, "/echo", "after", 10, &r);
+  CU_ASSERT_EQUAL(r.rc, MESH_OK);
+  mesh__h2_session_free(c);
+  srv_stop(&srv);
+}
+
 /* Read with a deadline: a timeout leaves the stream usable. */
 static void test_mesh__h2_stream_read_timeout(void) {
   struct h2srv srv;
@@ -444,6 +504,45 @@ static void test_mesh__h2_session_peer_gone(void) {
   CU_ASSERT_FALSE(mesh__h2_session_alive(c));
   mesh__h2_stream_free(x);
   mesh__h2_session_free(c);
+}
+
+/* PING keepalive: against a live peer the session stays up and measures a
+ * round trip; against a peer that never answers it dies with
+ * MESH_ERR_TIMEOUT after keepalive_ms + keepalive_timeout_ms. */
+static void test_mesh__h2_session_keepalive(void) {
+  mesh__h2_settings_t set;
+  mesh__h2_settings_default(&set);
+  set.keepalive_ms = 50;
+  set.keepalive_timeout_ms = 300;
+  int sv[2];
+  CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  struct h2srv srv;
+  srv_start_fd(&srv, sv[1], NULL);
+  mesh__h2_session_t *c = NULL;
+  CU_ASSERT_EQUAL_FATAL(
+      mesh__h2_session_new_fd(NULL, sv[0], false, &set, &c, NULL), MESH_OK);
+  for (int i = 0; i < 10; i++)
+    CU_ASSERT_EQUAL(mesh__h2_session_poll(c, 50), MESH_OK);
+  CU_ASSERT(c->ping_rtt_ms >= 0); /* at least one PING went and came back */
+  CU_ASSERT(mesh__h2_session_alive(c));
+  mesh__h2_session_free(c);
+  srv_stop(&srv);
+  /* a silent peer: reads (the socket stays writable), never answers */
+  CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CU_ASSERT_EQUAL_FATAL(
+      mesh__h2_session_new_fd(NULL, sv[0], false, &set, &c, NULL), MESH_OK);
+  int64_t t0 = mesh__now_ms();
+  int rc = MESH_OK;
+  for (int i = 0; i < 100 && rc == MESH_OK; i++)
+    rc = mesh__h2_session_poll(c, 50);
+  int64_t took = mesh__now_ms() - t0;
+  CU_ASSERT_EQUAL(rc, MESH_ERR_TIMEOUT);
+  CU_ASSERT(took >= 300 && took < 4000);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh__h2_session_status(c, NULL, &st), MESH_ERR_TIMEOUT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "keepalive PING unanswered"));
+  mesh__h2_session_free(c);
+  close(sv[1]);
 }
 
 /* ---- plaintext dial: unix socket and TCP ---------------------------------------- */
@@ -563,9 +662,10 @@ static int handler(const mesh_http_request_t *req, mesh_http_response_t *resp,
   const char *body = mesh_http_request_body(req, &blen);
   char out[512];
   const char *tp = mesh_http_request_header(req, "traceparent");
-  snprintf(out, sizeof out, "%s %s body=%.*s tp=%d",
+  const char *rep = mesh_http_request_header(req, "x-rep");
+  snprintf(out, sizeof out, "%s %s body=%.*s tp=%d rep=%s",
            mesh_http_request_method(req), mesh_http_request_target(req),
-           (int)(blen > 100 ? 100 : blen), body, tp != NULL);
+           (int)(blen > 100 ? 100 : blen), body, tp != NULL, rep ? rep : "-");
   mesh_http_response_add_header(resp, "X-Served", "yes");
   mesh_http_response_set_body(resp, out, strlen(out));
   return 0;
@@ -590,6 +690,8 @@ static void *httpsrv_main(void *arg) {
   return NULL;
 }
 
+/* One scenario end to end (config, listener, three h2c requests, then
+ * HTTP/1.1 on the same port): longer than 60 lines, read top to bottom. */
 static void test_mesh_http_serve_h2c(void) {
   const char *ca = th_ca("example.org");
   CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
@@ -615,10 +717,11 @@ static void test_mesh_http_serve_h2c(void) {
                                             &st),
                         MESH_OK);
   mesh__h2_hdr_t hd[] = {{":method", "POST"}, {":scheme", "http"},
-                         {":path", "/x/y?q=1"}, {":authority", "svc"}};
+                         {":path", "/x/./y?q=1"}, {":authority", "svc"},
+                         {"x-rep", "a"}, {"x-rep", "b"}};
   for (int i = 0; i < 3; i++) {
     mesh__h2_stream_t *x;
-    CU_ASSERT_EQUAL_FATAL(mesh__h2_stream_open(c, hd, 4, false, &x, &st),
+    CU_ASSERT_EQUAL_FATAL(mesh__h2_stream_open(c, hd, 6, false, &x, &st),
                           MESH_OK);
     CU_ASSERT_EQUAL(mesh__h2_stream_write(x, "hello", 5, true, DL(5000), &st),
                     MESH_OK);
@@ -629,12 +732,17 @@ static void test_mesh_http_serve_h2c(void) {
     CU_ASSERT_STRING_EQUAL(rh[0].value, "200");
     CU_ASSERT_STRING_EQUAL(hget(rh, rn, "x-served"), "yes");
     char buf[600] = "";
-    long k, n = 0;
-    while ((k = mesh__h2_stream_read(x, buf + n, sizeof buf - 1 - (size_t)n,
-                                     DL(5000), &st)) > 0)
+    long n = 0;
+    for (;;) {
+      long k = mesh__h2_stream_read(x, buf + n, sizeof buf - 1 - (size_t)n,
+                                    DL(5000), &st);
+      if (k <= 0)
+        break;
       n += k;
+    }
     buf[n > 0 ? n : 0] = '\0';
-    CU_ASSERT_STRING_EQUAL(buf, "POST /x/y?q=1 body=hello tp=1");
+    /* the same view as HTTP/1.1: normalized target, repeated fields joined */
+    CU_ASSERT_STRING_EQUAL(buf, "POST /x/y?q=1 body=hello tp=1 rep=a,b");
     mesh__h2_stream_free(x);
   }
   mesh__h2_session_free(c);
@@ -647,7 +755,7 @@ static void test_mesh_http_serve_h2c(void) {
   char *out = th_slurp(th_path("h1.out"), NULL);
   CU_ASSERT_PTR_NOT_NULL(out);
   if (out)
-    CU_ASSERT_STRING_EQUAL(out, "GET /h1 body= tp=1");
+    CU_ASSERT_STRING_EQUAL(out, "GET /h1 body= tp=1 rep=-");
   free(out);
   pthread_join(h.t, NULL);
   mesh_listener_close(h.l);
@@ -661,11 +769,15 @@ static void add(void) {
   CU_add_test(s, "mesh__h2_stream_open_limit",
               test_mesh__h2_stream_open_limit);
   CU_add_test(s, "mesh__h2_stream_reset", test_mesh__h2_stream_reset);
+  CU_add_test(s, "mesh__h2_stream_early_response",
+              test_mesh__h2_stream_early_response);
   CU_add_test(s, "mesh__h2_stream_read_timeout",
               test_mesh__h2_stream_read_timeout);
   CU_add_test(s, "mesh__h2_session_drain", test_mesh__h2_session_drain);
   CU_add_test(s, "mesh__h2_session_peer_gone",
               test_mesh__h2_session_peer_gone);
+  CU_add_test(s, "mesh__h2_session_keepalive",
+              test_mesh__h2_session_keepalive);
   CU_add_test(s, "mesh__h2_dial_plain", test_mesh__h2_dial_plain);
   CU_add_test(s, "mesh__h2_stream_open_invalid",
               test_mesh__h2_stream_open_invalid);

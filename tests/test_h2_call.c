@@ -32,7 +32,10 @@ struct backend {
   int goaway_after;       /* drain each session after this many streams */
   int hold_ms;            /* per request */
   int status;             /* answer (200) */
+  atomic_bool gate;       /* while set, requests wait (at most 10 s) */
 };
+
+static atomic_int callers_done;
 
 struct sjob {
   struct backend *b;
@@ -58,6 +61,10 @@ static void *stream_main(void *arg) {
   while (mesh__h2_stream_read(j->x, buf, sizeof buf, mesh__now_ms() + 5000,
                               NULL) > 0)
     ;
+  for (int i = 0; i < 10000 && atomic_load(&b->gate); i++) {
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, NULL);
+  }
   if (b->hold_ms) {
     struct timespec ts = {0, (long)b->hold_ms * 1000000L};
     nanosleep(&ts, NULL);
@@ -215,6 +222,7 @@ static void *caller_main(void *arg) {
         strcmp(got, want) == 0)
       c->ok++;
   }
+  atomic_fetch_add(&callers_done, 1);
   return NULL;
 }
 
@@ -316,6 +324,46 @@ static void test_mesh_http_call_h2_policy(void) {
   backend_stop(&b);
 }
 
+/* Circuit breakers count streams as requests: with max_requests 2, at most
+ * two streams run at once on the shared session and the rest of a burst is
+ * refused with MESH_ERR_CIRCUIT_OPEN (nothing sent). */
+static void test_mesh_http_call_h2_breaker(void) {
+  struct backend b = {0};
+  backend_start(&b);
+  mesh_t *m = client(&b, ",\"circuit_breakers\":{\"max_requests\":2}");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  char got[300];
+  CU_ASSERT_EQUAL(call(m, "/warm", got, sizeof got), MESH_OK);
+  /* the backend holds requests until the four refused callers are back:
+   * no verdict depends on timing */
+  atomic_store(&b.gate, true);
+  atomic_store(&callers_done, 0);
+  struct caller c[6];
+  for (int i = 0; i < 6; i++) {
+    c[i] = (struct caller){.m = m, .idx = i, .n = 1};
+    pthread_create(&c[i].t, NULL, caller_main, &c[i]);
+  }
+  for (int i = 0; i < 10000 && (atomic_load(&callers_done) < 4 ||
+                                 atomic_load(&b.inflight) < 2);
+       i++) {
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  CU_ASSERT_EQUAL(atomic_load(&callers_done), 4);
+  CU_ASSERT_EQUAL(atomic_load(&b.inflight), 2);
+  atomic_store(&b.gate, false);
+  int ok = 0;
+  for (int i = 0; i < 6; i++) {
+    pthread_join(c[i].t, NULL);
+    ok += c[i].ok;
+  }
+  CU_ASSERT_EQUAL(ok, 2);
+  CU_ASSERT(atomic_load(&b.max_inflight) <= 2);
+  CU_ASSERT_EQUAL(atomic_load(&b.streams), 3);
+  mesh_free(m);
+  backend_stop(&b);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("h2_call", NULL, NULL);
   CU_add_test(s, "mesh_http_call_h2_shared", test_mesh_http_call_h2_shared);
@@ -323,6 +371,7 @@ static void add(void) {
               test_mesh_http_call_h2_max_streams);
   CU_add_test(s, "mesh_http_call_h2_goaway", test_mesh_http_call_h2_goaway);
   CU_add_test(s, "mesh_http_call_h2_policy", test_mesh_http_call_h2_policy);
+  CU_add_test(s, "mesh_http_call_h2_breaker", test_mesh_http_call_h2_breaker);
 }
 
 int main(void) { return th_run_suites("test_h2_call", add); }

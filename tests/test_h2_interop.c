@@ -127,6 +127,8 @@ static char *run(const char *cmd, int *status) {
 
 /* ---- real clients against mesh_http_serve() ------------------------------------ */
 
+/* One peer after another against one server (a script more than a
+ * function: over 60 lines, read top to bottom). */
 static void test_mesh_http_serve_h2_clients(void) {
   if (!have_tools()) {
     CU_FAIL("curl, nghttp, nghttpd and h2load are required "
@@ -217,9 +219,12 @@ static void fetch(mesh__h2_session_t *c, const char *path, size_t body,
   if (mesh__h2_stream_headers(x, DL(10000), &rh, &rn, &st) == MESH_OK) {
     snprintf(status, 8, "%s", rh[0].value);
     char *r = malloc(body + 65536);
-    long k;
-    while ((k = mesh__h2_stream_read(x, r + *got, 65536, DL(10000), &st)) > 0)
+    for (;;) {
+      long k = mesh__h2_stream_read(x, r + *got, 65536, DL(10000), &st);
+      if (k <= 0)
+        break;
       *got += (size_t)k;
+    }
     *same = *got == body && memcmp(r, b, body) == 0;
     free(r);
   } else {
@@ -229,6 +234,7 @@ static void fetch(mesh__h2_session_t *c, const char *path, size_t body,
   mesh__h2_stream_free(x);
 }
 
+/* nghttpd plaintext, then over TLS (a script: over 60 lines). */
 static void test_mesh__h2_client_nghttpd(void) {
   if (!have_tools()) {
     CU_FAIL("nghttpd is required (Debian nghttp2-server)");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http: the serving loop and the client exchange (over socket pairs, byte
  * for byte), per-request authorization, routes and faults (pure), the
  * "http" config, and curl as a client of mesh_http_serve() over mTLS. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http/call: mesh_http_call end to end over mTLS — header and path routing,
  * a 90/10 split, retries that recover from a backend answering 503 for a
  * while, fault aborts and delays, per-request timeouts — and the library's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http/parse: strict HTTP/1.1 heads and body framing, including every
  * request-smuggling form we know of (RFC 9112 section 11.2, the PortSwigger
  * CL.TE / TE.CL / TE.TE families, obs-fold, bare CR/LF). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The identity part: dev CA (API and meshctl, checked with openssl), the
  * "identity" config section, public accessors, reload and rotation on the
  * worker thread. */
@@ -148,8 +149,8 @@ static void test_mesh_ca_init(void) {
   mbedtls_x509_crt ca;
   mbedtls_x509_crt_init(&ca);
   CU_ASSERT_EQUAL_FATAL(mbedtls_x509_crt_parse_file(&ca, c), 0);
-  CU_ASSERT_EQUAL(ca.ca_istrue, 1);
-  CU_ASSERT_EQUAL(ca.key_usage,
+  CU_ASSERT_EQUAL(ca.MESH__MBX(ca_istrue), 1);
+  CU_ASSERT_EQUAL(ca.MESH__MBX(key_usage),
                   MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN);
   const mbedtls_x509_buf *uri;
   CU_ASSERT_EQUAL(mesh__x509_uri_sans(&ca, &uri), 1);
@@ -157,8 +158,8 @@ static void test_mesh_ca_init(void) {
   CU_ASSERT_EQUAL(memcmp(uri->p, "spiffe://" TD, uri->len), 0);
   CU_ASSERT_EQUAL(mesh__svid_signing_check(&ca, &st), MESH_OK);
   CU_ASSERT_EQUAL(mbedtls_pk_get_type(&ca.pk), MBEDTLS_PK_ECKEY);
-  CU_ASSERT_EQUAL(mbedtls_pk_ec(ca.pk)->grp.id, MBEDTLS_ECP_DP_SECP256R1);
-  CU_ASSERT_EQUAL(ca.sig_md, MBEDTLS_MD_SHA256);
+  CU_ASSERT_EQUAL(mbedtls_pk_ec(ca.pk)->MESH__MBX(grp).id, MBEDTLS_ECP_DP_SECP256R1);
+  CU_ASSERT_EQUAL(ca.MESH__MBX(sig_md), MBEDTLS_MD_SHA256);
   mbedtls_x509_crt_free(&ca);
 }
 
@@ -248,8 +249,8 @@ static void test_mesh_ca_issue(void) {
   gmtime_r(&t, &tm);
   CU_ASSERT_EQUAL(a.valid_to.hour, tm.tm_hour);
   CU_ASSERT_EQUAL(a.valid_to.sec, tm.tm_sec);
-  CU_ASSERT_EQUAL(a.ca_istrue, 0);
-  CU_ASSERT_EQUAL(a.key_usage, MBEDTLS_X509_KU_DIGITAL_SIGNATURE);
+  CU_ASSERT_EQUAL(a.MESH__MBX(ca_istrue), 0);
+  CU_ASSERT_EQUAL(a.MESH__MBX(key_usage), MBEDTLS_X509_KU_DIGITAL_SIGNATURE);
   char id[MESH_SPIFFE_ID_MAX + 1];
   CU_ASSERT_EQUAL(mesh__svid_leaf_check(&a, id, sizeof id, &st), MESH_OK);
   CU_ASSERT_STRING_EQUAL(id, WEB);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The pick path does no heap allocation: this program counts the
  * allocations made while picks run and expects none — for every policy,
  * with subsets, splits, localities, priorities, retries and health-view

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lb configuration: every key validated with its JSON path, defaults, and
  * the service wiring done by mesh_new(). */
 #include "test_lb_util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hash pickers: xxHash64, Envoy-compatible ring_hash and maglev placement
  * (vectors from Envoy's own ring_hash_lb_test.cc and maglev_lb_test.cc),
  * key stability when a host leaves, and skipping of unusable hosts. */

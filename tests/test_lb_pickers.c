@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pickers: distributions with weights (chi-square at p = 0.001, RNG seeded
  * with TLB_SEED), round-robin smoothness, least-request and peak-EWMA
  * preferences, skipping of unusable and already-tried hosts, edge cases. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Priority failover (Envoy's load arithmetic with overprovisioning 1.4),
  * panic mode, locality-weighted picking and the caller's-zone preference.
  * Statistical checks: chi-square at p = 0.001, RNG seeded with TLB_SEED. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Subsets by labels, weighted splits (90/10 canary), sticky split choice,
  * named subsets per call, empty-subset fallback.  Chi-square at p = 0.001,
  * RNG seeded with TLB_SEED. */

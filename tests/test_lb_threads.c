@@ -1,7 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Many threads picking while a writer publishes new snapshots and flips
  * host health: every pick returns a host of the snapshot it read, no pick
  * fails, and (in the TSan build, ../configure --enable-sanitizers=thread)
- * there is no data race.  Each policy runs for a bounded time. */
+ * there is no data race.  Each policy runs for at least RUN_MS and until
+ * the readers made MIN_PICKS picks while the writer publishes (bounded
+ * by that count, not by the time window alone: a starved reader thread
+ * made "0 picks" possible on a loaded machine), with a generous cap. */
 #include "test_lb_util.h"
 
 #include <pthread.h>
@@ -10,7 +14,8 @@
 #define READERS 4
 #define HOSTS 24
 #define RUN_MS 150
-#define MAX_PUBLISHES 2000
+#define MIN_PICKS 1000
+#define MAX_PUBLISHES 1000000
 
 typedef struct shared {
   mesh__snapref_t ref;
@@ -90,10 +95,23 @@ static mesh__snapshot_t *round_snap(const mesh__snapshot_t *prev, int r) {
   return rc == MESH_OK ? s : NULL;
 }
 
+/* Keep publishing until RUN_MS passed and the readers made MIN_PICKS
+ * picks meanwhile; the cap only stops a broken run. */
+static bool writer_done(shared_t *sh, long picks0, int64_t end, int64_t cap) {
+  int64_t now = mesh__now_ms();
+  if (now >= cap) {
+    th_cap_report("lb threads: picks while publishing");
+    return true;
+  }
+  return now >= end && atomic_load(&sh->picks) - picks0 >= MIN_PICKS;
+}
+
 static void writer(shared_t *sh) {
-  int64_t end = mesh__now_ms() + RUN_MS;
+  int64_t end = mesh__now_ms() + RUN_MS, cap = mesh__now_ms() + TH_CAP_MS;
+  long picks0 = atomic_load(&sh->picks);
   mesh__snapshot_t *cur = mesh__snap_acquire(&sh->ref);
-  for (int r = 1; r < MAX_PUBLISHES && mesh__now_ms() < end; r++) {
+  for (int r = 1; r < MAX_PUBLISHES && !writer_done(sh, picks0, end, cap);
+       r++) {
     /* flip health of a few hosts of the live snapshot (as health checks
      * and outlier detection do), and ask for an immediate refresh */
     for (size_t i = 0; cur && i < cur->n; i += 5) {
@@ -136,14 +154,16 @@ static void run_policy(const char *policy) {
   pthread_t th[READERS];
   for (int i = 0; i < READERS; i++)
     CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, reader, &sh), 0);
+  long picks0 = atomic_load(&sh.picks);
   writer(&sh);
+  long during = atomic_load(&sh.picks) - picks0;
   atomic_store(&sh.stop, true);
   for (int i = 0; i < READERS; i++)
     pthread_join(th[i], NULL);
   mesh__snapref_fini(&sh.ref);
   tlb_svc_free(sh.t);
   printf("\n  %s: %ld picks", policy, atomic_load(&sh.picks));
-  CU_ASSERT(atomic_load(&sh.picks) > 0);
+  CU_ASSERT(during >= MIN_PICKS);
   CU_ASSERT_EQUAL(atomic_load(&sh.bad), 0);
   CU_ASSERT_EQUAL(atomic_load(&sh.fails), 0);
 }

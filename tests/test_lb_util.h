@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the test_lb_* programs: snapshots from endpoint tables, a
  * service built from a JSON service object, counting picks, and the
  * chi-square bound.  Header-only (static functions); each test binary

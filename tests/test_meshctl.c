@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl check-config and resolve, run as a user runs them (the built
  * binary, its exit status, what it prints).  check-config's lines are
  * compared with mesh_config_check()'s own list; resolve is checked against

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Outlier detection: the pure algorithms from tables (Envoy's examples and
  * edge cases), then the live part on real hosts: consecutive errors, the
  * ejection cap on small services, return after the ejection time, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Retry policy: backoff bounds and spread, which outcomes are retried
  * (Envoy's retry_on semantics), final-status classification, and the retry
  * budget (20% of active + pending, at least 3) against max_retries. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A bounded soak: continuous calls for MESH_SOAK_SECONDS (default 5; the
  * CI stage scripts/test.d/soak.sh runs 60) while the endpoint set churns
  * (file discovery rewritten every 400 ms over four servers) and SVIDs
@@ -221,8 +222,20 @@ static void test_soak(void) {
   int64_t t0 = mesh__now_ms(), end = t0 + (int64_t)secs * 1000;
   int64_t next_sample = t0, next_set = t0 + 400;
   int64_t next_srv = t0 + 3000, next_cli = t0 + 5000;
-  for (int i = 0; i < 10000000 && mesh__now_ms() < end; i++) {
+  /* The soak lasts `secs`, and on until the work asserted below is done
+   * (calls, endpoint sets): bounded by those counts, not by the time
+   * window alone, which a loaded machine or TSan fills with less work.
+   * The cap only stops a broken run, loudly. */
+  int64_t cap = end + TH_CAP_MS;
+  for (int i = 0; i < 10000000; i++) {
     int64_t now = mesh__now_ms();
+    if (now >= end && atomic_load(&s.calls) >= (uint64_t)secs * 100 &&
+        sets >= secs * 2)
+      break;
+    if (now >= cap) {
+      th_cap_report("soak: calls and endpoint sets");
+      break;
+    }
     if (now >= next_sample && ns < MAX_SAMPLES) {
       samp[ns++] = (struct sample){now - t0, fp_rss_kb(), fp_count_fds(),
                                    atomic_load(&s.calls)};

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SPIFFE IDs: validation vectors with exact reasons (SPIFFE-ID.md 2.1-2.3),
  * splitting, and Istio-principal-style matching. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* X.509-SVID rules, trust bundles and peer verification: certificates from
  * the library's dev CA (with deliberate defects from MESH_CA_ISSUE_*) and
  * from the openssl command line (an independent issuer). */
@@ -131,7 +132,7 @@ static void test_mesh__svid_leaf_check_args(void) {
   mbedtls_x509_crt *ch = crt_file(th_path("chain.crt"));
   CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
   CU_ASSERT_PTR_NOT_NULL(ch->next);
-  CU_ASSERT_EQUAL(ch->next->ca_istrue, 1);
+  CU_ASSERT_EQUAL(ch->next->MESH__MBX(ca_istrue), 1);
   CU_ASSERT_EQUAL(mesh__svid_chain_check(ch, NULL, 0, &st), MESH_OK);
   /* a chain whose second certificate is a leaf violates the rules */
   mbedtls_x509_crt *two = crt_file(th_path("web.crt"));
@@ -476,10 +477,10 @@ static void test_mesh__creds_load_fields(void) {
     nroots++;
   CU_ASSERT_EQUAL(nroots, 2);
   /* EC comb tables exist before publication (no lazy write later) */
-  CU_ASSERT_PTR_NOT_NULL(mbedtls_pk_ec(c->key)->grp.T);
+  CU_ASSERT_PTR_NOT_NULL(mbedtls_pk_ec(c->key)->MESH__MBX(grp).MESH__MBX(T));
   for (size_t i = 0; i < c->nbundles; i++)
-    CU_ASSERT_PTR_NOT_NULL(mbedtls_pk_ec(c->bundles[i].roots.pk)->grp.T);
-  CU_ASSERT_PTR_NOT_NULL(mbedtls_pk_ec(c->all_roots.pk)->grp.T);
+    CU_ASSERT_PTR_NOT_NULL(mbedtls_pk_ec(c->bundles[i].roots.pk)->MESH__MBX(grp).MESH__MBX(T));
+  CU_ASSERT_PTR_NOT_NULL(mbedtls_pk_ec(c->all_roots.pk)->MESH__MBX(grp).MESH__MBX(T));
   /* refcount: one extra ref, two releases free it (ASan checks) */
   CU_ASSERT_PTR_EQUAL(mesh__creds_ref(c), c);
   CU_ASSERT_EQUAL(atomic_load(&c->refs), 2);

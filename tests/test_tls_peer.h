@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the tls tests: certificates and configs, an in-process server
  * thread on the library's listener, and raw TCP peers. */
 #ifndef MESH_TESTS_TEST_TLS_PEER_H
@@ -66,10 +67,27 @@ bool tp_server_start(tp_server_t *s, mesh_t *m, const char *addr,
                      tp_mode_t mode);
 /* Stop the thread, close the listener (the mesh_t stays the caller's). */
 void tp_server_stop(tp_server_t *s);
-/* Wait until at least n accept results exist (bounded by ms). */
+/* Wait until at least n accept results exist (cap: ms, at least
+ * TH_CAP_MS; reported loudly). */
 bool tp_server_wait(tp_server_t *s, int n, int ms);
 /* Copy of result i (under the lock). */
 tp_result_t tp_server_result(tp_server_t *s, int i);
+
+/* ---- what differs by TLS backend (tls/backend.h) ------------------------ */
+
+/* Name of the alert this build's backend sends when its peer check refuses
+ * a peer with the mesh code (mbedTLS: access_denied for MESH_ERR_PEER_ID;
+ * OpenSSL: bad_certificate). */
+const char *tp_alert(int code);
+/* Version a libmesh pair negotiates by default: "TLSv1.3" where the backend
+ * has it, else "TLSv1.2". */
+const char *tp_tls_version(void);
+/* A dial the peer is expected to refuse.  In TLS 1.3 the client finishes
+ * its handshake before the server checks the client certificate, so the
+ * refusal (the server's alert) arrives at the first read: then that read's
+ * error is returned, with the same code and words.  *out stays NULL. */
+int tp_dial_refused(mesh_t *m, const char *target,
+                    const mesh_dial_opts_t *o, mesh_status_t *st);
 
 /* Does hay contain needle?  Prints both when not (for CONTAINS). */
 bool tp_contains(const char *hay, const char *needle);

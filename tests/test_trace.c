@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Trace context (W3C traceparent/tracestate, B3 single and multi),
  * extract/inject, samplers, spans and hooks. */
 #include "helpers.h"
@@ -106,8 +107,9 @@ static void test_mesh_traceparent_format(void) {
   char buf[MESH_TRACEPARENT_LEN + 1];
   CU_ASSERT_EQUAL(mesh_traceparent_format(&ctx, buf, sizeof buf),
                   MESH_TRACEPARENT_LEN);
-  /* We speak version 00 and only the flags it defines. */
-  CU_ASSERT_STRING_EQUAL(buf, "00-" TID "-" SID "-01");
+  /* We speak version 00 and only the flags Level 2 defines: sampled and
+   * random (ff -> 03). */
+  CU_ASSERT_STRING_EQUAL(buf, "00-" TID "-" SID "-03");
   CU_ASSERT_EQUAL(mesh_traceparent_format(&ctx, buf, sizeof buf - 1),
                   MESH_ERR_BUFFER);
   memset(ctx.span_id, 0, 8);
@@ -115,6 +117,51 @@ static void test_mesh_traceparent_format(void) {
                   MESH_ERR_INVALID_ARG);
   CU_ASSERT_EQUAL(mesh_traceparent_format(NULL, buf, sizeof buf),
                   MESH_ERR_INVALID_ARG);
+}
+
+/* Trace Context Level 2: the random-trace-id flag (0x02) is kept as
+ * received and propagated with the trace-id; sampled follows the
+ * decision; bits no level defines are zeroed.  A Level 1 peer's flags
+ * (01 / 00) come back unchanged. */
+static void test_traceparent_flags_level2(void) {
+  static const struct {
+    const char *in, *out;
+    uint8_t flags; /* as parsed */
+  } cases[] = {
+      {"00", "00", 0x00}, {"01", "01", 0x01}, {"02", "02", 0x02},
+      {"03", "03", 0x03}, {"04", "00", 0x04}, {"05", "01", 0x05},
+      {"06", "02", 0x06}, {"fe", "02", 0xfe}, {"ff", "03", 0xff},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char in[64], want[64], buf[MESH_TRACEPARENT_LEN + 1];
+    snprintf(in, sizeof in, "00-" TID "-" SID "-%s", cases[i].in);
+    snprintf(want, sizeof want, "00-" TID "-" SID "-%s", cases[i].out);
+    mesh_trace_ctx_t ctx;
+    CU_ASSERT_EQUAL_FATAL(mesh_traceparent_parse(in, strlen(in), &ctx),
+                          MESH_OK);
+    CU_ASSERT_EQUAL(ctx.flags, cases[i].flags);
+    CU_ASSERT_EQUAL(mesh_traceparent_format(&ctx, buf, sizeof buf),
+                    MESH_TRACEPARENT_LEN);
+    if (strcmp(buf, want) != 0)
+      fprintf(stderr, "\n  flags %s: %s, want %s\n", cases[i].in, buf, want);
+    CU_ASSERT_STRING_EQUAL(buf, want);
+  }
+  /* The decision wins over the sampled bit; random stays. */
+  mesh_trace_ctx_t ctx;
+  const char *in = "00-" TID "-" SID "-03";
+  CU_ASSERT_EQUAL_FATAL(mesh_traceparent_parse(in, strlen(in), &ctx),
+                        MESH_OK);
+  ctx.sampling = MESH_SAMPLING_DENY;
+  char buf[MESH_TRACEPARENT_LEN + 1];
+  mesh_traceparent_format(&ctx, buf, sizeof buf);
+  CU_ASSERT_STRING_EQUAL(buf, "00-" TID "-" SID "-02");
+  /* B3 carries no random flag: a W3C header made from it has none. */
+  CU_ASSERT_EQUAL(mesh_b3_parse("80f198ee56343ba864fe8b2a57d3eff7-"
+                                "e457b5a2e4d86bd1-1",
+                                51, &ctx),
+                  MESH_OK);
+  mesh_traceparent_format(&ctx, buf, sizeof buf);
+  CU_ASSERT_STRING_EQUAL(buf + 53, "01");
 }
 
 /* ---- tracestate ------------------------------------------------------------ */
@@ -137,19 +184,31 @@ static const struct ts_case ts_cases[] = {
     {"a-b_c*d/e=x", 11, "a-b_c*d/e=x"},
     {"1a@b=1", 6, "1a@b=1"},              /* tenant may start with a digit */
     {"t@sys-1_*/x=1", 13, "t@sys-1_*/x=1"},
+    {"fw529a3039@dt=ffffffff", 22, "fw529a3039@dt=ffffffff"}, /* multi-tenant */
+    {"tenant@system=x,simple=1", 24, "tenant@system=x,simple=1"},
     {"a=!\"#$%&'()*+-./09:;<>?@AZ[\\]^_`az{|}~", 38,
      "a=!\"#$%&'()*+-./09:;<>?@AZ[\\]^_`az{|}~"},
     {"A=1", MESH_ERR_PARSE, NULL},        /* upper-case key */
-    {"1a=1", MESH_ERR_PARSE, NULL},       /* simple key starts lcalpha */
+    /* The current key grammar, ( lcalpha / DIGIT ) 0*255 ( keychar ) with
+     * "@" a keychar: a superset of Level 1's simple and multi-tenant
+     * keys, whose stricter limits (a simple key starting with a letter, a
+     * system-id of 1-14 characters starting with a letter) it drops. */
+    {"1a=1", 4, "1a=1"},
     {"_a=1", MESH_ERR_PARSE, NULL},
-    {"a@1b=1", MESH_ERR_PARSE, NULL},     /* system-id starts lcalpha */
-    {"a@bcdefghijklmno=1", 18, "a@bcdefghijklmno=1"}, /* system-id 14 */
-    {"a@bcdefghijklmnop=1", MESH_ERR_PARSE, NULL}, /* system-id 15 */
-    {"a@b@c=1", MESH_ERR_PARSE, NULL},
+    {"a@1b=1", 6, "a@1b=1"},
+    {"a@bcdefghijklmno=1", 18, "a@bcdefghijklmno=1"},
+    {"a@bcdefghijklmnop=1", 19, "a@bcdefghijklmnop=1"},
+    {"a@b@c=1", 7, "a@b@c=1"},
     {"@b=1", MESH_ERR_PARSE, NULL},
-    {"a@=1", MESH_ERR_PARSE, NULL},
+    {"a@=1", 4, "a@=1"},
     {"a.b=1", MESH_ERR_PARSE, NULL},
-    {"a=1,a=2", MESH_ERR_PARSE, NULL},    /* duplicate key */
+    {"a%b=1", MESH_ERR_PARSE, NULL},
+    /* A repeated key keeps its first (left-most) member. */
+    {"a=1,a=2", 3, "a=1"},
+    {"a=1,b=2,a=3", 7, "a=1,b=2"},
+    {" a=1 , b=2 ,a=1, b=9", 7, "a=1,b=2"},
+    {"t@s=1,t@s=2,t=3", 9, "t@s=1,t=3"},
+    {"a=1,a=x y,a=", MESH_ERR_PARSE, NULL}, /* still validated */
     {"a=", MESH_ERR_PARSE, NULL},         /* empty value */
     {"a=b ", 3, "a=b"},                   /* trailing OWS is not the value */
     {"a=b=c", MESH_ERR_PARSE, NULL},
@@ -173,6 +232,37 @@ static void test_mesh_tracestate_parse(void) {
     if (rc >= 0 && tc->out)
       CU_ASSERT_STRING_EQUAL(out, tc->out);
   }
+}
+
+/* Key length: 256 characters at most (1 + 255). */
+static void test_tracestate_key_length(void) {
+  char in[600], out[MESH_TRACESTATE_MAX + 1];
+  memset(in, 'k', 256);
+  memcpy(in + 256, "=v", 3);
+  CU_ASSERT_EQUAL(mesh_tracestate_parse(in, strlen(in), out, sizeof out),
+                  258);
+  memset(in, 'k', 257);
+  memcpy(in + 257, "=v", 3);
+  CU_ASSERT_EQUAL(mesh_tracestate_parse(in, strlen(in), out, sizeof out),
+                  MESH_ERR_PARSE);
+  /* 241 + "@" + 14: Level 1's longest multi-tenant key */
+  memset(in, 't', 241);
+  in[241] = '@';
+  memset(in + 242, 's', 14);
+  memcpy(in + 256, "=v", 3);
+  CU_ASSERT_EQUAL(mesh_tracestate_parse(in, strlen(in), out, sizeof out),
+                  258);
+  /* 32 distinct keys plus repeats are fine; a 33rd distinct key is not */
+  size_t o = 0;
+  for (int i = 0; i < 32; i++)
+    o += (size_t)snprintf(in + o, sizeof in - o, "%sk%d=1", i ? "," : "", i);
+  o += (size_t)snprintf(in + o, sizeof in - o, ",k0=2,k5=3");
+  int n = mesh_tracestate_parse(in, o, out, sizeof out);
+  CU_ASSERT(n > 0);
+  CU_ASSERT_PTR_NULL(strstr(out, "k0=2"));
+  snprintf(in + o, sizeof in - o, ",k32=1");
+  CU_ASSERT_EQUAL(mesh_tracestate_parse(in, strlen(in), out, sizeof out),
+                  MESH_ERR_PARSE);
 }
 
 static void test_mesh_tracestate_limits(void) {
@@ -372,9 +462,13 @@ static void test_mesh_trace_extract(void) {
   CU_ASSERT_EQUAL(mesh_trace_extract(MESH_PROPAGATE_TRACECONTEXT, getter, &c,
                                      &ctx),
                   MESH_ERR_PARSE);
-  /* An invalid tracestate is dropped, the traceparent kept. */
+  /* A repeated key keeps its first member. */
   mesh__strlcpy(c.val[0], "00-" TID "-" SID "-01", sizeof c.val[0]);
-  mesh__strlcpy(c.val[1], "a=1,a=2", sizeof c.val[1]);
+  mesh__strlcpy(c.val[1], "a=1,b=2,a=2", sizeof c.val[1]);
+  CU_ASSERT_EQUAL(mesh_trace_extract(all, getter, &c, &ctx), MESH_OK);
+  CU_ASSERT_STRING_EQUAL(ctx.tracestate, "a=1,b=2");
+  /* An invalid tracestate is dropped, the traceparent kept. */
+  mesh__strlcpy(c.val[1], "a=1,A=2", sizeof c.val[1]);
   CU_ASSERT_EQUAL(mesh_trace_extract(all, getter, &c, &ctx), MESH_OK);
   CU_ASSERT_STRING_EQUAL(ctx.tracestate, "");
   CU_ASSERT_EQUAL(ctx.has_ids, 1);
@@ -402,7 +496,15 @@ static const struct multi_case multi_cases[] = {
     {NULL, B3S, NULL, "1", NULL, MESH_ERR_PARSE, 0, 0},
     {NULL, NULL, B3P, "1", NULL, MESH_ERR_PARSE, 0, 0},
     {B3T, B3S, NULL, "yes", NULL, MESH_ERR_PARSE, 0, 0},
-    {B3T, B3S, NULL, NULL, "2", MESH_ERR_PARSE, 0, 0},
+    /* X-B3-Flags other than "1" are ignored, not an error */
+    {B3T, B3S, NULL, NULL, "2", MESH_OK, MESH_SAMPLING_DEFERRED, 1},
+    {B3T, B3S, NULL, NULL, "0", MESH_OK, MESH_SAMPLING_DEFERRED, 1},
+    {B3T, B3S, NULL, "1", "0", MESH_OK, MESH_SAMPLING_ACCEPT, 1},
+    {B3T, B3S, NULL, "0", "true", MESH_OK, MESH_SAMPLING_DENY, 1},
+    {B3T, B3S, NULL, "1", " debug ", MESH_OK, MESH_SAMPLING_ACCEPT, 1},
+    {B3T, B3S, NULL, NULL, " 1 ", MESH_OK, MESH_SAMPLING_DEBUG, 1},
+    {NULL, NULL, NULL, NULL, "0", MESH_ERR_NOT_FOUND, 0, 0},
+    {NULL, NULL, NULL, "1", "x", MESH_OK, MESH_SAMPLING_ACCEPT, 0},
     {"80F198EE56343BA864FE8B2A57D3EFF7", B3S, NULL, NULL, NULL,
      MESH_ERR_PARSE, 0, 0},
     {B3T, Z16, NULL, NULL, NULL, MESH_ERR_PARSE, 0, 0},
@@ -616,7 +718,8 @@ static void test_mesh__span_start(void) {
   char want[64], t[33], s[17];
   hex(try_.trace_id, 16, t);
   hex(try_.span_id, 8, s);
-  snprintf(want, sizeof want, "00-%s-%s-01", t, s);
+  /* 03: sampled, and random (Level 2): the library's trace ids are */
+  snprintf(want, sizeof want, "00-%s-%s-03", t, s);
   CU_ASSERT_STRING_EQUAL(getter("traceparent", &c), want);
   CU_ASSERT_PTR_NOT_NULL(getter("b3", &c));
   CU_ASSERT_PTR_NULL(getter("x-b3-traceid", &c));
@@ -722,6 +825,62 @@ static void test_mesh__span_start_remote_parent(void) {
   mesh_free(m);
 }
 
+/* The random-trace-id flag through spans: set on the traces we start,
+ * inherited by children, kept from a remote W3C parent that has it and
+ * not invented for one that has not (Level 1 peer) or for B3. */
+static void test_mesh__span_random_flag(void) {
+  mesh_t *m = tracing_mesh("{\"sampler\":\"always_on\"}");
+  hook_log_t h = {0};
+  mesh_set_span_hooks(m, NULL, on_end, &h);
+  mesh__span_t root, child;
+  mesh__span_start(m, &root, "mesh.call", MESH_SPAN_CLIENT, NULL, NULL);
+  mesh__span_start(m, &child, "mesh.try", MESH_SPAN_CLIENT, &root, NULL);
+  mesh_trace_ctx_t cc;
+  mesh__span_context(&child, &cc);
+  CU_ASSERT_EQUAL(cc.flags, MESH_TRACE_FLAG_SAMPLED | MESH_TRACE_FLAG_RANDOM);
+  mesh__span_end(&child);
+  /* the hook's view carries it too */
+  CU_ASSERT_EQUAL(h.last_ctx.flags & MESH_TRACE_FLAG_RANDOM,
+                  MESH_TRACE_FLAG_RANDOM);
+  mesh__span_end(&root);
+  static const struct {
+    const char *tp; /* NULL: b3 */
+    const char *down;
+  } cases[] = {
+      {"00-" TID "-" SID "-01", "-01"}, /* Level 1 peer: no random */
+      {"00-" TID "-" SID "-03", "-03"},
+      {"00-" TID "-" SID "-02", "-03"}, /* sampled here (always_on) */
+      {"00-" TID "-" SID "-07", "-03"}, /* undefined bit 0x04 dropped */
+      {NULL, "-01"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    carrier_t c = {0};
+    if (cases[i].tp)
+      put(&c, "traceparent", cases[i].tp);
+    else
+      put(&c, "b3", B3T "-" B3S "-1");
+    mesh_trace_ctx_t remote;
+    CU_ASSERT_EQUAL_FATAL(mesh_trace_extract(MESH_PROPAGATE_TRACECONTEXT |
+                                                 MESH_PROPAGATE_B3,
+                                             getter, &c, &remote),
+                          MESH_OK);
+    mesh__span_t in, out;
+    mesh__span_start(m, &in, "mesh.request", MESH_SPAN_SERVER, NULL, &remote);
+    mesh__span_start(m, &out, "mesh.call", MESH_SPAN_CLIENT, &in, NULL);
+    carrier_t o = {0};
+    CU_ASSERT_EQUAL(mesh__span_inject(&out, setter, &o), MESH_OK);
+    const char *tp = getter("traceparent", &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tp);
+    if (strcmp(tp + 52, cases[i].down) != 0)
+      fprintf(stderr, "\n  %s: downstream %s, want ...%s\n",
+              cases[i].tp ? cases[i].tp : "b3", tp, cases[i].down);
+    CU_ASSERT_STRING_EQUAL(tp + 52, cases[i].down);
+    mesh__span_end(&out);
+    mesh__span_end(&in);
+  }
+  mesh_free(m);
+}
+
 /* Without hooks, exporters or admin nobody reads spans: not recorded. */
 static void test_mesh__span_unrecorded_without_consumers(void) {
   mesh_t *m = tracing_mesh("{\"sampler\":\"always_on\"}");
@@ -787,6 +946,9 @@ static void add(void) {
   CU_pSuite s = CU_add_suite("trace", NULL, NULL);
   CU_add_test(s, "mesh_traceparent_parse", test_mesh_traceparent_parse);
   CU_add_test(s, "mesh_traceparent_format", test_mesh_traceparent_format);
+  CU_add_test(s, "traceparent_flags_level2", test_traceparent_flags_level2);
+  CU_add_test(s, "tracestate_key_length", test_tracestate_key_length);
+  CU_add_test(s, "mesh__span_random_flag", test_mesh__span_random_flag);
   CU_add_test(s, "mesh_tracestate_parse", test_mesh_tracestate_parse);
   CU_add_test(s, "mesh_tracestate_limits", test_mesh_tracestate_limits);
   CU_add_test(s, "mesh_b3_parse", test_mesh_b3_parse);

@@ -1,6 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl: command-line companion of libmesh.  Dispatches to the
  * subcommands listed in the table below. */
 #include "meshctl.h"
+#include "tls/backend.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -32,7 +34,18 @@ static void usage(FILE *f) {
              "       meshctl <command> --help\n\ncommands:\n");
   for (size_t i = 0; i < NCOMMANDS; i++)
     fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
-  fprintf(f, "\nlibmesh %s\n", mesh_version());
+  fprintf(f, "\nlibmesh %s, TLS backend %s (%s)\n", mesh_version(),
+          mesh__tls_be.name, mesh__tls_be.lib_version());
+}
+
+/* meshctl version / --version: the library and its TLS backend (scripts
+ * and the cross-backend tests read the "tls13:" line). */
+static int version(void) {
+  printf("meshctl (libmesh) %s\n", mesh_version());
+  printf("tls backend: %s (%s)\n", mesh__tls_be.name,
+         mesh__tls_be.lib_version());
+  printf("tls13: %s\n", mesh__tls_be.has_tls13() ? "yes" : "no");
+  return MESHCTL_OK;
 }
 
 int main(int argc, char **argv) {
@@ -45,10 +58,8 @@ int main(int argc, char **argv) {
     usage(stdout);
     return MESHCTL_OK;
   }
-  if (!strcmp(cmd, "--version")) {
-    printf("meshctl (libmesh) %s\n", mesh_version());
-    return MESHCTL_OK;
-  }
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "version"))
+    return version();
   for (size_t i = 0; i < NCOMMANDS; i++)
     if (!strcmp(cmd, commands[i].name))
       return commands[i].run(argc - 1, argv + 1);

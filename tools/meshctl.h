@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl: the command table and helpers shared by subcommands.
  * A subcommand is one function `int meshctl_<name>(int argc, char **argv)`
  * in tools/meshctl_<name>.c (argv[0] is the subcommand name), declared

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl ca: the development CA.  Mints an ECDSA P-256 CA for a trust
  * domain and X.509-SVIDs signed by it, through the library's own
  * mesh_ca_init() / mesh_ca_issue(). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl check-config: validate configuration files with the library's
  * own checker (mesh_config_check) and list every error with its JSON path,
  * not just the first one mesh_new() would stop at.  Nothing is started:

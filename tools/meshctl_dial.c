@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl dial: open an mTLS connection with a config's identity, print
  * who answered (SPIFFE ID, TLS version, cipher), then send standard input
  * (or --send TEXT) and print the reply until the peer closes.  A debugging
@@ -11,7 +12,7 @@
 static const char dial_help[] =
     "usage: meshctl dial --config FILE --to HOST:PORT|SERVICE\n"
     "                    [--peer PATTERN] [--alpn LIST] [--timeout DURATION]\n"
-    "                    [--send TEXT] [--show-cert]\n"
+    "                    [--send TEXT] [--show-cert] [--count N]\n"
     "\n"
     "Dial with mutual TLS using the identity in the config, print the peer's\n"
     "SPIFFE ID, then send --send TEXT (or standard input until EOF), close\n"
@@ -25,7 +26,9 @@ static const char dial_help[] =
     "  --alpn LIST        ALPN protocols, e.g. h2,http/1.1\n"
     "  --timeout DURATION dial budget, e.g. 2s (default: the config's)\n"
     "  --send TEXT        send TEXT instead of standard input\n"
-    "  --show-cert        print the peer's certificate chain (PEM)\n";
+    "  --show-cert        print the peer's certificate chain (PEM)\n"
+    "  --count N          dial N times in a row with --send TEXT (the later\n"
+    "                     dials resume the first one's TLS session)\n";
 
 #define READ_TIMEOUT_MS 10000
 
@@ -97,12 +100,13 @@ static int exchange(mesh_conn_t *c, const char *data, size_t len) {
 
 int meshctl_dial(int argc, char **argv) {
   const char *config = NULL, *to = NULL, *peer = NULL, *alpn = NULL;
-  const char *timeout = NULL, *send = NULL;
+  const char *timeout = NULL, *send = NULL, *count_s = NULL;
   bool show_cert = false, help = false;
   const meshctl_opt_t opts[] = {
       {"config", &config, NULL}, {"to", &to, NULL},
       {"peer", &peer, NULL},     {"alpn", &alpn, NULL},
       {"timeout", &timeout, NULL}, {"send", &send, NULL},
+      {"count", &count_s, NULL},
       {"show-cert", NULL, &show_cert}, {NULL, NULL, NULL}};
   if (!meshctl_parse_opts(argc, argv, 1, opts, &help)) {
     fputs(dial_help, stderr);
@@ -116,6 +120,15 @@ int meshctl_dial(int argc, char **argv) {
     fprintf(stderr, "meshctl dial: --config and --to are required\n\n%s",
             dial_help);
     return MESHCTL_USAGE;
+  }
+  long count = 1;
+  if (count_s) {
+    char *end;
+    count = strtol(count_s, &end, 10);
+    if (*end || count <= 0 || count > 1000 || !send) {
+      fprintf(stderr, "meshctl dial: --count needs 1-1000 and --send\n");
+      return MESHCTL_USAGE;
+    }
   }
   int64_t secs = 0;
   if (timeout && (!meshctl_parse_duration(timeout, &secs) || secs <= 0 ||
@@ -138,19 +151,24 @@ int meshctl_dial(int argc, char **argv) {
     mesh_dial_opts_free(o);
     return meshctl_report(rc, &st);
   }
-  mesh_conn_t *c;
-  rc = mesh_dial(m, to, o, &c, &st);
-  mesh_dial_opts_free(o);
-  if (rc != MESH_OK) {
-    mesh_free(m);
-    return meshctl_report(rc, &st);
+  int ret = MESHCTL_OK;
+  for (long i = 0; i < count && ret == MESHCTL_OK; i++) {
+    mesh_conn_t *c;
+    rc = mesh_dial(m, to, o, &c, &st);
+    if (rc != MESH_OK) {
+      ret = meshctl_report(rc, &st);
+      break;
+    }
+    print_peer(c, to, show_cert);
+    size_t len = send ? strlen(send) : 0;
+    char *in = send ? NULL : slurp_fd(0, &len);
+    ret = send || in ? exchange(c, send ? send : in, len) : MESHCTL_FAIL;
+    if (send && count > 1)
+      putchar('\n');
+    free(in);
+    mesh_conn_close(c);
   }
-  print_peer(c, to, show_cert);
-  size_t len = send ? strlen(send) : 0;
-  char *in = send ? NULL : slurp_fd(0, &len);
-  int ret = send || in ? exchange(c, send ? send : in, len) : MESHCTL_FAIL;
-  free(in);
-  mesh_conn_close(c);
+  mesh_dial_opts_free(o);
   mesh_free(m);
   return ret;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl resolve: what a client would see for a service: its endpoints
  * with health, weight, priority, locality and labels, and the load
  * balancer's view of them (usable or not, the subsets each belongs to, the

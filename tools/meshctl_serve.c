@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl serve: an mTLS server with a config's identity and inbound
  * policy.  Prints each peer's SPIFFE ID (or why it was refused) and echoes
  * what it reads, or answers one HTTP request naming the peer (--http). */

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package mesh
 
 // C calls back into Go through these exported functions.  C never holds a

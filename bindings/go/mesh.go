@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package mesh is the Go binding of libmesh, a proxyless service mesh in a
 // C library: mutual TLS with SPIFFE identities, discovery, load balancing
 // and resilience, linked into the process.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The call API from C++: the library finds the endpoints of service "api",
 // pools the mTLS connection and retries by the service's policy; the try
 // function speaks a one-line protocol ("<status> <text>").  The server

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An mTLS echo between two identities with the C++ wrapper: a dev CA
 // mints both SVIDs, a server thread accepts, the client dials and checks
 // who answered.  Usage: example [DIR]  (DIR for the certificates, default /tmp)

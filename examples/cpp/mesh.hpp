@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mesh.hpp — a small header-only C++17 RAII wrapper over the libmesh C API.
 //
 //   mesh::Mesh m(config_json);                 // throws mesh::Error
@@ -189,21 +190,35 @@ class TraceContext {
 /// The trace context in a header container (any sequence of pairs of
 /// std::string: std::map, std::multimap, a vector of pairs, ...; names
 /// compared without case), trying W3C, then b3, then
-/// x-b3-* among formats.  Empty when no header is present or they are
-/// invalid (start a new trace then).
+/// x-b3-* among formats.  A name present several times (a repeated
+/// field) reads as its values joined with "," in order, as HTTP combines
+/// them.  Empty when no header is present or they are invalid (start a
+/// new trace then).
 template <typename Headers>
 std::optional<TraceContext> extract(const Headers &headers,
                                     unsigned formats = propagate_all) {
   struct Get {
     const Headers *h;
-    static const char *fn(const char *key, void *user) {
-      const Headers &hs = *static_cast<Get *>(user)->h;
-      for (const auto &kv : hs)
-        if (detail::iequal(std::string_view(kv.first), key))
-          return kv.second.c_str();
-      return nullptr;
+    std::string joined;  // the value returned last (valid until next call)
+    static const char *fn(const char *key, void *user) noexcept {
+      Get &g = *static_cast<Get *>(user);
+      try {
+        bool found = false;
+        g.joined.clear();
+        for (const auto &kv : *g.h) {
+          if (!detail::iequal(std::string_view(kv.first), key))
+            continue;
+          if (found)
+            g.joined += ',';
+          g.joined += kv.second;
+          found = true;
+        }
+        return found ? g.joined.c_str() : nullptr;
+      } catch (...) {  // never unwind into C: out of memory reads as absent
+        return nullptr;
+      }
     }
-  } get{&headers};
+  } get{&headers, {}};
   TraceContext t;
   if (mesh_trace_extract(formats, &Get::fn, &get, t.ptr()) != MESH_OK)
     return std::nullopt;

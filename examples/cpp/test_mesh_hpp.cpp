@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tests of the header-only wrapper mesh.hpp (run by scripts/test.d/cpp.sh).
 // Prints one line per failed check and a closing count.
 #include "mesh.hpp"
@@ -246,6 +247,16 @@ static void test_trace_context() {
   auto again = mesh::extract(out, MESH_PROPAGATE_B3);
   CHECK(out.size() == 3);  // traceparent, tracestate, b3
   CHECK(again && again->trace_id() == t.trace_id());
+  // repeated fields are joined; a repeated key keeps its first member
+  std::multimap<std::string, std::string> rep{
+      {"traceparent", TP},
+      {"tracestate", "congo=t61rcWkgMzE"},
+      {"tracestate", "rojo=1,congo=later"}};
+  auto joined = mesh::extract(rep);
+  CHECK(joined && joined->tracestate() == "congo=t61rcWkgMzE,rojo=1");
+  std::vector<std::pair<std::string, std::string>> two_tp{
+      {"traceparent", TP}, {"traceparent", TP}};
+  CHECK(!mesh::extract(two_tp, MESH_PROPAGATE_TRACECONTEXT));
   CHECK(!mesh::extract(std::map<std::string, std::string>{}));
   CHECK(!mesh::extract(std::map<std::string, std::string>{
       {"traceparent", "garbage"}}));

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Backend mode: one instance of the service "work".
  *
  *   mesh_demo backend CONFIG NAME WORK_US SPANS STATS READY_FD

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The client side: worker threads that call the service "work" through
  * the call API (mesh_call_do: the library picks the subset and the
  * endpoint, pools connections and retries; we speak HTTP/1.1 over the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mesh_demo: a small service mesh on loopback, on libmesh's public API.
  *
  * One program, two roles:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mesh_demo: the orchestrator.  See demo.h for the roles and README.md for
  * what the run shows.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Span hooks: every sampled span becomes one JSON object on one line of a
  * shared file (the demo's trace output), and the client's "mesh.try" spans
  * also feed the per-endpoint numbers of the report: which endpoint each

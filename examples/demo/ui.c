@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Terminal output: the banner, a progress line per second, events as they
  * happen, and the final report.  Colours only on a terminal (and never
  * with NO_COLOR or TERM=dumb); box-drawing characters only in a UTF-8

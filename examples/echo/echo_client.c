@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* echo_client: an mTLS echo client on libmesh.
  *
  *   echo_client CONFIG.json HOST:PORT [MESSAGE] [PEER-PATTERN]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* echo_server: an mTLS echo server on libmesh.
  *
  *   echo_server CONFIG.json [HOST:PORT] [COUNT]
@@ -76,8 +77,11 @@ int main(int argc, char **argv) {
               mesh_code_name(rc));
       continue;
     }
-    printf("peer %s from %s: %s %s%s\n", mesh_conn_peer_id(c),
-           mesh_conn_peer_addr(c), mesh_conn_tls_version(c),
+    /* A PERMISSIVE listener hands over plaintext peers: no identity. */
+    printf("peer %s from %s: %s %s%s\n",
+           mesh_conn_is_tls(c) ? mesh_conn_peer_id(c) : "(plaintext)",
+           mesh_conn_peer_addr(c),
+           mesh_conn_is_tls(c) ? mesh_conn_tls_version(c) : "no TLS",
            mesh_conn_cipher(c), mesh_conn_resumed(c) ? " (resumed)" : "");
     fflush(stdout);
     serve(c);

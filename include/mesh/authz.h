@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — authorization: Istio AuthorizationPolicy semantics, an
  * application callback authorizer and an external OPA authorizer.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — the call API: one logical request to a configured service.
  *
  * A call picks an endpoint of the service (route, subset/split, load

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — mutual-TLS connections: dial, listen, accept, I/O. */
 #ifndef MESH_CONN_H
 #define MESH_CONN_H
@@ -70,7 +71,10 @@ MESH_EXTERN int mesh_dial_opts_set_trace_parent(mesh_dial_opts_t *o,
  *          MESH_ERR_TRUST_DOMAIN, MESH_ERR_NO_PEER_CERT, MESH_ERR_SVID
  *          (peer breaks the X.509-SVID rules, or we have no SVID),
  *          MESH_ERR_PLAINTEXT_PEER, MESH_ERR_RESET, MESH_ERR_TLS (also: the
- *          peer refused our certificate; the message names its alert),
+ *          peer refused our certificate; the message names its alert.  In
+ *          TLS 1.3 a server checks our certificate after our handshake is
+ *          done: its refusal then comes from the first mesh_conn_read, as
+ *          MESH_ERR_TLS with the same words),
  *          MESH_ERR_INVALID_ARG (malformed target), MESH_ERR_UNKNOWN_SERVICE,
  *          MESH_ERR_NO_ENDPOINTS, MESH_ERR_CIRCUIT_OPEN, MESH_ERR_FD_LIMIT,
  *          MESH_ERR_IO, MESH_ERR_NOMEM. */
@@ -92,8 +96,12 @@ MESH_EXTERN int mesh_listener_fd(const mesh_listener_t *l);
 MESH_EXTERN void mesh_listener_close(mesh_listener_t *l);
 
 /** Accept one connection and complete its handshake (blocking).  Waits at
- *  most timeout_ms for a peer to connect (-1: forever); the handshake then
- *  has `tls.handshake_timeout_ms`.  The peer must present an SVID that
+ *  most timeout_ms (-1: forever) for a connection to complete (or fail)
+ *  its handshake; each handshake has `tls.handshake_timeout_ms`.  Many
+ *  handshakes progress at once (up to 64 pending, 16 per peer address;
+ *  the oldest gives way past either bound) and the first to finish is
+ *  returned, so idle or slow peers delay nobody; handshakes still in
+ *  progress when timeout_ms elapses stay pending for the next call.  The peer must present an SVID that
  *  verifies against the bundle of its trust domain and matches
  *  `inbound.peers`.  A peer that fails the handshake or the peer check is
  *  closed and its error returned with detail; call again for the next

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — service discovery: the current endpoints of a configured
  * service, and a callback when they change.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — error codes and status detail.
  *
  * 0 is success; every error is a negative constant that is never renumbered.

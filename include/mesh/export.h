@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — symbol export and version macros. */
 #ifndef MESH_EXPORT_H
 #define MESH_EXPORT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — a small HTTP/1.1 layer over mesh connections.
  *
  * Client: mesh_http_call() sends a request to a service by name through the

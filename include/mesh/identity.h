@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — SPIFFE identity: IDs, X.509-SVIDs, trust bundles, dev CA.
  *
  * Every function here is thread-safe.  The context's SVID, key and trust

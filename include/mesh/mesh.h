@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — a proxyless service mesh in a C library.
  *
  * Threading rule: a mesh_t is safe to share between threads for every call
@@ -40,7 +41,10 @@ MESH_EXTERN unsigned mesh_version_num(void);
  *          MESH_ERR_IO, MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG. */
 MESH_EXTERN int mesh_new(const char *json, mesh_t **out, mesh_status_t *st);
 
-/** As mesh_new(), reading the JSON from a file. */
+/** As mesh_new(), reading the JSON from a file.  The file must be a
+ *  regular file (or a symbolic link to one): a FIFO, a device or a
+ *  directory is refused at once with MESH_ERR_IO, never waited on; so are
+ *  the identity, bundle and file-source files the configuration names. */
 MESH_EXTERN int mesh_new_from_file(const char *path, mesh_t **out,
                                    mesh_status_t *st);
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — metrics (Prometheus exposition) and the admin endpoint. */
 #ifndef MESH_METRICS_H
 #define MESH_METRICS_H

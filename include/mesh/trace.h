@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh — distributed tracing: trace context propagation (W3C Trace
  * Context, B3) and span hooks.
  *
@@ -28,6 +29,11 @@ typedef struct mesh_ctx mesh_t;
 #define MESH_TRACESTATE_MAX_MEMBERS 32
 /** W3C trace-flags bit 0. */
 #define MESH_TRACE_FLAG_SAMPLED 0x01u
+/** W3C Trace Context Level 2 trace-flags bit 1: at least the right-most 7
+ *  bytes of the trace-id are random.  Kept from an incoming traceparent and
+ *  propagated as long as the trace-id is kept; set on the traces the
+ *  library starts (its trace ids are random).  Level 1 peers ignore it. */
+#define MESH_TRACE_FLAG_RANDOM 0x02u
 
 /** Sampling decision carried by the context. */
 typedef enum mesh_sampling {
@@ -64,8 +70,10 @@ typedef struct mesh_trace_ctx {
 MESH_EXTERN int mesh_traceparent_parse(const char *s, size_t len,
                                        mesh_trace_ctx_t *ctx);
 
-/** Format a version-00 traceparent ("00-<trace>-<span>-<flags>"); only the
- *  sampled flag is carried (a debug or accept decision sets it).
+/** Format a version-00 traceparent ("00-<trace>-<span>-<flags>"); the
+ *  flags are the sampled flag (set by a debug or accept decision) and the
+ *  random-trace-id flag of ctx->flags; other bits are not propagated
+ *  (Trace Context: "Vendors MUST set those to zero").
  *  @param buf at least MESH_TRACEPARENT_LEN + 1 bytes.
  *  @return MESH_TRACEPARENT_LEN, MESH_ERR_BUFFER, MESH_ERR_INVALID_ARG
  *          (NULL or all-zero ids). */
@@ -73,10 +81,14 @@ MESH_EXTERN int mesh_traceparent_format(const mesh_trace_ctx_t *ctx,
                                         char *buf, size_t len);
 
 /** Validate and normalize a tracestate value (several header fields joined
- *  with ","): empty members and OWS around members dropped; a bad key or
- *  value, a duplicate key, or more than 32 members make the whole value
- *  invalid.  Longer than 512 characters: whole members are dropped, those
- *  longer than 128 characters first, then from the right.
+ *  with ","): empty members and OWS around members dropped; a repeated key
+ *  keeps its first (left-most, most recent) member and later ones are
+ *  dropped; a bad key or value, or more than 32 distinct keys make the
+ *  whole value invalid.  Keys follow the current Trace Context grammar:
+ *  ( lcalpha / DIGIT ) 0*255 ( lcalpha / DIGIT / "_" / "-" / "*" / "/" /
+ *  "@" ), which holds every Level 1 key (simple and "tenant@system").
+ *  Longer than 512 characters: whole members are dropped, those longer
+ *  than 128 characters first, then from the right.
  *  @param out receives the normalized list (NUL-terminated), outlen >= 1.
  *  @return its length (0: empty), MESH_ERR_PARSE, MESH_ERR_BUFFER,
  *          MESH_ERR_INVALID_ARG. */

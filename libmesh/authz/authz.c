@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The authz part: the "authz" config section, the current policy set
  * (published without a reader lock, swapped by reloads), the enforcement
  * hooks used at accept and per request, CUSTOM providers (callback, OPA),
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "authz/authz.h"
+#include "tls/tls.h"
 
 enum counter {
   C_ALLOW = 0,
@@ -133,6 +135,8 @@ static int authz_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   pthread_mutex_init(&a->cbmu, NULL);
   m->authz = a;
   a->path_norm = MESH__PATH_NORM_DEFAULT;
+  /* inbound connections are authorized through tls's hook */
+  mesh__tls_set_conn_authz(m, mesh__authz_check_conn);
   int rc = mesh__opa_new(&a->opa);
   if (rc != MESH_OK)
     return mesh__fail(st, rc, "authz: cannot initialize libcurl");

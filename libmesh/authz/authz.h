@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: authorization.
  *
  *   cidr.c    IP blocks (v4/v6) parse and match

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* IP blocks for ipBlocks / notIpBlocks / source.ip: parse and match, v4 and
  * v6.  inet_pton does the address syntax; the prefix is ours. */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pure policy evaluation: attributes in, decision out.  No I/O, no
  * allocation, no locks, so it runs on any thread and is fuzzed directly.
  *

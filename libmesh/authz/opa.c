@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The external authorizer: Open Policy Agent's Data API.
  *
  *   POST <url>  {"input": {...}}   ->  {"result": true}

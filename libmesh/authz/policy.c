@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The policy model: parse the "authz" section into an immutable set.
  * Validation and construction are one pass, so what `check` accepts is
  * exactly what `init` and reloads build.  Field names follow Istio's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Request attributes: the internal setters the HTTP layer uses without
  * allocating, and the public builder / accessors (mesh_authz_request_*). */
 #include <arpa/inet.h>

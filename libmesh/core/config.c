@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Config helpers: typed getters that report `path: reason` and keep going,
  * so every error in a file is listed, not just the first. */
 #include "core/core.h"

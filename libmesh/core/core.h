@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the context, config helpers, logging, the worker loop.
  * Cross-file internal names start with mesh__; nothing here is exported. */
 #ifndef MESH_CORE_CORE_H
@@ -97,6 +98,31 @@ int mesh__path_normalize(const char *target, size_t n, int mode, char *out,
 bool mesh__is_tchar(unsigned char c);
 /** Is s[0..n) a non-empty token? */
 bool mesh__token_valid(const char *s, size_t n);
+/* ---- files the library reads (core/file.c) ----------------------------- */
+
+/** Open path for reading, refusing anything but a regular file (a FIFO, a
+ *  device, a socket, a directory) without blocking on it.  *fd_out is a
+ *  blocking, close-on-exec descriptor on MESH_OK, -1 otherwise.
+ *  @return MESH_OK, MESH_ERR_IO (cannot open, not a regular file; the
+ *          message names path and why), MESH_ERR_INVALID_ARG (empty path). */
+int mesh__file_open(const char *path, int *fd_out, mesh_status_t *st);
+/** mesh__file_open() and close: may this path be handed to a reader that
+ *  opens it itself (libcurl's CA and client certificate files)? */
+int mesh__file_check(const char *path, mesh_status_t *st);
+
+/* ---- localhost names (core/localhost.c) --------------------------------- */
+
+/** Is name "localhost" or "<label>.localhost" (any case, optional final
+ *  dot)?  RFC 6761 §6.3: such names are always loopback, never asked of
+ *  DNS. */
+bool mesh__is_localhost(const char *name);
+struct sockaddr_storage;
+/** The addresses a localhost name resolves to, with port: 127.0.0.1
+ *  (family AF_UNSPEC or AF_INET), then ::1 (AF_UNSPEC or AF_INET6) when
+ *  this host has IPv6 loopback.  Writes at most max entries of out.
+ *  @return how many were written. */
+size_t mesh__localhost_addrs(int family, int port,
+                             struct sockaddr_storage *out, size_t max);
 
 /* ---- logging ------------------------------------------------------------ *
  * One line per event: `level=info event=NAME key=value ...`.  Callers pass

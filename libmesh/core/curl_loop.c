@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A libcurl multi handle on the worker loop (libcurl's "multi_socket"
  * interface): libcurl says which sockets to watch and when to call it
  * back; the loop watches and times; curl_multi_socket_action does the

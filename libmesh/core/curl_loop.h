@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: a libcurl multi handle driven by the worker loop.
  *
  * libcurl's socket callback becomes loop watches, its timer callback one

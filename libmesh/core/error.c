@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Error codes: text and names.  Codes are never renumbered. */
 #include "core/core.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Structured logging: one `level=... event=... k=v` line per event. */
 #include "core/core.h"
 

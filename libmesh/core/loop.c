@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The worker loop: epoll for I/O, a binary heap of timers, and a queue of
  * posted functions woken through an eventfd.  One thread runs it: the
  * library's worker, or the application inside mesh_process(). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The context: parse and validate the config, set up every part in order,
  * run the worker, tear down in reverse. */
 #include "core/parts.h"
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug",
                                          "trace", NULL};
@@ -350,9 +352,16 @@ int mesh_new_from_file(const char *path, mesh_t **out, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_INVALID_ARG,
                       "mesh_new_from_file: path and out must not be NULL");
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return mesh__fail(st, MESH_ERR_IO, "%s: %s", path, strerror(errno));
+  /* Regular files only, refused without blocking (a FIFO would hang). */
+  int fd;
+  int orc = mesh__file_open(path, &fd, st);
+  if (orc != MESH_OK)
+    return orc;
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return mesh__fail(st, MESH_ERR_NOMEM, "%s: %s", path, strerror(errno));
+  }
   /* The size cap holds before anything is read: a file one byte over it
    * is refused after reading at most cap + 1 bytes. */
   size_t max = mesh__config_max_bytes();

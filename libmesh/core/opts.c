@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Connection options: the one internal struct (struct mesh_dial_opts in
  * core.h) and the one set of validators behind both public builders,
  * mesh_dial_opts_* (here) and mesh_call_opts_* (resilience/call_opts.c), so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The parts of the library, in set-up order.  Each part registers its
  * top-level config section and its per-service keys here, and nowhere else. */
 #include "core/parts.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the registry of parts (core/parts.c). */
 #ifndef MESH_CORE_PARTS_H
 #define MESH_CORE_PARTS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Clocks and bounded string helpers. */
 #include "core/core.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A c-ares channel on the worker loop: c-ares tells which sockets to watch
  * (socket-state callback), the loop watches them and runs ares_process_fd,
  * and one loop timer follows ares_timeout.  Shared by the DNS source and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: a c-ares channel driven by the worker loop (c-ares's
  * second integration tier: socket-state callback + ares_timeout +
  * ares_process_fd), and the resolver settings shared by the DNS source and

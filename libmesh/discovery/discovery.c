@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-service discovery: the "discovery" config key, the state behind
  * mesh__service_t.disc, publishing endpoint sets, fail-static error
  * accounting, readiness for the first dial, and change watchers. */

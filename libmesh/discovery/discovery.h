@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: per-service discovery state, the sources behind it
  * (static, file, DNS, etcd) and service registration.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A bounds-checked walk over a DNS response's answer section, for what
  * c-ares 1.18's typed parsers do not report (the TTL of SRV records).
  * Bytes in, numbers out: no I/O, fed directly by the fuzzer. */

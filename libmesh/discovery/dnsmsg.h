@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: DNS message helpers (no I/O). */
 #ifndef MESH_DISCOVERY_DNSMSG_H
 #define MESH_DISCOVERY_DNSMSG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Endpoint JSON: validation of endpoints from the config, files and etcd.
  * Everything here is untrusted input: every field is type- and
  * range-checked, errors carry the JSON path, nothing does I/O. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* etcd v3 client over the HTTP/JSON gateway.  One libcurl multi handle per
  * client, driven by the worker loop (core/curl_loop.c): no thread of its
  * own, nothing blocks the loop.  Requests fail over to the next endpoint after a
@@ -244,6 +245,16 @@ static int setup_easy(mesh__etcd_t *e, CURL *h, mesh__etcd_req_t *r,
   } else {
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
   }
+  /* libcurl opens these itself, blocking: a FIFO would hang the worker
+   * thread.  Regular files only (core/file.c). */
+  const char *const files[] = {e->ca, e->cert, e->key};
+  for (size_t i = 0; i < 3; i++) {
+    mesh_status_t fst;
+    if (files[i] && mesh__file_check(files[i], &fst) != MESH_OK) {
+      mesh__strlcpy(errbuf, fst.message, CURL_ERROR_SIZE);
+      return MESH_ERR_IO;
+    }
+  }
   if (e->ca)
     curl_easy_setopt(h, CURLOPT_CAINFO, e->ca);
   if (e->cert) {
@@ -262,9 +273,11 @@ static void dispatch(mesh__etcd_t *e, mesh__etcd_req_t *r) {
   }
   r->h = curl_easy_init();
   r->url_index = e->cur;
-  if (!r->h || setup_easy(e, r->h, r, r->api, r->body, r->stream, &r->hdrs,
-                          r->errbuf) != MESH_OK) {
-    complete(e, r, MESH_ERR_NOMEM, NULL, "out of memory");
+  int rc = r->h ? setup_easy(e, r->h, r, r->api, r->body, r->stream,
+                             &r->hdrs, r->errbuf)
+                : MESH_ERR_NOMEM;
+  if (rc != MESH_OK) {
+    complete(e, r, rc, NULL, rc == MESH_ERR_IO ? r->errbuf : "out of memory");
     return;
   }
   curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, write_cb);
@@ -425,7 +438,13 @@ static int perform_sync(mesh__etcd_t *e, const char *api, const char *body,
   struct curl_slist *hdrs = NULL;
   int rc = MESH_ERR_NOMEM;
   *resp = NULL;
-  if (h && setup_easy(e, h, &r, api, body, false, &hdrs, r.errbuf) == MESH_OK) {
+  int src = h ? setup_easy(e, h, &r, api, body, false, &hdrs, r.errbuf)
+              : MESH_ERR_NOMEM;
+  if (src == MESH_ERR_IO) {
+    snprintf(err, errlen, "etcd: %s", r.errbuf);
+    rc = MESH_ERR_IO;
+    *conn = false;
+  } else if (src == MESH_OK) {
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sync_write);
@@ -525,30 +544,8 @@ int mesh__etcd_new(mesh_t *m, const cJSON *obj, mesh__etcd_t **out,
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   e->m = m;
   bool oom = false;
-  const cJSON *eps = cJSON_GetObjectItemCaseSensitive(obj, "endpoints");
-  size_t n = (size_t)cJSON_GetArraySize(eps);
-  e->urls = calloc(n ? n : 1, sizeof *e->urls);
-  e->shown = calloc(n ? n : 1, sizeof *e->shown);
-  oom = !e->urls || !e->shown;
-  const cJSON *it;
-  cJSON_ArrayForEach(it, eps) {
-    if (oom || !cJSON_IsString(it))
-      continue;
-    size_t l = strlen(it->valuestring);
-    char *u = strdup(it->valuestring);
-    /* "http://h:2379/" and "http://h:2379" name the same base. */
-    if (u && l > 0 && u[l - 1] == '/')
-      u[l - 1] = '\0';
-    char *shown = u ? mesh__redact_userinfo_dup(u) : NULL;
-    oom = oom || !u || !shown;
-    if (oom) {
-      free(u);
-      free(shown);
-      continue;
-    }
-    e->shown[e->nurls] = shown;
-    e->urls[e->nurls++] = u;
-  }
+  oom = !mesh__etcd_urls(cJSON_GetObjectItemCaseSensitive(obj, "endpoints"),
+                         &e->urls, &e->shown, &e->nurls);
   e->ca = dup_cfg(obj, "ca", &oom);
   e->cert = dup_cfg(obj, "cert", &oom);
   e->key = dup_cfg(obj, "key", &oom);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: a small etcd v3 client over the HTTP/JSON gateway
  * (libcurl multi driven by the worker loop), and the pure helpers it needs
  * (base64, a splitter for streamed JSON messages). */
@@ -28,6 +29,11 @@ typedef bool (*mesh__etcd_msg_fn)(const cJSON *msg, void *user);
 /** Validate the client keys of obj ("endpoints", "ca", "cert", "key",
  *  "username", "password", "timeout_ms"); unknown keys are the caller's
  *  business (mesh__cfg_object with its full list). */
+/** Copy the "endpoints" URLs (a final "/" dropped) into *urls, and each
+ *  without its userinfo into *shown (for messages); *n counts both.
+ *  @return false when out of memory (what was copied is in urls/shown). */
+bool mesh__etcd_urls(const cJSON *eps, char ***urls, char ***shown,
+                     size_t *n);
 void mesh__etcd_check(mesh__cfg_t *c, const cJSON *obj, const char *path);
 
 /** A client for the etcd cluster described by obj (validated). */

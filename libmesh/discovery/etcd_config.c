@@ -5,7 +5,37 @@
 #include "discovery/etcd.h"
 #include "core/core.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+bool mesh__etcd_urls(const cJSON *eps, char ***urls, char ***shown,
+                     size_t *n) {
+  size_t max = (size_t)cJSON_GetArraySize(eps);
+  *n = 0;
+  *urls = calloc(max ? max : 1, sizeof **urls);
+  *shown = calloc(max ? max : 1, sizeof **shown);
+  if (!*urls || !*shown)
+    return false;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, eps) {
+    if (!cJSON_IsString(it))
+      continue;
+    size_t l = strlen(it->valuestring);
+    char *u = strdup(it->valuestring);
+    /* "http://h:2379/" and "http://h:2379" name the same base. */
+    if (u && l > 0 && u[l - 1] == '/')
+      u[l - 1] = '\0';
+    char *sh = u ? mesh__redact_userinfo_dup(u) : NULL;
+    if (!u || !sh) {
+      free(u);
+      free(sh);
+      return false;
+    }
+    (*shown)[*n] = sh;
+    (*urls)[(*n)++] = u;
+  }
+  return true;
+}
 
 void mesh__etcd_check(mesh__cfg_t *c, const cJSON *obj, const char *path) {
   char p[MESH__PATH_MAX];

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pure helpers of the etcd client: base64 for keys and values, int64s as
  * the gateway encodes them, and the splitter for streamed JSON messages.
  * No I/O: the fuzzer feeds them directly. */

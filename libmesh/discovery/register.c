@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Service registration in etcd: the top-level "register" key.  The
  * service's own endpoint is put under a lease (key "<service>/<address>",
  * value in the layout of etcd's Go naming package) and the lease is kept

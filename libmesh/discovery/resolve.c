@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hostnames in static, file and etcd endpoints, resolved on the worker
  * loop through c-ares (ares_getaddrinfo: the hosts file, then DNS; A and
  * AAAA), with the service's "resolver" settings or the system's
@@ -240,9 +241,41 @@ static bool ensure_channel(mesh__disc_resolver_t *r) {
   return false;
 }
 
+/* RFC 6761 §6.3: a localhost name is loopback, without a query (and so
+ * without /etc/hosts); the answer holds until max_ttl_ms. */
+static void localhost_answer(mesh__disc_resolver_t *r, rname_t *n) {
+  struct sockaddr_storage ss[2];
+  size_t k = mesh__localhost_addrs(AF_UNSPEC, 0, ss, 2);
+  char(*v)[INET6_ADDRSTRLEN] = calloc(2, sizeof *v);
+  n->answered = true;
+  r->completed++;
+  if (!v) {
+    n->failures++;
+    note_failure(r, "resolve localhost", "out of memory");
+    n->due_ms = mesh__now_ms() + mesh__dns_retry_ms(&r->cfg, n->failures);
+    return;
+  }
+  for (size_t i = 0; i < k; i++) {
+    const void *a =
+        ss[i].ss_family == AF_INET
+            ? (const void *)&((const struct sockaddr_in *)&ss[i])->sin_addr
+            : (const void *)&((const struct sockaddr_in6 *)&ss[i])->sin6_addr;
+    inet_ntop(ss[i].ss_family, a, v[i], sizeof v[i]);
+  }
+  free(n->addrs);
+  n->addrs = v;
+  n->naddrs = k;
+  n->failures = 0;
+  n->due_ms = mesh__now_ms() + mesh__dns_refresh_ms(&r->cfg, UINT32_MAX);
+}
+
 /* Ask for n's addresses.  Call between begin() and end(): the answer may
- * come at once (the hosts file, no servers). */
+ * come at once (the hosts file, no servers, a localhost name). */
 static void lookup(mesh__disc_resolver_t *r, rname_t *n) {
+  if (mesh__is_localhost(n->name)) {
+    localhost_answer(r, n);
+    return;
+  }
   if (!ensure_channel(r)) {
     n->answered = true;
     n->failures++;
@@ -256,7 +289,9 @@ static void lookup(mesh__disc_resolver_t *r, rname_t *n) {
    * and the set is ordered by address anyway). */
   h.ai_family = AF_UNSPEC;
   h.ai_socktype = SOCK_STREAM;
-  h.ai_flags = ARES_AI_NOSORT;
+  /* ENVHOSTS: c-ares reads the hosts file named by $CARES_HOSTS when set
+   * (an operator's override, and the tests' empty hosts file). */
+  h.ai_flags = ARES_AI_NOSORT | ARES_AI_ENVHOSTS;
   n->inflight = true;
   r->pending++;
   ares_getaddrinfo(mesh__ares_channel(r->ares), n->name, NULL, &h,

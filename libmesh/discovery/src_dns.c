@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* DNS source through c-ares, driven by the worker loop (ares_loop.c).
  *
  * A round queries A and/or AAAA for the name, or SRV and then A and AAAA
@@ -270,8 +271,25 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
     finish_round(s);
 }
 
+/* RFC 6761 §6.3: a localhost name gets loopback for an address query
+ * and a negative answer (no records) otherwise, and no query is sent. */
+static void localhost_answer(dns_src_t *s, int qtype, const qctx_t *q) {
+  if (qtype != ns_t_a && qtype != ns_t_aaaa)
+    return;
+  struct sockaddr_storage ss;
+  if (mesh__localhost_addrs(qtype == ns_t_a ? AF_INET : AF_INET6, 0, &ss,
+                            1) == 0)
+    return; /* no IPv6 loopback here: no AAAA */
+  add_addr(s, qtype == ns_t_a ? "127.0.0.1" : "::1", q);
+}
+
 static void query(dns_src_t *s, const char *name, int qtype, uint16_t port,
                   uint32_t prio, uint32_t weight) {
+  if (mesh__is_localhost(name)) {
+    qctx_t lq = {.s = s, .port = port, .priority = prio, .weight = weight};
+    localhost_answer(s, qtype, &lq);
+    return;
+  }
   qctx_t *q = calloc(1, sizeof *q);
   if (!q) {
     s->failed = true;

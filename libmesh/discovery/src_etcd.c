@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* etcd source: list the keys under "<prefix>/", then watch from the next
  * revision (one streaming /v3/watch), applying puts and deletes to a local
  * map and publishing the set.  A compaction, a dropped stream or an error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* File source: a JSON file of endpoints, polled with stat() on the worker
  * loop and reloaded when its identity, size or mtime changes.  A file that
  * is missing, unreadable or malformed keeps the last good set. */
@@ -51,9 +52,16 @@ void mesh__disc_check_file(mesh__cfg_t *c, const cJSON *v, const char *path) {
 /* Read at most MESH__DISC_MAX_FILE bytes; NUL-terminated.  NULL with
  * err set on failure. */
 static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, errlen, "cannot open: %s", strerror(errno));
+  /* Regular files only, refused without blocking (a FIFO would hang the
+   * worker thread). */
+  int fd;
+  mesh_status_t st;
+  if (mesh__file_open(path, &fd, &st) != MESH_OK) {
+    const char *msg = st.message; /* "<path>: why": the caller adds path */
+    size_t pl = strlen(path);
+    if (strncmp(msg, path, pl) == 0 && msg[pl] == ':' && msg[pl + 1] == ' ')
+      msg += pl + 2;
+    mesh__strlcpy(err, msg, errlen);
     return NULL;
   }
   size_t cap = 8192, n = 0;

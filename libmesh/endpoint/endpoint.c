@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The endpoint model: reference-counted hosts, immutable snapshots, and the
  * lock-free publication point that pickers read on the hot path. */
 #include "endpoint/endpoint.h"

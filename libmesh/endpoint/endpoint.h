@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the endpoint part (DESIGN.md layer "endpoint", below
  * discovery, lb and resilience): the endpoint model they share.  This
  * header is the part's whole surface.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Building the next snapshot from a source's answer.  Hosts are matched to
  * the previous snapshot through a hash index keyed by address and port, so
  * an update of n endpoints costs O(n) and unchanged hosts keep their state. */

@@ -79,6 +79,23 @@ static int send_headers(mesh_grpc_server_call_t *c,
   return rc;
 }
 
+/* Has the client already ended its side?  Reads (and drops) what is
+ * buffered without waiting, at most 64 KiB: a request that fully arrived
+ * needs no RST_STREAM (some clients, curl among them, take even NO_ERROR
+ * racing the response as a stream error). */
+static bool request_ended(mesh_grpc_server_call_t *c) {
+  for (size_t got = 0; got < 65536;) {
+    mesh_status_t st;
+    long n = mesh__h2_stream_read(c->x, c->rbuf, RBUF, mesh__now_ms(), &st);
+    if (n == 0)
+      return true;
+    if (n < 0)
+      return false;
+    got += (size_t)n;
+  }
+  return false;
+}
+
 /* The status: trailers after a response, or one header block. */
 static void send_status(mesh_grpc_server_call_t *c, int code) {
   if (c->dead)
@@ -107,7 +124,7 @@ static void send_status(mesh_grpc_server_call_t *c, int code) {
      * RST_STREAM NO_ERROR after the HEADERS (RFC 9113 8.1), not the
      * CANCEL that freeing a half-open stream sends. */
     if (mesh__h2_stream_respond(c->x, l.h, l.n, true, &st) == MESH_OK &&
-        !c->eos)
+        !c->eos && !request_ended(c))
       mesh__h2_stream_reset(c->x, MESH__H2_NO_ERROR);
   }
   else if (rc == MESH_OK)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mesh_http_call: one HTTP request to a service by name.
  *
  *   routes (service's own, then top-level)  -> destination service/subset
@@ -12,8 +13,8 @@
 
 #include "http/h2.h"
 #include "http/http.h"
-#include "resilience/call.h"
 #include "telemetry/telemetry.h"
+#include "resilience/call.h"
 
 /* ---- randomness for splits and faults --------------------------------------- */
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The client side of one exchange: serialize a request, read and parse the
  * response (Content-Length, chunked or until close), skip 1xx, and say
  * whether the connection is still at a message boundary. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fault injection (Istio's HTTPFaultInjection): delay a percentage of
  * requests by a fixed time, abort a percentage with a status.  The decision
  * is pure: the caller supplies the random draws. */

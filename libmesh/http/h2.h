@@ -297,8 +297,11 @@ int32_t mesh__h2_stream_id(const mesh__h2_stream_t *s);
 /** The session a stream belongs to (borrowed). */
 mesh__h2_session_t *mesh__h2_stream_session(const mesh__h2_stream_t *s);
 
-/** Release the stream: RST_STREAM CANCEL if it has not ended both ways,
- *  then drop its session reference.  NULL is a no-op. */
+/** Release the stream and drop its session reference.  If our side has
+ *  not ended (no END_STREAM / trailers queued) the stream is reset with
+ *  CANCEL (the way to cancel a call).  If it has, the queued DATA and
+ *  trailers still go out; when the peer has not ended its side then,
+ *  RST_STREAM NO_ERROR follows our END_STREAM.  NULL is a no-op. */
 void mesh__h2_stream_free(mesh__h2_stream_t *s);
 
 /* ---- server side (h2_stream.c) ---------------------------------------------- */

@@ -22,7 +22,8 @@ static uint32_t mux_capacity(void *sess) {
   mesh__h2_session_t *s = sess;
   pthread_mutex_lock(&s->mu);
   uint32_t n = 0;
-  /* one call until the peer said how many it takes */
+  /* one call until the peer's SETTINGS say how many it takes: streams sent
+   * over a limit it announces later are refused (REFUSED_STREAM) */
   if (!s->dead_rc && !s->goaway_recv && !s->goaway_sent && !s->draining)
     n = s->settings_seen ? nghttp2_session_get_remote_settings(
                                s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)

@@ -36,6 +36,7 @@ typedef struct h2req {
   mesh_http_request_t req;
   const char *host;
   char *path;
+  char *ntarget; /* normalized path + query: the handler's target */
   char *body;
   size_t blen;
   char traceparent[MESH_TRACEPARENT_LEN + 1];
@@ -98,6 +99,36 @@ static int respond_simple(h2req_t *r, int status, const char *body) {
   return respond(r, &resp, false);
 }
 
+/* Fields sent more than once, their values joined by "," (what routes and
+ * policies match), as server.c does for HTTP/1.1 (e.g. split cookies). */
+static int join_fields(h2req_t *r) {
+  mesh_http_request_t *q = &r->req;
+  for (size_t i = 0; i < q->nhdrs; i++) {
+    const char *name = q->hdrs[i].name;
+    bool seen = false, again = false;
+    for (size_t k = 0; k < i && !seen; k++)
+      seen = strcasecmp(q->hdrs[k].name, name) == 0;
+    for (size_t k = i + 1; k < q->nhdrs && !again; k++)
+      again = strcasecmp(q->hdrs[k].name, name) == 0;
+    if (seen || !again)
+      continue;
+    mesh__hbuf_t b = {0};
+    for (size_t k = i; k < q->nhdrs; k++)
+      if (strcasecmp(q->hdrs[k].name, name) == 0) {
+        if (b.n)
+          mesh__hbuf_str(&b, ",");
+        mesh__hbuf_str(&b, q->hdrs[k].value);
+      }
+    int rc = b.oom ? MESH_ERR_NOMEM
+                   : mesh__http_hdrs_add(&q->joined, &q->njoined, &q->jcap,
+                                         name, strlen(name), b.p, b.n);
+    mesh__hbuf_free(&b);
+    if (rc != MESH_OK)
+      return rc;
+  }
+  return MESH_OK;
+}
+
 /* Request head -> r->req (pseudo-headers to method / target / host). */
 static int take_head(h2req_t *r, const mesh__h2_hdr_t *h, size_t n) {
   r->hdrs = calloc(n + 1, sizeof *r->hdrs);
@@ -122,14 +153,31 @@ static int take_head(h2req_t *r, const mesh__h2_hdr_t *h, size_t n) {
   r->req.peer_id = r->peer->peer_id;
   if (!r->req.method || !r->req.target || r->req.target[0] != '/')
     return MESH_ERR_HTTP_PARSE;
-  size_t tn = strlen(r->req.target);
+  /* the same view as HTTP/1.1 (server.c prepare): the handler's target is
+   * the normalized path plus the query as sent */
+  const char *orig = r->req.target;
+  size_t tn = strlen(orig), pn = 0;
+  mesh__target_t t;
   r->path = malloc(tn + 2);
-  if (!r->path)
+  r->ntarget = malloc(2 * tn + 4);
+  if (!r->path || !r->ntarget)
     return MESH_ERR_NOMEM;
-  return mesh__path_normalize(r->req.target, tn, mesh__authz_path_norm(r->m),
-                              r->path, tn + 2, NULL) == MESH_OK
-             ? MESH_OK
-             : MESH_ERR_HTTP_PARSE;
+  if (mesh__target_split(orig, tn, &t) != MESH_OK ||
+      mesh__path_normalize(orig, tn, mesh__authz_path_norm(r->m), r->path,
+                           tn + 2, &pn) != MESH_OK)
+    return MESH_ERR_HTTP_PARSE;
+  memcpy(r->ntarget, r->path, pn);
+  size_t w = pn;
+  if (t.query) {
+    r->ntarget[w++] = '?';
+    memcpy(r->ntarget + w, t.query, t.query_n);
+    w += t.query_n;
+  }
+  r->ntarget[w] = '\0';
+  r->req.orig_target = orig;
+  r->req.target = r->ntarget;
+  r->req.path = r->path;
+  return join_fields(r);
 }
 
 static int read_body(h2req_t *r) {
@@ -173,7 +221,7 @@ static bool authorized(h2req_t *r) {
   ar.port = r->peer->local_port;
   ar.http = true;
   ar.method = r->req.method;
-  ar.target = r->req.target;
+  ar.target = r->req.orig_target;
   ar.path = r->path;
   ar.host = r->host ? r->host : "";
   ar.hdrs = r->req.hdrs;
@@ -277,6 +325,8 @@ int mesh__h2_serve_http(mesh_t *m, mesh__h2_session_t *s,
     serve_stream(&r, handler, user);
     free(r.hdrs);
     free(r.path);
+    free(r.ntarget);
+    mesh__http_hdrs_free(r.req.joined, r.req.njoined);
     free(r.body);
     mesh__h2_stream_free(x);
   }

@@ -259,8 +259,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code,
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f,
                          void *user) {
-  (void)ng;
   mesh__h2_session_t *s = user;
+  mesh__h2_stream_t *x = f->hd.stream_id ? stream_of(s, f->hd.stream_id)
+                                         : NULL;
+  /* our side ended on a stream its owner let go while the peer still
+   * sends: stop it politely (RFC 9113 section 8.1) */
+  if (x && x->released && !x->remote_closed &&
+      (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+      (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS))
+    nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                              NGHTTP2_NO_ERROR);
   if (f->hd.type == NGHTTP2_GOAWAY) {
     s->goaway_sent = true;
     if (!s->goaway_code)

@@ -189,9 +189,7 @@ ssize_t mesh__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
 }
 
 static nghttp2_data_provider provider(mesh__h2_stream_t *x) {
-  nghttp2_data_provider p = {.source.ptr = x,
-                             .read_callback = mesh__h2_data_read};
-  return p;
+  return (nghttp2_data_provider){{.ptr = x}, mesh__h2_data_read};
 }
 
 /* The error a stream call returns when the stream cannot go on. */
@@ -566,7 +564,6 @@ void mesh__h2_stream_reset(mesh__h2_stream_t *x, uint32_t code) {
 uint32_t mesh__h2_stream_error(const mesh__h2_stream_t *x) {
   return x ? x->rst_code : 0;
 }
-
 bool mesh__h2_stream_refused(const mesh__h2_stream_t *x) {
   return x && x->refused;
 }
@@ -585,10 +582,12 @@ void mesh__h2_stream_free(mesh__h2_stream_t *x) {
   mesh__h2_session_t *s = x->s;
   pthread_mutex_lock(&s->mu);
   if (!x->closed && !s->dead_rc) {
-    /* a server that never answered, or anyone not done both ways; a
-     * stream whose peer is done and whose end we queued finishes sending
-     * on its own (the DATA still queued goes out as the window opens) */
-    if (!(x->eos_queued || x->local_closed) || !x->remote_closed)
+    /* a stream whose end we queued finishes sending on its own (the DATA
+     * still queued goes out as the window opens; if the peer is still
+     * sending, RST_STREAM NO_ERROR follows our END_STREAM: on_frame_send);
+     * anything else (a server that never answered, a client cancelling)
+     * is reset now */
+    if (!(x->eos_queued || x->local_closed))
       reset_locked(x, NGHTTP2_CANCEL);
     x->released = true; /* on_stream_close destroys it */
   } else {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the HTTP/1.1 layer.
  *
  *   parse.c    strict parser of heads (no I/O, no allocation): parse.h

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Byte transports for the HTTP layer: a mesh connection (TLS or a
  * PERMISSIVE plaintext peer) and a plain socket.  Each bounds blocking I/O
  * by an absolute deadline. */

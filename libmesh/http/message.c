@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Request and response objects: construction with validated fields (no
  * header injection: names are tokens, values have no CR, LF or NUL),
  * accessors, and a small buffer for serializing heads. */

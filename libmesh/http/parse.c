@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Strict HTTP/1.1 message parsing (RFC 9112): heads and body framing.
  * Bytes in, structure out; no I/O, no allocation.  Anything two peers could
  * frame differently is refused rather than guessed (see parse.h). */

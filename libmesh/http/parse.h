@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: a strict, incremental HTTP/1.1 parser (RFC 9112).
  *
  * No I/O and no allocation: the caller owns the byte buffer and the header

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP routing (Istio VirtualService-like): the top-level "http" section
  * (limits, timeouts, routes) and the per-service "routes" key.  A route
  * matches on path (exact or prefix), method and headers (exact, prefix,

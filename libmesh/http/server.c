@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The serving loop: read a request (strictly parsed), authorize it, hand it
  * to the application's handler, write the response; repeat while the
  * connection stays open.  One connection, one thread, blocking. */

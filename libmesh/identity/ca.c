@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The development CA: mint an ECDSA P-256 CA and X.509-SVIDs with mbedTLS,
  * so demos and tests need no outside CA.  Certificates follow the
  * X.509-SVID profile (one URI SAN, CA:TRUE/keyCertSign for the CA,
@@ -63,6 +64,9 @@ static int random_serial(mbedtls_x509write_cert *w, mesh__rng_t *r) {
   if (e)
     return e;
   b[0] = (unsigned char)((b[0] & 0x7f) | 0x01);
+#if MBEDTLS_VERSION_NUMBER >= 0x03040000
+  return mbedtls_x509write_crt_set_serial_raw(w, b, sizeof b);
+#else
   mbedtls_mpi s;
   mbedtls_mpi_init(&s);
   e = mbedtls_mpi_read_binary(&s, b, sizeof b);
@@ -70,6 +74,7 @@ static int random_serial(mbedtls_x509write_cert *w, mesh__rng_t *r) {
     e = mbedtls_x509write_crt_set_serial(w, &s);
   mbedtls_mpi_free(&s);
   return e;
+#endif
 }
 
 /* DER writers return a length or a negative error; chain them without
@@ -157,14 +162,14 @@ static int set_eku(mbedtls_x509write_cert *w) {
 static int copy_issuer(mbedtls_x509write_cert *w, const mbedtls_x509_name *n,
                        mesh_status_t *st) {
   for (; n && n->oid.p; n = n->next) {
-    if (n->next_merged)
+    if (n->MESH__MBX(next_merged))
       return mesh__fail(st, MESH_ERR_UNSUPPORTED,
                         "CA subject has a multi-valued RDN (not supported)");
     mbedtls_asn1_named_data *d = mbedtls_calloc(1, sizeof *d);
     if (!d)
       return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-    d->next = w->issuer; /* prepend: the writer emits the list backwards */
-    w->issuer = d;
+    d->next = w->MESH__MBX(issuer); /* prepend: the writer emits the list backwards */
+    w->MESH__MBX(issuer) = d;
     d->oid.p = mbedtls_calloc(1, n->oid.len ? n->oid.len : 1);
     d->val.p = mbedtls_calloc(1, n->val.len ? n->val.len : 1);
     if (!d->oid.p || !d->val.p)
@@ -346,11 +351,11 @@ static int load_ca(issue_ctx_t *c, const char *cert, const char *key,
   rc = mesh__pem_load_key(&c->ca_key, key, st);
   if (rc != MESH_OK)
     return rc;
-  if (mbedtls_pk_check_pair(&c->ca.pk, &c->ca_key) != 0)
+  if (mbedtls_pk_check_pair(&c->ca.pk, &c->ca_key MESH__MBX_RNG) != 0)
     return mesh__fail(st, MESH_ERR_KEY_MISMATCH,
                       "%s: private key does not match the CA certificate %s",
                       key, cert);
-  if (!c->ca.ca_istrue)
+  if (!c->ca.MESH__MBX(ca_istrue))
     return mesh__fail(st, MESH_ERR_SVID,
                       "%s: not a CA certificate (basicConstraints CA:FALSE)",
                       cert);

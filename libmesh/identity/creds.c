@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loading one set of credentials (SVID chain, key, trust bundles) from PEM
  * files into an immutable, refcounted mesh__creds_t. */
 #include "identity/pemfile.h"
@@ -88,7 +89,7 @@ static int load_key(mesh__creds_t *c, const char *path, const char *cert,
   int rc = mesh__pem_load_key(&c->key, path, st);
   if (rc != MESH_OK)
     return rc;
-  if (mbedtls_pk_check_pair(&c->chain.pk, &c->key) != 0)
+  if (mbedtls_pk_check_pair(&c->chain.pk, &c->key MESH__MBX_RNG) != 0)
     return mesh__fail(st, MESH_ERR_KEY_MISMATCH,
                       "%s: private key does not match the certificate in %s",
                       path, cert);
@@ -159,7 +160,7 @@ static int warm_pk(mbedtls_pk_context *pk, mesh__rng_t *r) {
   mbedtls_mpi_init(&k);
   int e = mbedtls_mpi_lset(&k, 2);
   if (e == 0)
-    e = mbedtls_ecp_mul(&ec->grp, &R, &k, &ec->grp.G, mbedtls_ctr_drbg_random,
+    e = mbedtls_ecp_mul(&ec->MESH__MBX(grp), &R, &k, &ec->MESH__MBX(grp).G, mbedtls_ctr_drbg_random,
                         &r->drbg);
   mbedtls_mpi_free(&k);
   mbedtls_ecp_point_free(&R);
@@ -291,12 +292,13 @@ static int der_chain(mesh__creds_t *c, const mesh__creds_der_t *src,
   c->not_before = x509_time_to_unix(&c->chain.valid_from);
   c->not_after = x509_time_to_unix(&c->chain.valid_to);
   int e = src->key && src->key_len
-              ? mbedtls_pk_parse_key(&c->key, src->key, src->key_len, NULL, 0)
+              ? mbedtls_pk_parse_key(&c->key, src->key, src->key_len, NULL,
+                                     0 MESH__MBX_RNG)
               : -1;
   if (e)
     return mesh__fail(st, MESH_ERR_PEM, "%s: malformed private key (-0x%04x)",
                       src->origin, (unsigned)-e);
-  if (mbedtls_pk_check_pair(&c->chain.pk, &c->key) != 0)
+  if (mbedtls_pk_check_pair(&c->chain.pk, &c->key MESH__MBX_RNG) != 0)
     return mesh__fail(st, MESH_ERR_KEY_MISMATCH,
                       "%s: private key does not match the SVID %s",
                       src->origin, c->id);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The identity part: the "identity" config section, the published creds,
  * rotation by polling the files from the worker loop, and the public
  * accessors (mesh_self_id, mesh_svid_expires_in, mesh_identity_reload). */

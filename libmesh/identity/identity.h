@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: identity state used by tls/ and others.
  * Owned by identity/.  The contract below is what tls/ relies on.
  *
@@ -27,9 +28,22 @@
 #define MESH_IDENTITY_IDENTITY_H
 
 #include <mbedtls/pk.h>
+#include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 
 #include "core/core.h"
+
+/* mbedTLS 2.28 and 3.x: 3.x hides struct fields behind MBEDTLS_PRIVATE()
+ * and wants an RNG for key parsing and pair checks (blinding). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define MESH__MBX(f) MBEDTLS_PRIVATE(f)
+/** RNG for those calls (PSA's; initialises PSA once). */
+int mesh__mbx_rng(void *p, unsigned char *out, size_t len);
+#define MESH__MBX_RNG , mesh__mbx_rng, NULL
+#else
+#define MESH__MBX(f) f
+#define MESH__MBX_RNG
+#endif
 
 typedef struct mesh__bundle {
   char td[MESH_TRUST_DOMAIN_MAX + 1];

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* PEM files in and out, and the RNG used to make keys and signatures. */
 #include "identity/pemfile.h"
 
@@ -44,17 +45,15 @@ int mesh__pem_read(const char *path, unsigned char **out, size_t *len,
                    mesh_status_t *st) {
   *out = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return io_fail(st, path, "cannot open");
+  /* Regular files only, refused without blocking (a FIFO would hang). */
+  int fd;
+  int rc = mesh__file_open(path, &fd, st);
+  if (rc != MESH_OK)
+    return rc;
   struct stat sb;
   if (fstat(fd, &sb) != 0) {
     close(fd);
     return io_fail(st, path, "stat");
-  }
-  if (!S_ISREG(sb.st_mode)) {
-    close(fd);
-    return mesh__fail(st, MESH_ERR_IO, "%s: not a regular file", path);
   }
   if ((uint64_t)sb.st_size > MESH__PEM_MAX) {
     close(fd);
@@ -123,7 +122,8 @@ int mesh__pem_load_key(mbedtls_pk_context *pk, const char *path,
   if (rc != MESH_OK)
     return rc;
   bool pem = is_pem(buf);
-  int r = mbedtls_pk_parse_key(pk, buf, pem ? len : len - 1, NULL, 0);
+  int r = mbedtls_pk_parse_key(pk, buf, pem ? len : len - 1, NULL,
+                               0 MESH__MBX_RNG);
   mbedtls_platform_zeroize(buf, len);
   free(buf);
   if (r == 0)
@@ -194,3 +194,14 @@ void mesh__rng_free(mesh__rng_t *r) {
   mbedtls_ctr_drbg_free(&r->drbg);
   mbedtls_entropy_free(&r->entropy);
 }
+
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#include <psa/crypto.h>
+
+int mesh__mbx_rng(void *p, unsigned char *out, size_t len) {
+  (void)p;
+  if (psa_crypto_init() != PSA_SUCCESS)
+    return -1;
+  return psa_generate_random(out, len) == PSA_SUCCESS ? 0 : -1;
+}
+#endif

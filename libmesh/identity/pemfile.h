@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal, identity/ only: PEM files in and out, and a seeded RNG.
  * Every error message starts with the file name. */
 #ifndef MESH_IDENTITY_PEMFILE_H

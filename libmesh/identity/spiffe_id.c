@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SPIFFE ID validation, splitting and matching (SPIFFE-ID.md sections 2.1
  * to 2.3).  Pure functions: no I/O, no allocation, safe from any thread.
  *

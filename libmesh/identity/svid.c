@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* X.509-SVID rules (X509-SVID.md sections 2 to 5) and peer verification
  * against the bundle of the peer's own trust domain.  No I/O: certificates
  * in, a code and a precise reason out. */
@@ -52,22 +53,22 @@ static bool id_has_path(const char *id) {
 
 static int check_leaf_usage(const mbedtls_x509_crt *leaf, const char *id,
                             mesh_status_t *st) {
-  if (leaf->ca_istrue)
+  if (leaf->MESH__MBX(ca_istrue))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf certificate is a CA (basicConstraints "
                       "CA:TRUE)",
                       id);
-  if (!(leaf->ext_types & MBEDTLS_X509_EXT_KEY_USAGE))
+  if (!(leaf->MESH__MBX(ext_types) & MBEDTLS_X509_EXT_KEY_USAGE))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf has no keyUsage extension", id);
-  if (!(leaf->key_usage & MBEDTLS_X509_KU_DIGITAL_SIGNATURE))
+  if (!(leaf->MESH__MBX(key_usage) & MBEDTLS_X509_KU_DIGITAL_SIGNATURE))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf keyUsage lacks digitalSignature", id);
-  if (leaf->key_usage &
+  if (leaf->MESH__MBX(key_usage) &
       (MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf keyUsage has keyCertSign or cRLSign", id);
-  if (!(leaf->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE))
+  if (!(leaf->MESH__MBX(ext_types) & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE))
     return MESH_OK; /* SHOULD, not MUST (X509-SVID 4.4) */
   if (mbedtls_x509_crt_check_extended_key_usage(
           leaf, MBEDTLS_OID_SERVER_AUTH,
@@ -116,11 +117,11 @@ int mesh__svid_leaf_check(const mbedtls_x509_crt *leaf, char *id, size_t len,
 
 int mesh__svid_signing_check(const mbedtls_x509_crt *crt, mesh_status_t *st) {
   mesh__ok(st);
-  if (!crt->ca_istrue)
+  if (!crt->MESH__MBX(ca_istrue))
     return mesh__fail(st, MESH_ERR_SVID,
                       "signing certificate is not a CA (basicConstraints)");
-  if ((crt->ext_types & MBEDTLS_X509_EXT_KEY_USAGE) &&
-      !(crt->key_usage & MBEDTLS_X509_KU_KEY_CERT_SIGN))
+  if ((crt->MESH__MBX(ext_types) & MBEDTLS_X509_EXT_KEY_USAGE) &&
+      !(crt->MESH__MBX(key_usage) & MBEDTLS_X509_KU_KEY_CERT_SIGN))
     return mesh__fail(st, MESH_ERR_SVID,
                       "signing certificate keyUsage lacks keyCertSign");
   const mbedtls_x509_buf *uri;

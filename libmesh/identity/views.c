@@ -47,7 +47,7 @@ static cJSON *chain_json(const mesh__creds_t *c) {
   return chain;
 }
 
-/* Each bundle's roots with their validity (as the admin page shows). */
+/* Each bundle's roots with their validity (the admin page shows expiry). */
 static cJSON *roots_json(const mesh__creds_t *c) {
   cJSON *roots = cJSON_CreateArray();
   for (size_t i = 0; roots && i < c->nbundles; i++) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* xxHash64 (XXH64, Yann Collet's algorithm and constants), the hash Envoy
  * uses for ring_hash and maglev placement and for header hash policies.
  * Same output as the reference implementation on every platform: input is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Load balancing: the per-snapshot state built before publication, and the
  * lock-free pick that dispatches to the policy (the per-service config is
  * config.c).  See lb.h for the split between build and pick. */

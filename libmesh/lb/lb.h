@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: load balancing — pickers, priorities, localities,
  * subsets and traffic splits.
  *

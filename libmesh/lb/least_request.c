@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Least request, power of `choice_count` choices (default 2).
  *
  * Equal weights: Envoy's unweighted P2C exactly — draw candidates uniformly,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Localities: locality-weighted picking and zone-aware routing.
  *
  * A locality is a (region, zone, subzone) triple, as in Envoy.  Inside a

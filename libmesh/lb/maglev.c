@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Maglev (Eisenbud et al., NSDI 2016, listing 1), built like Envoy's
  * MaglevTable so the same key maps to the same host:
  *  - hosts ordered by their hash key ("ip:port", see ring_hash.c);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Peak EWMA, as in Finagle and Linkerd (tower's PeakEwma + P2C):
  *   cost = rtt_estimate * (active + 1)
  * The estimate jumps to any latency above it (the peak), and otherwise

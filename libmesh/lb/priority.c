@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Priority levels, failover and panic: Envoy's LoadBalancerBase arithmetic.
  *
  *  health(p)  = min(100, overprovisioning * healthy(p) / hosts(p))

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Weighted random: Vose's alias method, O(1) per draw from one 64-bit
  * random value (high half picks the column, low half flips its coin).
  * Unusable hosts are rejected and redrawn, which keeps the remaining hosts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Ring hash ("ketama"), placed like Envoy's RingHashLoadBalancer so that
  * Envoy sidecars and libmesh clients send a key to the same host:
  *  - host hash key: the address as Envoy prints it, "10.0.0.1:8080" or

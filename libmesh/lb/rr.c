@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Weighted round robin, smooth: the order Envoy's EDF scheduler produces
  * (host i's k-th turn has deadline k / w_i, earliest deadline first, ties
  * in host order), precomputed once per snapshot as one full cycle of

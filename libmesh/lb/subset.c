@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Subsets by labels and weighted traffic splits between them.
  *
  *   "subsets": {"v1": {"version": "v1"}, "v2": {"version": "v2"}},

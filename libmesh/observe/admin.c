@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The admin endpoint: plain HTTP/1.1 on a loopback address, served on the
  * worker loop without blocking (non-blocking sockets, one response per
  * connection, Connection: close).  Requests are read with the strict

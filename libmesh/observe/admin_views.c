@@ -55,172 +55,25 @@ static void resp_json(resp_t *r, cJSON *doc) {
 
 /* ---- /endpoints ------------------------------------------------------------ */
 
-static const char *health_name(int h) {
-  switch (h) {
-  case MESH__HEALTH_HEALTHY: return "healthy";
-  case MESH__HEALTH_UNHEALTHY: return "unhealthy";
-  case MESH__HEALTH_DRAINING: return "draining";
-  default: return "unknown";
-  }
-}
+/* ---- /endpoints, /identity ---------------------------------------------------
+ * The parts render their own documents (discovery: "endpoints", identity:
+ * "identity") through telemetry's views: admin only reads. */
 
-static cJSON *host_json(const mesh__host_t *h, int64_t now_ms) {
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    return NULL;
-  cJSON_AddStringToObject(o, "address", h->address ? h->address : "");
-  cJSON_AddNumberToObject(o, "port", h->port);
-  cJSON_AddNumberToObject(o, "weight", h->weight);
-  cJSON_AddNumberToObject(o, "priority", h->priority);
-  cJSON *loc = cJSON_AddObjectToObject(o, "locality");
-  if (loc) {
-    cJSON_AddStringToObject(loc, "region", h->region ? h->region : "");
-    cJSON_AddStringToObject(loc, "zone", h->zone ? h->zone : "");
-    cJSON_AddStringToObject(loc, "subzone", h->subzone ? h->subzone : "");
+static void route_view(resp_t *r, mesh_t *m, const char *name) {
+  cJSON *doc = mesh__view_render(m, name);
+  if (!doc) {
+    mesh__admin_resp_text(r, 500, "view unavailable\n");
+    return;
   }
-  cJSON *labels = cJSON_AddObjectToObject(o, "labels");
-  for (size_t i = 0; labels && i < h->nlabels; i++)
-    cJSON_AddStringToObject(labels, h->labels[i].key, h->labels[i].value);
-  int hc = atomic_load(&h->hc_health);
-  int health = hc != MESH__HEALTH_UNKNOWN ? hc : h->source_health;
-  cJSON_AddStringToObject(o, "health", health_name(health));
-  cJSON_AddStringToObject(o, "source_health", health_name(h->source_health));
-  cJSON_AddStringToObject(o, "check_health", health_name(hc));
-  int64_t until = atomic_load(&h->ejected_until_ms);
-  bool ejected = until > now_ms;
-  cJSON_AddBoolToObject(o, "ejected", ejected);
-  cJSON_AddNumberToObject(o, "ejected_for_ms",
-                          ejected ? (double)(until - now_ms) : 0);
-  cJSON_AddBoolToObject(o, "usable", mesh__host_usable(h, now_ms));
-  cJSON *lb = cJSON_AddObjectToObject(o, "lb");
-  if (lb) {
-    cJSON_AddNumberToObject(lb, "active_requests", atomic_load(&h->active_rq));
-    cJSON_AddNumberToObject(lb, "ewma_ms",
-                            (double)atomic_load(&h->ewma_ns) / 1e6);
-  }
-  return o;
-}
-
-static cJSON *service_json(mesh__service_t *svc, int64_t now_ms) {
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
-    return NULL;
-  cJSON_AddStringToObject(o, "name", svc->name);
-  cJSON *eps = cJSON_AddArrayToObject(o, "endpoints");
-  mesh__disc_stats_t st;
-  if (mesh__disc_stats(svc, &st) == MESH_OK) {
-    cJSON_AddStringToObject(o, "source", st.source ? st.source : "none");
-    cJSON_AddBoolToObject(o, "stale", st.stale);
-    cJSON_AddNumberToObject(o, "version", (double)st.version);
-    cJSON_AddNumberToObject(o, "updates", (double)st.updates);
-    cJSON_AddNumberToObject(o, "errors", (double)st.errors);
-    cJSON_AddStringToObject(o, "last_error", st.last_error);
-  } else {
-    cJSON_AddStringToObject(o, "source", "none");
-  }
-  mesh__snapref_t *ref = mesh__disc_snapref(svc);
-  mesh__snapshot_t *snap = ref ? mesh__snap_acquire(ref) : NULL;
-  size_t healthy = 0;
-  for (size_t i = 0; snap && eps && i < snap->n; i++) {
-    cJSON *h = host_json(snap->hosts[i], now_ms);
-    if (h)
-      cJSON_AddItemToArray(eps, h);
-    if (mesh__host_usable(snap->hosts[i], now_ms))
-      healthy++;
-  }
-  cJSON_AddNumberToObject(o, "usable", (double)healthy);
-  if (snap)
-    mesh__snap_release(snap);
-  return o;
+  resp_json(r, doc);
 }
 
 static void route_endpoints(mesh__admin_t *a, resp_t *r) {
-  cJSON *doc = cJSON_CreateObject();
-  cJSON *arr = doc ? cJSON_AddArrayToObject(doc, "services") : NULL;
-  int64_t now = mesh__now_ms();
-  struct mesh__services *ss = a->m->services;
-  for (size_t i = 0; arr && ss && i < ss->n; i++) {
-    cJSON *s = service_json(ss->v[i], now);
-    if (s)
-      cJSON_AddItemToArray(arr, s);
-  }
-  resp_json(r, doc);
-}
-
-/* ---- /identity ---------------------------------------------------------------- */
-
-static void add_time(cJSON *o, const char *key, const mbedtls_x509_time *t) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", t->year, t->mon,
-           t->day, t->hour, t->min, t->sec);
-  cJSON_AddStringToObject(o, key, buf);
+  route_view(r, a->m, "endpoints");
 }
 
 static void route_identity(mesh__admin_t *a, resp_t *r) {
-  cJSON *doc = cJSON_CreateObject();
-  if (!doc) {
-    mesh__admin_resp_text(r, 500, "out of memory\n");
-    return;
-  }
-  /* Where the SVID comes from, and what that source last said (the
-   * identity view carries the same two keys). */
-  char state[300];
-  cJSON_AddStringToObject(doc, "source", mesh__identity_source(a->m));
-  mesh__identity_source_state(a->m, state, sizeof state);
-  if (state[0])
-    cJSON_AddStringToObject(doc, "source_state", state);
-  mesh__creds_t *c = mesh__creds_acquire(a->m);
-  if (!c) {
-    cJSON_AddNullToObject(doc, "spiffe_id");
-    cJSON_AddStringToObject(doc, "status", "no SVID loaded");
-    resp_json(r, doc);
-    return;
-  }
-  cJSON_AddStringToObject(doc, "spiffe_id", c->id);
-  cJSON_AddStringToObject(doc, "trust_domain", c->td);
-  cJSON_AddNumberToObject(doc, "not_before", (double)c->not_before);
-  cJSON_AddNumberToObject(doc, "not_after", (double)c->not_after);
-  cJSON_AddNumberToObject(doc, "expires_in_s",
-                          (double)(c->not_after - mesh__wall_s()));
-  cJSON_AddNumberToObject(doc, "generation", (double)c->generation);
-  cJSON *chain = cJSON_AddArrayToObject(doc, "chain");
-  for (const mbedtls_x509_crt *crt = &c->chain; chain && crt && crt->raw.p;
-       crt = crt->next) {
-    cJSON *e = cJSON_CreateObject();
-    if (!e)
-      break;
-    char buf[512];
-    if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->subject) >= 0)
-      cJSON_AddStringToObject(e, "subject", buf);
-    if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->issuer) >= 0)
-      cJSON_AddStringToObject(e, "issuer", buf);
-    if (mbedtls_x509_serial_gets(buf, sizeof buf, &crt->serial) >= 0)
-      cJSON_AddStringToObject(e, "serial", buf);
-    add_time(e, "not_before", &crt->valid_from);
-    add_time(e, "not_after", &crt->valid_to);
-    cJSON_AddItemToArray(chain, e);
-  }
-  cJSON *bundles = cJSON_AddArrayToObject(doc, "bundles");
-  for (size_t i = 0; bundles && i < c->nbundles; i++)
-    cJSON_AddItemToArray(bundles, cJSON_CreateString(c->bundles[i].td));
-  /* Each bundle's roots with their validity (the page shows expiry). */
-  cJSON *roots = cJSON_AddArrayToObject(doc, "bundle_roots");
-  for (size_t i = 0; roots && i < c->nbundles; i++) {
-    for (const mbedtls_x509_crt *crt = &c->bundles[i].roots;
-         crt && crt->raw.p; crt = crt->next) {
-      cJSON *e = cJSON_CreateObject();
-      if (!e)
-        break;
-      char buf[512];
-      cJSON_AddStringToObject(e, "trust_domain", c->bundles[i].td);
-      if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->subject) >= 0)
-        cJSON_AddStringToObject(e, "subject", buf);
-      add_time(e, "not_after", &crt->valid_to);
-      cJSON_AddItemToArray(roots, e);
-    }
-  }
-  mesh__creds_release(c);
-  resp_json(r, doc);
+  route_view(r, a->m, "identity");
 }
 
 /* ---- /spans, /config ------------------------------------------------------------ */

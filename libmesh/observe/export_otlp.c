@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* OTLP/HTTP JSON encoding of a span batch (ExportTraceServiceRequest).
  * Per the OTLP JSON rules: lowerCamelCase field names, trace and span ids
  * as hex strings (not base64), enums as integers, 64-bit integers as

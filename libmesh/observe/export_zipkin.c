@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Zipkin v2 JSON encoding of a span batch (POST /api/v2/spans): a list of
  * spans with microsecond timestamps, string tags, local and remote
  * endpoints. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Span export: a bounded queue filled by any thread, drained in batches on
  * the worker loop by libcurl's multi interface (core/curl_loop.c: libcurl's
  * sockets and timers on the loop, so nothing ever blocks the caller or the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The "tracing" config section: sampler and propagation of the tracer
  * (telemetry/), and the exporters (this part) plugged in as its sinks. */
 #include "observe/observe.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the observe part, the high read-only layer (exporters,
  * Prometheus text, the "tracing" section, the admin endpoint).  No other
  * part includes this or calls into observe: they count things, open spans

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Prometheus text exposition format 0.0.4: HELP/TYPE per family, escaped
  * help and label values, cumulative histogram buckets with le="+Inf",
  * _sum and _count. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Circuit breakers: per-service atomic counters with exact limits.
  *
  * Envoy checks a limit and increments in two steps, so racing workers can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The call layer: a call to a configured service is pick (lb), a pooled or
  * new mTLS connection (tls), breakers, and at the end the outcome reported
  * to the picker (active requests, EWMA), outlier detection and breakers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the call layer's structures, shared by call.c (one try,
  * the call API), call_opts.c (mesh_call_opts_*), dial.c (mesh_dial),
  * calldo.c (mesh_call_do) and hedge.c (mesh_call_request). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mesh_call_do(): run the application's one-try function under the
  * service's retry policy, backoff, retry budget and deadlines. */
 #include "resilience/call.h"

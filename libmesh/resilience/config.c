@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-service resilience configuration: outlier_detection, health_check,
  * circuit_breakers, retry, timeouts, hedge, pool.  One parser serves both
  * validation (check, result thrown away) and state building (init), so the

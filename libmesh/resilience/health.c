@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Active health checks, run on the worker loop: a TCP connect, a TLS
  * handshake with the peer check (through the public connection API), or an
  * HTTP/1.1 GET over that mTLS connection expecting a 2xx status.  Verdicts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mesh_call_request(): send a request buffer, read the response until the
  * application's framing function says it is complete, under the retry
  * policy and, when the service has `hedge`, with hedged attempts.

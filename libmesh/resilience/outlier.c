@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Outlier detection: the pure algorithms (Envoy's consecutive-error,
  * success-rate and failure-percentage detectors, the ejection cap and the
  * ejection time backoff), and further down the live part that applies

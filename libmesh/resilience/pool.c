@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The idle connection pool of one endpoint.
  *
  * A short per-endpoint mutex guards a LIFO stack: the most recently used
@@ -207,7 +208,7 @@ void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
     return NULL;
   mux_t dead[MUX_MAX];
   size_t nd = 0;
-  void *out = NULL;
+  mux_t *best = NULL;
   pthread_mutex_lock(&p->mu);
   for (size_t i = 0; i < p->nmux;) {
     mux_t *e = &p->mux[i];
@@ -217,11 +218,17 @@ void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
       mux_drop(p, i, &dead[nd++]);
       continue;
     }
-    if (!out && e->inflight < e->ops->capacity(e->sess)) {
-      e->inflight++;
-      out = e->sess;
-    }
+    /* the least busy session with room: spread calls over the
+     * connections there are (the peer may serve each one serially) */
+    if (e->inflight < e->ops->capacity(e->sess) &&
+        (!best || e->inflight < best->inflight))
+      best = e;
     i++;
+  }
+  void *out = NULL;
+  if (best) {
+    best->inflight++;
+    out = best->sess;
   }
   pthread_mutex_unlock(&p->mu);
   for (size_t i = 0; i < nd; i++)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the resilience part — outlier detection, active health
  * checks, circuit breakers, retries (backoff and budget), deadlines and
  * hedging, the idle connection pool, and the call layer built on them.

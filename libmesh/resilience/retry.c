@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Retry policy: which outcomes to retry (the jittered backoff is core/rand.c),
  * and the retry budget (Envoy's semantics and defaults). */
 #include "resilience/resilience.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The per-service resilience state: built from the config at mesh_new(),
  * its worker-loop timers (outlier sweep, pool sweep, health checks), and the
  * per-host state created on first use. */

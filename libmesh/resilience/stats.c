@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Metrics of the resilience part (names reserved in docs/config/observe.md):
  * handles registered once per service at init, per endpoint on first use,
  * and updated lock-free on the hot path.  With no context (unit tests)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The registered per-service part: validation of the seven resilience keys,
  * building the state at mesh_new(), and the worker-loop timers (outlier
  * sweep, pool sweep, health checks). */

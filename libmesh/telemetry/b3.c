@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* B3 propagation (openzipkin/b3-propagation): the single `b3` header and
  * the X-B3-* multi headers.  Bytes in, struct out: no I/O, no allocation. */
 #include "telemetry/trace_ctx.h"
@@ -170,15 +171,16 @@ int mesh__b3_multi_extract(mesh_trace_getter get, void *user,
   c.tracestate[0] = '\0';
   int sampling = MESH_SAMPLING_DEFERRED;
   bool any = false;
+  /* X-B3-Flags: "1" is debug; the spec defines no other value, so any
+   * other is ignored rather than voiding the context. */
   const char *v = get("x-b3-flags", user);
   if (v) {
-    any = true;
     size_t n = strlen(v);
     mesh__trim_ows(&v, &n);
-    if (streq_n(v, n, "1"))
+    if (streq_n(v, n, "1")) {
+      any = true;
       sampling = MESH_SAMPLING_DEBUG;
-    else if (!streq_n(v, n, "0"))
-      return MESH_ERR_PARSE;
+    }
   }
   v = get("x-b3-sampled", user);
   if (v) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The metrics registry: families (name, help, type, buckets) holding series
  * (one label set each).  Registration is locked and rare; updates are plain
  * atomics on a pre-resolved series handle. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the metrics registry.
  *
  * Every part instruments itself through this API.  Registration (looking a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the registry's data, shared by metrics.c (registration,
  * updates) and prometheus.c (rendering).  Nobody else includes this. */
 #ifndef MESH_TELEMETRY_METRICS_IMPL_H

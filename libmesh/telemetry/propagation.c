@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Extract and inject trace context through getter/setter callbacks, so any
  * protocol (HTTP headers, gRPC metadata, a custom framing) can carry it. */
 #include "telemetry/trace_ctx.h"

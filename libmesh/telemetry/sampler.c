@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Samplers with OpenTelemetry semantics: always_on, always_off,
  * traceidratio, and parentbased_* (follow a parent's decision, use the
  * named sampler for roots).  Pure functions: no I/O, no allocation. */

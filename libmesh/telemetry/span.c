@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Spans: start/end in caller storage, sampling, recording of sampled spans,
  * hooks, the recent-spans list, hand-off to the sinks (exporters). */
 #include "telemetry/telemetry.h"
@@ -142,7 +143,8 @@ static struct mesh_span *rec_new(const mesh__span_t *sp, const char *name,
   memcpy(r->trace_id, sp->trace_id, 16);
   memcpy(r->span_id, sp->span_id, 8);
   memcpy(r->parent_id, sp->parent_id, 8);
-  r->flags = sp->sampled ? MESH_TRACE_FLAG_SAMPLED : 0;
+  r->flags = (uint8_t)((sp->sampled ? MESH_TRACE_FLAG_SAMPLED : 0) |
+                       (sp->random ? MESH_TRACE_FLAG_RANDOM : 0));
   r->start_ns = wall_ns();
   return r;
 }
@@ -184,6 +186,7 @@ void mesh__span_start(mesh_t *m, mesh__span_t *sp, const char *name,
     memcpy(sp->parent_id, parent->span_id, 8);
     sp->tracestate = parent->tracestate;
     sp->trace_id_64 = parent->trace_id_64;
+    sp->random = parent->random;
     if (parent->sampling == MESH_SAMPLING_DEBUG)
       sp->sampling = MESH_SAMPLING_DEBUG;
   } else if (remote && remote->has_ids) {
@@ -191,10 +194,13 @@ void mesh__span_start(mesh_t *m, mesh__span_t *sp, const char *name,
     memcpy(sp->parent_id, remote->span_id, 8);
     sp->tracestate = remote->tracestate;
     sp->trace_id_64 = remote->trace_id_64;
+    /* Level 2: kept with the trace-id, as the caller said */
+    sp->random = (remote->flags & MESH_TRACE_FLAG_RANDOM) != 0;
     if (remote->sampling == MESH_SAMPLING_DEBUG)
       sp->sampling = MESH_SAMPLING_DEBUG;
   } else {
     mesh__random_id(sp->trace_id, 16);
+    sp->random = 1; /* all 16 bytes from the PRNG (getrandom-seeded) */
     memset(sp->parent_id, 0, 8);
     if (remote && remote->sampling == MESH_SAMPLING_DEBUG)
       sp->sampling = MESH_SAMPLING_DEBUG;
@@ -391,7 +397,8 @@ void mesh__span_context(const mesh__span_t *sp, mesh_trace_ctx_t *out) {
   memcpy(out->trace_id, sp->trace_id, 16);
   memcpy(out->span_id, sp->span_id, 8);
   memcpy(out->parent_span_id, sp->parent_id, 8);
-  out->flags = sp->sampled ? MESH_TRACE_FLAG_SAMPLED : 0;
+  out->flags = (uint8_t)((sp->sampled ? MESH_TRACE_FLAG_SAMPLED : 0) |
+                         (sp->random ? MESH_TRACE_FLAG_RANDOM : 0));
   out->sampling = sp->sampling;
   out->has_ids = 1;
   out->trace_id_64 = sp->trace_id_64;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: spans, for every part to instrument its work.
  *
  * A span lives in caller storage (usually the stack, or inside the object
@@ -95,6 +96,8 @@ typedef struct mesh__span {
   uint8_t sampling;        /* mesh_sampling_t to propagate (debug kept) */
   uint8_t started;
   uint8_t trace_id_64;
+  uint8_t random;          /* W3C random-trace-id flag (our ids, or the
+                              remote parent's flag) */
   const char *tracestate;  /* borrowed from the remote parent, or "" */
 } mesh__span_t;
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: helpers shared by the trace-context codecs
  * (traceparent.c, b3.c, propagation.c) and spans. */
 #ifndef MESH_TELEMETRY_TRACE_CTX_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* W3C Trace Context: the traceparent and tracestate header values.
  * Bytes in, struct out: no I/O, no allocation. */
 #include "telemetry/trace_ctx.h"
@@ -65,8 +66,11 @@ int mesh_traceparent_format(const mesh_trace_ctx_t *ctx, char *buf,
     return MESH_ERR_INVALID_ARG;
   if (len < MESH_TRACEPARENT_LEN + 1)
     return MESH_ERR_BUFFER;
-  /* Flags this version does not define are not propagated. */
-  uint8_t flags = mesh__ctx_sampled(ctx) ? MESH_TRACE_FLAG_SAMPLED : 0;
+  /* Sampled as decided, random as received (Level 2: kept with the
+   * trace-id); flags no version defines are not propagated. */
+  uint8_t flags = (uint8_t)((mesh__ctx_sampled(ctx) ? MESH_TRACE_FLAG_SAMPLED
+                                                    : 0) |
+                            (ctx->flags & MESH_TRACE_FLAG_RANDOM));
   memcpy(buf, "00-", 3);
   mesh__hex_encode(ctx->trace_id, 16, buf + 3);
   buf[35] = '-';
@@ -81,39 +85,22 @@ int mesh_traceparent_format(const mesh_trace_ctx_t *ctx, char *buf,
 
 static bool ts_keychar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-' || c == '*' || c == '/';
+         c == '-' || c == '*' || c == '/' || c == '@';
 }
 
-/* key = simple-key / multi-tenant-key
- * simple-key       = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
- * multi-tenant-key = tenant-id "@" system-id
- * tenant-id        = ( lcalpha / DIGIT ) 0*240( keychar )
- * system-id        = lcalpha 0*13( keychar ) */
+/* The current Trace Context key grammar (Level 2 and the editor's draft):
+ *   key     = ( lcalpha / DIGIT ) 0*255 ( keychar )
+ *   keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
+ * It holds every Level 1 key: simple-key (lcalpha, then up to 255
+ * keychars without "@") and multi-tenant-key (tenant-id "@" system-id,
+ * at most 241 + 1 + 14 characters). */
 bool mesh__tracestate_key_ok(const char *k, size_t n) {
-  if (n == 0)
-    return false;
-  const char *at = memchr(k, '@', n);
-  if (!at) {
-    if (n > 256 || !(k[0] >= 'a' && k[0] <= 'z'))
-      return false;
-    for (size_t i = 1; i < n; i++)
-      if (!ts_keychar(k[i]))
-        return false;
-    return true;
-  }
-  size_t tn = (size_t)(at - k), sn = n - tn - 1;
-  if (tn == 0 || tn > 241 || sn == 0 || sn > 14)
+  if (n == 0 || n > 256)
     return false;
   if (!((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= '0' && k[0] <= '9')))
     return false;
-  for (size_t i = 1; i < tn; i++)
+  for (size_t i = 1; i < n; i++)
     if (!ts_keychar(k[i]))
-      return false;
-  const char *sys = at + 1;
-  if (!(sys[0] >= 'a' && sys[0] <= 'z'))
-    return false;
-  for (size_t i = 1; i < sn; i++)
-    if (!ts_keychar(sys[i]))
       return false;
   return true;
 }
@@ -137,7 +124,9 @@ typedef struct member {
   size_t len, klen;
 } member_t;
 
-/* Split into members; @return count, or -1 if invalid. */
+/* Split into members; a repeated key keeps its first member (the
+ * left-most is the most recent position of that vendor; the W3C test
+ * suite accepts this).  @return count, or -1 if invalid. */
 static int ts_split(const char *s, size_t len, member_t *mv) {
   int n = 0;
   size_t i = 0;
@@ -150,19 +139,23 @@ static int ts_split(const char *s, size_t len, member_t *mv) {
     mesh__trim_ows(&p, &ml);
     if (ml > 0) {
       const char *eq = memchr(p, '=', ml);
-      if (!eq || n == MESH_TRACESTATE_MAX_MEMBERS)
+      if (!eq)
         return -1;
       size_t kl = (size_t)(eq - p);
       if (!mesh__tracestate_key_ok(p, kl) ||
           !mesh__tracestate_value_ok(eq + 1, ml - kl - 1))
         return -1;
-      for (int k = 0; k < n; k++)
-        if (mv[k].klen == kl && memcmp(mv[k].p, p, kl) == 0)
-          return -1; /* duplicate key */
-      mv[n].p = p;
-      mv[n].len = ml;
-      mv[n].klen = kl;
-      n++;
+      bool dup = false;
+      for (int k = 0; k < n && !dup; k++)
+        dup = mv[k].klen == kl && memcmp(mv[k].p, p, kl) == 0;
+      if (!dup && n == MESH_TRACESTATE_MAX_MEMBERS)
+        return -1; /* a 33rd distinct key */
+      if (!dup) {
+        mv[n].p = p;
+        mv[n].len = ml;
+        mv[n].klen = kl;
+        n++;
+      }
     }
     i = j + 1;
   }

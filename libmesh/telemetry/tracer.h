@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: the tracer's state, shared by span.c (spans), sampler.c,
  * and the read-only high part: observe/exporter.c (batches), export_*.c
  * (encoders), admin.c (recent spans) and observe.c (config).  Other parts

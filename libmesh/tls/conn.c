@@ -1,8 +1,9 @@
-/* The connection object: lifetime, the socket BIO for mbedTLS, accessors. */
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The connection object: lifetime, accessors (the TLS library's part is
+ * behind mesh__tls_be). */
 #include "tls/tls.h"
 
 #include <errno.h>
-#include <mbedtls/net_sockets.h>
 #include <mbedtls/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,6 @@ mesh_conn_t *mesh__conn_new(mesh_t *m, int fd, bool server, bool nonblocking) {
   c->tls = true;
   c->read_ms = m->tls ? m->tls->set.read_timeout_ms : -1;
   c->write_ms = m->tls ? m->tls->set.write_timeout_ms : -1;
-  mbedtls_ssl_init(&c->ssl);
-  c->ssl_ready = true;
   return c;
 }
 
@@ -41,74 +40,18 @@ int mesh__conn_fail(mesh_conn_t *c, mesh_status_t *st, int code,
   return mesh__fail(st, code, "%s", msg);
 }
 
-/* ---- BIO: the socket under mbedTLS -------------------------------------- */
-
-static int bio_send(void *ctx, const unsigned char *buf, size_t len) {
-  mesh_conn_t *c = ctx;
-  for (;;) {
-    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-    if (n >= 0)
-      return (int)n;
-    if (errno == EINTR)
-      continue;
-    c->sys_errno = errno;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return MBEDTLS_ERR_SSL_WANT_WRITE;
-    if (errno == ECONNRESET || errno == EPIPE)
-      return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_SEND_FAILED;
-  }
-}
-
-static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
-  mesh_conn_t *c = ctx;
-  for (;;) {
-    ssize_t n = recv(c->fd, buf, len, 0);
-    if (n > 0) {
-      /* Keep the first bytes: they tell a plaintext peer apart. */
-      size_t k = sizeof c->first - c->nfirst;
-      if (k > (size_t)n)
-        k = (size_t)n;
-      memcpy(c->first + c->nfirst, buf, k);
-      c->nfirst += k;
-      return (int)n;
-    }
-    if (n == 0) {
-      c->eof = true;
-      return 0; /* mbedTLS reports MBEDTLS_ERR_SSL_CONN_EOF */
-    }
-    if (errno == EINTR)
-      continue;
-    c->sys_errno = errno;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return MBEDTLS_ERR_SSL_WANT_READ;
-    if (errno == ECONNRESET || errno == EPIPE)
-      return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_RECV_FAILED;
-  }
+void mesh__conn_note_first(mesh_conn_t *c, const unsigned char *b,
+                           size_t n) {
+  size_t k = sizeof c->first - c->nfirst;
+  if (k > n)
+    k = n;
+  memcpy(c->first + c->nfirst, b, k);
+  c->nfirst += k;
 }
 
 int mesh__conn_tls_setup(mesh_conn_t *c, mesh_status_t *st) {
-  const mbedtls_ssl_config *conf;
-  if (c->own_conf_ready)
-    conf = &c->own_conf;
-  else
-    conf = c->server ? &c->gen->server : &c->gen->client;
-  int ret = mbedtls_ssl_setup(&c->ssl, conf);
-  if (ret != 0)
-    return mesh__conn_fail(c, st,
-                           ret == MBEDTLS_ERR_SSL_ALLOC_FAILED ? MESH_ERR_NOMEM
-                                                              : MESH_ERR_TLS,
-                           "TLS setup for %s failed (-0x%04x)", c->peer_addr,
-                           (unsigned)-ret);
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-  /* Peers are identified by SPIFFE ID, not host name (the verify callback
-   * decides); 3.x requires saying so explicitly. */
-  mbedtls_ssl_set_hostname(&c->ssl, NULL);
-#endif
-  mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
-  mbedtls_ssl_set_verify(&c->ssl, mesh__verify_cb, c);
-  return MESH_OK;
+  return mesh__tls_be.conn_setup(
+      c, c->own_alpn ? (const char *const *)c->alpn_list : NULL, st);
 }
 
 /* Closing a socket with unread input makes the kernel send RST, and an RST
@@ -131,14 +74,16 @@ void mesh_conn_close(mesh_conn_t *c) {
     return;
   mesh__conn_obs_close(c);
   /* Best effort close_notify; never block here. */
-  if (c->tls && c->state == MESH__CONN_OPEN && !c->shut && !c->eof)
-    mbedtls_ssl_close_notify(&c->ssl);
+  if (c->be && c->tls && c->state == MESH__CONN_OPEN && !c->server &&
+      !c->eof && !c->got_ticket && c->m->tls->set.resumption &&
+      strcmp(mesh__tls_be.version(c), "TLSv1.3") == 0)
+    mesh__tls_be.drain(c);
+  if (c->be && c->tls && c->state == MESH__CONN_OPEN && !c->shut && !c->eof)
+    mesh__tls_be.close_notify(c);
   if (c->fd >= 0)
     lingering_close(c->fd);
-  if (c->ssl_ready)
-    mbedtls_ssl_free(&c->ssl);
-  if (c->own_conf_ready)
-    mbedtls_ssl_config_free(&c->own_conf);
+  if (c->be)
+    mesh__tls_be.conn_free(c);
   mesh__tlsgen_release(c->gen);
   for (size_t i = 0; i < c->npeers; i++)
     free(c->peers[i]);
@@ -151,7 +96,7 @@ void mesh_conn_close(mesh_conn_t *c) {
 bool mesh__conn_idle_ok(mesh_conn_t *c) {
   if (!c || c->state != MESH__CONN_OPEN || c->eof || c->shut)
     return false;
-  if (c->tls && mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
+  if (c->tls && c->be && mesh__tls_be.pending(c) > 0)
     return false; /* unread data: not idle */
   unsigned char b;
   ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -169,27 +114,27 @@ const char *mesh_conn_peer_id(const mesh_conn_t *c) {
 }
 
 static bool tls_open(const mesh_conn_t *c) {
-  return c && c->tls && c->state == MESH__CONN_OPEN;
+  return c && c->tls && c->be && c->state == MESH__CONN_OPEN;
 }
 
 const char *mesh_conn_cipher(const mesh_conn_t *c) {
   if (!tls_open(c))
     return "";
-  const char *s = mbedtls_ssl_get_ciphersuite(&c->ssl);
+  const char *s = mesh__tls_be.cipher(c);
   return s ? s : "";
 }
 
 const char *mesh_conn_tls_version(const mesh_conn_t *c) {
   if (!tls_open(c))
     return "";
-  const char *s = mbedtls_ssl_get_version(&c->ssl);
+  const char *s = mesh__tls_be.version(c);
   return s ? s : "";
 }
 
 const char *mesh_conn_alpn(const mesh_conn_t *c) {
   if (!tls_open(c))
     return "";
-  const char *s = mbedtls_ssl_get_alpn_protocol(&c->ssl);
+  const char *s = mesh__tls_be.alpn(c);
   return s ? s : "";
 }
 
@@ -215,11 +160,12 @@ long mesh_conn_peer_chain_pem(const mesh_conn_t *c, char *buf, size_t len) {
   buf[0] = '\0';
   if (!tls_open(c))
     return MESH_ERR_NOT_FOUND;
-  const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&c->ssl);
-  if (!crt || !crt->raw.p)
-    return MESH_ERR_NOT_FOUND;
+  mbedtls_x509_crt chain;
+  mbedtls_x509_crt_init(&chain);
+  int rc = mesh__tls_be.peer_chain(c, &chain);
   size_t off = 0;
-  for (; crt && crt->raw.p; crt = crt->next) {
+  for (const mbedtls_x509_crt *crt = &chain; rc == MESH_OK && crt && crt->raw.p;
+       crt = crt->next) {
     size_t olen = 0;
     int ret = mbedtls_pem_write_buffer(
         "-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n",
@@ -227,9 +173,11 @@ long mesh_conn_peer_chain_pem(const mesh_conn_t *c, char *buf, size_t len) {
         &olen);
     if (ret != 0) {
       buf[0] = '\0';
-      return MESH_ERR_BUFFER;
+      rc = MESH_ERR_BUFFER;
+      break;
     }
     off += olen - 1; /* olen counts the NUL */
   }
-  return (long)off;
+  mbedtls_x509_crt_free(&chain);
+  return rc == MESH_OK ? (long)off : rc;
 }

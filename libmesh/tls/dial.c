@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Client side: tls dials an address and handshakes, nothing more.  The
  * call layer (resilience/dial.c, mesh_dial()) calls mesh__tls_dial_host for
  * "host:port" and mesh__tls_dial_addr for a picked endpoint. */
@@ -39,8 +40,8 @@ static int copy_peers(mesh_conn_t *c, const mesh_dial_opts_t *opts,
   return MESH_OK;
 }
 
-/* A per-dial ALPN list needs its own mbedtls_ssl_config (ALPN lives in the
- * config in mbedTLS); building one is cheap: no crypto, no seeding. */
+/* A per-dial ALPN list: the backend applies it to this connection only
+ * (mbedTLS builds its own config for it: cheap, no crypto, no seeding). */
 static int own_alpn(mesh_conn_t *c, const char *alpn, mesh_status_t *st) {
   c->alpn_buf = strdup(alpn);
   if (!c->alpn_buf)
@@ -54,13 +55,7 @@ static int own_alpn(mesh_conn_t *c, const char *alpn, mesh_status_t *st) {
       *p++ = '\0';
   }
   c->alpn_list[n] = NULL;
-  mbedtls_ssl_config_init(&c->own_conf);
-  c->own_conf_ready = true;
-  int ret = mesh__tlsgen_setup_client(c->m->tls, c->gen, &c->own_conf,
-                                      c->alpn_list);
-  if (ret != 0)
-    return mesh__fail(st, MESH_ERR_TLS, "ALPN \"%s\": TLS setup failed "
-                      "(-0x%04x)", alpn, (unsigned)-ret);
+  c->own_alpn = true;
   return MESH_OK;
 }
 

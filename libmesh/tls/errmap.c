@@ -1,11 +1,10 @@
-/* mbedTLS results to mesh codes, with messages that name the peer and the
- * check that failed.  Pure functions over the connection's recorded state. */
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Handshake failures (as a backend reports them) to mesh codes, with
+ * messages that name the peer and the check that failed.  Pure functions
+ * over the connection's recorded state; the same for every backend. */
 #include "tls/tls.h"
 
 #include <errno.h>
-#include <mbedtls/error.h>
-#include <mbedtls/net_sockets.h>
-#include <mbedtls/x509.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -73,7 +72,7 @@ static void excerpt(const unsigned char *b, size_t n, char *out, size_t len) {
   out[o < len ? o : len - 1] = '\0';
 }
 
-static int alert_error(mesh_conn_t *c, int desc, mesh_status_t *st) {
+int mesh__tls_alert_error(mesh_conn_t *c, int desc, mesh_status_t *st) {
   const char *name = mesh__tls_alert_name(desc);
   bool about_us = desc == 42 || desc == 43 || desc == 44 || desc == 45 ||
                   desc == 46 || desc == 48 || desc == 49 || desc == 116;
@@ -104,50 +103,47 @@ static int unread_alert(int fd) {
   return -1;
 }
 
-static int verify_error(mesh_conn_t *c, mesh_status_t *st) {
+static int verify_error(mesh_conn_t *c, const mesh__hsf_t *f,
+                        mesh_status_t *st) {
   if (c->verify_code != MESH_OK)
     return mesh__fail(st, c->verify_code, "%s", c->errmsg);
-  /* mbedTLS refused before or after our callback (profile, key usage) */
-  uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
-  mesh_status_t s2;
-  int rc = mesh__x509_flags_to_code(flags, &s2);
-  if (rc == MESH_OK)
-    rc = MESH_ERR_CERT_UNTRUSTED;
-  return mesh__fail(st, rc, "peer %s: %s", c->peer_addr, s2.message);
+  /* the backend refused before or after our check (profile, key usage) */
+  int rc = f->code ? f->code : MESH_ERR_CERT_UNTRUSTED;
+  return mesh__fail(st, rc, "peer %s: %s", c->peer_addr, f->detail);
 }
 
-int mesh__tls_handshake_error(mesh_conn_t *c, int ret, mesh_status_t *st) {
+/* One case per failure kind; long because each words its own message. */
+int mesh__tls_handshake_error(mesh_conn_t *c, const mesh__hsf_t *f,
+                              mesh_status_t *st) {
   char first[48];
   if (!mesh__tls_record_start(c->first, c->nfirst)) {
-    excerpt(c->first, c->nfirst, first, sizeof first);
+    /* a record header's worth, whatever the backend read at once */
+    excerpt(c->first, c->nfirst < 5 ? c->nfirst : 5, first, sizeof first);
     return mesh__fail(st, MESH_ERR_PLAINTEXT_PEER,
                       "peer %s answered non-TLS bytes \"%s\" (a plaintext "
                       "service?)",
                       c->peer_addr, first);
   }
-  switch (ret) {
-  case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
-    return verify_error(c, st);
-  case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
-#if defined(MBEDTLS_ERR_SSL_CERTIFICATE_REQUIRED)
-  case MBEDTLS_ERR_SSL_CERTIFICATE_REQUIRED:
-#endif
+  switch (f->kind) {
+  case MESH__HSF_VERIFY:
+    return verify_error(c, f, st);
+  case MESH__HSF_NO_CERT:
     return mesh__fail(st, MESH_ERR_NO_PEER_CERT,
                       "peer %s sent no client certificate (mutual TLS "
                       "required)",
                       c->peer_addr);
-  case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
-    return alert_error(c, c->ssl.MESH__MBEDTLS_FIELD(in_msg)[1], st);
-  case MBEDTLS_ERR_NET_CONN_RESET: {
+  case MESH__HSF_ALERT:
+    return mesh__tls_alert_error(c, f->alert, st);
+  case MESH__HSF_RESET: {
     int desc = unread_alert(c->fd);
     if (desc >= 0)
-      return alert_error(c, desc, st);
+      return mesh__tls_alert_error(c, desc, st);
     return mesh__fail(st, MESH_ERR_RESET,
                       "peer %s reset the connection during the TLS "
                       "handshake",
                       c->peer_addr);
   }
-  case MBEDTLS_ERR_SSL_CONN_EOF:
+  case MESH__HSF_EOF:
     /* An inbound peer gone before its first byte (a probe, a port scan)
      * is MESH_ERR_PEER_CLOSED, as mesh_accept() documents and as in
      * PERMISSIVE mode; after bytes it is a failed handshake. */
@@ -161,45 +157,32 @@ int mesh__tls_handshake_error(mesh_conn_t *c, int ret, mesh_status_t *st) {
                       "handshake%s",
                       c->peer_addr,
                       c->nfirst ? "" : " (before sending anything)");
-  case MBEDTLS_ERR_NET_RECV_FAILED:
-  case MBEDTLS_ERR_NET_SEND_FAILED:
+  case MESH__HSF_SYSCALL:
     return mesh__fail(st, MESH_ERR_IO, "peer %s: socket error: %s",
                       c->peer_addr, strerror(c->sys_errno));
-  case MBEDTLS_ERR_SSL_ALLOC_FAILED:
+  case MESH__HSF_NOMEM:
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory in TLS handshake");
   default:
     break;
   }
   if (c->verify_code != MESH_OK)
     return mesh__fail(st, c->verify_code, "%s", c->errmsg);
-  uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
-  if (c->verified && (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE |
-                               MBEDTLS_X509_BADCERT_EXT_KEY_USAGE)))
+  if (f->kind == MESH__HSF_NO_CIPHER)
+    return mesh__fail(st, MESH_ERR_TLS,
+                      "TLS handshake with %s failed: no ciphersuites in "
+                      "common (libmesh offers ECDHE with AEAD only)",
+                      c->peer_addr);
+  if (f->kind == MESH__HSF_VERSION)
+    return mesh__fail(st, MESH_ERR_TLS,
+                      "TLS handshake with %s failed: no TLS version in "
+                      "common (libmesh speaks TLS 1.2%s)",
+                      c->peer_addr,
+                      mesh__tls_be.has_tls13() ? " and 1.3" : " only");
+  if (f->kind == MESH__HSF_KEY_USAGE)
     return mesh__fail(st, MESH_ERR_SVID,
                       "peer %s: certificate key usage does not allow TLS "
                       "%s authentication",
                       c->peer_addr, c->server ? "client" : "server");
-  char err[120];
-  mbedtls_strerror(ret, err, sizeof err);
-  return mesh__fail(st, MESH_ERR_TLS,
-                    "TLS handshake with %s failed: %s (-0x%04x)",
-                    c->peer_addr, err, (unsigned)-ret);
-}
-
-int mesh__tls_io_error(int ret) {
-  switch (ret) {
-  case MBEDTLS_ERR_SSL_WANT_READ:
-    return MESH_ERR_WANT_READ;
-  case MBEDTLS_ERR_SSL_WANT_WRITE:
-    return MESH_ERR_WANT_WRITE;
-  case MBEDTLS_ERR_NET_CONN_RESET:
-    return MESH_ERR_RESET;
-  case MBEDTLS_ERR_NET_RECV_FAILED:
-  case MBEDTLS_ERR_NET_SEND_FAILED:
-    return MESH_ERR_IO;
-  case MBEDTLS_ERR_SSL_ALLOC_FAILED:
-    return MESH_ERR_NOMEM;
-  default:
-    return MESH_ERR_TLS;
-  }
+  return mesh__fail(st, MESH_ERR_TLS, "TLS handshake with %s failed: %s",
+                    c->peer_addr, f->detail);
 }

@@ -1,13 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The connection state machine: TCP connect → (server, PERMISSIVE: sniff
  * the first byte) → TLS handshake → open.  One non-blocking step function
  * serves both modes; the blocking mode waits with poll between steps until
  * the phase's deadline. */
 #include "tls/tls.h"
-#include "authz/authz.h"
 
 #include <errno.h>
-#include <mbedtls/net_sockets.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -65,8 +66,7 @@ static int start_tls(mesh_conn_t *c, mesh_status_t *st) {
   if (rc != MESH_OK)
     return rc;
   if (!c->server && c->m->tls->set.resumption)
-    c->offered_session = mesh__sesscache_load(&c->m->tls->cache, c->target,
-                                              c->gen->generation, &c->ssl);
+    c->offered_session = mesh__sesscache_load(&c->m->tls->cache, c);
   c->state = MESH__CONN_HANDSHAKE;
   mesh__conn_obs_tls_start(c);
   return MESH_OK;
@@ -119,8 +119,7 @@ static int step_sniff(mesh_conn_t *c, mesh_status_t *st) {
   c->tls = false;
   /* No certificate: connection-level policies see an empty principal. */
   mesh_status_t az;
-  if (mesh__authz_check_conn(c->m, "", (const struct sockaddr *)&c->peer_sa,
-                             c->local_port, &az) != MESH_OK)
+  if (mesh__tls_conn_authz(c, "", &az) != MESH_OK)
     return mesh__conn_fail(c, st, MESH_ERR_DENIED,
                            "plaintext peer %s: %s", c->peer_addr, az.message);
   c->state = MESH__CONN_OPEN;
@@ -131,15 +130,12 @@ static int step_sniff(mesh_conn_t *c, mesh_status_t *st) {
 }
 
 static void send_alert(mesh_conn_t *c, int code) {
-  unsigned char desc = code == MESH_ERR_CERT_EXPIRED
-                           ? MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED
-                           : MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED;
-  mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
-                                 desc);
+  /* certificate_expired (45) or access_denied (49) */
+  mesh__tls_be.send_alert(c, code == MESH_ERR_CERT_EXPIRED ? 45 : 49);
 }
 
 static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
-  c->resumed = !c->verified;
+  c->resumed = mesh__tls_be.resumed(c);
   if (c->resumed) {
     mesh_status_t s2;
     int rc = mesh__verify_resumed(c, &s2);
@@ -155,8 +151,7 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
                            "peer %s: no verified certificate", c->peer_addr);
   }
   if (!c->server && c->m->tls->set.resumption)
-    mesh__sesscache_save(&c->m->tls->cache, c->target, c->gen->generation,
-                         &c->ssl);
+    mesh__sesscache_save(&c->m->tls->cache, c);
   c->state = MESH__CONN_OPEN;
   c->deadline_ms = 0;
   mesh__conn_obs_open(c);
@@ -164,22 +159,27 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
     mesh__log(c->m, MESH_LOG_DEBUG, "tls_handshake",
               "side=%s peer=%s id=%s version=%s cipher=%s resumed=%d",
               c->server ? "server" : "client", c->peer_addr, c->peer_id,
-              mbedtls_ssl_get_version(&c->ssl),
-              mbedtls_ssl_get_ciphersuite(&c->ssl), c->resumed);
+              mesh__tls_be.version(c), mesh__tls_be.cipher(c), c->resumed);
   return MESH_OK;
 }
 
 static int step_handshake(mesh_conn_t *c, mesh_status_t *st) {
-  int ret = mbedtls_ssl_handshake(&c->ssl);
-  if (ret == MBEDTLS_ERR_SSL_WANT_READ)
-    return MESH_ERR_WANT_READ;
-  if (ret == MBEDTLS_ERR_SSL_WANT_WRITE)
-    return MESH_ERR_WANT_WRITE;
-  if (ret != 0) {
+  mesh__hsf_t f;
+  int ret = mesh__tls_be.handshake(c, &f);
+  if (ret == MESH_ERR_WANT_READ || ret == MESH_ERR_WANT_WRITE)
+    return ret;
+  if (ret != MESH_OK) {
     if (c->offered_session)
       mesh__sesscache_drop(&c->m->tls->cache, c->target);
+    if (f.kind == MESH__HSF_NO_CERT && c->server) {
+      /* Say why before closing (RFC 8446 4.4.2.4: certificate_required;
+       * RFC 5246 7.4.6: handshake_failure).  Backends that already sent
+       * it ignore this. */
+      const char *v = mesh__tls_be.version(c);
+      mesh__tls_be.send_alert(c, v && strcmp(v, "TLSv1.3") == 0 ? 116 : 40);
+    }
     mesh_status_t s2;
-    int code = mesh__tls_handshake_error(c, ret, &s2);
+    int code = mesh__tls_handshake_error(c, &f, &s2);
     return mesh__conn_fail(c, st, code, "%s", s2.message);
   }
   return after_handshake(c, st);
@@ -207,6 +207,18 @@ static int step(mesh_conn_t *c, mesh_status_t *st) {
     return mesh__fail(st, c->last_err ? c->last_err : MESH_ERR_CLOSED, "%s",
                       c->errmsg);
   }
+}
+
+void mesh__conn_abort(mesh_conn_t *c, int code, const char *fmt, ...) {
+  if (c->state == MESH__CONN_FAILED || c->state == MESH__CONN_OPEN)
+    return;
+  char msg[sizeof c->errmsg];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  mesh__conn_fail(c, NULL, code, "%s", msg);
+  on_failure(c, code);
 }
 
 int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reading, writing and shutting down an open connection, TLS or plaintext
  * (PERMISSIVE).  Blocking mode waits with poll up to the connection's I/O
  * timeouts; non-blocking mode returns MESH_ERR_WANT_READ/WRITE. */
@@ -5,12 +6,11 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <mbedtls/net_sockets.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#define IO_CHUNK (1u << 30) /* keep lengths within int for mbedTLS */
+#define IO_CHUNK (1u << 30) /* keep lengths within int for the backends */
 
 /* Before I/O: finish a pending handshake, refuse failed or closed conns. */
 static int ready(mesh_conn_t *c) {
@@ -22,6 +22,14 @@ static int ready(mesh_conn_t *c) {
 }
 
 static int io_fail(mesh_conn_t *c, int code, const char *what) {
+  if (c->rx_alert > 0 && code == MESH_ERR_TLS) {
+    /* The peer said why: the same words as in a failed handshake. */
+    mesh_status_t s2;
+    mesh__tls_alert_error(c, c->rx_alert, &s2);
+    mesh__conn_fail(c, NULL, code, "%s %s: %s", what, c->peer_addr,
+                    s2.message);
+    return code;
+  }
   const char *why = code == MESH_ERR_RESET ? "connection reset by peer"
                                            : mesh_strerror(code);
   mesh__conn_fail(c, NULL, code, "%s %s: %s", what, c->peer_addr, why);
@@ -67,36 +75,34 @@ static long plain_read(mesh_conn_t *c, void *buf, size_t len,
 }
 
 static long tls_read(mesh_conn_t *c, void *buf, size_t len, int64_t deadline) {
+  /* Blocking and nothing buffered: the reply is rarely there yet, so wait
+   * for it first instead of a read that would only say EAGAIN. */
+  if (!c->nonblocking && mesh__tls_be.pending(c) == 0) {
+    int rc = wait_io(c, POLLIN, deadline, "read from");
+    if (rc != MESH_OK)
+      return rc;
+  }
   for (;;) {
-    int ret = mbedtls_ssl_read(&c->ssl, buf, len);
-    if (ret > 0)
-      return ret;
-    /* A FIN inside a record (part of it read) is a truncation, never a
-     * clean end: report it, do not let it pass for end of stream.
-     * (mbedtls_ssl_read() reports any EOF as 0; in_left says whether
-     * bytes of an unfinished record were pending.) */
-    if ((ret == 0 || ret == MBEDTLS_ERR_SSL_CONN_EOF) &&
-        c->ssl.MESH__MBEDTLS_FIELD(in_left) > 0) {
+    long n = mesh__tls_be.read(c, buf, len);
+    if (n > 0)
+      return n;
+    if (n == 0) {
+      c->eof = true;
+      return 0;
+    }
+    /* A FIN inside a record is a truncation, never a clean end. */
+    if (c->truncated) {
       mesh__conn_fail(c, NULL, MESH_ERR_TLS,
                       "read from %s: connection closed in the middle of a "
                       "TLS record (truncated)",
                       c->peer_addr);
       return MESH_ERR_TLS;
     }
-    if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
-        ret == MBEDTLS_ERR_SSL_CONN_EOF) {
-      c->eof = true;
-      return 0;
-    }
-#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
-    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
-      continue; /* TLS 1.3 post-handshake message, no data */
-#endif
-    if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE)
-      return io_fail(c, mesh__tls_io_error(ret), "read from");
+    if (n != MESH_ERR_WANT_READ && n != MESH_ERR_WANT_WRITE)
+      return io_fail(c, (int)n, "read from");
     if (c->nonblocking)
-      return mesh__tls_io_error(ret);
-    short ev = ret == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+      return n;
+    short ev = n == MESH_ERR_WANT_READ ? POLLIN : POLLOUT;
     int rc = wait_io(c, ev, deadline, "read from");
     if (rc != MESH_OK)
       return rc;
@@ -142,14 +148,14 @@ static long plain_write(mesh_conn_t *c, const void *buf, size_t len,
 static long tls_write(mesh_conn_t *c, const void *buf, size_t len,
                       int64_t deadline) {
   for (;;) {
-    int ret = mbedtls_ssl_write(&c->ssl, buf, len);
-    if (ret >= 0)
-      return ret;
-    if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE)
-      return io_fail(c, mesh__tls_io_error(ret), "write to");
+    long n = mesh__tls_be.write(c, buf, len);
+    if (n >= 0)
+      return n;
+    if (n != MESH_ERR_WANT_READ && n != MESH_ERR_WANT_WRITE)
+      return io_fail(c, (int)n, "write to");
     if (c->nonblocking)
-      return mesh__tls_io_error(ret);
-    short ev = ret == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+      return n;
+    short ev = n == MESH_ERR_WANT_READ ? POLLIN : POLLOUT;
     int rc = wait_io(c, ev, deadline, "write to");
     if (rc != MESH_OK)
       return rc;
@@ -206,13 +212,13 @@ int mesh_conn_shutdown(mesh_conn_t *c) {
   if (c->tls) {
     int64_t deadline = c->write_ms > 0 ? mesh__now_ms() + c->write_ms : 0;
     for (;;) {
-      int ret = mbedtls_ssl_close_notify(&c->ssl);
-      if (ret == 0)
+      int ret = mesh__tls_be.close_notify(c);
+      if (ret == MESH_OK)
         break;
-      if (ret != MBEDTLS_ERR_SSL_WANT_WRITE && ret != MBEDTLS_ERR_SSL_WANT_READ)
-        return io_fail(c, mesh__tls_io_error(ret), "close_notify to");
+      if (ret != MESH_ERR_WANT_WRITE && ret != MESH_ERR_WANT_READ)
+        return io_fail(c, ret, "close_notify to");
       if (c->nonblocking)
-        return mesh__tls_io_error(ret);
+        return ret;
       int rc = wait_io(c, POLLOUT, deadline, "close_notify to");
       if (rc != MESH_OK)
         return rc;

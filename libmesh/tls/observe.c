@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Instrumentation of connection setup: the reserved tls metrics
  * (docs/config/observe.md) and the "mesh.dial" / "mesh.accept" /
  * "mesh.handshake" spans (telemetry/span.h).
@@ -227,7 +228,9 @@ static void hs_attrs(mesh_conn_t *c) {
   mesh__span_attr_str(h, MESH__ATTR_TLS_VERSION, mesh_conn_tls_version(c));
   mesh__span_attr_str(h, MESH__ATTR_TLS_CIPHER, mesh_conn_cipher(c));
   mesh__span_attr_bool(h, MESH__ATTR_TLS_RESUMED, c->resumed);
-  mesh__span_attr_str(h, MESH__ATTR_PEER_SPIFFE_ID, c->peer_id);
+  const char *id = mesh_conn_peer_id(c);
+  if (id[0])
+    mesh__span_attr_str(h, MESH__ATTR_PEER_SPIFFE_ID, id);
 }
 
 void mesh__conn_obs_open(mesh_conn_t *c) {
@@ -247,8 +250,11 @@ void mesh__conn_obs_open(mesh_conn_t *c) {
     hs_attrs(c);
   mesh__span_end(&c->hs_span);
   if (mesh__span_recording(&c->span)) {
-    if (c->peer_id[0])
-      mesh__span_attr_str(&c->span, MESH__ATTR_PEER_SPIFFE_ID, c->peer_id);
+    /* A PERMISSIVE plaintext peer has no identity (peer_id is NULL): read
+     * it through the accessor that says "" for none. */
+    const char *id = mesh_conn_peer_id(c);
+    if (id[0])
+      mesh__span_attr_str(&c->span, MESH__ATTR_PEER_SPIFFE_ID, id);
     mesh__span_attr_str(&c->span, MESH__ATTR_TRANSPORT, "tcp");
     if (!c->tls)
       mesh__span_attr_bool(&c->span, "mesh.plaintext", true);

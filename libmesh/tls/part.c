@@ -1,13 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The "tls" and "inbound" config sections: validation, defaults, and the
  * tls part's state (m->tls).  Defaults follow Envoy where it defines one;
  * docs/config/tls.md lists each with its reason. */
 #include "tls/tls.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#include <psa/crypto.h>
-#endif
 #include <string.h>
+#include <unistd.h>
 
 /* Defaults (see docs/config/tls.md). */
 #define DEF_CONNECT_TIMEOUT_MS 5000    /* Envoy cluster connect_timeout */
@@ -52,35 +53,50 @@ static void parse_alpn(mesh__cfg_t *c, const cJSON *cfg, const char *path,
   }
 }
 
+/* "min_version" / "max_version": "1.3" needs a backend with TLS 1.3. */
+static int parse_one_version(mesh__cfg_t *c, const cJSON *cfg,
+                             const char *path, const char *key, int def) {
+  int v = def;
+  if (!mesh__cfg_enum(c, cfg, path, key, versions, def, &v))
+    return def;
+  if (v == 1 && !mesh__tls_be.has_tls13()) {
+    char q[MESH__PATH_MAX];
+    mesh__cfg_path(q, path, key);
+    mesh__cfg_error(c, q,
+                    "\"1.3\" needs a TLS backend with TLS 1.3 (mbedTLS 3.6 "
+                    "or OpenSSL 3; this build has %s, TLS 1.2 only)",
+                    mesh__tls_be.lib_version());
+    return def;
+  }
+  return v;
+}
+
 static void parse_version(mesh__cfg_t *c, const cJSON *cfg, const char *path,
                           tls_parsed_t *p) {
-  int v = 0;
-  if (!mesh__cfg_enum(c, cfg, path, "min_version", versions, 0, &v))
-    return;
-#if MBEDTLS_VERSION_NUMBER < 0x03000000 || !defined(MBEDTLS_SSL_PROTO_TLS1_3)
-  if (v == 1) {
+  int top = mesh__tls_be.has_tls13() ? 1 : 0;
+  int lo = parse_one_version(c, cfg, path, "min_version", 0);
+  int hi = parse_one_version(c, cfg, path, "max_version", top);
+  if (lo > hi) {
     char q[MESH__PATH_MAX];
-    mesh__cfg_path(q, path, "min_version");
-    mesh__cfg_error(c, q,
-                    "\"1.3\" needs mbedTLS 3.x with TLS 1.3 (this build has "
-                    "mbedTLS %s, TLS 1.2 only)",
-                    MBEDTLS_VERSION_STRING);
-    v = 0;
+    mesh__cfg_path(q, path, "max_version");
+    mesh__cfg_error(c, q, "is below min_version");
+    hi = lo;
   }
-#endif
-  p->set.min_version = v == 1 ? MESH__TLS_V13 : MESH__TLS_V12;
+  p->set.min_version = lo == 1 ? MESH__TLS_V13 : MESH__TLS_V12;
+  p->set.max_version = hi == 1 ? MESH__TLS_V13 : MESH__TLS_V12;
 }
 
 static void parse_tls(mesh__cfg_t *c, const cJSON *cfg, const char *path,
                       tls_parsed_t *p) {
   static const char *const keys[] = {
-      "min_version",        "alpn",
+      "min_version",        "max_version",        "alpn",
       "session_resumption", "ticket_lifetime_s",
       "session_cache_size", "connect_timeout_ms",
       "handshake_timeout_ms", "read_timeout_ms",
       "write_timeout_ms",   NULL};
   memset(p, 0, sizeof *p);
   p->set.min_version = MESH__TLS_V12;
+  p->set.max_version = mesh__tls_be.has_tls13() ? MESH__TLS_V13 : MESH__TLS_V12;
   p->set.resumption = true;
   p->set.ticket_lifetime_s = DEF_TICKET_LIFETIME_S;
   p->set.session_cache_size = DEF_SESSION_CACHE;
@@ -118,14 +134,67 @@ static void tls_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
   parse_tls(c, cfg, path, &p);
 }
 
+/* SSLKEYLOGFILE: off unless the environment names a file; loud when on,
+ * since whoever reads the file can decrypt every connection. */
+static void keylog_open(mesh_t *m, mesh__tls_t *t) {
+  t->keylog_fd = -1;
+  pthread_mutex_init(&t->keylog_mu, NULL);
+  const char *path = getenv("SSLKEYLOGFILE");
+  if (!path || !*path)
+    return;
+  t->keylog_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (t->keylog_fd < 0) {
+    mesh__log(m, MESH_LOG_WARN, "tls_keylog_failed",
+              "SSLKEYLOGFILE=%s cannot be opened: %s", path, strerror(errno));
+    return;
+  }
+  mesh__log(m, MESH_LOG_WARN, "tls_keylog",
+            "SSLKEYLOGFILE=%s: TLS session secrets of every connection are "
+            "written there; anyone who can read it can decrypt this "
+            "process's traffic (debugging only)",
+            path);
+}
+
+void mesh__tls_keylog_line(mesh__tls_t *t, const char *line) {
+  if (!t || t->keylog_fd < 0)
+    return;
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "%s\n", line);
+  if (n <= 0 || (size_t)n >= sizeof buf)
+    return;
+  pthread_mutex_lock(&t->keylog_mu);
+  if (write(t->keylog_fd, buf, (size_t)n) != n) {
+    /* best effort: a debugging aid */
+  }
+  pthread_mutex_unlock(&t->keylog_mu);
+}
+
+void mesh__tls_keylog(mesh__tls_t *t, const char *label,
+                      const unsigned char *client_random, size_t crlen,
+                      const unsigned char *secret, size_t slen) {
+  char line[400];
+  size_t o = (size_t)snprintf(line, sizeof line, "%s ", label);
+  for (size_t i = 0; i < crlen && o + 3 < sizeof line; i++)
+    o += (size_t)snprintf(line + o, sizeof line - o, "%02x", client_random[i]);
+  if (o + 2 < sizeof line)
+    line[o++] = ' ';
+  for (size_t i = 0; i < slen && o + 3 < sizeof line; i++)
+    o += (size_t)snprintf(line + o, sizeof line - o, "%02x", secret[i]);
+  line[o < sizeof line ? o : sizeof line - 1] = '\0';
+  mesh__tls_keylog_line(t, line);
+}
+
 static void tls_fini(mesh_t *m) {
   mesh__tls_t *t = m->tls;
   if (!t)
     return;
+  if (t->keylog_fd >= 0)
+    close(t->keylog_fd);
+  pthread_mutex_destroy(&t->keylog_mu);
   mesh__tlsgen_release(t->gen);
   mesh__sesscache_fini(&t->cache);
   mesh__tls_obs_fini(t);
-  mbedtls_entropy_free(&t->entropy);
+  mesh__tls_be.fini(t);
   pthread_mutex_destroy(&t->mu);
   for (size_t i = 0; i < t->set.nalpn; i++)
     free(t->set.alpn[i]);
@@ -149,16 +218,11 @@ static int tls_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   t->set = p.set;
   t->set.nalpn = 0;
   pthread_mutex_init(&t->mu, NULL);
-  mbedtls_entropy_init(&t->entropy);
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000 &&                                    \
-    (defined(MBEDTLS_USE_PSA_CRYPTO) || defined(MBEDTLS_SSL_PROTO_TLS1_3))
-  /* TLS 1.3 in mbedTLS 3.x runs on PSA; idempotent. */
-  if (psa_crypto_init() != PSA_SUCCESS) {
-    m->tls = t;
-    return mesh__fail(st, MESH_ERR_TLS, "psa_crypto_init failed");
-  }
-#endif
   m->tls = t;
+  keylog_open(m, t);
+  int brc = mesh__tls_be.init(t, st);
+  if (brc != MESH_OK)
+    return brc;
   for (size_t i = 0; i < p.set.nalpn; i++) {
     t->set.alpn[i] = strdup(p.alpn[i]);
     if (!t->set.alpn[i])

@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Client-side saved TLS sessions, one per target address, so that a second
  * dial to the same peer resumes (one round trip less, no certificate
  * exchange).  Entries are bound to the creds generation they were made
  * with: after our own rotation a full handshake presents the new SVID.
  * Small fixed-size table with LRU replacement; a mutex guards it (held only
- * for a lookup and an mbedTLS session copy). */
+ * for a lookup and a backend session copy). */
 #include "tls/tls.h"
 
 #include <stdlib.h>
@@ -20,8 +21,6 @@ int mesh__sesscache_init(mesh__sesscache_t *sc, size_t n, int64_t max_age_ms) {
   if (!sc->v)
     return MESH_ERR_NOMEM;
   sc->n = n;
-  for (size_t i = 0; i < n; i++)
-    mbedtls_ssl_session_init(&sc->v[i].sess);
   return MESH_OK;
 }
 
@@ -29,7 +28,7 @@ void mesh__sesscache_fini(mesh__sesscache_t *sc) {
   if (!sc->ready)
     return;
   for (size_t i = 0; i < sc->n; i++)
-    mbedtls_ssl_session_free(&sc->v[i].sess);
+    mesh__tls_be.sess_free(sc->v[i].sess);
   free(sc->v);
   pthread_mutex_destroy(&sc->mu);
   memset(sc, 0, sizeof *sc);
@@ -43,14 +42,15 @@ static mesh__sess_entry_t *find(mesh__sesscache_t *sc, const char *key) {
 }
 
 static void clear(mesh__sess_entry_t *e) {
-  mbedtls_ssl_session_free(&e->sess);
-  mbedtls_ssl_session_init(&e->sess);
+  mesh__tls_be.sess_free(e->sess);
+  e->sess = NULL;
   e->used = false;
   e->key[0] = '\0';
 }
 
-bool mesh__sesscache_load(mesh__sesscache_t *sc, const char *key,
-                          uint64_t generation, mbedtls_ssl_context *ssl) {
+bool mesh__sesscache_load(mesh__sesscache_t *sc, mesh_conn_t *c) {
+  const char *key = c->target;
+  uint64_t generation = c->gen->generation;
   if (!sc->n)
     return false;
   bool ok = false;
@@ -61,7 +61,7 @@ bool mesh__sesscache_load(mesh__sesscache_t *sc, const char *key,
     clear(e);
     e = NULL;
   }
-  if (e && mbedtls_ssl_set_session(ssl, &e->sess) == 0) {
+  if (e && e->sess && mesh__tls_be.sess_set(c, e->sess)) {
     e->lru = ++sc->tick;
     ok = true;
   }
@@ -80,23 +80,17 @@ static mesh__sess_entry_t *victim(mesh__sesscache_t *sc) {
   return best;
 }
 
-void mesh__sesscache_save(mesh__sesscache_t *sc, const char *key,
-                          uint64_t generation,
-                          const mbedtls_ssl_context *ssl) {
-  if (!sc->n || strlen(key) >= sizeof sc->v[0].key)
-    return;
-  /* Copy out of the connection before taking the lock: it allocates. */
-  mbedtls_ssl_session s;
-  mbedtls_ssl_session_init(&s);
-  if (mbedtls_ssl_get_session(ssl, &s) != 0) {
-    mbedtls_ssl_session_free(&s);
+void mesh__sesscache_put(mesh__sesscache_t *sc, const char *key,
+                         uint64_t generation, mesh__be_sess_t *s) {
+  if (!sc->n || strlen(key) >= sizeof sc->v[0].key) {
+    mesh__tls_be.sess_free(s);
     return;
   }
   pthread_mutex_lock(&sc->mu);
   mesh__sess_entry_t *e = find(sc, key);
   if (!e)
     e = victim(sc);
-  mbedtls_ssl_session old = e->sess;
+  mesh__be_sess_t *old = e->sess;
   e->sess = s;
   mesh__strlcpy(e->key, key, sizeof e->key);
   e->generation = generation;
@@ -104,7 +98,16 @@ void mesh__sesscache_save(mesh__sesscache_t *sc, const char *key,
   e->lru = ++sc->tick;
   e->used = true;
   pthread_mutex_unlock(&sc->mu);
-  mbedtls_ssl_session_free(&old);
+  mesh__tls_be.sess_free(old);
+}
+
+void mesh__sesscache_save(mesh__sesscache_t *sc, mesh_conn_t *c) {
+  if (!sc->n || strlen(c->target) >= sizeof sc->v[0].key)
+    return;
+  /* Copy out of the connection before taking the lock: it allocates. */
+  mesh__be_sess_t *s = mesh__tls_be.sess_get(c);
+  if (s)
+    mesh__sesscache_put(sc, c->target, c->gen->generation, s);
 }
 
 void mesh__sesscache_drop(mesh__sesscache_t *sc, const char *key) {

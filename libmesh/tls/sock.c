@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Sockets: address parsing and formatting, non-blocking connect, waiting
  * with deadlines, errno mapping. */
 #include "tls/tls.h"
@@ -46,6 +47,12 @@ int mesh__sock_resolve(const char *target, bool passive,
   /* Numeric first: no resolver round trip for the common case. */
   hints.ai_flags |= AI_NUMERICHOST;
   int e = getaddrinfo(host, ports, &hints, &res);
+  if (e == EAI_NONAME && mesh__is_localhost(host)) {
+    /* RFC 6761: loopback even without /etc/hosts, never asked of DNS */
+    mesh__localhost_addrs(AF_INET, (int)port, ss, 1);
+    *len = sizeof(struct sockaddr_in);
+    return MESH_OK;
+  }
   if (e == EAI_NONAME) {
     hints.ai_flags &= ~AI_NUMERICHOST;
     e = getaddrinfo(host, ports, &hints, &res);

@@ -1,12 +1,14 @@
-/* libmesh internal: mutual TLS (mbedTLS) — settings, per-generation TLS
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libmesh internal: mutual TLS — settings, per-generation TLS
  * configurations, the client session cache, and the connection object.
+ * The TLS library sits behind tls/backend.h (mbedTLS or OpenSSL).
  *
  * Shape:
  *   - struct mesh__tls (m->tls) holds the "tls" and "inbound" settings, the
- *     entropy source, the current generation and the client session cache.
+ *     backend's state, the current generation and the client session cache.
  *   - A generation (mesh__tlsgen_t) is built from one identity snapshot
- *     (mesh__creds_t): a CTR-DRBG seeded once, a client and a server
- *     mbedtls_ssl_config, and the server's session-ticket keys.  It is
+ *     (mesh__creds_t): the backend's client and server contexts and the
+ *     server's session-ticket keys.  It is
  *     refcounted: a rotation publishes a new generation for new handshakes
  *     while connections in flight keep theirs.
  *   - A connection (struct mesh_conn) is a socket plus an optional TLS
@@ -17,22 +19,10 @@
 
 #include <sys/socket.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/ssl_ticket.h>
-#include <mbedtls/version.h>
-
 #include "core/core.h"
 #include "identity/identity.h"
 #include "telemetry/telemetry.h"
-
-/* mbedTLS 3.x hides struct fields behind MBEDTLS_PRIVATE(). */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define MESH__MBEDTLS_FIELD(f) MBEDTLS_PRIVATE(f)
-#else
-#define MESH__MBEDTLS_FIELD(f) f
-#endif
+#include "tls/backend.h"
 
 /* ---- settings ("tls" and "inbound" sections, tls/part.c) --------------- */
 
@@ -47,8 +37,9 @@
 
 typedef struct mesh__tls_settings {
   int min_version;               /* MESH__TLS_V12 or _V13 */
-  char *alpn[MESH__ALPN_MAX + 1]; /* NULL-terminated, owned (mbedTLS keeps
-                                     a pointer to this array) */
+  int max_version;               /* default: the backend's highest */
+  char *alpn[MESH__ALPN_MAX + 1]; /* NULL-terminated, owned (a backend
+                                     may keep a pointer to this array) */
   size_t nalpn;
   bool resumption;
   int ticket_lifetime_s;
@@ -74,7 +65,7 @@ typedef struct mesh__sess_entry {
   int64_t saved_ms;              /* monotonic */
   uint64_t lru;
   bool used;
-  mbedtls_ssl_session sess;
+  mesh__be_sess_t *sess;         /* backend's saved session */
 } mesh__sess_entry_t;
 
 typedef struct mesh__sesscache {
@@ -88,13 +79,15 @@ typedef struct mesh__sesscache {
 
 int mesh__sesscache_init(mesh__sesscache_t *sc, size_t n, int64_t max_age_ms);
 void mesh__sesscache_fini(mesh__sesscache_t *sc);
-/** Load a saved session for key+generation into ssl.  @return true if one
- *  was set (the handshake will try to resume it). */
-bool mesh__sesscache_load(mesh__sesscache_t *sc, const char *key,
-                          uint64_t generation, mbedtls_ssl_context *ssl);
-/** Save the session of a finished client handshake. */
-void mesh__sesscache_save(mesh__sesscache_t *sc, const char *key,
-                          uint64_t generation, const mbedtls_ssl_context *ssl);
+/** Load a saved session for c's target and generation into c.
+ *  @return true if one was set (the handshake will try to resume it). */
+bool mesh__sesscache_load(mesh__sesscache_t *sc, mesh_conn_t *c);
+/** Save the session of a finished client handshake (backends that learn
+ *  of sessions later, as TLS 1.3 tickets, call _put instead). */
+void mesh__sesscache_save(mesh__sesscache_t *sc, mesh_conn_t *c);
+/** Keep s (ownership taken) for key+generation. */
+void mesh__sesscache_put(mesh__sesscache_t *sc, const char *key,
+                         uint64_t generation, mesh__be_sess_t *s);
 /** Forget the session for key (after a failed resumption). */
 void mesh__sesscache_drop(mesh__sesscache_t *sc, const char *key);
 
@@ -104,10 +97,7 @@ typedef struct mesh__tlsgen {
   _Atomic uint32_t refs;
   mesh__creds_t *creds;          /* reference held */
   uint64_t generation;
-  mbedtls_ctr_drbg_context drbg; /* seeded once; mutex inside (THREADING_C) */
-  mbedtls_ssl_config client;
-  mbedtls_ssl_config server;
-  mbedtls_ssl_ticket_context ticket; /* server session tickets */
+  void *be;                      /* backend's contexts (mesh__tls_be) */
 } mesh__tlsgen_t;
 
 /* ---- metrics (tls/observe.c) ----------------------------------------------
@@ -128,15 +118,34 @@ typedef struct mesh__tls_obs {
   size_t nsvc;
 } mesh__tls_obs_t;
 
+/* Connection-level authorization of inbound peers, plugged in at init by
+ * the part above (authz/ sets it; tls/ never calls authz/ itself).  Same
+ * contract as mesh__authz_check_conn: MESH_OK or MESH_ERR_DENIED. */
+typedef int (*mesh__tls_conn_authz_fn)(mesh_t *m, const char *peer_id,
+                                       const struct sockaddr *peer,
+                                       int local_port, mesh_status_t *st);
+
 typedef struct mesh__tls {
   mesh__tls_settings_t set;
+  mesh__tls_conn_authz_fn conn_authz; /* NULL: no authorization part */
+  int keylog_fd;                 /* SSLKEYLOGFILE, -1: off */
+  pthread_mutex_t keylog_mu;
   mesh__inbound_t in;
-  mbedtls_entropy_context entropy; /* thread-safe (THREADING_C) */
+  void *be;                      /* backend's process state */
   pthread_mutex_t mu;            /* guards gen */
   mesh__tlsgen_t *gen;
   mesh__sesscache_t cache;
   mesh__tls_obs_t obs;
 } mesh__tls_t;
+
+/** SSLKEYLOGFILE (NSS key log format, for Wireshark): append one line
+ *  ("CLIENT_RANDOM <hex> <hex>", or a TLS 1.3 secret label); backends call
+ *  it from their key export hooks when t->keylog_fd >= 0. */
+void mesh__tls_keylog(mesh__tls_t *t, const char *label,
+                      const unsigned char *client_random, size_t crlen,
+                      const unsigned char *secret, size_t slen);
+/** The same for a ready-made line (OpenSSL formats its own). */
+void mesh__tls_keylog_line(mesh__tls_t *t, const char *line);
 
 /** The generation for the current credentials, with a reference taken;
  *  builds a new one when the identity's generation changed.
@@ -144,13 +153,6 @@ typedef struct mesh__tls {
  *          MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG (no tls part). */
 int mesh__tlsgen_acquire(mesh_t *m, mesh__tlsgen_t **out, mesh_status_t *st);
 void mesh__tlsgen_release(mesh__tlsgen_t *g);
-/** Apply the library's TLS policy (versions, suites, RNG, renegotiation
- *  off, creds, ALPN) to a fresh client config.  Used for the generation's
- *  own config and for a per-dial ALPN override.  alpn: NULL-terminated or
- *  NULL for none; must outlive conf. */
-int mesh__tlsgen_setup_client(const mesh__tls_t *t, mesh__tlsgen_t *g,
-                              mbedtls_ssl_config *conf,
-                              const char *const *alpn);
 
 /* ---- connection (tls/conn.c, handshake.c, io.c) ------------------------- */
 
@@ -171,17 +173,20 @@ struct mesh_conn {
   bool server;
   bool tls;               /* false: plaintext peer (PERMISSIVE) */
   bool nonblocking;
-  bool ssl_ready;         /* ssl initialised (needs mbedtls_ssl_free) */
-  bool own_conf_ready;    /* own_conf initialised */
-  bool verified;          /* the verify callback ran (full handshake) */
+  bool own_alpn;          /* alpn_list overrides the generation's */
+  bool truncated;         /* read: FIN inside a TLS record */
+  int rx_alert;           /* fatal alert received after the handshake (in
+                             TLS 1.3 a refused client certificate is
+                             reported at the first read), 0 none */
+  bool verified;          /* our peer check ran (full handshake) */
   bool resumed;
   bool offered_session;  /* client offered a cached session */
+  bool got_ticket;        /* client: a session was saved after the
+                             handshake (TLS 1.3 ticket) */
   bool shut;              /* close_notify / FIN sent */
   bool eof;               /* peer closed its side */
   int last_err;           /* sticky code once FAILED */
   int verify_code;        /* result of our peer check in the callback */
-  uint32_t vflags;        /* mbedTLS's verify flags over the whole chain */
-  const mbedtls_x509_crt *vtop; /* top of the chain mbedTLS built */
   int sys_errno;          /* last socket errno seen by the BIO */
   int read_ms, write_ms;  /* blocking I/O timeouts, -1 none */
   int64_t deadline_ms;    /* end of the current phase, monotonic; 0 none */
@@ -189,8 +194,7 @@ struct mesh_conn {
   int64_t hs_timeout_ms;  /* > 0: handshake phase length once connected;
                              0: the handshake shares the connect budget */
   mesh__tlsgen_t *gen;    /* reference held while the conn lives */
-  mbedtls_ssl_context ssl;
-  mbedtls_ssl_config own_conf; /* per-dial ALPN override only */
+  void *be;               /* backend's TLS state, NULL before setup */
   char *alpn_buf;         /* storage for alpn_list strings */
   const char *alpn_list[MESH__ALPN_MAX + 1];
   char **peers;           /* client: expected patterns, owned */
@@ -220,12 +224,16 @@ struct mesh_conn {
 /** Allocate a connection around fd (taken over: closed by conn_close).
  *  @return NULL when out of memory (fd is closed then). */
 mesh_conn_t *mesh__conn_new(mesh_t *m, int fd, bool server, bool nonblocking);
-/** Set up the TLS context of c from its generation (and own_conf).
+/** Set up the TLS context of c from its generation (and own ALPN).
  *  @return MESH_OK, MESH_ERR_NOMEM, MESH_ERR_TLS. */
 int mesh__conn_tls_setup(mesh_conn_t *c, mesh_status_t *st);
 /** Record a failure on c (sticky), copy it into st.  Returns code. */
 int mesh__conn_fail(mesh_conn_t *c, mesh_status_t *st, int code,
                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/** Give up a connection still in setup (logged and counted once, as any
+ *  setup failure); no-op once open or failed. */
+void mesh__conn_abort(mesh_conn_t *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /** One non-blocking step of connect/sniff/handshake.
  *  @return MESH_OK (open), MESH_ERR_WANT_READ/WRITE, or an error. */
 int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
@@ -266,9 +274,13 @@ void mesh__tls_reason(int code, char *buf, size_t len);
 
 /* ---- peer verification (tls/verify.c) ---------------------------------- */
 
-/** mbedTLS verify callback (per connection, p = the conn). */
-int mesh__verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
-                    uint32_t *flags);
+/** Install the inbound connection-level authorizer (from a part's init,
+ *  after the tls part's, before any accept). */
+void mesh__tls_set_conn_authz(mesh_t *m, mesh__tls_conn_authz_fn fn);
+/** Run it for c's peer (id "" for a plaintext peer).  @return MESH_OK
+ *  when allowed or none is installed, else MESH_ERR_DENIED with st. */
+int mesh__tls_conn_authz(mesh_conn_t *c, const char *id, mesh_status_t *st);
+
 /** After a resumed handshake (no certificate exchanged): check the saved
  *  peer leaf against the allowed peers and its validity dates. */
 int mesh__verify_resumed(mesh_conn_t *c, mesh_status_t *st);
@@ -279,11 +291,17 @@ bool mesh__peers_allow(const char *const *pats, size_t n, const char *id);
 
 /** Name of a TLS alert description ("unknown_ca"), or "alert". */
 const char *mesh__tls_alert_name(int desc);
-/** Turn a failed mbedtls_ssl_handshake() result into a mesh code with a
- *  message naming the peer and the check. */
-int mesh__tls_handshake_error(mesh_conn_t *c, int ret, mesh_status_t *st);
-/** Map an mbedTLS I/O result (read/write) to a mesh code. */
-int mesh__tls_io_error(int ret);
+/** Turn a failed handshake (as the backend reported it) into a mesh code
+ *  with a message naming the peer and the check. */
+int mesh__tls_handshake_error(mesh_conn_t *c, const mesh__hsf_t *f,
+                              mesh_status_t *st);
+/** "peer X rejected our certificate (... alert name, N)" or "peer X
+ *  aborted ...": a fatal alert received, in words. */
+int mesh__tls_alert_error(mesh_conn_t *c, int desc, mesh_status_t *st);
+/** Keep the first bytes from the peer (they tell a plaintext peer apart);
+ *  backends call it from their socket reads. */
+void mesh__conn_note_first(mesh_conn_t *c, const unsigned char *b,
+                           size_t n);
 /** Does this look like the start of a TLS record? (for plaintext peers) */
 bool mesh__tls_record_start(const unsigned char *b, size_t n);
 

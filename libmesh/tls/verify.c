@@ -1,17 +1,31 @@
-/* Peer verification.  mbedTLS calls mesh__verify_cb for every certificate
- * of the peer's chain (root first, leaf last).  We make the decision once,
- * at the leaf, with identity's own check (SVID rules, chain against the
- * bundle of the peer's trust domain only, validity dates) plus the
- * authorizer patterns, and turn a refusal into verify flags so that mbedTLS
- * aborts the handshake with the matching alert (unknown_ca,
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Peer verification, the same for every backend.  The backend hands the
+ * peer's chain to mesh__verify_chain() during the handshake; we decide with
+ * identity's own check (SVID rules, chain against the bundle of the peer's
+ * trust domain only, validity dates) plus the authorizer patterns, and the
+ * backend turns a refusal into the matching alert (unknown_ca,
  * certificate_expired, access_denied, ...).  The precise code and message
  * stay on the connection for the caller. */
 #include "tls/tls.h"
-#include "authz/authz.h"
 
 #include <mbedtls/x509.h>
 #include <stdlib.h>
 #include <string.h>
+
+void mesh__tls_set_conn_authz(mesh_t *m, mesh__tls_conn_authz_fn fn) {
+  if (m && m->tls)
+    m->tls->conn_authz = fn;
+}
+
+int mesh__tls_conn_authz(mesh_conn_t *c, const char *id, mesh_status_t *st) {
+  mesh__tls_conn_authz_fn fn = c->m->tls ? c->m->tls->conn_authz : NULL;
+  if (!fn) {
+    mesh__ok(st);
+    return MESH_OK;
+  }
+  return fn(c->m, id, (const struct sockaddr *)&c->peer_sa, c->local_port,
+            st);
+}
 
 bool mesh__peers_allow(const char *const *pats, size_t n, const char *id) {
   if (n == 0)
@@ -52,8 +66,7 @@ static void list_peers(const char *const *pats, size_t n, char *buf,
  * (access_denied) instead of a reset on its first read. */
 static int authorize_conn(mesh_conn_t *c, const char *id, mesh_status_t *st) {
   mesh_status_t az;
-  if (mesh__authz_check_conn(c->m, id, (const struct sockaddr *)&c->peer_sa,
-                             c->local_port, &az) == MESH_OK)
+  if (mesh__tls_conn_authz(c, id, &az) == MESH_OK)
     return MESH_OK;
   /* The accept span names whom it refused (the ID is not kept on a failed
    * connection). */
@@ -76,24 +89,6 @@ static int authorize(mesh_conn_t *c, const char *id, mesh_status_t *st) {
                     c->peer_addr, id, list);
 }
 
-/* Verify flags whose alert tells the peer why (see ssl_tls.c). */
-static uint32_t flags_for(int code) {
-  switch (code) {
-  case MESH_ERR_CERT_EXPIRED:
-    return MBEDTLS_X509_BADCERT_EXPIRED; /* certificate_expired */
-  case MESH_ERR_CERT_NOT_YET_VALID:
-    return MBEDTLS_X509_BADCERT_FUTURE; /* certificate_unknown */
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_TRUST_DOMAIN:
-    return MBEDTLS_X509_BADCERT_NOT_TRUSTED; /* unknown_ca */
-  case MESH_ERR_PEER_ID:
-  case MESH_ERR_DENIED:
-    return MBEDTLS_X509_BADCERT_OTHER; /* access_denied */
-  default:
-    return MBEDTLS_X509_BADCERT_CN_MISMATCH; /* bad_certificate */
-  }
-}
-
 static bool same_cert(const mbedtls_x509_crt *a, const mbedtls_x509_crt *b) {
   return a->raw.len == b->raw.len &&
          memcmp(a->raw.p, b->raw.p, a->raw.len) == 0;
@@ -113,44 +108,33 @@ static bool root_of_own_td(const mesh__creds_t *cr, const char *id,
   return false;
 }
 
-/* The decision for a full handshake.  mbedTLS has already verified the
- * chain against the union of all bundles (every flag it passed us was 0,
- * and top is the root it chained to).  When that root belongs to the
- * bundle of the peer's own trust domain, this was exactly the chain
- * verification identity does, so only the X.509-SVID rules remain: one
- * ECDSA chain verification less per handshake.  Anything else (a flag set,
- * a root of another trust domain) goes through mesh__creds_verify_peer,
- * which decides and words the precise error. */
-static int check_peer(mesh_conn_t *c, const mbedtls_x509_crt *leaf, char *id,
-                      size_t len, mesh_status_t *st) {
+/* The decision for a full handshake.  fast: the backend has already
+ * verified the chain against the union of all bundles, and top is the
+ * root it chained to.  When that root belongs to the bundle of the peer's
+ * own trust domain, this was exactly the chain verification identity
+ * does, so only the X.509-SVID rules remain: one ECDSA chain verification
+ * less per handshake.  Anything else (not verified, a root of another
+ * trust domain) goes through mesh__creds_verify_peer, which decides and
+ * words the precise error. */
+static int check_peer(mesh_conn_t *c, const mbedtls_x509_crt *leaf, bool fast,
+                      const mbedtls_x509_crt *top, char *id, size_t len,
+                      mesh_status_t *st) {
   const mesh__creds_t *cr = c->gen->creds;
-  if (c->vflags == 0 && c->vtop && c->vtop != leaf &&
+  if (fast && top && top != leaf &&
       mesh__svid_chain_check(leaf, id, len, NULL) == MESH_OK &&
-      root_of_own_td(cr, id, c->vtop)) {
+      root_of_own_td(cr, id, top)) {
     mesh__ok(st);
     return MESH_OK;
   }
   return mesh__creds_verify_peer(cr, leaf, id, len, st);
 }
 
-int mesh__verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
-                    uint32_t *flags) {
-  mesh_conn_t *c = p;
-  if (!c->verified) {
-    /* First call: the top of the chain mbedTLS built. */
-    c->verified = true;
-    c->vtop = crt;
-    c->vflags = 0;
-  }
-  c->vflags |= *flags;
-  if (depth > 0) {
-    /* Intermediates and roots are judged by the check at depth 0. */
-    *flags = 0;
-    return 0;
-  }
+int mesh__verify_chain(mesh_conn_t *c, const mbedtls_x509_crt *leaf,
+                       bool fast, const mbedtls_x509_crt *top) {
+  c->verified = true;
   mesh_status_t st;
   char id[MESH_SPIFFE_ID_MAX + 1];
-  int rc = check_peer(c, crt, id, sizeof id, &st);
+  int rc = check_peer(c, leaf, fast, top, id, sizeof id, &st);
   if (rc != MESH_OK) {
     /* identity's message names the check; put the peer's address in. */
     char msg[sizeof st.message];
@@ -167,30 +151,33 @@ int mesh__verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
   c->verify_code = rc;
   if (rc != MESH_OK) {
     mesh__strlcpy(c->errmsg, st.message, sizeof c->errmsg);
-    *flags = flags_for(rc);
-    return 0;
+    return rc;
   }
   free(c->peer_id);
   c->peer_id = strdup(id); /* NULL on OOM: the handshake then fails closed */
-  *flags = 0;
-  return 0;
+  return MESH_OK;
 }
 
 int mesh__verify_resumed(mesh_conn_t *c, mesh_status_t *st) {
   /* A resumed session carries only the peer's leaf (the chain was verified
    * when the session was made, under the same creds generation).  Re-check
    * what can change since: the authorizer and the leaf's validity. */
-  const mbedtls_x509_crt *leaf = mbedtls_ssl_get_peer_cert(&c->ssl);
-  if (!leaf || !leaf->raw.p)
+  mbedtls_x509_crt leaf;
+  mbedtls_x509_crt_init(&leaf);
+  if (mesh__tls_be.peer_chain(c, &leaf) != MESH_OK || !leaf.raw.p) {
+    mbedtls_x509_crt_free(&leaf);
     return mesh__fail(st, MESH_ERR_NO_PEER_CERT,
                       "peer %s: resumed session has no peer certificate",
                       c->peer_addr);
+  }
   char id[MESH_SPIFFE_ID_MAX + 1];
   mesh_status_t s2;
-  int rc = mesh__svid_leaf_check(leaf, id, sizeof id, &s2);
+  int rc = mesh__svid_leaf_check(&leaf, id, sizeof id, &s2);
+  bool expired = mbedtls_x509_time_is_past(&leaf.valid_to);
+  mbedtls_x509_crt_free(&leaf);
   if (rc != MESH_OK)
     return mesh__fail(st, rc, "peer %s: %s", c->peer_addr, s2.message);
-  if (mbedtls_x509_time_is_past(&leaf->valid_to))
+  if (expired)
     return mesh__fail(st, MESH_ERR_CERT_EXPIRED,
                       "peer %s: certificate for %s has expired (resumed "
                       "session)",

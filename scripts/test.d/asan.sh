@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The whole CUnit suite again under AddressSanitizer + UBSan (leaks fatal).
 set -uo pipefail
 . scripts/lib.sh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Benchmark smoke: every part of bench/run for a fraction of a second, so
 # the benchmarks build, run and report (docs/benchmarks.md is made by the
 # full run, not here).  Prints "bench: N passed, M failed".

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # C++: every public header compiles on its own as C++ (and as C) with no
 # warnings, every declaration has C linkage, and examples/cpp (the RAII
 # wrapper, its tests and the example) builds and runs against build/.

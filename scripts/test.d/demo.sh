@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The demo, as a user runs it, in its short mode: asserts on its exit
 # status, its terminal output and its files (summary.json, spans.jsonl):
 # no call failed, the killed backend and only it was ejected, the intruder

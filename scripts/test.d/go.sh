@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Go binding tests (bindings/go): `go test -race` against build/, offline
 # (GOPROXY=off: standard library only).  Run by scripts/test after `make`;
 # prints "go: N passed, M failed" and exits non-zero on any failure.

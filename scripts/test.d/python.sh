@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Python binding tests (bindings/python, unittest) against the shared
 # library in build/.  Run by scripts/test after `make`; prints
 # "python: N passed, M failed" and exits non-zero on any failure.

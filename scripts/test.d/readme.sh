@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # README.md keeps its promises.  Every block marked "<!-- test: LANG [FILE]
 # -->" (extracted by bindings/docblocks.py) is checked:
 #   c, cpp   compiled against build/ with warnings as errors, run, and its

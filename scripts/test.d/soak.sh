@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The bounded soak (tests/test_soak.c) for MESH_SOAK_SECONDS (default 60)
 # on the normal build: continuous calls with endpoint churn and SVID
 # rotation; memory and descriptors must stay bounded, no call may fail.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The concurrency tests (listed in tests/tsan.list) under ThreadSanitizer.
 set -uo pipefail
 . scripts/lib.sh

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A valgrind memcheck pass over the tests listed in tests/valgrind.list:
 # no invalid access, no definite or indirect leak.
 set -uo pipefail

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replays a fuzz harness's corpus without libFuzzer, so `make check` runs
  * every seed and every past crash (kept as a regression input) on each build.
  * The corpus is tests/fuzz/corpus/<FUZZ_NAME>/. */

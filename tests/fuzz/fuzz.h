@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the libFuzzer harnesses: a property that must hold aborts
  * (libFuzzer and the replay driver both report an abort as a failure), and
  * small helpers to cut one input into several fields. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz authorization: an "authz" section (policies) built as the config
  * and mesh_authz_reload() build it, then evaluated against a request at
  * every stage; path normalization and IP blocks on the way.

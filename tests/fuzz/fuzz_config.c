@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz the configuration path: JSON text -> validation -> context.
  * Every input goes through mesh_config_check() and, for the property that
  * both give one verdict, mesh_new() (config_prop.h): always when the check

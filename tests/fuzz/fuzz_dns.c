@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz DNS answers as the DNS discovery source reads them: c-ares' A, AAAA
  * and SRV parsers (what src_dns.c calls on every answer), the SRV target
  * check, and libmesh's own answer walk for TTLs (dnsmsg.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz file discovery: the endpoints file as src_file.c reads it (JSON
  * parsed exactly, the document or its "endpoints" member validated), then
  * the snapshot discovery would publish from it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz etcd discovery: the watch stream cut into JSON messages
  * (mesh__jsplit_feed), each message as the gateway sends it (range "kvs",
  * watch "result.events[].kv", base64 keys and values), and each value as

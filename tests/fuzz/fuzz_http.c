@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz the HTTP/1.1 parser: request and response heads, then body framing
  * (Content-Length, chunked, until EOF).
  * Input: one control byte, then the bytes of the connection.  Control bit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz the HTTP/1.1 parser (http/parse.h): request and response heads,
  * body framing, and path normalization.  Besides memory safety it checks
  * one property: feeding the same bytes in two pieces gives the same answer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz SPIFFE IDs: validation, splitting and pattern matching.
  * Input: "<pattern>\n<id>" (no newline: the whole input is the id and is
  * also used as its own pattern).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz trace context propagation: traceparent, tracestate, B3 single and
  * multi headers, extraction through a carrier and injection back.
  * Input: newline-separated header values, in this order: traceparent,
@@ -5,7 +6,12 @@
  * x-b3-sampled, x-b3-flags (an empty line is an absent header).
  * Properties: what parses formats and parses back to the same context; a
  * normalized tracestate is its own normal form; buffers one byte short
- * fail with MESH_ERR_BUFFER; inject then extract keeps the ids. */
+ * fail with MESH_ERR_BUFFER; inject then extract keeps the ids.
+ * Issue 12, item 16: a formatted traceparent carries exactly the sampled
+ * and random (Level 2) bits it was parsed with; a normalized tracestate
+ * has no repeated key, and a tracestate repeated after itself ("s,s", as
+ * two header fields joined) normalizes as s alone (first members win);
+ * an X-B3-Flags value other than "1" changes nothing (ignored). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +73,41 @@ static void check_traceparent(const char *s) {
               MESH_TRACEPARENT_LEN);
   FUZZ_ASSERT(mesh_traceparent_parse(buf, strlen(buf), &b) == MESH_OK);
   FUZZ_ASSERT(same_ids(&a, &b));
-  FUZZ_ASSERT((a.flags & MESH_TRACE_FLAG_SAMPLED) ==
-              (b.flags & MESH_TRACE_FLAG_SAMPLED));
+  FUZZ_ASSERT(b.flags ==
+              (a.flags & (MESH_TRACE_FLAG_SAMPLED | MESH_TRACE_FLAG_RANDOM)));
+}
+
+/* No key twice in a normalized list. */
+static void check_unique_keys(const char *out) {
+  const char *keys[MESH_TRACESTATE_MAX_MEMBERS + 1];
+  size_t lens[MESH_TRACESTATE_MAX_MEMBERS + 1], n = 0;
+  for (const char *p = out; *p;) {
+    size_t ml = strcspn(p, ",");
+    const char *eq = memchr(p, '=', ml);
+    FUZZ_ASSERT(eq != NULL && n <= MESH_TRACESTATE_MAX_MEMBERS);
+    size_t kl = (size_t)(eq - p);
+    for (size_t i = 0; i < n; i++)
+      FUZZ_ASSERT(!(lens[i] == kl && memcmp(keys[i], p, kl) == 0));
+    keys[n] = p;
+    lens[n++] = kl;
+    p += ml + (p[ml] == ',');
+  }
+}
+
+/* s joined after itself normalizes as s does. */
+static void check_tracestate_twice(const char *s, int n, const char *out) {
+  size_t l = strlen(s);
+  char *twice = malloc(2 * l + 2);
+  if (!twice)
+    return;
+  memcpy(twice, s, l);
+  twice[l] = ',';
+  memcpy(twice + l + 1, s, l);
+  twice[2 * l + 1] = '\0';
+  char again[MESH_TRACESTATE_MAX + 1];
+  int m = mesh_tracestate_parse(twice, 2 * l + 1, again, sizeof again);
+  FUZZ_ASSERT(m == n && strcmp(out, again) == 0);
+  free(twice);
 }
 
 static void check_tracestate(const char *s) {
@@ -80,6 +119,8 @@ static void check_tracestate(const char *s) {
   FUZZ_ASSERT((size_t)n == strlen(out));
   int m = mesh_tracestate_parse(out, (size_t)n, again, sizeof again);
   FUZZ_ASSERT(m == n && strcmp(out, again) == 0);
+  check_unique_keys(out);
+  check_tracestate_twice(s, n, out);
   if (n > 0) {
     char *exact = malloc((size_t)n);
     if (exact)
@@ -119,6 +160,33 @@ static void check_roundtrip(const mesh_trace_ctx_t *ctx) {
   }
 }
 
+/* X-B3-Flags other than "1" (after OWS) is ignored: extracting with it
+ * and without it gives the same result. */
+static void check_b3_flags_ignored(struct carrier *c) {
+  const char *f = c->v[7];
+  if (!f)
+    return;
+  size_t n = strlen(f), b = 0;
+  while (b < n && (f[b] == ' ' || f[b] == '\t'))
+    b++;
+  while (n > b && (f[n - 1] == ' ' || f[n - 1] == '\t'))
+    n--;
+  if (n - b == 1 && f[b] == '1')
+    return;
+  mesh_trace_ctx_t with, without;
+  memset(&with, 0, sizeof with);
+  memset(&without, 0, sizeof without);
+  int r1 = mesh_trace_extract(MESH_PROPAGATE_B3_MULTI, get, c, &with);
+  char *saved = c->v[7];
+  c->v[7] = NULL;
+  int r2 = mesh_trace_extract(MESH_PROPAGATE_B3_MULTI, get, c, &without);
+  c->v[7] = saved;
+  FUZZ_ASSERT(r1 == r2);
+  if (r1 == MESH_OK)
+    FUZZ_ASSERT(memcmp(&with, &without,
+                       offsetof(mesh_trace_ctx_t, tracestate)) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct carrier c = {{0}};
   for (int i = 0; i < NHDR && size > 0; i++) {
@@ -133,6 +201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_tracestate(c.v[1]);
   if (c.v[2])
     check_b3(c.v[2]);
+  check_b3_flags_ignored(&c);
   static const unsigned all = MESH_PROPAGATE_TRACECONTEXT |
                               MESH_PROPAGATE_B3 | MESH_PROPAGATE_B3_MULTI;
   for (unsigned f = 1; f <= all; f++) {

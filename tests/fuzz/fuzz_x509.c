@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz certificate input as the identity part reads it: a PEM or DER file
  * of certificates (mesh__pem_load_crts), the X.509-SVID rules
  * (mesh__svid_leaf_check, mesh__svid_chain_check), peer verification

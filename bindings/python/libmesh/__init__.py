@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """libmesh for Python: a proxyless service mesh (mutual TLS with SPIFFE
 identities, discovery, load balancing) through ctypes.
 

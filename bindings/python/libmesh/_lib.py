@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Loading libmesh and declaring its C functions (ctypes, standard library).
 
 The shared library is found, in order, at:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lifetime guard for a C handle shared between Python threads.
 
 Every call into C on a handle runs between enter() and leave(); close()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Authorization (include/mesh/authz.h): Istio AuthorizationPolicy
 semantics evaluated by the library, an application authorizer for CUSTOM
 policies, reloads and decision counters.

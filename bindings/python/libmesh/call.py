@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The call API (include/mesh/call.h): one logical request to a configured
 service, with endpoint picking, pooled connections, retries, deadlines and
 hedging done by the library.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Mutual-TLS connections and listeners (mesh_conn_t, mesh_listener_t).
 
 A Conn behaves like a connected socket.socket: send, sendall, recv,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Service discovery (include/mesh/discovery.h): the current endpoints of a
 configured service, waiting for the first answer, change callbacks."""
 

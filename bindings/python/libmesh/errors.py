@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Error codes of include/mesh/error.h as Python exceptions.
 
 Every failure raises a MeshError carrying the library's code (``.code``,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HTTP/1.1 over the mesh, two ways.
 
 1. The library's own HTTP layer (include/mesh/http.h): routes, faults,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SPIFFE IDs and the development CA (include/mesh/identity.h)."""
 
 import ctypes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The mesh context (mesh_t) and module-level helpers of mesh.h."""
 
 import ctypes

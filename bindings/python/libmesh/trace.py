@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Trace context propagation (include/mesh/trace.h): W3C traceparent /
 tracestate and B3, parsed and formatted by the library, injected into and
 extracted from any header mapping."""
@@ -72,7 +73,8 @@ _lib.PROTOTYPES.update({
 class TraceContext:
     """A span context as carried between processes: trace_id (32 hex),
     span_id (16 hex, the caller's span), parent_span_id (B3, or ""),
-    sampled, sampling ("deferred", "accept", "deny", "debug"),
+    sampled, random (the Level 2 random-trace-id flag), sampling
+    ("deferred", "accept", "deny", "debug"),
     tracestate (normalized, "" if none)."""
 
     def __init__(self, _c=None):
@@ -94,6 +96,11 @@ class TraceContext:
     @property
     def sampled(self):
         return bool(self._c.flags & 1)
+
+    @property
+    def random(self):
+        """W3C Trace Context Level 2 random-trace-id flag."""
+        return bool(self._c.flags & 2)
 
     @property
     def sampling(self):
@@ -150,16 +157,39 @@ def tracestate_normalize(value):
     return _lib.dec(out.value)
 
 
+def _field_values(headers):
+    """{lower-case name: [values in order]} of a header mapping.  A message
+    object (http.client.HTTPMessage, the headers of http.server, any
+    email.message.Message) repeats the name of a repeated field in keys()
+    and returns only the first from get(): all of them come from
+    get_all().  A plain mapping may hold a list of values per name, and
+    names that differ in case only."""
+    fields = {}
+    if hasattr(headers, "get_all"):
+        for k in headers.keys():
+            name = str(k).lower()
+            if name not in fields:
+                fields[name] = [str(v) for v in (headers.get_all(k) or [])
+                                if v is not None]
+        return fields
+    for k in headers.keys():
+        v = headers.get(k) if hasattr(headers, "get") else headers[k]
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        fields.setdefault(str(k).lower(), []).extend(
+            str(x) for x in vals if x is not None)
+    return fields
+
+
 def extract(headers, formats=ALL, strict=False):
     """The TraceContext carried by a header mapping (any case of keys;
     http.client / http.server message objects work), trying W3C, then b3,
-    then x-b3-*.  None when no header is present, or (unless strict) when
-    they are invalid -- start a new trace then."""
-    lower = {}
-    for k in headers.keys():
-        v = headers.get(k) if hasattr(headers, "get") else headers[k]
-        if v is not None:
-            lower.setdefault(str(k).lower(), _lib.enc(str(v)))
+    then x-b3-*.  Repeated fields are joined with "," as RFC 9110 5.3
+    combines them (the W3C rule for tracestate; a repeated traceparent
+    then fails to parse and the trace restarts, as the spec asks), like the
+    Go binding's Header.Values.  None when no header is present, or
+    (unless strict) when they are invalid -- start a new trace then."""
+    lower = {name: _lib.enc(",".join(vals))
+             for name, vals in _field_values(headers).items() if vals}
     keep = []  # values handed to C stay alive until the next call
 
     def get(key, _user):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared test helpers: a temporary trust domain with SVIDs minted through
 the binding's own dev-CA functions."""
 

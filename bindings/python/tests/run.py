@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run the binding's unittest suite and print "python: N passed, M failed".
 
 Skipped tests are reported on their own line and never counted as passed.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Authorization through the binding: checks, reloads, the callback
 authorizer and counters, and enforcement at accept on real connections."""
 

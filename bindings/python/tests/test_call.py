@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The call API through the binding: a configured service with static
 discovery pointing at an in-process mesh echo server."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mTLS connections through the binding: a server thread in-process on
 loopback, certificates minted with the binding's dev CA."""
 
@@ -167,6 +168,66 @@ class TestFailures(ConnTestCase):
         self.assertTrue(self.server.errors)
         self.assertEqual(self.server.errors[0].code,
                          errors.ERR_PLAINTEXT_PEER)
+
+
+class TestPermissivePlaintextPeer(unittest.TestCase):
+    """Issue 12, item 1: a PERMISSIVE listener recording spans served a
+    plaintext peer by reading the identity it does not have (SIGSEGV).
+    Through the binding: the plaintext peer is served with an empty
+    identity, no certificate chain, an accept span without a peer ID, and
+    an mTLS client is served after it."""
+
+    def test_plaintext_peer_with_span_hooks(self):
+        td = TrustDomain("example.org")
+        spans = []
+        try:
+            sm = libmesh.Mesh(meshtest.config(
+                td, "server", inbound={"mode": "PERMISSIVE"}))
+            cm = libmesh.Mesh(meshtest.config(td, "client"))
+            sm.set_span_hooks(on_end=spans.append)
+            seen = []
+
+            def handler(conn):
+                seen.append((conn.peer_id, conn.is_tls, conn.cipher))
+                if not conn.is_tls:
+                    with self.assertRaises(libmesh.MeshError) as cm_:
+                        conn.peer_chain_pem()
+                    seen.append(cm_.exception.code)
+                EchoServer.echo(conn)
+
+            srv = EchoServer(sm, handler)
+            try:
+                s = socket.create_connection(("127.0.0.1", srv.port), 5)
+                s.settimeout(5)
+                s.sendall(b"hello plain")
+                got = b""
+                while len(got) < 11:
+                    chunk = s.recv(100)
+                    self.assertTrue(chunk, "EOF before the echo")
+                    got += chunk
+                s.close()
+                self.assertEqual(got, b"hello plain")
+                with cm.dial(srv.addr, timeout=5) as c:
+                    c.sendall(b"mtls")
+                    self.assertEqual(c.recv(4), b"mtls")
+                deadline = time.monotonic() + 60
+                while len(seen) < 3 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            finally:
+                srv.close()
+            self.assertEqual(seen[0], ("", False, ""))
+            self.assertEqual(seen[1], errors.ERR_NOT_FOUND)
+            self.assertEqual(seen[2][0:2], (CLIENT_ID, True))
+            accepts = [sp for sp in spans if sp.name == "mesh.accept"]
+            self.assertEqual(len(accepts), 2)
+            self.assertNotIn("mesh.peer.spiffe_id", accepts[0].attributes)
+            self.assertIs(accepts[0].attributes.get("mesh.plaintext"), True)
+            self.assertEqual(accepts[1].attributes.get("mesh.peer.spiffe_id"),
+                             CLIENT_ID)
+            cm.close()
+            sm.close()
+        finally:
+            td.cleanup()
 
 
 class TestTimeoutsAndClose(ConnTestCase):

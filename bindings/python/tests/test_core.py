@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Core: version, errors, config validation, context lifetime, external
 loop."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Discovery through the binding: static endpoints, wait, watch."""
 
 import threading

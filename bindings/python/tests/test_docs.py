@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Python examples of docs/bindings.md run and print what the page
 says they print."""
 

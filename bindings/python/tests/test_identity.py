@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Identity: SPIFFE IDs and the development CA through the binding."""
 
 import os

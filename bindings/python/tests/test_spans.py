@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Span hooks and trace parents of dials and calls, on real connections."""
 
 import threading
