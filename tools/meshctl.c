@@ -22,6 +22,10 @@ static const meshctl_cmd_t commands[] = {
   {"grpc", "call a gRPC method with raw bytes, or serve the echo service",
    meshctl_grpc},
   {"xds", "the xDS client's resources: version, ACK/NACK, errors", meshctl_xds},
+  {"identity", "show the current SVID, its bundles and its source",
+   meshctl_identity},
+  {"jwt", "fetch a JWT-SVID for an audience from the Workload API",
+   meshctl_jwt},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

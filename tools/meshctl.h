@@ -31,6 +31,8 @@ int meshctl_check_config(int argc, char **argv);
 int meshctl_resolve(int argc, char **argv);
 int meshctl_grpc(int argc, char **argv);
 int meshctl_xds(int argc, char **argv);
+int meshctl_identity(int argc, char **argv);
+int meshctl_jwt(int argc, char **argv);
 
 /* ---- helpers (tools/meshctl.c) ------------------------------------------- */
 

@@ -112,6 +112,25 @@ func (m *Mesh) SelfID() string {
 	return C.GoString(&buf[0])
 }
 
+// JWTSVID is a JWT-SVID for audience from the SPIFFE Workload API (config
+// identity.source "workload_api"), cached by the library until shortly
+// before it expires: send it as "Authorization: Bearer <token>".
+func (m *Mesh) JWTSVID(audience string) (string, error) {
+	cm, ok := m.use()
+	if !ok {
+		return "", closedErr("jwt svid")
+	}
+	defer m.done()
+	ca := C.CString(audience)
+	defer C.free(unsafe.Pointer(ca))
+	buf := make([]C.char, 16384)
+	var st C.mesh_status_t
+	if rc := C.mesh_jwt_svid(cm, ca, &buf[0], C.size_t(len(buf)), &st); rc != 0 {
+		return "", newError("jwt svid", rc, &st)
+	}
+	return C.GoString(&buf[0]), nil
+}
+
 // SVIDExpiresIn is the time until this context's SVID expires (negative
 // once expired); ok is false with no SVID loaded.
 func (m *Mesh) SVIDExpiresIn() (d time.Duration, ok bool) {

@@ -65,6 +65,22 @@ MESH_EXTERN int64_t mesh_svid_expires_in(mesh_t *m);
  *  MESH_ERR_INVALID_ARG.  Thread-safe. */
 MESH_EXTERN int mesh_self_id(mesh_t *m, char *buf, size_t len);
 
+/** A JWT-SVID for audience from the SPIFFE Workload API (config
+ *  "identity": {"source": "workload_api"}), to send on an outbound call as
+ *  "Authorization: Bearer <token>".  Cached per audience until shortly
+ *  before it expires (30 s, or a fifth of its lifetime when shorter), so
+ *  calling it per request is cheap.  Blocks at most identity.timeout_ms
+ *  (default 10 s) when the agent must be asked.  Thread-safe.
+ *  @param buf  receives the token, NUL-terminated (tokens are usually
+ *              under 1 KiB; 8 KiB always suffices for SPIRE's).
+ *  @return MESH_OK, MESH_ERR_BUFFER (buf too small: nothing copied),
+ *          MESH_ERR_NOT_FOUND (no Workload API source, or the agent sent no
+ *          JWT-SVID), MESH_ERR_GRPC_STATUS (the agent refused: its status in
+ *          st), MESH_ERR_CONNECT / MESH_ERR_TIMEOUT (no agent),
+ *          MESH_ERR_PARSE, MESH_ERR_INVALID_ARG. */
+MESH_EXTERN int mesh_jwt_svid(mesh_t *m, const char *audience, char *buf,
+                              size_t len, mesh_status_t *st);
+
 /** Re-read the SVID, key and bundle files now (the worker also does this
  *  when they change) and publish them as a new generation, even when
  *  unchanged.  On failure the old identity stays in use and the failure is

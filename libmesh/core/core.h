@@ -313,6 +313,7 @@ struct mesh__authn;      /* authn/ */
 struct mesh__admin;      /* observe/admin */
 struct mesh__http;       /* http/ */
 struct mesh__xds;        /* xds/ */
+struct mesh__wl;         /* workload/ */
 
 struct mesh_ctx {
   cJSON *config;          /* the parsed configuration, owned */
@@ -323,6 +324,7 @@ struct mesh_ctx {
   _Atomic bool closing;
 
   struct mesh__identity *identity;
+  struct mesh__wl *wl;     /* the Workload API source, NULL when unused */
   struct mesh__tls *tls;
   struct mesh__services *services;
   _Atomic(struct mesh__observe *) observe;

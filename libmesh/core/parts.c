@@ -9,6 +9,9 @@ const mesh__part_t *const mesh__parts[] = {
   &mesh__part_metrics,
   &mesh__part_tracing,
   &mesh__identity_part,
+  /* the Workload API source: pushes SVIDs into identity (may wait for the
+   * first one), before anything dials */
+  &mesh__wl_part,
   &mesh__tls_part,
   &mesh__authn_part,
   &mesh__authz_part,

@@ -10,6 +10,7 @@ extern const mesh__svc_part_t *const mesh__svc_parts[];
 /* Each part defines its descriptor; declared here for parts.c. */
 extern const mesh__part_t mesh__identity_part;
 extern const mesh__part_t mesh__tls_part;
+extern const mesh__part_t mesh__wl_part;          /* workload/wl_client.c */
 extern const mesh__part_t mesh__inbound_part;
 extern const mesh__part_t mesh__part_metrics;
 extern const mesh__part_t mesh__part_tracing;

@@ -256,3 +256,105 @@ int mesh__creds_load(const mesh__creds_src_t *src, uint64_t generation,
   *out = c;
   return MESH_OK;
 }
+
+/* ---- from DER (pushing sources) ------------------------------------------ */
+
+static int der_crts(mbedtls_x509_crt *out, const uint8_t *p, size_t n,
+                    const char *what, mesh_status_t *st) {
+  if (!p || n == 0)
+    return mesh__fail(st, MESH_ERR_PEM, "%s: empty", what);
+  /* Concatenated DER: mbedTLS parses the first SEQUENCE and ignores what
+   * follows; raw.len of the certificate it added says where the next one
+   * starts. */
+  size_t off = 0;
+  while (off < n) {
+    int e = mbedtls_x509_crt_parse_der(out, p + off, n - off);
+    if (e)
+      return mesh__fail(st, MESH_ERR_PEM,
+                        "%s: malformed DER certificate at byte %zu (-0x%04x)",
+                        what, off, (unsigned)-e);
+    const mbedtls_x509_crt *last = out;
+    while (last->next)
+      last = last->next;
+    off += last->raw.len;
+  }
+  return MESH_OK;
+}
+
+static int der_chain(mesh__creds_t *c, const mesh__creds_der_t *src,
+                     mesh_status_t *st) {
+  int rc = der_crts(&c->chain, src->chain, src->chain_len, src->origin, st);
+  if (rc == MESH_OK)
+    rc = mesh__svid_chain_check(&c->chain, c->id, sizeof c->id, st);
+  if (rc != MESH_OK)
+    return with_prefix(st, rc, src->origin);
+  mesh_spiffe_id_parse(c->id, c->td, sizeof c->td, NULL, 0, NULL);
+  c->not_before = x509_time_to_unix(&c->chain.valid_from);
+  c->not_after = x509_time_to_unix(&c->chain.valid_to);
+  int e = src->key && src->key_len
+              ? mbedtls_pk_parse_key(&c->key, src->key, src->key_len, NULL,
+                                     0 MESH__MBX_RNG)
+              : -1;
+  if (e)
+    return mesh__fail(st, MESH_ERR_PEM, "%s: malformed private key (-0x%04x)",
+                      src->origin, (unsigned)-e);
+  if (mbedtls_pk_check_pair(&c->chain.pk, &c->key MESH__MBX_RNG) != 0)
+    return mesh__fail(st, MESH_ERR_KEY_MISMATCH,
+                      "%s: private key does not match the SVID %s",
+                      src->origin, c->id);
+  return MESH_OK;
+}
+
+/* Bundle i; c->nbundles == i (the ones before it are loaded). */
+static int der_bundle(mesh__creds_t *c, size_t i, const mesh__der_bundle_t *b,
+                      const char *origin, mesh_status_t *st) {
+  char what[400];
+  snprintf(what, sizeof what, "%s: bundle of \"%s\"", origin,
+           b->td ? b->td : "");
+  int rc = mesh__spiffe_td_validate(b->td, st);
+  if (rc == MESH_OK && mesh__creds_bundle(c, b->td))
+    rc = mesh__fail(st, MESH_ERR_CONFIG, "trust domain given twice");
+  if (rc == MESH_OK) {
+    mesh__strlcpy(c->bundles[i].td, b->td, sizeof c->bundles[i].td);
+    rc = der_crts(&c->bundles[i].roots, b->der, b->len, what, st);
+    if (rc != MESH_OK)
+      return rc;
+  }
+  for (const mbedtls_x509_crt *r = &c->bundles[i].roots;
+       rc == MESH_OK && r && r->raw.p; r = r->next)
+    rc = mesh__svid_signing_check(r, st);
+  return rc == MESH_OK ? rc : with_prefix(st, rc, what);
+}
+
+int mesh__creds_from_der(const mesh__creds_der_t *src, uint64_t generation,
+                         mesh__creds_t **out, mesh_status_t *st) {
+  mesh__ok(st);
+  if (!out || !src || !src->origin || (src->nbundles && !src->bundles))
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "mesh__creds_from_der: NULL");
+  *out = NULL;
+  mesh__creds_t *c = creds_alloc(src->nbundles);
+  if (!c)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  c->nbundles = 0; /* grows as bundles load: duplicates are seen */
+  c->generation = generation;
+  int rc = der_chain(c, src, st);
+  for (size_t i = 0; rc == MESH_OK && i < src->nbundles; i++) {
+    rc = der_bundle(c, i, &src->bundles[i], src->origin, st);
+    c->nbundles = i + 1;
+  }
+  if (rc == MESH_OK) {
+    mesh__creds_src_t fake = {.cert = src->origin};
+    rc = check_own(c, &fake, st);
+  }
+  if (rc == MESH_OK)
+    rc = build_all_roots(c, st);
+  if (rc == MESH_OK)
+    rc = warm(c, st);
+  if (rc != MESH_OK) {
+    c->nbundles = src->nbundles; /* free every initialised slot */
+    creds_free(c);
+    return rc;
+  }
+  *out = c;
+  return MESH_OK;
+}

@@ -2,64 +2,13 @@
 /* The identity part: the "identity" config section, the published creds,
  * rotation by polling the files from the worker loop, and the public
  * accessors (mesh_self_id, mesh_svid_expires_in, mesh_identity_reload). */
-#include "identity/identity.h"
+#include "identity/ident_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-#include "telemetry/telemetry.h"
-
-#define RELOAD_INTERVAL_MS_DEF 1000
-/* Unset: warn in the last third of the SVID's own lifetime (SPIRE rotates
- * at half), so that a freshly issued SVID of any lifetime never warns. */
-#define EXPIRY_WARNING_S_DEF (-1)
-#define WARN_EVERY_MS 300000 /* repeat expiry warnings at most every 5 min */
-#define MAX_WATCHERS 16
-
-/* What stat() says about a file: a change in any field means "re-read". */
-typedef struct filesig {
-  bool ok;
-  dev_t dev;
-  ino_t ino;
-  off_t size;
-  int64_t mtime_ns;
-  int64_t ctime_ns;
-} filesig_t;
-
-typedef struct watcher {
-  mesh__identity_change_fn fn;
-  void *user;
-} watcher_t;
-
-struct mesh__identity {
-  pthread_mutex_t mu; /* guards cur only: held for a pointer swap or read */
-  mesh__creds_t *cur;
-  _Atomic uint64_t generation;
-
-  /* Everything below is guarded by reload_mu: one (re)load at a time. */
-  pthread_mutex_t reload_mu;
-  char *cert, *key, *bundle;
-  char **tds, **paths;
-  size_t nbundles;
-  int64_t interval_ms, warn_s;
-  filesig_t *sigs; /* cert, key, bundle (if any), bundles... */
-  filesig_t *scratch; /* nsigs entries for the poll's fresh stat() */
-  size_t nsigs;
-  bool retry;      /* last failure may heal with time (not yet valid) */
-  char last_err[sizeof(((mesh_status_t *)0)->message)];
-  int64_t last_warn_ms;
-  uint64_t warned_gen;
-  bool warned_expired; /* the last report was svid_expired, not _expiring */
-  watcher_t watchers[MAX_WATCHERS];
-  size_t nwatchers;
-
-  int64_t timer; /* loop thread only */
-  /* mesh_svid_reloads_total{outcome="ok"|"error"} */
-  mesh__metric_t *m_reload_ok, *m_reload_error;
-};
 
 /* ---- config --------------------------------------------------------------- */
 
@@ -101,9 +50,12 @@ static void identity_check(mesh__cfg_t *c, const cJSON *cfg,
                            const char *path) {
   static const char *const keys[] = {
       "cert",    "key", "bundle", "bundles", "reload_interval_ms",
-      "expiry_warning_s", NULL};
+      "expiry_warning_s", "source", "endpoint", "svid_hint", "wait_ms",
+      "timeout_ms", NULL};
   if (!cfg || !mesh__cfg_object(c, cfg, path, keys))
     return;
+  if (mesh__identity_check_source(c, cfg, path))
+    return; /* a pushing source: no files */
   check_path(c, cfg, path, "cert", true);
   check_path(c, cfg, path, "key", true);
   check_path(c, cfg, path, "bundle", false);
@@ -268,11 +220,13 @@ static void expiry_check(mesh_t *m, struct mesh__identity *id) {
   mesh__creds_release(c);
 }
 
-static void publish(mesh_t *m, struct mesh__identity *id, mesh__creds_t *c) {
+void mesh__identity_publish(mesh_t *m, struct mesh__identity *id,
+                            mesh__creds_t *c) {
   pthread_mutex_lock(&id->mu);
   mesh__creds_t *old = id->cur;
   id->cur = c;
   atomic_store(&id->generation, c->generation);
+  pthread_cond_broadcast(&id->cv);
   pthread_mutex_unlock(&id->mu);
   mesh__creds_release(old); /* in-flight handshakes keep their own refs */
   char na[32], v[512];
@@ -330,7 +284,7 @@ static int reload_locked(mesh_t *m, struct mesh__identity *id, bool initial,
   id->retry = false;
   id->last_err[0] = '\0';
   key_permissions(m, id);
-  publish(m, id, c);
+  mesh__identity_publish(m, id, c);
   if (!initial)
     mesh__counter_add(id->m_reload_ok, 1);
   expiry_check(m, id);
@@ -399,6 +353,8 @@ static void identity_free(struct mesh__identity *id) {
   if (!id)
     return;
   mesh__creds_release(id->cur);
+  mesh__jwt_bundles_release(id->jwt);
+  pthread_cond_destroy(&id->cv);
   for (size_t i = 0; i < id->nbundles; i++) {
     free(id->tds[i]);
     free(id->paths[i]);
@@ -467,16 +423,24 @@ static int identity_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   pthread_mutex_init(&id->mu, NULL);
   pthread_mutex_init(&id->reload_mu, NULL);
-  if (identity_build(id, cfg) != MESH_OK) {
-    identity_free(id);
-    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  }
+  pthread_cond_init(&id->cv, NULL);
   static const char help[] = "SVID rotations (reloads after the first "
                               "load) by outcome.";
   id->m_reload_ok =
       mesh__counter(m, "mesh_svid_reloads_total", help, "outcome=ok");
   id->m_reload_error =
       mesh__counter(m, "mesh_svid_reloads_total", help, "outcome=error");
+  const cJSON *src = cJSON_GetObjectItemCaseSensitive(cfg, "source");
+  mesh__strlcpy(id->source, cJSON_IsString(src) ? src->valuestring : "files",
+                sizeof id->source);
+  if (strcmp(id->source, "files")) {
+    m->identity = id; /* the source part (workload/) pushes the SVIDs */
+    return MESH_OK;
+  }
+  if (identity_build(id, cfg) != MESH_OK) {
+    identity_free(id);
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
   m->identity = id;
   pthread_mutex_lock(&id->reload_mu);
   int rc = reload_locked(m, id, true, st);

@@ -179,4 +179,88 @@ int mesh__svid_verify(const mbedtls_x509_crt *chain,
  *  identity part's init (views.c). */
 void mesh__identity_register_gauges(mesh_t *m);
 
+/* ---- pushing sources (the Workload API lives in workload/) ---------------
+ * A source that is not the PEM files ("identity.source": "workload_api")
+ * builds creds from DER and pushes them: they are published through the
+ * same path as a file rotation (new handshakes use them at once, in-flight
+ * connections keep theirs).  Until the first push mesh__creds_acquire()
+ * returns NULL and dials fail with MESH_ERR_SVID ("no SVID loaded"). */
+
+typedef struct mesh__der_bundle {
+  const char *td;        /* trust domain name, "example.org" */
+  const uint8_t *der;    /* concatenated DER certificates */
+  size_t len;
+} mesh__der_bundle_t;
+
+typedef struct mesh__creds_der {
+  const char *origin;    /* prefix of error messages, e.g. the endpoint */
+  const uint8_t *chain;  /* concatenated DER certificates, leaf first */
+  size_t chain_len;
+  const uint8_t *key;    /* PKCS#8 (or SEC1/PKCS#1) DER private key */
+  size_t key_len;
+  const mesh__der_bundle_t *bundles; /* the own trust domain's and others */
+  size_t nbundles;
+} mesh__creds_der_t;
+
+/** Build creds from DER with the checks of mesh__creds_load() (SVID rules,
+ *  key matches, bundles are CAs, the chain verifies against its own trust
+ *  domain's bundle, dates included).  One reference.
+ *  @return MESH_OK, MESH_ERR_PEM, MESH_ERR_SVID, MESH_ERR_SPIFFE_ID,
+ *          MESH_ERR_KEY_MISMATCH, MESH_ERR_TRUST_DOMAIN,
+ *          MESH_ERR_CERT_UNTRUSTED, MESH_ERR_CERT_EXPIRED,
+ *          MESH_ERR_CERT_NOT_YET_VALID, MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG. */
+int mesh__creds_from_der(const mesh__creds_der_t *src, uint64_t generation,
+                         mesh__creds_t **out, mesh_status_t *st);
+
+/** Is ep a Workload API endpoint ("unix:///abs/path", "tcp://IP:port")?
+ *  @return MESH_OK or MESH_ERR_CONFIG with the reason in st. */
+int mesh__wl_endpoint_check(const char *ep, mesh_status_t *st);
+/** "files", "workload_api"; "" without an identity section. */
+const char *mesh__identity_source(mesh_t *m);
+/** Build and publish a pushed credential set (any thread).  On failure the
+ *  published creds stay.  @return as mesh__creds_from_der(), or
+ *  MESH_ERR_NOT_FOUND (no identity section). */
+int mesh__identity_push(mesh_t *m, const mesh__creds_der_t *src,
+                        mesh_status_t *st);
+/** Withdraw the published SVID (the source no longer grants it: "every
+ *  message is a complete set"): dials fail with MESH_ERR_SVID until the
+ *  next push.  Logs svid_withdrawn with the reason. */
+void mesh__identity_clear(mesh_t *m, const char *reason);
+/** The source's state for the "identity" view ("connected", "retrying in
+ *  2000 ms: UNAVAILABLE ..."); copied. */
+void mesh__identity_set_source_state(mesh_t *m, const char *state);
+/** Copy of the source state ("" when none). */
+void mesh__identity_source_state(mesh_t *m, char *out, size_t len);
+/** Wait up to timeout_ms (0: do not wait) for published creds.
+ *  @return true when there are some. */
+bool mesh__identity_wait(mesh_t *m, int64_t timeout_ms);
+
+/* JWT bundles (FetchJWTBundles): trust domain -> JWKS JSON, one immutable,
+ * refcounted set; a new set replaces the whole old one. */
+typedef struct mesh__jwt_bundle {
+  char td[MESH_TRUST_DOMAIN_MAX + 1]; /* "example.org" (no spiffe://) */
+  char *jwks;                         /* NUL-terminated JSON */
+  size_t jwks_len;
+} mesh__jwt_bundle_t;
+
+typedef struct mesh__jwt_bundles {
+  _Atomic uint32_t refs;
+  uint64_t generation; /* increases with every update */
+  mesh__jwt_bundle_t *v;
+  size_t n;
+} mesh__jwt_bundles_t;
+
+/** A set for n bundles (one reference, generation 0).  NULL on OOM. */
+mesh__jwt_bundles_t *mesh__jwt_bundles_new(size_t n);
+/** Current set with a reference taken; NULL when none (any thread). */
+mesh__jwt_bundles_t *mesh__identity_jwt_bundles(mesh_t *m);
+/** Drop a reference.  NULL is a no-op. */
+void mesh__jwt_bundles_release(mesh__jwt_bundles_t *b);
+/** JWKS JSON of trust domain td in b, or NULL. */
+const char *mesh__jwt_bundles_find(const mesh__jwt_bundles_t *b,
+                                   const char *td);
+/** Publish b (takes its reference; sets its generation).  @return MESH_OK,
+ *  MESH_ERR_NOT_FOUND (no identity section: b is released). */
+int mesh__identity_push_jwt_bundles(mesh_t *m, mesh__jwt_bundles_t *b);
+
 #endif /* MESH_IDENTITY_IDENTITY_H */

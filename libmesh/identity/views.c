@@ -73,6 +73,11 @@ static cJSON *identity_view(mesh_t *m, void *user) {
   cJSON *doc = cJSON_CreateObject();
   if (!doc)
     return NULL;
+  char state[300];
+  cJSON_AddStringToObject(doc, "source", mesh__identity_source(m));
+  mesh__identity_source_state(m, state, sizeof state);
+  if (state[0])
+    cJSON_AddStringToObject(doc, "source_state", state);
   mesh__creds_t *c = mesh__creds_acquire(m);
   if (!c) {
     cJSON_AddNullToObject(doc, "spiffe_id");

@@ -201,6 +201,21 @@ class Mesh:
         _lib.check(rc)
         return _lib.dec(buf.value)
 
+    def jwt_svid(self, audience):
+        """A JWT-SVID for `audience` from the SPIFFE Workload API (config
+        identity.source "workload_api"), cached until near expiry: send it
+        as "Authorization: Bearer <token>"."""
+        buf = ctypes.create_string_buffer(16384)
+        st = _lib.Status()
+        h = self._enter()
+        try:
+            rc = _lib.fn("mesh_jwt_svid")(h, _lib.enc(audience), buf,
+                                          len(buf), ctypes.byref(st))
+        finally:
+            self._leave()
+        _lib.check(rc, st)
+        return _lib.dec(buf.value)
+
     def svid_expires_in(self):
         """Seconds until this context's SVID expires (negative once expired);
         None with no SVID loaded."""

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libmesh internal, identity part only: the part's state, shared by
+ * identity.c (files, rotation, accessors) and source.c (sources that push
+ * credentials: the Workload API). */
+#ifndef MESH_IDENTITY_IDENT_INT_H
+#define MESH_IDENTITY_IDENT_INT_H
+
+#include <sys/types.h>
+
+#include "identity/identity.h"
+#include "telemetry/telemetry.h"
+
+#define RELOAD_INTERVAL_MS_DEF 1000
+/* Unset: warn in the last third of the SVID's own lifetime (SPIRE rotates
+ * at half), so that a freshly issued SVID of any lifetime never warns. */
+#define EXPIRY_WARNING_S_DEF (-1)
+#define WARN_EVERY_MS 300000 /* repeat expiry warnings at most every 5 min */
+#define MAX_WATCHERS 16
+
+/* What stat() says about a file: a change in any field means "re-read". */
+typedef struct filesig {
+  bool ok;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  int64_t mtime_ns;
+  int64_t ctime_ns;
+} filesig_t;
+
+typedef struct watcher {
+  mesh__identity_change_fn fn;
+  void *user;
+} watcher_t;
+
+struct mesh__identity {
+  pthread_mutex_t mu; /* guards cur only: held for a pointer swap or read */
+  mesh__creds_t *cur;
+  _Atomic uint64_t generation;
+
+  /* Everything below is guarded by reload_mu: one (re)load at a time. */
+  pthread_mutex_t reload_mu;
+  char *cert, *key, *bundle;
+  char **tds, **paths;
+  size_t nbundles;
+  int64_t interval_ms, warn_s;
+  filesig_t *sigs; /* cert, key, bundle (if any), bundles... */
+  filesig_t *scratch; /* nsigs entries for the poll's fresh stat() */
+  size_t nsigs;
+  bool retry;      /* last failure may heal with time (not yet valid) */
+  char last_err[sizeof(((mesh_status_t *)0)->message)];
+  int64_t last_warn_ms;
+  uint64_t warned_gen;
+  bool warned_expired; /* the last report was svid_expired, not _expiring */
+  watcher_t watchers[MAX_WATCHERS];
+  size_t nwatchers;
+
+  /* Pushing sources (source.c): "files" loads the PEM files above. */
+  char source[16];
+  mesh__jwt_bundles_t *jwt; /* guarded by mu */
+  char source_state[300];   /* guarded by mu: the source's last word */
+  pthread_cond_t cv;        /* signalled (with mu) on every publish */
+
+  int64_t timer; /* loop thread only */
+  /* mesh_svid_reloads_total{outcome="ok"|"error"} */
+  mesh__metric_t *m_reload_ok, *m_reload_error;
+};
+
+/** Publish c (takes its reference): swap, log, watchers.  Caller holds
+ *  reload_mu. */
+void mesh__identity_publish(mesh_t *m, struct mesh__identity *id,
+                            mesh__creds_t *c);
+/** Config check of the source keys; *external: the source pushes (no files).
+ *  @return true when the section is a pushing source's (files keys are
+ *  then refused). */
+bool mesh__identity_check_source(mesh__cfg_t *c, const cJSON *cfg,
+                                 const char *path);
+
+#endif /* MESH_IDENTITY_IDENT_INT_H */

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Fuzz the Workload API decoders (protobuf-c over libmesh's
+ * workload.proto).  The first byte picks the target:
+ *   0  X509SVIDResponse, no hint, then the selected SVID built into creds
+ *      (DER chain, PKCS#8 key, bundles: mbedTLS parsers and SVID rules);
+ *   1  X509SVIDResponse with the hint "a";
+ *   2  JWTBundlesResponse;  3  JWTSVIDResponse;  4  a trust domain key.
+ * Properties: a decoded set has a chain, a key and the own trust domain's
+ * bundle first, every bundle's trust domain is valid; JWT bundles are
+ * NUL-terminated with their stated length; a decoded token is non-empty;
+ * nothing leaks or crashes on any input. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "workload/workload.h"
+
+static void x509(const uint8_t *d, size_t n, const char *hint) {
+  mesh__wl_x509_t x;
+  mesh_status_t st;
+  if (mesh__wl_x509_decode(d, n, hint, "fuzz", &x, &st) != MESH_OK)
+    return;
+  FUZZ_ASSERT(x.der.chain && x.der.chain_len && x.der.key && x.der.key_len);
+  FUZZ_ASSERT(x.der.nbundles >= 1 && x.id && x.id[0]);
+  for (size_t i = 0; i < x.der.nbundles; i++)
+    FUZZ_ASSERT(mesh__spiffe_td_validate(x.der.bundles[i].td, NULL) ==
+                MESH_OK);
+  if (hint)
+    FUZZ_ASSERT(x.hint && !strcmp(x.hint, hint));
+  mesh__creds_t *c = NULL;
+  if (mesh__creds_from_der(&x.der, 1, &c, &st) == MESH_OK) {
+    FUZZ_ASSERT(c && c->nbundles == x.der.nbundles);
+    FUZZ_ASSERT(!strcmp(c->bundles[0].td, c->td));
+    mesh__creds_release(c);
+  } else {
+    FUZZ_ASSERT(c == NULL && st.code < 0);
+  }
+  mesh__wl_x509_free(&x);
+}
+
+static void jwt_bundles(const uint8_t *d, size_t n) {
+  mesh__jwt_bundles_t *b = NULL;
+  mesh_status_t st;
+  if (mesh__wl_jwt_bundles_decode(d, n, &b, &st) != MESH_OK) {
+    FUZZ_ASSERT(b == NULL);
+    return;
+  }
+  for (size_t i = 0; i < b->n; i++) {
+    FUZZ_ASSERT(b->v[i].jwks[b->v[i].jwks_len] == '\0');
+    FUZZ_ASSERT(mesh__spiffe_td_validate(b->v[i].td, NULL) == MESH_OK);
+    FUZZ_ASSERT(mesh__jwt_bundles_find(b, b->v[i].td) != NULL);
+  }
+  mesh__jwt_bundles_release(b);
+}
+
+static void jwt_svid(const uint8_t *d, size_t n) {
+  char *tok = NULL, id[MESH_SPIFFE_ID_MAX + 1];
+  mesh_status_t st;
+  if (mesh__wl_jwt_svid_decode(d, n, NULL, &tok, id, sizeof id, &st) ==
+      MESH_OK)
+    FUZZ_ASSERT(tok && tok[0]);
+  else
+    FUZZ_ASSERT(tok == NULL);
+  free(tok);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1)
+    return 0;
+  const uint8_t *d = data + 1;
+  size_t n = size - 1;
+  switch (data[0] % 5) {
+  case 0:
+    x509(d, n, NULL);
+    break;
+  case 1:
+    x509(d, n, "a");
+    break;
+  case 2:
+    jwt_bundles(d, n);
+    break;
+  case 3:
+    jwt_svid(d, n);
+    break;
+  default: {
+    char *s = malloc(n + 1), td[MESH_TRUST_DOMAIN_MAX + 1];
+    if (!s)
+      return 0;
+    memcpy(s, d, n);
+    s[n] = '\0';
+    if (mesh__wl_td_key(s, td, sizeof td) == MESH_OK)
+      FUZZ_ASSERT(mesh__spiffe_td_validate(td, NULL) == MESH_OK);
+    free(s);
+  }
+  }
+  return 0;
+}
