@@ -12,7 +12,8 @@ prometheus clang libclang-rt-14-dev valgrind golang-go python3 gnuplot \
 chromium procps iproute2 protobuf-compiler python3-protobuf nghttp2-client nghttp2-server \
 python3-venv python3-pip python3-setuptools python3-wheel mandoc man-db \
 python3-jwt python3-cryptography \
-librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev libzstd-dev python3-grpcio protobuf-compiler-grpc"
+librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev libzstd-dev libbrotli-dev \
+libidn2-dev zlib1g-dev python3-grpcio protobuf-compiler-grpc"
 # (python3-venv ... python3-wheel: the install stage's offline pip install;
 # mandoc, man-db: man page lint and lookup; python3-jwt, python3-cryptography:
 # the independent JWT peer of tests/test_authn; the -dev packages after them:
