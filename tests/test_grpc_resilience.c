@@ -247,12 +247,21 @@ static void test_authz_method_paths(void) {
     int rc = mesh_grpc_unary(cases[i].who ? other : m, target,
                              cases[i].method, NULL, "x", 1, &resp, &rl, &c,
                              NULL);
-    CU_ASSERT(cases[i].code >= 0 || (rc != MESH_OK &&
-                                     rc != MESH_ERR_GRPC_STATUS && !c));
-    if (mesh_grpc_call_status(c) != cases[i].code)
+    /* Refused at the handshake.  In TLS 1.2 the client's dial fails; in
+     * TLS 1.3 (OpenSSL backend) the client's handshake is over before the
+     * server checks its certificate, so the refusal arrives as the alert
+     * on the first read: a transport failure, which gRPC reports as
+     * UNAVAILABLE.  Either way the call is not served. */
+    bool refused_13 = cases[i].code < 0 && c &&
+                      mesh_grpc_call_status(c) == MESH_GRPC_UNAVAILABLE;
+    CU_ASSERT(cases[i].code >= 0 || refused_13 ||
+              (rc != MESH_OK && rc != MESH_ERR_GRPC_STATUS && !c));
+    CU_ASSERT(cases[i].code >= 0 || rc != MESH_OK);
+    if (mesh_grpc_call_status(c) != cases[i].code && !refused_13)
       fprintf(stderr, "\nauthz case %zu: status %d (%s)\n", i,
               mesh_grpc_call_status(c), mesh_grpc_call_status_message(c));
-    CU_ASSERT_EQUAL(mesh_grpc_call_status(c), cases[i].code);
+    if (!refused_13)
+      CU_ASSERT_EQUAL(mesh_grpc_call_status(c), cases[i].code);
     if (cases[i].code == MESH_GRPC_PERMISSION_DENIED)
       CU_ASSERT_STRING_EQUAL(mesh_grpc_call_status_message(c),
                              "RBAC: access denied");
