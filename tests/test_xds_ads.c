@@ -178,14 +178,14 @@ static void test_mesh__xds_ads_cds_eds(void) {
   expect(a, EDS_T, "web-eds", "", "", NULL, false);       /* follows the cluster */
   CU_ASSERT_PTR_NULL(next(a));
   const char *e1[] = {"ClusterLoadAssignment|cluster_name: \"web-eds\" endpoints { "
-                      EP("10.0.0.1", 80) " " EP("10.0.0.2", 80) " }"};
+                      EP("127.0.0.1", 80) " " EP("127.0.0.2", 80) " }"};
   CU_ASSERT_EQUAL(respond(a, EDS_T, "e1", "n2", e1, 1, &st), MESH_OK);
   CU_ASSERT_EQUAL(log.eds, 1);
   CU_ASSERT_EQUAL(log.last_eds_n, 2);
   expect(a, EDS_T, "web-eds", "e1", "n2", NULL, false);
   /* a NACK-worthy update: NACK with the error, last good stays */
   const char *e2[] = {"ClusterLoadAssignment|cluster_name: \"web-eds\" endpoints { "
-                      EP("10.0.0.3", 0) " }"};
+                      EP("127.0.0.3", 0) " }"};
   CU_ASSERT_EQUAL(respond(a, EDS_T, "e2", "n3", e2, 1, &st), MESH_ERR_CONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "port_value 0"));
   CU_ASSERT_EQUAL(log.eds, 1);
@@ -195,7 +195,7 @@ static void test_mesh__xds_ads_cds_eds(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "port_value 0"));
   /* a version rollback is just another state: accepted */
   const char *e0[] = {"ClusterLoadAssignment|cluster_name: \"web-eds\" endpoints { "
-                      EP("10.0.0.1", 80) " }"};
+                      EP("127.0.0.1", 80) " }"};
   CU_ASSERT_EQUAL(respond(a, EDS_T, "e0", "n4", e0, 1, &st), MESH_OK);
   CU_ASSERT_EQUAL(log.last_eds_n, 1);
   expect(a, EDS_T, "web-eds", "e0", "n4", NULL, false);

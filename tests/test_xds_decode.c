@@ -25,23 +25,23 @@ typedef struct vec {
 
 static const vec_t eds_vecs[] = {
     {"two priorities", "cluster_name: \"web\" endpoints { locality { region: \"r1\" zone: \"a\" } "
-     EP("10.0.0.1", 80) " load_balancing_weight { value: 3 } } endpoints { priority: 1 "
-     "locality { region: \"r2\" } " EP("10.0.0.2", 81) " load_balancing_weight { value: 1 } }",
+     EP("127.0.0.1", 80) " load_balancing_weight { value: 3 } } endpoints { priority: 1 "
+     "locality { region: \"r2\" } " EP("127.0.0.2", 81) " load_balancing_weight { value: 1 } }",
      MESH_OK, NULL},
     {"no endpoints", "cluster_name: \"web\"", MESH_OK, NULL},
-    {"empty name", "endpoints { " EP("10.0.0.1", 80) " }", MESH_ERR_CONFIG, "cluster_name: empty"},
-    {"port 0", "cluster_name: \"w\" endpoints { " EP("10.0.0.1", 0) " }", MESH_ERR_CONFIG,
+    {"empty name", "endpoints { " EP("127.0.0.1", 80) " }", MESH_ERR_CONFIG, "cluster_name: empty"},
+    {"port 0", "cluster_name: \"w\" endpoints { " EP("127.0.0.1", 0) " }", MESH_ERR_CONFIG,
      "endpoints[0].lb_endpoints[0]: socket_address.port_value 0: out of 1..65535"},
-    {"port 70000", "cluster_name: \"w\" endpoints { " EP("10.0.0.1", 70000) " }",
+    {"port 70000", "cluster_name: \"w\" endpoints { " EP("127.0.0.1", 70000) " }",
      MESH_ERR_CONFIG, "port_value 70000"},
     {"degraded", "cluster_name: \"w\" endpoints { lb_endpoints { health_status: DEGRADED "
      "endpoint { address { socket_address { address: \"h\" port_value: 1 } } } } }",
      MESH_ERR_UNSUPPORTED, "health_status DEGRADED"},
-    {"priority gap", "cluster_name: \"w\" endpoints { " EP("10.0.0.1", 80) " } endpoints { "
-     "priority: 2 locality { zone: \"z\" } " EP("10.0.0.2", 80) " }", MESH_ERR_CONFIG,
+    {"priority gap", "cluster_name: \"w\" endpoints { " EP("127.0.0.1", 80) " } endpoints { "
+     "priority: 2 locality { zone: \"z\" } " EP("127.0.0.2", 80) " }", MESH_ERR_CONFIG,
      "priority 1 missing"},
-    {"locality twice", "cluster_name: \"w\" endpoints { locality { zone: \"z\" } " EP("10.0.0.1", 80)
-     " } endpoints { locality { zone: \"z\" } " EP("10.0.0.2", 80) " }", MESH_ERR_CONFIG,
+    {"locality twice", "cluster_name: \"w\" endpoints { locality { zone: \"z\" } " EP("127.0.0.1", 80)
+     " } endpoints { locality { zone: \"z\" } " EP("127.0.0.2", 80) " }", MESH_ERR_CONFIG,
      "locality /z/ repeated in priority 0"},
     {"drop overload", "cluster_name: \"w\" policy { drop_overloads { category: \"lb\" "
      "drop_percentage { numerator: 5 } } }", MESH_ERR_UNSUPPORTED,
@@ -120,7 +120,7 @@ static void test_mesh__xds_decode_eds(void) {
   CU_ASSERT_EQUAL_FATAL(mesh__xds_decode_eds(b, n, &e, &st), MESH_OK);
   CU_ASSERT_STRING_EQUAL(e->name, "web");
   CU_ASSERT_EQUAL_FATAL(e->n, 2);
-  CU_ASSERT_STRING_EQUAL(e->eps[0].address, "10.0.0.1");
+  CU_ASSERT_STRING_EQUAL(e->eps[0].address, "127.0.0.1");
   CU_ASSERT_EQUAL(e->eps[0].port, 80);
   CU_ASSERT_EQUAL(e->eps[0].priority, 0);
   CU_ASSERT_STRING_EQUAL(e->eps[0].region, "r1");
