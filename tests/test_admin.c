@@ -133,13 +133,13 @@ static mesh_t *admin_mesh(int *port) {
            "\"batch\":{\"max_delay_ms\":50},\"retry\":{\"max_attempts\":1}},"
            "\"services\":{"
            "\"payments\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
-           "{\"address\":\"10.0.0.1\",\"port\":8443,\"weight\":3,"
+           "{\"address\":\"127.0.0.21\",\"port\":8443,\"weight\":3,"
            "\"locality\":{\"region\":\"eu-west\",\"zone\":\"eu-west-1a\"},"
            "\"labels\":{\"version\":\"v2\"},\"health\":\"healthy\"},"
-           "{\"address\":\"10.0.0.2\",\"port\":8443,\"health\":\"unhealthy\"},"
+           "{\"address\":\"127.0.0.22\",\"port\":8443,\"health\":\"unhealthy\"},"
            "{\"address\":\"fd00::3\",\"port\":8443,\"health\":\"draining\"}]}},"
            "\"search\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
-           "{\"address\":\"10.0.1.1\",\"port\":9000}]}}}}",
+           "{\"address\":\"127.0.0.23\",\"port\":9000}]}}}}",
            dead);
   mesh_t *m = NULL;
   mesh_status_t st;
@@ -156,7 +156,7 @@ static mesh_t *admin_mesh(int *port) {
     mesh__span_start(m, &call, "mesh.call", MESH_SPAN_CLIENT, NULL, NULL);
     mesh__span_attr_str(&call, MESH__ATTR_SERVICE, i == 2 ? "search" : "payments");
     mesh__span_start(m, &try_, "mesh.try", MESH_SPAN_CLIENT, &call, NULL);
-    mesh__span_attr_str(&try_, MESH__ATTR_SERVER_ADDRESS, "10.0.0.1");
+    mesh__span_attr_str(&try_, MESH__ATTR_SERVER_ADDRESS, "127.0.0.21");
     if (i == 1)
       mesh__span_fail(&try_, MESH_ERR_CONNECT, "connection refused");
     mesh__span_end(&try_);
@@ -198,7 +198,7 @@ static void test_admin_routes(void) {
     CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(ep, "ejected"));
     CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(cJSON_GetObjectItem(ep, "lb"),
                                                "active_requests"));
-    if (strcmp(cJSON_GetObjectItem(ep, "address")->valuestring, "10.0.0.1") ==
+    if (strcmp(cJSON_GetObjectItem(ep, "address")->valuestring, "127.0.0.21") ==
         0) {
       CU_ASSERT_EQUAL(cJSON_GetObjectItem(ep, "weight")->valueint, 3);
       CU_ASSERT_STRING_EQUAL(
@@ -579,11 +579,11 @@ static void test_admin_page_chromium(void) {
   mesh_t *m = admin_mesh(&port);
   /* Calls, latencies and authorization decisions the page must show. */
   mesh__counter_add(mesh__counter(m, "mesh_calls_total", "Calls.",
-                                  "service=payments,endpoint=10.0.0.1:8443,"
+                                  "service=payments,endpoint=127.0.0.21:8443,"
                                   "outcome=ok"),
                     7);
   mesh__counter_add(mesh__counter(m, "mesh_calls_total", "Calls.",
-                                  "service=payments,endpoint=10.0.0.1:8443,"
+                                  "service=payments,endpoint=127.0.0.21:8443,"
                                   "outcome=error"),
                     3);
   mesh__metric_t *lat = mesh__histogram(m, "mesh_call_duration_seconds",
@@ -648,7 +648,7 @@ static void test_admin_page_chromium(void) {
     fputs(mr.body, stderr);
   double total = prom_sum(mr.body, "mesh_calls_total{service=\"payments\"");
   double ok = prom_sum(mr.body, "mesh_calls_total{service=\"payments\","
-                                "endpoint=\"10.0.0.1:8443\",outcome=\"ok\"");
+                                "endpoint=\"127.0.0.21:8443\",outcome=\"ok\"");
   double allow = prom_sum(mr.body, "mesh_authz_decisions_total{action=\"allow\","
                                    "policy=\"frontend-only\"");
   double deny = prom_sum(mr.body, "mesh_authz_decisions_total{action=\"deny\","
