@@ -168,9 +168,35 @@ int th_run_suites(const char *name, void (*add)(void)) {
   return ran == 0 ? 1 : 0;
 }
 
+/* Where free ports are picked: outside the kernel's ephemeral range, so
+ * that the source port of an outgoing connection (this test's, or one of
+ * the tests running beside it) cannot take a port between th_free_port()
+ * and the server's bind: 10000 up to the range's start (32768 by
+ * default), or above its end when it starts too low. */
+static void free_port_range(int *lo, int *hi) {
+  *lo = 20000;
+  *hi = 32767;
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  int a = 0, b = 0;
+  bool got = f && fscanf(f, "%d %d", &a, &b) == 2;
+  if (f)
+    fclose(f);
+  if (!got)
+    return;
+  if (a > 11000) {
+    *lo = 10000;
+    *hi = a - 1;
+  } else if (b < 64535) {
+    *lo = b + 1;
+    *hi = 65535;
+  }
+}
+
 int th_free_port(void) {
+  int lo, hi;
+  free_port_range(&lo, &hi);
   for (int tries = 0; tries < 50; tries++) {
-    int port = 20000 + rand() % 30000;
+    int port = lo + rand() % (hi - lo + 1);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port)};
