@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,6 +26,94 @@ static pid_t children[MAX_CHILDREN];
 static char tmpdir[256];
 static bool atexit_done;
 static unsigned missing_peers;
+
+/* The sentinel: a process forked once, in its own process group, that
+ * outlives this one just long enough to SIGKILL the process groups of the
+ * children still running when this process dies, however it dies (SIGKILL,
+ * a crash, _exit), where neither atexit nor a signal handler runs.  A
+ * child's PR_SET_PDEATHSIG kills the child itself at once, but not what
+ * the child started (a shell's commands, a server's workers): they stay in
+ * its group, and the sentinel kills the group.  This process tells it
+ * each group it starts (+pgid) and stops (-pgid) over a pipe; it notices
+ * the death by EOF on that pipe or by being reparented. */
+static int sentinel_fd = -1;
+static pid_t sentinel_parent;
+
+static void sentinel_kill(const pid_t *groups, int n) {
+  for (int i = 0; i < n; i++)
+    if (groups[i] > 0)
+      kill(-groups[i], SIGKILL);
+}
+
+static _Noreturn void sentinel_main(int rfd, pid_t parent) {
+  enum { MAX_GROUPS = 256 };
+  pid_t groups[MAX_GROUPS] = {0};
+  int n = 0;
+  while (getppid() == parent) {
+    struct pollfd p = {.fd = rfd, .events = POLLIN};
+    if (poll(&p, 1, 50) <= 0)
+      continue;
+    int32_t v;
+    ssize_t k = read(rfd, &v, sizeof v);
+    if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN))
+      break; /* every holder of the write end is gone */
+    if (k != (ssize_t)sizeof v)
+      continue;
+    if (v > 0 && n < MAX_GROUPS)
+      groups[n++] = v;
+    for (int i = 0; v < 0 && i < n; i++)
+      if (groups[i] == -v)
+        groups[i] = groups[--n];
+  }
+  sentinel_kill(groups, n);
+  _exit(0);
+}
+
+/* Fork the sentinel (once); quiet no-op if that fails. */
+static void sentinel_start(void) {
+  if (sentinel_fd >= 0)
+    return;
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) != 0)
+    return;
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pfd[0]);
+    close(pfd[1]);
+    return;
+  }
+  if (pid == 0) {
+    /* its own group, deaf to the signals sent to this one's group (a
+     * terminal's ^C, a harness killing the group), its fds released */
+    setpgid(0, 0);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int nul = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3 && nul >= 0; fd++)
+      dup2(nul, fd);
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != pfd[0])
+        close(fd);
+    sentinel_main(pfd[0], parent);
+  }
+  close(pfd[0]);
+  sentinel_fd = pfd[1];
+  sentinel_parent = parent;
+}
+
+/* Tell the sentinel about a group started (+) or gone (-). */
+static void sentinel_note(pid_t pgid, bool started) {
+  if (sentinel_fd < 0 || getpid() != sentinel_parent)
+    return;
+  int32_t v = started ? (int32_t)pgid : -(int32_t)pgid;
+  ssize_t k;
+  do
+    k = write(sentinel_fd, &v, sizeof v);
+  while (k < 0 && errno == EINTR);
+}
 
 static void cleanup(void) {
   th_stop_all();
@@ -47,6 +136,7 @@ static void ensure_atexit(void) {
   if (atexit_done)
     return;
   atexit_done = true;
+  sentinel_start(); /* early: before threads, with few fds to release */
   atexit(cleanup);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -78,9 +168,35 @@ int th_run_suites(const char *name, void (*add)(void)) {
   return ran == 0 ? 1 : 0;
 }
 
+/* Where free ports are picked: outside the kernel's ephemeral range, so
+ * that the source port of an outgoing connection (this test's, or one of
+ * the tests running beside it) cannot take a port between th_free_port()
+ * and the server's bind: 10000 up to the range's start (32768 by
+ * default), or above its end when it starts too low. */
+static void free_port_range(int *lo, int *hi) {
+  *lo = 20000;
+  *hi = 32767;
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  int a = 0, b = 0;
+  bool got = f && fscanf(f, "%d %d", &a, &b) == 2;
+  if (f)
+    fclose(f);
+  if (!got)
+    return;
+  if (a > 11000) {
+    *lo = 10000;
+    *hi = a - 1;
+  } else if (b < 64535) {
+    *lo = b + 1;
+    *hi = 65535;
+  }
+}
+
 int th_free_port(void) {
+  int lo, hi;
+  free_port_range(&lo, &hi);
   for (int tries = 0; tries < 50; tries++) {
-    int port = 20000 + rand() % 30000;
+    int port = lo + rand() % (hi - lo + 1);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port)};
@@ -196,6 +312,7 @@ static void untrack(pid_t pid) {
   for (int i = 0; i < MAX_CHILDREN; i++)
     if (children[i] == pid)
       children[i] = 0;
+  sentinel_note(pid, false);
 }
 
 static pid_t spawn(const char *const argv[], const char *logname, int *in_fd) {
@@ -203,11 +320,19 @@ static pid_t spawn(const char *const argv[], const char *logname, int *in_fd) {
   int pfd[2] = {-1, -1};
   if (in_fd && pipe(pfd) != 0)
     return -1;
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0)
     return -1;
   if (pid == 0) {
     setpgid(0, 0);
+    /* die with this process; if it died before the prctl took effect,
+     * we were already reparented: go now.  (The signal comes when the
+     * forking thread ends: spawn from the main thread or one that lives
+     * as long as the child should.) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
     const char *log = th_path(logname ? logname : "child.log");
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
@@ -228,6 +353,7 @@ static pid_t spawn(const char *const argv[], const char *logname, int *in_fd) {
     _exit(127);
   }
   setpgid(pid, pid);
+  sentinel_note(pid, true);
   if (in_fd) {
     close(pfd[0]);
     *in_fd = pfd[1];
@@ -278,6 +404,7 @@ void th_stop_all(void) {
     if (children[i] > 0) {
       kill(-children[i], SIGKILL);
       waitpid(children[i], NULL, 0);
+      sentinel_note(children[i], false);
       children[i] = 0;
     }
   }

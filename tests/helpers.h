@@ -20,8 +20,10 @@
  * Prints CUnit's summary. */
 int th_run_suites(const char *name, void (*add)(void));
 
-/* A free TCP port on 127.0.0.1 (bound and released; race-tolerant enough
- * for tests because ports are picked from the ephemeral range at random). */
+/* A free TCP port on 127.0.0.1 (bound and released), picked at random
+ * outside the kernel's ephemeral range, where no outgoing connection's
+ * source port can take it before the server binds.  A peer that can bind
+ * port 0 and report its port is better still. */
 int th_free_port(void);
 /* Wait until something accepts on 127.0.0.1:port; false after timeout_ms. */
 bool th_wait_port(int port, int timeout_ms);

@@ -130,11 +130,11 @@ static const char *const cfgs[] = {
   /* 8: istio.io docs/tasks/security/authorization/authz-ip (ipBlocks),
    * with an IPv6 block added; flat (non-nested) from/to form. */
   "{\"policies\":[{\"name\":\"ip\",\"rules\":[{\"from\":[{\"ipBlocks\":"
-  "[\"10.0.0.0/8\",\"2001:db8::/32\"]}]}]}]}",
+  "[\"127.0.0.0/9\",\"2001:db8::/32\"]}]}]}]}",
   /* 9: istio.io docs/reference/config/security/conditions: source.ip,
    * source.namespace, source.principal, destination.port in `when`. */
   "{\"policies\":[{\"name\":\"cond\",\"rules\":[{\"when\":["
-  "{\"key\":\"source.ip\",\"values\":[\"10.1.2.3\",\"10.2.0.0/16\"]},"
+  "{\"key\":\"source.ip\",\"values\":[\"127.1.2.3\",\"127.2.0.0/16\"]},"
   "{\"key\":\"source.namespace\",\"values\":[\"default\"]},"
   "{\"key\":\"source.principal\",\"notValues\":"
   "[\"cluster.local/ns/default/sa/blocked\"]},"
@@ -156,7 +156,7 @@ static const char *const cfgs[] = {
   "[{\"from\":[{\"source\":{\"namespaces\":[\"dev\"]}}]}]}]}",
 };
 
-#define RQ_SLEEP_GET(path) {SLEEP, "10.0.0.1", 80, "GET", path, NULL, \
+#define RQ_SLEEP_GET(path) {SLEEP, "127.0.0.1", 80, "GET", path, NULL, \
     {"x-iss", "https://accounts.google.com"}}
 #define REQ MESH__AZ_STAGE_REQUEST
 #define CONN MESH__AZ_STAGE_CONN
@@ -186,14 +186,14 @@ static const struct pcase pcases[] = {
   {0, REQ, {SLEEP, NULL, 0, "GET", "/info", NULL, {NULL}}, DENY, ""},
   {0, REQ, {SLEEP, NULL, 0, "GET", "/info", NULL,
             {"x-iss", "https://evil.example"}}, DENY, ""},
-  {0, REQ, {"", "10.0.0.1", 0, "GET", "/info", NULL,
+  {0, REQ, {"", "127.0.0.1", 0, "GET", "/info", NULL,
             {"x-iss", "https://accounts.google.com"}}, DENY, ""},
   /* at accept: sa/sleep may still send a matching request; prod cannot */
-  {0, CONN, {SLEEP, "10.0.0.1", 443, NULL}, ALLOW, "httpbin"},
-  {0, CONN, {"spiffe://cluster.local/ns/prod/sa/x", "10.0.0.1", 443, NULL},
+  {0, CONN, {SLEEP, "127.0.0.1", 443, NULL}, ALLOW, "httpbin"},
+  {0, CONN, {"spiffe://cluster.local/ns/prod/sa/x", "127.0.0.1", 443, NULL},
    DENY, ""},
   /* Istio TCP semantics: an ALLOW rule needing HTTP never matches */
-  {0, TCP, {SLEEP, "10.0.0.1", 443, NULL}, DENY, ""},
+  {0, TCP, {SLEEP, "127.0.0.1", 443, NULL}, DENY, ""},
 
   /* cfg 1 */
   {1, REQ, {"spiffe://td/ns/dev/sa/a", NULL, 0, "POST", "/", NULL, {NULL}},
@@ -222,15 +222,15 @@ static const struct pcase pcases[] = {
   {4, TCP, {"", NULL, 0, NULL}, ALLOW, "allow-all"},
 
   /* cfg 5 */
-  {5, REQ, {"spiffe://cluster.local/ns/prod/sa/admin", "10.0.0.1", 0, "GET",
+  {5, REQ, {"spiffe://cluster.local/ns/prod/sa/admin", "127.0.0.1", 0, "GET",
             "/", NULL, {NULL}}, ALLOW, "src"},
   {5, REQ, {"spiffe://cluster.local/ns/prod/sa/admin", "203.0.113.4", 0,
             "GET", "/", NULL, {NULL}}, DENY, ""},
-  {5, REQ, {"spiffe://cluster.local/ns/test/sa/dev", "10.0.0.1", 0, "GET",
+  {5, REQ, {"spiffe://cluster.local/ns/test/sa/dev", "127.0.0.1", 0, "GET",
             "/", NULL, {NULL}}, ALLOW, "src"},
-  {5, REQ, {"spiffe://cluster.local/ns/staging/sa/dev", "10.0.0.1", 0,
+  {5, REQ, {"spiffe://cluster.local/ns/staging/sa/dev", "127.0.0.1", 0,
             "GET", "/", NULL, {NULL}}, DENY, ""},
-  {5, REQ, {"spiffe://cluster.local/ns/prod/sa/other", "10.0.0.1", 0, "GET",
+  {5, REQ, {"spiffe://cluster.local/ns/prod/sa/other", "127.0.0.1", 0, "GET",
             "/", NULL, {NULL}}, DENY, ""},
   {5, CONN, {"spiffe://cluster.local/ns/prod/sa/admin", "203.0.113.4", 0,
              NULL}, DENY, ""},
@@ -276,23 +276,23 @@ static const struct pcase pcases[] = {
   {7, CONN, {SLEEP, NULL, 0, NULL}, ALLOW, "allow-path-ip"},
 
   /* cfg 8 */
-  {8, REQ, {SLEEP, "10.1.2.3", 0, "GET", "/", NULL, {NULL}}, ALLOW, "ip"},
-  {8, REQ, {SLEEP, "11.0.0.1", 0, "GET", "/", NULL, {NULL}}, DENY, ""},
+  {8, REQ, {SLEEP, "127.1.2.3", 0, "GET", "/", NULL, {NULL}}, ALLOW, "ip"},
+  {8, REQ, {SLEEP, "127.128.0.1", 0, "GET", "/", NULL, {NULL}}, DENY, ""},
   {8, REQ, {SLEEP, "2001:db8::1", 0, "GET", "/", NULL, {NULL}}, ALLOW, "ip"},
-  {8, REQ, {SLEEP, "::ffff:10.0.0.5", 0, "GET", "/", NULL, {NULL}}, ALLOW,
+  {8, REQ, {SLEEP, "::ffff:127.0.0.5", 0, "GET", "/", NULL, {NULL}}, ALLOW,
    "ip"},
   {8, REQ, {SLEEP, "2001:db9::1", 0, "GET", "/", NULL, {NULL}}, DENY, ""},
   {8, REQ, {SLEEP, NULL, 0, "GET", "/", NULL, {NULL}}, DENY, ""},
-  {8, CONN, {SLEEP, "11.0.0.1", 0, NULL}, DENY, ""},
+  {8, CONN, {SLEEP, "127.128.0.1", 0, NULL}, DENY, ""},
 
   /* cfg 9 */
-  {9, REQ, {SLEEP, "10.2.9.9", 443, "GET", "/", NULL, {NULL}}, ALLOW, "cond"},
-  {9, REQ, {SLEEP, "10.1.2.3", 80, NULL}, ALLOW, "cond"},
-  {9, REQ, {SLEEP, "10.1.2.4", 80, NULL}, DENY, ""},
-  {9, REQ, {SLEEP, "10.1.2.3", 8080, NULL}, DENY, ""},
-  {9, REQ, {"spiffe://cluster.local/ns/default/sa/blocked", "10.1.2.3", 80,
+  {9, REQ, {SLEEP, "127.2.9.9", 443, "GET", "/", NULL, {NULL}}, ALLOW, "cond"},
+  {9, REQ, {SLEEP, "127.1.2.3", 80, NULL}, ALLOW, "cond"},
+  {9, REQ, {SLEEP, "127.1.2.4", 80, NULL}, DENY, ""},
+  {9, REQ, {SLEEP, "127.1.2.3", 8080, NULL}, DENY, ""},
+  {9, REQ, {"spiffe://cluster.local/ns/default/sa/blocked", "127.1.2.3", 80,
             NULL}, DENY, ""},
-  {9, REQ, {"spiffe://cluster.local/ns/other/sa/sleep", "10.1.2.3", 80,
+  {9, REQ, {"spiffe://cluster.local/ns/other/sa/sleep", "127.1.2.3", 80,
             NULL}, DENY, ""},
 
   /* cfg 10 */
@@ -459,10 +459,10 @@ static const struct cfg_err cfg_errs[] = {
    "[\"/a*b\"]}]}]}]}",
    "authz.policies[0].rules[0].to[0].paths[0]: \"*\" is allowed only"},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"from\":[{\"ipBlocks\":"
-   "[\"10.0.0.0/33\"]}]}]}]}",
-   "rules[0].from[0].ipBlocks[0]: \"10.0.0.0/33\" is not an IP address"},
+   "[\"127.0.0.0/33\"]}]}]}]}",
+   "rules[0].from[0].ipBlocks[0]: \"127.0.0.0/33\" is not an IP address"},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"from\":[{\"ipBlocks\":"
-   "[\"10.0.0.0/08\"]}]}]}]}", "is not an IP address"},
+   "[\"127.0.0.0/08\"]}]}]}]}", "is not an IP address"},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"to\":[{\"ports\":"
    "[\"http\"]}]}]}]}", "to[0].ports[0]: expected a port number"},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"to\":[{\"ports\":"
@@ -494,7 +494,7 @@ static const struct cfg_err cfg_errs[] = {
    "\"principal\":[\"x\"]}}]}]}]}",
    "rules[0].from[0].source.principal: unknown key"},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"from\":[{\"ipBlocks\":"
-   "[\"10.0.0.0/8\"],\"remoteIpBlocks\":[\"10.0.0.0/8\"]}]}]}]}",
+   "[\"127.0.0.0/8\"],\"remoteIpBlocks\":[\"127.0.0.0/8\"]}]}]}]}",
    "use ipBlocks or remoteIpBlocks, not both"},
   {"{\"policies\":[{\"name\":\"a\",\"rules\":[{\"to\":[{\"methods\":"
    "[\"GE T\"]}]}]}]}", "\"GE T\" is not an HTTP method token"},
@@ -553,21 +553,21 @@ static void test_mesh__cidr_match(void) {
     const char *block, *ip;
     bool want;
   } cases[] = {
-    {"10.0.0.0/8", "10.255.1.1", true},
-    {"10.0.0.0/8", "11.0.0.0", false},
-    {"10.1.2.3", "10.1.2.3", true},
-    {"10.1.2.3", "10.1.2.4", false},
-    {"10.1.2.3/16", "10.1.99.1", true}, /* host bits ignored */
+    {"127.0.0.0/9", "127.127.1.1", true},
+    {"127.0.0.0/9", "127.128.0.0", false},
+    {"127.1.2.3", "127.1.2.3", true},
+    {"127.1.2.3", "127.1.2.4", false},
+    {"127.1.2.3/16", "127.1.99.1", true}, /* host bits ignored */
     {"0.0.0.0/0", "192.0.2.1", true},
     {"0.0.0.0/0", "2001:db8::1", false},
-    {"192.168.1.128/25", "192.168.1.127", false},
-    {"192.168.1.128/25", "192.168.1.200", true},
+    {"127.168.1.128/25", "127.168.1.127", false},
+    {"127.168.1.128/25", "127.168.1.200", true},
     {"2001:db8::/32", "2001:db8:ffff::1", true},
     {"2001:db8::/33", "2001:db8:8000::1", false},
     {"::1", "::1", true},
     {"::/0", "::1", true},
-    {"10.0.0.0/8", "::ffff:10.2.3.4", true},
-    {"::ffff:0:0/96", "10.2.3.4", false}, /* v6 block vs a v4 socket */
+    {"127.0.0.0/8", "::ffff:127.2.3.4", true},
+    {"::ffff:0:0/96", "127.2.3.4", false}, /* v6 block vs a v4 socket */
   };
   for (size_t i = 0; i < N(cases); i++) {
     mesh__cidr_t c;
@@ -579,15 +579,15 @@ static void test_mesh__cidr_match(void) {
       fprintf(stderr, "cidr case %zu\n", i);
     CU_ASSERT_EQUAL(got, cases[i].want);
   }
-  const char *bad[] = {"", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/1a",
-                       "1.2.3", "::1/129", "10.0.0.0/8/8", "x",
-                       "10.0.0.0/ 8", NULL};
+  const char *bad[] = {"", "127.0.0.0/", "127.0.0.0/-1", "127.0.0.0/1a",
+                       "1.2.3", "::1/129", "127.0.0.0/8/8", "x",
+                       "127.0.0.0/ 8", NULL};
   for (size_t i = 0; bad[i]; i++) {
     mesh__cidr_t c;
     CU_ASSERT_EQUAL(mesh__cidr_parse(bad[i], &c), MESH_ERR_PARSE);
   }
   mesh__cidr_t c;
-  CU_ASSERT_EQUAL(mesh__cidr_parse("10.0.0.0/8", &c), MESH_OK);
+  CU_ASSERT_EQUAL(mesh__cidr_parse("127.0.0.0/8", &c), MESH_OK);
   CU_ASSERT(!mesh__cidr_match(&c, NULL));
 }
 
@@ -702,7 +702,7 @@ static void test_mesh_authz_check_counts_and_logs(void) {
   /* connection-level hook: a DENY needing HTTP waits; namespace dev denied
    * at once after a reload */
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(5000)};
-  inet_pton(AF_INET, "10.9.9.9", &sin.sin_addr);
+  inet_pton(AF_INET, "127.9.9.9", &sin.sin_addr);
   CU_ASSERT_EQUAL(mesh__authz_check_conn(m, SLEEP, (struct sockaddr *)&sin,
                                          8443, &st),
                   MESH_OK);

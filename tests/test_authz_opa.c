@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,12 +23,16 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Modes: ok (decide from the input), object ({"result": {"allow": ..}}),
- * slow (answer after 3 s), error (HTTP 500), garbage (200, not JSON),
- * undefined ({} : no result).  Every request body is appended to LOG. */
+ * slow (no answer while the test lives), error (HTTP 500), garbage (200,
+ * not JSON), undefined ({} : no result).  Every request body is appended
+ * to LOG.  The stub binds a port of its own choosing and writes it to
+ * PORTFILE once it listens: a port picked for it beforehand could be taken
+ * by another test's server meanwhile (tests run in parallel). */
 static const char stub_py[] =
     "import json, sys, time\n"
     "from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n"
-    "mode, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+    "import os\n"
+    "mode, portfile, log = sys.argv[1], sys.argv[2], sys.argv[3]\n"
     "class H(BaseHTTPRequestHandler):\n"
     "    protocol_version = 'HTTP/1.1'\n"
     "    def log_message(self, *a):\n"
@@ -44,7 +50,7 @@ static const char stub_py[] =
     "        with open(log, 'a') as f:\n"
     "            f.write(self.path + ' ' + body + '\\n')\n"
     "        if mode == 'slow':\n"
-    "            time.sleep(3)\n"
+    "            time.sleep(600)\n"
     "        if mode == 'error':\n"
     "            return self.reply(500, '{\"code\":\"internal_error\"}')\n"
     "        if mode == 'garbage':\n"
@@ -63,7 +69,11 @@ static const char stub_py[] =
     "        res = {'allow': ok} if mode == 'object' else ok\n"
     "        self.reply(200, json.dumps({'result': res}))\n"
     "ThreadingHTTPServer.daemon_threads = True\n"
-    "ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()\n";
+    "srv = ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+    "with open(portfile + '.tmp', 'w') as f:\n"
+    "    f.write(str(srv.server_address[1]))\n"
+    "os.rename(portfile + '.tmp', portfile)\n"
+    "srv.serve_forever()\n";
 
 struct stub {
   pid_t pid;
@@ -71,18 +81,41 @@ struct stub {
   char log[256];
 };
 
+static bool file_there(void *path) {
+  return access((const char *)path, F_OK) == 0;
+}
+
 static bool stub_start(struct stub *s, const char *mode) {
   const char *script = th_path("opa_stub.py");
   if (!th_write(script, stub_py))
     return false;
-  s->port = th_free_port();
+  char portfile[256];
+  snprintf(portfile, sizeof portfile, "%s", th_path("opa_stub.port"));
+  unlink(portfile);
   snprintf(s->log, sizeof s->log, "%s", th_path(mode));
   th_write(s->log, "");
-  char port[16];
-  snprintf(port, sizeof port, "%d", s->port);
-  const char *argv[] = {"python3", script, mode, port, s->log, NULL};
+  const char *argv[] = {"python3", script, mode, portfile, s->log, NULL};
   s->pid = th_spawn(argv, "opa_stub.log");
-  return s->pid > 0 && th_wait_port(s->port, 5000);
+  if (s->pid <= 0 ||
+      !th_wait_for(file_there, portfile, TH_CAP_MS, "OPA stub listening"))
+    return false;
+  char *txt = th_slurp(portfile, NULL);
+  s->port = txt ? atoi(txt) : 0;
+  free(txt);
+  return s->port > 0;
+}
+
+/* A port where nothing listens, and nothing can start to while the test
+ * holds it: bound, never listened on, so a connect is refused. */
+static int closed_port(int *fd) {
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  *fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (*fd < 0 || bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(*fd, (struct sockaddr *)&a, &al) != 0)
+    return -1;
+  return ntohs(a.sin_port);
 }
 
 /* Requests the stub has seen. */
@@ -96,14 +129,19 @@ static int stub_hits(const struct stub *s) {
   return n;
 }
 
+/* An answer the test waits for must not hit the 200 ms default timeout
+ * on a loaded machine (python answering late turns a decision into "OPA
+ * unavailable"): TIMEOUT_ANSWER unless `extra` sets its own. */
+#define TIMEOUT_ANSWER ",\"timeout_ms\":60000"
+
 static mesh_t *mesh_with_opa(int port, const char *extra) {
   char json[1024];
   snprintf(json, sizeof json,
            "{\"log\":{\"level\":\"error\"},\"authz\":{\"opa\":{\"url\":"
-           "\"http://127.0.0.1:%d/v1/data/mesh/allow\"%s},\"policies\":[{"
+           "\"http://127.0.0.1:%d/v1/data/mesh/allow\"%s%s},\"policies\":[{"
            "\"name\":\"ext\",\"action\":\"CUSTOM\",\"rules\":[{\"to\":[{"
            "\"paths\":[\"/api/*\"]}]}]}]}}",
-           port, extra);
+           port, extra, strstr(extra, "timeout_ms") ? "" : TIMEOUT_ANSWER);
   mesh_t *m = NULL;
   mesh_status_t st;
   int rc = mesh_new(json, &m, &st);
@@ -213,7 +251,8 @@ static void test_mesh__opa_check_cache(void) {
   /* a reload drops the cache */
   char json[512];
   snprintf(json, sizeof json,
-           "{\"opa\":{\"url\":\"http://127.0.0.1:%d/v1/data/mesh/allow\"},"
+           "{\"opa\":{\"url\":\"http://127.0.0.1:%d/v1/data/mesh/allow\""
+           TIMEOUT_ANSWER "},"
            "\"policies\":[{\"name\":\"ext\",\"action\":\"CUSTOM\",\"rules\":"
            "[{}]}]}",
            s.port);
@@ -245,6 +284,16 @@ struct fail_case {
   const char *why;
 };
 
+/* The timeout cases: a server that never answers (the stub sleeps
+ * 600 s) or a refused connection, with a 200 ms timeout.  The call
+ * returning at all shows the timeout cut it short; the cap only tells
+ * "200 ms" from "the server's 600 s" and is generous for a loaded machine
+ * or valgrind.  Every other case waits for the stub's answer (60 s
+ * timeout), so that each reaches the path it names (500, garbage, no
+ * result) rather than a timeout when python is slow. */
+#define TIMEOUT_SHORT 200
+#define TIMEOUT_CAP_MS 30000
+
 static void test_mesh__opa_check_fail_modes(void) {
   static const struct fail_case cases[] = {
     {"slow", false, MESH_ERR_DENIED, "OPA unavailable (fail closed)"},
@@ -258,11 +307,16 @@ static void test_mesh__opa_check_fail_modes(void) {
   };
   for (size_t i = 0; i < N(cases); i++) {
     const struct fail_case *tc = &cases[i];
-    struct stub s = {.pid = -1, .port = th_free_port()};
+    struct stub s = {.pid = -1};
+    int closed_fd = -1;
     if (tc->mode)
       CU_ASSERT_FATAL(stub_start(&s, tc->mode));
+    if (!tc->mode)
+      CU_ASSERT_FATAL((s.port = closed_port(&closed_fd)) > 0);
+    bool short_timeout = !tc->mode || strcmp(tc->mode, "slow") == 0;
     char extra[128];
-    snprintf(extra, sizeof extra, ",\"timeout_ms\":200,\"fail_open\":%s",
+    snprintf(extra, sizeof extra, ",\"timeout_ms\":%d,\"fail_open\":%s",
+             short_timeout ? TIMEOUT_SHORT : 60000,
              tc->fail_open ? "true" : "false");
     mesh_t *m = mesh_with_opa(s.port, extra);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -274,14 +328,17 @@ static void test_mesh__opa_check_fail_modes(void) {
       fprintf(stderr, "fail case %zu: rc=%d msg=%s\n", i, rc, st.message);
     CU_ASSERT_EQUAL(rc, tc->want);
     CU_ASSERT_PTR_NOT_NULL(strstr(st.message, tc->why));
-    /* bounded by the 200 ms timeout, not by the 3 s server (the margin is
-     * for valgrind and busy machines) */
-    CU_ASSERT(el < 2000);
+    if (short_timeout && el >= TIMEOUT_CAP_MS)
+      fprintf(stderr, "fail case %zu: %lld ms, timeout %d ms\n", i,
+              (long long)el, TIMEOUT_SHORT);
+    CU_ASSERT(!short_timeout || el < TIMEOUT_CAP_MS);
     bool errs = tc->mode == NULL || strcmp(tc->mode, "undefined") != 0;
     CU_ASSERT_EQUAL(counter(m, "opa_error"), errs ? 1u : 0u);
     mesh_free(m);
     if (s.pid > 0)
       th_kill(s.pid);
+    if (closed_fd >= 0)
+      close(closed_fd);
   }
 }
 
@@ -407,7 +464,8 @@ static void test_mesh__opa_input_served_path(void) {
   char json[1024];
   snprintf(json, sizeof json,
            "{\"log\":{\"level\":\"error\"},\"authz\":{\"opa\":{\"url\":"
-           "\"http://127.0.0.1:%d/v1/data/mesh/allow\",\"cache_ttl_ms\":0},"
+           "\"http://127.0.0.1:%d/v1/data/mesh/allow\",\"cache_ttl_ms\":0"
+           TIMEOUT_ANSWER "},"
            "\"policies\":[{\"name\":\"ext\",\"action\":\"CUSTOM\","
            "\"rules\":[{\"to\":[{\"paths\":[\"*\"]}]}]}]}}",
            s.port);

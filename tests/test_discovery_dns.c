@@ -72,8 +72,8 @@ static const char *hosts_file(void) { return th_path("dns-hosts"); }
 /* dnsmasq with fixed records plus the addn-hosts file (SIGHUP reloads). */
 static bool start_dnsmasq(void) {
   static const char *const records[] = {
-      "--host-record=a.test,10.0.0.1,fd00::1",
-      "--host-record=b.test,10.0.0.2",
+      "--host-record=a.test,127.10.0.1,fd00::1",
+      "--host-record=b.test,127.10.0.2",
       "--host-record=six.test,fd00::6",
       "--srv-host=_http._tcp.svc.test,a.test,8080,1,10",
       "--srv-host=_http._tcp.svc.test,b.test,9090,0,0",
@@ -100,7 +100,7 @@ static int suite_init(void) {
   if (!th_require("dnsmasq", "dnsmasq-base"))
     return 1;
   dns_port = th_free_port();
-  if (!th_write(hosts_file(), "10.1.0.1 web.test\n"))
+  if (!th_write(hosts_file(), "127.11.0.1 web.test\n"))
     return 1;
   return start_dnsmasq() ? 0 : 1;
 }
@@ -132,14 +132,14 @@ struct rec_case {
 };
 
 static const struct rec_case rec_cases[] = {
-  {"a.test", "A", 80, "10.0.0.1:80/0/1"},
+  {"a.test", "A", 80, "127.10.0.1:80/0/1"},
   {"a.test", "AAAA", 81, "fd00::1:81/0/1"},
-  {"a.test", "A+AAAA", 82, "10.0.0.1:82/0/1,fd00::1:82/0/1"},
+  {"a.test", "A+AAAA", 82, "127.10.0.1:82/0/1,fd00::1:82/0/1"},
   {"six.test", "A+AAAA", 83, "fd00::6:83/0/1"},
   /* SRV: priority and weight from the records (weight 0 -> 1); targets'
    * A and AAAA */
   {"_http._tcp.svc.test", "SRV", 0,
-   "10.0.0.1:8080/1/10,10.0.0.2:9090/0/1,fd00::1:8080/1/10"},
+   "127.10.0.1:8080/1/10,127.10.0.2:9090/0/1,fd00::1:8080/1/10"},
   /* "." target: the service is explicitly not available */
   {"_http._tcp.empty.test", "SRV", 0, ""},
   /* NXDOMAIN and NODATA are answers: no endpoints, no error */
@@ -177,7 +177,7 @@ static void test_dns_ttl_change(void) {
   cfg(json, sizeof json, "web", "web.test", "A", 80, 100, 5000);
   mesh_t *m = new_mesh(json);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  CU_ASSERT_TRUE(wait_desc(m, "web", "10.1.0.1:80/0/1", 3000));
+  CU_ASSERT_TRUE(wait_desc(m, "web", "127.11.0.1:80/0/1", 3000));
   int q0 = count_queries("query[A] web.test");
   /* Wait (bounded) for two re-resolutions: with a TTL of 1 s they come
    * about a second apart; with the 100 ms floor there would be ten a
@@ -195,11 +195,11 @@ static void test_dns_ttl_change(void) {
   if (q < 2 || el < 900 || q > el / 1000 + 2)
     fprintf(stderr, "queries in %lld ms: %d\n", (long long)el, q);
 
-  CU_ASSERT_TRUE(th_write(hosts_file(), "10.1.0.2 web.test\n"
-                                        "10.1.0.3 web.test\n"));
+  CU_ASSERT_TRUE(th_write(hosts_file(), "127.11.0.2 web.test\n"
+                                        "127.11.0.3 web.test\n"));
   kill(dns_pid, SIGHUP);
   int64_t t0 = mesh__now_ms();
-  CU_ASSERT_TRUE(wait_desc(m, "web", "10.1.0.2:80/0/1,10.1.0.3:80/0/1", 3000));
+  CU_ASSERT_TRUE(wait_desc(m, "web", "127.11.0.2:80/0/1,127.11.0.3:80/0/1", 3000));
   int64_t dt = mesh__now_ms() - t0;
   CU_ASSERT(dt <= 2000); /* TTL 1 s + one round trip, with slack */
   mesh__disc_stats_t ds;
@@ -207,7 +207,7 @@ static void test_dns_ttl_change(void) {
   CU_ASSERT_EQUAL(ds.errors, 0);
   CU_ASSERT_EQUAL(ds.version, 2); /* unchanged answers published nothing */
   mesh_free(m);
-  th_write(hosts_file(), "10.1.0.1 web.test\n");
+  th_write(hosts_file(), "127.11.0.1 web.test\n");
   kill(dns_pid, SIGHUP);
 }
 
@@ -218,7 +218,7 @@ static void test_dns_outage(void) {
   cfg(json, sizeof json, "a", "a.test", "A", 80, 100, 1000);
   mesh_t *m = new_mesh(json);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  CU_ASSERT_TRUE(wait_desc(m, "a", "10.0.0.1:80/0/1", 3000));
+  CU_ASSERT_TRUE(wait_desc(m, "a", "127.10.0.1:80/0/1", 3000));
   th_stop(dns_pid);
   dns_pid = 0;
   mesh__disc_stats_t ds;
@@ -229,10 +229,10 @@ static void test_dns_outage(void) {
   CU_ASSERT_TRUE(ds.stale);
   CU_ASSERT_EQUAL(ds.endpoints, 1);
   CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "a.test"));
-  CU_ASSERT_TRUE(wait_desc(m, "a", "10.0.0.1:80/0/1", 0));
+  CU_ASSERT_TRUE(wait_desc(m, "a", "127.10.0.1:80/0/1", 0));
 
   /* back, with a different answer for the name */
-  CU_ASSERT_TRUE(th_write(hosts_file(), "10.1.0.1 web.test\n"));
+  CU_ASSERT_TRUE(th_write(hosts_file(), "127.11.0.1 web.test\n"));
   char json2[1024];
   cfg(json2, sizeof json2, "b", "b.test", "A", 80, 100, 1000);
   mesh_t *m2 = new_mesh(json2);
@@ -240,7 +240,7 @@ static void test_dns_outage(void) {
   CU_ASSERT_EQUAL(mesh_discovery_wait(m2, "b", 3000, NULL),
                   MESH_ERR_DISCOVERY);
   CU_ASSERT_TRUE(start_dnsmasq());
-  CU_ASSERT_TRUE(wait_desc(m2, "b", "10.0.0.2:80/0/1", 5000));
+  CU_ASSERT_TRUE(wait_desc(m2, "b", "127.10.0.2:80/0/1", 5000));
   for (int i = 0; i < 500; i++) {
     stats_of(m, "a", &ds);
     if (!ds.stale)
@@ -248,7 +248,7 @@ static void test_dns_outage(void) {
     usleep(10000);
   }
   CU_ASSERT_FALSE(ds.stale);
-  CU_ASSERT_TRUE(wait_desc(m, "a", "10.0.0.1:80/0/1", 0));
+  CU_ASSERT_TRUE(wait_desc(m, "a", "127.10.0.1:80/0/1", 0));
   mesh_free(m2);
   mesh_free(m);
 }
@@ -266,7 +266,7 @@ typedef struct fake {
   pthread_t th;
 } fake_t;
 
-/* Answer a query for an A record with 10.7.7.7 (TTL 0), or misbehave. */
+/* Answer a query for an A record with 127.17.7.7 (TTL 0), or misbehave. */
 static void *fake_main(void *p) {
   fake_t *f = p;
   for (int spins = 0; spins < 20000 && !atomic_load(&f->stop); spins++) {
@@ -298,7 +298,7 @@ static void *fake_main(void *p) {
       r[7] = a ? 1 : 0; /* ancount */
       if (a) {
         static const unsigned char rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0,
-                                           0,    0,    0, 4, 10, 7, 7, 7};
+                                           0,    0,    0, 4, 127, 17, 7, 7};
         memcpy(r + len, rr, sizeof rr);
         len += sizeof rr;
         if (mode == FAKE_GARBAGE)
@@ -345,7 +345,7 @@ static void test_dns_bad_answers(void) {
            f.port);
   mesh_t *m = new_mesh(json);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  CU_ASSERT_TRUE(wait_desc(m, "x", "10.7.7.7:80/0/1", 3000));
+  CU_ASSERT_TRUE(wait_desc(m, "x", "127.17.7.7:80/0/1", 3000));
   static const struct {
     int mode;
     const char *err;
@@ -369,7 +369,7 @@ static void test_dns_bad_answers(void) {
     CU_ASSERT(ds.errors >= before + 2);
     CU_ASSERT_TRUE(ds.stale);
     CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, faults[i].err));
-    CU_ASSERT_TRUE(wait_desc(m, "x", "10.7.7.7:80/0/1", 0));
+    CU_ASSERT_TRUE(wait_desc(m, "x", "127.17.7.7:80/0/1", 0));
     /* recovery is automatic */
     atomic_store(&f.mode, FAKE_GOOD);
     for (int t = 0; t < 300 && ds.stale; t++) {
@@ -426,7 +426,7 @@ static void test_dns_servers(void) {
            dns_port, dns_port);
   mesh_t *m = new_mesh(json);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  CU_ASSERT_TRUE(wait_desc(m, "a", "10.0.0.1:1/0/1", 3000));
+  CU_ASSERT_TRUE(wait_desc(m, "a", "127.10.0.1:1/0/1", 3000));
   mesh_free(m);
 }
 

@@ -19,9 +19,9 @@ struct addr_case {
 };
 
 static const struct addr_case addr_cases[] = {
-  {"10.0.0.1", true},        {"::1", true},
+  {"127.10.0.1", true},        {"::1", true},
   {"fe80::1", true},         {"payments", true},
-  {"a.b-c.d_e", true},       {"10.0.0.256", false},
+  {"a.b-c.d_e", true},       {"127.10.0.256", false},
   {"1.2.3", false},          {"", false},
   {"a..b", false},           {".a", false},
   {"a b", false},            {"x:80", false},
@@ -59,10 +59,10 @@ struct hp_case {
 };
 
 static const struct hp_case hp_cases[] = {
-  {"10.0.0.1:80", MESH_OK, "10.0.0.1", 80, NULL},
+  {"127.10.0.1:80", MESH_OK, "127.10.0.1", 80, NULL},
   {"[::1]:8443", MESH_OK, "::1", 8443, NULL},
   {"svc.local:65535", MESH_OK, "svc.local", 65535, NULL},
-  {"10.0.0.1", MESH_ERR_PARSE, NULL, 0, "expected host:port"},
+  {"127.10.0.1", MESH_ERR_PARSE, NULL, 0, "expected host:port"},
   {"::1:80", MESH_ERR_PARSE, NULL, 0, "IPv6 in brackets"},
   {"[::1]80", MESH_ERR_PARSE, NULL, 0, "expected [ipv6]:port"},
   {"[x]:80", MESH_ERR_PARSE, NULL, 0, "not an IPv6 address"},
@@ -108,7 +108,7 @@ struct ep_case {
 };
 
 static const struct ep_case ep_cases[] = {
-  {"{\"address\":\"10.0.0.1\",\"port\":80}", true, NULL},
+  {"{\"address\":\"127.10.0.1\",\"port\":80}", true, NULL},
   {"{\"address\":\"::1\",\"port\":1,\"weight\":1000000,\"priority\":65535,"
    "\"locality\":{\"region\":\"eu\",\"zone\":\"eu-1\",\"subzone\":\"r1\"},"
    "\"labels\":{\"version\":\"v2\"},\"health\":\"draining\"}",
@@ -116,7 +116,7 @@ static const struct ep_case ep_cases[] = {
   {"{\"port\":80}", false, "e.address: required"},
   {"{\"address\":\"x\"}", false, "e.port: required"},
   {"{\"address\":5,\"port\":80}", false, "e.address: expected a string"},
-  {"{\"address\":\"10.0.0.256\",\"port\":80}", false,
+  {"{\"address\":\"127.10.0.256\",\"port\":80}", false,
    "e.address: not an IP address or hostname"},
   {"{\"address\":\"a\",\"port\":0}", false, "e.port: 0 is out of range"},
   {"{\"address\":\"a\",\"port\":65536}", false, "e.port: 65536 is out of"},
@@ -340,8 +340,8 @@ struct etcd_case {
 };
 
 static const struct etcd_case etcd_cases[] = {
-  {"{\"Op\":0,\"Addr\":\"10.0.0.1:80\",\"Metadata\":null}", MESH_OK,
-   "10.0.0.1", 80, 1, false, NULL},
+  {"{\"Op\":0,\"Addr\":\"127.10.0.1:80\",\"Metadata\":null}", MESH_OK,
+   "127.10.0.1", 80, 1, false, NULL},
   {"{\"Addr\":\"[::1]:443\"}", MESH_OK, "::1", 443, 1, false, NULL},
   {"{\"Addr\":\"a:1\",\"Metadata\":\"some string from a Go client\"}", MESH_OK,
    "a", 1, 1, false, NULL},
@@ -391,9 +391,9 @@ static void test_mesh__etcd_parse_endpoint(void) {
 }
 
 static void test_mesh__b64(void) {
-  const char *in = "services/payments/10.0.0.1:80";
+  const char *in = "services/payments/127.10.0.1:80";
   char *enc = mesh__b64_encode(in, strlen(in));
-  CU_ASSERT_STRING_EQUAL(enc, "c2VydmljZXMvcGF5bWVudHMvMTAuMC4wLjE6ODA=");
+  CU_ASSERT_STRING_EQUAL(enc, "c2VydmljZXMvcGF5bWVudHMvMTI3LjEwLjAuMTo4MA==");
   char *dec;
   size_t len;
   CU_ASSERT_EQUAL(mesh__b64_decode(enc, &dec, &len), MESH_OK);
@@ -547,7 +547,7 @@ static size_t mutate(unsigned char *buf, size_t len, size_t cap) {
 }
 
 static const char *const json_seeds[] = {
-  "{\"Op\":0,\"Addr\":\"10.0.0.1:80\",\"Metadata\":{\"weight\":3,"
+  "{\"Op\":0,\"Addr\":\"127.10.0.1:80\",\"Metadata\":{\"weight\":3,"
   "\"locality\":{\"zone\":\"z\"},\"labels\":{\"a\":\"b\"},"
   "\"health\":\"healthy\"}}",
   "[{\"address\":\"::1\",\"port\":80,\"priority\":2,"

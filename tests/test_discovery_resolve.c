@@ -40,8 +40,8 @@ static bool start_dnsmasq(void) {
   return dns_pid > 0;
 }
 
-static const char *initial_hosts = "10.2.0.1 multi.test\n"
-                                   "10.2.0.2 multi.test\n"
+static const char *initial_hosts = "127.12.0.1 multi.test\n"
+                                   "127.12.0.2 multi.test\n"
                                    "fd00::2 multi.test\n"
                                    "::1 moving.test\n";
 
@@ -201,15 +201,15 @@ static void test_mesh__resolver_update_many(void) {
   static_disc(disc, sizeof disc,
               "{\"address\":\"multi.test\",\"port\":80,\"weight\":3,"
               "\"labels\":{\"v\":\"2\"}},"
-              "{\"address\":\"10.9.0.1\",\"port\":81},"
+              "{\"address\":\"127.19.0.1\",\"port\":81},"
               "{\"address\":\"missing.test\",\"port\":82}",
               resolver(600));
   mesh_t *m = client(disc);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   CU_ASSERT_EQUAL(mesh_discovery_wait(m, "echo", 3000, NULL), MESH_OK);
   CU_ASSERT_TRUE(wait_desc(m,
-                           "10.2.0.1:80/multi.test/3,10.2.0.2:80/multi.test/3,"
-                           "10.9.0.1:81//1,fd00::2:80/multi.test/3",
+                           "127.12.0.1:80/multi.test/3,127.12.0.2:80/multi.test/3,"
+                           "127.19.0.1:81//1,fd00::2:80/multi.test/3",
                            0));
   mesh_endpoints_t *e = NULL;
   CU_ASSERT_EQUAL(mesh_endpoints_get(m, "echo", &e, NULL), MESH_OK);
@@ -297,15 +297,15 @@ static void test_mesh__resolver_release(void) {
   CU_ASSERT_TRUE(wait_desc(m, "127.0.0.1:1000/backend.test/1", 3000));
   /* a new file: write then rename, with a different size */
   const char *tmp = th_path("resolve-eps.tmp");
-  CU_ASSERT_TRUE(th_write(tmp, "[{\"address\":\"10.0.0.7\",\"port\":1001}]"));
+  CU_ASSERT_TRUE(th_write(tmp, "[{\"address\":\"127.10.0.7\",\"port\":1001}]"));
   CU_ASSERT_EQUAL(rename(tmp, path), 0);
-  CU_ASSERT_TRUE(wait_desc(m, "10.0.0.7:1001//1", 3000));
+  CU_ASSERT_TRUE(wait_desc(m, "127.10.0.7:1001//1", 3000));
   CU_ASSERT_TRUE(th_write(tmp, "[{\"address\":\"multi.test\",\"port\":1002},"
                                "{\"address\":\"backend.test\",\"port\":1003}]"));
   CU_ASSERT_EQUAL(rename(tmp, path), 0);
   CU_ASSERT_TRUE(wait_desc(m,
-                           "10.2.0.1:1002/multi.test/1,10.2.0.2:1002/multi.test/1,"
                            "127.0.0.1:1003/backend.test/1,"
+                           "127.12.0.1:1002/multi.test/1,127.12.0.2:1002/multi.test/1,"
                            "fd00::2:1002/multi.test/1",
                            3000));
   mesh__disc_stats_t ds;
@@ -320,11 +320,11 @@ static void test_mesh__resolver_fail_static(void) {
   char disc[512];
   static_disc(disc, sizeof disc,
               "{\"address\":\"backend.test\",\"port\":2000},"
-              "{\"address\":\"10.0.0.9\",\"port\":2001}",
+              "{\"address\":\"127.10.0.9\",\"port\":2001}",
               resolver(300));
   mesh_t *m = client(disc);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  const char *want = "10.0.0.9:2001//1,127.0.0.1:2000/backend.test/1";
+  const char *want = "127.0.0.1:2000/backend.test/1,127.10.0.9:2001//1";
   CU_ASSERT_TRUE(wait_desc(m, want, 3000));
   th_stop(dns_pid);
   dns_pid = 0;

@@ -97,7 +97,7 @@ static const struct cfg_case cfg_cases[] = {
    "services.s.discovery.poll_interval_ms: 0 is out of range"},
   {"{\"type\":\"dns\",\"name\":\"svc.test\",\"port\":80}", NULL},
   {"{\"type\":\"dns\",\"port\":80}", "services.s.discovery.name: required"},
-  {"{\"type\":\"dns\",\"name\":\"10.0.0.1\",\"port\":80}",
+  {"{\"type\":\"dns\",\"name\":\"127.10.0.1\",\"port\":80}",
    "services.s.discovery.name: not a DNS name"},
   {"{\"type\":\"dns\",\"name\":\"svc.test\"}",
    "services.s.discovery.port: required for A/AAAA"},
@@ -175,9 +175,9 @@ static void test_register_check(void) {
     const char *reg, *err;
   } cases[] = {
     {"{\"etcd\":{\"endpoints\":[\"http://127.0.0.1:1\"]},"
-     "\"address\":\"10.0.0.1:80\",\"service\":\"s\"}",
+     "\"address\":\"127.10.0.1:80\",\"service\":\"s\"}",
      NULL},
-    {"{\"address\":\"10.0.0.1:80\"}", "register.etcd: required"},
+    {"{\"address\":\"127.10.0.1:80\"}", "register.etcd: required"},
     {"{\"etcd\":{\"endpoints\":[\"http://127.0.0.1:1\"]}}",
      "register.address: required"},
     {"{\"etcd\":{\"endpoints\":[\"http://127.0.0.1:1\"]},\"address\":\"x\"}",
@@ -223,7 +223,7 @@ static void test_register_check(void) {
 static const char *static_cfg =
     "{\"services\":{"
     " \"pay\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
-    "  {\"address\":\"10.0.0.2\",\"port\":8080,\"weight\":3,\"priority\":1,"
+    "  {\"address\":\"127.10.0.2\",\"port\":8080,\"weight\":3,\"priority\":1,"
     "   \"locality\":{\"region\":\"eu\",\"zone\":\"eu-1\"},"
     "   \"labels\":{\"version\":\"v2\",\"canary\":\"yes\"},"
     "   \"health\":\"healthy\"},"
@@ -239,8 +239,8 @@ static void test_mesh_endpoints_get(void) {
   CU_ASSERT_EQUAL_FATAL(mesh_endpoints_get(m, "pay", &e, NULL), MESH_OK);
   CU_ASSERT_EQUAL(mesh_endpoints_count(e), 3);
   CU_ASSERT_EQUAL(mesh_endpoints_version(e), 1);
-  /* ordered by address: "10.0.0.2" < "::1" < "::2" */
-  CU_ASSERT_STRING_EQUAL(mesh_endpoint_address(e, 0), "10.0.0.2");
+  /* ordered by address: "127.10.0.2" < "::1" < "::2" */
+  CU_ASSERT_STRING_EQUAL(mesh_endpoint_address(e, 0), "127.10.0.2");
   CU_ASSERT_STRING_EQUAL(mesh_endpoint_hostname(e, 0), ""); /* a literal */
   CU_ASSERT_EQUAL(mesh_endpoint_port(e, 0), 8080);
   CU_ASSERT_EQUAL(mesh_endpoint_weight(e, 0), 3);
@@ -365,9 +365,9 @@ static void write_endpoints(const char *path, int n, int port) {
   size_t off = (size_t)snprintf(buf, cap, "[");
   for (int i = 0; i < n; i++)
     off += (size_t)snprintf(buf + off, cap - off,
-                            "%s{\"address\":\"10.%d.%d.%d\",\"port\":%d}",
-                            i ? "," : "", i >> 16, (i >> 8) & 255, i & 255,
-                            port);
+                            "%s{\"address\":\"127.%d.%d.%d\",\"port\":%d}",
+                            i ? "," : "", 10 + (i >> 16), (i >> 8) & 255,
+                            i & 255, port);
   snprintf(buf + off, cap - off, "]");
   write_atomic(path, buf);
   free(buf);
@@ -446,18 +446,18 @@ static void test_file_reload(void) {
   CU_ASSERT_EQUAL(count_of(m, "f", NULL), 2);
 
   /* {"endpoints": [...]} is accepted too */
-  write_atomic(path, "{\"endpoints\":[{\"address\":\"10.9.9.9\","
-                                "\"port\":1},{\"address\":\"10.9.9.8\","
-                                "\"port\":1},{\"address\":\"10.9.9.7\","
+  write_atomic(path, "{\"endpoints\":[{\"address\":\"127.19.9.9\","
+                                "\"port\":1},{\"address\":\"127.19.9.8\","
+                                "\"port\":1},{\"address\":\"127.19.9.7\","
                                 "\"port\":1}]}");
   CU_ASSERT_TRUE(wait_count(m, "f", 3, 3000));
 
   /* malformed JSON, invalid fields, a missing file: last good set stays,
    * each failure is logged and counted */
   static const char *const bad[] = {
-      "[{\"address\":\"10.0.0.1\",\"port\":80",
-      "[{\"address\":\"10.0.0.1\",\"port\":0}]",
-      "[{\"address\":\"10.0.0.1\",\"port\":80,\"weight\":0}]",
+      "[{\"address\":\"127.10.0.1\",\"port\":80",
+      "[{\"address\":\"127.10.0.1\",\"port\":0}]",
+      "[{\"address\":\"127.10.0.1\",\"port\":80,\"weight\":0}]",
       "{\"endpoints\":7}",
       "\"just a string\"",
       "",
@@ -561,7 +561,7 @@ static void test_mesh_discovery_metrics(void) {
            "{\"log\":{\"level\":\"error\"},\"services\":{\"f\":{\"discovery\":"
            "{\"type\":\"file\",\"path\":\"%s\",\"poll_interval_ms\":10}},"
            "\"s\":{\"discovery\":{\"type\":\"static\",\"endpoints\":["
-           "{\"address\":\"10.0.0.1\",\"port\":80}]}},\"none\":{}}}",
+           "{\"address\":\"127.10.0.1\",\"port\":80}]}},\"none\":{}}}",
            path);
   mesh_t *m = new_mesh(json);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -576,11 +576,11 @@ static void test_mesh_discovery_metrics(void) {
   /* a service without discovery has no series */
   CU_ASSERT_EQUAL(metric(m, "mesh_endpoints{service=\"none\",health=\"unknown\"}"),
                   -1);
-  write_atomic(path, "[{\"address\":\"10.0.0.1\",\"port\":80,\"health\":"
-                     "\"healthy\"},{\"address\":\"10.0.0.2\",\"port\":80,"
-                     "\"health\":\"healthy\"},{\"address\":\"10.0.0.3\","
+  write_atomic(path, "[{\"address\":\"127.10.0.1\",\"port\":80,\"health\":"
+                     "\"healthy\"},{\"address\":\"127.10.0.2\",\"port\":80,"
+                     "\"health\":\"healthy\"},{\"address\":\"127.10.0.3\","
                      "\"port\":80,\"health\":\"draining\"},{\"address\":"
-                     "\"10.0.0.4\",\"port\":80}]");
+                     "\"127.10.0.4\",\"port\":80}]");
   CU_ASSERT(metric_becomes(m, UPDATES, 1, 3000));
   CU_ASSERT_EQUAL(metric(m, EPS("healthy")), 2);
   CU_ASSERT_EQUAL(metric(m, EPS("draining")), 1);

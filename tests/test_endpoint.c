@@ -22,11 +22,11 @@ struct host_case {
 };
 
 static const struct host_case host_cases[] = {
-  {"10.0.0.1", 8080, true, AF_INET, "10.0.0.1:8080"},
+  {"127.10.0.1", 8080, true, AF_INET, "127.10.0.1:8080"},
   {"::1", 443, true, AF_INET6, "[::1]:443"},
   {"2001:db8::7", 1, true, AF_INET6, "[2001:db8::7]:1"},
   {"payments.internal", 9000, false, 0, "payments.internal:9000"},
-  {"10.0.0.256", 80, false, 0, "10.0.0.256:80"},
+  {"127.10.0.256", 80, false, 0, "127.10.0.256:80"},
 };
 
 static void test_mesh__host_new(void) {
@@ -85,7 +85,7 @@ static void test_mesh__host_unref(void) {
   /* Owned per-host state of other parts is freed with the host, through
    * the ops its part registered. */
   mesh__host_state_ops_set(&count_ops);
-  mesh__host_t *h = mesh__host_new("10.0.0.1", 1);
+  mesh__host_t *h = mesh__host_new("127.10.0.1", 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(h);
   static int dummy;
   h->res = (struct mesh__res_host *)&dummy;
@@ -119,7 +119,7 @@ static const struct usable_case usable_cases[] = {
 static void test_mesh__host_usable(void) {
   for (size_t i = 0; i < sizeof usable_cases / sizeof usable_cases[0]; i++) {
     const struct usable_case *tc = &usable_cases[i];
-    mesh__host_t *h = mesh__host_new("10.1.1.1", 80);
+    mesh__host_t *h = mesh__host_new("127.11.1.1", 80);
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     h->source_health = tc->source;
     atomic_store(&h->hc_health, tc->hc);
@@ -150,19 +150,19 @@ static mesh__host_t *find_host(const mesh__snapshot_t *s, const char *addr,
 
 static void test_mesh__snap_build(void) {
   cJSON *labels = cJSON_Parse("{\"version\":\"v2\",\"az\":\"a\"}");
-  mesh__ep_t v1[] = {ep("10.0.0.2", 80, 1), ep("10.0.0.1", 80, 2),
-                     ep("10.0.0.1", 81, 1), ep("10.0.0.2", 80, 9)};
+  mesh__ep_t v1[] = {ep("127.10.0.2", 80, 1), ep("127.10.0.1", 80, 2),
+                     ep("127.10.0.1", 81, 1), ep("127.10.0.2", 80, 9)};
   v1[1].region = "eu";
   v1[1].zone = "eu-1";
   v1[1].labels = labels;
   mesh__snapshot_t *s1 = NULL;
   CU_ASSERT_EQUAL_FATAL(mesh__snap_build(NULL, v1, 4, &s1), MESH_OK);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s1);
-  /* the repeated 10.0.0.2:80 keeps its first entry (weight 1) */
+  /* the repeated 127.10.0.2:80 keeps its first entry (weight 1) */
   CU_ASSERT_EQUAL(s1->n, 3);
-  CU_ASSERT_STRING_EQUAL(s1->hosts[0]->key, "10.0.0.1:80");
-  CU_ASSERT_STRING_EQUAL(s1->hosts[1]->key, "10.0.0.1:81");
-  CU_ASSERT_STRING_EQUAL(s1->hosts[2]->key, "10.0.0.2:80");
+  CU_ASSERT_STRING_EQUAL(s1->hosts[0]->key, "127.10.0.1:80");
+  CU_ASSERT_STRING_EQUAL(s1->hosts[1]->key, "127.10.0.1:81");
+  CU_ASSERT_STRING_EQUAL(s1->hosts[2]->key, "127.10.0.2:80");
   CU_ASSERT_EQUAL(s1->hosts[2]->weight, 1);
   mesh__host_t *h1 = s1->hosts[0];
   CU_ASSERT_EQUAL(h1->weight, 2);
@@ -181,24 +181,24 @@ static void test_mesh__snap_build(void) {
   CU_ASSERT_PTR_NULL(s_same);
 
   /* live state on the hosts that stay */
-  atomic_store(&find_host(s1, "10.0.0.1", 81)->active_rq, 7);
-  atomic_store(&find_host(s1, "10.0.0.2", 80)->ejected_until_ms, 12345);
-  atomic_store(&find_host(s1, "10.0.0.2", 80)->hc_health,
+  atomic_store(&find_host(s1, "127.10.0.1", 81)->active_rq, 7);
+  atomic_store(&find_host(s1, "127.10.0.2", 80)->ejected_until_ms, 12345);
+  atomic_store(&find_host(s1, "127.10.0.2", 80)->hc_health,
                MESH__HEALTH_UNHEALTHY);
 
-  /* drop 10.0.0.1:80, change weight of 10.0.0.2:80, add 10.0.0.3:80 */
-  mesh__ep_t v2[] = {ep("10.0.0.3", 80, 1), ep("10.0.0.2", 80, 5), v1[2]};
+  /* drop 127.10.0.1:80, change weight of 127.10.0.2:80, add 127.10.0.3:80 */
+  mesh__ep_t v2[] = {ep("127.10.0.3", 80, 1), ep("127.10.0.2", 80, 5), v1[2]};
   mesh__snapshot_t *s2 = NULL;
   CU_ASSERT_EQUAL_FATAL(mesh__snap_build(s1, v2, 3, &s2), MESH_OK);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s2);
   CU_ASSERT_EQUAL(s2->n, 3);
-  CU_ASSERT_PTR_NULL(find_host(s2, "10.0.0.1", 80));
-  mesh__host_t *kept = find_host(s2, "10.0.0.1", 81);
-  CU_ASSERT_PTR_EQUAL(kept, find_host(s1, "10.0.0.1", 81));
+  CU_ASSERT_PTR_NULL(find_host(s2, "127.10.0.1", 80));
+  mesh__host_t *kept = find_host(s2, "127.10.0.1", 81);
+  CU_ASSERT_PTR_EQUAL(kept, find_host(s1, "127.10.0.1", 81));
   CU_ASSERT_EQUAL(atomic_load(&kept->active_rq), 7);
   CU_ASSERT_EQUAL(atomic_load(&kept->refs), 2); /* held by s1 and s2 */
-  mesh__host_t *changed = find_host(s2, "10.0.0.2", 80);
-  CU_ASSERT_PTR_NOT_EQUAL(changed, find_host(s1, "10.0.0.2", 80));
+  mesh__host_t *changed = find_host(s2, "127.10.0.2", 80);
+  CU_ASSERT_PTR_NOT_EQUAL(changed, find_host(s1, "127.10.0.2", 80));
   CU_ASSERT_EQUAL(changed->weight, 5);
   CU_ASSERT_EQUAL(atomic_load(&changed->ejected_until_ms), 12345);
   CU_ASSERT_EQUAL(atomic_load(&changed->hc_health), MESH__HEALTH_UNHEALTHY);
@@ -210,10 +210,10 @@ static void test_mesh__snap_build(void) {
   mesh__snapshot_t *s3 = NULL;
   CU_ASSERT_EQUAL(mesh__snap_build(s2, v3, 3, &s3), MESH_OK);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s3);
-  CU_ASSERT_STRING_EQUAL(mesh__host_label(find_host(s3, "10.0.0.3", 80),
+  CU_ASSERT_STRING_EQUAL(mesh__host_label(find_host(s3, "127.10.0.3", 80),
                                           "version"),
                          "v3");
-  CU_ASSERT_PTR_EQUAL(find_host(s3, "10.0.0.1", 81), kept);
+  CU_ASSERT_PTR_EQUAL(find_host(s3, "127.10.0.1", 81), kept);
 
   /* to empty, and empty to empty */
   mesh__snapshot_t *s4 = NULL, *s5 = (mesh__snapshot_t *)1;
@@ -243,8 +243,8 @@ static void test_mesh__snap_build_10k(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(addr);
   CU_ASSERT_PTR_NOT_NULL_FATAL(eps);
   for (int i = 0; i < N; i++) {
-    snprintf(addr[i], sizeof addr[i], "10.%d.%d.%d", i >> 16, (i >> 8) & 255,
-             i & 255);
+    snprintf(addr[i], sizeof addr[i], "127.%d.%d.%d", 10 + (i >> 16),
+             (i >> 8) & 255, i & 255);
     eps[i] = ep(addr[i], 8080, 1 + (uint32_t)(i % 3));
     eps[i].zone = i % 2 ? "z1" : "z2";
   }
@@ -273,16 +273,16 @@ static void test_mesh__snap_build_10k(void) {
   mesh__ep_t *eps2 = calloc(N + 2, sizeof *eps2);
   memcpy(eps2, eps, N * sizeof *eps);
   eps2[500] = eps2[N - 1];
-  eps2[N - 1] = ep("10.0.19.5", 1, 1);
-  eps2[N] = ep("0.0.0.1", 80, 1);
-  eps2[N + 1] = ep("9.9.9.9", 80, 1);
+  eps2[N - 1] = ep("127.10.19.5", 1, 1);
+  eps2[N] = ep("127.0.0.1", 80, 1);
+  eps2[N + 1] = ep("127.9.9.9", 80, 1);
   mesh__snapshot_t *s4 = NULL;
   CU_ASSERT_EQUAL_FATAL(mesh__snap_build(s2, eps2, N + 2, &s4), MESH_OK);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s4);
   CU_ASSERT_EQUAL(s4->n, N + 2);
-  CU_ASSERT_STRING_EQUAL(s4->hosts[0]->address, "0.0.0.1");
-  CU_ASSERT_STRING_EQUAL(s4->hosts[N + 1]->address, "9.9.9.9");
-  CU_ASSERT_PTR_NULL(find_host(s4, "10.0.1.244", 8080)); /* #500, dropped */
+  CU_ASSERT_STRING_EQUAL(s4->hosts[0]->address, "127.0.0.1");
+  CU_ASSERT_STRING_EQUAL(s4->hosts[N + 1]->address, "127.9.9.9");
+  CU_ASSERT_PTR_NULL(find_host(s4, "127.10.1.244", 8080)); /* #500, dropped */
   size_t bad_order = 0;
   for (size_t i = 1; i < s4->n; i++) {
     int c = strcmp(s4->hosts[i - 1]->address, s4->hosts[i]->address);
@@ -290,8 +290,8 @@ static void test_mesh__snap_build_10k(void) {
       bad_order++;
   }
   CU_ASSERT_EQUAL(bad_order, 0);
-  CU_ASSERT_PTR_NOT_NULL(find_host(s4, "10.0.19.5", 1));
-  CU_ASSERT_PTR_NOT_NULL(find_host(s4, "10.0.19.5", 8080));
+  CU_ASSERT_PTR_NOT_NULL(find_host(s4, "127.10.19.5", 1));
+  CU_ASSERT_PTR_NOT_NULL(find_host(s4, "127.10.19.5", 8080));
   mesh__snap_release(s4);
   free(eps2);
   printf("\n  10k build: first %.2f ms, one change %.2f ms, no change %.2f ms\n",

@@ -199,7 +199,12 @@ static void test_meshctl_grpc_serve(void) {
   CU_ASSERT(has(err_text, "status: UNIMPLEMENTED: unknown method "
                           "/mesh.v1.Echo/Collect"));
   /* curl's HTTP/2 (an independent client): a framed message back, and a
-   * trailers-only UNIMPLEMENTED */
+   * trailers-only UNIMPLEMENTED.  The second request has no body, so it
+   * ends with its HEADERS: with a body still to send, the server may
+   * answer first and then ask curl to stop with RST_STREAM NO_ERROR (RFC
+   * 9113 8.1), which curl 7.88 reports as exit 92 when its upload is not
+   * done yet -- a race that a loaded machine loses now and then (our own
+   * and grpcio's clients cover that early answer). */
   write_file("frame.bin", "\0\0\0\0\5hello", 10);
   char cmd[4096];
   snprintf(cmd, sizeof cmd,
@@ -209,7 +214,7 @@ static void test_meshctl_grpc_serve(void) {
            "https://localhost:%d/mesh.v1.Echo/Echo -o curl.out && curl -sS "
            "--http2 --cacert '%s' --cert cli.crt --key cli.key --resolve "
            "localhost:%d:127.0.0.1 -H 'content-type: application/grpc' "
-           "--data-binary @frame.bin https://localhost:%d/mesh.v1.Echo/Nope "
+           "-X POST https://localhost:%d/mesh.v1.Echo/Nope "
            "-D curl.head -o /dev/null",
            th_tmpdir(), th_ca("example.org"), port, port, th_ca("example.org"),
            port, port);

@@ -93,7 +93,7 @@ static void test_mesh__ring_build(void) {
 static void test_mesh__ring_build_sizes(void) {
   /* Defaults: 1024 minimum; weights scale entries (Envoy arithmetic). */
   tlb_svc_t *t = tlb_svc("{\"lb\":{\"policy\":\"ring_hash\"}}", NULL);
-  tlb_ep_t eps[] = {{"10.0.0.1", 80, 1}, {"10.0.0.2", 80, 3}};
+  tlb_ep_t eps[] = {{"127.10.0.1", 80, 1}, {"127.10.0.2", 80, 3}};
   mesh__snapshot_t *s = tlb_snap(eps, 2);
   CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
   const mesh__lb_pool_t *p = level0(s);
@@ -169,11 +169,11 @@ static void test_mesh__maglev_build(void) {
 }
 
 static void test_mesh__lb_host_key(void) {
-  tlb_ep_t eps[] = {{"10.1.2.3", 8080}, {"2001:db8:0:0::1", 443},
+  tlb_ep_t eps[] = {{"127.11.2.3", 8080}, {"2001:db8:0:0::1", 443},
                     {"payments.internal", 9000}};
   mesh__snapshot_t *s = tlb_snap(eps, 3);
   char buf[128];
-  const char *want[] = {"10.1.2.3:8080", "[2001:db8::1]:443",
+  const char *want[] = {"127.11.2.3:8080", "[2001:db8::1]:443",
                         "payments.internal:9000"};
   for (size_t i = 0; i < 3; i++) {
     mesh__host_t *h = tlb_find(s, eps[i].address, eps[i].port);
@@ -287,8 +287,8 @@ static void hash_distribution(const char *policy) {
   char json[128];
   snprintf(json, sizeof json, "{\"lb\":{\"policy\":\"%s\"}}", policy);
   tlb_svc_t *t = tlb_svc(json, NULL);
-  tlb_ep_t eps[] = {{"10.0.0.1", 80, 1}, {"10.0.0.2", 80, 2},
-                    {"10.0.0.3", 80, 3}, {"10.0.0.4", 80, 4}};
+  tlb_ep_t eps[] = {{"127.10.0.1", 80, 1}, {"127.10.0.2", 80, 2},
+                    {"127.10.0.3", 80, 3}, {"127.10.0.4", 80, 4}};
   mesh__snapshot_t *s = tlb_snap(eps, 4);
   CU_ASSERT_EQUAL_FATAL(mesh__lb_prepare(&t->svc, s), MESH_OK);
   unsigned counts[4] = {0};

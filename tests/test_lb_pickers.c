@@ -6,10 +6,10 @@
 
 #include "test_lb_util.h"
 
-static const tlb_ep_t weighted4[] = {{"10.0.0.1", 80, 1},
-                                     {"10.0.0.2", 80, 2},
-                                     {"10.0.0.3", 80, 3},
-                                     {"10.0.0.4", 80, 4}};
+static const tlb_ep_t weighted4[] = {{"127.10.0.1", 80, 1},
+                                     {"127.10.0.2", 80, 2},
+                                     {"127.10.0.3", 80, 3},
+                                     {"127.10.0.4", 80, 4}};
 
 typedef struct fixture {
   tlb_svc_t *t;
@@ -81,7 +81,7 @@ static void test_round_robin_equal(void) {
 
 static void test_round_robin_skips_unusable(void) {
   fixture_t f = setup("{}", weighted4, 4);
-  mesh__host_t *w2 = tlb_find(f.s, "10.0.0.2", 80);
+  mesh__host_t *w2 = tlb_find(f.s, "127.10.0.2", 80);
   tlb_set_health(w2, MESH__HEALTH_UNHEALTHY);
   unsigned c[4];
   /* 100 cycles of the 8 remaining turns: the others keep 1:3:4 exactly
@@ -89,9 +89,9 @@ static void test_round_robin_skips_unusable(void) {
    * neighbour). */
   CU_ASSERT_EQUAL(tlb_count(f.t, f.s, NULL, 800, c), 0);
   CU_ASSERT_EQUAL(c[tlb_index(f.s, w2)], 0);
-  CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "10.0.0.1", 80))], 100);
-  CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "10.0.0.3", 80))], 300);
-  CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "10.0.0.4", 80))], 400);
+  CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "127.10.0.1", 80))], 100);
+  CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "127.10.0.3", 80))], 300);
+  CU_ASSERT_EQUAL(c[tlb_index(f.s, tlb_find(f.s, "127.10.0.4", 80))], 400);
   teardown(&f);
 }
 
@@ -149,7 +149,7 @@ static void test_random_weights(void) {
   CU_ASSERT_EQUAL(tlb_count(f.t, f.s, NULL, 100000, c), 0);
   TLB_ASSERT_CHI2(c, f.w, 4);
   /* an unusable host is never picked; the rest keep their ratios */
-  mesh__host_t *w3 = tlb_find(f.s, "10.0.0.3", 80);
+  mesh__host_t *w3 = tlb_find(f.s, "127.10.0.3", 80);
   atomic_store(&w3->ejected_until_ms, mesh__now_ms() + 60000);
   CU_ASSERT_EQUAL(tlb_count(f.t, f.s, NULL, 100000, c), 0);
   int k = tlb_index(f.s, w3);
@@ -213,9 +213,9 @@ static void test_least_request_busy(void) {
 static void test_least_request_busy_weighted(void) {
   /* A (weight 1, idle) vs B (weight 3, 3 in flight): B's 3/3 > A's 0/1, so
    * A wins every pair it is in: 1 - (3/4)^2 = 7/16 of the picks. */
-  tlb_ep_t eps[] = {{"10.0.0.1", 80, 1}, {"10.0.0.2", 80, 3}};
+  tlb_ep_t eps[] = {{"127.10.0.1", 80, 1}, {"127.10.0.2", 80, 3}};
   fixture_t f = setup("{\"lb\":{\"policy\":\"least_request\"}}", eps, 2);
-  mesh__host_t *b = tlb_find(f.s, "10.0.0.2", 80);
+  mesh__host_t *b = tlb_find(f.s, "127.10.0.2", 80);
   for (int k = 0; k < 3; k++)
     mesh__lb_begin(b);
   unsigned c[2];
@@ -228,7 +228,7 @@ static void test_least_request_busy_weighted(void) {
 }
 
 static void test_mesh__lb_begin(void) {
-  mesh__host_t *h = mesh__host_new("10.0.0.1", 1);
+  mesh__host_t *h = mesh__host_new("127.10.0.1", 1);
   mesh__lb_begin(h);
   mesh__lb_begin(h);
   CU_ASSERT_EQUAL(atomic_load(&h->active_rq), 2);
@@ -245,7 +245,7 @@ static void test_mesh__lb_begin(void) {
 /* ---- peak EWMA ---------------------------------------------------------------------- */
 
 static void test_mesh__lb_report(void) {
-  mesh__host_t *h = mesh__host_new("10.0.0.1", 1);
+  mesh__host_t *h = mesh__host_new("127.10.0.1", 1);
   CU_ASSERT_EQUAL(atomic_load(&h->ewma_ns), 0);
   /* no observation yet: the default RTT (30 ms) */
   CU_ASSERT_DOUBLE_EQUAL(mesh__ewma_cost(h, mesh__now_ns()), 30e6, 1);

@@ -56,29 +56,29 @@ static void expect(fx_t *f, const mesh__lb_ctx_t *ctx, int picks,
 /* ---- priorities ---------------------------------------------------------------- */
 
 static const tlb_ep_t two_levels[] = {
-  {"10.0.0.1", 80, 1, 0}, {"10.0.0.2", 80, 1, 0}, /* P0 */
-  {"10.0.1.1", 80, 1, 1},                         /* P1 */
+  {"127.10.0.1", 80, 1, 0}, {"127.10.0.2", 80, 1, 0}, /* P0 */
+  {"127.10.1.1", 80, 1, 1},                         /* P1 */
 };
 
 static void test_priority_failover(void) {
   fx_t f = fx("{\"lb\":{\"policy\":\"random\"}}", NULL, two_levels, 3);
   /* all healthy: P1 takes nothing */
   expect(&f, NULL, 20000,
-         (share_t[]){{"10.0.0.1", 1}, {"10.0.0.2", 1}}, 2);
+         (share_t[]){{"127.10.0.1", 1}, {"127.10.0.2", 1}}, 2);
   /* Envoy's example: half of P0 healthy -> health 1.4 * 50% = 70%, so P0
    * keeps 70% of the load and P1 takes 30%. */
-  down(&f, "10.0.0.2");
+  down(&f, "127.10.0.2");
   refresh(&f);
-  expect(&f, NULL, 20000, (share_t[]){{"10.0.0.1", 70}, {"10.0.1.1", 30}}, 2);
+  expect(&f, NULL, 20000, (share_t[]){{"127.10.0.1", 70}, {"127.10.1.1", 30}}, 2);
   /* P0 gone: everything fails over */
-  down(&f, "10.0.0.1");
+  down(&f, "127.10.0.1");
   refresh(&f);
-  expect(&f, NULL, 5000, (share_t[]){{"10.0.1.1", 1}}, 1);
+  expect(&f, NULL, 5000, (share_t[]){{"127.10.1.1", 1}}, 1);
   /* and back when P0 recovers */
-  tlb_set_health(H(&f, "10.0.0.1"), MESH__HEALTH_HEALTHY);
-  tlb_set_health(H(&f, "10.0.0.2"), MESH__HEALTH_HEALTHY);
+  tlb_set_health(H(&f, "127.10.0.1"), MESH__HEALTH_HEALTHY);
+  tlb_set_health(H(&f, "127.10.0.2"), MESH__HEALTH_HEALTHY);
   refresh(&f);
-  expect(&f, NULL, 5000, (share_t[]){{"10.0.0.1", 1}, {"10.0.0.2", 1}}, 2);
+  expect(&f, NULL, 5000, (share_t[]){{"127.10.0.1", 1}, {"127.10.0.2", 1}}, 2);
   fx_free(&f);
 }
 
@@ -87,28 +87,28 @@ static void test_priority_view_refresh(void) {
    * MESH__LB_VIEW_REFRESH_MS old, and ends on its own when it expires. */
   fx_t f = fx("{\"lb\":{\"policy\":\"random\"}}", NULL, two_levels, 3);
   int64_t now = mesh__now_ms();
-  atomic_store(&H(&f, "10.0.0.1")->ejected_until_ms, now + 5000);
-  atomic_store(&H(&f, "10.0.0.2")->ejected_until_ms, now + 5000);
+  atomic_store(&H(&f, "127.10.0.1")->ejected_until_ms, now + 5000);
+  atomic_store(&H(&f, "127.10.0.2")->ejected_until_ms, now + 5000);
   mesh__lb_ctx_t ctx = {.now_ms = now + MESH__LB_VIEW_REFRESH_MS + 1};
-  expect(&f, &ctx, 2000, (share_t[]){{"10.0.1.1", 1}}, 1);
+  expect(&f, &ctx, 2000, (share_t[]){{"127.10.1.1", 1}}, 1);
   ctx.now_ms = now + 5001 + MESH__LB_VIEW_REFRESH_MS;
-  expect(&f, &ctx, 2000, (share_t[]){{"10.0.0.1", 1}, {"10.0.0.2", 1}}, 2);
+  expect(&f, &ctx, 2000, (share_t[]){{"127.10.0.1", 1}, {"127.10.0.2", 1}}, 2);
   fx_free(&f);
 }
 
 static void test_priority_partial(void) {
   /* P0 with 1 of 4 healthy: health 35 -> loads 35 / 65; P0 is not in
    * panic because the total health is 100. */
-  tlb_ep_t eps[] = {{"10.0.0.1", 80, 1, 0}, {"10.0.0.2", 80, 1, 0},
-                    {"10.0.0.3", 80, 1, 0}, {"10.0.0.4", 80, 1, 0},
-                    {"10.0.1.1", 80, 1, 1}, {"10.0.1.2", 80, 1, 1}};
+  tlb_ep_t eps[] = {{"127.10.0.1", 80, 1, 0}, {"127.10.0.2", 80, 1, 0},
+                    {"127.10.0.3", 80, 1, 0}, {"127.10.0.4", 80, 1, 0},
+                    {"127.10.1.1", 80, 1, 1}, {"127.10.1.2", 80, 1, 1}};
   fx_t f = fx("{\"lb\":{\"policy\":\"random\"}}", NULL, eps, 6);
-  down(&f, "10.0.0.2");
-  down(&f, "10.0.0.3");
-  down(&f, "10.0.0.4");
+  down(&f, "127.10.0.2");
+  down(&f, "127.10.0.3");
+  down(&f, "127.10.0.4");
   refresh(&f);
   expect(&f, NULL, 20000,
-         (share_t[]){{"10.0.0.1", 35}, {"10.0.1.1", 32.5}, {"10.0.1.2", 32.5}},
+         (share_t[]){{"127.10.0.1", 35}, {"127.10.1.1", 32.5}, {"127.10.1.2", 32.5}},
          3);
   fx_free(&f);
 }
@@ -117,7 +117,7 @@ static void test_priority_hash_policy(void) {
   /* ring_hash picks the level from the key's hash (Envoy), so one key
    * always lands in one level, and the keys split 70/30. */
   fx_t f = fx("{\"lb\":{\"policy\":\"ring_hash\"}}", NULL, two_levels, 3);
-  down(&f, "10.0.0.2");
+  down(&f, "127.10.0.2");
   refresh(&f);
   unsigned p1 = 0;
   for (int k = 0; k < 10000; k++) {
@@ -128,8 +128,8 @@ static void test_priority_hash_policy(void) {
     mesh__lb_pick(&f.t->svc, f.s, &ctx, &a);
     mesh__lb_pick(&f.t->svc, f.s, &ctx, &b);
     CU_ASSERT_PTR_EQUAL(a, b);
-    CU_ASSERT_PTR_NOT_EQUAL(a, H(&f, "10.0.0.2"));
-    p1 += a == H(&f, "10.0.1.1");
+    CU_ASSERT_PTR_NOT_EQUAL(a, H(&f, "127.10.0.2"));
+    p1 += a == H(&f, "127.10.1.1");
   }
   /* xxHash64 % 100 is uniform: 30% +- 1.5% */
   CU_ASSERT(p1 > 2850 && p1 < 3150);
@@ -138,22 +138,22 @@ static void test_priority_hash_policy(void) {
 
 /* ---- panic ------------------------------------------------------------------------ */
 
-static const tlb_ep_t four[] = {{"10.0.0.1", 80}, {"10.0.0.2", 80},
-                                {"10.0.0.3", 80}, {"10.0.0.4", 80}};
+static const tlb_ep_t four[] = {{"127.10.0.1", 80}, {"127.10.0.2", 80},
+                                {"127.10.0.3", 80}, {"127.10.0.4", 80}};
 
 static void test_panic_mode(void) {
   fx_t f = fx("{\"lb\":{\"policy\":\"random\"}}", NULL, four, 4);
   /* 50% healthy is not below the threshold: healthy hosts only */
-  down(&f, "10.0.0.1");
-  down(&f, "10.0.0.2");
+  down(&f, "127.10.0.1");
+  down(&f, "127.10.0.2");
   refresh(&f);
-  expect(&f, NULL, 10000, (share_t[]){{"10.0.0.3", 1}, {"10.0.0.4", 1}}, 2);
+  expect(&f, NULL, 10000, (share_t[]){{"127.10.0.3", 1}, {"127.10.0.4", 1}}, 2);
   /* 25% healthy < 50%: panic, every host takes traffic */
-  down(&f, "10.0.0.3");
+  down(&f, "127.10.0.3");
   refresh(&f);
   expect(&f, NULL, 20000,
-         (share_t[]){{"10.0.0.1", 1}, {"10.0.0.2", 1}, {"10.0.0.3", 1},
-                     {"10.0.0.4", 1}},
+         (share_t[]){{"127.10.0.1", 1}, {"127.10.0.2", 1}, {"127.10.0.3", 1},
+                     {"127.10.0.4", 1}},
          4);
   fx_free(&f);
 }
@@ -161,16 +161,16 @@ static void test_panic_mode(void) {
 static void test_panic_disabled(void) {
   fx_t f = fx("{\"lb\":{\"policy\":\"round_robin\",\"panic_threshold\":0}}",
               NULL, four, 4);
-  down(&f, "10.0.0.1");
-  down(&f, "10.0.0.2");
-  down(&f, "10.0.0.3");
+  down(&f, "127.10.0.1");
+  down(&f, "127.10.0.2");
+  down(&f, "127.10.0.3");
   refresh(&f);
   for (int i = 0; i < 20; i++) {
     mesh__host_t *h = NULL;
     CU_ASSERT_EQUAL(mesh__lb_pick(&f.t->svc, f.s, NULL, &h), MESH_OK);
-    CU_ASSERT_PTR_EQUAL(h, H(&f, "10.0.0.4"));
+    CU_ASSERT_PTR_EQUAL(h, H(&f, "127.10.0.4"));
   }
-  down(&f, "10.0.0.4");
+  down(&f, "127.10.0.4");
   refresh(&f);
   mesh__host_t *h = NULL;
   CU_ASSERT_EQUAL(mesh__lb_pick(&f.t->svc, f.s, NULL, &h),
@@ -182,24 +182,24 @@ static void test_panic_disabled(void) {
 static void test_total_panic(void) {
   /* P0: 0 of 2 healthy, P1: 1 of 4 healthy -> both levels panic, load by
    * host count (2:4), every host used. */
-  tlb_ep_t eps[] = {{"10.0.0.1", 80, 1, 0}, {"10.0.0.2", 80, 1, 0},
-                    {"10.0.1.1", 80, 1, 1}, {"10.0.1.2", 80, 1, 1},
-                    {"10.0.1.3", 80, 1, 1}, {"10.0.1.4", 80, 1, 1}};
+  tlb_ep_t eps[] = {{"127.10.0.1", 80, 1, 0}, {"127.10.0.2", 80, 1, 0},
+                    {"127.10.1.1", 80, 1, 1}, {"127.10.1.2", 80, 1, 1},
+                    {"127.10.1.3", 80, 1, 1}, {"127.10.1.4", 80, 1, 1}};
   fx_t f = fx("{\"lb\":{\"policy\":\"random\"}}", NULL, eps, 6);
-  down(&f, "10.0.0.1");
-  down(&f, "10.0.0.2");
-  down(&f, "10.0.1.2");
-  down(&f, "10.0.1.3");
-  down(&f, "10.0.1.4");
+  down(&f, "127.10.0.1");
+  down(&f, "127.10.0.2");
+  down(&f, "127.10.1.2");
+  down(&f, "127.10.1.3");
+  down(&f, "127.10.1.4");
   refresh(&f);
   /* loads 33 / 67 (+1 rounding to P0): 34% over 2 hosts, 66% over 4 */
   expect(&f, NULL, 30000,
-         (share_t[]){{"10.0.0.1", 17},
-                     {"10.0.0.2", 17},
-                     {"10.0.1.1", 16.5},
-                     {"10.0.1.2", 16.5},
-                     {"10.0.1.3", 16.5},
-                     {"10.0.1.4", 16.5}},
+         (share_t[]){{"127.10.0.1", 17},
+                     {"127.10.0.2", 17},
+                     {"127.10.1.1", 16.5},
+                     {"127.10.1.2", 16.5},
+                     {"127.10.1.3", 16.5},
+                     {"127.10.1.4", 16.5}},
          6);
   fx_free(&f);
 }
@@ -207,8 +207,8 @@ static void test_total_panic(void) {
 /* ---- localities ---------------------------------------------------------------------- */
 
 static const tlb_ep_t zones2[] = {
-  {"10.0.0.1", 80, 1, 0, "r", "a"}, {"10.0.0.2", 80, 1, 0, "r", "a"},
-  {"10.0.0.3", 80, 1, 0, "r", "b"}, {"10.0.0.4", 80, 1, 0, "r", "b"},
+  {"127.10.0.1", 80, 1, 0, "r", "a"}, {"127.10.0.2", 80, 1, 0, "r", "a"},
+  {"127.10.0.3", 80, 1, 0, "r", "b"}, {"127.10.0.4", 80, 1, 0, "r", "b"},
 };
 
 static void test_locality_weighted(void) {
@@ -216,14 +216,14 @@ static void test_locality_weighted(void) {
               "\"locality_weights\":{\"r/a\":1,\"r/b\":3}}}",
               NULL, zones2, 4);
   expect(&f, NULL, 20000,
-         (share_t[]){{"10.0.0.1", 1}, {"10.0.0.2", 1}, {"10.0.0.3", 3},
-                     {"10.0.0.4", 3}},
+         (share_t[]){{"127.10.0.1", 1}, {"127.10.0.2", 1}, {"127.10.0.3", 3},
+                     {"127.10.0.4", 3}},
          4);
   /* half of b down: b's effective weight is 3 * 70% = 2.1 against 1 */
-  down(&f, "10.0.0.4");
+  down(&f, "127.10.0.4");
   refresh(&f);
   expect(&f, NULL, 20000,
-         (share_t[]){{"10.0.0.1", 0.5}, {"10.0.0.2", 0.5}, {"10.0.0.3", 2.1}},
+         (share_t[]){{"127.10.0.1", 0.5}, {"127.10.0.2", 0.5}, {"127.10.0.3", 2.1}},
          3);
   fx_free(&f);
 }
@@ -235,22 +235,22 @@ static void test_locality_weighted_default(void) {
   fx_t f = fx("{\"lb\":{\"policy\":\"random\",\"locality_weighted\":true}}",
               NULL, zones2, 4);
   expect(&f, NULL, 20000,
-         (share_t[]){{"10.0.0.1", 1}, {"10.0.0.2", 1}, {"10.0.0.3", 1},
-                     {"10.0.0.4", 1}},
+         (share_t[]){{"127.10.0.1", 1}, {"127.10.0.2", 1}, {"127.10.0.3", 1},
+                     {"127.10.0.4", 1}},
          4);
-  down(&f, "10.0.0.4");
+  down(&f, "127.10.0.4");
   refresh(&f);
   expect(&f, NULL, 20000,
-         (share_t[]){{"10.0.0.1", 1}, {"10.0.0.2", 1}, {"10.0.0.3", 1.4}}, 3);
+         (share_t[]){{"127.10.0.1", 1}, {"127.10.0.2", 1}, {"127.10.0.3", 1.4}}, 3);
   fx_free(&f);
 }
 
 static const tlb_ep_t zones3[] = {
-  {"10.0.0.1", 80, 1, 0, "r", "a"}, {"10.0.0.2", 80, 1, 0, "r", "a"},
-  {"10.0.0.3", 80, 1, 0, "r", "a"}, {"10.0.1.1", 80, 1, 0, "r", "b"},
-  {"10.0.1.2", 80, 1, 0, "r", "b"}, {"10.0.1.3", 80, 1, 0, "r", "b"},
-  {"10.0.2.1", 80, 1, 0, "r", "c"}, {"10.0.2.2", 80, 1, 0, "r", "c"},
-  {"10.0.2.3", 80, 1, 0, "r", "c"},
+  {"127.10.0.1", 80, 1, 0, "r", "a"}, {"127.10.0.2", 80, 1, 0, "r", "a"},
+  {"127.10.0.3", 80, 1, 0, "r", "a"}, {"127.10.1.1", 80, 1, 0, "r", "b"},
+  {"127.10.1.2", 80, 1, 0, "r", "b"}, {"127.10.1.3", 80, 1, 0, "r", "b"},
+  {"127.10.2.1", 80, 1, 0, "r", "c"}, {"127.10.2.2", 80, 1, 0, "r", "c"},
+  {"127.10.2.3", 80, 1, 0, "r", "c"},
 };
 
 static void test_zone_aware(void) {
@@ -258,20 +258,20 @@ static void test_zone_aware(void) {
               "{\"region\":\"r\",\"zone\":\"a\"}", zones3, 9);
   /* healthy home zone: all traffic stays in it */
   expect(&f, NULL, 9000,
-         (share_t[]){{"10.0.0.1", 1}, {"10.0.0.2", 1}, {"10.0.0.3", 1}}, 3);
+         (share_t[]){{"127.10.0.1", 1}, {"127.10.0.2", 1}, {"127.10.0.3", 1}}, 3);
   /* 1 of 3 left: 1.4 * 33% = 46.66% stays, the rest goes to b and c */
-  down(&f, "10.0.0.2");
-  down(&f, "10.0.0.3");
+  down(&f, "127.10.0.2");
+  down(&f, "127.10.0.3");
   refresh(&f);
   double rest = (10000.0 - 4666) / 6;
   expect(&f, NULL, 30000,
-         (share_t[]){{"10.0.0.1", 4666},
-                     {"10.0.1.1", rest},
-                     {"10.0.1.2", rest},
-                     {"10.0.1.3", rest},
-                     {"10.0.2.1", rest},
-                     {"10.0.2.2", rest},
-                     {"10.0.2.3", rest}},
+         (share_t[]){{"127.10.0.1", 4666},
+                     {"127.10.1.1", rest},
+                     {"127.10.1.2", rest},
+                     {"127.10.1.3", rest},
+                     {"127.10.2.1", rest},
+                     {"127.10.2.2", rest},
+                     {"127.10.2.3", rest}},
          7);
   fx_free(&f);
 }

@@ -5,12 +5,12 @@
 #include "test_lb_util.h"
 
 static const tlb_ep_t canary[] = {
-  {"10.0.0.1", 80, 1, 0, NULL, NULL, "{\"version\":\"v1\",\"app\":\"pay\"}"},
-  {"10.0.0.2", 80, 1, 0, NULL, NULL, "{\"version\":\"v1\",\"app\":\"pay\"}"},
-  {"10.0.0.3", 80, 1, 0, NULL, NULL, "{\"version\":\"v1\",\"app\":\"pay\"}"},
-  {"10.0.0.4", 80, 1, 0, NULL, NULL, "{\"version\":\"v2\",\"app\":\"pay\"}"},
-  {"10.0.0.5", 80, 1, 0, NULL, NULL, "{\"version\":\"v2\",\"app\":\"pay\"}"},
-  {"10.0.0.6", 80, 1, 0, NULL, NULL, NULL},
+  {"127.10.0.1", 80, 1, 0, NULL, NULL, "{\"version\":\"v1\",\"app\":\"pay\"}"},
+  {"127.10.0.2", 80, 1, 0, NULL, NULL, "{\"version\":\"v1\",\"app\":\"pay\"}"},
+  {"127.10.0.3", 80, 1, 0, NULL, NULL, "{\"version\":\"v1\",\"app\":\"pay\"}"},
+  {"127.10.0.4", 80, 1, 0, NULL, NULL, "{\"version\":\"v2\",\"app\":\"pay\"}"},
+  {"127.10.0.5", 80, 1, 0, NULL, NULL, "{\"version\":\"v2\",\"app\":\"pay\"}"},
+  {"127.10.0.6", 80, 1, 0, NULL, NULL, NULL},
 };
 
 typedef struct fx {
@@ -38,7 +38,7 @@ static const char *version(const mesh__host_t *h) {
   return v ? v : "-";
 }
 
-/* Host shares by address order 10.0.0.1 .. 10.0.0.6. */
+/* Host shares by address order 127.10.0.1 .. 127.10.0.6. */
 static void expect(fx_t *f, const mesh__lb_ctx_t *ctx, int picks,
                    const double *w6) {
   unsigned c[6];
@@ -46,7 +46,7 @@ static void expect(fx_t *f, const mesh__lb_ctx_t *ctx, int picks,
   CU_ASSERT_EQUAL(tlb_count(f->t, f->s, ctx, picks, c), 0);
   for (int i = 0; i < 6; i++) {
     char addr[16];
-    snprintf(addr, sizeof addr, "10.0.0.%d", i + 1);
+    snprintf(addr, sizeof addr, "127.10.0.%d", i + 1);
     w[tlb_index(f->s, tlb_find(f->s, addr, 80))] = w6[i];
   }
   TLB_ASSERT_CHI2(c, w, 6);
@@ -139,12 +139,12 @@ static void test_subset_health(void) {
   /* A subset whose hosts are all down panics on its own hosts; it does not
    * spill into the other subset. */
   fx_t f = fx(split_named);
-  tlb_set_health(tlb_find(f.s, "10.0.0.4", 80), MESH__HEALTH_UNHEALTHY);
-  tlb_set_health(tlb_find(f.s, "10.0.0.5", 80), MESH__HEALTH_UNHEALTHY);
+  tlb_set_health(tlb_find(f.s, "127.10.0.4", 80), MESH__HEALTH_UNHEALTHY);
+  tlb_set_health(tlb_find(f.s, "127.10.0.5", 80), MESH__HEALTH_UNHEALTHY);
   mesh__lb_refresh(f.s, mesh__now_ms());
   expect(&f, NULL, 30000, (double[]){30, 30, 30, 5, 5, 0});
   /* one v1 host down: the two others share v1's 90% */
-  tlb_set_health(tlb_find(f.s, "10.0.0.1", 80), MESH__HEALTH_UNHEALTHY);
+  tlb_set_health(tlb_find(f.s, "127.10.0.1", 80), MESH__HEALTH_UNHEALTHY);
   mesh__lb_refresh(f.s, mesh__now_ms());
   expect(&f, NULL, 30000, (double[]){0, 45, 45, 5, 5, 0});
   fx_free(&f);
@@ -175,11 +175,11 @@ static void test_mesh__subset_match(void) {
     .keys = (char *[]){"version", "app"},
     .values = (char *[]){"v2", "pay"},
   };
-  CU_ASSERT_TRUE(mesh__subset_match(&sub, tlb_find(s, "10.0.0.4", 80)));
-  CU_ASSERT_FALSE(mesh__subset_match(&sub, tlb_find(s, "10.0.0.1", 80)));
-  CU_ASSERT_FALSE(mesh__subset_match(&sub, tlb_find(s, "10.0.0.6", 80)));
+  CU_ASSERT_TRUE(mesh__subset_match(&sub, tlb_find(s, "127.10.0.4", 80)));
+  CU_ASSERT_FALSE(mesh__subset_match(&sub, tlb_find(s, "127.10.0.1", 80)));
+  CU_ASSERT_FALSE(mesh__subset_match(&sub, tlb_find(s, "127.10.0.6", 80)));
   sub.nlabels = 0; /* no labels: every host */
-  CU_ASSERT_TRUE(mesh__subset_match(&sub, tlb_find(s, "10.0.0.6", 80)));
+  CU_ASSERT_TRUE(mesh__subset_match(&sub, tlb_find(s, "127.10.0.6", 80)));
   mesh__snap_release(s);
 }
 

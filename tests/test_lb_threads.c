@@ -77,7 +77,7 @@ static mesh__snapshot_t *round_snap(const mesh__snapshot_t *prev, int r) {
   mesh__ep_t eps[HOSTS];
   for (int i = 0; i < HOSTS; i++) {
     int id = r + i;
-    snprintf(addr[i], sizeof addr[i], "10.1.%d.%d", id / 200 % 250,
+    snprintf(addr[i], sizeof addr[i], "127.11.%d.%d", id / 200 % 250,
              id % 200 + 1);
     eps[i] = (mesh__ep_t){.address = addr[i],
                           .port = 80,

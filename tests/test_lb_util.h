@@ -59,7 +59,7 @@ static inline mesh__snapshot_t *tlb_snap_n(size_t n) {
   tlb_ep_t *eps = calloc(n, sizeof *eps);
   char (*addr)[32] = calloc(n, 32);
   for (size_t i = 0; i < n; i++) {
-    snprintf(addr[i], 32, "10.0.%zu.%zu", i / 250, i % 250 + 1);
+    snprintf(addr[i], 32, "127.10.%zu.%zu", i / 250, i % 250 + 1);
     eps[i] = (tlb_ep_t){.address = addr[i], .port = 8080};
   }
   mesh__snapshot_t *s = tlb_snap(eps, n);

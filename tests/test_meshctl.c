@@ -127,7 +127,7 @@ static const struct bad_case bad_cases[] = {
    " \"services\": {\"p\": {\"lb\": {\"policy\": \"fastest\"},\n"
    "   \"retry\": {\"num_retries\": -3},\n"
    "   \"discovery\": {\"type\": \"static\", \"endpoints\": "
-   "[{\"address\": \"10.0.0.1\", \"port\": 70000}]}}}}",
+   "[{\"address\": \"127.10.0.1\", \"port\": 70000}]}}}}",
    4,
    {"bogus: unknown key",
     "services.p.lb.policy: unknown value \"fastest\"",
@@ -259,12 +259,12 @@ static const char resolve_cfg[] =
     "  \"split\": [{\"subset\": \"v1\", \"weight\": 90}, {\"subset\": "
     "{\"version\": \"v2\"}, \"weight\": 10}],\n"
     "  \"discovery\": {\"type\": \"static\", \"endpoints\": [\n"
-    "    {\"address\": \"10.0.0.1\", \"port\": 8001, \"labels\": "
+    "    {\"address\": \"127.10.0.1\", \"port\": 8001, \"labels\": "
     "{\"version\": \"v1\", \"region\": \"eu\"},\n"
     "     \"locality\": {\"region\": \"eu-west\", \"zone\": \"eu-west-1a\"}},\n"
-    "    {\"address\": \"10.0.0.2\", \"port\": 8002, \"weight\": 3, "
+    "    {\"address\": \"127.10.0.2\", \"port\": 8002, \"weight\": 3, "
     "\"labels\": {\"version\": \"v1\"}},\n"
-    "    {\"address\": \"10.0.0.3\", \"port\": 8003, \"health\": "
+    "    {\"address\": \"127.10.0.3\", \"port\": 8003, \"health\": "
     "\"unhealthy\", \"labels\": {\"version\": \"v2\"}},\n"
     "    {\"address\": \"fd00::4\", \"port\": 8004, \"priority\": 1, "
     "\"labels\": {\"version\": \"v2\"}}]}}}}\n";
@@ -295,15 +295,15 @@ static void test_resolve_static(void) {
                                "v1 90, version=v2 10\n"));
   /* subsets are listed in the config's order */
   const char *rows[] = {
-      "\nENDPOINT        HEALTH     STATE     WEIGHT  PRIO  "
+      "\nENDPOINT         HEALTH     STATE     WEIGHT  PRIO  "
       "LOCALITY            SUBSETS  SHARE  LABELS\n",
-      "\n10.0.0.1:8001   unknown    usable    1       0     "
+      "\n127.10.0.1:8001  unknown    usable    1       0     "
       "eu-west/eu-west-1a  v1,eu    22.5%  region=eu version=v1\n",
-      "\n10.0.0.2:8002   unknown    usable    3       0     "
+      "\n127.10.0.2:8002  unknown    usable    3       0     "
       "-                   v1       67.5%  version=v1\n",
-      "\n10.0.0.3:8003   unhealthy  unusable  1       0     "
+      "\n127.10.0.3:8003  unhealthy  unusable  1       0     "
       "-                   v2       0.0%   version=v2\n",
-      "\n[fd00::4]:8004  unknown    usable    1       1     "
+      "\n[fd00::4]:8004   unknown    usable    1       1     "
       "-                   v2       10.0%  version=v2\n"};
   for (size_t i = 0; i < N(rows); i++)
     CU_ASSERT_TRUE(has(out_text, rows[i]));
@@ -320,11 +320,11 @@ static void test_resolve_static(void) {
   CU_ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(doc, "live")));
   CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "endpoints")),
                   4);
-  CU_ASSERT_TRUE(near(share_of(doc, "10.0.0.1"), 0.225));
-  CU_ASSERT_TRUE(near(share_of(doc, "10.0.0.2"), 0.675));
-  CU_ASSERT_TRUE(near(share_of(doc, "10.0.0.3"), 0));
+  CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.1"), 0.225));
+  CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.2"), 0.675));
+  CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.3"), 0));
   CU_ASSERT_TRUE(near(share_of(doc, "fd00::4"), 0.1));
-  cJSON *a = endpoint_at(doc, "10.0.0.1");
+  cJSON *a = endpoint_at(doc, "127.10.0.1");
   CU_ASSERT_STRING_EQUAL(
       cJSON_GetStringValue(cJSON_GetObjectItem(
           cJSON_GetObjectItem(a, "locality"), "zone")),
@@ -336,7 +336,7 @@ static void test_resolve_static(void) {
 struct share_case {
   const char *lb_extra; /* inside "lb" */
   const char *split;
-  double a, b;          /* expected shares of 10.0.0.1 (v1) and .2 (v2) */
+  double a, b;          /* expected shares of 127.10.0.1 (v1) and .2 (v2) */
   const char *warning;  /* expected warning, or NULL */
 };
 
@@ -368,20 +368,20 @@ static void test_resolve_shares(void) {
              "{\"services\": {\"s\": {\"lb\": {\"policy\": \"random\"%s},\n"
              " \"subsets\": {\"v1\": {\"version\": \"v1\"}}%s,\n"
              " \"discovery\": {\"type\": \"static\", \"endpoints\": [\n"
-             "  {\"address\": \"10.0.0.1\", \"port\": 1, \"labels\": "
+             "  {\"address\": \"127.10.0.1\", \"port\": 1, \"labels\": "
              "{\"version\": \"v1\"}},\n"
-             "  {\"address\": \"10.0.0.2\", \"port\": 1, \"weight\": 3, "
+             "  {\"address\": \"127.10.0.2\", \"port\": 1, \"weight\": 3, "
              "\"labels\": {\"version\": \"v2\"}}]}}}}",
              c->lb_extra, c->split);
     write_cfg("s.json", text);
     CU_ASSERT_EQUAL(meshctl("resolve s --config s.json --json"), 0);
     cJSON *doc = cJSON_Parse(out_text);
     CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
-    if (!near(share_of(doc, "10.0.0.1"), c->a) ||
-        !near(share_of(doc, "10.0.0.2"), c->b))
+    if (!near(share_of(doc, "127.10.0.1"), c->a) ||
+        !near(share_of(doc, "127.10.0.2"), c->b))
       fprintf(stderr, "\ncase %zu: %s\n", i, out_text);
-    CU_ASSERT_TRUE(near(share_of(doc, "10.0.0.1"), c->a));
-    CU_ASSERT_TRUE(near(share_of(doc, "10.0.0.2"), c->b));
+    CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.1"), c->a));
+    CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.2"), c->b));
     int nwarn = cJSON_GetArraySize(cJSON_GetObjectItem(doc, "warnings"));
     CU_ASSERT_EQUAL(nwarn, c->warning ? 1 : 0);
     cJSON_Delete(doc);
@@ -407,7 +407,7 @@ static void test_resolve_errors(void) {
   /* usage */
   CU_ASSERT_EQUAL(meshctl("resolve --config r.json"), 2);
   CU_ASSERT_EQUAL(meshctl("resolve work"), 2);
-  CU_ASSERT_EQUAL(meshctl("resolve work --config r.json --admin 1.2.3.4:5"),
+  CU_ASSERT_EQUAL(meshctl("resolve work --config r.json --admin 127.0.0.1:5"),
                   2);
   CU_ASSERT_EQUAL(meshctl("resolve work other --config r.json"), 2);
   CU_ASSERT_TRUE(has(err_text, "unexpected argument \"other\""));
@@ -527,30 +527,30 @@ static void test_resolve_admin(void) {
       "  \"subsets\": {\"v1\": {\"version\": \"v1\"}},\n"
       "  \"split\": [{\"subset\": \"v1\", \"weight\": 1}],\n"
       "  \"discovery\": {\"type\": \"static\", \"endpoints\": [\n"
-      "   {\"address\": \"10.0.0.1\", \"port\": 1, \"labels\": {\"version\": "
+      "   {\"address\": \"127.10.0.1\", \"port\": 1, \"labels\": {\"version\": "
       "\"v1\"}},\n"
-      "   {\"address\": \"10.0.0.2\", \"port\": 1, \"labels\": {\"version\": "
+      "   {\"address\": \"127.10.0.2\", \"port\": 1, \"labels\": {\"version\": "
       "\"v1\"}},\n"
-      "   {\"address\": \"10.0.0.3\", \"port\": 1, \"labels\": {\"version\": "
+      "   {\"address\": \"127.10.0.3\", \"port\": 1, \"labels\": {\"version\": "
       "\"v2\"}}]}}}}";
   mesh_t *m = NULL;
   mesh_status_t st;
   CU_ASSERT_EQUAL_FATAL(mesh_new(cfg, &m, &st), MESH_OK);
   int port = mesh_admin_port(m);
   CU_ASSERT_FATAL(port > 0);
-  eject(m, "work", "10.0.0.2");
+  eject(m, "work", "127.10.0.2");
 
   CU_ASSERT_EQUAL(meshctl("resolve work --admin 127.0.0.1:%d", port), 0);
   CU_ASSERT_TRUE(has(out_text, "work: 3 endpoints, 2 usable (discovery "
                                "static, version 1, live)\n"));
   CU_ASSERT_TRUE(has(out_text, "lb peak_ewma (choice_count 2); split v1 1\n"));
   CU_ASSERT_TRUE(has(out_text, "  SHARE   ACTIVE  EWMA    LABELS\n"));
-  CU_ASSERT_TRUE(has(out_text, "\n10.0.0.1:1  unknown  usable         1     "
+  CU_ASSERT_TRUE(has(out_text, "\n127.10.0.1:1  unknown  usable         1     "
                                "  0     -         v1       100.0%  0       "
                                "0.00ms  version=v1\n"));
   /* 60 s minus the time since eject(): "ejected 59.9s" on a slow run */
-  CU_ASSERT_TRUE(has(out_text, "\n10.0.0.2:1  unknown  ejected "));
-  CU_ASSERT_TRUE(has(out_text, "\n10.0.0.3:1  unknown  usable         1     "
+  CU_ASSERT_TRUE(has(out_text, "\n127.10.0.2:1  unknown  ejected "));
+  CU_ASSERT_TRUE(has(out_text, "\n127.10.0.3:1  unknown  usable         1     "
                                "  0     -         -        0.0%    0 "));
 
   CU_ASSERT_EQUAL(meshctl("resolve work --admin 127.0.0.1:%d --json", port),
@@ -558,13 +558,13 @@ static void test_resolve_admin(void) {
   cJSON *doc = cJSON_Parse(out_text);
   CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
   CU_ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(doc, "live")));
-  cJSON *b = endpoint_at(doc, "10.0.0.2");
+  cJSON *b = endpoint_at(doc, "127.10.0.2");
   CU_ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(b, "ejected")));
   CU_ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(b, "usable")));
   CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(
       cJSON_GetObjectItem(b, "lb"), "active_requests"));
-  CU_ASSERT_TRUE(near(share_of(doc, "10.0.0.1"), 1));
-  CU_ASSERT_TRUE(near(share_of(doc, "10.0.0.2"), 0));
+  CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.1"), 1));
+  CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.2"), 0));
   cJSON_Delete(doc);
 
   CU_ASSERT_EQUAL(meshctl("resolve nosuch --admin 127.0.0.1:%d", port), 1);

@@ -169,7 +169,7 @@ static mesh__snapshot_t *snap_of(size_t n) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   for (size_t i = 0; i < n; i++) {
     char addr[32];
-    snprintf(addr, sizeof addr, "10.0.0.%zu", i + 1);
+    snprintf(addr, sizeof addr, "127.10.0.%zu", i + 1);
     s->hosts[i] = mesh__host_new(addr, 8080);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s->hosts[i]);
   }

@@ -319,8 +319,15 @@ static void test_mesh_dial_raw_peers(void) {
     CONTAINS(st.message, tc->msg1);
     CONTAINS(st.message, tc->msg2);
     if (rc == MESH_ERR_TIMEOUT) {
+      /* Not before the budget; after it, only "returned at all": the
+       * stalled peer never answers while the dial runs, and the message
+       * checked above names the budget that fired.  A loaded machine can
+       * be late by seconds (CI was by > 1 s), so no tight upper bound. */
       int budget = tc->timeout_ms ? tc->timeout_ms : 200;
-      CU_ASSERT(el >= budget - 5 && el < budget + 1000);
+      if (el < budget - 5 || el >= budget + 30000)
+        fprintf(stderr, "\n  %s: returned after %lld ms, budget %d ms\n",
+                tc->name, (long long)el, budget);
+      CU_ASSERT(el >= budget - 5 && el < budget + 30000);
     }
     shutdown(p.lfd, SHUT_RDWR);
     pthread_join(p.th, NULL);

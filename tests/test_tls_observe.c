@@ -567,8 +567,8 @@ static const az_case_t az_cases[] = {
      "\"from\":[{\"source\":{\"ipBlocks\":[\"127.0.0.0/8\"]}}]}]}]}",
      "client2", MESH_ERR_DENIED, "deny-lo"},
     {"DENY ipBlock: other allowed",
-     "{\"policies\":[{\"name\":\"deny-ten\",\"action\":\"DENY\",\"rules\":[{"
-     "\"from\":[{\"source\":{\"ipBlocks\":[\"10.0.0.0/8\"]}}]}]}]}",
+     "{\"policies\":[{\"name\":\"deny-other\",\"action\":\"DENY\",\"rules\":[{"
+     "\"from\":[{\"source\":{\"ipBlocks\":[\"127.10.0.0/16\"]}}]}]}]}",
      "client", MESH_OK, NULL},
     {"DENY port: denied",
      "{\"policies\":[{\"name\":\"deny-port\",\"action\":\"DENY\",\"rules\":[{"

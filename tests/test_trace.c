@@ -701,7 +701,7 @@ static void test_mesh__span_start(void) {
   CU_ASSERT_EQUAL(h.starts, 1);
   mesh__span_attr_str(&call, MESH__ATTR_SERVICE, "payments");
   mesh__span_start(m, &try_, "mesh.try", MESH_SPAN_CLIENT, &call, NULL);
-  mesh__span_attr_str(&try_, MESH__ATTR_SERVER_ADDRESS, "10.0.0.1");
+  mesh__span_attr_str(&try_, MESH__ATTR_SERVER_ADDRESS, "127.10.0.1");
   mesh__span_attr_int(&try_, MESH__ATTR_SERVER_PORT, 8443);
   mesh__span_attr_int(&try_, MESH__ATTR_SERVER_PORT, 9443); /* replaces */
   mesh__span_attr_bool(&try_, MESH__ATTR_TLS_RESUMED, true);
@@ -747,7 +747,7 @@ static void test_mesh__span_start(void) {
   CU_ASSERT_STRING_EQUAL(rec[0].target, "payments");
   CU_ASSERT_STRING_EQUAL(rec[1].name, "mesh.try");
   CU_ASSERT_STRING_EQUAL(rec[1].error, "MESH_ERR_TIMEOUT");
-  CU_ASSERT_STRING_EQUAL(rec[1].target, "10.0.0.1");
+  CU_ASSERT_STRING_EQUAL(rec[1].target, "127.10.0.1");
   /* A zeroed span that never started ends as a no-op. */
   mesh__span_t never = {0};
   mesh__span_end(&never);

@@ -113,7 +113,7 @@ static void test_config(void) {
       "{\"identity\": {\"source\": \"workload_api\", \"endpoint\": "
       "\"tcp://localhost:1\"}}",
       "{\"identity\": {\"source\": \"workload_api\", \"endpoint\": "
-      "\"http://1.2.3.4:5\"}}",
+      "\"http://127.0.0.1:5\"}}",
       "{\"identity\": {\"source\": \"workload_api\", \"cert\": \"x\"}}",
       "{\"identity\": {\"source\": \"sds\"}}",
       "{\"identity\": {\"source\": \"workload_api\", \"wait_ms\": -1}}",

@@ -75,4 +75,16 @@ char *meshctl_read_file(const char *path, size_t *len);
 /** Print "meshctl: CODE_NAME: message" to stderr; returns MESHCTL_FAIL. */
 int meshctl_report(int rc, const mesh_status_t *st);
 
+/** GET http://ADDR PATH from a running process's admin endpoint
+ *  (tools/meshctl_admin.c): plain HTTP, no proxy, at most timeout_ms and
+ *  MESHCTL_ADMIN_MAX bytes of body, parsed as JSON.
+ *  @return the document (cJSON_Delete it), or NULL after printing
+ *          "meshctl WHO: URL: problem" to stderr (the transfer error, the
+ *          HTTP status followed by hint404 on a 404, or "not JSON"). */
+#define MESHCTL_ADMIN_MAX (16u << 20)
+struct cJSON;
+struct cJSON *meshctl_admin_get(const char *who, const char *addr,
+                                const char *path, long timeout_ms,
+                                const char *hint404);
+
 #endif /* MESH_TOOLS_MESHCTL_H */

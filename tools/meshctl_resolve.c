@@ -14,7 +14,6 @@
 #include "core/core.h" /* mesh__json_parse: the library's JSON rules */
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,7 +49,6 @@ static const char resolve_help[] =
     "or the admin endpoint cannot be read, 2 on a usage error.\n";
 
 #define DEFAULT_TIMEOUT_S 5
-#define HTTP_MAX (16u << 20)
 
 /* ---- small JSON readers (input from a config or the network) ------------- */
 
@@ -244,56 +242,10 @@ static int from_config(const char *path, const char *service,
 
 /* ---- input 2: a running process's admin endpoint ------------------------- */
 
-typedef struct body {
-  char *p;
-  size_t n;
-} body_t;
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *user) {
-  body_t *b = user;
-  size_t add = size * nmemb;
-  if (b->n + add > HTTP_MAX)
-    return 0; /* aborts the transfer */
-  char *np = realloc(b->p, b->n + add + 1);
-  if (!np)
-    return 0;
-  memcpy(np + b->n, data, add);
-  b->p = np;
-  b->n += add;
-  b->p[b->n] = '\0';
-  return add;
-}
-
 static cJSON *admin_get(const char *addr, const char *path,
                         int64_t timeout_s) {
-  char url[512];
-  int n = snprintf(url, sizeof url, "http://%s%s", addr, path);
-  if (n < 0 || (size_t)n >= sizeof url)
-    return NULL;
-  CURL *h = curl_easy_init();
-  if (!h)
-    return NULL;
-  body_t b = {NULL, 0};
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* never via an env proxy */
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-  CURLcode rc = curl_easy_perform(h);
-  long code = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_cleanup(h);
-  cJSON *doc = NULL;
-  if (rc != CURLE_OK)
-    fprintf(stderr, "meshctl resolve: %s: %s\n", url, curl_easy_strerror(rc));
-  else if (code != 200)
-    fprintf(stderr, "meshctl resolve: %s: HTTP %ld\n", url, code);
-  else if (!(doc = b.p ? mesh__json_parse(b.p, strlen(b.p), NULL) : NULL))
-    fprintf(stderr, "meshctl resolve: %s: not JSON\n", url);
-  free(b.p);
-  return doc;
+  return meshctl_admin_get("resolve", addr, path, (long)(timeout_s * 1000),
+                           NULL);
 }
 
 static const cJSON *find_named(const cJSON *arr, const char *name) {

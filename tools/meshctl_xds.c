@@ -5,64 +5,15 @@
  * word NACK and the error; DOES_NOT_EXIST; REQUESTED), the version and
  * the age of the last update; then the update and NACK counts. */
 #include "meshctl.h"
-#include "core/core.h" /* mesh__json_parse */
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct body {
-  char *p;
-  size_t n;
-} body_t;
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *user) {
-  body_t *b = user;
-  size_t add = size * nmemb;
-  if (b->n + add > (16u << 20))
-    return 0;
-  char *np = realloc(b->p, b->n + add + 1);
-  if (!np)
-    return 0;
-  memcpy(np + b->n, data, add);
-  b->p = np;
-  b->n += add;
-  b->p[b->n] = '\0';
-  return add;
-}
-
 static cJSON *get_xds(const char *addr) {
-  char url[512];
-  int n = snprintf(url, sizeof url, "http://%s/xds", addr);
-  if (n < 0 || (size_t)n >= sizeof url)
-    return NULL;
-  CURL *h = curl_easy_init();
-  if (!h)
-    return NULL;
-  body_t b = {NULL, 0};
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-  CURLcode rc = curl_easy_perform(h);
-  long code = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_cleanup(h);
-  cJSON *doc = NULL;
-  if (rc != CURLE_OK)
-    fprintf(stderr, "meshctl xds: %s: %s\n", url, curl_easy_strerror(rc));
-  else if (code != 200)
-    fprintf(stderr, "meshctl xds: %s: HTTP %ld%s\n", url, code,
-            code == 404 ? " (xds is not configured)" : "");
-  else if (!(doc = b.p ? mesh__json_parse(b.p, strlen(b.p), NULL) : NULL))
-    fprintf(stderr, "meshctl xds: %s: not JSON\n", url);
-  free(b.p);
-  return doc;
+  return meshctl_admin_get("xds", addr, "/xds", 5000L,
+                           " (xds is not configured)");
 }
 
 /* "type.googleapis.com/envoy.config.cluster.v3.Cluster" -> "Cluster" */

@@ -89,6 +89,12 @@ void mesh__az_req_set_principal(mesh_authz_request_t *r, const char *id);
 /** First value of a header (case-insensitive name), or NULL. */
 const char *mesh__az_req_header(const mesh_authz_request_t *r,
                                 const char *name);
+/** Every value of header `name` (case-insensitive) in h[0..n), in order:
+ *  the first `cap` go to values (may be NULL); returns how many there are.
+ *  Behind mesh_authz_request_header_values and
+ *  mesh_http_request_header_values. */
+size_t mesh__az_hdr_values(const mesh__az_hdr_t *h, size_t n,
+                           const char *name, const char **values, size_t cap);
 /** The normalized path of target with mode, malloc'd (caller frees); ""
  *  when target is not a path (%00, bad %XX, authority-form); NULL when out
  *  of memory. */

@@ -247,16 +247,21 @@ const char *mesh_authz_request_header(const mesh_authz_request_t *r,
   return mesh__az_req_header(r, name);
 }
 
-size_t mesh_authz_request_header_values(const mesh_authz_request_t *r,
-                                        const char *name, const char **values,
-                                        size_t cap) {
+size_t mesh__az_hdr_values(const mesh__az_hdr_t *h, size_t n,
+                           const char *name, const char **values, size_t cap) {
   size_t count = 0;
-  for (size_t i = 0; r && name && i < r->nhdrs; i++) {
-    if (strcasecmp(r->hdrs[i].name, name) != 0)
+  for (size_t i = 0; h && name && i < n; i++) {
+    if (strcasecmp(h[i].name, name) != 0)
       continue;
     if (values && count < cap)
-      values[count] = r->hdrs[i].value;
+      values[count] = h[i].value;
     count++;
   }
   return count;
+}
+
+size_t mesh_authz_request_header_values(const mesh_authz_request_t *r,
+                                        const char *name, const char **values,
+                                        size_t cap) {
+  return r ? mesh__az_hdr_values(r->hdrs, r->nhdrs, name, values, cap) : 0;
 }

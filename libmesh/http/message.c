@@ -309,15 +309,7 @@ const char *mesh_http_request_header(const mesh_http_request_t *r,
 size_t mesh_http_request_header_values(const mesh_http_request_t *r,
                                        const char *name, const char **values,
                                        size_t cap) {
-  size_t count = 0;
-  for (size_t i = 0; r && name && i < r->nhdrs; i++) {
-    if (strcasecmp(r->hdrs[i].name, name) != 0)
-      continue;
-    if (values && count < cap)
-      values[count] = r->hdrs[i].value;
-    count++;
-  }
-  return count;
+  return r ? mesh__az_hdr_values(r->hdrs, r->nhdrs, name, values, cap) : 0;
 }
 
 size_t mesh_http_request_header_count(const mesh_http_request_t *r) {

@@ -170,9 +170,9 @@ static mesh_authz_request_t *parse_request(char *text) {
 }
 
 static const char *const fixed[] = {
-    "p=spiffe://cluster.local/ns/default/sa/sleep\ni=10.1.2.3\no=8080\n"
+    "p=spiffe://cluster.local/ns/default/sa/sleep\ni=127.1.2.3\no=8080\n"
     "m=GET\nt=/info?x=1\nh=httpbin\nx=x-tenant:acme",
-    "p=spiffe://cluster.local/ns/dev/sa/web\ni=::ffff:192.168.0.9\no=443\n"
+    "p=spiffe://cluster.local/ns/dev/sa/web\ni=::ffff:127.168.0.9\no=443\n"
     "m=POST\nt=//admin/../%61dmin/\nh=Example.COM",
     "i=2001:db8::7\no=9000",
     "",
