@@ -221,6 +221,20 @@ static void warn_mixed(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
                 s->name, t[i].name, t[0].name);
 }
 
+/* event=xds_apply service=web clusters=web-v1:90,web-v2:10 */
+static void log_split(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
+                      size_t n) {
+  char buf[512];
+  size_t o = 0;
+  for (size_t i = 0; i < n && o < sizeof buf; i++) {
+    int w = snprintf(buf + o, sizeof buf - o, "%s%.100s:%u", i ? "," : "",
+                     t[i].name, t[i].weight);
+    o += w > 0 ? (size_t)w : 0;
+  }
+  mesh__log(m, MESH_LOG_INFO, "xds_apply", "service=%s clusters=%s", s->name,
+            buf);
+}
+
 void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
   mesh__service_t *svc = mesh__service_find(m, s->name);
   if (!svc || !svc->disc)
@@ -231,8 +245,10 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
     return; /* the state in force stays */
   s->note[0] = '\0';
   bool lb_new = settle(m, svc, &s->lb_cfg, lb_settings(t, n), true, s);
-  if (lb_new)
+  if (lb_new) {
     warn_mixed(m, s, t, n);
+    log_split(m, s, t, n);
+  }
   settle(m, svc, &s->res_cfg, res_settings(t), false, s);
   cJSON *hold = NULL;
   size_t count = 0;
