@@ -78,7 +78,7 @@ void ui_banner(const demo_t *d, int admin_port) {
            "client admin", admin_port, DIM(d), DEMO_SERVICE, admin_port,
            RESET(d));
   if (d->xds_script)
-    printf("  %-14s pushes at %.0fs, %.0fs and %.0fs, stop at %.0fs\n\n", "plan",
+    printf("  %-14s pushes at %.1fs, %.1fs and %.1fs, stop at %.0fs\n\n", "plan",
            0.30 * d->seconds, 0.55 * d->seconds, 0.75 * d->seconds,
            d->seconds);
   else
