@@ -183,6 +183,11 @@ static bool settle(mesh_t *m, mesh__service_t *svc, cJSON **applied,
  * (labels owned by *hold).  A single cluster: its endpoints as they are. */
 static mesh__ep_t *endpoints(const target_t *t, size_t n, size_t *count,
                              cJSON **hold) {
+  *hold = NULL;
+  if (n == 1) { /* borrowed as they are: no copy of a 10k-endpoint set */
+    *count = t[0].eds->n;
+    return t[0].eds->eps;
+  }
   size_t total = 0;
   for (size_t i = 0; i < n; i++)
     total += t[i].eds->n;
@@ -254,13 +259,14 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
   size_t count = 0;
   mesh__ep_t *eps = endpoints(t, n, &count, &hold);
   uint64_t before = svc->disc->version;
-  if (eps)
+  if (eps || (n == 1 && count == 0))
     mesh__disc_apply(svc->disc, eps, count);
   else
     mesh__disc_error(svc->disc, "xds: out of memory");
   if (lb_new && svc->disc->version == before)
     mesh__disc_republish(svc->disc); /* same hosts, new split or policy */
-  free(eps);
+  if (n > 1)
+    free(eps);
   cJSON_Delete(hold);
   free(t);
 }
