@@ -7,7 +7,9 @@ max_requests), while threads of tests/xds_canary_tool call real mTLS
 backends through libmesh.  Asserted: the observed split of each phase
 (bounded counts: a window of N calls, a binomial tolerance), zero failed
 calls across every switch, the new backend served, and the breaker
-threshold in force (then lifted).  Exit 0 = pass."""
+threshold in force (then lifted); then the control plane is killed
+(calls go on, none fails) and a new one on the same port serves a
+100/0 split, which arrives with no call failing.  Exit 0 = pass."""
 import atexit
 import json
 import os
@@ -132,6 +134,7 @@ def main():
                                     'channel_creds': [{'type': 'insecure'}]}],
                    'node': {'id': 'libmesh-canary'}}, f)
     tool = Tool(boot)
+    plane2 = None
     try:
         ports = tool.next(60)['ports']
         ep = lambda *names: [('127.0.0.1', ports[n]) for n in names]  # noqa: E731
@@ -184,9 +187,34 @@ def main():
         r = tool.cmd('count %d' % 400)
         check('CDS thresholds back to the defaults: no call refused', ok and r['failed'] == 0,
               r['last_error'])
+        # the control plane killed mid-run: calls go on as configured (fail
+        # static); a new one on the same port: its state arrives.  (The
+        # breaker phase's refusals were wanted: count failures after it.)
+        refused = r['failed_total']
+        plane.stop()
+        r = tool.cmd('count %d' % 600)
+        check('control plane down: %d calls, none failed, still 0/100' % r['calls'],
+              r['calls'] >= 600 and r['failed'] == 0 and share(r, 'v1') == 0, r['last_error'])
+        plane2 = cp.ControlPlane()
+        plane2.set(cp.LDS, cp.listener('web', 'web-routes'))
+        plane2.set(cp.RDS, cp.routes('web-routes', [('web-v1', 100), ('web-v2', 0)]))
+        clusters(plane2)
+        plane2.set(cp.EDS, cp.cla('web-v1', [('a', 0, 1, ep('v1-a', 'v1-b'))]))
+        plane2.set(cp.EDS, cp.cla('web-v2', [('a', 0, 1, ep('v2-a', 'v2-b'))]))
+        plane2.start(port)
+        ok = acked(plane2, plane2.version, [cp.RDS], timeout=40)
+        tool.cmd('count %d' % (4 * THREADS))
+        r = tool.cmd('count %d' % WINDOW)
+        check('restarted control plane: its split 100/0 arrives (web-v1 %d of %d), no call failed'
+              % (share(r, 'v1'), r['calls']),
+              ok and share(r, 'v1') == r['calls'] and r['failed'] == 0 and
+              r['failed_total'] == refused,
+              r['last_error'] or '(%d failed since the breaker phase)' % (r['failed_total'] - refused))
     finally:
         tool.stop()
         plane.stop()
+        if plane2:
+            plane2.stop()
     failed = checks.count(False)
     print('xds canary: %d passed, %d failed' % (len(checks) - failed, failed))
     return 1 if failed else 0
