@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "telemetry/telemetry.h"
@@ -152,6 +153,18 @@ static char *metrics(mesh_t *m) {
   return text ? text : strdup("");
 }
 
+/* The metrics once they hold want: the collector has the body before the
+ * exporter thread has read the answer and counted it (up to 5 s). */
+static char *metrics_with(mesh_t *m, const char *want) {
+  char *text = metrics(m);
+  for (int i = 0; i < 500 && !strstr(text, want); i++) {
+    free(text);
+    nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    text = metrics(m);
+  }
+  return text;
+}
+
 /* ---- the official protos (tests/data/otlp-proto, see its README) --------- */
 
 static const char *otlp_protos(void) {
@@ -268,7 +281,8 @@ static void test_otlp_export(void) {
   }
   CU_ASSERT_EQUAL(tries, 5);
   CU_ASSERT_EQUAL(calls, 5);
-  char *text = metrics(m);
+  char *text = metrics_with(
+      m, "mesh_trace_export_requests_total{exporter=\"otlp\",code=\"200\"} 3\n");
   CU_ASSERT_PTR_NOT_NULL(
       strstr(text, "mesh_trace_export_spans_total{exporter=\"otlp\"} 10\n"));
   CU_ASSERT_PTR_NOT_NULL(strstr(
@@ -386,7 +400,8 @@ static void test_export_backoff_5xx(void) {
   char names[8][600];
   CU_ASSERT_EQUAL(list_bodies(&c, ".failed", names, 8), 2);
   CU_ASSERT_EQUAL(list_bodies(&c, ".json", names, 8), 1);
-  char *text = metrics(m);
+  char *text = metrics_with(
+      m, "mesh_trace_export_requests_total{exporter=\"otlp\",code=\"200\"} 1\n");
   CU_ASSERT_PTR_NOT_NULL(strstr(
       text, "mesh_trace_export_requests_total{exporter=\"otlp\",code=\"503\"} 2\n"));
   CU_ASSERT_PTR_NOT_NULL(strstr(

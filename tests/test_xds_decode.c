@@ -261,13 +261,16 @@ static void test_mesh__xds_decode_cds(void) {
   /* outlier, breakers (2^32-1 = unlimited saturates), connect timeout */
   c = cds_of("name: \"o\" type: EDS connect_timeout { seconds: 1 nanos: 500000000 } "
              "outlier_detection { consecutive_5xx { value: 3 } interval { seconds: 2 } "
-             "base_ejection_time { seconds: 30 } max_ejection_percent { value: 50 } } "
+             "base_ejection_time { seconds: 30 } max_ejection_percent { value: 50 } "
+             "successful_active_health_check_uneject_host { value: false } } "
              "circuit_breakers { thresholds { max_connections { value: 4294967295 } "
              "max_requests { value: 100 } } }");
   CU_ASSERT_PTR_NOT_NULL_FATAL(c);
   CU_ASSERT_EQUAL(jnum(c->svc, "outlier_detection", "consecutive_5xx"), 3);
   CU_ASSERT_EQUAL(jnum(c->svc, "outlier_detection", "interval_ms"), 2000);
   CU_ASSERT_EQUAL(jnum(c->svc, "outlier_detection", "base_ejection_time_ms"), 30000);
+  CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(c->svc, "outlier_detection"),
+                                              "successful_active_health_check_uneject_host")));
   CU_ASSERT_EQUAL(jnum(c->svc, "circuit_breakers", "max_connections"), 2147483647.0);
   CU_ASSERT_EQUAL(jnum(c->svc, "circuit_breakers", "max_requests"), 100);
   CU_ASSERT_EQUAL(jnum(c->svc, "timeouts", "connect_ms"), 1500);
@@ -370,6 +373,13 @@ static const vec_t rds_vecs[] = {
      "cluster: \"a\"")), MESH_ERR_UNSUPPORTED, "range_match"},
     {"rewrite", VH(RT("prefix: \"/\"", "cluster: \"a\" prefix_rewrite: \"/v2\"")),
      MESH_ERR_UNSUPPORTED, "prefix_rewrite"},
+    {"regex rewrite", VH(RT("prefix: \"/\"", "cluster: \"a\" regex_rewrite {}")),
+     MESH_ERR_UNSUPPORTED, "route.regex_rewrite"},
+    {"metadata match", VH(RT("prefix: \"/\"", "cluster: \"a\" metadata_match {}")),
+     MESH_ERR_UNSUPPORTED, "route.metadata_match"},
+    {"split metadata match", VH(RT("prefix: \"/\"", "weighted_clusters { clusters { name: "
+     "\"a\" weight { value: 1 } metadata_match {} } }")), MESH_ERR_UNSUPPORTED,
+     "weighted_clusters[0].metadata_match"},
     {"other per-filter", VH("routes { match { prefix: \"/\" } route { cluster: \"a\" } "
      "typed_per_filter_config { key: \"envoy.filters.http.rbac\" value {} } }"),
      MESH_ERR_UNSUPPORTED, "typed_per_filter_config[envoy.filters.http.rbac]"},
@@ -459,6 +469,19 @@ static void test_mesh__xds_decode_rds(void) {
   CU_ASSERT_EQUAL(jnum(r, "fault", "abort_grpc"), 14);
   CU_ASSERT_EQUAL(jnum(r, "fault", "abort_ppm"), 1000);
   cJSON_Delete(d);
+  /* a fault libmesh cannot inject is refused, not dropped */
+  any = xv_any(FAULT_T, "HTTPFault", "response_rate_limit {}");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+  snprintf(text, sizeof text, VH("routes { match { prefix: \"/\" } route { cluster: \"a\" } "
+           "typed_per_filter_config { key: \"envoy.filters.http.fault\" value { %s } } }"), any);
+  free(any);
+  uint8_t *b;
+  size_t n;
+  CU_ASSERT_EQUAL_FATAL(xv_encode("RouteConfiguration", text, &b, &n), 0);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh__xds_decode_rds(b, n, &d, &st), MESH_ERR_UNSUPPORTED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "response_rate_limit"));
+  free(b);
 }
 
 #define HCM_T "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -601,6 +624,9 @@ static void test_mesh__xds_decode_lds_server(void) {
       {"rules { policies { key: \"p\" value { permissions { metadata: \"\" } "
        "principals { any: true } } } }", "policies[p].permissions[0]: permission rule"},
       {"shadow_rules { }", "shadow_rules"},
+      {"matcher { }", "RBAC.matcher"},
+      {"rules { policies { key: \"p\" value { permissions { matcher: \"\" } "
+       "principals { any: true } } } }", "permission rule 12"},
       {"rules { policies { key: \"p\" value { permissions { any: true } principals { "
        "authenticated { principal_name { contains: \"x\" } } } } } }", "only exact, prefix"},
   };

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <mesh/mesh.h>
@@ -30,7 +31,7 @@
 #define DEMO_ID_INTRUDER "spiffe://" DEMO_TD "/ns/demo/sa/reports"
 #define DEMO_POLICY "frontend-only"
 
-#define DEMO_MAX_EPS 3
+#define DEMO_MAX_EPS 4 /* 3 in the first act, 4 with --xds */
 #define DEMO_OUT_MAX 512   /* output directory: leaves room for names */
 #define DEMO_PATH_MAX 1024
 
@@ -81,6 +82,22 @@ typedef struct demo {
   /* intruder */
   int intruder_attempts, intruder_denied, intruder_allowed;
   char intruder_reason[512];
+  /* the xDS act (--xds SCRIPT): "work" follows a control plane (xds.c) */
+  const char *xds_script;       /* NULL: the first act */
+  pid_t cp_pid;
+  FILE *cp_in, *cp_out;         /* the control plane's stdin, stdout */
+  char boot[DEMO_PATH_MAX];     /* bootstrap.json the client reads */
+  int xds_step;                 /* next step of the script */
+  /* calls answered per phase of the script, counted from 0.5 s after a
+   * push (calls in flight at a switch belong to neither phase) */
+  struct demo_phase {
+    char label[48];
+    int w1, w2;                 /* the route's weights */
+    double t0;                  /* counting from */
+    bool counting, done;
+    unsigned long start[DEMO_MAX_EPS], v1, v2, by[DEMO_MAX_EPS];
+  } phase[4];
+  size_t nphase;
 } demo_t;
 
 /* ---- main.c -------------------------------------------------------------- */
@@ -120,6 +137,17 @@ int demo_client_start(demo_t *d, mesh_t *m, pthread_t *threads);
 /** Make `n` calls with the intruder's context and record the outcome. */
 void demo_intruder(demo_t *d, mesh_t *m, int n);
 
+/* ---- xds.c (the xDS act) ------------------------------------------------ */
+/** Start the control plane (python3 SCRIPT), give it the backends, write
+ *  the bootstrap the client reads.  @return false on failure (printed). */
+bool demo_xds_start(demo_t *d);
+/** Wait (<= 10 s) until the client sees the first endpoint set. */
+bool demo_xds_ready(demo_t *d, mesh_t *m);
+/** The script: pushes at their time, phase accounting.  Main thread. */
+void demo_xds_step(demo_t *d, double t);
+/** Close the control plane's stdin, reap it. */
+void demo_xds_stop(demo_t *d);
+
 /* ---- ui.c ---------------------------------------------------------------- */
 void ui_init(demo_t *d, bool no_color);
 void ui_banner(const demo_t *d, int admin_port);
@@ -131,5 +159,7 @@ double ui_percentile_ms(demo_ep_t *e, int p);
 /** The final report; returns true when every claim of the demo held. */
 bool ui_report(demo_t *d, unsigned long backend_denials,
                const span_stats_t *spans);
+/** The xDS act's report: the table, each phase's observed split. */
+bool ui_xds_report(demo_t *d);
 
 #endif /* MESH_DEMO_H */

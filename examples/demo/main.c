@@ -50,6 +50,9 @@ static const char usage_text[] =
     "  --quick        a 6-second run (for tests)\n"
     "  --workers N    client threads, 1-32 (default 4)\n"
     "  --no-color     plain output even on a terminal\n"
+    "  --xds SCRIPT   the xDS act: \"work\" follows a control plane (SCRIPT,\n"
+    "                 examples/demo/xds_cp.py) that shifts a canary 90/10 ->\n"
+    "                 50/50 -> 0/100 and adds a backend while calls run\n"
     "\n"
     "Exit status 0 when no call failed, the killed backend was ejected, the\n"
     "intruder was denied and spans were written; 1 otherwise.\n";
@@ -191,8 +194,23 @@ static bool backend_config(const demo_t *d, const demo_ep_t *e) {
  * subsets v1/v2 split 90/10, least_request, outlier detection that ejects
  * after 3 consecutive failures, retries of connect failures, resets and
  * gateway errors on another endpoint. */
+static int xds_service_json(char *out, size_t len) {
+  return snprintf(
+      out, len,
+      "\"" DEMO_SERVICE "\": {\n"
+      "      \"peers\": [\"" DEMO_ID_WORK "\"],\n"
+      "      \"discovery\": {\"type\": \"xds\", \"listener\": \"work\"},\n"
+      "      \"retry\": {\"retry_on\": [\"connect-failure\", \"reset\", "
+      "\"gateway-error\"], \"num_retries\": 2,\n"
+      "                \"base_interval_ms\": 5},\n"
+      "      \"timeouts\": {\"per_try_ms\": 1000, \"overall_ms\": 5000}\n"
+      "    }");
+}
+
 static int service_json(const demo_t *d, bool intruder, char *out,
                         size_t len) {
+  if (d->xds_script && !intruder)
+    return xds_service_json(out, len);
   char eps[1024] = "";
   size_t n = 0;
   for (size_t i = 0; i < d->neps; i++) {
@@ -234,18 +252,22 @@ static bool client_config(const demo_t *d, const char *name, bool intruder) {
       path[DEMO_PATH_MAX];
   identity_json(d, name, id, sizeof id);
   service_json(d, intruder, svc, sizeof svc);
+  char xds[DEMO_PATH_MAX + 64] = "";
+  if (d->xds_script && !intruder)
+    snprintf(xds, sizeof xds, "  \"xds\": {\"bootstrap\": \"%s\"},\n", d->boot);
   snprintf(text, sizeof text,
            "{\n"
            "  \"name\": \"%s\",\n"
            "  \"log\": {\"level\": \"warn\"},\n"
            "  %s,\n"
-           "  %s"
+           "  %s%s"
            "  \"services\": {\n"
            "    %s\n"
            "  }\n"
            "}\n",
            name, id,
-           intruder ? "" : "\"admin\": {\"listen\": \"127.0.0.1:0\"},\n", svc);
+           intruder ? "" : "\"admin\": {\"listen\": \"127.0.0.1:0\"},\n", xds,
+           svc);
   path_in(d, path, name, ".json");
   return write_file(path, text);
 }
@@ -399,6 +421,10 @@ static void on_log(int level, const char *line, void *user) {
   pthread_mutex_unlock(&log_mu);
   if (strstr(line, "event=outlier_eject "))
     on_ejection(user, line);
+  const char *cl = strstr(line, "event=xds_apply ");
+  cl = cl ? strstr(cl, " clusters=") : NULL;
+  if (cl) /* the client applied a route from the control plane */
+    demo_event(user, "client applied route: %.200s", cl + 10);
 }
 
 /* ---- the run ------------------------------------------------------------- */
@@ -456,9 +482,11 @@ static void timeline(demo_t *d, mesh_t *intruder) {
     double t = demo_now() - d->t0;
     if (t >= d->seconds)
       break;
+    if (d->xds_script)
+      demo_xds_step(d, t);
     if (!intruded && t >= d->t_intruder)
       intruded = pthread_create(&it, NULL, intruder_main, &arg) == 0;
-    if (d->eps[d->victim].killed_at < 0 && t >= d->t_kill)
+    if (d->eps[d->victim].killed_at < 0 && t >= d->t_kill && !d->xds_script)
       kill_victim(d);
     flush_events(d);
     if (t >= next_tick) {
@@ -528,6 +556,8 @@ static int parse_args(demo_t *d, int argc, char **argv, bool *no_color) {
       out = argv[++i];
     } else if (!strcmp(a, "--seconds") && val) {
       d->seconds = atof(argv[++i]);
+    } else if (!strcmp(a, "--xds") && val) {
+      d->xds_script = argv[++i];
     } else if (!strcmp(a, "--workers") && val) {
       d->workers = atoi(argv[++i]);
     } else {
@@ -559,11 +589,13 @@ static int parse_args(demo_t *d, int argc, char **argv, bool *no_color) {
 
 static void init_eps(demo_t *d) {
   static const char *const names[] = {"v1-a", "v1-b", "v2"};
-  d->neps = DEMO_MAX_EPS;
+  static const char *const xds_names[] = {"v1-a", "v1-b", "v2-a", "v2-b"};
+  d->neps = d->xds_script ? 4 : 3;
   for (size_t i = 0; i < d->neps; i++) {
     demo_ep_t *e = &d->eps[i];
-    snprintf(e->name, sizeof e->name, "%s", names[i]);
-    snprintf(e->subset, sizeof e->subset, "%.2s", names[i]);
+    snprintf(e->name, sizeof e->name, "%s",
+             d->xds_script ? xds_names[i] : names[i]);
+    snprintf(e->subset, sizeof e->subset, "%.2s", e->name);
     pthread_mutex_init(&e->mu, NULL);
     e->killed_at = -1;
     e->ejected_at = -1;
@@ -588,6 +620,8 @@ static bool setup(demo_t *d) {
     if (!backend_config(d, &d->eps[i]) || !spawn_backend(d, &d->eps[i], work))
       return false;
   }
+  if (d->xds_script && !demo_xds_start(d))
+    return false;
   return client_config(d, "frontend", false) &&
          client_config(d, "reports", true);
 }
@@ -617,6 +651,11 @@ static bool run(demo_t *d) {
   demo_spans_attach(intruder, d->spans_path, "reports", NULL);
   ui_banner(d, mesh_admin_port(client));
   pthread_t threads[32];
+  if (d->xds_script && !demo_xds_ready(d, client)) {
+    mesh_free(intruder);
+    mesh_free(client);
+    return false;
+  }
   d->t0 = demo_now();
   int n = demo_client_start(d, client, threads);
   timeline(d, intruder);
@@ -654,17 +693,19 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, on_int);
   signal(SIGTERM, on_int);
-  d->t_intruder = d->seconds / 6;
+  d->t_intruder = d->xds_script ? 2 * d->seconds : d->seconds / 6;
   d->t_kill = d->seconds / 3;
   init_eps(d);
   bool ok = setup(d) && run(d);
+  if (d->xds_script)
+    demo_xds_stop(d);
   stop_backends(d);
   demo_spans_close();
   unsigned long denials = read_stats(d);
   span_stats_t sp;
   demo_spans_scan(d->spans_path, &sp);
   if (ok)
-    ok = ui_report(d, denials, &sp);
+    ok = d->xds_script ? ui_xds_report(d) : ui_report(d, denials, &sp);
   write_summary(d, denials, &sp, ok);
   free_demo(d);
   return ok ? 0 : 1;

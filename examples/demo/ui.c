@@ -5,6 +5,7 @@
  * locale. */
 #include "demo.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,19 +61,30 @@ void ui_banner(const demo_t *d, int admin_port) {
   printf("  %-14s one process and one SVID each: %s\n", "", DEMO_ID_WORK);
   printf("  %-14s %s, %d threads, HTTP/1.1 over mTLS\n", "client",
          DEMO_ID_CLIENT, d->workers);
-  printf("  %-14s split v1 90 / v2 10, least_request, retries, outlier "
-         "detection\n",
-         "");
-  printf("  %-14s %s, not allowed by the backends' policy \"%s\"\n",
-         "intruder", DEMO_ID_INTRUDER, DEMO_POLICY);
+  if (d->xds_script) {
+    printf("  %-14s route, clusters and endpoints from the control plane "
+           "(xDS, listener \"work\"),\n  %-14s which shifts the canary "
+           "90/10 -> 50/50 -> 0/100 and adds v2-b\n", "", "");
+  } else {
+    printf("  %-14s split v1 90 / v2 10, least_request, retries, outlier "
+           "detection\n",
+           "");
+    printf("  %-14s %s, not allowed by the backends' policy \"%s\"\n",
+           "intruder", DEMO_ID_INTRUDER, DEMO_POLICY);
+  }
   if (admin_port > 0)
     printf("  %-14s http://127.0.0.1:%d/   %s(meshctl resolve %s --admin "
            "127.0.0.1:%d)%s\n",
            "client admin", admin_port, DIM(d), DEMO_SERVICE, admin_port,
            RESET(d));
-  printf("  %-14s intruder at %.0fs, SIGKILL %s at %.0fs, stop at %.0fs\n\n",
-         "plan", d->t_intruder, d->eps[d->victim].name, d->t_kill,
-         d->seconds);
+  if (d->xds_script)
+    printf("  %-14s pushes at %.1fs, %.1fs and %.1fs, stop at %.0fs\n\n", "plan",
+           0.30 * d->seconds, 0.55 * d->seconds, 0.75 * d->seconds,
+           d->seconds);
+  else
+    printf("  %-14s intruder at %.0fs, SIGKILL %s at %.0fs, stop at %.0fs\n\n",
+           "plan", d->t_intruder, d->eps[d->victim].name, d->t_kill,
+           d->seconds);
   fflush(stdout);
 }
 
@@ -85,6 +97,17 @@ void ui_progress(demo_t *d, double t, unsigned long *prev) {
          RESET(d), BAR(d), failed ? RED(d) : GREEN(d), failed, RESET(d),
          BAR(d), atomic_load(&d->retries), BAR(d));
   prev[0] = calls;
+  if (d->xds_script) {
+    /* the live split: shares of the last second's answered tries */
+    unsigned long v1 = 0, all = 0;
+    for (size_t i = 0; i < d->neps; i++) {
+      unsigned long n = atomic_load(&d->eps[i].ok_tries) - prev[i + 1];
+      all += n;
+      v1 += strncmp(d->eps[i].name, "v1", 2) == 0 ? n : 0;
+    }
+    printf(" split v1 %3.0f%% v2 %3.0f%% %s", all ? 100.0 * v1 / all : 0,
+           all ? 100.0 * (all - v1) / all : 0, BAR(d));
+  }
   for (size_t i = 0; i < d->neps; i++) {
     demo_ep_t *e = &d->eps[i];
     unsigned long ok = atomic_load(&e->ok_tries);
@@ -242,6 +265,45 @@ bool ui_report(demo_t *d, unsigned long backend_denials,
   all &= verdict(d, spans->lines > 0 && spans->bad == 0,
                  "%lu spans written to %s/spans.jsonl%s", spans->lines,
                  d->show, spans->bad ? " (with malformed lines)" : "");
+  printf("\n");
+  fflush(stdout);
+  return all;
+}
+
+/* One phase of the xDS act: observed shares against the route's weights
+ * (binomial tolerance: 5 standard deviations, at least 3 points). */
+static bool xds_phase(const demo_t *d, const struct demo_phase *p) {
+  unsigned long all = p->v1 + p->v2;
+  double want = (double)p->w2 / (p->w1 + p->w2), got = all ? (double)p->v2 / all : 0;
+  double tol = all ? 5 * sqrt(want * (1 - want) / all) : 0;
+  if (tol < 0.03)
+    tol = 0.03;
+  bool ok = all > 0 && got >= want - tol && got <= want + tol;
+  return verdict(d, ok, "split %-13s v1 %5.1f%% / v2 %5.1f%% of %lu calls "
+                 "(route %d/%d)", p->label, all ? 100.0 * p->v1 / all : 0,
+                 100.0 * got, all, p->w1, p->w2);
+}
+
+bool ui_xds_report(demo_t *d) {
+  printf("\n%sResults%s  %s(%.0f s of calls, %d client threads, routes "
+         "and endpoints from the control plane)%s\n\n", BOLD(d), RESET(d),
+         DIM(d), d->seconds, d->workers, RESET(d));
+  table(d);
+  unsigned long calls = atomic_load(&d->calls);
+  unsigned long failed = atomic_load(&d->failed);
+  bool all = true;
+  if (failed)
+    all &= verdict(d, false, "%lu of %lu calls failed; last: %s", failed,
+                   calls, d->last_error);
+  else
+    all &= verdict(d, calls > 0, "%lu calls, none failed across %zu pushes",
+                   calls, d->nphase);
+  for (size_t i = 0; i < d->nphase; i++)
+    all &= xds_phase(d, &d->phase[i]);
+  const struct demo_phase *last = d->nphase ? &d->phase[d->nphase - 1] : NULL;
+  all &= verdict(d, last && last->by[3] > 0,
+                 "%s, added by the control plane, served %lu calls",
+                 d->eps[3].name, last ? last->by[3] : 0);
   printf("\n");
   fflush(stdout);
   return all;

@@ -236,16 +236,22 @@ int mesh__disc_apply(mesh__disc_svc_t *d, const mesh__ep_t *eps, size_t n) {
 static void reprepare(mesh__disc_svc_t *d) {
   if (!d->last || d->last->lb || !d->svc->prepare_snapshot)
     return;
+  mesh__disc_republish(d);
+}
+
+int mesh__disc_republish(mesh__disc_svc_t *d) {
+  if (!d->last)
+    return MESH_OK; /* the first set will be prepared with the new config */
   mesh__snapshot_t *s = mesh__snap_new(d->last->n);
   if (!s) {
     mesh__disc_error(d, "out of memory");
-    return;
+    return MESH_ERR_NOMEM;
   }
   for (size_t i = 0; i < d->last->n; i++) {
     mesh__host_ref(d->last->hosts[i]);
     s->hosts[s->n++] = d->last->hosts[i];
   }
-  publish(d, s, !atomic_load(&d->stale));
+  return publish(d, s, !atomic_load(&d->stale));
 }
 
 /* ---- metrics ------------------------------------------------------------------- */

@@ -140,6 +140,12 @@ int mesh__disc_apply(mesh__disc_svc_t *d, const mesh__ep_t *eps, size_t n);
  *  and the error is counted. */
 int mesh__disc_publish_set(mesh__disc_svc_t *d, const mesh__ep_t *eps,
                            size_t n, bool settle);
+/** Publish the current hosts again in a new snapshot, prepared anew by lb
+ *  (after mesh__lb_reconfigure: a new split or policy takes effect while
+ *  picks in flight finish on the snapshot they hold).  Loop thread.
+ *  @return MESH_OK (also when nothing is published yet), MESH_ERR_NOMEM or
+ *  lb's error (reported; the current set stays). */
+int mesh__disc_republish(mesh__disc_svc_t *d);
 /** Record a failed refresh: log event=discovery_error, count, keep the set,
  *  and mark the first answer given (dials stop waiting). */
 void mesh__disc_error(mesh__disc_svc_t *d, const char *fmt, ...)

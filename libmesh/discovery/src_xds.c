@@ -8,14 +8,24 @@
 
 #include <string.h>
 
+/* "cluster" (a CDS root) or "listener" (an LDS root: its route's
+ * clusters, a weighted split among them as Istio canaries are), not both. */
 void mesh__disc_check_xds(mesh__cfg_t *c, const cJSON *v, const char *path) {
-  static const char *const keys[] = {"type", "cluster", NULL};
+  static const char *const keys[] = {"type", "cluster", "listener", NULL};
   mesh__cfg_object(c, v, path, keys);
-  const char *cl = NULL;
-  if (mesh__cfg_string(c, v, path, "cluster", NULL, &cl) && cl && !*cl) {
+  static const char *const names[] = {"cluster", "listener"};
+  const char *val[2] = {NULL, NULL};
+  for (int i = 0; i < 2; i++)
+    if (mesh__cfg_string(c, v, path, names[i], NULL, &val[i]) && val[i] &&
+        !*val[i]) {
+      char p[MESH__PATH_MAX];
+      mesh__cfg_path(p, path, names[i]);
+      mesh__cfg_error(c, p, "must not be empty");
+    }
+  if (val[0] && val[1]) {
     char p[MESH__PATH_MAX];
-    mesh__cfg_path(p, path, "cluster");
-    mesh__cfg_error(c, p, "must not be empty");
+    mesh__cfg_path(p, path, "listener");
+    mesh__cfg_error(c, p, "give \"cluster\" or \"listener\", not both");
   }
 }
 

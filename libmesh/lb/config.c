@@ -233,8 +233,37 @@ static int lb_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
     free(lb);
     return rc;
   }
+  pthread_mutex_init(&lb->mu, NULL);
   svc->lb = lb;
   svc->prepare_snapshot = mesh__lb_prepare;
+  return MESH_OK;
+}
+
+int mesh__lb_reconfigure(mesh_t *m, mesh__service_t *svc,
+                         const cJSON *svc_cfg, mesh_status_t *st) {
+  if (!svc || !svc->lb)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "no lb state");
+  mesh__cfg_t c = {.first = st, .svc = svc_cfg, .svc_name = svc->name};
+  static const mesh__svc_part_t *const parts[] = {
+      &mesh__lb_svc_part, &mesh__subsets_svc_part, &mesh__split_svc_part};
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(svc_cfg, parts[i]->key);
+    if (v)
+      parts[i]->check(&c, v, parts[i]->key);
+  }
+  if (c.nerr > 0)
+    return MESH_ERR_CONFIG;
+  const cJSON *loc =
+      m ? cJSON_GetObjectItemCaseSensitive(m->config, "locality") : NULL;
+  mesh__lb_conf_t conf;
+  int rc = mesh__lb_conf_parse(&conf, svc_cfg, loc, st);
+  if (rc != MESH_OK)
+    return rc;
+  pthread_mutex_lock(&svc->lb->mu);
+  mesh__lb_conf_t old = svc->lb->conf;
+  svc->lb->conf = conf;
+  pthread_mutex_unlock(&svc->lb->mu);
+  mesh__lb_conf_free(&old);
   return MESH_OK;
 }
 
@@ -243,6 +272,7 @@ static void lb_fini(mesh_t *m, mesh__service_t *svc) {
   if (!svc->lb)
     return;
   mesh__lb_conf_free(&svc->lb->conf);
+  pthread_mutex_destroy(&svc->lb->mu);
   free(svc->lb);
   svc->lb = NULL;
   svc->prepare_snapshot = NULL;

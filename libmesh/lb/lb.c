@@ -326,13 +326,17 @@ int mesh__lb_prepare(mesh__service_t *svc, void *vsnap) {
   if (!snap)
     return MESH_ERR_INVALID_ARG;
   mesh__lb_conf_t def;
-  const mesh__lb_conf_t *conf = &def;
-  if (svc && svc->lb)
-    conf = &svc->lb->conf;
-  else
-    mesh__lb_conf_default(&def);
   mesh__lb_state_t *st = NULL;
-  int rc = state_build(conf, snap, &st);
+  int rc;
+  if (svc && svc->lb) {
+    /* the conf may be replaced meanwhile (mesh__lb_reconfigure) */
+    pthread_mutex_lock(&svc->lb->mu);
+    rc = state_build(&svc->lb->conf, snap, &st);
+    pthread_mutex_unlock(&svc->lb->mu);
+  } else {
+    mesh__lb_conf_default(&def);
+    rc = state_build(&def, snap, &st);
+  }
   if (rc != MESH_OK)
     return rc;
   if (snap->lb && snap->lb_free)

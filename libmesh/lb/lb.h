@@ -96,6 +96,7 @@ typedef struct mesh__lb_conf {
 } mesh__lb_conf_t;
 
 struct mesh__lb_svc {
+  pthread_mutex_t mu;         /* conf: prepare vs reconfigure */
   mesh__lb_conf_t conf;
 };
 
@@ -259,6 +260,16 @@ int mesh__lb_conf_parse(mesh__lb_conf_t *conf, const cJSON *svc_cfg,
                         const cJSON *locality, mesh_status_t *st);
 void mesh__lb_conf_free(mesh__lb_conf_t *conf);
 void mesh__lb_conf_default(mesh__lb_conf_t *conf);
+/** Replace svc's lb config ("lb", "subsets", "split" of svc_cfg, a
+ *  "services.NAME" object; validated here with the same checks as at
+ *  mesh_new).  Snapshots already published keep the picker state they were
+ *  built with (each owns it), so picks in flight are untouched; the next
+ *  prepared snapshot uses the new config: the caller republishes
+ *  (mesh__disc_republish) for it to take effect.  Any thread.
+ *  @return MESH_OK, MESH_ERR_CONFIG (st: "split[1].weight: ..."; nothing
+ *  changed), MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG (svc has no lb state). */
+int mesh__lb_reconfigure(mesh_t *m, mesh__service_t *svc,
+                         const cJSON *svc_cfg, mesh_status_t *st);
 
 void mesh__subsets_check(mesh__cfg_t *c, const cJSON *v, const char *path);
 /* Named references in "split" are resolved here (check() cannot see the

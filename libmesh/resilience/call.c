@@ -70,7 +70,11 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
   int64_t overall = o && o->deadline_ms >= 0 ? o->deadline_ms : c->to.overall_ms;
   x->deadline_ms = overall > 0 ? x->start_ms + overall : 0;
   x->per_try_ms = o && o->per_try_ms >= 0 ? o->per_try_ms : c->to.per_try_ms;
-  x->connect_ms = o && o->connect_ms > 0 ? o->connect_ms : c->to.connect_ms;
+  /* One version of the live settings for the whole call (live.c). */
+  mesh__res_live_t *live = mesh__res_live_acquire(x->rs);
+  x->cb = live->cb;
+  x->connect_ms = o && o->connect_ms > 0 ? o->connect_ms : live->connect_ms;
+  mesh__res_live_release(live);
   x->max_retries = o && o->max_retries >= 0 ? (uint32_t)o->max_retries
                                             : c->retry.num_retries;
   x->hedge = c->hedge.enabled && (!o || o->hedging);
@@ -171,7 +175,7 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
                       x->svc->name, (long long)(x->deadline_ms - x->start_ms),
                       x->tries, x->tries == 1 ? "y" : "ies", x->last_msg);
   mesh__res_svc_t *rs = x->rs;
-  if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &rs->cfg.cb)) {
+  if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &x->cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
     mesh__counter_add(rs->mx.budget, 1);
     mesh__counter_add(rs->mx.overflow[MESH__BR_RETRIES], 1);
@@ -270,22 +274,22 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
                 mesh_status_t *st) {
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
-  if (!mesh__breaker_take(&rs->br.pending, rs->cfg.cb.max_pending_requests,
+  if (!mesh__breaker_take(&rs->br.pending, x->cb.max_pending_requests,
                           &rs->br.ov_pending)) {
     mesh__counter_add(rs->mx.overflow[MESH__BR_PENDING], 1);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld calls "
                       "waiting for a connection (max_pending_requests)",
-                      x->svc->name, (long long)rs->cfg.cb.max_pending_requests);
+                      x->svc->name, (long long)x->cb.max_pending_requests);
   }
-  if (!mesh__breaker_take(&rs->br.connections, rs->cfg.cb.max_connections,
+  if (!mesh__breaker_take(&rs->br.connections, x->cb.max_connections,
                           &rs->br.ov_connections)) {
     mesh__counter_add(rs->mx.overflow[MESH__BR_CONNECTIONS], 1);
     mesh__breaker_give(&rs->br.pending);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld "
                       "connections (max_connections)",
-                      x->svc->name, (long long)rs->cfg.cb.max_connections);
+                      x->svc->name, (long long)x->cb.max_connections);
   }
   mesh_dial_opts_t o;
   if (user_opts)
@@ -398,7 +402,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
   c->holds_retry = retry_slot;
-  if (!mesh__breaker_take(&rs->br.requests, rs->cfg.cb.max_requests,
+  if (!mesh__breaker_take(&rs->br.requests, x->cb.max_requests,
                           &rs->br.ov_requests)) {
     mesh__counter_add(rs->mx.overflow[MESH__BR_REQUESTS], 1);
     if (c->holds_retry)
@@ -407,7 +411,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\": circuit breaker open: %lld calls in "
                       "flight (max_requests)",
-                      x->svc->name, (long long)rs->cfg.cb.max_requests);
+                      x->svc->name, (long long)x->cb.max_requests);
   }
   c->holds_request = true;
   int rc;

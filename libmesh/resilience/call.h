@@ -40,6 +40,7 @@ typedef struct mesh__callx {
   const mesh_cancel_t *cancel; /* borrowed from the options; NULL none */
   int64_t per_try_ms;         /* 0 none */
   int64_t connect_ms;
+  mesh__cb_cfg_t cb;          /* breaker thresholds in force at the start */
   uint32_t max_retries;
   bool hedge;
   const char *subset;         /* borrowed from the options */

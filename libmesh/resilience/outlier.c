@@ -168,9 +168,9 @@ static size_t count_ejected(mesh__snapshot_t *snap, int64_t now) {
 }
 
 /* Eject h if the cap and the enforcement percentage allow.  od_mu held. */
-static bool eject_locked(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
-                         mesh__host_t *h, int type, int64_t now) {
-  const mesh__od_cfg_t *c = &rs->cfg.od;
+static bool eject_locked(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
+                         mesh__snapshot_t *snap, mesh__host_t *h, int type,
+                         int64_t now) {
   mesh__res_host_t *rh = mesh__res_host(h);
   if (!rh || mesh__od_ejected(h, now))
     return false;
@@ -218,11 +218,12 @@ static bool eject_locked(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
   return true;
 }
 
-static void consecutive_hit(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
-                            mesh__host_t *h, mesh__res_host_t *rh, int type) {
+static void consecutive_hit(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
+                            mesh__snapshot_t *snap, mesh__host_t *h,
+                            mesh__res_host_t *rh, int type) {
   int64_t now = mesh__now_ms();
   pthread_mutex_lock(&rs->od_mu);
-  eject_locked(rs, snap, h, type, now);
+  eject_locked(rs, c, snap, h, type, now);
   /* Envoy resets the counter whether or not the host was ejected, so a new
    * run of errors is needed for the next detection. */
   if (type == MESH__OD_CONSECUTIVE_5XX)
@@ -232,17 +233,30 @@ static void consecutive_hit(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
   pthread_mutex_unlock(&rs->od_mu);
 }
 
+/* The settings in force for the whole report (live.c). */
+static void report(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
+                   mesh__snapshot_t *snap, mesh__host_t *h, int outcome,
+                   int status);
+
 void mesh__od_report(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
                      mesh__host_t *h, int outcome, int status) {
-  if (!rs || !h || !rs->cfg.od.enabled)
+  if (!rs || !h)
     return;
+  mesh__res_live_t *l = mesh__res_live_acquire(rs);
+  if (l->od.enabled)
+    report(rs, &l->od, snap, h, outcome, status);
+  mesh__res_live_release(l);
+}
+
+static void report(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
+                   mesh__snapshot_t *snap, mesh__host_t *h, int outcome,
+                   int status) {
   int code = mesh__outcome_status(outcome, status);
   if (code == 0)
     return;
   mesh__res_host_t *rh = mesh__res_host(h);
   if (!rh)
     return;
-  const mesh__od_cfg_t *c = &rs->cfg.od;
   mesh__od_bucket_t *b = &rh->bucket[atomic_load(&rh->active_bucket) & 1];
   atomic_fetch_add_explicit(&b->total, 1, memory_order_relaxed);
   if (code < 500 || code > 599) {
@@ -256,12 +270,12 @@ void mesh__od_report(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
   if (code >= 502 && code <= 504) {
     if (atomic_fetch_add(&rh->cons_gateway, 1) + 1 ==
         c->consecutive_gateway_failure)
-      consecutive_hit(rs, snap, h, rh, MESH__OD_CONSECUTIVE_GATEWAY);
+      consecutive_hit(rs, c, snap, h, rh, MESH__OD_CONSECUTIVE_GATEWAY);
   } else {
     atomic_store_explicit(&rh->cons_gateway, 0, memory_order_relaxed);
   }
   if (atomic_fetch_add(&rh->cons_5xx, 1) + 1 == c->consecutive_5xx)
-    consecutive_hit(rs, snap, h, rh, MESH__OD_CONSECUTIVE_5XX);
+    consecutive_hit(rs, c, snap, h, rh, MESH__OD_CONSECUTIVE_5XX);
 }
 
 static void uneject_locked(mesh__res_svc_t *rs, mesh__host_t *h,
@@ -280,10 +294,21 @@ static void uneject_locked(mesh__res_svc_t *rs, mesh__host_t *h,
 /* Worst case a service has many hosts; samples live on the heap then. */
 #define SWEEP_STACK 64
 
+static void sweep(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
+                  mesh__snapshot_t *snap, int64_t now);
+
 void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
                     int64_t now) {
-  if (!rs || !snap || !rs->cfg.od.enabled)
+  if (!rs || !snap)
     return;
+  mesh__res_live_t *l = mesh__res_live_acquire(rs);
+  if (l->od.enabled)
+    sweep(rs, &l->od, snap, now);
+  mesh__res_live_release(l);
+}
+
+static void sweep(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
+                  mesh__snapshot_t *snap, int64_t now) {
   size_t n = snap->n;
   mesh__od_sample_t s_stack[SWEEP_STACK] = {{0, 0, false}};
   unsigned f_stack[SWEEP_STACK] = {0};
@@ -323,12 +348,13 @@ void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
     rh->success_rate =
         s[i].total ? 100.0 * (double)s[i].success / (double)s[i].total : -1;
   }
-  mesh__od_detect(&rs->cfg.od, s, n, flags, &rs->sr_mean, &rs->sr_threshold);
+  mesh__od_detect(c, s, n, flags, &rs->sr_mean, &rs->sr_threshold);
   for (size_t i = 0; i < n; i++) {
     if (flags[i] & MESH__OD_FLAG_SR)
-      eject_locked(rs, snap, snap->hosts[i], MESH__OD_SUCCESS_RATE, now);
+      eject_locked(rs, c, snap, snap->hosts[i], MESH__OD_SUCCESS_RATE, now);
     if ((flags[i] & MESH__OD_FLAG_FP) && !mesh__od_ejected(snap->hosts[i], now))
-      eject_locked(rs, snap, snap->hosts[i], MESH__OD_FAILURE_PERCENTAGE, now);
+      eject_locked(rs, c, snap, snap->hosts[i], MESH__OD_FAILURE_PERCENTAGE,
+                   now);
   }
   /* A host that stayed in service for a whole interval since it came back
    * earns one step of its ejection multiplier back (Envoy). */
@@ -337,7 +363,7 @@ void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
     if (!rh || mesh__od_ejected(snap->hosts[i], now) || rh->backoff == 0)
       continue;
     if (rh->last_unejection_ms != 0 &&
-        now - rh->last_unejection_ms >= rs->cfg.od.interval_ms)
+        now - rh->last_unejection_ms >= c->interval_ms)
       rh->backoff--;
   }
   pthread_mutex_unlock(&rs->od_mu);
@@ -350,8 +376,12 @@ void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
 }
 
 void mesh__od_hc_passed(mesh__res_svc_t *rs, mesh__host_t *h, int64_t now) {
-  if (!rs || !h || !rs->cfg.od.enabled ||
-      !rs->cfg.od.successful_active_health_check_uneject_host)
+  if (!rs || !h)
+    return;
+  mesh__res_live_t *l = mesh__res_live_acquire(rs);
+  bool on = l->od.enabled && l->od.successful_active_health_check_uneject_host;
+  mesh__res_live_release(l);
+  if (!on)
     return;
   if (!mesh__od_ejected(h, now))
     return;

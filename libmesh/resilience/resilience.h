@@ -293,7 +293,21 @@ typedef struct mesh__res_host {
   _Atomic(struct mesh__metric *) calls[MESH__RES_MAX_];
 } mesh__res_host_t;
 
-/* ---- the per-service state (resilience/state.c) ------------------------- */
+/* ---- settings a control plane changes live (resilience/live.c) ----------
+ * Outlier detection, circuit breaker thresholds and the connect timeout of
+ * a service may be replaced while calls run (xDS CDS).  They live in an
+ * immutable, reference-counted object published like endpoint snapshots:
+ * a reader announces itself in the current epoch, loads the pointer, takes
+ * a reference and leaves; the writer swaps the pointer, flips the epoch and
+ * waits for the old epoch's readers before it drops its reference.  A
+ * reader therefore sees one whole version, never a mix, and never a freed
+ * one.  The rest of mesh__res_cfg_t is fixed at mesh_new. */
+typedef struct mesh__res_live {
+  _Atomic uint32_t refs;
+  mesh__od_cfg_t od;
+  mesh__cb_cfg_t cb;
+  int64_t connect_ms;
+} mesh__res_live_t;
 
 struct mesh__hc_run; /* health.c */
 
@@ -301,7 +315,12 @@ typedef struct mesh__res_svc {
   mesh_t *m;                    /* may be NULL in unit tests */
   mesh__service_t *svc;         /* may be NULL in unit tests */
   const char *name;             /* for logs */
-  mesh__res_cfg_t cfg;
+  mesh__res_cfg_t cfg;          /* od, cb, to.connect_ms: initial only; read
+                                   them through mesh__res_live_acquire() */
+  _Atomic(mesh__res_live_t *) live; /* current live settings (owned ref) */
+  _Atomic uint32_t live_epoch;
+  _Atomic uint32_t live_readers[2];
+  pthread_mutex_t live_mu;      /* serializes writers */
   mesh__breakers_t br;
   pthread_mutex_t od_mu;        /* ejection decisions and sweeps */
   double sr_mean, sr_threshold; /* last sweep, under od_mu */
@@ -313,6 +332,31 @@ typedef struct mesh__res_svc {
   _Atomic uint64_t retries, retry_overflow, hedges;
   mesh__res_stats_t mx;         /* metric handles (NULL without a context) */
 } mesh__res_svc_t;
+
+/** The current live settings of rs, with a reference the caller drops
+ *  with mesh__res_live_release().  Any thread, lock-free; never NULL for a
+ *  state built by mesh__res_svc_new. */
+mesh__res_live_t *mesh__res_live_acquire(mesh__res_svc_t *rs);
+void mesh__res_live_release(mesh__res_live_t *l);
+/** A live object from cfg's od, cb and to.connect_ms (refs = 1); NULL on
+ *  OOM. */
+mesh__res_live_t *mesh__res_live_new(const mesh__res_cfg_t *cfg);
+/** Publish l as rs's live settings (takes over the caller's reference;
+ *  waits only for readers inside acquire, a few instructions). */
+void mesh__res_live_publish(mesh__res_svc_t *rs, mesh__res_live_t *l);
+/** Replace svc's outlier detection, circuit breakers and connect timeout
+ *  with what svc_cfg (a "services.NAME" object: "outlier_detection",
+ *  "circuit_breakers", "timeouts") says; absent keys mean the defaults
+ *  (Envoy's: no outlier detection, 1024 thresholds, 5 s connect).  Calls
+ *  already started keep the thresholds they began with; the outlier sweep
+ *  is re-armed with the new interval.  Loop thread (the sweep timer lives
+ *  there), or before the loop runs.
+ *  @return MESH_OK, MESH_ERR_CONFIG (svc_cfg breaks a rule: st says where;
+ *  nothing changed), MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG (no state). */
+int mesh__res_reconfigure(mesh__service_t *svc, const cJSON *svc_cfg,
+                          mesh_status_t *st);
+/** Cancel and re-arm the outlier sweep per the live settings (svc.c). */
+void mesh__res_od_timer_reset(mesh__res_svc_t *rs);
 
 /** Register rs's metrics (no-op without a context). */
 void mesh__res_stats_init(mesh__res_svc_t *rs);

@@ -55,8 +55,15 @@ int mesh__res_svc_new(mesh_t *m, mesh__service_t *svc, const char *name,
   rs->svc = svc;
   rs->name = name ? name : "?";
   rs->cfg = *cfg;
+  mesh__res_live_t *l = mesh__res_live_new(cfg);
+  if (!l) {
+    free(rs);
+    return MESH_ERR_NOMEM;
+  }
+  atomic_init(&rs->live, l);
   rs->sr_mean = rs->sr_threshold = -1;
   pthread_mutex_init(&rs->od_mu, NULL);
+  pthread_mutex_init(&rs->live_mu, NULL);
   *out = rs;
   return MESH_OK;
 }
@@ -65,6 +72,8 @@ void mesh__res_svc_free(mesh__res_svc_t *rs) {
   if (!rs)
     return;
   pthread_mutex_destroy(&rs->od_mu);
+  pthread_mutex_destroy(&rs->live_mu);
+  mesh__res_live_release(atomic_load(&rs->live));
   free(rs);
 }
 

@@ -14,8 +14,25 @@ static void od_tick(void *user) {
   mesh__snapshot_t *snap = mesh__res_snapshot(rs->svc);
   mesh__od_sweep(rs, snap, mesh__now_ms());
   mesh__snap_release(snap);
-  int64_t id = mesh__loop_timer(rs->m->loop, rs->cfg.od.interval_ms, od_tick, rs);
+  mesh__res_live_t *l = mesh__res_live_acquire(rs);
+  int64_t id = l->od.enabled
+                   ? mesh__loop_timer(rs->m->loop, l->od.interval_ms, od_tick, rs)
+                   : 0;
+  mesh__res_live_release(l);
   rs->od_timer = id > 0 ? id : 0;
+}
+
+void mesh__res_od_timer_reset(mesh__res_svc_t *rs) {
+  if (!rs->m || !rs->m->loop)
+    return;
+  mesh__loop_timer_cancel(rs->m->loop, rs->od_timer);
+  rs->od_timer = 0;
+  mesh__res_live_t *l = mesh__res_live_acquire(rs);
+  if (l->od.enabled) {
+    int64_t id = mesh__loop_timer(rs->m->loop, l->od.interval_ms, od_tick, rs);
+    rs->od_timer = id > 0 ? id : 0;
+  }
+  mesh__res_live_release(l);
 }
 
 /* Idle connections are swept often enough that an expired one never lives

@@ -499,3 +499,14 @@ void mesh__xds_ads_counts(const mesh__xds_ads_t *a, uint64_t *updates,
   *updates = a->updates;
   *nacks = a->nacks;
 }
+
+const void *mesh__xds_ads_cached(const mesh__xds_ads_t *a, mesh__xds_type_t t,
+                                 const char *name) {
+  if (!a || !name || t < 0 || t >= MESH__XDS_T_N_)
+    return NULL;
+  const tstate_t *ts = &a->t[t];
+  for (size_t i = 0; i < ts->n; i++)
+    if (strcmp(ts->r[i].name, name) == 0)
+      return ts->r[i].obj;
+  return NULL;
+}

@@ -185,6 +185,9 @@ static int outlier(const Meshxds__OutlierDetection *d, cJSON *svc, why_t *w) {
   U32(o, "failure_percentage_threshold", d->failure_percentage_threshold);
   U32(o, "enforcing_failure_percentage", d->enforcing_failure_percentage);
   U32(o, "failure_percentage_minimum_hosts", d->failure_percentage_minimum_hosts);
+  if (d->successful_active_health_check_uneject_host)
+    cJSON_AddBoolToObject(o, "successful_active_health_check_uneject_host",
+                          d->successful_active_health_check_uneject_host->value);
   U32(o, "failure_percentage_request_volume",
       d->failure_percentage_request_volume);
   int rc = add_ms(o, "interval_ms", d->interval, w, "outlier_detection.interval");

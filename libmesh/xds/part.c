@@ -15,18 +15,14 @@
 #include "xds/xds.h"
 #include "xds/xds_int.h"
 
-/* A service fed by xDS: its cluster, and the EDS name the cluster names. */
-typedef struct xsvc {
-  char *name, *cluster, *eds;
-} xsvc_t;
-
 struct mesh__xds {
   mesh_t *m;
   pthread_mutex_t mu; /* the session: fed on the loop, read by the view */
   mesh__xds_bootstrap_t *boot;
   mesh__xds_ads_t *ads;
-  xsvc_t *svcs;
+  mesh__xds_svc_t *svcs;
   size_t nsvcs;
+  bool dirty; /* a response changed the cache: apply (loop thread) */
   mesh__xds_stream_t *stream; /* the transport, NULL until started */
   /* mesh_xds_updates_total, mesh_xds_nacks_total */
   mesh__metric_t *m_updates, *m_nacks;
@@ -53,21 +49,35 @@ static void xds_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
   mesh__xds_bootstrap_free(mesh__xds_bootstrap_load(c, cfg, path));
 }
 
-static void publish(mesh__xds_t *x, const xsvc_t *s, const mesh__ep_t *eps,
-                    size_t n) {
+static void publish(mesh__xds_t *x, const mesh__xds_svc_t *s,
+                    const mesh__ep_t *eps, size_t n) {
   mesh__service_t *svc = mesh__service_find(x->m, s->name);
   if (svc && svc->disc)
     mesh__disc_apply(svc->disc, eps, n);
 }
 
+/* Accepted resources only mark the session: the services are applied
+ * once the whole response is in the cache (a route and the clusters it
+ * names may come in one response). */
+static void on_lds(void *user, const char *name, const mesh__xds_lds_t *l) {
+  (void)name;
+  (void)l;
+  ((mesh__xds_t *)user)->dirty = true;
+}
+
+static void on_rds(void *user, const char *name, const cJSON *r) {
+  (void)name;
+  (void)r;
+  ((mesh__xds_t *)user)->dirty = true;
+}
+
 static void on_cds(void *user, const char *name, const mesh__xds_cds_t *c) {
   mesh__xds_t *x = user;
+  x->dirty = true;
   for (size_t i = 0; i < x->nsvcs; i++) {
-    xsvc_t *s = &x->svcs[i];
-    if (strcmp(s->cluster, name) != 0)
+    mesh__xds_svc_t *s = &x->svcs[i];
+    if (!s->cluster || strcmp(s->cluster, name) != 0)
       continue;
-    free(s->eds);
-    s->eds = c->eds_name ? mesh__strdup(c->eds_name) : NULL;
     mesh__service_t *svc = mesh__service_find(x->m, s->name);
     if (c->kind == MESH__XDS_CLUSTER_AGGREGATE && svc && svc->disc)
       mesh__disc_error(svc->disc, "xds cluster %s is an aggregate: its "
@@ -76,17 +86,17 @@ static void on_cds(void *user, const char *name, const mesh__xds_cds_t *c) {
 }
 
 static void on_eds(void *user, const char *name, const mesh__xds_eds_t *e) {
-  mesh__xds_t *x = user;
-  for (size_t i = 0; i < x->nsvcs; i++)
-    if (x->svcs[i].eds && strcmp(x->svcs[i].eds, name) == 0)
-      publish(x, &x->svcs[i], e->eps, e->n);
+  (void)name;
+  (void)e;
+  ((mesh__xds_t *)user)->dirty = true;
 }
 
-/* A cluster the control plane deleted: its services have no endpoints. */
+/* A cluster the control plane deleted: its services have no endpoints
+ * (a split keeps its last state until its route stops naming it). */
 static void on_removed(void *user, mesh__xds_type_t t, const char *name) {
   mesh__xds_t *x = user;
   for (size_t i = 0; t == MESH__XDS_T_CDS && i < x->nsvcs; i++)
-    if (strcmp(x->svcs[i].cluster, name) == 0)
+    if (x->svcs[i].cluster && strcmp(x->svcs[i].cluster, name) == 0)
       publish(x, &x->svcs[i], NULL, 0);
 }
 
@@ -94,6 +104,17 @@ static cJSON *view(mesh_t *m, void *user) {
   mesh__xds_t *x = user;
   pthread_mutex_lock(&x->mu);
   cJSON *v = mesh__xds_ads_view(x->ads);
+  cJSON *sv = cJSON_AddObjectToObject(v, "services");
+  for (size_t i = 0; i < x->nsvcs; i++) {
+    const mesh__xds_svc_t *s = &x->svcs[i];
+    cJSON *o = cJSON_AddObjectToObject(sv, s->name);
+    cJSON_AddStringToObject(o, s->listener ? "listener" : "cluster",
+                            s->listener ? s->listener : s->cluster);
+    if (s->lb_cfg)
+      cJSON_AddItemToObject(o, "applied", cJSON_Duplicate(s->lb_cfg, true));
+    if (s->note[0])
+      cJSON_AddStringToObject(o, "pending", s->note);
+  }
   pthread_mutex_unlock(&x->mu);
   cJSON *srv = cJSON_AddArrayToObject(v, "servers");
   for (size_t i = 0; i < x->boot->nservers; i++)
@@ -109,18 +130,15 @@ static void xds_fini(mesh_t *m) {
   mesh__view_unregister(m, "xds");
   mesh__xds_ads_free(x->ads);
   mesh__xds_bootstrap_free(x->boot);
-  for (size_t i = 0; i < x->nsvcs; i++) {
-    free(x->svcs[i].name);
-    free(x->svcs[i].cluster);
-    free(x->svcs[i].eds);
-  }
+  for (size_t i = 0; i < x->nsvcs; i++)
+    mesh__xds_svc_fini(&x->svcs[i]);
   free(x->svcs);
   pthread_mutex_destroy(&x->mu);
   free(x);
   m->xds = NULL;
 }
 
-/* Subscribe every xds service's cluster (a root CDS watch). */
+/* Subscribe every xds service's root: its cluster (CDS) or listener (LDS). */
 static int subscribe(mesh__xds_t *x, const cJSON *root) {
   const cJSON *s;
   size_t n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "services"));
@@ -132,13 +150,18 @@ static int subscribe(mesh__xds_t *x, const cJSON *root) {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(d, "type");
     if (!cJSON_IsString(t) || strcmp(t->valuestring, "xds") != 0)
       continue;
-    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(d, "cluster");
-    xsvc_t *v = &x->svcs[x->nsvcs++];
+    const char *cl = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "cluster"));
+    const char *li = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "listener"));
+    mesh__xds_svc_t *v = &x->svcs[x->nsvcs++];
     v->name = mesh__strdup(s->string);
-    v->cluster = mesh__strdup(cJSON_IsString(cl) ? cl->valuestring : s->string);
-    if (!v->name || !v->cluster)
+    if (li)
+      v->listener = mesh__strdup(li);
+    else
+      v->cluster = mesh__strdup(cl ? cl : s->string);
+    if (!v->name || (!v->listener && !v->cluster))
       return MESH_ERR_NOMEM;
-    int rc = mesh__xds_ads_watch(x->ads, MESH__XDS_T_CDS, v->cluster);
+    int rc = li ? mesh__xds_ads_watch(x->ads, MESH__XDS_T_LDS, v->listener)
+                : mesh__xds_ads_watch(x->ads, MESH__XDS_T_CDS, v->cluster);
     if (rc)
       return rc;
   }
@@ -161,7 +184,7 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   x->boot = b;
   pthread_mutex_init(&x->mu, NULL);
   m->xds = x;
-  mesh__xds_sink_t sink = {NULL, NULL, on_cds, on_eds, on_removed, x};
+  mesh__xds_sink_t sink = {on_lds, on_rds, on_cds, on_eds, on_removed, x};
   x->ads = mesh__xds_ads_new(b, &sink);
   x->m_updates = mesh__counter(m, "mesh_xds_updates_total",
                                "xDS resources accepted (ACKed).", NULL);
@@ -202,6 +225,9 @@ static void feed_cb(void *user) {
   pthread_mutex_lock(&f->x->mu);
   mesh__xds_ads_counts(f->x->ads, &u0, &n0);
   f->rc = mesh__xds_ads_on_response(f->x->ads, f->buf, f->len, f->st);
+  for (size_t i = 0; f->x->dirty && i < f->x->nsvcs; i++)
+    mesh__xds_apply(f->x->m, f->x->ads, &f->x->svcs[i]);
+  f->x->dirty = false;
   mesh__xds_ads_counts(f->x->ads, &u1, &n1);
   pthread_mutex_unlock(&f->x->mu);
   mesh__counter_add(f->x->m_updates, u1 - u0);

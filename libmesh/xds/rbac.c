@@ -252,8 +252,13 @@ int mesh__xds_rbac(const uint8_t *buf, size_t len, cJSON **out, why_t *w) {
   int rc = 0;
   cJSON *doc = cJSON_CreateObject();
   cJSON *pols = cJSON_AddArrayToObject(doc, "policies");
-  if (r->shadow_rules)
-    rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "RBAC.shadow_rules is not supported");
+  if (r->shadow_rules || r->shadow_matcher)
+    rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "RBAC.%s is not supported",
+                r->shadow_rules ? "shadow_rules" : "shadow_matcher");
+  /* matcher replaces rules and denies what it does not match: ignoring it
+   * would allow everything */
+  if (r->matcher)
+    rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "RBAC.matcher is not supported");
   /* no rules: the filter allows everything (A41); authz with no policy too */
   const Meshxds__RBACRules *rules = rc ? NULL : r->rules;
   const char *action = NULL;

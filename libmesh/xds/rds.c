@@ -142,6 +142,9 @@ static int clusters(const Meshxds__RouteAction *a, cJSON *route, why_t *w) {
     const Meshxds__WeightedCluster__ClusterWeight *x = wc->clusters[i];
     if (!*x->name)
       return REFUSE(w, MESH_ERR_CONFIG, "weighted_clusters[%zu].name: empty", i);
+    if (x->metadata_match)
+      return REFUSE(w, MESH_ERR_UNSUPPORTED, "weighted_clusters[%zu]."
+                    "metadata_match is not supported", i);
     if (x->n_typed_per_filter_config)
       return REFUSE(w, MESH_ERR_UNSUPPORTED, "weighted_clusters[%zu]."
                     "typed_per_filter_config is not supported", i);
@@ -263,6 +266,9 @@ int mesh__xds_fault(const uint8_t *buf, size_t len, cJSON **out, why_t *w) {
     rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "HTTPFault: headers, "
                 "downstream_nodes, upstream_cluster and max_active_faults are "
                 "not supported");
+  else if (f->response_rate_limit)
+    rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "HTTPFault.response_rate_limit is "
+                "not supported");
   else if (f->delay && (f->delay->header_delay || !f->delay->fixed_delay))
     rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "HTTPFault.delay: only fixed_delay "
                 "is supported");
@@ -335,9 +341,12 @@ static int route(const Meshxds__Route *r, const Meshxds__RetryPolicy *vh_retry,
                   "(redirect, direct_response and non_forwarding_action are "
                   "not)");
   const Meshxds__RouteAction *a = r->route;
-  if (a->prefix_rewrite && *a->prefix_rewrite)
-    return REFUSE(w, MESH_ERR_UNSUPPORTED, "route.prefix_rewrite is not "
-                  "supported");
+  if ((a->prefix_rewrite && *a->prefix_rewrite) || a->regex_rewrite)
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "route.%s is not supported",
+                  a->regex_rewrite ? "regex_rewrite" : "prefix_rewrite");
+  if (a->metadata_match)
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "route.metadata_match (subset "
+                  "load balancing by endpoint metadata) is not supported");
   int64_t ms = -1;
   if (a->max_stream_duration && a->max_stream_duration->max_stream_duration) {
     if (mesh__xds_duration_ms(a->max_stream_duration->max_stream_duration, &ms))

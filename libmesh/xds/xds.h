@@ -231,6 +231,11 @@ void mesh__xds_ads_on_reconnect(mesh__xds_ads_t *a);
  *  {"version", "nonce", "resources": {name: {"status", "version",
  *  "last_update_ms", "error"}}}}, "updates", "nacks"}. */
 cJSON *mesh__xds_ads_view(const mesh__xds_ads_t *a);
+/** The cached (last good) decoded resource of type t named name: a
+ *  mesh__xds_lds_t, route JSON (cJSON), mesh__xds_cds_t or mesh__xds_eds_t;
+ *  NULL when none.  Borrowed until the next response or watch. */
+const void *mesh__xds_ads_cached(const mesh__xds_ads_t *a, mesh__xds_type_t t,
+                                 const char *name);
 /** Counters: accepted updates and NACKed responses. */
 void mesh__xds_ads_counts(const mesh__xds_ads_t *a, uint64_t *updates,
                           uint64_t *nacks);

@@ -51,6 +51,25 @@ int mesh__xds_feed_async(mesh_t *m, uint8_t *buf, size_t len,
 /** A new stream is open: the session resubscribes (part.c). */
 void mesh__xds_reconnected(mesh_t *m);
 
+/* A service fed by xDS (part.c, apply.c): its root (a cluster, or a
+ * listener whose route may split among clusters) and what was applied. */
+typedef struct mesh__xds_svc {
+  char *name;
+  char *cluster;           /* CDS root, or NULL */
+  char *listener;          /* LDS root, or NULL */
+  cJSON *lb_cfg, *res_cfg; /* the settings last applied, or NULL */
+  char note[256];          /* why the cache's state is not applied ("") */
+} mesh__xds_svc_t;
+
+/* Hosts of a split carry the cluster they came from under this label. */
+#define MESH__XDS_CLUSTER_LABEL "xds.cluster"
+
+/** Apply what the cache holds for s (apply.c); loop thread, session lock
+ *  held.  Incomplete states are not applied (s->note says why). */
+void mesh__xds_apply(mesh_t *m, const struct mesh__xds_ads *a,
+                     mesh__xds_svc_t *s);
+void mesh__xds_svc_fini(mesh__xds_svc_t *s);
+
 #define FAULT_URL \
   "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 #define FAULT_FILTER "envoy.filters.http.fault"

@@ -139,5 +139,27 @@ check "meshctl resolve work --config frontend.json" sh -c \
    grep -Eq '^127\.0\.0\.1:[0-9]+ +unknown +usable +1 +0 +- +v2 +10\.0% +instance=v2 version=v2$' '$tmp/resolve.out' ||
    { cat '$tmp/resolve.out'; false; }"
 
+# The xDS act: the client follows a control plane that shifts the canary
+# 90/10 -> 50/50 -> 0/100 and adds a backend while calls run.
+xout="$tmp/xds"
+LC_ALL=C timeout -k 5 60 "$demo" --quick --no-color --out "$xout" \
+  --xds "$top/examples/demo/xds_cp.py" >"$tmp/xds.stdout" 2>"$tmp/xds.stderr"
+rc=$?
+[ -n "${VERBOSE:-}" ] && cat "$tmp/xds.stdout" "$tmp/xds.stderr"
+if [ $rc -eq 0 ]; then ok "xds act exits 0"; else ko "xds act exits 0 (got $rc)" "$tmp/xds.stdout"; cat "$tmp/xds.stderr"; fi
+check "xds act: nothing on stderr" test ! -s "$tmp/xds.stderr"
+check "xds act: each push shown, and the client applying it" sh -c \
+  "grep -Eq 'control plane: pushed split work-v1 50 / work-v2 50' '$tmp/xds.stdout' &&
+   grep -Eq 'control plane: pushed split work-v1 0 / work-v2 100' '$tmp/xds.stdout' &&
+   grep -Eq 'control plane: pushed EDS: v2-b joins work-v2' '$tmp/xds.stdout' &&
+   grep -Eq 'client applied route: work-v1:50,work-v2:50' '$tmp/xds.stdout' &&
+   grep -Eq 'client applied route: work-v1:0,work-v2:100' '$tmp/xds.stdout'"
+check "xds act: a live split on every progress line" sh -c \
+  "[ \$(grep -Ec '^ +[0-9]+s \| calls +[0-9]+ .* \| split v1 +[0-9]+% v2 +[0-9]+% \|' '$tmp/xds.stdout') -ge 4 ]"
+check "xds act: every verdict holds (no failed call, each phase's split, v2-b served)" sh -c \
+  "[ \$(grep -c '^  ok ' '$tmp/xds.stdout') -eq 6 ] && ! grep -q '^  FAIL ' '$tmp/xds.stdout'"
+check "xds act: no control plane or backend left" sh -c \
+  "! pgrep -f '[x]ds_cp.py' >/dev/null && ! pgrep -f '[m]esh_demo backend $xout/' >/dev/null"
+
 echo "demo: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the ADS cache says for one service, applied to the parts below:
+ * the clusters it reaches (its CDS root, or its LDS root's route with a
+ * weighted split among clusters, as Istio canaries are), each cluster's
+ * settings (CDS: lb policy, outlier detection, circuit breakers, connect
+ * timeout) and endpoints (EDS).  Run on the loop thread after every
+ * response (part.c), under the session's lock.
+ *
+ * Atomic for calls in flight: lb and resilience settings are replaced
+ * through their swap APIs (a new version beside the old, never edited in
+ * place), then discovery publishes one new snapshot whose picker state is
+ * built from the new lb config; a pick holds one snapshot, a call one
+ * version of the resilience settings.  A state that is not complete yet
+ * (a route naming a cluster whose CDS or EDS has not arrived) is not
+ * applied at all: the previous one stays in force, as gRPC keeps using
+ * its old config until the new clusters resolve. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "discovery/discovery.h"
+#include "lb/lb.h"
+#include "resilience/resilience.h"
+#include "xds/xds.h"
+#include "xds/xds_int.h"
+
+/* One cluster a service reaches, with its share. */
+typedef struct target {
+  const char *name;
+  uint32_t weight;
+  const mesh__xds_cds_t *cds;
+  const mesh__xds_eds_t *eds;
+} target_t;
+
+/* gRPC's virtual host choice, reduced: an exact domain, else "*". */
+static const cJSON *pick_vhost(const cJSON *rc, const char *host) {
+  const cJSON *vh, *d, *any = NULL;
+  cJSON_ArrayForEach(vh, cJSON_GetObjectItemCaseSensitive(rc, "virtual_hosts")) {
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(vh, "domains")) {
+      const char *s = cJSON_GetStringValue(d);
+      if (s && strcmp(s, host) == 0)
+        return vh;
+      if (s && strcmp(s, "*") == 0 && !any)
+        any = vh;
+    }
+  }
+  return any;
+}
+
+/* The route a call without a path takes: the first whose match is a bare
+ * prefix "" or "/" (the catch-all Istio and gRPC examples end with). */
+static const cJSON *pick_route(const cJSON *vh) {
+  const cJSON *r;
+  cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes")) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "match");
+    const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "prefix"));
+    if (p && (!*p || strcmp(p, "/") == 0) &&
+        !cJSON_GetObjectItemCaseSensitive(m, "headers") &&
+        !cJSON_GetObjectItemCaseSensitive(m, "fraction_ppm"))
+      return r;
+  }
+  return NULL;
+}
+
+/* The route's clusters for a listener service; NULL with s->note set when
+ * the chain LDS -> RDS -> route is not complete. */
+static const cJSON *route_clusters(const mesh__xds_ads_t *a,
+                                   mesh__xds_svc_t *s) {
+  const mesh__xds_lds_t *l = mesh__xds_ads_cached(a, MESH__XDS_T_LDS, s->listener);
+  const cJSON *rc = NULL;
+  if (l)
+    rc = l->route_config ? l->route_config
+                         : mesh__xds_ads_cached(a, MESH__XDS_T_RDS, l->rds_name);
+  const cJSON *vh = rc ? pick_vhost(rc, s->listener) : NULL;
+  const cJSON *r = vh ? pick_route(vh) : NULL;
+  if (!r)
+    snprintf(s->note, sizeof s->note, "%s", !l ? "waiting for the listener"
+             : !rc ? "waiting for the route configuration"
+             : !vh ? "no virtual host for this name or \"*\""
+                   : "no catch-all route (prefix \"\" or \"/\")");
+  return r ? cJSON_GetObjectItemCaseSensitive(r, "clusters") : NULL;
+}
+
+/* The clusters s reaches, each with CDS and EDS resolved.  MESH_OK, or
+ * MESH_ERR_NOT_FOUND (not complete: s->note says why), NOMEM. */
+static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
+                   target_t **out, size_t *n) {
+  const cJSON *cl = s->listener ? route_clusters(a, s) : NULL;
+  if (s->listener && !cl)
+    return MESH_ERR_NOT_FOUND;
+  size_t k = cl ? (size_t)cJSON_GetArraySize(cl) : 1;
+  target_t *t = calloc(k ? k : 1, sizeof *t);
+  if (!t)
+    return MESH_ERR_NOMEM;
+  if (!cl)
+    t[0] = (target_t){.name = s->cluster, .weight = 1};
+  for (size_t i = 0; cl && i < k; i++) {
+    const cJSON *e = cJSON_GetArrayItem(cl, (int)i);
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(e, "weight");
+    t[i].name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
+    t[i].weight = cJSON_IsNumber(w) ? (uint32_t)w->valuedouble : 1;
+  }
+  for (size_t i = 0; i < k; i++) {
+    t[i].cds = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, t[i].name);
+    if (t[i].cds && t[i].cds->kind == MESH__XDS_CLUSTER_EDS)
+      t[i].eds = mesh__xds_ads_cached(a, MESH__XDS_T_EDS, t[i].cds->eds_name);
+    if (!t[i].eds) {
+      snprintf(s->note, sizeof s->note, "cluster \"%.100s\": %s", t[i].name,
+               !t[i].cds ? "waiting for CDS"
+               : t[i].cds->kind != MESH__XDS_CLUSTER_EDS
+                   ? "aggregate clusters are not applied yet"
+                   : "waiting for EDS");
+      free(t);
+      return MESH_ERR_NOT_FOUND;
+    }
+  }
+  *out = t;
+  *n = k;
+  return MESH_OK;
+}
+
+static void copy_keys(cJSON *dst, const cJSON *src, const char *const *keys) {
+  for (size_t i = 0; keys[i]; i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(src, keys[i]);
+    if (v)
+      cJSON_AddItemToObject(dst, keys[i], cJSON_Duplicate(v, true));
+  }
+}
+
+/* lb settings: the first cluster's "lb", and for a split one subset per
+ * cluster (hosts labelled MESH__XDS_CLUSTER_LABEL) weighted as the route. */
+static cJSON *lb_settings(const target_t *t, size_t n) {
+  static const char *const keys[] = {"lb", NULL};
+  cJSON *o = cJSON_CreateObject();
+  copy_keys(o, t[0].cds->svc, keys);
+  if (n < 2)
+    return o;
+  cJSON *subs = cJSON_AddObjectToObject(o, "subsets");
+  cJSON *split = cJSON_AddArrayToObject(o, "split");
+  for (size_t i = 0; i < n; i++) {
+    cJSON *labels = cJSON_AddObjectToObject(subs, t[i].name);
+    cJSON_AddStringToObject(labels, MESH__XDS_CLUSTER_LABEL, t[i].name);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "subset", t[i].name);
+    cJSON_AddNumberToObject(e, "weight", t[i].weight);
+    cJSON_AddItemToArray(split, e);
+  }
+  return o;
+}
+
+static cJSON *res_settings(const target_t *t) {
+  static const char *const keys[] = {"outlier_detection", "circuit_breakers",
+                                     "timeouts", NULL};
+  cJSON *o = cJSON_CreateObject();
+  copy_keys(o, t[0].cds->svc, keys);
+  return o;
+}
+
+/* Replace *applied with want through swap() when they differ.  Returns
+ * true when a new version went in. */
+static bool settle(mesh_t *m, mesh__service_t *svc, cJSON **applied,
+                   cJSON *want, bool lb, mesh__xds_svc_t *s) {
+  if (!want || (*applied && cJSON_Compare(*applied, want, true))) {
+    cJSON_Delete(want);
+    return false;
+  }
+  mesh_status_t st = {0};
+  int rc = lb ? mesh__lb_reconfigure(m, svc, want, &st)
+              : mesh__res_reconfigure(svc, want, &st);
+  if (rc != MESH_OK) {
+    snprintf(s->note, sizeof s->note, "%s settings not applied: %.200s",
+             lb ? "lb" : "resilience", st.message);
+    mesh__log(m, MESH_LOG_ERROR, "xds_apply", "service=%s error=\"%s\"",
+              s->name, s->note);
+    cJSON_Delete(want);
+    return false;
+  }
+  cJSON_Delete(*applied);
+  *applied = want;
+  return true;
+}
+
+/* The union of the clusters' endpoints, each labelled with its cluster
+ * (labels owned by *hold).  A single cluster: its endpoints as they are. */
+static mesh__ep_t *endpoints(const target_t *t, size_t n, size_t *count,
+                             cJSON **hold) {
+  *hold = NULL;
+  if (n == 1) { /* borrowed as they are: no copy of a 10k-endpoint set */
+    *count = t[0].eds->n;
+    return t[0].eds->eps;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++)
+    total += t[i].eds->n;
+  mesh__ep_t *v = malloc(sizeof *v * (total ? total : 1));
+  *hold = cJSON_CreateArray();
+  if (!v || !*hold) {
+    free(v);
+    return NULL;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < t[i].eds->n; j++) {
+      v[k] = t[i].eds->eps[j];
+      if (n > 1) {
+        cJSON *l = v[k].labels ? cJSON_Duplicate(v[k].labels, true)
+                               : cJSON_CreateObject();
+        cJSON_AddItemToArray(*hold, l);
+        cJSON_AddStringToObject(l, MESH__XDS_CLUSTER_LABEL, t[i].name);
+        v[k].labels = l;
+      }
+      k++;
+    }
+  *count = k;
+  return v;
+}
+
+/* Clusters of one split whose settings differ from the first's: the first
+ * one's apply (one policy per service), and the log says so. */
+static void warn_mixed(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
+                       size_t n) {
+  for (size_t i = 1; i < n; i++)
+    if (!cJSON_Compare(t[0].cds->svc, t[i].cds->svc, true))
+      mesh__log(m, MESH_LOG_WARN, "xds_apply",
+                "service=%s cluster=%s: its lb/outlier/breaker settings differ "
+                "from cluster %s's, which apply to the whole service",
+                s->name, t[i].name, t[0].name);
+}
+
+/* event=xds_apply service=web clusters=web-v1:90,web-v2:10 */
+static void log_split(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
+                      size_t n) {
+  char buf[512];
+  size_t o = 0;
+  for (size_t i = 0; i < n && o < sizeof buf; i++) {
+    int w = snprintf(buf + o, sizeof buf - o, "%s%.100s:%u", i ? "," : "",
+                     t[i].name, t[i].weight);
+    o += w > 0 ? (size_t)w : 0;
+  }
+  mesh__log(m, MESH_LOG_INFO, "xds_apply", "service=%s clusters=%s", s->name,
+            buf);
+}
+
+void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
+  mesh__service_t *svc = mesh__service_find(m, s->name);
+  if (!svc || !svc->disc)
+    return;
+  target_t *t = NULL;
+  size_t n = 0;
+  if (targets(a, s, &t, &n) != MESH_OK)
+    return; /* the state in force stays */
+  s->note[0] = '\0';
+  bool lb_new = settle(m, svc, &s->lb_cfg, lb_settings(t, n), true, s);
+  if (lb_new) {
+    warn_mixed(m, s, t, n);
+    log_split(m, s, t, n);
+  }
+  settle(m, svc, &s->res_cfg, res_settings(t), false, s);
+  cJSON *hold = NULL;
+  size_t count = 0;
+  mesh__ep_t *eps = endpoints(t, n, &count, &hold);
+  uint64_t before = svc->disc->version;
+  if (eps || (n == 1 && count == 0))
+    mesh__disc_apply(svc->disc, eps, count);
+  else
+    mesh__disc_error(svc->disc, "xds: out of memory");
+  if (lb_new && svc->disc->version == before)
+    mesh__disc_republish(svc->disc); /* same hosts, new split or policy */
+  if (n > 1)
+    free(eps);
+  cJSON_Delete(hold);
+  free(t);
+}
+
+void mesh__xds_svc_fini(mesh__xds_svc_t *s) {
+  free(s->name);
+  free(s->cluster);
+  free(s->listener);
+  cJSON_Delete(s->lb_cfg);
+  cJSON_Delete(s->res_cfg);
+}
