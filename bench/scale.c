@@ -279,6 +279,7 @@ static void services(size_t n, int writes) {
     fprintf(stderr, "scale: mesh_new: %s\n", st.message);
     exit(1);
   }
+  out_svc(n, "mesh_new_ms", (double)(wall_ns() - t0) / 1e6);
   free(json);
   char name[32];
   for (size_t i = 0; i < n; i++) { /* bounded: 60 s in all */
