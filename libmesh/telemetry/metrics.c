@@ -330,23 +330,33 @@ static bool family_matches(const struct mesh__family *f, int type,
   return f->nbounds == nb && memcmp(f->bounds, b, nb * sizeof *b) == 0;
 }
 
-/* FNV-1a over the labels, seeded by the family's address. */
+/* FNV-1a over the labels, seeded by the family's address, then
+ * MurmurHash3's finalizer: FNV's multiply only carries upward, so without
+ * it the low bits (the slot) of labels that differ in their last bytes
+ * cluster. */
 static size_t series_hash(const struct mesh__family *f, const char *labels) {
   uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)f;
   for (const unsigned char *p = (const unsigned char *)labels; *p; p++)
     h = (h ^ *p) * 1099511628211ULL;
-  return (size_t)(h ^ (h >> 29));
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  return (size_t)(h ^ (h >> 33));
 }
 
-/* The slot holding (f, labels), or the empty slot where it would go. */
-static mesh__metric_t **idx_slot(mesh__metrics_t *r,
-                                 const struct mesh__family *f,
-                                 const char *labels) {
+/* The slot holding (f, labels) of hash h, or the free slot where it
+ * would go.  The hash sits in the slot: a probe reads a series only when
+ * the hashes agree, and growing reads none (cache misses at 100k series). */
+static struct mesh__idx_slot *idx_slot(mesh__metrics_t *r, size_t h,
+                                       const struct mesh__family *f,
+                                       const char *labels) {
   size_t mask = r->idx_cap - 1;
-  for (size_t i = series_hash(f, labels) & mask;; i = (i + 1) & mask) {
-    mesh__metric_t *s = r->idx[i];
-    if (!s || (s->fam == f && strcmp(s->labels, labels) == 0))
-      return &r->idx[i];
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    struct mesh__idx_slot *e = &r->idx[i];
+    if (!e->s || (e->hash == h && e->s->fam == f &&
+                  strcmp(e->s->labels, labels) == 0))
+      return e;
   }
 }
 
@@ -355,15 +365,20 @@ static bool idx_reserve(mesh__metrics_t *r) {
   if ((r->idx_n + 1) * 2 <= r->idx_cap)
     return true;
   size_t cap = r->idx_cap ? r->idx_cap * 2 : 64;
-  mesh__metric_t **old = r->idx, **nw = calloc(cap, sizeof *nw);
+  struct mesh__idx_slot *old = r->idx, *nw = calloc(cap, sizeof *nw);
   if (!nw)
     return false;
-  size_t ocap = r->idx_cap;
+  size_t ocap = r->idx_cap, mask = cap - 1;
   r->idx = nw;
   r->idx_cap = cap;
-  for (size_t i = 0; i < ocap; i++)
-    if (old[i])
-      *idx_slot(r, old[i]->fam, old[i]->labels) = old[i];
+  for (size_t i = 0; i < ocap; i++) {
+    if (!old[i].s)
+      continue;
+    size_t j = old[i].hash & mask; /* all distinct: the first free slot */
+    while (nw[j].s)
+      j = (j + 1) & mask;
+    nw[j] = old[i];
+  }
   free(old);
   return true;
 }
@@ -375,9 +390,10 @@ static mesh__metric_t *series_get(mesh__metrics_t *r, struct mesh__family *f,
     free(labels);
     return NULL;
   }
-  mesh__metric_t **slot = idx_slot(r, f, labels);
-  if (*slot) {
-    mesh__metric_t *s = *slot;
+  size_t h = series_hash(f, labels);
+  struct mesh__idx_slot *slot = idx_slot(r, h, f, labels);
+  if (slot->s) {
+    mesh__metric_t *s = slot->s;
     free(labels);
     /* A computed gauge and a stored one cannot share a series. */
     return (s->fn == NULL) == (fn == NULL) ? s : NULL;
@@ -404,7 +420,7 @@ static mesh__metric_t *series_get(mesh__metrics_t *r, struct mesh__family *f,
   else
     f->series = s;
   f->series_tail = s;
-  *slot = s;
+  *slot = (struct mesh__idx_slot){h, s};
   r->idx_n++;
   return s;
 }

@@ -33,7 +33,10 @@ struct mesh__metrics {
   struct mesh__family *head, *tail;
   /* Every series, open-addressed by (family, labels): registering one per
    * service at mesh_new must not scan the family (quadratic at 10k). */
-  struct mesh__metric **idx;
+  struct mesh__idx_slot {
+    size_t hash;
+    struct mesh__metric *s; /* NULL: free */
+  } *idx;
   size_t idx_cap, idx_n; /* cap a power of two, n < cap / 2 */
 };
 
