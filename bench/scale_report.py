@@ -249,36 +249,23 @@ def main():
                          fmt(big.get("write_to_visible_p99_ms", 0))), ""]
         text += ["Reading: a put is visible in 1-2 ms (p50); p99 is the "
                  "machine (one etcd member, the bench and other jobs on 2 "
-                 "shared cores). Each etcd service holds its own libcurl "
-                 "client and watch stream, about 90 KB of RSS per service: "
-                 "that, not the endpoints (200 B each), is why 100,000 "
-                 "endpoints in 2,000 services take far more than the "
-                 "issue's 48 MiB target; one shared client and watch "
-                 "per etcd cluster is the fix (not done). At mesh_new every "
-                 "service sends its range request at once: with thousands "
-                 "of services on one loaded member the answers pass the "
-                 "default 5 s request timeout and every source retries on "
-                 "the same 1 s backoff, a herd (2,000 services: 104 s to "
-                 "the full list with the default timeout; 6.6 to 29 s "
-                 "between runs with 60 s, which bench/run uses); capping "
-                 "concurrent lists per context is the fix (not done).", ""]
-    th = data.get("threads")
-    if th:
-        txs = sorted(th)
-        plot(os.path.join(a.out, "scale_threads.png"),
-             "caller threads on one context (2 cores)", "calls/s, ns", txs,
-             [("calls_per_s", "calls per second"), ("p99_ns", "p99 ns")], th,
-             "caller threads")
-        text += ["### Caller threads", "",
-                 "Threads begin and end calls to one service over pooled "
-                 "mTLS connections, no I/O per call (the mesh logic alone; "
-                 "tracing off); bench/micro's threads section. Calls per "
-                 "wall second over all threads and p99 of one call's wall "
-                 "time. The machine has 2 cores, shared: past 2 threads the "
-                 "figure measures time slicing.", "",
-                 table(th, txs, ["calls_per_s", "p99_ns"],
-                       ["threads", "calls per second", "p99 (ns)"]), "",
-                 "![threads](%s/scale_threads.png)" % rel, ""]
+                 "shared cores). An etcd service costs ~62-67 KB of RSS "
+                 "more than a static one: each source has its own libcurl "
+                 "multi handle, connection and watch stream (not broken "
+                 "down further). An endpoint costs ~300 B through etcd "
+                 "(the host plus the source's key map; it was ~1,030 B "
+                 "while every key kept its parsed value and a 254-byte "
+                 "host buffer). So 100,000 endpoints in 2,000 services "
+                 "take ~180 MiB, most of it per-service clients: the "
+                 "issue's 48 MiB needs one shared client and watch per "
+                 "etcd cluster (not done). At mesh_new every service sends "
+                 "its range request at once: with thousands of services on "
+                 "one loaded member the answers pass the default 5 s "
+                 "request timeout and every source retries on the same 1 s "
+                 "backoff, a herd (2,000 services: 104 s to the full list "
+                 "with the default timeout; 6.6 to 29 s between runs with "
+                 "60 s, which bench/run uses); capping concurrent lists per "
+                 "context is the fix (not done).", ""]
     cn = data.get("conns")
     if cn:
         cxs = sorted(cn)
