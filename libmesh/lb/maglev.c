@@ -135,9 +135,14 @@ typedef struct tail {
 
 /* x mod m for any x < 2^64: q is floor(x / m) or one less. */
 static inline uint64_t mod_m(uint64_t x, uint32_t m, uint64_t mu) {
+#ifdef __SIZEOF_INT128__
   uint64_t q = (uint64_t)(((unsigned __int128)x * mu) >> 64);
   uint64_t r = x - q * m;
   return r >= m ? r - m : r;
+#else /* no 128-bit product: the divide */
+  (void)mu;
+  return x % m;
+#endif
 }
 
 static uint32_t tail_take(tail_t *t, uint32_t m, const entry_t *x) {
