@@ -9,7 +9,7 @@
  *         [--dns-name NAME] [--otlp URL] [--only SECTION,...]
  *
  * Sections: memory, handshakes, picks, maglev, discovery, dns, tracing,
- * call, export, gcm (all by default).
+ * call, export, gcm, coldstart, threads, conns (all by default).
  *
  * Linked statically against the library, so it times internal functions
  * (pickers, snapshot builds, spans) directly.  This program replaces
@@ -41,6 +41,7 @@
 #include "lb/lb.h"
 #include "telemetry/telemetry.h"
 #include "resilience/call.h"
+#include "etcd_kv.h"
 
 /* ---- counting allocator ---------------------------------------------------- *
  * Not under a sanitizer: ASan, TSan and MSan own malloc, and replacing it
@@ -182,6 +183,7 @@ struct hostent *gethostbyname(const char *name) {
 static struct {
   const char *ca, *srv_cert, *srv_key, *cli_cert, *cli_key;
   const char *dns, *dns_name, *otlp, *only;
+  const char *etcd; /* HOST:PORT of a real etcd (cold start through etcd) */
   int runs;
   bool smoke;
 } opt = {.runs = 5, .dns_name = "echo.bench"};
@@ -306,7 +308,7 @@ typedef struct server {
   bool hold;
   _Atomic bool stop;
   pthread_t th;
-  mesh_conn_t *held[1024];
+  mesh_conn_t *held[16384]; /* the conns section holds up to 10,001 */
   size_t nheld;
 } server_t;
 
@@ -817,6 +819,110 @@ static void child_conns(int fd) {
   waitpid(pid, NULL, 0);
 }
 
+/* Pooled connections 1 .. 10,000 (issue 19): K + 1 calls in flight
+ * dial K + 1 mTLS connections to a server in another process, which
+ * holds them; ending them leaves K idle in the pool (max_idle K).  Then
+ * heap and RSS per idle pooled connection (client side), and 20,000
+ * calls begun and ended one after the other over the pool (no I/O per
+ * call): calls per second and p99 of one call, to show the pool's cost
+ * does not grow with its size. */
+static size_t conns_k;
+
+static void child_conns_k(int fd) {
+  size_t k = conns_k;
+  int pfd[2];
+  if (pipe(pfd) != 0)
+    return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    server_t *s = server_start(true);
+    dprintf(pfd[1], "%d\n", s->port);
+    for (int i = 0; i < 3000; i++) /* bounded: 300 s; killed before that */
+      usleep(100000);
+    _exit(0);
+  }
+  char buf[32] = "";
+  ssize_t r = read(pfd[0], buf, sizeof buf - 1);
+  sbuf_t b = {0};
+  sb_add(&b, "{\"log\": {\"level\": \"warn\"}, \"name\": \"bench-client\", ");
+  sb_identity(&b, false);
+  sb_add(&b, ", \"tracing\": {\"sampler\": \"always_off\"}, \"services\": "
+             "{\"echo\": {\"peers\": [\"%s\"], \"discovery\": {\"type\": "
+             "\"static\", \"endpoints\": [{\"address\": \"127.0.0.1\", "
+             "\"port\": %d}]}, \"pool\": {\"max_idle\": %zu}, "
+             "\"circuit_breakers\": {\"max_connections\": %zu, "
+             "\"max_pending_requests\": %zu, \"max_requests\": %zu}}}}",
+         SERVER_ID, r > 0 ? atoi(buf) : 0, k, k + 16, k + 16, k + 16);
+  mesh_t *m = ctx_new(b.p);
+  free(b.p);
+  mesh_call_t **calls = calloc(k + 1, sizeof *calls);
+  mesh_status_t st;
+  /* one call first: TLS config, pools and metric series exist */
+  if (!calls || mesh_call_begin(m, "echo", NULL, &calls[0], &st) != MESH_OK) {
+    fprintf(stderr, "micro: conns: %s\n", calls ? st.message : "no memory");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return;
+  }
+  mesh_call_end(calls[0], MESH_CALL_OK, 0);
+  usleep(50000);
+  long h0 = live(), r0 = rss_kib();
+  size_t got = 0;
+  for (size_t i = 0; i <= k; i++, got++)
+    if (mesh_call_begin(m, "echo", NULL, &calls[i], &st) != MESH_OK) {
+      fprintf(stderr, "micro: conns %zu: call %zu: %s\n", k, i, st.message);
+      break;
+    }
+  for (size_t i = 0; i < got; i++)
+    mesh_call_end(calls[i], MESH_CALL_OK, 0);
+  long h1 = live(), r1 = rss_kib();
+  char name[64];
+  if (got == k + 1 && k > 1) {
+    /* the first call reused the warm-up's connection and one of the k + 1
+     * was closed over max_idle: k - 1 more idle connections than before */
+    snprintf(name, sizeof name, "conns_%zu_bytes_per_conn", k);
+    put(fd, name, (double)(h1 - h0) / (double)(k - 1));
+    snprintf(name, sizeof name, "conns_%zu_rss_kib_per_conn", k);
+    put(fd, name, (double)(r1 - r0) / (double)(k - 1));
+  }
+  if (got == k + 1) {
+    enum { CALLS = 20000 };
+    double *lat = malloc(CALLS * sizeof *lat);
+    int64_t t0 = now_ns();
+    for (int i = 0; lat && i < CALLS; i++) {
+      int64_t c0 = now_ns();
+      mesh_call_t *c = NULL;
+      if (mesh_call_begin(m, "echo", NULL, &c, &st) == MESH_OK)
+        mesh_call_end(c, MESH_CALL_OK, 0);
+      lat[i] = (double)(now_ns() - c0);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    if (lat) {
+      qsort(lat, CALLS, sizeof *lat, cmp_d);
+      snprintf(name, sizeof name, "conns_%zu_calls_per_s", k);
+      put(fd, name, CALLS / secs);
+      snprintf(name, sizeof name, "conns_%zu_p99_ns", k);
+      put(fd, name, lat[CALLS * 99 / 100]);
+    }
+    free(lat);
+  }
+  free(calls);
+  mesh_free(m);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* 10,000 is left out: pool.max_idle is at most 1,024 per endpoint (it
+ * needs ten endpoints on ten ports), and 1,000 sequential handshakes
+ * already take minutes on the shared 2-core machine. */
+static void bench_conns(void) {
+  static const size_t ks[] = {1, 10, 100, 1000};
+  for (size_t i = 0; i < (opt.smoke ? 3u : 4u); i++) {
+    conns_k = ks[i];
+    in_child(child_conns_k);
+  }
+}
+
 static void bench_memory(void) {
   in_child(child_base);
   in_child(child_endpoints);
@@ -1197,8 +1303,9 @@ static void bench_threads(void) {
 }
 
 /* Cold start: mesh_new to the first successful call (discovery settled,
- * mTLS connection dialed, call begun and ended), with static discovery and
- * with DNS (dnsmasq), wall time, median of the runs. */
+ * mTLS connection dialed, call begun and ended), with static discovery,
+ * with DNS (dnsmasq) and with etcd (a real etcd, --etcd), wall time,
+ * median of the runs. */
 static double cold_start_ms(const char *disc) {
   int64_t t0 = now_ns();
   mesh_t *m = client_new("", disc);
@@ -1240,6 +1347,24 @@ static void bench_coldstart(void) {
       v[r] = cold_start_ms(b.p);
     free(b.p);
     emit("coldstart_dns_ms", median(v, runs));
+  }
+  if (opt.etcd) { /* the server registered under a fresh prefix */
+    char key[96], addr[32], val[128];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", s->port);
+    snprintf(key, sizeof key, "micro-%ld-echo/%s", (long)getpid(), addr);
+    etcd_naming_value(val, sizeof val, addr);
+    sbuf_t b = {0};
+    sb_add(&b, "{\"type\": \"etcd\", \"endpoints\": [\"http://%s\"], "
+               "\"prefix\": \"micro-%ld-echo\"}", opt.etcd, (long)getpid());
+    bool ok = etcd_put(opt.etcd, key, val) == 0;
+    for (int r = 0; ok && r < runs; r++)
+      v[r] = cold_start_ms(b.p);
+    free(b.p);
+    if (ok)
+      emit("coldstart_etcd_ms", median(v, runs));
+    else
+      fprintf(stderr, "micro: cannot write to etcd %s\n", opt.etcd);
+    etcd_del(opt.etcd, key);
   }
   server_stop(s);
 }
@@ -1334,6 +1459,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--runs")) opt.runs = atoi(v);
     else if (!strcmp(k, "--dns")) opt.dns = v;
     else if (!strcmp(k, "--dns-name")) opt.dns_name = v;
+    else if (!strcmp(k, "--etcd")) opt.etcd = v;
     else if (!strcmp(k, "--otlp")) opt.otlp = v;
     else if (!strcmp(k, "--only")) opt.only = v;
     else {
@@ -1369,6 +1495,8 @@ int main(int argc, char **argv) {
     bench_coldstart();
   if (want("threads"))
     bench_threads();
+  if (want("conns"))
+    bench_conns();
   if (want("export"))
     bench_export();
   if (want("gcm"))

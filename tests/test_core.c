@@ -172,6 +172,51 @@ static void test_mesh__loop_timer(void) {
   mesh__loop_free(l);
 }
 
+/* Many timers, half cancelled in a scattered order; stale ids (fired,
+ * cancelled twice, made up, an old id whose slot a new timer reuses)
+ * cancel nothing. */
+static int fired[2048];
+static void on_fire(void *u) { fired[(int *)u - fired]++; }
+
+static void test_mesh__loop_timer_cancel(void) {
+  mesh__loop_t *l;
+  CU_ASSERT_EQUAL_FATAL(mesh__loop_new(&l), MESH_OK);
+  enum { N = 2048 };
+  static int64_t id[N];
+  memset(fired, 0, sizeof fired);
+  for (int i = 0; i < N; i++) {
+    id[i] = mesh__loop_timer(l, i % 7, on_fire, &fired[i]);
+    CU_ASSERT_FATAL(id[i] > 0);
+  }
+  for (int k = 0; k < N; k++) {
+    int i = (k * 1031) % N; /* 1031 odd: a permutation of 0..N-1 */
+    if (i % 2)
+      mesh__loop_timer_cancel(l, id[i]);
+  }
+  mesh__loop_timer_cancel(l, id[1]); /* twice */
+  mesh__loop_timer_cancel(l, id[N - 1] + ((int64_t)1 << 40)); /* made up */
+  mesh__loop_timer_cancel(l, -5);
+  int64_t t0 = mesh__now_ms();
+  while (mesh__loop_timeout(l) >= 0 && mesh__now_ms() - t0 < 5000)
+    mesh__loop_run_once(l, 10);
+  int bad = 0;
+  for (int i = 0; i < N; i++)
+    bad += fired[i] != (i % 2 ? 0 : 1);
+  CU_ASSERT_EQUAL(bad, 0);
+  /* id[0] fired; its slot goes to the next timer: the old id is stale */
+  fired[0] = 0;
+  int64_t again = mesh__loop_timer(l, 0, on_fire, &fired[0]);
+  CU_ASSERT(again > 0 && again != id[0]);
+  mesh__loop_timer_cancel(l, id[0]);
+  mesh__loop_timer_cancel(l, id[2]);
+  t0 = mesh__now_ms();
+  while (fired[0] == 0 && mesh__now_ms() - t0 < 5000)
+    mesh__loop_run_once(l, 10);
+  CU_ASSERT_EQUAL(fired[0], 1);
+  CU_ASSERT_EQUAL(mesh__loop_timeout(l), -1);
+  mesh__loop_free(l);
+}
+
 static void post_fn(void *u) { on_timer(u); }
 
 static void test_mesh__loop_post_thread(void) {
@@ -243,6 +288,7 @@ static void add(void) {
   CU_add_test(s, "mesh_new_from_file", test_mesh_new_from_file);
   CU_add_test(s, "mesh_set_log", test_mesh_set_log);
   CU_add_test(s, "mesh__loop_timer", test_mesh__loop_timer);
+  CU_add_test(s, "mesh__loop_timer_cancel", test_mesh__loop_timer_cancel);
   CU_add_test(s, "mesh__loop_post_thread", test_mesh__loop_post_thread);
   CU_add_test(s, "mesh__loop_watch", test_mesh__loop_watch);
   CU_add_test(s, "mesh_process_external", test_mesh_process_external);

@@ -135,6 +135,90 @@ static void check_table(const char *svc_json, const tlb_ep_t *eps, size_t n,
   tlb_svc_free(t);
 }
 
+/* Listing 1 of the Maglev paper with Envoy's weighted turns, walked slot
+ * by slot: the reference the optimized build (inverted tail, Barrett mod)
+ * must match at the default size. */
+static const char *ref_keys;
+static const uint32_t *ref_off;
+static int ref_cmp(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  int c = strcmp(ref_keys + ref_off[x], ref_keys + ref_off[y]);
+  return c ? c : (x > y) - (x < y);
+}
+
+static void maglev_reference(const mesh__lb_pool_t *p, const double *norm,
+                             uint32_t m, uint32_t *table) {
+  uint32_t n = p->n, *order = calloc(n, sizeof *order);
+  uint32_t *off = calloc(n, sizeof *off), *pos = calloc(n, sizeof *pos);
+  uint32_t *skip = calloc(n, sizeof *skip);
+  double *target = calloc(n, sizeof *target), max_w = 0;
+  char *keys = calloc(n, 64);
+  uint8_t *taken = calloc(m, 1);
+  for (uint32_t i = 0; i < n; i++) {
+    size_t len = mesh__lb_host_key(p->hosts[i], keys + 64 * i, 64);
+    off[i] = 64 * i;
+    pos[i] = (uint32_t)(mesh__xxh64(keys + 64 * i, len, 0) % m);
+    skip[i] = (uint32_t)(mesh__xxh64(keys + 64 * i, len, 1) % (m - 1) + 1);
+    order[i] = i;
+    max_w = norm[i] > max_w ? norm[i] : max_w;
+  }
+  ref_keys = keys;
+  ref_off = off;
+  qsort(order, n, sizeof *order, ref_cmp);
+  uint32_t filled = 0;
+  for (uint64_t round = 1; filled < m; round++) {
+    for (uint32_t k = 0; k < n && filled < m; k++) {
+      uint32_t i = order[k];
+      if ((double)round * norm[i] < target[i])
+        continue;
+      target[i] += max_w;
+      uint32_t c = pos[i];
+      while (taken[c])
+        c = (c + skip[i]) % m;
+      taken[c] = 1;
+      table[c] = i;
+      pos[i] = (c + skip[i]) % m;
+      filled++;
+    }
+  }
+  free(order), free(off), free(pos), free(skip), free(target), free(keys);
+  free(taken);
+}
+
+static void test_maglev_reference(void) {
+  static const struct {
+    size_t hosts;
+    uint32_t m;
+    bool weighted;
+  } cases[] = {{1000, 65537, false}, {300, 65537, true}, {7, 65537, true},
+               {1000, 5003, false}, {50, 257, true}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    mesh__snapshot_t *s = tlb_snap_n(cases[c].hosts);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    mesh__lb_pool_t pool = {.n = (uint32_t)s->n, .hosts = s->hosts};
+    double *norm = calloc(s->n, sizeof *norm), sum = 0;
+    for (size_t i = 0; i < s->n; i++)
+      sum += cases[c].weighted ? (double)(i % 3 + 1) : 1.0;
+    for (size_t i = 0; i < s->n; i++)
+      norm[i] = (cases[c].weighted ? (double)(i % 3 + 1) : 1.0) / sum;
+    uint32_t *want = calloc(cases[c].m, sizeof *want);
+    maglev_reference(&pool, norm, cases[c].m, want);
+    CU_ASSERT_EQUAL_FATAL(mesh__maglev_build(&pool, norm, cases[c].m),
+                          MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(pool.table_size, cases[c].m);
+    size_t diff = 0;
+    for (uint32_t i = 0; i < cases[c].m; i++)
+      diff += pool.table[i] != want[i];
+    if (diff)
+      fprintf(stderr, "case %zu: %zu slots differ\n", c, diff);
+    CU_ASSERT_EQUAL(diff, 0);
+    free(pool.table);
+    free(want);
+    free(norm);
+    mesh__snap_release(s);
+  }
+}
+
 static void test_mesh__maglev_build(void) {
   /* Envoy MaglevLoadBalancerTest.Basic (table 7). */
   static const uint16_t basic[] = {92, 94, 90, 91, 95, 90, 93};
@@ -360,6 +444,7 @@ static void add(void) {
   CU_add_test(s, "mesh__ring_build (Envoy vectors)", test_mesh__ring_build);
   CU_add_test(s, "mesh__ring_build sizes", test_mesh__ring_build_sizes);
   CU_add_test(s, "mesh__maglev_build (Envoy vectors)", test_mesh__maglev_build);
+  CU_add_test(s, "mesh__maglev_build = plain walk", test_maglev_reference);
   CU_add_test(s, "ring_hash key movement", test_ring_hash_key_movement);
   CU_add_test(s, "maglev key movement", test_maglev_key_movement);
   CU_add_test(s, "ring_hash distribution", test_ring_hash_distribution);

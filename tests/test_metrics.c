@@ -60,6 +60,11 @@ static const struct reg_case reg_cases[] = {
     {MESH__METRIC_HISTOGRAM, "mesh_call_duration_seconds", "service=a", true},
 };
 
+static double fixed_gauge_zero(void *user) {
+  (void)user;
+  return 0;
+}
+
 static mesh__metric_t *reg(mesh_t *m, int type, const char *name,
                            const char *labels) {
   switch (type) {
@@ -114,6 +119,46 @@ static void test_mesh__counter_registration(void) {
   /* A computed gauge cannot take over a stored series, nor the reverse. */
   CU_ASSERT_PTR_NULL(mesh__gauge_func(m, "mesh_active_connections", "h",
                                       "service=a", NULL, NULL));
+  mesh_free(m);
+}
+
+/* Many series in several families (the index grows many times): every
+ * handle is found again, none is confused with a neighbour, and families
+ * render their series in registration order. */
+static void test_mesh__counter_many_series(void) {
+  mesh_t *m = new_mesh(NULL);
+  enum { N = 3000 };
+  static mesh__metric_t *c[N], *g[N];
+  char labels[64];
+  for (size_t i = 0; i < N; i++) {
+    snprintf(labels, sizeof labels, "service=s%zu", i);
+    c[i] = mesh__counter(m, "mesh_t_many_total", "h", labels);
+    g[i] = mesh__gauge(m, "mesh_t_many", "h", labels);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c[i]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g[i]);
+    CU_ASSERT_PTR_NOT_EQUAL(c[i], g[i]);
+    mesh__counter_add(c[i], i + 1);
+  }
+  size_t wrong = 0;
+  for (size_t i = 0; i < N; i++) {
+    snprintf(labels, sizeof labels, "service=s%zu", i);
+    wrong += mesh__counter(m, "mesh_t_many_total", "h", labels) != c[i];
+    wrong += mesh__gauge(m, "mesh_t_many", "h", labels) != g[i];
+    wrong += mesh__metric_value(c[i]) != (double)(i + 1);
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+  /* A computed gauge cannot take over one of them after the growth. */
+  CU_ASSERT_PTR_NULL(mesh__gauge_func(m, "mesh_t_many", "h", "service=s77",
+                                      fixed_gauge_zero, NULL));
+  char *text = render(m);
+  const char *a = text ? strstr(text, "mesh_t_many_total{service=\"s0\"} 1\n")
+                       : NULL;
+  const char *b = a ? strstr(a, "mesh_t_many_total{service=\"s1\"} 2\n")
+                    : NULL;
+  const char *z = b ? strstr(b, "mesh_t_many_total{service=\"s2999\"} 3000\n")
+                    : NULL;
+  CU_ASSERT_PTR_NOT_NULL(z);
+  free(text);
   mesh_free(m);
 }
 
@@ -343,6 +388,7 @@ static void test_promtool_check_metrics(void) {
 static void add(void) {
   CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
   CU_add_test(s, "mesh__counter_registration", test_mesh__counter_registration);
+  CU_add_test(s, "mesh__counter_many_series", test_mesh__counter_many_series);
   CU_add_test(s, "mesh__counter_add_null_safe", test_mesh__counter_add_null_safe);
   CU_add_test(s, "mesh__metrics_render_exact", test_mesh__metrics_render_exact);
   CU_add_test(s, "mesh__fmt_double", test_mesh__fmt_double);

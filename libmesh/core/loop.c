@@ -18,6 +18,16 @@ typedef struct timer {
   void *user;
 } timer_t_;
 
+/* A timer's id names a slot (low 24 bits) that knows where the timer sits
+ * in the heap, so cancelling is O(log n): with a timer per service (file
+ * polls, discovery), a scan per cancel made mesh_free quadratic. */
+#define SLOT_BITS 24
+#define SLOT_MASK ((INT64_C(1) << SLOT_BITS) - 1)
+typedef struct tslot {
+  int64_t id;  /* of the timer holding it; 0 when free */
+  size_t pos;  /* heap index, or the next free slot */
+} tslot_t;
+
 typedef struct watch {
   int fd;
   unsigned events;
@@ -43,6 +53,8 @@ struct mesh__loop {
   timer_t_ *heap;
   size_t nheap, capheap;
   int64_t next_id;
+  tslot_t *slots; /* capheap of them */
+  size_t free_slot; /* head of the free list, capheap when none */
 
   watch_t *watches; /* loop thread only */
 
@@ -52,10 +64,16 @@ struct mesh__loop {
 
 /* ---- timer heap ---------------------------------------------------------- */
 
-static void heap_swap(timer_t_ *a, timer_t_ *b) {
-  timer_t_ t = *a;
-  *a = *b;
-  *b = t;
+static tslot_t *slot_of(mesh__loop_t *l, size_t i) {
+  return &l->slots[l->heap[i].id & SLOT_MASK];
+}
+
+static void heap_swap(mesh__loop_t *l, size_t a, size_t b) {
+  timer_t_ t = l->heap[a];
+  l->heap[a] = l->heap[b];
+  l->heap[b] = t;
+  slot_of(l, a)->pos = a;
+  slot_of(l, b)->pos = b;
 }
 
 static void heap_up(mesh__loop_t *l, size_t i) {
@@ -63,7 +81,7 @@ static void heap_up(mesh__loop_t *l, size_t i) {
     size_t p = (i - 1) / 2;
     if (l->heap[p].due_ms <= l->heap[i].due_ms)
       break;
-    heap_swap(&l->heap[p], &l->heap[i]);
+    heap_swap(l, p, i);
     i = p;
   }
 }
@@ -77,53 +95,78 @@ static void heap_down(mesh__loop_t *l, size_t i) {
       m = b;
     if (m == i)
       return;
-    heap_swap(&l->heap[m], &l->heap[i]);
+    heap_swap(l, m, i);
     i = m;
   }
 }
 
 static void heap_remove_at(mesh__loop_t *l, size_t i) {
+  tslot_t *sl = slot_of(l, i);
+  sl->id = 0;
+  sl->pos = l->free_slot;
+  l->free_slot = (size_t)(sl - l->slots);
   l->nheap--;
   if (i == l->nheap)
     return;
   l->heap[i] = l->heap[l->nheap];
+  slot_of(l, i)->pos = i;
   heap_down(l, i);
   heap_up(l, i);
+}
+
+/* Room for one more timer (heap entry and slot).  @return 0 or NOMEM. */
+static int timers_reserve(mesh__loop_t *l) {
+  if (l->nheap < l->capheap)
+    return 0;
+  size_t cap = l->capheap ? l->capheap * 2 : 16;
+  if (cap > (size_t)SLOT_MASK + 1)
+    return MESH_ERR_NOMEM;
+  timer_t_ *h = realloc(l->heap, cap * sizeof *h);
+  if (h)
+    l->heap = h;
+  tslot_t *sl = h ? realloc(l->slots, cap * sizeof *sl) : NULL;
+  if (!sl)
+    return MESH_ERR_NOMEM;
+  l->slots = sl;
+  /* every slot is in use (nheap == capheap): the new ones are the list */
+  for (size_t i = l->capheap; i < cap; i++)
+    sl[i] = (tslot_t){0, i + 1};
+  l->free_slot = l->capheap;
+  l->capheap = cap;
+  return 0;
 }
 
 int64_t mesh__loop_timer(mesh__loop_t *l, int64_t delay_ms, mesh__timer_fn fn,
                          void *user) {
   if (!l || !fn)
     return MESH_ERR_INVALID_ARG;
-  if (l->nheap == l->capheap) {
-    size_t cap = l->capheap ? l->capheap * 2 : 16;
-    timer_t_ *h = realloc(l->heap, cap * sizeof *h);
-    if (!h)
-      return MESH_ERR_NOMEM;
-    l->heap = h;
-    l->capheap = cap;
-  }
+  if (timers_reserve(l) != 0)
+    return MESH_ERR_NOMEM;
   if (delay_ms < 0)
     delay_ms = 0;
+  size_t k = l->free_slot;
+  tslot_t *sl = &l->slots[k];
+  l->free_slot = sl->pos;
+  int64_t id = (++l->next_id << SLOT_BITS) | (int64_t)k;
   timer_t_ *t = &l->heap[l->nheap];
-  t->id = ++l->next_id;
+  t->id = id;
   t->due_ms = mesh__now_ms() + delay_ms;
   t->fn = fn;
   t->user = user;
+  sl->id = id;
+  sl->pos = l->nheap;
   l->nheap++;
   heap_up(l, l->nheap - 1);
-  return l->next_id;
+  return id;
 }
 
 void mesh__loop_timer_cancel(mesh__loop_t *l, int64_t id) {
   if (!l || id <= 0)
     return;
-  for (size_t i = 0; i < l->nheap; i++) {
-    if (l->heap[i].id == id) {
-      heap_remove_at(l, i);
-      return;
-    }
-  }
+  size_t k = (size_t)(id & SLOT_MASK);
+  if (k >= l->capheap || l->slots[k].id != id)
+    return; /* fired, cancelled, or never ours */
+  heap_remove_at(l, l->slots[k].pos);
 }
 
 static void run_timers(mesh__loop_t *l) {
@@ -394,6 +437,7 @@ void mesh__loop_free(mesh__loop_t *l) {
     free(w);
   }
   free(l->heap);
+  free(l->slots);
   close(l->epfd);
   close(l->evfd);
   pthread_mutex_destroy(&l->post_mu);

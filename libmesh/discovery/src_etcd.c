@@ -18,13 +18,17 @@
 #define ETCD_BACKOFF_MAX_DEFAULT_MS 120000
 #define ETCD_MAX_VALUE (1u << 20)
 
+/* One key.  Sized to its host (a fixed 254-byte buffer and the parsed
+ * value kept for every key made an etcd endpoint ~1 KB, five times the
+ * host it describes). */
 typedef struct kv {
   char *key;
-  cJSON *doc; /* the parsed value: ep borrows from it */
-  char host[MESH__DISC_MAX_HOSTNAME + 1];
+  cJSON *doc; /* the parsed value when ep borrows from it (Metadata), or NULL */
   mesh__ep_t ep;
   uint64_t gen; /* list generation that last saw the key */
   struct kv *next;
+  size_t hostcap;
+  char host[]; /* ep.address */
 } kv_t;
 
 typedef struct etcd_src {
@@ -208,50 +212,67 @@ static void del_key(etcd_src_t *s, const char *key) {
   }
 }
 
+/* k, or k moved to hold a host of hl bytes (*pp updated), or NULL when out
+ * of memory (k unchanged). */
+static kv_t *kv_fit(kv_t **pp, kv_t *k, size_t hl) {
+  if (k && k->hostcap >= hl)
+    return k;
+  kv_t *nk = realloc(k, sizeof *k + hl);
+  if (!nk)
+    return NULL;
+  if (!k)
+    memset(nk, 0, sizeof *nk);
+  nk->hostcap = hl;
+  *pp = nk;
+  return nk;
+}
+
 /* Apply one put of key=value.  Returns true when the map changed. */
 static bool put_key(etcd_src_t *s, const char *key, const char *val,
                     size_t vlen) {
-  char err[256];
-  kv_t tmp;
+  char err[256], host[MESH__DISC_MAX_HOSTNAME + 1];
+  cJSON *doc;
+  mesh__ep_t ep;
   bool deleted;
-  if (mesh__etcd_parse_endpoint(val, vlen, &tmp.doc, &tmp.ep, tmp.host,
-                                sizeof tmp.host, &deleted, err,
-                                sizeof err) != MESH_OK) {
+  if (mesh__etcd_parse_endpoint(val, vlen, &doc, &ep, host, sizeof host,
+                                &deleted, err, sizeof err) != MESH_OK) {
     note_bad(s, key, err);
     kv_t **pp = s->tab ? find_slot(s, key) : NULL;
     if (pp && *pp)
       (*pp)->gen = s->gen; /* keep the last good value through a re-list */
     return false;
   }
-  if (deleted) {
-    cJSON_Delete(tmp.doc);
-    del_key(s, key);
-    return true;
+  if (deleted || !grow(s)) {
+    cJSON_Delete(doc);
+    if (deleted)
+      del_key(s, key);
+    else
+      note_bad(s, key, "out of memory");
+    return deleted;
   }
-  if (!grow(s)) {
-    cJSON_Delete(tmp.doc);
+  /* ep borrows from the value only for Metadata's strings and labels */
+  if (!ep.region && !ep.zone && !ep.subzone && !ep.labels) {
+    cJSON_Delete(doc);
+    doc = NULL;
+  }
+  kv_t **pp = find_slot(s, key);
+  bool fresh = *pp == NULL;
+  char *kc = fresh ? strdup(key) : NULL;
+  kv_t *k = fresh && !kc ? NULL : kv_fit(pp, *pp, strlen(host) + 1);
+  if (!k) {
+    free(kc);
+    cJSON_Delete(doc);
     note_bad(s, key, "out of memory");
     return false;
   }
-  kv_t **pp = find_slot(s, key);
-  kv_t *k = *pp;
-  if (!k) {
-    k = calloc(1, sizeof *k);
-    char *kc = k ? strdup(key) : NULL;
-    if (!kc) {
-      free(k);
-      cJSON_Delete(tmp.doc);
-      note_bad(s, key, "out of memory");
-      return false;
-    }
+  if (fresh) {
     k->key = kc;
-    *pp = k;
     s->nkv++;
   }
   cJSON_Delete(k->doc);
-  k->doc = tmp.doc;
-  memcpy(k->host, tmp.host, sizeof k->host);
-  k->ep = tmp.ep;
+  k->doc = doc;
+  memcpy(k->host, host, strlen(host) + 1);
+  k->ep = ep;
   k->ep.address = k->host;
   k->gen = s->gen;
   return true;

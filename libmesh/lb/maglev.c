@@ -119,13 +119,31 @@ out:
 /* The last TAIL free slots are found without walking: slot f is step
  * j = (f - pos) * skip^-1 mod m of the walk from pos, so the next free slot
  * is the free f with the least j (the one a walk stops at).  The walk's
- * expected m / F probes with F slots left make the tail (F <= 64) two
- * fifths of all probes; this costs F multiplications per turn instead. */
-#define TAIL 64u
+ * expected m / F probes with F slots left cost more than the F
+ * multiplications per turn this takes once F < ~sqrt(m): for m = 65537 the
+ * last 256 slots take a sixth of all probes.  The mod is Barrett's
+ * (a multiply, not a divide): that is what moves the break-even up. */
+#ifndef MESH__MAGLEV_TAIL
+#define MESH__MAGLEV_TAIL 256u
+#endif
+#define TAIL MESH__MAGLEV_TAIL
 
 typedef struct tail {
   uint32_t n, slot[TAIL];
+  uint64_t mu; /* floor(2^64 / m), Barrett's constant */
 } tail_t;
+
+/* x mod m for any x < 2^64: q is floor(x / m) or one less. */
+static inline uint64_t mod_m(uint64_t x, uint32_t m, uint64_t mu) {
+#ifdef __SIZEOF_INT128__
+  uint64_t q = (uint64_t)(((unsigned __int128)x * mu) >> 64);
+  uint64_t r = x - q * m;
+  return r >= m ? r - m : r;
+#else /* no 128-bit product: the divide */
+  (void)mu;
+  return x % m;
+#endif
+}
 
 static uint32_t tail_take(tail_t *t, uint32_t m, const entry_t *x) {
   uint32_t best = 0;
@@ -133,7 +151,7 @@ static uint32_t tail_take(tail_t *t, uint32_t m, const entry_t *x) {
   for (uint32_t k = 0; k < t->n; k++) {
     uint64_t d = t->slot[k] >= x->pos ? t->slot[k] - x->pos
                                       : t->slot[k] + m - x->pos;
-    uint64_t j = d * x->inv % m;
+    uint64_t j = mod_m(d * x->inv, m, t->mu);
     if (j < bj) {
       bj = j;
       best = k;
@@ -174,7 +192,7 @@ static int fill(uint32_t *table, uint32_t m, entry_t *e, uint32_t ne,
   uint8_t *taken = calloc(m, 1);
   if (!taken)
     return MESH_ERR_NOMEM;
-  tail_t tail = {0};
+  tail_t tail = {.mu = UINT64_MAX / m};
   bool listed = false;
   uint64_t filled = 0;
   for (uint64_t round = 1; filled < m; round++) {

@@ -265,6 +265,7 @@ void mesh__metrics_free(mesh__metrics_t *r) {
     free(f);
     f = nf;
   }
+  free(r->idx);
   pthread_mutex_destroy(&r->mu);
   free(r);
 }
@@ -329,17 +330,73 @@ static bool family_matches(const struct mesh__family *f, int type,
   return f->nbounds == nb && memcmp(f->bounds, b, nb * sizeof *b) == 0;
 }
 
+/* FNV-1a over the labels, seeded by the family's address, then
+ * MurmurHash3's finalizer: FNV's multiply only carries upward, so without
+ * it the low bits (the slot) of labels that differ in their last bytes
+ * cluster. */
+static size_t series_hash(const struct mesh__family *f, const char *labels) {
+  uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)f;
+  for (const unsigned char *p = (const unsigned char *)labels; *p; p++)
+    h = (h ^ *p) * 1099511628211ULL;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  return (size_t)(h ^ (h >> 33));
+}
+
+/* The slot holding (f, labels) of hash h, or the free slot where it
+ * would go.  The hash sits in the slot: a probe reads a series only when
+ * the hashes agree, and growing reads none (cache misses at 100k series). */
+static struct mesh__idx_slot *idx_slot(mesh__metrics_t *r, size_t h,
+                                       const struct mesh__family *f,
+                                       const char *labels) {
+  size_t mask = r->idx_cap - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    struct mesh__idx_slot *e = &r->idx[i];
+    if (!e->s || (e->hash == h && e->s->fam == f &&
+                  strcmp(e->s->labels, labels) == 0))
+      return e;
+  }
+}
+
+/* Keep the index under half full.  @return false when out of memory. */
+static bool idx_reserve(mesh__metrics_t *r) {
+  if ((r->idx_n + 1) * 2 <= r->idx_cap)
+    return true;
+  size_t cap = r->idx_cap ? r->idx_cap * 2 : 64;
+  struct mesh__idx_slot *old = r->idx, *nw = calloc(cap, sizeof *nw);
+  if (!nw)
+    return false;
+  size_t ocap = r->idx_cap, mask = cap - 1;
+  r->idx = nw;
+  r->idx_cap = cap;
+  for (size_t i = 0; i < ocap; i++) {
+    if (!old[i].s)
+      continue;
+    size_t j = old[i].hash & mask; /* all distinct: the first free slot */
+    while (nw[j].s)
+      j = (j + 1) & mask;
+    nw[j] = old[i];
+  }
+  free(old);
+  return true;
+}
+
 static mesh__metric_t *series_get(mesh__metrics_t *r, struct mesh__family *f,
                                   char *labels,
                                   mesh__gauge_fn fn, void *user) {
-  mesh__metric_t *last = NULL;
-  for (mesh__metric_t *s = f->series; s; s = s->next) {
-    if (strcmp(s->labels, labels) == 0) {
-      free(labels);
-      /* A computed gauge and a stored one cannot share a series. */
-      return (s->fn == NULL) == (fn == NULL) ? s : NULL;
-    }
-    last = s;
+  if (!idx_reserve(r)) {
+    free(labels);
+    return NULL;
+  }
+  size_t h = series_hash(f, labels);
+  struct mesh__idx_slot *slot = idx_slot(r, h, f, labels);
+  if (slot->s) {
+    mesh__metric_t *s = slot->s;
+    free(labels);
+    /* A computed gauge and a stored one cannot share a series. */
+    return (s->fn == NULL) == (fn == NULL) ? s : NULL;
   }
   mesh__metric_t *s = calloc(1, sizeof *s);
   if (!s) {
@@ -358,10 +415,13 @@ static mesh__metric_t *series_get(mesh__metrics_t *r, struct mesh__family *f,
       return NULL;
     }
   }
-  if (last)
-    last->next = s;
+  if (f->series_tail)
+    f->series_tail->next = s;
   else
     f->series = s;
+  f->series_tail = s;
+  *slot = (struct mesh__idx_slot){h, s};
+  r->idx_n++;
   return s;
 }
 

@@ -13,7 +13,7 @@ struct mesh__family {
   char *keys;            /* label keys "k1,k2" ("" for none) */
   double *bounds;        /* histograms: upper bounds, +Inf implicit */
   size_t nbounds;
-  struct mesh__metric *series;
+  struct mesh__metric *series, *series_tail; /* registration order */
 };
 
 struct mesh__metric {
@@ -31,6 +31,13 @@ struct mesh__metric {
 struct mesh__metrics {
   pthread_mutex_t mu; /* registration and rendering; never updates */
   struct mesh__family *head, *tail;
+  /* Every series, open-addressed by (family, labels): registering one per
+   * service at mesh_new must not scan the family (quadratic at 10k). */
+  struct mesh__idx_slot {
+    size_t hash;
+    struct mesh__metric *s; /* NULL: free */
+  } *idx;
+  size_t idx_cap, idx_n; /* cap a power of two, n < cap / 2 */
 };
 
 mesh__metrics_t *mesh__metrics_new(void);
