@@ -238,8 +238,14 @@ static int ticket_write(void *p, const mbedtls_ssl_session *s,
   int ret = mbedtls_ssl_ticket_write(&b->ticket, s, start, end, tlen,
                                      lifetime);
   const mbedtls_x509_crt *peer = s->MBEDTLS_PRIVATE(peer_cert);
-  const unsigned char *leaf = peer ? peer->raw.p : resumed_der;
-  size_t leaf_len = peer ? peer->raw.len : resumed_len;
+  /* A resumed session: its leaf from handshake(), or parsed in this very
+   * call when the client's Finished was already there. */
+  const unsigned char *leaf = peer ? peer->raw.p
+                              : resumed_der ? resumed_der
+                                            : parsed_der;
+  size_t leaf_len = peer ? peer->raw.len
+                    : resumed_der ? resumed_len
+                                  : parsed_len;
   if (ret != 0 ||
       s->MBEDTLS_PRIVATE(tls_version) != MBEDTLS_SSL_VERSION_TLS1_3 ||
       !leaf)

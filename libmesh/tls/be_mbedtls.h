@@ -69,6 +69,9 @@ typedef struct mbe_conn {
    * holds bytes only, so an idle connection keeps none. */
   unsigned char *ra;
   size_t ra_off, ra_len;
+  /* Handshake flight not yet sent (be_mbedtls_bio.c). */
+  unsigned char *wb;
+  size_t wb_off, wb_len;
 } mbe_conn_t;
 
 struct mesh__be_sess {
@@ -78,6 +81,12 @@ struct mesh__be_sess {
 /** Client config with the library's policy (be_mbedtls.c). */
 int mbe_setup_client(const mesh__tls_t *t, mesh__tlsgen_t *g,
                      mbedtls_ssl_config *conf, const char *const *alpn);
+
+/* be_mbedtls_bio.c: the BIO; mbe_flush sends a held flight (0, or an
+ * mbedTLS error such as MBEDTLS_ERR_SSL_WANT_WRITE). */
+int mbe_bio_send(void *ctx, const unsigned char *buf, size_t len);
+int mbe_bio_recv(void *ctx, unsigned char *buf, size_t len);
+int mbe_flush(mesh_conn_t *c);
 
 /* be_mbedtls.c */
 const char *mbe_lib_version(void);

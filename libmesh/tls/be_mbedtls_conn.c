@@ -19,91 +19,6 @@
 #define MBE_DEFER 1
 #endif
 
-/* ---- BIO: the socket under mbedTLS -------------------------------------- */
-
-static int bio_send(void *ctx, const unsigned char *buf, size_t len) {
-  mesh_conn_t *c = ctx;
-  for (;;) {
-    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-    if (n >= 0)
-      return (int)n;
-    if (errno == EINTR)
-      continue;
-    c->sys_errno = errno;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return MBEDTLS_ERR_SSL_WANT_WRITE;
-    if (errno == ECONNRESET || errno == EPIPE)
-      return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_SEND_FAILED;
-  }
-}
-
-#define RA_SIZE (16 * 1024 + 512) /* a full record and then some */
-
-/* One recv into the read-ahead buffer.  @return bytes, 0 at EOF, or an
- * mbedTLS error. */
-static int fill(mesh_conn_t *c, mbe_conn_t *b) {
-  if (!b->ra) {
-    b->ra = malloc(RA_SIZE);
-    if (!b->ra)
-      return MBEDTLS_ERR_SSL_ALLOC_FAILED;
-  }
-  for (;;) {
-    ssize_t n = recv(c->fd, b->ra, RA_SIZE, 0);
-    if (n > 0) {
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-      /* A client's first record must hold a ClientHello: 3.6 would wait
-       * for the rest of any other "fragmented" message, up to 16 MB. */
-      bool first = c->server && !b->got_first;
-      b->got_first = true;
-      if (first && n > 5 && b->ra[0] == 0x16 && b->ra[5] != 0x01)
-        return MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE;
-#endif
-      mesh__conn_note_first(c, b->ra, (size_t)n);
-      b->ra_off = 0;
-      b->ra_len = (size_t)n;
-      return (int)n;
-    }
-    if (n == 0) {
-      c->eof = true;
-      return 0; /* mbedTLS reports MBEDTLS_ERR_SSL_CONN_EOF */
-    }
-    if (errno == EINTR)
-      continue;
-    c->sys_errno = errno;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return MBEDTLS_ERR_SSL_WANT_READ;
-    if (errno == ECONNRESET || errno == EPIPE)
-      return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_RECV_FAILED;
-  }
-}
-
-static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
-  mesh_conn_t *c = ctx;
-  mbe_conn_t *b = c->be;
-  if (b->ra_off == b->ra_len) {
-    int r = fill(c, b);
-    if (r <= 0) {
-      free(b->ra);
-      b->ra = NULL;
-      b->ra_off = b->ra_len = 0;
-      return r;
-    }
-  }
-  size_t k = b->ra_len - b->ra_off;
-  if (k > len)
-    k = len;
-  memcpy(buf, b->ra + b->ra_off, k);
-  b->ra_off += k;
-  if (b->ra_off == b->ra_len) {
-    free(b->ra); /* drained: an idle connection holds no buffer */
-    b->ra = NULL;
-    b->ra_off = b->ra_len = 0;
-  }
-  return (int)k;
-}
-
 /* ---- verification glue ------------------------------------------------- */
 
 /* Verify flags whose alert tells the peer why (see ssl_tls.c); keep in
@@ -185,7 +100,7 @@ static int conn_setup(mesh_conn_t *c, const char *const *alpn,
    * decides); 3.x requires saying so explicitly. */
   mbedtls_ssl_set_hostname(&b->ssl, NULL);
 #endif
-  mbedtls_ssl_set_bio(&b->ssl, c, bio_send, bio_recv, NULL);
+  mbedtls_ssl_set_bio(&b->ssl, c, mbe_bio_send, mbe_bio_recv, NULL);
   mbedtls_ssl_set_verify(&b->ssl, verify_cb, c);
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
   if (c->m->tls->keylog_fd >= 0)
@@ -200,6 +115,7 @@ static void conn_free(mesh_conn_t *c) {
     return;
   mbedtls_ssl_free(&b->ssl);
   free(b->ra);
+  free(b->wb);
   free(b->tleaf);
   if (b->own_conf_ready)
     mbedtls_ssl_config_free(&b->own_conf);
@@ -394,19 +310,25 @@ static int hs_call(mesh_conn_t *c, mesh__hsf_t *f, bool *refused) {
 }
 
 static int handshake(mesh_conn_t *c, mesh__hsf_t *f) {
-  bool refused;
+  bool refused = false;
+  int ret = mbe_flush(c); /* what an earlier call could not send */
+  if (ret == 0) {
 #ifdef MBE_TICKET_PEERS
-  mbe_conn_t *b = c->be;
-  if (c->server)
-    mbe_ticket_leaf_use(b->tleaf, b->tleaf_len);
-  int ret = hs_call(c, f, &refused);
-  if (c->server) {
-    mbe_ticket_leaf_use(NULL, 0);
-    mbe_ticket_leaf_take(&b->tleaf, &b->tleaf_len);
-  }
+    mbe_conn_t *b = c->be;
+    if (c->server)
+      mbe_ticket_leaf_use(b->tleaf, b->tleaf_len);
+    ret = hs_call(c, f, &refused);
+    if (c->server) {
+      mbe_ticket_leaf_use(NULL, 0);
+      mbe_ticket_leaf_take(&b->tleaf, &b->tleaf_len);
+    }
 #else
-  int ret = hs_call(c, f, &refused);
+    ret = hs_call(c, f, &refused);
 #endif
+    int fr = mbe_flush(c); /* this call's flight, alerts included */
+    if (fr != 0 && (ret == 0 || ret == MBEDTLS_ERR_SSL_WANT_READ))
+      ret = fr;
+  }
   if (refused)
     return MESH_ERR_TLS;
   if (ret == 0)
@@ -521,6 +443,7 @@ static void send_alert(mesh_conn_t *c, int desc) {
   mbe_conn_t *b = c->be;
   mbedtls_ssl_send_alert_message(&b->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                  (unsigned char)desc);
+  mbe_flush(c); /* mid-handshake the BIO holds it: send it now */
 }
 
 static size_t pending(const mesh_conn_t *c) {
