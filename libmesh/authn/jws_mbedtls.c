@@ -13,6 +13,14 @@
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/rsa.h>
+#include <mbedtls/version.h>
+
+/* mbedTLS 3.x hides the key pair's and point's fields (MBEDTLS_PRIVATE). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define JWS_F(f) MBEDTLS_PRIVATE(f)
+#else
+#define JWS_F(f) f
+#endif
 
 #include "authn/authn.h"
 
@@ -69,11 +77,12 @@ int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
   mbedtls_ecp_keypair_init(&k->ec);
   mbedtls_ecp_group_id gid =
       kind == MESH__JWK_EC256 ? MBEDTLS_ECP_DP_SECP256R1 : MBEDTLS_ECP_DP_SECP384R1;
-  if (mbedtls_ecp_group_load(&k->ec.grp, gid) ||
-      mbedtls_mpi_read_binary(&k->ec.Q.X, x, xlen) ||
-      mbedtls_mpi_read_binary(&k->ec.Q.Y, y, ylen) ||
-      mbedtls_mpi_lset(&k->ec.Q.Z, 1) ||
-      mbedtls_ecp_check_pubkey(&k->ec.grp, &k->ec.Q)) {
+  mbedtls_ecp_group *grp = &k->ec.JWS_F(grp);
+  mbedtls_ecp_point *q = &k->ec.JWS_F(Q);
+  if (mbedtls_ecp_group_load(grp, gid) ||
+      mbedtls_mpi_read_binary(&q->JWS_F(X), x, xlen) ||
+      mbedtls_mpi_read_binary(&q->JWS_F(Y), y, ylen) ||
+      mbedtls_mpi_lset(&q->JWS_F(Z), 1) || mbedtls_ecp_check_pubkey(grp, q)) {
     mesh__jwk_key_free(k);
     if (why)
       *why = "EC point not on the curve";
@@ -104,7 +113,8 @@ static int ec_verify(const mesh__jwk_key_t *k, const uint8_t *h, size_t hlen,
   mbedtls_ecp_keypair *ec = (mbedtls_ecp_keypair *)&k->ec;
   if (!mbedtls_mpi_read_binary(&r, sig, cs) &&
       !mbedtls_mpi_read_binary(&s, sig + cs, cs) &&
-      !mbedtls_ecdsa_verify(&ec->grp, h, hlen, &ec->Q, &r, &s))
+      !mbedtls_ecdsa_verify(&ec->JWS_F(grp), h, hlen, &ec->JWS_F(Q), &r,
+                            &s))
     rc = MESH_OK;
   mbedtls_mpi_free(&r);
   mbedtls_mpi_free(&s);

@@ -222,6 +222,13 @@ int mesh__ares_new(mesh_t *m, const mesh__dns_cfg_t *cfg, const char *service,
   o.ednspsz = 1232;
   int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
              ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ;
+#ifdef ARES_OPT_QUERY_CACHE
+  /* c-ares 1.23+ caches answers (a "no such record" up to the zone's SOA
+   * minimum) by default; discovery follows the records' TTLs itself and
+   * must see a change when the TTL says so. */
+  o.qcache_max_ttl = 0;
+  mask |= ARES_OPT_QUERY_CACHE;
+#endif
   int rc = ares_init_options(&a->ch, &o, mask);
   if (rc != ARES_SUCCESS) {
     free(a);

@@ -10,6 +10,9 @@
 #ifndef MESH_DISCOVERY_ARES_LOOP_H
 #define MESH_DISCOVERY_ARES_LOOP_H
 
+/* c-ares 1.28+ (Debian 13) deprecates ares_parse_*_reply, which we use
+ * while bookworm's 1.18 lacks the replacement (ares_dns_parse). */
+#define CARES_NO_DEPRECATED
 #include <ares.h>
 #include <cjson/cJSON.h>
 

@@ -6,6 +6,7 @@
 #include "tls/be_mbedtls.h"
 
 #include <mbedtls/error.h>
+#include <mbedtls/sha256.h>
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #include <psa/crypto.h>
 #endif
@@ -194,6 +195,110 @@ int mbe_setup_client(const mesh__tls_t *t, mesh__tlsgen_t *g,
   return 0;
 }
 
+#ifdef MBE_TICKET_PEERS
+/* mbedTLS 3.6's TLS 1.3 tickets do not carry the client's certificate (its
+ * TLS 1.2 tickets do), and the re-check of a resumed session
+ * (mesh__verify_resumed) needs the leaf.  The server keeps the leaf of each
+ * TLS 1.3 ticket it issues, keyed by the ticket's SHA-256, in a ring of
+ * MBE_TICKET_PEERS per generation; a ticket whose leaf has left the ring
+ * gets a full handshake.  Nothing is added to the ticket itself: it
+ * travels in the clear in the ClientHello. */
+/* The leaf of the last ticket parsed by this thread: mbedTLS copies only
+ * the ticket's keys into the new session, so handshake() takes the leaf
+ * from here right after the mbedTLS call that parsed it (same thread, same
+ * connection). */
+static _Thread_local unsigned char *parsed_der;
+static _Thread_local size_t parsed_len;
+
+/* The leaf of the resumed session the calling thread is handshaking (set
+ * around the mbedTLS calls): a ticket issued on a resumed TLS 1.3
+ * connection has no peer certificate in its session either. */
+static _Thread_local const unsigned char *resumed_der;
+static _Thread_local size_t resumed_len;
+
+void mbe_ticket_leaf_use(const unsigned char *der, size_t len) {
+  resumed_der = der;
+  resumed_len = len;
+}
+
+void mbe_ticket_leaf_take(unsigned char **der, size_t *len) {
+  if (!parsed_der)
+    return;
+  free(*der);
+  *der = parsed_der;
+  *len = parsed_len;
+  parsed_der = NULL;
+  parsed_len = 0;
+}
+
+static int ticket_write(void *p, const mbedtls_ssl_session *s,
+                        unsigned char *start, const unsigned char *end,
+                        size_t *tlen, uint32_t *lifetime) {
+  mbe_gen_t *b = p;
+  int ret = mbedtls_ssl_ticket_write(&b->ticket, s, start, end, tlen,
+                                     lifetime);
+  const mbedtls_x509_crt *peer = s->MBEDTLS_PRIVATE(peer_cert);
+  /* A resumed session: its leaf from handshake(), or parsed in this very
+   * call when the client's Finished was already there. */
+  const unsigned char *leaf = peer ? peer->raw.p
+                              : resumed_der ? resumed_der
+                                            : parsed_der;
+  size_t leaf_len = peer ? peer->raw.len
+                    : resumed_der ? resumed_len
+                                  : parsed_len;
+  if (ret != 0 ||
+      s->MBEDTLS_PRIVATE(tls_version) != MBEDTLS_SSL_VERSION_TLS1_3 ||
+      !leaf)
+    return ret;
+  unsigned char *der = malloc(leaf_len);
+  if (!der)
+    return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+  memcpy(der, leaf, leaf_len);
+  unsigned char id[32];
+  mbedtls_sha256(start, *tlen, id, 0);
+  pthread_mutex_lock(&b->tmu);
+  mbe_tpeer_t *e = &b->tpeers[b->tnext++ % MBE_TICKET_PEERS];
+  free(e->der);
+  memcpy(e->id, id, sizeof id);
+  e->der = der;
+  e->len = leaf_len;
+  pthread_mutex_unlock(&b->tmu);
+  return 0;
+}
+
+static int ticket_parse(void *p, mbedtls_ssl_session *s, unsigned char *buf,
+                        size_t len) {
+  mbe_gen_t *b = p;
+  unsigned char id[32];
+  mbedtls_sha256(buf, len, id, 0); /* before the parse decrypts in place */
+  int ret = mbedtls_ssl_ticket_parse(&b->ticket, s, buf, len);
+  if (ret != 0 ||
+      s->MBEDTLS_PRIVATE(tls_version) != MBEDTLS_SSL_VERSION_TLS1_3)
+    return ret;
+  unsigned char *der = NULL;
+  size_t dlen = 0;
+  pthread_mutex_lock(&b->tmu);
+  for (size_t i = 0; i < MBE_TICKET_PEERS; i++) {
+    const mbe_tpeer_t *e = &b->tpeers[i];
+    if (!e->der || memcmp(e->id, id, sizeof id) != 0)
+      continue;
+    der = malloc(e->len);
+    if (der) {
+      memcpy(der, e->der, e->len);
+      dlen = e->len;
+    }
+    break;
+  }
+  pthread_mutex_unlock(&b->tmu);
+  if (!der)
+    return MBEDTLS_ERR_SSL_INVALID_MAC; /* not (any more) ours: full hs */
+  free(parsed_der);
+  parsed_der = der;
+  parsed_len = dlen;
+  return 0;
+}
+#endif
+
 static int setup_server(const mesh__tls_t *t, mesh__tlsgen_t *g) {
   mbe_gen_t *b = g->be;
   int ret = setup_common(t, g, &b->server, MBEDTLS_SSL_IS_SERVER,
@@ -208,8 +313,16 @@ static int setup_server(const mesh__tls_t *t, mesh__tlsgen_t *g) {
                                  (uint32_t)t->set.ticket_lifetime_s);
   if (ret != 0)
     return ret;
+#ifdef MBE_TICKET_PEERS
+  b->tpeers = calloc(MBE_TICKET_PEERS, sizeof *b->tpeers);
+  if (!b->tpeers)
+    return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+  mbedtls_ssl_conf_session_tickets_cb(&b->server, ticket_write, ticket_parse,
+                                      b);
+#else
   mbedtls_ssl_conf_session_tickets_cb(&b->server, mbedtls_ssl_ticket_write,
                                       mbedtls_ssl_ticket_parse, &b->ticket);
+#endif
   return 0;
 }
 
@@ -238,6 +351,13 @@ void mbe_gen_free(mesh__tlsgen_t *g) {
   mbedtls_ssl_config_free(&b->server);
   mbedtls_ssl_ticket_free(&b->ticket);
   mbedtls_ctr_drbg_free(&b->drbg);
+#ifdef MBE_TICKET_PEERS
+  if (b->tpeers)
+    for (size_t i = 0; i < MBE_TICKET_PEERS; i++)
+      free(b->tpeers[i].der);
+  free(b->tpeers);
+  pthread_mutex_destroy(&b->tmu);
+#endif
   free(b);
   g->be = NULL;
 }
@@ -248,6 +368,9 @@ int mbe_gen_new(mesh__tls_t *t, mesh__tlsgen_t *g, mesh_status_t *st) {
   if (!b)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   g->be = b;
+#ifdef MBE_TICKET_PEERS
+  pthread_mutex_init(&b->tmu, NULL);
+#endif
   mbedtls_ctr_drbg_init(&b->drbg);
   mbedtls_ssl_config_init(&b->client);
   mbedtls_ssl_config_init(&b->server);

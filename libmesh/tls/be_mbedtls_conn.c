@@ -11,82 +11,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* ---- BIO: the socket under mbedTLS -------------------------------------- */
-
-static int bio_send(void *ctx, const unsigned char *buf, size_t len) {
-  mesh_conn_t *c = ctx;
-  for (;;) {
-    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-    if (n >= 0)
-      return (int)n;
-    if (errno == EINTR)
-      continue;
-    c->sys_errno = errno;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return MBEDTLS_ERR_SSL_WANT_WRITE;
-    if (errno == ECONNRESET || errno == EPIPE)
-      return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_SEND_FAILED;
-  }
-}
-
-#define RA_SIZE (16 * 1024 + 512) /* a full record and then some */
-
-/* One recv into the read-ahead buffer.  @return bytes, 0 at EOF, or an
- * mbedTLS error. */
-static int fill(mesh_conn_t *c, mbe_conn_t *b) {
-  if (!b->ra) {
-    b->ra = malloc(RA_SIZE);
-    if (!b->ra)
-      return MBEDTLS_ERR_SSL_ALLOC_FAILED;
-  }
-  for (;;) {
-    ssize_t n = recv(c->fd, b->ra, RA_SIZE, 0);
-    if (n > 0) {
-      mesh__conn_note_first(c, b->ra, (size_t)n);
-      b->ra_off = 0;
-      b->ra_len = (size_t)n;
-      return (int)n;
-    }
-    if (n == 0) {
-      c->eof = true;
-      return 0; /* mbedTLS reports MBEDTLS_ERR_SSL_CONN_EOF */
-    }
-    if (errno == EINTR)
-      continue;
-    c->sys_errno = errno;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return MBEDTLS_ERR_SSL_WANT_READ;
-    if (errno == ECONNRESET || errno == EPIPE)
-      return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_RECV_FAILED;
-  }
-}
-
-static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
-  mesh_conn_t *c = ctx;
-  mbe_conn_t *b = c->be;
-  if (b->ra_off == b->ra_len) {
-    int r = fill(c, b);
-    if (r <= 0) {
-      free(b->ra);
-      b->ra = NULL;
-      b->ra_off = b->ra_len = 0;
-      return r;
-    }
-  }
-  size_t k = b->ra_len - b->ra_off;
-  if (k > len)
-    k = len;
-  memcpy(buf, b->ra + b->ra_off, k);
-  b->ra_off += k;
-  if (b->ra_off == b->ra_len) {
-    free(b->ra); /* drained: an idle connection holds no buffer */
-    b->ra = NULL;
-    b->ra_off = b->ra_len = 0;
-  }
-  return (int)k;
-}
+/* TLS 1.3 alerts about certificates, sent by us rather than by mbedTLS 3.6
+ * (see server_steps). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000 &&                                    \
+    defined(MBEDTLS_SSL_PROTO_TLS1_3) &&                                       \
+    defined(MBEDTLS_SSL_SERVER_NAME_INDICATION)
+#define MBE_DEFER 1
+#endif
 
 /* ---- verification glue ------------------------------------------------- */
 
@@ -136,6 +67,8 @@ static int verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
 
 /* ---- connection ---------------------------------------------------------- */
 
+static void send_alert(mesh_conn_t *c, int desc);
+
 static int conn_setup(mesh_conn_t *c, const char *const *alpn,
                       mesh_status_t *st) {
   mbe_gen_t *g = c->gen->be;
@@ -167,7 +100,7 @@ static int conn_setup(mesh_conn_t *c, const char *const *alpn,
    * decides); 3.x requires saying so explicitly. */
   mbedtls_ssl_set_hostname(&b->ssl, NULL);
 #endif
-  mbedtls_ssl_set_bio(&b->ssl, c, bio_send, bio_recv, NULL);
+  mbedtls_ssl_set_bio(&b->ssl, c, mbe_bio_send, mbe_bio_recv, NULL);
   mbedtls_ssl_set_verify(&b->ssl, verify_cb, c);
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
   if (c->m->tls->keylog_fd >= 0)
@@ -182,6 +115,8 @@ static void conn_free(mesh_conn_t *c) {
     return;
   mbedtls_ssl_free(&b->ssl);
   free(b->ra);
+  free(b->wb);
+  free(b->tleaf);
   if (b->own_conf_ready)
     mbedtls_ssl_config_free(&b->own_conf);
   free(b);
@@ -217,6 +152,21 @@ static void classify(mesh_conn_t *c, int ret, mesh__hsf_t *f) {
     f->kind = MESH__HSF_ALERT;
     f->alert = b->ssl.MESH__MBEDTLS_FIELD(in_msg)[1];
     return;
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+  case MBEDTLS_ERR_SSL_INVALID_MAC: {
+    /* TLS 1.3 server: a client that refuses our certificate sends its
+     * alert before it has keys, in the clear (RFC 8446 5); mbedTLS 3.6
+     * tries to decrypt it.  Read the alert from the record. */
+    const unsigned char *h = b->ssl.MESH__MBEDTLS_FIELD(in_hdr);
+    if (c->server && h && h[0] == MBEDTLS_SSL_MSG_ALERT && h[3] == 0 &&
+        h[4] == 2) {
+      f->kind = MESH__HSF_ALERT;
+      f->alert = h[6];
+      return;
+    }
+    break;
+  }
+#endif
   case MBEDTLS_ERR_NET_CONN_RESET:
     f->kind = MESH__HSF_RESET;
     return;
@@ -232,9 +182,14 @@ static void classify(mesh_conn_t *c, int ret, mesh__hsf_t *f) {
     return;
 #if defined(MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN) /* 2.28 */
   case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
+#else /* 3.x: a server failing on the ClientHello found nothing in common */
+  case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
+    if (!c->server ||
+        b->ssl.MESH__MBEDTLS_FIELD(state) != MBEDTLS_SSL_CLIENT_HELLO)
+      break;
+#endif
     f->kind = MESH__HSF_NO_CIPHER;
     return;
-#endif
 #if defined(MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION) /* 2.28 */
   case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
 #else /* 3.x */
@@ -257,9 +212,125 @@ static void classify(mesh_conn_t *c, int ret, mesh__hsf_t *f) {
   snprintf(f->detail, sizeof f->detail, "%s (-0x%04x)", err, (unsigned)-ret);
 }
 
-static int handshake(mesh_conn_t *c, mesh__hsf_t *f) {
+#ifdef MBE_DEFER
+/* TLS 1.3 server.  mbedTLS 3.6 sends its alert about the client's
+ * certificate under the server's handshake keys, after its Finished, when
+ * the client already reads with the application keys: the client sees a bad
+ * record MAC, not the reason (Mbed-TLS/mbedtls#10877); and it says
+ * no_certificate (41) for a missing one, not certificate_required (#10900).
+ * So once TLS 1.3 is chosen the client's certificate is optional to mbedTLS
+ * (our verify callback still runs and records its verdict), and
+ * deferred_verdict() refuses it when the handshake is over, under the
+ * application keys, as every other TLS 1.3 stack does. */
+static int server_steps(mbe_conn_t *b) {
+  mbedtls_ssl_context *ssl = &b->ssl;
+  while (!mbedtls_ssl_is_handshake_over(ssl)) {
+    int state = ssl->MESH__MBEDTLS_FIELD(state);
+    if (!b->mode_set && state > MBEDTLS_SSL_CLIENT_HELLO) {
+      b->mode_set = true; /* the ClientHello is processed: version final */
+      b->defer = mbedtls_ssl_get_version_number(ssl) ==
+                 MBEDTLS_SSL_VERSION_TLS1_3;
+      if (b->defer)
+        mbedtls_ssl_set_hs_authmode(ssl, MBEDTLS_SSL_VERIFY_OPTIONAL);
+    }
+    if (state == MBEDTLS_SSL_CLIENT_CERTIFICATE)
+      b->cert_asked = true; /* a full handshake, not a resumption */
+    int ret = mbedtls_ssl_handshake_step(ssl);
+    if (ret != 0)
+      return ret;
+  }
+  return 0;
+}
+
+/* The alert mbedTLS would send for these verify flags (ssl_tls.c). */
+static int alert_for_flags(uint32_t flags) {
+  if (flags & MBEDTLS_X509_BADCERT_OTHER)
+    return MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED;
+  if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+    return MBEDTLS_SSL_ALERT_MSG_BAD_CERT;
+  if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE |
+               MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
+               MBEDTLS_X509_BADCERT_NS_CERT_TYPE |
+               MBEDTLS_X509_BADCERT_BAD_PK | MBEDTLS_X509_BADCERT_BAD_KEY))
+    return MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT;
+  if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+    return MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED;
+  if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+    return MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA;
+  return MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN;
+}
+
+/* The server's verdict on the client's certificate, deferred (see
+ * server_steps); the failure is sorted as classify() would have. */
+static bool deferred_verdict(mesh_conn_t *c, mesh__hsf_t *f) {
   mbe_conn_t *b = c->be;
-  int ret = mbedtls_ssl_handshake(&b->ssl);
+  if (!b->defer || !b->cert_asked)
+    return true;
+  memset(f, 0, sizeof *f);
+  if (!mbedtls_ssl_get_peer_cert(&b->ssl)) {
+    f->kind = MESH__HSF_NO_CERT; /* handshake.c sends certificate_required */
+    return false;
+  }
+  uint32_t flags = mbedtls_ssl_get_verify_result(&b->ssl);
+  if (c->verified && c->verify_code == MESH_OK && flags == 0)
+    return true;
+  f->kind = MESH__HSF_VERIFY;
+  if (c->verify_code != MESH_OK) {
+    flags = flags_for(c->verify_code);
+  } else if (c->verified && (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE |
+                                      MBEDTLS_X509_BADCERT_EXT_KEY_USAGE))) {
+    f->kind = MESH__HSF_KEY_USAGE;
+  } else {
+    own_verify_fail(b, f);
+  }
+  send_alert(c, alert_for_flags(flags));
+  return false;
+}
+#endif
+
+/* The mbedTLS handshake calls; on a server, around them, the leaf of a
+ * TLS 1.3 ticket (see ticket_write/ticket_parse in be_mbedtls.c). */
+static int hs_call(mesh_conn_t *c, mesh__hsf_t *f, bool *refused) {
+  mbe_conn_t *b = c->be;
+  int ret = 0;
+  *refused = false;
+  (void)f; /* used by the TLS 1.3 paths only */
+#ifdef MBE_DEFER
+  if (c->server && !mbedtls_ssl_is_handshake_over(&b->ssl)) {
+    ret = server_steps(b);
+    if (ret == 0 && !deferred_verdict(c, f)) {
+      *refused = true;
+      return MESH_ERR_TLS;
+    }
+  }
+#endif
+  if (ret == 0) /* the rest, if any (TLS 1.3 tickets) */
+    ret = mbedtls_ssl_handshake(&b->ssl);
+  return ret;
+}
+
+static int handshake(mesh_conn_t *c, mesh__hsf_t *f) {
+  bool refused = false;
+  int ret = mbe_flush(c); /* what an earlier call could not send */
+  if (ret == 0) {
+#ifdef MBE_TICKET_PEERS
+    mbe_conn_t *b = c->be;
+    if (c->server)
+      mbe_ticket_leaf_use(b->tleaf, b->tleaf_len);
+    ret = hs_call(c, f, &refused);
+    if (c->server) {
+      mbe_ticket_leaf_use(NULL, 0);
+      mbe_ticket_leaf_take(&b->tleaf, &b->tleaf_len);
+    }
+#else
+    ret = hs_call(c, f, &refused);
+#endif
+    int fr = mbe_flush(c); /* this call's flight, alerts included */
+    if (fr != 0 && (ret == 0 || ret == MBEDTLS_ERR_SSL_WANT_READ))
+      ret = fr;
+  }
+  if (refused)
+    return MESH_ERR_TLS;
   if (ret == 0)
     return MESH_OK;
   if (ret == MBEDTLS_ERR_SSL_WANT_READ)
@@ -292,12 +363,33 @@ static int io_code(int ret) {
   }
 }
 
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+/* A TLS 1.3 NewSessionTicket (client): keep the session now.  Signalled
+ * by mbedTLS 3.6.1+ (MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET). */
+static void got_ticket(mesh_conn_t *c) {
+  if (!c->server && c->m->tls->set.resumption) {
+    mesh__sesscache_save(&c->m->tls->cache, c);
+    c->got_ticket = true;
+  }
+}
+#endif
+
+/* mbedTLS 3.x answers WANT_READ when it has just read a post-handshake
+ * message (a TLS 1.3 NewSessionTicket) and left it for the next call, with
+ * the state off HANDSHAKE_OVER and nothing more on the socket: call again
+ * rather than wait for the socket. */
+static bool msg_left(const mbe_conn_t *b) {
+  return b->ssl.MESH__MBEDTLS_FIELD(state) != MBEDTLS_SSL_HANDSHAKE_OVER;
+}
+
 static long be_read(mesh_conn_t *c, void *buf, size_t len) {
   mbe_conn_t *b = c->be;
-  for (;;) {
+  for (int spins = 0;; spins++) {
     int ret = mbedtls_ssl_read(&b->ssl, buf, len);
     if (ret > 0)
       return ret;
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ && spins < 8 && msg_left(b))
+      continue;
     /* A FIN inside a record (part of it read) is a truncation, never a
      * clean end.  (mbedtls_ssl_read() reports any EOF as 0; in_left says
      * whether bytes of an unfinished record were pending.) */
@@ -311,11 +403,7 @@ static long be_read(mesh_conn_t *c, void *buf, size_t len) {
       return 0;
 #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
     if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
-      /* TLS 1.3 post-handshake ticket, no data: keep the session now */
-      if (!c->server && c->m->tls->set.resumption) {
-        mesh__sesscache_save(&c->m->tls->cache, c);
-        c->got_ticket = true;
-      }
+      got_ticket(c); /* no data: read on */
       continue;
     }
 #endif
@@ -327,8 +415,17 @@ static long be_read(mesh_conn_t *c, void *buf, size_t len) {
 
 static long be_write(mesh_conn_t *c, const void *buf, size_t len) {
   mbe_conn_t *b = c->be;
-  int ret = mbedtls_ssl_write(&b->ssl, buf, len);
-  return ret >= 0 ? ret : io_code(ret);
+  for (int spins = 0;; spins++) {
+    /* A write may first finish a post-handshake message a read left. */
+    int ret = mbedtls_ssl_write(&b->ssl, buf, len);
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET && spins < 8) {
+      got_ticket(c);
+      continue;
+    }
+#endif
+    return ret >= 0 ? ret : io_code(ret);
+  }
 }
 
 static int close_notify(mesh_conn_t *c) {
@@ -346,6 +443,7 @@ static void send_alert(mesh_conn_t *c, int desc) {
   mbe_conn_t *b = c->be;
   mbedtls_ssl_send_alert_message(&b->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                  (unsigned char)desc);
+  mbe_flush(c); /* mid-handshake the BIO holds it: send it now */
 }
 
 static size_t pending(const mesh_conn_t *c) {
@@ -375,6 +473,10 @@ static const char *alpn(const mesh_conn_t *c) {
 static int peer_chain(const mesh_conn_t *c, mbedtls_x509_crt *out) {
   const mbe_conn_t *b = c->be;
   const mbedtls_x509_crt *crt = b ? mbedtls_ssl_get_peer_cert(&b->ssl) : NULL;
+  if ((!crt || !crt->raw.p) && b && b->tleaf) /* resumed TLS 1.3 */
+    return mbedtls_x509_crt_parse_der(out, b->tleaf, b->tleaf_len) == 0
+               ? MESH_OK
+               : MESH_ERR_NOMEM;
   if (!crt || !crt->raw.p)
     return MESH_ERR_NOT_FOUND;
   for (; crt && crt->raw.p; crt = crt->next)

@@ -7,6 +7,7 @@
  * an answer, the walk counts at least the records c-ares returned, and
  * TTLs with the top bit set read as 0 (RFC 2181). */
 #include <arpa/inet.h>
+#define CARES_NO_DEPRECATED /* see discovery/ares_loop.h */
 #include <ares.h>
 #include <arpa/nameser.h>
 #include <stdint.h>
