@@ -11,16 +11,6 @@
 
 #include "tls/tls.h"
 
-/* ---- a connection the call layer lends us, as an HTTP/2 transport -------- */
-
-static long io_read(void *ctx, void *buf, size_t n) {
-  return mesh_conn_read(ctx, buf, n);
-}
-static long io_write(void *ctx, const void *buf, size_t n) {
-  return mesh_conn_write(ctx, buf, n);
-}
-static int io_fd(void *ctx) { return mesh_conn_fd(ctx); }
-
 /* ---- creating a call ---------------------------------------------------------- */
 
 static void load_config(mesh_grpc_call_t *c, mesh__service_t *svc) {
@@ -41,6 +31,9 @@ static int service_setup(mesh_grpc_call_t *c, const char *service,
   c->copts = mesh_call_opts_new();
   if (!c->copts || mesh_call_opts_set_alpn(c->copts, "h2") != MESH_OK)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  /* tries share the endpoint's HTTP/2 sessions (one connection carries
+   * many calls, as a gRPC channel does) */
+  mesh__call_opts_set_mux(c->copts, true);
   int64_t t = o && o->timeout_ms > 0 ? o->timeout_ms
               : c->mcfg && c->mcfg->timeout_ms > 0 ? c->mcfg->timeout_ms
                                                    : 0;
@@ -149,10 +142,27 @@ static int request_headers(mesh_grpc_call_t *c, mesh__grpc_hl_t *l) {
   return rc ? rc : mesh__grpc_hl_add_md(l, c->md);
 }
 
-/* A session over the try's connection: borrowed from the call layer, or
- * taken over from our own dial. */
+/* Our own connection to "host:port" (no service: no pool). */
+static int dial_direct(mesh_grpc_call_t *c, mesh_status_t *st) {
+  mesh_dial_opts_t *o = mesh_dial_opts_new();
+  int64_t left = c->deadline_ms ? c->deadline_ms - mesh__now_ms() : 0;
+  if (!o || mesh_dial_opts_set_alpn(o, "h2") != MESH_OK ||
+      (left > 0 && mesh_dial_opts_set_timeout(o, (int)left) != MESH_OK)) {
+    mesh_dial_opts_free(o);
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
+  int rc = mesh_dial(c->m, c->authority, o, &c->conn, st);
+  mesh_dial_opts_free(o);
+  c->try_deadline_ms = c->deadline_ms;
+  return rc;
+}
+
+/* The try's session: the endpoint's shared one from the call layer's pool
+ * (or the try's fresh connection, which becomes shared), or a session
+ * over our own dial. */
 static int connect_try(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
   int rc;
+  c->own_sess = !c->via_service;
   if (c->via_service) {
     memset(&c->try_, 0, sizeof c->try_);
     c->try_.x = &c->x;
@@ -161,42 +171,41 @@ static int connect_try(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
       return rc;
     c->have_try = true;
     mesh__call_arm(&c->try_);
-    c->conn = c->try_.conn;
+    c->conn = c->try_.conn; /* NULL: a shared session */
     c->try_deadline_ms = soonest(c->deadline_ms, c->try_.try_deadline_ms);
-  } else {
-    mesh_dial_opts_t *o = mesh_dial_opts_new();
-    int64_t left = c->deadline_ms ? c->deadline_ms - mesh__now_ms() : 0;
-    if (!o || mesh_dial_opts_set_alpn(o, "h2") != MESH_OK ||
-        (left > 0 && mesh_dial_opts_set_timeout(o, (int)left) != MESH_OK)) {
-      mesh_dial_opts_free(o);
-      return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-    }
-    rc = mesh_dial(c->m, c->authority, o, &c->conn, st);
-    mesh_dial_opts_free(o);
-    if (rc != MESH_OK)
-      return rc;
-    c->try_deadline_ms = c->deadline_ms;
+  } else if ((rc = dial_direct(c, st)) != MESH_OK) {
+    return rc;
   }
-  mesh__strlcpy(c->peer_id, mesh_conn_peer_id(c->conn), sizeof c->peer_id);
-  c->plaintext = !mesh_conn_is_tls(c->conn);
-  if (!c->plaintext && strcmp(mesh_conn_alpn(c->conn), "h2")) {
+  if (c->conn && mesh_conn_is_tls(c->conn) &&
+      strcmp(mesh_conn_alpn(c->conn), "h2")) {
     c->outcome = MESH__OUT_PROTOCOL_ERROR;
     return mesh__fail(st, MESH_ERR_GRPC_PROTOCOL,
                       "%s did not negotiate ALPN h2 (got \"%s\")",
                       c->authority, mesh_conn_alpn(c->conn));
   }
-  if (!c->via_service) {
+  if (c->own_sess) {
     mesh_conn_t *own = c->conn;
     c->conn = NULL;
-    return mesh__h2_session_new_conn(c->m, own, false, NULL, &c->sess, st);
+    rc = mesh__h2_session_new_conn(c->m, own, false, NULL, &c->sess, st);
+  } else {
+    rc = mesh__h2_call_session(&c->try_, c->conn, true, NULL,
+                               c->try_deadline_ms, &c->sess, st);
+    c->conn = c->try_.conn; /* taken by the session */
   }
-  c->conn->nonblocking = true; /* the session polls; see h2.h */
-  mesh__h2_io_t io = {io_read, io_write, io_fd, NULL, c->conn};
-  return mesh__h2_session_new_io(c->m, &io, false, NULL, &c->sess, st);
+  if (rc != MESH_OK)
+    return rc;
+  mesh__strlcpy(c->peer_id, mesh__h2_session_peer_id(c->sess),
+                sizeof c->peer_id);
+  c->plaintext = !mesh__h2_session_tls(c->sess);
+  return MESH_OK;
 }
 
-int mesh__grpc_try_start(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
+/* One go at a try; *unsent: it failed before anything left (the shared
+ * session filled up or went away meanwhile). */
+static int try_once(mesh_grpc_call_t *c, bool slot, bool *unsent,
+                    mesh_status_t *st) {
   c->outcome = MESH__OUT_RESET;
+  *unsent = false;
   int rc = connect_try(c, slot, st);
   if (rc == MESH_OK) {
     mesh__grpc_hl_t l = {0};
@@ -206,6 +215,24 @@ int mesh__grpc_try_start(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
     else
       mesh__fail(st, rc, "out of memory");
     mesh__grpc_hl_free(&l);
+    *unsent = rc == MESH_ERR_CIRCUIT_OPEN || rc == MESH_ERR_PEER_CLOSED;
+  }
+  return rc;
+}
+
+int mesh__grpc_try_start(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
+  int rc;
+  bool unsent;
+  /* a stream that never left is taken elsewhere at once (gRPC's
+   * transparent retry): bounded, and not an attempt */
+  for (int i = 0;; i++) {
+    rc = try_once(c, slot, &unsent, st);
+    slot = false;
+    if (rc == MESH_OK || !unsent || i >= 3)
+      break;
+    c->outcome = MESH__OUT_CANCELLED; /* no verdict on the endpoint */
+    mesh__grpc_try_end(c);
+    mesh__grpc_try_reset(c);
   }
   c->attempts++;
   if (rc != MESH_OK && (c->have_try || c->sess || c->conn)) {
@@ -420,18 +447,19 @@ void mesh__grpc_try_end(mesh_grpc_call_t *c) {
     set_status(c, MESH__GRPC_UNAVAILABLE, "the call ended without a status");
   mesh__h2_stream_free(c->stream);
   c->stream = NULL;
-  mesh__h2_session_free(c->sess);
-  c->sess = NULL;
+  if (c->own_sess)
+    mesh__h2_session_free(c->sess);
+  else if (c->conn && !c->sess)
+    c->conn = NULL; /* the call layer's, closed by mesh__call_finish */
+  c->sess = NULL; /* a shared one goes back with the try */
   if (!c->have_try)
     return;
-  c->conn->nonblocking = false;
   mesh__span_attr_str(&c->try_.span, "rpc.system", "grpc");
   mesh__span_attr_int(&c->try_.span, "rpc.grpc.status_code", c->status);
   int http = c->outcome == MESH__OUT_OK_CLOSE
                  ? mesh__grpc_code_to_http(c->status)
                  : 0;
   mesh__callx_avoid(&c->x, c->try_.host);
-  /* never pooled: the session wrote HTTP/2 frames on it */
   mesh__call_finish(&c->try_, c->outcome == MESH__OUT_OK ? MESH__OUT_OK_CLOSE
                                                          : c->outcome,
                     http);

@@ -34,7 +34,9 @@ struct mesh_grpc_call {
   const mesh__grpc_method_cfg_t *mcfg; /* entry for path, or NULL */
   /* the current try */
   mesh_conn_t *conn;           /* borrowed from the try (service) */
-  mesh__h2_session_t *sess;
+  mesh__h2_session_t *sess;    /* shared (the try's) unless own_sess */
+  bool own_sess;               /* over our own dial: freed with the try */
+  int transparent;             /* transparent retries of refused streams */
   mesh__h2_stream_t *stream;
   bool plaintext;
   int64_t try_deadline_ms;     /* absolute, 0 none */

@@ -109,17 +109,25 @@ static int unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
   return MESH_OK;
 }
 
-/* Should the call go on after this try, and after how long? */
-static bool want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
+/* Should the call go on after this try, and after how long?  2: a
+ * transparent retry (the server never processed the try: REFUSED_STREAM,
+ * or above a GOAWAY's last stream id), which is not an attempt and takes
+ * nothing from the retry budget (gRFC A6), bounded by MAX_TRANSPARENT. */
+#define MAX_TRANSPARENT 4
+static int want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
   *delay_ms = -1; /* the service's own backoff */
   if (c->status == MESH__GRPC_OK || !c->via_service ||
-      c->x.max_retries == 0 || c->status == MESH__GRPC_CANCELLED ||
-      c->outcome == MESH__OUT_CANCELLED)
-    return false;
-  if (c->refused && c->attempts == 1) {
-    *delay_ms = 0; /* transparent: the server never saw it */
-    return true;
+      c->status == MESH__GRPC_CANCELLED || c->outcome == MESH__OUT_CANCELLED)
+    return 0;
+  if (c->refused && c->transparent < MAX_TRANSPARENT &&
+      !atomic_load(&c->cancelled)) {
+    *delay_ms = 0;
+    c->transparent++;
+    c->attempts--;
+    return 2;
   }
+  if (c->x.max_retries == 0)
+    return 0;
   if (c->mcfg && c->mcfg->has_retry) {
     const mesh__grpc_retry_t *r = &c->mcfg->retry;
     if (!mesh__grpc_retryable(r, c->status) || c->pushback < 0 ||
@@ -155,8 +163,13 @@ static int unary_loop(mesh_grpc_call_t *c, const void *req, size_t len,
     if (rc != MESH_OK)
       return c->attempts > 1 && c->status >= 0 ? MESH_OK : rc;
     int64_t delay;
-    if (!want_retry(c, &delay))
+    int want = want_retry(c, &delay);
+    if (!want)
       return MESH_OK;
+    if (want == 2) {
+      mesh__grpc_try_reset(c);
+      continue;
+    }
     mesh_status_t bst;
     if (mesh__callx_may_retry(&c->x, &slot, &bst) != MESH_OK)
       return MESH_OK; /* the budget said no: the last status stands */

@@ -398,6 +398,10 @@ const char *mesh__h2_session_peer_id(const mesh__h2_session_t *s) {
   return s ? s->peer_id : "";
 }
 
+bool mesh__h2_session_tls(const mesh__h2_session_t *s) {
+  return s && s->tls;
+}
+
 int mesh__h2_session_fd(const mesh__h2_session_t *s) {
   return s ? s->fd : -1;
 }
