@@ -186,7 +186,9 @@ static int connect_try(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
   if (c->own_sess) {
     mesh_conn_t *own = c->conn;
     c->conn = NULL;
-    rc = mesh__h2_session_new_conn(c->m, own, false, NULL, &c->sess, st);
+    rc = mesh__h2_session_new_conn(c->m, own, false,
+                                   &mesh__http_settings(c->m)->h2, &c->sess,
+                                   st);
   } else {
     rc = mesh__h2_call_session(&c->try_, c->conn, true, NULL,
                                c->try_deadline_ms, &c->sess, st);

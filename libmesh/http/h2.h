@@ -113,6 +113,20 @@ typedef struct mesh__h2_settings {
   int64_t keepalive_ms;            /* PING after this much silence while a
                                       thread drives; 0: off.  Default 0 */
   int64_t keepalive_timeout_ms;    /* no ack within: session dead.  20000 */
+  bool keepalive_without_calls;    /* PING also while no stream is open
+                                      (gRPC's permit_without_calls).
+                                      Default true; the config's default
+                                      is gRPC's: false */
+  /* server: gRPC's ping abuse policy.  A PING sooner than
+   * min_ping_interval_ms after the previous one (2 h while no stream is
+   * open, unless permit_pings_without_calls) is a strike; more than
+   * max_ping_strikes strikes end the session with GOAWAY
+   * ENHANCE_YOUR_CALM "too_many_pings".  Sending HEADERS or DATA clears
+   * the strikes.  0: off (the struct default; the config's is gRPC's
+   * 300000 ms and 2 strikes). */
+  int64_t min_ping_interval_ms;
+  uint32_t max_ping_strikes;       /* 0: any number */
+  bool permit_pings_without_calls;
   /* hostile peers */
   uint32_t max_resets_burst;       /* RST_STREAMs from the peer: token
                                       bucket of this size ... 1000 */
@@ -400,7 +414,7 @@ int mesh__h2_http_try(mesh_call_t *call, mesh_conn_t *conn, const char *host,
  *  which the host's pool then shares with later calls once the peer's
  *  SETTINGS arrived (waited for until deadline, at most 2 s).  The session
  *  stays the call layer's: do not free it (mesh__call_finish() hands it
- *  back).  set: settings of a new session (NULL: defaults).
+ *  back).  set: settings of a new session (NULL: the context's http.http2).
  *  @return MESH_OK (*out borrowed), MESH_ERR_NOT_FOUND (conn is not
  *          HTTP/2), or the error of starting the session (conn closed). */
 int mesh__h2_call_session(mesh_call_t *call, mesh_conn_t *conn,

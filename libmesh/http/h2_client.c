@@ -232,6 +232,8 @@ int mesh__h2_call_session(mesh_call_t *call, mesh_conn_t *conn,
   conn->nonblocking = true;
   char peer[sizeof s->peer_id];
   mesh__strlcpy(peer, mesh_conn_peer_id(conn), sizeof peer);
+  if (!set)
+    set = &mesh__http_settings(conn->m)->h2;
   int rc = mesh__h2_session_new_io(conn->m, &io, false, set, &s, st);
   if (rc != MESH_OK) {
     /* the connection went with the failed session: nothing to pool */

@@ -26,6 +26,8 @@ typedef struct mux {
 #define MUX_MAX 64 /* sessions per endpoint */
 
 static void mux_clear(mesh__pool_t *p, bool all);
+static bool mux_dead(const mux_t *e);
+static void mux_drop(mesh__pool_t *p, size_t i, mux_t *closing);
 
 struct mesh__pool {
   pthread_mutex_t mu;
@@ -160,10 +162,25 @@ size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
       p->v[keep++] = it;
   }
   p->n = keep;
+  /* shared sessions: advance each one (keepalive PINGs, GOAWAY, EOF) --
+   * nobody else drives an idle one -- and close the dead idle ones */
+  mux_t mdead[MUX_MAX];
+  size_t nm = 0;
+  for (size_t i = 0; i < p->nmux;) {
+    mux_t *e = &p->mux[i];
+    bool gone = mux_dead(e) || (idle_timeout_ms > 0 &&
+                                now_ms - e->idle_since_ms >= idle_timeout_ms);
+    if (e->inflight == 0 && gone)
+      mux_drop(p, i, &mdead[nm++]);
+    else
+      i++;
+  }
   pthread_mutex_unlock(&p->mu);
   for (size_t i = 0; i < nd; i++)
     p->ops.close(dead[i], p->user);
-  return nd;
+  for (size_t i = 0; i < nm; i++)
+    mdead[i].ops->close(mdead[i].sess, p->user);
+  return nd + nm;
 }
 
 size_t mesh__pool_clear(mesh__pool_t *p) {
