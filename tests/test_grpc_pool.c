@@ -5,12 +5,17 @@
  * servers (one client port per connection: grpcio's context.peer()).
  * Also: the peer's MAX_CONCURRENT_STREAMS opens more connections, GOAWAY
  * (grpcio's max_connection_age) drains and re-dials without losing a
- * call. */
+ * call.  Keepalive (http.http2, gRPC's semantics): a peer that stops
+ * answering (SIGSTOP) is found by PINGs, during a call and, with
+ * keepalive_permit_without_calls, while idle; our server's ping abuse
+ * policy sends GOAWAY ENHANCE_YOUR_CALM to a client pinging too often. */
 #include "helpers.h"
 #include "test_grpc_util.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mesh/mesh.h>
@@ -163,11 +168,225 @@ static void test_goaway_redial(void) {
   th_stop(a);
 }
 
+/* ---- keepalive ------------------------------------------------------------------ */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Established TCP connections to 127.0.0.1:port seen from the client side
+ * (remote port == port), from /proc/net/tcp. */
+static int established_to(int port) {
+  FILE *f = fopen("/proc/net/tcp", "r");
+  if (!f)
+    return -1;
+  char line[512];
+  int n = 0;
+  if (!fgets(line, sizeof line, f)) { /* header */
+    fclose(f);
+    return -1;
+  }
+  while (fgets(line, sizeof line, f)) {
+    unsigned la, lp, ra, rp, state;
+    if (sscanf(line, " %*d: %x:%x %x:%x %x", &la, &lp, &ra, &rp, &state) ==
+            5 &&
+        rp == (unsigned)port && state == 1)
+      n++;
+  }
+  fclose(f);
+  return n;
+}
+
+#define KA(t, to, permit)                                                   \
+  "\"http\": {\"http2\": {\"keepalive_time_ms\": " #t                          \
+  ", \"keepalive_timeout_ms\": " #to                                         \
+  ", \"keepalive_permit_without_calls\": " #permit "}}"
+
+typedef struct slow {
+  mesh_t *m;
+  int rc, code;
+  _Atomic bool done;
+  int64_t end_ms;
+} slow_t;
+
+/* One call the server holds for 4 s, no retries. */
+static void *slow_call(void *p) {
+  slow_t *s = p;
+  mesh_grpc_call_opts_t *o = mesh_grpc_call_opts_new();
+  mesh_grpc_metadata_t *md = mesh_grpc_metadata_new();
+  mesh_grpc_metadata_add(md, "x-sleep-ms", "4000", NULL);
+  mesh_grpc_call_opts_set_metadata(o, md);
+  mesh_grpc_call_opts_set_retry(o, 0);
+  mesh_grpc_call_opts_set_timeout(o, 30000);
+  void *resp = NULL;
+  size_t rl;
+  mesh_grpc_call_t *c = NULL;
+  s->rc = mesh_grpc_unary(s->m, "echo", "/mesh.v1.Echo/Echo", o, "x", 1,
+                          &resp, &rl, &c, NULL);
+  s->code = c ? mesh_grpc_call_status(c) : -1;
+  s->end_ms = now_ms();
+  atomic_store(&s->done, true);
+  mesh_grpc_free(resp);
+  mesh_grpc_call_free(c);
+  mesh_grpc_metadata_free(md);
+  mesh_grpc_call_opts_free(o);
+  return NULL;
+}
+
+/* A peer stopped (SIGSTOP) during a call: with keepalive (500 ms + 1 s)
+ * the call ends UNAVAILABLE well before the server's 4 s; without, it is
+ * still waiting 3 s later and completes once the peer runs again.  Either
+ * way the next call works (a new connection after the dead one). */
+static void test_keepalive_mid_call(void) {
+  static const struct {
+    bool keepalive;
+    const char *cfg;
+  } rows[] = {{true, KA(500, 1000, false)}, {false, NULL}};
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    int port;
+    pid_t a = tg_py_server("pool_ka", "echo", &port);
+    CU_ASSERT_FATAL(a > 0);
+    char extra[2048];
+    snprintf(extra, sizeof extra,
+             "\"services\": {\"echo\": {\"discovery\": {\"type\":"
+             " \"static\", \"endpoints\": [{\"address\": \"127.0.0.1\","
+             " \"port\": %d}]}}}%s%s",
+             port, rows[i].cfg ? ", " : "", rows[i].cfg ? rows[i].cfg : "");
+    mesh_t *m = NULL;
+    mesh_status_t st;
+    if (mesh_new(tg_config("cli", extra), &m, &st) != MESH_OK)
+      fprintf(stderr, "\nconfig: %s\n", st.message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    slow_t s = {.m = m};
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, slow_call, &s) == 0);
+    int64_t cap = now_ms() + 20000;
+    while (tg_events("pool_ka", "start Echo") == 0 && now_ms() < cap)
+      usleep(5000);
+    kill(a, SIGSTOP);
+    int64_t t0 = now_ms();
+    if (rows[i].keepalive) {
+      while (!atomic_load(&s.done) && now_ms() < t0 + 15000)
+        usleep(10000);
+      CU_ASSERT(atomic_load(&s.done));
+      /* generous: keepalive_time + timeout = 1.5 s, the server's 4 s */
+      CU_ASSERT(s.end_ms - t0 < 3500);
+      CU_ASSERT_EQUAL(s.rc, MESH_ERR_GRPC_STATUS);
+      CU_ASSERT_EQUAL(s.code, MESH_GRPC_UNAVAILABLE);
+      kill(a, SIGCONT);
+    } else {
+      usleep(3000 * 1000);
+      CU_ASSERT(!atomic_load(&s.done)); /* nothing else ends it */
+      kill(a, SIGCONT);
+    }
+    pthread_join(t, NULL);
+    if (!rows[i].keepalive)
+      CU_ASSERT_EQUAL(s.rc, MESH_OK);
+    /* the next call gets through (on a new connection after keepalive) */
+    CU_ASSERT_EQUAL(run_calls(m, 1, 1, NULL), 1);
+    CU_ASSERT_EQUAL(tg_events_distinct("pool_ka", "peer "),
+                    rows[i].keepalive ? 2 : 1);
+    mesh_free(m);
+    th_stop(a);
+  }
+}
+
+/* An idle pooled connection to a stopped peer: with
+ * keepalive_permit_without_calls the client PINGs it anyway and closes it
+ * (found by the pool's sweep); without, it stays (gRPC: no PING without
+ * calls). */
+static void test_keepalive_idle(void) {
+  static const struct {
+    bool permit;
+    const char *cfg;
+  } rows[] = {{true, KA(300, 500, true)}, {false, KA(300, 500, false)}};
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    int port;
+    pid_t a = tg_py_server("pool_idle", "echo", &port);
+    CU_ASSERT_FATAL(a > 0);
+    char extra[2048];
+    snprintf(extra, sizeof extra,
+             "\"services\": {\"echo\": {\"discovery\": {\"type\":"
+             " \"static\", \"endpoints\": [{\"address\": \"127.0.0.1\","
+             " \"port\": %d}]}, \"pool\": {\"idle_timeout_ms\": 600000}}}, %s",
+             port, rows[i].cfg);
+    mesh_t *m = NULL;
+    mesh_status_t st;
+    if (mesh_new(tg_config("cli", extra), &m, &st) != MESH_OK)
+      fprintf(stderr, "\nconfig: %s\n", st.message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL(run_calls(m, 1, 1, NULL), 1);
+    CU_ASSERT_EQUAL(established_to(port), 1);
+    kill(a, SIGSTOP);
+    int64_t t0 = now_ms();
+    int left = 1;
+    /* the sweep runs every <= 5 s: 0.3 + 0.5 + 5 s, bounded at 15 s */
+    while ((left = established_to(port)) > 0 && now_ms() < t0 + 15000 &&
+           (rows[i].permit || now_ms() < t0 + 3000))
+      usleep(50000);
+    if (rows[i].permit) {
+      CU_ASSERT_EQUAL(left, 0);
+      fprintf(stderr, "(closed after %lld ms) ", (long long)(now_ms() - t0));
+    } else {
+      CU_ASSERT_EQUAL(left, 1);
+    }
+    kill(a, SIGCONT);
+    CU_ASSERT_EQUAL(run_calls(m, 1, 1, NULL), 1);
+    mesh_free(m);
+    th_stop(a);
+  }
+}
+
+/* Our server's ping abuse policy: a client PINGing every 100 ms during a
+ * call the server holds for 4 s gets GOAWAY ENHANCE_YOUR_CALM after 2
+ * strikes when the server wants >= 1 s between PINGs (the call fails
+ * UNAVAILABLE at once); a server allowing 50 ms lets the call finish. */
+static void test_ping_abuse_policy(void) {
+  static const struct {
+    const char *srv;
+    int rc;
+  } rows[] = {
+      {"\"http\": {\"http2\": {\"min_ping_interval_ms\": 1000}}",
+       MESH_ERR_GRPC_STATUS},
+      {"\"http\": {\"http2\": {\"min_ping_interval_ms\": 50}}", MESH_OK},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    tg_server_t srv;
+    CU_ASSERT_FATAL(tg_server_start(&srv, rows[i].srv));
+    char extra[2048];
+    snprintf(extra, sizeof extra,
+             "\"services\": {\"echo\": {\"discovery\": {\"type\":"
+             " \"static\", \"endpoints\": [{\"address\": \"127.0.0.1\","
+             " \"port\": %d}]}}}, %s",
+             srv.port, KA(100, 2000, false));
+    mesh_t *m = NULL;
+    mesh_status_t st;
+    if (mesh_new(tg_config("cli", extra), &m, &st) != MESH_OK)
+      fprintf(stderr, "\nconfig: %s\n", st.message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    slow_t s = {.m = m};
+    int64_t t0 = now_ms();
+    slow_call(&s);
+    CU_ASSERT_EQUAL(s.rc, rows[i].rc);
+    if (rows[i].rc != MESH_OK) {
+      CU_ASSERT_EQUAL(s.code, MESH_GRPC_UNAVAILABLE);
+      CU_ASSERT(s.end_ms - t0 < 3500); /* 3 PINGs, not the 4 s call */
+    }
+    mesh_free(m);
+    tg_server_stop(&srv);
+  }
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("grpc_pool", NULL, NULL);
   CU_add_test(s, "one connection per endpoint", test_one_connection_per_endpoint);
   CU_add_test(s, "MAX_CONCURRENT_STREAMS", test_max_concurrent_streams);
   CU_add_test(s, "GOAWAY: drain and re-dial", test_goaway_redial);
+  CU_add_test(s, "keepalive: stopped peer mid-call", test_keepalive_mid_call);
+  CU_add_test(s, "keepalive: idle connection", test_keepalive_idle);
+  CU_add_test(s, "server ping abuse policy", test_ping_abuse_policy);
 }
 
 int main(void) { return th_run_suites("test_grpc_pool", add); }

@@ -267,6 +267,9 @@ static int stream_failed(mesh_grpc_call_t *c, int rc, mesh_status_t *st) {
     c->outcome = MESH__OUT_CANCELLED;
     return mesh__fail(st, MESH_ERR_CANCELLED, "the call was cancelled");
   }
+  if (rc == MESH_ERR_TIMEOUT && c->sess &&
+      mesh__h2_session_status(c->sess, NULL, NULL) == MESH_ERR_TIMEOUT)
+    rc = MESH_ERR_PEER_CLOSED; /* keepalive: the connection, not the call */
   if (rc == MESH_ERR_TIMEOUT) {
     bool overall = c->deadline_ms && mesh__now_ms() >= c->deadline_ms;
     set_status(c, MESH__GRPC_DEADLINE_EXCEEDED,
