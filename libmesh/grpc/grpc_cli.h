@@ -27,6 +27,9 @@ struct mesh_grpc_call {
   bool via_service;
   mesh_call_opts_t *copts;     /* x borrows its alpn */
   mesh__callx_t x;
+  mesh__callx_t *xp;           /* &x, or a hedged call's (shared) */
+  pthread_mutex_t *xmu;        /* hedging: guards *xp across attempts */
+  pthread_mutex_t *smu;        /* hedging: guards stream vs. cancel */
   bool have_x;
   mesh_call_t try_;
   bool have_try;
@@ -71,6 +74,8 @@ int mesh__grpc_try_start(mesh_grpc_call_t *c, bool retry_slot,
 /** End the try: status from the error if none, outcome to the call layer,
  *  free stream and session.  Idempotent. */
 void mesh__grpc_try_end(mesh_grpc_call_t *c);
+/** Set the call's status unless one is known. */
+void mesh__grpc_set_status(mesh_grpc_call_t *c, int code, const char *msg);
 /** Reset the per-try state for the next try. */
 void mesh__grpc_try_reset(mesh_grpc_call_t *c);
 /** Write one framed message; end ends our side.  @return as send. */

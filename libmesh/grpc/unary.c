@@ -126,7 +126,7 @@ static int want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
     c->attempts--;
     return 2;
   }
-  if (c->x.max_retries == 0)
+  if (c->xp->max_retries == 0)
     return 0;
   if (c->mcfg && c->mcfg->has_retry) {
     const mesh__grpc_retry_t *r = &c->mcfg->retry;
@@ -138,7 +138,7 @@ static int want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
                                                         mesh__res_rand());
     return true;
   }
-  return mesh__retry_wanted(&c->x.rs->cfg.retry, c->outcome,
+  return mesh__retry_wanted(&c->xp->rs->cfg.retry, c->outcome,
                             mesh__grpc_code_to_http(c->status));
 }
 
@@ -171,13 +171,13 @@ static int unary_loop(mesh_grpc_call_t *c, const void *req, size_t len,
       continue;
     }
     mesh_status_t bst;
-    if (mesh__callx_may_retry(&c->x, &slot, &bst) != MESH_OK)
+    if (mesh__callx_may_retry(c->xp, &slot, &bst) != MESH_OK)
       return MESH_OK; /* the budget said no: the last status stands */
     bool go = delay >= 0 ? pause_ms(c, delay)
-                         : mesh__callx_backoff(&c->x, &bst) == MESH_OK;
+                         : mesh__callx_backoff(c->xp, &bst) == MESH_OK;
     if (!go) {
       if (slot)
-        mesh__breaker_give(&c->x.rs->br.retries);
+        mesh__breaker_give(&c->xp->rs->br.retries);
       if (c->deadline_ms && mesh__now_ms() + 1 >= c->deadline_ms) {
         c->status = MESH__GRPC_DEADLINE_EXCEEDED;
         free(c->message);
@@ -185,7 +185,7 @@ static int unary_loop(mesh_grpc_call_t *c, const void *req, size_t len,
       }
       return MESH_OK;
     }
-    c->x.retries++;
+    c->xp->retries++;
     mesh__grpc_try_reset(c);
   }
 }
@@ -213,8 +213,8 @@ int mesh_grpc_unary(mesh_t *m, const char *target, const char *method,
     c->done = true;
     rc = mesh_grpc_call_finish(c, st);
   } else if (c->have_x) {
-    mesh__callx_done(&c->x, rc);
-    mesh__callx_fini(&c->x);
+    mesh__callx_done(c->xp, rc);
+    mesh__callx_fini(c->xp);
     c->have_x = false;
   }
   if (done && (rc == MESH_OK || rc == MESH_ERR_GRPC_STATUS))
