@@ -19,7 +19,9 @@ step), over mutual TLS with the test's development CA.
     with that status; x-sleep-ms N waits first (deadline tests); every
     x-echo-* key comes back as initial metadata, and the trailers carry
     x-peer-id (the client's SPIFFE ID) and x-trailer-bin (bytes 0 1 2 255).
-    --mode unavailable answers every call UNAVAILABLE (a broken backend).
+    --mode unavailable answers every call UNAVAILABLE (a broken backend);
+    --mode slow answers Echo after 3 s ("cancelled Echo" when the client
+    cancels first).
     --events FILE appends "start METHOD", "cancelled METHOD" and
     "done METHOD" lines, and "peer ipv4:ADDR:PORT" per call (the client's
     port: one per connection).  --option grpc.KEY=INT (repeatable) adds a
@@ -154,8 +156,22 @@ def make_handler(mode, ev):
             ev.add("cancelled Expand")
             raise
 
+    def slow(req, ctx):  # a slow backend: 3 s per call unless cancelled
+        ev.add("start Echo")
+        ev.add("peer " + ctx.peer())
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            if not ctx.is_active():
+                ev.add("cancelled Echo")
+                return req
+            time.sleep(0.005)
+        ev.add("done Echo")
+        return req
+
     if mode == "unavailable":
         table = {"Echo": grpc.unary_unary_rpc_method_handler(unavailable)}
+    elif mode == "slow":
+        table = {"Echo": grpc.unary_unary_rpc_method_handler(slow)}
     else:
         table = {
             "Echo": grpc.unary_unary_rpc_method_handler(echo),

@@ -74,6 +74,16 @@ int mesh__grpc_try_start(mesh_grpc_call_t *c, bool retry_slot,
 /** End the try: status from the error if none, outcome to the call layer,
  *  free stream and session.  Idempotent. */
 void mesh__grpc_try_end(mesh_grpc_call_t *c);
+/** One try of a unary call: start, send req, read the one response
+ *  (*resp on OK), end.  @return MESH_OK with the try's status in c, or
+ *  the error of getting a connection. */
+int mesh__grpc_unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
+                         size_t len, void **resp, size_t *resp_len,
+                         mesh_status_t *st);
+/** A unary call under the method's hedgingPolicy (hedge.c).  @return as
+ *  the retry loop: MESH_OK with the committed try's status in c. */
+int mesh__grpc_hedged(mesh_grpc_call_t *c, const void *req, size_t len,
+                      void **resp, size_t *resp_len, mesh_status_t *st);
 /** Set the call's status unless one is known. */
 void mesh__grpc_set_status(mesh_grpc_call_t *c, int code, const char *msg);
 /** Reset the per-try state for the next try. */

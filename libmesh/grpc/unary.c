@@ -62,9 +62,9 @@ int mesh_grpc_call_opts_set_retry(mesh_grpc_call_opts_t *o, int on) {
 
 /* ---- one try of a unary call ------------------------------------------------- */
 
-static int unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
-                     size_t len, void **resp, size_t *resp_len,
-                     mesh_status_t *st) {
+int mesh__grpc_unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
+                         size_t len, void **resp, size_t *resp_len,
+                         mesh_status_t *st) {
   int rc = mesh__grpc_try_start(c, slot, st);
   if (rc != MESH_OK)
     return rc; /* no connection: the call layer already retried */
@@ -158,7 +158,7 @@ static int unary_loop(mesh_grpc_call_t *c, const void *req, size_t len,
                       void **resp, size_t *resp_len, mesh_status_t *st) {
   bool slot = false;
   for (;;) {
-    int rc = unary_try(c, slot, req, len, resp, resp_len, st);
+    int rc = mesh__grpc_unary_try(c, slot, req, len, resp, resp_len, st);
     slot = false;
     if (rc != MESH_OK)
       return c->attempts > 1 && c->status >= 0 ? MESH_OK : rc;
@@ -208,7 +208,10 @@ int mesh_grpc_unary(mesh_t *m, const char *target, const char *method,
   int rc = mesh__grpc_call_new(m, target, method, opts, &c, st);
   if (rc != MESH_OK)
     return rc;
-  rc = unary_loop(c, req, req_len, resp, resp_len, st);
+  if (c->via_service && c->mcfg && c->mcfg->has_hedge && c->xp->max_retries)
+    rc = mesh__grpc_hedged(c, req, req_len, resp, resp_len, st);
+  else
+    rc = unary_loop(c, req, req_len, resp, resp_len, st);
   if (rc == MESH_OK) {
     c->done = true;
     rc = mesh_grpc_call_finish(c, st);
