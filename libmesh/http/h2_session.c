@@ -173,6 +173,18 @@ static void ping_policy(mesh__h2_session_t *s) {
   s->too_many_pings = true; /* feed() flushes it and ends the session */
 }
 
+static void goaway_in(mesh__h2_session_t *s, const nghttp2_goaway *g) {
+  s->goaway_recv = true;
+  s->goaway_code = g->error_code;
+  if (g->error_code == NGHTTP2_ENHANCE_YOUR_CALM)
+    mesh__log(s->m, MESH_LOG_WARN, "h2_goaway_calm",
+              "the peer sent GOAWAY ENHANCE_YOUR_CALM \"%.*s\" (with "
+              "\"too_many_pings\": http.http2.keepalive_time_ms is shorter "
+              "than it allows)",
+              (int)(g->opaque_data_len > 64 ? 64 : g->opaque_data_len),
+              (const char *)g->opaque_data);
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
                          void *user) {
   (void)ng;
@@ -222,17 +234,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
     }
     break;
   case NGHTTP2_GOAWAY:
-    s->goaway_recv = true;
-    s->goaway_code = f->goaway.error_code;
-    if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM)
-      mesh__log(s->m, MESH_LOG_WARN, "h2_goaway_calm",
-                "the peer sent GOAWAY ENHANCE_YOUR_CALM \"%.*s\" (with "
-                "\"too_many_pings\": http.http2.keepalive_time_ms is "
-                "shorter than it allows)",
-                (int)(f->goaway.opaque_data_len > 64
-                          ? 64
-                          : f->goaway.opaque_data_len),
-                (const char *)f->goaway.opaque_data);
+    goaway_in(s, &f->goaway);
     break;
   default:
     break;
