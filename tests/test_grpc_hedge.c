@@ -103,7 +103,7 @@ static void test_hedging(void) {
     CU_ASSERT_FATAL(a > 0 && b > 0);
     mesh_t *m = client(pa, pb, rows[r].delay);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    int hedged = 0;
+    int tries = 0;
     for (int i = 0; i < 6; i++) {
       int code = -1, att = 0;
       int64_t ms = 0;
@@ -111,17 +111,24 @@ static void test_hedging(void) {
       CU_ASSERT_EQUAL(rc, rows[r].code ? MESH_ERR_GRPC_STATUS : MESH_OK);
       CU_ASSERT_EQUAL(code, rows[r].code);
       CU_ASSERT(ms < rows[r].max_ms);
-      CU_ASSERT(att >= 1 && att <= 2);
-      hedged += att == 2;
+      CU_ASSERT(att >= 1 && att <= 3); /* maxAttempts */
+      tries += att;
       if (ms >= rows[r].max_ms || code != rows[r].code)
         fprintf(stderr, "\nrow %zu call %d: status %d after %lld ms, %d "
                 "attempts\n", r, i, code, (long long)ms, att);
     }
-    /* round robin sends some first tries to the bad backend */
+    /* round robin sends some first tries to the bad backend; every call
+     * was answered by the fast one; each try reached one backend (or was
+     * cancelled before it did: a loaded machine can make a fast try slower
+     * than the delay, and start one more hedge) */
     int bad = tg_events("hedge_bad", "start Echo");
+    int fast = tg_events("hedge_fast", "start Echo");
     CU_ASSERT(bad >= 1);
-    CU_ASSERT_EQUAL(hedged, bad);
-    CU_ASSERT_EQUAL(tg_events("hedge_fast", "start Echo"), 6);
+    CU_ASSERT(fast >= 6);
+    CU_ASSERT(tries >= bad + fast && tries > 6);
+    if (bad < 1 || fast < 6 || tries < bad + fast)
+      fprintf(stderr, "\nrow %zu: %d tries, bad backend saw %d, fast %d\n",
+              r, tries, bad, fast);
     if (!strcmp(rows[r].bad_mode, "slow")) {
       /* every slow try was cancelled, none answered */
       CU_ASSERT_EQUAL(events_reach("hedge_bad", "cancelled Echo", bad), bad);
