@@ -19,9 +19,14 @@ step), over mutual TLS with the test's development CA.
     with that status; x-sleep-ms N waits first (deadline tests); every
     x-echo-* key comes back as initial metadata, and the trailers carry
     x-peer-id (the client's SPIFFE ID) and x-trailer-bin (bytes 0 1 2 255).
-    --mode unavailable answers every call UNAVAILABLE (a broken backend).
+    --mode unavailable answers every call UNAVAILABLE (a broken backend);
+    --mode slow answers Echo after 3 s ("cancelled Echo" when the client
+    cancels first).
     --events FILE appends "start METHOD", "cancelled METHOD" and
-    "done METHOD" lines.  SIGUSR1 stops it gracefully (GOAWAY, calls in
+    "done METHOD" lines, and "peer ipv4:ADDR:PORT" per call (the client's
+    port: one per connection).  --option grpc.KEY=INT (repeatable) adds a
+    server channel argument (max_concurrent_streams, max_connection_age_ms,
+    keepalive enforcement ...).  SIGUSR1 stops it gracefully (GOAWAY, calls in
     flight get --grace seconds), SIGTERM at once.
     Prints "listening PORT" on stdout when ready.
 
@@ -83,6 +88,7 @@ def steer(ctx, ev, method):
     """Apply the x-* request metadata; returns False when the call ended."""
     md = ctx.invocation_metadata()
     ev.add("start " + method)
+    ev.add("peer " + ctx.peer())  # one client port per connection
     ctx.add_callback(lambda: ev.add("done " + method))
     echo = [(k, v) for k, v in md if k.startswith("x-echo-")]
     if echo:
@@ -115,6 +121,7 @@ def _code(n):
 def make_handler(mode, ev):
     def unavailable(req, ctx):
         ev.add("start Echo")
+        ev.add("peer " + ctx.peer())
         ctx.abort(grpc.StatusCode.UNAVAILABLE, "backend unavailable")
 
     def echo(req, ctx):
@@ -149,8 +156,22 @@ def make_handler(mode, ev):
             ev.add("cancelled Expand")
             raise
 
+    def slow(req, ctx):  # a slow backend: 3 s per call unless cancelled
+        ev.add("start Echo")
+        ev.add("peer " + ctx.peer())
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            if not ctx.is_active():
+                ev.add("cancelled Echo")
+                return req
+            time.sleep(0.005)
+        ev.add("done Echo")
+        return req
+
     if mode == "unavailable":
         table = {"Echo": grpc.unary_unary_rpc_method_handler(unavailable)}
+    elif mode == "slow":
+        table = {"Echo": grpc.unary_unary_rpc_method_handler(slow)}
     else:
         table = {
             "Echo": grpc.unary_unary_rpc_method_handler(echo),
@@ -166,6 +187,9 @@ def serve(a):
     ev = Events(a.events)
     opts = [("grpc.max_receive_message_length", MAX_MSG),
             ("grpc.max_send_message_length", MAX_MSG)]
+    for o in a.option or ():
+        k, v = o.split("=", 1)
+        opts.append((k, int(v)))
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=opts)
     srv.add_generic_rpc_handlers((make_handler(a.mode, ev),))
     creds = grpc.ssl_server_credentials(
@@ -371,6 +395,8 @@ def main():
     p.add_argument("--ca", required=True)
     p.add_argument("--mode", default="echo")
     p.add_argument("--events")
+    p.add_argument("--option", action="append",
+                   help="grpc.KEY=INT server channel argument (repeatable)")
     p.add_argument("--grace", type=float, default=5.0)
     p.add_argument("--scenario", default="all")
     p.add_argument("--server-name", default="localhost")

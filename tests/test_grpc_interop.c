@@ -352,6 +352,45 @@ static void test_mesh_grpc_errors(void) {
                   MESH_ERR_CONNECT);
 }
 
+/* h2load (nghttp2-client) as an independent HTTP/2 load generator against
+ * the gRPC server: unary Echo requests (one framed 5-byte message each)
+ * over h2c on a PERMISSIVE listener (h2load has no client certificate),
+ * 4 connections x 25 concurrent streams; every one answered 200 and
+ * handled by the server. */
+static void test_h2load_grpc_server(void) {
+  if (!th_have("h2load")) {
+    CU_FAIL("h2load is required (Debian nghttp2-client)");
+    return;
+  }
+  tg_server_t s;
+  CU_ASSERT_FATAL(tg_server_start(
+      &s, "\"inbound\": {\"listen\": \"127.0.0.1:0\", \"mode\":"
+          " \"PERMISSIVE\"}"));
+  const char *req = th_path("h2load_req.bin");
+  FILE *f = fopen(req, "wb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fwrite("\0\0\0\0\5hello", 1, 10, f); /* uncompressed, length 5 */
+  fclose(f);
+  char cmd[2048];
+  const char *out = th_path("h2load.out");
+  snprintf(cmd, sizeof cmd,
+           "timeout 120 h2load -n 2000 -c 4 -m 25 -d '%s' -H 'content-type: "
+           "application/grpc' -H 'te: trailers' "
+           "http://127.0.0.1:%d/mesh.v1.Echo/Echo > '%s' 2>&1",
+           req, s.port, out);
+  int rc = system(cmd);
+  char *text = th_slurp(out, NULL);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(text &&
+                         strstr(text, "2000 succeeded, 0 failed, 0 errored"));
+  CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "2000 2xx"));
+  CU_ASSERT_EQUAL(atomic_load(&s.calls), 2000);
+  if (!text || !strstr(text, "2000 succeeded"))
+    fprintf(stderr, "\nh2load: %s\n", text ? text : "(no output)");
+  free(text);
+  tg_server_stop(&s);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("grpc_interop", setup, teardown);
   CU_add_test(s, "grpcio client -> mesh_grpc_server", test_grpcio_client_scenarios);
@@ -367,6 +406,7 @@ static void add(void) {
   CU_add_test(s, "mesh_grpc_bidi (libmesh server)",
               test_mesh_grpc_bidi_mesh_server);
   CU_add_test(s, "mesh_grpc_errors", test_mesh_grpc_errors);
+  CU_add_test(s, "h2load -> mesh_grpc_server", test_h2load_grpc_server);
 }
 
 int main(void) { return th_run_suites("test_grpc_interop", add); }

@@ -51,6 +51,11 @@ const char *tg_config(const char *name, const char *extra) {
 }
 
 pid_t tg_py_server(const char *tag, const char *mode, int *port) {
+  return tg_py_server_opts(tag, mode, NULL, port);
+}
+
+pid_t tg_py_server_opts(const char *tag, const char *mode,
+                        const char *const *opts, int *port) {
   if (!tg_svid("pysrv"))
     return -1;
   *port = th_free_port();
@@ -64,9 +69,15 @@ pid_t tg_py_server(const char *tag, const char *mode, int *port) {
   char crt[512], key[512];
   snprintf(crt, sizeof crt, "%s", th_path("pysrv.crt"));
   snprintf(key, sizeof key, "%s", th_path("pysrv.key"));
-  const char *argv[] = {TG_PY, TG_PEER, "server", "--port", p, "--cert",
-                        crt, "--key", key, "--ca", th_ca("example.org"),
-                        "--mode", mode, "--events", evp, NULL};
+  const char *argv[32] = {TG_PY, TG_PEER, "server", "--port", p, "--cert",
+                          crt, "--key", key, "--ca", th_ca("example.org"),
+                          "--mode", mode, "--events", evp};
+  size_t n = 15;
+  for (size_t i = 0; opts && opts[i] && n + 3 < 32; i++) {
+    argv[n++] = "--option";
+    argv[n++] = opts[i];
+  }
+  argv[n] = NULL;
   pid_t pid = th_spawn(argv, log);
   if (pid > 0 && !th_wait_port(*port, 15000)) {
     fprintf(stderr, "tg_py_server: %s did not start\n", tag);
@@ -74,6 +85,28 @@ pid_t tg_py_server(const char *tag, const char *mode, int *port) {
     return -1;
   }
   return pid;
+}
+
+int tg_events_distinct(const char *tag, const char *prefix) {
+  char ev[300];
+  snprintf(ev, sizeof ev, "%s.events", tag);
+  char *text = th_slurp(th_path(ev), NULL);
+  size_t len = strlen(prefix);
+  char *seen[256];
+  int n = 0;
+  for (char *p = text; p && *p;) {
+    char *nl = strchr(p, '\n');
+    if (nl)
+      *nl = '\0';
+    bool dup = strncmp(p, prefix, len) != 0;
+    for (int i = 0; i < n && !dup; i++)
+      dup = strcmp(seen[i], p) == 0;
+    if (!dup && n < 256)
+      seen[n++] = p;
+    p = nl ? nl + 1 : NULL;
+  }
+  free(text);
+  return n;
 }
 
 int tg_events(const char *tag, const char *line) {

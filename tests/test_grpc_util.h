@@ -26,6 +26,12 @@ const char *tg_config(const char *name, const char *extra);
 /* A python3-grpcio server on a free port; mode "echo" or "unavailable";
  * events to <tmp>/<tag>.events.  Returns the pid, *port set. */
 pid_t tg_py_server(const char *tag, const char *mode, int *port);
+/* The same with server channel arguments "grpc.KEY=INT" (NULL-ended). */
+pid_t tg_py_server_opts(const char *tag, const char *mode,
+                        const char *const *opts, int *port);
+/* Distinct lines of <tmp>/<tag>.events starting with prefix (e.g. "peer ":
+ * the connections that carried calls), at most 256. */
+int tg_events_distinct(const char *tag, const char *prefix);
 /* Lines of <tmp>/<tag>.events equal to line. */
 int tg_events(const char *tag, const char *line);
 /* Run the python client scenario(s) against 127.0.0.1:port; exit status. */

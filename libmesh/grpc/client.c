@@ -11,16 +11,6 @@
 
 #include "tls/tls.h"
 
-/* ---- a connection the call layer lends us, as an HTTP/2 transport -------- */
-
-static long io_read(void *ctx, void *buf, size_t n) {
-  return mesh_conn_read(ctx, buf, n);
-}
-static long io_write(void *ctx, const void *buf, size_t n) {
-  return mesh_conn_write(ctx, buf, n);
-}
-static int io_fd(void *ctx) { return mesh_conn_fd(ctx); }
-
 /* ---- creating a call ---------------------------------------------------------- */
 
 static void load_config(mesh_grpc_call_t *c, mesh__service_t *svc) {
@@ -41,6 +31,9 @@ static int service_setup(mesh_grpc_call_t *c, const char *service,
   c->copts = mesh_call_opts_new();
   if (!c->copts || mesh_call_opts_set_alpn(c->copts, "h2") != MESH_OK)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  /* tries share the endpoint's HTTP/2 sessions (one connection carries
+   * many calls, as a gRPC channel does) */
+  mesh__call_opts_set_mux(c->copts, true);
   int64_t t = o && o->timeout_ms > 0 ? o->timeout_ms
               : c->mcfg && c->mcfg->timeout_ms > 0 ? c->mcfg->timeout_ms
                                                    : 0;
@@ -51,19 +44,23 @@ static int service_setup(mesh_grpc_call_t *c, const char *service,
   else if (c->mcfg && c->mcfg->has_retry)
     mesh_call_opts_set_max_retries(c->copts,
                                    (int)c->mcfg->retry.max_attempts - 1);
-  int rc = mesh__callx_init(&c->x, c->m, service, c->copts, st);
+  else if (c->mcfg && c->mcfg->has_hedge) /* hedges count as retries */
+    mesh_call_opts_set_max_retries(c->copts,
+                                   (int)c->mcfg->hedge.max_attempts - 1);
+  c->xp = &c->x;
+  int rc = mesh__callx_init(c->xp, c->m, service, c->copts, st);
   if (rc != MESH_OK)
     return rc;
   c->have_x = true;
-  c->deadline_ms = c->x.deadline_ms;
-  mesh__span_attr_str(&c->x.span, "rpc.system", "grpc");
+  c->deadline_ms = c->xp->deadline_ms;
+  mesh__span_attr_str(&c->xp->span, "rpc.system", "grpc");
   const char *s, *m;
   size_t sl, ml;
   mesh__grpc_path_split(c->path, &s, &sl, &m, &ml);
   char buf[512];
   snprintf(buf, sizeof buf, "%.*s", (int)sl, s);
-  mesh__span_attr_str(&c->x.span, "rpc.service", buf);
-  mesh__span_attr_str(&c->x.span, "rpc.method", m);
+  mesh__span_attr_str(&c->xp->span, "rpc.service", buf);
+  mesh__span_attr_str(&c->xp->span, "rpc.method", m);
   return MESH_OK;
 }
 
@@ -112,112 +109,6 @@ int mesh__grpc_call_new(mesh_t *m, const char *target, const char *method,
   return MESH_OK;
 }
 
-/* ---- a try ------------------------------------------------------------------------- */
-
-static int64_t soonest(int64_t a, int64_t b) {
-  return !a ? b : !b ? a : a < b ? a : b;
-}
-
-static int inject(const char *key, const char *value, void *user) {
-  return mesh__grpc_hl_add_copy(user, key, value);
-}
-
-/* The request's header block. */
-static int request_headers(mesh_grpc_call_t *c, mesh__grpc_hl_t *l) {
-  int rc = mesh__grpc_hl_add(l, ":method", "POST", false);
-  rc = rc ? rc : mesh__grpc_hl_add(l, ":scheme",
-                                   c->plaintext ? "http" : "https", false);
-  rc = rc ? rc : mesh__grpc_hl_add(l, ":path", c->path, false);
-  rc = rc ? rc : mesh__grpc_hl_add(l, ":authority", c->authority, false);
-  rc = rc ? rc : mesh__grpc_hl_add(l, "content-type", "application/grpc",
-                                   false);
-  rc = rc ? rc : mesh__grpc_hl_add(l, "te", "trailers", false);
-  rc = rc ? rc : mesh__grpc_hl_add(l, "user-agent", "libmesh-grpc/0.2", false);
-  if (rc == MESH_OK && c->try_deadline_ms) {
-    char t[MESH__GRPC_TIMEOUT_MAX];
-    mesh__grpc_timeout_encode((c->try_deadline_ms - mesh__now_ms()) * 1000000,
-                              t);
-    rc = mesh__grpc_hl_add(l, "grpc-timeout", t, true);
-  }
-  if (rc == MESH_OK && c->attempts > 0) {
-    char n[16];
-    snprintf(n, sizeof n, "%d", c->attempts);
-    rc = mesh__grpc_hl_add(l, "grpc-previous-rpc-attempts", n, true);
-  }
-  if (rc == MESH_OK && c->have_try)
-    mesh__span_inject(&c->try_.span, inject, l);
-  return rc ? rc : mesh__grpc_hl_add_md(l, c->md);
-}
-
-/* A session over the try's connection: borrowed from the call layer, or
- * taken over from our own dial. */
-static int connect_try(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
-  int rc;
-  if (c->via_service) {
-    memset(&c->try_, 0, sizeof c->try_);
-    c->try_.x = &c->x;
-    rc = mesh__call_acquire(&c->try_, slot, NULL, st);
-    if (rc != MESH_OK)
-      return rc;
-    c->have_try = true;
-    mesh__call_arm(&c->try_);
-    c->conn = c->try_.conn;
-    c->try_deadline_ms = soonest(c->deadline_ms, c->try_.try_deadline_ms);
-  } else {
-    mesh_dial_opts_t *o = mesh_dial_opts_new();
-    int64_t left = c->deadline_ms ? c->deadline_ms - mesh__now_ms() : 0;
-    if (!o || mesh_dial_opts_set_alpn(o, "h2") != MESH_OK ||
-        (left > 0 && mesh_dial_opts_set_timeout(o, (int)left) != MESH_OK)) {
-      mesh_dial_opts_free(o);
-      return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-    }
-    rc = mesh_dial(c->m, c->authority, o, &c->conn, st);
-    mesh_dial_opts_free(o);
-    if (rc != MESH_OK)
-      return rc;
-    c->try_deadline_ms = c->deadline_ms;
-  }
-  mesh__strlcpy(c->peer_id, mesh_conn_peer_id(c->conn), sizeof c->peer_id);
-  c->plaintext = !mesh_conn_is_tls(c->conn);
-  if (!c->plaintext && strcmp(mesh_conn_alpn(c->conn), "h2")) {
-    c->outcome = MESH__OUT_PROTOCOL_ERROR;
-    return mesh__fail(st, MESH_ERR_GRPC_PROTOCOL,
-                      "%s did not negotiate ALPN h2 (got \"%s\")",
-                      c->authority, mesh_conn_alpn(c->conn));
-  }
-  if (!c->via_service) {
-    mesh_conn_t *own = c->conn;
-    c->conn = NULL;
-    return mesh__h2_session_new_conn(c->m, own, false, NULL, &c->sess, st);
-  }
-  c->conn->nonblocking = true; /* the session polls; see h2.h */
-  mesh__h2_io_t io = {io_read, io_write, io_fd, NULL, c->conn};
-  return mesh__h2_session_new_io(c->m, &io, false, NULL, &c->sess, st);
-}
-
-int mesh__grpc_try_start(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
-  c->outcome = MESH__OUT_RESET;
-  int rc = connect_try(c, slot, st);
-  if (rc == MESH_OK) {
-    mesh__grpc_hl_t l = {0};
-    rc = request_headers(c, &l);
-    if (rc == MESH_OK)
-      rc = mesh__h2_stream_open(c->sess, l.h, l.n, false, &c->stream, st);
-    else
-      mesh__fail(st, rc, "out of memory");
-    mesh__grpc_hl_free(&l);
-  }
-  c->attempts++;
-  if (rc != MESH_OK && (c->have_try || c->sess || c->conn)) {
-    /* A connection but no stream: the try ends here (UNAVAILABLE). */
-    c->status = MESH__GRPC_UNAVAILABLE;
-    free(c->message);
-    c->message = mesh__strdup(st ? st->message : "no stream");
-    mesh__grpc_try_end(c);
-  }
-  return rc;
-}
-
 /* ---- statuses ---------------------------------------------------------------------- */
 
 static void set_status(mesh_grpc_call_t *c, int code, const char *msg) {
@@ -226,6 +117,10 @@ static void set_status(mesh_grpc_call_t *c, int code, const char *msg) {
   c->status = code;
   free(c->message);
   c->message = mesh__strdup(msg ? msg : "");
+}
+
+void mesh__grpc_set_status(mesh_grpc_call_t *c, int code, const char *msg) {
+  set_status(c, code, msg);
 }
 
 /* A stream error: the status gRPC reports for it, and the try's outcome. */
@@ -238,6 +133,9 @@ static int stream_failed(mesh_grpc_call_t *c, int rc, mesh_status_t *st) {
     c->outcome = MESH__OUT_CANCELLED;
     return mesh__fail(st, MESH_ERR_CANCELLED, "the call was cancelled");
   }
+  if (rc == MESH_ERR_TIMEOUT && c->sess &&
+      mesh__h2_session_status(c->sess, NULL, NULL) == MESH_ERR_TIMEOUT)
+    rc = MESH_ERR_PEER_CLOSED; /* keepalive: the connection, not the call */
   if (rc == MESH_ERR_TIMEOUT) {
     bool overall = c->deadline_ms && mesh__now_ms() >= c->deadline_ms;
     set_status(c, MESH__GRPC_DEADLINE_EXCEEDED,
@@ -415,45 +313,6 @@ int mesh__grpc_write_msg(mesh_grpc_call_t *c, const void *msg, size_t len,
   return rc == MESH_OK ? rc : stream_failed(c, rc, st);
 }
 
-void mesh__grpc_try_end(mesh_grpc_call_t *c) {
-  if (c->status < 0)
-    set_status(c, MESH__GRPC_UNAVAILABLE, "the call ended without a status");
-  mesh__h2_stream_free(c->stream);
-  c->stream = NULL;
-  mesh__h2_session_free(c->sess);
-  c->sess = NULL;
-  if (!c->have_try)
-    return;
-  c->conn->nonblocking = false;
-  mesh__span_attr_str(&c->try_.span, "rpc.system", "grpc");
-  mesh__span_attr_int(&c->try_.span, "rpc.grpc.status_code", c->status);
-  int http = c->outcome == MESH__OUT_OK_CLOSE
-                 ? mesh__grpc_code_to_http(c->status)
-                 : 0;
-  mesh__callx_avoid(&c->x, c->try_.host);
-  /* never pooled: the session wrote HTTP/2 frames on it */
-  mesh__call_finish(&c->try_, c->outcome == MESH__OUT_OK ? MESH__OUT_OK_CLOSE
-                                                         : c->outcome,
-                    http);
-  c->have_try = false;
-  c->conn = NULL;
-}
-
-void mesh__grpc_try_reset(mesh_grpc_call_t *c) {
-  c->status = -1;
-  free(c->message);
-  c->message = NULL;
-  mesh_grpc_metadata_free(c->headers);
-  mesh_grpc_metadata_free(c->trailers);
-  c->headers = c->trailers = NULL;
-  mesh__grpc_dec_free(&c->dec);
-  mesh__grpc_dec_init(&c->dec, c->max_recv);
-  c->rlen = c->roff = 0;
-  c->sent_end = c->got_headers = c->eos = c->done = false;
-  c->refused = false;
-  c->pushback = 0;
-}
-
 /* ---- the streaming API ------------------------------------------------------------ */
 
 int mesh_grpc_call_start(mesh_t *m, const char *target, const char *method,
@@ -518,9 +377,9 @@ int mesh_grpc_call_finish(mesh_grpc_call_t *c, mesh_status_t *st) {
   }
   mesh__grpc_try_end(c);
   if (c->have_x) {
-    mesh__span_attr_int(&c->x.span, "rpc.grpc.status_code", c->status);
-    mesh__callx_done(&c->x, c->status == 0 ? MESH_OK : MESH_ERR_UPSTREAM);
-    mesh__callx_fini(&c->x);
+    mesh__span_attr_int(&c->xp->span, "rpc.grpc.status_code", c->status);
+    mesh__callx_done(c->xp, c->status == 0 ? MESH_OK : MESH_ERR_UPSTREAM);
+    mesh__callx_fini(c->xp);
     c->have_x = false;
   }
   if (c->status == MESH__GRPC_OK)
@@ -548,8 +407,8 @@ void mesh_grpc_call_free(mesh_grpc_call_t *c) {
   if (c->stream || c->have_try)
     mesh__grpc_try_end(c);
   if (c->have_x) {
-    mesh__callx_done(&c->x, c->status == 0 ? MESH_OK : MESH_ERR_UPSTREAM);
-    mesh__callx_fini(&c->x);
+    mesh__callx_done(c->xp, c->status == 0 ? MESH_OK : MESH_ERR_UPSTREAM);
+    mesh__callx_fini(c->xp);
   }
   mesh_call_opts_free(c->copts);
   mesh__grpc_svc_cfg_free(&c->cfg);

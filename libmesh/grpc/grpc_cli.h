@@ -27,6 +27,9 @@ struct mesh_grpc_call {
   bool via_service;
   mesh_call_opts_t *copts;     /* x borrows its alpn */
   mesh__callx_t x;
+  mesh__callx_t *xp;           /* &x, or a hedged call's (shared) */
+  pthread_mutex_t *xmu;        /* hedging: guards *xp across attempts */
+  pthread_mutex_t *smu;        /* hedging: guards stream vs. cancel */
   bool have_x;
   mesh_call_t try_;
   bool have_try;
@@ -34,7 +37,9 @@ struct mesh_grpc_call {
   const mesh__grpc_method_cfg_t *mcfg; /* entry for path, or NULL */
   /* the current try */
   mesh_conn_t *conn;           /* borrowed from the try (service) */
-  mesh__h2_session_t *sess;
+  mesh__h2_session_t *sess;    /* shared (the try's) unless own_sess */
+  bool own_sess;               /* over our own dial: freed with the try */
+  int transparent;             /* transparent retries of refused streams */
   mesh__h2_stream_t *stream;
   bool plaintext;
   int64_t try_deadline_ms;     /* absolute, 0 none */
@@ -69,6 +74,18 @@ int mesh__grpc_try_start(mesh_grpc_call_t *c, bool retry_slot,
 /** End the try: status from the error if none, outcome to the call layer,
  *  free stream and session.  Idempotent. */
 void mesh__grpc_try_end(mesh_grpc_call_t *c);
+/** One try of a unary call: start, send req, read the one response
+ *  (*resp on OK), end.  @return MESH_OK with the try's status in c, or
+ *  the error of getting a connection. */
+int mesh__grpc_unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
+                         size_t len, void **resp, size_t *resp_len,
+                         mesh_status_t *st);
+/** A unary call under the method's hedgingPolicy (hedge.c).  @return as
+ *  the retry loop: MESH_OK with the committed try's status in c. */
+int mesh__grpc_hedged(mesh_grpc_call_t *c, const void *req, size_t len,
+                      void **resp, size_t *resp_len, mesh_status_t *st);
+/** Set the call's status unless one is known. */
+void mesh__grpc_set_status(mesh_grpc_call_t *c, int code, const char *msg);
 /** Reset the per-try state for the next try. */
 void mesh__grpc_try_reset(mesh_grpc_call_t *c);
 /** Write one framed message; end ends our side.  @return as send. */

@@ -216,7 +216,8 @@ int mesh_grpc_server_serve_conn(mesh_grpc_server_t *srv, mesh_conn_t *c,
   mesh__grpc_peer_from_conn(&cc.peer, c);
   pthread_mutex_init(&cc.mu, NULL);
   pthread_cond_init(&cc.cv, NULL);
-  int rc = mesh__h2_session_new_conn(srv->m, c, true, NULL, &cc.s, st);
+  int rc = mesh__h2_session_new_conn(
+      srv->m, c, true, &mesh__http_settings(srv->m)->h2, &cc.s, st);
   if (rc == MESH_OK) {
     track(srv, cc.s, true);
     rc = accept_loop(&cc, st);

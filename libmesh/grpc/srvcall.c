@@ -79,14 +79,17 @@ static int send_headers(mesh_grpc_server_call_t *c,
   return rc;
 }
 
-/* Has the client already ended its side?  Reads (and drops) what is
- * buffered without waiting, at most 64 KiB: a request that fully arrived
- * needs no RST_STREAM (some clients, curl among them, take even NO_ERROR
- * racing the response as a stream error). */
+/* Has the client ended its side?  Called before an early answer (denied,
+ * unknown method, too large): reads (and drops) at most 64 KiB, waiting up
+ * to 500 ms for the rest of a short request, so that the answer follows
+ * the whole request -- curl 7.88 fails (exit 92) or hangs when a response,
+ * or an RST_STREAM NO_ERROR, overtakes its upload.  A request still open
+ * then gets the answer and RST_STREAM NO_ERROR (RFC 9113 8.1). */
 static bool request_ended(mesh_grpc_server_call_t *c) {
+  int64_t until = mesh__now_ms() + 500;
   for (size_t got = 0; got < 65536;) {
     mesh_status_t st;
-    long n = mesh__h2_stream_read(c->x, c->rbuf, RBUF, mesh__now_ms(), &st);
+    long n = mesh__h2_stream_read(c->x, c->rbuf, RBUF, until, &st);
     if (n == 0)
       return true;
     if (n < 0)
@@ -123,8 +126,9 @@ static void send_status(mesh_grpc_server_call_t *c, int code) {
     /* Answered before the request ended (too large, denied, unknown):
      * RST_STREAM NO_ERROR after the HEADERS (RFC 9113 8.1), not the
      * CANCEL that freeing a half-open stream sends. */
+    bool ended = c->eos || request_ended(c);
     if (mesh__h2_stream_respond(c->x, l.h, l.n, true, &st) == MESH_OK &&
-        !c->eos && !request_ended(c))
+        !ended)
       mesh__h2_stream_reset(c->x, MESH__H2_NO_ERROR);
   }
   else if (rc == MESH_OK)

@@ -385,23 +385,10 @@ bool mesh__grpc_retryable(const mesh__grpc_retry_t *r, int code) {
   return code > 0 && code < MESH__GRPC_NCODES && (r->codes & (1u << code));
 }
 
-/* The per-service "grpc" key: validated here; calls parse it as they go.
- * A hedgingPolicy is valid gRPC but not executed by this client yet: it is
- * refused rather than silently ignored. */
+/* The per-service "grpc" key: validated here; calls parse it as they go. */
 static void svc_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
-  if (!v || mesh__grpc_svc_cfg_parse(c, v, path, NULL) != MESH_OK)
-    return;
-  const cJSON *mc = cJSON_GetObjectItemCaseSensitive(v, "methodConfig");
-  int i = 0;
-  const cJSON *it;
-  cJSON_ArrayForEach(it, mc) {
-    char p[MESH__PATH_MAX], q[MESH__PATH_MAX];
-    sub(p, path, "methodConfig", i++);
-    mesh__cfg_path(q, p, "hedgingPolicy");
-    if (cJSON_GetObjectItemCaseSensitive(it, "hedgingPolicy"))
-      mesh__cfg_error(c, q, "not supported by this client yet: use "
-                            "retryPolicy");
-  }
+  if (v)
+    mesh__grpc_svc_cfg_parse(c, v, path, NULL);
 }
 
 const mesh__svc_part_t mesh__grpc_svc_part = {

@@ -62,9 +62,9 @@ int mesh_grpc_call_opts_set_retry(mesh_grpc_call_opts_t *o, int on) {
 
 /* ---- one try of a unary call ------------------------------------------------- */
 
-static int unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
-                     size_t len, void **resp, size_t *resp_len,
-                     mesh_status_t *st) {
+int mesh__grpc_unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
+                         size_t len, void **resp, size_t *resp_len,
+                         mesh_status_t *st) {
   int rc = mesh__grpc_try_start(c, slot, st);
   if (rc != MESH_OK)
     return rc; /* no connection: the call layer already retried */
@@ -109,17 +109,25 @@ static int unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
   return MESH_OK;
 }
 
-/* Should the call go on after this try, and after how long? */
-static bool want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
+/* Should the call go on after this try, and after how long?  2: a
+ * transparent retry (the server never processed the try: REFUSED_STREAM,
+ * or above a GOAWAY's last stream id), which is not an attempt and takes
+ * nothing from the retry budget (gRFC A6), bounded by MAX_TRANSPARENT. */
+#define MAX_TRANSPARENT 4
+static int want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
   *delay_ms = -1; /* the service's own backoff */
   if (c->status == MESH__GRPC_OK || !c->via_service ||
-      c->x.max_retries == 0 || c->status == MESH__GRPC_CANCELLED ||
-      c->outcome == MESH__OUT_CANCELLED)
-    return false;
-  if (c->refused && c->attempts == 1) {
-    *delay_ms = 0; /* transparent: the server never saw it */
-    return true;
+      c->status == MESH__GRPC_CANCELLED || c->outcome == MESH__OUT_CANCELLED)
+    return 0;
+  if (c->refused && c->transparent < MAX_TRANSPARENT &&
+      !atomic_load(&c->cancelled)) {
+    *delay_ms = 0;
+    c->transparent++;
+    c->attempts--;
+    return 2;
   }
+  if (c->xp->max_retries == 0)
+    return 0;
   if (c->mcfg && c->mcfg->has_retry) {
     const mesh__grpc_retry_t *r = &c->mcfg->retry;
     if (!mesh__grpc_retryable(r, c->status) || c->pushback < 0 ||
@@ -130,7 +138,7 @@ static bool want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
                                                         mesh__res_rand());
     return true;
   }
-  return mesh__retry_wanted(&c->x.rs->cfg.retry, c->outcome,
+  return mesh__retry_wanted(&c->xp->rs->cfg.retry, c->outcome,
                             mesh__grpc_code_to_http(c->status));
 }
 
@@ -150,21 +158,26 @@ static int unary_loop(mesh_grpc_call_t *c, const void *req, size_t len,
                       void **resp, size_t *resp_len, mesh_status_t *st) {
   bool slot = false;
   for (;;) {
-    int rc = unary_try(c, slot, req, len, resp, resp_len, st);
+    int rc = mesh__grpc_unary_try(c, slot, req, len, resp, resp_len, st);
     slot = false;
     if (rc != MESH_OK)
       return c->attempts > 1 && c->status >= 0 ? MESH_OK : rc;
     int64_t delay;
-    if (!want_retry(c, &delay))
+    int want = want_retry(c, &delay);
+    if (!want)
       return MESH_OK;
+    if (want == 2) {
+      mesh__grpc_try_reset(c);
+      continue;
+    }
     mesh_status_t bst;
-    if (mesh__callx_may_retry(&c->x, &slot, &bst) != MESH_OK)
+    if (mesh__callx_may_retry(c->xp, &slot, &bst) != MESH_OK)
       return MESH_OK; /* the budget said no: the last status stands */
     bool go = delay >= 0 ? pause_ms(c, delay)
-                         : mesh__callx_backoff(&c->x, &bst) == MESH_OK;
+                         : mesh__callx_backoff(c->xp, &bst) == MESH_OK;
     if (!go) {
       if (slot)
-        mesh__breaker_give(&c->x.rs->br.retries);
+        mesh__breaker_give(&c->xp->rs->br.retries);
       if (c->deadline_ms && mesh__now_ms() + 1 >= c->deadline_ms) {
         c->status = MESH__GRPC_DEADLINE_EXCEEDED;
         free(c->message);
@@ -172,7 +185,7 @@ static int unary_loop(mesh_grpc_call_t *c, const void *req, size_t len,
       }
       return MESH_OK;
     }
-    c->x.retries++;
+    c->xp->retries++;
     mesh__grpc_try_reset(c);
   }
 }
@@ -195,13 +208,16 @@ int mesh_grpc_unary(mesh_t *m, const char *target, const char *method,
   int rc = mesh__grpc_call_new(m, target, method, opts, &c, st);
   if (rc != MESH_OK)
     return rc;
-  rc = unary_loop(c, req, req_len, resp, resp_len, st);
+  if (c->via_service && c->mcfg && c->mcfg->has_hedge && c->xp->max_retries)
+    rc = mesh__grpc_hedged(c, req, req_len, resp, resp_len, st);
+  else
+    rc = unary_loop(c, req, req_len, resp, resp_len, st);
   if (rc == MESH_OK) {
     c->done = true;
     rc = mesh_grpc_call_finish(c, st);
   } else if (c->have_x) {
-    mesh__callx_done(&c->x, rc);
-    mesh__callx_fini(&c->x);
+    mesh__callx_done(c->xp, rc);
+    mesh__callx_fini(c->xp);
     c->have_x = false;
   }
   if (done && (rc == MESH_OK || rc == MESH_ERR_GRPC_STATUS))

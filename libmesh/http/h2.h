@@ -113,6 +113,20 @@ typedef struct mesh__h2_settings {
   int64_t keepalive_ms;            /* PING after this much silence while a
                                       thread drives; 0: off.  Default 0 */
   int64_t keepalive_timeout_ms;    /* no ack within: session dead.  20000 */
+  bool keepalive_without_calls;    /* PING also while no stream is open
+                                      (gRPC's permit_without_calls).
+                                      Default true; the config's default
+                                      is gRPC's: false */
+  /* server: gRPC's ping abuse policy.  A PING sooner than
+   * min_ping_interval_ms after the previous one (2 h while no stream is
+   * open, unless permit_pings_without_calls) is a strike; more than
+   * max_ping_strikes strikes end the session with GOAWAY
+   * ENHANCE_YOUR_CALM "too_many_pings".  Sending HEADERS or DATA clears
+   * the strikes.  0: off (the struct default; the config's is gRPC's
+   * 300000 ms and 2 strikes). */
+  int64_t min_ping_interval_ms;
+  uint32_t max_ping_strikes;       /* 0: any number */
+  bool permit_pings_without_calls;
   /* hostile peers */
   uint32_t max_resets_burst;       /* RST_STREAMs from the peer: token
                                       bucket of this size ... 1000 */
@@ -231,6 +245,9 @@ int mesh__h2_session_status(mesh__h2_session_t *s, uint32_t *goaway_code,
 /** The transport's peer SPIFFE ID ("" for plaintext).  Borrowed, valid
  *  while the session lives. */
 const char *mesh__h2_session_peer_id(const mesh__h2_session_t *s);
+
+/** True when the transport is TLS (":scheme" https). */
+bool mesh__h2_session_tls(const mesh__h2_session_t *s);
 
 /** The transport's fd (for getpeername etc.), -1 for memory. */
 int mesh__h2_session_fd(const mesh__h2_session_t *s);
@@ -389,5 +406,20 @@ int mesh__h2_http_try(mesh_call_t *call, mesh_conn_t *conn, const char *host,
                       const struct mesh__http_limits *lim, int64_t deadline,
                       mesh_http_response_t **out, int *status,
                       mesh_status_t *st);
+
+/** The HTTP/2 session of a call-layer try (options with
+ *  mesh__call_opts_set_mux): the shared session the pool handed the try,
+ *  or a new one over conn -- a fresh connection that negotiated "h2" /
+ *  "istio-h2" (or, with prior_knowledge, any plaintext connection: h2c) --
+ *  which the host's pool then shares with later calls once the peer's
+ *  SETTINGS arrived (waited for until deadline, at most 2 s).  The session
+ *  stays the call layer's: do not free it (mesh__call_finish() hands it
+ *  back).  set: settings of a new session (NULL: the context's http.http2).
+ *  @return MESH_OK (*out borrowed), MESH_ERR_NOT_FOUND (conn is not
+ *          HTTP/2), or the error of starting the session (conn closed). */
+int mesh__h2_call_session(mesh_call_t *call, mesh_conn_t *conn,
+                          bool prior_knowledge,
+                          const mesh__h2_settings_t *set, int64_t deadline,
+                          mesh__h2_session_t **out, mesh_status_t *st);
 
 #endif /* MESH_HTTP_H2_H */

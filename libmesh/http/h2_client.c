@@ -196,32 +196,72 @@ static bool conn_h2(mesh_conn_t *c) {
   return strcmp(a, "h2") == 0 || strcmp(a, "istio-h2") == 0;
 }
 
+static bool settings_in(void *arg) {
+  mesh__h2_session_t *s = arg;
+  return s->settings_seen;
+}
+
+/* Wait (bounded) for the peer's first SETTINGS, as gRPC does before it
+ * calls a connection ready: until then the pool lets the session carry
+ * one call, so the callers waiting for this dial would dial again. */
+static void wait_settings(mesh__h2_session_t *s, int64_t deadline) {
+  int64_t cap = mesh__now_ms() + 2000;
+  pthread_mutex_lock(&s->mu);
+  mesh__h2_wait(s, settings_in, s, deadline && deadline < cap ? deadline
+                                                              : cap);
+  pthread_mutex_unlock(&s->mu);
+}
+
+int mesh__h2_call_session(mesh_call_t *call, mesh_conn_t *conn,
+                          bool prior_knowledge,
+                          const mesh__h2_settings_t *set, int64_t deadline,
+                          mesh__h2_session_t **out, mesh_status_t *st) {
+  mesh__h2_session_t *s = mesh__call_mux(call);
+  *out = NULL;
+  if (s) {
+    *out = s;
+    return MESH_OK;
+  }
+  bool tls = conn && mesh_conn_is_tls(conn);
+  if (!conn_h2(conn) && !(conn && !tls && prior_knowledge)) {
+    mesh__call_mux_dialed(call, true); /* HTTP/1.1: nothing to share */
+    return MESH_ERR_NOT_FOUND;
+  }
+  mesh__h2_io_t io;
+  mesh__h2_io_conn(&io, conn, true);
+  conn->nonblocking = true;
+  char peer[sizeof s->peer_id];
+  mesh__strlcpy(peer, mesh_conn_peer_id(conn), sizeof peer);
+  if (!set)
+    set = &mesh__http_settings(conn->m)->h2;
+  int rc = mesh__h2_session_new_io(conn->m, &io, false, set, &s, st);
+  if (rc != MESH_OK) {
+    /* the connection went with the failed session: nothing to pool */
+    mesh__call_adopt_mux(call, NULL, &mux_ops);
+    return rc;
+  }
+  s->tls = tls;
+  mesh__strlcpy(s->peer_id, peer, sizeof s->peer_id);
+  wait_settings(s, deadline);
+  mesh__call_adopt_mux(call, s, &mux_ops);
+  *out = s;
+  return MESH_OK;
+}
+
 int mesh__h2_http_try(mesh_call_t *call, mesh_conn_t *conn, const char *host,
                       const mesh_http_request_t *req,
                       const mesh__az_hdr_t *extra, size_t nextra,
                       const mesh__http_limits_t *lim, int64_t deadline,
                       mesh_http_response_t **out, int *status,
                       mesh_status_t *st) {
-  mesh__h2_session_t *s = mesh__call_mux(call);
-  if (!s) {
-    if (!conn_h2(conn))
-      return MESH_ERR_NOT_FOUND; /* HTTP/1.1: not ours */
-    mesh__h2_io_t io;
-    mesh__h2_io_conn(&io, conn, true);
-    conn->nonblocking = true;
-    bool tls = mesh_conn_is_tls(conn);
-    int rc = mesh__h2_session_new_io(conn->m, &io, false, NULL, &s, st);
-    if (rc != MESH_OK) {
-      /* the connection went with the failed session: nothing to pool */
-      mesh__call_adopt_mux(call, NULL, &mux_ops);
-      return MESH_CALL_RESET;
-    }
-    s->tls = tls;
-    mesh__strlcpy(s->peer_id, mesh_conn_peer_id(conn), sizeof s->peer_id);
-    mesh__call_adopt_mux(call, s, &mux_ops);
-  }
-  int rc = mesh__h2_http_exchange(s, host, s->tls, req, extra, nextra, lim,
-                                  deadline, out, st);
+  mesh__h2_session_t *s;
+  int rc = mesh__h2_call_session(call, conn, false, NULL, deadline, &s, st);
+  if (rc == MESH_ERR_NOT_FOUND)
+    return rc; /* HTTP/1.1: not ours */
+  if (rc != MESH_OK)
+    return MESH_CALL_RESET;
+  rc = mesh__h2_http_exchange(s, host, s->tls, req, extra, nextra, lim,
+                              deadline, out, st);
   if (rc == MESH_OK) {
     *status = (*out)->status;
     return MESH_CALL_OK;

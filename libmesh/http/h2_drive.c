@@ -68,6 +68,12 @@ int mesh__h2_flush(mesh__h2_session_t *s) {
 static int feed(mesh__h2_session_t *s, const uint8_t *p, size_t n) {
   s->last_rx_ms = mesh__now_ms();
   ssize_t r = nghttp2_session_mem_recv(s->ng, p, n);
+  if (r >= 0 && s->too_many_pings) { /* h2_session.c ping_policy */
+    mesh__h2_flush(s);
+    mesh__h2_die(s, MESH_ERR_HTTP_PARSE, "too many PINGs from the peer: "
+                 "GOAWAY ENHANCE_YOUR_CALM sent");
+    return MESH_ERR_HTTP_PARSE;
+  }
   if (r >= 0)
     return MESH_OK;
   if (r == NGHTTP2_ERR_NOMEM) {
@@ -131,6 +137,10 @@ static int pump_in(mesh__h2_session_t *s, bool *more) {
  * @return ms until the next keepalive event (-1: none). */
 static int64_t keepalive(mesh__h2_session_t *s, int64_t now) {
   if (s->set.keepalive_ms <= 0 || s->dead_rc)
+    return -1;
+  /* gRPC's permit_without_calls: an idle client session stays silent */
+  if (!s->set.keepalive_without_calls && !s->server && !s->nopen_local &&
+      !s->ping_sent_ms)
     return -1;
   if (s->ping_sent_ms) {
     int64_t due = s->ping_sent_ms + s->set.keepalive_timeout_ms;

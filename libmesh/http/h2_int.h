@@ -89,6 +89,9 @@ struct mesh__h2_session {
   int64_t ping_sent_ms;     /* 0: no PING outstanding */
   int64_t ping_rtt_ms;      /* last measured, -1 none */
   uint64_t ping_seq;
+  int64_t last_ping_recv_ms;  /* server: ping abuse policy */
+  uint32_t ping_strikes;
+  bool too_many_pings;        /* GOAWAY ENHANCE_YOUR_CALM queued: end */
   /* transport facts (immutable after new) */
   char peer_id[2048];
   int fd;

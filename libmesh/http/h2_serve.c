@@ -428,7 +428,8 @@ int mesh__h2_http_serve_conn(mesh_t *m, mesh_conn_t *c,
   mesh__h2_io_conn(&hio, c, false);
   c->nonblocking = true;
   mesh__h2_session_t *s;
-  int rc = mesh__h2_session_new_io(m, &hio, true, NULL, &s, st);
+  int rc = mesh__h2_session_new_io(m, &hio, true,
+                                   &mesh__http_settings(m)->h2, &s, st);
   if (rc == MESH_OK) {
     mesh__strlcpy(s->peer_id, peer->peer_id, sizeof s->peer_id);
     if (n)

@@ -26,6 +26,8 @@ void mesh__h2_settings_default(mesh__h2_settings_t *s) {
       .header_table_size = 4096,
       .keepalive_ms = 0,
       .keepalive_timeout_ms = 20000,
+      .keepalive_without_calls = true,
+      .max_ping_strikes = 2,
       .max_resets_burst = 1000,
       .max_resets_per_s = 100,
       .max_continuations = 8,
@@ -146,6 +148,43 @@ static void on_head_done(mesh__h2_session_t *s, mesh__h2_stream_t *x,
   }
 }
 
+/* gRPC's ping abuse policy (h2.h, min_ping_interval_ms): a PING sooner
+ * than allowed is a strike; past max_ping_strikes, GOAWAY
+ * ENHANCE_YOUR_CALM with gRPC's debug data, which gRPC clients read as
+ * "ping less often". */
+static void ping_policy(mesh__h2_session_t *s) {
+  if (!s->server || s->set.min_ping_interval_ms <= 0 || s->too_many_pings)
+    return;
+  int64_t now = mesh__now_ms();
+  bool idle = s->all == NULL;
+  int64_t gap = idle && !s->set.permit_pings_without_calls
+                    ? 7200000
+                    : s->set.min_ping_interval_ms;
+  bool early = s->last_ping_recv_ms && now < s->last_ping_recv_ms + gap;
+  s->last_ping_recv_ms = now;
+  if (!early || ++s->ping_strikes <= s->set.max_ping_strikes ||
+      !s->set.max_ping_strikes)
+    return;
+  static const char why[] = "too_many_pings";
+  nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(s->ng),
+                        NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why,
+                        sizeof why - 1);
+  s->too_many_pings = true; /* feed() flushes it and ends the session */
+}
+
+static void goaway_in(mesh__h2_session_t *s, const nghttp2_goaway *g) {
+  s->goaway_recv = true;
+  s->goaway_code = g->error_code;
+  if (g->error_code == NGHTTP2_ENHANCE_YOUR_CALM)
+    mesh__log(s->m, MESH_LOG_WARN, "h2_goaway_calm",
+              "the peer sent GOAWAY ENHANCE_YOUR_CALM \"%.*s\" (with "
+              "\"too_many_pings\": http.http2.keepalive_time_ms is shorter "
+              "than it allows)",
+              (int)(g->opaque_data_len > 64 ? 64 : g->opaque_data_len),
+              (const char *)g->opaque_data);
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
                          void *user) {
   (void)ng;
@@ -185,6 +224,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
       }
       break;
     }
+    ping_policy(s);
     return count_control(s);
   case NGHTTP2_RST_STREAM:
     if (x) {
@@ -194,8 +234,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f,
     }
     break;
   case NGHTTP2_GOAWAY:
-    s->goaway_recv = true;
-    s->goaway_code = f->goaway.error_code;
+    goaway_in(s, &f->goaway);
     break;
   default:
     break;
@@ -269,6 +308,10 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f,
       (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS))
     nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id,
                               NGHTTP2_NO_ERROR);
+  if (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) {
+    s->ping_strikes = 0; /* as gRPC: PINGs while we send are fine */
+    s->last_ping_recv_ms = 0;
+  }
   if (f->hd.type == NGHTTP2_GOAWAY) {
     s->goaway_sent = true;
     if (!s->goaway_code)
@@ -396,6 +439,10 @@ int mesh__h2_session_new_io(mesh_t *m, const mesh__h2_io_t *io, bool server,
 
 const char *mesh__h2_session_peer_id(const mesh__h2_session_t *s) {
   return s ? s->peer_id : "";
+}
+
+bool mesh__h2_session_tls(const mesh__h2_session_t *s) {
+  return s && s->tls;
 }
 
 int mesh__h2_session_fd(const mesh__h2_session_t *s) {

@@ -20,6 +20,7 @@
 #include "authn/authn.h"
 #include "authz/authz.h"
 #include "core/core.h"
+#include "http/h2.h"
 #include "http/parse.h"
 #include "telemetry/telemetry.h"
 
@@ -103,7 +104,16 @@ typedef struct mesh__http_settings {
   mesh__http_limits_t lim;
   int64_t idle_timeout_ms;    /* server: wait for the next request */
   int64_t request_timeout_ms; /* server: a whole request once begun */
+  mesh__h2_settings_t h2;     /* "http2": every HTTP/2 session the context
+                                 makes (clients, servers, gRPC) */
 } mesh__http_settings_t;
+
+/** "http.http2" (h2_config.c): keepalive with gRPC's names, semantics and
+ *  defaults, and the session limits.  Unknown keys are errors. */
+void mesh__h2_settings_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
+                             mesh__h2_settings_t *s);
+/** gRPC's defaults over mesh__h2_settings_default(). */
+void mesh__h2_settings_config_default(mesh__h2_settings_t *s);
 
 void mesh__http_settings_default(mesh__http_settings_t *s);
 /** The context's settings (defaults when m is NULL or has no section). */

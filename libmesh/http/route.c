@@ -4,6 +4,7 @@
  * matches on path (exact or prefix), method and headers (exact, prefix,
  * present, absent), all of which must hold; the first matching route wins
  * and sends the request to a service, a subset of it, or a weighted split. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,20 @@ static const mesh__http_settings_t defaults = {
     .request_timeout_ms = 60000,
 };
 
-void mesh__http_settings_default(mesh__http_settings_t *s) { *s = defaults; }
+void mesh__http_settings_default(mesh__http_settings_t *s) {
+  *s = defaults;
+  mesh__h2_settings_config_default(&s->h2);
+}
+
+static mesh__http_settings_t def_value; /* for contexts without m->http */
+static pthread_once_t def_once = PTHREAD_ONCE_INIT;
+static void def_init(void) { mesh__http_settings_default(&def_value); }
 
 const mesh__http_settings_t *mesh__http_settings(mesh_t *m) {
   if (m && m->http)
     return &m->http->set;
-  return &defaults;
+  pthread_once(&def_once, def_init);
+  return &def_value;
 }
 
 /* ---- parsing -------------------------------------------------------------------- */
@@ -493,12 +502,16 @@ static void settings_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
                 &s->idle_timeout_ms);
   mesh__cfg_int(c, v, path, "request_timeout_ms", 1, 86400000,
                 s->request_timeout_ms, &s->request_timeout_ms);
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "http2");
+  mesh__h2_settings_parse(c, cJSON_GetObjectItemCaseSensitive(v, "http2"), p,
+                          &s->h2);
 }
 
 static const char *const http_keys[] = {
     "max_header_bytes", "max_headers",        "max_body_bytes",
     "idle_timeout_ms",  "request_timeout_ms", "routes",
-    NULL};
+    "http2",            NULL};
 
 static void http_check(mesh__cfg_t *c, const cJSON *v, const char *path) {
   if (!v || !mesh__cfg_object(c, v, path, http_keys))

@@ -361,17 +361,24 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
     mesh__call_release(c);
     return rc;
   }
-  bool may_pool = rs->cfg.pool.max_idle > 0 && !x->alpn &&
+  /* a shared-session caller (mux) may ask for its own ALPN ("h2") */
+  bool may_pool = rs->cfg.pool.max_idle > 0 && (!x->alpn || x->mux) &&
                   !(dopts && (dopts->alpn || dopts->nonblocking));
   if (may_pool && x->mux) {
-    mesh__pool_t *p = mesh__res_pool_peek(c->host);
-    c->mux = mesh__pool_mux_get(p, mesh__now_ms(),
-                                rs->cfg.pool.idle_timeout_ms);
+    int64_t now = mesh__now_ms();
+    int64_t until = now + (x->connect_ms > 0 ? x->connect_ms : 5000);
+    if (x->deadline_ms && x->deadline_ms < until)
+      until = x->deadline_ms;
+    c->mux = mesh__pool_mux_get(mesh__res_pool(rs, c->host), now,
+                                rs->cfg.pool.idle_timeout_ms, until,
+                                &c->mux_dialer);
     if (c->mux) {
       c->mux_pooled = c->reused = true;
       return MESH_OK;
     }
   }
+  if (x->alpn && x->mux)
+    may_pool = false; /* not an idle-pool connection */
   if (may_pool) {
     mesh__pool_t *p = mesh__res_pool_peek(c->host);
     c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg.pool.idle_timeout_ms);
@@ -384,6 +391,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
   }
   rc = dial(c, dopts, st);
   if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE) {
+    mesh__call_mux_dialed(c, false);
     /* Remember the host before letting go of it: a connect retry prefers
      * another one. */
     if (mesh__call_host_fault(rc))
@@ -501,6 +509,7 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     c->conn = NULL;
     c->holds_conn = false;
   }
+  mesh__call_mux_dialed(c, false);
   if (c->mux) {
     if (c->mux_pooled)
       mesh__pool_mux_put(mesh__res_pool_peek(c->host), c->mux, mesh__now_ms());

@@ -72,6 +72,8 @@ struct mesh_call {
   void *mux;                  /* a shared session instead of conn */
   const mesh__mux_ops_t *mux_ops;
   bool mux_pooled;            /* mux is counted in the host's pool */
+  bool mux_dialer;            /* the host's pool waits for this try's
+                                 connection (mesh__call_mux_dialed) */
   int attempt;
   mesh__span_t span;          /* "mesh.try" */
   int64_t try_start_ns;
@@ -129,6 +131,10 @@ void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
 
 /** Let the calls made with o use shared sessions (the HTTP layer). */
 void mesh__call_opts_set_mux(mesh_call_opts_t *o, bool on);
+/** The try's dial is over (adopted, failed, or plain: not HTTP/2, never
+ *  shared): other callers waiting for it in mesh__pool_mux_get() look
+ *  again.  Idempotent; the call layer also does it when the try ends. */
+void mesh__call_mux_dialed(mesh_call_t *c, bool plain);
 
 /** Map a try function's return to an outcome; MESH_OK, or the code that
  *  stops the call (MESH_ERR_INVALID_ARG for an unknown outcome value). */

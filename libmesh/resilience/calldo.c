@@ -161,6 +161,7 @@ void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
       mesh__breaker_give(&rs->br.connections);
     c->conn = NULL;
     c->holds_conn = false;
+    mesh__call_mux_dialed(c, false);
     return;
   }
   c->conn = NULL; /* the session owns it now */
@@ -171,6 +172,14 @@ void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
                         ? mesh__res_pool(rs, c->host)
                         : NULL;
   c->mux_pooled = mesh__pool_mux_add(p, sess, ops, mesh__now_ms());
+  mesh__call_mux_dialed(c, false);
+}
+
+void mesh__call_mux_dialed(mesh_call_t *c, bool plain) {
+  if (!c || !c->mux_dialer)
+    return;
+  c->mux_dialer = false;
+  mesh__pool_mux_dialed(mesh__res_pool_peek(c->host), plain);
 }
 
 void mesh__call_opts_set_mux(mesh_call_opts_t *o, bool on) {

@@ -9,6 +9,7 @@
 
 #include <poll.h>
 #include <stdlib.h>
+#include <time.h>
 
 typedef struct idle {
   void *conn;
@@ -25,6 +26,8 @@ typedef struct mux {
 #define MUX_MAX 64 /* sessions per endpoint */
 
 static void mux_clear(mesh__pool_t *p, bool all);
+static bool mux_dead(const mux_t *e);
+static void mux_drop(mesh__pool_t *p, size_t i, mux_t *closing);
 
 struct mesh__pool {
   pthread_mutex_t mu;
@@ -34,6 +37,10 @@ struct mesh__pool {
   size_t n, cap;
   struct mux *mux; /* shared sessions (HTTP/2), MUX_MAX */
   size_t nmux;
+  bool dialing;      /* a caller is dialing a connection to share */
+  bool plain;        /* the last dial gave no shared session (HTTP/1.1):
+                        callers do not wait for each other's dials */
+  pthread_cond_t dialed; /* signalled when that dial ends */
 };
 
 bool mesh__pool_fd_alive(int fd) {
@@ -64,6 +71,11 @@ mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user) {
     return NULL;
   }
   pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->dialed, &ca);
+  pthread_condattr_destroy(&ca);
   p->ops = *ops;
   p->user = user;
   return p;
@@ -76,6 +88,7 @@ void mesh__pool_free(mesh__pool_t *p) {
   mux_clear(p, true);
   free(p->mux);
   free(p->v);
+  pthread_cond_destroy(&p->dialed);
   pthread_mutex_destroy(&p->mu);
   free(p);
 }
@@ -149,10 +162,25 @@ size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
       p->v[keep++] = it;
   }
   p->n = keep;
+  /* shared sessions: advance each one (keepalive PINGs, GOAWAY, EOF) --
+   * nobody else drives an idle one -- and close the dead idle ones */
+  mux_t mdead[MUX_MAX];
+  size_t nm = 0;
+  for (size_t i = 0; i < p->nmux;) {
+    mux_t *e = &p->mux[i];
+    bool gone = mux_dead(e) || (idle_timeout_ms > 0 &&
+                                now_ms - e->idle_since_ms >= idle_timeout_ms);
+    if (e->inflight == 0 && gone)
+      mux_drop(p, i, &mdead[nm++]);
+    else
+      i++;
+  }
   pthread_mutex_unlock(&p->mu);
   for (size_t i = 0; i < nd; i++)
     p->ops.close(dead[i], p->user);
-  return nd;
+  for (size_t i = 0; i < nm; i++)
+    mdead[i].ops->close(mdead[i].sess, p->user);
+  return nd + nm;
 }
 
 size_t mesh__pool_clear(mesh__pool_t *p) {
@@ -202,20 +230,17 @@ static void mux_drop(mesh__pool_t *p, size_t i, mux_t *closing) {
   p->mux[i] = p->mux[--p->nmux];
 }
 
-void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
-                         int64_t idle_timeout_ms) {
-  if (!p)
-    return NULL;
-  mux_t dead[MUX_MAX];
-  size_t nd = 0;
+/* The least busy live session with room (locked); dead and expired idle
+ * ones go to dead[]. */
+static mux_t *mux_pick(mesh__pool_t *p, int64_t now_ms,
+                       int64_t idle_timeout_ms, mux_t *dead, size_t *nd) {
   mux_t *best = NULL;
-  pthread_mutex_lock(&p->mu);
   for (size_t i = 0; i < p->nmux;) {
     mux_t *e = &p->mux[i];
     bool expired = e->inflight == 0 && idle_timeout_ms > 0 &&
                    now_ms - e->idle_since_ms >= idle_timeout_ms;
     if (e->inflight == 0 && (expired || mux_dead(e))) {
-      mux_drop(p, i, &dead[nd++]);
+      mux_drop(p, i, &dead[(*nd)++]);
       continue;
     }
     /* the least busy session with room: spread calls over the
@@ -224,6 +249,52 @@ void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
         (!best || e->inflight < best->inflight))
       best = e;
     i++;
+  }
+  return best;
+}
+
+/* Sleep on the pool's condition variable until deadline (locked). */
+static void wait_dialed(mesh__pool_t *p, int64_t deadline_ms) {
+  int64_t left = deadline_ms - mesh__now_ms();
+  if (left <= 0)
+    return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += (time_t)(left / 1000);
+  ts.tv_nsec += (long)(left % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait(&p->dialed, &p->mu, &ts);
+}
+
+void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
+                         int64_t idle_timeout_ms, int64_t wait_until_ms,
+                         bool *dial) {
+  if (dial)
+    *dial = false;
+  if (!p)
+    return NULL;
+  mux_t dead[2 * MUX_MAX]; /* a pick drops at most MUX_MAX */
+  size_t nd = 0;
+  mux_t *best;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    best = mux_pick(p, now_ms, idle_timeout_ms, dead, &nd);
+    if (best || !dial || p->plain)
+      break;
+    if (!p->dialing) { /* this caller dials; the others wait for it */
+      p->dialing = true;
+      *dial = true;
+      break;
+    }
+    /* somebody is dialing a connection to share: wait for it rather than
+     * dial one more (N callers arriving together share one handshake) */
+    if (mesh__now_ms() >= wait_until_ms || nd > MUX_MAX)
+      break;
+    wait_dialed(p, wait_until_ms);
+    now_ms = mesh__now_ms();
   }
   void *out = NULL;
   if (best) {
@@ -236,6 +307,17 @@ void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
   return out;
 }
 
+void mesh__pool_mux_dialed(mesh__pool_t *p, bool plain) {
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->mu);
+  p->dialing = false;
+  if (plain)
+    p->plain = true;
+  pthread_cond_broadcast(&p->dialed);
+  pthread_mutex_unlock(&p->mu);
+}
+
 bool mesh__pool_mux_add(mesh__pool_t *p, void *sess,
                         const mesh__mux_ops_t *ops, int64_t now_ms) {
   if (!p || !sess || !ops)
@@ -246,6 +328,7 @@ bool mesh__pool_mux_add(mesh__pool_t *p, void *sess,
     p->mux[p->nmux++] =
         (mux_t){.sess = sess, .ops = ops, .inflight = 1,
                 .idle_since_ms = now_ms};
+    p->plain = false;
     ok = true;
   }
   pthread_mutex_unlock(&p->mu);

@@ -470,9 +470,21 @@ typedef struct mesh__mux_ops {
 
 /** A shared session with room for one more call, counted as in use; NULL
  *  when none (dial a new connection).  Dead and expired idle ones are
- *  closed on the way. */
+ *  closed on the way.  With dial != NULL one caller at a time dials: when
+ *  there is no session with room and nobody is dialing, *dial = true (the
+ *  caller dials and then calls mesh__pool_mux_dialed(), whatever came of
+ *  it); when somebody is, the caller waits for that dial (until
+ *  wait_until_ms, absolute mesh__now_ms()) and looks again, so callers
+ *  arriving together share one handshake.  NULL with *dial false: the wait
+ *  ran out (dial on your own). */
 void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,
-                         int64_t idle_timeout_ms);
+                         int64_t idle_timeout_ms, int64_t wait_until_ms,
+                         bool *dial);
+/** The dial announced by mesh__pool_mux_get()'s *dial is over (its session
+ *  added, or it failed, or it was not a shared protocol): wake the
+ *  waiters.  plain: the connection is not shared (HTTP/1.1); until a
+ *  session is added again, callers dial without waiting for each other. */
+void mesh__pool_mux_dialed(mesh__pool_t *p, bool plain);
 /** Add a new session, in use by the caller's call (counted once).
  *  @return false when the endpoint has MUX_MAX (64) already: the caller
  *          keeps it for its call and closes it. */

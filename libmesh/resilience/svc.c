@@ -36,11 +36,13 @@ void mesh__res_od_timer_reset(mesh__res_svc_t *rs) {
 }
 
 /* Idle connections are swept often enough that an expired one never lives
- * much past its timeout, and never more than every 100 ms. */
+ * much past its timeout, and never more than every 100 ms; at least every
+ * second, because the sweep also drives idle shared HTTP/2 sessions
+ * (keepalive PINGs, a dead peer noticed). */
 static int64_t pool_period(const mesh__pool_cfg_t *pc) {
   int64_t p = pc->idle_timeout_ms / 4;
-  if (p <= 0 || p > 5000)
-    p = 5000;
+  if (p <= 0 || p > 1000)
+    p = 1000;
   return p < 100 ? 100 : p;
 }
 

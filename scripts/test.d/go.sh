@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Go binding tests (bindings/go): `go test -race` against build/, offline
-# (GOPROXY=off: standard library only).  Run by scripts/test after `make`;
+# (GOPROXY=off: standard library only); then examples/grpc-go (grpc-go from
+# golang-google-grpc-dev over the binding) against `meshctl grpc serve`.  Run by scripts/test after `make`;
 # prints "go: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -73,5 +74,13 @@ for i in $(seq 1 "${n:-0}"); do
     f=$((f + 1)); docrc=1
   fi
 done
+# grpc-go (Debian golang-google-grpc-dev, GOPATH mode, offline) over the
+# binding's DialContext, against `meshctl grpc serve`.
+exrc=0
+if bash "$top/examples/grpc-go/run.sh" "$build"; then
+  p=$((p + 1))
+else
+  echo "FAIL: examples/grpc-go"; f=$((f + 1)); exrc=1
+fi
 echo "go: $p passed, $f failed"
-[ $rc -eq 0 ] && [ $vet -eq 0 ] && [ $docrc -eq 0 ]
+[ $rc -eq 0 ] && [ $vet -eq 0 ] && [ $docrc -eq 0 ] && [ $exrc -eq 0 ]
