@@ -13,13 +13,15 @@ chromium procps iproute2 protobuf-compiler python3-protobuf nghttp2-client nghtt
 python3-venv python3-pip python3-setuptools python3-wheel mandoc man-db \
 python3-jwt python3-cryptography \
 librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap-dev libzstd-dev libbrotli-dev \
-libidn2-dev zlib1g-dev python3-grpcio protobuf-compiler-grpc golang-google-grpc-dev"
+libidn2-dev zlib1g-dev python3-grpcio protobuf-compiler-grpc golang-google-grpc-dev \
+debootstrap"
 # (python3-venv ... python3-wheel: the install stage's offline pip install;
 # mandoc, man-db: man page lint and lookup; python3-jwt, python3-cryptography:
 # the independent JWT peer of tests/test_authn; the -dev packages after them:
 # libcurl's private static dependencies, for `pkg-config --static --libs
 # mesh`, which Debian's libcurl4-openssl-dev does not pull in;
-# golang-google-grpc-dev: the go stage's examples/grpc-go, GOPATH mode.)
+# golang-google-grpc-dev: the go stage's examples/grpc-go, GOPATH mode;
+# debootstrap: the trixie stage's Debian 13 root.)
 # The demo's xDS act: its control plane (examples/demo/xds_cp.py) is a
 # python3-grpcio server with classes protoc generates from libmesh/xds/proto.
 MESH_DEMO_PKGS="python3 python3-grpcio python3-protobuf protobuf-compiler"

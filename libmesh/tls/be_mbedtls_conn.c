@@ -133,7 +133,9 @@ static void own_verify_fail(mbe_conn_t *b, mesh__hsf_t *f) {
 }
 
 /* Sort a failed mbedtls_ssl_handshake() into the backend-neutral kinds;
- * errmap.c words the message. */
+ * errmap.c words the message.  Over 60 lines: one switch over the error
+ * codes of 2.28 and 3.x, kept whole so that every code's kind is read in
+ * one place. */
 static void classify(mesh_conn_t *c, int ret, mesh__hsf_t *f) {
   mbe_conn_t *b = c->be;
   switch (ret) {
