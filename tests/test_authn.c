@@ -260,7 +260,10 @@ static void test_mesh__authn_decide_pyjwt_table(void) {
       CU_FAIL("refusal reason");
     }
     if (ours) {
-      CU_ASSERT_STRING_EQUAL(res.principal, ISS "/alice");
+      CU_ASSERT_STRING_EQUAL(res.principal,
+                             strcmp(name, "es256_svid") == 0
+                                 ? ISS "/spiffe://example.org/alice"
+                                 : ISS "/alice");
       CU_ASSERT_STRING_EQUAL(res.strip_header, "Authorization");
       CU_ASSERT_EQUAL(res.nout, 1);
       if (res.nout == 1)
@@ -410,7 +413,7 @@ static void test_mesh__authn_set_jwt_bundle(void) {
                &m, &st),
       MESH_OK);
   char bearer[4096];
-  snprintf(bearer, sizeof bearer, "Bearer %s", token_named(rows, "es256"));
+  snprintf(bearer, sizeof bearer, "Bearer %s", token_named(rows, "es256_svid"));
   hdrs1_t h = {"Authorization", bearer};
   mesh__authn_input_t in = {.header = get1, .ctx = &h};
   mesh__authn_result_t res;
@@ -425,8 +428,16 @@ static void test_mesh__authn_set_jwt_bundle(void) {
                   MESH_OK);
   CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_OK);
   CU_ASSERT(res.authenticated);
-  CU_ASSERT_STRING_EQUAL(res.principal, ISS "/alice");
+  CU_ASSERT_STRING_EQUAL(res.principal, ISS "/spiffe://example.org/alice");
   mesh__authn_result_free(&res);
+  /* a bundle verifies JWT-SVIDs of its trust domain only (SPIFFE JWT-SVID
+   * 3: sub is the SPIFFE ID): the same key, sub "alice", has no rule */
+  char plain[4096];
+  snprintf(plain, sizeof plain, "Bearer %s", token_named(rows, "es256"));
+  hdrs1_t hp = {"Authorization", plain};
+  mesh__authn_input_t inp = {.header = get1, .ctx = &hp};
+  CU_ASSERT_EQUAL(mesh__authn_check_request(m, &inp, &res, &st), MESH_ERR_DENIED);
+  CU_ASSERT_STRING_EQUAL(mesh__jwt_err_name(res.err), "no_issuer");
   CU_ASSERT_EQUAL(mesh__authn_set_jwt_bundle(m, "example.org", NULL, 0), MESH_OK);
   CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_ERR_DENIED);
   mesh_free(m);

@@ -14,7 +14,11 @@ and holds
 `control.json`, re-read every 100 ms:
   {"ids": [["spiffe://example.org/a", "hint"], ...],   # the SVID set
    "mode": "ok" | "unavailable" | "denied" | "invalid", # status of fetches
-   "federated": {"spiffe://other.org": "PEM path"}}      # extra bundles
+   "federated": {"spiffe://other.org": "PEM path"},      # extra bundles
+   "jwt_keys": ["k1", ...],   # kids in the JWT bundle (default ["k1"])
+   "jwt_sign": "k1"}          # kid that signs new JWT-SVIDs (default "k1")
+JWT signing keys (P-256) are DIR/jwt-<kid>.key, made on first use (k1 is
+DIR/jwt.key, as before).
 Events go to stdout, one per line, flushed:
   ready | call <Method> header=<true|false> | sent <Method> serials=<hex,..>
 Like SPIRE, a call without `workload.spiffe.io: true` ends INVALID_ARGUMENT
@@ -44,7 +48,8 @@ def load_pb():
 pb = load_pb()
 lock = threading.Lock()
 cond = threading.Condition(lock)
-state = {'version': 0, 'svids': [], 'mode': 'ok', 'federated': {}}
+state = {'version': 0, 'svids': [], 'mode': 'ok', 'federated': {},
+         'jwt_keys': ['k1'], 'jwt_sign': 'k1'}
 
 
 def ev(line):
@@ -107,14 +112,20 @@ class Agent:
         self.a = a
         self.td = 'example.org'
         self.ca_key, self.ca_crt = ca_load(a.dir, self.td)
-        jp = os.path.join(a.dir, 'jwt.key')
+        self.jwt_keys = {}
+        self.ids, self.control = [], None
+
+    def jwt_key(self, kid):
+        if kid in self.jwt_keys:
+            return self.jwt_keys[kid]
+        jp = os.path.join(self.a.dir, 'jwt.key' if kid == 'k1' else 'jwt-%s.key' % kid)
         if not os.path.exists(jp):
             k = ec.generate_private_key(ec.SECP256R1())
             open(jp, 'wb').write(k.private_bytes(serialization.Encoding.PEM,
                                                  serialization.PrivateFormat.PKCS8,
                                                  serialization.NoEncryption()))
-        self.jwt_key = serialization.load_pem_private_key(open(jp, 'rb').read(), None)
-        self.ids, self.control = [], None
+        self.jwt_keys[kid] = serialization.load_pem_private_key(open(jp, 'rb').read(), None)
+        return self.jwt_keys[kid]
 
     def reload_control(self):
         p = os.path.join(self.a.dir, 'control.json')
@@ -129,6 +140,8 @@ class Agent:
         with lock:
             state['mode'] = c.get('mode', 'ok')
             state['federated'] = c.get('federated', {})
+            state['jwt_keys'] = c.get('jwt_keys', ['k1'])
+            state['jwt_sign'] = c.get('jwt_sign', 'k1')
         self.ids = [tuple(x) for x in c.get('ids', [])]
         return True
 
@@ -204,17 +217,19 @@ class Agent:
         yield from self.stream('FetchX509SVID', self.x509_msg, ctx)
 
     def jwks(self):
-        pub = self.jwt_key.public_key().public_numbers()
         b64 = lambda n: pyjwt.utils.base64url_encode(n.to_bytes(32, 'big')).decode()
-        return json.dumps({'keys': [{'kty': 'EC', 'crv': 'P-256', 'kid': 'k1',
-                                     'use': 'jwt-svid', 'x': b64(pub.x),
-                                     'y': b64(pub.y)}]}).encode()
+        keys = []
+        for kid in state['jwt_keys']:
+            pub = self.jwt_key(kid).public_key().public_numbers()
+            keys.append({'kty': 'EC', 'crv': 'P-256', 'kid': kid,
+                         'use': 'jwt-svid', 'x': b64(pub.x), 'y': b64(pub.y)})
+        return json.dumps({'keys': keys}).encode()
 
     def FetchJWTBundles(self, req, ctx):
         def build():
             r = pb.JWTBundlesResponse()
             r.bundles['spiffe://' + self.td] = self.jwks()
-            return r, 'td=%s' % self.td
+            return r, 'td=%s kids=%s' % (self.td, ','.join(state['jwt_keys']))
         yield from self.stream('FetchJWTBundles', build, ctx)
 
     def FetchX509Bundles(self, req, ctx):
@@ -236,8 +251,10 @@ class Agent:
             s = r.svids.add()
             s.spiffe_id = i
             s.svid = pyjwt.encode({'sub': i, 'aud': list(req.audience), 'iat': t,
-                                   'exp': t + self.a.ttl_s}, self.jwt_key,
-                                  algorithm='ES256', headers={'kid': 'k1'})
+                                   'exp': t + self.a.ttl_s},
+                                  self.jwt_key(state['jwt_sign']),
+                                  algorithm='ES256',
+                                  headers={'kid': state['jwt_sign']})
             if h:
                 s.hint = h
         ev('sent FetchJWTSVID aud=%s n=%d' % (','.join(req.audience), len(r.svids)))

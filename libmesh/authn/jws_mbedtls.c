@@ -144,3 +144,8 @@ int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
              ? MESH_ERR_DENIED
              : MESH_OK;
 }
+
+int mesh__jws_sha256(const void *in, size_t n, uint8_t out[32]) {
+  const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+  return md && mbedtls_md(md, in, n, out) == 0 ? MESH_OK : MESH_ERR_INTERNAL;
+}

@@ -368,6 +368,7 @@ static void identity_free(struct mesh__identity *id) {
   free(id->scratch);
   pthread_mutex_destroy(&id->mu);
   pthread_mutex_destroy(&id->reload_mu);
+  pthread_mutex_destroy(&id->hook_mu);
   free(id);
 }
 
@@ -423,6 +424,7 @@ static int identity_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   pthread_mutex_init(&id->mu, NULL);
   pthread_mutex_init(&id->reload_mu, NULL);
+  pthread_mutex_init(&id->hook_mu, NULL);
   pthread_cond_init(&id->cv, NULL);
   static const char help[] = "SVID rotations (reloads after the first "
                               "load) by outcome.";

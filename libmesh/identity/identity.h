@@ -259,8 +259,24 @@ void mesh__jwt_bundles_release(mesh__jwt_bundles_t *b);
 /** JWKS JSON of trust domain td in b, or NULL. */
 const char *mesh__jwt_bundles_find(const mesh__jwt_bundles_t *b,
                                    const char *td);
-/** Publish b (takes its reference; sets its generation).  @return MESH_OK,
- *  MESH_ERR_NOT_FOUND (no identity section: b is released). */
+/** Publish b (takes its reference; sets its generation) and hand it to the
+ *  registered consumer.  @return MESH_OK, MESH_ERR_NOT_FOUND (no identity
+ *  section: b is released). */
 int mesh__identity_push_jwt_bundles(mesh_t *m, mesh__jwt_bundles_t *b);
+
+/** A consumer of JWT bundle sets: called with each new set (borrowed: take
+ *  a reference to keep it), in publication order, on the pushing thread
+ *  (the Workload API's stream thread), never concurrently with itself.  It
+ *  must not call mesh__identity_on_jwt_bundles. */
+typedef void (*mesh__jwt_bundles_fn)(mesh__jwt_bundles_t *b, void *user);
+/** Register the consumer (request authentication, which sits below the
+ *  Workload API and so cannot be called by it directly; the Workload API
+ *  pushes here, and identity, below both, forwards).  The current set, if
+ *  any, is delivered before this returns.  fn NULL unregisters: after the
+ *  return the old fn is not running and will not be called again.  One
+ *  consumer per context (a second registration replaces the first).
+ *  @return MESH_OK or MESH_ERR_NOT_FOUND (no identity section). */
+int mesh__identity_on_jwt_bundles(mesh_t *m, mesh__jwt_bundles_fn fn,
+                                  void *user);
 
 #endif /* MESH_IDENTITY_IDENTITY_H */

@@ -227,11 +227,30 @@ int mesh__identity_push_jwt_bundles(mesh_t *m, mesh__jwt_bundles_t *b) {
     mesh__jwt_bundles_release(b);
     return MESH_ERR_NOT_FOUND;
   }
+  pthread_mutex_lock(&id->hook_mu);
   pthread_mutex_lock(&id->mu);
   mesh__jwt_bundles_t *old = id->jwt;
   b->generation = old ? old->generation + 1 : 1;
   id->jwt = b;
   pthread_mutex_unlock(&id->mu);
+  if (id->jwt_hook)
+    id->jwt_hook(b, id->jwt_hook_user);
+  pthread_mutex_unlock(&id->hook_mu);
   mesh__jwt_bundles_release(old);
+  return MESH_OK;
+}
+
+int mesh__identity_on_jwt_bundles(mesh_t *m, mesh__jwt_bundles_fn fn,
+                                  void *user) {
+  struct mesh__identity *id = m ? m->identity : NULL;
+  if (!id)
+    return MESH_ERR_NOT_FOUND;
+  pthread_mutex_lock(&id->hook_mu);
+  id->jwt_hook = fn;
+  id->jwt_hook_user = user;
+  /* id->jwt changes only under hook_mu: no reference needed here */
+  if (fn && id->jwt)
+    fn(id->jwt, user);
+  pthread_mutex_unlock(&id->hook_mu);
   return MESH_OK;
 }
