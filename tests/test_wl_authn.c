@@ -306,10 +306,94 @@ static void test_bundles_under_readers(void) {
   agent_stop();
 }
 
+/* ValidateJWTSVID: the agent validates (PyJWT against its JWT bundle) and
+ * answers the SPIFFE ID and the claims as a google.protobuf.Struct; the
+ * library agrees with B's own authn on the same tokens. */
+static void test_validate_jwt_svid(void) {
+  CU_ASSERT_FATAL(agent_start());
+  control("{\"ids\": [[\"" ID_A "\", \"a\"], [\"" ID_B "\", \"b\"]], "
+          "\"jwt_keys\": [\"k1\"], \"jwt_sign\": \"k1\", \"jwt_extra\": "
+          "{\"team\": \"shop\", \"n\": {\"l\": [1, true, null, \"x\"]}}}");
+  usleep(400000); /* the agent re-reads its control every 100 ms */
+  mesh_t *a = workload("a", NULL);
+  mesh_t *b = workload("b", "\"authn\": {\"jwt_rules\": [{\"spiffe_bundle\": "
+                            "\"example.org\", \"audiences\": [\"" AUD1 "\"]}]}");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  char *t = jwt_of(a, AUD1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+  char id[MESH_SPIFFE_ID_MAX + 1], claims[2048];
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(b, t, AUD1, id, sizeof id, claims,
+                                         sizeof claims, &st),
+                  MESH_OK);
+  CU_ASSERT_STRING_EQUAL(id, ID_A);
+  cJSON *j = cJSON_Parse(claims);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "sub")),
+                         ID_A);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "team")),
+                         "shop");
+  char *l = cJSON_PrintUnformatted(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(j, "n"), "l"));
+  CU_ASSERT_STRING_EQUAL(l ? l : "", "[1,true,null,\"x\"]");
+  free(l);
+  cJSON_Delete(j);
+  CU_ASSERT_EQUAL(verdict_becomes(b, t, MESH__JWT_OK), MESH__JWT_OK);
+  /* without the claims; buffers too small */
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(a, t, AUD1, id, sizeof id, NULL, 0,
+                                         &st),
+                  MESH_OK);
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(a, t, AUD1, id, 8, NULL, 0, &st),
+                  MESH_ERR_BUFFER);
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(a, t, AUD1, id, sizeof id, claims, 16,
+                                         &st),
+                  MESH_ERR_BUFFER);
+  /* refused by the agent: wrong audience, an edited signature */
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(a, t, AUD2, id, sizeof id, NULL, 0,
+                                         &st),
+                  MESH_ERR_DENIED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "INVALID_ARGUMENT"));
+  CU_ASSERT_STRING_EQUAL(id, "");
+  char bad[4096];
+  snprintf(bad, sizeof bad, "%s", t);
+  size_t n = strlen(bad);
+  bad[n - 6] = bad[n - 6] == 'A' ? 'B' : 'A';
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(a, bad, AUD1, id, sizeof id, NULL, 0,
+                                         &st),
+                  MESH_ERR_DENIED);
+  CU_ASSERT_NOT_EQUAL(verdict(b, bad, NULL, 0), MESH__JWT_OK);
+  /* the key leaves the bundle: refused by the agent and by B */
+  control("{\"ids\": [[\"" ID_A "\", \"a\"], [\"" ID_B "\", \"b\"]], "
+          "\"jwt_keys\": [\"k2\"], \"jwt_sign\": \"k2\"}");
+  CU_ASSERT_EQUAL(verdict_becomes(b, t, MESH__JWT_UNKNOWN_KID),
+                  MESH__JWT_UNKNOWN_KID);
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(a, t, AUD1, id, sizeof id, NULL, 0,
+                                         &st),
+                  MESH_ERR_DENIED);
+  /* bad arguments, no Workload API source */
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(a, "", AUD1, id, sizeof id, NULL, 0,
+                                         &st),
+                  MESH_ERR_INVALID_ARG);
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(a, t, NULL, id, sizeof id, NULL, 0,
+                                         &st),
+                  MESH_ERR_INVALID_ARG);
+  mesh_t *none = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_new("{\"log\": {\"level\": \"error\"}}", &none, &st),
+                        MESH_OK);
+  CU_ASSERT_EQUAL(mesh_validate_jwt_svid(none, t, AUD1, id, sizeof id, NULL, 0,
+                                         &st),
+                  MESH_ERR_NOT_FOUND);
+  mesh_free(none);
+  mesh_free(a);
+  mesh_free(b);
+  agent_stop();
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("wl_authn", NULL, agent_teardown);
   CU_add_test(s, "jwt_svid_rotation", test_jwt_svid_rotation);
   CU_add_test(s, "bundles_under_readers", test_bundles_under_readers);
+  CU_add_test(s, "validate_jwt_svid", test_validate_jwt_svid);
 }
 
 int main(void) { return th_run_suites("test_wl_authn", add); }

@@ -16,7 +16,11 @@ and holds
    "mode": "ok" | "unavailable" | "denied" | "invalid", # status of fetches
    "federated": {"spiffe://other.org": "PEM path"},      # extra bundles
    "jwt_keys": ["k1", ...],   # kids in the JWT bundle (default ["k1"])
-   "jwt_sign": "k1"}          # kid that signs new JWT-SVIDs (default "k1")
+   "jwt_sign": "k1",          # kid that signs new JWT-SVIDs (default "k1")
+   "jwt_extra": {...}}        # more claims in new JWT-SVIDs
+ValidateJWTSVID validates with PyJWT against the keys of the current JWT
+bundle and answers the claims as a google.protobuf.Struct (python3-protobuf's
+struct_pb2), INVALID_ARGUMENT when the token does not validate (as SPIRE).
 JWT signing keys (P-256) are DIR/jwt-<kid>.key, made on first use (k1 is
 DIR/jwt.key, as before).
 Events go to stdout, one per line, flushed:
@@ -31,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 import jwt as pyjwt
+from google.protobuf import struct_pb2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO = os.path.join(HERE, '..', 'libmesh', 'workload', 'proto')
@@ -142,6 +147,7 @@ class Agent:
             state['federated'] = c.get('federated', {})
             state['jwt_keys'] = c.get('jwt_keys', ['k1'])
             state['jwt_sign'] = c.get('jwt_sign', 'k1')
+            state['jwt_extra'] = c.get('jwt_extra', {})
         self.ids = [tuple(x) for x in c.get('ids', [])]
         return True
 
@@ -250,8 +256,10 @@ class Agent:
                 continue
             s = r.svids.add()
             s.spiffe_id = i
-            s.svid = pyjwt.encode({'sub': i, 'aud': list(req.audience), 'iat': t,
-                                   'exp': t + self.a.ttl_s},
+            claims = dict(state.get('jwt_extra', {}))
+            claims.update({'sub': i, 'aud': list(req.audience), 'iat': t,
+                           'exp': t + self.a.ttl_s})
+            s.svid = pyjwt.encode(claims,
                                   self.jwt_key(state['jwt_sign']),
                                   algorithm='ES256',
                                   headers={'kid': state['jwt_sign']})
@@ -259,6 +267,37 @@ class Agent:
                 s.hint = h
         ev('sent FetchJWTSVID aud=%s n=%d' % (','.join(req.audience), len(r.svids)))
         return r
+
+
+def validate(agent, req):
+    """(claims, None) or (None, why)."""
+    try:
+        kid = pyjwt.get_unverified_header(req.svid).get('kid')
+        with lock:
+            known = kid in state['jwt_keys']
+        if not known:
+            return None, 'key %r is not in the JWT bundle' % kid
+        return pyjwt.decode(req.svid, agent.jwt_key(kid).public_key(),
+                            algorithms=['ES256'], audience=req.audience), None
+    except Exception as e:  # PyJWT's verdict, whatever the reason
+        return None, str(e)
+
+
+def ValidateJWTSVID(agent, req, ctx):
+    agent.check('ValidateJWTSVID', ctx)
+    if not req.audience:
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, 'audience must be specified')
+    if not req.svid:
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, 'svid must be specified')
+    claims, why = validate(agent, req)
+    ev('validated aud=%s ok=%s' % (req.audience, 'true' if claims else 'false'))
+    if claims is None:
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                  'unable to validate JWT-SVID: %s' % why)
+    st = struct_pb2.Struct()
+    st.update(claims)
+    return pb.ValidateJWTSVIDResponse(spiffe_id=claims.get('sub', ''),
+                                      claims=st.SerializeToString())
 
 
 def main():
@@ -289,6 +328,8 @@ def main():
         'FetchX509Bundles': S(agent.FetchX509Bundles, pb.X509BundlesRequest, pb.X509BundlesResponse),
         'FetchJWTBundles': S(agent.FetchJWTBundles, pb.JWTBundlesRequest, pb.JWTBundlesResponse),
         'FetchJWTSVID': U(agent.FetchJWTSVID, pb.JWTSVIDRequest, pb.JWTSVIDResponse),
+        'ValidateJWTSVID': U(lambda req, ctx: ValidateJWTSVID(agent, req, ctx),
+                             pb.ValidateJWTSVIDRequest, pb.ValidateJWTSVIDResponse),
     })
     from concurrent import futures
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=32))

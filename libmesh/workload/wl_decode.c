@@ -199,3 +199,40 @@ int mesh__wl_jwt_svid_decode(const uint8_t *msg, size_t len, const char *hint,
   jwtsvidresponse__free_unpacked(r, NULL);
   return rc;
 }
+
+int mesh__wl_validate_request(const char *audience, const char *token,
+                              uint8_t **out, size_t *len) {
+  ValidateJWTSVIDRequest req = VALIDATE_JWTSVIDREQUEST__INIT;
+  req.audience = (char *)audience;
+  req.svid = (char *)token;
+  *len = validate_jwtsvidrequest__get_packed_size(&req);
+  *out = malloc(*len ? *len : 1);
+  if (!*out)
+    return MESH_ERR_NOMEM;
+  validate_jwtsvidrequest__pack(&req, *out);
+  return MESH_OK;
+}
+
+int mesh__wl_validate_decode(const uint8_t *msg, size_t len, char *id,
+                             size_t idlen, cJSON **claims, mesh_status_t *st) {
+  if (claims)
+    *claims = NULL;
+  ValidateJWTSVIDResponse *r = validate_jwtsvidresponse__unpack(NULL, len, msg);
+  if (!r)
+    return mesh__fail(st, MESH_ERR_PARSE, "malformed ValidateJWTSVIDResponse");
+  int rc = MESH_OK;
+  if (!r->spiffe_id || mesh_spiffe_id_validate(r->spiffe_id, st) != MESH_OK)
+    rc = mesh__fail(st, MESH_ERR_PARSE,
+                    "ValidateJWTSVIDResponse without a valid SPIFFE ID");
+  else if (strlen(r->spiffe_id) >= idlen)
+    rc = mesh__fail(st, MESH_ERR_BUFFER, "SPIFFE ID of %zu bytes does not fit",
+                    strlen(r->spiffe_id));
+  else
+    mesh__strlcpy(id, r->spiffe_id, idlen);
+  if (rc == MESH_OK && claims &&
+      mesh__wl_struct_json(r->claims.data, r->claims.len, claims) != MESH_OK)
+    rc = mesh__fail(st, MESH_ERR_PARSE,
+                    "ValidateJWTSVIDResponse: malformed claims (Struct)");
+  validate_jwtsvidresponse__free_unpacked(r, NULL);
+  return rc;
+}

@@ -93,6 +93,25 @@ int mesh__wl_jwt_svid_decode(const uint8_t *msg, size_t len, const char *hint,
                              char **token, char *id, size_t idlen,
                              mesh_status_t *st);
 
+/** Encode a ValidateJWTSVIDRequest (malloc'd).  @return MESH_OK or NOMEM. */
+int mesh__wl_validate_request(const char *audience, const char *token,
+                              uint8_t **out, size_t *len);
+/** Decode a ValidateJWTSVIDResponse: the SPIFFE ID into id (required, a
+ *  valid SPIFFE ID) and, when claims is non-NULL, the claims as a JSON
+ *  object (caller frees with cJSON_Delete).
+ *  @return MESH_OK, MESH_ERR_PARSE, MESH_ERR_BUFFER (id too small). */
+int mesh__wl_validate_decode(const uint8_t *msg, size_t len, char *id,
+                             size_t idlen, cJSON **claims, mesh_status_t *st);
+
+/* ---- google.protobuf.Struct (wl_struct.c) ---------------------------------- */
+
+#define MESH__WL_STRUCT_DEPTH 32 /* nested Struct/ListValue/Value levels */
+/** A serialized google.protobuf.Struct as a JSON object (*out; caller
+ *  frees).  @return MESH_OK or MESH_ERR_PARSE (malformed wire data, a
+ *  group, a non-finite number, a NUL in a string, nesting deeper than
+ *  MESH__WL_STRUCT_DEPTH, out of memory). */
+int mesh__wl_struct_json(const uint8_t *msg, size_t len, cJSON **out);
+
 /* ---- the part (wl_client.c) ----------------------------------------------- */
 
 /** The endpoint in use (config or SPIFFE_ENDPOINT_SOCKET), "" when none. */
