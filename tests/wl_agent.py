@@ -242,7 +242,10 @@ class Agent:
         def build():
             r = pb.X509BundlesResponse()
             r.bundles['spiffe://' + self.td] = self.bundle_der()
-            return r, 'td=%s' % self.td
+            for td, path in state['federated'].items():
+                c = x509.load_pem_x509_certificate(open(path, 'rb').read())
+                r.bundles[td] = c.public_bytes(serialization.Encoding.DER)
+            return r, 'tds=%s' % ','.join(sorted(r.bundles.keys()))
         yield from self.stream('FetchX509Bundles', build, ctx)
 
     def FetchJWTSVID(self, req, ctx):

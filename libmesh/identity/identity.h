@@ -212,6 +212,22 @@ typedef struct mesh__creds_der {
 int mesh__creds_from_der(const mesh__creds_der_t *src, uint64_t generation,
                          mesh__creds_t **out, mesh_status_t *st);
 
+/** Trust bundles without an SVID (FetchX509Bundles, "bundles_only"): a
+ *  creds object whose chain and key are empty and id is "", holding the
+ *  bundles (each checked as mesh__creds_from_der checks them) and their
+ *  union.  One reference.  @return MESH_OK, MESH_ERR_PARSE (no bundle),
+ *  MESH_ERR_PEM, MESH_ERR_SVID (a root that is not a CA), MESH_ERR_CONFIG
+ *  (a trust domain twice), MESH_ERR_SPIFFE_ID, MESH_ERR_NOMEM. */
+int mesh__creds_trust_from_der(const mesh__der_bundle_t *b, size_t n,
+                               const char *origin, uint64_t generation,
+                               mesh__creds_t **out, mesh_status_t *st);
+/** Publish a bundles-only set (takes its reference; the previous one is
+ *  released) and wake mesh__identity_wait().  @return MESH_OK or
+ *  MESH_ERR_NOT_FOUND (no identity section: t released). */
+int mesh__identity_push_trust(mesh_t *m, mesh__creds_t *t);
+/** The bundles-only set with a reference, NULL when none (any thread). */
+mesh__creds_t *mesh__identity_trust_acquire(mesh_t *m);
+
 /** Is ep a Workload API endpoint ("unix:///abs/path", "tcp://IP:port")?
  *  @return MESH_OK or MESH_ERR_CONFIG with the reason in st. */
 int mesh__wl_endpoint_check(const char *ep, mesh_status_t *st);

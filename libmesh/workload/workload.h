@@ -76,6 +76,22 @@ int mesh__wl_x509_decode(const uint8_t *msg, size_t len, const char *hint,
                          mesh_status_t *st);
 void mesh__wl_x509_free(mesh__wl_x509_t *x);
 
+/* An X509BundlesResponse: trust domain -> DER bundle (borrowed from resp). */
+typedef struct mesh__wl_bundles {
+  void *resp;                  /* X509BundlesResponse (protobuf-c) */
+  mesh__der_bundle_t *v;
+  char (*tds)[MESH_TRUST_DOMAIN_MAX + 1];
+  size_t n;
+} mesh__wl_bundles_t;
+
+/** Decode an X509BundlesResponse (FetchX509Bundles).  @return MESH_OK,
+ *  MESH_ERR_PARSE (not the message, no bundle, a key that is not a trust
+ *  domain, an empty bundle, a trust domain twice), MESH_ERR_NOMEM.  Free
+ *  with mesh__wl_bundles_free(). */
+int mesh__wl_x509_bundles_decode(const uint8_t *msg, size_t len,
+                                 mesh__wl_bundles_t *out, mesh_status_t *st);
+void mesh__wl_bundles_free(mesh__wl_bundles_t *b);
+
 /** Trust domain name from a map key ("spiffe://td" or "td").  Copies into
  *  out.  @return MESH_OK or MESH_ERR_PARSE. */
 int mesh__wl_td_key(const char *key, char *out, size_t len);

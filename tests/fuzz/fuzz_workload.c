@@ -6,7 +6,8 @@
  *   1  X509SVIDResponse with the hint "a";
  *   2  JWTBundlesResponse;  3  JWTSVIDResponse;  4  a trust domain key;
  *   5  ValidateJWTSVIDResponse, claims through the Struct reader;
- *   6  a bare google.protobuf.Struct (wl_struct.c).
+ *   6  a bare google.protobuf.Struct (wl_struct.c);
+ *   7  X509BundlesResponse, then the bundles built into a trust set.
  * Properties: a decoded set has a chain, a key and the own trust domain's
  * bundle first, every bundle's trust domain is valid; JWT bundles are
  * NUL-terminated with their stated length; a decoded token is non-empty;
@@ -89,12 +90,35 @@ static void claims(const uint8_t *d, size_t n, bool bare) {
   cJSON_Delete(j);
 }
 
+static void x509_bundles(const uint8_t *d, size_t n) {
+  mesh__wl_bundles_t b;
+  mesh_status_t st;
+  if (mesh__wl_x509_bundles_decode(d, n, &b, &st) != MESH_OK) {
+    FUZZ_ASSERT(b.resp == NULL && b.n == 0);
+    return;
+  }
+  FUZZ_ASSERT(b.n >= 1);
+  for (size_t i = 0; i < b.n; i++)
+    FUZZ_ASSERT(b.v[i].len > 0 &&
+                mesh__spiffe_td_validate(b.v[i].td, NULL) == MESH_OK);
+  mesh__creds_t *t = NULL;
+  if (mesh__creds_trust_from_der(b.v, b.n, "fuzz", 1, &t, &st) == MESH_OK) {
+    FUZZ_ASSERT(t && t->nbundles == b.n);
+    for (size_t i = 0; i < b.n; i++)
+      FUZZ_ASSERT(mesh__creds_bundle(t, b.v[i].td) != NULL);
+    mesh__creds_release(t);
+  } else {
+    FUZZ_ASSERT(t == NULL);
+  }
+  mesh__wl_bundles_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)
     return 0;
   const uint8_t *d = data + 1;
   size_t n = size - 1;
-  switch (data[0] % 7) {
+  switch (data[0] % 8) {
   case 0:
     x509(d, n, NULL);
     break;
@@ -112,6 +136,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     break;
   case 6:
     claims(d, n, true);
+    break;
+  case 7:
+    x509_bundles(d, n);
     break;
   default: {
     char *s = malloc(n + 1), td[MESH_TRUST_DOMAIN_MAX + 1];
