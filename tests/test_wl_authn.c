@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mesh/http.h>
 #include <mesh/mesh.h>
 
 #include "authn/authn.h"
@@ -99,7 +100,7 @@ static int agent_teardown(void) {
 }
 
 static mesh_t *workload(const char *hint, const char *authn) {
-  char cfg[2048];
+  char cfg[4096];
   snprintf(cfg, sizeof cfg,
            "{\"log\": {\"level\": \"error\"}, \"identity\": {\"source\": "
            "\"workload_api\", \"endpoint\": \"unix://%s\", \"svid_hint\": "
@@ -389,11 +390,175 @@ static void test_validate_jwt_svid(void) {
   agent_stop();
 }
 
+/* ---- JWT-SVIDs attached to outbound calls (services.<name>.jwt_svid) ------ */
+
+typedef struct srv {
+  pthread_t t;
+  mesh_t *m;
+  mesh_listener_t *l;
+  _Atomic bool stop;
+  pthread_t conn_t[32]; /* one thread per connection (clients pool them) */
+  size_t nconn;
+} srv_t;
+
+typedef struct one_conn {
+  mesh_t *m;
+  mesh_conn_t *c;
+} one_conn_t;
+
+/* The handler answers who authentication said the caller is, and whether
+ * the token header reached it (Istio removes it). */
+static int who(const mesh_http_request_t *req, mesh_http_response_t *resp,
+               void *user) {
+  (void)user;
+  const char *sub = mesh_http_request_header(req, "x-jwt-sub");
+  const char *az = mesh_http_request_header(req, "authorization");
+  char body[512];
+  snprintf(body, sizeof body, "sub=%s authorization=%s", sub ? sub : "-",
+           az ? "present" : "-");
+  mesh_http_response_set_status(resp, 200);
+  mesh_http_response_set_body(resp, body, strlen(body));
+  return 0;
+}
+
+static void *conn_main(void *arg) {
+  one_conn_t *oc = arg;
+  mesh_http_serve(oc->m, oc->c, who, NULL, NULL);
+  mesh_conn_close(oc->c);
+  free(oc);
+  return NULL;
+}
+
+/* Until stopped, at most 32 connections (a test makes a handful). */
+static void *srv_main(void *arg) {
+  srv_t *s = arg;
+  while (!atomic_load(&s->stop) && s->nconn < 32) {
+    mesh_conn_t *c = NULL;
+    if (mesh_accept(s->l, 200, &c, NULL) != MESH_OK)
+      continue;
+    mesh_conn_set_timeouts(c, 5000, 5000);
+    one_conn_t *oc = malloc(sizeof *oc);
+    if (oc) {
+      oc->m = s->m;
+      oc->c = c;
+    }
+    if (!oc || pthread_create(&s->conn_t[s->nconn], NULL, conn_main, oc)) {
+      free(oc);
+      mesh_conn_close(c);
+      continue;
+    }
+    s->nconn++;
+  }
+  return NULL;
+}
+
+/* GET / on service through A; status (0: the call failed, its code in *rc)
+ * and the body in buf. */
+static int call(mesh_t *a, const char *service, const char *auth, char *buf,
+                size_t len, int *rc, mesh_status_t *st) {
+  mesh_http_request_t *req = mesh_http_request_new("GET", "/");
+  if (auth)
+    mesh_http_request_add_header(req, "Authorization", auth);
+  mesh_http_response_t *resp = NULL;
+  *rc = mesh_http_call(a, service, req, &resp, st);
+  mesh_http_request_free(req);
+  buf[0] = '\0';
+  int status = 0;
+  if (*rc == MESH_OK) {
+    status = mesh_http_response_status(resp);
+    size_t n = 0;
+    const void *b = mesh_http_response_body(resp, &n);
+    snprintf(buf, len, "%.*s", (int)n, b ? (const char *)b : "");
+  }
+  mesh_http_response_free(resp);
+  return status;
+}
+
+/* A calls B over mTLS (both identified by the agent); B requires a request
+ * principal; A's config puts a JWT-SVID for B's audience on the calls to
+ * one service name and not on the other. */
+static void test_jwt_attach(void) {
+  CU_ASSERT_FATAL(agent_start());
+  mesh_t *b = workload(
+      "b", "\"inbound\": {\"listen\": \"127.0.0.1:0\"}, \"authn\": "
+           "{\"jwt_rules\": [{\"spiffe_bundle\": \"example.org\", "
+           "\"audiences\": [\"" AUD1 "\"], \"output_claim_to_headers\": "
+           "[{\"header\": \"x-jwt-sub\", \"claim\": \"sub\"}]}]}, \"authz\": "
+           "{\"policies\": [{\"name\": \"jwt\", \"action\": \"ALLOW\", "
+           "\"rules\": [{\"from\": [{\"source\": {\"requestPrincipals\": "
+           "[\"" ID_A "\"]}}]}]}]}");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  srv_t s = {.m = b};
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(b, NULL, &s.l, &st), MESH_OK);
+  int port = mesh_listener_port(s.l);
+  CU_ASSERT_FATAL(pthread_create(&s.t, NULL, srv_main, &s) == 0);
+  char svcs[1500];
+  snprintf(svcs, sizeof svcs,
+           "\"services\": {"
+           "\"b-jwt\": {\"discovery\": {\"type\": \"static\", \"endpoints\": "
+           "[{\"address\": \"127.0.0.1\", \"port\": %d}]}, \"jwt_svid\": "
+           "{\"audience\": \"" AUD1 "\"}}, "
+           "\"b-other-aud\": {\"discovery\": {\"type\": \"static\", "
+           "\"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d}]}, "
+           "\"jwt_svid\": {\"audience\": \"" AUD3 "\"}}, "
+           "\"b-plain\": {\"discovery\": {\"type\": \"static\", \"endpoints\": "
+           "[{\"address\": \"127.0.0.1\", \"port\": %d}]}}}",
+           port, port, port);
+  mesh_t *a = workload("a", svcs);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  char body[600];
+  int rc;
+  /* B has the agent's JWT bundle before it can verify anything */
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; i++) {
+    status = call(a, "b-jwt", NULL, body, sizeof body, &rc, &st);
+    if (status != 200)
+      usleep(100000);
+  }
+  CU_ASSERT_EQUAL(status, 200);
+  CU_ASSERT_STRING_EQUAL(body, "sub=" ID_A " authorization=-");
+  /* the caller's own Authorization is replaced by the JWT-SVID */
+  CU_ASSERT_EQUAL(call(a, "b-jwt", "Bearer not.a.token", body, sizeof body,
+                       &rc, &st),
+                  200);
+  /* no jwt_svid: no token, no principal: the policy says 403 */
+  CU_ASSERT_EQUAL(call(a, "b-plain", NULL, body, sizeof body, &rc, &st), 403);
+  /* a token for another audience: B refuses it (401) */
+  CU_ASSERT_EQUAL(call(a, "b-other-aud", NULL, body, sizeof body, &rc, &st),
+                  401);
+  /* the agent refuses to mint: no token, no call (the error names why) */
+  control("{\"ids\": [[\"" ID_A "\", \"a\"], [\"" ID_B "\", \"b\"]], "
+          "\"mode\": \"denied\"}");
+  usleep(400000);
+  mesh_t *a2 = NULL;
+  char cfg[2600];
+  snprintf(cfg, sizeof cfg,
+           "{\"log\": {\"level\": \"error\"}, \"identity\": {\"source\": "
+           "\"workload_api\", \"endpoint\": \"unix://%s\"}, %s}",
+           sock, svcs);
+  CU_ASSERT_EQUAL_FATAL(mesh_new(cfg, &a2, &st), MESH_OK);
+  CU_ASSERT_EQUAL(call(a2, "b-jwt", NULL, body, sizeof body, &rc, &st), 0);
+  CU_ASSERT_EQUAL(rc, MESH_ERR_GRPC_STATUS);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "services.b-jwt.jwt_svid"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "PERMISSION_DENIED"));
+  mesh_free(a2);
+  atomic_store(&s.stop, true);
+  pthread_join(s.t, NULL);
+  mesh_free(a); /* closes its pooled connections: their threads end */
+  for (size_t i = 0; i < s.nconn; i++)
+    pthread_join(s.conn_t[i], NULL);
+  mesh_listener_close(s.l);
+  mesh_free(b);
+  agent_stop();
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("wl_authn", NULL, agent_teardown);
   CU_add_test(s, "jwt_svid_rotation", test_jwt_svid_rotation);
   CU_add_test(s, "bundles_under_readers", test_bundles_under_readers);
   CU_add_test(s, "validate_jwt_svid", test_validate_jwt_svid);
+  CU_add_test(s, "jwt_attach", test_jwt_attach);
 }
 
 int main(void) { return th_run_suites("test_wl_authn", add); }

@@ -58,6 +58,7 @@ struct mesh__identity {
   char source[16];
   mesh__jwt_bundles_t *jwt; /* guarded by mu */
   mesh__creds_t *trust;     /* guarded by mu: bundles only, no SVID */
+  _Atomic(mesh__jwt_svid_fn) jwt_provider;
   /* The one consumer of JWT bundle sets (authn), told of every new set in
    * order: hook_mu serializes the pushes and the hook's calls. */
   pthread_mutex_t hook_mu;

@@ -228,6 +228,20 @@ int mesh__identity_push_trust(mesh_t *m, mesh__creds_t *t);
 /** The bundles-only set with a reference, NULL when none (any thread). */
 mesh__creds_t *mesh__identity_trust_acquire(mesh_t *m);
 
+/* JWT-SVIDs for outbound calls: the source that can mint them (the
+ * Workload API, above) registers here; the HTTP client (below it) asks
+ * here for the services configured to carry one. */
+typedef int (*mesh__jwt_svid_fn)(mesh_t *m, const char *audience,
+                                 char **token, mesh_status_t *st);
+/** Set (fn NULL: clear) the provider.  Called at part init / fini, when no
+ *  request runs. */
+void mesh__identity_set_jwt_provider(mesh_t *m, mesh__jwt_svid_fn fn);
+/** A JWT-SVID for audience (*token malloc'd) from the provider.
+ *  @return the provider's code, or MESH_ERR_NOT_FOUND (no provider: no
+ *          Workload API source).  Any thread. */
+int mesh__identity_jwt_svid(mesh_t *m, const char *audience, char **token,
+                            mesh_status_t *st);
+
 /** Is ep a Workload API endpoint ("unix:///abs/path", "tcp://IP:port")?
  *  @return MESH_OK or MESH_ERR_CONFIG with the reason in st. */
 int mesh__wl_endpoint_check(const char *ep, mesh_status_t *st);

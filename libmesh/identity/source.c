@@ -183,6 +183,24 @@ bool mesh__identity_wait(mesh_t *m, int64_t timeout_ms) {
   return have;
 }
 
+/* ---- JWT-SVIDs for outbound calls ----------------------------------------------------- */
+
+void mesh__identity_set_jwt_provider(mesh_t *m, mesh__jwt_svid_fn fn) {
+  if (m && m->identity)
+    atomic_store(&m->identity->jwt_provider, fn);
+}
+
+int mesh__identity_jwt_svid(mesh_t *m, const char *audience, char **token,
+                            mesh_status_t *st) {
+  *token = NULL;
+  mesh__jwt_svid_fn fn =
+      m && m->identity ? atomic_load(&m->identity->jwt_provider) : NULL;
+  if (!fn)
+    return mesh__fail(st, MESH_ERR_NOT_FOUND,
+                      "no JWT-SVID source (identity.source \"workload_api\")");
+  return fn(m, audience, token, st);
+}
+
 /* ---- bundles without an SVID ------------------------------------------------------ */
 
 int mesh__identity_push_trust(mesh_t *m, mesh__creds_t *t) {

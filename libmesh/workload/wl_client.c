@@ -330,6 +330,7 @@ static void wl_fini(mesh_t *m) {
     if (wl->s[k].started)
       pthread_join(wl->s[k].th, NULL);
   mesh__view_unregister(m, "workload_api");
+  mesh__identity_set_jwt_provider(m, NULL);
   mesh__wl_jwt_cache_free(m);
   m->wl = NULL;
   pthread_mutex_destroy(&wl->jmu);
@@ -402,6 +403,8 @@ static int wl_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   if (rc != MESH_OK)
     return rc; /* mesh_new() calls fini */
   mesh__view_register(m, "workload_api", wl_view, NULL);
+  /* outbound calls of services with "jwt_svid" get their tokens here */
+  mesh__identity_set_jwt_provider(m, mesh__wl_jwt_svid);
   for (int k = 0; k < ST_N; k++) {
     wl->s[k].wl = wl;
     wl->s[k].kind = k;
