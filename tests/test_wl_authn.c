@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mesh/grpc.h>
 #include <mesh/http.h>
 #include <mesh/mesh.h>
 
@@ -553,12 +554,128 @@ static void test_jwt_attach(void) {
   agent_stop();
 }
 
+/* gRPC: the same service key puts the JWT-SVID in the call's metadata
+ * (one "authorization", the caller's replaced); the handler verifies it
+ * with B's authn. */
+static int grpc_who(mesh_grpc_server_call_t *call, void *user) {
+  mesh_t *b = user;
+  const mesh_grpc_metadata_t *md = mesh_grpc_server_call_metadata(call);
+  size_t n = mesh_grpc_metadata_count(md), seen = 0;
+  char azbuf[4200];
+  const char *az = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *k = NULL;
+    const void *v = NULL;
+    size_t vl = 0;
+    if (mesh_grpc_metadata_at(md, i, &k, &v, &vl) == MESH_OK &&
+        !strcmp(k, "authorization")) {
+      snprintf(azbuf, sizeof azbuf, "%.*s", (int)vl, (const char *)v);
+      az = azbuf;
+      seen++;
+    }
+  }
+  char out[600] = "none";
+  if (az && seen == 1 && !strncmp(az, "Bearer ", 7)) {
+    char principal[256];
+    int e = verdict(b, az + 7, principal, sizeof principal);
+    snprintf(out, sizeof out, "%s", e == MESH__JWT_OK ? principal
+                                                      : mesh__jwt_err_name(e));
+  } else if (seen > 1) {
+    snprintf(out, sizeof out, "%zu authorization entries", seen);
+  }
+  void *msg;
+  size_t len;
+  while (mesh_grpc_server_call_recv(call, &msg, &len, NULL) == 1)
+    mesh_grpc_free(msg);
+  mesh_grpc_server_call_send(call, out, strlen(out), NULL);
+  return MESH_GRPC_OK;
+}
+
+typedef struct gsrv {
+  mesh_grpc_server_t *srv;
+  mesh_listener_t *l;
+  pthread_t t;
+} gsrv_t;
+
+static void *gsrv_main(void *arg) {
+  gsrv_t *g = arg;
+  mesh_grpc_server_serve(g->srv, g->l, NULL);
+  return NULL;
+}
+
+static void test_jwt_attach_grpc(void) {
+  CU_ASSERT_FATAL(agent_start());
+  mesh_t *b = workload("b", "\"tls\": {\"alpn\": [\"h2\"]}, \"authn\": "
+                            "{\"jwt_rules\": [{\"spiffe_bundle\": "
+                            "\"example.org\", \"audiences\": [\"" AUD1 "\"]}]}");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  mesh_status_t st;
+  gsrv_t g = {0};
+  CU_ASSERT_EQUAL_FATAL(mesh_grpc_server_new(b, &g.srv, &st), MESH_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      mesh_grpc_server_add_method(g.srv, "/t.T/Who", grpc_who, b, &st),
+      MESH_OK);
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(b, "127.0.0.1:0", &g.l, &st), MESH_OK);
+  int port = mesh_listener_port(g.l);
+  CU_ASSERT_FATAL(pthread_create(&g.t, NULL, gsrv_main, &g) == 0);
+  char svcs[1200];
+  snprintf(svcs, sizeof svcs,
+           "\"services\": {"
+           "\"g-jwt\": {\"discovery\": {\"type\": \"static\", \"endpoints\": "
+           "[{\"address\": \"127.0.0.1\", \"port\": %d}]}, \"jwt_svid\": "
+           "{\"audience\": \"" AUD1 "\"}}, "
+           "\"g-plain\": {\"discovery\": {\"type\": \"static\", \"endpoints\": "
+           "[{\"address\": \"127.0.0.1\", \"port\": %d}]}}}",
+           port, port);
+  mesh_t *a = workload("a", svcs);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  mesh_grpc_metadata_t *md = mesh_grpc_metadata_new();
+  mesh_grpc_metadata_add(md, "authorization", "Bearer caller.own.token", NULL);
+  mesh_grpc_call_opts_t *o = mesh_grpc_call_opts_new();
+  mesh_grpc_call_opts_set_metadata(o, md);
+  struct {
+    const char *svc;
+    const char *want;
+  } cases[] = {{"g-jwt", ID_A}, {"g-plain", "malformed"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char got[600] = "";
+    for (int k = 0; k < 100; k++) { /* until B has the bundle */
+      void *resp = NULL;
+      size_t rl = 0;
+      int rc = mesh_grpc_unary(a, cases[i].svc, "/t.T/Who", o, "", 0, &resp,
+                               &rl, NULL, &st);
+      snprintf(got, sizeof got, "%.*s", rc == MESH_OK ? (int)rl : 0,
+               resp ? (const char *)resp : "");
+      if (rc != MESH_OK)
+        snprintf(got, sizeof got, "error %s: %s", mesh_code_name(rc),
+                 st.message);
+      mesh_grpc_free(resp);
+      if (!strcmp(got, cases[i].want) || strcmp(got, "no_keys"))
+        break;
+      usleep(100000);
+    }
+    if (strcmp(got, cases[i].want))
+      fprintf(stderr, "grpc %s: %s\n", cases[i].svc, got);
+    CU_ASSERT_STRING_EQUAL(got, cases[i].want);
+  }
+  mesh_grpc_call_opts_free(o);
+  mesh_grpc_metadata_free(md);
+  mesh_free(a);
+  mesh_grpc_server_shutdown(g.srv);
+  pthread_join(g.t, NULL);
+  mesh_grpc_server_free(g.srv);
+  mesh_listener_close(g.l);
+  mesh_free(b);
+  agent_stop();
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("wl_authn", NULL, agent_teardown);
   CU_add_test(s, "jwt_svid_rotation", test_jwt_svid_rotation);
   CU_add_test(s, "bundles_under_readers", test_bundles_under_readers);
   CU_add_test(s, "validate_jwt_svid", test_validate_jwt_svid);
   CU_add_test(s, "jwt_attach", test_jwt_attach);
+  CU_add_test(s, "jwt_attach_grpc", test_jwt_attach_grpc);
 }
 
 int main(void) { return th_run_suites("test_wl_authn", add); }

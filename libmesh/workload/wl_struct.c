@@ -112,7 +112,9 @@ static cJSON *object(rd_t r, int depth) {
         ok = val != NULL;
       }
     }
-    ok = ok && key && (val || (val = cJSON_CreateNull()));
+    if (ok && key && !val)
+      val = cJSON_CreateNull(); /* an entry without value: null */
+    ok = ok && key && val;
     /* a repeated key replaces the earlier one (protobuf map semantics) */
     if (ok)
       cJSON_DeleteItemFromObjectCaseSensitive(o, key);
@@ -139,9 +141,9 @@ static cJSON *list(rd_t r, int depth) {
     int wt;
     rd_t sub = {0};
     uint64_t v;
-    cJSON *it = NULL;
-    if (!field(&r, &num, &wt, &sub, &v) ||
-        (num == 1 && wt == 2 && !(it = value(sub, depth + 1)))) {
+    bool ok = field(&r, &num, &wt, &sub, &v);
+    cJSON *it = ok && num == 1 && wt == 2 ? value(sub, depth + 1) : NULL;
+    if (!ok || (num == 1 && wt == 2 && !it)) {
       cJSON_Delete(a);
       return NULL;
     }
