@@ -260,7 +260,10 @@ static void test_mesh__authn_decide_pyjwt_table(void) {
       CU_FAIL("refusal reason");
     }
     if (ours) {
-      CU_ASSERT_STRING_EQUAL(res.principal, ISS "/alice");
+      CU_ASSERT_STRING_EQUAL(res.principal,
+                             strcmp(name, "es256_svid") == 0
+                                 ? ISS "/spiffe://example.org/alice"
+                                 : ISS "/alice");
       CU_ASSERT_STRING_EQUAL(res.strip_header, "Authorization");
       CU_ASSERT_EQUAL(res.nout, 1);
       if (res.nout == 1)
@@ -394,6 +397,122 @@ static void test_mesh_config_check_authn(void) {
   }
 }
 
+/* ---- the verified-token cache ---------------------------------------------------- */
+
+static const mesh__jwks_t *cur_keys(const mesh__authn_rule_t *r, bool refetch,
+                                    void *user) {
+  (void)r;
+  return refetch ? NULL : *(const mesh__jwks_t **)user;
+}
+
+static mesh__jwks_t *jwks_without(const char *file, const char *kid) {
+  size_t len;
+  char *txt = minted_file(file, &len);
+  cJSON *doc = txt ? mesh__json_parse(txt, len, NULL) : NULL;
+  cJSON *keys = cJSON_GetObjectItem(doc, "keys");
+  for (int i = cJSON_GetArraySize(keys) - 1; kid && i >= 0; i--) {
+    const cJSON *k = cJSON_GetObjectItem(cJSON_GetArrayItem(keys, i), "kid");
+    if (cJSON_IsString(k) && strcmp(k->valuestring, kid) == 0)
+      cJSON_DeleteItemFromArray(keys, i);
+  }
+  char *out = doc ? cJSON_PrintUnformatted(doc) : NULL;
+  mesh__jwks_t *ks = NULL;
+  if (out)
+    mesh__jwks_parse(out, strlen(out), &ks, NULL, NULL, NULL);
+  free(out);
+  cJSON_Delete(doc);
+  free(txt);
+  return ks;
+}
+
+/* A cached verdict is only the signature's, only for the key set it was
+ * made with, and only until the token's exp: an expired token is refused
+ * although cached, a set without its key (rotated out) refuses it, a new
+ * set with the same keys verifies again (a miss), another token (an edited
+ * signature) is never a hit, and an evicted entry costs a verification. */
+static void test_mesh__jwt_cache(void) {
+  size_t len;
+  char *doc = minted_file("tokens.json", &len);
+  cJSON *rows = doc ? mesh__json_parse(doc, len, NULL) : NULL;
+  mesh__authn_cfg_t *cfg = cfg_inline("jwks.json");
+  mesh__jwks_t *a = jwks_without("jwks.json", NULL);
+  mesh__jwks_t *a2 = jwks_without("jwks.json", NULL);
+  mesh__jwks_t *rot = jwks_without("jwks.json", "ec1");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(rows);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+  CU_ASSERT_FATAL(a && a2 && rot && a->serial != a2->serial);
+  int64_t now = (int64_t)time(NULL), late = now + 600 + 60 + 5;
+  struct {
+    const char *token;
+    const mesh__jwks_t *keys;
+    int64_t at;
+    const char *want; /* mesh__jwt_err_name */
+    int hit;          /* 1: served from the cache, 0: verified */
+  } steps[] = {
+      {"es256", a, now, "ok", 0},
+      {"es256", a, now, "ok", 1},
+      {"es256", a, now + 30, "ok", 1},
+      {"es256", a, late, "expired", 0},
+      {"es256_bad_signature", a, now, "signature", 0},
+      {"es256", rot, now, "unknown_kid", 0},
+      {"es256", a2, now, "ok", 0},
+      {"es256", a2, now, "ok", 1},
+      {"es256", a, now, "ok", 0}, /* a2's entry replaced a's */
+      {"rs256", a, now, "ok", 0},
+      {"rs256", a, now, "ok", 1},
+  };
+  mesh__jwt_cache_t *c = mesh__jwt_cache_new(64);
+  mesh__jwt_cache_t *one = mesh__jwt_cache_new(1);
+  CU_ASSERT_FATAL(c && one);
+  for (size_t i = 0; i < N(steps); i++) {
+    char bearer[4096];
+    snprintf(bearer, sizeof bearer, "Bearer %s", token_named(rows, steps[i].token));
+    hdrs1_t h = {"Authorization", bearer};
+    mesh__authn_input_t in = {.header = get1, .ctx = &h};
+    mesh__authn_result_t res;
+    const mesh__jwks_t *k = steps[i].keys;
+    uint64_t h0, m0, h1, m1;
+    mesh__jwt_cache_stats(c, &h0, &m0);
+    mesh__authn_decide_cached(cfg, &in, steps[i].at, cur_keys, &k, c, &res);
+    mesh__jwt_cache_stats(c, &h1, &m1);
+    if (strcmp(mesh__jwt_err_name(res.err), steps[i].want) != 0 ||
+        (int)(h1 - h0) != steps[i].hit)
+      fprintf(stderr, "cache step %zu: %s hit %d\n", i,
+              mesh__jwt_err_name(res.err), (int)(h1 - h0));
+    CU_ASSERT_STRING_EQUAL(mesh__jwt_err_name(res.err), steps[i].want);
+    CU_ASSERT_EQUAL((int)(h1 - h0), steps[i].hit);
+    CU_ASSERT_EQUAL(res.authenticated, strcmp(steps[i].want, "ok") == 0);
+    mesh__authn_result_free(&res);
+  }
+  /* one slot: two tokens take turns, each evicting the other, and both
+   * are still accepted (verified again) */
+  for (int i = 0; i < 4; i++) {
+    char bearer[4096];
+    snprintf(bearer, sizeof bearer, "Bearer %s",
+             token_named(rows, i % 2 ? "es256" : "ps256"));
+    hdrs1_t h = {"Authorization", bearer};
+    mesh__authn_input_t in = {.header = get1, .ctx = &h};
+    mesh__authn_result_t res;
+    const mesh__jwks_t *k = a;
+    CU_ASSERT_EQUAL(mesh__authn_decide_cached(cfg, &in, now, cur_keys, &k, one,
+                                              &res),
+                    MESH_OK);
+    mesh__authn_result_free(&res);
+  }
+  uint64_t hits, misses;
+  mesh__jwt_cache_stats(one, &hits, &misses);
+  CU_ASSERT_EQUAL(hits, 0);
+  CU_ASSERT_EQUAL(misses, 4);
+  mesh__jwt_cache_free(c);
+  mesh__jwt_cache_free(one);
+  mesh__jwks_unref(a);
+  mesh__jwks_unref(a2);
+  mesh__jwks_unref(rot);
+  mesh__authn_cfg_free(cfg);
+  cJSON_Delete(rows);
+  free(doc);
+}
+
 /* JWT bundles (the Workload API's FetchJWTBundles) as a key source: none
  * yet -> 401 (fail closed); pushed -> verified; removed -> 401 again. */
 static void test_mesh__authn_set_jwt_bundle(void) {
@@ -410,7 +529,7 @@ static void test_mesh__authn_set_jwt_bundle(void) {
                &m, &st),
       MESH_OK);
   char bearer[4096];
-  snprintf(bearer, sizeof bearer, "Bearer %s", token_named(rows, "es256"));
+  snprintf(bearer, sizeof bearer, "Bearer %s", token_named(rows, "es256_svid"));
   hdrs1_t h = {"Authorization", bearer};
   mesh__authn_input_t in = {.header = get1, .ctx = &h};
   mesh__authn_result_t res;
@@ -425,8 +544,16 @@ static void test_mesh__authn_set_jwt_bundle(void) {
                   MESH_OK);
   CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_OK);
   CU_ASSERT(res.authenticated);
-  CU_ASSERT_STRING_EQUAL(res.principal, ISS "/alice");
+  CU_ASSERT_STRING_EQUAL(res.principal, ISS "/spiffe://example.org/alice");
   mesh__authn_result_free(&res);
+  /* a bundle verifies JWT-SVIDs of its trust domain only (SPIFFE JWT-SVID
+   * 3: sub is the SPIFFE ID): the same key, sub "alice", has no rule */
+  char plain[4096];
+  snprintf(plain, sizeof plain, "Bearer %s", token_named(rows, "es256"));
+  hdrs1_t hp = {"Authorization", plain};
+  mesh__authn_input_t inp = {.header = get1, .ctx = &hp};
+  CU_ASSERT_EQUAL(mesh__authn_check_request(m, &inp, &res, &st), MESH_ERR_DENIED);
+  CU_ASSERT_STRING_EQUAL(mesh__jwt_err_name(res.err), "no_issuer");
   CU_ASSERT_EQUAL(mesh__authn_set_jwt_bundle(m, "example.org", NULL, 0), MESH_OK);
   CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_ERR_DENIED);
   mesh_free(m);
@@ -920,6 +1047,7 @@ static void add(void) {
   CU_add_test(s, "mesh__jwt_altered_signature", test_mesh__jwt_altered_signature);
   CU_add_test(s, "mesh_config_check_authn", test_mesh_config_check_authn);
   CU_add_test(s, "mesh__authn_set_jwt_bundle", test_mesh__authn_set_jwt_bundle);
+  CU_add_test(s, "mesh__jwt_cache", test_mesh__jwt_cache);
   CU_add_test(s, "mesh__authz_eval_request_auth",
               test_mesh__authz_eval_request_auth);
   CU_add_test(s, "authn_http_curl_jwks", test_authn_http_curl_jwks);

@@ -94,6 +94,7 @@ def main():
         ("ps256", tok(alg="PS256"), None),
         ("es256", tok(key="ec1", alg="ES256"), None),
         ("es384", tok(key="ec384", alg="ES384"), None),
+        ("es256_svid", tok({"sub": "spiffe://example.org/alice"}, key="ec1", alg="ES256"), None),
         ("no_kid_rs256", tok(kid=False), None),
         ("aud_list", tok({"aud": ["other", aud]}), None),
         ("expired", tok({"exp": now - 120}), None),

@@ -269,11 +269,103 @@ static void test_jwt_decode(void) {
   free(req);
 }
 
+/* ---- google.protobuf.Struct (ValidateJWTSVIDResponse.claims) ---------------- */
+
+static size_t put_varint(uint8_t *b, uint64_t v) {
+  size_t n = 0;
+  do {
+    b[n] = (uint8_t)(v & 0x7f);
+    v >>= 7;
+    if (v)
+      b[n] |= 0x80;
+    n++;
+  } while (v);
+  return n;
+}
+
+/* A LEN field of number num around in[0..n) into out; returns its size. */
+static size_t wrap(uint8_t *out, int num, const uint8_t *in, size_t n) {
+  size_t k = put_varint(out, (uint64_t)(num << 3 | 2));
+  k += put_varint(out + k, n);
+  memmove(out + k, in, n);
+  return k + n;
+}
+
+/* depth Structs nested through {"k": {"k": ...}}. */
+static size_t nested(uint8_t *buf, size_t cap, int depth) {
+  static uint8_t a[4096], b[4096];
+  size_t n = 0; /* the innermost Struct: empty */
+  for (int i = 0; i < depth && n + 32 < cap; i++) {
+    size_t v = wrap(a, 5, buf, n);          /* Value.struct_value */
+    size_t e = wrap(b, 1, (const uint8_t *)"k", 1);
+    e += wrap(b + e, 2, a, v);              /* entry: key, value */
+    n = wrap(buf, 1, b, e);                 /* Struct.fields */
+  }
+  return n;
+}
+
+static uint8_t hexval(char c) {
+  return (uint8_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+}
+
+static void test_struct_json(void) {
+  struct {
+    const char *hex;   /* wire bytes (NULL: built below) */
+    const char *json;  /* expected JSON, NULL: MESH_ERR_PARSE */
+  } cases[] = {
+      /* python3-protobuf: Struct.update({'a': [1, True, None, 'x'],
+       * 'b': {'c': 2.5}}).SerializeToString() */
+      {"0a170a016212122a100a0e0a016312091100000000000004400a1f0a0161121a3218"
+       "0a0911000000000000f03f0a0220010a0208000a031a0178",
+       "{\"b\":{\"c\":2.5},\"a\":[1,true,null,\"x\"]}"},
+      {"", "{}"},
+      {"1001", "{}"},                                 /* unknown varint field */
+      {"0a050a016112", NULL},                         /* truncated entry */
+      {"0a0d0a0161120811000000000000f87f", NULL},     /* NaN */
+      {"0a070a0261001202", NULL},                     /* NUL in a key */
+      {"0b", NULL},                                   /* a group */
+      {"0a0a0a0161120508001a0161", "{\"a\":\"a\"}"}, /* last kind wins */
+      {"0a080a01611203220161", "{\"a\":null}"},    /* wrong wire type: skipped */
+      {"0a040a016112", NULL},                         /* cut inside */
+      {"0a030a0161", "{\"a\":null}"},                 /* entry without value */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint8_t buf[256];
+    size_t n = strlen(cases[i].hex) / 2;
+    for (size_t k = 0; k < n; k++)
+      buf[k] = (uint8_t)(hexval(cases[i].hex[2 * k]) << 4 |
+                         hexval(cases[i].hex[2 * k + 1]));
+    cJSON *j = NULL;
+    int rc = mesh__wl_struct_json(buf, n, &j);
+    char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
+    if ((rc == MESH_OK) != (cases[i].json != NULL) ||
+        (txt && cases[i].json && strcmp(txt, cases[i].json) != 0))
+      fprintf(stderr, "struct case %zu: rc %d %s\n", i, rc, txt ? txt : "");
+    CU_ASSERT_EQUAL(rc, cases[i].json ? MESH_OK : MESH_ERR_PARSE);
+    if (cases[i].json && txt)
+      CU_ASSERT_STRING_EQUAL(txt, cases[i].json);
+    CU_ASSERT((rc == MESH_OK) == (j != NULL));
+    free(txt);
+    cJSON_Delete(j);
+  }
+  /* nesting: 15 Structs (30 levels with their Values) pass, 17 do not */
+  static uint8_t deep[4096];
+  for (int d = 14; d <= 18; d++) {
+    size_t n = nested(deep, sizeof deep, d);
+    cJSON *j = NULL;
+    int rc = mesh__wl_struct_json(deep, n, &j);
+    CU_ASSERT_EQUAL(rc, 2 * d + 1 <= MESH__WL_STRUCT_DEPTH ? MESH_OK
+                                                           : MESH_ERR_PARSE);
+    cJSON_Delete(j);
+  }
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("wl_decode", setup, NULL);
   CU_add_test(s, "creds_from_der", test_creds_from_der);
   CU_add_test(s, "x509_decode", test_x509_decode);
   CU_add_test(s, "jwt_decode", test_jwt_decode);
+  CU_add_test(s, "struct_json", test_struct_json);
 }
 
 int main(void) { return th_run_suites("test_wl_decode", add); }

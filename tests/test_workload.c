@@ -639,6 +639,87 @@ static void test_interop_rotation(void) {
   agent_stop();
 }
 
+/* "bundles_only": FetchX509Bundles instead of FetchX509SVID: trust
+ * bundles (own and federated, each message the complete set) without an
+ * own SVID; mesh_new waits for the first set; the view and meshctl show
+ * them. */
+static void test_bundles_only(void) {
+  CU_ASSERT(mesh_config_check("{\"identity\": {\"source\": \"workload_api\", "
+                              "\"bundles_only\": true, \"svid_hint\": "
+                              "\"a\"}}",
+                              NULL, NULL) > 0);
+  CU_ASSERT(mesh_config_check("{\"identity\": {\"source\": \"workload_api\", "
+                              "\"bundles_only\": \"yes\"}}",
+                              NULL, NULL) > 0);
+  CU_ASSERT(mesh_config_check("{\"identity\": {\"cert\": \"a\", \"key\": "
+                              "\"b\", \"bundle\": \"c\", \"bundles_only\": "
+                              "true}}",
+                              NULL, NULL) > 0);
+  control("{\"ids\": [[\"" ID_A "\", \"a\"]]}");
+  CU_ASSERT_FATAL(agent_start("3600"));
+  char fed[700], ctl[1600];
+  snprintf(fed, sizeof fed, "%s/ca.crt", dir); /* another CA file will do */
+  snprintf(ctl, sizeof ctl,
+           "{\"ids\": [[\"" ID_A "\", \"a\"]], \"federated\": "
+           "{\"spiffe://other.org\": \"%s\"}}",
+           fed);
+  control(ctl);
+  int svid_calls = agent_events("call FetchX509SVID");
+  mesh_status_t st;
+  mesh_t *m = wl_mesh("\"bundles_only\": true, \"wait_ms\": 15000", &st);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_PTR_NULL(mesh__creds_acquire(m)); /* no own SVID */
+  char id[256];
+  CU_ASSERT_EQUAL(mesh_self_id(m, id, sizeof id), MESH_ERR_NOT_FOUND);
+  mesh__creds_t *t = NULL;
+  for (int i = 0; i < 200; i++) { /* until the federated one is in */
+    t = mesh__identity_trust_acquire(m);
+    if (t && t->nbundles == 2)
+      break;
+    mesh__creds_release(t);
+    t = NULL;
+    usleep(50000);
+  }
+  CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+  CU_ASSERT_PTR_NOT_NULL(mesh__creds_bundle(t, "example.org"));
+  CU_ASSERT_PTR_NOT_NULL(mesh__creds_bundle(t, "other.org"));
+  mesh__creds_release(t);
+  CU_ASSERT(agent_events("call FetchX509Bundles header=true") >= 1);
+  CU_ASSERT_EQUAL(agent_events("call FetchX509SVID"), svid_calls);
+  cJSON *v = mesh__view_render(m, "identity");
+  CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(v, "status")),
+                         "bundles only (no SVID)");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(v, "bundles")), 2);
+  cJSON_Delete(v);
+  /* a complete set without other.org: it is gone */
+  control("{\"ids\": [[\"" ID_A "\", \"a\"]]}");
+  for (int i = 0; i < 200; i++) {
+    t = mesh__identity_trust_acquire(m);
+    if (t && t->nbundles == 1)
+      break;
+    mesh__creds_release(t);
+    t = NULL;
+    usleep(50000);
+  }
+  CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+  CU_ASSERT_PTR_NULL(mesh__creds_bundle(t, "other.org"));
+  mesh__creds_release(t);
+  /* dials need an own SVID: refused with the usual code */
+  mesh_conn_t *conn = NULL;
+  CU_ASSERT_EQUAL(mesh_dial(m, "127.0.0.1:9", NULL, &conn, &st), MESH_ERR_SVID);
+  mesh_free(m);
+  /* meshctl identity prints the trust domains */
+  const char *cfg = wl_config_file("wl_bundles.json", "\"bundles_only\": true");
+  char cmd[2048];
+  int rc;
+  snprintf(cmd, sizeof cmd, "%s identity --config %s 2>&1", MESHCTL, cfg);
+  const char *out = run(cmd, &rc);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "spiffe_id:  (none: bundles only)"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(out, "bundles:    example.org"));
+  agent_stop();
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("workload_api", NULL, NULL);
   CU_add_test(s, "config", test_config);
@@ -651,6 +732,7 @@ static void add(void) {
   CU_add_test(s, "jwt_svid", test_jwt_svid);
   CU_add_test(s, "meshctl", test_meshctl);
   CU_add_test(s, "interop_rotation", test_interop_rotation);
+  CU_add_test(s, "bundles_only", test_bundles_only);
 }
 
 int main(void) { return th_run_suites("test_workload", add); }

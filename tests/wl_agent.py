@@ -14,7 +14,15 @@ and holds
 `control.json`, re-read every 100 ms:
   {"ids": [["spiffe://example.org/a", "hint"], ...],   # the SVID set
    "mode": "ok" | "unavailable" | "denied" | "invalid", # status of fetches
-   "federated": {"spiffe://other.org": "PEM path"}}      # extra bundles
+   "federated": {"spiffe://other.org": "PEM path"},      # extra bundles
+   "jwt_keys": ["k1", ...],   # kids in the JWT bundle (default ["k1"])
+   "jwt_sign": "k1",          # kid that signs new JWT-SVIDs (default "k1")
+   "jwt_extra": {...}}        # more claims in new JWT-SVIDs
+ValidateJWTSVID validates with PyJWT against the keys of the current JWT
+bundle and answers the claims as a google.protobuf.Struct (python3-protobuf's
+struct_pb2), INVALID_ARGUMENT when the token does not validate (as SPIRE).
+JWT signing keys (P-256) are DIR/jwt-<kid>.key, made on first use (k1 is
+DIR/jwt.key, as before).
 Events go to stdout, one per line, flushed:
   ready | call <Method> header=<true|false> | sent <Method> serials=<hex,..>
 Like SPIRE, a call without `workload.spiffe.io: true` ends INVALID_ARGUMENT
@@ -27,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 import jwt as pyjwt
+from google.protobuf import struct_pb2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO = os.path.join(HERE, '..', 'libmesh', 'workload', 'proto')
@@ -44,7 +53,8 @@ def load_pb():
 pb = load_pb()
 lock = threading.Lock()
 cond = threading.Condition(lock)
-state = {'version': 0, 'svids': [], 'mode': 'ok', 'federated': {}}
+state = {'version': 0, 'svids': [], 'mode': 'ok', 'federated': {},
+         'jwt_keys': ['k1'], 'jwt_sign': 'k1'}
 
 
 def ev(line):
@@ -107,14 +117,20 @@ class Agent:
         self.a = a
         self.td = 'example.org'
         self.ca_key, self.ca_crt = ca_load(a.dir, self.td)
-        jp = os.path.join(a.dir, 'jwt.key')
+        self.jwt_keys = {}
+        self.ids, self.control = [], None
+
+    def jwt_key(self, kid):
+        if kid in self.jwt_keys:
+            return self.jwt_keys[kid]
+        jp = os.path.join(self.a.dir, 'jwt.key' if kid == 'k1' else 'jwt-%s.key' % kid)
         if not os.path.exists(jp):
             k = ec.generate_private_key(ec.SECP256R1())
             open(jp, 'wb').write(k.private_bytes(serialization.Encoding.PEM,
                                                  serialization.PrivateFormat.PKCS8,
                                                  serialization.NoEncryption()))
-        self.jwt_key = serialization.load_pem_private_key(open(jp, 'rb').read(), None)
-        self.ids, self.control = [], None
+        self.jwt_keys[kid] = serialization.load_pem_private_key(open(jp, 'rb').read(), None)
+        return self.jwt_keys[kid]
 
     def reload_control(self):
         p = os.path.join(self.a.dir, 'control.json')
@@ -129,6 +145,9 @@ class Agent:
         with lock:
             state['mode'] = c.get('mode', 'ok')
             state['federated'] = c.get('federated', {})
+            state['jwt_keys'] = c.get('jwt_keys', ['k1'])
+            state['jwt_sign'] = c.get('jwt_sign', 'k1')
+            state['jwt_extra'] = c.get('jwt_extra', {})
         self.ids = [tuple(x) for x in c.get('ids', [])]
         return True
 
@@ -204,24 +223,29 @@ class Agent:
         yield from self.stream('FetchX509SVID', self.x509_msg, ctx)
 
     def jwks(self):
-        pub = self.jwt_key.public_key().public_numbers()
         b64 = lambda n: pyjwt.utils.base64url_encode(n.to_bytes(32, 'big')).decode()
-        return json.dumps({'keys': [{'kty': 'EC', 'crv': 'P-256', 'kid': 'k1',
-                                     'use': 'jwt-svid', 'x': b64(pub.x),
-                                     'y': b64(pub.y)}]}).encode()
+        keys = []
+        for kid in state['jwt_keys']:
+            pub = self.jwt_key(kid).public_key().public_numbers()
+            keys.append({'kty': 'EC', 'crv': 'P-256', 'kid': kid,
+                         'use': 'jwt-svid', 'x': b64(pub.x), 'y': b64(pub.y)})
+        return json.dumps({'keys': keys}).encode()
 
     def FetchJWTBundles(self, req, ctx):
         def build():
             r = pb.JWTBundlesResponse()
             r.bundles['spiffe://' + self.td] = self.jwks()
-            return r, 'td=%s' % self.td
+            return r, 'td=%s kids=%s' % (self.td, ','.join(state['jwt_keys']))
         yield from self.stream('FetchJWTBundles', build, ctx)
 
     def FetchX509Bundles(self, req, ctx):
         def build():
             r = pb.X509BundlesResponse()
             r.bundles['spiffe://' + self.td] = self.bundle_der()
-            return r, 'td=%s' % self.td
+            for td, path in state['federated'].items():
+                c = x509.load_pem_x509_certificate(open(path, 'rb').read())
+                r.bundles[td] = c.public_bytes(serialization.Encoding.DER)
+            return r, 'tds=%s' % ','.join(sorted(r.bundles.keys()))
         yield from self.stream('FetchX509Bundles', build, ctx)
 
     def FetchJWTSVID(self, req, ctx):
@@ -235,13 +259,48 @@ class Agent:
                 continue
             s = r.svids.add()
             s.spiffe_id = i
-            s.svid = pyjwt.encode({'sub': i, 'aud': list(req.audience), 'iat': t,
-                                   'exp': t + self.a.ttl_s}, self.jwt_key,
-                                  algorithm='ES256', headers={'kid': 'k1'})
+            claims = dict(state.get('jwt_extra', {}))
+            claims.update({'sub': i, 'aud': list(req.audience), 'iat': t,
+                           'exp': t + self.a.ttl_s})
+            s.svid = pyjwt.encode(claims,
+                                  self.jwt_key(state['jwt_sign']),
+                                  algorithm='ES256',
+                                  headers={'kid': state['jwt_sign']})
             if h:
                 s.hint = h
         ev('sent FetchJWTSVID aud=%s n=%d' % (','.join(req.audience), len(r.svids)))
         return r
+
+
+def validate(agent, req):
+    """(claims, None) or (None, why)."""
+    try:
+        kid = pyjwt.get_unverified_header(req.svid).get('kid')
+        with lock:
+            known = kid in state['jwt_keys']
+        if not known:
+            return None, 'key %r is not in the JWT bundle' % kid
+        return pyjwt.decode(req.svid, agent.jwt_key(kid).public_key(),
+                            algorithms=['ES256'], audience=req.audience), None
+    except Exception as e:  # PyJWT's verdict, whatever the reason
+        return None, str(e)
+
+
+def ValidateJWTSVID(agent, req, ctx):
+    agent.check('ValidateJWTSVID', ctx)
+    if not req.audience:
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, 'audience must be specified')
+    if not req.svid:
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, 'svid must be specified')
+    claims, why = validate(agent, req)
+    ev('validated aud=%s ok=%s' % (req.audience, 'true' if claims else 'false'))
+    if claims is None:
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                  'unable to validate JWT-SVID: %s' % why)
+    st = struct_pb2.Struct()
+    st.update(claims)
+    return pb.ValidateJWTSVIDResponse(spiffe_id=claims.get('sub', ''),
+                                      claims=st.SerializeToString())
 
 
 def main():
@@ -272,6 +331,8 @@ def main():
         'FetchX509Bundles': S(agent.FetchX509Bundles, pb.X509BundlesRequest, pb.X509BundlesResponse),
         'FetchJWTBundles': S(agent.FetchJWTBundles, pb.JWTBundlesRequest, pb.JWTBundlesResponse),
         'FetchJWTSVID': U(agent.FetchJWTSVID, pb.JWTSVIDRequest, pb.JWTSVIDResponse),
+        'ValidateJWTSVID': U(lambda req, ctx: ValidateJWTSVID(agent, req, ctx),
+                             pb.ValidateJWTSVIDRequest, pb.ValidateJWTSVIDResponse),
     })
     from concurrent import futures
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=32))

@@ -19,7 +19,8 @@ static const char identity_help[] =
     "serial in hex, not-after), the trust domains of its bundles and the\n"
     "source (files or workload_api).  With the Workload API, wait at most\n"
     "--timeout (default 10s) for the agent's first SVID; without an agent\n"
-    "it fails naming the socket.\n";
+    "it fails naming the socket.  With \"bundles_only\": true (FetchX509Bundles)\n"
+    "it prints the trust domains of the bundles and no SVID.\n";
 
 static const char jwt_help[] =
     "usage: meshctl jwt --config FILE --audience AUD [--timeout DURATION]\n"
@@ -113,10 +114,20 @@ int meshctl_identity(int argc, char **argv) {
   if (!m)
     return MESHCTL_FAIL;
   mesh__creds_t *c = mesh__creds_acquire(m);
+  mesh__creds_t *t = c ? NULL : mesh__identity_trust_acquire(m);
   int rc = MESHCTL_OK;
   if (c) {
     print_creds(m, c);
     mesh__creds_release(c);
+  } else if (t) { /* "bundles_only": trust bundles, no own SVID */
+    printf("source:     %s\n", mesh__identity_source(m));
+    if (mesh__wl_endpoint(m)[0])
+      printf("endpoint:   %s\n", mesh__wl_endpoint(m));
+    printf("spiffe_id:  (none: bundles only)\nbundles:   ");
+    for (size_t i = 0; i < t->nbundles; i++)
+      printf(" %s", t->bundles[i].td);
+    printf("\n");
+    mesh__creds_release(t);
   } else {
     fprintf(stderr, "meshctl identity: %s has no SVID (no identity "
                     "section, or the source sent none)\n", config);

@@ -81,6 +81,24 @@ MESH_EXTERN int mesh_self_id(mesh_t *m, char *buf, size_t len);
 MESH_EXTERN int mesh_jwt_svid(mesh_t *m, const char *audience, char *buf,
                               size_t len, mesh_status_t *st);
 
+/** Have the SPIFFE Workload API agent validate a JWT-SVID for audience
+ *  (the API's ValidateJWTSVID: the agent checks the signature against its
+ *  JWT bundles, the expiry and the audience).  Not cached: one call to the
+ *  agent each time (for request authentication with cached keys use the
+ *  "authn" section's "spiffe_bundle" rules).  Blocks at most
+ *  identity.timeout_ms.  Thread-safe.
+ *  @param spiffe_id   receives the token's SPIFFE ID (MESH_SPIFFE_ID_MAX + 1
+ *                     bytes always suffice)
+ *  @param claims      receives the token's claims as a JSON object, or NULL
+ *                     when not wanted
+ *  @return MESH_OK; MESH_ERR_DENIED (the agent refused the token: its
+ *          reason in st); MESH_ERR_BUFFER (a buffer too small); as
+ *          mesh_jwt_svid otherwise (NOT_FOUND: no Workload API source). */
+MESH_EXTERN int mesh_validate_jwt_svid(mesh_t *m, const char *token,
+                                       const char *audience, char *spiffe_id,
+                                       size_t id_len, char *claims,
+                                       size_t claims_len, mesh_status_t *st);
+
 /** Re-read the SVID, key and bundle files now (the worker also does this
  *  when they change) and publish them as a new generation, even when
  *  unchanged.  On failure the old identity stays in use and the failure is

@@ -7,12 +7,20 @@
  * jwks_refresh_s, and once more (at most every jwks_refetch_min_s) when a
  * token names a kid the set lacks.  A failed fetch keeps the last good set;
  * with none, tokens of that issuer are refused (fail closed: 401).  JWT
- * bundles from the Workload API arrive through mesh__authn_set_jwt_bundle().
+ * bundles from the Workload API arrive through identity, which hands every
+ * new set to on_bundles() (registered at init: the Workload API part sits
+ * above this one and cannot call it); mesh__authn_set_jwt_bundle() is the
+ * same door for one trust domain.
  *
- * A request thread reads a rule's current set under the rule's small mutex
- * (a pointer copy and a reference); it waits (bounded by
- * jwks_fetch_timeout_ms) only when the issuer has no keys yet or a refetch
- * it asked for is running. */
+ * Request threads take no lock in the steady state: a rule's key set and
+ * the bundle set are immutable, refcounted and published through
+ * mesh__pub_t (a lock-free acquire of the current one); writers (the
+ * worker's JWKS fetches, the Workload API stream thread) build a new set and
+ * swap it in whole, so a reader sees the old set or the new one, never a
+ * mix.  A request thread takes the rule's mutex only to ask for a fetch and
+ * wait for it (bounded by jwks_fetch_timeout_ms): when the issuer has no
+ * keys yet, or its token named a kid the set lacks.  Verified signatures
+ * are remembered per key set in a bounded cache (cache.c). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,21 +28,19 @@
 #include <time.h>
 
 #include "authn/authn.h"
-#include "telemetry/telemetry.h"
-#ifdef MESH__AUTHN_WLAPI
 #include "identity/identity.h"
-#endif
+#include "telemetry/telemetry.h"
 
 #define BODY_CAP MESH__JWKS_MAX_BYTES
 #define HELD_MAX 16
-#define BUNDLES_MAX 64
+#define BUNDLES_MAX 64 /* trust domains */
 
 typedef struct slot {
   struct mesh__authn *a;
   const mesh__authn_rule_t *rule;
-  pthread_mutex_t mu;
+  mesh__pub_t keys;       /* last good set (mesh__jwks_t), NULL: none yet */
+  pthread_mutex_t mu;     /* the fetch state below; never held to read keys */
   pthread_cond_t cv;
-  mesh__jwks_t *cur;      /* last good set, NULL: none yet */
   uint64_t done_gen;      /* fetches finished */
   bool fetching;
   int64_t last_start_ms;  /* of the last fetch (rate limit of refetches) */
@@ -46,20 +52,26 @@ typedef struct slot {
   int64_t timer;
 } slot_t;
 
-typedef struct bundle {
-  char *td;
-  mesh__jwks_t *keys;
-} bundle_t;
+/* The JWT bundles: trust domain -> parsed keys, one immutable set. */
+typedef struct bset {
+  _Atomic uint32_t refs;
+  uint64_t generation; /* identity's, 0: pushed by mesh__authn_set_jwt_bundle */
+  size_t n;
+  struct {
+    char *td;
+    mesh__jwks_t *keys;
+  } v[];
+} bset_t;
 
 struct mesh__authn {
   mesh_t *m;
   mesh__authn_cfg_t *cfg;
   slot_t *slots; /* one per rule */
   mesh__curlm_t *cm;
-  pthread_mutex_t bmu; /* bundles */
-  bundle_t bundles[BUNDLES_MAX];
-  size_t nbundles;
-  uint64_t pulled_gen; /* generation of the last bundle set pulled */
+  mesh__pub_t bundles; /* bset_t, NULL: none */
+  pthread_mutex_t bmu; /* bundle writers: read, modify, swap as one step */
+  bool hooked;         /* on_bundles registered with identity */
+  mesh__jwt_cache_t *cache;
   /* mesh_authn_requests_total{result}: index MESH__JWT_* for refusals
    * (0, "ok", is a verified token), then "no_token" */
   mesh__metric_t *m_result[MESH__JWT_ERR_COUNT + 1];
@@ -118,9 +130,7 @@ static void on_done(CURL *easy, CURLcode res, void *user) {
               "issuer=\"%s\" uri=\"%s\" status=%ld reason=\"%s\"",
               s->rule->issuer, s->rule->jwks_uri, code, why);
   pthread_mutex_lock(&s->mu);
-  mesh__jwks_t *old = ks ? s->cur : NULL;
-  if (ks)
-    s->cur = ks;
+  mesh__jwks_t *old = ks ? mesh__pub_swap(&s->keys, ks) : NULL;
   s->fetching = false;
   s->done_gen++;
   pthread_cond_broadcast(&s->cv);
@@ -181,50 +191,54 @@ static const mesh__jwks_t *hold(lookup_t *l, mesh__jwks_t *k) {
   return k;
 }
 
-#ifdef MESH__AUTHN_WLAPI
-/* Pull the Workload API's JWT bundles (identity, branch wlapi:
- * mesh__identity_jwt_bundles) into the table when their generation moved:
- * every trust domain of the new set is (re)parsed, the ones missing from it
- * are gone.  Enabled by defining MESH__AUTHN_WLAPI once that API is on the
- * branch; until then the workload part pushes with
- * mesh__authn_set_jwt_bundle(). */
-static void bundles_pull(struct mesh__authn *a) {
-  mesh__jwt_bundles_t *b = mesh__identity_jwt_bundles(a->m);
-  if (!b)
-    return;
-  pthread_mutex_lock(&a->bmu);
-  bool same = a->pulled_gen == b->generation;
-  a->pulled_gen = b->generation;
-  pthread_mutex_unlock(&a->bmu);
-  for (size_t i = 0; !same && i < b->n; i++)
-    mesh__authn_set_jwt_bundle(a->m, b->v[i].td, b->v[i].jwks,
-                               b->v[i].jwks_len);
-  for (size_t i = 0; !same && i < a->nbundles; i++) {
-    pthread_mutex_lock(&a->bmu);
-    char td[256];
-    mesh__strlcpy(td, i < a->nbundles ? a->bundles[i].td : "", sizeof td);
-    pthread_mutex_unlock(&a->bmu);
-    if (td[0] && !mesh__jwt_bundles_find(b, td) &&
-        mesh__authn_set_jwt_bundle(a->m, td, NULL, 0) == MESH_OK)
-      i--; /* the table moved its last entry here */
-  }
-  mesh__jwt_bundles_release(b);
+static void jwks_ref(void *k) { mesh__jwks_ref(k); }
+
+static void bset_ref(void *p) {
+  atomic_fetch_add_explicit(&((bset_t *)p)->refs, 1, memory_order_relaxed);
 }
-#endif
+
+static void bset_unref(bset_t *b) {
+  if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  for (size_t i = 0; i < b->n; i++) {
+    free(b->v[i].td);
+    mesh__jwks_unref(b->v[i].keys);
+  }
+  free(b);
+}
+
+static bset_t *bset_new(size_t cap) {
+  bset_t *b = calloc(1, sizeof *b + (cap ? cap : 1) * sizeof b->v[0]);
+  if (b)
+    atomic_init(&b->refs, 1);
+  return b;
+}
+
+/* Append td -> k (k's reference moves in; td copied).  false: no memory
+ * (k released). */
+static bool bset_add(bset_t *b, const char *td, mesh__jwks_t *k) {
+  char *t = strdup(td);
+  if (!t) {
+    mesh__jwks_unref(k);
+    return false;
+  }
+  b->v[b->n].td = t;
+  b->v[b->n++].keys = k;
+  return true;
+}
+
+static mesh__jwks_t *bset_find(const bset_t *b, const char *td) {
+  for (size_t i = 0; b && i < b->n; i++)
+    if (strcmp(b->v[i].td, td) == 0)
+      return b->v[i].keys;
+  return NULL;
+}
 
 static const mesh__jwks_t *bundle_keys(lookup_t *l, const char *td) {
-  struct mesh__authn *a = l->a;
-  mesh__jwks_t *k = NULL;
-#ifdef MESH__AUTHN_WLAPI
-  bundles_pull(a);
-#endif
-  pthread_mutex_lock(&a->bmu);
-  for (size_t i = 0; i < a->nbundles && !k; i++)
-    if (strcmp(a->bundles[i].td, td) == 0) {
-      k = a->bundles[i].keys;
-      mesh__jwks_ref(k);
-    }
-  pthread_mutex_unlock(&a->bmu);
+  bset_t *b = mesh__pub_acquire(&l->a->bundles, bset_ref);
+  mesh__jwks_t *k = bset_find(b, td);
+  mesh__jwks_ref(k);
+  bset_unref(b);
   return hold(l, k);
 }
 
@@ -244,11 +258,16 @@ static void timed_wait(slot_t *s, int64_t deadline_ms) {
 }
 
 static const mesh__jwks_t *uri_keys(lookup_t *l, slot_t *s, bool refetch) {
+  if (!refetch) { /* the steady state: no lock */
+    mesh__jwks_t *k = mesh__pub_acquire(&s->keys, jwks_ref);
+    if (k)
+      return hold(l, k);
+  }
   const mesh__authn_cfg_t *cfg = l->a->cfg;
   int64_t now = mesh__now_ms(), deadline = now + cfg->fetch_timeout_ms + 500;
   pthread_mutex_lock(&s->mu);
   bool want = (refetch && now - s->last_start_ms >= cfg->refetch_min_ms) ||
-              (!s->cur && !s->fetching && s->done_gen == 0);
+              (!mesh__pub_peek(&s->keys) && !s->fetching && s->done_gen == 0);
   if (want && !s->fetching) {
     s->fetching = true;
     s->last_start_ms = now;
@@ -256,12 +275,11 @@ static const mesh__jwks_t *uri_keys(lookup_t *l, slot_t *s, bool refetch) {
   }
   uint64_t gen = s->done_gen;
   /* wait for the fetch we asked for, or for the first one */
-  while ((want || !s->cur) && s->fetching && s->done_gen == gen &&
+  while ((want || !mesh__pub_peek(&s->keys)) && s->fetching && s->done_gen == gen &&
          mesh__now_ms() < deadline)
     timed_wait(s, deadline);
-  mesh__jwks_t *k = s->cur;
-  mesh__jwks_ref(k);
   pthread_mutex_unlock(&s->mu);
+  mesh__jwks_t *k = mesh__pub_acquire(&s->keys, jwks_ref);
   return hold(l, k);
 }
 
@@ -291,8 +309,8 @@ int mesh__authn_check_request(mesh_t *m, const mesh__authn_input_t *in,
     return MESH_OK;
   struct mesh__authn *a = m->authn;
   lookup_t l = {.a = a};
-  int rc = mesh__authn_decide(a->cfg, in, (int64_t)time(NULL), keys_for, &l,
-                              out);
+  int rc = mesh__authn_decide_cached(a->cfg, in, (int64_t)time(NULL),
+                                     keys_for, &l, a->cache, out);
   for (size_t i = 0; i < l.nheld; i++)
     mesh__jwks_unref(l.held[i]);
   mesh__counter_add(a->m_result[rc != MESH_OK          ? out->err
@@ -310,6 +328,11 @@ int mesh__authn_check_request(mesh_t *m, const mesh__authn_input_t *in,
 
 /* ---- JWT bundles (the Workload API seam) -------------------------------------- */
 
+/* Publish b (the caller's reference) as the bundle set.  Caller holds bmu. */
+static void bundles_publish(struct mesh__authn *a, bset_t *b) {
+  bset_unref(mesh__pub_swap(&a->bundles, b));
+}
+
 int mesh__authn_set_jwt_bundle(mesh_t *m, const char *td, const char *jwks,
                                size_t len) {
   if (!m || !td)
@@ -319,40 +342,77 @@ int mesh__authn_set_jwt_bundle(mesh_t *m, const char *td, const char *jwks,
   struct mesh__authn *a = m->authn;
   mesh__jwks_t *k = NULL;
   const char *why = NULL;
-  if (jwks) {
-    int rc = mesh__jwks_parse(jwks, len, &k, NULL, NULL, &why);
-    if (rc != MESH_OK) {
-      mesh__log(m, MESH_LOG_WARN, "authn_bundle_refused",
-                "trust_domain=\"%s\" reason=\"%s\"", td, why ? why : "");
-      return rc;
-    }
+  if (jwks && mesh__jwks_parse(jwks, len, &k, NULL, NULL, &why) != MESH_OK) {
+    mesh__log(m, MESH_LOG_WARN, "authn_bundle_refused",
+              "trust_domain=\"%s\" reason=\"%s\"", td, why ? why : "");
+    return MESH_ERR_PARSE;
   }
   pthread_mutex_lock(&a->bmu);
-  size_t i = 0;
-  while (i < a->nbundles && strcmp(a->bundles[i].td, td) != 0)
-    i++;
-  mesh__jwks_t *old = i < a->nbundles ? a->bundles[i].keys : NULL;
-  int rc = MESH_OK;
-  if (i < a->nbundles && k) {
-    a->bundles[i].keys = k;
-  } else if (i < a->nbundles) { /* removed */
-    free(a->bundles[i].td);
-    a->bundles[i] = a->bundles[--a->nbundles];
-  } else if (k && a->nbundles < BUNDLES_MAX) {
-    a->bundles[i].td = strdup(td);
-    a->bundles[i].keys = k;
-    if (a->bundles[i].td)
-      a->nbundles++;
-    else
-      rc = MESH_ERR_NOMEM;
-  } else if (k) {
-    rc = MESH_ERR_NOMEM;
+  bset_t *old = mesh__pub_peek(&a->bundles); /* writers hold bmu: stable */
+  size_t n = old ? old->n : 0;
+  bset_t *b = n < BUNDLES_MAX || bset_find(old, td) ? bset_new(n + 1) : NULL;
+  bool ok = b != NULL;
+  for (size_t i = 0; ok && i < n; i++) {
+    if (strcmp(old->v[i].td, td) == 0)
+      continue;
+    mesh__jwks_ref(old->v[i].keys);
+    ok = bset_add(b, old->v[i].td, old->v[i].keys);
+  }
+  if (ok && k) {
+    ok = bset_add(b, td, k);
+    k = NULL;
+  }
+  if (ok)
+    bundles_publish(a, b);
+  else
+    bset_unref(b);
+  pthread_mutex_unlock(&a->bmu);
+  mesh__jwks_unref(k);
+  return ok ? MESH_OK : MESH_ERR_NOMEM;
+}
+
+/* identity's hook: a new complete set from the Workload API (its stream
+ * thread).  Every trust domain is parsed here, off the request path; one
+ * whose JWKS does not parse keeps its previous keys (as a failed JWKS fetch
+ * keeps the last good set) and is logged; a trust domain missing from the
+ * set is gone, with its keys. */
+static void on_bundles(mesh__jwt_bundles_t *in, void *user) {
+  struct mesh__authn *a = user;
+  pthread_mutex_lock(&a->bmu);
+  bset_t *old = mesh__pub_peek(&a->bundles);
+  if (old && old->generation == in->generation) {
+    pthread_mutex_unlock(&a->bmu); /* seen (delivered at registration) */
+    return;
+  }
+  size_t n = in->n < BUNDLES_MAX ? in->n : BUNDLES_MAX;
+  bset_t *b = bset_new(n);
+  for (size_t i = 0; b && i < n; i++) {
+    mesh__jwks_t *k = NULL;
+    const char *why = "";
+    if (mesh__jwks_parse(in->v[i].jwks, in->v[i].jwks_len, &k, NULL, NULL,
+                         &why) != MESH_OK) {
+      mesh__log(a->m, MESH_LOG_WARN, "authn_bundle_refused",
+                "trust_domain=\"%s\" reason=\"%s\" kept=%s", in->v[i].td,
+                why, bset_find(old, in->v[i].td) ? "previous" : "none");
+      k = bset_find(old, in->v[i].td);
+      mesh__jwks_ref(k);
+    }
+    if (k && !bset_add(b, in->v[i].td, k)) {
+      bset_unref(b);
+      b = NULL;
+    }
+  }
+  if (b) {
+    b->generation = in->generation;
+    bundles_publish(a, b);
+    mesh__log(a->m, MESH_LOG_INFO, "authn_bundles_updated",
+              "generation=%llu trust_domains=%zu",
+              (unsigned long long)in->generation, b->n);
+  } else {
+    mesh__log(a->m, MESH_LOG_ERROR, "authn_bundles_refused",
+              "reason=\"out of memory\" kept=previous");
   }
   pthread_mutex_unlock(&a->bmu);
-  mesh__jwks_unref(old);
-  if (rc != MESH_OK)
-    mesh__jwks_unref(k);
-  return rc;
 }
 
 /* ---- the part ------------------------------------------------------------------- */
@@ -365,6 +425,8 @@ static void authn_fini(mesh_t *m) {
   struct mesh__authn *a = m->authn;
   if (!a)
     return;
+  if (a->hooked) /* after this no bundle set arrives */
+    mesh__identity_on_jwt_bundles(m, NULL, NULL);
   /* the loop has stopped: its timers and transfers are ours to drop */
   for (size_t i = 0; a->slots && i < a->cfg->n; i++) {
     slot_t *s = &a->slots[i];
@@ -375,17 +437,17 @@ static void authn_fini(mesh_t *m) {
       curl_easy_cleanup(s->easy);
     }
     free(s->body);
-    mesh__jwks_unref(s->cur);
+    mesh__jwks_unref(mesh__pub_swap(&s->keys, NULL));
+    mesh__pub_fini(&s->keys);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
   }
   mesh__curlm_free(a->cm);
   free(a->slots);
-  for (size_t i = 0; i < a->nbundles; i++) {
-    free(a->bundles[i].td);
-    mesh__jwks_unref(a->bundles[i].keys);
-  }
+  bset_unref(mesh__pub_swap(&a->bundles, NULL));
+  mesh__pub_fini(&a->bundles);
   pthread_mutex_destroy(&a->bmu);
+  mesh__jwt_cache_free(a->cache);
   mesh__authn_cfg_free(a->cfg);
   free(a);
   m->authn = NULL;
@@ -397,6 +459,7 @@ static int authn_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   a->m = m;
   pthread_mutex_init(&a->bmu, NULL);
+  mesh__pub_init(&a->bundles);
   m->authn = a;
   mesh__cfg_t c = {.first = st};
   int rc = mesh__authn_cfg_build(&c, cfg, "authn", &a->cfg);
@@ -416,12 +479,15 @@ static int authn_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   }
   a->slots = calloc(a->cfg->n ? a->cfg->n : 1, sizeof *a->slots);
   a->cm = mesh__curlm_new(m);
-  if (!a->slots || !a->cm)
+  a->cache = a->cfg->cache_slots ? mesh__jwt_cache_new(a->cfg->cache_slots)
+                                 : NULL;
+  if (!a->slots || !a->cm || (a->cfg->cache_slots && !a->cache))
     return mesh__fail(st, MESH_ERR_NOMEM, "authn: out of memory");
   for (size_t i = 0; i < a->cfg->n; i++) {
     slot_t *s = &a->slots[i];
     s->a = a;
     s->rule = &a->cfg->rules[i];
+    mesh__pub_init(&s->keys);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     /* init runs before the worker starts: arming a timer is allowed */
@@ -431,6 +497,8 @@ static int authn_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
       arm(s, 0);
     }
   }
+  /* the Workload API's JWT bundles, through identity (none: no source) */
+  a->hooked = mesh__identity_on_jwt_bundles(m, on_bundles, a) == MESH_OK;
   mesh__log(m, MESH_LOG_INFO, "authn_loaded", "jwt_rules=%zu", a->cfg->n);
   return MESH_OK;
 }

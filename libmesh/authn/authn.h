@@ -74,6 +74,10 @@ int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
                      const char **why);
 void mesh__jwk_key_free(mesh__jwk_key_t *k);
 
+/** SHA-256 of in (the token cache's key).  @return MESH_OK or
+ *  MESH_ERR_INTERNAL. */
+int mesh__jws_sha256(const void *in, size_t n, uint8_t out[32]);
+
 /** Verify sig over msg with key for alg.  The key's kind must fit alg (RSA
  *  for RS256/PS256, P-256 for ES256, P-384 for ES384); an ES signature is
  *  the JWS r||s form.  Pure.  @return MESH_OK or MESH_ERR_DENIED. */
@@ -92,6 +96,7 @@ typedef struct mesh__jwk {
 
 typedef struct mesh__jwks {
   _Atomic uint32_t refs;
+  uint64_t serial; /* unique per parsed set, never 0 (the token cache's key) */
   mesh__jwk_t *v;
   size_t n;
 } mesh__jwks_t;
@@ -157,6 +162,27 @@ int mesh__jwt_check_sig(const mesh__jwt_t *t, const mesh__jwks_t *keys);
 int mesh__jwt_check_claims(const mesh__jwt_t *t, int64_t now_s, int64_t skew,
                            const char *const *audiences, size_t naud);
 
+/* ---- verified-token cache (cache.c) ------------------------------------------
+ * Token hash -> "its signature verified with key set <serial>", bounded,
+ * lock-free, any thread.  Claims are not cached: they are checked on every
+ * request. */
+typedef struct mesh__jwt_cache mesh__jwt_cache_t;
+#define MESH__JWT_CACHE_SLOTS 1024
+
+/** A cache of slots entries (rounded up to a power of two).  NULL: OOM. */
+mesh__jwt_cache_t *mesh__jwt_cache_new(size_t slots);
+void mesh__jwt_cache_free(mesh__jwt_cache_t *c);
+/** Did the token with SHA-256 h verify with key set serial, and is the
+ *  entry still good at now_s?  c NULL: false. */
+bool mesh__jwt_cache_hit(mesh__jwt_cache_t *c, const uint8_t h[32],
+                         uint64_t serial, int64_t now_s);
+/** Remember that h verified with serial, good until until_s.  May drop the
+ *  entry (slot busy); evicts the slot's previous token. */
+void mesh__jwt_cache_put(mesh__jwt_cache_t *c, const uint8_t h[32],
+                         uint64_t serial, int64_t until_s);
+void mesh__jwt_cache_stats(mesh__jwt_cache_t *c, uint64_t *hits,
+                           uint64_t *misses);
+
 /* ---- the part (config.c, authn.c) ------------------------------------------ */
 
 typedef struct mesh__authn_loc {
@@ -199,6 +225,7 @@ typedef struct mesh__authn_cfg {
   int64_t refresh_ms;      /* JWKS refresh period */
   int64_t fetch_timeout_ms;
   int64_t refetch_min_ms;  /* unknown kid: at most one refetch per this */
+  size_t cache_slots;      /* verified-token cache, 0: none */
 } mesh__authn_cfg_t;
 
 /** Validate an "authn" section; when out is non-NULL and there was no
@@ -258,6 +285,14 @@ int mesh__authn_decide(const mesh__authn_cfg_t *cfg,
                        const mesh__authn_input_t *in, int64_t now_s,
                        mesh__authn_keys_fn keys, void *user,
                        mesh__authn_result_t *out);
+/** mesh__authn_decide with a verified-token cache (NULL: none): a token
+ *  whose signature verified with the key set the lookup returns now skips
+ *  the signature check; its claims are still checked at now_s. */
+int mesh__authn_decide_cached(const mesh__authn_cfg_t *cfg,
+                              const mesh__authn_input_t *in, int64_t now_s,
+                              mesh__authn_keys_fn keys, void *user,
+                              mesh__jwt_cache_t *cache,
+                              mesh__authn_result_t *out);
 
 /* ---- JWT bundles from the Workload API: the seam ---------------------------
  * The workload part (protocols layer, above this one) pushes the JWT bundles

@@ -11,7 +11,7 @@
 
 static const char *const section_keys[] = {
     "jwt_rules", "clock_skew_s", "jwks_refresh_s", "jwks_fetch_timeout_ms",
-    "jwks_refetch_min_s", NULL};
+    "jwks_refetch_min_s", "token_cache_size", NULL};
 static const char *const rule_keys[] = {
     "issuer", "audiences", "jwks_uri", "jwks", "spiffe_bundle", "from_headers",
     "from_params", "output_claim_to_headers", "forward_original_token", NULL};
@@ -225,9 +225,15 @@ static void rule(bctx_t *b, const cJSON *o, const char *path,
   mesh__cfg_string(b->c, o, path, "issuer", NULL, &iss);
   char p[MESH__PATH_MAX];
   mesh__cfg_path(p, path, "issuer");
-  if (!iss || !iss[0])
-    mesh__cfg_error(b->c, p, "an issuer is required");
-  else
+  /* A JWT-SVID need not carry "iss" (SPIFFE JWT-SVID 3): a spiffe_bundle
+   * rule without issuer takes the iss-less tokens of its trust domain. */
+  bool spiffe = cJSON_GetObjectItemCaseSensitive(o, "spiffe_bundle") != NULL;
+  if (iss && !iss[0])
+    mesh__cfg_error(b->c, p, "must not be empty");
+  else if (!iss && !spiffe)
+    mesh__cfg_error(b->c, p, "an issuer is required (optional only with "
+                             "spiffe_bundle)");
+  else if (iss)
     r->issuer = dup_s(b, iss);
   strings(b, o, path, "audiences", &r->audiences, &r->naud);
   key_source(b, o, path, r);
@@ -279,16 +285,24 @@ static void rules(bctx_t *b, const cJSON *cfg, const char *path,
     const char *iss = NULL;
     const cJSON *is = cJSON_GetObjectItemCaseSensitive(it, "issuer");
     iss = cJSON_IsString(is) ? is->valuestring : NULL;
+    const cJSON *td = cJSON_GetObjectItemCaseSensitive(it, "spiffe_bundle");
     int j = 0;
     const cJSON *prev;
     cJSON_ArrayForEach(prev, arr) {
       if (j++ >= i)
         break;
       const cJSON *pi = cJSON_GetObjectItemCaseSensitive(prev, "issuer");
+      const cJSON *pt = cJSON_GetObjectItemCaseSensitive(prev, "spiffe_bundle");
+      char qi[MESH__PATH_MAX];
+      mesh__cfg_path(qi, q, "issuer");
       if (iss && cJSON_IsString(pi) && strcmp(pi->valuestring, iss) == 0) {
-        char qi[MESH__PATH_MAX];
-        mesh__cfg_path(qi, q, "issuer");
         mesh__cfg_error(b->c, qi, "issuer \"%s\" already has a rule", iss);
+        break;
+      }
+      if (!iss && !pi && cJSON_IsString(td) && cJSON_IsString(pt) &&
+          strcmp(td->valuestring, pt->valuestring) == 0) {
+        mesh__cfg_error(b->c, qi, "trust domain \"%s\" already has a rule "
+                        "without issuer", td->valuestring);
         break;
       }
     }
@@ -318,6 +332,9 @@ int mesh__authn_cfg_build(mesh__cfg_t *c, const cJSON *cfg, const char *path,
   a->fetch_timeout_ms = v;
   mesh__cfg_int(c, cfg, path, "jwks_refetch_min_s", 0, 3600, 10, &v);
   a->refetch_min_ms = v * 1000;
+  mesh__cfg_int(c, cfg, path, "token_cache_size", 0, 1 << 20,
+                MESH__JWT_CACHE_SLOTS, &v);
+  a->cache_slots = (size_t)v;
   rules(&b, cfg, path, a);
   if (!out || b.oom || c->nerr != nerr) {
     mesh__authn_cfg_free(a);

@@ -108,15 +108,44 @@ static char *claim_text(const cJSON *claims, const char *name) {
   return s ? strdup(s) : NULL;
 }
 
+static const char *sub_of(const mesh__jwt_t *t) {
+  const cJSON *sub = cJSON_GetObjectItemCaseSensitive(t->claims, "sub");
+  return cJSON_IsString(sub) ? sub->valuestring : NULL;
+}
+
+/* The rule for a token found at l: the one of its issuer; for a JWT-SVID
+ * (SPIFFE JWT-SVID 3: "sub" is the SPIFFE ID, "iss" optional) a
+ * spiffe_bundle rule also needs the sub in the rule's trust domain, and a
+ * token without iss goes to the rule of its trust domain without issuer. */
+static const mesh__authn_rule_t *rule_for(const mesh__authn_cfg_t *cfg,
+                                          const mesh__jwt_t *t,
+                                          const loc_t *l) {
+  const char *sub = sub_of(t);
+  for (size_t i = 0; i < cfg->n; i++) {
+    const mesh__authn_rule_t *r = &cfg->rules[i];
+    if (!r->issuer != !t->iss || (t->iss && strcmp(r->issuer, t->iss) != 0) ||
+        !rule_has(r, l))
+      continue;
+    if (r->keysrc != MESH__AUTHN_KEYS_SPIFFE)
+      return r;
+    size_t n = strlen(r->trust_domain);
+    if (sub && strncmp(sub, "spiffe://", 9) == 0 &&
+        strncmp(sub + 9, r->trust_domain, n) == 0 && sub[9 + n] == '/')
+      return r;
+  }
+  return NULL;
+}
+
 static int accept_token(const mesh__authn_rule_t *r, const loc_t *l,
                         mesh__jwt_t *t, mesh__authn_result_t *out) {
-  const cJSON *sub = cJSON_GetObjectItemCaseSensitive(t->claims, "sub");
-  const char *s = cJSON_IsString(sub) ? sub->valuestring : "";
-  size_t n = strlen(t->iss) + strlen(s) + 2;
+  const char *s = sub_of(t) ? sub_of(t) : "";
+  /* Istio's "iss/sub"; a JWT-SVID without iss is its SPIFFE ID */
+  const char *iss = t->iss ? t->iss : "";
+  size_t n = strlen(iss) + strlen(s) + 2;
   out->principal = malloc(n);
   if (!out->principal)
     return MESH_ERR_NOMEM;
-  snprintf(out->principal, n, "%s/%s", t->iss, s);
+  snprintf(out->principal, n, "%s%s%s", iss, t->iss ? "/" : "", s);
   out->claims = t->claims;
   t->claims = NULL;
   out->authenticated = true;
@@ -131,29 +160,47 @@ static int accept_token(const mesh__authn_rule_t *r, const loc_t *l,
   return MESH_OK;
 }
 
+/* The signature, through the cache: a hit for the key set the lookup gives
+ * now skips the check; a verified signature is remembered until the
+ * token's exp (plus skew: the claims check decides expiry on its own). */
+static int check_sig(const mesh__authn_rule_t *r, const mesh__jwt_t *t,
+                     const char *tok, size_t len, int64_t now, int64_t skew,
+                     mesh__authn_keys_fn keys, void *user,
+                     mesh__jwt_cache_t *cache) {
+  uint8_t h[32];
+  bool hashed = cache && mesh__jws_sha256(tok, len, h) == MESH_OK;
+  const mesh__jwks_t *ks = keys(r, false, user);
+  if (hashed && ks && mesh__jwt_cache_hit(cache, h, ks->serial, now))
+    return MESH__JWT_OK;
+  int e = mesh__jwt_check_sig(t, ks);
+  /* a kid we do not know may be a rotation: refetch (rate-limited) */
+  if (e == MESH__JWT_UNKNOWN_KID || e == MESH__JWT_NO_KEYS) {
+    const mesh__jwks_t *again = keys(r, true, user);
+    if (again) {
+      ks = again;
+      e = mesh__jwt_check_sig(t, again);
+    }
+  }
+  const cJSON *exp = cJSON_GetObjectItemCaseSensitive(t->claims, "exp");
+  if (e == MESH__JWT_OK && hashed && cJSON_IsNumber(exp) &&
+      exp->valuedouble < 9e15)
+    mesh__jwt_cache_put(cache, h, ks->serial, (int64_t)exp->valuedouble + skew);
+  return e;
+}
+
 /* Verify the token found at l.  @return MESH__JWT_* (OK: out filled). */
 static int verify_at(const mesh__authn_cfg_t *cfg, const loc_t *l,
                      const char *tok, size_t len, int64_t now,
                      mesh__authn_keys_fn keys, void *user,
-                     mesh__authn_result_t *out) {
+                     mesh__jwt_cache_t *cache, mesh__authn_result_t *out) {
   mesh__jwt_t t;
   int e = mesh__jwt_decode(tok, len, &t);
   if (e != MESH__JWT_OK)
     return e;
-  const mesh__authn_rule_t *r = NULL;
-  for (size_t i = 0; t.iss && i < cfg->n && !r; i++)
-    if (strcmp(cfg->rules[i].issuer, t.iss) == 0 && rule_has(&cfg->rules[i], l))
-      r = &cfg->rules[i];
+  const mesh__authn_rule_t *r = rule_for(cfg, &t, l);
   e = r ? MESH__JWT_OK : MESH__JWT_NO_ISSUER;
-  if (e == MESH__JWT_OK) {
-    e = mesh__jwt_check_sig(&t, keys(r, false, user));
-    /* a kid we do not know may be a rotation: refetch (rate-limited) */
-    const mesh__jwks_t *again = NULL;
-    if (e == MESH__JWT_UNKNOWN_KID || e == MESH__JWT_NO_KEYS)
-      again = keys(r, true, user);
-    if (again)
-      e = mesh__jwt_check_sig(&t, again);
-  }
+  if (e == MESH__JWT_OK)
+    e = check_sig(r, &t, tok, len, now, cfg->clock_skew_s, keys, user, cache);
   if (e == MESH__JWT_OK)
     e = mesh__jwt_check_claims(&t, now, cfg->clock_skew_s,
                                (const char *const *)r->audiences, r->naud);
@@ -168,6 +215,14 @@ int mesh__authn_decide(const mesh__authn_cfg_t *cfg,
                        const mesh__authn_input_t *in, int64_t now_s,
                        mesh__authn_keys_fn keys, void *user,
                        mesh__authn_result_t *out) {
+  return mesh__authn_decide_cached(cfg, in, now_s, keys, user, NULL, out);
+}
+
+int mesh__authn_decide_cached(const mesh__authn_cfg_t *cfg,
+                              const mesh__authn_input_t *in, int64_t now_s,
+                              mesh__authn_keys_fn keys, void *user,
+                              mesh__jwt_cache_t *cache,
+                              mesh__authn_result_t *out) {
   memset(out, 0, sizeof *out);
   for (size_t i = 0; cfg && i < cfg->n; i++) {
     const mesh__authn_rule_t *r = &cfg->rules[i];
@@ -182,7 +237,7 @@ int mesh__authn_decide(const mesh__authn_cfg_t *cfg,
       const char *tok = seen ? NULL : extract(in, &l, &len);
       if (!tok)
         continue;
-      int e = verify_at(cfg, &l, tok, len, now_s, keys, user, out);
+      int e = verify_at(cfg, &l, tok, len, now_s, keys, user, cache, out);
       if (e != MESH__JWT_OK) {
         mesh__authn_result_free(out);
         out->err = e;

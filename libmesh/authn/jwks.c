@@ -75,8 +75,10 @@ static int one_key(const cJSON *o, mesh__jwk_t *k, const char **why) {
   const char *kty = str_member(o, "kty"), *use = str_member(o, "use");
   const char *alg = str_member(o, "alg");
   const cJSON *kid = cJSON_GetObjectItemCaseSensitive(o, "kid");
-  if (use && strcmp(use, "sig") != 0) {
-    *why = "\"use\" is not \"sig\"";
+  /* "jwt-svid": a SPIFFE bundle's JWT authority (SPIFFE Trust Domain and
+   * Bundle, section 4.2.1); "x509-svid" keys and "enc" are skipped */
+  if (use && strcmp(use, "sig") != 0 && strcmp(use, "jwt-svid") != 0) {
+    *why = "\"use\" is not \"sig\" or \"jwt-svid\"";
     return MESH_ERR_PARSE;
   }
   if (kid && !cJSON_IsString(kid)) {
@@ -148,6 +150,8 @@ int mesh__jwks_parse(const char *buf, size_t len, mesh__jwks_t **out,
   }
   s->v = v;
   atomic_init(&s->refs, 1);
+  static _Atomic uint64_t serials;
+  s->serial = atomic_fetch_add(&serials, 1) + 1;
   size_t i = 0;
   const cJSON *o;
   cJSON_ArrayForEach(o, keys) {

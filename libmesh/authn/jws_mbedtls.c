@@ -59,6 +59,30 @@ int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
   return MESH_OK;
 }
 
+/* mbedTLS (ECP_FIXED_POINT_OPTIM) fills a group's comb table for the base
+ * point lazily, inside the first multiplication by it, by writing to the
+ * group: two requests verifying with one key set at once raced on that
+ * write (valgrind saw the loser's table leak; identity/creds.c warms SVID
+ * keys for the same reason).  One 2G + Q here, before the key is shared,
+ * computes it; verifications then only read it.  No RNG: muladd takes
+ * none. */
+static int warm_ec(mbedtls_ecp_keypair *ec) {
+  mbedtls_ecp_point R;
+  mbedtls_mpi two, one;
+  mbedtls_ecp_point_init(&R);
+  mbedtls_mpi_init(&two);
+  mbedtls_mpi_init(&one);
+  int e = mbedtls_mpi_lset(&two, 2);
+  if (e == 0)
+    e = mbedtls_mpi_lset(&one, 1);
+  if (e == 0)
+    e = mbedtls_ecp_muladd(&ec->grp, &R, &two, &ec->grp.G, &one, &ec->Q);
+  mbedtls_ecp_point_free(&R);
+  mbedtls_mpi_free(&two);
+  mbedtls_mpi_free(&one);
+  return e;
+}
+
 int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
                      const uint8_t *y, size_t ylen, mesh__jwk_key_t **out,
                      const char **why) {
@@ -87,6 +111,10 @@ int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
     if (why)
       *why = "EC point not on the curve";
     return MESH_ERR_PARSE;
+  }
+  if (warm_ec(&k->ec) != 0) {
+    mesh__jwk_key_free(k);
+    return MESH_ERR_NOMEM;
   }
   *out = k;
   return MESH_OK;
@@ -153,4 +181,9 @@ int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
                                sig, siglen)
              ? MESH_ERR_DENIED
              : MESH_OK;
+}
+
+int mesh__jws_sha256(const void *in, size_t n, uint8_t out[32]) {
+  const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+  return md && mbedtls_md(md, in, n, out) == 0 ? MESH_OK : MESH_ERR_INTERNAL;
 }

@@ -547,6 +547,31 @@ int mesh__opts_set_trace_parent(mesh_dial_opts_t *o,
 /** Free what o owns (peers, alpn, hash key), not o itself. */
 void mesh__opts_fini(mesh_dial_opts_t *o);
 
+/* A publication point for an immutable refcounted object (core/publish.c).
+ * Readers (any thread, no lock, never waiting on a writer) take a reference
+ * with mesh__pub_acquire(); writers (serialized inside) swap in a new object
+ * and get the old one back, no reader left between its load and its ref, to
+ * drop their reference.  cur starts NULL. */
+typedef struct mesh__pub {
+  _Atomic(void *) cur;
+  _Atomic uint32_t epoch;
+  _Atomic uint32_t readers[2];
+  pthread_mutex_t wmu; /* writers only */
+} mesh__pub_t;
+
+void mesh__pub_init(mesh__pub_t *p);
+/** Destroy the writer lock; the object still published is the caller's
+ *  (take it with mesh__pub_swap(p, NULL) first). */
+void mesh__pub_fini(mesh__pub_t *p);
+/** The current object with ref(obj) applied, or NULL.  Lock-free. */
+void *mesh__pub_acquire(mesh__pub_t *p, void (*ref)(void *obj));
+/** The current pointer without a reference: only to compare it with one
+ *  the caller holds (never to dereference). */
+void *mesh__pub_peek(mesh__pub_t *p);
+/** Publish obj (the caller's reference moves in) and return the previous
+ *  object, whose reference the caller now owns (NULL: none). */
+void *mesh__pub_swap(mesh__pub_t *p, void *obj);
+
 /* The libcurl multi loop on the worker (etcd, OPA, exporters): one more
  * section of core's surface, kept in its own header for its curl types. */
 #include "core/curl_loop.h"

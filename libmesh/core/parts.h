@@ -26,6 +26,7 @@ extern const mesh__part_t mesh__authn_part;
 extern const mesh__part_t mesh__http_part;
 extern const mesh__part_t mesh__xds_part;          /* xds/part.c */
 extern const mesh__svc_part_t mesh__routes_svc_part;
+extern const mesh__svc_part_t mesh__jwt_svc_part;    /* http/jwt_attach.c */
 extern const mesh__svc_part_t mesh__grpc_svc_part;     /* grpc/svcconfig.c */
 
 extern const mesh__svc_part_t mesh__res_part_outlier; /* resilience/svc.c */

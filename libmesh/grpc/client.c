@@ -27,7 +27,13 @@ static void load_config(mesh_grpc_call_t *c, mesh__service_t *svc) {
 static int service_setup(mesh_grpc_call_t *c, const char *service,
                          const mesh_grpc_call_opts_t *o, mesh_status_t *st) {
   c->via_service = true;
-  load_config(c, mesh__service_find(c->m, service));
+  mesh__service_t *svc = mesh__service_find(c->m, service);
+  load_config(c, svc);
+  /* a JWT-SVID for the service's audience, before any try: no token, no
+   * call (as mesh_http_call) */
+  int jr = mesh__http_jwt_header(c->m, svc, &c->auth, st);
+  if (jr != MESH_OK)
+    return jr;
   c->copts = mesh_call_opts_new();
   if (!c->copts || mesh_call_opts_set_alpn(c->copts, "h2") != MESH_OK)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
@@ -418,6 +424,7 @@ void mesh_grpc_call_free(mesh_grpc_call_t *c) {
   mesh_grpc_metadata_free(c->trailers);
   free(c->message);
   free(c->path);
+  free(c->auth);
   free(c->authority);
   free(c);
 }

@@ -333,6 +333,11 @@ int mesh__grpc_hl_add_copy(mesh__grpc_hl_t *l, const char *name,
 /** Append metadata entries (-bin values base64-encoded).
  *  @return MESH_OK, MESH_ERR_NOMEM. */
 int mesh__grpc_hl_add_md(mesh__grpc_hl_t *l, const mesh_grpc_metadata_t *md);
+/** As mesh__grpc_hl_add_md, leaving out the entries named skip (a key the
+ *  library sets itself, e.g. "authorization" with a JWT-SVID). */
+int mesh__grpc_hl_add_md_except(mesh__grpc_hl_t *l,
+                                const mesh_grpc_metadata_t *md,
+                                const char *skip);
 void mesh__grpc_hl_free(mesh__grpc_hl_t *l);
 
 /** The gRPC status an HTTP/2 RST_STREAM code stands for (gRPC's table):

@@ -21,6 +21,7 @@ struct mesh_grpc_call {
   char *path;                  /* "/pkg.Svc/Method" */
   char *authority;
   mesh_grpc_metadata_t *md;    /* request metadata (copied) */
+  char *auth;                  /* "Bearer <JWT-SVID>": services.S.jwt_svid */
   size_t max_recv;
   int64_t deadline_ms;         /* absolute, 0 none */
   /* service calls: the call layer */

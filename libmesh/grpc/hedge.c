@@ -53,9 +53,10 @@ static mesh_grpc_call_t *child(hedge_t *h, int i) {
   k->status = -1;
   k->path = strdup(p->path);
   k->authority = strdup(p->authority);
+  k->auth = p->auth ? strdup(p->auth) : NULL; /* the call's JWT-SVID */
   k->max_recv = p->max_recv;
   mesh__grpc_dec_init(&k->dec, k->max_recv);
-  if (!k->path || !k->authority ||
+  if (!k->path || !k->authority || (p->auth && !k->auth) ||
       mesh__grpc_md_copy(p->md, &k->md) != MESH_OK) {
     mesh_grpc_call_free(k);
     return NULL;

@@ -221,8 +221,16 @@ int mesh__grpc_hl_add_copy(mesh__grpc_hl_t *l, const char *name,
 }
 
 int mesh__grpc_hl_add_md(mesh__grpc_hl_t *l, const mesh_grpc_metadata_t *md) {
+  return mesh__grpc_hl_add_md_except(l, md, NULL);
+}
+
+int mesh__grpc_hl_add_md_except(mesh__grpc_hl_t *l,
+                                const mesh_grpc_metadata_t *md,
+                                const char *skip) {
   for (size_t i = 0; md && i < md->n; i++) {
     const mesh__grpc_md_ent_t *e = &md->v[i];
+    if (skip && !strcmp(e->key, skip))
+      continue; /* keys are lowercase (checked when added) */
     if (!mesh__grpc_md_is_bin(e->key)) {
       if (mesh__grpc_hl_add(l, e->key, (const char *)e->val, false))
         return MESH_ERR_NOMEM;

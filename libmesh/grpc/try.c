@@ -46,7 +46,11 @@ static int request_headers(mesh_grpc_call_t *c, mesh__grpc_hl_t *l) {
   }
   if (rc == MESH_OK && c->have_try)
     mesh__span_inject(&c->try_.span, inject, l);
-  return rc ? rc : mesh__grpc_hl_add_md(l, c->md);
+  if (rc == MESH_OK && c->auth)
+    rc = mesh__grpc_hl_add(l, "authorization", c->auth, true);
+  return rc ? rc
+            : mesh__grpc_hl_add_md_except(l, c->md,
+                                          c->auth ? "authorization" : NULL);
 }
 
 static void lock(pthread_mutex_t *mu) {

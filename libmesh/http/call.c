@@ -69,6 +69,7 @@ typedef struct try_ctx {
   const mesh_http_request_t *req;
   const inject_t *inj; /* the mesh.request span's context (fallback) */
   const char *host;
+  const char *auth; /* "Bearer <JWT-SVID>" (services.<name>.jwt_svid) */
   const mesh__http_limits_t *lim;
   mesh_http_response_t *resp; /* the latest complete response */
   mesh_status_t err;
@@ -94,15 +95,19 @@ static int try_once(mesh_call_t *call, mesh_conn_t *conn, int *status,
       mesh_trace_inject(&tc, mesh_trace_formats(t->m), inject_set,
                         &per_try) == MESH_OK)
     inj = &per_try;
+  mesh__az_hdr_t hs[INJECT_MAX + 1];
+  size_t nh = inj->n;
+  memcpy(hs, inj->h, nh * sizeof hs[0]);
+  if (t->auth)
+    hs[nh++] = (mesh__az_hdr_t){"authorization", t->auth};
   /* HTTP/2 when the connection negotiated it or the pool shares a session */
-  int h2 = mesh__h2_http_try(call, conn, t->host, t->req, inj->h, inj->n,
-                             t->lim, deadline, &t->resp, status, &t->err);
+  int h2 = mesh__h2_http_try(call, conn, t->host, t->req, hs, nh, t->lim,
+                             deadline, &t->resp, status, &t->err);
   if (h2 != MESH_ERR_NOT_FOUND)
     return h2;
   bool reusable = false;
-  int rc = mesh__http_exchange_io(&io, t->host, t->req, inj->h, inj->n,
-                                  t->lim, deadline, &t->resp, &reusable,
-                                  &t->err);
+  int rc = mesh__http_exchange_io(&io, t->host, t->req, hs, nh, t->lim,
+                                  deadline, &t->resp, &reusable, &t->err);
   if (rc == MESH_OK) {
     *status = t->resp->status;
     return reusable ? MESH_CALL_OK : MESH_CALL_OK_CLOSE;
@@ -190,9 +195,15 @@ static int call_dest(mesh_t *m, const mesh__route_t *r,
                      const mesh__span_t *sp, const inject_t *inj,
                      int64_t timeout_ms, mesh_http_response_t **out,
                      mesh_status_t *st) {
+  char *auth = NULL; /* before any try: no token, no call */
+  int rc = mesh__http_jwt_header(m, mesh__service_find(m, d->service), &auth,
+                                 st);
+  if (rc != MESH_OK)
+    return rc;
   mesh_call_opts_t *o = mesh_call_opts_new();
   if (!o || (d->subset && mesh_call_opts_set_subset(o, d->subset) != MESH_OK)) {
     mesh_call_opts_free(o);
+    free(auth);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
   if (timeout_ms > 0)
@@ -206,9 +217,10 @@ static int call_dest(mesh_t *m, const mesh__route_t *r,
   mesh__span_context(sp, &parent);
   mesh_call_opts_set_trace_parent(o, &parent);
   try_ctx_t t = {.m = m, .req = req, .inj = inj, .host = d->service,
-                 .lim = &mesh__http_settings(m)->lim};
-  int rc = mesh_call_do(m, d->service, o, try_once, &t, st);
+                 .auth = auth, .lim = &mesh__http_settings(m)->lim};
+  rc = mesh_call_do(m, d->service, o, try_once, &t, st);
   mesh_call_opts_free(o);
+  free(auth);
   /* An error status after retries is still the answer to return. */
   if ((rc == MESH_OK || rc == MESH_ERR_UPSTREAM) && t.resp) {
     *out = t.resp;

@@ -219,6 +219,7 @@ const mesh__rt_dest_t *mesh__route_pick(const mesh__route_t *r, double u);
 
 struct mesh__http_svc {
   mesh__routes_t routes;
+  char *jwt_aud; /* services.<name>.jwt_svid.audience, NULL: none */
   _Atomic(mesh__metric_t *) by_code[MESH__HTTP_CODES];
 };
 
@@ -236,6 +237,14 @@ void mesh__http_count(mesh_t *m, mesh__service_t *svc, int code);
 
 extern const mesh__part_t mesh__http_part;
 extern const mesh__svc_part_t mesh__routes_svc_part;
+extern const mesh__svc_part_t mesh__jwt_svc_part; /* jwt_attach.c */
+
+/** "authorization: Bearer <JWT-SVID>" for calls to svc when its config has
+ *  "jwt_svid" (*value malloc'd, "Bearer ..."), from identity's provider
+ *  (the Workload API's cache).  @return MESH_OK (*value NULL: the service
+ *  carries none), or the provider's error with the service named in st. */
+int mesh__http_jwt_header(mesh_t *m, const mesh__service_t *svc, char **value,
+                          mesh_status_t *st);
 
 /* ---- client (client.c) ------------------------------------------------------ */
 

@@ -358,3 +358,33 @@ int mesh__creds_from_der(const mesh__creds_der_t *src, uint64_t generation,
   *out = c;
   return MESH_OK;
 }
+
+int mesh__creds_trust_from_der(const mesh__der_bundle_t *b, size_t n,
+                               const char *origin, uint64_t generation,
+                               mesh__creds_t **out, mesh_status_t *st) {
+  mesh__ok(st);
+  *out = NULL;
+  if (!origin || (n && !b))
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "mesh__creds_trust_from_der");
+  if (n == 0)
+    return mesh__fail(st, MESH_ERR_PARSE, "%s: no trust bundle", origin);
+  mesh__creds_t *c = creds_alloc(n);
+  if (!c)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  c->nbundles = 0; /* grows as bundles load: duplicates are seen */
+  c->generation = generation;
+  int rc = MESH_OK;
+  for (size_t i = 0; rc == MESH_OK && i < n; i++) {
+    rc = der_bundle(c, i, &b[i], origin, st);
+    c->nbundles = i + 1;
+  }
+  if (rc == MESH_OK)
+    rc = build_all_roots(c, st);
+  if (rc != MESH_OK) {
+    c->nbundles = n; /* free every initialised slot */
+    creds_free(c);
+    return rc;
+  }
+  *out = c;
+  return MESH_OK;
+}

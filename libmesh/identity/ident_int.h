@@ -57,6 +57,13 @@ struct mesh__identity {
   /* Pushing sources (source.c): "files" loads the PEM files above. */
   char source[16];
   mesh__jwt_bundles_t *jwt; /* guarded by mu */
+  mesh__creds_t *trust;     /* guarded by mu: bundles only, no SVID */
+  _Atomic(mesh__jwt_svid_fn) jwt_provider;
+  /* The one consumer of JWT bundle sets (authn), told of every new set in
+   * order: hook_mu serializes the pushes and the hook's calls. */
+  pthread_mutex_t hook_mu;
+  mesh__jwt_bundles_fn jwt_hook;
+  void *jwt_hook_user;
   char source_state[300];   /* guarded by mu: the source's last word */
   pthread_cond_t cv;        /* signalled (with mu) on every publish */
 

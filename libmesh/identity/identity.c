@@ -51,7 +51,7 @@ static void identity_check(mesh__cfg_t *c, const cJSON *cfg,
   static const char *const keys[] = {
       "cert",    "key", "bundle", "bundles", "reload_interval_ms",
       "expiry_warning_s", "source", "endpoint", "svid_hint", "wait_ms",
-      "timeout_ms", NULL};
+      "timeout_ms", "bundles_only", NULL};
   if (!cfg || !mesh__cfg_object(c, cfg, path, keys))
     return;
   if (mesh__identity_check_source(c, cfg, path))
@@ -354,6 +354,7 @@ static void identity_free(struct mesh__identity *id) {
     return;
   mesh__creds_release(id->cur);
   mesh__jwt_bundles_release(id->jwt);
+  mesh__creds_release(id->trust);
   pthread_cond_destroy(&id->cv);
   for (size_t i = 0; i < id->nbundles; i++) {
     free(id->tds[i]);
@@ -368,6 +369,7 @@ static void identity_free(struct mesh__identity *id) {
   free(id->scratch);
   pthread_mutex_destroy(&id->mu);
   pthread_mutex_destroy(&id->reload_mu);
+  pthread_mutex_destroy(&id->hook_mu);
   free(id);
 }
 
@@ -423,6 +425,7 @@ static int identity_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   pthread_mutex_init(&id->mu, NULL);
   pthread_mutex_init(&id->reload_mu, NULL);
+  pthread_mutex_init(&id->hook_mu, NULL);
   pthread_cond_init(&id->cv, NULL);
   static const char help[] = "SVID rotations (reloads after the first "
                               "load) by outcome.";

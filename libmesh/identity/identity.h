@@ -212,6 +212,36 @@ typedef struct mesh__creds_der {
 int mesh__creds_from_der(const mesh__creds_der_t *src, uint64_t generation,
                          mesh__creds_t **out, mesh_status_t *st);
 
+/** Trust bundles without an SVID (FetchX509Bundles, "bundles_only"): a
+ *  creds object whose chain and key are empty and id is "", holding the
+ *  bundles (each checked as mesh__creds_from_der checks them) and their
+ *  union.  One reference.  @return MESH_OK, MESH_ERR_PARSE (no bundle),
+ *  MESH_ERR_PEM, MESH_ERR_SVID (a root that is not a CA), MESH_ERR_CONFIG
+ *  (a trust domain twice), MESH_ERR_SPIFFE_ID, MESH_ERR_NOMEM. */
+int mesh__creds_trust_from_der(const mesh__der_bundle_t *b, size_t n,
+                               const char *origin, uint64_t generation,
+                               mesh__creds_t **out, mesh_status_t *st);
+/** Publish a bundles-only set (takes its reference; the previous one is
+ *  released) and wake mesh__identity_wait().  @return MESH_OK or
+ *  MESH_ERR_NOT_FOUND (no identity section: t released). */
+int mesh__identity_push_trust(mesh_t *m, mesh__creds_t *t);
+/** The bundles-only set with a reference, NULL when none (any thread). */
+mesh__creds_t *mesh__identity_trust_acquire(mesh_t *m);
+
+/* JWT-SVIDs for outbound calls: the source that can mint them (the
+ * Workload API, above) registers here; the HTTP client (below it) asks
+ * here for the services configured to carry one. */
+typedef int (*mesh__jwt_svid_fn)(mesh_t *m, const char *audience,
+                                 char **token, mesh_status_t *st);
+/** Set (fn NULL: clear) the provider.  Called at part init / fini, when no
+ *  request runs. */
+void mesh__identity_set_jwt_provider(mesh_t *m, mesh__jwt_svid_fn fn);
+/** A JWT-SVID for audience (*token malloc'd) from the provider.
+ *  @return the provider's code, or MESH_ERR_NOT_FOUND (no provider: no
+ *          Workload API source).  Any thread. */
+int mesh__identity_jwt_svid(mesh_t *m, const char *audience, char **token,
+                            mesh_status_t *st);
+
 /** Is ep a Workload API endpoint ("unix:///abs/path", "tcp://IP:port")?
  *  @return MESH_OK or MESH_ERR_CONFIG with the reason in st. */
 int mesh__wl_endpoint_check(const char *ep, mesh_status_t *st);
@@ -259,8 +289,24 @@ void mesh__jwt_bundles_release(mesh__jwt_bundles_t *b);
 /** JWKS JSON of trust domain td in b, or NULL. */
 const char *mesh__jwt_bundles_find(const mesh__jwt_bundles_t *b,
                                    const char *td);
-/** Publish b (takes its reference; sets its generation).  @return MESH_OK,
- *  MESH_ERR_NOT_FOUND (no identity section: b is released). */
+/** Publish b (takes its reference; sets its generation) and hand it to the
+ *  registered consumer.  @return MESH_OK, MESH_ERR_NOT_FOUND (no identity
+ *  section: b is released). */
 int mesh__identity_push_jwt_bundles(mesh_t *m, mesh__jwt_bundles_t *b);
+
+/** A consumer of JWT bundle sets: called with each new set (borrowed: take
+ *  a reference to keep it), in publication order, on the pushing thread
+ *  (the Workload API's stream thread), never concurrently with itself.  It
+ *  must not call mesh__identity_on_jwt_bundles. */
+typedef void (*mesh__jwt_bundles_fn)(mesh__jwt_bundles_t *b, void *user);
+/** Register the consumer (request authentication, which sits below the
+ *  Workload API and so cannot be called by it directly; the Workload API
+ *  pushes here, and identity, below both, forwards).  The current set, if
+ *  any, is delivered before this returns.  fn NULL unregisters: after the
+ *  return the old fn is not running and will not be called again.  One
+ *  consumer per context (a second registration replaces the first).
+ *  @return MESH_OK or MESH_ERR_NOT_FOUND (no identity section). */
+int mesh__identity_on_jwt_bundles(mesh_t *m, mesh__jwt_bundles_fn fn,
+                                  void *user);
 
 #endif /* MESH_IDENTITY_IDENTITY_H */

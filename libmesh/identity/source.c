@@ -49,7 +49,7 @@ int mesh__wl_endpoint_check(const char *ep, mesh_status_t *st) {
 static const char *const files_keys[] = {"cert", "key", "bundle", "bundles",
                                          "reload_interval_ms", NULL};
 static const char *const push_keys[] = {"endpoint", "svid_hint", "wait_ms",
-                                        "timeout_ms", NULL};
+                                        "timeout_ms", "bundles_only", NULL};
 
 bool mesh__identity_check_source(mesh__cfg_t *c, const cJSON *cfg,
                                  const char *path) {
@@ -82,6 +82,11 @@ bool mesh__identity_check_source(mesh__cfg_t *c, const cJSON *cfg,
   if (mesh__cfg_string(c, cfg, path, "svid_hint", NULL, &hint) && hint &&
       !*hint)
     mesh__cfg_error(c, p, "must not be empty");
+  bool only = false;
+  mesh__cfg_bool(c, cfg, path, "bundles_only", false, &only);
+  if (only && hint)
+    mesh__cfg_error(c, p, "not used with \"bundles_only\": true (no SVID "
+                          "is fetched)");
   int64_t v;
   mesh__cfg_int(c, cfg, path, "wait_ms", 0, 600000, 0, &v);
   mesh__cfg_int(c, cfg, path, "timeout_ms", 100, 600000, 10000, &v);
@@ -167,13 +172,61 @@ bool mesh__identity_wait(mesh_t *m, int64_t timeout_ms) {
     ts.tv_nsec -= 1000000000L;
   }
   pthread_mutex_lock(&id->mu);
-  while (!id->cur && timeout_ms > 0 && !atomic_load(&m->closing)) {
+  /* a bundles-only source publishes trust, never creds */
+  while (!id->cur && !id->trust && timeout_ms > 0 &&
+         !atomic_load(&m->closing)) {
     if (pthread_cond_timedwait(&id->cv, &id->mu, &ts) == ETIMEDOUT)
       break;
   }
-  bool have = id->cur != NULL;
+  bool have = id->cur || id->trust;
   pthread_mutex_unlock(&id->mu);
   return have;
+}
+
+/* ---- JWT-SVIDs for outbound calls ----------------------------------------------------- */
+
+void mesh__identity_set_jwt_provider(mesh_t *m, mesh__jwt_svid_fn fn) {
+  if (m && m->identity)
+    atomic_store(&m->identity->jwt_provider, fn);
+}
+
+int mesh__identity_jwt_svid(mesh_t *m, const char *audience, char **token,
+                            mesh_status_t *st) {
+  *token = NULL;
+  mesh__jwt_svid_fn fn =
+      m && m->identity ? atomic_load(&m->identity->jwt_provider) : NULL;
+  if (!fn)
+    return mesh__fail(st, MESH_ERR_NOT_FOUND,
+                      "no JWT-SVID source (identity.source \"workload_api\")");
+  return fn(m, audience, token, st);
+}
+
+/* ---- bundles without an SVID ------------------------------------------------------ */
+
+int mesh__identity_push_trust(mesh_t *m, mesh__creds_t *t) {
+  struct mesh__identity *id = m ? m->identity : NULL;
+  if (!id) {
+    mesh__creds_release(t);
+    return MESH_ERR_NOT_FOUND;
+  }
+  pthread_mutex_lock(&id->mu);
+  mesh__creds_t *old = id->trust;
+  t->generation = old ? old->generation + 1 : 1;
+  id->trust = t;
+  pthread_cond_broadcast(&id->cv);
+  pthread_mutex_unlock(&id->mu);
+  mesh__creds_release(old);
+  return MESH_OK;
+}
+
+mesh__creds_t *mesh__identity_trust_acquire(mesh_t *m) {
+  struct mesh__identity *id = m ? m->identity : NULL;
+  if (!id)
+    return NULL;
+  pthread_mutex_lock(&id->mu);
+  mesh__creds_t *t = mesh__creds_ref(id->trust);
+  pthread_mutex_unlock(&id->mu);
+  return t;
 }
 
 /* ---- JWT bundles ------------------------------------------------------------------ */
@@ -227,11 +280,30 @@ int mesh__identity_push_jwt_bundles(mesh_t *m, mesh__jwt_bundles_t *b) {
     mesh__jwt_bundles_release(b);
     return MESH_ERR_NOT_FOUND;
   }
+  pthread_mutex_lock(&id->hook_mu);
   pthread_mutex_lock(&id->mu);
   mesh__jwt_bundles_t *old = id->jwt;
   b->generation = old ? old->generation + 1 : 1;
   id->jwt = b;
   pthread_mutex_unlock(&id->mu);
+  if (id->jwt_hook)
+    id->jwt_hook(b, id->jwt_hook_user);
+  pthread_mutex_unlock(&id->hook_mu);
   mesh__jwt_bundles_release(old);
+  return MESH_OK;
+}
+
+int mesh__identity_on_jwt_bundles(mesh_t *m, mesh__jwt_bundles_fn fn,
+                                  void *user) {
+  struct mesh__identity *id = m ? m->identity : NULL;
+  if (!id)
+    return MESH_ERR_NOT_FOUND;
+  pthread_mutex_lock(&id->hook_mu);
+  id->jwt_hook = fn;
+  id->jwt_hook_user = user;
+  /* id->jwt changes only under hook_mu: no reference needed here */
+  if (fn && id->jwt)
+    fn(id->jwt, user);
+  pthread_mutex_unlock(&id->hook_mu);
   return MESH_OK;
 }

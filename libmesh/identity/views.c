@@ -79,11 +79,24 @@ static cJSON *identity_view(mesh_t *m, void *user) {
   if (state[0])
     cJSON_AddStringToObject(doc, "source_state", state);
   mesh__creds_t *c = mesh__creds_acquire(m);
+  mesh__creds_t *t = c ? NULL : mesh__identity_trust_acquire(m);
   if (!c) {
     cJSON_AddNullToObject(doc, "spiffe_id");
-    cJSON_AddStringToObject(doc, "status", "no SVID loaded");
-    return doc;
+    cJSON_AddStringToObject(doc, "status", t ? "bundles only (no SVID)"
+                                             : "no SVID loaded");
   }
+  if (t) { /* FetchX509Bundles: trust without an own identity */
+    cJSON_AddNumberToObject(doc, "generation", (double)t->generation);
+    cJSON *bundles = cJSON_AddArrayToObject(doc, "bundles");
+    for (size_t i = 0; bundles && i < t->nbundles; i++)
+      cJSON_AddItemToArray(bundles, cJSON_CreateString(t->bundles[i].td));
+    cJSON *roots = roots_json(t);
+    if (roots)
+      cJSON_AddItemToObject(doc, "bundle_roots", roots);
+    mesh__creds_release(t);
+  }
+  if (!c)
+    return doc;
   cJSON_AddStringToObject(doc, "spiffe_id", c->id);
   cJSON_AddStringToObject(doc, "trust_domain", c->td);
   cJSON_AddNumberToObject(doc, "not_before", (double)c->not_before);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The Workload API source: "identity.source": "workload_api".  Two server
  * streams, each on its own thread with its own h2c connection:
- * FetchX509SVID (SVIDs and bundles -> identity's rotation path) and
+ * FetchX509SVID (SVIDs and bundles -> identity's rotation path), or with
+ * "bundles_only" FetchX509Bundles (trust bundles, no own SVID), and
  * FetchJWTBundles (JWKS per trust domain -> identity's JWT bundle set).
  * Every message is a complete set: what it lacks is gone.  A stream that
  * fails is retried with go-spiffe's backoff (1 s, 2 s, 3 s ... 30 s, reset
@@ -26,9 +27,12 @@
 #define POLL_MS 250           /* how often a blocked reader sees stop */
 
 enum { ST_X509, ST_JWT, ST_N };
-static const char *const stream_name[ST_N] = {"x509_svid", "jwt_bundles"};
-static const char *const stream_method[ST_N] = {"FetchX509SVID",
-                                                "FetchJWTBundles"};
+/* [bundles_only][kind] */
+static const char *const stream_names[2][ST_N] = {
+    {"x509_svid", "jwt_bundles"}, {"x509_bundles", "jwt_bundles"}};
+static const char *const stream_methods[2][ST_N] = {
+    {"FetchX509SVID", "FetchJWTBundles"},
+    {"FetchX509Bundles", "FetchJWTBundles"}};
 
 typedef struct wl_stream {
   struct mesh__wl *wl;
@@ -44,6 +48,7 @@ struct mesh__wl {
   mesh_t *m;
   char endpoint[4200];
   char *hint;
+  bool bundles_only; /* FetchX509Bundles instead of FetchX509SVID */
   int timeout_ms;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -53,6 +58,10 @@ struct mesh__wl {
   pthread_mutex_t jmu;
   void *jcache;
 };
+
+static const char *stream_name_of(const struct mesh__wl *wl, int kind) {
+  return stream_names[wl->bundles_only][kind];
+}
 
 const char *mesh__wl_endpoint(mesh_t *m) {
   return m && m->wl ? m->wl->endpoint : "";
@@ -82,7 +91,8 @@ static void set_state(wl_stream_t *s, int level, const char *fmt, ...) {
   if (same)
     return;
   mesh__log(s->wl->m, level, "workload_api_state",
-            "stream=%s endpoint=\"%s\" state=\"%s\"", stream_name[s->kind],
+            "stream=%s endpoint=\"%s\" state=\"%s\"",
+            stream_name_of(s->wl, s->kind),
             s->wl->endpoint, buf);
   if (s->kind == ST_X509) {
     char full[300];
@@ -143,6 +153,28 @@ static void on_x509(wl_stream_t *s, const uint8_t *msg, size_t len) {
   set_state(s, MESH_LOG_INFO, "connected");
 }
 
+/* FetchX509Bundles: a complete set of trust bundles, no SVID. */
+static void on_x509_bundles(wl_stream_t *s, const uint8_t *msg, size_t len) {
+  mesh__wl_bundles_t b;
+  mesh_status_t st;
+  mesh__creds_t *t = NULL;
+  int rc = mesh__wl_x509_bundles_decode(msg, len, &b, &st);
+  if (rc == MESH_OK)
+    rc = mesh__creds_trust_from_der(b.v, b.n, s->wl->endpoint, 0, &t, &st);
+  if (rc == MESH_OK)
+    rc = mesh__identity_push_trust(s->wl->m, t);
+  size_t n = b.n;
+  mesh__wl_bundles_free(&b);
+  if (rc != MESH_OK) { /* discarded, the last set kept */
+    mesh__counter_add(s->m_errors, 1);
+    set_state(s, MESH_LOG_ERROR, "connected: update refused: %s %s",
+              mesh_code_name(rc), st.message);
+    return;
+  }
+  set_state(s, MESH_LOG_INFO, "connected: %zu trust bundle%s", n,
+            n == 1 ? "" : "s");
+}
+
 static void on_jwt(wl_stream_t *s, const uint8_t *msg, size_t len) {
   mesh__jwt_bundles_t *b;
   mesh_status_t st;
@@ -169,7 +201,8 @@ static int run_once(wl_stream_t *s, bool *progress, char *why, size_t wlen) {
     return MESH__GRPC_UNAVAILABLE;
   }
   mesh__wl_call_t c;
-  rc = mesh__wl_call_start(&c, sess, stream_method[s->kind], "", 0, true,
+  rc = mesh__wl_call_start(&c, sess, stream_methods[wl->bundles_only][s->kind],
+                           "", 0, true,
                            mesh__now_ms() + wl->timeout_ms, &st);
   int status = MESH__GRPC_UNAVAILABLE;
   mesh__strlcpy(why, st.message, wlen);
@@ -189,7 +222,12 @@ static int run_once(wl_stream_t *s, bool *progress, char *why, size_t wlen) {
       s->updates++;
       mesh__counter_add(s->m_updates, 1);
       mesh__gauge_set(s->g_up, 1);
-      (s->kind == ST_X509 ? on_x509 : on_jwt)(s, msg, len);
+      if (s->kind == ST_JWT)
+        on_jwt(s, msg, len);
+      else if (wl->bundles_only)
+        on_x509_bundles(s, msg, len);
+      else
+        on_x509(s, msg, len);
       free(msg);
       continue;
     }
@@ -265,9 +303,10 @@ static cJSON *wl_view(mesh_t *m, void *user) {
   cJSON_AddStringToObject(doc, "endpoint", wl->endpoint);
   if (wl->hint)
     cJSON_AddStringToObject(doc, "svid_hint", wl->hint);
+  cJSON_AddBoolToObject(doc, "bundles_only", wl->bundles_only);
   pthread_mutex_lock(&wl->mu);
   for (int k = 0; k < ST_N; k++) {
-    cJSON *o = cJSON_AddObjectToObject(doc, stream_name[k]);
+    cJSON *o = cJSON_AddObjectToObject(doc, stream_name_of(wl, k));
     if (!o)
       continue;
     cJSON_AddStringToObject(o, "state", wl->s[k].state);
@@ -291,6 +330,7 @@ static void wl_fini(mesh_t *m) {
     if (wl->s[k].started)
       pthread_join(wl->s[k].th, NULL);
   mesh__view_unregister(m, "workload_api");
+  mesh__identity_set_jwt_provider(m, NULL);
   mesh__wl_jwt_cache_free(m);
   m->wl = NULL;
   pthread_mutex_destroy(&wl->jmu);
@@ -309,6 +349,8 @@ static int wl_config(struct mesh__wl *wl, const cJSON *cfg,
   mesh__cfg_string(&c, cfg, "identity", "svid_hint", NULL, &hint);
   mesh__cfg_int(&c, cfg, "identity", "timeout_ms", 100, 600000, 10000, &v);
   wl->timeout_ms = (int)v;
+  mesh__cfg_bool(&c, cfg, "identity", "bundles_only", false,
+                 &wl->bundles_only);
   if (hint && !(wl->hint = mesh__strdup(hint)))
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   if (!ep || !*ep) {
@@ -332,8 +374,9 @@ static int wl_config(struct mesh__wl *wl, const cJSON *cfg,
 }
 
 static void wl_metrics(mesh_t *m, wl_stream_t *s) {
+  struct mesh__wl *wl = s->wl;
   char lbl[64];
-  snprintf(lbl, sizeof lbl, "stream=%s", stream_name[s->kind]);
+  snprintf(lbl, sizeof lbl, "stream=%s", stream_name_of(wl, s->kind));
   s->m_updates = mesh__counter(m, "mesh_workload_api_updates_total",
                                "Messages received from the Workload API.",
                                lbl);
@@ -360,6 +403,8 @@ static int wl_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   if (rc != MESH_OK)
     return rc; /* mesh_new() calls fini */
   mesh__view_register(m, "workload_api", wl_view, NULL);
+  /* outbound calls of services with "jwt_svid" get their tokens here */
+  mesh__identity_set_jwt_provider(m, mesh__wl_jwt_svid);
   for (int k = 0; k < ST_N; k++) {
     wl->s[k].wl = wl;
     wl->s[k].kind = k;
@@ -375,8 +420,9 @@ static int wl_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     char state[300];
     mesh__identity_source_state(m, state, sizeof state);
     return mesh__fail(st, MESH_ERR_TIMEOUT,
-                      "no SVID from the Workload API at %s within "
+                      "no %s from the Workload API at %s within "
                       "identity.wait_ms=%lld (%s)",
+                      wl->bundles_only ? "trust bundle" : "SVID",
                       wl->endpoint, (long long)wait_ms, state);
   }
   return MESH_OK;

@@ -199,3 +199,90 @@ int mesh__wl_jwt_svid_decode(const uint8_t *msg, size_t len, const char *hint,
   jwtsvidresponse__free_unpacked(r, NULL);
   return rc;
 }
+
+int mesh__wl_validate_request(const char *audience, const char *token,
+                              uint8_t **out, size_t *len) {
+  ValidateJWTSVIDRequest req = VALIDATE_JWTSVIDREQUEST__INIT;
+  req.audience = (char *)audience;
+  req.svid = (char *)token;
+  *len = validate_jwtsvidrequest__get_packed_size(&req);
+  *out = malloc(*len ? *len : 1);
+  if (!*out)
+    return MESH_ERR_NOMEM;
+  validate_jwtsvidrequest__pack(&req, *out);
+  return MESH_OK;
+}
+
+int mesh__wl_validate_decode(const uint8_t *msg, size_t len, char *id,
+                             size_t idlen, cJSON **claims, mesh_status_t *st) {
+  if (claims)
+    *claims = NULL;
+  ValidateJWTSVIDResponse *r = validate_jwtsvidresponse__unpack(NULL, len, msg);
+  if (!r)
+    return mesh__fail(st, MESH_ERR_PARSE, "malformed ValidateJWTSVIDResponse");
+  int rc = MESH_OK;
+  if (!r->spiffe_id || mesh_spiffe_id_validate(r->spiffe_id, st) != MESH_OK)
+    rc = mesh__fail(st, MESH_ERR_PARSE,
+                    "ValidateJWTSVIDResponse without a valid SPIFFE ID");
+  else if (strlen(r->spiffe_id) >= idlen)
+    rc = mesh__fail(st, MESH_ERR_BUFFER, "SPIFFE ID of %zu bytes does not fit",
+                    strlen(r->spiffe_id));
+  else
+    mesh__strlcpy(id, r->spiffe_id, idlen);
+  if (rc == MESH_OK && claims &&
+      mesh__wl_struct_json(r->claims.data, r->claims.len, claims) != MESH_OK)
+    rc = mesh__fail(st, MESH_ERR_PARSE,
+                    "ValidateJWTSVIDResponse: malformed claims (Struct)");
+  validate_jwtsvidresponse__free_unpacked(r, NULL);
+  return rc;
+}
+
+void mesh__wl_bundles_free(mesh__wl_bundles_t *b) {
+  if (b->resp)
+    x509_bundles_response__free_unpacked(b->resp, NULL);
+  free(b->v);
+  free(b->tds);
+  memset(b, 0, sizeof *b);
+}
+
+int mesh__wl_x509_bundles_decode(const uint8_t *msg, size_t len,
+                                 mesh__wl_bundles_t *out, mesh_status_t *st) {
+  memset(out, 0, sizeof *out);
+  X509BundlesResponse *r = x509_bundles_response__unpack(NULL, len, msg);
+  if (!r)
+    return mesh__fail(st, MESH_ERR_PARSE, "malformed X509BundlesResponse");
+  out->resp = r;
+  if (r->n_bundles == 0) {
+    mesh__wl_bundles_free(out);
+    return mesh__fail(st, MESH_ERR_PARSE,
+                      "X509BundlesResponse without bundles (the spec "
+                      "requires at least the own trust domain's)");
+  }
+  out->v = calloc(r->n_bundles, sizeof *out->v);
+  out->tds = calloc(r->n_bundles, sizeof *out->tds);
+  int rc = out->v && out->tds
+               ? MESH_OK
+               : mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; rc == MESH_OK && i < r->n_bundles; i++) {
+    const X509BundlesResponse__BundlesEntry *e = r->bundles[i];
+    if (mesh__wl_td_key(e->key, out->tds[i], sizeof out->tds[i]) != MESH_OK)
+      rc = mesh__fail(st, MESH_ERR_PARSE,
+                      "X.509 bundle key \"%.200s\" is not a trust domain",
+                      e->key ? e->key : "");
+    else if (e->value.len == 0)
+      rc = mesh__fail(st, MESH_ERR_PARSE, "empty X.509 bundle of \"%s\"",
+                      out->tds[i]);
+    for (size_t k = 0; rc == MESH_OK && k < i; k++)
+      if (!strcmp(out->tds[k], out->tds[i]))
+        rc = mesh__fail(st, MESH_ERR_PARSE, "trust domain \"%s\" twice",
+                        out->tds[i]);
+    if (rc == MESH_OK)
+      out->v[i] = (mesh__der_bundle_t){out->tds[i], e->value.data, e->value.len};
+  }
+  if (rc != MESH_OK) {
+    mesh__wl_bundles_free(out);
+    return rc;
+  }
+  out->n = r->n_bundles;
+  return MESH_OK;
+}

@@ -54,42 +54,105 @@ static bool fresh(const jwt_entry_t *x, int64_t now) {
   return x->exp - margin > now;
 }
 
-static int fetch(mesh_t *m, const char *aud, char **token,
+/* One unary call on a fresh h2c connection: the response message in *msg
+ * (malloc'd).  A status that is not OK: MESH_ERR_GRPC_STATUS with it in st
+ * and *code. */
+static int unary(mesh_t *m, const char *method, const uint8_t *req,
+                 size_t rlen, uint8_t **msg, size_t *len, int *code,
                  mesh_status_t *st) {
-  uint8_t *req;
-  size_t rlen;
-  if (mesh__wl_jwt_request(aud, &req, &rlen) != MESH_OK)
-    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   mesh__h2_session_t *s = NULL;
   int64_t dl = mesh__now_ms() + mesh__wl_timeout_ms(m);
   int rc = mesh__wl_dial(m, mesh__wl_endpoint(m), mesh__wl_timeout_ms(m), &s,
                          st);
   static mesh__wl_call_t zero;
   mesh__wl_call_t c = zero;
+  *msg = NULL;
+  *code = -1;
   if (rc == MESH_OK)
-    rc = mesh__wl_call_start(&c, s, "FetchJWTSVID", req, rlen, true, dl, st);
-  free(req);
-  uint8_t *msg = NULL;
-  size_t len = 0;
+    rc = mesh__wl_call_start(&c, s, method, req, rlen, true, dl, st);
   if (rc == MESH_OK) {
-    int r = mesh__wl_call_recv(&c, dl, &msg, &len, st);
-    if (r == 0)
+    int r = mesh__wl_call_recv(&c, dl, msg, len, st);
+    if (r == 0) {
+      *code = c.status;
       rc = mesh__fail(st, MESH_ERR_GRPC_STATUS,
-                      "Workload API at %s: FetchJWTSVID: %s: %s",
-                      mesh__wl_endpoint(m), mesh__grpc_code_name(c.status),
-                      c.message);
-    else if (r < 0)
+                      "Workload API at %s: %s: %s: %s", mesh__wl_endpoint(m),
+                      method, mesh__grpc_code_name(c.status), c.message);
+    } else if (r < 0) {
       rc = r;
+    }
   }
+  if (c.x)
+    mesh__wl_call_end(&c);
+  mesh__h2_session_free(s);
+  return rc;
+}
+
+static int fetch(mesh_t *m, const char *aud, char **token,
+                 mesh_status_t *st) {
+  uint8_t *req, *msg = NULL;
+  size_t rlen, len = 0;
+  int code;
+  if (mesh__wl_jwt_request(aud, &req, &rlen) != MESH_OK)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  int rc = unary(m, "FetchJWTSVID", req, rlen, &msg, &len, &code, st);
+  free(req);
   if (rc == MESH_OK) {
     char id[MESH_SPIFFE_ID_MAX + 1];
     rc = mesh__wl_jwt_svid_decode(msg, len, mesh__wl_hint(m), token, id,
                                   sizeof id, st);
   }
   free(msg);
-  if (c.x)
-    mesh__wl_call_end(&c);
-  mesh__h2_session_free(s);
+  return rc;
+}
+
+/* gRPC INVALID_ARGUMENT: what SPIRE answers for a token that does not
+ * validate (and for a request without audience or token, refused above). */
+#define GRPC_INVALID_ARGUMENT 3
+
+int mesh_validate_jwt_svid(mesh_t *m, const char *token, const char *audience,
+                           char *spiffe_id, size_t id_len, char *claims,
+                           size_t claims_len, mesh_status_t *st) {
+  mesh__ok(st);
+  if (!m || !token || !*token || !audience || !*audience || !spiffe_id ||
+      !id_len || (claims && !claims_len))
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "mesh_validate_jwt_svid: token, audience and spiffe_id "
+                      "must be set");
+  spiffe_id[0] = '\0';
+  if (claims)
+    claims[0] = '\0';
+  if (!m->wl)
+    return mesh__fail(st, MESH_ERR_NOT_FOUND,
+                      "no Workload API source (identity.source)");
+  uint8_t *req, *msg = NULL;
+  size_t rlen, len = 0;
+  int code;
+  if (mesh__wl_validate_request(audience, token, &req, &rlen) != MESH_OK)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  int rc = unary(m, "ValidateJWTSVID", req, rlen, &msg, &len, &code, st);
+  free(req);
+  if (rc == MESH_ERR_GRPC_STATUS && code == GRPC_INVALID_ARGUMENT) {
+    rc = MESH_ERR_DENIED; /* the message (the agent's reason) stays */
+    if (st)
+      st->code = rc;
+  }
+  cJSON *cl = NULL;
+  if (rc == MESH_OK)
+    rc = mesh__wl_validate_decode(msg, len, spiffe_id, id_len,
+                                  claims ? &cl : NULL, st);
+  free(msg);
+  char *txt = cl ? cJSON_PrintUnformatted(cl) : NULL;
+  cJSON_Delete(cl);
+  if (rc == MESH_OK && claims && !txt)
+    rc = mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  else if (rc == MESH_OK && claims && strlen(txt) >= claims_len)
+    rc = mesh__fail(st, MESH_ERR_BUFFER, "claims of %zu bytes do not fit in %zu",
+                    strlen(txt), claims_len);
+  else if (rc == MESH_OK && claims)
+    memcpy(claims, txt, strlen(txt) + 1);
+  free(txt);
+  if (rc != MESH_OK)
+    spiffe_id[0] = '\0';
   return rc;
 }
 

@@ -76,6 +76,22 @@ int mesh__wl_x509_decode(const uint8_t *msg, size_t len, const char *hint,
                          mesh_status_t *st);
 void mesh__wl_x509_free(mesh__wl_x509_t *x);
 
+/* An X509BundlesResponse: trust domain -> DER bundle (borrowed from resp). */
+typedef struct mesh__wl_bundles {
+  void *resp;                  /* X509BundlesResponse (protobuf-c) */
+  mesh__der_bundle_t *v;
+  char (*tds)[MESH_TRUST_DOMAIN_MAX + 1];
+  size_t n;
+} mesh__wl_bundles_t;
+
+/** Decode an X509BundlesResponse (FetchX509Bundles).  @return MESH_OK,
+ *  MESH_ERR_PARSE (not the message, no bundle, a key that is not a trust
+ *  domain, an empty bundle, a trust domain twice), MESH_ERR_NOMEM.  Free
+ *  with mesh__wl_bundles_free(). */
+int mesh__wl_x509_bundles_decode(const uint8_t *msg, size_t len,
+                                 mesh__wl_bundles_t *out, mesh_status_t *st);
+void mesh__wl_bundles_free(mesh__wl_bundles_t *b);
+
 /** Trust domain name from a map key ("spiffe://td" or "td").  Copies into
  *  out.  @return MESH_OK or MESH_ERR_PARSE. */
 int mesh__wl_td_key(const char *key, char *out, size_t len);
@@ -92,6 +108,25 @@ int mesh__wl_jwt_request(const char *audience, uint8_t **out, size_t *len);
 int mesh__wl_jwt_svid_decode(const uint8_t *msg, size_t len, const char *hint,
                              char **token, char *id, size_t idlen,
                              mesh_status_t *st);
+
+/** Encode a ValidateJWTSVIDRequest (malloc'd).  @return MESH_OK or NOMEM. */
+int mesh__wl_validate_request(const char *audience, const char *token,
+                              uint8_t **out, size_t *len);
+/** Decode a ValidateJWTSVIDResponse: the SPIFFE ID into id (required, a
+ *  valid SPIFFE ID) and, when claims is non-NULL, the claims as a JSON
+ *  object (caller frees with cJSON_Delete).
+ *  @return MESH_OK, MESH_ERR_PARSE, MESH_ERR_BUFFER (id too small). */
+int mesh__wl_validate_decode(const uint8_t *msg, size_t len, char *id,
+                             size_t idlen, cJSON **claims, mesh_status_t *st);
+
+/* ---- google.protobuf.Struct (wl_struct.c) ---------------------------------- */
+
+#define MESH__WL_STRUCT_DEPTH 32 /* nested Struct/ListValue/Value levels */
+/** A serialized google.protobuf.Struct as a JSON object (*out; caller
+ *  frees).  @return MESH_OK or MESH_ERR_PARSE (malformed wire data, a
+ *  group, a non-finite number, a NUL in a string, nesting deeper than
+ *  MESH__WL_STRUCT_DEPTH, out of memory). */
+int mesh__wl_struct_json(const uint8_t *msg, size_t len, cJSON **out);
 
 /* ---- the part (wl_client.c) ----------------------------------------------- */
 

@@ -79,6 +79,8 @@ PROTOTYPES = {
     "mesh_svid_expires_in": (c_int64, [Handle]),
     "mesh_self_id": (c_int, [Handle, c_char_p, c_size_t]),
     "mesh_jwt_svid": (c_int, [Handle, c_char_p, c_char_p, c_size_t, StatusP]),
+    "mesh_validate_jwt_svid": (c_int, [Handle, c_char_p, c_char_p, c_char_p,
+                                       c_size_t, c_char_p, c_size_t, StatusP]),
     "mesh_identity_reload": (c_int, [Handle, StatusP]),
     "mesh_ca_init": (c_int, [c_char_p, c_int64, c_char_p, c_char_p, StatusP]),
     "mesh_ca_issue": (c_int, [c_char_p, c_char_p, c_char_p, c_int64, c_int64,

@@ -216,6 +216,23 @@ class Mesh:
         _lib.check(rc, st)
         return _lib.dec(buf.value)
 
+    def validate_jwt_svid(self, token, audience):
+        """Have the SPIFFE Workload API agent validate a JWT-SVID for
+        `audience` (ValidateJWTSVID): returns (spiffe_id, claims dict);
+        raises (MESH_ERR_DENIED with the agent's reason) when refused."""
+        sid = ctypes.create_string_buffer(2100)
+        claims = ctypes.create_string_buffer(65536)
+        st = _lib.Status()
+        h = self._enter()
+        try:
+            rc = _lib.fn("mesh_validate_jwt_svid")(
+                h, _lib.enc(token), _lib.enc(audience), sid, len(sid), claims,
+                len(claims), ctypes.byref(st))
+        finally:
+            self._leave()
+        _lib.check(rc, st)
+        return _lib.dec(sid.value), json.loads(_lib.dec(claims.value))
+
     def svid_expires_in(self):
         """Seconds until this context's SVID expires (negative once expired);
         None with no SVID loaded."""
