@@ -11,9 +11,10 @@
 # /var/cache/libmesh-trixie); its packages follow MESH_BUILD_PKGS and
 # MESH_TEST_PKGS of scripts/lib.sh.  If it cannot be made the stage fails
 # and says why: it is never skipped.  Nothing of trixie touches this
-# machine's apt sources.  Measured on the 2-core CI machine (load 8-11):
-# warm cache 5 min (copy, configure, -j2 build, suite, cross test); a cold
-# cache adds ~6 min (debootstrap 1 min, packages 5 min) and 2.6 GB.
+# machine's apt sources.  Measured on the 2-core CI machine: warm cache
+# 5 min at load 8-11 (copy, configure, -j2 build, suite, cross test), 13
+# min at load 14-23; cold cache 5 min at load 3-10 (debootstrap 30 s,
+# packages 42 s), up to +6 min when the mirror is slow; the root: 2.6 GB.
 set -uo pipefail
 . scripts/lib.sh
 ROOT=${MESH_TRIXIE_ROOT:-/var/cache/libmesh-trixie}
