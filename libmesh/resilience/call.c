@@ -298,8 +298,10 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
     budget = left > 0 ? left : 1;
   if (!user_opts || user_opts->timeout_ms <= 0)
     o.timeout_ms = (int)budget;
+  /* ALPN: the dial's own, else the call's, else the service's "alpn"
+   * (else tls.alpn, in tls/). */
   if (!user_opts || !user_opts->alpn)
-    o.alpn = (char *)x->alpn;
+    o.alpn = (char *)(x->alpn ? x->alpn : rs->alpn);
   /* Connection metrics carry the service; the dial and handshake spans are
    * children of this try. */
   o.service = x->svc->name;
@@ -320,7 +322,8 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   mesh__breaker_give(&rs->br.pending);
   if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
     c->holds_conn = true;
-    c->poolable = !o.alpn;
+    /* The service's own list is every pooled connection's list. */
+    c->poolable = !o.alpn || o.alpn == rs->alpn;
     return rc;
   }
   mesh__breaker_give(&rs->br.connections);

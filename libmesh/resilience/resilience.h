@@ -302,6 +302,10 @@ typedef struct mesh__res_svc {
   mesh__service_t *svc;         /* may be NULL in unit tests */
   const char *name;             /* for logs */
   mesh__res_cfg_t cfg;
+  /* The service's "alpn" (an Istio preset or a list, comma-separated),
+   * offered by every dial of the service that sets none; NULL: tls.alpn.
+   * Owned. */
+  char *alpn;
   mesh__breakers_t br;
   pthread_mutex_t od_mu;        /* ejection decisions and sweeps */
   double sr_mean, sr_threshold; /* last sweep, under od_mu */
@@ -336,7 +340,7 @@ void mesh__res_svc_free(mesh__res_svc_t *rs);
  * runs for every service, key present or not); the others only validate. */
 extern const mesh__svc_part_t mesh__res_part_outlier, mesh__res_part_health,
     mesh__res_part_breakers, mesh__res_part_retry, mesh__res_part_timeouts,
-    mesh__res_part_hedge, mesh__res_part_pool;
+    mesh__res_part_hedge, mesh__res_part_pool, mesh__res_part_alpn;
 
 int mesh__res_svc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
                        mesh_status_t *st);

@@ -65,6 +65,7 @@ void mesh__res_svc_free(mesh__res_svc_t *rs) {
   if (!rs)
     return;
   pthread_mutex_destroy(&rs->od_mu);
+  free(rs->alpn);
   free(rs);
 }
 

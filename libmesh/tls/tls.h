@@ -347,6 +347,20 @@ int mesh__tls_dial_host(mesh_t *m, const char *target,
                         const mesh_dial_opts_t *opts, mesh_conn_t **out,
                         mesh_status_t *st);
 
+/* ---- a service's ALPN (tls/alpn.c), for the call layer ------------------ */
+
+/* Room for the longest list a service's "alpn" yields (comma-separated). */
+#define MESH__SVC_ALPN_LEN (MESH__ALPN_MAX * 256)
+/** The comma-separated list of an Istio preset ("istio-http/1.1",
+ *  "istio-h2", "istio"); NULL if name is not one.  Static. */
+const char *mesh__tls_alpn_preset(const char *name);
+/** Validate a service's "alpn" value v (NULL: absent) at path: a preset
+ *  name or an array of 1..MESH__ALPN_MAX names of 1-255 bytes without ','.
+ *  Errors go to c.  @return true when v is present and valid; out (outlen
+ *  >= MESH__SVC_ALPN_LEN) then holds the list comma-separated, else "". */
+bool mesh__tls_svc_alpn(mesh__cfg_t *c, const cJSON *v, const char *path,
+                        char *out, size_t outlen);
+
 /* Parts registered in core/parts.c. */
 extern const mesh__part_t mesh__tls_part;
 extern const mesh__part_t mesh__inbound_part;
