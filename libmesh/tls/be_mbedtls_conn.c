@@ -16,7 +16,8 @@
 static int bio_send(void *ctx, const unsigned char *buf, size_t len) {
   mesh_conn_t *c = ctx;
   for (;;) {
-    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    ssize_t n =
+        send(c->fd, buf, len, MSG_NOSIGNAL | mesh__conn_io_flags(c, false));
     if (n >= 0)
       return (int)n;
     if (errno == EINTR)
@@ -41,7 +42,7 @@ static int fill(mesh_conn_t *c, mbe_conn_t *b) {
       return MBEDTLS_ERR_SSL_ALLOC_FAILED;
   }
   for (;;) {
-    ssize_t n = recv(c->fd, b->ra, RA_SIZE, 0);
+    ssize_t n = recv(c->fd, b->ra, RA_SIZE, mesh__conn_io_flags(c, true));
     if (n > 0) {
       mesh__conn_note_first(c, b->ra, (size_t)n);
       b->ra_off = 0;

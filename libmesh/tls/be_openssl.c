@@ -56,7 +56,7 @@ static int bio_read(BIO *bio, char *buf, int len) {
   mesh_conn_t *c = BIO_get_data(bio);
   BIO_clear_retry_flags(bio);
   for (;;) {
-    ssize_t n = recv(c->fd, buf, (size_t)len, 0);
+    ssize_t n = recv(c->fd, buf, (size_t)len, mesh__conn_io_flags(c, true));
     if (n > 0) {
       mesh__conn_note_first(c, (unsigned char *)buf, (size_t)n);
       if (c->be)
@@ -80,7 +80,8 @@ static int bio_write(BIO *bio, const char *buf, int len) {
   mesh_conn_t *c = BIO_get_data(bio);
   BIO_clear_retry_flags(bio);
   for (;;) {
-    ssize_t n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL);
+    ssize_t n = send(c->fd, buf, (size_t)len,
+                     MSG_NOSIGNAL | mesh__conn_io_flags(c, false));
     if (n >= 0)
       return (int)n;
     if (errno == EINTR)

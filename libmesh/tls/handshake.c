@@ -154,6 +154,7 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
     mesh__sesscache_save(&c->m->tls->cache, c);
   c->state = MESH__CONN_OPEN;
   c->deadline_ms = 0;
+  mesh__conn_block(c);
   mesh__conn_obs_open(c);
   if (mesh__log_on(c->m, MESH_LOG_DEBUG))
     mesh__log(c->m, MESH_LOG_DEBUG, "tls_handshake",

@@ -189,6 +189,13 @@ struct mesh_conn {
   int verify_code;        /* result of our peer check in the callback */
   int sys_errno;          /* last socket errno seen by the BIO */
   int read_ms, write_ms;  /* blocking I/O timeouts, -1 none */
+  /* Blocking mode after the handshake (tls/io.c): the socket itself
+   * blocks, so a read waiting for a reply is one recv, not poll + recv.
+   * Every other socket call passes MSG_DONTWAIT (mesh__conn_io_flags). */
+  bool fd_blocking;       /* O_NONBLOCK cleared */
+  bool io_block;          /* inside a blocking read/write: calls may wait */
+  int64_t io_deadline;    /* of that read/write, monotonic ms; 0 none */
+  int64_t so_rcv_ms, so_snd_ms; /* SO_RCVTIMEO/SO_SNDTIMEO set, 0 none */
   int64_t deadline_ms;    /* end of the current phase, monotonic; 0 none */
   int64_t phase_ms;       /* length of the current phase (for messages) */
   int64_t hs_timeout_ms;  /* > 0: handshake phase length once connected;
@@ -241,6 +248,18 @@ int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
 int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st);
 /** Is a pooled idle connection still usable (no EOF/RST/unread bytes)? */
 bool mesh__conn_idle_ok(mesh_conn_t *c);
+/** After the handshake of a blocking-mode TLS connection: clear
+ *  O_NONBLOCK (tls/io.c).  Best effort: on failure the socket stays
+ *  non-blocking and I/O polls as before. */
+void mesh__conn_block(mesh_conn_t *c);
+/** Flags for a backend BIO's recv (rd) or send: MSG_DONTWAIT unless a
+ *  blocking read/write is in progress on a blocking socket; then the
+ *  socket's timeout is first set to the time left of that operation
+ *  (never more; quantized so that a slowly shrinking deadline costs no
+ *  setsockopt).  @return the flags (MSG_DONTWAIT when the deadline has
+ *  passed or the timeout cannot be set: the BIO reports want-read/write
+ *  and io.c polls until the deadline). */
+int mesh__conn_io_flags(mesh_conn_t *c, bool rd);
 
 /* ---- instrumentation (tls/observe.c) ------------------------------------ */
 
