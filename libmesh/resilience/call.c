@@ -373,7 +373,8 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
   }
   if (may_pool) {
     mesh__pool_t *p = mesh__res_pool_peek(c->host);
-    c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg.pool.idle_timeout_ms);
+    c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg.pool.idle_timeout_ms,
+                              rs->cfg.pool.check_after_ms);
     if (c->conn) {
       c->holds_conn = true;
       c->poolable = true;

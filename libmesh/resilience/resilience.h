@@ -98,6 +98,7 @@ typedef struct mesh__hedge_cfg {
 typedef struct mesh__pool_cfg {
   uint32_t max_idle;            /* 16 per endpoint; 0 disables pooling */
   int64_t idle_timeout_ms;      /* 3600000 */
+  int64_t check_after_ms;       /* 10: younger idle conns skip the check */
 } mesh__pool_cfg_t;
 
 typedef struct mesh__res_cfg {
@@ -407,8 +408,10 @@ bool mesh__pool_put(mesh__pool_t *p, void *conn, int64_t now_ms,
                     uint32_t max_idle);
 /** Take the most recently parked live connection, or NULL.  Expired ones
  *  (idle >= idle_timeout_ms) and ones whose peer closed or sent unexpected
- *  bytes (readable while idle) are closed on the way. */
-void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms, int64_t idle_timeout_ms);
+ *  bytes (readable while idle) are closed on the way; one parked less than
+ *  check_after_ms ago is returned without that check. */
+void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms, int64_t idle_timeout_ms,
+                      int64_t check_after_ms);
 /** Close expired and dead idle connections.  @return how many. */
 size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
                         int64_t idle_timeout_ms);
