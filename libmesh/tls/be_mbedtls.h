@@ -64,7 +64,6 @@ void mbe_gen_free(mesh__tlsgen_t *g);
 mesh__be_sess_t *mbe_sess_get(mesh_conn_t *c);
 bool mbe_sess_set(mesh_conn_t *c, mesh__be_sess_t *s);
 void mbe_sess_free(mesh__be_sess_t *s);
-int mbe_alert_for(int code);
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 void mbe_export_keys(void *p, mbedtls_ssl_key_export_type type,
                      const unsigned char *secret, size_t slen,

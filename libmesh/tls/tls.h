@@ -310,6 +310,11 @@ bool mesh__peers_allow(const char *const *pats, size_t n, const char *id);
 
 /** Name of a TLS alert description ("unknown_ca"), or "alert". */
 const char *mesh__tls_alert_name(int desc);
+/** The alert sent to a peer our check refuses with this mesh code, the
+ *  same under every backend: certificate_expired (45) for
+ *  MESH_ERR_CERT_EXPIRED, unknown_ca (48) for MESH_ERR_CERT_UNTRUSTED and
+ *  MESH_ERR_TRUST_DOMAIN, bad_certificate (42) for any other. */
+int mesh__tls_refusal_alert(int code);
 /** Turn a failed handshake (as the backend reported it) into a mesh code
  *  with a message naming the peer and the check. */
 int mesh__tls_handshake_error(mesh_conn_t *c, const mesh__hsf_t *f,
