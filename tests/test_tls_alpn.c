@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <mesh/grpc.h>
+
 #include "test_tls_peer.h"
 
 #define CONTAINS(hay, needle) CU_ASSERT(tp_contains((hay), (needle)))
@@ -151,6 +153,35 @@ static void test_offered_lists(void) {
     run_alpn_case(&alpn_cases[i], (int)i);
 }
 
+/* gRPC over a service with "istio-h2" offers the preset (not just "h2"):
+ * s_server selects "istio", which is not HTTP/2, so the call fails with a
+ * protocol error that names it. */
+static void test_grpc_offer(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  tp_certs();
+  const char *log = "s_server-alpn-grpc.log";
+  int port = th_free_port();
+  pid_t pid = alpn_server(port, log);
+  CU_ASSERT_FATAL(pid > 0);
+  mesh_t *m = client(NULL, "\"istio-h2\"", port);
+  CU_ASSERT_FATAL(m != NULL);
+  void *resp = NULL;
+  size_t rl = 0;
+  mesh_status_t st;
+  int rc = mesh_grpc_unary(m, "s", "/mesh.v1.Echo/Echo", NULL, "ping", 4,
+                           &resp, &rl, NULL, &st);
+  CU_ASSERT_NOT_EQUAL(rc, MESH_OK);
+  CONTAINS(st.message, "did not negotiate ALPN h2 (got \"istio\")");
+  mesh_grpc_free(resp);
+  CU_ASSERT(exited(pid));
+  th_stop(pid);
+  char got[1024];
+  CU_ASSERT_FATAL(advertised(log, got, sizeof got));
+  CU_ASSERT_STRING_EQUAL(got, "istio-h2, istio, h2");
+  mesh_free(m);
+}
+
 /* A libmesh server listing "istio-h2" selects it for a client of the
  * preset; the service's connections go back to the pool (two calls, one
  * connection accepted). */
@@ -252,6 +283,7 @@ static void add(void) {
   CU_pSuite s = CU_add_suite("tls_alpn", NULL, NULL);
   CU_add_test(s, "service alpn offered to openssl s_server",
               test_offered_lists);
+  CU_add_test(s, "gRPC offers the service's istio-h2", test_grpc_offer);
   CU_add_test(s, "libmesh server selects istio-h2; pooled",
               test_libmesh_server_and_pool);
   CU_add_test(s, "service alpn config errors", test_config_errors);

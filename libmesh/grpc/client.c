@@ -37,9 +37,15 @@ static void load_config(mesh_grpc_call_t *c, mesh__service_t *svc) {
 static int service_setup(mesh_grpc_call_t *c, const char *service,
                          const mesh_grpc_call_opts_t *o, mesh_status_t *st) {
   c->via_service = true;
-  load_config(c, mesh__service_find(c->m, service));
+  mesh__service_t *svc = mesh__service_find(c->m, service);
+  load_config(c, svc);
+  /* HTTP/2: the service's own ALPN list when it offers h2 (an Istio
+   * preset such as "istio-h2", so that an Istio sidecar classifies the
+   * call as mTLS), else "h2". */
+  const mesh__res_svc_t *rs = svc ? (const mesh__res_svc_t *)svc->res : NULL;
+  const char *alpn = rs && mesh__alpn_has(rs->alpn, "h2") ? rs->alpn : "h2";
   c->copts = mesh_call_opts_new();
-  if (!c->copts || mesh_call_opts_set_alpn(c->copts, "h2") != MESH_OK)
+  if (!c->copts || mesh_call_opts_set_alpn(c->copts, alpn) != MESH_OK)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   int64_t t = o && o->timeout_ms > 0 ? o->timeout_ms
               : c->mcfg && c->mcfg->timeout_ms > 0 ? c->mcfg->timeout_ms
@@ -179,7 +185,8 @@ static int connect_try(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
   }
   mesh__strlcpy(c->peer_id, mesh_conn_peer_id(c->conn), sizeof c->peer_id);
   c->plaintext = !mesh_conn_is_tls(c->conn);
-  if (!c->plaintext && strcmp(mesh_conn_alpn(c->conn), "h2")) {
+  if (!c->plaintext && strcmp(mesh_conn_alpn(c->conn), "h2") &&
+      strcmp(mesh_conn_alpn(c->conn), "istio-h2")) {
     c->outcome = MESH__OUT_PROTOCOL_ERROR;
     return mesh__fail(st, MESH_ERR_GRPC_PROTOCOL,
                       "%s did not negotiate ALPN h2 (got \"%s\")",

@@ -267,18 +267,6 @@ static void start_tcp(hc_check_t *k) {
     check_done(k, false, "cannot watch the socket");
 }
 
-static bool lists_http11(const char *list) {
-  for (const char *p = list; p && *p;) {
-    size_t n = strcspn(p, ",");
-    if (n == 8 && strncmp(p, "http/1.1", 8) == 0)
-      return true;
-    p += n;
-    if (*p == ',')
-      p++;
-  }
-  return false;
-}
-
 static void start_tls(hc_check_t *k) {
   mesh__res_svc_t *rs = k->rs;
   mesh_dial_opts_t o;
@@ -290,7 +278,8 @@ static void start_tls(hc_check_t *k) {
    * only with its preset), except that an HTTP check speaks HTTP/1.1: it
    * keeps the service's list only when that list offers "http/1.1". */
   o.alpn = rs->alpn;
-  if (rs->cfg.hc.type == MESH__HC_HTTP && !lists_http11(rs->alpn))
+  if (rs->cfg.hc.type == MESH__HC_HTTP &&
+      !mesh__alpn_has(rs->alpn, "http/1.1"))
     o.alpn = "http/1.1";
   mesh_status_t st;
   mesh_conn_t *c = NULL;

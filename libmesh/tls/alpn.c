@@ -26,6 +26,19 @@ static const struct {
     {"istio", "istio"},
 };
 
+bool mesh__alpn_has(const char *list, const char *name) {
+  size_t n = name ? strlen(name) : 0;
+  for (const char *p = list; p && *p && n;) {
+    size_t k = strcspn(p, ",");
+    if (k == n && strncmp(p, name, n) == 0)
+      return true;
+    p += k;
+    if (*p == ',')
+      p++;
+  }
+  return false;
+}
+
 const char *mesh__tls_alpn_preset(const char *name) {
   for (size_t i = 0; name && i < sizeof presets / sizeof presets[0]; i++)
     if (strcmp(presets[i].name, name) == 0)

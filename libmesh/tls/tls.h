@@ -378,6 +378,8 @@ int mesh__tls_dial_host(mesh_t *m, const char *target,
 /** The comma-separated list of an Istio preset ("istio-http/1.1",
  *  "istio-h2", "istio"); NULL if name is not one.  Static. */
 const char *mesh__tls_alpn_preset(const char *name);
+/** Does the comma-separated list (may be NULL) hold name? */
+bool mesh__alpn_has(const char *list, const char *name);
 /** Validate a service's "alpn" value v (NULL: absent) at path: a preset
  *  name or an array of 1..MESH__ALPN_MAX names of 1-255 bytes without ','.
  *  Errors go to c.  @return true when v is present and valid; out (outlen
