@@ -45,15 +45,15 @@ static void test_mesh__pool_take(void) {
   atomic_store(&closed, 0);
   mesh__pool_t *p = mesh__pool_new(&ops, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-  CU_ASSERT_PTR_NULL(mesh__pool_take(p, 0, 1000));
+  CU_ASSERT_PTR_NULL(mesh__pool_take(p, 0, 1000, 0));
   fake_t *a = fake_new(), *b = fake_new();
   CU_ASSERT_TRUE(mesh__pool_put(p, a, 100, 4));
   CU_ASSERT_TRUE(mesh__pool_put(p, b, 200, 4));
   CU_ASSERT_EQUAL(mesh__pool_idle(p), 2);
   /* most recently parked first */
-  CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 300, 1000), b);
-  CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 300, 1000), a);
-  CU_ASSERT_PTR_NULL(mesh__pool_take(p, 300, 1000));
+  CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 300, 1000, 0), b);
+  CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 300, 1000, 0), a);
+  CU_ASSERT_PTR_NULL(mesh__pool_take(p, 300, 1000, 0));
   CU_ASSERT_EQUAL(atomic_load(&closed), 0);
   fake_close(a, NULL);
   fake_close(b, NULL);
@@ -93,10 +93,32 @@ static void test_mesh__pool_take_dead(void) {
   CU_ASSERT_EQUAL(write(stray->peer, "x", 1), 1);
   shutdown(rst->peer, SHUT_WR);
   /* take skips (and closes) the three, newest first, and returns ok */
-  CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 1, 1000), ok);
+  CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 1, 1000, 0), ok);
   CU_ASSERT_EQUAL(atomic_load(&closed), 3);
   CU_ASSERT_EQUAL(mesh__pool_idle(p), 0);
   fake_close(ok, NULL);
+  mesh__pool_free(p);
+}
+
+/* pool.check_after_ms: a connection parked less than that long ago is
+ * returned without the idle check (even with a closed peer); at that age
+ * or older it is checked, and a dead one closed. */
+static void test_mesh__pool_take_fresh(void) {
+  atomic_store(&closed, 0);
+  mesh__pool_t *p = mesh__pool_new(&ops, NULL);
+  fake_t *a = fake_new(), *b = fake_new();
+  mesh__pool_put(p, a, 0, 8);
+  close(a->peer);
+  a->peer = -1;
+  CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 9, 1000, 10), a);
+  CU_ASSERT_EQUAL(atomic_load(&closed), 0);
+  mesh__pool_put(p, a, 100, 8);
+  mesh__pool_put(p, b, 100, 8);
+  close(b->peer);
+  b->peer = -1;
+  /* both are 10 ms old: checked, found dead (closed peers), closed */
+  CU_ASSERT_PTR_NULL(mesh__pool_take(p, 110, 1000, 10));
+  CU_ASSERT_EQUAL(atomic_load(&closed), 2);
   mesh__pool_free(p);
 }
 
@@ -113,7 +135,7 @@ static void test_mesh__pool_sweep(void) {
   CU_ASSERT_EQUAL(mesh__pool_sweep(p, 2000, 1000), 2);
   CU_ASSERT_EQUAL(mesh__pool_idle(p), 1);
   /* expiry also applies on take */
-  CU_ASSERT_PTR_NULL(mesh__pool_take(p, 2900, 1000));
+  CU_ASSERT_PTR_NULL(mesh__pool_take(p, 2900, 1000, 0));
   CU_ASSERT_EQUAL(atomic_load(&closed), 3);
   /* idle_timeout 0: never expires */
   fake_t *f = fake_new();
@@ -139,7 +161,7 @@ static void test_mesh__pool_fd_alive(void) {
 static void *churn(void *arg) {
   mesh__pool_t *p = arg;
   for (int i = 0; i < 2000; i++) {
-    void *c = mesh__pool_take(p, i, 0);
+    void *c = mesh__pool_take(p, i, 0, 0);
     if (!c)
       c = fake_new();
     mesh__pool_put(p, c, i, 4);
@@ -165,6 +187,7 @@ static void add(void) {
   CU_add_test(s, "mesh__pool_take", test_mesh__pool_take);
   CU_add_test(s, "mesh__pool_put", test_mesh__pool_put);
   CU_add_test(s, "mesh__pool_take_dead", test_mesh__pool_take_dead);
+  CU_add_test(s, "mesh__pool_take: check_after_ms", test_mesh__pool_take_fresh);
   CU_add_test(s, "mesh__pool_sweep", test_mesh__pool_sweep);
   CU_add_test(s, "mesh__pool_fd_alive", test_mesh__pool_fd_alive);
   CU_add_test(s, "mesh__pool_threads", test_mesh__pool_threads);

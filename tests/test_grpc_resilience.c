@@ -312,6 +312,21 @@ static void test_spans(void) {
   tg_server_stop(&s);
 }
 
+/* A service with the Istio preset "istio-h2": gRPC offers that list
+ * (tests/test_tls_alpn.c checks the offer against openssl s_server); a
+ * server listing only "h2" selects it and the call works. */
+static void test_istio_preset(void) {
+  tg_server_t s;
+  CU_ASSERT_FATAL(tg_server_start(&s, NULL));
+  mesh_t *m = client(s.port, 0, ", \"alpn\": \"istio-h2\"");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  int code = -1;
+  CU_ASSERT_EQUAL(call_echo(m, NULL, NULL, &code), MESH_OK);
+  CU_ASSERT_EQUAL(code, 0);
+  mesh_free(m);
+  tg_server_stop(&s);
+}
+
 /* ---- message limits of the method config --------------------------------------- */
 
 static void test_message_limits(void) {
@@ -388,6 +403,7 @@ static void add(void) {
   CU_add_test(s, "authz on /pkg.Service/Method", test_authz_method_paths);
   CU_add_test(s, "rpc.* span attributes", test_spans);
   CU_add_test(s, "method message limits", test_message_limits);
+  CU_add_test(s, "service alpn istio-h2", test_istio_preset);
   CU_add_test(s, "grpc config errors", test_grpc_config_errors);
 }
 

@@ -324,10 +324,6 @@ int tp_echo_once(mesh_t *m, const char *target, const char *msg,
 
 /* ---- what differs by TLS backend ----------------------------------------- */
 
-const char *tp_alert(int code) {
-  return mesh__tls_alert_name(mesh__tls_be.alert_for(code));
-}
-
 const char *tp_tls_version(void) {
   return mesh__tls_be.has_tls13() ? "TLSv1.3" : "TLSv1.2";
 }

@@ -75,10 +75,6 @@ tp_result_t tp_server_result(tp_server_t *s, int i);
 
 /* ---- what differs by TLS backend (tls/backend.h) ------------------------ */
 
-/* Name of the alert this build's backend sends when its peer check refuses
- * a peer with the mesh code (mbedTLS: access_denied for MESH_ERR_PEER_ID;
- * OpenSSL: bad_certificate). */
-const char *tp_alert(int code);
 /* Version a libmesh pair negotiates by default: "TLSv1.3" where the backend
  * has it, else "TLSv1.2". */
 const char *tp_tls_version(void);

@@ -94,11 +94,11 @@ int demo_client_start(demo_t *d, mesh_t *m, pthread_t *threads) {
 }
 
 /* The backends enforce the policy at accept, in the handshake: the
- * intruder's dial fails with a TLS alert (access_denied).  A policy that
+ * intruder's dial fails with a TLS alert (bad_certificate).  A policy that
  * needs the request (method, path) denies per request instead: 403. */
 static bool refused_at_connection(int rc, const mesh_status_t *st) {
   return rc == MESH_ERR_DENIED ||
-         (rc == MESH_ERR_TLS && strstr(st->message, "access_denied"));
+         (rc == MESH_ERR_TLS && strstr(st->message, "bad_certificate"));
 }
 
 void demo_intruder(demo_t *d, mesh_t *m, int n) {
@@ -122,7 +122,7 @@ void demo_intruder(demo_t *d, mesh_t *m, int n) {
     } else if (refused_at_connection(rc, &st)) {
       d->intruder_denied++;
       snprintf(d->intruder_reason, sizeof d->intruder_reason, "%s",
-               rc == MESH_ERR_TLS ? "TLS alert access_denied in the handshake"
+               rc == MESH_ERR_TLS ? "TLS alert bad_certificate in the handshake"
                                   : "MESH_ERR_DENIED");
     } else {
       snprintf(d->intruder_reason, sizeof d->intruder_reason, "%s: %s",

@@ -43,6 +43,7 @@ const mesh__svc_part_t *const mesh__svc_parts[] = {
   &mesh__res_part_timeouts,
   &mesh__res_part_hedge,
   &mesh__res_part_pool,
+  &mesh__res_part_alpn,
   &mesh__routes_svc_part,
   &mesh__jwt_svc_part, /* after routes: it fills svc->http */
   &mesh__grpc_svc_part,

@@ -36,4 +36,5 @@ extern const mesh__svc_part_t mesh__res_part_retry;
 extern const mesh__svc_part_t mesh__res_part_timeouts;
 extern const mesh__svc_part_t mesh__res_part_hedge;
 extern const mesh__svc_part_t mesh__res_part_pool;
+extern const mesh__svc_part_t mesh__res_part_alpn;
 #endif /* MESH_CORE_PARTS_H */

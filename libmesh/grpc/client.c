@@ -34,8 +34,13 @@ static int service_setup(mesh_grpc_call_t *c, const char *service,
   int jr = mesh__http_jwt_header(c->m, svc, &c->auth, st);
   if (jr != MESH_OK)
     return jr;
+  /* HTTP/2: the service's own ALPN list when it offers h2 (an Istio
+   * preset such as "istio-h2", so that an Istio sidecar classifies the
+   * call as mTLS), else "h2". */
+  const mesh__res_svc_t *rs = svc ? (const mesh__res_svc_t *)svc->res : NULL;
+  const char *alpn = rs && mesh__alpn_has(rs->alpn, "h2") ? rs->alpn : "h2";
   c->copts = mesh_call_opts_new();
-  if (!c->copts || mesh_call_opts_set_alpn(c->copts, "h2") != MESH_OK)
+  if (!c->copts || mesh_call_opts_set_alpn(c->copts, alpn) != MESH_OK)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   /* tries share the endpoint's HTTP/2 sessions (one connection carries
    * many calls, as a gRPC channel does) */

@@ -302,8 +302,10 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
     budget = left > 0 ? left : 1;
   if (!user_opts || user_opts->timeout_ms <= 0)
     o.timeout_ms = (int)budget;
+  /* ALPN: the dial's own, else the call's, else the service's "alpn"
+   * (else tls.alpn, in tls/). */
   if (!user_opts || !user_opts->alpn)
-    o.alpn = (char *)x->alpn;
+    o.alpn = (char *)(x->alpn ? x->alpn : rs->alpn);
   /* Connection metrics carry the service; the dial and handshake spans are
    * children of this try. */
   o.service = x->svc->name;
@@ -324,7 +326,8 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   mesh__breaker_give(&rs->br.pending);
   if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
     c->holds_conn = true;
-    c->poolable = !o.alpn;
+    /* The service's own list is every pooled connection's list. */
+    c->poolable = !o.alpn || o.alpn == rs->alpn;
     return rc;
   }
   mesh__breaker_give(&rs->br.connections);
@@ -381,7 +384,8 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
     may_pool = false; /* not an idle-pool connection */
   if (may_pool) {
     mesh__pool_t *p = mesh__res_pool_peek(c->host);
-    c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg.pool.idle_timeout_ms);
+    c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg.pool.idle_timeout_ms,
+                              rs->cfg.pool.check_after_ms);
     if (c->conn) {
       c->holds_conn = true;
       c->poolable = true;

@@ -62,7 +62,8 @@ void mesh__res_cfg_defaults(mesh__res_cfg_t *o) {
       .connect_ms = 5000, .per_try_ms = 0, .overall_ms = 15000};
   o->hedge = (mesh__hedge_cfg_t){
       .enabled = false, .delay_ms = 0, .max_attempts = 2};
-  o->pool = (mesh__pool_cfg_t){.max_idle = 16, .idle_timeout_ms = 3600000};
+  o->pool = (mesh__pool_cfg_t){
+      .max_idle = 16, .idle_timeout_ms = 3600000, .check_after_ms = 10};
 }
 
 /* Typed helpers that write into the destination only when valid. */
@@ -369,13 +370,15 @@ static void parse_hedge(mesh__cfg_t *c, const cJSON *v, const char *path,
 
 static void parse_pool(mesh__cfg_t *c, const cJSON *v, const char *path,
                        mesh__pool_cfg_t *o) {
-  static const char *const keys[] = {"max_idle", "idle_timeout_ms", NULL};
+  static const char *const keys[] = {"max_idle", "idle_timeout_ms",
+                                     "check_after_ms", NULL};
   if (!v)
     return;
   if (!mesh__cfg_object(c, v, path, keys))
     return;
   u32(c, v, path, "max_idle", 0, 1024, &o->max_idle);
   i64(c, v, path, "idle_timeout_ms", 0, MS_MAX, &o->idle_timeout_ms);
+  i64(c, v, path, "check_after_ms", 0, 1000, &o->check_after_ms);
 }
 
 static const cJSON *key(const cJSON *svc, const char *k) {

@@ -274,7 +274,12 @@ static void start_tls(hc_check_t *k) {
   o.nonblocking = true;
   o.timeout_ms = (int)rs->cfg.hc.timeout_ms;
   o.service = rs->svc ? rs->svc->name : NULL;
-  if (rs->cfg.hc.type == MESH__HC_HTTP)
+  /* As the service's calls (an Istio sidecar classifies the check as mTLS
+   * only with its preset), except that an HTTP check speaks HTTP/1.1: it
+   * keeps the service's list only when that list offers "http/1.1". */
+  o.alpn = rs->alpn;
+  if (rs->cfg.hc.type == MESH__HC_HTTP &&
+      !mesh__alpn_has(rs->alpn, "http/1.1"))
     o.alpn = "http/1.1";
   mesh_status_t st;
   mesh_conn_t *c = NULL;

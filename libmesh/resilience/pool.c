@@ -122,23 +122,26 @@ bool mesh__pool_put(mesh__pool_t *p, void *conn, int64_t now_ms,
 }
 
 void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms,
-                      int64_t idle_timeout_ms) {
+                      int64_t idle_timeout_ms, int64_t check_after_ms) {
   if (!p)
     return NULL;
   /* Bounded: at most every parked connection is looked at once. */
   for (;;) {
     void *c = NULL;
-    bool expired = false;
+    bool expired = false, fresh = false;
     pthread_mutex_lock(&p->mu);
     if (p->n > 0) {
       idle_t it = p->v[--p->n];
       c = it.conn;
       expired = idle_timeout_ms > 0 && now_ms - it.since_ms >= idle_timeout_ms;
+      fresh = now_ms - it.since_ms < check_after_ms;
     }
     pthread_mutex_unlock(&p->mu);
     if (!c)
       return NULL;
-    if (!expired && alive(p, c))
+    /* Parked a moment ago: reused without the check (one syscall less
+     * per call; docs/config/resilience.md, pool.check_after_ms). */
+    if (!expired && (fresh || alive(p, c)))
       return c;
     p->ops.close(c, p->user);
   }

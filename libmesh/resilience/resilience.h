@@ -98,6 +98,7 @@ typedef struct mesh__hedge_cfg {
 typedef struct mesh__pool_cfg {
   uint32_t max_idle;            /* 16 per endpoint; 0 disables pooling */
   int64_t idle_timeout_ms;      /* 3600000 */
+  int64_t check_after_ms;       /* 10: younger idle conns skip the check */
 } mesh__pool_cfg_t;
 
 typedef struct mesh__res_cfg {
@@ -321,6 +322,10 @@ typedef struct mesh__res_svc {
   _Atomic uint32_t live_epoch;
   _Atomic uint32_t live_readers[2];
   pthread_mutex_t live_mu;      /* serializes writers */
+  /* The service's "alpn" (an Istio preset or a list, comma-separated),
+   * offered by every dial of the service that sets none; NULL: tls.alpn.
+   * Owned. */
+  char *alpn;
   mesh__breakers_t br;
   pthread_mutex_t od_mu;        /* ejection decisions and sweeps */
   double sr_mean, sr_threshold; /* last sweep, under od_mu */
@@ -380,7 +385,7 @@ void mesh__res_svc_free(mesh__res_svc_t *rs);
  * runs for every service, key present or not); the others only validate. */
 extern const mesh__svc_part_t mesh__res_part_outlier, mesh__res_part_health,
     mesh__res_part_breakers, mesh__res_part_retry, mesh__res_part_timeouts,
-    mesh__res_part_hedge, mesh__res_part_pool;
+    mesh__res_part_hedge, mesh__res_part_pool, mesh__res_part_alpn;
 
 int mesh__res_svc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
                        mesh_status_t *st);
@@ -447,8 +452,10 @@ bool mesh__pool_put(mesh__pool_t *p, void *conn, int64_t now_ms,
                     uint32_t max_idle);
 /** Take the most recently parked live connection, or NULL.  Expired ones
  *  (idle >= idle_timeout_ms) and ones whose peer closed or sent unexpected
- *  bytes (readable while idle) are closed on the way. */
-void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms, int64_t idle_timeout_ms);
+ *  bytes (readable while idle) are closed on the way; one parked less than
+ *  check_after_ms ago is returned without that check. */
+void *mesh__pool_take(mesh__pool_t *p, int64_t now_ms, int64_t idle_timeout_ms,
+                      int64_t check_after_ms);
 /** Close expired and dead idle connections.  @return how many. */
 size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
                         int64_t idle_timeout_ms);

@@ -74,6 +74,7 @@ void mesh__res_svc_free(mesh__res_svc_t *rs) {
   pthread_mutex_destroy(&rs->od_mu);
   pthread_mutex_destroy(&rs->live_mu);
   mesh__res_live_release(atomic_load(&rs->live));
+  free(rs->alpn);
   free(rs);
 }
 

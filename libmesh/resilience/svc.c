@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The registered per-service part: validation of the seven resilience keys,
+/* The registered per-service part: validation of the resilience keys (and "alpn"),
  * building the state at mesh_new(), and the worker-loop timers (outlier
  * sweep, pool sweep, health checks). */
 #include "resilience/resilience.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- worker timers -------------------------------------------------------------- */
 
@@ -89,6 +92,26 @@ static void stop_timers(mesh__res_svc_t *rs) {
 
 /* ---- the registered part ---------------------------------------------------------- */
 
+/* The service's "alpn" key (tls/alpn.c validates and expands it). */
+static int set_alpn(mesh__res_svc_t *rs, mesh__service_t *svc,
+                    const char *path, mesh_status_t *st) {
+  const cJSON *v = cJSON_IsObject(svc->cfg)
+                       ? cJSON_GetObjectItemCaseSensitive(svc->cfg, "alpn")
+                       : NULL;
+  if (!v)
+    return MESH_OK;
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "alpn");
+  mesh__cfg_t c = {.first = st};
+  char list[MESH__SVC_ALPN_LEN];
+  if (!mesh__tls_svc_alpn(&c, v, p, list, sizeof list))
+    return MESH_ERR_CONFIG; /* check() already reported it; defensive */
+  rs->alpn = strdup(list);
+  if (!rs->alpn)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  return MESH_OK;
+}
+
 int mesh__res_svc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
                        mesh_status_t *st) {
   (void)v; /* this entry reads all seven keys of the service */
@@ -104,6 +127,11 @@ int mesh__res_svc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
   if (rc != MESH_OK)
     return mesh__fail(st, rc, "services.%s: cannot set up resilience: %s",
                       svc->name, mesh_strerror(rc));
+  rc = set_alpn(rs, svc, path, st);
+  if (rc != MESH_OK) {
+    mesh__res_svc_free(rs);
+    return rc;
+  }
   svc->res = (struct mesh__res_svc *)rs;
   mesh__res_stats_init(rs);
   start_timers(rs);
@@ -147,6 +175,11 @@ CHECKER(check_timeouts, "timeouts")
 CHECKER(check_hedge, "hedge")
 CHECKER(check_pool, "pool")
 
+static void check_alpn(mesh__cfg_t *c, const cJSON *v, const char *path) {
+  char list[MESH__SVC_ALPN_LEN];
+  mesh__tls_svc_alpn(c, v, path, list, sizeof list);
+}
+
 const mesh__svc_part_t mesh__res_part_outlier = {
     "outlier_detection", check_od, mesh__res_svc_init, mesh__res_svc_fini};
 const mesh__svc_part_t mesh__res_part_health = {"health_check", check_hc,
@@ -160,3 +193,5 @@ const mesh__svc_part_t mesh__res_part_timeouts = {"timeouts", check_timeouts,
 const mesh__svc_part_t mesh__res_part_hedge = {"hedge", check_hedge, NULL,
                                                NULL};
 const mesh__svc_part_t mesh__res_part_pool = {"pool", check_pool, NULL, NULL};
+/* Envoy's cluster alpn_protocols / Istio's ALPN override, per service. */
+const mesh__svc_part_t mesh__res_part_alpn = {"alpn", check_alpn, NULL, NULL};

@@ -14,7 +14,8 @@
  * Contract for peer verification: the backend hands the peer chain (leaf
  * first, as mbedTLS X.509 objects of identity/, whatever the TLS library)
  * to mesh__verify_chain() during the handshake and turns a refusal into the
- * alert alert_for(code) names.  After a resumed handshake, the session's
+ * alert mesh__tls_refusal_alert(code) names (errmap.c: one table for all
+ * backends).  After a resumed handshake, the session's
  * leaf goes through mesh__verify_resumed(). */
 #ifndef MESH_TLS_BACKEND_H
 #define MESH_TLS_BACKEND_H
@@ -93,10 +94,6 @@ typedef struct mesh__tls_backend {
   void (*drain)(mesh_conn_t *c);
   /** Send a fatal alert now (best effort). */
   void (*send_alert)(mesh_conn_t *c, int desc);
-  /** The alert this backend sends when our check refuses the peer with
-   *  this mesh code (TLS libraries differ: OpenSSL cannot send
-   *  access_denied from a verify callback).  Tests ask here. */
-  int (*alert_for)(int code);
   /** Plaintext bytes buffered and not yet returned by read. */
   size_t (*pending)(const mesh_conn_t *c);
   const char *(*cipher)(const mesh_conn_t *c);

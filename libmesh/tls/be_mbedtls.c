@@ -428,22 +428,3 @@ void mbe_sess_free(mesh__be_sess_t *s) {
   mbedtls_ssl_session_free(&s->s);
   free(s);
 }
-
-/* The alert mbedTLS sends for the verify flags we set (see ssl_tls.c and
- * flags_for in be_mbedtls_conn.c). */
-int mbe_alert_for(int code) {
-  switch (code) {
-  case MESH_ERR_CERT_EXPIRED:
-    return 45; /* certificate_expired */
-  case MESH_ERR_CERT_NOT_YET_VALID:
-    return 46; /* certificate_unknown */
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_TRUST_DOMAIN:
-    return 48; /* unknown_ca */
-  case MESH_ERR_PEER_ID:
-  case MESH_ERR_DENIED:
-    return 49; /* access_denied */
-  default:
-    return 42; /* bad_certificate */
-  }
-}

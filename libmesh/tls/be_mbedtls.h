@@ -98,7 +98,6 @@ void mbe_gen_free(mesh__tlsgen_t *g);
 mesh__be_sess_t *mbe_sess_get(mesh_conn_t *c);
 bool mbe_sess_set(mesh_conn_t *c, mesh__be_sess_t *s);
 void mbe_sess_free(mesh__be_sess_t *s);
-int mbe_alert_for(int code);
 #ifdef MBE_TICKET_PEERS
 /** Move the leaf of the ticket this thread last parsed into *der. */
 void mbe_ticket_leaf_take(unsigned char **der, size_t *len);

@@ -11,7 +11,8 @@
 
 static int raw_send(mesh_conn_t *c, const unsigned char *buf, size_t len) {
   for (;;) {
-    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    ssize_t n =
+        send(c->fd, buf, len, MSG_NOSIGNAL | mesh__conn_io_flags(c, false));
     if (n >= 0)
       return (int)n;
     if (errno == EINTR)
@@ -80,7 +81,7 @@ static int fill(mesh_conn_t *c, mbe_conn_t *b) {
       return MBEDTLS_ERR_SSL_ALLOC_FAILED;
   }
   for (;;) {
-    ssize_t n = recv(c->fd, b->ra, RA_SIZE, 0);
+    ssize_t n = recv(c->fd, b->ra, RA_SIZE, mesh__conn_io_flags(c, true));
     if (n > 0) {
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
       /* A client's first record must hold a ClientHello: 3.6 would wait

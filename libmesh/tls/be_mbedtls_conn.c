@@ -21,20 +21,15 @@
 
 /* ---- verification glue ------------------------------------------------- */
 
-/* Verify flags whose alert tells the peer why (see ssl_tls.c); keep in
- * step with mbe_alert_for. */
+/* Verify flags that make mbedTLS send the alert of the shared table
+ * (mesh__tls_refusal_alert; mbedTLS picks it from the flags in
+ * ssl_parse_certificate_verify). */
 static uint32_t flags_for(int code) {
-  switch (code) {
-  case MESH_ERR_CERT_EXPIRED:
+  switch (mesh__tls_refusal_alert(code)) {
+  case 45:
     return MBEDTLS_X509_BADCERT_EXPIRED; /* certificate_expired */
-  case MESH_ERR_CERT_NOT_YET_VALID:
-    return MBEDTLS_X509_BADCERT_FUTURE; /* certificate_unknown */
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_TRUST_DOMAIN:
+  case 48:
     return MBEDTLS_X509_BADCERT_NOT_TRUSTED; /* unknown_ca */
-  case MESH_ERR_PEER_ID:
-  case MESH_ERR_DENIED:
-    return MBEDTLS_X509_BADCERT_OTHER; /* access_denied */
   default:
     return MBEDTLS_X509_BADCERT_CN_MISMATCH; /* bad_certificate */
   }
@@ -504,7 +499,6 @@ const mesh__tls_backend_t mesh__tls_be = {
     .close_notify = close_notify,
     .drain = drain,
     .send_alert = send_alert,
-    .alert_for = mbe_alert_for,
     .pending = pending,
     .cipher = cipher,
     .version = version,

@@ -56,7 +56,7 @@ static int bio_read(BIO *bio, char *buf, int len) {
   mesh_conn_t *c = BIO_get_data(bio);
   BIO_clear_retry_flags(bio);
   for (;;) {
-    ssize_t n = recv(c->fd, buf, (size_t)len, 0);
+    ssize_t n = recv(c->fd, buf, (size_t)len, mesh__conn_io_flags(c, true));
     if (n > 0) {
       mesh__conn_note_first(c, (unsigned char *)buf, (size_t)n);
       if (c->be)
@@ -80,7 +80,8 @@ static int bio_write(BIO *bio, const char *buf, int len) {
   mesh_conn_t *c = BIO_get_data(bio);
   BIO_clear_retry_flags(bio);
   for (;;) {
-    ssize_t n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL);
+    ssize_t n = send(c->fd, buf, (size_t)len,
+                     MSG_NOSIGNAL | mesh__conn_io_flags(c, false));
     if (n >= 0)
       return (int)n;
     if (errno == EINTR)
@@ -134,16 +135,13 @@ BIO *obe_bio_new(mesh_conn_t *c) {
 
 /* ---- peer check hook ------------------------------------------------------ */
 
-/* X509 error whose alert tells the peer why (OpenSSL's ssl_x509err2alert);
- * keep in step with obe_alert_for in be_openssl_conn.c.  OpenSSL cannot
- * send access_denied from here: refusals by the authorizer send
- * bad_certificate. */
+/* X509 error that makes OpenSSL send the alert of the shared table
+ * (mesh__tls_refusal_alert; OpenSSL's ssl_x509err2alert). */
 static int x509err_for(int code) {
-  switch (code) {
-  case MESH_ERR_CERT_EXPIRED:
+  switch (mesh__tls_refusal_alert(code)) {
+  case 45:
     return X509_V_ERR_CERT_HAS_EXPIRED; /* certificate_expired */
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_TRUST_DOMAIN:
+  case 48:
     return X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY; /* unknown_ca */
   default:
     return X509_V_ERR_CERT_REJECTED; /* bad_certificate */

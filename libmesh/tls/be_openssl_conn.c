@@ -236,19 +236,6 @@ static void send_alert(mesh_conn_t *c, int desc) {
   (void)desc;
 }
 
-/* The alert OpenSSL sends for the X509 error we set (x509err_for). */
-static int alert_for(int code) {
-  switch (code) {
-  case MESH_ERR_CERT_EXPIRED:
-    return 45; /* certificate_expired */
-  case MESH_ERR_CERT_UNTRUSTED:
-  case MESH_ERR_TRUST_DOMAIN:
-    return 48; /* unknown_ca */
-  default:
-    return 42; /* bad_certificate */
-  }
-}
-
 static size_t pending(const mesh_conn_t *c) {
   const obe_conn_t *b = c->be;
   if (!b)
@@ -334,7 +321,6 @@ const mesh__tls_backend_t mesh__tls_be = {
     .close_notify = close_notify,
     .drain = drain,
     .send_alert = send_alert,
-    .alert_for = alert_for,
     .pending = pending,
     .cipher = cipher,
     .version = version,

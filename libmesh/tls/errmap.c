@@ -72,6 +72,23 @@ static void excerpt(const unsigned char *b, size_t n, char *out, size_t len) {
   out[o < len ? o : len - 1] = '\0';
 }
 
+/* The one table, for every backend: each must be able to send it from its
+ * verify hook (OpenSSL only sends what its X509 error -> alert table
+ * holds, which has no access_denied: so a refused SPIFFE ID or an
+ * authorizer's denial is bad_certificate everywhere). */
+int mesh__tls_refusal_alert(int code) {
+  switch (code) {
+  case MESH_ERR_CERT_EXPIRED:
+    return 45; /* certificate_expired */
+  case MESH_ERR_CERT_UNTRUSTED:
+  case MESH_ERR_TRUST_DOMAIN:
+    return 48; /* unknown_ca */
+  default:
+    return 42; /* bad_certificate: not yet valid, SVID rules, peer ID,
+                  denied by policy */
+  }
+}
+
 int mesh__tls_alert_error(mesh_conn_t *c, int desc, mesh_status_t *st) {
   const char *name = mesh__tls_alert_name(desc);
   bool about_us = desc == 42 || desc == 43 || desc == 44 || desc == 45 ||

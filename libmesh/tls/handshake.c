@@ -130,8 +130,9 @@ static int step_sniff(mesh_conn_t *c, mesh_status_t *st) {
 }
 
 static void send_alert(mesh_conn_t *c, int code) {
-  /* certificate_expired (45) or access_denied (49) */
-  mesh__tls_be.send_alert(c, code == MESH_ERR_CERT_EXPIRED ? 45 : 49);
+  /* The same alert as a full handshake's refusal (OpenSSL has no call to
+   * send one after the handshake: it closes without). */
+  mesh__tls_be.send_alert(c, mesh__tls_refusal_alert(code));
 }
 
 static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
@@ -154,6 +155,7 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
     mesh__sesscache_save(&c->m->tls->cache, c);
   c->state = MESH__CONN_OPEN;
   c->deadline_ms = 0;
+  mesh__conn_block(c);
   mesh__conn_obs_open(c);
   if (mesh__log_on(c->m, MESH_LOG_DEBUG))
     mesh__log(c->m, MESH_LOG_DEBUG, "tls_handshake",

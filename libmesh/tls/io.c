@@ -5,10 +5,12 @@
 #include "tls/tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #define IO_CHUNK (1u << 30) /* keep lengths within int for the backends */
 
@@ -51,6 +53,54 @@ static int wait_io(mesh_conn_t *c, short ev, int64_t deadline,
   return io_fail(c, MESH_ERR_IO, what);
 }
 
+/* ---- blocking sockets ---------------------------------------------------
+ * A blocking-mode TLS connection's socket blocks once open: a read waiting
+ * for a reply is then one recv (the socket's timeout bounds it), where a
+ * non-blocking socket needs poll + recv.  Every socket call made outside a
+ * blocking mesh_conn_read/write (close, drain, the pool's idle check,
+ * HTTP/2 and hedging, which switch c->nonblocking) passes MSG_DONTWAIT. */
+
+void mesh__conn_block(mesh_conn_t *c) {
+  if (!c->tls || c->nonblocking || c->fd_blocking)
+    return;
+  /* F_SETFL only changes the status flags; ours are O_NONBLOCK alone. */
+  if (fcntl(c->fd, F_SETFL, 0) == 0)
+    c->fd_blocking = true;
+}
+
+/* The kernel timeout for `left` ms: never more than left, rounded down to
+ * a multiple of a power of two near left/16, so a call's shrinking time
+ * left (15000, 14999, ...) keeps one value and costs no setsockopt.  A
+ * timeout that fires early is followed by a poll for the rest. */
+static int64_t quantize(int64_t left) {
+  int64_t q = 1;
+  while (q * 16 <= left)
+    q <<= 1;
+  return left / q * q;
+}
+
+int mesh__conn_io_flags(mesh_conn_t *c, bool rd) {
+  if (!c->fd_blocking || !c->io_block || c->nonblocking)
+    return MSG_DONTWAIT;
+  int64_t want = 0; /* 0: no timeout */
+  if (c->io_deadline) {
+    int64_t left = c->io_deadline - mesh__now_ms();
+    if (left <= 0)
+      return MSG_DONTWAIT;
+    want = quantize(left);
+  }
+  int64_t *have = rd ? &c->so_rcv_ms : &c->so_snd_ms;
+  if (*have != want) {
+    struct timeval tv = {.tv_sec = (time_t)(want / 1000),
+                         .tv_usec = (suseconds_t)(want % 1000) * 1000};
+    if (setsockopt(c->fd, SOL_SOCKET, rd ? SO_RCVTIMEO : SO_SNDTIMEO, &tv,
+                   sizeof tv) != 0)
+      return MSG_DONTWAIT;
+    *have = want;
+  }
+  return 0;
+}
+
 static long plain_read(mesh_conn_t *c, void *buf, size_t len,
                        int64_t deadline) {
   for (;;) {
@@ -74,16 +124,35 @@ static long plain_read(mesh_conn_t *c, void *buf, size_t len,
   }
 }
 
+/* One backend call that may block on a blocking socket (see above). */
+static long be_read(mesh_conn_t *c, void *buf, size_t len, int64_t deadline) {
+  c->io_block = !c->nonblocking;
+  c->io_deadline = deadline;
+  long n = mesh__tls_be.read(c, buf, len);
+  c->io_block = false;
+  return n;
+}
+
+static long be_write(mesh_conn_t *c, const void *buf, size_t len,
+                     int64_t deadline) {
+  c->io_block = !c->nonblocking;
+  c->io_deadline = deadline;
+  long n = mesh__tls_be.write(c, buf, len);
+  c->io_block = false;
+  return n;
+}
+
 static long tls_read(mesh_conn_t *c, void *buf, size_t len, int64_t deadline) {
-  /* Blocking and nothing buffered: the reply is rarely there yet, so wait
-   * for it first instead of a read that would only say EAGAIN. */
-  if (!c->nonblocking && mesh__tls_be.pending(c) == 0) {
+  /* Blocking, non-blocking socket, nothing buffered: the reply is rarely
+   * there yet, so wait for it first instead of a read that would only say
+   * EAGAIN.  (A blocking socket waits inside its one recv.) */
+  if (!c->nonblocking && !c->fd_blocking && mesh__tls_be.pending(c) == 0) {
     int rc = wait_io(c, POLLIN, deadline, "read from");
     if (rc != MESH_OK)
       return rc;
   }
   for (;;) {
-    long n = mesh__tls_be.read(c, buf, len);
+    long n = be_read(c, buf, len, deadline);
     if (n > 0)
       return n;
     if (n == 0) {
@@ -148,7 +217,7 @@ static long plain_write(mesh_conn_t *c, const void *buf, size_t len,
 static long tls_write(mesh_conn_t *c, const void *buf, size_t len,
                       int64_t deadline) {
   for (;;) {
-    long n = mesh__tls_be.write(c, buf, len);
+    long n = be_write(c, buf, len, deadline);
     if (n >= 0)
       return n;
     if (n != MESH_ERR_WANT_READ && n != MESH_ERR_WANT_WRITE)

@@ -189,6 +189,13 @@ struct mesh_conn {
   int verify_code;        /* result of our peer check in the callback */
   int sys_errno;          /* last socket errno seen by the BIO */
   int read_ms, write_ms;  /* blocking I/O timeouts, -1 none */
+  /* Blocking mode after the handshake (tls/io.c): the socket itself
+   * blocks, so a read waiting for a reply is one recv, not poll + recv.
+   * Every other socket call passes MSG_DONTWAIT (mesh__conn_io_flags). */
+  bool fd_blocking;       /* O_NONBLOCK cleared */
+  bool io_block;          /* inside a blocking read/write: calls may wait */
+  int64_t io_deadline;    /* of that read/write, monotonic ms; 0 none */
+  int64_t so_rcv_ms, so_snd_ms; /* SO_RCVTIMEO/SO_SNDTIMEO set, 0 none */
   int64_t deadline_ms;    /* end of the current phase, monotonic; 0 none */
   int64_t phase_ms;       /* length of the current phase (for messages) */
   int64_t hs_timeout_ms;  /* > 0: handshake phase length once connected;
@@ -241,6 +248,18 @@ int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
 int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st);
 /** Is a pooled idle connection still usable (no EOF/RST/unread bytes)? */
 bool mesh__conn_idle_ok(mesh_conn_t *c);
+/** After the handshake of a blocking-mode TLS connection: clear
+ *  O_NONBLOCK (tls/io.c).  Best effort: on failure the socket stays
+ *  non-blocking and I/O polls as before. */
+void mesh__conn_block(mesh_conn_t *c);
+/** Flags for a backend BIO's recv (rd) or send: MSG_DONTWAIT unless a
+ *  blocking read/write is in progress on a blocking socket; then the
+ *  socket's timeout is first set to the time left of that operation
+ *  (never more; quantized so that a slowly shrinking deadline costs no
+ *  setsockopt).  @return the flags (MSG_DONTWAIT when the deadline has
+ *  passed or the timeout cannot be set: the BIO reports want-read/write
+ *  and io.c polls until the deadline). */
+int mesh__conn_io_flags(mesh_conn_t *c, bool rd);
 
 /* ---- instrumentation (tls/observe.c) ------------------------------------ */
 
@@ -291,6 +310,11 @@ bool mesh__peers_allow(const char *const *pats, size_t n, const char *id);
 
 /** Name of a TLS alert description ("unknown_ca"), or "alert". */
 const char *mesh__tls_alert_name(int desc);
+/** The alert sent to a peer our check refuses with this mesh code, the
+ *  same under every backend: certificate_expired (45) for
+ *  MESH_ERR_CERT_EXPIRED, unknown_ca (48) for MESH_ERR_CERT_UNTRUSTED and
+ *  MESH_ERR_TRUST_DOMAIN, bad_certificate (42) for any other. */
+int mesh__tls_refusal_alert(int code);
 /** Turn a failed handshake (as the backend reported it) into a mesh code
  *  with a message naming the peer and the check. */
 int mesh__tls_handshake_error(mesh_conn_t *c, const mesh__hsf_t *f,
@@ -346,6 +370,22 @@ int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
 int mesh__tls_dial_host(mesh_t *m, const char *target,
                         const mesh_dial_opts_t *opts, mesh_conn_t **out,
                         mesh_status_t *st);
+
+/* ---- a service's ALPN (tls/alpn.c), for the call layer ------------------ */
+
+/* Room for the longest list a service's "alpn" yields (comma-separated). */
+#define MESH__SVC_ALPN_LEN (MESH__ALPN_MAX * 256)
+/** The comma-separated list of an Istio preset ("istio-http/1.1",
+ *  "istio-h2", "istio"); NULL if name is not one.  Static. */
+const char *mesh__tls_alpn_preset(const char *name);
+/** Does the comma-separated list (may be NULL) hold name? */
+bool mesh__alpn_has(const char *list, const char *name);
+/** Validate a service's "alpn" value v (NULL: absent) at path: a preset
+ *  name or an array of 1..MESH__ALPN_MAX names of 1-255 bytes without ','.
+ *  Errors go to c.  @return true when v is present and valid; out (outlen
+ *  >= MESH__SVC_ALPN_LEN) then holds the list comma-separated, else "". */
+bool mesh__tls_svc_alpn(mesh__cfg_t *c, const cJSON *v, const char *path,
+                        char *out, size_t outlen);
 
 /* Parts registered in core/parts.c. */
 extern const mesh__part_t mesh__tls_part;

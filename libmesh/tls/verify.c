@@ -4,8 +4,8 @@
  * identity's own check (SVID rules, chain against the bundle of the peer's
  * trust domain only, validity dates) plus the authorizer patterns, and the
  * backend turns a refusal into the matching alert (unknown_ca,
- * certificate_expired, access_denied, ...).  The precise code and message
- * stay on the connection for the caller. */
+ * certificate_expired, bad_certificate: mesh__tls_refusal_alert).  The
+ * precise code and message stay on the connection for the caller. */
 #include "tls/tls.h"
 
 #include <mbedtls/x509.h>
@@ -63,7 +63,7 @@ static void list_peers(const char *const *pats, size_t n, char *buf,
 /* Inbound: the connection-level authorization policies (principal, peer
  * IP, local port), once the peer's SPIFFE ID is verified.  Deciding here,
  * inside the handshake, lets a denied peer learn why from the alert
- * (access_denied) instead of a reset on its first read. */
+ * (bad_certificate) instead of a reset on its first read. */
 static int authorize_conn(mesh_conn_t *c, const char *id, mesh_status_t *st) {
   mesh_status_t az;
   if (mesh__tls_conn_authz(c, id, &az) == MESH_OK)

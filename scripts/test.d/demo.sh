@@ -54,7 +54,7 @@ check "the report has a row per endpoint" sh -c \
    grep -Eq '^ +v2 +v2 +127\.0\.0\.1:[0-9]+ +[1-9][0-9]* +0 +[0-9.]+ms +[0-9.]+ms +0 +up' '$tmp/stdout'"
 # The policy is enforced at accept: the intruder's handshake is refused.
 check "the report shows the denied calls" grep_out \
-  '^ +denied +5 calls from spiffe://demo\.mesh/ns/demo/sa/reports: TLS alert access_denied in the handshake \(backends counted 5 denials\)'
+  '^ +denied +5 calls from spiffe://demo\.mesh/ns/demo/sa/reports: TLS alert bad_certificate in the handshake \(backends counted 5 denials\)'
 check "every verdict holds" sh -c \
   "[ \$(grep -c '^  ok ' '$tmp/stdout') -eq 4 ] && ! grep -q '^  FAIL ' '$tmp/stdout'"
 
