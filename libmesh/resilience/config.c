@@ -63,7 +63,7 @@ void mesh__res_cfg_defaults(mesh__res_cfg_t *o) {
   o->hedge = (mesh__hedge_cfg_t){
       .enabled = false, .delay_ms = 0, .max_attempts = 2};
   o->pool = (mesh__pool_cfg_t){
-      .max_idle = 16, .idle_timeout_ms = 3600000, .check_after_ms = 10};
+      .max_idle = 16, .idle_timeout_ms = 3600000, .check_after_ms = 0};
 }
 
 /* Typed helpers that write into the destination only when valid. */
