@@ -288,8 +288,22 @@ static void test_mesh_conn_alpn(void) {
     mesh_dial_opts_free(o);
   }
   CU_ASSERT(tp_server_wait(&srv, 4, 2000));
-  CU_ASSERT_STRING_EQUAL(tp_server_result(&srv, 0).alpn, "h2");
-  CU_ASSERT_STRING_EQUAL(tp_server_result(&srv, 1).alpn, "http/1.1");
+  /* The server finishes handshakes in the order they complete, not the
+   * order they began: a resumed TLS 1.2 handshake ends on the server after
+   * the client has gone on to the next dial.  So count what it saw. */
+  int h2 = 0, h11 = 0, refused = 0;
+  for (int i = 0; i < 4; i++) {
+    tp_result_t r = tp_server_result(&srv, i);
+    if (r.rc != MESH_OK)
+      refused++;
+    else if (!strcmp(r.alpn, "h2"))
+      h2++;
+    else if (!strcmp(r.alpn, "http/1.1"))
+      h11++;
+  }
+  CU_ASSERT_EQUAL(h2, 1);
+  CU_ASSERT_EQUAL(h11, 2);
+  CU_ASSERT_EQUAL(refused, 1);
   tp_server_stop(&srv);
   mesh_free(cm);
   mesh_free(sm);
