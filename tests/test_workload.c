@@ -55,12 +55,17 @@ static int agent_events(const char *prefix) {
 
 static const char *agent_ttl = "3600";
 
+static int agent_tcp_port; /* also on 127.0.0.1:port when not 0 */
+
 static bool agent_start(const char *rotate_s) {
   snprintf(dir, sizeof dir, "%s", th_path("agent"));
   mkdir(dir, 0700);
   snprintf(sock, sizeof sock, "%s/agent.sock", dir);
+  char port[16];
+  snprintf(port, sizeof port, "%d", agent_tcp_port);
   const char *argv[] = {PY, AGENT, "--socket", sock, "--dir", dir,
-                        "--rotate-s", rotate_s, "--ttl-s", agent_ttl, NULL};
+                        "--rotate-s", rotate_s, "--ttl-s", agent_ttl,
+                        "--tcp-port", port, NULL};
   int before = agent_events("ready");
   agent_pid = th_spawn(argv, "wl_agent.log");
   for (int i = 0; i < 300 && agent_pid > 0; i++) {
@@ -720,6 +725,57 @@ static void test_bundles_only(void) {
   agent_stop();
 }
 
+/* A tcp:// Workload Endpoint (SPIFFE Workload Endpoint spec: an IP
+ * address and port), from the config and from SPIFFE_ENDPOINT_SOCKET;
+ * the unix socket's path is nowhere in either. */
+static void test_tcp_endpoint(void) {
+  control("{\"ids\": [[\"" ID_B "\", \"\"]]}");
+  agent_tcp_port = th_free_port();
+  bool up = agent_start("3600");
+  int port = agent_tcp_port;
+  agent_tcp_port = 0;
+  CU_ASSERT_FATAL(up);
+  int calls = agent_events("call FetchX509SVID");
+  char cfg[512];
+  snprintf(cfg, sizeof cfg,
+           "{\"identity\": {\"source\": \"workload_api\", \"endpoint\": "
+           "\"tcp://127.0.0.1:%d\", \"wait_ms\": 15000}}",
+           port);
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(cfg, &m, &st), MESH_OK);
+  char id[256];
+  CU_ASSERT_EQUAL(mesh_self_id(m, id, sizeof id), MESH_OK);
+  CU_ASSERT_STRING_EQUAL(id, ID_B);
+  mesh_free(m);
+  char env[64];
+  snprintf(env, sizeof env, "tcp://127.0.0.1:%d", port);
+  setenv("SPIFFE_ENDPOINT_SOCKET", env, 1);
+  m = NULL;
+  CU_ASSERT_EQUAL(mesh_new("{\"identity\": {\"source\": \"workload_api\", "
+                           "\"wait_ms\": 15000}}",
+                           &m, &st),
+                  MESH_OK);
+  unsetenv("SPIFFE_ENDPOINT_SOCKET");
+  CU_ASSERT_EQUAL(mesh_self_id(m, id, sizeof id), MESH_OK);
+  CU_ASSERT_STRING_EQUAL(id, ID_B);
+  mesh_free(m);
+  CU_ASSERT(agent_events("call FetchX509SVID") >= calls + 2);
+  /* nothing listens on another port: a bounded wait, a clear error */
+  snprintf(cfg, sizeof cfg,
+           "{\"identity\": {\"source\": \"workload_api\", \"endpoint\": "
+           "\"tcp://127.0.0.1:%d\", \"wait_ms\": 1000}}",
+           th_free_port());
+  m = NULL;
+  int rc = mesh_new(cfg, &m, &st);
+  CU_ASSERT_NOT_EQUAL(rc, MESH_OK);
+  if (rc == MESH_OK)
+    mesh_free(m);
+  else
+    CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "tcp://127.0.0.1:"));
+  agent_stop();
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("workload_api", NULL, NULL);
   CU_add_test(s, "config", test_config);
@@ -733,6 +789,7 @@ static void add(void) {
   CU_add_test(s, "meshctl", test_meshctl);
   CU_add_test(s, "interop_rotation", test_interop_rotation);
   CU_add_test(s, "bundles_only", test_bundles_only);
+  CU_add_test(s, "tcp_endpoint", test_tcp_endpoint);
 }
 
 int main(void) { return th_run_suites("test_workload", add); }

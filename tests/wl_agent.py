@@ -309,6 +309,8 @@ def main():
     ap.add_argument('--dir', required=True)
     ap.add_argument('--rotate-s', type=float, default=3600)
     ap.add_argument('--ttl-s', type=int, default=3600)
+    ap.add_argument('--tcp-port', type=int, default=0,
+                    help='also serve on 127.0.0.1:PORT (a tcp:// endpoint)')
     a = ap.parse_args()
     agent = Agent(a)
     # A client SVID from the same CA for openssl s_client (PEM in DIR).
@@ -340,6 +342,8 @@ def main():
     if os.path.exists(a.socket):
         os.unlink(a.socket)
     srv.add_insecure_port('unix:' + a.socket)
+    if a.tcp_port and srv.add_insecure_port('127.0.0.1:%d' % a.tcp_port) != a.tcp_port:
+        sys.exit('cannot listen on 127.0.0.1:%d' % a.tcp_port)
     srv.start()
     ev('ready')
     threading.Thread(target=agent.loop, daemon=True).start()
