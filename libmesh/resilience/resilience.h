@@ -98,7 +98,7 @@ typedef struct mesh__hedge_cfg {
 typedef struct mesh__pool_cfg {
   uint32_t max_idle;            /* 16 per endpoint; 0 disables pooling */
   int64_t idle_timeout_ms;      /* 3600000 */
-  int64_t check_after_ms;       /* younger idle conns skip the check (0) */
+  int64_t check_after_ms;       /* younger idle conns skip the check (10) */
 } mesh__pool_cfg_t;
 
 typedef struct mesh__res_cfg {
