@@ -109,6 +109,9 @@ static bool try_succeeded(const mesh__callx_t *x, int outcome, int status) {
          !mesh__status_is_error(&x->rs->cfg.retry, status);
 }
 
+/* Over 60 lines: one loop of try, stale replay, verdict and retry decision
+ * over the call's state (x, slot, rc); split, each part would take all of
+ * it as parameters and the order of the steps would be harder to see. */
 int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
                  mesh_call_try_fn fn, void *user, mesh_status_t *st) {
   mesh_status_t local; /* the machinery keeps the last message */
