@@ -201,7 +201,12 @@ typedef int (*mesh_call_try_fn)(mesh_call_t *call, mesh_conn_t *conn,
 /** Run fn under the service's retry policy: each try gets a call (another
  *  endpoint on retries when there is one), with exponential backoff and
  *  full jitter between tries, the retry budget, the per-try timeout and the
- *  overall deadline.  No hedging (fn is opaque and blocking).
+ *  overall deadline.  No hedging (fn is opaque and blocking).  Nor is a
+ *  try sent again when its reused pooled connection turns out closed by
+ *  the peer (as mesh_http_call() does for idempotent methods): fn may not
+ *  be safe to run twice, so that is a MESH_CALL_RESET like any other, and
+ *  the policy's retry_on decides ("reset"); a service whose peers close
+ *  idle connections can also set pool.check_after_ms to 0.
  *  @param user  passed to fn; the library does not touch it.
  *  @return MESH_OK when the last try got a response whose status is not an
  *          error; MESH_ERR_UPSTREAM when it is (5xx or a listed retriable

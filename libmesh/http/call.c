@@ -212,6 +212,9 @@ static int call_dest(mesh_t *m, const mesh__route_t *r,
     mesh_call_opts_set_max_retries(o, r->retries);
   if (!idempotent(req->method))
     mesh_call_opts_set_hedging(o, 0);
+  /* Sent again on a new connection when a pooled one turns out closed
+   * (resilience/call.h): only where a second delivery is harmless. */
+  mesh__call_opts_set_replay(o, idempotent(req->method));
   mesh__call_opts_set_mux(o, true);
   mesh_trace_ctx_t parent;
   mesh__span_context(sp, &parent);

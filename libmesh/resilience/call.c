@@ -341,18 +341,9 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   return rc;
 }
 
-static void restore_timeouts(mesh_t *m, mesh_conn_t *c) {
-  const mesh__tls_settings_t *s = &m->tls->set;
-  mesh_conn_set_timeouts(c, s->read_timeout_ms, s->write_timeout_ms);
-}
-
 static const char *const outcome_names[MESH__OUT_MAX_] = {
     "ok", "ok_close", "connect_failure", "reset", "timeout", "protocol_error",
     "cancelled"};
-
-static bool usable(const mesh__host_t *h) {
-  return mesh__host_usable(h, mesh__now_ms());
-}
 
 /* Pick and connect once (no retry).  On failure c holds nothing. */
 static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
@@ -364,8 +355,10 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
     mesh__call_release(c);
     return rc;
   }
-  /* a shared-session caller (mux) may ask for its own ALPN ("h2") */
-  bool may_pool = rs->cfg.pool.max_idle > 0 && (!x->alpn || x->mux) &&
+  /* a shared-session caller (mux) may ask for its own ALPN ("h2"); a
+   * replay after a stale pooled connection dials (x->fresh) */
+  bool may_pool = !x->fresh && rs->cfg.pool.max_idle > 0 &&
+                  (!x->alpn || x->mux) &&
                   !(dopts && (dopts->alpn || dopts->nonblocking));
   if (may_pool && x->mux) {
     int64_t now = mesh__now_ms();
@@ -486,7 +479,8 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     mesh__histogram_observe(rs->mx.try_s,
                             (double)(mesh__now_ns() - c->try_start_ns) / 1e9);
   if (outcome == MESH__OUT_CANCELLED) {
-    mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR, "cancelled");
+    mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR,
+                      x->fresh ? "stale pooled connection" : "cancelled");
   } else if (c->host) {
     int code = mesh__outcome_status(outcome, status);
     bool ok = code > 0 && (code < 500 || code > 599);
@@ -501,11 +495,12 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
   if (c->conn) {
     mesh__pool_t *p = NULL;
     if (outcome == MESH__OUT_OK && c->poolable && rs->cfg.pool.max_idle > 0 &&
-        c->host && usable(c->host))
+        c->host && mesh__host_usable(c->host, mesh__now_ms()))
       p = mesh__res_pool(rs, c->host);
     if (p) {
       /* Back to the configured I/O timeouts for whoever reuses it. */
-      restore_timeouts(x->m, c->conn);
+      const mesh__tls_settings_t *ts = &x->m->tls->set;
+      mesh_conn_set_timeouts(c->conn, ts->read_timeout_ms, ts->write_timeout_ms);
       mesh__pool_put(p, c->conn, mesh__now_ms(), rs->cfg.pool.max_idle);
     } else {
       conn_close(c->conn, c->holds_conn ? rs : NULL);

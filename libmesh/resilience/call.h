@@ -24,6 +24,8 @@ struct mesh_call_opts {
   mesh_cancel_t *cancel; /* borrowed; NULL none */
   bool mux;           /* internal: the caller speaks through shared sessions
                          (HTTP/2) when the pool has one (mesh__call_mux) */
+  bool replay;        /* internal: the request may be sent again
+                         (mesh__call_opts_set_replay) */
 };
 
 #define MESH__CALL_AVOID_MAX 16
@@ -48,6 +50,9 @@ typedef struct mesh__callx {
   size_t hash_key_len;
   const char *alpn;           /* borrowed; NULL: config's */
   bool mux;                   /* shared sessions wanted (options' mux) */
+  bool replay;                /* a stale pooled try may be sent again */
+  bool fresh;                 /* the next try dials, never pooled (set by a
+                                 stale-connection replay, once per call) */
   uint32_t tries;             /* tries that got a connection */
   uint32_t retries;           /* retries (and hedges) started */
   mesh__host_t *avoid[MESH__CALL_AVOID_MAX]; /* references held */
@@ -131,6 +136,14 @@ void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
 
 /** Let the calls made with o use shared sessions (the HTTP layer). */
 void mesh__call_opts_set_mux(mesh_call_opts_t *o, bool on);
+/** The request of the calls made with o is replayable (the HTTP layer, for
+ *  idempotent methods): mesh_call_do() sends it once more, at once, on a
+ *  newly dialed connection when a try on a reused pooled connection ended
+ *  in EOF/reset before any byte of the response (the peer closed the idle
+ *  connection).  That replay is not a retry: no retry count, budget,
+ *  backoff, or outlier/picker report.  Off by default: an application's
+ *  try function is opaque and may not be safe to run twice. */
+void mesh__call_opts_set_replay(mesh_call_opts_t *o, bool on);
 /** The try's dial is over (adopted, failed, or plain: not HTTP/2, never
  *  shared): other callers waiting for it in mesh__pool_mux_get() look
  *  again.  Idempotent; the call layer also does it when the try ends. */

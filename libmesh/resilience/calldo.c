@@ -75,11 +75,43 @@ int mesh__call_try_error(mesh__callx_t *x, const char *endpoint, int outcome,
   return rc;
 }
 
+/* Was the try lost to a pooled connection that the peer closed while it
+ * sat idle (a restarting server, its keep-alive timeout)?  Go's net/http
+ * Transport and Envoy send such a request again on a new connection.  Only
+ * a replayable request (x->replay), a connection taken from the pool (not
+ * just dialed, not a shared HTTP/2 session), EOF or reset with not one
+ * byte of the response read (rx0: the count when the try began), and once
+ * per call (x->fresh: later tries of the call dial). */
+static bool stale_try(const mesh__callx_t *x, const mesh_call_t *c,
+                      int outcome, uint64_t rx0) {
+  return x->replay && !x->fresh && c->reused && c->conn && !c->mux &&
+         outcome == MESH__OUT_RESET && mesh__conn_rx_bytes(c->conn) == rx0;
+}
+
+/* End a stale try (stale_try) so that the call sends it again at once:
+ * the connection is closed; no outcome goes to the picker or outlier
+ * detection (CANCELLED reports none: the endpoint did nothing wrong); not
+ * a retry, so no backoff, retry count or budget, and a budget slot the try
+ * held passes to the replay.  @return that slot. */
+static bool stale_finish(mesh__callx_t *x, mesh_call_t *c) {
+  bool slot = c->holds_retry;
+  c->holds_retry = false;
+  x->fresh = true;
+  mesh__callx_remember(x, MESH_ERR_RESET, mesh_conn_errmsg(c->conn));
+  mesh__call_finish(c, MESH__OUT_CANCELLED, 0);
+  atomic_fetch_add(&x->rs->replays, 1);
+  mesh__counter_add(x->rs->mx.replays, 1);
+  return slot;
+}
+
 static bool try_succeeded(const mesh__callx_t *x, int outcome, int status) {
   return (outcome == MESH__OUT_OK || outcome == MESH__OUT_OK_CLOSE) &&
          !mesh__status_is_error(&x->rs->cfg.retry, status);
 }
 
+/* Over 60 lines: one loop of try, stale replay, verdict and retry decision
+ * over the call's state (x, slot, rc); split, each part would take all of
+ * it as parameters and the order of the steps would be harder to see. */
 int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
                  mesh_call_try_fn fn, void *user, mesh_status_t *st) {
   mesh_status_t local; /* the machinery keeps the last message */
@@ -92,6 +124,7 @@ int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
   int rc = mesh__callx_init(&x, m, service, opts, st);
   if (rc != MESH_OK)
     return rc;
+  x.replay = opts && opts->replay;
   bool slot = false;
   for (;;) {
     mesh_call_t c;
@@ -103,8 +136,13 @@ int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
       break;
     mesh__call_arm(&c);
     int status = 0, outcome;
+    uint64_t rx0 = mesh__conn_rx_bytes(c.conn);
     int r = fn(&c, c.conn, &status, user);
     int stop = mesh__call_map_try(r, &outcome);
+    if (stop == MESH_OK && stale_try(&x, &c, outcome, rx0)) {
+      slot = stale_finish(&x, &c);
+      continue;
+    }
     char endpoint[MESH__HOST_KEY_MAX];
     mesh__strlcpy(endpoint, c.host->key, sizeof endpoint);
     char detail[128];
@@ -185,4 +223,8 @@ void mesh__call_mux_dialed(mesh_call_t *c, bool plain) {
 void mesh__call_opts_set_mux(mesh_call_opts_t *o, bool on) {
   if (o)
     o->mux = on;
+}
+void mesh__call_opts_set_replay(mesh_call_opts_t *o, bool on) {
+  if (o)
+    o->replay = on;
 }

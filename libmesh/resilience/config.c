@@ -62,8 +62,11 @@ void mesh__res_cfg_defaults(mesh__res_cfg_t *o) {
       .connect_ms = 5000, .per_try_ms = 0, .overall_ms = 15000};
   o->hedge = (mesh__hedge_cfg_t){
       .enabled = false, .delay_ms = 0, .max_attempts = 2};
+  /* check_after_ms 10: a request that meets a connection its peer closed
+   * meanwhile is sent again (idempotent HTTP, calldo.c stale_try), so the
+   * idle check's syscall is spent only on older connections. */
   o->pool = (mesh__pool_cfg_t){
-      .max_idle = 16, .idle_timeout_ms = 3600000, .check_after_ms = 0};
+      .max_idle = 16, .idle_timeout_ms = 3600000, .check_after_ms = 10};
 }
 
 /* Typed helpers that write into the destination only when valid. */

@@ -98,7 +98,7 @@ typedef struct mesh__hedge_cfg {
 typedef struct mesh__pool_cfg {
   uint32_t max_idle;            /* 16 per endpoint; 0 disables pooling */
   int64_t idle_timeout_ms;      /* 3600000 */
-  int64_t check_after_ms;       /* younger idle conns skip the check (0) */
+  int64_t check_after_ms;       /* younger idle conns skip the check (10) */
 } mesh__pool_cfg_t;
 
 typedef struct mesh__res_cfg {
@@ -188,6 +188,7 @@ enum mesh__br_limit {
 
 typedef struct mesh__res_stats {
   struct mesh__metric *retries, *budget, *call_s, *try_s, *ejected, *pooled;
+  struct mesh__metric *replays;      /* stale pooled connections replayed */
   struct mesh__metric *overflow[MESH__BR_LIMITS_]; /* by enum mesh__br_limit */
   struct mesh__metric *ejections[MESH__OD_TYPES_]; /* by enum mesh__od_type */
   struct mesh__metric *hc[2];        /* [0] success, [1] failure */
@@ -335,6 +336,7 @@ typedef struct mesh__res_svc {
   _Atomic uint64_t od_detected[MESH__OD_TYPES_], od_enforced[MESH__OD_TYPES_];
   _Atomic uint64_t od_overflow;
   _Atomic uint64_t retries, retry_overflow, hedges;
+  _Atomic uint64_t replays;     /* tries replayed after a stale pooled conn */
   mesh__res_stats_t mx;         /* metric handles (NULL without a context) */
 } mesh__res_svc_t;
 

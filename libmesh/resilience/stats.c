@@ -83,6 +83,9 @@ void mesh__res_stats_init(mesh__res_svc_t *rs) {
   x->retries = mesh__counter(m, "mesh_retries_total", "Retries made.", l);
   x->budget = mesh__counter(m, "mesh_retry_budget_exhausted_total",
                             "Retries refused by the budget or max retries.", l);
+  x->replays = mesh__counter(m, "mesh_stale_connection_replays_total",
+                             "Requests sent again on a new connection after "
+                             "a pooled one turned out closed.", l);
   x->call_s = mesh__histogram(m, "mesh_call_duration_seconds",
                               "Call latency, all tries.", l, NULL, 0);
   x->try_s = mesh__histogram(m, "mesh_call_try_duration_seconds",

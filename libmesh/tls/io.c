@@ -189,8 +189,15 @@ long mesh_conn_read(mesh_conn_t *c, void *buf, size_t len) {
   if (len > IO_CHUNK)
     len = IO_CHUNK;
   int64_t deadline = c->read_ms > 0 ? mesh__now_ms() + c->read_ms : 0;
-  return c->tls ? tls_read(c, buf, len, deadline)
-                : plain_read(c, buf, len, deadline);
+  long n = c->tls ? tls_read(c, buf, len, deadline)
+                  : plain_read(c, buf, len, deadline);
+  if (n > 0)
+    c->rx_bytes += (uint64_t)n;
+  return n;
+}
+
+uint64_t mesh__conn_rx_bytes(const mesh_conn_t *c) {
+  return c ? c->rx_bytes : 0;
 }
 
 static long plain_write(mesh_conn_t *c, const void *buf, size_t len,

@@ -185,6 +185,8 @@ struct mesh_conn {
                              handshake (TLS 1.3 ticket) */
   bool shut;              /* close_notify / FIN sent */
   bool eof;               /* peer closed its side */
+  uint64_t rx_bytes;      /* application bytes read (mesh_conn_read): the
+                             call layer's "nothing of the response came" */
   int last_err;           /* sticky code once FAILED */
   int verify_code;        /* result of our peer check in the callback */
   int sys_errno;          /* last socket errno seen by the BIO */
@@ -248,6 +250,9 @@ int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
 int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st);
 /** Is a pooled idle connection still usable (no EOF/RST/unread bytes)? */
 bool mesh__conn_idle_ok(mesh_conn_t *c);
+/** Application bytes mesh_conn_read() returned on c so far (0 for NULL):
+ *  unchanged across a try means nothing of a response arrived. */
+uint64_t mesh__conn_rx_bytes(const mesh_conn_t *c);
 /** After the handshake of a blocking-mode TLS connection: clear
  *  O_NONBLOCK (tls/io.c).  Best effort: on failure the socket stays
  *  non-blocking and I/O polls as before. */
