@@ -76,7 +76,8 @@ static int warm_ec(mbedtls_ecp_keypair *ec) {
   if (e == 0)
     e = mbedtls_mpi_lset(&one, 1);
   if (e == 0)
-    e = mbedtls_ecp_muladd(&ec->grp, &R, &two, &ec->grp.G, &one, &ec->Q);
+    e = mbedtls_ecp_muladd(&ec->JWS_F(grp), &R, &two, &ec->JWS_F(grp).G, &one,
+                           &ec->JWS_F(Q));
   mbedtls_ecp_point_free(&R);
   mbedtls_mpi_free(&two);
   mbedtls_mpi_free(&one);
