@@ -173,10 +173,13 @@ static void test_etcd_list_watch(void) {
   CU_ASSERT_EQUAL(etcdctl("put pay/bad2 '{\"Addr\":\"127.10.0.5:80\","
                           "\"Metadata\":{\"weight\":0}}'"),
                   0);
+  /* one report per watch message: three, or fewer when etcd sent the
+   * events together (the last report then names the last bad key) */
   bool ok;
-  TH_WAIT_UNTIL(ok, (stats_of(m, "pay", &ds), ds.errors >= e0 + 3),
-                "etcd: 3 bad values reported");
-  CU_ASSERT_EQUAL(ds.errors, e0 + 3);
+  TH_WAIT_UNTIL(ok,
+                (stats_of(m, "pay", &ds), strstr(ds.last_error, "pay/bad2") != NULL),
+                "etcd: the bad values reported");
+  CU_ASSERT(ds.errors >= e0 + 1 && ds.errors <= e0 + 3);
   CU_ASSERT_PTR_NOT_NULL(strstr(ds.last_error, "pay/bad2"));
   CU_ASSERT(wait_desc(m, "pay", "127.10.0.2:80/7,127.10.0.3:81/2", 0) >= 0);
   /* a full re-list (new context) keeps the same view of the bad keys */

@@ -50,7 +50,7 @@ typedef struct etcd_src {
   char stream_err[256];
   /* malformed values seen while handling one answer or message */
   unsigned bad;
-  char bad_first[256];
+  char bad_first[256], bad_last[256];
 } etcd_src_t;
 
 /* ---- config ---------------------------------------------------------------- */
@@ -196,8 +196,8 @@ static bool grow(etcd_src_t *s) {
 }
 
 static void note_bad(etcd_src_t *s, const char *key, const char *why) {
-  if (s->bad++ == 0)
-    snprintf(s->bad_first, sizeof s->bad_first, "%.120s: %.120s", key, why);
+  snprintf(s->bad++ ? s->bad_last : s->bad_first, sizeof s->bad_first,
+           "%.120s: %.120s", key, why);
 }
 
 static void del_key(etcd_src_t *s, const char *key) {
@@ -296,8 +296,14 @@ static void sweep(etcd_src_t *s) {
 static void report_bad(etcd_src_t *s) {
   if (s->bad == 0)
     return;
-  mesh__disc_error(s->d, "%u malformed value%s under %s (first: %s)", s->bad,
-                   s->bad > 1 ? "s" : "", s->prefix, s->bad_first);
+  /* one report per answer or watch message (which may carry several
+   * events), naming the first and the last bad key */
+  if (s->bad == 1)
+    mesh__disc_error(s->d, "1 malformed value under %s (first: %s)",
+                     s->prefix, s->bad_first);
+  else
+    mesh__disc_error(s->d, "%u malformed values under %s (first: %s; last: %s)",
+                     s->bad, s->prefix, s->bad_first, s->bad_last);
   s->bad = 0;
 }
 
