@@ -787,6 +787,46 @@ static void test_etcd_list_bound(void) {
           p.peak, MESH__ETCD_MAX_LISTS, p.ranges);
 }
 
+/* Failed lists give their slot back: 3x the bound of services on an
+ * unreachable cluster all get their first answer (an error) and retry. */
+static void test_etcd_list_bound_failures(void) {
+  enum { N = 3 * MESH__ETCD_MAX_LISTS };
+  int dead = th_free_port();
+  size_t cap = (size_t)N * 256 + 256, off = 0;
+  char *json = malloc(cap);
+  off += (size_t)snprintf(json, cap,
+                          "{\"log\":{\"level\":\"error\"},\"services\":{");
+  for (int i = 0; i < N; i++)
+    off += (size_t)snprintf(
+        json + off, cap - off,
+        "%s\"f%d\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+        "[\"http://127.0.0.1:%d\"],\"timeout_ms\":300,"
+        "\"backoff_base_ms\":20,\"backoff_max_ms\":50}}",
+        i ? "," : "", i, dead);
+  snprintf(json + off, cap - off, "}}");
+  mesh_t *m = new_mesh(json);
+  free(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  int answered = 0;
+  for (int i = 0; i < N; i++) {
+    char svc[16];
+    snprintf(svc, sizeof svc, "f%d", i);
+    mesh_status_t st;
+    answered += mesh_discovery_wait(m, svc, TH_CAP_MS, &st) ==
+                MESH_ERR_DISCOVERY;
+  }
+  CU_ASSERT_EQUAL(answered, N);
+  mesh__disc_stats_t ds = {0};
+  char last[16];
+  snprintf(last, sizeof last, "f%d", N - 1);
+  bool ok;
+  TH_WAIT_UNTIL(ok, (stats_of(m, "f0", &ds), ds.errors >= 3) &&
+                        (stats_of(m, last, &ds), ds.errors >= 3),
+                "etcd lists retried past the bound");
+  CU_ASSERT(ok);
+  mesh_free(m);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("discovery_etcd", suite_init, suite_clean);
   CU_add_test(s, "etcd_list_watch", test_etcd_list_watch);
@@ -798,6 +838,7 @@ static void add(void) {
   CU_add_test(s, "etcd_register_unreachable", test_etcd_register_unreachable);
   CU_add_test(s, "etcd_auth", test_etcd_auth);
   CU_add_test(s, "etcd_list_bound", test_etcd_list_bound);
+  CU_add_test(s, "etcd_list_bound_failures", test_etcd_list_bound_failures);
   CU_pSuite t = CU_add_suite("discovery_etcd_tls", tls_init, tls_clean);
   CU_add_test(t, "etcd_tls", test_etcd_tls);
 }
