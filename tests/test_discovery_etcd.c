@@ -2,10 +2,15 @@
 /* etcd source and registration against a real etcd on loopback: list and
  * watch, registration and deregistration, a SIGKILLed registrant expiring
  * with its lease, etcd restarted without losing updates, malformed values,
- * an unreachable cluster, authentication. */
+ * an unreachable cluster, authentication, the bound on concurrent lists. */
 #include "helpers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +19,7 @@
 #include <mesh/discovery.h>
 
 #include "discovery/discovery.h"
+#include "discovery/etcd.h"
 
 static int cport, pport;
 static pid_t etcd_pid;
@@ -573,6 +579,257 @@ static void test_etcd_tls(void) {
   mesh_free(m);
 }
 
+/* ---- the bound on concurrent lists ------------------------------------------
+ * A loopback proxy between the context and etcd counts range requests in
+ * flight (a "POST /v3/kv/range" seen, its answer not begun) and holds each
+ * answer back 50 ms, so that lists sent together overlap at the server. */
+
+#define LP_MAX 2048
+#define LP_DELAY_MS 50
+
+typedef struct lproxy {
+  int lfd, port;
+  _Atomic bool stop;
+  pthread_t th;
+  /* written by the proxy thread, read after the join */
+  int inflight, peak, ranges;
+  struct lp_conn {
+    int c, u;
+    bool range;
+    int64_t t_req;
+  } conn[LP_MAX];
+  int n;
+} lproxy_t;
+
+static bool lp_write(int fd, const char *b, ssize_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, b, (size_t)n);
+    if (w <= 0)
+      return false;
+    b += w;
+    n -= w;
+  }
+  return true;
+}
+
+static void lp_close(lproxy_t *p, int i) {
+  if (p->conn[i].range)
+    p->inflight--;
+  close(p->conn[i].c);
+  close(p->conn[i].u);
+  p->conn[i] = p->conn[--p->n];
+}
+
+static void lp_accept(lproxy_t *p) {
+  int c = accept(p->lfd, NULL, NULL);
+  if (c < 0)
+    return;
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)cport),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int u = socket(AF_INET, SOCK_STREAM, 0);
+  if (p->n == LP_MAX || u < 0 ||
+      connect(u, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(c);
+    if (u >= 0)
+      close(u);
+    return;
+  }
+  p->conn[p->n++] = (struct lp_conn){.c = c, .u = u};
+}
+
+/* One pass over the connections: forward what is readable (an answer to a
+ * range once LP_DELAY_MS passed since its request). */
+static void lp_pass(lproxy_t *p, struct pollfd *fds) {
+  int64_t now = th_now_ms();
+  for (int i = p->n - 1; i >= 0; i--) {
+    struct lp_conn *k = &p->conn[i];
+    char buf[65536];
+    if (fds[1 + 2 * i].revents) {
+      ssize_t r = read(k->c, buf, sizeof buf);
+      if (r <= 0 || !lp_write(k->u, buf, r)) {
+        lp_close(p, i);
+        continue;
+      }
+      if (!k->range && memmem(buf, (size_t)r, "POST /v3/kv/range", 17)) {
+        k->range = true;
+        k->t_req = now;
+        p->ranges++;
+        if (++p->inflight > p->peak)
+          p->peak = p->inflight;
+      }
+    }
+    if (fds[2 + 2 * i].revents) {
+      if (k->range) {
+        k->range = false;
+        p->inflight--;
+      }
+      ssize_t r = read(k->u, buf, sizeof buf);
+      if (r <= 0 || !lp_write(k->c, buf, r))
+        lp_close(p, i);
+    }
+  }
+}
+
+static void *lp_main(void *arg) {
+  lproxy_t *p = arg;
+  static struct pollfd fds[1 + 2 * LP_MAX];
+  while (!atomic_load(&p->stop)) {
+    int64_t now = th_now_ms();
+    fds[0] = (struct pollfd){.fd = p->lfd, .events = POLLIN};
+    for (int i = 0; i < p->n; i++) {
+      struct lp_conn *k = &p->conn[i];
+      bool hold = k->range && now < k->t_req + LP_DELAY_MS;
+      fds[1 + 2 * i] = (struct pollfd){.fd = k->c, .events = POLLIN};
+      fds[2 + 2 * i] =
+          (struct pollfd){.fd = k->u, .events = hold ? 0 : POLLIN};
+    }
+    int nf = 1 + 2 * p->n;
+    if (poll(fds, (nfds_t)nf, 5) <= 0)
+      continue;
+    lp_pass(p, fds);
+    if (fds[0].revents)
+      lp_accept(p);
+  }
+  while (p->n > 0)
+    lp_close(p, p->n - 1);
+  close(p->lfd);
+  return NULL;
+}
+
+static bool lp_start(lproxy_t *p) {
+  memset(p, 0, sizeof *p);
+  p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      listen(p->lfd, 1024) != 0 ||
+      getsockname(p->lfd, (struct sockaddr *)&a, &al) != 0)
+    return false;
+  p->port = ntohs(a.sin_port);
+  return pthread_create(&p->th, NULL, lp_main, p) == 0;
+}
+
+/* Write services l0..l{n-1}, one endpoint each, through the gateway (txns
+ * of 100 puts; etcd allows 128 operations per txn). */
+static bool lists_put(int n) {
+  for (int base = 0; base < n; base += 100) {
+    char *body = malloc(100 * 256 + 64), cmd[1024];
+    size_t off = (size_t)snprintf(body, 64, "{\"success\":[");
+    for (int i = base; i < n && i < base + 100; i++) {
+      char k[64], v[128];
+      snprintf(k, sizeof k, "l%d/127.20.0.1:%d", i, 1000 + i);
+      snprintf(v, sizeof v, "{\"Op\":0,\"Addr\":\"127.20.0.1:%d\"}", 1000 + i);
+      char *kb = mesh__b64_encode(k, strlen(k));
+      char *vb = mesh__b64_encode(v, strlen(v));
+      off += (size_t)snprintf(body + off, 256,
+                              "%s{\"request_put\":{\"key\":\"%s\","
+                              "\"value\":\"%s\"}}",
+                              i > base ? "," : "", kb, vb);
+      free(kb);
+      free(vb);
+    }
+    snprintf(body + off, 8, "]}");
+    FILE *f = fopen(th_path("txn.json"), "w");
+    fputs(body, f);
+    fclose(f);
+    free(body);
+    snprintf(cmd, sizeof cmd,
+             "curl -sf -o /dev/null -X POST --data-binary @%s "
+             "http://127.0.0.1:%d/v3/kv/txn",
+             th_path("txn.json"), cport);
+    if (th_sh(cmd) != 0)
+      return false;
+  }
+  return true;
+}
+
+/* 200 services through one context all reach their lists, and etcd never
+ * has more than MESH__ETCD_MAX_LISTS of the context's lists in flight. */
+static void test_etcd_list_bound(void) {
+  enum { N = 200 };
+  CU_ASSERT_FATAL(lists_put(N));
+  static lproxy_t p;
+  CU_ASSERT_FATAL(lp_start(&p));
+  size_t cap = (size_t)N * 256 + 256, off = 0;
+  char *json = malloc(cap);
+  off += (size_t)snprintf(json, cap,
+                          "{\"log\":{\"level\":\"error\"},\"services\":{");
+  for (int i = 0; i < N; i++)
+    off += (size_t)snprintf(
+        json + off, cap - off,
+        "%s\"l%d\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+        "[\"http://127.0.0.1:%d\"],\"backoff_base_ms\":50}}",
+        i ? "," : "", i, p.port);
+  snprintf(json + off, cap - off, "}}");
+  mesh_t *m = new_mesh(json);
+  free(json);
+  int listed = 0;
+  for (int i = 0; m && i < N; i++) {
+    char svc[16], want[64], got[64];
+    snprintf(svc, sizeof svc, "l%d", i);
+    snprintf(want, sizeof want, "127.20.0.1:%d/1", 1000 + i);
+    mesh_status_t st;
+    if (mesh_discovery_wait(m, svc, TH_CAP_MS, &st) != MESH_OK)
+      fprintf(stderr, "%s: %s\n", svc, st.message);
+    describe(m, svc, got, sizeof got);
+    listed += strcmp(got, want) == 0;
+  }
+  mesh_free(m);
+  atomic_store(&p.stop, true);
+  pthread_join(p.th, NULL);
+  etcdctl("del --prefix l");
+  CU_ASSERT_PTR_NOT_NULL(m);
+  CU_ASSERT_EQUAL(listed, N);
+  /* every service listed through the proxy, and they overlapped there */
+  CU_ASSERT(p.ranges >= N);
+  CU_ASSERT(p.peak >= 2);
+  CU_ASSERT(p.peak <= MESH__ETCD_MAX_LISTS);
+  fprintf(stderr, "lists in flight at etcd: peak %d (bound %d), %d lists\n",
+          p.peak, MESH__ETCD_MAX_LISTS, p.ranges);
+}
+
+/* Failed lists give their slot back: 3x the bound of services on an
+ * unreachable cluster all get their first answer (an error) and retry. */
+static void test_etcd_list_bound_failures(void) {
+  enum { N = 3 * MESH__ETCD_MAX_LISTS };
+  int dead = th_free_port();
+  size_t cap = (size_t)N * 256 + 256, off = 0;
+  char *json = malloc(cap);
+  off += (size_t)snprintf(json, cap,
+                          "{\"log\":{\"level\":\"error\"},\"services\":{");
+  for (int i = 0; i < N; i++)
+    off += (size_t)snprintf(
+        json + off, cap - off,
+        "%s\"f%d\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+        "[\"http://127.0.0.1:%d\"],\"timeout_ms\":300,"
+        "\"backoff_base_ms\":20,\"backoff_max_ms\":50}}",
+        i ? "," : "", i, dead);
+  snprintf(json + off, cap - off, "}}");
+  mesh_t *m = new_mesh(json);
+  free(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  int answered = 0;
+  for (int i = 0; i < N; i++) {
+    char svc[16];
+    snprintf(svc, sizeof svc, "f%d", i);
+    mesh_status_t st;
+    answered += mesh_discovery_wait(m, svc, TH_CAP_MS, &st) ==
+                MESH_ERR_DISCOVERY;
+  }
+  CU_ASSERT_EQUAL(answered, N);
+  mesh__disc_stats_t ds = {0};
+  char last[16];
+  snprintf(last, sizeof last, "f%d", N - 1);
+  bool ok;
+  TH_WAIT_UNTIL(ok, (stats_of(m, "f0", &ds), ds.errors >= 3) &&
+                        (stats_of(m, last, &ds), ds.errors >= 3),
+                "etcd lists retried past the bound");
+  CU_ASSERT(ok);
+  mesh_free(m);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("discovery_etcd", suite_init, suite_clean);
   CU_add_test(s, "etcd_list_watch", test_etcd_list_watch);
@@ -583,6 +840,8 @@ static void add(void) {
   CU_add_test(s, "etcd_unreachable", test_etcd_unreachable);
   CU_add_test(s, "etcd_register_unreachable", test_etcd_register_unreachable);
   CU_add_test(s, "etcd_auth", test_etcd_auth);
+  CU_add_test(s, "etcd_list_bound", test_etcd_list_bound);
+  CU_add_test(s, "etcd_list_bound_failures", test_etcd_list_bound_failures);
   CU_pSuite t = CU_add_suite("discovery_etcd_tls", tls_init, tls_clean);
   CU_add_test(t, "etcd_tls", test_etcd_tls);
 }

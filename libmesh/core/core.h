@@ -314,6 +314,7 @@ struct mesh__admin;      /* observe/admin */
 struct mesh__http;       /* http/ */
 struct mesh__xds;        /* xds/ */
 struct mesh__wl;         /* workload/ */
+struct mesh__etcd_lists; /* discovery/src_etcd.c */
 
 struct mesh_ctx {
   cJSON *config;          /* the parsed configuration, owned */
@@ -333,6 +334,9 @@ struct mesh_ctx {
   struct mesh__admin *admin;
   struct mesh__http *http;     /* http/ (settings, top-level routes) */
   struct mesh__xds *xds;       /* xds/ (ADS session), NULL when unused */
+  /* discovery/src_etcd.c: the bound on concurrent etcd lists, shared by
+   * the context's etcd sources (NULL when it has none) */
+  struct mesh__etcd_lists *etcd_lists;
 };
 
 /* A part of the library: parse (validate config, no side effects), init

@@ -64,6 +64,34 @@ int mesh__etcd_call_sync(mesh__etcd_t *e, const char *api, const char *body,
 /** The endpoint URL requests go to now (for logs). */
 const char *mesh__etcd_current(const mesh__etcd_t *e);
 
+/* ---- the bound on concurrent lists of a context (etcd_lists.c) -------- */
+
+/* Lists (range requests over a prefix) one context keeps in flight at
+ * once, over all its etcd sources; the others queue (FIFO).  No etcd
+ * client or Envoy setting names this, hence a constant: 16 keeps one
+ * member busy without letting a burst of thousands of services run into
+ * the request timeout together. */
+#define MESH__ETCD_MAX_LISTS 16
+
+/* A source that lists: start() runs (loop thread) once it holds a slot. */
+typedef struct mesh__etcd_waiter {
+  void (*start)(struct mesh__etcd_waiter *w);
+  struct mesh__etcd_waiter *next;
+  bool queued, holding;
+} mesh__etcd_waiter_t;
+
+/** A new etcd source of m (start).  @return MESH_OK or MESH_ERR_NOMEM. */
+int mesh__etcd_lists_ref(mesh_t *m);
+/** The source stops: its slot or queue place goes without starting
+ *  others (teardown); the last one frees the state. */
+void mesh__etcd_lists_unref(mesh_t *m, mesh__etcd_waiter_t *w);
+/** Run w->start now if a slot is free, else when one frees (FIFO).  A
+ *  no-op while w holds a slot or waits. */
+void mesh__etcd_lists_acquire(mesh_t *m, mesh__etcd_waiter_t *w);
+/** The list of w finished (answer or failure): free its slot and start
+ *  the next waiters. */
+void mesh__etcd_lists_release(mesh_t *m, mesh__etcd_waiter_t *w);
+
 /* ---- helpers (no I/O) ------------------------------------------------ */
 
 /** Base64 of len bytes, NUL-terminated, malloc'd; NULL on OOM. */

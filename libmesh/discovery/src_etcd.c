@@ -10,6 +10,7 @@
 #include "discovery/discovery.h"
 #include "discovery/etcd.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ typedef struct etcd_src {
 
   int64_t rev; /* revision the local map reflects */
   mesh__etcd_req_t *req;
+  mesh__etcd_waiter_t lw; /* its place among the context's lists */
+  bool lists_ref;
   int64_t retry_timer, pub_timer;
   unsigned failures;
   bool relist_now;
@@ -364,7 +367,10 @@ static void retry_cb(void *user) {
 }
 
 static void schedule_retry(etcd_src_t *s) {
-  int64_t delay = mesh__disc_backoff(s->base_ms, s->max_ms, s->failures++);
+  /* Full jitter (Envoy's JitteredExponentialBackOffStrategy): services
+   * that failed together (a restart, timeouts) do not retry together. */
+  int64_t cap = mesh__backoff_cap(s->base_ms, s->max_ms, s->failures++);
+  int64_t delay = 1 + (int64_t)(mesh__rand64() % (uint64_t)cap);
   int64_t t = mesh__loop_timer(s->d->m->loop, delay, retry_cb, s);
   s->retry_timer = t > 0 ? t : 0;
 }
@@ -466,6 +472,7 @@ static void do_watch(etcd_src_t *s) {
 static void list_done(int rc, const cJSON *body, const char *err, void *user) {
   etcd_src_t *s = user;
   s->req = NULL;
+  mesh__etcd_lists_release(s->d->m, &s->lw);
   int64_t rev = 0;
   const cJSON *hdr = cJSON_GetObjectItemCaseSensitive(body, "header");
   if (rc == MESH_OK && !mesh__etcd_int(hdr, "revision", &rev)) {
@@ -500,7 +507,9 @@ static void list_done(int rc, const cJSON *body, const char *err, void *user) {
   do_watch(s);
 }
 
-static void do_list(etcd_src_t *s) {
+/* Holding one of the context's list slots (etcd_lists.c): send the range. */
+static void list_start(mesh__etcd_waiter_t *w) {
+  etcd_src_t *s = (etcd_src_t *)(void *)((char *)w - offsetof(etcd_src_t, lw));
   cJSON *b = cJSON_CreateObject();
   cJSON_AddStringToObject(b, "key", s->b64_key);
   cJSON_AddStringToObject(b, "range_end", s->b64_end);
@@ -508,10 +517,15 @@ static void do_list(etcd_src_t *s) {
   cJSON_Delete(b);
   if (!body || mesh__etcd_call(s->cli, "/v3/kv/range", body, list_done, s,
                                &s->req) != MESH_OK) {
+    mesh__etcd_lists_release(s->d->m, &s->lw);
     mesh__disc_error(s->d, "out of memory");
     schedule_retry(s);
   }
   free(body);
+}
+
+static void do_list(etcd_src_t *s) {
+  mesh__etcd_lists_acquire(s->d->m, &s->lw);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -522,6 +536,10 @@ static int etcd_start(mesh__disc_svc_t *d, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   s->d = d;
   d->src = s;
+  s->lw.start = list_start;
+  if (mesh__etcd_lists_ref(d->m) != MESH_OK)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  s->lists_ref = true;
   mesh__cfg_t c = {0};
   const char *prefix;
   mesh__cfg_string(&c, d->cfg, "", "prefix", d->svc->name, &prefix);
@@ -567,6 +585,8 @@ static void etcd_stop(mesh__disc_svc_t *d) {
   if (s->pub_timer > 0)
     mesh__loop_timer_cancel(d->m->loop, s->pub_timer);
   mesh__etcd_free(s->cli); /* cancels s->req without callbacks */
+  if (s->lists_ref)
+    mesh__etcd_lists_unref(d->m, &s->lw);
   for (size_t i = 0; i < s->tabsz; i++) {
     while (s->tab[i]) {
       kv_t *k = s->tab[i];
