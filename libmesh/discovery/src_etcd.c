@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* etcd source: list the keys under "<prefix>/", then watch from the next
- * revision (one streaming /v3/watch), applying puts and deletes to a local
- * map and publishing the set.  A compaction, a dropped stream or an error
- * re-lists (the full state at a revision, so nothing is lost) after a
- * backoff.  Values use the layout of etcd's Go naming package
- * (go.etcd.io/etcd/client/v3/naming/endpoints): key "<service>/<addr>",
- * value {"Op":0,"Addr":"host:port","Metadata":...}; a malformed value
- * keeps that key's last good endpoint. */
+/* etcd source: list "<prefix>/", then watch from the next revision (one
+ * /v3/watch stream), applying puts and deletes to a local map and publishing
+ * the set; a compaction, a dropped stream or an error re-lists after a
+ * backoff.  Values as etcd's Go naming package (client/v3/naming/endpoints):
+ * key "<service>/<addr>", value {"Op":0,"Addr":"host:port","Metadata":...};
+ * a malformed value keeps that key's last good endpoint. */
 #include "discovery/discovery.h"
 #include "discovery/etcd.h"
 
@@ -296,17 +294,14 @@ static void sweep(etcd_src_t *s) {
   }
 }
 
+/* One report per answer or watch message (which may carry several events),
+ * naming the first and the last bad key. */
 static void report_bad(etcd_src_t *s) {
-  if (s->bad == 0)
-    return;
-  /* one report per answer or watch message (which may carry several
-   * events), naming the first and the last bad key */
-  if (s->bad == 1)
-    mesh__disc_error(s->d, "1 malformed value under %s (first: %s)",
-                     s->prefix, s->bad_first);
-  else
-    mesh__disc_error(s->d, "%u malformed values under %s (first: %s; last: %s)",
-                     s->bad, s->prefix, s->bad_first, s->bad_last);
+  bool more = s->bad > 1;
+  if (s->bad)
+    mesh__disc_error(s->d, "%u malformed value%s under %s (first: %s%s%s)",
+                     s->bad, more ? "s" : "", s->prefix, s->bad_first,
+                     more ? "; last: " : "", more ? s->bad_last : "");
   s->bad = 0;
 }
 
