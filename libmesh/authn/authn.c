@@ -243,18 +243,7 @@ static const mesh__jwks_t *bundle_keys(lookup_t *l, const char *td) {
 }
 
 static void timed_wait(slot_t *s, int64_t deadline_ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t left = deadline_ms - mesh__now_ms();
-  if (left <= 0)
-    return;
-  ts.tv_sec += left / 1000;
-  ts.tv_nsec += (left % 1000) * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
-  pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+  mesh__cond_wait_until(&s->cv, &s->mu, CLOCK_REALTIME, deadline_ms);
 }
 
 static const mesh__jwks_t *uri_keys(lookup_t *l, slot_t *s, bool refetch) {

@@ -29,6 +29,13 @@ int64_t mesh__now_ns(void);
 int64_t mesh__now_ms(void);
 /** Wall clock, Unix seconds. */
 int64_t mesh__wall_s(void);
+/** Wait on cv (mu held) until deadline_ms (mesh__now_ms() time) at the
+ *  latest; clk is the clock cv was made with (CLOCK_REALTIME by default,
+ *  CLOCK_MONOTONIC with pthread_condattr_setclock).
+ *  @return pthread_cond_timedwait's result; ETIMEDOUT at once when the
+ *  deadline has passed. */
+int mesh__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                          clockid_t clk, int64_t deadline_ms);
 
 /* ---- bounded strings --------------------------------------------------- */
 

@@ -2,6 +2,7 @@
 /* Clocks and bounded string helpers. */
 #include "core/core.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,22 @@ int64_t mesh__now_ns(void) {
 int64_t mesh__now_ms(void) { return mesh__now_ns() / 1000000; }
 
 int64_t mesh__wall_s(void) { return (int64_t)time(NULL); }
+
+int mesh__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+                          clockid_t clk, int64_t deadline_ms) {
+  int64_t left = deadline_ms - mesh__now_ms();
+  if (left <= 0)
+    return ETIMEDOUT;
+  struct timespec ts;
+  clock_gettime(clk, &ts);
+  ts.tv_sec += (time_t)(left / 1000);
+  ts.tv_nsec += (long)(left % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return pthread_cond_timedwait(cv, mu, &ts);
+}
 
 size_t mesh__strlcpy(char *dst, const char *src, size_t size) {
   size_t n = strlen(src);

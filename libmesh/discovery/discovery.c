@@ -404,18 +404,11 @@ int mesh__disc_wait_ready(mesh__service_t *svc, int timeout_ms) {
   if (d->m->external_loop || timeout_ms <= 0 ||
       mesh__loop_on_thread(d->m->loop))
     return MESH_ERR_TIMEOUT;
-  struct timespec dl;
-  clock_gettime(CLOCK_MONOTONIC, &dl);
-  dl.tv_sec += timeout_ms / 1000;
-  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
+  int64_t deadline = mesh__now_ms() + timeout_ms;
   pthread_mutex_lock(&d->mu);
   int err = 0;
   while (!atomic_load(&d->ready) && err != ETIMEDOUT)
-    err = pthread_cond_timedwait(&d->cv, &d->mu, &dl);
+    err = mesh__cond_wait_until(&d->cv, &d->mu, CLOCK_MONOTONIC, deadline);
   pthread_mutex_unlock(&d->mu);
   if (!atomic_load(&d->ready))
     return MESH_ERR_TIMEOUT;

@@ -152,18 +152,7 @@ static void wait_until(hedge_t *h, int64_t until_ms) {
     pthread_cond_wait(&h->cv, &h->mu);
     return;
   }
-  int64_t left = until_ms - mesh__now_ms();
-  if (left <= 0)
-    return;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += (time_t)(left / 1000);
-  ts.tv_nsec += (long)(left % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+  mesh__cond_wait_until(&h->cv, &h->mu, CLOCK_MONOTONIC, until_ms);
 }
 
 /* The schedule (see the top comment).  @return the try whose status is

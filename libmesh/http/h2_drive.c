@@ -215,18 +215,7 @@ static void wait_cv(mesh__h2_session_t *s, int64_t deadline_ms) {
     pthread_cond_wait(&s->cv, &s->mu);
     return;
   }
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t left = deadline_ms - mesh__now_ms();
-  if (left <= 0)
-    return;
-  ts.tv_sec += left / 1000;
-  ts.tv_nsec += (left % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+  mesh__cond_wait_until(&s->cv, &s->mu, CLOCK_MONOTONIC, deadline_ms);
 }
 
 int mesh__h2_wait(mesh__h2_session_t *s, bool (*done)(void *arg), void *arg,

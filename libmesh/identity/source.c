@@ -163,19 +163,13 @@ bool mesh__identity_wait(mesh_t *m, int64_t timeout_ms) {
   struct mesh__identity *id = m ? m->identity : NULL;
   if (!id)
     return false;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += timeout_ms / 1000;
-  ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  int64_t deadline = mesh__now_ms() + timeout_ms;
   pthread_mutex_lock(&id->mu);
   /* a bundles-only source publishes trust, never creds */
   while (!id->cur && !id->trust && timeout_ms > 0 &&
          !atomic_load(&m->closing)) {
-    if (pthread_cond_timedwait(&id->cv, &id->mu, &ts) == ETIMEDOUT)
+    if (mesh__cond_wait_until(&id->cv, &id->mu, CLOCK_REALTIME, deadline) ==
+        ETIMEDOUT)
       break;
   }
   bool have = id->cur || id->trust;

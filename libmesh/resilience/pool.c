@@ -258,18 +258,7 @@ static mux_t *mux_pick(mesh__pool_t *p, int64_t now_ms,
 
 /* Sleep on the pool's condition variable until deadline (locked). */
 static void wait_dialed(mesh__pool_t *p, int64_t deadline_ms) {
-  int64_t left = deadline_ms - mesh__now_ms();
-  if (left <= 0)
-    return;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += (time_t)(left / 1000);
-  ts.tv_nsec += (long)(left % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  pthread_cond_timedwait(&p->dialed, &p->mu, &ts);
+  mesh__cond_wait_until(&p->dialed, &p->mu, CLOCK_MONOTONIC, deadline_ms);
 }
 
 void *mesh__pool_mux_get(mesh__pool_t *p, int64_t now_ms,

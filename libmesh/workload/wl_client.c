@@ -113,15 +113,9 @@ static bool nap(struct mesh__wl *wl, int64_t ms) {
   int64_t until = mesh__now_ms() + ms;
   pthread_mutex_lock(&wl->mu);
   while (!wl->stop && mesh__now_ms() < until) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t left = until - mesh__now_ms();
-    if (left > POLL_MS)
-      left = POLL_MS;
-    ts.tv_nsec += (left % 1000) * 1000000L;
-    ts.tv_sec += left / 1000 + ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&wl->cv, &wl->mu, &ts);
+    int64_t poll = mesh__now_ms() + POLL_MS;
+    mesh__cond_wait_until(&wl->cv, &wl->mu, CLOCK_REALTIME,
+                          poll < until ? poll : until);
   }
   bool stop = wl->stop;
   pthread_mutex_unlock(&wl->mu);

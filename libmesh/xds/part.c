@@ -315,16 +315,9 @@ int mesh__xds_feed_async(mesh_t *m, uint8_t *buf, size_t len,
     return MESH_ERR_CLOSED;
   }
   pthread_mutex_lock(&j->mu);
-  while (!j->done && !atomic_load(stop)) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 100 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-  }
+  while (!j->done && !atomic_load(stop)) /* stop is polled: 100 ms */
+    mesh__cond_wait_until(&j->cv, &j->mu, CLOCK_REALTIME,
+                          mesh__now_ms() + 100);
   pthread_mutex_unlock(&j->mu);
   job_unref(j);
   return MESH_OK;
