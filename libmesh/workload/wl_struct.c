@@ -192,7 +192,11 @@ static cJSON *value(rd_t r, int depth) {
 }
 
 int mesh__wl_struct_json(const uint8_t *msg, size_t len, cJSON **out) {
+  if (!len) { /* msg may be NULL then: no pointer arithmetic on it */
+    *out = cJSON_CreateObject();
+    return *out ? MESH_OK : MESH_ERR_PARSE;
+  }
   rd_t r = {msg, msg + len};
-  *out = len ? object(r, 0) : cJSON_CreateObject();
+  *out = object(r, 0);
   return *out ? MESH_OK : MESH_ERR_PARSE;
 }
