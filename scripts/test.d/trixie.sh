@@ -81,8 +81,13 @@ mesh_log "trixie root: libmbedtls-dev $ver"
 # The tree as it is now (tracked and new files), fresh in the root.
 rm -rf --one-file-system "$ROOT/src" && mkdir -p "$ROOT/src" ||
   fail "cannot write $ROOT/src"
-git ls-files -co --exclude-standard -z | tar --null -T - -cf - |
-  tar -xf - -C "$ROOT/src" || fail "cannot copy the source tree"
+# Without git (an exported tree, as in a fresh root): every file but the
+# build trees.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -co --exclude-standard -z | tar --null -T - -cf -
+else
+  tar --exclude='./build*' --exclude=./autom4te.cache --exclude=./.git -cf - .
+fi | tar -xf - -C "$ROOT/src" || fail "cannot copy the source tree"
 chroot "$ROOT" /bin/bash -c '
   cd /src && { autoreconf -fi >/dev/null 2>&1 || autoreconf -fi; } &&
   mkdir -p build-trixie && cd build-trixie && ../configure -q' ||
