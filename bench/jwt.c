@@ -12,6 +12,7 @@
  *                                  mesh__pub_acquire, n threads at once
  *                                  (wall time per lookup and thread: a
  *                                  thread waiting on the lock shows) */
+#include "bench_util.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +42,6 @@ static char *slurp(const char *dir, const char *name) {
   return b;
 }
 
-static int64_t thread_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static const char *bearer;
 static const char *get(const char *name, void *ctx) {
   (void)ctx;
@@ -67,12 +62,6 @@ static mesh__jwks_t *lk_cur;
 static mesh__pub_t lk_pub;
 
 static void jwks_ref(void *k) { mesh__jwks_ref(k); }
-
-static int64_t wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void *lookup_mutex(void *out) {
   int64_t t0 = wall_ns();

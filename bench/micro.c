@@ -16,6 +16,7 @@
  * malloc and friends to count allocations and live heap bytes (usable
  * size as malloc_usable_size() reports it); memory figures are taken in
  * forked children so each starts from a quiet heap. */
+#include "bench_util.h"
 #include <dlfcn.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -195,38 +196,6 @@ static bool want(const char *section) {
   return !opt.only || strstr(opt.only, section) != NULL;
 }
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* CPU time of the calling thread: the machine is shared, and time spent
- * preempted by other processes must not count as the cost of the code. */
-static int64_t thread_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  if (n <= 0)
-    return 0;
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void emit(const char *name, double v) {
   printf("%s,%.6g\n", name, v);
   fflush(stdout);
@@ -235,18 +204,6 @@ static void emit(const char *name, double v) {
 static void note(const char *s) {
   printf("# %s\n", s);
   fflush(stdout);
-}
-
-static long rss_kib(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-      break;
-  if (f)
-    fclose(f);
-  return kb;
 }
 
 /* Dynamic text buffer for generated configs. */
@@ -397,8 +354,8 @@ static double handshakes(mesh_t *cli, int port, double dur, double *per_cpu,
   mesh_dial_opts_t *o = mesh_dial_opts_new();
   mesh_dial_opts_add_peer(o, SERVER_ID);
   long n = 0, nres = 0;
-  int64_t t0 = now_ns(), c0 = cpu_ns(), end = t0 + (int64_t)(dur * 1e9);
-  while (now_ns() < end && n < 1000000) {
+  int64_t t0 = wall_ns(), c0 = cpu_ns(), end = t0 + (int64_t)(dur * 1e9);
+  while (wall_ns() < end && n < 1000000) {
     mesh_conn_t *c = NULL;
     mesh_status_t st;
     if (mesh_dial(cli, target, o, &c, &st) != MESH_OK) {
@@ -409,7 +366,7 @@ static double handshakes(mesh_t *cli, int port, double dur, double *per_cpu,
     n++;
     mesh_conn_close(c);
   }
-  int64_t t1 = now_ns(), c1 = cpu_ns();
+  int64_t t1 = wall_ns(), c1 = cpu_ns();
   mesh_dial_opts_free(o);
   *per_cpu = c1 > c0 ? (double)n * 1e9 / (double)(c1 - c0) : 0;
   *resumed = n ? (double)nres / (double)n : 0;
@@ -888,17 +845,17 @@ static void child_conns_k(int fd) {
   if (got == k + 1) {
     enum { CALLS = 20000 };
     double *lat = malloc(CALLS * sizeof *lat);
-    int64_t t0 = now_ns();
+    int64_t t0 = wall_ns();
     for (int i = 0; lat && i < CALLS; i++) {
-      int64_t c0 = now_ns();
+      int64_t c0 = wall_ns();
       mesh_call_t *c = NULL;
       if (mesh_call_begin(m, "echo", NULL, &c, &st) == MESH_OK)
         mesh_call_end(c, MESH_CALL_OK, 0);
-      lat[i] = (double)(now_ns() - c0);
+      lat[i] = (double)(wall_ns() - c0);
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(wall_ns() - t0) / 1e9;
     if (lat) {
-      qsort(lat, CALLS, sizeof *lat, cmp_d);
+      qsort(lat, CALLS, sizeof *lat, bench_cmp_d);
       snprintf(name, sizeof name, "conns_%zu_calls_per_s", k);
       put(fd, name, CALLS / secs);
       snprintf(name, sizeof name, "conns_%zu_p99_ns", k);
@@ -1011,8 +968,8 @@ static void bench_dns(void) {
   long bg0 = atomic_load(&dns_elsewhere);
   on_call_path = true;
   long calls = 0, failed = 0;
-  int64_t end = now_ns() + (opt.smoke ? 1500000000LL : 3000000000LL);
-  while (now_ns() < end && calls < 100000000) {
+  int64_t end = wall_ns() + (opt.smoke ? 1500000000LL : 3000000000LL);
+  while (wall_ns() < end && calls < 100000000) {
     mesh_call_t *c;
     if (mesh_call_begin(m, "echo", NULL, &c, &st) != MESH_OK) {
       failed++;
@@ -1147,13 +1104,13 @@ static void export_rate(server_t *srv, const char *disc) {
     double base = metric_total(m, "mesh_trace_export_spans_total");
     double drop0 = metric_total(m, "mesh_trace_export_dropped_spans_total");
     long calls = (long)(rates[k] / 2 * secs);
-    int64_t gap = (int64_t)(2e9 / rates[k]), w0 = now_ns();
+    int64_t gap = (int64_t)(2e9 / rates[k]), w0 = wall_ns();
     for (long i = 0; i < calls; i++) {
-      while (now_ns() < w0 + i * gap)
+      while (wall_ns() < w0 + i * gap)
         ;
       call_ns(m, 1);
     }
-    double offered = (double)(2 * calls) / ((double)(now_ns() - w0) / 1e9);
+    double offered = (double)(2 * calls) / ((double)(wall_ns() - w0) / 1e9);
     double got = 0, dropped = 0;
     for (int i = 0; i < 400; i++) { /* bounded: 4 s */
       got = metric_total(m, "mesh_trace_export_spans_total") - base;
@@ -1234,13 +1191,13 @@ static void *call_main(void *arg) {
   pthread_barrier_wait(j->bar);
   for (long i = 0; i < j->iters; i++) {
     mesh_call_t *c;
-    int64_t t0 = now_ns();
+    int64_t t0 = wall_ns();
     if (mesh_call_begin(j->m, "echo", NULL, &c, &st) != MESH_OK) {
       j->fails++;
       continue;
     }
     mesh_call_end(c, MESH_CALL_OK, 0);
-    j->lat[i] = (double)(now_ns() - t0);
+    j->lat[i] = (double)(wall_ns() - t0);
   }
   return NULL;
 }
@@ -1261,15 +1218,15 @@ static double threads_round(mesh_t *m, int n, long iters, double *p99) {
     pthread_create(&th[t], NULL, call_main, &j[t]);
   }
   pthread_barrier_wait(&bar);
-  int64_t t0 = now_ns();
+  int64_t t0 = wall_ns();
   long fails = 0;
   for (int t = 0; t < n; t++) {
     pthread_join(th[t], NULL);
     fails += j[t].fails;
   }
-  double secs = (double)(now_ns() - t0) / 1e9;
+  double secs = (double)(wall_ns() - t0) / 1e9;
   size_t total = (size_t)n * (size_t)iters;
-  qsort(all, total, sizeof *all, cmp_d);
+  qsort(all, total, sizeof *all, bench_cmp_d);
   *p99 = all[total * 99 / 100];
   if (fails)
     fprintf(stderr, "micro: %ld failed calls with %d threads\n", fails, n);
@@ -1307,18 +1264,18 @@ static void bench_threads(void) {
  * with DNS (dnsmasq) and with etcd (a real etcd, --etcd), wall time,
  * median of the runs. */
 static double cold_start_ms(const char *disc) {
-  int64_t t0 = now_ns();
+  int64_t t0 = wall_ns();
   mesh_t *m = client_new("", disc);
-  int64_t t1 = now_ns();
+  int64_t t1 = wall_ns();
   mesh_status_t st;
   mesh_call_t *c = NULL;
   int rc = mesh_discovery_wait(m, "echo", 5000, &st);
-  int64_t t2 = now_ns();
+  int64_t t2 = wall_ns();
   if (rc == MESH_OK)
     rc = mesh_call_begin(m, "echo", NULL, &c, &st);
   if (rc == MESH_OK)
     mesh_call_end(c, MESH_CALL_OK, 0);
-  double ms = (double)(now_ns() - t0) / 1e6;
+  double ms = (double)(wall_ns() - t0) / 1e6;
   if (getenv("MICRO_PHASES"))
     fprintf(stderr, "cold start: new %.2f ms, discovery %.2f ms, call %.2f ms\n",
             (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,

@@ -18,6 +18,7 @@
  * interval).  etcd: bench/scale_svc.
  * Output: CSV "curve,x,metric,value" on stdout (bench/run turns it into a
  * table and a log-log PNG).  --smoke stops at 1,000 endpoints. */
+#include "bench_util.h"
 #include <malloc.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -37,22 +38,6 @@ static const char *const policies[] = {"round_robin", "random",
                                        "least_request", "peak_ewma",
                                        "ring_hash", "maglev"};
 #define NPOL 6
-
-static int64_t thread_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static long heap(void) { return (long)mallinfo2().uordblks; }
 
@@ -186,28 +171,6 @@ static void picks(mesh_t *m, size_t n, int runs, long iters) {
   epset_free(&e);
 }
 
-static int64_t wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t proc_cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static long rss_kib(void) {
-  long pages = 0, res = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f && fscanf(f, "%ld %ld", &pages, &res) != 2)
-    res = 0;
-  if (f)
-    fclose(f);
-  return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* Service i's file: n endpoints 10.i.j.k:8080, written atomically. */
 static void write_eps(const char *dir, size_t i, size_t n) {
   char path[512], tmp[520];
@@ -289,10 +252,10 @@ static void services(size_t n, int writes) {
   }
   out_svc(n, "full_list_ms", (double)(wall_ns() - t0) / 1e6);
   out_svc(n, "rss_kib", (double)(rss_kib() - r0));
-  int64_t c0 = proc_cpu_ns(), w0 = wall_ns();
+  int64_t c0 = cpu_ns(), w0 = wall_ns();
   usleep(500000);
   out_svc(n, "idle_cpu_percent",
-          100.0 * (double)(proc_cpu_ns() - c0) / (double)(wall_ns() - w0));
+          100.0 * (double)(cpu_ns() - c0) / (double)(wall_ns() - w0));
   double lat[64];
   for (int k = 0; k < writes; k++) {
     size_t i = (size_t)k * 7919 % n;
@@ -312,7 +275,7 @@ static void services(size_t n, int writes) {
     while (count_of(m, name) != 10 && wall_ns() - w < 5000000000LL)
       usleep(200);
   }
-  qsort(lat, (size_t)writes, sizeof *lat, cmp_d);
+  qsort(lat, (size_t)writes, sizeof *lat, bench_cmp_d);
   out_svc(n, "write_to_visible_p50_ms", lat[writes / 2]);
   out_svc(n, "write_to_visible_p99_ms", lat[(writes * 99) / 100]);
   mesh_free(m);

@@ -13,6 +13,7 @@
  *                    is in the service's snapshot, p50/p99 over W writes.
  * Each size runs in a child process (RSS of that size alone).
  * Output: CSV "curve,x,metric,value" on stdout, like bench/scale. */
+#include "bench_util.h"
 #include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,40 +26,6 @@
 #include <mesh/mesh.h>
 
 #include "etcd_kv.h"
-
-static int64_t wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Process CPU: mesh_new's own thread and what the worker did meanwhile
- * (less sensitive than wall time to the other jobs on a shared box). */
-static int64_t cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static long rss_kib(void) {
-  long pages = 0, res = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f && fscanf(f, "%ld %ld", &pages, &res) != 2)
-    res = 0;
-  if (f)
-    fclose(f);
-  return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 static void out(const char *curve, size_t n, const char *metric, double v) {
   printf("%s,%zu,%s,%.6g\n", curve, n, metric, v);
@@ -264,7 +231,7 @@ static void etcd_writes(mesh_t *m, const char *etcd, const char *tag,
     if (etcd_del(etcd, key) != 0 || wait_count(m, svc, k) < 0)
       exit(1);
   }
-  qsort(lat, (size_t)got, sizeof *lat, cmp_d);
+  qsort(lat, (size_t)got, sizeof *lat, bench_cmp_d);
   out(curve, n, "write_to_visible_p50_ms", lat[got / 2]);
   out(curve, n, "write_to_visible_p99_ms", lat[(got * 99) / 100]);
 }
