@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "tls/tls.h"
+
 typedef struct method_ent {
   char *path;
   mesh_grpc_handler_fn fn;
@@ -203,7 +205,7 @@ int mesh_grpc_server_serve_conn(mesh_grpc_server_t *srv, mesh_conn_t *c,
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "grpc server: NULL argument");
   }
   const char *alpn = mesh_conn_alpn(c);
-  if (mesh_conn_is_tls(c) && strcmp(alpn, "h2") && strcmp(alpn, "istio-h2")) {
+  if (mesh_conn_is_tls(c) && !mesh__alpn_is_h2(alpn)) {
     mesh_conn_close(c);
     return mesh__fail(st, MESH_ERR_UNSUPPORTED,
                       "grpc server: the peer negotiated ALPN \"%s\", not h2 "

@@ -103,8 +103,7 @@ static int connect_try(mesh_grpc_call_t *c, bool slot, mesh_status_t *st) {
     return rc;
   }
   if (c->conn && mesh_conn_is_tls(c->conn) &&
-      strcmp(mesh_conn_alpn(c->conn), "h2") &&
-      strcmp(mesh_conn_alpn(c->conn), "istio-h2")) {
+      !mesh__alpn_is_h2(mesh_conn_alpn(c->conn))) {
     c->outcome = MESH__OUT_PROTOCOL_ERROR;
     return mesh__fail(st, MESH_ERR_GRPC_PROTOCOL,
                       "%s did not negotiate ALPN h2 (got \"%s\")",

@@ -192,8 +192,7 @@ int mesh__h2_http_exchange(mesh__h2_session_t *s, const char *host, bool tls,
 }
 
 static bool conn_h2(mesh_conn_t *c) {
-  const char *a = c ? mesh_conn_alpn(c) : "";
-  return strcmp(a, "h2") == 0 || strcmp(a, "istio-h2") == 0;
+  return c && mesh__alpn_is_h2(mesh_conn_alpn(c));
 }
 
 static bool settings_in(void *arg) {

@@ -390,8 +390,7 @@ static int replay_write(void *ctx, const void *buf, size_t n,
 }
 
 static bool alpn_h2(const mesh_conn_t *c) {
-  const char *a = mesh_conn_alpn(c);
-  return strcmp(a, "h2") == 0 || strcmp(a, "istio-h2") == 0;
+  return mesh__alpn_is_h2(mesh_conn_alpn(c));
 }
 
 int mesh__h2_http_serve_conn(mesh_t *m, mesh_conn_t *c,

@@ -26,6 +26,11 @@ static const struct {
     {"istio", "istio"},
 };
 
+bool mesh__alpn_is_h2(const char *negotiated) {
+  return negotiated &&
+         (!strcmp(negotiated, "h2") || !strcmp(negotiated, "istio-h2"));
+}
+
 bool mesh__alpn_has(const char *list, const char *name) {
   size_t n = name ? strlen(name) : 0;
   for (const char *p = list; p && *p && n;) {

@@ -385,6 +385,9 @@ int mesh__tls_dial_host(mesh_t *m, const char *target,
 const char *mesh__tls_alpn_preset(const char *name);
 /** Does the comma-separated list (may be NULL) hold name? */
 bool mesh__alpn_has(const char *list, const char *name);
+/** Is the negotiated protocol (may be NULL) HTTP/2: "h2", or "istio-h2",
+ *  which an Istio peer may select from the istio-h2 preset? */
+bool mesh__alpn_is_h2(const char *negotiated);
 /** Validate a service's "alpn" value v (NULL: absent) at path: a preset
  *  name or an array of 1..MESH__ALPN_MAX names of 1-255 bytes without ','.
  *  Errors go to c.  @return true when v is present and valid; out (outlen
