@@ -644,6 +644,18 @@ static void test_interop_rotation(void) {
   agent_stop();
 }
 
+/* The trust set once it holds n bundles (10 s at most; NULL: never). */
+static mesh__creds_t *wait_trust(mesh_t *m, size_t n) {
+  for (int i = 0; i < 200; i++) {
+    mesh__creds_t *t = mesh__identity_trust_acquire(m);
+    if (t && (size_t)t->nbundles == n)
+      return t;
+    mesh__creds_release(t);
+    usleep(50000);
+  }
+  return NULL;
+}
+
 /* "bundles_only": FetchX509Bundles instead of FetchX509SVID: trust
  * bundles (own and federated, each message the complete set) without an
  * own SVID; mesh_new waits for the first set; the view and meshctl show
@@ -676,15 +688,7 @@ static void test_bundles_only(void) {
   CU_ASSERT_PTR_NULL(mesh__creds_acquire(m)); /* no own SVID */
   char id[256];
   CU_ASSERT_EQUAL(mesh_self_id(m, id, sizeof id), MESH_ERR_NOT_FOUND);
-  mesh__creds_t *t = NULL;
-  for (int i = 0; i < 200; i++) { /* until the federated one is in */
-    t = mesh__identity_trust_acquire(m);
-    if (t && t->nbundles == 2)
-      break;
-    mesh__creds_release(t);
-    t = NULL;
-    usleep(50000);
-  }
+  mesh__creds_t *t = wait_trust(m, 2); /* until the federated one is in */
   CU_ASSERT_PTR_NOT_NULL_FATAL(t);
   CU_ASSERT_PTR_NOT_NULL(mesh__creds_bundle(t, "example.org"));
   CU_ASSERT_PTR_NOT_NULL(mesh__creds_bundle(t, "other.org"));
@@ -698,14 +702,7 @@ static void test_bundles_only(void) {
   cJSON_Delete(v);
   /* a complete set without other.org: it is gone */
   control("{\"ids\": [[\"" ID_A "\", \"a\"]]}");
-  for (int i = 0; i < 200; i++) {
-    t = mesh__identity_trust_acquire(m);
-    if (t && t->nbundles == 1)
-      break;
-    mesh__creds_release(t);
-    t = NULL;
-    usleep(50000);
-  }
+  t = wait_trust(m, 1);
   CU_ASSERT_PTR_NOT_NULL_FATAL(t);
   CU_ASSERT_PTR_NULL(mesh__creds_bundle(t, "other.org"));
   mesh__creds_release(t);
