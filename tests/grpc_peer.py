@@ -186,7 +186,8 @@ def serve(a):
     from concurrent import futures
     ev = Events(a.events)
     opts = [("grpc.max_receive_message_length", MAX_MSG),
-            ("grpc.max_send_message_length", MAX_MSG)]
+            ("grpc.max_send_message_length", MAX_MSG),
+            ("grpc.so_reuseport", 0)]  # never share a port with another test
     for o in a.option or ():
         k, v = o.split("=", 1)
         opts.append((k, int(v)))

@@ -55,22 +55,30 @@ static int agent_events(const char *prefix) {
 
 static const char *agent_ttl = "3600";
 
-static int agent_tcp_port; /* also on 127.0.0.1:port when not 0 */
+static bool agent_tcp; /* also on 127.0.0.1, at a port the agent picks */
+static int agent_tcp_port; /* that port, from the agent's ready line */
 
 static bool agent_start(const char *rotate_s) {
   snprintf(dir, sizeof dir, "%s", th_path("agent"));
   mkdir(dir, 0700);
   snprintf(sock, sizeof sock, "%s/agent.sock", dir);
-  char port[16];
-  snprintf(port, sizeof port, "%d", agent_tcp_port);
   const char *argv[] = {PY, AGENT, "--socket", sock, "--dir", dir,
                         "--rotate-s", rotate_s, "--ttl-s", agent_ttl,
-                        "--tcp-port", port, NULL};
+                        agent_tcp ? "--tcp" : NULL, NULL};
   int before = agent_events("ready");
   agent_pid = th_spawn(argv, "wl_agent.log");
   for (int i = 0; i < 300 && agent_pid > 0; i++) {
-    if (agent_events("ready") > before)
+    if (agent_events("ready") > before) {
+      agent_tcp_port = 0;
+      char *t = th_slurp(th_path("wl_agent.log"), NULL);
+      const char *p = t ? strstr(t, "ready tcp_port=") : NULL;
+      for (const char *q = p; q; q = strstr(q + 1, "ready tcp_port="))
+        p = q; /* the last one: this agent's */
+      if (p)
+        agent_tcp_port = atoi(p + strlen("ready tcp_port="));
+      free(t);
       return true;
+    }
     usleep(50000);
   }
   fprintf(stderr, "wl_agent did not start\n");
@@ -727,11 +735,12 @@ static void test_bundles_only(void) {
  * the unix socket's path is nowhere in either. */
 static void test_tcp_endpoint(void) {
   control("{\"ids\": [[\"" ID_B "\", \"\"]]}");
-  agent_tcp_port = th_free_port();
+  agent_tcp = true;
   bool up = agent_start("3600");
   int port = agent_tcp_port;
-  agent_tcp_port = 0;
+  agent_tcp = false;
   CU_ASSERT_FATAL(up);
+  CU_ASSERT_FATAL(port > 0);
   int calls = agent_events("call FetchX509SVID");
   char cfg[512];
   snprintf(cfg, sizeof cfg,

@@ -24,7 +24,7 @@ struct_pb2), INVALID_ARGUMENT when the token does not validate (as SPIRE).
 JWT signing keys (P-256) are DIR/jwt-<kid>.key, made on first use (k1 is
 DIR/jwt.key, as before).
 Events go to stdout, one per line, flushed:
-  ready | call <Method> header=<true|false> | sent <Method> serials=<hex,..>
+  ready [tcp_port=N] | call <Method> header=<true|false> | sent <Method> serials=<hex,..>
 Like SPIRE, a call without `workload.spiffe.io: true` ends INVALID_ARGUMENT
 "security header missing from request"."""
 import argparse, datetime, json, os, subprocess, sys, tempfile, threading, time
@@ -309,8 +309,9 @@ def main():
     ap.add_argument('--dir', required=True)
     ap.add_argument('--rotate-s', type=float, default=3600)
     ap.add_argument('--ttl-s', type=int, default=3600)
-    ap.add_argument('--tcp-port', type=int, default=0,
-                    help='also serve on 127.0.0.1:PORT (a tcp:// endpoint)')
+    ap.add_argument('--tcp', action='store_true',
+                    help='also serve on 127.0.0.1 at a port the kernel picks '
+                    '(a tcp:// endpoint), named in the ready line')
     a = ap.parse_args()
     agent = Agent(a)
     # A client SVID from the same CA for openssl s_client (PEM in DIR).
@@ -337,15 +338,19 @@ def main():
                              pb.ValidateJWTSVIDRequest, pb.ValidateJWTSVIDResponse),
     })
     from concurrent import futures
-    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    # No SO_REUSEPORT: a port shared with another test's gRPC server would
+    # split this agent's callers between the two.
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
+                      options=[('grpc.so_reuseport', 0)])
     srv.add_generic_rpc_handlers((h,))
     if os.path.exists(a.socket):
         os.unlink(a.socket)
     srv.add_insecure_port('unix:' + a.socket)
-    if a.tcp_port and srv.add_insecure_port('127.0.0.1:%d' % a.tcp_port) != a.tcp_port:
-        sys.exit('cannot listen on 127.0.0.1:%d' % a.tcp_port)
+    tcp_port = srv.add_insecure_port('127.0.0.1:0') if a.tcp else 0
+    if a.tcp and not tcp_port:
+        sys.exit('cannot listen on 127.0.0.1')
     srv.start()
-    ev('ready')
+    ev('ready tcp_port=%d' % tcp_port if a.tcp else 'ready')
     threading.Thread(target=agent.loop, daemon=True).start()
     srv.wait_for_termination()
 

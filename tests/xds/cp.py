@@ -154,7 +154,8 @@ class ControlPlane:
 
     def start(self, port=0, unix=None):
         from concurrent import futures
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
+                                  options=[('grpc.so_reuseport', 0)])
         h = grpc.method_handlers_generic_handler(
             'envoy.service.discovery.v3.AggregatedDiscoveryService',
             {'StreamAggregatedResources': grpc.stream_stream_rpc_method_handler(

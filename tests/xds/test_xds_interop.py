@@ -24,7 +24,8 @@ BUILD = os.environ.get('TEST_BUILDDIR', '.')
 
 
 def backend(tag):
-    s = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    s = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                    options=[('grpc.so_reuseport', 0)])
     h = grpc.method_handlers_generic_handler('test.Echo', {
         'Who': grpc.unary_unary_rpc_method_handler(lambda req, ctx: tag.encode())})
     s.add_generic_rpc_handlers((h,))
