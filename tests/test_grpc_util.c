@@ -58,18 +58,20 @@ pid_t tg_py_server_opts(const char *tag, const char *mode,
                         const char *const *opts, int *port) {
   if (!tg_svid("pysrv"))
     return -1;
-  *port = th_free_port();
-  char p[16], ev[300], log[300];
-  snprintf(p, sizeof p, "%d", *port);
+  /* Port 0: grpcio binds a port the kernel picks and prints it, so no
+   * other test can hold the port between choosing and binding it. */
+  *port = -1;
+  char ev[300], log[300];
   snprintf(ev, sizeof ev, "%s.events", tag);
   snprintf(log, sizeof log, "%s.log", tag);
   char evp[512];
   snprintf(evp, sizeof evp, "%s", th_path(ev));
   unlink(evp);
+  unlink(th_path(log));
   char crt[512], key[512];
   snprintf(crt, sizeof crt, "%s", th_path("pysrv.crt"));
   snprintf(key, sizeof key, "%s", th_path("pysrv.key"));
-  const char *argv[32] = {TG_PY, TG_PEER, "server", "--port", p, "--cert",
+  const char *argv[32] = {TG_PY, TG_PEER, "server", "--port", "0", "--cert",
                           crt, "--key", key, "--ca", th_ca("example.org"),
                           "--mode", mode, "--events", evp};
   size_t n = 15;
@@ -79,7 +81,16 @@ pid_t tg_py_server_opts(const char *tag, const char *mode,
   }
   argv[n] = NULL;
   pid_t pid = th_spawn(argv, log);
-  if (pid > 0 && !th_wait_port(*port, 15000)) {
+  for (int i = 0; pid > 0 && *port <= 0 && i < 300; i++) {
+    char *out = th_slurp(th_path(log), NULL);
+    const char *l = out ? strstr(out, "listening ") : NULL;
+    if (l)
+      *port = atoi(l + strlen("listening "));
+    free(out);
+    if (*port <= 0)
+      usleep(50000);
+  }
+  if (pid > 0 && *port <= 0) {
     fprintf(stderr, "tg_py_server: %s did not start\n", tag);
     th_stop(pid);
     return -1;
