@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Server streams of one HTTP/2 session served concurrently: the thread
  * that accepts keeps driving the session (it waits in accept), and each
- * accepted stream runs on a detached thread of its own, bounded per
+ * accepted stream runs on a thread of its own (kept for reuse), bounded per
  * session by the MAX_CONCURRENT_STREAMS we advertise and in the process by
  * MESH__H2_WORKERS_MAX.  The gRPC server (grpc/server.c) and
  * mesh_http_serve() over HTTP/2 (h2_serve.c) both serve streams this way.
@@ -83,6 +83,7 @@ typedef struct job {
   mesh__h2_stream_t *x;
   mesh__h2_worker_fn fn;
   void *arg;
+  struct job *next;
 } job_t;
 
 /* A handler ended: count it, wake whoever waits in
@@ -105,14 +106,75 @@ static void workers_done(mesh__h2_workers_t *w) {
   mesh__h2_unref(s);
 }
 
-static void *job_thread(void *p) {
-  job_t *j = p;
+static void run_job(job_t *j) {
   mesh__h2_workers_t *w = j->w;
   j->fn(j->arg, j->x);
   mesh__h2_stream_free(j->x);
   free(j);
   workers_done(w);
-  return NULL;
+}
+
+/* ---- the threads: kept for reuse, as a thread per stream costs a
+ * pthread_create (stack mmap, clone) per request ---------------------------- */
+
+#define IDLE_MS 10000 /* an idle thread lingers this long for the next job */
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t pool_mu;
+static pthread_cond_t pool_cv;   /* jobs queued (monotonic clock) */
+static job_t *q_head, *q_tail;
+static int q_len, idle;          /* under pool_mu */
+
+static void pool_init(void) {
+  pthread_mutex_init(&pool_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&pool_cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+/* Runs its first job, then queued ones, until idle for IDLE_MS. */
+static void *pool_thread(void *p) {
+  job_t *j = p;
+  for (;;) {
+    run_job(j);
+    pthread_mutex_lock(&pool_mu);
+    int64_t until = mesh__now_ms() + IDLE_MS;
+    idle++;
+    while (!q_head && mesh__now_ms() < until)
+      mesh__cond_wait_until(&pool_cv, &pool_mu, CLOCK_MONOTONIC, until);
+    idle--;
+    j = q_head;
+    if (j) {
+      q_head = j->next;
+      if (!q_head)
+        q_tail = NULL;
+      q_len--;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    if (!j)
+      return NULL;
+  }
+}
+
+/* Hand j to an idle thread (true), or say a new one is needed. */
+static bool hand_to_idle(job_t *j) {
+  pthread_once(&pool_once, pool_init);
+  pthread_mutex_lock(&pool_mu);
+  bool queued = idle > q_len; /* every queued job has its idle thread */
+  if (queued) {
+    j->next = NULL;
+    if (q_tail)
+      q_tail->next = j;
+    else
+      q_head = j;
+    q_tail = j;
+    q_len++;
+    pthread_cond_signal(&pool_cv);
+  }
+  pthread_mutex_unlock(&pool_mu);
+  return queued;
 }
 
 int mesh__h2_workers_spawn(mesh__h2_workers_t *w, mesh__h2_stream_t *x,
@@ -123,14 +185,16 @@ int mesh__h2_workers_spawn(mesh__h2_workers_t *w, mesh__h2_stream_t *x,
     mesh__h2_stream_free(x);
     return MESH_ERR_NOMEM;
   }
-  *j = (job_t){w, x, fn, arg};
+  *j = (job_t){w, x, fn, arg, NULL};
   atomic_fetch_add(&w->running, 1);
   atomic_fetch_add(&workers_total, 1);
+  if (hand_to_idle(j))
+    return MESH_OK;
   pthread_attr_t at;
   pthread_attr_init(&at);
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
   pthread_t t;
-  int e = pthread_create(&t, &at, job_thread, j);
+  int e = pthread_create(&t, &at, pool_thread, j);
   pthread_attr_destroy(&at);
   if (e == 0)
     return MESH_OK;
