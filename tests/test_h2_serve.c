@@ -105,8 +105,12 @@ static void *srv_main(void *arg) {
   return NULL;
 }
 
-static bool srv_start(struct srv *s, int max_streams) {
+/* open_after_fast, slow_extra_ms: see struct srv (set before the thread) */
+static bool srv_start(struct srv *s, int max_streams, int open_after_fast,
+                      int slow_extra_ms) {
   memset(s, 0, sizeof *s);
+  s->open_after_fast = open_after_fast;
+  s->slow_extra_ms = slow_extra_ms;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   const char *ca = th_ca("example.org");
@@ -198,7 +202,7 @@ static mesh__h2_session_t *dial(const struct srv *s) {
  * the gate opens after the last one, then /slow completes. */
 static void test_mesh_http_serve_h2_concurrent(void) {
   struct srv s;
-  CU_ASSERT_FATAL(srv_start(&s, 100));
+  CU_ASSERT_FATAL(srv_start(&s, 100, 0, 0));
   mesh__h2_session_t *c = dial(&s);
   CU_ASSERT_PTR_NOT_NULL(c);
   mesh__h2_stream_t *slow = NULL, *fast[5] = {0};
@@ -243,9 +247,7 @@ static void test_mesh_http_serve_h2_nghttp(void) {
   if (!th_require("nghttp", "nghttp2-client"))
     return;
   struct srv s;
-  CU_ASSERT_FATAL(srv_start(&s, 100));
-  s.open_after_fast = 5;
-  s.slow_extra_ms = 1000;
+  CU_ASSERT_FATAL(srv_start(&s, 100, 5, 1000));
   char cmd[1024];
   const char *out = th_path("nghttp.out");
   int n = snprintf(cmd, sizeof cmd, "timeout 60 nghttp -nv http://127.0.0.1:%d"
@@ -300,7 +302,7 @@ static void test_mesh_http_serve_h2_nghttp(void) {
  * streams' responses are dropped; the connection still answers after. */
 static void test_mesh_http_serve_h2_rapid_reset(void) {
   struct srv s;
-  CU_ASSERT_FATAL(srv_start(&s, 4));
+  CU_ASSERT_FATAL(srv_start(&s, 4, 0, 0));
   mesh__h2_session_t *c = dial(&s);
   CU_ASSERT_PTR_NOT_NULL(c);
   /* 4 handlers held on the gate, then their streams reset */
@@ -363,7 +365,7 @@ static void test_mesh_http_serve_h2_rapid_reset(void) {
  * serve call returns once they do, their responses dropped, nothing kept. */
 static void test_mesh_http_serve_h2_client_gone(void) {
   struct srv s;
-  CU_ASSERT_FATAL(srv_start(&s, 100));
+  CU_ASSERT_FATAL(srv_start(&s, 100, 0, 0));
   mesh__h2_session_t *c = dial(&s);
   CU_ASSERT_PTR_NOT_NULL(c);
   mesh__h2_stream_t *x[3] = {0};
