@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ static void peer_key(int fd, char *out, size_t len) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   char ip[INET6_ADDRSTRLEN];
+  memset(&ss, 0, sizeof ss);
   out[0] = '\0';
   if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
     return;
@@ -70,8 +72,14 @@ static void peer_key(int fd, char *out, size_t len) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
     if (inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip))
       snprintf(out, len, "[%s]:%u", ip, ntohs(a->sin6_port));
-  } else if (ss.ss_family == AF_UNIX) {
-    snprintf(out, len, "unix:%s", ((const struct sockaddr_un *)&ss)->sun_path);
+  } else if (ss.ss_family == AF_UNIX &&
+             sl > offsetof(struct sockaddr_un, sun_path) + 1) {
+    /* a named socket (a socketpair has no name: no target) */
+    const struct sockaddr_un *a = (const struct sockaddr_un *)&ss;
+    size_t n = sl - offsetof(struct sockaddr_un, sun_path);
+    n = strnlen(a->sun_path, n < sizeof a->sun_path ? n : sizeof a->sun_path);
+    if (a->sun_path[0]) /* not the abstract namespace */
+      snprintf(out, len, "unix:%.*s", (int)n, a->sun_path);
   }
 }
 
