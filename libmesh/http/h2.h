@@ -355,7 +355,7 @@ int mesh__h2_stream_send_trailers(mesh__h2_stream_t *s,
 /* ---- server streams served concurrently (h2_workers.c) --------------------- */
 
 /* The thread that owns a server session accepts; each accepted stream runs
- * on a detached thread of its own.  At most `limit` handlers run per
+ * on a thread of its own (threads are kept 10 s for reuse, process-wide).  At most `limit` handlers run per
  * session (pass the MAX_CONCURRENT_STREAMS we advertise) and at most
  * MESH__H2_WORKERS_MAX in the process; a stream beyond waits in the
  * session's accept queue while the accepting thread keeps driving the
@@ -383,7 +383,8 @@ void mesh__h2_workers_destroy(mesh__h2_workers_t *w);
  *  @return as mesh__h2_accept(). */
 int mesh__h2_workers_accept(mesh__h2_workers_t *w, int64_t deadline_ms,
                             mesh__h2_stream_t **out, mesh_status_t *st);
-/** Run fn(arg, x) on a new thread, which frees x afterwards.  Without a
+/** Run fn(arg, x) on a thread (an idle one or a new one), which frees x
+ *  afterwards.  Without a
  *  thread x is reset (REFUSED_STREAM: the peer may retry) and freed.
  *  @return MESH_OK, MESH_ERR_NOMEM. */
 int mesh__h2_workers_spawn(mesh__h2_workers_t *w, mesh__h2_stream_t *x,
