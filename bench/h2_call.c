@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP/1.1 vs HTTP/2 through the call layer at the same load:
- *   bench/h2_call CERTDIR PROTO THREADS CALLS BODY
+ *   bench/h2_call CERTDIR PROTO THREADS CALLS BODY [HANDLER_US]
  * PROTO "h1" or "h2" (the client's ALPN).  A backend in the same process
  * serves mesh_http_serve() over mTLS (ALPN h2 and http/1.1, one thread per
  * connection); THREADS callers each make CALLS mesh_http_call()s of a
  * BODY-byte POST (closed loop).  Prints calls/s, p50/p99 latency, CPU per
  * call (client and server together: one process) and the connections the
- * backend accepted.  CERTDIR holds ca.crt, server.crt/key, client.crt/key
+ * backend accepted.  HANDLER_US (default 0): the handler sleeps this long
+ * first, as a handler doing work would (a serial server makes the callers
+ * sharing a connection wait for each other).  CERTDIR holds ca.crt, server.crt/key, client.crt/key
  * (bench/certs.sh). */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,11 +22,16 @@
 #include <mesh/mesh.h>
 
 static atomic_int conns, active;
+static long handler_us;
 static atomic_bool stop;
 
 static int handler(const mesh_http_request_t *req, mesh_http_response_t *resp,
                    void *user) {
   (void)user;
+  if (handler_us > 0) {
+    struct timespec d = {handler_us / 1000000, (handler_us % 1000000) * 1000};
+    nanosleep(&d, NULL);
+  }
   size_t n;
   const void *b = mesh_http_request_body(req, &n);
   mesh_http_response_set_body(resp, b, n);
@@ -113,8 +120,11 @@ static double cpu_s(void) {
 /* Set-up, run, report, tear-down in order: over 60 lines, kept as one
  * straight script so the measured section is easy to see. */
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: h2_call CERTDIR h1|h2 THREADS CALLS BODY\n");
+  if (argc == 7)
+    handler_us = atol(argv[6]);
+  if (argc != 6 && argc != 7) {
+    fprintf(stderr, "usage: h2_call CERTDIR h1|h2 THREADS CALLS BODY "
+                    "[HANDLER_US]\n");
     return 2;
   }
   const char *dir = argv[1];

@@ -8,7 +8,8 @@
  * call.  Keepalive (http.http2, gRPC's semantics): a peer that stops
  * answering (SIGSTOP) is found by PINGs, during a call and, with
  * keepalive_permit_without_calls, while idle; our server's ping abuse
- * policy sends GOAWAY ENHANCE_YOUR_CALM to a client pinging too often. */
+ * policy sends GOAWAY ENHANCE_YOUR_CALM to a client pinging too often,
+ * and the client doubles its keepalive time for that server (gRFC A8). */
 #include "helpers.h"
 #include "test_grpc_util.h"
 
@@ -379,6 +380,74 @@ static void test_ping_abuse_policy(void) {
   }
 }
 
+/* Log lines of the keepalive backoff, as the client logged them. */
+typedef struct ka_log {
+  pthread_mutex_t mu;
+  long ms[16];
+  int n;
+} ka_log_t;
+
+static void ka_log_fn(int level, const char *line, void *user) {
+  (void)level;
+  ka_log_t *k = user;
+  const char *p = strstr(line, "h2_keepalive_backoff");
+  const char *v = p ? strstr(p, "keepalive_time_ms=") : NULL;
+  pthread_mutex_lock(&k->mu);
+  if (v && k->n < 16)
+    k->ms[k->n++] = atol(v + strlen("keepalive_time_ms="));
+  pthread_mutex_unlock(&k->mu);
+}
+
+/* gRFC A8: a client whose PINGs (every 100 ms) make our server (>= 1 s
+ * between PINGs) end the connection with GOAWAY ENHANCE_YOUR_CALM
+ * "too_many_pings" doubles its keepalive time for the next connections to
+ * that server: 200, 400, 800 ms (each logged once) ... until 1600 ms
+ * passes the policy and the 4 s call completes.  With 100 ms kept (no
+ * backoff) every call would fail. */
+static void test_keepalive_backoff(void) {
+  tg_server_t srv;
+  CU_ASSERT_FATAL(tg_server_start(
+      &srv, "\"http\": {\"http2\": {\"min_ping_interval_ms\": 1000}}"));
+  char extra[2048];
+  snprintf(extra, sizeof extra,
+           "\"services\": {\"echo\": {\"discovery\": {\"type\":"
+           " \"static\", \"endpoints\": [{\"address\": \"127.0.0.1\","
+           " \"port\": %d}]}}}, %s",
+           srv.port, KA(100, 2000, false));
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  if (mesh_new(tg_config("cli", extra), &m, &st) != MESH_OK)
+    fprintf(stderr, "\nconfig: %s\n", st.message);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  ka_log_t k = {.n = 0};
+  pthread_mutex_init(&k.mu, NULL);
+  mesh_set_log(m, MESH_LOG_WARN, ka_log_fn, &k);
+  int failed = 0, ok = 0;
+  for (int i = 0; i < 6 && !ok; i++) {
+    slow_t s = {.m = m};
+    slow_call(&s);
+    if (s.rc == MESH_OK) {
+      ok = 1;
+    } else {
+      failed++;
+      CU_ASSERT_EQUAL(s.code, MESH_GRPC_UNAVAILABLE);
+    }
+  }
+  mesh_set_log(m, MESH_LOG_WARN, NULL, NULL);
+  CU_ASSERT_EQUAL(ok, 1);
+  /* 100, 200, 400 ms always strike out within the 4 s call; 800 ms
+   * (GOAWAY at its 4th PING, ~3.2 s) may pass on a loaded machine */
+  CU_ASSERT(failed == 3 || failed == 4);
+  pthread_mutex_lock(&k.mu);
+  CU_ASSERT_EQUAL(k.n, failed);
+  for (int i = 0; i < k.n; i++)
+    CU_ASSERT_EQUAL(k.ms[i], 200L << i);
+  pthread_mutex_unlock(&k.mu);
+  mesh_free(m);
+  pthread_mutex_destroy(&k.mu);
+  tg_server_stop(&srv);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("grpc_pool", NULL, NULL);
   CU_add_test(s, "one connection per endpoint", test_one_connection_per_endpoint);
@@ -387,6 +456,8 @@ static void add(void) {
   CU_add_test(s, "keepalive: stopped peer mid-call", test_keepalive_mid_call);
   CU_add_test(s, "keepalive: idle connection", test_keepalive_idle);
   CU_add_test(s, "server ping abuse policy", test_ping_abuse_policy);
+  CU_add_test(s, "keepalive backoff on too_many_pings",
+              test_keepalive_backoff);
 }
 
 int main(void) { return th_run_suites("test_grpc_pool", add); }

@@ -192,7 +192,14 @@ MESH_EXTERN int mesh_http_call(mesh_t *m, const char *service,
 /* ---- server -------------------------------------------------------------- */
 
 /** Handle one request: fill resp (status 200 and no body by default).
- *  Runs on the thread that called mesh_http_serve().
+ *  HTTP/1.1: runs on the thread that called mesh_http_serve(), one request
+ *  after another.  HTTP/2: the streams of one connection are served
+ *  concurrently, each request on a library thread of its own (at most
+ *  http.http2.max_concurrent_streams at once per connection, 512 in the
+ *  process), so the handler and what user points to must be thread-safe.
+ *  It may not call mesh_http_serve() on the same connection.  If the
+ *  client resets the stream or closes the connection meanwhile, the
+ *  response is dropped.
  *  @return 0 to send resp; non-zero to send 500 instead. */
 typedef int (*mesh_http_handler_fn)(const mesh_http_request_t *req,
                                     mesh_http_response_t *resp, void *user);
@@ -201,7 +208,8 @@ typedef int (*mesh_http_handler_fn)(const mesh_http_request_t *req,
  *  request asks to close, or an error.  Each request is checked against
  *  the authorization policies first (403 "RBAC: access denied" when denied,
  *  the handler is not called).  The connection is not closed: the caller
- *  closes it.
+ *  closes it.  Over HTTP/2 it returns once every handler it started has
+ *  returned.
  *  @return MESH_OK (peer done), MESH_ERR_HTTP_PARSE (a malformed request
  *          was answered 400), MESH_ERR_HTTP_TOO_LARGE (431/413 sent),
  *          MESH_ERR_TIMEOUT (idle or slow peer), or a connection error. */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The gRPC server: handlers by full method name, one thread per call, one
- * per connection.  Every call is authorized first (method POST, path
- * "/pkg.Service/Method", as Istio applies AuthorizationPolicy to gRPC). */
+/* The gRPC server: handlers by full method name, one thread per call (the
+ * call threads of http/h2_workers.c, shared with mesh_http_serve over
+ * HTTP/2), one per connection.  Every call is authorized first (method
+ * POST, path "/pkg.Service/Method", as Istio applies AuthorizationPolicy
+ * to gRPC). */
 #include "grpc/grpc_srv.h"
 
 #include <arpa/inet.h>
@@ -122,30 +124,13 @@ typedef struct conn_ctx {
   mesh_grpc_server_t *srv;
   mesh__h2_session_t *s;
   mesh__grpc_peer_t peer;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int calls;                   /* call threads of this connection */
-  mesh_conn_t *pending;        /* serve(): the connection to take over */
+  mesh__h2_workers_t w;        /* the call threads (http/h2_workers.c) */
 } conn_ctx_t;
 
-typedef struct call_arg {
-  conn_ctx_t *cc;
-  mesh__h2_stream_t *x;
-} call_arg_t;
-
-static void *call_thread(void *p) {
-  call_arg_t *a = p;
-  conn_ctx_t *cc = a->cc;
-  mesh__grpc_srv_handle(cc->srv->m, a->x, &cc->peer, cc->srv->max_recv,
+static void call_worker(void *arg, mesh__h2_stream_t *x) {
+  conn_ctx_t *cc = arg;
+  mesh__grpc_srv_handle(cc->srv->m, x, &cc->peer, cc->srv->max_recv,
                         find_method, cc->srv);
-  mesh__h2_stream_free(a->x);
-  free(a);
-  pthread_mutex_lock(&cc->mu);
-  cc->calls--;
-  pthread_cond_broadcast(&cc->cv);
-  pthread_mutex_unlock(&cc->mu);
-  thread_done(cc->srv);
-  return NULL;
 }
 
 static void track(mesh_grpc_server_t *srv, mesh__h2_session_t *s, bool add) {
@@ -169,30 +154,18 @@ static void track(mesh_grpc_server_t *srv, mesh__h2_session_t *s, bool add) {
     mesh__h2_session_drain(s);
 }
 
-/* Accept streams until the peer is done; each call on its own thread. */
+/* Accept streams until the peer is done; each call on its own thread, at
+ * most max_concurrent_streams at once (the limit we advertise). */
 static int accept_loop(conn_ctx_t *cc, mesh_status_t *st) {
   int rc;
   for (;;) {
     mesh__h2_stream_t *x = NULL;
-    rc = mesh__h2_accept(cc->s, mesh__now_ms() + 500, &x, st);
+    rc = mesh__h2_workers_accept(&cc->w, mesh__now_ms() + 500, &x, st);
     if (rc == MESH_ERR_TIMEOUT)
       continue; /* drive the session; shutdown drains it (track) */
     if (rc != MESH_OK)
       break;
-    call_arg_t *a = malloc(sizeof *a);
-    pthread_mutex_lock(&cc->mu);
-    cc->calls++;
-    pthread_mutex_unlock(&cc->mu);
-    if (a)
-      *a = (call_arg_t){cc, x};
-    if (!a || spawn(cc->srv, call_thread, a) != MESH_OK) {
-      mesh__h2_stream_reset(x, MESH__H2_REFUSED_STREAM);
-      mesh__h2_stream_free(x);
-      free(a);
-      pthread_mutex_lock(&cc->mu);
-      cc->calls--;
-      pthread_mutex_unlock(&cc->mu);
-    }
+    mesh__h2_workers_spawn(&cc->w, x, call_worker, cc);
   }
   return rc == MESH_ERR_PEER_CLOSED ? MESH_OK : rc;
 }
@@ -216,22 +189,17 @@ int mesh_grpc_server_serve_conn(mesh_grpc_server_t *srv, mesh_conn_t *c,
   memset(&cc, 0, sizeof cc);
   cc.srv = srv;
   mesh__grpc_peer_from_conn(&cc.peer, c);
-  pthread_mutex_init(&cc.mu, NULL);
-  pthread_cond_init(&cc.cv, NULL);
-  int rc = mesh__h2_session_new_conn(
-      srv->m, c, true, &mesh__http_settings(srv->m)->h2, &cc.s, st);
+  const mesh__h2_settings_t *set = &mesh__http_settings(srv->m)->h2;
+  int rc = mesh__h2_session_new_conn(srv->m, c, true, set, &cc.s, st);
   if (rc == MESH_OK) {
+    mesh__h2_workers_init(&cc.w, cc.s, set->max_concurrent_streams);
     track(srv, cc.s, true);
     rc = accept_loop(&cc, st);
-    pthread_mutex_lock(&cc.mu);
-    while (cc.calls > 0)
-      pthread_cond_wait(&cc.cv, &cc.mu);
-    pthread_mutex_unlock(&cc.mu);
+    mesh__h2_workers_wait(&cc.w);
+    mesh__h2_workers_destroy(&cc.w);
     track(srv, cc.s, false);
     mesh__h2_session_free(cc.s);
   }
-  pthread_cond_destroy(&cc.cv);
-  pthread_mutex_destroy(&cc.mu);
   return rc;
 }
 

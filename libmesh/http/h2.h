@@ -70,6 +70,8 @@
 #ifndef MESH_HTTP_H2_H
 #define MESH_HTTP_H2_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -349,6 +351,49 @@ int mesh__h2_stream_respond(mesh__h2_stream_t *s, const mesh__h2_hdr_t *hdrs,
 int mesh__h2_stream_send_trailers(mesh__h2_stream_t *s,
                                   const mesh__h2_hdr_t *hdrs, size_t n,
                                   int64_t deadline_ms, mesh_status_t *st);
+
+/* ---- server streams served concurrently (h2_workers.c) --------------------- */
+
+/* The thread that owns a server session accepts; each accepted stream runs
+ * on a thread of its own (threads are kept 10 s for reuse, process-wide).  At most `limit` handlers run per
+ * session (pass the MAX_CONCURRENT_STREAMS we advertise) and at most
+ * MESH__H2_WORKERS_MAX in the process; a stream beyond waits in the
+ * session's accept queue while the accepting thread keeps driving the
+ * session.  Used by the gRPC server and by mesh_http_serve() over h2. */
+#define MESH__H2_WORKERS_MAX 512
+
+typedef struct mesh__h2_workers {
+  mesh__h2_session_t *s; /* borrowed: free it after mesh__h2_workers_wait */
+  uint32_t limit;
+  _Atomic int running;   /* handlers started, not yet returned */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} mesh__h2_workers_t;
+
+/** Runs on the stream's thread; x is freed after it returns. */
+typedef void (*mesh__h2_worker_fn)(void *arg, mesh__h2_stream_t *x);
+
+/** Cannot fail.  limit 0 counts as 1. */
+void mesh__h2_workers_init(mesh__h2_workers_t *w, mesh__h2_session_t *s,
+                           uint32_t limit);
+/** After mesh__h2_workers_wait(). */
+void mesh__h2_workers_destroy(mesh__h2_workers_t *w);
+/** mesh__h2_accept() once a handler may start: waits for a free slot
+ *  first, driving the session meanwhile.  Call from one thread only.
+ *  @return as mesh__h2_accept(). */
+int mesh__h2_workers_accept(mesh__h2_workers_t *w, int64_t deadline_ms,
+                            mesh__h2_stream_t **out, mesh_status_t *st);
+/** Run fn(arg, x) on a thread (an idle one or a new one), which frees x
+ *  afterwards.  Without a
+ *  thread x is reset (REFUSED_STREAM: the peer may retry) and freed.
+ *  @return MESH_OK, MESH_ERR_NOMEM. */
+int mesh__h2_workers_spawn(mesh__h2_workers_t *w, mesh__h2_stream_t *x,
+                           mesh__h2_worker_fn fn, void *arg);
+/** Wait until every handler started through w has returned. */
+void mesh__h2_workers_wait(mesh__h2_workers_t *w);
+/** Handlers running: of w; in the process (tests, admin). */
+int mesh__h2_workers_running(mesh__h2_workers_t *w);
+int mesh__h2_workers_total(void);
 
 /* ---- the HTTP layer over HTTP/2 (h2_serve.c) ------------------------------- */
 

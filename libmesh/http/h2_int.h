@@ -97,6 +97,7 @@ struct mesh__h2_session {
   int fd;
   bool tls;                 /* the transport is TLS (":scheme" https) */
   bool settings_seen;       /* the peer's first SETTINGS arrived */
+  char ka_key[136];         /* client: the peer's address (h2_backoff.c) */
 };
 
 /* ---- h2_session.c, h2_drive.c ------------------------------------------- */
@@ -119,6 +120,17 @@ void mesh__h2_ref(mesh__h2_session_t *s);
 /** Close the transport once (locked, or no other thread left). */
 void mesh__h2_close_io(mesh__h2_session_t *s);
 void mesh__h2_unref(mesh__h2_session_t *s);
+
+/* ---- h2_backoff.c ------------------------------------------------------- */
+
+/** Client session being made: note its target and use the keepalive time
+ *  a "too_many_pings" GOAWAY raised for it, if longer than set's. */
+void mesh__h2_ka_apply(mesh__h2_session_t *s);
+/** GOAWAY ENHANCE_YOUR_CALM received (locked) with this debug data: on
+ *  "too_many_pings", double the target's keepalive time (logged once per
+ *  raise). */
+void mesh__h2_ka_calm(mesh__h2_session_t *s, const uint8_t *data,
+                      size_t len);
 
 /* ---- h2_io.c ------------------------------------------------------------ */
 

@@ -328,28 +328,51 @@ static void serve_stream(h2req_t *r, mesh_http_handler_fn fn, void *user) {
   mesh__span_end(&sp);
 }
 
+/* What the handlers of one connection share (read-only while they run). */
+typedef struct h2conn {
+  mesh_t *m;
+  const mesh__http_peer_t *peer;
+  const mesh__http_settings_t *set;
+  mesh_http_handler_fn fn;
+  void *user;
+} h2conn_t;
+
+/* One stream on its own thread (h2_workers.c); x is freed after. */
+static void stream_worker(void *arg, mesh__h2_stream_t *x) {
+  const h2conn_t *c = arg;
+  h2req_t r = {.m = c->m, .peer = c->peer, .set = c->set, .x = x};
+  serve_stream(&r, c->fn, c->user);
+  mesh__authn_result_free(&r.an);
+  free(r.hdrs);
+  free(r.path);
+  free(r.ntarget);
+  mesh__http_hdrs_free(r.req.joined, r.req.njoined);
+  free(r.body);
+}
+
+/* The streams of the connection are served concurrently, each on a
+ * thread of its own, while this thread drives the session (accept). */
 int mesh__h2_serve_http(mesh_t *m, mesh__h2_session_t *s,
                         const struct mesh__http_peer *peer,
                         mesh_http_handler_fn handler, void *user,
                         mesh_status_t *st) {
   mesh__ok(st);
   const mesh__http_settings_t *set = mesh__http_settings(m);
+  h2conn_t conn = {m, peer, set, handler, user};
+  mesh__h2_workers_t w;
+  mesh__h2_workers_init(&w, s, set->h2.max_concurrent_streams);
   int rc;
   for (;;) {
     mesh__h2_stream_t *x;
-    /* idle_timeout bounds the wait for the next stream, as in HTTP/1.1 */
-    rc = mesh__h2_accept(s, mesh__now_ms() + set->idle_timeout_ms, &x, st);
+    /* idle_timeout bounds the wait for the next stream, as in HTTP/1.1;
+     * a connection whose handlers still run is not idle */
+    rc = mesh__h2_workers_accept(&w, mesh__now_ms() + set->idle_timeout_ms,
+                                 &x, st);
+    if (rc == MESH_ERR_TIMEOUT && mesh__h2_workers_running(&w) > 0)
+      continue;
     if (rc != MESH_OK)
       break;
-    h2req_t r = {.m = m, .peer = peer, .set = set, .x = x};
-    serve_stream(&r, handler, user);
-    mesh__authn_result_free(&r.an);
-    free(r.hdrs);
-    free(r.path);
-    free(r.ntarget);
-    mesh__http_hdrs_free(r.req.joined, r.req.njoined);
-    free(r.body);
-    mesh__h2_stream_free(x);
+    mesh__h2_workers_spawn(&w, x, stream_worker, &conn);
   }
   if (rc == MESH_ERR_TIMEOUT) {
     mesh__h2_session_drain(s);
@@ -359,6 +382,10 @@ int mesh__h2_serve_http(mesh_t *m, mesh__h2_session_t *s,
     mesh__ok(st);
     rc = MESH_OK;
   }
+  /* handlers of a session that ended find their stream gone: their
+   * responses are dropped */
+  mesh__h2_workers_wait(&w);
+  mesh__h2_workers_destroy(&w);
   mesh__h2_session_free(s);
   return rc;
 }

@@ -177,6 +177,8 @@ static void goaway_in(mesh__h2_session_t *s, const nghttp2_goaway *g) {
   s->goaway_recv = true;
   s->goaway_code = g->error_code;
   if (g->error_code == NGHTTP2_ENHANCE_YOUR_CALM)
+    mesh__h2_ka_calm(s, g->opaque_data, g->opaque_data_len);
+  if (g->error_code == NGHTTP2_ENHANCE_YOUR_CALM)
     mesh__log(s->m, MESH_LOG_WARN, "h2_goaway_calm",
               "the peer sent GOAWAY ENHANCE_YOUR_CALM \"%.*s\" (with "
               "\"too_many_pings\": http.http2.keepalive_time_ms is shorter "
@@ -416,6 +418,7 @@ int mesh__h2_session_new_io(mesh_t *m, const mesh__h2_io_t *io, bool server,
     s->set = *set;
   else
     mesh__h2_settings_default(&s->set);
+  mesh__h2_ka_apply(s);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -228,7 +228,13 @@ struct mesh__http {
   mesh__routes_t routes;
   _Atomic uint64_t faults_delayed, faults_aborted;
   _Atomic(mesh__metric_t *) inbound[MESH__HTTP_CODES];
+  /* client keepalive times raised by "too_many_pings" (h2_backoff.c) */
+  _Atomic(struct mesh__h2_ka_table *) ka;
 };
+
+struct mesh__h2_ka_table;
+/** NULL is a no-op. */
+void mesh__h2_ka_free(struct mesh__h2_ka_table *t);
 
 /** Count one request of service (NULL: served inbound) that ended with
  *  code (an HTTP status; 0 or out of range: "error").  Lock-free once the

@@ -530,6 +530,7 @@ static void http_fini(mesh_t *m) {
   if (!m->http)
     return;
   mesh__routes_free(&m->http->routes);
+  mesh__h2_ka_free(atomic_load(&m->http->ka));
   free(m->http);
   m->http = NULL;
 }
