@@ -27,6 +27,11 @@
 #define WEB2 "spiffe://example.org/web-v2"
 #define API "spiffe://other.org/api"
 #define MESHCTL TEST_BUILDDIR "/tools/meshctl"
+#define XT "type.googleapis.com/envoy.extensions."
+#define ROUTER_URL XT "filters.http.router.v3.Router"
+#define HCM_URL                                                          \
+  XT "filters.network.http_connection_manager.v3.HttpConnectionManager"
+#define DTLS_URL XT "transport_sockets.tls.v3.DownstreamTlsContext"
 #define UTLS_URL                                                         \
   "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."      \
   "UpstreamTlsContext"
@@ -726,6 +731,43 @@ static void test_unknown_instance_nack(void) {
     }
     mesh__xds_ads_free(a);
   }
+  /* a server Listener (LDS) too: its DownstreamTlsContext names "istio" */
+  mesh__xds_ads_t *a = mesh__xds_ads_new(b, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  CU_ASSERT_EQUAL(mesh__xds_ads_watch(a, MESH__XDS_T_LDS, "in"), MESH_OK);
+  char *router = xv_any(ROUTER_URL, "Router", "");
+  char hbuf[4096], text[16384], resp[32768];
+  snprintf(hbuf, sizeof hbuf, "rds { route_config_name: \"in\" } "
+           "http_filters { name: \"router\" typed_config { %s } }", router);
+  free(router);
+  char *hcm = xv_any(HCM_URL, "HttpConnectionManager", hbuf);
+  char *dtls = xv_any(DTLS_URL, "DownstreamTlsContext",
+      "common_tls_context { tls_certificate_provider_instance { "
+      "instance_name: \"istio\" } validation_context_certificate_provider_"
+      "instance { instance_name: \"default\" } }");
+  CU_ASSERT_FATAL(hcm && dtls);
+  snprintf(text, sizeof text, "name: \"in\" address { socket_address { "
+           "address: \"0.0.0.0\" port_value: 8080 } } filter_chains { filters "
+           "{ name: \"hcm\" typed_config { %s } } transport_socket { name: "
+           "\"tls\" typed_config { %s } } }", hcm, dtls);
+  free(hcm);
+  free(dtls);
+  char *any = xv_any(MESH__XDS_LDS, "Listener", text);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+  snprintf(resp, sizeof resp, "version_info: \"1\" nonce: \"n1\" type_url: "
+           "\"%s\" resources { %s }", MESH__XDS_LDS, any);
+  free(any);
+  uint8_t *buf;
+  size_t len;
+  CU_ASSERT_EQUAL_FATAL(xv_encode("DiscoveryResponse", resp, &buf, &len), 0);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh__xds_ads_on_response(a, buf, len, &st), MESH_ERR_CONFIG);
+  free(buf);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "listener \"in\": "
+                                "transport_socket: certificate provider "
+                                "instance \"istio\" is not in the bootstrap"));
+  CU_ASSERT_PTR_NULL(mesh__xds_ads_cached(a, MESH__XDS_T_LDS, "in"));
+  mesh__xds_ads_free(a);
   mesh__xds_bootstrap_free(b);
 }
 
