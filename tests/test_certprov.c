@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include <mesh/mesh.h>
 
@@ -333,8 +334,10 @@ static bool server_start(server_t *s, mesh_t *m) {
 static void server_stop(server_t *s) {
   atomic_store(&s->stop, true);
   pthread_join(s->th, NULL);
+  /* the peers have closed by now; a socket-level shutdown ends any echo
+   * thread still reading (mesh_conn_* of a connection is one thread's) */
   for (int i = 0; i < s->n; i++)
-    mesh_conn_shutdown(s->cs[i]);
+    shutdown(mesh_conn_fd(s->cs[i]), SHUT_RDWR);
   for (int i = 0; i < s->n; i++) {
     pthread_join(s->conns[i], NULL);
     mesh_conn_close(s->cs[i]);
