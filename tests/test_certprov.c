@@ -298,10 +298,11 @@ typedef struct server {
 static void *echo(void *p) {
   mesh_conn_t *c = p;
   char buf[512];
-  long n;
-  while ((n = mesh_conn_read(c, buf, sizeof buf)) > 0)
-    if (mesh_conn_write_all(c, buf, (size_t)n) != MESH_OK)
+  for (;;) {
+    long n = mesh_conn_read(c, buf, sizeof buf);
+    if (n <= 0 || mesh_conn_write_all(c, buf, (size_t)n) != MESH_OK)
       break;
+  }
   return NULL;
 }
 

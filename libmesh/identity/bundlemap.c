@@ -114,7 +114,9 @@ int mesh__bundle_map_parse(const char *text, size_t len, const char *origin,
     rc = mesh__fail(st, MESH_ERR_PARSE, "%s: expected {\"trust_domains\": "
                     "{...}} (a SPIFFE trust bundle map)", origin);
   size_t n = rc == MESH_OK ? (size_t)cJSON_GetArraySize(tds) : 0;
-  if (rc == MESH_OK && !(out->v = calloc(n ? n : 1, sizeof *out->v)))
+  if (rc == MESH_OK)
+    out->v = calloc(n ? n : 1, sizeof *out->v);
+  if (rc == MESH_OK && !out->v)
     rc = mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   const cJSON *b;
   if (rc == MESH_OK) {

@@ -245,8 +245,9 @@ int mesh__creds_load(const mesh__creds_src_t *src, uint64_t generation,
   if (rc != MESH_OK)
     return rc;
   mesh__bundle_map_t map = {0};
-  if (src->bundle_map &&
-      (rc = mesh__bundle_map_load(src->bundle_map, &map, st)) != MESH_OK)
+  if (src->bundle_map)
+    rc = mesh__bundle_map_load(src->bundle_map, &map, st);
+  if (rc != MESH_OK)
     return rc;
   size_t nb = src->bundle_map ? map.n
                               : src->nbundles + (src->bundle ? 1 : 0);

@@ -82,9 +82,11 @@ mesh__xds_ads_t *mesh__xds_ads_new(const mesh__xds_bootstrap_t *b,
     a->ignore_deletion = b->nservers && b->servers[0].ignore_resource_deletion;
     a->check_insts = true;
     a->insts = calloc(b->nproviders + 1, sizeof *a->insts);
-    for (size_t i = 0; a->insts && i < b->nproviders; i++)
-      if ((a->insts[a->ninsts] = dup0(b->providers[i].name)))
+    for (size_t i = 0; a->insts && i < b->nproviders; i++) {
+      a->insts[a->ninsts] = dup0(b->providers[i].name);
+      if (a->insts[a->ninsts])
         a->ninsts++;
+    }
     if (!a->insts || a->ninsts != b->nproviders) {
       mesh__xds_ads_free(a);
       return NULL;
