@@ -471,10 +471,10 @@ static void test_mesh__jwt_cache(void) {
     mesh__authn_input_t in = {.header = get1, .ctx = &h};
     mesh__authn_result_t res;
     const mesh__jwks_t *k = steps[i].keys;
-    uint64_t h0, m0, h1, m1;
-    mesh__jwt_cache_stats(c, &h0, &m0);
+    uint64_t h0, m0, h1, m1, e;
+    mesh__jwt_cache_stats(c, &h0, &m0, &e);
     mesh__authn_decide_cached(cfg, &in, steps[i].at, cur_keys, &k, c, &res);
-    mesh__jwt_cache_stats(c, &h1, &m1);
+    mesh__jwt_cache_stats(c, &h1, &m1, &e);
     if (strcmp(mesh__jwt_err_name(res.err), steps[i].want) != 0 ||
         (int)(h1 - h0) != steps[i].hit)
       fprintf(stderr, "cache step %zu: %s hit %d\n", i,
@@ -499,10 +499,11 @@ static void test_mesh__jwt_cache(void) {
                     MESH_OK);
     mesh__authn_result_free(&res);
   }
-  uint64_t hits, misses;
-  mesh__jwt_cache_stats(one, &hits, &misses);
+  uint64_t hits, misses, evictions;
+  mesh__jwt_cache_stats(one, &hits, &misses, &evictions);
   CU_ASSERT_EQUAL(hits, 0);
   CU_ASSERT_EQUAL(misses, 4);
+  CU_ASSERT_EQUAL(evictions, 3); /* the first entry took an empty slot */
   mesh__jwt_cache_free(c);
   mesh__jwt_cache_free(one);
   mesh__jwks_unref(a);
@@ -557,6 +558,68 @@ static void test_mesh__authn_set_jwt_bundle(void) {
   CU_ASSERT_EQUAL(mesh__authn_set_jwt_bundle(m, "example.org", NULL, 0), MESH_OK);
   CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_ERR_DENIED);
   mesh_free(m);
+  cJSON_Delete(rows);
+  free(doc);
+  free(jwks);
+}
+
+/* The verified-token cache's metrics, from a context (one slot: two
+ * tokens evict each other), as Prometheus text. */
+static void test_authn_token_cache_metrics(void) {
+  size_t len;
+  char *doc = minted_file("tokens.json", &len), *jwks = minted_file("jwks.json", NULL);
+  cJSON *rows = mesh__json_parse(doc, len, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(rows);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(jwks);
+  cJSON *cfg = cJSON_Parse("{\"log\":{\"level\":\"error\"},\"authn\":"
+                           "{\"token_cache_size\":1,\"jwt_rules\":[{\"issuer\":"
+                           "\"" ISS "\",\"audiences\":[\"" AUD "\"]}]}}");
+  cJSON *rule = cJSON_GetArrayItem(cJSON_GetObjectItem(
+      cJSON_GetObjectItem(cfg, "authn"), "jwt_rules"), 0);
+  cJSON_AddStringToObject(rule, "jwks", jwks);
+  char *text = cJSON_PrintUnformatted(cfg);
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(text, &m, &st), MESH_OK);
+  const char *seq[] = {"es256", "es256", "rs256", "es256", "es256"};
+  for (size_t i = 0; i < N(seq); i++) {
+    char bearer[4096];
+    snprintf(bearer, sizeof bearer, "Bearer %s", token_named(rows, seq[i]));
+    hdrs1_t h = {"Authorization", bearer};
+    mesh__authn_input_t in = {.header = get1, .ctx = &h};
+    mesh__authn_result_t res;
+    CU_ASSERT_EQUAL(mesh__authn_check_request(m, &in, &res, &st), MESH_OK);
+    CU_ASSERT(res.authenticated);
+    mesh__authn_result_free(&res);
+  }
+  static char buf[262144];
+  CU_ASSERT(mesh_metrics_text(m, buf, sizeof buf, NULL) > 0);
+  /* es256 miss, hit; rs256 miss (evicts es256); es256 miss (evicts
+   * rs256), hit */
+  const char *want[] = {
+      "# TYPE mesh_authn_token_cache_hits_total counter\n",
+      "\nmesh_authn_token_cache_hits_total 2\n",
+      "\nmesh_authn_token_cache_misses_total 3\n",
+      "\nmesh_authn_token_cache_evictions_total 2\n",
+      "# HELP mesh_authn_token_cache_evictions_total ",
+  };
+  for (size_t i = 0; i < N(want); i++) {
+    if (!strstr(buf, want[i]))
+      fprintf(stderr, "\n  missing %s", want[i]);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, want[i]));
+  }
+  mesh_free(m);
+  /* no cache (token_cache_size 0): no cache metrics */
+  cJSON_ReplaceItemInObject(cJSON_GetObjectItem(cfg, "authn"),
+                            "token_cache_size", cJSON_CreateNumber(0));
+  free(text);
+  text = cJSON_PrintUnformatted(cfg);
+  CU_ASSERT_EQUAL_FATAL(mesh_new(text, &m, &st), MESH_OK);
+  CU_ASSERT(mesh_metrics_text(m, buf, sizeof buf, NULL) > 0);
+  CU_ASSERT_PTR_NULL(strstr(buf, "mesh_authn_token_cache_"));
+  mesh_free(m);
+  free(text);
+  cJSON_Delete(cfg);
   cJSON_Delete(rows);
   free(doc);
   free(jwks);
@@ -1048,6 +1111,7 @@ static void add(void) {
   CU_add_test(s, "mesh_config_check_authn", test_mesh_config_check_authn);
   CU_add_test(s, "mesh__authn_set_jwt_bundle", test_mesh__authn_set_jwt_bundle);
   CU_add_test(s, "mesh__jwt_cache", test_mesh__jwt_cache);
+  CU_add_test(s, "authn_token_cache_metrics", test_authn_token_cache_metrics);
   CU_add_test(s, "mesh__authz_eval_request_auth",
               test_mesh__authz_eval_request_auth);
   CU_add_test(s, "authn_http_curl_jwks", test_authn_http_curl_jwks);

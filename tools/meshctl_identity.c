@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* meshctl identity: the current X.509-SVID of a config (SPIFFE ID, serial,
  * not-after), its trust bundles and its source, from any source (PEM
- * files, the SPIFFE Workload API).  meshctl jwt: a JWT-SVID for an
+ * files, the SPIFFE Workload API, an xDS certificate provider).  meshctl jwt: a JWT-SVID for an
  * audience from the Workload API. */
 #include "meshctl.h"
 #include "identity/identity.h"
@@ -17,8 +17,10 @@ static const char identity_help[] =
     "\n"
     "Load the config's identity and print the current X.509-SVID (SPIFFE ID,\n"
     "serial in hex, not-after), the trust domains of its bundles and the\n"
-    "source (files or workload_api).  With the Workload API, wait at most\n"
-    "--timeout (default 10s) for the agent's first SVID; without an agent\n"
+    "source (files, workload_api, or xds: the bootstrap's certificate\n"
+    "provider instance, named on the provider line).  With the Workload\n"
+    "API, wait at most --timeout (default 10s) for the agent's first SVID;\n"
+    "without an agent\n"
     "it fails naming the socket.  With \"bundles_only\": true (FetchX509Bundles)\n"
     "it prints the trust domains of the bundles and no SVID.\n";
 
@@ -76,10 +78,19 @@ static mesh_t *open_mesh(const char *config, const char *timeout, bool wait) {
   return m;
 }
 
-static void print_creds(mesh_t *m, const mesh__creds_t *c) {
+/* The source, and where it takes the SVID from. */
+static void print_source(mesh_t *m) {
   printf("source:     %s\n", mesh__identity_source(m));
   if (mesh__wl_endpoint(m)[0])
     printf("endpoint:   %s\n", mesh__wl_endpoint(m));
+  char prov[300];
+  mesh__identity_source_state(m, prov, sizeof prov);
+  if (!strcmp(mesh__identity_source(m), "xds") && prov[0])
+    printf("provider:   %s\n", prov);
+}
+
+static void print_creds(mesh_t *m, const mesh__creds_t *c) {
+  print_source(m);
   printf("spiffe_id:  %s\n", c->id);
   printf("serial:     ");
   for (size_t i = 0; i < c->chain.serial.len; i++)

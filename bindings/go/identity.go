@@ -9,6 +9,7 @@ package mesh
 import "C"
 
 import (
+	"encoding/json"
 	"math"
 	"time"
 	"unsafe"
@@ -129,6 +130,35 @@ func (m *Mesh) JWTSVID(audience string) (string, error) {
 		return "", newError("jwt svid", rc, &st)
 	}
 	return C.GoString(&buf[0]), nil
+}
+
+// ValidateJWTSVID has the SPIFFE Workload API agent validate a JWT-SVID
+// for audience (ValidateJWTSVID; config identity.source "workload_api"):
+// the token's SPIFFE ID and its claims.  A token the agent refuses is an
+// *Error with Code ErrDenied and the agent's reason.  Not cached: one call
+// to the agent per token (for request authentication with cached keys use
+// the config's "authn" section).
+func (m *Mesh) ValidateJWTSVID(token, audience string) (string, map[string]any, error) {
+	cm, ok := m.use()
+	if !ok {
+		return "", nil, closedErr("validate jwt svid")
+	}
+	defer m.done()
+	ct, ca := C.CString(token), C.CString(audience)
+	defer C.free(unsafe.Pointer(ct))
+	defer C.free(unsafe.Pointer(ca))
+	id := make([]C.char, C.MESH_SPIFFE_ID_MAX+1)
+	claims := make([]C.char, 65536)
+	var st C.mesh_status_t
+	if rc := C.mesh_validate_jwt_svid(cm, ct, ca, &id[0], C.size_t(len(id)),
+		&claims[0], C.size_t(len(claims)), &st); rc != 0 {
+		return "", nil, newError("validate jwt svid", rc, &st)
+	}
+	var cl map[string]any
+	if err := json.Unmarshal([]byte(C.GoString(&claims[0])), &cl); err != nil {
+		return "", nil, err
+	}
+	return C.GoString(&id[0]), cl, nil
 }
 
 // SVIDExpiresIn is the time until this context's SVID expires (negative

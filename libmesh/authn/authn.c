@@ -472,6 +472,7 @@ static int authn_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
                                  : NULL;
   if (!a->slots || !a->cm || (a->cfg->cache_slots && !a->cache))
     return mesh__fail(st, MESH_ERR_NOMEM, "authn: out of memory");
+  mesh__jwt_cache_metrics(a->cache, m);
   for (size_t i = 0; i < a->cfg->n; i++) {
     slot_t *s = &a->slots[i];
     s->a = a;

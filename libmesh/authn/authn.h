@@ -177,11 +177,16 @@ void mesh__jwt_cache_free(mesh__jwt_cache_t *c);
 bool mesh__jwt_cache_hit(mesh__jwt_cache_t *c, const uint8_t h[32],
                          uint64_t serial, int64_t now_s);
 /** Remember that h verified with serial, good until until_s.  May drop the
- *  entry (slot busy); evicts the slot's previous token. */
+ *  entry (slot busy); evicts the slot's previous token (counted as an
+ *  eviction when that entry was still good at now_s). */
 void mesh__jwt_cache_put(mesh__jwt_cache_t *c, const uint8_t h[32],
-                         uint64_t serial, int64_t until_s);
+                         uint64_t serial, int64_t until_s, int64_t now_s);
+/** Lookups that hit / missed, entries evicted, since creation. */
 void mesh__jwt_cache_stats(mesh__jwt_cache_t *c, uint64_t *hits,
-                           uint64_t *misses);
+                           uint64_t *misses, uint64_t *evictions);
+/** Count into m's metrics too: mesh_authn_token_cache_hits_total,
+ *  _misses_total, _evictions_total.  Before the cache is used. */
+void mesh__jwt_cache_metrics(mesh__jwt_cache_t *c, mesh_t *m);
 
 /* ---- the part (config.c, authn.c) ------------------------------------------ */
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "authn/authn.h"
+#include "telemetry/telemetry.h"
 
 typedef struct cslot {
   _Atomic uint32_t seq; /* odd: being written */
@@ -28,7 +29,9 @@ typedef struct cslot {
 
 struct mesh__jwt_cache {
   size_t mask;
-  _Atomic uint64_t hits, misses;
+  _Atomic uint64_t hits, misses, evictions;
+  /* mesh_authn_token_cache_{hits,misses,evictions}_total, or NULL */
+  mesh__metric_t *m_hits, *m_misses, *m_evictions;
   cslot_t slot[];
 };
 
@@ -65,11 +68,12 @@ bool mesh__jwt_cache_hit(mesh__jwt_cache_t *c, const uint8_t h[32],
   same &= atomic_load_explicit(&s->seq, memory_order_relaxed) == s1;
   atomic_fetch_add_explicit(same ? &c->hits : &c->misses, 1,
                             memory_order_relaxed);
+  mesh__counter_add(same ? c->m_hits : c->m_misses, 1);
   return same;
 }
 
 void mesh__jwt_cache_put(mesh__jwt_cache_t *c, const uint8_t h[32],
-                         uint64_t serial, int64_t until_s) {
+                         uint64_t serial, int64_t until_s, int64_t now_s) {
   if (!c || serial == 0)
     return;
   cslot_t *s = &c->slot[word(h, 0) & c->mask];
@@ -79,6 +83,15 @@ void mesh__jwt_cache_put(mesh__jwt_cache_t *c, const uint8_t h[32],
                       memory_order_relaxed))
     return; /* another writer has it: one entry less, never a torn one */
   atomic_thread_fence(memory_order_release);
+  /* an eviction: the slot held another token's entry, still good */
+  bool other = false;
+  for (int i = 0; i < 4; i++)
+    other |= atomic_load_explicit(&s->h[i], memory_order_relaxed) != word(h, i);
+  if (other && atomic_load_explicit(&s->serial, memory_order_relaxed) != 0 &&
+      atomic_load_explicit(&s->until, memory_order_relaxed) >= now_s) {
+    atomic_fetch_add_explicit(&c->evictions, 1, memory_order_relaxed);
+    mesh__counter_add(c->m_evictions, 1);
+  }
   for (int i = 0; i < 4; i++)
     atomic_store_explicit(&s->h[i], word(h, i), memory_order_relaxed);
   atomic_store_explicit(&s->serial, serial, memory_order_relaxed);
@@ -87,7 +100,25 @@ void mesh__jwt_cache_put(mesh__jwt_cache_t *c, const uint8_t h[32],
 }
 
 void mesh__jwt_cache_stats(mesh__jwt_cache_t *c, uint64_t *hits,
-                           uint64_t *misses) {
+                           uint64_t *misses, uint64_t *evictions) {
   *hits = c ? atomic_load(&c->hits) : 0;
   *misses = c ? atomic_load(&c->misses) : 0;
+  *evictions = c ? atomic_load(&c->evictions) : 0;
+}
+
+void mesh__jwt_cache_metrics(mesh__jwt_cache_t *c, mesh_t *m) {
+  if (!c)
+    return;
+  c->m_hits = mesh__counter(m, "mesh_authn_token_cache_hits_total",
+                            "Verified-token cache lookups that found the "
+                            "token verified with the current key set (no "
+                            "signature check).", NULL);
+  c->m_misses = mesh__counter(m, "mesh_authn_token_cache_misses_total",
+                              "Verified-token cache lookups that did not "
+                              "(the signature was checked).", NULL);
+  c->m_evictions = mesh__counter(m, "mesh_authn_token_cache_evictions_total",
+                                 "Verified-token cache entries still good "
+                                 "that a new token's entry replaced (the "
+                                 "cache is too small for the tokens in use: "
+                                 "authn.token_cache_size).", NULL);
 }

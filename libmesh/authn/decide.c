@@ -184,7 +184,8 @@ static int check_sig(const mesh__authn_rule_t *r, const mesh__jwt_t *t,
   const cJSON *exp = cJSON_GetObjectItemCaseSensitive(t->claims, "exp");
   if (e == MESH__JWT_OK && hashed && cJSON_IsNumber(exp) &&
       exp->valuedouble < 9e15)
-    mesh__jwt_cache_put(cache, h, ks->serial, (int64_t)exp->valuedouble + skew);
+    mesh__jwt_cache_put(cache, h, ks->serial, (int64_t)exp->valuedouble + skew,
+                        now);
   return e;
 }
 

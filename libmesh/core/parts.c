@@ -12,6 +12,9 @@ const mesh__part_t *const mesh__parts[] = {
   /* the Workload API source: pushes SVIDs into identity (may wait for the
    * first one), before anything dials */
   &mesh__wl_part,
+  /* the xDS certificate provider source: hands identity the files of a
+   * bootstrap's file_watcher instance, before anything dials */
+  &mesh__xds_certprov_part,
   &mesh__tls_part,
   &mesh__authn_part,
   &mesh__authz_part,

@@ -25,6 +25,7 @@ extern const mesh__part_t mesh__authz_part;
 extern const mesh__part_t mesh__authn_part;
 extern const mesh__part_t mesh__http_part;
 extern const mesh__part_t mesh__xds_part;          /* xds/part.c */
+extern const mesh__part_t mesh__xds_certprov_part; /* xds/certprov.c */
 extern const mesh__svc_part_t mesh__routes_svc_part;
 extern const mesh__svc_part_t mesh__jwt_svc_part;    /* http/jwt_attach.c */
 extern const mesh__svc_part_t mesh__grpc_svc_part;     /* grpc/svcconfig.c */

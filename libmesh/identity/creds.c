@@ -193,9 +193,19 @@ static int warm(mesh__creds_t *c, mesh_status_t *st) {
   return MESH_OK;
 }
 
+static int map_bundles(mesh__creds_t *c, const mesh__bundle_map_t *map,
+                       const char *origin, mesh_status_t *st);
+static int der_bundle(mesh__creds_t *c, size_t i, const mesh__der_bundle_t *b,
+                      const char *origin, mesh_status_t *st);
+
 static int check_own(mesh__creds_t *c, const mesh__creds_src_t *src,
                      mesh_status_t *st) {
   const mesh__bundle_t *b = mesh__creds_bundle(c, c->td);
+  if (!b && src->bundle_map)
+    return mesh__fail(st, MESH_ERR_TRUST_DOMAIN,
+                      "%s: no trust bundle for the SVID's own trust domain "
+                      "\"%s\" in the trust bundle map %s",
+                      src->cert, c->td, src->bundle_map);
   if (!b)
     return mesh__fail(st, MESH_ERR_TRUST_DOMAIN,
                       "%s: no trust bundle for the SVID's own trust domain "
@@ -212,7 +222,7 @@ static int src_valid(const mesh__creds_src_t *src, mesh_status_t *st) {
   if (!src || !src->cert || !src->key)
     return mesh__fail(st, MESH_ERR_INVALID_ARG,
                       "credentials need a certificate and a key file");
-  if (!src->bundle && src->nbundles == 0)
+  if (!src->bundle && src->nbundles == 0 && !src->bundle_map)
     return mesh__fail(st, MESH_ERR_INVALID_ARG,
                       "credentials need at least one trust bundle");
   for (size_t i = 0; i < src->nbundles; i++) {
@@ -234,15 +244,27 @@ int mesh__creds_load(const mesh__creds_src_t *src, uint64_t generation,
   int rc = src_valid(src, st);
   if (rc != MESH_OK)
     return rc;
-  mesh__creds_t *c = creds_alloc(src->nbundles + (src->bundle ? 1 : 0));
-  if (!c)
+  mesh__bundle_map_t map = {0};
+  if (src->bundle_map)
+    rc = mesh__bundle_map_load(src->bundle_map, &map, st);
+  if (rc != MESH_OK)
+    return rc;
+  size_t nb = src->bundle_map ? map.n
+                              : src->nbundles + (src->bundle ? 1 : 0);
+  mesh__creds_t *c = creds_alloc(nb);
+  if (!c) {
+    mesh__bundle_map_free(&map);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
   c->generation = generation;
   rc = load_chain(c, src->cert, st);
   if (rc == MESH_OK)
     rc = load_key(c, src->key, src->cert, st);
-  if (rc == MESH_OK)
+  if (rc == MESH_OK && !src->bundle_map)
     rc = load_bundles(c, src, st);
+  if (rc == MESH_OK && src->bundle_map)
+    rc = map_bundles(c, &map, src->bundle_map, st);
+  mesh__bundle_map_free(&map);
   if (rc == MESH_OK)
     rc = check_own(c, src, st);
   if (rc == MESH_OK)
@@ -250,10 +272,24 @@ int mesh__creds_load(const mesh__creds_src_t *src, uint64_t generation,
   if (rc == MESH_OK)
     rc = warm(c, st);
   if (rc != MESH_OK) {
+    c->nbundles = nb; /* free every initialised slot */
     creds_free(c);
     return rc;
   }
   *out = c;
+  return MESH_OK;
+}
+
+/* The bundles of a trust bundle map, checked as pushed DER bundles are. */
+static int map_bundles(mesh__creds_t *c, const mesh__bundle_map_t *map,
+                       const char *origin, mesh_status_t *st) {
+  c->nbundles = 0; /* grows as bundles load: duplicates are seen */
+  for (size_t i = 0; i < map->n; i++) {
+    int rc = der_bundle(c, i, &map->v[i], origin, st);
+    c->nbundles = i + 1;
+    if (rc != MESH_OK)
+      return rc;
+  }
   return MESH_OK;
 }
 

@@ -40,6 +40,7 @@ struct mesh__identity {
   /* Everything below is guarded by reload_mu: one (re)load at a time. */
   pthread_mutex_t reload_mu;
   char *cert, *key, *bundle;
+  char *bundle_map; /* SPIFFE trust bundle map (source "xds"), or NULL */
   char **tds, **paths;
   size_t nbundles;
   int64_t interval_ms, warn_s;

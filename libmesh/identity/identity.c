@@ -51,7 +51,7 @@ static void identity_check(mesh__cfg_t *c, const cJSON *cfg,
   static const char *const keys[] = {
       "cert",    "key", "bundle", "bundles", "reload_interval_ms",
       "expiry_warning_s", "source", "endpoint", "svid_hint", "wait_ms",
-      "timeout_ms", "bundles_only", NULL};
+      "timeout_ms", "bundles_only", "certificate_provider", NULL};
   if (!cfg || !mesh__cfg_object(c, cfg, path, keys))
     return;
   if (mesh__identity_check_source(c, cfg, path))
@@ -149,13 +149,15 @@ static filesig_t sig_of(const char *path) {
 }
 
 static const char *watched_path(struct mesh__identity *id, size_t i) {
-  if (i == 0)
-    return id->cert;
-  if (i == 1)
-    return id->key;
-  if (id->bundle && i == 2)
-    return id->bundle;
-  return id->paths[i - (id->bundle ? 3 : 2)];
+  const char *fixed[4];
+  size_t n = 0;
+  fixed[n++] = id->cert;
+  fixed[n++] = id->key;
+  if (id->bundle)
+    fixed[n++] = id->bundle;
+  if (id->bundle_map)
+    fixed[n++] = id->bundle_map;
+  return i < n ? fixed[i] : id->paths[i - n];
 }
 
 static bool sig_eq(const filesig_t *a, const filesig_t *b) {
@@ -270,6 +272,7 @@ static int reload_locked(mesh_t *m, struct mesh__identity *id, bool initial,
       .bundle_tds = (const char *const *)id->tds,
       .bundle_paths = (const char *const *)id->paths,
       .nbundles = id->nbundles,
+      .bundle_map = id->bundle_map,
       .allow_expired = initial,
   };
   mesh__creds_t *c = NULL;
@@ -365,6 +368,7 @@ static void identity_free(struct mesh__identity *id) {
   free(id->cert);
   free(id->key);
   free(id->bundle);
+  free(id->bundle_map);
   free(id->sigs);
   free(id->scratch);
   pthread_mutex_destroy(&id->mu);
@@ -437,7 +441,12 @@ static int identity_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   mesh__strlcpy(id->source, cJSON_IsString(src) ? src->valuestring : "files",
                 sizeof id->source);
   if (strcmp(id->source, "files")) {
-    m->identity = id; /* the source part (workload/) pushes the SVIDs */
+    mesh__cfg_t c = {0}; /* validated already */
+    mesh__cfg_int(&c, cfg, "identity", "expiry_warning_s", 0, 315360000,
+                  EXPIRY_WARNING_S_DEF, &id->warn_s);
+    /* the source part (workload/, xds/) pushes the SVIDs or names the
+     * files to watch (mesh__identity_watch_files) */
+    m->identity = id;
     return MESH_OK;
   }
   if (identity_build(id, cfg) != MESH_OK) {
@@ -456,6 +465,51 @@ static int identity_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
       return mesh__fail(st, (int)t, "cannot arm the SVID reload timer");
     id->timer = t;
   }
+  return MESH_OK;
+}
+
+/* Keep a copy of s in *out (NULL stays NULL). */
+static int dup_opt(char **out, const char *s) {
+  *out = s ? mesh__strdup(s) : NULL;
+  return s && !*out ? MESH_ERR_NOMEM : MESH_OK;
+}
+
+int mesh__identity_watch_files(mesh_t *m, const mesh__identity_files_t *f,
+                               mesh_status_t *st) {
+  struct mesh__identity *id = m ? m->identity : NULL;
+  if (!id)
+    return mesh__fail(st, MESH_ERR_NOT_FOUND, "no identity section");
+  if (!f || !f->cert || !f->key || (!f->bundle && !f->bundle_map) ||
+      f->interval_ms <= 0 || !strcmp(id->source, "files") || id->cert)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "mesh__identity_watch_files: bad arguments");
+  pthread_mutex_lock(&id->reload_mu);
+  int rc = dup_opt(&id->cert, f->cert);
+  if (rc == MESH_OK)
+    rc = dup_opt(&id->key, f->key);
+  if (rc == MESH_OK) /* A87: with a bundle map the CA file is not read */
+    rc = dup_opt(&id->bundle, f->bundle_map ? NULL : f->bundle);
+  if (rc == MESH_OK)
+    rc = dup_opt(&id->bundle_map, f->bundle_map);
+  id->interval_ms = f->interval_ms;
+  id->nsigs = 2 + (id->bundle ? 1 : 0) + (id->bundle_map ? 1 : 0);
+  id->sigs = calloc(id->nsigs, sizeof *id->sigs);
+  id->scratch = calloc(id->nsigs, sizeof *id->scratch);
+  if (rc == MESH_OK && (!id->sigs || !id->scratch))
+    rc = MESH_ERR_NOMEM;
+  if (rc != MESH_OK) {
+    pthread_mutex_unlock(&id->reload_mu);
+    return mesh__fail(st, rc, "out of memory");
+  }
+  mesh__identity_set_source_state(m, f->origin ? f->origin : "files");
+  rc = reload_locked(m, id, true, st);
+  pthread_mutex_unlock(&id->reload_mu);
+  if (rc != MESH_OK)
+    return rc; /* mesh_new() calls fini */
+  int64_t t = mesh__loop_timer(m->loop, id->interval_ms, poll_cb, m);
+  if (t < 0)
+    return mesh__fail(st, (int)t, "cannot arm the SVID reload timer");
+  id->timer = t;
   return MESH_OK;
 }
 

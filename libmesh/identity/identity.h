@@ -131,6 +131,10 @@ typedef struct mesh__creds_src {
   const char *const *bundle_tds;   /* federation: trust domain names... */
   const char *const *bundle_paths; /* ...and their PEM bundle files */
   size_t nbundles;
+  /* A SPIFFE trust bundle map file (gRFC A87, {"trust_domains": {TD:
+   * JWKS}}): when set it is the only source of trust bundles (bundle and
+   * bundle_tds/paths are not read, as A87 ignores ca_certificate_file). */
+  const char *bundle_map;
   bool allow_expired; /* accept an own SVID outside its validity dates */
 } mesh__creds_src_t;
 
@@ -202,6 +206,29 @@ typedef struct mesh__creds_der {
   size_t nbundles;
 } mesh__creds_der_t;
 
+/* ---- SPIFFE trust bundle maps (gRFC A87) -------------------------------
+ * {"trust_domains": {"example.org": {"keys": [{"kty": "EC", "use":
+ * "x509-svid", "x5c": ["<base64 DER>"]}], "spiffe_sequence": 1}, ...}}.
+ * Only keys with "use": "x509-svid" count (a bundle may carry JWT keys
+ * too); each such key holds exactly one certificate in x5c (X509-SVID
+ * 6.1).  Anything malformed refuses the whole map (A87 ignores the trust
+ * domain; refusing keeps the last good map in force, which is safer).
+ * A trust domain with no X.509 key is left out; an empty map is valid. */
+typedef struct mesh__bundle_map {
+  mesh__der_bundle_t *v; /* td and der point into this object */
+  size_t n;
+} mesh__bundle_map_t;
+
+/** Parse a map's JSON text; origin prefixes the messages (the file name).
+ *  @return MESH_OK, MESH_ERR_PARSE (bad JSON, base64, structure),
+ *          MESH_ERR_SPIFFE_ID (bad trust domain), MESH_ERR_NOMEM. */
+int mesh__bundle_map_parse(const char *text, size_t len, const char *origin,
+                           mesh__bundle_map_t *out, mesh_status_t *st);
+/** Read and parse a map file.  @return as above, or MESH_ERR_IO. */
+int mesh__bundle_map_load(const char *path, mesh__bundle_map_t *out,
+                          mesh_status_t *st);
+void mesh__bundle_map_free(mesh__bundle_map_t *m);
+
 /** Build creds from DER with the checks of mesh__creds_load() (SVID rules,
  *  key matches, bundles are CAs, the chain verifies against its own trust
  *  domain's bundle, dates included).  One reference.
@@ -264,6 +291,27 @@ void mesh__identity_source_state(mesh_t *m, char *out, size_t len);
 /** Wait up to timeout_ms (0: do not wait) for published creds.
  *  @return true when there are some. */
 bool mesh__identity_wait(mesh_t *m, int64_t timeout_ms);
+
+/* Identity from files a part above names ("identity.source": "xds": the
+ * xDS bootstrap's file_watcher certificate provider, gRFC A29/A87).  The
+ * part registers the files at its init; identity then watches them like
+ * its own PEM files: loaded now, re-read when they change (checked every
+ * interval_ms), a bad set keeps the last good one (svid_reload_failed). */
+typedef struct mesh__identity_files {
+  const char *origin;     /* for messages and the view: 'certificate
+                             provider "default" (file_watcher)' */
+  const char *cert, *key; /* PEM chain (leaf first) and private key */
+  const char *bundle;     /* CA file: the own trust domain's bundle, or NULL */
+  const char *bundle_map; /* SPIFFE trust bundle map (wins over bundle) */
+  int64_t interval_ms;    /* > 0 */
+} mesh__identity_files_t;
+/** Load the files now (mesh_new fails with the reason if they do not make
+ *  an identity) and watch them.  Once per context, at part init.
+ *  @return MESH_OK, MESH_ERR_NOT_FOUND (no identity section),
+ *          MESH_ERR_INVALID_ARG (not a source that takes files from above,
+ *          or called twice), or as mesh__creds_load(). */
+int mesh__identity_watch_files(mesh_t *m, const mesh__identity_files_t *f,
+                               mesh_status_t *st);
 
 /* JWT bundles (FetchJWTBundles): trust domain -> JWKS JSON, one immutable,
  * refcounted set; a new set replaces the whole old one. */

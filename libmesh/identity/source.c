@@ -57,20 +57,37 @@ bool mesh__identity_check_source(mesh__cfg_t *c, const cJSON *cfg,
   char p[MESH__PATH_MAX];
   mesh__cfg_path(p, path, "source");
   mesh__cfg_string(c, cfg, path, "source", "files", &src);
-  bool files = !strcmp(src, "files");
-  if (!files && strcmp(src, "workload_api")) {
-    mesh__cfg_error(c, p, "unknown source \"%s\" (files, workload_api)", src);
+  bool files = !strcmp(src, "files"), xds = !strcmp(src, "xds");
+  if (!files && !xds && strcmp(src, "workload_api")) {
+    mesh__cfg_error(c, p, "unknown source \"%s\" (files, workload_api, "
+                    "xds)", src);
     return true;
   }
-  const char *const *wrong = files ? push_keys : files_keys;
-  for (size_t i = 0; wrong[i]; i++) {
-    if (!cJSON_GetObjectItemCaseSensitive(cfg, wrong[i]))
+  for (int pass = 0; pass < 2; pass++) {
+    /* files keys belong to "files", push keys to "workload_api" */
+    const char *const *wrong = pass ? push_keys : files_keys;
+    if (pass ? !files && !xds : files)
       continue;
-    mesh__cfg_path(p, path, wrong[i]);
-    mesh__cfg_error(c, p, "not used with \"source\": \"%s\"", src);
+    for (size_t i = 0; wrong[i]; i++) {
+      if (!cJSON_GetObjectItemCaseSensitive(cfg, wrong[i]))
+        continue;
+      mesh__cfg_path(p, path, wrong[i]);
+      mesh__cfg_error(c, p, "not used with \"source\": \"%s\"", src);
+    }
   }
+  mesh__cfg_path(p, path, "certificate_provider");
+  const char *inst = NULL;
+  if (!xds && cJSON_GetObjectItemCaseSensitive(cfg, "certificate_provider"))
+    mesh__cfg_error(c, p, "only with \"source\": \"xds\"");
+  else if (mesh__cfg_string(c, cfg, path, "certificate_provider", NULL,
+                            &inst) && inst && !*inst)
+    mesh__cfg_error(c, p, "must not be empty");
   if (files)
     return false;
+  int64_t v;
+  mesh__cfg_int(c, cfg, path, "expiry_warning_s", 0, 315360000, -1, &v);
+  if (xds) /* the certificate provider's files: checked by xds/ */
+    return true;
   const char *ep;
   mesh__cfg_path(p, path, "endpoint");
   mesh_status_t st;
@@ -87,10 +104,8 @@ bool mesh__identity_check_source(mesh__cfg_t *c, const cJSON *cfg,
   if (only && hint)
     mesh__cfg_error(c, p, "not used with \"bundles_only\": true (no SVID "
                           "is fetched)");
-  int64_t v;
   mesh__cfg_int(c, cfg, path, "wait_ms", 0, 600000, 0, &v);
   mesh__cfg_int(c, cfg, path, "timeout_ms", 100, 600000, 10000, &v);
-  mesh__cfg_int(c, cfg, path, "expiry_warning_s", 0, 315360000, -1, &v);
   return true;
 }
 

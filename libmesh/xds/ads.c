@@ -45,6 +45,11 @@ struct mesh__xds_ads {
   tstate_t t[MESH__XDS_T_N_];
   mesh__xds_sink_t sink;
   uint64_t updates, nacks;
+  /* the bootstrap's certificate provider instances (A29: a TLS context
+   * naming another is refused); checked only with a bootstrap */
+  char **insts;
+  size_t ninsts;
+  bool check_insts;
 };
 
 static void recompute(mesh__xds_ads_t *a);
@@ -75,6 +80,17 @@ mesh__xds_ads_t *mesh__xds_ads_new(const mesh__xds_bootstrap_t *b,
     a->subzone = dup0(b->subzone);
     a->meta = b->node_metadata ? cJSON_PrintUnformatted(b->node_metadata) : NULL;
     a->ignore_deletion = b->nservers && b->servers[0].ignore_resource_deletion;
+    a->check_insts = true;
+    a->insts = calloc(b->nproviders + 1, sizeof *a->insts);
+    for (size_t i = 0; a->insts && i < b->nproviders; i++) {
+      a->insts[a->ninsts] = dup0(b->providers[i].name);
+      if (a->insts[a->ninsts])
+        a->ninsts++;
+    }
+    if (!a->insts || a->ninsts != b->nproviders) {
+      mesh__xds_ads_free(a);
+      return NULL;
+    }
   }
   if (sink)
     a->sink = *sink;
@@ -103,6 +119,9 @@ void mesh__xds_ads_free(mesh__xds_ads_t *a) {
   free(a->zone);
   free(a->subzone);
   free(a->meta);
+  for (size_t i = 0; i < a->ninsts; i++)
+    free(a->insts[i]);
+  free(a->insts);
   free(a);
 }
 
@@ -328,6 +347,40 @@ static int decode_one(mesh__xds_type_t t, const ProtobufCBinaryData *v,
   return rc;
 }
 
+/* A29: every certificate provider instance a TLS context names must be
+ * one of the bootstrap's.  MESH_OK or MESH_ERR_CONFIG with the reason. */
+static int check_insts(const mesh__xds_ads_t *a, mesh__xds_type_t t,
+                       const void *obj, mesh_status_t *st) {
+  const char *names[2] = {NULL, NULL}, *what = NULL, *res = NULL;
+  if (!a->check_insts || !obj)
+    return MESH_OK;
+  if (t == MESH__XDS_T_CDS) {
+    const mesh__xds_cds_t *c = obj;
+    names[0] = c->tls_cert_instance;
+    names[1] = c->tls_ca_instance;
+    what = "cluster";
+    res = c->name;
+  } else if (t == MESH__XDS_T_LDS) {
+    const mesh__xds_lds_t *l = obj;
+    names[0] = l->tls_cert_instance;
+    names[1] = l->tls_ca_instance;
+    what = "listener";
+    res = l->name;
+  }
+  for (int k = 0; k < 2; k++) {
+    bool known = !names[k];
+    for (size_t i = 0; !known && i < a->ninsts; i++)
+      known = strcmp(a->insts[i], names[k]) == 0;
+    if (!known)
+      return mesh__fail(st, MESH_ERR_CONFIG, "%s \"%.100s\": "
+                        "transport_socket: certificate provider instance "
+                        "\"%.100s\" is not in the bootstrap's "
+                        "certificate_providers", what, res ? res : "",
+                        names[k]);
+  }
+  return MESH_OK;
+}
+
 static void publish(mesh__xds_ads_t *a, mesh__xds_type_t t, res_t *r) {
   const mesh__xds_sink_t *k = &a->sink;
   if (t == MESH__XDS_T_LDS && k->lds)
@@ -373,6 +426,8 @@ static void one_resource(mesh__xds_ads_t *a, mesh__xds_type_t t,
   void *obj;
   mesh_status_t st = {0};
   int rc = decode_one(t, &inner->value, &name, &obj, &st);
+  if (rc == MESH_OK)
+    rc = check_insts(a, t, obj, &st);
   if (wrap)
     meshxds__resource__free_unpacked(wrap, NULL);
   res_t *r = name ? find(ts, name) : NULL;

@@ -27,6 +27,7 @@ void mesh__xds_bootstrap_free(mesh__xds_bootstrap_t *b) {
     free(b->providers[i].cert_file);
     free(b->providers[i].key_file);
     free(b->providers[i].ca_file);
+    free(b->providers[i].map_file);
   }
   free(b->providers);
   free(b->node_id);
@@ -109,7 +110,8 @@ static void provider(mesh__cfg_t *c, const cJSON *pv, const char *path,
                      mesh__xds_certprov_t *out) {
   static const char *const keys[] = {"plugin_name", "config", NULL};
   static const char *const ckeys[] = {"certificate_file", "private_key_file",
-      "ca_certificate_file", "refresh_interval", NULL};
+      "ca_certificate_file", "refresh_interval",
+      "spiffe_trust_bundle_map_file", NULL};
   out->name = mesh__strdup(pv->string);
   out->refresh_ms = 600000; /* gRPC's default: 10 minutes */
   if (!mesh__cfg_object(c, pv, path, keys))
@@ -129,18 +131,41 @@ static void provider(mesh__cfg_t *c, const cJSON *pv, const char *path,
   out->cert_file = dup_str(c, cf, p, "certificate_file", false);
   out->key_file = dup_str(c, cf, p, "private_key_file", false);
   out->ca_file = dup_str(c, cf, p, "ca_certificate_file", false);
+  out->map_file = dup_str(c, cf, p, "spiffe_trust_bundle_map_file", false);
   char q[MESH__PATH_MAX];
   mesh__cfg_path(q, p, "certificate_file");
   if (!out->cert_file != !out->key_file)
     mesh__cfg_error(c, q, "certificate_file and private_key_file go "
                     "together");
-  if (!out->cert_file && !out->ca_file)
+  if (!out->cert_file && !out->ca_file && !out->map_file)
     mesh__cfg_error(c, p, "neither certificates nor a CA file");
+  const char *const files[] = {"certificate_file", "private_key_file",
+                               "ca_certificate_file",
+                               "spiffe_trust_bundle_map_file"};
+  char *const got[] = {out->cert_file, out->key_file, out->ca_file,
+                       out->map_file};
+  for (size_t i = 0; i < 4; i++) {
+    mesh__cfg_path(q, p, files[i]);
+    if (got[i] && !*got[i])
+      mesh__cfg_error(c, q, "must not be empty");
+  }
   const char *ri = NULL;
   mesh__cfg_path(q, p, "refresh_interval");
   if (mesh__cfg_string(c, cf, p, "refresh_interval", NULL, &ri) && ri &&
-      (!duration_ms(ri, &out->refresh_ms) || out->refresh_ms < 1))
-    mesh__cfg_error(c, q, "expected a duration like \"600s\"");
+      !duration_ms(ri, &out->refresh_ms))
+    mesh__cfg_error(c, q, "expected a duration in seconds like \"600s\" "
+                    "or \"0.5s\", got \"%.40s\"", ri);
+  else if (ri && (out->refresh_ms < 10 || out->refresh_ms > 86400000))
+    mesh__cfg_error(c, q, "must be between 0.01s and 86400s, got \"%.40s\"",
+                    ri);
+}
+
+const mesh__xds_certprov_t *mesh__xds_certprov_find(
+    const mesh__xds_bootstrap_t *b, const char *name) {
+  for (size_t i = 0; b && name && i < b->nproviders; i++)
+    if (b->providers[i].name && !strcmp(b->providers[i].name, name))
+      return &b->providers[i];
+  return NULL;
 }
 
 static void node(mesh__cfg_t *c, const cJSON *n, const char *path,

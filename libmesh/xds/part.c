@@ -44,7 +44,9 @@ static void xds_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
   static const char *const keys[] = {"bootstrap", NULL};
   if (cfg && !mesh__cfg_object(c, cfg, path, keys))
     return;
-  if (!cfg && !any_xds_service(c->root))
+  /* an identity from a certificate provider needs the bootstrap too */
+  if (!cfg && !any_xds_service(c->root) &&
+      !mesh__xds_identity_instance(c->root))
     return;
   mesh__xds_bootstrap_free(mesh__xds_bootstrap_load(c, cfg, path));
 }

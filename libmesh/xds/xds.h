@@ -130,11 +130,15 @@ typedef struct mesh__xds_server {
   bool ignore_resource_deletion; /* server_features */
 } mesh__xds_server_t;
 
+/* A file_watcher certificate provider instance (gRFC A29; the SPIFFE
+ * trust bundle map file of A87). */
 typedef struct mesh__xds_certprov {
   char *name;
   char *cert_file, *key_file, *ca_file;
-  int64_t refresh_ms;
+  char *map_file;          /* spiffe_trust_bundle_map_file, or NULL */
+  int64_t refresh_ms;      /* refresh_interval; 600 s when not given */
 } mesh__xds_certprov_t;
+
 
 typedef struct mesh__xds_bootstrap {
   mesh__xds_server_t *servers;
@@ -160,6 +164,18 @@ mesh__xds_bootstrap_t *mesh__xds_bootstrap_load(mesh__cfg_t *c,
                                                 const cJSON *section,
                                                 const char *path);
 void mesh__xds_bootstrap_free(mesh__xds_bootstrap_t *b);
+/** The certificate provider instance called name in b, or NULL. */
+const mesh__xds_certprov_t *mesh__xds_certprov_find(
+    const mesh__xds_bootstrap_t *b, const char *name);
+/** The "xds" certificate provider identity source (certprov.c): checks
+ *  identity.certificate_provider against the bootstrap and hands the
+ *  instance's files to identity (registered in core/parts.c after the
+ *  Workload API source, before anything dials). */
+extern const mesh__part_t mesh__xds_certprov_part;
+/** The certificate provider instance the config's identity takes
+ *  ("identity.source": "xds"; "default" unless
+ *  identity.certificate_provider names one), or NULL (another source). */
+const char *mesh__xds_identity_instance(const cJSON *root);
 
 /* ---- helpers shared by the decoders (decode.c) --------------------------*/
 /** Duration to ms (rounded up); MESH_ERR_CONFIG when negative or over

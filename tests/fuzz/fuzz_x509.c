@@ -4,7 +4,9 @@
  * (mesh__svid_leaf_check, mesh__svid_chain_check), peer verification
  * against a fixed trust bundle (mesh__creds_verify_peer), private keys
  * (mesh__pem_load_key), and the whole load of an identity whose SVID,
- * or whose trust bundle, is the input (mesh__creds_load).
+ * or whose trust bundle, is the input (mesh__creds_load), and the input
+ * as a SPIFFE trust bundle map (gRFC A87, mesh__bundle_map_parse, and the
+ * load with the map as the only trust source).
  * Input: the bytes of a certificate, chain, bundle or key file.
  * The fixed identity (tests/fuzz/data: a dev CA for example.org valid for
  * 50 years, an SVID and its key) was made with mesh_ca_init/mesh_ca_issue.
@@ -103,9 +105,38 @@ static void check_load(bool input_is_cert) {
   mesh__creds_release(c);
 }
 
+/* The input as a trust bundle map: parsed bundles have valid trust
+ * domains and bytes; a load that succeeds trusts the SVID's own domain. */
+static void check_map(const uint8_t *data, size_t size) {
+  mesh__bundle_map_t map;
+  mesh_status_t st;
+  int rc = mesh__bundle_map_parse((const char *)data, size, "map", &map, &st);
+  if (rc != MESH_OK) {
+    FUZZ_ASSERT(map.n == 0 && map.v == NULL && st.message[0]);
+    return;
+  }
+  for (size_t i = 0; i < map.n; i++) {
+    FUZZ_ASSERT(mesh__spiffe_td_validate(map.v[i].td, NULL) == MESH_OK);
+    FUZZ_ASSERT(map.v[i].der && map.v[i].len > 0);
+  }
+  size_t n = map.n;
+  mesh__bundle_map_free(&map);
+  if (n == 0)
+    return;
+  mesh__creds_src_t src = {.cert = DATA "svid.crt", .key = DATA "svid.key",
+                           .bundle_map = path, .allow_expired = true};
+  mesh__creds_t *c = NULL;
+  rc = mesh__creds_load(&src, 2, &c, &st);
+  FUZZ_ASSERT((rc == MESH_OK) == (c != NULL));
+  if (c)
+    FUZZ_ASSERT(mesh__creds_bundle(c, c->td) != NULL && c->nbundles == n);
+  mesh__creds_release(c);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   setup();
   set_input(data, size);
+  check_map(data, size);
   mesh_status_t st;
   mbedtls_x509_crt crt;
   mbedtls_x509_crt_init(&crt);

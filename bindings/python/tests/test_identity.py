@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Identity: SPIFFE IDs and the development CA through the binding."""
 
+import json
 import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -119,3 +121,54 @@ class TestDevCA(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestValidateJWTSVID(unittest.TestCase):
+    """Mesh.validate_jwt_svid against the tests' Workload API agent
+    (tests/wl_agent.py on Debian's python3-grpcio, tokens by PyJWT)."""
+
+    def setUp(self):
+        top = os.environ.get("MESH_TOP") or os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+        self.dir = tempfile.mkdtemp(prefix="wl-py")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        with open(os.path.join(self.dir, "control.json"), "w") as f:
+            json.dump({"ids": [["spiffe://example.org/a", "a"]]}, f)
+        self.sock = os.path.join(self.dir, "agent.sock")
+        # Debian's interpreter: the one with grpcio (PATH may hold another)
+        self.agent = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(top, "tests", "wl_agent.py"),
+             "--socket", self.sock, "--dir", self.dir],
+            stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self._stop)
+        line = self.agent.stdout.readline()
+        self.assertTrue(line.startswith("ready"), line)
+
+    def _stop(self):
+        self.agent.kill()
+        self.agent.wait()
+        self.agent.stdout.close()
+
+    def test_validate(self):
+        cfg = {"identity": {"source": "workload_api",
+                            "endpoint": "unix://" + self.sock,
+                            "wait_ms": 30000}}
+        with libmesh.Mesh(cfg) as m:
+            tok = m.jwt_svid("aud1")
+            sid, claims = m.validate_jwt_svid(tok, "aud1")
+            self.assertEqual(sid, "spiffe://example.org/a")
+            self.assertEqual(claims["sub"], sid)
+            self.assertIn(claims["aud"], ("aud1", ["aud1"]))
+            self.assertIsInstance(claims["exp"], (int, float))
+            h, p, s = tok.split(".")
+            bad = "%s.%s.%s%s" % (h, p, s[:3], "B" if s[3] == "A" else "A") \
+                + s[4:]
+            for t, aud in ((tok, "other"), (bad, "aud1")):
+                with self.subTest(aud=aud):
+                    with self.assertRaises(errors.Denied) as cm:
+                        m.validate_jwt_svid(t, aud)
+                    self.assertTrue(cm.exception.message)
+        with libmesh.Mesh({}) as plain:
+            with self.assertRaises(errors.MeshError) as cm:
+                plain.validate_jwt_svid(tok, "aud1")
+            self.assertEqual(cm.exception.code, errors.ERR_NOT_FOUND)
