@@ -31,24 +31,10 @@ typedef struct target {
   const mesh__xds_eds_t *eds;
 } target_t;
 
-/* gRPC's virtual host choice, reduced: an exact domain, else "*". */
-static const cJSON *pick_vhost(const cJSON *rc, const char *host) {
-  const cJSON *vh, *d, *any = NULL;
-  cJSON_ArrayForEach(vh, cJSON_GetObjectItemCaseSensitive(rc, "virtual_hosts")) {
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(vh, "domains")) {
-      const char *s = cJSON_GetStringValue(d);
-      if (s && strcmp(s, host) == 0)
-        return vh;
-      if (s && strcmp(s, "*") == 0 && !any)
-        any = vh;
-    }
-  }
-  return any;
-}
-
-/* The route a call without a path takes: the first whose match is a bare
- * prefix "" or "/" (the catch-all Istio and gRPC examples end with). */
-static const cJSON *pick_route(const cJSON *vh) {
+/* The route direct calls (no path: mesh_call_do, mesh_dial) take for the
+ * service's split: the first whose match is a bare prefix "" or "/" (the
+ * catch-all Istio and gRPC examples end with), else the first route. */
+static const cJSON *split_route(const cJSON *vh) {
   const cJSON *r;
   cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes")) {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "match");
@@ -58,47 +44,73 @@ static const cJSON *pick_route(const cJSON *vh) {
         !cJSON_GetObjectItemCaseSensitive(m, "fraction_ppm"))
       return r;
   }
-  return NULL;
+  return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vh, "routes"), 0);
 }
 
-/* The route's clusters for a listener service; NULL with s->note set when
- * the chain LDS -> RDS -> route is not complete. */
-static const cJSON *route_clusters(const mesh__xds_ads_t *a,
-                                   mesh__xds_svc_t *s) {
+/* The virtual host of a listener service (Envoy's domain match on the
+ * listener name, which is the authority gRPC's xds:///NAME uses); NULL
+ * with s->note set when the chain LDS -> RDS -> virtual host is not
+ * complete.  *fault: the listener's fault filter config. */
+static const cJSON *vhost(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
+                          const cJSON **fault) {
   const mesh__xds_lds_t *l = mesh__xds_ads_cached(a, MESH__XDS_T_LDS, s->listener);
   const cJSON *rc = NULL;
   if (l)
     rc = l->route_config ? l->route_config
                          : mesh__xds_ads_cached(a, MESH__XDS_T_RDS, l->rds_name);
-  const cJSON *vh = rc ? pick_vhost(rc, s->listener) : NULL;
-  const cJSON *r = vh ? pick_route(vh) : NULL;
-  if (!r)
+  const cJSON *vh = rc ? mesh__xds_vhost_pick(rc, s->listener) : NULL;
+  bool empty = vh && !cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(vh, "routes"));
+  if (!vh || empty)
     snprintf(s->note, sizeof s->note, "%s", !l ? "waiting for the listener"
              : !rc ? "waiting for the route configuration"
-             : !vh ? "no virtual host for this name or \"*\""
-                   : "no catch-all route (prefix \"\" or \"/\")");
-  return r ? cJSON_GetObjectItemCaseSensitive(r, "clusters") : NULL;
+             : !vh ? "no virtual host matches this name"
+                   : "the virtual host has no route");
+  *fault = l ? l->fault : NULL;
+  return vh && !empty ? vh : NULL;
+}
+
+/* Every cluster the virtual host's routes name, once, in order of first
+ * appearance; weights from the split route (0 for the others). */
+static target_t *route_targets(const cJSON *vh, size_t *n) {
+  const cJSON *r, *c;
+  size_t cap = 0;
+  cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes"))
+    cap += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "clusters"));
+  target_t *t = calloc(cap ? cap : 1, sizeof *t);
+  if (!t)
+    return NULL;
+  const cJSON *sr = split_route(vh);
+  *n = 0;
+  cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes"))
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(r, "clusters")) {
+      const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "name"));
+      const cJSON *w = cJSON_GetObjectItemCaseSensitive(c, "weight");
+      size_t k = 0;
+      while (k < *n && strcmp(t[k].name, name) != 0)
+        k++;
+      if (k == *n)
+        t[(*n)++].name = name;
+      if (r == sr)
+        t[k].weight = cJSON_IsNumber(w) ? (uint32_t)w->valuedouble : 1;
+    }
+  return t;
 }
 
 /* The clusters s reaches, each with CDS and EDS resolved.  MESH_OK, or
- * MESH_ERR_NOT_FOUND (not complete: s->note says why), NOMEM. */
+ * MESH_ERR_NOT_FOUND (not complete: s->note says why), NOMEM.  *vh: the
+ * listener service's virtual host. */
 static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
-                   target_t **out, size_t *n) {
-  const cJSON *cl = s->listener ? route_clusters(a, s) : NULL;
-  if (s->listener && !cl)
+                   target_t **out, size_t *n, const cJSON **vh,
+                   const cJSON **fault) {
+  *vh = s->listener ? vhost(a, s, fault) : NULL;
+  if (s->listener && !*vh)
     return MESH_ERR_NOT_FOUND;
-  size_t k = cl ? (size_t)cJSON_GetArraySize(cl) : 1;
-  target_t *t = calloc(k ? k : 1, sizeof *t);
+  size_t k = 1;
+  target_t *t = *vh ? route_targets(*vh, &k) : calloc(1, sizeof *t);
   if (!t)
     return MESH_ERR_NOMEM;
-  if (!cl)
+  if (!*vh)
     t[0] = (target_t){.name = s->cluster, .weight = 1};
-  for (size_t i = 0; cl && i < k; i++) {
-    const cJSON *e = cJSON_GetArrayItem(cl, (int)i);
-    const cJSON *w = cJSON_GetObjectItemCaseSensitive(e, "weight");
-    t[i].name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
-    t[i].weight = cJSON_IsNumber(w) ? (uint32_t)w->valuedouble : 1;
-  }
   for (size_t i = 0; i < k; i++) {
     t[i].cds = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, t[i].name);
     if (t[i].cds && t[i].cds->kind == MESH__XDS_CLUSTER_EDS)
@@ -240,13 +252,30 @@ static void log_split(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
             buf);
 }
 
+/* The route table after the endpoints and subsets it names are in force
+ * (a call that copies a decision finds its cluster's hosts). */
+static void publish_routes(mesh_t *m, mesh__xds_svc_t *s, const cJSON *vh,
+                           const cJSON *fault, bool labelled) {
+  mesh__xds_rtab_t *t;
+  int rc = mesh__xds_rtab_build(vh, fault, labelled, m, &t);
+  if (rc != MESH_OK) {
+    snprintf(s->note, sizeof s->note, "routes not applied: %s",
+             mesh_strerror(rc));
+    mesh__log(m, MESH_LOG_ERROR, "xds_apply", "service=%s error=\"%s\"",
+              s->name, s->note);
+    return;
+  }
+  mesh__xds_rtab_publish(&s->routes, t);
+}
+
 void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
   mesh__service_t *svc = mesh__service_find(m, s->name);
   if (!svc || !svc->disc)
     return;
   target_t *t = NULL;
   size_t n = 0;
-  if (targets(a, s, &t, &n) != MESH_OK)
+  const cJSON *vh, *fault = NULL;
+  if (targets(a, s, &t, &n, &vh, &fault) != MESH_OK)
     return; /* the state in force stays */
   s->note[0] = '\0';
   bool lb_new = settle(m, svc, &s->lb_cfg, lb_settings(t, n), true, s);
@@ -265,6 +294,8 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
     mesh__disc_error(svc->disc, "xds: out of memory");
   if (lb_new && svc->disc->version == before)
     mesh__disc_republish(svc->disc); /* same hosts, new split or policy */
+  if (vh)
+    publish_routes(m, s, vh, fault, n > 1);
   if (n > 1)
     free(eps);
   cJSON_Delete(hold);
@@ -277,4 +308,5 @@ void mesh__xds_svc_fini(mesh__xds_svc_t *s) {
   free(s->listener);
   cJSON_Delete(s->lb_cfg);
   cJSON_Delete(s->res_cfg);
+  mesh__xds_rtab_publish(&s->routes, NULL);
 }
