@@ -27,6 +27,7 @@
 typedef struct target {
   const char *name;
   uint32_t weight;
+  bool linger; /* named by the previous table only (see lingering()) */
   const mesh__xds_cds_t *cds;
   const mesh__xds_eds_t *eds;
 } target_t;
@@ -71,12 +72,12 @@ static const cJSON *vhost(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
 
 /* Every cluster the virtual host's routes name, once, in order of first
  * appearance; weights from the split route (0 for the others). */
-static target_t *route_targets(const cJSON *vh, size_t *n) {
+static target_t *route_targets(const cJSON *vh, size_t extra, size_t *n) {
   const cJSON *r, *c;
   size_t cap = 0;
   cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes"))
     cap += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "clusters"));
-  target_t *t = calloc(cap ? cap : 1, sizeof *t);
+  target_t *t = calloc(cap + extra + 1, sizeof *t);
   if (!t)
     return NULL;
   const cJSON *sr = split_route(vh);
@@ -96,6 +97,37 @@ static target_t *route_targets(const cJSON *vh, size_t *n) {
   return t;
 }
 
+/* Clusters the table in force names but the new one does not stay in the
+ * endpoint set for this version (weight 0, no route names them): a call
+ * that copied a decision from the old table just before the new one went
+ * in still finds its cluster's hosts (gRPC keeps a cluster while calls
+ * reference it).  The next update drops them. */
+static void lingering(const mesh__xds_svc_t *s, target_t *t, size_t *n) {
+  size_t k = *n;
+  for (size_t i = 0; i < s->nnamed; i++) {
+    size_t j = 0;
+    while (j < k && strcmp(t[j].name, s->named[i]) != 0)
+      j++;
+    if (j == k)
+      t[k++] = (target_t){.name = s->named[i], .linger = true};
+  }
+  *n = k;
+}
+
+/* Remember the clusters the new table names (lingering() of the next). */
+static void remember(mesh__xds_svc_t *s, const target_t *t, size_t n) {
+  char **v = calloc(n + 1, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; v && i < n; i++)
+    if (!t[i].linger && !(v[k++] = mesh__strdup(t[i].name)))
+      k--;
+  for (size_t i = 0; i < s->nnamed; i++)
+    free(s->named[i]);
+  free(s->named);
+  s->named = v;
+  s->nnamed = v ? k : 0;
+}
+
 /* The clusters s reaches, each with CDS and EDS resolved.  MESH_OK, or
  * MESH_ERR_NOT_FOUND (not complete: s->note says why), NOMEM.  *vh: the
  * listener service's virtual host. */
@@ -106,15 +138,21 @@ static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
   if (s->listener && !*vh)
     return MESH_ERR_NOT_FOUND;
   size_t k = 1;
-  target_t *t = *vh ? route_targets(*vh, &k) : calloc(1, sizeof *t);
+  target_t *t = *vh ? route_targets(*vh, s->nnamed, &k) : calloc(1, sizeof *t);
   if (!t)
     return MESH_ERR_NOMEM;
   if (!*vh)
     t[0] = (target_t){.name = s->cluster, .weight = 1};
+  else
+    lingering(s, t, &k);
+  size_t kept = 0;
   for (size_t i = 0; i < k; i++) {
     t[i].cds = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, t[i].name);
     if (t[i].cds && t[i].cds->kind == MESH__XDS_CLUSTER_EDS)
       t[i].eds = mesh__xds_ads_cached(a, MESH__XDS_T_EDS, t[i].cds->eds_name);
+    if (!t[i].eds && t[i].linger)
+      continue; /* gone from the cache too: nothing to keep */
+    t[kept++] = t[i];
     if (!t[i].eds) {
       snprintf(s->note, sizeof s->note, "cluster \"%.100s\": %s", t[i].name,
                !t[i].cds ? "waiting for CDS"
@@ -126,7 +164,7 @@ static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
     }
   }
   *out = t;
-  *n = k;
+  *n = kept;
   return MESH_OK;
 }
 
@@ -294,8 +332,10 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
     mesh__disc_error(svc->disc, "xds: out of memory");
   if (lb_new && svc->disc->version == before)
     mesh__disc_republish(svc->disc); /* same hosts, new split or policy */
-  if (vh)
+  if (vh) {
     publish_routes(m, s, vh, fault, n > 1);
+    remember(s, t, n);
+  }
   if (n > 1)
     free(eps);
   cJSON_Delete(hold);
@@ -309,4 +349,7 @@ void mesh__xds_svc_fini(mesh__xds_svc_t *s) {
   cJSON_Delete(s->lb_cfg);
   cJSON_Delete(s->res_cfg);
   mesh__xds_rtab_publish(&s->routes, NULL);
+  for (size_t i = 0; i < s->nnamed; i++)
+    free(s->named[i]);
+  free(s->named);
 }
