@@ -8,8 +8,13 @@
  * pick), timeout (max_stream_duration over timeout), retry (HTTP tokens,
  * gRPC codes, backoff), hash key (A42), fault (A33); NACKs for matchers
  * and actions libmesh cannot honour; readers on 3 threads while a writer
- * publishes 400 versions see whole versions only (TSan). */
+ * publishes 400 versions see whole versions only (TSan); and gRPC calls
+ * through a context fed LDS/RDS/CDS/EDS (the session API, as the stream
+ * would) to two real mTLS gRPC servers: routed by method and metadata,
+ * the route's retry policy (A44) and max_stream_duration (A31) applied,
+ * a fault abort (A33) answered without a call, no route -> UNAVAILABLE. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +22,7 @@
 
 #include "helpers.h"
 #include "mesh/mesh.h"
+#include "test_grpc_util.h"
 #include "resilience/resilience.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
@@ -308,11 +314,20 @@ static void test_mesh__xds_rtab_publish(void) {
   pthread_t th[3];
   for (int i = 0; i < 3; i++)
     pthread_create(&th[i], NULL, reader, NULL);
+  mesh__xds_rtab_t *t0;
+  CU_ASSERT_EQUAL_FATAL(mesh__xds_rtab_build(mesh__xds_vhost_pick(a, "w"), NULL, false,
+                                             NULL, &t0), MESH_OK);
+  mesh__xds_rtab_publish(&pub, t0);
+  /* the readers are running before the flips (bounded wait) */
+  for (int64_t end = th_now_ms() + 10000; atomic_load(&reads) < 100 && th_now_ms() < end;)
+    sched_yield();
+  CU_ASSERT(atomic_load(&reads) >= 100);
   for (int i = 0; i < 400; i++) {
     mesh__xds_rtab_t *t;
     CU_ASSERT_EQUAL_FATAL(mesh__xds_rtab_build(mesh__xds_vhost_pick(i % 2 ? b : a, "w"),
                                                NULL, false, NULL, &t), MESH_OK);
     mesh__xds_rtab_publish(&pub, t);
+    sched_yield();
   }
   atomic_store(&done, true);
   for (int i = 0; i < 3; i++)
@@ -324,6 +339,161 @@ static void test_mesh__xds_rtab_publish(void) {
   cJSON_Delete(b);
 }
 
+/* ---- gRPC calls routed by a fed route table --------------------------------------- */
+
+#define LDS_T "type.googleapis.com/envoy.config.listener.v3.Listener"
+#define RDS_T "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+#define CDS_T "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+#define EDS_T "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+#define HCM_T "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+#define ROUTER_T "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+#define BOOT "{\"xds_servers\": [{\"server_uri\": \"127.0.0.1:1\", \"channel_creds\": " \
+             "[{\"type\": \"insecure\"}]}], \"node\": {\"id\": \"n\"}}"
+
+/* Feed one response of type url with the resources (text of type). */
+static int feed(mesh_t *m, const char *url, const char *type, const char *const *res,
+                size_t n) {
+  static int version;
+  char *text = malloc(65536);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+  version++;
+  size_t o = (size_t)snprintf(text, 65536, "version_info: \"%d\" nonce: \"n%d\" "
+                              "type_url: \"%s\" ", version, version, url);
+  for (size_t i = 0; i < n; i++) {
+    char *any = xv_any(url, type, res[i]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+    o += (size_t)snprintf(text + o, 65536 - o, "resources { %s } ", any);
+    free(any);
+  }
+  uint8_t *b, *q;
+  size_t len, ql;
+  CU_ASSERT_EQUAL_FATAL(xv_encode("DiscoveryResponse", text, &b, &len), 0);
+  free(text);
+  mesh_status_t st;
+  int rc = mesh__xds_feed(m, b, len, &st);
+  if (rc)
+    fprintf(stderr, "\nfeed %s: %s\n", type, st.message);
+  while (mesh__xds_next_request(m, &q, &ql) == MESH_OK)
+    free(q);
+  free(b);
+  return rc;
+}
+
+static void feed_state(mesh_t *m, int p1, int p2) {
+  char *router = xv_any(ROUTER_T, "Router", "");
+  char *abort = xv_any(FAULT_T, "HTTPFault",
+                       "abort { grpc_status: 7 percentage { numerator: 100 } }");
+  char hcm[4096], lis[8192], rc[8192], cl[2][256], ep[2][256];
+  snprintf(hcm, sizeof hcm, "rds { config_source { ads {} } route_config_name: \"r\" } "
+           "http_filters { name: \"router\" typed_config { %s } }", router);
+  char *h = xv_any(HCM_T, "HttpConnectionManager", hcm);
+  snprintf(lis, sizeof lis, "name: \"web\" api_listener { api_listener { %s } }", h);
+  snprintf(rc, sizeof rc,
+           "name: \"r\" virtual_hosts { name: \"v\" domains: \"web\" "
+           "routes { match { prefix: \"/mesh.v1.Echo/\" headers { name: \"x-canary\" "
+           "exact_match: \"yes\" } } route { cluster: \"g2\" } } "
+           "routes { match { path: \"/mesh.v1.Echo/Echo\" } route { cluster: \"g1\" "
+           "retry_policy { retry_on: \"unavailable\" num_retries { value: 2 } "
+           "retry_back_off { base_interval { nanos: 5000000 } } } } } "
+           "routes { match { path: \"/mesh.v1.Echo/Collect\" } route { cluster: \"g1\" "
+           "max_stream_duration { max_stream_duration { nanos: 200000000 } } } } "
+           "routes { match { path: \"/mesh.v1.Echo/Expand\" } route { cluster: \"g2\" } "
+           "typed_per_filter_config { key: \"envoy.filters.http.fault\" value { %s } } } "
+           "routes { match { safe_regex { regex: \"/mesh[.]v1[.]Echo/S.*\" } } "
+           "route { cluster: \"g2\" } } }", abort);
+  free(router);
+  free(abort);
+  free(h);
+  for (int i = 0; i < 2; i++) {
+    snprintf(cl[i], sizeof cl[i], "name: \"g%d\" type: EDS eds_cluster_config { "
+             "eds_config { ads {} } }", i + 1);
+    snprintf(ep[i], sizeof ep[i], "cluster_name: \"g%d\" endpoints { lb_endpoints { "
+             "endpoint { address { socket_address { address: \"127.0.0.1\" "
+             "port_value: %d } } } } }", i + 1, i ? p2 : p1);
+  }
+  const char *l1[] = {lis}, *r1[] = {rc}, *c2[] = {cl[0], cl[1]}, *e2[] = {ep[0], ep[1]};
+  CU_ASSERT_EQUAL(feed(m, LDS_T, "Listener", l1, 1), MESH_OK);
+  CU_ASSERT_EQUAL(feed(m, RDS_T, "RouteConfiguration", r1, 1), MESH_OK);
+  CU_ASSERT_EQUAL(feed(m, CDS_T, "Cluster", c2, 2), MESH_OK);
+  CU_ASSERT_EQUAL(feed(m, EDS_T, "ClusterLoadAssignment", e2, 2), MESH_OK);
+}
+
+/* One unary call of method with metadata k=v (k NULL: none): the gRPC
+ * status (-1 when the call failed otherwise), attempts and ms taken. */
+static int unary(mesh_t *m, const char *method, const char *k, const char *v,
+                 int *attempts, int64_t *ms) {
+  mesh_grpc_call_opts_t *o = mesh_grpc_call_opts_new();
+  mesh_grpc_metadata_t *md = mesh_grpc_metadata_new();
+  if (k)
+    mesh_grpc_metadata_add(md, k, v, NULL);
+  mesh_grpc_call_opts_set_metadata(o, md);
+  void *resp = NULL;
+  size_t rl;
+  mesh_grpc_call_t *c = NULL;
+  mesh_status_t st;
+  int64_t t0 = th_now_ms();
+  int rc = mesh_grpc_unary(m, "web", method, o, "ping", 4, &resp, &rl, &c, &st);
+  *ms = th_now_ms() - t0;
+  int code = c ? mesh_grpc_call_status(c) : -1;
+  *attempts = c ? mesh_grpc_call_attempts(c) : 0;
+  if (rc != MESH_OK && rc != MESH_ERR_GRPC_STATUS)
+    fprintf(stderr, "\n%s: %s: %s\n", method, mesh_code_name(rc), st.message);
+  mesh_grpc_free(resp);
+  mesh_grpc_call_free(c);
+  mesh_grpc_metadata_free(md);
+  mesh_grpc_call_opts_free(o);
+  return code;
+}
+
+static void test_mesh__xds_route_grpc(void) {
+  tg_server_t s1, s2;
+  CU_ASSERT_FATAL(tg_server_start(&s1, NULL));
+  CU_ASSERT_FATAL(tg_server_start(&s2, NULL));
+  CU_ASSERT_FATAL(tg_svid("cli"));
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  int rc = mesh_new(tg_config("cli", "\"xds\": {\"bootstrap\": " BOOT "}, \"services\": "
+                              "{\"web\": {\"discovery\": {\"type\": \"xds\", "
+                              "\"listener\": \"web\"}}}"), &m, &st);
+  if (rc)
+    fprintf(stderr, "\nmesh_new: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  feed_state(m, s1.port, s2.port);
+  int att;
+  int64_t ms;
+  static const struct {
+    const char *method, *k, *v;
+    int code, attempts, calls1, calls2; /* server calls added */
+  } vec[] = {
+      {"/mesh.v1.Echo/Echo", NULL, NULL, 0, 1, 1, 0},
+      {"/mesh.v1.Echo/Echo", "x-canary", "yes", 0, 1, 0, 1},   /* header route */
+      {"/mesh.v1.Echo/Stream", NULL, NULL, 0, 1, 0, 1},         /* regex route */
+      {"/mesh.v1.Echo/Echo", "x-status", "14", 14, 3, 3, 0},   /* A44: 2 retries */
+      {"/mesh.v1.Echo/Echo", "x-status", "13", 13, 1, 1, 0},   /* not retried */
+      {"/mesh.v1.Echo/Expand", NULL, NULL, 7, 0, 0, 0},         /* A33 abort */
+      {"/other.Svc/M", NULL, NULL, 14, 0, 0, 0},                /* no route */
+      {"/mesh.v1.Echo/Stream", "x-status", "14", 14, 1, 0, 1}, /* no policy */
+  };
+  for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
+    int c1 = atomic_load(&s1.calls), c2 = atomic_load(&s2.calls);
+    int code = unary(m, vec[i].method, vec[i].k, vec[i].v, &att, &ms);
+    bool ok = code == vec[i].code && att == vec[i].attempts &&
+              atomic_load(&s1.calls) - c1 == vec[i].calls1 &&
+              atomic_load(&s2.calls) - c2 == vec[i].calls2;
+    if (!ok)
+      fprintf(stderr, "\n  grpc vector %zu: status %d attempts %d calls %d/%d\n", i, code,
+              att, atomic_load(&s1.calls) - c1, atomic_load(&s2.calls) - c2);
+    CU_ASSERT(ok);
+  }
+  /* A31: the route's max_stream_duration (200 ms) cuts a 2 s handler */
+  int code = unary(m, "/mesh.v1.Echo/Collect", "x-sleep-ms", "2000", &att, &ms);
+  CU_ASSERT_EQUAL(code, 4); /* DEADLINE_EXCEEDED */
+  CU_ASSERT(ms >= 150 && ms < 1500);
+  mesh_free(m);
+  tg_server_stop(&s1);
+  tg_server_stop(&s2);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("xds_route", NULL, NULL);
   CU_add_test(s, "mesh__xds_vhost_pick", test_mesh__xds_vhost_pick);
@@ -331,6 +501,7 @@ static void add(void) {
   CU_add_test(s, "mesh__xds_rtab_fault", test_mesh__xds_rtab_fault);
   CU_add_test(s, "mesh__xds_decode_rds_refusals", test_mesh__xds_decode_rds_refusals);
   CU_add_test(s, "mesh__xds_rtab_publish", test_mesh__xds_rtab_publish);
+  CU_add_test(s, "mesh__xds_route_grpc", test_mesh__xds_route_grpc);
 }
 
 int main(void) { return th_run_suites("test_xds_route", add); }
