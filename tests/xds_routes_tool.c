@@ -27,7 +27,7 @@
 #include "telemetry/telemetry.h"
 #include "test_call_backend.h"
 
-#define NB_MAX 8
+#define NB_MAX 12
 #define MAX_THREADS 8
 #define NPATHS 4
 

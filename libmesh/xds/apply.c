@@ -176,8 +176,11 @@ static void copy_keys(cJSON *dst, const cJSON *src, const char *const *keys) {
   }
 }
 
-/* lb settings: the first cluster's "lb", and for a split one subset per
- * cluster (hosts labelled MESH__XDS_CLUSTER_LABEL) weighted as the route. */
+/* lb settings: the first cluster's "lb" for the service (direct calls'
+ * split); with several clusters one subset per cluster (hosts labelled
+ * MESH__XDS_CLUSTER_LABEL) weighted as the split route, each with its own
+ * CDS lb policy ("subset_lb": a call routed to a cluster picks with that
+ * cluster's policy; Envoy's default, round robin, when CDS has none). */
 static cJSON *lb_settings(const target_t *t, size_t n) {
   static const char *const keys[] = {"lb", NULL};
   cJSON *o = cJSON_CreateObject();
@@ -186,6 +189,7 @@ static cJSON *lb_settings(const target_t *t, size_t n) {
     return o;
   cJSON *subs = cJSON_AddObjectToObject(o, "subsets");
   cJSON *split = cJSON_AddArrayToObject(o, "split");
+  cJSON *own = cJSON_AddObjectToObject(o, "subset_lb");
   for (size_t i = 0; i < n; i++) {
     cJSON *labels = cJSON_AddObjectToObject(subs, t[i].name);
     cJSON_AddStringToObject(labels, MESH__XDS_CLUSTER_LABEL, t[i].name);
@@ -193,6 +197,9 @@ static cJSON *lb_settings(const target_t *t, size_t n) {
     cJSON_AddStringToObject(e, "subset", t[i].name);
     cJSON_AddNumberToObject(e, "weight", t[i].weight);
     cJSON_AddItemToArray(split, e);
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(t[i].cds->svc, "lb");
+    cJSON_AddItemToObject(own, t[i].name,
+                          lb ? cJSON_Duplicate(lb, true) : cJSON_CreateObject());
   }
   return o;
 }
@@ -264,16 +271,27 @@ static mesh__ep_t *endpoints(const target_t *t, size_t n, size_t *count,
   return v;
 }
 
-/* Clusters of one split whose settings differ from the first's: the first
- * one's apply (one policy per service), and the log says so. */
+/* Clusters whose outlier/breaker/timeout settings differ from the first
+ * cluster's: the first one's apply to the whole service (one resilience
+ * state per service), and the log says so.  (lb policies are per
+ * cluster: lb_settings.) */
 static void warn_mixed(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
                        size_t n) {
-  for (size_t i = 1; i < n; i++)
-    if (!cJSON_Compare(t[0].cds->svc, t[i].cds->svc, true))
+  static const char *const keys[] = {"outlier_detection", "circuit_breakers",
+                                     "timeouts", NULL};
+  for (size_t i = 1; i < n; i++) {
+    bool same = true;
+    for (size_t k = 0; keys[k]; k++) {
+      const cJSON *a = cJSON_GetObjectItemCaseSensitive(t[0].cds->svc, keys[k]);
+      const cJSON *b = cJSON_GetObjectItemCaseSensitive(t[i].cds->svc, keys[k]);
+      same = same && (a && b ? cJSON_Compare(a, b, true) : !a && !b);
+    }
+    if (!same)
       mesh__log(m, MESH_LOG_WARN, "xds_apply",
-                "service=%s cluster=%s: its lb/outlier/breaker settings differ "
+                "service=%s cluster=%s: its outlier/breaker settings differ "
                 "from cluster %s's, which apply to the whole service",
                 s->name, t[i].name, t[0].name);
+  }
 }
 
 /* event=xds_apply service=web clusters=web-v1:90,web-v2:10 */

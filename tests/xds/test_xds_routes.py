@@ -28,7 +28,7 @@ import cp  # noqa: E402
 BUILD = os.environ.get('TEST_BUILDDIR', '.')
 THREADS = 4
 BACKENDS = ['v1-a:good', 'v2-a:good', 'flaky-bad:error', 'flaky-good:good',
-            'slow:slow:1000']
+            'slow:slow:1000', 'rh-a:good', 'rh-b:good', 'rr-a:good', 'rr-b:good']
 checks = []
 
 
@@ -76,8 +76,10 @@ class Tool:
 
 
 def clusters(plane):
-    for name in ('web-v1', 'web-v2', 'web-flaky', 'web-slow'):
+    for name in ('web-v1', 'web-v2', 'web-flaky', 'web-slow', 'web-rh', 'web-rr'):
         c = cp.cluster(name)
+        if name == 'web-rh':  # its own lb policy; the others: round robin
+            c.lb_policy = cp.cluster_pb2.Cluster.RING_HASH
         # no ejection: the flaky cluster's failing backend must stay in
         c.outlier_detection.consecutive_5xx.value = 1000000
         c.outlier_detection.enforcing_consecutive_5xx.value = 0
@@ -97,6 +99,8 @@ def web_routes(api, split, extra=True):
     if extra:
         rts.append({'name': 'regex', 'regex': '/re[a-z]+', 'case_sensitive': False,
                     'cluster': 'web-v2'})
+    rts.append({'name': 'rh', 'prefix': '/rh', 'cluster': 'web-rh', 'hash_header': 'x-user'})
+    rts.append({'name': 'rr', 'prefix': '/rr', 'cluster': 'web-rr', 'hash_header': 'x-user'})
     return cp.route_config('web-routes', [
         (['other.example'], [{'prefix': '', 'cluster': 'web-slow'}]),
         (['web', 'web.example'], rts),
@@ -148,6 +152,18 @@ def static_checks(tool):
           % (r['by']['v1-a'], r['by']['v2-a']),
           r['failed'] == 0 and 140 <= r['by']['v1-a'] <= 260 and
           r['by']['v1-a'] + r['by']['v2-a'] == 400, r)
+    # each cluster with its own CDS lb policy inside one service: web-rh
+    # (RING_HASH) keeps a user on one backend, web-rr (round robin) does
+    # not, though both routes hash on x-user
+    sticky = True
+    for user in ('alice', 'bob', 'carol', 'dave'):
+        r = tool.cmd('http /rh x-user=%s 10' % user)
+        sticky = sticky and r['failed'] == 0 and max(r['by']['rh-a'], r['by']['rh-b']) == 10
+    r = tool.cmd('http /rr x-user=alice 20')
+    check('per-cluster lb: ring_hash cluster keeps each of 4 users on one backend; the '
+          'round robin cluster spreads one user (rr-a %d, rr-b %d of 20)'
+          % (r['by']['rr-a'], r['by']['rr-b']),
+          sticky and r['failed'] == 0 and r['by']['rr-a'] >= 5 and r['by']['rr-b'] >= 5, r)
     r = tool.cmd('http /nothing - 5')
     check('no route: 5 of 5 fail with MESH_ERR_NOT_FOUND "no route"',
           r['errors'].get('MESH_ERR_NOT_FOUND') == 5 and 'no route' in r['last_error'], r)
@@ -203,12 +219,14 @@ def main():
         plane.set(cp.EDS, cp.cla('web-v2', [('a', 0, 1, ep('v2-a'))]))
         plane.set(cp.EDS, cp.cla('web-flaky', [('a', 0, 1, ep('flaky-bad', 'flaky-good'))]))
         plane.set(cp.EDS, cp.cla('web-slow', [('a', 0, 1, ep('slow'))]))
+        plane.set(cp.EDS, cp.cla('web-rh', [('a', 0, 1, ep('rh-a', 'rh-b'))]))
+        plane.set(cp.EDS, cp.cla('web-rr', [('a', 0, 1, ep('rr-a', 'rr-b'))]))
         plane.push()
-        check('the four clusters\' endpoints in the service',
-              tool.cmd('ready 5')['endpoints'] == 5)
+        check('the six clusters\' endpoints in the service',
+              tool.cmd('ready 9')['endpoints'] == 9)
         view = tool.cmd('view')
         web = view.get('services', {}).get('web', {})
-        check('view: 7 routes of the "web" virtual host in force', web.get('routes') == 7,
+        check('view: 9 routes of the "web" virtual host in force', web.get('routes') == 9,
               json.dumps(web))
         static_checks(tool)
         live_update(plane, tool)
