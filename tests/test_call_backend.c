@@ -63,10 +63,14 @@ static void serve_http(mesh_conn_t *c, char *buf, size_t len) {
     return;
   if (m == M_SLOW)
     sleep_ms(atomic_load(&slow_ms));
-  say(c, m == M_ERROR ? "HTTP/1.1 503 Service Unavailable\r\nContent-Length: "
-                        "0\r\nConnection: close\r\n\r\n"
-                      : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
-                        "Connection: close\r\n\r\nok");
+  /* x-backend names the answering backend (routing tests) */
+  char out[256];
+  snprintf(out, sizeof out, "%s\r\nx-backend: %s\r\n%s",
+           m == M_ERROR ? "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0"
+                        : "HTTP/1.1 200 OK\r\nContent-Length: 2",
+           bname, m == M_ERROR ? "Connection: close\r\n\r\n"
+                               : "Connection: close\r\n\r\nok");
+  say(c, out);
 }
 
 static void *serve(void *arg) {

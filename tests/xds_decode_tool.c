@@ -3,7 +3,11 @@
  * decoders and print the model as JSON (the interop test compares it with
  * what gRPC's own xDS client reached).  TYPE: ClusterLoadAssignment,
  * Cluster, RouteConfiguration, Listener.  Exit 1 with the NACK message on
- * refusal. */
+ * refusal.
+ *   xds_decode_tool route FILE HOST PATH[@HEADER=VALUE]... : the cluster
+ * libmesh's per-request route table (xds/route.c) chooses for each gRPC
+ * call of PATH to authority HOST in the RouteConfiguration FILE, as a
+ * JSON array ("-": no route). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +32,49 @@ static cJSON *eds_json(const mesh__xds_eds_t *e) {
   return o;
 }
 
+static const char *one_header(void *user, const char *name) {
+  const char *h = user; /* "name=value" or NULL */
+  size_t n = strlen(name);
+  return h && strncmp(h, name, n) == 0 && h[n] == '=' ? h + n + 1 : NULL;
+}
+
+/* The route mode (see the top comment). */
+static int route_mode(const uint8_t *buf, size_t n, int argc, char **argv) {
+  mesh_status_t st = {0};
+  cJSON *doc = NULL, *res = cJSON_CreateArray();
+  if (mesh__xds_decode_rds(buf, n, &doc, &st)) {
+    printf("NACK: %s\n", st.message);
+    return 1;
+  }
+  mesh__xds_rtab_t *t = NULL;
+  const cJSON *vh = mesh__xds_vhost_pick(doc, argv[3]);
+  if (vh && mesh__xds_rtab_build(vh, NULL, false, NULL, &t))
+    return 1;
+  for (int i = 4; i < argc; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s", argv[i]);
+    char *at = strchr(path, '@');
+    if (at)
+      *at++ = '\0';
+    mesh__xroute_in_t in = {.path = path, .header = one_header, .user = at,
+                            .grpc = true};
+    double u[4] = {0, 0, 0.99, 0.99};
+    mesh__xroute_t x;
+    bool ok = t && mesh__xds_rtab_route(t, &in, u, &x) == MESH_OK;
+    cJSON_AddItemToArray(res, cJSON_CreateString(ok ? x.cluster : "-"));
+  }
+  char *s = cJSON_PrintUnformatted(res);
+  printf("%s\n", s);
+  free(s);
+  cJSON_Delete(res);
+  cJSON_Delete(doc);
+  mesh__xds_rtab_release(t);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 3)
+  bool route = argc >= 4 && strcmp(argv[1], "route") == 0;
+  if (argc != 3 && !route)
     return 2;
   FILE *f = fopen(argv[2], "rb");
   if (!f)
@@ -37,6 +82,8 @@ int main(int argc, char **argv) {
   static uint8_t buf[1 << 22];
   size_t n = fread(buf, 1, sizeof buf, f);
   fclose(f);
+  if (route)
+    return route_mode(buf, n, argc, argv);
   mesh_status_t st = {0};
   cJSON *out = NULL;
   int rc;

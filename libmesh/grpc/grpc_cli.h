@@ -36,6 +36,10 @@ struct mesh_grpc_call {
   bool have_try;
   mesh__grpc_svc_cfg_t cfg;    /* the service's "grpc" config, parsed */
   const mesh__grpc_method_cfg_t *mcfg; /* entry for path, or NULL */
+  mesh__grpc_method_cfg_t xcfg; /* a control plane's route (xds): the
+                                 method config mcfg points to then */
+  bool preset;                 /* status decided before any try (no route,
+                                 fault abort): the call makes no try */
   /* the current try */
   mesh_conn_t *conn;           /* borrowed from the try (service) */
   mesh__h2_session_t *sess;    /* shared (the try's) unless own_sess */

@@ -138,7 +138,7 @@ static int want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
                                                         mesh__res_rand());
     return true;
   }
-  return mesh__retry_wanted(&c->xp->rs->cfg.retry, c->outcome,
+  return mesh__retry_wanted(&c->xp->retry, c->outcome,
                             mesh__grpc_code_to_http(c->status));
 }
 
@@ -208,7 +208,9 @@ int mesh_grpc_unary(mesh_t *m, const char *target, const char *method,
   int rc = mesh__grpc_call_new(m, target, method, opts, &c, st);
   if (rc != MESH_OK)
     return rc;
-  if (c->via_service && c->mcfg && c->mcfg->has_hedge && c->xp->max_retries)
+  if (c->preset) /* no route, or a fault: the status is the answer */
+    rc = MESH_OK;
+  else if (c->via_service && c->mcfg && c->mcfg->has_hedge && c->xp->max_retries)
     rc = mesh__grpc_hedged(c, req, req_len, resp, resp_len, st);
   else
     rc = unary_loop(c, req, req_len, resp, resp_len, st);

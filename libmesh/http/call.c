@@ -119,6 +119,65 @@ static int try_once(mesh_call_t *call, mesh_conn_t *conn, int *status,
   return rc; /* the call layer maps resets, timeouts and TLS errors */
 }
 
+/* ---- what one request does: a route's decision --------------------------------- */
+
+/* From the context's own routes, or from the hook (xds).  Everything a
+ * try needs is a copy: nothing refers to a route table after the start. */
+typedef struct plan {
+  const char *service;  /* borrowed (the caller's or a route's) */
+  const char *subset;   /* NULL: the split */
+  const char *name;     /* the route's name for logs, or NULL */
+  int64_t timeout_ms;   /* 0: none */
+  int retries;          /* -1: the service's policy */
+  bool has_retry;       /* retry replaces the service's retry_on/backoff */
+  mesh__retry_cfg_t retry;
+  int64_t per_try_ms;   /* 0: the service's */
+  const void *hash;     /* hash key (ring hash, maglev) or NULL */
+  size_t hash_len;
+  int64_t delay_ms;     /* fault decided: 0 none */
+  int abort_status;     /* fault decided: 0 none */
+  mesh__xroute_t xr;    /* the hook's decision (owns the strings above) */
+} plan_t;
+
+static void plan_local(plan_t *p, const mesh__route_t *r) {
+  p->name = r->name;
+  p->timeout_ms = r->timeout_ms;
+  p->retries = r->retries;
+  if (r->has_fault)
+    mesh__fault_decide(&r->fault, uniform(), uniform(), &p->delay_ms,
+                       &p->abort_status);
+}
+
+/* gRFC A44 over HTTP: the route's retry_on (Envoy's HTTP tokens), codes,
+ * backoff; a route without a retry policy retries nothing. */
+static void plan_xds(plan_t *p, const char *service) {
+  const mesh__xroute_t *x = &p->xr;
+  p->service = service;
+  p->subset = x->subset[0] ? x->subset : NULL;
+  p->name = x->route;
+  p->timeout_ms = x->timeout_ms;
+  p->retries = x->retries;
+  p->has_retry = true;
+  p->retry = (mesh__retry_cfg_t){.retry_on = x->retry_on,
+                                 .num_retries = (uint32_t)x->retries,
+                                 .base_interval_ms = x->base_ms > 0 ? x->base_ms : 25};
+  p->retry.max_interval_ms = x->max_ms > 0 ? x->max_ms
+                                           : 10 * p->retry.base_interval_ms;
+  for (size_t i = 0; i < x->ncodes && i < MESH__MAX_RETRY_CODES; i++)
+    p->retry.codes[p->retry.ncodes++] = x->codes[i];
+  p->per_try_ms = x->per_try_ms;
+  p->hash = x->hash_len ? x->hash_key : NULL;
+  p->hash_len = x->hash_len;
+  p->delay_ms = x->delay_ms;
+  p->abort_status = x->abort_http;
+}
+
+static const char *xhdr(void *user, const char *name) {
+  const mesh_http_request_t *req = user;
+  return mesh__http_hdr_value(req->hdrs, req->nhdrs, req->joined, req->njoined,
+                              name);
+}
+
 /* ---- faults --------------------------------------------------------------------- */
 
 static void sleep_ms(int64_t ms) {
@@ -127,13 +186,12 @@ static void sleep_ms(int64_t ms) {
     ;
 }
 
-/* Apply the route's fault.  @return MESH_OK with *out set for an abort,
+/* Apply the decided fault.  @return MESH_OK with *out set for an abort,
  * MESH_ERR_NOT_FOUND to go on with the request, or an error. */
-static int inject(mesh_t *m, const mesh__route_t *r, int64_t timeout_ms,
+static int inject(mesh_t *m, const plan_t *p, int64_t timeout_ms,
                   mesh_http_response_t **out, mesh_status_t *st) {
-  int64_t delay;
-  int status;
-  mesh__fault_decide(&r->fault, uniform(), uniform(), &delay, &status);
+  int64_t delay = p->delay_ms;
+  int status = p->abort_status;
   if (delay > 0) {
     atomic_fetch_add(&m->http->faults_delayed, 1);
     if (timeout_ms > 0 && delay >= timeout_ms) {
@@ -155,7 +213,7 @@ static int inject(mesh_t *m, const mesh__route_t *r, int64_t timeout_ms,
   }
   resp->status = status;
   mesh__log(m, MESH_LOG_DEBUG, "http_fault_abort", "route=\"%s\" status=%d",
-            r->name ? r->name : "", status);
+            p->name ? p->name : "", status);
   *out = resp;
   return MESH_OK;
 }
@@ -190,38 +248,52 @@ static const mesh__route_t *route_for(mesh_t *m, mesh__service_t *svc,
   return r;
 }
 
-static int call_dest(mesh_t *m, const mesh__route_t *r,
-                     const mesh__rt_dest_t *d, const mesh_http_request_t *req,
-                     const mesh__span_t *sp, const inject_t *inj,
-                     int64_t timeout_ms, mesh_http_response_t **out,
-                     mesh_status_t *st) {
-  char *auth = NULL; /* before any try: no token, no call */
-  int rc = mesh__http_jwt_header(m, mesh__service_find(m, d->service), &auth,
-                                 st);
-  if (rc != MESH_OK)
-    return rc;
+/* The call options of a plan (NULL when out of memory). */
+static mesh_call_opts_t *plan_opts(const plan_t *p, int64_t timeout_ms,
+                                   const mesh_http_request_t *req) {
   mesh_call_opts_t *o = mesh_call_opts_new();
-  if (!o || (d->subset && mesh_call_opts_set_subset(o, d->subset) != MESH_OK)) {
+  if (!o || (p->subset && mesh_call_opts_set_subset(o, p->subset) != MESH_OK) ||
+      (p->hash && mesh_call_opts_set_hash_key(o, p->hash, p->hash_len))) {
     mesh_call_opts_free(o);
-    free(auth);
-    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+    return NULL;
   }
   if (timeout_ms > 0)
     mesh_call_opts_set_deadline(o, (int)timeout_ms);
-  if (r && r->retries >= 0)
-    mesh_call_opts_set_max_retries(o, r->retries);
+  if (p->retries >= 0)
+    mesh_call_opts_set_max_retries(o, p->retries > 100 ? 100 : p->retries);
+  if (p->has_retry)
+    mesh__call_opts_set_retry(o, &p->retry);
+  if (p->per_try_ms > 0)
+    mesh_call_opts_set_per_try_timeout(o, (int)p->per_try_ms);
   if (!idempotent(req->method))
     mesh_call_opts_set_hedging(o, 0);
   /* Sent again on a new connection when a pooled one turns out closed
    * (resilience/call.h): only where a second delivery is harmless. */
   mesh__call_opts_set_replay(o, idempotent(req->method));
   mesh__call_opts_set_mux(o, true);
+  return o;
+}
+
+static int call_dest(mesh_t *m, const plan_t *p, const mesh_http_request_t *req,
+                     const mesh__span_t *sp, const inject_t *inj,
+                     int64_t timeout_ms, mesh_http_response_t **out,
+                     mesh_status_t *st) {
+  char *auth = NULL; /* before any try: no token, no call */
+  int rc = mesh__http_jwt_header(m, mesh__service_find(m, p->service), &auth,
+                                 st);
+  if (rc != MESH_OK)
+    return rc;
+  mesh_call_opts_t *o = plan_opts(p, timeout_ms, req);
+  if (!o) {
+    free(auth);
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  }
   mesh_trace_ctx_t parent;
   mesh__span_context(sp, &parent);
   mesh_call_opts_set_trace_parent(o, &parent);
-  try_ctx_t t = {.m = m, .req = req, .inj = inj, .host = d->service,
+  try_ctx_t t = {.m = m, .req = req, .inj = inj, .host = p->service,
                  .auth = auth, .lim = &mesh__http_settings(m)->lim};
-  rc = mesh_call_do(m, d->service, o, try_once, &t, st);
+  rc = mesh_call_do(m, p->service, o, try_once, &t, st);
   mesh_call_opts_free(o);
   free(auth);
   /* An error status after retries is still the answer to return. */
@@ -234,14 +306,12 @@ static int call_dest(mesh_t *m, const mesh__route_t *r,
   return rc;
 }
 
-int mesh_http_call(mesh_t *m, const char *service,
-                   const mesh_http_request_t *req, mesh_http_response_t **out,
-                   mesh_status_t *st) {
-  mesh__ok(st);
-  if (!m || !service || !req || !out || req->borrowed)
-    return mesh__fail(st, MESH_ERR_INVALID_ARG,
-                      "mesh_http_call: m, service, req and out are required");
-  *out = NULL;
+/* The plan of one request: the xds hook's decision for a service routed
+ * by a control plane, else the context's routes, else the service as
+ * named.  @return MESH_OK or the error that fails the call. */
+static int plan_for(mesh_t *m, const char *service,
+                    const mesh_http_request_t *req, plan_t *p,
+                    mesh_status_t *st) {
   size_t tn = strlen(req->target);
   char *path = malloc(tn + 2);
   if (!path)
@@ -253,17 +323,42 @@ int mesh_http_call(mesh_t *m, const char *service,
     free(path);
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "invalid request target");
   }
+  *p = (plan_t){.service = service, .retries = -1};
+  mesh__xroute_in_t xin = {.path = path, .header = xhdr, .user = (void *)req};
+  int rc = mesh__http_xroute(m, service, &xin, &p->xr, st);
+  if (rc == MESH_OK)
+    plan_xds(p, service);
   mesh__service_t *svc = mesh__service_find(m, service);
-  const mesh__route_t *r = route_for(m, svc, service, req, path);
+  const mesh__route_t *r = rc == 1 ? route_for(m, svc, service, req, path)
+                                   : NULL;
   free(path);
-  mesh__rt_dest_t direct = {.service = (char *)service, .weight = 1};
-  const mesh__rt_dest_t *d = r ? mesh__route_pick(r, uniform()) : &direct;
+  if (rc < 0)
+    return rc;
+  if (r) {
+    plan_local(p, r);
+    const mesh__rt_dest_t *d = mesh__route_pick(r, uniform());
+    p->service = d->service;
+    p->subset = d->subset;
+  }
   if (!r && !svc)
     return mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
                       "no service or route for \"%s\"", service);
-  int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms
-                    : r                 ? r->timeout_ms
-                                        : 0;
+  return MESH_OK;
+}
+
+int mesh_http_call(mesh_t *m, const char *service,
+                   const mesh_http_request_t *req, mesh_http_response_t **out,
+                   mesh_status_t *st) {
+  mesh__ok(st);
+  if (!m || !service || !req || !out || req->borrowed)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG,
+                      "mesh_http_call: m, service, req and out are required");
+  *out = NULL;
+  plan_t p;
+  int rc = plan_for(m, service, req, &p, st);
+  if (rc != MESH_OK)
+    return rc;
+  int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : p.timeout_ms;
   /* A CLIENT span, child of the trace the caller put in the request (if
    * any); its context replaces the caller's trace headers. */
   mesh_trace_ctx_t remote;
@@ -274,13 +369,13 @@ int mesh_http_call(mesh_t *m, const char *service,
   mesh__span_start(m, &sp, "mesh.request", MESH_SPAN_CLIENT, NULL,
                    have ? &remote : NULL);
   mesh__span_attr_str(&sp, MESH__ATTR_HTTP_METHOD, req->method);
-  mesh__span_attr_str(&sp, MESH__ATTR_SERVICE, d->service);
+  mesh__span_attr_str(&sp, MESH__ATTR_SERVICE, p.service);
   inject_t inj = {0};
   mesh__span_inject(&sp, inject_set, &inj);
-  int rc = MESH_ERR_NOT_FOUND;
-  if (r && r->has_fault) {
+  rc = MESH_ERR_NOT_FOUND;
+  if (p.delay_ms > 0 || p.abort_status) {
     int64_t t0 = mesh__now_ms();
-    rc = inject(m, r, timeout, out, st);
+    rc = inject(m, &p, timeout, out, st);
     if (rc == MESH_ERR_NOT_FOUND && timeout > 0) {
       timeout -= mesh__now_ms() - t0;
       if (timeout <= 0)
@@ -288,9 +383,9 @@ int mesh_http_call(mesh_t *m, const char *service,
     }
   }
   if (rc == MESH_ERR_NOT_FOUND)
-    rc = call_dest(m, r, d, req, &sp, &inj, timeout, out, st);
+    rc = call_dest(m, &p, req, &sp, &inj, timeout, out, st);
   int status = rc == MESH_OK ? (*out)->status : 0;
-  mesh__http_count(m, mesh__service_find(m, d->service), status);
+  mesh__http_count(m, mesh__service_find(m, p.service), status);
   if (rc == MESH_OK) {
     mesh__span_attr_int(&sp, MESH__ATTR_HTTP_STATUS, status);
     if (status >= 500)
@@ -300,4 +395,19 @@ int mesh_http_call(mesh_t *m, const char *service,
   }
   mesh__span_end(&sp);
   return rc;
+}
+
+/* ---- routes from above (xds) ---------------------------------------------------- */
+
+void mesh__http_set_xroute(mesh_t *m, mesh__xroute_fn fn) {
+  if (m && m->http)
+    m->http->xroute = fn;
+}
+
+int mesh__http_xroute(mesh_t *m, const char *service,
+                      const mesh__xroute_in_t *in, mesh__xroute_t *out,
+                      mesh_status_t *st) {
+  if (!m || !m->http || !m->http->xroute)
+    return 1;
+  return m->http->xroute(m, service, in, out, st);
 }

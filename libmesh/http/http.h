@@ -213,6 +213,59 @@ const mesh__route_t *mesh__routes_match(const mesh__routes_t *t,
 /** Choose a destination by weight from a uniform draw u in [0, 1). */
 const mesh__rt_dest_t *mesh__route_pick(const mesh__route_t *r, double u);
 
+/* ---- routes from a protocol above (the xds part sets the hook) --------------
+ * A service whose routes come from a control plane (RDS) is routed per
+ * request by the part that owns them: http and grpc ask through this hook
+ * with the request's path and headers and get back a decision copied out
+ * of one version of the route table (nothing held afterwards).  The hook
+ * is set once by that part's init, before any call, and never changed. */
+
+typedef struct mesh__xroute_in {
+  const char *path; /* "/a/b" (HTTP, no query) or "/pkg.Svc/Method" (gRPC) */
+  /* The value of a request header (lowercase name), repeated fields joined
+   * with ","; NULL when absent. */
+  const char *(*header)(void *user, const char *name);
+  void *user;
+  bool grpc;
+} mesh__xroute_in_t;
+
+#define MESH__XROUTE_NAME 128
+typedef struct mesh__xroute {
+  char subset[MESH__XROUTE_NAME]; /* the cluster's subset; "": whole service */
+  char cluster[MESH__XROUTE_NAME];
+  char route[64];          /* the route's name, for logs */
+  int64_t timeout_ms;      /* 0: none (A31: max_stream_duration or timeout) */
+  int retries;             /* retries after the first try (0: none) */
+  unsigned retry_on;       /* MESH__RETRY_* (resilience.h), HTTP semantics */
+  int codes[8];            /* retriable_status_codes (HTTP) */
+  size_t ncodes;
+  uint32_t grpc_codes;     /* bit per retriable gRPC status (A44) */
+  int64_t base_ms, max_ms; /* retry backoff; 0: 25 ms and 10 x base */
+  int64_t per_try_ms;      /* retry_policy.per_try_timeout (HTTP); 0 none */
+  char hash_key[256];      /* A42: what the hash policies produced */
+  size_t hash_len;         /* 0: no key (a random pick for ring hash) */
+  int64_t delay_ms;        /* fault decided for this request: 0 none */
+  int abort_http;          /* 0: no abort */
+  int abort_grpc;          /* -1: no abort */
+} mesh__xroute_t;
+
+/** @return MESH_OK with *out filled; 1 when the service is not routed by
+ *  the hook's owner (the caller goes on as before); or a negative code
+ *  that fails the call, st saying why: MESH_ERR_NOT_FOUND "no route"
+ *  when no route matches (gRPC reports UNAVAILABLE, as gRPC does; HTTP
+ *  returns the error, as Envoy answers 404), MESH_ERR_NO_ENDPOINTS while
+ *  the route table has not arrived.  Any thread, lock-free. */
+typedef int (*mesh__xroute_fn)(mesh_t *m, const char *service,
+                               const mesh__xroute_in_t *in,
+                               mesh__xroute_t *out, mesh_status_t *st);
+
+/** Set by the xds part's init (NULL: none); read by http and grpc. */
+void mesh__http_set_xroute(mesh_t *m, mesh__xroute_fn fn);
+/** Ask the hook (1 when there is none). */
+int mesh__http_xroute(mesh_t *m, const char *service,
+                      const mesh__xroute_in_t *in, mesh__xroute_t *out,
+                      mesh_status_t *st);
+
 /* mesh_http_requests_total{service,code} series, registered on first use
  * of each code ([0]: "error", a request that got no response). */
 #define MESH__HTTP_CODES 600
@@ -226,6 +279,7 @@ struct mesh__http_svc {
 struct mesh__http {
   mesh__http_settings_t set;
   mesh__routes_t routes;
+  mesh__xroute_fn xroute; /* routes from above (xds), or NULL */
   _Atomic uint64_t faults_delayed, faults_aborted;
   _Atomic(mesh__metric_t *) inbound[MESH__HTTP_CODES];
   /* client keepalive times raised by "too_many_pings" (h2_backoff.c) */

@@ -239,6 +239,36 @@ static int lb_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
   return MESH_OK;
 }
 
+/* "subset_lb" (see mesh__lb_reconfigure): each named subset's own policy.
+ * Checked with the "lb" checker; an unknown subset name is an error. */
+static int subset_lb(mesh__cfg_t *c, mesh__lb_conf_t *conf, const cJSON *v) {
+  const cJSON *e;
+  cJSON_ArrayForEach(e, v) {
+    char path[160];
+    snprintf(path, sizeof path, "subset_lb.%.100s", e->string);
+    lb_check(c, e, path);
+    size_t i = 0;
+    while (i < conf->nsubsets &&
+           !(conf->subsets[i].name && strcmp(conf->subsets[i].name, e->string) == 0))
+      i++;
+    if (i == conf->nsubsets)
+      mesh__cfg_error(c, path, "no such subset");
+    if (c->nerr > 0)
+      return MESH_ERR_CONFIG;
+    mesh__lb_conf_t own;
+    mesh__lb_conf_default(&own);
+    parse_lb(&own, e);
+    mesh__lb_subset_t *s = &conf->subsets[i];
+    s->own = true;
+    s->policy = own.policy;
+    s->choice_count = own.choice_count;
+    s->ring_min = own.ring_min;
+    s->ring_max = own.ring_max;
+    s->maglev_size = own.maglev_size;
+  }
+  return MESH_OK;
+}
+
 int mesh__lb_reconfigure(mesh_t *m, mesh__service_t *svc,
                          const cJSON *svc_cfg, mesh_status_t *st) {
   if (!svc || !svc->lb)
@@ -259,6 +289,11 @@ int mesh__lb_reconfigure(mesh_t *m, mesh__service_t *svc,
   int rc = mesh__lb_conf_parse(&conf, svc_cfg, loc, st);
   if (rc != MESH_OK)
     return rc;
+  const cJSON *own = cJSON_GetObjectItemCaseSensitive(svc_cfg, "subset_lb");
+  if (own && subset_lb(&c, &conf, own) != MESH_OK) {
+    mesh__lb_conf_free(&conf);
+    return MESH_ERR_CONFIG;
+  }
   pthread_mutex_lock(&svc->lb->mu);
   mesh__lb_conf_t old = svc->lb->conf;
   svc->lb->conf = conf;

@@ -307,8 +307,20 @@ static int state_build(const mesh__lb_conf_t *conf, const mesh__snapshot_t *snap
     mesh__host_t **hosts = NULL;
     uint32_t n = 0;
     rc = set_hosts(conf, snap, s->subset, &hosts, &n);
+    /* a subset with its own policy: the service's conf with it */
+    mesh__lb_conf_t sc = *conf;
+    const mesh__lb_subset_t *sub = i ? &conf->subsets[i - 1] : NULL;
+    if (sub && sub->own) {
+      sc.policy = sub->policy;
+      sc.choice_count = sub->choice_count;
+      sc.ring_min = sub->ring_min;
+      sc.ring_max = sub->ring_max;
+      sc.maglev_size = sub->maglev_size;
+    }
+    s->policy = sc.policy;
+    s->choice_count = sc.choice_count;
     if (rc == MESH_OK)
-      rc = set_build(conf, s, hosts, n);
+      rc = set_build(&sc, s, hosts, n);
     free(hosts);
     if (rc == MESH_OK)
       mesh__lb_view_compute(st, s, now);
@@ -362,18 +374,18 @@ void mesh__lb_refresh(const mesh__snapshot_t *snap, int64_t now_ms) {
 
 /* ---- the pick ---------------------------------------------------------------------- */
 
-static mesh__host_t *pick_in(const mesh__lb_state_t *st, mesh__lb_pool_t *p,
+static mesh__host_t *pick_in(const mesh__lb_set_t *set, mesh__lb_pool_t *p,
                              uint64_t hash, const mesh__lb_ctx_t *ctx,
                              int64_t now, bool usable, bool fresh) {
-  switch (st->policy) {
+  switch (set->policy) {
   case MESH__LB_ROUND_ROBIN:
     return mesh__rr_pick(p, ctx, now, usable, fresh);
   case MESH__LB_RANDOM:
     return mesh__random_pick(p, ctx, now, usable, fresh);
   case MESH__LB_LEAST_REQUEST:
-    return mesh__lr_pick(p, st->choice_count, ctx, now, usable, fresh);
+    return mesh__lr_pick(p, set->choice_count, ctx, now, usable, fresh);
   case MESH__LB_PEAK_EWMA:
-    return mesh__ewma_pick(p, st->choice_count, ctx, now, usable, fresh);
+    return mesh__ewma_pick(p, set->choice_count, ctx, now, usable, fresh);
   case MESH__LB_RING_HASH:
     return mesh__ring_pick(p, hash, ctx, now, usable, fresh);
   case MESH__LB_MAGLEV:
@@ -393,7 +405,7 @@ typedef struct choice {
 static choice_t decide(const mesh__lb_state_t *st, mesh__lb_set_t *s,
                        uint64_t hash) {
   choice_t ch = {0};
-  bool hashing = hash_policy(st->policy);
+  bool hashing = hash_policy(s->policy);
   for (int t = 0;; t++) {
     uint32_t seq, buf = mesh__lb_view_begin(s, &seq);
     /* Envoy chooses the priority from the request hash for the hashing
@@ -422,13 +434,13 @@ static mesh__host_t *attempt(const mesh__lb_state_t *st, mesh__lb_set_t *s,
                              const mesh__lb_ctx_t *ctx, int64_t now,
                              bool usable, bool fresh) {
   bool u = usable && !ch->panic;
-  mesh__host_t *h = pick_in(st, ch->pool, hash, ctx, now, u, fresh);
+  mesh__host_t *h = pick_in(s, ch->pool, hash, ctx, now, u, fresh);
   mesh__lb_pool_t *lvp = &s->lv[ch->level].pool;
   if (!h && ch->pool != lvp)
-    h = pick_in(st, lvp, hash, ctx, now, u, fresh);
+    h = pick_in(s, lvp, hash, ctx, now, u, fresh);
   for (uint32_t l = 0; !h && l < s->nlevel; l++)
     if (l != ch->level || u != usable)
-      h = pick_in(st, &s->lv[l].pool, hash, ctx, now, usable, fresh);
+      h = pick_in(s, &s->lv[l].pool, hash, ctx, now, usable, fresh);
   return h;
 }
 
@@ -471,7 +483,7 @@ int mesh__lb_pick(mesh__service_t *svc, const mesh__snapshot_t *snap,
     return MESH_ERR_NO_ENDPOINTS;
   mesh__lb_view_maybe_refresh(st, s, now);
   uint64_t hash = 0;
-  if (hash_policy(st->policy))
+  if (hash_policy(s->policy))
     hash = ctx->hash_key ? mesh__xxh64(ctx->hash_key, ctx->hash_key_len, 0)
                          : mesh__lb_rand();
   choice_t ch = decide(st, s, hash);

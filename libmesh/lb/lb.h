@@ -68,6 +68,13 @@ typedef struct mesh__lb_subset {
   char *name;                 /* NULL for a subset written inline in a split */
   size_t nlabels;
   char **keys, **values;
+  /* Its own picking policy (mesh__lb_reconfigure's "subset_lb": a control
+   * plane's cluster inside one service); false: the service's. */
+  bool own;
+  int policy;
+  uint32_t choice_count;
+  uint64_t ring_min, ring_max;
+  uint32_t maglev_size;
 } mesh__lb_subset_t;
 
 typedef struct mesh__lb_split {
@@ -161,6 +168,8 @@ enum mesh__lb_level_slot {
 
 typedef struct mesh__lb_set {
   int32_t subset;             /* conf subset index, -1 for all hosts */
+  int policy;                 /* the service's, or the subset's own */
+  uint32_t choice_count;
   uint32_t nhosts;
   uint32_t nlevel;
   mesh__lb_level_t *lv;       /* by priority, 0 (highest) first */
@@ -262,7 +271,11 @@ void mesh__lb_conf_free(mesh__lb_conf_t *conf);
 void mesh__lb_conf_default(mesh__lb_conf_t *conf);
 /** Replace svc's lb config ("lb", "subsets", "split" of svc_cfg, a
  *  "services.NAME" object; validated here with the same checks as at
- *  mesh_new).  Snapshots already published keep the picker state they were
+ *  mesh_new).  svc_cfg may also hold "subset_lb": {SUBSET: an "lb"
+ *  object}, a named subset's own policy (policy, choice_count, ring_hash,
+ *  maglev; the rest stays the service's): internal, for xds, whose
+ *  clusters are subsets of one service, each with its CDS lb policy; not
+ *  a key of the configuration mesh_new reads.  Snapshots already published keep the picker state they were
  *  built with (each owns it), so picks in flight are untouched; the next
  *  prepared snapshot uses the new config: the caller republishes
  *  (mesh__disc_republish) for it to take effect.  Any thread.

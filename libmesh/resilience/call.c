@@ -77,6 +77,7 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
   mesh__res_live_release(live);
   x->max_retries = o && o->max_retries >= 0 ? (uint32_t)o->max_retries
                                             : c->retry.num_retries;
+  x->retry = o && o->has_retry ? o->retry : c->retry;
   x->hedge = c->hedge.enabled && (!o || o->hedging);
   if (o) {
     x->hash_key = o->conn.hash_key;
@@ -142,7 +143,7 @@ void mesh__callx_remember(mesh__callx_t *x, int rc, const char *msg) {
  * would end past the deadline; the call's cancel token cuts it short.
  * @return MESH_OK, MESH_ERR_DEADLINE or MESH_ERR_CLOSED (cancelled). */
 int mesh__callx_backoff(mesh__callx_t *x, mesh_status_t *st) {
-  const mesh__retry_cfg_t *rc = &x->rs->cfg.retry;
+  const mesh__retry_cfg_t *rc = &x->retry;
   int64_t ms = mesh__backoff_ms(rc->base_interval_ms, rc->max_interval_ms,
                                 x->retries, mesh__res_rand());
   int64_t left = mesh__callx_left(x, mesh__now_ms());
@@ -432,7 +433,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
     mesh__span_fail(&c->span, rc, st->message);
     mesh__span_end(&c->span); /* no-op when no host was picked */
     if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
-        !mesh__retry_wanted(&rs->cfg.retry, MESH__OUT_CONNECT_FAILURE, 0)) {
+        !mesh__retry_wanted(&x->retry, MESH__OUT_CONNECT_FAILURE, 0)) {
       x->tries--; /* x->tries counts tries that got going */
       break;
     }
@@ -587,7 +588,7 @@ int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
   mesh__call_finish(call, outcome, status_code);
   int res = MESH_OK;
   if (outcome == MESH__OUT_OK || outcome == MESH__OUT_OK_CLOSE) {
-    if (mesh__status_is_error(&call->x->rs->cfg.retry, status_code))
+    if (mesh__status_is_error(&call->x->retry, status_code))
       res = MESH_ERR_UPSTREAM;
   } else {
     res = mesh__call_try_error(call->x, "", outcome, status_code, NULL);

@@ -26,6 +26,9 @@ struct mesh_call_opts {
                          (HTTP/2) when the pool has one (mesh__call_mux) */
   bool replay;        /* internal: the request may be sent again
                          (mesh__call_opts_set_replay) */
+  bool has_retry;     /* internal: retry replaces the service's retry_on,
+                         codes and backoff (mesh__call_opts_set_retry) */
+  mesh__retry_cfg_t retry;
 };
 
 #define MESH__CALL_AVOID_MAX 16
@@ -44,6 +47,8 @@ typedef struct mesh__callx {
   int64_t connect_ms;
   mesh__cb_cfg_t cb;          /* breaker thresholds in force at the start */
   uint32_t max_retries;
+  mesh__retry_cfg_t retry;    /* which outcomes to retry, backoff: the
+                                 service's, or the options' own */
   bool hedge;
   const char *subset;         /* borrowed from the options */
   const void *hash_key;       /* borrowed from the options */
@@ -134,6 +139,10 @@ void *mesh__call_mux(mesh_call_t *c);
 void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
                           const mesh__mux_ops_t *ops);
 
+/** The calls made with o retry on r's retry_on/codes with r's backoff
+ *  instead of the service's (a route's retry policy from a control plane:
+ *  xds through http); NULL goes back to the service's.  Copied. */
+void mesh__call_opts_set_retry(mesh_call_opts_t *o, const mesh__retry_cfg_t *r);
 /** Let the calls made with o use shared sessions (the HTTP layer). */
 void mesh__call_opts_set_mux(mesh_call_opts_t *o, bool on);
 /** The request of the calls made with o is replayable (the HTTP layer, for

@@ -101,3 +101,11 @@ int mesh_call_opts_set_cancel(mesh_call_opts_t *o, mesh_cancel_t *cancel) {
   o->cancel = cancel;
   return MESH_OK;
 }
+
+void mesh__call_opts_set_retry(mesh_call_opts_t *o, const mesh__retry_cfg_t *r) {
+  if (!o)
+    return;
+  o->has_retry = r != NULL;
+  if (r)
+    o->retry = *r;
+}

@@ -106,7 +106,7 @@ static bool stale_finish(mesh__callx_t *x, mesh_call_t *c) {
 
 static bool try_succeeded(const mesh__callx_t *x, int outcome, int status) {
   return (outcome == MESH__OUT_OK || outcome == MESH__OUT_OK_CLOSE) &&
-         !mesh__status_is_error(&x->rs->cfg.retry, status);
+         !mesh__status_is_error(&x->retry, status);
 }
 
 /* Over 60 lines: one loop of try, stale replay, verdict and retry decision
@@ -166,7 +166,7 @@ int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
     }
     rc = mesh__call_try_error(&x, endpoint, outcome, status, detail);
     if (rc == MESH_ERR_DEADLINE ||
-        !mesh__retry_wanted(&x.rs->cfg.retry, outcome, status)) {
+        !mesh__retry_wanted(&x.retry, outcome, status)) {
       rc = mesh__fail(st, rc, "service \"%s\": %s", x.svc->name, x.last_msg);
       break;
     }

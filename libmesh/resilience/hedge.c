@@ -237,7 +237,7 @@ static int on_failure(req_t *r, att_t *a, step_t s, mesh_status_t *st) {
     mesh__callx_remember(&r->x, rc = MESH_ERR_BUFFER, r->x.last_msg);
   bool others = live_count(r) > 0;
   if (rc != MESH_ERR_DEADLINE && s.code != MESH_ERR_BUFFER &&
-      mesh__retry_wanted(&r->x.rs->cfg.retry, s.outcome, s.status)) {
+      mesh__retry_wanted(&r->x.retry, s.outcome, s.status)) {
     mesh_status_t tmp;
     int lr = another(r, !others, others ? &tmp : st);
     if (lr == MESH_OK || others)
@@ -253,7 +253,7 @@ static int on_failure(req_t *r, att_t *a, step_t s, mesh_status_t *st) {
 /* A complete response on a: the winner, unless its status asks for a
  * retry.  @return 1 won, 0 keep going, < 0 the code that ends the call. */
 static int on_done(req_t *r, att_t *a, step_t s, mesh_status_t *st) {
-  const mesh__retry_cfg_t *rc = &r->x.rs->cfg.retry;
+  const mesh__retry_cfg_t *rc = &r->x.retry;
   keep_response(r, a, s.n, s.status);
   if (!mesh__status_is_error(rc, s.status) ||
       !mesh__retry_wanted(rc, MESH__OUT_OK, s.status)) {
@@ -291,7 +291,7 @@ static int progress(req_t *r, int *rc, mesh_status_t *st) {
       if (w == 0)
         continue;
       *rc = w < 0 ? w : MESH_OK;
-      if (w == 1 && mesh__status_is_error(&r->x.rs->cfg.retry, s.status))
+      if (w == 1 && mesh__status_is_error(&r->x.retry, s.status))
         *rc = mesh__fail(st, MESH_ERR_UPSTREAM,
                          "service \"%s\": endpoint answered status %d",
                          r->x.svc->name, s.status);

@@ -27,28 +27,15 @@
 typedef struct target {
   const char *name;
   uint32_t weight;
+  bool linger; /* named by the previous table only (see lingering()) */
   const mesh__xds_cds_t *cds;
   const mesh__xds_eds_t *eds;
 } target_t;
 
-/* gRPC's virtual host choice, reduced: an exact domain, else "*". */
-static const cJSON *pick_vhost(const cJSON *rc, const char *host) {
-  const cJSON *vh, *d, *any = NULL;
-  cJSON_ArrayForEach(vh, cJSON_GetObjectItemCaseSensitive(rc, "virtual_hosts")) {
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(vh, "domains")) {
-      const char *s = cJSON_GetStringValue(d);
-      if (s && strcmp(s, host) == 0)
-        return vh;
-      if (s && strcmp(s, "*") == 0 && !any)
-        any = vh;
-    }
-  }
-  return any;
-}
-
-/* The route a call without a path takes: the first whose match is a bare
- * prefix "" or "/" (the catch-all Istio and gRPC examples end with). */
-static const cJSON *pick_route(const cJSON *vh) {
+/* The route direct calls (no path: mesh_call_do, mesh_dial) take for the
+ * service's split: the first whose match is a bare prefix "" or "/" (the
+ * catch-all Istio and gRPC examples end with), else the first route. */
+static const cJSON *split_route(const cJSON *vh) {
   const cJSON *r;
   cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes")) {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "match");
@@ -58,51 +45,114 @@ static const cJSON *pick_route(const cJSON *vh) {
         !cJSON_GetObjectItemCaseSensitive(m, "fraction_ppm"))
       return r;
   }
-  return NULL;
+  return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(vh, "routes"), 0);
 }
 
-/* The route's clusters for a listener service; NULL with s->note set when
- * the chain LDS -> RDS -> route is not complete. */
-static const cJSON *route_clusters(const mesh__xds_ads_t *a,
-                                   mesh__xds_svc_t *s) {
+/* The virtual host of a listener service (Envoy's domain match on the
+ * listener name, which is the authority gRPC's xds:///NAME uses); NULL
+ * with s->note set when the chain LDS -> RDS -> virtual host is not
+ * complete.  *fault: the listener's fault filter config. */
+static const cJSON *vhost(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
+                          const cJSON **fault) {
   const mesh__xds_lds_t *l = mesh__xds_ads_cached(a, MESH__XDS_T_LDS, s->listener);
   const cJSON *rc = NULL;
   if (l)
     rc = l->route_config ? l->route_config
                          : mesh__xds_ads_cached(a, MESH__XDS_T_RDS, l->rds_name);
-  const cJSON *vh = rc ? pick_vhost(rc, s->listener) : NULL;
-  const cJSON *r = vh ? pick_route(vh) : NULL;
-  if (!r)
+  const cJSON *vh = rc ? mesh__xds_vhost_pick(rc, s->listener) : NULL;
+  bool empty = vh && !cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(vh, "routes"));
+  if (!vh || empty)
     snprintf(s->note, sizeof s->note, "%s", !l ? "waiting for the listener"
              : !rc ? "waiting for the route configuration"
-             : !vh ? "no virtual host for this name or \"*\""
-                   : "no catch-all route (prefix \"\" or \"/\")");
-  return r ? cJSON_GetObjectItemCaseSensitive(r, "clusters") : NULL;
+             : !vh ? "no virtual host matches this name"
+                   : "the virtual host has no route");
+  *fault = l ? l->fault : NULL;
+  return vh && !empty ? vh : NULL;
+}
+
+/* Every cluster the virtual host's routes name, once, in order of first
+ * appearance; weights from the split route (0 for the others). */
+static target_t *route_targets(const cJSON *vh, size_t extra, size_t *n) {
+  const cJSON *r, *c;
+  size_t cap = 0;
+  cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes"))
+    cap += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "clusters"));
+  target_t *t = calloc(cap + extra + 1, sizeof *t);
+  if (!t)
+    return NULL;
+  const cJSON *sr = split_route(vh);
+  *n = 0;
+  cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes"))
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(r, "clusters")) {
+      const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "name"));
+      const cJSON *w = cJSON_GetObjectItemCaseSensitive(c, "weight");
+      size_t k = 0;
+      while (k < *n && strcmp(t[k].name, name) != 0)
+        k++;
+      if (k == *n)
+        t[(*n)++].name = name;
+      if (r == sr)
+        t[k].weight = cJSON_IsNumber(w) ? (uint32_t)w->valuedouble : 1;
+    }
+  return t;
+}
+
+/* Clusters the table in force names but the new one does not stay in the
+ * endpoint set for this version (weight 0, no route names them): a call
+ * that copied a decision from the old table just before the new one went
+ * in still finds its cluster's hosts (gRPC keeps a cluster while calls
+ * reference it).  The next update drops them. */
+static void lingering(const mesh__xds_svc_t *s, target_t *t, size_t *n) {
+  size_t k = *n;
+  for (size_t i = 0; i < s->nnamed; i++) {
+    size_t j = 0;
+    while (j < k && strcmp(t[j].name, s->named[i]) != 0)
+      j++;
+    if (j == k)
+      t[k++] = (target_t){.name = s->named[i], .linger = true};
+  }
+  *n = k;
+}
+
+/* Remember the clusters the new table names (lingering() of the next). */
+static void remember(mesh__xds_svc_t *s, const target_t *t, size_t n) {
+  char **v = calloc(n + 1, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; v && i < n; i++)
+    if (!t[i].linger && !(v[k++] = mesh__strdup(t[i].name)))
+      k--;
+  for (size_t i = 0; i < s->nnamed; i++)
+    free(s->named[i]);
+  free(s->named);
+  s->named = v;
+  s->nnamed = v ? k : 0;
 }
 
 /* The clusters s reaches, each with CDS and EDS resolved.  MESH_OK, or
- * MESH_ERR_NOT_FOUND (not complete: s->note says why), NOMEM. */
+ * MESH_ERR_NOT_FOUND (not complete: s->note says why), NOMEM.  *vh: the
+ * listener service's virtual host. */
 static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
-                   target_t **out, size_t *n) {
-  const cJSON *cl = s->listener ? route_clusters(a, s) : NULL;
-  if (s->listener && !cl)
+                   target_t **out, size_t *n, const cJSON **vh,
+                   const cJSON **fault) {
+  *vh = s->listener ? vhost(a, s, fault) : NULL;
+  if (s->listener && !*vh)
     return MESH_ERR_NOT_FOUND;
-  size_t k = cl ? (size_t)cJSON_GetArraySize(cl) : 1;
-  target_t *t = calloc(k ? k : 1, sizeof *t);
+  size_t k = 1;
+  target_t *t = *vh ? route_targets(*vh, s->nnamed, &k) : calloc(1, sizeof *t);
   if (!t)
     return MESH_ERR_NOMEM;
-  if (!cl)
+  if (!*vh)
     t[0] = (target_t){.name = s->cluster, .weight = 1};
-  for (size_t i = 0; cl && i < k; i++) {
-    const cJSON *e = cJSON_GetArrayItem(cl, (int)i);
-    const cJSON *w = cJSON_GetObjectItemCaseSensitive(e, "weight");
-    t[i].name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
-    t[i].weight = cJSON_IsNumber(w) ? (uint32_t)w->valuedouble : 1;
-  }
+  else
+    lingering(s, t, &k);
+  size_t kept = 0;
   for (size_t i = 0; i < k; i++) {
     t[i].cds = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, t[i].name);
     if (t[i].cds && t[i].cds->kind == MESH__XDS_CLUSTER_EDS)
       t[i].eds = mesh__xds_ads_cached(a, MESH__XDS_T_EDS, t[i].cds->eds_name);
+    if (!t[i].eds && t[i].linger)
+      continue; /* gone from the cache too: nothing to keep */
+    t[kept++] = t[i];
     if (!t[i].eds) {
       snprintf(s->note, sizeof s->note, "cluster \"%.100s\": %s", t[i].name,
                !t[i].cds ? "waiting for CDS"
@@ -114,7 +164,7 @@ static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
     }
   }
   *out = t;
-  *n = k;
+  *n = kept;
   return MESH_OK;
 }
 
@@ -126,8 +176,11 @@ static void copy_keys(cJSON *dst, const cJSON *src, const char *const *keys) {
   }
 }
 
-/* lb settings: the first cluster's "lb", and for a split one subset per
- * cluster (hosts labelled MESH__XDS_CLUSTER_LABEL) weighted as the route. */
+/* lb settings: the first cluster's "lb" for the service (direct calls'
+ * split); with several clusters one subset per cluster (hosts labelled
+ * MESH__XDS_CLUSTER_LABEL) weighted as the split route, each with its own
+ * CDS lb policy ("subset_lb": a call routed to a cluster picks with that
+ * cluster's policy; Envoy's default, round robin, when CDS has none). */
 static cJSON *lb_settings(const target_t *t, size_t n) {
   static const char *const keys[] = {"lb", NULL};
   cJSON *o = cJSON_CreateObject();
@@ -136,6 +189,7 @@ static cJSON *lb_settings(const target_t *t, size_t n) {
     return o;
   cJSON *subs = cJSON_AddObjectToObject(o, "subsets");
   cJSON *split = cJSON_AddArrayToObject(o, "split");
+  cJSON *own = cJSON_AddObjectToObject(o, "subset_lb");
   for (size_t i = 0; i < n; i++) {
     cJSON *labels = cJSON_AddObjectToObject(subs, t[i].name);
     cJSON_AddStringToObject(labels, MESH__XDS_CLUSTER_LABEL, t[i].name);
@@ -143,6 +197,9 @@ static cJSON *lb_settings(const target_t *t, size_t n) {
     cJSON_AddStringToObject(e, "subset", t[i].name);
     cJSON_AddNumberToObject(e, "weight", t[i].weight);
     cJSON_AddItemToArray(split, e);
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(t[i].cds->svc, "lb");
+    cJSON_AddItemToObject(own, t[i].name,
+                          lb ? cJSON_Duplicate(lb, true) : cJSON_CreateObject());
   }
   return o;
 }
@@ -214,16 +271,27 @@ static mesh__ep_t *endpoints(const target_t *t, size_t n, size_t *count,
   return v;
 }
 
-/* Clusters of one split whose settings differ from the first's: the first
- * one's apply (one policy per service), and the log says so. */
+/* Clusters whose outlier/breaker/timeout settings differ from the first
+ * cluster's: the first one's apply to the whole service (one resilience
+ * state per service), and the log says so.  (lb policies are per
+ * cluster: lb_settings.) */
 static void warn_mixed(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
                        size_t n) {
-  for (size_t i = 1; i < n; i++)
-    if (!cJSON_Compare(t[0].cds->svc, t[i].cds->svc, true))
+  static const char *const keys[] = {"outlier_detection", "circuit_breakers",
+                                     "timeouts", NULL};
+  for (size_t i = 1; i < n; i++) {
+    bool same = true;
+    for (size_t k = 0; keys[k]; k++) {
+      const cJSON *a = cJSON_GetObjectItemCaseSensitive(t[0].cds->svc, keys[k]);
+      const cJSON *b = cJSON_GetObjectItemCaseSensitive(t[i].cds->svc, keys[k]);
+      same = same && (a && b ? cJSON_Compare(a, b, true) : !a && !b);
+    }
+    if (!same)
       mesh__log(m, MESH_LOG_WARN, "xds_apply",
-                "service=%s cluster=%s: its lb/outlier/breaker settings differ "
+                "service=%s cluster=%s: its outlier/breaker settings differ "
                 "from cluster %s's, which apply to the whole service",
                 s->name, t[i].name, t[0].name);
+  }
 }
 
 /* event=xds_apply service=web clusters=web-v1:90,web-v2:10 */
@@ -240,13 +308,30 @@ static void log_split(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
             buf);
 }
 
+/* The route table after the endpoints and subsets it names are in force
+ * (a call that copies a decision finds its cluster's hosts). */
+static void publish_routes(mesh_t *m, mesh__xds_svc_t *s, const cJSON *vh,
+                           const cJSON *fault, bool labelled) {
+  mesh__xds_rtab_t *t;
+  int rc = mesh__xds_rtab_build(vh, fault, labelled, m, &t);
+  if (rc != MESH_OK) {
+    snprintf(s->note, sizeof s->note, "routes not applied: %s",
+             mesh_strerror(rc));
+    mesh__log(m, MESH_LOG_ERROR, "xds_apply", "service=%s error=\"%s\"",
+              s->name, s->note);
+    return;
+  }
+  mesh__xds_rtab_publish(&s->routes, t);
+}
+
 void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
   mesh__service_t *svc = mesh__service_find(m, s->name);
   if (!svc || !svc->disc)
     return;
   target_t *t = NULL;
   size_t n = 0;
-  if (targets(a, s, &t, &n) != MESH_OK)
+  const cJSON *vh, *fault = NULL;
+  if (targets(a, s, &t, &n, &vh, &fault) != MESH_OK)
     return; /* the state in force stays */
   s->note[0] = '\0';
   bool lb_new = settle(m, svc, &s->lb_cfg, lb_settings(t, n), true, s);
@@ -265,6 +350,10 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
     mesh__disc_error(svc->disc, "xds: out of memory");
   if (lb_new && svc->disc->version == before)
     mesh__disc_republish(svc->disc); /* same hosts, new split or policy */
+  if (vh) {
+    publish_routes(m, s, vh, fault, n > 1);
+    remember(s, t, n);
+  }
   if (n > 1)
     free(eps);
   cJSON_Delete(hold);
@@ -277,4 +366,8 @@ void mesh__xds_svc_fini(mesh__xds_svc_t *s) {
   free(s->listener);
   cJSON_Delete(s->lb_cfg);
   cJSON_Delete(s->res_cfg);
+  mesh__xds_rtab_publish(&s->routes, NULL);
+  for (size_t i = 0; i < s->nnamed; i++)
+    free(s->named[i]);
+  free(s->named);
 }

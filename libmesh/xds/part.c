@@ -102,6 +102,37 @@ static void on_removed(void *user, mesh__xds_type_t t, const char *name) {
       publish(x, &x->svcs[i], NULL, 0);
 }
 
+/* ---- per-request routing (the hook of http.h) --------------------------*/
+
+static double draw(void) {
+  return (double)(mesh__rand64() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Lock-free: the service list is fixed at mesh_new, the table is read
+ * through its epoch (route.c), and the decision is a copy. */
+static int xroute(mesh_t *m, const char *service, const mesh__xroute_in_t *in,
+                  mesh__xroute_t *out, mesh_status_t *st) {
+  mesh__xds_t *x = m->xds;
+  mesh__xds_svc_t *s = NULL;
+  for (size_t i = 0; x && !s && i < x->nsvcs; i++)
+    if (x->svcs[i].listener && strcmp(x->svcs[i].name, service) == 0)
+      s = &x->svcs[i];
+  if (!s)
+    return 1;
+  mesh__xds_rtab_t *t = mesh__xds_rtab_acquire(&s->routes);
+  if (!t)
+    return mesh__fail(st, MESH_ERR_NO_ENDPOINTS, "xds: no route table for "
+                      "\"%s\" yet (listener \"%s\")", service, s->listener);
+  double u[4] = {draw(), draw(), draw(), draw()};
+  int rc = mesh__xds_rtab_route(t, in, u, out);
+  mesh__xds_rtab_release(t);
+  if (rc != MESH_OK)
+    return mesh__fail(st, MESH_ERR_NOT_FOUND, "xds: no route for \"%.200s\" "
+                      "in listener \"%s\"'s virtual host", in->path ? in->path
+                      : "/", s->listener);
+  return MESH_OK;
+}
+
 static cJSON *view(mesh_t *m, void *user) {
   mesh__xds_t *x = user;
   pthread_mutex_lock(&x->mu);
@@ -114,6 +145,10 @@ static cJSON *view(mesh_t *m, void *user) {
                             s->listener ? s->listener : s->cluster);
     if (s->lb_cfg)
       cJSON_AddItemToObject(o, "applied", cJSON_Duplicate(s->lb_cfg, true));
+    mesh__xds_rtab_t *t = mesh__xds_rtab_acquire((mesh__xds_rtpub_t *)&s->routes);
+    if (t)
+      cJSON_AddNumberToObject(o, "routes", (double)mesh__xds_rtab_size(t));
+    mesh__xds_rtab_release(t);
     if (s->note[0])
       cJSON_AddStringToObject(o, "pending", s->note);
   }
@@ -128,6 +163,7 @@ static void xds_fini(mesh_t *m) {
   mesh__xds_t *x = m->xds;
   if (!x)
     return;
+  mesh__http_set_xroute(m, NULL);
   mesh__xds_stream_stop(x->stream); /* before the session it feeds */
   mesh__view_unregister(m, "xds");
   mesh__xds_ads_free(x->ads);
@@ -195,6 +231,7 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   int rc = x->ads ? subscribe(x, m->config) : MESH_ERR_NOMEM;
   if (rc == MESH_OK)
     rc = mesh__view_register(m, "xds", view, x);
+  mesh__http_set_xroute(m, xroute);
   if (rc)
     return mesh__fail(st, rc, "xds: %s", mesh_strerror(rc));
   if (b->servers[0].tls)

@@ -17,6 +17,8 @@
 #ifndef MESH_XDS_XDS_H
 #define MESH_XDS_XDS_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +26,7 @@
 
 #include "core/core.h"
 #include "endpoint/endpoint.h"
+#include "http/http.h"
 
 #define MESH__XDS_TYPE_PREFIX "type.googleapis.com/"
 #define MESH__XDS_LDS "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -106,6 +109,44 @@ void mesh__xds_cds_free(mesh__xds_cds_t *c);
  *              "abort_ppm"}}]}]} */
 int mesh__xds_decode_rds(const uint8_t *buf, size_t len, cJSON **out,
                          mesh_status_t *st);
+
+/* ---- the route table applied per request (route.c) ----------------------*/
+
+typedef struct mesh__xds_rtab mesh__xds_rtab_t;
+
+/** Envoy's virtual host choice for host in a route JSON document (exact,
+ *  longest "*.suffix", longest "prefix.*", "*"; case-insensitive); NULL
+ *  when none matches. */
+const cJSON *mesh__xds_vhost_pick(const cJSON *rc, const char *host);
+/** Compile a virtual host's routes (the JSON of mesh__xds_decode_rds).
+ *  fault: the listener's fault filter config (routes without their own
+ *  override use it), or NULL.  labelled: the service's hosts carry their
+ *  cluster as a subset (decisions name it).  channel: identifies the
+ *  channel for A42's channel_id hash.  @return MESH_OK, MESH_ERR_CONFIG
+ *  (a model the decoder would not make), MESH_ERR_NOMEM. */
+int mesh__xds_rtab_build(const cJSON *vh, const cJSON *fault, bool labelled,
+                         const void *channel, mesh__xds_rtab_t **out);
+void mesh__xds_rtab_release(mesh__xds_rtab_t *t);
+size_t mesh__xds_rtab_size(const mesh__xds_rtab_t *t);
+/** Pure: the first route matching in's path and headers and its decision
+ *  for one request from 4 uniform draws in [0, 1) (runtime fraction,
+ *  weighted cluster, fault delay, fault abort).
+ *  @return MESH_OK, or MESH_ERR_NOT_FOUND when no route matches. */
+int mesh__xds_rtab_route(const mesh__xds_rtab_t *t, const mesh__xroute_in_t *in,
+                         const double u[4], mesh__xroute_t *out);
+
+/* Where one service's table is published (epoch scheme, as endpoint
+ * snapshots): one writer, any number of lock-free readers. */
+typedef struct mesh__xds_rtpub {
+  _Atomic(mesh__xds_rtab_t *) cur;
+  _Atomic uint32_t epoch;
+  _Atomic uint32_t readers[2];
+} mesh__xds_rtpub_t;
+
+/** A reference to the current table (NULL: none); release it. */
+mesh__xds_rtab_t *mesh__xds_rtab_acquire(mesh__xds_rtpub_t *p);
+/** Replace the current table with t (taken; NULL clears). */
+void mesh__xds_rtab_publish(mesh__xds_rtpub_t *p, mesh__xds_rtab_t *t);
 
 /* ---- LDS: Listener ------------------------------------------------------*/
 typedef struct mesh__xds_lds {

@@ -58,6 +58,9 @@ typedef struct mesh__xds_svc {
   char *cluster;           /* CDS root, or NULL */
   char *listener;          /* LDS root, or NULL */
   cJSON *lb_cfg, *res_cfg; /* the settings last applied, or NULL */
+  mesh__xds_rtpub_t routes; /* listener services: the table per request */
+  char **named;             /* clusters the table in force names */
+  size_t nnamed;
   char note[256];          /* why the cache's state is not applied ("") */
 } mesh__xds_svc_t;
 

@@ -9,8 +9,11 @@
  * snapshot builds from it; CDS: an EDS name exactly for EDS clusters,
  * children exactly for aggregates, a service config object; RDS: every
  * route has clusters with a positive total weight; LDS: a client names
- * routes one way); decoding the same bytes again gives the same verdict
- * and message (no hidden state). */
+ * routes one way; and every virtual host of an accepted route model
+ * compiles into the per-request table (route.c), which routes its own
+ * paths and a few others to a named cluster or to "no route", and the
+ * host picked for each domain exists); decoding the same bytes again
+ * gives the same verdict and message (no hidden state). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +46,43 @@ __attribute__((unused)) static void check_cds(const mesh__xds_cds_t *c) {
     FUZZ_ASSERT(!c->eds_name && c->nchildren > 0);
 }
 
+__attribute__((unused)) static const char *fuzz_hdr(void *user, const char *name) {
+  (void)name;
+  return user;
+}
+
+/* The table of one virtual host: builds, and routes to a named cluster
+ * or to "no route" (route.c). */
+__attribute__((unused)) static void check_rtab(const cJSON *d, const cJSON *vh) {
+  const char *dom = cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(vh, "domains"), 0));
+  FUZZ_ASSERT(!dom || mesh__xds_vhost_pick(d, dom) != NULL);
+  mesh__xds_rtab_t *t = NULL;
+  int rc = mesh__xds_rtab_build(vh, NULL, true, d, &t);
+  FUZZ_ASSERT(rc == MESH_OK || rc == MESH_ERR_NOMEM);
+  const cJSON *r;
+  double u[4] = {0.5, 0.999, 0.0, 0.0};
+  cJSON_ArrayForEach(r, cJSON_GetObjectItem(vh, "routes")) {
+    const cJSON *m = cJSON_GetObjectItem(r, "match");
+    const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(m, "prefix"));
+    if (!p)
+      p = cJSON_GetStringValue(cJSON_GetObjectItem(m, "path"));
+    for (int grpc = 0; t && grpc < 2; grpc++) {
+      mesh__xroute_in_t in = {.path = p ? p : "/", .header = fuzz_hdr,
+                              .user = grpc ? NULL : "v", .grpc = grpc};
+      mesh__xroute_t x;
+      int k = mesh__xds_rtab_route(t, &in, u, &x);
+      FUZZ_ASSERT(k == MESH_OK || k == MESH_ERR_NOT_FOUND);
+      FUZZ_ASSERT(k != MESH_OK || (x.cluster[0] && strcmp(x.subset, x.cluster) == 0));
+    }
+  }
+  mesh__xds_rtab_release(t);
+}
+
 __attribute__((unused)) static void check_rds(const cJSON *d) {
   const cJSON *vh, *r, *c;
   cJSON_ArrayForEach(vh, cJSON_GetObjectItem(d, "virtual_hosts")) {
     FUZZ_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(vh, "domains")) > 0);
+    check_rtab(d, vh);
     cJSON_ArrayForEach(r, cJSON_GetObjectItem(vh, "routes")) {
       double sum = 0;
       cJSON_ArrayForEach(c, cJSON_GetObjectItem(r, "clusters"))

@@ -70,6 +70,49 @@ def routes(name, split):
     return rc
 
 
+def route_config(name, vhosts):
+    """A RouteConfiguration with several virtual hosts and routes.
+    vhosts: [(domains, [route])]; a route is a dict with one of prefix /
+    path / regex, and optionally: name, case_sensitive (bool), headers
+    [(header, exact value)], fraction_ppm, cluster or split [(cluster,
+    weight)], timeout_ms, retry (retry_on, num_retries), hash_header,
+    fault (delay_ms, delay_pct, abort_http, abort_pct)."""
+    rc = route_pb2.RouteConfiguration(name=name)
+    for i, (domains, rts) in enumerate(vhosts):
+        vh = rc.virtual_hosts.add(name='vh%d' % i, domains=domains)
+        for d in rts:
+            r = vh.routes.add(name=d.get('name', ''))
+            if 'prefix' in d:
+                r.match.prefix = d['prefix']
+            elif 'path' in d:
+                r.match.path = d['path']
+            else:
+                r.match.safe_regex.regex = d['regex']
+            if 'case_sensitive' in d:
+                r.match.case_sensitive.value = d['case_sensitive']
+            for hn, hv in d.get('headers', []):
+                r.match.headers.add(name=hn, exact_match=hv)
+            if 'fraction_ppm' in d:
+                r.match.runtime_fraction.default_value.numerator = d['fraction_ppm']
+                r.match.runtime_fraction.default_value.denominator = 2  # MILLION
+            if 'split' in d:
+                for c, w in d['split']:
+                    cw = r.route.weighted_clusters.clusters.add(name=c)
+                    cw.weight.value = w
+                r.route.weighted_clusters.total_weight.value = sum(w for _, w in d['split'])
+            else:
+                r.route.cluster = d['cluster']
+            if 'timeout_ms' in d:
+                r.route.timeout.seconds = d['timeout_ms'] // 1000
+                r.route.timeout.nanos = (d['timeout_ms'] % 1000) * 1000000
+            if 'retry' in d:
+                r.route.retry_policy.retry_on = d['retry'][0]
+                r.route.retry_policy.num_retries.value = d['retry'][1]
+            if 'hash_header' in d:
+                r.route.hash_policy.add().header.header_name = d['hash_header']
+    return rc
+
+
 def cluster(name):
     c = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS)
     c.eds_cluster_config.eds_config.ads.SetInParent()
