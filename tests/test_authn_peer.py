@@ -8,7 +8,11 @@ and python3-cryptography).
     a table [{name, token, pyjwt: true|false, differs: why|null}] where
     "pyjwt" is PyJWT's own verdict with leeway 60, the audience and issuer
     given, keys picked by kid, and "differs" marks a token libmesh refuses
-    on purpose while PyJWT accepts it (stricter parsing)."""
+    on purpose while PyJWT accepts it (stricter parsing); DIR/seam.json:
+    the crypto seam's table (tests/test_authn_jws.c), the same expected
+    result for every crypto backend: key imports {name, kind, n/e or x/y
+    (hex), expect: "ok" or the reason} and signatures {name, key, alg,
+    msg, sig (hex), expect: true|false}."""
 import base64
 import hashlib
 import hmac
@@ -18,8 +22,12 @@ import sys
 import time
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P256_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 
 
 def b64(b):
@@ -153,6 +161,114 @@ def main():
             json.dump(doc, f)
     with open(os.path.join(out, "tokens.json"), "w") as f:
         json.dump(rows, f, indent=1)
+    seam(out, rsa1, ec1, ec384)
+
+
+def seam(out, rsa1, ec1, ec384):
+    """Edge cases of the crypto seam: where OpenSSL and mbedTLS could
+    differ (RSA public key rules, EC point checks, r||s -> DER, PSS salt)."""
+    rn = rsa1.public_key().public_numbers()
+    nb = rn.n.to_bytes(256, "big")
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    sn = small.public_key().public_numbers().n.to_bytes(128, "big")
+    odd = lambda nbytes: (int.from_bytes(os.urandom(nbytes), "big") | (1 << (8 * nbytes - 1)) | 1).to_bytes(nbytes, "big")
+
+    def ecxy(k):
+        pn = k.public_key().public_numbers()
+        cs = 32 if pn.curve.name == "secp256r1" else 48
+        return pn.x.to_bytes(cs, "big").hex(), pn.y.to_bytes(cs, "big").hex()
+
+    x1, y1 = ecxy(ec1)
+    x3, y3 = ecxy(ec384)
+    bad_rsa = "not a valid RSA public key (n, e)"
+    not_on = "EC point not on the curve"
+    keys = [
+        ("rsa_ok", "rsa", nb.hex(), "010001", "ok"),
+        ("rsa_leading_zero_n", "rsa", "00" + nb.hex(), "010001", "ok"),
+        ("rsa_e3", "rsa", nb.hex(), "03", "ok"),
+        ("rsa_8192_bits", "rsa", odd(1024).hex(), "010001", "ok"),
+        ("rsa_8200_bits", "rsa", odd(1025).hex(), "010001", bad_rsa),
+        ("rsa_1024_bits", "rsa", sn.hex(), "010001", "RSA modulus shorter than 2048 bits"),
+        ("rsa_even_n", "rsa", (rn.n - 1).to_bytes(256, "big").hex(), "010001", bad_rsa),
+        ("rsa_e1", "rsa", nb.hex(), "01", bad_rsa),
+        ("rsa_e_even", "rsa", nb.hex(), "010000", bad_rsa),
+        ("rsa_e_zero", "rsa", nb.hex(), "00", bad_rsa),
+        ("rsa_e_eq_n", "rsa", nb.hex(), nb.hex(), bad_rsa),
+        ("rsa_e_empty", "rsa", nb.hex(), "", bad_rsa),
+        ("rsa_n_empty", "rsa", "", "010001", bad_rsa),
+        ("rsa_n_tiny", "rsa", "ff", "03", bad_rsa),
+        ("rsa_n_100_bits", "rsa", odd(13).hex(), "03", bad_rsa),
+        ("ec256_ok", "ec256", x1, y1, "ok"),
+        ("ec384_ok", "ec384", x3, y3, "ok"),
+        ("ec256_off_curve", "ec256", "01" * 32, "02" * 32, not_on),
+        ("ec256_zero", "ec256", "00" * 32, "00" * 32, not_on),
+        ("ec256_x_eq_p", "ec256", P256_P.to_bytes(32, "big").hex(), y1, not_on),
+        ("ec256_y_plus_p", "ec256", x1, ((int(y1, 16) + P256_P) % (1 << 256)).to_bytes(32, "big").hex(), not_on),
+        ("ec256_y_negated", "ec256", x1, (P256_P - int(y1, 16)).to_bytes(32, "big").hex(), "ok"),
+        ("ec256_short_x", "ec256", x1[2:], y1, "EC coordinate of the wrong length for the curve"),
+        ("ec384_p256_point", "ec384", x1, y1, "EC coordinate of the wrong length for the curve"),
+        ("ec384_off_curve", "ec384", "01" * 48, "02" * 48, not_on),
+    ]
+    msg = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9"
+    pss = lambda salt, h=hashes.SHA256(): padding.PSS(mgf=padding.MGF1(h), salt_length=salt)
+    rs = rsa1.sign(msg, padding.PKCS1v15(), hashes.SHA256())
+    ps = rsa1.sign(msg, pss(32), hashes.SHA256())
+
+    def rs_of(k, h, cs, want=None):
+        for _ in range(5000):  # find an r with a given shape (DER edge cases)
+            r, s_ = decode_dss_signature(k.sign(msg, ec.ECDSA(h)))
+            if want is None or want(r, s_):
+                return r, s_
+        raise SystemExit("no signature of the wanted shape")
+
+    cat = lambda r, s_, cs: (r.to_bytes(cs, "big") + s_.to_bytes(cs, "big")).hex()
+    r1, s1 = rs_of(ec1, hashes.SHA256(), 32)
+    rh, sh = rs_of(ec1, hashes.SHA256(), 32, lambda r, s_: r >> 255 and s_ >> 255)
+    rz, sz = rs_of(ec1, hashes.SHA256(), 32, lambda r, s_: r >> 248 == 0)
+    r3, s3 = rs_of(ec384, hashes.SHA384(), 48)
+    n = rn.n
+    sigs = [
+        ("rs256_ok", "rsa", "RS256", rs.hex(), True),
+        ("rs256_short", "rsa", "RS256", rs[:-1].hex(), False),
+        ("rs256_long", "rsa", "RS256", (b"\0" + rs).hex(), False),
+        ("rs256_zero", "rsa", "RS256", ("00" * 256), False),
+        ("rs256_eq_n", "rsa", "RS256", nb.hex(), False),
+        ("rs256_plus_n", "rsa", "RS256", ((int.from_bytes(rs, "big") + n) % (1 << 2048)).to_bytes(256, "big").hex(), False),
+        ("rs256_as_ps256", "rsa", "PS256", rs.hex(), False),
+        ("rs256_sha384", "rsa", "RS256", rsa1.sign(msg, padding.PKCS1v15(), hashes.SHA384()).hex(), False),
+        ("ps256_ok", "rsa", "PS256", ps.hex(), True),
+        ("ps256_as_rs256", "rsa", "RS256", ps.hex(), False),
+        ("ps256_salt0", "rsa", "PS256", rsa1.sign(msg, pss(0), hashes.SHA256()).hex(), False),
+        ("ps256_salt20", "rsa", "PS256", rsa1.sign(msg, pss(20), hashes.SHA256()).hex(), False),
+        ("ps256_salt64", "rsa", "PS256", rsa1.sign(msg, pss(64), hashes.SHA256()).hex(), False),
+        ("ps256_mgf1_sha1", "rsa", "PS256", rsa1.sign(msg, pss(32, hashes.SHA1()), hashes.SHA256()).hex(), False),
+        ("es256_ok", "ec256", "ES256", cat(r1, s1, 32), True),
+        ("es256_high_s_negated", "ec256", "ES256", cat(r1, P256_N - s1, 32), True),
+        ("es256_high_bits", "ec256", "ES256", cat(rh, sh, 32), True),
+        ("es256_r_leading_zero", "ec256", "ES256", cat(rz, sz, 32), True),
+        ("es256_r0", "ec256", "ES256", cat(0, s1, 32), False),
+        ("es256_s0", "ec256", "ES256", cat(r1, 0, 32), False),
+        ("es256_r_eq_n", "ec256", "ES256", cat(P256_N, s1, 32), False),
+        ("es256_s_eq_n", "ec256", "ES256", cat(r1, P256_N, 32), False),
+        ("es256_s_plus_n", "ec256", "ES256", cat(r1, (s1 + P256_N) % (1 << 256), 32), False),
+        ("es256_ones", "ec256", "ES256", "ff" * 64, False),
+        ("es256_63_bytes", "ec256", "ES256", cat(r1, s1, 32)[:-2], False),
+        ("es256_65_bytes", "ec256", "ES256", cat(r1, s1, 32) + "00", False),
+        ("es256_der", "ec256", "ES256", ec1.sign(msg, ec.ECDSA(hashes.SHA256())).hex(), False),
+        ("es256_on_p384_key", "ec384", "ES256", cat(r1, s1, 32), False),
+        ("es256_as_es384", "ec256", "ES384", cat(r1, s1, 32), False),
+        ("es256_rsa_key", "rsa", "ES256", cat(r1, s1, 32), False),
+        ("rs256_ec_key", "ec256", "RS256", rs.hex(), False),
+        ("es384_ok", "ec384", "ES384", cat(r3, s3, 48), True),
+        ("es384_swapped", "ec384", "ES384", cat(s3, r3, 48), False),
+        ("es384_sha256", "ec384", "ES384", cat(*decode_dss_signature(ec384.sign(msg, ec.ECDSA(hashes.SHA256()))), 48), False),
+    ]
+    doc = {"keys": [{"name": a, "kind": b, "p1": c, "p2": d, "expect": e} for a, b, c, d, e in keys],
+           "key": {"rsa": [nb.hex(), "010001"], "ec256": [x1, y1], "ec384": [x3, y3]},
+           "msg": msg.decode(),
+           "sigs": [{"name": a, "key": b, "alg": c, "sig": d, "expect": e} for a, b, c, d, e in sigs]}
+    with open(os.path.join(out, "seam.json"), "w") as f:
+        json.dump(doc, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,12 @@
  *
  *   b64url.c     strict base64url (RFC 7515 section 2: no padding, no
  *                white space, unused bits zero)
- *   jws_mbedtls.c the ONE file that calls the crypto library: public key
- *                import (RSA n/e, EC P-256/P-384 x/y) and signature checks;
- *                an OpenSSL backend is one more file with the same four
- *                functions (mesh__jwk_key_rsa/_ec, mesh__jwk_key_free,
- *                mesh__jws_verify)
+ *   jws_mbedtls.c / jws_openssl.c  the ONE file that calls the crypto
+ *                library, picked with the TLS backend (configure
+ *                --with-tls): public key import (RSA n/e, EC P-256/P-384
+ *                x/y) and signature checks, the same functions, verdicts
+ *                and reasons in both (mesh__jwk_key_rsa/_ec,
+ *                mesh__jwk_key_free, mesh__jws_verify, mesh__jws_sha256)
  *   jwks.c       JWKS documents -> key sets (bad keys skipped, reason given)
  *   jwt.c        compact JWS parse + verify + claim checks: bytes in,
  *                verdict out, no I/O
@@ -42,7 +43,7 @@
  *  out must hold (n * 3) / 4 bytes.  @return the decoded length or -1. */
 long mesh__b64url_decode(const char *in, size_t n, uint8_t *out);
 
-/* ---- keys and signatures (jws_mbedtls.c: the crypto seam) ------------------ */
+/* ---- keys and signatures (jws_<backend>.c: the crypto seam) ---------------- */
 
 enum mesh__jws_alg {
   MESH__JWS_NONE = 0, /* unknown or refused */
