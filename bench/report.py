@@ -21,6 +21,8 @@ CONFIGS = {
     "C": "libmesh: discovery, least_request, pool, metrics, tracing 100% + OTLP export",
     "Cn": "libmesh as C, tracing off",
     "D": "sidecar pair (2 × HAProxy, OpenSSL mTLS between them)",
+    "Co": "libmesh as C, OpenSSL 3 TLS backend (--with-tls=openssl) on both sides",
+    "Con": "libmesh as Cn, OpenSSL 3 TLS backend",
 }
 POLICIES = ["round_robin", "random", "least_request", "peak_ewma",
             "ring_hash", "maglev"]
@@ -277,13 +279,14 @@ def per_run(rows, load, fn):
     """fn(v) for each run, where v(config, field) is that run's value;
     the median over runs and the spread (min, max)."""
     runs = defaultdict(dict)
-    for c in CONFIGS:
+    present = [c for c in CONFIGS if (c, load) in rows]
+    for c in present:
         for r in rows.get((c, load), []):
             runs[r["run"]][c] = r
     vals = []
     for run in sorted(runs):
         got = runs[run]
-        if all(c in got for c in CONFIGS):
+        if all(c in got for c in present):
             try:
                 vals.append(fn(lambda c, f: float(got[c][f])))
             except ZeroDivisionError:
@@ -341,6 +344,8 @@ def section_targets(L, rows, micro):
     L.append(f"| … counting only what each adds to plain TCP | **{add:.2f}×** "
              f"(C−A {cc - ca:.1f} µs, D−A {cd - ca:.1f} µs; {spread(lo2, hi2)}) | "
              f"{yes(add <= 0.1)} |")
+    if k("Co") in rows:
+        section_targets_ossl(L, rows)
     rr, lo, hi = per_run(rows, "rate", lambda v: (v("C", "p99_us") / v("C", "p50_us")) /
                          (v("A", "p99_us") / v("A", "p50_us")))
     ra = m("A", "p99_us") / m("A", "p50_us")
@@ -381,6 +386,30 @@ def section_targets(L, rows, micro):
                  f"per call | **{cost:.1f} µs = {100 * cost / tt:.1f}%** of C's "
                  f"CPU per request | {yes(cost / tt <= 0.02, '6', 'export at 100% sampling ≤ 2% of CPU', f'{100 * cost / tt:.1f}%')} |")
     L.append("")
+
+
+def section_targets_ossl(L, rows):
+    """The issue's part-1 targets for the OpenSSL backend (Co: C built
+    --with-tls=openssl, same run, same A and D)."""
+    f = "cpu_us_per_req"
+    m = lambda c, fl: med(rows, (c, "rate"), fl)
+    for p in ("p50_us", "p99_us"):
+        r, lo, hi = per_run(rows, "rate", lambda v: (v("Co", p) - v("A", p)) / (v("D", p) - v("A", p)))
+        ca, _, _ = per_run(rows, "rate", lambda v: v("Co", p) - v("A", p))
+        L.append(f"| OpenSSL backend: (Co−A)/(D−A) at {p[:-3]} ≤ 0.1, constant rate | **{r:.2f}** "
+                 f"(Co−A {ca:.1f} µs; {spread(lo, hi)}) | "
+                 f"{yes(r <= 0.1, '1', f'OpenSSL backend: (C−A)/(D−A) ≤ 0.1 at {p[:-3]}, 1000 rps', f'{r:.2f}')} |")
+    if ("Co", "ping") in rows:
+        r, lo, hi = per_run(rows, "ping", lambda v: (v("Co", "p50_us") - v("A", "p50_us")) / (v("D", "p50_us") - v("A", "p50_us")))
+        L.append(f"| … the same with one connection back to back | **{r:.2f}** ({spread(lo, hi)}) | "
+                 f"{yes(r <= 0.1, '1', 'OpenSSL backend: (C−A)/(D−A) ≤ 0.1 at p50, one connection', f'{r:.2f}')} |")
+    add, lo, hi = per_run(rows, "rate", lambda v: (v("Co", f) - v("A", f)) / (v("D", f) - v("A", f)))
+    addn, lo2, hi2 = per_run(rows, "rate", lambda v: (v("Con", f) - v("A", f)) / (v("D", f) - v("A", f)))
+    co, con, cd, ca = (m(x, f) for x in ("Co", "Con", "D", "A"))
+    L.append(f"| OpenSSL backend: CPU per request added to plain TCP ≤ 0.1 × the pair's | **{add:.2f}×** "
+             f"(Co−A {co - ca:.1f} µs, D−A {cd - ca:.1f} µs; {spread(lo, hi)}); tracing off, "
+             f"Con−A: {addn:.2f}× ({con - ca:.1f} µs; {spread(lo2, hi2)}) | "
+             f"{yes(add <= 0.1, '1', 'OpenSSL backend: CPU (C−A) ≤ 0.1 × (D−A)', f'{add:.2f}× (tracing off: {addn:.2f}×)')} |")
 
 
 def section_micro(L, micro, out):
