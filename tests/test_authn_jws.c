@@ -69,7 +69,8 @@ static uint8_t *unhex(const char *h, size_t *len) {
 static int kind_of(const char *k) {
   return strcmp(k, "rsa") == 0     ? MESH__JWK_RSA
          : strcmp(k, "ec256") == 0 ? MESH__JWK_EC256
-                                   : MESH__JWK_EC384;
+         : strcmp(k, "ec384") == 0 ? MESH__JWK_EC384
+                                   : MESH__JWK_EC521;
 }
 
 /* Import one key from its two hex parameters (n, e or x, y). */
@@ -117,14 +118,14 @@ static void test_mesh__jwk_key_import_table(void) {
 }
 
 typedef struct keyset {
-  mesh__jwk_key_t *k[4]; /* by kind */
+  mesh__jwk_key_t *k[5]; /* by kind */
 } keyset_t;
 
 static bool keys_load(const cJSON *doc, keyset_t *ks) {
   memset(ks, 0, sizeof *ks);
-  static const char *const kinds[] = {"rsa", "ec256", "ec384"};
+  static const char *const kinds[] = {"rsa", "ec256", "ec384", "ec521"};
   const cJSON *km = cJSON_GetObjectItem(doc, "key");
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     const cJSON *p = cJSON_GetObjectItem(km, kinds[i]);
     int kind = kind_of(kinds[i]);
     if (cJSON_GetArraySize(p) != 2 ||
@@ -137,7 +138,7 @@ static bool keys_load(const cJSON *doc, keyset_t *ks) {
 }
 
 static void keys_free(keyset_t *ks) {
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 5; i++)
     mesh__jwk_key_free(ks->k[i]);
 }
 

@@ -3,7 +3,7 @@
 and python3-cryptography).
 
   test_authn_peer.py mint DIR ISSUER AUDIENCE
-    writes DIR/jwks.json (rsa1, ec1, ec384), DIR/jwks2.json (+ rsa2: a
+    writes DIR/jwks.json (rsa1, ec1, ec384, ec521), DIR/jwks2.json (+ rsa2: a
     rotation), DIR/jwks_bad.json (bad keys and one good), DIR/tokens.json:
     a table [{name, token, pyjwt: true|false, differs: why|null}] where
     "pyjwt" is PyJWT's own verdict with leeway 60, the audience and issuer
@@ -41,8 +41,9 @@ def jwk_of(pub, kid):
         return {"kty": "RSA", "kid": kid, "use": "sig",
                 "n": b64(n.n.to_bytes(ln, "big")), "e": b64(n.e.to_bytes(3, "big"))}
     n = pub.public_numbers()
-    size = 32 if pub.curve.name == "secp256r1" else 48
-    return {"kty": "EC", "kid": kid, "crv": "P-256" if size == 32 else "P-384",
+    size, crv = {"secp256r1": (32, "P-256"), "secp384r1": (48, "P-384"),
+                 "secp521r1": (66, "P-521")}[pub.curve.name]
+    return {"kty": "EC", "kid": kid, "crv": crv,
             "x": b64(n.x.to_bytes(size, "big")), "y": b64(n.y.to_bytes(size, "big"))}
 
 
@@ -52,7 +53,8 @@ def main():
     rsa2 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec1 = ec.generate_private_key(ec.SECP256R1())
     ec384 = ec.generate_private_key(ec.SECP384R1())
-    keys = {"rsa1": rsa1, "ec1": ec1, "ec384": ec384}
+    ec521 = ec.generate_private_key(ec.SECP521R1())
+    keys = {"rsa1": rsa1, "ec1": ec1, "ec384": ec384, "ec521": ec521}
     jwks = {"keys": [jwk_of(k.public_key(), kid) for kid, k in keys.items()]}
     jwks2 = {"keys": jwks["keys"] + [jwk_of(rsa2.public_key(), "rsa2")]}
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
@@ -102,6 +104,13 @@ def main():
         ("ps256", tok(alg="PS256"), None),
         ("es256", tok(key="ec1", alg="ES256"), None),
         ("es384", tok(key="ec384", alg="ES384"), None),
+        ("rs384", tok(alg="RS384"), None),
+        ("rs512", tok(alg="RS512"), None),
+        ("ps384", tok(alg="PS384"), None),
+        ("ps512", tok(alg="PS512"), None),
+        ("es512", tok(key="ec521", alg="ES512"), None),
+        ("es512_bad_signature", alter_sig(tok(key="ec521", alg="ES512")), None),
+        ("ps512_bad_signature", alter_sig(tok(alg="PS512")), None),
         ("es256_svid", tok({"sub": "spiffe://example.org/alice"}, key="ec1", alg="ES256"), None),
         ("no_kid_rs256", tok(kid=False), None),
         ("aud_list", tok({"aud": ["other", aud]}), None),
@@ -134,7 +143,8 @@ def main():
          "over the 16 KiB token cap"),
     ]
     pubs = {kid: k.public_key() for kid, k in keys.items()}
-    algs = {"rsa1": ["RS256", "PS256"], "ec1": ["ES256"], "ec384": ["ES384"]}
+    algs = {"rsa1": ["RS256", "PS256", "RS384", "RS512", "PS384", "PS512"],
+            "ec1": ["ES256"], "ec384": ["ES384"], "ec521": ["ES512"]}
 
     def verdict(t):
         try:
@@ -161,10 +171,10 @@ def main():
             json.dump(doc, f)
     with open(os.path.join(out, "tokens.json"), "w") as f:
         json.dump(rows, f, indent=1)
-    seam(out, rsa1, ec1, ec384)
+    seam(out, rsa1, ec1, ec384, ec521)
 
 
-def seam(out, rsa1, ec1, ec384):
+def seam(out, rsa1, ec1, ec384, ec521):
     """Edge cases of the crypto seam: where OpenSSL and mbedTLS could
     differ (RSA public key rules, EC point checks, r||s -> DER, PSS salt)."""
     rn = rsa1.public_key().public_numbers()
@@ -175,11 +185,12 @@ def seam(out, rsa1, ec1, ec384):
 
     def ecxy(k):
         pn = k.public_key().public_numbers()
-        cs = 32 if pn.curve.name == "secp256r1" else 48
+        cs = {"secp256r1": 32, "secp384r1": 48}.get(pn.curve.name, 66)
         return pn.x.to_bytes(cs, "big").hex(), pn.y.to_bytes(cs, "big").hex()
 
     x1, y1 = ecxy(ec1)
     x3, y3 = ecxy(ec384)
+    x5, y5 = ecxy(ec521)
     bad_rsa = "not a valid RSA public key (n, e)"
     not_on = "EC point not on the curve"
     keys = [
@@ -208,6 +219,10 @@ def seam(out, rsa1, ec1, ec384):
         ("ec256_short_x", "ec256", x1[2:], y1, "EC coordinate of the wrong length for the curve"),
         ("ec384_p256_point", "ec384", x1, y1, "EC coordinate of the wrong length for the curve"),
         ("ec384_off_curve", "ec384", "01" * 48, "02" * 48, not_on),
+        ("ec521_ok", "ec521", x5, y5, "ok"),
+        ("ec521_off_curve", "ec521", "01" * 66, "02" * 66, not_on),
+        ("ec521_x_eq_p", "ec521", "01" + "ff" * 65, y5, not_on),
+        ("ec521_p384_size", "ec521", x3, y3, "EC coordinate of the wrong length for the curve"),
     ]
     msg = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9"
     pss = lambda salt, h=hashes.SHA256(): padding.PSS(mgf=padding.MGF1(h), salt_length=salt)
@@ -226,6 +241,8 @@ def seam(out, rsa1, ec1, ec384):
     rh, sh = rs_of(ec1, hashes.SHA256(), 32, lambda r, s_: r >> 255 and s_ >> 255)
     rz, sz = rs_of(ec1, hashes.SHA256(), 32, lambda r, s_: r >> 248 == 0)
     r3, s3 = rs_of(ec384, hashes.SHA384(), 48)
+    r5, s5 = rs_of(ec521, hashes.SHA512(), 66)
+    sig_rsa = lambda pad, h: rsa1.sign(msg, pad, h).hex()
     n = rn.n
     sigs = [
         ("rs256_ok", "rsa", "RS256", rs.hex(), True),
@@ -261,10 +278,25 @@ def seam(out, rsa1, ec1, ec384):
         ("rs256_ec_key", "ec256", "RS256", rs.hex(), False),
         ("es384_ok", "ec384", "ES384", cat(r3, s3, 48), True),
         ("es384_swapped", "ec384", "ES384", cat(s3, r3, 48), False),
+        ("rs384_ok", "rsa", "RS384", sig_rsa(padding.PKCS1v15(), hashes.SHA384()), True),
+        ("rs512_ok", "rsa", "RS512", sig_rsa(padding.PKCS1v15(), hashes.SHA512()), True),
+        ("rs384_as_rs256", "rsa", "RS256", sig_rsa(padding.PKCS1v15(), hashes.SHA384()), False),
+        ("rs512_as_rs384", "rsa", "RS384", sig_rsa(padding.PKCS1v15(), hashes.SHA512()), False),
+        ("ps384_ok", "rsa", "PS384", sig_rsa(pss(48, hashes.SHA384()), hashes.SHA384()), True),
+        ("ps512_ok", "rsa", "PS512", sig_rsa(pss(64, hashes.SHA512()), hashes.SHA512()), True),
+        ("ps384_salt32", "rsa", "PS384", sig_rsa(pss(32, hashes.SHA384()), hashes.SHA384()), False),
+        ("ps512_mgf1_sha256", "rsa", "PS512", sig_rsa(pss(64), hashes.SHA512()), False),
+        ("ps512_as_rs512", "rsa", "RS512", sig_rsa(pss(64, hashes.SHA512()), hashes.SHA512()), False),
+        ("es512_ok", "ec521", "ES512", cat(r5, s5, 66), True),
+        ("es512_r0", "ec521", "ES512", cat(0, s5, 66), False),
+        ("es512_swapped", "ec521", "ES512", cat(s5, r5, 66), False),
+        ("es512_131_bytes", "ec521", "ES512", cat(r5, s5, 66)[:-2], False),
+        ("es512_on_p384_key", "ec384", "ES512", cat(r5, s5, 66), False),
         ("es384_sha256", "ec384", "ES384", cat(*decode_dss_signature(ec384.sign(msg, ec.ECDSA(hashes.SHA256()))), 48), False),
     ]
     doc = {"keys": [{"name": a, "kind": b, "p1": c, "p2": d, "expect": e} for a, b, c, d, e in keys],
-           "key": {"rsa": [nb.hex(), "010001"], "ec256": [x1, y1], "ec384": [x3, y3]},
+           "key": {"rsa": [nb.hex(), "010001"], "ec256": [x1, y1], "ec384": [x3, y3],
+                   "ec521": [x5, y5]},
            "msg": msg.decode(),
            "sigs": [{"name": a, "key": b, "alg": c, "sig": d, "expect": e} for a, b, c, d, e in sigs]}
     with open(os.path.join(out, "seam.json"), "w") as f:

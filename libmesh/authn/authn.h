@@ -51,23 +51,45 @@ enum mesh__jws_alg {
   MESH__JWS_PS256,
   MESH__JWS_ES256,
   MESH__JWS_ES384,
+  MESH__JWS_RS384,
+  MESH__JWS_RS512,
+  MESH__JWS_PS384,
+  MESH__JWS_PS512,
+  MESH__JWS_ES512,
+  MESH__JWS_ALG_COUNT
 };
 
 /** The algorithm named by a JOSE "alg", or MESH__JWS_NONE for everything
- *  refused ("none", HS*, RS384, ...). */
+ *  refused ("none", HS*, EdDSA, ...). */
 int mesh__jws_alg_parse(const char *name);
 const char *mesh__jws_alg_name(int alg);
 
 typedef struct mesh__jwk_key mesh__jwk_key_t; /* the backend's public key */
 
-enum mesh__jwk_kind { MESH__JWK_RSA = 1, MESH__JWK_EC256, MESH__JWK_EC384 };
+enum mesh__jwk_kind {
+  MESH__JWK_RSA = 1,
+  MESH__JWK_EC256,
+  MESH__JWK_EC384,
+  MESH__JWK_EC521
+};
+
+/** What an algorithm needs, for the JWKS checks, the key choice and both
+ *  crypto seams: the key kind (MESH__JWK_*, 0 for MESH__JWS_NONE), the
+ *  hash's size in bits (256, 384, 512), whether it is RSASSA-PSS. */
+int mesh__jws_alg_kind(int alg);
+int mesh__jws_alg_hash_bits(int alg);
+bool mesh__jws_alg_pss(int alg);
+/** Bytes of one coordinate (and of r, of s) of an EC kind: 32, 48, 66. */
+static inline size_t mesh__jwk_ec_size(int kind) {
+  return kind == MESH__JWK_EC256 ? 32 : kind == MESH__JWK_EC384 ? 48 : 66;
+}
 
 /** Import an RSA public key from big-endian n and e.
  *  @return MESH_OK, MESH_ERR_PARSE (why set: not a valid key, modulus under
  *          MESH__JWK_RSA_MIN_BITS), MESH_ERR_NOMEM. */
 int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
                       size_t elen, mesh__jwk_key_t **out, const char **why);
-/** Import an EC public key (kind MESH__JWK_EC256/EC384) from x and y (each
+/** Import an EC public key (kind MESH__JWK_EC256/384/521) from x and y (each
  *  exactly the coordinate size).  @return as mesh__jwk_key_rsa (not on the
  *  curve: MESH_ERR_PARSE). */
 int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
@@ -80,8 +102,8 @@ void mesh__jwk_key_free(mesh__jwk_key_t *k);
 int mesh__jws_sha256(const void *in, size_t n, uint8_t out[32]);
 
 /** Verify sig over msg with key for alg.  The key's kind must fit alg (RSA
- *  for RS256/PS256, P-256 for ES256, P-384 for ES384); an ES signature is
- *  the JWS r||s form.  Pure.  @return MESH_OK or MESH_ERR_DENIED. */
+ *  for RS* and PS*, P-256 for ES256, P-384 for ES384, P-521 for ES512); an
+ *  ES signature is the JWS r||s form.  Pure.  @return MESH_OK or MESH_ERR_DENIED. */
 int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
                      const uint8_t *msg, size_t msglen, const uint8_t *sig,
                      size_t siglen);

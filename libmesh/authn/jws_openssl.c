@@ -118,7 +118,7 @@ int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
  * memory: *nomem set). */
 static EVP_PKEY *ec_pkey(const char *curve, const uint8_t *x, const uint8_t *y,
                          size_t cs, bool *nomem) {
-  uint8_t pt[1 + 2 * 48];
+  uint8_t pt[1 + 2 * 66];
   pt[0] = 0x04; /* POINT_CONVERSION_UNCOMPRESSED */
   memcpy(pt + 1, x, cs);
   memcpy(pt + 1 + cs, y, cs);
@@ -148,7 +148,7 @@ int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
                      const uint8_t *y, size_t ylen, mesh__jwk_key_t **out,
                      const char **why) {
   *out = NULL;
-  size_t cs = kind == MESH__JWK_EC256 ? 32 : 48;
+  size_t cs = mesh__jwk_ec_size(kind);
   if (xlen != cs || ylen != cs) {
     if (why)
       *why = "EC coordinate of the wrong length for the curve";
@@ -158,8 +158,10 @@ int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
   if (!k)
     return MESH_ERR_NOMEM;
   bool nomem = false;
-  k->pkey = ec_pkey(kind == MESH__JWK_EC256 ? "P-256" : "P-384", x, y, cs,
-                    &nomem);
+  const char *curve = kind == MESH__JWK_EC256   ? "P-256"
+                      : kind == MESH__JWK_EC384 ? "P-384"
+                                                : "P-521";
+  k->pkey = ec_pkey(curve, x, y, cs, &nomem);
   if (!k->pkey) {
     mesh__jwk_key_free(k);
     if (nomem)
@@ -202,17 +204,19 @@ static size_t es_der(const uint8_t *sig, size_t cs, uint8_t *der, size_t cap) {
 /* EVP_DigestVerify of sig over msg with the algorithm's hash and padding. */
 static int digest_verify(int alg, EVP_PKEY *pkey, const uint8_t *msg,
                          size_t msglen, const uint8_t *sig, size_t siglen) {
-  const char *md = alg == MESH__JWS_ES384 ? "SHA384" : "SHA256";
+  int bits = mesh__jws_alg_hash_bits(alg);
+  const char *md = bits == 512 ? "SHA512" : bits == 384 ? "SHA384" : "SHA256";
   EVP_MD_CTX *mc = EVP_MD_CTX_new();
   EVP_PKEY_CTX *pc = NULL;
   int ok = mc && EVP_DigestVerifyInit_ex(mc, &pc, md, NULL, NULL, pkey,
                                          NULL) == 1;
   /* RFC 7518 3.5: MGF1 with the same hash, salt as long as the hash */
-  if (ok && alg == MESH__JWS_PS256)
+  bool rsa = mesh__jws_alg_kind(alg) == MESH__JWK_RSA;
+  if (ok && rsa && mesh__jws_alg_pss(alg))
     ok = EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
          EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) == 1 &&
          EVP_PKEY_CTX_set_rsa_mgf1_md_name(pc, md, NULL) == 1;
-  else if (ok && alg == MESH__JWS_RS256)
+  else if (ok && rsa)
     ok = EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1;
   ok = ok && EVP_DigestVerify(mc, sig, siglen, msg, msglen) == 1;
   EVP_MD_CTX_free(mc); /* frees pc too */
@@ -225,10 +229,7 @@ int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
                      size_t siglen) {
   if (!key || key->kind != kind)
     return MESH_ERR_DENIED;
-  int want = alg == MESH__JWS_ES256   ? MESH__JWK_EC256
-             : alg == MESH__JWS_ES384 ? MESH__JWK_EC384
-             : alg == MESH__JWS_RS256 || alg == MESH__JWS_PS256 ? MESH__JWK_RSA
-                                                                 : 0;
+  int want = mesh__jws_alg_kind(alg);
   if (want == 0 || want != kind)
     return MESH_ERR_DENIED;
   if (kind == MESH__JWK_RSA) {
@@ -236,8 +237,8 @@ int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
       return MESH_ERR_DENIED;
     return digest_verify(alg, key->pkey, msg, msglen, sig, siglen);
   }
-  size_t cs = kind == MESH__JWK_EC256 ? 32 : 48;
-  uint8_t der[2 * 48 + 16];
+  size_t cs = mesh__jwk_ec_size(kind);
+  uint8_t der[2 * 66 + 16];
   size_t dl = siglen == 2 * cs ? es_der(sig, cs, der, sizeof der) : 0;
   if (dl == 0) {
     ERR_clear_error();
