@@ -406,6 +406,13 @@ def section_targets_ossl(L, rows):
     add, lo, hi = per_run(rows, "rate", lambda v: (v("Co", f) - v("A", f)) / (v("D", f) - v("A", f)))
     addn, lo2, hi2 = per_run(rows, "rate", lambda v: (v("Con", f) - v("A", f)) / (v("D", f) - v("A", f)))
     co, con, cd, ca = (m(x, f) for x in ("Co", "Con", "D", "A"))
+    if ("Co", "ping") in rows:
+        for c, what in (("C", "mbedTLS"), ("Co", "OpenSSL")):
+            r1, lo1, hi1 = per_run(rows, "ping", lambda v: (v(c, f) - v("A", f)) / (v("D", f) - v("A", f)))
+            rn, _, _ = per_run(rows, "ping", lambda v: (v(c + "n", f) - v("A", f)) / (v("D", f) - v("A", f)))
+            L.append(f"| {what} backend: CPU per request added to plain TCP ≤ 0.1 × the pair's, one connection "
+                     f"back to back | **{r1:.2f}×** ({spread(lo1, hi1)}); tracing off: {rn:.2f}× | "
+                     f"{yes(r1 <= 0.1, '1', f'{what} backend: CPU (C−A) ≤ 0.1 × (D−A), one connection', f'{r1:.2f}× (tracing off: {rn:.2f}×)')} |")
     L.append(f"| OpenSSL backend: CPU per request added to plain TCP ≤ 0.1 × the pair's | **{add:.2f}×** "
              f"(Co−A {co - ca:.1f} µs, D−A {cd - ca:.1f} µs; {spread(lo, hi)}); tracing off, "
              f"Con−A: {addn:.2f}× ({con - ca:.1f} µs; {spread(lo2, hi2)}) | "
@@ -575,6 +582,7 @@ def main():
     ap.add_argument("--load-start", default="?")
     ap.add_argument("--load-end", default="?")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--build-ossl", help="BUILD_OSSL of the run (Co, Con)")
     ap.add_argument("--md", help="output page (default: OUT/../benchmarks.md)")
     a = ap.parse_args()
     rows = load_rr(a.rr)
@@ -584,7 +592,8 @@ def main():
     LINK_BASE[0] = os.path.relpath(a.out, os.path.dirname(os.path.abspath(path)))
     L = []
     L.append("# Benchmarks\n")
-    L.append("Made by `bench/run` (`RUNS=%s DURATION=%s bench/run`), every "
+    envs = f"BUILD_OSSL={a.build_ossl} " if a.build_ossl else ""
+    L.append("Made by `bench/run` (`%sRUNS=%s DURATION=%s bench/run`), every "
              "configuration side by side in one run on one machine. Figures "
              "are medians of %s runs (%s s each for part 1); ratios are "
              "against baselines measured in the same run. Raw data: "
@@ -592,7 +601,7 @@ def main():
              f"[`micro.csv`]({LINK_BASE[0]}/micro.csv). The comparison "
              "figures quoted by the issue (Istio, Linkerd, Envoy) are "
              "published numbers, not measured here.\n"
-             % (a.runs, a.duration, a.runs, a.duration))
+             % (envs, a.runs, a.duration, a.runs, a.duration))
     L.append("| | |")
     L.append("|---|---|")
     L.append(f"| date | {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC |")
