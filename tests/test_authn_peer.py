@@ -209,6 +209,10 @@ def seam(out, rsa1, ec1, ec384, ec521):
         ("rsa_n_empty", "rsa", "", "010001", bad_rsa),
         ("rsa_n_tiny", "rsa", "ff", "03", bad_rsa),
         ("rsa_n_100_bits", "rsa", odd(13).hex(), "03", bad_rsa),
+        # OpenSSL's OPENSSL_RSA_MAX_PUBEXP_BITS: e <= 64 bits once n > 3072 bits
+        ("rsa_4096_e_65_bits", "rsa", odd(512).hex(), ((1 << 64) + 1).to_bytes(9, "big").hex(), bad_rsa),
+        ("rsa_4096_e_64_bits", "rsa", odd(512).hex(), ((1 << 63) + 1).to_bytes(8, "big").hex(), "ok"),
+        ("rsa_3072_e_65_bits", "rsa", odd(384).hex(), ((1 << 64) + 1).to_bytes(9, "big").hex(), "ok"),
         ("ec256_ok", "ec256", x1, y1, "ok"),
         ("ec384_ok", "ec384", x3, y3, "ok"),
         ("ec256_off_curve", "ec256", "01" * 32, "02" * 32, not_on),

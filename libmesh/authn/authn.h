@@ -35,6 +35,10 @@
 #define MESH__JWKS_MAX_BYTES (1u << 20)
 #define MESH__JWKS_MAX_KEYS 64u
 #define MESH__JWK_RSA_MIN_BITS 2048u
+/* OpenSSL will not verify with a public exponent over 64 bits when the
+ * modulus is over 3072 bits; both crypto seams refuse such keys. */
+#define MESH__JWK_RSA_BIG_N_BITS 3072
+#define MESH__JWK_RSA_BIG_N_MAX_E_BITS 64
 
 /* ---- base64url (b64url.c) -------------------------------------------------- */
 

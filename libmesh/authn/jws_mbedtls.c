@@ -30,6 +30,19 @@ struct mesh__jwk_key {
   mbedtls_ecp_keypair ec;    /* EC */
 };
 
+/* Bits of a big-endian number. */
+static size_t e_bits(const uint8_t *e, size_t len) {
+  size_t i = 0;
+  while (i < len && e[i] == 0)
+    i++;
+  if (i == len)
+    return 0;
+  size_t bits = (len - i) * 8;
+  for (uint8_t top = e[i]; !(top & 0x80); top = (uint8_t)(top << 1))
+    bits--;
+  return bits;
+}
+
 int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
                       size_t elen, mesh__jwk_key_t **out, const char **why) {
   *out = NULL;
@@ -46,6 +59,10 @@ int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
   if (!bad && (mbedtls_rsa_import_raw(rsa, n, nlen, NULL, 0, NULL, 0, NULL, 0,
                                       e, elen) ||
                mbedtls_rsa_complete(rsa) || mbedtls_rsa_check_pubkey(rsa)))
+    bad = "not a valid RSA public key (n, e)";
+  /* OpenSSL's cap (jws_openssl.c), so that both seams take the same keys */
+  if (!bad && mbedtls_pk_get_bitlen(&k->pk) > MESH__JWK_RSA_BIG_N_BITS &&
+      e_bits(e, elen) > MESH__JWK_RSA_BIG_N_MAX_E_BITS)
     bad = "not a valid RSA public key (n, e)";
   if (!bad && mbedtls_pk_get_bitlen(&k->pk) < MESH__JWK_RSA_MIN_BITS)
     bad = "RSA modulus shorter than 2048 bits";

@@ -7,7 +7,10 @@
  * one table of expected results holds for both (tests/test_authn.c):
  *  - RSA keys: mbedtls_rsa_check_pubkey's rules are applied by hand
  *    (n odd, 128..8192 bits, e odd, >= 3, < n) before the 2048-bit floor;
- *    OpenSSL would accept an even modulus or e = 1 at import.
+ *    OpenSSL would accept an even modulus or e = 1 at import.  The other
+ *    way round, OpenSSL refuses to verify with e over 64 bits when n is
+ *    over 3072 bits (OPENSSL_RSA_MAX_PUBEXP_BITS): both seams refuse such
+ *    a key at import.
  *  - EC keys: x and y exactly the coordinate size, the point on the curve
  *    (EVP_PKEY_public_check), as mbedtls_ecp_check_pubkey.
  *  - ES signatures: JWS r||s (RFC 7518 3.4) converted to the DER that
@@ -49,11 +52,14 @@ static mesh__jwk_key_t *key_new(int kind) {
   return k;
 }
 
-/* mbedtls_rsa_check_pubkey (with rsa_check_context) on n and e. */
+/* mbedtls_rsa_check_pubkey (with rsa_check_context) on n and e, and
+ * OpenSSL's exponent cap for large moduli (jws_mbedtls.c applies it too). */
 static bool rsa_pub_ok(const BIGNUM *n, const BIGNUM *e) {
   int bits = BN_num_bits(n);
   return BN_is_odd(n) && bits >= 128 && bits <= JWS_RSA_MAX_BITS &&
-         BN_is_odd(e) && BN_num_bits(e) >= 2 && BN_cmp(e, n) < 0;
+         BN_is_odd(e) && BN_num_bits(e) >= 2 && BN_cmp(e, n) < 0 &&
+         (bits <= MESH__JWK_RSA_BIG_N_BITS ||
+          BN_num_bits(e) <= MESH__JWK_RSA_BIG_N_MAX_E_BITS);
 }
 
 static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *b) {
