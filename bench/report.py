@@ -21,6 +21,8 @@ CONFIGS = {
     "C": "libmesh: discovery, least_request, pool, metrics, tracing 100% + OTLP export",
     "Cn": "libmesh as C, tracing off",
     "D": "sidecar pair (2 × HAProxy, OpenSSL mTLS between them)",
+    "Co": "libmesh as C, OpenSSL 3 TLS backend (--with-tls=openssl) on both sides",
+    "Con": "libmesh as Cn, OpenSSL 3 TLS backend",
 }
 POLICIES = ["round_robin", "random", "least_request", "peak_ewma",
             "ring_hash", "maglev"]
@@ -277,13 +279,14 @@ def per_run(rows, load, fn):
     """fn(v) for each run, where v(config, field) is that run's value;
     the median over runs and the spread (min, max)."""
     runs = defaultdict(dict)
-    for c in CONFIGS:
+    present = [c for c in CONFIGS if (c, load) in rows]
+    for c in present:
         for r in rows.get((c, load), []):
             runs[r["run"]][c] = r
     vals = []
     for run in sorted(runs):
         got = runs[run]
-        if all(c in got for c in CONFIGS):
+        if all(c in got for c in present):
             try:
                 vals.append(fn(lambda c, f: float(got[c][f])))
             except ZeroDivisionError:
@@ -341,6 +344,8 @@ def section_targets(L, rows, micro):
     L.append(f"| … counting only what each adds to plain TCP | **{add:.2f}×** "
              f"(C−A {cc - ca:.1f} µs, D−A {cd - ca:.1f} µs; {spread(lo2, hi2)}) | "
              f"{yes(add <= 0.1)} |")
+    if k("Co") in rows:
+        section_targets_ossl(L, rows)
     rr, lo, hi = per_run(rows, "rate", lambda v: (v("C", "p99_us") / v("C", "p50_us")) /
                          (v("A", "p99_us") / v("A", "p50_us")))
     ra = m("A", "p99_us") / m("A", "p50_us")
@@ -381,6 +386,37 @@ def section_targets(L, rows, micro):
                  f"per call | **{cost:.1f} µs = {100 * cost / tt:.1f}%** of C's "
                  f"CPU per request | {yes(cost / tt <= 0.02, '6', 'export at 100% sampling ≤ 2% of CPU', f'{100 * cost / tt:.1f}%')} |")
     L.append("")
+
+
+def section_targets_ossl(L, rows):
+    """The issue's part-1 targets for the OpenSSL backend (Co: C built
+    --with-tls=openssl, same run, same A and D)."""
+    f = "cpu_us_per_req"
+    m = lambda c, fl: med(rows, (c, "rate"), fl)
+    for p in ("p50_us", "p99_us"):
+        r, lo, hi = per_run(rows, "rate", lambda v: (v("Co", p) - v("A", p)) / (v("D", p) - v("A", p)))
+        ca, _, _ = per_run(rows, "rate", lambda v: v("Co", p) - v("A", p))
+        L.append(f"| OpenSSL backend: (Co−A)/(D−A) at {p[:-3]} ≤ 0.1, constant rate | **{r:.2f}** "
+                 f"(Co−A {ca:.1f} µs; {spread(lo, hi)}) | "
+                 f"{yes(r <= 0.1, '1', f'OpenSSL backend: (C−A)/(D−A) ≤ 0.1 at {p[:-3]}, 1000 rps', f'{r:.2f}')} |")
+    if ("Co", "ping") in rows:
+        r, lo, hi = per_run(rows, "ping", lambda v: (v("Co", "p50_us") - v("A", "p50_us")) / (v("D", "p50_us") - v("A", "p50_us")))
+        L.append(f"| … the same with one connection back to back | **{r:.2f}** ({spread(lo, hi)}) | "
+                 f"{yes(r <= 0.1, '1', 'OpenSSL backend: (C−A)/(D−A) ≤ 0.1 at p50, one connection', f'{r:.2f}')} |")
+    add, lo, hi = per_run(rows, "rate", lambda v: (v("Co", f) - v("A", f)) / (v("D", f) - v("A", f)))
+    addn, lo2, hi2 = per_run(rows, "rate", lambda v: (v("Con", f) - v("A", f)) / (v("D", f) - v("A", f)))
+    co, con, cd, ca = (m(x, f) for x in ("Co", "Con", "D", "A"))
+    if ("Co", "ping") in rows:
+        for c, what in (("C", "mbedTLS"), ("Co", "OpenSSL")):
+            r1, lo1, hi1 = per_run(rows, "ping", lambda v: (v(c, f) - v("A", f)) / (v("D", f) - v("A", f)))
+            rn, _, _ = per_run(rows, "ping", lambda v: (v(c + "n", f) - v("A", f)) / (v("D", f) - v("A", f)))
+            L.append(f"| {what} backend: CPU per request added to plain TCP ≤ 0.1 × the pair's, one connection "
+                     f"back to back | **{r1:.2f}×** ({spread(lo1, hi1)}); tracing off: {rn:.2f}× | "
+                     f"{yes(r1 <= 0.1, '1', f'{what} backend: CPU (C−A) ≤ 0.1 × (D−A), one connection', f'{r1:.2f}× (tracing off: {rn:.2f}×)')} |")
+    L.append(f"| OpenSSL backend: CPU per request added to plain TCP ≤ 0.1 × the pair's | **{add:.2f}×** "
+             f"(Co−A {co - ca:.1f} µs, D−A {cd - ca:.1f} µs; {spread(lo, hi)}); tracing off, "
+             f"Con−A: {addn:.2f}× ({con - ca:.1f} µs; {spread(lo2, hi2)}) | "
+             f"{yes(add <= 0.1, '1', 'OpenSSL backend: CPU (C−A) ≤ 0.1 × (D−A)', f'{add:.2f}× (tracing off: {addn:.2f}×)')} |")
 
 
 def section_micro(L, micro, out):
@@ -546,6 +582,7 @@ def main():
     ap.add_argument("--load-start", default="?")
     ap.add_argument("--load-end", default="?")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--build-ossl", help="BUILD_OSSL of the run (Co, Con)")
     ap.add_argument("--md", help="output page (default: OUT/../benchmarks.md)")
     a = ap.parse_args()
     rows = load_rr(a.rr)
@@ -555,7 +592,8 @@ def main():
     LINK_BASE[0] = os.path.relpath(a.out, os.path.dirname(os.path.abspath(path)))
     L = []
     L.append("# Benchmarks\n")
-    L.append("Made by `bench/run` (`RUNS=%s DURATION=%s bench/run`), every "
+    envs = f"BUILD_OSSL={a.build_ossl} " if a.build_ossl else ""
+    L.append("Made by `bench/run` (`%sRUNS=%s DURATION=%s bench/run`), every "
              "configuration side by side in one run on one machine. Figures "
              "are medians of %s runs (%s s each for part 1); ratios are "
              "against baselines measured in the same run. Raw data: "
@@ -563,7 +601,7 @@ def main():
              f"[`micro.csv`]({LINK_BASE[0]}/micro.csv). The comparison "
              "figures quoted by the issue (Istio, Linkerd, Envoy) are "
              "published numbers, not measured here.\n"
-             % (a.runs, a.duration, a.runs, a.duration))
+             % (envs, a.runs, a.duration, a.runs, a.duration))
     L.append("| | |")
     L.append("|---|---|")
     L.append(f"| date | {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC |")

@@ -196,6 +196,8 @@ static const struct {
     {"no_audience", "audience"},
     {"bad_signature", "signature"},
     {"es256_bad_signature", "signature"},
+    {"es512_bad_signature", "signature"},
+    {"ps512_bad_signature", "signature"},
     {"alg_none", "algorithm"},
     {"alg_none_with_sig", "algorithm"},
     {"hs256_rsa_public_key", "algorithm"},

@@ -3,11 +3,12 @@
  *
  *   b64url.c     strict base64url (RFC 7515 section 2: no padding, no
  *                white space, unused bits zero)
- *   jws_mbedtls.c the ONE file that calls the crypto library: public key
- *                import (RSA n/e, EC P-256/P-384 x/y) and signature checks;
- *                an OpenSSL backend is one more file with the same four
- *                functions (mesh__jwk_key_rsa/_ec, mesh__jwk_key_free,
- *                mesh__jws_verify)
+ *   jws_mbedtls.c / jws_openssl.c  the ONE file that calls the crypto
+ *                library, picked with the TLS backend (configure
+ *                --with-tls): public key import (RSA n/e, EC P-256/P-384
+ *                x/y) and signature checks, the same functions, verdicts
+ *                and reasons in both (mesh__jwk_key_rsa/_ec,
+ *                mesh__jwk_key_free, mesh__jws_verify, mesh__jws_sha256)
  *   jwks.c       JWKS documents -> key sets (bad keys skipped, reason given)
  *   jwt.c        compact JWS parse + verify + claim checks: bytes in,
  *                verdict out, no I/O
@@ -34,6 +35,10 @@
 #define MESH__JWKS_MAX_BYTES (1u << 20)
 #define MESH__JWKS_MAX_KEYS 64u
 #define MESH__JWK_RSA_MIN_BITS 2048u
+/* OpenSSL will not verify with a public exponent over 64 bits when the
+ * modulus is over 3072 bits; both crypto seams refuse such keys. */
+#define MESH__JWK_RSA_BIG_N_BITS 3072
+#define MESH__JWK_RSA_BIG_N_MAX_E_BITS 64
 
 /* ---- base64url (b64url.c) -------------------------------------------------- */
 
@@ -42,7 +47,7 @@
  *  out must hold (n * 3) / 4 bytes.  @return the decoded length or -1. */
 long mesh__b64url_decode(const char *in, size_t n, uint8_t *out);
 
-/* ---- keys and signatures (jws_mbedtls.c: the crypto seam) ------------------ */
+/* ---- keys and signatures (jws_<backend>.c: the crypto seam) ---------------- */
 
 enum mesh__jws_alg {
   MESH__JWS_NONE = 0, /* unknown or refused */
@@ -50,23 +55,45 @@ enum mesh__jws_alg {
   MESH__JWS_PS256,
   MESH__JWS_ES256,
   MESH__JWS_ES384,
+  MESH__JWS_RS384,
+  MESH__JWS_RS512,
+  MESH__JWS_PS384,
+  MESH__JWS_PS512,
+  MESH__JWS_ES512,
+  MESH__JWS_ALG_COUNT
 };
 
 /** The algorithm named by a JOSE "alg", or MESH__JWS_NONE for everything
- *  refused ("none", HS*, RS384, ...). */
+ *  refused ("none", HS*, EdDSA, ...). */
 int mesh__jws_alg_parse(const char *name);
 const char *mesh__jws_alg_name(int alg);
 
 typedef struct mesh__jwk_key mesh__jwk_key_t; /* the backend's public key */
 
-enum mesh__jwk_kind { MESH__JWK_RSA = 1, MESH__JWK_EC256, MESH__JWK_EC384 };
+enum mesh__jwk_kind {
+  MESH__JWK_RSA = 1,
+  MESH__JWK_EC256,
+  MESH__JWK_EC384,
+  MESH__JWK_EC521
+};
+
+/** What an algorithm needs, for the JWKS checks, the key choice and both
+ *  crypto seams: the key kind (MESH__JWK_*, 0 for MESH__JWS_NONE), the
+ *  hash's size in bits (256, 384, 512), whether it is RSASSA-PSS. */
+int mesh__jws_alg_kind(int alg);
+int mesh__jws_alg_hash_bits(int alg);
+bool mesh__jws_alg_pss(int alg);
+/** Bytes of one coordinate (and of r, of s) of an EC kind: 32, 48, 66. */
+static inline size_t mesh__jwk_ec_size(int kind) {
+  return kind == MESH__JWK_EC256 ? 32 : kind == MESH__JWK_EC384 ? 48 : 66;
+}
 
 /** Import an RSA public key from big-endian n and e.
  *  @return MESH_OK, MESH_ERR_PARSE (why set: not a valid key, modulus under
  *          MESH__JWK_RSA_MIN_BITS), MESH_ERR_NOMEM. */
 int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
                       size_t elen, mesh__jwk_key_t **out, const char **why);
-/** Import an EC public key (kind MESH__JWK_EC256/EC384) from x and y (each
+/** Import an EC public key (kind MESH__JWK_EC256/384/521) from x and y (each
  *  exactly the coordinate size).  @return as mesh__jwk_key_rsa (not on the
  *  curve: MESH_ERR_PARSE). */
 int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
@@ -79,8 +106,8 @@ void mesh__jwk_key_free(mesh__jwk_key_t *k);
 int mesh__jws_sha256(const void *in, size_t n, uint8_t out[32]);
 
 /** Verify sig over msg with key for alg.  The key's kind must fit alg (RSA
- *  for RS256/PS256, P-256 for ES256, P-384 for ES384); an ES signature is
- *  the JWS r||s form.  Pure.  @return MESH_OK or MESH_ERR_DENIED. */
+ *  for RS* and PS*, P-256 for ES256, P-384 for ES384, P-521 for ES512); an
+ *  ES signature is the JWS r||s form.  Pure.  @return MESH_OK or MESH_ERR_DENIED. */
 int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
                      const uint8_t *msg, size_t msglen, const uint8_t *sig,
                      size_t siglen);

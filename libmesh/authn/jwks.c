@@ -49,11 +49,16 @@ static int rsa_key(const cJSON *o, mesh__jwk_t *k, const char **why) {
 
 static int ec_key(const cJSON *o, mesh__jwk_t *k, const char **why) {
   const char *crv = str_member(o, "crv");
-  if (!crv || (strcmp(crv, "P-256") != 0 && strcmp(crv, "P-384") != 0)) {
-    *why = "EC key on an unsupported curve (P-256 and P-384 are)";
+  static const char *const curves[] = {"P-256", "P-384", "P-521"};
+  static const int kinds[] = {MESH__JWK_EC256, MESH__JWK_EC384, MESH__JWK_EC521};
+  k->kind = 0;
+  for (size_t i = 0; crv && i < 3; i++)
+    if (strcmp(crv, curves[i]) == 0)
+      k->kind = kinds[i];
+  if (k->kind == 0) {
+    *why = "EC key on an unsupported curve (P-256, P-384 and P-521 are)";
     return MESH_ERR_PARSE;
   }
-  k->kind = strcmp(crv, "P-256") == 0 ? MESH__JWK_EC256 : MESH__JWK_EC384;
   size_t xl = 0, yl = 0;
   uint8_t *x = member_b64(o, "x", &xl), *y = member_b64(o, "y", &yl);
   int rc = MESH_ERR_PARSE;
@@ -101,11 +106,7 @@ static int one_key(const cJSON *o, mesh__jwk_t *k, const char **why) {
   }
   if (rc != MESH_OK)
     return rc;
-  bool rsa_alg = k->alg == MESH__JWS_RS256 || k->alg == MESH__JWS_PS256;
-  if (k->alg != MESH__JWS_NONE &&
-      (rsa_alg != (k->kind == MESH__JWK_RSA) ||
-       (k->alg == MESH__JWS_ES256 && k->kind != MESH__JWK_EC256) ||
-       (k->alg == MESH__JWS_ES384 && k->kind != MESH__JWK_EC384))) {
+  if (k->alg != MESH__JWS_NONE && mesh__jws_alg_kind(k->alg) != k->kind) {
     *why = "\"alg\" does not fit the key type or curve";
     return MESH_ERR_PARSE;
   }

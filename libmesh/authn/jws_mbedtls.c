@@ -30,6 +30,19 @@ struct mesh__jwk_key {
   mbedtls_ecp_keypair ec;    /* EC */
 };
 
+/* Bits of a big-endian number. */
+static size_t e_bits(const uint8_t *e, size_t len) {
+  size_t i = 0;
+  while (i < len && e[i] == 0)
+    i++;
+  if (i == len)
+    return 0;
+  size_t bits = (len - i) * 8;
+  for (uint8_t top = e[i]; !(top & 0x80); top = (uint8_t)(top << 1))
+    bits--;
+  return bits;
+}
+
 int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
                       size_t elen, mesh__jwk_key_t **out, const char **why) {
   *out = NULL;
@@ -46,6 +59,10 @@ int mesh__jwk_key_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
   if (!bad && (mbedtls_rsa_import_raw(rsa, n, nlen, NULL, 0, NULL, 0, NULL, 0,
                                       e, elen) ||
                mbedtls_rsa_complete(rsa) || mbedtls_rsa_check_pubkey(rsa)))
+    bad = "not a valid RSA public key (n, e)";
+  /* OpenSSL's cap (jws_openssl.c), so that both seams take the same keys */
+  if (!bad && mbedtls_pk_get_bitlen(&k->pk) > MESH__JWK_RSA_BIG_N_BITS &&
+      e_bits(e, elen) > MESH__JWK_RSA_BIG_N_MAX_E_BITS)
     bad = "not a valid RSA public key (n, e)";
   if (!bad && mbedtls_pk_get_bitlen(&k->pk) < MESH__JWK_RSA_MIN_BITS)
     bad = "RSA modulus shorter than 2048 bits";
@@ -88,7 +105,7 @@ int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
                      const uint8_t *y, size_t ylen, mesh__jwk_key_t **out,
                      const char **why) {
   *out = NULL;
-  size_t cs = kind == MESH__JWK_EC256 ? 32 : 48;
+  size_t cs = mesh__jwk_ec_size(kind);
   if (xlen != cs || ylen != cs) {
     if (why)
       *why = "EC coordinate of the wrong length for the curve";
@@ -100,8 +117,9 @@ int mesh__jwk_key_ec(int kind, const uint8_t *x, size_t xlen,
   k->kind = kind;
   mbedtls_pk_init(&k->pk);
   mbedtls_ecp_keypair_init(&k->ec);
-  mbedtls_ecp_group_id gid =
-      kind == MESH__JWK_EC256 ? MBEDTLS_ECP_DP_SECP256R1 : MBEDTLS_ECP_DP_SECP384R1;
+  mbedtls_ecp_group_id gid = kind == MESH__JWK_EC256   ? MBEDTLS_ECP_DP_SECP256R1
+                             : kind == MESH__JWK_EC384 ? MBEDTLS_ECP_DP_SECP384R1
+                                                       : MBEDTLS_ECP_DP_SECP521R1;
   mbedtls_ecp_group *grp = &k->ec.JWS_F(grp);
   mbedtls_ecp_point *q = &k->ec.JWS_F(Q);
   if (mbedtls_ecp_group_load(grp, gid) ||
@@ -131,7 +149,7 @@ void mesh__jwk_key_free(mesh__jwk_key_t *k) {
 
 static int ec_verify(const mesh__jwk_key_t *k, const uint8_t *h, size_t hlen,
                      const uint8_t *sig, size_t siglen) {
-  size_t cs = k->kind == MESH__JWK_EC256 ? 32 : 48;
+  size_t cs = mesh__jwk_ec_size(k->kind);
   if (siglen != 2 * cs)
     return MESH_ERR_DENIED;
   mbedtls_mpi r, s;
@@ -155,13 +173,12 @@ int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
                      size_t siglen) {
   if (!key || key->kind != kind)
     return MESH_ERR_DENIED;
-  int want = alg == MESH__JWS_ES256   ? MESH__JWK_EC256
-             : alg == MESH__JWS_ES384 ? MESH__JWK_EC384
-             : alg == MESH__JWS_RS256 || alg == MESH__JWS_PS256 ? MESH__JWK_RSA
-                                                                 : 0;
+  int want = mesh__jws_alg_kind(alg), bits = mesh__jws_alg_hash_bits(alg);
   if (want == 0 || want != kind)
     return MESH_ERR_DENIED;
-  mbedtls_md_type_t md = alg == MESH__JWS_ES384 ? MBEDTLS_MD_SHA384 : MBEDTLS_MD_SHA256;
+  mbedtls_md_type_t md = bits == 512   ? MBEDTLS_MD_SHA512
+                         : bits == 384 ? MBEDTLS_MD_SHA384
+                                       : MBEDTLS_MD_SHA256;
   const mbedtls_md_info_t *mi = mbedtls_md_info_from_type(md);
   uint8_t h[64];
   if (!mi || mbedtls_md(mi, msg, msglen, h))
@@ -172,7 +189,7 @@ int mesh__jws_verify(int alg, int kind, const mesh__jwk_key_t *key,
   mbedtls_pk_context *pk = (mbedtls_pk_context *)&key->pk;
   if (siglen != mbedtls_pk_get_len(pk))
     return MESH_ERR_DENIED;
-  if (alg == MESH__JWS_RS256)
+  if (!mesh__jws_alg_pss(alg))
     return mbedtls_pk_verify(pk, md, h, hlen, sig, siglen) ? MESH_ERR_DENIED
                                                            : MESH_OK;
   /* RFC 7518 3.5: MGF1 with the same hash, salt as long as the hash */

@@ -10,18 +10,39 @@
 
 #include "authn/authn.h"
 
-static const char *const alg_names[] = {"", "RS256", "PS256", "ES256", "ES384"};
+/* By enum mesh__jws_alg: name, key kind, hash bits, PSS. */
+static const struct {
+  const char *name;
+  int kind, bits;
+  bool pss;
+} algs[MESH__JWS_ALG_COUNT] = {
+    [MESH__JWS_RS256] = {"RS256", MESH__JWK_RSA, 256, false},
+    [MESH__JWS_PS256] = {"PS256", MESH__JWK_RSA, 256, true},
+    [MESH__JWS_ES256] = {"ES256", MESH__JWK_EC256, 256, false},
+    [MESH__JWS_ES384] = {"ES384", MESH__JWK_EC384, 384, false},
+    [MESH__JWS_RS384] = {"RS384", MESH__JWK_RSA, 384, false},
+    [MESH__JWS_RS512] = {"RS512", MESH__JWK_RSA, 512, false},
+    [MESH__JWS_PS384] = {"PS384", MESH__JWK_RSA, 384, true},
+    [MESH__JWS_PS512] = {"PS512", MESH__JWK_RSA, 512, true},
+    [MESH__JWS_ES512] = {"ES512", MESH__JWK_EC521, 512, false},
+};
+
+static bool alg_ok(int alg) { return alg > 0 && alg < MESH__JWS_ALG_COUNT; }
 
 int mesh__jws_alg_parse(const char *name) {
-  for (int i = MESH__JWS_RS256; i <= MESH__JWS_ES384; i++)
-    if (strcmp(name, alg_names[i]) == 0)
+  for (int i = 1; i < MESH__JWS_ALG_COUNT; i++)
+    if (strcmp(name, algs[i].name) == 0)
       return i;
   return MESH__JWS_NONE;
 }
 
 const char *mesh__jws_alg_name(int alg) {
-  return alg > 0 && alg <= MESH__JWS_ES384 ? alg_names[alg] : "none";
+  return alg_ok(alg) ? algs[alg].name : "none";
 }
+
+int mesh__jws_alg_kind(int alg) { return alg_ok(alg) ? algs[alg].kind : 0; }
+int mesh__jws_alg_hash_bits(int alg) { return alg_ok(alg) ? algs[alg].bits : 0; }
+bool mesh__jws_alg_pss(int alg) { return alg_ok(alg) && algs[alg].pss; }
 
 static const char *const err_names[MESH__JWT_ERR_COUNT] = {
     "ok",          "malformed",  "too_large",     "algorithm",
@@ -137,14 +158,7 @@ static bool key_fits(const mesh__jwt_t *t, const mesh__jwk_t *k) {
     return false;
   if (k->alg != MESH__JWS_NONE && k->alg != t->alg)
     return false;
-  switch (t->alg) {
-  case MESH__JWS_ES256:
-    return k->kind == MESH__JWK_EC256;
-  case MESH__JWS_ES384:
-    return k->kind == MESH__JWK_EC384;
-  default:
-    return k->kind == MESH__JWK_RSA;
-  }
+  return k->kind == mesh__jws_alg_kind(t->alg);
 }
 
 int mesh__jwt_check_sig(const mesh__jwt_t *t, const mesh__jwks_t *keys) {
