@@ -57,8 +57,15 @@ state = {'version': 0, 'svids': [], 'mode': 'ok', 'federated': {},
          'jwt_keys': ['k1'], 'jwt_sign': 'k1'}
 
 
+ev_lock = threading.Lock()
+
+
 def ev(line):
-    print(line, flush=True)
+    # One write per line under a lock: print() writes the text and the
+    # newline separately, so two streams' events could share a line.
+    with ev_lock:
+        sys.stdout.write(line + '\n')
+        sys.stdout.flush()
 
 
 def now():
