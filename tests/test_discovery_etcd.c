@@ -876,6 +876,8 @@ static char *shared_cfg(const char *pfx, int n, int port, const char *extra) {
   return json;
 }
 
+/* Over 60 lines: one context's sequence (list, then each kind of key the
+ * shared watch must route or drop), asserted in order. */
 static void test_etcd_shared_watch(void) {
   enum { N = 30 };
   char cmd[256];
@@ -989,6 +991,8 @@ static int64_t etcd_revision(void) {
 /* A dropped stream resumes where it stopped: the changes made meanwhile
  * arrive and nothing is listed again.  After a compaction past that point
  * etcd cancels the resumed watch: every service lists again. */
+/* Over 60 lines: two outages of the same watch in sequence (resume, then
+ * compaction), each depending on the state the previous one left. */
 static void test_etcd_resume_compaction(void) {
   enum { N = 5 };
   char cmd[256];
