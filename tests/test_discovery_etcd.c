@@ -1051,6 +1051,169 @@ static void test_etcd_resume_compaction(void) {
   etcdctl("del --prefix k");
 }
 
+/* ---- a 3-member cluster ------------------------------------------------------
+ * Three real members on loopback; the context lists the three client URLs.
+ * One member killed, then the leader: the shared watch moves to the next
+ * member and resumes where it stopped, so the changes made meanwhile all
+ * arrive. */
+
+static int c3_client[3], c3_peer[3];
+static pid_t c3_pid[3];
+
+static bool c3_start(int i) {
+  char name[16], data[600], lc[80], ac[80], lp[80], ap[80], ic[400], log[32];
+  snprintf(name, sizeof name, "--name=m%d", i);
+  snprintf(log, sizeof log, "m%d", i);
+  snprintf(data, sizeof data, "--data-dir=%s", th_path(log));
+  snprintf(lc, sizeof lc, "--listen-client-urls=http://127.0.0.1:%d",
+           c3_client[i]);
+  snprintf(ac, sizeof ac, "--advertise-client-urls=http://127.0.0.1:%d",
+           c3_client[i]);
+  snprintf(lp, sizeof lp, "--listen-peer-urls=http://127.0.0.1:%d", c3_peer[i]);
+  snprintf(ap, sizeof ap, "--initial-advertise-peer-urls=http://127.0.0.1:%d",
+           c3_peer[i]);
+  snprintf(ic, sizeof ic,
+           "--initial-cluster=m0=http://127.0.0.1:%d,m1=http://127.0.0.1:%d,"
+           "m2=http://127.0.0.1:%d",
+           c3_peer[0], c3_peer[1], c3_peer[2]);
+  snprintf(log, sizeof log, "etcd-m%d-%d.log", i, ++etcd_gen);
+  const char *argv[] = {"etcd", name, data, lc, ac, lp, ap, ic,
+                        "--heartbeat-interval=10", "--election-timeout=100",
+                        NULL};
+  c3_pid[i] = th_spawn(argv, log);
+  return c3_pid[i] > 0;
+}
+
+/* etcdctl against the members other than `skip` (-1: all). */
+static int c3_ctl(int skip, const char *args) {
+  char eps[200] = "", cmd[2048];
+  size_t off = 0;
+  for (int i = 0; i < 3; i++)
+    if (i != skip)
+      off += (size_t)snprintf(eps + off, sizeof eps - off, "%shttp://127.0.0.1:%d",
+                              off ? "," : "", c3_client[i]);
+  snprintf(cmd, sizeof cmd,
+           "ETCDCTL_API=3 etcdctl --endpoints=%s --command-timeout=5s %s", eps,
+           args);
+  return th_sh(cmd);
+}
+
+/* As c3_ctl, again while the members elect ("leader changed"): bounded. */
+static int c3_ctl_retry(int skip, const char *args) {
+  int rc = -1;
+  for (int i = 0; i < 50 && rc != 0; i++) {
+    rc = c3_ctl(skip, args);
+    if (rc != 0)
+      usleep(200000);
+  }
+  return rc;
+}
+
+static int c3_init(void) {
+  for (int i = 0; i < 3; i++) {
+    c3_client[i] = th_free_port();
+    c3_peer[i] = th_free_port();
+  }
+  for (int i = 0; i < 3; i++)
+    if (!c3_start(i))
+      return 1;
+  for (int i = 0; i < 3; i++)
+    if (!th_wait_port(c3_client[i], 10000))
+      return 1;
+  for (int i = 0; i < 100; i++) {
+    if (c3_ctl(-1, "endpoint health") == 0)
+      return 0;
+    usleep(100000);
+  }
+  return 1;
+}
+
+static int c3_clean(void) {
+  for (int i = 0; i < 3; i++)
+    if (c3_pid[i] > 0)
+      th_stop(c3_pid[i]);
+  return 0;
+}
+
+/* The index of the member that leads now, or -1. */
+static int c3_leader(void) {
+  for (int i = 0; i < 3; i++) {
+    char args[200];
+    snprintf(args, sizeof args,
+             "--endpoints=http://127.0.0.1:%d endpoint status | "
+             "grep -q ', true, false,'",
+             c3_client[i]);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ETCDCTL_API=3 etcdctl %s", args);
+    if (c3_pid[i] > 0 && th_sh(cmd) == 0)
+      return i;
+  }
+  return -1;
+}
+
+static void c3_kill(int i) {
+  th_kill(c3_pid[i]);
+  c3_pid[i] = 0;
+}
+
+/* Over 60 lines: two member kills in sequence, each with the writes made
+ * while that member is down and their arrival asserted. */
+static void test_etcd_member_kill(void) {
+  enum { N = 4 };
+  char cmd[256];
+  for (int i = 0; i < N; i++) {
+    snprintf(cmd, sizeof cmd, "put x%d/a '{\"Addr\":\"127.25.0.%d:80\"}'", i,
+             i + 1);
+    CU_ASSERT_EQUAL_FATAL(c3_ctl(-1, cmd), 0);
+  }
+  size_t cap = 4096, off = 0;
+  char *json = malloc(cap);
+  off += (size_t)snprintf(json, cap,
+                          "{\"log\":{\"level\":\"error\"},\"services\":{");
+  for (int i = 0; i < N; i++)
+    off += (size_t)snprintf(
+        json + off, cap - off,
+        "%s\"x%d\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+        "[\"http://127.0.0.1:%d\",\"http://127.0.0.1:%d\","
+        "\"http://127.0.0.1:%d\"],\"timeout_ms\":1000,"
+        "\"backoff_base_ms\":50,\"backoff_max_ms\":200}}",
+        i ? "," : "", i, c3_client[0], c3_client[1], c3_client[2]);
+  snprintf(json + off, cap - off, "}}");
+  mesh_t *m = new_mesh(json);
+  free(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  char svc[16], want[64];
+  for (int i = 0; i < N; i++) {
+    snprintf(svc, sizeof svc, "x%d", i);
+    snprintf(want, sizeof want, "127.25.0.%d:80/1", i + 1);
+    CU_ASSERT(wait_desc(m, svc, want, 5000) >= 0);
+  }
+  /* the member the client talks to (the first URL) */
+  c3_kill(0);
+  CU_ASSERT_EQUAL(c3_ctl_retry(0, "put x1/b '{\"Addr\":\"127.25.1.1:80\"}'"), 0);
+  CU_ASSERT_EQUAL(c3_ctl_retry(0, "del x2/a"), 0);
+  CU_ASSERT(wait_desc(m, "x1", "127.25.0.2:80/1,127.25.1.1:80/1", 10000) >= 0);
+  CU_ASSERT(wait_desc(m, "x2", "", 10000) >= 0);
+  /* back, then the leader */
+  CU_ASSERT_FATAL(c3_start(0));
+  bool ok;
+  TH_WAIT_UNTIL(ok, c3_ctl(-1, "endpoint health") == 0, "m0 back");
+  int leader = -1;
+  TH_WAIT_UNTIL(ok, (leader = c3_leader()) >= 0, "a leader");
+  CU_ASSERT_FATAL(leader >= 0);
+  c3_kill(leader);
+  CU_ASSERT_EQUAL(c3_ctl_retry(leader, "put x3/b '{\"Addr\":\"127.25.1.3:80\"}'"), 0);
+  CU_ASSERT_EQUAL(c3_ctl_retry(leader, "put x0/b '{\"Addr\":\"127.25.1.0:80\"}'"), 0);
+  CU_ASSERT(wait_desc(m, "x3", "127.25.0.4:80/1,127.25.1.3:80/1", 10000) >= 0);
+  CU_ASSERT(wait_desc(m, "x0", "127.25.0.1:80/1,127.25.1.0:80/1", 10000) >= 0);
+  /* and the watch is live on what is left */
+  CU_ASSERT_EQUAL(c3_ctl_retry(leader, "put x2/c '{\"Addr\":\"127.25.2.2:80\"}'"), 0);
+  CU_ASSERT(wait_desc(m, "x2", "127.25.2.2:80/1", 10000) >= 0);
+  CU_ASSERT(wait_desc(m, "x1", "127.25.0.2:80/1,127.25.1.1:80/1", 0) >= 0);
+  mesh_free(m);
+  CU_ASSERT_TRUE(c3_start(leader));
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("discovery_etcd", suite_init, suite_clean);
   CU_add_test(s, "etcd_list_watch", test_etcd_list_watch);
@@ -1068,6 +1231,8 @@ static void add(void) {
   CU_add_test(s, "etcd_resume_compaction", test_etcd_resume_compaction);
   CU_pSuite t = CU_add_suite("discovery_etcd_tls", tls_init, tls_clean);
   CU_add_test(t, "etcd_tls", test_etcd_tls);
+  CU_pSuite c = CU_add_suite("discovery_etcd_cluster", c3_init, c3_clean);
+  CU_add_test(c, "etcd_member_kill", test_etcd_member_kill);
 }
 
 /* Child mode: register from a config and wait to be killed (bounded). */
