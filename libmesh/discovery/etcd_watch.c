@@ -256,11 +256,12 @@ bool mesh__etcd_cluster_listed(src_t *s, int64_t rev) {
     /* the first answer: the watch covers what comes after it */
     for (src_t *o = cl->members; o; o = o->next)
       cover(cl, o);
+    if (!cl->lo || !cl->hi)
+      return false; /* out of memory: no watch yet, s lists again */
     cl->wstart = rev + 1;
     cl->wrev = rev;
-    if (cl->lo && cl->hi)
-      start_watch(cl);
-    return cl->lo && cl->hi;
+    start_watch(cl);
+    return true;
   }
   if (rev + 1 < cl->wstart)
     return false; /* older than the watch's history */
