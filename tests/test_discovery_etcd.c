@@ -592,10 +592,15 @@ typedef struct lproxy {
   _Atomic bool stop;
   pthread_t th;
   /* written by the proxy thread, read after the join */
-  int inflight, peak, ranges;
+  int inflight, peak;
+  _Atomic int ranges, watches; /* requests seen, also read while running */
+  /* a range whose request holds this string is answered only once release
+   * is set; cut closes every connection and refuses new ones */
+  const char *hold_match;
+  _Atomic bool release, cut;
   struct lp_conn {
     int c, u;
-    bool range;
+    bool range, held;
     int64_t t_req;
   } conn[LP_MAX];
   int n;
@@ -658,10 +663,16 @@ static void lp_pass(lproxy_t *p, struct pollfd *fds) {
         if (++p->inflight > p->peak)
           p->peak = p->inflight;
       }
+      if (memmem(buf, (size_t)r, "POST /v3/watch", 14))
+        p->watches++;
+      if (k->range && p->hold_match &&
+          memmem(buf, (size_t)r, p->hold_match, strlen(p->hold_match)))
+        k->held = true;
     }
     if (fds[2 + 2 * i].revents) {
       if (k->range) {
         k->range = false;
+        k->held = false;
         p->inflight--;
       }
       ssize_t r = read(k->u, buf, sizeof buf);
@@ -676,10 +687,14 @@ static void *lp_main(void *arg) {
   static struct pollfd fds[1 + 2 * LP_MAX];
   while (!atomic_load(&p->stop)) {
     int64_t now = th_now_ms();
+    bool cut = atomic_load(&p->cut);
+    while (cut && p->n > 0)
+      lp_close(p, p->n - 1);
     fds[0] = (struct pollfd){.fd = p->lfd, .events = POLLIN};
     for (int i = 0; i < p->n; i++) {
       struct lp_conn *k = &p->conn[i];
-      bool hold = k->range && now < k->t_req + LP_DELAY_MS;
+      bool hold = k->range && (now < k->t_req + LP_DELAY_MS ||
+                               (k->held && !atomic_load(&p->release)));
       fds[1 + 2 * i] = (struct pollfd){.fd = k->c, .events = POLLIN};
       fds[2 + 2 * i] =
           (struct pollfd){.fd = k->u, .events = hold ? 0 : POLLIN};
@@ -688,7 +703,10 @@ static void *lp_main(void *arg) {
     if (poll(fds, (nfds_t)nf, 5) <= 0)
       continue;
     lp_pass(p, fds);
-    if (fds[0].revents)
+    int refused = fds[0].revents && cut ? accept(p->lfd, NULL, NULL) : -1;
+    if (refused >= 0)
+      close(refused);
+    else if (fds[0].revents && !cut)
       lp_accept(p);
   }
   while (p->n > 0)
@@ -830,6 +848,372 @@ static void test_etcd_list_bound_failures(void) {
   mesh_free(m);
 }
 
+/* ---- one client and one watch per cluster ------------------------------------
+ * The services of a context on one etcd cluster share a client and a
+ * watch stream over the range spanning their prefixes; events reach only
+ * the services whose prefix the key is under. */
+
+static void lp_stop(lproxy_t *p) {
+  atomic_store(&p->stop, true);
+  pthread_join(p->th, NULL);
+}
+
+/* services "<pfx>0".."<pfx>{n-1}" through port, plus extra (JSON members
+ * with their leading comma, or ""). */
+static char *shared_cfg(const char *pfx, int n, int port, const char *extra) {
+  size_t cap = (size_t)n * 256 + strlen(extra) + 256, off = 0;
+  char *json = malloc(cap);
+  off += (size_t)snprintf(json, cap,
+                          "{\"log\":{\"level\":\"error\"},\"services\":{");
+  for (int i = 0; i < n; i++)
+    off += (size_t)snprintf(
+        json + off, cap - off,
+        "%s\"%s%d\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+        "[\"http://127.0.0.1:%d\"],\"timeout_ms\":1000,"
+        "\"backoff_base_ms\":50,\"backoff_max_ms\":200}}",
+        i ? "," : "", pfx, i, port);
+  snprintf(json + off, cap - off, "%s}}", extra);
+  return json;
+}
+
+/* Over 60 lines: one context's sequence (list, then each kind of key the
+ * shared watch must route or drop), asserted in order. */
+static void test_etcd_shared_watch(void) {
+  enum { N = 30 };
+  char cmd[256];
+  for (int i = 0; i < N; i++) {
+    snprintf(cmd, sizeof cmd, "put w%d/a '{\"Addr\":\"127.22.0.%d:80\"}'", i,
+             i + 1);
+    CU_ASSERT_EQUAL_FATAL(etcdctl(cmd), 0);
+  }
+  static lproxy_t p;
+  CU_ASSERT_FATAL(lp_start(&p));
+  /* "same" shares w3's prefix; "direct" is another cluster (no proxy) */
+  char extra[512];
+  snprintf(extra, sizeof extra,
+           ",\"same\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+           "[\"http://127.0.0.1:%d\"],\"timeout_ms\":1000,\"prefix\":\"w3\"}},"
+           "\"direct\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+           "[\"http://127.0.0.1:%d\"],\"timeout_ms\":1000,\"prefix\":\"w4\"}}",
+           p.port, cport);
+  char *json = shared_cfg("w", N, p.port, extra);
+  mesh_t *m = new_mesh(json);
+  free(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  char svc[16], want[64];
+  for (int i = 0; i < N; i++) {
+    snprintf(svc, sizeof svc, "w%d", i);
+    snprintf(want, sizeof want, "127.22.0.%d:80/1", i + 1);
+    CU_ASSERT(wait_desc(m, svc, want, 5000) >= 0);
+  }
+  CU_ASSERT(wait_desc(m, "same", "127.22.0.4:80/1", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "direct", "127.22.0.5:80/1", 5000) >= 0);
+  /* keys between the prefixes ("w1x/", "w2") and under a longer prefix
+   * ("w1/x/" is w1's) */
+  CU_ASSERT_EQUAL(etcdctl("put w1x/b '{\"Addr\":\"127.22.1.1:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put w2 '{\"Addr\":\"127.22.1.2:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put w1/x/c '{\"Addr\":\"127.22.1.3:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put w3/b '{\"Addr\":\"127.22.1.4:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("del w17/a"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put w4/b '{\"Addr\":\"127.22.1.5:80\"}'"), 0);
+  CU_ASSERT(wait_desc(m, "w1", "127.22.0.2:80/1,127.22.1.3:80/1", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "w3", "127.22.0.4:80/1,127.22.1.4:80/1", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "same", "127.22.0.4:80/1,127.22.1.4:80/1", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "w17", "", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "w4", "127.22.0.5:80/1,127.22.1.5:80/1", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "direct", "127.22.0.5:80/1,127.22.1.5:80/1", 5000) >=
+            0);
+  CU_ASSERT(wait_desc(m, "w2", "127.22.0.3:80/1", 0) >= 0);
+  CU_ASSERT(wait_desc(m, "w0", "127.22.0.1:80/1", 0) >= 0);
+  /* 31 services through the proxy: 31 lists, one watch */
+  CU_ASSERT_EQUAL(atomic_load(&p.watches), 1);
+  CU_ASSERT_EQUAL(atomic_load(&p.ranges), N + 1);
+  mesh_free(m);
+  lp_stop(&p);
+  etcdctl("del --prefix w");
+}
+
+/* An event the watch delivers while a service's list is in flight (its
+ * answer older than the event) is applied after the answer. */
+static void test_etcd_event_while_listing(void) {
+  CU_ASSERT_EQUAL(etcdctl("put qa/a '{\"Addr\":\"127.23.0.1:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put qb/a '{\"Addr\":\"127.23.0.2:80\"}'"), 0);
+  static lproxy_t p;
+  CU_ASSERT_FATAL(lp_start(&p));
+  p.hold_match = "cWIv"; /* base64 "qb/": qb's range waits for release */
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg,
+           "{\"log\":{\"level\":\"error\"},\"services\":{"
+           "\"qa\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+           "[\"http://127.0.0.1:%d\"],\"timeout_ms\":60000}},"
+           "\"qb\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+           "[\"http://127.0.0.1:%d\"],\"timeout_ms\":60000}}}}",
+           p.port, p.port);
+  mesh_t *m = new_mesh(cfg);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT(wait_desc(m, "qa", "127.23.0.1:80/1", 5000) >= 0);
+  bool ok;
+  TH_WAIT_UNTIL(ok, atomic_load(&p.watches) >= 1 && atomic_load(&p.ranges) >= 2,
+                "qa's watch and qb's list at the proxy");
+  /* qb's answer (without b) is held; the watch brings b meanwhile */
+  CU_ASSERT_EQUAL(etcdctl("put qb/b '{\"Addr\":\"127.23.0.3:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put qa/b '{\"Addr\":\"127.23.0.4:80\"}'"), 0);
+  /* qa's event came through the same stream: qb's did too, by now */
+  CU_ASSERT(wait_desc(m, "qa", "127.23.0.1:80/1,127.23.0.4:80/1", 5000) >= 0);
+  char got[128];
+  describe(m, "qb", got, sizeof got);
+  CU_ASSERT_STRING_EQUAL(got, ""); /* still listing */
+  atomic_store(&p.release, true);
+  CU_ASSERT(wait_desc(m, "qb", "127.23.0.2:80/1,127.23.0.3:80/1", 5000) >= 0);
+  CU_ASSERT_EQUAL(atomic_load(&p.watches), 1);
+  mesh_free(m);
+  lp_stop(&p);
+  etcdctl("del --prefix q");
+}
+
+static int64_t etcd_revision(void) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:%d "
+           "endpoint status -w json | grep -o '\"revision\":[0-9]*' | "
+           "head -1 | cut -d: -f2 > %s",
+           cport, th_path("rev.txt"));
+  long long rev = 0;
+  FILE *f = th_sh(cmd) == 0 ? fopen(th_path("rev.txt"), "r") : NULL;
+  if (f) {
+    if (fscanf(f, "%lld", &rev) != 1)
+      rev = 0;
+    fclose(f);
+  }
+  return rev;
+}
+
+/* A dropped stream resumes where it stopped: the changes made meanwhile
+ * arrive and nothing is listed again.  After a compaction past that point
+ * etcd cancels the resumed watch: every service lists again. */
+/* Over 60 lines: two outages of the same watch in sequence (resume, then
+ * compaction), each depending on the state the previous one left. */
+static void test_etcd_resume_compaction(void) {
+  enum { N = 5 };
+  char cmd[256];
+  for (int i = 0; i < N; i++) {
+    snprintf(cmd, sizeof cmd, "put k%d/a '{\"Addr\":\"127.24.0.%d:80\"}'", i,
+             i + 1);
+    CU_ASSERT_EQUAL_FATAL(etcdctl(cmd), 0);
+  }
+  static lproxy_t p;
+  CU_ASSERT_FATAL(lp_start(&p));
+  char *json = shared_cfg("k", N, p.port, "");
+  mesh_t *m = new_mesh(json);
+  free(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  char svc[16], want[64];
+  for (int i = 0; i < N; i++) {
+    snprintf(svc, sizeof svc, "k%d", i);
+    snprintf(want, sizeof want, "127.24.0.%d:80/1", i + 1);
+    CU_ASSERT(wait_desc(m, svc, want, 5000) >= 0);
+  }
+  int ranges = atomic_load(&p.ranges);
+  /* cut: the changes meanwhile come with the resumed stream */
+  mesh__disc_stats_t ds;
+  atomic_store(&p.cut, true);
+  bool ok;
+  TH_WAIT_UNTIL(ok, (stats_of(m, "k0", &ds), ds.stale), "k0 sees the cut");
+  CU_ASSERT_EQUAL(etcdctl("put k1/b '{\"Addr\":\"127.24.1.1:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("del k2/a"), 0);
+  atomic_store(&p.cut, false);
+  CU_ASSERT(wait_desc(m, "k1", "127.24.0.2:80/1,127.24.1.1:80/1", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "k2", "", 5000) >= 0);
+  TH_WAIT_UNTIL(ok, (stats_of(m, "k0", &ds), !ds.stale), "k0 settles");
+  CU_ASSERT_EQUAL(atomic_load(&p.ranges), ranges); /* nothing re-listed */
+  /* cut again, change and compact: the resumed watch is canceled */
+  atomic_store(&p.cut, true);
+  TH_WAIT_UNTIL(ok, (stats_of(m, "k0", &ds), ds.stale), "k0 sees the cut");
+  CU_ASSERT_EQUAL(etcdctl("put k3/b '{\"Addr\":\"127.24.1.3:80\"}'"), 0);
+  CU_ASSERT_EQUAL(etcdctl("del k4/a"), 0);
+  CU_ASSERT_EQUAL(etcdctl("put k0/b '{\"Addr\":\"127.24.1.0:80\"}'"), 0);
+  int64_t rev = etcd_revision();
+  CU_ASSERT_FATAL(rev > 0);
+  snprintf(cmd, sizeof cmd, "compact %lld", (long long)rev);
+  CU_ASSERT_EQUAL(etcdctl(cmd), 0);
+  atomic_store(&p.cut, false);
+  CU_ASSERT(wait_desc(m, "k3", "127.24.0.4:80/1,127.24.1.3:80/1", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "k4", "", 5000) >= 0);
+  CU_ASSERT(wait_desc(m, "k0", "127.24.0.1:80/1,127.24.1.0:80/1", 5000) >= 0);
+  TH_WAIT_UNTIL(ok, atomic_load(&p.ranges) >= ranges + N,
+                "every service listed again after the compaction");
+  CU_ASSERT(ok);
+  /* and the new watch is live */
+  CU_ASSERT_EQUAL(etcdctl("put k4/c '{\"Addr\":\"127.24.2.4:80\"}'"), 0);
+  CU_ASSERT(wait_desc(m, "k4", "127.24.2.4:80/1", 5000) >= 0);
+  mesh_free(m);
+  lp_stop(&p);
+  etcdctl("del --prefix k");
+}
+
+/* ---- a 3-member cluster ------------------------------------------------------
+ * Three real members on loopback; the context lists the three client URLs.
+ * One member killed, then the leader: the shared watch moves to the next
+ * member and resumes where it stopped, so the changes made meanwhile all
+ * arrive. */
+
+static int c3_client[3], c3_peer[3];
+static pid_t c3_pid[3];
+
+static bool c3_start(int i) {
+  char name[16], data[600], lc[80], ac[80], lp[80], ap[80], ic[400], log[32];
+  snprintf(name, sizeof name, "--name=m%d", i);
+  snprintf(log, sizeof log, "m%d", i);
+  snprintf(data, sizeof data, "--data-dir=%s", th_path(log));
+  snprintf(lc, sizeof lc, "--listen-client-urls=http://127.0.0.1:%d",
+           c3_client[i]);
+  snprintf(ac, sizeof ac, "--advertise-client-urls=http://127.0.0.1:%d",
+           c3_client[i]);
+  snprintf(lp, sizeof lp, "--listen-peer-urls=http://127.0.0.1:%d", c3_peer[i]);
+  snprintf(ap, sizeof ap, "--initial-advertise-peer-urls=http://127.0.0.1:%d",
+           c3_peer[i]);
+  snprintf(ic, sizeof ic,
+           "--initial-cluster=m0=http://127.0.0.1:%d,m1=http://127.0.0.1:%d,"
+           "m2=http://127.0.0.1:%d",
+           c3_peer[0], c3_peer[1], c3_peer[2]);
+  snprintf(log, sizeof log, "etcd-m%d-%d.log", i, ++etcd_gen);
+  const char *argv[] = {"etcd", name, data, lc, ac, lp, ap, ic,
+                        "--heartbeat-interval=10", "--election-timeout=100",
+                        NULL};
+  c3_pid[i] = th_spawn(argv, log);
+  return c3_pid[i] > 0;
+}
+
+/* etcdctl against the members other than `skip` (-1: all). */
+static int c3_ctl(int skip, const char *args) {
+  char eps[200] = "", cmd[2048];
+  size_t off = 0;
+  for (int i = 0; i < 3; i++)
+    if (i != skip)
+      off += (size_t)snprintf(eps + off, sizeof eps - off, "%shttp://127.0.0.1:%d",
+                              off ? "," : "", c3_client[i]);
+  snprintf(cmd, sizeof cmd,
+           "ETCDCTL_API=3 etcdctl --endpoints=%s --command-timeout=5s %s", eps,
+           args);
+  return th_sh(cmd);
+}
+
+/* As c3_ctl, again while the members elect ("leader changed"): bounded. */
+static int c3_ctl_retry(int skip, const char *args) {
+  int rc = -1;
+  for (int i = 0; i < 50 && rc != 0; i++) {
+    rc = c3_ctl(skip, args);
+    if (rc != 0)
+      usleep(200000);
+  }
+  return rc;
+}
+
+static int c3_init(void) {
+  for (int i = 0; i < 3; i++) {
+    c3_client[i] = th_free_port();
+    c3_peer[i] = th_free_port();
+  }
+  for (int i = 0; i < 3; i++)
+    if (!c3_start(i))
+      return 1;
+  for (int i = 0; i < 3; i++)
+    if (!th_wait_port(c3_client[i], 10000))
+      return 1;
+  for (int i = 0; i < 100; i++) {
+    if (c3_ctl(-1, "endpoint health") == 0)
+      return 0;
+    usleep(100000);
+  }
+  return 1;
+}
+
+static int c3_clean(void) {
+  for (int i = 0; i < 3; i++)
+    if (c3_pid[i] > 0)
+      th_stop(c3_pid[i]);
+  return 0;
+}
+
+/* The index of the member that leads now, or -1. */
+static int c3_leader(void) {
+  for (int i = 0; i < 3; i++) {
+    char args[200];
+    snprintf(args, sizeof args,
+             "--endpoints=http://127.0.0.1:%d endpoint status | "
+             "grep -q ', true, false,'",
+             c3_client[i]);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ETCDCTL_API=3 etcdctl %s", args);
+    if (c3_pid[i] > 0 && th_sh(cmd) == 0)
+      return i;
+  }
+  return -1;
+}
+
+static void c3_kill(int i) {
+  th_kill(c3_pid[i]);
+  c3_pid[i] = 0;
+}
+
+/* Over 60 lines: two member kills in sequence, each with the writes made
+ * while that member is down and their arrival asserted. */
+static void test_etcd_member_kill(void) {
+  enum { N = 4 };
+  char cmd[256];
+  for (int i = 0; i < N; i++) {
+    snprintf(cmd, sizeof cmd, "put x%d/a '{\"Addr\":\"127.25.0.%d:80\"}'", i,
+             i + 1);
+    CU_ASSERT_EQUAL_FATAL(c3_ctl(-1, cmd), 0);
+  }
+  size_t cap = 4096, off = 0;
+  char *json = malloc(cap);
+  off += (size_t)snprintf(json, cap,
+                          "{\"log\":{\"level\":\"error\"},\"services\":{");
+  for (int i = 0; i < N; i++)
+    off += (size_t)snprintf(
+        json + off, cap - off,
+        "%s\"x%d\":{\"discovery\":{\"type\":\"etcd\",\"endpoints\":"
+        "[\"http://127.0.0.1:%d\",\"http://127.0.0.1:%d\","
+        "\"http://127.0.0.1:%d\"],\"timeout_ms\":1000,"
+        "\"backoff_base_ms\":50,\"backoff_max_ms\":200}}",
+        i ? "," : "", i, c3_client[0], c3_client[1], c3_client[2]);
+  snprintf(json + off, cap - off, "}}");
+  mesh_t *m = new_mesh(json);
+  free(json);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  char svc[16], want[64];
+  for (int i = 0; i < N; i++) {
+    snprintf(svc, sizeof svc, "x%d", i);
+    snprintf(want, sizeof want, "127.25.0.%d:80/1", i + 1);
+    CU_ASSERT(wait_desc(m, svc, want, 5000) >= 0);
+  }
+  /* the member the client talks to (the first URL) */
+  c3_kill(0);
+  CU_ASSERT_EQUAL(c3_ctl_retry(0, "put x1/b '{\"Addr\":\"127.25.1.1:80\"}'"), 0);
+  CU_ASSERT_EQUAL(c3_ctl_retry(0, "del x2/a"), 0);
+  CU_ASSERT(wait_desc(m, "x1", "127.25.0.2:80/1,127.25.1.1:80/1", 10000) >= 0);
+  CU_ASSERT(wait_desc(m, "x2", "", 10000) >= 0);
+  /* back, then the leader */
+  CU_ASSERT_FATAL(c3_start(0));
+  bool ok;
+  TH_WAIT_UNTIL(ok, c3_ctl(-1, "endpoint health") == 0, "m0 back");
+  int leader = -1;
+  TH_WAIT_UNTIL(ok, (leader = c3_leader()) >= 0, "a leader");
+  CU_ASSERT_FATAL(leader >= 0);
+  c3_kill(leader);
+  CU_ASSERT_EQUAL(c3_ctl_retry(leader, "put x3/b '{\"Addr\":\"127.25.1.3:80\"}'"), 0);
+  CU_ASSERT_EQUAL(c3_ctl_retry(leader, "put x0/b '{\"Addr\":\"127.25.1.0:80\"}'"), 0);
+  CU_ASSERT(wait_desc(m, "x3", "127.25.0.4:80/1,127.25.1.3:80/1", 10000) >= 0);
+  CU_ASSERT(wait_desc(m, "x0", "127.25.0.1:80/1,127.25.1.0:80/1", 10000) >= 0);
+  /* and the watch is live on what is left */
+  CU_ASSERT_EQUAL(c3_ctl_retry(leader, "put x2/c '{\"Addr\":\"127.25.2.2:80\"}'"), 0);
+  CU_ASSERT(wait_desc(m, "x2", "127.25.2.2:80/1", 10000) >= 0);
+  CU_ASSERT(wait_desc(m, "x1", "127.25.0.2:80/1,127.25.1.1:80/1", 0) >= 0);
+  mesh_free(m);
+  CU_ASSERT_TRUE(c3_start(leader));
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("discovery_etcd", suite_init, suite_clean);
   CU_add_test(s, "etcd_list_watch", test_etcd_list_watch);
@@ -842,8 +1226,13 @@ static void add(void) {
   CU_add_test(s, "etcd_auth", test_etcd_auth);
   CU_add_test(s, "etcd_list_bound", test_etcd_list_bound);
   CU_add_test(s, "etcd_list_bound_failures", test_etcd_list_bound_failures);
+  CU_add_test(s, "etcd_shared_watch", test_etcd_shared_watch);
+  CU_add_test(s, "etcd_event_while_listing", test_etcd_event_while_listing);
+  CU_add_test(s, "etcd_resume_compaction", test_etcd_resume_compaction);
   CU_pSuite t = CU_add_suite("discovery_etcd_tls", tls_init, tls_clean);
   CU_add_test(t, "etcd_tls", test_etcd_tls);
+  CU_pSuite c = CU_add_suite("discovery_etcd_cluster", c3_init, c3_clean);
+  CU_add_test(c, "etcd_member_kill", test_etcd_member_kill);
 }
 
 /* Child mode: register from a config and wait to be killed (bounded). */

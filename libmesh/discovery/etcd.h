@@ -92,6 +92,10 @@ void mesh__etcd_lists_acquire(mesh_t *m, mesh__etcd_waiter_t *w);
  *  the next waiters. */
 void mesh__etcd_lists_release(mesh_t *m, mesh__etcd_waiter_t *w);
 
+/** The head of m's shared etcd clusters (etcd_watch.c), which live while
+ *  the sources holding a reference do; NULL without one. */
+struct mesh__etcd_cluster **mesh__etcd_lists_clusters(mesh_t *m);
+
 /* ---- helpers (no I/O) ------------------------------------------------ */
 
 /** Base64 of len bytes, NUL-terminated, malloc'd; NULL on OOM. */

@@ -20,7 +20,12 @@ struct mesh__etcd_lists {
   unsigned inflight; /* lists holding a slot */
   bool draining;     /* inside drain(): a nested release only frees */
   mesh__etcd_waiter_t *head, *tail;
+  struct mesh__etcd_cluster *clusters; /* etcd_watch.c */
 };
+
+struct mesh__etcd_cluster **mesh__etcd_lists_clusters(mesh_t *m) {
+  return m->etcd_lists ? &m->etcd_lists->clusters : NULL;
+}
 
 int mesh__etcd_lists_ref(mesh_t *m) {
   if (!m->etcd_lists) {

@@ -270,10 +270,16 @@ int mesh__http_xroute(mesh_t *m, const char *service,
  * of each code ([0]: "error", a request that got no response). */
 #define MESH__HTTP_CODES 600
 
+struct mesh__http_codes {
+  _Atomic(mesh__metric_t *) c[MESH__HTTP_CODES];
+};
+
 struct mesh__http_svc {
   mesh__routes_t routes;
   char *jwt_aud; /* services.<name>.jwt_svid.audience, NULL: none */
-  _Atomic(mesh__metric_t *) by_code[MESH__HTTP_CODES];
+  /* allocated at the service's first counted request: 4.8 KB that most
+   * of thousands of services (etcd, gRPC-only) never need */
+  _Atomic(struct mesh__http_codes *) by_code;
 };
 
 struct mesh__http {

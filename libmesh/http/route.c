@@ -434,30 +434,6 @@ const mesh__rt_dest_t *mesh__route_pick(const mesh__route_t *r, double u) {
   return &r->dests[r->ndests - 1];
 }
 
-/* ---- metrics ---------------------------------------------------------------------- */
-
-void mesh__http_count(mesh_t *m, mesh__service_t *svc, int code) {
-  if (!m || !m->http || (svc && !svc->http))
-    return;
-  int idx = code >= 100 && code < MESH__HTTP_CODES ? code : 0;
-  _Atomic(mesh__metric_t *) *slot =
-      svc ? &svc->http->by_code[idx] : &m->http->inbound[idx];
-  mesh__metric_t *c = atomic_load_explicit(slot, memory_order_acquire);
-  if (!c) {
-    /* Registration is idempotent: a race registers the same series. */
-    char labels[200], num[8];
-    snprintf(num, sizeof num, "%d", idx);
-    snprintf(labels, sizeof labels, "service=%s,code=%s",
-             svc ? svc->name : "inbound", idx ? num : "error");
-    c = mesh__counter(m, "mesh_http_requests_total",
-                      "HTTP requests through the L7 layer, by service "
-                      "(\"inbound\" for requests served) and status code.",
-                      labels);
-    atomic_store_explicit(slot, c, memory_order_release);
-  }
-  mesh__counter_add(c, 1);
-}
-
 /* ---- the parts ------------------------------------------------------------------- */
 
 /* Services and subsets named by routes must exist: looked up in the
@@ -585,6 +561,7 @@ static void routes_fini(mesh_t *m, mesh__service_t *svc) {
   if (!svc->http)
     return;
   mesh__routes_free(&svc->http->routes);
+  free(atomic_load(&svc->http->by_code));
   free(svc->http);
   svc->http = NULL;
 }
