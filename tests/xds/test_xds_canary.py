@@ -13,16 +13,14 @@ threshold in force (then lifted); then the control plane is killed
 import atexit
 import json
 import os
-import queue
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cp  # noqa: E402
+import linetool  # noqa: E402
 
 BUILD = os.environ.get('TEST_BUILDDIR', '.')
 THREADS = 4
@@ -36,40 +34,9 @@ def check(name, ok, detail=''):
     sys.stdout.flush()
 
 
-class Tool:
-    def __init__(self, boot):
-        self.p = subprocess.Popen([os.path.join(BUILD, 'tests', 'xds_canary_tool'), boot],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.q = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            try:
-                self.q.put(json.loads(line))
-            except ValueError:
-                self.q.put({'error': line})
-        self.q.put(None)
-
-    def next(self, timeout=90):
-        r = self.q.get(timeout=timeout)
-        if r is None:
-            raise RuntimeError('the tool exited')
-        return r
-
-    def cmd(self, text, timeout=90):
-        self.p.stdin.write(text + '\n')
-        self.p.stdin.flush()
-        return self.next(timeout)
-
-    def stop(self):
-        try:
-            self.p.stdin.write('quit\n')
-            self.p.stdin.close()
-            self.p.wait(timeout=30)
-        except Exception:
-            self.p.kill()
-            self.p.wait()
+def Tool(boot):
+    return linetool.Tool([os.path.join(BUILD, 'tests', 'xds_canary_tool'), boot],
+                         timeout=90)
 
 
 def breakers(c, max_requests):
