@@ -244,8 +244,6 @@ mesh__metrics_t *mesh__metrics_new(void) {
 }
 
 static void series_free(mesh__metric_t *s) {
-  free(s->labels);
-  free(s->buckets);
   free(s);
 }
 
@@ -301,6 +299,7 @@ static struct mesh__family *family_new(mesh__metrics_t *r, const char *name,
   f->help = strdup(help ? help : "");
   f->keys = strdup(keys);
   f->type = type;
+  f->registry = r;
   if (type == MESH__METRIC_HISTOGRAM) {
     f->bounds = malloc(nb * sizeof *b);
     if (f->bounds)
@@ -399,25 +398,29 @@ static mesh__metric_t *series_get(mesh__metrics_t *r, struct mesh__family *f,
     mesh__metric_t *s = slot->s;
     free(labels);
     /* A computed gauge and a stored one cannot share a series. */
-    return (s->fn == NULL) == (fn == NULL) ? s : NULL;
+    if (f->type == MESH__METRIC_GAUGE && (s->fn == NULL) != (fn == NULL))
+      return NULL;
+    return s;
   }
-  mesh__metric_t *s = calloc(1, sizeof *s);
+  size_t nbk = f->type == MESH__METRIC_HISTOGRAM ? f->nbounds + 1 : 0;
+  size_t llen = strlen(labels) + 1;
+  /* the labels after the struct, then a histogram's buckets at the next
+   * 8-byte boundary */
+  size_t boff = (sizeof(mesh__metric_t) + llen + 7) & ~(size_t)7;
+  mesh__metric_t *s = calloc(1, boff + nbk * sizeof(uint64_t));
   if (!s) {
     free(labels);
     return NULL;
   }
   s->fam = f;
-  s->registry = r;
-  s->labels = labels;
-  s->fn = fn;
-  s->user = user;
-  if (f->type == MESH__METRIC_HISTOGRAM) {
-    s->buckets = calloc(f->nbounds + 1, sizeof *s->buckets);
-    if (!s->buckets) {
-      series_free(s);
-      return NULL;
-    }
+  memcpy(s->labels, labels, llen);
+  if (nbk)
+    s->buckets = (_Atomic uint64_t *)(void *)((char *)s + boff);
+  else if (fn) {
+    s->fn = fn;
+    s->user = user;
   }
+  free(labels);
   if (f->series_tail)
     f->series_tail->next = s;
   else
@@ -504,10 +507,10 @@ static double detached(void *user) {
 }
 
 void mesh__gauge_func_detach(mesh__metric_t *g) {
-  if (!g || !g->fn)
+  if (!g || g->fam->type != MESH__METRIC_GAUGE || !g->fn)
     return;
   /* Renders read fn under the registry lock: swap it under the same. */
-  mesh__metrics_t *r = g->registry;
+  mesh__metrics_t *r = g->fam->registry;
   pthread_mutex_lock(&r->mu);
   g->fn = detached;
   g->user = NULL;
