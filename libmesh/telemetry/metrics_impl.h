@@ -46,7 +46,7 @@ struct mesh__metrics {
     size_t hash;
     struct mesh__metric *s; /* NULL: free */
   } *idx;
-  size_t idx_cap, idx_n; /* cap a power of two, n < cap / 2 */
+  size_t idx_cap, idx_n; /* cap a power of two, n <= 3 cap / 4 */
 };
 
 mesh__metrics_t *mesh__metrics_new(void);
