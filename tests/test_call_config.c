@@ -122,7 +122,7 @@ static void test_mesh__res_cfg_parse(void) {
   mesh_t *m = NULL;
   CU_ASSERT_EQUAL_FATAL(mesh_new("{\"services\":{\"s\":{}}}", &m, NULL),
                         MESH_OK);
-  const mesh__res_cfg_t *c = &rs_of(m)->cfg;
+  const mesh__res_cfg_t *c = rs_of(m)->cfg;
   CU_ASSERT_FALSE(c->od.enabled);
   CU_ASSERT_FALSE(c->hc.enabled);
   CU_ASSERT_FALSE(c->hedge.enabled);
@@ -144,13 +144,29 @@ static void test_mesh__res_cfg_parse(void) {
   CU_ASSERT_EQUAL(c->pool.idle_timeout_ms, 3600000);
   mesh_free(m);
 
+  /* services with all defaults share one settings copy (memory at
+   * thousands of services); one with any key has its own */
+  CU_ASSERT_EQUAL_FATAL(
+      mesh_new("{\"services\":{\"s\":{},\"t\":{},"
+               "\"u\":{\"retry\":{\"num_retries\":4}}}}",
+               &m, NULL),
+      MESH_OK);
+  const mesh__res_cfg_t *cs = mesh__service_find(m, "s")->res->cfg;
+  const mesh__res_cfg_t *ct = mesh__service_find(m, "t")->res->cfg;
+  const mesh__res_cfg_t *cu = mesh__service_find(m, "u")->res->cfg;
+  CU_ASSERT_PTR_EQUAL(cs, ct);
+  CU_ASSERT_PTR_NOT_EQUAL(cs, cu);
+  CU_ASSERT_EQUAL(cs->retry.num_retries, 1);
+  CU_ASSERT_EQUAL(cu->retry.num_retries, 4);
+  mesh_free(m);
+
   /* "{}" turns outlier detection on with Envoy's numbers */
   CU_ASSERT_EQUAL_FATAL(
       mesh_new("{\"services\":{\"s\":{\"outlier_detection\":{},"
                "\"hedge\":{},\"health_check\":{}}}}",
                &m, NULL),
       MESH_OK);
-  c = &rs_of(m)->cfg;
+  c = rs_of(m)->cfg;
   CU_ASSERT_TRUE(c->od.enabled);
   CU_ASSERT_EQUAL(c->od.consecutive_5xx, 5);
   CU_ASSERT_EQUAL(c->od.consecutive_gateway_failure, 5);
@@ -188,7 +204,7 @@ static void test_mesh__res_cfg_parse(void) {
                "\"health_check\":{\"type\":\"http\",\"path\":\"/ready?x=1\"}}}}",
                &m, NULL),
       MESH_OK);
-  c = &rs_of(m)->cfg;
+  c = rs_of(m)->cfg;
   /* max_ejection_time defaults to max(300 s, base) */
   CU_ASSERT_EQUAL(c->od.max_ejection_time_ms, 400000);
   CU_ASSERT_EQUAL(c->retry.retry_on,

@@ -114,8 +114,18 @@ static void test_mesh__counter_registration(void) {
   CU_ASSERT_PTR_NULL(mesh__histogram(m, "mesh_h3", "h", "", other, 0));
   CU_ASSERT_PTR_NULL(mesh__histogram(m, "mesh_call_duration_seconds", "h",
                                      "service=b", other, 2));
-  CU_ASSERT_PTR_NOT_NULL(mesh__histogram(m, "mesh_call_duration_seconds",
-                                         "h", "service=b", NULL, 0));
+  mesh__metric_t *hb = mesh__histogram(m, "mesh_call_duration_seconds",
+                                       "h", "service=b", NULL, 0);
+  CU_ASSERT_PTR_NOT_NULL(hb);
+  /* An observed histogram (its sum shares storage with a gauge's
+   * callback) is found again, and detaching it as a gauge does nothing. */
+  mesh__histogram_observe(hb, 0.25);
+  CU_ASSERT_PTR_EQUAL(hb, mesh__histogram(m, "mesh_call_duration_seconds",
+                                          "h", "service=b", NULL, 0));
+  mesh__gauge_func_detach(hb);
+  mesh__histogram_observe(hb, 0.5);
+  CU_ASSERT_DOUBLE_EQUAL(mesh__histogram_sum(hb), 0.75, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(mesh__metric_value(hb), 2, 1e-12);
   /* A computed gauge cannot take over a stored series, nor the reverse. */
   CU_ASSERT_PTR_NULL(mesh__gauge_func(m, "mesh_active_connections", "h",
                                       "service=a", NULL, NULL));

@@ -5,6 +5,7 @@
  * value keeps that key's last good endpoint. */
 #include "discovery/etcd_src.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,6 @@ static kv_t **find_slot(etcd_src_t *s, const char *key) {
 
 static void kv_free(kv_t *k) {
   cJSON_Delete(k->doc);
-  free(k->key);
   free(k);
 }
 
@@ -74,17 +74,23 @@ bool mesh__etcd_del_key(etcd_src_t *s, const char *key) {
   return true;
 }
 
-/* k, or k moved to hold a host of hl bytes (*pp updated), or NULL when out
- * of memory (k unchanged). */
-static kv_t *kv_fit(kv_t **pp, kv_t *k, size_t hl) {
+/* k (NULL: a new entry for key), or k moved to hold a host of hl bytes
+ * (*pp updated), or NULL when out of memory (k unchanged). */
+static kv_t *kv_fit(kv_t **pp, kv_t *k, const char *key, size_t hl) {
   if (k && k->hostcap >= hl)
     return k;
-  kv_t *nk = realloc(k, sizeof *k + hl);
+  size_t kl = k ? k->klen : strlen(key);
+  if (kl > UINT32_MAX - 1 || hl > UINT32_MAX)
+    return NULL;
+  kv_t *nk = realloc(k, sizeof *k + kl + 1 + hl);
   if (!nk)
     return NULL;
-  if (!k)
+  if (!k) {
     memset(nk, 0, sizeof *nk);
-  nk->hostcap = hl;
+    nk->klen = (uint32_t)kl;
+    memcpy(nk->key, key, kl + 1);
+  }
+  nk->hostcap = (uint32_t)hl;
   *pp = nk;
   return nk;
 }
@@ -117,23 +123,21 @@ bool mesh__etcd_put_key(etcd_src_t *s, const char *key, const char *val,
   }
   kv_t **pp = find_slot(s, key);
   bool fresh = *pp == NULL;
-  char *kc = fresh ? strdup(key) : NULL;
-  kv_t *k = fresh && !kc ? NULL : kv_fit(pp, *pp, strlen(host) + 1);
+  size_t hl = strlen(host) + 1;
+  kv_t *k = kv_fit(pp, *pp, key, hl);
   if (!k) {
-    free(kc);
     cJSON_Delete(doc);
     note_bad(s, key, "out of memory");
     return false;
   }
-  if (fresh) {
-    k->key = kc;
+  if (fresh)
     s->nkv++;
-  }
   cJSON_Delete(k->doc);
   k->doc = doc;
-  memcpy(k->host, host, strlen(host) + 1);
+  char *h = k->key + k->klen + 1;
+  memcpy(h, host, hl);
   k->ep = ep;
-  k->ep.address = k->host;
+  k->ep.address = h;
   k->gen = s->gen;
   return true;
 }

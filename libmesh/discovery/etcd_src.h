@@ -23,13 +23,15 @@ typedef struct mesh__etcd_cluster mesh__etcd_cluster_t;
  * value kept for every key made an etcd endpoint ~1 KB, five times the
  * host it describes). */
 typedef struct mesh__etcd_kv {
-  char *key;
   cJSON *doc; /* the parsed value when ep borrows from it (Metadata), or NULL */
   mesh__ep_t ep;
   uint64_t gen; /* list generation that last saw the key */
   struct mesh__etcd_kv *next;
-  size_t hostcap;
-  char host[]; /* ep.address */
+  uint32_t klen;    /* strlen(key) */
+  uint32_t hostcap; /* bytes for the host after the key */
+  /* the key, NUL, then ep.address (hostcap bytes): one allocation per
+   * endpoint (100k endpoints: a strdup'd key cost a malloc chunk each) */
+  char key[];
 } mesh__etcd_kv_t;
 
 /* A watch event kept while the service lists (applied after the answer

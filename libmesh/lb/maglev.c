@@ -22,7 +22,10 @@
 typedef struct entry {
   uint32_t idx;
   uint32_t skip;   /* < m */
-  uint32_t inv;    /* skip^-1 mod m (0: none, m not prime) */
+  uint32_t inv;    /* skip^-1 mod m (0: none, m not prime; NO_INV: not
+                      computed yet: only hosts with a turn in the tail
+                      need it, and Euclid's divides cost ~0.1 ms for
+                      1,000 hosts) */
   uint32_t pos;    /* (offset + skip * next) % m, advanced incrementally */
   double weight, target;
 } entry_t;
@@ -35,13 +38,30 @@ typedef struct keys {
   uint32_t *off;
 } keys_t;
 
+/* A host to sort: the key's first 8 bytes big-endian (zero-padded after
+ * the NUL, so they order as strcmp does), then the whole key on a tie:
+ * most comparisons read no key text. */
+typedef struct sortkey {
+  uint64_t pre;
+  uint32_t i;
+} sortkey_t;
+
+static uint64_t key_prefix(const char *key, size_t len) {
+  uint64_t v = 0;
+  for (size_t j = 0; j < 8; j++)
+    v = v << 8 | (j < len ? (unsigned char)key[j] : 0u);
+  return v;
+}
+
 static int cmp_key(const void *a, const void *b, void *arg) {
   const keys_t *k = arg;
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  int c = strcmp(k->text + k->off[x], k->text + k->off[y]);
+  const sortkey_t *x = a, *y = b;
+  if (x->pre != y->pre)
+    return x->pre < y->pre ? -1 : 1;
+  int c = strcmp(k->text + k->off[x->i], k->text + k->off[y->i]);
   if (c)
     return c;
-  return x < y ? -1 : x > y;
+  return x->i < y->i ? -1 : x->i > y->i;
 }
 
 /* a^-1 mod m by extended Euclid; 0 when gcd(a, m) != 1. */
@@ -59,13 +79,15 @@ static uint32_t inverse(uint64_t a, uint32_t m) {
   return (uint32_t)(t < 0 ? t + m : t);
 }
 
+#define NO_INV UINT32_MAX /* inv < m <= UINT32_MAX */
+
 /* Hosts with a positive weight, sorted by key, with their permutations. */
 static entry_t *entries(const mesh__lb_pool_t *p, const double *norm,
                         uint32_t m, uint32_t *ne, double *max_w) {
   size_t n = p->n ? p->n : 1, cap = n * 24, used = 0;
   entry_t *e = calloc(n, sizeof *e);
   keys_t keys = {malloc(cap), malloc(n * sizeof *keys.off)};
-  uint32_t *order = malloc(n * sizeof *order);
+  sortkey_t *order = malloc(n * sizeof *order);
   uint64_t *offset = malloc(n * sizeof *offset);
   uint64_t *skip = malloc(n * sizeof *skip);
   if (!e || !keys.text || !keys.off || !order || !offset || !skip)
@@ -91,15 +113,15 @@ static entry_t *entries(const mesh__lb_pool_t *p, const double *norm,
     used += len + 1;
     offset[i] = mesh__xxh64(key, len, 0) % m;
     skip[i] = mesh__xxh64(key, len, 1) % (m - 1) + 1;
-    order[k++] = i;
+    order[k++] = (sortkey_t){key_prefix(key, len), i};
     if (norm[i] > *max_w)
       *max_w = norm[i];
   }
   qsort_r(order, k, sizeof *order, cmp_key, &keys);
   for (uint32_t j = 0; j < k; j++) {
-    uint32_t i = order[j];
+    uint32_t i = order[j].i;
     e[j] = (entry_t){.idx = i, .skip = (uint32_t)skip[i],
-                     .inv = inverse(skip[i], m),
+                     .inv = NO_INV,
                      .pos = (uint32_t)offset[i], .weight = norm[i]};
   }
   *ne = k;
@@ -165,7 +187,9 @@ static uint32_t tail_take(tail_t *t, uint32_t m, const entry_t *x) {
 /* Next free slot of x's walk: step through the byte map, or, in the tail,
  * invert the walk (t->n != 0 once the tail's free slots are listed). */
 static uint32_t next_free(const uint8_t *taken, uint32_t m, tail_t *t,
-                          const entry_t *x) {
+                          entry_t *x) {
+  if (t->n && x->inv == NO_INV)
+    x->inv = inverse(x->skip, m);
   if (t->n && x->inv)
     return tail_take(t, m, x);
   uint32_t c = x->pos, s = x->skip;
@@ -194,13 +218,20 @@ static int fill(uint32_t *table, uint32_t m, entry_t *e, uint32_t ne,
     return MESH_ERR_NOMEM;
   tail_t tail = {.mu = UINT64_MAX / m};
   bool listed = false;
+  /* Equal weights (the common case): every host takes its turn in every
+   * round (r * w >= (r - 1) * w), so the weight test is skipped. */
+  bool uniform = true;
+  for (uint32_t i = 0; i < ne; i++)
+    uniform = uniform && e[i].weight == max_w;
   uint64_t filled = 0;
   for (uint64_t round = 1; filled < m; round++) {
     for (uint32_t i = 0; i < ne && filled < m; i++) {
       entry_t *x = &e[i];
-      if ((double)round * x->weight < x->target)
-        continue;
-      x->target += max_w;
+      if (!uniform) {
+        if ((double)round * x->weight < x->target)
+          continue;
+        x->target += max_w;
+      }
       if (!listed && m - filled <= TAIL) {
         for (uint32_t c = 0; c < m; c++)
           if (!taken[c])

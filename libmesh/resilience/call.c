@@ -64,7 +64,7 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
   x->m = m;
   x->svc = svc;
   x->rs = svc->res;
-  const mesh__res_cfg_t *c = &x->rs->cfg;
+  const mesh__res_cfg_t *c = x->rs->cfg;
   x->start_ms = mesh__now_ms();
   x->start_ns = mesh__now_ns();
   int64_t overall = o && o->deadline_ms >= 0 ? o->deadline_ms : c->to.overall_ms;
@@ -176,7 +176,7 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
                       x->svc->name, (long long)(x->deadline_ms - x->start_ms),
                       x->tries, x->tries == 1 ? "y" : "ies", x->last_msg);
   mesh__res_svc_t *rs = x->rs;
-  if (!mesh__retry_admit(&rs->br, &rs->cfg.retry, &x->cb)) {
+  if (!mesh__retry_admit(&rs->br, &rs->cfg->retry, &x->cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
     mesh__counter_add(rs->mx.budget, 1);
     mesh__counter_add(rs->mx.overflow[MESH__BR_RETRIES], 1);
@@ -358,7 +358,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
   }
   /* a shared-session caller (mux) may ask for its own ALPN ("h2"); a
    * replay after a stale pooled connection dials (x->fresh) */
-  bool may_pool = !x->fresh && rs->cfg.pool.max_idle > 0 &&
+  bool may_pool = !x->fresh && rs->cfg->pool.max_idle > 0 &&
                   (!x->alpn || x->mux) &&
                   !(dopts && (dopts->alpn || dopts->nonblocking));
   if (may_pool && x->mux) {
@@ -367,7 +367,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
     if (x->deadline_ms && x->deadline_ms < until)
       until = x->deadline_ms;
     c->mux = mesh__pool_mux_get(mesh__res_pool(rs, c->host), now,
-                                rs->cfg.pool.idle_timeout_ms, until,
+                                rs->cfg->pool.idle_timeout_ms, until,
                                 &c->mux_dialer);
     if (c->mux) {
       c->mux_pooled = c->reused = true;
@@ -378,8 +378,8 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
     may_pool = false; /* not an idle-pool connection */
   if (may_pool) {
     mesh__pool_t *p = mesh__res_pool_peek(c->host);
-    c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg.pool.idle_timeout_ms,
-                              rs->cfg.pool.check_after_ms);
+    c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg->pool.idle_timeout_ms,
+                              rs->cfg->pool.check_after_ms);
     if (c->conn) {
       c->holds_conn = true;
       c->poolable = true;
@@ -495,14 +495,14 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
   }
   if (c->conn) {
     mesh__pool_t *p = NULL;
-    if (outcome == MESH__OUT_OK && c->poolable && rs->cfg.pool.max_idle > 0 &&
+    if (outcome == MESH__OUT_OK && c->poolable && rs->cfg->pool.max_idle > 0 &&
         c->host && mesh__host_usable(c->host, mesh__now_ms()))
       p = mesh__res_pool(rs, c->host);
     if (p) {
       /* Back to the configured I/O timeouts for whoever reuses it. */
       const mesh__tls_settings_t *ts = &x->m->tls->set;
       mesh_conn_set_timeouts(c->conn, ts->read_timeout_ms, ts->write_timeout_ms);
-      mesh__pool_put(p, c->conn, mesh__now_ms(), rs->cfg.pool.max_idle);
+      mesh__pool_put(p, c->conn, mesh__now_ms(), rs->cfg->pool.max_idle);
     } else {
       conn_close(c->conn, c->holds_conn ? rs : NULL);
     }

@@ -206,7 +206,7 @@ void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
   c->holds_conn = false;
   c->mux = sess;
   c->mux_ops = ops;
-  mesh__pool_t *p = rs->cfg.pool.max_idle > 0 && c->host
+  mesh__pool_t *p = rs->cfg->pool.max_idle > 0 && c->host
                         ? mesh__res_pool(rs, c->host)
                         : NULL;
   c->mux_pooled = mesh__pool_mux_add(p, sess, ops, mesh__now_ms());

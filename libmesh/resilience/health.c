@@ -47,7 +47,7 @@ static void verdict(mesh__res_svc_t *rs, mesh__host_t *h, bool ok,
   mesh__res_host_t *rh = mesh__res_host(h);
   if (!rh)
     return;
-  const mesh__hc_cfg_t *c = &rs->cfg.hc;
+  const mesh__hc_cfg_t *c = &rs->cfg->hc;
   int cur = atomic_load(&h->hc_health);
   int next = cur;
   if (ok) {
@@ -200,7 +200,7 @@ static void start_http(hc_check_t *k) {
   int n = snprintf(k->buf, sizeof k->buf,
                    "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: libmesh-health"
                    "\r\nConnection: close\r\n\r\n",
-                   k->rs->cfg.hc.path, k->rs->name);
+                   k->rs->cfg->hc.path, k->rs->name);
   if (n < 0 || (size_t)n >= sizeof k->buf) {
     check_done(k, false, "request too long");
     return;
@@ -223,7 +223,7 @@ static void step_handshake(hc_check_t *k) {
     check_done(k, false, st.message);
     return;
   }
-  if (k->rs->cfg.hc.type == MESH__HC_HTTP)
+  if (k->rs->cfg->hc.type == MESH__HC_HTTP)
     start_http(k);
   else
     check_done(k, true, "handshake ok");
@@ -272,13 +272,13 @@ static void start_tls(hc_check_t *k) {
   mesh_dial_opts_t o;
   memset(&o, 0, sizeof o);
   o.nonblocking = true;
-  o.timeout_ms = (int)rs->cfg.hc.timeout_ms;
+  o.timeout_ms = (int)rs->cfg->hc.timeout_ms;
   o.service = rs->svc ? rs->svc->name : NULL;
   /* As the service's calls (an Istio sidecar classifies the check as mTLS
    * only with its preset), except that an HTTP check speaks HTTP/1.1: it
    * keeps the service's list only when that list offers "http/1.1". */
   o.alpn = rs->alpn;
-  if (rs->cfg.hc.type == MESH__HC_HTTP &&
+  if (rs->cfg->hc.type == MESH__HC_HTTP &&
       !mesh__alpn_has(rs->alpn, "http/1.1"))
     o.alpn = "http/1.1";
   mesh_status_t st;
@@ -334,9 +334,9 @@ static void start_check(mesh__res_svc_t *rs, mesh__host_t *h) {
   rs->hc->checks = k;
   rh->hc_inflight = k;
   int64_t id =
-      mesh__loop_timer(rs->m->loop, rs->cfg.hc.timeout_ms, on_timeout, k);
+      mesh__loop_timer(rs->m->loop, rs->cfg->hc.timeout_ms, on_timeout, k);
   k->timer = id > 0 ? id : 0;
-  if (rs->cfg.hc.type == MESH__HC_TCP)
+  if (rs->cfg->hc.type == MESH__HC_TCP)
     start_tcp(k);
   else
     start_tls(k);
@@ -351,12 +351,12 @@ static void hc_tick(void *user) {
   for (size_t i = 0; snap && i < snap->n; i++)
     start_check(rs, snap->hosts[i]);
   mesh__snap_release(snap);
-  int64_t id = mesh__loop_timer(rs->m->loop, rs->cfg.hc.interval_ms, hc_tick, rs);
+  int64_t id = mesh__loop_timer(rs->m->loop, rs->cfg->hc.interval_ms, hc_tick, rs);
   rs->hc_timer = id > 0 ? id : 0;
 }
 
 void mesh__hc_start(mesh__res_svc_t *rs) {
-  if (!rs->cfg.hc.enabled || !rs->m || !rs->m->loop)
+  if (!rs->cfg->hc.enabled || !rs->m || !rs->m->loop)
     return;
   rs->hc = calloc(1, sizeof *rs->hc);
   if (!rs->hc)

@@ -339,7 +339,7 @@ static int64_t hedge(req_t *r, int64_t now) {
   if (another(r, false, &tmp) != MESH_OK)
     return 0;
   atomic_fetch_add(&r->x.rs->hedges, 1);
-  return r->started < r->max_att ? now + r->x.rs->cfg.hedge.delay_ms : 0;
+  return r->started < r->max_att ? now + r->x.rs->cfg->hedge.delay_ms : 0;
 }
 
 /* Sleep until an attempt has I/O, a timer is due, or at most a second. */
@@ -367,7 +367,7 @@ static int run(req_t *r, mesh_status_t *st) {
   int rc = launch(r, false, st);
   if (rc != MESH_OK)
     return rc;
-  int64_t delay = r->x.rs->cfg.hedge.delay_ms;
+  int64_t delay = r->x.rs->cfg->hedge.delay_ms;
   int64_t next_hedge = r->x.hedge && r->max_att > 1 ? mesh__now_ms() + delay
                                                     : 0;
   for (;;) {
@@ -423,7 +423,7 @@ int mesh_call_request(mesh_t *m, const char *service,
   /* With hedging, max_attempts bounds every attempt (gRPC); otherwise
    * the first try plus num_retries. */
   if (r->x.hedge) {
-    r->max_att = r->x.rs->cfg.hedge.max_attempts;
+    r->max_att = r->x.rs->cfg->hedge.max_attempts;
     r->x.max_retries = r->max_att - 1;
   } else {
     r->max_att = r->x.max_retries + 1; /* one at a time */

@@ -317,8 +317,10 @@ typedef struct mesh__res_svc {
   mesh_t *m;                    /* may be NULL in unit tests */
   mesh__service_t *svc;         /* may be NULL in unit tests */
   const char *name;             /* for logs */
-  mesh__res_cfg_t cfg;          /* od, cb, to.connect_ms: initial only; read
-                                   them through mesh__res_live_acquire() */
+  /* od, cb, to.connect_ms: initial only; read them through
+   * mesh__res_live_acquire().  Services whose settings are all defaults
+   * share one copy (688 B each otherwise); any other is owned. */
+  const mesh__res_cfg_t *cfg;
   _Atomic(mesh__res_live_t *) live; /* current live settings (owned ref) */
   _Atomic uint32_t live_epoch;
   _Atomic uint32_t live_readers[2];

@@ -5,6 +5,7 @@
 #include "discovery/discovery.h"
 #include "resilience/resilience.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,31 @@ mesh__res_host_t *mesh__res_host(mesh__host_t *h) {
 
 /* ---- service state ----------------------------------------------------------- */
 
+/* The defaults every service without resilience keys gets: shared (read
+ * only) instead of one copy per service.  Byte-equal to what
+ * mesh__res_cfg_parse makes from an empty object (both start from
+ * mesh__res_cfg_defaults); a config that compares unequal only costs its
+ * own copy. */
+static mesh__res_cfg_t shared_defaults;
+static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
+
+static void shared_init(void) { mesh__res_cfg_defaults(&shared_defaults); }
+
+static const mesh__res_cfg_t *cfg_keep(const mesh__res_cfg_t *cfg) {
+  pthread_once(&shared_once, shared_init);
+  if (memcmp(cfg, &shared_defaults, sizeof *cfg) == 0)
+    return &shared_defaults;
+  mesh__res_cfg_t *c = malloc(sizeof *c);
+  if (c)
+    *c = *cfg;
+  return c;
+}
+
+static void cfg_drop(const mesh__res_cfg_t *cfg) {
+  if (cfg != &shared_defaults)
+    free((void *)cfg);
+}
+
 int mesh__res_svc_new(mesh_t *m, mesh__service_t *svc, const char *name,
                       const mesh__res_cfg_t *cfg, mesh__res_svc_t **out) {
   if (!cfg || !out)
@@ -54,9 +80,11 @@ int mesh__res_svc_new(mesh_t *m, mesh__service_t *svc, const char *name,
   rs->m = m;
   rs->svc = svc;
   rs->name = name ? name : "?";
-  rs->cfg = *cfg;
-  mesh__res_live_t *l = mesh__res_live_new(cfg);
+  rs->cfg = cfg_keep(cfg);
+  mesh__res_live_t *l = rs->cfg ? mesh__res_live_new(cfg) : NULL;
   if (!l) {
+    if (rs->cfg)
+      cfg_drop(rs->cfg);
     free(rs);
     return MESH_ERR_NOMEM;
   }
@@ -74,6 +102,7 @@ void mesh__res_svc_free(mesh__res_svc_t *rs) {
   pthread_mutex_destroy(&rs->od_mu);
   pthread_mutex_destroy(&rs->live_mu);
   mesh__res_live_release(atomic_load(&rs->live));
+  cfg_drop(rs->cfg);
   free(rs->alpn);
   free(rs);
 }

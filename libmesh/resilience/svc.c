@@ -58,24 +58,24 @@ static void pool_tick(void *user) {
   int64_t now = mesh__now_ms();
   for (size_t i = 0; snap && i < snap->n; i++)
     mesh__pool_sweep(mesh__res_pool_peek(snap->hosts[i]), now,
-                     rs->cfg.pool.idle_timeout_ms);
+                     rs->cfg->pool.idle_timeout_ms);
   mesh__snap_release(snap);
   int64_t id =
-      mesh__loop_timer(rs->m->loop, pool_period(&rs->cfg.pool), pool_tick, rs);
+      mesh__loop_timer(rs->m->loop, pool_period(&rs->cfg->pool), pool_tick, rs);
   rs->pool_timer = id > 0 ? id : 0;
 }
 
 static void start_timers(mesh__res_svc_t *rs) {
   if (!rs->m || !rs->m->loop)
     return;
-  if (rs->cfg.od.enabled) {
+  if (rs->cfg->od.enabled) {
     int64_t id =
-        mesh__loop_timer(rs->m->loop, rs->cfg.od.interval_ms, od_tick, rs);
+        mesh__loop_timer(rs->m->loop, rs->cfg->od.interval_ms, od_tick, rs);
     rs->od_timer = id > 0 ? id : 0;
   }
-  if (rs->cfg.pool.max_idle > 0) {
+  if (rs->cfg->pool.max_idle > 0) {
     int64_t id =
-        mesh__loop_timer(rs->m->loop, pool_period(&rs->cfg.pool), pool_tick, rs);
+        mesh__loop_timer(rs->m->loop, pool_period(&rs->cfg->pool), pool_tick, rs);
     rs->pool_timer = id > 0 ? id : 0;
   }
   mesh__hc_start(rs);

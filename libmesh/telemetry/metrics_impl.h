@@ -8,6 +8,7 @@
 
 struct mesh__family {
   struct mesh__family *next;
+  struct mesh__metrics *registry;
   char *name, *help;
   int type;              /* enum mesh__metric_type */
   char *keys;            /* label keys "k1,k2" ("" for none) */
@@ -16,16 +17,24 @@ struct mesh__family {
   struct mesh__metric *series, *series_tail; /* registration order */
 };
 
+/* One allocation per series: the struct, a histogram's buckets, then the
+ * labels (~23 series per service: a separate labels string and buckets
+ * array cost two more malloc chunks each). */
 struct mesh__metric {
   struct mesh__family *fam;
-  struct mesh__metrics *registry;
   struct mesh__metric *next;
-  char *labels;              /* rendered `k="v",k2="v2"` or "" */
   _Atomic uint64_t u;        /* counter value, gauge bits, histogram count */
-  _Atomic uint64_t sum_bits; /* histogram sum (double bits) */
-  _Atomic uint64_t *buckets; /* histogram: nbounds + 1, not cumulative */
-  mesh__gauge_fn fn;         /* computed gauge */
-  void *user;
+  union {                    /* by the family's type */
+    struct {                 /* gauge: computed when fn is set */
+      mesh__gauge_fn fn;
+      void *user;
+    };
+    struct {                 /* histogram */
+      _Atomic uint64_t sum_bits;  /* sum (double bits) */
+      _Atomic uint64_t *buckets;  /* nbounds + 1, not cumulative, inline */
+    };
+  };
+  char labels[];             /* rendered `k="v",k2="v2"` or "" */
 };
 
 struct mesh__metrics {
@@ -37,7 +46,7 @@ struct mesh__metrics {
     size_t hash;
     struct mesh__metric *s; /* NULL: free */
   } *idx;
-  size_t idx_cap, idx_n; /* cap a power of two, n < cap / 2 */
+  size_t idx_cap, idx_n; /* cap a power of two, n <= 3 cap / 4 */
 };
 
 mesh__metrics_t *mesh__metrics_new(void);
