@@ -234,11 +234,13 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   mesh__http_set_xroute(m, xroute);
   if (rc)
     return mesh__fail(st, rc, "xds: %s", mesh_strerror(rc));
-  if (b->servers[0].tls)
-    return mesh__fail(st, MESH_ERR_UNSUPPORTED, "xds.bootstrap.xds_servers[0]."
-                      "channel_creds: \"tls\" is not supported by the ADS "
-                      "transport yet (use \"insecure\")");
-  return mesh__xds_stream_start(m, b->servers[0].uri, &x->stream, st);
+  if (b->servers[0].tls && !b->servers[0].tls_cert_file &&
+      !cJSON_GetObjectItemCaseSensitive(m->config, "identity"))
+    return mesh__fail(st, MESH_ERR_CONFIG, "xds.bootstrap.xds_servers[0]."
+                      "channel_creds: \"tls\" without certificate files "
+                      "uses the mesh identity, and there is no \"identity\" "
+                      "section");
+  return mesh__xds_stream_start(m, &b->servers[0], &x->stream, st);
 }
 
 const mesh__part_t mesh__xds_part = {"xds", xds_check, xds_init, xds_fini,
