@@ -95,7 +95,9 @@ class Tool:
 
     def __init__(self, boot, env=None):
         e = dict(os.environ, XDS_TOOL_LOG='info', **(env or {}))
-        self.p = subprocess.Popen([TOOL, boot, '120'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # XDS_TOOL_WRAP: a prefix such as "valgrind -q --error-exitcode=9"
+        wrap = os.environ.get('XDS_TOOL_WRAP', '').split()
+        self.p = subprocess.Popen(wrap + [TOOL, boot, '120'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env=e)
         self.q = queue.Queue()
         self.err = []
@@ -134,10 +136,13 @@ class Tool:
     def stop(self):
         try:
             self.p.stdin.close()
-            self.p.wait(timeout=10)
+            rc = self.p.wait(timeout=60)
+            if os.environ.get('XDS_TOOL_WRAP'):
+                check('tool under %s exits 0 (rc %d)' % (os.environ['XDS_TOOL_WRAP'], rc), rc == 0)
         except Exception:
             self.p.kill()
             self.p.wait()
+            check('tool stopped when asked', False)
 
 
 def bootstrap(d, name, port, creds):
@@ -181,7 +186,12 @@ def table_subscribe(d, ca, ca_pem, srv, cli):
         try:
             check('%s, client auth %s: resources arrive over TLS' %
                   (what, 'required' if require else 'not required'), tool.wait_ports([9200 + i]))
-            rq = [r for r in plane.requests if r.type_url == cp.EDS and r.response_nonce]
+            # the ACK follows the apply: wait for it (bounded)
+            deadline = time.time() + 15
+            rq = []
+            while not rq and time.time() < deadline:
+                rq = [r for r in list(plane.requests) if r.type_url == cp.EDS and r.response_nonce]
+                time.sleep(0.05)
             check('%s: EDS ACKed over TLS' % what, bool(rq) and not rq[-1].HasField('error_detail'))
         finally:
             tool.stop()
