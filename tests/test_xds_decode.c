@@ -715,6 +715,9 @@ static void test_mesh__xds_bootstrap_parse(void) {
        "\"insecure\"}]}], \"authorities\": {\"a\": {}}}", "xds.bootstrap.authorities: xDS federation"},
       {"{\"xds_servers\": [{\"server_uri\": \"x:1\", \"channel_creds\": [{\"type\": "
        "\"insecure\"}]}], \"nodes\": {}}", "xds.bootstrap.nodes: unknown key"},
+      {"{\"xds_servers\": [{\"server_uri\": \"unix:///run/xds.sock\", \"channel_creds\": "
+       "[{\"type\": \"tls\"}]}]}", "xds.bootstrap.xds_servers[0].server_uri: channel_creds "
+       "\"tls\" needs a host:port target"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     b = boot(bad[i].json, err);

@@ -170,6 +170,11 @@ static void server(mesh__cfg_t *c, const cJSON *s, const char *path,
       mesh__cfg_error(c, p, "no supported type (libmesh supports insecure "
                       "and tls)");
   }
+  char u[MESH__PATH_MAX];
+  mesh__cfg_path(u, path, "server_uri");
+  if (out->tls && out->uri && strncmp(out->uri, "unix:", 5) == 0)
+    mesh__cfg_error(c, u, "channel_creds \"tls\" needs a host:port target "
+                    "(a unix socket is local: use \"insecure\")");
   const cJSON *f = NULL;
   mesh__cfg_strings(c, s, path, "server_features", &f);
   const cJSON *it;

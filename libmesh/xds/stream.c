@@ -235,10 +235,9 @@ int mesh__xds_stream_start(mesh_t *m, const mesh__xds_server_t *srv,
                       "a host:port, dns:/// or unix: target", uri);
   }
   if (srv->tls && strncmp(x->target, "unix:", 5) == 0) {
-    free(x);
+    free(x); /* refused by the bootstrap check already */
     return mesh__fail(st, MESH_ERR_CONFIG, "xds: server_uri \"%.200s\": "
-                      "channel_creds \"tls\" needs a host:port target (a "
-                      "unix socket is local: use \"insecure\")", uri);
+                      "channel_creds \"tls\" needs a host:port target", uri);
   }
   snprintf(x->authority, sizeof x->authority, "%.200s",
            strncmp(x->target, "unix:", 5) == 0 ? "localhost" : x->target);
