@@ -248,7 +248,15 @@ def config_errors(d, ca, cli):
                              stdin=subprocess.DEVNULL)
         msg = out.stdout.strip()
         print('  %s -> %s' % (what, msg))
-        check('config error: %s' % what, out.returncode == 1 and 'channel_creds' in msg and word in msg)
+        check('mesh_new error: %s' % what, out.returncode == 1 and 'channel_creds' in msg and word in msg)
+        conf = os.path.join(d, 'e%d.conf.json' % i)
+        with open(conf, 'w') as f:
+            json.dump({'xds': {'bootstrap': boot},
+                       'services': {'web': {'discovery': {'type': 'xds', 'cluster': 'web-cluster'}}}}, f)
+        out = subprocess.run([os.path.join(BUILD, 'tools', 'meshctl'), 'check-config', conf],
+                             capture_output=True, text=True, timeout=20)
+        check('check-config error: %s' % what, out.returncode == 1 and 'channel_creds' in out.stdout + out.stderr
+              and word in out.stdout + out.stderr)
 
 
 def reference(d, ca, ca_pem, srv, cli):
