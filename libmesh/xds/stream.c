@@ -82,6 +82,20 @@ static int send_due(mesh__xds_stream_t *x, mesh__h2_stream_t *s) {
   }
 }
 
+/* A failed dial (or a stream that failed before its first response: in
+ * TLS 1.3 a control plane refusing our certificate says so at the first
+ * read), logged once per distinct message (a control plane that stays
+ * down or keeps refusing us is one line, not one per retry). */
+static void dial_failed(mesh__xds_stream_t *x, int rc, const mesh_status_t *st) {
+  if (strncmp(x->last_err, st->message, sizeof x->last_err - 1) == 0)
+    return;
+  mesh__strlcpy(x->last_err, st->message, sizeof x->last_err);
+  mesh__log(x->m, MESH_LOG_WARN, "xds_connect",
+            "control plane %s (%s): %s: %s; retrying with backoff",
+            x->srv->uri, x->srv->tls ? "tls" : "insecure", mesh_strerror(rc),
+            st->message);
+}
+
 /* Read and feed until the stream ends, fails or stop is set.
  * @return true when at least one response arrived (resets the backoff). */
 static bool pump(mesh__xds_stream_t *x, mesh__h2_stream_t *s) {
@@ -98,6 +112,8 @@ static bool pump(mesh__xds_stream_t *x, mesh__h2_stream_t *s) {
         break;
       continue;
     }
+    if (n < 0 && !got)
+      dial_failed(x, (int)n, &st);
     if (n <= 0)
       break; /* end of stream or error: redial */
     size_t off = 0;
@@ -110,6 +126,11 @@ static bool pump(mesh__xds_stream_t *x, mesh__h2_stream_t *s) {
       off += (size_t)used;
       if (!msg)
         continue;
+      if (!got && x->last_err[0]) /* the first response after failures */
+        mesh__log(x->m, MESH_LOG_INFO, "xds_connect", "control plane %s: "
+                  "connected", x->srv->uri);
+      if (!got)
+        x->last_err[0] = '\0';
       mesh__xds_feed_async(x->m, msg, len, &x->stop); /* takes msg */
       got = true;
       if (send_due(x, s))
@@ -157,18 +178,6 @@ static int dial_tls(mesh__xds_stream_t *x, mesh__h2_session_t **sess,
   return rc;
 }
 
-/* A failed dial, logged once per distinct message (a control plane that
- * stays down or keeps refusing us is one line, not one per retry). */
-static void dial_failed(mesh__xds_stream_t *x, int rc, const mesh_status_t *st) {
-  if (strncmp(x->last_err, st->message, sizeof x->last_err - 1) == 0)
-    return;
-  mesh__strlcpy(x->last_err, st->message, sizeof x->last_err);
-  mesh__log(x->m, MESH_LOG_WARN, "xds_connect",
-            "control plane %s (%s): %s: %s; retrying with backoff",
-            x->srv->uri, x->srv->tls ? "tls" : "insecure", mesh_strerror(rc),
-            st->message);
-}
-
 /* One stream, from dial to its end.  @return true when it delivered. */
 static bool one_stream(mesh__xds_stream_t *x) {
   mesh__h2_session_t *sess;
@@ -189,10 +198,6 @@ static bool one_stream(mesh__xds_stream_t *x) {
   mesh__h2_stream_t *s;
   bool got = false;
   if (mesh__h2_stream_open(sess, h, sizeof h / sizeof *h, false, &s, &st) == MESH_OK) {
-    if (x->last_err[0])
-      mesh__log(x->m, MESH_LOG_INFO, "xds_connect", "control plane %s: "
-                "connected", x->srv->uri);
-    x->last_err[0] = '\0';
     mesh__xds_reconnected(x->m);
     mesh__counter_add(x->m_streams, 1);
     mesh__gauge_set(x->m_connected, 1);

@@ -229,6 +229,30 @@ def wrong_ca_then_rotate(d, ca_pem, srv, cli, other):
         plane.stop()
 
 
+def refused_client_cert(d, ca_pem, srv, other):
+    """Our certificate is one the control plane does not trust (signed by
+    another CA of the same trust domain, which our bundle also holds): the
+    refusal is logged once, naming the control plane, and retried."""
+    plane = plane_with(0, [9400], (srv[0], srv[1], ca_pem, True))
+    key, cert = mint_leaf(other, 'spiffe://example.org/ns/default/sa/client', False)
+    both = write(d, 'both-ca.pem', ca_pem + other[1].public_bytes(serialization.Encoding.PEM))
+    boot = bootstrap(d, 'refused.json', plane.port,
+                     [files_config(both, write(d, 'o.pem', cert), write(d, 'o.key', key))])
+    tool = Tool(boot)
+    try:
+        line = tool.wait_log(['xds_connect', '127.0.0.1:%d' % plane.port, 'retrying'])
+        print(line and line.strip())
+        check('control plane refuses our certificate: logged, naming it', line is not None)
+        check('refused: no resources', not tool.wait_ports([9400], timeout=2))
+        time.sleep(2)
+        n = len([l for l in tool.err if 'xds_connect' in l])
+        check('refused: logged once, not once per retry (%d lines)' % n, n == 1)
+        check('refused: still retrying', tool.p.poll() is None)
+    finally:
+        tool.stop()
+        plane.stop()
+
+
 def config_errors(d, ca, cli):
     """Bad files and unknown types: mesh_new's error (meshctl check-config
     runs the same checks)."""
@@ -315,6 +339,7 @@ def main():
     cli_files = (write(d, 'cli.key', cli[0]), write(d, 'cli.pem', cli[1]))
     table_subscribe(d, ca_file, ca_pem, srv, cli_files)
     wrong_ca_then_rotate(d, ca_pem, srv, cli, other)
+    refused_client_cert(d, ca_pem, srv, other)
     config_errors(d, ca_file, cli_files[0])
     if os.environ.get('XDS_TLS_REFERENCE', '1') == '1':
         reference(d, ca_file, ca_pem, srv, cli_files)
