@@ -715,6 +715,9 @@ static void test_mesh__xds_bootstrap_parse(void) {
        "\"insecure\"}]}], \"authorities\": {\"a\": {}}}", "xds.bootstrap.authorities: xDS federation"},
       {"{\"xds_servers\": [{\"server_uri\": \"x:1\", \"channel_creds\": [{\"type\": "
        "\"insecure\"}]}], \"nodes\": {}}", "xds.bootstrap.nodes: unknown key"},
+      {"{\"xds_servers\": [{\"server_uri\": \"unix:///run/xds.sock\", \"channel_creds\": "
+       "[{\"type\": \"tls\"}]}]}", "xds.bootstrap.xds_servers[0].server_uri: channel_creds "
+       "\"tls\" needs a host:port target"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     b = boot(bad[i].json, err);
@@ -730,6 +733,76 @@ static void test_mesh__xds_bootstrap_parse(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "no bootstrap"));
 }
 
+/* channel_creds "tls" (A65 config): files checked and loaded at config
+ * time; the three go together; unknown keys and durations refused. */
+static void test_mesh__xds_bootstrap_parse_tls(void) {
+  CU_ASSERT_FATAL(th_svid("cp.example", "spiffe://cp.example/xds-client", "xcli", 0, 0, 0));
+  CU_ASSERT_FATAL(th_svid("other.example", "spiffe://other.example/x", "xoth", 0, 0, 0));
+  char crt[512], key[512], ca[512], oca[512], notpem[512];
+  snprintf(crt, sizeof crt, "%s", th_path("xcli.crt"));
+  snprintf(key, sizeof key, "%s", th_path("xcli.key"));
+  snprintf(ca, sizeof ca, "%s", th_ca("cp.example"));
+  snprintf(oca, sizeof oca, "%s", th_ca("other.example"));
+  snprintf(notpem, sizeof notpem, "%s", th_path("notpem.crt"));
+  CU_ASSERT_FATAL(th_write(notpem, "not a certificate\n"));
+  static const struct {
+    const char *ca, *crt, *key, *extra, *msg; /* msg NULL: accepted */
+  } v[] = {
+      {"CA", "CRT", "KEY", "", NULL},
+      {"CA", "CRT", "KEY", ", \"refresh_interval\": \"60s\"", NULL},
+      {"CA", "CRT", "KEY", ", \"refresh_interval\": \"1m\"", "config.refresh_interval: a duration"},
+      {"CA", NULL, NULL, "", "go together"},
+      {"CA", "/nonexistent/x.crt", "KEY", "", "config.certificate_file: cannot read \"/nonexistent/x.crt\""},
+      {"CA", "NOTPEM", "KEY", "", "notpem.crt"},
+      {"OCA", "CRT", "KEY", "", "channel_creds[0].config: "},
+      {"CA", "CRT", "KEY", ", \"cert\": \"x\"", "config.cert: unknown key"},
+      {"CA", "KEY", "CRT", "", "channel_creds[0].config: "},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+    const char *f[3] = {v[i].ca, v[i].crt, v[i].key};
+    const char *names[3] = {"ca_certificate_file", "certificate_file", "private_key_file"};
+    char cfg[3072] = "", err[512];
+    size_t off = 0;
+    for (size_t k = 0; k < 3; k++) {
+      if (!f[k])
+        continue;
+      const char *path = strcmp(f[k], "CA") == 0 ? ca : strcmp(f[k], "OCA") == 0 ? oca
+                       : strcmp(f[k], "CRT") == 0 ? crt : strcmp(f[k], "KEY") == 0 ? key
+                       : strcmp(f[k], "NOTPEM") == 0 ? notpem : f[k];
+      off += (size_t)snprintf(cfg + off, sizeof cfg - off, "%s\"%s\": \"%s\"", off ? ", " : "",
+                              names[k], path);
+    }
+    char json[4096];
+    snprintf(json, sizeof json, "{\"xds_servers\": [{\"server_uri\": \"127.0.0.1:1\", "
+             "\"channel_creds\": [{\"type\": \"tls\", \"config\": {%s%s}}]}]}", cfg, v[i].extra);
+    mesh__xds_bootstrap_t *b = boot(json, err);
+    if (!v[i].msg) {
+      if (!b)
+        fprintf(stderr, "\ntls creds %zu: %s\n", i, err);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+      CU_ASSERT(b->servers[0].tls);
+      CU_ASSERT_STRING_EQUAL(b->servers[0].tls_ca_file, ca);
+      CU_ASSERT_STRING_EQUAL(b->servers[0].tls_cert_file, crt);
+      CU_ASSERT_STRING_EQUAL(b->servers[0].tls_key_file, key);
+    } else {
+      CU_ASSERT_PTR_NULL(b);
+      if (!strstr(err, v[i].msg))
+        fprintf(stderr, "\ntls creds %zu: \"%s\" (want \"%s\")\n", i, err, v[i].msg);
+      CU_ASSERT_PTR_NOT_NULL(strstr(err, v[i].msg));
+      CU_ASSERT_PTR_NOT_NULL(strstr(err, "xds.bootstrap.xds_servers[0].channel_creds[0].config"));
+    }
+    mesh__xds_bootstrap_free(b);
+  }
+  /* {"type": "tls"} alone: the mesh identity, no files */
+  char err[512];
+  mesh__xds_bootstrap_t *b = boot("{\"xds_servers\": [{\"server_uri\": \"x:1\", \"channel_creds\": "
+                                  "[{\"type\": \"tls\"}]}]}", err);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  CU_ASSERT(b->servers[0].tls);
+  CU_ASSERT_PTR_NULL(b->servers[0].tls_cert_file);
+  mesh__xds_bootstrap_free(b);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("xds_decode", NULL, NULL);
   CU_add_test(s, "mesh__xds_decode_eds", test_mesh__xds_decode_eds);
@@ -738,6 +811,7 @@ static void add(void) {
   CU_add_test(s, "mesh__xds_decode_lds", test_mesh__xds_decode_lds);
   CU_add_test(s, "mesh__xds_decode_lds_server", test_mesh__xds_decode_lds_server);
   CU_add_test(s, "mesh__xds_bootstrap_parse", test_mesh__xds_bootstrap_parse);
+  CU_add_test(s, "mesh__xds_bootstrap_parse_tls", test_mesh__xds_bootstrap_parse_tls);
 }
 
 int main(void) { return th_run_suites("test_xds_decode", add); }

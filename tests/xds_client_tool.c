@@ -16,13 +16,20 @@
 int main(int argc, char **argv) {
   if (argc != 3 && argc != 4)
     return 2;
-  char cfg[1024], admin[128] = "";
+  char cfg[4096], admin[128] = "", ident[2048] = "";
+  const char *lvl = getenv("XDS_TOOL_LOG"); /* default: errors only */
+  const char *id = getenv("XDS_TOOL_IDENTITY"); /* "CERT KEY BUNDLE" */
+  char ic[3][600];
+  if (id && sscanf(id, "%599s %599s %599s", ic[0], ic[1], ic[2]) == 3)
+    snprintf(ident, sizeof ident, "\"identity\": {\"cert\": \"%s\", "
+             "\"key\": \"%s\", \"bundle\": \"%s\"}, ", ic[0], ic[1],
+             ic[2]);
   if (argc == 4) /* the admin endpoint, for meshctl xds */
     snprintf(admin, sizeof admin, "\"admin\": {\"listen\": \"127.0.0.1:%d\"}, ",
              atoi(argv[3]));
-  snprintf(cfg, sizeof cfg, "{%s\"log\": {\"level\": \"error\"}, \"xds\": {\"bootstrap\": \"%s\"}, "
+  snprintf(cfg, sizeof cfg, "{%s%s\"log\": {\"level\": \"%s\"}, \"xds\": {\"bootstrap\": \"%s\"}, "
            "\"services\": {\"web\": {\"discovery\": {\"type\": \"xds\", \"cluster\": "
-           "\"web-cluster\"}}}}", admin, argv[1]);
+           "\"web-cluster\"}}}}", admin, ident, lvl ? lvl : "error", argv[1]);
   mesh_t *m;
   mesh_status_t st;
   if (mesh_new(cfg, &m, &st)) {

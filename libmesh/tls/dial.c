@@ -72,15 +72,21 @@ static void set_budget(mesh_conn_t *c, const mesh_dial_opts_t *opts) {
   c->deadline_ms = mesh__now_ms() + c->phase_ms;
 }
 
+/* own: a generation the caller chose (NULL: the identity's). */
 static int dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
                      const cJSON *svc_peers, const mesh_dial_opts_t *opts,
-                     bool root_ok, mesh_conn_t **out, mesh_status_t *st) {
+                     bool root_ok, mesh__tlsgen_t *own, mesh_conn_t **out,
+                     mesh_status_t *st) {
   *out = NULL;
   mesh_status_t local;
   if (!st)
     st = &local; /* the failed span wants the message */
-  mesh__tlsgen_t *gen;
-  int rc = mesh__tlsgen_acquire(m, &gen, st);
+  mesh__tlsgen_t *gen = own;
+  int rc = MESH_OK;
+  if (own)
+    atomic_fetch_add(&own->refs, 1);
+  else
+    rc = mesh__tlsgen_acquire(m, &gen, st);
   if (rc != MESH_OK) {
     mesh__tls_obs_dial_failed(m, sa, len, opts, root_ok, rc, st->message);
     return rc;
@@ -127,7 +133,7 @@ static int dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
 int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
                         const cJSON *svc_peers, const mesh_dial_opts_t *opts,
                         mesh_conn_t **out, mesh_status_t *st) {
-  return dial_addr(m, sa, len, svc_peers, opts, false, out, st);
+  return dial_addr(m, sa, len, svc_peers, opts, false, NULL, out, st);
 }
 
 int mesh__tls_dial_host(mesh_t *m, const char *target,
@@ -138,5 +144,18 @@ int mesh__tls_dial_host(mesh_t *m, const char *target,
   int rc = mesh__sock_resolve(target, false, &ss, &len, st);
   if (rc != MESH_OK)
     return rc;
-  return dial_addr(m, (struct sockaddr *)&ss, len, NULL, opts, true, out, st);
+  return dial_addr(m, (struct sockaddr *)&ss, len, NULL, opts, true, NULL,
+                   out, st);
+}
+
+int mesh__tls_dial_host_gen(mesh_t *m, const char *target,
+                            mesh__tlsgen_t *gen, const mesh_dial_opts_t *opts,
+                            mesh_conn_t **out, mesh_status_t *st) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  int rc = mesh__sock_resolve(target, false, &ss, &len, st);
+  if (rc != MESH_OK)
+    return rc;
+  return dial_addr(m, (struct sockaddr *)&ss, len, NULL, opts, false, gen,
+                   out, st);
 }

@@ -153,6 +153,14 @@ void mesh__tls_keylog_line(mesh__tls_t *t, const char *line);
  *          MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG (no tls part). */
 int mesh__tlsgen_acquire(mesh_t *m, mesh__tlsgen_t **out, mesh_status_t *st);
 void mesh__tlsgen_release(mesh__tlsgen_t *g);
+/** A generation of its own for creds that are not the identity's (the
+ *  xDS control-plane connection's A65 files): not published, not cached;
+ *  the caller's reference on creds is taken (released on failure too).
+ *  Give creds a generation no identity snapshot has (the session cache is
+ *  keyed by it).  @return as gen_build: MESH_OK, MESH_ERR_TLS,
+ *  MESH_ERR_NOMEM, MESH_ERR_INTERNAL (no tls part). */
+int mesh__tlsgen_new(mesh_t *m, mesh__creds_t *creds, mesh__tlsgen_t **out,
+                     mesh_status_t *st);
 
 /* ---- connection (tls/conn.c, handshake.c, io.c) ------------------------- */
 
@@ -375,6 +383,14 @@ int mesh__tls_dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
 int mesh__tls_dial_host(mesh_t *m, const char *target,
                         const mesh_dial_opts_t *opts, mesh_conn_t **out,
                         mesh_status_t *st);
+/** As mesh__tls_dial_host with credentials other than the identity's:
+ *  gen (from mesh__tlsgen_new; a reference is taken for the connection,
+ *  the caller keeps its own).  The same handshake, SPIFFE verification
+ *  and errors; spans only under a parent in opts (a background dial, as
+ *  mesh__tls_dial_addr).  @return as mesh_dial(). */
+int mesh__tls_dial_host_gen(mesh_t *m, const char *target,
+                            mesh__tlsgen_t *gen, const mesh_dial_opts_t *opts,
+                            mesh_conn_t **out, mesh_status_t *st);
 
 /* ---- a service's ALPN (tls/alpn.c), for the call layer ------------------ */
 

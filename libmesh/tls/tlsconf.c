@@ -83,6 +83,16 @@ int mesh__tlsgen_acquire(mesh_t *m, mesh__tlsgen_t **out, mesh_status_t *st) {
   return MESH_OK;
 }
 
+int mesh__tlsgen_new(mesh_t *m, mesh__creds_t *creds, mesh__tlsgen_t **out,
+                     mesh_status_t *st) {
+  *out = NULL;
+  if (!m->tls) {
+    mesh__creds_release(creds);
+    return mesh__fail(st, MESH_ERR_INTERNAL, "the tls part is not set up");
+  }
+  return gen_build(m, creds, out, st);
+}
+
 void mesh__tlsgen_release(mesh__tlsgen_t *g) {
   if (!g)
     return;

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "identity/identity.h"
 #include "xds/xds.h"
 
 #define BOOTSTRAP_MAX (1 << 20)
@@ -19,8 +21,12 @@
 void mesh__xds_bootstrap_free(mesh__xds_bootstrap_t *b) {
   if (!b)
     return;
-  for (size_t i = 0; i < b->nservers; i++)
+  for (size_t i = 0; i < b->nservers; i++) {
     free(b->servers[i].uri);
+    free(b->servers[i].tls_ca_file);
+    free(b->servers[i].tls_cert_file);
+    free(b->servers[i].tls_key_file);
+  }
   free(b->servers);
   for (size_t i = 0; i < b->nproviders; i++) {
     free(b->providers[i].name);
@@ -56,7 +62,79 @@ static char *dup_str(mesh__cfg_t *c, const cJSON *o, const char *path,
   return s ? mesh__strdup(s) : NULL;
 }
 
-/* channel_creds: the first type libmesh supports wins (gRPC's rule). */
+/* "600s", "1.5s" (proto3 JSON Duration) to ms. */
+static bool duration_ms(const char *s, int64_t *ms) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || strcmp(end, "s") != 0 || v < 0 || v > 315576000000.0)
+    return false;
+  *ms = (int64_t)(v * 1000.0 + 0.999);
+  return true;
+}
+
+/* The "tls" channel credentials' config (gRFC A65): the three files.
+ * libmesh's TLS is mutual and SPIFFE-verified (tls/verify.c), so the
+ * certificate must be an X.509-SVID and the CA file is the bundle of its
+ * trust domain; the three go together.  Without a config the mesh's own
+ * identity is used.  refresh_interval is accepted and checked: the files
+ * are read again at every (re)connection, which is when libmesh needs
+ * them (gRPC's watcher re-reads them on that period for the same end). */
+static void tls_config(mesh__cfg_t *c, const cJSON *cr, const char *path,
+                       mesh__xds_server_t *out) {
+  static const char *const keys[] = {"ca_certificate_file",
+      "certificate_file", "private_key_file", "refresh_interval", NULL};
+  const cJSON *cf = cJSON_GetObjectItemCaseSensitive(cr, "config");
+  if (!cf)
+    return;
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "config");
+  if (!mesh__cfg_object(c, cf, p, keys))
+    return;
+  out->tls_ca_file = dup_str(c, cf, p, "ca_certificate_file", false);
+  out->tls_cert_file = dup_str(c, cf, p, "certificate_file", false);
+  out->tls_key_file = dup_str(c, cf, p, "private_key_file", false);
+  const char *ri = NULL;
+  int64_t ms;
+  mesh__cfg_string(c, cf, p, "refresh_interval", NULL, &ri);
+  char q[MESH__PATH_MAX];
+  mesh__cfg_path(q, p, "refresh_interval");
+  if (ri && !duration_ms(ri, &ms))
+    mesh__cfg_error(c, q, "a duration such as \"600s\"");
+  int n = !!out->tls_ca_file + !!out->tls_cert_file + !!out->tls_key_file;
+  if (n != 0 && n != 3)
+    mesh__cfg_error(c, p, "ca_certificate_file, certificate_file and "
+                    "private_key_file go together (libmesh's TLS is mutual "
+                    "and verifies SPIFFE IDs; omit all three to use the "
+                    "mesh identity)");
+  const char *const names[] = {"ca_certificate_file", "certificate_file",
+                               "private_key_file"};
+  const char *const got[] = {out->tls_ca_file, out->tls_cert_file,
+                             out->tls_key_file};
+  for (size_t i = 0; i < 3; i++) {
+    mesh__cfg_path(q, p, names[i]);
+    if (got[i] && !*got[i])
+      mesh__cfg_error(c, q, "must not be empty");
+    else if (got[i] && access(got[i], R_OK) != 0)
+      mesh__cfg_error(c, q, "cannot read \"%.200s\": %s", got[i],
+                      strerror(errno));
+  }
+  if (n != 3 || c->nerr)
+    return;
+  /* Load them once now, so that a bad file is a config error here and
+   * not a retry loop later; the connection loads them again. */
+  mesh__creds_src_t src = {.cert = out->tls_cert_file,
+                           .key = out->tls_key_file,
+                           .bundle = out->tls_ca_file};
+  mesh__creds_t *creds = NULL;
+  mesh_status_t st;
+  if (mesh__creds_load(&src, 1, &creds, &st) != MESH_OK)
+    mesh__cfg_error(c, p, "%s", st.message);
+  mesh__creds_release(creds);
+}
+
+/* channel_creds: the first type libmesh supports wins (gRPC's rule);
+ * unknown types before it are skipped, as gRPC skips them. */
 static void server(mesh__cfg_t *c, const cJSON *s, const char *path,
                    mesh__xds_server_t *out) {
   static const char *const keys[] = {"server_uri", "channel_creds",
@@ -72,20 +150,31 @@ static void server(mesh__cfg_t *c, const cJSON *s, const char *path,
     mesh__cfg_error(c, p, "required: a non-empty array");
   } else {
     const cJSON *it;
+    int i = 0;
     cJSON_ArrayForEach(it, cr) {
       const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "type");
+      char q[MESH__PATH_MAX];
+      if (snprintf(q, sizeof q, "%s[%d]", p, i++) >= (int)sizeof q)
+        q[sizeof q - 1] = '\0'; /* a path that long is cut, not lost */
       if (found || !cJSON_IsString(t))
         continue;
       if (strcmp(t->valuestring, "insecure") == 0 ||
           strcmp(t->valuestring, "tls") == 0) {
         found = true;
         out->tls = t->valuestring[0] == 't';
+        if (out->tls)
+          tls_config(c, it, q, out);
       }
     }
     if (!found)
       mesh__cfg_error(c, p, "no supported type (libmesh supports insecure "
                       "and tls)");
   }
+  char u[MESH__PATH_MAX];
+  mesh__cfg_path(u, path, "server_uri");
+  if (out->tls && out->uri && strncmp(out->uri, "unix:", 5) == 0)
+    mesh__cfg_error(c, u, "channel_creds \"tls\" needs a host:port target "
+                    "(a unix socket is local: use \"insecure\")");
   const cJSON *f = NULL;
   mesh__cfg_strings(c, s, path, "server_features", &f);
   const cJSON *it;
@@ -93,17 +182,6 @@ static void server(mesh__cfg_t *c, const cJSON *s, const char *path,
     if (strcmp(it->valuestring, "ignore_resource_deletion") == 0)
       out->ignore_resource_deletion = true;
   }
-}
-
-/* "600s", "1.5s" (proto3 JSON Duration) to ms. */
-static bool duration_ms(const char *s, int64_t *ms) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || strcmp(end, "s") != 0 || v < 0 || v > 315576000000.0)
-    return false;
-  *ms = (int64_t)(v * 1000.0 + 0.999);
-  return true;
 }
 
 static void provider(mesh__cfg_t *c, const cJSON *pv, const char *path,

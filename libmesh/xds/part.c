@@ -48,7 +48,14 @@ static void xds_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
   if (!cfg && !any_xds_service(c->root) &&
       !mesh__xds_identity_instance(c->root))
     return;
-  mesh__xds_bootstrap_free(mesh__xds_bootstrap_load(c, cfg, path));
+  mesh__xds_bootstrap_t *b = mesh__xds_bootstrap_load(c, cfg, path);
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "bootstrap.xds_servers[0].channel_creds");
+  if (b && b->servers[0].tls && !b->servers[0].tls_cert_file &&
+      !cJSON_GetObjectItemCaseSensitive(c->root, "identity"))
+    mesh__cfg_error(c, p, "\"tls\" without certificate files uses the mesh "
+                    "identity, and there is no \"identity\" section");
+  mesh__xds_bootstrap_free(b);
 }
 
 static void publish(mesh__xds_t *x, const mesh__xds_svc_t *s,
@@ -234,11 +241,7 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   mesh__http_set_xroute(m, xroute);
   if (rc)
     return mesh__fail(st, rc, "xds: %s", mesh_strerror(rc));
-  if (b->servers[0].tls)
-    return mesh__fail(st, MESH_ERR_UNSUPPORTED, "xds.bootstrap.xds_servers[0]."
-                      "channel_creds: \"tls\" is not supported by the ADS "
-                      "transport yet (use \"insecure\")");
-  return mesh__xds_stream_start(m, b->servers[0].uri, &x->stream, st);
+  return mesh__xds_stream_start(m, &b->servers[0], &x->stream, st);
 }
 
 const mesh__part_t mesh__xds_part = {"xds", xds_check, xds_init, xds_fini,

@@ -6,8 +6,14 @@
  * (mesh__xds_feed, which publishes on the loop thread).  When the stream
  * ends it redials with jittered exponential backoff; the session keeps its
  * cache meanwhile (fail static) and resubscribes on the new stream.
- * channel_creds "insecure" only for now: plaintext h2c over TCP or a unix
- * socket (Istio's agent socket); "tls" is refused at mesh_new. */
+ * channel_creds "insecure": plaintext h2c over TCP or a unix socket
+ * (Istio's agent socket).  "tls": HTTP/2 over libmesh's own mTLS
+ * connection (tls/dial.c, ALPN "h2"), the path gRPC calls already take;
+ * the peer is verified as every libmesh peer is, by its SPIFFE ID against
+ * the trust bundle (see docs/config/xds.md for why not a hostname).  The
+ * credentials are the A65 files when the bootstrap names them, read again
+ * at every connection (rotated files count from the next one), else the
+ * mesh identity. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -15,6 +21,7 @@
 #include <time.h>
 
 #include "grpc/grpc.h"
+#include "tls/tls.h"
 #include "telemetry/telemetry.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
@@ -28,6 +35,9 @@
 
 struct mesh__xds_stream {
   mesh_t *m;
+  const mesh__xds_server_t *srv; /* borrowed from the bootstrap */
+  uint64_t tls_gens;        /* A65 creds loaded so far (their generation) */
+  char last_err[256];       /* last dial failure logged (no repeats) */
   char target[512];         /* for mesh__h2_dial_plain */
   char authority[256];
   pthread_t th;
@@ -72,6 +82,20 @@ static int send_due(mesh__xds_stream_t *x, mesh__h2_stream_t *s) {
   }
 }
 
+/* A failed dial (or a stream that failed before its first response: in
+ * TLS 1.3 a control plane refusing our certificate says so at the first
+ * read), logged once per distinct message (a control plane that stays
+ * down or keeps refusing us is one line, not one per retry). */
+static void dial_failed(mesh__xds_stream_t *x, int rc, const mesh_status_t *st) {
+  if (strncmp(x->last_err, st->message, sizeof x->last_err - 1) == 0)
+    return;
+  mesh__strlcpy(x->last_err, st->message, sizeof x->last_err);
+  mesh__log(x->m, MESH_LOG_WARN, "xds_connect",
+            "control plane %s (%s): %s: %s; retrying with backoff",
+            x->srv->uri, x->srv->tls ? "tls" : "insecure", mesh_strerror(rc),
+            st->message);
+}
+
 /* Read and feed until the stream ends, fails or stop is set.
  * @return true when at least one response arrived (resets the backoff). */
 static bool pump(mesh__xds_stream_t *x, mesh__h2_stream_t *s) {
@@ -88,6 +112,8 @@ static bool pump(mesh__xds_stream_t *x, mesh__h2_stream_t *s) {
         break;
       continue;
     }
+    if (n < 0 && !got)
+      dial_failed(x, (int)n, &st);
     if (n <= 0)
       break; /* end of stream or error: redial */
     size_t off = 0;
@@ -100,6 +126,11 @@ static bool pump(mesh__xds_stream_t *x, mesh__h2_stream_t *s) {
       off += (size_t)used;
       if (!msg)
         continue;
+      if (!got && x->last_err[0]) /* the first response after failures */
+        mesh__log(x->m, MESH_LOG_INFO, "xds_connect", "control plane %s: "
+                  "connected", x->srv->uri);
+      if (!got)
+        x->last_err[0] = '\0';
       mesh__xds_feed_async(x->m, msg, len, &x->stop); /* takes msg */
       got = true;
       if (send_due(x, s))
@@ -111,14 +142,57 @@ out:
   return got;
 }
 
+/* The A65 files as creds of a generation of their own (the top bit keeps
+ * them apart from the identity's in the session cache). */
+static int file_gen(mesh__xds_stream_t *x, mesh__tlsgen_t **gen,
+                    mesh_status_t *st) {
+  mesh__creds_src_t src = {.cert = x->srv->tls_cert_file,
+                           .key = x->srv->tls_key_file,
+                           .bundle = x->srv->tls_ca_file};
+  mesh__creds_t *cr;
+  uint64_t g = (1ull << 63) | ++x->tls_gens;
+  int rc = mesh__creds_load(&src, g, &cr, st);
+  return rc ? rc : mesh__tlsgen_new(x->m, cr, gen, st);
+}
+
+/* mTLS to the control plane, then a client h2 session over it. */
+static int dial_tls(mesh__xds_stream_t *x, mesh__h2_session_t **sess,
+                    mesh_status_t *st) {
+  mesh__tlsgen_t *gen = NULL;
+  int rc = x->srv->tls_cert_file ? file_gen(x, &gen, st) : MESH_OK;
+  mesh_dial_opts_t *o = mesh_dial_opts_new();
+  if (rc == MESH_OK && !o)
+    rc = mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  if (rc == MESH_OK)
+    rc = mesh_dial_opts_set_alpn(o, "h2");
+  if (rc == MESH_OK)
+    rc = mesh_dial_opts_set_timeout(o, DIAL_TIMEOUT_MS);
+  mesh_conn_t *c = NULL;
+  if (rc == MESH_OK)
+    rc = gen ? mesh__tls_dial_host_gen(x->m, x->target, gen, o, &c, st)
+             : mesh__tls_dial_host(x->m, x->target, o, &c, st);
+  mesh_dial_opts_free(o);
+  mesh__tlsgen_release(gen);
+  if (rc == MESH_OK)
+    rc = mesh__h2_session_new_conn(x->m, c, false, NULL, sess, st);
+  return rc;
+}
+
 /* One stream, from dial to its end.  @return true when it delivered. */
 static bool one_stream(mesh__xds_stream_t *x) {
   mesh__h2_session_t *sess;
   mesh_status_t st;
-  if (mesh__h2_dial_plain(x->m, x->target, DIAL_TIMEOUT_MS, NULL, &sess, &st))
+  mesh__ok(&st);
+  int rc = x->srv->tls ? dial_tls(x, &sess, &st)
+                       : mesh__h2_dial_plain(x->m, x->target, DIAL_TIMEOUT_MS,
+                                             NULL, &sess, &st);
+  if (rc) {
+    dial_failed(x, rc, &st);
     return false;
+  }
   const mesh__h2_hdr_t h[] = {
-      {":method", "POST"}, {":scheme", "http"}, {":path", ADS_PATH},
+      {":method", "POST"}, {":scheme", x->srv->tls ? "https" : "http"},
+      {":path", ADS_PATH},
       {":authority", x->authority}, {"content-type", "application/grpc"},
       {"te", "trailers"}, {"user-agent", "libmesh-xds"}};
   mesh__h2_stream_t *s;
@@ -152,16 +226,23 @@ static void *run(void *arg) {
   return NULL;
 }
 
-int mesh__xds_stream_start(mesh_t *m, const char *uri, mesh__xds_stream_t **out,
-                           mesh_status_t *st) {
+int mesh__xds_stream_start(mesh_t *m, const mesh__xds_server_t *srv,
+                           mesh__xds_stream_t **out, mesh_status_t *st) {
+  const char *uri = srv->uri;
   mesh__xds_stream_t *x = calloc(1, sizeof *x);
   if (!x)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   x->m = m;
+  x->srv = srv;
   if (mesh__xds_target(uri, x->target, sizeof x->target)) {
     free(x);
     return mesh__fail(st, MESH_ERR_CONFIG, "xds: server_uri \"%.200s\": not "
                       "a host:port, dns:/// or unix: target", uri);
+  }
+  if (srv->tls && strncmp(x->target, "unix:", 5) == 0) {
+    free(x); /* refused by the bootstrap check already */
+    return mesh__fail(st, MESH_ERR_CONFIG, "xds: server_uri \"%.200s\": "
+                      "channel_creds \"tls\" needs a host:port target", uri);
   }
   snprintf(x->authority, sizeof x->authority, "%.200s",
            strncmp(x->target, "unix:", 5) == 0 ? "localhost" : x->target);

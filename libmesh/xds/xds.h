@@ -168,6 +168,9 @@ void mesh__xds_lds_free(mesh__xds_lds_t *l);
 typedef struct mesh__xds_server {
   char *uri;               /* server_uri */
   bool tls;                /* channel_creds: first supported of the list */
+  /* "tls" config (gRFC A65); all NULL: the mesh identity's SVID and
+   * bundle (the "identity" section) are the client certificate and trust */
+  char *tls_ca_file, *tls_cert_file, *tls_key_file;
   bool ignore_resource_deletion; /* server_features */
 } mesh__xds_server_t;
 

@@ -39,7 +39,8 @@ void mesh__xds_arena_free(mesh__xds_arena_t *a);
 
 /* The ADS transport thread (stream.c). */
 typedef struct mesh__xds_stream mesh__xds_stream_t;
-int mesh__xds_stream_start(mesh_t *m, const char *uri, mesh__xds_stream_t **out,
+int mesh__xds_stream_start(mesh_t *m, const mesh__xds_server_t *srv,
+                           mesh__xds_stream_t **out,
                            mesh_status_t *st);
 void mesh__xds_stream_stop(mesh__xds_stream_t *x);
 /** gRPC target URI -> mesh__h2_dial_plain target. */

@@ -195,7 +195,9 @@ class ControlPlane:
             with self.lock:
                 self.streams.remove(entry)
 
-    def start(self, port=0, unix=None):
+    def start(self, port=0, unix=None, tls=None):
+        """tls: None (insecure), or (key_pem, cert_pem, ca_pem or None,
+        require_client_auth) for grpc.ssl_server_credentials."""
         from concurrent import futures
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
                                   options=[('grpc.so_reuseport', 0)])
@@ -205,7 +207,14 @@ class ControlPlane:
                 self._stream, request_deserializer=base_pb2.DiscoveryRequest.FromString,
                 response_serializer=base_pb2.DiscoveryResponse.SerializeToString)})
         self.server.add_generic_rpc_handlers((h,))
-        self.port = self.server.add_insecure_port('unix:' + unix if unix else '127.0.0.1:%d' % port)
+        addr = 'unix:' + unix if unix else '127.0.0.1:%d' % port
+        if tls:
+            key, cert, ca, require = tls
+            creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                                require_client_auth=require)
+            self.port = self.server.add_secure_port(addr, creds)
+        else:
+            self.port = self.server.add_insecure_port(addr)
         self.server.start()
         return self.port
 
