@@ -127,7 +127,8 @@ static atomic_int curl_seq;
 
 /* GET path as `who` ("alice" or "bob"); the status, 0 when the connection
  * was refused (authz at accept), -1 when curl could not run. */
-static int get(const srv_t *s, const char *who, const char *path) {
+static int get_h(const srv_t *s, const char *who, const char *path,
+                 const char *hdr) {
   int n = atomic_fetch_add(&curl_seq, 1);
   char out[64], cmd[2048];
   snprintf(out, sizeof out, "curl.%d.code", n);
@@ -135,17 +136,22 @@ static int get(const srv_t *s, const char *who, const char *path) {
   snprintf(codef, sizeof codef, "%s", th_path(out));
   snprintf(cmd, sizeof cmd,
            "curl -sk --http1.1 --max-time 20 --path-as-is --cert '%s' "
-           "--key '%s' -o /dev/null -w '%%{http_code}' "
+           "--key '%s' -o /dev/null -w '%%{http_code}' %s%s%s "
            "'https://127.0.0.1:%d%s' > '%s'",
            th_path(strcmp(who, "alice") == 0 ? "alice.crt" : "bob.crt"),
            th_path(strcmp(who, "alice") == 0 ? "alice.key" : "bob.key"),
-           s->port, path, codef);
+           hdr ? "-H '" : "", hdr ? hdr : "", hdr ? "'" : "", s->port, path,
+           codef);
   th_sh(cmd);
   char *c = th_slurp(codef, NULL);
   int code = c && *c ? atoi(c) : -1;
   free(c);
   remove(codef);
   return code;
+}
+
+static int get(const srv_t *s, const char *who, const char *path) {
+  return get_h(s, who, path, NULL);
 }
 
 struct want {
@@ -256,7 +262,8 @@ static void test_xds_rbac_live(void) {
   int64_t end = th_now_ms() + 30000;
   while (!log_has("nack ") && th_now_ms() < end)
     usleep(10000);
-  CU_ASSERT(log_has("x-user: only an exact :method is supported"));
+  CU_ASSERT(log_has("permission header x-user: only exact, prefix, suffix "
+                    "and present matches are supported"));
   CU_ASSERT_EQUAL(get(&s, "alice", "/admin"), 403);
   CU_ASSERT_EQUAL(get(&s, "bob", "/hello"), 200);
   CU_ASSERT(counter(s.m, "deny") > deny0);
@@ -276,6 +283,13 @@ static void test_xds_rbac_live(void) {
   CU_ASSERT(atomic_load(&c.denied) >= 3);
   CU_ASSERT_EQUAL(atomic_load(&c.ok_after_deny), 0);
   CU_ASSERT_EQUAL(get(&s, "bob", "/admin"), 200);
+
+  /* a header permission (a `when` condition on the rule) */
+  CU_ASSERT(push(fd, "denyheader on", &pushes) == 0);
+  WAIT_STATUS(&s, "alice", "/hello", 200, "alice allowed without the header");
+  CU_ASSERT_EQUAL(get_h(&s, "alice", "/hello", "x-debug: on"), 403);
+  CU_ASSERT_EQUAL(get_h(&s, "bob", "/hello", "x-debug: only"), 403);
+  CU_ASSERT_EQUAL(get_h(&s, "bob", "/hello", "x-debug: no"), 200);
 
   /* ALLOW with no policy denies everyone */
   CU_ASSERT(push(fd, "allownone", &pushes) == 0);

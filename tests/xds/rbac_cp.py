@@ -6,7 +6,8 @@ server Listener (gRFC A36) named on the command line, with an RBAC filter
   denypath P    DENY policy "deny-path": url_path exact P, any principal
   none          no RBAC filter
   allownone     ALLOW with no policy (denies everything)
-  bad           a header matcher libmesh cannot map (must be NACKed)
+  denyheader V  DENY policy "deny-header": header x-debug prefix V
+  bad           a header regex libmesh cannot map (must be NACKed)
   stop          stop serving (the control plane goes away)
 Prints "port N" once, "pushed V" after each push and "nack TEXT" for each
 NACK libmesh sends."""
@@ -35,12 +36,19 @@ def rbac(cmd, arg):
         p.principals.add(any=True)
     elif cmd == 'allownone':
         r.rules.action = cp.filters_pb2.RBACRules.ALLOW
+    elif cmd == 'denyheader':
+        r.rules.action = cp.filters_pb2.RBACRules.DENY
+        p = r.rules.policies['deny-header']
+        h = p.permissions.add().header
+        h.name = 'x-debug'
+        h.prefix_match = arg
+        p.principals.add(any=True)
     elif cmd == 'bad':
         r.rules.action = cp.filters_pb2.RBACRules.ALLOW
         p = r.rules.policies['bad']
         h = p.permissions.add().header
         h.name = 'x-user'
-        h.exact_match = 'alice'
+        h.safe_regex_match.regex = 'al.*'
         p.principals.add(any=True)
     return r
 
