@@ -21,8 +21,20 @@
 #define BOB "spiffe://example.org/ns/default/sa/bob"
 #define TMPL "xds.test/grpc/lds/inbound/%s"
 
+/* th_path's ring is not for threads: the caller thread and the test build
+ * their paths from th_tmpdir() (made before any thread starts). */
+static void tpath(char *out, size_t cap, const char *name) {
+  snprintf(out, cap, "%s/%s", th_tmpdir(), name);
+}
+
+static char *slurp_log(void) {
+  char p[512];
+  tpath(p, sizeof p, "rbac_cp.log");
+  return th_slurp(p, NULL);
+}
+
 static int cp_port_of_log(void) {
-  char *log = th_slurp(th_path("rbac_cp.log"), NULL);
+  char *log = slurp_log();
   const char *p = log ? strstr(log, "port ") : NULL;
   int port = p ? atoi(p + 5) : 0;
   free(log);
@@ -30,14 +42,14 @@ static int cp_port_of_log(void) {
 }
 
 static bool log_has(const char *s) {
-  char *log = th_slurp(th_path("rbac_cp.log"), NULL);
+  char *log = slurp_log();
   bool ok = log && strstr(log, s);
   free(log);
   return ok;
 }
 
 static int count_in_log(const char *s) {
-  char *log = th_slurp(th_path("rbac_cp.log"), NULL);
+  char *log = slurp_log();
   int n = 0;
   for (const char *p = log; p && (p = strstr(p, s)); p += strlen(s))
     n++;
@@ -130,17 +142,17 @@ static atomic_int curl_seq;
 static int get_h(const srv_t *s, const char *who, const char *path,
                  const char *hdr) {
   int n = atomic_fetch_add(&curl_seq, 1);
-  char out[64], cmd[2048];
+  char out[64], cmd[2048], crt[400], key[400], codef[400];
   snprintf(out, sizeof out, "curl.%d.code", n);
-  char codef[400];
-  snprintf(codef, sizeof codef, "%s", th_path(out));
+  tpath(codef, sizeof codef, out);
+  bool a = strcmp(who, "alice") == 0;
+  tpath(crt, sizeof crt, a ? "alice.crt" : "bob.crt");
+  tpath(key, sizeof key, a ? "alice.key" : "bob.key");
   snprintf(cmd, sizeof cmd,
            "curl -sk --http1.1 --max-time 20 --path-as-is --cert '%s' "
            "--key '%s' -o /dev/null -w '%%{http_code}' %s%s%s "
            "'https://127.0.0.1:%d%s' > '%s'",
-           th_path(strcmp(who, "alice") == 0 ? "alice.crt" : "bob.crt"),
-           th_path(strcmp(who, "alice") == 0 ? "alice.key" : "bob.key"),
-           hdr ? "-H '" : "", hdr ? hdr : "", hdr ? "'" : "", s->port, path,
+           crt, key, hdr ? "-H '" : "", hdr ? hdr : "", hdr ? "'" : "", s->port, path,
            codef);
   th_sh(cmd);
   char *c = th_slurp(codef, NULL);
