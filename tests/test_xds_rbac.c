@@ -15,6 +15,7 @@
 #include "authz/authz.h"
 #include "helpers.h"
 #include "mesh/mesh.h"
+#include "test_grpc_util.h"
 
 #define TD "example.org"
 #define ALICE "spiffe://example.org/ns/default/sa/alice"
@@ -27,9 +28,11 @@ static void tpath(char *out, size_t cap, const char *name) {
   snprintf(out, cap, "%s/%s", th_tmpdir(), name);
 }
 
+static const char *cp_log = "rbac_cp.log";
+
 static char *slurp_log(void) {
   char p[512];
-  tpath(p, sizeof p, "rbac_cp.log");
+  tpath(p, sizeof p, cp_log);
   return th_slurp(p, NULL);
 }
 
@@ -373,6 +376,88 @@ static void test_xds_rbac_config(void) {
   }
 }
 
+static char *bootstrap_json(int cp_port, const char *addr) {
+  char *buf = malloc(2048);
+  snprintf(buf, 2048,
+           "\"xds\":{\"server_address\":\"%s\",\"bootstrap\":{\"xds_servers\":"
+           "[{\"server_uri\":\"127.0.0.1:%d\",\"channel_creds\":[{\"type\":"
+           "\"insecure\"}],\"server_features\":[\"xds_v3\"]}],\"node\":{\"id\":"
+           "\"rbac-grpc\"},\"server_listener_resource_name_template\":\"%s\"}}",
+           addr, cp_port, TMPL);
+  return buf;
+}
+
+static int unary(mesh_t *m, int port, const char *method, char *msg,
+                 size_t cap) {
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", port);
+  void *resp = NULL;
+  size_t rl;
+  mesh_grpc_call_t *c = NULL;
+  mesh_grpc_unary(m, target, method, NULL, "x", 1, &resp, &rl, &c, NULL);
+  int code = c ? mesh_grpc_call_status(c) : -1;
+  if (msg)
+    snprintf(msg, cap, "%s", c ? mesh_grpc_call_status_message(c) : "");
+  mesh_grpc_free(resp);
+  mesh_grpc_call_free(c);
+  return code;
+}
+
+/* The gRPC server path: a DENY policy on a method answers
+ * PERMISSION_DENIED "RBAC: access denied", as authz from the config. */
+static void test_xds_rbac_grpc(void) {
+  CU_ASSERT_FATAL(tg_svid("srv") && tg_svid("cli"));
+  const char *addr = "127.0.0.1:1"; /* names the Listener only */
+  char name[128];
+  snprintf(name, sizeof name, "xds.test/grpc/lds/inbound/%s", addr);
+  cp_log = "rbac_cp_grpc.log";
+  int fd = -1;
+  const char *argv[] = {"/usr/bin/python3",
+                        TEST_SRCDIR "/tests/xds/rbac_cp.py", name, NULL};
+  pid_t cp = th_spawn_stdin(argv, cp_log, &fd);
+  CU_ASSERT_FATAL(cp > 0);
+  int cp_port = 0;
+  for (int i = 0; i < 3000 && !(cp_port = cp_port_of_log()); i++)
+    usleep(10000);
+  CU_ASSERT_FATAL(cp_port > 0);
+  int pushes = 0;
+  CU_ASSERT_FATAL(push(fd, "denypath /mesh.v1.Echo/Collect", &pushes) == 0);
+  char *extra = bootstrap_json(cp_port, addr);
+  tg_server_t s;
+  bool up = tg_server_start(&s, extra);
+  free(extra);
+  CU_ASSERT_FATAL(up);
+  mesh_t *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(tg_config("cli", NULL), &m, NULL), MESH_OK);
+  int code = -1;
+  int64_t cap = th_now_ms() + TH_CAP_MS;
+  while ((code = unary(m, s.port, "/mesh.v1.Echo/Echo", NULL, 0)) !=
+             MESH_GRPC_OK && th_now_ms() < cap)
+    usleep(20000);
+  CU_ASSERT_EQUAL(code, MESH_GRPC_OK);
+  char msg[256];
+  CU_ASSERT_EQUAL(unary(m, s.port, "/mesh.v1.Echo/Collect", msg, sizeof msg),
+                  MESH_GRPC_PERMISSION_DENIED);
+  CU_ASSERT_STRING_EQUAL(msg, "RBAC: access denied");
+  uint64_t denied = 0;
+  CU_ASSERT_EQUAL(mesh_authz_counter(s.m, "deny", &denied), MESH_OK);
+  CU_ASSERT(denied >= 1);
+  /* the policy swapped live: Echo denied, Collect allowed */
+  CU_ASSERT(push(fd, "denypath /mesh.v1.Echo/Echo", &pushes) == 0);
+  cap = th_now_ms() + TH_CAP_MS;
+  while ((code = unary(m, s.port, "/mesh.v1.Echo/Echo", NULL, 0)) !=
+             MESH_GRPC_PERMISSION_DENIED && th_now_ms() < cap)
+    usleep(20000);
+  CU_ASSERT_EQUAL(code, MESH_GRPC_PERMISSION_DENIED);
+  code = unary(m, s.port, "/mesh.v1.Echo/Collect", NULL, 0);
+  CU_ASSERT(code >= 0 && code != MESH_GRPC_PERMISSION_DENIED);
+  mesh_free(m);
+  tg_server_stop(&s);
+  close(fd);
+  th_stop(cp);
+  cp_log = "rbac_cp.log";
+}
+
 /* Before its Listener arrives the server denies everything (A36). */
 static void test_xds_rbac_pending(void) {
   CU_ASSERT_FATAL(th_ca(TD) != NULL);
@@ -404,6 +489,7 @@ static void add(void) {
   CU_add_test(s, "xds_rbac_config", test_xds_rbac_config);
   CU_add_test(s, "xds_rbac_pending", test_xds_rbac_pending);
   CU_add_test(s, "xds_rbac_live", test_xds_rbac_live);
+  CU_add_test(s, "xds_rbac_grpc", test_xds_rbac_grpc);
 }
 
 int main(void) { return th_run_suites("test_xds_rbac", add); }
