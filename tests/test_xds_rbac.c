@@ -484,10 +484,57 @@ static void test_xds_rbac_pending(void) {
   mesh_free(m);
 }
 
+/* The configured authz set and the external (xDS) set both apply; either
+ * denies; clearing the external set lifts its restriction only; a bad
+ * external document changes nothing. */
+static int decide(mesh_t *m, const char *who, const char *path,
+                  char *msg, size_t cap) {
+  mesh_authz_request_t *r = mesh_authz_request_new();
+  mesh_authz_request_set_principal(r, who);
+  mesh_authz_request_set_http(r, "GET", path, "svc");
+  mesh_status_t st = {0};
+  int rc = mesh_authz_check(m, r, &st);
+  if (msg)
+    snprintf(msg, cap, "%s", st.message);
+  mesh_authz_request_free(r);
+  return rc;
+}
+
+static void test_xds_rbac_layered(void) {
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(
+      "{\"log\":{\"level\":\"error\"},\"authz\":{\"policies\":[{\"name\":"
+      "\"local\",\"action\":\"DENY\",\"rules\":[{\"to\":[{\"operation\":"
+      "{\"paths\":[\"/local\"]}}]}]}]}}", &m, &st), MESH_OK);
+  cJSON *doc = cJSON_Parse(
+      "{\"policies\":[{\"name\":\"xds-allow\",\"action\":\"ALLOW\","
+      "\"rules\":[{\"from\":[{\"principals\":[\"" ALICE "\"]}]}]}]}");
+  CU_ASSERT_EQUAL_FATAL(mesh__authz_set_external(m, doc, "test", &st), MESH_OK);
+  char msg[384];
+  CU_ASSERT_EQUAL(decide(m, ALICE, "/x", NULL, 0), MESH_OK);
+  CU_ASSERT_EQUAL(decide(m, ALICE, "/local", msg, sizeof msg), MESH_ERR_DENIED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(msg, "\"local\""));
+  CU_ASSERT_EQUAL(decide(m, BOB, "/x", msg, sizeof msg), MESH_ERR_DENIED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(msg, "no ALLOW policy matched"));
+  /* refused document: the set in force stays */
+  cJSON *bad = cJSON_Parse("{\"policies\":[{\"name\":\"b\",\"action\":\"NOPE\"}]}");
+  CU_ASSERT_EQUAL(mesh__authz_set_external(m, bad, "test", &st), MESH_ERR_CONFIG);
+  CU_ASSERT_EQUAL(decide(m, BOB, "/x", NULL, 0), MESH_ERR_DENIED);
+  /* cleared: only the configured set */
+  CU_ASSERT_EQUAL(mesh__authz_set_external(m, NULL, "test", &st), MESH_OK);
+  CU_ASSERT_EQUAL(decide(m, BOB, "/x", NULL, 0), MESH_OK);
+  CU_ASSERT_EQUAL(decide(m, BOB, "/local", NULL, 0), MESH_ERR_DENIED);
+  cJSON_Delete(doc);
+  cJSON_Delete(bad);
+  mesh_free(m);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("xds_rbac", NULL, NULL);
   CU_add_test(s, "xds_rbac_config", test_xds_rbac_config);
   CU_add_test(s, "xds_rbac_pending", test_xds_rbac_pending);
+  CU_add_test(s, "xds_rbac_layered", test_xds_rbac_layered);
   CU_add_test(s, "xds_rbac_live", test_xds_rbac_live);
   CU_add_test(s, "xds_rbac_grpc", test_xds_rbac_grpc);
 }
