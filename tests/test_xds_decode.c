@@ -616,6 +616,33 @@ static void test_mesh__xds_decode_lds_server(void) {
                          "spiffe://cluster.local/ns/default/sa/sleep");
   mesh__xds_lds_free(l);
   free(rbac);
+  /* each permission is its own rule; a header permission is a `when`
+   * condition of its rule (inverted: notValues) */
+  rbac = xv_any(RBAC_T, "RBAC",
+      "rules { action: DENY policies { key: \"h\" value { "
+      "permissions { header { name: \"x-debug\" prefix_match: \"on\" } } "
+      "permissions { and_rules { rules { url_path { path { exact: \"/a\" } } } "
+      "rules { header { name: \"x-env\" exact_match: \"prod\" invert_match: true } } } } "
+      "principals { any: true } } } }");
+  snprintf(hcm, sizeof hcm, "rds { route_config_name: \"in\" } http_filters { name: "
+           "\"rbac\" typed_config { %s } }", rbac);
+  free(rbac);
+  rc = lds_of(hcm, true, NULL, &l, &st);
+  if (rc)
+    fprintf(stderr, "\nheader rbac: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  p = cJSON_GetArrayItem(cJSON_GetObjectItem(l->rbac, "policies"), 0);
+  cJSON *rules = cJSON_GetObjectItem(p, "rules");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(rules), 2);
+  char *txt = cJSON_PrintUnformatted(rules);
+  CU_ASSERT_STRING_EQUAL(txt,
+      "[{\"to\":[{}],\"from\":[{}],\"when\":[{\"key\":\"request.headers[x-debug]\","
+      "\"values\":[\"on*\"]}]},{\"to\":[{\"paths\":[\"/a\"]}],\"from\":[{}],"
+      "\"when\":[{\"key\":\"request.headers[x-env]\",\"notValues\":[\"prod\"]}]}]");
+  if (strcmp(txt, "") && !strstr(txt, "notValues"))
+    fprintf(stderr, "\nheader rules: %s\n", txt);
+  free(txt);
+  mesh__xds_lds_free(l);
   free(tls);
   /* NACKs: RBAC with a condition, with metadata; two chains */
   static const struct { const char *rules; const char *msg; } bad[] = {
@@ -629,6 +656,14 @@ static void test_mesh__xds_decode_lds_server(void) {
        "principals { any: true } } } }", "permission rule 12"},
       {"rules { policies { key: \"p\" value { permissions { any: true } principals { "
        "authenticated { principal_name { contains: \"x\" } } } } } }", "only exact, prefix"},
+      {"rules { policies { key: \"p\" value { permissions { header { name: \"x\" "
+       "safe_regex_match { regex: \"a.*\" } } } principals { any: true } } } }",
+       "permission header x: only exact, prefix, suffix and present"},
+      {"rules { policies { key: \"p\" value { permissions { and_rules { rules { or_rules { "
+       "rules { header { name: \"x\" exact_match: \"1\" } } rules { header { name: \"y\" "
+       "exact_match: \"1\" } } } } } } principals { any: true } } } }", "or_rules of header matchers"},
+      {"rules { policies { key: \"p\" value { permissions { header { name: \":path\" "
+       "exact_match: \"/\" } } principals { any: true } } } }", "pseudo-headers"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     rbac = xv_any(RBAC_T, "RBAC", bad[i].rules);

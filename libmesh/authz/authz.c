@@ -35,6 +35,9 @@ struct mesh__authz {
    * epoch and waits for the old slot to drain before dropping its own
    * reference.  No reader ever waits on a lock. */
   _Atomic(mesh__authz_set_t *) cur;
+  /* the policy a part above set (xDS RBAC, mesh__authz_set_external):
+   * evaluated after cur, read through the same epochs */
+  _Atomic(mesh__authz_set_t *) ext;
   _Atomic uint32_t epoch;
   _Atomic uint32_t readers[2];
   pthread_mutex_t wmu; /* reloads only */
@@ -51,7 +54,8 @@ struct mesh__authz {
 
 /* ---- publication ------------------------------------------------------------ */
 
-static mesh__authz_set_t *set_acquire(struct mesh__authz *a) {
+static mesh__authz_set_t *slot_acquire(struct mesh__authz *a,
+                                       _Atomic(mesh__authz_set_t *) *slot) {
   for (;;) {
     uint32_t e = atomic_load(&a->epoch);
     atomic_fetch_add(&a->readers[e & 1], 1);
@@ -59,17 +63,27 @@ static mesh__authz_set_t *set_acquire(struct mesh__authz *a) {
       atomic_fetch_sub(&a->readers[e & 1], 1);
       continue;
     }
-    mesh__authz_set_t *s = atomic_load(&a->cur);
+    mesh__authz_set_t *s = atomic_load(slot);
     mesh__authz_set_ref(s);
     atomic_fetch_sub(&a->readers[e & 1], 1);
     return s;
   }
 }
 
-static uint64_t set_publish(struct mesh__authz *a, mesh__authz_set_t *s) {
+static mesh__authz_set_t *set_acquire(struct mesh__authz *a) {
+  return slot_acquire(a, &a->cur);
+}
+
+/* Swap *slot to s (may be NULL) and wait until no reader can still be
+ * taking a reference to the old set; then drop it. */
+static uint64_t slot_publish(struct mesh__authz *a,
+                             _Atomic(mesh__authz_set_t *) *slot,
+                             mesh__authz_set_t *s) {
   pthread_mutex_lock(&a->wmu);
-  uint64_t gen = s->generation = ++a->generation;
-  mesh__authz_set_t *old = atomic_exchange(&a->cur, s);
+  uint64_t gen = ++a->generation;
+  if (s)
+    s->generation = gen;
+  mesh__authz_set_t *old = atomic_exchange(slot, s);
   uint32_t e = atomic_fetch_add(&a->epoch, 1);
   for (unsigned spins = 0; atomic_load(&a->readers[e & 1]) != 0; spins++)
     if (spins > 64)
@@ -77,6 +91,10 @@ static uint64_t set_publish(struct mesh__authz *a, mesh__authz_set_t *s) {
   pthread_mutex_unlock(&a->wmu);
   mesh__authz_set_unref(old);
   return gen;
+}
+
+static uint64_t set_publish(struct mesh__authz *a, mesh__authz_set_t *s) {
+  return slot_publish(a, &a->cur, s);
 }
 
 static void count(struct mesh__authz *a, int c) {
@@ -120,6 +138,7 @@ static void authz_fini(mesh_t *m) {
   if (!a)
     return;
   mesh__authz_set_unref(atomic_exchange(&a->cur, NULL));
+  mesh__authz_set_unref(atomic_exchange(&a->ext, NULL));
   mesh__opa_free(a->opa);
   pthread_mutex_destroy(&a->wmu);
   pthread_mutex_destroy(&a->cbmu);
@@ -287,24 +306,64 @@ static int finish(mesh_t *m, struct mesh__authz *a, const mesh__authz_set_t *s,
   return mesh__fail(st, MESH_ERR_DENIED, "denied: %s", reason);
 }
 
+/* The configured set decides first; when it allows, the external set
+ * (xDS RBAC) may still deny.  Each set is one version for the request. */
 static int check(mesh_t *m, const mesh_authz_request_t *r, int stage,
                  const char *label, mesh_status_t *st) {
   mesh__ok(st);
   struct mesh__authz *a = m ? m->authz : NULL;
   if (!a)
     return MESH_OK;
-  mesh__authz_set_t *s = set_acquire(a);
-  if (!s) {
+  mesh__authz_set_t *s = set_acquire(a), *x = slot_acquire(a, &a->ext);
+  if (!s && !x) {
     count(a, C_ALLOW);
     return MESH_OK;
   }
-  if (stage == MESH__AZ_STAGE_CONN && s->protocol == MESH__AZ_PROTO_TCP)
+  const mesh__authz_set_t *fs = s ? s : x;
+  int st0 = stage;
+  if (stage == MESH__AZ_STAGE_CONN && fs->protocol == MESH__AZ_PROTO_TCP)
     stage = MESH__AZ_STAGE_TCP;
   mesh__authz_result_t res;
-  mesh__authz_eval(s, r, stage, &res);
-  int rc = finish(m, a, s, r, &res, label, st);
+  mesh__authz_eval(fs, r, stage, &res);
+  if (s && x && res.decision == MESH__AZ_DECIDE_ALLOW) {
+    mesh__authz_result_t xr;
+    mesh__authz_eval(x, r, st0, &xr);
+    if (xr.decision == MESH__AZ_DECIDE_DENY) {
+      res = xr;
+      fs = x;
+    }
+  }
+  int rc = finish(m, a, fs, r, &res, label, st);
   mesh__authz_set_unref(s);
+  mesh__authz_set_unref(x);
   return rc;
+}
+
+int mesh__authz_set_external(mesh_t *m, const cJSON *doc, const char *origin,
+                             mesh_status_t *st) {
+  mesh__ok(st);
+  struct mesh__authz *a = m ? m->authz : NULL;
+  if (!a)
+    return mesh__fail(st, MESH_ERR_INVALID_ARG, "authz is not set up");
+  mesh__authz_set_t *s = NULL;
+  if (doc) {
+    mesh__cfg_t c = {.first = st};
+    int rc = mesh__authz_set_build(&c, doc, "authz", &s);
+    if (rc != MESH_OK || !s) {
+      count(a, C_RELOAD_ERROR);
+      return rc == MESH_ERR_NOMEM ? mesh__fail(st, rc, "out of memory")
+                                  : (rc ? rc : MESH_ERR_INTERNAL);
+    }
+    s->path_norm = a->path_norm; /* the context's, fixed at init */
+    register_metrics(m, s);
+  }
+  size_t n = s ? s->n : 0;
+  uint64_t gen = slot_publish(a, &a->ext, s);
+  count(a, C_RELOAD);
+  mesh__log(m, MESH_LOG_INFO, "authz_external",
+            "origin=\"%s\" policies=%zu generation=%llu state=%s", origin, n,
+            (unsigned long long)gen, s ? "set" : "cleared");
+  return MESH_OK;
 }
 
 int mesh__authz_check_conn(mesh_t *m, const char *peer_id,
@@ -336,9 +395,10 @@ bool mesh__authz_active(mesh_t *m) {
   struct mesh__authz *a = m ? m->authz : NULL;
   if (!a)
     return false;
-  mesh__authz_set_t *s = set_acquire(a);
-  bool on = s && s->n > 0;
+  mesh__authz_set_t *s = set_acquire(a), *x = slot_acquire(a, &a->ext);
+  bool on = (s && s->n > 0) || x;
   mesh__authz_set_unref(s);
+  mesh__authz_set_unref(x);
   return on;
 }
 

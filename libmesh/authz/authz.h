@@ -397,7 +397,20 @@ int mesh__authz_check_conn(mesh_t *m, const char *peer_id,
 int mesh__authz_check_request(mesh_t *m, const mesh_authz_request_t *r,
                               mesh_status_t *st);
 
-/** Is authorization configured at all (a set with policies)? */
+/** Set (doc non-NULL: an "authz" section's JSON, built and checked as
+ *  one) or clear (doc NULL) the external policy set: a part above (xds,
+ *  the server Listener's RBAC filter) hands its policy down; authz never
+ *  calls up.  A request the configured set allows is then judged by the
+ *  external set too (one version of each); denials answer, count and log
+ *  as the configured set's do.  origin names the source in the log line.
+ *  Any thread; published lock-free for readers.
+ *  @return MESH_OK, MESH_ERR_CONFIG (doc refused: st, nothing changed),
+ *          MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG (no authz part). */
+int mesh__authz_set_external(mesh_t *m, const cJSON *doc, const char *origin,
+                             mesh_status_t *st);
+
+/** Is authorization configured at all (a set with policies, or an
+ *  external set)? */
 bool mesh__authz_active(mesh_t *m);
 
 /** The path normalization every protocol part applies to a request before

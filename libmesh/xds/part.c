@@ -26,6 +26,7 @@ struct mesh__xds {
   mesh__xds_stream_t *stream; /* the transport, NULL until started */
   /* mesh_xds_updates_total, mesh_xds_nacks_total */
   mesh__metric_t *m_updates, *m_nacks;
+  char *server_lds; /* the xDS-enabled server's Listener (server.c), or NULL */
 };
 
 /* Does any service of root take its endpoints from xDS? */
@@ -41,7 +42,7 @@ static bool any_xds_service(const cJSON *root) {
 }
 
 static void xds_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
-  static const char *const keys[] = {"bootstrap", NULL};
+  static const char *const keys[] = {"bootstrap", "server_address", NULL};
   if (cfg && !mesh__cfg_object(c, cfg, path, keys))
     return;
   /* an identity from a certificate provider needs the bootstrap too */
@@ -55,6 +56,8 @@ static void xds_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
       !cJSON_GetObjectItemCaseSensitive(c->root, "identity"))
     mesh__cfg_error(c, p, "\"tls\" without certificate files uses the mesh "
                     "identity, and there is no \"identity\" section");
+  if (cfg)
+    mesh__xds_server_check(c, cfg, path, b);
   mesh__xds_bootstrap_free(b);
 }
 
@@ -69,9 +72,10 @@ static void publish(mesh__xds_t *x, const mesh__xds_svc_t *s,
  * once the whole response is in the cache (a route and the clusters it
  * names may come in one response). */
 static void on_lds(void *user, const char *name, const mesh__xds_lds_t *l) {
-  (void)name;
-  (void)l;
-  ((mesh__xds_t *)user)->dirty = true;
+  mesh__xds_t *x = user;
+  x->dirty = true;
+  if (x->server_lds && strcmp(x->server_lds, name) == 0)
+    mesh__xds_server_on_lds(x->m, name, l);
 }
 
 static void on_rds(void *user, const char *name, const cJSON *r) {
@@ -175,6 +179,7 @@ static void xds_fini(mesh_t *m) {
   mesh__view_unregister(m, "xds");
   mesh__xds_ads_free(x->ads);
   mesh__xds_bootstrap_free(x->boot);
+  free(x->server_lds);
   for (size_t i = 0; i < x->nsvcs; i++)
     mesh__xds_svc_fini(&x->svcs[i]);
   free(x->svcs);
@@ -236,6 +241,10 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   x->m_nacks = mesh__counter(m, "mesh_xds_nacks_total",
                              "xDS responses refused (NACKed).", NULL);
   int rc = x->ads ? subscribe(x, m->config) : MESH_ERR_NOMEM;
+  mesh_status_t sst;
+  if (rc == MESH_OK &&
+      mesh__xds_server_start(m, x->ads, b, cfg, &x->server_lds, &sst))
+    return mesh__fail(st, sst.code, "%s", sst.message);
   if (rc == MESH_OK)
     rc = mesh__view_register(m, "xds", view, x);
   mesh__http_set_xroute(m, xroute);

@@ -54,6 +54,58 @@ static void move_first(cJSON *from, cJSON *to) {
   cJSON_AddItemToObject(to, key, it);
 }
 
+/* A header permission other than an exact :method: a `when` condition
+ * on request.headers[name] of the rule (each permission is one rule, so
+ * the condition stays with its permission).  The operation carries the
+ * conditions under a private key that policy() moves to the rule. */
+static int header_cond(const Meshxds__HeaderMatcher *h, cJSON *op, bool neg,
+                       why_t *w) {
+  char v[300];
+  const char *name = h->name;
+  if (!*name || name[0] == ':' || strlen(name) > 200 ||
+      strcspn(name, "[]\"") != strlen(name))
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "permission header \"%.200s\": "
+                  "pseudo-headers other than an exact :method are not "
+                  "supported", name);
+  switch (h->header_match_specifier_case) {
+  case MESHXDS__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_EXACT_MATCH:
+    snprintf(v, sizeof v, "%s", h->exact_match);
+    break;
+  case MESHXDS__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PREFIX_MATCH:
+    snprintf(v, sizeof v, "%s*", h->prefix_match);
+    break;
+  case MESHXDS__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_SUFFIX_MATCH:
+    snprintf(v, sizeof v, "*%s", h->suffix_match);
+    break;
+  case MESHXDS__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH:
+    if (!h->present_match)
+      return REFUSE(w, MESH_ERR_UNSUPPORTED, "permission header %s: "
+                    "present_match false is not supported", name);
+    snprintf(v, sizeof v, "*");
+    break;
+  default:
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "permission header %s: only "
+                  "exact, prefix, suffix and present matches are supported",
+                  name);
+  }
+  if (!*v || (strchr(v, '*') && strlen(v) == 1 && h->header_match_specifier_case !=
+              MESHXDS__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH))
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "permission header %s: an empty "
+                  "value is not supported", name);
+  bool inv = neg != h->invert_match;
+  cJSON *when = cJSON_GetObjectItemCaseSensitive(op, "_when");
+  if (!when)
+    when = cJSON_AddArrayToObject(op, "_when");
+  cJSON *c = cJSON_CreateObject();
+  char key[240];
+  snprintf(key, sizeof key, "request.headers[%s]", name);
+  cJSON_AddStringToObject(c, "key", key);
+  cJSON_AddItemToArray(cJSON_AddArrayToObject(c, inv ? "notValues" : "values"),
+                       cJSON_CreateString(v));
+  cJSON_AddItemToArray(when, c);
+  return 0;
+}
+
 static int perm_leaf(const Meshxds__Permission *p, cJSON *op, bool neg,
                      why_t *w) {
   char v[300];
@@ -70,8 +122,7 @@ static int perm_leaf(const Meshxds__Permission *p, cJSON *op, bool neg,
       add(op, neg ? "notMethods" : "methods", p->header->exact_match);
       return 0;
     }
-    return REFUSE(w, MESH_ERR_UNSUPPORTED, "permission header %s: only an "
-                  "exact :method is supported", p->header->name);
+    return header_cond(p->header, op, neg, w);
   case MESHXDS__PERMISSION__RULE_DESTINATION_PORT:
     snprintf(v, sizeof v, "%u", p->destination_port);
     add(op, neg ? "notPorts" : "ports", v);
@@ -101,6 +152,9 @@ static int permission(const Meshxds__Permission *p, cJSON *op, why_t *w) {
       int rc = 0;
       for (size_t k = 0; !rc && k < q->or_rules->n_rules; k++)
         rc = perm_leaf(q->or_rules->rules[k], probe, false, w);
+      if (!rc && cJSON_GetObjectItemCaseSensitive(probe, "_when"))
+        rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "permission or_rules of header "
+                    "matchers are not supported");
       if (!rc && cJSON_GetArraySize(probe) != 1)
         rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "permission or_rules mixing "
                     "kinds is not supported");
@@ -218,26 +272,37 @@ static int policy(const char *name, const Meshxds__Policy *p, const char *action
       *q = '_';
   cJSON_AddStringToObject(o, "name", nm);
   cJSON_AddStringToObject(o, "action", action);
-  cJSON *rule = cJSON_CreateObject();
-  cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "rules"), rule);
-  cJSON *to = cJSON_AddArrayToObject(rule, "to");
-  cJSON *from = cJSON_AddArrayToObject(rule, "from");
-  for (size_t i = 0; i < p->n_permissions; i++) {
-    cJSON *op = cJSON_CreateObject();
-    cJSON_AddItemToArray(to, op);
-    why_t sub = {""};
-    if (permission(p->permissions[i], op, &sub))
-      return REFUSE(w, MESH_ERR_UNSUPPORTED, "policies[%s].permissions[%zu]: "
-                    "%s", name, i, sub.msg);
-  }
+  /* principals once, then one rule per permission (rules are ORed, as
+   * RBAC's permissions are) with the principals as its "from" */
+  cJSON *from = cJSON_CreateArray();
   for (size_t i = 0; i < p->n_principals; i++) {
     cJSON *src = cJSON_CreateObject();
     cJSON_AddItemToArray(from, src);
     why_t sub = {""};
-    if (principal(p->principals[i], src, &sub))
+    if (principal(p->principals[i], src, &sub)) {
+      cJSON_Delete(from);
       return REFUSE(w, MESH_ERR_UNSUPPORTED, "policies[%s].principals[%zu]: "
                     "%s", name, i, sub.msg);
+    }
   }
+  cJSON *rules = cJSON_AddArrayToObject(o, "rules");
+  for (size_t i = 0; i < p->n_permissions; i++) {
+    cJSON *rule = cJSON_CreateObject();
+    cJSON_AddItemToArray(rules, rule);
+    cJSON *op = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(rule, "to"), op);
+    cJSON_AddItemToObject(rule, "from", cJSON_Duplicate(from, true));
+    why_t sub = {""};
+    if (permission(p->permissions[i], op, &sub)) {
+      cJSON_Delete(from);
+      return REFUSE(w, MESH_ERR_UNSUPPORTED, "policies[%s].permissions[%zu]: "
+                    "%s", name, i, sub.msg);
+    }
+    cJSON *when = cJSON_DetachItemFromObjectCaseSensitive(op, "_when");
+    if (when)
+      cJSON_AddItemToObject(rule, "when", when);
+  }
+  cJSON_Delete(from);
   /* RBAC: a policy without permissions or principals never matches */
   if (!p->n_permissions || !p->n_principals)
     cJSON_DeleteItemFromObject(o, "rules");

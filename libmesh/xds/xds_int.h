@@ -74,6 +74,21 @@ void mesh__xds_apply(mesh_t *m, const struct mesh__xds_ads *a,
                      mesh__xds_svc_t *s);
 void mesh__xds_svc_fini(mesh__xds_svc_t *s);
 
+/* The xDS-enabled server (server.c, gRFC A36/A41). */
+void mesh__xds_server_check(mesh__cfg_t *c, const cJSON *cfg, const char *path,
+                            const mesh__xds_bootstrap_t *b);
+/** The template with its first "%s" replaced by addr (malloc'd). */
+char *mesh__xds_server_name(const char *tmpl, const char *addr);
+/** Subscribe the server Listener when the section names server_address;
+ *  until it arrives, authz denies every request.  *name: the Listener's
+ *  name (malloc'd) or NULL (no xDS server). */
+int mesh__xds_server_start(mesh_t *m, mesh__xds_ads_t *ads,
+                           const mesh__xds_bootstrap_t *b, const cJSON *cfg,
+                           char **name, mesh_status_t *st);
+/** An accepted server Listener: its RBAC becomes authz's external set. */
+void mesh__xds_server_on_lds(mesh_t *m, const char *name,
+                             const mesh__xds_lds_t *l);
+
 #define FAULT_URL \
   "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 #define FAULT_FILTER "envoy.filters.http.fault"

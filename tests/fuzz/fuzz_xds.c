@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "authz/authz.h"
 #include "xds/xds.h"
 
 #ifndef FUZZ_XDS
@@ -123,6 +124,16 @@ __attribute__((unused)) static int decode(const uint8_t *data, size_t size, mesh
     FUZZ_ASSERT(!l->rds_name != !l->route_config);
   if (l && l->route_config)
     check_rds(l->route_config);
+  if (l && l->rbac) {
+    /* what the RBAC mapping emits, the authz part builds (server.c hands
+     * it down as the external policy set) */
+    mesh_status_t ast = {0};
+    mesh__cfg_t c = {.first = &ast};
+    mesh__authz_set_t *set = NULL;
+    FUZZ_ASSERT(mesh__authz_set_build(&c, l->rbac, "authz", &set) == MESH_OK);
+    FUZZ_ASSERT(set != NULL);
+    mesh__authz_set_unref(set);
+  }
   mesh__xds_lds_free(l);
 #endif
   return rc;
