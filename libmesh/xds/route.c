@@ -12,6 +12,7 @@
  *   mesh__xds_rtab_publish / _acquire   the epoch scheme of endpoint
  *                          snapshots (a reader sees a whole version and
  *                          never a freed one) */
+#include <limits.h>
 #include <regex.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -116,9 +117,18 @@ static const cJSON *get(const cJSON *o, const char *k) {
   return cJSON_GetObjectItemCaseSensitive(o, k);
 }
 
+/* A decoded number, clamped to the range of an int: every field read here
+ * is a count, a duration in ms, a weight or a code, and the wire's uint32
+ * and uint64 values need not fit (a cast of one that does not is
+ * undefined). */
 static int64_t num(const cJSON *o, const char *k, int64_t dflt) {
   const cJSON *v = get(o, k);
-  return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+  if (!cJSON_IsNumber(v))
+    return dflt;
+  double d = v->valuedouble;
+  if (!(d > INT_MIN))
+    return INT_MIN;
+  return d < INT_MAX ? (int64_t)d : INT_MAX;
 }
 
 /* A regex matches the whole string (RE2 FullMatch, as Envoy and gRPC). */
@@ -213,8 +223,10 @@ static void build_retry(rt_t *r, const cJSON *o) {
     if (c >= 0)
       x->grpc_codes |= 1u << c;
   }
+  /* a code outside 100..599 matches no response: not kept */
   cJSON_ArrayForEach(e, get(o, "retriable_status_codes"))
-    if (x->ncodes < sizeof x->codes / sizeof x->codes[0] && cJSON_IsNumber(e))
+    if (x->ncodes < sizeof x->codes / sizeof x->codes[0] &&
+        cJSON_IsNumber(e) && e->valuedouble >= 100 && e->valuedouble < 600)
       x->codes[x->ncodes++] = (int)e->valuedouble;
   x->base_ms = num(o, "base_interval_ms", 0);
   x->max_ms = num(o, "max_interval_ms", 0);
