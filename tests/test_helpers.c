@@ -79,6 +79,13 @@ static int count_marked(const char *mark) {
 
 /* ---- the inner binary --------------------------------------------------- */
 
+static int peers_seen; /* the last count of peers_up() */
+
+static bool peers_up(const char *mark) {
+  peers_seen = count_marked(mark);
+  return peers_seen >= 5;
+}
+
 static const char *const shell_tree[] = {
     "sh", "-c", "sleep 600 & sleep 600 & wait", NULL};
 static const char *const direct[] = {"sleep", "600", NULL};
@@ -94,9 +101,11 @@ static int inner(const char *mode) {
    * binary cannot) */
   const char *mark = getenv(MARK_ENV), *ready = getenv(READY_ENV);
   bool up = false;
-  TH_WAIT_UNTIL(up, count_marked(mark) >= 5, "inner peers up");
+  TH_WAIT_UNTIL(up, peers_up(mark), "inner peers up");
+  /* the count that was seen, not a second one: a process between fork
+   * and exec may not be readable in /proc for an instant */
   char msg[512];
-  snprintf(msg, sizeof msg, "%d %s", count_marked(mark), th_tmpdir());
+  snprintf(msg, sizeof msg, "%d %s", peers_seen, th_tmpdir());
   if (!ready || !th_write(ready, msg))
     return 3;
   if (strcmp(mode, "crash") == 0) {
