@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import grpc
 
@@ -133,6 +134,20 @@ def cla(name, localities):
             e.endpoint.address.socket_address.port_value = port
             e.health_status = endpoint_pb2.HEALTHY
     return a
+
+
+def acked(plane, version, urls, timeout=20):
+    """Every type in urls ACKed version (the client applied it first)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        with plane.lock:
+            got = {rq.type_url for rq in plane.requests
+                   if rq.response_nonce and rq.version_info == str(version)
+                   and not rq.HasField('error_detail')}
+        if all(u in got for u in urls):
+            return True
+        time.sleep(0.02)
+    return False
 
 
 class ControlPlane:

@@ -56,20 +56,6 @@ def clusters(plane, max_requests=None):
         plane.set(cp.CDS, c)
 
 
-def acked(plane, version, urls, timeout=20):
-    """Every type in urls ACKed version (the client applied it first)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        with plane.lock:
-            got = {rq.type_url for rq in plane.requests
-                   if rq.response_nonce and rq.version_info == str(version)
-                   and not rq.HasField('error_detail')}
-        if all(u in got for u in urls):
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def share(r, prefix):
     return sum(n for k, n in r['by'].items() if k.startswith(prefix))
 
@@ -79,7 +65,7 @@ def phase(plane, tool, split, lo2, hi2):
     flight, then count WINDOW calls: web-v2's count in [lo2, hi2]."""
     plane.set(cp.RDS, cp.routes('web-routes', split))
     plane.push()
-    ok = acked(plane, plane.version, [cp.RDS])
+    ok = cp.acked(plane, plane.version, [cp.RDS])
     tool.cmd('count %d' % (4 * THREADS))  # calls that picked before the ACK
     r = tool.cmd('count %d' % WINDOW)
     v2 = share(r, 'v2')
@@ -124,7 +110,7 @@ def main():
         # a backend added to the canary: EDS only
         plane.set(cp.EDS, cp.cla('web-v2', [('a', 0, 1, ep('v2-a', 'v2-b'))]))
         plane.push()
-        ok = acked(plane, plane.version, [cp.EDS])
+        ok = cp.acked(plane, plane.version, [cp.EDS])
         tool.cmd('count %d' % (4 * THREADS))
         r = tool.cmd('count %d' % WINDOW)
         check('backend v2-b added: both web-v2 backends serve (v2-a %d, v2-b %d)' %
@@ -142,14 +128,14 @@ def main():
         # refuses some calls; back to the default -> none refused
         clusters(plane, max_requests=1)
         plane.push()
-        ok = acked(plane, plane.version, [cp.CDS])
+        ok = cp.acked(plane, plane.version, [cp.CDS])
         r = tool.cmd('count %d' % 400)
         check('CDS circuit_breakers max_requests=1 in force: %d of %d calls refused' %
               (r['failed'], r['calls']),
               ok and r['failed'] > 0 and 'max_requests' in r['last_error'], r['last_error'])
         clusters(plane)
         plane.push()
-        ok = acked(plane, plane.version, [cp.CDS])
+        ok = cp.acked(plane, plane.version, [cp.CDS])
         tool.cmd('count %d' % (4 * THREADS))
         r = tool.cmd('count %d' % 400)
         check('CDS thresholds back to the defaults: no call refused', ok and r['failed'] == 0,
@@ -169,7 +155,7 @@ def main():
         plane2.set(cp.EDS, cp.cla('web-v1', [('a', 0, 1, ep('v1-a', 'v1-b'))]))
         plane2.set(cp.EDS, cp.cla('web-v2', [('a', 0, 1, ep('v2-a', 'v2-b'))]))
         plane2.start(port)
-        ok = acked(plane2, plane2.version, [cp.RDS], timeout=40)
+        ok = cp.acked(plane2, plane2.version, [cp.RDS], timeout=40)
         tool.cmd('count %d' % (4 * THREADS))
         r = tool.cmd('count %d' % WINDOW)
         check('restarted control plane: its split 100/0 arrives (web-v1 %d of %d), no call failed'

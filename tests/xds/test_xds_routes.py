@@ -73,19 +73,6 @@ def web_routes(api, split, extra=True):
         (['*'], [{'prefix': '', 'cluster': 'web-slow'}])])
 
 
-def acked(plane, version, urls, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        with plane.lock:
-            got = {rq.type_url for rq in plane.requests
-                   if rq.response_nonce and rq.version_info == str(version)
-                   and not rq.HasField('error_detail')}
-        if all(u in got for u in urls):
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def only(r, backend, n):
     return r['calls'] == n and r['by'].get(backend) == n and r['failed'] == 0
 
@@ -142,7 +129,7 @@ def live_update(plane, tool):
     # /api moves to web-v2, the split to web-v1 only, the regex route goes
     plane.set(cp.RDS, web_routes('web-v2', [('web-v1', 100)], extra=False))
     plane.push()
-    ok = acked(plane, plane.version, [cp.RDS])
+    ok = cp.acked(plane, plane.version, [cp.RDS])
     tool.cmd('count %d' % (4 * THREADS))
     r = tool.cmd('count 600')
     check('route update 1 while calling: ACKed, 0 failed in %d calls' % r['calls'],
@@ -157,7 +144,7 @@ def live_update(plane, tool):
     # web-v1 leaves every route: its hosts go while calls may hold a decision
     plane.set(cp.RDS, web_routes('web-v2', [('web-v2', 1)], extra=False))
     plane.push()
-    ok = acked(plane, plane.version, [cp.RDS])
+    ok = cp.acked(plane, plane.version, [cp.RDS])
     tool.cmd('count %d' % (4 * THREADS))
     r = tool.cmd('count 600')
     check('route update 2 (web-v1 named by no route) while calling: 0 failed in %d calls'
