@@ -28,7 +28,7 @@ typedef struct mesh__ca_tbs {
                         * CN, serialNumber; values without ',' or '='),
                         * NULL = "O=SPIFFE" */
   int64_t not_before, not_after; /* Unix seconds, clamped to 1970..9999 */
-  bool ca;          /* basicConstraints CA:TRUE (critical either way) */
+  bool ca;          /* basicConstraints CA:TRUE (then critical) */
   bool leaf_usage;  /* keyUsage digitalSignature + EKU serverAuth,
                      * clientAuth; else keyCertSign|cRLSign + AKID */
   const char *const *uris; /* SAN URIs, in this order, then DNS names */

@@ -326,21 +326,23 @@ static bool set_san(X509 *x, const mesh__ca_tbs_t *t) {
   return ok;
 }
 
+/* In mbedTLS's order: SKID, AKID (CA), basicConstraints (critical only
+ * when CA:TRUE, as mbedTLS marks it), keyUsage (critical), EKU, SAN. */
 static bool extensions(X509 *x, X509 *issuer, const mesh__ca_tbs_t *t) {
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-  bool ok = add_conf(x, &ctx, NID_basic_constraints,
-                     t->ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+  bool ok = add_conf(x, &ctx, NID_subject_key_identifier, "hash");
+  if (ok && !t->leaf_usage)
+    ok = add_conf(x, &ctx, NID_authority_key_identifier, "keyid:always");
+  if (ok)
+    ok = add_conf(x, &ctx, NID_basic_constraints,
+                  t->ca ? "critical,CA:TRUE" : "CA:FALSE");
   if (ok)
     ok = add_conf(x, &ctx, NID_key_usage,
                   t->leaf_usage ? "critical,digitalSignature"
                                 : "critical,keyCertSign,cRLSign");
   if (ok && t->leaf_usage)
     ok = add_conf(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth");
-  if (ok)
-    ok = add_conf(x, &ctx, NID_subject_key_identifier, "hash");
-  if (ok && !t->leaf_usage)
-    ok = add_conf(x, &ctx, NID_authority_key_identifier, "keyid:always");
   if (ok)
     ok = set_san(x, t);
   return ok;
