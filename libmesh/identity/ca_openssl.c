@@ -97,31 +97,38 @@ int mesh__ca_key_write(mesh__ca_key_t *k, const char *path,
 
 /* ---- loading the CA ---------------------------------------------------- */
 
-/* Every CERTIFICATE block of PEM text: the first good one is kept, bad
- * ones counted; *first_bad = 1 when none parsed (caller words it). */
-static X509 *pem_first_crt(const unsigned char *buf, size_t len, int *bad) {
-  BIO *b = BIO_new_mem_buf(buf, (int)len);
+/* No passphrase: an encrypted key is refused, never prompted for. */
+static int no_pass(char *buf, int size, int rw, void *u) {
+  (void)buf, (void)size, (void)rw, (void)u;
+  return -1;
+}
+
+/* Every CERTIFICATE block of PEM text, cut at its markers (as mbedTLS's
+ * parser does, so a broken block is counted, never skipped): the first
+ * good one is kept, bad ones counted in *bad. */
+static X509 *pem_first_crt(const char *text, int *bad) {
+  static const char begin[] = "-----BEGIN CERTIFICATE-----";
+  static const char end[] = "-----END CERTIFICATE-----";
   X509 *first = NULL;
-  char *name = NULL, *header = NULL;
-  unsigned char *data = NULL;
-  long dlen = 0;
   *bad = 0;
-  while (b && PEM_read_bio(b, &name, &header, &data, &dlen) == 1) {
-    if (strcmp(name, PEM_STRING_X509) == 0) {
-      const unsigned char *p = data;
-      X509 *x = d2i_X509(NULL, &p, dlen);
-      if (!x)
-        (*bad)++;
-      else if (!first)
-        first = x;
-      else
-        X509_free(x);
+  for (const char *p = strstr(text, begin); p; p = strstr(p, begin)) {
+    const char *e = strstr(p + sizeof begin - 1, end);
+    if (!e) {
+      (*bad)++;
+      break;
     }
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    OPENSSL_free(data);
+    e += sizeof end - 1;
+    BIO *b = BIO_new_mem_buf(p, (int)(e - p));
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, no_pass, NULL) : NULL;
+    BIO_free(b);
+    if (!x)
+      (*bad)++;
+    else if (!first)
+      first = x;
+    else
+      X509_free(x);
+    p = e;
   }
-  BIO_free(b);
   return first;
 }
 
@@ -139,7 +146,7 @@ static int load_crt(X509 **out, const char *path, mesh_status_t *st) {
   int bad = 0;
   X509 *x = NULL;
   if (pem) {
-    x = pem_first_crt(buf, len - 1, &bad);
+    x = pem_first_crt((const char *)buf, &bad);
   } else {
     const unsigned char *p = buf;
     x = d2i_X509(NULL, &p, (long)(len - 1));
@@ -161,12 +168,6 @@ static int load_crt(X509 **out, const char *path, mesh_status_t *st) {
   ERR_clear_error();
   *out = x;
   return MESH_OK;
-}
-
-/* No passphrase: an encrypted key is refused, never prompted for. */
-static int no_pass(char *buf, int size, int rw, void *u) {
-  (void)buf, (void)size, (void)rw, (void)u;
-  return -1;
 }
 
 static int load_key(EVP_PKEY **out, const char *path, mesh_status_t *st) {
