@@ -206,6 +206,29 @@ static void ca_config(char *buf, size_t len, const char *svid) {
            th_tmpdir(), svid, th_tmpdir(), svid, th_tmpdir());
 }
 
+/* One dial of m to the peer at port: its SPIFFE ID, then "ping" echoed. */
+static void dial_echo(mesh_t *m, int port) {
+  mesh_status_t st;
+  mesh_conn_t *c = NULL;
+  int rc = mesh_dial(m, tp_addr(port), NULL, &c, &st);
+  if (rc != MESH_OK)
+    fprintf(stderr, "\n  dial: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  CU_ASSERT_STRING_EQUAL(mesh_conn_peer_id(c), SERVER_ID);
+  mesh_conn_set_timeouts(c, 5000, 5000);
+  CU_ASSERT_EQUAL(mesh_conn_write_all(c, "ping", 4), MESH_OK);
+  char buf[8];
+  size_t got = 0;
+  while (got < 4) {
+    long n = mesh_conn_read(c, buf + got, sizeof buf - got);
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  CU_ASSERT(got == 4 && memcmp(buf, "ping", 4) == 0);
+  mesh_conn_close(c);
+}
+
 static void test_cross_ca(void) {
   CU_ASSERT_FATAL(peer_sh("ca init --td " TD " --out-cert x-ca.crt "
                           "--out-key x-ca.key --force") == 0);
@@ -248,26 +271,7 @@ static void test_cross_ca(void) {
   if (mesh_new(cfg, &m, &st) != MESH_OK)
     fprintf(stderr, "\n  mesh_new on the peer's CA: %s\n", st.message);
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  mesh_conn_t *c = NULL;
-  rc = mesh_dial(m, tp_addr(port), NULL, &c, &st);
-  if (rc != MESH_OK)
-    fprintf(stderr, "\n  dial: %s\n", st.message);
-  CU_ASSERT_EQUAL(rc, MESH_OK);
-  if (c) {
-    CU_ASSERT_STRING_EQUAL(mesh_conn_peer_id(c), SERVER_ID);
-    mesh_conn_set_timeouts(c, 5000, 5000);
-    CU_ASSERT_EQUAL(mesh_conn_write_all(c, "ping", 4), MESH_OK);
-    char buf[8];
-    size_t got = 0;
-    while (got < 4) {
-      long n = mesh_conn_read(c, buf + got, sizeof buf - got);
-      if (n <= 0)
-        break;
-      got += (size_t)n;
-    }
-    CU_ASSERT(got == 4 && memcmp(buf, "ping", 4) == 0);
-    mesh_conn_close(c);
-  }
+  dial_echo(m, port);
   CU_ASSERT(wait_log("x-serve.log", CLIENT_ID, 5000));
   th_stop(pid);
   mesh_free(m);

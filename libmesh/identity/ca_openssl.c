@@ -92,6 +92,7 @@ int mesh__ca_key_write(mesh__ca_key_t *k, const char *path,
     rc = mesh__file_write(path, p, (size_t)n, 0600, st);
   }
   BIO_free(b);
+  ERR_clear_error();
   return rc;
 }
 
@@ -397,5 +398,6 @@ int mesh__ca_sign(const mesh__ca_tbs_t *t, mesh__ca_key_t *subject_key,
   }
   BIO_free(b);
   X509_free(x);
+  ERR_clear_error(); /* nothing left for the TLS backend to misread */
   return rc;
 }
