@@ -216,6 +216,80 @@ static void test_mesh_ca_issue_errors(void) {
   }
 }
 
+/* Loading the CA files, through either crypto seam (ca_mbedtls.c,
+ * ca_openssl.c): the same codes and messages; rows match the whole message
+ * except after "malformed ...: " (the crypto library's own words). */
+static bool bad_ca_fixtures(void) {
+  char cmd[3000];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && cp " TD "-ca.key key-only.pem && "
+           "printf -- '-----BEGIN CERTIFICATE-----\\nZZZZ!!\\n"
+           "-----END CERTIFICATE-----\\n' > bad-b64.crt && "
+           "cat " TD "-ca.crt bad-b64.crt > ca-plus-bad.crt && "
+           "cat bad-b64.crt " TD "-ca.crt > bad-plus-ca.crt && "
+           "head -c 200 " TD "-ca.crt > cut.crt && "
+           "openssl ec -in " TD "-ca.key -aes128 -passout pass:x -out enc1.key "
+           "2>/dev/null && "
+           "openssl pkcs8 -topk8 -in " TD "-ca.key -passout pass:x -out "
+           "enc8.key && "
+           "openssl x509 -in " TD "-ca.crt -outform DER -out ca.der && "
+           "openssl pkey -in " TD "-ca.key -outform DER -out ca-key.der && "
+           "openssl pkcs8 -topk8 -nocrypt -in " TD "-ca.key -out ca-p8.key",
+           th_tmpdir());
+  return th_sh(cmd) == 0;
+}
+
+static void test_mesh_ca_issue_bad_ca(void) {
+  CU_ASSERT_FATAL(bad_ca_fixtures());
+  const struct {
+    const char *crt, *key;
+    int want;
+    const char *msg; /* the whole message after the temp dir's path */
+  } cases[] = {
+    {"key-only.pem", TD "-ca.key", MESH_ERR_PEM,
+     "key-only.pem: no PEM CERTIFICATE block"},
+    {"bad-b64.crt", TD "-ca.key", MESH_ERR_PEM,
+     "bad-b64.crt: malformed certificate: "},
+    {"cut.crt", TD "-ca.key", MESH_ERR_PEM, "cut.crt: malformed certificate: "},
+    {"ca-plus-bad.crt", TD "-ca.key", MESH_ERR_PEM,
+     "ca-plus-bad.crt: 1 certificate could not be parsed"},
+    {"bad-plus-ca.crt", TD "-ca.key", MESH_ERR_PEM,
+     "bad-plus-ca.crt: 1 certificate could not be parsed"},
+    {TD "-ca.crt", "enc1.key", MESH_ERR_PEM,
+     "enc1.key: private key is encrypted (not supported)"},
+    {TD "-ca.crt", "enc8.key", MESH_ERR_PEM,
+     "enc8.key: private key is encrypted (not supported)"},
+    {TD "-ca.crt", "bad-b64.crt", MESH_ERR_PEM,
+     "bad-b64.crt: malformed private key: "},
+    {"ca.der", "ca-key.der", MESH_OK, ""},
+    {"ca.der", "ca-p8.key", MESH_OK, ""},
+    {TD "-ca.crt", "ca-key.der", MESH_OK, ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *ca = p_dup(cases[i].crt), *cak = p_dup(cases[i].key);
+    char *crt = p_dup("badca.crt"), *key = p_dup("badca.key");
+    unlink(crt);
+    mesh_status_t st;
+    int rc = mesh_ca_issue(ca, cak, WEB, 0, 0, 0, crt, key, &st);
+    char want[1200];
+    snprintf(want, sizeof want, "%s/%s", th_tmpdir(), cases[i].msg);
+    bool msg_ok = rc == MESH_OK
+                      ? true
+                      : strncmp(st.message, want, strlen(want)) == 0 &&
+                            (strstr(want, "malformed") ||
+                             strcmp(st.message, want) == 0);
+    if (rc != cases[i].want || !msg_ok)
+      fprintf(stderr, "bad CA case %zu: rc=%d %s\n", i, rc, st.message);
+    CU_ASSERT_EQUAL(rc, cases[i].want);
+    CU_ASSERT(msg_ok);
+    CU_ASSERT_EQUAL(access(crt, F_OK), rc == MESH_OK ? 0 : -1);
+    free(ca);
+    free(cak);
+    free(crt);
+    free(key);
+  }
+}
+
 static void test_mesh_ca_issue(void) {
   int64_t nb = (int64_t)time(NULL) - 10, na = nb + 1000;
   mesh_status_t st;
@@ -886,6 +960,7 @@ static void add(void) {
   CU_pSuite s = CU_add_suite("identity", suite_init, NULL);
   CU_add_test(s, "mesh_ca_init", test_mesh_ca_init);
   CU_add_test(s, "mesh_ca_issue_errors", test_mesh_ca_issue_errors);
+  CU_add_test(s, "mesh_ca_issue_bad_ca", test_mesh_ca_issue_bad_ca);
   CU_add_test(s, "mesh_ca_issue", test_mesh_ca_issue);
   CU_add_test(s, "meshctl_ca", test_meshctl_ca);
   CU_add_test(s, "mesh_new_identity_config", test_mesh_new_identity_config);

@@ -348,6 +348,24 @@ static void write_fixtures(void) {
   th_write(th_path("empty.pem"), "");
   th_write(th_path("bad-key.pem"), "-----BEGIN EC PRIVATE KEY-----\nAAAA\n"
                                    "-----END EC PRIVATE KEY-----\n");
+  /* DER that starts like a certificate and stops short */
+  th_write(th_path("garbage.der"), "\x30\x82\x01\x10\x30\x82"
+                                   "garbage");
+  /* keys no SVID here may carry: Ed25519 (neither our checks nor mbedTLS
+   * 2.28 take it), RSA-1024 (below every verify profile) */
+  th_write(th_path("odd.ext"), "subjectAltName=URI:" WEB "\n" KU_DS);
+  char cmd[2000];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && openssl genpkey -algorithm ed25519 -out ed.key && "
+           "openssl req -new -key ed.key -subj /O=SPIFFE -out ed.csr && "
+           "openssl x509 -req -in ed.csr -CA " TD "-ca.crt -CAkey " TD
+           "-ca.key -set_serial 5 -days 1 -extfile odd.ext -out ed.crt && "
+           "openssl genrsa -out r1024.key 1024 && "
+           "openssl req -new -key r1024.key -subj /O=SPIFFE -out r1024.csr && "
+           "openssl x509 -req -in r1024.csr -CA " TD "-ca.crt -CAkey " TD
+           "-ca.key -set_serial 6 -days 1 -extfile odd.ext -out r1024.crt",
+           th_tmpdir());
+  CU_ASSERT_FATAL(th_sh(cmd) == 0);
 }
 
 static const struct load_case load_cases[] = {
@@ -368,6 +386,15 @@ static const struct load_case load_cases[] = {
    "web.key: no PEM CERTIFICATE block"},
   {"web.crt", "bad-key.pem", TD "-ca.crt", NULL, NULL, false, MESH_ERR_PEM,
    "bad-key.pem: malformed private key"},
+  {"garbage.der", "web.key", TD "-ca.crt", NULL, NULL, false, MESH_ERR_PEM,
+   "garbage.der: malformed certificate"},
+  {"ed.crt", "ed.key", TD "-ca.crt", NULL, NULL, false, MESH_ERR_PEM,
+   "ed.crt: malformed certificate"},
+  {"web.crt", "ed.key", TD "-ca.crt", NULL, NULL, false, MESH_ERR_PEM,
+   "ed.key: malformed private key"},
+  {"r1024.crt", "r1024.key", TD "-ca.crt", NULL, NULL, false,
+   MESH_ERR_CERT_UNTRUSTED, "r1024.crt: SVID " WEB " (trust domain "
+   "example.org): certificate chain rejected"},
   {"web.crt", "web.crt", TD "-ca.crt", NULL, NULL, false, MESH_ERR_PEM,
    "web.crt: malformed private key"},
   {"web.crt", "web.key", "bad-b64.pem", NULL, NULL, false, MESH_ERR_PEM,

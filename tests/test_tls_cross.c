@@ -3,6 +3,9 @@
  * other, both ways (this process as client and as server; the peer is the
  * other build's meshctl), TLS 1.2 and 1.3, full and resumed handshakes,
  * and the refusal when one side requires 1.3 and the other lacks it.
+ * And the dev CA across builds: the peer build's `meshctl ca` mints a CA
+ * and server SVID (checked by `openssl verify`), this build's mesh_ca_issue
+ * signs a client SVID with that CA, and the two meshes accept each other.
  *
  * Run by scripts/test.d/tls-openssl.sh with MESH_PEER_MESHCTL set to the
  * other tree's tools/meshctl; without it the test fails (never a silent
@@ -185,9 +188,128 @@ static void test_cross(void) {
   }
 }
 
+/* ---- the dev CA across builds ------------------------------------------- */
+
+static int peer_sh(const char *args) {
+  char cmd[1500];
+  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >> peer-ca.log 2>&1",
+           th_tmpdir(), peer_bin, args);
+  return th_sh(cmd);
+}
+
+/* A config naming <svid>.crt/.key and the peer build's CA as the bundle. */
+static void ca_config(char *buf, size_t len, const char *svid) {
+  snprintf(buf, len,
+           "{\"log\":{\"level\":\"error\"},\"identity\":{\"cert\":"
+           "\"%s/%s.crt\",\"key\":\"%s/%s.key\",\"bundles\":{\"" TD
+           "\":\"%s/x-ca.crt\"}}}",
+           th_tmpdir(), svid, th_tmpdir(), svid, th_tmpdir());
+}
+
+/* Both builds' CA output, compared as `openssl x509 -text` prints it with
+ * the random or time-dependent fields (serials, keys, key IDs, dates,
+ * signatures) left out: names, string values, extensions, criticality and
+ * their order must be the same.  (Not compared: mbedTLS 2.28 writes a NULL
+ * parameter in the ecdsa-with-SHA256 AlgorithmIdentifier, RFC 5758 says
+ * absent, OpenSSL leaves it out; both builds accept either.) */
+static void same_text(const char *ours, const char *theirs) {
+  char cmd[2000];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && for f in %s %s; do openssl x509 -in $f -noout -text "
+           "-certopt no_pubkey,no_sigdump,no_serial,no_validity | sed -e "
+           "'s/serialNumber = [0-9a-f]*/serialNumber = X/' -e "
+           "'/^ *[0-9A-F][0-9A-F]:[0-9A-F:]*$/d' > $f.txt || exit 1; done; "
+           "diff %s.txt %s.txt",
+           th_tmpdir(), ours, theirs, ours, theirs);
+  CU_ASSERT_EQUAL(th_sh(cmd), 0);
+}
+
+/* One dial of m to the peer at port: its SPIFFE ID, then "ping" echoed. */
+static void dial_echo(mesh_t *m, int port) {
+  mesh_status_t st;
+  mesh_conn_t *c = NULL;
+  int rc = mesh_dial(m, tp_addr(port), NULL, &c, &st);
+  if (rc != MESH_OK)
+    fprintf(stderr, "\n  dial: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  CU_ASSERT_STRING_EQUAL(mesh_conn_peer_id(c), SERVER_ID);
+  mesh_conn_set_timeouts(c, 5000, 5000);
+  CU_ASSERT_EQUAL(mesh_conn_write_all(c, "ping", 4), MESH_OK);
+  char buf[8];
+  size_t got = 0;
+  while (got < 4) {
+    long n = mesh_conn_read(c, buf + got, sizeof buf - got);
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  CU_ASSERT(got == 4 && memcmp(buf, "ping", 4) == 0);
+  mesh_conn_close(c);
+}
+
+static void test_cross_ca(void) {
+  CU_ASSERT_FATAL(peer_sh("ca init --td " TD " --out-cert x-ca.crt "
+                          "--out-key x-ca.key --force") == 0);
+  CU_ASSERT_FATAL(peer_sh("ca issue --ca-cert x-ca.crt --ca-key x-ca.key "
+                          "--id " SERVER_ID " --out-cert x-server.crt "
+                          "--out-key x-server.key --force") == 0);
+  char cmd[1500];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && openssl verify -CAfile x-ca.crt -purpose sslserver "
+           "x-server.crt && openssl verify -CAfile x-ca.crt -purpose "
+           "sslclient x-server.crt",
+           th_tmpdir());
+  CU_ASSERT_EQUAL(th_sh(cmd), 0);
+  /* this build's CA code, signing with the other build's CA files */
+  char ca[512], cakey[512], crt[512], key[512];
+  snprintf(ca, sizeof ca, "%s/x-ca.crt", th_tmpdir());
+  snprintf(cakey, sizeof cakey, "%s/x-ca.key", th_tmpdir());
+  snprintf(crt, sizeof crt, "%s/x-client.crt", th_tmpdir());
+  snprintf(key, sizeof key, "%s/x-client.key", th_tmpdir());
+  mesh_status_t st;
+  int rc = mesh_ca_issue(ca, cakey, CLIENT_ID, 0, 0, 0, crt, key, &st);
+  if (rc != MESH_OK)
+    fprintf(stderr, "\n  mesh_ca_issue with the peer's CA: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  /* this build's own CA and SVID look like the peer build's */
+  char oca[512], ocak[512], ocrt[512], okey[512];
+  snprintf(oca, sizeof oca, "%s/o-ca.crt", th_tmpdir());
+  snprintf(ocak, sizeof ocak, "%s/o-ca.key", th_tmpdir());
+  snprintf(ocrt, sizeof ocrt, "%s/o-server.crt", th_tmpdir());
+  snprintf(okey, sizeof okey, "%s/o-server.key", th_tmpdir());
+  CU_ASSERT_EQUAL_FATAL(mesh_ca_init(TD, 86400, oca, ocak, &st), MESH_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      mesh_ca_issue(oca, ocak, SERVER_ID, 0, 0, 0, ocrt, okey, &st), MESH_OK);
+  same_text("o-ca.crt", "x-ca.crt");
+  same_text("o-server.crt", "x-server.crt");
+  /* the peer serves with its own SVID; it verifies our client SVID */
+  char cfg[2048], file[300];
+  ca_config(cfg, sizeof cfg, "x-server");
+  snprintf(file, sizeof file, "%s", th_path("x-srv.json"));
+  CU_ASSERT_FATAL(th_write(file, cfg));
+  int port = th_free_port();
+  char listen[32];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+  const char *argv[] = {peer_bin, "serve", "--config", file, "--listen",
+                        listen,   "--count", "1",     NULL};
+  pid_t pid = th_spawn(argv, "x-serve.log");
+  CU_ASSERT_FATAL(pid > 0);
+  CU_ASSERT_FATAL(th_wait_port(port, 5000));
+  ca_config(cfg, sizeof cfg, "x-client");
+  mesh_t *m = NULL;
+  if (mesh_new(cfg, &m, &st) != MESH_OK)
+    fprintf(stderr, "\n  mesh_new on the peer's CA: %s\n", st.message);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  dial_echo(m, port);
+  CU_ASSERT(wait_log("x-serve.log", CLIENT_ID, 5000));
+  th_stop(pid);
+  mesh_free(m);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("tls cross-backend", NULL, NULL);
   CU_add_test(s, "libmesh on each backend against the other", test_cross);
+  CU_add_test(s, "dev CA of the other build", test_cross_ca);
 }
 
 int main(void) {

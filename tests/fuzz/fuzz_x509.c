@@ -6,7 +6,9 @@
  * (mesh__pem_load_key), and the whole load of an identity whose SVID,
  * or whose trust bundle, is the input (mesh__creds_load), and the input
  * as a SPIFFE trust bundle map (gRFC A87, mesh__bundle_map_parse, and the
- * load with the map as the only trust source).
+ * load with the map as the only trust source), and the input as the dev
+ * CA's certificate or key (mesh__ca_load, through the crypto seam this
+ * build has: ca_mbedtls.c or ca_openssl.c).
  * Input: the bytes of a certificate, chain, bundle or key file.
  * The fixed identity (tests/fuzz/data: a dev CA for example.org valid for
  * 50 years, an SVID and its key) was made with mesh_ca_init/mesh_ca_issue.
@@ -22,6 +24,7 @@
 #include <mesh/mesh.h>
 
 #include "fuzz.h"
+#include "identity/ca_be.h"
 #include "identity/identity.h"
 #include "identity/pemfile.h"
 
@@ -133,6 +136,22 @@ static void check_map(const uint8_t *data, size_t size) {
   mesh__creds_release(c);
 }
 
+/* The input as the dev CA's certificate (with the fixed SVID's key) or key
+ * (with the fixed SVID certificate; the data has no CA key): a known code,
+ * a CA exactly on MESH_OK (never, with a leaf's pair: the parsers, pair
+ * check and CA test run, and nothing is accepted). */
+static void check_ca(bool input_is_cert) {
+  mesh__ca_ca_t *ca = NULL;
+  mesh_status_t st;
+  int rc = mesh__ca_load(&ca, input_is_cert ? path : DATA "svid.crt",
+                         input_is_cert ? DATA "svid.key" : path, &st);
+  FUZZ_ASSERT(rc != MESH_OK && ca == NULL);
+  FUZZ_ASSERT(rc == MESH_ERR_PEM || rc == MESH_ERR_NOMEM ||
+              rc == MESH_ERR_KEY_MISMATCH || rc == MESH_ERR_SVID);
+  FUZZ_ASSERT(st.code == rc && st.message[0]);
+  mesh__ca_free(ca);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   setup();
   set_input(data, size);
@@ -151,6 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_load(true);
     check_load(false);
   }
+  check_ca(true);
+  check_ca(false);
 
   mbedtls_pk_context pk;
   mbedtls_pk_init(&pk);
