@@ -238,9 +238,16 @@ typedef struct mesh__grpc_method_cfg {
   bool wait_for_ready;
 } mesh__grpc_method_cfg_t;
 
+/* Buffers of hedged streaming calls (gRFC A6's channel arguments
+ * grpc.per_rpc_retry_buffer_size and grpc.retry_buffer_size, as the
+ * service config keys "perRpcBufferLimit" and "retryBufferSize"). */
+#define MESH__GRPC_RPC_BUF_DEFAULT (256u << 10)
+#define MESH__GRPC_CHAN_BUF_DEFAULT (16u << 20)
+
 typedef struct mesh__grpc_svc_cfg {
   mesh__grpc_method_cfg_t *v;
   size_t n;
+  size_t rpc_buf, chan_buf;    /* bytes; 0: the defaults above */
 } mesh__grpc_svc_cfg_t;
 
 /** Validate and parse a service config object (the value of a service's

@@ -43,10 +43,10 @@ struct hedge {
   int64_t next_ms;
 };
 
-/* A try's call state: the call's request, deadline and method config,
- * sharing its logical call (xp) under the hedge's locks. */
-static mesh_grpc_call_t *child(hedge_t *h, int i) {
-  mesh_grpc_call_t *p = h->c, *k = calloc(1, sizeof *k);
+mesh_grpc_call_t *mesh__grpc_hedge_child(mesh_grpc_call_t *p, int i,
+                                         pthread_mutex_t *xmu,
+                                         pthread_mutex_t *smu) {
+  mesh_grpc_call_t *k = calloc(1, sizeof *k);
   if (!k)
     return NULL;
   k->m = p->m;
@@ -64,8 +64,8 @@ static mesh_grpc_call_t *child(hedge_t *h, int i) {
   k->deadline_ms = p->deadline_ms;
   k->via_service = true;
   k->xp = p->xp;
-  k->xmu = &h->xmu;
-  k->smu = &h->mu;
+  k->xmu = xmu;
+  k->smu = smu;
   k->mcfg = p->mcfg;
   k->attempts = i; /* grpc-previous-rpc-attempts: the hedges before it */
   return k;
@@ -82,7 +82,7 @@ static void cancel_others(hedge_t *h, int keep) {
   }
 }
 
-static bool non_fatal(const mesh_grpc_call_t *c, int code) {
+bool mesh__grpc_hedge_non_fatal(const mesh_grpc_call_t *c, int code) {
   uint32_t nf = c->mcfg->hedge.non_fatal;
   return code > 0 && code < MESH__GRPC_NCODES && (nf & (1u << code));
 }
@@ -102,7 +102,7 @@ static void *att_main(void *arg) {
   h->last = a->i;
   if (h->winner < 0 && !atomic_load(&k->cancelled)) {
     if (k->status == MESH__GRPC_OK ||
-        (!k->refused && !non_fatal(k, k->status))) {
+        (!k->refused && !mesh__grpc_hedge_non_fatal(k, k->status))) {
       h->winner = a->i; /* commit: the others are cancelled */
       h->stop = true;
       cancel_others(h, a->i);
@@ -132,7 +132,7 @@ static int start(hedge_t *h, int i) {
     if (rc != MESH_OK)
       return rc;
   }
-  mesh_grpc_call_t *k = child(h, i);
+  mesh_grpc_call_t *k = mesh__grpc_hedge_child(c, i, &h->xmu, &h->mu);
   att_t *a = &h->a[i];
   *a = (att_t){.h = h, .i = i, .k = k, .slot = slot};
   if (!k || pthread_create(&a->t, NULL, att_main, a) != 0) {

@@ -260,7 +260,8 @@ static void parse_entry(mesh__cfg_t *c, const cJSON *v, const char *path,
 
 int mesh__grpc_svc_cfg_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
                              mesh__grpc_svc_cfg_t *out) {
-  static const char *const keys[] = {"methodConfig", NULL};
+  static const char *const keys[] = {"methodConfig", "perRpcBufferLimit",
+                                     "retryBufferSize", NULL};
   int nerr0 = c->nerr, nomem = 0;
   mesh__grpc_svc_cfg_t tmp = {NULL, 0};
   if (cJSON_IsObject(v) &&
@@ -271,9 +272,15 @@ int mesh__grpc_svc_cfg_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
                           "(\"retry\": {\"budget\": ...}) limits retries");
   }
   static const char *const keys_rt[] = {"methodConfig", "retryThrottling",
-                                        NULL};
+                                        "perRpcBufferLimit",
+                                        "retryBufferSize", NULL};
   if (mesh__cfg_object(c, v, path, nerr0 != c->nerr ? keys_rt : keys)) {
     const cJSON *mc = cJSON_GetObjectItemCaseSensitive(v, "methodConfig");
+    int64_t b;
+    if (mesh__cfg_int(c, v, path, "perRpcBufferLimit", 1, INT32_MAX, 0, &b))
+      tmp.rpc_buf = (size_t)b;
+    if (mesh__cfg_int(c, v, path, "retryBufferSize", 1, INT64_MAX, 0, &b))
+      tmp.chan_buf = (size_t)b;
     char p[MESH__PATH_MAX];
     mesh__cfg_path(p, path, "methodConfig");
     if (mc && (!cJSON_IsArray(mc) || cJSON_GetArraySize(mc) > MAX_ENTRIES))
