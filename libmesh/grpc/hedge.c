@@ -97,6 +97,11 @@ static void *att_main(void *arg) {
   if (k->status < 0) /* no connection at all */
     mesh__grpc_set_status(k, MESH__GRPC_UNAVAILABLE,
                           st.message[0] ? st.message : "no connection");
+  mesh__grpc_tokens_t *tk = &h->c->xp->rs->grpc_tokens_missing;
+  if (k->status == MESH__GRPC_OK) /* A6 throttling: successes and */
+    mesh__grpc_throttle_record(&h->c->cfg, tk, true);
+  else if (k->pushback < 0 || mesh__grpc_hedge_non_fatal(k, k->status))
+    mesh__grpc_throttle_record(&h->c->cfg, tk, false); /* failures */
   pthread_mutex_lock(&h->mu);
   h->ndone++;
   h->last = a->i;
@@ -124,6 +129,8 @@ static int start(hedge_t *h, int i) {
   bool slot = false;
   if (i > 0) {
     mesh_status_t bst;
+    if (!mesh__grpc_throttle_ok(&c->cfg, &c->xp->rs->grpc_tokens_missing))
+      return MESH_ERR_RETRY_BUDGET; /* retryThrottling: no more hedges */
     pthread_mutex_lock(&h->xmu);
     int rc = mesh__callx_may_retry(c->xp, &slot, &bst);
     if (rc == MESH_OK)

@@ -183,6 +183,10 @@ static void cancel_others(hs_t *h, int keep) {
  * true when the call commits to it. */
 static bool decide(hs_t *h, hs_att_t *a, int rc) {
   mesh_grpc_call_t *k = a->k;
+  mesh__grpc_tokens_t *tk = &h->c->xp->rs->grpc_tokens_missing;
+  if (k->status > 0 && !atomic_load(&k->cancelled) && /* A6 throttling */
+           (k->pushback < 0 || mesh__grpc_hedge_non_fatal(k, k->status)))
+    mesh__grpc_throttle_record(&h->c->cfg, tk, false);
   if (h->winner >= 0 || atomic_load(&k->cancelled) || h->finishing)
     return false;
   if ((rc == MESH_OK && !k->done) || k->status == MESH__GRPC_OK ||
@@ -266,6 +270,8 @@ static int start(hs_t *h, int i) {
   bool slot = false;
   if (i > 0) {
     mesh_status_t bst;
+    if (!mesh__grpc_throttle_ok(&c->cfg, &c->xp->rs->grpc_tokens_missing))
+      return MESH_ERR_RETRY_BUDGET; /* retryThrottling: no more hedges */
     pthread_mutex_lock(&h->xmu);
     int rc = mesh__callx_may_retry(c->xp, &slot, &bst);
     if (rc == MESH_OK)
@@ -504,6 +510,9 @@ void mesh__grpc_hs_end(mesh_grpc_call_t *c, bool cancel) {
   int pick = w >= 0 ? w : h->last;
   if (pick >= 0)
     take(c, h->a[pick].k);
+  if (c->status == MESH__GRPC_OK) /* A6 throttling: a success */
+    mesh__grpc_throttle_record(&c->cfg, &c->xp->rs->grpc_tokens_missing,
+                               true);
   else if (cancel)
     mesh__grpc_set_status(c, MESH__GRPC_CANCELLED, "cancelled by the client");
   else
