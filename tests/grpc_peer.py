@@ -27,8 +27,10 @@ step), over mutual TLS with the test's development CA.
     the list), ending early with "cancelled METHOD" when the client
     cancels; the streaming methods then work as in echo mode, and each
     message a call receives is logged as "recv K HEX" (K: the call's
-    number).  --mode failfirst:CODE: call 0 ends at once with status CODE
-    ("fail 0 CODE"), the others work as in stall mode without waits.
+    number) and its grpc-previous-rpc-attempts as "prev K VALUE" ("-" when
+    absent).  --mode failfirst:CODE[:PUSHBACK]: call 0 ends at once with
+    status CODE ("fail 0 CODE"; with the trailer grpc-retry-pushback-ms:
+    PUSHBACK), the others work as in stall mode without waits.
     --events FILE appends "start METHOD", "cancelled METHOD" and
     "done METHOD" lines, and "peer ipv4:ADDR:PORT" per call (the client's
     port: one per connection).  --option grpc.KEY=INT (repeatable) adds a
@@ -133,11 +135,14 @@ class Stall:
         self.n = 0
         self.waits = []
         self.fail = None
+        self.pushback = None
         kind, _, arg = mode.partition(":")
         if kind == "stall":
             self.waits = [int(x) for x in arg.split(",") if x]
         elif kind == "failfirst":
-            self.fail = int(arg)
+            code, _, pb = arg.partition(":")
+            self.fail = int(code)
+            self.pushback = pb or None
 
     def begin(self, ctx, ev, method):
         """The call's number, or None when it ended (cancelled/failed)."""
@@ -146,8 +151,13 @@ class Stall:
             self.n += 1
         ev.add("start %s %d" % (method, k))
         ev.add("peer " + ctx.peer())
+        prev = md_get(ctx.invocation_metadata(), "grpc-previous-rpc-attempts")
+        ev.add("prev %d %s" % (k, prev if prev is not None else "-"))
         if k == 0 and self.fail is not None:
             ev.add("fail 0 %d" % self.fail)
+            if self.pushback is not None:
+                ctx.set_trailing_metadata(
+                    (("grpc-retry-pushback-ms", self.pushback),))
             ctx.abort(grpc.StatusCode(_code(self.fail)), "first call fails")
         ms = self.waits[k] if k < len(self.waits) else 0
         end = time.monotonic() + ms / 1000.0

@@ -81,6 +81,12 @@ static const row_t rows[] = {
      0, 2, 1, -1, 0, 5000},
     {"collect: fatal status", COLLECT, "failfirst:3", "10s", "", "", 3, 5,
      3, 1, -1, -1, 0, 5000},
+    /* server pushback on a non-fatal status: the next hedge waits for it
+     * (not the 10 s delay); a negative one stops hedging */
+    {"collect: pushback 800 ms", COLLECT, "failfirst:14:800", "10s", "", "",
+     3, 5, 0, 2, 1, -1, 700, 5000},
+    {"collect: pushback -1", COLLECT, "failfirst:14:-1", "10s", "", "", 3, 5,
+     14, 1, -1, -1, 0, 5000},
     /* retryThrottling (A6): maxTokens 2, one non-fatal failure leaves 1
      * token, not above half: no hedge, the call ends with the failure;
      * with 10 tokens the hedge goes */
@@ -279,6 +285,16 @@ static void run_row(const row_t *r) {
   }
   snprintf(line, sizeof line, "start %s %d", meth, r->attempts);
   CU_ASSERT_EQUAL(tg_events("hstream", line), 0);
+  /* grpc-previous-rpc-attempts: none on the first try, k on try k */
+  for (int k = 0; k < r->attempts; k++) {
+    if (k)
+      snprintf(line, sizeof line, "prev %d %d", k, k);
+    else
+      snprintf(line, sizeof line, "prev 0 -");
+    CU_ASSERT_EQUAL(tg_events("hstream", line), 1);
+    if (tg_events("hstream", line) != 1)
+      fprintf(stderr, "\n%s: the backend saw no \"%s\"\n", r->what, line);
+  }
   if (r->winner >= 0)
     CU_ASSERT(replay_ok("hstream", r, r->winner, n));
   /* every try but the winner was cancelled on the backend (stall rows) */
