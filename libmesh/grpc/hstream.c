@@ -326,6 +326,17 @@ static void *sched_main(void *arg) {
   return NULL;
 }
 
+/* Wait for a change the call's own threads make (locked).  They end by
+ * the deadline; the timed wait only keeps a waiter from sleeping forever
+ * should one not (never a busy loop: 1 s steps past deadline + 5 s). */
+static void wait_change(hs_t *h) {
+  int64_t d = h->c->deadline_ms, now = mesh__now_ms();
+  if (!d)
+    pthread_cond_wait(&h->cv, &h->mu);
+  else
+    wait_until(h, d + 5000 > now ? d + 5000 : now + 1000);
+}
+
 /* Every try ended without a commit and none will start (locked). */
 static bool all_failed(const hs_t *h) {
   return h->winner < 0 && h->sched_done && h->nfailed == h->n;
@@ -335,7 +346,7 @@ static bool all_failed(const hs_t *h) {
  * committed try or -1. */
 static int wait_commit(hs_t *h) {
   while (h->winner < 0 && !all_failed(h))
-    wait_until(h, h->c->deadline_ms ? h->c->deadline_ms + 5000 : 0);
+    wait_change(h);
   return h->winner;
 }
 
@@ -411,7 +422,7 @@ int mesh__grpc_hs_send(mesh_grpc_call_t *c, const void *msg, size_t len,
     size_t seq = h->total - 1;
     pthread_cond_broadcast(&h->cv);
     while (!sent_enough(h, seq, msg == NULL))
-      wait_until(h, c->deadline_ms ? c->deadline_ms + 5000 : 0);
+      wait_change(h);
     if (h->winner >= 0 && h->a[h->winner].werr)
       rc = mesh__fail(st, h->a[h->winner].werr, "the call's stream failed "
                       "(recv or finish give its status)");
