@@ -382,74 +382,6 @@ static void test_cancel(void) {
   th_stop(p);
 }
 
-/* Over the buffer limit with two tries in flight on two backends: one
- * stalls 30 s without reading, the other keeps up; 3 MiB sent after both
- * started.  The call completes with the one that keeps up (all bytes, in
- * order), the stalled try is cancelled, long before its stall ends.
- * (grpcio's transport takes in the stalled stream's 3 MiB here, so this
- * does not reach the case where send() must drop a try that stopped
- * reading -- drop_laggards in hstream.c; on ONE shared connection grpcio
- * gives no connection-level credit back for a stalled stream, which
- * starves the hedge too: hence two backends.) */
-static void test_laggard(void) {
-  int pa, pb;
-  pid_t a = tg_py_server("hstream", "stall:30000", &pa);
-  pid_t b = tg_py_server("hstream_b", "stall:", &pb);
-  CU_ASSERT_FATAL(a > 0 && b > 0);
-  char extra[4096];
-  snprintf(extra, sizeof extra,
-           "\"services\": {\"echo\": {\"discovery\": {\"type\": \"static\","
-           " \"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d},"
-           " {\"address\": \"127.0.0.1\", \"port\": %d}]},"
-           " \"timeouts\": {\"connect_ms\": 5000, \"overall_ms\": 40000},"
-           " \"grpc\": {\"perRpcBufferLimit\": 100000, \"methodConfig\":"
-           " [{\"name\": [{\"service\": \"mesh.v1.Echo\"}], \"hedgingPolicy\":"
-           " {\"maxAttempts\": 2, \"hedgingDelay\": \"0.1s\"}}]}}}",
-           pa, pb);
-  mesh_t *m = NULL;
-  mesh_status_t st;
-  CU_ASSERT_EQUAL_FATAL(mesh_new(tg_config("cli", extra), &m, &st), MESH_OK);
-  mesh_grpc_call_t *c = NULL;
-  int64_t t0 = now_ms();
-  CU_ASSERT_EQUAL_FATAL(mesh_grpc_call_start(m, "echo",
-                                             "/mesh.v1.Echo/Collect", NULL,
-                                             &c, &st), MESH_OK);
-  CU_ASSERT_EQUAL(mesh_grpc_call_send(c, "first", 5, &st), MESH_OK);
-  /* both tries run, one on each backend */
-  CU_ASSERT(events_reach("hstream", "start Collect 0"));
-  CU_ASSERT(events_reach("hstream_b", "start Collect 0"));
-  enum { N = 48, LEN = 64 << 10 };
-  char *msg = malloc(LEN);
-  for (int i = 0; i < N; i++) {
-    memset(msg, 'A' + i % 26, LEN);
-    CU_ASSERT_EQUAL(mesh_grpc_call_send(c, msg, LEN, &st), MESH_OK);
-  }
-  CU_ASSERT_EQUAL(mesh_grpc_call_close_send(c, &st), MESH_OK);
-  void *resp = NULL;
-  size_t rl = 0;
-  CU_ASSERT_EQUAL(mesh_grpc_call_recv(c, &resp, &rl, &st), 1);
-  CU_ASSERT_EQUAL(rl, 5 + (size_t)N * LEN);
-  bool same = resp && rl == 5 + (size_t)N * LEN && !memcmp(resp, "first", 5);
-  for (int i = 0; same && i < N; i++) {
-    memset(msg, 'A' + i % 26, LEN);
-    same = !memcmp((char *)resp + 5 + (size_t)i * LEN, msg, LEN);
-  }
-  CU_ASSERT(same);
-  mesh_grpc_free(resp);
-  CU_ASSERT_EQUAL(mesh_grpc_call_finish(c, &st), MESH_OK);
-  int64_t ms = now_ms() - t0;
-  CU_ASSERT(ms < 20000);
-  CU_ASSERT_EQUAL(mesh_grpc_call_attempts(c), 2);
-  CU_ASSERT(events_reach("hstream", "cancelled Collect 0"));
-  CU_ASSERT_EQUAL(tg_events("hstream_b", "cancelled Collect 0"), 0);
-  fprintf(stderr, "\n  laggard: %lld ms\n", (long long)ms);
-  mesh_grpc_call_free(c);
-  free(msg);
-  mesh_free(m);
-  th_stop(a);
-  th_stop(b);
-}
-
 /* The buffer keys are validated. */
 static void test_config(void) {
   CU_ASSERT_FATAL(tg_svid("cli"));
@@ -474,8 +406,6 @@ static void add(void) {
   CU_pSuite s = CU_add_suite("grpc_hstream", NULL, NULL);
   CU_add_test(s, "hedged streaming calls (table)", test_rows);
   CU_add_test(s, "cancel a hedged streaming call", test_cancel);
-  CU_add_test(s, "over the buffer limit, two tries in flight",
-              test_laggard);
   CU_add_test(s, "buffer limit config", test_config);
 }
 

@@ -22,9 +22,11 @@
  * retryBufferSize (default 16 MiB).  Past either, no further hedge
  * starts: the call stays with the tries in flight (the first to answer
  * wins), the buffer drops what all of them have written, and send()
- * waits while they are more than the limit behind -- a try that far
- * behind one that has written everything is cancelled (its server stopped
- * reading; waiting for it would hold the call until the deadline).  Once committed,
+ * waits while they are more than the limit behind.  (A try whose server
+ * stopped reading then holds send() until a commit or the deadline:
+ * dropping the try that lags was tried and dropped the wrong one -- a
+ * stalled grpcio server's transport can take data in faster than a
+ * working one that reads it.)  Once committed,
  * send() returns when the committed try has written the message. */
 #include "grpc/grpc_cli.h"
 
@@ -403,24 +405,6 @@ static bool sent_enough(const hs_t *h, size_t seq, bool close) {
   return !h->over || h->held <= h->limit || (!any && h->sched_done);
 }
 
-/* Over the buffer limit and not committed: a try more than the limit
- * behind while another has written everything holds the buffer (its
- * server stopped reading); it is cancelled, the others go on (locked). */
-static void drop_laggards(hs_t *h) {
-  bool caught_up = false;
-  for (int i = 0; i < h->n; i++)
-    caught_up = caught_up || (h->a[i].live && h->a[i].sent == h->total);
-  for (int i = 0; caught_up && h->winner < 0 && i < h->n; i++) {
-    hs_att_t *a = &h->a[i];
-    size_t behind = 0;
-    for (size_t j = a->sent; a->live && j < h->total; j++)
-      behind += h->q[j - h->base].n;
-    if (behind > h->limit && !atomic_exchange(&a->k->cancelled, true) &&
-        a->k->stream)
-      mesh__h2_stream_reset(a->k->stream, MESH__H2_CANCEL);
-  }
-}
-
 int mesh__grpc_hs_send(mesh_grpc_call_t *c, const void *msg, size_t len,
                        mesh_status_t *st) {
   hs_t *h = c->hs;
@@ -441,11 +425,8 @@ int mesh__grpc_hs_send(mesh_grpc_call_t *c, const void *msg, size_t len,
     h->closed = msg == NULL;
     size_t seq = h->total - 1;
     pthread_cond_broadcast(&h->cv);
-    while (!sent_enough(h, seq, msg == NULL)) {
-      if (h->winner < 0)
-        drop_laggards(h);
+    while (!sent_enough(h, seq, msg == NULL))
       wait_change(h);
-    }
     if (h->winner >= 0 && h->a[h->winner].werr)
       rc = mesh__fail(st, h->a[h->winner].werr, "the call's stream failed "
                       "(recv or finish give its status)");
