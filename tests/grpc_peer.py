@@ -22,6 +22,15 @@ step), over mutual TLS with the test's development CA.
     --mode unavailable answers every call UNAVAILABLE (a broken backend);
     --mode slow answers Echo after 3 s ("cancelled Echo" when the client
     cancels first).
+    --mode stall:MS1,MS2,... (hedging of streaming calls): the server's
+    call number k (0, 1, ... in arrival order) first waits MSk ms (0 past
+    the list), ending early with "cancelled METHOD" when the client
+    cancels; the streaming methods then work as in echo mode, and each
+    message a call receives is logged as "recv K HEX" (K: the call's
+    number) and its grpc-previous-rpc-attempts as "prev K VALUE" ("-" when
+    absent).  --mode failfirst:CODE[:PUSHBACK]: call 0 ends at once with
+    status CODE ("fail 0 CODE"; with the trailer grpc-retry-pushback-ms:
+    PUSHBACK), the others work as in stall mode without waits.
     --events FILE appends "start METHOD", "cancelled METHOD" and
     "done METHOD" lines, and "peer ipv4:ADDR:PORT" per call (the client's
     port: one per connection).  --option grpc.KEY=INT (repeatable) adds a
@@ -118,7 +127,103 @@ def _code(n):
     raise ValueError(n)
 
 
+class Stall:
+    """Per-call waits and first-call failures (modes stall:, failfirst:)."""
+
+    def __init__(self, mode):
+        self.lock = threading.Lock()
+        self.n = 0
+        self.waits = []
+        self.fail = None
+        self.pushback = None
+        kind, _, arg = mode.partition(":")
+        if kind == "stall":
+            self.waits = [int(x) for x in arg.split(",") if x]
+        elif kind == "failfirst":
+            code, _, pb = arg.partition(":")
+            self.fail = int(code)
+            self.pushback = pb or None
+
+    def begin(self, ctx, ev, method):
+        """The call's number, or None when it ended (cancelled/failed)."""
+        with self.lock:
+            k = self.n
+            self.n += 1
+        ev.add("start %s %d" % (method, k))
+        ev.add("peer " + ctx.peer())
+        prev = md_get(ctx.invocation_metadata(), "grpc-previous-rpc-attempts")
+        ev.add("prev %d %s" % (k, prev if prev is not None else "-"))
+        if k == 0 and self.fail is not None:
+            ev.add("fail 0 %d" % self.fail)
+            if self.pushback is not None:
+                ctx.set_trailing_metadata(
+                    (("grpc-retry-pushback-ms", self.pushback),))
+            ctx.abort(grpc.StatusCode(_code(self.fail)), "first call fails")
+        ms = self.waits[k] if k < len(self.waits) else 0
+        end = time.monotonic() + ms / 1000.0
+        while time.monotonic() < end:
+            if not ctx.is_active():
+                ev.add("cancelled %s %d" % (method, k))
+                return None
+            time.sleep(0.005)
+        return k
+
+
+def make_stall_handler(mode, ev):
+    st = Stall(mode)
+
+    def take(it, ctx, method, k):
+        for m in it:
+            ev.add("recv %d %s" % (k, m.hex()))
+            yield m
+
+    def stream(it, ctx):
+        k = st.begin(ctx, ev, "Stream")
+        if k is None:
+            return
+        for m in take(it, ctx, "Stream", k):
+            yield m
+        if not ctx.is_active():
+            ev.add("cancelled Stream %d" % k)
+
+    def collect(it, ctx):
+        k = st.begin(ctx, ev, "Collect")
+        if k is None:
+            return b""
+        r = b"".join(take(it, ctx, "Collect", k))
+        if not ctx.is_active():
+            ev.add("cancelled Collect %d" % k)
+        return r
+
+    def expand(req, ctx):
+        k = st.begin(ctx, ev, "Expand")
+        if k is None:
+            return
+        ev.add("recv %d %s" % (k, req.hex()))
+        n = int(md_get(ctx.invocation_metadata(), "x-count") or 3)
+        gap = int(md_get(ctx.invocation_metadata(), "x-gap-ms") or 0)
+        try:
+            for i in range(n):
+                if not ctx.is_active():
+                    ev.add("cancelled Expand %d" % k)
+                    return
+                yield req
+                time.sleep(gap / 1000.0)
+        except GeneratorExit:
+            ev.add("cancelled Expand %d" % k)
+            raise
+
+    table = {
+        "Stream": grpc.stream_stream_rpc_method_handler(stream),
+        "Collect": grpc.stream_unary_rpc_method_handler(collect),
+        "Expand": grpc.unary_stream_rpc_method_handler(expand),
+    }
+    return grpc.method_handlers_generic_handler(SVC, table)
+
+
 def make_handler(mode, ev):
+    if mode.startswith("stall:") or mode.startswith("failfirst:"):
+        return make_stall_handler(mode, ev)
     def unavailable(req, ctx):
         ev.add("start Echo")
         ev.add("peer " + ctx.peer())

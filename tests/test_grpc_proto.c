@@ -508,6 +508,51 @@ static void test_mesh__grpc_svc_cfg_parse(void) {
   mesh__grpc_svc_cfg_free(&cfg);
 }
 
+/* retryThrottling (gRFC A6): tokens start at maxTokens; a failure takes
+ * one, a success gives tokenRatio back; retries/hedges only while the
+ * tokens are above maxTokens / 2; bounded by 0 and maxTokens. */
+static void test_mesh__grpc_throttle(void) {
+  mesh__grpc_svc_cfg_t cfg;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(parse_cfg("{\"retryThrottling\": {\"maxTokens\": 4,"
+                                  " \"tokenRatio\": 0.5}, \"perRpcBufferLimit\":"
+                                  " 1000, \"retryBufferSize\": 5000}",
+                                  &cfg, &st), MESH_OK);
+  CU_ASSERT(cfg.max_tokens_m == 4000 && cfg.token_ratio_m == 500);
+  CU_ASSERT(cfg.rpc_buf == 1000 && cfg.chan_buf == 5000);
+  mesh__grpc_tokens_t miss = 0;
+  static const struct {
+    int ok;      /* -1 check only, 0 failure, 1 success */
+    bool allowed; /* after the step */
+    int64_t miss;
+  } steps[] = {
+      {-1, true, 0},    {0, true, 1000},  {0, false, 2000}, /* 2 <= 4/2 */
+      {1, true, 1500},  {0, false, 2500}, {0, false, 3500},
+      {0, false, 4000}, {0, false, 4000}, /* no fewer than 0 tokens */
+      {1, false, 3500}, {1, false, 3000}, {1, false, 2500},
+      {1, false, 2000}, {1, true, 1500},  {1, true, 1000},
+      {1, true, 500},   {1, true, 0},     {1, true, 0}, /* at most max */
+  };
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    if (steps[i].ok >= 0)
+      mesh__grpc_throttle_record(&cfg, &miss, steps[i].ok == 1);
+    CU_ASSERT_EQUAL(atomic_load(&miss), steps[i].miss);
+    CU_ASSERT_EQUAL(mesh__grpc_throttle_ok(&cfg, &miss), steps[i].allowed);
+  }
+  mesh__grpc_svc_cfg_free(&cfg);
+  /* without retryThrottling: always allowed, nothing recorded */
+  CU_ASSERT_EQUAL_FATAL(parse_cfg("{}", &cfg, &st), MESH_OK);
+  mesh__grpc_throttle_record(&cfg, &miss, false);
+  CU_ASSERT(mesh__grpc_throttle_ok(&cfg, &miss) && atomic_load(&miss) == 0);
+  mesh__grpc_svc_cfg_free(&cfg);
+  /* tokenRatio kept to 3 decimals */
+  CU_ASSERT_EQUAL_FATAL(parse_cfg("{\"retryThrottling\": {\"maxTokens\": 1,"
+                                  " \"tokenRatio\": 0.12345}}", &cfg, &st),
+                        MESH_OK);
+  CU_ASSERT_EQUAL(cfg.token_ratio_m, 123);
+  mesh__grpc_svc_cfg_free(&cfg);
+}
+
 static void test_mesh__grpc_svc_cfg_errors(void) {
 #define RP(x) "{\"methodConfig\": [{\"name\": [{}], \"retryPolicy\": " x "}]}"
 #define RP_OK_BUT(k)                                                         \
@@ -518,8 +563,19 @@ static void test_mesh__grpc_svc_cfg_errors(void) {
   } cases[] = {
       {"[]", "services.s.grpc"},
       {"{\"methodconfig\": []}", "services.s.grpc.methodconfig"},
-      {"{\"retryThrottling\": {\"maxTokens\": 10, \"tokenRatio\": 0.1}}",
-       "services.s.grpc.retryThrottling"},
+      {"{\"retryThrottling\": {\"maxTokens\": 0, \"tokenRatio\": 0.1}}",
+       "services.s.grpc.retryThrottling.maxTokens"},
+      {"{\"retryThrottling\": {\"maxTokens\": 1001, \"tokenRatio\": 1}}",
+       "services.s.grpc.retryThrottling.maxTokens"},
+      {"{\"retryThrottling\": {\"maxTokens\": 10}}",
+       "services.s.grpc.retryThrottling.tokenRatio"},
+      {"{\"retryThrottling\": {\"maxTokens\": 10, \"tokenRatio\": 0}}",
+       "services.s.grpc.retryThrottling.tokenRatio"},
+      {"{\"retryThrottling\": {\"maxTokens\": 10, \"tokenRatio\": 1, "
+       "\"x\": 1}}",
+       "services.s.grpc.retryThrottling.x"},
+      {"{\"perRpcBufferLimit\": 0}", "services.s.grpc.perRpcBufferLimit"},
+      {"{\"retryBufferSize\": \"1M\"}", "services.s.grpc.retryBufferSize"},
       {"{\"methodConfig\": {}}", "services.s.grpc.methodConfig"},
       {"{\"methodConfig\": [{\"timeout\": \"1s\"}]}",
        "services.s.grpc.methodConfig[0].name"},
@@ -651,6 +707,7 @@ static void add(void) {
   CU_add_test(s, "mesh__grpc_b64", test_mesh__grpc_b64);
   CU_add_test(s, "mesh__grpc_svc_cfg_parse", test_mesh__grpc_svc_cfg_parse);
   CU_add_test(s, "mesh__grpc_svc_cfg_errors", test_mesh__grpc_svc_cfg_errors);
+  CU_add_test(s, "mesh__grpc_throttle", test_mesh__grpc_throttle);
   CU_add_test(s, "mesh__grpc_path_split", test_mesh__grpc_path_split);
   CU_add_test(s, "mesh__grpc_pushback_parse", test_mesh__grpc_pushback_parse);
   CU_add_test(s, "mesh__grpc_backoff_ms", test_mesh__grpc_backoff_ms);

@@ -315,6 +315,11 @@ static void status_from(mesh_grpc_call_t *c, const mesh__h2_hdr_t *h,
 
 /* Wait for the response headers: a trailers-only response or an HTTP
  * error ends the call here. */
+static int read_headers(mesh_grpc_call_t *c, mesh_status_t *st);
+int mesh__grpc_read_headers(mesh_grpc_call_t *c, mesh_status_t *st) {
+  return read_headers(c, st);
+}
+
 static int read_headers(mesh_grpc_call_t *c, mesh_status_t *st) {
   if (c->got_headers || c->done)
     return MESH_OK;
@@ -445,7 +450,11 @@ int mesh_grpc_call_start(mesh_t *m, const char *target, const char *method,
     *out = c;
     return MESH_OK;
   }
-  rc = mesh__grpc_try_start(c, false, st);
+  /* hedging: the messages are buffered and replayed on each hedge */
+  if (c->via_service && c->mcfg && c->mcfg->has_hedge && c->xp->max_retries)
+    rc = mesh__grpc_hs_start(c, st);
+  else
+    rc = mesh__grpc_try_start(c, false, st);
   if (rc != MESH_OK) {
     mesh_grpc_call_free(c);
     return rc;
@@ -459,6 +468,8 @@ int mesh_grpc_call_send(mesh_grpc_call_t *c, const void *msg, size_t len,
   mesh__ok(st);
   if (!c || (!msg && len))
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "send: bad argument");
+  if (c->hs)
+    return mesh__grpc_hs_send(c, msg ? msg : "", len, st);
   return mesh__grpc_write_msg(c, msg ? msg : "", len, false, st);
 }
 
@@ -466,6 +477,8 @@ int mesh_grpc_call_close_send(mesh_grpc_call_t *c, mesh_status_t *st) {
   mesh__ok(st);
   if (!c)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "close_send: NULL call");
+  if (c->hs)
+    return mesh__grpc_hs_send(c, NULL, 0, st);
   return mesh__grpc_write_msg(c, NULL, 0, true, st);
 }
 
@@ -476,6 +489,8 @@ int mesh_grpc_call_recv(mesh_grpc_call_t *c, void **msg, size_t *len,
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "recv: NULL argument");
   *msg = NULL;
   *len = 0;
+  if (c->hs && !atomic_load(&c->cancelled))
+    return mesh__grpc_hs_recv(c, msg, len, st);
   if (atomic_load(&c->cancelled))
     return stream_failed(c, MESH_ERR_CLOSED, st);
   if (c->done || !c->stream)
@@ -487,6 +502,7 @@ int mesh_grpc_call_finish(mesh_grpc_call_t *c, mesh_status_t *st) {
   mesh__ok(st);
   if (!c)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "finish: NULL call");
+  mesh__grpc_hs_end(c, atomic_load(&c->cancelled));
   while (c->stream && !c->done && c->status < 0) {
     void *m = NULL;
     size_t l;
@@ -512,6 +528,8 @@ int mesh_grpc_call_finish(mesh_grpc_call_t *c, mesh_status_t *st) {
 void mesh_grpc_call_cancel(mesh_grpc_call_t *c) {
   if (!c || atomic_exchange(&c->cancelled, true))
     return;
+  if (c->hs)
+    mesh__grpc_hs_cancel(c);
   if (c->stream && !c->done)
     mesh__h2_stream_reset(c->stream, MESH__H2_CANCEL);
 }
@@ -519,6 +537,10 @@ void mesh_grpc_call_cancel(mesh_grpc_call_t *c) {
 void mesh_grpc_call_free(mesh_grpc_call_t *c) {
   if (!c)
     return;
+  if (c->hs) {
+    atomic_store(&c->cancelled, true);
+    mesh__grpc_hs_end(c, true);
+  }
   if (c->stream && !c->done) {
     mesh_grpc_call_cancel(c);
     set_status(c, MESH__GRPC_CANCELLED, "cancelled by the client");

@@ -238,17 +238,40 @@ typedef struct mesh__grpc_method_cfg {
   bool wait_for_ready;
 } mesh__grpc_method_cfg_t;
 
+/* Buffers of hedged streaming calls (gRFC A6's channel arguments
+ * grpc.per_rpc_retry_buffer_size and grpc.retry_buffer_size, as the
+ * service config keys "perRpcBufferLimit" and "retryBufferSize"). */
+#define MESH__GRPC_RPC_BUF_DEFAULT (256u << 10)
+#define MESH__GRPC_CHAN_BUF_DEFAULT (16u << 20)
+
 typedef struct mesh__grpc_svc_cfg {
   mesh__grpc_method_cfg_t *v;
   size_t n;
+  size_t rpc_buf, chan_buf;    /* bytes; 0: the defaults above */
+  /* retryThrottling (gRFC A6), in thousandths of a token; 0: none */
+  int64_t max_tokens_m, token_ratio_m;
 } mesh__grpc_svc_cfg_t;
+
+/** retryThrottling's token bucket of one channel (a service), kept as the
+ *  tokens missing from maxTokens (0 at start: full), in thousandths. */
+typedef _Atomic int64_t mesh__grpc_tokens_t;
+
+/** May a retry or a hedge start?  True without retryThrottling; else
+ *  when the tokens are above maxTokens / 2 (A6). */
+bool mesh__grpc_throttle_ok(const mesh__grpc_svc_cfg_t *cfg,
+                            mesh__grpc_tokens_t *missing);
+/** Record an attempt's end: ok (status OK) adds tokenRatio tokens, a
+ *  failure (a retryable / non-fatal status, or pushback saying stop)
+ *  takes one; bounded by 0 and maxTokens.  No-op without
+ *  retryThrottling. */
+void mesh__grpc_throttle_record(const mesh__grpc_svc_cfg_t *cfg,
+                                mesh__grpc_tokens_t *missing, bool ok);
 
 /** Validate and parse a service config object (the value of a service's
  *  "grpc" key).  Every error goes to c with its path (all are collected);
  *  out is filled only when there is none (free with
  *  mesh__grpc_svc_cfg_free; may be NULL to only check).  Unknown keys are
- *  errors (a silently ignored setting would be a surprise), except
- *  "retryThrottling", which is refused with a pointer to the retry budget.
+ *  errors (a silently ignored setting would be a surprise).
  *  @return MESH_OK, MESH_ERR_CONFIG, MESH_ERR_NOMEM. */
 int mesh__grpc_svc_cfg_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
                              mesh__grpc_svc_cfg_t *out);

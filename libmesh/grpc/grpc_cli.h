@@ -64,6 +64,7 @@ struct mesh_grpc_call {
   char peer_id[MESH_SPIFFE_ID_MAX + 1];
   int attempts;
   bool reported;               /* the try went back to the call layer */
+  struct mesh__grpc_hs *hs;    /* a hedged streaming call (hstream.c) */
 };
 
 /** Allocate a call and resolve target (a service, or host:port) and the
@@ -89,10 +90,43 @@ int mesh__grpc_unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
  *  the retry loop: MESH_OK with the committed try's status in c. */
 int mesh__grpc_hedged(mesh_grpc_call_t *c, const void *req, size_t len,
                       void **resp, size_t *resp_len, mesh_status_t *st);
+/** A hedged try's call state: p's request, deadline and method config,
+ *  sharing p's logical call (xp, guarded by xmu) and publishing its stream
+ *  under smu; attempt i (grpc-previous-rpc-attempts: i).  NULL on OOM. */
+mesh_grpc_call_t *mesh__grpc_hedge_child(mesh_grpc_call_t *p, int i,
+                                         pthread_mutex_t *xmu,
+                                         pthread_mutex_t *smu);
+/** Is code in the method's nonFatalStatusCodes? */
+bool mesh__grpc_hedge_non_fatal(const mesh_grpc_call_t *c, int code);
 /** Set the call's status unless one is known. */
 void mesh__grpc_set_status(mesh_grpc_call_t *c, int code, const char *msg);
 /** Reset the per-try state for the next try. */
 void mesh__grpc_try_reset(mesh_grpc_call_t *c);
+/** Wait for the response headers of the current try (a trailers-only
+ *  response or an HTTP error ends the try: c->done).  @return MESH_OK or
+ *  the stream's error (status set). */
+int mesh__grpc_read_headers(mesh_grpc_call_t *c, mesh_status_t *st);
+
+/* ---- hedged streaming calls (hstream.c) ---------------------------------- */
+
+/** Start a streaming call under the method's hedgingPolicy: the sent
+ *  messages are kept and replayed on each hedge.  @return MESH_OK or an
+ *  error (nothing started). */
+int mesh__grpc_hs_start(mesh_grpc_call_t *c, mesh_status_t *st);
+/** send / close_send (msg NULL) of a hedged call. */
+int mesh__grpc_hs_send(mesh_grpc_call_t *c, const void *msg, size_t len,
+                       mesh_status_t *st);
+/** recv of a hedged call: waits for the commit, then reads the committed
+ *  try.  @return as mesh_grpc_call_recv. */
+int mesh__grpc_hs_recv(mesh_grpc_call_t *c, void **msg, size_t *len,
+                       mesh_status_t *st);
+/** The end of a hedged call: read the committed try to its status, stop
+ *  and join every thread, results into c, the hedge state freed.  With
+ *  cancel every try is cancelled first.  Idempotent. */
+void mesh__grpc_hs_end(mesh_grpc_call_t *c, bool cancel);
+/** Cancel every try of a hedged call (any thread). */
+void mesh__grpc_hs_cancel(mesh_grpc_call_t *c);
+
 /** Write one framed message; end ends our side.  @return as send. */
 int mesh__grpc_write_msg(mesh_grpc_call_t *c, const void *msg, size_t len,
                          bool end, mesh_status_t *st);

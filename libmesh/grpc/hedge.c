@@ -43,10 +43,10 @@ struct hedge {
   int64_t next_ms;
 };
 
-/* A try's call state: the call's request, deadline and method config,
- * sharing its logical call (xp) under the hedge's locks. */
-static mesh_grpc_call_t *child(hedge_t *h, int i) {
-  mesh_grpc_call_t *p = h->c, *k = calloc(1, sizeof *k);
+mesh_grpc_call_t *mesh__grpc_hedge_child(mesh_grpc_call_t *p, int i,
+                                         pthread_mutex_t *xmu,
+                                         pthread_mutex_t *smu) {
+  mesh_grpc_call_t *k = calloc(1, sizeof *k);
   if (!k)
     return NULL;
   k->m = p->m;
@@ -64,8 +64,8 @@ static mesh_grpc_call_t *child(hedge_t *h, int i) {
   k->deadline_ms = p->deadline_ms;
   k->via_service = true;
   k->xp = p->xp;
-  k->xmu = &h->xmu;
-  k->smu = &h->mu;
+  k->xmu = xmu;
+  k->smu = smu;
   k->mcfg = p->mcfg;
   k->attempts = i; /* grpc-previous-rpc-attempts: the hedges before it */
   return k;
@@ -82,7 +82,7 @@ static void cancel_others(hedge_t *h, int keep) {
   }
 }
 
-static bool non_fatal(const mesh_grpc_call_t *c, int code) {
+bool mesh__grpc_hedge_non_fatal(const mesh_grpc_call_t *c, int code) {
   uint32_t nf = c->mcfg->hedge.non_fatal;
   return code > 0 && code < MESH__GRPC_NCODES && (nf & (1u << code));
 }
@@ -97,12 +97,17 @@ static void *att_main(void *arg) {
   if (k->status < 0) /* no connection at all */
     mesh__grpc_set_status(k, MESH__GRPC_UNAVAILABLE,
                           st.message[0] ? st.message : "no connection");
+  mesh__grpc_tokens_t *tk = &h->c->xp->rs->grpc_tokens_missing;
+  if (k->status == MESH__GRPC_OK) /* A6 throttling: successes and */
+    mesh__grpc_throttle_record(&h->c->cfg, tk, true);
+  else if (k->pushback < 0 || mesh__grpc_hedge_non_fatal(k, k->status))
+    mesh__grpc_throttle_record(&h->c->cfg, tk, false); /* failures */
   pthread_mutex_lock(&h->mu);
   h->ndone++;
   h->last = a->i;
   if (h->winner < 0 && !atomic_load(&k->cancelled)) {
     if (k->status == MESH__GRPC_OK ||
-        (!k->refused && !non_fatal(k, k->status))) {
+        (!k->refused && !mesh__grpc_hedge_non_fatal(k, k->status))) {
       h->winner = a->i; /* commit: the others are cancelled */
       h->stop = true;
       cancel_others(h, a->i);
@@ -124,6 +129,8 @@ static int start(hedge_t *h, int i) {
   bool slot = false;
   if (i > 0) {
     mesh_status_t bst;
+    if (!mesh__grpc_throttle_ok(&c->cfg, &c->xp->rs->grpc_tokens_missing))
+      return MESH_ERR_RETRY_BUDGET; /* retryThrottling: no more hedges */
     pthread_mutex_lock(&h->xmu);
     int rc = mesh__callx_may_retry(c->xp, &slot, &bst);
     if (rc == MESH_OK)
@@ -132,7 +139,7 @@ static int start(hedge_t *h, int i) {
     if (rc != MESH_OK)
       return rc;
   }
-  mesh_grpc_call_t *k = child(h, i);
+  mesh_grpc_call_t *k = mesh__grpc_hedge_child(c, i, &h->xmu, &h->mu);
   att_t *a = &h->a[i];
   *a = (att_t){.h = h, .i = i, .k = k, .slot = slot};
   if (!k || pthread_create(&a->t, NULL, att_main, a) != 0) {

@@ -258,22 +258,69 @@ static void parse_entry(mesh__cfg_t *c, const cJSON *v, const char *path,
   }
 }
 
+/* "retryThrottling": {"maxTokens": 1..1000, "tokenRatio": > 0, kept to
+ * 3 decimals} (gRFC A6). */
+static void parse_throttle(mesh__cfg_t *c, const cJSON *v, const char *path,
+                           mesh__grpc_svc_cfg_t *out) {
+  static const char *const keys[] = {"maxTokens", "tokenRatio", NULL};
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "retryThrottling");
+  char p[MESH__PATH_MAX];
+  mesh__cfg_path(p, path, "retryThrottling");
+  if (!t || !mesh__cfg_object(c, t, p, keys))
+    return;
+  int nerr0 = c->nerr;
+  int64_t max = 0;
+  double ratio = 0;
+  char q[MESH__PATH_MAX];
+  if (!cJSON_GetObjectItemCaseSensitive(t, "maxTokens")) {
+    mesh__cfg_path(q, p, "maxTokens");
+    mesh__cfg_error(c, q, "required (an integer 1..1000)");
+  }
+  if (!cJSON_GetObjectItemCaseSensitive(t, "tokenRatio")) {
+    mesh__cfg_path(q, p, "tokenRatio");
+    mesh__cfg_error(c, q, "required (a number > 0)");
+  }
+  mesh__cfg_int(c, t, p, "maxTokens", 1, 1000, 0, &max);
+  mesh__cfg_double(c, t, p, "tokenRatio", 0.001, 1000, 0, &ratio);
+  if (c->nerr != nerr0)
+    return;
+  out->max_tokens_m = max * 1000;
+  out->token_ratio_m = (int64_t)(ratio * 1000 + 1e-6); /* 3 decimals */
+}
+
+bool mesh__grpc_throttle_ok(const mesh__grpc_svc_cfg_t *cfg,
+                            mesh__grpc_tokens_t *missing) {
+  if (!cfg || !cfg->max_tokens_m)
+    return true;
+  return cfg->max_tokens_m - atomic_load(missing) > cfg->max_tokens_m / 2;
+}
+
+void mesh__grpc_throttle_record(const mesh__grpc_svc_cfg_t *cfg,
+                                mesh__grpc_tokens_t *missing, bool ok) {
+  if (!cfg || !cfg->max_tokens_m)
+    return;
+  int64_t old = atomic_load(missing), nv;
+  do {
+    nv = ok ? old - cfg->token_ratio_m : old + 1000;
+    nv = nv < 0 ? 0 : nv > cfg->max_tokens_m ? cfg->max_tokens_m : nv;
+  } while (!atomic_compare_exchange_weak(missing, &old, nv));
+}
+
 int mesh__grpc_svc_cfg_parse(mesh__cfg_t *c, const cJSON *v, const char *path,
                              mesh__grpc_svc_cfg_t *out) {
-  static const char *const keys[] = {"methodConfig", NULL};
+  static const char *const keys[] = {"methodConfig", "retryThrottling",
+                                     "perRpcBufferLimit", "retryBufferSize",
+                                     NULL};
   int nerr0 = c->nerr, nomem = 0;
-  mesh__grpc_svc_cfg_t tmp = {NULL, 0};
-  if (cJSON_IsObject(v) &&
-      cJSON_GetObjectItemCaseSensitive(v, "retryThrottling")) {
-    char p[MESH__PATH_MAX];
-    mesh__cfg_path(p, path, "retryThrottling");
-    mesh__cfg_error(c, p, "not supported: the service's retry budget "
-                          "(\"retry\": {\"budget\": ...}) limits retries");
-  }
-  static const char *const keys_rt[] = {"methodConfig", "retryThrottling",
-                                        NULL};
-  if (mesh__cfg_object(c, v, path, nerr0 != c->nerr ? keys_rt : keys)) {
+  mesh__grpc_svc_cfg_t tmp = {0};
+  if (mesh__cfg_object(c, v, path, keys)) {
+    parse_throttle(c, v, path, &tmp);
     const cJSON *mc = cJSON_GetObjectItemCaseSensitive(v, "methodConfig");
+    int64_t b;
+    if (mesh__cfg_int(c, v, path, "perRpcBufferLimit", 1, INT32_MAX, 0, &b))
+      tmp.rpc_buf = (size_t)b;
+    if (mesh__cfg_int(c, v, path, "retryBufferSize", 1, INT64_MAX, 0, &b))
+      tmp.chan_buf = (size_t)b;
     char p[MESH__PATH_MAX];
     mesh__cfg_path(p, path, "methodConfig");
     if (mc && (!cJSON_IsArray(mc) || cJSON_GetArraySize(mc) > MAX_ENTRIES))

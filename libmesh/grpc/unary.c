@@ -116,6 +116,9 @@ int mesh__grpc_unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
 #define MAX_TRANSPARENT 4
 static int want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
   *delay_ms = -1; /* the service's own backoff */
+  if (c->status == MESH__GRPC_OK && c->via_service)
+    mesh__grpc_throttle_record(&c->cfg, &c->xp->rs->grpc_tokens_missing,
+                               true);
   if (c->status == MESH__GRPC_OK || !c->via_service ||
       c->status == MESH__GRPC_CANCELLED || c->outcome == MESH__OUT_CANCELLED)
     return 0;
@@ -130,8 +133,13 @@ static int want_retry(mesh_grpc_call_t *c, int64_t *delay_ms) {
     return 0;
   if (c->mcfg && c->mcfg->has_retry) {
     const mesh__grpc_retry_t *r = &c->mcfg->retry;
+    mesh__grpc_tokens_t *tk = &c->xp->rs->grpc_tokens_missing;
+    bool fail = mesh__grpc_retryable(r, c->status) || c->pushback < 0;
+    if (fail) /* A6: a failure takes a token */
+      mesh__grpc_throttle_record(&c->cfg, tk, false);
     if (!mesh__grpc_retryable(r, c->status) || c->pushback < 0 ||
-        (uint32_t)c->attempts >= r->max_attempts)
+        (uint32_t)c->attempts >= r->max_attempts ||
+        !mesh__grpc_throttle_ok(&c->cfg, tk))
       return false;
     *delay_ms = c->pushback > 0 ? c->pushback_ms
                                 : mesh__grpc_backoff_ms(r, (uint32_t)c->attempts,

@@ -339,6 +339,9 @@ typedef struct mesh__res_svc {
   _Atomic uint64_t od_overflow;
   _Atomic uint64_t retries, retry_overflow, hedges;
   _Atomic uint64_t replays;     /* tries replayed after a stale pooled conn */
+  _Atomic uint64_t grpc_buffered; /* bytes hedged gRPC streams hold for
+                                   * replay (the channel's retryBufferSize) */
+  _Atomic int64_t grpc_tokens_missing; /* gRPC retryThrottling (grpc.h) */
   mesh__res_stats_t mx;         /* metric handles (NULL without a context) */
 } mesh__res_svc_t;
 
