@@ -146,6 +146,13 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
         mesh__sesscache_drop(&c->m->tls->cache, c->target);
       return mesh__conn_fail(c, st, rc, "%s", s2.message);
     }
+  } else if (c->cert_optional && !c->verified) {
+    /* TLS without a client certificate (A36 chain): no principal, so
+     * connection-level policies judge an empty one */
+    mesh_status_t az;
+    if (mesh__tls_conn_authz(c, "", &az) != MESH_OK)
+      return mesh__conn_fail(c, st, MESH_ERR_DENIED, "peer %s (no client "
+                             "certificate): %s", c->peer_addr, az.message);
   } else if (c->verify_code != MESH_OK || !c->peer_id || !c->peer_id[0]) {
     /* Fail closed: a full handshake must have passed our check. */
     return mesh__conn_fail(c, st, MESH_ERR_NO_PEER_CERT,

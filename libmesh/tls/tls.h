@@ -125,9 +125,27 @@ typedef int (*mesh__tls_conn_authz_fn)(mesh_t *m, const char *peer_id,
                                        const struct sockaddr *peer,
                                        int local_port, mesh_status_t *st);
 
+/* Per-connection inbound transport, chosen right after accept() by a
+ * part above (xds/server.c for an xDS-enabled server's filter chains,
+ * gRFC A36); tls/ never calls it by name.  local/peer: the socket's two
+ * ends.  Returns a MESH__INPICK_*; on CLOSE, why[cap] says why. */
+#define MESH__INPICK_CONFIG 0  /* the inbound section's mode */
+#define MESH__INPICK_MTLS 1    /* mTLS, a client certificate required */
+#define MESH__INPICK_TLS 2     /* TLS, a client certificate optional (one
+                                  sent must verify) */
+#define MESH__INPICK_PLAIN 3   /* plaintext allowed (PERMISSIVE: a TLS
+                                  ClientHello still gets mTLS) */
+#define MESH__INPICK_CLOSE 4   /* no filter chain: close, send nothing */
+typedef int (*mesh__tls_inpick_fn)(mesh_t *m, const struct sockaddr *local,
+                                   const struct sockaddr *peer, char *why,
+                                   size_t cap);
+/** Plug in the inbound choice (NULL removes it); at init, before accepts. */
+void mesh__tls_set_inpick(mesh_t *m, mesh__tls_inpick_fn fn);
+
 typedef struct mesh__tls {
   mesh__tls_settings_t set;
   mesh__tls_conn_authz_fn conn_authz; /* NULL: no authorization part */
+  mesh__tls_inpick_fn inpick;    /* NULL: every accept uses in.mode */
   int keylog_fd;                 /* SSLKEYLOGFILE, -1: off */
   pthread_mutex_t keylog_mu;
   mesh__inbound_t in;
@@ -187,6 +205,8 @@ struct mesh_conn {
                              TLS 1.3 a refused client certificate is
                              reported at the first read), 0 none */
   bool verified;          /* our peer check ran (full handshake) */
+  bool cert_optional;     /* server: a client certificate is optional
+                             (MESH__INPICK_TLS) */
   bool resumed;
   bool offered_session;  /* client offered a cached session */
   bool got_ticket;        /* client: a session was saved after the

@@ -17,6 +17,11 @@ void mesh__tls_set_conn_authz(mesh_t *m, mesh__tls_conn_authz_fn fn) {
     m->tls->conn_authz = fn;
 }
 
+void mesh__tls_set_inpick(mesh_t *m, mesh__tls_inpick_fn fn) {
+  if (m && m->tls)
+    m->tls->inpick = fn;
+}
+
 int mesh__tls_conn_authz(mesh_conn_t *c, const char *id, mesh_status_t *st) {
   mesh__tls_conn_authz_fn fn = c->m->tls ? c->m->tls->conn_authz : NULL;
   if (!fn) {
