@@ -248,7 +248,7 @@ static int transport(const Meshxds__TransportSocket *t, mesh__xds_cds_t *c,
                   "UpstreamTlsContext");
   why_t sub = {""};
   int rc = mesh__xds_tls_instances(u->common_tls_context, &c->tls_cert_instance,
-                                   &c->tls_ca_instance, &sub);
+                                   &c->tls_ca_instance, true, &sub);
   meshxds__upstream_tls_context__free_unpacked(u, NULL);
   return rc ? REFUSE(w, rc, "transport_socket: %s", sub.msg) : 0;
 }

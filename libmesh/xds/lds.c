@@ -53,7 +53,7 @@ static int dup_instance(const char *name, char **out, why_t *w, const char *f) {
 }
 
 int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
-                            why_t *w) {
+                            bool need_ca, why_t *w) {
   const Meshxds__CommonTlsContext *c = commonv;
   if (!c)
     return REFUSE(w, MESH_ERR_CONFIG, "common_tls_context: missing");
@@ -117,7 +117,7 @@ int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
       c->validation_context->n_match_subject_alt_names)
     rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "match_subject_alt_names is not "
                 "supported (libmesh checks the SPIFFE peer list)");
-  if (!rc && !*ca)
+  if (!rc && !*ca && need_ca)
     rc = REFUSE(w, MESH_ERR_CONFIG, "no CA certificate provider instance");
   return rc;
 }
@@ -206,8 +206,10 @@ static int chain_tls(const Meshxds__TransportSocket *t, mesh__xds_fchain_t *c,
              d->require_client_certificate->value;
   c->tls = req ? MESH__XDS_CHAIN_MTLS : MESH__XDS_CHAIN_TLS;
   why_t sub = {""};
+  /* A29: without require_client_certificate the validation context is
+   * optional (a client certificate, when sent, is still verified) */
   int rc = mesh__xds_tls_instances(d->common_tls_context, &c->cert_instance,
-                                   &c->ca_instance, &sub);
+                                   &c->ca_instance, req, &sub);
   if (!rc && !c->cert_instance)
     rc = REFUSE(&sub, MESH_ERR_CONFIG, "no certificate provider instance");
   meshxds__downstream_tls_context__free_unpacked(d, NULL);

@@ -20,7 +20,7 @@ int mesh__xds_refuse(char *buf, size_t cap, int code, const char *fmt, ...)
 
 /* A29: the certificate provider instances of a CommonTlsContext (lds.c). */
 int mesh__xds_tls_instances(const void *common, char **cert, char **ca,
-                            why_t *w);
+                            bool need_ca, why_t *w);
 /* A36 filter chains (lds_fcm.c): a FilterChainMatch into c; no two chains
  * of l matching the same connections; a chain's storage freed. */
 int mesh__xds_fcm_decode(const void *match, mesh__xds_fchain_t *c, why_t *w);
