@@ -126,8 +126,13 @@ static int inpick(mesh_listener_t *l, mesh_conn_t *c, int *mode,
   if (getsockname(c->fd, (struct sockaddr *)&local, &len) != 0)
     memset(&local, 0, sizeof local);
   char why[200] = "";
+  mesh__tlsgen_t *gen = NULL;
   int pick = fn(l->m, (const struct sockaddr *)&local,
-                (const struct sockaddr *)&c->peer_sa, why, sizeof why);
+                (const struct sockaddr *)&c->peer_sa, &gen, why, sizeof why);
+  if (gen) {
+    mesh__tlsgen_release(c->gen);
+    c->gen = gen;
+  }
   switch (pick) {
   case MESH__INPICK_MTLS:
     *mode = MESH__INBOUND_STRICT;

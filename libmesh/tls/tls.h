@@ -128,7 +128,9 @@ typedef int (*mesh__tls_conn_authz_fn)(mesh_t *m, const char *peer_id,
 /* Per-connection inbound transport, chosen right after accept() by a
  * part above (xds/server.c for an xDS-enabled server's filter chains,
  * gRFC A36); tls/ never calls it by name.  local/peer: the socket's two
- * ends.  Returns a MESH__INPICK_*; on CLOSE, why[cap] says why. */
+ * ends.  Returns a MESH__INPICK_*; on CLOSE, why[cap] says why.  *gen:
+ * credentials of the chain's own (one reference given to the
+ * connection), or left NULL: the identity's. */
 #define MESH__INPICK_CONFIG 0  /* the inbound section's mode */
 #define MESH__INPICK_MTLS 1    /* mTLS, a client certificate required */
 #define MESH__INPICK_TLS 2     /* TLS, a client certificate optional (one
@@ -136,8 +138,10 @@ typedef int (*mesh__tls_conn_authz_fn)(mesh_t *m, const char *peer_id,
 #define MESH__INPICK_PLAIN 3   /* plaintext allowed (PERMISSIVE: a TLS
                                   ClientHello still gets mTLS) */
 #define MESH__INPICK_CLOSE 4   /* no filter chain: close, send nothing */
+struct mesh__tlsgen;
 typedef int (*mesh__tls_inpick_fn)(mesh_t *m, const struct sockaddr *local,
-                                   const struct sockaddr *peer, char *why,
+                                   const struct sockaddr *peer,
+                                   struct mesh__tlsgen **gen, char *why,
                                    size_t cap);
 /** Plug in the inbound choice (NULL removes it); at init, before accepts. */
 void mesh__tls_set_inpick(mesh_t *m, mesh__tls_inpick_fn fn);

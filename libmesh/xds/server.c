@@ -35,6 +35,9 @@ struct mesh__xds_srv {
   char host[64];           /* server_address, brackets removed */
   uint32_t port;
   mesh__xds_lds_t *lds;    /* the chains in force (own copy), or NULL */
+  mesh__tlsgen_t **gens;   /* per chain (default chain last): credentials
+                              of its instances, NULL for plaintext */
+  const mesh__xds_bootstrap_t *boot; /* the part's (outlives this) */
   int state;               /* SRV_* */
   char why[256];           /* not serving: the reason */
 };
@@ -79,7 +82,8 @@ char *mesh__xds_server_name(const char *tmpl, const char *addr) {
 }
 
 static int inpick(mesh_t *m, const struct sockaddr *local,
-                  const struct sockaddr *peer, char *why, size_t cap) {
+                  const struct sockaddr *peer, mesh__tlsgen_t **gen, char *why,
+                  size_t cap) {
   mesh__xds_srv_t *s = mesh__xds_srv_of(m);
   if (!s)
     return MESH__INPICK_CONFIG;
@@ -94,10 +98,16 @@ static int inpick(mesh_t *m, const struct sockaddr *local,
       snprintf(why, cap, "no filter chain of listener \"%.100s\" matches "
                "(gRFC A36)", s->lds->name);
       pick = MESH__INPICK_CLOSE;
-    } else
+    } else {
       pick = c->tls == MESH__XDS_CHAIN_MTLS  ? MESH__INPICK_MTLS
              : c->tls == MESH__XDS_CHAIN_TLS ? MESH__INPICK_TLS
                                              : MESH__INPICK_PLAIN;
+      size_t i = c == s->lds->defchain ? s->lds->nchains
+                                       : (size_t)(c - s->lds->chains);
+      *gen = s->gens[i];
+      if (*gen)
+        atomic_fetch_add(&(*gen)->refs, 1);
+    }
   }
   pthread_mutex_unlock(&s->mu);
   return pick;
@@ -142,20 +152,58 @@ fail:
   return NULL;
 }
 
+static void gens_free(mesh__tlsgen_t **g, size_t n) {
+  for (size_t i = 0; g && i < n; i++)
+    mesh__tlsgen_release(g[i]);
+  free(g);
+}
+
+static size_t nall(const mesh__xds_lds_t *l) {
+  return l ? l->nchains + 1 : 0;
+}
+
 void mesh__xds_server_free(mesh_t *m, mesh__xds_srv_t *s) {
   if (!s)
     return;
   mesh__tls_set_inpick(m, NULL);
   pthread_mutex_destroy(&s->mu);
+  gens_free(s->gens, nall(s->lds));
   mesh__xds_lds_free(s->lds);
   free(s);
 }
 
-static int srv_new(mesh_t *m, const char *addr, mesh__xds_srv_t **out) {
+/* Credentials of every TLS chain of l (A29: the instances it names),
+ * gens[nchains] the default chain's.  MESH_OK or the first failure. */
+static int chain_gens(mesh_t *m, const mesh__xds_srv_t *s,
+                      const mesh__xds_lds_t *l, mesh__tlsgen_t ***out,
+                      mesh_status_t *st) {
+  mesh__tlsgen_t **g = calloc(nall(l), sizeof *g);
+  if (!g)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < nall(l); i++) {
+    const mesh__xds_fchain_t *c = i < l->nchains ? &l->chains[i] : l->defchain;
+    if (!c || c->tls == MESH__XDS_CHAIN_PLAIN)
+      continue;
+    mesh_status_t why;
+    int rc = mesh__xds_prov_gen(m, s->boot, c->cert_instance, c->ca_instance,
+                                &g[i], &why);
+    if (rc != MESH_OK) {
+      gens_free(g, nall(l));
+      return mesh__fail(st, rc, "filter chain \"%.60s\": %s", c->name,
+                        why.message);
+    }
+  }
+  *out = g;
+  return MESH_OK;
+}
+
+static int srv_new(mesh_t *m, const char *addr,
+                   const mesh__xds_bootstrap_t *b, mesh__xds_srv_t **out) {
   mesh__xds_srv_t *s = calloc(1, sizeof *s);
   if (!s)
     return MESH_ERR_NOMEM;
   pthread_mutex_init(&s->mu, NULL);
+  s->boot = b;
   const char *colon = strrchr(addr, ':');
   const char *h = addr;
   size_t hl = (size_t)(colon - addr);
@@ -180,7 +228,7 @@ int mesh__xds_server_start(mesh_t *m, mesh__xds_ads_t *ads,
   if (!addr || !b->server_listener_template)
     return MESH_OK;
   if (!(*name = mesh__xds_server_name(b->server_listener_template, addr)) ||
-      srv_new(m, addr, srv) != MESH_OK)
+      srv_new(m, addr, b, srv) != MESH_OK)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   cJSON *doc = cJSON_Parse(pending_json);
   mesh_status_t ast;
@@ -217,21 +265,37 @@ static void not_serving(mesh_t *m, mesh__xds_srv_t *s, const char *name,
             "listener=\"%s\" state=not_serving reason=\"%s\"", name, s->why);
 }
 
-/* The chains of l in force for new connections. */
-static void serve_chains(mesh_t *m, mesh__xds_srv_t *s,
-                         const mesh__xds_lds_t *l) {
+/* l's chains and their credentials in force for new connections; the
+ * RBAC too.  Nothing changes when any of it cannot be built. */
+static void serve(mesh_t *m, mesh__xds_srv_t *s, const char *name,
+                  const mesh__xds_lds_t *l) {
   mesh__xds_lds_t *c = copy_chains(l);
-  if (!c) {
-    mesh__log(m, MESH_LOG_ERROR, "xds_server_listener", "listener=\"%s\" "
-              "state=kept error=\"out of memory\"", l->name);
+  mesh__tlsgen_t **g = NULL;
+  mesh_status_t st;
+  int rc = c ? chain_gens(m, s, c, &g, &st)
+             : mesh__fail(&st, MESH_ERR_NOMEM, "out of memory");
+  if (rc == MESH_OK)
+    rc = mesh__authz_set_external(m, l->rbac, name, &st);
+  if (rc != MESH_OK) {
+    mesh__log(m, MESH_LOG_ERROR, "xds_server_listener",
+              "listener=\"%s\" state=kept error=\"%s\"", name, st.message);
+    gens_free(g, nall(c));
+    mesh__xds_lds_free(c);
     return;
   }
   pthread_mutex_lock(&s->mu);
   mesh__xds_lds_t *old = s->lds;
+  mesh__tlsgen_t **oldg = s->gens;
   s->lds = c;
+  s->gens = g;
   s->state = SRV_SERVING;
   pthread_mutex_unlock(&s->mu);
+  gens_free(oldg, nall(old));
   mesh__xds_lds_free(old);
+  mesh__log(m, MESH_LOG_INFO, "xds_server_listener",
+            "listener=\"%s\" state=applied rbac=%s chains=%zu "
+            "default_chain=%s", name, l->rbac ? "yes" : "none", l->nchains,
+            l->defchain ? "yes" : "no");
 }
 
 void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *s, const char *name,
@@ -244,19 +308,9 @@ void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *s, const char *name,
               "not a server Listener; the policy in force stays\"", name);
     return;
   }
-  if (s && !same_address(s, l)) {
+  if (!same_address(s, l)) {
     not_serving(m, s, name, l);
     return;
   }
-  mesh_status_t st;
-  if (mesh__authz_set_external(m, l->rbac, name, &st) != MESH_OK)
-    mesh__log(m, MESH_LOG_ERROR, "xds_server_listener",
-              "listener=\"%s\" state=kept error=\"%s\"", name, st.message);
-  else
-    mesh__log(m, MESH_LOG_INFO, "xds_server_listener",
-              "listener=\"%s\" state=applied rbac=%s chains=%zu "
-              "default_chain=%s", name, l->rbac ? "yes" : "none", l->nchains,
-              l->defchain ? "yes" : "no");
-  if (s)
-    serve_chains(m, s, l);
+  serve(m, s, name, l);
 }

@@ -28,6 +28,14 @@ int mesh__xds_fcm_check(const mesh__xds_lds_t *l, why_t *w);
 void mesh__xds_fchain_fini(mesh__xds_fchain_t *c);
 /* Deep copy (d fully written; nothing to free on failure). */
 int mesh__xds_fchain_copy(mesh__xds_fchain_t *d, const mesh__xds_fchain_t *s);
+/* A TLS generation of its own from the instances a TLS context names:
+ * certificate and key from cert_inst, trust from ca_inst (NULL: cert_inst's
+ * own) (provcreds.c).  MESH_OK, MESH_ERR_CONFIG (an instance absent or
+ * lacking what it must hold), or the load's error (PEM, SVID, ...). */
+struct mesh__tlsgen;
+int mesh__xds_prov_gen(mesh_t *m, const mesh__xds_bootstrap_t *b,
+                       const char *cert_inst, const char *ca_inst,
+                       struct mesh__tlsgen **out, mesh_status_t *st);
 /* The fault filter's config (gRFC A33) to {"delay_ms", ...} (rds.c). */
 int mesh__xds_fault(const uint8_t *buf, size_t len, cJSON **out, why_t *w);
 /* Decode a RouteConfiguration already unpacked (rds.c). */
