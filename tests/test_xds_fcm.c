@@ -10,6 +10,7 @@
  * instance the bootstrap lacks is NACKed and the chains in force stay. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -347,6 +348,8 @@ static int suite_init(void) {
     return 1;
   return th_svid(TD, SERVER_ID, "server", 0, 0, 0) &&
                  th_svid(TD, CLIENT_ID, "client", 0, 0, 0) &&
+                 th_svid(TD, SERVER_ID "-a", "server-a", 0, 0, 0) &&
+                 th_svid(TD, SERVER_ID "-b", "server-b", 0, 0, 0) &&
                  th_svid(TD2, "spiffe://other.org/evil", "evil", 0, 0, 0)
              ? 0
              : 1;
@@ -355,10 +358,26 @@ static int suite_init(void) {
 static int port;
 static char addr[64], lname[128];
 
-static mesh_t *server_ctx(void) {
-  char cfg[8192];
+/* The xDS-enabled server on host (its identity: "server"); instances:
+ * "c" (server + CA), "cert-a" (server-a, no CA: a certificate only),
+ * "cert-b" (server-b + CA), "roots" (the CA only), "roots-other"
+ * (other.org's CA only). */
+static mesh_t *server_ctx_on(const char *host) {
+  char cfg[16384], inst[8192];
   port = th_free_port();
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  snprintf(addr, sizeof addr, "%s:%d", host, port);
+  snprintf(inst, sizeof inst,
+           ",\"cert-a\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\"}},"
+           "\"cert-b\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
+           "\"ca_certificate_file\":\"%s\"}},"
+           "\"roots\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"ca_certificate_file\":\"%s\"}},"
+           "\"roots-other\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"ca_certificate_file\":\"%s\"}}",
+           th_path("server-a.crt"), th_path("server-a.key"), th_path("server-b.crt"),
+           th_path("server-b.key"), th_ca(TD), th_ca(TD), th_ca(TD2));
   snprintf(lname, sizeof lname, TMPL, addr);
   snprintf(cfg, sizeof cfg,
            "{\"log\":{\"level\":\"error\"},\"identity\":{\"cert\":\"%s\",\"key\":\"%s\","
@@ -368,9 +387,9 @@ static mesh_t *server_ctx(void) {
            "\"node\":{\"id\":\"n1\"},\"server_listener_resource_name_template\":\"%s\","
            "\"certificate_providers\":{\"c\":{\"plugin_name\":\"file_watcher\",\"config\":{"
            "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
-           "\"ca_certificate_file\":\"%s\"}}}}}}",
+           "\"ca_certificate_file\":\"%s\"}}%s}}}}",
            th_path("server.crt"), th_path("server.key"), th_ca(TD), addr, addr, TMPL,
-           th_path("server.crt"), th_path("server.key"), th_ca(TD));
+           th_path("server.crt"), th_path("server.key"), th_ca(TD), inst);
   mesh_t *m = NULL;
   mesh_status_t st;
   int rc = mesh_new(cfg, &m, &st);
@@ -379,6 +398,8 @@ static mesh_t *server_ctx(void) {
   CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
   return m;
 }
+
+static mesh_t *server_ctx(void) { return server_ctx_on("127.0.0.1"); }
 
 /* Feed the server Listener (chains, default) as one LDS response. */
 static int feed_lds(mesh_t *m, const char *version, const char *laddr,
@@ -581,12 +602,132 @@ static void test_xds_fcm_live_match(void) {
   mesh_free(m);
 }
 
+typedef struct acc {
+  mesh_listener_t *l;
+  int rc;
+  bool tls;
+  char id[256];
+  mesh_status_t st;
+} acc_t;
+
+static void *acc_main(void *arg) {
+  acc_t *a = arg;
+  a->rc = accept_one(a->l, &a->tls, a->id, sizeof a->id, &a->st);
+  return NULL;
+}
+
+/* The SAN of the certificate the server presents on ip (openssl s_client,
+ * no client certificate), into out. */
+static void presented_san(const char *ip, char *out, size_t cap) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "echo | timeout 10 openssl s_client -connect %s:%d 2>/dev/null "
+           "| openssl x509 -noout -ext subjectAltName > %s", ip, port, th_path("san.txt"));
+  th_sh(cmd);
+  char *t = th_slurp(th_path("san.txt"), NULL);
+  snprintf(out, cap, "%s", t ? t : "");
+  free(t);
+}
+
+/* Two chains, by destination address, naming different instances: each
+ * presents its own certificate and trusts its own bundle. */
+static void test_xds_fcm_live_instances(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  mesh_t *m = server_ctx_on("0.0.0.0");
+  mesh_listener_t *l = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(m, addr, &l, &st), MESH_OK);
+  chain_spec_t cs[] = {
+      /* a certificate-only instance with a bundle-only one */
+      {"a", "prefix_ranges { address_prefix: \"127.0.0.1\" prefix_len { value: 32 } }",
+       "mtls", "cert-a", "roots", NULL},
+      /* an instance with both, client certificate optional */
+      {"b", "prefix_ranges { address_prefix: \"127.0.0.2\" prefix_len { value: 32 } }",
+       "tls", "cert-b", "cert-b", NULL},
+  };
+  int rc = feed_lds(m, "1", addr, cs, 2, NULL, &st);
+  if (rc)
+    fprintf(stderr, "\nfeed: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  /* a libmesh client of example.org */
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "{\"log\":{\"level\":\"error\"},\"identity\":{\"cert\":"
+           "\"%s\",\"key\":\"%s\",\"bundle\":\"%s\"}}", th_path("client.crt"),
+           th_path("client.key"), th_ca(TD));
+  mesh_t *cl = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(cfg, &cl, &st), MESH_OK);
+  struct {
+    const char *ip;
+    const char *id;   /* the server's ID the libmesh client sees */
+    int mtls;         /* a client certificate is required */
+    const char *san;  /* in the certificate s_client sees */
+  } rows[] = {{"127.0.0.1", SERVER_ID "-a", 1, "URI:" SERVER_ID "-a"},
+              {"127.0.0.2", SERVER_ID "-b", 0, "URI:" SERVER_ID "-b"}};
+  for (size_t i = 0; i < 2; i++) {
+    acc_t a = {.l = l};
+    pthread_t th;
+    pthread_create(&th, NULL, acc_main, &a);
+    char target[64];
+    snprintf(target, sizeof target, "%s:%d", rows[i].ip, port);
+    mesh_conn_t *c = NULL;
+    mesh_status_t cst;
+    rc = mesh_dial(cl, target, NULL, &c, &cst);
+    char seen[256] = "";
+    if (rc == MESH_OK) {
+      snprintf(seen, sizeof seen, "%s", mesh_conn_peer_id(c));
+      mesh_conn_close(c);
+    }
+    pthread_join(th, NULL);
+    if (rc)
+      fprintf(stderr, "\ndial %s: %s\n", target, cst.message);
+    CU_ASSERT_EQUAL(rc, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(seen, rows[i].id); /* the chain's own certificate */
+    CU_ASSERT_EQUAL(a.rc, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(a.id, CLIENT_ID);  /* verified with its bundle */
+    /* what the server presents there, to a peer without a certificate */
+    a = (acc_t){.l = l};
+    pthread_create(&th, NULL, acc_main, &a);
+    char san[512];
+    presented_san(rows[i].ip, san, sizeof san);
+    pthread_join(th, NULL);
+    if (!strstr(san, rows[i].san))
+      fprintf(stderr, "\n%s presents: %s\n", rows[i].ip, san);
+    CU_ASSERT_PTR_NOT_NULL(strstr(san, rows[i].san));
+    /* chain a requires a client certificate, chain b does not */
+    CU_ASSERT_EQUAL(a.rc == MESH_OK, !rows[i].mtls);
+  }
+  /* a chain whose instance cannot be loaded (cert-a has no bundle of its
+   * own and the chain names none): the update is not applied, the chains
+   * in force stay */
+  chain_spec_t nob[] = {{"x", NULL, "tls", "cert-a", NULL, NULL}};
+  /* ... nor can a CA file of another trust domain be the bundle that
+   * server-b's own chain is checked against (libmesh keys trust by trust
+   * domain: a CA file is the bundle of the certificate's own; other trust
+   * domains come from a SPIFFE bundle map instance, A87) */
+  chain_spec_t other[] = {{"y", NULL, "mtls", "cert-b", "roots-other", NULL}};
+  const chain_spec_t *kept[] = {nob, other};
+  for (size_t k = 0; k < 2; k++) {
+    CU_ASSERT_EQUAL(feed_lds(m, k ? "3" : "2", addr, kept[k], 1, NULL, &st), MESH_OK);
+    char san[512];
+    acc_t a = {.l = l};
+    pthread_t th;
+    pthread_create(&th, NULL, acc_main, &a);
+    presented_san("127.0.0.2", san, sizeof san);
+    pthread_join(th, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(san, "URI:" SERVER_ID "-b"));
+  }
+  mesh_free(cl);
+  mesh_listener_close(l);
+  mesh_free(m);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("xds_fcm", suite_init, NULL);
   CU_add_test(s, "mesh__xds_fcm_pick", test_mesh__xds_fcm_pick);
   CU_add_test(s, "mesh__xds_decode_lds chains", test_mesh__xds_decode_lds_chains);
   CU_add_test(s, "live: chain transport x peer", test_xds_fcm_live_transport);
   CU_add_test(s, "live: match, default, address, NACK", test_xds_fcm_live_match);
+  CU_add_test(s, "live: chains' own instances", test_xds_fcm_live_instances);
 }
 
 int main(void) { return th_run_suites("test_xds_fcm", add); }
