@@ -418,7 +418,6 @@ static int feed_lds(mesh_t *m, const char *version, const char *laddr,
   size_t len;
   CU_ASSERT_EQUAL_FATAL(xv_encode("DiscoveryResponse", text, &b, &len), 0);
   free(text);
-  save_seed(b, len);
   int rc = mesh__xds_feed(m, b, len, st);
   free(b);
   return rc;
