@@ -35,6 +35,17 @@
 /* Upper bound of ALPN protocols in a list (config or dial option). */
 #define MESH__ALPN_MAX 8
 
+/* A match_subject_alt_names entry (gRFC A29), against the URI SAN. */
+#define MESH__SAN_EXACT 0
+#define MESH__SAN_PREFIX 1
+#define MESH__SAN_SUFFIX 2
+#define MESH__SAN_CONTAINS 3
+typedef struct mesh__tls_san {
+  int kind;                      /* MESH__SAN_* */
+  bool ignore_case;
+  char *value;
+} mesh__tls_san_t;
+
 typedef struct mesh__tls_settings {
   int min_version;               /* MESH__TLS_V12 or _V13 */
   int max_version;               /* default: the backend's highest */
@@ -143,11 +154,38 @@ typedef int (*mesh__tls_inpick_fn)(mesh_t *m, const struct sockaddr *local,
                                    const struct sockaddr *peer,
                                    struct mesh__tlsgen **gen, char *why,
                                    size_t cap);
+/* ---- client credentials per service (tls/svccreds.c) --------------------
+ * A part above (xds) gives a service its own generation (reference
+ * taken; NULL: the identity's) and SAN matchers (copied); dials with
+ * opts->service equal to it use them.  Replaces the previous entry.
+ * @return MESH_OK, MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG. */
+int mesh__tls_svc_creds_set(mesh_t *m, const char *service,
+                            struct mesh__tlsgen *gen,
+                            const mesh__tls_san_t *san, size_t nsan);
+/** The entry of service: a generation reference (or NULL) and a copy of
+ *  the matchers (free with mesh__tls_san_free).  MESH_OK or NOMEM. */
+int mesh__tls_svc_creds_get(mesh_t *m, const char *service,
+                            struct mesh__tlsgen **gen, mesh__tls_san_t **san,
+                            size_t *nsan);
+void mesh__tls_san_free(mesh__tls_san_t *v, size_t n);
+/** Does id pass one of the n matchers (n == 0: yes)? */
+bool mesh__tls_san_match(const mesh__tls_san_t *v, size_t n, const char *id);
+struct mesh__tls;
+void mesh__tls_svcc_fini(struct mesh__tls *t);
+
 /** Plug in the inbound choice (NULL removes it); at init, before accepts. */
 void mesh__tls_set_inpick(mesh_t *m, mesh__tls_inpick_fn fn);
 
+
+struct mesh__tls_svcc;
+
 typedef struct mesh__tls {
   mesh__tls_settings_t set;
+  /* client credentials per service (tls/svccreds.c) */
+  pthread_mutex_t svcc_mu;
+  struct mesh__tls_svcc *svcc;
+  size_t nsvcc;
+  _Atomic bool has_svcc;
   mesh__tls_conn_authz_fn conn_authz; /* NULL: no authorization part */
   mesh__tls_inpick_fn inpick;    /* NULL: every accept uses in.mode */
   int keylog_fd;                 /* SSLKEYLOGFILE, -1: off */
@@ -238,6 +276,8 @@ struct mesh_conn {
   void *be;               /* backend's TLS state, NULL before setup */
   char *alpn_buf;         /* storage for alpn_list strings */
   const char *alpn_list[MESH__ALPN_MAX + 1];
+  mesh__tls_san_t *san;   /* client: SAN matchers of the service, owned */
+  size_t nsan;
   char **peers;           /* client: expected patterns, owned */
   size_t npeers;
   const char *const *peers_ref; /* server: borrowed from m->tls->in */

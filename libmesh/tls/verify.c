@@ -84,6 +84,11 @@ static int authorize(mesh_conn_t *c, const char *id, mesh_status_t *st) {
   const char *const *pats;
   size_t n;
   peers_of(c, &pats, &n);
+  if (!c->server && !mesh__tls_san_match(c->san, c->nsan, id))
+    return mesh__fail(st, MESH_ERR_PEER_ID,
+                      "peer %s presented %s, which matches none of the "
+                      "service's match_subject_alt_names (%zu)",
+                      c->peer_addr, id, c->nsan);
   if (mesh__peers_allow(pats, n, id))
     return c->server ? authorize_conn(c, id, st) : MESH_OK;
   char list[160];
