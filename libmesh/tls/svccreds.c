@@ -16,6 +16,7 @@
 
 struct mesh__tls_svcc {
   char *service;
+  char *tag;                 /* the setter's summary of what it set */
   mesh__tlsgen_t *gen;       /* reference held, or NULL: the identity's */
   mesh__tls_san_t *san;
   size_t nsan;
@@ -48,6 +49,7 @@ static int san_copy(const mesh__tls_san_t *in, size_t n, mesh__tls_san_t **out) 
 
 static void entry_fini(struct mesh__tls_svcc *e) {
   free(e->service);
+  free(e->tag);
   mesh__tlsgen_release(e->gen);
   mesh__tls_san_free(e->san, e->nsan);
 }
@@ -67,7 +69,7 @@ static struct mesh__tls_svcc *find(mesh__tls_t *t, const char *service) {
   return NULL;
 }
 
-int mesh__tls_svc_creds_set(mesh_t *m, const char *service,
+int mesh__tls_svc_creds_set(mesh_t *m, const char *service, const char *tag,
                             mesh__tlsgen_t *gen, const mesh__tls_san_t *san,
                             size_t nsan) {
   mesh__tls_t *t = m ? m->tls : NULL;
@@ -77,7 +79,8 @@ int mesh__tls_svc_creds_set(mesh_t *m, const char *service,
   }
   struct mesh__tls_svcc e = {.gen = gen, .nsan = nsan};
   e.service = strdup(service);
-  if (!e.service || san_copy(san, nsan, &e.san) != MESH_OK) {
+  e.tag = strdup(tag ? tag : "");
+  if (!e.service || !e.tag || san_copy(san, nsan, &e.san) != MESH_OK) {
     entry_fini(&e);
     return MESH_ERR_NOMEM;
   }
@@ -102,6 +105,16 @@ int mesh__tls_svc_creds_set(mesh_t *m, const char *service,
   pthread_mutex_unlock(&t->svcc_mu);
   entry_fini(&drop);
   return rc;
+}
+
+bool mesh__tls_svc_creds_tagged(mesh_t *m, const char *service,
+                                const char *tag) {
+  mesh__tls_t *t = m->tls;
+  pthread_mutex_lock(&t->svcc_mu);
+  const struct mesh__tls_svcc *e = find(t, service);
+  bool same = e && strcmp(e->tag, tag) == 0;
+  pthread_mutex_unlock(&t->svcc_mu);
+  return same;
 }
 
 int mesh__tls_svc_creds_get(mesh_t *m, const char *service,

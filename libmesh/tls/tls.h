@@ -157,11 +157,15 @@ typedef int (*mesh__tls_inpick_fn)(mesh_t *m, const struct sockaddr *local,
 /* ---- client credentials per service (tls/svccreds.c) --------------------
  * A part above (xds) gives a service its own generation (reference
  * taken; NULL: the identity's) and SAN matchers (copied); dials with
- * opts->service equal to it use them.  Replaces the previous entry.
+ * opts->service equal to it use them.  Replaces the previous entry; tag
+ * (copied) lets the setter skip a reload when nothing changed.
  * @return MESH_OK, MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG. */
-int mesh__tls_svc_creds_set(mesh_t *m, const char *service,
+int mesh__tls_svc_creds_set(mesh_t *m, const char *service, const char *tag,
                             struct mesh__tlsgen *gen,
                             const mesh__tls_san_t *san, size_t nsan);
+/** Is service's entry the one set with tag (the setter's summary)? */
+bool mesh__tls_svc_creds_tagged(mesh_t *m, const char *service,
+                                const char *tag);
 /** The entry of service: a generation reference (or NULL) and a copy of
  *  the matchers (free with mesh__tls_san_free).  MESH_OK or NOMEM. */
 int mesh__tls_svc_creds_get(mesh_t *m, const char *service,

@@ -53,7 +53,8 @@ static int dup_instance(const char *name, char **out, why_t *w, const char *f) {
 }
 
 int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
-                            bool need_ca, why_t *w) {
+                            bool need_ca, mesh__xds_san_t **san, size_t *nsan,
+                            why_t *w) {
   const Meshxds__CommonTlsContext *c = commonv;
   if (!c)
     return REFUSE(w, MESH_ERR_CONFIG, "common_tls_context: missing");
@@ -94,10 +95,8 @@ int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
     if (!rc && cv->validation_context_sds_secret_config)
       rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "combined_validation_context: SDS "
                   "is not supported");
-    if (!rc && cv->default_validation_context &&
-        cv->default_validation_context->n_match_subject_alt_names)
-      rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "match_subject_alt_names is not "
-                  "supported (libmesh checks the SPIFFE peer list)");
+    if (!rc && cv->default_validation_context)
+      rc = mesh__xds_sans(cv->default_validation_context, san, nsan, w);
     break;
   }
   case MESHXDS__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_CERTIFICATE_PROVIDER_INSTANCE:
@@ -113,10 +112,8 @@ int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
     break;
   }
   if (!rc && c->validation_context_type_case ==
-                 MESHXDS__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT &&
-      c->validation_context->n_match_subject_alt_names)
-    rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "match_subject_alt_names is not "
-                "supported (libmesh checks the SPIFFE peer list)");
+                 MESHXDS__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT)
+    rc = mesh__xds_sans(c->validation_context, san, nsan, w);
   if (!rc && !*ca && need_ca)
     rc = REFUSE(w, MESH_ERR_CONFIG, "no CA certificate provider instance");
   return rc;
@@ -209,7 +206,7 @@ static int chain_tls(const Meshxds__TransportSocket *t, mesh__xds_fchain_t *c,
   /* A29: without require_client_certificate the validation context is
    * optional (a client certificate, when sent, is still verified) */
   int rc = mesh__xds_tls_instances(d->common_tls_context, &c->cert_instance,
-                                   &c->ca_instance, req, &sub);
+                                   &c->ca_instance, req, NULL, NULL, &sub);
   if (!rc && !c->cert_instance)
     rc = REFUSE(&sub, MESH_ERR_CONFIG, "no certificate provider instance");
   meshxds__downstream_tls_context__free_unpacked(d, NULL);

@@ -30,6 +30,10 @@ struct mesh__xds {
   mesh__xds_srv_t *srv; /* its filter chains in force (server.c), or NULL */
 };
 
+const struct mesh__xds_bootstrap *mesh__xds_boot_of(mesh_t *m) {
+  return m && m->xds ? m->xds->boot : NULL;
+}
+
 mesh__xds_srv_t *mesh__xds_srv_of(mesh_t *m) {
   return m && m->xds ? m->xds->srv : NULL;
 }

@@ -89,7 +89,21 @@ typedef struct mesh__xds_cds {
   /* A29: certificate provider instances of the upstream TLS context, or
    * NULL (plaintext) */
   char *tls_cert_instance, *tls_ca_instance;
+  /* A29: match_subject_alt_names on the server's URI SAN (tlsctx.c) */
+  struct mesh__xds_san *san;
+  size_t nsan;
 } mesh__xds_cds_t;
+
+/* One match_subject_alt_names entry; kind as tls's MESH__SAN_* (exact 0,
+ * prefix 1, suffix 2, contains 3). */
+typedef struct mesh__xds_san {
+  int kind;
+  bool ignore_case;
+  char *value;
+} mesh__xds_san_t;
+void mesh__xds_san_free(mesh__xds_san_t *v, size_t n);
+/** The context's bootstrap (part.c), NULL when xds is not configured. */
+const struct mesh__xds_bootstrap *mesh__xds_boot_of(mesh_t *m);
 
 int mesh__xds_decode_cds(const uint8_t *buf, size_t len, mesh__xds_cds_t **out,
                          mesh_status_t *st);

@@ -20,7 +20,17 @@ int mesh__xds_refuse(char *buf, size_t cap, int code, const char *fmt, ...)
 
 /* A29: the certificate provider instances of a CommonTlsContext (lds.c). */
 int mesh__xds_tls_instances(const void *common, char **cert, char **ca,
-                            bool need_ca, why_t *w);
+                            bool need_ca, mesh__xds_san_t **san, size_t *nsan,
+                            why_t *w);
+/* match_subject_alt_names of a CertificateValidationContext (tlsctx.c):
+ * regex refused; san NULL: any entry refused (a server context). */
+int mesh__xds_sans(const void *validation_context, mesh__xds_san_t **san,
+                   size_t *nsan, why_t *w);
+/* A cluster's upstream TLS for the service that reaches it (tlsctx.c):
+ * its instances' credentials and SAN matchers on the service's dials;
+ * reloaded only when they change.  Loop thread. */
+void mesh__xds_cluster_tls(mesh_t *m, const char *service,
+                           const mesh__xds_cds_t *c);
 /* A36 filter chains (lds_fcm.c): a FilterChainMatch into c; no two chains
  * of l matching the same connections; a chain's storage freed. */
 int mesh__xds_fcm_decode(const void *match, mesh__xds_fchain_t *c, why_t *w);
