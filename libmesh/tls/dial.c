@@ -72,7 +72,10 @@ static void set_budget(mesh_conn_t *c, const mesh_dial_opts_t *opts) {
   c->deadline_ms = mesh__now_ms() + c->phase_ms;
 }
 
-/* own: a generation the caller chose (NULL: the identity's). */
+/* own: a generation the caller chose (NULL: the service's own, set by
+ * tls/svccreds.c, else the identity's).  Over 60 lines: one straight
+ * sequence (credentials, socket, connection, options, handshake) whose
+ * every failure must release what was taken so far, in order. */
 static int dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
                      const cJSON *svc_peers, const mesh_dial_opts_t *opts,
                      bool root_ok, mesh__tlsgen_t *own, mesh_conn_t **out,

@@ -52,6 +52,8 @@ static int dup_instance(const char *name, char **out, why_t *w, const char *f) {
   return *out ? 0 : MESH_ERR_NOMEM;
 }
 
+/* Over 60 lines: one case per form of A29's fields (both generations
+ * Istio emits), each naming its own field path in the refusal. */
 int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
                             bool need_ca, mesh__xds_san_t **san, size_t *nsan,
                             why_t *w) {
