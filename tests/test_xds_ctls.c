@@ -62,6 +62,24 @@ static int feed(mesh_t *m, const char *url, const char *version, const char *typ
   return rc;
 }
 
+/* XDS_WRITE_CORPUS=DIR: the Cluster resources as fuzz seeds. */
+static void save_seed(const char *text) {
+  const char *dir = getenv("XDS_WRITE_CORPUS");
+  static int seq;
+  uint8_t *b;
+  size_t n;
+  if (!dir || xv_encode("Cluster", text, &b, &n))
+    return;
+  char path[512];
+  snprintf(path, sizeof path, "%s/Cluster-tls-%02d", dir, seq++);
+  FILE *f = fopen(path, "wb");
+  if (f) {
+    fwrite(b, 1, n, f);
+    fclose(f);
+  }
+  free(b);
+}
+
 /* A Cluster resource with an UpstreamTlsContext (cert instance, CA
  * instance or NULL, validation context extra text), malloc'd. */
 static char *cluster(const char *name, const char *cert, const char *ca, const char *san) {
@@ -77,6 +95,7 @@ static char *cluster(const char *name, const char *cert, const char *ca, const c
   snprintf(out, n, "name: \"%s\" type: EDS eds_cluster_config { service_name: \"%s\" } "
            "transport_socket { name: \"tls\" typed_config { %s } }", name, name, any);
   free(any);
+  save_seed(out);
   return out;
 }
 

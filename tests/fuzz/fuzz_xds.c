@@ -47,6 +47,12 @@ __attribute__((unused)) static void check_cds(const mesh__xds_cds_t *c) {
     FUZZ_ASSERT(c->eds_name && !c->nchildren);
   else
     FUZZ_ASSERT(!c->eds_name && c->nchildren > 0);
+  /* A29: SAN matchers only with a TLS context, each a known kind with a
+   * value; a TLS context names its CA instance */
+  FUZZ_ASSERT(!c->nsan || (c->san && c->tls_ca_instance));
+  for (size_t i = 0; i < c->nsan; i++)
+    FUZZ_ASSERT(c->san[i].kind >= 0 && c->san[i].kind <= 3 && c->san[i].value);
+  FUZZ_ASSERT(!c->tls_cert_instance || c->tls_ca_instance);
 }
 
 __attribute__((unused)) static const char *fuzz_hdr(void *user, const char *name) {
