@@ -156,7 +156,8 @@ static int inpick(mesh_listener_t *l, mesh_conn_t *c, int *mode,
 }
 
 /* Take one pending socket.  @return MESH_OK, MESH_ERR_WANT_READ (none),
- * MESH_ERR_FD_LIMIT, MESH_ERR_IO, or a TLS setup error. */
+ * MESH_ERR_FD_LIMIT, MESH_ERR_IO, MESH_ERR_DENIED (the inpick hook closed
+ * it: no filter chain), or a TLS setup error. */
 static int take(mesh_listener_t *l, bool nonblocking, mesh_conn_t **out,
                 mesh_status_t *st) {
   struct sockaddr_storage ss;
