@@ -141,7 +141,7 @@ static void srv_stop(srv_t *s) {
 static atomic_int curl_seq;
 
 /* GET path as `who` ("alice" or "bob"); the status, 0 when the connection
- * was refused (authz at accept), -1 when curl could not run. */
+ * was refused, -1 when curl could not run. */
 static int get_h(const srv_t *s, const char *who, const char *path,
                  const char *hdr) {
   int n = atomic_fetch_add(&curl_seq, 1);
@@ -256,11 +256,14 @@ static void test_xds_rbac_live(void) {
   srv_t s;
   CU_ASSERT_FATAL(srv_start(&s, cp_port, port));
   WAIT_STATUS(&s, "alice", "/hello", 200, "alice allowed by the first RBAC");
-  uint64_t cd0 = counter(s.m, "conn_deny");
-  CU_ASSERT_EQUAL(get(&s, "bob", "/hello"), 0); /* refused at accept */
+  /* xDS RBAC is an HTTP filter (A41): a principals-only policy denies
+   * bob's request (403), not his connection */
+  uint64_t cd0 = counter(s.m, "conn_deny"), d0 = counter(s.m, "deny");
+  CU_ASSERT_EQUAL(get(&s, "bob", "/hello"), 403);
   bool ok;
-  TH_WAIT_UNTIL(ok, counter(s.m, "conn_deny") > cd0, "conn_deny counted");
+  TH_WAIT_UNTIL(ok, counter(s.m, "deny") > d0, "request deny counted");
   CU_ASSERT(ok);
+  CU_ASSERT_EQUAL(counter(s.m, "conn_deny"), cd0);
 
   /* DENY on a path: everyone else allowed, /admin refused with 403, also
    * when the path only becomes /admin once normalized */
@@ -308,8 +311,8 @@ static void test_xds_rbac_live(void) {
 
   /* ALLOW with no policy denies everyone */
   CU_ASSERT(push(fd, "allownone", &pushes) == 0);
-  WAIT_STATUS(&s, "bob", "/hello", 0, "ALLOW without policies denies bob");
-  CU_ASSERT_EQUAL(get(&s, "alice", "/hello"), 0);
+  WAIT_STATUS(&s, "bob", "/hello", 403, "ALLOW without policies denies bob");
+  CU_ASSERT_EQUAL(get(&s, "alice", "/hello"), 403);
 
   /* no RBAC filter: no xDS restriction */
   CU_ASSERT(push(fd, "none", &pushes) == 0);
@@ -318,7 +321,7 @@ static void test_xds_rbac_live(void) {
 
   /* fail static: alice only, then the control plane goes away */
   CU_ASSERT(push(fd, "allow " ALICE, &pushes) == 0);
-  WAIT_STATUS(&s, "bob", "/hello", 0, "bob denied again");
+  WAIT_STATUS(&s, "bob", "/hello", 403, "bob denied again");
   CU_ASSERT(write(fd, "stop\n", 5) == 5);
   end = th_now_ms() + 30000;
   while (!log_has("stopped") && th_now_ms() < end)
@@ -327,7 +330,7 @@ static void test_xds_rbac_live(void) {
   th_kill(cp);
   for (int i = 0; i < 10; i++) {
     CU_ASSERT_EQUAL(get(&s, "alice", "/hello"), 200);
-    CU_ASSERT_EQUAL(get(&s, "bob", "/hello"), 0);
+    CU_ASSERT_EQUAL(get(&s, "bob", "/hello"), 403);
     usleep(100000);
   }
   CU_ASSERT_EQUAL(count_in_log("nack "), 1);

@@ -315,6 +315,13 @@ static int check(mesh_t *m, const mesh_authz_request_t *r, int stage,
   if (!a)
     return MESH_OK;
   mesh__authz_set_t *s = set_acquire(a), *x = slot_acquire(a, &a->ext);
+  /* The external set is xDS RBAC, an HTTP filter (gRFC A41): it judges
+   * requests, never the bare connection, so a principals-only DENY is a
+   * 403 / PERMISSION_DENIED per request and the connection stays open. */
+  if (x && stage == MESH__AZ_STAGE_CONN && x->protocol == MESH__AZ_PROTO_HTTP) {
+    mesh__authz_set_unref(x);
+    x = NULL;
+  }
   if (!s && !x) {
     count(a, C_ALLOW);
     return MESH_OK;

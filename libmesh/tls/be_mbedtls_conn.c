@@ -97,6 +97,8 @@ static int conn_setup(mesh_conn_t *c, const char *const *alpn,
 #endif
   mbedtls_ssl_set_bio(&b->ssl, c, mbe_bio_send, mbe_bio_recv, NULL);
   mbedtls_ssl_set_verify(&b->ssl, verify_cb, c);
+  if (c->server && c->cert_optional)
+    mbedtls_ssl_set_hs_authmode(&b->ssl, MBEDTLS_SSL_VERIFY_OPTIONAL);
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
   if (c->m->tls->keylog_fd >= 0)
     mbedtls_ssl_set_export_keys_cb(&b->ssl, mbe_export_keys, c->m->tls);
@@ -264,6 +266,8 @@ static bool deferred_verdict(mesh_conn_t *c, mesh__hsf_t *f) {
   if (!b->defer || !b->cert_asked)
     return true;
   memset(f, 0, sizeof *f);
+  if (!mbedtls_ssl_get_peer_cert(&b->ssl) && c->cert_optional)
+    return true; /* TLS without a client certificate (A36 chain) */
   if (!mbedtls_ssl_get_peer_cert(&b->ssl)) {
     f->kind = MESH__HSF_NO_CERT; /* handshake.c sends certificate_required */
     return false;

@@ -42,6 +42,8 @@ static int conn_setup(mesh_conn_t *c, const char *const *alpn,
   }
   SSL_set_bio(b->ssl, bio, bio);
   SSL_set_app_data(b->ssl, c);
+  if (c->server && c->cert_optional)
+    SSL_set_verify(b->ssl, SSL_VERIFY_PEER, NULL); /* no FAIL_IF_NO_PEER_CERT */
   if (c->server)
     SSL_set_accept_state(b->ssl);
   else

@@ -88,6 +88,7 @@ void mesh_conn_close(mesh_conn_t *c) {
   for (size_t i = 0; i < c->npeers; i++)
     free(c->peers[i]);
   free(c->peers);
+  mesh__tls_san_free(c->san, c->nsan);
   free(c->alpn_buf);
   free(c->peer_id);
   free(c);

@@ -72,7 +72,10 @@ static void set_budget(mesh_conn_t *c, const mesh_dial_opts_t *opts) {
   c->deadline_ms = mesh__now_ms() + c->phase_ms;
 }
 
-/* own: a generation the caller chose (NULL: the identity's). */
+/* own: a generation the caller chose (NULL: the service's own, set by
+ * tls/svccreds.c, else the identity's).  Over 60 lines: one straight
+ * sequence (credentials, socket, connection, options, handshake) whose
+ * every failure must release what was taken so far, in order. */
 static int dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
                      const cJSON *svc_peers, const mesh_dial_opts_t *opts,
                      bool root_ok, mesh__tlsgen_t *own, mesh_conn_t **out,
@@ -82,11 +85,21 @@ static int dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
   if (!st)
     st = &local; /* the failed span wants the message */
   mesh__tlsgen_t *gen = own;
+  mesh__tls_san_t *san = NULL;
+  size_t nsan = 0;
   int rc = MESH_OK;
-  if (own)
+  if (!own && opts && opts->service) {
+    /* the service's own credentials (xds cluster, A29), if set */
+    rc = mesh__tls_svc_creds_get(m, opts->service, &gen, &san, &nsan);
+    if (rc != MESH_OK)
+      return mesh__fail(st, rc, "out of memory");
+  }
+  if (gen == own && own)
     atomic_fetch_add(&own->refs, 1);
-  else
+  else if (!gen)
     rc = mesh__tlsgen_acquire(m, &gen, st);
+  if (rc != MESH_OK)
+    mesh__tls_san_free(san, nsan);
   if (rc != MESH_OK) {
     mesh__tls_obs_dial_failed(m, sa, len, opts, root_ok, rc, st->message);
     return rc;
@@ -96,6 +109,7 @@ static int dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
   rc = mesh__sock_connect(sa, len, &fd, &in_progress, st);
   if (rc != MESH_OK) {
     mesh__tlsgen_release(gen);
+    mesh__tls_san_free(san, nsan);
     mesh__tls_obs_dial_failed(m, sa, len, opts, root_ok, rc, st->message);
     return rc;
   }
@@ -103,9 +117,12 @@ static int dial_addr(mesh_t *m, const struct sockaddr *sa, socklen_t len,
   mesh_conn_t *c = mesh__conn_new(m, fd, false, nb);
   if (!c) {
     mesh__tlsgen_release(gen);
+    mesh__tls_san_free(san, nsan);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
   c->gen = gen;
+  c->san = san;
+  c->nsan = nsan;
   mesh__sock_format(sa, c->peer_addr, sizeof c->peer_addr);
   mesh__strlcpy(c->target, c->peer_addr, sizeof c->target);
   memcpy(&c->peer_sa, sa,

@@ -137,16 +137,31 @@ static void send_alert(mesh_conn_t *c, int code) {
 
 static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
   c->resumed = mesh__tls_be.resumed(c);
+  bool no_cert = false;
   if (c->resumed) {
     mesh_status_t s2;
     int rc = mesh__verify_resumed(c, &s2);
-    if (rc != MESH_OK) {
+    /* mbedTLS reports a full handshake without our check as resumed: with
+     * an optional client certificate, no certificate is no principal */
+    no_cert = rc == MESH_ERR_NO_PEER_CERT && c->cert_optional;
+    if (no_cert)
+      c->resumed = false;
+    if (rc != MESH_OK && !no_cert) {
       send_alert(c, rc);
       if (!c->server)
         mesh__sesscache_drop(&c->m->tls->cache, c->target);
       return mesh__conn_fail(c, st, rc, "%s", s2.message);
     }
-  } else if (c->verify_code != MESH_OK || !c->peer_id || !c->peer_id[0]) {
+  }
+  if (no_cert || (!c->resumed && c->cert_optional && !c->verified)) {
+    /* TLS without a client certificate (A36 chain): no principal, so
+     * connection-level policies judge an empty one */
+    mesh_status_t az;
+    if (mesh__tls_conn_authz(c, "", &az) != MESH_OK)
+      return mesh__conn_fail(c, st, MESH_ERR_DENIED, "peer %s (no client "
+                             "certificate): %s", c->peer_addr, az.message);
+  } else if (!c->resumed &&
+             (c->verify_code != MESH_OK || !c->peer_id || !c->peer_id[0])) {
     /* Fail closed: a full handshake must have passed our check. */
     return mesh__conn_fail(c, st, MESH_ERR_NO_PEER_CERT,
                            "peer %s: no verified certificate", c->peer_addr);

@@ -113,8 +113,51 @@ void mesh_listener_close(mesh_listener_t *l) {
   free(l);
 }
 
+/* The part above's choice for c (A36 filter chains): mode becomes STRICT
+ * or PERMISSIVE, c->cert_optional for TLS without a required client
+ * certificate; CLOSE fails with MESH_ERR_DENIED (nothing was sent). */
+static int inpick(mesh_listener_t *l, mesh_conn_t *c, int *mode,
+                  mesh_status_t *st) {
+  mesh__tls_inpick_fn fn = l->m->tls->inpick;
+  if (!fn)
+    return MESH_OK;
+  struct sockaddr_storage local;
+  socklen_t len = sizeof local;
+  if (getsockname(c->fd, (struct sockaddr *)&local, &len) != 0)
+    memset(&local, 0, sizeof local);
+  char why[200] = "";
+  mesh__tlsgen_t *gen = NULL;
+  int pick = fn(l->m, (const struct sockaddr *)&local,
+                (const struct sockaddr *)&c->peer_sa, &gen, why, sizeof why);
+  if (gen) {
+    mesh__tlsgen_release(c->gen);
+    c->gen = gen;
+  }
+  switch (pick) {
+  case MESH__INPICK_MTLS:
+    *mode = MESH__INBOUND_STRICT;
+    break;
+  case MESH__INPICK_TLS:
+    *mode = MESH__INBOUND_STRICT;
+    c->cert_optional = true;
+    break;
+  case MESH__INPICK_PLAIN:
+    *mode = MESH__INBOUND_PERMISSIVE;
+    break;
+  case MESH__INPICK_CLOSE:
+    mesh__log(l->m, MESH_LOG_INFO, "inbound_closed", "peer=%s reason=\"%s\"",
+              c->peer_addr, why);
+    return mesh__fail(st, MESH_ERR_DENIED, "peer %s: connection closed: %s",
+                      c->peer_addr, why);
+  default:
+    break;
+  }
+  return MESH_OK;
+}
+
 /* Take one pending socket.  @return MESH_OK, MESH_ERR_WANT_READ (none),
- * MESH_ERR_FD_LIMIT, MESH_ERR_IO, or a TLS setup error. */
+ * MESH_ERR_FD_LIMIT, MESH_ERR_IO, MESH_ERR_DENIED (the inpick hook closed
+ * it: no filter chain), or a TLS setup error. */
 static int take(mesh_listener_t *l, bool nonblocking, mesh_conn_t **out,
                 mesh_status_t *st) {
   struct sockaddr_storage ss;
@@ -153,7 +196,13 @@ static int take(mesh_listener_t *l, bool nonblocking, mesh_conn_t **out,
   c->npeers_ref = l->m->tls->in.npeers;
   c->phase_ms = l->m->tls->set.handshake_timeout_ms;
   c->deadline_ms = mesh__now_ms() + c->phase_ms;
-  if (l->mode == MESH__INBOUND_PERMISSIVE) {
+  int mode = l->mode;
+  rc = inpick(l, c, &mode, st);
+  if (rc != MESH_OK) {
+    mesh_conn_close(c);
+    return rc;
+  }
+  if (mode == MESH__INBOUND_PERMISSIVE) {
     c->state = MESH__CONN_SNIFF;
   } else {
     rc = mesh__conn_tls_setup(c, st);

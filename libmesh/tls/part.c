@@ -196,6 +196,8 @@ static void tls_fini(mesh_t *m) {
   mesh__tls_obs_fini(t);
   mesh__tls_be.fini(t);
   pthread_mutex_destroy(&t->mu);
+  mesh__tls_svcc_fini(t);
+  pthread_mutex_destroy(&t->svcc_mu);
   for (size_t i = 0; i < t->set.nalpn; i++)
     free(t->set.alpn[i]);
   free(t->in.listen);
@@ -218,6 +220,7 @@ static int tls_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   t->set = p.set;
   t->set.nalpn = 0;
   pthread_mutex_init(&t->mu, NULL);
+  pthread_mutex_init(&t->svcc_mu, NULL);
   m->tls = t;
   keylog_open(m, t);
   int brc = mesh__tls_be.init(t, st);

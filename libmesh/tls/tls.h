@@ -35,6 +35,17 @@
 /* Upper bound of ALPN protocols in a list (config or dial option). */
 #define MESH__ALPN_MAX 8
 
+/* A match_subject_alt_names entry (gRFC A29), against the URI SAN. */
+#define MESH__SAN_EXACT 0
+#define MESH__SAN_PREFIX 1
+#define MESH__SAN_SUFFIX 2
+#define MESH__SAN_CONTAINS 3
+typedef struct mesh__tls_san {
+  int kind;                      /* MESH__SAN_* */
+  bool ignore_case;
+  char *value;
+} mesh__tls_san_t;
+
 typedef struct mesh__tls_settings {
   int min_version;               /* MESH__TLS_V12 or _V13 */
   int max_version;               /* default: the backend's highest */
@@ -125,9 +136,62 @@ typedef int (*mesh__tls_conn_authz_fn)(mesh_t *m, const char *peer_id,
                                        const struct sockaddr *peer,
                                        int local_port, mesh_status_t *st);
 
+/* Per-connection inbound transport, chosen right after accept() by a
+ * part above (xds/server.c for an xDS-enabled server's filter chains,
+ * gRFC A36); tls/ never calls it by name.  local/peer: the socket's two
+ * ends.  Returns a MESH__INPICK_*; on CLOSE, why[cap] says why.  *gen:
+ * credentials of the chain's own (one reference given to the
+ * connection), or left NULL: the identity's. */
+#define MESH__INPICK_CONFIG 0  /* the inbound section's mode */
+#define MESH__INPICK_MTLS 1    /* mTLS, a client certificate required */
+#define MESH__INPICK_TLS 2     /* TLS, a client certificate optional (one
+                                  sent must verify) */
+#define MESH__INPICK_PLAIN 3   /* plaintext allowed (PERMISSIVE: a TLS
+                                  ClientHello still gets mTLS) */
+#define MESH__INPICK_CLOSE 4   /* no filter chain: close, send nothing */
+struct mesh__tlsgen;
+typedef int (*mesh__tls_inpick_fn)(mesh_t *m, const struct sockaddr *local,
+                                   const struct sockaddr *peer,
+                                   struct mesh__tlsgen **gen, char *why,
+                                   size_t cap);
+/* ---- client credentials per service (tls/svccreds.c) --------------------
+ * A part above (xds) gives a service its own generation (reference
+ * taken; NULL: the identity's) and SAN matchers (copied); dials with
+ * opts->service equal to it use them.  Replaces the previous entry; tag
+ * (copied) lets the setter skip a reload when nothing changed.
+ * @return MESH_OK, MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG. */
+int mesh__tls_svc_creds_set(mesh_t *m, const char *service, const char *tag,
+                            struct mesh__tlsgen *gen,
+                            const mesh__tls_san_t *san, size_t nsan);
+/** Is service's entry the one set with tag (the setter's summary)? */
+bool mesh__tls_svc_creds_tagged(mesh_t *m, const char *service,
+                                const char *tag);
+/** The entry of service: a generation reference (or NULL) and a copy of
+ *  the matchers (free with mesh__tls_san_free).  MESH_OK or NOMEM. */
+int mesh__tls_svc_creds_get(mesh_t *m, const char *service,
+                            struct mesh__tlsgen **gen, mesh__tls_san_t **san,
+                            size_t *nsan);
+void mesh__tls_san_free(mesh__tls_san_t *v, size_t n);
+/** Does id pass one of the n matchers (n == 0: yes)? */
+bool mesh__tls_san_match(const mesh__tls_san_t *v, size_t n, const char *id);
+struct mesh__tls;
+void mesh__tls_svcc_fini(struct mesh__tls *t);
+
+/** Plug in the inbound choice (NULL removes it); at init, before accepts. */
+void mesh__tls_set_inpick(mesh_t *m, mesh__tls_inpick_fn fn);
+
+
+struct mesh__tls_svcc;
+
 typedef struct mesh__tls {
   mesh__tls_settings_t set;
+  /* client credentials per service (tls/svccreds.c) */
+  pthread_mutex_t svcc_mu;
+  struct mesh__tls_svcc *svcc;
+  size_t nsvcc;
+  _Atomic bool has_svcc;
   mesh__tls_conn_authz_fn conn_authz; /* NULL: no authorization part */
+  mesh__tls_inpick_fn inpick;    /* NULL: every accept uses in.mode */
   int keylog_fd;                 /* SSLKEYLOGFILE, -1: off */
   pthread_mutex_t keylog_mu;
   mesh__inbound_t in;
@@ -187,6 +251,8 @@ struct mesh_conn {
                              TLS 1.3 a refused client certificate is
                              reported at the first read), 0 none */
   bool verified;          /* our peer check ran (full handshake) */
+  bool cert_optional;     /* server: a client certificate is optional
+                             (MESH__INPICK_TLS) */
   bool resumed;
   bool offered_session;  /* client offered a cached session */
   bool got_ticket;        /* client: a session was saved after the
@@ -214,6 +280,8 @@ struct mesh_conn {
   void *be;               /* backend's TLS state, NULL before setup */
   char *alpn_buf;         /* storage for alpn_list strings */
   const char *alpn_list[MESH__ALPN_MAX + 1];
+  mesh__tls_san_t *san;   /* client: SAN matchers of the service, owned */
+  size_t nsan;
   char **peers;           /* client: expected patterns, owned */
   size_t npeers;
   const char *const *peers_ref; /* server: borrowed from m->tls->in */

@@ -17,6 +17,11 @@ void mesh__tls_set_conn_authz(mesh_t *m, mesh__tls_conn_authz_fn fn) {
     m->tls->conn_authz = fn;
 }
 
+void mesh__tls_set_inpick(mesh_t *m, mesh__tls_inpick_fn fn) {
+  if (m && m->tls)
+    m->tls->inpick = fn;
+}
+
 int mesh__tls_conn_authz(mesh_conn_t *c, const char *id, mesh_status_t *st) {
   mesh__tls_conn_authz_fn fn = c->m->tls ? c->m->tls->conn_authz : NULL;
   if (!fn) {
@@ -79,6 +84,11 @@ static int authorize(mesh_conn_t *c, const char *id, mesh_status_t *st) {
   const char *const *pats;
   size_t n;
   peers_of(c, &pats, &n);
+  if (!c->server && !mesh__tls_san_match(c->san, c->nsan, id))
+    return mesh__fail(st, MESH_ERR_PEER_ID,
+                      "peer %s presented %s, which matches none of the "
+                      "service's match_subject_alt_names (%zu)",
+                      c->peer_addr, id, c->nsan);
   if (mesh__peers_allow(pats, n, id))
     return c->server ? authorize_conn(c, id, st) : MESH_OK;
   char list[160];

@@ -347,6 +347,13 @@ static int decode_one(mesh__xds_type_t t, const ProtobufCBinaryData *v,
   return rc;
 }
 
+static bool unknown_inst(const mesh__xds_ads_t *a, const char *name) {
+  for (size_t i = 0; i < a->ninsts; i++)
+    if (strcmp(a->insts[i], name) == 0)
+      return false;
+  return true;
+}
+
 /* A29: every certificate provider instance a TLS context names must be
  * one of the bootstrap's.  MESH_OK or MESH_ERR_CONFIG with the reason. */
 static int check_insts(const mesh__xds_ads_t *a, mesh__xds_type_t t,
@@ -361,23 +368,23 @@ static int check_insts(const mesh__xds_ads_t *a, mesh__xds_type_t t,
     what = "cluster";
     res = c->name;
   } else if (t == MESH__XDS_T_LDS) {
+    /* every filter chain's (A36) */
     const mesh__xds_lds_t *l = obj;
-    names[0] = l->tls_cert_instance;
-    names[1] = l->tls_ca_instance;
     what = "listener";
     res = l->name;
+    for (size_t k = 0;; k++) {
+      names[0] = mesh__xds_lds_instance(l, k);
+      if (!names[0] || unknown_inst(a, names[0]))
+        break;
+    }
   }
-  for (int k = 0; k < 2; k++) {
-    bool known = !names[k];
-    for (size_t i = 0; !known && i < a->ninsts; i++)
-      known = strcmp(a->insts[i], names[k]) == 0;
-    if (!known)
+  for (int k = 0; k < 2; k++)
+    if (names[k] && unknown_inst(a, names[k]))
       return mesh__fail(st, MESH_ERR_CONFIG, "%s \"%.100s\": "
                         "transport_socket: certificate provider instance "
                         "\"%.100s\" is not in the bootstrap's "
                         "certificate_providers", what, res ? res : "",
                         names[k]);
-  }
   return MESH_OK;
 }
 

@@ -334,6 +334,8 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
   if (targets(a, s, &t, &n, &vh, &fault) != MESH_OK)
     return; /* the state in force stays */
   s->note[0] = '\0';
+  if (n)
+    mesh__xds_cluster_tls(m, s->name, t[0].cds); /* A29 (tlsctx.c) */
   bool lb_new = settle(m, svc, &s->lb_cfg, lb_settings(t, n), true, s);
   if (lb_new) {
     warn_mixed(m, s, t, n);

@@ -31,6 +31,7 @@ void mesh__xds_cds_free(mesh__xds_cds_t *c) {
   cJSON_Delete(c->svc);
   free(c->tls_cert_instance);
   free(c->tls_ca_instance);
+  mesh__xds_san_free(c->san, c->nsan);
   free(c);
 }
 
@@ -248,7 +249,8 @@ static int transport(const Meshxds__TransportSocket *t, mesh__xds_cds_t *c,
                   "UpstreamTlsContext");
   why_t sub = {""};
   int rc = mesh__xds_tls_instances(u->common_tls_context, &c->tls_cert_instance,
-                                   &c->tls_ca_instance, &sub);
+                                   &c->tls_ca_instance, true, &c->san,
+                                   &c->nsan, &sub);
   meshxds__upstream_tls_context__free_unpacked(u, NULL);
   return rc ? REFUSE(w, rc, "transport_socket: %s", sub.msg) : 0;
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* LDS: a client Listener (api_listener holding an HttpConnectionManager,
  * gRFC A27) to the route configuration it names or carries, and its HTTP
- * filters (fault, router); a server Listener (gRFC A36) to its one filter
- * chain: the RBAC filter (A41) as the inbound policy and the downstream TLS
- * context's certificate provider instances (A29) as the identity. */
+ * filters (fault, router); a server Listener (gRFC A36) to its address and
+ * filter chains (matches in lds_fcm.c): the RBAC filter (A41) as the
+ * inbound policy and each chain's downstream TLS context (A29: mTLS, TLS,
+ * plaintext; certificate provider instances). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,11 @@ void mesh__xds_lds_free(mesh__xds_lds_t *l) {
   cJSON_Delete(l->rbac);
   free(l->tls_cert_instance);
   free(l->tls_ca_instance);
+  for (size_t i = 0; i < l->nchains; i++)
+    mesh__xds_fchain_fini(&l->chains[i]);
+  free(l->chains);
+  mesh__xds_fchain_fini(l->defchain);
+  free(l->defchain);
   free(l);
 }
 
@@ -46,7 +52,10 @@ static int dup_instance(const char *name, char **out, why_t *w, const char *f) {
   return *out ? 0 : MESH_ERR_NOMEM;
 }
 
+/* Over 60 lines: one case per form of A29's fields (both generations
+ * Istio emits), each naming its own field path in the refusal. */
 int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
+                            bool need_ca, mesh__xds_san_t **san, size_t *nsan,
                             why_t *w) {
   const Meshxds__CommonTlsContext *c = commonv;
   if (!c)
@@ -88,10 +97,8 @@ int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
     if (!rc && cv->validation_context_sds_secret_config)
       rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "combined_validation_context: SDS "
                   "is not supported");
-    if (!rc && cv->default_validation_context &&
-        cv->default_validation_context->n_match_subject_alt_names)
-      rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "match_subject_alt_names is not "
-                  "supported (libmesh checks the SPIFFE peer list)");
+    if (!rc && cv->default_validation_context)
+      rc = mesh__xds_sans(cv->default_validation_context, san, nsan, w);
     break;
   }
   case MESHXDS__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_CERTIFICATE_PROVIDER_INSTANCE:
@@ -107,11 +114,9 @@ int mesh__xds_tls_instances(const void *commonv, char **cert, char **ca,
     break;
   }
   if (!rc && c->validation_context_type_case ==
-                 MESHXDS__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT &&
-      c->validation_context->n_match_subject_alt_names)
-    rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "match_subject_alt_names is not "
-                "supported (libmesh checks the SPIFFE peer list)");
-  if (!rc && !*ca)
+                 MESHXDS__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT)
+    rc = mesh__xds_sans(c->validation_context, san, nsan, w);
+  if (!rc && !*ca && need_ca)
     rc = REFUSE(w, MESH_ERR_CONFIG, "no CA certificate provider instance");
   return rc;
 }
@@ -183,23 +188,10 @@ static int hcm(const Meshxds__Any *a, mesh__xds_lds_t *l, why_t *w) {
   return rc;
 }
 
-/* Server side: one filter chain (the default one, or the only one). */
-static int server(const Meshxds__Listener *m, mesh__xds_lds_t *l, why_t *w) {
-  const Meshxds__FilterChain *fc = m->default_filter_chain;
-  if (m->n_filter_chains > 1 || (m->n_filter_chains && fc))
-    return REFUSE(w, MESH_ERR_UNSUPPORTED, "filter_chains: %zu chains; "
-                  "filter chain matching (gRFC A36) is not supported, only "
-                  "one chain", m->n_filter_chains + (fc != NULL));
-  if (!fc)
-    fc = m->n_filter_chains ? m->filter_chains[0] : NULL;
-  if (!fc || fc->n_filters != 1)
-    return REFUSE(w, MESH_ERR_CONFIG, "filter chain: exactly one network "
-                  "filter (the HttpConnectionManager) is required");
-  why_t sub = {""};
-  int rc = hcm(fc->filters[0]->typed_config, l, &sub);
-  if (rc)
-    return REFUSE(w, rc, "filter_chains[0].filters[0]: %s", sub.msg);
-  const Meshxds__TransportSocket *t = fc->transport_socket;
+/* A chain's DownstreamTlsContext (A29): TLS mode and instances. */
+static int chain_tls(const Meshxds__TransportSocket *t, mesh__xds_fchain_t *c,
+                     why_t *w) {
+  c->tls = MESH__XDS_CHAIN_PLAIN;
   if (!t)
     return 0;
   if (!t->typed_config || strcmp(t->typed_config->type_url, DOWNSTREAM_TLS_URL))
@@ -209,14 +201,114 @@ static int server(const Meshxds__Listener *m, mesh__xds_lds_t *l, why_t *w) {
       NULL, t->typed_config->value.len, t->typed_config->value.data);
   if (!d)
     return REFUSE(w, MESH_ERR_PARSE, "transport_socket: malformed");
-  l->require_client_cert = d->require_client_certificate &&
-                           d->require_client_certificate->value;
-  rc = mesh__xds_tls_instances(d->common_tls_context, &l->tls_cert_instance,
-                               &l->tls_ca_instance, &sub);
-  if (!rc && !l->tls_cert_instance)
+  bool req = d->require_client_certificate &&
+             d->require_client_certificate->value;
+  c->tls = req ? MESH__XDS_CHAIN_MTLS : MESH__XDS_CHAIN_TLS;
+  why_t sub = {""};
+  /* A29: without require_client_certificate the validation context is
+   * optional (a client certificate, when sent, is still verified) */
+  int rc = mesh__xds_tls_instances(d->common_tls_context, &c->cert_instance,
+                                   &c->ca_instance, req, NULL, NULL, &sub);
+  if (!rc && !c->cert_instance)
     rc = REFUSE(&sub, MESH_ERR_CONFIG, "no certificate provider instance");
   meshxds__downstream_tls_context__free_unpacked(d, NULL);
   return rc ? REFUSE(w, rc, "transport_socket: %s", sub.msg) : 0;
+}
+
+/* One server filter chain: its match, its one network filter (the
+ * HttpConnectionManager, whose RBAC must equal the other chains': libmesh
+ * has one inbound policy per listener), its transport. */
+static int chain(const Meshxds__FilterChain *fc, mesh__xds_fchain_t *c,
+                 mesh__xds_lds_t *l, bool first, why_t *w) {
+  c->name = strdup(fc->name);
+  if (!c->name)
+    return MESH_ERR_NOMEM;
+  int rc = mesh__xds_fcm_decode(fc->filter_chain_match, c, w);
+  if (rc)
+    return rc;
+  if (fc->n_filters != 1)
+    return REFUSE(w, MESH_ERR_CONFIG, "exactly one network filter (the "
+                  "HttpConnectionManager) is required");
+  mesh__xds_lds_t h = {.server = true};
+  why_t sub = {""};
+  rc = hcm(fc->filters[0]->typed_config, &h, &sub);
+  if (rc)
+    rc = REFUSE(w, rc, "filters[0]: %s", sub.msg);
+  else if (first) {
+    l->rbac = h.rbac;
+    h.rbac = NULL;
+  } else if (!cJSON_Compare(h.rbac, l->rbac, true) &&
+             !(h.rbac == NULL && l->rbac == NULL))
+    rc = REFUSE(w, MESH_ERR_UNSUPPORTED, "filters[0]: an RBAC filter "
+                "different from the first chain's (libmesh applies one "
+                "inbound policy per listener)");
+  free(h.rds_name);
+  cJSON_Delete(h.route_config);
+  cJSON_Delete(h.fault);
+  cJSON_Delete(h.rbac);
+  return rc ? rc : chain_tls(fc->transport_socket, c, w);
+}
+
+static int address(const Meshxds__Listener *m, mesh__xds_lds_t *l, why_t *w) {
+  if (!m->address)
+    return 0;
+  if (m->address->address_case != MESHXDS__ADDRESS__ADDRESS_SOCKET_ADDRESS)
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "address: only socket_address is "
+                  "supported");
+  const Meshxds__SocketAddress *a = m->address->socket_address;
+  if (strlen(a->address) >= sizeof l->address || a->port_value > 65535)
+    return REFUSE(w, MESH_ERR_CONFIG, "address: \"%.64s\" port %u is not "
+                  "an address", a->address, a->port_value);
+  memcpy(l->address, a->address, strlen(a->address) + 1);
+  l->port = a->port_value;
+  return 0;
+}
+
+/* Server side (A36): the address, every filter chain, the default one. */
+static int server(const Meshxds__Listener *m, mesh__xds_lds_t *l, why_t *w) {
+  if (m->n_listener_filters)
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "listener_filters: not supported "
+                  "(gRFC A36)");
+  int rc = address(m, l, w);
+  if (rc)
+    return rc;
+  if (!m->n_filter_chains && !m->default_filter_chain)
+    return REFUSE(w, MESH_ERR_CONFIG, "no filter chain");
+  if (m->n_filter_chains) {
+    l->chains = calloc(m->n_filter_chains, sizeof *l->chains);
+    if (!l->chains)
+      return MESH_ERR_NOMEM;
+  }
+  why_t sub = {""};
+  for (size_t i = 0; i < m->n_filter_chains; i++) {
+    l->nchains = i + 1;
+    rc = chain(m->filter_chains[i], &l->chains[i], l, i == 0, &sub);
+    if (rc)
+      return rc == MESH_ERR_NOMEM ? rc : REFUSE(w, rc, "filter_chains[%zu]: "
+                                                "%s", i, sub.msg);
+  }
+  if (m->default_filter_chain) {
+    l->defchain = calloc(1, sizeof *l->defchain);
+    if (!l->defchain)
+      return MESH_ERR_NOMEM;
+    rc = chain(m->default_filter_chain, l->defchain, l, !m->n_filter_chains,
+               &sub);
+    if (rc)
+      return rc == MESH_ERR_NOMEM ? rc : REFUSE(w, rc, "default_filter_chain: "
+                                                "%s", sub.msg);
+  }
+  rc = mesh__xds_fcm_check(l, w);
+  if (rc)
+    return rc;
+  /* the first chain's TLS, as the fields said before chains were kept */
+  const mesh__xds_fchain_t *c0 = l->nchains ? &l->chains[0] : l->defchain;
+  l->require_client_cert = c0->tls == MESH__XDS_CHAIN_MTLS;
+  l->tls_cert_instance = c0->cert_instance ? strdup(c0->cert_instance) : NULL;
+  l->tls_ca_instance = c0->ca_instance ? strdup(c0->ca_instance) : NULL;
+  if ((c0->cert_instance && !l->tls_cert_instance) ||
+      (c0->ca_instance && !l->tls_ca_instance))
+    return MESH_ERR_NOMEM;
+  return 0;
 }
 
 int mesh__xds_decode_lds(const uint8_t *buf, size_t len, mesh__xds_lds_t **out,

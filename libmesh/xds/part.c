@@ -27,7 +27,16 @@ struct mesh__xds {
   /* mesh_xds_updates_total, mesh_xds_nacks_total */
   mesh__metric_t *m_updates, *m_nacks;
   char *server_lds; /* the xDS-enabled server's Listener (server.c), or NULL */
+  mesh__xds_srv_t *srv; /* its filter chains in force (server.c), or NULL */
 };
+
+const struct mesh__xds_bootstrap *mesh__xds_boot_of(mesh_t *m) {
+  return m && m->xds ? m->xds->boot : NULL;
+}
+
+mesh__xds_srv_t *mesh__xds_srv_of(mesh_t *m) {
+  return m && m->xds ? m->xds->srv : NULL;
+}
 
 /* Does any service of root take its endpoints from xDS? */
 static bool any_xds_service(const cJSON *root) {
@@ -75,7 +84,7 @@ static void on_lds(void *user, const char *name, const mesh__xds_lds_t *l) {
   mesh__xds_t *x = user;
   x->dirty = true;
   if (x->server_lds && strcmp(x->server_lds, name) == 0)
-    mesh__xds_server_on_lds(x->m, name, l);
+    mesh__xds_server_on_lds(x->m, x->srv, name, l);
 }
 
 static void on_rds(void *user, const char *name, const cJSON *r) {
@@ -180,6 +189,7 @@ static void xds_fini(mesh_t *m) {
   mesh__xds_ads_free(x->ads);
   mesh__xds_bootstrap_free(x->boot);
   free(x->server_lds);
+  mesh__xds_server_free(m, x->srv);
   for (size_t i = 0; i < x->nsvcs; i++)
     mesh__xds_svc_fini(&x->svcs[i]);
   free(x->svcs);
@@ -243,7 +253,8 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   int rc = x->ads ? subscribe(x, m->config) : MESH_ERR_NOMEM;
   mesh_status_t sst;
   if (rc == MESH_OK &&
-      mesh__xds_server_start(m, x->ads, b, cfg, &x->server_lds, &sst))
+      mesh__xds_server_start(m, x->ads, b, cfg, &x->server_lds, &x->srv,
+                             &sst))
     return mesh__fail(st, sst.code, "%s", sst.message);
   if (rc == MESH_OK)
     rc = mesh__view_register(m, "xds", view, x);

@@ -8,13 +8,43 @@
  * first Listener arrives every request is denied (A36: a server does not
  * serve before its Listener); a Listener without an RBAC filter places no
  * xDS restriction; a NACKed Listener never reaches here (the last good one
- * stays in force), nor does anything while the control plane is away. */
+ * stays in force), nor does anything while the control plane is away.
+ *
+ * A36 filter chains: once a Listener whose address matches server_address
+ * is in force, every accepted connection goes through its chains (the
+ * tls part's inpick hook): the chosen chain's DownstreamTlsContext sets
+ * mTLS / TLS with an optional client certificate / plaintext (PERMISSIVE),
+ * and no matching chain (and no default chain) closes the connection
+ * before anything is sent.  A Listener with another address is not used:
+ * not serving (connections closed, requests denied) until one matches.
+ * Before the first Listener, connections follow the inbound section and
+ * authz denies every request (as before). */
+#include <arpa/inet.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "authz/authz.h"
+#include "tls/tls.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
+
+struct mesh__xds_srv {
+  pthread_mutex_t mu;      /* guards lds, state: the loop writes, accepts
+                              read (once per connection) */
+  char host[64];           /* server_address, brackets removed */
+  uint32_t port;
+  mesh__xds_lds_t *lds;    /* the chains in force (own copy), or NULL */
+  mesh__tlsgen_t **gens;   /* per chain (default chain last): credentials
+                              of its instances, NULL for plaintext */
+  const mesh__xds_bootstrap_t *boot; /* the part's (outlives this) */
+  int state;               /* SRV_* */
+  char why[256];           /* not serving: the reason */
+};
+
+#define SRV_PENDING 0      /* no Listener yet: the inbound section rules */
+#define SRV_SERVING 1
+#define SRV_NOT_SERVING 2
 
 /* ALLOW with a policy that has no rules: matches nothing, so denies all. */
 static const char pending_json[] =
@@ -51,15 +81,154 @@ char *mesh__xds_server_name(const char *tmpl, const char *addr) {
   return out;
 }
 
+static int inpick(mesh_t *m, const struct sockaddr *local,
+                  const struct sockaddr *peer, mesh__tlsgen_t **gen, char *why,
+                  size_t cap) {
+  mesh__xds_srv_t *s = mesh__xds_srv_of(m);
+  if (!s)
+    return MESH__INPICK_CONFIG;
+  int pick = MESH__INPICK_CONFIG;
+  pthread_mutex_lock(&s->mu);
+  if (s->state == SRV_NOT_SERVING) {
+    snprintf(why, cap, "%s", s->why);
+    pick = MESH__INPICK_CLOSE;
+  } else if (s->state == SRV_SERVING) {
+    const mesh__xds_fchain_t *c = mesh__xds_fcm_pick(s->lds, local, peer);
+    if (!c) {
+      snprintf(why, cap, "no filter chain of listener \"%.100s\" matches "
+               "(gRFC A36)", s->lds->name);
+      pick = MESH__INPICK_CLOSE;
+    } else {
+      pick = c->tls == MESH__XDS_CHAIN_MTLS  ? MESH__INPICK_MTLS
+             : c->tls == MESH__XDS_CHAIN_TLS ? MESH__INPICK_TLS
+                                             : MESH__INPICK_PLAIN;
+      size_t i = c == s->lds->defchain ? s->lds->nchains
+                                       : (size_t)(c - s->lds->chains);
+      *gen = s->gens[i];
+      if (*gen)
+        atomic_fetch_add(&(*gen)->refs, 1);
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return pick;
+}
+
+/* Does the Listener's address name server_address? (absent: yes) */
+static bool same_address(const mesh__xds_srv_t *s, const mesh__xds_lds_t *l) {
+  if (!l->address[0])
+    return true;
+  if (l->port != s->port)
+    return false;
+  uint8_t a[16], b[16];
+  int fam = strchr(s->host, ':') ? AF_INET6 : AF_INET;
+  if (inet_pton(fam, s->host, a) == 1 && inet_pton(fam, l->address, b) == 1)
+    return memcmp(a, b, fam == AF_INET ? 4 : 16) == 0;
+  return strcmp(s->host, l->address) == 0;
+}
+
+static mesh__xds_lds_t *copy_chains(const mesh__xds_lds_t *l) {
+  mesh__xds_lds_t *c = calloc(1, sizeof *c);
+  if (!c || !(c->name = strdup(l->name)))
+    goto fail;
+  c->server = true;
+  if (l->nchains && !(c->chains = calloc(l->nchains, sizeof *c->chains)))
+    goto fail;
+  for (; c->nchains < l->nchains; c->nchains++)
+    if (mesh__xds_fchain_copy(&c->chains[c->nchains], &l->chains[c->nchains]))
+      goto fail;
+  if (l->defchain) {
+    mesh__xds_fchain_t d;
+    if (mesh__xds_fchain_copy(&d, l->defchain))
+      goto fail;
+    if (!(c->defchain = malloc(sizeof d))) {
+      mesh__xds_fchain_fini(&d);
+      goto fail;
+    }
+    *c->defchain = d;
+  }
+  return c;
+fail:
+  mesh__xds_lds_free(c);
+  return NULL;
+}
+
+static void gens_free(mesh__tlsgen_t **g, size_t n) {
+  for (size_t i = 0; g && i < n; i++)
+    mesh__tlsgen_release(g[i]);
+  free(g);
+}
+
+static size_t nall(const mesh__xds_lds_t *l) {
+  return l ? l->nchains + 1 : 0;
+}
+
+void mesh__xds_server_free(mesh_t *m, mesh__xds_srv_t *s) {
+  if (!s)
+    return;
+  mesh__tls_set_inpick(m, NULL);
+  pthread_mutex_destroy(&s->mu);
+  gens_free(s->gens, nall(s->lds));
+  mesh__xds_lds_free(s->lds);
+  free(s);
+}
+
+/* Credentials of every TLS chain of l (A29: the instances it names),
+ * gens[nchains] the default chain's.  MESH_OK or the first failure. */
+static int chain_gens(mesh_t *m, const mesh__xds_srv_t *s,
+                      const mesh__xds_lds_t *l, mesh__tlsgen_t ***out,
+                      mesh_status_t *st) {
+  mesh__tlsgen_t **g = calloc(nall(l), sizeof *g);
+  if (!g)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < nall(l); i++) {
+    const mesh__xds_fchain_t *c = i < l->nchains ? &l->chains[i] : l->defchain;
+    if (!c || c->tls == MESH__XDS_CHAIN_PLAIN)
+      continue;
+    mesh_status_t why;
+    int rc = mesh__xds_prov_gen(m, s->boot, c->cert_instance, c->ca_instance,
+                                &g[i], &why);
+    if (rc != MESH_OK) {
+      gens_free(g, nall(l));
+      return mesh__fail(st, rc, "filter chain \"%.60s\": %s", c->name,
+                        why.message);
+    }
+  }
+  *out = g;
+  return MESH_OK;
+}
+
+static int srv_new(mesh_t *m, const char *addr,
+                   const mesh__xds_bootstrap_t *b, mesh__xds_srv_t **out) {
+  mesh__xds_srv_t *s = calloc(1, sizeof *s);
+  if (!s)
+    return MESH_ERR_NOMEM;
+  pthread_mutex_init(&s->mu, NULL);
+  s->boot = b;
+  const char *colon = strrchr(addr, ':');
+  const char *h = addr;
+  size_t hl = (size_t)(colon - addr);
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  snprintf(s->host, sizeof s->host, "%.*s", (int)hl, h);
+  s->port = (uint32_t)strtoul(colon + 1, NULL, 10);
+  *out = s;
+  mesh__tls_set_inpick(m, inpick);
+  return MESH_OK;
+}
+
 int mesh__xds_server_start(mesh_t *m, mesh__xds_ads_t *ads,
                            const mesh__xds_bootstrap_t *b, const cJSON *cfg,
-                           char **name, mesh_status_t *st) {
+                           char **name, mesh__xds_srv_t **srv,
+                           mesh_status_t *st) {
   *name = NULL;
   const char *addr = cJSON_GetStringValue(
       cJSON_GetObjectItemCaseSensitive(cfg, "server_address"));
   if (!addr || !b->server_listener_template)
     return MESH_OK;
-  if (!(*name = mesh__xds_server_name(b->server_listener_template, addr)))
+  if (!(*name = mesh__xds_server_name(b->server_listener_template, addr)) ||
+      srv_new(m, addr, b, srv) != MESH_OK)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   cJSON *doc = cJSON_Parse(pending_json);
   mesh_status_t ast;
@@ -78,7 +247,58 @@ int mesh__xds_server_start(mesh_t *m, mesh__xds_ads_t *ads,
   return MESH_OK;
 }
 
-void mesh__xds_server_on_lds(mesh_t *m, const char *name,
+/* A36: the Listener names another address: not serving. */
+static void not_serving(mesh_t *m, mesh__xds_srv_t *s, const char *name,
+                        const mesh__xds_lds_t *l) {
+  pthread_mutex_lock(&s->mu);
+  s->state = SRV_NOT_SERVING;
+  snprintf(s->why, sizeof s->why, "listener \"%.40s\" has address %.40s:%u, "
+           "not server_address %.40s:%u (gRFC A36: not serving)", name,
+           l->address, l->port, s->host, s->port);
+  pthread_mutex_unlock(&s->mu);
+  cJSON *doc = cJSON_Parse(pending_json);
+  mesh_status_t st;
+  if (doc)
+    mesh__authz_set_external(m, doc, name, &st);
+  cJSON_Delete(doc);
+  mesh__log(m, MESH_LOG_ERROR, "xds_server_listener",
+            "listener=\"%s\" state=not_serving reason=\"%s\"", name, s->why);
+}
+
+/* l's chains and their credentials in force for new connections; the
+ * RBAC too.  Nothing changes when any of it cannot be built. */
+static void serve(mesh_t *m, mesh__xds_srv_t *s, const char *name,
+                  const mesh__xds_lds_t *l) {
+  mesh__xds_lds_t *c = copy_chains(l);
+  mesh__tlsgen_t **g = NULL;
+  mesh_status_t st;
+  int rc = c ? chain_gens(m, s, c, &g, &st)
+             : mesh__fail(&st, MESH_ERR_NOMEM, "out of memory");
+  if (rc == MESH_OK)
+    rc = mesh__authz_set_external(m, l->rbac, name, &st);
+  if (rc != MESH_OK) {
+    mesh__log(m, MESH_LOG_ERROR, "xds_server_listener",
+              "listener=\"%s\" state=kept error=\"%s\"", name, st.message);
+    gens_free(g, nall(c));
+    mesh__xds_lds_free(c);
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  mesh__xds_lds_t *old = s->lds;
+  mesh__tlsgen_t **oldg = s->gens;
+  s->lds = c;
+  s->gens = g;
+  s->state = SRV_SERVING;
+  pthread_mutex_unlock(&s->mu);
+  gens_free(oldg, nall(old));
+  mesh__xds_lds_free(old);
+  mesh__log(m, MESH_LOG_INFO, "xds_server_listener",
+            "listener=\"%s\" state=applied rbac=%s chains=%zu "
+            "default_chain=%s", name, l->rbac ? "yes" : "none", l->nchains,
+            l->defchain ? "yes" : "no");
+}
+
+void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *s, const char *name,
                              const mesh__xds_lds_t *l) {
   if (!l->server) {
     /* an api_listener under the server's name: not a server Listener
@@ -88,12 +308,9 @@ void mesh__xds_server_on_lds(mesh_t *m, const char *name,
               "not a server Listener; the policy in force stays\"", name);
     return;
   }
-  mesh_status_t st;
-  if (mesh__authz_set_external(m, l->rbac, name, &st) != MESH_OK)
-    mesh__log(m, MESH_LOG_ERROR, "xds_server_listener",
-              "listener=\"%s\" state=kept error=\"%s\"", name, st.message);
-  else
-    mesh__log(m, MESH_LOG_INFO, "xds_server_listener",
-              "listener=\"%s\" state=applied rbac=%s", name,
-              l->rbac ? "yes" : "none");
+  if (!same_address(s, l)) {
+    not_serving(m, s, name, l);
+    return;
+  }
+  serve(m, s, name, l);
 }

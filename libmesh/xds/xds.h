@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
@@ -88,7 +89,21 @@ typedef struct mesh__xds_cds {
   /* A29: certificate provider instances of the upstream TLS context, or
    * NULL (plaintext) */
   char *tls_cert_instance, *tls_ca_instance;
+  /* A29: match_subject_alt_names on the server's URI SAN (tlsctx.c) */
+  struct mesh__xds_san *san;
+  size_t nsan;
 } mesh__xds_cds_t;
+
+/* One match_subject_alt_names entry; kind as tls's MESH__SAN_* (exact 0,
+ * prefix 1, suffix 2, contains 3). */
+typedef struct mesh__xds_san {
+  int kind;
+  bool ignore_case;
+  char *value;
+} mesh__xds_san_t;
+void mesh__xds_san_free(mesh__xds_san_t *v, size_t n);
+/** The context's bootstrap (part.c), NULL when xds is not configured. */
+const struct mesh__xds_bootstrap *mesh__xds_boot_of(mesh_t *m);
 
 int mesh__xds_decode_cds(const uint8_t *buf, size_t len, mesh__xds_cds_t **out,
                          mesh_status_t *st);
@@ -149,6 +164,41 @@ mesh__xds_rtab_t *mesh__xds_rtab_acquire(mesh__xds_rtpub_t *p);
 void mesh__xds_rtab_publish(mesh__xds_rtpub_t *p, mesh__xds_rtab_t *t);
 
 /* ---- LDS: Listener ------------------------------------------------------*/
+
+/* A CidrRange, address masked to len bits (family 4 or 6). */
+typedef struct mesh__xds_cidr {
+  uint8_t addr[16];
+  int family;
+  unsigned len;
+} mesh__xds_cidr_t;
+
+/* Transport of a server filter chain (A29 DownstreamTlsContext). */
+typedef enum mesh__xds_chain_tls {
+  MESH__XDS_CHAIN_PLAIN = 0,  /* no transport_socket: plaintext */
+  MESH__XDS_CHAIN_TLS,        /* TLS, client certificate not required */
+  MESH__XDS_CHAIN_MTLS,       /* require_client_certificate */
+} mesh__xds_chain_tls_t;
+
+/* Source type of a FilterChainMatch. */
+#define MESH__XDS_SRC_ANY 0
+#define MESH__XDS_SRC_LOCAL 1    /* SAME_IP_OR_LOOPBACK */
+#define MESH__XDS_SRC_EXTERNAL 2
+
+/* One filter chain of a server Listener (gRFC A36) and its match. */
+typedef struct mesh__xds_fchain {
+  char *name;              /* FilterChain.name ("" when unnamed) */
+  /* A36: destination_port, server_names, application_protocols or a
+   * transport_protocol other than "raw_buffer" set: never matches */
+  bool never;
+  mesh__xds_cidr_t *dst, *src; /* prefix_ranges, source_prefix_ranges */
+  size_t ndst, nsrc;
+  int source_type;         /* MESH__XDS_SRC_* */
+  uint32_t *sports;        /* source_ports */
+  size_t nsports;
+  int tls;                 /* mesh__xds_chain_tls_t */
+  char *cert_instance, *ca_instance; /* A29, NULL when plaintext */
+} mesh__xds_fchain_t;
+
 typedef struct mesh__xds_lds {
   char *name;
   bool server;             /* an inbound listener (no api_listener) */
@@ -158,7 +208,27 @@ typedef struct mesh__xds_lds {
   cJSON *rbac;             /* server: the authz policy model, or NULL */
   char *tls_cert_instance, *tls_ca_instance; /* server: A29 */
   bool require_client_cert;
+  /* server (A36): filter_chains and default_filter_chain (NULL when
+   * absent); every chain carries the same RBAC (l->rbac) */
+  mesh__xds_fchain_t *chains;
+  size_t nchains;
+  mesh__xds_fchain_t *defchain;
+  /* Listener.address (socket_address), "" when absent */
+  char address[64];
+  uint32_t port;
 } mesh__xds_lds_t;
+
+/** A36 filter chain match for one connection (pure, lds_fcm.c): the
+ *  most specific of l's chains for destination dst and source src
+ *  (destination prefix, source type, source prefix, source port, in
+ *  that order), else the default chain, else NULL (close the
+ *  connection). */
+const mesh__xds_fchain_t *mesh__xds_fcm_pick(const mesh__xds_lds_t *l,
+                                             const struct sockaddr *dst,
+                                             const struct sockaddr *src);
+/** The k-th certificate provider instance l names (every chain, cert
+ *  and CA), NULL past the end. */
+const char *mesh__xds_lds_instance(const mesh__xds_lds_t *l, size_t k);
 
 int mesh__xds_decode_lds(const uint8_t *buf, size_t len, mesh__xds_lds_t **out,
                          mesh_status_t *st);

@@ -20,7 +20,32 @@ int mesh__xds_refuse(char *buf, size_t cap, int code, const char *fmt, ...)
 
 /* A29: the certificate provider instances of a CommonTlsContext (lds.c). */
 int mesh__xds_tls_instances(const void *common, char **cert, char **ca,
+                            bool need_ca, mesh__xds_san_t **san, size_t *nsan,
                             why_t *w);
+/* match_subject_alt_names of a CertificateValidationContext (tlsctx.c):
+ * regex refused; san NULL: any entry refused (a server context). */
+int mesh__xds_sans(const void *validation_context, mesh__xds_san_t **san,
+                   size_t *nsan, why_t *w);
+/* A cluster's upstream TLS for the service that reaches it (tlsctx.c):
+ * its instances' credentials and SAN matchers on the service's dials;
+ * reloaded only when they change.  Loop thread. */
+void mesh__xds_cluster_tls(mesh_t *m, const char *service,
+                           const mesh__xds_cds_t *c);
+/* A36 filter chains (lds_fcm.c): a FilterChainMatch into c; no two chains
+ * of l matching the same connections; a chain's storage freed. */
+int mesh__xds_fcm_decode(const void *match, mesh__xds_fchain_t *c, why_t *w);
+int mesh__xds_fcm_check(const mesh__xds_lds_t *l, why_t *w);
+void mesh__xds_fchain_fini(mesh__xds_fchain_t *c);
+/* Deep copy (d fully written; nothing to free on failure). */
+int mesh__xds_fchain_copy(mesh__xds_fchain_t *d, const mesh__xds_fchain_t *s);
+/* A TLS generation of its own from the instances a TLS context names:
+ * certificate and key from cert_inst, trust from ca_inst (NULL: cert_inst's
+ * own) (provcreds.c).  MESH_OK, MESH_ERR_CONFIG (an instance absent or
+ * lacking what it must hold), or the load's error (PEM, SVID, ...). */
+struct mesh__tlsgen;
+int mesh__xds_prov_gen(mesh_t *m, const mesh__xds_bootstrap_t *b,
+                       const char *cert_inst, const char *ca_inst,
+                       struct mesh__tlsgen **out, mesh_status_t *st);
 /* The fault filter's config (gRFC A33) to {"delay_ms", ...} (rds.c). */
 int mesh__xds_fault(const uint8_t *buf, size_t len, cJSON **out, why_t *w);
 /* Decode a RouteConfiguration already unpacked (rds.c). */
@@ -75,6 +100,7 @@ void mesh__xds_apply(mesh_t *m, const struct mesh__xds_ads *a,
 void mesh__xds_svc_fini(mesh__xds_svc_t *s);
 
 /* The xDS-enabled server (server.c, gRFC A36/A41). */
+typedef struct mesh__xds_srv mesh__xds_srv_t;
 void mesh__xds_server_check(mesh__cfg_t *c, const cJSON *cfg, const char *path,
                             const mesh__xds_bootstrap_t *b);
 /** The template with its first "%s" replaced by addr (malloc'd). */
@@ -84,10 +110,16 @@ char *mesh__xds_server_name(const char *tmpl, const char *addr);
  *  name (malloc'd) or NULL (no xDS server). */
 int mesh__xds_server_start(mesh_t *m, mesh__xds_ads_t *ads,
                            const mesh__xds_bootstrap_t *b, const cJSON *cfg,
-                           char **name, mesh_status_t *st);
-/** An accepted server Listener: its RBAC becomes authz's external set. */
-void mesh__xds_server_on_lds(mesh_t *m, const char *name,
+                           char **name, mesh__xds_srv_t **srv,
+                           mesh_status_t *st);
+/** An accepted server Listener: when its address matches server_address
+ *  (A36), its filter chains choose each accepted connection's transport
+ *  and its RBAC becomes authz's external set; otherwise not serving. */
+void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *srv, const char *name,
                              const mesh__xds_lds_t *l);
+void mesh__xds_server_free(mesh_t *m, mesh__xds_srv_t *srv);
+/** The context's server state, or NULL (part.c). */
+mesh__xds_srv_t *mesh__xds_srv_of(mesh_t *m);
 
 #define FAULT_URL \
   "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"

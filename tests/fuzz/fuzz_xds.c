@@ -14,6 +14,8 @@
  * paths and a few others to a named cluster or to "no route", and the
  * host picked for each domain exists); decoding the same bytes again
  * gives the same verdict and message (no hidden state). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,12 +47,63 @@ __attribute__((unused)) static void check_cds(const mesh__xds_cds_t *c) {
     FUZZ_ASSERT(c->eds_name && !c->nchildren);
   else
     FUZZ_ASSERT(!c->eds_name && c->nchildren > 0);
+  /* A29: SAN matchers only with a TLS context, each a known kind with a
+   * value; a TLS context names its CA instance */
+  FUZZ_ASSERT(!c->nsan || (c->san && c->tls_ca_instance));
+  for (size_t i = 0; i < c->nsan; i++)
+    FUZZ_ASSERT(c->san[i].kind >= 0 && c->san[i].kind <= 3 && c->san[i].value);
+  FUZZ_ASSERT(!c->tls_cert_instance || c->tls_ca_instance);
 }
 
 __attribute__((unused)) static const char *fuzz_hdr(void *user, const char *name) {
   (void)name;
   return user;
 }
+
+#if FUZZ_XDS == 4
+/* A36 chains: a server Listener has at least one; a TLS chain names its
+ * certificate instance; the choice for any connection is one of the
+ * chains, the default one, or none (closed); the instance walk ends. */
+static void check_chains(const mesh__xds_lds_t *l) {
+  FUZZ_ASSERT(l->nchains || l->defchain);
+  for (size_t i = 0; i <= l->nchains; i++) {
+    const mesh__xds_fchain_t *c = i < l->nchains ? &l->chains[i] : l->defchain;
+    if (c)
+      FUZZ_ASSERT(c->tls == MESH__XDS_CHAIN_PLAIN ? !c->cert_instance
+                                                   : c->cert_instance != NULL);
+  }
+  static const char *const ips[] = {"127.0.0.1", "10.1.2.3", "192.168.1.5",
+                                    "::1", "::ffff:10.0.0.1"};
+  for (size_t i = 0; i < 5; i++)
+    for (size_t j = 0; j < 5; j++) {
+      struct sockaddr_storage d = {0}, s = {0};
+      const char *a[2] = {ips[i], ips[j]};
+      struct sockaddr_storage *ss[2] = {&d, &s};
+      for (int k = 0; k < 2; k++) {
+        if (strchr(a[k], ':')) {
+          struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss[k];
+          s6->sin6_family = AF_INET6;
+          s6->sin6_port = htons((uint16_t)(4000 + i + j));
+          inet_pton(AF_INET6, a[k], &s6->sin6_addr);
+        } else {
+          struct sockaddr_in *s4 = (struct sockaddr_in *)ss[k];
+          s4->sin_family = AF_INET;
+          s4->sin_port = htons((uint16_t)(4000 + i + j));
+          inet_pton(AF_INET, a[k], &s4->sin_addr);
+        }
+      }
+      const mesh__xds_fchain_t *c =
+          mesh__xds_fcm_pick(l, (struct sockaddr *)&d, (struct sockaddr *)&s);
+      FUZZ_ASSERT(!c || c == l->defchain ||
+                  (c >= l->chains && c < l->chains + l->nchains));
+      FUZZ_ASSERT(!c || !c->never || c == l->defchain);
+    }
+  size_t k = 0;
+  while (mesh__xds_lds_instance(l, k))
+    k++;
+  FUZZ_ASSERT(k <= 2 * (l->nchains + 1));
+}
+#endif
 
 /* The table of one virtual host: builds, and routes to a named cluster
  * or to "no route" (route.c). */
@@ -134,6 +187,8 @@ __attribute__((unused)) static int decode(const uint8_t *data, size_t size, mesh
     FUZZ_ASSERT(set != NULL);
     mesh__authz_set_unref(set);
   }
+  if (l && l->server)
+    check_chains(l);
   mesh__xds_lds_free(l);
 #endif
   return rc;

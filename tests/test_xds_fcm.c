@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* gRFC A36 filter chains of an xDS-enabled server (libmesh/xds/lds_fcm.c,
+ * lds.c, server.c): the decoded matches and their NACKs, the pure choice
+ * of a chain per connection (table of destinations x sources), and live:
+ * per chain (mTLS required / TLS without client certificate / plaintext)
+ * x kind of peer (mTLS, TLS without certificate, plaintext, wrong trust
+ * domain, garbage) through a real listener and openssl s_client; no
+ * matching chain closes the connection; a Listener with another address
+ * is not used (not serving); a Listener naming a certificate provider
+ * instance the bootstrap lacks is NACKed and the chains in force stay. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "helpers.h"
+#include "mesh/mesh.h"
+#include "xds/xds.h"
+#include "xds/xds_int.h"
+#include "xds_vec.h"
+
+#define LDS_T "type.googleapis.com/envoy.config.listener.v3.Listener"
+#define HCM_T                                                   \
+  "type.googleapis.com/envoy.extensions.filters.network."     \
+  "http_connection_manager.v3.HttpConnectionManager"
+#define ROUTER_T "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+#define RBAC_T "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+#define DTLS_T                                                          \
+  "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."    \
+  "DownstreamTlsContext"
+
+/* "filters { ... HttpConnectionManager ... }" (rbac: an RBAC filter's
+ * text, or NULL), malloc'd */
+static char *hcm_filter(const char *rbac) {
+  char *router = xv_any(ROUTER_T, "Router", "");
+  char *rb = rbac ? xv_any(RBAC_T, "RBAC", rbac) : NULL;
+  char h[8192];
+  snprintf(h, sizeof h, "rds { route_config_name: \"in\" } %s%s%s http_filters { "
+           "name: \"router\" typed_config { %s } }",
+           rb ? "http_filters { name: \"rbac\" typed_config { " : "", rb ? rb : "",
+           rb ? " } }" : "", router);
+  free(router);
+  free(rb);
+  char *any = xv_any(HCM_T, "HttpConnectionManager", h);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+  size_t n = strlen(any) + 64;
+  char *out = malloc(n);
+  snprintf(out, n, "filters { name: \"hcm\" typed_config { %s } }", any);
+  free(any);
+  return out;
+}
+
+/* "transport_socket { ... }" for a chain: "mtls", "tls" or "" (plaintext);
+ * cert/ca: instance names (ca NULL: no validation context) */
+static char *tls_socket(const char *mode, const char *cert, const char *ca) {
+  if (!*mode)
+    return strdup("");
+  char t[1024];
+  snprintf(t, sizeof t, "common_tls_context { tls_certificate_provider_instance { "
+           "instance_name: \"%s\" } %s%s%s } %s", cert,
+           ca ? "validation_context { ca_certificate_provider_instance { instance_name: \"" : "",
+           ca ? ca : "", ca ? "\" } }" : "",
+           strcmp(mode, "mtls") == 0 ? "require_client_certificate { value: true }" : "");
+  char *any = xv_any(DTLS_T, "DownstreamTlsContext", t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+  size_t n = strlen(any) + 64;
+  char *out = malloc(n);
+  snprintf(out, n, "transport_socket { name: \"tls\" typed_config { %s } }", any);
+  free(any);
+  return out;
+}
+
+/* One chain's text: name, match text, mode, instances. */
+typedef struct chain_spec {
+  const char *name, *match, *mode, *cert, *ca, *rbac;
+} chain_spec_t;
+
+static void save_seed(const uint8_t *b, size_t n) {
+  const char *dir = getenv("XDS_WRITE_CORPUS");
+  static int seq;
+  if (!dir)
+    return;
+  char path[512];
+  snprintf(path, sizeof path, "%s/Listener-fcm-%02d", dir, seq++);
+  FILE *f = fopen(path, "wb");
+  if (f) {
+    fwrite(b, 1, n, f);
+    fclose(f);
+  }
+}
+
+/* The Listener text: address (NULL: none), chains, default chain (NULL),
+ * extra text. */
+static char *listener_text(const char *name, const char *addr,
+                           const chain_spec_t *cs, size_t n,
+                           const chain_spec_t *def, const char *extra) {
+  size_t cap = 1 << 17, o = 0;
+  char *t = malloc(cap);
+  o += (size_t)snprintf(t + o, cap - o, "name: \"%s\" ", name);
+  if (addr) {
+    char host[64];
+    const char *colon = strrchr(addr, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+    o += (size_t)snprintf(t + o, cap - o, "address { socket_address { address: \"%s\" "
+                          "port_value: %s } } ", host, colon + 1);
+  }
+  for (size_t i = 0; i <= n; i++) {
+    const chain_spec_t *c = i < n ? &cs[i] : def;
+    if (!c)
+      continue;
+    char *f = hcm_filter(c->rbac);
+    char *ts = tls_socket(c->mode ? c->mode : "", c->cert ? c->cert : "p",
+                          c->ca);
+    o += (size_t)snprintf(t + o, cap - o, "%s { name: \"%s\" %s%s%s %s %s } ",
+                          i < n ? "filter_chains" : "default_filter_chain", c->name,
+                          c->match ? "filter_chain_match { " : "", c->match ? c->match : "",
+                          c->match ? " }" : "", f, ts);
+    free(f);
+    free(ts);
+  }
+  snprintf(t + o, cap - o, "%s", extra ? extra : "");
+  return t;
+}
+
+static int decode(const char *text, mesh__xds_lds_t **out, mesh_status_t *st) {
+  uint8_t *b;
+  size_t n;
+  *out = NULL;
+  CU_ASSERT_EQUAL_FATAL(xv_encode("Listener", text, &b, &n), 0);
+  save_seed(b, n);
+  int rc = mesh__xds_decode_lds(b, n, out, st);
+  free(b);
+  return rc;
+}
+
+static struct sockaddr_storage sa(const char *ip, int port) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  if (strchr(ip, ':')) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    CU_ASSERT_EQUAL(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+  } else {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    CU_ASSERT_EQUAL(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+  }
+  return ss;
+}
+
+static const chain_spec_t pick_chains[] = {
+    {"any", NULL, NULL, NULL, NULL, NULL},
+    {"dst10", "prefix_ranges { address_prefix: \"10.0.0.0\" prefix_len { value: 8 } }",
+     "mtls", "c", "c", NULL},
+    {"dst10_1", "prefix_ranges { address_prefix: \"10.1.0.0\" prefix_len { value: 16 } }",
+     "tls", "c", NULL, NULL},
+    {"dst10_local", "prefix_ranges { address_prefix: \"10.9.9.9\" prefix_len { value: 8 } } "
+     "source_type: SAME_IP_OR_LOOPBACK", NULL, NULL, NULL, NULL},
+    {"src_ext", "source_type: EXTERNAL source_prefix_ranges { address_prefix: "
+     "\"192.168.0.0\" prefix_len { value: 16 } }", NULL, NULL, NULL, NULL},
+    {"src_port", "source_type: EXTERNAL source_prefix_ranges { address_prefix: "
+     "\"192.168.1.0\" prefix_len { value: 24 } } source_ports: 4000 source_ports: 4002",
+     NULL, NULL, NULL, NULL},
+    /* A36: would be the most specific, but destination_port never matches */
+    {"never_port", "destination_port { value: 8080 } prefix_ranges { address_prefix: "
+     "\"127.0.0.1\" prefix_len { value: 32 } }", NULL, NULL, NULL, NULL},
+    {"never_sni", "server_names: \"a\" prefix_ranges { address_prefix: \"127.0.0.1\" "
+     "prefix_len { value: 32 } }", NULL, NULL, NULL, NULL},
+    {"never_tls", "transport_protocol: \"tls\" prefix_ranges { address_prefix: "
+     "\"127.0.0.2\" prefix_len { value: 32 } }", NULL, NULL, NULL, NULL},
+    {"raw", "transport_protocol: \"raw_buffer\" prefix_ranges { address_prefix: "
+     "\"127.0.0.3\" prefix_len { value: 32 } }", NULL, NULL, NULL, NULL},
+    {"v6", "prefix_ranges { address_prefix: \"::1\" prefix_len { value: 128 } }", NULL,
+     NULL, NULL, NULL},
+    /* prefix_len above 32 is the whole address (gRPC) */
+    {"long", "prefix_ranges { address_prefix: \"10.7.7.7\" prefix_len { value: 99 } }",
+     NULL, NULL, NULL, NULL},
+};
+
+static void test_mesh__xds_fcm_pick(void) {
+  static const chain_spec_t def = {"def", NULL, "mtls", "c", "c", NULL};
+  static const struct {
+    const char *dst;
+    const char *src;
+    int sport;
+    const char *want;      /* with the default chain */
+    const char *want_nodef; /* without it (NULL: closed) */
+  } rows[] = {
+      {"127.0.0.1", "127.0.0.1", 5000, "any", "any"},
+      {"10.1.2.3", "192.168.1.5", 4000, "dst10_1", "dst10_1"},
+      {"10.2.0.1", "10.2.0.1", 1, "dst10_local", "dst10_local"},
+      {"10.2.0.1", "172.16.0.1", 1, "dst10", "dst10"},
+      {"10.2.0.1", "127.0.0.1", 1, "dst10_local", "dst10_local"},
+      {"127.0.0.1", "192.168.1.5", 4000, "src_port", "src_port"},
+      {"127.0.0.1", "192.168.1.5", 4002, "src_port", "src_port"},
+      /* the most specific source prefix wins first: its port list then
+       * fails, and no less specific chain is taken (Envoy, gRPC) */
+      {"127.0.0.1", "192.168.1.5", 4001, "def", NULL},
+      {"127.0.0.1", "192.168.2.5", 4001, "src_ext", "src_ext"},
+      /* an external source: the EXTERNAL chains are more specific than
+       * "any" at the source-type stage, then neither holds 172.16/12: no
+       * fallback to "any" (Envoy's staged narrowing, as gRPC does) */
+      {"127.0.0.1", "172.16.0.1", 1, "def", NULL},
+      {"127.0.0.2", "127.0.0.2", 1, "any", "any"},
+      {"127.0.0.3", "127.0.0.3", 1, "raw", "raw"},
+      {"::1", "::1", 1, "v6", "v6"},
+      {"::ffff:10.1.0.1", "::ffff:10.1.0.1", 1, "dst10_1", "dst10_1"},
+      {"10.7.7.7", "10.0.0.1", 1, "long", "long"},
+      {"10.7.7.8", "10.0.0.1", 1, "dst10", "dst10"},
+  };
+  size_t nc = sizeof pick_chains / sizeof *pick_chains;
+  for (int withdef = 1; withdef >= 0; withdef--) {
+    char *t = listener_text("in", NULL, pick_chains, nc, withdef ? &def : NULL, NULL);
+    mesh__xds_lds_t *l;
+    mesh_status_t st;
+    int rc = decode(t, &l, &st);
+    free(t);
+    if (rc)
+      fprintf(stderr, "\npick listener: %s\n", st.message);
+    CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+    CU_ASSERT_EQUAL(l->nchains, nc);
+    CU_ASSERT_EQUAL(l->defchain != NULL, withdef);
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+      struct sockaddr_storage d = sa(rows[i].dst, 8080), s = sa(rows[i].src, rows[i].sport);
+      const mesh__xds_fchain_t *c =
+          mesh__xds_fcm_pick(l, (struct sockaddr *)&d, (struct sockaddr *)&s);
+      const char *want = withdef ? rows[i].want : rows[i].want_nodef;
+      const char *got = c ? c->name : NULL;
+      if ((want == NULL) != (got == NULL) || (want && strcmp(want, got)))
+        fprintf(stderr, "\nrow %zu (%s <- %s:%d, default %d): want %s, got %s\n", i,
+                rows[i].dst, rows[i].src, rows[i].sport, withdef, want ? want : "(closed)",
+                got ? got : "(closed)");
+      CU_ASSERT((want == NULL) == (got == NULL));
+      if (want && got)
+        CU_ASSERT_STRING_EQUAL(got, want);
+    }
+    /* the decoded transports */
+    CU_ASSERT_EQUAL(l->chains[0].tls, MESH__XDS_CHAIN_PLAIN);
+    CU_ASSERT_EQUAL(l->chains[1].tls, MESH__XDS_CHAIN_MTLS);
+    CU_ASSERT_EQUAL(l->chains[2].tls, MESH__XDS_CHAIN_TLS);
+    CU_ASSERT_PTR_NULL(l->chains[2].ca_instance);
+    CU_ASSERT(l->chains[6].never && l->chains[7].never && l->chains[8].never);
+    CU_ASSERT(!l->chains[9].never);
+    mesh__xds_lds_free(l);
+  }
+}
+
+static void test_mesh__xds_decode_lds_chains(void) {
+  static const chain_spec_t empty2[] = {{"a", NULL, NULL, NULL, NULL, NULL},
+                                        {"b", NULL, NULL, NULL, NULL, NULL}};
+  static const chain_spec_t dup[] = {
+      {"a", "source_ports: 1 source_ports: 2", NULL, NULL, NULL, NULL},
+      {"b", "source_ports: 2 source_ports: 3", NULL, NULL, NULL, NULL}};
+  static const chain_spec_t nodup[] = {
+      {"a", "source_ports: 1", NULL, NULL, NULL, NULL},
+      {"b", "source_ports: 2", NULL, NULL, NULL, NULL},
+      {"c", "source_ports: 2 source_type: EXTERNAL", NULL, NULL, NULL, NULL},
+      {"d", "destination_port { value: 1 } source_ports: 2", NULL, NULL, NULL, NULL}};
+  static const chain_spec_t badip[] = {
+      {"a", "prefix_ranges { address_prefix: \"10.0.0.x\" }", NULL, NULL, NULL, NULL}};
+  static const chain_spec_t badport[] = {{"a", "source_ports: 70000", NULL, NULL, NULL, NULL}};
+  static const chain_spec_t rbacs[] = {
+      {"a", "source_ports: 1", NULL, NULL, NULL, "rules { action: DENY }"},
+      {"b", "source_ports: 2", NULL, NULL, NULL, NULL}};
+  static const chain_spec_t samerbac[] = {
+      {"a", "source_ports: 1", NULL, NULL, NULL, "rules { action: DENY }"},
+      {"b", "source_ports: 2", "mtls", "c", "c", "rules { action: DENY }"}};
+  static const chain_spec_t mtls_noca[] = {{"a", NULL, "mtls", "c", NULL, NULL}};
+  static const struct {
+    const char *what;
+    const chain_spec_t *cs;
+    size_t n;
+    bool def;
+    const char *extra;
+    int rc;
+    const char *msg;
+  } rows[] = {
+      {"two catch-alls", empty2, 2, false, NULL, MESH_ERR_CONFIG,
+       "filter_chains[0] and [1]: duplicate filter_chain_match"},
+      {"shared source port", dup, 2, false, NULL, MESH_ERR_CONFIG, "duplicate"},
+      {"distinct", nodup, 4, true, NULL, MESH_OK, NULL},
+      {"bad prefix", badip, 1, false, NULL, MESH_ERR_CONFIG,
+       "filter_chains[0]: filter_chain_match.prefix_ranges[0].address_prefix: \"10.0.0.x\" "
+       "is not an IP address"},
+      {"bad port", badport, 1, false, NULL, MESH_ERR_CONFIG, "70000 is not a port"},
+      {"rbac differs", rbacs, 2, false, NULL, MESH_ERR_UNSUPPORTED,
+       "filter_chains[1]: filters[0]: an RBAC filter different from the first chain's"},
+      {"rbac same", samerbac, 2, false, NULL, MESH_OK, NULL},
+      {"mtls without CA", mtls_noca, 1, false, NULL, MESH_ERR_CONFIG,
+       "no CA certificate provider instance"},
+      {"listener filters", nodup, 1, false, "listener_filters: \"x\"", MESH_ERR_UNSUPPORTED,
+       "listener_filters: not supported"},
+      {"no chain", NULL, 0, false, NULL, MESH_ERR_CONFIG, "no filter chain"},
+      {"default only", NULL, 0, true, NULL, MESH_OK, NULL},
+      {"pipe address", nodup, 1, false, "address { pipe { } }", MESH_ERR_UNSUPPORTED,
+       "address: only socket_address"},
+  };
+  static const chain_spec_t def = {"def", NULL, "tls", "c", "c", NULL};
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+    char *t = listener_text("in", NULL, rows[i].cs, rows[i].n, rows[i].def ? &def : NULL,
+                            rows[i].extra);
+    mesh__xds_lds_t *l;
+    mesh_status_t st;
+    int rc = decode(t, &l, &st);
+    free(t);
+    if (rc != rows[i].rc || (rows[i].msg && !strstr(st.message, rows[i].msg)))
+      fprintf(stderr, "\nrow %s: rc %d (want %d): %s\n", rows[i].what, rc, rows[i].rc,
+              rc ? st.message : "");
+    CU_ASSERT_EQUAL(rc, rows[i].rc);
+    if (rows[i].msg)
+      CU_ASSERT_PTR_NOT_NULL(strstr(st.message, rows[i].msg));
+    if (!rc && strcmp(rows[i].what, "rbac same") == 0) {
+      CU_ASSERT_PTR_NOT_NULL(l->rbac);
+      CU_ASSERT_STRING_EQUAL(mesh__xds_lds_instance(l, 0), "c");
+      CU_ASSERT_STRING_EQUAL(mesh__xds_lds_instance(l, 1), "c");
+      CU_ASSERT_PTR_NULL(mesh__xds_lds_instance(l, 2));
+    }
+    mesh__xds_lds_free(l);
+  }
+  /* the Listener's address */
+  mesh__xds_lds_t *l;
+  mesh_status_t st;
+  char *t = listener_text("in", ":::8443", nodup, 1, NULL, NULL);
+  CU_ASSERT_EQUAL_FATAL(decode(t, &l, &st), MESH_OK);
+  free(t);
+  CU_ASSERT_STRING_EQUAL(l->address, "::");
+  CU_ASSERT_EQUAL(l->port, 8443);
+  mesh__xds_lds_free(l);
+}
+
+/* ---- live: a real listener, real peers ----------------------------------- */
+
+#define TD "example.org"
+#define TD2 "other.org"
+#define SERVER_ID "spiffe://example.org/server"
+#define CLIENT_ID "spiffe://example.org/client"
+#define TMPL "xds.test/lds/inbound/%s"
+
+static int suite_init(void) {
+  if (!th_ca(TD) || !th_ca(TD2))
+    return 1;
+  return th_svid(TD, SERVER_ID, "server", 0, 0, 0) &&
+                 th_svid(TD, CLIENT_ID, "client", 0, 0, 0) &&
+                 th_svid(TD, SERVER_ID "-a", "server-a", 0, 0, 0) &&
+                 th_svid(TD, SERVER_ID "-b", "server-b", 0, 0, 0) &&
+                 th_svid(TD2, "spiffe://other.org/evil", "evil", 0, 0, 0)
+             ? 0
+             : 1;
+}
+
+static int port;
+static char addr[64], lname[128];
+
+/* The xDS-enabled server on host (its identity: "server"); instances:
+ * "c" (server + CA), "cert-a" (server-a, no CA: a certificate only),
+ * "cert-b" (server-b + CA), "roots" (the CA only), "roots-other"
+ * (other.org's CA only). */
+static mesh_t *server_ctx_on(const char *host) {
+  char cfg[16384], inst[8192];
+  port = th_free_port();
+  snprintf(addr, sizeof addr, "%s:%d", host, port);
+  snprintf(inst, sizeof inst,
+           ",\"cert-a\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\"}},"
+           "\"cert-b\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
+           "\"ca_certificate_file\":\"%s\"}},"
+           "\"roots\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"ca_certificate_file\":\"%s\"}},"
+           "\"roots-other\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"ca_certificate_file\":\"%s\"}}",
+           th_path("server-a.crt"), th_path("server-a.key"), th_path("server-b.crt"),
+           th_path("server-b.key"), th_ca(TD), th_ca(TD), th_ca(TD2));
+  snprintf(lname, sizeof lname, TMPL, addr);
+  snprintf(cfg, sizeof cfg,
+           "{\"log\":{\"level\":\"error\"},\"identity\":{\"cert\":\"%s\",\"key\":\"%s\","
+           "\"bundle\":\"%s\"},\"inbound\":{\"listen\":\"%s\",\"mode\":\"STRICT\"},"
+           "\"xds\":{\"server_address\":\"%s\",\"bootstrap\":{\"xds_servers\":[{"
+           "\"server_uri\":\"127.0.0.1:1\",\"channel_creds\":[{\"type\":\"insecure\"}]}],"
+           "\"node\":{\"id\":\"n1\"},\"server_listener_resource_name_template\":\"%s\","
+           "\"certificate_providers\":{\"c\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
+           "\"ca_certificate_file\":\"%s\"}}%s}}}}",
+           th_path("server.crt"), th_path("server.key"), th_ca(TD), addr, addr, TMPL,
+           th_path("server.crt"), th_path("server.key"), th_ca(TD), inst);
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  int rc = mesh_new(cfg, &m, &st);
+  if (rc)
+    fprintf(stderr, "\nmesh_new: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  return m;
+}
+
+static mesh_t *server_ctx(void) { return server_ctx_on("127.0.0.1"); }
+
+/* Feed the server Listener (chains, default) as one LDS response. */
+static int feed_lds(mesh_t *m, const char *version, const char *laddr,
+                    const chain_spec_t *cs, size_t n, const chain_spec_t *def,
+                    mesh_status_t *st) {
+  char *lt = listener_text(lname, laddr, cs, n, def, NULL);
+  char *any = xv_any(LDS_T, "Listener", lt);
+  free(lt);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+  size_t cap = strlen(any) + 256;
+  char *text = malloc(cap);
+  snprintf(text, cap, "version_info: \"%s\" nonce: \"n%s\" type_url: \"" LDS_T "\" "
+           "resources { %s }", version, version, any);
+  free(any);
+  uint8_t *b;
+  size_t len;
+  CU_ASSERT_EQUAL_FATAL(xv_encode("DiscoveryResponse", text, &b, &len), 0);
+  free(text);
+  int rc = mesh__xds_feed(m, b, len, st);
+  free(b);
+  return rc;
+}
+
+typedef enum peer_kind { P_MTLS, P_TLS, P_PLAIN, P_WRONG_TD, P_GARBAGE, P_N } peer_kind_t;
+static const char *const peer_names[] = {"mTLS", "TLS without certificate", "plaintext",
+                                         "wrong trust domain", "garbage"};
+
+/* A TCP connection from src_ip (NULL: any) that sends bytes. */
+static int raw_peer(const char *src_ip, const void *bytes, size_t n) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  if (src_ip) {
+    inet_pton(AF_INET, src_ip, &a.sin_addr);
+    CU_ASSERT_EQUAL(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  }
+  a.sin_port = htons((uint16_t)port);
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  CU_ASSERT_EQUAL((size_t)write(fd, bytes, n), n);
+  return fd;
+}
+
+/* Start one peer: an fd (raw peers) or a pid (openssl s_client). */
+static void peer_start(peer_kind_t k, int *fd, pid_t *pid) {
+  static const char plain[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  static const char garbage[] = "\x16\x03\x01\x00\x07garbage\xff\xfe\x00\x01";
+  *fd = -1;
+  *pid = -1;
+  if (k == P_PLAIN) {
+    *fd = raw_peer(NULL, plain, sizeof plain - 1);
+    return;
+  }
+  if (k == P_GARBAGE) {
+    *fd = raw_peer(NULL, garbage, sizeof garbage - 1);
+    return;
+  }
+  const char *who = k == P_MTLS ? "client" : k == P_WRONG_TD ? "evil" : NULL;
+  char cmd[2048];
+  char certs[1024] = "";
+  if (who)
+    snprintf(certs, sizeof certs, "-cert %s -key %s", th_path(who[0] == 'c' ? "client.crt"
+                                                                   : "evil.crt"),
+             th_path(who[0] == 'c' ? "client.key" : "evil.key"));
+  snprintf(cmd, sizeof cmd, "sleep 4 | exec openssl s_client -connect %s %s", addr, certs);
+  const char *argv[] = {"sh", "-c", cmd, NULL};
+  *pid = th_spawn(argv, "s_client.log");
+  CU_ASSERT_FATAL(*pid > 0);
+}
+
+static void peer_stop(int fd, pid_t pid) {
+  if (fd >= 0)
+    close(fd);
+  if (pid > 0)
+    th_kill(pid);
+}
+
+/* Accept one connection: MESH_OK with what the server saw, or the error. */
+static int accept_one(mesh_listener_t *l, bool *tls, char *id, size_t cap,
+                      mesh_status_t *st) {
+  mesh_conn_t *c = NULL;
+  int rc = mesh_accept(l, 10000, &c, st);
+  id[0] = '\0';
+  if (rc == MESH_OK) {
+    *tls = mesh_conn_is_tls(c) == 1;
+    const char *p = mesh_conn_peer_id(c);
+    snprintf(id, cap, "%s", p ? p : "");
+    mesh_conn_close(c);
+  }
+  return rc;
+}
+
+static void test_xds_fcm_live_transport(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  mesh_t *m = server_ctx();
+  mesh_listener_t *l = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(m, addr, &l, &st), MESH_OK);
+  static const struct {
+    const char *mode;   /* the one chain's transport */
+    const char *ok[P_N]; /* per peer: NULL refused, "" accepted without
+                            TLS identity, else the peer ID seen */
+    int tls[P_N];        /* accepted: over TLS? */
+  } rows[] = {
+      {"mtls", {CLIENT_ID, NULL, NULL, NULL, NULL}, {1, 0, 0, 0, 0}},
+      {"tls", {CLIENT_ID, "", NULL, NULL, NULL}, {1, 1, 0, 0, 0}},
+      {"", {CLIENT_ID, NULL, "", NULL, NULL}, {1, 0, 0, 0, 0}},
+  };
+  for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+    chain_spec_t c = {"only", NULL, rows[r].mode, "c", "c", NULL};
+    char ver[16];
+    snprintf(ver, sizeof ver, "%zu", r + 1);
+    int rc = feed_lds(m, ver, addr, &c, 1, NULL, &st);
+    if (rc)
+      fprintf(stderr, "\nfeed: %s\n", st.message);
+    CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+    for (int k = 0; k < P_N; k++) {
+      int fd;
+      pid_t pid;
+      peer_start((peer_kind_t)k, &fd, &pid);
+      bool tls = false;
+      char id[256];
+      rc = accept_one(l, &tls, id, sizeof id, &st);
+      peer_stop(fd, pid);
+      const char *want = rows[r].ok[k];
+      bool good = want ? rc == MESH_OK && strcmp(id, want) == 0 && tls == rows[r].tls[k]
+                       : rc != MESH_OK && rc != MESH_ERR_TIMEOUT;
+      if (!good)
+        fprintf(stderr, "\nchain \"%s\" x peer %s: rc %d (%s) tls %d id \"%s\"; want %s\n",
+                rows[r].mode[0] ? rows[r].mode : "plaintext", peer_names[k], rc,
+                rc ? st.message : "", tls, id, want ? want : "refused");
+      CU_ASSERT(good);
+    }
+  }
+  mesh_listener_close(l);
+  mesh_free(m);
+}
+
+static void test_xds_fcm_live_match(void) {
+  mesh_t *m = server_ctx();
+  mesh_listener_t *l = NULL;
+  mesh_status_t st;
+  static const char plain[] = "hello\n";
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(m, addr, &l, &st), MESH_OK);
+  /* one plaintext chain for source 127.0.0.2 only, no default chain */
+  chain_spec_t lo2 = {"lo2", "source_prefix_ranges { address_prefix: \"127.0.0.2\" "
+                      "prefix_len { value: 32 } }", "", NULL, NULL, NULL};
+  CU_ASSERT_EQUAL_FATAL(feed_lds(m, "1", addr, &lo2, 1, NULL, &st), MESH_OK);
+  bool tls;
+  char id[256];
+  int fd = raw_peer("127.0.0.1", plain, 6);
+  int rc = accept_one(l, &tls, id, sizeof id, &st);
+  CU_ASSERT_EQUAL(rc, MESH_ERR_DENIED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "no filter chain of listener"));
+  /* closed without a byte sent: the peer reads EOF at once */
+  char b;
+  CU_ASSERT_EQUAL(read(fd, &b, 1), 0);
+  close(fd);
+  fd = raw_peer("127.0.0.2", plain, 6);
+  rc = accept_one(l, &tls, id, sizeof id, &st);
+  CU_ASSERT_EQUAL(rc, MESH_OK);
+  CU_ASSERT(!tls);
+  close(fd);
+  /* a default chain takes what no chain matches */
+  chain_spec_t def = {"def", NULL, "", NULL, NULL, NULL};
+  CU_ASSERT_EQUAL_FATAL(feed_lds(m, "2", addr, &lo2, 1, &def, &st), MESH_OK);
+  fd = raw_peer("127.0.0.1", plain, 6);
+  CU_ASSERT_EQUAL(accept_one(l, &tls, id, sizeof id, &st), MESH_OK);
+  close(fd);
+  /* another address: not used, not serving (A36) */
+  char other[64];
+  snprintf(other, sizeof other, "127.0.0.1:%d", port == 65535 ? 1 : port + 1);
+  CU_ASSERT_EQUAL_FATAL(feed_lds(m, "3", other, &lo2, 1, &def, &st), MESH_OK);
+  fd = raw_peer("127.0.0.1", plain, 6);
+  rc = accept_one(l, &tls, id, sizeof id, &st);
+  CU_ASSERT_EQUAL(rc, MESH_ERR_DENIED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "not server_address"));
+  if (!strstr(st.message, "not server_address"))
+    fprintf(stderr, "\nnot serving: %s\n", st.message);
+  close(fd);
+  /* the right address again (the wildcard form of the IP is compared as
+   * an address, not as text) */
+  CU_ASSERT_EQUAL_FATAL(feed_lds(m, "4", addr, &lo2, 1, &def, &st), MESH_OK);
+  fd = raw_peer("127.0.0.1", plain, 6);
+  CU_ASSERT_EQUAL(accept_one(l, &tls, id, sizeof id, &st), MESH_OK);
+  close(fd);
+  /* an instance the bootstrap lacks: NACK, the chains in force stay */
+  chain_spec_t bad = {"bad", NULL, "mtls", "nope", "c", NULL};
+  rc = feed_lds(m, "5", addr, &bad, 1, NULL, &st);
+  CU_ASSERT_EQUAL(rc, MESH_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "certificate provider instance \"nope\" is not "
+                                "in the bootstrap's certificate_providers"));
+  fd = raw_peer("127.0.0.1", plain, 6);
+  rc = accept_one(l, &tls, id, sizeof id, &st);
+  CU_ASSERT_EQUAL(rc, MESH_OK); /* plaintext default chain still in force */
+  CU_ASSERT(!tls);
+  close(fd);
+  mesh_listener_close(l);
+  mesh_free(m);
+}
+
+typedef struct acc {
+  mesh_listener_t *l;
+  int rc;
+  bool tls;
+  char id[256];
+  mesh_status_t st;
+} acc_t;
+
+static void *acc_main(void *arg) {
+  acc_t *a = arg;
+  a->rc = accept_one(a->l, &a->tls, a->id, sizeof a->id, &a->st);
+  return NULL;
+}
+
+/* The SAN of the certificate the server presents on ip (openssl s_client,
+ * no client certificate), into out. */
+static void presented_san(const char *ip, char *out, size_t cap) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "echo | timeout 10 openssl s_client -connect %s:%d 2>/dev/null "
+           "| openssl x509 -noout -ext subjectAltName > %s", ip, port, th_path("san.txt"));
+  th_sh(cmd);
+  char *t = th_slurp(th_path("san.txt"), NULL);
+  snprintf(out, cap, "%s", t ? t : "");
+  free(t);
+}
+
+/* Two chains, by destination address, naming different instances: each
+ * presents its own certificate and trusts its own bundle. */
+static void test_xds_fcm_live_instances(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  mesh_t *m = server_ctx_on("0.0.0.0");
+  mesh_listener_t *l = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(m, addr, &l, &st), MESH_OK);
+  chain_spec_t cs[] = {
+      /* a certificate-only instance with a bundle-only one */
+      {"a", "prefix_ranges { address_prefix: \"127.0.0.1\" prefix_len { value: 32 } }",
+       "mtls", "cert-a", "roots", NULL},
+      /* an instance with both, client certificate optional */
+      {"b", "prefix_ranges { address_prefix: \"127.0.0.2\" prefix_len { value: 32 } }",
+       "tls", "cert-b", "cert-b", NULL},
+  };
+  int rc = feed_lds(m, "1", addr, cs, 2, NULL, &st);
+  if (rc)
+    fprintf(stderr, "\nfeed: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  /* a libmesh client of example.org */
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "{\"log\":{\"level\":\"error\"},\"identity\":{\"cert\":"
+           "\"%s\",\"key\":\"%s\",\"bundle\":\"%s\"}}", th_path("client.crt"),
+           th_path("client.key"), th_ca(TD));
+  mesh_t *cl = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(cfg, &cl, &st), MESH_OK);
+  struct {
+    const char *ip;
+    const char *id;   /* the server's ID the libmesh client sees */
+    int mtls;         /* a client certificate is required */
+    const char *san;  /* in the certificate s_client sees */
+  } rows[] = {{"127.0.0.1", SERVER_ID "-a", 1, "URI:" SERVER_ID "-a"},
+              {"127.0.0.2", SERVER_ID "-b", 0, "URI:" SERVER_ID "-b"}};
+  for (size_t i = 0; i < 2; i++) {
+    acc_t a = {.l = l};
+    pthread_t th;
+    pthread_create(&th, NULL, acc_main, &a);
+    char target[64];
+    snprintf(target, sizeof target, "%s:%d", rows[i].ip, port);
+    mesh_conn_t *c = NULL;
+    mesh_status_t cst;
+    rc = mesh_dial(cl, target, NULL, &c, &cst);
+    char seen[256] = "";
+    if (rc == MESH_OK) {
+      snprintf(seen, sizeof seen, "%s", mesh_conn_peer_id(c));
+      mesh_conn_close(c);
+    }
+    pthread_join(th, NULL);
+    if (rc)
+      fprintf(stderr, "\ndial %s: %s\n", target, cst.message);
+    CU_ASSERT_EQUAL(rc, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(seen, rows[i].id); /* the chain's own certificate */
+    CU_ASSERT_EQUAL(a.rc, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(a.id, CLIENT_ID);  /* verified with its bundle */
+    /* what the server presents there, to a peer without a certificate */
+    a = (acc_t){.l = l};
+    pthread_create(&th, NULL, acc_main, &a);
+    char san[512];
+    presented_san(rows[i].ip, san, sizeof san);
+    pthread_join(th, NULL);
+    if (!strstr(san, rows[i].san))
+      fprintf(stderr, "\n%s presents: %s\n", rows[i].ip, san);
+    CU_ASSERT_PTR_NOT_NULL(strstr(san, rows[i].san));
+    /* chain a requires a client certificate, chain b does not */
+    CU_ASSERT_EQUAL(a.rc == MESH_OK, !rows[i].mtls);
+  }
+  /* a chain whose instance cannot be loaded (cert-a has no bundle of its
+   * own and the chain names none): the update is not applied, the chains
+   * in force stay */
+  chain_spec_t nob[] = {{"x", NULL, "tls", "cert-a", NULL, NULL}};
+  /* ... nor can a CA file of another trust domain be the bundle that
+   * server-b's own chain is checked against (libmesh keys trust by trust
+   * domain: a CA file is the bundle of the certificate's own; other trust
+   * domains come from a SPIFFE bundle map instance, A87) */
+  chain_spec_t other[] = {{"y", NULL, "mtls", "cert-b", "roots-other", NULL}};
+  const chain_spec_t *kept[] = {nob, other};
+  for (size_t k = 0; k < 2; k++) {
+    CU_ASSERT_EQUAL(feed_lds(m, k ? "3" : "2", addr, kept[k], 1, NULL, &st), MESH_OK);
+    char san[512];
+    acc_t a = {.l = l};
+    pthread_t th;
+    pthread_create(&th, NULL, acc_main, &a);
+    presented_san("127.0.0.2", san, sizeof san);
+    pthread_join(th, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(san, "URI:" SERVER_ID "-b"));
+  }
+  mesh_free(cl);
+  mesh_listener_close(l);
+  mesh_free(m);
+}
+
+static void add(void) {
+  CU_pSuite s = CU_add_suite("xds_fcm", suite_init, NULL);
+  CU_add_test(s, "mesh__xds_fcm_pick", test_mesh__xds_fcm_pick);
+  CU_add_test(s, "mesh__xds_decode_lds chains", test_mesh__xds_decode_lds_chains);
+  CU_add_test(s, "live: chain transport x peer", test_xds_fcm_live_transport);
+  CU_add_test(s, "live: match, default, address, NACK", test_xds_fcm_live_match);
+  CU_add_test(s, "live: chains' own instances", test_xds_fcm_live_instances);
+}
+
+int main(void) { return th_run_suites("test_xds_fcm", add); }
