@@ -9,7 +9,7 @@
  *         [--dns-name NAME] [--otlp URL] [--only SECTION,...]
  *
  * Sections: memory, handshakes, picks, maglev, discovery, dns, tracing,
- * call, export, gcm, coldstart, threads, conns (all by default).
+ * call, export, tracecpu, gcm, coldstart, threads, conns (all by default).
  *
  * Linked statically against the library, so it times internal functions
  * (pickers, snapshot builds, spans) directly.  This program replaces
@@ -1173,6 +1173,85 @@ static void bench_export(void) {
   server_stop(srv);
 }
 
+/* Process CPU of `calls` calls on m; traced: also until the collector has
+ * their spans (2 per call; the polls' own CPU taken out).  *caller: the
+ * calling thread's share. */
+static double block_cpu(mesh_t *m, long calls, bool traced, double *caller) {
+  double base = traced ? metric_total(m, "mesh_trace_export_spans_total") : 0;
+  int64_t p0 = cpu_ns(), t0 = thread_ns();
+  call_ns(m, calls);
+  int64_t t1 = thread_ns(), polls = 0;
+  double got = base, want = base + 2.0 * (double)calls;
+  for (int i = 0; traced && i < 5000 && got < want; i++) { /* bound: 10 s */
+    usleep(2000);
+    int64_t q0 = thread_ns();
+    got = metric_total(m, "mesh_trace_export_spans_total");
+    polls += thread_ns() - q0;
+  }
+  if (traced && got < want)
+    fprintf(stderr, "micro: tracecpu: %.0f of %.0f spans exported\n",
+            got - base, want - base);
+  *caller = (double)(t1 - t0) / (double)calls;
+  return (double)(cpu_ns() - p0 - polls) / (double)calls;
+}
+
+/* What tracing at 100% with OTLP export adds to a call, in CPU time, side
+ * by side with tracing off (issue 19: <= 2% of part 1's CPU per request).
+ * Two contexts on one in-process server: `on` samples every call and
+ * exports to the sink (a separate process: its CPU is the collector's),
+ * `off` samples none.  Each round runs a block of calls on each, in
+ * alternating order, counting the process CPU (caller, workers) until the
+ * sink has every span of the traced block; the per-call difference of a
+ * round is the cost.  Median, min and max over --runs rounds, and the
+ * caller (span recording) and worker (export) parts.  No I/O per call:
+ * the cost does not depend on it (part 1's C has ~2 spans per request,
+ * the same as here). */
+static void bench_tracecpu(void) {
+  if (!opt.otlp)
+    return;
+  server_t *srv = server_start(true);
+  char *disc = static_discovery(srv->port);
+  sbuf_t t = {0};
+  /* max_delay_ms: a block's last partial batch goes at once, not in 5 s */
+  sb_add(&t, "\"tracing\": {\"sampler\": \"always_on\", \"otlp\": "
+             "{\"endpoint\": \"%s\"}, \"batch\": {\"queue_size\": 1048576, "
+             "\"max_delay_ms\": 10}}",
+         opt.otlp);
+  mesh_t *on = client_new(t.p, disc);
+  free(t.p);
+  mesh_t *off = client_new("\"tracing\": {\"sampler\": \"always_off\"}", disc);
+  long calls = opt.smoke ? 1000 : 10000;
+  int runs = opt.runs > 16 ? 16 : opt.runs;
+  double d[16], rec[16], exp[16], c_on, c_off, x;
+  block_cpu(on, 200, true, &x); /* connections up, series made, warm */
+  block_cpu(off, 200, false, &x);
+  for (int r = 0; r < runs; r++) {
+    double p_on, p_off;
+    if (r % 2) {
+      p_off = block_cpu(off, calls, false, &c_off);
+      p_on = block_cpu(on, calls, true, &c_on);
+    } else {
+      p_on = block_cpu(on, calls, true, &c_on);
+      p_off = block_cpu(off, calls, false, &c_off);
+    }
+    d[r] = p_on - p_off;
+    rec[r] = c_on - c_off;
+    exp[r] = d[r] - rec[r];
+    printf("# tracecpu round %d: traced %.0f ns, untraced %.0f ns per call "
+           "(process CPU)\n", r + 1, p_on, p_off);
+  }
+  emit("tracecpu_ns_per_call", median(d, runs));
+  qsort(d, (size_t)runs, sizeof *d, bench_cmp_d);
+  emit("tracecpu_ns_per_call_min", d[0]);
+  emit("tracecpu_ns_per_call_max", d[runs - 1]);
+  emit("tracecpu_record_ns_per_call", median(rec, runs));
+  emit("tracecpu_export_ns_per_call", median(exp, runs));
+  mesh_free(on);
+  mesh_free(off);
+  free(disc);
+  server_stop(srv);
+}
+
 /* Caller threads 1..16 on one context: each thread begins and ends calls
  * to one service over pooled mTLS connections (no I/O per call: the mesh
  * logic alone: pick, pool, breaker, stats, span off).  Throughput in calls
@@ -1456,6 +1535,8 @@ int main(int argc, char **argv) {
     bench_conns();
   if (want("export"))
     bench_export();
+  if (want("tracecpu"))
+    bench_tracecpu();
   if (want("gcm"))
     bench_gcm();
   note("done");

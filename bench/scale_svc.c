@@ -105,7 +105,7 @@ static void new_curve(size_t n, int runs) {
   if (!in_child("--new", n))
     return;
   char *json = static_config(n);
-  double tn[16], tf[16], cn[16], rss = 0, heap = 0;
+  double tn[16], tf[16], cn[16], cf[16], rss = 0, heap = 0;
   for (int r = 0; r < runs; r++) {
     long r0 = rss_kib();
     size_t h0 = mallinfo2().uordblks;
@@ -122,13 +122,16 @@ static void new_curve(size_t n, int runs) {
       rss = (double)(rss_kib() - r0);
       heap = (double)(mallinfo2().uordblks - h0);
     }
+    c0 = cpu_ns();
     t0 = wall_ns();
     mesh_free(m);
     tf[r] = (double)(wall_ns() - t0) / 1e6;
+    cf[r] = (double)(cpu_ns() - c0) / 1e6;
   }
   out("new", n, "mesh_new_ms", median(tn, runs));
   out("new", n, "mesh_new_cpu_ms", median(cn, runs));
   out("new", n, "mesh_free_ms", median(tf, runs));
+  out("new", n, "mesh_free_cpu_ms", median(cf, runs));
   out("new", n, "rss_kib", rss);
   out("new", n, "rss_kib_per_service", rss / (double)n);
   out("new", n, "heap_bytes_per_service", heap / (double)n);

@@ -450,6 +450,113 @@ static void test_mesh__cfg_error_whole_tokens(void) {
   CU_ASSERT_EQUAL(st.message[n - 16], ' '); /* the word before is whole */
 }
 
+/* ---- item: the packed configuration (one allocation) -------------------------- */
+
+/* Every list of the copy is linked as cJSON links its own: prev of the
+ * first item is the last, next of the last is NULL. */
+static bool pack_links_ok(const cJSON *v) {
+  for (; v; v = v->next) {
+    const cJSON *c = v->child, *last = NULL;
+    for (const cJSON *k = c; k; k = k->next) {
+      if (k != c && k->prev != last)
+        return false;
+      last = k;
+    }
+    if (c && c->prev != last)
+      return false;
+    if (!pack_links_ok(c))
+      return false;
+  }
+  return true;
+}
+
+/* The copy equals the tree (cJSON_Compare, printed text), reads the same
+ * through the getters, duplicates into a normal tree, and frees with one
+ * free(): for a document of every kind of value and for the config
+ * corpus. */
+static bool pack_same(const cJSON *v) {
+  cJSON *p = mesh__json_pack(v);
+  if (!p)
+    return false;
+  char *a = cJSON_PrintUnformatted(v), *b = cJSON_PrintUnformatted(p);
+  cJSON *d = cJSON_Duplicate(p, true);
+  /* cJSON_Compare finds an object's keys by name: a document with a
+   * duplicated key (mesh_new refuses those) differs even from its own
+   * cJSON_Duplicate; those are compared by their printed text only */
+  cJSON *v2 = cJSON_Duplicate(v, true);
+  bool cmp = !cJSON_Compare(v, v2, true) ||
+             (cJSON_Compare(v, p, true) && cJSON_Compare(v, d, true));
+  cJSON_Delete(v2);
+  bool ok = cmp && a && b && strcmp(a, b) == 0 && pack_links_ok(p) &&
+            p->next == NULL && p->prev == NULL &&
+            cJSON_GetArraySize(p) == cJSON_GetArraySize(v);
+  cJSON_Delete(d);
+  free(a);
+  free(b);
+  free(p);
+  return ok;
+}
+
+static void test_mesh__json_pack(void) {
+  static const char doc[] =
+      "{\"s\":\"x\\\"y\\u00e9\\n\",\"e\":\"\",\"\":1,\"n\":null,\"t\":true,"
+      "\"f\":false,\"i\":-42,\"big\":1e300,\"d\":0.1,\"a\":[1,\"two\",[],{}],"
+      "\"o\":{\"deep\":{\"deeper\":[[[{\"k\":[null]}]]]}},\"last\":[3]}";
+  cJSON *v = cJSON_Parse(doc);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+  CU_ASSERT(pack_same(v));
+  cJSON *p = mesh__json_pack(v);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  CU_ASSERT_STRING_EQUAL(
+      cJSON_GetObjectItemCaseSensitive(p, "s")->valuestring, "x\"y\xc3\xa9\n");
+  CU_ASSERT_EQUAL(cJSON_GetObjectItemCaseSensitive(p, "i")->valueint, -42);
+  CU_ASSERT_EQUAL(cJSON_GetObjectItemCaseSensitive(p, "d")->valuedouble, 0.1);
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(p, "a");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(a), 4);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(a, 1)->valuestring, "two");
+  CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "n")));
+  CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "t")));
+  CU_ASSERT_PTR_NULL(cJSON_GetObjectItemCaseSensitive(p, "missing"));
+  /* a subtree alone: its siblings are not copied */
+  cJSON *o = mesh__json_pack(cJSON_GetObjectItemCaseSensitive(v, "o"));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+  CU_ASSERT_PTR_NULL(o->next);
+  CU_ASSERT_STRING_EQUAL(o->string, "o");
+  free(o);
+  free(p);
+  cJSON_Delete(v);
+  CU_ASSERT_PTR_NULL(mesh__json_pack(NULL));
+  /* scalars as the root */
+  static const char *const roots[] = {"1", "\"s\"", "null", "[]", "{}"};
+  for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+    v = cJSON_Parse(roots[i]);
+    CU_ASSERT(pack_same(v));
+    cJSON_Delete(v);
+  }
+  /* the config corpus */
+  const char *dir = TEST_SRCDIR "/tests/fuzz/corpus/config";
+  DIR *d = opendir(dir);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  size_t n = 0, bad = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    char *text = de->d_name[0] == '.' ? NULL : th_slurp(path, NULL);
+    v = text ? cJSON_Parse(text) : NULL;
+    if (v && !pack_same(v)) {
+      fprintf(stderr, "%s: packed copy differs\n", de->d_name);
+      bad++;
+    }
+    n += v != NULL;
+    cJSON_Delete(v);
+    free(text);
+  }
+  closedir(d);
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT(n >= 100);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("config", NULL, NULL);
   CU_add_test(s, "mesh_config_check_same_verdict",
@@ -468,6 +575,7 @@ static void add(void) {
   CU_add_test(s, "mesh_config_set_max_bytes", test_mesh_config_set_max_bytes);
   CU_add_test(s, "mesh__cfg_error_whole_tokens",
               test_mesh__cfg_error_whole_tokens);
+  CU_add_test(s, "mesh__json_pack", test_mesh__json_pack);
 }
 
 int main(void) { return th_run_suites("test_config", add); }

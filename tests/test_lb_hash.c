@@ -136,8 +136,9 @@ static void check_table(const char *svc_json, const tlb_ep_t *eps, size_t n,
 }
 
 /* Listing 1 of the Maglev paper with Envoy's weighted turns, walked slot
- * by slot: the reference the optimized build (inverted tail, Barrett mod)
- * must match at the default size. */
+ * by slot with a % per step: the reference the optimized build (inverted
+ * tail, Barrett mod, four-step walks, separate walk state) must match.
+ * Hosts with a weight <= 0 take no slot (mesh__maglev_build skips them). */
 static const char *ref_keys;
 static const uint32_t *ref_off;
 static int ref_cmp(const void *a, const void *b) {
@@ -148,7 +149,7 @@ static int ref_cmp(const void *a, const void *b) {
 
 static void maglev_reference(const mesh__lb_pool_t *p, const double *norm,
                              uint32_t m, uint32_t *table) {
-  uint32_t n = p->n, *order = calloc(n, sizeof *order);
+  uint32_t n = p->n, k = 0, *order = calloc(n, sizeof *order);
   uint32_t *off = calloc(n, sizeof *off), *pos = calloc(n, sizeof *pos);
   uint32_t *skip = calloc(n, sizeof *skip);
   double *target = calloc(n, sizeof *target), max_w = 0;
@@ -159,16 +160,17 @@ static void maglev_reference(const mesh__lb_pool_t *p, const double *norm,
     off[i] = 64 * i;
     pos[i] = (uint32_t)(mesh__xxh64(keys + 64 * i, len, 0) % m);
     skip[i] = (uint32_t)(mesh__xxh64(keys + 64 * i, len, 1) % (m - 1) + 1);
-    order[i] = i;
+    if (norm[i] > 0)
+      order[k++] = i;
     max_w = norm[i] > max_w ? norm[i] : max_w;
   }
   ref_keys = keys;
   ref_off = off;
-  qsort(order, n, sizeof *order, ref_cmp);
+  qsort(order, k, sizeof *order, ref_cmp);
   uint32_t filled = 0;
   for (uint64_t round = 1; filled < m; round++) {
-    for (uint32_t k = 0; k < n && filled < m; k++) {
-      uint32_t i = order[k];
+    for (uint32_t o = 0; o < k && filled < m; o++) {
+      uint32_t i = order[o];
       if ((double)round * norm[i] < target[i])
         continue;
       target[i] += max_w;
@@ -217,6 +219,93 @@ static void test_maglev_reference(void) {
     free(norm);
     mesh__snap_release(s);
   }
+}
+
+/* xorshift64: the many-sets test is reproducible. */
+static uint64_t ref_rand(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+/* n distinct hosts with random addresses (IPv4 and IPv6) and ports. */
+static mesh__snapshot_t *random_snap(size_t n, uint64_t *rng) {
+  tlb_ep_t *eps = calloc(n, sizeof *eps);
+  char (*addr)[48] = calloc(n, 48);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t r = ref_rand(rng);
+    if (r % 5 == 0)
+      snprintf(addr[i], 48, "fd%02x::%zx:%x", (unsigned)(r >> 8 & 0xff), i,
+               (unsigned)(r >> 16 & 0xffff));
+    else
+      snprintf(addr[i], 48, "10.%u.%zu.%zu", (unsigned)(r >> 8 & 0xff),
+               i / 250, i % 250 + 1);
+    eps[i] = (tlb_ep_t){.address = addr[i],
+                        .port = (uint16_t)(1 + (r >> 32) % 65535)};
+  }
+  mesh__snapshot_t *s = tlb_snap(eps, n);
+  free(addr);
+  free(eps);
+  return s;
+}
+
+/* Weights by mode: 0 equal, 1 cycling 1..3, 2 random 1..1000, 3 one heavy
+ * host (x100), 4 some hosts at 0 (no slot) and the rest random 1..5. */
+static void random_norm(double *norm, size_t n, int mode, uint64_t *rng) {
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t r = ref_rand(rng);
+    double w = mode == 1   ? (double)(i % 3 + 1)
+               : mode == 2 ? (double)(1 + r % 1000)
+               : mode == 3 ? (i == n / 2 ? 100.0 : 1.0)
+               : mode == 4 ? (i % 4 == 1 && n > 1 ? 0.0 : (double)(1 + r % 5))
+                           : 1.0;
+    norm[i] = w;
+    sum += w;
+  }
+  for (size_t i = 0; i < n; i++)
+    norm[i] /= sum;
+}
+
+/* 150 random host sets x sizes x weight modes, each table equal to the
+ * reference's: host count 1..1,500 (1, 2 and 3 hosts use another walk),
+ * prime sizes 2..65537 (below 4 the four-step walk repeats slots). */
+static void test_maglev_reference_many(void) {
+  static const uint32_t primes[] = {2, 3, 5, 7, 17, 257, 1009, 5003, 65537};
+  static const size_t hosts[] = {1, 2, 3, 4, 5, 7, 13, 64, 300, 1000, 1500};
+  uint64_t rng = 0x9e3779b97f4a7c15u;
+  size_t bad = 0;
+  for (int c = 0; c < 150; c++) {
+    size_t n = hosts[ref_rand(&rng) % (sizeof hosts / sizeof hosts[0])];
+    uint32_t m = primes[ref_rand(&rng) % (sizeof primes / sizeof primes[0])];
+    int mode = (int)(ref_rand(&rng) % 5);
+    if (c < 5) /* the bench's shape first: 1,000 equal hosts at 65537 */
+      n = 1000, m = 65537, mode = c == 0 ? 0 : mode;
+    mesh__snapshot_t *s = random_snap(n, &rng);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL_FATAL(s->n, n);
+    mesh__lb_pool_t pool = {.n = (uint32_t)n, .hosts = s->hosts};
+    double *norm = calloc(n, sizeof *norm);
+    random_norm(norm, n, mode, &rng);
+    uint32_t *want = calloc(m, sizeof *want);
+    maglev_reference(&pool, norm, m, want);
+    CU_ASSERT_EQUAL_FATAL(mesh__maglev_build(&pool, norm, m), MESH_OK);
+    CU_ASSERT_EQUAL_FATAL(pool.table_size, m);
+    size_t diff = 0;
+    for (uint32_t i = 0; i < m; i++)
+      diff += pool.table[i] != want[i];
+    if (diff) {
+      fprintf(stderr, "set %d (%zu hosts, m %u, weights %d): %zu differ\n",
+              c, n, m, mode, diff);
+      bad++;
+    }
+    free(pool.table);
+    free(want);
+    free(norm);
+    mesh__snap_release(s);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
 }
 
 static void test_mesh__maglev_build(void) {
@@ -445,6 +534,8 @@ static void add(void) {
   CU_add_test(s, "mesh__ring_build sizes", test_mesh__ring_build_sizes);
   CU_add_test(s, "mesh__maglev_build (Envoy vectors)", test_mesh__maglev_build);
   CU_add_test(s, "mesh__maglev_build = plain walk", test_maglev_reference);
+  CU_add_test(s, "mesh__maglev_build = plain walk, 150 random sets",
+              test_maglev_reference_many);
   CU_add_test(s, "ring_hash key movement", test_ring_hash_key_movement);
   CU_add_test(s, "maglev key movement", test_maglev_key_movement);
   CU_add_test(s, "ring_hash distribution", test_ring_hash_distribution);

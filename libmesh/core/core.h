@@ -295,6 +295,14 @@ cJSON *mesh__json_parse(const char *buf, size_t len, mesh__json_err_t *err);
  *  object of the tree.  @return how many, or MESH_ERR_NOMEM. */
 int mesh__json_dups(const cJSON *root, mesh__json_dup_fn fn, void *user);
 
+/** A read-only copy of root's tree (not its siblings) in one allocation:
+ *  nodes first, then their strings.  The copy is read with the cJSON
+ *  getters as usual and freed with free() -- never cJSON_Delete, nor any
+ *  cJSON call that adds, detaches or replaces items in it.  Freeing a
+ *  configuration of 5,000 services was ~340,000 free() calls (a third of
+ *  mesh_free).  @return the copy, or NULL (root NULL or out of memory). */
+cJSON *mesh__json_pack(const cJSON *root);
+
 /** As mesh__json_parse(), calling fn (may be NULL) for every duplicated
  *  key, not only the first (err holds the first). */
 cJSON *mesh__json_parse_dups(const char *buf, size_t len,
@@ -324,7 +332,8 @@ struct mesh__wl;         /* workload/ */
 struct mesh__etcd_lists; /* discovery/src_etcd.c */
 
 struct mesh_ctx {
-  cJSON *config;          /* the parsed configuration, owned */
+  cJSON *config;          /* the parsed configuration, owned, packed
+                             (mesh__json_pack): read-only, free() */
   char *self_name;        /* "name": this service's own name, may be NULL */
   mesh__logger_t log;
   mesh__loop_t *loop;

@@ -226,3 +226,65 @@ cJSON *mesh__json_parse_dups(const char *buf, size_t len,
 cJSON *mesh__json_parse(const char *buf, size_t len, mesh__json_err_t *err) {
   return mesh__json_parse_dups(buf, len, err, NULL, NULL);
 }
+
+/* ---- packing ------------------------------------------------------------ */
+
+typedef struct pack {
+  cJSON *node; /* next free node */
+  char *text;  /* next free string byte, after the last node */
+} pack_t;
+
+/* Nodes and string bytes of v and its children (not its siblings). */
+static void pack_count(const cJSON *v, size_t *nodes, size_t *text) {
+  (*nodes)++;
+  if (v->string)
+    *text += strlen(v->string) + 1;
+  if (v->valuestring)
+    *text += strlen(v->valuestring) + 1;
+  for (const cJSON *c = v->child; c; c = c->next)
+    pack_count(c, nodes, text); /* depth <= cJSON's nesting limit */
+}
+
+static char *pack_str(pack_t *p, const char *s) {
+  if (!s)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = memcpy(p->text, s, n);
+  p->text += n;
+  return d;
+}
+
+/* A copy of v and its children; links to siblings are the caller's. */
+static cJSON *pack_node(pack_t *p, const cJSON *v) {
+  cJSON *c = p->node++;
+  *c = (cJSON){.type = v->type & ~(cJSON_IsReference | cJSON_StringIsConst),
+               .valueint = v->valueint, .valuedouble = v->valuedouble};
+  c->string = pack_str(p, v->string);
+  c->valuestring = pack_str(p, v->valuestring);
+  cJSON *prev = NULL;
+  for (const cJSON *k = v->child; k; k = k->next) {
+    cJSON *n = pack_node(p, k);
+    n->prev = prev;
+    if (prev)
+      prev->next = n;
+    else
+      c->child = n;
+    prev = n;
+  }
+  if (c->child) /* as cJSON links them: the first item's prev is the last */
+    c->child->prev = prev;
+  return c;
+}
+
+cJSON *mesh__json_pack(const cJSON *root) {
+  if (!root)
+    return NULL;
+  size_t nodes = 0, text = 0;
+  pack_count(root, &nodes, &text);
+  cJSON *block = malloc(nodes * sizeof *block + text);
+  if (!block)
+    return NULL;
+  pack_t p = {block, (char *)(block + nodes)};
+  pack_node(&p, root);
+  return block;
+}

@@ -261,7 +261,7 @@ void mesh_free(mesh_t *m) {
     if (mesh__parts[i]->fini)
       mesh__parts[i]->fini(m);
   mesh__loop_free(m->loop);
-  cJSON_Delete(m->config);
+  free(m->config); /* packed: one block */
   free(m->self_name);
   pthread_mutex_destroy(&m->log.mu);
   free(m);
@@ -308,9 +308,14 @@ int mesh_new(const char *json, mesh_t **out, mesh_status_t *st) {
     append_more_errors(st, c.nerr);
     return MESH_ERR_CONFIG;
   }
-  mesh_t *m = calloc(1, sizeof *m);
+  /* Kept for the context's life in one block: mesh_free is one free()
+   * instead of one per node and string. */
+  cJSON *packed = mesh__json_pack(root);
+  cJSON_Delete(root);
+  root = packed;
+  mesh_t *m = root ? calloc(1, sizeof *m) : NULL;
   if (!m) {
-    cJSON_Delete(root);
+    free(root);
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
   m->config = root;

@@ -243,8 +243,34 @@ mesh__metrics_t *mesh__metrics_new(void) {
   return r;
 }
 
-static void series_free(mesh__metric_t *s) {
-  free(s);
+struct mesh__series_chunk {
+  struct mesh__series_chunk *next;
+  size_t used, cap; /* bytes of mem */
+  _Alignas(16) unsigned char mem[];
+};
+
+/* n zeroed bytes, 16-aligned, from the registry's chunks (4 KiB first,
+ * doubling to 64 KiB: a context with a few services stays small).
+ * Called with r->mu held. */
+static void *series_alloc(mesh__metrics_t *r, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  struct mesh__series_chunk *c = r->chunks;
+  if (!c || c->cap - c->used < n) {
+    size_t cap = c ? c->cap * 2 : 4096;
+    if (cap > 65536)
+      cap = 65536;
+    if (cap < n)
+      cap = n;
+    struct mesh__series_chunk *nc = calloc(1, sizeof *nc + cap);
+    if (!nc)
+      return NULL;
+    nc->cap = cap;
+    nc->next = c;
+    r->chunks = c = nc;
+  }
+  void *p = c->mem + c->used;
+  c->used += n;
+  return p;
 }
 
 void mesh__metrics_free(mesh__metrics_t *r) {
@@ -253,18 +279,17 @@ void mesh__metrics_free(mesh__metrics_t *r) {
   struct mesh__family *f = r->head;
   while (f) {
     struct mesh__family *nf = f->next;
-    mesh__metric_t *s = f->series;
-    while (s) {
-      mesh__metric_t *ns = s->next;
-      series_free(s);
-      s = ns;
-    }
     free(f->name);
     free(f->help);
     free(f->keys);
     free(f->bounds);
     free(f);
     f = nf;
+  }
+  while (r->chunks) { /* the series */
+    struct mesh__series_chunk *c = r->chunks;
+    r->chunks = c->next;
+    free(c);
   }
   free(r->idx);
   pthread_mutex_destroy(&r->mu);
@@ -410,7 +435,7 @@ static mesh__metric_t *series_get(mesh__metrics_t *r, struct mesh__family *f,
   /* the labels after the struct, then a histogram's buckets at the next
    * 8-byte boundary */
   size_t boff = (sizeof(mesh__metric_t) + llen + 7) & ~(size_t)7;
-  mesh__metric_t *s = calloc(1, boff + nbk * sizeof(uint64_t));
+  mesh__metric_t *s = series_alloc(r, boff + nbk * sizeof(uint64_t));
   if (!s) {
     free(labels);
     return NULL;

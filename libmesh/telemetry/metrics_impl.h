@@ -47,6 +47,10 @@ struct mesh__metrics {
     struct mesh__metric *s; /* NULL: free */
   } *idx;
   size_t idx_cap, idx_n; /* cap a power of two, n <= 3 cap / 4 */
+  /* Series are never freed one by one, so they are cut from chunks
+   * (series_alloc): mesh_free frees ~40 chunks, not one series each
+   * (~22 per service, 110,000 free() calls at 5,000 services). */
+  struct mesh__series_chunk *chunks;
 };
 
 mesh__metrics_t *mesh__metrics_new(void);
