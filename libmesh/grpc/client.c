@@ -202,11 +202,14 @@ int mesh__grpc_call_new(mesh_t *m, const char *target, const char *method,
   int rc = c->path && c->authority ? MESH_OK : MESH_ERR_NOMEM;
   if (rc == MESH_OK && mesh__grpc_md_copy(o ? o->md : NULL, &c->md))
     rc = MESH_ERR_NOMEM;
+  mesh__service_t *svc = NULL; /* an xds name is subscribed on first use */
   if (rc != MESH_OK)
     mesh__fail(st, rc, "out of memory");
-  else if (mesh__service_find(m, target))
-    rc = service_setup(c, target, o, st);
   else if (!strchr(target, ':'))
+    rc = mesh__service_use(m, target, o ? o->timeout_ms : 0, &svc, st);
+  if (rc == MESH_OK && svc)
+    rc = service_setup(c, target, o, st);
+  else if (rc == 1)
     rc = mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
                     "grpc: \"%s\" is neither a configured service nor "
                     "host:port", target);

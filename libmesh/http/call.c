@@ -324,11 +324,20 @@ static int plan_for(mesh_t *m, const char *service,
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "invalid request target");
   }
   *p = (plan_t){.service = service, .retries = -1};
+  /* a name neither a service nor a route's host: xds may subscribe it on
+   * first use (waits, bounded by the request's timeout) */
+  mesh__service_t *svc = mesh__service_find(m, service);
+  int ur = (!svc || svc->own_cfg) && !route_for(m, NULL, service, req, path)
+               ? mesh__service_use(m, service, req->timeout_ms, &svc, st)
+               : MESH_OK;
+  if (ur < 0) {
+    free(path);
+    return ur;
+  }
   mesh__xroute_in_t xin = {.path = path, .header = xhdr, .user = (void *)req};
   int rc = mesh__http_xroute(m, service, &xin, &p->xr, st);
   if (rc == MESH_OK)
     plan_xds(p, service);
-  mesh__service_t *svc = mesh__service_find(m, service);
   const mesh__route_t *r = rc == 1 ? route_for(m, svc, service, req, path)
                                    : NULL;
   free(path);
