@@ -41,7 +41,10 @@ int mesh__xds_ads_agg_check(const mesh__xds_ads_t *a, const void *obj,
                             mesh_status_t *st) {
   const mesh__xds_cds_t *c = obj;
   const tstate_t *ts = &a->t[MESH__XDS_T_CDS];
-  if (!c)
+  bool sub = false; /* names not subscribed are dropped, not checked */
+  for (size_t i = 0; c && !sub && i < ts->n; i++)
+    sub = strcmp(ts->r[i].name, c->name) == 0;
+  if (!sub)
     return MESH_OK;
   bool any = c->kind == MESH__XDS_CLUSTER_AGGREGATE;
   for (size_t i = 0; !any && i < ts->n; i++) {
