@@ -20,6 +20,8 @@
 
 #include "helpers.h"
 #include "mesh/mesh.h"
+#include "discovery/discovery.h"
+#include "lb/lb.h"
 #include "xds/proto/base.pb-c.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
@@ -246,6 +248,93 @@ static void test_xds_agg_session(void) {
   mesh__xds_ads_free(a);
 }
 
+static int feed(mesh_t *m, const char *url, const char *type, char *const *res,
+                size_t n, mesh_status_t *st) {
+  static int version = 1000;
+  char text[65536];
+  int o = snprintf(text, sizeof text, "version_info: \"%d\" nonce: \"m%d\" type_url: \"%s\" ",
+                   version, version, url);
+  version++;
+  for (size_t i = 0; i < n; i++) {
+    char *any = xv_any(url, type, res[i]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+    o += snprintf(text + o, sizeof text - (size_t)o, "resources { %s } ", any);
+    free(any);
+  }
+  uint8_t *b;
+  size_t len;
+  CU_ASSERT_EQUAL_FATAL(xv_encode("DiscoveryResponse", text, &b, &len), 0);
+  int rc = mesh__xds_feed(m, b, len, st);
+  free(b);
+  return rc;
+}
+
+/* picks of 100: how many went to port lo..hi (-1: a pick failed) */
+static int picks_to(mesh_t *m, const char *name, int lo, int hi) {
+  mesh__service_t *svc = mesh__service_find(m, name);
+  mesh__snapshot_t *snap = mesh__snap_acquire(mesh__disc_snapref(svc));
+  int k = 0;
+  for (int i = 0; i < 100 && k >= 0; i++) {
+    mesh__host_t *h = NULL;
+    if (mesh__lb_pick(svc, snap, NULL, &h) != MESH_OK)
+      k = -1;
+    else if (h->port >= lo && h->port <= hi)
+      k++;
+  }
+  mesh__snap_release(snap);
+  return k;
+}
+
+#define BOOT0 "{\"xds_servers\": [{\"server_uri\": \"127.0.0.1:1\", \"channel_creds\": " \
+              "[{\"type\": \"insecure\"}]}], \"node\": {\"id\": \"n\"}}"
+
+/* A service whose cluster is an aggregate [p, r]: p's lb policy (A37: the
+ * first underlying cluster's) applies; p's endpoints all unhealthy ->
+ * every pick goes to r; p back -> p; p emptied -> r. */
+static void test_xds_agg_context(void) {
+  mesh_t *m;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_new("{\"xds\": {\"bootstrap\": " BOOT0 "}, \"services\": "
+                                 "{\"web\": {\"discovery\": {\"type\": \"xds\", "
+                                 "\"cluster\": \"agg\"}}}}", &m, &st), MESH_OK);
+  char *cds[] = {agg("agg", "p,r"), eds_cluster("p"), eds_cluster("r")};
+  char *lr = malloc(512);
+  snprintf(lr, 512, "%s lb_policy: LEAST_REQUEST", cds[1]);
+  free(cds[1]);
+  cds[1] = lr;
+  for (int i = 0; i < 2; i++)
+    CU_ASSERT_EQUAL(feed(m, CDS_T, "Cluster", cds, 3, &st), MESH_OK);
+#define P(h) "cluster_name: \"p\" endpoints { locality { zone: \"a\" } lb_endpoints { " \
+             "health_status: " h " endpoint { address { socket_address { address: " \
+             "\"127.0.0.1\" port_value: 8101 } } } } lb_endpoints { health_status: " h \
+             " endpoint { address { socket_address { address: \"127.0.0.1\" port_value: " \
+             "8102 } } } } }"
+  char *e[] = {strdup(P("HEALTHY")), strdup("cluster_name: \"r\" " EP("127.0.0.2", 8201, 0))};
+  CU_ASSERT_EQUAL(feed(m, EDS_T, "ClusterLoadAssignment", e, 2, &st), MESH_OK);
+  CU_ASSERT_EQUAL(picks_to(m, "web", 8101, 8102), 100);
+  mesh__service_t *svc = mesh__service_find(m, "web");
+  mesh__snapshot_t *snap = mesh__snap_acquire(mesh__disc_snapref(svc));
+  CU_ASSERT_EQUAL(snap->n, 3);
+  CU_ASSERT_EQUAL(((mesh__lb_state_t *)snap->lb)->policy, MESH__LB_LEAST_REQUEST);
+  mesh__snap_release(snap);
+  free(e[0]);
+  e[0] = strdup(P("UNHEALTHY"));
+  CU_ASSERT_EQUAL(feed(m, EDS_T, "ClusterLoadAssignment", e, 2, &st), MESH_OK);
+  CU_ASSERT_EQUAL(picks_to(m, "web", 8201, 8201), 100);
+  free(e[0]);
+  e[0] = strdup(P("HEALTHY"));
+  CU_ASSERT_EQUAL(feed(m, EDS_T, "ClusterLoadAssignment", e, 2, &st), MESH_OK);
+  CU_ASSERT_EQUAL(picks_to(m, "web", 8101, 8102), 100);
+  free(e[0]);
+  e[0] = strdup("cluster_name: \"p\"");
+  CU_ASSERT_EQUAL(feed(m, EDS_T, "ClusterLoadAssignment", e, 2, &st), MESH_OK);
+  CU_ASSERT_EQUAL(picks_to(m, "web", 8201, 8201), 100);
+#undef P
+  free_all(cds, 3);
+  free_all(e, 2);
+  mesh_free(m);
+}
+
 /* gRFC A27: a subscription never answered does not exist after the
  * timeout, counted from the request that first named it on this stream. */
 static void test_mesh__xds_ads_expire(void) {
@@ -394,6 +483,7 @@ static void add(void) {
   CU_pSuite s = CU_add_suite("xds_agg", NULL, NULL);
   CU_add_test(s, "mesh__xds_agg_check", test_mesh__xds_agg_check);
   CU_add_test(s, "xds_agg_session", test_xds_agg_session);
+  CU_add_test(s, "xds_agg_context", test_xds_agg_context);
   CU_add_test(s, "mesh__xds_ads_expire", test_mesh__xds_ads_expire);
   CU_add_test(s, "xds_first_use", test_xds_first_use);
   CU_add_test(s, "xds_first_use_config", test_xds_first_use_config);
