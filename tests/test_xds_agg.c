@@ -351,6 +351,14 @@ static void test_mesh__xds_ads_expire(void) {
   CU_ASSERT_EQUAL(mesh__xds_ads_expire(a, mesh__now_ms() + 1000, 1000), 1);
   CU_ASSERT_EQUAL(mesh__xds_ads_status(a, MESH__XDS_T_LDS, "x"), MESH__XDS_DOES_NOT_EXIST);
   CU_ASSERT_EQUAL(mesh__xds_ads_status(a, MESH__XDS_T_LDS, "y"), -1);
+  cJSON *v = mesh__xds_ads_view(a); /* the view says why */
+  const cJSON *r = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
+      cJSON_GetObjectItem(v, "types"), LDS_T), "resources"), "x");
+  CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "status")),
+                         "DOES_NOT_EXIST");
+  CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(r, "error")),
+                         "no answer within 1000 ms of the request");
+  cJSON_Delete(v);
   mesh__xds_ads_free(a);
 }
 

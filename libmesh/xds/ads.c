@@ -448,6 +448,8 @@ static void absent(mesh__xds_ads_t *a, mesh__xds_type_t t, const bool *seen) {
     obj_free(t, r->obj);
     r->obj = NULL;
     r->status = MESH__XDS_DOES_NOT_EXIST;
+    mesh__strlcpy(r->err, "not in the control plane's full-state response",
+                  sizeof r->err);
     if (had && a->sink.removed)
       a->sink.removed(a->sink.user, t, r->name);
   }
@@ -512,8 +514,8 @@ cJSON *mesh__xds_ads_view(const mesh__xds_ads_t *a) {
       cJSON_AddStringToObject(e, "status", status_names[r->status]);
       cJSON_AddStringToObject(e, "version", r->version ? r->version : "");
       cJSON_AddNumberToObject(e, "last_update_ms", (double)r->updated_ms);
-      if (r->status == MESH__XDS_NACKED)
-        cJSON_AddStringToObject(e, "error", r->err);
+      if (r->status == MESH__XDS_NACKED || r->status == MESH__XDS_DOES_NOT_EXIST)
+        cJSON_AddStringToObject(e, "error", r->err); /* why (A27 timer or absent) */
     }
   }
   cJSON_AddNumberToObject(v, "updates", a ? (double)a->updates : 0);
