@@ -414,6 +414,9 @@ static void test_xds_first_use(void) {
   /* not names a config could declare: not taken */
   CU_ASSERT_EQUAL(mesh__service_use(m, "bad name", 100, &svc, &st), 1);
   CU_ASSERT_EQUAL(mesh__service_use(m, "", 100, &svc, &st), 1);
+  CU_ASSERT_EQUAL(mesh__service_use(m, "xds:///", 100, &svc, &st), 1);
+  CU_ASSERT_EQUAL(mesh__service_use(m, "xds:///a b", 100, &svc, &st), 1);
+  CU_ASSERT_EQUAL(mesh__service_use(m, "xds://auth/a", 100, &svc, &st), 1);
   /* a full state LDS without the name: does not exist, at once */
   struct use u = {m, "nope", 10000, 0, 0, {0}};
   pthread_t th;

@@ -39,7 +39,8 @@ int mesh__service_add(mesh_t *m, const char *name, cJSON *cfg,
                       mesh__service_t **out, mesh_status_t *st) {
   struct mesh__services *ss = m ? m->services : NULL;
   *out = NULL;
-  if (!ss || !name || !mesh__name_valid(name) || mesh__service_find(m, name)) {
+  /* config names, or a resolver's target form (xds:///host:port) */
+  if (!ss || !name || !*name || strlen(name) > 512 || mesh__service_find(m, name)) {
     cJSON_Delete(cfg);
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "service \"%.128s\": "
                       "invalid name or already present", name ? name : "");

@@ -291,7 +291,11 @@ static int call_dest(mesh_t *m, const plan_t *p, const mesh_http_request_t *req,
   mesh_trace_ctx_t parent;
   mesh__span_context(sp, &parent);
   mesh_call_opts_set_trace_parent(o, &parent);
-  try_ctx_t t = {.m = m, .req = req, .inj = inj, .host = p->service,
+  /* xds:///NAME (subscribed on first use): NAME is the Host, as gRPC's
+   * authority */
+  const char *host = strncmp(p->service, "xds:///", 7) ? p->service
+                                                       : p->service + 7;
+  try_ctx_t t = {.m = m, .req = req, .inj = inj, .host = host,
                  .auth = auth, .lim = &mesh__http_settings(m)->lim};
   rc = mesh_call_do(m, p->service, o, try_once, &t, st);
   mesh_call_opts_free(o);

@@ -15,7 +15,10 @@
  * lives; xds.first_use_max (100 by default) bounds how many names, so a
  * caller with random names cannot grow the library without bound; over
  * it the call fails with MESH_ERR_UNKNOWN_SERVICE saying so.  Only names
- * a config could declare (1-128 of A-Z a-z 0-9 . _ -) are taken.
+ * a config could declare (1-128 of A-Z a-z 0-9 . _ -) are taken, and
+ * gRPC's target form xds:///NAME (NAME: 1..256 printable bytes, so
+ * Istio's "reviews.default.svc.cluster.local:9080" too): the service is
+ * called by the whole target, the Listener is NAME.
  *
  * Threads: creation runs on the loop thread (mesh__loop_call) under the
  * session lock; waiters sleep on a condition variable the loop thread
@@ -120,6 +123,18 @@ static void tick(void *user) {
   f->timer = t > 0 ? t : 0;
 }
 
+/* The Listener a first-use name subscribes, or NULL (not taken). */
+static const char *listener_of(const char *name) {
+  if (strncmp(name, "xds:///", 7) != 0)
+    return mesh__name_valid(name) ? name : NULL;
+  const char *li = name + 7;
+  size_t n = 0;
+  for (; li[n] && n <= 256; n++)
+    if ((unsigned char)li[n] <= ' ' || (unsigned char)li[n] >= 0x7f)
+      return NULL;
+  return n >= 1 && n <= 256 ? li : NULL;
+}
+
 struct create {
   mesh__xds_fu_t *f;
   const char *name;
@@ -140,13 +155,14 @@ static int add(struct create *c) {
                       f->max);
   fent_t *e = &f->v[n];
   memset(e, 0, sizeof *e);
+  const char *li = listener_of(c->name);
   e->s.name = mesh__strdup(c->name);
-  e->s.listener = mesh__strdup(c->name);
+  e->s.listener = mesh__strdup(li);
   cJSON *cfg = cJSON_CreateObject();
   cJSON *d = cJSON_AddObjectToObject(cfg, "discovery");
   cJSON_AddStringToObject(d, "type", "xds");
   if (!e->s.name || !e->s.listener ||
-      !cJSON_AddStringToObject(d, "listener", c->name)) {
+      !cJSON_AddStringToObject(d, "listener", li)) {
     cJSON_Delete(cfg);
     mesh__xds_svc_fini(&e->s);
     return mesh__fail(c->st, MESH_ERR_NOMEM, "out of memory");
@@ -154,7 +170,7 @@ static int add(struct create *c) {
   mesh__service_t *svc;
   int rc = mesh__service_add(f->m, c->name, cfg, &svc, c->st);
   if (rc == MESH_OK)
-    rc = mesh__xds_ads_watch(f->ads, MESH__XDS_T_LDS, c->name);
+    rc = mesh__xds_ads_watch(f->ads, MESH__XDS_T_LDS, li);
   if (rc != MESH_OK) { /* a service added stays (unused) until mesh_free */
     mesh__xds_svc_fini(&e->s);
     return mesh__fail(c->st, rc, "xds: cannot subscribe \"%.128s\": %s",
@@ -210,7 +226,7 @@ static int resolve(mesh_t *m, const char *name, int64_t timeout_ms,
                    mesh__service_t **out, mesh_status_t *st) {
   mesh__xds_fu_t *f = mesh__xds_fu_of(m);
   fent_t *e = find(f, name);
-  if (!e && (!f || !f->max || !mesh__name_valid(name)))
+  if (!e && (!f || !f->max || !listener_of(name)))
     return *out ? MESH_OK : 1;
   if (!e) {
     struct create c = {f, name, NULL, st, MESH_OK};

@@ -12,7 +12,8 @@ endpoints UNHEALTHY -> every call to west; east's endpoints removed ->
 west; east back -> east.  An aggregate that loops (itself as a child) and
 one 17 clusters deep are NACKed with the reason while the calls keep
 going where the last good config sends them; a chain of 16 is accepted.
-A name the control plane does not know fails fast with
+gRPC's target form xds:///host:port works the same way.  A name the
+control plane does not know fails fast with
 MESH_ERR_UNKNOWN_SERVICE ("does not exist"); one it never answers fails
 after resource_timeout_ms (A27's timer), not at the caller's deadline;
 past first_use_max a new name fails at once with a message naming the
@@ -31,7 +32,7 @@ import linetool  # noqa: E402
 
 BUILD = os.environ.get('TEST_BUILDDIR', '.')
 BACKENDS = ['e1:good', 'e2:good', 'w1:good']
-MAX_NAMES = 3
+MAX_NAMES = 4
 DNE_MS = 1500
 checks = []
 
@@ -142,6 +143,20 @@ def bad_graphs(plane, tool):
     check('good aggregate again: ACKed, calls to east %d of 20' % e, ok and e == 20)
 
 
+def target_form(plane, tool):
+    """gRPC's xds:///NAME, with an Istio-style host:port listener name."""
+    plane.set(cp.LDS, cp.listener('web.example:8080', 'web-routes'))
+    push(plane)
+    r = tool.cmd('call xds:///web.example:8080 20 5000')
+    e, w = east_west(r)
+    v = tool.cmd('view')
+    lds = v['types'][cp.LDS]['resources'].get('web.example:8080', {}).get('status')
+    check('xds:///web.example:8080: listener "web.example:8080" subscribed (%s), 20 of 20 '
+          'to east (%d)' % (lds, e), r['failed'] == 0 and e == 20 and lds == 'ACKED', r)
+    r = tool.cmd('dial xds:///web.example:8080 5000')
+    check('mesh_dial("xds:///web.example:8080"): %s' % r['code'], r['code'] == 'MESH_OK', r)
+
+
 def unknown_names(plane, tool):
     r = tool.cmd('call nope 1 8000')
     check('unknown name: MESH_ERR_UNKNOWN_SERVICE "does not exist" in %d ms (< 3000)'
@@ -189,6 +204,7 @@ def main():
         first_use(plane, tool)
         failover(plane, tool, ep)
         bad_graphs(plane, tool)
+        target_form(plane, tool)
         unknown_names(plane, tool)
     finally:
         tool.stop()
