@@ -417,8 +417,9 @@ int mesh__service_use(mesh_t *m, const char *name, int64_t timeout_ms,
 /** Add a service named name with config cfg (taken, freed on failure
  *  too) and run every per-service part's init for it.  Loop thread (or
  *  serialized by the caller; the caller vets the name: 1..512 bytes).
- *  @return MESH_OK, MESH_ERR_INVALID_ARG (name taken or empty), MESH_ERR_UNSUPPORTED (m->svc_dyn_max
- *  reached), a part's init error, MESH_ERR_NOMEM. */
+ *  @return MESH_OK, MESH_ERR_INVALID_ARG (name taken or empty),
+ *  MESH_ERR_UNSUPPORTED (m->svc_dyn_max reached), a part's init error,
+ *  MESH_ERR_NOMEM. */
 int mesh__service_add(mesh_t *m, const char *name, cJSON *cfg,
                       mesh__service_t **out, mesh_status_t *st);
 /** Free the services added at run time (mesh_free, core/mesh.c). */
