@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <CUnit/CUnit.h>
 
@@ -24,6 +25,7 @@
 #include "mesh/mesh.h"
 #include "test_grpc_util.h"
 #include "resilience/resilience.h"
+#include "xds/proto/base.pb-c.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
 #include "xds_vec.h"
@@ -494,8 +496,75 @@ static void test_mesh__xds_route_grpc(void) {
   tg_server_stop(&s2);
 }
 
+/* The same through gRPC's target form on a context with no services:
+ * the first call to xds:///web subscribes listener "web" (first use,
+ * xds/firstuse.c), waits while the responses are fed, and is routed to
+ * g1 like a declared service's. */
+struct fu_call {
+  mesh_t *m;
+  int rc, code;
+};
+
+static void *fu_call(void *arg) {
+  struct fu_call *f = arg;
+  mesh_grpc_call_opts_t *o = mesh_grpc_call_opts_new();
+  mesh_grpc_call_opts_set_timeout(o, 10000);
+  void *resp = NULL;
+  size_t rl;
+  mesh_grpc_call_t *c = NULL;
+  mesh_status_t st;
+  f->rc = mesh_grpc_unary(f->m, "xds:///web", "/mesh.v1.Echo/Echo", o, "ping", 4, &resp,
+                          &rl, &c, &st);
+  f->code = c ? mesh_grpc_call_status(c) : -1;
+  if (f->rc)
+    fprintf(stderr, "\nfirst use: %s: %s\n", mesh_code_name(f->rc), st.message);
+  mesh_grpc_free(resp);
+  mesh_grpc_call_free(c);
+  mesh_grpc_call_opts_free(o);
+  return NULL;
+}
+
+static void test_xds_first_use_grpc(void) {
+  tg_server_t s1, s2;
+  CU_ASSERT_FATAL(tg_server_start(&s1, NULL));
+  CU_ASSERT_FATAL(tg_server_start(&s2, NULL));
+  CU_ASSERT_FATAL(tg_svid("cli"));
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_new(tg_config("cli", "\"xds\": {\"bootstrap\": " BOOT "}"), &m,
+                                 &st), MESH_OK);
+  struct fu_call f = {m, -1, -1};
+  pthread_t th;
+  pthread_create(&th, NULL, fu_call, &f);
+  bool asked = false; /* the first use subscribed listener "web" */
+  for (int i = 0; i < 1000 && !asked; i++) {
+    uint8_t *b;
+    size_t n;
+    while (mesh__xds_next_request(m, &b, &n) == MESH_OK) {
+      Meshxds__DiscoveryRequest *r = meshxds__discovery_request__unpack(NULL, n, b);
+      for (size_t k = 0; r && k < r->n_resource_names; k++)
+        asked = asked || strcmp(r->resource_names[k], "web") == 0;
+      meshxds__discovery_request__free_unpacked(r, NULL);
+      free(b);
+    }
+    if (!asked)
+      nanosleep(&(struct timespec){0, 5000000L}, NULL);
+  }
+  CU_ASSERT_TRUE(asked);
+  int c1 = atomic_load(&s1.calls);
+  feed_state(m, s1.port, s2.port);
+  pthread_join(th, NULL);
+  CU_ASSERT_EQUAL(f.rc, MESH_OK);
+  CU_ASSERT_EQUAL(f.code, 0);
+  CU_ASSERT_EQUAL(atomic_load(&s1.calls) - c1, 1);
+  mesh_free(m);
+  tg_server_stop(&s1);
+  tg_server_stop(&s2);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("xds_route", NULL, NULL);
+  CU_add_test(s, "xds_first_use_grpc", test_xds_first_use_grpc);
   CU_add_test(s, "mesh__xds_vhost_pick", test_mesh__xds_vhost_pick);
   CU_add_test(s, "mesh__xds_rtab_route", test_mesh__xds_rtab_route);
   CU_add_test(s, "mesh__xds_rtab_fault", test_mesh__xds_rtab_fault);

@@ -98,6 +98,10 @@ int main(int argc, char **argv) {
     rc = mesh__xds_decode_cds(buf, n, &c, &st);
     if (!rc)
       out = cJSON_Duplicate(c->svc, 1);
+    if (!rc && c->kind == MESH__XDS_CLUSTER_AGGREGATE) /* A37's children */
+      cJSON_AddItemToObject(out, "aggregate", cJSON_CreateStringArray(
+                                                  (const char *const *)c->children,
+                                                  (int)c->nchildren));
     mesh__xds_cds_free(c);
   } else if (strcmp(argv[1], "RouteConfiguration") == 0) {
     rc = mesh__xds_decode_rds(buf, n, &out, &st);

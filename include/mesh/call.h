@@ -134,7 +134,9 @@ MESH_EXTERN int mesh_call_opts_set_cancel(mesh_call_opts_t *o,
  *  (pooled, else dialed).  Connect failures are retried on other endpoints
  *  as the service's retry policy allows (nothing was sent yet).
  *  @param m        the context.
- *  @param service  a service name from the config (copied as needed).
+ *  @param service  a service name from the config (copied as needed); with
+ *                  an "xds" section, another name is subscribed from the
+ *                  control plane on first use (docs/config/xds.md).
  *  @param opts     may be NULL (config defaults); read, not kept.
  *  @param out      receives the call; end it with mesh_call_end().
  *  @param st       optional detail on failure.

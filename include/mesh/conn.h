@@ -59,7 +59,10 @@ MESH_EXTERN int mesh_dial_opts_set_trace_parent(mesh_dial_opts_t *o,
                                                 const mesh_trace_ctx_t *ctx);
 
 /** Dial a service by name from the config, or "host:port" / "[v6]:port".
- *  Blocking unless opts say otherwise.  The peer must present an SVID that
+ *  With an "xds" section, another name (or "xds:///NAME") is subscribed
+ *  from the control plane on first use and the dial waits for it, bounded
+ *  by the timeout (docs/config/xds.md; unknown there:
+ *  MESH_ERR_UNKNOWN_SERVICE).  Blocking unless opts say otherwise.  The peer must present an SVID that
  *  verifies against the bundle of its trust domain and matches the peers
  *  allowed for the target.  Thread-safe.
  *  @param opts may be NULL (defaults).

@@ -330,6 +330,7 @@ struct mesh__http;       /* http/ */
 struct mesh__xds;        /* xds/ */
 struct mesh__wl;         /* workload/ */
 struct mesh__etcd_lists; /* discovery/src_etcd.c */
+struct mesh__service;    /* below */
 
 struct mesh_ctx {
   cJSON *config;          /* the parsed configuration, owned, packed
@@ -353,6 +354,12 @@ struct mesh_ctx {
   /* discovery/src_etcd.c: the bound on concurrent etcd lists, shared by
    * the context's etcd sources (NULL when it has none) */
   struct mesh__etcd_lists *etcd_lists;
+  /* Names not in the services section: a part above that creates
+   * services on first use (xds) resolves them (core/svcdyn.c).  Set by
+   * that part's init, before any thread runs; NULL: none. */
+  int (*svc_resolve)(mesh_t *m, const char *name, int64_t timeout_ms,
+                     struct mesh__service **out, mesh_status_t *st);
+  size_t svc_dyn_max; /* how many services it may add (0: none) */
 };
 
 /* A part of the library: parse (validate config, no side effects), init
@@ -391,16 +398,41 @@ typedef struct mesh__service {
   /* Set by lb/ at init: builds picker state for a snapshot before
    * discovery publishes it (snap->lb).  NULL: no per-snapshot state. */
   int (*prepare_snapshot)(struct mesh__service *svc, void *snap);
+  /* Added at run time by mesh__service_add (its config, owned), else
+   * NULL: a service of the services section. */
+  cJSON *own_cfg;
 } mesh__service_t;
 
 struct mesh__services {
   size_t n;
   mesh__service_t **v;         /* sorted by name */
+  /* Services added at run time: append-only until mesh_free, at most
+   * m->svc_dyn_max; readers load ndyn (acquire) and read dyn[0..ndyn). */
+  mesh__service_t **dyn;
+  _Atomic size_t ndyn;
 };
 
-/** Look up a configured service; NULL if unknown.  Lock-free (the set is
- *  fixed for the life of the context). */
+/** Look up a service (configured, or added at run time); NULL if
+ *  unknown.  Lock-free (configured services are fixed for the life of
+ *  the context; added ones stay until mesh_free). */
 mesh__service_t *mesh__service_find(mesh_t *m, const char *name);
+/** The service a call or dial names (core/svcdyn.c): a configured one,
+ *  else what m->svc_resolve makes of the name (xds: subscribed on first
+ *  use, waiting at most timeout_ms, <= 0: the resolver's own bound).
+ *  @return MESH_OK (*out set), 1 (unknown: the caller says so in its own
+ *  words), or the resolver's error with st set. */
+int mesh__service_use(mesh_t *m, const char *name, int64_t timeout_ms,
+                      mesh__service_t **out, mesh_status_t *st);
+/** Add a service named name with config cfg (taken, freed on failure
+ *  too) and run every per-service part's init for it.  Loop thread (or
+ *  serialized by the caller; the caller vets the name: 1..512 bytes).
+ *  @return MESH_OK, MESH_ERR_INVALID_ARG (name taken or empty),
+ *  MESH_ERR_UNSUPPORTED (m->svc_dyn_max reached), a part's init error,
+ *  MESH_ERR_NOMEM. */
+int mesh__service_add(mesh_t *m, const char *name, cJSON *cfg,
+                      mesh__service_t **out, mesh_status_t *st);
+/** Free the services added at run time (mesh_free, core/mesh.c). */
+void mesh__services_dyn_fini(mesh_t *m);
 
 /* A per-service config key owned by one part.  check() validates the value
  * (m == NULL when only checking); init() builds the part's state for svc;

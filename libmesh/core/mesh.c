@@ -180,6 +180,10 @@ mesh__service_t *mesh__service_find(mesh_t *m, const char *name) {
     else
       lo = mid + 1;
   }
+  size_t nd = atomic_load_explicit(&m->services->ndyn, memory_order_acquire);
+  for (size_t i = 0; i < nd; i++)
+    if (strcmp(name, m->services->dyn[i]->name) == 0)
+      return m->services->dyn[i];
   return NULL;
 }
 
@@ -187,6 +191,7 @@ static void services_fini(mesh_t *m) {
   struct mesh__services *ss = m->services;
   if (!ss)
     return;
+  mesh__services_dyn_fini(m);
   size_t nparts = 0;
   while (mesh__svc_parts[nparts])
     nparts++;
@@ -211,7 +216,8 @@ static int services_init(mesh_t *m, mesh_status_t *st) {
   m->services = ss;
   size_t n = v ? (size_t)cJSON_GetArraySize(v) : 0;
   ss->v = calloc(n ? n : 1, sizeof *ss->v);
-  if (!ss->v)
+  ss->dyn = calloc(m->svc_dyn_max + 1, sizeof *ss->dyn);
+  if (!ss->v || !ss->dyn)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   const cJSON *it;
   cJSON_ArrayForEach(it, v) {

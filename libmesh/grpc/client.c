@@ -197,16 +197,20 @@ int mesh__grpc_call_new(mesh_t *m, const char *target, const char *method,
   c->m = m;
   c->status = -1;
   c->path = strdup(method);
-  c->authority = strdup(target);
+  /* xds:///NAME: NAME is the authority, as gRPC's */
+  c->authority = strdup(strncmp(target, "xds:///", 7) ? target : target + 7);
   c->max_recv = o && o->max_recv ? o->max_recv : 0;
   int rc = c->path && c->authority ? MESH_OK : MESH_ERR_NOMEM;
   if (rc == MESH_OK && mesh__grpc_md_copy(o ? o->md : NULL, &c->md))
     rc = MESH_ERR_NOMEM;
+  mesh__service_t *svc = NULL; /* an xds name is subscribed on first use */
   if (rc != MESH_OK)
     mesh__fail(st, rc, "out of memory");
-  else if (mesh__service_find(m, target))
+  else if (!strchr(target, ':') || strncmp(target, "xds:///", 7) == 0)
+    rc = mesh__service_use(m, target, o ? o->timeout_ms : 0, &svc, st);
+  if (rc == MESH_OK && svc)
     rc = service_setup(c, target, o, st);
-  else if (!strchr(target, ':'))
+  else if (rc == 1)
     rc = mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
                     "grpc: \"%s\" is neither a configured service nor "
                     "host:port", target);

@@ -291,7 +291,11 @@ static int call_dest(mesh_t *m, const plan_t *p, const mesh_http_request_t *req,
   mesh_trace_ctx_t parent;
   mesh__span_context(sp, &parent);
   mesh_call_opts_set_trace_parent(o, &parent);
-  try_ctx_t t = {.m = m, .req = req, .inj = inj, .host = p->service,
+  /* xds:///NAME (subscribed on first use): NAME is the Host, as gRPC's
+   * authority */
+  const char *host = strncmp(p->service, "xds:///", 7) ? p->service
+                                                       : p->service + 7;
+  try_ctx_t t = {.m = m, .req = req, .inj = inj, .host = host,
                  .auth = auth, .lim = &mesh__http_settings(m)->lim};
   rc = mesh_call_do(m, p->service, o, try_once, &t, st);
   mesh_call_opts_free(o);
@@ -324,11 +328,20 @@ static int plan_for(mesh_t *m, const char *service,
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "invalid request target");
   }
   *p = (plan_t){.service = service, .retries = -1};
+  /* a name neither a service nor a route's host: xds may subscribe it on
+   * first use (waits, bounded by the request's timeout) */
+  mesh__service_t *svc = mesh__service_find(m, service);
+  int ur = (!svc || svc->own_cfg) && !route_for(m, NULL, service, req, path)
+               ? mesh__service_use(m, service, req->timeout_ms, &svc, st)
+               : MESH_OK;
+  if (ur < 0) {
+    free(path);
+    return ur;
+  }
   mesh__xroute_in_t xin = {.path = path, .header = xhdr, .user = (void *)req};
   int rc = mesh__http_xroute(m, service, &xin, &p->xr, st);
   if (rc == MESH_OK)
     plan_xds(p, service);
-  mesh__service_t *svc = mesh__service_find(m, service);
   const mesh__route_t *r = rc == 1 ? route_for(m, svc, service, req, path)
                                    : NULL;
   free(path);

@@ -45,7 +45,6 @@ mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
 }
 
 /* ---- the logical call ---------------------------------------------------------- */
-
 int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
                      const mesh_call_opts_t *o, mesh_status_t *st) {
   memset(x, 0, sizeof *x);
@@ -54,9 +53,10 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
                       "m and service must not be NULL");
   if (atomic_load(&m->closing))
     return mesh__fail(st, MESH_ERR_CLOSED, "the mesh context is closing");
-  mesh__service_t *svc = mesh__service_find(m, service);
-  if (!svc)
-    return mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
+  mesh__service_t *svc; /* first use of an xds name: wait, bounded */
+  int ur = mesh__service_use(m, service, o ? o->deadline_ms : 0, &svc, st);
+  if (ur)
+    return ur < 0 ? ur : mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
                       "\"%s\" is not a configured service", service);
   if (!svc->res)
     return mesh__fail(st, MESH_ERR_INTERNAL,

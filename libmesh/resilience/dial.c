@@ -68,9 +68,14 @@ int mesh_dial(mesh_t *m, const char *target, const mesh_dial_opts_t *opts,
   if (!m || !target || !out)
     return mesh__fail(st, MESH_ERR_INVALID_ARG,
                       "mesh_dial: m, target and out must not be NULL");
-  if (strchr(target, ':'))
+  if (strchr(target, ':') && strncmp(target, "xds:///", 7) != 0)
     return mesh__tls_dial_host(m, target, opts, out, st);
-  mesh__service_t *svc = mesh__service_find(m, target);
+  /* a name not configured may be one xds subscribes on first use: the
+   * wait for its resources is bounded by the connect timeout */
+  mesh__service_t *svc;
+  int ur = mesh__service_use(m, target, opts ? opts->timeout_ms : 0, &svc, st);
+  if (ur < 0)
+    return ur;
   if (!svc)
     return mesh__fail(st, MESH_ERR_UNKNOWN_SERVICE,
                       "\"%s\" is neither a configured service nor "

@@ -9,48 +9,12 @@
 #include "xds/proto/base.pb-c.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
+#include "xds/ads_int.h"
 
 #define MESH_STR_(x) #x
 #define MESH_STR(x) MESH_STR_(x)
 #define RESOURCE_URL "type.googleapis.com/envoy.service.discovery.v3.Resource"
 #define MAX_AGGREGATE_DEPTH 16 /* gRPC's limit on nested aggregate clusters */
-
-typedef struct res {
-  char *name;
-  int status;             /* mesh__xds_status_t */
-  char *version;          /* of the response that last carried it */
-  int64_t updated_ms;
-  char err[300];
-  bool want;              /* in the current subscription set */
-  bool sent;              /* in the last request sent */
-  void *obj;              /* the cached (last good) decoded resource */
-} res_t;
-
-typedef struct tstate {
-  res_t *r;
-  size_t n, cap;
-  char *version;          /* last ACKed version_info */
-  char *nonce;            /* last nonce received */
-  bool due;               /* a request must be sent */
-  char nack[384];         /* error_detail of the due request ("" = ACK) */
-} tstate_t;
-
-struct mesh__xds_ads {
-  char *node_id, *cluster, *region, *zone, *subzone;
-  char *meta;              /* node metadata, JSON text (sent as Struct) */
-  bool ignore_deletion;
-  bool node_sent;
-  char **roots[MESH__XDS_T_N_];
-  size_t nroots[MESH__XDS_T_N_];
-  tstate_t t[MESH__XDS_T_N_];
-  mesh__xds_sink_t sink;
-  uint64_t updates, nacks;
-  /* the bootstrap's certificate provider instances (A29: a TLS context
-   * naming another is refused); checked only with a bootstrap */
-  char **insts;
-  size_t ninsts;
-  bool check_insts;
-};
 
 static void recompute(mesh__xds_ads_t *a);
 
@@ -300,8 +264,12 @@ int mesh__xds_ads_next_request(mesh__xds_ads_t *a, uint8_t **buf,
   a->node_sent = true;
   ts->due = false;
   ts->nack[0] = '\0';
-  for (size_t i = 0; i < ts->n; i++)
+  int64_t now = mesh__now_ms();
+  for (size_t i = 0; i < ts->n; i++) {
     ts->r[i].sent = true;
+    if (!ts->r[i].asked_ms && !ts->r[i].obj)
+      ts->r[i].asked_ms = now; /* the does-not-exist timer starts */
+  }
   *buf = b;
   *len = n;
   return MESH_OK;
@@ -315,6 +283,8 @@ void mesh__xds_ads_on_reconnect(mesh__xds_ads_t *a) {
     ts->nonce = NULL;
     ts->nack[0] = '\0';
     ts->due = ts->n > 0;
+    for (size_t i = 0; i < ts->n; i++)
+      ts->r[i].asked_ms = 0; /* A27: timers restart on the new stream */
   }
 }
 
@@ -435,6 +405,8 @@ static void one_resource(mesh__xds_ads_t *a, mesh__xds_type_t t,
   int rc = decode_one(t, &inner->value, &name, &obj, &st);
   if (rc == MESH_OK)
     rc = check_insts(a, t, obj, &st);
+  if (rc == MESH_OK && t == MESH__XDS_T_CDS)
+    rc = mesh__xds_ads_agg_check(a, obj, &st); /* loops, depth (A37) */
   if (wrap)
     meshxds__resource__free_unpacked(wrap, NULL);
   res_t *r = name ? find(ts, name) : NULL;
@@ -483,6 +455,8 @@ static void absent(mesh__xds_ads_t *a, mesh__xds_type_t t, const bool *seen) {
     obj_free(t, r->obj);
     r->obj = NULL;
     r->status = MESH__XDS_DOES_NOT_EXIST;
+    mesh__strlcpy(r->err, "not in the control plane's full-state response",
+                  sizeof r->err);
     if (had && a->sink.removed)
       a->sink.removed(a->sink.user, t, r->name);
   }
@@ -547,8 +521,8 @@ cJSON *mesh__xds_ads_view(const mesh__xds_ads_t *a) {
       cJSON_AddStringToObject(e, "status", status_names[r->status]);
       cJSON_AddStringToObject(e, "version", r->version ? r->version : "");
       cJSON_AddNumberToObject(e, "last_update_ms", (double)r->updated_ms);
-      if (r->status == MESH__XDS_NACKED)
-        cJSON_AddStringToObject(e, "error", r->err);
+      if (r->status == MESH__XDS_NACKED || r->status == MESH__XDS_DOES_NOT_EXIST)
+        cJSON_AddStringToObject(e, "error", r->err); /* why (A27 timer or absent) */
     }
   }
   cJSON_AddNumberToObject(v, "updates", a ? (double)a->updates : 0);

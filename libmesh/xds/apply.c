@@ -28,9 +28,44 @@ typedef struct target {
   const char *name;
   uint32_t weight;
   bool linger; /* named by the previous table only (see lingering()) */
-  const mesh__xds_cds_t *cds;
+  const mesh__xds_cds_t *cds; /* an aggregate's: its first leaf (A37) */
   const mesh__xds_eds_t *eds;
+  const mesh__ep_t *eps;      /* its endpoints (an aggregate's: own) */
+  size_t neps;
+  mesh__ep_t *own;            /* aggregate: the flattened priority list */
 } target_t;
+
+static void targets_free(target_t *t, size_t n) {
+  for (size_t i = 0; t && i < n; i++)
+    free(t[i].own);
+  free(t);
+}
+
+/* Resolve t's CDS and EDS (an aggregate flattened, aggregate.c).  false
+ * with note set when not complete. */
+static bool resolve(const mesh__xds_ads_t *a, target_t *t, char *note,
+                    size_t cap) {
+  t->cds = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, t->name);
+  if (t->cds && t->cds->kind == MESH__XDS_CLUSTER_AGGREGATE) {
+    const mesh__xds_cds_t *first;
+    if (mesh__xds_agg_flatten(a, t->name, &t->own, &t->neps, &first, note,
+                              cap) != MESH_OK)
+      return false;
+    t->cds = first;
+    t->eps = t->own;
+    return true;
+  }
+  if (t->cds)
+    t->eds = mesh__xds_ads_cached(a, MESH__XDS_T_EDS, t->cds->eds_name);
+  if (t->eds) {
+    t->eps = t->eds->eps;
+    t->neps = t->eds->n;
+    return true;
+  }
+  snprintf(note, cap, "cluster \"%.100s\": %s", t->name,
+           !t->cds ? "waiting for CDS" : "waiting for EDS");
+  return false;
+}
 
 /* The route direct calls (no path: mesh_call_do, mesh_dial) take for the
  * service's split: the first whose match is a bare prefix "" or "/" (the
@@ -147,19 +182,14 @@ static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
     lingering(s, t, &k);
   size_t kept = 0;
   for (size_t i = 0; i < k; i++) {
-    t[i].cds = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, t[i].name);
-    if (t[i].cds && t[i].cds->kind == MESH__XDS_CLUSTER_EDS)
-      t[i].eds = mesh__xds_ads_cached(a, MESH__XDS_T_EDS, t[i].cds->eds_name);
-    if (!t[i].eds && t[i].linger)
+    char note[sizeof s->note];
+    bool ok = resolve(a, &t[i], note, sizeof note);
+    if (!ok && t[i].linger)
       continue; /* gone from the cache too: nothing to keep */
     t[kept++] = t[i];
-    if (!t[i].eds) {
-      snprintf(s->note, sizeof s->note, "cluster \"%.100s\": %s", t[i].name,
-               !t[i].cds ? "waiting for CDS"
-               : t[i].cds->kind != MESH__XDS_CLUSTER_EDS
-                   ? "aggregate clusters are not applied yet"
-                   : "waiting for EDS");
-      free(t);
+    if (!ok) {
+      mesh__strlcpy(s->note, note, sizeof s->note);
+      targets_free(t, kept);
       return MESH_ERR_NOT_FOUND;
     }
   }
@@ -242,12 +272,12 @@ static mesh__ep_t *endpoints(const target_t *t, size_t n, size_t *count,
                              cJSON **hold) {
   *hold = NULL;
   if (n == 1) { /* borrowed as they are: no copy of a 10k-endpoint set */
-    *count = t[0].eds->n;
-    return t[0].eds->eps;
+    *count = t[0].neps;
+    return (mesh__ep_t *)t[0].eps;
   }
   size_t total = 0;
   for (size_t i = 0; i < n; i++)
-    total += t[i].eds->n;
+    total += t[i].neps;
   mesh__ep_t *v = malloc(sizeof *v * (total ? total : 1));
   *hold = cJSON_CreateArray();
   if (!v || !*hold) {
@@ -256,8 +286,8 @@ static mesh__ep_t *endpoints(const target_t *t, size_t n, size_t *count,
   }
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < t[i].eds->n; j++) {
-      v[k] = t[i].eds->eps[j];
+    for (size_t j = 0; j < t[i].neps; j++) {
+      v[k] = t[i].eps[j];
       if (n > 1) {
         cJSON *l = v[k].labels ? cJSON_Duplicate(v[k].labels, true)
                                : cJSON_CreateObject();
@@ -359,7 +389,7 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
   if (n > 1)
     free(eps);
   cJSON_Delete(hold);
-  free(t);
+  targets_free(t, n);
 }
 
 void mesh__xds_svc_fini(mesh__xds_svc_t *s) {

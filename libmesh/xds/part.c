@@ -28,6 +28,7 @@ struct mesh__xds {
   mesh__metric_t *m_updates, *m_nacks;
   char *server_lds; /* the xDS-enabled server's Listener (server.c), or NULL */
   mesh__xds_srv_t *srv; /* its filter chains in force (server.c), or NULL */
+  mesh__xds_fu_t *fu; /* names subscribed on first use (firstuse.c) */
 };
 
 const struct mesh__xds_bootstrap *mesh__xds_boot_of(mesh_t *m) {
@@ -51,9 +52,12 @@ static bool any_xds_service(const cJSON *root) {
 }
 
 static void xds_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
-  static const char *const keys[] = {"bootstrap", "server_address", NULL};
+  static const char *const keys[] = {"bootstrap", "server_address",
+                                     "first_use_max", "resource_timeout_ms",
+                                     NULL};
   if (cfg && !mesh__cfg_object(c, cfg, path, keys))
     return;
+  mesh__xds_fu_check(c, cfg, path);
   /* an identity from a certificate provider needs the bootstrap too */
   if (!cfg && !any_xds_service(c->root) &&
       !mesh__xds_identity_instance(c->root))
@@ -94,17 +98,9 @@ static void on_rds(void *user, const char *name, const cJSON *r) {
 }
 
 static void on_cds(void *user, const char *name, const mesh__xds_cds_t *c) {
-  mesh__xds_t *x = user;
-  x->dirty = true;
-  for (size_t i = 0; i < x->nsvcs; i++) {
-    mesh__xds_svc_t *s = &x->svcs[i];
-    if (!s->cluster || strcmp(s->cluster, name) != 0)
-      continue;
-    mesh__service_t *svc = mesh__service_find(x->m, s->name);
-    if (c->kind == MESH__XDS_CLUSTER_AGGREGATE && svc && svc->disc)
-      mesh__disc_error(svc->disc, "xds cluster %s is an aggregate: its "
-                       "children's endpoints are not published yet", name);
-  }
+  (void)name;
+  (void)c; /* aggregates are flattened when applied (aggregate.c) */
+  ((mesh__xds_t *)user)->dirty = true;
 }
 
 static void on_eds(void *user, const char *name, const mesh__xds_eds_t *e) {
@@ -137,6 +133,8 @@ static int xroute(mesh_t *m, const char *service, const mesh__xroute_in_t *in,
   for (size_t i = 0; x && !s && i < x->nsvcs; i++)
     if (x->svcs[i].listener && strcmp(x->svcs[i].name, service) == 0)
       s = &x->svcs[i];
+  if (x && !s)
+    s = mesh__xds_fu_find(x->fu, service); /* subscribed on first use */
   if (!s)
     return 1;
   mesh__xds_rtab_t *t = mesh__xds_rtab_acquire(&s->routes);
@@ -172,6 +170,7 @@ static cJSON *view(mesh_t *m, void *user) {
     if (s->note[0])
       cJSON_AddStringToObject(o, "pending", s->note);
   }
+  mesh__xds_fu_view(x->fu, v);
   pthread_mutex_unlock(&x->mu);
   cJSON *srv = cJSON_AddArrayToObject(v, "servers");
   for (size_t i = 0; i < x->boot->nservers; i++)
@@ -185,6 +184,7 @@ static void xds_fini(mesh_t *m) {
     return;
   mesh__http_set_xroute(m, NULL);
   mesh__xds_stream_stop(x->stream); /* before the session it feeds */
+  mesh__xds_fu_free(x->fu);
   mesh__view_unregister(m, "xds");
   mesh__xds_ads_free(x->ads);
   mesh__xds_bootstrap_free(x->boot);
@@ -258,10 +258,16 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     return mesh__fail(st, sst.code, "%s", sst.message);
   if (rc == MESH_OK)
     rc = mesh__view_register(m, "xds", view, x);
+  if (rc == MESH_OK)
+    rc = mesh__xds_fu_new(m, cfg, &x->mu, x->ads, &x->fu);
   mesh__http_set_xroute(m, xroute);
   if (rc)
     return mesh__fail(st, rc, "xds: %s", mesh_strerror(rc));
   return mesh__xds_stream_start(m, &b->servers[0], &x->stream, st);
+}
+
+mesh__xds_fu_t *mesh__xds_fu_of(mesh_t *m) {
+  return m && m->xds ? m->xds->fu : NULL;
 }
 
 const mesh__part_t mesh__xds_part = {"xds", xds_check, xds_init, xds_fini,
@@ -289,6 +295,7 @@ static void feed_cb(void *user) {
   f->rc = mesh__xds_ads_on_response(f->x->ads, f->buf, f->len, f->st);
   for (size_t i = 0; f->x->dirty && i < f->x->nsvcs; i++)
     mesh__xds_apply(f->x->m, f->x->ads, &f->x->svcs[i]);
+  mesh__xds_fu_applied(f->x->fu, f->x->dirty); /* wakes first-use waiters */
   f->x->dirty = false;
   mesh__xds_ads_counts(f->x->ads, &u1, &n1);
   pthread_mutex_unlock(&f->x->mu);

@@ -3,6 +3,7 @@
 #ifndef MESH_XDS_XDS_INT_H
 #define MESH_XDS_XDS_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -120,6 +121,55 @@ void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *srv, const char *name,
 void mesh__xds_server_free(mesh_t *m, mesh__xds_srv_t *srv);
 /** The context's server state, or NULL (part.c). */
 mesh__xds_srv_t *mesh__xds_srv_of(mesh_t *m);
+
+/* ---- aggregate clusters (aggregate.c, ads_more.c; gRFC A37) ------------*/
+/** c (accepted into the graph of the cached clusters all[0..n), in place
+ *  of its cached version) makes no loop and no chain of more than 16
+ *  clusters.  @return MESH_OK, MESH_ERR_CONFIG (st names the resource and
+ *  where), MESH_ERR_NOMEM. */
+int mesh__xds_agg_check(const mesh__xds_cds_t *c, const mesh__xds_cds_t **all,
+                        size_t n, mesh_status_t *st);
+/** The same for the session's cache (ads_more.c; called by ads.c). */
+int mesh__xds_ads_agg_check(const struct mesh__xds_ads *a, const void *obj,
+                            mesh_status_t *st);
+/** Aggregate cluster name flattened: its EDS leaves depth first, each
+ *  once, their endpoints as one priority list (leaf k after leaf k-1's
+ *  priorities; *eps malloc'd, strings borrowed from the cache); *first:
+ *  the first leaf (its settings are the aggregate's, A37).
+ *  @return MESH_OK, MESH_ERR_NOT_FOUND (a leaf's CDS or EDS has not
+ *  arrived: note says which), MESH_ERR_NOMEM. */
+int mesh__xds_agg_flatten(const struct mesh__xds_ads *a, const char *name,
+                          mesh__ep_t **eps, size_t *n,
+                          const mesh__xds_cds_t **first, char *note,
+                          size_t note_cap);
+
+/* ---- A27's does-not-exist timer (ads_more.c) ---------------------------*/
+/** Resources requested more than timeout_ms ago (on this stream) and never
+ *  received become DOES_NOT_EXIST.  @return how many did. */
+size_t mesh__xds_ads_expire(struct mesh__xds_ads *a, int64_t now_ms,
+                            int64_t timeout_ms);
+/** A subscribed resource's mesh__xds_status_t, or -1 (not subscribed). */
+int mesh__xds_ads_status(const struct mesh__xds_ads *a, mesh__xds_type_t t,
+                         const char *name);
+
+/* ---- names subscribed on first use (firstuse.c) -------------------------*/
+typedef struct mesh__xds_fu mesh__xds_fu_t;
+/** The section's first_use_max and resource_timeout_ms. */
+void mesh__xds_fu_check(mesh__cfg_t *c, const cJSON *cfg, const char *path);
+/** Set up first use (cfg NULL: no section, none) and the A27 timer; sets
+ *  m->svc_resolve.  mu: the session lock, ads: the session. */
+int mesh__xds_fu_new(mesh_t *m, const cJSON *cfg, pthread_mutex_t *mu,
+                     struct mesh__xds_ads *ads, mesh__xds_fu_t **out);
+void mesh__xds_fu_free(mesh__xds_fu_t *f);
+/** The entry of a name subscribed on first use, or NULL.  Lock-free. */
+mesh__xds_svc_t *mesh__xds_fu_find(mesh__xds_fu_t *f, const char *name);
+/** After a response (session lock held): apply the entries when dirty,
+ *  update their states, wake the waiters. */
+void mesh__xds_fu_applied(mesh__xds_fu_t *f, bool dirty);
+/** v["first_use"] (session lock held). */
+void mesh__xds_fu_view(mesh__xds_fu_t *f, cJSON *v);
+/** The context's first-use state, or NULL (part.c). */
+mesh__xds_fu_t *mesh__xds_fu_of(mesh_t *m);
 
 #define FAULT_URL \
   "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"

@@ -37,6 +37,7 @@ CDS = P + 'envoy.config.cluster.v3.Cluster'
 EDS = P + 'envoy.config.endpoint.v3.ClusterLoadAssignment'
 HCM = P + 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'
 ROUTER = P + 'envoy.extensions.filters.http.router.v3.Router'
+AGGREGATE = P + 'envoy.extensions.clusters.aggregate.v3.ClusterConfig'
 METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources'
 
 
@@ -120,7 +121,16 @@ def cluster(name):
     return c
 
 
-def cla(name, localities):
+def aggregate(name, children):
+    """An aggregate cluster (gRFC A37): children in priority order."""
+    c = cluster_pb2.Cluster(name=name)
+    c.cluster_type.name = 'envoy.clusters.aggregate'
+    c.cluster_type.typed_config.CopyFrom(
+        any_of(AGGREGATE, cluster_pb2.AggregateClusterConfig(clusters=children)))
+    return c
+
+
+def cla(name, localities, health=None):
     """localities: [(zone, priority, weight, [(ip, port), ...])]"""
     a = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
     for zone, prio, weight, eps in localities:
@@ -132,7 +142,7 @@ def cla(name, localities):
             e = l.lb_endpoints.add()
             e.endpoint.address.socket_address.address = ip
             e.endpoint.address.socket_address.port_value = port
-            e.health_status = endpoint_pb2.HEALTHY
+            e.health_status = health if health is not None else endpoint_pb2.HEALTHY
     return a
 
 
@@ -161,6 +171,7 @@ class ControlPlane:
         self.streams = []
         self.requests = []   # every DiscoveryRequest received (for checks)
         self.server = None
+        self.silent = set()  # LDS names never answered (gRFC A27's timer)
 
     def set(self, url, msg):
         with self.lock:
@@ -195,7 +206,8 @@ class ControlPlane:
                         self.requests.append(rq)
                         if rq.response_nonce == '' or set(rq.resource_names) != subs.get(rq.type_url):
                             subs[rq.type_url] = set(rq.resource_names)
-                            q.put(self.response(rq.type_url, subs[rq.type_url]))
+                            if not (rq.type_url == LDS and self.silent & subs[rq.type_url]):
+                                q.put(self.response(rq.type_url, subs[rq.type_url]))
             except grpc.RpcError:
                 pass  # the client went away
             q.put(None)
