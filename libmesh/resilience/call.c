@@ -13,6 +13,31 @@
 
 /* ---- the logical call ---------------------------------------------------------- */
 
+/* One version of the live settings for the whole call (live.c), and the
+ * group the call is bound to: its subset's, else one drawn by weight (the
+ * subset its tries then pick from, so retries stay in the cluster, as
+ * Envoy's); the group's thresholds, counters and connect timeout, or the
+ * service's when there is no group.  MESH_ERR_NOMEM only. */
+static int bind_group(mesh__callx_t *x, const mesh_call_opts_t *o) {
+  mesh__res_live_t *live = mesh__res_live_acquire(x->rs);
+  const mesh__res_grp_t *g = NULL;
+  if (live->ngrp)
+    g = o && o->subset ? mesh__res_grp_find(live, o->subset)
+                       : mesh__res_grp_draw(live, mesh__res_rand());
+  if (g && !(x->grp = mesh__strdup(g->name))) {
+    mesh__res_live_release(live);
+    return MESH_ERR_NOMEM;
+  }
+  x->cb = g ? g->cb : live->cb;
+  x->connect_ms = o && o->connect_ms > 0 ? o->connect_ms
+                  : g                    ? g->connect_ms
+                                         : live->connect_ms;
+  x->br = g ? g->br : &x->rs->br;
+  mesh__breakers_ref(x->br); /* outlives the version: held by the call */
+  mesh__res_live_release(live);
+  return MESH_OK;
+}
+
 int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
                      const mesh_call_opts_t *o, mesh_status_t *st) {
   memset(x, 0, sizeof *x);
@@ -37,11 +62,8 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
   int64_t overall = o && o->deadline_ms >= 0 ? o->deadline_ms : c->to.overall_ms;
   x->deadline_ms = overall > 0 ? x->start_ms + overall : 0;
   x->per_try_ms = o && o->per_try_ms >= 0 ? o->per_try_ms : c->to.per_try_ms;
-  /* One version of the live settings for the whole call (live.c). */
-  mesh__res_live_t *live = mesh__res_live_acquire(x->rs);
-  x->cb = live->cb;
-  x->connect_ms = o && o->connect_ms > 0 ? o->connect_ms : live->connect_ms;
-  mesh__res_live_release(live);
+  if (bind_group(x, o) != MESH_OK)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   x->max_retries = o && o->max_retries >= 0 ? (uint32_t)o->max_retries
                                             : c->retry.num_retries;
   x->retry = o && o->has_retry ? o->retry : c->retry;
@@ -51,9 +73,11 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->hash_key_len = o->conn.hash_key_len;
     x->alpn = o->conn.alpn;
     x->mux = o->mux;
-    x->subset = o->subset;
+    x->subset = o->subset ? o->subset : x->grp;
     x->cancel = o->cancel;
   }
+  if (!x->subset)
+    x->subset = x->grp;
   x->last_rc = MESH_OK;
   if (o && o->conn.has_parent)
     x->parent = o->conn.parent;
@@ -69,6 +93,10 @@ void mesh__callx_fini(mesh__callx_t *x) {
   x->navoid = 0;
   mesh__host_unref(x->last);
   x->last = NULL;
+  mesh__breakers_unref(x->br);
+  x->br = NULL;
+  free(x->grp);
+  x->grp = NULL;
 }
 
 void mesh__callx_done(mesh__callx_t *x, int rc) {
@@ -143,14 +171,14 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
                       x->svc->name, (long long)(x->deadline_ms - x->start_ms),
                       x->tries, x->tries == 1 ? "y" : "ies", x->last_msg);
   mesh__res_svc_t *rs = x->rs;
-  if (!mesh__retry_admit(&rs->br, &rs->cfg->retry, &x->cb)) {
+  if (!mesh__retry_admit(x->br, &rs->cfg->retry, &x->cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
     mesh__counter_add(rs->mx.budget, 1);
     mesh__counter_add(rs->mx.overflow[MESH__BR_RETRIES], 1);
     return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
                       "service \"%s\": retry refused by the retry budget "
                       "(%lld retries in flight; last error: %s)",
-                      x->svc->name, (long long)atomic_load(&rs->br.retries),
+                      x->svc->name, (long long)atomic_load(&x->br->retries),
                       x->last_msg);
   }
   atomic_fetch_add(&rs->retries, 1);

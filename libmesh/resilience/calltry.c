@@ -16,23 +16,29 @@
 
 static int conn_fd(void *c) { return mesh_conn_fd(c); }
 static bool conn_alive(void *c) { return mesh__conn_idle_ok(c); }
-static void conn_close(void *c, void *user) {
-  mesh__res_svc_t *rs = user;
-  mesh_conn_close(c);
-  if (rs)
-    mesh__breaker_give(&rs->br.connections);
-}
-static const mesh__pool_ops_t conn_ops = {conn_fd, conn_alive, conn_close};
+/* " cluster \"NAME\"" in messages when the call is bound to a group. */
+#define GRP(x)                                                                 \
+  (x)->grp ? " cluster \"" : "", (x)->grp ? (x)->grp : "", (x)->grp ? "\"" : ""
 
-mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
+/* user: the mesh__breakers_t whose connections slot the conn holds */
+static void conn_close(void *c, void *user) {
+  mesh_conn_close(c);
+  mesh__breakers_conn_closed(user);
+}
+static void conn_drop(void *user) { mesh__breakers_unref(user); }
+static const mesh__pool_ops_t conn_ops = {conn_fd, conn_alive, conn_close,
+                                          conn_drop};
+
+mesh__pool_t *mesh__res_pool(mesh__breakers_t *br, mesh__host_t *h) {
   if (!h)
     return NULL;
   mesh__pool_t *p = mesh__res_pool_peek(h);
   if (p)
     return p;
-  p = mesh__pool_new(&conn_ops, rs);
+  p = mesh__pool_new(&conn_ops, br);
   if (!p)
     return NULL;
+  mesh__breakers_ref(br); /* dropped with the pool (conn_drop) */
   mesh__res_host_ops_register(); /* before the pool can be seen */
   mesh__pool_t *expected = NULL;
   if (atomic_compare_exchange_strong_explicit(
@@ -59,11 +65,11 @@ static void try_span_start(mesh_call_t *c) {
 }
 
 void mesh__call_release(mesh_call_t *c) {
-  mesh__res_svc_t *rs = c->x->rs;
+  mesh__breakers_t *br = c->x->br;
   if (c->holds_request)
-    mesh__breaker_give(&rs->br.requests);
+    mesh__breaker_give(&br->requests);
   if (c->holds_retry)
-    mesh__breaker_give(&rs->br.retries);
+    mesh__breaker_give(&br->retries);
   c->holds_request = c->holds_retry = false;
   if (c->host) {
     mesh__host_ref(c->host); /* the call's latest endpoint, for metrics */
@@ -125,22 +131,22 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
                 mesh_status_t *st) {
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
-  if (!mesh__breaker_take(&rs->br.pending, x->cb.max_pending_requests,
-                          &rs->br.ov_pending)) {
+  if (!mesh__breaker_take(&x->br->pending, x->cb.max_pending_requests,
+                          &x->br->ov_pending)) {
     mesh__counter_add(rs->mx.overflow[MESH__BR_PENDING], 1);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
-                      "service \"%s\": circuit breaker open: %lld calls "
+                      "service \"%s\"%s%s%s: circuit breaker open: %lld calls "
                       "waiting for a connection (max_pending_requests)",
-                      x->svc->name, (long long)x->cb.max_pending_requests);
+                      x->svc->name, GRP(x), (long long)x->cb.max_pending_requests);
   }
-  if (!mesh__breaker_take(&rs->br.connections, x->cb.max_connections,
-                          &rs->br.ov_connections)) {
+  if (!mesh__breaker_take(&x->br->connections, x->cb.max_connections,
+                          &x->br->ov_connections)) {
     mesh__counter_add(rs->mx.overflow[MESH__BR_CONNECTIONS], 1);
-    mesh__breaker_give(&rs->br.pending);
+    mesh__breaker_give(&x->br->pending);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
-                      "service \"%s\": circuit breaker open: %lld "
+                      "service \"%s\"%s%s%s: circuit breaker open: %lld "
                       "connections (max_connections)",
-                      x->svc->name, (long long)x->cb.max_connections);
+                      x->svc->name, GRP(x), (long long)x->cb.max_connections);
   }
   mesh_dial_opts_t o;
   if (user_opts)
@@ -174,14 +180,14 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   else
     rc = mesh__tls_dial_addr(x->m, (const struct sockaddr *)&h->sa, h->salen,
                              x->svc->peers, &o, &c->conn, st);
-  mesh__breaker_give(&rs->br.pending);
+  mesh__breaker_give(&x->br->pending);
   if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
     c->holds_conn = true;
     /* The service's own list is every pooled connection's list. */
     c->poolable = !o.alpn || o.alpn == rs->alpn;
     return rc;
   }
-  mesh__breaker_give(&rs->br.connections);
+  mesh__breaker_give(&x->br->connections);
   c->conn = NULL;
   /* The try never started: tell the picker and outlier detection, unless
    * the failure is ours (no credentials, out of descriptors). */
@@ -216,7 +222,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
     int64_t until = now + (x->connect_ms > 0 ? x->connect_ms : 5000);
     if (x->deadline_ms && x->deadline_ms < until)
       until = x->deadline_ms;
-    c->mux = mesh__pool_mux_get(mesh__res_pool(rs, c->host), now,
+    c->mux = mesh__pool_mux_get(mesh__res_pool(x->br, c->host), now,
                                 rs->cfg->pool.idle_timeout_ms, until,
                                 &c->mux_dialer);
     if (c->mux) {
@@ -258,16 +264,16 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   mesh__callx_t *x = c->x;
   mesh__res_svc_t *rs = x->rs;
   c->holds_retry = retry_slot;
-  if (!mesh__breaker_take(&rs->br.requests, x->cb.max_requests,
-                          &rs->br.ov_requests)) {
+  if (!mesh__breaker_take(&x->br->requests, x->cb.max_requests,
+                          &x->br->ov_requests)) {
     mesh__counter_add(rs->mx.overflow[MESH__BR_REQUESTS], 1);
     if (c->holds_retry)
-      mesh__breaker_give(&rs->br.retries);
+      mesh__breaker_give(&x->br->retries);
     c->holds_retry = false;
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
-                      "service \"%s\": circuit breaker open: %lld calls in "
+                      "service \"%s\"%s%s%s: circuit breaker open: %lld calls in "
                       "flight (max_requests)",
-                      x->svc->name, (long long)x->cb.max_requests);
+                      x->svc->name, GRP(x), (long long)x->cb.max_requests);
   }
   c->holds_request = true;
   int rc;
@@ -293,19 +299,19 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
       rc = mesh__callx_backoff(x, st);
     if (rc != MESH_OK) {
       if (slot)
-        mesh__breaker_give(&rs->br.retries);
+        mesh__breaker_give(&x->br->retries);
       break;
     }
     x->retries++;
     /* The slot of a connect retry replaces any earlier one. */
     if (c->holds_retry)
-      mesh__breaker_give(&rs->br.retries);
+      mesh__breaker_give(&x->br->retries);
     c->holds_retry = slot;
   }
   if (c->holds_request)
-    mesh__breaker_give(&rs->br.requests);
+    mesh__breaker_give(&x->br->requests);
   if (c->holds_retry)
-    mesh__breaker_give(&rs->br.retries);
+    mesh__breaker_give(&x->br->retries);
   c->holds_request = c->holds_retry = false;
   return rc;
 }
@@ -347,14 +353,14 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     mesh__pool_t *p = NULL;
     if (outcome == MESH__OUT_OK && c->poolable && rs->cfg->pool.max_idle > 0 &&
         c->host && mesh__host_usable(c->host, mesh__now_ms()))
-      p = mesh__res_pool(rs, c->host);
+      p = mesh__res_pool(x->br, c->host);
     if (p) {
       /* Back to the configured I/O timeouts for whoever reuses it. */
       const mesh__tls_settings_t *ts = &x->m->tls->set;
       mesh_conn_set_timeouts(c->conn, ts->read_timeout_ms, ts->write_timeout_ms);
       mesh__pool_put(p, c->conn, mesh__now_ms(), rs->cfg->pool.max_idle);
     } else {
-      conn_close(c->conn, c->holds_conn ? rs : NULL);
+      conn_close(c->conn, c->holds_conn ? x->br : NULL);
     }
     c->conn = NULL;
     c->holds_conn = false;
@@ -364,7 +370,7 @@ void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
     if (c->mux_pooled)
       mesh__pool_mux_put(mesh__res_pool_peek(c->host), c->mux, mesh__now_ms());
     else
-      c->mux_ops->close(c->mux, rs);
+      c->mux_ops->close(c->mux, x->br);
     c->mux = NULL;
   }
   mesh__call_release(c);

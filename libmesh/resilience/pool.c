@@ -88,6 +88,8 @@ void mesh__pool_free(mesh__pool_t *p) {
   mux_clear(p, true);
   free(p->mux);
   free(p->v);
+  if (p->ops.drop)
+    p->ops.drop(p->user);
   pthread_cond_destroy(&p->dialed);
   pthread_mutex_destroy(&p->mu);
   free(p);
