@@ -505,6 +505,16 @@ static void test_grp_flips_under_calls(void) {
   CU_ASSERT(ok > 0);
   CU_ASSERT_EQUAL(other, 0); /* only breakers may refuse */
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->br.requests), 0);
+  /* connections are given back to the counters they were taken from: no
+   * drift however often a host's group came and went (2 hosts, at most
+   * 16 idle each) */
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(reconf(m, v[0], &st), MESH_OK);
+  CU_ASSERT(atomic_load(&rs_of(m)->br.connections) <= 32);
+  CU_ASSERT(atomic_load(&grp_br(m, "a")->connections) <= 32);
+  CU_ASSERT(atomic_load(&grp_br(m, "b")->connections) <= 32);
+  CU_ASSERT_EQUAL(atomic_load(&grp_br(m, "a")->requests), 0);
+  CU_ASSERT_EQUAL(atomic_load(&grp_br(m, "b")->requests), 0);
   mesh_free(m);
   tcb_stop(&a1);
   tcb_stop(&b1);

@@ -26,16 +26,20 @@ static void conn_close(void *c, void *user) {
   mesh__breakers_conn_closed(user);
 }
 static void conn_drop(void *user) { mesh__breakers_unref(user); }
+/* A group's counters are held by the pool; the service's embedded ones
+ * must not be touched when the pool dies after the service state. */
 static const mesh__pool_ops_t conn_ops = {conn_fd, conn_alive, conn_close,
-                                          conn_drop};
+                                          NULL};
+static const mesh__pool_ops_t conn_ops_grp = {conn_fd, conn_alive, conn_close,
+                                              conn_drop};
 
 mesh__pool_t *mesh__res_pool(mesh__breakers_t *br, mesh__host_t *h) {
   if (!h)
     return NULL;
   mesh__pool_t *p = mesh__res_pool_peek(h);
-  if (p)
-    return p;
-  p = mesh__pool_new(&conn_ops, br);
+  if (p) /* its connections count in br, or it is not this call's pool */
+    return mesh__pool_user(p) == br ? p : NULL;
+  p = mesh__pool_new(br && br->heap ? &conn_ops_grp : &conn_ops, br);
   if (!p)
     return NULL;
   mesh__breakers_ref(br); /* dropped with the pool (conn_drop) */
@@ -45,7 +49,7 @@ mesh__pool_t *mesh__res_pool(mesh__breakers_t *br, mesh__host_t *h) {
           &h->pool, &expected, p, memory_order_acq_rel, memory_order_acquire))
     return p;
   mesh__pool_free(p);
-  return expected;
+  return mesh__pool_user(expected) == br ? expected : NULL;
 }
 
 /* ---- one try: breakers, pick, connection ------------------------------------------ */
@@ -108,6 +112,13 @@ static int pick(mesh_call_t *c, mesh_status_t *st) {
   };
   mesh__host_t *h = NULL;
   int rc = mesh__lb_pick(x->svc, c->snap, &ctx, &h);
+  if (rc == MESH_ERR_NOT_FOUND && x->subset && x->subset == x->grp) {
+    /* The cluster was drawn from resilience's groups and the snapshot's
+     * subsets do not name it yet / any more (one update swaps lb,
+     * resilience and endpoints one after the other): the lb split. */
+    ctx.subset = NULL;
+    rc = mesh__lb_pick(x->svc, c->snap, &ctx, &h);
+  }
   if (rc == MESH_ERR_NOT_FOUND)
     return mesh__fail(st, MESH_ERR_NOT_FOUND,
                       "service \"%s\" has no subset \"%s\"", x->svc->name,
@@ -233,7 +244,7 @@ static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
   if (x->alpn && x->mux)
     may_pool = false; /* not an idle-pool connection */
   if (may_pool) {
-    mesh__pool_t *p = mesh__res_pool_peek(c->host);
+    mesh__pool_t *p = mesh__res_pool(x->br, c->host);
     c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg->pool.idle_timeout_ms,
                               rs->cfg->pool.check_after_ms);
     if (c->conn) {

@@ -508,6 +508,8 @@ typedef struct mesh__pool mesh__pool_t;
 
 /** user is passed to ops->close (the call layer counts connections). */
 mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user);
+/** The user the pool was made with (NULL for NULL). */
+void *mesh__pool_user(const mesh__pool_t *p);
 /** Close every idle connection and free.  NULL is a no-op. */
 void mesh__pool_free(mesh__pool_t *p);
 /** Park conn as idle.  When max_idle are already parked the conn is closed
@@ -567,7 +569,8 @@ void mesh__pool_mux_put(mesh__pool_t *p, void *sess, int64_t now_ms);
 size_t mesh__pool_mux_count(mesh__pool_t *p);
 size_t mesh__pool_idle(mesh__pool_t *p);
 /** The idle pool of mesh_conn_t of host h, created on first use (NULL on
- *  OOM).  Lives and dies with the host; closing a pooled connection gives
+ *  OOM, and when h's pool counts its connections in other breakers than
+ *  br: a host whose group changed keeps dialing rather than mix counters).  Lives and dies with the host; closing a pooled connection gives
  *  back a max_connections slot of br (the service's counters, or its
  *  group's, which the pool holds a reference on), so the service's fini
  *  clears the pools of its hosts while rs is alive. */
