@@ -335,13 +335,63 @@ static void test_grp_outlier(void) {
   mesh__snapshot_t *snap = mesh__res_snapshot(svc_of(m));
   mesh__od_sweep(rs_of(m), snap, now);
   mesh__snap_release(snap);
+  pthread_mutex_lock(&rs_of(m)->od_mu);
   CU_ASSERT_NOT_EQUAL(grp_br(m, "a")->od_last_sweep_ms, 0);
   CU_ASSERT_NOT_EQUAL(grp_br(m, "b")->od_last_sweep_ms, 0);
+  pthread_mutex_unlock(&rs_of(m)->od_mu);
   mesh_free(m);
   tcb_stop(&a1);
   tcb_stop(&a2);
   tcb_stop(&b1);
   tcb_stop(&b2);
+}
+
+/* The statistical detectors (A50's failure percentage) per group: outcomes
+ * reported straight to outlier detection, one interval swept.  Group a
+ * (2 hosts, minimum_hosts 2) ejects its 100 %-failing host; group b's
+ * failing host stays: b has 2 hosts, fewer than its minimum_hosts 3,
+ * which a service-wide count (4 hosts) would have met. */
+static void test_grp_failure_percentage(void) {
+  CU_ASSERT_FATAL(tcb_init());
+  ep_t eps[] = {{1001, "a"}, {1002, "a"}, {1003, "b"}, {1004, "b"}};
+  mesh_t *m = client(eps, 4);
+  mesh_status_t st;
+  int rc = reconf(
+      m,
+      "{\"group_label\":\"" LABEL "\",\"groups\":{"
+      "\"a\":{\"weight\":1,\"outlier_detection\":{\"consecutive_5xx\":0,"
+      "\"consecutive_gateway_failure\":0,\"enforcing_success_rate\":0,"
+      "\"enforcing_failure_percentage\":100,"
+      "\"failure_percentage_minimum_hosts\":2,"
+      "\"failure_percentage_request_volume\":10,\"max_ejection_percent\":50}},"
+      "\"b\":{\"weight\":1,\"outlier_detection\":{\"consecutive_5xx\":0,"
+      "\"consecutive_gateway_failure\":0,\"enforcing_success_rate\":0,"
+      "\"enforcing_failure_percentage\":100,"
+      "\"failure_percentage_minimum_hosts\":3,"
+      "\"failure_percentage_request_volume\":10,\"max_ejection_percent\":50}}}}",
+      &st);
+  if (rc != MESH_OK)
+    fprintf(stderr, "reconf: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  mesh__snapshot_t *snap = mesh__res_snapshot(svc_of(m));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(snap);
+  for (int i = 0; i < 20; i++) {
+    mesh__od_report(rs_of(m), snap, host_of(m, 1001), MESH__OUT_OK, 503);
+    mesh__od_report(rs_of(m), snap, host_of(m, 1002), MESH__OUT_OK, 200);
+    mesh__od_report(rs_of(m), snap, host_of(m, 1003), MESH__OUT_OK, 503);
+    mesh__od_report(rs_of(m), snap, host_of(m, 1004), MESH__OUT_OK, 200);
+  }
+  int64_t now = mesh__now_ms();
+  CU_ASSERT_FALSE(mesh__od_ejected(host_of(m, 1001), now)); /* not yet */
+  mesh__od_sweep(rs_of(m), snap, now);
+  CU_ASSERT_TRUE(mesh__od_ejected(host_of(m, 1001), now));
+  CU_ASSERT_FALSE(mesh__od_ejected(host_of(m, 1002), now));
+  CU_ASSERT_FALSE(mesh__od_ejected(host_of(m, 1003), now));
+  CU_ASSERT_FALSE(mesh__od_ejected(host_of(m, 1004), now));
+  CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->od_enforced[MESH__OD_FAILURE_PERCENTAGE]),
+                  1);
+  mesh__snap_release(snap);
+  mesh_free(m);
 }
 
 /* ---- connect timeout ----------------------------------------------------- */
@@ -525,6 +575,7 @@ static void add(void) {
   CU_add_test(s, "grp_parse", test_grp_parse);
   CU_add_test(s, "grp_breakers", test_grp_breakers);
   CU_add_test(s, "grp_outlier", test_grp_outlier);
+  CU_add_test(s, "grp_failure_percentage", test_grp_failure_percentage);
   CU_add_test(s, "grp_connect_timeout", test_grp_connect_timeout);
   CU_add_test(s, "grp_lifecycle", test_grp_lifecycle);
   CU_add_test(s, "grp_flips_under_calls", test_grp_flips_under_calls);

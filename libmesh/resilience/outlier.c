@@ -344,9 +344,16 @@ static void sweep_group(mesh__res_svc_t *rs, const mesh__res_live_t *l,
   const mesh__od_cfg_t *c = g ? &g->od : &l->od;
   if (!c->enabled)
     return;
-  if (g && g->br->od_last_sweep_ms &&
-      now - g->br->od_last_sweep_ms < c->interval_ms - c->interval_ms / 4)
-    return;
+  if (g) { /* due?  (a test may sweep beside the loop's timer) */
+    pthread_mutex_lock(&rs->od_mu);
+    int64_t last = g->br->od_last_sweep_ms;
+    bool due = !last || now - last >= c->interval_ms - c->interval_ms / 4;
+    if (due)
+      g->br->od_last_sweep_ms = now;
+    pthread_mutex_unlock(&rs->od_mu);
+    if (!due)
+      return;
+  }
   mesh__host_t **v = malloc(sizeof *v * (snap->n ? snap->n : 1));
   if (!v)
     return;
@@ -356,8 +363,6 @@ static void sweep_group(mesh__res_svc_t *rs, const mesh__res_live_t *l,
   for (size_t i = 0; i < snap->n; i++)
     if (mesh__res_grp_of(l, snap->hosts[i]) == g)
       v[set.n++] = snap->hosts[i];
-  if (g)
-    g->br->od_last_sweep_ms = now; /* loop thread only */
   sweep(rs, c, snap, &set, now);
   free(v);
 }
