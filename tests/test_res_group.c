@@ -60,13 +60,27 @@ static mesh_t *client(const ep_t *eps, size_t n) {
 static mesh__service_t *svc_of(mesh_t *m) { return mesh__service_find(m, SVC); }
 static mesh__res_svc_t *rs_of(mesh_t *m) { return svc_of(m)->res; }
 
-/* Apply a "services.web"-like object (JSON text); returns the code. */
+typedef struct reconf_job {
+  mesh_t *m;
+  const cJSON *o;
+  mesh_status_t *st;
+  int rc;
+} reconf_job_t;
+
+static void reconf_on_loop(void *user) {
+  reconf_job_t *j = user;
+  j->rc = mesh__res_reconfigure(svc_of(j->m), j->o, j->st);
+}
+
+/* Apply a "services.web"-like object (JSON text) on the loop thread, as
+ * xds/apply.c does (the sweep timer lives there); returns the code. */
 static int reconf(mesh_t *m, const char *json, mesh_status_t *st) {
   cJSON *o = cJSON_Parse(json);
   CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-  int rc = mesh__res_reconfigure(svc_of(m), o, st);
+  reconf_job_t j = {m, o, st, MESH_ERR_INTERNAL};
+  CU_ASSERT_EQUAL(mesh__loop_call(m->loop, reconf_on_loop, &j), MESH_OK);
   cJSON_Delete(o);
-  return rc;
+  return j.rc;
 }
 
 /* The counters of group name in the version in force (borrowed: the test
