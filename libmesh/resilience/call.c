@@ -73,11 +73,11 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->hash_key_len = o->conn.hash_key_len;
     x->alpn = o->conn.alpn;
     x->mux = o->mux;
-    x->subset = o->subset ? o->subset : x->grp;
+    x->subset = o->subset;
     x->cancel = o->cancel;
   }
   if (!x->subset)
-    x->subset = x->grp;
+    x->subset = x->grp; /* drawn: the tries pick in that cluster */
   x->last_rc = MESH_OK;
   if (o && o->conn.has_parent)
     x->parent = o->conn.parent;

@@ -13,9 +13,7 @@
  * interval of those with outlier detection on (each group then sweeps
  * when its own is due, outlier.c); 0: none is on. */
 static int64_t od_period(const mesh__res_live_t *l) {
-  int64_t p = !l->ngrp && l->od.enabled ? l->od.interval_ms : 0;
-  if (l->ngrp && l->od.enabled)
-    p = l->od.interval_ms; /* hosts of no group */
+  int64_t p = l->od.enabled ? l->od.interval_ms : 0; /* or: no group's */
   for (size_t i = 0; i < l->ngrp; i++)
     if (l->grp[i].od.enabled && (!p || l->grp[i].od.interval_ms < p))
       p = l->grp[i].od.interval_ms;
