@@ -29,7 +29,7 @@ static void fake_close(void *c, void *user) {
   free(f);
   atomic_fetch_add(&closed, 1);
 }
-static const mesh__pool_ops_t ops = {fake_fd, NULL, fake_close};
+static const mesh__pool_ops_t ops = {fake_fd, NULL, fake_close, NULL};
 
 static fake_t *fake_new(void) {
   int sv[2];

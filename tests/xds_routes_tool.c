@@ -9,7 +9,9 @@
  *   http PATH HDR N    N sequential GETs of PATH (HDR "name=value", or "-")
  *                      through mesh_http_call: {"calls", "by": {backend:
  *                      n}, "failed", "codes": {"503": n, ...}, "errors":
- *                      {"MESH_ERR_...": n}, "last_error", "ms_max"}
+ *                      {"MESH_ERR_...": n}, "last_error", "ms_max",
+ *                      "open": {cluster: n}: breaker refusals by the
+ *                      cluster the message names}
  *   start T PATH...    T threads GET the paths in turn until quit
  *   count N            the threads' next N calls: as http, plus
  *                      "failed_total" since start
@@ -42,6 +44,8 @@ typedef struct tally {
   pthread_mutex_t mu;
   unsigned long calls, failed, failed_total, by[NB_MAX], codes[600];
   unsigned long errs[64]; /* by -rc */
+  char open_name[4][64];  /* breaker refusals by cluster (first 4 names) */
+  unsigned long open_n[4];
   long ms_max;
   char last_error[256];
 } tally_t;
@@ -78,6 +82,16 @@ static void one(tally_t *t, const char *path, const char *hdr) {
     t->codes[code]++;
   if (rc < 0 && -rc < 64)
     t->errs[-rc]++;
+  const char *cl = rc == MESH_ERR_CIRCUIT_OPEN ? strstr(st.message, "cluster \"") : NULL;
+  char cname[64] = "";
+  if (cl)
+    sscanf(cl + 9, "%63[^\"]", cname);
+  for (int i = 0; cl && i < 4; i++)
+    if (!t->open_name[i][0] || strcmp(t->open_name[i], cname) == 0) {
+      snprintf(t->open_name[i], sizeof t->open_name[i], "%s", cname);
+      t->open_n[i]++;
+      break;
+    }
   if (k >= 0) {
     t->by[k]++;
   } else {
@@ -109,6 +123,8 @@ static void reset(tally_t *t) {
   memset(t->by, 0, sizeof t->by);
   memset(t->codes, 0, sizeof t->codes);
   memset(t->errs, 0, sizeof t->errs);
+  memset(t->open_name, 0, sizeof t->open_name);
+  memset(t->open_n, 0, sizeof t->open_n);
   t->ms_max = 0;
   t->last_error[0] = '\0';
   t->failed_total = ft;
@@ -128,6 +144,9 @@ static void print(tally_t *t) {
   for (int i = 0, n = 0; i < 64; i++)
     if (t->errs[i])
       printf("%s\"%s\": %lu", n++ ? ", " : "", mesh_code_name(-i), t->errs[i]);
+  printf("}, \"open\": {");
+  for (int i = 0; i < 4 && t->open_name[i][0]; i++)
+    printf("%s\"%s\": %lu", i ? ", " : "", t->open_name[i], t->open_n[i]);
   printf("}, \"failed\": %lu, \"failed_total\": %lu, \"ms_max\": %ld, "
          "\"last_error\": \"%s\"}\n", t->failed, t->failed_total, t->ms_max,
          t->last_error);

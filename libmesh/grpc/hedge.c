@@ -144,7 +144,7 @@ static int start(hedge_t *h, int i) {
   *a = (att_t){.h = h, .i = i, .k = k, .slot = slot};
   if (!k || pthread_create(&a->t, NULL, att_main, a) != 0) {
     if (slot)
-      mesh__breaker_give(&c->xp->rs->br.retries);
+      mesh__breaker_give(&c->xp->br->retries);
     mesh_grpc_call_free(k);
     a->k = NULL;
     return MESH_ERR_NOMEM;

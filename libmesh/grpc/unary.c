@@ -185,7 +185,7 @@ static int unary_loop(mesh_grpc_call_t *c, const void *req, size_t len,
                          : mesh__callx_backoff(c->xp, &bst) == MESH_OK;
     if (!go) {
       if (slot)
-        mesh__breaker_give(&c->xp->rs->br.retries);
+        mesh__breaker_give(&c->xp->br->retries);
       if (c->deadline_ms && mesh__now_ms() + 1 >= c->deadline_ms) {
         c->status = MESH__GRPC_DEADLINE_EXCEEDED;
         free(c->message);

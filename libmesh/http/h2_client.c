@@ -38,11 +38,11 @@ static bool mux_alive(void *sess) {
   return mesh__h2_session_alive(sess);
 }
 
+/* user: the breakers whose connections slot the session holds (the
+ * pool's, resilience/calltry.c) */
 static void mux_close(void *sess, void *user) {
-  mesh__res_svc_t *rs = user;
   mesh__h2_session_free(sess);
-  if (rs)
-    mesh__breaker_give(&rs->br.connections);
+  mesh__breakers_conn_closed(user);
 }
 
 static const mesh__mux_ops_t mux_ops = {mux_capacity, mux_alive, mux_close};

@@ -4,6 +4,8 @@
  * Envoy checks a limit and increments in two steps, so racing workers can
  * overshoot by one each; a compare-and-swap loop costs the same here and
  * never lets a counter pass its limit. */
+#include <stdlib.h>
+
 #include "resilience/resilience.h"
 
 bool mesh__breaker_take(_Atomic int64_t *ctr, int64_t max,
@@ -29,4 +31,31 @@ void mesh__breaker_give(_Atomic int64_t *ctr) {
                                                 memory_order_acq_rel,
                                                 memory_order_relaxed)) {
   }
+}
+
+mesh__breakers_t *mesh__breakers_new(void) {
+  mesh__breakers_t *b = calloc(1, sizeof *b);
+  if (!b)
+    return NULL;
+  b->heap = true;
+  atomic_init(&b->refs, 1);
+  b->sr_mean = b->sr_threshold = -1;
+  return b;
+}
+
+void mesh__breakers_ref(mesh__breakers_t *b) {
+  if (b && b->heap)
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void mesh__breakers_unref(mesh__breakers_t *b) {
+  if (b && b->heap &&
+      atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+    free(b);
+}
+
+void mesh__breakers_conn_closed(void *user) {
+  mesh__breakers_t *b = user;
+  if (b)
+    mesh__breaker_give(&b->connections);
 }

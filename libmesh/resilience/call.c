@@ -1,50 +1,43 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The call layer: a call to a configured service is pick (lb), a pooled or
- * new mTLS connection (tls), breakers, and at the end the outcome reported
- * to the picker (active requests, EWMA), outlier detection and breakers.
- * The retry helpers (calldo.c, hedge.c) and mesh_dial() of a service
- * (dial.c) build on the same acquisition path. */
+/* The logical call: the policy in effect for all its tries (deadline,
+ * per-try and connect timeouts, breaker thresholds, retry policy, the
+ * cluster it is bound to), and the retry admission and backoff between
+ * tries.  One try is calltry.c; the helpers that loop over tries are
+ * calldo.c (mesh_call_do), hedge.c and dial.c. */
 #include "resilience/call.h"
 #include "core/core.h"
-#include "discovery/discovery.h"
 #include "telemetry/telemetry.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* ---- pools of mesh_conn_t per host ---------------------------------------- */
-
-static int conn_fd(void *c) { return mesh_conn_fd(c); }
-static bool conn_alive(void *c) { return mesh__conn_idle_ok(c); }
-static void conn_close(void *c, void *user) {
-  mesh__res_svc_t *rs = user;
-  mesh_conn_close(c);
-  if (rs)
-    mesh__breaker_give(&rs->br.connections);
-}
-static const mesh__pool_ops_t conn_ops = {conn_fd, conn_alive, conn_close};
-
-mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h) {
-  if (!h)
-    return NULL;
-  mesh__pool_t *p = mesh__res_pool_peek(h);
-  if (p)
-    return p;
-  p = mesh__pool_new(&conn_ops, rs);
-  if (!p)
-    return NULL;
-  mesh__res_host_ops_register(); /* before the pool can be seen */
-  mesh__pool_t *expected = NULL;
-  if (atomic_compare_exchange_strong_explicit(
-          &h->pool, &expected, p, memory_order_acq_rel, memory_order_acquire))
-    return p;
-  mesh__pool_free(p);
-  return expected;
-}
 
 /* ---- the logical call ---------------------------------------------------------- */
+
+/* One version of the live settings for the whole call (live.c), and the
+ * group the call is bound to: its subset's, else one drawn by weight (the
+ * subset its tries then pick from, so retries stay in the cluster, as
+ * Envoy's); the group's thresholds, counters and connect timeout, or the
+ * service's when there is no group.  MESH_ERR_NOMEM only. */
+static int bind_group(mesh__callx_t *x, const mesh_call_opts_t *o) {
+  mesh__res_live_t *live = mesh__res_live_acquire(x->rs);
+  const mesh__res_grp_t *g = NULL;
+  if (live->ngrp)
+    g = o && o->subset ? mesh__res_grp_find(live, o->subset)
+                       : mesh__res_grp_draw(live, mesh__res_rand());
+  if (g && !(x->grp = mesh__strdup(g->name))) {
+    mesh__res_live_release(live);
+    return MESH_ERR_NOMEM;
+  }
+  x->cb = g ? g->cb : live->cb;
+  x->connect_ms = o && o->connect_ms > 0 ? o->connect_ms
+                  : g                    ? g->connect_ms
+                                         : live->connect_ms;
+  x->br = g ? g->br : &x->rs->br;
+  mesh__breakers_ref(x->br); /* outlives the version: held by the call */
+  mesh__res_live_release(live);
+  return MESH_OK;
+}
+
 int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
                      const mesh_call_opts_t *o, mesh_status_t *st) {
   memset(x, 0, sizeof *x);
@@ -70,11 +63,8 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
   int64_t overall = o && o->deadline_ms >= 0 ? o->deadline_ms : c->to.overall_ms;
   x->deadline_ms = overall > 0 ? x->start_ms + overall : 0;
   x->per_try_ms = o && o->per_try_ms >= 0 ? o->per_try_ms : c->to.per_try_ms;
-  /* One version of the live settings for the whole call (live.c). */
-  mesh__res_live_t *live = mesh__res_live_acquire(x->rs);
-  x->cb = live->cb;
-  x->connect_ms = o && o->connect_ms > 0 ? o->connect_ms : live->connect_ms;
-  mesh__res_live_release(live);
+  if (bind_group(x, o) != MESH_OK)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   x->max_retries = o && o->max_retries >= 0 ? (uint32_t)o->max_retries
                                             : c->retry.num_retries;
   x->retry = o && o->has_retry ? o->retry : c->retry;
@@ -87,6 +77,8 @@ int mesh__callx_init(mesh__callx_t *x, mesh_t *m, const char *service,
     x->subset = o->subset;
     x->cancel = o->cancel;
   }
+  if (!x->subset)
+    x->subset = x->grp; /* drawn: the tries pick in that cluster */
   x->last_rc = MESH_OK;
   if (o && o->conn.has_parent)
     x->parent = o->conn.parent;
@@ -102,6 +94,10 @@ void mesh__callx_fini(mesh__callx_t *x) {
   x->navoid = 0;
   mesh__host_unref(x->last);
   x->last = NULL;
+  mesh__breakers_unref(x->br);
+  x->br = NULL;
+  free(x->grp);
+  x->grp = NULL;
 }
 
 void mesh__callx_done(mesh__callx_t *x, int rc) {
@@ -176,425 +172,18 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
                       x->svc->name, (long long)(x->deadline_ms - x->start_ms),
                       x->tries, x->tries == 1 ? "y" : "ies", x->last_msg);
   mesh__res_svc_t *rs = x->rs;
-  if (!mesh__retry_admit(&rs->br, &rs->cfg->retry, &x->cb)) {
+  if (!mesh__retry_admit(x->br, &rs->cfg->retry, &x->cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
     mesh__counter_add(rs->mx.budget, 1);
     mesh__counter_add(rs->mx.overflow[MESH__BR_RETRIES], 1);
     return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
                       "service \"%s\": retry refused by the retry budget "
                       "(%lld retries in flight; last error: %s)",
-                      x->svc->name, (long long)atomic_load(&rs->br.retries),
+                      x->svc->name, (long long)atomic_load(&x->br->retries),
                       x->last_msg);
   }
   atomic_fetch_add(&rs->retries, 1);
   mesh__counter_add(rs->mx.retries, 1);
   *slot = true;
   return MESH_OK;
-}
-
-/* ---- one try: breakers, pick, connection ------------------------------------------ */
-
-/* The try's span, started once a host is picked. */
-static void try_span_start(mesh_call_t *c) {
-  mesh__span_start(c->x->m, &c->span, "mesh.try", MESH_SPAN_CLIENT,
-                   &c->x->span, NULL);
-  if (!mesh__span_recording(&c->span))
-    return;
-  mesh__span_attr_int(&c->span, MESH__ATTR_TRY, c->attempt);
-  if (c->host) {
-    mesh__span_attr_str(&c->span, MESH__ATTR_SERVER_ADDRESS, c->host->address);
-    mesh__span_attr_int(&c->span, MESH__ATTR_SERVER_PORT, c->host->port);
-    mesh__span_attr_str(&c->span, MESH__ATTR_PEER_ADDRESS, c->host->key);
-  }
-}
-
-void mesh__call_release(mesh_call_t *c) {
-  mesh__res_svc_t *rs = c->x->rs;
-  if (c->holds_request)
-    mesh__breaker_give(&rs->br.requests);
-  if (c->holds_retry)
-    mesh__breaker_give(&rs->br.retries);
-  c->holds_request = c->holds_retry = false;
-  if (c->host) {
-    mesh__host_ref(c->host); /* the call's latest endpoint, for metrics */
-    mesh__host_unref(c->x->last);
-    c->x->last = c->host;
-    mesh__lb_end(c->host);
-    mesh__host_unref(c->host);
-    c->host = NULL;
-  }
-  mesh__snap_release(c->snap);
-  c->snap = NULL;
-}
-
-static int pick(mesh_call_t *c, mesh_status_t *st) {
-  mesh__callx_t *x = c->x;
-  /* A source that has not answered yet (DNS, etcd at start-up): wait for
-   * it within the connect budget rather than fail on an empty set. */
-  int64_t wait = x->connect_ms, left = mesh__callx_left(x, mesh__now_ms());
-  if (left >= 0 && left < wait)
-    wait = left;
-  int wr = mesh__disc_wait_ready(x->svc, (int)wait);
-  if (wr == MESH_ERR_DISCOVERY)
-    return mesh__fail(st, MESH_ERR_DISCOVERY,
-                      "service \"%s\": discovery failed and no endpoint set "
-                      "is known", x->svc->name);
-  c->snap = mesh__res_snapshot(x->svc);
-  if (!c->snap || c->snap->n == 0)
-    return mesh__fail(st, MESH_ERR_NO_ENDPOINTS,
-                      "service \"%s\" has no endpoints", x->svc->name);
-  mesh__lb_ctx_t ctx = {
-      .hash_key = x->hash_key,
-      .hash_key_len = x->hash_key_len,
-      .avoid = x->avoid,
-      .navoid = x->navoid,
-      .subset = x->subset,
-  };
-  mesh__host_t *h = NULL;
-  int rc = mesh__lb_pick(x->svc, c->snap, &ctx, &h);
-  if (rc == MESH_ERR_NOT_FOUND)
-    return mesh__fail(st, MESH_ERR_NOT_FOUND,
-                      "service \"%s\" has no subset \"%s\"", x->svc->name,
-                      x->subset ? x->subset : "");
-  if (rc != MESH_OK || !h)
-    return mesh__fail(st, MESH_ERR_NO_ENDPOINTS,
-                      "service \"%s\": no usable endpoint among %zu "
-                      "(ejected, unhealthy or draining)",
-                      x->svc->name, c->snap->n);
-  mesh__host_ref(h);
-  c->host = h;
-  /* Counted from the pick, so concurrent least-request picks see it. */
-  mesh__lb_begin(h);
-  try_span_start(c);
-  return MESH_OK;
-}
-
-/* A new connection to c->host.  Breakers: pending while dialing, and a
- * connection slot kept for the life of the connection. */
-static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
-                mesh_status_t *st) {
-  mesh__callx_t *x = c->x;
-  mesh__res_svc_t *rs = x->rs;
-  if (!mesh__breaker_take(&rs->br.pending, x->cb.max_pending_requests,
-                          &rs->br.ov_pending)) {
-    mesh__counter_add(rs->mx.overflow[MESH__BR_PENDING], 1);
-    return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
-                      "service \"%s\": circuit breaker open: %lld calls "
-                      "waiting for a connection (max_pending_requests)",
-                      x->svc->name, (long long)x->cb.max_pending_requests);
-  }
-  if (!mesh__breaker_take(&rs->br.connections, x->cb.max_connections,
-                          &rs->br.ov_connections)) {
-    mesh__counter_add(rs->mx.overflow[MESH__BR_CONNECTIONS], 1);
-    mesh__breaker_give(&rs->br.pending);
-    return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
-                      "service \"%s\": circuit breaker open: %lld "
-                      "connections (max_connections)",
-                      x->svc->name, (long long)x->cb.max_connections);
-  }
-  mesh_dial_opts_t o;
-  if (user_opts)
-    o = *user_opts;
-  else
-    memset(&o, 0, sizeof o);
-  int64_t budget = x->connect_ms;
-  int64_t left = mesh__callx_left(x, mesh__now_ms());
-  if (left >= 0 && left < budget)
-    budget = left > 0 ? left : 1;
-  if (!user_opts || user_opts->timeout_ms <= 0)
-    o.timeout_ms = (int)budget;
-  /* ALPN: the dial's own, else the call's, else the service's "alpn"
-   * (else tls.alpn, in tls/). */
-  if (!user_opts || !user_opts->alpn)
-    o.alpn = (char *)(x->alpn ? x->alpn : rs->alpn);
-  /* Connection metrics carry the service; the dial and handshake spans are
-   * children of this try. */
-  o.service = x->svc->name;
-  if (c->span.started) {
-    mesh__span_context(&c->span, &o.parent);
-    o.has_parent = true;
-  }
-  const mesh__host_t *h = c->host;
-  int64_t t0 = mesh__now_ns();
-  int rc;
-  if (!h->resolved)
-    rc = mesh__fail(st, MESH_ERR_CONNECT,
-                    "endpoint %s of \"%s\" has no resolved address", h->key,
-                    x->svc->name);
-  else
-    rc = mesh__tls_dial_addr(x->m, (const struct sockaddr *)&h->sa, h->salen,
-                             x->svc->peers, &o, &c->conn, st);
-  mesh__breaker_give(&rs->br.pending);
-  if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
-    c->holds_conn = true;
-    /* The service's own list is every pooled connection's list. */
-    c->poolable = !o.alpn || o.alpn == rs->alpn;
-    return rc;
-  }
-  mesh__breaker_give(&rs->br.connections);
-  c->conn = NULL;
-  /* The try never started: tell the picker and outlier detection, unless
-   * the failure is ours (no credentials, out of descriptors). */
-  if (mesh__call_host_fault(rc)) {
-    mesh__lb_report(c->host, mesh__now_ns() - t0, false);
-    mesh__od_report(rs, c->snap, c->host, MESH__OUT_CONNECT_FAILURE, 0);
-  }
-  return rc;
-}
-
-static const char *const outcome_names[MESH__OUT_MAX_] = {
-    "ok", "ok_close", "connect_failure", "reset", "timeout", "protocol_error",
-    "cancelled"};
-
-/* Pick and connect once (no retry).  On failure c holds nothing. */
-static int acquire_once(mesh_call_t *c, const mesh_dial_opts_t *dopts,
-                        mesh_status_t *st) {
-  mesh__callx_t *x = c->x;
-  mesh__res_svc_t *rs = x->rs;
-  int rc = pick(c, st);
-  if (rc != MESH_OK) {
-    mesh__call_release(c);
-    return rc;
-  }
-  /* a shared-session caller (mux) may ask for its own ALPN ("h2"); a
-   * replay after a stale pooled connection dials (x->fresh) */
-  bool may_pool = !x->fresh && rs->cfg->pool.max_idle > 0 &&
-                  (!x->alpn || x->mux) &&
-                  !(dopts && (dopts->alpn || dopts->nonblocking));
-  if (may_pool && x->mux) {
-    int64_t now = mesh__now_ms();
-    int64_t until = now + (x->connect_ms > 0 ? x->connect_ms : 5000);
-    if (x->deadline_ms && x->deadline_ms < until)
-      until = x->deadline_ms;
-    c->mux = mesh__pool_mux_get(mesh__res_pool(rs, c->host), now,
-                                rs->cfg->pool.idle_timeout_ms, until,
-                                &c->mux_dialer);
-    if (c->mux) {
-      c->mux_pooled = c->reused = true;
-      return MESH_OK;
-    }
-  }
-  if (x->alpn && x->mux)
-    may_pool = false; /* not an idle-pool connection */
-  if (may_pool) {
-    mesh__pool_t *p = mesh__res_pool_peek(c->host);
-    c->conn = mesh__pool_take(p, mesh__now_ms(), rs->cfg->pool.idle_timeout_ms,
-                              rs->cfg->pool.check_after_ms);
-    if (c->conn) {
-      c->holds_conn = true;
-      c->poolable = true;
-      c->reused = true;
-      return MESH_OK;
-    }
-  }
-  rc = dial(c, dopts, st);
-  if (rc != MESH_OK && rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE) {
-    mesh__call_mux_dialed(c, false);
-    /* Remember the host before letting go of it: a connect retry prefers
-     * another one. */
-    if (mesh__call_host_fault(rc))
-      mesh__callx_avoid(x, c->host);
-    mesh__call_release(c);
-  }
-  return rc;
-}
-
-/* Acquire a connection for a new try of x: the requests breaker, then pick
- * and connect, retrying connect failures on other endpoints as the policy
- * allows (nothing was sent).  c->x must be set.  On failure the call holds
- * nothing and x->last_* describe the error. */
-int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
-                       const mesh_dial_opts_t *dopts, mesh_status_t *st) {
-  mesh__callx_t *x = c->x;
-  mesh__res_svc_t *rs = x->rs;
-  c->holds_retry = retry_slot;
-  if (!mesh__breaker_take(&rs->br.requests, x->cb.max_requests,
-                          &rs->br.ov_requests)) {
-    mesh__counter_add(rs->mx.overflow[MESH__BR_REQUESTS], 1);
-    if (c->holds_retry)
-      mesh__breaker_give(&rs->br.retries);
-    c->holds_retry = false;
-    return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
-                      "service \"%s\": circuit breaker open: %lld calls in "
-                      "flight (max_requests)",
-                      x->svc->name, (long long)x->cb.max_requests);
-  }
-  c->holds_request = true;
-  int rc;
-  for (;;) {
-    c->attempt = (int)x->tries;
-    x->tries++;
-    rc = acquire_once(c, dopts, st);
-    if (rc == MESH_OK || rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE) {
-      c->try_start_ns = mesh__now_ns();
-      return rc;
-    }
-    mesh__callx_remember(x, rc, st->message);
-    mesh__span_fail(&c->span, rc, st->message);
-    mesh__span_end(&c->span); /* no-op when no host was picked */
-    if (!mesh__call_host_fault(rc) || (dopts && dopts->nonblocking) ||
-        !mesh__retry_wanted(&x->retry, MESH__OUT_CONNECT_FAILURE, 0)) {
-      x->tries--; /* x->tries counts tries that got going */
-      break;
-    }
-    bool slot;
-    rc = mesh__callx_may_retry(x, &slot, st);
-    if (rc == MESH_OK)
-      rc = mesh__callx_backoff(x, st);
-    if (rc != MESH_OK) {
-      if (slot)
-        mesh__breaker_give(&rs->br.retries);
-      break;
-    }
-    x->retries++;
-    /* The slot of a connect retry replaces any earlier one. */
-    if (c->holds_retry)
-      mesh__breaker_give(&rs->br.retries);
-    c->holds_retry = slot;
-  }
-  if (c->holds_request)
-    mesh__breaker_give(&rs->br.requests);
-  if (c->holds_retry)
-    mesh__breaker_give(&rs->br.retries);
-  c->holds_request = c->holds_retry = false;
-  return rc;
-}
-
-/* Bound blocking I/O on the connection by what is left of the try. */
-void mesh__call_arm(mesh_call_t *c) {
-  mesh__callx_t *x = c->x;
-  int64_t now = mesh__now_ms();
-  int64_t end = x->deadline_ms;
-  if (x->per_try_ms > 0 && (end == 0 || now + x->per_try_ms < end))
-    end = now + x->per_try_ms;
-  c->try_deadline_ms = end;
-  int ms = end ? (int)(end > now ? end - now : 1) : -1;
-  mesh_conn_set_timeouts(c->conn, ms, ms);
-}
-
-/* End a try: report, release breakers, pool or close.  c stays allocated. */
-void mesh__call_finish(mesh_call_t *c, int outcome, int status) {
-  mesh__callx_t *x = c->x;
-  mesh__res_svc_t *rs = x->rs;
-  if (c->try_start_ns)
-    mesh__histogram_observe(rs->mx.try_s,
-                            (double)(mesh__now_ns() - c->try_start_ns) / 1e9);
-  if (outcome == MESH__OUT_CANCELLED) {
-    mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR,
-                      x->fresh ? "stale pooled connection" : "cancelled");
-  } else if (c->host) {
-    int code = mesh__outcome_status(outcome, status);
-    bool ok = code > 0 && (code < 500 || code > 599);
-    if (status > 0)
-      mesh__span_attr_int(&c->span, "mesh.status_code", status);
-    if (!ok)
-      mesh__span_status(&c->span, MESH_SPAN_STATUS_ERROR,
-                        outcome_names[outcome < MESH__OUT_MAX_ ? outcome : 0]);
-    mesh__lb_report(c->host, mesh__now_ns() - c->try_start_ns, ok);
-    mesh__od_report(rs, c->snap, c->host, outcome, status);
-  }
-  if (c->conn) {
-    mesh__pool_t *p = NULL;
-    if (outcome == MESH__OUT_OK && c->poolable && rs->cfg->pool.max_idle > 0 &&
-        c->host && mesh__host_usable(c->host, mesh__now_ms()))
-      p = mesh__res_pool(rs, c->host);
-    if (p) {
-      /* Back to the configured I/O timeouts for whoever reuses it. */
-      const mesh__tls_settings_t *ts = &x->m->tls->set;
-      mesh_conn_set_timeouts(c->conn, ts->read_timeout_ms, ts->write_timeout_ms);
-      mesh__pool_put(p, c->conn, mesh__now_ms(), rs->cfg->pool.max_idle);
-    } else {
-      conn_close(c->conn, c->holds_conn ? rs : NULL);
-    }
-    c->conn = NULL;
-    c->holds_conn = false;
-  }
-  mesh__call_mux_dialed(c, false);
-  if (c->mux) {
-    if (c->mux_pooled)
-      mesh__pool_mux_put(mesh__res_pool_peek(c->host), c->mux, mesh__now_ms());
-    else
-      c->mux_ops->close(c->mux, rs);
-    c->mux = NULL;
-  }
-  mesh__call_release(c);
-  mesh__span_end(&c->span);
-}
-
-/* ---- the public single try ------------------------------------------------------- */
-
-int mesh_call_begin(mesh_t *m, const char *service,
-                    const mesh_call_opts_t *opts, mesh_call_t **out,
-                    mesh_status_t *st) {
-  mesh_status_t local; /* the machinery keeps the last message */
-  if (!st)
-    st = &local;
-  mesh__ok(st);
-  if (!out)
-    return mesh__fail(st, MESH_ERR_INVALID_ARG, "out must not be NULL");
-  *out = NULL;
-  mesh_call_t *c = calloc(1, sizeof *c);
-  if (!c)
-    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  c->x = &c->own;
-  int rc = mesh__callx_init(c->x, m, service, opts, st);
-  if (rc == MESH_OK)
-    rc = mesh__call_acquire(c, false, NULL, st);
-  if (rc != MESH_OK) {
-    mesh__callx_done(c->x, rc);
-    mesh__callx_fini(c->x);
-    free(c);
-    return rc;
-  }
-  mesh__call_arm(c);
-  *out = c;
-  return MESH_OK;
-}
-
-mesh_conn_t *mesh_call_conn(mesh_call_t *call) {
-  return call ? call->conn : NULL;
-}
-
-int mesh_call_remaining_ms(const mesh_call_t *call) {
-  if (!call || !call->try_deadline_ms)
-    return -1;
-  int64_t left = call->try_deadline_ms - mesh__now_ms();
-  return left > 0 ? (int)left : 0;
-}
-
-const char *mesh_call_endpoint(const mesh_call_t *call) {
-  return call && call->host ? call->host->key : "";
-}
-
-int mesh_call_trace_context(const mesh_call_t *call, mesh_trace_ctx_t *out) {
-  if (!call || !out)
-    return MESH_ERR_INVALID_ARG;
-  mesh__span_context(&call->span, out);
-  return MESH_OK;
-}
-
-int mesh_call_attempt(const mesh_call_t *call) {
-  return call ? call->attempt : -1;
-}
-
-int mesh_call_end(mesh_call_t *call, int outcome, int status_code) {
-  if (!call)
-    return MESH_OK;
-  int rc = MESH_OK;
-  if (outcome < 0 || outcome >= MESH__OUT_MAX_) {
-    outcome = MESH__OUT_PROTOCOL_ERROR;
-    rc = MESH_ERR_INVALID_ARG;
-  }
-  mesh__call_finish(call, outcome, status_code);
-  int res = MESH_OK;
-  if (outcome == MESH__OUT_OK || outcome == MESH__OUT_OK_CLOSE) {
-    if (mesh__status_is_error(&call->x->retry, status_code))
-      res = MESH_ERR_UPSTREAM;
-  } else {
-    res = mesh__call_try_error(call->x, "", outcome, status_code, NULL);
-  }
-  mesh__callx_done(call->x, res);
-  mesh__callx_fini(call->x);
-  free(call);
-  return rc;
 }

@@ -46,6 +46,10 @@ typedef struct mesh__callx {
   int64_t per_try_ms;         /* 0 none */
   int64_t connect_ms;
   mesh__cb_cfg_t cb;          /* breaker thresholds in force at the start */
+  mesh__breakers_t *br;       /* the counters the call's tries take from:
+                                 its group's (a reference) or the service's */
+  char *grp;                  /* the group the call is bound to (owned), or
+                                 NULL: the service's settings */
   uint32_t max_retries;
   mesh__retry_cfg_t retry;    /* which outcomes to retry, backoff: the
                                  service's, or the options' own */

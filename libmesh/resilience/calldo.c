@@ -175,7 +175,7 @@ int mesh_call_do(mesh_t *m, const char *service, const mesh_call_opts_t *opts,
       rc = mesh__callx_backoff(&x, st);
     if (rc != MESH_OK) {
       if (slot)
-        mesh__breaker_give(&x.rs->br.retries);
+        mesh__breaker_give(&x.br->retries);
       break;
     }
     x.retries++;
@@ -196,7 +196,7 @@ void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
   mesh__res_svc_t *rs = c->x->rs;
   if (!sess) { /* the conversion failed and took the connection with it */
     if (c->holds_conn)
-      mesh__breaker_give(&rs->br.connections);
+      mesh__breaker_give(&c->x->br->connections);
     c->conn = NULL;
     c->holds_conn = false;
     mesh__call_mux_dialed(c, false);
@@ -207,7 +207,7 @@ void mesh__call_adopt_mux(mesh_call_t *c, void *sess,
   c->mux = sess;
   c->mux_ops = ops;
   mesh__pool_t *p = rs->cfg->pool.max_idle > 0 && c->host
-                        ? mesh__res_pool(rs, c->host)
+                        ? mesh__res_pool(c->x->br, c->host)
                         : NULL;
   c->mux_pooled = mesh__pool_mux_add(p, sess, ops, mesh__now_ms());
   mesh__call_mux_dialed(c, false);

@@ -47,7 +47,7 @@ int mesh__dial_service(mesh_t *m, mesh__service_t *svc,
     *out = c.conn;
     c.conn = NULL;
     if (c.holds_conn)
-      mesh__breaker_give(&c.x->rs->br.connections);
+      mesh__breaker_give(&c.x->br->connections);
     c.holds_conn = false;
 
   }

@@ -170,7 +170,7 @@ static int launch(req_t *r, bool slot, mesh_status_t *st) {
       a = &r->a[i];
   if (!a) { /* cannot happen: at most max_attempts (<= 5) are live */
     if (slot)
-      mesh__breaker_give(&r->x.rs->br.retries);
+      mesh__breaker_give(&r->x.br->retries);
     return mesh__fail(st, MESH_ERR_INTERNAL, "no free attempt slot");
   }
   memset(a, 0, sizeof *a);
@@ -213,7 +213,7 @@ static int another(req_t *r, bool backoff, mesh_status_t *st) {
     rc = mesh__callx_backoff(&r->x, st);
   if (rc != MESH_OK) {
     if (slot)
-      mesh__breaker_give(&r->x.rs->br.retries);
+      mesh__breaker_give(&r->x.br->retries);
     return rc;
   }
   r->x.retries++;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The settings of a service that a control plane changes while calls run:
- * outlier detection, circuit breaker thresholds, the connect timeout.  One
+ * outlier detection, circuit breaker thresholds, the connect timeout, for
+ * the whole service and per group of hosts (group.c).  One
  * immutable, reference-counted object per version, published with the
  * same epoch scheme as endpoint snapshots (endpoint/endpoint.c), so a
  * reader on any thread sees a whole version and never a freed one. */
@@ -21,8 +22,10 @@ mesh__res_live_t *mesh__res_live_new(const mesh__res_cfg_t *cfg) {
 }
 
 void mesh__res_live_release(mesh__res_live_t *l) {
-  if (l && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+  if (l && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1) {
+    mesh__res_grp_free(l);
     free(l);
+  }
 }
 
 mesh__res_live_t *mesh__res_live_acquire(mesh__res_svc_t *rs) {
@@ -75,6 +78,15 @@ int mesh__res_reconfigure(mesh__service_t *svc, const cJSON *svc_cfg,
   mesh__res_live_t *l = mesh__res_live_new(&cfg);
   if (!l)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  /* Writers are serialized (loop thread), so the version in force is the
+   * one whose group counters the new version carries over. */
+  mesh__res_live_t *cur = mesh__res_live_acquire(rs);
+  int rc = mesh__res_grp_parse(l, cur, svc_cfg, st);
+  mesh__res_live_release(cur);
+  if (rc != MESH_OK) {
+    mesh__res_live_release(l);
+    return rc;
+  }
   mesh__res_live_publish(rs, l);
   mesh__res_od_timer_reset(rs);
   return MESH_OK;

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 int mesh__outcome_status(int outcome, int status) {
   switch (outcome) {
@@ -159,24 +160,44 @@ static uint32_t enforcing(const mesh__od_cfg_t *c, int type) {
   }
 }
 
-static size_t count_ejected(mesh__snapshot_t *snap, int64_t now) {
+/* Does h belong to the same group as the value v of label key (key NULL:
+ * no groups, every host)?  Hosts without the label are a group too. */
+static bool same_group(const mesh__host_t *h, const char *key, const char *v) {
+  if (!key)
+    return true;
+  const char *hv = mesh__host_label(h, key);
+  return hv && v ? strcmp(hv, v) == 0 : !hv && !v;
+}
+
+/* The hosts of snap in h's group (key: the live version's group label),
+ * and how many of them are ejected: the max_ejection_percent cap is per
+ * group (per cluster, as Envoy's outlier detector). */
+static size_t count_group(mesh__snapshot_t *snap, const char *key,
+                          const mesh__host_t *h, int64_t now, size_t *ejected) {
+  const char *v = key ? mesh__host_label(h, key) : NULL;
   size_t n = 0;
+  *ejected = 0;
   for (size_t i = 0; snap && i < snap->n; i++)
-    if (mesh__od_ejected(snap->hosts[i], now))
+    if (same_group(snap->hosts[i], key, v)) {
       n++;
+      *ejected += mesh__od_ejected(snap->hosts[i], now);
+    }
   return n;
 }
 
-/* Eject h if the cap and the enforcement percentage allow.  od_mu held. */
+/* Eject h if the cap and the enforcement percentage allow.  od_mu held.
+ * key: the group label (NULL without groups). */
 static bool eject_locked(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
-                         mesh__snapshot_t *snap, mesh__host_t *h, int type,
-                         int64_t now) {
+                         mesh__snapshot_t *snap, const char *key,
+                         mesh__host_t *h, int type, int64_t now) {
   mesh__res_host_t *rh = mesh__res_host(h);
   if (!rh || mesh__od_ejected(h, now))
     return false;
   atomic_fetch_add(&rs->od_detected[type], 1);
-  size_t total = snap && snap->n ? snap->n : 1;
-  size_t ejected = count_ejected(snap, now);
+  size_t ejected;
+  size_t total = count_group(snap, key, h, now, &ejected);
+  if (total == 0)
+    total = 1;
   if (!mesh__od_may_eject(total, ejected, c->max_ejection_percent,
                           c->always_eject_one_host)) {
     atomic_fetch_add(&rs->od_overflow, 1);
@@ -219,11 +240,11 @@ static bool eject_locked(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
 }
 
 static void consecutive_hit(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
-                            mesh__snapshot_t *snap, mesh__host_t *h,
-                            mesh__res_host_t *rh, int type) {
+                            mesh__snapshot_t *snap, const char *key,
+                            mesh__host_t *h, mesh__res_host_t *rh, int type) {
   int64_t now = mesh__now_ms();
   pthread_mutex_lock(&rs->od_mu);
-  eject_locked(rs, c, snap, h, type, now);
+  eject_locked(rs, c, snap, key, h, type, now);
   /* Envoy resets the counter whether or not the host was ejected, so a new
    * run of errors is needed for the next detection. */
   if (type == MESH__OD_CONSECUTIVE_5XX)
@@ -235,22 +256,30 @@ static void consecutive_hit(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
 
 /* The settings in force for the whole report (live.c). */
 static void report(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
-                   mesh__snapshot_t *snap, mesh__host_t *h, int outcome,
-                   int status);
+                   mesh__snapshot_t *snap, const char *key, mesh__host_t *h,
+                   int outcome, int status);
+
+/* The outlier settings of h: its group's, else the service's. */
+static const mesh__od_cfg_t *od_of(const mesh__res_live_t *l,
+                                   const mesh__host_t *h) {
+  const mesh__res_grp_t *g = mesh__res_grp_of(l, h);
+  return g ? &g->od : &l->od;
+}
 
 void mesh__od_report(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
                      mesh__host_t *h, int outcome, int status) {
   if (!rs || !h)
     return;
   mesh__res_live_t *l = mesh__res_live_acquire(rs);
-  if (l->od.enabled)
-    report(rs, &l->od, snap, h, outcome, status);
+  const mesh__od_cfg_t *c = od_of(l, h);
+  if (c->enabled)
+    report(rs, c, snap, l->ngrp ? l->grp_label : NULL, h, outcome, status);
   mesh__res_live_release(l);
 }
 
 static void report(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
-                   mesh__snapshot_t *snap, mesh__host_t *h, int outcome,
-                   int status) {
+                   mesh__snapshot_t *snap, const char *key, mesh__host_t *h,
+                   int outcome, int status) {
   int code = mesh__outcome_status(outcome, status);
   if (code == 0)
     return;
@@ -270,12 +299,12 @@ static void report(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
   if (code >= 502 && code <= 504) {
     if (atomic_fetch_add(&rh->cons_gateway, 1) + 1 ==
         c->consecutive_gateway_failure)
-      consecutive_hit(rs, c, snap, h, rh, MESH__OD_CONSECUTIVE_GATEWAY);
+      consecutive_hit(rs, c, snap, key, h, rh, MESH__OD_CONSECUTIVE_GATEWAY);
   } else {
     atomic_store_explicit(&rh->cons_gateway, 0, memory_order_relaxed);
   }
   if (atomic_fetch_add(&rh->cons_5xx, 1) + 1 == c->consecutive_5xx)
-    consecutive_hit(rs, c, snap, h, rh, MESH__OD_CONSECUTIVE_5XX);
+    consecutive_hit(rs, c, snap, key, h, rh, MESH__OD_CONSECUTIVE_5XX);
 }
 
 static void uneject_locked(mesh__res_svc_t *rs, mesh__host_t *h,
@@ -294,22 +323,73 @@ static void uneject_locked(mesh__res_svc_t *rs, mesh__host_t *h,
 /* Worst case a service has many hosts; samples live on the heap then. */
 #define SWEEP_STACK 64
 
+/* One group's sweep: its hosts among snap's (hosts[], n) and where its
+ * success-rate statistics go. */
+typedef struct sweep_set {
+  mesh__host_t **hosts;
+  size_t n;
+  const char *key;              /* group label; NULL without groups */
+  double *sr_mean, *sr_threshold;
+} sweep_set_t;
+
 static void sweep(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
-                  mesh__snapshot_t *snap, int64_t now);
+                  mesh__snapshot_t *snap, const sweep_set_t *set, int64_t now);
+
+/* Sweep the hosts of snap that od_of() gives the settings c, if c is on
+ * and (groups only) its interval is due: a service's groups may have
+ * different intervals while the timer ticks at the shortest (svc.c). */
+static void sweep_group(mesh__res_svc_t *rs, const mesh__res_live_t *l,
+                        const mesh__res_grp_t *g, mesh__snapshot_t *snap,
+                        int64_t now) {
+  const mesh__od_cfg_t *c = g ? &g->od : &l->od;
+  if (!c->enabled)
+    return;
+  if (g) { /* due?  (a test may sweep beside the loop's timer) */
+    pthread_mutex_lock(&rs->od_mu);
+    int64_t last = g->br->od_last_sweep_ms;
+    bool due = !last || now - last >= c->interval_ms - c->interval_ms / 4;
+    if (due)
+      g->br->od_last_sweep_ms = now;
+    pthread_mutex_unlock(&rs->od_mu);
+    if (!due)
+      return;
+  }
+  mesh__host_t **v = malloc(sizeof *v * (snap->n ? snap->n : 1));
+  if (!v)
+    return;
+  sweep_set_t set = {v, 0, l->ngrp ? l->grp_label : NULL,
+                     g ? &g->br->sr_mean : &rs->sr_mean,
+                     g ? &g->br->sr_threshold : &rs->sr_threshold};
+  for (size_t i = 0; i < snap->n; i++)
+    if (mesh__res_grp_of(l, snap->hosts[i]) == g)
+      v[set.n++] = snap->hosts[i];
+  sweep(rs, c, snap, &set, now);
+  free(v);
+}
 
 void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
                     int64_t now) {
   if (!rs || !snap)
     return;
   mesh__res_live_t *l = mesh__res_live_acquire(rs);
-  if (l->od.enabled)
-    sweep(rs, &l->od, snap, now);
+  if (!l->ngrp && l->od.enabled) {
+    sweep_set_t set = {snap->hosts, snap->n, NULL, &rs->sr_mean,
+                       &rs->sr_threshold};
+    sweep(rs, &l->od, snap, &set, now);
+  } else if (l->ngrp) {
+    for (size_t i = 0; i < l->ngrp; i++)
+      sweep_group(rs, l, &l->grp[i], snap, now);
+    sweep_group(rs, l, NULL, snap, now); /* hosts of no group */
+  }
   mesh__res_live_release(l);
 }
 
+/* Envoy's interval work over one set of hosts (a service's, or one of its
+ * groups'): ejections that ran out end, counters rotate, the statistical
+ * detectors run, multipliers decay. */
 static void sweep(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
-                  mesh__snapshot_t *snap, int64_t now) {
-  size_t n = snap->n;
+                  mesh__snapshot_t *snap, const sweep_set_t *set, int64_t now) {
+  size_t n = set->n;
   mesh__od_sample_t s_stack[SWEEP_STACK] = {{0, 0, false}};
   unsigned f_stack[SWEEP_STACK] = {0};
   mesh__od_sample_t *s = n <= SWEEP_STACK ? s_stack : calloc(n, sizeof *s);
@@ -324,7 +404,7 @@ static void sweep(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
   bool changed = false;
   pthread_mutex_lock(&rs->od_mu);
   for (size_t i = 0; i < n; i++) {
-    mesh__host_t *h = snap->hosts[i];
+    mesh__host_t *h = set->hosts[i];
     mesh__res_host_t *rh = mesh__res_host(h);
     s[i] = (mesh__od_sample_t){0, 0, false};
     if (!rh)
@@ -348,19 +428,20 @@ static void sweep(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
     rh->success_rate =
         s[i].total ? 100.0 * (double)s[i].success / (double)s[i].total : -1;
   }
-  mesh__od_detect(c, s, n, flags, &rs->sr_mean, &rs->sr_threshold);
+  mesh__od_detect(c, s, n, flags, set->sr_mean, set->sr_threshold);
   for (size_t i = 0; i < n; i++) {
     if (flags[i] & MESH__OD_FLAG_SR)
-      eject_locked(rs, c, snap, snap->hosts[i], MESH__OD_SUCCESS_RATE, now);
-    if ((flags[i] & MESH__OD_FLAG_FP) && !mesh__od_ejected(snap->hosts[i], now))
-      eject_locked(rs, c, snap, snap->hosts[i], MESH__OD_FAILURE_PERCENTAGE,
+      eject_locked(rs, c, snap, set->key, set->hosts[i], MESH__OD_SUCCESS_RATE,
                    now);
+    if ((flags[i] & MESH__OD_FLAG_FP) && !mesh__od_ejected(set->hosts[i], now))
+      eject_locked(rs, c, snap, set->key, set->hosts[i],
+                   MESH__OD_FAILURE_PERCENTAGE, now);
   }
   /* A host that stayed in service for a whole interval since it came back
    * earns one step of its ejection multiplier back (Envoy). */
   for (size_t i = 0; i < n; i++) {
-    mesh__res_host_t *rh = mesh__res_host(snap->hosts[i]);
-    if (!rh || mesh__od_ejected(snap->hosts[i], now) || rh->backoff == 0)
+    mesh__res_host_t *rh = mesh__res_host(set->hosts[i]);
+    if (!rh || mesh__od_ejected(set->hosts[i], now) || rh->backoff == 0)
       continue;
     if (rh->last_unejection_ms != 0 &&
         now - rh->last_unejection_ms >= c->interval_ms)
@@ -379,7 +460,8 @@ void mesh__od_hc_passed(mesh__res_svc_t *rs, mesh__host_t *h, int64_t now) {
   if (!rs || !h)
     return;
   mesh__res_live_t *l = mesh__res_live_acquire(rs);
-  bool on = l->od.enabled && l->od.successful_active_health_check_uneject_host;
+  const mesh__od_cfg_t *c = od_of(l, h);
+  bool on = c->enabled && c->successful_active_health_check_uneject_host;
   mesh__res_live_release(l);
   if (!on)
     return;

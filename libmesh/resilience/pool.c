@@ -81,6 +81,8 @@ mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user) {
   return p;
 }
 
+void *mesh__pool_user(const mesh__pool_t *p) { return p ? p->user : NULL; }
+
 void mesh__pool_free(mesh__pool_t *p) {
   if (!p)
     return;
@@ -88,6 +90,8 @@ void mesh__pool_free(mesh__pool_t *p) {
   mux_clear(p, true);
   free(p->mux);
   free(p->v);
+  if (p->ops.drop)
+    p->ops.drop(p->user);
   pthread_cond_destroy(&p->dialed);
   pthread_mutex_destroy(&p->mu);
   free(p);

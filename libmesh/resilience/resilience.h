@@ -204,7 +204,25 @@ typedef struct mesh__breakers {
   _Atomic int64_t retries;      /* retries (and hedges) in flight */
   /* overflow counters, for metrics */
   _Atomic uint64_t ov_connections, ov_pending, ov_requests, ov_retries;
+  /* A cluster's own counters (group.c) live on the heap, shared by the
+   * live versions that name the cluster, the calls bound to it and the
+   * connection pools of its hosts (refs); the service's own (rs->br) are
+   * embedded and never freed (heap false, refs unused). */
+  bool heap;
+  _Atomic uint32_t refs;
+  /* the cluster's outlier sweep (outlier.c), under the service's od_mu */
+  int64_t od_last_sweep_ms;
+  double sr_mean, sr_threshold;
 } mesh__breakers_t;
+
+/** Counters of a new group (refs = 1), or NULL on OOM. */
+mesh__breakers_t *mesh__breakers_new(void);
+/** Take / drop a reference (no-ops for embedded counters and NULL). */
+void mesh__breakers_ref(mesh__breakers_t *b);
+void mesh__breakers_unref(mesh__breakers_t *b);
+/** The pool ops' close: give back one unit of user's connections (user is
+ *  the mesh__breakers_t of the pool, may be NULL). */
+void mesh__breakers_conn_closed(void *user);
 
 /** Take one unit of *ctr if it stays <= max; exact under contention (CAS).
  *  Counts an overflow in *ov on refusal.  @return true if taken. */
@@ -304,11 +322,32 @@ typedef struct mesh__res_host {
  * waits for the old epoch's readers before it drops its reference.  A
  * reader therefore sees one whole version, never a mix, and never a freed
  * one.  The rest of mesh__res_cfg_t is fixed at mesh_new. */
+/* A group of a service's hosts with its own outlier detection, breaker
+ * thresholds and counters and connect timeout: an xDS cluster when a
+ * route splits a service across clusters (Envoy keeps all three per
+ * cluster).  Hosts belong to the group their label `grp_label` names; a
+ * call is bound to one group for all its tries (its subset, or one drawn
+ * by weight, as Envoy's router picks a weighted cluster per request). */
+typedef struct mesh__res_grp {
+  char *name;                   /* owned */
+  uint32_t weight;              /* share of calls without a subset */
+  mesh__od_cfg_t od;
+  mesh__cb_cfg_t cb;
+  int64_t connect_ms;
+  mesh__breakers_t *br;         /* reference; kept across versions while
+                                   the group keeps its name */
+} mesh__res_grp_t;
+
 typedef struct mesh__res_live {
   _Atomic uint32_t refs;
   mesh__od_cfg_t od;
   mesh__cb_cfg_t cb;
   int64_t connect_ms;
+  /* groups (group.c); none for services configured locally */
+  char *grp_label;              /* owned; NULL when ngrp is 0 */
+  size_t ngrp;
+  mesh__res_grp_t *grp;         /* owned */
+  uint64_t grp_weight;          /* sum of the weights */
 } mesh__res_live_t;
 
 struct mesh__hc_run; /* health.c */
@@ -367,6 +406,25 @@ void mesh__res_live_publish(mesh__res_svc_t *rs, mesh__res_live_t *l);
  *  nothing changed), MESH_ERR_NOMEM, MESH_ERR_INVALID_ARG (no state). */
 int mesh__res_reconfigure(mesh__service_t *svc, const cJSON *svc_cfg,
                           mesh_status_t *st);
+/** Parse svc_cfg's "group_label" and "groups" ({NAME: {"weight": W,
+ *  "outlier_detection", "circuit_breakers", "timeouts"}}) into l, keeping
+ *  the counters of the groups `cur` already has by name (cur may be
+ *  NULL).  Validates with the resilience checkers; paths "groups.NAME.KEY".
+ *  @return MESH_OK, MESH_ERR_CONFIG (st says where), MESH_ERR_NOMEM. */
+int mesh__res_grp_parse(mesh__res_live_t *l, const mesh__res_live_t *cur,
+                        const cJSON *svc_cfg, mesh_status_t *st);
+/** Free l's groups (group.c; live.c's release). */
+void mesh__res_grp_free(mesh__res_live_t *l);
+/** The group called name, or NULL. */
+const mesh__res_grp_t *mesh__res_grp_find(const mesh__res_live_t *l,
+                                          const char *name);
+/** The group of host h (its label grp_label), or NULL. */
+const mesh__res_grp_t *mesh__res_grp_of(const mesh__res_live_t *l,
+                                        const mesh__host_t *h);
+/** A group drawn by weight with the uniform r; NULL without groups or when
+ *  every weight is 0. */
+const mesh__res_grp_t *mesh__res_grp_draw(const mesh__res_live_t *l,
+                                          uint64_t r);
 /** Cancel and re-arm the outlier sweep per the live settings (svc.c). */
 void mesh__res_od_timer_reset(mesh__res_svc_t *rs);
 
@@ -445,12 +503,16 @@ typedef struct mesh__pool_ops {
   /* optional: replaces the fd check (TLS also holds buffered records) */
   bool (*alive)(void *conn);
   void (*close)(void *conn, void *user);
+  /* optional: the pool is freed, user is no longer needed */
+  void (*drop)(void *user);
 } mesh__pool_ops_t;
 
 typedef struct mesh__pool mesh__pool_t;
 
 /** user is passed to ops->close (the call layer counts connections). */
 mesh__pool_t *mesh__pool_new(const mesh__pool_ops_t *ops, void *user);
+/** The user the pool was made with (NULL for NULL). */
+void *mesh__pool_user(const mesh__pool_t *p);
 /** Close every idle connection and free.  NULL is a no-op. */
 void mesh__pool_free(mesh__pool_t *p);
 /** Park conn as idle.  When max_idle are already parked the conn is closed
@@ -510,10 +572,12 @@ void mesh__pool_mux_put(mesh__pool_t *p, void *sess, int64_t now_ms);
 size_t mesh__pool_mux_count(mesh__pool_t *p);
 size_t mesh__pool_idle(mesh__pool_t *p);
 /** The idle pool of mesh_conn_t of host h, created on first use (NULL on
- *  OOM).  Lives and dies with the host; closing a pooled connection gives
- *  back rs's max_connections slot, so the service's fini clears the pools
- *  of its hosts while rs is alive. */
-mesh__pool_t *mesh__res_pool(mesh__res_svc_t *rs, mesh__host_t *h);
+ *  OOM, and when h's pool counts its connections in other breakers than
+ *  br: a host whose group changed keeps dialing rather than mix counters).  Lives and dies with the host; closing a pooled connection gives
+ *  back a max_connections slot of br (the service's counters, or its
+ *  group's, which the pool holds a reference on), so the service's fini
+ *  clears the pools of its hosts while rs is alive. */
+mesh__pool_t *mesh__res_pool(mesh__breakers_t *br, mesh__host_t *h);
 /** The pool of h if one exists (never creates). */
 mesh__pool_t *mesh__res_pool_peek(mesh__host_t *h);
 

@@ -9,6 +9,17 @@
 
 /* ---- worker timers -------------------------------------------------------------- */
 
+/* The sweep period: the service's interval, or with groups the shortest
+ * interval of those with outlier detection on (each group then sweeps
+ * when its own is due, outlier.c); 0: none is on. */
+static int64_t od_period(const mesh__res_live_t *l) {
+  int64_t p = l->od.enabled ? l->od.interval_ms : 0; /* or: no group's */
+  for (size_t i = 0; i < l->ngrp; i++)
+    if (l->grp[i].od.enabled && (!p || l->grp[i].od.interval_ms < p))
+      p = l->grp[i].od.interval_ms;
+  return p;
+}
+
 static void od_tick(void *user) {
   mesh__res_svc_t *rs = user;
   rs->od_timer = 0;
@@ -18,9 +29,8 @@ static void od_tick(void *user) {
   mesh__od_sweep(rs, snap, mesh__now_ms());
   mesh__snap_release(snap);
   mesh__res_live_t *l = mesh__res_live_acquire(rs);
-  int64_t id = l->od.enabled
-                   ? mesh__loop_timer(rs->m->loop, l->od.interval_ms, od_tick, rs)
-                   : 0;
+  int64_t p = od_period(l);
+  int64_t id = p ? mesh__loop_timer(rs->m->loop, p, od_tick, rs) : 0;
   mesh__res_live_release(l);
   rs->od_timer = id > 0 ? id : 0;
 }
@@ -31,8 +41,9 @@ void mesh__res_od_timer_reset(mesh__res_svc_t *rs) {
   mesh__loop_timer_cancel(rs->m->loop, rs->od_timer);
   rs->od_timer = 0;
   mesh__res_live_t *l = mesh__res_live_acquire(rs);
-  if (l->od.enabled) {
-    int64_t id = mesh__loop_timer(rs->m->loop, l->od.interval_ms, od_tick, rs);
+  int64_t p = od_period(l);
+  if (p) {
+    int64_t id = mesh__loop_timer(rs->m->loop, p, od_tick, rs);
     rs->od_timer = id > 0 ? id : 0;
   }
   mesh__res_live_release(l);

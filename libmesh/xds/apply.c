@@ -3,7 +3,8 @@
  * the clusters it reaches (its CDS root, or its LDS root's route with a
  * weighted split among clusters, as Istio canaries are), each cluster's
  * settings (CDS: lb policy, outlier detection, circuit breakers, connect
- * timeout) and endpoints (EDS).  Run on the loop thread after every
+ * timeout: each cluster of a split keeps its own, as in Envoy) and
+ * endpoints (EDS).  Run on the loop thread after every
  * response (part.c), under the session's lock.
  *
  * Atomic for calls in flight: lb and resilience settings are replaced
@@ -234,11 +235,27 @@ static cJSON *lb_settings(const target_t *t, size_t n) {
   return o;
 }
 
-static cJSON *res_settings(const target_t *t) {
+/* Resilience settings: a single cluster's for the service; with several,
+ * one group per cluster (its hosts labelled MESH__XDS_CLUSTER_LABEL), each
+ * with its own CDS outlier detection, circuit breakers and connect
+ * timeout, and the split route's weight (a call without a route decision
+ * draws its cluster by it).  The first cluster's also stand at the top
+ * level for hosts of no group (there are none: every endpoint is
+ * labelled). */
+static cJSON *res_settings(const target_t *t, size_t n) {
   static const char *const keys[] = {"outlier_detection", "circuit_breakers",
                                      "timeouts", NULL};
   cJSON *o = cJSON_CreateObject();
   copy_keys(o, t[0].cds->svc, keys);
+  if (n < 2)
+    return o;
+  cJSON_AddStringToObject(o, "group_label", MESH__XDS_CLUSTER_LABEL);
+  cJSON *gs = cJSON_AddObjectToObject(o, "groups");
+  for (size_t i = 0; i < n; i++) {
+    cJSON *g = cJSON_AddObjectToObject(gs, t[i].name);
+    cJSON_AddNumberToObject(g, "weight", t[i].weight);
+    copy_keys(g, t[i].cds->svc, keys);
+  }
   return o;
 }
 
@@ -301,29 +318,6 @@ static mesh__ep_t *endpoints(const target_t *t, size_t n, size_t *count,
   return v;
 }
 
-/* Clusters whose outlier/breaker/timeout settings differ from the first
- * cluster's: the first one's apply to the whole service (one resilience
- * state per service), and the log says so.  (lb policies are per
- * cluster: lb_settings.) */
-static void warn_mixed(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
-                       size_t n) {
-  static const char *const keys[] = {"outlier_detection", "circuit_breakers",
-                                     "timeouts", NULL};
-  for (size_t i = 1; i < n; i++) {
-    bool same = true;
-    for (size_t k = 0; keys[k]; k++) {
-      const cJSON *a = cJSON_GetObjectItemCaseSensitive(t[0].cds->svc, keys[k]);
-      const cJSON *b = cJSON_GetObjectItemCaseSensitive(t[i].cds->svc, keys[k]);
-      same = same && (a && b ? cJSON_Compare(a, b, true) : !a && !b);
-    }
-    if (!same)
-      mesh__log(m, MESH_LOG_WARN, "xds_apply",
-                "service=%s cluster=%s: its outlier/breaker settings differ "
-                "from cluster %s's, which apply to the whole service",
-                s->name, t[i].name, t[0].name);
-  }
-}
-
 /* event=xds_apply service=web clusters=web-v1:90,web-v2:10 */
 static void log_split(mesh_t *m, const mesh__xds_svc_t *s, const target_t *t,
                       size_t n) {
@@ -367,11 +361,9 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
   if (n)
     mesh__xds_cluster_tls(m, s->name, t[0].cds); /* A29 (tlsctx.c) */
   bool lb_new = settle(m, svc, &s->lb_cfg, lb_settings(t, n), true, s);
-  if (lb_new) {
-    warn_mixed(m, s, t, n);
+  if (lb_new)
     log_split(m, s, t, n);
-  }
-  settle(m, svc, &s->res_cfg, res_settings(t), false, s);
+  settle(m, svc, &s->res_cfg, res_settings(t, n), false, s);
   cJSON *hold = NULL;
   size_t count = 0;
   mesh__ep_t *eps = endpoints(t, n, &count, &hold);

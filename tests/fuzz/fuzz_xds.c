@@ -22,6 +22,7 @@
 
 #include "fuzz.h"
 #include "authz/authz.h"
+#include "resilience/resilience.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
 
@@ -42,6 +43,57 @@ __attribute__((unused)) static void check_eds(const mesh__xds_eds_t *e) {
     mesh__snap_release(s);
 }
 
+/* What CDS accepts for a cluster, resilience accepts as that cluster's
+ * group when a route splits a service (xds/apply.c res_settings), with the
+ * same values as for a whole service. */
+__attribute__((unused)) static void check_cds_group(const mesh__xds_cds_t *c) {
+  static const char *const keys[] = {"outlier_detection", "circuit_breakers",
+                                     "timeouts", NULL};
+  cJSON *o = cJSON_CreateObject(), *gs = cJSON_CreateObject();
+  cJSON *g = cJSON_CreateObject();
+  FUZZ_ASSERT(o && gs && g);
+  cJSON_AddStringToObject(o, "group_label", "xds.cluster");
+  cJSON_AddItemToObject(o, "groups", gs);
+  cJSON_AddItemToObject(gs, c->name, g);
+  cJSON_AddNumberToObject(g, "weight", 1);
+  for (size_t i = 0; keys[i]; i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->svc, keys[i]);
+    if (v)
+      cJSON_AddItemToObject(g, keys[i], cJSON_Duplicate(v, true));
+  }
+  mesh__res_live_t l;
+  memset(&l, 0, sizeof l);
+  mesh_status_t st = {0};
+  int rc = mesh__res_grp_parse(&l, NULL, o, &st);
+  if (rc != MESH_OK)
+    fprintf(stderr, "group refused: %s\n", st.message);
+  FUZZ_ASSERT(rc == MESH_OK && l.ngrp == 1 && l.grp_weight == 1);
+  mesh__cfg_t cc = {.first = &st};
+  mesh__res_cfg_t whole;
+  mesh__res_cfg_parse(&cc, c->svc, "", &whole);
+  FUZZ_ASSERT(cc.nerr == 0);
+  const mesh__res_grp_t *gr = mesh__res_grp_find(&l, c->name);
+  FUZZ_ASSERT(gr && memcmp(&gr->cb, &whole.cb, sizeof whole.cb) == 0 &&
+              gr->connect_ms == whole.to.connect_ms);
+  /* field by field: the struct has padding */
+  const mesh__od_cfg_t *a = &gr->od, *b = &whole.od;
+  FUZZ_ASSERT(a->enabled == b->enabled &&
+              a->consecutive_5xx == b->consecutive_5xx &&
+              a->consecutive_gateway_failure == b->consecutive_gateway_failure &&
+              a->interval_ms == b->interval_ms &&
+              a->base_ejection_time_ms == b->base_ejection_time_ms &&
+              a->max_ejection_time_ms == b->max_ejection_time_ms &&
+              a->max_ejection_percent == b->max_ejection_percent &&
+              a->success_rate_minimum_hosts == b->success_rate_minimum_hosts &&
+              a->success_rate_request_volume == b->success_rate_request_volume &&
+              a->success_rate_stdev_factor == b->success_rate_stdev_factor &&
+              a->failure_percentage_threshold == b->failure_percentage_threshold &&
+              a->enforcing_success_rate == b->enforcing_success_rate &&
+              a->enforcing_failure_percentage == b->enforcing_failure_percentage);
+  mesh__res_grp_free(&l);
+  cJSON_Delete(o);
+}
+
 __attribute__((unused)) static void check_cds(const mesh__xds_cds_t *c) {
   FUZZ_ASSERT(c->name && *c->name && cJSON_IsObject(c->svc));
   if (c->kind == MESH__XDS_CLUSTER_EDS)
@@ -54,6 +106,7 @@ __attribute__((unused)) static void check_cds(const mesh__xds_cds_t *c) {
   for (size_t i = 0; i < c->nsan; i++)
     FUZZ_ASSERT(c->san[i].kind >= 0 && c->san[i].kind <= 3 && c->san[i].value);
   FUZZ_ASSERT(!c->tls_cert_instance || c->tls_ca_instance);
+  check_cds_group(c);
 }
 
 __attribute__((unused)) static const char *fuzz_hdr(void *user, const char *name) {
