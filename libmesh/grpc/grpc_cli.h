@@ -90,6 +90,10 @@ int mesh__grpc_unary_try(mesh_grpc_call_t *c, bool slot, const void *req,
  *  the retry loop: MESH_OK with the committed try's status in c. */
 int mesh__grpc_hedged(mesh_grpc_call_t *c, const void *req, size_t len,
                       void **resp, size_t *resp_len, mesh_status_t *st);
+/** May hedge i > 0 start (retryThrottling, then the retry budget under
+ *  xmu)?  Counts the retry; *slot: a budget slot taken. */
+int mesh__grpc_hedge_admit(mesh_grpc_call_t *c, pthread_mutex_t *xmu,
+                           bool *slot);
 /** A hedged try's call state: p's request, deadline and method config,
  *  sharing p's logical call (xp, guarded by xmu) and publishing its stream
  *  under smu; attempt i (grpc-previous-rpc-attempts: i).  NULL on OOM. */

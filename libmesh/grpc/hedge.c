@@ -123,19 +123,29 @@ static void *att_main(void *arg) {
   return NULL;
 }
 
+/* May a hedge after the first start?  retryThrottling's tokens, then the
+ * call's retry budget (under xmu, the lock of the call's shared state);
+ * counts the retry.  *slot: a budget slot taken (given back at the end).
+ * Shared by unary (this file) and streaming (hstream.c) hedges. */
+int mesh__grpc_hedge_admit(mesh_grpc_call_t *c, pthread_mutex_t *xmu,
+                           bool *slot) {
+  mesh_status_t bst;
+  if (!mesh__grpc_throttle_ok(&c->cfg, &c->xp->rs->grpc_tokens_missing))
+    return MESH_ERR_RETRY_BUDGET; /* retryThrottling: no more hedges */
+  pthread_mutex_lock(xmu);
+  int rc = mesh__callx_may_retry(c->xp, slot, &bst);
+  if (rc == MESH_OK)
+    c->xp->retries++;
+  pthread_mutex_unlock(xmu);
+  return rc;
+}
+
 /* Start try i (locked).  A hedge after the first needs the budget. */
 static int start(hedge_t *h, int i) {
   mesh_grpc_call_t *c = h->c;
   bool slot = false;
   if (i > 0) {
-    mesh_status_t bst;
-    if (!mesh__grpc_throttle_ok(&c->cfg, &c->xp->rs->grpc_tokens_missing))
-      return MESH_ERR_RETRY_BUDGET; /* retryThrottling: no more hedges */
-    pthread_mutex_lock(&h->xmu);
-    int rc = mesh__callx_may_retry(c->xp, &slot, &bst);
-    if (rc == MESH_OK)
-      c->xp->retries++;
-    pthread_mutex_unlock(&h->xmu);
+    int rc = mesh__grpc_hedge_admit(c, &h->xmu, &slot);
     if (rc != MESH_OK)
       return rc;
   }

@@ -273,14 +273,7 @@ static int start(hs_t *h, int i) {
   mesh_grpc_call_t *c = h->c;
   bool slot = false;
   if (i > 0) {
-    mesh_status_t bst;
-    if (!mesh__grpc_throttle_ok(&c->cfg, &c->xp->rs->grpc_tokens_missing))
-      return MESH_ERR_RETRY_BUDGET; /* retryThrottling: no more hedges */
-    pthread_mutex_lock(&h->xmu);
-    int rc = mesh__callx_may_retry(c->xp, &slot, &bst);
-    if (rc == MESH_OK)
-      c->xp->retries++;
-    pthread_mutex_unlock(&h->xmu);
+    int rc = mesh__grpc_hedge_admit(c, &h->xmu, &slot);
     if (rc != MESH_OK)
       return rc;
   }
