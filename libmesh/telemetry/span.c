@@ -65,6 +65,7 @@ int mesh__tracer_new(mesh_t *m, struct mesh__tracer **out) {
   }
   pthread_mutex_init(&t->hook_mu, NULL);
   pthread_mutex_init(&t->recent_mu, NULL);
+  pthread_mutex_init(&t->pool_mu, NULL);
   const char *help = "Spans started, by sampling decision.";
   t->spans_sampled =
       mesh__counter(m, "mesh_trace_spans_total", help, "sampled=true");
@@ -81,6 +82,8 @@ void mesh__tracer_free(struct mesh__tracer *t) {
     t->exp[i].free(t->exp[i].ctx);
   for (size_t i = 0; i < t->recent_n; i++)
     mesh__span_rec_unref(t->recent[i]);
+  mesh__span_pool_drain(t);
+  pthread_mutex_destroy(&t->pool_mu);
   pthread_mutex_destroy(&t->hook_mu);
   pthread_mutex_destroy(&t->recent_mu);
   free(t->service_name);
@@ -112,21 +115,7 @@ unsigned mesh_trace_formats(mesh_t *m) {
 
 /* ---- records ------------------------------------------------------------------ */
 
-void mesh__span_rec_ref(struct mesh_span *r) {
-  atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-}
-
-void mesh__span_rec_unref(struct mesh_span *r) {
-  if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
-    return;
-  for (size_t i = 0; i < r->nattrs; i++)
-    free(r->attrs[i].s);
-  if (r->name != r->name_buf)
-    free(r->name);
-  free(r->status_msg);
-  free(r->tracestate);
-  free(r);
-}
+/* mesh__span_rec_ref/_unref, the free list: span_rec.c */
 
 static void call_hook(struct mesh__tracer *t, bool start,
                       const struct mesh_span *r) {
@@ -138,9 +127,9 @@ static void call_hook(struct mesh__tracer *t, bool start,
     fn(r, user);
 }
 
-static struct mesh_span *rec_new(const mesh__span_t *sp, const char *name,
-                                 mesh_span_kind_t kind) {
-  struct mesh_span *r = malloc(sizeof *r); /* fields set below (tracer.h) */
+static struct mesh_span *rec_new(struct mesh__tracer *t, const mesh__span_t *sp,
+                                 const char *name, mesh_span_kind_t kind) {
+  struct mesh_span *r = mesh__span_rec_alloc(t); /* fields set below */
   if (!r)
     return NULL;
   atomic_store_explicit(&r->refs, 1, memory_order_relaxed);
@@ -149,17 +138,10 @@ static struct mesh_span *rec_new(const mesh__span_t *sp, const char *name,
   r->status = MESH_SPAN_STATUS_UNSET;
   r->status_msg = NULL;
   r->end_ns = 0;
-  if (!name)
-    name = "";
-  size_t nlen = strlen(name);
-  if (nlen < sizeof r->name_buf) {
-    memcpy(r->name_buf, name, nlen + 1);
-    r->name = r->name_buf;
-  } else {
-    r->name = strdup(name);
-  }
-  r->tracestate = sp->tracestate && *sp->tracestate ? strdup(sp->tracestate)
-                                                    : NULL;
+  r->name = mesh__span_rec_strdup(r, name ? name : "");
+  r->tracestate = sp->tracestate && *sp->tracestate
+                      ? mesh__span_rec_strdup(r, sp->tracestate)
+                      : NULL;
   if (!r->name || (sp->tracestate && *sp->tracestate && !r->tracestate)) {
     mesh__span_rec_unref(r);
     return NULL;
@@ -244,7 +226,7 @@ void mesh__span_start(mesh_t *m, mesh__span_t *sp, const char *name,
   mesh__counter_add(sampled ? t->spans_sampled : t->spans_unsampled, 1);
   if (!sampled || atomic_load_explicit(&t->consumers, memory_order_relaxed) <= 0)
     return;
-  sp->rec = rec_new(sp, name, kind);
+  sp->rec = rec_new(t, sp, name, kind);
   if (sp->rec)
     call_hook(t, true, sp->rec);
 }
@@ -350,7 +332,7 @@ static mesh__attr_t *attr_slot(mesh__span_t *sp, const char *key) {
     return NULL;
   for (size_t i = 0; i < r->nattrs; i++) {
     if (key_eq(r->attrs[i].key, key)) {
-      free(r->attrs[i].s);
+      mesh__span_rec_strfree(r, r->attrs[i].s);
       r->attrs[i].s = NULL;
       return &r->attrs[i];
     }
@@ -373,7 +355,7 @@ void mesh__span_attr_str(mesh__span_t *sp, const char *key, const char *v) {
   if (!a)
     return;
   a->type = MESH_ATTR_STRING;
-  a->s = strdup(v ? v : "");
+  a->s = mesh__span_rec_strdup(sp->rec, v ? v : "");
   if (!a->s) /* keep the slot valid */
     a->type = MESH_ATTR_BOOL;
 }
@@ -421,10 +403,10 @@ void mesh__span_status(mesh__span_t *sp, mesh_span_status_t code,
   if (!r)
     return;
   r->status = code;
-  free(r->status_msg);
+  mesh__span_rec_strfree(r, r->status_msg);
   r->status_msg = NULL;
   if (code == MESH_SPAN_STATUS_ERROR && msg)
-    r->status_msg = strdup(msg);
+    r->status_msg = mesh__span_rec_strdup(r, msg);
 }
 
 void mesh__span_fail(mesh__span_t *sp, int code, const char *msg) {
