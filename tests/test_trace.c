@@ -1062,6 +1062,26 @@ static void test_span_record_reuse(void) {
   pthread_mutex_destroy(&h.mu);
 }
 
+/* A span started while tracing is set up and ended after the tracer is gone
+ * (tracing_fini runs in mesh_free before parts that may still hold open
+ * spans): the record is freed, not returned to the freed tracer's free
+ * list (valgrind/ASan stages: no invalid write, no leak). */
+static void test_span_end_after_tracer_free(void) {
+  mesh_t *m = tracing_mesh("{\"sampler\":\"always_on\"}");
+  hook_log_t h = {0};
+  CU_ASSERT_EQUAL(mesh_set_span_hooks(m, on_start, on_end, &h), MESH_OK);
+  mesh__span_t sp;
+  mesh__span_start(m, &sp, "mesh.late", MESH_SPAN_CLIENT, NULL, NULL);
+  CU_ASSERT_TRUE(mesh__span_recording(&sp));
+  mesh__span_attr_str(&sp, MESH__ATTR_SERVICE, "late");
+  struct mesh__observe *o = atomic_load(&m->observe);
+  struct mesh__tracer *t = atomic_exchange(&o->tracer, NULL); /* as fini */
+  mesh__tracer_free(t);
+  mesh__span_end(&sp);
+  CU_ASSERT_EQUAL(h.ends, 0); /* no hook, recent list or export: gone */
+  mesh_free(m);
+}
+
 static void test_tracing_config(void) {
   static const struct {
     const char *json;
@@ -1121,6 +1141,8 @@ static void add(void) {
               test_mesh__span_unrecorded_without_consumers);
   CU_add_test(s, "tracing_config", test_tracing_config);
   CU_add_test(s, "span_record_reuse", test_span_record_reuse);
+  CU_add_test(s, "span_end_after_tracer_free",
+              test_span_end_after_tracer_free);
 }
 
 int main(void) { return th_run_suites("trace", add); }

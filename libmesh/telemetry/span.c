@@ -315,11 +315,15 @@ void mesh__span_end(mesh__span_t *sp) {
   if (r->end_ns < r->start_ns)
     r->end_ns = r->start_ns;
   struct mesh__tracer *t = mesh__tracer_get(sp->m);
-  if (t) {
+  if (t && t == r->tracer) {
     call_hook(t, false, r);
     remember(t, r);
     for (size_t i = 0; i < t->nexp; i++)
       t->exp[i].push(t->exp[i].ctx, r);
+  } else {
+    /* Started before tracing_fini, ended after: the tracer (and its free
+     * list) is gone, and nobody else holds the record: plain free. */
+    r->tracer = NULL;
   }
   mesh__span_rec_unref(r);
 }
