@@ -3,6 +3,8 @@
  * extract/inject, samplers, spans and hooks. */
 #include "helpers.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -904,6 +906,182 @@ static void test_mesh__span_unrecorded_without_consumers(void) {
   mesh_free(m);
 }
 
+/* ---- record reuse (free list, per-record strings) --------------------------
+ * Records go back to the tracer's free list when the last reference drops
+ * (here: evicted from the recent list, by whichever thread ends a span) and
+ * are reused by any thread.  "full" spans fill everything (more attributes
+ * and events than fit, strings beyond the record's own space, an error
+ * status, a tracestate); "bare" spans set nothing: the on_end hook checks
+ * that a bare span shows nothing of a record's previous life, and that a
+ * full span shows exactly its own values. */
+
+#define REUSE_THREADS 2
+#define REUSE_SPANS 1500 /* per thread, alternately full and bare */
+
+typedef struct reuse_log {
+  pthread_mutex_t mu;
+  const void *seen[REUSE_THREADS * REUSE_SPANS];
+  size_t nseen;
+  _Atomic int bad, ends;
+} reuse_log_t;
+
+static void reuse_start(const mesh_span_t *s, void *user) {
+  reuse_log_t *h = user;
+  pthread_mutex_lock(&h->mu);
+  if (h->nseen < REUSE_THREADS * REUSE_SPANS)
+    h->seen[h->nseen++] = s;
+  pthread_mutex_unlock(&h->mu);
+}
+
+static bool reuse_full_ok(const mesh_span_t *s, const char *name) {
+  char want[64], got[64], key[32];
+  const char *msg;
+  mesh_trace_ctx_t ctx;
+  mesh_span_context(s, &ctx);
+  bool ok = strlen(name) == 300 && mesh_span_attr_count(s) == 24 &&
+            s->dropped_attrs == 6 && s->nevents == 8 &&
+            s->dropped_events == 2 &&
+            mesh_span_status(s, &msg) == MESH_SPAN_STATUS_ERROR &&
+            strlen(msg) == 200 && msg[0] == name[0] &&
+            strcmp(ctx.tracestate, "k=v") == 0;
+  for (int i = 0; ok && i < 24; i++) { /* value = name's first char + i */
+    snprintf(key, sizeof key, "k%d", i);
+    snprintf(want, sizeof want, "%c-%d", name[0], i);
+    ok = mesh_span_attr_text(s, key, got, sizeof got) > 0 &&
+         strcmp(s->attrs[i].key, key) == 0 && strcmp(got, want) == 0;
+  }
+  return ok;
+}
+
+static void reuse_end(const mesh_span_t *s, void *user) {
+  reuse_log_t *h = user;
+  const char *name = mesh_span_name(s), *msg;
+  mesh_trace_ctx_t ctx;
+  mesh_span_context(s, &ctx);
+  bool ok;
+  if (strcmp(name, "bare") == 0)
+    ok = mesh_span_attr_count(s) == 0 && s->dropped_attrs == 0 &&
+         s->nevents == 0 && s->dropped_events == 0 &&
+         mesh_span_status(s, &msg) == MESH_SPAN_STATUS_UNSET &&
+         strcmp(msg, "") == 0 && ctx.tracestate[0] == '\0';
+  else
+    ok = reuse_full_ok(s, name);
+  if (!ok)
+    atomic_fetch_add(&h->bad, 1);
+  atomic_fetch_add(&h->ends, 1);
+}
+
+/* Attribute keys must outlive the span (borrowed): a static table. */
+static const char *const reuse_keys[30] = {
+    "k0",  "k1",  "k2",  "k3",  "k4",  "k5",  "k6",  "k7",  "k8",  "k9",
+    "k10", "k11", "k12", "k13", "k14", "k15", "k16", "k17", "k18", "k19",
+    "k20", "k21", "k22", "k23", "k24", "k25", "k26", "k27", "k28", "k29"};
+
+typedef struct reuse_job {
+  mesh_t *m;
+  char tag; /* this thread's letter, first char of names and values */
+} reuse_job_t;
+
+static void *reuse_thread(void *arg) {
+  reuse_job_t *j = arg;
+  mesh_trace_ctx_t remote; /* a sampled remote parent with a tracestate */
+  memset(&remote, 0, sizeof remote);
+  memset(remote.trace_id, 0x11, 16);
+  memset(remote.span_id, 0x22, 8);
+  remote.has_ids = 1;
+  remote.flags = MESH_TRACE_FLAG_SAMPLED;
+  remote.sampling = MESH_SAMPLING_ACCEPT;
+  mesh__strlcpy(remote.tracestate, "k=v", sizeof remote.tracestate);
+  char name[301], msg[201], v[32];
+  memset(name, j->tag, 300);
+  name[300] = '\0';
+  memset(msg, j->tag, 200);
+  msg[200] = '\0';
+  for (int i = 0; i < REUSE_SPANS; i++) {
+    mesh__span_t sp;
+    if (i % 2) {
+      mesh__span_start(j->m, &sp, "bare", MESH_SPAN_INTERNAL, NULL, NULL);
+    } else {
+      mesh__span_start(j->m, &sp, name, MESH_SPAN_CLIENT, NULL, &remote);
+      for (int k = 0; k < 30; k++) {
+        snprintf(v, sizeof v, "%c-%d", j->tag, k);
+        if (k == 3) /* replaced: the first value must not show */
+          mesh__span_attr_str(&sp, reuse_keys[k], "stale");
+        mesh__span_attr_str(&sp, reuse_keys[k], v);
+      }
+      for (int k = 0; k < 10; k++)
+        mesh__span_event(&sp, "ev");
+      mesh__span_status(&sp, MESH_SPAN_STATUS_ERROR, msg);
+    }
+    mesh__span_end(&sp);
+  }
+  return NULL;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (const void *const *)a,
+            y = (uintptr_t) * (const void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void test_span_record_reuse(void) {
+  mesh_t *m = tracing_mesh("{\"sampler\":\"always_on\"}");
+  static reuse_log_t h;
+  memset(&h, 0, sizeof h);
+  pthread_mutex_init(&h.mu, NULL);
+  CU_ASSERT_EQUAL(mesh_set_span_hooks(m, reuse_start, reuse_end, &h),
+                  MESH_OK);
+  pthread_t th[REUSE_THREADS];
+  reuse_job_t jobs[REUSE_THREADS];
+  for (int i = 0; i < REUSE_THREADS; i++) {
+    jobs[i] = (reuse_job_t){m, (char)('a' + i)};
+    CU_ASSERT_EQUAL_FATAL(
+        pthread_create(&th[i], NULL, reuse_thread, &jobs[i]), 0);
+  }
+  for (int i = 0; i < REUSE_THREADS; i++)
+    pthread_join(th[i], NULL);
+  CU_ASSERT_EQUAL(atomic_load(&h.ends), REUSE_THREADS * REUSE_SPANS);
+  CU_ASSERT_EQUAL(atomic_load(&h.bad), 0);
+  /* Records were reused: far fewer distinct ones than spans (the recent
+   * list holds 64, the rest cycle through the free list). */
+  qsort(h.seen, h.nseen, sizeof h.seen[0], cmp_ptr);
+  size_t distinct = 0;
+  for (size_t i = 0; i < h.nseen; i++)
+    distinct += i == 0 || h.seen[i] != h.seen[i - 1];
+  CU_ASSERT_EQUAL(h.nseen, REUSE_THREADS * REUSE_SPANS);
+  CU_ASSERT(distinct > 0 && distinct < 200);
+  struct mesh__tracer *t = mesh__tracer_get(m);
+  pthread_mutex_lock(&t->pool_mu);
+  size_t pooled = t->pool_n;
+  pthread_mutex_unlock(&t->pool_mu);
+  CU_ASSERT(pooled > 0 && pooled <= MESH__SPAN_POOL_MAX);
+  /* The recent list still formats the newest (kept by reference). */
+  mesh__recent_t rec[2];
+  CU_ASSERT_EQUAL(mesh__tracer_recent(t, rec, 2), 2);
+  mesh_free(m); /* valgrind: every pooled record and heap string freed */
+  pthread_mutex_destroy(&h.mu);
+}
+
+/* A span started while tracing is set up and ended after the tracer is gone
+ * (tracing_fini runs in mesh_free before parts that may still hold open
+ * spans): the record is freed, not returned to the freed tracer's free
+ * list (valgrind/ASan stages: no invalid write, no leak). */
+static void test_span_end_after_tracer_free(void) {
+  mesh_t *m = tracing_mesh("{\"sampler\":\"always_on\"}");
+  hook_log_t h = {0};
+  CU_ASSERT_EQUAL(mesh_set_span_hooks(m, on_start, on_end, &h), MESH_OK);
+  mesh__span_t sp;
+  mesh__span_start(m, &sp, "mesh.late", MESH_SPAN_CLIENT, NULL, NULL);
+  CU_ASSERT_TRUE(mesh__span_recording(&sp));
+  mesh__span_attr_str(&sp, MESH__ATTR_SERVICE, "late");
+  struct mesh__observe *o = atomic_load(&m->observe);
+  struct mesh__tracer *t = atomic_exchange(&o->tracer, NULL); /* as fini */
+  mesh__tracer_free(t);
+  mesh__span_end(&sp);
+  CU_ASSERT_EQUAL(h.ends, 0); /* no hook, recent list or export: gone */
+  mesh_free(m);
+}
+
 static void test_tracing_config(void) {
   static const struct {
     const char *json;
@@ -962,6 +1140,9 @@ static void add(void) {
   CU_add_test(s, "mesh__span_unrecorded_without_consumers",
               test_mesh__span_unrecorded_without_consumers);
   CU_add_test(s, "tracing_config", test_tracing_config);
+  CU_add_test(s, "span_record_reuse", test_span_record_reuse);
+  CU_add_test(s, "span_end_after_tracer_free",
+              test_span_end_after_tracer_free);
 }
 
 int main(void) { return th_run_suites("trace", add); }

@@ -89,6 +89,14 @@ static void put_str(buf_t *b, const char *s) {
         c += 8;
         continue;
       }
+    } else if (n >= 8) { /* the tail: the string's last eight bytes */
+      size_t k = (size_t)(end - c);
+      memcpy(&w, end - 8, 8); /* overlap: already checked, same output */
+      if (!special8(w)) {
+        memcpy(o + k - 8, &w, 8);
+        o += k;
+        break;
+      }
     }
     if (*c >= 0x20 && *c != '"' && *c != '\\') {
       *o++ = (char)*c++;
@@ -117,11 +125,13 @@ static void put_str(buf_t *b, const char *s) {
 }
 
 static void put_hex(buf_t *b, const uint8_t *id, size_t n) {
-  char h[33];
-  mesh__hex_encode(id, n, h);
-  PUT(b, "\"");
-  put(b, h, 2 * n);
-  PUT(b, "\"");
+  if (!reserve(b, 2 * n + 2))
+    return;
+  char *o = b->p + b->len;
+  o[0] = '"';
+  mesh__hex_encode(id, n, o + 1);
+  o[2 * n + 1] = '"';
+  b->len += 2 * n + 2;
 }
 
 /* Decimal, quoted or not, by hand (snprintf was a tenth of a span). */
@@ -141,13 +151,26 @@ static void put_i64(buf_t *b, int64_t v, bool quoted) {
   put(b, o, (size_t)(d + sizeof d - o));
 }
 
+/* "00".."99": two digits per division (timestamps have 19). */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
 static void put_u64q(buf_t *b, uint64_t v) { /* 64-bit ints: strings */
   char d[24], *o = d + sizeof d;
   *--o = '"';
-  do {
-    *--o = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
+  while (v >= 100) {
+    o -= 2;
+    memcpy(o, digit_pairs + 2 * (v % 100), 2);
+    v /= 100;
+  }
+  if (v >= 10) {
+    o -= 2;
+    memcpy(o, digit_pairs + 2 * v, 2);
+  } else {
+    *--o = (char)('0' + v);
+  }
   *--o = '"';
   put(b, o, (size_t)(d + sizeof d - o));
 }

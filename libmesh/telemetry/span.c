@@ -17,13 +17,22 @@
 static _Thread_local mesh__prng_t id_prng;
 
 void mesh__random_id(uint8_t *out, size_t n) {
-  do {
-    for (size_t i = 0; i < n; i += 8) {
+  for (;;) {
+    uint64_t any = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* whole words: test them, not the bytes */
       uint64_t r = mesh__prng_next(&id_prng);
-      size_t k = n - i < 8 ? n - i : 8;
-      memcpy(out + i, &r, k);
+      memcpy(out + i, &r, 8);
+      any |= r;
     }
-  } while (mesh__is_zero(out, n));
+    if (i < n) {
+      uint64_t r = mesh__prng_next(&id_prng);
+      memcpy(out + i, &r, n - i);
+      any |= !mesh__is_zero(out + i, n - i);
+    }
+    if (any)
+      return;
+  }
 }
 
 static uint64_t wall_ns(void) {
@@ -56,6 +65,7 @@ int mesh__tracer_new(mesh_t *m, struct mesh__tracer **out) {
   }
   pthread_mutex_init(&t->hook_mu, NULL);
   pthread_mutex_init(&t->recent_mu, NULL);
+  pthread_mutex_init(&t->pool_mu, NULL);
   const char *help = "Spans started, by sampling decision.";
   t->spans_sampled =
       mesh__counter(m, "mesh_trace_spans_total", help, "sampled=true");
@@ -70,6 +80,10 @@ void mesh__tracer_free(struct mesh__tracer *t) {
     return;
   for (size_t i = 0; i < t->nexp; i++)
     t->exp[i].free(t->exp[i].ctx);
+  for (size_t i = 0; i < t->recent_n; i++)
+    mesh__span_rec_unref(t->recent[i]);
+  mesh__span_pool_drain(t);
+  pthread_mutex_destroy(&t->pool_mu);
   pthread_mutex_destroy(&t->hook_mu);
   pthread_mutex_destroy(&t->recent_mu);
   free(t->service_name);
@@ -101,20 +115,7 @@ unsigned mesh_trace_formats(mesh_t *m) {
 
 /* ---- records ------------------------------------------------------------------ */
 
-void mesh__span_rec_ref(struct mesh_span *r) {
-  atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-}
-
-void mesh__span_rec_unref(struct mesh_span *r) {
-  if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
-    return;
-  for (size_t i = 0; i < r->nattrs; i++)
-    free(r->attrs[i].s);
-  free(r->name);
-  free(r->status_msg);
-  free(r->tracestate);
-  free(r);
-}
+/* mesh__span_rec_ref/_unref, the free list: span_rec.c */
 
 static void call_hook(struct mesh__tracer *t, bool start,
                       const struct mesh_span *r) {
@@ -126,15 +127,21 @@ static void call_hook(struct mesh__tracer *t, bool start,
     fn(r, user);
 }
 
-static struct mesh_span *rec_new(const mesh__span_t *sp, const char *name,
-                                 mesh_span_kind_t kind) {
-  struct mesh_span *r = calloc(1, sizeof *r);
+static struct mesh_span *rec_new(struct mesh__tracer *t, const mesh__span_t *sp,
+                                 const char *name, mesh_span_kind_t kind) {
+  struct mesh_span *r = mesh__span_rec_alloc(t); /* fields set below */
   if (!r)
     return NULL;
-  atomic_store(&r->refs, 1);
-  r->name = strdup(name ? name : "");
-  r->tracestate = sp->tracestate && *sp->tracestate ? strdup(sp->tracestate)
-                                                    : NULL;
+  atomic_store_explicit(&r->refs, 1, memory_order_relaxed);
+  r->nattrs = r->nevents = 0;
+  r->dropped_attrs = r->dropped_events = 0;
+  r->status = MESH_SPAN_STATUS_UNSET;
+  r->status_msg = NULL;
+  r->end_ns = 0;
+  r->name = mesh__span_rec_strdup(r, name ? name : "");
+  r->tracestate = sp->tracestate && *sp->tracestate
+                      ? mesh__span_rec_strdup(r, sp->tracestate)
+                      : NULL;
   if (!r->name || (sp->tracestate && *sp->tracestate && !r->tracestate)) {
     mesh__span_rec_unref(r);
     return NULL;
@@ -219,51 +226,66 @@ void mesh__span_start(mesh_t *m, mesh__span_t *sp, const char *name,
   mesh__counter_add(sampled ? t->spans_sampled : t->spans_unsampled, 1);
   if (!sampled || atomic_load_explicit(&t->consumers, memory_order_relaxed) <= 0)
     return;
-  sp->rec = rec_new(sp, name, kind);
+  sp->rec = rec_new(t, sp, name, kind);
   if (sp->rec)
     call_hook(t, true, sp->rec);
+}
+
+/* Keys are literals: the same pointer is the usual match, strcmp the
+ * rest (one literal may have copies in several objects). */
+static inline bool key_eq(const char *a, const char *b) {
+  return a == b || strcmp(a, b) == 0;
 }
 
 static const mesh__attr_t *attr_find(const struct mesh_span *r,
                                      const char *key) {
   for (size_t i = 0; i < r->nattrs; i++)
-    if (strcmp(r->attrs[i].key, key) == 0)
+    if (key_eq(r->attrs[i].key, key))
       return &r->attrs[i];
   return NULL;
 }
 
-static void remember(struct mesh__tracer *t, const struct mesh_span *r) {
-  mesh__recent_t e;
-  memset(&e, 0, sizeof e);
-  mesh__hex_encode(r->trace_id, 16, e.trace_id);
-  mesh__hex_encode(r->span_id, 8, e.span_id);
-  if (!mesh__is_zero(r->parent_id, 8))
-    mesh__hex_encode(r->parent_id, 8, e.parent_id);
-  mesh__strlcpy(e.name, r->name, sizeof e.name);
-  static const char *const target_keys[] = {
-      MESH__ATTR_SERVICE, MESH__ATTR_SERVER_ADDRESS, MESH__ATTR_CLIENT_ADDRESS,
-      MESH__ATTR_PEER_ADDRESS};
-  for (size_t i = 0; i < 4 && !e.target[0]; i++) {
-    const mesh__attr_t *a = attr_find(r, target_keys[i]);
-    if (a && a->type == MESH_ATTR_STRING)
-      mesh__strlcpy(e.target, a->s, sizeof e.target);
-  }
-  const mesh__attr_t *a = attr_find(r, MESH__ATTR_PEER_SPIFFE_ID);
-  if (a && a->type == MESH_ATTR_STRING)
-    mesh__strlcpy(e.peer_id, a->s, sizeof e.peer_id);
-  a = attr_find(r, MESH__ATTR_ERROR_TYPE);
-  if (a && a->type == MESH_ATTR_STRING)
-    mesh__strlcpy(e.error, a->s, sizeof e.error);
-  e.kind = r->kind;
-  e.status = r->status;
-  e.start_ns = r->start_ns;
-  e.dur_ns = r->end_ns > r->start_ns ? r->end_ns - r->start_ns : 0;
+/* The admin page's recent list keeps a reference to the record; its entry
+ * is formatted only when the page asks (was ~1,000 instructions per span
+ * at the end of every span).  The record is immutable once ended. */
+static void remember(struct mesh__tracer *t, struct mesh_span *r) {
+  mesh__span_rec_ref(r);
   pthread_mutex_lock(&t->recent_mu);
-  t->recent[t->recent_next] = e;
+  struct mesh_span *old =
+      t->recent_n == MESH__RECENT_SPANS ? t->recent[t->recent_next] : NULL;
+  t->recent[t->recent_next] = r;
   t->recent_next = (t->recent_next + 1) % MESH__RECENT_SPANS;
   if (t->recent_n < MESH__RECENT_SPANS)
     t->recent_n++;
   pthread_mutex_unlock(&t->recent_mu);
+  mesh__span_rec_unref(old);
+}
+
+static void recent_entry(const struct mesh_span *r, mesh__recent_t *e) {
+  memset(e, 0, sizeof *e);
+  mesh__hex_encode(r->trace_id, 16, e->trace_id);
+  mesh__hex_encode(r->span_id, 8, e->span_id);
+  if (!mesh__is_zero(r->parent_id, 8))
+    mesh__hex_encode(r->parent_id, 8, e->parent_id);
+  mesh__strlcpy(e->name, r->name, sizeof e->name);
+  static const char *const target_keys[] = {
+      MESH__ATTR_SERVICE, MESH__ATTR_SERVER_ADDRESS, MESH__ATTR_CLIENT_ADDRESS,
+      MESH__ATTR_PEER_ADDRESS};
+  for (size_t i = 0; i < 4 && !e->target[0]; i++) {
+    const mesh__attr_t *a = attr_find(r, target_keys[i]);
+    if (a && a->type == MESH_ATTR_STRING)
+      mesh__strlcpy(e->target, a->s, sizeof e->target);
+  }
+  const mesh__attr_t *a = attr_find(r, MESH__ATTR_PEER_SPIFFE_ID);
+  if (a && a->type == MESH_ATTR_STRING)
+    mesh__strlcpy(e->peer_id, a->s, sizeof e->peer_id);
+  a = attr_find(r, MESH__ATTR_ERROR_TYPE);
+  if (a && a->type == MESH_ATTR_STRING)
+    mesh__strlcpy(e->error, a->s, sizeof e->error);
+  e->kind = r->kind;
+  e->status = r->status;
+  e->start_ns = r->start_ns;
+  e->dur_ns = r->end_ns > r->start_ns ? r->end_ns - r->start_ns : 0;
 }
 
 size_t mesh__tracer_recent(struct mesh__tracer *t, mesh__recent_t *out,
@@ -275,7 +297,7 @@ size_t mesh__tracer_recent(struct mesh__tracer *t, mesh__recent_t *out,
   for (size_t i = 0; i < n; i++) {
     size_t k = (t->recent_next + MESH__RECENT_SPANS - 1 - i) %
                MESH__RECENT_SPANS;
-    out[i] = t->recent[k];
+    recent_entry(t->recent[k], &out[i]);
   }
   pthread_mutex_unlock(&t->recent_mu);
   return n;
@@ -293,11 +315,15 @@ void mesh__span_end(mesh__span_t *sp) {
   if (r->end_ns < r->start_ns)
     r->end_ns = r->start_ns;
   struct mesh__tracer *t = mesh__tracer_get(sp->m);
-  if (t) {
+  if (t && t == r->tracer) {
     call_hook(t, false, r);
     remember(t, r);
     for (size_t i = 0; i < t->nexp; i++)
       t->exp[i].push(t->exp[i].ctx, r);
+  } else {
+    /* Started before tracing_fini, ended after: the tracer (and its free
+     * list) is gone, and nobody else holds the record: plain free. */
+    r->tracer = NULL;
   }
   mesh__span_rec_unref(r);
 }
@@ -309,8 +335,8 @@ static mesh__attr_t *attr_slot(mesh__span_t *sp, const char *key) {
   if (!r || !key)
     return NULL;
   for (size_t i = 0; i < r->nattrs; i++) {
-    if (strcmp(r->attrs[i].key, key) == 0) {
-      free(r->attrs[i].s);
+    if (key_eq(r->attrs[i].key, key)) {
+      mesh__span_rec_strfree(r, r->attrs[i].s);
       r->attrs[i].s = NULL;
       return &r->attrs[i];
     }
@@ -320,7 +346,11 @@ static mesh__attr_t *attr_slot(mesh__span_t *sp, const char *key) {
     return NULL;
   }
   mesh__attr_t *a = &r->attrs[r->nattrs++];
-  a->key = key;
+  a->key = key; /* the record is not zeroed: a whole, valid slot */
+  a->type = MESH_ATTR_BOOL;
+  a->s = NULL;
+  a->i = 0;
+  a->d = 0;
   return a;
 }
 
@@ -329,7 +359,7 @@ void mesh__span_attr_str(mesh__span_t *sp, const char *key, const char *v) {
   if (!a)
     return;
   a->type = MESH_ATTR_STRING;
-  a->s = strdup(v ? v : "");
+  a->s = mesh__span_rec_strdup(sp->rec, v ? v : "");
   if (!a->s) /* keep the slot valid */
     a->type = MESH_ATTR_BOOL;
 }
@@ -377,10 +407,10 @@ void mesh__span_status(mesh__span_t *sp, mesh_span_status_t code,
   if (!r)
     return;
   r->status = code;
-  free(r->status_msg);
+  mesh__span_rec_strfree(r, r->status_msg);
   r->status_msg = NULL;
   if (code == MESH_SPAN_STATUS_ERROR && msg)
-    r->status_msg = strdup(msg);
+    r->status_msg = mesh__span_rec_strdup(r, msg);
 }
 
 void mesh__span_fail(mesh__span_t *sp, int code, const char *msg) {

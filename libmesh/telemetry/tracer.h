@@ -56,8 +56,19 @@ typedef struct mesh__event {
   uint64_t ts_ns;
 } mesh__event_t;
 
+/* Records come from the tracer's free list or malloc, never zeroed
+ * (issue 19: zeroing ~1.2 KB per span was a tenth of its recording cost):
+ * rec_new (span.c) sets every field below except the attrs/events arrays,
+ * whose entries past nattrs/nevents are never read.  The name, attribute
+ * values, status message and tracestate live in str[] while they fit
+ * (span_rec.c), else on the heap. */
+#define MESH__SPAN_STR_INLINE 320
+#define MESH__SPAN_POOL_MAX 1024 /* free records kept per tracer */
+
 struct mesh_span {
   _Atomic uint32_t refs;
+  struct mesh__tracer *tracer; /* whose free list takes it back */
+  struct mesh_span *next_free; /* on that list */
   char *name;
   int kind;   /* mesh_span_kind_t */
   int status; /* mesh_span_status_t */
@@ -72,10 +83,21 @@ struct mesh_span {
   mesh__event_t events[MESH__SPAN_MAX_EVENTS];
   size_t nevents;
   uint32_t dropped_events;
+  size_t str_used;
+  char str[MESH__SPAN_STR_INLINE];
 };
 
 void mesh__span_rec_ref(struct mesh_span *r);
+/** Drop a reference; the last one returns the record to its tracer's
+ *  free list (or frees it).  Any thread. */
 void mesh__span_rec_unref(struct mesh_span *r);
+/** A record for t: from the free list, else malloc'd; not initialised but
+ *  for tracer and str_used.  NULL without memory. */
+struct mesh_span *mesh__span_rec_alloc(struct mesh__tracer *t);
+/** Copy s into r's string space, else strdup; NULL without memory. */
+char *mesh__span_rec_strdup(struct mesh_span *r, const char *s);
+/** Free a string from mesh__span_rec_strdup (NULL is fine). */
+void mesh__span_rec_strfree(struct mesh_span *r, char *p);
 
 /* ---- recent spans for the admin page ----------------------------------- */
 
@@ -123,9 +145,15 @@ struct mesh__tracer {
   mesh__span_sink_t exp[MESH__MAX_EXPORTERS];
   size_t nexp;
 
+  /* The recent list holds a reference to each of the last spans; their
+   * entries are formatted when read (mesh__tracer_recent), not per span. */
   pthread_mutex_t recent_mu;
-  mesh__recent_t recent[MESH__RECENT_SPANS];
+  struct mesh_span *recent[MESH__RECENT_SPANS];
   size_t recent_next, recent_n;
+
+  pthread_mutex_t pool_mu; /* free records (span_rec.c) */
+  struct mesh_span *pool;
+  size_t pool_n;
 
   mesh__metric_t *spans_sampled, *spans_unsampled;
 };
@@ -136,6 +164,8 @@ struct mesh__tracer *mesh__tracer_get(mesh_t *m);
  *  propagation tracecontext).  @return MESH_OK, MESH_ERR_NOMEM. */
 int mesh__tracer_new(mesh_t *m, struct mesh__tracer **out);
 void mesh__tracer_free(struct mesh__tracer *t);
+/** Free the free list (mesh__tracer_free, once nothing holds a record). */
+void mesh__span_pool_drain(struct mesh__tracer *t);
 /** Copy the recent spans, newest first, into out (up to max). */
 size_t mesh__tracer_recent(struct mesh__tracer *t, mesh__recent_t *out,
                            size_t max);
