@@ -203,10 +203,13 @@ static const cJSON *view_of(mesh_t *m, const char *name, cJSON **doc) {
 static double num_at(const cJSON *o, const char *path) {
   char buf[128];
   snprintf(buf, sizeof buf, "%s", path);
-  char *save = NULL;
-  for (char *k = strtok_r(buf, ".", &save); o && k;
-       k = strtok_r(NULL, ".", &save))
+  for (char *k = buf; o && k;) {
+    char *dot = strchr(k, '.');
+    if (dot)
+      *dot = '\0';
     o = cJSON_GetObjectItem(o, k);
+    k = dot ? dot + 1 : NULL;
+  }
   return cJSON_IsNumber(o) ? o->valuedouble : -1;
 }
 
