@@ -599,18 +599,19 @@ static void test_grp_series_cap(void) {
   CU_ASSERT_EQUAL(series(text, COV "cluster=\"g31\",limit=\"requests\"}"), -1);
   promtool_ok(text);
   free(text);
-  CU_ASSERT_PTR_NULL(grp_br(m, "g31")->mx_ov[MESH__BR_REQUESTS]);
+  CU_ASSERT_PTR_NULL(grp_br(m, "g31")->mx);
   CU_ASSERT_TRUE(grp_br(m, "g31")->mx_done);
   /* 40 new names: no new series */
   j = groups_json("h", 40, "");
   CU_ASSERT_EQUAL_FATAL(reconf(m, j, &st), MESH_OK);
   free(j);
-  CU_ASSERT_PTR_NULL(grp_br(m, "h0")->mx_ov[MESH__BR_REQUESTS]);
+  CU_ASSERT_PTR_NULL(grp_br(m, "h0")->mx);
   /* an old name comes back with fresh counters and its old series */
   j = groups_json("g", 2, "");
   CU_ASSERT_EQUAL_FATAL(reconf(m, j, &st), MESH_OK);
   free(j);
-  CU_ASSERT_PTR_NOT_NULL(grp_br(m, "g0")->mx_ov[MESH__BR_REQUESTS]);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(grp_br(m, "g0")->mx);
+  CU_ASSERT_PTR_NOT_NULL(grp_br(m, "g0")->mx->ov[MESH__BR_REQUESTS]);
   text = metrics_text(m);
   CU_ASSERT_EQUAL(lines_with(text, COV "cluster="), per);
   CU_ASSERT_EQUAL(lines_with(text, OV "limit="), MESH__BR_LIMITS_);

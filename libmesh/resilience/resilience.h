@@ -209,17 +209,24 @@ typedef struct mesh__breakers {
    * connection pools of its hosts (refs); the service's own (rs->br) are
    * embedded and never freed (heap false, refs unused). */
   bool heap;
+  bool mx_done;                 /* series looked up once (stats.c) */
   _Atomic uint32_t refs;
   /* the cluster's outlier sweep (outlier.c), under the service's od_mu */
   int64_t od_last_sweep_ms;
   double sr_mean, sr_threshold;
   /* A cluster's metric series (stats.c: its name as a `cluster` label),
    * set before the version naming it is published; NULL: the service's
-   * series count it (no context, or over MESH__RES_GRP_SERIES_MAX). */
-  struct mesh__metric *mx_ov[MESH__BR_LIMITS_]; /* by enum mesh__br_limit */
-  struct mesh__metric *mx_ej[MESH__OD_TYPES_];  /* by enum mesh__od_type */
-  bool mx_done;                 /* series looked up once */
+   * series count it (embedded counters, no context, or over
+   * MESH__RES_GRP_SERIES_MAX).  Owned; a pointer so that the counters
+   * every service embeds grow by 8 bytes only. */
+  struct mesh__grp_mx *mx;
 } mesh__breakers_t;
+
+/* The handles of a cluster's series. */
+typedef struct mesh__grp_mx {
+  struct mesh__metric *ov[MESH__BR_LIMITS_]; /* by enum mesh__br_limit */
+  struct mesh__metric *ej[MESH__OD_TYPES_];  /* by enum mesh__od_type */
+} mesh__grp_mx_t;
 
 /** Counters of a new group (refs = 1), or NULL on OOM. */
 mesh__breakers_t *mesh__breakers_new(void);

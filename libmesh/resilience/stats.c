@@ -155,10 +155,15 @@ static bool series_slot(mesh__res_svc_t *rs, const char *name) {
  * series once. */
 static void group_series(mesh__res_svc_t *rs, const char *name,
                          mesh__breakers_t *br) {
-  char v[200], l[512];
+  char v[400], l[700];
   br->mx_done = true;
-  if (!label_value(v, sizeof v, name))
+  if (!label_value(v, sizeof v, name)) {
+    mesh__log(rs->m, MESH_LOG_WARN, "cluster_series_name",
+              "service=%s cluster=%.64s...: name too long for a label, "
+              "counted in the service's series",
+              rs->name, name);
     return;
+  }
   if (!series_slot(rs, name)) {
     mesh__log(rs->m, MESH_LOG_WARN, "cluster_series_cap",
               "service=%s cluster=%s: more than %d clusters, counted in the "
@@ -166,17 +171,21 @@ static void group_series(mesh__res_svc_t *rs, const char *name,
               rs->name, name, MESH__RES_GRP_SERIES_MAX);
     return;
   }
+  mesh__grp_mx_t *x = calloc(1, sizeof *x);
+  if (!x)
+    return;
   for (int i = 0; i < MESH__BR_LIMITS_; i++) {
     snprintf(l, sizeof l, "service=%s,cluster=%s,limit=%s", rs->name, v,
              limits[i]);
-    br->mx_ov[i] =
+    x->ov[i] =
         mesh__counter(rs->m, "mesh_cluster_circuit_breaker_overflows_total",
                       "Calls refused by a cluster's breaker.", l);
     snprintf(l, sizeof l, "service=%s,cluster=%s,reason=%s", rs->name, v,
              od_reasons[i]);
-    br->mx_ej[i] = mesh__counter(rs->m, "mesh_cluster_outlier_ejections_total",
-                                 "Ejections in a cluster.", l);
+    x->ej[i] = mesh__counter(rs->m, "mesh_cluster_outlier_ejections_total",
+                             "Ejections in a cluster.", l);
   }
+  br->mx = x;
 }
 
 void mesh__res_stats_groups(mesh__res_svc_t *rs, mesh__res_live_t *l) {
@@ -187,8 +196,7 @@ void mesh__res_stats_groups(mesh__res_svc_t *rs, mesh__res_live_t *l) {
 
 void mesh__res_count_overflow(mesh__res_svc_t *rs, const mesh__breakers_t *br,
                               int limit) {
-  mesh__counter_add(br && br->mx_ov[limit] ? br->mx_ov[limit]
-                                           : rs->mx.overflow[limit],
+  mesh__counter_add(br && br->mx ? br->mx->ov[limit] : rs->mx.overflow[limit],
                     1);
 }
 
