@@ -228,8 +228,8 @@ static bool eject_locked(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
   int64_t dur = mesh__od_ejection_ms(c, rh->backoff, jitter);
   atomic_store(&h->ejected_until_ms, now + (dur > 0 ? dur : 1));
   atomic_fetch_add(&rs->od_enforced[type], 1);
-  mesh__counter_add(gbr && gbr->mx ? gbr->mx->ej[type] : rs->mx.ejections[type],
-                    1);
+  struct mesh__metric *ej = gbr && gbr->mx ? gbr->mx->ej[type] : NULL;
+  mesh__counter_add(ej ? ej : rs->mx.ejections[type], 1);
   /* Idle connections to an ejected host would be handed out again when it
    * returns, long after the peer timed them out. */
   mesh__pool_clear(mesh__res_pool_peek(h));

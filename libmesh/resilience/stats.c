@@ -157,7 +157,8 @@ static void group_series(mesh__res_svc_t *rs, const char *name,
                          mesh__breakers_t *br) {
   char v[400], l[700];
   br->mx_done = true;
-  if (!label_value(v, sizeof v, name)) {
+  if (!label_value(v, sizeof v, name) ||
+      strlen(rs->name) + strlen(v) + 64 > sizeof l) {
     mesh__log(rs->m, MESH_LOG_WARN, "cluster_series_name",
               "service=%s cluster=%.64s...: name too long for a label, "
               "counted in the service's series",
@@ -196,8 +197,8 @@ void mesh__res_stats_groups(mesh__res_svc_t *rs, mesh__res_live_t *l) {
 
 void mesh__res_count_overflow(mesh__res_svc_t *rs, const mesh__breakers_t *br,
                               int limit) {
-  mesh__counter_add(br && br->mx ? br->mx->ov[limit] : rs->mx.overflow[limit],
-                    1);
+  mesh__metric_t *c = br && br->mx ? br->mx->ov[limit] : NULL;
+  mesh__counter_add(c ? c : rs->mx.overflow[limit], 1);
 }
 
 void mesh__res_stats_fini(mesh__res_svc_t *rs) {
