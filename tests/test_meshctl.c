@@ -21,6 +21,7 @@
 #include "core/core.h"
 #include "discovery/discovery.h"
 #include "endpoint/endpoint.h"
+#include "resilience/resilience.h"
 
 #define MESHCTL TEST_BUILDDIR "/tools/meshctl"
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -519,6 +520,29 @@ static void eject(mesh_t *m, const char *svc_name, const char *address) {
   CU_ASSERT_EQUAL(found, 1);
 }
 
+typedef struct reconf_job {
+  mesh__service_t *svc;
+  cJSON *o;
+  int rc;
+} reconf_job_t;
+
+static void reconf_on_loop(void *user) {
+  reconf_job_t *j = user;
+  mesh_status_t st;
+  j->rc = mesh__res_reconfigure(j->svc, j->o, &st);
+}
+
+/* Split svc_name's hosts into clusters as xds/apply.c does (on the loop
+ * thread, like it): JSON is the resilience object with "groups". */
+static void reconfigure(mesh_t *m, const char *svc_name, const char *json) {
+  reconf_job_t j = {mesh__service_find(m, svc_name), cJSON_Parse(json), -1};
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j.svc);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j.o);
+  CU_ASSERT_EQUAL(mesh__loop_call(m->loop, reconf_on_loop, &j), MESH_OK);
+  CU_ASSERT_EQUAL(j.rc, MESH_OK);
+  cJSON_Delete(j.o);
+}
+
 static void test_resolve_admin(void) {
   const char *cfg =
       "{\"log\": {\"level\": \"error\"}, \"admin\": {\"listen\": "
@@ -552,6 +576,12 @@ static void test_resolve_admin(void) {
   CU_ASSERT_TRUE(has(out_text, "\n127.10.0.2:1  unknown  ejected "));
   CU_ASSERT_TRUE(has(out_text, "\n127.10.0.3:1  unknown  usable         1     "
                                "  0     -         -        0.0%    0 "));
+  /* the resilience line (admin /resilience) */
+  CU_ASSERT_TRUE(has(out_text,
+                     "\nresilience: connect 5000ms; breakers connections "
+                     "0/1024, pending 0/1024, requests 0/1024, retries 0/3, "
+                     "overflows 0; outlier detection off; ejected 1: "
+                     "127.10.0.2:1\n"));
 
   CU_ASSERT_EQUAL(meshctl("resolve work --admin 127.0.0.1:%d --json", port),
                   0);
@@ -565,7 +595,31 @@ static void test_resolve_admin(void) {
       cJSON_GetObjectItem(b, "lb"), "active_requests"));
   CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.1"), 1));
   CU_ASSERT_TRUE(near(share_of(doc, "127.10.0.2"), 0));
+  const cJSON *res = cJSON_GetObjectItem(doc, "resilience");
+  CU_ASSERT_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(res, "circuit_breakers"),
+                                      "max_requests")->valuedouble, 1024);
   cJSON_Delete(doc);
+
+  /* split into clusters by label (as xDS does): one line per cluster */
+  reconfigure(m, "work",
+              "{\"group_label\": \"version\", \"groups\": {"
+              "\"v1\": {\"weight\": 3, \"circuit_breakers\": {\"max_requests\": 1},"
+              " \"outlier_detection\": {\"consecutive_5xx\": 3},"
+              " \"timeouts\": {\"connect_ms\": 250}},"
+              "\"v2\": {\"weight\": 1}}}");
+  CU_ASSERT_EQUAL(meshctl("resolve work --admin 127.0.0.1:%d", port), 0);
+  CU_ASSERT_TRUE(has(out_text,
+                     "\ncluster v1 (weight 3): connect 250ms; breakers "
+                     "connections 0/1024, pending 0/1024, requests 0/1, "
+                     "retries 0/3, overflows 0; outlier consecutive_5xx 3, "
+                     "interval 10000ms, base ejection 30000ms, max 10%; "
+                     "ejected 1: 127.10.0.2:1\n"));
+  CU_ASSERT_TRUE(has(out_text,
+                     "\ncluster v2 (weight 1): connect 5000ms; breakers "
+                     "connections 0/1024, pending 0/1024, requests 0/1024, "
+                     "retries 0/3, overflows 0; outlier detection off; "
+                     "ejected 0\n"));
+  CU_ASSERT_FALSE(has(out_text, "\nresilience: "));
 
   CU_ASSERT_EQUAL(meshctl("resolve nosuch --admin 127.0.0.1:%d", port), 1);
   CU_ASSERT_TRUE(has(err_text, "has no service \"nosuch\""));

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "resilience/resilience.h"
+#include "telemetry/telemetry.h"
 #include "test_call_backend.h"
 
 #define SVC "web"
@@ -132,6 +133,91 @@ static int blackhole(int *port) {
   *port = ntohs(sa.sin_port);
   return fd;
 }
+
+/* ---- what readers see: /metrics text and the "resilience" view ---------- */
+
+static char *metrics_text(mesh_t *m) {
+  char *t = NULL;
+  size_t n = 0;
+  CU_ASSERT_EQUAL_FATAL(mesh__metrics_render(m, &t, &n), MESH_OK);
+  return t;
+}
+
+/* The value of the series `name{labels}` (exact) in text; -1 if absent. */
+static double series(const char *text, const char *name_labels) {
+  size_t n = strlen(name_labels);
+  for (const char *p = text; p && *p;) {
+    if (strncmp(p, name_labels, n) == 0 && p[n] == ' ')
+      return strtod(p + n + 1, NULL);
+    p = strchr(p, '\n');
+    p = p ? p + 1 : NULL;
+  }
+  return -1;
+}
+
+/* How many lines of text start with prefix. */
+static int lines_with(const char *text, const char *prefix) {
+  int k = 0;
+  size_t n = strlen(prefix);
+  for (const char *p = text; p && *p;) {
+    k += strncmp(p, prefix, n) == 0;
+    p = strchr(p, '\n');
+    p = p ? p + 1 : NULL;
+  }
+  return k;
+}
+
+/* Prometheus' own linter accepts the text (as test_metrics checks). */
+static void promtool_ok(const char *text) {
+  if (!th_require("promtool", "prometheus"))
+    return;
+  const char *path = th_path("res_group_metrics.txt");
+  CU_ASSERT_FATAL(th_write(path, text));
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", path);
+  int rc = th_sh(cmd);
+  if (rc != 0)
+    fprintf(stderr, "promtool rejected:\n%s\n", text);
+  CU_ASSERT_EQUAL(rc, 0);
+}
+
+/* The "resilience" view's object of service web's cluster name (NULL:
+ * the service itself); *doc receives the document to delete. */
+static const cJSON *view_of(mesh_t *m, const char *name, cJSON **doc) {
+  *doc = mesh__view_render(m, "resilience");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(*doc);
+  const cJSON *s, *svc = NULL, *c;
+  cJSON_ArrayForEach(s, cJSON_GetObjectItem(*doc, "services"))
+    if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(s, "name")), SVC) == 0)
+      svc = s;
+  CU_ASSERT_PTR_NOT_NULL_FATAL(svc);
+  if (!name)
+    return svc;
+  cJSON_ArrayForEach(c, cJSON_GetObjectItem(svc, "clusters"))
+    if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")), name) == 0)
+      return c;
+  return NULL;
+}
+
+/* The number at a dotted path ("in_use.requests") of o; -1 if absent. */
+static double num_at(const cJSON *o, const char *path) {
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *k = buf; o && k;) {
+    char *dot = strchr(k, '.');
+    if (dot)
+      *dot = '\0';
+    o = cJSON_GetObjectItem(o, k);
+    k = dot ? dot + 1 : NULL;
+  }
+  return cJSON_IsNumber(o) ? o->valuedouble : -1;
+}
+
+/* the service's series, and the clusters' (families of their own) */
+#define OV "mesh_circuit_breaker_overflows_total{service=\"" SVC "\","
+#define EJ "mesh_outlier_ejections_total{service=\"" SVC "\","
+#define COV "mesh_cluster_circuit_breaker_overflows_total{service=\"" SVC "\","
+#define CEJ "mesh_cluster_outlier_ejections_total{service=\"" SVC "\","
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -249,6 +335,43 @@ static void test_grp_breakers(void) {
   CU_ASSERT_EQUAL(atomic_load(&grp_br(m, "b")->requests), 3);
   CU_ASSERT_EQUAL(atomic_load(&grp_br(m, "b")->ov_requests), 0);
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->br.requests), 0); /* not shared */
+  /* the view: a's thresholds and counters, b's own */
+  cJSON *doc;
+  const cJSON *va = view_of(m, "a", &doc);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(va);
+  CU_ASSERT_EQUAL(num_at(va, "weight"), 1);
+  CU_ASSERT_EQUAL(num_at(va, "circuit_breakers.max_requests"), 1);
+  CU_ASSERT_EQUAL(num_at(va, "circuit_breakers.max_connections"), 1024);
+  CU_ASSERT_EQUAL(num_at(va, "in_use.requests"), 1);
+  CU_ASSERT_EQUAL(num_at(va, "in_use.pending"), 0);
+  CU_ASSERT_EQUAL(num_at(va, "in_use.connections"), 1);
+  CU_ASSERT_EQUAL(num_at(va, "overflows.requests"), 1);
+  CU_ASSERT_EQUAL(num_at(va, "connect_timeout_ms"), 5000);
+  CU_ASSERT_FALSE(cJSON_IsTrue(cJSON_GetObjectItem(
+      cJSON_GetObjectItem(va, "outlier_detection"), "enabled")));
+  cJSON_Delete(doc);
+  const cJSON *vb = view_of(m, "b", &doc);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(vb);
+  CU_ASSERT_EQUAL(num_at(vb, "weight"), 3);
+  CU_ASSERT_EQUAL(num_at(vb, "circuit_breakers.max_requests"), 1024);
+  CU_ASSERT_EQUAL(num_at(vb, "in_use.requests"), 3);
+  CU_ASSERT_EQUAL(num_at(vb, "overflows.requests"), 0);
+  cJSON_Delete(doc);
+  const cJSON *vs = view_of(m, NULL, &doc);
+  CU_ASSERT_STRING_EQUAL(
+      cJSON_GetStringValue(cJSON_GetObjectItem(vs, "cluster_label")), LABEL);
+  CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(vs, "circuit_breakers"));
+  cJSON_Delete(doc);
+  /* the metrics: the refusal counted in a's series only */
+  char *text = metrics_text(m);
+  CU_ASSERT_EQUAL(series(text, COV "cluster=\"a\",limit=\"requests\"}"), 1);
+  CU_ASSERT_EQUAL(series(text, COV "cluster=\"b\",limit=\"requests\"}"), 0);
+  CU_ASSERT_EQUAL(series(text, COV "cluster=\"a\",limit=\"pending\"}"), 0);
+  CU_ASSERT_EQUAL(series(text, OV "limit=\"requests\"}"), 0);
+  CU_ASSERT_EQUAL(series(text, CEJ "cluster=\"a\",reason=\"consecutive_5xx\"}"),
+                  0);
+  promtool_ok(text);
+  free(text);
   mesh_call_end(ca, MESH_CALL_OK, 0);
   for (int i = 0; i < 3; i++)
     mesh_call_end(cb[i], MESH_CALL_OK, 0);
@@ -345,6 +468,36 @@ static void test_grp_outlier(void) {
   CU_ASSERT_TRUE(mesh__od_ejected(host_of(m, a1.port), now));
   CU_ASSERT_TRUE(mesh__od_ejected(host_of(m, b1.port), now));
   CU_ASSERT_FALSE(mesh__od_ejected(host_of(m, b2.port), now));
+  /* each ejection in its cluster's series; the service's stay 0 */
+  char *text = metrics_text(m);
+  CU_ASSERT_EQUAL(series(text, CEJ "cluster=\"a\",reason=\"consecutive_5xx\"}"),
+                  1);
+  CU_ASSERT_EQUAL(series(text, CEJ "cluster=\"b\",reason=\"consecutive_5xx\"}"),
+                  1);
+  CU_ASSERT_EQUAL(series(text, EJ "reason=\"consecutive_5xx\"}"), 0);
+  CU_ASSERT_EQUAL(series(text, CEJ "cluster=\"a\",reason=\"success_rate\"}"), 0);
+  promtool_ok(text);
+  free(text);
+  /* the view: settings and the ejected host per cluster */
+  cJSON *doc;
+  const cJSON *va = view_of(m, "a", &doc);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(va);
+  CU_ASSERT_EQUAL(num_at(va, "outlier_detection.consecutive_5xx"), 3);
+  CU_ASSERT_EQUAL(num_at(va, "outlier_detection.max_ejection_percent"), 10);
+  CU_ASSERT_EQUAL(num_at(va, "outlier_detection.interval_ms"), 10000);
+  CU_ASSERT_EQUAL(num_at(va, "ejections_active"), 1);
+  const cJSON *ej = cJSON_GetObjectItem(va, "ejected");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(ej), 1);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetArrayItem(ej, 0)),
+                         host_of(m, a1.port)->key);
+  cJSON_Delete(doc);
+  const cJSON *vb = view_of(m, "b", &doc);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(vb);
+  ej = cJSON_GetObjectItem(vb, "ejected");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(ej), 1);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetArrayItem(ej, 0)),
+                         host_of(m, b1.port)->key);
+  cJSON_Delete(doc);
   /* a sweep runs per cluster: b's success-rate stats are its own */
   mesh__snapshot_t *snap = mesh__res_snapshot(svc_of(m));
   mesh__od_sweep(rs_of(m), snap, now);
@@ -405,6 +558,74 @@ static void test_grp_failure_percentage(void) {
   CU_ASSERT_EQUAL(atomic_load(&rs_of(m)->od_enforced[MESH__OD_FAILURE_PERCENTAGE]),
                   1);
   mesh__snap_release(snap);
+  mesh_free(m);
+}
+
+/* ---- series per cluster are bounded ------------------------------------- */
+
+/* A groups object with n groups named prefix0..prefix(n-1), plus extra
+ * (a raw JSON member or ""). */
+static char *groups_json(const char *prefix, int n, const char *extra) {
+  size_t cap = 64 + (size_t)n * 48 + strlen(extra);
+  char *j = malloc(cap);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+  size_t off = (size_t)snprintf(j, cap, "{\"group_label\":\"" LABEL
+                                        "\",\"groups\":{%s", extra);
+  for (int i = 0; i < n; i++)
+    off += (size_t)snprintf(j + off, cap - off, "%s\"%s%d\":{\"weight\":1}",
+                            i || *extra ? "," : "", prefix, i);
+  snprintf(j + off, cap - off, "}}");
+  return j;
+}
+
+/* A control plane that renames clusters forever: series (which live until
+ * mesh_free) stop at MESH__RES_GRP_SERIES_MAX names per service; later
+ * names count in the service's series; a name seen before keeps its
+ * series.  A name with a comma and a backslash renders escaped. */
+static void test_grp_series_cap(void) {
+  CU_ASSERT_FATAL(tcb_init());
+  ep_t eps[] = {{1001, "g0"}};
+  mesh_t *m = client(eps, 1);
+  mesh_status_t st;
+  char *j = groups_json("g", 39, "\"x,y\\\\z\":{\"weight\":1}");
+  CU_ASSERT_EQUAL_FATAL(reconf(m, j, &st), MESH_OK);
+  free(j);
+  char *text = metrics_text(m);
+  int per = MESH__RES_GRP_SERIES_MAX * MESH__BR_LIMITS_;
+  CU_ASSERT_EQUAL(lines_with(text, COV "cluster="), per);
+  CU_ASSERT_EQUAL(lines_with(text, CEJ "cluster="), per);
+  CU_ASSERT_EQUAL(series(text, COV "cluster=\"x,y\\\\z\",limit=\"requests\"}"), 0);
+  CU_ASSERT_EQUAL(series(text, COV "cluster=\"g30\",limit=\"requests\"}"), 0);
+  CU_ASSERT_EQUAL(series(text, COV "cluster=\"g31\",limit=\"requests\"}"), -1);
+  promtool_ok(text);
+  free(text);
+  CU_ASSERT_PTR_NULL(grp_br(m, "g31")->mx);
+  CU_ASSERT_TRUE(grp_br(m, "g31")->mx_done);
+  /* 40 new names: no new series */
+  j = groups_json("h", 40, "");
+  CU_ASSERT_EQUAL_FATAL(reconf(m, j, &st), MESH_OK);
+  free(j);
+  CU_ASSERT_PTR_NULL(grp_br(m, "h0")->mx);
+  /* an old name comes back with fresh counters and its old series */
+  j = groups_json("g", 2, "");
+  CU_ASSERT_EQUAL_FATAL(reconf(m, j, &st), MESH_OK);
+  free(j);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(grp_br(m, "g0")->mx);
+  CU_ASSERT_PTR_NOT_NULL(grp_br(m, "g0")->mx->ov[MESH__BR_REQUESTS]);
+  text = metrics_text(m);
+  CU_ASSERT_EQUAL(lines_with(text, COV "cluster="), per);
+  CU_ASSERT_EQUAL(lines_with(text, OV "limit="), MESH__BR_LIMITS_);
+  free(text);
+  CU_ASSERT_EQUAL(rs_of(m)->ngrp_series, MESH__RES_GRP_SERIES_MAX);
+  /* back to no groups: the view shows the service's own state again */
+  CU_ASSERT_EQUAL_FATAL(reconf(m, "{}", &st), MESH_OK);
+  cJSON *doc;
+  const cJSON *vs = view_of(m, NULL, &doc);
+  CU_ASSERT_EQUAL(num_at(vs, "circuit_breakers.max_requests"), 1024);
+  CU_ASSERT_EQUAL(num_at(vs, "in_use.requests"), 0);
+  CU_ASSERT_EQUAL(num_at(vs, "connect_timeout_ms"), 5000);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(vs, "clusters")), 0);
+  cJSON_Delete(doc);
   mesh_free(m);
 }
 
@@ -592,6 +813,7 @@ static void add(void) {
   CU_add_test(s, "grp_failure_percentage", test_grp_failure_percentage);
   CU_add_test(s, "grp_connect_timeout", test_grp_connect_timeout);
   CU_add_test(s, "grp_lifecycle", test_grp_lifecycle);
+  CU_add_test(s, "grp_series_cap", test_grp_series_cap);
   CU_add_test(s, "grp_flips_under_calls", test_grp_flips_under_calls);
 }
 

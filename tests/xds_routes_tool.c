@@ -17,6 +17,8 @@
  *                      "failed_total" since start
  *   view               the admin view "xds"
  *   quit               stop threads and backends, exit
+ * With XDS_TOOL_ADMIN=HOST:PORT in the environment the context also runs
+ * its admin endpoint there (tests/xds/test_xds_clusterrs.py scrapes it).
  * Driven by tests/xds/test_xds_routes.py. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -235,12 +237,15 @@ static void commands(pthread_t *th, int *nth) {
 }
 
 static int run(const char *boot) {
-  char cfg[2048];
+  char cfg[2048], admin[128] = "";
+  const char *listen = getenv("XDS_TOOL_ADMIN");
+  if (listen && *listen)
+    snprintf(admin, sizeof admin, "\"admin\": {\"listen\": \"%.64s\"}, ", listen);
   snprintf(cfg, sizeof cfg,
-           "{\"log\": {\"level\": \"error\"}, %s, \"xds\": {\"bootstrap\": \"%s\"}, "
+           "{\"log\": {\"level\": \"error\"}, %s, %s\"xds\": {\"bootstrap\": \"%s\"}, "
            "\"services\": {\"web\": {\"peers\": [\"" TCB_BACKEND_ID "\"], "
            "\"discovery\": {\"type\": \"xds\", \"listener\": \"web\"}}}}",
-           tcb_client_identity(), boot);
+           tcb_client_identity(), admin, boot);
   mesh_status_t st;
   if (mesh_new(cfg, &m, &st)) {
     printf("{\"error\": \"%s\"}\n", st.message);

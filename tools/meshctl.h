@@ -86,5 +86,11 @@ struct cJSON;
 struct cJSON *meshctl_admin_get(const char *who, const char *addr,
                                 const char *path, long timeout_ms,
                                 const char *hint404);
+/** The /resilience view's object of service at addr (owned), or NULL
+ *  (the failure is reported on standard error). */
+struct cJSON *meshctl_res_fetch(const char *who, const char *addr,
+                                const char *service, long timeout_ms);
+/** Print it: one line for the service, or one per cluster. */
+void meshctl_res_print(const struct cJSON *svc);
 
 #endif /* MESH_TOOLS_MESHCTL_H */

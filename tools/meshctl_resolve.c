@@ -39,7 +39,10 @@ static const char resolve_help[] =
     "                      are ignored: nothing is registered or exported\n"
     "  --admin HOST:PORT   ask a running process's admin endpoint instead:\n"
     "                      adds the live state (ejections, requests in\n"
-    "                      flight, latency EWMA)\n"
+    "                      flight, latency EWMA) and the resilience state\n"
+    "                      (breaker thresholds and counters, outlier\n"
+    "                      settings, ejected hosts, connect timeout; per\n"
+    "                      cluster for a service split across clusters)\n"
     "  --timeout DURATION  how long to wait (default 5s)\n"
     "  --json              print JSON instead of a table\n"
     "  --verbose           keep the config's log level (default: warnings\n"
@@ -184,6 +187,7 @@ typedef struct input {
   char source[32];
   double version;
   bool live;        /* from a running process: LB state is real */
+  cJSON *res;       /* its /resilience entry (owned), or NULL */
   bool failed;      /* discovery's first answer was an error */
 } input_t;
 
@@ -283,6 +287,8 @@ static int from_admin(const char *addr, const char *service,
       cJSON_GetObjectItemCaseSensitive(cfg, "services"), service);
   in->svc_cfg = cJSON_IsObject(scfg) ? cJSON_Duplicate(scfg, 1) : NULL;
   cJSON_Delete(cfg);
+  in->res = meshctl_res_fetch("resolve", addr, service,
+                              (long)(timeout_s * 1000));
   return in->endpoints ? MESHCTL_OK : MESHCTL_FAIL;
 }
 
@@ -561,6 +567,8 @@ static void print_text(const char *service, const input_t *in,
   char lb[1024];
   lb_summary(in->svc_cfg, lb, sizeof lb);
   printf("%s\n", lb);
+  if (in->res)
+    meshctl_res_print(in->res);
   if (n > 0) {
     printf("\n");
     print_table(in->endpoints, in->live);
@@ -579,6 +587,8 @@ static void print_json(const char *service, input_t *in, cJSON *warnings) {
   cJSON_AddStringToObject(doc, "policy", jstr(lb, "policy", "round_robin"));
   cJSON_AddItemReferenceToObject(doc, "endpoints", in->endpoints);
   cJSON_AddItemReferenceToObject(doc, "warnings", warnings);
+  if (in->res)
+    cJSON_AddItemReferenceToObject(doc, "resilience", in->res);
   char *text = cJSON_Print(doc);
   if (text)
     printf("%s\n", text);
@@ -620,7 +630,7 @@ int meshctl_resolve(int argc, char **argv) {
     fprintf(stderr, "meshctl resolve: invalid --timeout \"%s\"\n", timeout);
     return MESHCTL_USAGE;
   }
-  input_t in = {NULL, NULL, "none", 0, false, false};
+  input_t in = {NULL, NULL, "none", 0, false, NULL, false};
   int rc = config ? from_config(config, service, secs, verbose, &in)
                   : from_admin(admin, service, secs, &in);
   cJSON *warnings = cJSON_CreateArray();
@@ -634,6 +644,7 @@ int meshctl_resolve(int argc, char **argv) {
   cJSON_Delete(warnings);
   cJSON_Delete(in.endpoints);
   cJSON_Delete(in.svc_cfg);
+  cJSON_Delete(in.res);
   fflush(stdout);
   return rc == MESHCTL_OK && in.failed ? MESHCTL_FAIL : rc;
 }

@@ -76,6 +76,13 @@ static void route_identity(mesh__admin_t *a, resp_t *r) {
   route_view(r, a->m, "identity");
 }
 
+/* The resilience part's view (per service and cluster: breaker
+ * thresholds and counters, outlier settings and ejected hosts, connect
+ * timeout). */
+static void route_resilience(mesh__admin_t *a, resp_t *r) {
+  route_view(r, a->m, "resilience");
+}
+
 /* The xds part's view (per type and resource: version, status, error). */
 static void route_xds(mesh__admin_t *a, resp_t *r) {
   cJSON *v = mesh__view_render(a->m, "xds");
@@ -201,7 +208,7 @@ const char *mesh__admin_route(mesh__admin_t *a, mesh__http_str_t target,
       {"/metrics", route_metrics}, {"/endpoints", route_endpoints},
       {"/config", route_config},   {"/identity", route_identity},
       {"/spans", route_spans},     {"/log", route_log},
-      {"/xds", route_xds},
+      {"/xds", route_xds},         {"/resilience", route_resilience},
   };
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     if (mesh__http_str_eq(path, routes[i].path)) {

@@ -50,8 +50,10 @@ void mesh__breakers_ref(mesh__breakers_t *b) {
 
 void mesh__breakers_unref(mesh__breakers_t *b) {
   if (b && b->heap &&
-      atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+      atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+    free(b->mx);
     free(b);
+  }
 }
 
 void mesh__breakers_conn_closed(void *user) {

@@ -175,7 +175,7 @@ int mesh__callx_may_retry(mesh__callx_t *x, bool *slot, mesh_status_t *st) {
   if (!mesh__retry_admit(x->br, &rs->cfg->retry, &x->cb)) {
     atomic_fetch_add(&rs->retry_overflow, 1);
     mesh__counter_add(rs->mx.budget, 1);
-    mesh__counter_add(rs->mx.overflow[MESH__BR_RETRIES], 1);
+    mesh__res_count_overflow(rs, x->br, MESH__BR_RETRIES);
     return mesh__fail(st, MESH_ERR_RETRY_BUDGET,
                       "service \"%s\": retry refused by the retry budget "
                       "(%lld retries in flight; last error: %s)",

@@ -144,7 +144,7 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   mesh__res_svc_t *rs = x->rs;
   if (!mesh__breaker_take(&x->br->pending, x->cb.max_pending_requests,
                           &x->br->ov_pending)) {
-    mesh__counter_add(rs->mx.overflow[MESH__BR_PENDING], 1);
+    mesh__res_count_overflow(rs, x->br, MESH__BR_PENDING);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\"%s%s%s: circuit breaker open: %lld calls "
                       "waiting for a connection (max_pending_requests)",
@@ -152,7 +152,7 @@ static int dial(mesh_call_t *c, const mesh_dial_opts_t *user_opts,
   }
   if (!mesh__breaker_take(&x->br->connections, x->cb.max_connections,
                           &x->br->ov_connections)) {
-    mesh__counter_add(rs->mx.overflow[MESH__BR_CONNECTIONS], 1);
+    mesh__res_count_overflow(rs, x->br, MESH__BR_CONNECTIONS);
     mesh__breaker_give(&x->br->pending);
     return mesh__fail(st, MESH_ERR_CIRCUIT_OPEN,
                       "service \"%s\"%s%s%s: circuit breaker open: %lld "
@@ -277,7 +277,7 @@ int mesh__call_acquire(mesh_call_t *c, bool retry_slot,
   c->holds_retry = retry_slot;
   if (!mesh__breaker_take(&x->br->requests, x->cb.max_requests,
                           &x->br->ov_requests)) {
-    mesh__counter_add(rs->mx.overflow[MESH__BR_REQUESTS], 1);
+    mesh__res_count_overflow(rs, x->br, MESH__BR_REQUESTS);
     if (c->holds_retry)
       mesh__breaker_give(&x->br->retries);
     c->holds_retry = false;

@@ -87,6 +87,7 @@ int mesh__res_reconfigure(mesh__service_t *svc, const cJSON *svc_cfg,
     mesh__res_live_release(l);
     return rc;
   }
+  mesh__res_stats_groups(rs, l);
   mesh__res_live_publish(rs, l);
   mesh__res_od_timer_reset(rs);
   return MESH_OK;

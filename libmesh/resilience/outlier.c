@@ -186,10 +186,12 @@ static size_t count_group(mesh__snapshot_t *snap, const char *key,
 }
 
 /* Eject h if the cap and the enforcement percentage allow.  od_mu held.
- * key: the group label (NULL without groups). */
+ * key: the group label (NULL without groups); gbr: h's group's counters
+ * (their metric series), NULL without groups. */
 static bool eject_locked(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
                          mesh__snapshot_t *snap, const char *key,
-                         mesh__host_t *h, int type, int64_t now) {
+                         const mesh__breakers_t *gbr, mesh__host_t *h,
+                         int type, int64_t now) {
   mesh__res_host_t *rh = mesh__res_host(h);
   if (!rh || mesh__od_ejected(h, now))
     return false;
@@ -226,7 +228,8 @@ static bool eject_locked(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
   int64_t dur = mesh__od_ejection_ms(c, rh->backoff, jitter);
   atomic_store(&h->ejected_until_ms, now + (dur > 0 ? dur : 1));
   atomic_fetch_add(&rs->od_enforced[type], 1);
-  mesh__counter_add(rs->mx.ejections[type], 1);
+  struct mesh__metric *ej = gbr && gbr->mx ? gbr->mx->ej[type] : NULL;
+  mesh__counter_add(ej ? ej : rs->mx.ejections[type], 1);
   /* Idle connections to an ejected host would be handed out again when it
    * returns, long after the peer timed them out. */
   mesh__pool_clear(mesh__res_pool_peek(h));
@@ -241,10 +244,11 @@ static bool eject_locked(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
 
 static void consecutive_hit(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
                             mesh__snapshot_t *snap, const char *key,
-                            mesh__host_t *h, mesh__res_host_t *rh, int type) {
+                            const mesh__breakers_t *gbr, mesh__host_t *h,
+                            mesh__res_host_t *rh, int type) {
   int64_t now = mesh__now_ms();
   pthread_mutex_lock(&rs->od_mu);
-  eject_locked(rs, c, snap, key, h, type, now);
+  eject_locked(rs, c, snap, key, gbr, h, type, now);
   /* Envoy resets the counter whether or not the host was ejected, so a new
    * run of errors is needed for the next detection. */
   if (type == MESH__OD_CONSECUTIVE_5XX)
@@ -256,8 +260,9 @@ static void consecutive_hit(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
 
 /* The settings in force for the whole report (live.c). */
 static void report(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
-                   mesh__snapshot_t *snap, const char *key, mesh__host_t *h,
-                   int outcome, int status);
+                   mesh__snapshot_t *snap, const char *key,
+                   const mesh__breakers_t *gbr, mesh__host_t *h, int outcome,
+                   int status);
 
 /* The outlier settings of h: its group's, else the service's. */
 static const mesh__od_cfg_t *od_of(const mesh__res_live_t *l,
@@ -271,15 +276,18 @@ void mesh__od_report(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
   if (!rs || !h)
     return;
   mesh__res_live_t *l = mesh__res_live_acquire(rs);
-  const mesh__od_cfg_t *c = od_of(l, h);
+  const mesh__res_grp_t *g = mesh__res_grp_of(l, h);
+  const mesh__od_cfg_t *c = g ? &g->od : &l->od;
   if (c->enabled)
-    report(rs, c, snap, l->ngrp ? l->grp_label : NULL, h, outcome, status);
+    report(rs, c, snap, l->ngrp ? l->grp_label : NULL, g ? g->br : NULL, h,
+           outcome, status);
   mesh__res_live_release(l);
 }
 
 static void report(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
-                   mesh__snapshot_t *snap, const char *key, mesh__host_t *h,
-                   int outcome, int status) {
+                   mesh__snapshot_t *snap, const char *key,
+                   const mesh__breakers_t *gbr, mesh__host_t *h, int outcome,
+                   int status) {
   int code = mesh__outcome_status(outcome, status);
   if (code == 0)
     return;
@@ -299,12 +307,13 @@ static void report(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
   if (code >= 502 && code <= 504) {
     if (atomic_fetch_add(&rh->cons_gateway, 1) + 1 ==
         c->consecutive_gateway_failure)
-      consecutive_hit(rs, c, snap, key, h, rh, MESH__OD_CONSECUTIVE_GATEWAY);
+      consecutive_hit(rs, c, snap, key, gbr, h, rh,
+                      MESH__OD_CONSECUTIVE_GATEWAY);
   } else {
     atomic_store_explicit(&rh->cons_gateway, 0, memory_order_relaxed);
   }
   if (atomic_fetch_add(&rh->cons_5xx, 1) + 1 == c->consecutive_5xx)
-    consecutive_hit(rs, c, snap, key, h, rh, MESH__OD_CONSECUTIVE_5XX);
+    consecutive_hit(rs, c, snap, key, gbr, h, rh, MESH__OD_CONSECUTIVE_5XX);
 }
 
 static void uneject_locked(mesh__res_svc_t *rs, mesh__host_t *h,
@@ -330,6 +339,7 @@ typedef struct sweep_set {
   size_t n;
   const char *key;              /* group label; NULL without groups */
   double *sr_mean, *sr_threshold;
+  const mesh__breakers_t *br;   /* the group's counters; NULL: none */
 } sweep_set_t;
 
 static void sweep(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
@@ -359,7 +369,8 @@ static void sweep_group(mesh__res_svc_t *rs, const mesh__res_live_t *l,
     return;
   sweep_set_t set = {v, 0, l->ngrp ? l->grp_label : NULL,
                      g ? &g->br->sr_mean : &rs->sr_mean,
-                     g ? &g->br->sr_threshold : &rs->sr_threshold};
+                     g ? &g->br->sr_threshold : &rs->sr_threshold,
+                     g ? g->br : NULL};
   for (size_t i = 0; i < snap->n; i++)
     if (mesh__res_grp_of(l, snap->hosts[i]) == g)
       v[set.n++] = snap->hosts[i];
@@ -374,7 +385,7 @@ void mesh__od_sweep(mesh__res_svc_t *rs, mesh__snapshot_t *snap,
   mesh__res_live_t *l = mesh__res_live_acquire(rs);
   if (!l->ngrp && l->od.enabled) {
     sweep_set_t set = {snap->hosts, snap->n, NULL, &rs->sr_mean,
-                       &rs->sr_threshold};
+                       &rs->sr_threshold, NULL};
     sweep(rs, &l->od, snap, &set, now);
   } else if (l->ngrp) {
     for (size_t i = 0; i < l->ngrp; i++)
@@ -431,10 +442,10 @@ static void sweep(mesh__res_svc_t *rs, const mesh__od_cfg_t *c,
   mesh__od_detect(c, s, n, flags, set->sr_mean, set->sr_threshold);
   for (size_t i = 0; i < n; i++) {
     if (flags[i] & MESH__OD_FLAG_SR)
-      eject_locked(rs, c, snap, set->key, set->hosts[i], MESH__OD_SUCCESS_RATE,
-                   now);
+      eject_locked(rs, c, snap, set->key, set->br, set->hosts[i],
+                   MESH__OD_SUCCESS_RATE, now);
     if ((flags[i] & MESH__OD_FLAG_FP) && !mesh__od_ejected(set->hosts[i], now))
-      eject_locked(rs, c, snap, set->key, set->hosts[i],
+      eject_locked(rs, c, snap, set->key, set->br, set->hosts[i],
                    MESH__OD_FAILURE_PERCENTAGE, now);
   }
   /* A host that stayed in service for a whole interval since it came back

@@ -209,11 +209,24 @@ typedef struct mesh__breakers {
    * connection pools of its hosts (refs); the service's own (rs->br) are
    * embedded and never freed (heap false, refs unused). */
   bool heap;
+  bool mx_done;                 /* series looked up once (stats.c) */
   _Atomic uint32_t refs;
   /* the cluster's outlier sweep (outlier.c), under the service's od_mu */
   int64_t od_last_sweep_ms;
   double sr_mean, sr_threshold;
+  /* A cluster's metric series (stats.c: its name as a `cluster` label),
+   * set before the version naming it is published; NULL: the service's
+   * series count it (embedded counters, no context, or over
+   * MESH__RES_GRP_SERIES_MAX).  Owned; a pointer so that the counters
+   * every service embeds grow by 8 bytes only. */
+  struct mesh__grp_mx *mx;
 } mesh__breakers_t;
+
+/* The handles of a cluster's series. */
+typedef struct mesh__grp_mx {
+  struct mesh__metric *ov[MESH__BR_LIMITS_]; /* by enum mesh__br_limit */
+  struct mesh__metric *ej[MESH__OD_TYPES_];  /* by enum mesh__od_type */
+} mesh__grp_mx_t;
 
 /** Counters of a new group (refs = 1), or NULL on OOM. */
 mesh__breakers_t *mesh__breakers_new(void);
@@ -382,6 +395,10 @@ typedef struct mesh__res_svc {
                                    * replay (the channel's retryBufferSize) */
   _Atomic int64_t grpc_tokens_missing; /* gRPC retryThrottling (grpc.h) */
   mesh__res_stats_t mx;         /* metric handles (NULL without a context) */
+  /* cluster names given series of their own (stats.c), at most
+   * MESH__RES_GRP_SERIES_MAX; loop thread (reconfigure) only.  Owned. */
+  char **grp_series;
+  uint32_t ngrp_series;
 } mesh__res_svc_t;
 
 /** The current live settings of rs, with a reference the caller drops
@@ -432,6 +449,22 @@ void mesh__res_od_timer_reset(mesh__res_svc_t *rs);
 void mesh__res_stats_init(mesh__res_svc_t *rs);
 /** Detach the computed gauges before rs is freed. */
 void mesh__res_stats_fini(mesh__res_svc_t *rs);
+/* Distinct cluster names per service with series of their own.  Series are
+ * carved from registry chunks and live until mesh_free (telemetry), so a
+ * control plane that renames clusters forever must not grow them without
+ * bound: 8 series per name (4 limits, 4 reasons), 32 names per service.
+ * Later names count in the service's series (no cluster label). */
+#define MESH__RES_GRP_SERIES_MAX 32
+/** Register the "resilience" view (views.c; admin /resilience). */
+void mesh__res_register_views(mesh_t *m);
+/** Give the groups of l whose counters have no series yet their
+ *  `cluster`-labelled breaker-overflow and ejection series.  Call before
+ *  publishing l (loop thread). */
+void mesh__res_stats_groups(mesh__res_svc_t *rs, mesh__res_live_t *l);
+/** Count one breaker overflow of limit (enum mesh__br_limit) for the
+ *  counters br (a cluster's or the service's). */
+void mesh__res_count_overflow(mesh__res_svc_t *rs, const mesh__breakers_t *br,
+                              int limit);
 /** The mesh_calls_total result label of a call's return code. */
 int mesh__res_result_of(int rc);
 /** Count one finished logical call (last: the endpoint of its last try,

@@ -104,6 +104,9 @@ void mesh__res_svc_free(mesh__res_svc_t *rs) {
   mesh__res_live_release(atomic_load(&rs->live));
   cfg_drop(rs->cfg);
   free(rs->alpn);
+  for (uint32_t i = 0; i < rs->ngrp_series; i++)
+    free(rs->grp_series[i]);
+  free(rs->grp_series);
   free(rs);
 }
 

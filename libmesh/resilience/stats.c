@@ -7,6 +7,7 @@
 #include "resilience/resilience.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const call_results[MESH__RES_MAX_] = {
@@ -110,6 +111,94 @@ void mesh__res_stats_init(mesh__res_svc_t *rs) {
     x->hc[i] = mesh__counter(m, "mesh_health_checks_total",
                              "Active health checks.", l);
   }
+}
+
+/* A label value for mesh__counter's "k=v,..." form: ',' and '\\' escaped
+ * (telemetry's mesh__labels_parse undoes it).  False if it does not fit. */
+static bool label_value(char *out, size_t cap, const char *v) {
+  size_t o = 0;
+  for (; *v; v++) {
+    if (o + 3 > cap)
+      return false;
+    if (*v == ',' || *v == '\\')
+      out[o++] = '\\';
+    out[o++] = *v;
+  }
+  out[o] = '\0';
+  return true;
+}
+
+/* Has rs given name series already, or may it (under the cap)?  Records
+ * the name.  Loop thread. */
+static bool series_slot(mesh__res_svc_t *rs, const char *name) {
+  for (uint32_t i = 0; i < rs->ngrp_series; i++)
+    if (strcmp(rs->grp_series[i], name) == 0)
+      return true;
+  if (rs->ngrp_series >= MESH__RES_GRP_SERIES_MAX)
+    return false;
+  if (!rs->grp_series) {
+    rs->grp_series = calloc(MESH__RES_GRP_SERIES_MAX, sizeof *rs->grp_series);
+    if (!rs->grp_series)
+      return false;
+  }
+  char *d = mesh__strdup(name);
+  if (!d)
+    return false;
+  rs->grp_series[rs->ngrp_series++] = d;
+  return true;
+}
+
+/* The cluster's series, in families of their own (a family has one set of
+ * label keys: the service-wide ones keep exactly their series, Envoy's
+ * cluster stats are per cluster as these).  The registry hands back the
+ * same series when a removed cluster comes back, so a name costs its 8
+ * series once. */
+static void group_series(mesh__res_svc_t *rs, const char *name,
+                         mesh__breakers_t *br) {
+  char v[400], l[700];
+  br->mx_done = true;
+  if (!label_value(v, sizeof v, name) ||
+      strlen(rs->name) + strlen(v) + 64 > sizeof l) {
+    mesh__log(rs->m, MESH_LOG_WARN, "cluster_series_name",
+              "service=%s cluster=%.64s...: name too long for a label, "
+              "counted in the service's series",
+              rs->name, name);
+    return;
+  }
+  if (!series_slot(rs, name)) {
+    mesh__log(rs->m, MESH_LOG_WARN, "cluster_series_cap",
+              "service=%s cluster=%s: more than %d clusters, counted in the "
+              "service's series",
+              rs->name, name, MESH__RES_GRP_SERIES_MAX);
+    return;
+  }
+  mesh__grp_mx_t *x = calloc(1, sizeof *x);
+  if (!x)
+    return;
+  for (int i = 0; i < MESH__BR_LIMITS_; i++) {
+    snprintf(l, sizeof l, "service=%s,cluster=%s,limit=%s", rs->name, v,
+             limits[i]);
+    x->ov[i] =
+        mesh__counter(rs->m, "mesh_cluster_circuit_breaker_overflows_total",
+                      "Calls refused by a cluster's breaker.", l);
+    snprintf(l, sizeof l, "service=%s,cluster=%s,reason=%s", rs->name, v,
+             od_reasons[i]);
+    x->ej[i] = mesh__counter(rs->m, "mesh_cluster_outlier_ejections_total",
+                             "Ejections in a cluster.", l);
+  }
+  br->mx = x;
+}
+
+void mesh__res_stats_groups(mesh__res_svc_t *rs, mesh__res_live_t *l) {
+  for (size_t i = 0; rs && rs->m && l && i < l->ngrp; i++)
+    if (!l->grp[i].br->mx_done)
+      group_series(rs, l->grp[i].name, l->grp[i].br);
+}
+
+void mesh__res_count_overflow(mesh__res_svc_t *rs, const mesh__breakers_t *br,
+                              int limit) {
+  mesh__metric_t *c = br && br->mx ? br->mx->ov[limit] : NULL;
+  mesh__counter_add(c ? c : rs->mx.overflow[limit], 1);
 }
 
 void mesh__res_stats_fini(mesh__res_svc_t *rs) {

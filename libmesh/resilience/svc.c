@@ -145,6 +145,7 @@ int mesh__res_svc_init(mesh_t *m, mesh__service_t *svc, const cJSON *v,
   }
   svc->res = (struct mesh__res_svc *)rs;
   mesh__res_stats_init(rs);
+  mesh__res_register_views(m);
   start_timers(rs);
   return MESH_OK;
 }
