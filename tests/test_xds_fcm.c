@@ -7,7 +7,8 @@
  * domain, garbage) through a real listener and openssl s_client; no
  * matching chain closes the connection; a Listener with another address
  * is not used (not serving); a Listener naming a certificate provider
- * instance the bootstrap lacks is NACKed and the chains in force stay. */
+ * instance the bootstrap lacks is NACKed and the chains in force stay;
+ * an instance named by a chain and by a cluster rotates (file_watcher). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
