@@ -363,6 +363,7 @@ static int suite_init(void) {
 static int port;
 static char addr[64], lname[128];
 static char extra_inst[2048]; /* more bootstrap instances (",\"x\":{...}") */
+static bool ident_rot; /* the server's identity: instance "rot", not files */
 
 /* The xDS-enabled server on host (its identity: "server"); instances:
  * "c" (server + CA), "cert-a" (server-a, no CA: a certificate only),
@@ -385,16 +386,21 @@ static mesh_t *server_ctx_on(const char *host) {
            th_path("server-a.crt"), th_path("server-a.key"), th_path("server-b.crt"),
            th_path("server-b.key"), th_ca(TD), th_ca(TD), th_ca(TD2), extra_inst);
   snprintf(lname, sizeof lname, TMPL, addr);
+  char ident[1024];
+  if (ident_rot) /* the identity is instance "rot" (certprov.c) */
+    snprintf(ident, sizeof ident, "{\"source\":\"xds\",\"certificate_provider\":\"rot\"}");
+  else
+    snprintf(ident, sizeof ident, "{\"cert\":\"%s\",\"key\":\"%s\",\"bundle\":\"%s\"}",
+             th_path("server.crt"), th_path("server.key"), th_ca(TD));
   snprintf(cfg, sizeof cfg,
-           "{\"log\":{\"level\":\"error\"},\"identity\":{\"cert\":\"%s\",\"key\":\"%s\","
-           "\"bundle\":\"%s\"},\"inbound\":{\"listen\":\"%s\",\"mode\":\"STRICT\"},"
+           "{\"log\":{\"level\":\"error\"},\"identity\":%s,\"inbound\":{\"listen\":\"%s\",\"mode\":\"STRICT\"},"
            "\"xds\":{\"server_address\":\"%s\",\"bootstrap\":{\"xds_servers\":[{"
            "\"server_uri\":\"127.0.0.1:1\",\"channel_creds\":[{\"type\":\"insecure\"}]}],"
            "\"node\":{\"id\":\"n1\"},\"server_listener_resource_name_template\":\"%s\","
            "\"certificate_providers\":{\"c\":{\"plugin_name\":\"file_watcher\",\"config\":{"
            "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
            "\"ca_certificate_file\":\"%s\"}}%s}}}}",
-           th_path("server.crt"), th_path("server.key"), th_ca(TD), addr, addr, TMPL,
+           ident, addr, addr, TMPL,
            th_path("server.crt"), th_path("server.key"), th_ca(TD), inst);
   mesh_t *m = NULL;
   mesh_status_t st;
@@ -986,16 +992,16 @@ static mesh_t *rot_client(const char *inst) {
  * a new libmesh dial see the new certificate on both sides, a connection
  * opened before still echoes with the old peer ID; broken files keep the
  * last good credentials on both sides; good files again are taken. */
-static void test_xds_fcm_live_rotation(void) {
-  if (!th_require("openssl", "openssl"))
-    return;
+static void rotation_case(bool own) {
   rot_install("rot1");
   snprintf(extra_inst, sizeof extra_inst,
            ",\"rot\":{\"plugin_name\":\"file_watcher\",\"config\":{"
            "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
            "\"ca_certificate_file\":\"%s\",\"refresh_interval\":\"0.05s\"}}",
            th_path("rot.crt"), th_path("rot.key"), th_ca(TD));
+  ident_rot = own;
   mesh_t *m = server_ctx();
+  ident_rot = false;
   extra_inst[0] = '\0';
   rsrv_t s = {0};
   pthread_mutex_init(&s.mu, NULL);
@@ -1046,8 +1052,10 @@ static void test_xds_fcm_live_rotation(void) {
   log_buf[0] = '\0';
   pthread_mutex_unlock(&log_mu);
   put("rot.crt", "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n");
-  const char *kept[] = {"\" instance=rot state=kept", "service=sr instance=rot state=kept",
-                        NULL};
+  /* the server's chain: its own reload failure, or the identity's (the
+   * identity then publishes nothing, the chain keeps its credentials) */
+  const char *kept[] = {own ? "event=svid_reload_failed" : "\" instance=rot state=kept",
+                        "service=sr instance=rot state=kept", NULL};
   CU_ASSERT(th_wait_for(log_has_all, kept, TH_CAP_MS, "broken files logged"));
   CU_ASSERT(serial_is(&r));
   CU_ASSERT(r_dial(&d));
@@ -1062,6 +1070,21 @@ static void test_xds_fcm_live_rotation(void) {
   r_stop(&s);
   mesh_listener_close(s.l);
   mesh_free(m);
+}
+
+/* Two rows: the server's identity from its own files, and the identity
+ * being instance "rot" itself (identity.source "xds": watched once, by
+ * identity; its rotations reach the chain through on_change). */
+static void test_xds_fcm_live_rotation(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  for (int own = 0; own < 2; own++) {
+    size_t before = CU_get_number_of_failures();
+    rotation_case(own);
+    if (CU_get_number_of_failures() != before)
+      fprintf(stderr, "\nrotation row failed: server identity %s\n",
+              own ? "= instance rot" : "from files");
+  }
 }
 
 static void add(void) {
