@@ -7,7 +7,8 @@
  * domain, garbage) through a real listener and openssl s_client; no
  * matching chain closes the connection; a Listener with another address
  * is not used (not serving); a Listener naming a certificate provider
- * instance the bootstrap lacks is NACKed and the chains in force stay. */
+ * instance the bootstrap lacks is NACKed and the chains in force stay;
+ * an instance named by a chain and by a cluster rotates (file_watcher). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -343,6 +344,9 @@ static void test_mesh__xds_decode_lds_chains(void) {
 #define CLIENT_ID "spiffe://example.org/client"
 #define TMPL "xds.test/lds/inbound/%s"
 
+#define ROT1_ID "spiffe://example.org/rot-1"
+#define ROT2_ID "spiffe://example.org/rot-2"
+
 static int suite_init(void) {
   if (!th_ca(TD) || !th_ca(TD2))
     return 1;
@@ -350,13 +354,16 @@ static int suite_init(void) {
                  th_svid(TD, CLIENT_ID, "client", 0, 0, 0) &&
                  th_svid(TD, SERVER_ID "-a", "server-a", 0, 0, 0) &&
                  th_svid(TD, SERVER_ID "-b", "server-b", 0, 0, 0) &&
-                 th_svid(TD2, "spiffe://other.org/evil", "evil", 0, 0, 0)
+                 th_svid(TD2, "spiffe://other.org/evil", "evil", 0, 0, 0) &&
+                 th_svid(TD, ROT1_ID, "rot1", 0, 0, 0) && th_svid(TD, ROT2_ID, "rot2", 0, 0, 0)
              ? 0
              : 1;
 }
 
 static int port;
 static char addr[64], lname[128];
+static char extra_inst[2048]; /* more bootstrap instances (",\"x\":{...}") */
+static bool ident_rot; /* the server's identity: instance "rot", not files */
 
 /* The xDS-enabled server on host (its identity: "server"); instances:
  * "c" (server + CA), "cert-a" (server-a, no CA: a certificate only),
@@ -375,20 +382,25 @@ static mesh_t *server_ctx_on(const char *host) {
            "\"roots\":{\"plugin_name\":\"file_watcher\",\"config\":{"
            "\"ca_certificate_file\":\"%s\"}},"
            "\"roots-other\":{\"plugin_name\":\"file_watcher\",\"config\":{"
-           "\"ca_certificate_file\":\"%s\"}}",
+           "\"ca_certificate_file\":\"%s\"}}%s",
            th_path("server-a.crt"), th_path("server-a.key"), th_path("server-b.crt"),
-           th_path("server-b.key"), th_ca(TD), th_ca(TD), th_ca(TD2));
+           th_path("server-b.key"), th_ca(TD), th_ca(TD), th_ca(TD2), extra_inst);
   snprintf(lname, sizeof lname, TMPL, addr);
+  char ident[1024];
+  if (ident_rot) /* the identity is instance "rot" (certprov.c) */
+    snprintf(ident, sizeof ident, "{\"source\":\"xds\",\"certificate_provider\":\"rot\"}");
+  else
+    snprintf(ident, sizeof ident, "{\"cert\":\"%s\",\"key\":\"%s\",\"bundle\":\"%s\"}",
+             th_path("server.crt"), th_path("server.key"), th_ca(TD));
   snprintf(cfg, sizeof cfg,
-           "{\"log\":{\"level\":\"error\"},\"identity\":{\"cert\":\"%s\",\"key\":\"%s\","
-           "\"bundle\":\"%s\"},\"inbound\":{\"listen\":\"%s\",\"mode\":\"STRICT\"},"
+           "{\"log\":{\"level\":\"error\"},\"identity\":%s,\"inbound\":{\"listen\":\"%s\",\"mode\":\"STRICT\"},"
            "\"xds\":{\"server_address\":\"%s\",\"bootstrap\":{\"xds_servers\":[{"
            "\"server_uri\":\"127.0.0.1:1\",\"channel_creds\":[{\"type\":\"insecure\"}]}],"
            "\"node\":{\"id\":\"n1\"},\"server_listener_resource_name_template\":\"%s\","
            "\"certificate_providers\":{\"c\":{\"plugin_name\":\"file_watcher\",\"config\":{"
            "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
            "\"ca_certificate_file\":\"%s\"}}%s}}}}",
-           th_path("server.crt"), th_path("server.key"), th_ca(TD), addr, addr, TMPL,
+           ident, addr, addr, TMPL,
            th_path("server.crt"), th_path("server.key"), th_ca(TD), inst);
   mesh_t *m = NULL;
   mesh_status_t st;
@@ -720,6 +732,361 @@ static void test_xds_fcm_live_instances(void) {
   mesh_free(m);
 }
 
+
+/* ---- rotation of an instance named by a chain and by a cluster ------------------ */
+
+#define CDS_T "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+#define EDS_T "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+#define UTLS_T \
+  "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[32768];
+
+static void log_fn(int level, const char *line, void *user) {
+  (void)level;
+  (void)user;
+  pthread_mutex_lock(&log_mu);
+  size_t n = strlen(log_buf);
+  if (n + strlen(line) + 2 < sizeof log_buf)
+    snprintf(log_buf + n, sizeof log_buf - n, "%s\n", line);
+  pthread_mutex_unlock(&log_mu);
+}
+
+/* Both lines (server's and client's "state=kept") logged since the clear? */
+static bool log_has_all(void *arg) {
+  const char *const *v = arg;
+  pthread_mutex_lock(&log_mu);
+  bool r = true;
+  for (; *v; v++)
+    r = r && strstr(log_buf, *v) != NULL;
+  pthread_mutex_unlock(&log_mu);
+  return r;
+}
+
+static int feed_res(mesh_t *m, const char *url, const char *version, const char *type,
+                    const char *const *res, size_t n, mesh_status_t *st) {
+  size_t cap = 1 << 16, o = 0;
+  char *text = malloc(cap);
+  o += (size_t)snprintf(text, cap, "version_info: \"%s\" nonce: \"n%s\" type_url: \"%s\" ",
+                        version, version, url);
+  for (size_t i = 0; i < n; i++) {
+    char *any = xv_any(url, type, res[i]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+    o += (size_t)snprintf(text + o, cap - o, "resources { %s } ", any);
+    free(any);
+  }
+  uint8_t *b;
+  size_t len;
+  CU_ASSERT_EQUAL_FATAL(xv_encode("DiscoveryResponse", text, &b, &len), 0);
+  free(text);
+  int rc = mesh__xds_feed(m, b, len, st);
+  free(b);
+  return rc;
+}
+
+/* <tmp>/<name> replaced by content through a rename (a new inode: an
+ * atomic rotation, as a file_watcher deployment does it). */
+static void put(const char *name, const char *content) {
+  char to[600];
+  snprintf(to, sizeof to, "%s", th_path(name));
+  CU_ASSERT_FATAL(th_write(th_path("rot.tmp"), content));
+  CU_ASSERT_EQUAL(rename(th_path("rot.tmp"), to), 0);
+}
+
+/* Install SVID <from>.{key,crt} as rot.{key,crt} (key first). */
+static void rot_install(const char *from) {
+  static const char *const ext[] = {"key", "crt"};
+  for (int i = 0; i < 2; i++) {
+    char f[64], t[16];
+    snprintf(f, sizeof f, "%s.%s", from, ext[i]);
+    snprintf(t, sizeof t, "rot.%s", ext[i]);
+    char *c = th_slurp(th_path(f), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    put(t, c);
+    free(c);
+  }
+}
+
+/* "serial=..." of openssl's output in file, lower case, into out. */
+static bool serial_from(const char *file, char *out, size_t cap) {
+  char *s = th_slurp(file, NULL);
+  const char *p = s ? strstr(s, "serial=") : NULL;
+  out[0] = '\0';
+  if (p) {
+    snprintf(out, cap, "%s", p + 7);
+    out[strcspn(out, "\r\n")] = '\0';
+    for (char *q = out; *q; q++)
+      if (*q >= 'A' && *q <= 'F')
+        *q = (char)(*q - 'A' + 'a');
+  }
+  free(s);
+  return p != NULL;
+}
+
+static void cert_serial(const char *name, char *out, size_t cap) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "openssl x509 -noout -serial -in %s.crt > %s", th_path(name),
+           th_path("serial.txt"));
+  CU_ASSERT_EQUAL(th_sh(cmd), 0);
+  CU_ASSERT(serial_from(th_path("serial.txt"), out, cap));
+}
+
+/* The serial the xDS server presents to openssl s_client (with the
+ * client's certificate: the chain requires one). */
+static void presented_serial(char *out, size_t cap) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "echo | timeout 10 openssl s_client -connect 127.0.0.1:%d "
+           "-cert %s -key %s 2>/dev/null | openssl x509 -noout -serial > %s", port,
+           th_path("client.crt"), th_path("client.key"), th_path("sserial.txt"));
+  th_sh(cmd);
+  serial_from(th_path("sserial.txt"), out, cap);
+}
+
+#define RMAX 256
+typedef struct rsrv {
+  mesh_listener_t *l;
+  pthread_t th, conns[RMAX];
+  mesh_conn_t *cs[RMAX];
+  int n;
+  _Atomic bool stop;
+  _Atomic int accepted;
+  pthread_mutex_t mu;
+  char last[256]; /* the last peer's ID */
+} rsrv_t;
+
+static void *r_echo(void *p) {
+  mesh_conn_t *c = p;
+  char buf[256];
+  for (;;) {
+    long n = mesh_conn_read(c, buf, sizeof buf);
+    if (n <= 0 || mesh_conn_write_all(c, buf, (size_t)n) != MESH_OK)
+      break;
+  }
+  return NULL;
+}
+
+static void *r_accept(void *p) {
+  rsrv_t *s = p;
+  while (!atomic_load(&s->stop) && s->n < RMAX) {
+    mesh_conn_t *c = NULL;
+    mesh_status_t st;
+    if (mesh_accept(s->l, 100, &c, &st) != MESH_OK)
+      continue;
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->last, sizeof s->last, "%s", mesh_conn_peer_id(c));
+    pthread_mutex_unlock(&s->mu);
+    s->cs[s->n] = c;
+    if (pthread_create(&s->conns[s->n], NULL, r_echo, c) != 0) {
+      mesh_conn_close(c);
+      continue;
+    }
+    s->n++;
+    atomic_fetch_add(&s->accepted, 1);
+  }
+  return NULL;
+}
+
+static void r_stop(rsrv_t *s) {
+  atomic_store(&s->stop, true);
+  pthread_join(s->th, NULL);
+  for (int i = 0; i < s->n; i++)
+    shutdown(mesh_conn_fd(s->cs[i]), SHUT_RDWR);
+  for (int i = 0; i < s->n; i++) {
+    pthread_join(s->conns[i], NULL);
+    mesh_conn_close(s->cs[i]);
+  }
+  pthread_mutex_destroy(&s->mu);
+}
+
+typedef struct rdial {
+  mesh_t *cl;
+  rsrv_t *s;
+  const char *want_server, *want_client; /* the IDs each side must see */
+  char saw_server[256], saw_client[256];
+} rdial_t;
+
+static bool accepted_more(void *arg) {
+  rsrv_t *s = ((void **)arg)[0];
+  return atomic_load(&s->accepted) > *(int *)((void **)arg)[1];
+}
+
+/* One dial of service "sr" with an echo: the IDs each side saw. */
+static bool r_dial(void *arg) {
+  rdial_t *d = arg;
+  int before = atomic_load(&d->s->accepted);
+  mesh_conn_t *c = NULL;
+  mesh_status_t st;
+  d->saw_server[0] = d->saw_client[0] = '\0';
+  if (mesh_dial(d->cl, "sr", NULL, &c, &st) != MESH_OK)
+    return false;
+  char buf[4];
+  bool ok = mesh_conn_write_all(c, "ping", 4) == MESH_OK && mesh_conn_read(c, buf, 4) == 4 &&
+            !memcmp(buf, "ping", 4);
+  snprintf(d->saw_server, sizeof d->saw_server, "%s", mesh_conn_peer_id(c));
+  mesh_conn_close(c);
+  void *a[2] = {d->s, &before};
+  ok = ok && th_wait_for(accepted_more, a, TH_CAP_MS, "server accepted the dial");
+  pthread_mutex_lock(&d->s->mu);
+  snprintf(d->saw_client, sizeof d->saw_client, "%s", d->s->last);
+  pthread_mutex_unlock(&d->s->mu);
+  return ok && !strcmp(d->saw_server, d->want_server) &&
+         !strcmp(d->saw_client, d->want_client);
+}
+
+typedef struct rserial {
+  const char *want;
+  char seen[128];
+} rserial_t;
+
+static bool serial_is(void *arg) {
+  rserial_t *r = arg;
+  presented_serial(r->seen, sizeof r->seen);
+  return !strcmp(r->seen, r->want);
+}
+
+/* The client: its identity "client", instance "rot" (the same files as
+ * the server's) named by cluster "cr" of service "sr". */
+static mesh_t *rot_client(const char *inst) {
+  char cfg[8192];
+  snprintf(cfg, sizeof cfg,
+           "{\"log\":{\"level\":\"error\"},\"identity\":{\"cert\":\"%s\",\"key\":\"%s\","
+           "\"bundle\":\"%s\"},\"xds\":{\"bootstrap\":{\"xds_servers\":[{\"server_uri\":"
+           "\"127.0.0.1:1\",\"channel_creds\":[{\"type\":\"insecure\"}]}],\"node\":{\"id\":"
+           "\"n\"},\"certificate_providers\":{%s}}},"
+           "\"services\":{\"sr\":{\"discovery\":{\"type\":\"xds\",\"cluster\":\"cr\"}}}}",
+           th_path("client.crt"), th_path("client.key"), th_ca(TD), inst + 1);
+  mesh_t *cl = NULL;
+  mesh_status_t st;
+  int rc = mesh_new(cfg, &cl, &st);
+  if (rc)
+    fprintf(stderr, "\nclient: %s\n", st.message);
+  CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  char t[512];
+  snprintf(t, sizeof t, "common_tls_context { tls_certificate_provider_instance { "
+           "instance_name: \"rot\" } validation_context { ca_certificate_provider_instance "
+           "{ instance_name: \"rot\" } } }");
+  char *any = xv_any(UTLS_T, "UpstreamTlsContext", t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(any);
+  size_t n = strlen(any) + 512;
+  char *cds = malloc(n);
+  snprintf(cds, n, "name: \"cr\" type: EDS eds_cluster_config { service_name: \"cr\" } "
+           "transport_socket { name: \"tls\" typed_config { %s } }", any);
+  free(any);
+  const char *one[] = {cds};
+  CU_ASSERT_EQUAL_FATAL(feed_res(cl, CDS_T, "1", "Cluster", one, 1, &st), MESH_OK);
+  free(cds);
+  char eds[256];
+  snprintf(eds, sizeof eds, "cluster_name: \"cr\" endpoints { lb_endpoints { endpoint { "
+           "address { socket_address { address: \"127.0.0.1\" port_value: %d } } } } }",
+           port);
+  const char *e[] = {eds};
+  CU_ASSERT_EQUAL_FATAL(feed_res(cl, EDS_T, "1", "ClusterLoadAssignment", e, 1, &st),
+                        MESH_OK);
+  return cl;
+}
+
+/* gRFC A29 file_watcher rotation: instance "rot" (refresh 0.05 s) is
+ * named by the server's only filter chain and by the client's cluster;
+ * its files are swapped for a new SVID (new serial, new ID): s_client and
+ * a new libmesh dial see the new certificate on both sides, a connection
+ * opened before still echoes with the old peer ID; broken files keep the
+ * last good credentials on both sides; good files again are taken. */
+static void rotation_case(bool own) {
+  rot_install("rot1");
+  snprintf(extra_inst, sizeof extra_inst,
+           ",\"rot\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
+           "\"ca_certificate_file\":\"%s\",\"refresh_interval\":\"0.05s\"}}",
+           th_path("rot.crt"), th_path("rot.key"), th_ca(TD));
+  ident_rot = own;
+  mesh_t *m = server_ctx();
+  ident_rot = false;
+  extra_inst[0] = '\0';
+  rsrv_t s = {0};
+  pthread_mutex_init(&s.mu, NULL);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(m, addr, &s.l, &st), MESH_OK);
+  chain_spec_t cs[] = {{"r", NULL, "mtls", "rot", "rot", NULL}};
+  CU_ASSERT_EQUAL_FATAL(feed_lds(m, "1", addr, cs, 1, NULL, &st), MESH_OK);
+  pthread_create(&s.th, NULL, r_accept, &s);
+  char inst[2048];
+  snprintf(inst, sizeof inst,
+           ",\"rot\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
+           "\"ca_certificate_file\":\"%s\",\"refresh_interval\":\"0.05s\"}}",
+           th_path("rot.crt"), th_path("rot.key"), th_ca(TD));
+  mesh_t *cl = rot_client(inst);
+  mesh_set_log(m, MESH_LOG_INFO, log_fn, NULL);
+  mesh_set_log(cl, MESH_LOG_INFO, log_fn, NULL);
+  char s1[128], s2[128];
+  cert_serial("rot1", s1, sizeof s1);
+  cert_serial("rot2", s2, sizeof s2);
+  CU_ASSERT_STRING_NOT_EQUAL(s1, s2);
+  /* 1. before: both sides present rot-1 */
+  rdial_t d = {.cl = cl, .s = &s, .want_server = ROT1_ID, .want_client = ROT1_ID};
+  CU_ASSERT(r_dial(&d));
+  rserial_t r = {.want = s1};
+  CU_ASSERT(serial_is(&r));
+  mesh_conn_t *old = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh_dial(cl, "sr", NULL, &old, &st), MESH_OK);
+  char buf[4];
+  CU_ASSERT_EQUAL(mesh_conn_write_all(old, "old1", 4), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_conn_read(old, buf, 4), 4);
+  /* 2. rotation: new serial to s_client, new ID on both sides of a dial */
+  rot_install("rot2");
+  r.want = s2;
+  CU_ASSERT(th_wait_for(serial_is, &r, TH_CAP_MS, "server chain rotated"));
+  d.want_server = d.want_client = ROT2_ID;
+  CU_ASSERT(th_wait_for(r_dial, &d, TH_CAP_MS, "cluster rotated"));
+  if (strcmp(d.saw_client, ROT2_ID) || strcmp(d.saw_server, ROT2_ID))
+    fprintf(stderr, "\nafter rotation: server saw %s, client saw %s\n", d.saw_client,
+            d.saw_server);
+  /* the connection opened before: still up, still the old peer */
+  CU_ASSERT_EQUAL(mesh_conn_write_all(old, "old2", 4), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_conn_read(old, buf, 4), 4);
+  CU_ASSERT_EQUAL(memcmp(buf, "old2", 4), 0);
+  CU_ASSERT_STRING_EQUAL(mesh_conn_peer_id(old), ROT1_ID);
+  /* 3. broken files: logged on both sides, the last good ones stay */
+  pthread_mutex_lock(&log_mu);
+  log_buf[0] = '\0';
+  pthread_mutex_unlock(&log_mu);
+  put("rot.crt", "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n");
+  /* the server's chain: its own reload failure, or the identity's (the
+   * identity then publishes nothing, the chain keeps its credentials) */
+  const char *kept[] = {own ? "event=svid_reload_failed" : "\" instance=rot state=kept",
+                        "service=sr instance=rot state=kept", NULL};
+  CU_ASSERT(th_wait_for(log_has_all, kept, TH_CAP_MS, "broken files logged"));
+  CU_ASSERT(serial_is(&r));
+  CU_ASSERT(r_dial(&d));
+  /* 4. good files again (back to rot-1): taken */
+  rot_install("rot1");
+  r.want = s1;
+  CU_ASSERT(th_wait_for(serial_is, &r, TH_CAP_MS, "server chain recovered"));
+  d.want_server = d.want_client = ROT1_ID;
+  CU_ASSERT(th_wait_for(r_dial, &d, TH_CAP_MS, "cluster recovered"));
+  mesh_conn_close(old);
+  mesh_free(cl);
+  r_stop(&s);
+  mesh_listener_close(s.l);
+  mesh_free(m);
+}
+
+/* Two rows: the server's identity from its own files, and the identity
+ * being instance "rot" itself (identity.source "xds": watched once, by
+ * identity; its rotations reach the chain through on_change). */
+static void test_xds_fcm_live_rotation(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  for (int own = 0; own < 2; own++) {
+    size_t before = CU_get_number_of_failures();
+    rotation_case(own);
+    if (CU_get_number_of_failures() != before)
+      fprintf(stderr, "\nrotation row failed: server identity %s\n",
+              own ? "= instance rot" : "from files");
+  }
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("xds_fcm", suite_init, NULL);
   CU_add_test(s, "mesh__xds_fcm_pick", test_mesh__xds_fcm_pick);
@@ -727,6 +1094,7 @@ static void add(void) {
   CU_add_test(s, "live: chain transport x peer", test_xds_fcm_live_transport);
   CU_add_test(s, "live: match, default, address, NACK", test_xds_fcm_live_match);
   CU_add_test(s, "live: chains' own instances", test_xds_fcm_live_instances);
+  CU_add_test(s, "live: instance rotation (chain and cluster)", test_xds_fcm_live_rotation);
 }
 
 int main(void) { return th_run_suites("test_xds_fcm", add); }

@@ -27,6 +27,10 @@ typedef struct filesig {
   int64_t ctime_ns;
 } filesig_t;
 
+/** stat() signature of path (ok false when it cannot be stat'ed). */
+filesig_t mesh__filesig_of(const char *path);
+bool mesh__filesig_eq(const filesig_t *a, const filesig_t *b);
+
 typedef struct watcher {
   mesh__identity_change_fn fn;
   void *user;

@@ -134,7 +134,7 @@ static void fmt_utc(int64_t t, char out[32]) {
 
 /* ---- file signatures --------------------------------------------------------- */
 
-static filesig_t sig_of(const char *path) {
+filesig_t mesh__filesig_of(const char *path) {
   struct stat sb;
   filesig_t s = {0};
   if (stat(path, &sb) != 0)
@@ -160,7 +160,7 @@ static const char *watched_path(struct mesh__identity *id, size_t i) {
   return i < n ? fixed[i] : id->paths[i - n];
 }
 
-static bool sig_eq(const filesig_t *a, const filesig_t *b) {
+bool mesh__filesig_eq(const filesig_t *a, const filesig_t *b) {
   return a->ok == b->ok && a->dev == b->dev && a->ino == b->ino &&
          a->size == b->size && a->mtime_ns == b->mtime_ns &&
          a->ctime_ns == b->ctime_ns;
@@ -171,8 +171,8 @@ static bool sig_eq(const filesig_t *a, const filesig_t *b) {
 static bool sigs_take(struct mesh__identity *id) {
   bool changed = false;
   for (size_t i = 0; i < id->nsigs; i++) {
-    id->scratch[i] = sig_of(watched_path(id, i));
-    if (!sig_eq(&id->scratch[i], &id->sigs[i]))
+    id->scratch[i] = mesh__filesig_of(watched_path(id, i));
+    if (!mesh__filesig_eq(&id->scratch[i], &id->sigs[i]))
       changed = true;
   }
   return changed;

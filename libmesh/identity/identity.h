@@ -313,6 +313,18 @@ typedef struct mesh__identity_files {
 int mesh__identity_watch_files(mesh_t *m, const mesh__identity_files_t *f,
                                mesh_status_t *st);
 
+/* Other file sets watched like the identity's files (fwatch.c): fn runs
+ * on the loop thread, every interval_ms, when any file's stat() signature
+ * changed since the last look (the first look is at mesh__fwatch_new).
+ * The caller loads the files and keeps its last good state on failure.
+ * Free with mesh__fwatch_free (part fini: the loop is stopped). */
+typedef struct mesh__fwatch mesh__fwatch_t;
+typedef void (*mesh__fwatch_fn)(mesh_t *m, void *user);
+int mesh__fwatch_new(mesh_t *m, const char *const *paths, size_t n,
+                     int64_t interval_ms, mesh__fwatch_fn fn, void *user,
+                     mesh__fwatch_t **out, mesh_status_t *st);
+void mesh__fwatch_free(mesh_t *m, mesh__fwatch_t *w);
+
 /* JWT bundles (FetchJWTBundles): trust domain -> JWKS JSON, one immutable,
  * refcounted set; a new set replaces the whole old one. */
 typedef struct mesh__jwt_bundle {

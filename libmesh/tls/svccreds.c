@@ -185,3 +185,50 @@ bool mesh__tls_san_match(const mesh__tls_san_t *v, size_t n, const char *id) {
   }
   return false;
 }
+
+/* Replace e's generation with gen if e still carries tag; the generation
+ * that is no longer used is returned for release outside the lock. */
+static mesh__tlsgen_t *swap_gen(mesh__tls_t *t, const char *service,
+                                const char *tag, mesh__tlsgen_t *gen,
+                                bool *done) {
+  pthread_mutex_lock(&t->svcc_mu);
+  struct mesh__tls_svcc *e = find(t, service);
+  *done = e && strcmp(e->tag, tag) == 0;
+  if (*done) {
+    mesh__tlsgen_t *old = e->gen;
+    e->gen = gen;
+    gen = old;
+  }
+  pthread_mutex_unlock(&t->svcc_mu);
+  return gen;
+}
+
+size_t mesh__tls_svc_creds_regen(mesh_t *m, mesh__tls_svc_regen_fn fn,
+                                 void *user) {
+  mesh__tls_t *t = m ? m->tls : NULL;
+  if (!t || !fn || !atomic_load(&t->has_svcc))
+    return 0;
+  /* a snapshot of (service, tag): fn reads files, not under the lock */
+  pthread_mutex_lock(&t->svcc_mu);
+  size_t n = t->nsvcc, k = 0, done = 0;
+  char **v = calloc(2 * (n ? n : 1), sizeof *v);
+  for (size_t i = 0; v && i < n; i++) {
+    v[2 * i] = strdup(t->svcc[i].service);
+    v[2 * i + 1] = strdup(t->svcc[i].tag);
+  }
+  pthread_mutex_unlock(&t->svcc_mu);
+  for (; v && k < n; k++) {
+    if (!v[2 * k] || !v[2 * k + 1])
+      continue;
+    mesh__tlsgen_t *gen = fn(m, v[2 * k], v[2 * k + 1], user);
+    if (!gen)
+      continue;
+    bool ok;
+    mesh__tlsgen_release(swap_gen(t, v[2 * k], v[2 * k + 1], gen, &ok));
+    done += ok;
+  }
+  for (size_t i = 0; v && i < 2 * n; i++)
+    free(v[i]);
+  free(v);
+  return done;
+}

@@ -172,6 +172,18 @@ int mesh__tls_svc_creds_get(mesh_t *m, const char *service,
                             struct mesh__tlsgen **gen, mesh__tls_san_t **san,
                             size_t *nsan);
 void mesh__tls_san_free(mesh__tls_san_t *v, size_t n);
+/** New credentials for entries whose files rotated: fn is called (without
+ *  the table's lock: it may read files) with each entry's service and
+ *  tag, and returns a new generation (reference handed over) or NULL to
+ *  leave the entry alone.  An entry is only updated if its tag is still
+ *  the same afterwards (a concurrent set wins).  Dials in flight keep the
+ *  generation they took.  @return how many entries got a new one. */
+typedef struct mesh__tlsgen *(*mesh__tls_svc_regen_fn)(mesh_t *m,
+                                                       const char *service,
+                                                       const char *tag,
+                                                       void *user);
+size_t mesh__tls_svc_creds_regen(mesh_t *m, mesh__tls_svc_regen_fn fn,
+                                 void *user);
 /** Does id pass one of the n matchers (n == 0: yes)? */
 bool mesh__tls_san_match(const mesh__tls_san_t *v, size_t n, const char *id);
 struct mesh__tls;

@@ -29,6 +29,7 @@ struct mesh__xds {
   char *server_lds; /* the xDS-enabled server's Listener (server.c), or NULL */
   mesh__xds_srv_t *srv; /* its filter chains in force (server.c), or NULL */
   mesh__xds_fu_t *fu; /* names subscribed on first use (firstuse.c) */
+  mesh__xds_pw_t *pw; /* certificate provider rotation (provwatch.c) */
 };
 
 const struct mesh__xds_bootstrap *mesh__xds_boot_of(mesh_t *m) {
@@ -187,6 +188,7 @@ static void xds_fini(mesh_t *m) {
   mesh__xds_fu_free(x->fu);
   mesh__view_unregister(m, "xds");
   mesh__xds_ads_free(x->ads);
+  mesh__xds_provwatch_free(m, x->pw); /* before the bootstrap it names */
   mesh__xds_bootstrap_free(x->boot);
   free(x->server_lds);
   mesh__xds_server_free(m, x->srv);
@@ -255,6 +257,8 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   if (rc == MESH_OK &&
       mesh__xds_server_start(m, x->ads, b, cfg, &x->server_lds, &x->srv,
                              &sst))
+    return mesh__fail(st, sst.code, "%s", sst.message);
+  if (rc == MESH_OK && mesh__xds_provwatch_start(m, b, &x->pw, &sst))
     return mesh__fail(st, sst.code, "%s", sst.message);
   if (rc == MESH_OK)
     rc = mesh__view_register(m, "xds", view, x);

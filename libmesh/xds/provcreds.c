@@ -6,9 +6,8 @@
  * the context has none), so an instance may hold only a certificate and
  * another only a bundle.  The result is a TLS generation of its own (not
  * the context's identity): the xDS-enabled server's filter chains use it
- * per connection.  The files are read when a resource is applied; a
- * rotation of an instance's files takes effect at the next update of the
- * resource that names it (the identity's own instance keeps its poll). */
+ * per connection.  The files are read when a resource is applied and
+ * again when they change (provwatch.c: every refresh_interval). */
 #include <stdatomic.h>
 #include <stdio.h>
 

@@ -39,6 +39,7 @@ struct mesh__xds_srv {
                               of its instances, NULL for plaintext */
   const mesh__xds_bootstrap_t *boot; /* the part's (outlives this) */
   int state;               /* SRV_* */
+  uint64_t version;        /* bumped when lds/gens are replaced */
   char why[256];           /* not serving: the reason */
 };
 
@@ -289,6 +290,7 @@ static void serve(mesh_t *m, mesh__xds_srv_t *s, const char *name,
   s->lds = c;
   s->gens = g;
   s->state = SRV_SERVING;
+  s->version++;
   pthread_mutex_unlock(&s->mu);
   gens_free(oldg, nall(old));
   mesh__xds_lds_free(old);
@@ -313,4 +315,57 @@ void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *s, const char *name,
     return;
   }
   serve(m, s, name, l);
+}
+
+/* Does chain c take credentials from instance inst? */
+static bool names(const mesh__xds_fchain_t *c, const char *inst) {
+  return c && c->tls != MESH__XDS_CHAIN_PLAIN && c->cert_instance &&
+         (!strcmp(c->cert_instance, inst) ||
+          !strcmp(c->ca_instance ? c->ca_instance : c->cert_instance, inst));
+}
+
+/* The files of instance inst changed: new credentials for every chain in
+ * force naming it, built outside the lock (file I/O) from a copy of the
+ * chains; swapped in only if no Listener was applied meanwhile.  Any
+ * chain that cannot be loaded keeps all chains' last good credentials;
+ * connections that already took a generation keep it (reference). */
+void mesh__xds_server_rotate(mesh_t *m, mesh__xds_srv_t *s, const char *inst) {
+  if (!s)
+    return;
+  pthread_mutex_lock(&s->mu);
+  mesh__xds_lds_t *c = s->lds ? copy_chains(s->lds) : NULL;
+  uint64_t ver = s->version;
+  pthread_mutex_unlock(&s->mu);
+  mesh__tlsgen_t **g = c ? calloc(nall(c), sizeof *g) : NULL;
+  size_t k = 0;
+  mesh_status_t st = {0};
+  int rc = MESH_OK;
+  for (size_t i = 0; g && i < nall(c) && rc == MESH_OK; i++) {
+    const mesh__xds_fchain_t *f = i < c->nchains ? &c->chains[i] : c->defchain;
+    if (!names(f, inst))
+      continue;
+    rc = mesh__xds_prov_gen(m, s->boot, f->cert_instance, f->ca_instance,
+                            &g[i], &st);
+    k++;
+  }
+  if (g && k && rc == MESH_OK) {
+    pthread_mutex_lock(&s->mu);
+    bool same = s->version == ver;
+    for (size_t i = 0; same && i < nall(c); i++)
+      if (g[i]) { /* the old one is released below */
+        mesh__tlsgen_t *old = s->gens[i];
+        s->gens[i] = g[i];
+        g[i] = old;
+      }
+    pthread_mutex_unlock(&s->mu);
+    mesh__log(m, MESH_LOG_INFO, "xds_server_listener", "listener=\"%s\" "
+              "instance=%s state=%s chains=%zu", c->name, inst,
+              same ? "rotated" : "superseded", k);
+  } else if (k && rc != MESH_OK) {
+    mesh__log(m, MESH_LOG_ERROR, "xds_server_listener", "listener=\"%s\" "
+              "instance=%s state=kept error=\"%s\"", c->name, inst,
+              st.message);
+  }
+  gens_free(g, nall(c));
+  mesh__xds_lds_free(c);
 }

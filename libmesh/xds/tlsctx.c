@@ -82,7 +82,9 @@ int mesh__xds_sans(const void *vcv, mesh__xds_san_t **san, size_t *nsan,
   return 0;
 }
 
-/* "cert|ca|kind:icase:value|..." : what decides the credentials. */
+/* "LEN:certLEN:ca|kind:icase:value|..." : what decides the credentials
+ * (the instance names length-prefixed so that rotation can read them
+ * back, whatever characters they hold). */
 static char *tag_of(const mesh__xds_cds_t *c) {
   size_t cap = 64, k = 0;
   cap += c->tls_cert_instance ? strlen(c->tls_cert_instance) : 0;
@@ -92,8 +94,10 @@ static char *tag_of(const mesh__xds_cds_t *c) {
   char *t = malloc(cap);
   if (!t)
     return NULL;
-  k += (size_t)snprintf(t, cap, "%s|%s", c->tls_cert_instance ? c->tls_cert_instance : "",
-                        c->tls_ca_instance ? c->tls_ca_instance : "");
+  const char *ce = c->tls_cert_instance ? c->tls_cert_instance : "";
+  const char *ca = c->tls_ca_instance ? c->tls_ca_instance : "";
+  k += (size_t)snprintf(t, cap, "%zu:%s%zu:%s", strlen(ce), ce, strlen(ca),
+                        ca);
   for (size_t i = 0; i < c->nsan && k < cap; i++)
     k += (size_t)snprintf(t + k, cap - k, "|%d:%d:%s", c->san[i].kind,
                           c->san[i].ignore_case, c->san[i].value);
@@ -136,4 +140,45 @@ void mesh__xds_cluster_tls(mesh_t *m, const char *service,
             c->tls_cert_instance ? c->tls_cert_instance : "(identity)",
             c->tls_ca_instance ? c->tls_ca_instance : "(identity)", c->nsan);
   free(tag);
+}
+
+/* One length-prefixed name of a tag at *p into out ("" when empty). */
+static bool tag_name(const char **p, char *out, size_t cap) {
+  char *end;
+  unsigned long n = strtoul(*p, &end, 10);
+  if (*end != ':' || n >= cap || strlen(end + 1) < n)
+    return false;
+  memcpy(out, end + 1, n);
+  out[n] = '\0';
+  *p = end + 1 + n;
+  return true;
+}
+
+/* A service whose credentials come from instance inst (user): new ones
+ * from its files, or NULL (not concerned, or kept: logged). */
+static mesh__tlsgen_t *regen(mesh_t *m, const char *service, const char *tag,
+                             void *user) {
+  const char *inst = user, *p = tag;
+  char ce[256], ca[256];
+  if (!tag_name(&p, ce, sizeof ce) || !tag_name(&p, ca, sizeof ca) || !*ce ||
+      (strcmp(ce, inst) && strcmp(*ca ? ca : ce, inst)))
+    return NULL;
+  mesh__tlsgen_t *gen = NULL;
+  mesh_status_t st;
+  if (mesh__xds_prov_gen(m, mesh__xds_boot_of(m), ce, *ca ? ca : NULL, &gen,
+                         &st) != MESH_OK) {
+    /* the dials keep the last good credentials */
+    mesh__log(m, MESH_LOG_ERROR, "xds_cluster_tls", "service=%s "
+              "instance=%s state=kept error=\"%s\"", service, inst,
+              st.message);
+    return NULL;
+  }
+  return gen;
+}
+
+void mesh__xds_cluster_rotate(mesh_t *m, const char *inst) {
+  size_t n = mesh__tls_svc_creds_regen(m, regen, (void *)inst);
+  if (n)
+    mesh__log(m, MESH_LOG_INFO, "xds_cluster_tls", "instance=%s "
+              "state=rotated services=%zu", inst, n);
 }

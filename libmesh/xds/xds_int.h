@@ -32,6 +32,10 @@ int mesh__xds_sans(const void *validation_context, mesh__xds_san_t **san,
  * reloaded only when they change.  Loop thread. */
 void mesh__xds_cluster_tls(mesh_t *m, const char *service,
                            const mesh__xds_cds_t *c);
+/** The files of certificate provider instance inst changed (provwatch.c):
+ *  new credentials for every service whose cluster names it; a failed
+ *  load keeps the last good ones (logged). */
+void mesh__xds_cluster_rotate(mesh_t *m, const char *inst);
 /* A36 filter chains (lds_fcm.c): a FilterChainMatch into c; no two chains
  * of l matching the same connections; a chain's storage freed. */
 int mesh__xds_fcm_decode(const void *match, mesh__xds_fchain_t *c, why_t *w);
@@ -119,6 +123,17 @@ int mesh__xds_server_start(mesh_t *m, mesh__xds_ads_t *ads,
 void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *srv, const char *name,
                              const mesh__xds_lds_t *l);
 void mesh__xds_server_free(mesh_t *m, mesh__xds_srv_t *srv);
+/** The files of certificate provider instance inst changed (provwatch.c):
+ *  new credentials for the chains in force that name it (new connections
+ *  use them; a failed load keeps the last good ones, logged). */
+void mesh__xds_server_rotate(mesh_t *m, mesh__xds_srv_t *srv, const char *inst);
+/* Rotation of the certificate provider instances (provwatch.c): every
+ * bootstrap instance's files watched (the identity's own through its
+ * on_change), a change rebuilds the chains' and services' credentials. */
+typedef struct mesh__xds_pw mesh__xds_pw_t;
+int mesh__xds_provwatch_start(mesh_t *m, const mesh__xds_bootstrap_t *b,
+                              mesh__xds_pw_t **out, mesh_status_t *st);
+void mesh__xds_provwatch_free(mesh_t *m, mesh__xds_pw_t *p);
 /** The context's server state, or NULL (part.c). */
 mesh__xds_srv_t *mesh__xds_srv_of(mesh_t *m);
 
