@@ -103,8 +103,13 @@ build_tree build-openssl --with-tls=openssl &&
   make -C build-openssl -j2 -s tests/test_tls_cross >/dev/null ||
   fail "cannot build build-openssl for the cross test"
 peer=$PWD/build-openssl/trixie-meshctl
-printf '#!/bin/sh\nexec chroot "%s" /src/build-trixie/tools/meshctl "$@"\n' \
-  "$ROOT" >"$peer" && chmod +x "$peer" || fail "cannot write $peer"
+# chroot(1) changes to the new root's /: the wrapper goes back to the
+# caller's directory (the same path in the root when it is under the bound
+# /tmp, as the test's files are), so relative paths name the same files.
+cat >"$peer" <<WRAPPER && chmod +x "$peer" || fail "cannot write $peer"
+#!/bin/sh
+exec chroot "$ROOT" /bin/sh -c 'cd "\$0" 2>/dev/null || cd /; exec /src/build-trixie/tools/meshctl "\$@"' "\$PWD" "\$@"
+WRAPPER
 # The root's /tmp is this machine's for the test (unmount_all takes it off
 # at exit); a mount namespace per call (unshare -m) fails where this stage
 # itself runs in a chroot ("cannot change root filesystem propagation").
