@@ -359,6 +359,26 @@ static int plan_for(mesh_t *m, const char *service,
   return MESH_OK;
 }
 
+/* A decision from a route table that two updates have replaced since can
+ * name a cluster whose hosts are gone (xds/apply.c keeps a cluster one
+ * version after no route names it): decide once more from the table in
+ * force and call that cluster, as Envoy routes a request to a cluster it
+ * can still reach.  Faults were decided already and are not redone.
+ * @return call_dest's, or MESH_ERR_NOT_FOUND (st as it was) when the new
+ * decision names the same cluster or fails. */
+static int call_replanned(mesh_t *m, const char *service,
+                          const mesh_http_request_t *req, const plan_t *p,
+                          const mesh__span_t *sp, const inject_t *inj,
+                          int64_t timeout_ms, mesh_http_response_t **out,
+                          mesh_status_t *st) {
+  plan_t q;
+  mesh_status_t qst = {0};
+  if (plan_for(m, service, req, &q, &qst) != MESH_OK ||
+      strcmp(q.xr.subset, p->xr.subset) == 0)
+    return MESH_ERR_NOT_FOUND;
+  return call_dest(m, &q, req, sp, inj, timeout_ms, out, st);
+}
+
 int mesh_http_call(mesh_t *m, const char *service,
                    const mesh_http_request_t *req, mesh_http_response_t **out,
                    mesh_status_t *st) {
@@ -397,6 +417,8 @@ int mesh_http_call(mesh_t *m, const char *service,
   }
   if (rc == MESH_ERR_NOT_FOUND)
     rc = call_dest(m, &p, req, &sp, &inj, timeout, out, st);
+  if (rc == MESH_ERR_NOT_FOUND && p.xr.subset[0])
+    rc = call_replanned(m, service, req, &p, &sp, &inj, timeout, out, st);
   int status = rc == MESH_OK ? (*out)->status : 0;
   mesh__http_count(m, mesh__service_find(m, p.service), status);
   if (rc == MESH_OK) {
