@@ -398,6 +398,49 @@ static void test_mesh_http_call_subset(void) {
   mesh_call_opts_free(o);
 }
 
+/* A route decision that names a cluster gone by the time of the pick (a
+ * table replaced twice meanwhile, as xds can do under load) is decided
+ * once more from the table in force; a decision that still names it
+ * fails with the call layer's error.  The hook plays the xds router: its
+ * first answer names subset v3 (no host), later ones v2. */
+static atomic_int xroute_calls;
+static atomic_int xroute_stale; /* answers naming v3 still to give */
+static int stale_xroute(mesh_t *m, const char *service,
+                        const mesh__xroute_in_t *in, mesh__xroute_t *out,
+                        mesh_status_t *st) {
+  if (strcmp(service, "ab") != 0)
+    return 1;
+  atomic_fetch_add(&xroute_calls, 1);
+  memset(out, 0, sizeof *out);
+  out->abort_grpc = -1;
+  bool stale = atomic_fetch_sub(&xroute_stale, 1) > 0;
+  snprintf(out->subset, sizeof out->subset, "%s", stale ? "v3" : "v2");
+  snprintf(out->route, sizeof out->route, "stale-test");
+  return MESH_OK;
+}
+
+static void test_mesh_http_call_stale_route(void) {
+  char body[256];
+  int rc = 0;
+  mesh__http_set_xroute(client, stale_xroute);
+  atomic_store(&xroute_calls, 0);
+  atomic_store(&xroute_stale, 1);
+  CU_ASSERT_EQUAL(get("ab", "/x", NULL, NULL, body, sizeof body, &rc), 200);
+  CU_ASSERT_EQUAL(rc, MESH_OK);
+  CU_ASSERT_STRING_EQUAL(body, "b");
+  CU_ASSERT_EQUAL(atomic_load(&xroute_calls), 2);
+  /* both decisions name the missing cluster: the call fails, once more
+   * decided and no further */
+  atomic_store(&xroute_calls, 0);
+  atomic_store(&xroute_stale, 2);
+  CU_ASSERT_EQUAL(get("ab", "/x", NULL, NULL, body, sizeof body, &rc), 0);
+  CU_ASSERT_EQUAL(rc, MESH_ERR_NOT_FOUND);
+  CU_ASSERT_EQUAL(atomic_load(&xroute_calls), 2);
+  mesh__http_set_xroute(client, NULL);
+  CU_ASSERT_EQUAL(get("ab", "/x", NULL, NULL, body, sizeof body, NULL), 200);
+  CU_ASSERT_STRING_EQUAL(body, "a");
+}
+
 /* 90/10 by weight: with n = 2000 calls, b's share has mean 200 and standard
  * deviation sqrt(2000 * 0.1 * 0.9) = 13.4; accept within 4.5 sd. */
 static void test_mesh_http_call_split(void) {
@@ -614,6 +657,8 @@ static void add(void) {
   CU_add_test(s, "mesh_http_call_routing", test_mesh_http_call_routing);
   CU_add_test(s, "mesh_http_call_split", test_mesh_http_call_split);
   CU_add_test(s, "mesh_http_call_subset", test_mesh_http_call_subset);
+  CU_add_test(s, "mesh_http_call_stale_route",
+              test_mesh_http_call_stale_route);
   CU_add_test(s, "mesh_http_call_retries", test_mesh_http_call_retries);
   CU_add_test(s, "mesh_http_call_reset_retry",
               test_mesh_http_call_reset_retry);
