@@ -158,16 +158,16 @@ static struct sockaddr_storage sa(const char *ip, int port) {
 
 static const chain_spec_t pick_chains[] = {
     {"any", NULL, NULL, NULL, NULL, NULL},
-    {"dst10", "prefix_ranges { address_prefix: \"10.0.0.0\" prefix_len { value: 8 } }",
+    {"dst10", "prefix_ranges { address_prefix: \"11.0.0.0\" prefix_len { value: 8 } }",
      "mtls", "c", "c", NULL},
-    {"dst10_1", "prefix_ranges { address_prefix: \"10.1.0.0\" prefix_len { value: 16 } }",
+    {"dst10_1", "prefix_ranges { address_prefix: \"11.1.0.0\" prefix_len { value: 16 } }",
      "tls", "c", NULL, NULL},
-    {"dst10_local", "prefix_ranges { address_prefix: \"10.9.9.9\" prefix_len { value: 8 } } "
+    {"dst10_local", "prefix_ranges { address_prefix: \"11.9.9.9\" prefix_len { value: 8 } } "
      "source_type: SAME_IP_OR_LOOPBACK", NULL, NULL, NULL, NULL},
     {"src_ext", "source_type: EXTERNAL source_prefix_ranges { address_prefix: "
-     "\"192.168.0.0\" prefix_len { value: 16 } }", NULL, NULL, NULL, NULL},
+     "\"193.168.0.0\" prefix_len { value: 16 } }", NULL, NULL, NULL, NULL},
     {"src_port", "source_type: EXTERNAL source_prefix_ranges { address_prefix: "
-     "\"192.168.1.0\" prefix_len { value: 24 } } source_ports: 4000 source_ports: 4002",
+     "\"193.168.1.0\" prefix_len { value: 24 } } source_ports: 4000 source_ports: 4002",
      NULL, NULL, NULL, NULL},
     /* A36: would be the most specific, but destination_port never matches */
     {"never_port", "destination_port { value: 8080 } prefix_ranges { address_prefix: "
@@ -181,7 +181,7 @@ static const chain_spec_t pick_chains[] = {
     {"v6", "prefix_ranges { address_prefix: \"::1\" prefix_len { value: 128 } }", NULL,
      NULL, NULL, NULL},
     /* prefix_len above 32 is the whole address (gRPC) */
-    {"long", "prefix_ranges { address_prefix: \"10.7.7.7\" prefix_len { value: 99 } }",
+    {"long", "prefix_ranges { address_prefix: \"11.7.7.7\" prefix_len { value: 99 } }",
      NULL, NULL, NULL, NULL},
 };
 
@@ -195,26 +195,26 @@ static void test_mesh__xds_fcm_pick(void) {
     const char *want_nodef; /* without it (NULL: closed) */
   } rows[] = {
       {"127.0.0.1", "127.0.0.1", 5000, "any", "any"},
-      {"10.1.2.3", "192.168.1.5", 4000, "dst10_1", "dst10_1"},
-      {"10.2.0.1", "10.2.0.1", 1, "dst10_local", "dst10_local"},
-      {"10.2.0.1", "172.16.0.1", 1, "dst10", "dst10"},
-      {"10.2.0.1", "127.0.0.1", 1, "dst10_local", "dst10_local"},
-      {"127.0.0.1", "192.168.1.5", 4000, "src_port", "src_port"},
-      {"127.0.0.1", "192.168.1.5", 4002, "src_port", "src_port"},
+      {"11.1.2.3", "193.168.1.5", 4000, "dst10_1", "dst10_1"},
+      {"11.2.0.1", "11.2.0.1", 1, "dst10_local", "dst10_local"},
+      {"11.2.0.1", "173.16.0.1", 1, "dst10", "dst10"},
+      {"11.2.0.1", "127.0.0.1", 1, "dst10_local", "dst10_local"},
+      {"127.0.0.1", "193.168.1.5", 4000, "src_port", "src_port"},
+      {"127.0.0.1", "193.168.1.5", 4002, "src_port", "src_port"},
       /* the most specific source prefix wins first: its port list then
        * fails, and no less specific chain is taken (Envoy, gRPC) */
-      {"127.0.0.1", "192.168.1.5", 4001, "def", NULL},
-      {"127.0.0.1", "192.168.2.5", 4001, "src_ext", "src_ext"},
+      {"127.0.0.1", "193.168.1.5", 4001, "def", NULL},
+      {"127.0.0.1", "193.168.2.5", 4001, "src_ext", "src_ext"},
       /* an external source: the EXTERNAL chains are more specific than
        * "any" at the source-type stage, then neither holds 172.16/12: no
        * fallback to "any" (Envoy's staged narrowing, as gRPC does) */
-      {"127.0.0.1", "172.16.0.1", 1, "def", NULL},
+      {"127.0.0.1", "173.16.0.1", 1, "def", NULL},
       {"127.0.0.2", "127.0.0.2", 1, "any", "any"},
       {"127.0.0.3", "127.0.0.3", 1, "raw", "raw"},
       {"::1", "::1", 1, "v6", "v6"},
-      {"::ffff:10.1.0.1", "::ffff:10.1.0.1", 1, "dst10_1", "dst10_1"},
-      {"10.7.7.7", "10.0.0.1", 1, "long", "long"},
-      {"10.7.7.8", "10.0.0.1", 1, "dst10", "dst10"},
+      {"::ffff:11.1.0.1", "::ffff:11.1.0.1", 1, "dst10_1", "dst10_1"},
+      {"11.7.7.7", "11.0.0.1", 1, "long", "long"},
+      {"11.7.7.8", "11.0.0.1", 1, "dst10", "dst10"},
   };
   size_t nc = sizeof pick_chains / sizeof *pick_chains;
   for (int withdef = 1; withdef >= 0; withdef--) {
@@ -265,7 +265,7 @@ static void test_mesh__xds_decode_lds_chains(void) {
       {"c", "source_ports: 2 source_type: EXTERNAL", NULL, NULL, NULL, NULL},
       {"d", "destination_port { value: 1 } source_ports: 2", NULL, NULL, NULL, NULL}};
   static const chain_spec_t badip[] = {
-      {"a", "prefix_ranges { address_prefix: \"10.0.0.x\" }", NULL, NULL, NULL, NULL}};
+      {"a", "prefix_ranges { address_prefix: \"11.0.0.x\" }", NULL, NULL, NULL, NULL}};
   static const chain_spec_t badport[] = {{"a", "source_ports: 70000", NULL, NULL, NULL, NULL}};
   static const chain_spec_t rbacs[] = {
       {"a", "source_ports: 1", NULL, NULL, NULL, "rules { action: DENY }"},
@@ -288,7 +288,7 @@ static void test_mesh__xds_decode_lds_chains(void) {
       {"shared source port", dup, 2, false, NULL, MESH_ERR_CONFIG, "duplicate"},
       {"distinct", nodup, 4, true, NULL, MESH_OK, NULL},
       {"bad prefix", badip, 1, false, NULL, MESH_ERR_CONFIG,
-       "filter_chains[0]: filter_chain_match.prefix_ranges[0].address_prefix: \"10.0.0.x\" "
+       "filter_chains[0]: filter_chain_match.prefix_ranges[0].address_prefix: \"11.0.0.x\" "
        "is not an IP address"},
       {"bad port", badport, 1, false, NULL, MESH_ERR_CONFIG, "70000 is not a port"},
       {"rbac differs", rbacs, 2, false, NULL, MESH_ERR_UNSUPPORTED,

@@ -126,8 +126,8 @@ __attribute__((unused)) static void check_chains(const mesh__xds_lds_t *l) {
       FUZZ_ASSERT(c->tls == MESH__XDS_CHAIN_PLAIN ? !c->cert_instance
                                                    : c->cert_instance != NULL);
   }
-  static const char *const ips[] = {"127.0.0.1", "10.1.2.3", "192.168.1.5",
-                                    "::1", "::ffff:10.0.0.1"};
+  static const char *const ips[] = {"127.0.0.1", "11.1.2.3", "193.168.1.5",
+                                    "::1", "::ffff:11.0.0.1"};
   for (size_t i = 0; i < 5; i++)
     for (size_t j = 0; j < 5; j++) {
       struct sockaddr_storage d = {0}, s = {0};
