@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -278,6 +279,101 @@ static void test_mesh_process_external(void) {
   mesh_free(m2);
 }
 
+/* One codec, four spellings: each row is (flags, text, expected bytes or
+ * NULL for "refused").  RFC 4648 section 10's vectors, both alphabets,
+ * padding where it may and may not be, and the strict last character. */
+static void test_mesh__b64(void) {
+  const unsigned STD = 0, PAD = MESH__B64_PAD, URL = MESH__B64_URL,
+                 ANY = MESH__B64_ANY | MESH__B64_PAD,
+                 JOSE = MESH__B64_URL | MESH__B64_STRICT;
+  static const struct {
+    const char *raw, *std_pad, *url_nopad;
+  } vec[] = {{"", "", ""},           {"f", "Zg==", "Zg"},
+             {"fo", "Zm8=", "Zm8"},  {"foo", "Zm9v", "Zm9v"},
+             {"foob", "Zm9vYg==", "Zm9vYg"},
+             {"fooba", "Zm9vYmE=", "Zm9vYmE"},
+             {"foobar", "Zm9vYmFy", "Zm9vYmFy"},
+             {"\xfb\xff\xbf", "+/+/", "-_-_"}};
+  for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
+    size_t rl = strlen(vec[i].raw);
+    char *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(mesh__b64_enc(vec[i].raw, rl, PAD, &e), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(e, vec[i].std_pad);
+    free(e);
+    CU_ASSERT_EQUAL_FATAL(mesh__b64_enc(vec[i].raw, rl, URL, &e), MESH_OK);
+    CU_ASSERT_STRING_EQUAL(e, vec[i].url_nopad);
+    free(e);
+    uint8_t *d = NULL;
+    size_t dl = 0;
+    CU_ASSERT_EQUAL_FATAL(mesh__b64_dec(vec[i].std_pad, strlen(vec[i].std_pad),
+                                        PAD, &d, &dl), MESH_OK);
+    CU_ASSERT_EQUAL(dl, rl);
+    CU_ASSERT(memcmp(d, vec[i].raw, rl) == 0 && d[dl] == '\0');
+    free(d);
+  }
+  static const struct {
+    unsigned flags;
+    const char *in, *out; /* out NULL: refused */
+  } rows[] = {
+      {PAD, "Zm8", "fo"},       /* padding may be left out */
+      {STD, "Zm8=", NULL},      /* '=' only where the flags accept it */
+      {PAD, "Zm8==", NULL},     /* more '=' than the quantum needs */
+      {PAD, "Zg=", NULL},       /* padded text is a whole quantum */
+      {PAD, "Z===", NULL},      {PAD, "Zm9vY", NULL}, /* len % 4 == 1 */
+      {PAD, "Zm=8", NULL},      /* '=' inside */
+      {PAD, "-_-_", NULL},      /* URL alphabet refused by standard */
+      {URL, "+/+/", NULL},      /* and the other way round */
+      {ANY, "+/-_", "\xfb\xff\xbf"},
+      {ANY, "Zh==", "f"},       /* unused bits set: accepted (gRPC) */
+      {JOSE, "Zh", NULL},       /* refused (JOSE: one spelling) */
+      {JOSE, "Zg", "f"},        {JOSE, "Zg==", NULL},
+      {PAD, "Zm 9v", NULL},     {PAD, "Zm9v\n", NULL},
+      {PAD, "Zm\x80v", NULL},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    uint8_t *d = NULL, buf[16];
+    size_t dl = 0;
+    size_t n = strlen(rows[i].in);
+    int rc = mesh__b64_dec(rows[i].in, n, rows[i].flags, &d, &dl);
+    long w = mesh__b64_dec_into(rows[i].in, n, rows[i].flags, buf);
+    if (!rows[i].out) {
+      if (rc != MESH_ERR_PARSE || w != -1)
+        printf("\nrow %zu (%s) accepted\n", i, rows[i].in);
+      CU_ASSERT_EQUAL(rc, MESH_ERR_PARSE);
+      CU_ASSERT_PTR_NULL(d);
+      CU_ASSERT_EQUAL(w, -1);
+    } else {
+      CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+      if (dl != strlen(rows[i].out))
+        printf("\nrow %zu (%s) decoded %zu bytes\n", i, rows[i].in, dl);
+      CU_ASSERT_EQUAL(dl, strlen(rows[i].out));
+      CU_ASSERT(memcmp(d, rows[i].out, dl) == 0);
+      CU_ASSERT_EQUAL(w, (long)dl);
+      CU_ASSERT(memcmp(buf, rows[i].out, dl) == 0);
+    }
+    free(d);
+  }
+  /* Round trip of every length up to 64 over all byte values. */
+  uint8_t raw[64];
+  for (size_t i = 0; i < sizeof raw; i++)
+    raw[i] = (uint8_t)(i * 37 + 201);
+  for (size_t n = 0; n <= sizeof raw; n++)
+    for (unsigned f = 0; f < 2; f++) {
+      unsigned fl = f ? JOSE : PAD;
+      char *e = NULL;
+      uint8_t *d = NULL;
+      size_t dl = 0;
+      CU_ASSERT_EQUAL_FATAL(mesh__b64_enc(raw, n, fl & ~MESH__B64_STRICT, &e),
+                            MESH_OK);
+      CU_ASSERT_EQUAL(mesh__b64_dec(e, strlen(e), fl, &d, &dl), MESH_OK);
+      CU_ASSERT(dl == n && (n == 0 || memcmp(d, raw, n) == 0));
+      free(e);
+      free(d);
+    }
+  CU_ASSERT_EQUAL(mesh__b64_dec(NULL, 0, PAD, &(uint8_t *){NULL},
+                                &(size_t){0}), MESH_ERR_PARSE);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("core", NULL, NULL);
   CU_add_test(s, "mesh_strerror", test_mesh_strerror);
@@ -292,6 +388,7 @@ static void add(void) {
   CU_add_test(s, "mesh__loop_post_thread", test_mesh__loop_post_thread);
   CU_add_test(s, "mesh__loop_watch", test_mesh__loop_watch);
   CU_add_test(s, "mesh_process_external", test_mesh_process_external);
+  CU_add_test(s, "mesh__b64", test_mesh__b64);
 }
 
 int main(void) { return th_run_suites("test_core", add); }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libmesh internal: request authentication (Istio RequestAuthentication).
  *
- *   b64url.c     strict base64url (RFC 7515 section 2: no padding, no
- *                white space, unused bits zero)
+ *   (base64url)  strict, over core/b64.c (RFC 7515 section 2: no
+ *                padding, no white space, unused bits zero)
  *   jws_mbedtls.c / jws_openssl.c  the ONE file that calls the crypto
  *                library, picked with the TLS backend (configure
  *                --with-tls): public key import (RSA n/e, EC P-256/P-384
@@ -40,12 +40,15 @@
 #define MESH__JWK_RSA_BIG_N_BITS 3072
 #define MESH__JWK_RSA_BIG_N_MAX_E_BITS 64
 
-/* ---- base64url (b64url.c) -------------------------------------------------- */
+/* ---- base64url (core/b64.c) ------------------------------------------------ */
 
 /** Decode strict base64url (no '=' padding, alphabet [A-Za-z0-9-_], the
  *  unused low bits of the last character zero, length % 4 != 1).
  *  out must hold (n * 3) / 4 bytes.  @return the decoded length or -1. */
-long mesh__b64url_decode(const char *in, size_t n, uint8_t *out);
+static inline long mesh__b64url_decode(const char *in, size_t n,
+                                       uint8_t *out) {
+  return mesh__b64_dec_into(in, n, MESH__B64_URL | MESH__B64_STRICT, out);
+}
 
 /* ---- keys and signatures (jws_<backend>.c: the crypto seam) ---------------- */
 

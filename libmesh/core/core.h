@@ -105,6 +105,29 @@ int mesh__path_normalize(const char *target, size_t n, int mode, char *out,
 bool mesh__is_tchar(unsigned char c);
 /** Is s[0..n) a non-empty token? */
 bool mesh__token_valid(const char *s, size_t n);
+/* ---- base64 (core/b64.c) ----------------------------------------------- */
+enum {
+  MESH__B64_URL = 1,    /* encode with '-' '_'; decode accepts only them */
+  MESH__B64_ANY = 2,    /* decode: accept both alphabets */
+  MESH__B64_PAD = 4,    /* encode: pad with '='; decode: accept padding */
+  MESH__B64_STRICT = 8, /* decode: the last character's unused bits are 0 */
+};
+
+/** Encode len bytes; *out malloc'd and NUL-terminated.  MESH_OK or
+ *  MESH_ERR_NOMEM. */
+int mesh__b64_enc(const void *in, size_t len, unsigned flags, char **out);
+
+/** Decode len characters into out (room for len / 4 * 3 + 2 bytes).
+ *  @return the byte count, or -1 when the text is not base64 as the flags
+ *  spell it. */
+long mesh__b64_dec_into(const char *in, size_t len, unsigned flags,
+                        uint8_t *out);
+
+/** Decode into a malloc'd buffer, NUL-terminated after *out_len bytes.
+ *  MESH_OK, MESH_ERR_PARSE (not base64; in NULL), MESH_ERR_NOMEM. */
+int mesh__b64_dec(const char *in, size_t len, unsigned flags, uint8_t **out,
+                  size_t *out_len);
+
 /* ---- files the library reads (core/file.c) ----------------------------- */
 
 /** Open path for reading, refusing anything but a regular file (a FIFO, a

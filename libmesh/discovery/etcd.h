@@ -5,6 +5,8 @@
 #ifndef MESH_DISCOVERY_ETCD_H
 #define MESH_DISCOVERY_ETCD_H
 
+#include <string.h>
+
 #include <cjson/cJSON.h>
 
 #include "core/core.h"
@@ -98,11 +100,19 @@ struct mesh__etcd_cluster **mesh__etcd_lists_clusters(mesh_t *m);
 
 /* ---- helpers (no I/O) ------------------------------------------------ */
 
-/** Base64 of len bytes, NUL-terminated, malloc'd; NULL on OOM. */
-char *mesh__b64_encode(const void *data, size_t len);
-/** Decode standard base64; *out malloc'd and NUL-terminated.
- *  @return MESH_OK, MESH_ERR_PARSE, MESH_ERR_NOMEM. */
-int mesh__b64_decode(const char *s, char **out, size_t *len);
+/** Base64 of len bytes (standard, padded, as the gateway's JSON mapping
+ *  of bytes), NUL-terminated, malloc'd; NULL on OOM. */
+static inline char *mesh__b64_encode(const void *data, size_t len) {
+  char *out = NULL;
+  return mesh__b64_enc(data, len, MESH__B64_PAD, &out) == MESH_OK ? out
+                                                                  : NULL;
+}
+/** Decode standard base64 (padded or not); *out malloc'd and
+ *  NUL-terminated.  @return MESH_OK, MESH_ERR_PARSE, MESH_ERR_NOMEM. */
+static inline int mesh__b64_decode(const char *s, char **out, size_t *len) {
+  return mesh__b64_dec(s, s ? strlen(s) : 0, MESH__B64_PAD, (uint8_t **)out,
+                       len);
+}
 /** An int64 as etcd's gateway encodes it: a JSON string of digits, or a
  *  number.  @return true with *out set, false when absent or malformed. */
 bool mesh__etcd_int(const cJSON *obj, const char *key, int64_t *out);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Pure helpers of the etcd client: base64 for keys and values, int64s as
+/* Pure helpers of the etcd client (base64 of keys and values: etcd.h over
+ * core/b64.c): int64s as
  * the gateway encodes them, and the splitter for streamed JSON messages.
  * No I/O: the fuzzer feeds them directly. */
 #include "discovery/etcd.h"
@@ -7,48 +8,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <mbedtls/base64.h>
-
-char *mesh__b64_encode(const void *data, size_t len) {
-  size_t need = 0;
-  mbedtls_base64_encode(NULL, 0, &need, data, len);
-  char *out = malloc(need + 1);
-  if (!out)
-    return NULL;
-  size_t olen = 0;
-  if (mbedtls_base64_encode((unsigned char *)out, need + 1, &olen, data,
-                            len) != 0) {
-    free(out);
-    return NULL;
-  }
-  out[olen] = '\0';
-  return out;
-}
-
-int mesh__b64_decode(const char *s, char **out, size_t *len) {
-  *out = NULL;
-  *len = 0;
-  if (!s)
-    return MESH_ERR_PARSE;
-  size_t slen = strlen(s), need = 0;
-  int r = mbedtls_base64_decode(NULL, 0, &need, (const unsigned char *)s, slen);
-  if (r == MBEDTLS_ERR_BASE64_INVALID_CHARACTER)
-    return MESH_ERR_PARSE;
-  char *buf = malloc(need + 1);
-  if (!buf)
-    return MESH_ERR_NOMEM;
-  size_t olen = 0;
-  if (mbedtls_base64_decode((unsigned char *)buf, need + 1, &olen,
-                            (const unsigned char *)s, slen) != 0) {
-    free(buf);
-    return MESH_ERR_PARSE;
-  }
-  buf[olen] = '\0';
-  *out = buf;
-  *len = olen;
-  return MESH_OK;
-}
 
 bool mesh__etcd_int(const cJSON *obj, const char *key, int64_t *out) {
   const cJSON *v = cJSON_IsObject(obj)

@@ -188,7 +188,10 @@ int mesh__grpc_md_value_check(const char *v, size_t len, mesh_status_t *st);
 /** Base64 of a -bin value as sent: standard alphabet without padding
  *  (gRPC sends unpadded).  Malloc'd, NUL-terminated.
  *  @return MESH_OK, MESH_ERR_NOMEM. */
-int mesh__grpc_b64_encode(const void *in, size_t len, char **out);
+static inline int mesh__grpc_b64_encode(const void *in, size_t len,
+                                        char **out) {
+  return mesh__b64_enc(in, len, 0, out);
+}
 
 /** Decode a received -bin value: standard or URL-safe alphabet, padded or
  *  not (the spec says receivers must accept both); comma-separated values
@@ -196,8 +199,10 @@ int mesh__grpc_b64_encode(const void *in, size_t len, char **out);
  *  @return MESH_OK, MESH_ERR_PARSE (bad character, impossible length,
  *          non-zero trailing bits are accepted as gRPC core does),
  *          MESH_ERR_NOMEM. */
-int mesh__grpc_b64_decode(const char *in, size_t len, uint8_t **out,
-                          size_t *out_len);
+static inline int mesh__grpc_b64_decode(const char *in, size_t len,
+                                        uint8_t **out, size_t *out_len) {
+  return mesh__b64_dec(in, len, MESH__B64_ANY | MESH__B64_PAD, out, out_len);
+}
 
 /** Headers of a received request or response that are gRPC's own and
  *  not handed to the application as metadata: pseudo-headers, content-type,

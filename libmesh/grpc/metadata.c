@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* gRPC metadata rules: key syntax and reserved names, ASCII values, and the
- * base64 of "-bin" keys (sent unpadded, received in any form the spec
- * allows). */
+ * base64 of "-bin" keys (grpc.h's wrappers over core/b64.c: sent unpadded,
+ * received in any form the spec allows). */
 #include "grpc/grpc.h"
 
 #include <stdlib.h>
@@ -76,84 +76,3 @@ bool mesh__grpc_md_is_transport(const char *key) {
   return false;
 }
 
-/* ---- base64 ------------------------------------------------------------------ */
-
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int mesh__grpc_b64_encode(const void *in, size_t len, char **out) {
-  const uint8_t *p = in;
-  size_t n = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0);
-  char *s = malloc(n + 1);
-  if (!s)
-    return MESH_ERR_NOMEM;
-  size_t k = 0, i = 0;
-  for (; i + 3 <= len; i += 3) {
-    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-    s[k++] = b64[v >> 18];
-    s[k++] = b64[(v >> 12) & 63];
-    s[k++] = b64[(v >> 6) & 63];
-    s[k++] = b64[v & 63];
-  }
-  if (len - i == 1) {
-    s[k++] = b64[p[i] >> 2];
-    s[k++] = b64[(p[i] & 3) << 4];
-  } else if (len - i == 2) {
-    uint32_t v = (uint32_t)p[i] << 8 | p[i + 1];
-    s[k++] = b64[v >> 10];
-    s[k++] = b64[(v >> 4) & 63];
-    s[k++] = b64[(v & 15) << 2];
-  }
-  s[k] = '\0';
-  *out = s;
-  return MESH_OK;
-}
-
-static int b64_val(char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+' || c == '-')
-    return 62;
-  if (c == '/' || c == '_')
-    return 63;
-  return -1;
-}
-
-int mesh__grpc_b64_decode(const char *in, size_t len, uint8_t **out,
-                          size_t *out_len) {
-  /* Padding: up to two '=' at the end, only where a full quantum needs it. */
-  size_t n = len;
-  while (n > 0 && in[n - 1] == '=' && len - n < 2)
-    n--;
-  if (n != len && len % 4 != 0)
-    return MESH_ERR_PARSE;
-  if (n % 4 == 1)
-    return MESH_ERR_PARSE;
-  uint8_t *d = malloc(n / 4 * 3 + 3);
-  if (!d)
-    return MESH_ERR_NOMEM;
-  size_t k = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < n; i++) {
-    int v = b64_val(in[i]);
-    if (v < 0) {
-      free(d);
-      return MESH_ERR_PARSE;
-    }
-    acc = acc << 6 | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      d[k++] = (uint8_t)(acc >> bits);
-      acc &= (1u << bits) - 1;
-    }
-  }
-  *out = d;
-  *out_len = k;
-  return MESH_OK;
-}

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/base64.h>
 
 void mesh__bundle_map_free(mesh__bundle_map_t *m) {
   if (!m)
@@ -29,19 +28,15 @@ static int add_x5c(const cJSON *s, uint8_t **der, size_t *len,
   if (!cJSON_IsString(s) || !*s->valuestring)
     return mesh__fail(st, MESH_ERR_PARSE, "%s: x5c: expected one base64 "
                       "certificate", what);
-  size_t in = strlen(s->valuestring), need = 0;
-  const unsigned char *src = (const unsigned char *)s->valuestring;
-  int e = mbedtls_base64_decode(NULL, 0, &need, src, in);
-  if (e != MBEDTLS_ERR_BASE64_BUFFER_TOO_SMALL || need == 0)
-    return mesh__fail(st, MESH_ERR_PARSE, "%s: x5c: not base64", what);
-  uint8_t *p = realloc(*der, *len + need);
+  size_t in = strlen(s->valuestring);
+  uint8_t *p = realloc(*der, *len + in / 4 * 3 + 3);
   if (!p)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   *der = p;
-  size_t got = 0;
-  if (mbedtls_base64_decode(p + *len, need, &got, src, in) != 0)
+  long got = mesh__b64_dec_into(s->valuestring, in, MESH__B64_PAD, p + *len);
+  if (got <= 0)
     return mesh__fail(st, MESH_ERR_PARSE, "%s: x5c: not base64", what);
-  *len += got;
+  *len += (size_t)got;
   return MESH_OK;
 }
 
