@@ -44,7 +44,7 @@ void mesh__grpc_preset(mesh_grpc_call_t *c, int code, const char *msg) {
 /* gRFC A44: the route's retry policy replaces the service config's for
  * this call (only its gRPC status codes count); no policy: no retry. */
 static void route_retry(mesh_grpc_call_t *c, const mesh__xroute_t *x) {
-  if (c->mcfg)
+  if (c->mcfg && c->mcfg != &c->xcfg) /* decided again: xcfg is the base */
     c->xcfg = *c->mcfg;
   c->xcfg.service = c->xcfg.method = NULL; /* borrowed names: not needed */
   c->xcfg.has_hedge = false;
