@@ -8,7 +8,8 @@
  * - gRFC A27's does-not-exist timer (mesh__xds_ads_expire);
  * - a context's first use (mesh__service_use) of unknown names: a full
  *   state LDS without the name, a name never answered (the timer), the
- *   first_use_max limit, names that are not taken, config errors.
+ *   first_use_max limit, names that are not taken, config errors; a
+ *   name whose route names a cluster that does not exist.
  * Responses are fed as the transport feeds them; the end-to-end version
  * with real backends is tests/xds/test_xds_agg.sh. */
 #include <pthread.h>
@@ -462,6 +463,52 @@ static void collect(const char *msg, void *user) {
   snprintf(buf + o, 2048 - o, "%s\n", msg);
 }
 
+#define RDS_T "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+#define HCM_T "type.googleapis.com/envoy.extensions.filters.network." \
+              "http_connection_manager.v3.HttpConnectionManager"
+#define ROUTER_T "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+/* A first-use name whose route names a cluster the full-state CDS response
+ * lacks fails then (not at its 10 s deadline), naming the cluster; a gRPC
+ * call to it is UNAVAILABLE with that message, as gRPC's. */
+static void test_xds_first_use_cluster(void) {
+  mesh_t *m;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_new("{\"xds\": {\"bootstrap\": " BOOT "}}", &m, &st),
+                        MESH_OK);
+  struct use u = {m, "ghost", 10000, 0, 0, {0}};
+  pthread_t th;
+  pthread_create(&th, NULL, use_thread, &u);
+  CU_ASSERT_TRUE(asked(m, "ghost"));
+  char *router = xv_any(ROUTER_T, "Router", "");
+  char hcm[2048], lis[4096];
+  snprintf(hcm, sizeof hcm, "rds { config_source { ads {} } route_config_name: \"r\" } "
+           "http_filters { name: \"router\" typed_config { %s } }", router);
+  char *h = xv_any(HCM_T, "HttpConnectionManager", hcm);
+  snprintf(lis, sizeof lis, "name: \"ghost\" api_listener { api_listener { %s } }", h);
+  free(router);
+  free(h);
+  char *l1[] = {lis};
+  char *r1[] = {"name: \"r\" virtual_hosts { name: \"v\" domains: \"*\" routes { "
+                "match { prefix: \"\" } route { cluster: \"nocl\" } } }"};
+  CU_ASSERT_EQUAL(feed(m, LDS_T, "Listener", l1, 1, &st), MESH_OK);
+  CU_ASSERT_EQUAL(feed(m, RDS_T, "RouteConfiguration", r1, 1, &st), MESH_OK);
+  CU_ASSERT_EQUAL(feed(m, CDS_T, "Cluster", NULL, 0, &st), MESH_OK); /* full state */
+  pthread_join(th, NULL);
+  CU_ASSERT_EQUAL(u.rc, MESH_ERR_UNKNOWN_SERVICE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(u.st.message, "cluster \"nocl\" does not exist"));
+  CU_ASSERT_TRUE(u.ms < 5000);
+  mesh_grpc_call_t *c = NULL;
+  void *resp = NULL;
+  size_t rl;
+  CU_ASSERT_EQUAL(mesh_grpc_unary(m, "ghost", "/p.S/M", NULL, "x", 1, &resp, &rl, &c, &st),
+                  MESH_ERR_GRPC_STATUS);
+  CU_ASSERT_EQUAL(mesh_grpc_call_status(c), 14);
+  CU_ASSERT_PTR_NOT_NULL(strstr(mesh_grpc_call_status_message(c), "cluster \"nocl\""));
+  mesh_grpc_call_free(c);
+  mesh_free(m);
+}
+
 static void test_xds_first_use_config(void) {
   static const struct {
     const char *section, *err;
@@ -497,6 +544,7 @@ static void add(void) {
   CU_add_test(s, "xds_agg_context", test_xds_agg_context);
   CU_add_test(s, "mesh__xds_ads_expire", test_mesh__xds_ads_expire);
   CU_add_test(s, "xds_first_use", test_xds_first_use);
+  CU_add_test(s, "xds_first_use_cluster", test_xds_first_use_cluster);
   CU_add_test(s, "xds_first_use_config", test_xds_first_use_config);
 }
 

@@ -12,6 +12,9 @@
  *                   "ms_max"}
  *   dial NAME T     one mesh_dial of NAME (connect timeout T ms): {"code",
  *                   "ms", "error"}
+ *   grpc NAME T     one mesh_grpc_unary of /mesh.v1.Echo/Echo to NAME (T ms
+ *                   timeout): {"code", "status" (-1: no call), "message"
+ *                   (the call's status message, else the error), "ms"}
  *   view            the admin view "xds"
  *   quit            stop the backends, exit
  * Driven by tests/xds/test_xds_agg.py. */
@@ -103,6 +106,29 @@ static void cmd_dial(const char *name, long timeout) {
          mesh_code_name(rc), ms, msg);
 }
 
+static void cmd_grpc(const char *name, long timeout) {
+  mesh_grpc_call_opts_t *o = mesh_grpc_call_opts_new();
+  mesh_grpc_call_opts_set_timeout(o, (int)timeout);
+  void *resp = NULL;
+  size_t rl = 0;
+  mesh_grpc_call_t *c = NULL;
+  mesh_status_t st;
+  long t0 = now_ms();
+  int rc = mesh_grpc_unary(m, name, "/mesh.v1.Echo/Echo", o, "ping", 4, &resp,
+                           &rl, &c, &st);
+  long ms = now_ms() - t0;
+  char msg[sizeof st.message];
+  snprintf(msg, sizeof msg, "%s", c ? mesh_grpc_call_status_message(c)
+                                    : rc ? st.message : "");
+  clean(msg);
+  printf("{\"code\": \"%s\", \"status\": %d, \"message\": \"%s\", "
+         "\"ms\": %ld}\n", mesh_code_name(rc), c ? mesh_grpc_call_status(c) : -1,
+         msg, ms);
+  mesh_grpc_free(resp);
+  mesh_grpc_call_free(c);
+  mesh_grpc_call_opts_free(o);
+}
+
 static void cmd_view(void) {
   cJSON *v = mesh__view_render(m, "xds");
   char *s = v ? cJSON_PrintUnformatted(v) : NULL;
@@ -120,6 +146,8 @@ static void commands(void) {
       cmd_call(name, n, t);
     else if (sscanf(line, "dial %159s %ld", name, &t) == 2)
       cmd_dial(name, t);
+    else if (sscanf(line, "grpc %159s %ld", name, &t) == 2)
+      cmd_grpc(name, t);
     else if (strncmp(line, "view", 4) == 0)
       cmd_view();
     else

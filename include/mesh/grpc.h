@@ -140,6 +140,10 @@ MESH_EXTERN int mesh_grpc_call_opts_set_retry(mesh_grpc_call_opts_t *o,
  *  server pushback via grpc-retry-pushback-ms), within the service's retry
  *  budget and the deadline; connect failures are retried by the call layer.
  *  @param target   a service name from the config or "host:port"; copied.
+ *                  With an "xds" section, a name subscribed on first use
+ *                  that the control plane says does not exist (listener,
+ *                  route configuration, or a cluster its routes name) is
+ *                  MESH_ERR_GRPC_STATUS with UNAVAILABLE, as gRPC.
  *  @param method   "/pkg.Service/Method"; copied.
  *  @param opts     may be NULL; read, not kept.
  *  @param resp     receives the response message (free with

@@ -24,137 +24,18 @@ static void load_config(mesh_grpc_call_t *c, mesh__service_t *svc) {
     c->mcfg = mesh__grpc_svc_cfg_find(&c->cfg, c->path);
 }
 
-/* ---- a control plane's route (the xds hook of http.h) ------------------------ */
-
-typedef struct md_view {
-  const mesh_grpc_call_t *c;
-  char buf[1024];
-} md_view_t;
-
-/* A metadata value, repeated keys joined with "," (gRFC A28). */
-static const char *md_get(void *user, const char *name) {
-  md_view_t *v = user;
-  const mesh_grpc_metadata_t *md = v->c->md;
-  const char *one = NULL;
-  size_t n = 0, k = 0;
-  for (size_t i = 0; md && i < md->n; i++) {
-    if (strcmp(md->v[i].key, name) != 0)
-      continue;
-    one = (const char *)md->v[i].val;
-    int w = snprintf(v->buf + n, sizeof v->buf - n, "%s%s", k++ ? "," : "",
-                     one);
-    n += w > 0 && (size_t)w < sizeof v->buf - n ? (size_t)w : 0;
-  }
-  return k > 1 ? v->buf : one;
-}
-
-static void preset(mesh_grpc_call_t *c, int code, const char *msg) {
-  c->preset = true;
-  c->status = code;
-  free(c->message);
-  c->message = mesh__strdup(msg);
-}
-
-/* gRFC A44: the route's retry policy replaces the service config's for
- * this call (only its gRPC status codes count); no policy: no retry. */
-static void route_retry(mesh_grpc_call_t *c, const mesh__xroute_t *x) {
-  if (c->mcfg)
-    c->xcfg = *c->mcfg;
-  c->xcfg.service = c->xcfg.method = NULL; /* borrowed names: not needed */
-  c->xcfg.has_hedge = false;
-  c->xcfg.has_retry = x->grpc_codes != 0 && x->retries > 0;
-  if (c->xcfg.has_retry) {
-    int64_t base = x->base_ms > 0 ? x->base_ms : 25;
-    c->xcfg.retry = (mesh__grpc_retry_t){
-        .max_attempts = x->retries + 1 > MESH__GRPC_MAX_ATTEMPTS
-                            ? MESH__GRPC_MAX_ATTEMPTS : (uint32_t)x->retries + 1,
-        .initial_backoff_ms = base,
-        .max_backoff_ms = x->max_ms > 0 ? x->max_ms : 10 * base,
-        .multiplier = 2.0,
-        .codes = x->grpc_codes};
-  }
-  c->mcfg = &c->xcfg;
-}
-
-/* Route the call by its path and metadata when a control plane routes
- * service: subset (cluster), deadline (A31), retry (A44), hash key (A42),
- * fault (A33).  No route: UNAVAILABLE, as gRPC.  @return MESH_OK (the
- * call may be preset), 1 when service is not routed so, or an error. */
-static int route(mesh_grpc_call_t *c, const char *service, int64_t *timeout,
-                 mesh_status_t *st) {
-  md_view_t v = {.c = c};
-  mesh__xroute_in_t in = {.path = c->path, .header = md_get, .user = &v,
-                          .grpc = true};
-  mesh__xroute_t x;
-  mesh_status_t why = {0};
-  int rc = mesh__http_xroute(c->m, service, &in, &x, &why);
-  if (rc == 1)
-    return 1;
-  if (rc < 0) {
-    preset(c, MESH__GRPC_UNAVAILABLE, why.message);
-    return MESH_OK;
-  }
-  route_retry(c, &x);
-  if (x.timeout_ms > 0 && (*timeout <= 0 || x.timeout_ms < *timeout))
-    *timeout = x.timeout_ms;
-  if ((x.subset[0] && mesh_call_opts_set_subset(c->copts, x.subset)) ||
-      (x.hash_len && mesh_call_opts_set_hash_key(c->copts, x.hash_key,
-                                                 x.hash_len)))
-    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  if (x.delay_ms > 0) {
-    int64_t d = *timeout > 0 && *timeout < x.delay_ms ? *timeout : x.delay_ms;
-    struct timespec ts = {(time_t)(d / 1000), (long)(d % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-      ;
-    if (d < x.delay_ms)
-      preset(c, MESH__GRPC_DEADLINE_EXCEEDED, "deadline exceeded during the "
-             "route's fault delay");
-    else if (*timeout > 0)
-      *timeout -= d;
-  }
-  if (!c->preset && x.abort_grpc >= 0)
-    preset(c, x.abort_grpc, "fault injected by the route");
-  else if (!c->preset && x.abort_http > 0)
-    preset(c, mesh__grpc_code_from_http(x.abort_http), "fault injected by "
-           "the route");
-  return MESH_OK;
-}
-
-static int service_setup(mesh_grpc_call_t *c, const char *service,
-                         const mesh_grpc_call_opts_t *o, mesh_status_t *st) {
-  c->via_service = true;
-  mesh__service_t *svc = mesh__service_find(c->m, service);
-  load_config(c, svc);
-  /* a JWT-SVID for the service's audience, before any try: no token, no
-   * call (as mesh_http_call) */
-  int jr = mesh__http_jwt_header(c->m, svc, &c->auth, st);
-  if (jr != MESH_OK)
-    return jr;
-  /* HTTP/2: the service's own ALPN list when it offers h2 (an Istio
-   * preset such as "istio-h2", so that an Istio sidecar classifies the
-   * call as mTLS), else "h2". */
-  const mesh__res_svc_t *rs = svc ? (const mesh__res_svc_t *)svc->res : NULL;
-  const char *alpn = rs && mesh__alpn_has(rs->alpn, "h2") ? rs->alpn : "h2";
-  c->copts = mesh_call_opts_new();
-  if (!c->copts || mesh_call_opts_set_alpn(c->copts, alpn) != MESH_OK)
-    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  /* tries share the endpoint's HTTP/2 sessions (one connection carries
-   * many calls, as a gRPC channel does) */
-  mesh__call_opts_set_mux(c->copts, true);
-  int64_t t = o && o->timeout_ms > 0 ? o->timeout_ms
-              : c->mcfg && c->mcfg->timeout_ms > 0 ? c->mcfg->timeout_ms
-                                                   : 0;
-  int routed = route(c, service, &t, st);
-  if (routed < 0 || c->preset)
-    return routed < 0 ? routed : MESH_OK;
-  if (routed == MESH_OK && (!o || o->retry))
+/* The call's logical call (call layer) for the route's or the service's
+ * policy, timeout t (0: none); routed: a control plane's decision. */
+static int bind_call(mesh_grpc_call_t *c, const char *service, bool routed,
+                     int64_t t, mesh_status_t *st) {
+  if (routed && !c->no_retry)
     mesh_call_opts_set_max_retries(c->copts, c->mcfg->has_retry
                                    ? (int)c->mcfg->retry.max_attempts - 1 : 0);
   if (t > 0)
     mesh_call_opts_set_deadline(c->copts, t > INT32_MAX ? INT32_MAX : (int)t);
-  if (o && !o->retry)
+  if (c->no_retry)
     mesh_call_opts_set_max_retries(c->copts, 0);
-  else if (routed == MESH_OK)
+  else if (routed)
     ; /* the route's policy, set above */
   else if (c->mcfg && c->mcfg->has_retry)
     mesh_call_opts_set_max_retries(c->copts,
@@ -177,6 +58,81 @@ static int service_setup(mesh_grpc_call_t *c, const char *service,
   mesh__span_attr_str(&c->xp->span, "rpc.service", buf);
   mesh__span_attr_str(&c->xp->span, "rpc.method", m);
   return MESH_OK;
+}
+
+static int service_setup(mesh_grpc_call_t *c, const char *service,
+                         const mesh_grpc_call_opts_t *o, mesh_status_t *st) {
+  c->via_service = true;
+  c->no_retry = o && !o->retry;
+  mesh__service_t *svc = mesh__service_find(c->m, service);
+  load_config(c, svc);
+  /* a JWT-SVID for the service's audience, before any try: no token, no
+   * call (as mesh_http_call) */
+  int jr = mesh__http_jwt_header(c->m, svc, &c->auth, st);
+  if (jr != MESH_OK)
+    return jr;
+  /* HTTP/2: the service's own ALPN list when it offers h2 (an Istio
+   * preset such as "istio-h2", so that an Istio sidecar classifies the
+   * call as mTLS), else "h2". */
+  const mesh__res_svc_t *rs = svc ? (const mesh__res_svc_t *)svc->res : NULL;
+  const char *alpn = rs && mesh__alpn_has(rs->alpn, "h2") ? rs->alpn : "h2";
+  c->copts = mesh_call_opts_new();
+  if (!c->copts || mesh_call_opts_set_alpn(c->copts, alpn) != MESH_OK)
+    return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
+  /* tries share the endpoint's HTTP/2 sessions (one connection carries
+   * many calls, as a gRPC channel does) */
+  mesh__call_opts_set_mux(c->copts, true);
+  int64_t t = o && o->timeout_ms > 0 ? o->timeout_ms
+              : c->mcfg && c->mcfg->timeout_ms > 0 ? c->mcfg->timeout_ms
+                                                   : 0;
+  int routed = mesh__grpc_route(c, service, &t, st);
+  if (routed < 0 || c->preset)
+    return routed < 0 ? routed : MESH_OK;
+  return bind_call(c, service, routed == MESH_OK, t, st);
+}
+
+int mesh__grpc_redecide(mesh_grpc_call_t *c, int rc, mesh_status_t *st) {
+  if (rc != MESH_ERR_NOT_FOUND || !c->have_x || c->xp != &c->x || c->hs ||
+      c->redecided || !c->xsubset[0])
+    return rc;
+  c->redecided = true; /* once, as HTTP's */
+  const char *service = c->x.svc->name; /* lives until mesh_free */
+  mesh__xroute_t x;
+  if (mesh__grpc_route_again(c, service, &x) != MESH_OK)
+    return rc; /* no other cluster: the pick's error stands */
+  /* the logical call failed at its pick, as HTTP's first mesh_call_do:
+   * it ends (its options' subset goes with it), the new decision gets
+   * its own, within what is left of the deadline */
+  int64_t t = c->deadline_ms ? c->deadline_ms - mesh__now_ms() : 0;
+  if (c->deadline_ms && t < 1)
+    t = 1;
+  mesh__callx_done(&c->x, rc);
+  mesh__callx_fini(&c->x);
+  c->have_x = false;
+  int r = mesh__grpc_route_apply(c, &x, &t, st);
+  if (r != MESH_OK)
+    return r;
+  mesh__grpc_try_reset(c);
+  c->attempts = 0; /* the failed pick sent nothing */
+  return bind_call(c, service, true, t, st);
+}
+
+/* The service target names (mesh__service_use).  An xds name the control
+ * plane says does not exist (its listener, route configuration or a
+ * cluster its routes name; the service was added when it was subscribed)
+ * is a call whose status is UNAVAILABLE, as gRPC's xDS client fails the
+ * RPCs of such a channel; other names fail with the resolver's error. */
+static int use(mesh_grpc_call_t *c, const char *target,
+               const mesh_grpc_call_opts_t *o, mesh__service_t **svc,
+               mesh_status_t *st) {
+  mesh_status_t ust = {0};
+  int rc = mesh__service_use(c->m, target, o ? o->timeout_ms : 0, svc, &ust);
+  if (rc == MESH_ERR_UNKNOWN_SERVICE && mesh__service_find(c->m, target)) {
+    mesh__grpc_preset(c, MESH__GRPC_UNAVAILABLE, ust.message);
+    *svc = NULL;
+    return MESH_OK;
+  }
+  return rc < 0 ? mesh__fail(st, rc, "%s", ust.message) : rc;
 }
 
 int mesh__grpc_call_new(mesh_t *m, const char *target, const char *method,
@@ -207,7 +163,7 @@ int mesh__grpc_call_new(mesh_t *m, const char *target, const char *method,
   if (rc != MESH_OK)
     mesh__fail(st, rc, "out of memory");
   else if (!strchr(target, ':') || strncmp(target, "xds:///", 7) == 0)
-    rc = mesh__service_use(m, target, o ? o->timeout_ms : 0, &svc, st);
+    rc = use(c, target, o, &svc, st);
   if (rc == MESH_OK && svc)
     rc = service_setup(c, target, o, st);
   else if (rc == 1)
@@ -459,6 +415,11 @@ int mesh_grpc_call_start(mesh_t *m, const char *target, const char *method,
     rc = mesh__grpc_hs_start(c, st);
   else
     rc = mesh__grpc_try_start(c, false, st);
+  if (rc == MESH_ERR_NOT_FOUND) { /* a stale route decision? */
+    rc = mesh__grpc_redecide(c, rc, st);
+    if (rc == MESH_OK)
+      rc = mesh__grpc_try_start(c, false, st);
+  }
   if (rc != MESH_OK) {
     mesh_grpc_call_free(c);
     return rc;

@@ -40,6 +40,10 @@ struct mesh_grpc_call {
                                  method config mcfg points to then */
   bool preset;                 /* status decided before any try (no route,
                                  fault abort): the call makes no try */
+  bool no_retry;               /* the options switched retries off */
+  char xsubset[MESH__XROUTE_NAME]; /* the route decision's cluster ("": none
+                                 or not routed by a control plane) */
+  bool redecided;              /* decided once more (mesh__grpc_redecide) */
   /* the current try */
   mesh_conn_t *conn;           /* borrowed from the try (service) */
   mesh__h2_session_t *sess;    /* shared (the try's) unless own_sess */
@@ -72,6 +76,29 @@ struct mesh_grpc_call {
 int mesh__grpc_call_new(mesh_t *m, const char *target, const char *method,
                         const mesh_grpc_call_opts_t *o, mesh_grpc_call_t **out,
                         mesh_status_t *st);
+/** A control plane's route for the call (route.c): the decision for its
+ *  path and metadata applied to c->copts and c->mcfg (cluster, A31
+ *  deadline cutting *timeout, A44 retry, A42 hash key), its fault (A33)
+ *  delayed here or preset.  @return MESH_OK (the call may be preset: no
+ *  route is UNAVAILABLE, as gRPC), 1 when service is not routed so, or
+ *  MESH_ERR_NOMEM. */
+int mesh__grpc_route(mesh_grpc_call_t *c, const char *service,
+                     int64_t *timeout, mesh_status_t *st);
+/** Apply decision x as mesh__grpc_route does (no logical call bound). */
+int mesh__grpc_route_apply(mesh_grpc_call_t *c, const mesh__xroute_t *x,
+                           int64_t *timeout, mesh_status_t *st);
+/** mesh__http_xroute_again for the call (its cluster c->xsubset). */
+int mesh__grpc_route_again(mesh_grpc_call_t *c, const char *service,
+                           mesh__xroute_t *x);
+/** The first try of a routed call failed with rc: when its pick did not
+ *  find the decided cluster (MESH_ERR_NOT_FOUND), decide once more from
+ *  the table in force and bind the call to that cluster (faults are not
+ *  decided again; the deadline is the call's).  @return MESH_OK: start
+ *  the call again; rc (st as it was) when there is no other cluster or
+ *  rc is not that; or the error of binding the call. */
+int mesh__grpc_redecide(mesh_grpc_call_t *c, int rc, mesh_status_t *st);
+/** Set the call's status before any try: the call makes none. */
+void mesh__grpc_preset(mesh_grpc_call_t *c, int code, const char *msg);
 /** Start one try: connection (call layer or dial), session, stream and
  *  request headers.  retry_slot: a budget slot the caller took.
  *  @return MESH_OK, or the error of getting a connection. */

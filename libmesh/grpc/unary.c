@@ -216,12 +216,21 @@ int mesh_grpc_unary(mesh_t *m, const char *target, const char *method,
   int rc = mesh__grpc_call_new(m, target, method, opts, &c, st);
   if (rc != MESH_OK)
     return rc;
-  if (c->preset) /* no route, or a fault: the status is the answer */
-    rc = MESH_OK;
-  else if (c->via_service && c->mcfg && c->mcfg->has_hedge && c->xp->max_retries)
-    rc = mesh__grpc_hedged(c, req, req_len, resp, resp_len, st);
-  else
-    rc = unary_loop(c, req, req_len, resp, resp_len, st);
+  /* at most twice: a route decision gone stale is decided once more */
+  for (int round = 0; round < 2; round++) {
+    if (c->preset) /* no route, or a fault: the status is the answer */
+      rc = MESH_OK;
+    else if (c->via_service && c->mcfg && c->mcfg->has_hedge &&
+             c->xp->max_retries)
+      rc = mesh__grpc_hedged(c, req, req_len, resp, resp_len, st);
+    else
+      rc = unary_loop(c, req, req_len, resp, resp_len, st);
+    if (round || rc != MESH_ERR_NOT_FOUND)
+      break;
+    rc = mesh__grpc_redecide(c, rc, st);
+    if (rc != MESH_OK)
+      break;
+  }
   if (rc == MESH_OK) {
     c->done = true;
     rc = mesh_grpc_call_finish(c, st);

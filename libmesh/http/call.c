@@ -312,10 +312,12 @@ static int call_dest(mesh_t *m, const plan_t *p, const mesh_http_request_t *req,
 
 /* The plan of one request: the xds hook's decision for a service routed
  * by a control plane, else the context's routes, else the service as
- * named.  @return MESH_OK or the error that fails the call. */
+ * named; was: the cluster (subset) of a decision gone stale, decided
+ * again (mesh__http_xroute_again), NULL the first time.  @return MESH_OK
+ * or the error that fails the call. */
 static int plan_for(mesh_t *m, const char *service,
                     const mesh_http_request_t *req, plan_t *p,
-                    mesh_status_t *st) {
+                    const char *was, mesh_status_t *st) {
   size_t tn = strlen(req->target);
   char *path = malloc(tn + 2);
   if (!path)
@@ -339,7 +341,8 @@ static int plan_for(mesh_t *m, const char *service,
     return ur;
   }
   mesh__xroute_in_t xin = {.path = path, .header = xhdr, .user = (void *)req};
-  int rc = mesh__http_xroute(m, service, &xin, &p->xr, st);
+  int rc = was ? mesh__http_xroute_again(m, service, &xin, was, &p->xr)
+               : mesh__http_xroute(m, service, &xin, &p->xr, st);
   if (rc == MESH_OK)
     plan_xds(p, service);
   const mesh__route_t *r = rc == 1 ? route_for(m, svc, service, req, path)
@@ -359,13 +362,10 @@ static int plan_for(mesh_t *m, const char *service,
   return MESH_OK;
 }
 
-/* A decision from a route table that two updates have replaced since can
- * name a cluster whose hosts are gone (xds/apply.c keeps a cluster one
- * version after no route names it): decide once more from the table in
- * force and call that cluster, as Envoy routes a request to a cluster it
- * can still reach.  Faults were decided already and are not redone.
- * @return call_dest's, or MESH_ERR_NOT_FOUND (st as it was) when the new
- * decision names the same cluster or fails. */
+/* A decision gone stale before the pick (mesh__http_xroute_again): the
+ * table in force's decision and its cluster called.  @return call_dest's,
+ * or MESH_ERR_NOT_FOUND (st as it was) when there is no other cluster to
+ * call. */
 static int call_replanned(mesh_t *m, const char *service,
                           const mesh_http_request_t *req, const plan_t *p,
                           const mesh__span_t *sp, const inject_t *inj,
@@ -373,8 +373,7 @@ static int call_replanned(mesh_t *m, const char *service,
                           mesh_status_t *st) {
   plan_t q;
   mesh_status_t qst = {0};
-  if (plan_for(m, service, req, &q, &qst) != MESH_OK ||
-      strcmp(q.xr.subset, p->xr.subset) == 0)
+  if (plan_for(m, service, req, &q, p->xr.subset, &qst) != MESH_OK)
     return MESH_ERR_NOT_FOUND;
   return call_dest(m, &q, req, sp, inj, timeout_ms, out, st);
 }
@@ -388,7 +387,7 @@ int mesh_http_call(mesh_t *m, const char *service,
                       "mesh_http_call: m, service, req and out are required");
   *out = NULL;
   plan_t p;
-  int rc = plan_for(m, service, req, &p, st);
+  int rc = plan_for(m, service, req, &p, NULL, st);
   if (rc != MESH_OK)
     return rc;
   int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : p.timeout_ms;
@@ -445,4 +444,25 @@ int mesh__http_xroute(mesh_t *m, const char *service,
   if (!m || !m->http || !m->http->xroute)
     return 1;
   return m->http->xroute(m, service, in, out, st);
+}
+
+/* A route decision is copied from the route table in force; xds/apply.c
+ * keeps a cluster no route names any more for exactly one more version.
+ * When two updates land between the decision and the pick, the decided
+ * cluster is gone and the pick fails (MESH_ERR_NOT_FOUND "no subset").
+ * The caller then decides once more from the table in force and calls
+ * that cluster, as Envoy routes a request to a cluster it can still
+ * reach.  Faults were decided with the first decision and are not
+ * decided again. */
+int mesh__http_xroute_again(mesh_t *m, const char *service,
+                            const mesh__xroute_in_t *in, const char *was,
+                            mesh__xroute_t *out) {
+  mesh_status_t st = {0};
+  if (!was || !*was || mesh__http_xroute(m, service, in, out, &st) != MESH_OK ||
+      strcmp(out->subset, was) == 0)
+    return MESH_ERR_NOT_FOUND;
+  out->delay_ms = 0;
+  out->abort_http = 0;
+  out->abort_grpc = -1;
+  return MESH_OK;
 }

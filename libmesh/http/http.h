@@ -265,6 +265,16 @@ void mesh__http_set_xroute(mesh_t *m, mesh__xroute_fn fn);
 int mesh__http_xroute(mesh_t *m, const char *service,
                       const mesh__xroute_in_t *in, mesh__xroute_t *out,
                       mesh_status_t *st);
+/** Decide once more for a call whose decision named cluster (subset) was
+ *  and whose pick then failed with MESH_ERR_NOT_FOUND (the decision went
+ *  stale: two route updates since).  HTTP and gRPC calls alike.
+ *  @return MESH_OK with *out naming another cluster and no fault (faults
+ *  are decided once, with the first decision), or MESH_ERR_NOT_FOUND: no
+ *  hook, was empty, the hook failed or named was again (the caller keeps
+ *  the pick's error). */
+int mesh__http_xroute_again(mesh_t *m, const char *service,
+                            const mesh__xroute_in_t *in, const char *was,
+                            mesh__xroute_t *out);
 
 /* mesh_http_requests_total{service,code} series, registered on first use
  * of each code ([0]: "error", a request that got no response). */

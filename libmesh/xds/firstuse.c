@@ -8,7 +8,9 @@
  * without one, resource_timeout_ms).  A name the control plane does not
  * know fails with MESH_ERR_UNKNOWN_SERVICE: a full-state LDS response
  * without it, or gRFC A27's does-not-exist timer (resource_timeout_ms,
- * 15 s by default) for a control plane that never answers.
+ * 15 s by default) for a control plane that never answers; so does one
+ * whose routes name a cluster that does not exist, while no route table
+ * of it is in force.
  *
  * Choices: a name once subscribed stays subscribed (and its service
  * exists) until mesh_free, as a gRPC channel keeps its watch while it
@@ -78,6 +80,28 @@ mesh__xds_svc_t *mesh__xds_fu_find(mesh__xds_fu_t *f, const char *name) {
   return e ? &e->s : NULL;
 }
 
+/* A cluster the listener's routes name that the control plane says does
+ * not exist (absent from a full-state CDS response, or A27's timer), or
+ * NULL.  Such a state is never applied (apply.c waits for every cluster),
+ * so a first use waiting for it fails now, as gRPC's xDS client fails the
+ * channel's RPCs ("does not exist"), not at its deadline. */
+static const char *missing_cluster(const mesh__xds_ads_t *a,
+                                   const mesh__xds_lds_t *l, const char *li) {
+  const cJSON *rc = l->route_config
+                        ? l->route_config
+                        : mesh__xds_ads_cached(a, MESH__XDS_T_RDS, l->rds_name);
+  const cJSON *vh = rc ? mesh__xds_vhost_pick(rc, li) : NULL;
+  const cJSON *r, *c;
+  cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(vh, "routes"))
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(r, "clusters")) {
+      const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "name"));
+      if (n && mesh__xds_ads_status(a, MESH__XDS_T_CDS, n) ==
+                   MESH__XDS_DOES_NOT_EXIST)
+        return n;
+    }
+  return NULL;
+}
+
 /* The entry's state from the cache (session lock held). */
 static void update(mesh__xds_fu_t *f, fent_t *e) {
   const char *li = e->s.listener;
@@ -87,6 +111,8 @@ static void update(mesh__xds_fu_t *f, fent_t *e) {
                ? mesh__xds_ads_status(f->ads, MESH__XDS_T_RDS, l->rds_name)
                : -1;
   int st = PENDING;
+  const char *cl = l && !atomic_load(&e->s.routes.cur)
+                       ? missing_cluster(f->ads, l, li) : NULL;
   if (ls == MESH__XDS_DOES_NOT_EXIST) {
     st = MISSING;
     snprintf(e->why, sizeof e->why, "xds: listener \"%.128s\" does not "
@@ -96,7 +122,11 @@ static void update(mesh__xds_fu_t *f, fent_t *e) {
     snprintf(e->why, sizeof e->why, "xds: listener \"%.128s\": route "
              "configuration \"%.100s\" does not exist", li, l->rds_name);
   } else if (atomic_load(&e->s.routes.cur)) {
-    st = READY;
+    st = READY; /* a table in force keeps serving its clusters */
+  } else if (cl) {
+    st = MISSING;
+    snprintf(e->why, sizeof e->why, "xds: listener \"%.100s\": cluster "
+             "\"%.100s\" does not exist", li, cl);
   }
   atomic_store(&e->state, st);
 }

@@ -171,7 +171,7 @@ class ControlPlane:
         self.streams = []
         self.requests = []   # every DiscoveryRequest received (for checks)
         self.server = None
-        self.silent = set()  # LDS names never answered (gRFC A27's timer)
+        self.silent = set()  # LDS or CDS names never answered (gRFC A27's timer)
 
     def set(self, url, msg):
         with self.lock:
@@ -206,7 +206,8 @@ class ControlPlane:
                         self.requests.append(rq)
                         if rq.response_nonce == '' or set(rq.resource_names) != subs.get(rq.type_url):
                             subs[rq.type_url] = set(rq.resource_names)
-                            if not (rq.type_url == LDS and self.silent & subs[rq.type_url]):
+                            if not (rq.type_url in (LDS, CDS) and
+                                    self.silent & subs[rq.type_url]):
                                 q.put(self.response(rq.type_url, subs[rq.type_url]))
             except grpc.RpcError:
                 pass  # the client went away

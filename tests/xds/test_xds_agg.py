@@ -17,7 +17,12 @@ control plane does not know fails fast with
 MESH_ERR_UNKNOWN_SERVICE ("does not exist"); one it never answers fails
 after resource_timeout_ms (A27's timer), not at the caller's deadline;
 past first_use_max a new name fails at once with a message naming the
-limit.  Exit 0 = pass."""
+limit.  A name whose route names a cluster that does not exist (a
+full-state CDS response without it, or A27's timer) fails when the control
+plane says so, well before the caller's 20 s deadline: gRPC calls with
+UNAVAILABLE naming the cluster, HTTP calls and dials with
+MESH_ERR_UNKNOWN_SERVICE; once the cluster comes, the name works.  Exit 0 =
+pass."""
 import atexit
 import json
 import os
@@ -32,7 +37,7 @@ import linetool  # noqa: E402
 
 BUILD = os.environ.get('TEST_BUILDDIR', '.')
 BACKENDS = ['e1:good', 'e2:good', 'w1:good']
-MAX_NAMES = 4
+MAX_NAMES = 6
 DNE_MS = 1500
 checks = []
 
@@ -157,6 +162,52 @@ def target_form(plane, tool):
     check('mesh_dial("xds:///web.example:8080"): %s' % r['code'], r['code'] == 'MESH_OK', r)
 
 
+def missing_clusters(plane, tool, ep):
+    """First-use names whose route names a cluster the control plane does
+    not have: full-state CDS without it (at once), or never answered (the
+    resource_timeout_ms timer); either way well before the 20 s deadline."""
+    plane.set(cp.LDS, cp.listener('ghost', 'ghost-routes'))
+    plane.set(cp.RDS, cp.routes('ghost-routes', [('nocluster', 100)]))
+    plane.set(cp.LDS, cp.listener('ghost2', 'ghost2-routes'))
+    plane.set(cp.RDS, cp.routes('ghost2-routes', [('hushc', 100)]))
+    push(plane)
+    r = tool.cmd('grpc ghost 20000')
+    check('gRPC, route to a cluster absent from the full-state CDS: UNAVAILABLE naming '
+          'it in %d ms (< 10000; deadline 20000): %s' % (r['ms'], r['message']),
+          r['code'] == 'MESH_ERR_GRPC_STATUS' and r['status'] == 14 and
+          'cluster \'nocluster\' does not exist' in r['message'] and r['ms'] < 10000, r)
+    r = tool.cmd('call ghost 1 20000')
+    check('HTTP, the same name: MESH_ERR_UNKNOWN_SERVICE naming the cluster (%d ms)'
+          % r['ms_max'], r['errors'].get('MESH_ERR_UNKNOWN_SERVICE') == 1 and
+          'cluster \'nocluster\' does not exist' in r['last_error'] and
+          r['ms_max'] < 10000, r)
+    r = tool.cmd('dial ghost 20000')
+    check('mesh_dial, the same name: %s' % r['code'],
+          r['code'] == 'MESH_ERR_UNKNOWN_SERVICE' and 'nocluster' in r['error'], r)
+    plane.set(cp.CDS, cp.cluster('nocluster'))
+    plane.set(cp.EDS, cp.cla('nocluster', [('c', 0, 1, ep('w1'))]))
+    push(plane)
+    ok, r = False, None
+    for _ in range(100):  # the verdict holds until CDS and EDS are in
+        r = tool.cmd('call ghost 5 5000')
+        if r['failed'] == 0:
+            ok = r['by']['w1'] == 5
+            break
+        time.sleep(0.1)
+    check('the cluster comes: "ghost" works (5 of 5 to w1)', ok, r)
+    plane.silent.add('hushc')
+    r = tool.cmd('call ghost2 1 20000')
+    check('HTTP, route to a cluster never answered: does not exist after the %d ms '
+          'timer (%d ms, < 10000; deadline 20000)' % (DNE_MS, r['ms_max']),
+          r['errors'].get('MESH_ERR_UNKNOWN_SERVICE') == 1 and
+          'cluster \'hushc\' does not exist' in r['last_error'] and
+          DNE_MS - 100 <= r['ms_max'] < 10000, r)
+    r = tool.cmd('grpc ghost2 20000')
+    check('gRPC, the same name: UNAVAILABLE at once (%d ms): %s' % (r['ms'], r['message']),
+          r['status'] == 14 and 'hushc' in r['message'] and r['ms'] < 10000, r)
+    plane.silent.discard('hushc')
+
+
 def unknown_names(plane, tool):
     r = tool.cmd('call nope 1 8000')
     check('unknown name: MESH_ERR_UNKNOWN_SERVICE "does not exist" in %d ms (< 3000)'
@@ -205,6 +256,7 @@ def main():
         failover(plane, tool, ep)
         bad_graphs(plane, tool)
         target_form(plane, tool)
+        missing_clusters(plane, tool, ep)
         unknown_names(plane, tool)
     finally:
         tool.stop()
