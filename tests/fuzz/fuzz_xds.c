@@ -292,7 +292,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t n;
   const mesh__xds_cds_t *first;
   char note[256];
-  if (mesh__xds_agg_flatten(a, "web", &eps, &n, &first, note, sizeof note) == MESH_OK) {
+  if (mesh__xds_agg_flatten(a, NULL, "web", &eps, &n, &first, note, sizeof note) == MESH_OK) {
     FUZZ_ASSERT(first != NULL);
     for (size_t i = 0; i < n; i++)
       FUZZ_ASSERT(eps[i].address != NULL && eps[i].port > 0);
