@@ -188,10 +188,9 @@ int mesh__dnsname_new(mesh_t *m, const mesh__dnsname_opts_t *o,
     n->o.fail_base_ms = n->o.refresh_ms;
   if (n->o.fail_max_ms < n->o.fail_base_ms)
     n->o.fail_max_ms = 10 * n->o.fail_base_ms;
-  char what[300];
-  snprintf(what, sizeof what, "logical_dns %.200s", n->name);
-  int rc = mesh__ares_new(m, &n->o.cfg, n->name, "logical_dns", what,
-                          &n->ares, st);
+  int rc = mesh__ares_new(m, &n->o.cfg, n->name, "logical_dns",
+                          o->what ? o->what : "resolver", &n->ares, st);
+  n->o.what = NULL; /* the caller's string: not kept */
   if (rc == MESH_OK) {
     arm(n, 0); /* the first query at the loop's next turn */
     if (!n->timer)

@@ -29,6 +29,7 @@ typedef struct mesh__dnsname_opts {
   bool respect_ttl;     /* refresh after the answer's TTL (0: refresh_ms) */
   int64_t fail_base_ms, fail_max_ms; /* backoff after failed queries */
   mesh__dns_cfg_t cfg;  /* servers and timeout (servers borrowed) */
+  const char *what;     /* where cfg comes from, for its errors ("xds.logical_dns") */
   void (*on_change)(void *user); /* the state or the first address changed */
   void *user;
 } mesh__dnsname_opts_t;

@@ -222,6 +222,7 @@ static entry_t *entry_new(mesh__xds_ldns_t *r, const mesh__xds_cds_t *c) {
                             .respect_ttl = h.respect_ttl,
                             .fail_base_ms = h.fail_base_ms,
                             .fail_max_ms = h.fail_max_ms, .cfg = r->cfg,
+                            .what = "xds.logical_dns",
                             .on_change = on_change, .user = e};
   mesh_status_t st;
   if (mesh__dnsname_new(r->m, &o, &e->name, &st) != MESH_OK) {

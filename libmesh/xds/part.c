@@ -193,8 +193,8 @@ static void xds_fini(mesh_t *m) {
   mesh__http_set_xroute(m, NULL);
   mesh__xds_stream_stop(x->stream); /* before the session it feeds */
   mesh__xds_fu_free(x->fu);
-  mesh__xds_ldns_free(x->ldns);
   mesh__view_unregister(m, "xds");
+  mesh__xds_ldns_free(x->ldns); /* after the view that reads it */
   mesh__xds_ads_free(x->ads);
   mesh__xds_provwatch_free(m, x->pw); /* before the bootstrap it names */
   mesh__xds_bootstrap_free(x->boot);
