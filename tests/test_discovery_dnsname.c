@@ -16,7 +16,6 @@
 #include "test_dnsmasq.h"
 #include "mesh/mesh.h"
 #include "discovery/discovery.h"
-#include "discovery/dnsname.h"
 
 static int dns_port;
 static pid_t dns_pid;
@@ -96,8 +95,8 @@ static job_t *start(const char *name, int family, int64_t refresh_ms, bool respe
   job_t *j = calloc(1, sizeof *j);
   j->o = (mesh__dnsname_opts_t){.name = name, .family = family, .refresh_ms = refresh_ms,
                                 .respect_ttl = respect, .fail_base_ms = 100,
-                                .fail_max_ms = 400, .on_change = on_change, .user = j};
-  mesh__dns_cfg_read(cfg, &j->o.cfg);
+                                .fail_max_ms = 400, .resolver = cfg,
+                                .on_change = on_change, .user = j};
   CU_ASSERT_EQUAL_FATAL(mesh__loop_call(m->loop, do_new, j), MESH_OK);
   CU_ASSERT_EQUAL_FATAL(j->rc, MESH_OK);
   return j;

@@ -13,7 +13,6 @@
 #include "helpers.h"
 #include "mesh/mesh.h"
 #include "discovery/discovery.h"
-#include "discovery/dnsname.h"
 #include "lb/lb.h"
 #include "telemetry/telemetry.h"
 #include "xds/xds.h"

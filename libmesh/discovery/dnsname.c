@@ -15,8 +15,10 @@
  *
  * on_change runs when the state or the first address changes, on the loop
  * thread, from the answer's callback. */
-#include "discovery/dnsname.h"
+#include "discovery/ares_loop.h"
 #include "discovery/discovery.h"
+
+#include <arpa/inet.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@ struct mesh__dnsname {
   mesh__dnsname_opts_t o;
   char *name;
   mesh__ares_t *ares;
+  mesh__dns_cfg_t cfg; /* from o.resolver */
   int64_t timer;
   bool stopping, inflight;
   mesh__dnsname_info_t info;
@@ -188,7 +191,8 @@ int mesh__dnsname_new(mesh_t *m, const mesh__dnsname_opts_t *o,
     n->o.fail_base_ms = n->o.refresh_ms;
   if (n->o.fail_max_ms < n->o.fail_base_ms)
     n->o.fail_max_ms = 10 * n->o.fail_base_ms;
-  int rc = mesh__ares_new(m, &n->o.cfg, n->name, "logical_dns",
+  mesh__dns_cfg_read(o->resolver, &n->cfg);
+  int rc = mesh__ares_new(m, &n->cfg, n->name, "logical_dns",
                           o->what ? o->what : "resolver", &n->ares, st);
   n->o.what = NULL; /* the caller's string: not kept */
   if (rc == MESH_OK) {
@@ -202,6 +206,12 @@ int mesh__dnsname_new(mesh_t *m, const mesh__dnsname_opts_t *o,
   }
   *out = n;
   return MESH_OK;
+}
+
+void mesh__dnsname_check(mesh__cfg_t *c, const cJSON *obj, const char *path) {
+  static const char *const keys[] = {"servers", "timeout_ms", NULL};
+  if (obj && mesh__cfg_object(c, obj, path, keys))
+    mesh__dns_cfg_check(c, obj, path);
 }
 
 void mesh__dnsname_get(const mesh__dnsname_t *n, mesh__dnsname_info_t *out) {

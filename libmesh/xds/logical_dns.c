@@ -24,7 +24,6 @@
 #include <string.h>
 
 #include "discovery/discovery.h"
-#include "discovery/dnsname.h"
 #include "xds/proto/cluster.pb-c.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
@@ -135,14 +134,14 @@ typedef struct entry {
   mesh__xds_dns_t dns; /* what it resolves (host owned, ep_hostname NULL) */
   mesh__dnsname_t *name;
   char hostname[MESH__DISC_MAX_HOSTNAME + 1]; /* the host's hostname */
-  char addr[INET6_ADDRSTRLEN]; /* the address last applied */
+  char addr[46];                /* the address last applied */
   mesh__dnsname_info_t seen;   /* what the last apply saw (for the view) */
   struct mesh__xds_ldns *r;
 } entry_t;
 
 struct mesh__xds_ldns {
   mesh_t *m;
-  mesh__dns_cfg_t cfg; /* xds.logical_dns (servers borrowed from m->config) */
+  const cJSON *resolver; /* xds.logical_dns (in m->config), or NULL */
   void (*changed)(mesh_t *m);
   entry_t **v;
   size_t n;
@@ -150,12 +149,9 @@ struct mesh__xds_ldns {
 };
 
 void mesh__xds_ldns_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
-  static const char *const keys[] = {"servers", "timeout_ms", NULL};
-  const cJSON *o = cJSON_GetObjectItemCaseSensitive(cfg, "logical_dns");
   char p[MESH__PATH_MAX];
   mesh__cfg_path(p, path, "logical_dns");
-  if (o && mesh__cfg_object(c, o, p, keys))
-    mesh__dns_cfg_check(c, o, p);
+  mesh__dnsname_check(c, cJSON_GetObjectItemCaseSensitive(cfg, "logical_dns"), p);
 }
 
 int mesh__xds_ldns_new(mesh_t *m, const cJSON *cfg, void (*changed)(mesh_t *),
@@ -165,8 +161,7 @@ int mesh__xds_ldns_new(mesh_t *m, const cJSON *cfg, void (*changed)(mesh_t *),
     return MESH_ERR_NOMEM;
   r->m = m;
   r->changed = changed;
-  mesh__dns_cfg_read(cJSON_GetObjectItemCaseSensitive(cfg, "logical_dns"),
-                     &r->cfg);
+  r->resolver = cJSON_GetObjectItemCaseSensitive(cfg, "logical_dns");
   *out = r;
   return MESH_OK;
 }
@@ -221,7 +216,7 @@ static entry_t *entry_new(mesh__xds_ldns_t *r, const mesh__xds_cds_t *c) {
                             .refresh_ms = h.refresh_ms,
                             .respect_ttl = h.respect_ttl,
                             .fail_base_ms = h.fail_base_ms,
-                            .fail_max_ms = h.fail_max_ms, .cfg = r->cfg,
+                            .fail_max_ms = h.fail_max_ms, .resolver = r->resolver,
                             .what = "xds.logical_dns",
                             .on_change = on_change, .user = e};
   mesh_status_t st;
