@@ -102,6 +102,8 @@ static const vec_t vecs[] = {
      "max_interval: must be greater than base_interval"},
     {"resolvers", DNS LA("h.test", 80) "dns_resolvers { }", MESH_ERR_UNSUPPORTED,
      "dns_resolvers, dns_resolution_config and typed_dns_resolver_config are not supported"},
+    {"tcp lookups", DNS LA("h.test", 80) "use_tcp_for_dns_lookups: true", MESH_ERR_UNSUPPORTED,
+     "use_tcp_for_dns_lookups is not supported"},
     {"typed resolver", DNS LA("h.test", 80) "typed_dns_resolver_config { }",
      MESH_ERR_UNSUPPORTED, "typed_dns_resolver_config are not supported"},
     {"unhealthy", DNS "load_assignment { cluster_name: \"d\" endpoints { lb_endpoints { "

@@ -97,6 +97,9 @@ int mesh__xds_cds_dns(const void *msg, mesh__xds_cds_t *c, why_t *w) {
     return REFUSE(w, MESH_ERR_UNSUPPORTED, "dns_resolvers, "
                   "dns_resolution_config and typed_dns_resolver_config are "
                   "not supported (libmesh resolves with xds.logical_dns)");
+  if (m->use_tcp_for_dns_lookups)
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "use_tcp_for_dns_lookups is not "
+                  "supported");
   if ((int)m->dns_lookup_family < MESH__DNS_AUTO ||
       (int)m->dns_lookup_family > MESH__DNS_ALL)
     return REFUSE(w, MESH_ERR_UNSUPPORTED, "dns_lookup_family %d: not "
