@@ -241,7 +241,7 @@ static entry_t *find(const mesh__xds_ldns_t *r, const char *cluster) {
 
 void mesh__xds_ldns_sync(mesh__xds_ldns_t *r, const mesh__xds_ads_t *a) {
   size_t nc = mesh__xds_ads_ncds(a);
-  entry_t **v = calloc(nc + 1, sizeof *v);
+  entry_t **v = r ? calloc(nc + 1, sizeof *v) : NULL;
   if (!v)
     return; /* the resolvers in force stay */
   size_t k = 0;
