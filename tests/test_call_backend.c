@@ -10,6 +10,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "helpers.h"
 
@@ -124,8 +127,8 @@ static void *serve(void *arg) {
   return NULL;
 }
 
-static int backend_main(const char *config, const char *name, int port,
-                        const char *m0) {
+static int backend_main(const char *config, const char *name, const char *at,
+                        int port, const char *m0) {
   signal(SIGPIPE, SIG_IGN);
   snprintf(bname, sizeof bname, "%s", name);
   if (!set_mode(m0)) {
@@ -139,7 +142,7 @@ static int backend_main(const char *config, const char *name, int port,
     return 1;
   }
   char addr[64];
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  snprintf(addr, sizeof addr, "%s:%d", at, port);
   mesh_listener_t *l;
   if (mesh_listen(m, addr, &l, &st) != MESH_OK) {
     fprintf(stderr, "backend listen: %s\n", st.message);
@@ -161,7 +164,14 @@ static int backend_main(const char *config, const char *name, int port,
 int tcb_maybe_backend(int argc, char **argv) {
   if (argc != 6 || strcmp(argv[1], "--backend") != 0)
     return -1;
-  return backend_main(argv[2], argv[3], atoi(argv[4]), argv[5]);
+  /* argv[4]: PORT, or ADDR:PORT (tcb_start_at) */
+  char at[16] = "127.0.0.1";
+  int port = 0;
+  if (strchr(argv[4], ':'))
+    sscanf(argv[4], "%15[^:]:%d", at, &port);
+  else
+    port = atoi(argv[4]);
+  return backend_main(argv[2], argv[3], at, port, argv[5]);
 }
 
 /* ---- the test side ----------------------------------------------------------- */
@@ -192,12 +202,36 @@ bool tcb_init(void) {
 
 const char *tcb_client_identity(void) { return client_identity; }
 
+/* Connect to addr:port until it accepts (th_wait_port for 127.0.0.1). */
+static bool wait_at(const char *addr, int port, int timeout_ms) {
+  if (strcmp(addr, "127.0.0.1") == 0)
+    return th_wait_port(port, timeout_ms);
+  for (int el = 0; el <= timeout_ms; el += 20) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, addr, &sa.sin_addr);
+    int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    if (ok)
+      return true;
+    usleep(20000);
+  }
+  return false;
+}
+
 bool tcb_start(tcb_t *b, const char *name, const char *mode0, int port) {
+  return tcb_start_at(b, NULL, name, mode0, port);
+}
+
+bool tcb_start_at(tcb_t *b, const char *at, const char *name,
+                  const char *mode0, int port) {
   if (!tcb_init())
     return false;
+  snprintf(b->addr, sizeof b->addr, "%s", at ? at : "127.0.0.1");
   b->port = port > 0 ? port : th_free_port();
   snprintf(b->name, sizeof b->name, "%s", name);
-  char cfg[2048], file[64], portbuf[16], log[64];
+  char cfg[2048], file[64], portbuf[32], log[64];
   snprintf(cfg, sizeof cfg,
            "{\"log\":{\"level\":\"warn\"},\"identity\":{\"cert\":\"%s\","
            "\"key\":\"%s\",\"bundle\":\"%s\"},\"inbound\":{\"peers\":"
@@ -207,7 +241,7 @@ bool tcb_start(tcb_t *b, const char *name, const char *mode0, int port) {
   snprintf(file, sizeof file, "backend-%s.json", name);
   if (!th_write(th_path(file), cfg))
     return false;
-  snprintf(portbuf, sizeof portbuf, "%d", b->port);
+  snprintf(portbuf, sizeof portbuf, "%s:%d", b->addr, b->port);
   snprintf(log, sizeof log, "backend-%s.log", name);
   char path[512];
   snprintf(path, sizeof path, "%s", th_path(file));
@@ -215,12 +249,13 @@ bool tcb_start(tcb_t *b, const char *name, const char *mode0, int port) {
   b->pid = th_spawn(argv, log);
   if (b->pid <= 0)
     return false;
-  return th_wait_port(b->port, 10000);
+  return wait_at(b->addr, b->port, 10000);
 }
 
 bool tcb_mode(mesh_t *m, const tcb_t *b, const char *mode0) {
   char target[64], req[64], line[64];
-  snprintf(target, sizeof target, "127.0.0.1:%d", b->port);
+  snprintf(target, sizeof target, "%s:%d", b->addr[0] ? b->addr : "127.0.0.1",
+           b->port);
   mesh_dial_opts_t *o = mesh_dial_opts_new();
   mesh_dial_opts_add_peer(o, TCB_BACKEND_ID);
   mesh_conn_t *c = NULL;

@@ -23,6 +23,7 @@ typedef struct tcb {
   pid_t pid;
   int port;
   char name[32];
+  char addr[16]; /* the IPv4 loopback address it listens on ("": 127.0.0.1) */
 } tcb_t;
 
 /* In main(): returns >= 0 when argv asks for a backend (run it, exit with
@@ -37,6 +38,10 @@ const char *tcb_client_identity(void);
 /* Start a backend on a free port (port 0) or the given one; waits until it
  * accepts.  false on failure. */
 bool tcb_start(tcb_t *b, const char *name, const char *mode, int port);
+/* The same on another IPv4 loopback address (127.x.y.z; NULL: 127.0.0.1),
+ * e.g. two backends at one port behind a DNS name. */
+bool tcb_start_at(tcb_t *b, const char *addr, const char *name,
+                  const char *mode, int port);
 /* Switch a running backend's mode (a direct mTLS request through m). */
 bool tcb_mode(mesh_t *m, const tcb_t *b, const char *mode);
 void tcb_kill(tcb_t *b);  /* SIGKILL at once */

@@ -208,13 +208,13 @@ static void test_xds_agg_session(void) {
   size_t n;
   const mesh__xds_cds_t *first;
   char note[256];
-  CU_ASSERT_EQUAL(mesh__xds_agg_flatten(a, "web", &eps, &n, &first, note, sizeof note),
+  CU_ASSERT_EQUAL(mesh__xds_agg_flatten(a, NULL, "web", &eps, &n, &first, note, sizeof note),
                   MESH_ERR_NOT_FOUND);
   CU_ASSERT_PTR_NOT_NULL(strstr(note, "\"p\": waiting for EDS"));
   char *e[] = {strdup("cluster_name: \"p\" " EP("127.0.0.1", 81, 0) EP("127.0.0.2", 82, 1)),
                strdup("cluster_name: \"r\" " EP("127.0.0.3", 83, 0))};
   CU_ASSERT_EQUAL(respond(a, EDS_T, "ClusterLoadAssignment", e, 2, &st), MESH_OK);
-  CU_ASSERT_EQUAL_FATAL(mesh__xds_agg_flatten(a, "web", &eps, &n, &first, note, sizeof note),
+  CU_ASSERT_EQUAL_FATAL(mesh__xds_agg_flatten(a, NULL, "web", &eps, &n, &first, note, sizeof note),
                         MESH_OK);
   CU_ASSERT_EQUAL_FATAL(n, 3);
   CU_ASSERT_STRING_EQUAL(first->name, "p");
@@ -238,7 +238,7 @@ static void test_xds_agg_session(void) {
   char *loop2[] = {agg("web", "p,q,p"), eds_cluster("p"), agg("q", "web"), eds_cluster("r")};
   CU_ASSERT_EQUAL(respond(a, CDS_T, "Cluster", loop2, 4, &st), MESH_ERR_CONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(st.message, "cluster \"q\": aggregate clusters form a loop"));
-  CU_ASSERT_EQUAL(mesh__xds_agg_flatten(a, "web", &eps, &n, &first, note, sizeof note),
+  CU_ASSERT_EQUAL(mesh__xds_agg_flatten(a, NULL, "web", &eps, &n, &first, note, sizeof note),
                   MESH_OK);
   CU_ASSERT_EQUAL(n, 3); /* the last good graph */
   free(eps);

@@ -167,8 +167,9 @@ static const vec_t cds_vecs[] = {
     {"eds rr", "name: \"web\" type: EDS eds_cluster_config { eds_config { ads {} } "
      "service_name: \"web-eds\" }", MESH_OK, NULL},
     {"static", "name: \"web\" type: STATIC", MESH_ERR_UNSUPPORTED,
-     "cluster \"web\": type STATIC: only EDS and aggregate"},
-    {"logical dns", "name: \"d\" type: LOGICAL_DNS", MESH_ERR_UNSUPPORTED, "type LOGICAL_DNS"},
+     "cluster \"web\": type STATIC: only EDS, LOGICAL_DNS and aggregate"},
+    {"logical dns", "name: \"d\" type: LOGICAL_DNS", MESH_ERR_CONFIG,
+     "LOGICAL_DNS: load_assignment is required"}, /* more: test_xds_ldns */
     {"empty name", "type: EDS", MESH_ERR_CONFIG, "name: empty"},
     {"eds by path", "name: \"w\" type: EDS eds_cluster_config { eds_config { path: \"/x\" } }",
      MESH_ERR_UNSUPPORTED, "eds_config: only ads and self"},

@@ -17,7 +17,10 @@
  *                   (the call's status message, else the error), "ms"}
  *   view            the admin view "xds"
  *   quit            stop the backends, exit
- * Driven by tests/xds/test_xds_agg.py. */
+ * A backend NAME:MODE@ADDR=OTHER listens on ADDR (127.x) at backend
+ * OTHER's port (two backends behind one DNS name); $XDS_TOOL_LOGICAL_DNS
+ * is the xds section's "logical_dns" object.
+ * Driven by tests/xds/test_xds_agg.py and test_xds_ldns.py. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,11 +160,13 @@ static void commands(void) {
 }
 
 static int run(const char *boot, const char *max, const char *dne) {
-  char cfg[2048];
+  char cfg[4096];
+  const char *ld = getenv("XDS_TOOL_LOGICAL_DNS"); /* xds.logical_dns */
   snprintf(cfg, sizeof cfg,
            "{\"log\": {\"level\": \"error\"}, %s, \"xds\": {\"bootstrap\": "
-           "\"%s\", \"first_use_max\": %s, \"resource_timeout_ms\": %s}}",
-           tcb_client_identity(), boot, max, dne);
+           "\"%s\", \"first_use_max\": %s, \"resource_timeout_ms\": %s%s%s}}",
+           tcb_client_identity(), boot, max, dne,
+           ld ? ", \"logical_dns\": " : "", ld ? ld : "");
   mesh_status_t st;
   if (mesh_new(cfg, &m, &st)) {
     clean(st.message);
@@ -181,9 +186,14 @@ int main(int argc, char **argv) {
     return 2;
   bool ok = true;
   for (int i = 4; i < argc && ok; i++) {
-    char name[32], mode[32];
-    ok = sscanf(argv[i], "%31[^:]:%31s", name, mode) == 2 &&
-         tcb_start(&be[nb], name, mode, 0);
+    char name[32], mode[32], at[16] = "", same[32] = "";
+    ok = sscanf(argv[i], "%31[^:]:%31[^@]@%15[^=]=%31s", name, mode, at, same) >= 2;
+    int port = 0; /* NAME:MODE@ADDR=OTHER: on ADDR, at OTHER's port */
+    for (int j = 0; j < nb; j++)
+      if (strcmp(be[j].name, same) == 0)
+        port = be[j].port;
+    ok = ok && (!at[0] || port) &&
+         tcb_start_at(&be[nb], at[0] ? at : NULL, name, mode, port);
     nb += ok;
   }
   if (ok) {

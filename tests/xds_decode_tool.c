@@ -102,6 +102,13 @@ int main(int argc, char **argv) {
       cJSON_AddItemToObject(out, "aggregate", cJSON_CreateStringArray(
                                                   (const char *const *)c->children,
                                                   (int)c->nchildren));
+    if (!rc && c->kind == MESH__XDS_CLUSTER_LOGICAL_DNS) { /* A37's DNS one */
+      cJSON *d = cJSON_AddObjectToObject(out, "logical_dns");
+      cJSON_AddStringToObject(d, "host", c->dns.host);
+      cJSON_AddNumberToObject(d, "port", c->dns.port);
+      cJSON_AddNumberToObject(d, "family", c->dns.family);
+      cJSON_AddNumberToObject(d, "refresh_ms", (double)c->dns.refresh_ms);
+    }
     mesh__xds_cds_free(c);
   } else if (strcmp(argv[1], "RouteConfiguration") == 0) {
     rc = mesh__xds_decode_rds(buf, n, &out, &st);

@@ -64,3 +64,13 @@ int mesh__xds_ads_agg_check(const mesh__xds_ads_t *a, const void *obj,
   free(all);
   return rc;
 }
+
+size_t mesh__xds_ads_ncds(const mesh__xds_ads_t *a) {
+  return a ? a->t[MESH__XDS_T_CDS].n : 0;
+}
+
+const mesh__xds_cds_t *mesh__xds_ads_cds_at(const mesh__xds_ads_t *a,
+                                            size_t i) {
+  return a && i < a->t[MESH__XDS_T_CDS].n ? a->t[MESH__XDS_T_CDS].r[i].obj
+                                          : NULL;
+}

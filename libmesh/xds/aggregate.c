@@ -14,8 +14,9 @@
  * (EDS clusters) depth first, each once (its first occurrence), and their
  * endpoints as one priority list: the first leaf's priorities, then the
  * second's after them, and so on, so the lb priority picker fails over
- * from one underlying cluster to the next as A37 describes.  LOGICAL_DNS
- * children are refused by the CDS decoder (a documented limit). */
+ * from one underlying cluster to the next as A37 describes.  A LOGICAL_DNS
+ * leaf (logical_dns.c) takes its place like an EDS one: one priority
+ * with its resolved host, none while its name has no address. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,7 +127,7 @@ static bool leaves(flat_t *f, const char *name, unsigned depth) {
              "for CDS", name);
     return false;
   }
-  if (c->kind == MESH__XDS_CLUSTER_EDS) {
+  if (c->kind != MESH__XDS_CLUSTER_AGGREGATE) { /* EDS or LOGICAL_DNS */
     for (size_t i = 0; i < f->n; i++)
       if (strcmp(f->leaves[i], name) == 0)
         return true; /* its first occurrence counts */
@@ -150,7 +151,33 @@ static bool leaves(flat_t *f, const char *name, unsigned depth) {
   return true;
 }
 
-int mesh__xds_agg_flatten(const mesh__xds_ads_t *a, const char *name,
+/* Leaf i's endpoints: an EDS cluster's, or a LOGICAL_DNS cluster's one
+ * host in *one; false (note set) while not there yet. */
+static bool leaf_eps(const mesh__xds_ads_t *a, const mesh__xds_ldns_t *dns,
+                     const mesh__xds_cds_t *c, mesh__ep_t *one,
+                     const mesh__ep_t **eps, size_t *n, uint32_t *nprio,
+                     char *note, size_t cap) {
+  if (c->kind == MESH__XDS_CLUSTER_LOGICAL_DNS) {
+    if (mesh__xds_ldns_endpoint(dns, c, one, n, note, cap) != MESH_OK)
+      return false;
+    *eps = one;
+    *nprio = *n ? 1 : 0;
+    return true;
+  }
+  const mesh__xds_eds_t *e = mesh__xds_ads_cached(a, MESH__XDS_T_EDS, c->eds_name);
+  if (!e) {
+    snprintf(note, cap, "aggregate: cluster \"%.100s\": waiting for EDS",
+             c->name);
+    return false;
+  }
+  *eps = e->eps;
+  *n = e->n;
+  *nprio = e->npriorities;
+  return true;
+}
+
+int mesh__xds_agg_flatten(const mesh__xds_ads_t *a, const mesh__xds_ldns_t *dns,
+                          const char *name,
                           mesh__ep_t **eps, size_t *n,
                           const mesh__xds_cds_t **first, char *note,
                           size_t note_cap) {
@@ -163,22 +190,23 @@ int mesh__xds_agg_flatten(const mesh__xds_ads_t *a, const char *name,
     return MESH_ERR_NOT_FOUND;
   }
   size_t total = 0;
+  mesh__ep_t one;
+  const mesh__ep_t *le;
+  size_t ln;
+  uint32_t np;
   for (size_t i = 0; i < f.n; i++) {
     const mesh__xds_cds_t *c = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, f.leaves[i]);
-    const mesh__xds_eds_t *e = mesh__xds_ads_cached(a, MESH__XDS_T_EDS, c->eds_name);
-    if (!e) {
-      snprintf(note, note_cap, "aggregate: cluster \"%.100s\": waiting for "
-               "EDS", f.leaves[i]);
+    if (!leaf_eps(a, dns, c, &one, &le, &ln, &np, note, note_cap)) {
       free(f.leaves);
       return MESH_ERR_NOT_FOUND;
     }
-    total += e->n;
+    total += ln;
   }
   mesh__ep_t *v = malloc(sizeof *v * (total ? total : 1));
   if (!v || !f.n) {
     free(v);
     snprintf(note, note_cap, "aggregate: %s", f.n ? "out of memory"
-             : "no underlying EDS cluster");
+             : "no underlying cluster");
     free(f.leaves);
     return f.n ? MESH_ERR_NOMEM : MESH_ERR_NOT_FOUND;
   }
@@ -186,12 +214,12 @@ int mesh__xds_agg_flatten(const mesh__xds_ads_t *a, const char *name,
   size_t k = 0;
   for (size_t i = 0; i < f.n; i++) {
     const mesh__xds_cds_t *c = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, f.leaves[i]);
-    const mesh__xds_eds_t *e = mesh__xds_ads_cached(a, MESH__XDS_T_EDS, c->eds_name);
-    for (size_t j = 0; j < e->n; j++) {
-      v[k] = e->eps[j];
+    leaf_eps(a, dns, c, &one, &le, &ln, &np, note, note_cap);
+    for (size_t j = 0; j < ln; j++) {
+      v[k] = le[j];
       v[k++].priority += base;
     }
-    base += e->npriorities;
+    base += np;
     if (i == 0)
       *first = c;
   }

@@ -14,7 +14,9 @@
  * version of the resilience settings.  A state that is not complete yet
  * (a route naming a cluster whose CDS or EDS has not arrived) is not
  * applied at all: the previous one stays in force, as gRPC keeps using
- * its old config until the new clusters resolve. */
+ * its old config until the new clusters resolve.  A LOGICAL_DNS cluster's
+ * host is its resolver's answer (logical_dns.c), applied anew when it
+ * changes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,13 +46,23 @@ static void targets_free(target_t *t, size_t n) {
 
 /* Resolve t's CDS and EDS (an aggregate flattened, aggregate.c).  false
  * with note set when not complete. */
-static bool resolve(const mesh__xds_ads_t *a, target_t *t, char *note,
-                    size_t cap) {
+static bool resolve(const mesh__xds_ads_t *a, const mesh__xds_ldns_t *dns,
+                    target_t *t, char *note, size_t cap) {
   t->cds = mesh__xds_ads_cached(a, MESH__XDS_T_CDS, t->name);
+  if (t->cds && t->cds->kind == MESH__XDS_CLUSTER_LOGICAL_DNS) {
+    t->own = malloc(sizeof *t->own); /* its one host (logical_dns.c) */
+    if (!t->own) {
+      snprintf(note, cap, "cluster \"%.100s\": out of memory", t->name);
+      return false;
+    }
+    t->eps = t->own;
+    return mesh__xds_ldns_endpoint(dns, t->cds, t->own, &t->neps, note,
+                                   cap) == MESH_OK;
+  }
   if (t->cds && t->cds->kind == MESH__XDS_CLUSTER_AGGREGATE) {
     const mesh__xds_cds_t *first;
-    if (mesh__xds_agg_flatten(a, t->name, &t->own, &t->neps, &first, note,
-                              cap) != MESH_OK)
+    if (mesh__xds_agg_flatten(a, dns, t->name, &t->own, &t->neps, &first,
+                              note, cap) != MESH_OK)
       return false;
     t->cds = first;
     t->eps = t->own;
@@ -167,7 +179,7 @@ static void remember(mesh__xds_svc_t *s, const target_t *t, size_t n) {
 /* The clusters s reaches, each with CDS and EDS resolved.  MESH_OK, or
  * MESH_ERR_NOT_FOUND (not complete: s->note says why), NOMEM.  *vh: the
  * listener service's virtual host. */
-static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
+static int targets(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
                    target_t **out, size_t *n, const cJSON **vh,
                    const cJSON **fault) {
   *vh = s->listener ? vhost(a, s, fault) : NULL;
@@ -184,9 +196,11 @@ static int targets(const mesh__xds_ads_t *a, mesh__xds_svc_t *s,
   size_t kept = 0;
   for (size_t i = 0; i < k; i++) {
     char note[sizeof s->note];
-    bool ok = resolve(a, &t[i], note, sizeof note);
-    if (!ok && t[i].linger)
+    bool ok = resolve(a, mesh__xds_ldns_of(m), &t[i], note, sizeof note);
+    if (!ok && t[i].linger) {
+      free(t[i].own);
       continue; /* gone from the cache too: nothing to keep */
+    }
     t[kept++] = t[i];
     if (!ok) {
       mesh__strlcpy(s->note, note, sizeof s->note);
@@ -355,7 +369,7 @@ void mesh__xds_apply(mesh_t *m, const mesh__xds_ads_t *a, mesh__xds_svc_t *s) {
   target_t *t = NULL;
   size_t n = 0;
   const cJSON *vh, *fault = NULL;
-  if (targets(a, s, &t, &n, &vh, &fault) != MESH_OK)
+  if (targets(m, a, s, &t, &n, &vh, &fault) != MESH_OK)
     return; /* the state in force stays */
   s->note[0] = '\0';
   if (n)

@@ -2,8 +2,9 @@
 /* CDS: a Cluster to the libmesh service config it stands for ("lb",
  * "outlier_detection", "circuit_breakers", "timeouts"), checked by the
  * parts that own those keys, plus what the xDS client watches next (the
- * EDS name, or an aggregate cluster's children).  Refused: every cluster
- * type but EDS and aggregate, custom lb policies, LRS, active health
+ * EDS name, an aggregate cluster's children, or a LOGICAL_DNS cluster's
+ * name to resolve: logical_dns.c).  Refused: every cluster type but EDS,
+ * LOGICAL_DNS and aggregate, custom lb policies, LRS, active health
  * checks, and each knob libmesh has no mechanism for. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ void mesh__xds_cds_free(mesh__xds_cds_t *c) {
   for (size_t i = 0; i < c->nchildren; i++)
     free(c->children[i]);
   free(c->children);
+  free(c->dns.host);
+  free(c->dns.ep_hostname);
   cJSON_Delete(c->svc);
   free(c->tls_cert_instance);
   free(c->tls_ca_instance);
@@ -67,9 +70,11 @@ static int discovery(const Meshxds__Cluster *m, mesh__xds_cds_t *c, why_t *w) {
   }
   static const char *const names[] = {"STATIC", "STRICT_DNS", "LOGICAL_DNS",
                                       "EDS", "ORIGINAL_DST"};
+  if (m->type == MESHXDS__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS)
+    return mesh__xds_cds_dns(m, c, w); /* logical_dns.c */
   if (m->type != MESHXDS__CLUSTER__DISCOVERY_TYPE__EDS)
-    return REFUSE(w, MESH_ERR_UNSUPPORTED, "type %s: only EDS and aggregate "
-                  "clusters are supported",
+    return REFUSE(w, MESH_ERR_UNSUPPORTED, "type %s: only EDS, LOGICAL_DNS "
+                  "and aggregate clusters are supported",
                   (unsigned)m->type < 5 ? names[m->type] : "?");
   const Meshxds__Cluster__EdsClusterConfig *e = m->eds_cluster_config;
   if (e && !ads_source(e->eds_config))
@@ -266,7 +271,7 @@ static int others(const Meshxds__Cluster *m, mesh__xds_cds_t *c, why_t *w) {
   if (m->max_requests_per_connection)
     return REFUSE(w, MESH_ERR_UNSUPPORTED, "max_requests_per_connection is "
                   "not supported");
-  if (m->load_assignment)
+  if (m->load_assignment && c->kind != MESH__XDS_CLUSTER_LOGICAL_DNS)
     return REFUSE(w, MESH_ERR_UNSUPPORTED, "load_assignment: inline "
                   "endpoints are not supported (use EDS)");
   if (m->connect_timeout) {

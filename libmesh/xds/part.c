@@ -30,7 +30,12 @@ struct mesh__xds {
   mesh__xds_srv_t *srv; /* its filter chains in force (server.c), or NULL */
   mesh__xds_fu_t *fu; /* names subscribed on first use (firstuse.c) */
   mesh__xds_pw_t *pw; /* certificate provider rotation (provwatch.c) */
+  mesh__xds_ldns_t *ldns; /* LOGICAL_DNS clusters' resolvers */
 };
+
+mesh__xds_ldns_t *mesh__xds_ldns_of(mesh_t *m) {
+  return m && m->xds ? m->xds->ldns : NULL;
+}
 
 const struct mesh__xds_bootstrap *mesh__xds_boot_of(mesh_t *m) {
   return m && m->xds ? m->xds->boot : NULL;
@@ -55,10 +60,11 @@ static bool any_xds_service(const cJSON *root) {
 static void xds_check(mesh__cfg_t *c, const cJSON *cfg, const char *path) {
   static const char *const keys[] = {"bootstrap", "server_address",
                                      "first_use_max", "resource_timeout_ms",
-                                     NULL};
+                                     "logical_dns", NULL};
   if (cfg && !mesh__cfg_object(c, cfg, path, keys))
     return;
   mesh__xds_fu_check(c, cfg, path);
+  mesh__xds_ldns_check(c, cfg, path);
   /* an identity from a certificate provider needs the bootstrap too */
   if (!cfg && !any_xds_service(c->root) &&
       !mesh__xds_identity_instance(c->root))
@@ -172,6 +178,7 @@ static cJSON *view(mesh_t *m, void *user) {
       cJSON_AddStringToObject(o, "pending", s->note);
   }
   mesh__xds_fu_view(x->fu, v);
+  mesh__xds_ldns_view(x->ldns, v);
   pthread_mutex_unlock(&x->mu);
   cJSON *srv = cJSON_AddArrayToObject(v, "servers");
   for (size_t i = 0; i < x->boot->nservers; i++)
@@ -187,6 +194,7 @@ static void xds_fini(mesh_t *m) {
   mesh__xds_stream_stop(x->stream); /* before the session it feeds */
   mesh__xds_fu_free(x->fu);
   mesh__view_unregister(m, "xds");
+  mesh__xds_ldns_free(x->ldns); /* after the view that reads it */
   mesh__xds_ads_free(x->ads);
   mesh__xds_provwatch_free(m, x->pw); /* before the bootstrap it names */
   mesh__xds_bootstrap_free(x->boot);
@@ -230,6 +238,23 @@ static int subscribe(mesh__xds_t *x, const cJSON *root) {
   return MESH_OK;
 }
 
+/* Apply every service again from the cache (session lock taken). */
+static void apply_all(mesh__xds_t *x) {
+  for (size_t i = 0; i < x->nsvcs; i++)
+    mesh__xds_apply(x->m, x->ads, &x->svcs[i]);
+  mesh__xds_fu_applied(x->fu, true);
+}
+
+/* A LOGICAL_DNS cluster's address changed (loop thread, no lock held). */
+static void dns_changed(mesh_t *m) {
+  mesh__xds_t *x = m->xds;
+  if (!x || atomic_load(&m->closing))
+    return;
+  pthread_mutex_lock(&x->mu);
+  apply_all(x);
+  pthread_mutex_unlock(&x->mu);
+}
+
 static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
   if (!cfg && !any_xds_service(m->config))
     return MESH_OK;
@@ -264,6 +289,8 @@ static int xds_init(mesh_t *m, const cJSON *cfg, mesh_status_t *st) {
     rc = mesh__view_register(m, "xds", view, x);
   if (rc == MESH_OK)
     rc = mesh__xds_fu_new(m, cfg, &x->mu, x->ads, &x->fu);
+  if (rc == MESH_OK)
+    rc = mesh__xds_ldns_new(m, cfg, dns_changed, &x->ldns);
   mesh__http_set_xroute(m, xroute);
   if (rc)
     return mesh__fail(st, rc, "xds: %s", mesh_strerror(rc));
@@ -297,6 +324,7 @@ static void feed_cb(void *user) {
   pthread_mutex_lock(&f->x->mu);
   mesh__xds_ads_counts(f->x->ads, &u0, &n0);
   f->rc = mesh__xds_ads_on_response(f->x->ads, f->buf, f->len, f->st);
+  mesh__xds_ldns_sync(f->x->ldns, f->x->ads); /* LOGICAL_DNS resolvers */
   for (size_t i = 0; f->x->dirty && i < f->x->nsvcs; i++)
     mesh__xds_apply(f->x->m, f->x->ads, &f->x->svcs[i]);
   mesh__xds_fu_applied(f->x->fu, f->x->dirty); /* wakes first-use waiters */

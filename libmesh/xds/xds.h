@@ -74,7 +74,19 @@ void mesh__xds_eds_free(mesh__xds_eds_t *e);
 typedef enum mesh__xds_cluster_kind {
   MESH__XDS_CLUSTER_EDS = 0,
   MESH__XDS_CLUSTER_AGGREGATE = 1,
+  MESH__XDS_CLUSTER_LOGICAL_DNS = 2, /* gRFC A37 (logical_dns.c) */
 } mesh__xds_cluster_kind_t;
+
+/* A LOGICAL_DNS cluster's endpoint and how it is resolved. */
+typedef struct mesh__xds_dns {
+  char *host;             /* load_assignment's one socket_address */
+  uint16_t port;
+  int family;             /* dns_lookup_family (discovery's mesh__dns_family) */
+  int64_t refresh_ms;     /* dns_refresh_rate, default 5000 */
+  bool respect_ttl;       /* respect_dns_ttl */
+  int64_t fail_base_ms, fail_max_ms; /* dns_failure_refresh_rate */
+  char *ep_hostname;      /* Endpoint.hostname, or NULL */
+} mesh__xds_dns_t;
 
 typedef struct mesh__xds_cds {
   char *name;
@@ -82,6 +94,7 @@ typedef struct mesh__xds_cds {
   char *eds_name;          /* EDS resource to watch (EDS kind) */
   char **children;         /* aggregate: clusters in priority order */
   size_t nchildren;
+  mesh__xds_dns_t dns;     /* LOGICAL_DNS kind */
   /* The service's libmesh config as the "services.NAME" object would hold
    * it: "lb", "outlier_detection", "circuit_breakers", "timeouts"; already
    * checked by the parts that own those keys. */

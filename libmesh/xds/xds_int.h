@@ -137,6 +137,8 @@ void mesh__xds_provwatch_free(mesh_t *m, mesh__xds_pw_t *p);
 /** The context's server state, or NULL (part.c). */
 mesh__xds_srv_t *mesh__xds_srv_of(mesh_t *m);
 
+typedef struct mesh__xds_ldns mesh__xds_ldns_t; /* logical_dns.c */
+
 /* ---- aggregate clusters (aggregate.c, ads_more.c; gRFC A37) ------------*/
 /** c (accepted into the graph of the cached clusters all[0..n), in place
  *  of its cached version) makes no loop and no chain of more than 16
@@ -147,16 +149,46 @@ int mesh__xds_agg_check(const mesh__xds_cds_t *c, const mesh__xds_cds_t **all,
 /** The same for the session's cache (ads_more.c; called by ads.c). */
 int mesh__xds_ads_agg_check(const struct mesh__xds_ads *a, const void *obj,
                             mesh_status_t *st);
-/** Aggregate cluster name flattened: its EDS leaves depth first, each
- *  once, their endpoints as one priority list (leaf k after leaf k-1's
+/** Aggregate cluster name flattened: its EDS and LOGICAL_DNS leaves
+ *  (resolved by dns, which may be NULL) depth first, each once, their
+ *  endpoints as one priority list (leaf k after leaf k-1's
  *  priorities; *eps malloc'd, strings borrowed from the cache); *first:
  *  the first leaf (its settings are the aggregate's, A37).
  *  @return MESH_OK, MESH_ERR_NOT_FOUND (a leaf's CDS or EDS has not
  *  arrived: note says which), MESH_ERR_NOMEM. */
-int mesh__xds_agg_flatten(const struct mesh__xds_ads *a, const char *name,
+int mesh__xds_agg_flatten(const struct mesh__xds_ads *a,
+                          const mesh__xds_ldns_t *dns, const char *name,
                           mesh__ep_t **eps, size_t *n,
                           const mesh__xds_cds_t **first, char *note,
                           size_t note_cap);
+
+/* ---- LOGICAL_DNS clusters (logical_dns.c; gRFC A37) -------------------*/
+/** A LOGICAL_DNS Cluster message (cds.c's discovery()): c->dns filled, or
+ *  a refusal in w. */
+int mesh__xds_cds_dns(const void *cluster, mesh__xds_cds_t *c, why_t *w);
+/** The section's "logical_dns" key: {"servers", "timeout_ms"}. */
+void mesh__xds_ldns_check(mesh__cfg_t *c, const cJSON *cfg, const char *path);
+/** The context's resolvers (cfg: the xds section, may be NULL); changed
+ *  runs on the loop thread, outside the session lock, when an answer
+ *  changed a cluster's address. */
+int mesh__xds_ldns_new(mesh_t *m, const cJSON *cfg, void (*changed)(mesh_t *),
+                       mesh__xds_ldns_t **out);
+/** One resolver per cached LOGICAL_DNS cluster (after every response). */
+void mesh__xds_ldns_sync(mesh__xds_ldns_t *r, const struct mesh__xds_ads *a);
+/** The host of LOGICAL_DNS cluster c: *n = 1 (ep, strings owned by r until
+ *  the next sync), or 0 (the name has no address).  MESH_ERR_NOT_FOUND
+ *  (note says why) before the first answer.  r may be NULL (pending). */
+int mesh__xds_ldns_endpoint(const mesh__xds_ldns_t *r,
+                            const mesh__xds_cds_t *c, mesh__ep_t *ep,
+                            size_t *n, char *note, size_t cap);
+void mesh__xds_ldns_view(const mesh__xds_ldns_t *r, cJSON *v);
+void mesh__xds_ldns_free(mesh__xds_ldns_t *r);
+/** The context's resolvers, or NULL (part.c). */
+mesh__xds_ldns_t *mesh__xds_ldns_of(mesh_t *m);
+/** The cached clusters, by index (NULL: subscribed, not received). */
+size_t mesh__xds_ads_ncds(const struct mesh__xds_ads *a);
+const mesh__xds_cds_t *mesh__xds_ads_cds_at(const struct mesh__xds_ads *a,
+                                            size_t i);
 
 /* ---- A27's does-not-exist timer (ads_more.c) ---------------------------*/
 /** Resources requested more than timeout_ms ago (on this stream) and never

@@ -7,7 +7,8 @@
  * has a message and no result; a result holds what the model promises
  * (EDS: ports 1..65535, weights >= 1, priorities below npriorities, and a
  * snapshot builds from it; CDS: an EDS name exactly for EDS clusters,
- * children exactly for aggregates, a service config object; RDS: every
+ * children exactly for aggregates, a resolvable name, port and refresh
+ * settings exactly for LOGICAL_DNS, a service config object; RDS: every
  * route has clusters with a positive total weight; LDS: a client names
  * routes one way; and every virtual host of an accepted route model
  * compiles into the per-request table (route.c), which routes its own
@@ -22,6 +23,7 @@
 
 #include "fuzz.h"
 #include "authz/authz.h"
+#include "discovery/discovery.h"
 #include "resilience/resilience.h"
 #include "xds/xds.h"
 #include "xds/xds_int.h"
@@ -97,9 +99,17 @@ __attribute__((unused)) static void check_cds_group(const mesh__xds_cds_t *c) {
 __attribute__((unused)) static void check_cds(const mesh__xds_cds_t *c) {
   FUZZ_ASSERT(c->name && *c->name && cJSON_IsObject(c->svc));
   if (c->kind == MESH__XDS_CLUSTER_EDS)
-    FUZZ_ASSERT(c->eds_name && !c->nchildren);
+    FUZZ_ASSERT(c->eds_name && !c->nchildren && !c->dns.host);
+  else if (c->kind == MESH__XDS_CLUSTER_LOGICAL_DNS)
+    /* gRFC A37: one endpoint, a name to resolve, sane refresh settings */
+    FUZZ_ASSERT(!c->eds_name && !c->nchildren && c->dns.host &&
+                mesh__disc_valid_address(c->dns.host) && c->dns.port >= 1 &&
+                c->dns.family >= 0 && c->dns.family <= 4 &&
+                c->dns.refresh_ms >= 1 && c->dns.fail_base_ms >= 1 &&
+                c->dns.fail_max_ms > c->dns.fail_base_ms);
   else
-    FUZZ_ASSERT(!c->eds_name && c->nchildren > 0);
+    FUZZ_ASSERT(c->kind == MESH__XDS_CLUSTER_AGGREGATE && !c->eds_name &&
+                c->nchildren > 0 && !c->dns.host);
   /* A29: SAN matchers only with a TLS context, each a known kind with a
    * value; a TLS context names its CA instance */
   FUZZ_ASSERT(!c->nsan || (c->san && c->tls_ca_instance));
@@ -292,7 +302,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t n;
   const mesh__xds_cds_t *first;
   char note[256];
-  if (mesh__xds_agg_flatten(a, "web", &eps, &n, &first, note, sizeof note) == MESH_OK) {
+  if (mesh__xds_agg_flatten(a, NULL, "web", &eps, &n, &first, note, sizeof note) == MESH_OK) {
     FUZZ_ASSERT(first != NULL);
     for (size_t i = 0; i < n; i++)
       FUZZ_ASSERT(eps[i].address != NULL && eps[i].port > 0);

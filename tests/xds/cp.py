@@ -130,6 +130,23 @@ def aggregate(name, children):
     return c
 
 
+def logical_dns(name, host, port, refresh_ms=None, family=None, respect_ttl=False):
+    """A LOGICAL_DNS cluster (gRFC A37): one endpoint host:port, resolved
+    by the client every refresh_ms (None: the 5 s default)."""
+    c = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.LOGICAL_DNS)
+    sa = c.load_assignment.endpoints.add().lb_endpoints.add().endpoint.address.socket_address
+    sa.address = host
+    sa.port_value = port
+    c.load_assignment.cluster_name = name
+    if refresh_ms is not None:
+        c.dns_refresh_rate.seconds = refresh_ms // 1000
+        c.dns_refresh_rate.nanos = (refresh_ms % 1000) * 1000000
+    if family is not None:
+        c.dns_lookup_family = family
+    c.respect_dns_ttl = respect_ttl
+    return c
+
+
 def cla(name, localities, health=None):
     """localities: [(zone, priority, weight, [(ip, port), ...])]"""
     a = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)

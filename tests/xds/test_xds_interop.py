@@ -206,6 +206,25 @@ def main():
               'libmesh decode:', lm.get('aggregate'))
         if set(first) != {'b1'} or set(seen) != {'b2'} or lm.get('aggregate') != ['east', 'west']:
             failures += 1
+        # a LOGICAL_DNS child (A37): gRPC's client resolves it with its own
+        # DNS resolver (an IP literal here: no DNS server to point it at)
+        # and fails over to it; libmesh decodes the same host and port
+        plane.set(cp.LDS, cp.listener('dnsweb', 'dnsweb-routes'))
+        plane.set(cp.RDS, cp.routes('dnsweb-routes', [('agg2', 1)]))
+        plane.set(cp.CDS, cp.aggregate('agg2', ['east2', 'dnsc']))
+        plane.set(cp.CDS, cp.cluster('east2'))
+        dnsc = cp.logical_dns('dnsc', '127.0.0.1', p3, 1000)
+        plane.set(cp.CDS, dnsc)
+        plane.set(cp.EDS, cp.cla('east2', [('a', 0, 1, [('127.0.0.1', p1)])],
+                                 cp.endpoint_pb2.UNHEALTHY))
+        plane.push()
+        seen = calls(10, 'dnsweb')
+        lm = libmesh_endpoints(cp.CDS, dnsc).get('logical_dns', {})
+        print('grpc aggregate [east2 (unhealthy), dnsc (LOGICAL_DNS 127.0.0.1:b3)]:', seen,
+              'libmesh decode:', lm)
+        if set(seen) != {'b3'} or lm.get('host') != '127.0.0.1' or lm.get('port') != p3 \
+                or lm.get('refresh_ms') != 1000:
+            failures += 1
         acked = {rq.type_url for rq in plane.requests if rq.response_nonce and not rq.HasField('error_detail')}
         nacked = [rq.error_detail.message for rq in plane.requests if rq.HasField('error_detail')]
         print('grpc ACKed types:', sorted(acked), 'NACKs:', nacked)
@@ -215,7 +234,7 @@ def main():
     finally:
         for s in servers:
             s.stop(0)
-    print('xds interop: %d passed, %d failed' % (9 - failures, failures))
+    print('xds interop: %d passed, %d failed' % (10 - failures, failures))
     return 1 if failures else 0
 
 
