@@ -55,9 +55,12 @@ static const row_t rows[] = {
     {"collect: 3 x 64 KiB replayed", COLLECT, "stall:30000", "0.2s", "", "",
      3, 65536, 0, 2, 1, 0, 0, 15000},
     /* 5 x 64 KiB is over the default perRpcBufferLimit (256 KiB): no
-     * hedge, the one try is answered after its 1.5 s */
-    {"collect: over the default buffer limit", COLLECT, "stall:1500", "0.2s",
-     "", "", 5, 65536, 0, 1, 0, -1, 1000, 15000},
+     * hedge, the one try is answered after its 3 s.  (start returns once
+     * the first try has its stream, and only then can the messages be
+     * sent: hedgingDelay 2 s leaves room for a slow connection, e.g.
+     * under valgrind) */
+    {"collect: over the default buffer limit", COLLECT, "stall:3000", "2s",
+     "", "", 5, 65536, 0, 1, 0, -1, 2500, 15000},
     /* the first try answers after the hedge started: it wins, the hedge
      * is cancelled, the application gets one copy of each message */
     {"expand: first answer commits", EXPAND, "stall:600,30000,30000", "0.1s",
@@ -65,13 +68,13 @@ static const row_t rows[] = {
     {"stream: first answer commits", STREAM, "stall:600,30000,30000", "0.1s",
      "", "", 3, 6, 0, 3, 0, 1, 500, 10000, 3},
     /* over perRpcBufferLimit before the hedge is due: no hedge, the call
-     * waits for its one try (1.5 s) and completes */
-    {"collect: buffer limit stops hedging", COLLECT, "stall:1500", "0.2s",
-     ", \"perRpcBufferLimit\": 1000", "", 4, 400, 0, 1, 0, -1, 1000, 15000},
+     * waits for its one try (3 s) and completes (delay 2 s: as above) */
+    {"collect: buffer limit stops hedging", COLLECT, "stall:3000", "2s",
+     ", \"perRpcBufferLimit\": 1000", "", 4, 400, 0, 1, 0, -1, 2500, 15000},
     {"collect: under the buffer limit", COLLECT, "stall:1500", "0.2s",
      ", \"perRpcBufferLimit\": 100000", "", 4, 400, 0, 2, 1, 0, 0, 10000},
-    {"collect: channel buffer limit stops hedging", COLLECT, "stall:1500",
-     "0.2s", ", \"retryBufferSize\": 1000", "", 4, 400, 0, 1, 0, -1, 1000,
+    {"collect: channel buffer limit stops hedging", COLLECT, "stall:3000",
+     "2s", ", \"retryBufferSize\": 1000", "", 4, 400, 0, 1, 0, -1, 2500,
      15000},
     /* non-fatal UNAVAILABLE: the next hedge goes at once (not after
      * 10 s) and gets the messages; fatal INVALID_ARGUMENT ends the call */
