@@ -55,9 +55,12 @@ static const row_t rows[] = {
     {"collect: 3 x 64 KiB replayed", COLLECT, "stall:30000", "0.2s", "", "",
      3, 65536, 0, 2, 1, 0, 0, 15000},
     /* 5 x 64 KiB is over the default perRpcBufferLimit (256 KiB): no
-     * hedge, the one try is answered after its 1.5 s */
-    {"collect: over the default buffer limit", COLLECT, "stall:1500", "0.2s",
-     "", "", 5, 65536, 0, 1, 0, -1, 1000, 15000},
+     * hedge, the one try is answered after its 3 s.  (start returns once
+     * the first try has its stream, and only then can the messages be
+     * sent: hedgingDelay 2 s leaves room for a slow connection, e.g.
+     * under valgrind) */
+    {"collect: over the default buffer limit", COLLECT, "stall:3000", "2s",
+     "", "", 5, 65536, 0, 1, 0, -1, 2500, 15000},
     /* the first try answers after the hedge started: it wins, the hedge
      * is cancelled, the application gets one copy of each message */
     {"expand: first answer commits", EXPAND, "stall:600,30000,30000", "0.1s",
@@ -65,13 +68,13 @@ static const row_t rows[] = {
     {"stream: first answer commits", STREAM, "stall:600,30000,30000", "0.1s",
      "", "", 3, 6, 0, 3, 0, 1, 500, 10000, 3},
     /* over perRpcBufferLimit before the hedge is due: no hedge, the call
-     * waits for its one try (1.5 s) and completes */
-    {"collect: buffer limit stops hedging", COLLECT, "stall:1500", "0.2s",
-     ", \"perRpcBufferLimit\": 1000", "", 4, 400, 0, 1, 0, -1, 1000, 15000},
+     * waits for its one try (3 s) and completes (delay 2 s: as above) */
+    {"collect: buffer limit stops hedging", COLLECT, "stall:3000", "2s",
+     ", \"perRpcBufferLimit\": 1000", "", 4, 400, 0, 1, 0, -1, 2500, 15000},
     {"collect: under the buffer limit", COLLECT, "stall:1500", "0.2s",
      ", \"perRpcBufferLimit\": 100000", "", 4, 400, 0, 2, 1, 0, 0, 10000},
-    {"collect: channel buffer limit stops hedging", COLLECT, "stall:1500",
-     "0.2s", ", \"retryBufferSize\": 1000", "", 4, 400, 0, 1, 0, -1, 1000,
+    {"collect: channel buffer limit stops hedging", COLLECT, "stall:3000",
+     "2s", ", \"retryBufferSize\": 1000", "", 4, 400, 0, 1, 0, -1, 2500,
      15000},
     /* non-fatal UNAVAILABLE: the next hedge goes at once (not after
      * 10 s) and gets the messages; fatal INVALID_ARGUMENT ends the call */
@@ -402,10 +405,133 @@ static void test_config(void) {
   }
 }
 
+/* ---- start when no try can get a stream ------------------------------------------ */
+
+typedef struct srow {
+  const char *what;
+  int refused;          /* endpoints that refuse the connection */
+  bool serving;         /* and the backend (last) */
+  const char *nonfatal; /* nonFatalStatusCodes */
+} srow_t;
+
+static const srow_t srows[] = {
+    {"one host, refused", 1, false, "[\"UNAVAILABLE\"]"},
+    {"two hosts, both refuse", 2, false, "[\"UNAVAILABLE\"]"},
+    {"refused, UNAVAILABLE fatal", 1, false, "[]"},
+    {"one refuses, one serves", 1, true, "[\"UNAVAILABLE\"]"},
+};
+
+/* Service "echo" on ports[0..n); hedged: maxAttempts 3 after 10 s (a
+ * hedge that goes earlier goes because a try failed), else no grpc. */
+static mesh_t *sclient(const int *ports, int n, const srow_t *r, bool hedged) {
+  char eps[512] = "", grpc[512] = "", extra[2048];
+  for (int i = 0; i < n; i++)
+    snprintf(eps + strlen(eps), sizeof eps - strlen(eps),
+             "%s{\"address\": \"127.0.0.1\", \"port\": %d}", i ? ", " : "",
+             ports[i]);
+  if (hedged)
+    snprintf(grpc, sizeof grpc, ", \"grpc\": {\"methodConfig\": [{\"name\": "
+             "[{\"service\": \"mesh.v1.Echo\"}], \"hedgingPolicy\": "
+             "{\"maxAttempts\": 3, \"hedgingDelay\": \"10s\", "
+             "\"nonFatalStatusCodes\": %s}}]}", r->nonfatal);
+  snprintf(extra, sizeof extra,
+           "\"services\": {\"echo\": {\"discovery\": {\"type\": \"static\","
+           " \"endpoints\": [%s]}, \"timeouts\": {\"connect_ms\": 5000,"
+           " \"overall_ms\": 20000}%s}}", eps, grpc);
+  mesh_t *m = NULL;
+  mesh_status_t st;
+  if (!tg_svid("cli") || mesh_new(tg_config("cli", extra), &m, &st) != MESH_OK)
+    fprintf(stderr, "\nclient config: %s\n", st.message);
+  return m;
+}
+
+/* A working call of kind k on c: one message, the close, every answer,
+ * status OK. */
+static void start_ok_call(mesh_grpc_call_t *c, enum kind k, const char *what) {
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh_grpc_call_send(c, "x", 1, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_grpc_call_close_send(c, &st), MESH_OK);
+  int got = 0, rc;
+  void *m = NULL;
+  size_t l;
+  while (got < 10 && (rc = mesh_grpc_call_recv(c, &m, &l, &st)) == 1) {
+    mesh_grpc_free(m);
+    m = NULL;
+    got++;
+  }
+  CU_ASSERT_EQUAL(got, k == EXPAND ? 3 : 1); /* x-count 3 by default */
+  CU_ASSERT_EQUAL(mesh_grpc_call_finish(c, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_grpc_call_status(c), 0);
+  if (mesh_grpc_call_status(c) != 0)
+    fprintf(stderr, "\n%s (%s): status %d %s\n", what, kind_name[k],
+            mesh_grpc_call_status(c), mesh_grpc_call_status_message(c));
+}
+
+/* One row x kind: start without hedging, then with; both end the same
+ * way when no try can get a stream (start's code), and a hedged start
+ * does not wait for hedgingDelay to say so. */
+static void start_case(const srow_t *r, enum kind k) {
+  int ports[3], n = 0, port = 0;
+  pid_t p = 0;
+  for (int i = 0; i < r->refused; i++)
+    ports[n++] = th_free_port(); /* nothing listens there */
+  if (r->serving) {
+    p = tg_py_server("hstart", "stall:0", &port);
+    CU_ASSERT_FATAL(p > 0);
+    ports[n++] = port;
+  }
+  char method[64];
+  snprintf(method, sizeof method, "/mesh.v1.Echo/%s", kind_name[k]);
+  int want = MESH_OK;
+  for (int hedged = 0; hedged < 2; hedged++) {
+    mesh_t *m = sclient(ports, n, r, hedged);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    mesh_grpc_call_t *c = NULL;
+    mesh_status_t st;
+    int64_t t0 = now_ms();
+    int rc = mesh_grpc_call_start(m, "echo", method, NULL, &c, &st);
+    int64_t ms = now_ms() - t0;
+    if (!hedged) {
+      want = rc;
+      CU_ASSERT(r->serving || rc != MESH_OK);
+    } else {
+      CU_ASSERT_EQUAL(rc, r->serving ? MESH_OK : want);
+      CU_ASSERT(ms < 5000); /* not after hedgingDelay (10 s) */
+      if (rc != (r->serving ? MESH_OK : want) || ms >= 5000)
+        fprintf(stderr, "\n%s (%s): hedged start %s (%s) after %lld ms, "
+                "without hedging %s\n", r->what, kind_name[k],
+                mesh_code_name(rc), st.message, (long long)ms,
+                mesh_code_name(want));
+    }
+    if (rc != MESH_OK) {
+      CU_ASSERT_PTR_NULL(c);
+      CU_ASSERT(st.message[0] != '\0');
+    } else if (hedged) {
+      start_ok_call(c, k, r->what);
+    }
+    mesh_grpc_call_free(c);
+    mesh_free(m);
+  }
+  if (p > 0)
+    th_stop(p);
+}
+
+static void test_start_error(void) {
+  for (size_t i = 0; i < sizeof srows / sizeof srows[0]; i++)
+    for (int k = COLLECT; k <= STREAM; k++) {
+      size_t before = CU_get_number_of_failures();
+      start_case(&srows[i], (enum kind)k);
+      if (CU_get_number_of_failures() != before)
+        fprintf(stderr, "\nstart row failed: %s, %s\n", srows[i].what,
+                kind_name[k]);
+    }
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("grpc_hstream", NULL, NULL);
   CU_add_test(s, "hedged streaming calls (table)", test_rows);
   CU_add_test(s, "cancel a hedged streaming call", test_cancel);
+  CU_add_test(s, "start: no stream, the error of an unhedged start", test_start_error);
   CU_add_test(s, "buffer limit config", test_config);
 }
 

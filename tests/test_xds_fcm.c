@@ -10,10 +10,13 @@
  * instance the bootstrap lacks is NACKed and the chains in force stay;
  * an instance named by a chain and by a cluster rotates (file_watcher). */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -962,6 +965,7 @@ static mesh_t *rot_client(const char *inst) {
   if (rc)
     fprintf(stderr, "\nclient: %s\n", st.message);
   CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
+  mesh_set_log(cl, MESH_LOG_INFO, log_fn, NULL); /* the CDS apply's lines too */
   char t[512];
   snprintf(t, sizeof t, "common_tls_context { tls_certificate_provider_instance { "
            "instance_name: \"rot\" } validation_context { ca_certificate_provider_instance "
@@ -1087,6 +1091,234 @@ static void test_xds_fcm_live_rotation(void) {
   }
 }
 
+/* ---- failed loads retried every refresh_interval ---------------------------- */
+
+static void log_clear(void) {
+  pthread_mutex_lock(&log_mu);
+  log_buf[0] = '\0';
+  pthread_mutex_unlock(&log_mu);
+}
+
+static int log_count(const char *what) {
+  int n = 0;
+  pthread_mutex_lock(&log_mu);
+  for (const char *p = log_buf; (p = strstr(p, what)); p++)
+    n++;
+  pthread_mutex_unlock(&log_mu);
+  return n;
+}
+
+/* Instance "rot" (refresh 0.05 s) in the server's bootstrap; the server
+ * context with its log captured before any Listener is applied. */
+static mesh_t *retry_server(bool own, rsrv_t *s) {
+  snprintf(extra_inst, sizeof extra_inst,
+           ",\"rot\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
+           "\"ca_certificate_file\":\"%s\",\"refresh_interval\":\"0.05s\"}}",
+           th_path("rot.crt"), th_path("rot.key"), th_ca(TD));
+  ident_rot = own;
+  mesh_t *m = server_ctx();
+  ident_rot = false;
+  extra_inst[0] = '\0';
+  mesh_set_log(m, MESH_LOG_INFO, log_fn, NULL);
+  pthread_mutex_init(&s->mu, NULL);
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_listen(m, addr, &s->l, &st), MESH_OK);
+  return m;
+}
+
+static void retry_stop(mesh_t *m, mesh_t *cl, rsrv_t *s) {
+  mesh_free(cl);
+  r_stop(s);
+  mesh_listener_close(s->l);
+  mesh_free(m);
+}
+
+static char *rot_inst(void) {
+  static char inst[2048];
+  snprintf(inst, sizeof inst,
+           ",\"rot\":{\"plugin_name\":\"file_watcher\",\"config\":{"
+           "\"certificate_file\":\"%s\",\"private_key_file\":\"%s\","
+           "\"ca_certificate_file\":\"%s\",\"refresh_interval\":\"0.05s\"}}",
+           th_path("rot.crt"), th_path("rot.key"), th_ca(TD));
+  return inst;
+}
+
+/* Good files, unchanged, are not read again: 40 intervals of "rot"
+ * without a load on either side (each load logs rotated / applied /
+ * loaded), then one change that is (the watches are alive). */
+static void no_reread(rsrv_t *s, mesh_t *cl, const char *want_serial) {
+  log_clear();
+  usleep(2000 * 1000); /* 40 x refresh_interval */
+  CU_ASSERT_EQUAL(log_count("instance=rot"), 0);
+  CU_ASSERT_EQUAL(log_count("state=applied"), 0);
+  if (log_count("instance=rot") || log_count("state=applied"))
+    fprintf(stderr, "\ngood files re-read while unchanged:\n%s\n", log_buf);
+  rot_install("rot1");
+  const char *rotated[] = {"instance=rot state=rotated services=1", NULL};
+  CU_ASSERT(th_wait_for(log_has_all, rotated, TH_CAP_MS, "a change still loads"));
+  rserial_t r = {.want = want_serial};
+  CU_ASSERT(th_wait_for(serial_is, &r, TH_CAP_MS, "server took the change"));
+  rdial_t d = {.cl = cl, .s = s, .want_server = ROT1_ID, .want_client = ROT1_ID};
+  CU_ASSERT(th_wait_for(r_dial, &d, TH_CAP_MS, "client took the change"));
+}
+
+/* Row 1: bad at startup.  The only SVID "rot" has is not valid for 4 s
+ * more: the server's Listener and the client's cluster are refused when
+ * applied (logged, kept), and nothing writes the files again: time alone
+ * heals them.  Within a few intervals of that, the server serves its
+ * Listener with them and the client dials with them. */
+static void retry_startup(void) {
+  CU_ASSERT_FATAL(th_svid(TD, ROT2_ID, "future", 4, 3600, 0));
+  rot_install("future");
+  log_clear();
+  rsrv_t s = {0};
+  mesh_t *m = retry_server(false, &s);
+  mesh_status_t st;
+  chain_spec_t cs[] = {{"r", NULL, "mtls", "rot", "rot", NULL}};
+  CU_ASSERT_EQUAL_FATAL(feed_lds(m, "1", addr, cs, 1, NULL, &st), MESH_OK);
+  pthread_create(&s.th, NULL, r_accept, &s);
+  mesh_t *cl = rot_client(rot_inst());
+  /* both refusals happened at apply (the feeds are synchronous) */
+  const char *refused[] = {"state=kept error=\"filter chain \"r\": certificate provider",
+                           "retry=every_refresh_interval",
+                           "service=sr cluster=cr state=kept error=", NULL};
+  bool at_apply = log_has_all(refused) && log_count("is not valid before") >= 2;
+  CU_ASSERT(at_apply);
+  if (!at_apply)
+    fprintf(stderr, "\nat apply:\n%s\n", log_buf);
+  char sf[128], s1[128];
+  cert_serial("future", sf, sizeof sf);
+  cert_serial("rot1", s1, sizeof s1);
+  rserial_t r = {.want = sf};
+  CU_ASSERT(th_wait_for(serial_is, &r, TH_CAP_MS, "server serves once valid"));
+  rdial_t d = {.cl = cl, .s = &s, .want_server = ROT2_ID, .want_client = ROT2_ID};
+  CU_ASSERT(th_wait_for(r_dial, &d, TH_CAP_MS, "client dials once valid"));
+  const char *logged[] = {"loaded_instance=rot", "state=applied cert_instance=rot",
+                          "xds_certprov instance=rot state=retrying kind=MESH_ERR_CERT_NOT_YET_VALID",
+                          "xds_certprov instance=rot state=loaded", NULL};
+  CU_ASSERT(th_wait_for(log_has_all, logged, TH_CAP_MS, "retry lines"));
+  no_reread(&s, cl, s1);
+  retry_stop(m, cl, &s);
+}
+
+/* fds: every descriptor the process may still open, taken (dup) under a
+ * soft limit of 1024; release closes them and restores the limit. */
+typedef struct fdhog {
+  int fd[1024];
+  int n;
+  struct rlimit old;
+} fdhog_t;
+
+static void fd_take(fdhog_t *h) {
+  h->n = 0;
+  CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &h->old), 0);
+  struct rlimit lo = h->old;
+  if (lo.rlim_cur > 1024)
+    lo.rlim_cur = 1024;
+  CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &lo), 0);
+  int base = open("/dev/null", O_RDONLY | O_CLOEXEC), fd;
+  CU_ASSERT_FATAL(base >= 0);
+  h->fd[h->n++] = base;
+  while (h->n < 1024 && (fd = fcntl(base, F_DUPFD_CLOEXEC, 0)) >= 0)
+    h->fd[h->n++] = fd;
+  CU_ASSERT_EQUAL(errno, EMFILE);
+}
+
+static void fd_release(fdhog_t *h) {
+  for (int i = 0; i < h->n; i++)
+    close(h->fd[i]);
+  h->n = 0;
+  setrlimit(RLIMIT_NOFILE, &h->old);
+}
+
+/* Row 2 (x server identity from files / = instance "rot"): serving
+ * rot-1, rot-2 is renamed in while the process has no file descriptor
+ * left, so every load of it fails (logged once, kept: rot-1 is still
+ * served); the descriptors come back with no write to the files, and
+ * rot-2 is taken within a few intervals on both sides. */
+static void retry_running(bool own) {
+  rot_install("rot1");
+  log_clear();
+  rsrv_t s = {0};
+  mesh_t *m = retry_server(own, &s);
+  mesh_status_t st;
+  chain_spec_t cs[] = {{"r", NULL, "mtls", "rot", "rot", NULL}};
+  CU_ASSERT_EQUAL_FATAL(feed_lds(m, "1", addr, cs, 1, NULL, &st), MESH_OK);
+  pthread_create(&s.th, NULL, r_accept, &s);
+  mesh_t *cl = rot_client(rot_inst());
+  char s1[128], s2[128];
+  cert_serial("rot1", s1, sizeof s1);
+  cert_serial("rot2", s2, sizeof s2);
+  rserial_t r = {.want = s1};
+  CU_ASSERT(serial_is(&r));
+  rdial_t d = {.cl = cl, .s = &s, .want_server = ROT1_ID, .want_client = ROT1_ID};
+  CU_ASSERT(r_dial(&d));
+  /* rot-2 staged beside (writing needs descriptors), renamed in without */
+  static const char *const ext[] = {"key", "crt"};
+  for (int i = 0; i < 2; i++) {
+    char f[64], t[64];
+    snprintf(f, sizeof f, "rot2.%s", ext[i]);
+    snprintf(t, sizeof t, "stage.%s", ext[i]);
+    char *c = th_slurp(th_path(f), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FATAL(th_write(th_path(t), c));
+    free(c);
+  }
+  char from[2][600], to[2][600];
+  for (int i = 0; i < 2; i++) {
+    char n[64];
+    snprintf(n, sizeof n, "stage.%s", ext[i]);
+    snprintf(from[i], sizeof from[i], "%s", th_path(n));
+    snprintf(n, sizeof n, "rot.%s", ext[i]);
+    snprintf(to[i], sizeof to[i], "%s", th_path(n));
+  }
+  log_clear();
+  static fdhog_t h;
+  fd_take(&h);
+  bool renamed = rename(from[0], to[0]) == 0 && rename(from[1], to[1]) == 0;
+  const char *failed[] = {own ? "event=svid_reload_failed" : "\" instance=rot state=kept",
+                          "service=sr instance=rot state=kept", NULL};
+  bool seen = th_wait_for(log_has_all, failed, TH_CAP_MS, "loads fail without descriptors");
+  usleep(300 * 1000); /* 6 more intervals without descriptors: all fail */
+  fd_release(&h);
+  CU_ASSERT(renamed);
+  CU_ASSERT(seen);
+  /* logged once each however many intervals failed */
+  CU_ASSERT(log_count("service=sr instance=rot state=kept") >= 1);
+  CU_ASSERT(log_count("service=sr instance=rot state=kept") <= 2); /* 2 ticks */
+  int lines = log_count("xds_certprov instance=rot state=retrying");
+  CU_ASSERT(lines >= 1 && lines <= 4); /* per context, per change seen */
+  /* the descriptors are back, the files untouched: rot-2 within a few
+   * intervals, both sides */
+  r.want = s2;
+  CU_ASSERT(th_wait_for(serial_is, &r, TH_CAP_MS, "server retried the load"));
+  d.want_server = d.want_client = ROT2_ID;
+  CU_ASSERT(th_wait_for(r_dial, &d, TH_CAP_MS, "client retried the load"));
+  const char *loaded[] = {"xds_certprov instance=rot state=loaded", NULL};
+  CU_ASSERT(th_wait_for(log_has_all, loaded, TH_CAP_MS, "loaded line"));
+  if (!own)
+    no_reread(&s, cl, s1);
+  retry_stop(m, cl, &s);
+}
+
+static void test_xds_fcm_live_retry(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  static const char *const rows[] = {"bad at startup, healed by time",
+                                     "running, no descriptors, identity from files",
+                                     "running, no descriptors, identity = instance rot"};
+  for (int i = 0; i < 3; i++) {
+    size_t before = CU_get_number_of_failures();
+    if (i == 0)
+      retry_startup();
+    else
+      retry_running(i == 2);
+    if (CU_get_number_of_failures() != before)
+      fprintf(stderr, "\nretry row failed: %s\n", rows[i]);
+  }
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("xds_fcm", suite_init, NULL);
   CU_add_test(s, "mesh__xds_fcm_pick", test_mesh__xds_fcm_pick);
@@ -1095,6 +1327,7 @@ static void add(void) {
   CU_add_test(s, "live: match, default, address, NACK", test_xds_fcm_live_match);
   CU_add_test(s, "live: chains' own instances", test_xds_fcm_live_instances);
   CU_add_test(s, "live: instance rotation (chain and cluster)", test_xds_fcm_live_rotation);
+  CU_add_test(s, "live: failed loads retried every interval", test_xds_fcm_live_retry);
 }
 
 int main(void) { return th_run_suites("test_xds_fcm", add); }

@@ -27,7 +27,14 @@
  * dropping the try that lags was tried and dropped the wrong one -- a
  * stalled grpcio server's transport can take data in faster than a
  * working one that reads it.)  Once committed,
- * send() returns when the committed try has written the message. */
+ * send() returns when the committed try has written the message.
+ *
+ * mesh__grpc_hs_start returns once a try has its stream (as a call
+ * without hedging does after its one try), while the hedges go on
+ * meanwhile: a first try that is merely slow to connect does not hold
+ * the call back past hedgingDelay.  When no try can get a stream (every
+ * host refuses, no endpoint, the budget refuses the hedges), start fails
+ * with the error a call without hedging returns (the last try's). */
 #include "grpc/grpc_cli.h"
 
 #include <stdlib.h>
@@ -69,6 +76,9 @@ struct mesh__grpc_hs {
   bool over;             /* a buffer limit was passed: no more hedges */
   hs_att_t a[HS_MAX];
   int n, max, nfailed, winner, last;
+  int nopen;             /* tries whose stream opened */
+  int open_rc;           /* the last try that got no stream: why */
+  char open_why[sizeof(((mesh_status_t *)0)->message)];
   bool stop, finishing, sched_done, have_sched;
   int64_t next_ms;
   pthread_t sched;
@@ -246,8 +256,12 @@ static void *rd_main(void *arg) {
                             st.message[0] ? st.message : "no connection");
     pthread_mutex_lock(&h->mu);
     a->live = false;
+    h->open_rc = rc; /* start() may return it */
+    mesh__strlcpy(h->open_why, st.message, sizeof h->open_why);
   } else {
     pthread_mutex_lock(&h->mu);
+    h->nopen++;
+    pthread_cond_broadcast(&h->cv); /* start() returns */
     a->have_wt = pthread_create(&a->wt, NULL, wr_main, a) == 0;
     if (!a->have_wt)
       a->live = false;
@@ -380,7 +394,20 @@ int mesh__grpc_hs_start(mesh_grpc_call_t *c, mesh_status_t *st) {
     return mesh__fail(st, MESH_ERR_NOMEM, "no thread for the hedged call");
   }
   h->have_sched = true;
-  return MESH_OK;
+  /* a stream, or none can come: a failed try committed (fatal status) or
+   * every try failed and no hedge will start */
+  pthread_mutex_lock(&h->mu);
+  while (!h->nopen && h->winner < 0 && !all_failed(h))
+    wait_change(h);
+  bool none = !h->nopen && h->open_rc != MESH_OK;
+  rc = h->open_rc;
+  char why[sizeof h->open_why];
+  mesh__strlcpy(why, h->open_why, sizeof why);
+  pthread_mutex_unlock(&h->mu);
+  if (!none)
+    return MESH_OK; /* (no stream but no error: the status tells) */
+  mesh__grpc_hs_end(c, true);
+  return mesh__fail(st, rc, "%s", why);
 }
 
 /* Has the message numbered seq (or the close) left as far as send()

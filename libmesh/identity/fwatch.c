@@ -7,9 +7,17 @@
  * of them changed.  Loading them is the caller's business: it keeps its
  * last good credentials when the new files do not load.  A write that
  * races with the caller's read changes the signature again and is seen
- * at the next interval. */
+ * at the next interval.
+ *
+ * A failed load is tried again at every interval, changed or not (gRPC's
+ * file_watcher re-reads every refresh_interval): a failure may heal with
+ * no write to the files at all (a certificate not valid yet, a pair read
+ * mid-rotation whose fixing write the signature cannot tell apart, file
+ * descriptors or memory that ran out).  Files that loaded are only
+ * stat()ed until they change: a good set is never re-read for nothing. */
 #include "identity/ident_int.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 struct mesh__fwatch {
@@ -21,6 +29,7 @@ struct mesh__fwatch {
   int64_t timer; /* loop thread only */
   mesh__fwatch_fn fn;
   void *user;
+  _Atomic bool failed; /* the last load failed: call fn every interval */
 };
 
 static bool take(mesh__fwatch_t *w) {
@@ -39,10 +48,22 @@ static void tick(void *user) {
   w->timer = 0;
   if (atomic_load(&w->m->closing))
     return;
-  if (take(w))
-    w->fn(w->m, w->user);
+  /* stat() first, always: the signatures recorded are those of the files
+   * the attempt reads (a write racing with it is seen next interval) */
+  bool changed = take(w);
+  if (changed || atomic_load(&w->failed))
+    atomic_store(&w->failed, !w->fn(w->m, changed, w->user));
   int64_t t = mesh__loop_timer(w->m->loop, w->interval_ms, tick, w);
   w->timer = t > 0 ? t : 0;
+}
+
+void mesh__fwatch_retry(mesh__fwatch_t *w) {
+  if (w)
+    atomic_store(&w->failed, true);
+}
+
+bool mesh__fwatch_failed(const mesh__fwatch_t *w) {
+  return w && atomic_load(&w->failed);
 }
 
 void mesh__fwatch_free(mesh_t *m, mesh__fwatch_t *w) {

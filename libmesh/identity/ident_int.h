@@ -51,7 +51,7 @@ struct mesh__identity {
   filesig_t *sigs; /* cert, key, bundle (if any), bundles... */
   filesig_t *scratch; /* nsigs entries for the poll's fresh stat() */
   size_t nsigs;
-  bool retry;      /* last failure may heal with time (not yet valid) */
+  bool retry;      /* the last load failed: retried every poll */
   char last_err[sizeof(((mesh_status_t *)0)->message)];
   int64_t last_warn_ms;
   uint64_t warned_gen;

@@ -280,8 +280,11 @@ static int reload_locked(mesh_t *m, struct mesh__identity *id, bool initial,
   if (rc != MESH_OK) {
     if (!initial)
       reload_failed(m, id, rc, st);
-    /* Not yet valid heals with time alone: retry on every poll. */
-    id->retry = rc == MESH_ERR_CERT_NOT_YET_VALID;
+    /* Retried on every poll, changed or not (gRPC's file_watcher): not
+     * yet valid heals with time alone, a read that ran out of file
+     * descriptors or met a pair mid-rotation with no further write the
+     * signatures can see.  Logged once per distinct error. */
+    id->retry = true;
     return rc;
   }
   id->retry = false;

@@ -315,11 +315,17 @@ int mesh__identity_watch_files(mesh_t *m, const mesh__identity_files_t *f,
 
 /* Other file sets watched like the identity's files (fwatch.c): fn runs
  * on the loop thread, every interval_ms, when any file's stat() signature
- * changed since the last look (the first look is at mesh__fwatch_new).
- * The caller loads the files and keeps its last good state on failure.
- * Free with mesh__fwatch_free (part fini: the loop is stopped). */
+ * changed since the last look (the first look is at mesh__fwatch_new),
+ * and also at every interval, changed or not, while the last call
+ * returned false (the load failed: gRPC's file_watcher retries every
+ * refresh_interval).  The caller loads the files and keeps its last good
+ * state on failure.  mesh__fwatch_retry (any thread): a load elsewhere
+ * failed, call fn at the next interval.  Free with mesh__fwatch_free
+ * (part fini: the loop is stopped). */
 typedef struct mesh__fwatch mesh__fwatch_t;
-typedef void (*mesh__fwatch_fn)(mesh_t *m, void *user);
+typedef bool (*mesh__fwatch_fn)(mesh_t *m, bool changed, void *user);
+void mesh__fwatch_retry(mesh__fwatch_t *w);
+bool mesh__fwatch_failed(const mesh__fwatch_t *w);
 int mesh__fwatch_new(mesh_t *m, const char *const *paths, size_t n,
                      int64_t interval_ms, mesh__fwatch_fn fn, void *user,
                      mesh__fwatch_t **out, mesh_status_t *st);

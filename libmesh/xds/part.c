@@ -45,6 +45,10 @@ mesh__xds_srv_t *mesh__xds_srv_of(mesh_t *m) {
   return m && m->xds ? m->xds->srv : NULL;
 }
 
+mesh__xds_pw_t *mesh__xds_pw_of(mesh_t *m) {
+  return m && m->xds ? m->xds->pw : NULL;
+}
+
 /* Does any service of root take its endpoints from xDS? */
 static bool any_xds_service(const cJSON *root) {
   const cJSON *s;

@@ -29,6 +29,15 @@
 #include "xds/xds.h"
 #include "xds/xds_int.h"
 
+/* A Listener refused only because the files of instances it names did
+ * not load: applied as soon as they do (provwatch.c retries them every
+ * refresh_interval), unless a newer Listener came meanwhile. */
+typedef struct want {
+  mesh__xds_lds_t *lds; /* its chains (own copy), or NULL: none */
+  cJSON *rbac;
+  char *name;
+} want_t;
+
 struct mesh__xds_srv {
   pthread_mutex_t mu;      /* guards lds, state: the loop writes, accepts
                               read (once per connection) */
@@ -41,6 +50,7 @@ struct mesh__xds_srv {
   int state;               /* SRV_* */
   uint64_t version;        /* bumped when lds/gens are replaced */
   char why[256];           /* not serving: the reason */
+  want_t want;             /* guarded by mu */
 };
 
 #define SRV_PENDING 0      /* no Listener yet: the inbound section rules */
@@ -163,10 +173,37 @@ static size_t nall(const mesh__xds_lds_t *l) {
   return l ? l->nchains + 1 : 0;
 }
 
+static void want_free(want_t *w) {
+  mesh__xds_lds_free(w->lds);
+  cJSON_Delete(w->rbac);
+  free(w->name);
+  *w = (want_t){0};
+}
+
+/* *w (taken, zeroed after) becomes s's wanted Listener. */
+static void want_put(mesh__xds_srv_t *s, want_t *w) {
+  pthread_mutex_lock(&s->mu);
+  want_t old = s->want;
+  s->want = *w;
+  pthread_mutex_unlock(&s->mu);
+  *w = (want_t){0};
+  want_free(&old);
+}
+
+/* Does any chain of l take credentials from instance inst? */
+static bool lds_names(const mesh__xds_lds_t *l, const char *inst) {
+  const char *x;
+  for (size_t k = 0; (x = mesh__xds_lds_instance(l, k)); k++)
+    if (!strcmp(x, inst))
+      return true;
+  return false;
+}
+
 void mesh__xds_server_free(mesh_t *m, mesh__xds_srv_t *s) {
   if (!s)
     return;
   mesh__tls_set_inpick(m, NULL);
+  want_free(&s->want);
   pthread_mutex_destroy(&s->mu);
   gens_free(s->gens, nall(s->lds));
   mesh__xds_lds_free(s->lds);
@@ -257,6 +294,8 @@ static void not_serving(mesh_t *m, mesh__xds_srv_t *s, const char *name,
            "not server_address %.40s:%u (gRFC A36: not serving)", name,
            l->address, l->port, s->host, s->port);
   pthread_mutex_unlock(&s->mu);
+  want_t none = {0};
+  want_put(s, &none); /* the newest Listener decides */
   cJSON *doc = cJSON_Parse(pending_json);
   mesh_status_t st;
   if (doc)
@@ -266,23 +305,21 @@ static void not_serving(mesh_t *m, mesh__xds_srv_t *s, const char *name,
             "listener=\"%s\" state=not_serving reason=\"%s\"", name, s->why);
 }
 
-/* l's chains and their credentials in force for new connections; the
- * RBAC too.  Nothing changes when any of it cannot be built. */
-static void serve(mesh_t *m, mesh__xds_srv_t *s, const char *name,
-                  const mesh__xds_lds_t *l) {
-  mesh__xds_lds_t *c = copy_chains(l);
+/* c (taken on success) and its credentials in force for new connections,
+ * rbac too.  Nothing changes when any of it cannot be built: MESH_OK or
+ * the failure in st, *creds telling whether loading files was it. */
+static int install(mesh_t *m, mesh__xds_srv_t *s, const char *name,
+                   mesh__xds_lds_t *c, const cJSON *rbac, bool *creds,
+                   mesh_status_t *st) {
   mesh__tlsgen_t **g = NULL;
-  mesh_status_t st;
-  int rc = c ? chain_gens(m, s, c, &g, &st)
-             : mesh__fail(&st, MESH_ERR_NOMEM, "out of memory");
+  int rc = chain_gens(m, s, c, &g, st);
+  /* CONFIG: the bootstrap's instance lacks a file: no load can heal it */
+  *creds = rc != MESH_OK && rc != MESH_ERR_NOMEM && rc != MESH_ERR_CONFIG;
   if (rc == MESH_OK)
-    rc = mesh__authz_set_external(m, l->rbac, name, &st);
+    rc = mesh__authz_set_external(m, rbac, name, st);
   if (rc != MESH_OK) {
-    mesh__log(m, MESH_LOG_ERROR, "xds_server_listener",
-              "listener=\"%s\" state=kept error=\"%s\"", name, st.message);
     gens_free(g, nall(c));
-    mesh__xds_lds_free(c);
-    return;
+    return rc;
   }
   pthread_mutex_lock(&s->mu);
   mesh__xds_lds_t *old = s->lds;
@@ -294,10 +331,50 @@ static void serve(mesh_t *m, mesh__xds_srv_t *s, const char *name,
   pthread_mutex_unlock(&s->mu);
   gens_free(oldg, nall(old));
   mesh__xds_lds_free(old);
+  return MESH_OK;
+}
+
+static void applied(mesh_t *m, const char *name, const mesh__xds_lds_t *l,
+                    bool rbac, const char *inst) {
   mesh__log(m, MESH_LOG_INFO, "xds_server_listener",
             "listener=\"%s\" state=applied rbac=%s chains=%zu "
-            "default_chain=%s", name, l->rbac ? "yes" : "none", l->nchains,
-            l->defchain ? "yes" : "no");
+            "default_chain=%s%s%s", name, rbac ? "yes" : "none", l->nchains,
+            l->defchain ? "yes" : "no", inst ? " loaded_instance=" : "",
+            inst ? inst : "");
+}
+
+/* l's chains and their credentials in force for new connections; the
+ * RBAC too.  Nothing changes when any of it cannot be built; when only
+ * an instance's files failed, l is applied once they load (want). */
+static void serve(mesh_t *m, mesh__xds_srv_t *s, const char *name,
+                  const mesh__xds_lds_t *l) {
+  mesh__xds_lds_t *c = copy_chains(l);
+  mesh_status_t st;
+  bool creds = false;
+  int rc = c ? install(m, s, name, c, l->rbac, &creds, &st)
+             : mesh__fail(&st, MESH_ERR_NOMEM, "out of memory");
+  want_t w = {0};
+  if (rc == MESH_OK) {
+    want_put(s, &w); /* the newest Listener decides */
+    applied(m, name, l, l->rbac != NULL, NULL);
+    return;
+  }
+  mesh__log(m, MESH_LOG_ERROR, "xds_server_listener",
+            "listener=\"%s\" state=kept error=\"%s\"%s", name, st.message,
+            creds ? " retry=every_refresh_interval" : "");
+  if (creds) {
+    w = (want_t){.lds = c, .name = strdup(name),
+                 .rbac = l->rbac ? cJSON_Duplicate(l->rbac, true) : NULL};
+    c = NULL;
+    if (!w.name || (l->rbac && !w.rbac))
+      want_free(&w);
+  }
+  mesh__xds_lds_free(c);
+  bool wanted = w.lds != NULL;
+  want_put(s, &w);
+  const char *x;
+  for (size_t k = 0; wanted && (x = mesh__xds_lds_instance(l, k)); k++)
+    mesh__xds_provwatch_retry(m, x);
 }
 
 void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *s, const char *name,
@@ -324,28 +401,63 @@ static bool names(const mesh__xds_fchain_t *c, const char *inst) {
           !strcmp(c->ca_instance ? c->ca_instance : c->cert_instance, inst));
 }
 
-/* The files of instance inst changed: new credentials for every chain in
+/* The wanted Listener w (taken) again, its instance inst retried. */
+static int retry_want(mesh_t *m, mesh__xds_srv_t *s, want_t *w,
+                      const char *inst, bool loud, mesh_status_t *st) {
+  bool creds;
+  const mesh__xds_lds_t *l = w->lds;
+  int rc = install(m, s, w->name, w->lds, w->rbac, &creds, st);
+  if (rc == MESH_OK) {
+    w->lds = NULL; /* in force now */
+    applied(m, w->name, l, w->rbac != NULL, inst);
+    want_free(w);
+    return MESH_OK;
+  }
+  if (loud)
+    mesh__log(m, MESH_LOG_ERROR, "xds_server_listener", "listener=\"%s\" "
+              "instance=%s state=kept error=\"%s\"", w->name, inst,
+              st->message);
+  pthread_mutex_lock(&s->mu);
+  if (!s->want.lds && creds) { /* no newer Listener meanwhile */
+    s->want = *w;
+    *w = (want_t){0};
+  }
+  pthread_mutex_unlock(&s->mu);
+  want_free(w);
+  return rc;
+}
+
+/* The files of instance inst changed, or failed last time: a Listener
+ * waiting for them is applied; else new credentials for every chain in
  * force naming it, built outside the lock (file I/O) from a copy of the
  * chains; swapped in only if no Listener was applied meanwhile.  Any
  * chain that cannot be loaded keeps all chains' last good credentials;
  * connections that already took a generation keep it (reference). */
-void mesh__xds_server_rotate(mesh_t *m, mesh__xds_srv_t *s, const char *inst) {
+int mesh__xds_server_rotate(mesh_t *m, mesh__xds_srv_t *s, const char *inst,
+                            bool loud, mesh_status_t *st) {
+  mesh__ok(st);
   if (!s)
-    return;
+    return MESH_OK;
   pthread_mutex_lock(&s->mu);
-  mesh__xds_lds_t *c = s->lds ? copy_chains(s->lds) : NULL;
+  want_t w = {0};
+  if (s->want.lds && lds_names(s->want.lds, inst)) {
+    w = s->want;
+    s->want = (want_t){0};
+  }
+  mesh__xds_lds_t *c = s->lds && !w.lds ? copy_chains(s->lds) : NULL;
   uint64_t ver = s->version;
   pthread_mutex_unlock(&s->mu);
+  if (w.lds)
+    return retry_want(m, s, &w, inst, loud, st);
   mesh__tlsgen_t **g = c ? calloc(nall(c), sizeof *g) : NULL;
   size_t k = 0;
-  mesh_status_t st = {0};
   int rc = MESH_OK;
   for (size_t i = 0; g && i < nall(c) && rc == MESH_OK; i++) {
     const mesh__xds_fchain_t *f = i < c->nchains ? &c->chains[i] : c->defchain;
     if (!names(f, inst))
       continue;
     rc = mesh__xds_prov_gen(m, s->boot, f->cert_instance, f->ca_instance,
-                            &g[i], &st);
+                            &g[i], st);
     k++;
   }
   if (g && k && rc == MESH_OK) {
@@ -361,11 +473,14 @@ void mesh__xds_server_rotate(mesh_t *m, mesh__xds_srv_t *s, const char *inst) {
     mesh__log(m, MESH_LOG_INFO, "xds_server_listener", "listener=\"%s\" "
               "instance=%s state=%s chains=%zu", c->name, inst,
               same ? "rotated" : "superseded", k);
-  } else if (k && rc != MESH_OK) {
+  } else if (k && rc != MESH_OK && loud) {
     mesh__log(m, MESH_LOG_ERROR, "xds_server_listener", "listener=\"%s\" "
               "instance=%s state=kept error=\"%s\"", c->name, inst,
-              st.message);
+              st->message);
   }
+  if (c && !g)
+    rc = mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   gens_free(g, nall(c));
   mesh__xds_lds_free(c);
+  return rc;
 }

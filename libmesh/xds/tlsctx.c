@@ -104,24 +104,26 @@ static char *tag_of(const mesh__xds_cds_t *c) {
   return t;
 }
 
-void mesh__xds_cluster_tls(mesh_t *m, const char *service,
-                           const mesh__xds_cds_t *c) {
+int mesh__xds_cluster_tls_load(mesh_t *m, const char *service,
+                               const mesh__xds_cds_t *c, bool loud,
+                               mesh_status_t *st) {
+  mesh__ok(st);
   const mesh__xds_bootstrap_t *b = mesh__xds_boot_of(m);
   char *tag = tag_of(c);
   if (!tag || !b || !m->tls || mesh__tls_svc_creds_tagged(m, service, tag)) {
     free(tag);
-    return;
+    return tag ? MESH_OK : mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   }
   mesh__tlsgen_t *gen = NULL;
-  mesh_status_t st;
   if (c->tls_cert_instance &&
       mesh__xds_prov_gen(m, b, c->tls_cert_instance, c->tls_ca_instance, &gen,
-                         &st) != MESH_OK) {
+                         st) != MESH_OK) {
     /* the dials keep what they had */
-    mesh__log(m, MESH_LOG_ERROR, "xds_cluster_tls", "service=%s cluster=%s "
-              "state=kept error=\"%s\"", service, c->name, st.message);
+    if (loud)
+      mesh__log(m, MESH_LOG_ERROR, "xds_cluster_tls", "service=%s cluster=%s "
+                "state=kept error=\"%s\"", service, c->name, st->message);
     free(tag);
-    return;
+    return st->code;
   }
   mesh__tls_san_t *san = c->nsan ? calloc(c->nsan, sizeof *san) : NULL;
   for (size_t i = 0; san && i < c->nsan; i++)
@@ -140,6 +142,17 @@ void mesh__xds_cluster_tls(mesh_t *m, const char *service,
             c->tls_cert_instance ? c->tls_cert_instance : "(identity)",
             c->tls_ca_instance ? c->tls_ca_instance : "(identity)", c->nsan);
   free(tag);
+  return rc ? mesh__fail(st, rc, "%s", mesh_strerror(rc)) : MESH_OK;
+}
+
+void mesh__xds_cluster_tls(mesh_t *m, const char *service,
+                           const mesh__xds_cds_t *c) {
+  mesh_status_t st;
+  int rc = mesh__xds_cluster_tls_load(m, service, c, true, &st);
+  /* files that did not load: retried every refresh_interval (provwatch.c)
+   * until they do or another cluster update replaces this one */
+  bool retry = rc != MESH_OK && rc != MESH_ERR_NOMEM && rc != MESH_ERR_CONFIG;
+  mesh__xds_provwatch_pend(m, service, retry ? c : NULL);
 }
 
 /* One length-prefixed name of a tag at *p into out ("" when empty). */
@@ -154,31 +167,51 @@ static bool tag_name(const char **p, char *out, size_t cap) {
   return true;
 }
 
+struct rot {
+  const char *inst;
+  bool loud;
+  int rc;           /* the first failure */
+  mesh_status_t st;
+};
+
 /* A service whose credentials come from instance inst (user): new ones
- * from its files, or NULL (not concerned, or kept: logged). */
+ * from its files, or NULL (not concerned, or kept: logged if loud). */
 static mesh__tlsgen_t *regen(mesh_t *m, const char *service, const char *tag,
                              void *user) {
-  const char *inst = user, *p = tag;
+  struct rot *r = user;
+  const char *inst = r->inst, *p = tag;
   char ce[256], ca[256];
   if (!tag_name(&p, ce, sizeof ce) || !tag_name(&p, ca, sizeof ca) || !*ce ||
       (strcmp(ce, inst) && strcmp(*ca ? ca : ce, inst)))
     return NULL;
   mesh__tlsgen_t *gen = NULL;
   mesh_status_t st;
-  if (mesh__xds_prov_gen(m, mesh__xds_boot_of(m), ce, *ca ? ca : NULL, &gen,
-                         &st) != MESH_OK) {
+  int rc = mesh__xds_prov_gen(m, mesh__xds_boot_of(m), ce, *ca ? ca : NULL,
+                              &gen, &st);
+  if (rc != MESH_OK) {
     /* the dials keep the last good credentials */
-    mesh__log(m, MESH_LOG_ERROR, "xds_cluster_tls", "service=%s "
-              "instance=%s state=kept error=\"%s\"", service, inst,
-              st.message);
+    if (r->loud)
+      mesh__log(m, MESH_LOG_ERROR, "xds_cluster_tls", "service=%s "
+                "instance=%s state=kept error=\"%s\"", service, inst,
+                st.message);
+    if (r->rc == MESH_OK) {
+      r->rc = rc;
+      r->st = st;
+    }
     return NULL;
   }
   return gen;
 }
 
-void mesh__xds_cluster_rotate(mesh_t *m, const char *inst) {
-  size_t n = mesh__tls_svc_creds_regen(m, regen, (void *)inst);
+int mesh__xds_cluster_rotate(mesh_t *m, const char *inst, bool loud,
+                             mesh_status_t *st) {
+  struct rot r = {.inst = inst, .loud = loud, .rc = MESH_OK};
+  size_t n = mesh__tls_svc_creds_regen(m, regen, &r);
   if (n)
     mesh__log(m, MESH_LOG_INFO, "xds_cluster_tls", "instance=%s "
               "state=rotated services=%zu", inst, n);
+  if (r.rc != MESH_OK)
+    return mesh__fail(st, r.rc, "%s", r.st.message);
+  mesh__ok(st);
+  return MESH_OK;
 }

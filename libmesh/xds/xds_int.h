@@ -32,10 +32,18 @@ int mesh__xds_sans(const void *validation_context, mesh__xds_san_t **san,
  * reloaded only when they change.  Loop thread. */
 void mesh__xds_cluster_tls(mesh_t *m, const char *service,
                            const mesh__xds_cds_t *c);
-/** The files of certificate provider instance inst changed (provwatch.c):
- *  new credentials for every service whose cluster names it; a failed
- *  load keeps the last good ones (logged). */
-void mesh__xds_cluster_rotate(mesh_t *m, const char *inst);
+/** The same without remembering a failure for retries (provwatch.c's
+ *  retry of a pending cluster): MESH_OK, or why the instances' files did
+ *  not load (in st; logged when loud). */
+int mesh__xds_cluster_tls_load(mesh_t *m, const char *service,
+                               const mesh__xds_cds_t *c, bool loud,
+                               mesh_status_t *st);
+/** The files of certificate provider instance inst changed, or failed
+ *  last time (provwatch.c): new credentials for every service whose
+ *  cluster names it; a failed load keeps the last good ones (logged when
+ *  loud).  MESH_OK or the first failure (st). */
+int mesh__xds_cluster_rotate(mesh_t *m, const char *inst, bool loud,
+                             mesh_status_t *st);
 /* A36 filter chains (lds_fcm.c): a FilterChainMatch into c; no two chains
  * of l matching the same connections; a chain's storage freed. */
 int mesh__xds_fcm_decode(const void *match, mesh__xds_fchain_t *c, why_t *w);
@@ -123,10 +131,14 @@ int mesh__xds_server_start(mesh_t *m, mesh__xds_ads_t *ads,
 void mesh__xds_server_on_lds(mesh_t *m, mesh__xds_srv_t *srv, const char *name,
                              const mesh__xds_lds_t *l);
 void mesh__xds_server_free(mesh_t *m, mesh__xds_srv_t *srv);
-/** The files of certificate provider instance inst changed (provwatch.c):
- *  new credentials for the chains in force that name it (new connections
- *  use them; a failed load keeps the last good ones, logged). */
-void mesh__xds_server_rotate(mesh_t *m, mesh__xds_srv_t *srv, const char *inst);
+/** The files of certificate provider instance inst changed, or failed
+ *  last time (provwatch.c): a Listener refused because its instances did
+ *  not load is applied if they now do; else new credentials for the
+ *  chains in force that name it (new connections use them; a failed load
+ *  keeps the last good ones, logged when loud).  MESH_OK or the failure
+ *  (st). */
+int mesh__xds_server_rotate(mesh_t *m, mesh__xds_srv_t *srv, const char *inst,
+                            bool loud, mesh_status_t *st);
 /* Rotation of the certificate provider instances (provwatch.c): every
  * bootstrap instance's files watched (the identity's own through its
  * on_change), a change rebuilds the chains' and services' credentials. */
@@ -134,6 +146,16 @@ typedef struct mesh__xds_pw mesh__xds_pw_t;
 int mesh__xds_provwatch_start(mesh_t *m, const mesh__xds_bootstrap_t *b,
                               mesh__xds_pw_t **out, mesh_status_t *st);
 void mesh__xds_provwatch_free(mesh_t *m, mesh__xds_pw_t *p);
+/** A load of instance inst failed outside its watch: try it again at its
+ *  next refresh_interval, changed or not.  Any thread. */
+void mesh__xds_provwatch_retry(mesh_t *m, const char *inst);
+/** Service's cluster c did not get its instances' credentials (c copied;
+ *  retried every refresh_interval until they load), or c NULL: it did,
+ *  or a newer update replaced it (nothing to retry). */
+void mesh__xds_provwatch_pend(mesh_t *m, const char *service,
+                              const mesh__xds_cds_t *c);
+/** The context's provider watches, or NULL (part.c). */
+mesh__xds_pw_t *mesh__xds_pw_of(mesh_t *m);
 /** The context's server state, or NULL (part.c). */
 mesh__xds_srv_t *mesh__xds_srv_of(mesh_t *m);
 
