@@ -193,6 +193,9 @@ static void run_case(const buf_case_t *k) {
     usleep((MESH__POOL_TRIM_MS + 1100) * 1000); /* past a sweep */
   }
   long l3 = live();
+  if (counting())
+    fprintf(stderr, " reused request: %+ld bytes held; idle trim gave back %ld",
+            l2 - l1, l2 - l3);
   /* the connection without buffers carries the next request */
   CU_ASSERT(request(m, MESH_CALL_OK, &c3, &res));
   CU_ASSERT_PTR_EQUAL(c3, c1);
