@@ -146,6 +146,72 @@ static void test_mesh__pool_sweep(void) {
   mesh__pool_free(p);
 }
 
+/* ops.buffers: kept at every put, given back once by the first sweep that
+ * finds the connection parked MESH__POOL_TRIM_MS or more. */
+typedef struct bfake {
+  fake_t f;
+  int keeps, trims;
+  bool kept; /* state as the last call left it */
+} bfake_t;
+
+static void bfake_buffers(void *c, bool keep) {
+  bfake_t *b = c;
+  if (keep)
+    b->keeps++;
+  else
+    b->trims++;
+  b->kept = keep;
+}
+static void bfake_close(void *c, void *user) {
+  (void)user;
+  bfake_t *b = c;
+  close(b->f.fd);
+  close(b->f.peer);
+  free(b);
+}
+static const mesh__pool_ops_t bops = {fake_fd, NULL, bfake_close, NULL,
+                                      bfake_buffers};
+
+static bfake_t *bfake_new(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+    return NULL;
+  bfake_t *b = calloc(1, sizeof *b);
+  b->f.fd = sv[0];
+  b->f.peer = sv[1];
+  return b;
+}
+
+static void test_mesh__pool_buffers(void) {
+  mesh__pool_t *p = mesh__pool_new(&bops, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  bfake_t *a = bfake_new(), *b = bfake_new();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  const int64_t T = MESH__POOL_TRIM_MS;
+  CU_ASSERT_TRUE(mesh__pool_put(p, a, 1000, 4));
+  CU_ASSERT_TRUE(mesh__pool_put(p, b, 1000 + T / 2, 4));
+  CU_ASSERT(a->keeps == 1 && a->kept && a->trims == 0);
+  /* young: nothing given back */
+  CU_ASSERT_EQUAL(mesh__pool_sweep(p, 1000 + T - 1, 0), 0);
+  CU_ASSERT(a->trims == 0 && b->trims == 0);
+  /* a parked T: its buffers back, once; b still young */
+  CU_ASSERT_EQUAL(mesh__pool_sweep(p, 1000 + T, 0), 0);
+  CU_ASSERT(a->trims == 1 && !a->kept && b->trims == 0);
+  CU_ASSERT_EQUAL(mesh__pool_sweep(p, 1000 + T + T / 2, 0), 0);
+  CU_ASSERT(a->trims == 1 && b->trims == 1 && !b->kept);
+  CU_ASSERT_EQUAL(mesh__pool_sweep(p, 1000 + 10 * T, 0), 0);
+  CU_ASSERT(a->trims == 1 && b->trims == 1);
+  CU_ASSERT_EQUAL(mesh__pool_idle(p), 2);
+  /* taken and parked again: kept again, trimmed again once idle */
+  CU_ASSERT_PTR_EQUAL(mesh__pool_take(p, 1000 + 10 * T, 0, 0), b);
+  CU_ASSERT_TRUE(mesh__pool_put(p, b, 1000 + 10 * T, 4));
+  CU_ASSERT(b->keeps == 2 && b->kept);
+  CU_ASSERT_EQUAL(mesh__pool_sweep(p, 1000 + 11 * T, 0), 0);
+  CU_ASSERT(b->trims == 2 && !b->kept && a->trims == 1);
+  mesh__pool_free(p);
+}
+
 static void test_mesh__pool_fd_alive(void) {
   int sv[2];
   CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -189,6 +255,8 @@ static void add(void) {
   CU_add_test(s, "mesh__pool_take_dead", test_mesh__pool_take_dead);
   CU_add_test(s, "mesh__pool_take: check_after_ms", test_mesh__pool_take_fresh);
   CU_add_test(s, "mesh__pool_sweep", test_mesh__pool_sweep);
+  CU_add_test(s, "mesh__pool_sweep: buffers back after MESH__POOL_TRIM_MS",
+              test_mesh__pool_buffers);
   CU_add_test(s, "mesh__pool_fd_alive", test_mesh__pool_fd_alive);
   CU_add_test(s, "mesh__pool_threads", test_mesh__pool_threads);
 }

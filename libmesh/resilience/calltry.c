@@ -16,6 +16,7 @@
 
 static int conn_fd(void *c) { return mesh_conn_fd(c); }
 static bool conn_alive(void *c) { return mesh__conn_idle_ok(c); }
+static void conn_buffers(void *c, bool keep) { mesh__conn_buffers(c, keep); }
 /* " cluster \"NAME\"" in messages when the call is bound to a group. */
 #define GRP(x)                                                                 \
   (x)->grp ? " cluster \"" : "", (x)->grp ? (x)->grp : "", (x)->grp ? "\"" : ""
@@ -29,9 +30,9 @@ static void conn_drop(void *user) { mesh__breakers_unref(user); }
 /* A group's counters are held by the pool; the service's embedded ones
  * must not be touched when the pool dies after the service state. */
 static const mesh__pool_ops_t conn_ops = {conn_fd, conn_alive, conn_close,
-                                          NULL};
+                                          NULL, conn_buffers};
 static const mesh__pool_ops_t conn_ops_grp = {conn_fd, conn_alive, conn_close,
-                                              conn_drop};
+                                              conn_drop, conn_buffers};
 
 mesh__pool_t *mesh__res_pool(mesh__breakers_t *br, mesh__host_t *h) {
   if (!h)

@@ -14,6 +14,7 @@
 typedef struct idle {
   void *conn;
   int64_t since_ms;
+  bool trimmed; /* its buffers were given back (ops.buffers) */
 } idle_t;
 
 typedef struct mux {
@@ -102,6 +103,8 @@ bool mesh__pool_put(mesh__pool_t *p, void *conn, int64_t now_ms,
   if (!p || !conn)
     return false;
   bool parked = false;
+  if (p->ops.buffers) /* before another thread can take it */
+    p->ops.buffers(conn, true);
   pthread_mutex_lock(&p->mu);
   if (p->n < max_idle) {
     if (p->n == p->cap) {
@@ -115,6 +118,7 @@ bool mesh__pool_put(mesh__pool_t *p, void *conn, int64_t now_ms,
     if (p->n < p->cap) {
       p->v[p->n].conn = conn;
       p->v[p->n].since_ms = now_ms;
+      p->v[p->n].trimmed = false;
       p->n++;
       parked = true;
     }
@@ -163,10 +167,17 @@ size_t mesh__pool_sweep(mesh__pool_t *p, int64_t now_ms,
     idle_t it = p->v[i];
     bool expired =
         idle_timeout_ms > 0 && now_ms - it.since_ms >= idle_timeout_ms;
-    if (nd < 64 && (expired || !alive(p, it.conn)))
+    if (nd < 64 && (expired || !alive(p, it.conn))) {
       dead[nd++] = it.conn;
-    else
-      p->v[keep++] = it;
+      continue;
+    }
+    /* idle a while: its buffers back (frees only; nobody can take it) */
+    if (p->ops.buffers && !it.trimmed &&
+        now_ms - it.since_ms >= MESH__POOL_TRIM_MS) {
+      p->ops.buffers(it.conn, false);
+      it.trimmed = true;
+    }
+    p->v[keep++] = it;
   }
   p->n = keep;
   /* shared sessions: advance each one (keepalive PINGs, GOAWAY, EOF) --

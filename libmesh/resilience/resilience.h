@@ -538,7 +538,15 @@ typedef struct mesh__pool_ops {
   void (*close)(void *conn, void *user);
   /* optional: the pool is freed, user is no longer needed */
   void (*drop)(void *user);
+  /* optional: per-request buffers (TLS records): keep them (at put: it is
+   * reused soon, under load) or give them back (a sweep finds it parked
+   * for MESH__POOL_TRIM_MS or more) */
+  void (*buffers)(void *conn, bool keep);
 } mesh__pool_ops_t;
+
+/* A connection parked this long gives back its per-request buffers at the
+ * next sweep (TLS record buffers: ~34 KiB with OpenSSL). */
+#define MESH__POOL_TRIM_MS 1000
 
 typedef struct mesh__pool mesh__pool_t;
 

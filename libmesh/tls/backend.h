@@ -92,6 +92,12 @@ typedef struct mesh__tls_backend {
    *  waiting (TLS 1.3 session tickets come after the handshake; a client
    *  that never read would otherwise never resume). */
   void (*drain)(mesh_conn_t *c);
+  /** Record buffers between records (optional; NULL: the backend has one
+   *  policy).  keep: hold them while the connection is in use (no
+   *  allocation per record); !keep: give them back now if empty, and
+   *  again whenever they empty (an idle pooled connection, the
+   *  per-connection memory target). */
+  void (*buffers)(mesh_conn_t *c, bool keep);
   /** Send a fatal alert now (best effort). */
   void (*send_alert)(mesh_conn_t *c, int desc);
   /** Plaintext bytes buffered and not yet returned by read. */

@@ -68,6 +68,12 @@ void mesh__conn_block(mesh_conn_t *c) {
     c->fd_blocking = true;
 }
 
+void mesh__conn_buffers(mesh_conn_t *c, bool keep) {
+  if (c && c->tls && c->be && c->state == MESH__CONN_OPEN &&
+      mesh__tls_be.buffers)
+    mesh__tls_be.buffers(c, keep);
+}
+
 /* The kernel timeout for `left` ms: never more than left, rounded down to
  * a multiple of a power of two near left/16, so a call's shrinking time
  * left (15000, 14999, ...) keeps one value and costs no setsockopt.  A

@@ -338,6 +338,10 @@ int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
 int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st);
 /** Is a pooled idle connection still usable (no EOF/RST/unread bytes)? */
 bool mesh__conn_idle_ok(mesh_conn_t *c);
+/** Record buffers of an open TLS connection (io.c): keep them between
+ *  requests (a pooled connection in use) or give them back (idle for a
+ *  while).  No-op for plaintext and for backends with one policy. */
+void mesh__conn_buffers(mesh_conn_t *c, bool keep);
 /** Application bytes mesh_conn_read() returned on c so far (0 for NULL):
  *  unchanged across a try means nothing of a response arrived. */
 uint64_t mesh__conn_rx_bytes(const mesh_conn_t *c);
