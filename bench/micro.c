@@ -7,9 +7,13 @@
  *   micro --ca F --server-cert F --server-key F --client-cert F
  *         --client-key F [--runs 5] [--smoke] [--dns HOST:PORT]
  *         [--dns-name NAME] [--otlp URL] [--only SECTION,...]
+ *         [--tls 1.2|1.3]
  *
  * Sections: memory, handshakes, picks, maglev, discovery, dns, tracing,
- * call, export, tracecpu, gcm, coldstart, threads, conns (all by default).
+ * call, export, tracecpu, gcm, coldstart, threads, conns (all by default);
+ * idle (only the bytes per idle pooled connection of memory).  --tls pins
+ * the TLS version of both sides in handshakes, memory and idle (default:
+ * the backend's own range, TLS 1.3 where it has it).
  *
  * Linked statically against the library, so it times internal functions
  * (pickers, snapshot builds, spans) directly.  This program replaces
@@ -185,6 +189,7 @@ static struct {
   const char *ca, *srv_cert, *srv_key, *cli_cert, *cli_key;
   const char *dns, *dns_name, *otlp, *only;
   const char *etcd; /* HOST:PORT of a real etcd (cold start through etcd) */
+  const char *tls;  /* "1.2" or "1.3": both sides pinned to it; NULL: not */
   int runs;
   bool smoke;
 } opt = {.runs = 5, .dns_name = "echo.bench"};
@@ -243,6 +248,24 @@ static void sb_identity(sbuf_t *b, bool server) {
          server ? opt.srv_key : opt.cli_key, opt.ca);
 }
 
+/* The "tls" member for a context: the given keys ("" or NULL: none) and,
+ * with --tls, both ends of the version range pinned.  "" when empty.  The
+ * result is valid until the next call. */
+static const char *tls_obj(const char *keys) {
+  static char buf[256];
+  bool k = keys && *keys;
+  if (!k && !opt.tls)
+    return "";
+  if (opt.tls)
+    snprintf(buf, sizeof buf,
+             "\"tls\": {%s%s\"min_version\": \"%s\", \"max_version\": "
+             "\"%s\"}",
+             k ? keys : "", k ? ", " : "", opt.tls, opt.tls);
+  else
+    snprintf(buf, sizeof buf, "\"tls\": {%s}", keys);
+  return buf;
+}
+
 static mesh_t *ctx_new(const char *json) {
   mesh_t *m = NULL;
   mesh_status_t st;
@@ -254,9 +277,10 @@ static mesh_t *ctx_new(const char *json) {
 }
 
 /* ---- an in-process mesh server ------------------------------------------------- *
- * Accepts mTLS connections on one thread.  hold = false closes each one
- * after its handshake (handshake rate); hold = true keeps them open and
- * silent, like an idle upstream (pooled connections). */
+ * Accepts mTLS connections on one thread.  hold = false writes one byte
+ * on each (the reply every real connection reads) and closes it
+ * (handshake rate); hold = true keeps them open and silent, like an idle
+ * upstream (pooled connections). */
 
 typedef struct server {
   mesh_t *m;
@@ -276,10 +300,13 @@ static void *server_main(void *arg) {
     mesh_status_t st;
     if (mesh_accept(s->l, 100, &c, &st) != MESH_OK)
       continue;
-    if (s->hold && s->nheld < sizeof s->held / sizeof s->held[0])
+    if (s->hold && s->nheld < sizeof s->held / sizeof s->held[0]) {
       s->held[s->nheld++] = c;
-    else
-      mesh_conn_close(c);
+      continue;
+    }
+    if (!s->hold)
+      (void)mesh_conn_write(c, "x", 1);
+    mesh_conn_close(c);
   }
   return NULL;
 }
@@ -289,6 +316,8 @@ static server_t *server_start(bool hold) {
   sbuf_t b = {0};
   sb_add(&b, "{\"log\": {\"level\": \"warn\"}, \"name\": \"bench-server\", ");
   sb_identity(&b, true);
+  if (opt.tls)
+    sb_add(&b, ", %s", tls_obj(NULL));
   sb_add(&b, ", \"inbound\": {\"mode\": \"STRICT\", \"peers\": [\"%s\"]}}",
          CLIENT_ID);
   s->m = ctx_new(b.p);
@@ -343,12 +372,22 @@ static char *static_discovery(int port) {
 
 /* ---- 2. handshakes ------------------------------------------------------------- */
 
-/* Dial the server over and over for dur seconds.  Returns handshakes per
- * wall second; *per_cpu gets handshakes per CPU second of the whole
- * process (client and server sides: what one core does per second);
- * *resumed the share that resumed. */
+/* Dial the server over and over for dur seconds.  Each connection reads
+ * the server's one byte before it is closed, as every real one reads a
+ * reply: before that byte come (TLS 1.3) the session tickets the server
+ * sent after the handshake.  Without a read a TLS 1.3 client closes
+ * before its ticket has arrived (the close drains only what is already
+ * there, never blocking), and the next "resumed" dial is a full
+ * handshake.  The byte is read, not the server's close_notify after it:
+ * a connection that ended on the peer's close_notify is closed without
+ * one of ours, and OpenSSL then marks its session not resumable
+ * (SSL_free -> ssl_clear_bad_session), which is a library matter, not
+ * this benchmark's (docs/benchmarks.md section 2).  Returns
+ * handshakes per wall second; *per_cpu gets handshakes per CPU second of
+ * the whole process (client and server sides: what one core does per
+ * second); adds the dials and those that resumed to *n and *nres. */
 static double handshakes(mesh_t *cli, int port, double dur, double *per_cpu,
-                         double *resumed) {
+                         long *dials, long *resumed, char *what, size_t wlen) {
   char target[64];
   snprintf(target, sizeof target, "127.0.0.1:%d", port);
   mesh_dial_opts_t *o = mesh_dial_opts_new();
@@ -364,31 +403,44 @@ static double handshakes(mesh_t *cli, int port, double dur, double *per_cpu,
     }
     nres += mesh_conn_resumed(c);
     n++;
+    snprintf(what, wlen, "%s %s", mesh_conn_tls_version(c),
+             mesh_conn_cipher(c));
+    char b;
+    mesh_conn_set_timeouts(c, 2000, 2000);
+    (void)mesh_conn_read(c, &b, 1);
     mesh_conn_close(c);
   }
   int64_t t1 = wall_ns(), c1 = cpu_ns();
   mesh_dial_opts_free(o);
   *per_cpu = c1 > c0 ? (double)n * 1e9 / (double)(c1 - c0) : 0;
-  *resumed = n ? (double)nres / (double)n : 0;
+  *dials += n;
+  *resumed += nres;
   return (double)n * 1e9 / (double)(t1 - t0);
 }
 
 static void bench_handshakes(void) {
   server_t *s = server_start(false);
-  mesh_t *full = client_new("\"tls\": {\"session_cache_size\": 0}", NULL);
-  mesh_t *res = client_new("", NULL);
+  mesh_t *full = client_new(tls_obj("\"session_cache_size\": 0"), NULL);
+  mesh_t *res = client_new(tls_obj(NULL), NULL);
   double dur = opt.smoke ? 0.2 : 1.5;
-  double f[16], fc[16], r[16], rc[16], share = 0, x;
+  double f[16], fc[16], r[16], rc[16];
+  long nf = 0, nfres = 0, nr = 0, nrres = 0;
+  char wf[128] = "", wr[128] = "", line[300];
   int runs = opt.runs > 16 ? 16 : opt.runs;
   for (int i = 0; i < runs; i++) {
-    f[i] = handshakes(full, s->port, dur, &fc[i], &x);
-    r[i] = handshakes(res, s->port, dur, &rc[i], &share);
+    f[i] = handshakes(full, s->port, dur, &fc[i], &nf, &nfres, wf, sizeof wf);
+    r[i] = handshakes(res, s->port, dur, &rc[i], &nr, &nrres, wr, sizeof wr);
   }
+  snprintf(line, sizeof line, "handshakes: full %s, resumed %s", wf, wr);
+  note(line);
   emit("handshakes_full_per_s", median(f, runs));
   emit("handshakes_full_per_cpu_s", median(fc, runs));
   emit("handshakes_resumed_per_s", median(r, runs));
   emit("handshakes_resumed_per_cpu_s", median(rc, runs));
-  emit("handshakes_resumed_share", share);
+  /* over all runs: the share of "resumed" dials that resumed (the first
+   * dial of the first run cannot), and of full ones (must be 0) */
+  emit("handshakes_resumed_share", nr ? (double)nrres / (double)nr : 0);
+  emit("handshakes_full_share_resumed", nf ? (double)nfres / (double)nf : 0);
   mesh_free(full);
   mesh_free(res);
   server_stop(s);
@@ -743,7 +795,7 @@ static void child_conns(int fd) {
   ssize_t r = read(pfd[0], buf, sizeof buf - 1);
   int port = r > 0 ? atoi(buf) : 0;
   char *disc = static_discovery(port);
-  mesh_t *m = client_new("", disc);
+  mesh_t *m = client_new(tls_obj(NULL), disc);
   free(disc);
   enum { K = 64 };
   mesh_call_t *calls[K + 1];
@@ -883,6 +935,11 @@ static void bench_conns(void) {
 static void bench_memory(void) {
   in_child(child_base);
   in_child(child_endpoints);
+  in_child(child_conns);
+}
+
+/* Only the bytes per idle pooled connection (per backend, per version). */
+static void bench_idle(void) {
   in_child(child_conns);
 }
 
@@ -1498,21 +1555,26 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--etcd")) opt.etcd = v;
     else if (!strcmp(k, "--otlp")) opt.otlp = v;
     else if (!strcmp(k, "--only")) opt.only = v;
+    else if (!strcmp(k, "--tls")) opt.tls = v;
     else {
       fprintf(stderr, "micro: unknown option %s\n", k);
       return 2;
     }
   }
   if (!opt.ca || !opt.srv_cert || !opt.srv_key || !opt.cli_cert ||
-      !opt.cli_key || opt.runs < 1) {
+      !opt.cli_key || opt.runs < 1 ||
+      (opt.tls && strcmp(opt.tls, "1.2") && strcmp(opt.tls, "1.3"))) {
     fprintf(stderr, "micro: --ca, --server-cert, --server-key, "
-                    "--client-cert and --client-key are required\n");
+                    "--client-cert and --client-key are required; "
+                    "--tls is 1.2 or 1.3\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
   /* memory first: children fork from a process with no threads yet */
   if (want("memory"))
     bench_memory();
+  else if (want("idle"))
+    bench_idle();
   if (want("handshakes"))
     bench_handshakes();
   if (want("picks"))
