@@ -63,9 +63,9 @@ int mesh__svid_leaf_check(const mesh__x509_t *leaf, char *id, size_t len,
   mesh__ok(st);
   if (!leaf)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "no leaf certificate");
-  const char *uri;
+  char uri[MESH_SPIFFE_ID_MAX + 1];
   size_t ulen;
-  size_t n = mesh__x509_uri_sans(leaf, &uri, &ulen);
+  size_t n = mesh__x509_uri_sans(leaf, uri, sizeof uri, &ulen);
   if (n == 0)
     return mesh__fail(st, MESH_ERR_SVID,
                       "certificate has no URI SAN (an X.509-SVID carries its "
@@ -100,9 +100,9 @@ int mesh__svid_signing_check(const mesh__x509_t *crt, mesh_status_t *st) {
   if (mesh__x509_key_usage(crt, &ku) && !(ku & MESH__KU_KEY_CERT_SIGN))
     return mesh__fail(st, MESH_ERR_SVID,
                       "signing certificate keyUsage lacks keyCertSign");
-  const char *uri;
+  char uri[MESH_SPIFFE_ID_MAX + 1];
   size_t ulen;
-  size_t n = mesh__x509_uri_sans(crt, &uri, &ulen);
+  size_t n = mesh__x509_uri_sans(crt, uri, sizeof uri, &ulen);
   if (n == 0)
     return MESH_OK; /* a signing certificate SHOULD (not MUST) be an SVID */
   if (n > 1)

@@ -86,9 +86,10 @@ long mesh__x509_chain_pem(const mesh__x509_chain_t *ch, char *buf,
 
 /* ---- one certificate -------------------------------------------------------- */
 
-/** Number of URI SANs; *first / *first_len (if non-NULL) get the first
- *  one's bytes (not NUL-terminated; NULL / 0 when none). */
-size_t mesh__x509_uri_sans(const mesh__x509_t *crt, const char **first,
+/** Number of URI SANs.  The first one's length goes to *first_len (if
+ *  non-NULL; 0 when none) and up to cap of its bytes to first (if
+ *  non-NULL; no NUL appended). */
+size_t mesh__x509_uri_sans(const mesh__x509_t *crt, char *first, size_t cap,
                            size_t *first_len);
 /** basicConstraints present with cA TRUE. */
 bool mesh__x509_is_ca(const mesh__x509_t *crt);

@@ -153,11 +153,9 @@ long mesh__x509_chain_pem(const mesh__x509_chain_t *ch, char *buf,
 
 #define SAN_URI_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 6)
 
-size_t mesh__x509_uri_sans(const mesh__x509_t *crt, const char **first,
+size_t mesh__x509_uri_sans(const mesh__x509_t *crt, char *first, size_t cap,
                            size_t *first_len) {
   size_t n = 0;
-  if (first)
-    *first = NULL;
   if (first_len)
     *first_len = 0;
   for (const mbedtls_x509_sequence *s = &CRT(crt)->subject_alt_names; s;
@@ -165,7 +163,7 @@ size_t mesh__x509_uri_sans(const mesh__x509_t *crt, const char **first,
     if (!s->buf.p || s->buf.tag != SAN_URI_TAG)
       continue;
     if (n == 0 && first)
-      *first = (const char *)s->buf.p;
+      memcpy(first, s->buf.p, s->buf.len < cap ? s->buf.len : cap);
     if (n == 0 && first_len)
       *first_len = s->buf.len;
     n++;
