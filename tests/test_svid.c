@@ -10,6 +10,7 @@
 
 #include "identity/identity.h"
 #include "identity/pemfile.h"
+#include "config.h" /* MESH_TLS_MBEDTLS */
 #ifdef MESH_TLS_MBEDTLS
 #include <mbedtls/ecp.h>
 
