@@ -297,6 +297,95 @@ static void test_mesh__creds_load_intermediate(void) {
       strstr(st.message, "signing certificate keyUsage lacks keyCertSign"));
 }
 
+/* ---- the X.509 seam's accessors: one expected text for both builds ----- */
+
+/* A certificate with every kind of name attribute the "identity" view may
+ * show: DC, a multi-valued RDN, emailAddress, an OID without a short name
+ * here (street), UTF-8 outside ASCII; a serial with its high bit set (a
+ * sign byte in the DER). */
+static void test_mesh__x509_accessors(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  th_write(th_path("acc.ext"),
+           "subjectAltName=URI:" WEB ",URI:spiffe://example.org/two\n"
+           "keyUsage=critical,digitalSignature,keyEncipherment\n"
+           "extendedKeyUsage=serverAuth\n");
+  char cmd[3000];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && openssl req -new -newkey ec -pkeyopt "
+           "ec_paramgen_curve:P-256 -nodes -keyout acc.key -utf8 "
+           "-multivalue-rdn -subj "
+           "'/DC=org/DC=example/O=SPIFFE/OU=a+CN=b/emailAddress=x@y"
+           "/street=z/CN=caf\xc3\xa9' -out acc.csr 2>/dev/null && "
+           "openssl x509 -req -in acc.csr -CA " TD "-ca.crt -CAkey " TD
+           "-ca.key -set_serial 0xABCDEF01 -days 2 -extfile acc.ext "
+           "-out acc.crt 2>/dev/null",
+           th_tmpdir());
+  CU_ASSERT_FATAL(th_sh(cmd) == 0);
+  mesh__x509_chain_t *ch = crt_file(th_path("acc.crt"));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+  const mesh__x509_t *x = leaf(ch);
+  char buf[512];
+  CU_ASSERT_EQUAL(mesh__x509_dn_text(x, false, buf, sizeof buf), 0);
+  if (strncmp(buf, "DC=org, DC=example, O=SPIFFE, CN=b + OU=a", 40) != 0)
+    fprintf(stderr, "subject text: %s\n", buf);
+  /* (a SET OF is sorted by its DER: CN before OU; street has no short
+   * name in either library's table we follow) */
+  CU_ASSERT_STRING_EQUAL(buf, "DC=org, DC=example, O=SPIFFE, CN=b + OU=a, "
+                              "emailAddress=x@y, 2.5.4.9=z, CN=caf??");
+  char small[12];
+  CU_ASSERT_EQUAL(mesh__x509_dn_text(x, false, small, sizeof small), -1);
+  CU_ASSERT_STRING_EQUAL(small, "DC=org, DC=");
+  CU_ASSERT_EQUAL(mesh__x509_serial_text(x, buf, sizeof buf), 0);
+  CU_ASSERT_STRING_EQUAL(buf, "AB:CD:EF:01");
+  CU_ASSERT_EQUAL(mesh__x509_not_after(x) - mesh__x509_not_before(x),
+                  2 * 86400);
+  CU_ASSERT(llabs((long long)(mesh__x509_not_before(x) - mesh__wall_s())) <
+            600);
+  char uri[64];
+  size_t ulen = 0;
+  CU_ASSERT_EQUAL(mesh__x509_uri_sans(x, uri, sizeof uri, &ulen), 2);
+  CU_ASSERT_EQUAL(ulen, strlen(WEB));
+  CU_ASSERT_EQUAL(memcmp(uri, WEB, ulen), 0);
+  unsigned bits = 0;
+  CU_ASSERT(mesh__x509_key_usage(x, &bits));
+  CU_ASSERT_EQUAL(bits, MESH__KU_DIGITAL_SIGNATURE);
+  CU_ASSERT(mesh__x509_ext_key_usage(x, &bits));
+  CU_ASSERT_EQUAL(bits, MESH__EKU_SERVER);
+  CU_ASSERT(!mesh__x509_is_ca(x));
+  /* PEM out is the file's PEM, byte for byte (64-column base64) */
+  size_t flen = 0;
+  char *file = th_slurp(th_path("acc.crt"), &flen);
+  CU_ASSERT_EQUAL(mesh__x509_chain_pem(ch, buf, sizeof buf), MESH_ERR_BUFFER);
+  CU_ASSERT_STRING_EQUAL(buf, "");
+  char pem[4096];
+  CU_ASSERT_EQUAL(mesh__x509_chain_pem(ch, pem, sizeof pem), (long)flen);
+  CU_ASSERT_STRING_EQUAL(pem, file ? file : "?");
+  free(file);
+  /* DER out parses back to the same certificate */
+  unsigned char *der = NULL;
+  size_t dlen = 0;
+  CU_ASSERT_EQUAL_FATAL(mesh__x509_der(x, &der, &dlen), 0);
+  mesh__x509_chain_t *back = mesh__x509_chain_new();
+  CU_ASSERT_EQUAL(mesh__x509_chain_parse(back, der, dlen, false, "der", NULL),
+                  MESH_OK);
+  CU_ASSERT(mesh__x509_same(leaf(back), x));
+  free(der);
+  mesh__x509_chain_free(back);
+  /* the key belongs to it, another does not */
+  mesh__x509_key_t *k = NULL, *other = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh__pem_load_key(&k, th_path("acc.key"), &st),
+                        MESH_OK);
+  CU_ASSERT_EQUAL_FATAL(mesh__pem_load_key(&other, th_path("web.key"), &st),
+                        MESH_OK);
+  CU_ASSERT(mesh__x509_key_matches(k, x));
+  CU_ASSERT(!mesh__x509_key_matches(other, x));
+  mesh__x509_key_free(k);
+  mesh__x509_key_free(other);
+  mesh__x509_chain_free(ch);
+}
+
 /* ---- mesh__x509_flags_to_code -------------------------------------------------- */
 
 struct flags_case {
@@ -636,6 +725,7 @@ static void add(void) {
   CU_add_test(s, "mesh__creds_load_intermediate",
               test_mesh__creds_load_intermediate);
   CU_add_test(s, "mesh__creds_verify_peer", test_mesh__creds_verify_peer);
+  CU_add_test(s, "mesh__x509_accessors", test_mesh__x509_accessors);
 }
 
 int main(void) { return th_run_suites("test_svid", add); }
