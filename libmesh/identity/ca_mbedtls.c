@@ -369,7 +369,8 @@ int mesh__ca_sign(const mesh__ca_tbs_t *t, mesh__ca_key_t *subject_key,
   int e = 0, n = 0;
   if (rc == MESH_OK) {
     e = fill(&w, t, &subject_key->pk,
-             issuer ? (mbedtls_pk_context *)issuer->pk : &subject_key->pk, issuer == NULL);
+             issuer ? (mbedtls_pk_context *)issuer->pk : &subject_key->pk,
+             issuer == NULL);
     if (e == 0)
       n = mbedtls_x509write_crt_der(&w, der, MESH__CA_DER_MAX, rng_fn, NULL);
     if (e == 0 && n < 0)

@@ -48,7 +48,7 @@ typedef struct mesh__x509_key mesh__x509_key_t;     /* a private key */
 #define MESH__X509_BAD_PK 0x8000u
 #define MESH__X509_BAD_KEY 0x010000u
 
-/* ---- chains --------------------------------------------------------------- */
+/* ---- chains -------------------------------------------------------------- */
 
 /** An empty chain (NULL on OOM). */
 mesh__x509_chain_t *mesh__x509_chain_new(void);
@@ -84,7 +84,7 @@ int mesh__x509_chain_add(mesh__x509_chain_t *ch, const mesh__x509_t *crt);
 long mesh__x509_chain_pem(const mesh__x509_chain_t *ch, char *buf,
                           size_t len);
 
-/* ---- one certificate -------------------------------------------------------- */
+/* ---- one certificate ----------------------------------------------------- */
 
 /** Number of URI SANs.  The first one's length goes to *first_len (if
  *  non-NULL; 0 when none) and up to cap of its bytes to first (if
@@ -116,7 +116,7 @@ int mesh__x509_der(const mesh__x509_t *crt, unsigned char **der,
 /** Same certificate (same DER)? */
 bool mesh__x509_same(const mesh__x509_t *a, const mesh__x509_t *b);
 
-/* ---- keys ------------------------------------------------------------------- */
+/* ---- keys ---------------------------------------------------------------- */
 
 /** Parse an unencrypted private key (PKCS#8, SEC1 or PKCS#1; PEM text with
  *  the NUL counted in len, or DER).  @return MESH_OK, MESH_ERR_PEM
@@ -130,7 +130,7 @@ void mesh__x509_key_free(mesh__x509_key_t *k);
 bool mesh__x509_key_matches(const mesh__x509_key_t *k,
                             const mesh__x509_t *crt);
 
-/* ---- verification ------------------------------------------------------------ */
+/* ---- verification -------------------------------------------------------- */
 
 /** Verify chain (leaf first; the rest are untrusted intermediates) against
  *  roots at the current time: signatures, issuers being CAs, dates of
@@ -147,7 +147,7 @@ int mesh__x509_verify(const mesh__x509_chain_t *chain,
 int mesh__x509_warm(const mesh__x509_key_t *key,
                     const mesh__x509_chain_t *chain, mesh_status_t *st);
 
-/* ---- the TLS backend's view (tls/be_*.c only) ----------------------------- */
+/* ---- the TLS backend's view (tls/be_*.c only) ---------------------------- */
 
 /** The library's objects: mbedTLS: mbedtls_x509_crt * (list head) and
  *  mbedtls_pk_context *; OpenSSL: STACK_OF(X509) * and EVP_PKEY *.  Not

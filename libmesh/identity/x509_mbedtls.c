@@ -35,7 +35,7 @@ void mesh__mbedtls_err(int err, char *buf, size_t len) {
   /* mbedTLS texts contain " - " separators but no newlines; keep as is. */
 }
 
-/* ---- chains --------------------------------------------------------------- */
+/* ---- chains -------------------------------------------------------------- */
 
 /* Rebuild the index after the list grew.  @return 0 or -1 (OOM). */
 static int reindex(mesh__x509_chain_t *ch) {
@@ -149,7 +149,7 @@ long mesh__x509_chain_pem(const mesh__x509_chain_t *ch, char *buf,
   return (long)off;
 }
 
-/* ---- one certificate ---------------------------------------------------------- */
+/* ---- one certificate ----------------------------------------------------- */
 
 #define SAN_URI_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 6)
 
@@ -261,7 +261,7 @@ bool mesh__x509_same(const mesh__x509_t *a, const mesh__x509_t *b) {
          memcmp(CRT(a)->raw.p, CRT(b)->raw.p, CRT(a)->raw.len) == 0;
 }
 
-/* ---- keys ----------------------------------------------------------------- */
+/* ---- keys ---------------------------------------------------------------- */
 
 int mesh__x509_key_parse(mesh__x509_key_t **out, const unsigned char *buf,
                          size_t len, bool pem, const char *origin,
@@ -304,7 +304,7 @@ bool mesh__x509_key_matches(const mesh__x509_key_t *k,
          0;
 }
 
-/* ---- verification ------------------------------------------------------------ */
+/* ---- verification -------------------------------------------------------- */
 
 int mesh__x509_verify(const mesh__x509_chain_t *chain,
                       const mesh__x509_chain_t *roots, uint32_t *flags,
@@ -359,7 +359,7 @@ int mesh__x509_warm(const mesh__x509_key_t *key,
   return MESH_OK;
 }
 
-/* ---- the TLS backend's view ----------------------------------------------------- */
+/* ---- the TLS backend's view ---------------------------------------------- */
 
 void *mesh__x509_chain_native(const mesh__x509_chain_t *ch) {
   return ch ? ch->head : NULL;
@@ -390,7 +390,7 @@ int mesh__x509_chain_add_native(mesh__x509_chain_t *ch, void *crt) {
   return mesh__x509_chain_add(ch, mesh__x509_from_native(crt));
 }
 
-/* ---- RNG (the dev CA's, the warm-up's) ------------------------------------------ */
+/* ---- RNG (the dev CA's, the warm-up's) ----------------------------------- */
 
 int mesh__rng_init(mesh__rng_t *r, mesh_status_t *st) {
   mbedtls_entropy_init(&r->entropy);

@@ -58,7 +58,7 @@ static bool crt_ok(X509 *x) {
          !(X509_get_extension_flags(x) & EXFLAG_INVALID);
 }
 
-/* ---- chains --------------------------------------------------------------- */
+/* ---- chains -------------------------------------------------------------- */
 
 mesh__x509_chain_t *mesh__x509_chain_new(void) {
   mesh__x509_chain_t *ch = calloc(1, sizeof *ch);
@@ -217,7 +217,7 @@ long mesh__x509_chain_pem(const mesh__x509_chain_t *ch, char *buf,
   return ok ? n : MESH_ERR_BUFFER;
 }
 
-/* ---- one certificate ---------------------------------------------------------- */
+/* ---- one certificate ----------------------------------------------------- */
 
 size_t mesh__x509_uri_sans(const mesh__x509_t *crt, char *first, size_t cap,
                            size_t *first_len) {
@@ -348,7 +348,7 @@ bool mesh__x509_same(const mesh__x509_t *a, const mesh__x509_t *b) {
   return X509_cmp(X(a), X(b)) == 0;
 }
 
-/* ---- keys ----------------------------------------------------------------- */
+/* ---- keys ---------------------------------------------------------------- */
 
 int mesh__x509_key_parse(mesh__x509_key_t **out, const unsigned char *buf,
                          size_t len, bool pem, const char *origin,
@@ -407,7 +407,7 @@ bool mesh__x509_key_matches(const mesh__x509_key_t *k,
   return ok;
 }
 
-/* ---- verification ------------------------------------------------------------ */
+/* ---- verification -------------------------------------------------------- */
 
 /* What mbedTLS would flag for an OpenSSL verification error. */
 static uint32_t flag_of(int err) {
@@ -504,7 +504,7 @@ int mesh__x509_warm(const mesh__x509_key_t *key,
   return MESH_OK;
 }
 
-/* ---- the TLS backend's view ----------------------------------------------------- */
+/* ---- the TLS backend's view ---------------------------------------------- */
 
 void *mesh__x509_chain_native(const mesh__x509_chain_t *ch) {
   return ch ? ch->sk : NULL;

@@ -25,7 +25,7 @@
 #include <stddef.h>
 
 #include "core/core.h"
-#include "identity/x509_be.h"
+#include "identity/identity.h"
 
 struct mesh__tls;
 struct mesh__tlsgen;

@@ -343,7 +343,8 @@ static int warm_up(mesh__tlsgen_t *g) {
                          &b->drbg);
 #else
   return mbedtls_pk_sign(mesh__x509_key_native(g->creds->key),
-                         MBEDTLS_MD_SHA256, hash, sizeof hash, sig, &siglen, mbedtls_ctr_drbg_random, &b->drbg);
+                         MBEDTLS_MD_SHA256, hash, sizeof hash, sig, &siglen,
+                         mbedtls_ctr_drbg_random, &b->drbg);
 #endif
 }
 

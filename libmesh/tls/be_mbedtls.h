@@ -10,7 +10,6 @@
 #include <mbedtls/version.h>
 #include <pthread.h>
 
-#include "identity/mbx.h"
 #include "tls/tls.h"
 
 /* mbedTLS 3.x hides struct fields behind MBEDTLS_PRIVATE(). */
