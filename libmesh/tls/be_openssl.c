@@ -4,10 +4,11 @@
  *
  * The credentials come from identity/ as OpenSSL objects (x509_openssl.c
  * behind the X.509 seam): the chain, key and roots are handed over by
- * reference, and the peer's X509s go to the shared check the same way.  OpenSSL's own chain
- * verification is replaced (SSL_CTX_set_cert_verify_callback) by the shared
- * decision, mesh__verify_chain(), so the X.509-SVID rules, codes and
- * messages are the same as with mbedTLS. */
+ * reference, and the peer's X509s go to the shared check the same way.
+ * OpenSSL's own chain verification is replaced
+ * (SSL_CTX_set_cert_verify_callback) by the shared decision,
+ * mesh__verify_chain(), so the X.509-SVID rules, codes and messages are
+ * the same as with mbedTLS. */
 #include "tls/be_openssl.h"
 
 #include <errno.h>
