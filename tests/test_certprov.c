@@ -373,10 +373,14 @@ static bool s_client_serial(int port, char *out, size_t len) {
 
 static void serial_hex(mesh_t *m, char *out, size_t len) {
   mesh__creds_t *c = mesh__creds_acquire(m);
-  out[0] = '\0';
-  for (size_t i = 0, k = 0; c && i < c->chain.serial.len && k + 3 < len;
-       i++, k += 2)
-    snprintf(out + k, len - k, "%02x", c->chain.serial.p[i]);
+  char ser[128] = "";
+  if (c)
+    mesh__x509_serial_text(mesh__x509_chain_at(c->chain, 0), ser, sizeof ser);
+  size_t k = 0;
+  for (const char *p = ser; *p && k + 1 < len; p++)
+    if (*p != ':')
+      out[k++] = *p >= 'A' && *p <= 'F' ? (char)(*p - 'A' + 'a') : *p;
+  out[k] = '\0';
   mesh__creds_release(c);
 }
 

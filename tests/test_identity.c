@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "identity/identity.h"
+#include "identity/pemfile.h"
 
 #define TD "example.org"
 #define TD2 "other.org"
@@ -146,21 +147,30 @@ static void test_mesh_ca_init(void) {
   umask(old);
   CU_ASSERT_EQUAL(file_mode(k), 0600);
   CU_ASSERT_EQUAL(file_mode(c), 0644);
-  mbedtls_x509_crt ca;
-  mbedtls_x509_crt_init(&ca);
-  CU_ASSERT_EQUAL_FATAL(mbedtls_x509_crt_parse_file(&ca, c), 0);
-  CU_ASSERT_EQUAL(ca.MESH__MBX(ca_istrue), 1);
-  CU_ASSERT_EQUAL(ca.MESH__MBX(key_usage),
-                  MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN);
-  const mbedtls_x509_buf *uri;
-  CU_ASSERT_EQUAL(mesh__x509_uri_sans(&ca, &uri), 1);
-  CU_ASSERT_EQUAL(uri->len, strlen("spiffe://" TD));
-  CU_ASSERT_EQUAL(memcmp(uri->p, "spiffe://" TD, uri->len), 0);
-  CU_ASSERT_EQUAL(mesh__svid_signing_check(&ca, &st), MESH_OK);
-  CU_ASSERT_EQUAL(mbedtls_pk_get_type(&ca.pk), MBEDTLS_PK_ECKEY);
-  CU_ASSERT_EQUAL(mbedtls_pk_ec(ca.pk)->MESH__MBX(grp).id, MBEDTLS_ECP_DP_SECP256R1);
-  CU_ASSERT_EQUAL(ca.MESH__MBX(sig_md), MBEDTLS_MD_SHA256);
-  mbedtls_x509_crt_free(&ca);
+  mesh__x509_chain_t *cach = mesh__x509_chain_new();
+  CU_ASSERT_EQUAL_FATAL(mesh__pem_load_crts(cach, c, &st), MESH_OK);
+  const mesh__x509_t *ca = mesh__x509_chain_at(cach, 0);
+  CU_ASSERT(mesh__x509_is_ca(ca));
+  unsigned ku = 0;
+  CU_ASSERT(mesh__x509_key_usage(ca, &ku));
+  CU_ASSERT_EQUAL(ku, MESH__KU_KEY_CERT_SIGN | MESH__KU_CRL_SIGN);
+  char uri[64];
+  size_t ulen;
+  CU_ASSERT_EQUAL(mesh__x509_uri_sans(ca, uri, sizeof uri, &ulen), 1);
+  CU_ASSERT_EQUAL(ulen, strlen("spiffe://" TD));
+  CU_ASSERT_EQUAL(memcmp(uri, "spiffe://" TD, ulen), 0);
+  CU_ASSERT_EQUAL(mesh__svid_signing_check(ca, &st), MESH_OK);
+  mesh__x509_chain_free(cach);
+  /* P-256 key, ECDSA with SHA-256 (read by the openssl tool) */
+  if (th_require("openssl", "openssl")) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "openssl x509 -in '%s' -noout -text | grep -q 'prime256v1' && "
+             "openssl x509 -in '%s' -noout -text | "
+             "grep -q 'Signature Algorithm: ecdsa-with-SHA256'",
+             c, c);
+    CU_ASSERT_EQUAL(th_sh(cmd), 0);
+  }
 }
 
 struct issue_case {
@@ -301,43 +311,46 @@ static void test_mesh_ca_issue(void) {
   CU_ASSERT_EQUAL(mesh_ca_issue(ca, cak, WEB, nb, na, 0, c2, k2, &st),
                   MESH_OK);
   CU_ASSERT_EQUAL(file_mode(k1), 0600);
-  mbedtls_x509_crt a, b;
-  mbedtls_x509_crt_init(&a);
-  mbedtls_x509_crt_init(&b);
-  CU_ASSERT_EQUAL_FATAL(mbedtls_x509_crt_parse_file(&a, c1), 0);
-  CU_ASSERT_EQUAL_FATAL(mbedtls_x509_crt_parse_file(&b, c2), 0);
+  mesh__x509_chain_t *ach = mesh__x509_chain_new();
+  mesh__x509_chain_t *bch = mesh__x509_chain_new();
+  CU_ASSERT_EQUAL_FATAL(mesh__pem_load_crts(ach, c1, &st), MESH_OK);
+  CU_ASSERT_EQUAL_FATAL(mesh__pem_load_crts(bch, c2, &st), MESH_OK);
+  const mesh__x509_t *a = mesh__x509_chain_at(ach, 0);
+  const mesh__x509_t *b = mesh__x509_chain_at(bch, 0);
   /* random 128-bit serials, fresh keys */
-  CU_ASSERT(a.serial.len == b.serial.len &&
-            memcmp(a.serial.p, b.serial.p, a.serial.len) != 0);
-  CU_ASSERT(a.serial.len >= 15);
-  CU_ASSERT(a.pk_raw.len != b.pk_raw.len ||
-            memcmp(a.pk_raw.p, b.pk_raw.p, a.pk_raw.len) != 0);
+  char sa[128], sb[128];
+  CU_ASSERT_EQUAL(mesh__x509_serial_text(a, sa, sizeof sa), 0);
+  CU_ASSERT_EQUAL(mesh__x509_serial_text(b, sb, sizeof sb), 0);
+  CU_ASSERT_STRING_NOT_EQUAL(sa, sb);
+  CU_ASSERT(strlen(sa) >= 15 * 3 - 1); /* >= 15 bytes as "AB:" */
+  mesh__x509_key_t *kb = NULL;
+  CU_ASSERT_EQUAL_FATAL(mesh__pem_load_key(&kb, k2, &st), MESH_OK);
+  CU_ASSERT(mesh__x509_key_matches(kb, b));
+  CU_ASSERT(!mesh__x509_key_matches(kb, a));
+  mesh__x509_key_free(kb);
   /* the requested validity, to the second */
-  struct tm tm;
-  time_t t = (time_t)nb;
-  gmtime_r(&t, &tm);
-  CU_ASSERT_EQUAL(a.valid_from.year, tm.tm_year + 1900);
-  CU_ASSERT_EQUAL(a.valid_from.min, tm.tm_min);
-  CU_ASSERT_EQUAL(a.valid_from.sec, tm.tm_sec);
-  t = (time_t)na;
-  gmtime_r(&t, &tm);
-  CU_ASSERT_EQUAL(a.valid_to.hour, tm.tm_hour);
-  CU_ASSERT_EQUAL(a.valid_to.sec, tm.tm_sec);
-  CU_ASSERT_EQUAL(a.MESH__MBX(ca_istrue), 0);
-  CU_ASSERT_EQUAL(a.MESH__MBX(key_usage), MBEDTLS_X509_KU_DIGITAL_SIGNATURE);
+  CU_ASSERT_EQUAL(mesh__x509_not_before(a), nb);
+  CU_ASSERT_EQUAL(mesh__x509_not_after(a), na);
+  CU_ASSERT(!mesh__x509_is_ca(a));
+  unsigned ku = 0;
+  CU_ASSERT(mesh__x509_key_usage(a, &ku));
+  CU_ASSERT_EQUAL(ku, MESH__KU_DIGITAL_SIGNATURE);
   char id[MESH_SPIFFE_ID_MAX + 1];
-  CU_ASSERT_EQUAL(mesh__svid_leaf_check(&a, id, sizeof id, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh__svid_leaf_check(a, id, sizeof id, &st), MESH_OK);
   CU_ASSERT_STRING_EQUAL(id, WEB);
-  /* issuer DN of the leaf is byte-identical to the CA's subject */
-  mbedtls_x509_crt cac;
-  mbedtls_x509_crt_init(&cac);
-  CU_ASSERT_EQUAL_FATAL(mbedtls_x509_crt_parse_file(&cac, ca), 0);
-  CU_ASSERT_EQUAL(a.issuer_raw.len, cac.subject_raw.len);
+  /* issuer DN of the leaf is the CA's subject */
+  mesh__x509_chain_t *cac = mesh__x509_chain_new();
+  CU_ASSERT_EQUAL_FATAL(mesh__pem_load_crts(cac, ca, &st), MESH_OK);
+  char dn1[512], dn2[512];
+  CU_ASSERT_EQUAL(mesh__x509_dn_text(a, true, dn1, sizeof dn1), 0);
   CU_ASSERT_EQUAL(
-      memcmp(a.issuer_raw.p, cac.subject_raw.p, cac.subject_raw.len), 0);
-  mbedtls_x509_crt_free(&cac);
-  mbedtls_x509_crt_free(&a);
-  mbedtls_x509_crt_free(&b);
+      mesh__x509_dn_text(mesh__x509_chain_at(cac, 0), false, dn2, sizeof dn2),
+      0);
+  CU_ASSERT_STRING_EQUAL(dn1, dn2);
+  CU_ASSERT_EQUAL(strncmp(dn1, "O=SPIFFE, ", 10), 0);
+  mesh__x509_chain_free(cac);
+  mesh__x509_chain_free(ach);
+  mesh__x509_chain_free(bch);
   /* a 2048-byte SPIFFE ID fits */
   char longid[MESH_SPIFFE_ID_MAX + 1];
   snprintf(longid, sizeof longid, "spiffe://%s/", TD);
@@ -351,9 +364,11 @@ static void test_mesh_ca_issue(void) {
   CU_ASSERT_EQUAL(mesh_ca_issue(ca, cak, longid, 0, 0, MESH_CA_ISSUE_TWO_URIS,
                                 c2, k2, &st),
                   MESH_OK);
-  CU_ASSERT_EQUAL(mbedtls_x509_crt_parse_file(&b, c2), 0);
-  CU_ASSERT_EQUAL(mesh__x509_uri_sans(&b, NULL), 2);
-  mbedtls_x509_crt_free(&b);
+  bch = mesh__x509_chain_new();
+  CU_ASSERT_EQUAL(mesh__pem_load_crts(bch, c2, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh__x509_uri_sans(mesh__x509_chain_at(bch, 0), NULL, 0, NULL),
+                  2);
+  mesh__x509_chain_free(bch);
   free(ca);
   free(cak);
   free(c1);
@@ -630,14 +645,13 @@ static void test_mesh_new_identity_federation(void) {
   mesh__creds_t *c = mesh__creds_acquire(m);
   CU_ASSERT_PTR_NOT_NULL_FATAL(c);
   CU_ASSERT_EQUAL(c->nbundles, 2);
-  mbedtls_x509_crt peer;
-  mbedtls_x509_crt_init(&peer);
-  CU_ASSERT_EQUAL(mbedtls_x509_crt_parse_file(&peer, th_path("api.crt")), 0);
+  mesh__x509_chain_t *peer = mesh__x509_chain_new();
+  CU_ASSERT_EQUAL(mesh__pem_load_crts(peer, th_path("api.crt"), &st), MESH_OK);
   char id[MESH_SPIFFE_ID_MAX + 1];
-  CU_ASSERT_EQUAL(mesh__creds_verify_peer(c, &peer, id, sizeof id, &st),
+  CU_ASSERT_EQUAL(mesh__creds_verify_peer(c, peer, id, sizeof id, &st),
                   MESH_OK);
   CU_ASSERT_STRING_EQUAL(id, "spiffe://other.org/api");
-  mbedtls_x509_crt_free(&peer);
+  mesh__x509_chain_free(peer);
   mesh__creds_release(c);
   mesh_free(m);
 }
@@ -924,7 +938,7 @@ static void *spin(void *p) {
   for (long i = 0; i < 200000 && !atomic_load(&a->stop); i++) {
     mesh__creds_t *c = mesh__creds_acquire(a->m);
     if (!c || strncmp(c->id, "spiffe://example.org/", 21) != 0 ||
-        c->chain.raw.p == NULL)
+        mesh__x509_chain_len(c->chain) == 0)
       atomic_fetch_add(&a->bad, 1);
     atomic_fetch_add(&a->n, 1);
     mesh__creds_release(c);

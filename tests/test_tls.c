@@ -15,9 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <mbedtls/x509_crt.h>
-
 #include "test_tls_peer.h"
+#include "identity/pemfile.h"
 #include "tls/tls.h"
 
 #define CONTAINS(hay, needle) CU_ASSERT(tp_contains((hay), (needle)))
@@ -55,15 +54,16 @@ static void test_mesh_dial_echo(void) {
   char pem[8192];
   long n = mesh_conn_peer_chain_pem(c, pem, sizeof pem);
   CU_ASSERT(n > 0 && (size_t)n == strlen(pem));
-  mbedtls_x509_crt crt;
-  mbedtls_x509_crt_init(&crt);
-  CU_ASSERT_EQUAL(mbedtls_x509_crt_parse(&crt, (unsigned char *)pem,
-                                         strlen(pem) + 1),
-                  0);
+  mesh__x509_chain_t *crt = mesh__x509_chain_new();
+  CU_ASSERT_EQUAL(mesh__x509_chain_parse(crt, (unsigned char *)pem,
+                                         strlen(pem) + 1, true, "pem", NULL),
+                  MESH_OK);
   char id[256];
-  CU_ASSERT_EQUAL(mesh__svid_leaf_check(&crt, id, sizeof id, NULL), MESH_OK);
+  CU_ASSERT_EQUAL(mesh__svid_leaf_check(mesh__x509_chain_at(crt, 0), id,
+                                        sizeof id, NULL),
+                  MESH_OK);
   CU_ASSERT_STRING_EQUAL(id, SERVER_ID);
-  mbedtls_x509_crt_free(&crt);
+  mesh__x509_chain_free(crt);
   char small[16];
   CU_ASSERT_EQUAL(mesh_conn_peer_chain_pem(c, small, sizeof small),
                   MESH_ERR_BUFFER);
@@ -670,16 +670,16 @@ static void replace_svid(const char *src, const char *dst) {
 
 /* Is the first certificate of pem the first one of the file? */
 static bool same_leaf(const char *pem, const char *path) {
-  mbedtls_x509_crt a, b;
-  mbedtls_x509_crt_init(&a);
-  mbedtls_x509_crt_init(&b);
-  bool same = mbedtls_x509_crt_parse(&a, (const unsigned char *)pem,
-                                     strlen(pem) + 1) == 0 &&
-              mbedtls_x509_crt_parse_file(&b, path) == 0 &&
-              a.raw.len == b.raw.len &&
-              memcmp(a.raw.p, b.raw.p, a.raw.len) == 0;
-  mbedtls_x509_crt_free(&a);
-  mbedtls_x509_crt_free(&b);
+  mesh__x509_chain_t *a = mesh__x509_chain_new();
+  mesh__x509_chain_t *b = mesh__x509_chain_new();
+  bool same = mesh__x509_chain_parse(a, (const unsigned char *)pem,
+                                     strlen(pem) + 1, true, "pem",
+                                     NULL) == MESH_OK &&
+              mesh__pem_load_crts(b, path, NULL) == MESH_OK &&
+              mesh__x509_same(mesh__x509_chain_at(a, 0),
+                              mesh__x509_chain_at(b, 0));
+  mesh__x509_chain_free(a);
+  mesh__x509_chain_free(b);
   return same;
 }
 

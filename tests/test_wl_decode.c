@@ -3,9 +3,8 @@
  * X509SVIDResponse messages built with protobuf-c from certificates of the
  * library's development CA (two trust domains). */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-
-#include <mbedtls/pk.h>
 
 #include "helpers.h"
 #include "identity/pemfile.h"
@@ -18,32 +17,24 @@ typedef struct der {
 } der_t;
 
 static der_t crt_der(const char *path) {
-  mbedtls_x509_crt c;
-  mbedtls_x509_crt_init(&c);
+  mesh__x509_chain_t *c = mesh__x509_chain_new();
   der_t d = {0};
-  if (mesh__pem_load_crts(&c, path, NULL) == MESH_OK) {
-    d.p = malloc(c.raw.len);
-    memcpy(d.p, c.raw.p, c.raw.len);
-    d.n = c.raw.len;
-  }
-  mbedtls_x509_crt_free(&c);
+  if (mesh__pem_load_crts(c, path, NULL) == MESH_OK &&
+      mesh__x509_der(mesh__x509_chain_at(c, 0), &d.p, &d.n) != 0)
+    d = (der_t){0};
+  mesh__x509_chain_free(c);
   return d;
 }
 
+/* The key as DER (the dev CA writes SEC1 PEM), by the openssl tool. */
 static der_t key_der(const char *path) {
-  mbedtls_pk_context k;
-  mbedtls_pk_init(&k);
   der_t d = {0};
-  uint8_t buf[4096];
-  if (mesh__pem_load_key(&k, path, NULL) == MESH_OK) {
-    int n = mbedtls_pk_write_key_der(&k, buf, sizeof buf);
-    if (n > 0) {
-      d.p = malloc((size_t)n);
-      memcpy(d.p, buf + sizeof buf - n, (size_t)n);
-      d.n = (size_t)n;
-    }
-  }
-  mbedtls_pk_free(&k);
+  char out[600], cmd[1400];
+  snprintf(out, sizeof out, "%s.der", path);
+  snprintf(cmd, sizeof cmd, "openssl pkey -in '%s' -outform DER -out '%s'",
+           path, out);
+  if (th_sh(cmd) == 0)
+    d.p = (uint8_t *)th_slurp(out, &d.n);
   return d;
 }
 

@@ -92,9 +92,13 @@ static void print_source(mesh_t *m) {
 static void print_creds(mesh_t *m, const mesh__creds_t *c) {
   print_source(m);
   printf("spiffe_id:  %s\n", c->id);
+  /* lower-case hex without separators, as `openssl x509 -serial` */
+  char ser[128] = "";
+  mesh__x509_serial_text(mesh__x509_chain_at(c->chain, 0), ser, sizeof ser);
   printf("serial:     ");
-  for (size_t i = 0; i < c->chain.serial.len; i++)
-    printf("%02x", c->chain.serial.p[i]);
+  for (const char *p = ser; *p; p++)
+    if (*p != ':')
+      putchar(*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
   char na[32];
   time_t t = (time_t)c->not_after;
   struct tm tm;

@@ -3,6 +3,7 @@
  * with a CTR-DRBG, x509write_crt, hand-built SAN and EKU (2.28 has no
  * writer for them), PEM of certificates and keys. */
 #include "identity/ca_be.h"
+#include "identity/mbx.h"
 #include "identity/pemfile.h"
 
 #include <pthread.h>
@@ -27,8 +28,10 @@ struct mesh__ca_key {
 };
 
 struct mesh__ca_ca {
-  mbedtls_x509_crt crt; /* first certificate = the CA */
-  mesh__ca_key_t key;
+  mesh__x509_chain_t *ch; /* the CA file, through the X.509 seam */
+  mesh__x509_key_t *k;
+  const mbedtls_x509_crt *crt;  /* its first certificate = the CA */
+  const mbedtls_pk_context *pk; /* the CA's key */
 };
 
 static int tls_fail(mesh_status_t *st, int err, const char *what,
@@ -122,17 +125,21 @@ int mesh__ca_load(mesh__ca_ca_t **out, const char *cert, const char *key,
   mesh__ca_ca_t *c = calloc(1, sizeof *c);
   if (!c)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  mbedtls_x509_crt_init(&c->crt);
-  mbedtls_pk_init(&c->key.pk);
-  int rc = mesh__pem_load_crts(&c->crt, cert, st);
+  c->ch = mesh__x509_chain_new();
+  int rc = c->ch ? mesh__pem_load_crts(c->ch, cert, st)
+                 : mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   if (rc == MESH_OK)
-    rc = mesh__pem_load_key(&c->key.pk, key, st);
+    rc = mesh__pem_load_key(&c->k, key, st);
+  if (rc == MESH_OK) {
+    c->crt = mesh__x509_chain_native(c->ch);
+    c->pk = mesh__x509_key_native(c->k);
+  }
   if (rc == MESH_OK &&
-      mbedtls_pk_check_pair(&c->crt.pk, &c->key.pk MESH__MBX_RNG) != 0)
+      !mesh__x509_key_matches(c->k, mesh__x509_chain_at(c->ch, 0)))
     rc = mesh__fail(st, MESH_ERR_KEY_MISMATCH,
                     "%s: private key does not match the CA certificate %s",
                     key, cert);
-  if (rc == MESH_OK && !c->crt.MESH__MBX(ca_istrue))
+  if (rc == MESH_OK && !c->crt->MESH__MBX(ca_istrue))
     rc = mesh__fail(st, MESH_ERR_SVID,
                     "%s: not a CA certificate (basicConstraints CA:FALSE)",
                     cert);
@@ -147,8 +154,8 @@ int mesh__ca_load(mesh__ca_ca_t **out, const char *cert, const char *key,
 void mesh__ca_free(mesh__ca_ca_t *c) {
   if (!c)
     return;
-  mbedtls_x509_crt_free(&c->crt);
-  mbedtls_pk_free(&c->key.pk);
+  mesh__x509_chain_free(c->ch);
+  mesh__x509_key_free(c->k);
   free(c);
 }
 
@@ -358,11 +365,12 @@ int mesh__ca_sign(const mesh__ca_tbs_t *t, mesh__ca_key_t *subject_key,
   mbedtls_x509write_crt_init(&w);
   int rc = der && pem ? MESH_OK : mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   if (rc == MESH_OK && issuer)
-    rc = copy_issuer(&w, &issuer->crt.subject, st);
+    rc = copy_issuer(&w, &issuer->crt->subject, st);
   int e = 0, n = 0;
   if (rc == MESH_OK) {
     e = fill(&w, t, &subject_key->pk,
-             issuer ? &issuer->key.pk : &subject_key->pk, issuer == NULL);
+             issuer ? (mbedtls_pk_context *)issuer->pk : &subject_key->pk,
+             issuer == NULL);
     if (e == 0)
       n = mbedtls_x509write_crt_der(&w, der, MESH__CA_DER_MAX, rng_fn, NULL);
     if (e == 0 && n < 0)
@@ -374,7 +382,7 @@ int mesh__ca_sign(const mesh__ca_tbs_t *t, mesh__ca_key_t *subject_key,
   if (rc == MESH_OK) {
     e = append_pem(der + MESH__CA_DER_MAX - n, (size_t)n, pem, &off);
     if (e == 0 && t->append_issuer && issuer)
-      e = append_pem(issuer->crt.raw.p, issuer->crt.raw.len, pem, &off);
+      e = append_pem(issuer->crt->raw.p, issuer->crt->raw.len, pem, &off);
     if (e)
       rc = tls_fail(st, e, "cannot encode ", what);
   }

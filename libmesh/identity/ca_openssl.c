@@ -2,9 +2,9 @@
 /* The dev CA's crypto seam (ca_be.h) on OpenSSL 3: P-256 keys
  * (EVP_EC_gen), X509 + X509V3 extensions, PEM of certificates and SEC1
  * keys.  Certificates carry the same names, string types, extensions and
- * criticality as ca_mbedtls.c's; loading the CA gives the same codes and
- * messages as identity/pemfile.c's loaders (the crypto library's own words
- * after the last ": " excepted).  No mbedTLS call in this file. */
+ * criticality as ca_mbedtls.c's; the CA files are loaded through the
+ * X.509 seam (pemfile.c's loaders over x509_openssl.c), so codes and
+ * messages are those of every other PEM file.  No mbedTLS call here. */
 #include "identity/ca_be.h"
 #include "identity/pemfile.h"
 
@@ -27,8 +27,10 @@ struct mesh__ca_key {
 };
 
 struct mesh__ca_ca {
-  X509 *crt; /* first certificate of the file = the CA */
-  mesh__ca_key_t key;
+  mesh__x509_chain_t *ch; /* the CA file, through the X.509 seam */
+  mesh__x509_key_t *k;
+  X509 *crt;              /* its first certificate = the CA (ch's) */
+  mesh__ca_key_t key;     /* k's EVP_PKEY, borrowed */
 };
 
 /* The last OpenSSL error of this thread as text; clears the queue (the TLS
@@ -98,129 +100,30 @@ int mesh__ca_key_write(mesh__ca_key_t *k, const char *path,
 
 /* ---- loading the CA ---------------------------------------------------- */
 
-/* No passphrase: an encrypted key is refused, never prompted for. */
-static int no_pass(char *buf, int size, int rw, void *u) {
-  (void)buf, (void)size, (void)rw, (void)u;
-  return -1;
-}
-
-/* Every CERTIFICATE block of PEM text, cut at its markers (as mbedTLS's
- * parser does, so a broken block is counted, never skipped): the first
- * good one is kept, bad ones counted in *bad. */
-static X509 *pem_first_crt(const char *text, int *bad) {
-  static const char begin[] = "-----BEGIN CERTIFICATE-----";
-  static const char end[] = "-----END CERTIFICATE-----";
-  X509 *first = NULL;
-  *bad = 0;
-  for (const char *p = strstr(text, begin); p; p = strstr(p, begin)) {
-    const char *e = strstr(p + sizeof begin - 1, end);
-    if (!e) {
-      (*bad)++;
-      break;
-    }
-    e += sizeof end - 1;
-    BIO *b = BIO_new_mem_buf(p, (int)(e - p));
-    X509 *x = b ? PEM_read_bio_X509(b, NULL, no_pass, NULL) : NULL;
-    BIO_free(b);
-    if (!x)
-      (*bad)++;
-    else if (!first)
-      first = x;
-    else
-      X509_free(x);
-    p = e;
-  }
-  return first;
-}
-
-static int load_crt(X509 **out, const char *path, mesh_status_t *st) {
-  unsigned char *buf;
-  size_t len;
-  int rc = mesh__pem_read(path, &buf, &len, st);
-  if (rc != MESH_OK)
-    return rc;
-  bool pem = strstr((const char *)buf, "-----BEGIN ") != NULL;
-  if (pem && !strstr((const char *)buf, "-----BEGIN CERTIFICATE-----")) {
-    free(buf);
-    return mesh__fail(st, MESH_ERR_PEM, "%s: no PEM CERTIFICATE block", path);
-  }
-  int bad = 0;
-  X509 *x = NULL;
-  if (pem) {
-    x = pem_first_crt((const char *)buf, &bad);
-  } else {
-    const unsigned char *p = buf;
-    x = d2i_X509(NULL, &p, (long)(len - 1));
-  }
-  free(buf);
-  if (x && bad) {
-    X509_free(x);
-    ERR_clear_error();
-    return mesh__fail(st, MESH_ERR_PEM,
-                      "%s: %d certificate%s could not be parsed", path, bad,
-                      bad > 1 ? "s" : "");
-  }
-  if (!x) {
-    char e[160];
-    ossl_err(e, sizeof e);
-    return mesh__fail(st, MESH_ERR_PEM, "%s: malformed certificate: %s", path,
-                      e);
-  }
-  ERR_clear_error();
-  *out = x;
-  return MESH_OK;
-}
-
-static int load_key(EVP_PKEY **out, const char *path, mesh_status_t *st) {
-  unsigned char *buf;
-  size_t len;
-  int rc = mesh__pem_read(path, &buf, &len, st);
-  if (rc != MESH_OK)
-    return rc;
-  const char *s = (const char *)buf;
-  bool pem = strstr(s, "-----BEGIN ") != NULL;
-  bool enc = pem && (strstr(s, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
-                     strstr(s, "Proc-Type: 4,ENCRYPTED"));
-  EVP_PKEY *pk = NULL;
-  if (pem && !enc) {
-    BIO *b = BIO_new_mem_buf(buf, (int)(len - 1));
-    pk = b ? PEM_read_bio_PrivateKey(b, NULL, no_pass, NULL) : NULL;
-    BIO_free(b);
-  } else if (!pem) {
-    const unsigned char *p = buf;
-    pk = d2i_AutoPrivateKey(NULL, &p, (long)(len - 1));
-  }
-  OPENSSL_cleanse(buf, len);
-  free(buf);
-  if (enc)
-    return mesh__fail(st, MESH_ERR_PEM,
-                      "%s: private key is encrypted (not supported)", path);
-  if (!pk) {
-    char e[160];
-    ossl_err(e, sizeof e);
-    return mesh__fail(st, MESH_ERR_PEM, "%s: malformed private key: %s", path,
-                      e);
-  }
-  *out = pk;
-  return MESH_OK;
-}
-
 int mesh__ca_load(mesh__ca_ca_t **out, const char *cert, const char *key,
                   mesh_status_t *st) {
   *out = NULL;
   mesh__ca_ca_t *c = calloc(1, sizeof *c);
   if (!c)
     return mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
-  int rc = load_crt(&c->crt, cert, st);
+  /* The seam's loaders: pemfile.c's codes and messages, whatever the
+   * library (x509_openssl.c). */
+  c->ch = mesh__x509_chain_new();
+  int rc = c->ch ? mesh__pem_load_crts(c->ch, cert, st)
+                 : mesh__fail(st, MESH_ERR_NOMEM, "out of memory");
   if (rc == MESH_OK)
-    rc = load_key(&c->key.pk, key, st);
-  if (rc == MESH_OK && X509_check_private_key(c->crt, c->key.pk) != 1)
+    rc = mesh__pem_load_key(&c->k, key, st);
+  if (rc == MESH_OK) {
+    STACK_OF(X509) *sk = mesh__x509_chain_native(c->ch);
+    c->crt = sk_X509_value(sk, 0);
+    c->key.pk = mesh__x509_key_native(c->k);
+  }
+  if (rc == MESH_OK &&
+      !mesh__x509_key_matches(c->k, mesh__x509_chain_at(c->ch, 0)))
     rc = mesh__fail(st, MESH_ERR_KEY_MISMATCH,
                     "%s: private key does not match the CA certificate %s",
                     key, cert);
-  /* EXFLAG_CA: basicConstraints present with cA TRUE (what mbedTLS's
-   * ca_istrue says; X509_check_ca would also accept v1 roots). */
-  if (rc == MESH_OK && !(X509_get_extension_flags(c->crt) & EXFLAG_CA))
+  if (rc == MESH_OK && !mesh__x509_is_ca(mesh__x509_chain_at(c->ch, 0)))
     rc = mesh__fail(st, MESH_ERR_SVID,
                     "%s: not a CA certificate (basicConstraints CA:FALSE)",
                     cert);
@@ -236,8 +139,8 @@ int mesh__ca_load(mesh__ca_ca_t **out, const char *cert, const char *key,
 void mesh__ca_free(mesh__ca_ca_t *c) {
   if (!c)
     return;
-  X509_free(c->crt);
-  EVP_PKEY_free(c->key.pk);
+  mesh__x509_chain_free(c->ch);
+  mesh__x509_key_free(c->k);
   free(c);
 }
 

@@ -6,19 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <mbedtls/ecp.h>
 
 static void creds_free(mesh__creds_t *c) {
   if (!c)
     return;
-  mbedtls_x509_crt_free(&c->chain);
-  mbedtls_pk_free(&c->key);
+  mesh__x509_chain_free(c->chain);
+  mesh__x509_key_free(c->key);
   for (size_t i = 0; i < c->nbundles; i++)
-    mbedtls_x509_crt_free(&c->bundles[i].roots);
+    mesh__x509_chain_free(c->bundles[i].roots);
   free(c->bundles);
-  mbedtls_x509_crt_free(&c->all_roots);
+  mesh__x509_chain_free(c->all_roots);
   free(c);
 }
 
@@ -27,17 +24,19 @@ static mesh__creds_t *creds_alloc(size_t nbundles) {
   if (!c)
     return NULL;
   atomic_init(&c->refs, 1);
-  mbedtls_x509_crt_init(&c->chain);
-  mbedtls_pk_init(&c->key);
-  mbedtls_x509_crt_init(&c->all_roots);
+  c->chain = mesh__x509_chain_new();
+  c->all_roots = mesh__x509_chain_new();
   c->bundles = calloc(nbundles ? nbundles : 1, sizeof *c->bundles);
-  if (!c->bundles) {
-    free(c);
+  c->nbundles = nbundles;
+  bool ok = c->chain && c->all_roots && c->bundles;
+  for (size_t i = 0; ok && i < nbundles; i++)
+    ok = (c->bundles[i].roots = mesh__x509_chain_new()) != NULL;
+  if (!ok) {
+    if (!c->bundles)
+      c->nbundles = 0;
+    creds_free(c);
     return NULL;
   }
-  for (size_t i = 0; i < nbundles; i++)
-    mbedtls_x509_crt_init(&c->bundles[i].roots);
-  c->nbundles = nbundles;
   return c;
 }
 
@@ -61,26 +60,22 @@ static int with_prefix(mesh_status_t *st, int rc, const char *prefix) {
   return mesh__fail(st, rc, "%s: %s", prefix, msg);
 }
 
-static int64_t x509_time_to_unix(const mbedtls_x509_time *t) {
-  struct tm tm = {.tm_year = t->year - 1900,
-                  .tm_mon = t->mon - 1,
-                  .tm_mday = t->day,
-                  .tm_hour = t->hour,
-                  .tm_min = t->min,
-                  .tm_sec = t->sec};
-  return (int64_t)timegm(&tm);
+/* Leaf validity into c (the chain holds a leaf: the SVID check passed). */
+static void leaf_dates(mesh__creds_t *c) {
+  const mesh__x509_t *leaf = mesh__x509_chain_at(c->chain, 0);
+  c->not_before = mesh__x509_not_before(leaf);
+  c->not_after = mesh__x509_not_after(leaf);
 }
 
 static int load_chain(mesh__creds_t *c, const char *path, mesh_status_t *st) {
-  int rc = mesh__pem_load_crts(&c->chain, path, st);
+  int rc = mesh__pem_load_crts(c->chain, path, st);
   if (rc != MESH_OK)
     return rc;
-  rc = mesh__svid_chain_check(&c->chain, c->id, sizeof c->id, st);
+  rc = mesh__svid_chain_check(c->chain, c->id, sizeof c->id, st);
   if (rc != MESH_OK)
     return with_prefix(st, rc, path);
   mesh_spiffe_id_parse(c->id, c->td, sizeof c->td, NULL, 0, NULL);
-  c->not_before = x509_time_to_unix(&c->chain.valid_from);
-  c->not_after = x509_time_to_unix(&c->chain.valid_to);
+  leaf_dates(c);
   return MESH_OK;
 }
 
@@ -89,7 +84,7 @@ static int load_key(mesh__creds_t *c, const char *path, const char *cert,
   int rc = mesh__pem_load_key(&c->key, path, st);
   if (rc != MESH_OK)
     return rc;
-  if (mbedtls_pk_check_pair(&c->chain.pk, &c->key MESH__MBX_RNG) != 0)
+  if (!mesh__x509_key_matches(c->key, mesh__x509_chain_at(c->chain, 0)))
     return mesh__fail(st, MESH_ERR_KEY_MISMATCH,
                       "%s: private key does not match the certificate in %s",
                       path, cert);
@@ -99,15 +94,14 @@ static int load_key(mesh__creds_t *c, const char *path, const char *cert,
 static int load_bundle(mesh__bundle_t *b, const char *td, const char *path,
                        mesh_status_t *st) {
   mesh__strlcpy(b->td, td, sizeof b->td);
-  int rc = mesh__pem_load_crts(&b->roots, path, st);
+  int rc = mesh__pem_load_crts(b->roots, path, st);
   if (rc != MESH_OK)
     return rc;
-  int i = 1;
-  for (const mbedtls_x509_crt *r = &b->roots; r && r->raw.p; r = r->next, i++) {
-    rc = mesh__svid_signing_check(r, st);
+  for (size_t i = 0; i < mesh__x509_chain_len(b->roots); i++) {
+    rc = mesh__svid_signing_check(mesh__x509_chain_at(b->roots, i), st);
     if (rc != MESH_OK) {
       char p[4200];
-      snprintf(p, sizeof p, "%s: certificate #%d", path, i);
+      snprintf(p, sizeof p, "%s: certificate #%zu", path, i + 1);
       return with_prefix(st, rc, p);
     }
   }
@@ -133,64 +127,24 @@ static int load_bundles(mesh__creds_t *c, const mesh__creds_src_t *src,
   return MESH_OK;
 }
 
-/* The union of every bundle, as mbedTLS's ca_chain wants it. */
+/* The union of every bundle (the TLS library's own trust store). */
 static int build_all_roots(mesh__creds_t *c, mesh_status_t *st) {
   for (size_t i = 0; i < c->nbundles; i++) {
-    for (const mbedtls_x509_crt *r = &c->bundles[i].roots; r && r->raw.p;
-         r = r->next) {
-      if (mbedtls_x509_crt_parse_der(&c->all_roots, r->raw.p, r->raw.len))
+    const mesh__x509_chain_t *b = c->bundles[i].roots;
+    for (size_t k = 0; k < mesh__x509_chain_len(b); k++)
+      if (mesh__x509_chain_add(c->all_roots, mesh__x509_chain_at(b, k)))
         return mesh__fail(st, MESH_ERR_NOMEM, "cannot copy trust bundle");
-    }
   }
   return MESH_OK;
 }
 
-/* mbedTLS (FIXED_POINT_OPTIM) fills an EC group's comb table for the
- * base point lazily, inside the first multiplication, by writing to the
- * group.  Published creds are shared by concurrent handshakes, so that
- * first write would race: compute it here, before anyone else sees it. */
-static int warm_pk(mbedtls_pk_context *pk, mesh__rng_t *r) {
-  if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY &&
-      mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECDSA)
-    return 0;
-  mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*pk);
-  mbedtls_ecp_point R;
-  mbedtls_mpi k;
-  mbedtls_ecp_point_init(&R);
-  mbedtls_mpi_init(&k);
-  int e = mbedtls_mpi_lset(&k, 2);
-  if (e == 0)
-    e = mbedtls_ecp_mul(&ec->MESH__MBX(grp), &R, &k, &ec->MESH__MBX(grp).G, mbedtls_ctr_drbg_random,
-                        &r->drbg);
-  mbedtls_mpi_free(&k);
-  mbedtls_ecp_point_free(&R);
-  return e;
-}
-
-static int warm_chain(mbedtls_x509_crt *crt, mesh__rng_t *r) {
-  for (; crt && crt->raw.p; crt = crt->next) {
-    int e = warm_pk(&crt->pk, r);
-    if (e)
-      return e;
-  }
-  return 0;
-}
-
+/* Whatever the library computes lazily (mbedTLS: EC comb tables) is
+ * computed before the creds are published and shared. */
 static int warm(mesh__creds_t *c, mesh_status_t *st) {
-  mesh__rng_t r;
-  int rc = mesh__rng_init(&r, st);
-  if (rc != MESH_OK)
-    return rc;
-  int e = warm_pk(&c->key, &r);
-  if (e == 0)
-    e = warm_chain(&c->all_roots, &r);
-  for (size_t i = 0; e == 0 && i < c->nbundles; i++)
-    e = warm_chain(&c->bundles[i].roots, &r);
-  mesh__rng_free(&r);
-  if (e)
-    return mesh__fail(st, MESH_ERR_TLS, "cannot prepare EC keys (-0x%04x)",
-                      (unsigned)-e);
-  return MESH_OK;
+  int rc = mesh__x509_warm(c->key, c->all_roots, st);
+  for (size_t i = 0; rc == MESH_OK && i < c->nbundles; i++)
+    rc = mesh__x509_warm(NULL, c->bundles[i].roots, st);
+  return rc;
 }
 
 static int map_bundles(mesh__creds_t *c, const mesh__bundle_map_t *map,
@@ -213,8 +167,8 @@ static int check_own(mesh__creds_t *c, const mesh__creds_src_t *src,
                       src->cert, c->td);
   uint32_t ignore = 0;
   if (src->allow_expired)
-    ignore = MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE;
-  int rc = mesh__svid_verify(&c->chain, b, c->id, ignore, st);
+    ignore = MESH__X509_EXPIRED | MESH__X509_FUTURE;
+  int rc = mesh__svid_verify(c->chain, b, c->id, ignore, st);
   return rc == MESH_OK ? rc : with_prefix(st, rc, src->cert);
 }
 
@@ -295,46 +249,42 @@ static int map_bundles(mesh__creds_t *c, const mesh__bundle_map_t *map,
 
 /* ---- from DER (pushing sources) ------------------------------------------ */
 
-static int der_crts(mbedtls_x509_crt *out, const uint8_t *p, size_t n,
+static int der_crts(mesh__x509_chain_t *out, const uint8_t *p, size_t n,
                     const char *what, mesh_status_t *st) {
   if (!p || n == 0)
     return mesh__fail(st, MESH_ERR_PEM, "%s: empty", what);
-  /* Concatenated DER: mbedTLS parses the first SEQUENCE and ignores what
-   * follows; raw.len of the certificate it added says where the next one
-   * starts. */
+  /* Concatenated DER: one certificate at a time. */
   size_t off = 0;
   while (off < n) {
-    int e = mbedtls_x509_crt_parse_der(out, p + off, n - off);
-    if (e)
+    size_t used = 0;
+    char e[160];
+    if (mesh__x509_chain_parse_der1(out, p + off, n - off, &used, e,
+                                    sizeof e) != 0)
       return mesh__fail(st, MESH_ERR_PEM,
-                        "%s: malformed DER certificate at byte %zu (-0x%04x)",
-                        what, off, (unsigned)-e);
-    const mbedtls_x509_crt *last = out;
-    while (last->next)
-      last = last->next;
-    off += last->raw.len;
+                        "%s: malformed DER certificate at byte %zu: %s", what,
+                        off, e);
+    off += used;
   }
   return MESH_OK;
 }
 
 static int der_chain(mesh__creds_t *c, const mesh__creds_der_t *src,
                      mesh_status_t *st) {
-  int rc = der_crts(&c->chain, src->chain, src->chain_len, src->origin, st);
+  int rc = der_crts(c->chain, src->chain, src->chain_len, src->origin, st);
   if (rc == MESH_OK)
-    rc = mesh__svid_chain_check(&c->chain, c->id, sizeof c->id, st);
+    rc = mesh__svid_chain_check(c->chain, c->id, sizeof c->id, st);
   if (rc != MESH_OK)
     return with_prefix(st, rc, src->origin);
   mesh_spiffe_id_parse(c->id, c->td, sizeof c->td, NULL, 0, NULL);
-  c->not_before = x509_time_to_unix(&c->chain.valid_from);
-  c->not_after = x509_time_to_unix(&c->chain.valid_to);
-  int e = src->key && src->key_len
-              ? mbedtls_pk_parse_key(&c->key, src->key, src->key_len, NULL,
-                                     0 MESH__MBX_RNG)
-              : -1;
-  if (e)
-    return mesh__fail(st, MESH_ERR_PEM, "%s: malformed private key (-0x%04x)",
-                      src->origin, (unsigned)-e);
-  if (mbedtls_pk_check_pair(&c->chain.pk, &c->key MESH__MBX_RNG) != 0)
+  leaf_dates(c);
+  if (!src->key || !src->key_len)
+    return mesh__fail(st, MESH_ERR_PEM, "%s: malformed private key: empty",
+                      src->origin);
+  rc = mesh__x509_key_parse(&c->key, src->key, src->key_len, false,
+                            src->origin, st);
+  if (rc != MESH_OK)
+    return rc;
+  if (!mesh__x509_key_matches(c->key, mesh__x509_chain_at(c->chain, 0)))
     return mesh__fail(st, MESH_ERR_KEY_MISMATCH,
                       "%s: private key does not match the SVID %s",
                       src->origin, c->id);
@@ -352,13 +302,13 @@ static int der_bundle(mesh__creds_t *c, size_t i, const mesh__der_bundle_t *b,
     rc = mesh__fail(st, MESH_ERR_CONFIG, "trust domain given twice");
   if (rc == MESH_OK) {
     mesh__strlcpy(c->bundles[i].td, b->td, sizeof c->bundles[i].td);
-    rc = der_crts(&c->bundles[i].roots, b->der, b->len, what, st);
+    rc = der_crts(c->bundles[i].roots, b->der, b->len, what, st);
     if (rc != MESH_OK)
       return rc;
   }
-  for (const mbedtls_x509_crt *r = &c->bundles[i].roots;
-       rc == MESH_OK && r && r->raw.p; r = r->next)
-    rc = mesh__svid_signing_check(r, st);
+  const mesh__x509_chain_t *r = c->bundles[i].roots;
+  for (size_t k = 0; rc == MESH_OK && k < mesh__x509_chain_len(r); k++)
+    rc = mesh__svid_signing_check(mesh__x509_chain_at(r, k), st);
   return rc == MESH_OK ? rc : with_prefix(st, rc, what);
 }
 

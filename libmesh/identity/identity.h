@@ -4,50 +4,34 @@
  *
  * How tls/ uses it, per handshake:
  *   mesh__creds_t *c = mesh__creds_acquire(m);   // NULL: no identity
- *   mbedtls_ssl_conf_own_cert(conf, &c->chain, &c->key);
- *   mbedtls_ssl_conf_ca_chain(conf, &c->all_roots, NULL);  // or verify
- *   ... handshake; then, with authmode OPTIONAL or a verify callback that
- *   clears the flags, decide with:
- *   mesh__creds_verify_peer(c, mbedtls_ssl_get_peer_cert(ssl), id, len, st);
+ *   the own chain and key go to the TLS library through
+ *   mesh__x509_chain_native(c->chain) / mesh__x509_key_native(c->key)
+ *   (x509_be.h: the objects of the library the build chose);
+ *   ... during the handshake, decide on the peer's chain with
+ *   mesh__creds_verify_peer(c, chain, id, len, st) (tls/verify.c);
  *   ... keep c until the connection no longer needs the chain/key, then
  *   mesh__creds_release(c).
  * A conf built for one creds can be cached and reused while
  * mesh__identity_generation(m) == c->generation.
  *
- * mbedTLS's own verification against all_roots is NOT enough: it accepts a
- * peer of trust domain A whose chain ends at the root of trust domain B.
- * Always decide with mesh__creds_verify_peer(), which verifies only against
- * the bundle of the peer's own trust domain and returns precise codes
- * (MBEDTLS_SSL_VERIFY_OPTIONAL, or REQUIRED with a verify callback that
- * clears the flags, then mesh__creds_verify_peer after the handshake). 
+ * A TLS library's own verification against all_roots is NOT enough: it
+ * accepts a peer of trust domain A whose chain ends at the root of trust
+ * domain B.  Always decide with mesh__creds_verify_peer(), which verifies
+ * only against the bundle of the peer's own trust domain and returns
+ * precise codes.
  *
  * Threads: published creds are immutable and safe to use from many threads
- * at once (the EC comb tables mbedTLS caches lazily in each key's group are
- * computed before publication, see creds.c). */
+ * at once (whatever the library computes lazily is computed before
+ * publication: mesh__x509_warm, see creds.c). */
 #ifndef MESH_IDENTITY_IDENTITY_H
 #define MESH_IDENTITY_IDENTITY_H
 
-#include <mbedtls/pk.h>
-#include <mbedtls/version.h>
-#include <mbedtls/x509_crt.h>
-
 #include "core/core.h"
-
-/* mbedTLS 2.28 and 3.x: 3.x hides struct fields behind MBEDTLS_PRIVATE()
- * and wants an RNG for key parsing and pair checks (blinding). */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define MESH__MBX(f) MBEDTLS_PRIVATE(f)
-/** RNG for those calls (PSA's; initialises PSA once). */
-int mesh__mbx_rng(void *p, unsigned char *out, size_t len);
-#define MESH__MBX_RNG , mesh__mbx_rng, NULL
-#else
-#define MESH__MBX(f) f
-#define MESH__MBX_RNG
-#endif
+#include "identity/x509_be.h"
 
 typedef struct mesh__bundle {
   char td[MESH_TRUST_DOMAIN_MAX + 1];
-  mbedtls_x509_crt roots;
+  mesh__x509_chain_t *roots;
 } mesh__bundle_t;
 
 /* One loaded identity: SVID chain, key and trust bundles.  Immutable once
@@ -56,14 +40,14 @@ typedef struct mesh__bundle {
 typedef struct mesh__creds {
   _Atomic uint32_t refs;
   uint64_t generation;        /* increases with every successful reload */
-  mbedtls_x509_crt chain;     /* leaf first, then intermediates */
-  mbedtls_pk_context key;
+  mesh__x509_chain_t *chain; /* leaf first, then intermediates */
+  mesh__x509_key_t *key;      /* NULL in a bundles-only set */
   char id[MESH_SPIFFE_ID_MAX + 1]; /* the leaf's SPIFFE ID */
   char td[MESH_TRUST_DOMAIN_MAX + 1];
   int64_t not_before, not_after;   /* leaf validity, Unix seconds */
   mesh__bundle_t *bundles;
   size_t nbundles;
-  mbedtls_x509_crt all_roots; /* union of every bundle (mbedTLS ca_chain) */
+  mesh__x509_chain_t *all_roots; /* union of every bundle */
 } mesh__creds_t;
 
 /** Current credentials with a reference taken (NULL if none loaded, or m
@@ -81,7 +65,7 @@ const mesh__bundle_t *mesh__creds_bundle(const mesh__creds_t *c,
 /** Check a leaf against the X.509-SVID rules (exactly one URI SAN holding a
  *  valid SPIFFE ID, not a CA, digitalSignature key usage, ...) and copy its
  *  SPIFFE ID out.  @return MESH_OK, MESH_ERR_SVID, MESH_ERR_SPIFFE_ID. */
-int mesh__svid_leaf_check(const mbedtls_x509_crt *leaf, char *id, size_t len,
+int mesh__svid_leaf_check(const mesh__x509_t *leaf, char *id, size_t len,
                           mesh_status_t *st);
 
 /** Full verification of a peer chain (leaf first): SVID rules, then the
@@ -92,10 +76,10 @@ int mesh__svid_leaf_check(const mbedtls_x509_crt *leaf, char *id, size_t len,
  *  MESH_ERR_NO_PEER_CERT (peer NULL), MESH_ERR_INVALID_ARG (c NULL),
  *  MESH_ERR_BUFFER.  Messages start with "peer <id>". */
 int mesh__creds_verify_peer(const mesh__creds_t *c,
-                            const mbedtls_x509_crt *peer, char *id,
+                            const mesh__x509_chain_t *peer, char *id,
                             size_t len, mesh_status_t *st);
 
-/** Map mbedTLS X.509 verify flags to a mesh code plus a message.
+/** Map verify findings (MESH__X509_*) to a mesh code plus a message.
  *  Precedence: NOT_TRUSTED -> MESH_ERR_CERT_UNTRUSTED, EXPIRED ->
  *  MESH_ERR_CERT_EXPIRED, FUTURE -> MESH_ERR_CERT_NOT_YET_VALID, anything
  *  else -> MESH_ERR_CERT_UNTRUSTED; 0 -> MESH_OK. */
@@ -156,25 +140,21 @@ int mesh__creds_load(const mesh__creds_src_t *src, uint64_t generation,
  *  @return MESH_OK, MESH_ERR_SPIFFE_ID, MESH_ERR_INVALID_ARG (NULL). */
 int mesh__spiffe_td_validate(const char *td, mesh_status_t *st);
 
-/** Number of URI SANs of crt; *first (if non-NULL) gets the first one. */
-size_t mesh__x509_uri_sans(const mbedtls_x509_crt *crt,
-                           const mbedtls_x509_buf **first);
-
 /** X.509-SVID rules for a signing (CA) certificate: CA:TRUE, keyCertSign
  *  if keyUsage is present, at most one URI SAN whose ID has no path.
  *  @return MESH_OK or MESH_ERR_SVID. */
-int mesh__svid_signing_check(const mbedtls_x509_crt *crt, mesh_status_t *st);
+int mesh__svid_signing_check(const mesh__x509_t *crt, mesh_status_t *st);
 
 /** Leaf check plus signing check of every further certificate.
  *  @return as mesh__svid_leaf_check / mesh__svid_signing_check. */
-int mesh__svid_chain_check(const mbedtls_x509_crt *chain, char *id,
+int mesh__svid_chain_check(const mesh__x509_chain_t *chain, char *id,
                            size_t len, mesh_status_t *st);
 
-/** Verify chain against one bundle; `ignore` masks mbedTLS verify flags
+/** Verify chain against one bundle; `ignore` masks MESH__X509_* findings
  *  (e.g. dates when loading an expired own SVID).  id is for messages.
  *  @return MESH_OK, MESH_ERR_CERT_UNTRUSTED, MESH_ERR_CERT_EXPIRED,
  *          MESH_ERR_CERT_NOT_YET_VALID. */
-int mesh__svid_verify(const mbedtls_x509_crt *chain,
+int mesh__svid_verify(const mesh__x509_chain_t *chain,
                       const mesh__bundle_t *bundle, const char *id,
                       uint32_t ignore, mesh_status_t *st);
 

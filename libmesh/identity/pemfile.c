@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* PEM files in and out, and the RNG used to make keys and signatures. */
+/* PEM files in and out (parsing is the X.509 seam's, x509_be.h). */
 #include "identity/pemfile.h"
 
 #include <errno.h>
@@ -10,14 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <mbedtls/error.h>
-#include <mbedtls/platform_util.h>
-
-void mesh__mbedtls_err(int err, char *buf, size_t len) {
-  mbedtls_strerror(err, buf, len);
-  /* mbedTLS texts contain " - " separators but no newlines; keep as is. */
-}
 
 static int io_fail(mesh_status_t *st, const char *path, const char *what) {
   return mesh__fail(st, MESH_ERR_IO, "%s: %s: %s", path, what,
@@ -85,7 +77,7 @@ static bool is_pem(const unsigned char *buf) {
   return strstr((const char *)buf, "-----BEGIN ") != NULL;
 }
 
-int mesh__pem_load_crts(mbedtls_x509_crt *crt, const char *path,
+int mesh__pem_load_crts(mesh__x509_chain_t *crt, const char *path,
                         mesh_status_t *st) {
   unsigned char *buf;
   size_t len;
@@ -98,23 +90,19 @@ int mesh__pem_load_crts(mbedtls_x509_crt *crt, const char *path,
     return mesh__fail(st, MESH_ERR_PEM, "%s: no PEM CERTIFICATE block", path);
   }
   /* DER input must not count the NUL we appended. */
-  int r = mbedtls_x509_crt_parse(crt, buf, pem ? len : len - 1);
+  rc = mesh__x509_chain_parse(crt, buf, pem ? len : len - 1, pem, path, st);
   free(buf);
-  if (r == 0)
-    return MESH_OK;
-  if (r > 0)
-    return mesh__fail(st, MESH_ERR_PEM,
-                      "%s: %d certificate%s could not be parsed", path, r,
-                      r > 1 ? "s" : "");
-  char e[160];
-  mesh__mbedtls_err(r, e, sizeof e);
-  if (r == MBEDTLS_ERR_X509_ALLOC_FAILED)
-    return mesh__fail(st, MESH_ERR_NOMEM, "%s: out of memory", path);
-  return mesh__fail(st, MESH_ERR_PEM, "%s: malformed certificate: %s", path,
-                    e);
+  return rc;
 }
 
-int mesh__pem_load_key(mbedtls_pk_context *pk, const char *path,
+/* Key bytes are wiped before the buffer is freed. */
+static void wipe(unsigned char *p, size_t n) {
+  volatile unsigned char *v = p;
+  while (n--)
+    *v++ = 0;
+}
+
+int mesh__pem_load_key(mesh__x509_key_t **pk, const char *path,
                        mesh_status_t *st) {
   unsigned char *buf;
   size_t len;
@@ -122,21 +110,10 @@ int mesh__pem_load_key(mbedtls_pk_context *pk, const char *path,
   if (rc != MESH_OK)
     return rc;
   bool pem = is_pem(buf);
-  int r = mbedtls_pk_parse_key(pk, buf, pem ? len : len - 1, NULL,
-                               0 MESH__MBX_RNG);
-  mbedtls_platform_zeroize(buf, len);
+  rc = mesh__x509_key_parse(pk, buf, pem ? len : len - 1, pem, path, st);
+  wipe(buf, len);
   free(buf);
-  if (r == 0)
-    return MESH_OK;
-  char e[160];
-  mesh__mbedtls_err(r, e, sizeof e);
-  if (r == MBEDTLS_ERR_PK_PASSWORD_REQUIRED)
-    return mesh__fail(st, MESH_ERR_PEM,
-                      "%s: private key is encrypted (not supported)", path);
-  if (r == MBEDTLS_ERR_PK_ALLOC_FAILED)
-    return mesh__fail(st, MESH_ERR_NOMEM, "%s: out of memory", path);
-  return mesh__fail(st, MESH_ERR_PEM, "%s: malformed private key: %s", path,
-                    e);
+  return rc;
 }
 
 static int write_all(int fd, const unsigned char *p, size_t n) {
@@ -176,32 +153,3 @@ int mesh__file_write(const char *path, const void *data, size_t len,
   errno = saved;
   return io_fail(st, path, "cannot write");
 }
-
-int mesh__rng_init(mesh__rng_t *r, mesh_status_t *st) {
-  mbedtls_entropy_init(&r->entropy);
-  mbedtls_ctr_drbg_init(&r->drbg);
-  static const unsigned char pers[] = "libmesh identity";
-  int e = mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy,
-                                pers, sizeof pers - 1);
-  if (e == 0)
-    return MESH_OK;
-  char t[160];
-  mesh__mbedtls_err(e, t, sizeof t);
-  return mesh__fail(st, MESH_ERR_TLS, "cannot seed the RNG: %s", t);
-}
-
-void mesh__rng_free(mesh__rng_t *r) {
-  mbedtls_ctr_drbg_free(&r->drbg);
-  mbedtls_entropy_free(&r->entropy);
-}
-
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#include <psa/crypto.h>
-
-int mesh__mbx_rng(void *p, unsigned char *out, size_t len) {
-  (void)p;
-  if (psa_crypto_init() != PSA_SUCCESS)
-    return -1;
-  return psa_generate_random(out, len) == PSA_SUCCESS ? 0 : -1;
-}
-#endif

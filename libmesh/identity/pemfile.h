@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libmesh internal, identity/ only: PEM files in and out, and a seeded RNG.
+/* libmesh internal, identity/ only: PEM files in and out.
  * Every error message starts with the file name. */
 #ifndef MESH_IDENTITY_PEMFILE_H
 #define MESH_IDENTITY_PEMFILE_H
 
 #include <sys/types.h>
-
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 
 #include "identity/identity.h"
 
@@ -24,12 +21,12 @@ int mesh__pem_read(const char *path, unsigned char **buf, size_t *len,
 /** Parse every certificate of a PEM file into crt (appended).  A file with
  *  no certificate, or with any block that does not parse, is an error.
  *  @return MESH_OK, MESH_ERR_IO, MESH_ERR_PEM, MESH_ERR_NOMEM. */
-int mesh__pem_load_crts(mbedtls_x509_crt *crt, const char *path,
+int mesh__pem_load_crts(mesh__x509_chain_t *crt, const char *path,
                         mesh_status_t *st);
 
 /** Parse an unencrypted private key (PKCS#8 or SEC1/PKCS#1, PEM or DER).
  *  @return MESH_OK, MESH_ERR_IO, MESH_ERR_PEM, MESH_ERR_NOMEM. */
-int mesh__pem_load_key(mbedtls_pk_context *pk, const char *path,
+int mesh__pem_load_key(mesh__x509_key_t **pk, const char *path,
                        mesh_status_t *st);
 
 /** Write data to path atomically (temp file in the same directory, then
@@ -37,18 +34,5 @@ int mesh__pem_load_key(mbedtls_pk_context *pk, const char *path,
  *  @return MESH_OK or MESH_ERR_IO. */
 int mesh__file_write(const char *path, const void *data, size_t len,
                      mode_t mode, mesh_status_t *st);
-
-/** One-line text of an mbedTLS error code (static buffer-free: writes buf). */
-void mesh__mbedtls_err(int err, char *buf, size_t len);
-
-/* A CTR-DRBG seeded from the system entropy source. */
-typedef struct mesh__rng {
-  mbedtls_entropy_context entropy;
-  mbedtls_ctr_drbg_context drbg;
-} mesh__rng_t;
-
-/** @return MESH_OK or MESH_ERR_TLS (entropy source failed). */
-int mesh__rng_init(mesh__rng_t *r, mesh_status_t *st);
-void mesh__rng_free(mesh__rng_t *r);
 
 #endif /* MESH_IDENTITY_PEMFILE_H */

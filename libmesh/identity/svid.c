@@ -6,41 +6,21 @@
 
 #include <stdio.h>
 #include <string.h>
-
-#include <mbedtls/asn1.h>
-#include <mbedtls/oid.h>
-
-#define SAN_URI_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 6)
-
-size_t mesh__x509_uri_sans(const mbedtls_x509_crt *crt,
-                           const mbedtls_x509_buf **first) {
-  size_t n = 0;
-  if (first)
-    *first = NULL;
-  for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s;
-       s = s->next) {
-    if (!s->buf.p || s->buf.tag != SAN_URI_TAG)
-      continue;
-    if (n == 0 && first)
-      *first = &s->buf;
-    n++;
-  }
-  return n;
-}
+#include <time.h>
 
 /* Copy a URI SAN into a C string and validate it as a SPIFFE ID. */
-static int uri_to_id(const mbedtls_x509_buf *uri, char *out, size_t cap,
+static int uri_to_id(const char *uri, size_t ulen, char *out, size_t cap,
                      mesh_status_t *st) {
-  if (uri->len > MESH_SPIFFE_ID_MAX)
+  if (ulen > MESH_SPIFFE_ID_MAX)
     return mesh__fail(st, MESH_ERR_SPIFFE_ID,
                       "URI SAN is longer than %d bytes (SPIFFE ID limit)",
                       MESH_SPIFFE_ID_MAX);
-  if (memchr(uri->p, '\0', uri->len))
+  if (memchr(uri, '\0', ulen))
     return mesh__fail(st, MESH_ERR_SPIFFE_ID, "URI SAN contains a NUL byte");
-  if (uri->len >= cap)
+  if (ulen >= cap)
     return mesh__fail(st, MESH_ERR_INTERNAL, "URI SAN buffer too small");
-  memcpy(out, uri->p, uri->len);
-  out[uri->len] = '\0';
+  memcpy(out, uri, ulen);
+  out[ulen] = '\0';
   mesh_status_t sub;
   if (mesh_spiffe_id_validate(out, &sub) != MESH_OK)
     return mesh__fail(st, MESH_ERR_SPIFFE_ID, "URI SAN: %s", sub.message);
@@ -51,31 +31,26 @@ static bool id_has_path(const char *id) {
   return strchr(id + sizeof "spiffe://" - 1, '/') != NULL;
 }
 
-static int check_leaf_usage(const mbedtls_x509_crt *leaf, const char *id,
+static int check_leaf_usage(const mesh__x509_t *leaf, const char *id,
                             mesh_status_t *st) {
-  if (leaf->MESH__MBX(ca_istrue))
+  unsigned ku, eku;
+  if (mesh__x509_is_ca(leaf))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf certificate is a CA (basicConstraints "
                       "CA:TRUE)",
                       id);
-  if (!(leaf->MESH__MBX(ext_types) & MBEDTLS_X509_EXT_KEY_USAGE))
+  if (!mesh__x509_key_usage(leaf, &ku))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf has no keyUsage extension", id);
-  if (!(leaf->MESH__MBX(key_usage) & MBEDTLS_X509_KU_DIGITAL_SIGNATURE))
+  if (!(ku & MESH__KU_DIGITAL_SIGNATURE))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf keyUsage lacks digitalSignature", id);
-  if (leaf->MESH__MBX(key_usage) &
-      (MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN))
+  if (ku & (MESH__KU_KEY_CERT_SIGN | MESH__KU_CRL_SIGN))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf keyUsage has keyCertSign or cRLSign", id);
-  if (!(leaf->MESH__MBX(ext_types) & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE))
+  if (!mesh__x509_ext_key_usage(leaf, &eku))
     return MESH_OK; /* SHOULD, not MUST (X509-SVID 4.4) */
-  if (mbedtls_x509_crt_check_extended_key_usage(
-          leaf, MBEDTLS_OID_SERVER_AUTH,
-          MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0 ||
-      mbedtls_x509_crt_check_extended_key_usage(
-          leaf, MBEDTLS_OID_CLIENT_AUTH,
-          MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0)
+  if (eku != (MESH__EKU_SERVER | MESH__EKU_CLIENT))
     return mesh__fail(st, MESH_ERR_SVID,
                       "SVID %s: leaf extendedKeyUsage lacks serverAuth or "
                       "clientAuth",
@@ -83,13 +58,14 @@ static int check_leaf_usage(const mbedtls_x509_crt *leaf, const char *id,
   return MESH_OK;
 }
 
-int mesh__svid_leaf_check(const mbedtls_x509_crt *leaf, char *id, size_t len,
+int mesh__svid_leaf_check(const mesh__x509_t *leaf, char *id, size_t len,
                           mesh_status_t *st) {
   mesh__ok(st);
-  if (!leaf || !leaf->raw.p)
+  if (!leaf)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "no leaf certificate");
-  const mbedtls_x509_buf *uri;
-  size_t n = mesh__x509_uri_sans(leaf, &uri);
+  char uri[MESH_SPIFFE_ID_MAX + 1];
+  size_t ulen;
+  size_t n = mesh__x509_uri_sans(leaf, uri, sizeof uri, &ulen);
   if (n == 0)
     return mesh__fail(st, MESH_ERR_SVID,
                       "certificate has no URI SAN (an X.509-SVID carries its "
@@ -100,7 +76,7 @@ int mesh__svid_leaf_check(const mbedtls_x509_crt *leaf, char *id, size_t len,
                       "exactly one)",
                       n);
   char buf[MESH_SPIFFE_ID_MAX + 1];
-  int rc = uri_to_id(uri, buf, sizeof buf, st);
+  int rc = uri_to_id(uri, ulen, buf, sizeof buf, st);
   if (rc != MESH_OK)
     return rc;
   if (!id_has_path(buf))
@@ -115,17 +91,18 @@ int mesh__svid_leaf_check(const mbedtls_x509_crt *leaf, char *id, size_t len,
   return MESH_OK;
 }
 
-int mesh__svid_signing_check(const mbedtls_x509_crt *crt, mesh_status_t *st) {
+int mesh__svid_signing_check(const mesh__x509_t *crt, mesh_status_t *st) {
   mesh__ok(st);
-  if (!crt->MESH__MBX(ca_istrue))
+  unsigned ku;
+  if (!mesh__x509_is_ca(crt))
     return mesh__fail(st, MESH_ERR_SVID,
                       "signing certificate is not a CA (basicConstraints)");
-  if ((crt->MESH__MBX(ext_types) & MBEDTLS_X509_EXT_KEY_USAGE) &&
-      !(crt->MESH__MBX(key_usage) & MBEDTLS_X509_KU_KEY_CERT_SIGN))
+  if (mesh__x509_key_usage(crt, &ku) && !(ku & MESH__KU_KEY_CERT_SIGN))
     return mesh__fail(st, MESH_ERR_SVID,
                       "signing certificate keyUsage lacks keyCertSign");
-  const mbedtls_x509_buf *uri;
-  size_t n = mesh__x509_uri_sans(crt, &uri);
+  char uri[MESH_SPIFFE_ID_MAX + 1];
+  size_t ulen;
+  size_t n = mesh__x509_uri_sans(crt, uri, sizeof uri, &ulen);
   if (n == 0)
     return MESH_OK; /* a signing certificate SHOULD (not MUST) be an SVID */
   if (n > 1)
@@ -133,7 +110,7 @@ int mesh__svid_signing_check(const mbedtls_x509_crt *crt, mesh_status_t *st) {
                       "signing certificate has %zu URI SANs", n);
   char buf[MESH_SPIFFE_ID_MAX + 1];
   mesh_status_t sub;
-  if (uri_to_id(uri, buf, sizeof buf, &sub) != MESH_OK)
+  if (uri_to_id(uri, ulen, buf, sizeof buf, &sub) != MESH_OK)
     return mesh__fail(st, MESH_ERR_SVID, "signing certificate %s",
                       sub.message);
   if (id_has_path(buf))
@@ -143,30 +120,41 @@ int mesh__svid_signing_check(const mbedtls_x509_crt *crt, mesh_status_t *st) {
   return MESH_OK;
 }
 
-/* mbedtls_x509_crt_verify_info() writes one "! reason\n" line per flag;
- * fold them into "reason; reason". */
+/* The words of each finding (mbedTLS's x509_crt_verify_info() texts, in
+ * its order), folded into "reason; reason". */
+static const struct {
+  uint32_t flag;
+  const char *text;
+} flag_texts[] = {
+  {MESH__X509_EXPIRED, "The certificate validity has expired"},
+  {MESH__X509_NOT_TRUSTED,
+   "The certificate is not correctly signed by the trusted CA"},
+  {MESH__X509_OTHER, "Other reason (can be used by verify callback)"},
+  {MESH__X509_FUTURE, "The certificate validity starts in the future"},
+  {MESH__X509_KEY_USAGE, "Usage does not match the keyUsage extension"},
+  {MESH__X509_EXT_KEY_USAGE,
+   "Usage does not match the extendedKeyUsage extension"},
+  {MESH__X509_BAD_MD, "The certificate is signed with an unacceptable hash."},
+  {MESH__X509_BAD_PK, "The certificate is signed with an unacceptable PK alg "
+                      "(eg RSA vs ECDSA)."},
+  {MESH__X509_BAD_KEY, "The certificate is signed with an unacceptable key "
+                       "(eg bad curve, RSA too short)."},
+};
+
 static void flags_text(uint32_t flags, char *out, size_t len) {
-  char raw[512];
-  out[0] = '\0';
-  if (mbedtls_x509_crt_verify_info(raw, sizeof raw, "", flags) < 0)
-    return;
   size_t off = 0;
-  for (char *line = raw; *line && off + 1 < len;) {
-    char *nl = strchr(line, '\n');
-    if (nl)
-      *nl = '\0';
-    while (*line == ' ' || *line == '!')
-      line++;
-    if (*line) {
-      int n = snprintf(out + off, len - off, "%s%s", off ? "; " : "", line);
-      if (n < 0 || (size_t)n >= len - off)
-        return;
-      off += (size_t)n;
-    }
-    if (!nl)
-      break;
-    line = nl + 1;
+  out[0] = '\0';
+  for (size_t i = 0; i < sizeof flag_texts / sizeof flag_texts[0]; i++) {
+    if (!(flags & flag_texts[i].flag))
+      continue;
+    int n = snprintf(out + off, len - off, "%s%s", off ? "; " : "",
+                     flag_texts[i].text);
+    if (n < 0 || (size_t)n >= len - off)
+      return;
+    off += (size_t)n;
   }
+  if (off == 0)
+    snprintf(out, len, "verification flags 0x%x", (unsigned)flags);
 }
 
 int mesh__x509_flags_to_code(uint32_t flags, mesh_status_t *st) {
@@ -175,15 +163,15 @@ int mesh__x509_flags_to_code(uint32_t flags, mesh_status_t *st) {
     return MESH_OK;
   char text[300];
   flags_text(flags, text, sizeof text);
-  if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+  if (flags & MESH__X509_NOT_TRUSTED)
     return mesh__fail(st, MESH_ERR_CERT_UNTRUSTED,
                       "certificate chain does not lead to the trust bundle "
                       "(%s)",
                       text);
-  if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+  if (flags & MESH__X509_EXPIRED)
     return mesh__fail(st, MESH_ERR_CERT_EXPIRED, "certificate expired (%s)",
                       text);
-  if (flags & MBEDTLS_X509_BADCERT_FUTURE)
+  if (flags & MESH__X509_FUTURE)
     return mesh__fail(st, MESH_ERR_CERT_NOT_YET_VALID,
                       "certificate not yet valid (%s)", text);
   return mesh__fail(st, MESH_ERR_CERT_UNTRUSTED,
@@ -209,18 +197,16 @@ static int prefixed(mesh_status_t *st, int code, const char *prefix) {
   return mesh__fail(st, code, "%s: %s", prefix, msg);
 }
 
-int mesh__svid_chain_check(const mbedtls_x509_crt *chain, char *id,
+int mesh__svid_chain_check(const mesh__x509_chain_t *chain, char *id,
                            size_t len, mesh_status_t *st) {
-  int rc = mesh__svid_leaf_check(chain, id, len, st);
+  int rc = mesh__svid_leaf_check(mesh__x509_chain_at(chain, 0), id, len, st);
   if (rc != MESH_OK)
     return rc;
-  int i = 1;
-  for (const mbedtls_x509_crt *c = chain->next; c && c->raw.p;
-       c = c->next, i++) {
-    rc = mesh__svid_signing_check(c, st);
+  for (size_t i = 1; i < mesh__x509_chain_len(chain); i++) {
+    rc = mesh__svid_signing_check(mesh__x509_chain_at(chain, i), st);
     if (rc != MESH_OK) {
       char p[48];
-      snprintf(p, sizeof p, "chain certificate #%d", i);
+      snprintf(p, sizeof p, "chain certificate #%zu", i);
       return prefixed(st, rc, p);
     }
   }
@@ -228,46 +214,43 @@ int mesh__svid_chain_check(const mbedtls_x509_crt *chain, char *id,
 }
 
 /* Which certificate's dates failed, for a message people can act on. */
-static int time_detail(const mbedtls_x509_crt *leaf, int rc, const char *id,
+static int time_detail(const mesh__x509_t *leaf, int rc, const char *id,
                        mesh_status_t *st) {
-  const mbedtls_x509_time *t = NULL;
+  int64_t now = mesh__wall_s(), t = 0;
   const char *what = NULL;
-  if (rc == MESH_ERR_CERT_EXPIRED && mbedtls_x509_time_is_past(&leaf->valid_to)) {
-    t = &leaf->valid_to;
+  if (rc == MESH_ERR_CERT_EXPIRED && mesh__x509_not_after(leaf) < now) {
+    t = mesh__x509_not_after(leaf);
     what = "expired at";
   } else if (rc == MESH_ERR_CERT_NOT_YET_VALID &&
-             mbedtls_x509_time_is_future(&leaf->valid_from)) {
-    t = &leaf->valid_from;
+             mesh__x509_not_before(leaf) > now) {
+    t = mesh__x509_not_before(leaf);
     what = "is not valid before";
   }
-  if (!t)
+  if (!what)
     return mesh__fail(st, rc, "SVID %s: %s in its chain",
                       id, rc == MESH_ERR_CERT_EXPIRED
                               ? "a CA certificate expired"
                               : "a CA certificate is not valid yet");
+  time_t tt = (time_t)t;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
   return mesh__fail(st, rc, "SVID %s %s %04d-%02d-%02dT%02d:%02d:%02dZ", id,
-                    what, t->year, t->mon, t->day, t->hour, t->min, t->sec);
+                    what, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                    tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-int mesh__svid_verify(const mbedtls_x509_crt *chain,
+int mesh__svid_verify(const mesh__x509_chain_t *chain,
                       const mesh__bundle_t *bundle, const char *id,
                       uint32_t ignore, mesh_status_t *st) {
   uint32_t flags = 0;
-  /* mbedTLS takes non-const pointers but does not modify the chains
-   * (the roots' EC tables are precomputed at load, see creds.c). */
-  int r = mbedtls_x509_crt_verify((mbedtls_x509_crt *)chain,
-                                  (mbedtls_x509_crt *)&bundle->roots, NULL,
-                                  NULL, &flags, NULL, NULL);
-  if (r != 0 && flags == 0) {
-    char e[160];
-    mesh__mbedtls_err(r, e, sizeof e);
+  char e[160];
+  if (mesh__x509_verify(chain, bundle->roots, &flags, e, sizeof e) != 0)
     return mesh__fail(st, MESH_ERR_CERT_UNTRUSTED,
                       "SVID %s: chain verification failed: %s", id, e);
-  }
   flags &= ~ignore;
   int rc = mesh__x509_flags_to_code(flags, st);
   if (rc == MESH_ERR_CERT_EXPIRED || rc == MESH_ERR_CERT_NOT_YET_VALID)
-    return time_detail(chain, rc, id, st);
+    return time_detail(mesh__x509_chain_at(chain, 0), rc, id, st);
   if (rc != MESH_OK) {
     char p[MESH_SPIFFE_ID_MAX + MESH_TRUST_DOMAIN_MAX + 40];
     snprintf(p, sizeof p, "SVID %s (trust domain %s)", id, bundle->td);
@@ -277,12 +260,12 @@ int mesh__svid_verify(const mbedtls_x509_crt *chain,
 }
 
 int mesh__creds_verify_peer(const mesh__creds_t *c,
-                            const mbedtls_x509_crt *peer, char *id,
+                            const mesh__x509_chain_t *peer, char *id,
                             size_t len, mesh_status_t *st) {
   mesh__ok(st);
   if (!c)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "no credentials loaded");
-  if (!peer || !peer->raw.p)
+  if (mesh__x509_chain_len(peer) == 0)
     return mesh__fail(st, MESH_ERR_NO_PEER_CERT,
                       "peer presented no certificate");
   char pid[MESH_SPIFFE_ID_MAX + 1];

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 
 static double svid_expires_in(void *user) {
   mesh_t *m = user;
@@ -19,29 +20,33 @@ static double svid_expires_in(void *user) {
   return left;
 }
 
-static void add_time(cJSON *o, const char *key, const mbedtls_x509_time *t) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", t->year, t->mon,
-           t->day, t->hour, t->min, t->sec);
+static void add_time(cJSON *o, const char *key, int64_t t) {
+  char buf[64];
+  time_t tt = (time_t)t;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+           tm.tm_min, tm.tm_sec);
   cJSON_AddStringToObject(o, key, buf);
 }
 
 static cJSON *chain_json(const mesh__creds_t *c) {
   cJSON *chain = cJSON_CreateArray();
-  for (const mbedtls_x509_crt *crt = &c->chain; chain && crt && crt->raw.p;
-       crt = crt->next) {
+  for (size_t i = 0; chain && i < mesh__x509_chain_len(c->chain); i++) {
+    const mesh__x509_t *crt = mesh__x509_chain_at(c->chain, i);
     cJSON *e = cJSON_CreateObject();
     if (!e)
       break;
     char buf[512];
-    if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->subject) >= 0)
+    if (mesh__x509_dn_text(crt, false, buf, sizeof buf) == 0)
       cJSON_AddStringToObject(e, "subject", buf);
-    if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->issuer) >= 0)
+    if (mesh__x509_dn_text(crt, true, buf, sizeof buf) == 0)
       cJSON_AddStringToObject(e, "issuer", buf);
-    if (mbedtls_x509_serial_gets(buf, sizeof buf, &crt->serial) >= 0)
+    if (mesh__x509_serial_text(crt, buf, sizeof buf) == 0)
       cJSON_AddStringToObject(e, "serial", buf);
-    add_time(e, "not_before", &crt->valid_from);
-    add_time(e, "not_after", &crt->valid_to);
+    add_time(e, "not_before", mesh__x509_not_before(crt));
+    add_time(e, "not_after", mesh__x509_not_after(crt));
     cJSON_AddItemToArray(chain, e);
   }
   return chain;
@@ -51,16 +56,17 @@ static cJSON *chain_json(const mesh__creds_t *c) {
 static cJSON *roots_json(const mesh__creds_t *c) {
   cJSON *roots = cJSON_CreateArray();
   for (size_t i = 0; roots && i < c->nbundles; i++) {
-    for (const mbedtls_x509_crt *crt = &c->bundles[i].roots;
-         crt && crt->raw.p; crt = crt->next) {
+    const mesh__x509_chain_t *b = c->bundles[i].roots;
+    for (size_t k = 0; k < mesh__x509_chain_len(b); k++) {
+      const mesh__x509_t *crt = mesh__x509_chain_at(b, k);
       cJSON *e = cJSON_CreateObject();
       if (!e)
         break;
       char buf[512];
       cJSON_AddStringToObject(e, "trust_domain", c->bundles[i].td);
-      if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt->subject) >= 0)
+      if (mesh__x509_dn_text(crt, false, buf, sizeof buf) == 0)
         cJSON_AddStringToObject(e, "subject", buf);
-      add_time(e, "not_after", &crt->valid_to);
+      add_time(e, "not_after", mesh__x509_not_after(crt));
       cJSON_AddItemToArray(roots, e);
     }
   }

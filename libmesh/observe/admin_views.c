@@ -7,7 +7,6 @@
 #include "telemetry/telemetry.h"
 
 #include <arpa/inet.h>
-#include <mbedtls/x509_crt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

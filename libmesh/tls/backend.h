@@ -12,7 +12,8 @@
  * it in tls/{conn,handshake,io,verify,errmap,sesscache,observe}.c.
  *
  * Contract for peer verification: the backend hands the peer chain (leaf
- * first, as mbedTLS X.509 objects of identity/, whatever the TLS library)
+ * first, as identity/'s X.509 seam objects: x509_be.h, over the chosen
+ * TLS library's own certificates)
  * to mesh__verify_chain() during the handshake and turns a refusal into the
  * alert mesh__tls_refusal_alert(code) names (errmap.c: one table for all
  * backends).  After a resumed handshake, the session's
@@ -23,9 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <mbedtls/x509_crt.h>
-
 #include "core/core.h"
+#include "identity/identity.h"
 
 struct mesh__tls;
 struct mesh__tlsgen;
@@ -105,10 +105,10 @@ typedef struct mesh__tls_backend {
   const char *(*cipher)(const mesh_conn_t *c);
   const char *(*version)(const mesh_conn_t *c);
   const char *(*alpn)(const mesh_conn_t *c);
-  /** The peer chain, leaf first, parsed into out (initialised by caller).
-   *  For a resumed session, at least the leaf.  @return MESH_OK,
-   *  MESH_ERR_NOT_FOUND, MESH_ERR_NOMEM. */
-  int (*peer_chain)(const mesh_conn_t *c, mbedtls_x509_crt *out);
+  /** The peer chain, leaf first, as a new chain in *out (the caller
+   *  frees it with mesh__x509_chain_free).  For a resumed session, at
+   *  least the leaf.  @return MESH_OK, MESH_ERR_NOT_FOUND, MESH_ERR_NOMEM. */
+  int (*peer_chain)(const mesh_conn_t *c, mesh__x509_chain_t **out);
 
   /* client sessions (tls/sesscache.c keeps them) */
   mesh__be_sess_t *(*sess_get)(mesh_conn_t *c);
@@ -123,7 +123,7 @@ extern const mesh__tls_backend_t mesh__tls_be;
  *  against the union of the bundles and top is the root it chained to (or
  *  NULL).  Records the result on c (verify_code, errmsg, peer_id).
  *  @return MESH_OK or the refusal's mesh code. */
-int mesh__verify_chain(mesh_conn_t *c, const mbedtls_x509_crt *chain,
-                       bool fast, const mbedtls_x509_crt *top);
+int mesh__verify_chain(mesh_conn_t *c, const mesh__x509_chain_t *chain,
+                       bool fast, const mesh__x509_t *top);
 
 #endif /* MESH_TLS_BACKEND_H */

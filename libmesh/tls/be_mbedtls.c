@@ -164,8 +164,11 @@ static int setup_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
 #if defined(MBEDTLS_SSL_RENEGOTIATION)
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 #endif
-  mbedtls_ssl_conf_ca_chain(conf, &g->creds->all_roots, NULL);
-  ret = mbedtls_ssl_conf_own_cert(conf, &g->creds->chain, &g->creds->key);
+  mbedtls_ssl_conf_ca_chain(conf, mesh__x509_chain_native(g->creds->all_roots),
+                            NULL);
+  ret = mbedtls_ssl_conf_own_cert(conf,
+                                  mesh__x509_chain_native(g->creds->chain),
+                                  mesh__x509_key_native(g->creds->key));
   if (ret != 0)
     return ret;
 #if MBEDTLS_VERSION_NUMBER < 0x03000000 && defined(MBEDTLS_SSL_EXPORT_KEYS)
@@ -334,12 +337,14 @@ static int warm_up(mesh__tlsgen_t *g) {
   size_t siglen = 0;
   memset(hash, 0x5a, sizeof hash);
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
-  return mbedtls_pk_sign(&g->creds->key, MBEDTLS_MD_SHA256, hash, sizeof hash,
-                         sig, sizeof sig, &siglen, mbedtls_ctr_drbg_random,
+  return mbedtls_pk_sign(mesh__x509_key_native(g->creds->key),
+                         MBEDTLS_MD_SHA256, hash, sizeof hash, sig,
+                         sizeof sig, &siglen, mbedtls_ctr_drbg_random,
                          &b->drbg);
 #else
-  return mbedtls_pk_sign(&g->creds->key, MBEDTLS_MD_SHA256, hash, sizeof hash,
-                         sig, &siglen, mbedtls_ctr_drbg_random, &b->drbg);
+  return mbedtls_pk_sign(mesh__x509_key_native(g->creds->key),
+                         MBEDTLS_MD_SHA256, hash, sizeof hash, sig, &siglen,
+                         mbedtls_ctr_drbg_random, &b->drbg);
 #endif
 }
 

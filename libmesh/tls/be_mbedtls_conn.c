@@ -55,7 +55,11 @@ static int verify_cb(void *p, mbedtls_x509_crt *crt, int depth,
     return 0;
   }
   bool fast = b->vflags == 0 && b->vtop && b->vtop != crt;
-  int rc = mesh__verify_chain(c, crt, fast, b->vtop);
+  mesh__x509_chain_t *chain = mesh__x509_chain_wrap(crt);
+  int rc = chain ? mesh__verify_chain(c, chain, fast,
+                                      mesh__x509_from_native(b->vtop))
+                 : MESH_ERR_NOMEM;
+  mesh__x509_chain_free(chain);
   *flags = rc == MESH_OK ? 0 : flags_for(rc);
   return 0;
 }
@@ -471,17 +475,26 @@ static const char *alpn(const mesh_conn_t *c) {
   return mbedtls_ssl_get_alpn_protocol(&b->ssl);
 }
 
-static int peer_chain(const mesh_conn_t *c, mbedtls_x509_crt *out) {
+static int peer_chain(const mesh_conn_t *c, mesh__x509_chain_t **out) {
   const mbe_conn_t *b = c->be;
   const mbedtls_x509_crt *crt = b ? mbedtls_ssl_get_peer_cert(&b->ssl) : NULL;
-  if ((!crt || !crt->raw.p) && b && b->tleaf) /* resumed TLS 1.3 */
-    return mbedtls_x509_crt_parse_der(out, b->tleaf, b->tleaf_len) == 0
+  *out = NULL;
+  if ((!crt || !crt->raw.p) && !(b && b->tleaf))
+    return MESH_ERR_NOT_FOUND;
+  mesh__x509_chain_t *ch = mesh__x509_chain_new();
+  if (!ch)
+    return MESH_ERR_NOMEM;
+  *out = ch;
+  if (!crt || !crt->raw.p) { /* resumed TLS 1.3 */
+    char e[160];
+    size_t used;
+    return mesh__x509_chain_parse_der1(ch, b->tleaf, b->tleaf_len, &used, e,
+                                       sizeof e) == 0
                ? MESH_OK
                : MESH_ERR_NOMEM;
-  if (!crt || !crt->raw.p)
-    return MESH_ERR_NOT_FOUND;
+  }
   for (; crt && crt->raw.p; crt = crt->next)
-    if (mbedtls_x509_crt_parse_der(out, crt->raw.p, crt->raw.len) != 0)
+    if (mesh__x509_chain_add_native(ch, (void *)crt) != 0)
       return MESH_ERR_NOMEM;
   return MESH_OK;
 }

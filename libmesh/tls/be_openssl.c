@@ -2,11 +2,13 @@
 /* OpenSSL 3 backend: per-generation SSL_CTXs, the socket BIO, the peer
  * check hook and the client session hook.
  *
- * The credentials come from identity/ (mbedTLS X.509 objects): the chain
- * and key are converted once per generation.  OpenSSL's own chain
- * verification is replaced (SSL_CTX_set_cert_verify_callback) by the shared
- * decision, mesh__verify_chain(), so the X.509-SVID rules, codes and
- * messages are the same as with mbedTLS. */
+ * The credentials come from identity/ as OpenSSL objects (x509_openssl.c
+ * behind the X.509 seam): the chain, key and roots are handed over by
+ * reference, and the peer's X509s go to the shared check the same way.
+ * OpenSSL's own chain verification is replaced
+ * (SSL_CTX_set_cert_verify_callback) by the shared decision,
+ * mesh__verify_chain(), so the X.509-SVID rules, codes and messages are
+ * the same as with mbedTLS. */
 #include "tls/be_openssl.h"
 
 #include <errno.h>
@@ -16,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#include <mbedtls/pk.h>
 
 void obe_err_string(char *buf, size_t len) {
   unsigned long e = ERR_get_error();
@@ -148,38 +148,35 @@ static int x509err_for(int code) {
   }
 }
 
-static int add_der(mbedtls_x509_crt *chain, X509 *x) {
-  unsigned char *der = NULL;
-  int n = i2d_X509(x, &der);
-  if (n <= 0)
-    return -1;
-  int ret = mbedtls_x509_crt_parse_der(chain, der, (size_t)n);
-  OPENSSL_free(der);
-  return ret;
-}
-
-int obe_chain_to_mbedtls(X509 *leaf, STACK_OF(X509) *untrusted,
-                         mbedtls_x509_crt *out) {
-  if (!leaf || add_der(out, leaf) != 0)
+int obe_chain_of(X509 *leaf, STACK_OF(X509) *untrusted,
+                 mesh__x509_chain_t **out) {
+  *out = NULL;
+  if (!leaf)
     return MESH_ERR_NOT_FOUND;
+  mesh__x509_chain_t *ch = mesh__x509_chain_new();
+  if (!ch || mesh__x509_chain_add_native(ch, leaf) != 0) {
+    mesh__x509_chain_free(ch);
+    return MESH_ERR_NOMEM;
+  }
+  *out = ch;
   for (int i = 0; untrusted && i < sk_X509_num(untrusted); i++) {
     X509 *x = sk_X509_value(untrusted, i);
     if (X509_cmp(x, leaf) == 0)
       continue;
-    if (add_der(out, x) != 0)
+    if (mesh__x509_chain_add_native(ch, x) != 0)
       return MESH_ERR_NOMEM;
   }
   return MESH_OK;
 }
 
-/* The root of the chain X509_verify_cert built, parsed for the shared
- * check.  @return 0 or -1. */
-static int top_of(X509_STORE_CTX *ctx, mbedtls_x509_crt *top) {
+/* The root of the chain X509_verify_cert built (borrowed from ctx), or
+ * NULL. */
+static const mesh__x509_t *top_of(X509_STORE_CTX *ctx) {
   STACK_OF(X509) *built = X509_STORE_CTX_get0_chain(ctx);
   int n = built ? sk_X509_num(built) : 0;
   if (n < 2)
-    return -1; /* a leaf alone is never its own trust anchor here */
-  return add_der(top, sk_X509_value(built, n - 1)) == 0 ? 0 : -1;
+    return NULL; /* a leaf alone is never its own trust anchor here */
+  return mesh__x509_from_native(sk_X509_value(built, n - 1));
 }
 
 static int cert_verify_cb(X509_STORE_CTX *ctx, void *arg) {
@@ -191,18 +188,16 @@ static int cert_verify_cb(X509_STORE_CTX *ctx, void *arg) {
     X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
   }
-  mbedtls_x509_crt chain, top;
-  mbedtls_x509_crt_init(&chain);
-  mbedtls_x509_crt_init(&top);
-  int rc = obe_chain_to_mbedtls(X509_STORE_CTX_get0_cert(ctx),
-                                X509_STORE_CTX_get0_untrusted(ctx), &chain);
+  mesh__x509_chain_t *chain = NULL;
+  int rc = obe_chain_of(X509_STORE_CTX_get0_cert(ctx),
+                        X509_STORE_CTX_get0_untrusted(ctx), &chain);
   if (rc == MESH_OK) {
     /* Fast path, as with mbedTLS: OpenSSL verifies the chain against the
      * union of the bundles (the context's store); when the root it reached
      * is of the peer's own trust domain, the shared check only applies
      * the SVID rules.  Otherwise it decides (and words) in full. */
-    bool fast = X509_verify_cert(ctx) == 1 && top_of(ctx, &top) == 0;
-    rc = mesh__verify_chain(c, &chain, fast, fast ? &top : NULL);
+    bool fast = X509_verify_cert(ctx) == 1 && top_of(ctx) != NULL;
+    rc = mesh__verify_chain(c, chain, fast, fast ? top_of(ctx) : NULL);
   } else {
     c->verified = true;
     c->verify_code = MESH_ERR_SVID;
@@ -210,8 +205,7 @@ static int cert_verify_cb(X509_STORE_CTX *ctx, void *arg) {
              "peer %s: certificate could not be parsed", c->peer_addr);
     rc = MESH_ERR_SVID;
   }
-  mbedtls_x509_crt_free(&chain);
-  mbedtls_x509_crt_free(&top);
+  mesh__x509_chain_free(chain);
   if (rc == MESH_OK) {
     X509_STORE_CTX_set_error(ctx, X509_V_OK);
     return 1;
@@ -275,32 +269,20 @@ static void keylog_cb(const SSL *ssl, const char *line) {
 
 /* ---- per-generation contexts --------------------------------------------- */
 
-/* The own SVID chain and key, converted from identity's objects. */
+/* The own SVID chain and key: identity's OpenSSL objects, by reference. */
 static int use_creds(SSL_CTX *ctx, const mesh__creds_t *cr) {
-  const mbedtls_x509_crt *crt = &cr->chain;
-  for (bool leaf = true; crt && crt->raw.p; crt = crt->next, leaf = false) {
-    const unsigned char *p = crt->raw.p;
-    X509 *x = d2i_X509(NULL, &p, (long)crt->raw.len);
-    if (!x)
-      return -1;
-    int ok = leaf ? SSL_CTX_use_certificate(ctx, x)
-                  : (int)SSL_CTX_add1_chain_cert(ctx, x);
-    X509_free(x);
+  STACK_OF(X509) *sk = mesh__x509_chain_native(cr->chain);
+  EVP_PKEY *k = mesh__x509_key_native(cr->key);
+  if (!sk || sk_X509_num(sk) < 1 || !k)
+    return -1;
+  for (int i = 0; i < sk_X509_num(sk); i++) {
+    X509 *x = sk_X509_value(sk, i);
+    int ok = i == 0 ? SSL_CTX_use_certificate(ctx, x)
+                    : (int)SSL_CTX_add1_chain_cert(ctx, x);
     if (ok != 1)
       return -1;
   }
-  unsigned char buf[8192];
-  int n = mbedtls_pk_write_key_der((mbedtls_pk_context *)&cr->key, buf,
-                                   sizeof buf);
-  if (n <= 0)
-    return -1;
-  const unsigned char *p = buf + sizeof buf - n; /* written at the end */
-  EVP_PKEY *k = d2i_AutoPrivateKey(NULL, &p, n);
-  OPENSSL_cleanse(buf, sizeof buf);
-  if (!k)
-    return -1;
   int ok = SSL_CTX_use_PrivateKey(ctx, k);
-  EVP_PKEY_free(k);
   return ok == 1 && SSL_CTX_check_private_key(ctx) == 1 ? 0 : -1;
 }
 
@@ -308,17 +290,10 @@ static int use_creds(SSL_CTX *ctx, const mesh__creds_t *cr) {
  * of cert_verify_cb (the decision is always the shared one). */
 static int add_roots(SSL_CTX *ctx, const mesh__creds_t *cr) {
   X509_STORE *st = SSL_CTX_get_cert_store(ctx);
-  for (const mbedtls_x509_crt *r = &cr->all_roots; r && r->raw.p;
-       r = r->next) {
-    const unsigned char *p = r->raw.p;
-    X509 *x = d2i_X509(NULL, &p, (long)r->raw.len);
-    if (!x)
+  STACK_OF(X509) *sk = mesh__x509_chain_native(cr->all_roots);
+  for (int i = 0; sk && i < sk_X509_num(sk); i++)
+    if (X509_STORE_add_cert(st, sk_X509_value(sk, i)) != 1)
       return -1;
-    int ok = X509_STORE_add_cert(st, x);
-    X509_free(x);
-    if (ok != 1)
-      return -1;
-  }
   return 0;
 }
 

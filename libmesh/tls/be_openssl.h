@@ -40,10 +40,11 @@ size_t obe_alpn_wire(const char *const *alpn, unsigned char *out, size_t len);
 /** BIO over c's socket (sets c->sys_errno, c->eof, first bytes). */
 BIO *obe_bio_new(mesh_conn_t *c);
 /** The peer's chain as presented (leaf first; untrusted may or may not
- *  start with the leaf) into identity's objects.  @return MESH_OK,
+ *  start with the leaf) as a new identity chain in *out (references to the
+ *  X509s, no copy; free with mesh__x509_chain_free).  @return MESH_OK,
  *  MESH_ERR_NOT_FOUND (no leaf), MESH_ERR_NOMEM. */
-int obe_chain_to_mbedtls(X509 *leaf, STACK_OF(X509) *untrusted,
-                         mbedtls_x509_crt *out);
+int obe_chain_of(X509 *leaf, STACK_OF(X509) *untrusted,
+                 mesh__x509_chain_t **out);
 /** "error:...:reason" of the oldest queued error (then cleared). */
 void obe_err_string(char *buf, size_t len);
 

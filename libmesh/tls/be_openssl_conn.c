@@ -304,12 +304,13 @@ static const char *alpn(const mesh_conn_t *c) {
   return b->alpn;
 }
 
-static int peer_chain(const mesh_conn_t *c, mbedtls_x509_crt *out) {
+static int peer_chain(const mesh_conn_t *c, mesh__x509_chain_t **out) {
   const obe_conn_t *b = c->be;
   X509 *leaf = b ? SSL_get0_peer_certificate(b->ssl) : NULL;
+  *out = NULL;
   if (!leaf)
     return MESH_ERR_NOT_FOUND;
-  return obe_chain_to_mbedtls(leaf, SSL_get_peer_cert_chain(b->ssl), out);
+  return obe_chain_of(leaf, SSL_get_peer_cert_chain(b->ssl), out);
 }
 
 /* Sessions reach the cache through the new-session callback (TLS 1.3

@@ -4,7 +4,6 @@
 #include "tls/tls.h"
 
 #include <errno.h>
-#include <mbedtls/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,24 +160,9 @@ long mesh_conn_peer_chain_pem(const mesh_conn_t *c, char *buf, size_t len) {
   buf[0] = '\0';
   if (!tls_open(c))
     return MESH_ERR_NOT_FOUND;
-  mbedtls_x509_crt chain;
-  mbedtls_x509_crt_init(&chain);
+  mesh__x509_chain_t *chain = NULL;
   int rc = mesh__tls_be.peer_chain(c, &chain);
-  size_t off = 0;
-  for (const mbedtls_x509_crt *crt = &chain; rc == MESH_OK && crt && crt->raw.p;
-       crt = crt->next) {
-    size_t olen = 0;
-    int ret = mbedtls_pem_write_buffer(
-        "-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n",
-        crt->raw.p, crt->raw.len, (unsigned char *)buf + off, len - off,
-        &olen);
-    if (ret != 0) {
-      buf[0] = '\0';
-      rc = MESH_ERR_BUFFER;
-      break;
-    }
-    off += olen - 1; /* olen counts the NUL */
-  }
-  mbedtls_x509_crt_free(&chain);
-  return rc == MESH_OK ? (long)off : rc;
+  long n = rc == MESH_OK ? mesh__x509_chain_pem(chain, buf, len) : rc;
+  mesh__x509_chain_free(chain);
+  return n;
 }

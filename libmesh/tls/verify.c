@@ -8,7 +8,6 @@
  * precise code and message stay on the connection for the caller. */
 #include "tls/tls.h"
 
-#include <mbedtls/x509.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,21 +98,15 @@ static int authorize(mesh_conn_t *c, const char *id, mesh_status_t *st) {
                     c->peer_addr, id, list);
 }
 
-static bool same_cert(const mbedtls_x509_crt *a, const mbedtls_x509_crt *b) {
-  return a->raw.len == b->raw.len &&
-         memcmp(a->raw.p, b->raw.p, a->raw.len) == 0;
-}
-
 /* Is root one of the roots of the bundle of the leaf's trust domain? */
 static bool root_of_own_td(const mesh__creds_t *cr, const char *id,
-                           const mbedtls_x509_crt *root) {
+                           const mesh__x509_t *root) {
   char td[MESH_TRUST_DOMAIN_MAX + 1];
   if (mesh_spiffe_id_parse(id, td, sizeof td, NULL, 0, NULL) != MESH_OK)
     return false;
   const mesh__bundle_t *b = mesh__creds_bundle(cr, td);
-  for (const mbedtls_x509_crt *r = b ? &b->roots : NULL; r && r->raw.p;
-       r = r->next)
-    if (same_cert(r, root))
+  for (size_t i = 0; b && i < mesh__x509_chain_len(b->roots); i++)
+    if (mesh__x509_same(mesh__x509_chain_at(b->roots, i), root))
       return true;
   return false;
 }
@@ -126,21 +119,22 @@ static bool root_of_own_td(const mesh__creds_t *cr, const char *id,
  * less per handshake.  Anything else (not verified, a root of another
  * trust domain) goes through mesh__creds_verify_peer, which decides and
  * words the precise error. */
-static int check_peer(mesh_conn_t *c, const mbedtls_x509_crt *leaf, bool fast,
-                      const mbedtls_x509_crt *top, char *id, size_t len,
-                      mesh_status_t *st) {
+static int check_peer(mesh_conn_t *c, const mesh__x509_chain_t *chain,
+                      bool fast, const mesh__x509_t *top, char *id,
+                      size_t len, mesh_status_t *st) {
   const mesh__creds_t *cr = c->gen->creds;
-  if (fast && top && top != leaf &&
-      mesh__svid_chain_check(leaf, id, len, NULL) == MESH_OK &&
+  const mesh__x509_t *leaf = mesh__x509_chain_at(chain, 0);
+  if (fast && top && leaf && !mesh__x509_same(top, leaf) &&
+      mesh__svid_chain_check(chain, id, len, NULL) == MESH_OK &&
       root_of_own_td(cr, id, top)) {
     mesh__ok(st);
     return MESH_OK;
   }
-  return mesh__creds_verify_peer(cr, leaf, id, len, st);
+  return mesh__creds_verify_peer(cr, chain, id, len, st);
 }
 
-int mesh__verify_chain(mesh_conn_t *c, const mbedtls_x509_crt *leaf,
-                       bool fast, const mbedtls_x509_crt *top) {
+int mesh__verify_chain(mesh_conn_t *c, const mesh__x509_chain_t *leaf,
+                       bool fast, const mesh__x509_t *top) {
   c->verified = true;
   mesh_status_t st;
   char id[MESH_SPIFFE_ID_MAX + 1];
@@ -172,19 +166,20 @@ int mesh__verify_resumed(mesh_conn_t *c, mesh_status_t *st) {
   /* A resumed session carries only the peer's leaf (the chain was verified
    * when the session was made, under the same creds generation).  Re-check
    * what can change since: the authorizer and the leaf's validity. */
-  mbedtls_x509_crt leaf;
-  mbedtls_x509_crt_init(&leaf);
-  if (mesh__tls_be.peer_chain(c, &leaf) != MESH_OK || !leaf.raw.p) {
-    mbedtls_x509_crt_free(&leaf);
+  mesh__x509_chain_t *chain = NULL;
+  if (mesh__tls_be.peer_chain(c, &chain) != MESH_OK ||
+      mesh__x509_chain_len(chain) == 0) {
+    mesh__x509_chain_free(chain);
     return mesh__fail(st, MESH_ERR_NO_PEER_CERT,
                       "peer %s: resumed session has no peer certificate",
                       c->peer_addr);
   }
   char id[MESH_SPIFFE_ID_MAX + 1];
   mesh_status_t s2;
-  int rc = mesh__svid_leaf_check(&leaf, id, sizeof id, &s2);
-  bool expired = mbedtls_x509_time_is_past(&leaf.valid_to);
-  mbedtls_x509_crt_free(&leaf);
+  const mesh__x509_t *leaf = mesh__x509_chain_at(chain, 0);
+  int rc = mesh__svid_leaf_check(leaf, id, sizeof id, &s2);
+  bool expired = mesh__x509_not_after(leaf) < mesh__wall_s();
+  mesh__x509_chain_free(chain);
   if (rc != MESH_OK)
     return mesh__fail(st, rc, "peer %s: %s", c->peer_addr, s2.message);
   if (expired)

@@ -3,12 +3,25 @@
 # (./configure --with-tls=openssl, TLS 1.3 on by default), then the
 # cross-backend interop test: this tree's libmesh against the default
 # (mbedTLS) tree's meshctl, and the default tree's libmesh against this
-# tree's meshctl, TLS 1.2 and 1.3, full and resumed.
+# tree's meshctl, TLS 1.2 and 1.3, full and resumed.  And libmesh.so of
+# the OpenSSL tree has nothing of mbedTLS in it.
 set -uo pipefail
 . scripts/lib.sh
 build_tree build-openssl --with-tls=openssl || exit 1
 bash scripts/check-tree build-openssl
 rc=$?
+# An OpenSSL build is OpenSSL only (curl's model): no mbedTLS symbol in
+# libmesh.so, defined or wanted, and no libmbed* among its libraries.
+so=build-openssl/libmesh/.libs/libmesh.so
+syms=$( { nm -D "$so"; nm "$so"; } 2>/dev/null | grep -i 'mbedtls' | sort -u)
+libs=$(ldd "$so" | grep -i 'libmbed')
+if [ -f "$so" ] && [ -z "$syms" ] && [ -z "$libs" ]; then
+  echo "tls-openssl(no mbedTLS in libmesh.so): 1 passed, 0 failed"
+else
+  echo "tls-openssl(no mbedTLS in libmesh.so): 0 passed, 1 failed"
+  echo "---- mbedTLS in $so:"; echo "$syms" | head -20; echo "$libs"
+  rc=1
+fi
 # The default tree (mbedTLS): built by the check stage already; build it
 # here too so that this stage also runs alone.
 build_tree build || exit 1

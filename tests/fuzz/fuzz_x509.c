@@ -61,11 +61,12 @@ static void set_input(const uint8_t *data, size_t size) {
   }
 }
 
-static void check_chain(const mbedtls_x509_crt *crt) {
+static void check_chain(const mesh__x509_chain_t *crt) {
   char leaf_id[MESH_SPIFFE_ID_MAX + 1], chain_id[MESH_SPIFFE_ID_MAX + 1];
   char peer_id[MESH_SPIFFE_ID_MAX + 1];
   mesh_status_t st;
-  int leaf = mesh__svid_leaf_check(crt, leaf_id, sizeof leaf_id, &st);
+  int leaf = mesh__svid_leaf_check(mesh__x509_chain_at(crt, 0), leaf_id,
+                                   sizeof leaf_id, &st);
   FUZZ_ASSERT(leaf == MESH_OK || leaf == MESH_ERR_SVID ||
               leaf == MESH_ERR_SPIFFE_ID);
   if (leaf == MESH_OK)
@@ -73,8 +74,9 @@ static void check_chain(const mbedtls_x509_crt *crt) {
   int chain = mesh__svid_chain_check(crt, chain_id, sizeof chain_id, &st);
   if (chain == MESH_OK) {
     FUZZ_ASSERT(leaf == MESH_OK && strcmp(leaf_id, chain_id) == 0);
-    for (const mbedtls_x509_crt *c = crt->next; c && c->raw.len; c = c->next)
-      FUZZ_ASSERT(mesh__svid_signing_check(c, NULL) == MESH_OK);
+    for (size_t i = 1; i < mesh__x509_chain_len(crt); i++)
+      FUZZ_ASSERT(mesh__svid_signing_check(mesh__x509_chain_at(crt, i),
+                                           NULL) == MESH_OK);
   }
   int peer = mesh__creds_verify_peer(creds, crt, peer_id, sizeof peer_id, &st);
   if (peer == MESH_OK) {
@@ -88,7 +90,21 @@ static void check_chain(const mbedtls_x509_crt *crt) {
   }
   /* a short ID buffer must not be overrun */
   char small[16];
-  (void)mesh__svid_leaf_check(crt, small, sizeof small, NULL);
+  (void)mesh__svid_leaf_check(mesh__x509_chain_at(crt, 0), small,
+                              sizeof small, NULL);
+  /* the readers' accessors on whatever parsed */
+  for (size_t i = 0; i < mesh__x509_chain_len(crt); i++) {
+    const mesh__x509_t *x = mesh__x509_chain_at(crt, i);
+    char buf[64];
+    unsigned bits;
+    (void)mesh__x509_dn_text(x, false, buf, sizeof buf);
+    (void)mesh__x509_dn_text(x, true, buf, sizeof buf);
+    (void)mesh__x509_serial_text(x, buf, sizeof buf);
+    (void)mesh__x509_key_usage(x, &bits);
+    (void)mesh__x509_ext_key_usage(x, &bits);
+    (void)mesh__x509_not_before(x);
+    (void)mesh__x509_not_after(x);
+  }
 }
 
 /* The whole identity load with the input in one role. */
@@ -157,13 +173,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   set_input(data, size);
   check_map(data, size);
   mesh_status_t st;
-  mbedtls_x509_crt crt;
-  mbedtls_x509_crt_init(&crt);
-  int rc = mesh__pem_load_crts(&crt, path, &st);
+  mesh__x509_chain_t *crt = mesh__x509_chain_new();
+  FUZZ_ASSERT(crt != NULL);
+  int rc = mesh__pem_load_crts(crt, path, &st);
   FUZZ_ASSERT(rc == MESH_OK || rc == MESH_ERR_PEM || rc == MESH_ERR_NOMEM);
   if (rc == MESH_OK)
-    check_chain(&crt);
-  mbedtls_x509_crt_free(&crt);
+    check_chain(crt);
+  mesh__x509_chain_free(crt);
   /* The full load checks the fixed key (slow: EC arithmetic): only for
    * inputs that get past the certificate parser. */
   if (rc == MESH_OK) {
@@ -173,10 +189,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_ca(true);
   check_ca(false);
 
-  mbedtls_pk_context pk;
-  mbedtls_pk_init(&pk);
+  mesh__x509_key_t *pk = NULL;
   rc = mesh__pem_load_key(&pk, path, &st);
   FUZZ_ASSERT(rc == MESH_OK || rc == MESH_ERR_PEM || rc == MESH_ERR_NOMEM);
-  mbedtls_pk_free(&pk);
+  FUZZ_ASSERT((rc == MESH_OK) == (pk != NULL));
+  mesh__x509_key_free(pk);
   return 0;
 }
