@@ -778,10 +778,13 @@ def backends_handshakes_block(bk, same_run):
                  f"{name(c)} TLS {v} {bk.med(c[0], c[1], v, 'resumed_share'):.3f}"
                  for v in ("1.2", "1.3") for c in cols if bk.has(c[0], c[1], v)) +
              ". Negotiated by libmesh: " + "; ".join(dict.fromkeys(bk.meta["negotiated"])) +
-             " (the OpenSSL backend keeps OpenSSL's default TLS 1.3 suite order, "
-             "so it negotiates TLS_AES_256_GCM_SHA384 where s_time is given "
-             "TLS_AES_128_GCM_SHA256; the suite's hash and cipher are a small "
-             "part of a handshake, the ECDHE and the two ECDSA signatures are most of it).")
+             (" (this run's OpenSSL backend still offered OpenSSL's default TLS 1.3 "
+              "order, AES-256-GCM first, where s_time is given TLS_AES_128_GCM_SHA256; "
+              "both backends now offer AES-128-GCM first; the suite's hash and cipher "
+              "are a small part of a handshake, the ECDHE and the two ECDSA "
+              "signatures are most of it)." if any("AES-256" in n and "1.3" in n
+                                                   for n in bk.meta["negotiated"])
+              else "."))
     L.append("")
     L.append("| target | measured | met |")
     L.append("|---|---|---|")

@@ -259,6 +259,105 @@ static void test_no_cert_alert(void) {
   mesh_free(sm);
 }
 
+/* TLS 1.3 suites: a libmesh client offers the mesh's order (AES-128-GCM
+ * first) on both backends, so `openssl s_server` (which follows the
+ * client's order) and a libmesh server take AES-128-GCM; a libmesh server
+ * takes the client's first choice, as mbedTLS 3 and OpenSSL both do in
+ * 1.3 (`openssl s_client` offering AES-256 first gets it).  Names as the
+ * OpenSSL backend spells them, also under mbedTLS 3.6 ("TLS1-3-..."
+ * there). */
+static void test_tls13_suite_order(void) {
+  if (!mesh__tls_be.has_tls13()) {
+    /* mbedTLS 2.28: the same test asserts 1.2 with the mesh's first suite */
+    tp_certs();
+    mesh_t *sm = tp_mesh("server", TD, NULL), *cm = tp_mesh("client", TD, NULL);
+    CU_ASSERT_FATAL(sm && cm);
+    tp_server_t srv;
+    CU_ASSERT_FATAL(tp_server_start(&srv, sm, NULL, TP_ECHO));
+    mesh_conn_t *c = NULL;
+    mesh_status_t st;
+    CU_ASSERT_EQUAL_FATAL(mesh_dial(cm, tp_addr(srv.port), NULL, &c, &st),
+                          MESH_OK);
+    CU_ASSERT_STRING_EQUAL(mesh_conn_cipher(c),
+                           "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
+    mesh_conn_close(c);
+    tp_server_stop(&srv);
+    mesh_free(cm);
+    mesh_free(sm);
+    return;
+  }
+  tp_certs();
+  const char *want = "TLS-AES-128-GCM-SHA256";
+  char ca[300], crt[300], key[300], scrt[300], skey[300];
+  snprintf(ca, sizeof ca, "%s", th_path(TD "-ca.crt"));
+  snprintf(crt, sizeof crt, "%s", th_path("client.crt"));
+  snprintf(key, sizeof key, "%s", th_path("client.key"));
+  snprintf(scrt, sizeof scrt, "%s", th_path("server.crt"));
+  snprintf(skey, sizeof skey, "%s", th_path("server.key"));
+  const char *peer_order = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256";
+
+  /* libmesh server, s_client preferring AES-256: the client's choice */
+  mesh_t *sm = tp_mesh("server", TD, NULL);
+  CU_ASSERT_FATAL(sm != NULL);
+  tp_server_t srv;
+  CU_ASSERT_FATAL(tp_server_start(&srv, sm, NULL, TP_ECHO));
+  char conn[32];
+  snprintf(conn, sizeof conn, "127.0.0.1:%d", srv.port);
+  const char *cargv[] = {"openssl", "s_client", "-connect", conn, "-tls1_3",
+                         "-ciphersuites", peer_order, "-cert", crt, "-key",
+                         key, "-CAfile", ca, NULL};
+  pid_t pid = th_spawn(cargv, "s_client-suite.log");
+  CU_ASSERT(pid > 0);
+  bool ok = log_has("s_client-suite.log", "Cipher is TLS_AES_256_GCM_SHA384",
+                    5000);
+  char *t = th_slurp(th_path("s_client-suite.log"), NULL);
+  char *at = t ? strstr(t, "Cipher is ") : NULL;
+  printf("\n  s_client: %.*s", at ? (int)strcspn(at, "\r\n") : 4,
+         at ? at : "none");
+  if (!ok)
+    fprintf(stderr, "\n  s_client said:\n%s\n", t ? t : "(nothing)");
+  free(t);
+  CU_ASSERT(ok);
+  th_stop(pid);
+  tp_server_stop(&srv);
+
+  /* libmesh client, s_server with AES-256 first in its own list */
+  int port = th_free_port();
+  char acc[32];
+  snprintf(acc, sizeof acc, "127.0.0.1:%d", port);
+  const char *sargv[] = {"openssl", "s_server", "-accept", acc, "-tls1_3",
+                         "-ciphersuites", peer_order, "-cert", scrt, "-key",
+                         skey, "-CAfile", ca, "-Verify", "1", "-naccept", "2",
+                         "-rev", NULL};
+  pid = th_spawn(sargv, "s_server-suite.log");
+  CU_ASSERT_FATAL(pid > 0);
+  CU_ASSERT_FATAL(th_wait_port(port, 5000));
+  mesh_t *cm = tp_mesh("client", TD, NULL);
+  CU_ASSERT_FATAL(cm != NULL);
+  mesh_conn_t *c = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL(mesh_dial(cm, tp_addr(port), NULL, &c, &st), MESH_OK);
+  if (c) {
+    CU_ASSERT_STRING_EQUAL(mesh_conn_tls_version(c), "TLSv1.3");
+    printf("\n  against s_server: %s", mesh_conn_cipher(c));
+    CU_ASSERT_STRING_EQUAL(mesh_conn_cipher(c), want);
+    mesh_conn_close(c);
+  }
+  th_stop(pid);
+
+  /* two libmesh ends */
+  CU_ASSERT_FATAL(tp_server_start(&srv, sm, NULL, TP_ECHO));
+  c = NULL;
+  CU_ASSERT_EQUAL(mesh_dial(cm, tp_addr(srv.port), NULL, &c, &st), MESH_OK);
+  if (c) {
+    CU_ASSERT_STRING_EQUAL(mesh_conn_cipher(c), want);
+    mesh_conn_close(c);
+  }
+  tp_server_stop(&srv);
+  mesh_free(cm);
+  mesh_free(sm);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("tls accept", NULL, NULL);
   CU_add_test(s, "50 hostile sockets do not stall mesh_accept",
@@ -267,6 +366,8 @@ static void add(void) {
               test_accept_per_source_bound);
   CU_add_test(s, "STRICT: no client certificate gets its alert",
               test_no_cert_alert);
+  CU_add_test(s, "TLS 1.3 suites in the mesh's order on both ends",
+              test_tls13_suite_order);
 }
 
 int main(void) {

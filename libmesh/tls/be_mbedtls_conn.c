@@ -460,9 +460,20 @@ static size_t pending(const mesh_conn_t *c) {
   return n ? n : (size_t)mbedtls_ssl_check_pending(&b->ssl);
 }
 
+/* The suite's IANA name with '-' for '_', as the OpenSSL backend reports
+ * it: mbedTLS 3 spells TLS 1.3 suites "TLS1-3-AES-128-GCM-SHA256". */
 static const char *cipher(const mesh_conn_t *c) {
   const mbe_conn_t *b = c->be;
-  return mbedtls_ssl_get_ciphersuite(&b->ssl);
+  static const char *const v13[] = {
+      "TLS-AES-128-GCM-SHA256", "TLS-AES-256-GCM-SHA384",
+      "TLS-CHACHA20-POLY1305-SHA256", "TLS-AES-128-CCM-SHA256",
+      "TLS-AES-128-CCM-8-SHA256"};
+  const char *n = mbedtls_ssl_get_ciphersuite(&b->ssl);
+  if (n && strncmp(n, "TLS1-3-", 7) == 0)
+    for (size_t i = 0; i < sizeof v13 / sizeof v13[0]; i++)
+      if (strcmp(v13[i] + 4, n + 7) == 0)
+        return v13[i];
+  return n;
 }
 
 static const char *version(const mesh_conn_t *c) {

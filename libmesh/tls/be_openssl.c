@@ -297,12 +297,17 @@ static int add_roots(SSL_CTX *ctx, const mesh__creds_t *cr) {
   return 0;
 }
 
-/* TLS 1.2: ECDHE with AEAD only, ECDSA first (as the mbedTLS backend);
- * TLS 1.3: OpenSSL's default suites (all AEAD). */
+/* TLS 1.2: ECDHE with AEAD only, ECDSA first; TLS 1.3: AES-128-GCM first
+ * (OpenSSL's default puts AES-256 first).  Both orders are the mbedTLS
+ * backend's, so a client offers the same list on either backend; a TLS
+ * 1.3 server takes the client's first choice on both (mbedTLS 3 has no
+ * server preference in 1.3). */
 #define SUITES12                                                              \
   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"              \
   "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"                \
   "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+#define SUITES13                                                              \
+  "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 static SSL_CTX *ctx_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
                            bool server) {
@@ -316,6 +321,7 @@ static SSL_CTX *ctx_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
   if (SSL_CTX_set_min_proto_version(ctx, minv) != 1 ||
       SSL_CTX_set_max_proto_version(ctx, maxv) != 1 ||
       SSL_CTX_set_cipher_list(ctx, SUITES12) != 1 ||
+      SSL_CTX_set_ciphersuites(ctx, SUITES13) != 1 ||
       use_creds(ctx, g->creds) != 0) {
     SSL_CTX_free(ctx);
     return NULL;
