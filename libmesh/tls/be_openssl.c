@@ -377,8 +377,8 @@ static int setup_server(const mesh__tls_t *t, mesh__tlsgen_t *g) {
   SSL_CTX_set_session_cache_mode(b->server, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_timeout(b->server, t->set.ticket_lifetime_s);
   /* TLS 1.3: one ticket per connection, not OpenSSL's 2: our clients keep
-   * one session per target (sesscache.c), a ticket costs one ~116k
-   * instructions (closeres.md). */
+   * one session per target (sesscache.c) and each ticket costs them ~116k
+   * instructions (notes: osslcost.md, closeres.md). */
   SSL_CTX_set_num_tickets(b->server, t->set.resumption ? 1 : 0);
   b->alpn_len = obe_alpn_wire((const char *const *)t->set.alpn, b->alpn_wire,
                               sizeof b->alpn_wire);
