@@ -17,7 +17,8 @@
  * Before the fix the OpenSSL rows "server close_notify" failed (the
  * session was lost: we did not answer the peer's close_notify, so OpenSSL
  * took the end as unclean) and the mbedTLS rows FIN/RST/cut failed (the
- * session was kept). */
+ * session was kept).  On OpenSSL, `openssl s_client -msg` counts the TLS 1.3
+ * tickets a libmesh server sends per connection: one. */
 #include "helpers.h"
 
 #include <errno.h>
@@ -356,6 +357,50 @@ static void test_s_server(void) {
   s_server_version("1.3");
 }
 
+/* ---- OpenSSL backend: one TLS 1.3 ticket per connection ------------------ */
+
+static int count_of(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  return n;
+}
+
+static bool log_has_pong(void *arg) {
+  char *s = th_slurp(th_path((const char *)arg), NULL);
+  bool ok = s && strstr(s, "pong");
+  free(s);
+  return ok;
+}
+
+/* `openssl s_client -msg` prints every handshake message; the server's
+ * "pong" comes after its tickets, so the count is final when it shows. */
+static void test_one_ticket(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  tp_certs();
+  CU_ASSERT_FATAL(srv_start("1.3"));
+  char acc[32], crt[300], key[300], ca[300];
+  snprintf(acc, sizeof acc, "127.0.0.1:%d", mesh_listener_port(srv.l));
+  snprintf(crt, sizeof crt, "%s", th_path("client.crt"));
+  snprintf(key, sizeof key, "%s", th_path("client.key"));
+  snprintf(ca, sizeof ca, "%s", th_path(TD "-ca.crt"));
+  const char *argv[] = {"openssl", "s_client", "-connect", acc, "-cert", crt,
+                        "-key", key, "-CAfile", ca, "-tls1_3", "-msg", NULL};
+  int in = -1;
+  pid_t pid = th_spawn_stdin(argv, "s_client-tickets.log", &in);
+  CU_ASSERT_FATAL(pid > 0);
+  CU_ASSERT(write(in, "ping\n", 5) == 5);
+  CU_ASSERT(th_wait_for(log_has_pong, (void *)"s_client-tickets.log",
+                        TH_CAP_MS, "s_client got pong"));
+  char *log = th_slurp(th_path("s_client-tickets.log"), NULL);
+  CU_ASSERT_EQUAL(count_of(log, "NewSessionTicket"), 1);
+  free(log);
+  close(in);
+  th_stop(pid);
+  srv_stop();
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("tls_close", NULL, NULL);
   CU_add_test(s, "TLS 1.2: how the peer ended decides resumption",
@@ -364,6 +409,9 @@ static void add(void) {
               test_close_13);
   CU_add_test(s, "openssl s_server -www closes first: next dial resumes",
               test_s_server);
+  if (strcmp(mesh__tls_be.name, "openssl") == 0)
+    CU_add_test(s, "OpenSSL server: one TLS 1.3 ticket per connection",
+                test_one_ticket);
 }
 
 int main(void) {
