@@ -166,7 +166,10 @@ MESH_EXTERN int mesh_conn_set_timeouts(mesh_conn_t *c, int read_ms,
  *  (non-blocking: call again), MESH_ERR_CLOSED (failed connection), or an
  *  I/O error. */
 MESH_EXTERN int mesh_conn_shutdown(mesh_conn_t *c);
-/** Close and free (sends close_notify first if it can without blocking).
+/** Close and free (sends close_notify first if it can without blocking,
+ *  also in answer to the peer's).  A client connection that ended without
+ *  a close_notify from either side (reset, fatal alert, FIN alone or inside
+ *  a record) drops the saved session of its target (see docs/config/tls.md).
  *  NULL is a no-op.  Strings borrowed from c become invalid. */
 MESH_EXTERN void mesh_conn_close(mesh_conn_t *c);
 

@@ -81,17 +81,19 @@ typedef struct mesh__tls_backend {
   int (*handshake)(mesh_conn_t *c, mesh__hsf_t *f);
   /** Did the finished handshake resume a session? */
   bool (*resumed)(const mesh_conn_t *c);
-  /** >0 bytes, 0 at a clean end (close_notify or FIN between records),
-   *  MESH_ERR_WANT_READ/WRITE, MESH_ERR_TLS with c->truncated set for a
-   *  FIN inside a record, or another MESH_ERR_*. */
+  /** >0 bytes, 0 at a clean end (close_notify or FIN between records;
+   *  c->rx_close_notify set for the former), MESH_ERR_WANT_READ/WRITE,
+   *  MESH_ERR_TLS with c->truncated set for a FIN inside a record, or
+   *  another MESH_ERR_*. */
   long (*read)(mesh_conn_t *c, void *buf, size_t len);
   long (*write)(mesh_conn_t *c, const void *buf, size_t len);
   /** MESH_OK, MESH_ERR_WANT_READ/WRITE or an error. */
   int (*close_notify)(mesh_conn_t *c);
   /** Before a client closes: process what already arrived without
    *  waiting (TLS 1.3 session tickets come after the handshake; a client
-   *  that never read would otherwise never resume). */
-  void (*drain)(mesh_conn_t *c);
+   *  that never read would otherwise never resume).  A read: returns and
+   *  sets what read does (the caller judges how the connection ended). */
+  long (*drain)(mesh_conn_t *c);
   /** Record buffers between records (optional; NULL: the backend has one
    *  policy).  keep: hold them while the connection is in use (no
    *  allocation per record); !keep: give them back now if empty, and

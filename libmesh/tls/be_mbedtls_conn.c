@@ -403,6 +403,8 @@ static long be_read(mesh_conn_t *c, void *buf, size_t len) {
       c->truncated = true;
       return MESH_ERR_TLS;
     }
+    if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+      c->rx_close_notify = true;
     if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
         ret == MBEDTLS_ERR_SSL_CONN_EOF)
       return 0;
@@ -439,9 +441,9 @@ static int close_notify(mesh_conn_t *c) {
   return ret == 0 ? MESH_OK : io_code(ret);
 }
 
-static void drain(mesh_conn_t *c) {
+static long drain(mesh_conn_t *c) {
   unsigned char buf[256];
-  be_read(c, buf, sizeof buf); /* non-blocking socket: never waits */
+  return be_read(c, buf, sizeof buf); /* non-blocking socket: never waits */
 }
 
 static void send_alert(mesh_conn_t *c, int desc) {

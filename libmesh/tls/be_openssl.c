@@ -357,8 +357,10 @@ static int setup_server(const mesh__tls_t *t, mesh__tlsgen_t *g) {
    * a server rotation old tickets no longer decrypt. */
   SSL_CTX_set_session_cache_mode(b->server, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_timeout(b->server, t->set.ticket_lifetime_s);
-  if (!t->set.resumption)
-    SSL_CTX_set_num_tickets(b->server, 0);
+  /* TLS 1.3: one ticket per connection, not OpenSSL's 2: our clients keep
+   * one session per target (sesscache.c) and each ticket costs them ~116k
+   * instructions (notes: osslcost.md, closeres.md). */
+  SSL_CTX_set_num_tickets(b->server, t->set.resumption ? 1 : 0);
   b->alpn_len = obe_alpn_wire((const char *const *)t->set.alpn, b->alpn_wire,
                               sizeof b->alpn_wire);
   if (b->alpn_len)

@@ -181,6 +181,7 @@ static long io_code(mesh_conn_t *c, int r) {
   case SSL_ERROR_WANT_WRITE:
     return MESH_ERR_WANT_WRITE;
   case SSL_ERROR_ZERO_RETURN:
+    c->rx_close_notify = true;
     return 0;
   case SSL_ERROR_SYSCALL:
     if (sock_reset(c))
@@ -233,12 +234,9 @@ static int close_notify(mesh_conn_t *c) {
   return rc == 1 || rc == 0 ? MESH_OK : (int)rc;
 }
 
-static void drain(mesh_conn_t *c) {
-  obe_conn_t *b = c->be;
+static long drain(mesh_conn_t *c) {
   char buf[256];
-  ERR_clear_error();
-  if (SSL_read(b->ssl, buf, sizeof buf) <= 0) /* non-blocking: never waits */
-    ERR_clear_error();
+  return be_read(c, buf, sizeof buf); /* non-blocking: never waits */
 }
 
 /* SSL_MODE_RELEASE_BUFFERS (set on every SSL_CTX) frees the read and

@@ -68,17 +68,44 @@ static void lingering_close(int fd) {
   close(fd);
 }
 
+/* Did the open TLS connection c end cleanly?  Either side's close_notify
+ * ends it (we sent ours, or the peer's arrived), or it is still up and we
+ * end it now.  A connection that failed (reset, fatal alert, a record cut
+ * by a FIN), or whose peer sent a FIN without close_notify (possibly a
+ * truncation attack), did not. */
+static bool ended_cleanly(const mesh_conn_t *c) {
+  return c->state == MESH__CONN_OPEN && !c->truncated &&
+         (c->shut || !c->eof || c->rx_close_notify);
+}
+
+/* The TLS part of closing: never blocks (every send is MSG_DONTWAIT).
+ * Mesh policy for both backends: after a clean end the client's saved
+ * session for this target stays resumable; after any other end of a
+ * connection that had opened, it is forgotten (OpenSSL marks it not
+ * resumable itself; mbedTLS would keep it). */
+static void tls_close(mesh_conn_t *c) {
+  if (c->state == MESH__CONN_OPEN && !c->server && !c->eof &&
+      !c->got_ticket && c->m->tls->set.resumption &&
+      strcmp(mesh__tls_be.version(c), "TLSv1.3") == 0) {
+    long n = mesh__tls_be.drain(c);
+    if (n < 0 && n != MESH_ERR_WANT_READ && n != MESH_ERR_WANT_WRITE)
+      c->state = MESH__CONN_FAILED; /* reset, alert, truncation */
+  }
+  bool clean = ended_cleanly(c);
+  /* Ours also answers the peer's (RFC 5246 7.2.1, RFC 8446 6.1); with
+   * OpenSSL it is what keeps the session resumable. */
+  if (clean && !c->shut)
+    mesh__tls_be.close_notify(c);
+  if (!clean && c->opened && !c->server && c->m->tls->set.resumption)
+    mesh__sesscache_drop(&c->m->tls->cache, c->target);
+}
+
 void mesh_conn_close(mesh_conn_t *c) {
   if (!c)
     return;
   mesh__conn_obs_close(c);
-  /* Best effort close_notify; never block here. */
-  if (c->be && c->tls && c->state == MESH__CONN_OPEN && !c->server &&
-      !c->eof && !c->got_ticket && c->m->tls->set.resumption &&
-      strcmp(mesh__tls_be.version(c), "TLSv1.3") == 0)
-    mesh__tls_be.drain(c);
-  if (c->be && c->tls && c->state == MESH__CONN_OPEN && !c->shut && !c->eof)
-    mesh__tls_be.close_notify(c);
+  if (c->be && c->tls)
+    tls_close(c);
   if (c->fd >= 0)
     lingering_close(c->fd);
   if (c->be)

@@ -169,6 +169,7 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
   if (!c->server && c->m->tls->set.resumption)
     mesh__sesscache_save(&c->m->tls->cache, c);
   c->state = MESH__CONN_OPEN;
+  c->opened = true;
   c->deadline_ms = 0;
   mesh__conn_block(c);
   mesh__conn_obs_open(c);

@@ -271,6 +271,9 @@ struct mesh_conn {
                              handshake (TLS 1.3 ticket) */
   bool shut;              /* close_notify / FIN sent */
   bool eof;               /* peer closed its side */
+  bool rx_close_notify;   /* the peer's close_notify arrived (backend read
+                             sets it; eof without it: FIN alone) */
+  bool opened;            /* the handshake completed (state was OPEN) */
   uint64_t rx_bytes;      /* application bytes read (mesh_conn_read): the
                              call layer's "nothing of the response came" */
   int last_err;           /* sticky code once FAILED */
