@@ -13,6 +13,7 @@
 
 #include "identity/identity.h"
 #include "identity/pemfile.h"
+#include "test_tls_peer.h"
 
 #define MINT TEST_SRCDIR "/tests/x509diff_mint.py"
 #define X "spiffe://example.org/x"
@@ -144,10 +145,90 @@ static void test_diff_verify_peer(void) {
   mesh__creds_release(c);
 }
 
+/* ---- end to end: a real mTLS handshake (tls/verify.c's path) ----------- */
+
+/* Chains a libmesh mesh serves: the other mesh's handshake accepts them
+ * on both builds (client verifies the server's row chain, server the
+ * client's). */
+static const char *const e2e_ok[] = {"p384", "rsa2048", "crit_san",
+                                     "pathlen1", "extra_unrelated",
+                                     "uri_dns"};
+/* Chains no mesh would load, so openssl s_client presents them (as sent,
+ * order kept): the libmesh server refuses the handshake on both builds.
+ * "ok" first: the same client with a good chain gets in. */
+static const char *const e2e_peer[] = {"ok", "unk_crit", "dup_san",
+                                       "crit_anypolicy", "nc_permit_noncrit",
+                                       "out_of_order", "int_expired",
+                                       "pathlen0"};
+
+static void test_diff_handshake_ok(void) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", th_path("root.crt"),
+           th_path("example.org-ca.crt"));
+  CU_ASSERT_FATAL(th_sh(cmd) == 0);
+  mesh_t *cm = tp_mesh("ok", "example.org", NULL);
+  CU_ASSERT_FATAL(cm != NULL);
+  for (size_t i = 0; i < sizeof e2e_ok / sizeof e2e_ok[0]; i++) {
+    mesh_t *sm = tp_mesh(e2e_ok[i], "example.org", NULL);
+    CU_ASSERT_FATAL(sm != NULL);
+    tp_server_t srv;
+    CU_ASSERT_FATAL(tp_server_start(&srv, sm, NULL, TP_ONESHOT));
+    mesh_status_t st;
+    mesh_conn_t *c = NULL;
+    int rc = mesh_dial(cm, tp_addr(srv.port), NULL, &c, &st);
+    if (rc != MESH_OK)
+      fprintf(stderr, "e2e %s: rc=%d %s\n", e2e_ok[i], rc, st.message);
+    CU_ASSERT_EQUAL(rc, MESH_OK);
+    if (c) {
+      CU_ASSERT_STRING_EQUAL(mesh_conn_peer_id(c), X);
+      mesh_conn_close(c);
+    }
+    CU_ASSERT(tp_server_wait(&srv, 1, 10000));
+    tp_result_t r = tp_server_result(&srv, 0);
+    CU_ASSERT_EQUAL(r.rc, MESH_OK);
+    CU_ASSERT_STRING_EQUAL(r.peer, X);
+    tp_server_stop(&srv);
+    mesh_free(sm);
+  }
+  mesh_free(cm);
+}
+
+static void test_diff_handshake_refused(void) {
+  if (!th_require("openssl", "openssl"))
+    return;
+  mesh_t *sm = tp_mesh("ok", "example.org", NULL);
+  CU_ASSERT_FATAL(sm != NULL);
+  tp_server_t srv;
+  CU_ASSERT_FATAL(tp_server_start(&srv, sm, NULL, TP_ONESHOT));
+  size_t n = sizeof e2e_peer / sizeof e2e_peer[0];
+  for (size_t i = 0; i < n; i++) {
+    const char *r = e2e_peer[i];
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && echo | timeout 10 openssl s_client -connect "
+             "127.0.0.1:%d -cert %s.leaf.pem -key %s.key $([ -s "
+             "%s.rest.pem ] && echo -cert_chain %s.rest.pem) >/dev/null 2>&1",
+             th_tmpdir(), srv.port, r, r, r, r);
+    th_sh(cmd); /* its verdict is the server's */
+    CU_ASSERT_FATAL(tp_server_wait(&srv, (int)i + 1, 15000));
+    tp_result_t res = tp_server_result(&srv, (int)i);
+    bool want_ok = i == 0;
+    if ((res.rc == MESH_OK) != want_ok)
+      fprintf(stderr, "e2e peer %s: rc=%d %s\n", r, res.rc, res.msg);
+    CU_ASSERT_EQUAL(res.rc == MESH_OK, want_ok);
+    if (want_ok)
+      CU_ASSERT_STRING_EQUAL(res.peer, X);
+  }
+  tp_server_stop(&srv);
+  mesh_free(sm);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("svid_diff", suite_init, NULL);
   CU_add_test(s, "mesh__creds_load", test_diff_creds_load);
   CU_add_test(s, "mesh__creds_verify_peer", test_diff_verify_peer);
+  CU_add_test(s, "handshake accepted", test_diff_handshake_ok);
+  CU_add_test(s, "handshake refused", test_diff_handshake_refused);
 }
 
 int main(void) { return th_run_suites("test_svid_diff", add); }

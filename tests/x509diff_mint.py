@@ -3,7 +3,8 @@
 
 Usage: x509diff_mint.py DIR.  Writes root.crt (the example.org bundle),
 other.crt (an unrelated other.org CA) and, per row, <row>.crt (the chain
-as sent: leaf first) and <row>.key.  Every certificate is made here, with
+as sent: leaf first; also split in <row>.leaf.pem and <row>.rest.pem) and
+<row>.key.  Every certificate is made here, with
 python3-cryptography, so both builds see the very same bytes."""
 import datetime as dt
 import sys
@@ -64,6 +65,10 @@ def pem(*certs):
 def write(name, chain, key):
     with open(f"{D}/{name}.crt", "wb") as f:
         f.write(pem(*chain))
+    with open(f"{D}/{name}.leaf.pem", "wb") as f:  # for openssl s_client
+        f.write(pem(chain[0]))
+    with open(f"{D}/{name}.rest.pem", "wb") as f:
+        f.write(pem(*chain[1:]))
     with open(f"{D}/{name}.key", "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM,
                                   serialization.PrivateFormat.PKCS8,
