@@ -261,7 +261,7 @@ int mesh__x509_der(const mesh__x509_t *crt, unsigned char **der,
  * mbedTLS has already checked that it decodes. */
 int mesh__x509_ext_walk(const mesh__x509_t *crt, mesh__x509_ext_cb cb,
                         void *arg) {
-  const mbedtls_x509_buf *v = &CRT(crt)->MESH__MBX(v3_ext);
+  const mbedtls_x509_buf *v = &CRT(crt)->v3_ext; /* public in 2.28 and 3.x */
   unsigned char *p = v->p, *end = v->p + v->len;
   size_t len;
   if (!p || v->len == 0 ||
