@@ -27,6 +27,79 @@ static int uri_to_id(const char *uri, size_t ulen, char *out, size_t cap,
   return MESH_OK;
 }
 
+/* ---- extensions: the mesh's rule, the same on both backends ------------ */
+
+/* An OID's DER content bytes as dotted text (best effort). */
+static void oid_text(const unsigned char *o, size_t n, char *out,
+                     size_t len) {
+  size_t off = 0;
+  unsigned long v = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < n && off < len; i++) {
+    v = (v << 7) | (o[i] & 0x7fu);
+    if (o[i] & 0x80u)
+      continue;
+    int w = off == 0 ? snprintf(out, len, "%lu.%lu", v < 80 ? v / 40 : 2,
+                                v < 80 ? v % 40 : v - 80)
+                     : snprintf(out + off, len - off, ".%lu", v);
+    if (w < 0)
+      return;
+    off += (size_t)w;
+    v = 0;
+  }
+}
+
+#define EXT_MAX 32
+struct ext_seen {
+  const unsigned char *oid[EXT_MAX];
+  size_t len[EXT_MAX], n;
+  char why[120];
+};
+
+static bool oid_is(const unsigned char *o, size_t n, unsigned char last) {
+  return n == 3 && o[0] == 0x55 && o[1] == 0x1d && o[2] == last;
+}
+
+/* Refuse: an extension twice (RFC 5280 4.2), nameConstraints (mbedTLS
+ * ignores them, OpenSSL enforces them: a CA's constraints would hold on one
+ * build only), a critical extension other than basicConstraints, keyUsage,
+ * extendedKeyUsage, subjectAltName (what both builds process alike). */
+static int ext_cb(void *arg, const unsigned char *oid, size_t n, bool crit) {
+  struct ext_seen *s = arg;
+  char t[64];
+  oid_text(oid, n, t, sizeof t);
+  for (size_t i = 0; i < s->n; i++)
+    if (s->len[i] == n && memcmp(s->oid[i], oid, n) == 0) {
+      snprintf(s->why, sizeof s->why, "extension %s appears twice", t);
+      return -1;
+    }
+  if (s->n == EXT_MAX) {
+    snprintf(s->why, sizeof s->why, "more than %d extensions", EXT_MAX);
+    return -1;
+  }
+  s->oid[s->n] = oid;
+  s->len[s->n++] = n;
+  if (oid_is(oid, n, 0x1e)) {
+    snprintf(s->why, sizeof s->why, "nameConstraints are not supported");
+    return -1;
+  }
+  if (crit && !oid_is(oid, n, 0x13) && !oid_is(oid, n, 0x0f) &&
+      !oid_is(oid, n, 0x25) && !oid_is(oid, n, 0x11)) {
+    snprintf(s->why, sizeof s->why, "critical extension %s is not supported",
+             t);
+    return -1;
+  }
+  return 0;
+}
+
+static int ext_check(const mesh__x509_t *crt, const char *what,
+                     mesh_status_t *st) {
+  struct ext_seen s = {.n = 0};
+  if (mesh__x509_ext_walk(crt, ext_cb, &s) != 0)
+    return mesh__fail(st, MESH_ERR_SVID, "%s: %s", what, s.why);
+  return MESH_OK;
+}
+
 static bool id_has_path(const char *id) {
   return strchr(id + sizeof "spiffe://" - 1, '/') != NULL;
 }
@@ -63,6 +136,9 @@ int mesh__svid_leaf_check(const mesh__x509_t *leaf, char *id, size_t len,
   mesh__ok(st);
   if (!leaf)
     return mesh__fail(st, MESH_ERR_INVALID_ARG, "no leaf certificate");
+  int rc = ext_check(leaf, "certificate", st);
+  if (rc != MESH_OK)
+    return rc;
   char uri[MESH_SPIFFE_ID_MAX + 1];
   size_t ulen;
   size_t n = mesh__x509_uri_sans(leaf, uri, sizeof uri, &ulen);
@@ -76,7 +152,7 @@ int mesh__svid_leaf_check(const mesh__x509_t *leaf, char *id, size_t len,
                       "exactly one)",
                       n);
   char buf[MESH_SPIFFE_ID_MAX + 1];
-  int rc = uri_to_id(uri, ulen, buf, sizeof buf, st);
+  rc = uri_to_id(uri, ulen, buf, sizeof buf, st);
   if (rc != MESH_OK)
     return rc;
   if (!id_has_path(buf))
@@ -100,6 +176,8 @@ int mesh__svid_signing_check(const mesh__x509_t *crt, mesh_status_t *st) {
   if (mesh__x509_key_usage(crt, &ku) && !(ku & MESH__KU_KEY_CERT_SIGN))
     return mesh__fail(st, MESH_ERR_SVID,
                       "signing certificate keyUsage lacks keyCertSign");
+  if (ext_check(crt, "signing certificate", st) != MESH_OK)
+    return MESH_ERR_SVID;
   char uri[MESH_SPIFFE_ID_MAX + 1];
   size_t ulen;
   size_t n = mesh__x509_uri_sans(crt, uri, sizeof uri, &ulen);
@@ -197,9 +275,50 @@ static int prefixed(mesh_status_t *st, int code, const char *prefix) {
   return mesh__fail(st, code, "%s: %s", prefix, msg);
 }
 
+/* Certificate i's issuer, where the chain has it: the first later
+ * certificate whose subject is i's issuer, else any earlier one (-1:
+ * none, i.e. the bundle's). */
+static long issuer_at(const mesh__x509_chain_t *chain, size_t i) {
+  char iss[512], sub[512];
+  if (mesh__x509_dn_text(mesh__x509_chain_at(chain, i), true, iss,
+                         sizeof iss) != 0)
+    return -1;
+  size_t n = mesh__x509_chain_len(chain);
+  long before = -1;
+  for (size_t j = 0; j < n; j++) {
+    if (j == i || mesh__x509_dn_text(mesh__x509_chain_at(chain, j), false,
+                                     sub, sizeof sub) != 0 ||
+        strcmp(iss, sub) != 0)
+      continue;
+    if (j > i)
+      return (long)j;
+    before = (long)j;
+  }
+  return before;
+}
+
+/* The order TLS says (RFC 8446 4.4.2, RFC 5246 7.4.2): leaf first, each
+ * certificate followed by its issuer.  mbedTLS looks for an issuer only
+ * after a certificate, OpenSSL anywhere: the stricter rule, for both. */
+static int order_check(const mesh__x509_chain_t *chain, mesh_status_t *st) {
+  for (size_t i = 1; i < mesh__x509_chain_len(chain); i++) {
+    long at = issuer_at(chain, i);
+    if (at >= 0 && (size_t)at < i)
+      return mesh__fail(st, MESH_ERR_SVID,
+                        "chain certificate #%zu is issued by #%ld, which "
+                        "comes before it (each certificate must be followed "
+                        "by its issuer)",
+                        i, at);
+  }
+  return MESH_OK;
+}
+
 int mesh__svid_chain_check(const mesh__x509_chain_t *chain, char *id,
                            size_t len, mesh_status_t *st) {
   int rc = mesh__svid_leaf_check(mesh__x509_chain_at(chain, 0), id, len, st);
+  if (rc != MESH_OK)
+    return rc;
+  rc = order_check(chain, st);
   if (rc != MESH_OK)
     return rc;
   for (size_t i = 1; i < mesh__x509_chain_len(chain); i++) {

@@ -113,6 +113,13 @@ int mesh__x509_dn_text(const mesh__x509_t *crt, bool issuer, char *buf,
 /** The certificate's DER, malloc'd (*der, free()).  @return 0 or -1. */
 int mesh__x509_der(const mesh__x509_t *crt, unsigned char **der,
                    size_t *len);
+/** Call cb for every extension of crt, in encoded order, with its OID's
+ *  DER content bytes (55 1d 13 for basicConstraints) and its critical flag;
+ *  stops at the first non-zero return.  @return that value, or 0. */
+typedef int (*mesh__x509_ext_cb)(void *arg, const unsigned char *oid,
+                                 size_t oidlen, bool critical);
+int mesh__x509_ext_walk(const mesh__x509_t *crt, mesh__x509_ext_cb cb,
+                        void *arg);
 /** Same certificate (same DER)? */
 bool mesh__x509_same(const mesh__x509_t *a, const mesh__x509_t *b);
 

@@ -256,6 +256,40 @@ int mesh__x509_der(const mesh__x509_t *crt, unsigned char **der,
   return 0;
 }
 
+/* v3_ext is the [3] field's content: SEQUENCE OF Extension ::= SEQUENCE {
+ * extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }.
+ * mbedTLS has already checked that it decodes. */
+int mesh__x509_ext_walk(const mesh__x509_t *crt, mesh__x509_ext_cb cb,
+                        void *arg) {
+  const mbedtls_x509_buf *v = &CRT(crt)->v3_ext; /* public in 2.28 and 3.x */
+  unsigned char *p = v->p, *end = v->p + v->len;
+  size_t len;
+  if (!p || v->len == 0 ||
+      mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED |
+                                              MBEDTLS_ASN1_SEQUENCE) != 0)
+    return 0;
+  end = p + len;
+  while (p < end) {
+    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED |
+                                                MBEDTLS_ASN1_SEQUENCE) != 0)
+      return 0;
+    unsigned char *next = p + len, *oid;
+    size_t oidlen;
+    if (mbedtls_asn1_get_tag(&p, next, &oidlen, MBEDTLS_ASN1_OID) != 0)
+      return 0;
+    oid = p;
+    p += oidlen;
+    int crit = 0;
+    if (mbedtls_asn1_get_bool(&p, next, &crit) != 0)
+      crit = 0; /* DEFAULT FALSE: absent */
+    int r = cb(arg, oid, oidlen, crit != 0);
+    if (r)
+      return r;
+    p = next;
+  }
+  return 0;
+}
+
 bool mesh__x509_same(const mesh__x509_t *a, const mesh__x509_t *b) {
   return CRT(a)->raw.len == CRT(b)->raw.len &&
          memcmp(CRT(a)->raw.p, CRT(b)->raw.p, CRT(a)->raw.len) == 0;

@@ -52,10 +52,55 @@ static bool key_type_ok(const EVP_PKEY *pk) {
                 EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA);
 }
 
-/* A parsed certificate we keep: supported key, extensions that decode. */
+/* Critical certificatePolicies that mbedTLS's parser takes: anyPolicy
+ * only. */
+static bool any_policy_only(X509 *x) {
+  CERTIFICATEPOLICIES *cp =
+      X509_get_ext_d2i(x, NID_certificate_policies, NULL, NULL);
+  bool ok = cp != NULL;
+  for (int i = 0; ok && i < sk_POLICYINFO_num(cp); i++)
+    ok = OBJ_obj2nid(sk_POLICYINFO_value(cp, i)->policyid) == NID_any_policy;
+  CERTIFICATEPOLICIES_free(cp);
+  return ok;
+}
+
+/* Extensions as mbedTLS's parser takes them (RFC 5280 4.2): none twice,
+ * and no critical one it does not process.  OpenSSL would parse both (and
+ * a critical nameConstraints it enforces, which mbedTLS does not): the
+ * differential table in tests/test_svid_diff.c. */
+static bool exts_ok(X509 *x) {
+  int n = X509_get_ext_count(x);
+  for (int i = 0; i < n; i++) {
+    X509_EXTENSION *e = X509_get_ext(x, i);
+    const ASN1_OBJECT *o = X509_EXTENSION_get_object(e);
+    for (int j = 0; j < i; j++)
+      if (OBJ_cmp(o, X509_EXTENSION_get_object(X509_get_ext(x, j))) == 0)
+        return false;
+    if (X509_EXTENSION_get_critical(e) <= 0)
+      continue;
+    switch (OBJ_obj2nid(o)) {
+    case NID_basic_constraints:
+    case NID_key_usage:
+    case NID_ext_key_usage:
+    case NID_subject_alt_name:
+    case NID_netscape_cert_type:
+      break;
+    case NID_certificate_policies:
+      if (!any_policy_only(x))
+        return false;
+      break;
+    default:
+      return false;
+    }
+  }
+  return true;
+}
+
+/* A parsed certificate we keep: supported key, extensions that decode and
+ * that mbedTLS's parser would take. */
 static bool crt_ok(X509 *x) {
   return key_type_ok(X509_get0_pubkey(x)) &&
-         !(X509_get_extension_flags(x) & EXFLAG_INVALID);
+         !(X509_get_extension_flags(x) & EXFLAG_INVALID) && exts_ok(x);
 }
 
 /* ---- chains -------------------------------------------------------------- */
@@ -341,6 +386,19 @@ int mesh__x509_der(const mesh__x509_t *crt, unsigned char **der,
     return -1;
   }
   *len = (size_t)n;
+  return 0;
+}
+
+int mesh__x509_ext_walk(const mesh__x509_t *crt, mesh__x509_ext_cb cb,
+                        void *arg) {
+  for (int i = 0; i < X509_get_ext_count(X(crt)); i++) {
+    X509_EXTENSION *e = X509_get_ext(X(crt), i);
+    const ASN1_OBJECT *o = X509_EXTENSION_get_object(e);
+    int r = cb(arg, OBJ_get0_data(o), OBJ_length(o),
+               X509_EXTENSION_get_critical(e) > 0);
+    if (r)
+      return r;
+  }
   return 0;
 }
 

@@ -61,6 +61,15 @@ static void set_input(const uint8_t *data, size_t size) {
   }
 }
 
+/* mesh__x509_ext_walk: every extension has an OID. */
+static int count_ext(void *arg, const unsigned char *oid, size_t n,
+                     bool crit) {
+  (void)crit;
+  FUZZ_ASSERT(oid && n > 0);
+  (*(size_t *)arg)++;
+  return 0;
+}
+
 static void check_chain(const mesh__x509_chain_t *crt) {
   char leaf_id[MESH_SPIFFE_ID_MAX + 1], chain_id[MESH_SPIFFE_ID_MAX + 1];
   char peer_id[MESH_SPIFFE_ID_MAX + 1];
@@ -104,6 +113,8 @@ static void check_chain(const mesh__x509_chain_t *crt) {
     (void)mesh__x509_ext_key_usage(x, &bits);
     (void)mesh__x509_not_before(x);
     (void)mesh__x509_not_after(x);
+    size_t next = 0;
+    FUZZ_ASSERT(mesh__x509_ext_walk(x, count_ext, &next) == 0);
   }
 }
 
