@@ -11,7 +11,7 @@ import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 D = sys.argv[1]
@@ -138,6 +138,28 @@ def dup_san():
     write("dup_san", [out], key)
 
 
+
+def sha1():
+    """A leaf signed ecdsa-with-SHA1.  Newer cryptography/OpenSSL (Debian
+    13) refuse to sign a certificate with SHA-1, so it is made with SHA-256,
+    the AlgorithmIdentifier rewritten (in the TBS and outside it) and the
+    TBS signed again over its SHA-1 digest."""
+    key = p256()
+    c = mk("leaf-sha1", key, root, rk)
+    a256 = b"\x30\x0a\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02"
+    a1 = b"\x30\x09\x06\x07\x2a\x86\x48\xce\x3d\x04\x01"
+    tbs = c.tbs_certificate_bytes
+    assert tbs.count(a256) == 1 and tbs[:2] == b"\x30\x82"
+    content = tbs[4:].replace(a256, a1)
+    tbs = b"\x30" + der_len(len(content)) + content
+    h = hashes.Hash(hashes.SHA1())
+    h.update(tbs)
+    sig = rk.sign(h.finalize(), ec.ECDSA(utils.Prehashed(hashes.SHA1())))
+    body = tbs + a1 + b"\x03" + der_len(len(sig) + 1) + b"\x00" + sig
+    out = x509.load_der_x509_certificate(b"\x30" + der_len(len(body)) + body)
+    write("sha1", [out], key)
+
+
 dup_san()
 # pathLenConstraint 0 on i1, which signs the CA i2, which signs the leaf
 i1, k1 = inter("i1", pathlen=0)
@@ -177,7 +199,7 @@ for name, uri in [("uri_upper_scheme", "SPIFFE://example.org/x"),
     leaf_row(name, sans=(uri,))
 leaf_row("uri_dns", sans=("spiffe://example.org/x", "x.example.org"))
 # keys and hashes
-leaf_row("sha1", md=hashes.SHA1())
+sha1()
 leaf_row("p384", key=ec.generate_private_key(ec.SECP384R1()))
 leaf_row("rsa2048", key=rsa.generate_private_key(65537, 2048))
 leaf_row("rsa1024", key=rsa.generate_private_key(65537, 1024))
