@@ -262,10 +262,11 @@ int mesh__x509_der(const mesh__x509_t *crt, unsigned char **der,
 int mesh__x509_ext_walk(const mesh__x509_t *crt, mesh__x509_ext_cb cb,
                         void *arg) {
   const mbedtls_x509_buf *v = &CRT(crt)->v3_ext; /* public in 2.28 and 3.x */
+  if (!v->p || v->len == 0) /* a v1/v2 certificate: no extensions */
+    return 0;
   unsigned char *p = v->p, *end = v->p + v->len;
   size_t len;
-  if (!p || v->len == 0 ||
-      mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED |
+  if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED |
                                               MBEDTLS_ASN1_SEQUENCE) != 0)
     return 0;
   end = p + len;
