@@ -268,3 +268,21 @@ void mesh__ares_free(mesh__ares_t *a) {
     ares_destroy(a->ch);
   free(a);
 }
+
+bool mesh__ares_node_text(const struct ares_addrinfo_node *p, char *out) {
+  const void *src = NULL;
+  if (p->ai_family == AF_INET && p->ai_addr)
+    src = &((const struct sockaddr_in *)(const void *)p->ai_addr)->sin_addr;
+  else if (p->ai_family == AF_INET6 && p->ai_addr)
+    src = &((const struct sockaddr_in6 *)(const void *)p->ai_addr)->sin6_addr;
+  return src && inet_ntop(p->ai_family, src, out, INET6_ADDRSTRLEN);
+}
+
+uint32_t mesh__ares_cname_ttl(const struct ares_addrinfo *ai, uint32_t ttl) {
+  for (const struct ares_addrinfo_cname *c = ai ? ai->cnames : NULL; c;
+       c = c->next) {
+    uint32_t t = c->ttl > 0 ? (uint32_t)c->ttl : 0;
+    ttl = t < ttl ? t : ttl;
+  }
+  return ttl;
+}

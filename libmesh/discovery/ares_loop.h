@@ -58,6 +58,12 @@ ares_channel mesh__ares_channel(mesh__ares_t *a);
 /** Re-arm the timeout timer after queries were issued outside a loop
  *  callback (answers processed by the loop re-arm it themselves). */
 void mesh__ares_kick(mesh__ares_t *a);
+
+/** The address of one answer node as text (out: INET6_ADDRSTRLEN bytes);
+ *  false for a node that is neither IPv4 nor IPv6. */
+bool mesh__ares_node_text(const struct ares_addrinfo_node *p, char *out);
+/** The smaller of ttl and every CNAME's TTL on the way to the answer. */
+uint32_t mesh__ares_cname_ttl(const struct ares_addrinfo *ai, uint32_t ttl);
 /** Destroy the channel: pending callbacks run with ARES_EDESTRUCTION
  *  (and must not issue queries).  NULL is a no-op. */
 void mesh__ares_free(mesh__ares_t *a);

@@ -70,16 +70,10 @@ static bool choose(const mesh__dnsname_t *n, const struct ares_addrinfo *ai,
     *ttl = t < *ttl ? t : *ttl;
     if (first[0] || p->ai_family != fam)
       continue; /* ALL: the preferred (IPv4) family's first comes first */
-    const void *a = p->ai_family == AF_INET
-        ? (const void *)&((const struct sockaddr_in *)(const void *)p->ai_addr)->sin_addr
-        : (const void *)&((const struct sockaddr_in6 *)(const void *)p->ai_addr)->sin6_addr;
-    inet_ntop(p->ai_family, a, first, INET6_ADDRSTRLEN);
+    if (!mesh__ares_node_text(p, first))
+      first[0] = '\0';
   }
-  for (const struct ares_addrinfo_cname *c = ai ? ai->cnames : NULL; c;
-       c = c->next) {
-    uint32_t t = c->ttl > 0 ? (uint32_t)c->ttl : 0;
-    *ttl = t < *ttl ? t : *ttl;
-  }
+  *ttl = mesh__ares_cname_ttl(ai, *ttl);
   return first[0] != '\0';
 }
 

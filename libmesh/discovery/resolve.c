@@ -167,12 +167,7 @@ static bool set_addrs(rname_t *n, const struct ares_addrinfo *ai,
   size_t k = 0;
   for (const struct ares_addrinfo_node *p = ai ? ai->nodes : NULL;
        p && k < count; p = p->ai_next) {
-    const void *src = NULL;
-    if (p->ai_family == AF_INET && p->ai_addr)
-      src = &((const struct sockaddr_in *)(const void *)p->ai_addr)->sin_addr;
-    else if (p->ai_family == AF_INET6 && p->ai_addr)
-      src = &((const struct sockaddr_in6 *)(const void *)p->ai_addr)->sin6_addr;
-    if (!src || !inet_ntop(p->ai_family, src, v[k], sizeof v[k]))
+    if (!mesh__ares_node_text(p, v[k]))
       continue;
     k++;
     uint32_t t = p->ai_ttl > 0 ? (uint32_t)p->ai_ttl : 0;
@@ -180,12 +175,7 @@ static bool set_addrs(rname_t *n, const struct ares_addrinfo *ai,
       *ttl = t;
   }
   /* A CNAME on the way bounds how long the answer holds, too. */
-  for (const struct ares_addrinfo_cname *c = ai ? ai->cnames : NULL; c;
-       c = c->next) {
-    uint32_t t = c->ttl > 0 ? (uint32_t)c->ttl : 0;
-    if (t < *ttl)
-      *ttl = t;
-  }
+  *ttl = mesh__ares_cname_ttl(ai, *ttl);
   free(n->addrs);
   n->addrs = v;
   n->naddrs = k;
