@@ -225,7 +225,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess) {
   if (!s)
     return 0;
   s->s = sess; /* returning 1 keeps OpenSSL's reference for us */
-  mesh__sesscache_put(&c->m->tls->cache, c->target, c->gen->generation, s);
+  mesh__sesscache_put(&c->m->tls->cache, c, s);
   if (SSL_is_init_finished(ssl))
     c->got_ticket = true;
   return 1;
