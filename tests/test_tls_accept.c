@@ -5,7 +5,10 @@
  *     (issue 12 item 5; SECURITY.md says what holds);
  *   - a STRICT server refusing a client without a certificate says so with
  *     the alert the TLS version prescribes (issue 12 item 14), as
- *     `openssl s_client` reports it. */
+ *     `openssl s_client` reports it;
+ *   - cipher suites: TLS 1.3 in the mesh's order with the client's choice,
+ *     TLS 1.2 in the mesh's order with the server's choice, the same on
+ *     both backends (tls/suites.c). */
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -358,6 +361,175 @@ static void test_tls13_suite_order(void) {
   mesh_free(sm);
 }
 
+/* ---- TLS 1.2 suites: one mesh order, the server decides ------------------ */
+
+/* The suites of the ECDSA SVIDs the tests use, by cipher. */
+enum { A128, A256, CHACHA };
+static const char *const ossl12[] = {"ECDHE-ECDSA-AES128-GCM-SHA256",
+                                     "ECDHE-ECDSA-AES256-GCM-SHA384",
+                                     "ECDHE-ECDSA-CHACHA20-POLY1305"};
+static const char *const mesh12[] = {
+    "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256",
+    "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384",
+    "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256"};
+
+typedef enum suite_peer {
+  S_CLIENT,    /* openssl s_client -tls1_2 -cipher ORDER -> libmesh server */
+  S_SERVER,    /* libmesh client -> openssl s_server -tls1_2 -cipher ORDER */
+  S_SERVERPREF, /* ... with -serverpref */
+  LIBMESH,     /* libmesh client (max_version 1.2) -> libmesh server */
+} suite_peer_t;
+
+typedef struct suite12_case {
+  suite_peer_t peer;
+  int order[3]; /* the openssl peer's list, in its order */
+  size_t n;
+  int want;     /* the suite the connection gets */
+  const char *why;
+} suite12_case_t;
+
+static const suite12_case_t cases12[] = {
+    {S_CLIENT, {A256, A128, CHACHA}, 3, A128,
+     "libmesh server: its order, not the client's"},
+    {S_CLIENT, {CHACHA, A256}, 2, A256,
+     "libmesh server: AES-256-GCM before ChaCha20"},
+    {S_CLIENT, {CHACHA}, 1, CHACHA, "libmesh server: the last of its list"},
+    {S_SERVER, {A256, A128}, 2, A128,
+     "s_server taking the client's order: the mesh's first"},
+    {S_SERVER, {CHACHA, A256}, 2, A256,
+     "s_server taking the client's order: AES-256 before ChaCha20"},
+    {S_SERVERPREF, {A256, A128}, 2, A256, "s_server -serverpref decides"},
+    {S_SERVERPREF, {CHACHA, A256}, 2, CHACHA, "s_server -serverpref decides"},
+    {LIBMESH, {0}, 0, A128, "two libmesh ends"},
+};
+
+/* s_client's "Cipher is NAME" against a libmesh server (NAME copied). */
+static bool s_client_suite(mesh_t *sm, const char *list, const char *log,
+                           char *name, size_t len) {
+  char conn[32], ca[300], crt[300], key[300];
+  snprintf(ca, sizeof ca, "%s", th_path(TD "-ca.crt"));
+  snprintf(crt, sizeof crt, "%s", th_path("client.crt"));
+  snprintf(key, sizeof key, "%s", th_path("client.key"));
+  tp_server_t srv;
+  if (!tp_server_start(&srv, sm, NULL, TP_ECHO))
+    return false;
+  snprintf(conn, sizeof conn, "127.0.0.1:%d", srv.port);
+  const char *argv[] = {"openssl", "s_client", "-connect", conn, "-tls1_2",
+                        "-cipher", list, "-cert", crt, "-key", key,
+                        "-CAfile", ca, NULL};
+  pid_t pid = th_spawn(argv, log);
+  bool ok = pid > 0 && log_has(log, "Cipher is ", 5000);
+  char *t = th_slurp(th_path(log), NULL);
+  char *at = t ? strstr(t, "Cipher is ") : NULL;
+  snprintf(name, len, "%.*s", at ? (int)strcspn(at + 10, "\r\n") : 0,
+           at ? at + 10 : "");
+  if (!ok || !strstr(t, "TLSv1.2"))
+    fprintf(stderr, "\n  s_client said:\n%s\n", t ? t : "(nothing)");
+  ok = ok && strstr(t, "TLSv1.2") != NULL;
+  free(t);
+  if (pid > 0)
+    th_stop(pid);
+  tp_server_stop(&srv);
+  return ok;
+}
+
+/* The suite a libmesh client gets from s_server (mesh_conn_cipher). */
+static bool s_server_suite(mesh_t *cm, const char *list, bool pref,
+                           const char *log, char *name, size_t len) {
+  char acc[32], ca[300], crt[300], key[300];
+  snprintf(ca, sizeof ca, "%s", th_path(TD "-ca.crt"));
+  snprintf(crt, sizeof crt, "%s", th_path("server.crt"));
+  snprintf(key, sizeof key, "%s", th_path("server.key"));
+  int port = th_free_port();
+  snprintf(acc, sizeof acc, "127.0.0.1:%d", port);
+  const char *argv[] = {"openssl", "s_server", "-accept", acc, "-tls1_2",
+                        "-cipher", list, "-cert", crt, "-key", key,
+                        "-CAfile", ca, "-Verify", "1", "-naccept", "2",
+                        "-rev", pref ? "-serverpref" : NULL, NULL};
+  pid_t pid = th_spawn(argv, log);
+  if (pid <= 0)
+    return false;
+  bool ok = th_wait_port(port, 5000); /* one of the two accepts */
+  mesh_conn_t *c = NULL;
+  mesh_status_t st;
+  if (ok && mesh_dial(cm, tp_addr(port), NULL, &c, &st) != MESH_OK) {
+    fprintf(stderr, "\n  dial s_server: %s\n", st.message);
+    ok = false;
+  }
+  if (c) {
+    snprintf(name, len, "%s", mesh_conn_cipher(c));
+    ok = strcmp(mesh_conn_tls_version(c), "TLSv1.2") == 0;
+    mesh_conn_close(c);
+  }
+  th_stop(pid);
+  return ok;
+}
+
+/* The suite two libmesh ends agree on, TLS 1.2 pinned by the client. */
+static bool libmesh_suite(mesh_t *sm, char *name, size_t len) {
+  mesh_t *cm = tp_mesh("client", TD, "\"tls\":{\"max_version\":\"1.2\"}");
+  tp_server_t srv;
+  bool ok = cm && tp_server_start(&srv, sm, NULL, TP_ECHO);
+  mesh_conn_t *c = NULL;
+  mesh_status_t st;
+  if (ok && mesh_dial(cm, tp_addr(srv.port), NULL, &c, &st) != MESH_OK) {
+    fprintf(stderr, "\n  dial: %s\n", st.message);
+    ok = false;
+  }
+  if (c) {
+    snprintf(name, len, "%s", mesh_conn_cipher(c));
+    ok = strcmp(mesh_conn_tls_version(c), "TLSv1.2") == 0;
+    mesh_conn_close(c);
+  }
+  if (cm)
+    tp_server_stop(&srv);
+  mesh_free(cm);
+  return ok;
+}
+
+/* TLS 1.2 suites (tls/suites.c): a libmesh client offers the mesh's order
+ * and a libmesh server picks by it, whatever the client prefers, on both
+ * backends (the OpenSSL backend's server followed the client's order
+ * before).  Beside the TLS 1.3 row above, where the client's order wins
+ * on both. */
+static void test_tls12_suite_order(void) {
+  tp_certs();
+  mesh_t *sm = tp_mesh("server", TD, NULL), *cm = tp_mesh("client", TD, NULL);
+  CU_ASSERT_FATAL(sm && cm);
+  for (size_t i = 0; i < sizeof cases12 / sizeof cases12[0]; i++) {
+    const suite12_case_t *k = &cases12[i];
+    char list[256] = "", log[40], got[96] = "";
+    for (size_t j = 0; j < k->n; j++)
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+               j ? ":" : "", ossl12[k->order[j]]);
+    snprintf(log, sizeof log, "suite12-%zu.log", i);
+    bool ok = false;
+    const char *want = mesh12[k->want];
+    switch (k->peer) {
+    case S_CLIENT:
+      ok = s_client_suite(sm, list, log, got, sizeof got);
+      want = ossl12[k->want]; /* as s_client names it */
+      break;
+    case S_SERVER:
+    case S_SERVERPREF:
+      ok = s_server_suite(cm, list, k->peer == S_SERVERPREF, log, got,
+                          sizeof got);
+      break;
+    case LIBMESH:
+      ok = libmesh_suite(sm, got, sizeof got);
+      break;
+    }
+    printf("\n  %s [%s]: %s", k->why, list, got);
+    if (!ok || strcmp(got, want) != 0)
+      fprintf(stderr, "\n  row %zu (%s): got \"%s\", want \"%s\" (ok=%d)\n",
+              i, k->why, got, want, ok);
+    CU_ASSERT(ok);
+    CU_ASSERT_STRING_EQUAL(got, want);
+  }
+  mesh_free(cm);
+  mesh_free(sm);
+}
+
 static void add(void) {
   CU_pSuite s = CU_add_suite("tls accept", NULL, NULL);
   CU_add_test(s, "50 hostile sockets do not stall mesh_accept",
@@ -368,6 +540,8 @@ static void add(void) {
               test_no_cert_alert);
   CU_add_test(s, "TLS 1.3 suites in the mesh's order on both ends",
               test_tls13_suite_order);
+  CU_add_test(s, "TLS 1.2 suites: the mesh's order, the server decides",
+              test_tls12_suite_order);
 }
 
 int main(void) {

@@ -2,8 +2,9 @@
 /* tls/conn.c: how a connection ended decides whether the client's saved
  * session for that target stays resumable, the same on both TLS backends.
  *
- * A libmesh server thread on loopback serves one request per connection
- * (ping, pong, done) and then ends the connection in one of five ways:
+ * A libmesh server on loopback (a thread per connection) serves one
+ * request per connection (ping, pong, done) and then ends the connection
+ * in one of five ways:
  * the client closes first, the server sends close_notify, a bare FIN, a
  * TCP RST, or a FIN in the middle of a TLS record.  Each row dials three
  * times with a fresh client: a full handshake, closed by the client; a
@@ -17,8 +18,18 @@
  * Before the fix the OpenSSL rows "server close_notify" failed (the
  * session was lost: we did not answer the peer's close_notify, so OpenSSL
  * took the end as unclean) and the mbedTLS rows FIN/RST/cut failed (the
- * session was kept).  On OpenSSL, `openssl s_client -msg` counts the TLS 1.3
- * tickets a libmesh server sends per connection: one. */
+ * session was kept).
+ *
+ * An unclean end forgets only the session that connection resumed or
+ * saved: two connections to one target, the second saves a newer session
+ * (a full handshake begun before the first saved, or a TLS 1.3 ticket),
+ * the first ends uncleanly: the next dial still resumes.  Before the fix
+ * (the drop was by target) it did not.  A TLS 1.2 resumption of the first
+ * one's session is the same session, dropped with it (OpenSSL marks it not
+ * resumable itself; mbedTLS now matches).
+ *
+ * On OpenSSL, `openssl s_client -msg` counts the TLS 1.3 tickets a libmesh
+ * server sends per connection: one. */
 #include "helpers.h"
 
 #include <errno.h>
@@ -55,13 +66,20 @@ static int slow(void) {
 
 /* ---- server thread: one connection at a time ---------------------------- */
 
+#define SRV_CONNS 256
+
 typedef struct srv {
   mesh_t *m;
   mesh_listener_t *l;
   pthread_t th;
   atomic_bool stop;
-  _Atomic int end; /* how to end the next connection (set before a dial) */
+  _Atomic int end; /* how to end a connection, read after its "done" */
   _Atomic int served;
+  _Atomic int taken;  /* connections that read their end (after "done") */
+  atomic_bool pause;  /* hold off mesh_accept (no handshake progresses) */
+  atomic_bool paused; /* srv_main is holding off */
+  pthread_t conns[SRV_CONNS]; /* one thread per connection (srv_main's) */
+  int nconns;
 } srv_t;
 
 static bool read_exact(mesh_conn_t *c, char *buf, size_t len) {
@@ -131,9 +149,42 @@ static void end_conn(mesh_conn_t *c, end_kind_t how) {
   }
 }
 
+typedef struct job {
+  srv_t *s;
+  mesh_conn_t *c;
+} job_t;
+
+static void serve(srv_t *s, mesh_conn_t *c) {
+  mesh_conn_set_timeouts(c, 10000 * slow(), 10000 * slow());
+  char b[4];
+  if (read_exact(c, b, 4) && mesh_conn_write_all(c, "pong", 4) == MESH_OK &&
+      read_exact(c, b, 4)) {
+    end_kind_t how = (end_kind_t)atomic_load(&s->end);
+    atomic_fetch_add(&s->taken, 1);
+    end_conn(c, how);
+  }
+  mesh_conn_close(c);
+  atomic_fetch_add(&s->served, 1);
+}
+
+static void *conn_main(void *arg) {
+  job_t *j = arg;
+  serve(j->s, j->c);
+  free(j);
+  return NULL;
+}
+
+/* Accepts, and serves each connection from its own thread: a connection
+ * that stays open does not hold up the next one's handshake. */
 static void *srv_main(void *arg) {
   srv_t *s = arg;
   while (!atomic_load(&s->stop)) {
+    if (atomic_load(&s->pause)) {
+      atomic_store(&s->paused, true);
+      usleep(2000);
+      continue;
+    }
+    atomic_store(&s->paused, false);
     mesh_conn_t *c = NULL;
     mesh_status_t st;
     int rc = mesh_accept(s->l, 50, &c, &st);
@@ -144,22 +195,29 @@ static void *srv_main(void *arg) {
       atomic_fetch_add(&s->served, 1);
       continue;
     }
-    mesh_conn_set_timeouts(c, 10000 * slow(), 10000 * slow());
-    char b[4];
-    if (read_exact(c, b, 4) && mesh_conn_write_all(c, "pong", 4) == MESH_OK &&
-        read_exact(c, b, 4))
-      end_conn(c, (end_kind_t)atomic_load(&s->end));
-    mesh_conn_close(c);
-    atomic_fetch_add(&s->served, 1);
+    job_t *j = malloc(sizeof *j);
+    if (j && s->nconns < SRV_CONNS) {
+      *j = (job_t){s, c};
+      if (pthread_create(&s->conns[s->nconns], NULL, conn_main, j) == 0) {
+        s->nconns++;
+        continue;
+      }
+    }
+    free(j);
+    serve(s, c);
   }
   return NULL;
 }
 
 static srv_t srv;
 
+/* A handshake left waiting while another connection is served (the
+ * "newer session" rows) gets a generous budget on both ends. */
 static const char *tls_member(const char *v) {
-  return strcmp(v, "1.3") == 0 ? "\"tls\":{\"min_version\":\"1.3\"}"
-                               : "\"tls\":{\"max_version\":\"1.2\"}";
+  return strcmp(v, "1.3") == 0 ? "\"tls\":{\"min_version\":\"1.3\","
+                                 "\"handshake_timeout_ms\":120000}"
+                               : "\"tls\":{\"max_version\":\"1.2\","
+                                 "\"handshake_timeout_ms\":120000}";
 }
 
 static bool srv_start(const char *v) {
@@ -179,6 +237,9 @@ static void srv_stop(void) {
   if (srv.l) {
     atomic_store(&srv.stop, true);
     pthread_join(srv.th, NULL);
+    for (int i = 0; i < srv.nconns; i++)
+      pthread_join(srv.conns[i], NULL);
+    srv.nconns = 0;
     mesh_listener_close(srv.l);
     srv.l = NULL;
   }
@@ -261,7 +322,156 @@ static void run_case(const char *v, const close_case_t *k) {
   mesh_free(cm);
 }
 
-static void run_version(const char *v) {
+/* ---- an unclean end drops only its own session -------------------------- */
+
+/* ping, pong, done: the server then ends it as srv.end says. */
+static bool exchange(mesh_conn_t *c) {
+  char b[4];
+  mesh_conn_set_timeouts(c, 10000 * slow(), 10000 * slow());
+  bool ok = mesh_conn_write_all(c, "ping", 4) == MESH_OK &&
+            read_exact(c, b, 4) && memcmp(b, "pong", 4) == 0 &&
+            mesh_conn_write_all(c, "done", 4) == MESH_OK;
+  if (!ok)
+    fprintf(stderr, "\n  ping/pong/done: %s\n", mesh_conn_errmsg(c));
+  return ok;
+}
+
+/* Read to the end the server chose; the connection stays open. */
+static long read_end(mesh_conn_t *c) {
+  char b[64];
+  long n = 1;
+  for (int i = 0; i < 1000 && n > 0; i++)
+    n = mesh_conn_read(c, b, sizeof b);
+  return n;
+}
+
+/* Step a non-blocking dial until its ClientHello is out (bounded). */
+static int step_to_hello(mesh_conn_t *c) {
+  int64_t end = th_now_ms() + TH_CAP_MS;
+  while (c->state == MESH__CONN_CONNECTING) {
+    mesh_status_t st;
+    int rc = mesh_conn_handshake(c, &st);
+    if (rc != MESH_ERR_WANT_READ && rc != MESH_ERR_WANT_WRITE) {
+      fprintf(stderr, "\n  handshake: rc %d %s\n", rc, st.message);
+      return rc == MESH_OK ? MESH_ERR_TLS : rc; /* must not finish yet */
+    }
+    if (th_now_ms() > end) {
+      fprintf(stderr, "\n  TIME CAP: connect\n");
+      return MESH_ERR_TIMEOUT;
+    }
+    struct pollfd p = {.fd = mesh_conn_fd(c), .events = POLLOUT};
+    poll(&p, 1, 100);
+  }
+  return c->state == MESH__CONN_HANDSHAKE ? MESH_OK : MESH_ERR_TLS;
+}
+
+/* The second connection's ClientHello goes out before anything is saved
+ * (the server holds off meanwhile, so it cannot get further): it offers
+ * nothing and makes a full handshake, finished later. */
+static mesh_conn_t *dial_first_hello(mesh_t *cm, const char *target) {
+  bool held = false;
+  atomic_store(&srv.pause, true);
+  TH_WAIT_UNTIL(held, atomic_load(&srv.paused), "server holding off");
+  mesh_dial_opts_t *o = mesh_dial_opts_new();
+  mesh_dial_opts_set_nonblocking(o, 1);
+  mesh_dial_opts_set_timeout(o, TH_CAP_MS);
+  mesh_conn_t *c = NULL;
+  mesh_status_t st;
+  int rc = mesh_dial(cm, target, o, &c, &st);
+  mesh_dial_opts_free(o);
+  if (rc == MESH_ERR_WANT_READ || rc == MESH_ERR_WANT_WRITE)
+    rc = step_to_hello(c);
+  else if (rc == MESH_OK)
+    rc = MESH_ERR_TLS; /* cannot finish while the server holds off */
+  atomic_store(&srv.pause, false);
+  if (rc != MESH_OK || !held) {
+    fprintf(stderr, "\n  second dial: %s\n", c ? "" : st.message);
+    mesh_conn_close(c);
+    return NULL;
+  }
+  CU_ASSERT_EQUAL(c->offered_id, 0);
+  return c;
+}
+
+typedef struct newer_case {
+  const char *name;
+  end_kind_t end;   /* how the server ends the first connection */
+  bool second_full; /* the second began its handshake before the first
+                       saved (else it resumes the first one's session) */
+} newer_case_t;
+
+static const newer_case_t newer_cases[] = {
+    {"second: full handshake; first ends with FIN", END_FIN, true},
+    {"second: full handshake; first ends with RST", END_RST, true},
+    {"second: full handshake; first cut in a record", END_CUT, true},
+    {"second resumes the first's session; first: FIN", END_FIN, false},
+    {"second resumes the first's session; first: RST", END_RST, false},
+    {"second resumes the first's session; first: cut", END_CUT, false},
+};
+
+/* Two connections to one target: the first saves its session, the second
+ * a newer one (TLS 1.2 and 1.3: its full handshake; TLS 1.3: the ticket
+ * of its resumption), then the first ends uncleanly.  The next dial
+ * resumes the newer session.  A TLS 1.2 resumption is the first one's
+ * session again: forgotten with it. */
+static void run_newer(const char *v, const newer_case_t *k) {
+  fprintf(stderr, "\n  [TLS %s, %s]", v, k->name);
+  mesh_t *cm = tp_mesh("client", TD, tls_member(v));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(cm);
+  int port = mesh_listener_port(srv.l);
+  char target[64];
+  snprintf(target, sizeof target, "%s", tp_addr(port));
+  int base = atomic_load(&srv.served), taken = atomic_load(&srv.taken);
+  mesh_conn_t *a = NULL, *b = NULL;
+  mesh_status_t st;
+  if (k->second_full) {
+    b = dial_first_hello(cm, target);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  }
+  atomic_store(&srv.end, (int)k->end);
+  CU_ASSERT_EQUAL_FATAL(mesh_dial(cm, target, NULL, &a, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_conn_resumed(a), 0);
+  CU_ASSERT(exchange(a)); /* TLS 1.3: its ticket came before the pong */
+  CU_ASSERT_NOT_EQUAL(a->sess_id, 0); /* saved */
+  /* The server ends a its way; we read that only after b is done (OpenSSL
+   * forgets a session the moment it reads an unclean end; mbedTLS at
+   * close, where the mesh decides). */
+  bool ok = false;
+  TH_WAIT_UNTIL(ok, atomic_load(&srv.taken) > taken, "server ending a");
+  CU_ASSERT(ok);
+  atomic_store(&srv.end, (int)END_CLIENT);
+  if (k->second_full) {
+    b->nonblocking = false; /* the rest as a blocking dial */
+    if (mesh_conn_handshake(b, &st) != MESH_OK) {
+      fprintf(stderr, "\n  second handshake: %s\n", st.message);
+      mesh_conn_close(b);
+      b = NULL;
+    }
+  } else if (mesh_dial(cm, target, NULL, &b, &st) != MESH_OK) {
+    fprintf(stderr, "\n  second dial: %s\n", st.message);
+    b = NULL;
+  }
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  CU_ASSERT_EQUAL(mesh_conn_resumed(b), k->second_full ? 0 : 1);
+  CU_ASSERT(exchange(b));
+  mesh_conn_close(b); /* clean: its session stays */
+  long last = read_end(a);
+  CU_ASSERT_EQUAL(last, k->end == END_FIN   ? 0
+                        : k->end == END_RST ? MESH_ERR_RESET
+                                            : MESH_ERR_TLS);
+  mesh_conn_close(a); /* unclean: forgets its own session only */
+  ok = false;
+  TH_WAIT_UNTIL(ok, atomic_load(&srv.served) >= base + 2, "server done");
+  CU_ASSERT(ok);
+  bool want = k->second_full || strcmp(v, "1.3") == 0;
+  dial_out_t d3 = one_conn(cm, port, END_CLIENT);
+  if (d3.resumed != (want ? 1 : 0))
+    fprintf(stderr, "\n  next dial resumed=%d, want %d\n", d3.resumed, want);
+  CU_ASSERT_EQUAL(d3.resumed, want ? 1 : 0);
+  mesh_free(cm);
+}
+
+static void run_version(const char *v, bool newer) {
   if (strcmp(v, "1.3") == 0 && !mesh__tls_be.has_tls13()) {
     /* mbedTLS 2.28: no TLS 1.3 rows; the config says why */
     char cfg[4096];
@@ -276,14 +486,19 @@ static void run_version(const char *v) {
   tp_certs();
   bool up = srv_start(v);
   CU_ASSERT(up);
-  if (up)
-    for (size_t i = 0; i < sizeof close_cases / sizeof *close_cases; i++)
-      run_case(v, &close_cases[i]);
+  for (size_t i = 0; up && !newer && i < sizeof close_cases / sizeof *close_cases;
+       i++)
+    run_case(v, &close_cases[i]);
+  for (size_t i = 0;
+       up && newer && i < sizeof newer_cases / sizeof *newer_cases; i++)
+    run_newer(v, &newer_cases[i]);
   srv_stop();
 }
 
-static void test_close_12(void) { run_version("1.2"); }
-static void test_close_13(void) { run_version("1.3"); }
+static void test_close_12(void) { run_version("1.2", false); }
+static void test_close_13(void) { run_version("1.3", false); }
+static void test_newer_12(void) { run_version("1.2", true); }
+static void test_newer_13(void) { run_version("1.3", true); }
 
 /* ---- openssl s_server -www closes first --------------------------------- */
 
@@ -407,6 +622,10 @@ static void add(void) {
               test_close_12);
   CU_add_test(s, "TLS 1.3: how the peer ended decides resumption",
               test_close_13);
+  CU_add_test(s, "TLS 1.2: an unclean end keeps a newer session",
+              test_newer_12);
+  CU_add_test(s, "TLS 1.3: an unclean end keeps a newer session",
+              test_newer_13);
   CU_add_test(s, "openssl s_server -www closes first: next dial resumes",
               test_s_server);
   if (strcmp(mesh__tls_be.name, "openssl") == 0)

@@ -75,6 +75,14 @@ static const char *expected(want_t w) {
   return w == REQ13 && (our13 || peer13) ? NULL : "TLSv1.2";
 }
 
+/* The suite both backends agree on (tls/suites.c: the first of the
+ * mesh's list for the version), as mesh_conn_cipher() names it. */
+static const char *suite_of(const char *version) {
+  return strcmp(version, "TLSv1.3") == 0
+             ? "TLS-AES-128-GCM-SHA256"
+             : "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256";
+}
+
 static bool wait_log(const char *log, const char *needle, int ms) {
   for (int i = 0; i < ms / 20; i++) {
     char *t = th_slurp(th_path(log), NULL);
@@ -118,6 +126,7 @@ static void we_dial(const cross_case_t *tc) {
       fprintf(stderr, "\n  %s: dial %d: %s\n", tc->name, i, st.message);
     CU_ASSERT_EQUAL_FATAL(rc, MESH_OK);
     CU_ASSERT_STRING_EQUAL(mesh_conn_tls_version(c), want);
+    CU_ASSERT_STRING_EQUAL(mesh_conn_cipher(c), suite_of(want));
     CU_ASSERT_EQUAL(mesh_conn_resumed(c), i);
     CU_ASSERT_STRING_EQUAL(mesh_conn_peer_id(c), SERVER_ID);
     mesh_conn_set_timeouts(c, 5000, 5000);
@@ -166,6 +175,7 @@ static void we_serve(const cross_case_t *tc) {
       fprintf(stderr, "\n  %s: peer dial: %s\n", tc->name, got);
     CU_ASSERT_EQUAL(rc, 0);
     CONTAINS(got, want);
+    CONTAINS(got, suite_of(want)); /* meshctl dial prints the suite */
     CONTAINS(got, "(resumed)");
     CONTAINS(got, "ping");
     CU_ASSERT(tp_server_wait(&srv, 2, 5000));

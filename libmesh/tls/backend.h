@@ -120,6 +120,15 @@ typedef struct mesh__tls_backend {
 
 extern const mesh__tls_backend_t mesh__tls_be;
 
+/** The mesh's cipher suites in its order of preference (tls/suites.c),
+ *  NULL-terminated, named as mesh_conn_cipher() reports them
+ *  ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "TLS-AES-128-GCM-SHA256").
+ *  Every backend offers them in this order as a client and, in TLS 1.2,
+ *  picks by this order as a server; it leaves out only a suite its
+ *  library lacks. */
+extern const char *const mesh__tls_suites12[];
+extern const char *const mesh__tls_suites13[];
+
 /** Shared peer decision for a full handshake (tls/verify.c): chain is the
  *  peer's, leaf first.  fast: the backend already verified the chain
  *  against the union of the bundles and top is the root it chained to (or

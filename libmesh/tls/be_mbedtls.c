@@ -48,27 +48,36 @@ void mbe_fini(mesh__tls_t *t) {
   t->be = NULL;
 }
 
-/* ECDHE key exchange with AEAD ciphers only.  ECDSA first: SPIFFE SVIDs are
- * usually P-256 (SPIRE's default, and our dev CA's); the RSA-signed
- * variants keep SVIDs from RSA CAs working. */
-static const int suites12[] = {
+/* The mesh's suites (tls/suites.c) as mbedTLS ids, built once: TLS 1.3
+ * first where this mbedTLS has it (one list serves both versions), then
+ * TLS 1.2.  A suite the library was built without (no id for its name,
+ * e.g. ChaCha20 without MBEDTLS_CHACHAPOLY_C) is left out. */
+static int suites[16];
+static pthread_once_t suites_once = PTHREAD_ONCE_INIT;
+
+static size_t add_suites(const char *const *names, const char *prefix,
+                         size_t n) {
+  for (size_t i = 0; names[i] && n + 1 < sizeof suites / sizeof *suites;
+       i++) {
+    /* "TLS-..." as mbedTLS names 1.2 suites; mbedTLS 3 spells 1.3 suites
+     * "TLS1-3-AES-128-GCM-SHA256" */
+    char name[64];
+    snprintf(name, sizeof name, "%s%s", prefix, names[i] + 4);
+    int id = mbedtls_ssl_get_ciphersuite_id(name);
+    if (id != 0)
+      suites[n++] = id;
+  }
+  return n;
+}
+
+static void suites_init(void) {
+  size_t n = 0;
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
-    MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
-    MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
-    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+  n = add_suites(mesh__tls_suites13, "TLS1-3-", n);
 #endif
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-#if defined(MBEDTLS_CHACHAPOLY_C)
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-#endif
-    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-#if defined(MBEDTLS_CHACHAPOLY_C)
-    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-#endif
-    0,
-};
+  n = add_suites(mesh__tls_suites12, "TLS-", n);
+  suites[n] = 0;
+}
 
 /* mbedTLS 3.2 introduced the tls_version setters (and TLS 1.3 servers). */
 static void set_versions(const mesh__tls_t *t, mbedtls_ssl_config *conf) {
@@ -157,7 +166,19 @@ static int setup_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
   if (ret != 0)
     return ret;
   set_versions(t, conf);
-  mbedtls_ssl_conf_ciphersuites(conf, suites12);
+  pthread_once(&suites_once, suites_init);
+  if (suites[0] == 0)
+    return MBEDTLS_ERR_SSL_BAD_INPUT_DATA; /* none of the mesh's suites */
+  mbedtls_ssl_conf_ciphersuites(conf, suites);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_SSL_SRV_C)
+  /* TLS 1.2 server: the mesh's order wins (3.x's default, said once
+   * more); 2.28 does so unless built with
+   * MBEDTLS_SSL_SRV_RESPECT_CLIENT_PREFERENCE (Debian's is not;
+   * test_tls_accept would fail).  No effect on 1.3 (client's order). */
+  if (endpoint == MBEDTLS_SSL_IS_SERVER)
+    mbedtls_ssl_conf_preference_order(conf,
+                                      MBEDTLS_SSL_SRV_CIPHERSUITE_ORDER_SERVER);
+#endif
   mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &b->drbg);
   /* Mutual TLS both ways; the verify callback makes the final decision. */
   mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);

@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -224,7 +225,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess) {
   if (!s)
     return 0;
   s->s = sess; /* returning 1 keeps OpenSSL's reference for us */
-  mesh__sesscache_put(&c->m->tls->cache, c->target, c->gen->generation, s);
+  mesh__sesscache_put(&c->m->tls->cache, c, s);
   if (SSL_is_init_finished(ssl))
     c->got_ticket = true;
   return 1;
@@ -297,17 +298,46 @@ static int add_roots(SSL_CTX *ctx, const mesh__creds_t *cr) {
   return 0;
 }
 
-/* TLS 1.2: ECDHE with AEAD only, ECDSA first; TLS 1.3: AES-128-GCM first
- * (OpenSSL's default puts AES-256 first).  Both orders are the mbedTLS
- * backend's, so a client offers the same list on either backend; a TLS
- * 1.3 server takes the client's first choice on both (mbedTLS 3 has no
- * server preference in 1.3). */
-#define SUITES12                                                              \
-  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"              \
-  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"                \
-  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
-#define SUITES13                                                              \
-  "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+/* The mesh's suites (tls/suites.c) as an OpenSSL cipher string: TLS 1.2
+ * names through OPENSSL_cipher_name() (IANA name in, OpenSSL's out); TLS
+ * 1.3 names are the IANA names.  A name OpenSSL does not know is left
+ * out (an empty TLS 1.2 list then fails SSL_CTX_set_cipher_list). */
+static void suite_list(const char *const *names, bool tls13, char *out,
+                       size_t len) {
+  size_t off = 0;
+  out[0] = '\0';
+  for (size_t i = 0; names[i]; i++) {
+    char iana[64];
+    mesh__strlcpy(iana, names[i], sizeof iana);
+    for (char *p = iana; *p; p++)
+      if (*p == '-')
+        *p = '_';
+    const char *n = tls13 ? iana : OPENSSL_cipher_name(iana);
+    if (!n || strcmp(n, "(NONE)") == 0)
+      continue;
+    int k = snprintf(out + off, len - off, "%s%s", off ? ":" : "", n);
+    if (k < 0 || (size_t)k >= len - off) {
+      out[off] = '\0';
+      return;
+    }
+    off += (size_t)k;
+  }
+}
+
+/* TLS 1.2: the server's order wins, as with the mbedTLS backend and in
+ * Envoy's server contexts (SSL_OP_CIPHER_SERVER_PREFERENCE).  TLS 1.3:
+ * the client's, as with mbedTLS 3 (which has no server preference in
+ * 1.3), so the option cannot go on the SSL_CTX (OpenSSL applies it to both
+ * versions).  It is set per connection here: OpenSSL calls the
+ * certificate callback once the version is known, after it chose a TLS
+ * 1.3 suite and before it chooses a TLS 1.2 one
+ * (tls_post_process_client_hello); test_tls_accept checks both. */
+static int server_pref_cb(SSL *ssl, void *arg) {
+  (void)arg;
+  if (SSL_version(ssl) < TLS1_3_VERSION)
+    SSL_set_options(ssl, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  return 1;
+}
 
 static SSL_CTX *ctx_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
                            bool server) {
@@ -318,10 +348,13 @@ static SSL_CTX *ctx_common(const mesh__tls_t *t, mesh__tlsgen_t *g,
                                                  : TLS1_2_VERSION;
   int maxv = t->set.max_version == MESH__TLS_V12 ? TLS1_2_VERSION
                                                  : TLS1_3_VERSION;
+  char s12[512], s13[256];
+  suite_list(mesh__tls_suites12, false, s12, sizeof s12);
+  suite_list(mesh__tls_suites13, true, s13, sizeof s13);
   if (SSL_CTX_set_min_proto_version(ctx, minv) != 1 ||
       SSL_CTX_set_max_proto_version(ctx, maxv) != 1 ||
-      SSL_CTX_set_cipher_list(ctx, SUITES12) != 1 ||
-      SSL_CTX_set_ciphersuites(ctx, SUITES13) != 1 ||
+      SSL_CTX_set_cipher_list(ctx, s12) != 1 ||
+      SSL_CTX_set_ciphersuites(ctx, s13) != 1 ||
       use_creds(ctx, g->creds) != 0) {
     SSL_CTX_free(ctx);
     return NULL;
@@ -353,6 +386,7 @@ static int setup_server(const mesh__tls_t *t, mesh__tlsgen_t *g) {
     return -1;
   static const unsigned char sid[] = "libmesh";
   SSL_CTX_set_session_id_context(b->server, sid, sizeof sid - 1);
+  SSL_CTX_set_cert_cb(b->server, server_pref_cb, NULL);
   /* Stateless tickets only, keys new per generation (a new SSL_CTX): after
    * a server rotation old tickets no longer decrypt. */
   SSL_CTX_set_session_cache_mode(b->server, SSL_SESS_CACHE_OFF);

@@ -81,8 +81,10 @@ static bool ended_cleanly(const mesh_conn_t *c) {
 /* The TLS part of closing: never blocks (every send is MSG_DONTWAIT).
  * Mesh policy for both backends: after a clean end the client's saved
  * session for this target stays resumable; after any other end of a
- * connection that had opened, it is forgotten (OpenSSL marks it not
- * resumable itself; mbedTLS would keep it). */
+ * connection that had opened, the session this connection resumed or
+ * saved is forgotten (OpenSSL marks it not resumable itself; mbedTLS would
+ * keep it), but not a newer one another connection to the same target
+ * saved meanwhile (sesscache.c compares ids). */
 static void tls_close(mesh_conn_t *c) {
   if (c->state == MESH__CONN_OPEN && !c->server && !c->eof &&
       !c->got_ticket && c->m->tls->set.resumption &&
@@ -97,7 +99,7 @@ static void tls_close(mesh_conn_t *c) {
   if (clean && !c->shut)
     mesh__tls_be.close_notify(c);
   if (!clean && c->opened && !c->server && c->m->tls->set.resumption)
-    mesh__sesscache_drop(&c->m->tls->cache, c->target);
+    mesh__sesscache_drop(&c->m->tls->cache, c->target, c->sess_id);
 }
 
 void mesh_conn_close(mesh_conn_t *c) {

@@ -66,7 +66,7 @@ static int start_tls(mesh_conn_t *c, mesh_status_t *st) {
   if (rc != MESH_OK)
     return rc;
   if (!c->server && c->m->tls->set.resumption)
-    c->offered_session = mesh__sesscache_load(&c->m->tls->cache, c);
+    mesh__sesscache_load(&c->m->tls->cache, c);
   c->state = MESH__CONN_HANDSHAKE;
   mesh__conn_obs_tls_start(c);
   return MESH_OK;
@@ -137,6 +137,8 @@ static void send_alert(mesh_conn_t *c, int code) {
 
 static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
   c->resumed = mesh__tls_be.resumed(c);
+  if (c->resumed && !c->server)
+    c->sess_id = c->offered_id; /* the session this connection now uses */
   bool no_cert = false;
   if (c->resumed) {
     mesh_status_t s2;
@@ -149,7 +151,7 @@ static int after_handshake(mesh_conn_t *c, mesh_status_t *st) {
     if (rc != MESH_OK && !no_cert) {
       send_alert(c, rc);
       if (!c->server)
-        mesh__sesscache_drop(&c->m->tls->cache, c->target);
+        mesh__sesscache_drop(&c->m->tls->cache, c->target, c->offered_id);
       return mesh__conn_fail(c, st, rc, "%s", s2.message);
     }
   }
@@ -187,8 +189,8 @@ static int step_handshake(mesh_conn_t *c, mesh_status_t *st) {
   if (ret == MESH_ERR_WANT_READ || ret == MESH_ERR_WANT_WRITE)
     return ret;
   if (ret != MESH_OK) {
-    if (c->offered_session)
-      mesh__sesscache_drop(&c->m->tls->cache, c->target);
+    if (c->offered_id)
+      mesh__sesscache_drop(&c->m->tls->cache, c->target, c->offered_id);
     if (f.kind == MESH__HSF_NO_CERT && c->server) {
       /* Say why before closing (RFC 8446 4.4.2.4: certificate_required;
        * RFC 5246 7.4.6: handshake_failure).  Backends that already sent

@@ -3,6 +3,8 @@
  * dial to the same peer resumes (one round trip less, no certificate
  * exchange).  Entries are bound to the creds generation they were made
  * with: after our own rotation a full handshake presents the new SVID.
+ * Each saved session has an id, so that a connection forgets only the
+ * session it resumed or saved, never a newer one of the same target.
  * Small fixed-size table with LRU replacement; a mutex guards it (held only
  * for a lookup and a backend session copy). */
 #include "tls/tls.h"
@@ -44,6 +46,7 @@ static mesh__sess_entry_t *find(mesh__sesscache_t *sc, const char *key) {
 static void clear(mesh__sess_entry_t *e) {
   mesh__tls_be.sess_free(e->sess);
   e->sess = NULL;
+  e->id = 0;
   e->used = false;
   e->key[0] = '\0';
 }
@@ -63,6 +66,7 @@ bool mesh__sesscache_load(mesh__sesscache_t *sc, mesh_conn_t *c) {
   }
   if (e && e->sess && mesh__tls_be.sess_set(c, e->sess)) {
     e->lru = ++sc->tick;
+    c->offered_id = e->id;
     ok = true;
   }
   pthread_mutex_unlock(&sc->mu);
@@ -80,12 +84,20 @@ static mesh__sess_entry_t *victim(mesh__sesscache_t *sc) {
   return best;
 }
 
-void mesh__sesscache_put(mesh__sesscache_t *sc, const char *key,
-                         uint64_t generation, mesh__be_sess_t *s) {
+void mesh__sesscache_put(mesh__sesscache_t *sc, mesh_conn_t *c,
+                         mesh__be_sess_t *s) {
+  const char *key = c->target;
   if (!sc->n || strlen(key) >= sizeof sc->v[0].key) {
     mesh__tls_be.sess_free(s);
     return;
   }
+  /* A TLS 1.2 resumption continues the session it resumed (the same
+   * master secret; a renewed ticket is that session again), so it keeps
+   * its id: an unclean end of any connection of it forgets it, as OpenSSL
+   * does with its one SSL_SESSION.  Anything else (a full handshake, a TLS
+   * 1.3 ticket: a new PSK) is a new session. */
+  bool same = c->resumed && c->sess_id != 0 &&
+              strcmp(mesh__tls_be.version(c), "TLSv1.2") == 0;
   pthread_mutex_lock(&sc->mu);
   mesh__sess_entry_t *e = find(sc, key);
   if (!e)
@@ -93,7 +105,9 @@ void mesh__sesscache_put(mesh__sesscache_t *sc, const char *key,
   mesh__be_sess_t *old = e->sess;
   e->sess = s;
   mesh__strlcpy(e->key, key, sizeof e->key);
-  e->generation = generation;
+  e->generation = c->gen->generation;
+  e->id = same ? c->sess_id : ++sc->ids;
+  c->sess_id = e->id;
   e->saved_ms = mesh__now_ms();
   e->lru = ++sc->tick;
   e->used = true;
@@ -107,15 +121,16 @@ void mesh__sesscache_save(mesh__sesscache_t *sc, mesh_conn_t *c) {
   /* Copy out of the connection before taking the lock: it allocates. */
   mesh__be_sess_t *s = mesh__tls_be.sess_get(c);
   if (s)
-    mesh__sesscache_put(sc, c->target, c->gen->generation, s);
+    mesh__sesscache_put(sc, c, s);
 }
 
-void mesh__sesscache_drop(mesh__sesscache_t *sc, const char *key) {
-  if (!sc->n)
+void mesh__sesscache_drop(mesh__sesscache_t *sc, const char *key,
+                          uint64_t id) {
+  if (!sc->n || id == 0)
     return;
   pthread_mutex_lock(&sc->mu);
   mesh__sess_entry_t *e = find(sc, key);
-  if (e)
+  if (e && e->id == id)
     clear(e);
   pthread_mutex_unlock(&sc->mu);
 }

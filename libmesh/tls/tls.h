@@ -74,6 +74,7 @@ typedef struct mesh__sess_entry {
   char key[64];                  /* normalised "ip:port" of the target */
   uint64_t generation;           /* creds generation it was made with */
   int64_t saved_ms;              /* monotonic */
+  uint64_t id;                   /* which session (mesh__sesscache_put) */
   uint64_t lru;
   bool used;
   mesh__be_sess_t *sess;         /* backend's saved session */
@@ -85,22 +86,29 @@ typedef struct mesh__sesscache {
   mesh__sess_entry_t *v;
   size_t n;
   uint64_t tick;
+  uint64_t ids;                  /* last session id given */
   int64_t max_age_ms;
 } mesh__sesscache_t;
 
 int mesh__sesscache_init(mesh__sesscache_t *sc, size_t n, int64_t max_age_ms);
 void mesh__sesscache_fini(mesh__sesscache_t *sc);
-/** Load a saved session for c's target and generation into c.
+/** Load a saved session for c's target and generation into c; its id goes
+ *  to c->offered_id.
  *  @return true if one was set (the handshake will try to resume it). */
 bool mesh__sesscache_load(mesh__sesscache_t *sc, mesh_conn_t *c);
 /** Save the session of a finished client handshake (backends that learn
  *  of sessions later, as TLS 1.3 tickets, call _put instead). */
 void mesh__sesscache_save(mesh__sesscache_t *sc, mesh_conn_t *c);
-/** Keep s (ownership taken) for key+generation. */
-void mesh__sesscache_put(mesh__sesscache_t *sc, const char *key,
-                         uint64_t generation, mesh__be_sess_t *s);
-/** Forget the session for key (after a failed resumption). */
-void mesh__sesscache_drop(mesh__sesscache_t *sc, const char *key);
+/** Keep s (ownership taken) as the session of c's target and generation;
+ *  its id goes to c->sess_id: a new one, except after a TLS 1.2
+ *  resumption (the same session again: the id c resumed). */
+void mesh__sesscache_put(mesh__sesscache_t *sc, mesh_conn_t *c,
+                         mesh__be_sess_t *s);
+/** Forget key's session if it is still session id (0: nothing), not a
+ *  newer one another connection saved meanwhile.  After a failed
+ *  resumption (id: c->offered_id) or an unclean end (c->sess_id). */
+void mesh__sesscache_drop(mesh__sesscache_t *sc, const char *key,
+                          uint64_t id);
 
 /* ---- generations (tls/tlsconf.c) ----------------------------------------- */
 
@@ -266,7 +274,11 @@ struct mesh_conn {
   bool cert_optional;     /* server: a client certificate is optional
                              (MESH__INPICK_TLS) */
   bool resumed;
-  bool offered_session;  /* client offered a cached session */
+  uint64_t offered_id;    /* client: id of the cached session it offered,
+                             0 none */
+  uint64_t sess_id;       /* client: id of the cached session it resumed or
+                             last saved, 0 none (an unclean end drops that
+                             one only) */
   bool got_ticket;        /* client: a session was saved after the
                              handshake (TLS 1.3 ticket) */
   bool shut;              /* close_notify / FIN sent */
