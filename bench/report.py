@@ -729,6 +729,29 @@ def backends_syscalls_block(bk, same_run):
     return block("syscalls", L)
 
 
+def backends_tickets(bk):
+    """The TLS 1.3 session-ticket sentence: the run's CSV says (a '# s_server
+    tickets' line, since bench/backends.sh passes -num_tickets 1) whether
+    `openssl s_server` sent one ticket per new connection like libmesh's
+    OpenSSL server or OpenSSL's default two (CSVs made before)."""
+    if "-num_tickets 1" in bk.meta.get("s_server tickets", ""):
+        return ("Tickets: both TLS 1.3 servers send one session ticket per new "
+                "connection, the libmesh server on OpenSSL "
+                "(`SSL_CTX_set_num_tickets(…, 1)`) and `openssl s_server "
+                "-num_tickets 1` (OpenSSL's default is two), and both clients "
+                "read and process it before their one read returns, so the full "
+                "handshakes compared do the same work (one ticket after a "
+                "resumption too; the setting is TLS 1.3 only).")
+    return ("Tickets: the libmesh server on OpenSSL sends one TLS 1.3 session "
+            "ticket per new connection (`SSL_CTX_set_num_tickets(…, 1)`); this "
+            "run's `openssl s_server` sent OpenSSL's default two (before "
+            "`bench/backends.sh` passed `-num_tickets 1`), and both clients "
+            "read and process every ticket before their one read returns, so "
+            "s_time's TLS 1.3 full handshakes include one ticket more on each "
+            "side than libmesh's (after a TLS 1.3 resumption OpenSSL sends one "
+            "ticket either way).")
+
+
 def backends_handshakes_block(bk, same_run):
     L = ["### Per TLS backend and version", "",
          "`micro --only handshakes --tls V` of each build (libmesh client and "
@@ -745,14 +768,8 @@ def backends_handshakes_block(bk, same_run):
          "without `-www` resumes 1%). The client reads the byte, not the "
          "server's close_notify after it, then closes with its own close_notify "
          "(a client that reads the peer's close_notify keeps its session as well "
-         "since the closeres fix, `tests/test_tls_close`). Tickets: the libmesh "
-         "server on OpenSSL sends one TLS 1.3 session ticket per new connection "
-         "(`SSL_CTX_set_num_tickets(…, 1)`), `openssl s_server` sends OpenSSL's "
-         "default two, and both clients read and process every ticket before "
-         "their one read returns, so s_time's TLS 1.3 full handshakes include "
-         "one ticket more on each side than libmesh's (the setting is TLS 1.3 "
-         "only; after a TLS 1.3 resumption OpenSSL sends one ticket either "
-         "way). " + bk.provenance(same_run), ""]
+         "since the closeres fix, `tests/test_tls_close`). " + backends_tickets(bk) +
+         " " + bk.provenance(same_run), ""]
     cols = [("libmesh", be) for be in bk.backends] + [("s_time", "openssl")]
     name = lambda c: f"libmesh ({BK_NAMES[c[1]]})" if c[0] == "libmesh" else "openssl s_time"
     L.append("| TLS | handshake | " + " | ".join(f"{name(c)} /s | per CPU s" for c in cols) +
