@@ -11,7 +11,11 @@
 #     TLS_AES_128_GCM_SHA256), CPU of both processes; each connection
 #     fetches a 3-byte file (-www / -WWW) as libmesh's dials read one byte:
 #     a TLS 1.3 client that reads nothing closes before its ticket arrives
-#     and never resumes (s_time -reuse without -www: 1% resumed);
+#     and never resumes (s_time -reuse without -www: 1% resumed); the
+#     TLS 1.3 s_server sends one session ticket per new connection
+#     (-num_tickets 1, OpenSSL's default is two) as the libmesh OpenSSL
+#     server does (SSL_CTX_set_num_tickets(.., 1)), so both do the same
+#     work; the CSV's '# s_server tickets' line says so for report.py;
 #   - bytes per idle pooled mTLS connection (bench/micro --only idle) per
 #     backend and version;
 #   - system calls per request per side (bench/syscalls BUILD, the part-1
@@ -43,7 +47,7 @@ backends_part() { # backends_part COMMAND_TEXT -> $OUT/backends.csv
     -quiet -naccept 100000000 -WWW"
   start BK_SS13 sh -c "cd '$W' && exec openssl s_server -accept 127.0.0.1:$P13 -cert server.crt \
     -key server.key -CAfile ca.crt -Verify 1 -ciphersuites TLS_AES_128_GCM_SHA256 -tls1_3 \
-    -quiet -naccept 100000000 -WWW"
+    -num_tickets 1 -quiet -naccept 100000000 -WWW"
   wait_port $P12 && wait_port $P13 || { echo "backends: s_server not up" >&2; return 1; }
   local st_time; st_time=$([ "$SMOKE" -eq 1 ] && echo 1 || echo 3)
   {
@@ -51,6 +55,7 @@ backends_part() { # backends_part COMMAND_TEXT -> $OUT/backends.csv
     echo "# command: $1"
     echo "# libraries: $(for it in "${items[@]}"; do b=${it#*:}; b=${b%%:*}; [ "$b" = - ] && continue
       "$b/tools/meshctl" --version | sed -n 's/^tls backend: //p'; done | paste -sd, - | sed "s/,/, /g"); s_time: $(openssl version | cut -d" " -f1-2)"
+    echo "# s_server tickets: TLS 1.3 1 per new connection (-num_tickets 1)"
     echo "source,backend,tls,metric,run,value"
   } > "$csv"
   MICROARGS="--ca $W/ca.crt --server-cert $W/server.crt --server-key $W/server.key --client-cert $W/client.crt --client-key $W/client.key"

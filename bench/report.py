@@ -729,6 +729,29 @@ def backends_syscalls_block(bk, same_run):
     return block("syscalls", L)
 
 
+def backends_tickets(bk):
+    """The TLS 1.3 session-ticket sentence: the run's CSV says (a '# s_server
+    tickets' line, since bench/backends.sh passes -num_tickets 1) whether
+    `openssl s_server` sent one ticket per new connection like libmesh's
+    OpenSSL server or OpenSSL's default two (CSVs made before)."""
+    if "-num_tickets 1" in bk.meta.get("s_server tickets", ""):
+        return ("Tickets: both TLS 1.3 servers send one session ticket per new "
+                "connection, the libmesh server on OpenSSL "
+                "(`SSL_CTX_set_num_tickets(…, 1)`) and `openssl s_server "
+                "-num_tickets 1` (OpenSSL's default is two), and both clients "
+                "read and process it before their one read returns, so the full "
+                "handshakes compared do the same work (one ticket after a "
+                "resumption too; the setting is TLS 1.3 only).")
+    return ("Tickets: the libmesh server on OpenSSL sends one TLS 1.3 session "
+            "ticket per new connection (`SSL_CTX_set_num_tickets(…, 1)`); this "
+            "run's `openssl s_server` sent OpenSSL's default two (before "
+            "`bench/backends.sh` passed `-num_tickets 1`), and both clients "
+            "read and process every ticket before their one read returns, so "
+            "s_time's TLS 1.3 full handshakes include one ticket more on each "
+            "side than libmesh's (after a TLS 1.3 resumption OpenSSL sends one "
+            "ticket either way).")
+
+
 def backends_handshakes_block(bk, same_run):
     L = ["### Per TLS backend and version", "",
          "`micro --only handshakes --tls V` of each build (libmesh client and "
@@ -743,12 +766,10 @@ def backends_handshakes_block(bk, same_run):
          "\"resumed\" dial is a full handshake (before this, `micro` reported "
          "0.15–0.20 of OpenSSL/TLS 1.3 dials resumed, and `s_time -reuse` "
          "without `-www` resumes 1%). The client reads the byte, not the "
-         "server's close_notify after it: a libmesh client on the OpenSSL "
-         "backend that has read its peer's close_notify closes without sending "
-         "its own, and OpenSSL then marks the saved session not resumable "
-         "(`SSL_free` of a connection not shut down; with that read none of the "
-         "\"resumed\" dials resumed, with either version), a matter for the "
-         "library, not for this benchmark. " + bk.provenance(same_run), ""]
+         "server's close_notify after it, then closes with its own close_notify "
+         "(a client that reads the peer's close_notify keeps its session as well "
+         "since the closeres fix, `tests/test_tls_close`). " + backends_tickets(bk) +
+         " " + bk.provenance(same_run), ""]
     cols = [("libmesh", be) for be in bk.backends] + [("s_time", "openssl")]
     name = lambda c: f"libmesh ({BK_NAMES[c[1]]})" if c[0] == "libmesh" else "openssl s_time"
     L.append("| TLS | handshake | " + " | ".join(f"{name(c)} /s | per CPU s" for c in cols) +
@@ -804,15 +825,27 @@ def backends_handshakes_block(bk, same_run):
     st = [(v, bk.med("s_time", "openssl", v, "resumed_per_cpu_s") /
            bk.med("s_time", "openssl", v, "full_per_cpu_s"))
           for v in ("1.2", "1.3") if bk.has("s_time", "openssl", v)]
+    # what the resumed rows say, from the figures (not a fixed sentence)
+    rr = [bk.ratio("openssl", v, "resumed")[0] for v in ("1.2", "1.3")
+          if bk.has("libmesh", "openssl", v) and bk.has("s_time", "openssl", v)]
+    if rr and min(rr) >= 1:
+        rate = "resumes at s_time's rate or better"
+    elif rr:
+        rate = (f"resumes at {min(rr):.2f}–{max(rr):.2f}× s_time's rate" if len(rr) > 1
+                else f"resumes at {rr[0]:.2f}× s_time's rate")
+    else:
+        rate = "resumes (no s_time figure)"
+    r13 = [bk.med(s_, b_, "1.3", "resumed_per_cpu_s") / bk.med(s_, b_, "1.3", "full_per_cpu_s")
+           for s_, b_ in (("libmesh", "openssl"), ("s_time", "openssl")) if bk.has(s_, b_, "1.3")]
     L.append("")
     L.append("For comparison, `openssl s_time` resumed ÷ full per CPU s: " +
              ", ".join(f"TLS {v} {x:.1f}×" for v, x in st) +
              ". With OpenSSL the ratio is low because its full handshake is cheap "
              f"({fullx}), not because "
-             "resumption is slow: libmesh on OpenSSL resumes at s_time's rate or "
-             "better (table above). A TLS 1.3 resumption (psk_dhe_ke, the only "
-             "mode OpenSSL and libmesh offer) still does an ECDHE exchange, so no "
-             "TLS 1.3 stack here reaches 8×.")
+             f"resumption is slow: libmesh on OpenSSL {rate} "
+             "(table above). A TLS 1.3 resumption (psk_dhe_ke, the only "
+             "mode OpenSSL and libmesh offer) still does an ECDHE exchange" +
+             (", so no TLS 1.3 stack here reaches 8×." if r13 and max(r13) < 8 else "."))
     return block("handshakes", L)
 
 
@@ -821,7 +854,14 @@ def backends_memory_block(bk, same_run):
          "`micro --only idle --tls V` of each build (the figure of the table "
          "above, in a freshly forked process: 65 calls in flight dial 65 "
          "connections to a server in another process, then 64 are idle in the "
-         "pool; client side). " + bk.provenance(same_run, short=True), "",
+         "pool; client side). These connections carried no request: on the "
+         "OpenSSL backend a pooled client connection that did keeps its record "
+         "buffers while pooled and gives them back once a pool sweep finds it "
+         "idle for 1 s (≤ ~2 s after its last request; how much, in section "
+         "\"Where the 16-connection gap goes\"), so after a request it holds "
+         "more than this for those seconds and then this. mbedTLS 2.28 "
+         "allocates its two record buffers with the connection and keeps them, "
+         "so its figure includes them. " + bk.provenance(same_run, short=True), "",
          "| backend | TLS | bytes per idle pooled connection | RSS per connection | target | met |",
          "|---|---|--:|--:|---|---|"]
     for be in bk.backends:
