@@ -28,6 +28,12 @@
  * one's session is the same session, dropped with it (OpenSSL marks it not
  * resumable itself; mbedTLS now matches).
  *
+ * The end is judged where the client's read first returns it, not only at
+ * close: a dial made after that read and before the close of the
+ * connection resumes after close_notify and makes a full handshake after
+ * a FIN alone, a RST or a cut record, on both backends (before, mbedTLS
+ * resumed there: the mesh dropped the session only at close).
+ *
  * On OpenSSL, `openssl s_client -msg` counts the TLS 1.3 tickets a libmesh
  * server sends per connection: one. */
 #include "helpers.h"
@@ -433,9 +439,9 @@ static void run_newer(const char *v, const newer_case_t *k) {
   CU_ASSERT_EQUAL(mesh_conn_resumed(a), 0);
   CU_ASSERT(exchange(a)); /* TLS 1.3: its ticket came before the pong */
   CU_ASSERT_NOT_EQUAL(a->sess_id, 0); /* saved */
-  /* The server ends a its way; we read that only after b is done (OpenSSL
-   * forgets a session the moment it reads an unclean end; mbedTLS at
-   * close, where the mesh decides). */
+  /* The server ends a its way; we read that only after b is done (an
+   * unclean end forgets a's session the moment it is read, on both
+   * backends: the rows below ask what b resumes). */
   bool ok = false;
   TH_WAIT_UNTIL(ok, atomic_load(&srv.taken) > taken, "server ending a");
   CU_ASSERT(ok);
@@ -471,7 +477,48 @@ static void run_newer(const char *v, const newer_case_t *k) {
   mesh_free(cm);
 }
 
-static void run_version(const char *v, bool newer) {
+/* ---- a dial between the read of the end and the close ------------------- */
+
+/* The second connection resumes and the client reads the server's end;
+ * before it closes that connection, a new dial to the same target.  The
+ * mesh judges the end at that read on both backends: after close_notify
+ * the new dial resumes, after a FIN alone, a RST or a cut record it makes
+ * a full handshake (before, mbedTLS forgot the session only at close and
+ * resumed here; OpenSSL forgets it as SSL_read sees a FIN alone or a cut
+ * record). */
+static void run_early(const char *v, const close_case_t *k) {
+  fprintf(stderr, "\n  [TLS %s, %s, dial before close]", v, k->name);
+  mesh_t *cm = tp_mesh("client", TD, tls_member(v));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(cm);
+  int port = mesh_listener_port(srv.l);
+  dial_out_t d1 = one_conn(cm, port, END_CLIENT);
+  CU_ASSERT_EQUAL(d1.resumed, 0);
+  int base = atomic_load(&srv.served);
+  atomic_store(&srv.end, (int)k->end);
+  mesh_conn_t *c = NULL;
+  mesh_status_t st;
+  CU_ASSERT_EQUAL_FATAL(mesh_dial(cm, tp_addr(port), NULL, &c, &st), MESH_OK);
+  CU_ASSERT_EQUAL(mesh_conn_resumed(c), 1); /* the session was there */
+  CU_ASSERT(exchange(c));
+  long last = read_end(c);
+  if (last != k->last)
+    fprintf(stderr, "\n  last read %ld, want %ld\n", last, k->last);
+  CU_ASSERT_EQUAL(last, k->last);
+  dial_out_t d3 = one_conn(cm, port, END_CLIENT); /* c is still open */
+  if (d3.resumed != (k->next_resumes ? 1 : 0))
+    fprintf(stderr, "\n  dial before close resumed=%d, want %d\n",
+            d3.resumed, k->next_resumes ? 1 : 0);
+  CU_ASSERT_EQUAL(d3.resumed, k->next_resumes ? 1 : 0);
+  mesh_conn_close(c);
+  bool ok = false;
+  TH_WAIT_UNTIL(ok, atomic_load(&srv.served) >= base + 2, "server done");
+  CU_ASSERT(ok);
+  mesh_free(cm);
+}
+
+typedef enum rows { ROWS_CLOSE, ROWS_NEWER, ROWS_EARLY } rows_t;
+
+static void run_version(const char *v, rows_t rows) {
   if (strcmp(v, "1.3") == 0 && !mesh__tls_be.has_tls13()) {
     /* mbedTLS 2.28: no TLS 1.3 rows; the config says why */
     char cfg[4096];
@@ -486,19 +533,25 @@ static void run_version(const char *v, bool newer) {
   tp_certs();
   bool up = srv_start(v);
   CU_ASSERT(up);
-  for (size_t i = 0; up && !newer && i < sizeof close_cases / sizeof *close_cases;
-       i++)
+  size_t nclose = sizeof close_cases / sizeof *close_cases;
+  for (size_t i = 0; up && rows == ROWS_CLOSE && i < nclose; i++)
     run_case(v, &close_cases[i]);
   for (size_t i = 0;
-       up && newer && i < sizeof newer_cases / sizeof *newer_cases; i++)
+       up && rows == ROWS_NEWER && i < sizeof newer_cases / sizeof *newer_cases;
+       i++)
     run_newer(v, &newer_cases[i]);
+  for (size_t i = 0; up && rows == ROWS_EARLY && i < nclose; i++)
+    if (close_cases[i].end != END_CLIENT) /* it reads no end */
+      run_early(v, &close_cases[i]);
   srv_stop();
 }
 
-static void test_close_12(void) { run_version("1.2", false); }
-static void test_close_13(void) { run_version("1.3", false); }
-static void test_newer_12(void) { run_version("1.2", true); }
-static void test_newer_13(void) { run_version("1.3", true); }
+static void test_close_12(void) { run_version("1.2", ROWS_CLOSE); }
+static void test_close_13(void) { run_version("1.3", ROWS_CLOSE); }
+static void test_newer_12(void) { run_version("1.2", ROWS_NEWER); }
+static void test_newer_13(void) { run_version("1.3", ROWS_NEWER); }
+static void test_early_12(void) { run_version("1.2", ROWS_EARLY); }
+static void test_early_13(void) { run_version("1.3", ROWS_EARLY); }
 
 /* ---- openssl s_server -www closes first --------------------------------- */
 
@@ -626,6 +679,10 @@ static void add(void) {
               test_newer_12);
   CU_add_test(s, "TLS 1.3: an unclean end keeps a newer session",
               test_newer_13);
+  CU_add_test(s, "TLS 1.2: the end is judged at the read, before close",
+              test_early_12);
+  CU_add_test(s, "TLS 1.3: the end is judged at the read, before close",
+              test_early_13);
   CU_add_test(s, "openssl s_server -www closes first: next dial resumes",
               test_s_server);
   if (strcmp(mesh__tls_be.name, "openssl") == 0)

@@ -78,13 +78,35 @@ static bool ended_cleanly(const mesh_conn_t *c) {
          (c->shut || !c->eof || c->rx_close_notify);
 }
 
-/* The TLS part of closing: never blocks (every send is MSG_DONTWAIT).
- * Mesh policy for both backends: after a clean end the client's saved
- * session for this target stays resumable; after any other end of a
- * connection that had opened, the session this connection resumed or
- * saved is forgotten (OpenSSL marks it not resumable itself; mbedTLS would
- * keep it), but not a newer one another connection to the same target
- * saved meanwhile (sesscache.c compares ids). */
+/* Mesh policy for both backends, decided once per connection: after a
+ * clean end the client's saved session for this target stays resumable;
+ * after any other end of a connection that had opened, the session this
+ * connection resumed or saved is forgotten (OpenSSL marks it not
+ * resumable itself; mbedTLS would keep it), but not a newer one another
+ * connection to the same target saved meanwhile (sesscache.c compares
+ * ids).  Made where the end is first known: the read that saw it
+ * (mesh__conn_read_end), else at close.  Dropping at the read, not only
+ * at close, keeps a dial made in between from resuming on mbedTLS only
+ * (OpenSSL forgets its session the moment SSL_read sees a fatal end).
+ * An unclean verdict is final (c->end_unclean); a clean one is judged
+ * again at close (a later write may still fail). */
+static bool judge_end(mesh_conn_t *c) {
+  if (c->end_unclean)
+    return false;
+  if (ended_cleanly(c))
+    return true;
+  c->end_unclean = true;
+  if (c->opened && !c->server && c->m->tls->set.resumption)
+    mesh__sesscache_drop(&c->m->tls->cache, c->target, c->sess_id);
+  return false;
+}
+
+void mesh__conn_read_end(mesh_conn_t *c) {
+  if (c->tls && c->be && (c->eof || c->state == MESH__CONN_FAILED))
+    judge_end(c);
+}
+
+/* The TLS part of closing: never blocks (every send is MSG_DONTWAIT). */
 static void tls_close(mesh_conn_t *c) {
   if (c->state == MESH__CONN_OPEN && !c->server && !c->eof &&
       !c->got_ticket && c->m->tls->set.resumption &&
@@ -93,13 +115,10 @@ static void tls_close(mesh_conn_t *c) {
     if (n < 0 && n != MESH_ERR_WANT_READ && n != MESH_ERR_WANT_WRITE)
       c->state = MESH__CONN_FAILED; /* reset, alert, truncation */
   }
-  bool clean = ended_cleanly(c);
   /* Ours also answers the peer's (RFC 5246 7.2.1, RFC 8446 6.1); with
    * OpenSSL it is what keeps the session resumable. */
-  if (clean && !c->shut)
+  if (judge_end(c) && !c->shut)
     mesh__tls_be.close_notify(c);
-  if (!clean && c->opened && !c->server && c->m->tls->set.resumption)
-    mesh__sesscache_drop(&c->m->tls->cache, c->target, c->sess_id);
 }
 
 void mesh_conn_close(mesh_conn_t *c) {

@@ -199,6 +199,8 @@ long mesh_conn_read(mesh_conn_t *c, void *buf, size_t len) {
                   : plain_read(c, buf, len, deadline);
   if (n > 0)
     c->rx_bytes += (uint64_t)n;
+  else
+    mesh__conn_read_end(c); /* the end, if it was one: judged now */
   return n;
 }
 

@@ -286,6 +286,8 @@ struct mesh_conn {
   bool rx_close_notify;   /* the peer's close_notify arrived (backend read
                              sets it; eof without it: FIN alone) */
   bool opened;            /* the handshake completed (state was OPEN) */
+  bool end_unclean;       /* judged an unclean end (conn.c judge_end):
+                             its session is already dropped */
   uint64_t rx_bytes;      /* application bytes read (mesh_conn_read): the
                              call layer's "nothing of the response came" */
   int last_err;           /* sticky code once FAILED */
@@ -351,6 +353,10 @@ void mesh__conn_abort(mesh_conn_t *c, int code, const char *fmt, ...)
 int mesh__conn_step(mesh_conn_t *c, mesh_status_t *st);
 /** Drive the handshake to the end, waiting with poll until the deadline. */
 int mesh__conn_finish(mesh_conn_t *c, mesh_status_t *st);
+/** A read of c (io.c) returned its end (0) or failed: judge now how the
+ *  connection ended, as close would (an unclean end of a client's
+ *  connection forgets its session at once).  No-op while c is still up. */
+void mesh__conn_read_end(mesh_conn_t *c);
 /** Is a pooled idle connection still usable (no EOF/RST/unread bytes)? */
 bool mesh__conn_idle_ok(mesh_conn_t *c);
 /** Record buffers of an open TLS connection (io.c): keep them between
