@@ -170,7 +170,8 @@ MESH_EXTERN int mesh_conn_shutdown(mesh_conn_t *c);
  *  also in answer to the peer's).  A client connection that ended without
  *  a close_notify from either side (reset, fatal alert, FIN alone or inside
  *  a record) drops the saved session of its target (see docs/config/tls.md;
- *  a read that returned that end already dropped it).  NULL is a no-op.  Strings borrowed from c become invalid. */
+ *  a read that returned that end already dropped it).  NULL is a no-op.
+ *  Strings borrowed from c become invalid. */
 MESH_EXTERN void mesh_conn_close(mesh_conn_t *c);
 
 /** The socket, for poll() in non-blocking use; -1 for NULL.  Do not read,
